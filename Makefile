@@ -1,0 +1,148 @@
+# libhmt — see README.md. GNU make.
+.DEFAULT_GOAL := all
+.SUFFIXES:
+
+# ---- version: one source of truth, the public header ------------------------
+HDR := include/hmt/hmt.h
+hdrnum = $(shell sed -n 's/^\#define $(1) *\([0-9]*\).*/\1/p' $(HDR))
+VMAJOR := $(call hdrnum,HMT_VERSION_MAJOR)
+VMINOR := $(call hdrnum,HMT_VERSION_MINOR)
+VPATCH := $(call hdrnum,HMT_VERSION_PATCH)
+ABI    := $(call hdrnum,HMT_ABI_VERSION)
+VERSION := $(VMAJOR).$(VMINOR).$(VPATCH)
+SONAME  := libhmt.so.$(ABI)
+SOFULL  := libhmt.so.$(ABI).$(VMINOR).$(VPATCH)
+
+# ---- install directories (GNU conventions) -----------------------------------
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+LIBDIR ?= $(exec_prefix)/lib
+INCLUDEDIR ?= $(prefix)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BINDIR ?= $(exec_prefix)/bin
+DESTDIR ?=
+
+# ---- tools and flags ---------------------------------------------------------
+CC ?= cc
+CXX ?= c++
+PYTHON ?= /usr/bin/python3
+B ?= build
+OPT ?= -O2
+WERROR ?=
+SANITIZE ?=
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR)
+CPPFLAGS += -Iinclude -Ilib -D_GNU_SOURCE -MMD -MP
+LIB_CFLAGS = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden $(WARN) $(SANITIZE) $(CFLAGS)
+APP_CFLAGS = -std=c99 $(OPT) -g $(WARN) $(SANITIZE) $(CFLAGS)
+SLEEF_CFLAGS := $(shell pkg-config --cflags sleef 2>/dev/null)
+SLEEF_LIBS := $(shell pkg-config --libs sleef 2>/dev/null || echo -lsleef)
+XSMM_LIBS := -lxsmm -lxsmmnoblas
+SYS_LIBS := -lpthread -lrt -ldl -lm
+PRIV_LIBS := $(XSMM_LIBS) $(SLEEF_LIBS) $(SYS_LIBS)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+# ---- sources ---------------------------------------------------------------
+LIB_SRC := $(sort $(wildcard lib/*.c lib/kernels/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+EX_SRC  := $(sort $(wildcard examples/*.c))
+EX_BIN  := $(EX_SRC:examples/%.c=$(B)/bin/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bin/%)
+TEST_SUITES := $(sort $(wildcard tests/check_*.c))
+TEST_SRC := $(TEST_SUITES) $(wildcard tests/util/*.c) tests/runner.c
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
+
+SO := $(B)/$(SOFULL)
+AR_LIB := $(B)/libhmt.a
+
+.PHONY: all lib examples bench test check install uninstall clean deps asan \
+        testdata pc
+all: lib examples bench
+lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
+examples: $(EX_BIN)
+bench: $(BENCH_BIN)
+
+$(B)/lib/%.o: lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(LIB_CFLAGS) -c $< -o $@
+
+$(SO): $(LIB_OBJ) lib/libhmt.map
+	$(CC) -shared -o $@ $(LIB_OBJ) $(SANITIZE) -Wl,-soname,$(SONAME) \
+	  -Wl,--version-script=lib/libhmt.map -Wl,-z,defs -Wl,-z,relro -Wl,-z,now \
+	  -Wl,--exclude-libs,ALL $(PRIV_LIBS) $(LDFLAGS)
+$(B)/$(SONAME): $(SO)
+	ln -sf $(SOFULL) $@
+$(B)/libhmt.so: $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
+$(AR_LIB): $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# Examples and benchmarks link the shared library the way a user would.
+$(B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS)
+$(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
+
+# ---- pkg-config --------------------------------------------------------------
+$(B)/hmt.pc: pkgconfig/hmt.pc.in $(HDR) Makefile
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@EXEC_PREFIX@|$(exec_prefix)|' \
+	    -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIV_LIBS@|$(XSMM_LIBS) $(SYS_LIBS)|' \
+	    $< | sed -e 's|$(exec_prefix)/|$${exec_prefix}/|' -e 's|^exec_prefix=$(prefix)|exec_prefix=$${prefix}|' \
+	         -e 's|^includedir=$(prefix)/|includedir=$${prefix}/|' > $@
+
+# ---- tests -----------------------------------------------------------------
+$(B)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -I$(B)/tests $(SLEEF_CFLAGS) $(CHECK_CFLAGS) $(APP_CFLAGS) -std=gnu11 -c $< -o $@
+$(B)/tests/suites.h: $(TEST_SUITES) Makefile
+	@mkdir -p $(dir $@)
+	printf '%s\n' $(patsubst tests/check_%.c,'HMT_SUITE(%)',$(TEST_SUITES)) > $@.tmp && mv $@.tmp $@
+$(B)/tests/runner.o: $(B)/tests/suites.h
+$(B)/tests/check_hmt: $(TEST_OBJ) $(AR_LIB)
+	$(CC) $(SANITIZE) -o $@ $(TEST_OBJ) $(AR_LIB) $(CHECK_LIBS) $(PRIV_LIBS) $(LDFLAGS)
+
+TESTDATA := $(B)/testdata/.stamp
+$(TESTDATA): $(wildcard tests/reference/*.py tools/*.py)
+	@mkdir -p $(dir $@)
+	$(PYTHON) tests/reference/make_testdata.py $(dir $@)
+	touch $@
+testdata: $(TESTDATA)
+
+test check: all $(B)/tests/check_hmt $(TESTDATA)
+	HMT_TESTDATA=$(B)/testdata HMT_BUILD=$(B) $(B)/tests/check_hmt
+	B=$(B) CC=$(CC) CXX=$(CXX) sh tests/abi/check_exports.sh
+	B=$(B) CC=$(CC) CXX=$(CXX) sh tests/abi/check_header.sh
+
+# Same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) B=build-asan OPT=-O1 \
+	  SANITIZE='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
+
+# ---- install ---------------------------------------------------------------
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/$(SOFULL)
+	ln -sf $(SOFULL) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libhmt.so
+	install -m 644 $(AR_LIB) $(DESTDIR)$(LIBDIR)/libhmt.a
+	install -m 644 include/hmt/*.h $(DESTDIR)$(INCLUDEDIR)/hmt/
+	install -m 644 $(B)/hmt.pc $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(SOFULL) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	  $(DESTDIR)$(LIBDIR)/libhmt.so $(DESTDIR)$(LIBDIR)/libhmt.a \
+	  $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/hmt
+
+deps:
+	sh tools/install-deps.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

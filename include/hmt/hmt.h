@@ -1,0 +1,374 @@
+/*
+ * libhmt — memory-augmented LLM inference on the CPU.
+ *
+ * This header is the specification of libhmt's stable API: anything not
+ * declared here is not part of it. It is self-contained C99, includes only
+ * standard headers, and compiles as C and as C++.
+ *
+ * Walkthrough
+ * -----------
+ *     hmt_model *model = NULL;
+ *     if (hmt_model_load(&model, "model.gguf", NULL) != HMT_OK) {
+ *         fprintf(stderr, "%s\n", hmt_last_error_msg());
+ *         return 1;
+ *     }
+ *     hmt_ctx *ctx = NULL;
+ *     if (hmt_ctx_create(&ctx, model, NULL) != HMT_OK) { ... }
+ *
+ *     hmt_token toks[256]; size_t n = 0;
+ *     hmt_tokenize(model, "Hello", 5, HMT_TOKENIZE_ADD_BOS, toks, 256, &n);
+ *     hmt_ctx_eval_tokens(ctx, toks, n, 0);        // logits of the last token
+ *     const float *logits = hmt_ctx_logits(ctx, -1);
+ *
+ *     hmt_ctx_free(ctx);
+ *     hmt_model_free(model);
+ *
+ * Conventions (they hold for every function unless its comment says otherwise)
+ * -----------
+ * - Status: functions returning `int` return HMT_OK (0) or a negative
+ *   hmt_status. On failure a message is stored for the calling thread
+ *   (hmt_last_error_msg()) and, where a handle was given, on the handle
+ *   (hmt_model_errmsg(), hmt_ctx_errmsg()).
+ * - Handles are opaque and created by the library. `hmt_x **out` arguments
+ *   hand ownership to the caller, who releases them with hmt_x_free(); every
+ *   _free() accepts NULL. On failure *out is set to NULL.
+ * - Pointers returned by getters are borrowed: they belong to the handle and
+ *   stay valid for the lifetime stated at the function.
+ * - Options: creation options are given through an opaque hmt_params object
+ *   filled with typed, enum-keyed setters (no public struct layout; see
+ *   docs/API.md). NULL means "all defaults".
+ * - Threads: an hmt_model is immutable after loading and may be shared by any
+ *   number of threads and contexts. An hmt_ctx, hmt_params or hmt_sampler is
+ *   used by one thread at a time. The library never prints, exits or aborts.
+ * - Strings are UTF-8. Integers are fixed-width; token ids are int32_t.
+ */
+#ifndef HMT_H
+#define HMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Export and attribute macros
+ * ------------------------------------------------------------------------- */
+#if defined(_WIN32) && defined(HMT_BUILD_SHARED)
+#define HMT_API __declspec(dllexport)
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define HMT_API __attribute__((visibility("default")))
+#else
+#define HMT_API
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define HMT_NODISCARD __attribute__((warn_unused_result))
+#else
+#define HMT_NODISCARD
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Versions
+ * ------------------------------------------------------------------------- */
+#define HMT_VERSION_MAJOR 0
+#define HMT_VERSION_MINOR 1
+#define HMT_VERSION_PATCH 0
+#define HMT_VERSION_NUMBER \
+    (HMT_VERSION_MAJOR * 10000 + HMT_VERSION_MINOR * 100 + HMT_VERSION_PATCH)
+#define HMT_VERSION_STR_(x) #x
+#define HMT_VERSION_STR(x) HMT_VERSION_STR_(x)
+#define HMT_VERSION_STRING                                                   \
+    HMT_VERSION_STR(HMT_VERSION_MAJOR) "." HMT_VERSION_STR(HMT_VERSION_MINOR) \
+    "." HMT_VERSION_STR(HMT_VERSION_PATCH)
+#define HMT_AT_LEAST_VERSION(x, y, z) \
+    (HMT_VERSION_NUMBER >= ((x) * 10000 + (y) * 100 + (z)))
+
+/* The ABI number: the N of the SONAME libhmt.so.N. It changes only when a
+ * released symbol is removed or changes meaning (docs/ABI.md). */
+#define HMT_ABI_VERSION 0
+
+/** Release version of the loaded library, as HMT_VERSION_NUMBER. Thread-safe. */
+HMT_API uint32_t hmt_version_number(void);
+/** Release version of the loaded library, "X.Y.Z"; static storage. Thread-safe. */
+HMT_API const char *hmt_version_string(void);
+/** ABI number of the loaded library (HMT_ABI_VERSION it was built with). */
+HMT_API uint32_t hmt_abi_version(void);
+
+/* ---------------------------------------------------------------------------
+ * Status codes
+ * ------------------------------------------------------------------------- */
+/* Values are fixed forever; new codes are only appended. */
+typedef enum hmt_status {
+    HMT_OK = 0,
+    HMT_E_INVAL = -1,       /* an argument is invalid (NULL, out of range)  */
+    HMT_E_NOMEM = -2,       /* an allocation failed                          */
+    HMT_E_IO = -3,          /* a file could not be opened, read or written   */
+    HMT_E_FORMAT = -4,      /* a file's contents are malformed or corrupt    */
+    HMT_E_UNSUPPORTED = -5, /* valid but not supported (arch, tensor type)   */
+    HMT_E_CTX_FULL = -6,    /* the KV cache has no room for the batch        */
+    HMT_E_ABORTED = -7,     /* the abort callback asked to stop              */
+    HMT_E_MISUSE = -8,      /* API called in the wrong order or state        */
+    HMT_E_BUFFER = -9,      /* the caller's output buffer is too small       */
+    HMT_E_TOKEN = -10,      /* a token id is outside [0, n_vocab)            */
+    HMT_E_INTERNAL = -11    /* a bug in libhmt; please report it             */
+} hmt_status;
+
+/** Static English text for a status code ("unknown status" for others).
+ *  Thread-safe; never NULL. */
+HMT_API const char *hmt_strerror(int status);
+
+/** Detail of the last failure on the calling thread (any function, handle or
+ *  not). Thread-local storage owned by the library, valid until the next
+ *  libhmt call on this thread; "" when nothing failed yet. Never NULL. */
+HMT_API const char *hmt_last_error_msg(void);
+
+/* ---------------------------------------------------------------------------
+ * Parameters: an opaque bag of typed, enum-keyed options
+ * ------------------------------------------------------------------------- */
+/* Keys are banded by the object they configure and only ever appended.
+ * Every key has a type (int or float), a default and bounds
+ * (hmt_param_bounds). A key set on a params object is used by any function
+ * that reads it and ignored by the others. */
+typedef enum hmt_param {
+    /* context creation (100…) */
+    HMT_P_N_CTX = 100,      /* int: KV cache length in tokens; 0 = model's
+                               context length (default 0)                   */
+    HMT_P_N_BATCH = 101,    /* int: max tokens per forward chunk; a longer
+                               batch is split internally (default 512)      */
+    /* runtime (400…): also settable on a live context, hmt_ctx_set_int */
+    HMT_P_N_THREADS = 400,  /* int: worker threads for this context
+                               (default 0 = number of online CPUs)          */
+    /* sampling (500…) */
+    HMT_P_TEMPERATURE = 500, /* float: 0 = greedy (default 0.8)             */
+    HMT_P_TOP_K = 501,       /* int: keep the k most likely; 0 = all (40)   */
+    HMT_P_TOP_P = 502,       /* float: nucleus mass in (0,1]; 1 = off (0.95)*/
+    HMT_P_SEED = 503         /* int: RNG seed (default 0x484d54)            */
+} hmt_param;
+
+typedef struct hmt_params hmt_params;
+
+/** Create a params object holding every default. *out owned by the caller. */
+HMT_API HMT_NODISCARD int hmt_params_create(hmt_params **out);
+/** Free a params object (NULL is a no-op). */
+HMT_API void hmt_params_free(hmt_params *params);
+/** Set an integer key. HMT_E_INVAL for an unknown key, a float key, or a value
+ *  outside the bounds; the object is unchanged then. */
+HMT_API HMT_NODISCARD int hmt_params_set_int(hmt_params *params, hmt_param key, int64_t value);
+/** Set a float key (same errors as hmt_params_set_int). */
+HMT_API HMT_NODISCARD int hmt_params_set_float(hmt_params *params, hmt_param key, double value);
+/** Read a key's current value (ints are returned exactly as double). */
+HMT_API HMT_NODISCARD int hmt_params_get(const hmt_params *params, hmt_param key, double *out);
+/** Bounds and default of a key; any out pointer may be NULL. HMT_E_INVAL for
+ *  an unknown key. *is_int is 1 for integer keys. Thread-safe. */
+HMT_API HMT_NODISCARD int hmt_param_bounds(hmt_param key, double *lo, double *hi,
+                                           double *def, int *is_int);
+
+/* ---------------------------------------------------------------------------
+ * Logging
+ * ------------------------------------------------------------------------- */
+typedef enum hmt_log_level {
+    HMT_LOG_ERROR = 0,
+    HMT_LOG_WARN = 1,
+    HMT_LOG_INFO = 2,
+    HMT_LOG_DEBUG = 3
+} hmt_log_level;
+
+typedef void (*hmt_log_fn)(hmt_log_level level, const char *msg, void *user_data);
+
+/** Route the library's log lines to fn (NULL: discard, the default).
+ *  Global state: call before other threads use the library. */
+HMT_API void hmt_log_set(hmt_log_fn fn, void *user_data);
+
+/* ---------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------- */
+typedef int32_t hmt_token;
+typedef struct hmt_model hmt_model;
+
+/** Load a model from a GGUF file (architectures llama and qwen2).
+ *  The file is memory-mapped and validated completely before use; F16/BF16
+ *  weights are converted to F32 packed panels at load (docs/API.md, memory).
+ *  params: NULL or a params object (no model keys exist yet).
+ *  Errors: HMT_E_INVAL (NULL out/path), HMT_E_IO, HMT_E_FORMAT (corrupt file;
+ *  the message names the field), HMT_E_UNSUPPORTED (architecture or tensor
+ *  type), HMT_E_NOMEM. On failure *out is NULL and nothing is leaked.
+ *  Thread-safe (distinct calls share nothing). */
+HMT_API HMT_NODISCARD int hmt_model_load(hmt_model **out, const char *path,
+                                         const hmt_params *params);
+
+/** Release the caller's reference to a model (NULL is a no-op). Contexts hold
+ *  their own reference, so a model freed while contexts live is destroyed
+ *  when the last of them is freed. */
+HMT_API void hmt_model_free(hmt_model *model);
+
+/** Shape queries; 0 / NULL for a NULL model. Thread-safe. */
+HMT_API int32_t hmt_model_n_vocab(const hmt_model *model);
+HMT_API int32_t hmt_model_n_embd(const hmt_model *model);
+HMT_API int32_t hmt_model_n_layer(const hmt_model *model);
+HMT_API int32_t hmt_model_n_head(const hmt_model *model);
+HMT_API int32_t hmt_model_n_head_kv(const hmt_model *model);
+HMT_API int32_t hmt_model_n_ff(const hmt_model *model);
+HMT_API int32_t hmt_model_n_ctx_train(const hmt_model *model);
+/** Architecture name from general.architecture ("llama", "qwen2"); owned by
+ *  the model, valid until it is destroyed. */
+HMT_API const char *hmt_model_arch(const hmt_model *model);
+/** Number of parameters in the backbone's weight tensors. */
+HMT_API uint64_t hmt_model_n_params(const hmt_model *model);
+
+/** Copy a metadata value rendered as text into buf (snprintf-style: always
+ *  NUL-terminated when cap > 0). *len_out (may be NULL) receives the full
+ *  length without the NUL. Arrays render as "[array of N <type>]".
+ *  HMT_E_INVAL if the key is missing; HMT_E_BUFFER if cap is too small (the
+ *  text is truncated, *len_out says how much room is needed). */
+HMT_API HMT_NODISCARD int hmt_model_meta_str(const hmt_model *model, const char *key,
+                                             char *buf, size_t cap, size_t *len_out);
+
+/** Special tokens; -1 when the model defines none. */
+HMT_API hmt_token hmt_model_token_bos(const hmt_model *model);
+HMT_API hmt_token hmt_model_token_eos(const hmt_model *model);
+
+/** Copy the input embedding of a token (n_embd floats) into out. */
+HMT_API HMT_NODISCARD int hmt_model_token_embedding(const hmt_model *model, hmt_token token,
+                                                    float *out, size_t cap);
+
+/** Detail of the last failure of a call that took this model; library-owned,
+ *  valid until the next failing call on it. Never NULL. Because a model is
+ *  shared between threads, prefer hmt_last_error_msg() in threaded code. */
+HMT_API const char *hmt_model_errmsg(const hmt_model *model);
+
+/* ---------------------------------------------------------------------------
+ * Tokenizer (from the GGUF's tokenizer.ggml.* metadata: "llama" SentencePiece
+ * BPE with byte fallback, or "gpt2" byte-level BPE). Thread-safe.
+ * ------------------------------------------------------------------------- */
+enum {
+    HMT_TOKENIZE_ADD_BOS = 1u << 0, /* prepend BOS when the model has one    */
+    HMT_TOKENIZE_SPECIAL = 1u << 1  /* parse control-token text ("<s>") as
+                                       the token instead of as plain text     */
+};
+
+/** Tokenize len bytes of UTF-8 text (invalid bytes are handled, never read
+ *  past len). Writes up to cap ids into out and the count into *n_out.
+ *  HMT_E_BUFFER if cap is too small: *n_out then holds the needed count.
+ *  out may be NULL when cap is 0 (count only). */
+HMT_API HMT_NODISCARD int hmt_tokenize(const hmt_model *model, const char *text, size_t len,
+                                       uint32_t flags, hmt_token *out, size_t cap,
+                                       size_t *n_out);
+
+enum {
+    HMT_DETOKENIZE_SPECIAL = 1u << 0 /* render control tokens (<s>, </s>) */
+};
+
+/** Turn ids into UTF-8 text, snprintf-style: the text (NUL-terminated when
+ *  cap > 0) in buf, its length without NUL in *len_out. HMT_E_BUFFER when it
+ *  does not fit (truncated output, *len_out the needed length); HMT_E_TOKEN
+ *  for an id outside the vocabulary. A leading SentencePiece space is kept;
+ *  decoding ids one at a time and concatenating gives the same bytes as
+ *  decoding them together. */
+HMT_API HMT_NODISCARD int hmt_detokenize(const hmt_model *model, const hmt_token *tokens,
+                                         size_t n_tokens, uint32_t flags, char *buf,
+                                         size_t cap, size_t *len_out);
+
+/* ---------------------------------------------------------------------------
+ * Contexts: one document stream with its KV cache
+ * ------------------------------------------------------------------------- */
+typedef struct hmt_ctx hmt_ctx;
+
+/** Create a context for model, holding a reference to it.
+ *  params keys used: HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_THREADS.
+ *  All buffers (KV cache, activations) are allocated here, once.
+ *  Errors: HMT_E_INVAL, HMT_E_NOMEM. Thread-safe with respect to other
+ *  contexts of the same model. */
+HMT_API HMT_NODISCARD int hmt_ctx_create(hmt_ctx **out, hmt_model *model,
+                                         const hmt_params *params);
+/** Free a context and drop its model reference (NULL is a no-op). */
+HMT_API void hmt_ctx_free(hmt_ctx *ctx);
+
+/** Set a runtime key on a live context (HMT_P_N_THREADS). */
+HMT_API HMT_NODISCARD int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value);
+/** Read a key's value as the context uses it (e.g. the actual HMT_P_N_CTX). */
+HMT_API HMT_NODISCARD int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out);
+
+/** The model this context runs (borrowed). */
+HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx);
+/** Number of positions held in the KV cache. */
+HMT_API int32_t hmt_ctx_n_past(const hmt_ctx *ctx);
+/** KV cache capacity in positions. */
+HMT_API int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx);
+
+/** Per-row output requests for hmt_ctx_eval(). */
+enum {
+    HMT_OUT_LOGITS = 1u << 0, /* compute this row's logits                    */
+    HMT_OUT_HIDDEN = 1u << 1  /* keep this row's final normalized hidden state */
+};
+
+/** Evaluate a batch of n rows appended to the KV cache at slots
+ *  n_past … n_past+n-1, each row being either a token id (tokens != NULL) or
+ *  an input embedding of n_embd floats (embd != NULL, row-major n × n_embd);
+ *  exactly one of the two is given.
+ *  pos:     RoPE position of each row, or NULL for n_past + i.
+ *  outputs: per-row HMT_OUT_* flags, or NULL for "logits and hidden state of
+ *           the last row only".
+ *  Rows attend causally to every cached slot and to earlier rows.
+ *  On HMT_OK, n_past grows by n and the requested outputs are readable with
+ *  hmt_ctx_logits() / hmt_ctx_hidden() until the next eval or clear.
+ *  Errors (the KV cache and n_past are then as before the call):
+ *  HMT_E_INVAL (n = 0, both or neither of tokens/embd, bad flags),
+ *  HMT_E_TOKEN (an id out of range), HMT_E_CTX_FULL (n_past + n > n_ctx),
+ *  HMT_E_ABORTED (the abort callback returned nonzero between layers). */
+HMT_API HMT_NODISCARD int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens,
+                                       const float *embd, const int32_t *pos,
+                                       const uint8_t *outputs);
+
+/** Shorthand: evaluate token ids at the next positions; logits for every row
+ *  when all_logits is nonzero, else for the last row only. */
+HMT_API HMT_NODISCARD int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n,
+                                              int all_logits);
+
+/** Logits (n_vocab floats) of batch row i of the last successful eval, or of
+ *  its last row for i = -1. NULL if that row's logits were not requested.
+ *  Valid until the next eval, clear, rewind or free of ctx. */
+HMT_API const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i);
+/** Final normalized hidden state (n_embd floats) of batch row i (-1 = last);
+ *  NULL if not requested. Same lifetime as hmt_ctx_logits(). */
+HMT_API const float *hmt_ctx_hidden(const hmt_ctx *ctx, int32_t i);
+
+/** Forget every cached position (n_past = 0). */
+HMT_API HMT_NODISCARD int hmt_ctx_kv_clear(hmt_ctx *ctx);
+/** Keep the first n_keep cached positions and drop the rest
+ *  (HMT_E_INVAL if n_keep > n_past). */
+HMT_API HMT_NODISCARD int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep);
+
+/** Abort callback, polled between layers: a nonzero return stops the eval
+ *  with HMT_E_ABORTED. NULL removes it. Called on the thread running eval. */
+typedef int (*hmt_abort_fn)(void *user_data);
+HMT_API HMT_NODISCARD int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn,
+                                                     void *user_data);
+
+/** Detail of the last failure on this context; library-owned, valid until
+ *  the next call on ctx. "" if none. Never NULL. */
+HMT_API const char *hmt_ctx_errmsg(const hmt_ctx *ctx);
+
+/* ---------------------------------------------------------------------------
+ * Sampling: greedy, temperature, top-k, top-p with a seeded RNG
+ * ------------------------------------------------------------------------- */
+typedef struct hmt_sampler hmt_sampler;
+
+/** Create a sampler. Keys used: HMT_P_TEMPERATURE, HMT_P_TOP_K, HMT_P_TOP_P,
+ *  HMT_P_SEED. The same seed and logits give the same tokens on every run. */
+HMT_API HMT_NODISCARD int hmt_sampler_create(hmt_sampler **out, const hmt_params *params);
+HMT_API void hmt_sampler_free(hmt_sampler *sampler);
+/** Draw a token from n_vocab logits (not modified). Order: top-k, then
+ *  temperature softmax, then top-p, then a draw; temperature 0 is argmax
+ *  (lowest id on ties). HMT_E_INVAL for NULL or n_vocab <= 0. */
+HMT_API HMT_NODISCARD int hmt_sampler_sample(hmt_sampler *sampler, const float *logits,
+                                             int32_t n_vocab, hmt_token *out);
+/** Restart the RNG from seed. */
+HMT_API void hmt_sampler_reseed(hmt_sampler *sampler, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HMT_H */

@@ -1,0 +1,100 @@
+/* hmt_params: typed, enum-keyed options with bounds and defaults. One table
+ * lists every key; adding a key is one line here and one in hmt.h. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "params.h"
+
+typedef struct {
+    hmt_param key;
+    const char *name;
+    int is_int;
+    double lo, hi, def;
+} param_info;
+
+static const param_info PARAMS[] = {
+    {HMT_P_N_CTX, "n_ctx", 1, 0, 1 << 20, 0},
+    {HMT_P_N_BATCH, "n_batch", 1, 1, 1 << 16, 512},
+    {HMT_P_N_THREADS, "n_threads", 1, 0, 1024, 0},
+    {HMT_P_TEMPERATURE, "temperature", 0, 0, 100, 0.8},
+    {HMT_P_TOP_K, "top_k", 1, 0, 1 << 30, 40},
+    {HMT_P_TOP_P, "top_p", 0, 0, 1, 0.95},
+    {HMT_P_SEED, "seed", 1, 0, 9007199254740991.0, 0x484d54},
+};
+#define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
+
+struct hmt_params {
+    double value[N_PARAMS];
+};
+
+static int find(hmt_param key) {
+    for (size_t i = 0; i < N_PARAMS; i++)
+        if (PARAMS[i].key == key) return (int)i;
+    return -1;
+}
+
+HMT_API int hmt_params_create(hmt_params **out) {
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_params_create: out is NULL");
+    *out = NULL;
+    hmt_params *p = malloc(sizeof *p);
+    if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_params_create: out of memory");
+    for (size_t i = 0; i < N_PARAMS; i++) p->value[i] = PARAMS[i].def;
+    *out = p;
+    return HMT_OK;
+}
+
+HMT_API void hmt_params_free(hmt_params *p) { free(p); }
+
+int hmti_param_check(hmt_param key, double value, int as_int) {
+    int i = find(key);
+    if (i < 0) return hmti_errf(HMT_E_INVAL, "unknown parameter key %d", (int)key);
+    const param_info *pi = &PARAMS[i];
+    if (pi->is_int != as_int)
+        return hmti_errf(HMT_E_INVAL, "parameter %s is %s-valued", pi->name,
+                         pi->is_int ? "integer" : "float");
+    if (!(value >= pi->lo && value <= pi->hi))
+        return hmti_errf(HMT_E_INVAL, "parameter %s = %g is outside [%g, %g]", pi->name, value,
+                         pi->lo, pi->hi);
+    return HMT_OK;
+}
+
+static int set(hmt_params *p, hmt_param key, double value, int as_int) {
+    if (!p) return hmti_errf(HMT_E_INVAL, "params is NULL");
+    int rc = hmti_param_check(key, value, as_int);
+    if (rc) return rc;
+    p->value[find(key)] = value;
+    return HMT_OK;
+}
+
+HMT_API int hmt_params_set_int(hmt_params *p, hmt_param key, int64_t value) {
+    return set(p, key, (double)value, 1);
+}
+
+HMT_API int hmt_params_set_float(hmt_params *p, hmt_param key, double value) {
+    return set(p, key, value, 0);
+}
+
+HMT_API int hmt_params_get(const hmt_params *p, hmt_param key, double *out) {
+    if (!p || !out) return hmti_errf(HMT_E_INVAL, "hmt_params_get: NULL argument");
+    int i = find(key);
+    if (i < 0) return hmti_errf(HMT_E_INVAL, "unknown parameter key %d", (int)key);
+    *out = p->value[i];
+    return HMT_OK;
+}
+
+HMT_API int hmt_param_bounds(hmt_param key, double *lo, double *hi, double *def, int *is_int) {
+    int i = find(key);
+    if (i < 0) return hmti_errf(HMT_E_INVAL, "unknown parameter key %d", (int)key);
+    if (lo) *lo = PARAMS[i].lo;
+    if (hi) *hi = PARAMS[i].hi;
+    if (def) *def = PARAMS[i].def;
+    if (is_int) *is_int = PARAMS[i].is_int;
+    return HMT_OK;
+}
+
+double hmti_param_value(const hmt_params *p, hmt_param key) {
+    int i = find(key);
+    if (i < 0) return NAN;
+    return p ? p->value[i] : PARAMS[i].def;
+}

@@ -1,0 +1,126 @@
+"""Minimal GGUF v3 writer (standard library + NumPy), used by libhmt's tools
+and test-data generators. Follows the GGUF specification: little-endian
+header, metadata key/values, tensor infos, then tensor data aligned to
+general.alignment (default 32)."""
+import struct
+
+import numpy as np
+
+# metadata value types
+UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
+# tensor types (ggml numbering)
+F32, F16, Q8_0, BF16 = 0, 1, 8, 30
+
+_SCALAR = {UINT8: "<B", INT8: "<b", UINT16: "<H", INT16: "<h", UINT32: "<I", INT32: "<i",
+           FLOAT32: "<f", BOOL: "<?", UINT64: "<Q", INT64: "<q", FLOAT64: "<d"}
+
+
+def _str(s):
+    b = s.encode("utf-8") if isinstance(s, str) else bytes(s)
+    return struct.pack("<Q", len(b)) + b
+
+
+def _infer_type(v):
+    if isinstance(v, bool):
+        return BOOL
+    if isinstance(v, int):
+        return UINT32 if 0 <= v < 2**32 else INT64
+    if isinstance(v, float):
+        return FLOAT32
+    if isinstance(v, (str, bytes)):
+        return STRING
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return ARRAY
+    raise TypeError(f"cannot infer GGUF type of {v!r}")
+
+
+def bf16_bits(a):
+    """float32 array -> uint16 bfloat16 bits, round to nearest even."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return r
+
+
+def bf16_to_f32(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+class GGUFWriter:
+    def __init__(self, alignment=32):
+        self.kv = []        # (key, type, payload bytes)
+        self.tensors = []   # (name, shape ne[], type, data bytes)
+        self.alignment = alignment
+        if alignment != 32:
+            self.add("general.alignment", alignment, UINT32)
+
+    def add(self, key, value, vtype=None, elem_type=None):
+        vtype = _infer_type(value) if vtype is None else vtype
+        self.kv.append((key, vtype, self._value(value, vtype, elem_type)))
+
+    def _value(self, v, vtype, elem_type=None):
+        if vtype == STRING:
+            return _str(v)
+        if vtype == ARRAY:
+            items = list(v)
+            if elem_type is None:
+                elem_type = _infer_type(items[0]) if items else UINT32
+                if elem_type == UINT32 and any(isinstance(x, int) and x < 0 for x in items):
+                    elem_type = INT32
+            out = struct.pack("<IQ", elem_type, len(items))
+            if elem_type in _SCALAR and elem_type != BOOL:
+                dt = np.dtype(_SCALAR[elem_type])
+                return out + np.asarray(items, dtype=dt).tobytes()
+            return out + b"".join(self._value(x, elem_type) for x in items)
+        return struct.pack(_SCALAR[vtype], v)
+
+    def add_tensor(self, name, array, ttype=F32):
+        """array: NumPy array in C order, shape (..., ne1, ne0) as in PyTorch;
+        stored with ne reversed as GGUF/ggml expects."""
+        a = np.asarray(array, dtype=np.float32)
+        ne = list(reversed(a.shape))
+        if ttype == F32:
+            data = a.astype("<f4").tobytes()
+        elif ttype == F16:
+            data = a.astype("<f2").tobytes()
+        elif ttype == BF16:
+            data = bf16_bits(a).astype("<u2").tobytes()
+        elif ttype == Q8_0:
+            data = q8_0_bytes(a)
+        else:
+            raise ValueError(ttype)
+        self.tensors.append((name, ne, ttype, data))
+
+    def tobytes(self, version=3):
+        out = bytearray(b"GGUF")
+        out += struct.pack("<IQQ", version, len(self.tensors), len(self.kv))
+        for key, vtype, payload in self.kv:
+            out += _str(key) + struct.pack("<I", vtype) + payload
+        offset = 0
+        for name, ne, ttype, data in self.tensors:
+            out += _str(name) + struct.pack("<I", len(ne))
+            out += b"".join(struct.pack("<Q", n) for n in ne)
+            out += struct.pack("<IQ", ttype, offset)
+            offset += len(data)
+            offset += (-offset) % self.alignment
+        out += b"\0" * ((-len(out)) % self.alignment)
+        for _, _, _, data in self.tensors:
+            out += data
+            out += b"\0" * ((-len(out)) % self.alignment)
+        return bytes(out)
+
+    def write(self, path, version=3):
+        with open(path, "wb") as f:
+            f.write(self.tobytes(version))
+
+
+def q8_0_bytes(a):
+    """Blocks of 32: f16 scale d = max|x|/127, then 32 int8 q = round(x/d)."""
+    x = np.asarray(a, dtype=np.float32).reshape(-1, 32)
+    amax = np.abs(x).max(axis=1)
+    d = amax / 127.0
+    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0.0)
+    q = np.round(x * inv[:, None]).astype(np.int8)
+    out = bytearray()
+    for i in range(x.shape[0]):
+        out += np.float16(d[i]).astype("<f2").tobytes() + q[i].tobytes()
+    return bytes(out)

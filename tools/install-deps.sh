@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install libhmt's build and test dependencies from Debian 12, only those
+# missing. Needs root (or sudo) when something is missing.
+set -eu
+PKGS="build-essential pkg-config libxsmm-dev libsleef-dev check python3-numpy"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "deps: all present ($PKGS)"
+    exit 0
+fi
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y --no-install-recommends $missing
