@@ -35,13 +35,13 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR
 CPPFLAGS += -Iinclude -Ilib -D_GNU_SOURCE -MMD -MP
 LIB_CFLAGS = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden $(WARN) $(SANITIZE) $(CFLAGS)
 APP_CFLAGS = -std=c99 $(OPT) -g $(WARN) $(SANITIZE) $(CFLAGS)
-SLEEF_CFLAGS := $(shell pkg-config --cflags sleef 2>/dev/null)
-SLEEF_LIBS := $(shell pkg-config --libs sleef 2>/dev/null || echo -lsleef)
+SLEEF_CFLAGS = $(shell pkg-config --cflags sleef 2>/dev/null)
+SLEEF_LIBS = $(shell pkg-config --libs sleef 2>/dev/null || echo -lsleef)
 XSMM_LIBS := -lxsmm -lxsmmnoblas
 SYS_LIBS := -lpthread -lrt -ldl -lm
-PRIV_LIBS := $(XSMM_LIBS) $(SLEEF_LIBS) $(SYS_LIBS)
-CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+PRIV_LIBS = $(XSMM_LIBS) $(SLEEF_LIBS) $(SYS_LIBS)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -pthread -lcheck_pic -lrt -lm -lsubunit)
 
 # ---- sources ---------------------------------------------------------------
 LIB_SRC := $(sort $(wildcard lib/*.c lib/kernels/*.c))
@@ -58,7 +58,7 @@ SO := $(B)/$(SOFULL)
 AR_LIB := $(B)/libhmt.a
 
 .PHONY: all lib examples bench test check install uninstall clean deps asan \
-        testdata pc
+        testdata run
 all: lib examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
 examples: $(EX_BIN)
@@ -85,7 +85,7 @@ $(B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR)
 	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS)
 $(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) -std=gnu11 $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
 
 # ---- pkg-config --------------------------------------------------------------
 $(B)/hmt.pc: pkgconfig/hmt.pc.in $(HDR) Makefile
@@ -123,6 +123,12 @@ test check: all $(B)/tests/check_hmt $(TESTDATA)
 asan:
 	$(MAKE) B=build-asan OPT=-O1 \
 	  SANITIZE='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
+
+# ---- the main job on the model shipped in models/ ---------------------------
+DEMO_MODEL ?= models/demo-random-f16.gguf
+DEMO_PROMPT ?= The history of
+run: all
+	$(B)/bin/hmt-generate -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 48 --seed 1 -t 2
 
 # ---- install ---------------------------------------------------------------
 install: lib

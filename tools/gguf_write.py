@@ -91,6 +91,13 @@ class GGUFWriter:
         self.tensors.append((name, ne, ttype, data))
 
     def tobytes(self, version=3):
+        out = bytearray(self._header(version))
+        for _, _, _, data in self.tensors:
+            out += data
+            out += b"\0" * ((-len(out)) % self.alignment)
+        return bytes(out)
+
+    def _header(self, version=3):
         out = bytearray(b"GGUF")
         out += struct.pack("<IQQ", version, len(self.tensors), len(self.kv))
         for key, vtype, payload in self.kv:
@@ -103,14 +110,16 @@ class GGUFWriter:
             offset += len(data)
             offset += (-offset) % self.alignment
         out += b"\0" * ((-len(out)) % self.alignment)
-        for _, _, _, data in self.tensors:
-            out += data
-            out += b"\0" * ((-len(out)) % self.alignment)
         return bytes(out)
 
     def write(self, path, version=3):
+        """Same bytes as tobytes(), streamed tensor by tensor (large models)."""
         with open(path, "wb") as f:
-            f.write(self.tobytes(version))
+            n = f.write(self._header(version))
+            for _, _, _, data in self.tensors:
+                n += f.write(data)
+                pad = (-n) % self.alignment
+                n += f.write(b"\0" * pad)
 
 
 def q8_0_bytes(a):
@@ -120,7 +129,8 @@ def q8_0_bytes(a):
     d = amax / 127.0
     inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0.0)
     q = np.round(x * inv[:, None]).astype(np.int8)
-    out = bytearray()
-    for i in range(x.shape[0]):
-        out += np.float16(d[i]).astype("<f2").tobytes() + q[i].tobytes()
-    return bytes(out)
+    # vectorized: each 34-byte block is the f16 scale then the 32 int8 values
+    out = np.empty((x.shape[0], 34), dtype=np.uint8)
+    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q.view(np.uint8)
+    return out.tobytes()

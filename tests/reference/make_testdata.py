@@ -1,14 +1,198 @@
 """Generate every file the C test suite reads into the directory given as
-argv[1]: small random-weight models and golden outputs. Deterministic."""
+argv[1]: small random-weight models and golden outputs. Deterministic.
+
+    /usr/bin/python3 tests/reference/make_testdata.py build/testdata/
+
+Writes, per model M (see MODELS): M.gguf, and golden files M.A.golden ..
+M.D.golden (format: golden.py / README.md), plus manifest.txt (one line per
+model, key=value), and prints a summary. Golden values are
+computed in float64 by llama_ref.py from the same GGUF file (dequantized
+weights). The run also self-checks: GGUF read-back, tokenizer consistency,
+incremental == batch, and the float32-vs-float64 difference of the reference
+(the error budget the float32 C code must meet).
+"""
 import os
 import sys
+import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+sys.path.insert(0, os.path.join(_HERE, "..", "..", "tools"))
+
+from gen_model import make_model  # noqa: E402
+from gguf_read import GGUFFile  # noqa: E402
+from golden import read_golden, write_golden  # noqa: E402
+from llama_ref import Model  # noqa: E402
+
+# name -> make_model keyword arguments (shapes kept small: the whole run is ~seconds)
+MODELS = [
+    ("llama-f32", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
+                       n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="f32", seed=11)),
+    ("llama-tied-f16", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
+                            n_ff=192, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, tied=True,
+                            wtype="f16", seed=12)),
+    # GGUF version 2 file; GQA 4:1
+    ("llama-bf16", dict(arch="llama", n_vocab=352, n_embd=64, n_layer=2, n_head=4, n_head_kv=1,
+                        n_ff=128, n_ctx=128, rope_base=10000.0, rms_eps=1e-6, wtype="bf16",
+                        seed=13, version=2)),
+    ("llama-q8", dict(arch="llama", n_vocab=320, n_embd=96, n_layer=2, n_head=6, n_head_kv=2,
+                      n_ff=192, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="q8_0", seed=14)),
+    # q/k/v biases, NEOX rope, gpt2 tokenizer, GQA 4:1; no vocab_size / rope.dimension_count keys
+    ("qwen2-f32", dict(arch="qwen2", n_vocab=400, n_embd=128, n_layer=2, n_head=8, n_head_kv=2,
+                       n_ff=256, n_ctx=256, rope_base=1000000.0, rms_eps=1e-6, wtype="f32",
+                       seed=15)),
+    ("qwen2-tied-f16", dict(arch="qwen2", n_vocab=330, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
+                            n_ff=160, n_ctx=128, rope_base=1000000.0, rms_eps=1e-6, tied=True,
+                            wtype="f16", seed=16)),
+    # n_head_kv == n_head; general.alignment = 64
+    ("llama-mha-f32", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=4,
+                           n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="f32",
+                           seed=17, alignment=64)),
+    # head_dim 128
+    ("llama-hd128-f32", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=2,
+                             n_head_kv=1, n_ff=384, n_ctx=256, rope_base=500000.0, rms_eps=1e-5,
+                             wtype="f32", seed=18)),
+]
+
+MANIFEST_KEYS = ["name", "file", "arch", "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv",
+                 "n_ff", "n_ctx_train", "head_dim", "n_params", "tied", "wtype", "tokenizer",
+                 "bos", "eos", "rope_base", "rms_eps", "gguf_version", "alignment"]
+
+
+def verify_model(path, info):
+    """Read the file back with the independent reader and check it."""
+    g = GGUFFile(path)
+    arch = info["arch"]
+    m = g.meta
+    assert g.version == info["gguf_version"] and g.alignment == info["alignment"]
+    assert m["general.architecture"] == arch
+    for key, field in [("embedding_length", "n_embd"), ("block_count", "n_layer"),
+                       ("feed_forward_length", "n_ff"), ("attention.head_count", "n_head"),
+                       ("attention.head_count_kv", "n_head_kv"), ("context_length", "n_ctx_train")]:
+        assert m[f"{arch}.{key}"] == info[field], key
+    toks = m["tokenizer.ggml.tokens"]
+    assert len(toks) == info["n_vocab"] == len(m["tokenizer.ggml.token_type"])
+    assert len(set(toks)) == len(toks)
+    tt = m["tokenizer.ggml.token_type"]
+    if m["tokenizer.ggml.model"] == "llama":
+        assert len(m["tokenizer.ggml.scores"]) == len(toks)
+        assert toks[:3] == ["<unk>", "<s>", "</s>"] and list(tt[:3]) == [2, 3, 3]
+        assert toks[3:259] == [f"<0x{b:02X}>" for b in range(256)] and set(tt[3:259]) == {6}
+    else:
+        idx = {t: i for i, t in enumerate(toks)}
+        for mg in m["tokenizer.ggml.merges"]:
+            a, b = mg.split(" ")
+            assert a in idx and b in idx and a + b in idx, mg
+            assert idx[a] < idx[a + b] and idx[b] < idx[a + b]
+        assert m["tokenizer.ggml.pre"] == "qwen2"
+        assert toks[m["tokenizer.ggml.eos_token_id"]] == "<|im_end|>"
+    emb = g.tensor("token_embd.weight")
+    assert emb.shape == (info["n_vocab"], info["n_embd"]) and np.isfinite(emb).all()
+    assert ("output.weight" in g.tensors) == (not info["tied"])
+    n_params = sum(int(np.prod(t.ne)) for t in g.tensors.values())
+    assert n_params == info["n_params"]
+    hd = info["head_dim"]
+    q = g.tensor("blk.0.attn_q.weight")
+    k = g.tensor("blk.0.attn_k.weight")
+    assert q.shape == (info["n_head"] * hd, info["n_embd"])
+    assert k.shape == (info["n_head_kv"] * hd, info["n_embd"])
+    assert g.tensors["blk.0.attn_q.weight"].ne == [info["n_embd"], info["n_head"] * hd]
+    assert g.tensor("blk.0.ffn_down.weight").shape == (info["n_embd"], info["n_ff"])
+
+
+def cases(model, seed):
+    """The four golden cases as lists of chunks {tokens|embd, pos}."""
+    rng = np.random.default_rng(seed)
+    nv, d = model.n_vocab, model.n_embd
+    bos = int(model.meta.get("tokenizer.ggml.bos_token_id", 1))
+    toks = rng.integers(0, nv, 11)
+    toks[0], toks[5], toks[8] = bos, nv - 1, 0           # include both id extremes
+    pos = np.arange(11)
+    embd = rng.standard_normal((5, d)) * 0.5
+    toks_c = rng.integers(0, nv, 3)
+    toks_d = rng.integers(0, nv, 6)
+    pos_d = np.array([0, 2, 7, 3, 12, 5])
+    return {
+        "A": [dict(tokens=toks, pos=pos)],
+        "B": [dict(tokens=toks[:4], pos=pos[:4]), dict(tokens=toks[4:5], pos=pos[4:5]),
+              dict(tokens=toks[5:], pos=pos[5:])],
+        "C": [dict(embd=embd, pos=np.arange(5)), dict(tokens=toks_c, pos=np.arange(5, 8))],
+        "D": [dict(tokens=toks_d[:4], pos=pos_d[:4]), dict(tokens=toks_d[4:], pos=pos_d[4:])],
+    }
+
+
+def flatten(chunks, n_embd):
+    tokens, pos, sizes, embd = [], [], [], []
+    for c in chunks:
+        if c.get("tokens") is not None:
+            tokens += list(map(int, c["tokens"]))
+            n = len(c["tokens"])
+        else:
+            e = np.asarray(c["embd"]).reshape(-1, n_embd)
+            embd.append(e)
+            n = e.shape[0]
+            tokens += [-1] * n
+        pos += list(map(int, c["pos"]))
+        sizes.append(n)
+    embd = np.concatenate(embd) if embd else None
+    return tokens, pos, sizes, embd
 
 
 def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_testdata.py OUTDIR")
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    t0 = time.time()
+    lines = ["# libhmt test models (tests/reference/make_testdata.py). One model per line,",
+             "# space-separated key=value; '#' lines are comments; ignore unknown keys.",
+             "# n_params = total elements of every tensor in the file (tied head counted once).",
+             "# ref_f32_dlogit / ref_f32_dhidden: max |float32 - float64| of the NumPy",
+             "# reference over the golden cases (the float32 error floor)."]
+    worst = {}
+    for mi, (name, kw) in enumerate(MODELS):
+        path = os.path.join(out, name + ".gguf")
+        info = make_model(path, name=name, **kw)
+        info = dict(name=name, file=name + ".gguf", **info)
+        verify_model(path, info)
+        ref = Model(path)
+        ref32 = Model(path, dtype=np.float32)
+        assert (ref.n_vocab, ref.n_embd, ref.n_params) == (info["n_vocab"], info["n_embd"], info["n_params"])
+        res, dl32, dh32 = {}, 0.0, 0.0
+        for cname, chunks in cases(ref, 1000 + mi).items():
+            lg, hd = ref.forward_chunks(chunks)
+            l32, h32 = ref32.forward_chunks(chunks)
+            dl32 = max(dl32, float(np.abs(l32 - lg).max()))
+            dh32 = max(dh32, float(np.abs(h32 - hd).max()))
+            assert np.isfinite(lg).all() and np.abs(lg).max() < 50
+            tokens, pos, sizes, embd = flatten(chunks, ref.n_embd)
+            gpath = os.path.join(out, f"{name}.{cname}.golden")
+            write_golden(gpath, tokens, pos, sizes, embd, lg, hd)
+            gd = read_golden(gpath)
+            assert np.array_equal(gd["tokens"], tokens) and np.array_equal(gd["pos"], pos)
+            assert np.abs(gd["logits"] - lg).max() < 1e-5
+            res[cname] = (lg, hd)
+        dB = max(np.abs(res["A"][0] - res["B"][0]).max(), np.abs(res["A"][1] - res["B"][1]).max())
+        assert dB < 1e-10, f"{name}: incremental != batch ({dB})"
+        info["ref_f32_dlogit"] = f"{dl32:.2e}"
+        info["ref_f32_dhidden"] = f"{dh32:.2e}"
+        worst[name] = (dl32, dh32)
+        lines.append(" ".join(f"{k}={info[k]}" for k in MANIFEST_KEYS + ["ref_f32_dlogit", "ref_f32_dhidden"]))
+        lgA = res["A"][0]
+        print(f"  {name:16s} {info['arch']:5s} {info['wtype']:4s} vocab={info['n_vocab']} "
+              f"d={info['n_embd']} L={info['n_layer']} H={info['n_head']}/{info['n_head_kv']} "
+              f"hd={info['head_dim']} ff={info['n_ff']} params={info['n_params']}  "
+              f"logit std {lgA.std():.2f} max {np.abs(lgA).max():.1f}  "
+              f"|B-A| {dB:.1e}  f32: dlogit {dl32:.1e} dhidden {dh32:.1e}")
+    with open(os.path.join(out, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    wl = max(v[0] for v in worst.values())
+    wh = max(v[1] for v in worst.values())
+    print(f"make_testdata: {len(MODELS)} models, {4 * len(MODELS)} golden files in {out} "
+          f"({time.time() - t0:.1f} s); reference float32-vs-float64 max |dlogit| {wl:.1e}, "
+          f"max |dhidden| {wh:.1e}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,178 @@
+/* hmt-generate: continue a prompt with a GGUF model, using only the public
+ * API. Exit codes: 0 success, 1 runtime failure, 2 usage error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hmt/hmt.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hmt-generate -m MODEL [-p PROMPT] [-n N] [options]\n"
+            "  -m, --model PATH     GGUF model file (llama, qwen2)\n"
+            "  -p, --prompt TEXT    prompt text (default: empty, starts from BOS)\n"
+            "  -n, --n-predict N    tokens to generate (default 32)\n"
+            "      --temp T         temperature, 0 = greedy (default 0.8)\n"
+            "      --top-k K        keep the K most likely tokens, 0 = all (default 40)\n"
+            "      --top-p P        nucleus mass in (0,1], 1 = off (default 0.95)\n"
+            "      --seed S         random seed (default 0x484d54)\n"
+            "  -t, --threads N      worker threads (default: all CPUs)\n"
+            "  -c, --ctx-size N     context length (default: prompt + n, at most the model's)\n"
+            "  -h, --help           show this help\n");
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int parse_num(const char *s, double *out) {
+    char *end;
+    *out = strtod(s, &end);
+    return *s && !*end;
+}
+
+/* Print the library's message for a failed call and return exit code 1. */
+static int die(const char *what, int rc) {
+    fprintf(stderr, "hmt-generate: %s: %s (%s)\n", what, hmt_last_error_msg(), hmt_strerror(rc));
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = NULL, *prompt = "";
+    double n_predict = 32, temp = 0.8, top_k = 40, top_p = 0.95, seed = 0x484d54, threads = 0,
+           n_ctx = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "hmt-generate: unknown option or missing value: %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        double *num = NULL;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) num = &n_predict;
+        else if (!strcmp(a, "--temp")) num = &temp;
+        else if (!strcmp(a, "--top-k")) num = &top_k;
+        else if (!strcmp(a, "--top-p")) num = &top_p;
+        else if (!strcmp(a, "--seed")) num = &seed;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &threads;
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &n_ctx;
+        else {
+            fprintf(stderr, "hmt-generate: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (num && !parse_num(v, num)) {
+            fprintf(stderr, "hmt-generate: %s needs a number, got '%s'\n", a, v);
+            return 2;
+        }
+    }
+    if (!model_path) {
+        fprintf(stderr, "hmt-generate: -m MODEL is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (hmt_version_number() != HMT_VERSION_NUMBER)
+        fprintf(stderr, "hmt-generate: warning: built against libhmt %s, running %s\n",
+                HMT_VERSION_STRING, hmt_version_string());
+
+    hmt_params *params = NULL;
+    hmt_model *model = NULL;
+    hmt_ctx *ctx = NULL;
+    hmt_sampler *sampler = NULL;
+    hmt_token *toks = NULL;
+    int rc, status = 1;
+    if ((rc = hmt_params_create(&params))) return die("params", rc);
+    if ((rc = hmt_params_set_float(params, HMT_P_TEMPERATURE, temp)) ||
+        (rc = hmt_params_set_int(params, HMT_P_TOP_K, (int64_t)top_k)) ||
+        (rc = hmt_params_set_float(params, HMT_P_TOP_P, top_p)) ||
+        (rc = hmt_params_set_int(params, HMT_P_SEED, (int64_t)seed)) ||
+        (rc = hmt_params_set_int(params, HMT_P_N_THREADS, (int64_t)threads))) {
+        fprintf(stderr, "hmt-generate: %s\n", hmt_last_error_msg());
+        hmt_params_free(params);
+        return 2;
+    }
+    if ((rc = hmt_model_load(&model, model_path, NULL))) {
+        status = die("loading the model", rc);
+        goto done;
+    }
+    size_t plen = strlen(prompt), n_prompt = 0;
+    size_t cap = plen + 2;
+    toks = malloc((cap + (size_t)n_predict) * sizeof *toks);
+    if (!toks) goto done;
+    if ((rc = hmt_tokenize(model, prompt, plen, HMT_TOKENIZE_ADD_BOS, toks, cap, &n_prompt))) {
+        status = die("tokenizing the prompt", rc);
+        goto done;
+    }
+    if (n_prompt == 0) {
+        fprintf(stderr, "hmt-generate: the prompt is empty and the model has no BOS token\n");
+        goto done;
+    }
+    int64_t want_ctx = n_ctx > 0 ? (int64_t)n_ctx : (int64_t)(n_prompt + (size_t)n_predict);
+    if (want_ctx > hmt_model_n_ctx_train(model)) want_ctx = hmt_model_n_ctx_train(model);
+    if ((rc = hmt_params_set_int(params, HMT_P_N_CTX, want_ctx)) ||
+        (rc = hmt_ctx_create(&ctx, model, params)) ||
+        (rc = hmt_sampler_create(&sampler, params))) {
+        status = die("creating the context", rc);
+        goto done;
+    }
+    char piece[256];
+    size_t len;
+    for (size_t i = 0; i < n_prompt; i++)
+        if (!hmt_detokenize(model, &toks[i], 1, 0, piece, sizeof piece, &len))
+            fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+
+    double t0 = now();
+    if ((rc = hmt_ctx_eval_tokens(ctx, toks, n_prompt, 0))) {
+        status = die("evaluating the prompt", rc);
+        goto done;
+    }
+    double t1 = now();
+    int n_gen = 0;
+    hmt_token eos = hmt_model_token_eos(model);
+    for (; n_gen < (int)n_predict; n_gen++) {
+        hmt_token t;
+        if ((rc = hmt_sampler_sample(sampler, hmt_ctx_logits(ctx, -1), hmt_model_n_vocab(model), &t))) {
+            status = die("sampling", rc);
+            goto done;
+        }
+        if (t == eos) break;
+        if (!hmt_detokenize(model, &t, 1, 0, piece, sizeof piece, &len)) fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+        if (n_gen + 1 == (int)n_predict) {
+            n_gen++;
+            break;
+        }
+        if ((rc = hmt_ctx_eval_tokens(ctx, &t, 1, 0))) {
+            if (rc == HMT_E_CTX_FULL) {
+                n_gen++;
+                break;
+            }
+            status = die("evaluating", rc);
+            goto done;
+        }
+    }
+    double t2 = now();
+    printf("\n");
+    fprintf(stderr, "hmt-generate: prompt %zu tokens in %.3f s (%.1f tok/s), generated %d in %.3f s (%.1f tok/s)\n",
+            n_prompt, t1 - t0, (double)n_prompt / (t1 - t0), n_gen, t2 - t1,
+            n_gen > 0 ? n_gen / (t2 - t1) : 0.0);
+    status = 0;
+done:
+    free(toks);
+    hmt_sampler_free(sampler);
+    hmt_ctx_free(ctx);
+    hmt_model_free(model);
+    hmt_params_free(params);
+    return status;
+}

@@ -1,0 +1,241 @@
+/* Llama / Qwen2 forward pass: pre-norm blocks of GQA attention with RoPE and
+ * a SwiGLU feed-forward, then the final RMSNorm and the LM head.
+ *
+ * Weights are packed matrices (kernels/matrix); activations are row-major
+ * [row][feature] in one arena. The K cache is stored transposed per KV head,
+ * [head_dim][n_ctx], so that scores = K·q is a plain column-major GEMM with a
+ * fixed leading dimension; V stays [slot][kv_dim] for out = Vᵀ·p. */
+#include <math.h>
+#include <string.h>
+
+#include "backbone.h"
+#include "bigalloc.h"
+
+static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
+    const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
+    const size_t kv = (size_t)m->n_head_kv * m->head_dim, ff = (size_t)m->n_ff;
+    return (size_t)n_batch * (3 * d + 2 * q + 2 * kv + 2 * ff);
+}
+
+static int alloc_scores(hmti_backbone *b, int n_threads) {
+    size_t bytes = (size_t)n_threads * HMTI_ATT_ROWS * (size_t)b->n_ctx * sizeof(float);
+    if (bytes <= b->scores_bytes) return HMT_OK;
+    float *s = hmti_big_alloc(bytes);
+    if (!s) return hmti_errf(HMT_E_NOMEM, "context: out of memory for attention scores");
+    hmti_big_free(b->scores, b->scores_bytes);
+    b->scores = s;
+    b->scores_bytes = bytes;
+    return HMT_OK;
+}
+
+int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
+                       int n_threads) {
+    memset(b, 0, sizeof *b);
+    b->m = m;
+    b->n_ctx = n_ctx;
+    b->n_batch = n_batch;
+    const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim;
+    b->kv_bytes = (size_t)m->n_layer * (size_t)n_ctx * kv_dim * sizeof(float);
+    b->kt = hmti_big_alloc(b->kv_bytes);
+    b->v = hmti_big_alloc(b->kv_bytes);
+    b->arena_bytes = arena_floats(m, n_batch) * sizeof(float);
+    b->arena = hmti_big_alloc(b->arena_bytes);
+    if (!b->kt || !b->v || !b->arena) {
+        hmti_backbone_release(b);
+        return hmti_errf(HMT_E_NOMEM, "context: out of memory for a %d-token KV cache (%zu MiB)",
+                         n_ctx, 2 * b->kv_bytes >> 20);
+    }
+    const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
+    const size_t ff = (size_t)m->n_ff, nb = (size_t)n_batch;
+    float *p = b->arena;
+    b->x = p, p += nb * d;
+    b->xn = p, p += nb * d;
+    b->xg = p, p += nb * d;
+    b->q = p, p += nb * q;
+    b->att = p, p += nb * q;
+    b->k = p, p += nb * kv_dim;
+    b->vv = p, p += nb * kv_dim;
+    b->gate = p, p += nb * ff;
+    b->up = p;
+    int rc = hmti_backbone_set_threads(b, n_threads);
+    if (rc) hmti_backbone_release(b);
+    return rc;
+}
+
+void hmti_backbone_release(hmti_backbone *b) {
+    hmti_pool_free(b->pool);
+    hmti_big_free(b->kt, b->kv_bytes);
+    hmti_big_free(b->v, b->kv_bytes);
+    hmti_big_free(b->arena, b->arena_bytes);
+    hmti_big_free(b->scores, b->scores_bytes);
+    memset(b, 0, sizeof *b);
+}
+
+int hmti_backbone_set_threads(hmti_backbone *b, int n_threads) {
+    if (b->pool && n_threads == b->n_threads) return HMT_OK;
+    int rc = alloc_scores(b, n_threads);
+    if (rc) return rc;
+    hmti_pool *pool;
+    rc = hmti_pool_create(&pool, n_threads);
+    if (rc) return rc;
+    hmti_pool_free(b->pool);
+    b->pool = pool;
+    b->n_threads = n_threads;
+    return HMT_OK;
+}
+
+/* ---- row-parallel helpers --------------------------------------------------- */
+
+typedef struct {
+    hmti_backbone *b;
+    int32_t n;
+    const float *norm_w; /* rmsnorm weight: xn = rmsnorm(x) */
+} rows_job;
+
+static void job_rmsnorm(void *arg, int ith, int nth) {
+    rows_job *j = arg;
+    const int64_t d = j->b->m->n_embd;
+    int64_t lo, hi;
+    hmti_split_range(j->n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        hmti_rmsnorm(j->b->xn + i * d, j->b->x + i * d, j->norm_w, d, j->b->m->rms_eps);
+}
+
+static void job_swiglu(void *arg, int ith, int nth) {
+    rows_job *j = arg;
+    const int64_t total = (int64_t)j->n * j->b->m->n_ff;
+    int64_t lo, hi;
+    hmti_split_range(total, ith, nth, 16, &lo, &hi);
+    if (hi > lo) hmti_silu_mul(j->b->gate + lo, j->b->up + lo, hi - lo);
+}
+
+/* ---- attention ----------------------------------------------------------------- */
+
+typedef struct {
+    hmti_backbone *b;
+    int layer;
+    int32_t n_past, n;
+} att_job;
+
+/* For heads [h0, h1) of this thread: out = softmax(K q / sqrt(hd)) V over
+ * the causal prefix of each row, HMTI_ATT_ROWS query rows at a time. */
+static void job_attention(void *arg, int ith, int nth) {
+    const att_job *j = arg;
+    hmti_backbone *b = j->b;
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int group = m->n_head / m->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *s = b->scores + (size_t)ith * HMTI_ATT_ROWS * (size_t)n_ctx;
+    int64_t h0, h1;
+    hmti_split_range(m->n_head, ith, nth, 1, &h0, &h1);
+    for (int64_t h = h0; h < h1; h++) {
+        const int64_t g = h / group;
+        const float *kt = b->kt + (((size_t)j->layer * m->n_head_kv + g) * hd) * n_ctx;
+        const float *v = b->v + (size_t)j->layer * n_ctx * kv_dim + g * hd;
+        for (int32_t r0 = 0; r0 < j->n; r0 += HMTI_ATT_ROWS) {
+            const int32_t rows = j->n - r0 < HMTI_ATT_ROWS ? j->n - r0 : HMTI_ATT_ROWS;
+            const int64_t span = (int64_t)j->n_past + r0 + rows; /* slots any row sees */
+            /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
+            hmti_gemm_cm(span, rows, hd, kt, n_ctx, b->q + (size_t)r0 * q_dim + h * hd, q_dim, s,
+                         n_ctx, 0.0f);
+            for (int32_t r = 0; r < rows; r++) {
+                float *row = s + (size_t)r * n_ctx;
+                const int64_t visible = (int64_t)j->n_past + r0 + r + 1;
+                hmti_scale(row, scale, visible);
+                hmti_softmax(row, visible);
+                if (span > visible) memset(row + visible, 0, (size_t)(span - visible) * sizeof *row);
+            }
+            /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
+            hmti_gemm_cm(hd, rows, span, v, kv_dim, s, n_ctx, b->att + (size_t)r0 * q_dim + h * hd,
+                         q_dim, 0.0f);
+        }
+    }
+}
+
+/* Apply RoPE to the new rows' q and k and store k, v into the cache. */
+static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t n,
+                           const int32_t *pos) {
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    float *kt = b->kt + (size_t)layer * m->n_head_kv * hd * n_ctx;
+    float *v = b->v + (size_t)layer * n_ctx * kv_dim;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t p = pos ? pos[i] : n_past + i;
+        float *q = b->q + (size_t)i * q_dim, *k = b->k + (size_t)i * kv_dim;
+        hmti_rope(q, m->n_head, (int)hd, p, m->rope_base, m->rope_neox);
+        hmti_rope(k, m->n_head_kv, (int)hd, p, m->rope_base, m->rope_neox);
+        const int64_t slot = (int64_t)n_past + i;
+        for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];
+        memcpy(v + slot * kv_dim, b->vv + (size_t)i * kv_dim, (size_t)kv_dim * sizeof(float));
+    }
+}
+
+static void add_bias(float *y, const float *bias, int32_t n, int64_t width) {
+    if (!bias) return;
+    for (int32_t i = 0; i < n; i++) hmti_add(y + (size_t)i * width, bias, width);
+}
+
+static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, const int32_t *pos) {
+    const hmt_model *m = b->m;
+    const hmti_layer *L = &m->layers[l];
+    const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    hmti_pool *pool = b->pool;
+    rows_job rj = {b, n, L->attn_norm};
+    hmti_pool_run(pool, job_rmsnorm, &rj);
+    hmti_matmul(pool, &L->wq, b->xn, d, n, b->q, q_dim, NULL);
+    hmti_matmul(pool, &L->wk, b->xn, d, n, b->k, kv_dim, NULL);
+    hmti_matmul(pool, &L->wv, b->xn, d, n, b->vv, kv_dim, NULL);
+    add_bias(b->q, L->bq, n, q_dim);
+    add_bias(b->k, L->bk, n, kv_dim);
+    add_bias(b->vv, L->bv, n, kv_dim);
+    rope_and_store(b, l, n_past, n, pos);
+    att_job aj = {b, l, n_past, n};
+    hmti_pool_run(pool, job_attention, &aj);
+    /* x += Wo·att, computed into xn (free now) then added */
+    hmti_matmul(pool, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
+    hmti_add(b->x, b->xn, (int64_t)n * d);
+    rj.norm_w = L->ffn_norm;
+    hmti_pool_run(pool, job_rmsnorm, &rj);
+    hmti_matmul(pool, &L->gate, b->xn, d, n, b->gate, ff, NULL);
+    hmti_matmul(pool, &L->up, b->xn, d, n, b->up, ff, NULL);
+    hmti_pool_run(pool, job_swiglu, &rj);
+    hmti_matmul(pool, &L->down, b->gate, ff, n, b->xn, d, NULL);
+    hmti_add(b->x, b->xn, (int64_t)n * d);
+}
+
+int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,
+                          const float *embd, const int32_t *pos, const uint8_t *outputs,
+                          float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
+                          void *abort_data) {
+    const hmt_model *m = b->m;
+    const int64_t d = m->n_embd;
+    for (int32_t i = 0; i < n; i++) {
+        if (tokens)
+            hmti_model_embed(m, tokens[i], b->x + (size_t)i * d);
+        else
+            memcpy(b->x + (size_t)i * d, embd + (size_t)i * d, (size_t)d * sizeof(float));
+    }
+    for (int l = 0; l < m->n_layer; l++) {
+        if (abort_fn && abort_fn(abort_data))
+            return hmti_errf(HMT_E_ABORTED, "eval: aborted by the callback before layer %d", l);
+        layer_forward(b, l, n_past, n, pos);
+    }
+    /* Final norm for rows that want an output; gather logit rows into xg. */
+    int32_t n_logits = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const uint8_t f = outputs[i];
+        const float *x = b->x + (size_t)i * d;
+        if (f & HMT_OUT_HIDDEN) {
+            hmti_rmsnorm(hidden_out, x, m->output_norm, d, m->rms_eps);
+            hidden_out += d;
+        }
+        if (f & HMT_OUT_LOGITS)
+            hmti_rmsnorm(b->xg + (size_t)n_logits++ * d, x, m->output_norm, d, m->rms_eps);
+    }
+    if (n_logits) hmti_matmul(b->pool, &m->output, b->xg, d, n_logits, logits_out, m->n_vocab, NULL);
+    return HMT_OK;
+}

@@ -1,0 +1,91 @@
+/* Packed weight matrices. W [rows][cols] is stored as ceil(rows / P) panels
+ * of P = PANEL_ROWS rows; panel p is column-major P × cols (element (r, c) of
+ * the panel at c·P + r), so one libxsmm call computes a P-row block of the
+ * output from one contiguous panel, and the decode GEMV streams each panel
+ * front to back. The last panel is padded with zero rows. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "error.h"
+#include "kernels/kernels.h"
+
+#define PANEL_ROWS 64
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+static int type_name_ok(uint32_t t) { return t == 0 || t == 1 || t == 8 || t == 30; }
+
+int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t rows,
+                     int64_t cols) {
+    if (!m) return hmti_errf(HMT_E_INVAL, "hmti_matrix_pack: NULL matrix");
+    memset(m, 0, sizeof *m);
+    if (!src) return hmti_errf(HMT_E_INVAL, "hmti_matrix_pack: NULL source");
+    if (rows <= 0 || cols <= 0)
+        return hmti_errf(HMT_E_INVAL, "matrix shape %lld x %lld is invalid", (long long)rows,
+                         (long long)cols);
+    if (!type_name_ok(src_type))
+        return hmti_errf(HMT_E_UNSUPPORTED, "tensor type %u is not supported for weights",
+                         (unsigned)src_type);
+    size_t row_bytes = hmti_row_size(src_type, cols);
+    if (row_bytes == 0)
+        return hmti_errf(HMT_E_UNSUPPORTED, "a row of %lld elements does not fit type %u's blocks",
+                         (long long)cols, (unsigned)src_type);
+    const int64_t P = PANEL_ROWS;
+    int64_t n_panels = (rows + P - 1) / P;
+    if ((uint64_t)n_panels > SIZE_MAX / sizeof(float) / (uint64_t)P / (uint64_t)cols)
+        return hmti_errf(HMT_E_NOMEM, "matrix %lld x %lld is too large", (long long)rows,
+                         (long long)cols);
+    size_t nbytes = (size_t)n_panels * (size_t)P * (size_t)cols * sizeof(float);
+    size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
+    size_t alloc = (nbytes + align - 1) / align * align;
+    void *mem = NULL;
+    if (posix_memalign(&mem, align, alloc) != 0)
+        return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix (%zu bytes)",
+                         (long long)rows, (long long)cols, nbytes);
+    if (align == HUGE_ALIGN) madvise(mem, alloc, MADV_HUGEPAGE); /* advisory: failure is fine */
+    float *data = mem;
+    float *tmp = malloc((size_t)P * (size_t)cols * sizeof(float));
+    if (!tmp) {
+        free(mem);
+        return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix",
+                         (long long)rows, (long long)cols);
+    }
+    const unsigned char *s = src;
+    for (int64_t p = 0; p < n_panels; p++) {
+        int64_t r0 = p * P;
+        int64_t nr = rows - r0 < P ? rows - r0 : P;
+        for (int64_t r = 0; r < nr; r++)
+            hmti_row_to_f32(s + (size_t)(r0 + r) * row_bytes, src_type, tmp + r * cols, cols);
+        if (nr < P) memset(tmp + nr * cols, 0, (size_t)(P - nr) * (size_t)cols * sizeof(float));
+        /* transpose tmp [P][cols] into the panel (column-major P × cols), in
+         * blocks of 16 columns so reads stay in one cache line */
+        float *panel = data + (size_t)p * (size_t)P * (size_t)cols;
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            int64_t cw = cols - c0 < 16 ? cols - c0 : 16;
+            for (int64_t r = 0; r < P; r++) {
+                const float *t = tmp + r * cols + c0;
+                for (int64_t c = 0; c < cw; c++) panel[(c0 + c) * P + r] = t[c];
+            }
+        }
+    }
+    free(tmp);
+    m->rows = rows;
+    m->cols = cols;
+    m->panel_rows = P;
+    m->data = data;
+    m->nbytes = nbytes;
+    return HMT_OK;
+}
+
+void hmti_matrix_release(hmti_matrix *m) {
+    if (!m) return;
+    free(m->data);
+    memset(m, 0, sizeof *m);
+}
+
+void hmti_matrix_get_row(const hmti_matrix *m, int64_t r, float *out) {
+    int64_t P = m->panel_rows;
+    const float *panel = m->data + (size_t)(r / P) * (size_t)P * (size_t)m->cols;
+    int64_t ri = r % P;
+    for (int64_t c = 0; c < m->cols; c++) out[c] = panel[c * P + ri];
+}

@@ -1,0 +1,209 @@
+/* A small persistent thread pool. One job at a time: the caller publishes
+ * (fn, arg), bumps a generation counter and runs share 0 itself. Workers spin
+ * on the counter for SPIN_NS after each job, then sleep on a condition
+ * variable; the caller likewise spins, then sleeps, while waiting for the
+ * workers to finish. Sequentially consistent atomics on the two flags that
+ * decide whether to sleep (n_sleeping, caller_sleeping) make the
+ * "check, then wait" races harmless (Dekker-style). */
+#include <errno.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "error.h"
+#include "kernels/kernels.h"
+
+#define SPIN_NS 100000 /* ~100 µs: covers the gap between two layers' jobs */
+
+struct hmti_pool {
+    int n_threads;
+    pthread_t *threads;
+    struct worker_arg *wargs;
+    int n_started;
+
+    hmti_job_fn fn;
+    void *arg;
+    atomic_uint_fast64_t gen;   /* bumped once per job                */
+    atomic_int pending;         /* workers that have not finished yet */
+    atomic_int n_sleeping;      /* workers blocked on cv_work         */
+    atomic_int caller_sleeping; /* caller blocked on cv_done          */
+    atomic_int stop;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;
+    pthread_cond_t cv_done;
+};
+
+struct worker_arg {
+    hmti_pool *pool;
+    int ith;
+};
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cpu_relax(void) { _mm_pause(); }
+
+static void *worker_main(void *p) {
+    struct worker_arg *wa = p;
+    hmti_pool *pool = wa->pool;
+    uint_fast64_t seen = 0;
+    for (;;) {
+        /* wait for a new generation: spin, then sleep */
+        uint_fast64_t g = atomic_load_explicit(&pool->gen, memory_order_acquire);
+        if (g == seen) {
+            int64_t t0 = now_ns();
+            for (int i = 1;; i++) {
+                cpu_relax();
+                g = atomic_load_explicit(&pool->gen, memory_order_acquire);
+                if (g != seen) break;
+                if ((i & 63) == 0 && now_ns() - t0 > SPIN_NS) break;
+            }
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&pool->mu);
+            atomic_fetch_add(&pool->n_sleeping, 1);
+            while ((g = atomic_load(&pool->gen)) == seen) pthread_cond_wait(&pool->cv_work, &pool->mu);
+            atomic_fetch_sub(&pool->n_sleeping, 1);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        seen = g;
+        if (atomic_load_explicit(&pool->stop, memory_order_acquire)) break;
+        pool->fn(pool->arg, wa->ith, pool->n_threads);
+        if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->caller_sleeping)) {
+            pthread_mutex_lock(&pool->mu);
+            pthread_cond_broadcast(&pool->cv_done);
+            pthread_mutex_unlock(&pool->mu);
+        }
+    }
+    return NULL;
+}
+
+static void wake_workers(hmti_pool *pool) {
+    if (atomic_load(&pool->n_sleeping) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_broadcast(&pool->cv_work);
+        pthread_mutex_unlock(&pool->mu);
+    }
+}
+
+static void stop_and_join(hmti_pool *pool) {
+    atomic_store(&pool->stop, 1);
+    atomic_fetch_add(&pool->gen, 1);
+    pthread_mutex_lock(&pool->mu);
+    pthread_cond_broadcast(&pool->cv_work);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < pool->n_started; i++) pthread_join(pool->threads[i], NULL);
+    pool->n_started = 0;
+}
+
+int hmti_pool_create(hmti_pool **out, int n_threads) {
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmti_pool_create: out is NULL");
+    *out = NULL;
+    if (n_threads < 1) return hmti_errf(HMT_E_INVAL, "thread count %d must be >= 1", n_threads);
+    hmti_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) return hmti_errf(HMT_E_NOMEM, "out of memory creating a thread pool");
+    pool->n_threads = n_threads;
+    atomic_init(&pool->gen, 0);
+    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->n_sleeping, 0);
+    atomic_init(&pool->caller_sleeping, 0);
+    atomic_init(&pool->stop, 0);
+    if (n_threads == 1) {
+        *out = pool;
+        return HMT_OK;
+    }
+    pool->threads = calloc((size_t)n_threads - 1, sizeof *pool->threads);
+    pool->wargs = calloc((size_t)n_threads - 1, sizeof *pool->wargs);
+    if (!pool->threads || !pool->wargs) {
+        free(pool->threads);
+        free(pool->wargs);
+        free(pool);
+        return hmti_errf(HMT_E_NOMEM, "out of memory creating a thread pool");
+    }
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv_work, NULL);
+    pthread_cond_init(&pool->cv_done, NULL);
+
+    /* Workers never handle the application's signals. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = 0;
+    for (int i = 0; i < n_threads - 1; i++) {
+        pool->wargs[i].pool = pool;
+        pool->wargs[i].ith = i + 1;
+        err = pthread_create(&pool->threads[i], NULL, worker_main, &pool->wargs[i]);
+        if (err) break;
+        pool->n_started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        stop_and_join(pool);
+        hmti_pool_free(pool);
+        return hmti_errf(err == EAGAIN ? HMT_E_NOMEM : HMT_E_INTERNAL,
+                         "cannot start %d worker threads (error %d)", n_threads - 1, err);
+    }
+    *out = pool;
+    return HMT_OK;
+}
+
+void hmti_pool_free(hmti_pool *pool) {
+    if (!pool) return;
+    if (pool->n_threads > 1) {
+        stop_and_join(pool);
+        pthread_mutex_destroy(&pool->mu);
+        pthread_cond_destroy(&pool->cv_work);
+        pthread_cond_destroy(&pool->cv_done);
+    }
+    free(pool->threads);
+    free(pool->wargs);
+    free(pool);
+}
+
+int hmti_pool_n_threads(const hmti_pool *pool) { return pool ? pool->n_threads : 1; }
+
+void hmti_pool_run(hmti_pool *pool, hmti_job_fn fn, void *arg) {
+    if (!pool || pool->n_threads == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pool->fn = fn;
+    pool->arg = arg;
+    atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_relaxed);
+    atomic_fetch_add(&pool->gen, 1); /* seq_cst: publishes fn/arg/pending */
+    wake_workers(pool);
+
+    fn(arg, 0, pool->n_threads);
+
+    if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0) return;
+    int64_t t0 = now_ns();
+    for (int i = 1;; i++) {
+        cpu_relax();
+        if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0) return;
+        if ((i & 63) == 0 && now_ns() - t0 > SPIN_NS) break;
+    }
+    pthread_mutex_lock(&pool->mu);
+    atomic_store(&pool->caller_sleeping, 1);
+    while (atomic_load(&pool->pending) != 0) pthread_cond_wait(&pool->cv_done, &pool->mu);
+    atomic_store(&pool->caller_sleeping, 0);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void hmti_split_range(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi) {
+    if (nth < 1) nth = 1;
+    if (align < 1) align = 1;
+    int64_t units = (n + align - 1) / align;
+    int64_t base = units / nth, rem = units % nth;
+    int64_t u0 = ith * base + (ith < rem ? ith : rem);
+    int64_t u1 = u0 + base + (ith < rem ? 1 : 0);
+    int64_t a = u0 * align, b = u1 * align;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}

@@ -1,0 +1,256 @@
+/* Model loading: read llama.cpp metadata keys, check every tensor's presence,
+ * shape and type against them, then pack weights for the kernels. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+#define NAME_MAX_LEN 96
+
+static int meta_u32(const hmti_gguf *g, const char *arch, const char *suffix, int32_t *out,
+                    int required, int32_t def) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    uint32_t v;
+    if (hmti_gguf_find_key(g, key) < 0) {
+        if (required) return hmti_errf(HMT_E_FORMAT, "model: missing metadata key '%s'", key);
+        *out = def;
+        return HMT_OK;
+    }
+    int rc = hmti_gguf_get_u32(g, key, &v);
+    if (rc) return rc;
+    if (v > INT32_MAX) return hmti_errf(HMT_E_FORMAT, "model: '%s' = %u is too large", key, v);
+    *out = (int32_t)v;
+    return HMT_OK;
+}
+
+static int meta_f32(const hmti_gguf *g, const char *arch, const char *suffix, float *out,
+                    float def) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (hmti_gguf_find_key(g, key) < 0) {
+        *out = def;
+        return HMT_OK;
+    }
+    return hmti_gguf_get_f32(g, key, out);
+}
+
+/* Find a tensor and check it is a [rows][cols] matrix (ne = {cols, rows}). */
+static int find_tensor(const hmti_gguf *g, const char *name, int64_t cols, int64_t rows,
+                       int required, const hmti_gguf_tensor **out) {
+    const hmti_gguf_tensor *t = hmti_gguf_find_tensor(g, name);
+    *out = NULL;
+    if (!t) {
+        if (required) return hmti_errf(HMT_E_FORMAT, "model: missing tensor '%s'", name);
+        return HMT_OK;
+    }
+    int64_t want_dims = rows > 1 ? 2 : 1;
+    int ok = t->ne[0] == (uint64_t)cols && (int64_t)t->n_dims <= 2 &&
+             (want_dims == 1 ? (t->n_dims == 1 || t->ne[1] == 1) : t->ne[1] == (uint64_t)rows);
+    if (!ok)
+        return hmti_errf(HMT_E_FORMAT,
+                         "model: tensor '%s' has shape [%llu, %llu], expected [%lld, %lld]", name,
+                         (unsigned long long)t->ne[0],
+                         (unsigned long long)(t->n_dims > 1 ? t->ne[1] : 1), (long long)cols,
+                         (long long)rows);
+    if (t->type != HMTI_TYPE_F32 && t->type != HMTI_TYPE_F16 && t->type != HMTI_TYPE_BF16 &&
+        t->type != HMTI_TYPE_Q8_0)
+        return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor '%s' has unsupported type %s", name,
+                         hmti_tensor_type_name(t->type));
+    *out = t;
+    return HMT_OK;
+}
+
+static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t cols,
+                       hmti_matrix *dst) {
+    const hmti_gguf_tensor *t;
+    int rc = find_tensor(m->gguf, name, cols, rows, 1, &t);
+    if (rc) return rc;
+    m->n_params += (uint64_t)rows * (uint64_t)cols;
+    rc = hmti_matrix_pack(dst, t->data, t->type, rows, cols);
+    if (rc) return hmti_errf(rc, "model: tensor '%s': %s", name, hmti_tls_errmsg());
+    return HMT_OK;
+}
+
+/* A vector (norm weight, bias) as an owned F32 copy; NULL if optional and absent. */
+static int load_vector(hmt_model *m, const char *name, int64_t n, int required, float **dst) {
+    const hmti_gguf_tensor *t;
+    *dst = NULL;
+    int rc = find_tensor(m->gguf, name, n, 1, required, &t);
+    if (rc || !t) return rc;
+    if (t->type == HMTI_TYPE_Q8_0 && n % 32)
+        return hmti_errf(HMT_E_FORMAT, "model: tensor '%s': Q8_0 length %lld", name, (long long)n);
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) return hmti_errf(HMT_E_NOMEM, "model: out of memory for '%s'", name);
+    hmti_row_to_f32(t->data, t->type, v, n);
+    m->n_params += (uint64_t)n;
+    *dst = v;
+    return HMT_OK;
+}
+
+static int read_hparams(hmt_model *m) {
+    const hmti_gguf *g = m->gguf;
+    hmti_str arch;
+    int rc = hmti_gguf_get_str(g, "general.architecture", &arch);
+    if (rc) return rc;
+    if (hmti_str_eq(arch, "llama")) {
+        m->arch = HMTI_ARCH_LLAMA;
+        m->rope_neox = 0;
+    } else if (hmti_str_eq(arch, "qwen2")) {
+        m->arch = HMTI_ARCH_QWEN2;
+        m->rope_neox = 1;
+    } else {
+        return hmti_errf(HMT_E_UNSUPPORTED,
+                         "model: architecture '%.*s' is not supported (llama, qwen2)",
+                         (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+    }
+    snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)arch.len, arch.ptr);
+    const char *a = m->arch_name;
+    if ((rc = meta_u32(g, a, "embedding_length", &m->n_embd, 1, 0)) ||
+        (rc = meta_u32(g, a, "block_count", &m->n_layer, 1, 0)) ||
+        (rc = meta_u32(g, a, "feed_forward_length", &m->n_ff, 1, 0)) ||
+        (rc = meta_u32(g, a, "attention.head_count", &m->n_head, 1, 0)) ||
+        (rc = meta_u32(g, a, "attention.head_count_kv", &m->n_head_kv, 0, m->n_head)) ||
+        (rc = meta_u32(g, a, "context_length", &m->n_ctx_train, 1, 0)) ||
+        (rc = meta_f32(g, a, "rope.freq_base", &m->rope_base, 10000.0f)) ||
+        (rc = meta_f32(g, a, "attention.layer_norm_rms_epsilon", &m->rms_eps, 1e-5f)))
+        return rc;
+    if (m->n_embd <= 0 || m->n_layer <= 0 || m->n_ff <= 0 || m->n_head <= 0 ||
+        m->n_head_kv <= 0 || m->n_ctx_train <= 0)
+        return hmti_errf(HMT_E_FORMAT,
+                         "model: hyperparameters must be positive (embd %d, layers %d, ff %d, "
+                         "heads %d, kv heads %d, context %d)",
+                         m->n_embd, m->n_layer, m->n_ff, m->n_head, m->n_head_kv, m->n_ctx_train);
+    if (m->n_embd % m->n_head || m->n_head % m->n_head_kv || (m->n_embd / m->n_head) % 2)
+        return hmti_errf(HMT_E_FORMAT,
+                         "model: embedding %d, heads %d, kv heads %d do not divide evenly "
+                         "into an even head size",
+                         m->n_embd, m->n_head, m->n_head_kv);
+    m->head_dim = m->n_embd / m->n_head;
+    int32_t n_rot;
+    if ((rc = meta_u32(g, a, "rope.dimension_count", &n_rot, 0, m->head_dim))) return rc;
+    if (n_rot != m->head_dim)
+        return hmti_errf(HMT_E_UNSUPPORTED, "model: partial rotary (%d of %d dims) unsupported",
+                         n_rot, m->head_dim);
+    if (!(m->rope_base > 0) || !(m->rms_eps > 0) || m->rms_eps > 1)
+        return hmti_errf(HMT_E_FORMAT, "model: rope.freq_base %g / rms epsilon %g out of range",
+                         m->rope_base, m->rms_eps);
+    return HMT_OK;
+}
+
+static int load_weights(hmt_model *m) {
+    const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const hmti_gguf_tensor *emb = hmti_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!emb) return hmti_errf(HMT_E_FORMAT, "model: missing tensor 'token_embd.weight'");
+    if (emb->n_dims != 2 || emb->ne[0] != (uint64_t)d || emb->ne[1] < 1 || emb->ne[1] > INT32_MAX)
+        return hmti_errf(HMT_E_FORMAT, "model: token_embd.weight shape [%llu, %llu] vs embedding %lld",
+                         (unsigned long long)emb->ne[0], (unsigned long long)emb->ne[1],
+                         (long long)d);
+    m->n_vocab = (int32_t)emb->ne[1];
+    int rc = find_tensor(m->gguf, "token_embd.weight", d, m->n_vocab, 1, &m->tok_embd);
+    if (rc) return rc;
+    m->n_params += (uint64_t)m->n_vocab * (uint64_t)d;
+
+    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    if (!m->layers) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
+    char name[NAME_MAX_LEN];
+#define TNAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, i), name)
+    for (int i = 0; i < m->n_layer; i++) {
+        hmti_layer *L = &m->layers[i];
+        int bias_required = m->arch == HMTI_ARCH_QWEN2;
+        if ((rc = load_vector(m, TNAME("attn_norm.weight"), d, 1, &L->attn_norm)) ||
+            (rc = load_vector(m, TNAME("ffn_norm.weight"), d, 1, &L->ffn_norm)) ||
+            (rc = load_matrix(m, TNAME("attn_q.weight"), q_dim, d, &L->wq)) ||
+            (rc = load_matrix(m, TNAME("attn_k.weight"), kv_dim, d, &L->wk)) ||
+            (rc = load_matrix(m, TNAME("attn_v.weight"), kv_dim, d, &L->wv)) ||
+            (rc = load_matrix(m, TNAME("attn_output.weight"), d, q_dim, &L->wo)) ||
+            (rc = load_matrix(m, TNAME("ffn_gate.weight"), ff, d, &L->gate)) ||
+            (rc = load_matrix(m, TNAME("ffn_up.weight"), ff, d, &L->up)) ||
+            (rc = load_matrix(m, TNAME("ffn_down.weight"), d, ff, &L->down)) ||
+            (rc = load_vector(m, TNAME("attn_q.bias"), q_dim, bias_required, &L->bq)) ||
+            (rc = load_vector(m, TNAME("attn_k.bias"), kv_dim, bias_required, &L->bk)) ||
+            (rc = load_vector(m, TNAME("attn_v.bias"), kv_dim, bias_required, &L->bv)))
+            return rc;
+    }
+#undef TNAME
+    if ((rc = load_vector(m, "output_norm.weight", d, 1, &m->output_norm))) return rc;
+    if (hmti_gguf_find_tensor(m->gguf, "output.weight"))
+        return load_matrix(m, "output.weight", m->n_vocab, d, &m->output);
+    /* Tied embeddings: the LM head is packed from the embedding table. */
+    rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d);
+    return rc ? hmti_errf(rc, "model: tied LM head: %s", hmti_tls_errmsg()) : HMT_OK;
+}
+
+static int load_vocab(hmt_model *m) {
+    if (hmti_gguf_find_key(m->gguf, "tokenizer.ggml.model") < 0) return HMT_OK;
+    int rc = hmti_vocab_load(&m->vocab, m->gguf);
+    if (rc) return rc;
+    if (hmti_vocab_n_tokens(m->vocab) > m->n_vocab)
+        return hmti_errf(HMT_E_FORMAT, "model: tokenizer has %d tokens but the embedding table %d rows",
+                         hmti_vocab_n_tokens(m->vocab), m->n_vocab);
+    return HMT_OK;
+}
+
+static void destroy(hmt_model *m) {
+    if (m->layers) {
+        for (int i = 0; i < m->n_layer; i++) {
+            hmti_layer *L = &m->layers[i];
+            hmti_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+            for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) hmti_matrix_release(mats[j]);
+            free(L->attn_norm);
+            free(L->ffn_norm);
+            free(L->bq);
+            free(L->bk);
+            free(L->bv);
+        }
+        free(m->layers);
+    }
+    hmti_matrix_release(&m->output);
+    free(m->output_norm);
+    hmti_vocab_free(m->vocab);
+    hmti_gguf_close(m->gguf);
+    pthread_mutex_destroy(&m->err_lock);
+    free(m);
+}
+
+int hmti_model_load(hmt_model **out, const char *path) {
+    *out = NULL;
+    hmt_model *m = calloc(1, sizeof *m);
+    if (!m) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
+    atomic_init(&m->refs, 1);
+    pthread_mutex_init(&m->err_lock, NULL);
+    hmti_kernels_init();
+    int rc = hmti_gguf_open(&m->gguf, path);
+    if (!rc) rc = read_hparams(m);
+    if (!rc) rc = load_weights(m);
+    if (!rc) rc = load_vocab(m);
+    if (rc) {
+        destroy(m);
+        char msg[HMTI_ERRMSG_MAX];
+        hmti_copy_errmsg(msg);
+        return hmti_errf(rc, "%s: %s", path, msg);
+    }
+    *out = m;
+    return HMT_OK;
+}
+
+void hmti_model_retain(hmt_model *m) { atomic_fetch_add(&m->refs, 1); }
+
+void hmti_model_release(hmt_model *m) {
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) destroy(m);
+}
+
+void hmti_model_set_error(const hmt_model *cm) {
+    hmt_model *m = (hmt_model *)cm; /* the error buffer is the one mutable part */
+    pthread_mutex_lock(&m->err_lock);
+    hmti_copy_errmsg(m->errmsg);
+    pthread_mutex_unlock(&m->err_lock);
+}
+
+void hmti_model_embed(const hmt_model *m, hmt_token t, float *out) {
+    const size_t row = hmti_row_size(m->tok_embd->type, m->n_embd);
+    hmti_row_to_f32((const char *)m->tok_embd->data + (size_t)t * row, m->tok_embd->type, out,
+                    m->n_embd);
+}

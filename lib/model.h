@@ -1,0 +1,51 @@
+/* A loaded backbone: hyperparameters from GGUF metadata, weights packed for
+ * the GEMM kernels, the tokenizer. Immutable after hmti_model_load returns,
+ * so any number of contexts on any threads share it; reference-counted so a
+ * context keeps its model alive. */
+#ifndef HMT_MODEL_H
+#define HMT_MODEL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "error.h"
+#include "gguf.h"
+#include "kernels/kernels.h"
+#include "tokenizer.h"
+
+typedef enum { HMTI_ARCH_LLAMA, HMTI_ARCH_QWEN2 } hmti_arch;
+
+typedef struct {
+    hmti_matrix wq, wk, wv, wo;    /* [n_head*hd][d], [n_kv*hd][d] ×2, [d][n_head*hd] */
+    hmti_matrix gate, up, down;    /* [ff][d] ×2, [d][ff]                          */
+    float *attn_norm, *ffn_norm;   /* [d]                                          */
+    float *bq, *bk, *bv;           /* qwen2 projection biases, NULL for llama      */
+} hmti_layer;
+
+struct hmt_model {
+    atomic_int refs;
+    hmti_gguf *gguf; /* kept mapped: metadata queries, embedding rows */
+    hmti_arch arch;
+    char arch_name[32];
+    int32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train, head_dim;
+    float rope_base, rms_eps;
+    int rope_neox;
+    const hmti_gguf_tensor *tok_embd; /* rows converted on use, never copied */
+    hmti_matrix output;               /* LM head (packed from token_embd if tied) */
+    float *output_norm;
+    hmti_layer *layers;
+    hmti_vocab *vocab; /* NULL when the file has no tokenizer */
+    uint64_t n_params;
+    pthread_mutex_t err_lock;
+    char errmsg[HMTI_ERRMSG_MAX];
+};
+
+int hmti_model_load(hmt_model **out, const char *path);
+void hmti_model_retain(hmt_model *m);
+void hmti_model_release(hmt_model *m);
+/* Copy the calling thread's last error onto the model (thread-safe). */
+void hmti_model_set_error(const hmt_model *m);
+/* Input embedding of token t (caller checked the range) into out[n_embd]. */
+void hmti_model_embed(const hmt_model *m, hmt_token t, float *out);
+
+#endif

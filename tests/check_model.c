@@ -1,0 +1,243 @@
+/* Model loading and context misuse through the public API: bad paths, bad
+ * arguments, wrong call order, out-of-range tokens, a full cache, abort. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hmt/hmt.h"
+#include "util/testutil.h"
+
+static const char *model_path(void) { return hmt_test_data("llama-f32.gguf"); }
+
+static hmt_model *load(const char *name) {
+    hmt_model *m = NULL;
+    int rc = hmt_model_load(&m, hmt_test_data(name), NULL);
+    ck_assert_msg(rc == HMT_OK, "load %s: %s", name, hmt_last_error_msg());
+    return m;
+}
+
+START_TEST(load_errors) {
+    hmt_model *m = (hmt_model *)1;
+    ck_assert_int_eq(hmt_model_load(&m, "/nonexistent/model.gguf", NULL), HMT_E_IO);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "/nonexistent/model.gguf"));
+    ck_assert_int_eq(hmt_model_load(NULL, model_path(), NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_model_load(&m, NULL, NULL), HMT_E_INVAL);
+    /* a file that is not GGUF */
+    const char *p = hmt_test_tmp_path(".gguf");
+    ck_assert_int_eq(hmt_test_write_file(p, "hello world, not a model", 24), 0);
+    ck_assert_int_eq(hmt_model_load(&m, p, NULL), HMT_E_FORMAT);
+    ck_assert_ptr_null(m);
+    remove(p);
+    hmt_model_free(NULL);
+}
+END_TEST
+
+START_TEST(shape_queries_and_null_model) {
+    hmt_model *m = load("llama-f32.gguf");
+    ck_assert_str_eq(hmt_model_arch(m), "llama");
+    ck_assert_int_gt(hmt_model_n_vocab(m), 0);
+    ck_assert_int_gt(hmt_model_n_embd(m), 0);
+    ck_assert_int_eq(hmt_model_n_vocab(NULL), 0);
+    ck_assert_ptr_null(hmt_model_arch(NULL));
+    char buf[64];
+    size_t len;
+    ck_assert_int_eq(hmt_model_meta_str(m, "general.architecture", buf, sizeof buf, &len), HMT_OK);
+    ck_assert_str_eq(buf, "llama");
+    ck_assert_uint_eq(len, 5);
+    ck_assert_int_eq(hmt_model_meta_str(m, "general.architecture", buf, 3, &len), HMT_E_BUFFER);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_str_eq(buf, "ll");
+    ck_assert_int_eq(hmt_model_meta_str(m, "no.such.key", buf, sizeof buf, &len), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_model_errmsg(m), "no.such.key"));
+    float e[4];
+    ck_assert_int_eq(hmt_model_token_embedding(m, 0, e, 4), HMT_E_BUFFER);
+    ck_assert_int_eq(hmt_model_token_embedding(m, -1, e, 4), HMT_E_TOKEN);
+    hmt_model_free(m);
+}
+END_TEST
+
+static int abort_after_calls(void *data) {
+    int *left = data;
+    return (*left)-- <= 0;
+}
+
+START_TEST(eval_misuse_keeps_state) {
+    hmt_model *m = load("llama-f32.gguf");
+    hmt_params *p;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, 8), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, 1), HMT_OK);
+    hmt_ctx *ctx = NULL;
+    ck_assert_int_eq(hmt_ctx_create(NULL, m, p), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_create(&ctx, NULL, p), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_create(&ctx, m, p), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_n_ctx(ctx), 8);
+
+    hmt_token toks[9] = {1, 5, 6, 7, 8, 9, 10, 11, 12};
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks, 3, 1), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_n_past(ctx), 3);
+    float first[8];
+    memcpy(first, hmt_ctx_logits(ctx, 2), sizeof first);
+    ck_assert_ptr_nonnull(hmt_ctx_logits(ctx, 0));
+    ck_assert_ptr_null(hmt_ctx_logits(ctx, 3));
+    ck_assert_ptr_null(hmt_ctx_hidden(ctx, 0)); /* only logits were asked for */
+
+    /* rejected before anything changes: state and outputs intact */
+    hmt_token bad[2] = {4, hmt_model_n_vocab(m)};
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, bad, 2, 0), HMT_E_TOKEN);
+    ck_assert_ptr_nonnull(strstr(hmt_ctx_errmsg(ctx), "token"));
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks, 6, 0), HMT_E_CTX_FULL);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks, 0, 0), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, toks, first, NULL, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, NULL, NULL, NULL, NULL), HMT_E_INVAL);
+    uint8_t badflag = 0x80;
+    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, toks, NULL, NULL, &badflag), HMT_E_INVAL);
+    int32_t negpos = -1;
+    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, toks, NULL, &negpos, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_n_past(ctx), 3);
+    ck_assert_mem_eq(hmt_ctx_logits(ctx, 2), first, sizeof first);
+
+    /* abort midway: n_past unchanged, and the same eval then succeeds */
+    int left = 1;
+    ck_assert_int_eq(hmt_ctx_set_abort_callback(ctx, abort_after_calls, &left), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks + 3, 2, 0), HMT_E_ABORTED);
+    ck_assert_int_eq(hmt_ctx_n_past(ctx), 3);
+    ck_assert_int_eq(hmt_ctx_set_abort_callback(ctx, NULL, NULL), HMT_OK);
+
+    /* rewind and replay gives the same logits */
+    ck_assert_int_eq(hmt_ctx_kv_rewind(ctx, 4), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_kv_rewind(ctx, 2), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks + 2, 1, 0), HMT_OK);
+    for (int i = 0; i < 8; i++) /* batch vs single-row kernels: rounding only */
+        ck_assert_float_eq_tol(hmt_ctx_logits(ctx, -1)[i], first[i], 1e-4f);
+    ck_assert_int_eq(hmt_ctx_kv_clear(ctx), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_n_past(ctx), 0);
+    ck_assert_ptr_null(hmt_ctx_logits(ctx, -1));
+
+    /* runtime thread count */
+    double v;
+    ck_assert_int_eq(hmt_ctx_set_int(ctx, HMT_P_N_THREADS, 2), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_get(ctx, HMT_P_N_THREADS, &v), HMT_OK);
+    ck_assert(v == 2);
+    ck_assert_int_eq(hmt_ctx_set_int(ctx, HMT_P_N_CTX, 16), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_get(ctx, HMT_P_N_CTX, &v), HMT_OK);
+    ck_assert(v == 8);
+
+    /* NULL handles */
+    ck_assert_int_eq(hmt_ctx_eval_tokens(NULL, toks, 1, 0), HMT_E_INVAL);
+    ck_assert_ptr_null(hmt_ctx_logits(NULL, 0));
+    ck_assert_int_eq(hmt_ctx_kv_clear(NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_n_past(NULL), 0);
+
+    hmt_ctx_free(ctx);
+    hmt_ctx_free(NULL);
+    hmt_params_free(p);
+    hmt_model_free(m);
+}
+END_TEST
+
+START_TEST(context_outlives_model_handle) {
+    hmt_model *m = load("llama-f32.gguf");
+    hmt_ctx *ctx;
+    ck_assert_int_eq(hmt_ctx_create(&ctx, m, NULL), HMT_OK);
+    hmt_model_free(m); /* the context keeps the model alive */
+    hmt_token t = 1;
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, &t, 1, 0), HMT_OK);
+    ck_assert_ptr_nonnull(hmt_ctx_logits(ctx, -1));
+    ck_assert_int_gt(hmt_model_n_vocab(hmt_ctx_model(ctx)), 0);
+    hmt_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(sampler_is_deterministic) {
+    float logits[50];
+    for (int i = 0; i < 50; i++) logits[i] = (float)((i * 37) % 11) * 0.3f;
+    hmt_params *p;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_float(p, HMT_P_TEMPERATURE, 1.0), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_SEED, 42), HMT_OK);
+    hmt_sampler *a, *b;
+    ck_assert_int_eq(hmt_sampler_create(&a, p), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_create(&b, p), HMT_OK);
+    int counts[50] = {0};
+    for (int i = 0; i < 2000; i++) {
+        hmt_token ta, tb;
+        ck_assert_int_eq(hmt_sampler_sample(a, logits, 50, &ta), HMT_OK);
+        ck_assert_int_eq(hmt_sampler_sample(b, logits, 50, &tb), HMT_OK);
+        ck_assert_int_eq(ta, tb);
+        counts[ta]++;
+    }
+    /* top-k 40 by default: the ten lowest logits (value 0) are never drawn
+     * unless tied into the top 40; the best value (3.0) is drawn most */
+    int best = 0;
+    for (int i = 0; i < 50; i++)
+        if (counts[i] > counts[best]) best = i;
+    ck_assert_float_eq_tol(logits[best], 3.0f, 1e-6f);
+    hmt_sampler_free(a);
+    hmt_sampler_free(b);
+
+    /* greedy: lowest id among the maxima */
+    ck_assert_int_eq(hmt_params_set_float(p, HMT_P_TEMPERATURE, 0.0), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_create(&a, p), HMT_OK);
+    hmt_token t;
+    ck_assert_int_eq(hmt_sampler_sample(a, logits, 50, &t), HMT_OK);
+    ck_assert_float_eq_tol(logits[t], 3.0f, 1e-6f);
+    for (int i = 0; i < t; i++) ck_assert(logits[i] < logits[t]);
+    ck_assert_int_eq(hmt_sampler_sample(a, logits, 0, &t), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_sampler_sample(NULL, logits, 50, &t), HMT_E_INVAL);
+    hmt_sampler_free(a);
+    hmt_params_free(p);
+}
+END_TEST
+
+START_TEST(sampler_top_p_and_top_k_restrict) {
+    /* probabilities ∝ exp(logit): token 0 carries ~0.84 of the mass */
+    float logits[5] = {4.0f, 2.0f, 1.0f, 0.5f, 0.0f};
+    hmt_params *p;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_float(p, HMT_P_TEMPERATURE, 1.0), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_TOP_K, 0), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_float(p, HMT_P_TOP_P, 0.8), HMT_OK);
+    hmt_sampler *s;
+    ck_assert_int_eq(hmt_sampler_create(&s, p), HMT_OK);
+    for (int i = 0; i < 200; i++) {
+        hmt_token t;
+        ck_assert_int_eq(hmt_sampler_sample(s, logits, 5, &t), HMT_OK);
+        ck_assert_int_eq(t, 0);
+    }
+    hmt_sampler_free(s);
+    ck_assert_int_eq(hmt_params_set_float(p, HMT_P_TOP_P, 1.0), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_TOP_K, 2), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_create(&s, p), HMT_OK);
+    int seen[5] = {0};
+    for (int i = 0; i < 500; i++) {
+        hmt_token t;
+        ck_assert_int_eq(hmt_sampler_sample(s, logits, 5, &t), HMT_OK);
+        seen[t]++;
+    }
+    ck_assert_int_gt(seen[0], 0);
+    ck_assert_int_gt(seen[1], 0);
+    ck_assert_int_eq(seen[2] + seen[3] + seen[4], 0);
+    hmt_sampler_free(s);
+    hmt_params_free(p);
+}
+END_TEST
+
+Suite *hmt_suite_model(void);
+Suite *hmt_suite_model(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("api");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, load_errors);
+    tcase_add_test(tc, shape_queries_and_null_model);
+    tcase_add_test(tc, eval_misuse_keeps_state);
+    tcase_add_test(tc, context_outlives_model_handle);
+    suite_add_tcase(s, tc);
+    TCase *ts = tcase_create("sampler");
+    tcase_add_test(ts, sampler_is_deterministic);
+    tcase_add_test(ts, sampler_top_p_and_top_k_restrict);
+    suite_add_tcase(s, ts);
+    return s;
+}

@@ -1,0 +1,308 @@
+"""Deterministic generator of random-weight llama / qwen2 GGUF models with a
+complete tokenizer, for tests (small shapes) and benchmarks (real shapes; see
+bench/gen_model.py). Standard library + NumPy; written with tools/gguf_write.py.
+
+Weights (seeded, drawn in a fixed order, so a seed always gives the same file):
+  token_embd  N(0, s_e^2), s_e = 1 (untied) or min(1, 3/sqrt(d)) (tied, so the
+              tied LM head gives logits of std ~3)
+  output      N(0, (3/sqrt(d))^2)                  -> logits std ~3
+  attn_q/k    N(0, (1.4/sqrt(d))^2)                -> attention scores std ~2
+  attn_v/o, ffn_gate/up   N(0, 1/fan_in), ffn_down N(0, 1/n_ff)
+  norms       1 + 0.1 N(0,1) (always F32)          biases (qwen2) 0.3 N(0,1) (F32)
+All 2-D weights are stored in the chosen type (F32/F16/BF16/Q8_0), as
+llama.cpp does; 1-D tensors stay F32.
+
+Tokenizers:
+  llama (SentencePiece BPE, tokenizer.ggml.model = "llama"): <unk>=0 (type 2),
+    <s>=1, </s>=2 (type 3), <0x00>..<0xFF> (type 6), then normal pieces
+    (type 1): word-prefix pieces "▁w", "▁wo", ... with scores -1, -2, ...
+    (higher = merged first), then single characters with the lowest scores.
+  gpt2 (byte-level BPE, "gpt2", pre "qwen2" or "smollm"): the 256 GPT-2
+    byte-to-unicode characters, then one token per merge ("Ġw", "Ġwo", ...;
+    tokenizer.ggml.merges holds "a b" with a, b, a+b all tokens, each part
+    defined before the merge that uses it), then control tokens (type 3)
+    <|endoftext|> (bos, padding), <|im_start|>, <|im_end|> (eos).
+Both give exactly n_vocab tokens.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_HERE, "..", "..", "tools"))
+import gguf_write as gw  # noqa: E402
+
+WTYPES = {"f32": gw.F32, "f16": gw.F16, "bf16": gw.BF16, "q8_0": gw.Q8_0}
+# general.file_type (llama_ftype): ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16
+FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}
+
+SPM_SPACE = "\u2581"
+
+_COMMON = ("the of and to in is you that it he was for on are as with his they at be this "
+           "have from or one had by word but not what all were we when your can said there "
+           "use an each which she do how their if will up other about out many then them "
+           "these so some her would make like him into time has look two more write go see "
+           "number no way could people my than first water been call who oil its now find "
+           "long down day did get come made may part hello world memory model token segment "
+           "summary recall cache layer tensor ing er ed ly tion").split()
+_CONS = "bcdfghjklmnprstvwz"
+_VOWS = "aeiou"
+
+
+def _words():
+    """Deterministic endless stream of lowercase words: common English words,
+    then consonant-vowel syllable words of 2, 3, ... syllables."""
+    yield from _COMMON
+    syl = [c + v for c in _CONS for v in _VOWS]
+    n = 2
+    while True:
+        idx = [0] * n
+        while True:
+            yield "".join(syl[i] for i in idx)
+            k = n - 1
+            while k >= 0:
+                idx[k] += 1
+                if idx[k] < len(syl):
+                    break
+                idx[k] = 0
+                k -= 1
+            if k < 0:
+                break
+        n += 1
+
+
+def spm_vocab(n_vocab):
+    """SentencePiece-style vocab: (tokens, scores, types), len == n_vocab."""
+    if n_vocab < 300:
+        raise ValueError("n_vocab must be >= 300")
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    scores = [0.0] * len(tokens)
+    n_normal = n_vocab - len(tokens)
+    chars = [SPM_SPACE] + list("abcdefghijklmnopqrstuvwxyz")
+    if n_normal >= 200:
+        chars += list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-:;()")
+    n_merged = n_normal - len(chars)
+    seen = set(tokens) | set(chars)
+    merged = []
+    words = _words()
+    k = 0
+    while len(merged) < n_merged:
+        w = next(words)
+        k += 1
+        for s in ([SPM_SPACE + w, w] if k % 3 == 0 else [SPM_SPACE + w]):
+            for j in range(2, len(s) + 1):
+                p = s[:j]
+                if p not in seen:
+                    seen.add(p)
+                    merged.append(p)
+                    if len(merged) == n_merged:
+                        break
+            if len(merged) == n_merged:
+                break
+    tokens += merged
+    scores += [-float(i + 1) for i in range(len(merged))]
+    types += [1] * len(merged)
+    tokens += chars
+    scores += [-float(len(merged) + 1 + i) for i in range(len(chars))]
+    types += [1] * len(chars)
+    assert len(tokens) == n_vocab and len(set(tokens)) == n_vocab
+    return tokens, scores, types
+
+
+def bytes_to_unicode():
+    """GPT-2's byte -> printable unicode character map, in GPT-2 vocab order
+    (list of (byte, char))."""
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1))
+          + list(range(ord("\u00ae"), ord("\u00ff") + 1)))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [(b, chr(c)) for b, c in zip(bs, cs)]
+
+
+GPT2_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def gpt2_vocab(n_vocab):
+    """Byte-level BPE vocab: (tokens, types, merges), len(tokens) == n_vocab."""
+    if n_vocab < 300:
+        raise ValueError("n_vocab must be >= 300")
+    b2u = bytes_to_unicode()
+    enc = dict(b2u)
+    tokens = [c for _, c in b2u]
+    seen = set(tokens)
+    n_merged = n_vocab - 256 - len(GPT2_SPECIALS)
+    merges = []
+    words = _words()
+    k = 0
+    while len(merges) < n_merged:
+        w = next(words)
+        k += 1
+        for raw in ([" " + w, w] if k % 3 == 0 else [" " + w]):
+            s = "".join(enc[b] for b in raw.encode("utf-8"))   # " " -> "Ġ"
+            for j in range(2, len(s) + 1):
+                p = s[:j]
+                if p not in seen:
+                    seen.add(p)
+                    tokens.append(p)
+                    merges.append(f"{s[:j - 1]} {s[j - 1]}")
+                    if len(merges) == n_merged:
+                        break
+            if len(merges) == n_merged:
+                break
+    types = [1] * len(tokens)
+    tokens += GPT2_SPECIALS
+    types += [3] * len(GPT2_SPECIALS)
+    assert len(tokens) == n_vocab and len(set(tokens)) == n_vocab
+    return tokens, types, merges
+
+
+def add_tokenizer(w, kind, n_vocab, pre=None):
+    if kind == "spm":
+        tokens, scores, types = spm_vocab(n_vocab)
+        w.add("tokenizer.ggml.model", "llama")
+        w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
+        w.add("tokenizer.ggml.scores", scores, gw.ARRAY, gw.FLOAT32)
+        w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
+        w.add("tokenizer.ggml.unknown_token_id", 0, gw.UINT32)
+        w.add("tokenizer.ggml.bos_token_id", 1, gw.UINT32)
+        w.add("tokenizer.ggml.eos_token_id", 2, gw.UINT32)
+        w.add("tokenizer.ggml.add_bos_token", True, gw.BOOL)
+        w.add("tokenizer.ggml.add_eos_token", False, gw.BOOL)
+        return {"bos": 1, "eos": 2}
+    if kind == "gpt2":
+        tokens, types, merges = gpt2_vocab(n_vocab)
+        base = n_vocab - len(GPT2_SPECIALS)
+        w.add("tokenizer.ggml.model", "gpt2")
+        w.add("tokenizer.ggml.pre", pre or "qwen2")
+        w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
+        w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
+        w.add("tokenizer.ggml.merges", merges, gw.ARRAY, gw.STRING)
+        w.add("tokenizer.ggml.bos_token_id", base, gw.UINT32)        # <|endoftext|>
+        w.add("tokenizer.ggml.eos_token_id", base + 2, gw.UINT32)    # <|im_end|>
+        w.add("tokenizer.ggml.padding_token_id", base, gw.UINT32)
+        w.add("tokenizer.ggml.add_bos_token", False, gw.BOOL)
+        return {"bos": base, "eos": base + 2}
+    raise ValueError(kind)
+
+
+def _normal(rng, shape, std):
+    a = rng.standard_normal(shape, dtype=np.float32)
+    a *= np.float32(std)
+    return a
+
+
+def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
+               n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, tied=False, wtype="f32",
+               seed=0, tokenizer=None, pre=None, alignment=32, version=3,
+               write_vocab_size=None, write_rope_dim=None, name=None):
+    """Write a random-weight model to path; returns a dict of its shape
+    parameters (the manifest line). tokenizer: "spm"/"gpt2" (default by
+    arch: llama -> spm, qwen2 -> gpt2)."""
+    if arch not in ("llama", "qwen2"):
+        raise ValueError(arch)
+    if n_embd % n_head or n_head % n_head_kv or (n_embd // n_head) % 2:
+        raise ValueError("bad head configuration")
+    if wtype == "q8_0" and (n_embd % 32 or n_ff % 32):
+        raise ValueError("Q8_0 needs n_embd and n_ff multiples of 32")
+    tokenizer = tokenizer or ("spm" if arch == "llama" else "gpt2")
+    write_vocab_size = (arch == "llama") if write_vocab_size is None else write_vocab_size
+    write_rope_dim = (arch == "llama") if write_rope_dim is None else write_rope_dim
+    hd = n_embd // n_head
+    tt = WTYPES[wtype]
+    rng = np.random.default_rng(seed)
+
+    w = gw.GGUFWriter(alignment=alignment)
+    w.add("general.architecture", arch)
+    w.add("general.name", name or os.path.splitext(os.path.basename(path))[0])
+    w.add("general.file_type", FILE_TYPE[wtype], gw.UINT32)
+    if wtype == "q8_0":
+        w.add("general.quantization_version", 2, gw.UINT32)
+    w.add(f"{arch}.context_length", n_ctx, gw.UINT32)
+    w.add(f"{arch}.embedding_length", n_embd, gw.UINT32)
+    w.add(f"{arch}.block_count", n_layer, gw.UINT32)
+    w.add(f"{arch}.feed_forward_length", n_ff, gw.UINT32)
+    w.add(f"{arch}.attention.head_count", n_head, gw.UINT32)
+    w.add(f"{arch}.attention.head_count_kv", n_head_kv, gw.UINT32)
+    w.add(f"{arch}.rope.freq_base", float(rope_base), gw.FLOAT32)
+    w.add(f"{arch}.attention.layer_norm_rms_epsilon", float(rms_eps), gw.FLOAT32)
+    if write_rope_dim:
+        w.add(f"{arch}.rope.dimension_count", hd, gw.UINT32)
+    if write_vocab_size:
+        w.add(f"{arch}.vocab_size", n_vocab, gw.UINT32)
+    special = add_tokenizer(w, tokenizer, n_vocab, pre)
+
+    n_params = 0
+
+    def T(tname, a, ttype):
+        nonlocal n_params
+        n_params += a.size
+        w.add_tensor(tname, a, ttype)
+
+    def norm(n):
+        return 1.0 + _normal(rng, (n,), 0.1)
+
+    emb_std = min(1.0, 3.0 / np.sqrt(n_embd)) if tied else 1.0
+    T("token_embd.weight", _normal(rng, (n_vocab, n_embd), emb_std), tt)
+    T("output_norm.weight", norm(n_embd), gw.F32)
+    if not tied:
+        T("output.weight", _normal(rng, (n_vocab, n_embd), 3.0 / np.sqrt(n_embd)), tt)
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        T(p + "attn_norm.weight", norm(n_embd), gw.F32)
+        T(p + "attn_q.weight", _normal(rng, (n_head * hd, n_embd), 1.4 / np.sqrt(n_embd)), tt)
+        T(p + "attn_k.weight", _normal(rng, (n_head_kv * hd, n_embd), 1.4 / np.sqrt(n_embd)), tt)
+        T(p + "attn_v.weight", _normal(rng, (n_head_kv * hd, n_embd), 1.0 / np.sqrt(n_embd)), tt)
+        if arch == "qwen2":
+            T(p + "attn_q.bias", _normal(rng, (n_head * hd,), 0.3), gw.F32)
+            T(p + "attn_k.bias", _normal(rng, (n_head_kv * hd,), 0.3), gw.F32)
+            T(p + "attn_v.bias", _normal(rng, (n_head_kv * hd,), 0.3), gw.F32)
+        T(p + "attn_output.weight", _normal(rng, (n_embd, n_head * hd), 1.0 / np.sqrt(n_head * hd)), tt)
+        T(p + "ffn_norm.weight", norm(n_embd), gw.F32)
+        T(p + "ffn_gate.weight", _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd)), tt)
+        T(p + "ffn_up.weight", _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd)), tt)
+        T(p + "ffn_down.weight", _normal(rng, (n_embd, n_ff), 1.0 / np.sqrt(n_ff)), tt)
+    w.write(path, version=version)
+    return {"arch": arch, "n_vocab": n_vocab, "n_embd": n_embd, "n_layer": n_layer,
+            "n_head": n_head, "n_head_kv": n_head_kv, "n_ff": n_ff, "n_ctx_train": n_ctx,
+            "head_dim": hd, "n_params": int(n_params), "tied": int(bool(tied)), "wtype": wtype,
+            "tokenizer": "llama" if tokenizer == "spm" else "gpt2",
+            "bos": special["bos"], "eos": special["eos"], "rope_base": rope_base,
+            "rms_eps": rms_eps, "gguf_version": version, "alignment": alignment}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--arch", default="llama", choices=["llama", "qwen2"])
+    ap.add_argument("--n-vocab", type=int, default=320)
+    ap.add_argument("--n-embd", type=int, default=64)
+    ap.add_argument("--n-layer", type=int, default=2)
+    ap.add_argument("--n-head", type=int, default=4)
+    ap.add_argument("--n-head-kv", type=int, default=2)
+    ap.add_argument("--n-ff", type=int, default=160)
+    ap.add_argument("--n-ctx", type=int, default=128)
+    ap.add_argument("--rope-base", type=float, default=10000.0)
+    ap.add_argument("--rms-eps", type=float, default=1e-5)
+    ap.add_argument("--tied", action="store_true", help="no output.weight (LM head = token_embd)")
+    ap.add_argument("--type", default="f32", choices=sorted(WTYPES))
+    ap.add_argument("--tokenizer", choices=["spm", "gpt2"], default=None)
+    ap.add_argument("--pre", default=None, help="tokenizer.ggml.pre for gpt2 (default qwen2)")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    info = make_model(a.out, arch=a.arch, n_vocab=a.n_vocab, n_embd=a.n_embd, n_layer=a.n_layer,
+                      n_head=a.n_head, n_head_kv=a.n_head_kv, n_ff=a.n_ff, n_ctx=a.n_ctx,
+                      rope_base=a.rope_base, rms_eps=a.rms_eps, tied=a.tied, wtype=a.type,
+                      seed=a.seed, tokenizer=a.tokenizer, pre=a.pre)
+    print(" ".join(f"{k}={v}" for k, v in info.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""NumPy reference forward pass for llama-family GGUF models (archs `llama`
+and `qwen2`), written from the math in float64 so it is an oracle for the C
+implementation, not a twin of it.
+
+    m = Model("model.gguf")                      # float64 by default
+    logits, hidden, cache = m.forward(tokens=[1, 5, 9])
+    logits2, hidden2, cache = m.forward(tokens=[7], cache=cache)   # continue
+
+Per layer (pre-norm residual):
+    h   = RMSNorm(x) * attn_norm              RMSNorm(x) = x / sqrt(mean(x^2) + eps)
+    q,k,v = h Wq^T (+bq), h Wk^T (+bk), h Wv^T (+bv)   (biases: qwen2)
+    q,k = RoPE(q, pos), RoPE(k, pos)
+          llama: "normal" mode, pairs (x[2i], x[2i+1]) of each head
+          qwen2: NEOX mode, pairs (x[i], x[i + hd/2])
+          angle_i = pos * freq_base^(-2i/hd), i < hd/2
+    attention per head, q head h reads kv head h // (n_head/n_head_kv);
+          row r (KV slot n_past + r) attends to slots 0 .. n_past + r
+          (causal by slot, whatever the positions), scale 1/sqrt(hd)
+    x  += attn Wo^T
+    h   = RMSNorm(x) * ffn_norm
+    x  += (silu(h Wg^T) * (h Wu^T)) Wd^T
+hidden = RMSNorm(x) * output_norm ; logits = hidden W_out^T
+(W_out = output.weight, or token_embd.weight when output.weight is absent).
+
+Rows are token ids (embedding lookup) or caller-given input embeddings.
+`python3 llama_ref.py [MODEL.gguf]` runs a self-check (on a generated model
+when no path is given).
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gguf_read import GGUFFile  # noqa: E402
+
+
+class Cache:
+    """KV cache: per layer K and V as [n_slots, n_head_kv, head_dim] (post-RoPE K)."""
+
+    def __init__(self, n_layer, n_head_kv, head_dim, dtype):
+        self.k = [np.zeros((0, n_head_kv, head_dim), dtype) for _ in range(n_layer)]
+        self.v = [np.zeros((0, n_head_kv, head_dim), dtype) for _ in range(n_layer)]
+        self.pos = np.zeros(0, np.int64)
+
+    @property
+    def n(self):
+        return len(self.pos)
+
+    def copy(self):
+        c = Cache.__new__(Cache)
+        c.k, c.v, c.pos = list(self.k), list(self.v), self.pos.copy()
+        return c
+
+
+class Model:
+    def __init__(self, path, dtype=np.float64, rope_mode=None):
+        """dtype float64 (the oracle) or float32 (to measure single-precision
+        error). rope_mode: None = by arch, or force "norm"/"neox" (tests)."""
+        self.dtype = np.dtype(dtype)
+        g = GGUFFile(path)
+        self.meta = g.meta
+        arch = g.meta["general.architecture"]
+        if arch not in ("llama", "qwen2"):
+            raise ValueError(f"unsupported architecture {arch}")
+        self.arch = arch
+
+        def hp(key, default=None):
+            v = g.meta.get(f"{arch}.{key}", default)
+            if v is None:
+                raise KeyError(f"{arch}.{key}")
+            return v
+
+        self.n_embd = int(hp("embedding_length"))
+        self.n_layer = int(hp("block_count"))
+        self.n_ff = int(hp("feed_forward_length"))
+        self.n_head = int(hp("attention.head_count"))
+        self.n_head_kv = int(hp("attention.head_count_kv", self.n_head))
+        self.n_ctx_train = int(hp("context_length"))
+        self.rope_base = float(hp("rope.freq_base", 10000.0))
+        self.eps = float(hp("attention.layer_norm_rms_epsilon"))
+        self.head_dim = self.n_embd // self.n_head
+        n_rot = int(hp("rope.dimension_count", self.head_dim))
+        if n_rot != self.head_dim:
+            raise ValueError("partial rotary (rope.dimension_count != head_dim) not supported")
+        if self.n_head % self.n_head_kv:
+            raise ValueError("n_head not a multiple of n_head_kv")
+        self.neox = {"norm": False, "neox": True, None: arch == "qwen2"}[rope_mode]
+
+        def W(name):
+            return g.tensor(name).astype(self.dtype)
+
+        self.tok_embd = W("token_embd.weight")
+        self.n_vocab = self.tok_embd.shape[0]
+        if f"{arch}.vocab_size" in g.meta:
+            assert int(g.meta[f"{arch}.vocab_size"]) == self.n_vocab
+        self.tied = "output.weight" not in g.tensors
+        self.output = self.tok_embd if self.tied else W("output.weight")
+        self.output_norm = W("output_norm.weight")
+        self.layers = []
+        for i in range(self.n_layer):
+            p = f"blk.{i}."
+            L = {k: W(p + k + ".weight") for k in
+                 ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                  "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")}
+            for b in ("attn_q", "attn_k", "attn_v"):
+                L[b + ".bias"] = W(p + b + ".bias") if p + b + ".bias" in g.tensors else None
+            self.layers.append(L)
+        self.n_params = sum(int(np.prod(t.ne)) for t in g.tensors.values())
+        # RoPE inverse frequencies base^(-2i/hd)
+        i = np.arange(self.head_dim // 2, dtype=self.dtype)
+        self.inv_freq = (self.dtype.type(self.rope_base) **
+                         (-2 * i / self.dtype.type(self.head_dim))).astype(self.dtype)
+
+    # ---- building blocks ---------------------------------------------------
+    def rmsnorm(self, x, w):
+        ms = np.mean(x * x, axis=-1, keepdims=True)
+        return x / np.sqrt(ms + self.dtype.type(self.eps)) * w
+
+    def rope(self, x, pos):
+        """x: [n, heads, hd]; pos: [n]. Returns rotated copy."""
+        ang = pos.astype(self.dtype)[:, None] * self.inv_freq[None, :]   # [n, hd/2]
+        c = np.cos(ang)[:, None, :]
+        s = np.sin(ang)[:, None, :]
+        y = np.empty_like(x)
+        if self.neox:
+            h = self.head_dim // 2
+            a, b = x[..., :h], x[..., h:]
+            y[..., :h] = a * c - b * s
+            y[..., h:] = a * s + b * c
+        else:
+            a, b = x[..., 0::2], x[..., 1::2]
+            y[..., 0::2] = a * c - b * s
+            y[..., 1::2] = a * s + b * c
+        return y
+
+    def new_cache(self):
+        return Cache(self.n_layer, self.n_head_kv, self.head_dim, self.dtype)
+
+    # ---- forward -------------------------------------------------------------
+    def forward(self, tokens=None, embd=None, pos=None, cache=None):
+        """Evaluate n rows appended to the cache. Exactly one of tokens ([n]
+        ids) or embd ([n, n_embd]) is given. pos: [n] RoPE positions, default
+        n_past + arange(n). Returns (logits [n, n_vocab], hidden [n, n_embd],
+        new_cache); the cache passed in is not modified."""
+        if (tokens is None) == (embd is None):
+            raise ValueError("give exactly one of tokens / embd")
+        cache = self.new_cache() if cache is None else cache.copy()
+        if tokens is not None:
+            tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
+            if tokens.min() < 0 or tokens.max() >= self.n_vocab:
+                raise ValueError("token id out of range")
+            x = self.tok_embd[tokens].copy()
+        else:
+            x = np.array(embd, dtype=self.dtype).reshape(-1, self.n_embd)
+        n = x.shape[0]
+        n_past = cache.n
+        pos = (n_past + np.arange(n)) if pos is None else np.asarray(pos, np.int64).reshape(n)
+        hd, nh, nkv = self.head_dim, self.n_head, self.n_head_kv
+        group = nh // nkv
+        scale = self.dtype.type(1.0 / np.sqrt(hd))
+        # mask[r, j]: row r (slot n_past + r) may attend to slot j
+        S = n_past + n
+        mask = np.arange(S)[None, :] <= (n_past + np.arange(n))[:, None]
+        for li, L in enumerate(self.layers):
+            h = self.rmsnorm(x, L["attn_norm"])
+            q = h @ L["attn_q"].T
+            k = h @ L["attn_k"].T
+            v = h @ L["attn_v"].T
+            if L["attn_q.bias"] is not None:
+                q = q + L["attn_q.bias"]
+            if L["attn_k.bias"] is not None:
+                k = k + L["attn_k.bias"]
+            if L["attn_v.bias"] is not None:
+                v = v + L["attn_v.bias"]
+            q = self.rope(q.reshape(n, nh, hd), pos)
+            k = self.rope(k.reshape(n, nkv, hd), pos)
+            v = v.reshape(n, nkv, hd)
+            K = np.concatenate([cache.k[li], k], axis=0)   # [S, nkv, hd]
+            V = np.concatenate([cache.v[li], v], axis=0)
+            cache.k[li], cache.v[li] = K, V
+            out = np.empty((n, nh, hd), self.dtype)
+            for hq in range(nh):
+                hk = hq // group
+                sc = (q[:, hq, :] @ K[:, hk, :].T) * scale          # [n, S]
+                sc = np.where(mask, sc, -np.inf)
+                sc = sc - sc.max(axis=1, keepdims=True)
+                p = np.exp(sc)
+                p = p / p.sum(axis=1, keepdims=True)
+                out[:, hq, :] = p @ V[:, hk, :]
+            x = x + out.reshape(n, nh * hd) @ L["attn_output"].T
+            h = self.rmsnorm(x, L["ffn_norm"])
+            gt = h @ L["ffn_gate"].T
+            up = h @ L["ffn_up"].T
+            act = gt / (1 + np.exp(-gt)) * up
+            x = x + act @ L["ffn_down"].T
+        cache.pos = np.concatenate([cache.pos, pos])
+        hidden = self.rmsnorm(x, self.output_norm)
+        logits = hidden @ self.output.T
+        return logits, hidden, cache
+
+    def forward_chunks(self, chunks):
+        """chunks: list of dicts with 'tokens' or 'embd', optional 'pos';
+        evaluated in order on one cache. Returns concatenated (logits, hidden)."""
+        cache, Ls, Hs = None, [], []
+        for c in chunks:
+            lg, hi, cache = self.forward(tokens=c.get("tokens"), embd=c.get("embd"),
+                                         pos=c.get("pos"), cache=cache)
+            Ls.append(lg)
+            Hs.append(hi)
+        return np.concatenate(Ls), np.concatenate(Hs)
+
+
+# ---------------------------------------------------------------------------
+# self-check
+# ---------------------------------------------------------------------------
+def _unpermute_hf(w, n_head):
+    """Inverse of convert_hf_to_gguf's permute for q/k rows: GGUF (adjacent
+    pairs) row order -> HF (rotate_half) row order."""
+    rows = w.shape[0]
+    return (w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:])
+             .swapaxes(1, 2).reshape(w.shape))
+
+
+def self_check(path, verbose=True):
+    m = Model(path)
+    rng = np.random.default_rng(0)
+    n = 11
+    toks = rng.integers(0, m.n_vocab, n)
+    ok = True
+
+    def report(name, err, tol, at_least=False):
+        """err <= tol, or err >= tol when at_least (a change that must show)."""
+        nonlocal ok
+        good = err >= tol if at_least else err <= tol
+        ok &= good
+        if verbose:
+            print(f"  {name:52s} {err:.3e}  {'ok' if good else 'FAIL'} "
+                  f"({'>=' if at_least else '<='} {tol:g})")
+
+    lg, hd, _ = m.forward(tokens=toks)
+    if verbose:
+        print(f"{path}: arch={m.arch} vocab={m.n_vocab} d={m.n_embd} layers={m.n_layer} "
+              f"heads={m.n_head}/{m.n_head_kv} hd={m.head_dim} ff={m.n_ff} tied={m.tied}")
+        print(f"  logit std {lg.std():.3f}, max |logit| {np.abs(lg).max():.3f}, "
+              f"hidden rms {np.sqrt((hd ** 2).mean()):.3f}")
+    # 1. incremental == batch
+    l2, h2 = m.forward_chunks([{"tokens": toks[:4]}, {"tokens": toks[4:5]}, {"tokens": toks[5:]}])
+    report("incremental (4+1+6) == batch", max(np.abs(l2 - lg).max(), np.abs(h2 - hd).max()), 1e-10)
+    # 2. embedding rows == token rows
+    l3, h3, _ = m.forward(embd=m.tok_embd[toks])
+    report("embedding rows == token rows", np.abs(l3 - lg).max(), 1e-12)
+    # 3. RoPE relative-position invariance: shifting every position by s
+    l4, _, _ = m.forward(tokens=toks, pos=np.arange(n) + 37)
+    report("shift all positions by 37 (RoPE relative)", np.abs(l4 - lg).max(), 1e-9)
+    # 4. causality: row r is independent of later rows
+    l5, _, _ = m.forward(tokens=toks[:6])
+    report("prefix rows unaffected by later rows", np.abs(l5 - lg[:6]).max(), 1e-12)
+    # 5. explicit default positions == implicit
+    l6, _, _ = m.forward(tokens=toks, pos=np.arange(n))
+    report("explicit pos 0..n-1 == default", np.abs(l6 - lg).max(), 0.0)
+    # 6. pos != slot: mask is by slot; positions only enter RoPE
+    p = np.array([0, 2, 7, 3, 10, 5, 1, 4, 9, 8, 6])
+    l7, _, _ = m.forward(tokens=toks, pos=p)
+    l8, _ = m.forward_chunks([{"tokens": toks[:4], "pos": p[:4]}, {"tokens": toks[4:], "pos": p[4:]}])
+    report("non-contiguous positions: chunked == batch", np.abs(l8 - l7).max(), 1e-10)
+    d_pos = np.abs(l7 - lg).max()
+    report("non-contiguous positions change the logits", d_pos, 1e-2, at_least=True)
+    # 7. RoPE convention vs HF rotate_half: for llama, un-permuting q/k to HF
+    #    order and rotating NEOX-style must give the same result.
+    if m.arch == "llama":
+        mh = Model(path, rope_mode="neox")
+        for L in mh.layers:
+            L["attn_q"] = _unpermute_hf(L["attn_q"], mh.n_head)
+            L["attn_k"] = _unpermute_hf(L["attn_k"], mh.n_head_kv)
+        lh, _, _ = mh.forward(tokens=toks)
+        report("llama norm-rope == HF rotate_half on un-permuted q/k", np.abs(lh - lg).max(), 1e-10)
+    # 8. sensitivity: the wrong RoPE mode must differ clearly
+    mw = Model(path, rope_mode="norm" if m.neox else "neox")
+    lw, _, _ = mw.forward(tokens=toks)
+    d_w = np.abs(lw - lg).max()
+    report("the other RoPE mode changes the logits", d_w, 1e-2, at_least=True)
+    # 9. float32 vs float64
+    m32 = Model(path, dtype=np.float32)
+    l32, h32, _ = m32.forward(tokens=toks)
+    d32 = np.abs(l32 - lg).max()
+    if verbose:
+        print(f"  float32 vs float64: max |dlogit| {d32:.3e}, max |dhidden| {np.abs(h32 - hd).max():.3e}")
+    return ok
+
+
+if __name__ == "__main__":
+    paths = sys.argv[1:]
+    if not paths:
+        import tempfile
+        from gen_model import make_model
+        tmp = tempfile.mkdtemp()
+        paths = [os.path.join(tmp, "llama.gguf"), os.path.join(tmp, "qwen2.gguf")]
+        make_model(paths[0], arch="llama", seed=1)
+        make_model(paths[1], arch="qwen2", seed=2, n_head=8, n_head_kv=2, rope_base=1e6, rms_eps=1e-6)
+    all_ok = all([self_check(p) for p in paths])
+    print("self-check", "PASSED" if all_ok else "FAILED")
+    sys.exit(0 if all_ok else 1)
