@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 /* hmt-generate: continue a prompt with a GGUF model, using only the public
  * API. Exit codes: 0 success, 1 runtime failure, 2 usage error. */
 #include <stdio.h>

@@ -230,7 +230,7 @@ int hmti_model_load(hmt_model **out, const char *path) {
         destroy(m);
         char msg[HMTI_ERRMSG_MAX];
         hmti_copy_errmsg(msg);
-        return hmti_errf(rc, "%s: %s", path, msg);
+        return strstr(msg, path) ? rc : hmti_errf(rc, "%s: %s", path, msg);
     }
     *out = m;
     return HMT_OK;
