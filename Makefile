@@ -88,13 +88,18 @@ $(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR)
 	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) -std=gnu11 $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
 
 # ---- pkg-config --------------------------------------------------------------
-$(B)/hmt.pc: pkgconfig/hmt.pc.in $(HDR) Makefile
+# Paths are written relative to ${prefix} / ${exec_prefix} where they can be,
+# and regenerated on every install so PREFIX/LIBDIR given then are honoured.
+PC_EXEC_PREFIX = $(patsubst $(prefix)%,$${prefix}%,$(exec_prefix))
+PC_LIBDIR = $(patsubst $(exec_prefix)/%,$${exec_prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(prefix)/%,$${prefix}/%,$(INCLUDEDIR))
+$(B)/hmt.pc: pkgconfig/hmt.pc.in $(HDR) FORCE
 	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@EXEC_PREFIX@|$(exec_prefix)|' \
-	    -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIV_LIBS@|$(XSMM_LIBS) $(SYS_LIBS)|' \
-	    $< | sed -e 's|$(exec_prefix)/|$${exec_prefix}/|' -e 's|^exec_prefix=$(prefix)|exec_prefix=$${prefix}|' \
-	         -e 's|^includedir=$(prefix)/|includedir=$${prefix}/|' > $@
+	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@EXEC_PREFIX@|$(PC_EXEC_PREFIX)|' \
+	    -e 's|@LIBDIR@|$(PC_LIBDIR)|' -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIV_LIBS@|$(XSMM_LIBS) $(SYS_LIBS)|' $< > $@.tmp
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
 
 # ---- tests -----------------------------------------------------------------
 $(B)/tests/%.o: tests/%.c
