@@ -25,12 +25,15 @@ typedef struct {
     float *x, *xn, *q, *k, *v, *att, *sc, *g, *u, *tmp;
 } naive_model;
 
-static float *naive_unpack(const hmti_matrix *w) {
-    float *a = malloc((size_t)w->rows * (size_t)w->cols * sizeof *a);
+/* Rows [r0, r0 + n) of a packed matrix as a plain row-major array. */
+static float *naive_unpack_rows(const hmti_matrix *w, int64_t r0, int64_t n) {
+    float *a = malloc((size_t)n * (size_t)w->cols * sizeof *a);
     if (!a) return NULL;
-    for (int64_t r = 0; r < w->rows; r++) hmti_matrix_get_row(w, r, a + r * w->cols);
+    for (int64_t r = 0; r < n; r++) hmti_matrix_get_row(w, r0 + r, a + r * w->cols);
     return a;
 }
+
+static float *naive_unpack(const hmti_matrix *w) { return naive_unpack_rows(w, 0, w->rows); }
 
 static void naive_free(naive_model *nm) {
     if (nm->layers)
@@ -57,9 +60,11 @@ static int naive_init(naive_model *nm, const hmt_model *m, int n_ctx) {
     for (int l = 0; l < m->n_layer; l++) {
         const hmti_layer *S = &m->layers[l];
         naive_layer *L = &nm->layers[l];
-        if (!(L->wq = naive_unpack(&S->wq)) || !(L->wk = naive_unpack(&S->wk)) ||
-            !(L->wv = naive_unpack(&S->wv)) || !(L->wo = naive_unpack(&S->wo)) ||
-            !(L->gate = naive_unpack(&S->gate)) || !(L->up = naive_unpack(&S->up)) ||
+        if (!(L->wq = naive_unpack_rows(&S->wqkv, 0, (int64_t)qd)) ||
+            !(L->wk = naive_unpack_rows(&S->wqkv, (int64_t)qd, (int64_t)kvd)) ||
+            !(L->wv = naive_unpack_rows(&S->wqkv, (int64_t)(qd + kvd), (int64_t)kvd)) ||
+            !(L->wo = naive_unpack(&S->wo)) || !(L->gate = naive_unpack_rows(&S->gate_up, 0, (int64_t)ff)) ||
+            !(L->up = naive_unpack_rows(&S->gate_up, (int64_t)ff, (int64_t)ff)) ||
             !(L->down = naive_unpack(&S->down)))
             return naive_free(nm), -1;
     }
@@ -118,8 +123,9 @@ static void naive_forward_token(naive_model *nm, hmt_token tok, int pos, float *
         naive_matvec(nm->q, L->wq, nm->xn, qd, d);
         naive_matvec(nm->k, L->wk, nm->xn, kvd, d);
         naive_matvec(nm->v, L->wv, nm->xn, kvd, d);
-        for (int i = 0; S->bq && i < qd; i++) nm->q[i] += S->bq[i];
-        for (int i = 0; S->bk && i < kvd; i++) nm->k[i] += S->bk[i], nm->v[i] += S->bv[i];
+        for (int i = 0; S->bqkv && i < qd; i++) nm->q[i] += S->bqkv[i];
+        for (int i = 0; S->bqkv && i < kvd; i++)
+            nm->k[i] += S->bqkv[qd + i], nm->v[i] += S->bqkv[qd + kvd + i];
         naive_rope(nm->q, nh, hd, pos, m->rope_base, m->rope_neox);
         naive_rope(nm->k, nkv, hd, pos, m->rope_base, m->rope_neox);
         float *kc = nm->kc + ((size_t)l * nm->n_ctx) * kvd, *vc = nm->vc + ((size_t)l * nm->n_ctx) * kvd;

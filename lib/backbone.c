@@ -46,17 +46,14 @@ int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int3
                          n_ctx, 2 * b->kv_bytes >> 20);
     }
     const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
-    const size_t ff = (size_t)m->n_ff, nb = (size_t)n_batch;
+    const size_t nb = (size_t)n_batch;
     float *p = b->arena;
     b->x = p, p += nb * d;
     b->xn = p, p += nb * d;
     b->xg = p, p += nb * d;
-    b->q = p, p += nb * q;
+    b->qkv = p, p += nb * (q + 2 * kv_dim);
     b->att = p, p += nb * q;
-    b->k = p, p += nb * kv_dim;
-    b->vv = p, p += nb * kv_dim;
-    b->gate = p, p += nb * ff;
-    b->up = p;
+    b->gu = p;
     int rc = hmti_backbone_set_threads(b, n_threads);
     if (rc) hmti_backbone_release(b);
     return rc;
@@ -103,10 +100,18 @@ static void job_rmsnorm(void *arg, int ith, int nth) {
 
 static void job_swiglu(void *arg, int ith, int nth) {
     rows_job *j = arg;
-    const int64_t total = (int64_t)j->n * j->b->m->n_ff;
+    const int64_t ff = j->b->m->n_ff;
     int64_t lo, hi;
-    hmti_split_range(total, ith, nth, 16, &lo, &hi);
-    if (hi > lo) hmti_silu_mul(j->b->gate + lo, j->b->up + lo, hi - lo);
+    hmti_split_range(j->n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) hmti_silu_mul(j->b->gu + i * 2 * ff, j->b->gu + i * 2 * ff + ff, ff);
+}
+
+/* Row jobs too small to be worth waking the pool run on the caller. */
+static void run_rows(hmti_backbone *b, hmti_job_fn fn, rows_job *j) {
+    if (j->n <= 4)
+        fn(j, 0, 1);
+    else
+        hmti_pool_run(b->pool, fn, j);
 }
 
 /* ---- attention ----------------------------------------------------------------- */
@@ -125,6 +130,7 @@ static void job_attention(void *arg, int ith, int nth) {
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t qkv_dim = q_dim + 2 * kv_dim;
     const int group = m->n_head / m->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     float *s = b->scores + (size_t)ith * HMTI_ATT_ROWS * (size_t)n_ctx;
@@ -138,8 +144,8 @@ static void job_attention(void *arg, int ith, int nth) {
             const int32_t rows = j->n - r0 < HMTI_ATT_ROWS ? j->n - r0 : HMTI_ATT_ROWS;
             const int64_t span = (int64_t)j->n_past + r0 + rows; /* slots any row sees */
             /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
-            hmti_gemm_cm(span, rows, hd, kt, n_ctx, b->q + (size_t)r0 * q_dim + h * hd, q_dim, s,
-                         n_ctx, 0.0f);
+            hmti_gemm_cm(span, rows, hd, kt, n_ctx, b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim,
+                         s, n_ctx, 0.0f);
             for (int32_t r = 0; r < rows; r++) {
                 float *row = s + (size_t)r * n_ctx;
                 const int64_t visible = (int64_t)j->n_past + r0 + r + 1;
@@ -164,18 +170,13 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t 
     float *v = b->v + (size_t)layer * n_ctx * kv_dim;
     for (int32_t i = 0; i < n; i++) {
         const int32_t p = pos ? pos[i] : n_past + i;
-        float *q = b->q + (size_t)i * q_dim, *k = b->k + (size_t)i * kv_dim;
+        float *q = b->qkv + (size_t)i * (q_dim + 2 * kv_dim), *k = q + q_dim;
         hmti_rope(q, m->n_head, (int)hd, p, m->rope_base, m->rope_neox);
         hmti_rope(k, m->n_head_kv, (int)hd, p, m->rope_base, m->rope_neox);
         const int64_t slot = (int64_t)n_past + i;
         for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];
-        memcpy(v + slot * kv_dim, b->vv + (size_t)i * kv_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(v + slot * kv_dim, k + kv_dim, (size_t)kv_dim * sizeof(float));
     }
-}
-
-static void add_bias(float *y, const float *bias, int32_t n, int64_t width) {
-    if (!bias) return;
-    for (int32_t i = 0; i < n; i++) hmti_add(y + (size_t)i * width, bias, width);
 }
 
 static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, const int32_t *pos) {
@@ -185,13 +186,8 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     hmti_pool *pool = b->pool;
     rows_job rj = {b, n, L->attn_norm};
-    hmti_pool_run(pool, job_rmsnorm, &rj);
-    hmti_matmul(pool, &L->wq, b->xn, d, n, b->q, q_dim, NULL);
-    hmti_matmul(pool, &L->wk, b->xn, d, n, b->k, kv_dim, NULL);
-    hmti_matmul(pool, &L->wv, b->xn, d, n, b->vv, kv_dim, NULL);
-    add_bias(b->q, L->bq, n, q_dim);
-    add_bias(b->k, L->bk, n, kv_dim);
-    add_bias(b->vv, L->bv, n, kv_dim);
+    run_rows(b, job_rmsnorm, &rj);
+    hmti_matmul(pool, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
     rope_and_store(b, l, n_past, n, pos);
     att_job aj = {b, l, n_past, n};
     hmti_pool_run(pool, job_attention, &aj);
@@ -199,11 +195,10 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     hmti_matmul(pool, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
     hmti_add(b->x, b->xn, (int64_t)n * d);
     rj.norm_w = L->ffn_norm;
-    hmti_pool_run(pool, job_rmsnorm, &rj);
-    hmti_matmul(pool, &L->gate, b->xn, d, n, b->gate, ff, NULL);
-    hmti_matmul(pool, &L->up, b->xn, d, n, b->up, ff, NULL);
-    hmti_pool_run(pool, job_swiglu, &rj);
-    hmti_matmul(pool, &L->down, b->gate, ff, n, b->xn, d, NULL);
+    run_rows(b, job_rmsnorm, &rj);
+    hmti_matmul(pool, &L->gate_up, b->xn, d, n, b->gu, 2 * ff, NULL);
+    run_rows(b, job_swiglu, &rj);
+    hmti_matmul(pool, &L->down, b->gu, 2 * ff, n, b->xn, d, NULL);
     hmti_add(b->x, b->xn, (int64_t)n * d);
 }
 

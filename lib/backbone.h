@@ -20,7 +20,10 @@ typedef struct {
     size_t kv_bytes;
     float *arena;  /* one block for every scratch buffer below */
     size_t arena_bytes;
-    float *x, *xn, *q, *k, *vv, *att, *gate, *up, *xg;
+    float *x, *xn, *xg; /* [n_batch][d]: residual stream, normed, gathered for the LM head */
+    float *qkv;         /* [n_batch][q_dim + 2 kv_dim]                                    */
+    float *att;         /* [n_batch][q_dim]                                               */
+    float *gu;          /* [n_batch][2 ff]: gate | up                                     */
     float *scores; /* [n_threads][HMTI_ATT_ROWS][n_ctx] */
     size_t scores_bytes;
 } hmti_backbone;

@@ -73,6 +73,30 @@ static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t col
     return HMT_OK;
 }
 
+/* Several [rows_i][cols] tensors stacked into one packed matrix. */
+static int load_stacked(hmt_model *m, const char *const *names, const int64_t *rows, int n,
+                        int64_t cols, hmti_matrix *dst) {
+    const hmti_gguf_tensor *t[3];
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int rc = find_tensor(m->gguf, names[i], cols, rows[i], 1, &t[i]);
+        if (rc) return rc;
+        total += rows[i];
+    }
+    float *tmp = malloc((size_t)total * (size_t)cols * sizeof *tmp);
+    if (!tmp) return hmti_errf(HMT_E_NOMEM, "model: out of memory stacking '%s'", names[0]);
+    float *row = tmp;
+    for (int i = 0; i < n; i++) {
+        const size_t rb = hmti_row_size(t[i]->type, cols);
+        for (int64_t r = 0; r < rows[i]; r++, row += cols)
+            hmti_row_to_f32((const char *)t[i]->data + (size_t)r * rb, t[i]->type, row, cols);
+        m->n_params += (uint64_t)rows[i] * (uint64_t)cols;
+    }
+    int rc = hmti_matrix_pack(dst, tmp, HMTI_TYPE_F32, total, cols);
+    free(tmp);
+    return rc ? hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg()) : HMT_OK;
+}
+
 /* A vector (norm weight, bias) as an owned F32 copy; NULL if optional and absent. */
 static int load_vector(hmt_model *m, const char *name, int64_t n, int required, float **dst) {
     const hmti_gguf_tensor *t;
@@ -155,24 +179,38 @@ static int load_weights(hmt_model *m) {
 
     m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
-    char name[NAME_MAX_LEN];
-#define TNAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, i), name)
+    char n0[NAME_MAX_LEN], n1[NAME_MAX_LEN], n2[NAME_MAX_LEN];
+#define TNAME(buf, suffix) (snprintf(buf, sizeof buf, "blk.%d." suffix, i), buf)
     for (int i = 0; i < m->n_layer; i++) {
         hmti_layer *L = &m->layers[i];
-        int bias_required = m->arch == HMTI_ARCH_QWEN2;
-        if ((rc = load_vector(m, TNAME("attn_norm.weight"), d, 1, &L->attn_norm)) ||
-            (rc = load_vector(m, TNAME("ffn_norm.weight"), d, 1, &L->ffn_norm)) ||
-            (rc = load_matrix(m, TNAME("attn_q.weight"), q_dim, d, &L->wq)) ||
-            (rc = load_matrix(m, TNAME("attn_k.weight"), kv_dim, d, &L->wk)) ||
-            (rc = load_matrix(m, TNAME("attn_v.weight"), kv_dim, d, &L->wv)) ||
-            (rc = load_matrix(m, TNAME("attn_output.weight"), d, q_dim, &L->wo)) ||
-            (rc = load_matrix(m, TNAME("ffn_gate.weight"), ff, d, &L->gate)) ||
-            (rc = load_matrix(m, TNAME("ffn_up.weight"), ff, d, &L->up)) ||
-            (rc = load_matrix(m, TNAME("ffn_down.weight"), d, ff, &L->down)) ||
-            (rc = load_vector(m, TNAME("attn_q.bias"), q_dim, bias_required, &L->bq)) ||
-            (rc = load_vector(m, TNAME("attn_k.bias"), kv_dim, bias_required, &L->bk)) ||
-            (rc = load_vector(m, TNAME("attn_v.bias"), kv_dim, bias_required, &L->bv)))
+        const char *qkv[3] = {TNAME(n0, "attn_q.weight"), TNAME(n1, "attn_k.weight"),
+                              TNAME(n2, "attn_v.weight")};
+        const int64_t qkv_rows[3] = {q_dim, kv_dim, kv_dim};
+        if ((rc = load_stacked(m, qkv, qkv_rows, 3, d, &L->wqkv))) return rc;
+        const char *gu[2] = {TNAME(n0, "ffn_gate.weight"), TNAME(n1, "ffn_up.weight")};
+        const int64_t gu_rows[2] = {ff, ff};
+        if ((rc = load_stacked(m, gu, gu_rows, 2, d, &L->gate_up)) ||
+            (rc = load_matrix(m, TNAME(n0, "attn_output.weight"), d, q_dim, &L->wo)) ||
+            (rc = load_matrix(m, TNAME(n0, "ffn_down.weight"), d, ff, &L->down)) ||
+            (rc = load_vector(m, TNAME(n0, "attn_norm.weight"), d, 1, &L->attn_norm)) ||
+            (rc = load_vector(m, TNAME(n0, "ffn_norm.weight"), d, 1, &L->ffn_norm)))
             return rc;
+        /* q, k, v biases (qwen2 always has them), stacked like the weights */
+        if (m->arch == HMTI_ARCH_QWEN2 || hmti_gguf_find_tensor(m->gguf, TNAME(n0, "attn_q.bias"))) {
+            float *b[3] = {NULL, NULL, NULL};
+            const char *bn[3] = {TNAME(n0, "attn_q.bias"), TNAME(n1, "attn_k.bias"),
+                                 TNAME(n2, "attn_v.bias")};
+            for (int j = 0; j < 3 && !rc; j++) rc = load_vector(m, bn[j], qkv_rows[j], 1, &b[j]);
+            if (!rc && !(L->bqkv = malloc((size_t)(q_dim + 2 * kv_dim) * sizeof(float))))
+                rc = hmti_errf(HMT_E_NOMEM, "model: out of memory");
+            if (!rc) {
+                memcpy(L->bqkv, b[0], (size_t)q_dim * sizeof(float));
+                memcpy(L->bqkv + q_dim, b[1], (size_t)kv_dim * sizeof(float));
+                memcpy(L->bqkv + q_dim + kv_dim, b[2], (size_t)kv_dim * sizeof(float));
+            }
+            free(b[0]), free(b[1]), free(b[2]);
+            if (rc) return rc;
+        }
     }
 #undef TNAME
     if ((rc = load_vector(m, "output_norm.weight", d, 1, &m->output_norm))) return rc;
@@ -197,13 +235,13 @@ static void destroy(hmt_model *m) {
     if (m->layers) {
         for (int i = 0; i < m->n_layer; i++) {
             hmti_layer *L = &m->layers[i];
-            hmti_matrix *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-            for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) hmti_matrix_release(mats[j]);
+            hmti_matrix_release(&L->wqkv);
+            hmti_matrix_release(&L->wo);
+            hmti_matrix_release(&L->gate_up);
+            hmti_matrix_release(&L->down);
             free(L->attn_norm);
             free(L->ffn_norm);
-            free(L->bq);
-            free(L->bk);
-            free(L->bv);
+            free(L->bqkv);
         }
         free(m->layers);
     }

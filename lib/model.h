@@ -15,11 +15,15 @@
 
 typedef enum { HMTI_ARCH_LLAMA, HMTI_ARCH_QWEN2 } hmti_arch;
 
+/* q, k and v are one matrix, and gate and up another, so each block runs
+ * four GEMMs (four pool jobs) instead of seven. */
 typedef struct {
-    hmti_matrix wq, wk, wv, wo;    /* [n_head*hd][d], [n_kv*hd][d] ×2, [d][n_head*hd] */
-    hmti_matrix gate, up, down;    /* [ff][d] ×2, [d][ff]                          */
-    float *attn_norm, *ffn_norm;   /* [d]                                          */
-    float *bq, *bk, *bv;           /* qwen2 projection biases, NULL for llama      */
+    hmti_matrix wqkv;            /* rows: q [n_head*hd], k [n_kv*hd], v [n_kv*hd]; cols d */
+    hmti_matrix wo;              /* [d][n_head*hd]                                        */
+    hmti_matrix gate_up;         /* rows: gate [ff], up [ff]; cols d                      */
+    hmti_matrix down;            /* [d][ff]                                               */
+    float *attn_norm, *ffn_norm; /* [d]                                                   */
+    float *bqkv;                 /* qwen2 q|k|v biases, NULL for llama                    */
 } hmti_layer;
 
 struct hmt_model {

@@ -88,6 +88,7 @@ struct hmti_vocab {
     uint8_t byte_enc_len[256];
     hmt_token bos, eos, unk, pad;
     int add_bos, add_space_prefix, ignore_merges;
+    int spm_words; /* SPM: no token has U+2581 after another character */
     hmti_pre_type pre;
     spec_ent *spec; /* special tokens by first byte, longest first */
     uint32_t spec_start[257];
@@ -120,9 +121,10 @@ static uint64_t hash_bytes(const char *s, size_t n) {
     return mix64(h ^ k);
 }
 
+/* Power of two with a load factor of at most 3/4. */
 static uint64_t table_size(uint64_t n) {
     uint64_t s = 16;
-    while (s < 2 * n) s <<= 1;
+    while (s < n + n / 3 + 1) s <<= 1;
     return s;
 }
 
@@ -288,27 +290,29 @@ static int load_tokens(hmti_vocab *v, const hmti_gguf *g) {
     v->n = (int32_t)n;
     v->tok = calloc(n, sizeof *v->tok);
     if (!v->tok) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
-    uint64_t total = 0;
+    /* one pass: the arena grows geometrically (texts average a few bytes) */
+    size_t cap = (size_t)n * 8, off = 0;
+    v->text = malloc(cap);
+    if (!v->text) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     for (uint64_t i = 0; i < n; i++) {
         hmti_str s;
         if ((rc = hmti_gguf_arr_str(g, K_TOKENS, i, &s)) != 0) return rc;
-        total += s.len;
-        if (total > UINT32_MAX)
+        if (s.len > UINT32_MAX - off)
             return hmti_errf(HMT_E_FORMAT, "%s: token texts exceed 4 GiB", K_TOKENS);
-    }
-    v->text = malloc(total ? total : 1);
-    v->piece = malloc(total ? total : 1);
-    if (!v->text || !v->piece) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
-    uint32_t off = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        hmti_str s;
-        if ((rc = hmti_gguf_arr_str(g, K_TOKENS, i, &s)) != 0) return rc;
+        if (off + s.len > cap) {
+            while (off + s.len > cap) cap *= 2;
+            char *p = realloc(v->text, cap);
+            if (!p) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
+            v->text = p;
+        }
         if (s.len) memcpy(v->text + off, s.ptr, s.len);
-        v->tok[i].off = off;
+        v->tok[i].off = (uint32_t)off;
         v->tok[i].len = (uint32_t)s.len;
         v->tok[i].type = TT_NORMAL;
-        off += (uint32_t)s.len;
+        off += s.len;
     }
+    v->piece = malloc(off ? off : 1); /* rendered pieces are never longer */
+    if (!v->piece) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     return HMT_OK;
 }
 
@@ -568,6 +572,20 @@ static int build_specials(hmti_vocab *v) {
     return HMT_OK;
 }
 
+/* SPM: does every mergeable token keep U+2581 in a leading run only? */
+static int words_ok(const hmti_vocab *v) {
+    for (int32_t i = 0; i < v->n; i++) {
+        const tok_info *t = &v->tok[i];
+        if (!t->mergeable) continue;
+        const char *s = v->text + t->off;
+        size_t k = 0;
+        while (k + 3 <= t->len && memcmp(s + k, "\xE2\x96\x81", 3) == 0) k += 3;
+        for (; k + 3 <= t->len; k++)
+            if (memcmp(s + k, "\xE2\x96\x81", 3) == 0) return 0;
+    }
+    return 1;
+}
+
 static int load(hmti_vocab *v, const hmti_gguf *g) {
     hmti_str model;
     int rc = hmti_gguf_get_str(g, K_MODEL, &model);
@@ -635,6 +653,7 @@ static int load(hmti_vocab *v, const hmti_gguf *g) {
     }
     if ((rc = build_specials(v))) return rc;
     render_pieces(v);
+    v->spm_words = spm && words_ok(v);
     return HMT_OK;
 }
 
@@ -866,7 +885,20 @@ static int spm_fragment(session *ss, const char *text, size_t len, int prefix) {
             o[k++] = text[i];
         }
     }
-    return spm_encode(ss, o, k);
+    if (!ss->v->spm_words) return spm_encode(ss, o, k);
+    /* No token contains U+2581 after a non-U+2581 character, so no merge can
+     * cross such a boundary: encode each "word" on its own (same result,
+     * small heaps). */
+    size_t seg = 0;
+    for (size_t i = 1; i + 3 <= k; i++) {
+        if (memcmp(o + i, "\xE2\x96\x81", 3) == 0 && !(i >= 3 && memcmp(o + i - 3, "\xE2\x96\x81", 3) == 0)) {
+            int rc = spm_encode(ss, o + seg, i - seg);
+            if (rc) return rc;
+            seg = i;
+            i += 2;
+        }
+    }
+    return spm_encode(ss, o + seg, k - seg);
 }
 
 /* ---------------------------------------------------------------------------
@@ -991,10 +1023,11 @@ static int bpe_fragment(session *ss, const char *text, size_t len) {
 /* ---------------------------------------------------------------------------
  * Entry points
  * ------------------------------------------------------------------------- */
-static int fragment(session *ss, const char *text, size_t len, int after_special) {
+/* Text fragments always start the text or follow a special token, so with
+ * add_space_prefix each of them gets the leading space (as in llama.cpp). */
+static int fragment(session *ss, const char *text, size_t len) {
     if (len == 0) return HMT_OK;
-    if (ss->v->model == MODEL_SPM)
-        return spm_fragment(ss, text, len, ss->v->add_space_prefix && after_special);
+    if (ss->v->model == MODEL_SPM) return spm_fragment(ss, text, len, ss->v->add_space_prefix);
     return bpe_fragment(ss, text, len);
 }
 
@@ -1002,6 +1035,7 @@ int hmti_tokenize(const hmti_vocab *v, const char *text, size_t len, uint32_t fl
                   hmt_token *out, size_t cap, size_t *n_out) {
     if (!v || (!text && len) || (!out && cap) || !n_out)
         return hmti_errf(HMT_E_INVAL, "tokenize: NULL argument");
+    if (!text) text = "";
     sink sk = {out, cap, 0};
     session ss;
     memset(&ss, 0, sizeof ss);
@@ -1009,9 +1043,7 @@ int hmti_tokenize(const hmti_vocab *v, const char *text, size_t len, uint32_t fl
     ss.out = &sk;
     if ((flags & HMT_TOKENIZE_ADD_BOS) && v->bos >= 0) emit(&sk, v->bos);
     int parse_control = (flags & HMT_TOKENIZE_SPECIAL) != 0;
-    /* Text fragments always start the text or follow a special token, so
-     * with add_space_prefix each of them gets the leading space (llama.cpp). */
-    int rc = HMT_OK, after_special = 1;
+    int rc = HMT_OK;
     size_t start = 0;
     for (size_t pos = 0; pos < len && rc == HMT_OK;) {
         unsigned char b = (unsigned char)text[pos];
@@ -1029,12 +1061,12 @@ int hmti_tokenize(const hmti_vocab *v, const char *text, size_t len, uint32_t fl
             pos++;
             continue;
         }
-        rc = fragment(&ss, text + start, pos - start, after_special);
+        rc = fragment(&ss, text + start, pos - start);
         emit(&sk, hit);
         pos += v->tok[hit].len;
         start = pos;
     }
-    if (rc == HMT_OK) rc = fragment(&ss, text + start, len - start, after_special);
+    if (rc == HMT_OK) rc = fragment(&ss, text + start, len - start);
     session_free(&ss);
     if (rc) return rc;
     *n_out = sk.n;

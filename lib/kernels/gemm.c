@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,8 +249,9 @@ void hmti_gemm_cm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
 /* ---- packed matmul -------------------------------------------------------- */
 /* GEMV over packed panels: out[0..16·nv) = A[rows of panel chunk] · x, where
  * a points at the first row of the chunk inside its panel (column stride lda
- * = panel_rows). Two k-steps per iteration with independent accumulators. */
-#define GEMV_PF 1024 /* floats ahead to prefetch: 4 KiB */
+ * = panel_rows). Two k-steps per iteration with independent accumulators.
+ * No software prefetch: measured 1 KiB..16 KiB ahead, all slower than the
+ * hardware prefetcher on these sequential panels. */
 
 AVX512_TARGET static inline __attribute__((always_inline)) void
 gemv_avx512_body(const float *a, int64_t lda, int64_t k, const float *x, float *out, const int nv) {
@@ -259,8 +261,6 @@ gemv_avx512_body(const float *a, int64_t lda, int64_t k, const float *x, float *
     for (; p + 2 <= k; p += 2) {
         const float *a0 = a + p * lda, *a1 = a0 + lda;
         __m512 x0 = _mm512_set1_ps(x[p]), x1 = _mm512_set1_ps(x[p + 1]);
-        _mm_prefetch((const char *)(a0 + GEMV_PF), _MM_HINT_T0);
-        if (lda * 2 > 16 * nv) _mm_prefetch((const char *)(a0 + GEMV_PF + 64), _MM_HINT_T0);
         for (int v = 0; v < nv; v++) {
             s0[v] = _mm512_fmadd_ps(_mm512_loadu_ps(a0 + 16 * v), x0, s0[v]);
             s1[v] = _mm512_fmadd_ps(_mm512_loadu_ps(a1 + 16 * v), x1, s1[v]);
@@ -302,18 +302,33 @@ typedef struct {
     float *y;
     int64_t ldy;
     const float *bias;
-    /* GEMM: items = panels × n_sub × n_tiles */
+    /* GEMM: items = panels × n_sub × n_tiles; GEMV: items = 16-row chunks */
     int64_t nt, n_tiles, sub, n_sub, n_items;
+    /* Threads take runs of `grab` consecutive items from `next`, so a thread
+     * the OS delays (2 shared cores) holds up one run, not half the job. */
+    int64_t grab;
+    atomic_int_fast64_t next;
 } mm_job;
+
+static int take(mm_job *j, int64_t *lo, int64_t *hi) {
+    int64_t i0 = atomic_fetch_add_explicit(&j->next, j->grab, memory_order_relaxed);
+    if (i0 >= j->n_items) return 0;
+    *lo = i0;
+    *hi = i0 + j->grab < j->n_items ? i0 + j->grab : j->n_items;
+    return 1;
+}
+
+/* Runs of about 1/6 of a thread's share: few atomics, good balance. */
+static int64_t grab_size(int64_t n_items, int nth, int64_t cap) {
+    int64_t g = n_items / ((int64_t)nth * 6);
+    if (g > cap) g = cap;
+    return g < 1 ? 1 : g;
+}
 
 enum { GEMV_CHUNK = 16, MM_NT = 64 };
 
-static void gemv_job(void *arg, int ith, int nth) {
-    const mm_job *j = arg;
+static void gemv_range(const mm_job *j, int64_t u0, int64_t u1) {
     int64_t per_panel = (j->pr + GEMV_CHUNK - 1) / GEMV_CHUNK;
-    int64_t n_units = (j->rows + GEMV_CHUNK - 1) / GEMV_CHUNK;
-    int64_t u0, u1;
-    hmti_split_range(n_units, ith, nth, 1, &u0, &u1);
     float out[256];
     while (u0 < u1) {
         int64_t p = u0 / per_panel, c0 = u0 % per_panel;
@@ -336,10 +351,14 @@ static void gemv_job(void *arg, int ith, int nth) {
     }
 }
 
-static void gemm_job(void *arg, int ith, int nth) {
-    const mm_job *j = arg;
-    int64_t i0, i1;
-    hmti_split_range(j->n_items, ith, nth, 1, &i0, &i1);
+static void gemv_job(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    int64_t lo, hi;
+    while (take(arg, &lo, &hi)) gemv_range(arg, lo, hi);
+}
+
+static void gemm_range(const mm_job *j, int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; it++) {
         int64_t t = it % j->n_tiles, ps = it / j->n_tiles;
         int64_t s = ps % j->n_sub, p = ps / j->n_sub;
@@ -361,6 +380,13 @@ static void gemm_job(void *arg, int ith, int nth) {
     }
 }
 
+static void gemm_job(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    int64_t lo, hi;
+    while (take(arg, &lo, &hi)) gemm_range(arg, lo, hi);
+}
+
 void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx, int64_t n,
                  float *y, int64_t ldy, const float *bias) {
     if (n <= 0 || w->rows <= 0) return;
@@ -379,10 +405,14 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
     int nth = hmti_pool_n_threads(pool);
     if (n == 1) {
         if (nth > 1 && w->rows * w->cols < 32 * 1024) nth = 1; /* not worth a wake-up */
-        if (nth == 1)
-            gemv_job(&j, 0, 1);
-        else
-            hmti_pool_run(pool, gemv_job, &j);
+        j.n_items = (w->rows + GEMV_CHUNK - 1) / GEMV_CHUNK;
+        if (nth == 1) {
+            gemv_range(&j, 0, j.n_items);
+            return;
+        }
+        j.grab = grab_size(j.n_items, nth, INT64_MAX);
+        atomic_init(&j.next, 0);
+        hmti_pool_run(pool, gemv_job, &j);
         return;
     }
     int64_t n_panels = (w->rows + j.pr - 1) / j.pr;
@@ -399,8 +429,11 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
         j.sub /= 2;
     }
     j.n_items = n_panels * j.n_sub * j.n_tiles;
-    if (nth > 1 && j.n_items > 1 && 2 * w->rows * w->cols * n >= 1000000)
+    if (nth > 1 && j.n_items > 1 && 2 * w->rows * w->cols * n >= 1000000) {
+        j.grab = grab_size(j.n_items, nth, j.n_tiles * j.n_sub);
+        atomic_init(&j.next, 0);
         hmti_pool_run(pool, gemm_job, &j);
-    else
-        gemm_job(&j, 0, 1);
+    } else {
+        gemm_range(&j, 0, j.n_items);
+    }
 }

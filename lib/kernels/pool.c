@@ -1,10 +1,21 @@
 /* A small persistent thread pool. One job at a time: the caller publishes
- * (fn, arg), bumps a generation counter and runs share 0 itself. Workers spin
- * on the counter for SPIN_NS after each job, then sleep on a condition
- * variable; the caller likewise spins, then sleeps, while waiting for the
- * workers to finish. Sequentially consistent atomics on the two flags that
- * decide whether to sleep (n_sleeping, caller_sleeping) make the
- * "check, then wait" races harmless (Dekker-style). */
+ * (fn, arg) and a ticket = (job number << 16 | next share), runs share 0
+ * itself, then claims any share no worker has claimed within STEAL_NS (on 2
+ * shared cores a worker may be descheduled: the caller then does its share
+ * rather than wait a scheduler time slice). Workers spin on the ticket for
+ * SPIN_NS after each job, then sleep on a condition variable; the caller
+ * likewise spins, then sleeps, while in-flight shares finish.
+ *
+ * Every share ith in [0, nth) runs exactly once per job, share 0 on the
+ * caller's thread; other shares may run on any pool thread, so ith names a
+ * share (e.g. a scratch slot), not an OS thread.
+ *
+ * Memory order: fn/arg are written before the ticket (seq_cst store) and read
+ * after a successful claim (CAS), and the caller cannot publish the next job
+ * before every share of this one has finished, so a claimed share always sees
+ * its own job's fn/arg. Sequentially consistent atomics on the "am I about to
+ * sleep" flags (n_sleeping, caller_sleeping) make check-then-wait safe
+ * (Dekker-style). */
 #include <errno.h>
 #include <immintrin.h>
 #include <pthread.h>
@@ -17,19 +28,23 @@
 #include "kernels/kernels.h"
 
 #define SPIN_NS 100000 /* ~100 µs: covers the gap between two layers' jobs */
+#define STEAL_NS 20000 /* a share unclaimed this long after share 0 ends: run it */
+#define SHARE_BITS 16
+#define SHARE_MASK ((UINT64_C(1) << SHARE_BITS) - 1)
 
 struct hmti_pool {
     int n_threads;
     pthread_t *threads;
     struct worker_arg *wargs;
     int n_started;
+    uint64_t job; /* caller-only counter */
 
     hmti_job_fn fn;
     void *arg;
-    atomic_uint_fast64_t gen;   /* bumped once per job                */
-    atomic_int pending;         /* workers that have not finished yet */
-    atomic_int n_sleeping;      /* workers blocked on cv_work         */
-    atomic_int caller_sleeping; /* caller blocked on cv_done          */
+    _Atomic uint64_t ticket;    /* job << 16 | next unclaimed share */
+    atomic_int pending;         /* shares 1..n-1 not finished yet   */
+    atomic_int n_sleeping;      /* workers blocked on cv_work       */
+    atomic_int caller_sleeping; /* caller blocked on cv_done        */
     atomic_int stop;
 
     pthread_mutex_t mu;
@@ -39,7 +54,6 @@ struct hmti_pool {
 
 struct worker_arg {
     hmti_pool *pool;
-    int ith;
 };
 
 static int64_t now_ns(void) {
@@ -50,37 +64,50 @@ static int64_t now_ns(void) {
 
 static void cpu_relax(void) { _mm_pause(); }
 
-static void *worker_main(void *p) {
-    struct worker_arg *wa = p;
-    hmti_pool *pool = wa->pool;
-    uint_fast64_t seen = 0;
-    for (;;) {
-        /* wait for a new generation: spin, then sleep */
-        uint_fast64_t g = atomic_load_explicit(&pool->gen, memory_order_acquire);
-        if (g == seen) {
-            int64_t t0 = now_ns();
-            for (int i = 1;; i++) {
-                cpu_relax();
-                g = atomic_load_explicit(&pool->gen, memory_order_acquire);
-                if (g != seen) break;
-                if ((i & 63) == 0 && now_ns() - t0 > SPIN_NS) break;
-            }
-        }
-        if (g == seen) {
-            pthread_mutex_lock(&pool->mu);
-            atomic_fetch_add(&pool->n_sleeping, 1);
-            while ((g = atomic_load(&pool->gen)) == seen) pthread_cond_wait(&pool->cv_work, &pool->mu);
-            atomic_fetch_sub(&pool->n_sleeping, 1);
-            pthread_mutex_unlock(&pool->mu);
-        }
-        seen = g;
-        if (atomic_load_explicit(&pool->stop, memory_order_acquire)) break;
-        pool->fn(pool->arg, wa->ith, pool->n_threads);
+/* Claim and run unclaimed shares until none is left. */
+static void run_shares(hmti_pool *pool) {
+    const uint64_t n = (uint64_t)pool->n_threads;
+    uint64_t v = atomic_load_explicit(&pool->ticket, memory_order_acquire);
+    while ((v & SHARE_MASK) < n) {
+        if (!atomic_compare_exchange_weak_explicit(&pool->ticket, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        pool->fn(pool->arg, (int)(v & SHARE_MASK), (int)n);
         if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->caller_sleeping)) {
             pthread_mutex_lock(&pool->mu);
             pthread_cond_broadcast(&pool->cv_done);
             pthread_mutex_unlock(&pool->mu);
         }
+        v = atomic_load_explicit(&pool->ticket, memory_order_acquire);
+    }
+}
+
+static void *worker_main(void *p) {
+    hmti_pool *pool = ((struct worker_arg *)p)->pool;
+    uint64_t seen = 0;
+    for (;;) {
+        /* wait for a new job number: spin, then sleep */
+        uint64_t v = atomic_load_explicit(&pool->ticket, memory_order_acquire);
+        if (v >> SHARE_BITS == seen) {
+            int64_t t0 = now_ns();
+            for (int i = 1;; i++) {
+                cpu_relax();
+                v = atomic_load_explicit(&pool->ticket, memory_order_acquire);
+                if (v >> SHARE_BITS != seen) break;
+                if ((i & 63) == 0 && now_ns() - t0 > SPIN_NS) break;
+            }
+        }
+        if (v >> SHARE_BITS == seen) {
+            pthread_mutex_lock(&pool->mu);
+            atomic_fetch_add(&pool->n_sleeping, 1);
+            while ((v = atomic_load(&pool->ticket)) >> SHARE_BITS == seen)
+                pthread_cond_wait(&pool->cv_work, &pool->mu);
+            atomic_fetch_sub(&pool->n_sleeping, 1);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        seen = v >> SHARE_BITS;
+        if (atomic_load_explicit(&pool->stop, memory_order_acquire)) break;
+        run_shares(pool);
     }
     return NULL;
 }
@@ -95,7 +122,8 @@ static void wake_workers(hmti_pool *pool) {
 
 static void stop_and_join(hmti_pool *pool) {
     atomic_store(&pool->stop, 1);
-    atomic_fetch_add(&pool->gen, 1);
+    pool->job++;
+    atomic_store(&pool->ticket, pool->job << SHARE_BITS | (uint64_t)pool->n_threads);
     pthread_mutex_lock(&pool->mu);
     pthread_cond_broadcast(&pool->cv_work);
     pthread_mutex_unlock(&pool->mu);
@@ -110,7 +138,7 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     hmti_pool *pool = calloc(1, sizeof *pool);
     if (!pool) return hmti_errf(HMT_E_NOMEM, "out of memory creating a thread pool");
     pool->n_threads = n_threads;
-    atomic_init(&pool->gen, 0);
+    atomic_init(&pool->ticket, (uint64_t)n_threads); /* job 0: nothing to claim */
     atomic_init(&pool->pending, 0);
     atomic_init(&pool->n_sleeping, 0);
     atomic_init(&pool->caller_sleeping, 0);
@@ -138,7 +166,6 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     int err = 0;
     for (int i = 0; i < n_threads - 1; i++) {
         pool->wargs[i].pool = pool;
-        pool->wargs[i].ith = i + 1;
         err = pthread_create(&pool->threads[i], NULL, worker_main, &pool->wargs[i]);
         if (err) break;
         pool->n_started++;
@@ -177,17 +204,27 @@ void hmti_pool_run(hmti_pool *pool, hmti_job_fn fn, void *arg) {
     pool->fn = fn;
     pool->arg = arg;
     atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_relaxed);
-    atomic_fetch_add(&pool->gen, 1); /* seq_cst: publishes fn/arg/pending */
+    pool->job++;
+    atomic_store(&pool->ticket, pool->job << SHARE_BITS | 1u); /* publishes fn/arg/pending */
     wake_workers(pool);
 
     fn(arg, 0, pool->n_threads);
 
     if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0) return;
     int64_t t0 = now_ns();
+    int stolen = 0;
     for (int i = 1;; i++) {
         cpu_relax();
         if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0) return;
-        if ((i & 63) == 0 && now_ns() - t0 > SPIN_NS) break;
+        if ((i & 15) == 0) {
+            int64_t dt = now_ns() - t0;
+            if (!stolen && dt > STEAL_NS) {
+                run_shares(pool); /* shares no worker has picked up */
+                stolen = 1;
+                continue;
+            }
+            if (dt > SPIN_NS) break;
+        }
     }
     pthread_mutex_lock(&pool->mu);
     atomic_store(&pool->caller_sleeping, 1);
