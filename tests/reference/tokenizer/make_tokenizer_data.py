@@ -21,7 +21,9 @@ and computes expectations with bpe_ref.py (the GPT-2 algorithm over the
 regex module's real \\p{L}/\\p{N} classes) for each pre-tokenizer.
 
 Expected files: one case per line, "flags<TAB>hex(input)<TAB>ids" with ids
-space separated (flags: 1 = ADD_BOS, 2 = SPECIAL).
+space separated (flags: 1 = ADD_BOS, 2 = SPECIAL). pretok_*_expected.tsv use
+the same layout with the byte lengths of the pre-tokenizer's pieces instead
+of ids.
 """
 import io
 import os
@@ -173,10 +175,11 @@ def make_spm(outdir):
         "<|ctl|>x<|ctl|>", "<s><s></s>", "<0x41>",
     ]
     cases = []
-    for s in strings:
+    for k, s in enumerate(strings):
         plain = sp.encode(s)
         cases.append((0, s, plain))
-        cases.append((ADD_BOS, s, [1] + plain))
+        if k < 8:
+            cases.append((ADD_BOS, s, [1] + plain))
         if any(c in s for c in control):
             ids = []
             for is_sp, x in split_special(s, control):
@@ -214,7 +217,7 @@ def make_bpe(outdir):
 
     control = {t: toks.index(t) for t, ty in specials if ty == CONTROL}
     user = {t: toks.index(t) for t, ty in specials if ty == USER_DEFINED}
-    strings = list(BASE_STRINGS) + lines + random_strings(2, 80) + [
+    strings = list(BASE_STRINGS) + lines + random_strings(2, 50) + [
         "<|endoftext|>", "a<|endoftext|>b", "<|im_start|>user\nhi<|im_end|>\n",
         "<tool>call</tool>", "x <tool> y", "<|endoftext|><|endoftext|>", "<|endoftext",
         " zebra", "a zebra and a fisherwoman", "Hello Hello", "HELLO'S DON'T",
@@ -238,14 +241,22 @@ def make_bpe(outdir):
         w.write(os.path.join(outdir, f"bpe_{pre}.gguf"))
         tok = bpe_ref.Tokenizer(toks, merges, pre, ignore_merges=(pre == "llama3"))
         cases = []
-        for b in raw:
+        for k, b in enumerate(raw):
             plain = tok.encode(b, dict(user))
             cases.append((0, b, plain))
-            cases.append((ADD_BOS, b, [eot] + plain))
+            if k < 8:
+                cases.append((ADD_BOS, b, [eot] + plain))
             if any(c.encode() in b for c in control):
                 cases.append((SPECIAL, b, tok.encode(b, {**user, **control})))
         write_cases(os.path.join(outdir, f"bpe_{pre}_expected.tsv"), cases)
         summary.append((pre, len(cases)))
+        # the pre-tokenizer's pieces themselves (byte lengths), which the
+        # token ids of a small vocabulary do not always tell apart
+        pcases = []
+        for b in raw:
+            pieces = bpe_ref.pretokenize(b.decode("utf-8", "surrogateescape"), pre)
+            pcases.append((0, b, [len(p.encode("utf-8", "surrogateescape")) for p in pieces]))
+        write_cases(os.path.join(outdir, f"pretok_{pre}_expected.tsv"), pcases)
     return len(toks), len(merges), summary
 
 
