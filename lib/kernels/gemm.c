@@ -410,7 +410,12 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
             gemv_range(&j, 0, j.n_items);
             return;
         }
-        j.grab = grab_size(j.n_items, nth, INT64_MAX);
+        /* Whole panels per grab: each thread then streams contiguous memory,
+         * which the hardware prefetchers follow; splitting a panel's rows
+         * between threads makes both read with a stride. */
+        const int64_t per_panel = (j.pr + GEMV_CHUNK - 1) / GEMV_CHUNK;
+        const int64_t n_panels = (w->rows + j.pr - 1) / j.pr;
+        j.grab = grab_size(n_panels, nth, INT64_MAX) * per_panel;
         atomic_init(&j.next, 0);
         hmti_pool_run(pool, gemv_job, &j);
         return;
