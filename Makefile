@@ -58,7 +58,7 @@ SO := $(B)/$(SOFULL)
 AR_LIB := $(B)/libhmt.a
 
 .PHONY: all lib examples bench test check install uninstall clean deps asan \
-        testdata run
+        testdata run memcheck
 all: lib examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
 examples: $(EX_BIN)
@@ -123,6 +123,16 @@ test check: all $(B)/tests/check_hmt $(TESTDATA)
 	HMT_TESTDATA=$(B)/testdata HMT_BUILD=$(B) $(B)/tests/check_hmt
 	B=$(B) CC=$(CC) CXX=$(CXX) sh tests/abi/check_exports.sh
 	B=$(B) CC=$(CC) CXX=$(CXX) sh tests/abi/check_header.sh
+	@if command -v valgrind >/dev/null && [ -z "$(SANITIZE)" ]; then $(MAKE) --no-print-directory memcheck; \
+	 else echo "memcheck: skipped (no valgrind, or a sanitizer build)"; fi
+
+# valgrind memcheck over the examples: no leak, no invalid access.
+VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+  --error-exitcode=9
+memcheck: examples
+	$(VALGRIND) $(B)/bin/hmt-generate -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 8 -t 2 > /dev/null
+	$(VALGRIND) $(B)/bin/hmt-generate -m /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
+	@echo "memcheck: OK (examples clean under valgrind)"
 
 # Same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:

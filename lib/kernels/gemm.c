@@ -32,25 +32,7 @@ static void init_impl(void) {
 void hmti_kernels_init(void) { pthread_once(&init_once, init_impl); }
 
 /* ---- CPU level ------------------------------------------------------------- */
-#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
-#define AVX2_TARGET __attribute__((target("avx2,fma")))
-
-static int cpu_level(void) {
-    static int level = -1;
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-            l = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            l = 1;
-        else
-            l = 0;
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return l;
-}
+#include "kernels/cpu.h"
 
 /* ---- kernel cache ------------------------------------------------------------ */
 typedef struct {
@@ -195,7 +177,7 @@ static void loop_gemm_scalar(int64_t m, int64_t n, int64_t k, const float *a, in
 static void loop_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                       const float *b, int64_t ldb, float *c, int64_t ldc, int beta) {
     if (m <= 0 || n <= 0) return;
-    int l = cpu_level();
+    int l = hmti_cpu_level();
     if (l == 2)
         loop_gemm_avx512(m, n, k, a, lda, b, ldb, c, ldc, beta);
     else if (l == 1)
@@ -286,7 +268,7 @@ AVX512_TARGET static void gemv_avx512(const float *a, int64_t lda, int64_t k, co
 
 static void gemv_chunk(const float *a, int64_t lda, int64_t k, const float *x, float *out,
                        int64_t nrows) {
-    if (cpu_level() == 2 && nrows % 16 == 0 && nrows <= 64) {
+    if (hmti_cpu_level() == 2 && nrows % 16 == 0 && nrows <= 64) {
         gemv_avx512(a, lda, k, x, out, (int)(nrows / 16));
         return;
     }

@@ -15,25 +15,7 @@
 
 #include "kernels/kernels.h"
 
-#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
-#define AVX2_TARGET __attribute__((target("avx2,fma")))
-
-static int cpu_level(void) {
-    static int level = -1;
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-            __builtin_cpu_supports("avx512dq"))
-            l = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            l = 1;
-        else
-            l = 0;
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return l;
-}
+#include "kernels/cpu.h"
 
 static __mmask16 tail_mask(int64_t r) { return (__mmask16)((1u << r) - 1u); }
 
@@ -101,7 +83,7 @@ static float dot_scalar(const float *a, const float *b, int64_t n) {
 
 float hmti_dot(const float *a, const float *b, int64_t n) {
     if (n <= 0) return 0.0f;
-    int l = cpu_level();
+    int l = hmti_cpu_level();
     if (l == 2) return dot_avx512(a, b, n);
     if (l == 1) return dot_avx2(a, b, n);
     return dot_scalar(a, b, n);
@@ -160,7 +142,7 @@ AVX2_TARGET static void ew_avx2(float *y, float a, const float *x, int64_t n, in
 
 static void ew(float *y, float a, const float *x, int64_t n, int op) {
     if (n <= 0) return;
-    int l = cpu_level();
+    int l = hmti_cpu_level();
     if (l == 2) {
         ew_avx512(y, a, x, n, op);
     } else if (l == 1) {
@@ -254,7 +236,7 @@ AVX2_TARGET static void mul2_avx2(float *y, const float *x, float s, const float
 
 void hmti_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps) {
     if (n <= 0) return;
-    int l = cpu_level();
+    int l = hmti_cpu_level();
     double ss;
     if (l == 2) {
         ss = sumsq_avx512(x, n);
@@ -329,7 +311,7 @@ AVX2_TARGET static void softmax_avx2(float *x, int64_t n) {
 
 void hmti_softmax(float *x, int64_t n) {
     if (n <= 0) return;
-    int l = cpu_level();
+    int l = hmti_cpu_level();
     if (l == 2) {
         softmax_avx512(x, n);
         return;
@@ -383,7 +365,7 @@ AVX2_TARGET static void silu_mul_avx2(float *g, const float *u, int64_t n) {
 
 void hmti_silu_mul(float *g, const float *u, int64_t n) {
     if (n <= 0) return;
-    int l = cpu_level();
+    int l = hmti_cpu_level();
     if (l == 2)
         silu_mul_avx512(g, u, n);
     else if (l == 1)
@@ -475,7 +457,7 @@ void hmti_rope(float *x, int n_head, int head_dim, int32_t pos, float base, int 
     int64_t half = head_dim / 2;
     double ang[64];
     float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
-    int l = cpu_level();
+    int l = hmti_cpu_level();
     double step = pow((double)base, -2.0 / (double)head_dim);
     for (int64_t b0 = 0; b0 < half; b0 += ROPE_MAX_PAIRS) { /* head_dim > 1024: several passes */
         int64_t nb = half - b0 < ROPE_MAX_PAIRS ? half - b0 : ROPE_MAX_PAIRS;
