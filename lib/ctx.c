@@ -3,7 +3,6 @@
  * every cached position as they were". */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backbone.h"
 #include "params.h"
@@ -29,12 +28,6 @@ static int fail(hmt_ctx *ctx, int rc) {
     return rc;
 }
 
-static int resolve_threads(int64_t n) {
-    if (n > 0) return (int)n;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus > 0 ? (int)cpus : 1;
-}
-
 HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *params) {
     hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: out is NULL");
@@ -42,7 +35,7 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: model is NULL");
     int64_t n_ctx = (int64_t)hmti_param_value(params, HMT_P_N_CTX);
     int64_t n_batch = (int64_t)hmti_param_value(params, HMT_P_N_BATCH);
-    int n_threads = resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
+    int n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
     if (n_ctx == 0) n_ctx = model->n_ctx_train;
     if (n_batch > n_ctx) n_batch = n_ctx;
     hmt_ctx *ctx = calloc(1, sizeof *ctx);
@@ -77,7 +70,7 @@ HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
         return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: key %d cannot change on a "
                                                 "live context", (int)key));
     int rc = hmti_param_check(key, (double)value, 1);
-    if (!rc) rc = hmti_backbone_set_threads(&ctx->bb, resolve_threads(value));
+    if (!rc) rc = hmti_backbone_set_threads(&ctx->bb, hmti_resolve_threads(value));
     return rc ? fail(ctx, rc) : HMT_OK;
 }
 

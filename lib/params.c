@@ -2,6 +2,7 @@
  * lists every key; adding a key is one line here and one in hmt.h. */
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "params.h"
@@ -17,6 +18,16 @@ static const param_info PARAMS[] = {
     {HMT_P_N_CTX, "n_ctx", 1, 0, 1 << 20, 0},
     {HMT_P_N_BATCH, "n_batch", 1, 1, 1 << 16, 512},
     {HMT_P_N_THREADS, "n_threads", 1, 0, 1024, 0},
+    {HMT_P_MODE, "mode", 1, 0, 3, 0},
+    {HMT_P_LOOKAHEAD, "lookahead", 1, 0, 1, 1},
+    {HMT_P_ALL_LOGITS, "all_logits", 1, 0, 1, 1},
+    {HMT_P_SEGMENT_LENGTH, "segment_length", 1, 0, 1 << 20, 0},
+    {HMT_P_SENSORY_LENGTH, "sensory_length", 1, -1, 1 << 20, -1},
+    {HMT_P_CACHE_SIZE, "cache_size", 1, 0, 65536, 0},
+    {HMT_P_RECALL_BF16, "recall_bf16", 1, -1, 1, -1},
+    {HMT_P_SUMMARY_LENGTH, "summary_length", 1, 0, 1 << 20, 0},
+    {HMT_P_GEN_SUMMARY_LENGTH, "gen_summary_length", 1, 0, 1 << 20, 0},
+    {HMT_P_RECALL_DIM, "recall_dim (read-only)", 1, 0, 0, 0},
     {HMT_P_TEMPERATURE, "temperature", 0, 0, 100, 0.8},
     {HMT_P_TOP_K, "top_k", 1, 0, 1 << 30, 40},
     {HMT_P_TOP_P, "top_p", 0, 0, 1, 0.95},
@@ -97,4 +108,10 @@ double hmti_param_value(const hmt_params *p, hmt_param key) {
     int i = find(key);
     if (i < 0) return NAN;
     return p ? p->value[i] : PARAMS[i].def;
+}
+
+int hmti_resolve_threads(int64_t n) {
+    if (n > 0) return (int)n;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (int)cpus : 1;
 }

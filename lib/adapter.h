@@ -1,0 +1,27 @@
+/* HMT adapter: the hmt.* hyperparameters and tensors (docs/HMT.md), loaded
+ * from a GGUF file and validated against a base model. Immutable. */
+#ifndef HMT_ADAPTER_H
+#define HMT_ADAPTER_H
+
+#include "model.h"
+
+typedef enum { HMTI_SCALE_SQRT = 0, HMTI_SCALE_LINEAR = 1 } hmti_recall_scale;
+
+struct hmt_adapter {
+    atomic_int refs;
+    hmt_model *model;
+    int32_t d, d_h;
+    int32_t segment_length, sensory_length, cache_size, gen_summary_length;
+    float summary_fraction;
+    hmti_recall_scale scale;
+    int recall_bf16;
+    float *summary_prompt, *memory_init; /* [d]     */
+    float *wq, *wk;                      /* [d_h][d] */
+};
+
+void hmti_adapter_retain(const hmt_adapter *a);
+void hmti_adapter_release(const hmt_adapter *a);
+/* j for the lookahead rule: round-half-even(L · fraction), at least 1. */
+int32_t hmti_adapter_summary_length(const hmt_adapter *a, int32_t L);
+
+#endif

@@ -1,0 +1,280 @@
+/* Stream snapshots: everything a stream needs to continue bit-identically in
+ * another process (docs/HMT.md, "Snapshots"). Layout, little-endian:
+ *   "HMTS", u32 version, u64 model fingerprint, u64 adapter fingerprint,
+ *   u32 settings[SETTINGS], i64 counters[COUNTERS], the arrays below in a
+ *   fixed order, then u64 FNV-1a of all preceding bytes.
+ * Restore validates all of it before changing the stream. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+
+#define SNAP_VERSION 1u
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+#define FNV_INIT 0xcbf29ce484222325ull
+
+static uint64_t model_fingerprint(const hmt_model *m) {
+    int32_t shape[] = {m->n_vocab, m->n_embd, m->n_layer, m->n_head, m->n_head_kv, m->n_ff};
+    uint64_t h = fnv1a(FNV_INIT, shape, sizeof shape);
+    h = fnv1a(h, m->output_norm, (size_t)m->n_embd * sizeof(float));
+    for (int l = 0; l < m->n_layer; l++)
+        h = fnv1a(h, m->layers[l].attn_norm, (size_t)m->n_embd * sizeof(float));
+    float row[64];
+    const int32_t n = m->n_embd < 64 ? m->n_embd : 64;
+    float *full = malloc((size_t)m->n_embd * sizeof *full);
+    if (full) {
+        hmti_model_embed(m, m->n_vocab - 1, full);
+        memcpy(row, full, (size_t)n * sizeof(float));
+        free(full);
+        h = fnv1a(h, row, (size_t)n * sizeof(float));
+    }
+    return h;
+}
+
+static uint64_t adapter_fingerprint(const hmt_adapter *a) {
+    if (!a) return 0;
+    int32_t hp[] = {a->d, a->d_h, a->segment_length, a->sensory_length, a->cache_size};
+    uint64_t h = fnv1a(FNV_INIT, hp, sizeof hp);
+    h = fnv1a(h, a->summary_prompt, (size_t)a->d * sizeof(float));
+    h = fnv1a(h, a->memory_init, (size_t)a->d * sizeof(float));
+    h = fnv1a(h, a->wq, (size_t)a->d_h * a->d * sizeof(float));
+    return fnv1a(h, a->wk, (size_t)a->d_h * a->d * sizeof(float));
+}
+
+/* KV slots of the open pass. */
+static int32_t kv_slots(const hmt_stream *s) {
+    if (s->mode == HMT_MODE_WINDOW) return (int32_t)(s->n_fed - s->win_base);
+    if (!s->prefix_done) return 0;
+    return (s->mode == HMT_MODE_SEGMENTS ? 0 : 1 + s->sens_len) + s->seg_eval;
+}
+
+/* One walk over the state serves saving, checking and loading: each field
+ * is copied between the stream and a cursor over the buffer. */
+typedef enum { SAVE, CHECK, LOAD } walk_kind;
+
+typedef struct {
+    walk_kind kind;
+    unsigned char *out;     /* SAVE: output (NULL while measuring) */
+    const unsigned char *in; /* CHECK, LOAD: input                  */
+    size_t pos, len;
+    int bad;
+} cursor;
+
+static void io(cursor *c, void *field, size_t n) {
+    if (c->kind != SAVE) {
+        if (c->pos + n > c->len || c->pos + n < c->pos) {
+            c->bad = 1;
+            return;
+        }
+        if (c->kind == LOAD) memcpy(field, c->in + c->pos, n);
+    } else if (c->out) {
+        memcpy(c->out + c->pos, field, n);
+    }
+    c->pos += n;
+}
+
+enum { N_SETTINGS = 12, N_COUNTERS = 16 };
+
+static void settings_of(const hmt_stream *s, uint32_t v[N_SETTINGS]) {
+    const uint32_t x[N_SETTINGS] = {(uint32_t)s->mode, (uint32_t)s->L, (uint32_t)s->k, (uint32_t)s->N,
+                                    (uint32_t)s->j, (uint32_t)s->j_gen, (uint32_t)s->bf16,
+                                    (uint32_t)s->W, (uint32_t)s->d, (uint32_t)s->model->n_vocab,
+                                    (uint32_t)(s->ad ? s->ad->d_h : 0), (uint32_t)s->bb.n_ctx};
+    memcpy(v, x, sizeof x);
+}
+
+/* ctr: lookahead all_logits seg_index seg_len seg_eval p_known prefix_done
+ *      prev_len sens_len fill has_last_m rn n_fed n_ready win_base kv */
+static void counters_of(const hmt_stream *s, int64_t ctr[N_COUNTERS]) {
+    const int64_t x[N_COUNTERS] = {s->lookahead, s->all_logits, s->seg_index, s->seg_len,
+                                   s->seg_eval, s->p_known, s->prefix_done, s->prev_len,
+                                   s->sens_len, s->fill, s->has_last_m, s->rn,
+                                   s->n_fed, s->n_ready, s->win_base, kv_slots(s)};
+    memcpy(ctr, x, sizeof x);
+}
+
+static int counters_valid(const hmt_stream *s, const int64_t *c) {
+    return c[0] >= 0 && c[0] <= 1 && c[1] >= 0 && c[1] <= 1 && c[2] >= 0 && c[3] >= 0 &&
+           c[3] <= s->L && c[4] >= 0 && c[4] <= c[3] && c[5] >= 0 && c[5] <= 1 && c[6] >= 0 &&
+           c[6] <= 1 && c[7] >= 0 && c[7] <= s->L && c[8] >= 0 && c[8] <= s->k && c[9] >= 0 &&
+           c[9] <= s->N && c[10] >= 0 && c[10] <= 1 && c[11] >= 0 && c[11] <= c[9] &&
+           c[12] >= 0 && c[13] >= 0 && c[13] <= c[12] && c[14] >= 0 && c[14] <= c[12] &&
+           c[15] >= 0 && c[15] <= s->bb.n_ctx;
+}
+
+/* The arrays, sized by the counters ctr (the stream's own when saving, the
+ * snapshot's when checking or loading). */
+static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
+    const size_t d = (size_t)s->d, dh = s->ad ? (size_t)s->ad->d_h : 0;
+    const size_t fill = (size_t)ctr[9], rn = (size_t)ctr[11], kv = (size_t)ctr[15];
+    io(c, s->seg_tok, (size_t)ctr[3] * sizeof(hmt_token));
+    io(c, s->prev_tok, (size_t)ctr[7] * sizeof(hmt_token));
+    io(c, s->sens, (size_t)ctr[8] * sizeof(hmt_token));
+    io(c, s->p, d * sizeof(float));
+    io(c, s->s, d * sizeof(float));
+    io(c, s->last_m, d * sizeof(float));
+    io(c, s->mem, fill * d * sizeof(float));
+    io(c, s->keys, fill * dh * sizeof(float));
+    io(c, s->mem_seg, fill * sizeof(int64_t));
+    io(c, s->rw, rn * sizeof(float));
+    io(c, s->rseg, rn * sizeof(int64_t));
+    if (s->mode == HMT_MODE_WINDOW) io(c, s->win, (size_t)s->W * sizeof(hmt_token));
+    const hmt_model *m = s->model;
+    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, nc = (size_t)s->bb.n_ctx;
+    for (int l = 0; l < m->n_layer; l++) {
+        for (size_t r = 0; r < kvd; r++)
+            io(c, s->bb.kt + ((size_t)l * kvd + r) * nc, kv * sizeof(float));
+        io(c, s->bb.v + (size_t)l * nc * kvd, kv * kvd * sizeof(float));
+    }
+    /* the last ready token's logits, so sampling can continue after a restore */
+    if (ctr[13] > 0) {
+        float *row = c->kind == SAVE ? (float *)hmt_stream_logits(s, ctr[13] - 1) : s->logits;
+        io(c, row, (size_t)m->n_vocab * sizeof(float));
+    }
+}
+
+static size_t save_into(const hmt_stream *cs, unsigned char *out) {
+    hmt_stream *s = (hmt_stream *)cs; /* SAVE only reads the stream */
+    cursor c = {SAVE, out, NULL, 0, 0, 0};
+    uint32_t head[2] = {0x53544d48u /* "HMTS" */, SNAP_VERSION}, set[N_SETTINGS];
+    uint64_t fp[2] = {model_fingerprint(s->model), adapter_fingerprint(s->ad)};
+    int64_t ctr[N_COUNTERS];
+    settings_of(s, set);
+    counters_of(s, ctr);
+    io(&c, head, sizeof head);
+    io(&c, fp, sizeof fp);
+    io(&c, set, sizeof set);
+    io(&c, ctr, sizeof ctr);
+    walk_arrays(&c, s, ctr);
+    if (out) {
+        uint64_t h = fnv1a(FNV_INIT, out, c.pos);
+        memcpy(out + c.pos, &h, sizeof h);
+    }
+    return c.pos + sizeof(uint64_t);
+}
+
+static int fail(hmt_stream *s, int rc) {
+    hmti_copy_errmsg(s->errmsg);
+    return rc;
+}
+
+HMT_API int hmt_stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_out) {
+    hmti_clear_error();
+    if (!s || !len_out || (!buf && cap)) return hmti_errf(HMT_E_INVAL, "hmt_stream_save: NULL argument");
+    if (s->broken)
+        return fail((hmt_stream *)s, hmti_errf(HMT_E_MISUSE, "hmt_stream_save: the stream is unusable"));
+    const size_t need = save_into(s, NULL);
+    *len_out = need;
+    if (cap < need)
+        return fail((hmt_stream *)s, hmti_errf(HMT_E_BUFFER, "hmt_stream_save: needs %zu bytes", need));
+    save_into(s, buf);
+    return HMT_OK;
+}
+
+HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
+    hmti_clear_error();
+    if (!s || !buf) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore: NULL argument");
+    const unsigned char *b = buf;
+    if (len < 8 + 16 + sizeof(uint64_t) || memcmp(b, "HMTS", 4))
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: not a libhmt stream snapshot"));
+    uint32_t ver;
+    memcpy(&ver, b + 4, 4);
+    if (ver != SNAP_VERSION)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: version %u, this library reads %u", ver,
+                                 SNAP_VERSION));
+    uint64_t h, fp[2];
+    memcpy(&h, b + len - sizeof h, sizeof h);
+    if (fnv1a(FNV_INIT, b, len - sizeof h) != h)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: checksum mismatch (truncated or corrupt)"));
+    memcpy(fp, b + 8, sizeof fp);
+    if (fp[0] != model_fingerprint(s->model) || fp[1] != adapter_fingerprint(s->ad))
+        return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
+                                 fp[0] != model_fingerprint(s->model) ? "model" : "adapter"));
+    uint32_t set[N_SETTINGS], mine[N_SETTINGS];
+    cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0}; /* into locals */
+    io(&c, set, sizeof set);
+    settings_of(s, mine);
+    if (c.bad || memcmp(set, mine, sizeof set))
+        return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with other stream settings "
+                                              "(mode, L, k, N, j, bf16, window or context)"));
+    int64_t ctr[N_COUNTERS];
+    io(&c, ctr, sizeof ctr);
+    if (c.bad || !counters_valid(s, ctr))
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: counters out of range"));
+    cursor check = c;
+    check.kind = CHECK;
+    walk_arrays(&check, s, ctr);
+    if (check.bad || check.pos != check.len)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: sizes do not match its counters"));
+    if (ctr[13] > 0 && s->logits_cap < 1) {
+        float *row = malloc((size_t)s->model->n_vocab * sizeof *row);
+        if (!row) return fail(s, hmti_errf(HMT_E_NOMEM, "snapshot: out of memory"));
+        free(s->logits);
+        s->logits = row;
+        s->logits_cap = 1;
+    }
+    /* Everything checked: load. */
+    walk_arrays(&c, s, ctr);
+    s->lookahead = (int)ctr[0], s->all_logits = (int)ctr[1], s->seg_index = ctr[2];
+    s->seg_len = (int32_t)ctr[3], s->seg_eval = (int32_t)ctr[4], s->p_known = (int)ctr[5];
+    s->prefix_done = (int)ctr[6], s->prev_len = (int32_t)ctr[7], s->sens_len = (int32_t)ctr[8];
+    s->fill = (int32_t)ctr[9], s->has_last_m = (int)ctr[10], s->rn = (int32_t)ctr[11];
+    s->n_fed = ctr[12], s->n_ready = ctr[13], s->win_base = ctr[14];
+    s->ready_first = s->n_ready > 0 ? s->n_ready - 1 : 0;
+    s->broken = 0;
+    return HMT_OK;
+}
+
+HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
+    hmti_clear_error();
+    if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_save_file: NULL argument");
+    size_t len = 0;
+    int rc = hmt_stream_save(s, NULL, 0, &len);
+    if (rc != HMT_E_BUFFER) return rc;
+    void *buf = malloc(len);
+    if (!buf) return fail((hmt_stream *)s, hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory"));
+    rc = hmt_stream_save(s, buf, len, &len);
+    if (!rc) {
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+            if (f) fclose(f);
+            rc = fail((hmt_stream *)s, hmti_errf(HMT_E_IO, "hmt_stream_save_file: cannot write '%s'", path));
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+HMT_API int hmt_stream_restore_file(hmt_stream *s, const char *path) {
+    hmti_clear_error();
+    if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore_file: NULL argument");
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(s, hmti_errf(HMT_E_IO, "hmt_stream_restore_file: cannot open '%s'", path));
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    int rc = HMT_OK;
+    do {
+        if (len == cap) {
+            size_t ncap = cap ? 2 * cap : 1 << 16;
+            unsigned char *nb = realloc(buf, ncap);
+            if (!nb) {
+                rc = hmti_errf(HMT_E_NOMEM, "hmt_stream_restore_file: out of memory");
+                break;
+            }
+            buf = nb, cap = ncap;
+        }
+        got = fread(buf + len, 1, cap - len, f);
+        len += got;
+    } while (got > 0);
+    if (!rc && ferror(f)) rc = hmti_errf(HMT_E_IO, "hmt_stream_restore_file: read error on '%s'", path);
+    fclose(f);
+    if (!rc) rc = hmt_stream_restore(s, buf, len);
+    free(buf);
+    return rc ? fail(s, rc) : HMT_OK;
+}

@@ -1,0 +1,367 @@
+/* The HMT engine against the NumPy reference (tests/reference/hmt_ref.py):
+ * every case of hmt-manifest.txt (full HMT with several L, k, N, j, bf16,
+ * linear scale, the causal rule; rmt; plain segments; sliding window), fed
+ * in one call, one token at a time, and in random chunks; plus the
+ * invariants of docs/HMT.md, snapshots, and bad input. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hmt/hmt.h"
+#include "stream.h"
+#include "util/testutil.h"
+
+#define MAX_CASES 16
+#define TOL_LOGIT 2e-4 /* backbone alone: 1e-4; a few segment passes stack */
+#define TOL_VEC 1e-4
+
+typedef struct {
+    char name[64], model[64], adapter[96], golden[96];
+    int mode, lookahead, L, k, N, n_ctx;
+} hmt_case;
+
+static hmt_case cases[MAX_CASES];
+static int n_cases;
+
+static void str_field(const char *line, const char *key, char *out, size_t cap) {
+    char pat[32];
+    snprintf(pat, sizeof pat, "%s=", key);
+    const char *p = strstr(line, pat);
+    out[0] = '\0';
+    while (p && p != line && p[-1] != ' ') p = strstr(p + 1, pat);
+    if (!p) return;
+    p += strlen(pat);
+    size_t n = strcspn(p, " \n");
+    if (n >= cap) n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static int int_field(const char *line, const char *key) {
+    char v[32];
+    str_field(line, key, v, sizeof v);
+    return atoi(v);
+}
+
+static void read_manifest(void) {
+    if (n_cases) return;
+    FILE *f = fopen(hmt_test_data("hmt-manifest.txt"), "r");
+    ck_assert_msg(f != NULL, "missing hmt-manifest.txt (make testdata)");
+    char line[1024];
+    while (fgets(line, sizeof line, f) && n_cases < MAX_CASES) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        hmt_case *c = &cases[n_cases++];
+        str_field(line, "case", c->name, sizeof c->name);
+        str_field(line, "model", c->model, sizeof c->model);
+        str_field(line, "adapter", c->adapter, sizeof c->adapter);
+        str_field(line, "golden", c->golden, sizeof c->golden);
+        c->mode = int_field(line, "mode");
+        c->lookahead = int_field(line, "lookahead");
+        c->L = int_field(line, "L");
+        c->k = int_field(line, "k");
+        c->N = int_field(line, "N");
+        c->n_ctx = int_field(line, "n_ctx");
+    }
+    fclose(f);
+}
+
+/* "HMTH" v1, see tests/reference/README.md */
+typedef struct {
+    uint32_t n_tokens, n_vocab, n_embd, L, k, N, j, j_gen, mode, lookahead, bf16, scale, n_seg, d_h, n_ctx;
+    int32_t *tokens;
+    float *logits;
+    uint32_t *n_cached;
+    int32_t **cached;
+    float **weights, **S, **P, **M;
+    void *buf;
+} golden;
+
+static void golden_read(golden *g, const char *name) {
+    size_t len;
+    unsigned char *b = hmt_test_read_file(hmt_test_data(name), &len);
+    ck_assert_msg(b != NULL, "missing %s", name);
+    ck_assert(len > 64 && !memcmp(b, "HMTH", 4));
+    uint32_t h[16];
+    memcpy(h, b + 4, sizeof h);
+    ck_assert_uint_eq(h[0], 1);
+    g->n_tokens = h[1], g->n_vocab = h[2], g->n_embd = h[3], g->L = h[4], g->k = h[5], g->N = h[6];
+    g->j = h[7], g->j_gen = h[8], g->mode = h[9], g->lookahead = h[10], g->bf16 = h[11];
+    g->scale = h[12], g->n_seg = h[13], g->d_h = h[14], g->n_ctx = h[15];
+    unsigned char *p = b + 4 + sizeof h;
+    g->tokens = (int32_t *)p, p += 4 * (size_t)g->n_tokens;
+    g->logits = (float *)p, p += 4 * (size_t)g->n_tokens * g->n_vocab;
+    g->n_cached = calloc(g->n_seg, sizeof *g->n_cached);
+    g->cached = calloc(g->n_seg, sizeof *g->cached);
+    g->weights = calloc(g->n_seg, sizeof *g->weights);
+    g->S = calloc(g->n_seg, sizeof *g->S);
+    g->P = calloc(g->n_seg, sizeof *g->P);
+    g->M = calloc(g->n_seg, sizeof *g->M);
+    for (uint32_t s = 0; s < g->n_seg; s++) {
+        memcpy(&g->n_cached[s], p, 4), p += 4;
+        g->cached[s] = (int32_t *)p, p += 4 * (size_t)g->n_cached[s];
+        g->weights[s] = (float *)p, p += 4 * (size_t)g->n_cached[s];
+        g->S[s] = (float *)p, p += 4 * (size_t)g->n_embd;
+        g->P[s] = (float *)p, p += 4 * (size_t)g->n_embd;
+        g->M[s] = (float *)p, p += 4 * (size_t)g->n_embd;
+    }
+    ck_assert_uint_eq((size_t)(p - b), len);
+    g->buf = b;
+}
+
+static void golden_free(golden *g) {
+    free(g->n_cached), free(g->cached), free(g->weights), free(g->S), free(g->P), free(g->M);
+    free(g->buf);
+}
+
+/* Per-segment records from the hook and the recall callback. */
+typedef struct {
+    const golden *g;
+    double ds, dp, dm, dw;
+    int n_closed, n_recalls, bad_ids, first_recall_exact;
+} observed;
+
+static double maxdiff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+static void on_segment(void *data, int64_t seg, const float *s, const float *p, const float *m) {
+    observed *o = data;
+    const golden *g = o->g;
+    o->n_closed++;
+    if (seg < 0 || (uint32_t)seg >= g->n_seg) return;
+    const size_t d = g->n_embd;
+    double v;
+    if (s && (v = maxdiff(s, g->S[seg], d)) > o->ds) o->ds = v;
+    if (p && (v = maxdiff(p, g->P[seg], d)) > o->dp) o->dp = v;
+    if (m && (v = maxdiff(m, g->M[seg], d)) > o->dm) o->dm = v;
+}
+
+static void on_recall(void *data, int64_t seg, const float *w, const int64_t *ids, int32_t n) {
+    observed *o = data;
+    const golden *g = o->g;
+    o->n_recalls++;
+    if (seg < 0 || (uint32_t)seg >= g->n_seg || (uint32_t)n != g->n_cached[seg]) {
+        o->bad_ids++;
+        return;
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] != g->cached[seg][i]) o->bad_ids++;
+    double v = maxdiff(w, g->weights[seg], (size_t)n);
+    if (v > o->dw) o->dw = v;
+    if (n == 1 && w[0] == 1.0f) o->first_recall_exact = 1;
+}
+
+typedef struct {
+    hmt_model *model;
+    hmt_adapter *adapter;
+    hmt_params *params;
+} fixture;
+
+static void open_case(const hmt_case *c, fixture *fx, int threads) {
+    ck_assert_int_eq(hmt_model_load(&fx->model, hmt_test_data(c->model), NULL), HMT_OK);
+    fx->adapter = NULL;
+    if (strcmp(c->adapter, "-") && c->adapter[0]) {
+        int rc = hmt_adapter_load(&fx->adapter, fx->model, hmt_test_data(c->adapter));
+        ck_assert_msg(rc == HMT_OK, "%s", hmt_last_error_msg());
+    }
+    ck_assert_int_eq(hmt_params_create(&fx->params), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_MODE, c->mode), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_LOOKAHEAD, c->lookahead), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_N_THREADS, threads), HMT_OK);
+    if (!fx->adapter && c->mode == HMT_MODE_SEGMENTS)
+        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_SEGMENT_LENGTH, c->L), HMT_OK);
+    if (c->mode == HMT_MODE_WINDOW)
+        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_N_CTX, c->n_ctx), HMT_OK);
+}
+
+static void close_case(fixture *fx) {
+    hmt_params_free(fx->params);
+    hmt_adapter_free(fx->adapter);
+    hmt_model_free(fx->model);
+}
+
+/* Feed the golden tokens in chunks (chunk = 0: random sizes 1..13), flush,
+ * and collect every token's logits into out [n_tokens][n_vocab]. */
+static void run_stream(hmt_stream *st, const golden *g, int chunk, float *out) {
+    uint32_t seed = 12345;
+    for (uint32_t i = 0; i < g->n_tokens;) {
+        uint32_t c = chunk ? (uint32_t)chunk : 1 + (seed = seed * 1103515245u + 12345u) % 13;
+        if (c > g->n_tokens - i) c = g->n_tokens - i;
+        int rc = hmt_stream_feed(st, g->tokens + i, c);
+        ck_assert_msg(rc == HMT_OK, "feed: %s", hmt_stream_errmsg(st));
+        int64_t first, end;
+        hmt_stream_ready_range(st, &first, &end);
+        for (int64_t t = first; t < end; t++)
+            memcpy(out + (size_t)t * g->n_vocab, hmt_stream_logits(st, t), g->n_vocab * sizeof(float));
+        i += c;
+    }
+    ck_assert_int_eq(hmt_stream_flush(st), HMT_OK);
+    int64_t first, end;
+    hmt_stream_ready_range(st, &first, &end);
+    for (int64_t t = first; t < end; t++)
+        memcpy(out + (size_t)t * g->n_vocab, hmt_stream_logits(st, t), g->n_vocab * sizeof(float));
+    ck_assert_int_eq(hmt_stream_n_ready(st), (int64_t)g->n_tokens);
+}
+
+START_TEST(matches_reference) {
+    read_manifest();
+    const int ci = _i / 3, variant = _i % 3;
+    if (ci >= n_cases) return;
+    const hmt_case *c = &cases[ci];
+    golden g;
+    golden_read(&g, c->golden);
+    fixture fx;
+    open_case(c, &fx, variant == 2 ? 2 : 1);
+    hmt_stream *st;
+    ck_assert_msg(hmt_stream_create(&st, fx.model, fx.adapter, fx.params) == HMT_OK, "%s: %s",
+                  c->name, hmt_last_error_msg());
+    observed o = {&g, 0, 0, 0, 0, 0, 0, 0, 0};
+    st->hook = on_segment;
+    st->hook_data = &o;
+    ck_assert_int_eq(hmt_stream_set_recall_callback(st, on_recall, &o), HMT_OK);
+    float *logits = calloc((size_t)g.n_tokens * g.n_vocab, sizeof *logits);
+    static const int chunks[3] = {1 << 20, 1, 0}; /* whole, 1 token, random */
+    run_stream(st, &g, chunks[variant], logits);
+    const double dl = maxdiff(logits, g.logits, (size_t)g.n_tokens * g.n_vocab);
+    /* bf16 emulation: a value near a bf16 rounding boundary may round the
+     * other way in float32 than in float64; one bf16 ulp of P moves logits by
+     * up to ~1e-2 here */
+    const double tl = g.bf16 ? 2e-2 : TOL_LOGIT, tv = g.bf16 ? 2e-2 : TOL_VEC;
+    ck_assert_msg(dl <= tl, "%s chunk=%d: max |dlogit| %.3g", c->name, chunks[variant], dl);
+    ck_assert_msg(o.ds <= tv && o.dp <= tv && o.dm <= tv && o.dw <= tv,
+                  "%s: max |dS| %.3g |dP| %.3g |dM| %.3g |dw| %.3g", c->name, o.ds, o.dp, o.dm, o.dw);
+    ck_assert_int_eq(o.bad_ids, 0);
+    if (c->mode == HMT_MODE_FULL && g.n_seg > 1) ck_assert(o.first_recall_exact); /* n = 1: w = [1] */
+    if (c->mode != HMT_MODE_WINDOW) ck_assert_int_eq(hmt_stream_n_segments(st), (int64_t)g.n_seg);
+    free(logits);
+    hmt_stream_free(st);
+    close_case(&fx);
+    golden_free(&g);
+}
+END_TEST
+
+/* Save mid-segment, restore into a fresh stream, continue both the same way:
+ * the logits are bit-identical. */
+START_TEST(snapshot_round_trip_is_bit_identical) {
+    read_manifest();
+    const hmt_case *c = &cases[_i];
+    if (_i >= n_cases) return;
+    golden g;
+    golden_read(&g, c->golden);
+    fixture fx;
+    open_case(c, &fx, 1);
+    hmt_stream *a, *b;
+    ck_assert_int_eq(hmt_stream_create(&a, fx.model, fx.adapter, fx.params), HMT_OK);
+    ck_assert_int_eq(hmt_stream_create(&b, fx.model, fx.adapter, fx.params), HMT_OK);
+    const uint32_t cut = g.n_tokens / 2 + 3;
+    ck_assert_int_eq(hmt_stream_feed(a, g.tokens, cut), HMT_OK);
+    size_t len;
+    ck_assert_int_eq(hmt_stream_save(a, NULL, 0, &len), HMT_E_BUFFER);
+    void *buf = malloc(len);
+    ck_assert_int_eq(hmt_stream_save(a, buf, len, &len), HMT_OK);
+    ck_assert_int_eq(hmt_stream_restore(b, buf, len), HMT_OK);
+    ck_assert_int_eq(hmt_stream_n_fed(b), hmt_stream_n_fed(a));
+    ck_assert_int_eq(hmt_stream_n_ready(b), hmt_stream_n_ready(a));
+    if (hmt_stream_n_ready(a) > 0)
+        ck_assert_mem_eq(hmt_stream_logits(a, hmt_stream_n_ready(a) - 1),
+                         hmt_stream_logits(b, hmt_stream_n_ready(b) - 1), g.n_vocab * sizeof(float));
+    for (uint32_t i = cut; i < g.n_tokens; i++) {
+        ck_assert_int_eq(hmt_stream_feed(a, g.tokens + i, 1), HMT_OK);
+        ck_assert_int_eq(hmt_stream_feed(b, g.tokens + i, 1), HMT_OK);
+        int64_t fa, ea, fb, eb;
+        hmt_stream_ready_range(a, &fa, &ea);
+        hmt_stream_ready_range(b, &fb, &eb);
+        ck_assert_int_eq(fa, fb);
+        ck_assert_int_eq(ea, eb);
+        for (int64_t t = fa; t < ea; t++)
+            ck_assert_mem_eq(hmt_stream_logits(a, t), hmt_stream_logits(b, t), g.n_vocab * sizeof(float));
+    }
+    /* corrupt and truncated snapshots are refused and change nothing */
+    int64_t fed = hmt_stream_n_fed(b);
+    ck_assert_int_eq(hmt_stream_restore(b, buf, len - 1), HMT_E_FORMAT);
+    ((unsigned char *)buf)[len / 2] ^= 0x40;
+    ck_assert_int_eq(hmt_stream_restore(b, buf, len), HMT_E_FORMAT);
+    ck_assert_int_eq(hmt_stream_restore(b, buf, 3), HMT_E_FORMAT);
+    ck_assert_int_eq(hmt_stream_n_fed(b), fed);
+    free(buf);
+    hmt_stream_free(a);
+    hmt_stream_free(b);
+    close_case(&fx);
+    golden_free(&g);
+}
+END_TEST
+
+START_TEST(bad_input_is_refused) {
+    read_manifest();
+    ck_assert_int_ge(n_cases, 1);
+    const hmt_case *c = &cases[0];
+    fixture fx;
+    open_case(c, &fx, 1);
+    /* an adapter made for another width */
+    hmt_model *other;
+    ck_assert_int_eq(hmt_model_load(&other, hmt_test_data("qwen2-f32.gguf"), NULL), HMT_OK);
+    hmt_adapter *bad = NULL;
+    if (hmt_model_n_embd(other) != hmt_model_n_embd(fx.model)) {
+        ck_assert_int_eq(hmt_adapter_load(&bad, other, hmt_test_data(c->adapter)), HMT_E_FORMAT);
+        ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "embedding_length"));
+    }
+    ck_assert_ptr_null(bad);
+    /* a file with no adapter in it */
+    ck_assert_int_eq(hmt_adapter_load(&bad, fx.model, NULL), HMT_E_FORMAT);
+    /* full mode without an adapter */
+    hmt_stream *st = NULL;
+    ck_assert_int_eq(hmt_stream_create(&st, fx.model, NULL, fx.params), HMT_E_INVAL);
+    ck_assert_ptr_null(st);
+    ck_assert_int_eq(hmt_stream_create(&st, fx.model, fx.adapter, fx.params), HMT_OK);
+    hmt_token t[3] = {1, 2, hmt_model_n_vocab(fx.model)};
+    ck_assert_int_eq(hmt_stream_feed(st, t, 3), HMT_E_TOKEN);
+    ck_assert_int_eq(hmt_stream_n_fed(st), 0);
+    ck_assert_int_eq(hmt_stream_feed(st, t, 2), HMT_OK);
+    /* a snapshot of a stream on another model is refused */
+    hmt_params *op;
+    ck_assert_int_eq(hmt_params_create(&op), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(op, HMT_P_MODE, HMT_MODE_SEGMENTS), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(op, HMT_P_SEGMENT_LENGTH, 8), HMT_OK);
+    hmt_stream *os;
+    ck_assert_int_eq(hmt_stream_create(&os, other, NULL, op), HMT_OK);
+    size_t len;
+    ck_assert_int_eq(hmt_stream_save(os, NULL, 0, &len), HMT_E_BUFFER);
+    void *buf = malloc(len);
+    ck_assert_int_eq(hmt_stream_save(os, buf, len, &len), HMT_OK);
+    ck_assert_int_eq(hmt_stream_restore(st, buf, len), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_stream_errmsg(st), "another model"));
+    ck_assert_int_eq(hmt_stream_n_fed(st), 2);
+    free(buf);
+    hmt_stream_free(os);
+    hmt_params_free(op);
+    /* NULLs */
+    ck_assert_int_eq(hmt_stream_feed(NULL, t, 1), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_stream_flush(NULL), HMT_E_INVAL);
+    ck_assert_ptr_null(hmt_stream_logits(NULL, 0));
+    ck_assert_ptr_null(hmt_stream_logits(st, 1000));
+    hmt_stream_free(st);
+    hmt_stream_free(NULL);
+    hmt_adapter_free(NULL);
+    hmt_model_free(other);
+    close_case(&fx);
+}
+END_TEST
+
+Suite *hmt_suite_hmt(void);
+Suite *hmt_suite_hmt(void) {
+    Suite *s = suite_create("hmt");
+    TCase *tc = tcase_create("reference");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, matches_reference, 0, 3 * MAX_CASES);
+    tcase_add_loop_test(tc, snapshot_round_trip_is_bit_identical, 0, MAX_CASES);
+    tcase_add_test(tc, bad_input_is_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
