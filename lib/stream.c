@@ -149,13 +149,6 @@ static int close_segment(hmt_stream *s) {
     s->seg_len = s->seg_eval = 0;
     s->p_known = s->prefix_done = 0;
     s->rn = 0;
-    /* Causal rule: the new segment's query is the closed segment's start. */
-    if (s->mode == HMT_MODE_FULL && !s->lookahead) {
-        int32_t jn = s->prev_len < s->j_gen ? s->prev_len : s->j_gen;
-        int rc = summarize(s, s->prev_tok, jn);
-        if (rc) return rc;
-        choose_p(s, 1);
-    }
     return HMT_OK;
 }
 
@@ -165,10 +158,14 @@ static int advance(hmt_stream *s, int flushing) {
         if (s->seg_len == 0) return HMT_OK;
         if (!s->p_known) {
             const int needs_query = s->mode == HMT_MODE_FULL && s->seg_index > 0;
-            if (needs_query) {
+            if (needs_query && s->lookahead) { /* its own first j tokens */
                 int32_t jn = s->seg_len < s->j ? s->seg_len : s->j;
                 if (s->seg_len < s->j && s->seg_len < s->L && !flushing) return HMT_OK;
                 int rc = summarize(s, s->seg_tok, jn);
+                if (rc) return rc;
+            } else if (needs_query) { /* causal: the closed segment's start */
+                int32_t jn = s->prev_len < s->j_gen ? s->prev_len : s->j_gen;
+                int rc = summarize(s, s->prev_tok, jn);
                 if (rc) return rc;
             }
             choose_p(s, needs_query);
@@ -303,7 +300,7 @@ HMT_API const float *hmt_stream_logits(const hmt_stream *s, int64_t index) {
 
 HMT_API int64_t hmt_stream_n_segments(const hmt_stream *s) {
     if (!s || s->mode == HMT_MODE_WINDOW) return 0;
-    return s->seg_index + (s->seg_len > 0 || s->p_known ? 1 : 0);
+    return s->seg_index + (s->seg_len > 0 ? 1 : 0);
 }
 
 HMT_API int32_t hmt_stream_cache_fill(const hmt_stream *s) { return s ? s->fill : 0; }
@@ -343,8 +340,8 @@ HMT_API int hmt_stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
     if (rc) return fail(s, rc);
     switch (key) {
     case HMT_P_LOOKAHEAD:
-        /* The rule applies to segments that open from now on; a segment whose
-         * P is pending under lookahead must be flushed first. */
+        /* The rule applies to segments whose first token arrives from now on;
+         * a segment whose P is pending under lookahead must be flushed first. */
         if (!value && s->lookahead && s->seg_len > 0 && !s->p_known)
             return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_set_int: flush before switching "
                                                    "to the causal rule"));
