@@ -141,9 +141,10 @@ asan:
 
 # ---- the main job on the model shipped in models/ ---------------------------
 DEMO_MODEL ?= models/demo-random-f16.gguf
+DEMO_ADAPTER ?= models/demo-random-hmt.gguf
 DEMO_PROMPT ?= The history of
 run: all
-	$(B)/bin/hmt-generate -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 48 --seed 1 -t 2
+	$(B)/bin/hmt-generate -m $(DEMO_MODEL) -a $(DEMO_ADAPTER) -p "$(DEMO_PROMPT)" -n 160 --seed 1 -t 2
 
 # ---- install ---------------------------------------------------------------
 install: lib

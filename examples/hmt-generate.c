@@ -20,7 +20,33 @@ static void usage(FILE *f) {
             "      --seed S         random seed (default 0x484d54)\n"
             "  -t, --threads N      worker threads (default: all CPUs)\n"
             "  -c, --ctx-size N     context length (default: prompt + n, at most the model's)\n"
+            "  -a, --adapter PATH   generate through HMT with this adapter (\"-\": the\n"
+            "                       model file's own): the prompt is scored with the\n"
+            "                       lookahead rule, new segments use the causal rule\n"
             "  -h, --help           show this help\n");
+}
+
+/* The prompt and each new token go to a plain context, or to an HMT stream. */
+typedef struct {
+    hmt_ctx *ctx;
+    hmt_stream *stream;
+} runner;
+
+static int run_prompt(runner *r, const hmt_token *t, size_t n) {
+    if (r->ctx) return hmt_ctx_eval_tokens(r->ctx, t, n, 0);
+    int rc = hmt_stream_feed(r->stream, t, n);
+    if (!rc) rc = hmt_stream_flush(r->stream); /* end of the known text */
+    if (!rc) rc = hmt_stream_set_int(r->stream, HMT_P_LOOKAHEAD, 0);
+    return rc;
+}
+
+static int run_next(runner *r, hmt_token t) {
+    return r->ctx ? hmt_ctx_eval_tokens(r->ctx, &t, 1, 0) : hmt_stream_feed(r->stream, &t, 1);
+}
+
+static const float *last_logits(const runner *r) {
+    return r->ctx ? hmt_ctx_logits(r->ctx, -1)
+                  : hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
 }
 
 static double now(void) {
@@ -42,7 +68,7 @@ static int die(const char *what, int rc) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = "";
+    const char *model_path = NULL, *prompt = "", *adapter_path = NULL;
     double n_predict = 32, temp = 0.8, top_k = 40, top_p = 0.95, seed = 0x484d54, threads = 0,
            n_ctx = 0;
     for (int i = 1; i < argc; i++) {
@@ -60,6 +86,7 @@ int main(int argc, char **argv) {
         double *num = NULL;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) adapter_path = v;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) num = &n_predict;
         else if (!strcmp(a, "--temp")) num = &temp;
         else if (!strcmp(a, "--top-k")) num = &top_k;
@@ -88,7 +115,8 @@ int main(int argc, char **argv) {
 
     hmt_params *params = NULL;
     hmt_model *model = NULL;
-    hmt_ctx *ctx = NULL;
+    hmt_adapter *adapter = NULL;
+    runner run = {NULL, NULL};
     hmt_sampler *sampler = NULL;
     hmt_token *toks = NULL;
     int rc, status = 1;
@@ -120,10 +148,20 @@ int main(int argc, char **argv) {
     }
     int64_t want_ctx = n_ctx > 0 ? (int64_t)n_ctx : (int64_t)(n_prompt + (size_t)n_predict);
     if (want_ctx > hmt_model_n_ctx_train(model)) want_ctx = hmt_model_n_ctx_train(model);
-    if ((rc = hmt_params_set_int(params, HMT_P_N_CTX, want_ctx)) ||
-        (rc = hmt_ctx_create(&ctx, model, params)) ||
-        (rc = hmt_sampler_create(&sampler, params))) {
+    if (adapter_path) {
+        if ((rc = hmt_adapter_load(&adapter, model, strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
+            (rc = hmt_params_set_int(params, HMT_P_ALL_LOGITS, 0)) ||
+            (rc = hmt_stream_create(&run.stream, model, adapter, params))) {
+            status = die("setting up HMT", rc);
+            goto done;
+        }
+    } else if ((rc = hmt_params_set_int(params, HMT_P_N_CTX, want_ctx)) ||
+               (rc = hmt_ctx_create(&run.ctx, model, params))) {
         status = die("creating the context", rc);
+        goto done;
+    }
+    if ((rc = hmt_sampler_create(&sampler, params))) {
+        status = die("creating the sampler", rc);
         goto done;
     }
     char piece[256];
@@ -134,7 +172,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     double t0 = now();
-    if ((rc = hmt_ctx_eval_tokens(ctx, toks, n_prompt, 0))) {
+    if ((rc = run_prompt(&run, toks, n_prompt))) {
         status = die("evaluating the prompt", rc);
         goto done;
     }
@@ -143,7 +181,7 @@ int main(int argc, char **argv) {
     hmt_token eos = hmt_model_token_eos(model);
     for (; n_gen < (int)n_predict; n_gen++) {
         hmt_token t;
-        if ((rc = hmt_sampler_sample(sampler, hmt_ctx_logits(ctx, -1), hmt_model_n_vocab(model), &t))) {
+        if ((rc = hmt_sampler_sample(sampler, last_logits(&run), hmt_model_n_vocab(model), &t))) {
             status = die("sampling", rc);
             goto done;
         }
@@ -154,7 +192,7 @@ int main(int argc, char **argv) {
             n_gen++;
             break;
         }
-        if ((rc = hmt_ctx_eval_tokens(ctx, &t, 1, 0))) {
+        if ((rc = run_next(&run, t))) {
             if (rc == HMT_E_CTX_FULL) {
                 n_gen++;
                 break;
@@ -172,7 +210,9 @@ int main(int argc, char **argv) {
 done:
     free(toks);
     hmt_sampler_free(sampler);
-    hmt_ctx_free(ctx);
+    hmt_ctx_free(run.ctx);
+    hmt_stream_free(run.stream);
+    hmt_adapter_free(adapter);
     hmt_model_free(model);
     hmt_params_free(params);
     return status;

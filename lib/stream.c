@@ -225,12 +225,14 @@ static int fail(hmt_stream *s, int rc) {
     return rc;
 }
 
-static void finish_call(hmt_stream *s, int64_t first) {
-    if (s->all_logits) {
-        s->ready_first = first;
-    } else {
-        s->ready_first = s->n_ready > first ? s->n_ready - 1 : s->n_ready;
-    }
+/* The outputs a call leaves readable: the tokens it made ready, or, when it
+ * made none ready (pending under lookahead, an empty flush), those of the
+ * previous call, which nothing has overwritten. */
+static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first) {
+    if (s->n_ready == first)
+        s->ready_first = prev_first;
+    else
+        s->ready_first = s->all_logits ? first : s->n_ready - 1;
 }
 
 HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
@@ -244,7 +246,7 @@ HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
         if (tokens[i] < 0 || tokens[i] >= s->model->n_vocab)
             return fail(s, hmti_errf(HMT_E_TOKEN, "hmt_stream_feed: token %zu (%d) outside [0, %d)",
                                      i, tokens[i], s->model->n_vocab));
-    const int64_t first = s->n_ready;
+    const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
     int rc = HMT_OK;
     if (s->mode == HMT_MODE_WINDOW) {
@@ -265,7 +267,7 @@ HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
         s->broken = 1;
         return fail(s, rc);
     }
-    finish_call(s, first);
+    finish_call(s, first, prev_first);
     return HMT_OK;
 }
 
@@ -273,14 +275,14 @@ HMT_API int hmt_stream_flush(hmt_stream *s) {
     hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_flush: stream is NULL");
     if (s->broken) return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_flush: stream unusable"));
-    const int64_t first = s->n_ready;
+    const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
     int rc = s->mode == HMT_MODE_WINDOW ? HMT_OK : advance(s, 1);
     if (rc) {
         s->broken = 1;
         return fail(s, rc);
     }
-    finish_call(s, first);
+    finish_call(s, first, prev_first);
     return HMT_OK;
 }
 
