@@ -179,7 +179,19 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t 
     }
 }
 
-static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, const int32_t *pos) {
+/* The last block's normalized FFN input is the kNN-LM key. */
+static void keep_ffn_input(hmti_backbone *b, int32_t n, const uint8_t *outputs) {
+    const int64_t d = b->m->n_embd;
+    float *out = b->ffn_in_out;
+    for (int32_t i = 0; i < n; i++)
+        if (outputs[i] & HMT_OUT_FFN_INPUT) {
+            memcpy(out, b->xn + (size_t)i * d, (size_t)d * sizeof(float));
+            out += d;
+        }
+}
+
+static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, const int32_t *pos,
+                          const uint8_t *outputs) {
     const hmt_model *m = b->m;
     const hmti_layer *L = &m->layers[l];
     const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
@@ -196,6 +208,7 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     hmti_add(b->x, b->xn, (int64_t)n * d);
     rj.norm_w = L->ffn_norm;
     run_rows(b, job_rmsnorm, &rj);
+    if (l == m->n_layer - 1 && outputs) keep_ffn_input(b, n, outputs);
     hmti_matmul(pool, &L->gate_up, b->xn, d, n, b->gu, 2 * ff, NULL);
     run_rows(b, job_swiglu, &rj);
     hmti_matmul(pool, &L->down, b->gu, 2 * ff, n, b->xn, d, NULL);
@@ -217,7 +230,7 @@ int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt
     for (int l = 0; l < m->n_layer; l++) {
         if (abort_fn && abort_fn(abort_data))
             return hmti_errf(HMT_E_ABORTED, "eval: aborted by the callback before layer %d", l);
-        layer_forward(b, l, n_past, n, pos);
+        layer_forward(b, l, n_past, n, pos, outputs);
     }
     /* Final norm for rows that want an output; gather logit rows into xg. */
     int32_t n_logits = 0;

@@ -25,6 +25,7 @@ typedef struct {
     float *att;         /* [n_batch][q_dim]                                               */
     float *gu;          /* [n_batch][2 ff]: gate | up                                     */
     float *scores; /* [n_threads][HMTI_ATT_ROWS][n_ctx] */
+    float *ffn_in_out; /* where forward writes HMT_OUT_FFN_INPUT rows, consecutively */
     size_t scores_bytes;
 } hmti_backbone;
 
@@ -37,7 +38,9 @@ int hmti_backbone_set_threads(hmti_backbone *b, int n_threads);
  * tokens / embd is non-NULL and validated by the caller, as are pos and the
  * room in the cache. Rows with HMT_OUT_HIDDEN in outputs[i] get their final
  * normalized hidden state written to consecutive rows of hidden_out, rows
- * with HMT_OUT_LOGITS their logits to consecutive rows of logits_out.
+ * with HMT_OUT_LOGITS their logits to consecutive rows of logits_out, rows
+ * with HMT_OUT_FFN_INPUT the last block's normalized FFN input to
+ * consecutive rows of b->ffn_in_out (set by the caller before the call).
  * Returns HMT_OK or HMT_E_ABORTED (cache slots >= n_past may then hold
  * partial data; the caller keeps n_past unchanged). */
 int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,

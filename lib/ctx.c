@@ -12,9 +12,9 @@ struct hmt_ctx {
     hmti_backbone bb;
     int32_t n_past;
     /* outputs of the last successful eval */
-    float *logits, *hidden;
-    size_t logits_cap, hidden_cap; /* in rows */
-    int32_t *row_logits, *row_hidden; /* batch row -> output row, -1 if none */
+    float *logits, *hidden, *ffn;
+    size_t logits_cap, hidden_cap, ffn_cap; /* in rows */
+    int32_t *row_logits, *row_hidden, *row_ffn; /* batch row -> output row, -1 if none */
     uint8_t *flags;                   /* default flags when the caller passes NULL */
     size_t rows_cap;
     int32_t n_rows;
@@ -58,6 +58,8 @@ HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
     free(ctx->hidden);
     free(ctx->row_logits);
     free(ctx->row_hidden);
+    free(ctx->ffn);
+    free(ctx->row_ffn);
     free(ctx->flags);
     hmti_model_release(ctx->model);
     free(ctx);
@@ -105,30 +107,33 @@ static int reserve(void **p, size_t *cap, size_t want, size_t elem) {
     return HMT_OK;
 }
 
-static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hidden) {
+static int reserve_rows(float **buf, size_t *cap, size_t rows, size_t width) {
+    if (rows <= *cap) return HMT_OK;
+    float *p = realloc(*buf, rows * width * sizeof(float));
+    if (!p) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu output rows", rows);
+    *buf = p;
+    *cap = rows;
+    return HMT_OK;
+}
+
+static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hidden,
+                           size_t n_ffn) {
     const hmt_model *m = ctx->model;
-    size_t rows_cap = ctx->rows_cap, lcap = ctx->logits_cap, hcap = ctx->hidden_cap;
+    size_t rows_cap = ctx->rows_cap;
     int rc;
     if (n > rows_cap) {
-        size_t c1 = rows_cap, c2 = rows_cap, c3 = rows_cap;
+        size_t c1 = rows_cap, c2 = rows_cap, c3 = rows_cap, c4 = rows_cap;
         if ((rc = reserve((void **)&ctx->row_logits, &c1, n, sizeof(int32_t))) ||
             (rc = reserve((void **)&ctx->row_hidden, &c2, n, sizeof(int32_t))) ||
+            (rc = reserve((void **)&ctx->row_ffn, &c4, n, sizeof(int32_t))) ||
             (rc = reserve((void **)&ctx->flags, &c3, n, 1)))
             return rc;
         ctx->rows_cap = n;
     }
-    if (n_logits > lcap) {
-        float *p = realloc(ctx->logits, n_logits * (size_t)m->n_vocab * sizeof(float));
-        if (!p) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu rows of logits", n_logits);
-        ctx->logits = p;
-        ctx->logits_cap = n_logits;
-    }
-    if (n_hidden > hcap) {
-        float *p = realloc(ctx->hidden, n_hidden * (size_t)m->n_embd * sizeof(float));
-        if (!p) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu hidden rows", n_hidden);
-        ctx->hidden = p;
-        ctx->hidden_cap = n_hidden;
-    }
+    if ((rc = reserve_rows(&ctx->logits, &ctx->logits_cap, n_logits, (size_t)m->n_vocab)) ||
+        (rc = reserve_rows(&ctx->hidden, &ctx->hidden_cap, n_hidden, (size_t)m->n_embd)) ||
+        (rc = reserve_rows(&ctx->ffn, &ctx->ffn_cap, n_ffn, (size_t)m->n_embd)))
+        return rc;
     return HMT_OK;
 }
 
@@ -149,7 +154,7 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
         if (pos[i] < 0)
             return hmti_errf(HMT_E_INVAL, "eval: row %zu: negative position %d", i, pos[i]);
     for (size_t i = 0; outputs && i < n; i++)
-        if (outputs[i] & ~(HMT_OUT_LOGITS | HMT_OUT_HIDDEN))
+        if (outputs[i] & ~(HMT_OUT_LOGITS | HMT_OUT_HIDDEN | HMT_OUT_FFN_INPUT))
             return hmti_errf(HMT_E_INVAL, "eval: row %zu: unknown output flags 0x%x", i, outputs[i]);
     return HMT_OK;
 }
@@ -159,27 +164,29 @@ HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const 
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval: ctx is NULL");
     int rc = check_eval_args(ctx, n, tokens, embd, pos, outputs);
-    if (!rc) rc = reserve_outputs(ctx, n, 0, 0);
+    if (!rc) rc = reserve_outputs(ctx, n, 0, 0, 0);
     if (rc) return fail(ctx, rc);
     if (!outputs) {
         memset(ctx->flags, 0, n);
         ctx->flags[n - 1] = HMT_OUT_LOGITS | HMT_OUT_HIDDEN;
         outputs = ctx->flags;
     }
-    size_t n_logits = 0, n_hidden = 0;
+    size_t n_logits = 0, n_hidden = 0, n_ffn = 0;
     for (size_t i = 0; i < n; i++) {
         n_logits += (outputs[i] & HMT_OUT_LOGITS) != 0;
         n_hidden += (outputs[i] & HMT_OUT_HIDDEN) != 0;
+        n_ffn += (outputs[i] & HMT_OUT_FFN_INPUT) != 0;
     }
-    if ((rc = reserve_outputs(ctx, n, n_logits, n_hidden))) return fail(ctx, rc);
+    if ((rc = reserve_outputs(ctx, n, n_logits, n_hidden, n_ffn))) return fail(ctx, rc);
 
     /* From here on the previous outputs are being overwritten. */
     ctx->n_rows = 0;
     const hmt_model *m = ctx->model;
     const int32_t start = ctx->n_past;
-    size_t done = 0, li = 0, hi = 0;
+    size_t done = 0, li = 0, hi = 0, fi = 0;
     while (done < n) {
         const size_t chunk = n - done < (size_t)ctx->bb.n_batch ? n - done : (size_t)ctx->bb.n_batch;
+        ctx->bb.ffn_in_out = ctx->ffn ? ctx->ffn + fi * (size_t)m->n_embd : NULL;
         rc = hmti_backbone_forward(
             &ctx->bb, start + (int32_t)done, (int32_t)chunk, tokens ? tokens + done : NULL,
             embd ? embd + done * (size_t)m->n_embd : NULL, pos ? pos + done : NULL, outputs + done,
@@ -189,6 +196,7 @@ HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const 
         for (size_t i = done; i < done + chunk; i++) {
             ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? (int32_t)li++ : -1;
             ctx->row_hidden[i] = (outputs[i] & HMT_OUT_HIDDEN) ? (int32_t)hi++ : -1;
+            ctx->row_ffn[i] = (outputs[i] & HMT_OUT_FFN_INPUT) ? (int32_t)fi++ : -1;
         }
         done += chunk;
     }
@@ -202,7 +210,7 @@ HMT_API int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n,
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: ctx is NULL");
     if (!tokens) return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: tokens is NULL"));
     if (!all_logits) return hmt_ctx_eval(ctx, n, tokens, NULL, NULL, NULL);
-    int rc = reserve_outputs(ctx, n, 0, 0);
+    int rc = reserve_outputs(ctx, n, 0, 0, 0);
     if (rc) return fail(ctx, rc);
     memset(ctx->flags, HMT_OUT_LOGITS, n);
     return hmt_ctx_eval(ctx, n, tokens, NULL, NULL, ctx->flags);
@@ -223,6 +231,11 @@ HMT_API const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i) {
 HMT_API const float *hmt_ctx_hidden(const hmt_ctx *ctx, int32_t i) {
     int32_t r = out_row(ctx, ctx ? ctx->row_hidden : NULL, i);
     return r < 0 ? NULL : ctx->hidden + (size_t)r * (size_t)ctx->model->n_embd;
+}
+
+HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i) {
+    int32_t r = out_row(ctx, ctx ? ctx->row_ffn : NULL, i);
+    return r < 0 ? NULL : ctx->ffn + (size_t)r * (size_t)ctx->model->n_embd;
 }
 
 HMT_API int hmt_ctx_kv_clear(hmt_ctx *ctx) {

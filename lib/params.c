@@ -28,6 +28,7 @@ static const param_info PARAMS[] = {
     {HMT_P_SUMMARY_LENGTH, "summary_length", 1, 0, 1 << 20, 0},
     {HMT_P_GEN_SUMMARY_LENGTH, "gen_summary_length", 1, 0, 1 << 20, 0},
     {HMT_P_RECALL_DIM, "recall_dim (read-only)", 1, 0, 0, 0},
+    {HMT_P_KEEP_FFN_INPUT, "keep_ffn_input", 1, 0, 1, 0},
     {HMT_P_TEMPERATURE, "temperature", 0, 0, 100, 0.8},
     {HMT_P_TOP_K, "top_k", 1, 0, 1 << 30, 40},
     {HMT_P_TOP_P, "top_p", 0, 0, 1, 0.95},

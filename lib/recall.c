@@ -34,7 +34,9 @@ void hmti_recall(const hmt_adapter *a, int bf16, const float *s, const float *ke
     for (int32_t i = 0; i < n; i++) {
         double acc = 0;
         for (int32_t r = 0; r < dh; r++) acc += (double)q[r] * (double)keys[(size_t)i * dh + r];
-        weights[i] = (float)(acc / scale);
+        /* PyTorch rounds the bf16 matmul's output, then the division's */
+        weights[i] = bf16 ? round_bf16(round_bf16((float)acc, 1) / (float)scale, 1)
+                          : (float)(acc / scale);
     }
     hmti_softmax(weights, n);
     for (int32_t i = 0; i < n; i++) weights[i] = round_bf16(weights[i], bf16);

@@ -53,13 +53,13 @@ static int eval_silent(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token 
 
 /* ---- outputs ------------------------------------------------------------- */
 
-static int reserve_logits(hmt_stream *s, size_t rows) {
-    if (rows <= s->logits_cap) return HMT_OK;
-    size_t want = rows < 2 * s->logits_cap ? 2 * s->logits_cap : rows;
-    float *p = realloc(s->logits, want * (size_t)s->model->n_vocab * sizeof(float));
-    if (!p) return hmti_errf(HMT_E_NOMEM, "stream: out of memory for %zu rows of logits", want);
-    s->logits = p;
-    s->logits_cap = want;
+static int reserve(float **buf, size_t *cap, size_t rows, size_t width) {
+    if (rows <= *cap) return HMT_OK;
+    size_t want = rows < 2 * *cap ? 2 * *cap : rows;
+    float *p = realloc(*buf, want * width * sizeof(float));
+    if (!p) return hmti_errf(HMT_E_NOMEM, "stream: out of memory for %zu output rows", want);
+    *buf = p;
+    *cap = want;
     return HMT_OK;
 }
 
@@ -69,10 +69,13 @@ static int eval_ready(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token *
     for (int32_t done = 0; done < n;) {
         int32_t c = n - done < s->bb.n_batch ? n - done : s->bb.n_batch;
         size_t row = s->all_logits ? (size_t)(s->n_ready - s->ready_first) : 0;
-        int rc = reserve_logits(s, row + (size_t)c);
+        const uint8_t want = (uint8_t)(HMT_OUT_LOGITS | (s->keep_ffn ? HMT_OUT_FFN_INPUT : 0));
+        int rc = reserve(&s->logits, &s->logits_cap, row + (size_t)c, (size_t)s->model->n_vocab);
+        if (!rc && s->keep_ffn) rc = reserve(&s->ffn, &s->ffn_cap, row + (size_t)c, (size_t)s->d);
         if (rc) return rc;
-        memset(s->flags, s->all_logits ? HMT_OUT_LOGITS : 0, (size_t)c);
-        s->flags[c - 1] = HMT_OUT_LOGITS;
+        memset(s->flags, s->all_logits ? want : 0, (size_t)c);
+        s->flags[c - 1] = want;
+        s->bb.ffn_in_out = s->keep_ffn ? s->ffn + row * (size_t)s->d : NULL;
         rc = eval_rows(s, kv_n, c, tok + done, NULL, s->flags,
                        s->logits + row * (size_t)s->model->n_vocab, NULL);
         if (rc) return rc;
@@ -300,6 +303,12 @@ HMT_API const float *hmt_stream_logits(const hmt_stream *s, int64_t index) {
     return s->logits + row * (size_t)s->model->n_vocab;
 }
 
+HMT_API const float *hmt_stream_ffn_input(const hmt_stream *s, int64_t index) {
+    if (!s || !s->keep_ffn || !s->ffn || index < s->ready_first || index >= s->n_ready) return NULL;
+    const size_t row = s->all_logits ? (size_t)(index - s->ready_first) : 0;
+    return s->ffn + row * (size_t)s->d;
+}
+
 HMT_API int64_t hmt_stream_n_segments(const hmt_stream *s) {
     if (!s || s->mode == HMT_MODE_WINDOW) return 0;
     return s->seg_index + (s->seg_len > 0 ? 1 : 0);
@@ -350,6 +359,7 @@ HMT_API int hmt_stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
         s->lookahead = (int)value;
         return HMT_OK;
     case HMT_P_ALL_LOGITS: s->all_logits = (int)value; return HMT_OK;
+    case HMT_P_KEEP_FFN_INPUT: s->keep_ffn = (int)value; return HMT_OK;
     case HMT_P_N_THREADS:
         rc = hmti_backbone_set_threads(&s->bb, hmti_resolve_threads(value));
         return rc ? fail(s, rc) : HMT_OK;
@@ -366,6 +376,7 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     case HMT_P_MODE: *out = s->mode; break;
     case HMT_P_LOOKAHEAD: *out = s->lookahead; break;
     case HMT_P_ALL_LOGITS: *out = s->all_logits; break;
+    case HMT_P_KEEP_FFN_INPUT: *out = s->keep_ffn; break;
     case HMT_P_SEGMENT_LENGTH: *out = s->L; break;
     case HMT_P_SENSORY_LENGTH: *out = s->k; break;
     case HMT_P_CACHE_SIZE: *out = s->N; break;

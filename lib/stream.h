@@ -50,6 +50,9 @@ struct hmt_stream {
     int64_t ready_first;  /* outputs of the last call: [ready_first, n_ready) */
     float *logits;        /* rows for ready tokens of the last call          */
     size_t logits_cap;    /* in rows                                         */
+    int keep_ffn;         /* HMT_P_KEEP_FFN_INPUT                            */
+    float *ffn;           /* kNN keys, rows parallel to logits               */
+    size_t ffn_cap;
     uint8_t *flags;       /* per-row output flags scratch [n_batch]          */
     float *hidden;        /* [d] scratch for M / S                           */
     int broken;

@@ -18,6 +18,7 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
     s->mode = (int)hmti_param_value(p, HMT_P_MODE);
     s->lookahead = (int)hmti_param_value(p, HMT_P_LOOKAHEAD);
     s->all_logits = (int)hmti_param_value(p, HMT_P_ALL_LOGITS);
+    s->keep_ffn = (int)hmti_param_value(p, HMT_P_KEEP_FFN_INPUT);
     s->d = m->n_embd;
     if (!a && (s->mode == HMT_MODE_FULL || s->mode == HMT_MODE_RMT))
         return hmti_errf(HMT_E_INVAL, "stream: mode %s needs an HMT adapter",
@@ -82,7 +83,7 @@ HMT_API void hmt_stream_free(hmt_stream *s) {
     free(s->seg_tok), free(s->prev_tok), free(s->sens);
     free(s->p), free(s->s), free(s->hidden), free(s->last_m);
     free(s->mem), free(s->keys), free(s->mem_seg), free(s->rw), free(s->rseg), free(s->q);
-    free(s->win), free(s->flags), free(s->logits);
+    free(s->win), free(s->flags), free(s->logits), free(s->ffn);
     hmti_adapter_release(s->ad);
     hmti_model_release(s->model);
     free(s);

@@ -235,12 +235,12 @@ START_TEST(matches_reference) {
     static const int chunks[3] = {1 << 20, 1, 0}; /* whole, 1 token, random */
     run_stream(st, &g, chunks[variant], logits);
     const double dl = maxdiff(logits, g.logits, (size_t)g.n_tokens * g.n_vocab);
-    /* bf16 emulation: a value near a bf16 rounding boundary may round the
-     * other way in float32 than in float64; one bf16 ulp of P moves logits by
-     * up to ~1e-2 here */
-    const double tl = g.bf16 ? 2e-2 : TOL_LOGIT, tv = g.bf16 ? 2e-2 : TOL_VEC;
+    /* bf16 too: the reference's generator picked seeds whose bf16-rounded
+     * values sit far enough from rounding boundaries that float32 and float64
+     * round alike, so a missing or extra rounding step shows (~3e-2) */
+    const double tl = TOL_LOGIT, tv = TOL_VEC;
     ck_assert_msg(dl <= tl, "%s chunk=%d: max |dlogit| %.3g", c->name, chunks[variant], dl);
-    ck_assert_msg(o.ds <= tv && o.dp <= tv && o.dm <= tv && o.dw <= tv,
+    ck_assert_msg(o.ds <= tv && o.dp <= tv && o.dm <= tv && o.dw <= 1e-5,
                   "%s: max |dS| %.3g |dP| %.3g |dM| %.3g |dw| %.3g", c->name, o.ds, o.dp, o.dm, o.dw);
     ck_assert_int_eq(o.bad_ids, 0);
     if (c->mode == HMT_MODE_FULL && g.n_seg > 1) ck_assert(o.first_recall_exact); /* n = 1: w = [1] */

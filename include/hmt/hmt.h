@@ -154,6 +154,9 @@ typedef enum hmt_param {
     HMT_P_GEN_SUMMARY_LENGTH = 208, /* int: j for the causal rule; 0 = adapter's
                                    (L // 2 unless it says otherwise)               */
     HMT_P_RECALL_DIM = 209,     /* int, read-only: d_h of the adapter              */
+    HMT_P_KEEP_FFN_INPUT = 210, /* int: 1 = also keep each ready token's last-block
+                                   feed-forward input (hmt_stream_ffn_input), for
+                                   kNN-LM keys; default 0. Runtime-settable.        */
     /* runtime (400…): also settable on a live context, hmt_ctx_set_int */
     HMT_P_N_THREADS = 400,  /* int: worker threads for this context
                                (default 0 = number of online CPUs)          */
@@ -317,7 +320,9 @@ HMT_API int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx);
 /** Per-row output requests for hmt_ctx_eval(). */
 enum {
     HMT_OUT_LOGITS = 1u << 0, /* compute this row's logits                    */
-    HMT_OUT_HIDDEN = 1u << 1  /* keep this row's final normalized hidden state */
+    HMT_OUT_HIDDEN = 1u << 1, /* keep this row's final normalized hidden state */
+    HMT_OUT_FFN_INPUT = 1u << 2 /* keep the last block's feed-forward input after
+                                   its norm (the kNN-LM key, algorithms §2.1)   */
 };
 
 /** Evaluate a batch of n rows appended to the KV cache at slots
@@ -350,6 +355,11 @@ HMT_API const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i);
 /** Final normalized hidden state (n_embd floats) of batch row i (-1 = last);
  *  NULL if not requested. Same lifetime as hmt_ctx_logits(). */
 HMT_API const float *hmt_ctx_hidden(const hmt_ctx *ctx, int32_t i);
+
+/** The last block's normalized feed-forward input (n_embd floats) of batch
+ *  row i (-1 = last); NULL if HMT_OUT_FFN_INPUT was not requested for it.
+ *  Same lifetime as hmt_ctx_logits(). */
+HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i);
 
 /** Forget every cached position (n_past = 0). */
 HMT_API HMT_NODISCARD int hmt_ctx_kv_clear(hmt_ctx *ctx);
@@ -452,6 +462,12 @@ HMT_API void hmt_stream_ready_range(const hmt_stream *stream, int64_t *first, in
 /** Logits (n_vocab floats) predicting token index + 1, for an index in the
  *  ready range; NULL otherwise. Valid until the next feed/flush/restore/free. */
 HMT_API const float *hmt_stream_logits(const hmt_stream *stream, int64_t index);
+
+/** The kNN-LM key of a ready token (n_embd floats: the last block's
+ *  normalized feed-forward input when the token was evaluated), kept when
+ *  HMT_P_KEEP_FFN_INPUT is 1; same index range and lifetime as
+ *  hmt_stream_logits(); NULL otherwise. */
+HMT_API const float *hmt_stream_ffn_input(const hmt_stream *stream, int64_t index);
 
 /** Introspection. Segments opened so far (the open one included), the
  *  memories held in the cache, and the recall of the open segment: its

@@ -5,7 +5,8 @@ argv[1]: small random-weight models and golden outputs. Deterministic.
 
 Writes, per model M (see MODELS): M.gguf, and golden files M.A.golden ..
 M.D.golden (format: golden.py / README.md), plus manifest.txt (one line per
-model, key=value), and prints a summary. Golden values are
+model, key=value), and prints a summary. Then the HMT cases of hmt_golden.py:
+<case>.adapter.gguf, <case>.hmt.golden ("HMTH") and hmt-manifest.txt. Golden values are
 computed in float64 by llama_ref.py from the same GGUF file (dequantized
 weights). The run also self-checks: GGUF read-back, tokenizer consistency,
 incremental == batch, and the float32-vs-float64 difference of the reference
@@ -24,6 +25,7 @@ sys.path.insert(0, os.path.join(_HERE, "..", "..", "tools"))
 from gen_model import make_model  # noqa: E402
 from gguf_read import GGUFFile  # noqa: E402
 from golden import read_golden, write_golden  # noqa: E402
+from hmt_golden import make_all as make_hmt_goldens  # noqa: E402
 from llama_ref import Model  # noqa: E402
 
 # name -> make_model keyword arguments (shapes kept small: the whole run is ~seconds)
@@ -188,6 +190,18 @@ def main():
               f"|B-A| {dB:.1e}  f32: dlogit {dl32:.1e} dhidden {dh32:.1e}")
     with open(os.path.join(out, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    # HMT cases (hmt_golden.py / hmt_ref.py): <case>.adapter.gguf, <case>.hmt.golden,
+    # hmt-manifest.txt. make_all raises if an HMT self-check fails.
+    hsum, hdt = make_hmt_goldens(out)
+    for line, hinfo, d32 in hsum:
+        assert hinfo["chunk_diff"] < 1e-10, line["case"]
+        assert d32["logits"] < float(line["tol_logit"]) / 5, line["case"]
+        ent = hinfo.get("entropy")
+        print(f"  {line['case']:16s} {line['mode']:8s} L={line['L']} k={line['k']} N={line['N']} "
+              f"j={line['j']}/{line['j_gen']} tokens={line['n_tokens']} segs={line['n_segments']}  "
+              + (f"recall entropy {ent[0]:.2f} " if ent else "")
+              + f"f32: dlogit {d32['logits']:.1e} dstate {max(d32['S'], d32['P'], d32['M']):.1e}")
+    print(f"make_testdata: {len(hsum)} HMT cases ({hdt:.1f} s)")
     wl = max(v[0] for v in worst.values())
     wh = max(v[1] for v in worst.values())
     print(f"make_testdata: {len(MODELS)} models, {4 * len(MODELS)} golden files in {out} "
