@@ -33,6 +33,22 @@ static const param_info PARAMS[] = {
     {HMT_P_TOP_K, "top_k", 1, 0, 1 << 30, 40},
     {HMT_P_TOP_P, "top_p", 0, 0, 1, 0.95},
     {HMT_P_SEED, "seed", 1, 0, 9007199254740991.0, 0x484d54},
+    {HMT_P_KNN_K, "knn_k", 1, 1, 65536, 1024},
+    {HMT_P_KNN_LAMBDA, "knn_lambda", 0, 0, 1, 0.25},
+    {HMT_P_KNN_TEMPERATURE, "knn_temperature", 0, 1e-6, 1e6, 1},
+    {HMT_P_KNN_LAMBDA_MODE, "knn_lambda_mode", 1, 0, 2, 0},
+    {HMT_P_KNN_BETA, "knn_beta", 0, -1e6, 1e6, 0},
+    {HMT_P_KNN_BIAS, "knn_bias", 0, -1e6, 1e6, 0},
+    {HMT_P_KNN_LAMBDA_MAX, "knn_lambda_max", 0, 0, 1, 1},
+    {HMT_P_KNN_KEY_F16, "knn_key_f16", 1, 0, 1, 0},
+    {HMT_P_KNN_NPROBE, "knn_nprobe", 1, 1, 1 << 20, 32},
+    {HMT_P_DITTO_LAMBDA, "ditto_lambda", 0, 1e-9, 1, 0.5},
+    {HMT_P_DITTO_MODE, "ditto_mode", 1, 0, 1, 0},
+    {HMT_P_DITTO_SCOPE, "ditto_scope", 1, 0, 1, 0},
+    {HMT_P_DITTO_WINDOW, "ditto_window", 1, 1, 1 << 20, 8},
+    {HMT_P_DITTO_MIN_SENTENCE, "ditto_min_sentence", 1, 1, 1 << 20, 2},
+    {HMT_P_DITTO_MIN_MATCH, "ditto_min_match", 1, 0, 1 << 20, 0},
+    {HMT_P_DITTO_RENORM, "ditto_renorm", 1, 0, 1, 0},
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
 

@@ -157,6 +157,17 @@ typedef enum hmt_param {
     HMT_P_KEEP_FFN_INPUT = 210, /* int: 1 = also keep each ready token's last-block
                                    feed-forward input (hmt_stream_ffn_input), for
                                    kNN-LM keys; default 0. Runtime-settable.        */
+    /* kNN-LM (300…), include/hmt/hmt_knn.h */
+    HMT_P_KNN_K = 300,           /* int: neighbours retrieved (default 1024)        */
+    HMT_P_KNN_LAMBDA = 301,      /* float: interpolation weight λ (0.25)           */
+    HMT_P_KNN_TEMPERATURE = 302, /* float: softmax temperature over -distance (1)  */
+    HMT_P_KNN_LAMBDA_MODE = 303, /* int: 0 fixed (default), 1 entropy_gap,
+                                    2 entropy_norm (algorithms §2.7)               */
+    HMT_P_KNN_BETA = 304,        /* float: entropy_gap slope β (0)                 */
+    HMT_P_KNN_BIAS = 305,        /* float: entropy_gap offset b (0)                */
+    HMT_P_KNN_LAMBDA_MAX = 306,  /* float: upper clip of adaptive λ (1)            */
+    HMT_P_KNN_KEY_F16 = 307,     /* int: store datastore keys as F16 (0 = F32)     */
+    HMT_P_KNN_NPROBE = 308,      /* int: IVF lists probed by an approximate index (32) */
     /* runtime (400…): also settable on a live context, hmt_ctx_set_int */
     HMT_P_N_THREADS = 400,  /* int: worker threads for this context
                                (default 0 = number of online CPUs)          */
@@ -164,7 +175,15 @@ typedef enum hmt_param {
     HMT_P_TEMPERATURE = 500, /* float: 0 = greedy (default 0.8)             */
     HMT_P_TOP_K = 501,       /* int: keep the k most likely; 0 = all (40)   */
     HMT_P_TOP_P = 502,       /* float: nucleus mass in (0,1]; 1 = off (0.95)*/
-    HMT_P_SEED = 503         /* int: RNG seed (default 0x484d54)            */
+    HMT_P_SEED = 503,        /* int: RNG seed (default 0x484d54)            */
+    /* DITTO sentence-repetition penalty (600…), include/hmt/hmt_proc.h */
+    HMT_P_DITTO_LAMBDA = 600,       /* float: λ in (0, 1]; 1 = no effect (0.5)     */
+    HMT_P_DITTO_MODE = 601,         /* int: 0 power (λ^r), 1 relative (λ·p_prev)  */
+    HMT_P_DITTO_SCOPE = 602,        /* int: 0 consecutive repeats, 1 window       */
+    HMT_P_DITTO_WINDOW = 603,       /* int: sentences looked back in scope window (8) */
+    HMT_P_DITTO_MIN_SENTENCE = 604, /* int: shorter sentences never count (2)     */
+    HMT_P_DITTO_MIN_MATCH = 605,    /* int: tokens of a repeat before firing (0)  */
+    HMT_P_DITTO_RENORM = 606        /* int: 0 exact renormalisation, 1 logit shift */
 } hmt_param;
 
 typedef struct hmt_params hmt_params;
