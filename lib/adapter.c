@@ -104,29 +104,38 @@ static void destroy(hmt_adapter *a) {
     free(a);
 }
 
-HMT_API int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *path) {
-    hmti_clear_error();
-    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: out is NULL");
+int hmti_adapter_load_gguf(hmt_adapter **out, hmt_model *model, const hmti_gguf *g) {
     *out = NULL;
-    if (!model) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: model is NULL");
     hmt_adapter *a = calloc(1, sizeof *a);
     if (!a) return hmti_errf(HMT_E_NOMEM, "hmt_adapter_load: out of memory");
     atomic_init(&a->refs, 1);
     hmti_model_retain(model);
     a->model = model;
     a->d = model->n_embd;
-    hmti_gguf *g = NULL;
-    int rc = HMT_OK;
-    if (path) rc = hmti_gguf_open(&g, path);
-    if (!rc) rc = read_adapter(a, path ? g : model->gguf);
-    hmti_gguf_close(g);
+    int rc = read_adapter(a, g);
     if (rc) {
         destroy(a);
-        char msg[HMTI_ERRMSG_MAX];
-        hmti_copy_errmsg(msg);
-        return hmti_errf(rc, "%s: %s", path ? path : "(model file)", msg);
+        return rc;
     }
     *out = a;
+    return HMT_OK;
+}
+
+HMT_API int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *path) {
+    hmti_clear_error();
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: out is NULL");
+    *out = NULL;
+    if (!model) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: model is NULL");
+    hmti_gguf *g = NULL;
+    int rc = path ? hmti_gguf_open(&g, path) : HMT_OK;
+    if (!rc) rc = hmti_adapter_load_gguf(out, model, path ? g : model->gguf);
+    hmti_gguf_close(g);
+    if (rc) {
+        char msg[HMTI_ERRMSG_MAX];
+        hmti_copy_errmsg(msg);
+        return strstr(msg, path ? path : "\x01") ? rc
+                                                 : hmti_errf(rc, "%s: %s", path ? path : "(model file)", msg);
+    }
     return HMT_OK;
 }
 

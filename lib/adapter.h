@@ -19,6 +19,8 @@ struct hmt_adapter {
     float *wq, *wk;                      /* [d_h][d] */
 };
 
+/* Load from an open GGUF (the adapter file, or the model's own). */
+int hmti_adapter_load_gguf(hmt_adapter **out, hmt_model *model, const hmti_gguf *g);
 void hmti_adapter_retain(const hmt_adapter *a);
 void hmti_adapter_release(const hmt_adapter *a);
 /* j for the lookahead rule: round-half-even(L · fraction), at least 1. */

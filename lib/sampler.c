@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "params.h"
+#include "proc.h"
 
 typedef struct {
     float logit;
@@ -82,21 +83,21 @@ static int32_t argmax(const float *logits, int32_t n) {
     return best;
 }
 
-HMT_API int hmt_sampler_sample(hmt_sampler *s, const float *logits, int32_t n_vocab,
-                               hmt_token *out) {
-    hmti_clear_error();
+/* The draw shared by hmt_sampler_sample and the processor chain, which hands
+ * it the final log-probabilities (any logits work: the softmax is the same). */
+static int sample_impl(hmt_sampler *s, const float *logits, int32_t n_vocab, hmt_token *out,
+                       const char *who) {
     if (!s || !logits || !out || n_vocab <= 0)
-        return hmti_errf(HMT_E_INVAL, "hmt_sampler_sample: NULL argument or n_vocab %d", n_vocab);
+        return hmti_errf(HMT_E_INVAL, "%s: NULL argument or n_vocab %d", who, n_vocab);
     for (int32_t i = 0; i < n_vocab; i++)
-        if (isnan(logits[i]))
-            return hmti_errf(HMT_E_INVAL, "hmt_sampler_sample: logit %d is NaN", i);
+        if (isnan(logits[i])) return hmti_errf(HMT_E_INVAL, "%s: logit %d is NaN", who, i);
     if (s->temperature <= 0 || s->top_k == 1) {
         *out = argmax(logits, n_vocab);
         return HMT_OK;
     }
     if (n_vocab > s->work_cap) {
         cand *w = realloc(s->work, (size_t)n_vocab * sizeof *w);
-        if (!w) return hmti_errf(HMT_E_NOMEM, "hmt_sampler_sample: out of memory");
+        if (!w) return hmti_errf(HMT_E_NOMEM, "%s: out of memory", who);
         s->work = w;
         s->work_cap = n_vocab;
     }
@@ -136,4 +137,15 @@ HMT_API int hmt_sampler_sample(hmt_sampler *s, const float *logits, int32_t n_vo
     }
     *out = c[n - 1].id; /* r landed on the rounding edge */
     return HMT_OK;
+}
+
+HMT_API int hmt_sampler_sample(hmt_sampler *s, const float *logits, int32_t n_vocab,
+                               hmt_token *out) {
+    hmti_clear_error();
+    return sample_impl(s, logits, n_vocab, out, "hmt_sampler_sample");
+}
+
+int hmti_sampler_sample_logprobs(hmt_sampler *s, const float *logprobs, int32_t n,
+                                 hmt_token *out, const char *who) {
+    return sample_impl(s, logprobs, n, out, who ? who : "sampler");
 }

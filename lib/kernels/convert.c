@@ -89,25 +89,7 @@ size_t hmti_row_size(uint32_t type, int64_t n) {
 }
 
 /* ---- vector row converters ---------------------------------------------- */
-#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma,avx2")))
-#define AVX2_TARGET __attribute__((target("avx2,f16c,fma")))
-
-static int cpu_level(void) {
-    static int level = -1;
-    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (l < 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl"))
-            l = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
-            l = 1;
-        else
-            l = 0;
-        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
-    }
-    return l;
-}
+#include "kernels/cpu.h"
 
 AVX512_TARGET static void f16_row_avx512(const uint16_t *s, float *d, int64_t n) {
     int64_t i = 0;
@@ -150,7 +132,7 @@ AVX512_TARGET static void q8_0_row_avx512(const uint8_t *s, float *d, int64_t nb
 
 void hmti_row_to_f32(const void *src, uint32_t src_type, float *dst, int64_t n) {
     if (n <= 0) return;
-    int level = cpu_level();
+    int level = hmti_cpu_level();
     switch (src_type) {
     case TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
     case TYPE_F16: {

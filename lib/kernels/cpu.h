@@ -4,10 +4,12 @@
 #ifndef HMT_KERNELS_CPU_H
 #define HMT_KERNELS_CPU_H
 
-#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
-#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#define AVX512_TARGET \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
+#define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
 
-/* 2: AVX-512 F/VL/BW/DQ, 1: AVX2 + FMA, 0: neither. Cached after first call. */
+/* 2: AVX-512 F/VL/BW/DQ (+ level 1), 1: AVX2 + FMA + F16C, 0: neither.
+ * Cached after the first call. */
 int hmti_cpu_level(void);
 
 #endif

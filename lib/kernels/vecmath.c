@@ -8,10 +8,14 @@
 
 /* sleef.h declares its AVX-512 / AVX2 entry points only when the compiler
  * targets those ISAs; enable them for the declarations alone. */
+#if defined(__clang__) /* the fuzz build passes -mavx512f etc. instead */
+#include <sleef.h>
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 #include <sleef.h>
 #pragma GCC pop_options
+#endif
 
 #include "kernels/kernels.h"
 

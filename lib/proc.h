@@ -1,0 +1,28 @@
+/* Internal side of the processor chain (include/hmt/hmt_proc.h). */
+#ifndef HMT_PROC_INTERNAL_H
+#define HMT_PROC_INTERNAL_H
+
+#include "hmt/hmt_proc.h"
+
+/* Called by the chain instead of iface.accept for built-in processors that
+ * need the final (post-chain) probability of the accepted token: p_final is
+ * exp of the last hmt_chain_apply's log-probability of token, or NaN when no
+ * apply preceded this accept (prompt tokens). */
+typedef void (*hmti_accept_final_fn)(void *user_data, hmt_token token, double p_final);
+
+/* hmt_proc_create for built-ins: same contract, plus the accept_final hook. */
+int hmti_proc_create_builtin(hmt_proc **out, const hmt_proc_i *iface, void *user_data,
+                             hmti_accept_final_fn accept_final);
+
+/* user_data of p if p was created with this apply function, else NULL (how a
+ * built-in recognises its own processors). */
+void *hmti_proc_data_if(const hmt_proc *p,
+                        int (*apply)(void *, float *, int32_t, const float *, int32_t));
+
+/* lib/sampler.c: draw from n log-probabilities (or any logits) with the
+ * sampler's top-k → temperature → top-p → draw; does not clear the thread's
+ * error message; messages are prefixed with `who`. */
+int hmti_sampler_sample_logprobs(hmt_sampler *s, const float *logprobs, int32_t n,
+                                 hmt_token *out, const char *who);
+
+#endif
