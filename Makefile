@@ -58,7 +58,7 @@ SO := $(B)/$(SOFULL)
 AR_LIB := $(B)/libhmt.a
 
 .PHONY: all lib examples bench test check install uninstall clean deps asan \
-        testdata run memcheck fuzz
+        testdata run memcheck fuzz tsan
 all: lib examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
 examples: $(EX_BIN)
@@ -146,6 +146,11 @@ DEMO_ADAPTER ?= models/demo-random-hmt.gguf
 DEMO_PROMPT ?= The history of
 run: all
 	$(B)/bin/hmt-generate -m $(DEMO_MODEL) -a $(DEMO_ADAPTER) -p "$(DEMO_PROMPT)" -n 160 --seed 1 -t 2
+
+# Threads: the shared-model suite under ThreadSanitizer.
+tsan:
+	$(MAKE) --no-print-directory B=build-tsan OPT=-O1 SANITIZE=-fsanitize=thread build-tsan/tests/check_hmt
+	CK_RUN_SUITE=threads CK_FORK=no HMT_TESTDATA=$(B)/testdata build-tsan/tests/check_hmt
 
 # ---- fuzzing (libFuzzer, clang from Debian: clang-14, libclang-rt-14-dev) ----
 # Each target in tests/fuzz runs FUZZ_SECONDS; crashes are written to
