@@ -207,6 +207,11 @@ def main():
     print(f"make_testdata: {len(MODELS)} models, {4 * len(MODELS)} golden files in {out} "
           f"({time.time() - t0:.1f} s); reference float32-vs-float64 max |dlogit| {wl:.1e}, "
           f"max |dhidden| {wh:.1e}")
+    # DITTO repetition penalty (ditto_ref.py): ditto.golden for tests/check_proc.c
+    import ditto_ref
+    ditto_ref.self_check()
+    dpath, dcases, dfired = ditto_ref.write_golden(out)
+    print(f"make_testdata: {dcases} DITTO cases, {dfired} penalised tokens -> {dpath}")
 
 
 if __name__ == "__main__":
