@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <hmt/hmt.h>
+#include <hmt/hmt_proc.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,6 +21,7 @@ static void usage(FILE *f) {
             "      --seed S         random seed (default 0x484d54)\n"
             "  -t, --threads N      worker threads (default: all CPUs)\n"
             "  -c, --ctx-size N     context length (default: prompt + n, at most the model's)\n"
+            "      --ditto L        DITTO sentence-repetition penalty, lambda L in (0,1]\n"
             "  -a, --adapter PATH   generate through HMT with this adapter (\"-\": the\n"
             "                       model file's own): the prompt is scored with the\n"
             "                       lookahead rule, new segments use the causal rule\n"
@@ -70,7 +72,7 @@ static int die(const char *what, int rc) {
 int main(int argc, char **argv) {
     const char *model_path = NULL, *prompt = "", *adapter_path = NULL;
     double n_predict = 32, temp = 0.8, top_k = 40, top_p = 0.95, seed = 0x484d54, threads = 0,
-           n_ctx = 0;
+           n_ctx = 0, ditto = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -89,6 +91,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) adapter_path = v;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) num = &n_predict;
         else if (!strcmp(a, "--temp")) num = &temp;
+        else if (!strcmp(a, "--ditto")) num = &ditto;
         else if (!strcmp(a, "--top-k")) num = &top_k;
         else if (!strcmp(a, "--top-p")) num = &top_p;
         else if (!strcmp(a, "--seed")) num = &seed;
@@ -118,6 +121,7 @@ int main(int argc, char **argv) {
     hmt_adapter *adapter = NULL;
     runner run = {NULL, NULL};
     hmt_sampler *sampler = NULL;
+    hmt_chain *chain = NULL;
     hmt_token *toks = NULL;
     int rc, status = 1;
     if ((rc = hmt_params_create(&params))) return die("params", rc);
@@ -160,10 +164,24 @@ int main(int argc, char **argv) {
         status = die("creating the context", rc);
         goto done;
     }
-    if ((rc = hmt_sampler_create(&sampler, params))) {
+    if ((rc = hmt_sampler_create(&sampler, params)) || (rc = hmt_chain_create(&chain))) {
         status = die("creating the sampler", rc);
         goto done;
     }
+    if (ditto > 0) {
+        hmt_proc *dp = NULL;
+        if ((rc = hmt_params_set_float(params, HMT_P_DITTO_LAMBDA, ditto)) ||
+            (rc = hmt_proc_ditto_create(&dp, model, params)) ||
+            (rc = hmt_chain_add(chain, dp))) { /* the chain owns dp, also on failure */
+            status = die("setting up DITTO", rc);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < n_prompt; i++) /* the prompt is the processors' history */
+        if ((rc = hmt_chain_accept(chain, toks[i]))) {
+            status = die("DITTO", rc);
+            goto done;
+        }
     char piece[256];
     size_t len;
     for (size_t i = 0; i < n_prompt; i++)
@@ -181,7 +199,8 @@ int main(int argc, char **argv) {
     hmt_token eos = hmt_model_token_eos(model);
     for (; n_gen < (int)n_predict; n_gen++) {
         hmt_token t;
-        if ((rc = hmt_sampler_sample(sampler, last_logits(&run), hmt_model_n_vocab(model), &t))) {
+        if ((rc = hmt_chain_sample(chain, sampler, last_logits(&run), hmt_model_n_vocab(model), NULL,
+                                   0, &t))) {
             status = die("sampling", rc);
             goto done;
         }
@@ -209,6 +228,7 @@ int main(int argc, char **argv) {
     status = 0;
 done:
     free(toks);
+    hmt_chain_free(chain);
     hmt_sampler_free(sampler);
     hmt_ctx_free(run.ctx);
     hmt_stream_free(run.stream);
