@@ -58,7 +58,7 @@ SO := $(B)/$(SOFULL)
 AR_LIB := $(B)/libhmt.a
 
 .PHONY: all lib examples bench test check install uninstall clean deps asan \
-        testdata run memcheck fuzz tsan
+        testdata run memcheck fuzz tsan abi-baseline
 all: lib examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
 examples: $(EX_BIN)
@@ -146,6 +146,10 @@ DEMO_ADAPTER ?= models/demo-random-hmt.gguf
 DEMO_PROMPT ?= The history of
 run: all
 	$(B)/bin/hmt-generate -m $(DEMO_MODEL) -a $(DEMO_ADAPTER) -p "$(DEMO_PROMPT)" -n 160 --seed 1 -t 2
+
+# Update the committed ABI baseline on purpose (see docs/ABI.md).
+abi-baseline: lib
+	B=$(B) sh tests/abi/check_abi.sh --update
 
 # Threads: the shared-model suite under ThreadSanitizer.
 tsan:
