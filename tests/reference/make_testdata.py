@@ -212,6 +212,11 @@ def main():
     ditto_ref.self_check()
     dpath, dcases, dfired = ditto_ref.write_golden(out)
     print(f"make_testdata: {dcases} DITTO cases, {dfired} penalised tokens -> {dpath}")
+    # kNN-LM distribution and interpolation (knn_ref.py): knn.golden for tests/check_knn.c
+    import knn_ref
+    knn_ref.self_check()
+    kpath, kcases = knn_ref.write_golden(out)
+    print(f"make_testdata: {kcases} kNN-LM cases -> {kpath}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,285 @@
+/* knn-bench: kNN-LM datastore figures (docs/KNN.md).
+ *
+ *   knn-bench search -m MODEL [--sizes 10000,100000,1000000] [--k 1024] [--batch 256]
+ *                    [--f16] [-t N]
+ *     Random keys of the model's width (e.g. 576 for SmolLM2-135M) in a
+ *     datastore file; exact search throughput (queries/s) for a batch of
+ *     queries and for single queries, memory per stored key, build and load
+ *     time.
+ *
+ *   knn-bench ppl -m MODEL -f TEXT [--train 0.8] [-c 256] [--k 1024]
+ *                 [--lambda 0.25] [-t N]
+ *     Tokenizes TEXT, builds a datastore from the first part (--train), and
+ *     reports the perplexity of the held-out rest without and with the
+ *     datastore (same windows, same model), plus the training part scored
+ *     with its own datastore (a memorization sanity check).
+ *
+ * Uses only the public API. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hmt/hmt.h"
+#include "hmt/hmt_knn.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rs = 0x2545F4914F6CDD1Dull;
+static float frand(void) { /* uniform [-1, 1) */
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (float)((double)(rs >> 40) / 8388608.0 - 1.0);
+}
+
+#define CHECK(call)                                                                        \
+    do {                                                                                   \
+        int rc_ = (call);                                                                  \
+        if (rc_) {                                                                         \
+            fprintf(stderr, "knn-bench: %s: %s (%s)\n", #call, hmt_last_error_msg(),       \
+                    hmt_strerror(rc_));                                                    \
+            exit(1);                                                                       \
+        }                                                                                  \
+    } while (0)
+
+static hmt_params *mkparams(int threads) {
+    hmt_params *p = NULL;
+    CHECK(hmt_params_create(&p));
+    CHECK(hmt_params_set_int(p, HMT_P_N_THREADS, threads));
+    return p;
+}
+
+static int bench_search(hmt_model *m, const char *sizes, int k, int batch, int f16,
+                        int threads) {
+    const int d = hmt_model_n_embd(m), nv = hmt_model_n_vocab(m);
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/knn-bench-%d.knn", (int)getpid());
+    printf("# exact search, d = %d, k = %d, %s keys, %d threads\n", d, k, f16 ? "F16" : "F32",
+           threads);
+    printf("%10s %10s %12s %14s %14s %12s %10s\n", "keys", "bytes/key", "file MB",
+           "batch q/s", "single q/s", "build s", "load s");
+    hmt_params *p = mkparams(threads);
+    CHECK(hmt_params_set_int(p, HMT_P_KNN_KEY_F16, f16));
+    float *q = malloc((size_t)batch * d * sizeof *q);
+    float *dist = malloc((size_t)batch * k * sizeof *dist);
+    int64_t *idx = malloc((size_t)batch * k * sizeof *idx);
+    const size_t chunk = 4096;
+    float *keys = malloc(chunk * d * sizeof *keys);
+    hmt_token *vals = malloc(chunk * sizeof *vals);
+    for (const char *s = sizes; *s;) {
+        char *end;
+        long long n = strtoll(s, &end, 10);
+        s = *end == ',' ? end + 1 : end;
+        if (n <= 0) break;
+        double t0 = now();
+        hmt_knn_builder *b = NULL;
+        CHECK(hmt_knn_builder_create(&b, m, path, p));
+        for (long long i = 0; i < n; i += (long long)chunk) {
+            size_t c = (size_t)(n - i < (long long)chunk ? n - i : (long long)chunk);
+            for (size_t j = 0; j < c * (size_t)d; j++) keys[j] = frand();
+            for (size_t j = 0; j < c; j++) vals[j] = (hmt_token)((i + (long long)j) % nv);
+            CHECK(hmt_knn_builder_add(b, keys, vals, c));
+        }
+        CHECK(hmt_knn_builder_finish(b));
+        hmt_knn_builder_free(b);
+        double t1 = now();
+        hmt_knn *knn = NULL;
+        CHECK(hmt_knn_load(&knn, m, path, p));
+        double t2 = now();
+        struct stat st;
+        stat(path, &st);
+        for (size_t j = 0; j < (size_t)batch * d; j++) q[j] = frand();
+        /* batched */
+        int reps = 0;
+        double tb0 = now(), tb;
+        do {
+            CHECK(hmt_knn_search(knn, q, (size_t)batch, k, dist, idx));
+            reps++;
+            tb = now() - tb0;
+        } while (tb < 1.0 && reps < 1000);
+        double batch_qps = (double)reps * batch / tb;
+        /* one query at a time (generation) */
+        int singles = 0;
+        double ts0 = now(), tsd;
+        do {
+            CHECK(hmt_knn_search(knn, q + (size_t)(singles % batch) * d, 1, k, dist, idx));
+            singles++;
+            tsd = now() - ts0;
+        } while (tsd < 1.0 && singles < 100000);
+        printf("%10lld %10.0f %12.1f %14.1f %14.1f %12.2f %10.2f\n", n,
+               hmt_knn_bytes_per_key(knn), (double)st.st_size / 1e6, batch_qps,
+               (double)singles / tsd, t1 - t0, t2 - t1);
+        fflush(stdout);
+        hmt_knn_free(knn);
+        unlink(path);
+    }
+    free(q);
+    free(dist);
+    free(idx);
+    free(keys);
+    free(vals);
+    hmt_params_free(p);
+    return 0;
+}
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+/* NLL sums over toks (windows of n_ctx, KV cleared per window — the same
+ * windows the builder uses) without and with the datastore. */
+static void score(hmt_ctx *ctx, const hmt_knn *knn, const hmt_params *kp, const hmt_token *toks,
+                  size_t n, double *nll_lm, double *nll_knn, size_t *count) {
+    const int d = hmt_model_n_embd(hmt_ctx_model(ctx)), nv = hmt_model_n_vocab(hmt_ctx_model(ctx));
+    const size_t win = (size_t)hmt_ctx_n_ctx(ctx);
+    uint8_t *outs = malloc(win);
+    memset(outs, HMT_OUT_LOGITS | HMT_OUT_FFN_INPUT, win);
+    float *keys = malloc(win * d * sizeof *keys), *lg = malloc(win * nv * sizeof *lg);
+    float *lp = malloc(win * nv * sizeof *lp);
+    *nll_lm = *nll_knn = 0;
+    *count = 0;
+    for (size_t w0 = 0; w0 + 1 < n; w0 += win) {
+        size_t wn = n - w0 < win ? n - w0 : win;
+        CHECK(hmt_ctx_kv_clear(ctx));
+        CHECK(hmt_ctx_eval(ctx, wn, toks + w0, NULL, NULL, outs));
+        size_t m = 0; /* positions with a next token */
+        for (size_t i = 0; i < wn && w0 + i + 1 < n; i++, m++) {
+            memcpy(keys + i * d, hmt_ctx_ffn_input(ctx, (int32_t)i), d * sizeof *keys);
+            memcpy(lg + i * nv, hmt_ctx_logits(ctx, (int32_t)i), nv * sizeof *lg);
+        }
+        CHECK(hmt_knn_interpolate(knn, kp, keys, m, lg, nv, lp, NULL));
+        for (size_t i = 0; i < m; i++) {
+            const float *l = lg + i * nv;
+            double mx = l[0], s = 0;
+            for (int v = 1; v < nv; v++) mx = l[v] > mx ? l[v] : mx;
+            for (int v = 0; v < nv; v++) s += exp((double)l[v] - mx);
+            hmt_token y = toks[w0 + i + 1];
+            *nll_lm -= (double)l[y] - mx - log(s);
+            *nll_knn -= lp[i * nv + y];
+        }
+        *count += m;
+    }
+    free(outs);
+    free(keys);
+    free(lg);
+    free(lp);
+}
+
+static int bench_ppl(hmt_model *m, const char *text_path, double train, int n_ctx, int k,
+                     double lambda, int threads) {
+    size_t len;
+    char *text = read_all(text_path, &len);
+    if (!text) {
+        fprintf(stderr, "knn-bench: cannot read %s\n", text_path);
+        return 1;
+    }
+    size_t n = 0;
+    int rc = hmt_tokenize(m, text, len, HMT_TOKENIZE_ADD_BOS, NULL, 0, &n);
+    if (rc && rc != HMT_E_BUFFER) CHECK(rc);
+    hmt_token *toks = malloc((n + 1) * sizeof *toks);
+    CHECK(hmt_tokenize(m, text, len, HMT_TOKENIZE_ADD_BOS, toks, n + 1, &n));
+    free(text);
+    size_t n_train = (size_t)((double)n * train);
+    hmt_params *p = mkparams(threads);
+    CHECK(hmt_params_set_int(p, HMT_P_N_CTX, n_ctx));
+    CHECK(hmt_params_set_int(p, HMT_P_KNN_K, k));
+    CHECK(hmt_params_set_float(p, HMT_P_KNN_LAMBDA, lambda));
+    hmt_ctx *ctx = NULL;
+    CHECK(hmt_ctx_create(&ctx, m, p));
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/knn-bench-ppl-%d.knn", (int)getpid());
+    double t0 = now();
+    hmt_knn_builder *b = NULL;
+    CHECK(hmt_knn_builder_create(&b, m, path, p));
+    CHECK(hmt_knn_builder_add_ctx(b, ctx, toks, n_train, NULL, NULL));
+    CHECK(hmt_knn_builder_finish(b));
+    hmt_knn_builder_free(b);
+    double t1 = now();
+    hmt_knn *knn = NULL;
+    CHECK(hmt_knn_load(&knn, m, path, p));
+    printf("# text %s: %zu tokens; datastore from the first %zu (%lld keys, %.2f s); "
+           "window %d, k %d, lambda %.2f (fixed), tau 1\n",
+           text_path, n, n_train, (long long)hmt_knn_count(knn), t1 - t0, n_ctx, k, lambda);
+    double a, c;
+    size_t cnt;
+    double t2 = now();
+    score(ctx, knn, p, toks + n_train, n - n_train, &a, &c, &cnt);
+    double t3 = now();
+    printf("held-out  (%6zu tokens): PPL LM %.3f   PPL kNN-LM %.3f   (%.0f tok/s scored)\n", cnt,
+           exp(a / cnt), exp(c / cnt), cnt / (t3 - t2));
+    score(ctx, knn, p, toks, n_train, &a, &c, &cnt);
+    printf("train     (%6zu tokens): PPL LM %.3f   PPL kNN-LM %.3f   (datastore contains "
+           "these very positions)\n", cnt, exp(a / cnt), exp(c / cnt));
+    hmt_knn_free(knn);
+    unlink(path);
+    hmt_ctx_free(ctx);
+    hmt_params_free(p);
+    free(toks);
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: knn-bench search -m MODEL [--sizes N,N,..] [--k K] [--batch Q] [--f16] "
+               "[-t N]\n"
+               "       knn-bench ppl -m MODEL -f TEXT [--train FRAC] [-c N_CTX] [--k K] "
+               "[--lambda L] [-t N]\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *mode = argv[1], *model_path = NULL, *text = NULL;
+    const char *sizes = "10000,100000,1000000";
+    int k = 1024, batch = 256, f16 = 0, threads = 0, n_ctx = 256;
+    double train = 0.8, lambda = 0.25;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--f16")) { f16 = 1; continue; }
+        if (!v) { usage(stderr); return 2; }
+        i++;
+        if (!strcmp(a, "-m")) model_path = v;
+        else if (!strcmp(a, "-f")) text = v;
+        else if (!strcmp(a, "--sizes")) sizes = v;
+        else if (!strcmp(a, "--k")) k = atoi(v);
+        else if (!strcmp(a, "--batch")) batch = atoi(v);
+        else if (!strcmp(a, "-t")) threads = atoi(v);
+        else if (!strcmp(a, "-c")) n_ctx = atoi(v);
+        else if (!strcmp(a, "--train")) train = atof(v);
+        else if (!strcmp(a, "--lambda")) lambda = atof(v);
+        else { usage(stderr); return 2; }
+    }
+    if (!model_path || (strcmp(mode, "search") && strcmp(mode, "ppl")) ||
+        (!strcmp(mode, "ppl") && !text) || k < 1 || batch < 1) {
+        usage(stderr);
+        return 2;
+    }
+    hmt_model *m = NULL;
+    CHECK(hmt_model_load(&m, model_path, NULL));
+    int rc = !strcmp(mode, "search") ? bench_search(m, sizes, k, batch, f16, threads)
+                                     : bench_ppl(m, text, train, n_ctx, k, lambda, threads);
+    hmt_model_free(m);
+    return rc;
+}

@@ -1,0 +1,244 @@
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+/* hmt-datastore: build a kNN-LM datastore (docs/KNN.md) from a text file with
+ * a GGUF model, using only the public API: key = the last block's normalized
+ * feed-forward input at each position, value = the next token. With -a the
+ * keys come from HMT streams (memory included). Exit codes: 0 success,
+ * 1 runtime failure, 2 usage error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hmt/hmt.h>
+#include <hmt/hmt_knn.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hmt-datastore -m MODEL -f TEXT -o OUT [options]\n"
+            "  -m, --model PATH     GGUF model file (llama, qwen2)\n"
+            "  -f, --file PATH      UTF-8 training text\n"
+            "  -o, --output PATH    datastore file to write (written as PATH.tmp, then renamed)\n"
+            "  -a, --adapter PATH   build through HMT with this adapter (\"-\": the model\n"
+            "                       file's own); the default is the plain backbone\n"
+            "  -c, --ctx-size N     window of the plain backbone in tokens (default: the\n"
+            "                       model's training context, at most 2048)\n"
+            "  -b, --batch N        tokens per forward chunk (default 512)\n"
+            "      --f16            store the keys as F16 (half the size)\n"
+            "  -t, --threads N      worker threads (default: all CPUs)\n"
+            "  -q, --quiet          no progress on stderr\n"
+            "  -h, --help           show this help\n");
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int parse_num(const char *s, double *out) {
+    char *end;
+    *out = strtod(s, &end);
+    return *s && !*end;
+}
+
+static int die(const char *what, int rc) {
+    fprintf(stderr, "hmt-datastore: %s: %s (%s)\n", what, hmt_last_error_msg(), hmt_strerror(rc));
+    return 1;
+}
+
+typedef struct {
+    double t0, last;
+    int quiet;
+} progress_state;
+
+static int progress(void *user_data, int64_t done, int64_t total) {
+    progress_state *p = user_data;
+    double t = now();
+    if (p->quiet || (t - p->last < 0.5 && done < total)) return 0;
+    p->last = t;
+    fprintf(stderr, "\rhmt-datastore: %lld / %lld tokens (%.0f%%, %.0f tok/s)", (long long)done,
+            (long long)total, total ? 100.0 * (double)done / (double)total : 100.0,
+            (double)done / (t - p->t0 + 1e-9));
+    if (done == total) fputc('\n', stderr);
+    return 0;
+}
+
+/* Read a whole file; NULL on failure. */
+static char *read_text(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1 << 16;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = NULL, *text_path = NULL, *out_path = NULL, *adapter_path = NULL;
+    double threads = 0, n_ctx = 0, n_batch = 512;
+    int f16 = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--f16")) {
+            f16 = 1;
+            continue;
+        }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "hmt-datastore: unknown option or missing value: %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        double *num = NULL;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) text_path = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out_path = v;
+        else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) adapter_path = v;
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &n_ctx;
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) num = &n_batch;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &threads;
+        else {
+            fprintf(stderr, "hmt-datastore: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (num && !parse_num(v, num)) {
+            fprintf(stderr, "hmt-datastore: %s needs a number, got '%s'\n", a, v);
+            return 2;
+        }
+    }
+    if (!model_path || !text_path || !out_path) {
+        fprintf(stderr, "hmt-datastore: -m MODEL, -f TEXT and -o OUT are required\n");
+        usage(stderr);
+        return 2;
+    }
+    hmt_params *params = NULL;
+    hmt_model *model = NULL;
+    hmt_adapter *adapter = NULL;
+    hmt_ctx *ctx = NULL;
+    hmt_stream *stream = NULL;
+    hmt_knn_builder *builder = NULL;
+    hmt_token *toks = NULL;
+    char *text = NULL;
+    int rc, status = 1;
+    if ((rc = hmt_params_create(&params))) return die("params", rc);
+    if ((rc = hmt_params_set_int(params, HMT_P_N_THREADS, (int64_t)threads)) ||
+        (rc = hmt_params_set_int(params, HMT_P_N_BATCH, (int64_t)n_batch)) ||
+        (rc = hmt_params_set_int(params, HMT_P_KNN_KEY_F16, f16))) {
+        fprintf(stderr, "hmt-datastore: %s\n", hmt_last_error_msg());
+        hmt_params_free(params);
+        return 2;
+    }
+    if ((rc = hmt_model_load(&model, model_path, NULL))) {
+        status = die("loading the model", rc);
+        goto done;
+    }
+    size_t text_len = 0, n_tok = 0;
+    text = read_text(text_path, &text_len);
+    if (!text) {
+        fprintf(stderr, "hmt-datastore: cannot read '%s'\n", text_path);
+        goto done;
+    }
+    /* count, then tokenize; the text is freed before the model runs, so the
+     * corpus is held once (as tokens) during the build */
+    rc = hmt_tokenize(model, text, text_len, HMT_TOKENIZE_ADD_BOS, NULL, 0, &n_tok);
+    if (rc && rc != HMT_E_BUFFER) {
+        status = die("tokenizing", rc);
+        goto done;
+    }
+    toks = malloc((n_tok + 1) * sizeof *toks);
+    if (!toks) {
+        fprintf(stderr, "hmt-datastore: out of memory\n");
+        goto done;
+    }
+    if ((rc = hmt_tokenize(model, text, text_len, HMT_TOKENIZE_ADD_BOS, toks, n_tok + 1,
+                           &n_tok))) {
+        status = die("tokenizing", rc);
+        goto done;
+    }
+    free(text);
+    text = NULL;
+    if (n_tok < 2) {
+        fprintf(stderr, "hmt-datastore: the text has fewer than 2 tokens\n");
+        goto done;
+    }
+    if (!quiet)
+        fprintf(stderr, "hmt-datastore: %zu tokens from %s (%zu bytes)\n", n_tok, text_path,
+                text_len);
+    if ((rc = hmt_knn_builder_create(&builder, model, out_path, params))) {
+        status = die("creating the datastore", rc);
+        goto done;
+    }
+    progress_state ps = {now(), 0, quiet};
+    if (adapter_path) {
+        if ((rc = hmt_adapter_load(&adapter, model,
+                                   strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
+            (rc = hmt_stream_create(&stream, model, adapter, params))) {
+            status = die("setting up HMT", rc);
+            goto done;
+        }
+        rc = hmt_knn_builder_add_stream(builder, stream, toks, n_tok, progress, &ps);
+    } else {
+        int64_t c = n_ctx > 0 ? (int64_t)n_ctx : hmt_model_n_ctx_train(model);
+        if (n_ctx <= 0 && c > 2048) c = 2048;
+        if ((rc = hmt_params_set_int(params, HMT_P_N_CTX, c)) ||
+            (rc = hmt_ctx_create(&ctx, model, params))) {
+            status = die("creating the context", rc);
+            goto done;
+        }
+        rc = hmt_knn_builder_add_ctx(builder, ctx, toks, n_tok, progress, &ps);
+    }
+    if (rc) {
+        status = die("building", rc);
+        goto done;
+    }
+    if ((rc = hmt_knn_builder_finish(builder))) {
+        status = die("writing the datastore", rc);
+        goto done;
+    }
+    double dt = now() - ps.t0;
+    int64_t count = hmt_knn_builder_count(builder);
+    fprintf(stderr, "hmt-datastore: wrote %s: %lld keys of %d %s (%.1f bytes/key on disk) in %.2f s\n",
+            out_path, (long long)count, hmt_model_n_embd(model), f16 ? "F16" : "F32",
+            hmt_model_n_embd(model) * (f16 ? 2.0 : 4.0) + 4.0, dt);
+    status = 0;
+done:
+    hmt_knn_builder_free(builder);
+    hmt_stream_free(stream);
+    hmt_adapter_free(adapter);
+    hmt_ctx_free(ctx);
+    hmt_model_free(model);
+    hmt_params_free(params);
+    free(toks);
+    free(text);
+    return status;
+}

@@ -1,0 +1,70 @@
+/* kNN-LM datastore internals shared by knn.c (file format, builder, loader)
+ * and knn_search.c (exact search, interpolation, the chain processor). */
+#ifndef HMT_KNN_INTERNAL_H
+#define HMT_KNN_INTERNAL_H
+
+#include <pthread.h>
+
+#include "error.h"
+#include "hmt/hmt_knn.h"
+#include "kernels/kernels.h"
+
+/* ---- file format (docs/KNN.md) ---------------------------------------------
+ * Little-endian. A 128-byte header, then the keys (count × dim, F32 or F16,
+ * row-major) at keys_offset, then the values (count × int32) at
+ * values_offset; both offsets are multiples of the alignment (64). */
+#define HMTI_KNN_MAGIC "HMTKNNDS"
+#define HMTI_KNN_VERSION 1u
+#define HMTI_KNN_HEADER_SIZE 128u
+#define HMTI_KNN_ALIGN 64u
+#define HMTI_KNN_CHECKED_BYTES 80u /* header bytes covered by the checksum */
+
+enum {
+    HMTI_KNN_OFF_MAGIC = 0,      /* char[8]                                  */
+    HMTI_KNN_OFF_VERSION = 8,    /* u32                                      */
+    HMTI_KNN_OFF_HSIZE = 12,     /* u32 header size (128)                    */
+    HMTI_KNN_OFF_DIM = 16,       /* u32 key width                            */
+    HMTI_KNN_OFF_KEY_DTYPE = 20, /* u32 hmt_knn_dtype                        */
+    HMTI_KNN_OFF_VAL_DTYPE = 24, /* u32 0 = int32                            */
+    HMTI_KNN_OFF_ALIGN = 28,     /* u32 alignment of the sections            */
+    HMTI_KNN_OFF_COUNT = 32,     /* u64 number of pairs                      */
+    HMTI_KNN_OFF_KEYS = 40,      /* u64 keys offset                          */
+    HMTI_KNN_OFF_VALUES = 48,    /* u64 values offset                        */
+    HMTI_KNN_OFF_FSIZE = 56,     /* u64 file size                            */
+    HMTI_KNN_OFF_MODEL_FP = 64,  /* u64 model fingerprint                    */
+    HMTI_KNN_OFF_N_VOCAB = 72,   /* i32 model n_vocab                        */
+    HMTI_KNN_OFF_KEY_KIND = 76,  /* u32 0 = last FFN input (reserved)        */
+    HMTI_KNN_OFF_CHECKSUM = 80   /* u64 FNV-1a of bytes [0, 80)              */
+};
+
+uint64_t hmti_knn_fnv1a(uint64_t h, const void *p, size_t n);
+#define HMTI_FNV_INIT 0xcbf29ce484222325ull
+uint64_t hmti_knn_model_fingerprint(const hmt_model *m);
+
+struct hmt_knn {
+    const uint8_t *keys_raw; /* inside the mapping                  */
+    const int32_t *values;   /* inside the mapping                  */
+    float *norms;            /* ‖k_i‖², computed at load            */
+    int64_t count;
+    int32_t dim, n_vocab;
+    hmt_knn_dtype dtype;
+    void *map;
+    size_t map_len;
+    hmti_pool *pool;          /* search threads                      */
+    pthread_mutex_t pool_mu;  /* one search at a time on the pool   */
+    int n_threads;
+};
+
+/* Key i as F32 into out[dim]. */
+void hmti_knn_key(const hmt_knn *knn, int64_t i, float *out);
+
+/* The interpolation settings, read once from a params object. */
+typedef struct {
+    int32_t k;
+    double lambda, temperature, beta, bias, lambda_max;
+    int mode;
+} hmti_knn_cfg;
+
+void hmti_knn_cfg_read(hmti_knn_cfg *cfg, const hmt_params *params);
+
+#endif
