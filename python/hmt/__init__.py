@@ -1,0 +1,32 @@
+"""libhmt from Python: memory-augmented LLM inference on the CPU.
+
+    import hmt
+    with hmt.Model("model.gguf") as model, hmt.Context(model, n_ctx=512) as ctx:
+        ids = model.tokenize("The history of")
+        ctx.eval_tokens(ids)
+        next_id = hmt.Sampler(temperature=0).sample(ctx.logits())
+
+ctypes and the standard library only; NumPy is used when importable (logits
+come back as arrays). The shared library is found through $HMT_LIB_PATH, then
+next to this package (hmt/libhmt.so.0, then ../build/libhmt.so.0 for an
+in-tree checkout), then the system (ctypes.util.find_library("hmt"), the
+dynamic loader's path). Its ABI number is checked at import. See
+docs/PYTHON.md; the raw C functions are hmt.capi.lib.hmt_*.
+"""
+from . import _capi as capi
+from ._api import (DETOKENIZE_SPECIAL, HAVE_NUMPY, OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS,
+                   TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL, Adapter, Chain, Context, DittoProc, HmtError,
+                   Knn, KnnBuilder, KnnDtype, KnnProc, LogLevel, Mode, Model, Param, Params, Proc,
+                   PyProc, Sampler, Status, Stream, abi_version, knn_interpolate_neighbors,
+                   param_bounds, set_log_callback, version, version_string)
+from ._capi import ABI_VERSION, LIB_PATH, last_error_msg, strerror
+
+__version__ = ".".join(map(str, capi.BINDING_VERSION))
+
+__all__ = ["Adapter", "Context", "HmtError", "LogLevel", "Mode", "Model", "Param", "Params",
+           "Sampler", "Status", "Stream", "abi_version", "param_bounds", "set_log_callback",
+           "version", "version_string", "strerror", "last_error_msg", "capi", "ABI_VERSION",
+           "LIB_PATH", "HAVE_NUMPY", "TOKENIZE_ADD_BOS", "TOKENIZE_SPECIAL",
+           "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN", "OUT_FFN_INPUT", "KnnDtype", "Proc",
+           "PyProc", "DittoProc", "KnnProc", "Chain", "Knn", "KnnBuilder",
+           "knn_interpolate_neighbors", "__version__"]

@@ -1,0 +1,1160 @@
+"""Pythonic classes over the ctypes table in _capi.
+
+Lifetime rules (docs/PYTHON.md):
+- every object has close() (idempotent), is a context manager, and frees its
+  handle from a guarded __del__ when it is garbage-collected;
+- a child keeps its parents alive (Context -> Model, Stream -> Model and
+  Adapter, Adapter -> Model), and libhmt itself reference-counts the model, so
+  any order of close()/collection is safe;
+- Python callables handed to C (abort, recall, log) are kept alive by the
+  object that registered them; an exception raised inside one is caught, stops
+  the computation where C allows it (abort), and is re-raised from the call
+  that ran the callback.
+"""
+import array
+import os
+import sys
+import types
+from ctypes import sizeof as ctypes_sizeof
+from ctypes import (POINTER, byref, c_char, c_double, c_float, c_int, c_int32, c_int64, c_size_t,
+                    c_uint8, cast, create_string_buffer, string_at)
+
+from . import _capi
+from ._capi import (DETOKENIZE_SPECIAL, OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS,
+                    TOKENIZE_SPECIAL, HmtError, KnnDtype, LogLevel, Mode, Param, Status,
+                    hmt_abort_fn, hmt_adapter_p, hmt_chain_p, hmt_ctx_p, hmt_knn_builder_p,
+                    hmt_knn_p, hmt_knn_progress_fn, hmt_log_fn, hmt_model_p, hmt_params_p,
+                    hmt_proc_accept_fn, hmt_proc_apply_fn, hmt_proc_free_data_fn, hmt_proc_i,
+                    hmt_proc_p, hmt_proc_reset_fn, hmt_recall_fn, hmt_sampler_p, hmt_stream_p,
+                    lib)
+
+np = None
+if not os.environ.get("HMT_NO_NUMPY"):
+    try:
+        import numpy as np
+    except ImportError:  # NumPy is optional
+        np = None
+
+HAVE_NUMPY = np is not None
+
+
+# ---------------------------------------------------------------------------
+# Argument and result conversion
+# ---------------------------------------------------------------------------
+def _int32_arg(seq):
+    """(pointer, n, keepalive) for a sequence of int32 (token ids, positions)."""
+    if seq is None:
+        return None, 0, None
+    if np is not None:
+        a = np.ascontiguousarray(seq, dtype=np.int32).reshape(-1)
+        n = a.size
+        return (a.ctypes.data_as(POINTER(c_int32)) if n else None), n, a
+    if isinstance(seq, array.array) and seq.typecode in "il" and seq.itemsize == 4:
+        n = len(seq)
+        if n == 0:
+            return None, 0, None
+        buf = (c_int32 * n).from_buffer(seq)
+        return cast(buf, POINTER(c_int32)), n, buf
+    seq = [int(x) for x in seq]
+    n = len(seq)
+    if n == 0:
+        return None, 0, None
+    buf = (c_int32 * n)(*seq)
+    return cast(buf, POINTER(c_int32)), n, buf
+
+
+def _float_arg(seq):
+    """(pointer, n_floats, keepalive) for a flat or nested sequence of floats."""
+    if np is not None:
+        a = np.ascontiguousarray(seq, dtype=np.float32).reshape(-1)
+        return a.ctypes.data_as(POINTER(c_float)), a.size, a
+    if isinstance(seq, array.array) and seq.typecode == "f":
+        n = len(seq)
+        buf = (c_float * n).from_buffer(seq) if n else (c_float * 0)()
+        return cast(buf, POINTER(c_float)), n, buf
+    flat = []
+    for x in seq:
+        if isinstance(x, (list, tuple, array.array)):
+            flat.extend(float(v) for v in x)
+        else:
+            flat.append(float(x))
+    buf = (c_float * len(flat))(*flat)
+    return cast(buf, POINTER(c_float)), len(flat), buf
+
+
+def _float_vec(ptr, n, owner, copy):
+    """n floats at ptr as an ndarray (a read-only view that keeps owner alive
+    unless copy) or, without NumPy, an array.array('f') copy. None for NULL."""
+    if not ptr:
+        return None
+    carr = cast(ptr, POINTER(c_float * n)).contents
+    if np is None:
+        out = array.array("f")
+        out.frombytes(bytes(carr))
+        return out
+    if copy:
+        return np.frombuffer(carr, dtype=np.float32).copy()
+    carr._hmt_owner = owner  # the view -> ctypes array -> the handle's Python object
+    view = np.frombuffer(carr, dtype=np.float32)
+    view.flags.writeable = False
+    return view
+
+
+def _vec_list(values, dtype):
+    if np is not None:
+        return np.array(values, dtype=dtype)
+    return array.array("f" if dtype == "f4" else "q", values)
+
+
+def _path(p):
+    return os.fsencode(p)
+
+
+def _key(key):
+    if isinstance(key, str):
+        try:
+            return Param[key.upper()]
+        except KeyError:
+            raise HmtError(Status.E_INVAL, "params", f"unknown parameter {key!r}") from None
+    return int(key)
+
+
+def _value(key, value):
+    if key == Param.MODE and isinstance(value, str):
+        try:
+            return Mode[value.upper()]
+        except KeyError:
+            raise HmtError(Status.E_INVAL, "params", f"unknown mode {value!r}") from None
+    return value
+
+
+def _number(x, is_int):
+    return int(x) if is_int else x
+
+
+# ---------------------------------------------------------------------------
+# Module-level functions
+# ---------------------------------------------------------------------------
+def version():
+    """Release version of the loaded library, as a tuple (major, minor, patch)."""
+    n = lib.hmt_version_number()
+    return (n // 10000, n // 100 % 100, n % 100)
+
+
+def version_string():
+    return lib.hmt_version_string().decode()
+
+
+def abi_version():
+    return lib.hmt_abi_version()
+
+
+def param_bounds(key):
+    """(lo, hi, default, is_int) of a parameter key (Param, int or name)."""
+    lo, hi, de, ii = c_double(), c_double(), c_double(), c_int()
+    lib.hmt_param_bounds(_key(key), byref(lo), byref(hi), byref(de), byref(ii))
+    is_int = bool(ii.value)
+    return (_number(lo.value, is_int), _number(hi.value, is_int), _number(de.value, is_int), is_int)
+
+
+_log_cb = None  # the CFUNCTYPE object C holds (module global: hmt_log_set is global)
+
+
+def _unraisable(exc, where, obj=None):
+    try:
+        sys.unraisablehook(types.SimpleNamespace(exc_type=type(exc), exc_value=exc,
+                                                 exc_traceback=exc.__traceback__,
+                                                 err_msg=f"Exception ignored in {where}", object=obj))
+    except Exception:
+        pass
+
+
+def set_log_callback(fn):
+    """Route libhmt's log lines to fn(level: LogLevel, message: str); None
+    discards them (the default). Global: set it before starting threads. An
+    exception raised by fn is reported through sys.unraisablehook."""
+    global _log_cb
+    if fn is None:
+        lib.hmt_log_set(hmt_log_fn(), None)
+        _log_cb = None
+        return
+
+    def tramp(level, msg, _ud):
+        try:
+            try:
+                level = LogLevel(level)
+            except ValueError:
+                pass
+            fn(level, (msg or b"").decode("utf-8", "replace"))
+        except BaseException as e:  # never propagate into C
+            _unraisable(e, "hmt log callback", fn)
+
+    cb = hmt_log_fn(tramp)
+    lib.hmt_log_set(cb, None)
+    _log_cb = cb
+
+
+# ---------------------------------------------------------------------------
+# Handles
+# ---------------------------------------------------------------------------
+class _Handle:
+    """Owns one C handle. Subclasses set _free_fn (kept on the class so that
+    __del__ still works while the interpreter tears modules down)."""
+
+    _h = None
+    _free_fn = None
+    _kind = "handle"
+
+    def close(self):
+        """Free the C object now (idempotent). Borrowed data (logits views)
+        must not be used afterwards."""
+        h, self._h = self._h, None
+        if h:
+            self._free_fn(h)
+
+    @property
+    def closed(self):
+        return not self._h
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if self._h and self._free_fn is not None:
+                self.close()
+        except Exception:
+            pass
+
+    @property
+    def _handle(self):
+        h = self._h
+        if not h:
+            raise HmtError(Status.E_MISUSE, type(self).__name__, f"the {self._kind} is closed")
+        return h
+
+
+def _with_params(params, kwargs):
+    """(params pointer or None, temporary Params to close)."""
+    if not kwargs:
+        return (params._handle if params is not None else None), None
+    tmp = params.copy() if params is not None else Params()
+    try:
+        for k, v in kwargs.items():
+            tmp.set(k, v)
+    except BaseException:
+        tmp.close()
+        raise
+    return tmp._handle, tmp
+
+
+class Params(_Handle):
+    """An hmt_params object: typed, enum-keyed options. Keys are Param
+    members, their int values, or their names ("n_ctx", "temperature");
+    hmt.Params(n_ctx=256, n_threads=2). Values are typed by the key."""
+
+    _free_fn = staticmethod(lib.hmt_params_free)
+    _kind = "params object"
+
+    def __init__(self, **kwargs):
+        out = hmt_params_p()
+        lib.hmt_params_create(byref(out))
+        self._h = out
+        for k, v in kwargs.items():
+            self.set(k, v)
+
+    def set(self, key, value):
+        key = _key(key)
+        value = _value(key, value)
+        is_int = param_bounds(key)[3]
+        if is_int:
+            if isinstance(value, float) and not value.is_integer():
+                raise HmtError(Status.E_INVAL, "hmt_params_set_int",
+                               f"parameter {_name(key)} is an integer, got {value!r}")
+            lib.hmt_params_set_int(self._handle, key, int(value))
+        else:
+            lib.hmt_params_set_float(self._handle, key, float(value))
+        return self
+
+    def get(self, key):
+        key = _key(key)
+        out = c_double()
+        lib.hmt_params_get(self._handle, key, byref(out))
+        return _number(out.value, param_bounds(key)[3])
+
+    __setitem__ = set
+    __getitem__ = get
+
+    def copy(self):
+        """A new Params with the same values for every known key."""
+        p = Params()
+        for key in Param:
+            try:
+                v = self.get(key)
+                p.set(key, v)
+            except HmtError:  # read-only or unknown to this library
+                pass
+        return p
+
+    def as_dict(self):
+        out = {}
+        for key in Param:
+            try:
+                out[key.name.lower()] = self.get(key)
+            except HmtError:
+                pass
+        return out
+
+
+def _name(key):
+    try:
+        return Param(key).name.lower()
+    except ValueError:
+        return str(key)
+
+
+class Model(_Handle):
+    """A loaded GGUF model (immutable; shareable between threads)."""
+
+    _free_fn = staticmethod(lib.hmt_model_free)
+    _kind = "model"
+
+    def __init__(self, path, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_model_p()
+            lib.hmt_model_load(byref(out), _path(path), p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+        self.path = os.fspath(path)
+
+    @classmethod
+    def load(cls, path, params=None, **kwargs):
+        return cls(path, params, **kwargs)
+
+    def __repr__(self):
+        if self.closed:
+            return "<hmt.Model closed>"
+        return (f"<hmt.Model {self.arch} {self.path!r} vocab={self.n_vocab} embd={self.n_embd} "
+                f"layers={self.n_layer}>")
+
+    n_vocab = property(lambda self: lib.hmt_model_n_vocab(self._handle))
+    n_embd = property(lambda self: lib.hmt_model_n_embd(self._handle))
+    n_layer = property(lambda self: lib.hmt_model_n_layer(self._handle))
+    n_head = property(lambda self: lib.hmt_model_n_head(self._handle))
+    n_head_kv = property(lambda self: lib.hmt_model_n_head_kv(self._handle))
+    n_ff = property(lambda self: lib.hmt_model_n_ff(self._handle))
+    n_ctx_train = property(lambda self: lib.hmt_model_n_ctx_train(self._handle))
+    n_params = property(lambda self: lib.hmt_model_n_params(self._handle))
+    arch = property(lambda self: lib.hmt_model_arch(self._handle).decode())
+    token_bos = property(lambda self: lib.hmt_model_token_bos(self._handle))
+    token_eos = property(lambda self: lib.hmt_model_token_eos(self._handle))
+    errmsg = property(lambda self: lib.hmt_model_errmsg(self._handle).decode("utf-8", "replace"))
+
+    @property
+    def bos(self):
+        """BOS id, or None when the model has none."""
+        t = self.token_bos
+        return None if t < 0 else t
+
+    @property
+    def eos(self):
+        t = self.token_eos
+        return None if t < 0 else t
+
+    def meta(self, key, default=HmtError):
+        """A metadata value rendered as text. A missing key raises HmtError
+        (E_INVAL) unless a default is given."""
+        k = key.encode() if isinstance(key, str) else bytes(key)
+        need = c_size_t()
+        cap = 256
+        while True:
+            buf = create_string_buffer(cap)
+            try:
+                rc = lib.hmt_model_meta_str(self._handle, k, buf, cap, byref(need))
+            except HmtError:
+                if default is not HmtError:
+                    return default
+                raise
+            if rc != Status.E_BUFFER:
+                return buf.raw[:need.value].decode("utf-8", "replace")
+            cap = need.value + 1
+
+    def tokenize(self, text, add_bos=True, special=False):
+        """Token ids (a list) of text (str, or bytes taken as UTF-8)."""
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        flags = (TOKENIZE_ADD_BOS if add_bos else 0) | (TOKENIZE_SPECIAL if special else 0)
+        n = c_size_t()
+        cap = len(data) + 2
+        while True:
+            out = (c_int32 * cap)()
+            rc = lib.hmt_tokenize(self._handle, data, len(data), flags, out, cap, byref(n))
+            if rc != Status.E_BUFFER:
+                return out[:n.value]
+            cap = n.value
+
+    def detokenize_bytes(self, tokens, special=False):
+        """The UTF-8 bytes of token ids (one token may end mid-character)."""
+        ptr, n, keep = _int32_arg(tokens)
+        flags = DETOKENIZE_SPECIAL if special else 0
+        need = c_size_t()
+        cap = 16 * n + 1
+        while True:
+            buf = (c_char * cap)()
+            rc = lib.hmt_detokenize(self._handle, ptr, n, flags, buf, cap, byref(need))
+            if rc != Status.E_BUFFER:
+                del keep
+                return buf.raw[:need.value]
+            cap = need.value + 1
+
+    def detokenize(self, tokens, special=False, errors="replace"):
+        """Text of token ids (str; invalid UTF-8 handled per `errors`)."""
+        return self.detokenize_bytes(tokens, special).decode("utf-8", errors)
+
+    def token_embedding(self, token):
+        """Input embedding of a token (n_embd floats; a copy)."""
+        d = self.n_embd
+        buf = (c_float * d)()
+        lib.hmt_model_token_embedding(self._handle, int(token), buf, d)
+        if np is not None:
+            return np.frombuffer(buf, dtype=np.float32).copy()
+        return array.array("f", buf)
+
+
+def _out_flags(outputs, n):
+    if outputs is None:
+        return None, None
+    if isinstance(outputs, int):
+        buf = (c_uint8 * n)(*([outputs] * n))
+    else:
+        vals = [int(v) for v in outputs]
+        if len(vals) != n:
+            raise HmtError(Status.E_INVAL, "hmt_ctx_eval",
+                           f"outputs has {len(vals)} flags for {n} rows")
+        buf = (c_uint8 * n)(*vals)
+    return cast(buf, POINTER(c_uint8)), buf
+
+
+class _CallbackErrors:
+    """Exceptions raised inside Python callbacks, re-raised after the C call."""
+
+    def __init__(self):
+        self.pending = []
+
+    def reraise(self, cause=None):
+        if self.pending:
+            e, self.pending = self.pending[0], []
+            raise e from cause
+
+
+class Context(_Handle):
+    """A context: one KV cache over a model. Keeps its Model alive."""
+
+    _free_fn = staticmethod(lib.hmt_ctx_free)
+    _kind = "context"
+
+    def __init__(self, model, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_ctx_p()
+            lib.hmt_ctx_create(byref(out), model._handle, p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+        self._model = model
+        self._n_vocab = model.n_vocab
+        self._n_embd = model.n_embd
+        self._abort_cb = None
+        self._errors = _CallbackErrors()
+
+    @property
+    def model(self):
+        return self._model
+
+    n_past = property(lambda self: lib.hmt_ctx_n_past(self._handle))
+    n_ctx = property(lambda self: lib.hmt_ctx_n_ctx(self._handle))
+    errmsg = property(lambda self: lib.hmt_ctx_errmsg(self._handle).decode("utf-8", "replace"))
+
+    def set_int(self, key, value):
+        lib.hmt_ctx_set_int(self._handle, _key(key), int(value))
+
+    def get(self, key):
+        key = _key(key)
+        out = c_double()
+        lib.hmt_ctx_get(self._handle, key, byref(out))
+        return _number(out.value, param_bounds(key)[3])
+
+    @property
+    def n_threads(self):
+        return self.get(Param.N_THREADS)
+
+    @n_threads.setter
+    def n_threads(self, n):
+        self.set_int(Param.N_THREADS, n)
+
+    def _run(self, fn, *args):
+        try:
+            fn(*args)
+        except HmtError as e:
+            self._errors.reraise(e)
+            raise
+        self._errors.reraise()
+
+    def eval(self, tokens=None, embd=None, pos=None, outputs=None):
+        """Evaluate a batch: token ids, or input embeddings (n × n_embd
+        floats, flat or nested). pos: RoPE positions (None = n_past + i).
+        outputs: None (logits and hidden of the last row), one HMT_OUT_* flag
+        set for every row, or a flag per row."""
+        if (tokens is None) == (embd is None):
+            raise HmtError(Status.E_INVAL, "hmt_ctx_eval", "give exactly one of tokens and embd")
+        tptr = eptr = None
+        keep = []
+        if tokens is not None:
+            tptr, n, k = _int32_arg(tokens)
+            keep.append(k)
+        else:
+            eptr, nf, k = _float_arg(embd)
+            keep.append(k)
+            if nf % self._n_embd:
+                raise HmtError(Status.E_INVAL, "hmt_ctx_eval",
+                               f"embd has {nf} floats, not a multiple of n_embd = {self._n_embd}")
+            n = nf // self._n_embd
+        pptr = None
+        if pos is not None:
+            pptr, npos, k = _int32_arg(pos)
+            keep.append(k)
+            if npos != n:
+                raise HmtError(Status.E_INVAL, "hmt_ctx_eval", f"pos has {npos} entries for {n} rows")
+        optr, k = _out_flags(outputs, n)
+        keep.append(k)
+        self._run(lib.hmt_ctx_eval, self._handle, n, tptr, eptr, pptr, optr)
+        return n
+
+    def eval_tokens(self, tokens, all_logits=False):
+        """Evaluate token ids at the next positions (logits of every row when
+        all_logits, else of the last)."""
+        ptr, n, keep = _int32_arg(tokens)
+        self._run(lib.hmt_ctx_eval_tokens, self._handle, ptr, n, 1 if all_logits else 0)
+        return n
+
+    def logits(self, i=-1, copy=False):
+        """Logits of batch row i of the last eval (-1 = last row), or None if
+        not requested. With NumPy and copy=False: a read-only view of the
+        context's buffer, valid until the next eval/kv_clear/kv_rewind/close
+        (it keeps the Context alive). Otherwise a copy."""
+        return _float_vec(lib.hmt_ctx_logits(self._handle, i), self._n_vocab, self, copy)
+
+    def hidden(self, i=-1, copy=False):
+        """Final normalized hidden state of batch row i; same rules as logits()."""
+        return _float_vec(lib.hmt_ctx_hidden(self._handle, i), self._n_embd, self, copy)
+
+    def ffn_input(self, i=-1, copy=False):
+        """The last block's normalized FFN input (the kNN-LM key) of batch row
+        i, when HMT_OUT_FFN_INPUT was requested for it; same rules as logits()."""
+        return _float_vec(lib.hmt_ctx_ffn_input(self._handle, i), self._n_embd, self, copy)
+
+    def kv_clear(self):
+        lib.hmt_ctx_kv_clear(self._handle)
+
+    def kv_rewind(self, n_keep):
+        lib.hmt_ctx_kv_rewind(self._handle, n_keep)
+
+    def set_abort_callback(self, fn):
+        """fn() is polled between layers; a true result stops eval with
+        HmtError(E_ABORTED). An exception raised by fn also stops it and is
+        re-raised from eval. None removes the callback."""
+        if fn is None:
+            lib.hmt_ctx_set_abort_callback(self._handle, hmt_abort_fn(), None)
+            self._abort_cb = None
+            return
+        errors = self._errors  # not self: no reference cycle through the callback
+
+        def tramp(_ud):
+            try:
+                return 1 if fn() else 0
+            except BaseException as e:
+                errors.pending.append(e)
+                return 1
+
+        cb = hmt_abort_fn(tramp)
+        lib.hmt_ctx_set_abort_callback(self._handle, cb, None)
+        self._abort_cb = cb  # C holds it: keep it alive as long as we are
+
+
+class Sampler(_Handle):
+    """Greedy / temperature / top-k / top-p sampling with a seeded RNG."""
+
+    _free_fn = staticmethod(lib.hmt_sampler_free)
+    _kind = "sampler"
+
+    def __init__(self, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_sampler_p()
+            lib.hmt_sampler_create(byref(out), p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+
+    def sample(self, logits):
+        """Draw a token id from a vector of logits (not modified)."""
+        ptr, n, keep = _float_arg(logits)
+        out = c_int32()
+        lib.hmt_sampler_sample(self._handle, ptr, n, byref(out))
+        del keep
+        return out.value
+
+    def reseed(self, seed):
+        lib.hmt_sampler_reseed(self._handle, int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+
+class Adapter(_Handle):
+    """HMT parameters for a model (from a GGUF file, or the model's own file
+    when path is None). Keeps its Model alive."""
+
+    _free_fn = staticmethod(lib.hmt_adapter_free)
+    _kind = "adapter"
+
+    def __init__(self, model, path=None):
+        out = hmt_adapter_p()
+        lib.hmt_adapter_load(byref(out), model._handle, None if path is None else _path(path))
+        self._h = out
+        self._model = model
+        self.path = None if path is None else os.fspath(path)
+
+    @property
+    def model(self):
+        return self._model
+
+    def get(self, key):
+        key = _key(key)
+        out = c_double()
+        lib.hmt_adapter_get(self._handle, key, byref(out))
+        return _number(out.value, param_bounds(key)[3])
+
+    segment_length = property(lambda self: self.get(Param.SEGMENT_LENGTH))
+    sensory_length = property(lambda self: self.get(Param.SENSORY_LENGTH))
+    cache_size = property(lambda self: self.get(Param.CACHE_SIZE))
+    recall_bf16 = property(lambda self: self.get(Param.RECALL_BF16))
+    summary_length = property(lambda self: self.get(Param.SUMMARY_LENGTH))
+    gen_summary_length = property(lambda self: self.get(Param.GEN_SUMMARY_LENGTH))
+    recall_dim = property(lambda self: self.get(Param.RECALL_DIM))
+
+
+class Stream(_Handle):
+    """An HMT document stream (docs/HMT.md). Keeps its Model and Adapter
+    alive. Stream(model, adapter, mode="full", n_threads=2) or with a Params."""
+
+    _free_fn = staticmethod(lib.hmt_stream_free)
+    _kind = "stream"
+
+    def __init__(self, model, adapter=None, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_stream_p()
+            lib.hmt_stream_create(byref(out), model._handle,
+                                  None if adapter is None else adapter._handle, p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+        self._model = model
+        self._adapter = adapter
+        self._n_vocab = model.n_vocab
+        self._model_n_embd = model.n_embd
+        self._recall_cb = None
+        self._errors = _CallbackErrors()
+
+    model = property(lambda self: self._model)
+    adapter = property(lambda self: self._adapter)
+    n_fed = property(lambda self: lib.hmt_stream_n_fed(self._handle))
+    n_ready = property(lambda self: lib.hmt_stream_n_ready(self._handle))
+    n_segments = property(lambda self: lib.hmt_stream_n_segments(self._handle))
+    cache_fill = property(lambda self: lib.hmt_stream_cache_fill(self._handle))
+    errmsg = property(lambda self: lib.hmt_stream_errmsg(self._handle).decode("utf-8", "replace"))
+
+    def set_int(self, key, value):
+        lib.hmt_stream_set_int(self._handle, _key(key), int(value))
+
+    def get(self, key):
+        key = _key(key)
+        out = c_double()
+        lib.hmt_stream_get(self._handle, key, byref(out))
+        return _number(out.value, param_bounds(key)[3])
+
+    @property
+    def lookahead(self):
+        return bool(self.get(Param.LOOKAHEAD))
+
+    @lookahead.setter
+    def lookahead(self, on):
+        self.set_int(Param.LOOKAHEAD, 1 if on else 0)
+
+    @property
+    def ready_range(self):
+        """range of stream indices whose logits the last feed/flush made ready."""
+        first, end = c_int64(), c_int64()
+        lib.hmt_stream_ready_range(self._handle, byref(first), byref(end))
+        return range(first.value, end.value)
+
+    def _run(self, fn, *args):
+        try:
+            fn(*args)
+        except HmtError as e:
+            self._errors.reraise(e)
+            raise
+        self._errors.reraise()
+        return self.ready_range
+
+    def feed(self, tokens):
+        """Append token ids and evaluate what can be; returns the ready range."""
+        ptr, n, keep = _int32_arg(tokens)
+        if n == 0:
+            return self.ready_range
+        return self._run(lib.hmt_stream_feed, self._handle, ptr, n)
+
+    def flush(self):
+        """Make every fed token ready; returns the ready range."""
+        return self._run(lib.hmt_stream_flush, self._handle)
+
+    def logits(self, index, copy=False):
+        """Logits predicting token index + 1 (index in ready_range), else
+        None. View/copy rules as Context.logits (valid until the next
+        feed/flush/restore/close)."""
+        return _float_vec(lib.hmt_stream_logits(self._handle, index), self._n_vocab, self, copy)
+
+    def ffn_input(self, index, copy=False):
+        """kNN-LM key of a ready token (with keep_ffn_input=1), else None."""
+        return _float_vec(lib.hmt_stream_ffn_input(self._handle, index), self._model_n_embd, self,
+                          copy)
+
+    def ready_logits(self):
+        """Copies of the logits of every ready index: an (n, n_vocab) ndarray
+        with NumPy, else a list of array.array."""
+        rows = [self.logits(i, copy=True) for i in self.ready_range]
+        if np is not None:
+            return np.stack(rows) if rows else np.zeros((0, self._n_vocab), np.float32)
+        return rows
+
+    def recall(self):
+        """(weights, segments) of the open segment's recall, oldest memory first."""
+        n = c_size_t()
+        cap = max(1, self.cache_fill)
+        while True:
+            w = (c_float * cap)()
+            s = (c_int64 * cap)()
+            rc = lib.hmt_stream_recall(self._handle, w, s, cap, byref(n))
+            if rc != Status.E_BUFFER:
+                return _vec_list(w[:n.value], "f4"), list(s[:n.value])
+            cap = n.value
+
+    def set_recall_callback(self, fn):
+        """fn(segment: int, weights, segments: list) is called each time a
+        segment's memorization prompt is computed (full mode). The data are
+        copies. An exception raised by fn is re-raised from the feed/flush
+        that ran it (the computation itself completes). None removes it."""
+        if fn is None:
+            lib.hmt_stream_set_recall_callback(self._handle, hmt_recall_fn(), None)
+            self._recall_cb = None
+            return
+        errors = self._errors
+
+        def tramp(_ud, segment, weights, segments, n):
+            try:
+                fn(segment, _vec_list(weights[:n], "f4"), segments[:n])
+            except BaseException as e:
+                errors.pending.append(e)
+
+        cb = hmt_recall_fn(tramp)
+        lib.hmt_stream_set_recall_callback(self._handle, cb, None)
+        self._recall_cb = cb
+
+    def save(self):
+        """A snapshot of the whole stream state, as bytes."""
+        need = c_size_t()
+        rc = lib.hmt_stream_save(self._handle, None, 0, byref(need))
+        while True:
+            buf = create_string_buffer(max(1, need.value))
+            rc = lib.hmt_stream_save(self._handle, buf, len(buf), byref(need))
+            if rc != Status.E_BUFFER:
+                return string_at(buf, need.value)
+
+    def restore(self, data):
+        """Restore a snapshot taken by save() (bytes-like)."""
+        data = bytes(data)
+        self._run(lib.hmt_stream_restore, self._handle, data, len(data))
+
+    def save_file(self, path):
+        lib.hmt_stream_save_file(self._handle, _path(path))
+
+    def restore_file(self, path):
+        self._run(lib.hmt_stream_restore_file, self._handle, _path(path))
+
+
+# ---------------------------------------------------------------------------
+# Processors and chains (hmt_proc.h)
+# ---------------------------------------------------------------------------
+class Proc(_Handle):
+    """A next-token processor. Free-standing until added to a Chain, which
+    then owns it (close() becomes a no-op; the chain frees it)."""
+
+    _free_fn = staticmethod(lib.hmt_proc_free)
+    _kind = "processor"
+
+    def _take(self):
+        """Hand the C processor to a chain: this object no longer frees it."""
+        h = self._handle
+        self._h = None
+        self._owned = True
+        return h
+
+    @property
+    def closed(self):
+        return not self._h and not getattr(self, "_owned", False)
+
+
+def _mutable_floats(ptr, n):
+    carr = cast(ptr, POINTER(c_float * n)).contents
+    return np.frombuffer(carr, dtype=np.float32) if np is not None else carr
+
+
+class PyProc(Proc):
+    """A processor written in Python.
+
+    apply(logits, key) modifies logits (n_vocab float32, writable: an ndarray
+    view with NumPy, else a ctypes array) in place; key is the kNN key of the
+    position (read-only) or None. It may return None/0, or a negative
+    Status to stop the chain. accept(token) and reset() are optional. An
+    exception stops the chain and is re-raised from the Chain call."""
+
+    def __init__(self, apply, accept=None, reset=None, name=None):
+        errors = _CallbackErrors()
+        self._errors = errors
+
+        def t_apply(_ud, logits, n_vocab, key, n_key):
+            try:
+                k = None
+                if key and n_key > 0:
+                    k = _mutable_floats(key, n_key)
+                    if np is not None:
+                        k.flags.writeable = False
+                rc = apply(_mutable_floats(logits, n_vocab), k)
+                return int(rc) if rc else 0
+            except BaseException as e:
+                errors.pending.append(e)
+                return int(Status.E_ABORTED)
+
+        def t_accept(_ud, token):
+            try:
+                accept(token)
+            except BaseException as e:
+                errors.pending.append(e)
+
+        def t_reset(_ud):
+            try:
+                reset()
+            except BaseException as e:
+                errors.pending.append(e)
+
+        self._name = (name or getattr(apply, "__name__", "python")).encode()
+        iface = hmt_proc_i()
+        iface.struct_size = ctypes_sizeof(hmt_proc_i)
+        iface.name = self._name
+        iface.apply = hmt_proc_apply_fn(t_apply)
+        iface.accept = hmt_proc_accept_fn(t_accept) if accept else hmt_proc_accept_fn()
+        iface.reset = hmt_proc_reset_fn(t_reset) if reset else hmt_proc_reset_fn()
+        iface.free_data = hmt_proc_free_data_fn()
+        self._iface = iface  # keeps the CFUNCTYPE objects alive (C copies only pointers)
+        out = hmt_proc_p()
+        lib.hmt_proc_create(byref(out), byref(iface), None)
+        self._h = out
+
+
+class DittoProc(Proc):
+    """The DITTO sentence-repetition penalty (HMT_P_DITTO_* keys)."""
+
+    def __init__(self, model=None, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_proc_p()
+            lib.hmt_proc_ditto_create(byref(out), None if model is None else model._handle, p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+
+    def set_delimiters(self, ids):
+        """Token ids that end a sentence (resets the history)."""
+        ptr, n, keep = _int32_arg(ids)
+        h = self._h or getattr(self, "_chain_h", None)
+        if not h:
+            h = self._handle
+        lib.hmt_proc_ditto_set_delimiters(h, ptr, n)
+
+
+class Chain(_Handle):
+    """Processors run in order between the logits and the sampler."""
+
+    _free_fn = staticmethod(lib.hmt_chain_free)
+    _kind = "chain"
+
+    def __init__(self, procs=()):
+        out = hmt_chain_p()
+        lib.hmt_chain_create(byref(out))
+        self._h = out
+        self._procs = []  # keeps Python processors (and their callbacks) alive
+        for p in procs:
+            self.add(p)
+
+    def add(self, proc):
+        """Append proc; the chain takes ownership of it."""
+        h = proc._handle
+        try:
+            lib.hmt_chain_add(self._handle, h)
+        except HmtError as e:
+            if e.code != Status.E_MISUSE:  # the C chain freed it
+                proc._take()
+            raise
+        proc._take()
+        proc._chain_h = h
+        self._procs.append(proc)
+        return self
+
+    def __len__(self):
+        return lib.hmt_chain_n_procs(self._handle)
+
+    n_procs = property(__len__)
+
+    def _reraise(self, cause=None):
+        for p in self._procs:
+            errs = getattr(p, "_errors", None)
+            if errs is not None and errs.pending:
+                errs.reraise(cause)
+
+    def _call(self, fn, *args):
+        try:
+            fn(*args)
+        except HmtError as e:
+            self._reraise(e)
+            raise
+        self._reraise()
+
+    def apply(self, logits, key=None):
+        """Log-probabilities after every processor (a new vector)."""
+        lptr, n, keep_l = _float_arg(logits)
+        kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key)
+        out = (c_float * n)()
+        self._call(lib.hmt_chain_apply, self._handle, lptr, n, kptr, nk, out)
+        if np is not None:
+            return np.frombuffer(out, dtype=np.float32)
+        return array.array("f", bytes(out))
+
+    def accept(self, token):
+        self._call(lib.hmt_chain_accept, self._handle, int(token))
+
+    def reset(self):
+        lib.hmt_chain_reset(self._handle)
+        self._reraise()
+
+    def sample(self, sampler, logits, key=None):
+        """apply, draw with sampler, accept; returns the token id."""
+        lptr, n, keep_l = _float_arg(logits)
+        kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key)
+        out = c_int32()
+        self._call(lib.hmt_chain_sample, self._handle, sampler._handle, lptr, n, kptr, nk,
+                   byref(out))
+        return out.value
+
+
+# ---------------------------------------------------------------------------
+# kNN-LM (hmt_knn.h)
+# ---------------------------------------------------------------------------
+def _progress_cb(progress, errors):
+    if progress is None:
+        return hmt_knn_progress_fn()
+
+    def tramp(_ud, done, total):
+        try:
+            return 1 if progress(done, total) else 0
+        except BaseException as e:
+            errors.pending.append(e)
+            return 1
+    return hmt_knn_progress_fn(tramp)
+
+
+class KnnBuilder(_Handle):
+    """Writes a datastore file (finish() renames it into place)."""
+
+    _free_fn = staticmethod(lib.hmt_knn_builder_free)
+    _kind = "kNN builder"
+
+    def __init__(self, model, path, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_knn_builder_p()
+            lib.hmt_knn_builder_create(byref(out), model._handle, _path(path), p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+        self._dim = model.n_embd
+        self._errors = _CallbackErrors()
+
+    count = property(lambda self: lib.hmt_knn_builder_count(self._handle))
+
+    def add(self, keys, values):
+        """Append pairs: keys n × n_embd floats, values n token ids."""
+        vptr, n, keep_v = _int32_arg(values)
+        kptr, nk, keep_k = _float_arg(keys)
+        if nk != n * self._dim:
+            raise HmtError(Status.E_INVAL, "hmt_knn_builder_add",
+                           f"{nk} key floats for {n} values of width {self._dim}")
+        lib.hmt_knn_builder_add(self._handle, kptr, vptr, n)
+
+    def _run(self, fn, *args):
+        try:
+            fn(*args)
+        except HmtError as e:
+            self._errors.reraise(e)
+            raise
+        self._errors.reraise()
+
+    def add_ctx(self, ctx, tokens, progress=None):
+        """Run ctx over tokens and add (key of t, token t+1). progress(done,
+        total) may return True to stop (HmtError E_ABORTED)."""
+        ptr, n, keep = _int32_arg(tokens)
+        cb = _progress_cb(progress, self._errors)
+        self._run(lib.hmt_knn_builder_add_ctx, self._handle, ctx._handle, ptr, n, cb, None)
+
+    def add_stream(self, stream, tokens, progress=None):
+        """The same through an HMT stream."""
+        ptr, n, keep = _int32_arg(tokens)
+        cb = _progress_cb(progress, self._errors)
+        self._run(lib.hmt_knn_builder_add_stream, self._handle, stream._handle, ptr, n, cb, None)
+
+    def finish(self):
+        lib.hmt_knn_builder_finish(self._handle)
+
+
+class Knn(_Handle):
+    """A loaded (memory-mapped, validated) datastore; immutable."""
+
+    _free_fn = staticmethod(lib.hmt_knn_free)
+    _kind = "kNN datastore"
+
+    def __init__(self, model, path, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_knn_p()
+            lib.hmt_knn_load(byref(out), model._handle, _path(path), p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+        self.path = os.fspath(path)
+
+    count = property(lambda self: lib.hmt_knn_count(self._handle))
+    __len__ = lambda self: self.count  # noqa: E731
+    dim = property(lambda self: lib.hmt_knn_dim(self._handle))
+    n_vocab = property(lambda self: lib.hmt_knn_n_vocab(self._handle))
+    bytes_per_key = property(lambda self: lib.hmt_knn_bytes_per_key(self._handle))
+
+    @property
+    def key_dtype(self):
+        return KnnDtype(lib.hmt_knn_key_dtype(self._handle))
+
+    def get(self, i):
+        """(key, value) of stored pair i."""
+        d = self.dim
+        key = (c_float * d)()
+        value = c_int32()
+        lib.hmt_knn_get(self._handle, int(i), key, d, byref(value))
+        return _vec_list(key[:], "f4"), value.value
+
+    def search(self, queries, k):
+        """Exact k-NN of n queries (n × dim): (distances, indices), each n × k
+        (a 2-D ndarray, or a list of rows without NumPy)."""
+        qptr, nq, keep = _float_arg(queries)
+        d = self.dim
+        if nq == 0 or nq % d:
+            raise HmtError(Status.E_INVAL, "hmt_knn_search", f"{nq} floats for queries of width {d}")
+        n = nq // d
+        dist = (c_float * (n * k))()
+        idx = (c_int64 * (n * k))()
+        lib.hmt_knn_search(self._handle, qptr, n, k, dist, idx)
+        if np is not None:
+            return (np.frombuffer(dist, np.float32).reshape(n, k),
+                    np.frombuffer(idx, np.int64).reshape(n, k))
+        return ([list(dist[r * k:(r + 1) * k]) for r in range(n)],
+                [list(idx[r * k:(r + 1) * k]) for r in range(n)])
+
+    def interpolate(self, keys, logits, params=None, **kwargs):
+        """kNN-LM log-probabilities for n positions: (logprobs n × n_vocab,
+        lambdas n)."""
+        V = self.n_vocab
+        kptr, nk, keep_k = _float_arg(keys)
+        lptr, nl, keep_l = _float_arg(logits)
+        n = nl // V if V else 0
+        out = (c_float * max(1, nl))()
+        lam = (c_float * max(1, n))()
+        p, tmp = _with_params(params, kwargs)
+        try:
+            lib.hmt_knn_interpolate(self._handle, p, kptr, n, lptr, V, out, lam)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        if np is not None:
+            return np.frombuffer(out, np.float32)[:nl].reshape(n, V), np.frombuffer(lam, np.float32)[:n]
+        return [array.array("f", out[r * V:(r + 1) * V]) for r in range(n)], list(lam[:n])
+
+
+def knn_interpolate_neighbors(dists, values, logits, params=None, **kwargs):
+    """The kNN-LM interpolation from given neighbours (one position):
+    (logprobs, lambda)."""
+    dptr, nd, keep_d = _float_arg(dists)
+    vptr, nv, keep_v = _int32_arg(values)
+    lptr, V, keep_l = _float_arg(logits)
+    if nd != nv:
+        raise HmtError(Status.E_INVAL, "hmt_knn_interpolate_neighbors",
+                       f"{nd} distances for {nv} values")
+    out = (c_float * V)()
+    lam = c_float()
+    p, tmp = _with_params(params, kwargs)
+    try:
+        lib.hmt_knn_interpolate_neighbors(p, dptr, vptr, nv, lptr, V, out, byref(lam))
+    finally:
+        if tmp is not None:
+            tmp.close()
+    vec = np.frombuffer(out, np.float32) if np is not None else array.array("f", bytes(out))
+    return vec, lam.value
+
+
+class KnnProc(Proc):
+    """The kNN-LM processor (HMT_P_KNN_* keys). Keeps its Knn alive; the
+    Knn must not be closed while the processor (or its chain) lives."""
+
+    def __init__(self, knn, params=None, **kwargs):
+        p, tmp = _with_params(params, kwargs)
+        try:
+            out = hmt_proc_p()
+            lib.hmt_proc_knn_create(byref(out), knn._handle, p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+        self._h = out
+        self._knn = knn
+
+
+__all__ = ["HmtError", "Status", "Param", "Mode", "LogLevel", "Params", "Model", "Context",
+           "Sampler", "Adapter", "Stream", "version", "version_string", "abi_version",
+           "param_bounds", "set_log_callback", "HAVE_NUMPY", "TOKENIZE_ADD_BOS",
+           "TOKENIZE_SPECIAL", "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN",
+           "OUT_FFN_INPUT", "KnnDtype", "Proc", "PyProc", "DittoProc", "KnnProc", "Chain", "Knn",
+           "KnnBuilder", "knn_interpolate_neighbors"]

@@ -1,0 +1,88 @@
+#!/bin/sh
+# A downstream project's view of libhmt: `make install` into a staged DESTDIR,
+# then a C program and a C++ program (tests/abi/downstream/) built with strict
+# warnings using only `pkg-config --cflags --libs hmt` against that install,
+# run and checked; then the C program linked statically through
+# `pkg-config --static --libs hmt` (libhmt.a + libxsmm + sleef) and run.
+# Everything happens in a temporary directory, removed on exit.
+#
+# Locating the staged hmt.pc: with pkgconf 1.8 (Debian 12's pkg-config),
+# PKG_CONFIG_SYSROOT_DIR also prefixes the sysroot to the paths of the
+# packages hmt.pc requires (sleef: -I<sysroot>/usr/include ...), so instead
+# the staged hmt.pc is relocated the way a packager would: its prefix (and any
+# absolute path under it) is rewritten to the staging directory.
+set -eu
+B=${B:-build}
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+MAKE=${MAKE:-make}
+SANITIZE=${SANITIZE:-}
+PKG_CONFIG=${PKG_CONFIG:-pkg-config}
+if ! command -v "$PKG_CONFIG" >/dev/null 2>&1; then
+    echo "check_downstream: skipped ($PKG_CONFIG not installed)"
+    exit 0
+fi
+root=$(pwd)
+case $B in /*) absB=$B ;; *) absB=$root/$B ;; esac
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+stage=$tmp/stage
+prefix=/usr/local
+"$MAKE" --no-print-directory -s B="$B" SANITIZE="$SANITIZE" DESTDIR="$stage" PREFIX="$prefix" install >"$tmp/install.log" 2>&1 ||
+    { cat "$tmp/install.log"; echo "check_downstream: FAIL (make install)"; exit 1; }
+pcfile=$(find "$stage" -name hmt.pc | head -n 1)
+[ -n "$pcfile" ] || { echo "check_downstream: FAIL (no hmt.pc installed)"; exit 1; }
+libdir=$(dirname "$(dirname "$pcfile")")
+mkdir -p "$tmp/pc"
+sed -e "s|^\([a-z_]*\)=$prefix|\1=$stage$prefix|" "$pcfile" > "$tmp/pc/hmt.pc"
+export PKG_CONFIG_PATH="$tmp/pc"
+unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR 2>/dev/null || true
+
+# The flags must point into the staging directory, never at the source tree
+# or the build directory.
+cflags=$("$PKG_CONFIG" --cflags hmt)
+libs=$("$PKG_CONFIG" --libs hmt)
+static_libs=$("$PKG_CONFIG" --static --libs hmt)
+case "$cflags $libs" in
+    *"$stage"*) ;;
+    *) echo "check_downstream: FAIL (pkg-config flags do not point into the install: $cflags $libs)"; exit 1 ;;
+esac
+case "$cflags $libs $static_libs" in
+    *"$absB"*|*"$root/include"*) echo "check_downstream: FAIL (flags point into the source tree)"; exit 1 ;;
+esac
+want=$(awk '/^#define HMT_VERSION_(MAJOR|MINOR|PATCH) / {v = v sep $3; sep = "."} END {print v}' include/hmt/hmt.h)
+[ "$("$PKG_CONFIG" --modversion hmt)" = "$want" ] ||
+    { echo "check_downstream: FAIL (pkg-config --modversion is not $want)"; exit 1; }
+
+src=tests/abi/downstream
+warn="-Wall -Wextra -pedantic -Werror"
+# shellcheck disable=SC2086
+$CC -std=c99 $warn $SANITIZE $cflags "$src/hello.c" -o "$tmp/hello" $libs
+# shellcheck disable=SC2086
+$CXX -std=c++11 $warn $SANITIZE $cflags "$src/hello.cpp" -o "$tmp/hello_cpp" $libs
+
+models=""
+for m in "$B/testdata/llama-f32.gguf" "$B/testdata/qwen2-f32.gguf" models/demo-random-f16.gguf; do
+    [ -f "$m" ] && models="$models $m"
+done
+[ -n "$models" ] || { echo "check_downstream: FAIL (no model: run make testdata)"; exit 1; }
+for m in $models; do
+    LD_LIBRARY_PATH="$libdir" "$tmp/hello" "$m" >"$tmp/out" || { cat "$tmp/out"; echo "check_downstream: FAIL (C, $m)"; exit 1; }
+    LD_LIBRARY_PATH="$libdir" "$tmp/hello_cpp" "$m" >>"$tmp/out" || { cat "$tmp/out"; echo "check_downstream: FAIL (C++, $m)"; exit 1; }
+done
+# the shared programs really use the staged library
+LD_LIBRARY_PATH="$libdir" ldd "$tmp/hello" | grep -q "$libdir/libhmt.so.0" ||
+    { echo "check_downstream: FAIL (hello does not load the staged libhmt.so.0)"; exit 1; }
+
+# Static: a static-only install (no libhmt.so) so that -lhmt can only mean libhmt.a.
+rm -f "$libdir"/libhmt.so*
+# shellcheck disable=SC2086
+$CC -std=c99 $warn $SANITIZE $("$PKG_CONFIG" --static --cflags hmt) "$src/hello.c" -o "$tmp/hello_static" $static_libs
+if readelf -d "$tmp/hello_static" | grep -q 'NEEDED.*libhmt'; then
+    echo "check_downstream: FAIL (the static program needs libhmt.so)"; exit 1
+fi
+for m in $models; do
+    "$tmp/hello_static" "$m" >>"$tmp/out" || { cat "$tmp/out"; echo "check_downstream: FAIL (static, $m)"; exit 1; }
+done
+sed 's/^/  /' "$tmp/out" | head -n 3
+echo "check_downstream: OK (C and C++ through pkg-config on the staged install, and static; $(echo $models | wc -w) models)"
