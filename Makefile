@@ -82,7 +82,7 @@ $(AR_LIB): $(LIB_OBJ)
 # Examples and benchmarks link the shared library the way a user would.
 $(B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS)
+	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -lm -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS)
 $(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) -std=gnu11 $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)

@@ -475,8 +475,11 @@ HMT_API HMT_NODISCARD int hmt_stream_flush(hmt_stream *stream);
 /** Tokens fed so far, and tokens whose next-token logits are computed. */
 HMT_API int64_t hmt_stream_n_fed(const hmt_stream *stream);
 HMT_API int64_t hmt_stream_n_ready(const hmt_stream *stream);
-/** [*first, *end): stream indices whose logits the last feed/flush made
- *  ready (with HMT_P_ALL_LOGITS = 0: only end - 1). */
+/** [*first, *end): stream indices whose logits are readable: those the
+ *  most recent feed/flush that made any token ready made ready (with
+ *  HMT_P_ALL_LOGITS = 0: only end - 1). A call that makes nothing ready
+ *  (tokens pending under the lookahead rule) leaves the range as it was, so
+ *  a consumer should remember the last index it used. */
 HMT_API void hmt_stream_ready_range(const hmt_stream *stream, int64_t *first, int64_t *end);
 /** Logits (n_vocab floats) predicting token index + 1, for an index in the
  *  ready range; NULL otherwise. Valid until the next feed/flush/restore/free. */

@@ -1,0 +1,637 @@
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty */
+/* hmt-perplexity: perplexity of a text file under the HMT stream modes
+ * (full, rmt, segments, window), using only the public API.
+ *
+ * The main figure is the token-weighted corpus perplexity
+ *   exp( (1 / (n-1)) * sum_{i=1}^{n-1} -log p(t_i | t_<i) )
+ * over every predicted token of the tokenized text (BOS added), computed from
+ * the stream's logits with a log-softmax in double precision.
+ * --reference-protocol adds HMT-pytorch's own evaluation protocol (windows of
+ * T + L tokens at stride L, the last L tokens of each scored, arithmetic mean
+ * of per-batch perplexities); docs/PERPLEXITY.md says exactly what is done.
+ *
+ * Exit codes: 0 success, 1 runtime failure (unreadable file, model without a
+ * tokenizer, library error), 2 usage error (bad option, a mode the model and
+ * adapter do not allow). */
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hmt/hmt.h>
+
+#define PROG "hmt-perplexity"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: " PROG " -m MODEL [-a ADAPTER] -f TEXTFILE [options]\n"
+            "  -m, --model PATH        GGUF model file with a tokenizer (llama, qwen2)\n"
+            "  -a, --adapter PATH      HMT adapter GGUF (needed by modes full and rmt)\n"
+            "  -f, --file PATH         UTF-8 text to score ('-' = standard input)\n"
+            "      --mode M            full | rmt | segments | window | all (default: full with an\n"
+            "                          adapter, else segments with -L, else window). 'all' runs\n"
+            "                          every mode the model and adapter allow\n"
+            "  -L, --segment-length N  segment length L (default: the adapter's; required for\n"
+            "                          segments without an adapter; overrides the adapter's L\n"
+            "                          for full and rmt too)\n"
+            "  -c, --ctx-size N        window length W of mode window (default: the model's\n"
+            "                          context length)\n"
+            "      --max-tokens N      score only the first N tokens of the text (BOS included)\n"
+            "      --csv FILE          write per-segment rows: mode,segment,first_token,tokens,mean_nll\n"
+            "      --chunk N           tokens per hmt_stream_feed call (default: L; window: 512)\n"
+            "  -t, --threads N         worker threads (default: all CPUs)\n"
+            "  -q, --quiet             no progress on stderr\n"
+            "  -h, --help              show this help\n"
+            "HMT-pytorch reference protocol (docs/PERPLEXITY.md):\n"
+            "      --reference-protocol also report the reference's windowed PPL\n"
+            "      --ref-length T      test_length: context before the scored block (default 2000)\n"
+            "      --ref-batch B       windows per batch, PPL averaged over batches (default 2)\n"
+            "      --ref-batches N     at most N batches, 0 = all full windows (default 100)\n"
+            "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
+}
+
+/* -log softmax(logits)[target], numerically stable, in double. */
+static double token_nll(const float *lg, int32_t n_vocab, hmt_token target) {
+    float mx = lg[0];
+    for (int32_t i = 1; i < n_vocab; i++)
+        if (lg[i] > mx) mx = lg[i];
+    double sum = 0.0;
+    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i] - (double)mx);
+    return log(sum) + (double)mx - (double)lg[target];
+}
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static int lib_fail(const char *what, int rc) {
+    fprintf(stderr, PROG ": %s: %s (%s)\n", what, hmt_last_error_msg(), hmt_strerror(rc));
+    return 1;
+}
+
+/* Whole file (or stdin) into memory. NULL with a message on failure. */
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, PROG ": cannot open '%s': ", path);
+        perror(NULL);
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!buf) {
+        fprintf(stderr, PROG ": out of memory reading '%s'\n", path);
+        return NULL;
+    }
+    if (bad) {
+        fprintf(stderr, PROG ": read error on '%s'\n", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* ---- options ----------------------------------------------------------------- */
+
+enum { MODE_ALL = -1 };
+static const char *const MODE_NAME[4] = {"full", "rmt", "segments", "window"};
+
+typedef struct {
+    const char *model, *adapter, *file, *csv;
+    int mode; /* hmt_mode, MODE_ALL, or -2 = default */
+    int64_t L, n_ctx, max_tokens, chunk, threads;
+    int quiet, ref;
+    int64_t ref_T, ref_batch, ref_batches;
+} options;
+
+/* ---- progress ---------------------------------------------------------------- */
+
+typedef struct {
+    int on, tty;
+    double t0, last;
+    const char *label;
+} progress;
+
+static void progress_start(progress *p, int quiet, const char *label) {
+    p->on = !quiet;
+    p->tty = isatty(2);
+    p->t0 = p->last = now();
+    p->label = label;
+}
+
+/* done/total units; rate_units/elapsed is printed as tok/s. */
+static void progress_update(progress *p, int64_t done, int64_t total, int64_t tokens) {
+    if (!p->on) return;
+    double t = now();
+    if (t - p->last < (p->tty ? 0.5 : 10.0) && done < total) return;
+    p->last = t;
+    double el = t - p->t0;
+    fprintf(stderr, "%s%s: %5.1f%% (%lld/%lld), %.1f tok/s, %.0f s%s", p->tty ? "\r" : "",
+            p->label, total ? 100.0 * (double)done / (double)total : 100.0, (long long)done,
+            (long long)total, el > 0 ? (double)tokens / el : 0.0, el, p->tty ? "   " : "\n");
+    fflush(stderr);
+}
+
+static void progress_end(progress *p) {
+    if (p->on && p->tty) fprintf(stderr, "\n");
+}
+
+/* ---- scoring a stream --------------------------------------------------------- */
+
+typedef struct {
+    const hmt_token *tok;
+    int64_t n;       /* tokens in the text                      */
+    int32_t n_vocab;
+    double sum;      /* sum of NLL                              */
+    int64_t count;   /* tokens scored                           */
+    int64_t next;    /* first predictor index not yet scored    */
+    int64_t bad;     /* non-finite NLLs                         */
+    /* per-block rows for --csv: block b = predictor indices [bB, bB + B) */
+    FILE *csv;
+    const char *mode;
+    int64_t B, block;
+    double bsum;
+    int64_t bcount;
+} scorer;
+
+static void block_flush(scorer *s) {
+    if (s->csv && s->bcount > 0)
+        fprintf(s->csv, "%s,%lld,%lld,%lld,%.9f\n", s->mode, (long long)s->block,
+                (long long)(s->block * s->B + 1), (long long)s->bcount, s->bsum / (double)s->bcount);
+    s->bsum = 0;
+    s->bcount = 0;
+}
+
+/* Score the predictions the last feed/flush made ready. A call that makes
+ * nothing ready leaves the previous call's range readable, so indices
+ * already scored are skipped. */
+static void score_ready(scorer *s, const hmt_stream *st) {
+    int64_t first, end;
+    hmt_stream_ready_range(st, &first, &end);
+    if (first < s->next) first = s->next;
+    if (end > s->next) s->next = end;
+    for (int64_t i = first; i < end && i + 1 < s->n; i++) {
+        const float *lg = hmt_stream_logits(st, i);
+        if (!lg) continue; /* cannot happen with HMT_P_ALL_LOGITS = 1 */
+        double nll = token_nll(lg, s->n_vocab, s->tok[i + 1]);
+        if (!(nll > -1e300 && nll < 1e300)) s->bad++;
+        s->sum += nll;
+        s->count++;
+        if (i / s->B != s->block) {
+            block_flush(s);
+            s->block = i / s->B;
+        }
+        s->bsum += nll;
+        s->bcount++;
+    }
+}
+
+typedef struct {
+    hmt_model *model;
+    hmt_adapter *adapter;
+    const options *o;
+    FILE *csv;
+    int64_t block_len; /* B of the csv rows in window mode */
+} env;
+
+/* A stream of the given mode with the command line's settings. */
+static int make_stream(const env *e, int mode, hmt_stream **out) {
+    hmt_params *p = NULL;
+    int rc = hmt_params_create(&p);
+    if (!rc) rc = hmt_params_set_int(p, HMT_P_MODE, mode);
+    if (!rc) rc = hmt_params_set_int(p, HMT_P_N_THREADS, e->o->threads);
+    if (!rc && e->o->L > 0 && mode != HMT_MODE_WINDOW)
+        rc = hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, e->o->L);
+    if (!rc && e->o->n_ctx > 0 && mode == HMT_MODE_WINDOW)
+        rc = hmt_params_set_int(p, HMT_P_N_CTX, e->o->n_ctx);
+    /* segments takes L from the adapter when -L is not given; window needs none */
+    if (!rc) rc = hmt_stream_create(out, e->model, mode == HMT_MODE_WINDOW ? NULL : e->adapter, p);
+    hmt_params_free(p);
+    return rc;
+}
+
+/* "L=222 k=32 j=111 N=100" etc. */
+static void describe(const hmt_stream *st, int mode, char *buf, size_t cap) {
+    double L = 0, k = 0, j = 0, N = 0, W = 0;
+    if (mode == HMT_MODE_WINDOW) {
+        if (hmt_stream_get(st, HMT_P_N_CTX, &W)) W = 0;
+        snprintf(buf, cap, "W=%.0f", W);
+        return;
+    }
+    if (hmt_stream_get(st, HMT_P_SEGMENT_LENGTH, &L) || hmt_stream_get(st, HMT_P_SENSORY_LENGTH, &k) ||
+        hmt_stream_get(st, HMT_P_SUMMARY_LENGTH, &j) || hmt_stream_get(st, HMT_P_CACHE_SIZE, &N)) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    if (mode == HMT_MODE_FULL)
+        snprintf(buf, cap, "L=%.0f k=%.0f j=%.0f N=%.0f", L, k, j, N);
+    else if (mode == HMT_MODE_RMT)
+        snprintf(buf, cap, "L=%.0f k=%.0f", L, k);
+    else
+        snprintf(buf, cap, "L=%.0f", L);
+}
+
+static int64_t stream_L(const hmt_stream *st) {
+    double L = 0;
+    return hmt_stream_get(st, HMT_P_SEGMENT_LENGTH, &L) ? 0 : (int64_t)L;
+}
+
+/* Token-weighted corpus perplexity of one mode. Returns an exit code. */
+static int run_mode(const env *e, int mode, const hmt_token *tok, int64_t n) {
+    hmt_stream *st = NULL;
+    int rc = make_stream(e, mode, &st);
+    if (rc) {
+        fprintf(stderr, PROG ": mode %s: %s (%s)\n", MODE_NAME[mode], hmt_last_error_msg(),
+                hmt_strerror(rc));
+        return 1;
+    }
+    char desc[96];
+    describe(st, mode, desc, sizeof desc);
+    const int64_t L = mode == HMT_MODE_WINDOW ? 0 : stream_L(st);
+    int64_t chunk = e->o->chunk > 0 ? e->o->chunk : (L > 0 ? L : 512);
+    scorer sc;
+    memset(&sc, 0, sizeof sc);
+    sc.tok = tok;
+    sc.n = n;
+    sc.n_vocab = hmt_model_n_vocab(e->model);
+    sc.csv = e->csv;
+    sc.mode = MODE_NAME[mode];
+    sc.B = L > 0 ? L : e->block_len;
+    progress pr;
+    progress_start(&pr, e->o->quiet, MODE_NAME[mode]);
+    int status = 0;
+    for (int64_t done = 0; done < n;) {
+        int64_t c = n - done < chunk ? n - done : chunk;
+        if ((rc = hmt_stream_feed(st, tok + done, (size_t)c))) break;
+        score_ready(&sc, st);
+        done += c;
+        progress_update(&pr, done, n, done);
+    }
+    if (!rc && !(rc = hmt_stream_flush(st))) score_ready(&sc, st);
+    const double el = now() - pr.t0;
+    progress_end(&pr);
+    if (rc) {
+        fprintf(stderr, PROG ": mode %s: %s (%s)\n", MODE_NAME[mode], hmt_stream_errmsg(st),
+                hmt_strerror(rc));
+        status = 1;
+    } else if (hmt_stream_n_ready(st) != n || sc.count != n - 1) {
+        fprintf(stderr, PROG ": mode %s: internal inconsistency: %lld tokens fed, %lld ready, "
+                "%lld scored (expected %lld)\n", MODE_NAME[mode], (long long)n,
+                (long long)hmt_stream_n_ready(st), (long long)sc.count, (long long)(n - 1));
+        status = 1;
+    } else {
+        block_flush(&sc);
+        const double mean = sc.sum / (double)sc.count;
+        printf("%-9s %-24s %10lld %11.6f %14.4f %10.1f\n", MODE_NAME[mode], desc,
+               (long long)sc.count, mean, exp(mean), (double)n / el);
+        if (sc.bad)
+            fprintf(stderr, PROG ": mode %s: warning: %lld tokens had a non-finite NLL\n",
+                    MODE_NAME[mode], (long long)sc.bad);
+        fflush(stdout);
+    }
+    hmt_stream_free(st);
+    return status;
+}
+
+/* ---- the HMT-pytorch reference protocol (algorithms.md §1.7) ------------------ */
+
+/* Windows w = 0, 1, ...: start i = w*L, tokens [max(0, i - L), i + T); only
+ * windows that fit in the text are used. The last m = L tokens of a window are
+ * scored (m = len - 1 if len <= L), each by a fresh stream over the window.
+ * Batches of B consecutive windows (the last incomplete one dropped): batch
+ * PPL = exp(mean NLL over the batch's scored tokens); the reported figure is
+ * the arithmetic mean of the batch PPLs. */
+static int64_t ref_batches(const options *o, int64_t n, int64_t Lr) {
+    const int64_t n_win = n >= o->ref_T ? (n - o->ref_T) / Lr + 1 : 0;
+    int64_t n_batch = n_win / o->ref_batch;
+    if (o->ref_batches > 0 && n_batch > o->ref_batches) n_batch = o->ref_batches;
+    return n_batch;
+}
+
+static int run_reference(const env *e, int mode, const hmt_token *tok, int64_t n, int64_t Lr) {
+    const int64_t T = e->o->ref_T, B = e->o->ref_batch;
+    const int64_t n_batch = ref_batches(e->o, n, Lr), n_win = n_batch * B;
+    const int32_t nv = hmt_model_n_vocab(e->model);
+    char label[32], desc[96] = "?";
+    snprintf(label, sizeof label, "ref-%s", MODE_NAME[mode]);
+    progress pr;
+    progress_start(&pr, e->o->quiet, label);
+    double ppl_sum = 0, all_sum = 0, bsum = 0;
+    int64_t all_count = 0, bcount = 0, fed = 0, bad = 0;
+    int status = 0;
+    for (int64_t w = 0; w < n_win && !status; w++) {
+        const int64_t i0 = w * Lr, start = i0 > Lr ? i0 - Lr : 0, end = i0 + T;
+        const int64_t len = end - start, m = len > Lr ? Lr : len - 1;
+        const hmt_token *win = tok + start;
+        const int64_t cut = len - m - 1; /* first predictor index scored */
+        hmt_stream *st = NULL;
+        int rc = make_stream(e, mode, &st);
+        if (!rc && w == 0) describe(st, mode, desc, sizeof desc);
+        double wsum = 0;
+        int64_t wcount = 0, next = cut;
+        for (int part = 0; part < 3 && !rc; part++) {
+            /* part 0: the context, last-row logits only; 1: the scored tail; 2: flush */
+            if (part == 0 && cut > 0) {
+                if (!(rc = hmt_stream_set_int(st, HMT_P_ALL_LOGITS, 0)))
+                    rc = hmt_stream_feed(st, win, (size_t)cut);
+            } else if (part == 1) {
+                if (!(rc = hmt_stream_set_int(st, HMT_P_ALL_LOGITS, 1)))
+                    rc = hmt_stream_feed(st, win + cut, (size_t)(len - cut));
+            } else if (part == 2) {
+                rc = hmt_stream_flush(st);
+            }
+            if (rc || part == 0) continue;
+            int64_t first, last;
+            hmt_stream_ready_range(st, &first, &last);
+            if (first < next) first = next;
+            if (last > next) next = last;
+            for (int64_t i = first; i < last && i + 1 < len; i++) {
+                const float *lg = hmt_stream_logits(st, i);
+                if (!lg) continue;
+                double nll = token_nll(lg, nv, win[i + 1]);
+                if (!(nll > -1e300 && nll < 1e300)) bad++;
+                wsum += nll;
+                wcount++;
+            }
+        }
+        if (rc) {
+            fprintf(stderr, PROG ": %s, window %lld: %s (%s)\n", label, (long long)w,
+                    st ? hmt_stream_errmsg(st) : hmt_last_error_msg(), hmt_strerror(rc));
+            status = 1;
+        } else if (wcount != m) {
+            fprintf(stderr, PROG ": %s, window %lld: internal inconsistency: %lld tokens scored, "
+                    "expected %lld\n", label, (long long)w, (long long)wcount, (long long)m);
+            status = 1;
+        }
+        hmt_stream_free(st);
+        if (status) break;
+        if (e->csv)
+            fprintf(e->csv, "%s,%lld,%lld,%lld,%.9f\n", label, (long long)w,
+                    (long long)(start + cut + 1), (long long)wcount, wsum / (double)wcount);
+        all_sum += wsum;
+        all_count += wcount;
+        bsum += wsum;
+        bcount += wcount;
+        if ((w + 1) % B == 0) {
+            ppl_sum += exp(bsum / (double)bcount);
+            bsum = 0;
+            bcount = 0;
+        }
+        fed += len;
+        progress_update(&pr, w + 1, n_win, fed);
+    }
+    progress_end(&pr);
+    if (status) return status;
+    const double mean = all_sum / (double)all_count;
+    printf("%-13s %-24s %6lld %6lld %8lld %8lld %14.4f %14.4f\n", label, desc, (long long)T,
+           (long long)Lr, (long long)n_win, (long long)n_batch, ppl_sum / (double)n_batch,
+           exp(mean));
+    if (bad)
+        fprintf(stderr, PROG ": %s: warning: %lld tokens had a non-finite NLL\n", label, (long long)bad);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    options o;
+    memset(&o, 0, sizeof o);
+    o.mode = -2;
+    o.ref_T = 2000;
+    o.ref_batch = 2;
+    o.ref_batches = 100;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o.quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--reference-protocol")) {
+            o.ref = 1;
+            continue;
+        }
+        if (a[0] != '-' || i + 1 >= argc) {
+            fprintf(stderr, PROG ": unknown option or missing value: %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        int64_t *num = NULL, lo = 1, hi = INT32_MAX;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o.model = v;
+        else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) o.adapter = v;
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o.file = v;
+        else if (!strcmp(a, "--csv")) o.csv = v;
+        else if (!strcmp(a, "--mode")) {
+            o.mode = -3;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(v, MODE_NAME[k])) o.mode = k;
+            if (!strcmp(v, "all")) o.mode = MODE_ALL;
+            if (o.mode == -3) {
+                fprintf(stderr, PROG ": unknown mode '%s' (full, rmt, segments, window, all)\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "-L") || !strcmp(a, "--segment-length")) num = &o.L;
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &o.n_ctx, lo = 2;
+        else if (!strcmp(a, "--max-tokens")) num = &o.max_tokens, lo = 2, hi = INT64_MAX;
+        else if (!strcmp(a, "--chunk")) num = &o.chunk;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &o.threads, lo = 0, hi = 1024;
+        else if (!strcmp(a, "--ref-length")) num = &o.ref_T;
+        else if (!strcmp(a, "--ref-batch")) num = &o.ref_batch;
+        else if (!strcmp(a, "--ref-batches")) num = &o.ref_batches, lo = 0;
+        else {
+            fprintf(stderr, PROG ": unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (num && !parse_int(v, lo, hi, num)) {
+            fprintf(stderr, PROG ": %s needs an integer in [%lld, %lld], got '%s'\n", a,
+                    (long long)lo, (long long)hi, v);
+            return 2;
+        }
+    }
+    if (!o.model || !o.file) {
+        fprintf(stderr, PROG ": %s is required\n", !o.model ? "-m MODEL" : "-f TEXTFILE");
+        usage(stderr);
+        return 2;
+    }
+    if (hmt_version_number() != HMT_VERSION_NUMBER)
+        fprintf(stderr, PROG ": warning: built against libhmt %s, running %s\n", HMT_VERSION_STRING,
+                hmt_version_string());
+    /* The usage checks that need no file come first. */
+    if ((o.mode == HMT_MODE_FULL || o.mode == HMT_MODE_RMT) && !o.adapter) {
+        fprintf(stderr, PROG ": mode %s needs an HMT adapter (-a ADAPTER)\n", MODE_NAME[o.mode]);
+        return 2;
+    }
+    if (o.mode == HMT_MODE_SEGMENTS && !o.adapter && !o.L) {
+        fprintf(stderr, PROG ": mode segments needs a segment length: give -L N or -a ADAPTER\n");
+        return 2;
+    }
+    if (o.ref && !o.adapter && !o.L) {
+        fprintf(stderr, PROG ": --reference-protocol needs the segment length L (the stride and "
+                        "scored block): give -a ADAPTER or -L N\n");
+        return 2;
+    }
+
+    env e;
+    memset(&e, 0, sizeof e);
+    e.o = &o;
+    int rc, status = 1;
+    char *text = NULL;
+    hmt_token *tok = NULL;
+    FILE *csv = NULL;
+    size_t text_len = 0, n_tok = 0;
+    if (!(text = read_file(o.file, &text_len))) goto done;
+    if ((rc = hmt_model_load(&e.model, o.model, NULL))) {
+        status = lib_fail("loading the model", rc);
+        goto done;
+    }
+    if (o.adapter && (rc = hmt_adapter_load(&e.adapter, e.model, o.adapter))) {
+        status = lib_fail("loading the adapter", rc);
+        goto done;
+    }
+    if (!(tok = malloc((text_len + 2) * sizeof *tok))) {
+        fprintf(stderr, PROG ": out of memory for %zu tokens\n", text_len + 2);
+        goto done;
+    }
+    rc = hmt_tokenize(e.model, text, text_len, HMT_TOKENIZE_ADD_BOS, tok, text_len + 2, &n_tok);
+    if (rc == HMT_E_BUFFER) { /* more tokens than bytes + 2: retry at the size asked */
+        hmt_token *t2 = realloc(tok, n_tok * sizeof *tok);
+        if (!t2) goto done;
+        tok = t2;
+        rc = hmt_tokenize(e.model, text, text_len, HMT_TOKENIZE_ADD_BOS, tok, n_tok, &n_tok);
+    }
+    if (rc) {
+        status = lib_fail(rc == HMT_E_UNSUPPORTED ? "tokenizing (a tokenizer is needed)" : "tokenizing", rc);
+        goto done;
+    }
+    free(text);
+    text = NULL;
+    if (o.max_tokens > 0 && (int64_t)n_tok > o.max_tokens) n_tok = (size_t)o.max_tokens;
+    if (n_tok < 2) {
+        fprintf(stderr, PROG ": '%s' gives %zu token(s): nothing to score (at least 2 are needed)\n",
+                o.file, n_tok);
+        goto done;
+    }
+    if (o.csv) {
+        if (!(csv = fopen(o.csv, "w"))) {
+            fprintf(stderr, PROG ": cannot write '%s': ", o.csv);
+            perror(NULL);
+            goto done;
+        }
+        fprintf(csv, "mode,segment,first_token,tokens,mean_nll\n");
+        e.csv = csv;
+    }
+    double adL = 0;
+    if (e.adapter && hmt_adapter_get(e.adapter, HMT_P_SEGMENT_LENGTH, &adL)) adL = 0;
+    const int64_t Lref = o.L > 0 ? o.L : (int64_t)adL;
+    e.block_len = Lref > 0 ? Lref : 256;
+
+    /* the modes to run */
+    int modes[4], n_modes = 0;
+    if (o.mode == -2) /* default */
+        modes[n_modes++] = e.adapter ? HMT_MODE_FULL : o.L ? HMT_MODE_SEGMENTS : HMT_MODE_WINDOW;
+    else if (o.mode == MODE_ALL) {
+        if (e.adapter) {
+            modes[n_modes++] = HMT_MODE_FULL;
+            modes[n_modes++] = HMT_MODE_RMT;
+        }
+        if (e.adapter || o.L) modes[n_modes++] = HMT_MODE_SEGMENTS;
+        modes[n_modes++] = HMT_MODE_WINDOW;
+        if (!e.adapter)
+            fprintf(stderr, PROG ": no adapter: modes full and rmt skipped%s\n",
+                    o.L ? "" : ", and segments (no -L)");
+    } else
+        modes[n_modes++] = o.mode;
+
+    /* Check every stream's settings and the text's length before printing. */
+    for (int i = 0; i < n_modes; i++) {
+        hmt_stream *st = NULL;
+        if ((rc = make_stream(&e, modes[i], &st))) {
+            fprintf(stderr, PROG ": mode %s: %s (%s)\n", MODE_NAME[modes[i]], hmt_last_error_msg(),
+                    hmt_strerror(rc));
+            status = rc == HMT_E_INVAL ? 2 : 1;
+            goto done;
+        }
+        hmt_stream_free(st);
+    }
+    if (o.ref && ref_batches(&o, (int64_t)n_tok, Lref) == 0) {
+        fprintf(stderr, PROG ": reference protocol: the text has %zu tokens; one batch of %lld "
+                "window(s) needs at least %lld (--ref-length %lld, L %lld, --ref-batch %lld)\n",
+                n_tok, (long long)o.ref_batch, (long long)(o.ref_T + (o.ref_batch - 1) * Lref),
+                (long long)o.ref_T, (long long)Lref, (long long)o.ref_batch);
+        goto done;
+    }
+
+    char arch[64] = "?";
+    if (hmt_model_meta_str(e.model, "general.architecture", arch, sizeof arch, NULL)) strcpy(arch, "?");
+    printf("# model %s (%s, %.1f M params, vocab %d, context %d)%s%s\n", o.model, arch,
+           (double)hmt_model_n_params(e.model) / 1e6, hmt_model_n_vocab(e.model),
+           hmt_model_n_ctx_train(e.model), o.adapter ? ", adapter " : "", o.adapter ? o.adapter : "");
+    printf("# text %s: %zu tokens (BOS %s)%s\n", o.file, n_tok,
+           hmt_model_token_bos(e.model) >= 0 ? "added" : "none: the model has no BOS",
+           o.max_tokens > 0 && (int64_t)n_tok == o.max_tokens ? ", cut by --max-tokens" : "");
+    printf("# corpus PPL = exp(mean NLL over tokens 1..n-1, each predicted from all earlier "
+           "tokens the mode lets it see)\n");
+    printf("%-9s %-24s %10s %11s %14s %10s\n", "mode", "settings", "scored", "mean_nll",
+           "corpus_ppl", "tok/s");
+    fflush(stdout);
+    status = 0;
+    for (int i = 0; i < n_modes && !status; i++) status = run_mode(&e, modes[i], tok, (int64_t)n_tok);
+    if (!status && o.ref) {
+        printf("# HMT-pytorch reference protocol (docs/PERPLEXITY.md): windows tokens[max(0,i-L), "
+               "i+T) for i = 0, L, 2L, ..., fresh stream per window,\n# the last L tokens of each "
+               "scored; ref_ppl = arithmetic mean over batches of %lld windows of exp(batch mean "
+               "NLL);\n# tw_ppl = exp(mean NLL) over the same scored tokens (token-weighted)\n",
+               (long long)o.ref_batch);
+        printf("%-13s %-24s %6s %6s %8s %8s %14s %14s\n", "ref-mode", "settings", "T", "L",
+               "windows", "batches", "ref_ppl", "tw_ppl");
+        fflush(stdout);
+        for (int i = 0; i < n_modes && !status; i++)
+            status = run_reference(&e, modes[i], tok, (int64_t)n_tok, Lref);
+    }
+done:
+    if (csv && fclose(csv) && !status) {
+        fprintf(stderr, PROG ": error writing '%s'\n", o.csv);
+        status = 1;
+    }
+    free(text);
+    free(tok);
+    hmt_adapter_free(e.adapter);
+    hmt_model_free(e.model);
+    return status;
+}
