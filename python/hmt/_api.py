@@ -452,10 +452,28 @@ class _CallbackErrors:
             raise e from cause
 
 
-class Context(_Handle):
+class _Keyed:
+    """get / set_int of enum keys through a handle's C getter and setter
+    (the class names them: _get_fn, _set_fn)."""
+
+    _get_fn = _set_fn = None
+
+    def get(self, key):
+        key = _key(key)
+        out = c_double()
+        self._get_fn(self._handle, key, byref(out))
+        return _number(out.value, param_bounds(key)[3])
+
+    def set_int(self, key, value):
+        self._set_fn(self._handle, _key(key), int(value))
+
+
+class Context(_Keyed, _Handle):
     """A context: one KV cache over a model. Keeps its Model alive."""
 
     _free_fn = staticmethod(lib.hmt_ctx_free)
+    _get_fn = staticmethod(lib.hmt_ctx_get)
+    _set_fn = staticmethod(lib.hmt_ctx_set_int)
     _kind = "context"
 
     def __init__(self, model, params=None, **kwargs):
@@ -481,14 +499,6 @@ class Context(_Handle):
     n_ctx = property(lambda self: lib.hmt_ctx_n_ctx(self._handle))
     errmsg = property(lambda self: lib.hmt_ctx_errmsg(self._handle).decode("utf-8", "replace"))
 
-    def set_int(self, key, value):
-        lib.hmt_ctx_set_int(self._handle, _key(key), int(value))
-
-    def get(self, key):
-        key = _key(key)
-        out = c_double()
-        lib.hmt_ctx_get(self._handle, key, byref(out))
-        return _number(out.value, param_bounds(key)[3])
 
     @property
     def n_threads(self):
@@ -615,11 +625,12 @@ class Sampler(_Handle):
         lib.hmt_sampler_reseed(self._handle, int(seed) & 0xFFFFFFFFFFFFFFFF)
 
 
-class Adapter(_Handle):
+class Adapter(_Keyed, _Handle):
     """HMT parameters for a model (from a GGUF file, or the model's own file
     when path is None). Keeps its Model alive."""
 
     _free_fn = staticmethod(lib.hmt_adapter_free)
+    _get_fn = staticmethod(lib.hmt_adapter_get)
     _kind = "adapter"
 
     def __init__(self, model, path=None):
@@ -633,11 +644,6 @@ class Adapter(_Handle):
     def model(self):
         return self._model
 
-    def get(self, key):
-        key = _key(key)
-        out = c_double()
-        lib.hmt_adapter_get(self._handle, key, byref(out))
-        return _number(out.value, param_bounds(key)[3])
 
     segment_length = property(lambda self: self.get(Param.SEGMENT_LENGTH))
     sensory_length = property(lambda self: self.get(Param.SENSORY_LENGTH))
@@ -648,11 +654,13 @@ class Adapter(_Handle):
     recall_dim = property(lambda self: self.get(Param.RECALL_DIM))
 
 
-class Stream(_Handle):
+class Stream(_Keyed, _Handle):
     """An HMT document stream (docs/HMT.md). Keeps its Model and Adapter
     alive. Stream(model, adapter, mode="full", n_threads=2) or with a Params."""
 
     _free_fn = staticmethod(lib.hmt_stream_free)
+    _get_fn = staticmethod(lib.hmt_stream_get)
+    _set_fn = staticmethod(lib.hmt_stream_set_int)
     _kind = "stream"
 
     def __init__(self, model, adapter=None, params=None, **kwargs):
@@ -680,14 +688,6 @@ class Stream(_Handle):
     cache_fill = property(lambda self: lib.hmt_stream_cache_fill(self._handle))
     errmsg = property(lambda self: lib.hmt_stream_errmsg(self._handle).decode("utf-8", "replace"))
 
-    def set_int(self, key, value):
-        lib.hmt_stream_set_int(self._handle, _key(key), int(value))
-
-    def get(self, key):
-        key = _key(key)
-        out = c_double()
-        lib.hmt_stream_get(self._handle, key, byref(out))
-        return _number(out.value, param_bounds(key)[3])
 
     @property
     def lookahead(self):
