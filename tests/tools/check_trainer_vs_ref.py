@@ -1,0 +1,59 @@
+"""The PyTorch trainer's model (tools/hmt_torch.py) against the NumPy oracle
+(tests/reference/hmt_ref.py) on a small random model and adapter, float64:
+logits of every token in modes full, rmt and segments must agree to 1e-9.
+Needs python3-torch; not part of `make test`.
+
+    /usr/bin/python3 tests/tools/check_trainer_vs_ref.py
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+import hmt_ref  # noqa: E402
+from gen_adapter import make_adapter  # noqa: E402
+from gen_model import make_model  # noqa: E402
+from hmt_torch import HMT, load_gguf  # noqa: E402
+
+
+def torch_logits(m, p, hp, mode, toks, L):
+    h = HMT(m, p, L, hp["k"] if hp else 0, hp["N"] if hp else 1,
+            hp["fraction"] if hp else 0.5, mode=mode)
+    st = h.new_state()
+    x = torch.tensor(toks)[None]
+    out = []
+    for s in range(0, x.shape[1], L):
+        lg, st = h.segment(st, x[:, s:s + L])
+        out.append(lg[0])
+    return torch.cat(out).numpy()
+
+
+def main():
+    d = tempfile.mkdtemp()
+    mp, ap = os.path.join(d, "m.gguf"), os.path.join(d, "a.gguf")
+    make_model(mp, n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=160,
+               n_ctx=128, tied=True, wtype="f16", seed=3)
+    make_adapter(ap, d=64, L=16, k=4, N=3, d_h=24, seed=5)
+    m, p, hp = load_gguf(mp, ap, dtype=torch.float64)
+    rm, ra = hmt_ref.Model(mp), hmt_ref.Adapter(ap)
+    toks = np.random.default_rng(0).integers(3, 320, 120).tolist()
+    worst = 0.0
+    with torch.no_grad():
+        for mode in ("full", "rmt", "segments"):
+            ref = hmt_ref.HMT(rm, ra, mode=mode).run(toks).logits
+            got = torch_logits(m, p, hp, mode, toks, ra.L)
+            err = float(np.abs(ref - got).max())
+            worst = max(worst, err)
+            print(f"{mode:9s} max |torch - ref| = {err:.3e}")
+    ok = worst < 1e-9
+    print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""PyTorch Llama backbone + HMT (docs/HMT.md), the trainer's model code.
+
+Weights are kept in llama.cpp's GGUF layout so export is a plain copy:
+  q/k RoPE in "normal" mode (adjacent pairs (x[2i], x[2i+1]) of each head),
+  angle_i = pos * base^(-2i/hd); RMSNorm x / sqrt(mean(x^2) + eps) * w;
+  SwiGLU FFN; tied LM head (token_embd) unless untied.
+Same math as tests/reference/llama_ref.py and hmt_ref.py (the C library's
+oracles), in float32 (or float64 for checks).
+
+HMT (mode full), per segment n of x (L tokens), see docs/HMT.md:
+  S_n = final-norm hidden of the trailing T of backbone([T, E(x_n[:j]), T])   (n >= 1)
+  P_n = softmax((W_q S_n) . (W_k M_i)^T / sqrt(d_h)) . M   over the cached M (before M_n)
+  P_0 = M_init
+  backbone([P_n, E(sensory_n), E(x_n), P_n]) -> logits of x rows, M_n = last row
+rmt: P_n = M_{n-1}. segments: backbone(x_n) from position 0.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Config:
+    def __init__(self, n_vocab=3000, n_embd=256, n_layer=4, n_head=4, n_head_kv=4, n_ff=688,
+                 n_ctx=512, rope_base=10000.0, eps=1e-5, tied=True):
+        self.n_vocab, self.n_embd, self.n_layer = n_vocab, n_embd, n_layer
+        self.n_head, self.n_head_kv, self.n_ff = n_head, n_head_kv, n_ff
+        self.n_ctx, self.rope_base, self.eps, self.tied = n_ctx, rope_base, eps, tied
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+
+def linear(x, w):
+    """x @ w.T through a 1x1 convolution in float32 (under bf16 autocast: F.linear,
+    which oneDNN runs fast in bf16): this torch's BLAS is the generic
+    reference one (a few GFLOPS), its oneDNN convolution is ~50x faster.
+    Same math in float32 (different summation order only)."""
+    if not FAST_LINEAR or x.dtype != torch.float32 or torch.is_autocast_cpu_enabled():
+        return F.linear(x, w)
+    sh = x.shape
+    x2 = x.reshape(-1, sh[-1]).t()[None, :, :, None]
+    y = F.conv2d(x2, w[:, :, None, None])
+    return y[0, :, :, 0].t().reshape(*sh[:-1], w.shape[0])
+
+
+FAST_LINEAR = True
+
+
+def rmsnorm(x, w, eps):
+    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, hd = c.n_embd, c.n_embd // c.n_head
+        self.attn_norm = nn.Parameter(torch.ones(d))
+        self.attn_q = nn.Linear(d, c.n_head * hd, bias=False)
+        self.attn_k = nn.Linear(d, c.n_head_kv * hd, bias=False)
+        self.attn_v = nn.Linear(d, c.n_head_kv * hd, bias=False)
+        self.attn_output = nn.Linear(c.n_head * hd, d, bias=False)
+        self.ffn_norm = nn.Parameter(torch.ones(d))
+        self.ffn_gate = nn.Linear(d, c.n_ff, bias=False)
+        self.ffn_up = nn.Linear(d, c.n_ff, bias=False)
+        self.ffn_down = nn.Linear(c.n_ff, d, bias=False)
+
+
+class Llama(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.tok_embd = nn.Embedding(c.n_vocab, c.n_embd)
+        self.layers = nn.ModuleList([Block(c) for _ in range(c.n_layer)])
+        self.output_norm = nn.Parameter(torch.ones(c.n_embd))
+        self.output = None if c.tied else nn.Linear(c.n_embd, c.n_vocab, bias=False)
+        hd = c.n_embd // c.n_head
+        i = torch.arange(hd // 2, dtype=torch.float64)
+        self.register_buffer("inv_freq", c.rope_base ** (-2 * i / hd), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        std = 0.02
+        nn.init.normal_(self.tok_embd.weight, std=std)
+        for b in self.layers:
+            for m in (b.attn_q, b.attn_k, b.attn_v, b.ffn_gate, b.ffn_up):
+                nn.init.normal_(m.weight, std=std)
+            for m in (b.attn_output, b.ffn_down):
+                nn.init.normal_(m.weight, std=std / math.sqrt(2 * self.c.n_layer))
+        if self.output is not None:
+            nn.init.normal_(self.output.weight, std=std)
+
+    def rope(self, x, n):
+        """x [B, n, h, hd], positions 0..n-1, adjacent-pair (llama.cpp normal) mode."""
+        pos = torch.arange(n, dtype=torch.float64, device=x.device)
+        ang = (pos[:, None] * self.inv_freq[None, :]).to(x.dtype)      # [n, hd/2]
+        c, s = ang.cos()[None, :, None, :], ang.sin()[None, :, None, :]
+        a, b = x[..., 0::2], x[..., 1::2]
+        return torch.stack((a * c - b * s, a * s + b * c), dim=-1).flatten(-2)
+
+    def embed(self, toks):
+        return self.tok_embd(toks)
+
+    def forward_embd(self, x):
+        """x [B, n, d] input embeddings at positions 0..n-1 (fresh cache).
+        Returns final-norm hidden [B, n, d]."""
+        c = self.c
+        B, n, d = x.shape
+        hd = d // c.n_head
+        group = c.n_head // c.n_head_kv
+        for L in self.layers:
+            h = rmsnorm(x, L.attn_norm, c.eps)
+            q = self.rope(linear(h, L.attn_q.weight).view(B, n, c.n_head, hd), n)
+            k = self.rope(linear(h, L.attn_k.weight).view(B, n, c.n_head_kv, hd), n)
+            v = linear(h, L.attn_v.weight).view(B, n, c.n_head_kv, hd)
+            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            if group > 1:
+                k = k.repeat_interleave(group, dim=1)
+                v = v.repeat_interleave(group, dim=1)
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+            mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+            att = att.masked_fill(~mask, float("-inf")).softmax(-1)
+            o = (att @ v).transpose(1, 2).reshape(B, n, c.n_head * hd)
+            x = x + linear(o, L.attn_output.weight)
+            h = rmsnorm(x, L.ffn_norm, c.eps)
+            x = x + linear(F.silu(linear(h, L.ffn_gate.weight)) * linear(h, L.ffn_up.weight), L.ffn_down.weight)
+        return rmsnorm(x, self.output_norm, c.eps)
+
+    def logits(self, hidden):
+        W = self.tok_embd.weight if self.output is None else self.output.weight
+        return linear(hidden, W)
+
+    def forward(self, toks):
+        h = self.forward_embd(self.embed(toks))
+        return self.logits(h), h
+
+
+class HMTParams(nn.Module):
+    def __init__(self, d, d_h, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.T = nn.Parameter(torch.randn(d, generator=g) * 0.02)
+        self.M_init = nn.Parameter(torch.randn(d, generator=g) * 0.02)
+        self.Wq = nn.Parameter(torch.randn(d_h, d, generator=g) / math.sqrt(d))
+        self.Wk = nn.Parameter(torch.randn(d_h, d, generator=g) / math.sqrt(d))
+
+
+class HMT:
+    """Segment-level HMT over a batch of parallel token streams."""
+
+    def __init__(self, model, params, L, k, N, fraction=0.5, mode="full"):
+        self.m, self.p, self.L, self.k, self.N = model, params, L, k, N
+        self.j = max(1, int(round(L * float(torch.tensor(fraction, dtype=torch.float32)))))
+        self.mode = mode
+
+    def new_state(self):
+        return dict(n=0, mems=[], sens=None)
+
+    @staticmethod
+    def detach(state):
+        return dict(n=state["n"], mems=[m.detach() for m in state["mems"]],
+                    sens=state["sens"])
+
+    def summary(self, x):
+        B = x.shape[0]
+        T = self.p.T.to(self.m.tok_embd.weight.dtype)[None, None].expand(B, 1, -1)
+        e = torch.cat([T, self.m.embed(x[:, :self.j]), T], 1)
+        return self.m.forward_embd(e)[:, -1]
+
+    def recall(self, S, mems):
+        M = torch.stack(mems, 1)                                   # [B, m, d]
+        Wq, Wk = self.p.Wq.to(S.dtype), self.p.Wk.to(S.dtype)
+        q = S @ Wq.t()                                             # [B, d_h]
+        K = M @ Wk.t()                                             # [B, m, d_h]
+        s = (K @ q[:, :, None])[..., 0] / math.sqrt(Wq.shape[0])  # [B, m]
+        w = s.softmax(-1)
+        return (w[:, :, None] * M).sum(1), w
+
+    def segment(self, state, x):
+        """x [B, L_n] token ids of segment n. Returns (logits [B, L_n, V], new state)."""
+        B = x.shape[0]
+        dt = self.m.tok_embd.weight.dtype
+        if self.mode == "segments":
+            lg, _ = self.m(x)
+            return lg, dict(n=state["n"] + 1, mems=[], sens=None)
+        n = state["n"]
+        if n == 0:
+            P = self.p.M_init.to(dt)[None].expand(B, -1)
+        elif self.mode == "rmt":
+            P = state["mems"][-1]
+        else:
+            P, _ = self.recall(self.summary(x), state["mems"][-self.N:])
+        parts = [P[:, None]]
+        ks = 0
+        if state["sens"] is not None and self.k > 0:
+            parts.append(self.m.embed(state["sens"]))
+            ks = state["sens"].shape[1]
+        parts += [self.m.embed(x), P[:, None]]
+        h = self.m.forward_embd(torch.cat(parts, 1))
+        lg = self.m.logits(h[:, 1 + ks:1 + ks + x.shape[1]])
+        M = h[:, -1]
+        mems = (state["mems"] + [M])[-self.N:]
+        sens = x[:, -self.k:] if self.k > 0 else None
+        return lg, dict(n=n + 1, mems=mems, sens=sens)
+
+
+def load_gguf(path, adapter_path=None, dtype=torch.float32):
+    """A GGUF llama model (and optionally an HMT adapter) as (Llama, HMTParams
+    or None, adapter hp dict or None), weights as stored (F16 -> exact floats).
+    Uses tests/reference/gguf_read.py (independent reader)."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                    "reference"))
+    from gguf_read import GGUFFile
+    g = GGUFFile(path)
+    mt = g.meta
+    a = mt["general.architecture"]
+    if a != "llama":
+        raise ValueError("only arch llama")
+    c = Config(n_vocab=g.tensors["token_embd.weight"].ne[1], n_embd=int(mt[a + ".embedding_length"]),
+               n_layer=int(mt[a + ".block_count"]), n_head=int(mt[a + ".attention.head_count"]),
+               n_head_kv=int(mt.get(a + ".attention.head_count_kv", mt[a + ".attention.head_count"])),
+               n_ff=int(mt[a + ".feed_forward_length"]), n_ctx=int(mt[a + ".context_length"]),
+               rope_base=float(mt.get(a + ".rope.freq_base", 10000.0)),
+               eps=float(mt[a + ".attention.layer_norm_rms_epsilon"]),
+               tied="output.weight" not in g.tensors)
+    m = Llama(c)
+    sd = {"tok_embd.weight": "token_embd.weight", "output_norm": "output_norm.weight"}
+    if not c.tied:
+        sd["output.weight"] = "output.weight"
+    for i in range(c.n_layer):
+        for nm in ("attn_norm", "ffn_norm"):
+            sd[f"layers.{i}.{nm}"] = f"blk.{i}.{nm}.weight"
+        for nm in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+            sd[f"layers.{i}.{nm}.weight"] = f"blk.{i}.{nm}.weight"
+    m.load_state_dict({k: torch.from_numpy(g.tensor(v).copy()) for k, v in sd.items()})
+    m.to(dtype)
+    if adapter_path is None:
+        return m, None, None
+    ga = GGUFFile(adapter_path)
+    am = ga.meta
+    Wq = torch.from_numpy(ga.tensor("hmt.recall.wq").copy())
+    p = HMTParams(c.n_embd, Wq.shape[0])
+    p.load_state_dict(dict(T=torch.from_numpy(ga.tensor("hmt.summary_prompt").reshape(-1).copy()),
+                           M_init=torch.from_numpy(ga.tensor("hmt.memory_init").reshape(-1).copy()),
+                           Wq=Wq, Wk=torch.from_numpy(ga.tensor("hmt.recall.wk").copy())))
+    p.to(dtype)
+    hp = dict(L=int(am["hmt.segment_length"]), k=int(am.get("hmt.sensory_length", 0)),
+              N=int(am["hmt.cache_size"]), d_h=int(Wq.shape[0]),
+              fraction=float(am.get("hmt.summary_fraction", 0.5)))
+    return m, p, hp

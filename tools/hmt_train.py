@@ -1,0 +1,445 @@
+"""libhmt's PyTorch trainer: tokenizer, base Llama from scratch, HMT parameters
+(stage 1 memory passing, stage 2 with recall, BPTT), and evaluation.
+CPU only, resumable (checkpoints under --dir), progress and loss printed.
+
+    python3 tools/hmt_train.py tokenizer [--vocab 3000]
+    python3 tools/hmt_train.py base      --minutes 18 --steps 900
+    python3 tools/hmt_train.py hmt       --stage 1 --minutes 1.5
+    python3 tools/hmt_train.py hmt       --stage 2 --minutes 8
+    python3 tools/export_gguf.py --base models/brown-f16.gguf --adapter models/brown-hmt.gguf
+    python3 tools/hmt_train.py eval  [--model M.gguf --adapter A.gguf] [--mode all]   (trainer's PPL)
+    python3 tools/hmt_train.py ceval --model M.gguf [--adapter A.gguf] [--L 64]       (libhmt's PPL)
+(--dir defaults to build/brown; the exact runs behind the shipped model: docs/TRAINING.md)
+
+Data: build/brown/train.txt (tools/prepare_brown.py); documents are separated
+by blank lines; each document is tokenized as BOS + SentencePiece ids and the
+training stream is their concatenation. Checkpoints: DIR/spm.model,
+DIR/base.pt, DIR/hmt.pt (+ .log files).
+Model math: tools/hmt_torch.py (docs/HMT.md).
+"""
+import argparse
+import glob
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hmt_torch import HMT, Config, HMTParams, Llama  # noqa: E402
+
+BOS = 1
+
+
+def log(path, msg):
+    print(msg, flush=True)
+    with open(path, "a") as f:
+        f.write(msg + "\n")
+
+
+# ----------------------------------------------------------------------------- tokenizer
+def cmd_tokenizer(a):
+    import sentencepiece as spm
+    with open(os.path.join(a.dir, "train.txt")) as f:
+        lines = [ln.rstrip("\n") for ln in f if ln.strip()]
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_prefix=os.path.join(a.dir, "spm"),
+        model_type="bpe", vocab_size=a.vocab, byte_fallback=True, character_coverage=1.0,
+        add_dummy_prefix=True, remove_extra_whitespaces=False,
+        normalization_rule_name="identity", split_digits=True, allow_whitespace_only_pieces=True,
+        num_threads=2, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, max_sentencepiece_length=16,
+        minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(a.dir, "spm.model"))
+    n = sum(len(sp.encode(ln)) for ln in lines)
+    print(f"vocab {sp.get_piece_size()}, {n} tokens in train lines "
+          f"({n / sum(len(ln.split()) for ln in lines):.2f} per word)")
+
+
+def load_sp(d):
+    import sentencepiece as spm
+    return spm.SentencePieceProcessor(model_file=os.path.join(d, "spm.model"))
+
+
+def encode_doc(sp, text):
+    """What libhmt does with a file: BOS + SentencePiece ids of the whole text
+    (add_space_prefix once, newlines as byte tokens)."""
+    return [BOS] + sp.encode(text)
+
+
+def train_stream(a, sp):
+    cache = os.path.join(a.dir, "train_ids.npy")
+    if os.path.exists(cache):
+        return np.load(cache)
+    with open(os.path.join(a.dir, "train.txt")) as f:
+        docs = [d.strip("\n") for d in f.read().split("\n\n") if d.strip()]
+    ids = []
+    for d in docs:
+        ids += encode_doc(sp, d)
+    ids = np.asarray(ids, np.int32)
+    np.save(cache, ids)
+    return ids
+
+
+def model_from_ckpt(path):
+    ck = torch.load(path)
+    c = Config(**ck["config"])
+    m = Llama(c)
+    m.load_state_dict(ck["model"])
+    return m, ck
+
+
+# ----------------------------------------------------------------------------- base
+def lr_at(step, total, peak, warm):
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def cmd_base(a):
+    torch.set_num_threads(a.threads)
+    sp = load_sp(a.dir)
+    ids = torch.from_numpy(train_stream(a, sp).astype(np.int64))
+    ck_path, lg = os.path.join(a.dir, "base.pt"), os.path.join(a.dir, "base.log")
+    if os.path.exists(ck_path):
+        m, ck = model_from_ckpt(ck_path)
+        step, elapsed = ck["step"], ck["elapsed"]
+        opt = torch.optim.AdamW(m.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
+        opt.load_state_dict(ck["opt"])
+        torch.set_rng_state(ck["rng"])
+        log(lg, f"resumed at step {step} ({elapsed / 60:.1f} min)")
+    else:
+        torch.manual_seed(a.seed)
+        c = Config(n_vocab=sp.get_piece_size(), n_embd=a.n_embd, n_layer=a.n_layer,
+                   n_head=a.n_head, n_head_kv=a.n_head, n_ff=a.n_ff, n_ctx=a.n_ctx)
+        m = Llama(c)
+        opt = torch.optim.AdamW(m.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
+        step, elapsed = 0, 0.0
+        n_par = sum(p.numel() for p in m.parameters())
+        log(lg, f"base: {n_par} parameters, {len(ids)} training tokens, config {c.to_dict()}")
+    total = a.steps
+    t0, tl, nl = time.time() - elapsed, 0.0, 0
+
+    def save():
+        torch.save(dict(config=m.c.to_dict(), model=m.state_dict(), opt=opt.state_dict(),
+                        step=step, elapsed=time.time() - t0, rng=torch.get_rng_state()),
+                   ck_path + ".tmp")
+        os.replace(ck_path + ".tmp", ck_path)
+
+    while step < total and (time.time() - t0) < a.minutes * 60:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, a.lr, a.warmup)
+        starts = torch.randint(0, len(ids) - a.seq - 1, (a.batch,))
+        x = torch.stack([ids[s:s + a.seq + 1] for s in starts.tolist()])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
+            lgt, _ = m(x[:, :-1])
+        loss = F.cross_entropy(lgt.float().reshape(-1, lgt.shape[-1]), x[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tl, nl = tl + loss.item(), nl + 1
+        if step % a.log_every == 0:
+            el = time.time() - t0
+            log(lg, f"step {step}/{total} loss {tl / nl:.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                    f"{el / 60:.1f} min {a.batch * a.seq * nl / (el - getattr(cmd_base, 'last', 0) + 1e-9):.0f} tok/s")
+            cmd_base.last = el
+            tl, nl = 0.0, 0
+        if step % a.save_every == 0:
+            save()
+    save()
+    log(lg, f"base: stopped at step {step}, {(time.time() - t0) / 60:.1f} min")
+
+
+# ----------------------------------------------------------------------------- hmt
+def cmd_hmt(a):
+    torch.set_num_threads(a.threads)
+    sp = load_sp(a.dir)
+    ids = torch.from_numpy(train_stream(a, sp).astype(np.int64))
+    m, _ = model_from_ckpt(os.path.join(a.dir, "base.pt"))
+    m.requires_grad_(False)
+    m.eval()
+    ck_path, lg = os.path.join(a.dir, "hmt.pt"), os.path.join(a.dir, "hmt.log")
+    ck = torch.load(ck_path) if os.path.exists(ck_path) else None
+    if ck is not None:
+        hp = ck["hp"]
+        p = HMTParams(m.c.n_embd, hp["d_h"])
+        p.load_state_dict(ck["params"])
+    else:
+        hp = dict(L=a.L, k=a.k, N=a.N, d_h=a.d_h, fraction=0.5)
+        p = HMTParams(m.c.n_embd, a.d_h, seed=a.seed)
+        with torch.no_grad():                      # start T, M_init as embedding-like rows
+            p.T.copy_(m.tok_embd.weight[BOS])
+            p.M_init.copy_(m.tok_embd.weight[BOS])
+    key = f"stage{a.stage}"
+    st = (ck or {}).get(key, dict(step=0, elapsed=0.0, opt=None))
+    params = [p.M_init] if a.stage == 1 else [p.T, p.M_init, p.Wq, p.Wk]
+    opt = torch.optim.Adam(params, lr=a.lr)
+    if st["opt"] is not None:
+        opt.load_state_dict(st["opt"])
+    h = HMT(m, p, hp["L"], hp["k"], hp["N"], hp["fraction"], mode="rmt" if a.stage == 1 else "full")
+    L, B = hp["L"], a.batch
+    # B parallel streams over the training tokens, each starting at a random
+    # segment-aligned offset; memory carried across BPTT windows (detached).
+    g = torch.Generator().manual_seed(a.seed + a.stage * 1000 + st["step"])
+    span = len(ids) // B
+    pos = [i * span + int(torch.randint(0, span // 2, (1,), generator=g)) for i in range(B)]
+    state = h.new_state()
+    t0 = time.time() - st["elapsed"]
+    step = st["step"]
+    tl, nl, ts = 0.0, 0, time.time()
+    log(lg, f"hmt stage {a.stage}: L={L} k={hp['k']} N={hp['N']} d_h={hp['d_h']} j={h.j} "
+            f"B={B} bptt={a.bptt} from step {step}")
+
+    def save():
+        d = torch.load(ck_path) if os.path.exists(ck_path) else {}
+        d.update(hp=hp, params=p.state_dict())
+        d[key] = dict(step=step, elapsed=time.time() - t0, opt=opt.state_dict())
+        torch.save(d, ck_path + ".tmp")
+        os.replace(ck_path + ".tmp", ck_path)
+
+    while step < a.steps and (time.time() - t0) < a.minutes * 60:
+        # restart the memory (like a new document) every reset_every segments; in
+        # stage 1 with the frozen backbone only M_init is trainable, so every
+        # BPTT window starts fresh from it (as HMT-pytorch's training windows do)
+        if state["n"] >= a.reset_every or a.stage == 1:
+            state = h.new_state()
+        loss = 0.0
+        for _ in range(a.bptt):
+            x = torch.stack([ids[q:q + L + 1] for q in pos])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
+                lgt, state = h.segment(state, x[:, :L])
+            lgt = lgt.float()
+            loss = loss + F.cross_entropy(lgt.reshape(-1, lgt.shape[-1]), x[:, 1:].reshape(-1))
+            pos = [q + L if q + 2 * L + 1 < len(ids) else 0 for q in pos]
+        loss = loss / a.bptt
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        state = h.detach(state)
+        step += 1
+        tl, nl = tl + loss.item(), nl + 1
+        if step % a.log_every == 0:
+            el = time.time() - t0
+            log(lg, f"stage {a.stage} step {step}/{a.steps} loss {tl / nl:.4f} {el / 60:.1f} min "
+                    f"{B * L * a.bptt * nl / (time.time() - ts):.0f} tok/s")
+            tl, nl, ts = 0.0, 0, time.time()
+        if step % a.save_every == 0:
+            save()
+    save()
+    log(lg, f"hmt stage {a.stage}: stopped at step {step}, {(time.time() - t0) / 60:.1f} min")
+
+
+# ----------------------------------------------------------------------------- eval
+def batch_nll(h, docs, mode, W):
+    """Sum of NLL and count over tokens 1..n-1 of each document (as
+    hmt-perplexity scores a file), all documents batched: they are padded at
+    the end (causal attention: padding never reaches a real token's logits),
+    except that a final segment shorter than j is summarized from its own
+    tokens only, so those documents are redone one by one there."""
+    D = len(docs)
+    order = sorted(range(D), key=lambda i: -len(docs[i]))
+    docs = [docs[i] for i in order]
+    lens = [len(d) for d in docs]
+    step = W // 2 if mode == "window" else h.L
+    T = max(lens) + step + W + 1
+    x = torch.zeros(D, T, dtype=torch.int64)
+    y = torch.full((D, T), -100, dtype=torch.int64)
+    for i, d in enumerate(docs):
+        t = torch.tensor(d, dtype=torch.int64)
+        x[i, :len(d)] = t
+        y[i, :len(d) - 1] = t[1:]
+    nll = torch.zeros(D, dtype=torch.float64)
+
+    def add(lg, tgt, rows):
+        ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]).float(), tgt.reshape(-1),
+                             ignore_index=-100, reduction="none").view(tgt.shape)
+        nll[rows] += ce.double().sum(1)
+
+    if mode == "window":
+        lg, _ = h.m(x[:, :W])
+        add(lg, y[:, :W], slice(0, D))
+        s = W
+        while s < max(lens):
+            b = sum(1 for n in lens if n > s)
+            lg, _ = h.m(x[:b, s - W // 2:s + W // 2])
+            add(lg[:, W // 2:], y[:b, s:s + W // 2], slice(0, b))
+            s += W // 2
+        return float(nll.sum()), sum(n - 1 for n in lens)
+    L = h.L
+    state = h.new_state()
+    n = 0
+    while n * L < max(lens):
+        b = sum(1 for ln in lens if ln > n * L)
+        st = dict(n=state["n"], mems=[m_[:b] for m_ in state["mems"]],
+                  sens=None if state["sens"] is None else state["sens"][:b])
+        lg, new = h.segment(st, x[:b, n * L:(n + 1) * L])
+        add(lg, y[:b, n * L:(n + 1) * L], slice(0, b))
+        if mode == "full" and n > 0:
+            for i in range(b):
+                rem = lens[i] - n * L
+                if 0 < rem < h.j:                 # short last segment: j' = rem
+                    sti = dict(n=st["n"], mems=[m_[i:i + 1] for m_ in st["mems"]],
+                               sens=None if st["sens"] is None else st["sens"][i:i + 1])
+                    lgi, _ = h.segment(sti, x[i:i + 1, n * L:n * L + rem])
+                    ce_old = F.cross_entropy(lg[i, :rem].float(), y[i, n * L:n * L + rem],
+                                             ignore_index=-100, reduction="sum")
+                    ce_new = F.cross_entropy(lgi[0].float(), y[i, n * L:n * L + rem],
+                                             ignore_index=-100, reduction="sum")
+                    nll[i] += float(ce_new) - float(ce_old)
+        state = new
+        n += 1
+    return float(nll.sum()), sum(ln - 1 for ln in lens)
+
+
+def cmd_eval(a):
+    """Token-weighted PPL over the held-out documents, each scored as
+    hmt-perplexity scores a file (BOS + text, tokens 1..n-1)."""
+    torch.set_num_threads(a.threads)
+    sp = load_sp(a.dir)
+    dt = torch.float64 if a.dtype == "f64" else torch.float32
+    if a.model:                                   # the exported GGUF files (what libhmt reads)
+        from hmt_torch import load_gguf
+        m, p, hp = load_gguf(a.model, a.adapter, dtype=dt)
+        if hp is None:
+            hp = dict(L=a.L or 64, k=0, N=1, fraction=0.5)
+    else:                                         # checkpoints; 2-D weights rounded to F16 as exported
+        m, _ = model_from_ckpt(os.path.join(a.dir, "base.pt"))
+        with torch.no_grad():
+            for q in m.parameters():
+                if q.dim() >= 2:
+                    q.copy_(q.half().float())
+        m.to(dt)
+        hk = os.path.join(a.dir, "hmt.pt")
+        p, hp = None, dict(L=a.L or 64, k=0, N=1, fraction=0.5)
+        if os.path.exists(hk):
+            ck = torch.load(hk)
+            hp = ck["hp"]
+            p = HMTParams(m.c.n_embd, hp["d_h"])
+            p.load_state_dict(ck["params"])
+            p.to(dt)
+    m.eval()
+    L = a.L or hp["L"]
+    files = sorted(glob.glob(a.files)) if a.files else sorted(
+        glob.glob(os.path.join(a.dir, "heldout", "*.txt")))
+    if a.max_docs:
+        files = files[:a.max_docs]
+    modes = ["full", "rmt", "segments", "window"] if a.mode == "all" else a.mode.split(",")
+    W = a.ctx or m.c.n_ctx
+    res = {}
+    with torch.no_grad():
+        for mode in modes:
+            if mode in ("full", "rmt") and p is None:
+                continue
+            h = HMT(m, p, L, hp["k"], hp["N"], hp["fraction"], mode=mode)
+            t0 = time.time()
+            docs = []
+            for fn in files:
+                with open(fn) as f:
+                    docs.append(encode_doc(sp, f.read()))
+            tot, cnt = batch_nll(h, docs, mode, W)
+            res[mode] = (tot, cnt)
+            print(f"{mode:9s} L={L if mode != 'window' else W:<4d} scored {cnt:7d} "
+                  f"mean_nll {tot / cnt:.6f} ppl {math.exp(tot / cnt):.4f} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+    return res
+
+
+def cmd_ceval(a):
+    """The same held-out score through libhmt: build/bin/hmt-perplexity on each
+    file (fresh stream per document), token-weighted over all of them."""
+    import subprocess
+    files = sorted(glob.glob(a.files)) if a.files else sorted(
+        glob.glob(os.path.join(a.dir, "heldout", "*.txt")))
+    tot, t0 = {}, time.time()
+    for fn in files:
+        cmd = [a.bin, "-m", a.model, "-f", fn, "--mode", a.mode, "-t", str(a.threads), "-q"]
+        if a.adapter:
+            cmd += ["-a", a.adapter]
+        if a.L:
+            cmd += ["-L", str(a.L)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        for ln in out.splitlines():
+            f = ln.split()
+            if f and f[0] in ("full", "rmt", "segments", "window"):
+                i = next(k for k in range(1, len(f)) if f[k].isdigit())
+                sc, mn = int(f[i]), float(f[i + 1])
+                s_, c_ = tot.get(f[0], (0.0, 0))
+                tot[f[0]] = (s_ + sc * mn, c_ + sc)
+                tot.setdefault(f[0] + "#settings", " ".join(f[1:i]))
+    for mode in ("full", "rmt", "segments", "window"):
+        if mode in tot:
+            s_, c_ = tot[mode]
+            print(f"{mode:9s} {tot[mode + '#settings']:24s} scored {c_:7d} mean_nll {s_ / c_:.6f} "
+                  f"ppl {math.exp(s_ / c_):.4f}", flush=True)
+    print(f"({len(files)} files, {time.time() - t0:.0f} s)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("tokenizer", "base", "hmt", "eval", "ceval"):
+        s = sub.add_parser(name)
+        s.add_argument("--dir", default="build/brown")
+        s.add_argument("--threads", type=int, default=2)
+        s.add_argument("--seed", type=int, default=1)
+        if name == "tokenizer":
+            s.add_argument("--vocab", type=int, default=3000)
+        if name == "base":
+            s.add_argument("--n-embd", type=int, default=256)
+            s.add_argument("--n-layer", type=int, default=4)
+            s.add_argument("--n-head", type=int, default=4)
+            s.add_argument("--n-ff", type=int, default=688)
+            s.add_argument("--n-ctx", type=int, default=256, help="context length (= the training sequence length)")
+            s.add_argument("--seq", type=int, default=256, help="training sequence length")
+            s.add_argument("--batch", type=int, default=16)
+            s.add_argument("--lr", type=float, default=2e-3)
+            s.add_argument("--warmup", type=int, default=60)
+            s.add_argument("--steps", type=int, default=1200, help="schedule length")
+            s.add_argument("--minutes", type=float, default=18, help="stop after this (resumable)")
+            s.add_argument("--log-every", type=int, default=10)
+            s.add_argument("--bf16", type=int, default=1, help="bf16 autocast matmuls (oneDNN; fp32 master weights)")
+            s.add_argument("--save-every", type=int, default=50)
+        if name == "hmt":
+            s.add_argument("--stage", type=int, choices=[1, 2], required=True)
+            s.add_argument("--L", type=int, default=64)
+            s.add_argument("--k", type=int, default=16)
+            s.add_argument("--N", type=int, default=32)
+            s.add_argument("--d-h", type=int, default=128)
+            s.add_argument("--batch", type=int, default=8)
+            s.add_argument("--bptt", type=int, default=4)
+            s.add_argument("--reset-every", type=int, default=40, help="segments per stream before a reset")
+            s.add_argument("--lr", type=float, default=1e-2)
+            s.add_argument("--steps", type=int, default=100000)
+            s.add_argument("--minutes", type=float, default=5)
+            s.add_argument("--log-every", type=int, default=5)
+            s.add_argument("--save-every", type=int, default=20)
+            s.add_argument("--bf16", type=int, default=1, help="bf16 autocast matmuls")
+        if name == "ceval":
+            s.add_argument("--bin", default="build/bin/hmt-perplexity")
+            s.add_argument("--model", required=True)
+            s.add_argument("--adapter")
+            s.add_argument("--L", type=int, default=0, help="segment length (segments mode without adapter)")
+            s.add_argument("--mode", default="all")
+            s.add_argument("--files", help="glob (default DIR/heldout/*.txt)")
+        if name == "eval":
+            s.add_argument("--mode", default="all")
+            s.add_argument("--files", help="glob (default DIR/heldout/*.txt)")
+            s.add_argument("--max-docs", type=int, default=0)
+            s.add_argument("--L", type=int, default=0)
+            s.add_argument("--ctx", type=int, default=0)
+            s.add_argument("--dtype", choices=["f32", "f64"], default="f32")
+            s.add_argument("--model", help="base GGUF (default: DIR/base.pt rounded to F16)")
+            s.add_argument("--adapter", help="adapter GGUF (with --model)")
+    a = ap.parse_args(argv)
+    {"tokenizer": cmd_tokenizer, "base": cmd_base, "hmt": cmd_hmt, "eval": cmd_eval,
+     "ceval": cmd_ceval}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
