@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "adapter.h"
 #include "params.h"
 
@@ -35,7 +36,7 @@ static int get_tensor(const hmti_gguf *g, const char *name, int32_t d, int32_t r
     if (t->type != HMTI_TYPE_F32 && t->type != HMTI_TYPE_F16 && t->type != HMTI_TYPE_BF16)
         return hmti_errf(HMT_E_UNSUPPORTED, "adapter: tensor '%s' has unsupported type %s", name,
                          hmti_tensor_type_name(t->type));
-    float *v = malloc((size_t)r * (size_t)d * sizeof *v);
+    float *v = hmti_malloc((size_t)r * (size_t)d * sizeof *v);
     if (!v) return hmti_errf(HMT_E_NOMEM, "adapter: out of memory for '%s'", name);
     const size_t rb = hmti_row_size(t->type, d);
     for (uint64_t i = 0; i < r; i++)
@@ -106,7 +107,7 @@ static void destroy(hmt_adapter *a) {
 
 int hmti_adapter_load_gguf(hmt_adapter **out, hmt_model *model, const hmti_gguf *g) {
     *out = NULL;
-    hmt_adapter *a = calloc(1, sizeof *a);
+    hmt_adapter *a = hmti_calloc(1, sizeof *a);
     if (!a) return hmti_errf(HMT_E_NOMEM, "hmt_adapter_load: out of memory");
     atomic_init(&a->refs, 1);
     hmti_model_retain(model);

@@ -1,9 +1,12 @@
 #include "bigalloc.h"
 
+#include "alloc.h"
+
 #include <sys/mman.h>
 
 void *hmti_big_alloc(size_t bytes) {
     if (bytes == 0) bytes = 1;
+    if (hmti_alloc_inject()) return NULL;
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "backbone.h"
 #include "params.h"
 
@@ -38,7 +39,7 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     int n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
     if (n_ctx == 0) n_ctx = model->n_ctx_train;
     if (n_batch > n_ctx) n_batch = n_ctx;
-    hmt_ctx *ctx = calloc(1, sizeof *ctx);
+    hmt_ctx *ctx = hmti_calloc(1, sizeof *ctx);
     if (!ctx) return hmti_errf(HMT_E_NOMEM, "hmt_ctx_create: out of memory");
     int rc = hmti_backbone_init(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_threads);
     if (rc) {
@@ -100,7 +101,7 @@ HMT_API const char *hmt_ctx_errmsg(const hmt_ctx *ctx) {
  * earlier one did. */
 static int reserve(void **p, size_t *cap, size_t want, size_t elem) {
     if (want <= *cap) return HMT_OK;
-    void *q = realloc(*p, want * elem);
+    void *q = hmti_realloc(*p, want * elem);
     if (!q) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu output rows", want);
     *p = q;
     *cap = want;
@@ -109,7 +110,7 @@ static int reserve(void **p, size_t *cap, size_t want, size_t elem) {
 
 static int reserve_rows(float **buf, size_t *cap, size_t rows, size_t width) {
     if (rows <= *cap) return HMT_OK;
-    float *p = realloc(*buf, rows * width * sizeof(float));
+    float *p = hmti_realloc(*buf, rows * width * sizeof(float));
     if (!p) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu output rows", rows);
     *buf = p;
     *cap = rows;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "params.h"
 #include "proc.h"
@@ -123,9 +124,9 @@ static void ditto_accept_final(void *ud, hmt_token token, double p_final) {
     ditto *d = ud;
     if (d->n - d->base == d->cap) {
         int64_t cap = d->cap ? 2 * d->cap : 256;
-        hmt_token *h = realloc(d->hist, (size_t)cap * sizeof *h);
+        hmt_token *h = hmti_realloc(d->hist, (size_t)cap * sizeof *h);
         if (h) d->hist = h;
-        double *hp = h ? realloc(d->hp, (size_t)cap * sizeof *hp) : NULL;
+        double *hp = h ? hmti_realloc(d->hp, (size_t)cap * sizeof *hp) : NULL;
         if (hp) d->hp = hp;
         if (!h || !hp) {
             ditto_reset(d);
@@ -140,7 +141,7 @@ static void ditto_accept_final(void *ud, hmt_token token, double p_final) {
     if (!is_delim(d, token)) return;
     if (d->n_sen == d->sen_cap) {
         int64_t cap = d->sen_cap ? 2 * d->sen_cap : 64;
-        sentence *s = realloc(d->sen, (size_t)cap * sizeof *s);
+        sentence *s = hmti_realloc(d->sen, (size_t)cap * sizeof *s);
         if (!s) {
             ditto_reset(d);
             hmti_log(HMT_LOG_WARN, "ditto: out of memory; history reset");
@@ -175,7 +176,7 @@ static int add_candidate(ditto *d, int32_t *nc, hmt_token y, int32_t r, double p
         }
     if (*nc == d->cand_cap) {
         int32_t cap = d->cand_cap ? 2 * d->cand_cap : 8;
-        candidate *c = realloc(d->cands, (size_t)cap * sizeof *c);
+        candidate *c = hmti_realloc(d->cands, (size_t)cap * sizeof *c);
         if (!c) return hmti_errf(HMT_E_NOMEM, "ditto: out of memory");
         d->cands = c;
         d->cand_cap = cap;
@@ -249,7 +250,7 @@ static int ditto_apply(void *ud, float *z, int32_t n_vocab, const float *key, in
     }
     /* exact: the others share the mass the penalised tokens gave up */
     if (n_vocab > d->mark_cap) {
-        uint8_t *m = realloc(d->mark, (size_t)n_vocab);
+        uint8_t *m = hmti_realloc(d->mark, (size_t)n_vocab);
         if (!m) return hmti_errf(HMT_E_NOMEM, "ditto: out of memory");
         d->mark = m;
         d->mark_cap = n_vocab;
@@ -274,7 +275,7 @@ static int ditto_apply(void *ud, float *z, int32_t n_vocab, const float *key, in
  * ends in '.'. */
 static int default_delimiters(ditto *d, const hmt_model *model) {
     const int32_t nv = hmt_model_n_vocab(model);
-    d->delim = calloc((size_t)nv, 1);
+    d->delim = hmti_calloc((size_t)nv, 1);
     if (!d->delim) return hmti_errf(HMT_E_NOMEM, "hmt_proc_ditto_create: out of memory");
     d->delim_n = nv;
     char buf[256];
@@ -282,7 +283,7 @@ static int default_delimiters(ditto *d, const hmt_model *model) {
         size_t len = 0;
         int rc = hmt_detokenize(model, &id, 1, 0, buf, sizeof buf, &len);
         if (rc == HMT_E_BUFFER) { /* longer than the buffer: only the last byte matters */
-            char *big = malloc(len + 1);
+            char *big = hmti_malloc(len + 1);
             if (!big) return hmti_errf(HMT_E_NOMEM, "hmt_proc_ditto_create: out of memory");
             rc = hmt_detokenize(model, &id, 1, 0, big, len + 1, &len);
             if (!rc && len > 0) d->delim[id] = big[len - 1] == '.';
@@ -300,7 +301,7 @@ HMT_API int hmt_proc_ditto_create(hmt_proc **out, const hmt_model *model,
     hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_proc_ditto_create: out is NULL");
     *out = NULL;
-    ditto *d = calloc(1, sizeof *d);
+    ditto *d = hmti_calloc(1, sizeof *d);
     if (!d) return hmti_errf(HMT_E_NOMEM, "hmt_proc_ditto_create: out of memory");
     d->lambda = hmti_param_value(params, HMT_P_DITTO_LAMBDA);
     d->mode = (int)hmti_param_value(params, HMT_P_DITTO_MODE);
@@ -338,7 +339,7 @@ HMT_API int hmt_proc_ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, siz
                              (int)ids[i], (int)bound);
         if (ids[i] > max_id) max_id = ids[i];
     }
-    uint8_t *m = calloc((size_t)max_id + 1, 1);
+    uint8_t *m = hmti_calloc((size_t)max_id + 1, 1);
     if (!m) return hmti_errf(HMT_E_NOMEM, "hmt_proc_ditto_set_delimiters: out of memory");
     for (size_t i = 0; i < n; i++) m[ids[i]] = 1;
     free(d->delim);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "gguf.h"
 
@@ -202,7 +203,7 @@ static int index_strings(parser *p, gguf_kv *kv) {
     if (rc || kv->n == 0) return rc;
     if (kv->n > SIZE_MAX / sizeof *kv->str_pos)
         return fail(p, HMT_E_NOMEM, "string array of %" PRIu64 " elements", kv->n);
-    kv->str_pos = malloc(kv->n * sizeof *kv->str_pos);
+    kv->str_pos = hmti_malloc(kv->n * sizeof *kv->str_pos);
     if (!kv->str_pos)
         return fail(p, HMT_E_NOMEM, "out of memory indexing %" PRIu64 " strings", kv->n);
     uint64_t pos = kv->pos;
@@ -345,7 +346,7 @@ static int index_build(name_index *ix, const hmti_gguf *g, uint64_t n, name_fn n
     uint64_t cap = 16;
     while (cap < 2 * n) cap *= 2;
     if (cap > SIZE_MAX / sizeof *ix->slot) return HMT_E_NOMEM;
-    ix->slot = calloc(cap, sizeof *ix->slot);
+    ix->slot = hmti_calloc(cap, sizeof *ix->slot);
     if (!ix->slot) return HMT_E_NOMEM;
     ix->mask = cap - 1;
     for (uint64_t i = 0; i < n; i++) {
@@ -386,7 +387,7 @@ static int build_indexes(hmti_gguf *g) {
 static int grow(void **arr, uint64_t *cap, uint64_t n, size_t elsz) {
     if (n < *cap) return HMT_OK;
     uint64_t nc = *cap ? *cap * 2 : 16;
-    void *q = nc <= SIZE_MAX / elsz ? realloc(*arr, nc * elsz) : NULL;
+    void *q = nc <= SIZE_MAX / elsz ? hmti_realloc(*arr, nc * elsz) : NULL;
     if (!q) return hmti_errf(HMT_E_NOMEM, "gguf: out of memory for %" PRIu64 " entries", nc);
     *arr = q;
     *cap = nc;
@@ -481,7 +482,7 @@ static int parse(hmti_gguf *g) {
 /* Takes ownership of map (munmapped on failure). */
 static int open_common(hmti_gguf **out, const uint8_t *base, uint64_t size, void *map,
                        size_t map_len) {
-    hmti_gguf *g = calloc(1, sizeof *g);
+    hmti_gguf *g = hmti_calloc(1, sizeof *g);
     if (!g) {
         if (map) munmap(map, map_len);
         return hmti_errf(HMT_E_NOMEM, "gguf: out of memory");

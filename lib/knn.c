@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "knn.h"
 #include "model.h"
 #include "params.h"
@@ -41,7 +42,7 @@ uint64_t hmti_knn_model_fingerprint(const hmt_model *m) {
         h = hmti_knn_fnv1a(h, m->layers[l].attn_norm, (size_t)m->n_embd * sizeof(float));
         h = hmti_knn_fnv1a(h, m->layers[l].ffn_norm, (size_t)m->n_embd * sizeof(float));
     }
-    float *row = malloc((size_t)m->n_embd * sizeof *row);
+    float *row = hmti_malloc((size_t)m->n_embd * sizeof *row);
     if (row) {
         hmti_model_embed(m, m->n_vocab - 1, row);
         h = hmti_knn_fnv1a(h, row, (size_t)m->n_embd * sizeof(float));
@@ -84,17 +85,17 @@ HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model
     hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !model || !path) return hmti_errf(HMT_E_INVAL, "knn builder: NULL argument");
-    hmt_knn_builder *b = calloc(1, sizeof *b);
+    hmt_knn_builder *b = hmti_calloc(1, sizeof *b);
     if (!b) return hmti_errf(HMT_E_NOMEM, "knn builder: out of memory");
     b->dim = model->n_embd;
     b->n_vocab = model->n_vocab;
     b->dtype = hmti_param_value(params, HMT_P_KNN_KEY_F16) != 0 ? HMT_KNN_F16 : HMT_KNN_F32;
     b->fingerprint = hmti_knn_model_fingerprint(model);
     size_t plen = strlen(path);
-    b->path = malloc(plen + 1);
-    b->tmp_path = malloc(plen + 5);
-    b->f16_buf = malloc((size_t)b->dim * sizeof *b->f16_buf);
-    b->key_buf = malloc((size_t)b->dim * sizeof *b->key_buf);
+    b->path = hmti_malloc(plen + 1);
+    b->tmp_path = hmti_malloc(plen + 5);
+    b->f16_buf = hmti_malloc((size_t)b->dim * sizeof *b->f16_buf);
+    b->key_buf = hmti_malloc((size_t)b->dim * sizeof *b->key_buf);
     if (!b->path || !b->tmp_path || !b->f16_buf || !b->key_buf) {
         hmt_knn_builder_free(b);
         return hmti_errf(HMT_E_NOMEM, "knn builder: out of memory");
@@ -165,7 +166,7 @@ HMT_API int hmt_knn_builder_add(hmt_knn_builder *b, const float *keys, const hmt
     if ((size_t)b->count + n > b->values_cap) {
         size_t cap = b->values_cap ? b->values_cap : 4096;
         while (cap < (size_t)b->count + n) cap *= 2;
-        int32_t *v = realloc(b->values, cap * sizeof *v);
+        int32_t *v = hmti_realloc(b->values, cap * sizeof *v);
         if (!v) return hmti_errf(HMT_E_NOMEM, "knn builder add: out of memory");
         b->values = v;
         b->values_cap = cap;
@@ -206,7 +207,7 @@ HMT_API int hmt_knn_builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_
     const size_t window = (size_t)hmt_ctx_n_ctx(ctx);
     size_t batch = nb >= 1 ? (size_t)nb : 512;
     if (batch > window) batch = window;
-    uint8_t *outs = malloc(batch);
+    uint8_t *outs = hmti_malloc(batch);
     if (!outs) return hmti_errf(HMT_E_NOMEM, "knn builder add_ctx: out of memory");
     memset(outs, HMT_OUT_FFN_INPUT, batch);
     for (size_t w0 = 0; w0 + 1 < n && !rc; w0 += window) {
@@ -377,7 +378,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !model || !path) return hmti_errf(HMT_E_INVAL, "knn load: NULL argument");
-    hmt_knn *knn = calloc(1, sizeof *knn);
+    hmt_knn *knn = hmti_calloc(1, sizeof *knn);
     if (!knn) return hmti_errf(HMT_E_NOMEM, "knn load: out of memory");
     pthread_mutex_init(&knn->pool_mu, NULL);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -460,15 +461,15 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     /* threads, norms (which also check that every key is finite) */
     knn->n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
     if (knn->n_threads < 1) knn->n_threads = 1;
-    knn->norms = malloc((size_t)count * sizeof *knn->norms);
+    knn->norms = hmti_malloc((size_t)count * sizeof *knn->norms);
     if (!knn->norms) return load_fail(knn, hmti_errf(HMT_E_NOMEM, "knn load: out of memory"));
     int rc = hmti_pool_create(&knn->pool, knn->n_threads);
     if (rc) return load_fail(knn, rc);
     norm_job job = {.knn = knn};
-    job.scratch = calloc((size_t)knn->n_threads, sizeof *job.scratch);
+    job.scratch = hmti_calloc((size_t)knn->n_threads, sizeof *job.scratch);
     int ok = job.scratch != NULL;
     for (int t = 0; ok && t < knn->n_threads; t++)
-        ok = (job.scratch[t] = malloc(dim * sizeof(float))) != NULL;
+        ok = (job.scratch[t] = hmti_malloc(dim * sizeof(float))) != NULL;
     if (ok) hmti_pool_run(knn->pool, norms_share, &job);
     for (int t = 0; job.scratch && t < knn->n_threads; t++) free(job.scratch[t]);
     free(job.scratch);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "knn.h"
 #include "params.h"
 
@@ -210,17 +211,17 @@ static int search_group(const hmt_knn *knn, hmti_pool *pool, int nth, const floa
     const int64_t d = knn->dim, kc = n_candidates(k, knn->count);
     search_job j = {.knn = knn, .q = q, .nq = nq, .kc = kc, .k = k, .nth = nth,
                     .dist_out = dist_out, .idx_out = idx_out};
-    float *qn = malloc((size_t)nq * sizeof *qn);
-    j.qt = malloc((size_t)nq * d * sizeof *j.qt);
-    j.hd = malloc((size_t)nth * nq * kc * sizeof *j.hd);
-    j.hi = malloc((size_t)nth * nq * kc * sizeof *j.hi);
-    j.hn = malloc((size_t)nth * nq * sizeof *j.hn);
-    j.scratch = calloc((size_t)nth, sizeof *j.scratch);
-    j.exact = malloc((size_t)nth * kc * 2 * sizeof(double));
-    j.order = malloc((size_t)nth * kc * 3 * sizeof(int64_t));
+    float *qn = hmti_malloc((size_t)nq * sizeof *qn);
+    j.qt = hmti_malloc((size_t)nq * d * sizeof *j.qt);
+    j.hd = hmti_malloc((size_t)nth * nq * kc * sizeof *j.hd);
+    j.hi = hmti_malloc((size_t)nth * nq * kc * sizeof *j.hi);
+    j.hn = hmti_malloc((size_t)nth * nq * sizeof *j.hn);
+    j.scratch = hmti_calloc((size_t)nth, sizeof *j.scratch);
+    j.exact = hmti_malloc((size_t)nth * kc * 2 * sizeof(double));
+    j.order = hmti_malloc((size_t)nth * kc * 3 * sizeof(int64_t));
     int ok = qn && j.qt && j.hd && j.hi && j.hn && j.scratch && j.exact && j.order;
     for (int s = 0; ok && s < nth; s++)
-        ok = (j.scratch[s] = malloc(((size_t)KB * nq + (size_t)KB * d) * sizeof(float))) != NULL;
+        ok = (j.scratch[s] = hmti_malloc(((size_t)KB * nq + (size_t)KB * d) * sizeof(float))) != NULL;
     int rc = HMT_OK;
     if (ok) {
         for (int64_t i = 0; i < nq; i++) {
@@ -412,7 +413,7 @@ HMT_API int hmt_knn_interpolate_neighbors(const hmt_params *params, const float 
     }
     hmti_knn_cfg cfg;
     hmti_knn_cfg_read(&cfg, params);
-    vw *pairs = malloc(((size_t)n_neighbors + 1) * sizeof *pairs);
+    vw *pairs = hmti_malloc(((size_t)n_neighbors + 1) * sizeof *pairs);
     if (!pairs) return hmti_errf(HMT_E_NOMEM, "knn interpolate: out of memory");
     mix(&cfg, dists, values, n_neighbors, logits, n_vocab, logprobs_out, lambda_out, pairs);
     free(pairs);
@@ -434,10 +435,10 @@ HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, co
     int64_t chunk = (INT64_C(1) << 22) / k; /* dist + idx buffers <= 48 MiB */
     chunk = chunk < 1 ? 1 : chunk > IV_CHUNK ? IV_CHUNK : chunk;
     if ((size_t)chunk > n) chunk = (int64_t)n;
-    float *dist = malloc((size_t)chunk * k * sizeof *dist);
-    int64_t *idx = malloc((size_t)chunk * k * sizeof *idx);
-    int32_t *vals = malloc((size_t)k * sizeof *vals);
-    vw *pairs = malloc((size_t)k * sizeof *pairs);
+    float *dist = hmti_malloc((size_t)chunk * k * sizeof *dist);
+    int64_t *idx = hmti_malloc((size_t)chunk * k * sizeof *idx);
+    int32_t *vals = hmti_malloc((size_t)k * sizeof *vals);
+    vw *pairs = hmti_malloc((size_t)k * sizeof *pairs);
     int rc = dist && idx && vals && pairs ? HMT_OK
                                           : hmti_errf(HMT_E_NOMEM, "knn interpolate: out of memory");
     for (size_t p0 = 0; p0 < n && !rc; p0 += (size_t)chunk) {
@@ -508,16 +509,16 @@ HMT_API int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn, const hmt_pa
     hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !knn) return hmti_errf(HMT_E_INVAL, "hmt_proc_knn_create: NULL argument");
-    knn_proc *p = calloc(1, sizeof *p);
+    knn_proc *p = hmti_calloc(1, sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");
     p->knn = knn;
     hmti_knn_cfg_read(&p->cfg, params);
     const size_t k = (size_t)p->cfg.k;
-    p->dist = malloc(k * sizeof *p->dist);
-    p->idx = malloc(k * sizeof *p->idx);
-    p->vals = malloc(k * sizeof *p->vals);
-    p->pairs = malloc(k * sizeof *p->pairs);
-    p->tmp = malloc((size_t)knn->n_vocab * sizeof *p->tmp);
+    p->dist = hmti_malloc(k * sizeof *p->dist);
+    p->idx = hmti_malloc(k * sizeof *p->idx);
+    p->vals = hmti_malloc(k * sizeof *p->vals);
+    p->pairs = hmti_malloc(k * sizeof *p->pairs);
+    p->tmp = hmti_malloc((size_t)knn->n_vocab * sizeof *p->tmp);
     if (!p->dist || !p->idx || !p->vals || !p->pairs || !p->tmp) {
         knn_proc_free(p);
         return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");

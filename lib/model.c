@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "model.h"
 
 #define NAME_MAX_LEN 96
@@ -83,7 +84,7 @@ static int load_stacked(hmt_model *m, const char *const *names, const int64_t *r
         if (rc) return rc;
         total += rows[i];
     }
-    float *tmp = malloc((size_t)total * (size_t)cols * sizeof *tmp);
+    float *tmp = hmti_malloc((size_t)total * (size_t)cols * sizeof *tmp);
     if (!tmp) return hmti_errf(HMT_E_NOMEM, "model: out of memory stacking '%s'", names[0]);
     float *row = tmp;
     for (int i = 0; i < n; i++) {
@@ -105,7 +106,7 @@ static int load_vector(hmt_model *m, const char *name, int64_t n, int required, 
     if (rc || !t) return rc;
     if (t->type == HMTI_TYPE_Q8_0 && n % 32)
         return hmti_errf(HMT_E_FORMAT, "model: tensor '%s': Q8_0 length %lld", name, (long long)n);
-    float *v = malloc((size_t)n * sizeof *v);
+    float *v = hmti_malloc((size_t)n * sizeof *v);
     if (!v) return hmti_errf(HMT_E_NOMEM, "model: out of memory for '%s'", name);
     hmti_row_to_f32(t->data, t->type, v, n);
     m->n_params += (uint64_t)n;
@@ -177,7 +178,7 @@ static int load_weights(hmt_model *m) {
     if (rc) return rc;
     m->n_params += (uint64_t)m->n_vocab * (uint64_t)d;
 
-    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    m->layers = hmti_calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
     char n0[NAME_MAX_LEN], n1[NAME_MAX_LEN], n2[NAME_MAX_LEN];
 #define TNAME(buf, suffix) (snprintf(buf, sizeof buf, "blk.%d." suffix, i), buf)
@@ -201,7 +202,7 @@ static int load_weights(hmt_model *m) {
             const char *bn[3] = {TNAME(n0, "attn_q.bias"), TNAME(n1, "attn_k.bias"),
                                  TNAME(n2, "attn_v.bias")};
             for (int j = 0; j < 3 && !rc; j++) rc = load_vector(m, bn[j], qkv_rows[j], 1, &b[j]);
-            if (!rc && !(L->bqkv = malloc((size_t)(q_dim + 2 * kv_dim) * sizeof(float))))
+            if (!rc && !(L->bqkv = hmti_malloc((size_t)(q_dim + 2 * kv_dim) * sizeof(float))))
                 rc = hmti_errf(HMT_E_NOMEM, "model: out of memory");
             if (!rc) {
                 memcpy(L->bqkv, b[0], (size_t)q_dim * sizeof(float));
@@ -255,7 +256,7 @@ static void destroy(hmt_model *m) {
 
 int hmti_model_load(hmt_model **out, const char *path) {
     *out = NULL;
-    hmt_model *m = calloc(1, sizeof *m);
+    hmt_model *m = hmti_calloc(1, sizeof *m);
     if (!m) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->err_lock, NULL);

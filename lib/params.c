@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "params.h"
 
@@ -65,7 +66,7 @@ static int find(hmt_param key) {
 HMT_API int hmt_params_create(hmt_params **out) {
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_params_create: out is NULL");
     *out = NULL;
-    hmt_params *p = malloc(sizeof *p);
+    hmt_params *p = hmti_malloc(sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_params_create: out of memory");
     for (size_t i = 0; i < N_PARAMS; i++) p->value[i] = PARAMS[i].def;
     *out = p;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "proc.h"
 
@@ -42,7 +43,7 @@ static int proc_new(hmt_proc **out, const hmt_proc_i *iface, void *user_data,
                          "interface's required part (%zu bytes)",
                          (unsigned)iface->struct_size, (size_t)APPLY_END);
     if (!iface->apply) return hmti_errf(HMT_E_INVAL, "hmt_proc_create: iface->apply is NULL");
-    hmt_proc *p = calloc(1, sizeof *p);
+    hmt_proc *p = hmti_calloc(1, sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_proc_create: out of memory");
     size_t n = iface->struct_size < sizeof p->vt ? iface->struct_size : sizeof p->vt;
     memcpy(&p->vt, iface, n); /* fields past n stay NULL */
@@ -84,7 +85,7 @@ HMT_API void hmt_proc_free(hmt_proc *p) {
 HMT_API int hmt_chain_create(hmt_chain **out) {
     hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_chain_create: out is NULL");
-    *out = calloc(1, sizeof **out);
+    *out = hmti_calloc(1, sizeof **out);
     if (!*out) return hmti_errf(HMT_E_NOMEM, "hmt_chain_create: out of memory");
     return HMT_OK;
 }
@@ -101,7 +102,7 @@ HMT_API int hmt_chain_add(hmt_chain *chain, hmt_proc *p) {
     }
     if (chain->n == chain->cap) {
         int32_t cap = chain->cap ? 2 * chain->cap : 4;
-        hmt_proc **np = realloc(chain->procs, (size_t)cap * sizeof *np);
+        hmt_proc **np = hmti_realloc(chain->procs, (size_t)cap * sizeof *np);
         if (!np) {
             proc_destroy(p);
             return hmti_errf(HMT_E_NOMEM, "hmt_chain_add: out of memory (the processor was freed)");
@@ -142,7 +143,7 @@ static int chain_run(hmt_chain *chain, const float *logits, int32_t n_vocab, con
     if (!key) n_key = 0;
     chain->last_n = 0;
     if (n_vocab > chain->work_cap) {
-        float *w = realloc(chain->work, (size_t)n_vocab * sizeof *w);
+        float *w = hmti_realloc(chain->work, (size_t)n_vocab * sizeof *w);
         if (!w) return hmti_errf(HMT_E_NOMEM, "%s: out of memory", who);
         chain->work = w;
         chain->work_cap = n_vocab;

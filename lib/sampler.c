@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "params.h"
 #include "proc.h"
@@ -54,7 +55,7 @@ HMT_API int hmt_sampler_create(hmt_sampler **out, const hmt_params *params) {
     hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_sampler_create: out is NULL");
     *out = NULL;
-    hmt_sampler *s = calloc(1, sizeof *s);
+    hmt_sampler *s = hmti_calloc(1, sizeof *s);
     if (!s) return hmti_errf(HMT_E_NOMEM, "hmt_sampler_create: out of memory");
     s->temperature = hmti_param_value(params, HMT_P_TEMPERATURE);
     s->top_k = (int64_t)hmti_param_value(params, HMT_P_TOP_K);
@@ -96,7 +97,7 @@ static int sample_impl(hmt_sampler *s, const float *logits, int32_t n_vocab, hmt
         return HMT_OK;
     }
     if (n_vocab > s->work_cap) {
-        cand *w = realloc(s->work, (size_t)n_vocab * sizeof *w);
+        cand *w = hmti_realloc(s->work, (size_t)n_vocab * sizeof *w);
         if (!w) return hmti_errf(HMT_E_NOMEM, "%s: out of memory", who);
         s->work = w;
         s->work_cap = n_vocab;

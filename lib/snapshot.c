@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "stream.h"
 
 #define SNAP_VERSION 1u
@@ -25,15 +26,9 @@ static uint64_t model_fingerprint(const hmt_model *m) {
     h = fnv1a(h, m->output_norm, (size_t)m->n_embd * sizeof(float));
     for (int l = 0; l < m->n_layer; l++)
         h = fnv1a(h, m->layers[l].attn_norm, (size_t)m->n_embd * sizeof(float));
-    float row[64];
-    const int32_t n = m->n_embd < 64 ? m->n_embd : 64;
-    float *full = malloc((size_t)m->n_embd * sizeof *full);
-    if (full) {
-        hmti_model_embed(m, m->n_vocab - 1, full);
-        memcpy(row, full, (size_t)n * sizeof(float));
-        free(full);
-        h = fnv1a(h, row, (size_t)n * sizeof(float));
-    }
+    /* the last embedding row as stored in the file: no conversion, no allocation */
+    const size_t rb = hmti_row_size(m->tok_embd->type, m->n_embd);
+    h = fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
     return h;
 }
 
@@ -213,7 +208,7 @@ HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
     if (check.bad || check.pos != check.len)
         return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: sizes do not match its counters"));
     if (ctr[13] > 0 && s->logits_cap < 1) {
-        float *row = malloc((size_t)s->model->n_vocab * sizeof *row);
+        float *row = hmti_malloc((size_t)s->model->n_vocab * sizeof *row);
         if (!row) return fail(s, hmti_errf(HMT_E_NOMEM, "snapshot: out of memory"));
         free(s->logits);
         s->logits = row;
@@ -237,7 +232,7 @@ HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
     size_t len = 0;
     int rc = hmt_stream_save(s, NULL, 0, &len);
     if (rc != HMT_E_BUFFER) return rc;
-    void *buf = malloc(len);
+    void *buf = hmti_malloc(len);
     if (!buf) return fail((hmt_stream *)s, hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory"));
     rc = hmt_stream_save(s, buf, len, &len);
     if (!rc) {
@@ -262,7 +257,7 @@ HMT_API int hmt_stream_restore_file(hmt_stream *s, const char *path) {
     do {
         if (len == cap) {
             size_t ncap = cap ? 2 * cap : 1 << 16;
-            unsigned char *nb = realloc(buf, ncap);
+            unsigned char *nb = hmti_realloc(buf, ncap);
             if (!nb) {
                 rc = hmti_errf(HMT_E_NOMEM, "hmt_stream_restore_file: out of memory");
                 break;

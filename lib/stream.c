@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "params.h"
 #include "recall.h"
 #include "stream.h"
@@ -56,7 +57,7 @@ static int eval_silent(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token 
 static int reserve(float **buf, size_t *cap, size_t rows, size_t width) {
     if (rows <= *cap) return HMT_OK;
     size_t want = rows < 2 * *cap ? 2 * *cap : rows;
-    float *p = realloc(*buf, want * width * sizeof(float));
+    float *p = hmti_realloc(*buf, want * width * sizeof(float));
     if (!p) return hmti_errf(HMT_E_NOMEM, "stream: out of memory for %zu output rows", want);
     *buf = p;
     *cap = want;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "params.h"
 #include "stream.h"
 
@@ -56,21 +57,21 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
 static int alloc_all(hmt_stream *s) {
     const size_t d = (size_t)s->d, L = (size_t)s->L, N = (size_t)s->N;
     const size_t dh = s->ad ? (size_t)s->ad->d_h : 1;
-    s->seg_tok = calloc(L, sizeof *s->seg_tok);
-    s->prev_tok = calloc(L, sizeof *s->prev_tok);
-    s->sens = calloc((size_t)s->k + 1, sizeof *s->sens);
-    s->p = calloc(d, sizeof(float));
-    s->s = calloc(d, sizeof(float));
-    s->hidden = calloc(d, sizeof(float));
-    s->last_m = calloc(d, sizeof(float));
-    s->mem = calloc(N * d, sizeof(float));
-    s->keys = calloc(N * dh, sizeof(float));
-    s->mem_seg = calloc(N, sizeof *s->mem_seg);
-    s->rw = calloc(N, sizeof *s->rw);
-    s->rseg = calloc(N, sizeof *s->rseg);
-    s->q = calloc(dh, sizeof(float));
-    s->win = calloc(s->mode == HMT_MODE_WINDOW ? (size_t)s->W : 1, sizeof *s->win);
-    s->flags = calloc((size_t)s->bb.n_batch, 1);
+    s->seg_tok = hmti_calloc(L, sizeof *s->seg_tok);
+    s->prev_tok = hmti_calloc(L, sizeof *s->prev_tok);
+    s->sens = hmti_calloc((size_t)s->k + 1, sizeof *s->sens);
+    s->p = hmti_calloc(d, sizeof(float));
+    s->s = hmti_calloc(d, sizeof(float));
+    s->hidden = hmti_calloc(d, sizeof(float));
+    s->last_m = hmti_calloc(d, sizeof(float));
+    s->mem = hmti_calloc(N * d, sizeof(float));
+    s->keys = hmti_calloc(N * dh, sizeof(float));
+    s->mem_seg = hmti_calloc(N, sizeof *s->mem_seg);
+    s->rw = hmti_calloc(N, sizeof *s->rw);
+    s->rseg = hmti_calloc(N, sizeof *s->rseg);
+    s->q = hmti_calloc(dh, sizeof(float));
+    s->win = hmti_calloc(s->mode == HMT_MODE_WINDOW ? (size_t)s->W : 1, sizeof *s->win);
+    s->flags = hmti_calloc((size_t)s->bb.n_batch, 1);
     if (!s->seg_tok || !s->prev_tok || !s->sens || !s->p || !s->s || !s->hidden || !s->last_m ||
         !s->mem || !s->keys || !s->mem_seg || !s->rw || !s->rseg || !s->q || !s->win || !s->flags)
         return hmti_errf(HMT_E_NOMEM, "stream: out of memory");
@@ -95,7 +96,7 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, const hmt_adap
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: model is NULL");
-    hmt_stream *s = calloc(1, sizeof *s);
+    hmt_stream *s = hmti_calloc(1, sizeof *s);
     if (!s) return hmti_errf(HMT_E_NOMEM, "hmt_stream_create: out of memory");
     hmti_model_retain(model);
     s->model = model;

@@ -24,6 +24,7 @@
  * - Detokenization concatenates pre-rendered pieces, so decoding token by
  *   token gives the same bytes as decoding all at once: no space is stripped
  *   and no clean-up of spaces is applied. */
+#include "alloc.h"
 #include "tokenizer.h"
 
 #include <stdio.h>
@@ -288,11 +289,11 @@ static int load_tokens(hmti_vocab *v, const hmti_gguf *g) {
     if (n == 0 || n > INT32_MAX)
         return hmti_errf(HMT_E_FORMAT, "%s: %llu tokens", K_TOKENS, (unsigned long long)n);
     v->n = (int32_t)n;
-    v->tok = calloc(n, sizeof *v->tok);
+    v->tok = hmti_calloc(n, sizeof *v->tok);
     if (!v->tok) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     /* one pass: the arena grows geometrically (texts average a few bytes) */
     size_t cap = (size_t)n * 8, off = 0;
-    v->text = malloc(cap);
+    v->text = hmti_malloc(cap);
     if (!v->text) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     for (uint64_t i = 0; i < n; i++) {
         hmti_str s;
@@ -301,7 +302,7 @@ static int load_tokens(hmti_vocab *v, const hmti_gguf *g) {
             return hmti_errf(HMT_E_FORMAT, "%s: token texts exceed 4 GiB", K_TOKENS);
         if (off + s.len > cap) {
             while (off + s.len > cap) cap *= 2;
-            char *p = realloc(v->text, cap);
+            char *p = hmti_realloc(v->text, cap);
             if (!p) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
             v->text = p;
         }
@@ -311,7 +312,7 @@ static int load_tokens(hmti_vocab *v, const hmti_gguf *g) {
         v->tok[i].type = TT_NORMAL;
         off += s.len;
     }
-    v->piece = malloc(off ? off : 1); /* rendered pieces are never longer */
+    v->piece = hmti_malloc(off ? off : 1); /* rendered pieces are never longer */
     if (!v->piece) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     return HMT_OK;
 }
@@ -357,7 +358,7 @@ static int load_scores_types(hmti_vocab *v, const hmti_gguf *g) {
 
 static int build_text_map(hmti_vocab *v) {
     uint64_t size = table_size((uint64_t)v->n);
-    v->tmap = malloc(size * sizeof *v->tmap);
+    v->tmap = hmti_malloc(size * sizeof *v->tmap);
     if (!v->tmap) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     v->tmask = size - 1;
     for (uint64_t i = 0; i < size; i++) v->tmap[i].id = -1;
@@ -386,7 +387,7 @@ static int load_merges(hmti_vocab *v, const hmti_gguf *g) {
         return hmti_errf(HMT_E_FORMAT, "%s: %llu merges", K_MERGES, (unsigned long long)n);
     v->n_merges = (int32_t)n;
     uint64_t size = table_size(n);
-    v->mmap = malloc(size * sizeof *v->mmap);
+    v->mmap = hmti_malloc(size * sizeof *v->mmap);
     if (!v->mmap) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     v->mmask = size - 1;
     for (uint64_t i = 0; i < size; i++) v->mmap[i].rank = -1;
@@ -413,7 +414,7 @@ static int load_merges(hmti_vocab *v, const hmti_gguf *g) {
         if (la + lb > cat_cap) {
             if (cat != stack_buf) free(cat);
             cat_cap = 2 * (la + lb);
-            cat = malloc(cat_cap);
+            cat = hmti_malloc(cat_cap);
             if (!cat) {
                 rc = hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
                 goto done;
@@ -538,7 +539,7 @@ static int build_specials(hmti_vocab *v) {
         uint8_t t = v->tok[i].type;
         if ((t == TT_CONTROL || t == TT_UNKNOWN || t == TT_USER) && v->tok[i].len) n++;
     }
-    v->spec = malloc((n ? n : 1) * sizeof *v->spec);
+    v->spec = hmti_malloc((n ? n : 1) * sizeof *v->spec);
     if (!v->spec) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     uint32_t k = 0;
     for (int32_t i = 0; i < v->n; i++) {
@@ -550,7 +551,7 @@ static int build_specials(hmti_vocab *v) {
         }
     }
     /* Sort by first byte, then longest first, then id: packed integer keys. */
-    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    uint64_t *keys = hmti_malloc((n ? n : 1) * sizeof *keys);
     if (!keys) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     for (uint32_t i = 0; i < n; i++) {
         const spec_ent *e = &v->spec[i];
@@ -661,7 +662,7 @@ int hmti_vocab_load(hmti_vocab **out, const hmti_gguf *g) {
     if (!out) return hmti_errf(HMT_E_INVAL, "hmti_vocab_load: out is NULL");
     *out = NULL;
     if (!g) return hmti_errf(HMT_E_INVAL, "hmti_vocab_load: gguf is NULL");
-    hmti_vocab *v = calloc(1, sizeof *v);
+    hmti_vocab *v = hmti_calloc(1, sizeof *v);
     if (!v) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
     int rc = load(v, g);
     if (rc) {
@@ -702,7 +703,7 @@ static int reserve(scratch *b, size_t bytes) {
     if (bytes <= b->cap) return 0;
     size_t c = b->cap ? b->cap : 256;
     while (c < bytes) c *= 2;
-    void *p = realloc(b->p, c);
+    void *p = hmti_realloc(b->p, c);
     if (!p) return -1;
     b->p = p;
     b->cap = c;

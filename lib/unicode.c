@@ -1,5 +1,6 @@
 /* UTF-8, character classes, the GPT-2 byte map and the pre-tokenizer regexes
  * of llama.cpp written out as matchers (no regex library). */
+#include "alloc.h"
 #include "unicode.h"
 
 #include <stdlib.h>
@@ -121,9 +122,9 @@ int hmti_gpt2_cp_to_byte(uint32_t cp) {
  * ------------------------------------------------------------------------- */
 int hmti_utext_decode(hmti_utext *u, const char *s, size_t len) {
     u->n = 0;
-    u->cp = malloc((len ? len : 1) * sizeof *u->cp);
-    u->fl = malloc(len ? len : 1);
-    u->off = malloc((len + 1) * sizeof *u->off);
+    u->cp = hmti_malloc((len ? len : 1) * sizeof *u->cp);
+    u->fl = hmti_malloc(len ? len : 1);
+    u->off = hmti_malloc((len + 1) * sizeof *u->off);
     if (!u->cp || !u->fl || !u->off) {
         hmti_utext_free(u);
         return HMT_E_NOMEM;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "kernels/kernels.h"
 
@@ -39,12 +40,12 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
     size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
     size_t alloc = (nbytes + align - 1) / align * align;
     void *mem = NULL;
-    if (posix_memalign(&mem, align, alloc) != 0)
+    if (hmti_posix_memalign(&mem, align, alloc) != 0)
         return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix (%zu bytes)",
                          (long long)rows, (long long)cols, nbytes);
     if (align == HUGE_ALIGN) madvise(mem, alloc, MADV_HUGEPAGE); /* advisory: failure is fine */
     float *data = mem;
-    float *tmp = malloc((size_t)P * (size_t)cols * sizeof(float));
+    float *tmp = hmti_malloc((size_t)P * (size_t)cols * sizeof(float));
     if (!tmp) {
         free(mem);
         return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix",

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "kernels/kernels.h"
 
@@ -135,7 +136,7 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     if (!out) return hmti_errf(HMT_E_INVAL, "hmti_pool_create: out is NULL");
     *out = NULL;
     if (n_threads < 1) return hmti_errf(HMT_E_INVAL, "thread count %d must be >= 1", n_threads);
-    hmti_pool *pool = calloc(1, sizeof *pool);
+    hmti_pool *pool = hmti_calloc(1, sizeof *pool);
     if (!pool) return hmti_errf(HMT_E_NOMEM, "out of memory creating a thread pool");
     pool->n_threads = n_threads;
     atomic_init(&pool->ticket, (uint64_t)n_threads); /* job 0: nothing to claim */
@@ -147,8 +148,8 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
         *out = pool;
         return HMT_OK;
     }
-    pool->threads = calloc((size_t)n_threads - 1, sizeof *pool->threads);
-    pool->wargs = calloc((size_t)n_threads - 1, sizeof *pool->wargs);
+    pool->threads = hmti_calloc((size_t)n_threads - 1, sizeof *pool->threads);
+    pool->wargs = hmti_calloc((size_t)n_threads - 1, sizeof *pool->wargs);
     if (!pool->threads || !pool->wargs) {
         free(pool->threads);
         free(pool->wargs);
