@@ -183,6 +183,7 @@ fuzz:
 	    build-fuzz/libhmt.a $(PRIV_LIBS) -o build-fuzz/fuzz_$$t || exit 1; \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  seeds=""; [ $$t = gguf ] && seeds="tests/data/tokenizer"; \
+	  [ $$t = adapter ] && mkdir -p build-fuzz/seeds && cp $(DEMO_ADAPTER) build-fuzz/seeds/ && seeds=build-fuzz/seeds; \
 	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
 	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
 	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t $$seeds 2>&1 | \

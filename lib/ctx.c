@@ -191,7 +191,8 @@ HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const 
         rc = hmti_backbone_forward(
             &ctx->bb, start + (int32_t)done, (int32_t)chunk, tokens ? tokens + done : NULL,
             embd ? embd + done * (size_t)m->n_embd : NULL, pos ? pos + done : NULL, outputs + done,
-            ctx->hidden + hi * (size_t)m->n_embd, ctx->logits + li * (size_t)m->n_vocab,
+            ctx->hidden ? ctx->hidden + hi * (size_t)m->n_embd : NULL,
+            ctx->logits ? ctx->logits + li * (size_t)m->n_vocab : NULL,
             ctx->abort_fn, ctx->abort_data);
         if (rc) return fail(ctx, rc); /* n_past unchanged: the partial slots are unused */
         for (size_t i = done; i < done + chunk; i++) {

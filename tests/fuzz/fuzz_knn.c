@@ -1,0 +1,55 @@
+/* libFuzzer: arbitrary bytes as a kNN-LM datastore file for the demo model
+ * (through a memfd, since the loader maps a path). A datastore that loads is
+ * searched, so every key and value the validation let through is read.
+ * LLVMFuzzerInitialize writes a valid seed into the corpus directory. */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "hmt/hmt.h"
+#include "hmt/hmt_knn.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static hmt_model *model;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    if (hmt_model_load(&model, "models/demo-random-f16.gguf", NULL)) abort();
+    hmt_knn_builder *b = NULL;
+    hmt_ctx *ctx = NULL;
+    hmt_token t[40];
+    for (int i = 0; i < 40; i++) t[i] = (hmt_token)(i * 37 % 1000);
+    if (hmt_knn_builder_create(&b, model, "build-fuzz/corpus/knn/seed.knn", NULL) ||
+        hmt_ctx_create(&ctx, model, NULL) || hmt_knn_builder_add_ctx(b, ctx, t, 40, NULL, NULL) ||
+        hmt_knn_builder_finish(b))
+        abort();
+    hmt_knn_builder_free(b);
+    hmt_ctx_free(ctx);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    int fd = memfd_create("knn", 0);
+    if (fd < 0) return 0;
+    if (write(fd, data, size) != (ssize_t)size) {
+        close(fd);
+        return 0;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    hmt_knn *k = NULL;
+    if (hmt_knn_load(&k, model, path, NULL) == 0) {
+        float q[128] = {0}, dist[8];
+        int64_t idx[8];
+        if (hmt_knn_search(k, q, 1, 8, dist, idx)) abort();
+        hmt_knn_free(k);
+    }
+    close(fd);
+    return 0;
+}
