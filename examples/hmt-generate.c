@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <hmt/hmt.h>
+#include <hmt/hmt_knn.h>
 #include <hmt/hmt_proc.h>
 
 static void usage(FILE *f) {
@@ -22,6 +23,9 @@ static void usage(FILE *f) {
             "  -t, --threads N      worker threads (default: all CPUs)\n"
             "  -c, --ctx-size N     context length (default: prompt + n, at most the model's)\n"
             "      --ditto L        DITTO sentence-repetition penalty, lambda L in (0,1]\n"
+            "      --knn FILE       kNN-LM datastore (hmt-datastore) to interpolate with\n"
+            "      --knn-lambda L   kNN interpolation weight (default 0.25)\n"
+            "      --knn-k K        neighbours retrieved (default 1024)\n"
             "  -a, --adapter PATH   generate through HMT with this adapter (\"-\": the\n"
             "                       model file's own): the prompt is scored with the\n"
             "                       lookahead rule, new segments use the causal rule\n"
@@ -34,8 +38,16 @@ typedef struct {
     hmt_stream *stream;
 } runner;
 
+/* Rows evaluated here keep the last block's FFN input too: the kNN-LM key. */
 static int run_prompt(runner *r, const hmt_token *t, size_t n) {
-    if (r->ctx) return hmt_ctx_eval_tokens(r->ctx, t, n, 0);
+    if (r->ctx) {
+        uint8_t *flags = calloc(n, 1);
+        if (!flags) return HMT_E_NOMEM;
+        flags[n - 1] = HMT_OUT_LOGITS | HMT_OUT_FFN_INPUT;
+        int rc = hmt_ctx_eval(r->ctx, n, t, NULL, NULL, flags);
+        free(flags);
+        return rc;
+    }
     int rc = hmt_stream_feed(r->stream, t, n);
     if (!rc) rc = hmt_stream_flush(r->stream); /* end of the known text */
     if (!rc) rc = hmt_stream_set_int(r->stream, HMT_P_LOOKAHEAD, 0);
@@ -43,12 +55,19 @@ static int run_prompt(runner *r, const hmt_token *t, size_t n) {
 }
 
 static int run_next(runner *r, hmt_token t) {
-    return r->ctx ? hmt_ctx_eval_tokens(r->ctx, &t, 1, 0) : hmt_stream_feed(r->stream, &t, 1);
+    const uint8_t flags = HMT_OUT_LOGITS | HMT_OUT_FFN_INPUT;
+    return r->ctx ? hmt_ctx_eval(r->ctx, 1, &t, NULL, NULL, &flags)
+                  : hmt_stream_feed(r->stream, &t, 1);
 }
 
 static const float *last_logits(const runner *r) {
     return r->ctx ? hmt_ctx_logits(r->ctx, -1)
                   : hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
+}
+
+static const float *last_key(const runner *r) {
+    return r->ctx ? hmt_ctx_ffn_input(r->ctx, -1)
+                  : hmt_stream_ffn_input(r->stream, hmt_stream_n_ready(r->stream) - 1);
 }
 
 static double now(void) {
@@ -70,9 +89,9 @@ static int die(const char *what, int rc) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = "", *adapter_path = NULL;
+    const char *model_path = NULL, *prompt = "", *adapter_path = NULL, *knn_path = NULL;
     double n_predict = 32, temp = 0.8, top_k = 40, top_p = 0.95, seed = 0x484d54, threads = 0,
-           n_ctx = 0, ditto = 0;
+           n_ctx = 0, ditto = 0, knn_lambda = 0.25, knn_k = 1024;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -92,6 +111,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) num = &n_predict;
         else if (!strcmp(a, "--temp")) num = &temp;
         else if (!strcmp(a, "--ditto")) num = &ditto;
+        else if (!strcmp(a, "--knn")) knn_path = v;
+        else if (!strcmp(a, "--knn-lambda")) num = &knn_lambda;
+        else if (!strcmp(a, "--knn-k")) num = &knn_k;
         else if (!strcmp(a, "--top-k")) num = &top_k;
         else if (!strcmp(a, "--top-p")) num = &top_p;
         else if (!strcmp(a, "--seed")) num = &seed;
@@ -122,6 +144,7 @@ int main(int argc, char **argv) {
     runner run = {NULL, NULL};
     hmt_sampler *sampler = NULL;
     hmt_chain *chain = NULL;
+    hmt_knn *knn = NULL;
     hmt_token *toks = NULL;
     int rc, status = 1;
     if ((rc = hmt_params_create(&params))) return die("params", rc);
@@ -155,6 +178,7 @@ int main(int argc, char **argv) {
     if (adapter_path) {
         if ((rc = hmt_adapter_load(&adapter, model, strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
             (rc = hmt_params_set_int(params, HMT_P_ALL_LOGITS, 0)) ||
+            (rc = hmt_params_set_int(params, HMT_P_KEEP_FFN_INPUT, 1)) ||
             (rc = hmt_stream_create(&run.stream, model, adapter, params))) {
             status = die("setting up HMT", rc);
             goto done;
@@ -174,6 +198,17 @@ int main(int argc, char **argv) {
             (rc = hmt_proc_ditto_create(&dp, model, params)) ||
             (rc = hmt_chain_add(chain, dp))) { /* the chain owns dp, also on failure */
             status = die("setting up DITTO", rc);
+            goto done;
+        }
+    }
+    if (knn_path) {
+        hmt_proc *kp = NULL;
+        if ((rc = hmt_params_set_float(params, HMT_P_KNN_LAMBDA, knn_lambda)) ||
+            (rc = hmt_params_set_int(params, HMT_P_KNN_K, (int64_t)knn_k)) ||
+            (rc = hmt_knn_load(&knn, model, knn_path, params)) ||
+            (rc = hmt_proc_knn_create(&kp, knn, params)) ||
+            (rc = hmt_chain_add(chain, kp))) { /* the chain owns kp, also on failure */
+            status = die("setting up the kNN-LM", rc);
             goto done;
         }
     }
@@ -199,8 +234,9 @@ int main(int argc, char **argv) {
     hmt_token eos = hmt_model_token_eos(model);
     for (; n_gen < (int)n_predict; n_gen++) {
         hmt_token t;
-        if ((rc = hmt_chain_sample(chain, sampler, last_logits(&run), hmt_model_n_vocab(model), NULL,
-                                   0, &t))) {
+        const float *key = last_key(&run);
+        if ((rc = hmt_chain_sample(chain, sampler, last_logits(&run), hmt_model_n_vocab(model), key,
+                                   key ? hmt_model_n_embd(model) : 0, &t))) {
             status = die("sampling", rc);
             goto done;
         }
@@ -228,7 +264,8 @@ int main(int argc, char **argv) {
     status = 0;
 done:
     free(toks);
-    hmt_chain_free(chain);
+    hmt_chain_free(chain); /* before the datastore its kNN processor reads */
+    hmt_knn_free(knn);
     hmt_sampler_free(sampler);
     hmt_ctx_free(run.ctx);
     hmt_stream_free(run.stream);
