@@ -19,27 +19,12 @@ import torch
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 import gguf_write as gw  # noqa: E402
+from gguf_write import spm_vocab  # noqa: E402
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 TT = {"f32": gw.F32, "f16": gw.F16}
 
 
-def spm_vocab(sp):
-    toks, scores, types = [], [], []
-    for i in range(sp.get_piece_size()):
-        toks.append(sp.id_to_piece(i))
-        scores.append(sp.get_score(i))
-        t = NORMAL
-        if sp.is_unknown(i):
-            t = UNKNOWN
-        elif sp.is_control(i):
-            t = CONTROL
-        elif sp.is_unused(i):
-            t = UNUSED
-        elif sp.is_byte(i):
-            t = BYTE
-        types.append(t)
-    return toks, scores, types
 
 
 def export_base(d, out, ttype="f16", name="brown"):

@@ -134,3 +134,27 @@ def q8_0_bytes(a):
     out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
     out[:, 2:] = q.view(np.uint8)
     return out.tobytes()
+
+
+# llama.cpp token types (tokenizer.ggml.token_type)
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+
+
+def spm_vocab(sp):
+    """A SentencePiece processor's pieces, scores and llama.cpp token types,
+    as llama.cpp's converter writes them into tokenizer.ggml.*."""
+    toks, scores, types = [], [], []
+    for i in range(sp.get_piece_size()):
+        toks.append(sp.id_to_piece(i))
+        scores.append(sp.get_score(i))
+        t = NORMAL
+        if sp.is_unknown(i):
+            t = UNKNOWN
+        elif sp.is_control(i):
+            t = CONTROL
+        elif sp.is_unused(i):
+            t = UNUSED
+        elif sp.is_byte(i):
+            t = BYTE
+        types.append(t)
+    return toks, scores, types

@@ -36,7 +36,7 @@ sys.path.insert(0, _HERE)
 sys.path.insert(0, os.path.join(_ROOT, "tools"))
 
 import bpe_ref  # noqa: E402
-from gguf_write import GGUFWriter, INT32, FLOAT32, STRING  # noqa: E402
+from gguf_write import GGUFWriter, INT32, FLOAT32, STRING, spm_vocab  # noqa: E402
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 ADD_BOS, SPECIAL = 1, 2
@@ -104,22 +104,6 @@ def train_spm(lines):
     return model.getvalue()
 
 
-def spm_vocab(sp):
-    toks, scores, types = [], [], []
-    for i in range(sp.get_piece_size()):
-        toks.append(sp.id_to_piece(i))
-        scores.append(sp.get_score(i))
-        t = NORMAL
-        if sp.is_unknown(i):
-            t = UNKNOWN
-        elif sp.is_control(i):
-            t = CONTROL
-        elif sp.is_unused(i):
-            t = UNUSED
-        elif sp.is_byte(i):
-            t = BYTE
-        types.append(t)
-    return toks, scores, types
 
 
 def split_special(text, specials):
