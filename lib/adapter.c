@@ -5,6 +5,7 @@
 
 #include "alloc.h"
 #include "adapter.h"
+#include "fnv.h"
 #include "params.h"
 
 static int get_u32(const hmti_gguf *g, const char *key, int required, uint32_t def,
@@ -93,6 +94,13 @@ static int read_adapter(hmt_adapter *a, const hmti_gguf *g) {
     if (dk != a->d_h)
         return hmti_errf(HMT_E_FORMAT, "adapter: hmt.recall.wk has %d rows, hmt.recall.wq %d", dk,
                          a->d_h);
+    const int32_t hp[] = {a->d, a->d_h, a->segment_length, a->sensory_length, a->cache_size};
+    const size_t vec = (size_t)a->d * sizeof(float), mat = (size_t)a->d_h * vec;
+    uint64_t h = hmti_fnv1a(HMTI_FNV_INIT, hp, sizeof hp);
+    h = hmti_fnv1a(h, a->summary_prompt, vec);
+    h = hmti_fnv1a(h, a->memory_init, vec);
+    h = hmti_fnv1a(h, a->wq, mat);
+    a->fingerprint = hmti_fnv1a(h, a->wk, mat);
     return HMT_OK;
 }
 

@@ -17,6 +17,7 @@ struct hmt_adapter {
     int recall_bf16;
     float *summary_prompt, *memory_init; /* [d]     */
     float *wq, *wk;                      /* [d_h][d] */
+    uint64_t fingerprint;                /* hyperparameters and tensors (snapshots) */
 };
 
 /* Load from an open GGUF (the adapter file, or the model's own). */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "fnv.h"
 #include "knn.h"
 #include "model.h"
 #include "params.h"
@@ -24,32 +25,6 @@
 #endif
 
 #define CHUNK_TOKENS 512 /* tokens per stream feed in hmt_knn_builder_add_stream */
-
-uint64_t hmti_knn_fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-/* Shape, the norms' weights and one embedding row: cheap, and different for
- * any two models that would give different keys in practice. Same recipe as
- * the stream snapshots (snapshot.c). */
-uint64_t hmti_knn_model_fingerprint(const hmt_model *m) {
-    int32_t shape[] = {m->n_vocab, m->n_embd, m->n_layer, m->n_head, m->n_head_kv, m->n_ff};
-    uint64_t h = hmti_knn_fnv1a(HMTI_FNV_INIT, shape, sizeof shape);
-    h = hmti_knn_fnv1a(h, m->output_norm, (size_t)m->n_embd * sizeof(float));
-    for (int l = 0; l < m->n_layer; l++) {
-        h = hmti_knn_fnv1a(h, m->layers[l].attn_norm, (size_t)m->n_embd * sizeof(float));
-        h = hmti_knn_fnv1a(h, m->layers[l].ffn_norm, (size_t)m->n_embd * sizeof(float));
-    }
-    float *row = hmti_malloc((size_t)m->n_embd * sizeof *row);
-    if (row) {
-        hmti_model_embed(m, m->n_vocab - 1, row);
-        h = hmti_knn_fnv1a(h, row, (size_t)m->n_embd * sizeof(float));
-        free(row);
-    }
-    return h;
-}
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
@@ -90,7 +65,7 @@ HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model
     b->dim = model->n_embd;
     b->n_vocab = model->n_vocab;
     b->dtype = hmti_param_value(params, HMT_P_KNN_KEY_F16) != 0 ? HMT_KNN_F16 : HMT_KNN_F32;
-    b->fingerprint = hmti_knn_model_fingerprint(model);
+    b->fingerprint = model->fingerprint;
     size_t plen = strlen(path);
     b->path = hmti_malloc(plen + 1);
     b->tmp_path = hmti_malloc(plen + 5);
@@ -198,7 +173,7 @@ HMT_API int hmt_knn_builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_
     int rc = builder_usable(b);
     if (rc) return rc;
     const hmt_model *m = hmt_ctx_model(ctx);
-    if (hmt_model_n_embd(m) != b->dim || hmti_knn_model_fingerprint(m) != b->fingerprint)
+    if (hmt_model_n_embd(m) != b->dim || m->fingerprint != b->fingerprint)
         return hmti_errf(HMT_E_INVAL, "knn builder add_ctx: the context runs another model than "
                          "the one the builder was created for");
     double nb;
@@ -263,7 +238,7 @@ HMT_API int hmt_knn_builder_add_stream(hmt_knn_builder *b, hmt_stream *s,
         return hmti_errf(HMT_E_INVAL, "knn builder add_stream: NULL argument");
     int rc = builder_usable(b);
     if (rc) return rc;
-    if (s->model->n_embd != b->dim || hmti_knn_model_fingerprint(s->model) != b->fingerprint)
+    if (s->model->n_embd != b->dim || s->model->fingerprint != b->fingerprint)
         return hmti_errf(HMT_E_INVAL, "knn builder add_stream: the stream runs another model "
                          "than the one the builder was created for");
     rc = hmt_stream_set_int(s, HMT_P_KEEP_FFN_INPUT, 1);
@@ -311,7 +286,7 @@ HMT_API int hmt_knn_builder_finish(hmt_knn_builder *b) {
     put64(h + HMTI_KNN_OFF_MODEL_FP, b->fingerprint);
     put32(h + HMTI_KNN_OFF_N_VOCAB, (uint32_t)b->n_vocab);
     put32(h + HMTI_KNN_OFF_KEY_KIND, 0);
-    put64(h + HMTI_KNN_OFF_CHECKSUM, hmti_knn_fnv1a(HMTI_FNV_INIT, h, HMTI_KNN_CHECKED_BYTES));
+    put64(h + HMTI_KNN_OFF_CHECKSUM, hmti_fnv1a(HMTI_FNV_INIT, h, HMTI_KNN_CHECKED_BYTES));
     int ok = fwrite(zero, 1, (size_t)(voff - kend), b->f) == voff - kend &&
              fwrite(b->values, 4, (size_t)b->count, b->f) == (size_t)b->count &&
              fflush(b->f) == 0 && fseek(b->f, 0, SEEK_SET) == 0 &&
@@ -415,7 +390,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
                                         " is newer than this library's (%u)", path, version,
                                         HMTI_KNN_VERSION));
     if (version == 0) BAD("version 0", path);
-    if (get64(h + HMTI_KNN_OFF_CHECKSUM) != hmti_knn_fnv1a(HMTI_FNV_INIT, h, HMTI_KNN_CHECKED_BYTES))
+    if (get64(h + HMTI_KNN_OFF_CHECKSUM) != hmti_fnv1a(HMTI_FNV_INIT, h, HMTI_KNN_CHECKED_BYTES))
         BAD("header checksum mismatch (corrupt header)", path);
     uint32_t hsize = get32(h + HMTI_KNN_OFF_HSIZE), dim = get32(h + HMTI_KNN_OFF_DIM);
     uint32_t kdt = get32(h + HMTI_KNN_OFF_KEY_DTYPE), vdt = get32(h + HMTI_KNN_OFF_VAL_DTYPE);
@@ -443,7 +418,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
         BAD("values section [%" PRIu64 ", +%" PRIu64 ") outside the file or overlapping the keys",
             path, voff, vbytes);
     if ((uint32_t)model->n_embd != dim || model->n_vocab != nv ||
-        fp != hmti_knn_model_fingerprint(model))
+        fp != model->fingerprint)
         return load_fail(knn, hmti_errf(HMT_E_INVAL, "knn load: '%s' was built for another model "
                                         "(fingerprint %016" PRIx64 ", width %" PRIu32 ", vocab %"
                                         PRId32 "; this model: width %" PRId32 ", vocab %" PRId32

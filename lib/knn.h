@@ -37,9 +37,6 @@ enum {
     HMTI_KNN_OFF_CHECKSUM = 80   /* u64 FNV-1a of bytes [0, 80)              */
 };
 
-uint64_t hmti_knn_fnv1a(uint64_t h, const void *p, size_t n);
-#define HMTI_FNV_INIT 0xcbf29ce484222325ull
-uint64_t hmti_knn_model_fingerprint(const hmt_model *m);
 
 struct hmt_knn {
     const uint8_t *keys_raw; /* inside the mapping                  */

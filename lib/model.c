@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "fnv.h"
 #include "model.h"
 
 #define NAME_MAX_LEN 96
@@ -232,6 +233,22 @@ static int load_vocab(hmt_model *m) {
     return HMT_OK;
 }
 
+/* Shape, the norms' weights and the last embedding row as stored in the
+ * file: cheap, and different for any two models that would give different
+ * keys or states in practice. */
+static uint64_t fingerprint(const hmt_model *m) {
+    const int32_t shape[] = {m->n_vocab, m->n_embd, m->n_layer, m->n_head, m->n_head_kv, m->n_ff};
+    const size_t d = (size_t)m->n_embd * sizeof(float);
+    uint64_t h = hmti_fnv1a(HMTI_FNV_INIT, shape, sizeof shape);
+    h = hmti_fnv1a(h, m->output_norm, d);
+    for (int l = 0; l < m->n_layer; l++) {
+        h = hmti_fnv1a(h, m->layers[l].attn_norm, d);
+        h = hmti_fnv1a(h, m->layers[l].ffn_norm, d);
+    }
+    const size_t rb = hmti_row_size(m->tok_embd->type, m->n_embd);
+    return hmti_fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
+}
+
 static void destroy(hmt_model *m) {
     if (m->layers) {
         for (int i = 0; i < m->n_layer; i++) {
@@ -265,6 +282,7 @@ int hmti_model_load(hmt_model **out, const char *path) {
     if (!rc) rc = read_hparams(m);
     if (!rc) rc = load_weights(m);
     if (!rc) rc = load_vocab(m);
+    if (!rc) m->fingerprint = fingerprint(m);
     if (rc) {
         destroy(m);
         char msg[HMTI_ERRMSG_MAX];

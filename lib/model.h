@@ -40,6 +40,7 @@ struct hmt_model {
     hmti_layer *layers;
     hmti_vocab *vocab; /* NULL when the file has no tokenizer */
     uint64_t n_params;
+    uint64_t fingerprint; /* identifies the weights in snapshots and datastores */
     pthread_mutex_t err_lock;
     char errmsg[HMTI_ERRMSG_MAX];
 };

@@ -9,38 +9,12 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "fnv.h"
 #include "stream.h"
 
 #define SNAP_VERSION 1u
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-#define FNV_INIT 0xcbf29ce484222325ull
-
-static uint64_t model_fingerprint(const hmt_model *m) {
-    int32_t shape[] = {m->n_vocab, m->n_embd, m->n_layer, m->n_head, m->n_head_kv, m->n_ff};
-    uint64_t h = fnv1a(FNV_INIT, shape, sizeof shape);
-    h = fnv1a(h, m->output_norm, (size_t)m->n_embd * sizeof(float));
-    for (int l = 0; l < m->n_layer; l++)
-        h = fnv1a(h, m->layers[l].attn_norm, (size_t)m->n_embd * sizeof(float));
-    /* the last embedding row as stored in the file: no conversion, no allocation */
-    const size_t rb = hmti_row_size(m->tok_embd->type, m->n_embd);
-    h = fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
-    return h;
-}
-
-static uint64_t adapter_fingerprint(const hmt_adapter *a) {
-    if (!a) return 0;
-    int32_t hp[] = {a->d, a->d_h, a->segment_length, a->sensory_length, a->cache_size};
-    uint64_t h = fnv1a(FNV_INIT, hp, sizeof hp);
-    h = fnv1a(h, a->summary_prompt, (size_t)a->d * sizeof(float));
-    h = fnv1a(h, a->memory_init, (size_t)a->d * sizeof(float));
-    h = fnv1a(h, a->wq, (size_t)a->d_h * a->d * sizeof(float));
-    return fnv1a(h, a->wk, (size_t)a->d_h * a->d * sizeof(float));
-}
+static uint64_t adapter_fingerprint(const hmt_adapter *a) { return a ? a->fingerprint : 0; }
 
 /* KV slots of the open pass. */
 static int32_t kv_slots(const hmt_stream *s) {
@@ -138,7 +112,7 @@ static size_t save_into(const hmt_stream *cs, unsigned char *out) {
     hmt_stream *s = (hmt_stream *)cs; /* SAVE only reads the stream */
     cursor c = {SAVE, out, NULL, 0, 0, 0};
     uint32_t head[2] = {0x53544d48u /* "HMTS" */, SNAP_VERSION}, set[N_SETTINGS];
-    uint64_t fp[2] = {model_fingerprint(s->model), adapter_fingerprint(s->ad)};
+    uint64_t fp[2] = {s->model->fingerprint, adapter_fingerprint(s->ad)};
     int64_t ctr[N_COUNTERS];
     settings_of(s, set);
     counters_of(s, ctr);
@@ -148,7 +122,7 @@ static size_t save_into(const hmt_stream *cs, unsigned char *out) {
     io(&c, ctr, sizeof ctr);
     walk_arrays(&c, s, ctr);
     if (out) {
-        uint64_t h = fnv1a(FNV_INIT, out, c.pos);
+        uint64_t h = hmti_fnv1a(HMTI_FNV_INIT, out, c.pos);
         memcpy(out + c.pos, &h, sizeof h);
     }
     return c.pos + sizeof(uint64_t);
@@ -185,12 +159,12 @@ HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
                                  SNAP_VERSION));
     uint64_t h, fp[2];
     memcpy(&h, b + len - sizeof h, sizeof h);
-    if (fnv1a(FNV_INIT, b, len - sizeof h) != h)
+    if (hmti_fnv1a(HMTI_FNV_INIT, b, len - sizeof h) != h)
         return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: checksum mismatch (truncated or corrupt)"));
     memcpy(fp, b + 8, sizeof fp);
-    if (fp[0] != model_fingerprint(s->model) || fp[1] != adapter_fingerprint(s->ad))
+    if (fp[0] != s->model->fingerprint || fp[1] != adapter_fingerprint(s->ad))
         return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
-                                 fp[0] != model_fingerprint(s->model) ? "model" : "adapter"));
+                                 fp[0] != s->model->fingerprint ? "model" : "adapter"));
     uint32_t set[N_SETTINGS], mine[N_SETTINGS];
     cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0}; /* into locals */
     io(&c, set, sizeof set);
