@@ -25,22 +25,6 @@ typedef struct {
 static manifest_entry models[MAX_MODELS];
 static int n_models;
 
-static long field(const char *line, const char *key, char *str, size_t cap) {
-    char pat[64];
-    snprintf(pat, sizeof pat, " %s=", key);
-    const char *p = strstr(line, pat);
-    if (!p && !strncmp(line, pat + 1, strlen(pat + 1))) p = line - 1;
-    if (!p) return -1;
-    p += strlen(pat);
-    if (str) {
-        size_t n = strcspn(p, " \n");
-        if (n >= cap) n = cap - 1;
-        memcpy(str, p, n);
-        str[n] = '\0';
-    }
-    return strtol(p, NULL, 10);
-}
-
 static void read_manifest(void) {
     if (n_models) return;
     FILE *f = fopen(hmt_test_data("manifest.txt"), "r");
@@ -49,19 +33,19 @@ static void read_manifest(void) {
     while (fgets(line, sizeof line, f) && n_models < MAX_MODELS) {
         if (line[0] == '#' || line[0] == '\n') continue;
         manifest_entry *e = &models[n_models++];
-        field(line, "name", e->name, sizeof e->name);
-        field(line, "file", e->file, sizeof e->file);
-        field(line, "arch", e->arch, sizeof e->arch);
-        e->n_vocab = field(line, "n_vocab", NULL, 0);
-        e->n_embd = field(line, "n_embd", NULL, 0);
-        e->n_layer = field(line, "n_layer", NULL, 0);
-        e->n_head = field(line, "n_head", NULL, 0);
-        e->n_head_kv = field(line, "n_head_kv", NULL, 0);
-        e->n_ff = field(line, "n_ff", NULL, 0);
-        e->n_ctx_train = field(line, "n_ctx_train", NULL, 0);
-        e->n_params = field(line, "n_params", NULL, 0);
-        e->bos = field(line, "bos", NULL, 0);
-        e->eos = field(line, "eos", NULL, 0);
+        hmt_test_field(line, "name", e->name, sizeof e->name);
+        hmt_test_field(line, "file", e->file, sizeof e->file);
+        hmt_test_field(line, "arch", e->arch, sizeof e->arch);
+        e->n_vocab = hmt_test_field(line, "n_vocab", NULL, 0);
+        e->n_embd = hmt_test_field(line, "n_embd", NULL, 0);
+        e->n_layer = hmt_test_field(line, "n_layer", NULL, 0);
+        e->n_head = hmt_test_field(line, "n_head", NULL, 0);
+        e->n_head_kv = hmt_test_field(line, "n_head_kv", NULL, 0);
+        e->n_ff = hmt_test_field(line, "n_ff", NULL, 0);
+        e->n_ctx_train = hmt_test_field(line, "n_ctx_train", NULL, 0);
+        e->n_params = hmt_test_field(line, "n_params", NULL, 0);
+        e->bos = hmt_test_field(line, "bos", NULL, 0);
+        e->eos = hmt_test_field(line, "eos", NULL, 0);
     }
     fclose(f);
 }

@@ -25,26 +25,6 @@ typedef struct {
 static hmt_case cases[MAX_CASES];
 static int n_cases;
 
-static void str_field(const char *line, const char *key, char *out, size_t cap) {
-    char pat[32];
-    snprintf(pat, sizeof pat, "%s=", key);
-    const char *p = strstr(line, pat);
-    out[0] = '\0';
-    while (p && p != line && p[-1] != ' ') p = strstr(p + 1, pat);
-    if (!p) return;
-    p += strlen(pat);
-    size_t n = strcspn(p, " \n");
-    if (n >= cap) n = cap - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
-static int int_field(const char *line, const char *key) {
-    char v[32];
-    str_field(line, key, v, sizeof v);
-    return atoi(v);
-}
-
 static void read_manifest(void) {
     if (n_cases) return;
     FILE *f = fopen(hmt_test_data("hmt-manifest.txt"), "r");
@@ -53,21 +33,21 @@ static void read_manifest(void) {
     while (fgets(line, sizeof line, f) && n_cases < MAX_CASES) {
         if (line[0] == '#' || line[0] == '\n') continue;
         hmt_case *c = &cases[n_cases++];
-        str_field(line, "case", c->name, sizeof c->name);
-        str_field(line, "model", c->model, sizeof c->model);
-        str_field(line, "adapter", c->adapter, sizeof c->adapter);
-        str_field(line, "golden", c->golden, sizeof c->golden);
+        hmt_test_field(line, "case", c->name, sizeof c->name);
+        hmt_test_field(line, "model", c->model, sizeof c->model);
+        hmt_test_field(line, "adapter", c->adapter, sizeof c->adapter);
+        hmt_test_field(line, "golden", c->golden, sizeof c->golden);
         char mode[16];
-        str_field(line, "mode", mode, sizeof mode);
+        hmt_test_field(line, "mode", mode, sizeof mode);
         c->mode = !strcmp(mode, "rmt")        ? HMT_MODE_RMT
                   : !strcmp(mode, "segments") ? HMT_MODE_SEGMENTS
                   : !strcmp(mode, "window")   ? HMT_MODE_WINDOW
                                               : HMT_MODE_FULL;
-        c->lookahead = int_field(line, "lookahead");
-        c->L = int_field(line, "L");
-        c->k = int_field(line, "k");
-        c->N = int_field(line, "N");
-        c->n_ctx = int_field(line, "n_ctx");
+        c->lookahead = (int)hmt_test_field(line, "lookahead", NULL, 0);
+        c->L = (int)hmt_test_field(line, "L", NULL, 0);
+        c->k = (int)hmt_test_field(line, "k", NULL, 0);
+        c->N = (int)hmt_test_field(line, "N", NULL, 0);
+        c->n_ctx = (int)hmt_test_field(line, "n_ctx", NULL, 0);
     }
     fclose(f);
 }

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 const char *hmt_test_data(const char *name) {
@@ -9,6 +10,23 @@ const char *hmt_test_data(const char *name) {
     const char *dir = getenv("HMT_TESTDATA");
     snprintf(path, sizeof path, "%s/%s", dir ? dir : "build/testdata", name);
     return path;
+}
+
+long hmt_test_field(const char *line, const char *key, char *out, size_t cap) {
+    const size_t klen = strlen(key);
+    for (const char *p = line; (p = strstr(p, key)) != NULL; p += klen) {
+        if ((p != line && p[-1] != ' ') || p[klen] != '=') continue;
+        p += klen + 1;
+        if (out && cap) {
+            size_t n = strcspn(p, " \n");
+            if (n >= cap) n = cap - 1;
+            memcpy(out, p, n);
+            out[n] = '\0';
+        }
+        return strtol(p, NULL, 10);
+    }
+    if (out && cap) out[0] = '\0';
+    return -1;
 }
 
 void *hmt_test_read_file(const char *path, size_t *len) {

@@ -8,6 +8,11 @@
  * default build/testdata). Returns a static buffer. */
 const char *hmt_test_data(const char *name);
 
+/* Manifest lines are space-separated key=value pairs: copy the value of key
+ * into out (truncated to cap) and return its leading integer; "" and -1 when
+ * the key is absent. */
+long hmt_test_field(const char *line, const char *key, char *out, size_t cap);
+
 /* Read a whole file into a malloc'd buffer; NULL on failure. */
 void *hmt_test_read_file(const char *path, size_t *len);
 
