@@ -251,6 +251,19 @@ def _with_params(params, kwargs):
     return tmp._handle, tmp
 
 
+def _create(ptr_type, fn, params, kwargs, *args):
+    """New handle from an hmt_*_create / _load fn(&out, *args, params), with
+    kwargs applied to a temporary copy of params."""
+    p, tmp = _with_params(params, kwargs)
+    try:
+        out = ptr_type()
+        fn(byref(out), *args, p)
+    finally:
+        if tmp is not None:
+            tmp.close()
+    return out
+
+
 class Params(_Handle):
     """An hmt_params object: typed, enum-keyed options. Keys are Param
     members, their int values, or their names ("n_ctx", "temperature");
@@ -323,14 +336,7 @@ class Model(_Handle):
     _kind = "model"
 
     def __init__(self, path, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_model_p()
-            lib.hmt_model_load(byref(out), _path(path), p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_model_p, lib.hmt_model_load, params, kwargs, _path(path))
         self.path = os.fspath(path)
 
     @classmethod
@@ -477,14 +483,7 @@ class Context(_Keyed, _Handle):
     _kind = "context"
 
     def __init__(self, model, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_ctx_p()
-            lib.hmt_ctx_create(byref(out), model._handle, p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_ctx_p, lib.hmt_ctx_create, params, kwargs, model._handle)
         self._model = model
         self._n_vocab = model.n_vocab
         self._n_embd = model.n_embd
@@ -604,14 +603,7 @@ class Sampler(_Handle):
     _kind = "sampler"
 
     def __init__(self, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_sampler_p()
-            lib.hmt_sampler_create(byref(out), p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_sampler_p, lib.hmt_sampler_create, params, kwargs)
 
     def sample(self, logits):
         """Draw a token id from a vector of logits (not modified)."""
@@ -664,15 +656,8 @@ class Stream(_Keyed, _Handle):
     _kind = "stream"
 
     def __init__(self, model, adapter=None, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_stream_p()
-            lib.hmt_stream_create(byref(out), model._handle,
-                                  None if adapter is None else adapter._handle, p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_stream_p, lib.hmt_stream_create, params, kwargs, model._handle,
+                          None if adapter is None else adapter._handle)
         self._model = model
         self._adapter = adapter
         self._n_vocab = model.n_vocab
@@ -881,14 +866,8 @@ class DittoProc(Proc):
     """The DITTO sentence-repetition penalty (HMT_P_DITTO_* keys)."""
 
     def __init__(self, model=None, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_proc_p()
-            lib.hmt_proc_ditto_create(byref(out), None if model is None else model._handle, p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_proc_p, lib.hmt_proc_ditto_create, params, kwargs,
+                          None if model is None else model._handle)
 
     def set_delimiters(self, ids):
         """Token ids that end a sentence (resets the history)."""
@@ -996,14 +975,8 @@ class KnnBuilder(_Handle):
     _kind = "kNN builder"
 
     def __init__(self, model, path, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_knn_builder_p()
-            lib.hmt_knn_builder_create(byref(out), model._handle, _path(path), p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_knn_builder_p, lib.hmt_knn_builder_create, params, kwargs,
+                          model._handle, _path(path))
         self._dim = model.n_embd
         self._errors = _CallbackErrors()
 
@@ -1050,14 +1023,7 @@ class Knn(_Handle):
     _kind = "kNN datastore"
 
     def __init__(self, model, path, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_knn_p()
-            lib.hmt_knn_load(byref(out), model._handle, _path(path), p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_knn_p, lib.hmt_knn_load, params, kwargs, model._handle, _path(path))
         self.path = os.fspath(path)
 
     count = property(lambda self: lib.hmt_knn_count(self._handle))
@@ -1141,14 +1107,7 @@ class KnnProc(Proc):
     Knn must not be closed while the processor (or its chain) lives."""
 
     def __init__(self, knn, params=None, **kwargs):
-        p, tmp = _with_params(params, kwargs)
-        try:
-            out = hmt_proc_p()
-            lib.hmt_proc_knn_create(byref(out), knn._handle, p)
-        finally:
-            if tmp is not None:
-                tmp.close()
-        self._h = out
+        self._h = _create(hmt_proc_p, lib.hmt_proc_knn_create, params, kwargs, knn._handle)
         self._knn = knn
 
 
