@@ -6,6 +6,7 @@ CPU only, resumable (checkpoints under --dir), progress and loss printed.
     python3 tools/hmt_train.py base      --minutes 18 --steps 900
     python3 tools/hmt_train.py hmt       --stage 1 --minutes 1.5
     python3 tools/hmt_train.py hmt       --stage 2 --minutes 8
+    python3 tools/hmt_train.py hmt       --stage 1 --from-gguf models/brown-f16.gguf   (an existing backbone)
     python3 tools/export_gguf.py --base models/brown-f16.gguf --adapter models/brown-hmt.gguf
     python3 tools/hmt_train.py eval  [--model M.gguf --adapter A.gguf] [--mode all]   (trainer's PPL)
     python3 tools/hmt_train.py ceval --model M.gguf [--adapter A.gguf] [--L 64]       (libhmt's PPL)
@@ -160,7 +161,11 @@ def cmd_hmt(a):
     torch.set_num_threads(a.threads)
     sp = load_sp(a.dir)
     ids = torch.from_numpy(train_stream(a, sp).astype(np.int64))
-    m, _ = model_from_ckpt(os.path.join(a.dir, "base.pt"))
+    if a.from_gguf:                               # an existing backbone (e.g. a llama.cpp GGUF)
+        from hmt_torch import load_gguf
+        m, _, _ = load_gguf(a.from_gguf)
+    else:
+        m, _ = model_from_ckpt(os.path.join(a.dir, "base.pt"))
     m.requires_grad_(False)
     m.eval()
     ck_path, lg = os.path.join(a.dir, "hmt.pt"), os.path.join(a.dir, "hmt.log")
@@ -420,6 +425,7 @@ def main(argv=None):
             s.add_argument("--log-every", type=int, default=5)
             s.add_argument("--save-every", type=int, default=20)
             s.add_argument("--bf16", type=int, default=1, help="bf16 autocast matmuls")
+            s.add_argument("--from-gguf", help="frozen backbone from this GGUF instead of DIR/base.pt")
         if name == "ceval":
             s.add_argument("--bin", default="build/bin/hmt-perplexity")
             s.add_argument("--model", required=True)
