@@ -158,3 +158,66 @@ def spm_vocab(sp):
             t = BYTE
         types.append(t)
     return toks, scores, types
+
+
+# ---------------------------------------------------------------------------
+# Writing large models one tensor at a time
+# ---------------------------------------------------------------------------
+_TYPE_SIZE = {F32: 4, F16: 2, BF16: 2}
+_CHUNK = 1 << 22  # elements encoded at once: bounds the temporaries of bf16_bits
+
+
+class _DeferredTensor:
+    """Tensor bytes made at write time by chunks(); the size is known before."""
+
+    def __init__(self, nbytes, chunks):
+        self.nbytes, self.chunks = nbytes, chunks
+
+    def __len__(self):
+        return self.nbytes
+
+
+class StreamingGGUFWriter(GGUFWriter):
+    """A GGUFWriter whose tensors can be produced while the file is being
+    written (add_tensor_deferred), so that converting a model holds one
+    tensor in memory, not all of them. Use write(); tobytes() does not take
+    deferred tensors."""
+
+    def add_tensor_deferred(self, name, shape, ttype, make):
+        """make() returns the float32 array of `shape` (PyTorch order); it is
+        called once, by write(), and encoded exactly as add_tensor would,
+        a few million elements at a time."""
+        if ttype not in _TYPE_SIZE:
+            raise ValueError(f"deferred tensors are F32, F16 or BF16, not type {ttype}")
+        shape = tuple(int(d) for d in shape)
+        n = 1
+        for d in shape:
+            n *= d
+
+        def chunks():
+            a = make()
+            if tuple(a.shape) != shape:
+                raise ValueError(f"tensor {name}: made shape {tuple(a.shape)}, declared {shape}")
+            flat = np.ascontiguousarray(a).reshape(-1)
+            for i in range(0, max(flat.size, 1), _CHUNK):
+                one = GGUFWriter()
+                one.add_tensor(name, flat[i:i + _CHUNK], ttype)
+                yield one.tensors[0][3]
+
+        self.tensors.append((name, list(reversed(shape)), ttype,
+                             _DeferredTensor(n * _TYPE_SIZE[ttype], chunks)))
+
+    def write(self, path, version=3):
+        with open(path, "wb") as f:
+            n = f.write(self._header(version))
+            for name, _, _, data in self.tensors:
+                if isinstance(data, _DeferredTensor):
+                    size = 0
+                    for part in data.chunks():
+                        size += f.write(part)
+                    if size != len(data):
+                        raise ValueError(f"tensor {name}: {size} bytes, header says {len(data)}")
+                    n += size
+                else:
+                    n += f.write(data)
+                n += f.write(b"\0" * ((-n) % self.alignment))

@@ -1,0 +1,579 @@
+"""tools/convert_hf.py end to end: small random Hugging Face model directories
+(written by hf_dir.py, independently of the converter's readers) are
+converted, loaded by libhmt (python/hmt), and checked against
+
+- an independent forward pass of the same HF weights in HF layout (rotate-half
+  RoPE on unpermuted q/k): a PyTorch one written from the HF modeling math
+  when torch imports, and always tests/reference/llama_ref.py's NumPy one
+  (CI has no torch). Logits of every row must agree; as a control, the same
+  reference with the other RoPE pairing must disagree clearly;
+- the tokenizer answers committed in tests/data/tokenizer/ (SentencePiece's
+  own encodings; the byte-level BPE reference's), and the token arrays of the
+  GGUFs those answers belong to;
+- the GGUF's metadata and tensor types (norms/biases F32, tied = no output);
+- bad inputs: a clear "convert_hf: error:" message and exit code 1, never a
+  traceback.
+
+Environment: HMT_LIB_PATH (the library; set by check_convert_hf.sh).
+Prints one line per check group and ends with "N passed, M failed".
+"""
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+for sub in ("tools", "tests/reference", "tests/tools", "python"):
+    sys.path.insert(0, os.path.join(ROOT, sub))
+
+import convert_hf  # noqa: E402
+import hmt  # noqa: E402
+import llama_ref  # noqa: E402
+from gguf_read import GGML_BF16, GGML_F16, GGML_F32, GGUFFile  # noqa: E402
+from hf_dir import stored, write_bpe_tokenizer_json, write_safetensors, write_weights  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+TOKDATA = os.path.join(ROOT, "tests", "data", "tokenizer")
+CONVERTER = os.path.join(ROOT, "tools", "convert_hf.py")
+PYTHON = os.environ.get("PYTHON") or sys.executable
+TOL = 2e-4          # max |logit difference| / max(1, max |logit|)
+passed, failed = 0, 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print(f"  FAIL: {what}")
+    return ok
+
+
+# ---------------------------------------------------------------------------
+# HF directories (writers in hf_dir.py, independent of tools/hf_files.py)
+# ---------------------------------------------------------------------------
+def bf16_round(a):
+    """float32 -> nearest bfloat16 (ties to even), as float32."""
+    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+
+
+def make_weights(spec, rng):
+    """HF-named float32 weights, already rounded to the source dtype."""
+    d, ff, hd = spec["d"], spec["ff"], spec["d"] // spec["heads"]
+    q, kv, V = spec["heads"] * hd, spec["kv"] * hd, spec["vocab"]
+
+    def mat(r, c, scale=1.0):
+        return (rng.standard_normal((r, c)) * scale / np.sqrt(c)).astype(np.float32)
+
+    def norm(n):
+        return (1.0 + 0.2 * rng.standard_normal(n)).astype(np.float32)
+
+    w = {"model.embed_tokens.weight": (rng.standard_normal((V, d))).astype(np.float32),
+         "model.norm.weight": norm(d)}
+    if not spec["tied"] or spec.get("lm_head_in_file"):
+        w["lm_head.weight"] = mat(V, d, 2.0)
+    for i in range(spec["layers"]):
+        p = f"model.layers.{i}."
+        w[p + "input_layernorm.weight"] = norm(d)
+        w[p + "self_attn.q_proj.weight"] = mat(q, d, 2.0)
+        w[p + "self_attn.k_proj.weight"] = mat(kv, d, 2.0)
+        w[p + "self_attn.v_proj.weight"] = mat(kv, d)
+        w[p + "self_attn.o_proj.weight"] = mat(d, q)
+        w[p + "post_attention_layernorm.weight"] = norm(d)
+        w[p + "mlp.gate_proj.weight"] = mat(ff, d)
+        w[p + "mlp.up_proj.weight"] = mat(ff, d)
+        w[p + "mlp.down_proj.weight"] = mat(d, ff)
+        if spec["arch"] == "qwen2":
+            for n, size in (("q", q), ("k", kv), ("v", kv)):
+                w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(size)).astype(np.float32)
+        if spec.get("inv_freq"):
+            w[p + "self_attn.rotary_emb.inv_freq"] = np.ones(hd // 2, np.float32)
+    return {k: stored(v, spec["src"]) for k, v in w.items()}
+
+
+def write_config(path, spec):
+    cfg = {"architectures": ["LlamaForCausalLM" if spec["arch"] == "llama" else "Qwen2ForCausalLM"],
+           "model_type": spec["arch"], "hidden_size": spec["d"], "intermediate_size": spec["ff"],
+           "num_hidden_layers": spec["layers"], "num_attention_heads": spec["heads"],
+           "num_key_value_heads": spec["kv"], "vocab_size": spec["vocab"],
+           "max_position_embeddings": 256, "rms_norm_eps": spec["eps"],
+           "rope_theta": spec["theta"], "tie_word_embeddings": spec["tied"], "hidden_act": "silu",
+           "rope_scaling": None, "torch_dtype": "float32", "bos_token_id": 1, "eos_token_id": 2}
+    if spec["arch"] == "qwen2":
+        cfg.update(use_sliding_window=False, sliding_window=4096, max_window_layers=2)
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=1)
+
+
+# ---------------------------------------------------------------------------
+# tokenizers
+# ---------------------------------------------------------------------------
+PRE_GGUF_NAME = {"gpt2": "gpt-2", "llama3": "llama-bpe", "qwen2": "qwen2", "smollm": "smollm"}
+
+
+def write_bpe_tokenizer(mdir, pre, merges_as_pairs=False, bos_template=False):
+    """tokenizer.json + tokenizer_config.json from the committed test
+    vocabulary tests/data/tokenizer/bpe_<pre>.gguf (759 byte-level tokens,
+    3 control and 1 user-defined added tokens, 500 merges)."""
+    g = GGUFFile(os.path.join(TOKDATA, f"bpe_{pre}.gguf"))
+    write_bpe_tokenizer_json(os.path.join(mdir, "tokenizer.json"), list(g.meta["tokenizer.ggml.tokens"]),
+                             [int(t) for t in g.meta["tokenizer.ggml.token_type"]],
+                             g.meta["tokenizer.ggml.merges"], PRE_GGUF_NAME[pre], merges_as_pairs,
+                             "<|endoftext|>" if bos_template else None)
+    with open(os.path.join(mdir, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<|endoftext|>", "eos_token": {"content": "<|im_end|>"},
+                   "chat_template": "{{ messages }}"}, f)
+    return g
+
+
+def write_spm_tokenizer(mdir):
+    shutil.copy(os.path.join(TOKDATA, "spm.model"), os.path.join(mdir, "tokenizer.model"))
+    with open(os.path.join(mdir, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                   "add_bos_token": True, "add_eos_token": False,
+                   "added_tokens_decoder": {str(i): {"content": t, "special": True} for i, t in
+                                            enumerate(["<unk>", "<s>", "</s>", "<|ctl|>"])}}, f)
+    with open(os.path.join(mdir, "added_tokens.json"), "w") as f:
+        json.dump({"<extra>": 900}, f)
+    return GGUFFile(os.path.join(TOKDATA, "spm.gguf"))
+
+
+def read_cases(name):
+    cases = []
+    with open(os.path.join(TOKDATA, name), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            flags, hexs, ids = line.rstrip("\n").split("\t")
+            cases.append((int(flags), bytes.fromhex(hexs), [int(x) for x in ids.split()]))
+    return cases
+
+
+# ---------------------------------------------------------------------------
+# references: the HF model's math on HF-layout weights
+# ---------------------------------------------------------------------------
+def as_output(a, outtype):
+    """What a matrix becomes in the GGUF (norms and biases stay float32)."""
+    if a.ndim != 2 or outtype == "f32":
+        return a
+    return a.astype(np.float16).astype(np.float32) if outtype == "f16" else bf16_round(a)
+
+
+def numpy_reference(spec, w, neox=True):
+    """tests/reference/llama_ref.py's Model filled with HF-layout weights:
+    HF rotates halves (NEOX pairing) on unpermuted q/k, for both archs."""
+    m = llama_ref.Model.__new__(llama_ref.Model)
+    f = np.float64
+    m.dtype = np.dtype(f)
+    m.arch = spec["arch"]
+    m.n_embd, m.n_layer, m.n_ff = spec["d"], spec["layers"], spec["ff"]
+    m.n_head, m.n_head_kv = spec["heads"], spec["kv"]
+    m.head_dim = spec["d"] // spec["heads"]
+    m.eps, m.rope_base, m.neox = spec["eps"], spec["theta"], neox
+    m.tok_embd = w["model.embed_tokens.weight"].astype(f)
+    m.n_vocab = m.tok_embd.shape[0]
+    m.output = m.tok_embd if spec["tied"] else w["lm_head.weight"].astype(f)
+    m.output_norm = w["model.norm.weight"].astype(f)
+    m.layers = []
+    for i in range(spec["layers"]):
+        p = f"model.layers.{i}."
+        L = {"attn_norm": w[p + "input_layernorm.weight"], "ffn_norm": w[p + "post_attention_layernorm.weight"],
+             "attn_q": w[p + "self_attn.q_proj.weight"], "attn_k": w[p + "self_attn.k_proj.weight"],
+             "attn_v": w[p + "self_attn.v_proj.weight"], "attn_output": w[p + "self_attn.o_proj.weight"],
+             "ffn_gate": w[p + "mlp.gate_proj.weight"], "ffn_up": w[p + "mlp.up_proj.weight"],
+             "ffn_down": w[p + "mlp.down_proj.weight"]}
+        L = {k: v.astype(f) for k, v in L.items()}
+        for b in ("q", "k", "v"):
+            name = p + f"self_attn.{b}_proj.bias"
+            L[f"attn_{b}.bias"] = w[name].astype(f) if name in w else None
+        m.layers.append(L)
+    i = np.arange(m.head_dim // 2, dtype=f)
+    m.inv_freq = f(m.rope_base) ** (-2 * i / f(m.head_dim))
+    return m
+
+
+def torch_reference(spec, w, tokens):
+    """Logits from the Hugging Face Llama/Qwen2 modeling math, float64."""
+    T = {k: torch.from_numpy(v.astype(np.float64)) for k, v in w.items()}
+    F = torch.nn.functional
+    nh, nkv, hd = spec["heads"], spec["kv"], spec["d"] // spec["heads"]
+    n = len(tokens)
+
+    def rmsnorm(x, weight):
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + spec["eps"]))
+
+    def rotate_half(x):
+        return torch.cat((-x[..., hd // 2:], x[..., :hd // 2]), dim=-1)
+
+    inv_freq = 1.0 / (spec["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    freqs = torch.outer(torch.arange(n, dtype=torch.float64), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos()[None], emb.sin()[None]            # [1, n, hd]
+    mask = torch.full((n, n), float("-inf"), dtype=torch.float64).triu(1)
+    x = T["model.embed_tokens.weight"][torch.tensor(tokens)]
+    for i in range(spec["layers"]):
+        p = f"model.layers.{i}."
+        h = rmsnorm(x, T[p + "input_layernorm.weight"])
+        q = F.linear(h, T[p + "self_attn.q_proj.weight"], T.get(p + "self_attn.q_proj.bias"))
+        k = F.linear(h, T[p + "self_attn.k_proj.weight"], T.get(p + "self_attn.k_proj.bias"))
+        v = F.linear(h, T[p + "self_attn.v_proj.weight"], T.get(p + "self_attn.v_proj.bias"))
+        q = q.view(n, nh, hd).transpose(0, 1)
+        k = k.view(n, nkv, hd).transpose(0, 1)
+        v = v.view(n, nkv, hd).transpose(0, 1)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(nh // nkv, dim=0)
+        v = v.repeat_interleave(nh // nkv, dim=0)
+        att = torch.softmax(q @ k.transpose(1, 2) / hd ** 0.5 + mask, dim=-1)
+        o = (att @ v).transpose(0, 1).reshape(n, nh * hd)
+        x = x + F.linear(o, T[p + "self_attn.o_proj.weight"])
+        h = rmsnorm(x, T[p + "post_attention_layernorm.weight"])
+        x = x + F.linear(F.silu(F.linear(h, T[p + "mlp.gate_proj.weight"])) *
+                         F.linear(h, T[p + "mlp.up_proj.weight"]), T[p + "mlp.down_proj.weight"])
+    x = rmsnorm(x, T["model.norm.weight"])
+    head = T["model.embed_tokens.weight"] if spec["tied"] else T["lm_head.weight"]
+    return (x @ head.T).numpy()
+
+
+def hmt_logits(path, tokens):
+    with hmt.Model(path) as m, hmt.Context(m, n_ctx=64, n_threads=1) as ctx:
+        ctx.eval(tokens=tokens, outputs=hmt.OUT_LOGITS)
+        return np.array([np.array(ctx.logits(i), dtype=np.float64) for i in range(len(tokens))])
+
+
+def rel_err(a, b):
+    return float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
+
+
+# ---------------------------------------------------------------------------
+# the model cases
+# ---------------------------------------------------------------------------
+CASES = [
+    # SentencePiece tokenizer.model, MHA, untied, F32 -> f32
+    dict(name="llama-spm", arch="llama", tok="spm", d=64, layers=2, heads=4, kv=4, ff=96,
+         vocab=904, tied=False, src="F32", out="f32", theta=10000.0, eps=1e-5, inv_freq=True),
+    # Llama 3-style byte-level BPE, GQA 8/2, tied, BF16 in 2 shards -> bf16
+    dict(name="llama-bpe-gqa", arch="llama", tok="llama3", d=64, layers=2, heads=8, kv=2, ff=128,
+         vocab=768, tied=True, src="BF16", out="bf16", theta=500000.0, eps=1e-5, shards=2),
+    # Qwen2: biases, NEOX RoPE, GQA 4/2, untied, F16 -> f16
+    dict(name="qwen2", arch="qwen2", tok="qwen2", d=64, layers=2, heads=4, kv=2, ff=96,
+         vocab=768, tied=False, src="F16", out="f16", theta=1e6, eps=1e-6),
+    # SmolLM-style: GQA 6/2 (head 16), tied with a stored lm_head, F32 -> f16 (rounding)
+    dict(name="smollm", arch="llama", tok="smollm", d=96, layers=2, heads=6, kv=2, ff=160,
+         vocab=763, tied=True, lm_head_in_file=True, src="F32", out="f16", theta=100000.0,
+         eps=1e-5),
+    # GPT-2 pre-tokenizer, Qwen2 tied, BF16 -> f32, 3 shards
+    dict(name="qwen2-gpt2pre", arch="qwen2", tok="gpt2", d=32, layers=1, heads=2, kv=1, ff=64,
+         vocab=800, tied=True, src="BF16", out="f32", theta=10000.0, eps=1e-6, shards=3),
+]
+
+
+def build_dir(root, spec, rng):
+    mdir = os.path.join(root, spec["name"])
+    os.makedirs(mdir)
+    w = make_weights(spec, rng)
+    write_config(os.path.join(mdir, "config.json"), spec)
+    write_weights(mdir, w, spec["src"], spec.get("shards", 1))
+    if spec["tok"] == "spm":
+        tok_gguf = write_spm_tokenizer(mdir)
+    else:
+        tok_gguf = write_bpe_tokenizer(mdir, spec["tok"], merges_as_pairs=spec["name"] == "qwen2",
+                                       bos_template=spec["tok"] == "llama3")
+    return mdir, w, tok_gguf
+
+
+def check_gguf(spec, out, tok_gguf):
+    g = GGUFFile(out)
+    a = spec["arch"]
+    mt = {"f32": GGML_F32, "f16": GGML_F16, "bf16": GGML_BF16}[spec["out"]]
+    ok = check(g.meta["general.architecture"] == a, "architecture")
+    ok &= check(g.meta["general.file_type"] == {"f32": 0, "f16": 1, "bf16": 32}[spec["out"]], "file_type")
+    hd = spec["d"] // spec["heads"]
+    for key, want in [("embedding_length", spec["d"]), ("block_count", spec["layers"]),
+                      ("feed_forward_length", spec["ff"]), ("attention.head_count", spec["heads"]),
+                      ("attention.head_count_kv", spec["kv"]), ("context_length", 256),
+                      ("rope.dimension_count", hd if a == "llama" else None),
+                      ("vocab_size", spec["vocab"] if a == "llama" else None)]:
+        ok &= check(g.meta.get(f"{a}.{key}") == want, f"{a}.{key} = {g.meta.get(f'{a}.{key}')}, want {want}")
+    ok &= check(abs(g.meta[f"{a}.rope.freq_base"] - spec["theta"]) <= 1e-6 * spec["theta"], "freq_base")
+    ok &= check(abs(g.meta[f"{a}.attention.layer_norm_rms_epsilon"] - spec["eps"]) < 1e-12, "eps")
+    ok &= check(("output.weight" in g.tensors) == (not spec["tied"]), "output.weight iff untied")
+    n_expected = 2 + (not spec["tied"]) + spec["layers"] * (9 + 3 * (a == "qwen2"))
+    ok &= check(len(g.tensors) == n_expected, f"{len(g.tensors)} tensors, want {n_expected}")
+    for name, t in g.tensors.items():
+        want = GGML_F32 if len(t.ne) == 1 else mt
+        ok &= check(t.type == want, f"{name}: type {t.type}, want {want}")
+    # tokenizer arrays: the committed test GGUF's, padded to the table size
+    toks = list(tok_gguf.meta["tokenizer.ggml.tokens"])
+    types = [int(x) for x in tok_gguf.meta["tokenizer.ggml.token_type"]]
+    if spec["tok"] == "spm":  # added_tokens.json adds a user-defined token after the pieces
+        toks, types = toks + ["<extra>"], types + [4]
+    pad = range(len(toks), spec["vocab"])
+    ok &= check(list(g.meta["tokenizer.ggml.tokens"]) == toks + [f"[PAD{i}]" for i in pad], "tokens")
+    ok &= check([int(x) for x in g.meta["tokenizer.ggml.token_type"]] == types + [5] * len(pad),
+                "token types")
+    if spec["tok"] == "spm":
+        sc = np.asarray(g.meta["tokenizer.ggml.scores"])
+        n_sp = len(toks) - 1
+        ok &= check(np.array_equal(sc[:n_sp], np.asarray(tok_gguf.meta["tokenizer.ggml.scores"])) and
+                    sc[n_sp] == -1000.0 and (sc[n_sp + 1:] == -10000.0).all(), "scores")
+        ok &= check(g.meta["tokenizer.ggml.model"] == "llama", "model llama")
+        ok &= check(g.meta["tokenizer.ggml.add_space_prefix"] is True, "add_space_prefix")
+        ok &= check([g.meta.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos", "unknown")] ==
+                    [1, 2, 0], "spm special ids")
+    else:
+        ok &= check(g.meta["tokenizer.ggml.model"] == "gpt2", "model gpt2")
+        ok &= check(g.meta["tokenizer.ggml.pre"] == PRE_GGUF_NAME[spec["tok"]],
+                    f"pre {g.meta.get('tokenizer.ggml.pre')}")
+        ok &= check(list(g.meta["tokenizer.ggml.merges"]) == list(tok_gguf.meta["tokenizer.ggml.merges"]),
+                    "merges")
+        ok &= check(g.meta["tokenizer.ggml.bos_token_id"] == 759 and
+                    g.meta["tokenizer.ggml.eos_token_id"] == 761, "bpe bos/eos from tokenizer_config")
+        ok &= check(g.meta.get("tokenizer.ggml.add_bos_token") ==
+                    (True if spec["tok"] == "llama3" else None), "add_bos_token from the template")
+        ok &= check(g.meta.get("tokenizer.chat_template") == "{{ messages }}", "chat_template")
+    return ok
+
+
+def check_tokenizer(spec, out):
+    tsv = "spm_expected.tsv" if spec["tok"] == "spm" else f"bpe_{spec['tok']}_expected.tsv"
+    bad = []
+    cases = read_cases(tsv)
+    with hmt.Model(out) as m:
+        for flags, text, ids in cases:
+            got = m.tokenize(text, add_bos=bool(flags & 1), special=bool(flags & 2))
+            if got != ids:
+                bad.append((flags, text, ids, got))
+    if bad:
+        f, t, ids, got = bad[0]
+        print(f"    first mismatch: flags {f} {t[:40]!r}: want {ids[:12]} got {got[:12]}")
+    ok = check(not bad, f"{len(bad)} of {len(cases)} tokenizations differ from {tsv}")
+    return ok, f"{len(cases) - len(bad)}/{len(cases)} tokenizations match"
+
+
+def check_forward(spec, out, w, rng):
+    tokens = [int(t) for t in rng.integers(0, spec["vocab"], 14)]
+    got = hmt_logits(out, tokens)
+    wo = {k: as_output(v, spec["out"]) for k, v in w.items()}
+    ref = numpy_reference(spec, wo).forward(tokens=tokens)[0]
+    e_np = rel_err(got, ref)
+    ok = check(e_np <= TOL, f"libhmt vs NumPy HF reference: {e_np:.2e} > {TOL}")
+    wrong = numpy_reference(spec, wo, neox=False).forward(tokens=tokens)[0]
+    e_wrong = rel_err(got, wrong)
+    ok &= check(e_wrong > 50 * TOL, f"control: the other RoPE pairing should differ, {e_wrong:.2e}")
+    msg = f"logits vs NumPy ref {e_np:.1e} (other RoPE pairing: {e_wrong:.1e})"
+    if torch is not None:
+        tref = torch_reference(spec, wo, tokens)
+        e_t = rel_err(got, tref)
+        e_tn = rel_err(tref, ref)
+        ok &= check(e_t <= TOL, f"libhmt vs PyTorch HF reference: {e_t:.2e} > {TOL}")
+        ok &= check(e_tn <= 1e-9, f"PyTorch vs NumPy reference: {e_tn:.2e}")
+        msg += f", vs PyTorch ref {e_t:.1e} (PyTorch vs NumPy {e_tn:.0e})"
+    return ok, msg
+
+
+def run_cases(root):
+    rng = np.random.default_rng(20240607)
+    for spec in CASES:
+        if spec["tok"] == "spm":
+            try:
+                import sentencepiece  # noqa: F401
+            except ImportError:
+                print(f"{spec['name']}: skipped (python3-sentencepiece not installed)")
+                continue
+        t0 = time.time()
+        mdir, w, tok_gguf = build_dir(root, spec, rng)
+        out = os.path.join(root, spec["name"] + ".gguf")
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log):
+            rc = convert_hf.main([mdir, "-o", out, "--outtype", spec["out"]])
+        if not check(rc == 0, f"{spec['name']}: conversion failed"):
+            continue
+        ok = check_gguf(spec, out, tok_gguf)
+        ok_t, tok_msg = check_tokenizer(spec, out)
+        ok_f, msg = check_forward(spec, out, w, rng)
+        status = "ok" if ok and ok_t and ok_f else "FAIL"
+        print(f"{spec['name']:14s} {spec['src']:>4s}->{spec['out']:<4s} {status}: {msg}; "
+              f"{tok_msg} ({time.time() - t0:.1f} s)")
+
+
+# ---------------------------------------------------------------------------
+# bad inputs
+# ---------------------------------------------------------------------------
+def run_bad_inputs(root):
+    spec = dict(name="base", arch="llama", tok="llama3", d=32, layers=1, heads=2, kv=1, ff=48,
+                vocab=768, tied=False, src="F32", out="f32", theta=10000.0, eps=1e-5)
+    base, w, _ = build_dir(root, spec, np.random.default_rng(5))
+    st = os.path.join(base, "model.safetensors")
+    n = [0]
+
+    def variant(mutate):
+        n[0] += 1
+        d = os.path.join(root, f"bad{n[0]}")
+        shutil.copytree(base, d)
+        mutate(d)
+        return d
+
+    def edit_json(name, fn):
+        def m(d):
+            p = os.path.join(d, name)
+            with open(p) as f:
+                obj = json.load(f)
+            fn(obj)
+            with open(p, "w") as f:
+                json.dump(obj, f)
+        return m
+
+    def rewrite_weights(fn):
+        def m(d):
+            ww = dict(w)
+            fn(ww)
+            write_safetensors(os.path.join(d, "model.safetensors"), ww, "F32")
+        return m
+
+    def patch_header(fn):
+        """Rewrite the safetensors header JSON, keeping the data."""
+        def m(d):
+            p = os.path.join(d, "model.safetensors")
+            raw = open(p, "rb").read()
+            hl = int.from_bytes(raw[:8], "little")
+            h = json.loads(raw[8:8 + hl])
+            fn(h)
+            hb = json.dumps(h).encode()
+            hb += b" " * ((-len(hb)) % 8)
+            open(p, "wb").write(len(hb).to_bytes(8, "little") + hb + raw[8 + hl:])
+        return m
+
+    def write_bytes(name, data):
+        return lambda d: open(os.path.join(d, name), "wb").write(data)
+
+    def remove(name):
+        return lambda d: os.remove(os.path.join(d, name))
+
+    def shard(d):
+        os.remove(os.path.join(d, "model.safetensors"))
+        write_weights(d, w, "F32", shards=2)
+        os.remove(os.path.join(d, "model-00002-of-00002.safetensors"))
+
+    size = os.path.getsize(st)
+    rope_llama3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                   "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+    cases = [
+        ("missing directory", lambda d: shutil.rmtree(d), "not a directory"),
+        ("no config.json", remove("config.json"), "config.json: not found"),
+        ("config.json not JSON", write_bytes("config.json", b"{\"hidden_size\": 32,"), "not valid JSON"),
+        ("other architecture", edit_json("config.json", lambda c: c.update(architectures=["GPT2LMHeadModel"])),
+         "not supported"),
+        ("rope_scaling linear", edit_json("config.json", lambda c: c.update(rope_scaling={"type": "linear", "factor": 2.0})),
+         "rope_scaling 'linear' not supported"),
+        ("rope_scaling llama3", edit_json("config.json", lambda c: c.update(rope_scaling=rope_llama3)),
+         "rope_scaling 'llama3' not supported"),
+        ("head_dim differs", edit_json("config.json", lambda c: c.update(head_dim=64)), "head_dim 64"),
+        ("heads do not divide", edit_json("config.json", lambda c: c.update(num_key_value_heads=3)),
+         "do not divide"),
+        ("attention_bias", edit_json("config.json", lambda c: c.update(attention_bias=True)), "attention_bias"),
+        ("no weights", remove("model.safetensors"), "no weights"),
+        ("only pytorch_model.bin", lambda d: (os.remove(os.path.join(d, "model.safetensors")),
+                                              write_bytes("pytorch_model.bin", b"PK")(d)), "safetensors only"),
+        ("truncated safetensors", lambda d: os.truncate(os.path.join(d, "model.safetensors"), size - 100),
+         "truncated"),
+        ("header length past the end", write_bytes("model.safetensors", (10 ** 6).to_bytes(8, "little") + b"{}"),
+         "header length"),
+        ("file shorter than 8 bytes", write_bytes("model.safetensors", b"\x01\x02"), "too short"),
+        ("header not JSON", write_bytes("model.safetensors", (4).to_bytes(8, "little") + b"{{{{"),
+         "not valid JSON"),
+        ("offsets vs shape", patch_header(lambda h: h["model.norm.weight"].update(shape=[31])), "needs"),
+        ("unsupported dtype", patch_header(lambda h: h["model.norm.weight"].update(dtype="I32")), "dtype I32"),
+        ("unknown dtype", patch_header(lambda h: h["model.norm.weight"].update(dtype="F12")), "unknown dtype"),
+        ("overlapping tensors", patch_header(lambda h: h["model.norm.weight"].update(
+            data_offsets=h["model.embed_tokens.weight"]["data_offsets"][:1] +
+            [h["model.embed_tokens.weight"]["data_offsets"][0] + 128])), "overlap"),
+        ("missing tensor", rewrite_weights(lambda ww: ww.pop("model.layers.0.self_attn.k_proj.weight")),
+         "missing tensor(s) model.layers.0.self_attn.k_proj.weight"),
+        ("untied without lm_head", rewrite_weights(lambda ww: ww.pop("lm_head.weight")),
+         "tie_word_embeddings is false"),
+        ("unexpected tensor", rewrite_weights(lambda ww: ww.update({"model.layers.0.mlp.extra.weight": np.zeros(2, np.float32)})),
+         "unexpected tensor(s) model.layers.0.mlp.extra.weight"),
+        ("wrong shape", rewrite_weights(lambda ww: ww.update({"model.norm.weight": np.ones(33, np.float32)})),
+         "config.json implies [32]"),
+        ("NaN weight", rewrite_weights(lambda ww: ww["model.layers.0.mlp.up_proj.weight"].__setitem__((0, 0), np.nan)),
+         "NaN"),
+        ("shard missing", shard, "shard 'model-00002-of-00002.safetensors' not found"),
+        ("no tokenizer", remove("tokenizer.json"), "no tokenizer"),
+        ("unknown pre-tokenizer", edit_json("tokenizer.json", lambda t: t.update(
+            pre_tokenizer={"type": "Whitespace"})), "pre-tokenizer (Whitespace)"),
+        ("SentencePiece-style tokenizer.json", edit_json("tokenizer.json", lambda t: t["model"].update(byte_fallback=True)),
+         "SentencePiece-style"),
+        ("token id past the table", lambda d: (
+            edit_json("config.json", lambda c: c.update(vocab_size=700))(d),
+            rewrite_weights(lambda ww: ww.update({k: ww[k][:700] for k in
+                                                  ("model.embed_tokens.weight", "lm_head.weight")}))(d)),
+         "outside the embedding table"),
+        ("bad tokenizer.model", write_bytes("tokenizer.model", b"not a protobuf at all"), "tokenizer.model"),
+    ]
+    for what, mutate, expect in cases:
+        d = variant(mutate)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = convert_hf.main([d, "-o", os.path.join(root, "bad.gguf"), "--outtype", "f32"])
+        msg = err.getvalue()
+        if os.environ.get("SHOW_ERRORS"):
+            print(f"  {what}: {msg.strip()}")
+        check(rc == 1 and "convert_hf: error:" in msg and expect in msg,
+              f"bad input '{what}': rc {rc}, message {msg.strip()!r} (want {expect!r})")
+    check(not os.path.exists(os.path.join(root, "bad.gguf")) and
+          not os.path.exists(os.path.join(root, "bad.gguf.part")), "no output left by failed conversions")
+    # out-of-range values for f16 are found while writing: no partial file remains
+    big = variant(rewrite_weights(lambda ww: ww["model.layers.0.mlp.up_proj.weight"].__setitem__((0, 0), 1e6)))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = convert_hf.main([big, "-o", os.path.join(root, "big.gguf"), "--outtype", "f16"])
+    check(rc == 1 and "beyond float16's range" in err.getvalue() and
+          not os.path.exists(os.path.join(root, "big.gguf")) and
+          not os.path.exists(os.path.join(root, "big.gguf.part")),
+          f"f16 overflow: rc {rc} {err.getvalue().strip()!r}")
+    # --pre rescues an unrecognized pre-tokenizer declaration
+    odd = variant(edit_json("tokenizer.json", lambda t: t.update(pre_tokenizer={"type": "Whitespace"})))
+    with contextlib.redirect_stdout(io.StringIO()):
+        rc = convert_hf.main([odd, "-o", os.path.join(root, "odd.gguf"), "--pre", "llama-bpe"])
+    check(rc == 0 and GGUFFile(os.path.join(root, "odd.gguf")).meta["tokenizer.ggml.pre"] == "llama-bpe",
+          "--pre overrides the pre-tokenizer")
+    # the real command line: exit status and message
+    r = subprocess.run([PYTHON, CONVERTER, os.path.join(root, "nonexistent"), "-o", os.path.join(root, "x.gguf")],
+                       capture_output=True, text=True)
+    check(r.returncode == 1 and r.stderr.startswith("convert_hf: error:") and "Traceback" not in r.stderr,
+          f"command line: rc {r.returncode}, stderr {r.stderr.strip()!r}")
+    r = subprocess.run([PYTHON, CONVERTER, base, "-o", os.path.join(root, "cli.gguf"), "--outtype", "bf16"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and "wrote" in r.stdout and os.path.isfile(os.path.join(root, "cli.gguf")),
+          f"command line conversion: rc {r.returncode} {r.stderr.strip()!r}")
+    print(f"bad inputs: {len(cases) + 1} rejected with a clear message; --pre override and CLI checked")
+
+
+def main():
+    t0 = time.time()
+    root = tempfile.mkdtemp(prefix="hmt-convert-hf-")
+    try:
+        print(f"references: NumPy (tests/reference/llama_ref.py){' and PyTorch ' + torch.__version__ if torch else ''}")
+        run_cases(root)
+        run_bad_inputs(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"check_convert_hf: {passed} passed, {failed} failed ({time.time() - t0:.1f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+"""Convert a Hugging Face model directory to one GGUF file that libhmt (and
+llama.cpp) loads: llama.cpp's tensor names, metadata keys and tokenizer.
+
+    /usr/bin/python3 tools/convert_hf.py MODEL_DIR -o OUT.gguf [--outtype f16]
+
+MODEL_DIR holds config.json, model.safetensors (or model.safetensors.index.json
+and its shards) and tokenizer.model and/or tokenizer.json (+ the optional
+tokenizer_config.json, added_tokens.json). Architectures: LlamaForCausalLM
+(Llama 2/3, TinyLlama, SmolLM/SmolLM2, OpenLLaMA) and Qwen2ForCausalLM.
+Needs NumPy; python3-sentencepiece for tokenizer.model. No transformers,
+no torch. Details, limits and how it was checked: docs/CONVERTING.md.
+
+Layout facts (as llama.cpp's convert_hf_to_gguf.py):
+- Llama q_proj/k_proj rows are permuted from HF's rotate-half RoPE order to
+  llama.cpp's adjacent-pair order (per head: rows [0..hd/2) and [hd/2..hd)
+  interleaved). Qwen2 runs NEOX RoPE on HF's order: nothing is permuted.
+- Norm weights and biases stay F32; matrices take --outtype.
+- Tied embeddings: no output.weight (the loader uses token_embd.weight).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gguf_write import BF16, F16, F32, FLOAT32, STRING, UINT32, StreamingGGUFWriter  # noqa: E402
+from hf_files import HFError, load_json, open_weights  # noqa: E402
+from hf_vocab import PRE_NAMES, convert_tokenizer  # noqa: E402
+
+ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
+# HF config defaults of LlamaConfig / Qwen2Config for keys a config.json may omit
+DEFAULTS = {
+    "llama": {"max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0},
+    "qwen2": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 10000.0},
+}
+# --outtype -> (ggml tensor type of matrices, general.file_type)
+OUTTYPES = {"f32": (F32, 0), "f16": (F16, 1), "bf16": (BF16, 32)}
+F16_MAX = 65504.0
+
+
+class HParams:
+    """The hyperparameters libhmt needs, checked against what it implements."""
+
+    def __init__(self, cfg, where):
+        def need_int(key, default=None):
+            v = cfg.get(key, default)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise HFError(f"{where}: '{key}' must be a positive integer (got {v!r})")
+            return v
+
+        def need_float(key, default):
+            v = cfg.get(key, default)
+            if v is None:
+                v = default
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise HFError(f"{where}: '{key}' must be a positive number (got {v!r})")
+            return float(v)
+
+        archs = cfg.get("architectures")
+        if not isinstance(archs, list) or len(archs) != 1 or archs[0] not in ARCHS:
+            raise HFError(f"{where}: architectures {archs!r} not supported "
+                          f"(one of {', '.join(ARCHS)})")
+        self.hf_arch = archs[0]
+        self.arch = ARCHS[archs[0]]
+        d = DEFAULTS[self.arch]
+        self.n_embd = need_int("hidden_size")
+        self.n_layer = need_int("num_hidden_layers")
+        self.n_ff = need_int("intermediate_size")
+        self.n_head = need_int("num_attention_heads")
+        self.n_head_kv = (self.n_head if cfg.get("num_key_value_heads") is None
+                          else need_int("num_key_value_heads"))
+        self.n_vocab = need_int("vocab_size")
+        self.n_ctx = need_int("max_position_embeddings", d["max_position_embeddings"])
+        self.rope_theta = need_float("rope_theta", d["rope_theta"])
+        self.rms_eps = need_float("rms_norm_eps", d["rms_norm_eps"])
+        self.tied = cfg.get("tie_word_embeddings", False)
+        if not isinstance(self.tied, bool):
+            raise HFError(f"{where}: tie_word_embeddings must be true or false")
+        if self.n_embd % self.n_head or self.n_head % self.n_head_kv:
+            raise HFError(f"{where}: hidden_size {self.n_embd}, {self.n_head} heads and "
+                          f"{self.n_head_kv} KV heads do not divide evenly")
+        self.head_dim = self.n_embd // self.n_head
+        if self.head_dim % 2:
+            raise HFError(f"{where}: head size {self.head_dim} is odd (RoPE needs pairs)")
+        self._check_supported(cfg, where)
+
+    def _check_supported(self, cfg, where):
+        """Reject what libhmt does not implement, instead of a wrong model."""
+        hd = cfg.get("head_dim")
+        if hd is not None and hd != self.head_dim:
+            raise HFError(f"{where}: head_dim {hd} differs from hidden_size / num_attention_heads "
+                          f"= {self.head_dim}; libhmt needs them equal")
+        act = cfg.get("hidden_act", "silu")
+        if act != "silu":
+            raise HFError(f"{where}: hidden_act {act!r} not supported (silu)")
+        rs = cfg.get("rope_scaling")
+        if rs is not None:
+            kind = rs.get("rope_type", rs.get("type")) if isinstance(rs, dict) else rs
+            if kind not in (None, "default"):
+                raise HFError(f"{where}: rope_scaling {kind!r} not supported: libhmt implements "
+                              "plain RoPE (no linear, dynamic, yarn or llama3 scaling)")
+        prf = cfg.get("partial_rotary_factor", 1.0)
+        if prf != 1.0:
+            raise HFError(f"{where}: partial_rotary_factor {prf} not supported (1.0)")
+        if cfg.get("mlp_bias"):
+            raise HFError(f"{where}: mlp_bias not supported (the MLP has no biases in libhmt)")
+        if self.arch == "llama" and cfg.get("attention_bias"):
+            raise HFError(f"{where}: attention_bias not supported for Llama (it adds an "
+                          "o_proj bias, which libhmt does not have)")
+        if self.arch == "qwen2" and cfg.get("use_sliding_window"):
+            raise HFError(f"{where}: use_sliding_window not supported (full attention only)")
+
+    def describe(self):
+        return (f"{self.arch}, {self.n_layer} layers, embedding {self.n_embd}, heads "
+                f"{self.n_head}/{self.n_head_kv} KV, FFN {self.n_ff}, vocabulary {self.n_vocab}, "
+                f"context {self.n_ctx}, rope_theta {self.rope_theta:g}, eps {self.rms_eps:g}, "
+                f"{'tied' if self.tied else 'untied'} output")
+
+
+def permute_rope(w, n_head):
+    """HF rotate-half row order -> llama.cpp adjacent-pair order, per head
+    (llama.cpp's LlamaModel.permute); works for weights and biases."""
+    rows = w.shape[0]
+    return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def plan_tensors(hp, weights, where):
+    """[(gguf name, TensorRef, n_head to permute by or None)], checking that
+    the checkpoint has exactly the tensors (and shapes) the config implies."""
+    d, ff, hd = hp.n_embd, hp.n_ff, hp.head_dim
+    q_dim, kv_dim = hp.n_head * hd, hp.n_head_kv * hd
+    llama = hp.arch == "llama"
+    want = [("model.embed_tokens.weight", "token_embd.weight", (hp.n_vocab, d), None),
+            ("model.norm.weight", "output_norm.weight", (d,), None)]
+    if not hp.tied:
+        want.append(("lm_head.weight", "output.weight", (hp.n_vocab, d), None))
+    for i in range(hp.n_layer):
+        p, b = f"model.layers.{i}.", f"blk.{i}."
+        want += [
+            (p + "input_layernorm.weight", b + "attn_norm.weight", (d,), None),
+            (p + "self_attn.q_proj.weight", b + "attn_q.weight", (q_dim, d), hp.n_head if llama else None),
+            (p + "self_attn.k_proj.weight", b + "attn_k.weight", (kv_dim, d), hp.n_head_kv if llama else None),
+            (p + "self_attn.v_proj.weight", b + "attn_v.weight", (kv_dim, d), None),
+            (p + "self_attn.o_proj.weight", b + "attn_output.weight", (d, q_dim), None),
+            (p + "post_attention_layernorm.weight", b + "ffn_norm.weight", (d,), None),
+            (p + "mlp.gate_proj.weight", b + "ffn_gate.weight", (ff, d), None),
+            (p + "mlp.up_proj.weight", b + "ffn_up.weight", (ff, d), None),
+            (p + "mlp.down_proj.weight", b + "ffn_down.weight", (d, ff), None),
+        ]
+        if not llama:
+            want += [(p + "self_attn.q_proj.bias", b + "attn_q.bias", (q_dim,), None),
+                     (p + "self_attn.k_proj.bias", b + "attn_k.bias", (kv_dim,), None),
+                     (p + "self_attn.v_proj.bias", b + "attn_v.bias", (kv_dim,), None)]
+    missing = [hf for hf, _, _, _ in want if hf not in weights]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        hint = (" (config.json says tie_word_embeddings is false)"
+                if missing == ["lm_head.weight"] else "")
+        raise HFError(f"{where}: missing tensor(s) {', '.join(missing[:3])}{more}{hint}")
+    known = {hf for hf, _, _, _ in want}
+    ignored = [n for n in weights if n not in known and
+               (n.endswith(".rotary_emb.inv_freq") or (hp.tied and n == "lm_head.weight"))]
+    extra = sorted(n for n in weights if n not in known and n not in ignored)
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        raise HFError(f"{where}: unexpected tensor(s) {', '.join(extra[:3])}{more} "
+                      f"({hp.hf_arch} as libhmt runs it has no such weights; check the config)")
+    plan = []
+    for hf, name, shape, perm in want:
+        ref = weights[hf]
+        if ref.shape != shape:
+            raise HFError(f"{ref.file.path}: tensor '{hf}' has shape {list(ref.shape)}, "
+                          f"config.json implies {list(shape)}")
+        plan.append((name, ref, perm))
+    return plan, ignored
+
+
+def load_tensor(ref, perm, ttype):
+    """The tensor as float32, permuted if asked, checked for values the
+    output type cannot hold."""
+    a = ref.float32()
+    if not np.isfinite(a).all():
+        raise HFError(f"{ref.file.path}: tensor '{ref.name}' has NaN or infinite values")
+    if ttype == F16 and a.size and np.abs(a).max() > F16_MAX:
+        raise HFError(f"{ref.file.path}: tensor '{ref.name}' has values up to "
+                      f"{np.abs(a).max():g}, beyond float16's range; use --outtype bf16 or f32")
+    return permute_rope(a, perm) if perm else a
+
+
+def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
+    t0 = time.time()
+    if not os.path.isdir(model_dir):
+        raise HFError(f"{model_dir}: not a directory")
+    cfg_path = os.path.join(model_dir, "config.json")
+    cfg = load_json(cfg_path)
+    if not isinstance(cfg, dict):
+        raise HFError(f"{cfg_path}: not a JSON object")
+    hp = HParams(cfg, cfg_path)
+    weights = open_weights(model_dir)
+    plan, ignored = plan_tensors(hp, weights, model_dir)
+    vocab = convert_tokenizer(model_dir, hp.n_vocab, cfg, pre)
+    mat_type, file_type = OUTTYPES[outtype]
+
+    w = StreamingGGUFWriter()
+    a = hp.arch
+    w.add("general.architecture", a, STRING)
+    w.add("general.name", name or os.path.basename(os.path.abspath(model_dir)), STRING)
+    w.add("general.file_type", file_type, UINT32)
+    ints = [("context_length", hp.n_ctx), ("embedding_length", hp.n_embd),
+            ("block_count", hp.n_layer), ("feed_forward_length", hp.n_ff),
+            ("attention.head_count", hp.n_head), ("attention.head_count_kv", hp.n_head_kv)]
+    if a == "llama":  # llama.cpp writes these two for llama only
+        ints += [("vocab_size", hp.n_vocab), ("rope.dimension_count", hp.head_dim)]
+    for key, value in ints:
+        w.add(f"{a}.{key}", value, UINT32)
+    w.add(f"{a}.rope.freq_base", hp.rope_theta, FLOAT32)
+    w.add(f"{a}.attention.layer_norm_rms_epsilon", hp.rms_eps, FLOAT32)
+    for key, value, vtype, elem in vocab.entries():
+        w.add(key, value, vtype, elem)
+    n_bytes = 0
+    for gname, ref, perm in plan:
+        ttype = mat_type if len(ref.shape) == 2 else F32
+        w.add_tensor_deferred(gname, ref.shape, ttype,
+                              lambda ref=ref, perm=perm, ttype=ttype: load_tensor(ref, perm, ttype))
+        n_bytes += len(w.tensors[-1][3])
+
+    log(f"{model_dir}: {hp.hf_arch} -> {hp.describe()}")
+    log(f"  {vocab.summary()}")
+    if ignored:
+        log(f"  not converted: {', '.join(sorted(ignored)[:3])}"
+            f"{' ...' if len(ignored) > 3 else ''} ({len(ignored)} tensors that libhmt does not use)")
+    tmp = out_path + ".part"
+    try:
+        w.write(tmp)
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    log(f"  wrote {out_path}: {len(plan)} tensors ({outtype} matrices, f32 norms/biases), "
+        f"{os.path.getsize(out_path) / 1e6:.1f} MB of which tensors {n_bytes / 1e6:.1f} MB, "
+        f"in {time.time() - t0:.1f} s")
+    return hp, vocab
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Convert a Hugging Face Llama/Qwen2 model directory to a GGUF file for libhmt.")
+    ap.add_argument("model_dir", help="directory with config.json, safetensors weights and a tokenizer")
+    ap.add_argument("-o", "--outfile", required=True, help="output .gguf path")
+    ap.add_argument("--outtype", choices=sorted(OUTTYPES), default="f16",
+                    help="type of the weight matrices (default f16, as llama.cpp); "
+                         "norm weights and biases stay f32")
+    ap.add_argument("--name", help="general.name (default: the directory's name)")
+    ap.add_argument("--pre", choices=PRE_NAMES,
+                    help="byte-level BPE pre-tokenizer to record when tokenizer.json declares "
+                         "one this converter does not recognize")
+    args = ap.parse_args(argv)
+    try:
+        convert(args.model_dir, args.outfile, args.outtype, args.name, args.pre)
+    except HFError as e:
+        print(f"convert_hf: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # writing the output
+        print(f"convert_hf: error: {e.filename or args.outfile}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
