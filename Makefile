@@ -38,13 +38,33 @@ SLEEF_CFLAGS = $(shell pkg-config --cflags sleef 2>/dev/null)
 SLEEF_LIBS = $(shell pkg-config --libs sleef 2>/dev/null || echo -lsleef)
 XSMM_LIBS := -lxsmm -lxsmmnoblas
 SYS_LIBS := -lpthread -lrt -ldl -lm
-PRIV_LIBS = $(XSMM_LIBS) $(SLEEF_LIBS) $(SYS_LIBS)
+# Optional FAISS backend (docs/KNN.md): found when libfaiss-dev's headers are
+# installed; `make HAVE_FAISS=0` builds without it (use another B= then).
+# Debian ships FAISS as a static C++ library: lib/*.cc (the bridge) is then
+# compiled with $(CXX) and libhmt links FAISS, OpenMP, BLAS/LAPACK and the
+# C++ runtime privately. Real BLAS comes before libxsmm so that libxsmmnoblas'
+# stub sgemm_ never serves FAISS.
+HAVE_FAISS ?= $(shell test -f /usr/include/faiss/IndexIVFPQ.h && echo 1 || echo 0)
+ifeq ($(HAVE_FAISS),1)
+FAISS_LIBS := -lfaiss -lgomp -llapack -lblas -lstdc++
+CPPFLAGS += -DHMT_HAVE_FAISS
+endif
+ifneq ($(findstring clang,$(CC)),)
+CXX := $(subst clang,clang++,$(CC))
+endif
+# -g1: line tables only; full DWARF of the bridge would pour libstdc++'s and
+# libc's declarations into the ABI baseline (tests/abi/check_abi.sh).
+# -fno-sanitize=vptr: the C driver that links sanitizer builds has no C++ UBSan runtime.
+LIB_CXXFLAGS = -std=c++17 $(OPT) -g1 -fPIC -fvisibility=hidden -Wall -Wextra -Wshadow $(WERROR) \
+  $(SANITIZE) $(if $(findstring undefined,$(SANITIZE)),-fno-sanitize=vptr) $(CXXFLAGS)
+PRIV_LIBS = $(FAISS_LIBS) $(XSMM_LIBS) $(SLEEF_LIBS) $(SYS_LIBS)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -pthread -lcheck_pic -lrt -lm -lsubunit)
 
 # ---- sources ---------------------------------------------------------------
 LIB_SRC := $(sort $(wildcard lib/*.c lib/kernels/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_CXX_SRC := $(if $(filter 1,$(HAVE_FAISS)),$(sort $(wildcard lib/*.cc)))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX_SRC:%.cc=$(B)/%.o)
 EX_SRC  := $(sort $(wildcard examples/*.c))
 EX_BIN  := $(EX_SRC:examples/%.c=$(B)/bin/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -57,7 +77,7 @@ SO := $(B)/$(SOFULL)
 AR_LIB := $(B)/libhmt.a
 
 .PHONY: all lib examples bench test check install uninstall clean deps asan \
-        testdata run memcheck fuzz tsan abi-baseline
+        testdata run memcheck memcheck-python fuzz tsan abi-baseline
 all: lib examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
 examples: $(EX_BIN)
@@ -66,6 +86,10 @@ bench: $(BENCH_BIN)
 $(B)/lib/%.o: lib/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(LIB_CFLAGS) -c $< -o $@
+
+$(B)/lib/%.o: lib/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(LIB_CXXFLAGS) -c $< -o $@
 
 $(SO): $(LIB_OBJ) lib/libhmt.map
 	$(CC) -shared -o $@ $(LIB_OBJ) $(SANITIZE) -Wl,-soname,$(SONAME) \
@@ -85,6 +109,7 @@ $(B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR)
 $(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) -std=gnu11 $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
+$(BENCH_BIN): $(wildcard bench/*.h) # the benchmarks' shared headers
 
 # ---- pkg-config --------------------------------------------------------------
 # Paths are written relative to ${prefix} / ${exec_prefix} where they can be,
@@ -96,7 +121,7 @@ $(B)/hmt.pc: pkgconfig/hmt.pc.in $(HDR) FORCE
 	@mkdir -p $(B)
 	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@EXEC_PREFIX@|$(PC_EXEC_PREFIX)|' \
 	    -e 's|@LIBDIR@|$(PC_LIBDIR)|' -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIV_LIBS@|$(XSMM_LIBS) $(SYS_LIBS)|' $< > $@.tmp
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIV_LIBS@|$(FAISS_LIBS) $(XSMM_LIBS) $(SYS_LIBS)|' $< > $@.tmp
 	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 FORCE:
 
@@ -137,20 +162,29 @@ memcheck: examples
 	$(VALGRIND) $(B)/bin/hmt-generate -m /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
 	@echo "memcheck: OK (examples clean under valgrind)"
 
-# Same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# valgrind memcheck over the Python tests (and the C side of their
+# bit-identity test); only reports that libhmt is responsible for fail it
+# (tests/python/vg_libhmt.py; docs/ROBUSTNESS.md).
+memcheck-python: lib $(TESTDATA)
+	B=$(B) CC="$(CC)" PYTHON="$(PYTHON)" sh tests/python/memcheck_python.sh
+
+# Same suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own
+# build dir (ASAN_B; a second checkout or CI can pick another).
+ASAN_B ?= build-asan
 asan:
-	$(MAKE) B=build-asan OPT=-O1 \
+	$(MAKE) B=$(ASAN_B) OPT=-O1 \
 	  SANITIZE='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
 
 # ---- the main job on the model shipped in models/ ---------------------------
-# Score held-out Brown documents with HMT and the comparison modes, then
+# Score the 50 held-out Brown documents (each a fresh stream, PPL token-weighted)
+# with HMT and the comparison modes, then
 # generate through HMT (models/README.md, docs/TRAINING.md).
 RUN_MODEL ?= models/brown-f16.gguf
 RUN_ADAPTER ?= models/brown-hmt.gguf
-RUN_TEXT ?= models/heldout/brown-heldout-3.txt
+RUN_TEXT ?= $(sort $(wildcard models/heldout/c*.txt))
 RUN_PROMPT ?= The jury said
 run: all
-	$(B)/bin/hmt-perplexity -m $(RUN_MODEL) -a $(RUN_ADAPTER) -f $(RUN_TEXT) --mode all -t 2 -q
+	$(B)/bin/hmt-perplexity -m $(RUN_MODEL) -a $(RUN_ADAPTER) $(addprefix -f ,$(RUN_TEXT)) --mode all -t 2 -q
 	$(B)/bin/hmt-generate -m $(RUN_MODEL) -a $(RUN_ADAPTER) -p "$(RUN_PROMPT)" -n 80 --seed 1 -t 2
 
 # The random demo model: memcheck and the thread tests use it (fast, tiny).
@@ -168,30 +202,22 @@ tsan:
 	CK_RUN_SUITE=threads CK_FORK=no HMT_TESTDATA=$(B)/testdata build-tsan/tests/check_hmt
 
 # ---- fuzzing (libFuzzer, clang from Debian: clang-14, libclang-rt-14-dev) ----
-# Each target in tests/fuzz runs FUZZ_SECONDS; crashes are written to
-# build-fuzz/crash-*; corpora grow in build-fuzz/corpus/<target>.
-FUZZ_CC ?= clang
+# tests/fuzz/fuzz.sh runs each target for FUZZ_SECONDS on seeds made from the
+# models and test data of $(B) (tests/fuzz/make_seeds.py) and the committed
+# regression inputs; a crash, sanitizer report or leak fails it. The library
+# is built for generic x86-64 with run-time kernel choice, like the release
+# build, so the pass runs on any x86-64 machine.
+FUZZ_CC ?= clang-14
+FUZZ_B ?= build-fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
-# clang does not expose SLEEF's AVX entry points without the ISA macros, so
-# the fuzz build targets an AVX-512 machine (the parsers do not care).
-FUZZ_ISA = -mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-fuzz:
-	$(MAKE) --no-print-directory B=build-fuzz CC=$(FUZZ_CC) OPT='-O1 $(FUZZ_ISA)' \
-	  SANITIZE='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' build-fuzz/libhmt.a
-	@for t in $(FUZZ_TARGETS); do \
-	  $(FUZZ_CC) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -Iinclude -Ilib tests/fuzz/fuzz_$$t.c \
-	    build-fuzz/libhmt.a $(PRIV_LIBS) -o build-fuzz/fuzz_$$t || exit 1; \
-	  mkdir -p build-fuzz/corpus/$$t; \
-	  seeds=""; [ $$t = gguf ] && seeds="tests/data/tokenizer"; \
-	  [ $$t = adapter ] && mkdir -p build-fuzz/seeds && cp $(DEMO_ADAPTER) build-fuzz/seeds/ && seeds=build-fuzz/seeds; \
-	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
-	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
-	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t $$seeds 2>&1 | \
-	    grep -E "stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|crash" || true; \
-	  if ls build-fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz $$t: FAILED"; exit 1; fi; \
-	done
+fuzz: examples $(TESTDATA)
+	$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) OPT=-O1 \
+	  SANITIZE='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' $(FUZZ_B)/libhmt.a
+	FUZZ_CC=$(FUZZ_CC) FUZZ_B=$(FUZZ_B) B=$(B) FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(PYTHON) \
+	  FUZZ_SAN='$(FUZZ_SAN)' PRIV_LIBS='$(PRIV_LIBS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' \
+	  sh tests/fuzz/fuzz.sh
 
 # ---- install ---------------------------------------------------------------
 install: lib

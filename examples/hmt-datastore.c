@@ -2,7 +2,8 @@
 /* hmt-datastore: build a kNN-LM datastore (docs/KNN.md) from a text file with
  * a GGUF model, using only the public API: key = the last block's normalized
  * feed-forward input at each position, value = the next token. With -a the
- * keys come from HMT streams (memory included). Exit codes: 0 success,
+ * keys come from HMT streams (memory included); with --faiss a FAISS IVF-PQ
+ * index is built beside it (OUT.faiss). Exit codes: 0 success,
  * 1 runtime failure, 2 usage error. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,11 @@ static void usage(FILE *f) {
             "                       model's training context, at most 2048)\n"
             "  -b, --batch N        tokens per forward chunk (default 512)\n"
             "      --f16            store the keys as F16 (half the size)\n"
+            "      --faiss          also build a FAISS IVF-PQ index for approximate search,\n"
+            "                       written to OUT.faiss (libhmt built with FAISS only)\n"
+            "      --nlist N        its IVF lists (default: automatic, ~sqrt of the keys)\n"
+            "      --pq-m M         its PQ sub-quantizers = bytes per key (default: automatic,\n"
+            "                       a divisor of the key width up to 64)\n"
             "  -t, --threads N      worker threads (default: all CPUs)\n"
             "  -q, --quiet          no progress on stderr\n"
             "  -h, --help           show this help\n");
@@ -63,6 +69,40 @@ static int progress(void *user_data, int64_t done, int64_t total) {
     return 0;
 }
 
+static int index_progress(void *user_data, int64_t done, int64_t total) {
+    progress_state *p = user_data;
+    double t = now();
+    if (p->quiet || (t - p->last < 0.5 && done < total)) return 0;
+    p->last = t;
+    fprintf(stderr, "\rhmt-datastore: FAISS index: %lld / %lld keys added (%.0f s)",
+            (long long)done, (long long)total, t - p->t0);
+    if (done == total) fputc('\n', stderr);
+    return 0;
+}
+
+/* Build OUT.faiss for the datastore just written. */
+static int build_index(hmt_model *model, const char *out_path, hmt_params *params, int quiet) {
+    if (!hmt_knn_faiss_available()) {
+        fprintf(stderr, "hmt-datastore: --faiss: this libhmt is built without FAISS\n");
+        return 1;
+    }
+    size_t n = strlen(out_path) + 7;
+    char *path = malloc(n);
+    if (!path) return 1;
+    snprintf(path, n, "%s.faiss", out_path);
+    hmt_knn *knn = NULL;
+    int rc = hmt_knn_load(&knn, model, out_path, params);
+    progress_state ps = {now(), 0, quiet};
+    if (!rc) rc = hmt_knn_faiss_build(knn, path, params, index_progress, &ps);
+    int status = rc ? die("building the FAISS index", rc) : 0;
+    if (!rc)
+        fprintf(stderr, "hmt-datastore: wrote %s in %.2f s (attach it with "
+                "hmt_knn_faiss_attach after hmt_knn_load)\n", path, now() - ps.t0);
+    hmt_knn_free(knn);
+    free(path);
+    return status;
+}
+
 /* Read a whole file; NULL on failure. */
 static char *read_text(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -96,8 +136,8 @@ static char *read_text(const char *path, size_t *len) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL, *out_path = NULL, *adapter_path = NULL;
-    double threads = 0, n_ctx = 0, n_batch = 512;
-    int f16 = 0, quiet = 0;
+    double threads = 0, n_ctx = 0, n_batch = 512, nlist = 0, pq_m = 0;
+    int f16 = 0, quiet = 0, faiss = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -106,6 +146,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(a, "--f16")) {
             f16 = 1;
+            continue;
+        }
+        if (!strcmp(a, "--faiss")) {
+            faiss = 1;
             continue;
         }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -126,6 +170,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &n_ctx;
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) num = &n_batch;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &threads;
+        else if (!strcmp(a, "--nlist")) num = &nlist;
+        else if (!strcmp(a, "--pq-m")) num = &pq_m;
         else {
             fprintf(stderr, "hmt-datastore: unknown option %s\n", a);
             usage(stderr);
@@ -153,7 +199,9 @@ int main(int argc, char **argv) {
     if ((rc = hmt_params_create(&params))) return die("params", rc);
     if ((rc = hmt_params_set_int(params, HMT_P_N_THREADS, (int64_t)threads)) ||
         (rc = hmt_params_set_int(params, HMT_P_N_BATCH, (int64_t)n_batch)) ||
-        (rc = hmt_params_set_int(params, HMT_P_KNN_KEY_F16, f16))) {
+        (rc = hmt_params_set_int(params, HMT_P_KNN_KEY_F16, f16)) ||
+        (rc = hmt_params_set_int(params, HMT_P_KNN_NLIST, (int64_t)nlist)) ||
+        (rc = hmt_params_set_int(params, HMT_P_KNN_PQ_M, (int64_t)pq_m))) {
         fprintf(stderr, "hmt-datastore: %s\n", hmt_last_error_msg());
         hmt_params_free(params);
         return 2;
@@ -230,7 +278,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "hmt-datastore: wrote %s: %lld keys of %d %s (%.1f bytes/key on disk) in %.2f s\n",
             out_path, (long long)count, hmt_model_n_embd(model), f16 ? "F16" : "F32",
             hmt_model_n_embd(model) * (f16 ? 2.0 : 4.0) + 4.0, dt);
-    status = 0;
+    status = faiss ? build_index(model, out_path, params, quiet) : 0;
 done:
     hmt_knn_builder_free(builder);
     hmt_stream_free(stream);

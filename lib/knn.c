@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "fnv.h"
 #include "knn.h"
+#include "knn_faiss.h"
 #include "model.h"
 #include "params.h"
 #include "stream.h"
@@ -457,6 +458,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
 
 HMT_API void hmt_knn_free(hmt_knn *knn) {
     if (!knn) return;
+    hmti_faiss_free(knn->faiss);
     if (knn->pool) hmti_pool_free(knn->pool);
     if (knn->map) munmap(knn->map, knn->map_len);
     free(knn->norms);

@@ -50,10 +50,28 @@ struct hmt_knn {
     hmti_pool *pool;          /* search threads                      */
     pthread_mutex_t pool_mu;  /* one search at a time on the pool   */
     int n_threads;
+    struct hmti_faiss *faiss; /* attached IVF-PQ index or NULL (knn_index.c) */
+    int32_t nprobe, rerank;   /* its search settings, read at attach */
 };
 
 /* Key i as F32 into out[dim]. */
 void hmti_knn_key(const hmt_knn *knn, int64_t i, float *out);
+
+/* Σ(q−k)² in double, differences first: the exact distance every search
+ * returns (knn_search.c). */
+double hmti_knn_sqdist(const float *a, const float *b, int64_t d);
+
+/* Recompute the exact distances of n candidate ids (−1 = none) of query q and
+ * write the k best by (distance, index) to dist_out/idx_out (either may be
+ * NULL; slots past the candidates get −1 and +inf). kbuf: dim floats;
+ * scratch: n·16 bytes. */
+void hmti_knn_rerank(const hmt_knn *knn, const float *q, const int64_t *ids, int64_t n, int64_t k,
+                     float *dist_out, int64_t *idx_out, float *kbuf, void *scratch);
+
+/* Search through the attached FAISS index (knn->faiss != NULL), queries
+ * already checked finite (knn_index.c). */
+int hmti_knn_faiss_search(const hmt_knn *knn, const float *queries, size_t n, int64_t k,
+                          float *dist_out, int64_t *idx_out);
 
 /* The interpolation settings, read once from a params object. */
 typedef struct {

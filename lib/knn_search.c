@@ -138,7 +138,7 @@ static void scan_share(void *arg, int ith, int nth) {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
 #endif
-static double sqdist(const float *a, const float *b, int64_t d) {
+double hmti_knn_sqdist(const float *a, const float *b, int64_t d) {
     double acc[8] = {0};
     int64_t p = 0;
     for (; p + 8 <= d; p += 8)
@@ -164,6 +164,31 @@ static int cand_cmp(const void *a, const void *b) {
     if (x->d < y->d) return -1;
     if (x->d > y->d) return 1;
     return (x->i > y->i) - (x->i < y->i);
+}
+
+void hmti_knn_rerank(const hmt_knn *knn, const float *q, const int64_t *ids, int64_t n, int64_t k,
+                     float *dist_out, int64_t *idx_out, float *kbuf, void *scratch) {
+    const int64_t d = knn->dim;
+    cand *cs = scratch;
+    int64_t m = 0;
+    for (int64_t c = 0; c < n; c++) {
+        if (ids[c] < 0 || ids[c] >= knn->count) continue;
+        const float *kv;
+        if (knn->dtype == HMT_KNN_F16) {
+            hmti_knn_key(knn, ids[c], kbuf);
+            kv = kbuf;
+        } else {
+            kv = (const float *)knn->keys_raw + (size_t)ids[c] * d;
+        }
+        cs[m].d = hmti_knn_sqdist(q, kv, d);
+        cs[m].i = ids[c];
+        m++;
+    }
+    qsort(cs, (size_t)m, sizeof *cs, cand_cmp);
+    for (int64_t c = 0; c < k; c++) {
+        if (dist_out) dist_out[c] = c < m ? (float)cs[c].d : INFINITY;
+        if (idx_out) idx_out[c] = c < m ? cs[c].i : -1;
+    }
 }
 
 static void merge_share(void *arg, int ith, int nth) {
@@ -194,7 +219,7 @@ static void merge_share(void *arg, int ith, int nth) {
             } else {
                 kv = (const float *)knn->keys_raw + (size_t)mi[c] * d;
             }
-            cs[c].d = sqdist(qv, kv, d);
+            cs[c].d = hmti_knn_sqdist(qv, kv, d);
             cs[c].i = mi[c];
         }
         qsort(cs, (size_t)mn, sizeof *cs, cand_cmp);
@@ -261,6 +286,7 @@ static int search_impl(const hmt_knn *knn, const float *queries, size_t n, int64
     for (size_t i = 0; i < n * (size_t)d; i++)
         if (!isfinite(queries[i]))
             return hmti_errf(HMT_E_INVAL, "knn search: query %zu is not finite", i / (size_t)d);
+    if (knn->faiss) return hmti_knn_faiss_search(knn, queries, n, k, dist_out, idx_out);
     hmt_knn *mk = (hmt_knn *)knn; /* the pool and its lock are the only mutable parts */
     int locked = knn->pool && knn->n_threads > 1 && pthread_mutex_trylock(&mk->pool_mu) == 0;
     int rc = HMT_OK;
@@ -387,12 +413,13 @@ static void mix(const hmti_knn_cfg *cfg, const float *dists, const int32_t *vals
     }
     const double l1 = lambda < 1 ? log1p(-lambda) : -INFINITY;
     const double ll = lambda > 0 ? log(lambda) : -INFINITY;
+    /* the mixed values of the retrieved tokens first: out may alias logits */
+    if (lambda > 0)
+        for (int64_t g = 0; g < ng; g++)
+            pairs[g].lw = logaddexp(l1 + ((double)logits[pairs[g].v] - lse), ll + pairs[g].lw);
     for (int32_t v = 0; v < nv; v++) out[v] = (float)(l1 + ((double)logits[v] - lse));
     if (lambda > 0)
-        for (int64_t g = 0; g < ng; g++) {
-            int32_t v = pairs[g].v;
-            out[v] = (float)logaddexp(l1 + ((double)logits[v] - lse), ll + pairs[g].lw);
-        }
+        for (int64_t g = 0; g < ng; g++) out[pairs[g].v] = (float)pairs[g].lw;
     if (lambda_out) *lambda_out = (float)lambda;
 }
 

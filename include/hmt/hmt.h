@@ -167,7 +167,14 @@ typedef enum hmt_param {
     HMT_P_KNN_BIAS = 305,        /* float: entropy_gap offset b (0)                */
     HMT_P_KNN_LAMBDA_MAX = 306,  /* float: upper clip of adaptive λ (1)            */
     HMT_P_KNN_KEY_F16 = 307,     /* int: store datastore keys as F16 (0 = F32)     */
-    HMT_P_KNN_NPROBE = 308,      /* int: IVF lists probed by an approximate index (32) */
+    HMT_P_KNN_NPROBE = 308,      /* int: IVF lists probed by a FAISS index (32)    */
+    HMT_P_KNN_NLIST = 309,       /* int: IVF lists of a FAISS index; 0 = automatic  */
+    HMT_P_KNN_PQ_M = 310,        /* int: PQ sub-quantizers (bytes per key) of a
+                                    FAISS index; 0 = automatic                     */
+    HMT_P_KNN_TRAIN_SIZE = 311,  /* int: keys sampled to train a FAISS index;
+                                    0 = automatic                                  */
+    HMT_P_KNN_RERANK = 312,      /* int: FAISS candidates per neighbour whose
+                                    distances are recomputed exactly (4)           */
     /* runtime (400…): also settable on a live context, hmt_ctx_set_int */
     HMT_P_N_THREADS = 400,  /* int: worker threads for this context
                                (default 0 = number of online CPUs)          */

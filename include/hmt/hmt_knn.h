@@ -32,8 +32,10 @@
  * code and hmt_last_error_msg() (a datastore is shared, so it keeps no
  * message of its own). A builder is used by one thread at a time.
  *
- * Only exact search is built: an approximate backend (FAISS IVF-PQ) is not
- * part of this release; HMT_P_KNN_NPROBE is reserved for it.
+ * Search is exact by default. Datastores that outgrow exact search can get
+ * an approximate FAISS IVF-PQ index (optional at build time: see
+ * hmt_knn_faiss_available), built once into a file beside the datastore and
+ * attached after loading; the distances returned are still the exact ones.
  */
 #ifndef HMT_KNN_H
 #define HMT_KNN_H
@@ -154,7 +156,9 @@ HMT_API double hmt_knn_bytes_per_key(const hmt_knn *knn);
 HMT_API HMT_NODISCARD int hmt_knn_get(const hmt_knn *knn, int64_t i, float *key, size_t cap,
                                       hmt_token *value);
 
-/** Exact k-nearest-neighbour search by squared L2 distance for n_queries
+/** Exact k-nearest-neighbour search by squared L2 distance (with a FAISS
+ *  index attached: approximate candidates, exact distances — see
+ *  hmt_knn_faiss_attach) for n_queries
  *  queries (row-major n_queries × dim). For query q, dist_out[q*k + j] and
  *  idx_out[q*k + j] (j < k) receive the j-th nearest stored key, nearest
  *  first, ties broken by the lower index; with k > count the slots past
@@ -171,6 +175,62 @@ HMT_API HMT_NODISCARD int hmt_knn_get(const hmt_knn *knn, int64_t i, float *key,
 HMT_API HMT_NODISCARD int hmt_knn_search(const hmt_knn *knn, const float *queries,
                                          size_t n_queries, int32_t k, float *dist_out,
                                          int64_t *idx_out);
+
+/* ---------------------------------------------------------------------------
+ * Approximate search: a FAISS IVF-PQ index beside the datastore (docs/KNN.md)
+ * ------------------------------------------------------------------------- */
+/* FAISS is an optional dependency of libhmt. In a build without it these
+ * functions exist but build/attach fail with HMT_E_UNSUPPORTED.
+ *
+ *     hmt_knn_faiss_build(knn, "wiki.knn.faiss", params, NULL, NULL); // once
+ *     hmt_knn_faiss_attach(knn, "wiki.knn.faiss", params);            // per load
+ *     hmt_knn_search(knn, ...);   // now: IVF-PQ candidates, exact distances
+ */
+
+/** 1 when this libhmt was built with the FAISS backend, 0 otherwise. */
+HMT_API int32_t hmt_knn_faiss_available(void);
+
+/** Build an IVF-PQ index (algorithms.md §2.3) over all keys of knn and write
+ *  it to path (through "<path>.tmp", renamed when complete). The coarse
+ *  quantizer (nlist lists, k-means) and the product quantizer (m
+ *  sub-quantizers of 8 bits: m bytes per key) are trained on a random sample
+ *  of the keys, drawn without replacement; then every key is added, read in
+ *  chunks from the mapped datastore. params keys used: HMT_P_KNN_NLIST,
+ *  HMT_P_KNN_PQ_M, HMT_P_KNN_TRAIN_SIZE (0 = automatic for each, see
+ *  docs/KNN.md), HMT_P_SEED (the sample and the k-means seeds: equal seeds
+ *  give equal files). Runs on the datastore's threads. progress (may be
+ *  NULL) is called after each chunk of keys added; nonzero stops the build.
+ *  The file records the datastore's identity (its header, values and a
+ *  sample of keys), so it can only be attached to the same datastore.
+ *  Errors: HMT_E_INVAL (NULL; m not dividing the key width; fewer than
+ *  39·max(nlist, 256) training keys — k-means needs 39 per centroid; nlist
+ *  or the training size above the key count), HMT_E_UNSUPPORTED (FAISS not
+ *  built in), HMT_E_IO, HMT_E_ABORTED, HMT_E_NOMEM. */
+HMT_API HMT_NODISCARD int hmt_knn_faiss_build(const hmt_knn *knn, const char *path,
+                                              const hmt_params *params,
+                                              hmt_knn_progress_fn progress, void *user_data);
+
+/** Read an index file written by hmt_knn_faiss_build for this datastore and
+ *  attach it (replacing one attached before): from then on hmt_knn_search,
+ *  hmt_knn_interpolate and the kNN processors take, for each query, the
+ *  k·HMT_P_KNN_RERANK best candidates of the IVF-PQ search over
+ *  HMT_P_KNN_NPROBE lists, recompute their distances exactly from the stored
+ *  keys (as exact search does), and return the k best of those. The result
+ *  is approximate only in which keys are found (recall < 1), never in the
+ *  distances. Call it before the datastore is shared: it must not run while
+ *  another thread searches the same datastore. The file is read and closed;
+ *  the index lives in memory until hmt_knn_faiss_detach or hmt_knn_free.
+ *  Errors: HMT_E_INVAL (NULL; an index built for another datastore: the
+ *  message says what differs), HMT_E_IO, HMT_E_FORMAT (not an index file,
+ *  truncated, corrupt: the message says which), HMT_E_UNSUPPORTED (FAISS not
+ *  built in; a newer file version), HMT_E_NOMEM. On error the datastore
+ *  keeps the index it had. */
+HMT_API HMT_NODISCARD int hmt_knn_faiss_attach(hmt_knn *knn, const char *path,
+                                               const hmt_params *params);
+
+/** Drop the attached index (exact search again); no-op without one or for
+ *  NULL. Same rule as attach: not while another thread searches. */
+HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
 
 /* ---------------------------------------------------------------------------
  * The kNN-LM distribution and interpolation (algorithms.md §2.4–2.5, §2.7)

@@ -17,8 +17,9 @@ from . import _capi as capi
 from ._api import (DETOKENIZE_SPECIAL, HAVE_NUMPY, OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS,
                    TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL, Adapter, Chain, Context, DittoProc, HmtError,
                    Knn, KnnBuilder, KnnDtype, KnnProc, LogLevel, Mode, Model, Param, Params, Proc,
-                   PyProc, Sampler, Status, Stream, abi_version, knn_interpolate_neighbors,
-                   param_bounds, set_log_callback, version, version_string)
+                   PyProc, Sampler, Status, Stream, abi_version, knn_faiss_available,
+                   knn_interpolate_neighbors, param_bounds, set_log_callback, version,
+                   version_string)
 from ._capi import ABI_VERSION, LIB_PATH, last_error_msg, strerror
 
 __version__ = ".".join(map(str, capi.BINDING_VERSION))
@@ -29,4 +30,4 @@ __all__ = ["Adapter", "Context", "HmtError", "LogLevel", "Mode", "Model", "Param
            "LIB_PATH", "HAVE_NUMPY", "TOKENIZE_ADD_BOS", "TOKENIZE_SPECIAL",
            "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN", "OUT_FFN_INPUT", "KnnDtype", "Proc",
            "PyProc", "DittoProc", "KnnProc", "Chain", "Knn", "KnnBuilder",
-           "knn_interpolate_neighbors", "__version__"]
+           "knn_faiss_available", "knn_interpolate_neighbors", "__version__"]

@@ -1081,6 +1081,43 @@ class Knn(_Handle):
         return [array.array("f", out[r * V:(r + 1) * V]) for r in range(n)], list(lam[:n])
 
 
+    def faiss_build(self, path, params=None, progress=None, **kwargs):
+        """Write a FAISS IVF-PQ index of this datastore to path (knn_nlist,
+        knn_pq_m, knn_train_size, seed). progress(done, total) may return True
+        to stop (HmtError E_ABORTED). E_UNSUPPORTED without FAISS."""
+        errors = _CallbackErrors()
+        cb = _progress_cb(progress, errors)
+        p, tmp = _with_params(params, kwargs)
+        try:
+            lib.hmt_knn_faiss_build(self._handle, _path(path), p, cb, None)
+        except HmtError as e:
+            errors.reraise(e)
+            raise
+        finally:
+            if tmp is not None:
+                tmp.close()
+        errors.reraise()
+
+    def faiss_attach(self, path, params=None, **kwargs):
+        """Search through the index file at path from now on (knn_nprobe,
+        knn_rerank); distances stay exact. Not while other threads search."""
+        p, tmp = _with_params(params, kwargs)
+        try:
+            lib.hmt_knn_faiss_attach(self._handle, _path(path), p)
+        finally:
+            if tmp is not None:
+                tmp.close()
+
+    def faiss_detach(self):
+        """Exact search again."""
+        lib.hmt_knn_faiss_detach(self._handle)
+
+
+def knn_faiss_available():
+    """True when this libhmt was built with the FAISS backend."""
+    return bool(lib.hmt_knn_faiss_available())
+
+
 def knn_interpolate_neighbors(dists, values, logits, params=None, **kwargs):
     """The kNN-LM interpolation from given neighbours (one position):
     (logprobs, lambda)."""

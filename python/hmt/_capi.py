@@ -69,6 +69,10 @@ class Param(enum.IntEnum):
     KNN_LAMBDA_MAX = 306
     KNN_KEY_F16 = 307
     KNN_NPROBE = 308
+    KNN_NLIST = 309
+    KNN_PQ_M = 310
+    KNN_TRAIN_SIZE = 311
+    KNN_RERANK = 312
     N_THREADS = 400
     TEMPERATURE = 500
     TOP_K = 501
@@ -520,6 +524,16 @@ FUNCTIONS = [
     #                    float *dist_out, int64_t *idx_out);
     ("hmt_knn_search", c_int,
      [hmt_knn_p, _P(c_float), c_size_t, c_int32, _P(c_float), _P(c_int64)], _status),
+    # int32_t hmt_knn_faiss_available(void);
+    ("hmt_knn_faiss_available", c_int32, [], None),
+    # int hmt_knn_faiss_build(const hmt_knn *knn, const char *path, const hmt_params *params,
+    #                         hmt_knn_progress_fn progress, void *user_data);
+    ("hmt_knn_faiss_build", c_int,
+     [hmt_knn_p, c_char_p, hmt_params_p, hmt_knn_progress_fn, c_void_p], _status),
+    # int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params);
+    ("hmt_knn_faiss_attach", c_int, [hmt_knn_p, c_char_p, hmt_params_p], _status),
+    # void hmt_knn_faiss_detach(hmt_knn *knn);
+    ("hmt_knn_faiss_detach", None, [hmt_knn_p], None),
     # int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
     #                         size_t n, const float *logits, int32_t n_vocab,
     #                         float *logprobs_out, float *lambda_out);
