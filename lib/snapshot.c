@@ -16,11 +16,17 @@
 
 static uint64_t adapter_fingerprint(const hmt_adapter *a) { return a ? a->fingerprint : 0; }
 
-/* KV slots of the open pass. */
+/* KV slots of the open pass, from the counters that decide it. */
+static int64_t kv_slots_of(int mode, int64_t n_fed, int64_t win_base, int64_t prefix_done,
+                           int64_t sens_len, int64_t seg_eval) {
+    if (mode == HMT_MODE_WINDOW) return n_fed - win_base;
+    if (!prefix_done) return 0;
+    return (mode == HMT_MODE_SEGMENTS ? 0 : 1 + sens_len) + seg_eval;
+}
+
 static int32_t kv_slots(const hmt_stream *s) {
-    if (s->mode == HMT_MODE_WINDOW) return (int32_t)(s->n_fed - s->win_base);
-    if (!s->prefix_done) return 0;
-    return (s->mode == HMT_MODE_SEGMENTS ? 0 : 1 + s->sens_len) + s->seg_eval;
+    return (int32_t)kv_slots_of(s->mode, s->n_fed, s->win_base, s->prefix_done, s->sens_len,
+                                s->seg_eval);
 }
 
 /* One walk over the state serves saving, checking and loading: each field
@@ -33,6 +39,8 @@ typedef struct {
     const unsigned char *in; /* CHECK, LOAD: input                  */
     size_t pos, len;
     int bad;
+    int32_t n_vocab; /* CHECK: token ids must lie below it...  */
+    int bad_id;      /* ...else this is set                     */
 } cursor;
 
 static void io(cursor *c, void *field, size_t n) {
@@ -74,7 +82,22 @@ static int counters_valid(const hmt_stream *s, const int64_t *c) {
            c[6] <= 1 && c[7] >= 0 && c[7] <= s->L && c[8] >= 0 && c[8] <= s->k && c[9] >= 0 &&
            c[9] <= s->N && c[10] >= 0 && c[10] <= 1 && c[11] >= 0 && c[11] <= c[9] &&
            c[12] >= 0 && c[13] >= 0 && c[13] <= c[12] && c[14] >= 0 && c[14] <= c[12] &&
-           c[15] >= 0 && c[15] <= s->bb.n_ctx;
+           c[15] >= 0 && c[15] <= s->bb.n_ctx &&
+           /* the KV count must be the one the other counters imply: the next
+            * feed trusts them (a window of n_fed - win_base > W overflowed) */
+           c[15] == kv_slots_of(s->mode, c[12], c[14], c[6], c[8], c[4]);
+}
+
+/* Token ids: CHECK also validates them, since the stream feeds them to the
+ * model again (window refill, sensory tokens, lookahead summary). */
+static void io_tokens(cursor *c, hmt_token *field, size_t n) {
+    if (c->kind == CHECK && !c->bad && n <= (c->len - c->pos) / sizeof *field)
+        for (size_t i = 0; i < n; i++) {
+            hmt_token t;
+            memcpy(&t, c->in + c->pos + i * sizeof t, sizeof t);
+            if (t < 0 || t >= c->n_vocab) c->bad_id = 1;
+        }
+    io(c, field, n * sizeof *field);
 }
 
 /* The arrays, sized by the counters ctr (the stream's own when saving, the
@@ -82,9 +105,9 @@ static int counters_valid(const hmt_stream *s, const int64_t *c) {
 static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
     const size_t d = (size_t)s->d, dh = s->ad ? (size_t)s->ad->d_h : 0;
     const size_t fill = (size_t)ctr[9], rn = (size_t)ctr[11], kv = (size_t)ctr[15];
-    io(c, s->seg_tok, (size_t)ctr[3] * sizeof(hmt_token));
-    io(c, s->prev_tok, (size_t)ctr[7] * sizeof(hmt_token));
-    io(c, s->sens, (size_t)ctr[8] * sizeof(hmt_token));
+    io_tokens(c, s->seg_tok, (size_t)ctr[3]);
+    io_tokens(c, s->prev_tok, (size_t)ctr[7]);
+    io_tokens(c, s->sens, (size_t)ctr[8]);
     io(c, s->p, d * sizeof(float));
     io(c, s->s, d * sizeof(float));
     io(c, s->last_m, d * sizeof(float));
@@ -93,7 +116,7 @@ static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
     io(c, s->mem_seg, fill * sizeof(int64_t));
     io(c, s->rw, rn * sizeof(float));
     io(c, s->rseg, rn * sizeof(int64_t));
-    if (s->mode == HMT_MODE_WINDOW) io(c, s->win, (size_t)s->W * sizeof(hmt_token));
+    if (s->mode == HMT_MODE_WINDOW) io_tokens(c, s->win, (size_t)s->W);
     const hmt_model *m = s->model;
     const size_t kvd = (size_t)m->n_head_kv * m->head_dim, nc = (size_t)s->bb.n_ctx;
     for (int l = 0; l < m->n_layer; l++) {
@@ -110,7 +133,7 @@ static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
 
 static size_t save_into(const hmt_stream *cs, unsigned char *out) {
     hmt_stream *s = (hmt_stream *)cs; /* SAVE only reads the stream */
-    cursor c = {SAVE, out, NULL, 0, 0, 0};
+    cursor c = {SAVE, out, NULL, 0, 0, 0, 0, 0};
     uint32_t head[2] = {0x53544d48u /* "HMTS" */, SNAP_VERSION}, set[N_SETTINGS];
     uint64_t fp[2] = {s->model->fingerprint, adapter_fingerprint(s->ad)};
     int64_t ctr[N_COUNTERS];
@@ -166,7 +189,7 @@ HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
         return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
                                  fp[0] != s->model->fingerprint ? "model" : "adapter"));
     uint32_t set[N_SETTINGS], mine[N_SETTINGS];
-    cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0}; /* into locals */
+    cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0, 0, 0}; /* into locals */
     io(&c, set, sizeof set);
     settings_of(s, mine);
     if (c.bad || memcmp(set, mine, sizeof set))
@@ -178,9 +201,12 @@ HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
         return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: counters out of range"));
     cursor check = c;
     check.kind = CHECK;
+    check.n_vocab = s->model->n_vocab;
     walk_arrays(&check, s, ctr);
     if (check.bad || check.pos != check.len)
         return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: sizes do not match its counters"));
+    if (check.bad_id)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: a token id outside the vocabulary"));
     if (ctr[13] > 0 && s->logits_cap < 1) {
         float *row = hmti_malloc((size_t)s->model->n_vocab * sizeof *row);
         if (!row) return fail(s, hmti_errf(HMT_E_NOMEM, "snapshot: out of memory"));

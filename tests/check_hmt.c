@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "hmt/hmt.h"
 #include "stream.h"
 #include "util/testutil.h"
@@ -282,6 +283,76 @@ START_TEST(snapshot_round_trip_is_bit_identical) {
 }
 END_TEST
 
+/* Snapshots with a valid checksum but inconsistent content are refused and
+ * change nothing. Regressions found by fuzz_snapshot (which recomputes the
+ * checksum; inputs in tests/fuzz/regressions/snapshot): a window-mode KV
+ * count other than n_fed - win_base, and with n_fed - win_base > W the next
+ * feed wrote past the KV cache; token ids outside the vocabulary in the
+ * window ring, fed to the embedding lookup at the next refill. */
+enum { SNAP_COUNTERS = 8 + 16 + 12 * 4, SNAP_ARRAYS = SNAP_COUNTERS + 16 * 8 };
+
+static int restore_patched(hmt_stream *st, const unsigned char *snap, size_t len, size_t at,
+                           const void *val, size_t n) {
+    unsigned char *b = malloc(len);
+    memcpy(b, snap, len);
+    memcpy(b + at, val, n);
+    const uint64_t h = hmti_fnv1a(HMTI_FNV_INIT, b, len - 8);
+    memcpy(b + len - 8, &h, 8);
+    int rc = hmt_stream_restore(st, b, len);
+    free(b);
+    return rc;
+}
+
+static int restore_counter(hmt_stream *st, const unsigned char *snap, size_t len, int i,
+                           int64_t delta) {
+    int64_t v;
+    memcpy(&v, snap + SNAP_COUNTERS + 8 * i, 8);
+    v += delta;
+    return restore_patched(st, snap, len, SNAP_COUNTERS + 8 * (size_t)i, &v, 8);
+}
+
+START_TEST(snapshot_inconsistent_content_is_refused) {
+    read_manifest();
+    if (_i >= n_cases) return;
+    const hmt_case *c = &cases[_i];
+    golden g;
+    golden_read(&g, c->golden);
+    fixture fx;
+    open_case(c, &fx, 1);
+    hmt_stream *st;
+    ck_assert_int_eq(hmt_stream_create(&st, fx.model, fx.adapter, fx.params), HMT_OK);
+    ck_assert_int_eq(hmt_stream_feed(st, g.tokens, g.n_tokens / 2 + 3), HMT_OK);
+    size_t len;
+    ck_assert_int_eq(hmt_stream_save(st, NULL, 0, &len), HMT_E_BUFFER);
+    unsigned char *snap = malloc(len);
+    ck_assert_int_eq(hmt_stream_save(st, snap, len, &len), HMT_OK);
+    const int64_t fed = hmt_stream_n_fed(st);
+    enum { SEG_LEN = 3, PREV_LEN = 7, SENS_LEN = 8, FILL = 9, RN = 11, N_FED = 12, KV = 15 };
+    ck_assert_int_eq(restore_counter(st, snap, len, KV, 0), HMT_OK); /* the patching is sound */
+    ck_assert_int_eq(restore_counter(st, snap, len, KV, 1), HMT_E_FORMAT);
+    ck_assert_int_eq(restore_counter(st, snap, len, KV, -1), HMT_E_FORMAT);
+    int64_t ctr[16];
+    memcpy(ctr, snap + SNAP_COUNTERS, sizeof ctr);
+    const hmt_token bad_id = hmt_model_n_vocab(fx.model);
+    if (c->mode == HMT_MODE_WINDOW) {
+        ck_assert_int_eq(restore_counter(st, snap, len, N_FED, 100), HMT_E_FORMAT);
+        /* the window ring follows the three state vectors (no memory here) */
+        ck_assert(!ctr[SEG_LEN] && !ctr[PREV_LEN] && !ctr[SENS_LEN] && !ctr[FILL] && !ctr[RN]);
+        const size_t ring = SNAP_ARRAYS + 3 * (size_t)hmt_model_n_embd(fx.model) * sizeof(float);
+        ck_assert_int_eq(restore_patched(st, snap, len, ring, &bad_id, sizeof bad_id), HMT_E_FORMAT);
+    } else if (ctr[SEG_LEN] > 0) { /* the open segment's ids come first */
+        ck_assert_int_eq(restore_patched(st, snap, len, SNAP_ARRAYS, &bad_id, sizeof bad_id),
+                         HMT_E_FORMAT);
+    }
+    ck_assert_int_eq(hmt_stream_n_fed(st), fed);
+    ck_assert_int_eq(hmt_stream_feed(st, g.tokens, 1), HMT_OK);
+    free(snap);
+    hmt_stream_free(st);
+    close_case(&fx);
+    golden_free(&g);
+}
+END_TEST
+
 START_TEST(bad_input_is_refused) {
     read_manifest();
     ck_assert_int_ge(n_cases, 1);
@@ -345,6 +416,7 @@ Suite *hmt_suite_hmt(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, matches_reference, 0, 3 * MAX_CASES);
     tcase_add_loop_test(tc, snapshot_round_trip_is_bit_identical, 0, MAX_CASES);
+    tcase_add_loop_test(tc, snapshot_inconsistent_content_is_refused, 0, MAX_CASES);
     tcase_add_test(tc, bad_input_is_refused);
     suite_add_tcase(s, tc);
     return s;

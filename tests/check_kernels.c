@@ -15,24 +15,7 @@
 
 #include "error.h"
 #include "kernels/kernels.h"
-
-/* Check records a checkpoint (a file write) for every passing ck_assert;
- * the loops below make millions of comparisons, so they test with plain ifs
- * and call into Check only on failure. */
-#define EXPECT(c)                                                              \
-    do {                                                                       \
-        if (!(c)) ck_abort_msg("line %d: check failed: %s", __LINE__, #c);     \
-    } while (0)
-#define EXPECT_MSG(c, ...)                        \
-    do {                                          \
-        if (!(c)) ck_abort_msg(__VA_ARGS__);      \
-    } while (0)
-#define EXPECT_EQ(a, b)                                                                 \
-    do {                                                                                \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b);                             \
-        if (a_ != b_)                                                                   \
-            ck_abort_msg("line %d: %s == %s failed: %#jx vs %#jx", __LINE__, #a, #b, a_, b_); \
-    } while (0)
+#include "util/testutil.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
 static uint64_t rng_state = 0x9E3779B97F4A7C15u;

@@ -43,18 +43,19 @@ static hmti_vocab *load_file(const char *name) {
     return v;
 }
 
-/* Tokenize into a malloc'd array; asserts success. */
+/* Tokenize into a malloc'd array; asserts success. (tok and detok run a
+ * million times in the property loops: EXPECT, not ck_assert.) */
 static hmt_token *tok(const hmti_vocab *v, const char *s, size_t len, uint32_t flags, size_t *n) {
     size_t need = 0;
     int rc = hmti_tokenize(v, s, len, flags, NULL, 0, &need);
-    ck_assert_msg(rc == HMT_OK || rc == HMT_E_BUFFER, "tokenize: %d %s", rc, hmti_tls_errmsg());
-    ck_assert(rc == HMT_OK || need > 0);
+    EXPECT_MSG(rc == HMT_OK || rc == HMT_E_BUFFER, "tokenize: %d %s", rc, hmti_tls_errmsg());
+    EXPECT(rc == HMT_OK || need > 0);
     hmt_token *out = malloc((need + 1) * sizeof *out);
-    ck_assert_ptr_nonnull(out);
+    EXPECT(out != NULL);
     size_t got = 0;
     rc = hmti_tokenize(v, s, len, flags, out, need, &got);
-    ck_assert_int_eq(rc, HMT_OK);
-    ck_assert_uint_eq(got, need);
+    EXPECT_EQ(rc, HMT_OK);
+    EXPECT_EQ(got, need);
     *n = got;
     return out;
 }
@@ -64,14 +65,14 @@ static char *detok(const hmti_vocab *v, const hmt_token *t, size_t n, uint32_t f
     size_t need = 0;
     char probe[1];
     int rc = hmti_detokenize(v, t, n, flags, probe, 1, &need);
-    ck_assert(rc == HMT_OK || rc == HMT_E_BUFFER);
+    EXPECT(rc == HMT_OK || rc == HMT_E_BUFFER);
     char *buf = malloc(need + 1);
-    ck_assert_ptr_nonnull(buf);
+    EXPECT(buf != NULL);
     size_t got = 0;
     rc = hmti_detokenize(v, t, n, flags, buf, need + 1, &got);
-    ck_assert_int_eq(rc, HMT_OK);
-    ck_assert_uint_eq(got, need);
-    ck_assert_int_eq(buf[need], '\0');
+    EXPECT_EQ(rc, HMT_OK);
+    EXPECT_EQ(got, need);
+    EXPECT(buf[need] == '\0');
     *len = got;
     return buf;
 }
@@ -333,12 +334,12 @@ static void round_trip(const hmti_vocab *v, const char *s, size_t len, int spm, 
     char *d = detok(v, t, n, dflags, &out_len);
     if (spm && len) {
         char *h = hex_of(s, len);
-        ck_assert_msg(out_len == len + 1 && d[0] == ' ' && memcmp(d + 1, s, len) == 0,
-                      "spm round trip of %s", h);
+        EXPECT_MSG(out_len == len + 1 && d[0] == ' ' && memcmp(d + 1, s, len) == 0,
+                   "spm round trip of %s", h);
         free(h);
     } else {
         char *h = hex_of(s, len);
-        ck_assert_msg(out_len == len && memcmp(d, s, len) == 0, "round trip of %s", h);
+        EXPECT_MSG(out_len == len && memcmp(d, s, len) == 0, "round trip of %s", h);
         free(h);
     }
     /* per-token decoding concatenates to the whole */
@@ -347,13 +348,13 @@ static void round_trip(const hmti_vocab *v, const char *s, size_t len, int spm, 
     for (size_t i = 0; i < n; i++) {
         size_t l;
         char *p = detok(v, &t[i], 1, dflags, &l);
-        ck_assert_uint_le(k + l, out_len);
+        EXPECT(k + l <= out_len);
         memcpy(cat + k, p, l);
         k += l;
         free(p);
     }
-    ck_assert_uint_eq(k, out_len);
-    ck_assert(memcmp(cat, d, k) == 0);
+    EXPECT_EQ(k, out_len);
+    EXPECT(memcmp(cat, d, k) == 0);
     free(cat);
     free(d);
     free(t);
@@ -405,10 +406,10 @@ START_TEST(random_bytes_never_crash) {
         /* with SPECIAL: no crash; gpt2 still round-trips with DETOKENIZE_SPECIAL */
         size_t n, dl;
         hmt_token *t = tok(v, buf, len, HMT_TOKENIZE_SPECIAL | HMT_TOKENIZE_ADD_BOS, &n);
-        for (size_t i = 0; i < n; i++) ck_assert(t[i] >= 0 && t[i] < hmti_vocab_n_tokens(v));
+        for (size_t i = 0; i < n; i++) EXPECT(t[i] >= 0 && t[i] < hmti_vocab_n_tokens(v));
         if (!spm) {
             char *d = detok(v, t + 1, n - 1, HMT_DETOKENIZE_SPECIAL, &dl);
-            ck_assert(dl == len && memcmp(d, buf, len) == 0);
+            EXPECT(dl == len && memcmp(d, buf, len) == 0);
             free(d);
         }
         free(t);

@@ -2,7 +2,9 @@
 # Install libhmt's build and test dependencies from Debian 12, only those
 # missing. Needs root (or sudo) when something is missing.
 set -eu
-PKGS="build-essential pkg-config libxsmm-dev libsleef-dev check python3-numpy python3-sentencepiece abigail-tools valgrind libfaiss-dev"
+# clang-14 and libclang-rt-14-dev: libFuzzer and the sanitizer runtimes (make fuzz).
+PKGS="build-essential pkg-config libxsmm-dev libsleef-dev check python3-numpy python3-sentencepiece \
+abigail-tools valgrind libfaiss-dev clang-14 libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

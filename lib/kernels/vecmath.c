@@ -7,9 +7,27 @@
 #include <string.h>
 
 /* sleef.h declares its AVX-512 / AVX2 entry points only when the compiler
- * targets those ISAs; enable them for the declarations alone. */
-#if defined(__clang__) /* the fuzz build passes -mavx512f etc. instead */
+ * targets those ISAs; enable them for the declarations alone. clang has no
+ * target pragma: it gets the macros sleef.h tests, for the include only, and
+ * the target attribute on the declarations it makes. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#if !defined(__AVX512F__)
+#define __AVX512F__ 1
+#define HMT_UNDEF_AVX512F
+#endif
+#if !defined(__AVX__)
+#define __AVX__ 1
+#define HMT_UNDEF_AVX
+#endif
 #include <sleef.h>
+#ifdef HMT_UNDEF_AVX512F
+#undef __AVX512F__
+#endif
+#ifdef HMT_UNDEF_AVX
+#undef __AVX__
+#endif
+#pragma clang attribute pop
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")

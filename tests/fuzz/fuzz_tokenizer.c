@@ -1,6 +1,7 @@
 /* libFuzzer: tokenize arbitrary bytes (invalid UTF-8 included) with every
  * committed test vocabulary (llama SentencePiece and the gpt2 pre-tokenizers),
- * check the round trip where it is promised, and detokenize arbitrary ids. */
+ * check the round trip where it is promised, and detokenize arbitrary ids
+ * (check_detokenize: the buffer contract and id-at-a-time decoding). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,45 @@ static void load_all(void) {
         }
     }
     ready = 1;
+}
+
+/* The snprintf contract of hmti_detokenize on arbitrary ids: a size query,
+ * an exact-size buffer (heap, so ASan sees one byte too many), a short one,
+ * and the promise that decoding one id at a time gives the same bytes. */
+static void check_detokenize(const hmti_vocab *v, const hmt_token *ids, size_t m, uint8_t knob) {
+    const uint32_t flags = knob & 1 ? HMT_DETOKENIZE_SPECIAL : 0;
+    int in_range = 1;
+    for (size_t i = 0; i < m; i++) in_range &= ids[i] >= 0 && ids[i] < hmti_vocab_n_tokens(v);
+    size_t need = 0;
+    int rc = hmti_detokenize(v, ids, m, flags, NULL, 0, &need);
+    if (!in_range) {
+        if (rc != HMT_E_TOKEN) abort();
+        return;
+    }
+    if (rc != HMT_E_BUFFER) abort(); /* not even the NUL fits in 0 bytes */
+    char *full = malloc(need + 1), *part = malloc(need + 1);
+    if (!full || !part) abort();
+    size_t len = 0;
+    if (hmti_detokenize(v, ids, m, flags, full, need + 1, &len) || len != need || full[need])
+        abort();
+    const size_t short_cap = need ? (size_t)(knob >> 1) % need + 1 : 0; /* 1..need */
+    if (short_cap) {
+        char *s = malloc(short_cap);
+        if (!s) abort();
+        if (hmti_detokenize(v, ids, m, flags, s, short_cap, &len) != HMT_E_BUFFER || len != need ||
+            s[short_cap - 1] || memcmp(s, full, short_cap - 1))
+            abort();
+        free(s);
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (hmti_detokenize(v, ids + i, 1, flags, part + at, need + 1 - at, &len) || at + len > need)
+            abort();
+        at += len;
+    }
+    if (at != need || memcmp(part, full, need)) abort();
+    free(full);
+    free(part);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -56,9 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             memcpy(&id, data + 1 + 4 * i, 4);
             t[i] = id % (hmti_vocab_n_tokens(v) + 2);
         }
-        char out[512];
-        size_t olen;
-        (void)hmti_detokenize(v, t, m, HMT_DETOKENIZE_SPECIAL, out, sizeof out, &olen);
+        check_detokenize(v, t, m, data[size - 1]);
     }
     free(t);
     free(back);

@@ -2,7 +2,28 @@
 #ifndef HMT_TESTUTIL_H
 #define HMT_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* Check records a checkpoint (a write to its control file) for every
+ * passing ck_assert; loops that compare millions of values (tens of seconds
+ * of system time, more under ASan) test with plain ifs and call into Check
+ * only on failure. */
+#define EXPECT(c)                                                              \
+    do {                                                                       \
+        if (!(c)) ck_abort_msg("line %d: check failed: %s", __LINE__, #c);     \
+    } while (0)
+#define EXPECT_MSG(c, ...)                        \
+    do {                                          \
+        if (!(c)) ck_abort_msg(__VA_ARGS__);      \
+    } while (0)
+#define EXPECT_EQ(a, b)                                                                 \
+    do {                                                                                \
+        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b);                             \
+        if (a_ != b_)                                                                   \
+            ck_abort_msg("line %d: %s == %s failed: %#jx vs %#jx", __LINE__, #a, #b, a_, b_); \
+    } while (0)
 
 /* Path of a file in the generated test data directory ($HMT_TESTDATA,
  * default build/testdata). Returns a static buffer. */
