@@ -1,21 +1,21 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
-/* ditto-bench: greedy generation from prompts taken from a text file, with and
- * without the DITTO sentence-repetition penalty (include/hmt/hmt_proc.h),
- * reporting the repetition metrics of algorithms.md §3.5:
- *   seq-rep-n (Welleck, n = 1..4): 1 − unique n-grams / n-grams, per continuation
- *   rep-sen: (#sentences − #unique) / #sentences, sentences split at '.' tokens
- *            (text before the first period excluded, the last span drops its
- *            final token, as DITTO's report_metrics.py)
- *   rep-w (Fu, w = 16): fraction of tokens that occur in the previous w tokens
- *   rep-r (Fu): fraction of tokens in a bigram that occurs more than once
+/* ditto-bench: greedy generation from prompts taken from text files, through
+ * a processor chain (include/hmt/hmt_proc.h) with and without the DITTO
+ * sentence-repetition penalty and, with --knn, a kNN-LM datastore
+ * (include/hmt/hmt_knn.h), reporting the repetition metrics of
+ * algorithms.md §3.5 (bench/rep_metrics.h):
+ *   seq-rep-1..4, rep-sen, rep-w16, rep-r: averaged over continuations
  *   uniq: distinct tokens over all continuations
- *   diverted: greedy steps where the penalty changed the chosen token
+ *   diverted: greedy steps where the chain changed the chosen token
  *   tok/s: generated tokens per second, prompt evaluation included
- * Each metric is averaged over continuations (uniq is pooled).
+ * Runs: no processor, DITTO at each --lambda; with --knn also kNN alone and
+ * DITTO then kNN (hmt-generate's order) at each --lambda.
  *
- *   ditto-bench -m models/demo-random-f16.gguf -f README.md [--lambda 0.5,0.9]
+ *   ditto-bench -m MODEL -f TEXT [-f TEXT ...] [--lambda 0.5,0.9]
+ *               [--prompt-len 50] [--prompt-lines S] [--gen 100] [--prompts 20]
+ *               [--knn FILE [--knn-lambda 0.25] [--knn-k 1024]]
  *               [--mode power|relative] [--scope consecutive|window] [--window W]
- *               [--prompt-len 50] [--gen 100] [--prompts 20] [-a ADAPTER|-] [-t N]
+ *               [-a ADAPTER|-] [--dump FILE] [-t N]
  * Only the public API is used. Exit codes: 0 ok, 1 runtime failure, 2 usage. */
 #include <math.h>
 #include <stdio.h>
@@ -24,9 +24,13 @@
 #include <time.h>
 
 #include <hmt/hmt.h>
+#include <hmt/hmt_knn.h>
 #include <hmt/hmt_proc.h>
 
-#define MAX_RUNS 8
+#include "rep_metrics.h"
+
+#define MAX_RUNS 16
+#define MAX_FILES 256
 
 static double now(void) {
     struct timespec ts;
@@ -41,10 +45,14 @@ static int die(const char *what, int rc) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: ditto-bench -m MODEL -f TEXT [options]\n"
+            "usage: ditto-bench -m MODEL -f TEXT [-f TEXT ...] [options]\n"
             "  -m, --model PATH      GGUF model\n"
-            "  -f, --file PATH       text whose tokens are cut into prompts\n"
-            "      --prompt-len N    prompt tokens (default 50)\n"
+            "  -f, --file PATH       text the prompts come from (repeatable, at most %d)\n"
+            "      --prompt-len N    prompt tokens (default 50); with --prompt-lines the\n"
+            "                        most a prompt may have\n"
+            "      --prompt-lines S  one prompt per file: BOS + its first S lines (one\n"
+            "                        sentence per line in the Brown files); default 0:\n"
+            "                        prompts of --prompt-len tokens cut one after another\n"
             "      --gen N           tokens generated greedily per prompt (default 100)\n"
             "      --prompts N       at most N prompts (default 20)\n"
             "      --lambda L[,L..]  DITTO λ values to compare with no penalty (default 0.5)\n"
@@ -54,105 +62,15 @@ static void usage(FILE *f) {
             "      --min-match N     tokens of a repeat before the penalty fires (default 0)\n"
             "      --delims CHARS    sentence ends: tokens whose text ends in one of CHARS\n"
             "                        (default \".\", DITTO's); used by the penalty and rep-sen\n"
+            "      --knn FILE        also run a kNN-LM datastore (hmt-datastore), alone and\n"
+            "                        after DITTO\n"
+            "      --knn-lambda L    kNN interpolation weight (default 0.25)\n"
+            "      --knn-k K         neighbours retrieved (default 1024)\n"
             "  -a, --adapter PATH    run through an HMT stream with this adapter (\"-\": the\n"
             "                        model file's own); default: a plain context\n"
-            "  -t, --threads N       worker threads (default: all CPUs)\n");
-}
-
-/* ---- metrics ------------------------------------------------------------- */
-static int cmp_ngram(const void *a, const void *b, void *n) {
-    return memcmp(*(const hmt_token *const *)a, *(const hmt_token *const *)b,
-                  (size_t)(*(int *)n) * sizeof(hmt_token));
-}
-
-static int g_n; /* n for the qsort comparator */
-static int cmp_ngram_q(const void *a, const void *b) { return cmp_ngram(a, b, &g_n); }
-
-/* Number of distinct n-grams of s[0..len). */
-static int distinct_ngrams(const hmt_token *s, int len, int n, const hmt_token **tmp) {
-    int m = len - n + 1;
-    if (m <= 0) return 0;
-    for (int i = 0; i < m; i++) tmp[i] = s + i;
-    g_n = n;
-    qsort(tmp, (size_t)m, sizeof *tmp, cmp_ngram_q);
-    int u = 1;
-    for (int i = 1; i < m; i++) u += cmp_ngram(&tmp[i - 1], &tmp[i], &n) != 0;
-    return u;
-}
-
-typedef struct {
-    double seq_rep[5], rep_sen, rep_w, rep_r;
-    int n_cont[5], n_sen_cont, n_w_cont;
-    int64_t n_tokens, diverted;
-    double seconds;
-} metrics;
-
-static int same_span(const hmt_token *a, int la, const hmt_token *b, int lb) {
-    return la == lb && !memcmp(a, b, (size_t)la * sizeof *a);
-}
-
-static void add_metrics(metrics *m, const hmt_token *s, int len, const unsigned char *is_dot,
-                        int32_t n_vocab, const hmt_token **tmp) {
-    for (int n = 1; n <= 4; n++) {
-        int total = len - n + 1;
-        if (total <= 0) continue;
-        m->seq_rep[n] += 1.0 - (double)distinct_ngrams(s, len, n, tmp) / total;
-        m->n_cont[n]++;
-    }
-    /* rep-sen: spans after each period, up to the next one (the last span
-       stops one token before the end) */
-    int starts[1024], lens[1024], ns = 0, prev = -1;
-    for (int i = 0; i < len && ns < 1024; i++) {
-        if (s[i] < 0 || s[i] >= n_vocab || !is_dot[s[i]]) continue;
-        if (prev >= 0) {
-            starts[ns] = prev + 1;
-            lens[ns++] = i - prev - 1;
-        }
-        prev = i;
-    }
-    if (prev >= 0 && ns < 1024) {
-        starts[ns] = prev + 1;
-        lens[ns] = len - 1 - (prev + 1);
-        if (lens[ns] < 0) lens[ns] = 0;
-        ns++;
-    }
-    if (ns > 0) {
-        int uniq = 0;
-        for (int i = 0; i < ns; i++) {
-            int seen = 0;
-            for (int j = 0; j < i && !seen; j++)
-                seen = same_span(s + starts[i], lens[i], s + starts[j], lens[j]);
-            uniq += !seen;
-        }
-        m->rep_sen += (double)(ns - uniq) / ns;
-    }
-    m->n_sen_cont++; /* 0 for a continuation without a period */
-    if (len > 0) {
-        int hits = 0;
-        for (int i = 0; i < len; i++) {
-            int lo = i - 16 < 0 ? 0 : i - 16;
-            for (int j = lo; j < i; j++)
-                if (s[j] == s[i]) {
-                    hits++;
-                    break;
-                }
-        }
-        m->rep_w += (double)hits / len;
-        /* rep-r: a token counts if (s[i-1], s[i]) or (s[i], s[i+1]) occurs twice */
-        int rr = 0;
-        for (int i = 0; i < len; i++) {
-            int rep = 0;
-            for (int side = 0; side < 2 && !rep; side++) {
-                int a = side == 0 ? i - 1 : i;
-                if (a < 0 || a + 1 >= len) continue;
-                for (int j = 0; j + 1 < len && !rep; j++)
-                    if (j != a && s[j] == s[a] && s[j + 1] == s[a + 1]) rep = 1;
-            }
-            rr += rep;
-        }
-        m->rep_r += (double)rr / len;
-        m->n_w_cont++;
-    }
+            "      --dump FILE       write every continuation's text (run, prompt, text)\n"
+            "  -t, --threads N       worker threads (default: all CPUs)\n",
+            MAX_FILES);
 }
 
 /* ---- a plain context or an HMT stream -------------------------------------- */
@@ -162,10 +80,19 @@ typedef struct {
     hmt_params *params;
     hmt_ctx *ctx;
     hmt_stream *stream;
-    int32_t n_vocab;
+    int32_t n_vocab, n_embd;
+    int keys;          /* pass each position's kNN key to the chain */
+    uint8_t *flags;    /* ctx: per-row output flags of the prompt */
     int64_t next_pred; /* stream: next prompt position the chain has not seen */
     int64_t diverted;  /* greedy steps where the chain changed the argmax */
 } runner;
+
+/* Apply the chain at one position (its logits and, for kNN, its key). */
+static int chain_apply(runner *r, hmt_chain *chain, const float *lg, const float *key,
+                       float *scratch) {
+    if (!r->keys) key = NULL;
+    return hmt_chain_apply(chain, lg, r->n_vocab, key, key ? r->n_embd : 0, scratch);
+}
 
 /* Every ready position of the last stream call predicts a prompt token: let
  * the chain see it (apply, then accept), as when scoring a text. */
@@ -177,8 +104,8 @@ static int stream_prompt_ready(runner *r, hmt_chain *chain, const hmt_token *pro
         if (i + 1 >= n) break;
         if (i != r->next_pred) continue; /* each position once, in order */
         r->next_pred++;
-        const float *lg = hmt_stream_logits(r->stream, i);
-        int rc = hmt_chain_apply(chain, lg, r->n_vocab, NULL, 0, scratch);
+        int rc = chain_apply(r, chain, hmt_stream_logits(r->stream, i),
+                             hmt_stream_ffn_input(r->stream, i), scratch);
         if (!rc) rc = hmt_chain_accept(chain, prompt[i + 1]);
         if (rc) return rc;
     }
@@ -191,17 +118,20 @@ static int generate(runner *r, hmt_chain *chain, hmt_sampler *sampler, const hmt
     int rc;
     hmt_chain_reset(chain);
     if ((rc = hmt_chain_accept(chain, prompt[0]))) return rc;
-    const float *lg;
+    const uint8_t want = (uint8_t)(HMT_OUT_LOGITS | (r->keys ? HMT_OUT_FFN_INPUT : 0));
+    const float *lg, *key;
     if (r->ctx) {
+        memset(r->flags, want, (size_t)n_prompt);
         if ((rc = hmt_ctx_kv_clear(r->ctx)) ||
-            (rc = hmt_ctx_eval_tokens(r->ctx, prompt, (size_t)n_prompt, 1)))
+            (rc = hmt_ctx_eval(r->ctx, (size_t)n_prompt, prompt, NULL, NULL, r->flags)))
             return rc;
         for (int i = 0; i + 1 < n_prompt; i++)
-            if ((rc = hmt_chain_apply(chain, hmt_ctx_logits(r->ctx, i), r->n_vocab, NULL, 0,
-                                      scratch)) ||
+            if ((rc = chain_apply(r, chain, hmt_ctx_logits(r->ctx, i), hmt_ctx_ffn_input(r->ctx, i),
+                                  scratch)) ||
                 (rc = hmt_chain_accept(chain, prompt[i + 1])))
                 return rc;
         lg = hmt_ctx_logits(r->ctx, n_prompt - 1);
+        key = hmt_ctx_ffn_input(r->ctx, n_prompt - 1);
     } else {
         hmt_stream_free(r->stream);
         r->stream = NULL;
@@ -214,6 +144,7 @@ static int generate(runner *r, hmt_chain *chain, hmt_sampler *sampler, const hmt
             (rc = hmt_stream_set_int(r->stream, HMT_P_LOOKAHEAD, 0)))
             return rc;
         lg = hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
+        key = hmt_stream_ffn_input(r->stream, hmt_stream_n_ready(r->stream) - 1);
     }
     hmt_token eos = hmt_model_token_eos(r->model);
     int n = 0;
@@ -222,17 +153,21 @@ static int generate(runner *r, hmt_chain *chain, hmt_sampler *sampler, const hmt
         int32_t best = 0;
         for (int32_t v = 1; v < r->n_vocab; v++)
             if (lg[v] > lg[best]) best = v;
-        if ((rc = hmt_chain_sample(chain, sampler, lg, r->n_vocab, NULL, 0, &t))) return rc;
+        if (!r->keys) key = NULL;
+        if ((rc = hmt_chain_sample(chain, sampler, lg, r->n_vocab, key, key ? r->n_embd : 0, &t)))
+            return rc;
         r->diverted += t != best;
         if (t == eos) break;
         out[n++] = t;
         if (n == n_gen) break;
         if (r->ctx) {
-            rc = hmt_ctx_eval_tokens(r->ctx, &t, 1, 0);
+            rc = hmt_ctx_eval(r->ctx, 1, &t, NULL, NULL, &want);
             lg = hmt_ctx_logits(r->ctx, -1);
+            key = hmt_ctx_ffn_input(r->ctx, -1);
         } else {
             rc = hmt_stream_feed(r->stream, &t, 1);
             lg = hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
+            key = hmt_stream_ffn_input(r->stream, hmt_stream_n_ready(r->stream) - 1);
         }
         if (rc == HMT_E_CTX_FULL) break;
         if (rc) return rc;
@@ -258,10 +193,111 @@ static char *read_text(const char *path, size_t *len) {
     return buf;
 }
 
+/* ---- prompts ---------------------------------------------------------------- */
+typedef struct {
+    hmt_token *tok; /* all prompts, one after another */
+    int *start, *len;
+    int n, cap_tok, max_len;
+} prompts;
+
+static int prompts_add(prompts *p, const hmt_token *t, int n) {
+    hmt_token *nt = realloc(p->tok, (size_t)(p->cap_tok + n) * sizeof *nt);
+    int *ns = realloc(p->start, (size_t)(p->n + 1) * sizeof *ns);
+    if (ns) p->start = ns;
+    int *nl = ns ? realloc(p->len, (size_t)(p->n + 1) * sizeof *nl) : NULL;
+    if (nt) p->tok = nt;
+    if (!nt || !ns || !nl) return 0;
+    p->len = nl;
+    memcpy(p->tok + p->cap_tok, t, (size_t)n * sizeof *t);
+    p->start[p->n] = p->cap_tok;
+    p->len[p->n++] = n;
+    p->cap_tok += n;
+    if (n > p->max_len) p->max_len = n;
+    return 1;
+}
+
+/* Prompts of one file: consecutive cuts of prompt_len tokens (no BOS), or
+ * with lines > 0 one prompt of BOS + the first lines (newline included), at
+ * most prompt_len tokens. Returns an exit code (0 ok). */
+static int prompts_from_file(prompts *p, const hmt_model *m, const char *path, int prompt_len,
+                             int lines, int max_prompts) {
+    size_t tlen = 0, n_tok = 0;
+    char *text = read_text(path, &tlen);
+    if (!text) {
+        fprintf(stderr, "ditto-bench: cannot read %s\n", path);
+        return 1;
+    }
+    if (lines > 0) { /* keep the first lines only */
+        size_t end = 0;
+        for (int seen = 0; end < tlen && seen < lines; end++) seen += text[end] == '\n';
+        tlen = end;
+    }
+    const uint32_t flags = lines > 0 ? HMT_TOKENIZE_ADD_BOS : 0;
+    hmt_token *toks = malloc((tlen + 2) * sizeof *toks);
+    int rc = toks ? hmt_tokenize(m, text, tlen, flags, toks, tlen + 2, &n_tok) : HMT_E_NOMEM;
+    free(text);
+    if (rc) {
+        free(toks);
+        return die("tokenizing", rc);
+    }
+    int ok = 1;
+    if (lines > 0) {
+        int n = n_tok < (size_t)prompt_len ? (int)n_tok : prompt_len;
+        if (n >= 2 && p->n < max_prompts) ok = prompts_add(p, toks, n);
+    } else {
+        for (size_t s = 0; s + (size_t)prompt_len <= n_tok && p->n < max_prompts && ok;
+             s += (size_t)prompt_len)
+            ok = prompts_add(p, toks + s, prompt_len);
+    }
+    free(toks);
+    if (!ok) fprintf(stderr, "ditto-bench: out of memory for the prompts\n");
+    return !ok;
+}
+
+/* ---- runs ------------------------------------------------------------------- */
+typedef struct {
+    double ditto; /* λ, or 0 for none */
+    int knn;
+} run_cfg;
+
+/* DITTO first, then kNN, as hmt-generate builds its chain. */
+static int make_chain(const run_cfg *c, runner *r, const hmt_knn *knn, const hmt_token *delims,
+                      int n_delims, hmt_chain **out) {
+    int rc = hmt_chain_create(out);
+    if (!rc && c->ditto > 0) {
+        hmt_proc *d = NULL;
+        if ((rc = hmt_params_set_float(r->params, HMT_P_DITTO_LAMBDA, c->ditto)) ||
+            (rc = hmt_proc_ditto_create(&d, r->model, r->params)) ||
+            (rc = hmt_proc_ditto_set_delimiters(d, delims, (size_t)n_delims))) {
+            hmt_proc_free(d);
+            return rc;
+        }
+        rc = hmt_chain_add(*out, d); /* the chain owns d, also on failure */
+    }
+    if (!rc && c->knn) {
+        hmt_proc *k = NULL;
+        if (!(rc = hmt_proc_knn_create(&k, knn, r->params))) rc = hmt_chain_add(*out, k);
+    }
+    return rc;
+}
+
+static void run_name(const run_cfg *c, int mode_i, int scope_i, double knn_lambda, char *buf,
+                     size_t cap) {
+    char d[48] = "", k[40] = "";
+    if (c->ditto > 0)
+        snprintf(d, sizeof d, "ditto %s/%s lambda=%g", mode_i ? "rel" : "pow",
+                 scope_i ? "window" : "consec", c->ditto);
+    if (c->knn) snprintf(k, sizeof k, "knn lambda=%g", knn_lambda);
+    snprintf(buf, cap, "%s%s%s", d, *d && *k ? " + " : "", *d || *k ? k : "no processor");
+}
+
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *text_path = NULL, *adapter_path = NULL,
+    const char *model_path = NULL, *adapter_path = NULL, *knn_path = NULL, *dump_path = NULL,
                *lambdas = "0.5", *mode = "power", *scope = "consecutive", *delims = ".";
-    int prompt_len = 50, n_gen = 100, max_prompts = 20, window = 8, min_match = 0, threads = 0;
+    const char *files[MAX_FILES];
+    int n_files = 0, prompt_len = 50, n_gen = 100, max_prompts = 20, window = 8, min_match = 0,
+        threads = 0, lines = 0, knn_k = 1024;
+    double knn_lambda = 0.25;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -274,13 +310,23 @@ int main(int argc, char **argv) {
         }
         const char *v = argv[++i];
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model_path = v;
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) text_path = v;
-        else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) adapter_path = v;
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (n_files == MAX_FILES) {
+                fprintf(stderr, "ditto-bench: more than %d files\n", MAX_FILES);
+                return 2;
+            }
+            files[n_files++] = v;
+        } else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) adapter_path = v;
         else if (!strcmp(a, "--lambda")) lambdas = v;
         else if (!strcmp(a, "--mode")) mode = v;
         else if (!strcmp(a, "--delims")) delims = v;
         else if (!strcmp(a, "--scope")) scope = v;
+        else if (!strcmp(a, "--knn")) knn_path = v;
+        else if (!strcmp(a, "--knn-lambda")) knn_lambda = atof(v);
+        else if (!strcmp(a, "--knn-k")) knn_k = atoi(v);
+        else if (!strcmp(a, "--dump")) dump_path = v;
         else if (!strcmp(a, "--prompt-len")) prompt_len = atoi(v);
+        else if (!strcmp(a, "--prompt-lines")) lines = atoi(v);
         else if (!strcmp(a, "--gen")) n_gen = atoi(v);
         else if (!strcmp(a, "--prompts")) max_prompts = atoi(v);
         else if (!strcmp(a, "--window")) window = atoi(v);
@@ -294,76 +340,77 @@ int main(int argc, char **argv) {
     }
     int mode_i = !strcmp(mode, "relative") ? 1 : !strcmp(mode, "power") ? 0 : -1;
     int scope_i = !strcmp(scope, "window") ? 1 : !strcmp(scope, "consecutive") ? 0 : -1;
-    if (!model_path || !text_path || prompt_len < 1 || n_gen < 1 || max_prompts < 1 ||
-        mode_i < 0 || scope_i < 0) {
+    if (!model_path || !n_files || prompt_len < 2 || n_gen < 1 || max_prompts < 1 ||
+        lines < 0 || mode_i < 0 || scope_i < 0) {
         usage(stderr);
         return 2;
     }
+    run_cfg runs[MAX_RUNS];
     double lam[MAX_RUNS];
-    int n_runs = 1; /* run 0: no penalty */
-    lam[0] = 1.0;
-    for (const char *p = lambdas; *p && n_runs < MAX_RUNS;) {
+    int n_lam = 0, n_runs = 0;
+    for (const char *p = lambdas; *p && n_lam < MAX_RUNS / 2 - 1;) {
         char *end;
-        lam[n_runs++] = strtod(p, &end);
+        lam[n_lam++] = strtod(p, &end);
         if (end == p) {
             fprintf(stderr, "ditto-bench: bad --lambda '%s'\n", lambdas);
             return 2;
         }
         p = *end == ',' ? end + 1 : end;
     }
+    for (int with_knn = 0; with_knn <= (knn_path != NULL); with_knn++) {
+        runs[n_runs++] = (run_cfg){0, with_knn};
+        for (int i = 0; i < n_lam; i++) runs[n_runs++] = (run_cfg){lam[i], with_knn};
+    }
 
     int status = 1, rc;
     runner r;
     memset(&r, 0, sizeof r);
+    prompts pr;
+    memset(&pr, 0, sizeof pr);
     hmt_sampler *sampler = NULL;
-    hmt_token *toks = NULL, *gen = NULL;
+    hmt_knn *knn = NULL;
+    hmt_token *gen = NULL;
     const hmt_token **tmp = NULL;
     unsigned char *is_dot = NULL;
     float *scratch = NULL;
-    char *text = NULL;
     hmt_token *delim_ids = NULL;
-    metrics met[MAX_RUNS];
+    FILE *dump = NULL;
+    repm met[MAX_RUNS];
+    int64_t n_tokens[MAX_RUNS] = {0}, diverted[MAX_RUNS] = {0};
+    double seconds[MAX_RUNS] = {0};
     memset(met, 0, sizeof met);
     unsigned char *seen[MAX_RUNS] = {0};
 
+    r.keys = knn_path != NULL;
     if ((rc = hmt_params_create(&r.params)) ||
         (rc = hmt_params_set_float(r.params, HMT_P_TEMPERATURE, 0.0)) ||
         (rc = hmt_params_set_int(r.params, HMT_P_N_THREADS, threads)) ||
         (rc = hmt_params_set_int(r.params, HMT_P_DITTO_MODE, mode_i)) ||
         (rc = hmt_params_set_int(r.params, HMT_P_DITTO_SCOPE, scope_i)) ||
         (rc = hmt_params_set_int(r.params, HMT_P_DITTO_WINDOW, window)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_DITTO_MIN_MATCH, min_match))) {
-        status = die("params", rc);
-        goto done;
+        (rc = hmt_params_set_int(r.params, HMT_P_DITTO_MIN_MATCH, min_match)) ||
+        (rc = hmt_params_set_float(r.params, HMT_P_KNN_LAMBDA, knn_lambda)) ||
+        (rc = hmt_params_set_int(r.params, HMT_P_KNN_K, knn_k)) ||
+        (rc = hmt_params_set_int(r.params, HMT_P_KEEP_FFN_INPUT, r.keys))) {
+        fprintf(stderr, "ditto-bench: %s\n", hmt_last_error_msg());
+        hmt_params_free(r.params);
+        return 2;
     }
     if ((rc = hmt_model_load(&r.model, model_path, NULL))) {
         status = die("loading the model", rc);
         goto done;
     }
     r.n_vocab = hmt_model_n_vocab(r.model);
-    size_t tlen = 0;
-    if (!(text = read_text(text_path, &tlen))) {
-        fprintf(stderr, "ditto-bench: cannot read %s\n", text_path);
+    r.n_embd = hmt_model_n_embd(r.model);
+    if (knn_path && (rc = hmt_knn_load(&knn, r.model, knn_path, r.params))) {
+        status = die("loading the kNN datastore", rc);
         goto done;
     }
-    size_t n_tok = 0;
-    rc = hmt_tokenize(r.model, text, tlen, 0, NULL, 0, &n_tok);
-    if (rc && rc != HMT_E_BUFFER) {
-        status = die("tokenizing", rc);
-        goto done;
-    }
-    toks = malloc((n_tok + 1) * sizeof *toks);
-    gen = malloc((size_t)n_gen * sizeof *gen);
-    tmp = malloc((size_t)n_gen * sizeof *tmp);
     is_dot = calloc((size_t)r.n_vocab, 1);
     scratch = malloc((size_t)r.n_vocab * sizeof *scratch);
     for (int k = 0; k < n_runs; k++) seen[k] = calloc((size_t)r.n_vocab, 1);
-    if (!toks || !gen || !tmp || !is_dot || !scratch || !seen[n_runs - 1]) goto done;
-    if ((rc = hmt_tokenize(r.model, text, tlen, 0, toks, n_tok + 1, &n_tok))) {
-        status = die("tokenizing", rc);
-        goto done;
-    }
-    for (hmt_token v = 0; v < r.n_vocab; v++) { /* rep-sen's periods: as DITTO's default */
+    if (!is_dot || !scratch || !seen[n_runs - 1]) goto done;
+    for (hmt_token v = 0; v < r.n_vocab; v++) { /* the sentence ends: as DITTO's default */
         char piece[256];
         size_t len;
         if (!hmt_detokenize(r.model, &v, 1, 0, piece, sizeof piece, &len) && len > 0)
@@ -376,12 +423,18 @@ int main(int argc, char **argv) {
     n_delims = 0;
     for (hmt_token v = 0; v < r.n_vocab; v++)
         if (is_dot[v]) delim_ids[n_delims++] = v;
-    int n_prompts = (int)(n_tok / (size_t)prompt_len);
-    if (n_prompts > max_prompts) n_prompts = max_prompts;
-    if (n_prompts < 1) {
-        fprintf(stderr, "ditto-bench: %s has %zu tokens, fewer than one prompt\n", text_path, n_tok);
+    for (int f = 0; f < n_files && pr.n < max_prompts; f++)
+        if ((status = prompts_from_file(&pr, r.model, files[f], prompt_len, lines, max_prompts)))
+            goto done;
+    status = 1;
+    if (pr.n < 1) {
+        fprintf(stderr, "ditto-bench: the files give no prompt (too short)\n");
         goto done;
     }
+    gen = malloc((size_t)n_gen * sizeof *gen);
+    tmp = malloc((size_t)n_gen * sizeof *tmp);
+    r.flags = malloc((size_t)pr.max_len);
+    if (!gen || !tmp || !r.flags) goto done;
     if (adapter_path) {
         if ((rc = hmt_adapter_load(&r.adapter, r.model,
                                    strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
@@ -390,7 +443,7 @@ int main(int argc, char **argv) {
             goto done;
         }
     } else {
-        int64_t n_ctx = prompt_len + n_gen;
+        int64_t n_ctx = pr.max_len + n_gen;
         if (n_ctx > hmt_model_n_ctx_train(r.model)) n_ctx = hmt_model_n_ctx_train(r.model);
         if ((rc = hmt_params_set_int(r.params, HMT_P_N_CTX, n_ctx)) ||
             (rc = hmt_ctx_create(&r.ctx, r.model, r.params))) {
@@ -402,76 +455,92 @@ int main(int argc, char **argv) {
         status = die("creating the sampler", rc);
         goto done;
     }
+    if (dump_path && !(dump = fopen(dump_path, "w"))) {
+        fprintf(stderr, "ditto-bench: cannot write %s\n", dump_path);
+        goto done;
+    }
+    int total_prompt = 0;
+    for (int i = 0; i < pr.n; i++) total_prompt += pr.len[i];
     fprintf(stderr,
-            "ditto-bench: %s, %d prompts x (%d prompt + %d generated tokens), greedy, %s, "
-            "%d delimiter tokens (\"%s\")\n",
-            model_path, n_prompts, prompt_len, n_gen, r.ctx ? "plain context" : "HMT stream",
-            n_delims, delims);
+            "ditto-bench: %s, %d prompts (%s, %.1f tokens on average) x %d generated tokens, "
+            "greedy, %s, %d delimiter tokens (\"%s\")%s%s\n",
+            model_path, pr.n, lines > 0 ? "first lines, BOS" : "fixed length",
+            (double)total_prompt / pr.n, n_gen, r.ctx ? "plain context" : "HMT stream", n_delims,
+            delims, knn ? ", kNN datastore " : "", knn ? knn_path : "");
     for (int k = 0; k < n_runs; k++) {
         hmt_chain *chain = NULL;
-        if ((rc = hmt_chain_create(&chain))) {
-            status = die("chain", rc);
+        char name[96];
+        run_name(&runs[k], mode_i, scope_i, knn_lambda, name, sizeof name);
+        if ((rc = make_chain(&runs[k], &r, knn, delim_ids, n_delims, &chain))) {
+            hmt_chain_free(chain);
+            status = die("building the processor chain", rc);
             goto done;
-        }
-        if (k > 0) {
-            hmt_proc *d = NULL;
-            if ((rc = hmt_params_set_float(r.params, HMT_P_DITTO_LAMBDA, lam[k])) ||
-                (rc = hmt_proc_ditto_create(&d, r.model, r.params)) ||
-                (rc = hmt_proc_ditto_set_delimiters(d, delim_ids, (size_t)n_delims)) ||
-                (rc = hmt_chain_add(chain, d))) {
-                if (d && rc) hmt_proc_free(d); /* not added: still ours (NULL-safe, no-op if owned) */
-                hmt_chain_free(chain);
-                status = die("DITTO processor", rc);
-                goto done;
-            }
         }
         double t0 = now();
         r.diverted = 0;
-        for (int pi = 0; pi < n_prompts; pi++) {
+        for (int pi = 0; pi < pr.n; pi++) {
             int n = 0;
-            rc = generate(&r, chain, sampler, toks + (size_t)pi * (size_t)prompt_len, prompt_len,
-                          n_gen, gen, &n, scratch);
+            rc = generate(&r, chain, sampler, pr.tok + pr.start[pi], pr.len[pi], n_gen, gen, &n,
+                          scratch);
             if (rc) {
                 hmt_chain_free(chain);
                 status = die("generating", rc);
                 goto done;
             }
-            add_metrics(&met[k], gen, n, is_dot, r.n_vocab, tmp);
+            repm_add(&met[k], gen, n, is_dot, r.n_vocab, tmp);
             for (int i = 0; i < n; i++) seen[k][gen[i]] = 1;
-            met[k].n_tokens += n;
+            n_tokens[k] += n;
+            if (dump) {
+                char piece[256];
+                size_t len;
+                fprintf(dump, "== %s | prompt %d:", name, pi);
+                for (int i = 0; i < pr.len[pi]; i++)
+                    if (!hmt_detokenize(r.model, pr.tok + pr.start[pi] + i, 1, 0, piece,
+                                        sizeof piece, &len))
+                        fwrite(piece, 1, len, dump);
+                fprintf(dump, "\n-> ");
+                for (int i = 0; i < n; i++)
+                    if (!hmt_detokenize(r.model, &gen[i], 1, 0, piece, sizeof piece, &len))
+                        fwrite(piece, 1, len, dump);
+                fprintf(dump, "\n");
+            }
         }
-        met[k].seconds = now() - t0;
-        met[k].diverted = r.diverted;
+        seconds[k] = now() - t0;
+        diverted[k] = r.diverted;
         hmt_chain_free(chain);
+        fprintf(stderr, "ditto-bench: %s: %.1f s\n", name, seconds[k]);
     }
-    const char *scope_s = scope_i ? "window" : "consec";
-    printf("%-26s %9s %9s %9s %9s %8s %8s %8s %6s %8s %8s\n", "run", "seq-rep-1", "seq-rep-2",
+    printf("%-44s %9s %9s %9s %9s %8s %8s %8s %6s %8s %8s\n", "run", "seq-rep-1", "seq-rep-2",
            "seq-rep-3", "seq-rep-4", "rep-sen", "rep-w16", "rep-r", "uniq", "tok/s", "diverted");
     for (int k = 0; k < n_runs; k++) {
-        char name[64];
-        if (k == 0) snprintf(name, sizeof name, "no penalty");
-        else snprintf(name, sizeof name, "ditto %s/%s lambda=%g", mode_i ? "rel" : "pow", scope_s, lam[k]);
-        const metrics *m = &met[k];
+        char name[96];
+        run_name(&runs[k], mode_i, scope_i, knn_lambda, name, sizeof name);
+        double v[7];
+        repm_mean(&met[k], v);
         int uniq = 0;
-        for (int32_t v = 0; v < r.n_vocab; v++) uniq += seen[k][v];
-        printf("%-26s", name);
-        for (int n = 1; n <= 4; n++) printf(" %9.4f", m->n_cont[n] ? m->seq_rep[n] / m->n_cont[n] : 0.0);
-        printf(" %8.4f %8.4f %8.4f %6d %8.1f %8lld\n", m->n_sen_cont ? m->rep_sen / m->n_sen_cont : 0.0,
-               m->n_w_cont ? m->rep_w / m->n_w_cont : 0.0, m->n_w_cont ? m->rep_r / m->n_w_cont : 0.0,
-               uniq, m->seconds > 0 ? (double)m->n_tokens / m->seconds : 0.0,
-               (long long)m->diverted);
+        for (int32_t t = 0; t < r.n_vocab; t++) uniq += seen[k][t];
+        printf("%-44s %9.4f %9.4f %9.4f %9.4f %8.4f %8.4f %8.4f %6d %8.1f %8lld\n", name, v[0], v[1],
+               v[2], v[3], v[4], v[5], v[6], uniq,
+               seconds[k] > 0 ? (double)n_tokens[k] / seconds[k] : 0.0, (long long)diverted[k]);
     }
     status = 0;
 done:
+    if (dump && fclose(dump) && !status) {
+        fprintf(stderr, "ditto-bench: error writing %s\n", dump_path);
+        status = 1;
+    }
     free(delim_ids);
     for (int k = 0; k < MAX_RUNS; k++) free(seen[k]);
-    free(text);
-    free(toks);
+    free(pr.tok);
+    free(pr.start);
+    free(pr.len);
     free(gen);
     free(tmp);
     free(is_dot);
     free(scratch);
+    free(r.flags);
     hmt_sampler_free(sampler);
+    hmt_knn_free(knn); /* its processors were freed with their chains */
     hmt_ctx_free(r.ctx);
     hmt_stream_free(r.stream);
     hmt_adapter_free(r.adapter);

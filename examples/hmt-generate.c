@@ -258,6 +258,7 @@ int main(int argc, char **argv) {
     }
     double t2 = now();
     printf("\n");
+    fflush(stdout); /* the text before the figures on stderr */
     fprintf(stderr, "hmt-generate: prompt %zu tokens in %.3f s (%.1f tok/s), generated %d in %.3f s (%.1f tok/s)\n",
             n_prompt, t1 - t0, (double)n_prompt / (t1 - t0), n_gen, t2 - t1,
             n_gen > 0 ? n_gen / (t2 - t1) : 0.0);

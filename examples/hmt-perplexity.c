@@ -9,6 +9,8 @@
  * --reference-protocol adds HMT-pytorch's own evaluation protocol (windows of
  * T + L tokens at stride L, the last L tokens of each scored, arithmetic mean
  * of per-batch perplexities); docs/PERPLEXITY.md says exactly what is done.
+ * --ditto and --knn score the final distribution of a processor chain
+ * (include/hmt/hmt_proc.h) instead, fed the text itself as history.
  *
  * Exit codes: 0 success, 1 runtime failure (unreadable file, model without a
  * tokenizer, library error), 2 usage error (bad option, a mode the model and
@@ -22,6 +24,8 @@
 #include <unistd.h>
 
 #include <hmt/hmt.h>
+#include <hmt/hmt_knn.h>
+#include <hmt/hmt_proc.h>
 
 #define PROG "hmt-perplexity"
 
@@ -30,7 +34,8 @@ static void usage(FILE *f) {
             "usage: " PROG " -m MODEL [-a ADAPTER] -f TEXTFILE [options]\n"
             "  -m, --model PATH        GGUF model file with a tokenizer (llama, qwen2)\n"
             "  -a, --adapter PATH      HMT adapter GGUF (needed by modes full and rmt)\n"
-            "  -f, --file PATH         UTF-8 text to score ('-' = standard input)\n"
+            "  -f, --file PATH         UTF-8 text to score ('-' = standard input); repeat for more\n"
+            "                          documents: each is a fresh stream, the PPL token-weighted\n"
             "      --mode M            full | rmt | segments | window | all (default: full with an\n"
             "                          adapter, else segments with -L, else window). 'all' runs\n"
             "                          every mode the model and adapter allow\n"
@@ -44,6 +49,12 @@ static void usage(FILE *f) {
             "      --chunk N           tokens per hmt_stream_feed call (default: L; window: 512)\n"
             "  -t, --threads N         worker threads (default: all CPUs)\n"
             "  -q, --quiet             no progress on stderr\n"
+            "Next-token processors (scored on the chain's final distribution, the text\n"
+            "itself as history; docs/PERPLEXITY.md):\n"
+            "      --ditto L           DITTO sentence-repetition penalty, lambda L in (0,1]\n"
+            "      --knn FILE          kNN-LM datastore (hmt-datastore) to interpolate with\n"
+            "      --knn-lambda L      kNN interpolation weight in [0,1] (default 0.25)\n"
+            "      --knn-k K           neighbours retrieved (default 1024)\n"
             "  -h, --help              show this help\n"
             "HMT-pytorch reference protocol (docs/PERPLEXITY.md):\n"
             "      --reference-protocol also report the reference's windowed PPL\n"
@@ -77,6 +88,12 @@ static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     if (!*s || *end || v < lo || v > hi) return 0;
     *out = v;
     return 1;
+}
+
+static int parse_double(const char *s, double *out) {
+    char *end;
+    *out = strtod(s, &end);
+    return *s && !*end;
 }
 
 static int lib_fail(const char *what, int rc) {
@@ -127,11 +144,18 @@ enum { MODE_ALL = -1 };
 static const char *const MODE_NAME[4] = {"full", "rmt", "segments", "window"};
 
 typedef struct {
-    const char *model, *adapter, *file, *csv;
+    const char *model, *adapter, *csv;
+    const char **files; /* -f, one or more: each file is a document, a fresh stream */
+    int n_files;
     int mode; /* hmt_mode, MODE_ALL, or -2 = default */
     int64_t L, n_ctx, max_tokens, chunk, threads;
     int quiet, ref;
     int64_t ref_T, ref_batch, ref_batches;
+    /* processors (none unless their option is given) */
+    double ditto, knn_lambda;
+    int64_t knn_k;
+    int ditto_set, knn_lambda_set, knn_k_set;
+    const char *knn;
 } options;
 
 /* ---- progress ---------------------------------------------------------------- */
@@ -166,9 +190,120 @@ static void progress_end(progress *p) {
     if (p->on && p->tty) fprintf(stderr, "\n");
 }
 
+/* ---- the processor chain (--ditto, --knn) ------------------------------------ */
+
+/* The kNN-LM processor of the chain. Its neighbours depend only on the key,
+ * so they are searched for up to KNN_BATCH positions at once with one
+ * hmt_knn_search (a single query streams the whole datastore; a batch was
+ * 4x faster on the Brown datastore); at its turn in the chain the processor
+ * mixes the current position's neighbours into the logits it receives with
+ * hmt_knn_interpolate_neighbors: the math of hmt_proc_knn_create's
+ * processor, which searches one query per call. */
+enum { KNN_BATCH = 256 };
+
+typedef struct {
+    const hmt_knn *knn;       /* NULL: no kNN processor         */
+    const hmt_params *params; /* HMT_P_KNN_*                    */
+    int32_t k, dim;
+    float *keys, *dist, *tmp; /* KNN_BATCH rows; tmp: n_vocab    */
+    int64_t *idx;
+    hmt_token *vals;
+    int64_t first, count; /* stream positions [first, first + count) searched */
+    int64_t cur;          /* the position the chain is applied to           */
+} knn_batch;
+
+static int knn_batch_apply(void *ud, float *logits, int32_t n_vocab, const float *key,
+                           int32_t n_key) {
+    (void)key, (void)n_key; /* searched in advance from the stream's keys */
+    knn_batch *b = ud;
+    const int64_t row = b->cur - b->first;
+    if (row < 0 || row >= b->count) return HMT_E_MISUSE; /* position not searched: a bug */
+    memcpy(b->tmp, logits, (size_t)n_vocab * sizeof *logits);
+    return hmt_knn_interpolate_neighbors(b->params, b->dist + row * b->k, b->vals + row * b->k,
+                                         b->k, b->tmp, n_vocab, logits, NULL);
+}
+
+/* Make position i searched: if it is not, search [i, min(i + KNN_BATCH, end)). */
+static int knn_batch_prepare(knn_batch *b, const hmt_stream *st, int64_t i, int64_t end) {
+    b->cur = i;
+    if (i >= b->first && i < b->first + b->count) return HMT_OK;
+    const int64_t n = end - i < KNN_BATCH ? end - i : KNN_BATCH;
+    b->first = i;
+    b->count = 0;
+    for (int64_t r = 0; r < n; r++) {
+        const float *key = hmt_stream_ffn_input(st, i + r);
+        if (!key) return HMT_E_MISUSE; /* cannot happen: the stream keeps the keys */
+        memcpy(b->keys + r * b->dim, key, (size_t)b->dim * sizeof *key);
+    }
+    int rc = hmt_knn_search(b->knn, b->keys, (size_t)n, b->k, b->dist, b->idx);
+    for (int64_t j = 0; j < n * b->k && !rc; j++)
+        if (b->idx[j] < 0) b->vals[j] = -1; /* k > stored keys: ignored by the mix */
+        else rc = hmt_knn_get(b->knn, b->idx[j], NULL, 0, &b->vals[j]);
+    if (!rc) b->count = n;
+    return rc;
+}
+
+static void knn_batch_free(void *ud) {
+    knn_batch *b = ud;
+    if (!b) return;
+    free(b->keys);
+    free(b->dist);
+    free(b->tmp);
+    free(b->idx);
+    free(b->vals);
+    free(b);
+}
+
+static int knn_batch_create(hmt_proc **out, const hmt_knn *knn, const hmt_params *params,
+                            int32_t n_vocab, knn_batch **b_out) {
+    static const hmt_proc_i iface = {sizeof(hmt_proc_i), "knn (batched search)", knn_batch_apply,
+                                     NULL, NULL, knn_batch_free};
+    double k = 0;
+    int rc = hmt_params_get(params, HMT_P_KNN_K, &k);
+    knn_batch *b = rc ? NULL : calloc(1, sizeof *b);
+    if (!b) return rc ? rc : HMT_E_NOMEM;
+    b->knn = knn;
+    b->params = params;
+    b->k = (int32_t)k;
+    b->dim = hmt_knn_dim(knn);
+    const size_t rows = (size_t)KNN_BATCH * (size_t)b->k;
+    b->keys = malloc((size_t)KNN_BATCH * (size_t)b->dim * sizeof *b->keys);
+    b->dist = malloc(rows * sizeof *b->dist);
+    b->idx = malloc(rows * sizeof *b->idx);
+    b->vals = malloc(rows * sizeof *b->vals);
+    b->tmp = malloc((size_t)n_vocab * sizeof *b->tmp);
+    rc = b->keys && b->dist && b->idx && b->vals && b->tmp ? hmt_proc_create(out, &iface, b)
+                                                            : HMT_E_NOMEM;
+    if (rc) knn_batch_free(b); /* on failure free_data is not called */
+    else *b_out = b;
+    return rc;
+}
+
+/* With processors on, a position's NLL is read from the chain's final
+ * distribution instead of the raw logits. The chain is told every token of
+ * the text in order (teacher forcing): DITTO tracks sentences on it. */
+typedef struct {
+    hmt_chain *chain; /* NULL: score the logits themselves */
+    float *lp;        /* n_vocab: the chain's output        */
+    knn_batch *kb;    /* the chain's kNN processor, or NULL */
+} hooks;
+
+/* NLL of target = token i + 1 from stream position i (ready positions up to
+ * end), then the chain accepts target. */
+static double position_nll(hooks *h, const hmt_stream *st, int64_t i, int64_t end,
+                           const float *lg, int32_t n_vocab, hmt_token target, int *rc) {
+    if (!h->chain) return token_nll(lg, n_vocab, target);
+    if (h->kb && (*rc = knn_batch_prepare(h->kb, st, i, end))) return NAN;
+    if ((*rc = hmt_chain_apply(h->chain, lg, n_vocab, NULL, 0, h->lp))) return NAN;
+    const double nll = token_nll(h->lp, n_vocab, target); /* renormalised in double */
+    *rc = hmt_chain_accept(h->chain, target);
+    return nll;
+}
+
 /* ---- scoring a stream --------------------------------------------------------- */
 
 typedef struct {
+    hooks *hk;
     const hmt_token *tok;
     int64_t n;       /* tokens in the text                      */
     int32_t n_vocab;
@@ -194,8 +329,8 @@ static void block_flush(scorer *s) {
 
 /* Score the predictions the last feed/flush made ready. A call that makes
  * nothing ready leaves the previous call's range readable, so indices
- * already scored are skipped. */
-static void score_ready(scorer *s, const hmt_stream *st) {
+ * already scored are skipped. Returns a chain error, else HMT_OK. */
+static int score_ready(scorer *s, const hmt_stream *st) {
     int64_t first, end;
     hmt_stream_ready_range(st, &first, &end);
     if (first < s->next) first = s->next;
@@ -203,7 +338,10 @@ static void score_ready(scorer *s, const hmt_stream *st) {
     for (int64_t i = first; i < end && i + 1 < s->n; i++) {
         const float *lg = hmt_stream_logits(st, i);
         if (!lg) continue; /* cannot happen with HMT_P_ALL_LOGITS = 1 */
-        double nll = token_nll(lg, s->n_vocab, s->tok[i + 1]);
+        int rc = HMT_OK;
+        const int64_t last = end < s->n - 1 ? end : s->n - 1; /* positions with a target */
+        double nll = position_nll(s->hk, st, i, last, lg, s->n_vocab, s->tok[i + 1], &rc);
+        if (rc) return rc;
         if (!(nll > -1e300 && nll < 1e300)) s->bad++;
         s->sum += nll;
         s->count++;
@@ -214,6 +352,7 @@ static void score_ready(scorer *s, const hmt_stream *st) {
         s->bsum += nll;
         s->bcount++;
     }
+    return HMT_OK;
 }
 
 typedef struct {
@@ -221,8 +360,46 @@ typedef struct {
     hmt_adapter *adapter;
     const options *o;
     FILE *csv;
-    int64_t block_len; /* B of the csv rows in window mode */
+    int64_t block_len;       /* B of the csv rows in window mode         */
+    hmt_params *hook_params; /* HMT_P_DITTO_* and HMT_P_KNN_* (or NULL)  */
+    hmt_knn *knn;            /* --knn datastore, or NULL                 */
 } env;
+
+/* A fresh chain for one document (a mode's text, a reference window):
+ * DITTO first, then kNN, as hmt-generate builds it. No processors: h->chain
+ * stays NULL and the raw logits are scored, exactly as without hooks. */
+static int hooks_open(const env *e, hooks *h) {
+    memset(h, 0, sizeof *h);
+    if (!e->o->ditto_set && !e->knn) return HMT_OK;
+    int rc = hmt_chain_create(&h->chain);
+    if (!rc && e->o->ditto_set) {
+        hmt_proc *dp = NULL;
+        rc = hmt_proc_ditto_create(&dp, e->model, e->hook_params);
+        if (!rc) rc = hmt_chain_add(h->chain, dp); /* the chain owns dp, also on failure */
+    }
+    if (!rc && e->knn) {
+        hmt_proc *kp = NULL;
+        rc = knn_batch_create(&kp, e->knn, e->hook_params, hmt_model_n_vocab(e->model), &h->kb);
+        if (!rc) rc = hmt_chain_add(h->chain, kp);
+    }
+    if (!rc && !(h->lp = malloc((size_t)hmt_model_n_vocab(e->model) * sizeof *h->lp)))
+        rc = HMT_E_NOMEM;
+    return rc;
+}
+
+static void hooks_close(hooks *h) {
+    hmt_chain_free(h->chain); /* frees its processors */
+    free(h->lp);
+    memset(h, 0, sizeof *h);
+}
+
+/* The chain's history starts with the tokens before the first scored
+ * prediction (BOS, or a reference window's context). */
+static int hooks_accept(hooks *h, const hmt_token *tok, int64_t n) {
+    int rc = HMT_OK;
+    for (int64_t i = 0; h->chain && i < n && !rc; i++) rc = hmt_chain_accept(h->chain, tok[i]);
+    return rc;
+}
 
 /* A stream of the given mode with the command line's settings. */
 static int make_stream(const env *e, int mode, hmt_stream **out) {
@@ -234,6 +411,7 @@ static int make_stream(const env *e, int mode, hmt_stream **out) {
         rc = hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, e->o->L);
     if (!rc && e->o->n_ctx > 0 && mode == HMT_MODE_WINDOW)
         rc = hmt_params_set_int(p, HMT_P_N_CTX, e->o->n_ctx);
+    if (!rc && e->knn) rc = hmt_params_set_int(p, HMT_P_KEEP_FFN_INPUT, 1); /* the kNN keys */
     /* segments takes L from the adapter when -L is not given; window needs none */
     if (!rc) rc = hmt_stream_create(out, e->model, mode == HMT_MODE_WINDOW ? NULL : e->adapter, p);
     hmt_params_free(p);
@@ -266,8 +444,11 @@ static int64_t stream_L(const hmt_stream *st) {
     return hmt_stream_get(st, HMT_P_SEGMENT_LENGTH, &L) ? 0 : (int64_t)L;
 }
 
-/* Token-weighted corpus perplexity of one mode. Returns an exit code. */
-static int run_mode(const env *e, int mode, const hmt_token *tok, int64_t n) {
+/* One document (a fresh stream and chain) of a mode: adds to *sum, *count,
+ * *bad. Returns an exit code. */
+static int score_doc(const env *e, int mode, const hmt_token *tok, int64_t n, progress *pr,
+                     int64_t *fed, int64_t total, char *desc, size_t desc_cap, double *sum,
+                     int64_t *count, int64_t *bad) {
     hmt_stream *st = NULL;
     int rc = make_stream(e, mode, &st);
     if (rc) {
@@ -275,32 +456,40 @@ static int run_mode(const env *e, int mode, const hmt_token *tok, int64_t n) {
                 hmt_strerror(rc));
         return 1;
     }
-    char desc[96];
-    describe(st, mode, desc, sizeof desc);
+    hooks hk;
+    if ((rc = hooks_open(e, &hk)) || (rc = hooks_accept(&hk, tok, 1))) {
+        fprintf(stderr, PROG ": mode %s: setting up the processors: %s (%s)\n", MODE_NAME[mode],
+                hmt_last_error_msg(), hmt_strerror(rc));
+        hooks_close(&hk);
+        hmt_stream_free(st);
+        return 1;
+    }
+    describe(st, mode, desc, desc_cap);
     const int64_t L = mode == HMT_MODE_WINDOW ? 0 : stream_L(st);
     int64_t chunk = e->o->chunk > 0 ? e->o->chunk : (L > 0 ? L : 512);
     scorer sc;
     memset(&sc, 0, sizeof sc);
+    sc.hk = &hk;
     sc.tok = tok;
     sc.n = n;
     sc.n_vocab = hmt_model_n_vocab(e->model);
     sc.csv = e->csv;
     sc.mode = MODE_NAME[mode];
     sc.B = L > 0 ? L : e->block_len;
-    progress pr;
-    progress_start(&pr, e->o->quiet, MODE_NAME[mode]);
-    int status = 0;
+    int status = 0, chain_rc = HMT_OK;
     for (int64_t done = 0; done < n;) {
         int64_t c = n - done < chunk ? n - done : chunk;
         if ((rc = hmt_stream_feed(st, tok + done, (size_t)c))) break;
-        score_ready(&sc, st);
+        if ((chain_rc = score_ready(&sc, st))) break;
         done += c;
-        progress_update(&pr, done, n, done);
+        progress_update(pr, *fed + done, total, *fed + done);
     }
-    if (!rc && !(rc = hmt_stream_flush(st))) score_ready(&sc, st);
-    const double el = now() - pr.t0;
-    progress_end(&pr);
-    if (rc) {
+    if (!rc && !chain_rc && !(rc = hmt_stream_flush(st))) chain_rc = score_ready(&sc, st);
+    if (chain_rc) {
+        fprintf(stderr, PROG ": mode %s: processor chain: %s (%s)\n", MODE_NAME[mode],
+                hmt_last_error_msg(), hmt_strerror(chain_rc));
+        status = 1;
+    } else if (rc) {
         fprintf(stderr, PROG ": mode %s: %s (%s)\n", MODE_NAME[mode], hmt_stream_errmsg(st),
                 hmt_strerror(rc));
         status = 1;
@@ -311,16 +500,45 @@ static int run_mode(const env *e, int mode, const hmt_token *tok, int64_t n) {
         status = 1;
     } else {
         block_flush(&sc);
-        const double mean = sc.sum / (double)sc.count;
-        printf("%-9s %-24s %10lld %11.6f %14.4f %10.1f\n", MODE_NAME[mode], desc,
-               (long long)sc.count, mean, exp(mean), (double)n / el);
-        if (sc.bad)
-            fprintf(stderr, PROG ": mode %s: warning: %lld tokens had a non-finite NLL\n",
-                    MODE_NAME[mode], (long long)sc.bad);
-        fflush(stdout);
+        *sum += sc.sum;
+        *count += sc.count;
+        *bad += sc.bad;
+        *fed += n;
     }
+    hooks_close(&hk);
     hmt_stream_free(st);
     return status;
+}
+
+typedef struct {
+    hmt_token *tok;
+    int64_t n;
+} document;
+
+/* Token-weighted corpus perplexity of one mode over all documents. Returns an
+ * exit code. */
+static int run_mode(const env *e, int mode, const document *docs, int n_docs) {
+    int64_t total = 0, fed = 0, count = 0, bad = 0;
+    for (int d = 0; d < n_docs; d++) total += docs[d].n;
+    double sum = 0;
+    char desc[96] = "?";
+    progress pr;
+    progress_start(&pr, e->o->quiet, MODE_NAME[mode]);
+    int status = 0;
+    for (int d = 0; d < n_docs && !status; d++)
+        status = score_doc(e, mode, docs[d].tok, docs[d].n, &pr, &fed, total, desc, sizeof desc,
+                           &sum, &count, &bad);
+    const double el = now() - pr.t0;
+    progress_end(&pr);
+    if (status) return status;
+    const double mean = sum / (double)count;
+    printf("%-9s %-24s %10lld %11.6f %14.4f %10.1f\n", MODE_NAME[mode], desc, (long long)count,
+           mean, exp(mean), (double)total / el);
+    if (bad)
+        fprintf(stderr, PROG ": mode %s: warning: %lld tokens had a non-finite NLL\n",
+                MODE_NAME[mode], (long long)bad);
+    fflush(stdout);
+    return 0;
 }
 
 /* ---- the HMT-pytorch reference protocol (algorithms.md §1.7) ------------------ */
@@ -355,8 +573,12 @@ static int run_reference(const env *e, int mode, const hmt_token *tok, int64_t n
         const hmt_token *win = tok + start;
         const int64_t cut = len - m - 1; /* first predictor index scored */
         hmt_stream *st = NULL;
+        hooks hk = {NULL, NULL, NULL};
         int rc = make_stream(e, mode, &st);
         if (!rc && w == 0) describe(st, mode, desc, sizeof desc);
+        /* the chain's history: the window up to the first scored prediction */
+        if (!rc) rc = hooks_open(e, &hk);
+        if (!rc) rc = hooks_accept(&hk, win, cut + 1);
         double wsum = 0;
         int64_t wcount = 0, next = cut;
         for (int part = 0; part < 3 && !rc; part++) {
@@ -375,24 +597,28 @@ static int run_reference(const env *e, int mode, const hmt_token *tok, int64_t n
             hmt_stream_ready_range(st, &first, &last);
             if (first < next) first = next;
             if (last > next) next = last;
-            for (int64_t i = first; i < last && i + 1 < len; i++) {
+            for (int64_t i = first; i < last && i + 1 < len && !rc; i++) {
                 const float *lg = hmt_stream_logits(st, i);
                 if (!lg) continue;
-                double nll = token_nll(lg, nv, win[i + 1]);
+                const int64_t stop = last < len - 1 ? last : len - 1;
+                double nll = position_nll(&hk, st, i, stop, lg, nv, win[i + 1], &rc);
+                if (rc) break;
                 if (!(nll > -1e300 && nll < 1e300)) bad++;
                 wsum += nll;
                 wcount++;
             }
         }
         if (rc) {
-            fprintf(stderr, PROG ": %s, window %lld: %s (%s)\n", label, (long long)w,
-                    st ? hmt_stream_errmsg(st) : hmt_last_error_msg(), hmt_strerror(rc));
+            const char *msg = st && *hmt_stream_errmsg(st) ? hmt_stream_errmsg(st) : hmt_last_error_msg();
+            fprintf(stderr, PROG ": %s, window %lld: %s (%s)\n", label, (long long)w, msg,
+                    hmt_strerror(rc));
             status = 1;
         } else if (wcount != m) {
             fprintf(stderr, PROG ": %s, window %lld: internal inconsistency: %lld tokens scored, "
                     "expected %lld\n", label, (long long)w, (long long)wcount, (long long)m);
             status = 1;
         }
+        hooks_close(&hk);
         hmt_stream_free(st);
         if (status) break;
         if (e->csv)
@@ -422,11 +648,54 @@ static int run_reference(const env *e, int mode, const hmt_token *tok, int64_t n
     return 0;
 }
 
+/* ---- documents ---------------------------------------------------------------- */
+
+/* BOS + the tokens of one file (cut to --max-tokens). Returns an exit code. */
+static int load_document(const env *e, const char *path, document *out) {
+    size_t text_len = 0, n_tok = 0;
+    char *text = read_file(path, &text_len);
+    if (!text) return 1;
+    int status = 1;
+    hmt_token *tok = malloc((text_len + 2) * sizeof *tok);
+    if (!tok) {
+        fprintf(stderr, PROG ": out of memory for %zu tokens\n", text_len + 2);
+        goto done;
+    }
+    int rc = hmt_tokenize(e->model, text, text_len, HMT_TOKENIZE_ADD_BOS, tok, text_len + 2, &n_tok);
+    if (rc == HMT_E_BUFFER) { /* more tokens than bytes + 2: retry at the size asked */
+        hmt_token *t2 = realloc(tok, n_tok * sizeof *tok);
+        if (!t2) goto done;
+        tok = t2;
+        rc = hmt_tokenize(e->model, text, text_len, HMT_TOKENIZE_ADD_BOS, tok, n_tok, &n_tok);
+    }
+    if (rc) {
+        status = lib_fail(rc == HMT_E_UNSUPPORTED ? "tokenizing (a tokenizer is needed)" : "tokenizing", rc);
+        goto done;
+    }
+    if (e->o->max_tokens > 0 && (int64_t)n_tok > e->o->max_tokens) n_tok = (size_t)e->o->max_tokens;
+    if (n_tok < 2) {
+        fprintf(stderr, PROG ": '%s' gives %zu token(s): nothing to score (at least 2 are needed)\n",
+                path, n_tok);
+        goto done;
+    }
+    out->tok = tok;
+    out->n = (int64_t)n_tok;
+    tok = NULL;
+    status = 0;
+done:
+    free(tok);
+    free(text);
+    return status;
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
     options o;
     memset(&o, 0, sizeof o);
+    enum { MAX_FILES = 4096 };
+    static const char *files[MAX_FILES];
+    o.files = files;
     o.mode = -2;
     o.ref_T = 2000;
     o.ref_batch = 2;
@@ -452,9 +721,16 @@ int main(int argc, char **argv) {
         }
         const char *v = argv[++i];
         int64_t *num = NULL, lo = 1, hi = INT32_MAX;
+        double *real = NULL;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) o.adapter = v;
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o.file = v;
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (o.n_files == MAX_FILES) {
+                fprintf(stderr, PROG ": more than %d files\n", MAX_FILES);
+                return 2;
+            }
+            files[o.n_files++] = v;
+        }
         else if (!strcmp(a, "--csv")) o.csv = v;
         else if (!strcmp(a, "--mode")) {
             o.mode = -3;
@@ -473,6 +749,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ref-length")) num = &o.ref_T;
         else if (!strcmp(a, "--ref-batch")) num = &o.ref_batch;
         else if (!strcmp(a, "--ref-batches")) num = &o.ref_batches, lo = 0;
+        else if (!strcmp(a, "--ditto")) real = &o.ditto, o.ditto_set = 1;
+        else if (!strcmp(a, "--knn")) o.knn = v;
+        else if (!strcmp(a, "--knn-lambda")) real = &o.knn_lambda, o.knn_lambda_set = 1;
+        else if (!strcmp(a, "--knn-k")) num = &o.knn_k, o.knn_k_set = 1;
         else {
             fprintf(stderr, PROG ": unknown option %s\n", a);
             usage(stderr);
@@ -483,8 +763,12 @@ int main(int argc, char **argv) {
                     (long long)lo, (long long)hi, v);
             return 2;
         }
+        if (real && !parse_double(v, real)) {
+            fprintf(stderr, PROG ": %s needs a number, got '%s'\n", a, v);
+            return 2;
+        }
     }
-    if (!o.model || !o.file) {
+    if (!o.model || !o.n_files) {
         fprintf(stderr, PROG ": %s is required\n", !o.model ? "-m MODEL" : "-f TEXTFILE");
         usage(stderr);
         return 2;
@@ -506,16 +790,40 @@ int main(int argc, char **argv) {
                         "scored block): give -a ADAPTER or -L N\n");
         return 2;
     }
+    if (o.ref && o.n_files > 1) {
+        fprintf(stderr, PROG ": --reference-protocol scores one file (got %d)\n", o.n_files);
+        return 2;
+    }
+    if (!o.knn && (o.knn_lambda_set || o.knn_k_set)) {
+        fprintf(stderr, PROG ": %s needs --knn FILE\n", o.knn_k_set ? "--knn-k" : "--knn-lambda");
+        return 2;
+    }
+    hmt_params *hook_params = NULL;
+    if (o.ditto_set || o.knn) { /* the library checks the ranges */
+        int prc = hmt_params_create(&hook_params);
+        if (!prc && o.ditto_set) prc = hmt_params_set_float(hook_params, HMT_P_DITTO_LAMBDA, o.ditto);
+        if (!prc && o.knn) {
+            if (o.knn_lambda_set)
+                prc = hmt_params_set_float(hook_params, HMT_P_KNN_LAMBDA, o.knn_lambda);
+            if (!prc && o.knn_k_set) prc = hmt_params_set_int(hook_params, HMT_P_KNN_K, o.knn_k);
+            if (!prc) prc = hmt_params_set_int(hook_params, HMT_P_N_THREADS, o.threads);
+        }
+        if (prc) {
+            fprintf(stderr, PROG ": %s\n", hmt_last_error_msg());
+            hmt_params_free(hook_params);
+            return 2;
+        }
+    }
 
     env e;
     memset(&e, 0, sizeof e);
     e.o = &o;
+    e.hook_params = hook_params;
     int rc, status = 1;
-    char *text = NULL;
-    hmt_token *tok = NULL;
+    document *docs = NULL;
+    int n_docs = 0;
     FILE *csv = NULL;
-    size_t text_len = 0, n_tok = 0;
-    if (!(text = read_file(o.file, &text_len))) goto done;
+    int64_t n_tok = 0;
     if ((rc = hmt_model_load(&e.model, o.model, NULL))) {
         status = lib_fail("loading the model", rc);
         goto done;
@@ -524,29 +832,16 @@ int main(int argc, char **argv) {
         status = lib_fail("loading the adapter", rc);
         goto done;
     }
-    if (!(tok = malloc((text_len + 2) * sizeof *tok))) {
-        fprintf(stderr, PROG ": out of memory for %zu tokens\n", text_len + 2);
+    if (o.knn && (rc = hmt_knn_load(&e.knn, e.model, o.knn, hook_params))) {
+        status = lib_fail("loading the kNN datastore", rc);
         goto done;
     }
-    rc = hmt_tokenize(e.model, text, text_len, HMT_TOKENIZE_ADD_BOS, tok, text_len + 2, &n_tok);
-    if (rc == HMT_E_BUFFER) { /* more tokens than bytes + 2: retry at the size asked */
-        hmt_token *t2 = realloc(tok, n_tok * sizeof *tok);
-        if (!t2) goto done;
-        tok = t2;
-        rc = hmt_tokenize(e.model, text, text_len, HMT_TOKENIZE_ADD_BOS, tok, n_tok, &n_tok);
+    if (!(docs = calloc((size_t)o.n_files, sizeof *docs))) goto done;
+    for (; n_docs < o.n_files; n_docs++) {
+        if ((status = load_document(&e, o.files[n_docs], &docs[n_docs]))) goto done;
+        n_tok += docs[n_docs].n;
     }
-    if (rc) {
-        status = lib_fail(rc == HMT_E_UNSUPPORTED ? "tokenizing (a tokenizer is needed)" : "tokenizing", rc);
-        goto done;
-    }
-    free(text);
-    text = NULL;
-    if (o.max_tokens > 0 && (int64_t)n_tok > o.max_tokens) n_tok = (size_t)o.max_tokens;
-    if (n_tok < 2) {
-        fprintf(stderr, PROG ": '%s' gives %zu token(s): nothing to score (at least 2 are needed)\n",
-                o.file, n_tok);
-        goto done;
-    }
+    status = 1;
     if (o.csv) {
         if (!(csv = fopen(o.csv, "w"))) {
             fprintf(stderr, PROG ": cannot write '%s': ", o.csv);
@@ -589,10 +884,10 @@ int main(int argc, char **argv) {
         }
         hmt_stream_free(st);
     }
-    if (o.ref && ref_batches(&o, (int64_t)n_tok, Lref) == 0) {
-        fprintf(stderr, PROG ": reference protocol: the text has %zu tokens; one batch of %lld "
+    if (o.ref && ref_batches(&o, n_tok, Lref) == 0) {
+        fprintf(stderr, PROG ": reference protocol: the text has %lld tokens; one batch of %lld "
                 "window(s) needs at least %lld (--ref-length %lld, L %lld, --ref-batch %lld)\n",
-                n_tok, (long long)o.ref_batch, (long long)(o.ref_T + (o.ref_batch - 1) * Lref),
+                (long long)n_tok, (long long)o.ref_batch, (long long)(o.ref_T + (o.ref_batch - 1) * Lref),
                 (long long)o.ref_T, (long long)Lref, (long long)o.ref_batch);
         goto done;
     }
@@ -602,16 +897,34 @@ int main(int argc, char **argv) {
     printf("# model %s (%s, %.1f M params, vocab %d, context %d)%s%s\n", o.model, arch,
            (double)hmt_model_n_params(e.model) / 1e6, hmt_model_n_vocab(e.model),
            hmt_model_n_ctx_train(e.model), o.adapter ? ", adapter " : "", o.adapter ? o.adapter : "");
-    printf("# text %s: %zu tokens (BOS %s)%s\n", o.file, n_tok,
-           hmt_model_token_bos(e.model) >= 0 ? "added" : "none: the model has no BOS",
-           o.max_tokens > 0 && (int64_t)n_tok == o.max_tokens ? ", cut by --max-tokens" : "");
+    if (o.n_files == 1)
+        printf("# text %s: %lld tokens (BOS %s)%s\n", o.files[0], (long long)n_tok,
+               hmt_model_token_bos(e.model) >= 0 ? "added" : "none: the model has no BOS",
+               o.max_tokens > 0 && n_tok == o.max_tokens ? ", cut by --max-tokens" : "");
+    else
+        printf("# text: %d files, %lld tokens (each file a document: BOS %s, a fresh stream; "
+               "the PPL is token-weighted over all)\n", o.n_files, (long long)n_tok,
+               hmt_model_token_bos(e.model) >= 0 ? "added" : "none: the model has no BOS");
     printf("# corpus PPL = exp(mean NLL over tokens 1..n-1, each predicted from all earlier "
            "tokens the mode lets it see)\n");
+    if (hook_params) {
+        double kl = 0, kk = 0;
+        if (hmt_params_get(hook_params, HMT_P_KNN_LAMBDA, &kl) ||
+            hmt_params_get(hook_params, HMT_P_KNN_K, &kk))
+            kl = kk = 0;
+        char ditto[48] = "", knn[96] = "";
+        if (o.ditto_set) snprintf(ditto, sizeof ditto, "DITTO lambda=%g (power, consecutive)", o.ditto);
+        if (e.knn)
+            snprintf(knn, sizeof knn, "kNN-LM lambda=%g k=%.0f over %lld keys", kl, kk,
+                     (long long)hmt_knn_count(e.knn));
+        printf("# NLL from the final distribution of the processor chain: %s%s%s (the text is "
+               "the chain's history)\n", ditto, *ditto && *knn ? ", then " : "", knn);
+    }
     printf("%-9s %-24s %10s %11s %14s %10s\n", "mode", "settings", "scored", "mean_nll",
            "corpus_ppl", "tok/s");
     fflush(stdout);
     status = 0;
-    for (int i = 0; i < n_modes && !status; i++) status = run_mode(&e, modes[i], tok, (int64_t)n_tok);
+    for (int i = 0; i < n_modes && !status; i++) status = run_mode(&e, modes[i], docs, n_docs);
     if (!status && o.ref) {
         printf("# HMT-pytorch reference protocol (docs/PERPLEXITY.md): windows tokens[max(0,i-L), "
                "i+T) for i = 0, L, 2L, ..., fresh stream per window,\n# the last L tokens of each "
@@ -622,15 +935,17 @@ int main(int argc, char **argv) {
                "windows", "batches", "ref_ppl", "tw_ppl");
         fflush(stdout);
         for (int i = 0; i < n_modes && !status; i++)
-            status = run_reference(&e, modes[i], tok, (int64_t)n_tok, Lref);
+            status = run_reference(&e, modes[i], docs[0].tok, docs[0].n, Lref);
     }
 done:
     if (csv && fclose(csv) && !status) {
         fprintf(stderr, PROG ": error writing '%s'\n", o.csv);
         status = 1;
     }
-    free(text);
-    free(tok);
+    for (int d = 0; d < n_docs; d++) free(docs[d].tok);
+    free(docs);
+    hmt_knn_free(e.knn);
+    hmt_params_free(hook_params);
     hmt_adapter_free(e.adapter);
     hmt_model_free(e.model);
     return status;
