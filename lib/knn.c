@@ -17,6 +17,7 @@
 #include "fnv.h"
 #include "knn.h"
 #include "knn_faiss.h"
+#include "le_bytes.h"
 #include "model.h"
 #include "params.h"
 #include "stream.h"
@@ -27,18 +28,6 @@
 
 #define CHUNK_TOKENS 512 /* tokens per stream feed in hmt_knn_builder_add_stream */
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* ==== builder ============================================================== */

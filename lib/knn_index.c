@@ -17,6 +17,7 @@
 #include "fnv.h"
 #include "knn.h"
 #include "knn_faiss.h"
+#include "le_bytes.h"
 #include "params.h"
 
 /* ---- file format (docs/KNN.md) ---------------------------------------------
@@ -47,18 +48,6 @@ enum {
 #define PQ_KSUB 256         /* 8-bit codes                                     */
 #define IDENTITY_SAMPLES 64 /* key rows hashed into the identity               */
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 static int not_built(const char *what) {
     return hmti_errf(HMT_E_UNSUPPORTED, "%s: the FAISS backend is not built into this libhmt "
