@@ -27,9 +27,9 @@ TT = {"f32": gw.F32, "f16": gw.F16}
 
 
 
-def export_base(d, out, ttype="f16", name="brown"):
+def export_base(d, out, ttype="f16", name="brown", ckpt="base.pt"):
     import sentencepiece as spm
-    ck = torch.load(os.path.join(d, "base.pt"))
+    ck = torch.load(os.path.join(d, ckpt))
     c, sd = ck["config"], ck["model"]
     sp = spm.SentencePieceProcessor(model_file=os.path.join(d, "spm.model"))
     toks, scores, types = spm_vocab(sp)
@@ -108,12 +108,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", default="build/brown")
     ap.add_argument("--base")
+    ap.add_argument("--base-ckpt", default="base.pt",
+                    help="backbone checkpoint in --dir (base-tuned.pt after hmt --tune-backbone 1)")
     ap.add_argument("--adapter")
     ap.add_argument("--type", choices=sorted(TT), default="f16")
     ap.add_argument("--name", default="brown")
     a = ap.parse_args(argv)
     if a.base:
-        export_base(a.dir, a.base, a.type, a.name)
+        export_base(a.dir, a.base, a.type, a.name, a.base_ckpt)
     if a.adapter:
         export_adapter(a.dir, a.adapter)
 

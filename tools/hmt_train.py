@@ -166,10 +166,13 @@ def cmd_hmt(a):
         m, _, _ = load_gguf(a.from_gguf)
     else:
         m, _ = model_from_ckpt(os.path.join(a.dir, "base.pt"))
-    m.requires_grad_(False)
+    m.requires_grad_(bool(a.tune_backbone))
     m.eval()
     ck_path, lg = os.path.join(a.dir, "hmt.pt"), os.path.join(a.dir, "hmt.log")
     ck = torch.load(ck_path) if os.path.exists(ck_path) else None
+    tuned_path = os.path.join(a.dir, "base-tuned.pt")   # the fine-tuned backbone (base.pt's format)
+    if a.tune_backbone and os.path.exists(tuned_path):
+        m.load_state_dict(torch.load(tuned_path)["model"])
     if ck is not None:
         hp = ck["hp"]
         p = HMTParams(m.c.n_embd, hp["d_h"])
@@ -183,7 +186,11 @@ def cmd_hmt(a):
     key = f"stage{a.stage}"
     st = (ck or {}).get(key, dict(step=0, elapsed=0.0, opt=None))
     params = [p.M_init] if a.stage == 1 else [p.T, p.M_init, p.Wq, p.Wk]
-    opt = torch.optim.Adam(params, lr=a.lr)
+    groups = [dict(params=params, lr=a.lr)]
+    if a.tune_backbone:                            # HMT-pytorch fine-tunes the backbone too
+        groups.append(dict(params=list(m.parameters()), lr=a.backbone_lr))
+        params = params + groups[1]["params"]
+    opt = torch.optim.Adam(groups)
     if st["opt"] is not None:
         opt.load_state_dict(st["opt"])
     h = HMT(m, p, hp["L"], hp["k"], hp["N"], hp["fraction"], mode="rmt" if a.stage == 1 else "full")
@@ -206,6 +213,9 @@ def cmd_hmt(a):
         d[key] = dict(step=step, elapsed=time.time() - t0, opt=opt.state_dict())
         torch.save(d, ck_path + ".tmp")
         os.replace(ck_path + ".tmp", ck_path)
+        if a.tune_backbone:
+            torch.save(dict(config=m.c.to_dict(), model=m.state_dict()), tuned_path + ".tmp")
+            os.replace(tuned_path + ".tmp", tuned_path)
 
     while step < a.steps and (time.time() - t0) < a.minutes * 60:
         # restart the memory (like a new document) every reset_every segments; in
@@ -425,7 +435,11 @@ def main(argv=None):
             s.add_argument("--log-every", type=int, default=5)
             s.add_argument("--save-every", type=int, default=20)
             s.add_argument("--bf16", type=int, default=1, help="bf16 autocast matmuls")
-            s.add_argument("--from-gguf", help="frozen backbone from this GGUF instead of DIR/base.pt")
+            s.add_argument("--from-gguf", help="backbone from this GGUF instead of DIR/base.pt")
+            s.add_argument("--tune-backbone", type=int, default=0,
+                           help="1: fine-tune the backbone too (saved as DIR/base-tuned.pt; export it "
+                                "with export_gguf.py --base OUT --base-ckpt base-tuned.pt)")
+            s.add_argument("--backbone-lr", type=float, default=1e-4)
         if name == "ceval":
             s.add_argument("--bin", default="build/bin/hmt-perplexity")
             s.add_argument("--model", required=True)
