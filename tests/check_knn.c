@@ -27,16 +27,6 @@ static hmt_model *load_model(const char *name) {
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double urand(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static float nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
 
 /* Build a datastore file from keys/values; returns its path (static). */
 static const char *build_file(const hmt_model *m, const float *keys, const hmt_token *vals,
@@ -90,7 +80,7 @@ START_TEST(search_matches_brute_force) {
     const size_t n = 1500; /* three 512-key blocks, the last partial */
     float *keys = malloc(n * d * sizeof *keys);
     hmt_token *vals = malloc(n * sizeof *vals);
-    for (size_t i = 0; i < n * (size_t)d; i++) keys[i] = nrand();
+    for (size_t i = 0; i < n * (size_t)d; i++) keys[i] = hmt_test_nrand(&rng_state);
     for (size_t i = 0; i < n; i++) vals[i] = (hmt_token)(i % 320);
     /* exact ties: duplicated keys straddling blocks and the GEMM tile edges */
     const size_t dup[] = {3, 40, 511, 512, 1033, 1499};
@@ -110,10 +100,11 @@ START_TEST(search_matches_brute_force) {
     }
     const size_t nq = 260; /* > one 256-query group; query 0 sits on the duplicated key */
     float *q = malloc(nq * d * sizeof *q);
-    for (size_t i = 0; i < nq * (size_t)d; i++) q[i] = nrand();
+    for (size_t i = 0; i < nq * (size_t)d; i++) q[i] = hmt_test_nrand(&rng_state);
     memcpy(q, stored + dup[0] * d, d * sizeof *q);
     for (size_t i = 1; i < nq; i += 7) /* some queries near stored keys */
-        for (int c = 0; c < d; c++) q[i * d + c] = stored[(i * 13 % n) * d + c] + 0.01f * nrand();
+        for (int c = 0; c < d; c++)
+            q[i * d + c] = stored[(i * 13 % n) * d + c] + 0.01f * hmt_test_nrand(&rng_state);
     const int32_t ks[] = {1, 5, 64, 300, (int32_t)n + 7};
     const size_t nqs[] = {1, 3, 7, nq};
     pair *bf = malloc(n * sizeof *bf);
@@ -397,7 +388,7 @@ START_TEST(file_round_trip_and_validation) {
     const size_t n = 37;
     float keys[37 * 64];
     hmt_token vals[37];
-    for (size_t i = 0; i < n * (size_t)d; i++) keys[i] = nrand();
+    for (size_t i = 0; i < n * (size_t)d; i++) keys[i] = hmt_test_nrand(&rng_state);
     for (size_t i = 0; i < n; i++) vals[i] = (hmt_token)(i * 7 % 320);
     for (int f16 = 0; f16 < 2; f16++) {
         const char *path = build_file(m, keys, vals, n, f16);

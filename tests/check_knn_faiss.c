@@ -34,16 +34,6 @@
 #define RECALL_MIN 0.93
 
 static uint64_t rs;
-static double urand(void) {
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return (double)(rs >> 11) / 9007199254740992.0;
-}
-static float nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
 
 static hmt_model *load_model(const char *name) {
     hmt_model *m = NULL;
@@ -56,11 +46,11 @@ static hmt_model *load_model(const char *name) {
 static void clustered(uint64_t seed, int d, size_t n, float *keys, size_t n_q, float *queries) {
     rs = seed;
     float *c = malloc((size_t)N_CENTRES * d * sizeof *c);
-    for (size_t i = 0; i < (size_t)N_CENTRES * d; i++) c[i] = nrand();
+    for (size_t i = 0; i < (size_t)N_CENTRES * d; i++) c[i] = hmt_test_nrand(&rs);
     for (size_t i = 0; i < n + n_q; i++) {
         float *row = i < n ? keys + i * d : queries + (i - n) * d;
-        const float *ci = c + (size_t)(urand() * N_CENTRES) * d;
-        for (int p = 0; p < d; p++) row[p] = ci[p] + 0.9f * nrand();
+        const float *ci = c + (size_t)(hmt_test_urand(&rs) * N_CENTRES) * d;
+        for (int p = 0; p < d; p++) row[p] = ci[p] + 0.9f * hmt_test_nrand(&rs);
     }
     free(c);
 }
@@ -75,7 +65,7 @@ static const char *build_store_as(const hmt_model *m, uint64_t seed, size_t n, f
     float *keys = malloc(n * d * sizeof *keys);
     hmt_token *vals = malloc(n * sizeof *vals);
     clustered(seed, d, n, keys, n_q, queries);
-    for (size_t i = 0; i < n; i++) vals[i] = (hmt_token)(urand() * hmt_model_n_vocab(m));
+    for (size_t i = 0; i < n; i++) vals[i] = (hmt_token)(hmt_test_urand(&rs) * hmt_model_n_vocab(m));
     hmt_params *p = NULL;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_KEY_F16, f16), HMT_OK);
@@ -230,7 +220,7 @@ START_TEST(faiss_recall_and_exact_distances) {
     ck_assert_int_eq(hmt_params_create(&ip), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(ip, HMT_P_KNN_K, k), HMT_OK);
     float *logits = malloc((size_t)nv * sizeof *logits), *lp = malloc(nv * 4), *lp2 = malloc(nv * 4);
-    for (int32_t v = 0; v < nv; v++) logits[v] = nrand();
+    for (int32_t v = 0; v < nv; v++) logits[v] = hmt_test_nrand(&rs);
     float dist[32];
     int64_t idx[32];
     hmt_token vals[32];

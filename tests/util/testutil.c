@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,4 +60,16 @@ const char *hmt_test_tmp_path(const char *suffix) {
     snprintf(path, sizeof path, "%s/hmt-test-%ld-%u%s", dir ? dir : "/tmp", (long)getpid(),
              counter++, suffix ? suffix : "");
     return path;
+}
+
+double hmt_test_urand(uint64_t *state) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (double)(*state >> 11) / 9007199254740992.0;
+}
+
+float hmt_test_nrand(uint64_t *state) {
+    double u = hmt_test_urand(state) + 1e-12, v = hmt_test_urand(state);
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
 }

@@ -40,6 +40,11 @@ void *hmt_test_read_file(const char *path, size_t *len);
 /* Write buf to path; 0 on success. */
 int hmt_test_write_file(const char *path, const void *buf, size_t len);
 
+/* xorshift64 uniform in [0, 1) and Box-Muller normal, on the caller's
+ * state (seed it non-zero): reproducible data per suite. */
+double hmt_test_urand(uint64_t *state);
+float hmt_test_nrand(uint64_t *state);
+
 /* A fresh temporary file path (unique per call, under $TMPDIR or /tmp). */
 const char *hmt_test_tmp_path(const char *suffix);
 
