@@ -2,6 +2,21 @@
 .DEFAULT_GOAL := all
 .SUFFIXES:
 
+# ---- `make deps GOALS...`: install first, then build in a fresh make --------
+# This Makefile probes the system when it is parsed (FAISS, pkg-config flags),
+# which is before `deps` could install anything. So when `deps` is among the
+# goals, this make only installs, then starts a second make for the other
+# goals: that one parses the Makefile anew and sees what was just installed.
+ifneq ($(filter deps,$(MAKECMDGOALS)),)
+AFTER_DEPS := $(filter-out deps,$(MAKECMDGOALS))
+.PHONY: deps $(AFTER_DEPS)
+deps:
+	sh tools/install-deps.sh
+	$(if $(AFTER_DEPS),$(MAKE) --no-print-directory $(AFTER_DEPS))
+$(AFTER_DEPS): deps
+	@:
+else
+
 # ---- version: one source of truth, the public header ------------------------
 HDR := include/hmt/hmt.h
 hdrnum = $(shell sed -n 's/^\#define $(1) *\([0-9]*\).*/\1/p' $(HDR))
@@ -39,15 +54,17 @@ SLEEF_LIBS = $(shell pkg-config --libs sleef 2>/dev/null || echo -lsleef)
 XSMM_LIBS := -lxsmm -lxsmmnoblas
 SYS_LIBS := -lpthread -lrt -ldl -lm
 # Optional FAISS backend (docs/KNN.md): found when libfaiss-dev's headers are
-# installed; `make HAVE_FAISS=0` builds without it (use another B= then).
-# Debian ships FAISS as a static C++ library: lib/*.cc (the bridge) is then
-# compiled with $(CXX) and libhmt links FAISS, OpenMP, BLAS/LAPACK and the
-# C++ runtime privately. Real BLAS comes before libxsmm so that libxsmmnoblas'
-# stub sgemm_ never serves FAISS.
+# installed; `make HAVE_FAISS=0` builds without it. Only the choice of bridge
+# file (lib/knn_faiss.cc or lib/knn_faiss_stub.c), the link lines and the
+# tests depend on it, so switching rebuilds just those (see the stamps below).
+# Debian ships FAISS as a static C++ library: the bridge is then compiled with
+# $(CXX) and libhmt links FAISS, OpenMP, BLAS/LAPACK and the C++ runtime
+# privately. Real BLAS comes before libxsmm so that libxsmmnoblas' stub sgemm_
+# never serves FAISS.
 HAVE_FAISS ?= $(shell test -f /usr/include/faiss/IndexIVFPQ.h && echo 1 || echo 0)
 ifeq ($(HAVE_FAISS),1)
 FAISS_LIBS := -lfaiss -lgomp -llapack -lblas -lstdc++
-CPPFLAGS += -DHMT_HAVE_FAISS
+TEST_CPPFLAGS := -DHMT_HAVE_FAISS
 endif
 ifneq ($(findstring clang,$(CC)),)
 CXX := $(subst clang,clang++,$(CC))
@@ -62,8 +79,10 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -pthread -lcheck_pic -lrt -lm -lsubunit)
 
 # ---- sources ---------------------------------------------------------------
-LIB_SRC := $(sort $(wildcard lib/*.c lib/kernels/*.c))
-LIB_CXX_SRC := $(if $(filter 1,$(HAVE_FAISS)),$(sort $(wildcard lib/*.cc)))
+FAISS_BRIDGE := $(if $(filter 1,$(HAVE_FAISS)),lib/knn_faiss.cc,lib/knn_faiss_stub.c)
+LIB_SRC := $(filter-out lib/knn_faiss_stub.c,$(sort $(wildcard lib/*.c lib/kernels/*.c))) \
+           $(filter %.c,$(FAISS_BRIDGE))
+LIB_CXX_SRC := $(filter %.cc,$(FAISS_BRIDGE))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX_SRC:%.cc=$(B)/%.o)
 EX_SRC  := $(sort $(wildcard examples/*.c))
 EX_BIN  := $(EX_SRC:examples/%.c=$(B)/bin/%)
@@ -76,37 +95,61 @@ TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 SO := $(B)/$(SOFULL)
 AR_LIB := $(B)/libhmt.a
 
-.PHONY: all lib examples bench test check install uninstall clean deps asan \
+.PHONY: all lib examples bench test check install uninstall clean asan \
         testdata run memcheck memcheck-python fuzz tsan abi-baseline
 all: lib examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
 examples: $(EX_BIN)
 bench: $(BENCH_BIN)
 
-$(B)/lib/%.o: lib/%.c
+# ---- build configuration stamps ----------------------------------------------
+# Each kind of output depends on a stamp file holding the exact command line
+# that builds it (Linux kbuild's .cmd files, one per kind because all outputs
+# of a kind share their command but for $< and $@). A stamp is rewritten only
+# when that line changes, so changing OPT, SANITIZE, CC, CFLAGS, WERROR,
+# HAVE_FAISS, ... rebuilds exactly the outputs whose command it changes, in
+# the same folder. Chosen over a folder per configuration because build/bin/
+# stays the one place docs, scripts and users know, and folders would pile up.
+STAMP := $(B)/.stamp
+CMD_lib-c = $(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(LIB_CFLAGS)
+CMD_lib-cxx = $(CXX) $(CPPFLAGS) $(LIB_CXXFLAGS)
+CMD_so = $(CC) -shared $(SANITIZE) $(SO_LDFLAGS) $(PRIV_LIBS) $(LDFLAGS) $(LIB_OBJ)
+CMD_ar = ar rcs $(LIB_OBJ)
+CMD_example = $(CC) -Iinclude $(APP_CFLAGS) $(EX_LDFLAGS) $(LDFLAGS)
+CMD_bench = $(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) $(PRIV_LIBS) $(LDFLAGS)
+CMD_test-c = $(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(SLEEF_CFLAGS) $(CHECK_CFLAGS) $(APP_CFLAGS)
+CMD_test-link = $(CC) $(SANITIZE) $(CHECK_LIBS) $(PRIV_LIBS) $(LDFLAGS) $(TEST_OBJ)
+STAMPS := $(addprefix $(STAMP)/,lib-c lib-cxx so ar example bench test-c test-link)
+$(STAMPS): $(STAMP)/%: FORCE
+	$(shell mkdir -p $(STAMP))$(file >$@.new,$(CMD_$*))
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+
+$(B)/lib/%.o: lib/%.c $(STAMP)/lib-c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(LIB_CFLAGS) -c $< -o $@
 
-$(B)/lib/%.o: lib/%.cc
+$(B)/lib/%.o: lib/%.cc $(STAMP)/lib-cxx
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(LIB_CXXFLAGS) -c $< -o $@
 
-$(SO): $(LIB_OBJ) lib/libhmt.map
-	$(CC) -shared -o $@ $(LIB_OBJ) $(SANITIZE) -Wl,-soname,$(SONAME) \
-	  -Wl,--version-script=lib/libhmt.map -Wl,-z,defs -Wl,-z,relro -Wl,-z,now \
-	  -Wl,--exclude-libs,ALL $(PRIV_LIBS) $(LDFLAGS)
+SO_LDFLAGS = -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libhmt.map -Wl,-z,defs \
+  -Wl,-z,relro -Wl,-z,now -Wl,--exclude-libs,ALL
+$(SO): $(LIB_OBJ) lib/libhmt.map $(STAMP)/so
+	$(CC) -shared -o $@ $(LIB_OBJ) $(SANITIZE) $(SO_LDFLAGS) $(PRIV_LIBS) $(LDFLAGS)
 $(B)/$(SONAME): $(SO)
 	ln -sf $(SOFULL) $@
 $(B)/libhmt.so: $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
-$(AR_LIB): $(LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+$(AR_LIB): $(LIB_OBJ) $(STAMP)/ar
+	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
-# Examples and benchmarks link the shared library the way a user would.
-$(B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR)
+# Examples link the shared library the way a user would; the benchmarks link
+# the static one (they time internal kernels too).
+EX_LDFLAGS = -L$(B) -lhmt -lm -Wl,-rpath,'$$ORIGIN/..'
+$(B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -lm -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS)
-$(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR)
+	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ $(EX_LDFLAGS) $(LDFLAGS)
+$(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR) $(STAMP)/bench
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) -std=gnu11 $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
 $(BENCH_BIN): $(wildcard bench/*.h) # the benchmarks' shared headers
@@ -119,21 +162,21 @@ PC_LIBDIR = $(patsubst $(exec_prefix)/%,$${exec_prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(prefix)/%,$${prefix}/%,$(INCLUDEDIR))
 $(B)/hmt.pc: pkgconfig/hmt.pc.in $(HDR) FORCE
 	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@EXEC_PREFIX@|$(PC_EXEC_PREFIX)|' \
+	@sed -e 's|@PREFIX@|$(prefix)|' -e 's|@EXEC_PREFIX@|$(PC_EXEC_PREFIX)|' \
 	    -e 's|@LIBDIR@|$(PC_LIBDIR)|' -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIV_LIBS@|$(FAISS_LIBS) $(XSMM_LIBS) $(SYS_LIBS)|' $< > $@.tmp
-	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 FORCE:
 
 # ---- tests -----------------------------------------------------------------
-$(B)/tests/%.o: tests/%.c
+$(B)/tests/%.o: tests/%.c $(STAMP)/test-c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -I$(B)/tests $(SLEEF_CFLAGS) $(CHECK_CFLAGS) $(APP_CFLAGS) -std=gnu11 -c $< -o $@
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) -I$(B)/tests $(SLEEF_CFLAGS) $(CHECK_CFLAGS) $(APP_CFLAGS) -std=gnu11 -c $< -o $@
 $(B)/tests/suites.h: $(TEST_SUITES) Makefile
 	@mkdir -p $(dir $@)
 	printf '%s\n' $(patsubst tests/check_%.c,'HMT_SUITE(%)',$(TEST_SUITES)) > $@.tmp && mv $@.tmp $@
 $(B)/tests/runner.o: $(B)/tests/suites.h
-$(B)/tests/check_hmt: $(TEST_OBJ) $(AR_LIB)
+$(B)/tests/check_hmt: $(TEST_OBJ) $(AR_LIB) $(STAMP)/test-link
 	$(CC) $(SANITIZE) -o $@ $(TEST_OBJ) $(AR_LIB) $(CHECK_LIBS) $(PRIV_LIBS) $(LDFLAGS)
 
 TESTDATA := $(B)/testdata/.stamp
@@ -149,9 +192,10 @@ test check: WERROR ?= -Werror
 test check: all $(B)/tests/check_hmt $(TESTDATA)
 	HMT_TESTDATA=$(B)/testdata HMT_BUILD=$(B) $(B)/tests/check_hmt
 	@for t in tests/*/check_*.sh; do \
-	   B=$(B) CC="$(CC)" CXX="$(CXX)" PYTHON="$(PYTHON)" SANITIZE="$(SANITIZE)" sh $$t || exit 1; \
+	   B=$(B) CC="$(CC)" CXX="$(CXX)" PYTHON="$(PYTHON)" SANITIZE="$(SANITIZE)" WERROR="$(WERROR)" \
+	     sh $$t || exit 1; \
 	 done
-	@if command -v valgrind >/dev/null && [ -z "$(SANITIZE)" ]; then $(MAKE) --no-print-directory memcheck; \
+	@if command -v valgrind >/dev/null && [ -z "$(SANITIZE)" ]; then $(MAKE) --no-print-directory WERROR="$(WERROR)" memcheck; \
 	 else echo "memcheck: skipped (no valgrind, or a sanitizer build)"; fi
 
 # valgrind memcheck over the examples: no leak, no invalid access.
@@ -197,9 +241,10 @@ abi-baseline: lib
 	B=$(B) sh tests/abi/check_abi.sh --update
 
 # Threads: the shared-model suite under ThreadSanitizer.
+TSAN_B ?= build-tsan
 tsan:
-	$(MAKE) --no-print-directory B=build-tsan OPT=-O1 SANITIZE=-fsanitize=thread build-tsan/tests/check_hmt
-	CK_RUN_SUITE=threads CK_FORK=no HMT_TESTDATA=$(B)/testdata build-tsan/tests/check_hmt
+	$(MAKE) --no-print-directory B=$(TSAN_B) OPT=-O1 SANITIZE=-fsanitize=thread $(TSAN_B)/tests/check_hmt
+	CK_RUN_SUITE=threads CK_FORK=no HMT_TESTDATA=$(B)/testdata $(TSAN_B)/tests/check_hmt
 
 # ---- fuzzing (libFuzzer, clang from Debian: clang-14, libclang-rt-14-dev) ----
 # tests/fuzz/fuzz.sh runs each target for FUZZ_SECONDS on seeds made from the
@@ -234,10 +279,11 @@ uninstall:
 	  $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/hmt
 
-deps:
-	sh tools/install-deps.sh
-
+# Every build folder this Makefile makes: the default, the sanitizer and
+# fuzzing ones, and a B= given on this command line.
 clean:
-	rm -rf build build-asan
+	rm -rf $(sort build $(B) $(ASAN_B) $(TSAN_B) $(FUZZ_B))
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+endif # the deps branch at the top

@@ -1,11 +1,10 @@
 /* The FAISS bridge (lib/knn_faiss.h) of a libhmt built without FAISS
  * (`make HAVE_FAISS=0`, or libfaiss-dev not installed): every entry point
  * reports that the backend is not built in, so the rest of the library links
- * and works unchanged. With FAISS, lib/knn_faiss.cc provides these. */
+ * and works unchanged. The Makefile compiles either this file or
+ * lib/knn_faiss.cc, never both. */
 #include "error.h"
 #include "knn_faiss.h"
-
-#ifndef HMT_HAVE_FAISS
 
 #define NOT_BUILT(what)                                                                    \
     hmti_errf(HMT_E_UNSUPPORTED, "%s: the FAISS backend is not built into this libhmt "   \
@@ -52,7 +51,3 @@ int hmti_faiss_search(const hmti_faiss *f, int n_threads, const float *q, int64_
     (void)f, (void)n_threads, (void)q, (void)nq, (void)k, (void)nprobe, (void)dist, (void)labels;
     return NOT_BUILT("knn faiss");
 }
-
-#else
-typedef int hmti_faiss_stub_unused; /* FAISS is built in: lib/knn_faiss.cc */
-#endif
