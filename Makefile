@@ -303,7 +303,7 @@ uninstall:
 # there by python/hmt/_capi.py), built offline with Debian's pip and
 # setuptools from a copy of python/ so the source tree stays clean.
 wheel: lib
-	rm -rf $(PKG_B)/wheel && mkdir -p $(PKG_B)/wheel/src
+	rm -rf $(PKG_B)/wheel $(PKG_B)/dist/hmt-*.whl && mkdir -p $(PKG_B)/wheel/src
 	cp -r python/pyproject.toml python/setup.py python/hmt $(PKG_B)/wheel/src/
 	rm -rf $(PKG_B)/wheel/src/hmt/__pycache__
 	cp $(SO) $(PKG_B)/wheel/src/hmt/$(SONAME)
