@@ -11,7 +11,7 @@ if ! "$PYTHON" -m pip --version >/dev/null 2>&1 || ! "$PYTHON" -c 'import venv, 
     echo "$NAME: skipped ($PYTHON lacks pip, venv, setuptools or wheel: apt-get install python3-pip python3-venv python3-setuptools python3-wheel)"
     exit 0
 fi
-export PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1
+export PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1 PIP_NO_CACHE_DIR=1
 unset HMT_LIB_PATH PYTHONPATH
 
 # make_venv DIR: a venv that sees the system's site-packages (NumPy, and
