@@ -12,6 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 . tests/packaging/pyhost.sh
 
 make_venv "$tmp/venv"
+rm -rf "$B/pip"  # setuptools keeps its build folder: start from nothing
 HMT_BUILD=$B "$tmp/venv/bin/python" -m pip install -q --no-build-isolation --no-deps . >"$tmp/pip.log" 2>&1 ||
     { cat "$tmp/pip.log"; echo "$NAME: FAIL (pip install .)"; exit 1; }
 so=$(find "$tmp/venv" -name libhmt.so.0)
