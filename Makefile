@@ -241,6 +241,7 @@ $(PKG_B)/rpath: FORCE
 $(PKG_B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR) $(PKG_B)/rpath
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -lm -Wl,-rpath,"$$(cat $(PKG_B)/rpath)" $(LDFLAGS)
+PKG_TOOLS := $(addprefix $(PKG_B)/bin/,$(TOOLS))
 
 # CMake package: hmtConfig.cmake (targets hmt::hmt, hmt::hmt_static) and
 # hmtConfigVersion.cmake, from cmake/*.in with sed, regenerated on each
@@ -268,6 +269,11 @@ $(PKG_B)/cmake/%.cmake: cmake/%.cmake.in $(HDR) lib/libhmt.map FORCE
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 CMAKE_FILES := $(PKG_B)/cmake/hmtConfig.cmake $(PKG_B)/cmake/hmtConfigVersion.cmake
 
+# `make` prepares all of it for the default directories, so that `sudo make
+# install` relinks and rewrites nothing (no root-owned files in $(B)) unless
+# given other directories.
+all: $(PKG_TOOLS) $(CMAKE_FILES)
+
 # Like libtool and CMake-installed libraries on a live system, refresh the
 # loader's cache after (un)installing, so programs find libhmt.so.N without
 # the user knowing about ldconfig. Never under DESTDIR: that is a staging tree
@@ -280,7 +286,7 @@ define pkg_ldconfig
 	 fi
 endef
 
-install: lib $(addprefix $(PKG_B)/bin/,$(TOOLS)) $(CMAKE_FILES)
+install: lib $(PKG_TOOLS) $(CMAKE_FILES)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(CMAKEDIR)
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/$(SOFULL)
@@ -290,7 +296,7 @@ install: lib $(addprefix $(PKG_B)/bin/,$(TOOLS)) $(CMAKE_FILES)
 	install -m 644 include/hmt/*.h $(DESTDIR)$(INCLUDEDIR)/hmt/
 	install -m 644 $(B)/hmt.pc $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc
 	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(CMAKEDIR)/
-	install -m 755 $(addprefix $(PKG_B)/bin/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(PKG_TOOLS) $(DESTDIR)$(BINDIR)/
 	$(pkg_ldconfig)
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SOFULL) $(DESTDIR)$(LIBDIR)/$(SONAME) \
