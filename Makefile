@@ -230,9 +230,9 @@ relpath = $(shell realpath -m --relative-to='$(1)' '$(2)')
 LDCONFIG ?= ldconfig
 
 # The installed tools are relinked with a RUNPATH relative to their own place,
-# $$ORIGIN/<BINDIR to LIBDIR>, so they find LIBDIR's libhmt on the live system,
+# $ORIGIN/<BINDIR to LIBDIR>, so they find LIBDIR's libhmt on the live system,
 # in a DESTDIR staging tree, and after the prefix moves; $(B)/bin's copies keep
-# $$ORIGIN/.. for the build tree (libtool relinks at install time the same way).
+# $ORIGIN/.. for the build tree (libtool relinks at install time the same way).
 # $(PKG_B)/rpath changes only when that path does, so the relink is rare.
 $(PKG_B)/rpath: FORCE
 	@mkdir -p $(dir $@)
