@@ -274,9 +274,9 @@ CMAKE_FILES := $(PKG_B)/cmake/hmtConfig.cmake $(PKG_B)/cmake/hmtConfigVersion.cm
 # given other directories.
 all: $(PKG_TOOLS) $(CMAKE_FILES)
 
-# Like libtool's --finish step and many CMake projects, on a live system refresh the
-# loader's cache after (un)installing, so programs find libhmt.so.N without
-# the user knowing about ldconfig. Never under DESTDIR: that is a staging tree
+# Like libtool's --finish step and many CMake projects, refresh the loader's
+# cache after (un)installing on a live system, so programs find libhmt.so.N
+# without the user knowing about ldconfig. Never under DESTDIR: that is a staging tree
 # (a package's own scripts run ldconfig). Not fatal: a user installing into
 # their own prefix is not root, and their tools still work via RUNPATH.
 define pkg_ldconfig
