@@ -281,8 +281,8 @@ all: $(PKG_TOOLS) $(CMAKE_FILES)
 # their own prefix is not root, and their tools still work via RUNPATH.
 define pkg_ldconfig
 	@if [ -z "$(DESTDIR)" ]; then \
-	   if $(LDCONFIG) 2>/dev/null; then echo "install: ran $(LDCONFIG)"; \
-	   else echo "install: could not run $(LDCONFIG) (not root?); if $(LIBDIR) is not in the loader's path, use LD_LIBRARY_PATH"; fi; \
+	   if $(LDCONFIG) 2>/dev/null; then echo "$@: ran $(LDCONFIG)"; \
+	   else echo "$@: could not run $(LDCONFIG) (not root?); if $(LIBDIR) is not in the loader's path, use LD_LIBRARY_PATH"; fi; \
 	 fi
 endef
 
