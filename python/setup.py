@@ -11,7 +11,10 @@ from setuptools.dist import Distribution
 HERE = os.path.dirname(os.path.abspath(__file__))
 options = {}
 if glob.glob(os.path.join(HERE, "hmt", "libhmt.so.*")):
-    from wheel.bdist_wheel import bdist_wheel
+    try:
+        from setuptools.command.bdist_wheel import bdist_wheel  # setuptools >= 70.1
+    except ImportError:
+        from wheel.bdist_wheel import bdist_wheel  # Debian 12: python3-wheel
 
     class BinaryDistribution(Distribution):
         def has_ext_modules(self):
