@@ -79,6 +79,14 @@ done
 LD_LIBRARY_PATH="$libdir" ldd "$tmp/hello" | grep -q "$libdir/libhmt.so.0" ||
     { echo "check_downstream: FAIL (hello does not load the staged libhmt.so.0)"; exit 1; }
 
+# hmt::hmt_static links the libraries `pkg-config --static` gives (the same
+# set; the order is that of libhmt.so's own link line).
+cmakecfg=$(find "$stage" -name hmtConfig.cmake | head -n 1)
+lset() { tr ' ;"' '\n\n\n' | grep '^-l' | grep -vx -- -lhmt | sort -u; }
+if [ "$(sed -n 's/.*INTERFACE_LINK_LIBRARIES //p' "$cmakecfg" | lset)" != "$(echo "$static_libs" | lset)" ]; then
+    echo "check_downstream: FAIL (hmt::hmt_static's libraries differ from pkg-config --static --libs hmt: $static_libs)"; exit 1
+fi
+
 # CMake: find_package(hmt CONFIG) through the staged, relocatable config.
 # CMake links the imported library by its full path and records its folder in
 # the build-tree RUNPATH, so the programs run without LD_LIBRARY_PATH.
