@@ -264,20 +264,112 @@ fuzz: examples $(TESTDATA)
 	  FUZZ_SAN='$(FUZZ_SAN)' PRIV_LIBS='$(PRIV_LIBS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' \
 	  sh tests/fuzz/fuzz.sh
 
-# ---- install ---------------------------------------------------------------
-install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(PKGCONFIGDIR)
+# ==== install, uninstall and packaging: C, CMake and Python hosts ============
+# (docs/GETTING_STARTED.md). Everything built here lives under $(PKG_B); the
+# folders pip leaves next to python/ when run in place are PKG_CLEAN (for `clean`).
+PKG_B := $(B)/pkg
+PKG_CLEAN := python/build python/hmt.egg-info
+CMAKEDIR ?= $(LIBDIR)/cmake/hmt
+TOOLS := $(EX_SRC:examples/%.c=%)
+relpath = $(shell realpath -m --relative-to='$(1)' '$(2)')
+LDCONFIG ?= ldconfig
+
+# The installed tools are relinked with a RUNPATH relative to their own place,
+# $ORIGIN/<BINDIR to LIBDIR>, so they find LIBDIR's libhmt on the live system,
+# in a DESTDIR staging tree, and after the prefix moves; $(B)/bin's copies keep
+# $ORIGIN/.. for the build tree (libtool relinks at install time the same way).
+# $(PKG_B)/rpath changes only when that path does, so the relink is rare.
+$(PKG_B)/rpath: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$$ORIGIN/$(call relpath,$(BINDIR),$(LIBDIR))' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(PKG_B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR) $(PKG_B)/rpath
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -lm -Wl,-rpath,"$$(cat $(PKG_B)/rpath)" $(LDFLAGS)
+PKG_TOOLS := $(addprefix $(PKG_B)/bin/,$(TOOLS))
+
+# CMake package: hmtConfig.cmake (targets hmt::hmt, hmt::hmt_static) and
+# hmtConfigVersion.cmake, from cmake/*.in with sed, regenerated on each
+# install so the directories given then are honoured. Paths are written
+# relative to the config file's folder (relocatable, like CMake's
+# configure_package_config_file); an absolute LIBDIR/INCLUDEDIR outside the
+# prefix stays absolute. hmt::hmt_static links what libhmt.so links (PRIV_LIBS:
+# FAISS when built in, libxsmm, sleef, system libraries), hmt.pc's Libs.private
+# plus its Requires.private. ABI_SINCE: the release that started this ABI,
+# the oldest version node of lib/libhmt.map (docs/ABI.md).
+empty :=
+space := $(empty) $(empty)
+ABI_SINCE = $(shell sed -n 's/^HMT_\([0-9][0-9.]*\) *{.*/\1/p' lib/libhmt.map | head -n 1)
+CMAKE_SUBST = -e 's|@VERSION@|$(VERSION)|g' -e 's|@ABI@|$(ABI)|g' -e 's|@ABI_SINCE@|$(ABI_SINCE)|g' \
+  -e 's|@SONAME@|$(SONAME)|g' -e 's|@SOFULL@|$(SOFULL)|g' \
+  -e 's|@PREFIX_REL@|$(call relpath,$(CMAKEDIR),$(prefix))|g' \
+  -e 's|@LIBDIR@|$(patsubst $(prefix)/%,%,$(LIBDIR))|g' \
+  -e 's|@INCLUDEDIR@|$(patsubst $(prefix)/%,%,$(INCLUDEDIR))|g' \
+  -e 's|@STATIC_LIBS@|$(subst $(space),;,$(strip $(PRIV_LIBS)))|g' \
+  -e 's|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|g'
+SIZEOF_VOID_P = $(shell $(CC) -dM -E -x c /dev/null | sed -n 's/^\#define __SIZEOF_POINTER__ //p')
+$(PKG_B)/cmake/%.cmake: cmake/%.cmake.in $(HDR) lib/libhmt.map FORCE
+	@mkdir -p $(dir $@)
+	@sed $(CMAKE_SUBST) $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+CMAKE_FILES := $(PKG_B)/cmake/hmtConfig.cmake $(PKG_B)/cmake/hmtConfigVersion.cmake
+
+# `make` prepares all of it for the default directories, so that `sudo make
+# install` relinks and rewrites nothing (no root-owned files in $(B)) unless
+# given other directories.
+all: $(PKG_TOOLS) $(CMAKE_FILES)
+
+# Like libtool's --finish step and many CMake projects, refresh the loader's
+# cache after (un)installing on a live system, so programs find libhmt.so.N
+# without the user knowing about ldconfig. Never under DESTDIR: that is a staging tree
+# (a package's own scripts run ldconfig). Not fatal: a user installing into
+# their own prefix is not root, and their tools still work via RUNPATH.
+define pkg_ldconfig
+	@if [ -z "$(DESTDIR)" ]; then \
+	   if $(LDCONFIG) 2>/dev/null; then echo "$@: ran $(LDCONFIG)"; \
+	   else echo "$@: could not run $(LDCONFIG) (not root?); if $(LIBDIR) is not in the loader's path, use LD_LIBRARY_PATH"; fi; \
+	 fi
+endef
+
+install: lib $(PKG_TOOLS) $(CMAKE_FILES)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(CMAKEDIR)
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/$(SOFULL)
 	ln -sf $(SOFULL) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libhmt.so
 	install -m 644 $(AR_LIB) $(DESTDIR)$(LIBDIR)/libhmt.a
 	install -m 644 include/hmt/*.h $(DESTDIR)$(INCLUDEDIR)/hmt/
 	install -m 644 $(B)/hmt.pc $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc
+	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(CMAKEDIR)/
+	install -m 755 $(PKG_TOOLS) $(DESTDIR)$(BINDIR)/
+	$(pkg_ldconfig)
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SOFULL) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	  $(DESTDIR)$(LIBDIR)/libhmt.so $(DESTDIR)$(LIBDIR)/libhmt.a \
-	  $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc
-	rm -rf $(DESTDIR)$(INCLUDEDIR)/hmt
+	  $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(CMAKEDIR)
+	$(pkg_ldconfig)
+
+# Python: a wheel that bundles libhmt.so.N inside the package (hmt/, found
+# there by python/hmt/_capi.py), built offline with Debian's pip and
+# setuptools from a copy of python/ so the source tree stays clean.
+wheel: lib
+	rm -rf $(PKG_B)/wheel $(PKG_B)/dist/hmt-*.whl && mkdir -p $(PKG_B)/wheel/src
+	cp -r python/pyproject.toml python/setup.py python/hmt $(PKG_B)/wheel/src/
+	rm -rf $(PKG_B)/wheel/src/hmt/__pycache__
+	cp $(SO) $(PKG_B)/wheel/src/hmt/$(SONAME)
+	cd $(PKG_B)/wheel && $(PYTHON) -m pip wheel -q --no-build-isolation --no-deps --no-index \
+	  --disable-pip-version-check -w ../dist ./src
+	@ls $(PKG_B)/dist/hmt-$(VERSION)-*.whl
+
+# python/hmt/_version.py repeats the header's version for setuptools (which
+# reads it without importing the package); regenerate it after a version bump
+# (tests/packaging/check_python_version.sh fails until then).
+python-version:
+	printf '%s\n' '# Generated from include/hmt/hmt.h by `make python-version`; do not edit.' \
+	  '__version__ = "$(VERSION)"' 'ABI_VERSION = $(ABI)' > python/hmt/_version.py
+.PHONY: wheel python-version
+# ==== end of install and packaging ============================================
 
 # Every build folder this Makefile makes: the default, the sanitizer and
 # fuzzing ones, and a B= given on this command line.

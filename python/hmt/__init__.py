@@ -9,8 +9,8 @@
 ctypes and the standard library only; NumPy is used when importable (logits
 come back as arrays). The shared library is found through $HMT_LIB_PATH, then
 next to this package (hmt/libhmt.so.0, then ../build/libhmt.so.0 for an
-in-tree checkout), then the system (ctypes.util.find_library("hmt"), the
-dynamic loader's path). Its ABI number is checked at import. See
+in-tree checkout), then the system (the dynamic loader's path for
+libhmt.so.0, then ctypes.util.find_library("hmt")). Its ABI number is checked at import. See
 docs/PYTHON.md; the raw C functions are hmt.capi.lib.hmt_*.
 """
 from . import _capi as capi

@@ -22,10 +22,12 @@ import warnings
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c_float, c_int,
                     c_int32, c_int64, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 
+from ._version import ABI_VERSION, __version__ as _version
+
 # The ABI this package is written against (HMT_ABI_VERSION, the N of
-# libhmt.so.N) and the release whose functions it binds.
-ABI_VERSION = 0
-BINDING_VERSION = (0, 1, 0)
+# libhmt.so.N) and the release whose functions it binds: the header's, copied
+# into _version.py (`make python-version`).
+BINDING_VERSION = tuple(int(x) for x in _version.split("."))
 
 
 # ---------------------------------------------------------------------------
@@ -563,18 +565,22 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _candidates():
-    """(how, path-or-name) in search order: $HMT_LIB_PATH, next to the
-    package, the in-tree build, then the system."""
+    """(how, path-or-name) in search order: $HMT_LIB_PATH, the copy bundled
+    in the package (a wheel), the in-tree build (a source checkout only), the
+    system by SONAME, then whatever libhmt find_library knows (which may be
+    another ABI: the import then says so)."""
     env = os.environ.get("HMT_LIB_PATH")
     if env:
         yield "HMT_LIB_PATH", os.path.join(env, SONAME) if os.path.isdir(env) else env
         return  # an explicit choice is never silently replaced by another library
     yield "package", os.path.join(_HERE, SONAME)
-    yield "in-tree build", os.path.normpath(os.path.join(_HERE, "..", "..", "build", SONAME))
-    found = ctypes.util.find_library("hmt")
-    if found:
-        yield "find_library", found
+    root = os.path.dirname(os.path.dirname(_HERE))
+    if os.path.exists(os.path.join(root, "include", "hmt", "hmt.h")):
+        yield "in-tree build", os.path.join(root, "build", SONAME)
     yield "dynamic loader", SONAME
+    found = ctypes.util.find_library("hmt")
+    if found and found != SONAME:
+        yield "find_library", found
 
 
 def _load():
