@@ -283,7 +283,7 @@ $(PKG_B)/rpath: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$$ORIGIN/$(call relpath,$(BINDIR),$(LIBDIR))' > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
-$(PKG_B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR) $(PKG_B)/rpath
+$(PKG_B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR) $(PKG_B)/rpath $(STAMP)/example
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -lm -Wl,-rpath,"$$(cat $(PKG_B)/rpath)" $(LDFLAGS)
 PKG_TOOLS := $(addprefix $(PKG_B)/bin/,$(TOOLS))
@@ -374,7 +374,7 @@ python-version:
 # Every build folder this Makefile makes: the default, the sanitizer and
 # fuzzing ones, and a B= given on this command line.
 clean:
-	rm -rf $(sort build $(B) $(ASAN_B) $(TSAN_B) $(FUZZ_B))
+	rm -rf $(sort build $(B) $(ASAN_B) $(TSAN_B) $(FUZZ_B)) $(PKG_CLEAN)
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
