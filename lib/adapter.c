@@ -110,6 +110,7 @@ static void destroy(hmt_adapter *a) {
     free(a->wq);
     free(a->wk);
     hmti_model_release(a->model);
+    a->guard.magic = HMTI_MAGIC_FREED;
     free(a);
 }
 
@@ -118,6 +119,7 @@ int hmti_adapter_load_gguf(hmt_adapter **out, hmt_model *model, const hmti_gguf 
     hmt_adapter *a = hmti_calloc(1, sizeof *a);
     if (!a) return hmti_errf(HMT_E_NOMEM, "hmt_adapter_load: out of memory");
     atomic_init(&a->refs, 1);
+    hmti_guard_init(&a->guard, HMTI_MAGIC_ADAPTER);
     hmti_model_retain(model);
     a->model = model;
     a->d = model->n_embd;
@@ -135,6 +137,7 @@ HMT_API int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *pa
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: model is NULL");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_adapter_load")) return HMT_E_MISUSE;
     hmti_gguf *g = NULL;
     int rc = path ? hmti_gguf_open(&g, path) : HMT_OK;
     if (!rc) rc = hmti_adapter_load_gguf(out, model, path ? g : model->gguf);
@@ -157,7 +160,17 @@ void hmti_adapter_release(const hmt_adapter *ca) {
     if (a && atomic_fetch_sub(&a->refs, 1) == 1) destroy(a);
 }
 
-HMT_API void hmt_adapter_free(hmt_adapter *a) { hmti_adapter_release(a); }
+/* Like hmt_model_free: the caller's reference is released once. */
+HMT_API void hmt_adapter_free(hmt_adapter *a) {
+    if (!a || hmti_guard_check(&a->guard, HMTI_MAGIC_ADAPTER, "hmt_adapter_free")) return;
+    if (atomic_exchange(&a->user_freed, 1)) {
+        hmti_errf(HMT_E_MISUSE, "hmt_adapter_free: the adapter was already freed (double free); "
+                  "the call was ignored");
+        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
+        return;
+    }
+    hmti_adapter_release(a);
+}
 
 int32_t hmti_adapter_summary_length(const hmt_adapter *a, int32_t L) {
     /* Python's round(): half to even; rint does that in the default mode */

@@ -14,7 +14,18 @@ HMT_API int hmt_model_load(hmt_model **out, const char *path, const hmt_params *
     return hmti_model_load(out, path);
 }
 
-HMT_API void hmt_model_free(hmt_model *model) { hmti_model_release(model); }
+/* The caller's reference is released once: contexts, streams and adapters
+ * keep the model alive, so a second free would destroy it under them. */
+HMT_API void hmt_model_free(hmt_model *model) {
+    if (!model || hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_model_free")) return;
+    if (atomic_exchange(&model->user_freed, 1)) {
+        hmti_errf(HMT_E_MISUSE, "hmt_model_free: the model was already freed (double free); "
+                  "the call was ignored");
+        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
+        return;
+    }
+    hmti_model_release(model);
+}
 
 #define GETTER(name, field)                                                   \
     HMT_API int32_t hmt_model_##name(const hmt_model *m) { return m ? m->field : 0; }
@@ -77,6 +88,7 @@ HMT_API int hmt_model_token_embedding(const hmt_model *m, hmt_token token, float
 
 static int need_vocab(const hmt_model *m, const char *fn) {
     if (!m) return hmti_errf(HMT_E_INVAL, "%s: model is NULL", fn);
+    if (hmti_guard_check(&m->guard, HMTI_MAGIC_MODEL, fn)) return HMT_E_MISUSE;
     if (!m->vocab)
         return fail(m, hmti_errf(HMT_E_UNSUPPORTED, "%s: the model file has no tokenizer", fn));
     return HMT_OK;

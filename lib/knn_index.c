@@ -224,6 +224,7 @@ HMT_API int hmt_knn_faiss_build(const hmt_knn *knn, const char *path, const hmt_
                                 hmt_knn_progress_fn progress, void *user_data) {
     hmti_clear_error();
     if (!knn || !path) return hmti_errf(HMT_E_INVAL, "knn faiss build: NULL argument");
+    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_faiss_build")) return HMT_E_MISUSE;
     if (!hmti_faiss_available()) return not_built("knn faiss build");
     ix_cfg c;
     int rc = ix_cfg_read(&c, knn, params);
@@ -315,6 +316,7 @@ static int read_index(const hmt_knn *knn, const char *path, const uint8_t *h, ui
 HMT_API int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params) {
     hmti_clear_error();
     if (!knn || !path) return hmti_errf(HMT_E_INVAL, "knn faiss attach: NULL argument");
+    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_faiss_attach")) return HMT_E_MISUSE;
     if (!hmti_faiss_available()) return not_built("knn faiss attach");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -348,7 +350,7 @@ HMT_API int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_param
 }
 
 HMT_API void hmt_knn_faiss_detach(hmt_knn *knn) {
-    if (!knn) return;
+    if (!knn || hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_faiss_detach")) return;
     hmti_faiss_free(knn->faiss);
     knn->faiss = NULL;
 }

@@ -309,6 +309,7 @@ HMT_API int hmt_knn_search(const hmt_knn *knn, const float *queries, size_t n_qu
                            float *dist_out, int64_t *idx_out) {
     hmti_clear_error();
     if (!knn || !queries) return hmti_errf(HMT_E_INVAL, "knn search: NULL argument");
+    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_search")) return HMT_E_MISUSE;
     if (k < 1 || n_queries == 0)
         return hmti_errf(HMT_E_INVAL, "knn search: k = %" PRId32 " and n_queries = %zu must be "
                          ">= 1", k, n_queries);
@@ -453,6 +454,7 @@ HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, co
     hmti_clear_error();
     if (!knn || !keys || !logits || !logprobs_out || n == 0)
         return hmti_errf(HMT_E_INVAL, "knn interpolate: NULL argument or n = 0");
+    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_interpolate")) return HMT_E_MISUSE;
     if (n_vocab != knn->n_vocab)
         return hmti_errf(HMT_E_INVAL, "knn interpolate: n_vocab %" PRId32 " but the datastore's "
                          "model has %" PRId32, n_vocab, knn->n_vocab);
@@ -536,6 +538,7 @@ HMT_API int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn, const hmt_pa
     hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !knn) return hmti_errf(HMT_E_INVAL, "hmt_proc_knn_create: NULL argument");
+    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_proc_knn_create")) return HMT_E_MISUSE;
     knn_proc *p = hmti_calloc(1, sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");
     p->knn = knn;

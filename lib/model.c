@@ -268,6 +268,7 @@ static void destroy(hmt_model *m) {
     hmti_vocab_free(m->vocab);
     hmti_gguf_close(m->gguf);
     pthread_mutex_destroy(&m->err_lock);
+    m->guard.magic = HMTI_MAGIC_FREED;
     free(m);
 }
 
@@ -276,6 +277,7 @@ int hmti_model_load(hmt_model **out, const char *path) {
     hmt_model *m = hmti_calloc(1, sizeof *m);
     if (!m) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
     atomic_init(&m->refs, 1);
+    hmti_guard_init(&m->guard, HMTI_MAGIC_MODEL);
     pthread_mutex_init(&m->err_lock, NULL);
     hmti_kernels_init();
     int rc = hmti_gguf_open(&m->gguf, path);

@@ -19,6 +19,11 @@ int hmti_proc_create_builtin(hmt_proc **out, const hmt_proc_i *iface, void *user
 void *hmti_proc_data_if(const hmt_proc *p,
                         int (*apply)(void *, float *, int32_t, const float *, int32_t));
 
+/* The processor's handle guard (busy.h) for calls that change it outside a
+ * chain (hmt_proc_ditto_set_delimiters). */
+int hmti_proc_enter(hmt_proc *p, const char *fn);
+void hmti_proc_leave(hmt_proc *p);
+
 /* lib/sampler.c: draw from n log-probabilities (or any logits) with the
  * sampler's top-k → temperature → top-p → draw; does not clear the thread's
  * error message; messages are prefixed with `who`. */
