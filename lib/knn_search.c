@@ -12,10 +12,12 @@
  * no cancellation), and the k best sorted by (distance, index). */
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "kernels/cpu.h"
 #include "knn.h"
 #include "params.h"
 
@@ -133,12 +135,15 @@ static void scan_share(void *arg, int ith, int nth) {
 
 /* Σ(q−k)² in double: differences first, so without the cancellation of the
  * GEMM form. Eight independent accumulators let the compiler vectorize the
- * loop (a plain reduction may not be reordered); clones for AVX-512 and AVX2
- * are picked at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#endif
-double hmti_knn_sqdist(const float *a, const float *b, int64_t d) {
+ * loop (a plain reduction may not be reordered), so every variant adds in
+ * the same order and gives the same bits. The AVX-512 / AVX2 variant is
+ * chosen once, at first use, from kernels/cpu.c's detection: a plain
+ * function pointer, not an IFUNC (GCC's target_clones resolver runs before
+ * ThreadSanitizer's runtime is up and crashed `make tsan` before main). */
+typedef double (*sqdist_fn)(const float *a, const float *b, int64_t d);
+
+static inline __attribute__((always_inline)) double sqdist_body(const float *a, const float *b,
+                                                                int64_t d) {
     double acc[8] = {0};
     int64_t p = 0;
     for (; p + 8 <= d; p += 8)
@@ -151,6 +156,41 @@ double hmti_knn_sqdist(const float *a, const float *b, int64_t d) {
         acc[0] += t * t;
     }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define SQDIST_OPT __attribute__((optimize("O3")))
+#else
+#define SQDIST_OPT
+#endif
+
+static SQDIST_OPT double sqdist_default(const float *a, const float *b, int64_t d) {
+    return sqdist_body(a, b, d);
+}
+#if defined(__x86_64__)
+static SQDIST_OPT AVX2_TARGET double sqdist_avx2(const float *a, const float *b, int64_t d) {
+    return sqdist_body(a, b, d);
+}
+static SQDIST_OPT AVX512_TARGET double sqdist_avx512(const float *a, const float *b, int64_t d) {
+    return sqdist_body(a, b, d);
+}
+#endif
+
+static _Atomic(sqdist_fn) sqdist_chosen;
+
+static sqdist_fn sqdist_pick(void) {
+    sqdist_fn f = sqdist_default;
+#if defined(__x86_64__)
+    const int level = hmti_cpu_level();
+    f = level >= 2 ? sqdist_avx512 : level == 1 ? sqdist_avx2 : sqdist_default;
+#endif
+    atomic_store_explicit(&sqdist_chosen, f, memory_order_relaxed);
+    return f;
+}
+
+double hmti_knn_sqdist(const float *a, const float *b, int64_t d) {
+    sqdist_fn f = atomic_load_explicit(&sqdist_chosen, memory_order_relaxed);
+    return (f ? f : sqdist_pick())(a, b, d);
 }
 
 /* Sort candidates of one query by (exact distance, index). */
