@@ -50,6 +50,16 @@ static int get_tensor(const hmti_gguf *g, const char *name, int32_t d, int32_t r
 static int read_adapter(hmt_adapter *a, const hmti_gguf *g) {
     int32_t version, width;
     int rc;
+    hmti_str arch;
+    if (hmti_gguf_find_key(g, "hmt.version") < 0 &&
+        hmti_gguf_get_str(g, "general.architecture", &arch) == HMT_OK && arch.len > 0 &&
+        !hmti_str_eq(arch, "hmt")) /* the usual mistake: the model given as the adapter */
+        return hmti_errf(HMT_E_FORMAT, "adapter: no hmt.* keys in this file: it is a model "
+                         "(architecture '%.*s'), not an HMT adapter; an adapter is its own GGUF "
+                         "(tools/convert_hmt_pytorch.py) given with -a (hmt_adapter_load), the "
+                         "model with -m (hmt_model_load)",
+                         (int)(arch.len > 32 ? 32 : arch.len), arch.ptr);
+    hmti_clear_error(); /* the probe above may have failed quietly */
     if ((rc = get_u32(g, "hmt.version", 1, 0, 1, 1, &version)) ||
         (rc = get_u32(g, "hmt.embedding_length", 1, 0, 1, UINT32_MAX, &width)))
         return rc;
@@ -110,7 +120,7 @@ static void destroy(hmt_adapter *a) {
     free(a->wq);
     free(a->wk);
     hmti_model_release(a->model);
-    a->guard.magic = HMTI_MAGIC_FREED;
+    hmti_guard_poison(&a->guard);
     free(a);
 }
 

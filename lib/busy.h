@@ -71,11 +71,17 @@ static inline void hmti_leave(hmti_guard *g) {
     if (g) atomic_store_explicit(&g->busy, 0, memory_order_release);
 }
 
+/* Poison a handle about to be freed. A volatile store: the compiler would
+ * otherwise drop a store into memory that free() releases right after. */
+static inline void hmti_guard_poison(hmti_guard *g) {
+    *(volatile uint32_t *)&g->magic = HMTI_MAGIC_FREED;
+}
+
 /* A free function: the handle must be valid and not in a call; then poison
  * it so a second free or a later use is caught. Nonzero: do not free. */
 static inline int hmti_retire(hmti_guard *g, uint32_t magic, const char *fn) {
     int rc = hmti_enter(g, magic, fn);
-    if (!rc && g) g->magic = HMTI_MAGIC_FREED;
+    if (!rc && g) hmti_guard_poison(g);
     return rc;
 }
 

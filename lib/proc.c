@@ -75,7 +75,7 @@ void *hmti_proc_data_if(const hmt_proc *p,
 
 static void proc_destroy(hmt_proc *p) {
     if (!p) return;
-    p->guard.magic = HMTI_MAGIC_FREED;
+    hmti_guard_poison(&p->guard);
     if (p->vt.free_data) p->vt.free_data(p->user_data);
     free(p);
 }
