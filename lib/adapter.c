@@ -191,7 +191,7 @@ int32_t hmti_adapter_summary_length(const hmt_adapter *a, int32_t L) {
 
 HMT_API int hmt_adapter_get(const hmt_adapter *a, hmt_param key, double *out) {
     hmti_clear_error();
-    if (!a || !out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_get: NULL argument");
+    if (!a || !out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_get: %s is NULL", !a ? "adapter" : "out");
     switch (key) {
     case HMT_P_SEGMENT_LENGTH: *out = a->segment_length; break;
     case HMT_P_SENSORY_LENGTH: *out = a->sensory_length; break;

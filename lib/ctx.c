@@ -84,7 +84,7 @@ static int ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
 HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
     hmti_clear_error();
     if (hmti_guard_check(HMTI_GUARD(ctx), HMTI_MAGIC_CTX, "hmt_ctx_get")) return HMT_E_MISUSE;
-    if (!ctx || !out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: NULL argument");
+    if (!ctx || !out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: %s is NULL", !ctx ? "ctx" : "out");
     switch (key) {
     case HMT_P_N_CTX: *out = ctx->bb.n_ctx; return HMT_OK;
     case HMT_P_N_BATCH: *out = ctx->bb.n_batch; return HMT_OK;

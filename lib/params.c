@@ -99,7 +99,8 @@ int hmti_param_check(hmt_param key, double value, int as_int) {
 }
 
 static int set(hmt_params *p, hmt_param key, double value, int as_int) {
-    if (!p) return hmti_errf(HMT_E_INVAL, "params is NULL");
+    if (!p) return hmti_errf(HMT_E_INVAL, "%s: params is NULL", as_int ? "hmt_params_set_int"
+                                                                     : "hmt_params_set_float");
     int rc = hmti_enter(&p->guard, HMTI_MAGIC_PARAMS, as_int ? "hmt_params_set_int" : "hmt_params_set_float");
     if (rc) return rc;
     rc = hmti_param_check(key, value, as_int);
@@ -117,7 +118,7 @@ HMT_API int hmt_params_set_float(hmt_params *p, hmt_param key, double value) {
 }
 
 HMT_API int hmt_params_get(const hmt_params *p, hmt_param key, double *out) {
-    if (!p || !out) return hmti_errf(HMT_E_INVAL, "hmt_params_get: NULL argument");
+    if (!p || !out) return hmti_errf(HMT_E_INVAL, "hmt_params_get: %s is NULL", !p ? "params" : "out");
     if (hmti_guard_check(&p->guard, HMTI_MAGIC_PARAMS, "hmt_params_get")) return HMT_E_MISUSE;
     int i = find(key);
     if (i < 0) return hmti_errf(HMT_E_INVAL, "unknown parameter key %d", (int)key);

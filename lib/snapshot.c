@@ -160,7 +160,9 @@ static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_o
     hmti_clear_error();
     if (!s || !len_out || (!buf && cap)) return hmti_errf(HMT_E_INVAL, "hmt_stream_save: NULL argument");
     if (s->broken)
-        return fail((hmt_stream *)s, hmti_errf(HMT_E_MISUSE, "hmt_stream_save: the stream is unusable"));
+        return fail((hmt_stream *)s, hmti_errf(HMT_E_MISUSE, "hmt_stream_save: an earlier failure "
+                                                             "left the stream unusable; restore a "
+                                                             "snapshot or free it"));
     const size_t need = save_into(s, NULL);
     *len_out = need;
     if (cap < need)

@@ -278,7 +278,9 @@ static int stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
 static int stream_flush(hmt_stream *s) {
     hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_flush: stream is NULL");
-    if (s->broken) return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_flush: stream unusable"));
+    if (s->broken)
+        return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_flush: an earlier failure left the "
+                                               "stream unusable; restore a snapshot or free it"));
     const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
     int rc = s->mode == HMT_MODE_WINDOW ? HMT_OK : advance(s, 1);
@@ -322,7 +324,8 @@ HMT_API int hmt_stream_recall(const hmt_stream *s, float *weights, int64_t *segm
     hmti_clear_error();
     if (hmti_guard_check(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_recall")) return HMT_E_MISUSE;
     if (!s || !n_out || ((!weights || !segments) && cap))
-        return hmti_errf(HMT_E_INVAL, "hmt_stream_recall: NULL argument");
+        return hmti_errf(HMT_E_INVAL, "hmt_stream_recall: %s is NULL", !s ? "stream"
+                         : !n_out ? "n_out" : "weights or segments (with cap > 0)");
     *n_out = (size_t)s->rn;
     if (cap < (size_t)s->rn)
         return fail((hmt_stream *)s, hmti_errf(HMT_E_BUFFER, "hmt_stream_recall: need room for %d",
@@ -374,7 +377,7 @@ static int stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
 HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     hmti_clear_error();
     if (hmti_guard_check(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_get")) return HMT_E_MISUSE;
-    if (!s || !out) return hmti_errf(HMT_E_INVAL, "hmt_stream_get: NULL argument");
+    if (!s || !out) return hmti_errf(HMT_E_INVAL, "hmt_stream_get: %s is NULL", !s ? "stream" : "out");
     switch (key) {
     case HMT_P_MODE: *out = s->mode; break;
     case HMT_P_LOOKAHEAD: *out = s->lookahead; break;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "error.h"
 #include "hmt/hmt.h"
 #include "util/gguf_build.h"
 #include "util/testutil.h"
@@ -108,6 +109,18 @@ START_TEST(empty_eval_says_n_is_zero) {
 }
 END_TEST
 
+/* Wrapping the previous message (model load: "model: tensor 'x': <detail>")
+ * formatted into the buffer it read from: the detail came out garbled. */
+START_TEST(wrapped_message_keeps_its_detail) {
+    hmti_errf(HMT_E_INVAL, "a row of 33 elements does not fit type 8's blocks");
+    ck_assert_int_eq(hmti_errf(HMT_E_FORMAT, "model: tensor '%s': %s", "blk.0.ffn_up.weight",
+                               hmti_tls_errmsg()),
+                     HMT_E_FORMAT);
+    ck_assert_str_eq(hmt_last_error_msg(), "model: tensor 'blk.0.ffn_up.weight': a row of 33 "
+                                           "elements does not fit type 8's blocks");
+}
+END_TEST
+
 Suite *hmt_suite_messages(void);
 Suite *hmt_suite_messages(void) {
     Suite *s = suite_create("messages");
@@ -118,6 +131,7 @@ Suite *hmt_suite_messages(void) {
     tcase_add_test(tc, adapter_given_as_model_says_where_it_goes);
     tcase_add_test(tc, model_given_as_adapter_says_so);
     tcase_add_test(tc, empty_eval_says_n_is_zero);
+    tcase_add_test(tc, wrapped_message_keeps_its_detail);
     suite_add_tcase(s, tc);
     return s;
 }
