@@ -270,7 +270,15 @@ HMT_API int hmt_chain_accept(hmt_chain *chain, hmt_token token) {
 }
 HMT_API int hmt_chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float *logits,
                              int32_t n_vocab, const float *key, int32_t n_key, hmt_token *out) {
-    GUARDED("hmt_chain_sample", chain_sample(chain, sampler, logits, n_vocab, key, n_key, out));
+    int rc = hmti_enter(HMTI_GUARD(chain), HMTI_MAGIC_CHAIN, "hmt_chain_sample");
+    if (rc) return rc;
+    rc = hmti_sampler_enter(sampler, "hmt_chain_sample"); /* the sampler too */
+    if (!rc) {
+        rc = chain_sample(chain, sampler, logits, n_vocab, key, n_key, out);
+        hmti_sampler_leave(sampler);
+    }
+    hmti_leave(HMTI_GUARD(chain));
+    return rc;
 }
 
 int hmti_proc_enter(hmt_proc *p, const char *fn) {

@@ -151,16 +151,19 @@ static int sample_impl(hmt_sampler *s, const float *logits, int32_t n_vocab, hmt
 HMT_API int hmt_sampler_sample(hmt_sampler *s, const float *logits, int32_t n_vocab,
                                hmt_token *out) {
     hmti_clear_error();
-    return hmti_sampler_sample_logprobs(s, logits, n_vocab, out, "hmt_sampler_sample");
-}
-
-/* The sampler's guard (busy.h) is held for the draw: its RNG and scratch. */
-int hmti_sampler_sample_logprobs(hmt_sampler *s, const float *logprobs, int32_t n,
-                                 hmt_token *out, const char *who) {
-    who = who ? who : "sampler";
-    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_SAMPLER, who);
+    int rc = hmti_sampler_enter(s, "hmt_sampler_sample"); /* its RNG and scratch */
     if (rc) return rc;
-    rc = sample_impl(s, logprobs, n, out, who);
-    hmti_leave(HMTI_GUARD(s));
+    rc = sample_impl(s, logits, n_vocab, out, "hmt_sampler_sample");
+    hmti_sampler_leave(s);
     return rc;
 }
+
+int hmti_sampler_sample_logprobs(hmt_sampler *s, const float *logprobs, int32_t n,
+                                 hmt_token *out, const char *who) {
+    return sample_impl(s, logprobs, n, out, who ? who : "sampler");
+}
+
+int hmti_sampler_enter(hmt_sampler *s, const char *fn) {
+    return hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_SAMPLER, fn);
+}
+void hmti_sampler_leave(hmt_sampler *s) { hmti_leave(HMTI_GUARD(s)); }

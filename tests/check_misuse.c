@@ -355,6 +355,82 @@ START_TEST(chain_reentrant_call_from_processor_gets_misuse) {
 }
 END_TEST
 
+/* ==== samplers: hmt_chain_sample holds its sampler for the whole call ======= */
+typedef struct {
+    rendezvous *rv;
+    hmt_sampler *smp;
+    int depth, rc_sample;
+    char msg[HMT_TEST_MSG];
+} sampler_cb;
+
+static int apply_sampler_cb(void *ud, float *logits, int32_t n_vocab, const float *key,
+                            int32_t n_key) {
+    (void)key, (void)n_key;
+    sampler_cb *c = ud;
+    if (c->rv) {
+        rv_hold(c->rv);
+        return HMT_OK;
+    }
+    if (c->depth++) return HMT_OK;
+    hmt_token t;
+    c->rc_sample = hmt_sampler_sample(c->smp, logits, n_vocab, &t);
+    snprintf(c->msg, sizeof c->msg, "%s", hmt_last_error_msg());
+    return HMT_OK;
+}
+
+static int sampler_second_sample(void *arg) {
+    const float logits[16] = {0};
+    hmt_token t;
+    return hmt_sampler_sample(arg, logits, 16, &t);
+}
+
+static void sampler_chain(sampler_cb *c, hmt_chain **chain, hmt_sampler **smp) {
+    ck_assert_int_eq(hmt_chain_create(chain), HMT_OK);
+    const hmt_proc_i iface = {.struct_size = sizeof iface, .name = "s", .apply = apply_sampler_cb};
+    hmt_proc *p = NULL;
+    ck_assert_int_eq(hmt_proc_create(&p, &iface, c), HMT_OK);
+    ck_assert_int_eq(hmt_chain_add(*chain, p), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_create(smp, NULL), HMT_OK);
+    c->smp = *smp;
+}
+
+START_TEST(sampler_second_thread_gets_misuse) {
+    rendezvous r;
+    sampler_cb c = {.rv = &r};
+    hmt_chain *chain = NULL;
+    hmt_sampler *smp = NULL;
+    sampler_chain(&c, &chain, &smp);
+    rv_init(&r, sampler_second_sample, smp);
+    pthread_t b;
+    ck_assert_int_eq(pthread_create(&b, NULL, rv_second, &r), 0);
+    float logits[16] = {0};
+    hmt_token t = -1;
+    int rc = hmt_chain_sample(chain, smp, logits, 16, NULL, 0, &t);
+    pthread_join(b, NULL);
+    ck_assert_int_eq(rc, HMT_OK);
+    ck_assert(t >= 0 && t < 16);
+    rv_expect_misuse(&r, "hmt_sampler_sample", "sampler");
+    hmt_chain_free(chain);
+    hmt_sampler_free(smp);
+}
+END_TEST
+
+START_TEST(sampler_reentrant_call_from_processor_gets_misuse) {
+    sampler_cb c = {0};
+    hmt_chain *chain = NULL;
+    hmt_sampler *smp = NULL;
+    sampler_chain(&c, &chain, &smp);
+    float logits[16] = {0};
+    hmt_token t = -1;
+    ck_assert_int_eq(hmt_chain_sample(chain, smp, logits, 16, NULL, 0, &t), HMT_OK);
+    ck_assert_int_eq(c.rc_sample, HMT_E_MISUSE);
+    ck_assert_msg(strstr(c.msg, "hmt_sampler_sample") && strstr(c.msg, "sampler"), "%s", c.msg);
+    ck_assert_int_eq(hmt_sampler_sample(smp, logits, 16, &t), HMT_OK); /* released after */
+    hmt_chain_free(chain);
+    hmt_sampler_free(smp);
+}
+END_TEST
+
 /* ==== datastore builders ======================================================= */
 typedef struct {
     hmt_knn_builder *b;
@@ -511,6 +587,8 @@ Suite *hmt_suite_misuse(void) {
     tcase_add_test(tc, stream_reentrant_call_from_callback_gets_misuse);
     tcase_add_test(tc, chain_second_thread_gets_misuse);
     tcase_add_test(tc, chain_reentrant_call_from_processor_gets_misuse);
+    tcase_add_test(tc, sampler_second_thread_gets_misuse);
+    tcase_add_test(tc, sampler_reentrant_call_from_processor_gets_misuse);
     tcase_add_test(tc, builder_reentrant_call_from_progress_gets_misuse);
     suite_add_tcase(s, tc);
     tc = tcase_create("freed handles");
