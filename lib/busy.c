@@ -41,6 +41,11 @@ int hmti_guard_bad(uint32_t found, uint32_t magic, const char *fn) {
 }
 
 int hmti_guard_busy(uint32_t magic, const char *fn) {
+    if (magic == HMTI_MAGIC_KNN) /* shared: only attach, detach and free are exclusive */
+        return hmti_errf(HMT_E_MISUSE, "%s: the datastore is in use by another call (a search, "
+                         "an index build, or attach/detach/free; another thread, or a callback "
+                         "of that call): attach, detach and free it only while nothing else "
+                         "uses it", fn);
     return hmti_errf(HMT_E_MISUSE, "%s: this %s is in use by another call (another thread, or a "
                      "callback re-entering it); a %s may be used by one thread at a time and "
                      "not from its own callbacks", fn, kind(magic), kind(magic));

@@ -1,8 +1,8 @@
 /* Handle guards: every handle carries a magic word naming its type and an
  * "in use" flag. Public entry points check the magic (one load and compare)
  * and, on handles that are used by one thread at a time, take the flag with
- * one atomic exchange per call, so two threads (or a callback re-entering the
- * handle from inside a call) get HMT_E_MISUSE instead of corrupting it.
+ * one atomic operation per call, so two threads (or a callback re-entering
+ * the handle from inside a call) get HMT_E_MISUSE instead of corrupting it.
  *
  * Freeing poisons the magic. A later call with the stale pointer finds the
  * poison (or whatever the allocator wrote there) and is refused: best
@@ -58,17 +58,40 @@ static inline int hmti_guard_check(const hmti_guard *g, uint32_t magic, const ch
     return hmti_guard_bad(g->magic, magic, fn);
 }
 
-/* Magic, then take the in-use flag; pair with hmti_leave on success. */
+/* Magic, then take the in-use flag (0 -> 1); pair with hmti_leave on
+ * success. One atomic operation each way. */
 static inline int hmti_enter(hmti_guard *g, uint32_t magic, const char *fn) {
     if (!g) return 0;
     if (g->magic != magic) return hmti_guard_bad(g->magic, magic, fn);
-    if (atomic_exchange_explicit(&g->busy, 1, memory_order_acquire))
+    int idle = 0;
+    if (!atomic_compare_exchange_strong_explicit(&g->busy, &idle, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
         return hmti_guard_busy(magic, fn);
     return 0;
 }
 
+/* A subtraction, not a store of 0: on a shared handle, readers (below) may
+ * have counted themselves in and out meanwhile. */
 static inline void hmti_leave(hmti_guard *g) {
-    if (g) atomic_store_explicit(&g->busy, 0, memory_order_release);
+    if (g) atomic_fetch_sub_explicit(&g->busy, 1, memory_order_release);
+}
+
+/* Shared handles with a rare mutating call (a datastore: any number of
+ * concurrent searches, but attaching or detaching a FAISS index only when
+ * nothing else runs): readers count in steps of 2 and back off when the
+ * writer's bit 0 is set; the writer is hmti_enter/hmti_leave. */
+static inline int hmti_read_enter(hmti_guard *g, uint32_t magic, const char *fn) {
+    if (!g) return 0;
+    if (g->magic != magic) return hmti_guard_bad(g->magic, magic, fn);
+    if (atomic_fetch_add_explicit(&g->busy, 2, memory_order_acquire) & 1) {
+        atomic_fetch_sub_explicit(&g->busy, 2, memory_order_relaxed);
+        return hmti_guard_busy(magic, fn);
+    }
+    return 0;
+}
+
+static inline void hmti_read_leave(hmti_guard *g) {
+    if (g) atomic_fetch_sub_explicit(&g->busy, 2, memory_order_release);
 }
 
 /* Poison a handle about to be freed. A volatile store: the compiler would

@@ -349,11 +349,15 @@ HMT_API int hmt_knn_search(const hmt_knn *knn, const float *queries, size_t n_qu
                            float *dist_out, int64_t *idx_out) {
     hmti_clear_error();
     if (!knn || !queries) return hmti_errf(HMT_E_INVAL, "knn search: NULL argument");
-    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_search")) return HMT_E_MISUSE;
     if (k < 1 || n_queries == 0)
         return hmti_errf(HMT_E_INVAL, "knn search: k = %" PRId32 " and n_queries = %zu must be "
                          ">= 1", k, n_queries);
-    return search_impl(knn, queries, n_queries, k, dist_out, idx_out);
+    hmti_guard *g = (hmti_guard *)&knn->guard; /* only the reader count changes */
+    int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "hmt_knn_search");
+    if (rc) return rc;
+    rc = search_impl(knn, queries, n_queries, k, dist_out, idx_out);
+    hmti_read_leave(g);
+    return rc;
 }
 
 /* ==== the distribution and the interpolation ================================ */
@@ -488,13 +492,12 @@ HMT_API int hmt_knn_interpolate_neighbors(const hmt_params *params, const float 
     return HMT_OK;
 }
 
-HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
-                                size_t n, const float *logits, int32_t n_vocab,
-                                float *logprobs_out, float *lambda_out) {
+static int knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
+                           size_t n, const float *logits, int32_t n_vocab, float *logprobs_out,
+                           float *lambda_out) {
     hmti_clear_error();
     if (!knn || !keys || !logits || !logprobs_out || n == 0)
         return hmti_errf(HMT_E_INVAL, "knn interpolate: NULL argument or n = 0");
-    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_interpolate")) return HMT_E_MISUSE;
     if (n_vocab != knn->n_vocab)
         return hmti_errf(HMT_E_INVAL, "knn interpolate: n_vocab %" PRId32 " but the datastore's "
                          "model has %" PRId32, n_vocab, knn->n_vocab);
@@ -527,6 +530,18 @@ HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, co
     free(idx);
     free(vals);
     free(pairs);
+    return rc;
+}
+
+/* A reader of the datastore's guard (busy.h) for the call. */
+HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
+                                size_t n, const float *logits, int32_t n_vocab,
+                                float *logprobs_out, float *lambda_out) {
+    hmti_guard *g = knn ? (hmti_guard *)&knn->guard : NULL;
+    int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "hmt_knn_interpolate");
+    if (rc) return rc;
+    rc = knn_interpolate(knn, params, keys, n, logits, n_vocab, logprobs_out, lambda_out);
+    hmti_read_leave(g);
     return rc;
 }
 
@@ -566,7 +581,11 @@ static int knn_proc_apply(void *ud, float *logits, int32_t n_vocab, const float 
         return hmti_errf(HMT_E_INVAL, "knn processor: n_vocab %" PRId32 " but the datastore's "
                          "model has %" PRId32, n_vocab, p->knn->n_vocab);
     const int64_t k = p->cfg.k;
-    int rc = search_impl(p->knn, key, 1, k, p->dist, p->idx);
+    hmti_guard *g = (hmti_guard *)&p->knn->guard; /* a reader, as hmt_knn_search */
+    int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "knn processor");
+    if (rc) return rc;
+    rc = search_impl(p->knn, key, 1, k, p->dist, p->idx);
+    hmti_read_leave(g);
     if (rc) return rc;
     for (int64_t c = 0; c < k; c++) p->vals[c] = p->idx[c] >= 0 ? p->knn->values[p->idx[c]] : -1;
     memcpy(p->tmp, logits, (size_t)n_vocab * sizeof *logits);

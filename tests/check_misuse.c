@@ -26,6 +26,11 @@
 #define MODEL "models/demo-random-f16.gguf"
 #define ADAPTER "models/demo-random-hmt.gguf"
 #define HMT_TEST_MSG 640 /* room for a library message */
+#if defined(__SANITIZE_THREAD__)
+#define SANITIZED_THREAD 1
+#else
+#define SANITIZED_THREAD 0
+#endif
 
 /* ---- the rendezvous: thread A, inside a callback, lets thread B call ---- */
 typedef struct {
@@ -478,6 +483,76 @@ START_TEST(builder_reentrant_call_from_progress_gets_misuse) {
 }
 END_TEST
 
+/* ==== datastores: shared by searches; attach, detach and free exclusive ====== */
+typedef struct {
+    hmt_knn *knn;
+    int depth, rc_attach, rc_search;
+    char msg[HMT_TEST_MSG], detach_msg[HMT_TEST_MSG], free_msg[HMT_TEST_MSG];
+} build_cb;
+
+static int progress_knn(void *ud, int64_t done, int64_t total) {
+    (void)done, (void)total;
+    build_cb *c = ud;
+    if (c->depth++) return 0;
+    c->rc_attach = hmt_knn_faiss_attach(c->knn, "/nonexistent.faiss", NULL);
+    snprintf(c->msg, sizeof c->msg, "%s", hmt_last_error_msg());
+    hmt_knn_faiss_detach(c->knn);
+    snprintf(c->detach_msg, sizeof c->detach_msg, "%s", hmt_last_error_msg());
+    if (c->rc_attach == HMT_E_MISUSE) { /* only then is freeing it here survivable */
+        hmt_knn_free(c->knn);
+        snprintf(c->free_msg, sizeof c->free_msg, "%s", hmt_last_error_msg());
+    }
+    const int32_t d = hmt_knn_dim(c->knn);
+    float *q = calloc((size_t)d, sizeof *q);
+    int64_t idx = -1;
+    c->rc_search = hmt_knn_search(c->knn, q, 1, 1, NULL, &idx); /* searches may share it */
+    free(q);
+    return 0;
+}
+
+START_TEST(datastore_attach_detach_free_during_a_build_get_misuse) {
+    if (!hmt_knn_faiss_available() || SANITIZED_THREAD) return; /* FAISS runs OpenMP */
+    hmt_model *m = load_model();
+    const int d = hmt_model_n_embd(m);
+    const size_t n = 10000;
+    float *keys = malloc(n * (size_t)d * sizeof *keys);
+    hmt_token *vals = malloc(n * sizeof *vals);
+    uint64_t rs = 0x5eed;
+    for (size_t i = 0; i < n * (size_t)d; i++) keys[i] = hmt_test_nrand(&rs);
+    for (size_t i = 0; i < n; i++) vals[i] = (hmt_token)(i % 7);
+    char path[4096], ipath[4096];
+    snprintf(path, sizeof path, "%s", hmt_test_tmp_path(".knn"));
+    snprintf(ipath, sizeof ipath, "%s", hmt_test_tmp_path(".faiss"));
+    hmt_knn_builder *b = NULL;
+    ck_assert_int_eq(hmt_knn_builder_create(&b, m, path, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_add(b, keys, vals, n), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_finish(b), HMT_OK);
+    hmt_knn_builder_free(b);
+    hmt_params *p = one_thread_params();
+    hmt_knn *knn = NULL;
+    ck_assert_int_eq(hmt_knn_load(&knn, m, path, p), HMT_OK);
+    build_cb c = {.knn = knn};
+    ck_assert_msg(hmt_knn_faiss_build(knn, ipath, p, progress_knn, &c) == HMT_OK, "%s",
+                  hmt_last_error_msg());
+    ck_assert_int_ge(c.depth, 1);
+    ck_assert_int_eq(c.rc_attach, HMT_E_MISUSE);
+    ck_assert_msg(strstr(c.msg, "hmt_knn_faiss_attach") && strstr(c.msg, "datastore is in use"),
+                  "%s", c.msg);
+    ck_assert_msg(strstr(c.detach_msg, "hmt_knn_faiss_detach"), "%s", c.detach_msg);
+    ck_assert_msg(strstr(c.free_msg, "hmt_knn_free"), "%s", c.free_msg);
+    ck_assert_int_eq(c.rc_search, HMT_OK);
+    ck_assert_int_eq(hmt_knn_faiss_attach(knn, ipath, p), HMT_OK); /* free again */
+    hmt_knn_faiss_detach(knn);
+    hmt_knn_free(knn);
+    remove(path);
+    remove(ipath);
+    hmt_params_free(p);
+    free(keys);
+    free(vals);
+    hmt_model_free(m);
+}
+END_TEST
+
 /* ==== freed handles ============================================================ */
 /* The model's and adapter's caller reference is released once: a second free
  * while a context or stream still holds them is ignored with a message (it
@@ -590,6 +665,7 @@ Suite *hmt_suite_misuse(void) {
     tcase_add_test(tc, sampler_second_thread_gets_misuse);
     tcase_add_test(tc, sampler_reentrant_call_from_processor_gets_misuse);
     tcase_add_test(tc, builder_reentrant_call_from_progress_gets_misuse);
+    tcase_add_test(tc, datastore_attach_detach_free_during_a_build_get_misuse);
     suite_add_tcase(s, tc);
     tc = tcase_create("freed handles");
     tcase_set_timeout(tc, 60);
