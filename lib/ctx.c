@@ -166,7 +166,7 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
 }
 
 static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
-                         const int32_t *pos, const uint8_t *outputs) {
+                    const int32_t *pos, const uint8_t *outputs) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval: ctx is NULL");
     int rc = check_eval_args(ctx, n, tokens, embd, pos, outputs);

@@ -117,7 +117,7 @@ static int builder_usable(const hmt_knn_builder *b) {
 }
 
 static int builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *values,
-                                size_t n) {
+                       size_t n) {
     hmti_clear_error();
     if (!b || (n > 0 && (!keys || !values)))
         return hmti_errf(HMT_E_INVAL, "knn builder add: NULL argument");
@@ -161,7 +161,7 @@ static int builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *v
 }
 
 static int builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *tokens,
-                                    size_t n, hmt_knn_progress_fn progress, void *user_data) {
+                           size_t n, hmt_knn_progress_fn progress, void *user_data) {
     hmti_clear_error();
     if (!b || !ctx || (n > 0 && !tokens))
         return hmti_errf(HMT_E_INVAL, "knn builder add_ctx: NULL argument");
@@ -225,9 +225,8 @@ static int stream_collect(hmt_knn_builder *b, hmt_stream *s, const hmt_token *to
     return HMT_OK;
 }
 
-static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s,
-                                       const hmt_token *tokens, size_t n,
-                                       hmt_knn_progress_fn progress, void *user_data) {
+static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token *tokens,
+                              size_t n, hmt_knn_progress_fn progress, void *user_data) {
     hmti_clear_error();
     if (!b || !s || (n > 0 && !tokens))
         return hmti_errf(HMT_E_INVAL, "knn builder add_stream: NULL argument");

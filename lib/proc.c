@@ -194,7 +194,7 @@ static int chain_run(hmt_chain *chain, const float *logits, int32_t n_vocab, con
 }
 
 static int chain_apply(hmt_chain *chain, const float *logits, int32_t n_vocab,
-                            const float *key, int32_t n_key, float *logprobs_out) {
+                       const float *key, int32_t n_key, float *logprobs_out) {
     hmti_clear_error();
     if (!logprobs_out) return hmti_errf(HMT_E_INVAL, "hmt_chain_apply: logprobs_out is NULL");
     int rc = chain_run(chain, logits, n_vocab, key, n_key, "hmt_chain_apply");
@@ -223,7 +223,7 @@ static int chain_accept_checked(hmt_chain *chain, hmt_token token) {
 }
 
 static int chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float *logits,
-                             int32_t n_vocab, const float *key, int32_t n_key, hmt_token *out) {
+                        int32_t n_vocab, const float *key, int32_t n_key, hmt_token *out) {
     hmti_clear_error();
     if (!sampler || !out) return hmti_errf(HMT_E_INVAL, "hmt_chain_sample: NULL sampler or out");
     int rc = chain_run(chain, logits, n_vocab, key, n_key, "hmt_chain_sample");
