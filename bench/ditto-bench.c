@@ -305,6 +305,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (i + 1 >= argc) {
+            fprintf(stderr, "ditto-bench: unknown option or missing value: %s\n", a);
             usage(stderr);
             return 2;
         }
@@ -340,8 +341,17 @@ int main(int argc, char **argv) {
     }
     int mode_i = !strcmp(mode, "relative") ? 1 : !strcmp(mode, "power") ? 0 : -1;
     int scope_i = !strcmp(scope, "window") ? 1 : !strcmp(scope, "consecutive") ? 0 : -1;
-    if (!model_path || !n_files || prompt_len < 2 || n_gen < 1 || max_prompts < 1 ||
-        lines < 0 || mode_i < 0 || scope_i < 0) {
+    const char *bad = !model_path ? "-m MODEL is required"
+                      : !n_files ? "at least one -f TEXT is required"
+                      : prompt_len < 2 ? "--prompt-len must be a whole number >= 2"
+                      : n_gen < 1 ? "--gen must be a whole number >= 1"
+                      : max_prompts < 1 ? "--prompts must be a whole number >= 1"
+                      : lines < 0 ? "--prompt-lines must be a whole number >= 0"
+                      : mode_i < 0 ? "--mode takes power or relative"
+                      : scope_i < 0 ? "--scope takes consecutive or window"
+                                    : NULL;
+    if (bad) {
+        fprintf(stderr, "ditto-bench: %s\n", bad);
         usage(stderr);
         return 2;
     }

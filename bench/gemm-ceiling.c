@@ -77,11 +77,34 @@ static double run_decode(hmti_pool *pool, const float *x, float *y) {
 
 static size_t shape_bytes(int si) { return mats[si][0].nbytes * (size_t)n_mats[si]; }
 
+static const char USAGE[] = "usage: gemm-ceiling [MAX_THREADS (1..64, default 2)] [REPS (1..64, default 7)]\n";
+
+/* A positional count in [1, 64], or a message saying which: exit code 2. */
+static int arg_count(const char *what, const char *v, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v && !*end && x >= 1 && x <= 64) {
+        *out = (int)x;
+        return 1;
+    }
+    fprintf(stderr, "gemm-ceiling: %s must be a whole number in [1, 64], got '%s'\n%s", what, v,
+            USAGE);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int max_threads = argc > 1 ? atoi(argv[1]) : 2;
-    int reps = argc > 2 ? atoi(argv[2]) : 7;
-    if (max_threads < 1) max_threads = 1;
-    if (reps < 1 || reps > 64) reps = 7;
+    int max_threads = 2, reps = 7;
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (argc > 3) {
+        fprintf(stderr, "gemm-ceiling: at most two arguments\n%s", USAGE);
+        return 2;
+    }
+    if ((argc > 1 && !arg_count("MAX_THREADS", argv[1], &max_threads)) ||
+        (argc > 2 && !arg_count("REPS", argv[2], &reps)))
+        return 2;
     hmti_kernels_init();
     printf("libxsmm target: %s; reps %d (medians)\n", libxsmm_get_target_arch(), reps);
 

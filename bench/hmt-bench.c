@@ -68,8 +68,16 @@ int main(int argc, char **argv) {
         }
         i++;
     }
-    if (!path || threads < 1 || n_prompt < 1 || n_decode < 1 || repeats < 1 || repeats > 100) {
-        fprintf(stderr, "usage: hmt-bench -m MODEL [-t THREADS] [-p PROMPT] [-n DECODE] [-r REPEATS]\n");
+    const char *bad = !path ? "-m MODEL is required"
+                      : threads < 1 ? "-t must be a whole number >= 1"
+                      : n_prompt < 1 ? "-p must be a whole number >= 1"
+                      : n_decode < 1 ? "-n must be a whole number >= 1"
+                      : repeats < 1 || repeats > 100 ? "-r must be a whole number in [1, 100]"
+                                                     : NULL;
+    if (bad) {
+        fprintf(stderr, "hmt-bench: %s\n"
+                        "usage: hmt-bench -m MODEL [-t THREADS] [-p PROMPT] [-n DECODE] [-r REPEATS]\n",
+                bad);
         return 2;
     }
 

@@ -7,6 +7,7 @@
  * Prints one line per tenth of the run: tokens, RSS (MiB), µs/token over the
  * last tenth, cache fill, segments; exits 1 on a non-finite logit. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,22 +31,55 @@ static void check(int rc, const char *what) {
     exit(1);
 }
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: hmt-soak [-m MODEL] [-a ADAPTER] [-n TOKENS] [-t THREADS] [-c CHUNK]\n"
+               "  -m PATH    GGUF model (default models/demo-random-f16.gguf)\n"
+               "  -a PATH    HMT adapter (default models/demo-random-hmt.gguf)\n"
+               "  -n N       tokens to stream, >= 10 (default 1000000)\n"
+               "  -t N       worker threads, >= 1 (default 1)\n"
+               "  -c N       tokens per feed call, >= 1 (default 64)\n"
+               "  -h, --help show this help\n");
+}
+
+/* A whole number in [lo, hi] or a message naming the option. */
+static int parse_count(const char *opt, const char *v, long long lo, long long hi,
+                       long long *out) {
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*v && !*end && x >= lo && x <= hi) {
+        *out = x;
+        return 1;
+    }
+    fprintf(stderr, "hmt-soak: %s takes a whole number in [%lld, %lld], got '%s'\n", opt, lo, hi, v);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *model_path = "models/demo-random-f16.gguf", *adapter_path = "models/demo-random-hmt.gguf";
-    long long total = 1000000;
-    int threads = 1, chunk = 64;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-m")) model_path = argv[i + 1];
-        else if (!strcmp(argv[i], "-a")) adapter_path = argv[i + 1];
-        else if (!strcmp(argv[i], "-n")) total = atoll(argv[i + 1]);
-        else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-c")) chunk = atoi(argv[i + 1]);
+    long long total = 1000000, threads = 1, chunk = 64;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        int ok = v != NULL;
+        if (!v) fprintf(stderr, "hmt-soak: unknown option or missing value: %s\n", a);
+        else if (!strcmp(a, "-m")) model_path = v;
+        else if (!strcmp(a, "-a")) adapter_path = v;
+        else if (!strcmp(a, "-n")) ok = parse_count("-n", v, 10, INT64_MAX / 2, &total);
+        else if (!strcmp(a, "-t")) ok = parse_count("-t", v, 1, 1024, &threads);
+        else if (!strcmp(a, "-c")) ok = parse_count("-c", v, 1, 1 << 20, &chunk);
         else {
-            fprintf(stderr, "usage: hmt-soak [-m MODEL] [-a ADAPTER] [-n TOKENS] [-t THREADS] [-c CHUNK]\n");
+            fprintf(stderr, "hmt-soak: unknown option %s\n", a);
+            ok = 0;
+        }
+        if (!ok) {
+            usage(stderr);
             return 2;
         }
     }
-    if (total < 10 || chunk < 1 || threads < 1) return 2;
     hmt_model *m;
     hmt_adapter *a;
     hmt_params *p;
@@ -57,6 +91,10 @@ int main(int argc, char **argv) {
     check(hmt_stream_create(&s, m, a, p), "stream");
     const int32_t V = hmt_model_n_vocab(m);
     hmt_token *buf = malloc((size_t)chunk * sizeof *buf);
+    if (!buf) {
+        fprintf(stderr, "hmt-soak: out of memory for a chunk of %lld tokens (lower -c)\n", chunk);
+        return 1;
+    }
     uint64_t x = 0x9e3779b97f4a7c15ull;
     printf("%12s %10s %12s %8s %10s\n", "tokens", "RSS MiB", "us/token", "cache", "segments");
     long long done = 0, mark = 0;

@@ -172,8 +172,16 @@ int main(int argc, char **argv) {
             modes[n_modes++] = md;
         }
     }
-    if (!mpath || !apath || threads < 1 || repeats < 1 || repeats > 50 || max_n < 2 || chunk < 1 ||
-        n_modes == 0) {
+    const char *bad = !mpath ? "-m MODEL is required"
+                      : !apath ? "-a ADAPTER is required"
+                      : threads < 1 ? "-t must be a whole number >= 1"
+                      : repeats < 1 || repeats > 50 ? "-r must be a whole number in [1, 50]"
+                      : max_n < 2 ? "--max must be a whole number >= 2"
+                      : chunk < 1 ? "--chunk must be a whole number >= 1"
+                      : n_modes == 0 ? "--modes needs at least one of full, rmt, segments"
+                                     : NULL;
+    if (bad) {
+        fprintf(stderr, PROG ": %s\n", bad);
         usage(stderr);
         return 2;
     }

@@ -464,7 +464,11 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--f16")) { f16 = 1; continue; }
-        if (!v) { usage(stderr); return 2; }
+        if (!v) {
+            fprintf(stderr, "knn-bench: unknown option or missing value: %s\n", a);
+            usage(stderr);
+            return 2;
+        }
         i++;
         if (!strcmp(a, "-m")) model_path = v;
         else if (!strcmp(a, "-f")) text = v;
@@ -479,13 +483,24 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-c")) n_ctx = atoi(v);
         else if (!strcmp(a, "--train")) train = atof(v);
         else if (!strcmp(a, "--lambda")) lambda = atof(v);
-        else { usage(stderr); return 2; }
+        else {
+            fprintf(stderr, "knn-bench: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
     }
     int is_faiss = !strcmp(mode, "faiss");
     if (is_faiss && !k_given) k = 16;
     if (is_faiss && !strcmp(sizes, "10000,100000,1000000")) sizes = "100000,1000000";
-    if (!model_path || (strcmp(mode, "search") && strcmp(mode, "ppl") && !is_faiss) ||
-        (!strcmp(mode, "ppl") && !text) || k < 1 || batch < 1) {
+    const char *bad = strcmp(mode, "search") && strcmp(mode, "ppl") && !is_faiss
+                          ? "the first argument is the mode: search, ppl or faiss"
+                      : !model_path ? "-m MODEL is required"
+                      : !strcmp(mode, "ppl") && !text ? "ppl needs -f TEXT"
+                      : k < 1 ? "--k must be a whole number >= 1"
+                      : batch < 1 ? "--batch must be a whole number >= 1"
+                                  : NULL;
+    if (bad) {
+        fprintf(stderr, "knn-bench: %s\n", bad);
         usage(stderr);
         return 2;
     }

@@ -82,6 +82,14 @@ static int parse_num(const char *s, double *out) {
     return *s && !*end;
 }
 
+/* A whole number in [lo, hi], or a message naming the option: exit code 2. */
+static int check_count(const char *opt, double v, double lo, double hi) {
+    if (v >= lo && v <= hi && v == (double)(long long)v) return 1;
+    fprintf(stderr, "hmt-generate: %s must be a whole number in [%.0f, %.0f], got %g\n", opt, lo,
+            hi, v);
+    return 0;
+}
+
 /* Print the library's message for a failed call and return exit code 1. */
 static int die(const char *what, int rc) {
     fprintf(stderr, "hmt-generate: %s: %s (%s)\n", what, hmt_last_error_msg(), hmt_strerror(rc));
@@ -134,6 +142,14 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!check_count("-n/--n-predict", n_predict, 0, 1 << 20) ||
+        !check_count("-t/--threads", threads, 0, 1024) ||
+        !check_count("-c/--ctx-size", n_ctx, 0, 1 << 20))
+        return 2;
+    if (ditto < 0 || ditto > 1) {
+        fprintf(stderr, "hmt-generate: --ditto takes a lambda in (0, 1] (0: off), got %g\n", ditto);
+        return 2;
+    }
     if (hmt_version_number() != HMT_VERSION_NUMBER)
         fprintf(stderr, "hmt-generate: warning: built against libhmt %s, running %s\n",
                 HMT_VERSION_STRING, hmt_version_string());
@@ -164,7 +180,10 @@ int main(int argc, char **argv) {
     size_t plen = strlen(prompt), n_prompt = 0;
     size_t cap = plen + 2;
     toks = malloc((cap + (size_t)n_predict) * sizeof *toks);
-    if (!toks) goto done;
+    if (!toks) {
+        fprintf(stderr, "hmt-generate: out of memory for %zu tokens\n", cap + (size_t)n_predict);
+        goto done;
+    }
     if ((rc = hmt_tokenize(model, prompt, plen, HMT_TOKENIZE_ADD_BOS, toks, cap, &n_prompt))) {
         status = die("tokenizing the prompt", rc);
         goto done;

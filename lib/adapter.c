@@ -50,6 +50,16 @@ static int get_tensor(const hmti_gguf *g, const char *name, int32_t d, int32_t r
 static int read_adapter(hmt_adapter *a, const hmti_gguf *g) {
     int32_t version, width;
     int rc;
+    hmti_str arch;
+    if (hmti_gguf_find_key(g, "hmt.version") < 0 &&
+        hmti_gguf_get_str(g, "general.architecture", &arch) == HMT_OK && arch.len > 0 &&
+        !hmti_str_eq(arch, "hmt")) /* the usual mistake: the model given as the adapter */
+        return hmti_errf(HMT_E_FORMAT, "adapter: no hmt.* keys in this file: it is a model "
+                         "(architecture '%.*s'), not an HMT adapter; an adapter is its own GGUF "
+                         "(tools/convert_hmt_pytorch.py) given with -a (hmt_adapter_load), the "
+                         "model with -m (hmt_model_load)",
+                         (int)(arch.len > 32 ? 32 : arch.len), arch.ptr);
+    hmti_clear_error(); /* the probe above may have failed quietly */
     if ((rc = get_u32(g, "hmt.version", 1, 0, 1, 1, &version)) ||
         (rc = get_u32(g, "hmt.embedding_length", 1, 0, 1, UINT32_MAX, &width)))
         return rc;
@@ -110,6 +120,7 @@ static void destroy(hmt_adapter *a) {
     free(a->wq);
     free(a->wk);
     hmti_model_release(a->model);
+    hmti_guard_poison(&a->guard);
     free(a);
 }
 
@@ -118,6 +129,7 @@ int hmti_adapter_load_gguf(hmt_adapter **out, hmt_model *model, const hmti_gguf 
     hmt_adapter *a = hmti_calloc(1, sizeof *a);
     if (!a) return hmti_errf(HMT_E_NOMEM, "hmt_adapter_load: out of memory");
     atomic_init(&a->refs, 1);
+    hmti_guard_init(&a->guard, HMTI_MAGIC_ADAPTER);
     hmti_model_retain(model);
     a->model = model;
     a->d = model->n_embd;
@@ -135,6 +147,7 @@ HMT_API int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *pa
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: model is NULL");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_adapter_load")) return HMT_E_MISUSE;
     hmti_gguf *g = NULL;
     int rc = path ? hmti_gguf_open(&g, path) : HMT_OK;
     if (!rc) rc = hmti_adapter_load_gguf(out, model, path ? g : model->gguf);
@@ -157,7 +170,17 @@ void hmti_adapter_release(const hmt_adapter *ca) {
     if (a && atomic_fetch_sub(&a->refs, 1) == 1) destroy(a);
 }
 
-HMT_API void hmt_adapter_free(hmt_adapter *a) { hmti_adapter_release(a); }
+/* Like hmt_model_free: the caller's reference is released once. */
+HMT_API void hmt_adapter_free(hmt_adapter *a) {
+    if (!a || hmti_guard_check(&a->guard, HMTI_MAGIC_ADAPTER, "hmt_adapter_free")) return;
+    if (atomic_exchange(&a->user_freed, 1)) {
+        hmti_errf(HMT_E_MISUSE, "hmt_adapter_free: the adapter was already freed (double free); "
+                  "the call was ignored");
+        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
+        return;
+    }
+    hmti_adapter_release(a);
+}
 
 int32_t hmti_adapter_summary_length(const hmt_adapter *a, int32_t L) {
     /* Python's round(): half to even; rint does that in the default mode */
@@ -168,7 +191,7 @@ int32_t hmti_adapter_summary_length(const hmt_adapter *a, int32_t L) {
 
 HMT_API int hmt_adapter_get(const hmt_adapter *a, hmt_param key, double *out) {
     hmti_clear_error();
-    if (!a || !out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_get: NULL argument");
+    if (!a || !out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_get: %s is NULL", !a ? "adapter" : "out");
     switch (key) {
     case HMT_P_SEGMENT_LENGTH: *out = a->segment_length; break;
     case HMT_P_SENSORY_LENGTH: *out = a->sensory_length; break;

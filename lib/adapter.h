@@ -18,6 +18,8 @@ struct hmt_adapter {
     float *summary_prompt, *memory_init; /* [d]     */
     float *wq, *wk;                      /* [d_h][d] */
     uint64_t fingerprint;                /* hyperparameters and tensors (snapshots) */
+    atomic_int user_freed;               /* hmt_adapter_free was called          */
+    hmti_guard guard;                    /* last: see busy.h (magic only)        */
 };
 
 /* Load from an open GGUF (the adapter file, or the model's own). */

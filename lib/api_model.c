@@ -14,7 +14,18 @@ HMT_API int hmt_model_load(hmt_model **out, const char *path, const hmt_params *
     return hmti_model_load(out, path);
 }
 
-HMT_API void hmt_model_free(hmt_model *model) { hmti_model_release(model); }
+/* The caller's reference is released once: contexts, streams and adapters
+ * keep the model alive, so a second free would destroy it under them. */
+HMT_API void hmt_model_free(hmt_model *model) {
+    if (!model || hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_model_free")) return;
+    if (atomic_exchange(&model->user_freed, 1)) {
+        hmti_errf(HMT_E_MISUSE, "hmt_model_free: the model was already freed (double free); "
+                  "the call was ignored");
+        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
+        return;
+    }
+    hmti_model_release(model);
+}
 
 #define GETTER(name, field)                                                   \
     HMT_API int32_t hmt_model_##name(const hmt_model *m) { return m ? m->field : 0; }
@@ -43,9 +54,12 @@ HMT_API int hmt_model_meta_str(const hmt_model *m, const char *key, char *buf, s
                                size_t *len_out) {
     hmti_clear_error();
     if (!m || !key || (!buf && cap))
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_meta_str: NULL argument"));
+        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_meta_str: %s is NULL", !m ? "model"
+                                 : !key ? "key" : "buf (with cap > 0)"));
     int64_t idx = hmti_gguf_find_key(m->gguf, key);
-    if (idx < 0) return fail(m, hmti_errf(HMT_E_INVAL, "metadata key '%s' not found", key));
+    if (idx < 0)
+        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_meta_str: metadata key '%s' not found "
+                                 "in the model file", key));
     size_t len = hmti_gguf_value_text(m->gguf, idx, buf, cap);
     if (len_out) *len_out = len;
     if (len >= cap)
@@ -65,7 +79,9 @@ HMT_API hmt_token hmt_model_token_eos(const hmt_model *m) {
 HMT_API int hmt_model_token_embedding(const hmt_model *m, hmt_token token, float *out,
                                       size_t cap) {
     hmti_clear_error();
-    if (!m || !out) return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_token_embedding: NULL argument"));
+    if (!m || !out)
+        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_token_embedding: %s is NULL",
+                                 !m ? "model" : "out"));
     if (token < 0 || token >= m->n_vocab)
         return fail(m, hmti_errf(HMT_E_TOKEN, "token %d outside [0, %d)", token, m->n_vocab));
     if (cap < (size_t)m->n_embd)
@@ -77,6 +93,7 @@ HMT_API int hmt_model_token_embedding(const hmt_model *m, hmt_token token, float
 
 static int need_vocab(const hmt_model *m, const char *fn) {
     if (!m) return hmti_errf(HMT_E_INVAL, "%s: model is NULL", fn);
+    if (hmti_guard_check(&m->guard, HMTI_MAGIC_MODEL, fn)) return HMT_E_MISUSE;
     if (!m->vocab)
         return fail(m, hmti_errf(HMT_E_UNSUPPORTED, "%s: the model file has no tokenizer", fn));
     return HMT_OK;
@@ -88,7 +105,8 @@ HMT_API int hmt_tokenize(const hmt_model *m, const char *text, size_t len, uint3
     int rc = need_vocab(m, "hmt_tokenize");
     if (rc) return rc;
     if ((!text && len) || (!out && cap) || !n_out)
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_tokenize: NULL argument"));
+        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_tokenize: %s is NULL", !n_out ? "n_out"
+                                 : !out && cap ? "out (with cap > 0)" : "text (with len > 0)"));
     if (flags & ~(uint32_t)(HMT_TOKENIZE_ADD_BOS | HMT_TOKENIZE_SPECIAL))
         return fail(m, hmti_errf(HMT_E_INVAL, "hmt_tokenize: unknown flags 0x%x", flags));
     rc = hmti_tokenize(m->vocab, text ? text : "", len, flags, out, cap, n_out);
@@ -101,7 +119,8 @@ HMT_API int hmt_detokenize(const hmt_model *m, const hmt_token *tokens, size_t n
     int rc = need_vocab(m, "hmt_detokenize");
     if (rc) return rc;
     if ((!tokens && n) || (!buf && cap) || !len_out)
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_detokenize: NULL argument"));
+        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_detokenize: %s is NULL", !len_out ? "len_out"
+                                 : !buf && cap ? "buf (with cap > 0)" : "tokens (with n > 0)"));
     if (flags & ~(uint32_t)HMT_DETOKENIZE_SPECIAL)
         return fail(m, hmti_errf(HMT_E_INVAL, "hmt_detokenize: unknown flags 0x%x", flags));
     rc = hmti_detokenize(m->vocab, tokens, n, flags, buf, cap, len_out);

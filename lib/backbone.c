@@ -41,9 +41,11 @@ int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int3
     b->arena_bytes = arena_floats(m, n_batch) * sizeof(float);
     b->arena = hmti_big_alloc(b->arena_bytes);
     if (!b->kt || !b->v || !b->arena) {
+        /* the sizes first: release zeroes them */
+        const double mib = (2.0 * (double)b->kv_bytes + (double)b->arena_bytes) / 1048576.0;
         hmti_backbone_release(b);
-        return hmti_errf(HMT_E_NOMEM, "context: out of memory for a %d-token KV cache (%zu MiB)",
-                         n_ctx, 2 * b->kv_bytes >> 20);
+        return hmti_errf(HMT_E_NOMEM, "context: out of memory for a %d-token KV cache and its "
+                         "scratch (%.1f MiB); ask for fewer tokens (HMT_P_N_CTX, -c)", n_ctx, mib);
     }
     const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
     const size_t nb = (size_t)n_batch;

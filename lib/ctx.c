@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "backbone.h"
+#include "busy.h"
 #include "params.h"
 
 struct hmt_ctx {
@@ -22,6 +23,7 @@ struct hmt_ctx {
     hmt_abort_fn abort_fn;
     void *abort_data;
     char errmsg[HMTI_ERRMSG_MAX];
+    hmti_guard guard; /* last: see busy.h */
 };
 
 static int fail(hmt_ctx *ctx, int rc) {
@@ -34,6 +36,7 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: model is NULL");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_ctx_create")) return HMT_E_MISUSE;
     int64_t n_ctx = (int64_t)hmti_param_value(params, HMT_P_N_CTX);
     int64_t n_batch = (int64_t)hmti_param_value(params, HMT_P_N_BATCH);
     int n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
@@ -48,12 +51,13 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     }
     hmti_model_retain(model);
     ctx->model = model;
+    hmti_guard_init(&ctx->guard, HMTI_MAGIC_CTX);
     *out = ctx;
     return HMT_OK;
 }
 
 HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
-    if (!ctx) return;
+    if (!ctx || hmti_retire(&ctx->guard, HMTI_MAGIC_CTX, "hmt_ctx_free")) return;
     hmti_backbone_release(&ctx->bb);
     free(ctx->logits);
     free(ctx->hidden);
@@ -66,7 +70,7 @@ HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
     free(ctx);
 }
 
-HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
+static int ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: ctx is NULL");
     if (key != HMT_P_N_THREADS)
@@ -79,7 +83,8 @@ HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
 
 HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
     hmti_clear_error();
-    if (!ctx || !out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: NULL argument");
+    if (hmti_guard_check(HMTI_GUARD(ctx), HMTI_MAGIC_CTX, "hmt_ctx_get")) return HMT_E_MISUSE;
+    if (!ctx || !out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: %s is NULL", !ctx ? "ctx" : "out");
     switch (key) {
     case HMT_P_N_CTX: *out = ctx->bb.n_ctx; return HMT_OK;
     case HMT_P_N_BATCH: *out = ctx->bb.n_batch; return HMT_OK;
@@ -141,7 +146,7 @@ static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hid
 static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens,
                            const float *embd, const int32_t *pos, const uint8_t *outputs) {
     const hmt_model *m = ctx->model;
-    if (n == 0) return hmti_errf(HMT_E_INVAL, "eval: empty batch");
+    if (n == 0) return hmti_errf(HMT_E_INVAL, "eval: no rows to evaluate (n = 0)");
     if (!tokens == !embd)
         return hmti_errf(HMT_E_INVAL, "eval: give exactly one of tokens and embeddings");
     if (n > (size_t)(ctx->bb.n_ctx - ctx->n_past))
@@ -160,8 +165,8 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
     return HMT_OK;
 }
 
-HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
-                         const int32_t *pos, const uint8_t *outputs) {
+static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
+                    const int32_t *pos, const uint8_t *outputs) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval: ctx is NULL");
     int rc = check_eval_args(ctx, n, tokens, embd, pos, outputs);
@@ -207,15 +212,18 @@ HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const 
     return HMT_OK;
 }
 
-HMT_API int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
+static int ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: ctx is NULL");
+    if (n == 0)
+        return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: no tokens to evaluate "
+                                                "(n = 0); nothing was changed"));
     if (!tokens) return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: tokens is NULL"));
-    if (!all_logits) return hmt_ctx_eval(ctx, n, tokens, NULL, NULL, NULL);
+    if (!all_logits) return ctx_eval(ctx, n, tokens, NULL, NULL, NULL);
     int rc = reserve_outputs(ctx, n, 0, 0, 0);
     if (rc) return fail(ctx, rc);
     memset(ctx->flags, HMT_OUT_LOGITS, n);
-    return hmt_ctx_eval(ctx, n, tokens, NULL, NULL, ctx->flags);
+    return ctx_eval(ctx, n, tokens, NULL, NULL, ctx->flags);
 }
 
 static int32_t out_row(const hmt_ctx *ctx, const int32_t *map, int32_t i) {
@@ -240,7 +248,7 @@ HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i) {
     return r < 0 ? NULL : ctx->ffn + (size_t)r * (size_t)ctx->model->n_embd;
 }
 
-HMT_API int hmt_ctx_kv_clear(hmt_ctx *ctx) {
+static int ctx_kv_clear(hmt_ctx *ctx) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_clear: ctx is NULL");
     ctx->n_past = 0;
@@ -248,7 +256,7 @@ HMT_API int hmt_ctx_kv_clear(hmt_ctx *ctx) {
     return HMT_OK;
 }
 
-HMT_API int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
+static int ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: ctx is NULL");
     if (n_keep < 0 || n_keep > ctx->n_past)
@@ -259,10 +267,36 @@ HMT_API int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
     return HMT_OK;
 }
 
-HMT_API int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
+static int ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_abort_callback: ctx is NULL");
     ctx->abort_fn = fn;
     ctx->abort_data = user_data;
     return HMT_OK;
+}
+
+/* ---- public entry points: the handle guard (busy.h) around each call ---- */
+#define GUARDED(fn, call)                                                      \
+    int rc = hmti_enter(HMTI_GUARD(ctx), HMTI_MAGIC_CTX, fn);                  \
+    if (rc) return rc;                                                         \
+    rc = call;                                                                 \
+    hmti_leave(HMTI_GUARD(ctx));                                               \
+    return rc
+
+HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
+    GUARDED("hmt_ctx_set_int", ctx_set_int(ctx, key, value));
+}
+HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
+                         const int32_t *pos, const uint8_t *outputs) {
+    GUARDED("hmt_ctx_eval", ctx_eval(ctx, n, tokens, embd, pos, outputs));
+}
+HMT_API int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
+    GUARDED("hmt_ctx_eval_tokens", ctx_eval_tokens(ctx, tokens, n, all_logits));
+}
+HMT_API int hmt_ctx_kv_clear(hmt_ctx *ctx) { GUARDED("hmt_ctx_kv_clear", ctx_kv_clear(ctx)); }
+HMT_API int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
+    GUARDED("hmt_ctx_kv_rewind", ctx_kv_rewind(ctx, n_keep));
+}
+HMT_API int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
+    GUARDED("hmt_ctx_set_abort_callback", ctx_set_abort_callback(ctx, fn, user_data));
 }

@@ -325,7 +325,7 @@ HMT_API int hmt_proc_ditto_create(hmt_proc **out, const hmt_model *model,
     return rc;
 }
 
-HMT_API int hmt_proc_ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, size_t n) {
+static int ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, size_t n) {
     hmti_clear_error();
     ditto *d = hmti_proc_data_if(p, ditto_apply);
     if (!d) return hmti_errf(HMT_E_INVAL, "hmt_proc_ditto_set_delimiters: not a DITTO processor");
@@ -347,4 +347,12 @@ HMT_API int hmt_proc_ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, siz
     d->delim_n = max_id + 1;
     ditto_reset(d);
     return HMT_OK;
+}
+
+HMT_API int hmt_proc_ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, size_t n) {
+    int rc = hmti_proc_enter(p, "hmt_proc_ditto_set_delimiters"); /* busy.h */
+    if (rc) return rc;
+    rc = ditto_set_delimiters(p, ids, n);
+    hmti_proc_leave(p);
+    return rc;
 }

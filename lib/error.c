@@ -31,11 +31,16 @@ HMT_API const char *hmt_strerror(int status) {
     return "unknown status";
 }
 
+/* Formatted into a local buffer first: callers wrap the previous message,
+ * hmti_errf(rc, "...: %s", hmti_tls_errmsg()), and vsnprintf into the buffer
+ * it reads from is undefined (the detail came out garbled or empty). */
 int hmti_errf(int code, const char *fmt, ...) {
+    char msg[HMTI_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(tls_msg, msg, sizeof msg);
     return code;
 }
 

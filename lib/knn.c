@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "busy.h"
 #include "fnv.h"
 #include "knn.h"
 #include "knn_faiss.h"
@@ -43,6 +44,7 @@ struct hmt_knn_builder {
     uint16_t *f16_buf; /* one key converted, F16 builds */
     float *key_buf;    /* one key, for add_stream/ctx copies */
     int finished, failed;
+    hmti_guard guard; /* last: see busy.h */
 };
 
 HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model,
@@ -50,8 +52,11 @@ HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model
     hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !model || !path) return hmti_errf(HMT_E_INVAL, "knn builder: NULL argument");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_knn_builder_create"))
+        return HMT_E_MISUSE;
     hmt_knn_builder *b = hmti_calloc(1, sizeof *b);
     if (!b) return hmti_errf(HMT_E_NOMEM, "knn builder: out of memory");
+    hmti_guard_init(&b->guard, HMTI_MAGIC_BUILDER);
     b->dim = model->n_embd;
     b->n_vocab = model->n_vocab;
     b->dtype = hmti_param_value(params, HMT_P_KNN_KEY_F16) != 0 ? HMT_KNN_F16 : HMT_KNN_F32;
@@ -91,7 +96,7 @@ HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model
 }
 
 HMT_API void hmt_knn_builder_free(hmt_knn_builder *b) {
-    if (!b) return;
+    if (!b || hmti_retire(&b->guard, HMTI_MAGIC_BUILDER, "hmt_knn_builder_free")) return;
     if (b->f) fclose(b->f);
     if (!b->finished && b->tmp_path) remove(b->tmp_path);
     free(b->path);
@@ -111,8 +116,8 @@ static int builder_usable(const hmt_knn_builder *b) {
     return HMT_OK;
 }
 
-HMT_API int hmt_knn_builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *values,
-                                size_t n) {
+static int builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *values,
+                       size_t n) {
     hmti_clear_error();
     if (!b || (n > 0 && (!keys || !values)))
         return hmti_errf(HMT_E_INVAL, "knn builder add: NULL argument");
@@ -155,8 +160,8 @@ HMT_API int hmt_knn_builder_add(hmt_knn_builder *b, const float *keys, const hmt
     return HMT_OK;
 }
 
-HMT_API int hmt_knn_builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *tokens,
-                                    size_t n, hmt_knn_progress_fn progress, void *user_data) {
+static int builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *tokens,
+                           size_t n, hmt_knn_progress_fn progress, void *user_data) {
     hmti_clear_error();
     if (!b || !ctx || (n > 0 && !tokens))
         return hmti_errf(HMT_E_INVAL, "knn builder add_ctx: NULL argument");
@@ -188,7 +193,7 @@ HMT_API int hmt_knn_builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_
                     rc = hmti_errf(HMT_E_INTERNAL, "knn builder add_ctx: no FFN input");
                     break;
                 }
-                rc = hmt_knn_builder_add(b, key, &tokens[c0 + i + 1], 1);
+                rc = builder_add(b, key, &tokens[c0 + i + 1], 1);
             }
             if (!rc && progress && progress(user_data, (int64_t)(c0 + cn), (int64_t)n))
                 rc = hmti_errf(HMT_E_ABORTED, "knn builder add_ctx: stopped by the progress "
@@ -214,15 +219,14 @@ static int stream_collect(hmt_knn_builder *b, hmt_stream *s, const hmt_token *to
         if (!key)
             return hmti_errf(HMT_E_INTERNAL, "knn builder add_stream: no FFN input for %" PRId64,
                              i);
-        int rc = hmt_knn_builder_add(b, key, &tokens[nxt], 1);
+        int rc = builder_add(b, key, &tokens[nxt], 1);
         if (rc) return rc;
     }
     return HMT_OK;
 }
 
-HMT_API int hmt_knn_builder_add_stream(hmt_knn_builder *b, hmt_stream *s,
-                                       const hmt_token *tokens, size_t n,
-                                       hmt_knn_progress_fn progress, void *user_data) {
+static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token *tokens,
+                              size_t n, hmt_knn_progress_fn progress, void *user_data) {
     hmti_clear_error();
     if (!b || !s || (n > 0 && !tokens))
         return hmti_errf(HMT_E_INVAL, "knn builder add_stream: NULL argument");
@@ -249,7 +253,7 @@ HMT_API int hmt_knn_builder_add_stream(hmt_knn_builder *b, hmt_stream *s,
     return rc;
 }
 
-HMT_API int hmt_knn_builder_finish(hmt_knn_builder *b) {
+static int builder_finish(hmt_knn_builder *b) {
     hmti_clear_error();
     if (!b) return hmti_errf(HMT_E_INVAL, "knn builder finish: NULL builder");
     int rc = builder_usable(b);
@@ -299,6 +303,34 @@ HMT_API int hmt_knn_builder_finish(hmt_knn_builder *b) {
     return HMT_OK;
 }
 
+/* ---- public builder entry points: the handle guard (busy.h) around each
+ * call; a progress callback re-entering its builder gets HMT_E_MISUSE ---- */
+#define GUARDED(fn, call)                                                      \
+    int rc = hmti_enter(HMTI_GUARD(b), HMTI_MAGIC_BUILDER, fn);                \
+    if (rc) return rc;                                                         \
+    rc = call;                                                                 \
+    hmti_leave(HMTI_GUARD(b));                                                 \
+    return rc
+
+HMT_API int hmt_knn_builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *values,
+                                size_t n) {
+    GUARDED("hmt_knn_builder_add", builder_add(b, keys, values, n));
+}
+HMT_API int hmt_knn_builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *tokens,
+                                    size_t n, hmt_knn_progress_fn progress, void *user_data) {
+    GUARDED("hmt_knn_builder_add_ctx", builder_add_ctx(b, ctx, tokens, n, progress, user_data));
+}
+HMT_API int hmt_knn_builder_add_stream(hmt_knn_builder *b, hmt_stream *s,
+                                       const hmt_token *tokens, size_t n,
+                                       hmt_knn_progress_fn progress, void *user_data) {
+    GUARDED("hmt_knn_builder_add_stream",
+            builder_add_stream(b, s, tokens, n, progress, user_data));
+}
+HMT_API int hmt_knn_builder_finish(hmt_knn_builder *b) {
+    GUARDED("hmt_knn_builder_finish", builder_finish(b));
+}
+#undef GUARDED
+
 /* ==== loader =============================================================== */
 void hmti_knn_key(const hmt_knn *knn, int64_t i, float *out) {
     const size_t d = (size_t)knn->dim;
@@ -343,8 +375,10 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !model || !path) return hmti_errf(HMT_E_INVAL, "knn load: NULL argument");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_knn_load")) return HMT_E_MISUSE;
     hmt_knn *knn = hmti_calloc(1, sizeof *knn);
     if (!knn) return hmti_errf(HMT_E_NOMEM, "knn load: out of memory");
+    hmti_guard_init(&knn->guard, HMTI_MAGIC_KNN);
     pthread_mutex_init(&knn->pool_mu, NULL);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -446,7 +480,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
 }
 
 HMT_API void hmt_knn_free(hmt_knn *knn) {
-    if (!knn) return;
+    if (!knn || hmti_retire(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_free")) return;
     hmti_faiss_free(knn->faiss);
     if (knn->pool) hmti_pool_free(knn->pool);
     if (knn->map) munmap(knn->map, knn->map_len);

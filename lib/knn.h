@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "busy.h"
 #include "error.h"
 #include "hmt/hmt_knn.h"
 #include "kernels/kernels.h"
@@ -52,6 +53,7 @@ struct hmt_knn {
     int n_threads;
     struct hmti_faiss *faiss; /* attached IVF-PQ index or NULL (knn_index.c) */
     int32_t nprobe, rerank;   /* its search settings, read at attach */
+    hmti_guard guard;         /* last: see busy.h                    */
 };
 
 /* Key i as F32 into out[dim]. */

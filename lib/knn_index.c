@@ -220,8 +220,8 @@ static int write_file(const hmt_knn *knn, const hmti_faiss *f, const ix_cfg *c,
 
 HMT_API int32_t hmt_knn_faiss_available(void) { return hmti_faiss_available(); }
 
-HMT_API int hmt_knn_faiss_build(const hmt_knn *knn, const char *path, const hmt_params *params,
-                                hmt_knn_progress_fn progress, void *user_data) {
+static int faiss_build(const hmt_knn *knn, const char *path, const hmt_params *params,
+                       hmt_knn_progress_fn progress, void *user_data) {
     hmti_clear_error();
     if (!knn || !path) return hmti_errf(HMT_E_INVAL, "knn faiss build: NULL argument");
     if (!hmti_faiss_available()) return not_built("knn faiss build");
@@ -312,7 +312,7 @@ static int read_index(const hmt_knn *knn, const char *path, const uint8_t *h, ui
 #undef BAD
 }
 
-HMT_API int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params) {
+static int faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params) {
     hmti_clear_error();
     if (!knn || !path) return hmti_errf(HMT_E_INVAL, "knn faiss attach: NULL argument");
     if (!hmti_faiss_available()) return not_built("knn faiss attach");
@@ -347,10 +347,31 @@ HMT_API int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_param
     return HMT_OK;
 }
 
+/* The datastore's guard (busy.h): a build reads it like a search; attach and
+ * detach change it, so they need it to themselves. */
+HMT_API int hmt_knn_faiss_build(const hmt_knn *knn, const char *path, const hmt_params *params,
+                                hmt_knn_progress_fn progress, void *user_data) {
+    hmti_guard *g = knn ? (hmti_guard *)&knn->guard : NULL;
+    int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "hmt_knn_faiss_build");
+    if (rc) return rc;
+    rc = faiss_build(knn, path, params, progress, user_data);
+    hmti_read_leave(g);
+    return rc;
+}
+
+HMT_API int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params) {
+    int rc = hmti_enter(HMTI_GUARD(knn), HMTI_MAGIC_KNN, "hmt_knn_faiss_attach");
+    if (rc) return rc;
+    rc = faiss_attach(knn, path, params);
+    hmti_leave(HMTI_GUARD(knn));
+    return rc;
+}
+
 HMT_API void hmt_knn_faiss_detach(hmt_knn *knn) {
-    if (!knn) return;
+    if (!knn || hmti_enter(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_faiss_detach")) return;
     hmti_faiss_free(knn->faiss);
     knn->faiss = NULL;
+    hmti_leave(&knn->guard);
 }
 
 /* ==== search ================================================================ */

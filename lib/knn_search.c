@@ -12,10 +12,12 @@
  * no cancellation), and the k best sorted by (distance, index). */
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "kernels/cpu.h"
 #include "knn.h"
 #include "params.h"
 
@@ -133,12 +135,15 @@ static void scan_share(void *arg, int ith, int nth) {
 
 /* Σ(q−k)² in double: differences first, so without the cancellation of the
  * GEMM form. Eight independent accumulators let the compiler vectorize the
- * loop (a plain reduction may not be reordered); clones for AVX-512 and AVX2
- * are picked at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#endif
-double hmti_knn_sqdist(const float *a, const float *b, int64_t d) {
+ * loop (a plain reduction may not be reordered), so every variant adds in
+ * the same order and gives the same bits. The AVX-512 / AVX2 variant is
+ * chosen once, at first use, from kernels/cpu.c's detection: a plain
+ * function pointer, not an IFUNC (GCC's target_clones resolver runs before
+ * ThreadSanitizer's runtime is up and crashed `make tsan` before main). */
+typedef double (*sqdist_fn)(const float *a, const float *b, int64_t d);
+
+static inline __attribute__((always_inline)) double sqdist_body(const float *a, const float *b,
+                                                                int64_t d) {
     double acc[8] = {0};
     int64_t p = 0;
     for (; p + 8 <= d; p += 8)
@@ -151,6 +156,41 @@ double hmti_knn_sqdist(const float *a, const float *b, int64_t d) {
         acc[0] += t * t;
     }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define SQDIST_OPT __attribute__((optimize("O3")))
+#else
+#define SQDIST_OPT
+#endif
+
+static SQDIST_OPT double sqdist_default(const float *a, const float *b, int64_t d) {
+    return sqdist_body(a, b, d);
+}
+#if defined(__x86_64__)
+static SQDIST_OPT AVX2_TARGET double sqdist_avx2(const float *a, const float *b, int64_t d) {
+    return sqdist_body(a, b, d);
+}
+static SQDIST_OPT AVX512_TARGET double sqdist_avx512(const float *a, const float *b, int64_t d) {
+    return sqdist_body(a, b, d);
+}
+#endif
+
+static _Atomic(sqdist_fn) sqdist_chosen;
+
+static sqdist_fn sqdist_pick(void) {
+    sqdist_fn f = sqdist_default;
+#if defined(__x86_64__)
+    const int level = hmti_cpu_level();
+    f = level >= 2 ? sqdist_avx512 : level == 1 ? sqdist_avx2 : sqdist_default;
+#endif
+    atomic_store_explicit(&sqdist_chosen, f, memory_order_relaxed);
+    return f;
+}
+
+double hmti_knn_sqdist(const float *a, const float *b, int64_t d) {
+    sqdist_fn f = atomic_load_explicit(&sqdist_chosen, memory_order_relaxed);
+    return (f ? f : sqdist_pick())(a, b, d);
 }
 
 /* Sort candidates of one query by (exact distance, index). */
@@ -312,7 +352,12 @@ HMT_API int hmt_knn_search(const hmt_knn *knn, const float *queries, size_t n_qu
     if (k < 1 || n_queries == 0)
         return hmti_errf(HMT_E_INVAL, "knn search: k = %" PRId32 " and n_queries = %zu must be "
                          ">= 1", k, n_queries);
-    return search_impl(knn, queries, n_queries, k, dist_out, idx_out);
+    hmti_guard *g = (hmti_guard *)&knn->guard; /* only the reader count changes */
+    int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "hmt_knn_search");
+    if (rc) return rc;
+    rc = search_impl(knn, queries, n_queries, k, dist_out, idx_out);
+    hmti_read_leave(g);
+    return rc;
 }
 
 /* ==== the distribution and the interpolation ================================ */
@@ -447,9 +492,9 @@ HMT_API int hmt_knn_interpolate_neighbors(const hmt_params *params, const float 
     return HMT_OK;
 }
 
-HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
-                                size_t n, const float *logits, int32_t n_vocab,
-                                float *logprobs_out, float *lambda_out) {
+static int knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
+                           size_t n, const float *logits, int32_t n_vocab, float *logprobs_out,
+                           float *lambda_out) {
     hmti_clear_error();
     if (!knn || !keys || !logits || !logprobs_out || n == 0)
         return hmti_errf(HMT_E_INVAL, "knn interpolate: NULL argument or n = 0");
@@ -485,6 +530,18 @@ HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, co
     free(idx);
     free(vals);
     free(pairs);
+    return rc;
+}
+
+/* A reader of the datastore's guard (busy.h) for the call. */
+HMT_API int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
+                                size_t n, const float *logits, int32_t n_vocab,
+                                float *logprobs_out, float *lambda_out) {
+    hmti_guard *g = knn ? (hmti_guard *)&knn->guard : NULL;
+    int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "hmt_knn_interpolate");
+    if (rc) return rc;
+    rc = knn_interpolate(knn, params, keys, n, logits, n_vocab, logprobs_out, lambda_out);
+    hmti_read_leave(g);
     return rc;
 }
 
@@ -524,7 +581,11 @@ static int knn_proc_apply(void *ud, float *logits, int32_t n_vocab, const float 
         return hmti_errf(HMT_E_INVAL, "knn processor: n_vocab %" PRId32 " but the datastore's "
                          "model has %" PRId32, n_vocab, p->knn->n_vocab);
     const int64_t k = p->cfg.k;
-    int rc = search_impl(p->knn, key, 1, k, p->dist, p->idx);
+    hmti_guard *g = (hmti_guard *)&p->knn->guard; /* a reader, as hmt_knn_search */
+    int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "knn processor");
+    if (rc) return rc;
+    rc = search_impl(p->knn, key, 1, k, p->dist, p->idx);
+    hmti_read_leave(g);
     if (rc) return rc;
     for (int64_t c = 0; c < k; c++) p->vals[c] = p->idx[c] >= 0 ? p->knn->values[p->idx[c]] : -1;
     memcpy(p->tmp, logits, (size_t)n_vocab * sizeof *logits);
@@ -536,6 +597,7 @@ HMT_API int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn, const hmt_pa
     hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !knn) return hmti_errf(HMT_E_INVAL, "hmt_proc_knn_create: NULL argument");
+    if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_proc_knn_create")) return HMT_E_MISUSE;
     knn_proc *p = hmti_calloc(1, sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");
     p->knn = knn;

@@ -118,6 +118,10 @@ static int load_vector(hmt_model *m, const char *name, int64_t n, int required, 
 static int read_hparams(hmt_model *m) {
     const hmti_gguf *g = m->gguf;
     hmti_str arch;
+    if (hmti_gguf_find_key(g, "general.architecture") < 0) /* a file defect, not an argument */
+        return hmti_errf(HMT_E_FORMAT, "model: missing metadata key 'general.architecture' "
+                         "(a GGUF model names its architecture: llama or qwen2; re-convert it "
+                         "with tools/convert_hf.py)");
     int rc = hmti_gguf_get_str(g, "general.architecture", &arch);
     if (rc) return rc;
     if (hmti_str_eq(arch, "llama")) {
@@ -126,6 +130,11 @@ static int read_hparams(hmt_model *m) {
     } else if (hmti_str_eq(arch, "qwen2")) {
         m->arch = HMTI_ARCH_QWEN2;
         m->rope_neox = 1;
+    } else if (hmti_str_eq(arch, "hmt")) {
+        return hmti_errf(HMT_E_UNSUPPORTED,
+                         "model: this file is an HMT adapter (architecture 'hmt'), not a model: "
+                         "load the base model as the model (-m, hmt_model_load) and give this "
+                         "file as the adapter (-a, hmt_adapter_load)");
     } else {
         return hmti_errf(HMT_E_UNSUPPORTED,
                          "model: architecture '%.*s' is not supported (llama, qwen2)",
@@ -268,6 +277,7 @@ static void destroy(hmt_model *m) {
     hmti_vocab_free(m->vocab);
     hmti_gguf_close(m->gguf);
     pthread_mutex_destroy(&m->err_lock);
+    hmti_guard_poison(&m->guard);
     free(m);
 }
 
@@ -276,6 +286,7 @@ int hmti_model_load(hmt_model **out, const char *path) {
     hmt_model *m = hmti_calloc(1, sizeof *m);
     if (!m) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
     atomic_init(&m->refs, 1);
+    hmti_guard_init(&m->guard, HMTI_MAGIC_MODEL);
     pthread_mutex_init(&m->err_lock, NULL);
     hmti_kernels_init();
     int rc = hmti_gguf_open(&m->gguf, path);

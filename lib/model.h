@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "busy.h"
 #include "error.h"
 #include "gguf.h"
 #include "kernels/kernels.h"
@@ -43,6 +44,8 @@ struct hmt_model {
     uint64_t fingerprint; /* identifies the weights in snapshots and datastores */
     pthread_mutex_t err_lock;
     char errmsg[HMTI_ERRMSG_MAX];
+    atomic_int user_freed; /* hmt_model_free was called: a second call is a bug */
+    hmti_guard guard;      /* last: see busy.h (magic only: a model is shared)  */
 };
 
 int hmti_model_load(hmt_model **out, const char *path);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "busy.h"
 #include "error.h"
 #include "params.h"
 
@@ -59,6 +60,7 @@ static const param_info PARAMS[] = {
 
 struct hmt_params {
     double value[N_PARAMS];
+    hmti_guard guard; /* last: see busy.h */
 };
 
 static int find(hmt_param key) {
@@ -73,11 +75,15 @@ HMT_API int hmt_params_create(hmt_params **out) {
     hmt_params *p = hmti_malloc(sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_params_create: out of memory");
     for (size_t i = 0; i < N_PARAMS; i++) p->value[i] = PARAMS[i].def;
+    hmti_guard_init(&p->guard, HMTI_MAGIC_PARAMS);
     *out = p;
     return HMT_OK;
 }
 
-HMT_API void hmt_params_free(hmt_params *p) { free(p); }
+HMT_API void hmt_params_free(hmt_params *p) {
+    if (!p || hmti_retire(&p->guard, HMTI_MAGIC_PARAMS, "hmt_params_free")) return;
+    free(p);
+}
 
 int hmti_param_check(hmt_param key, double value, int as_int) {
     int i = find(key);
@@ -93,11 +99,14 @@ int hmti_param_check(hmt_param key, double value, int as_int) {
 }
 
 static int set(hmt_params *p, hmt_param key, double value, int as_int) {
-    if (!p) return hmti_errf(HMT_E_INVAL, "params is NULL");
-    int rc = hmti_param_check(key, value, as_int);
+    if (!p) return hmti_errf(HMT_E_INVAL, "%s: params is NULL", as_int ? "hmt_params_set_int"
+                                                                     : "hmt_params_set_float");
+    int rc = hmti_enter(&p->guard, HMTI_MAGIC_PARAMS, as_int ? "hmt_params_set_int" : "hmt_params_set_float");
     if (rc) return rc;
-    p->value[find(key)] = value;
-    return HMT_OK;
+    rc = hmti_param_check(key, value, as_int);
+    if (!rc) p->value[find(key)] = value;
+    hmti_leave(&p->guard);
+    return rc;
 }
 
 HMT_API int hmt_params_set_int(hmt_params *p, hmt_param key, int64_t value) {
@@ -109,7 +118,8 @@ HMT_API int hmt_params_set_float(hmt_params *p, hmt_param key, double value) {
 }
 
 HMT_API int hmt_params_get(const hmt_params *p, hmt_param key, double *out) {
-    if (!p || !out) return hmti_errf(HMT_E_INVAL, "hmt_params_get: NULL argument");
+    if (!p || !out) return hmti_errf(HMT_E_INVAL, "hmt_params_get: %s is NULL", !p ? "params" : "out");
+    if (hmti_guard_check(&p->guard, HMTI_MAGIC_PARAMS, "hmt_params_get")) return HMT_E_MISUSE;
     int i = find(key);
     if (i < 0) return hmti_errf(HMT_E_INVAL, "unknown parameter key %d", (int)key);
     *out = p->value[i];

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "busy.h"
 #include "error.h"
 #include "proc.h"
 
@@ -20,6 +21,7 @@ struct hmt_proc {
     void *user_data;
     hmti_accept_final_fn accept_final; /* built-ins only */
     int in_chain;
+    hmti_guard guard; /* last: see busy.h */
 };
 
 struct hmt_chain {
@@ -28,6 +30,7 @@ struct hmt_chain {
     float *work; /* logits being processed, then the final log-probabilities */
     int32_t work_cap;
     int32_t last_n; /* n_vocab of the last successful apply; 0 = none pending */
+    hmti_guard guard; /* last: see busy.h */
 };
 
 #define APPLY_END (offsetof(hmt_proc_i, apply) + sizeof(((hmt_proc_i *)0)->apply))
@@ -50,6 +53,7 @@ static int proc_new(hmt_proc **out, const hmt_proc_i *iface, void *user_data,
     p->vt.struct_size = (uint32_t)sizeof p->vt;
     p->user_data = user_data;
     p->accept_final = accept_final;
+    hmti_guard_init(&p->guard, HMTI_MAGIC_PROC);
     *out = p;
     return HMT_OK;
 }
@@ -71,6 +75,7 @@ void *hmti_proc_data_if(const hmt_proc *p,
 
 static void proc_destroy(hmt_proc *p) {
     if (!p) return;
+    hmti_guard_poison(&p->guard);
     if (p->vt.free_data) p->vt.free_data(p->user_data);
     free(p);
 }
@@ -78,7 +83,8 @@ static void proc_destroy(hmt_proc *p) {
 HMT_API void hmt_proc_free(hmt_proc *p) {
     /* a processor owned by a chain is freed by the chain: ignore the call
      * rather than leave the chain with a dangling pointer */
-    if (!p || p->in_chain) return;
+    if (!p || hmti_guard_check(&p->guard, HMTI_MAGIC_PROC, "hmt_proc_free") || p->in_chain)
+        return;
     proc_destroy(p);
 }
 
@@ -87,12 +93,14 @@ HMT_API int hmt_chain_create(hmt_chain **out) {
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_chain_create: out is NULL");
     *out = hmti_calloc(1, sizeof **out);
     if (!*out) return hmti_errf(HMT_E_NOMEM, "hmt_chain_create: out of memory");
+    hmti_guard_init(&(*out)->guard, HMTI_MAGIC_CHAIN);
     return HMT_OK;
 }
 
-HMT_API int hmt_chain_add(hmt_chain *chain, hmt_proc *p) {
+static int chain_add(hmt_chain *chain, hmt_proc *p) {
     hmti_clear_error();
     if (!p) return hmti_errf(HMT_E_INVAL, "hmt_chain_add: processor is NULL");
+    if (hmti_guard_check(&p->guard, HMTI_MAGIC_PROC, "hmt_chain_add")) return HMT_E_MISUSE;
     if (p->in_chain)
         return hmti_errf(HMT_E_MISUSE, "hmt_chain_add: processor '%s' already belongs to a chain",
                          p->vt.name ? p->vt.name : "?");
@@ -118,7 +126,7 @@ HMT_API int hmt_chain_add(hmt_chain *chain, hmt_proc *p) {
 HMT_API int32_t hmt_chain_n_procs(const hmt_chain *chain) { return chain ? chain->n : 0; }
 
 HMT_API void hmt_chain_free(hmt_chain *chain) {
-    if (!chain) return;
+    if (!chain || hmti_retire(&chain->guard, HMTI_MAGIC_CHAIN, "hmt_chain_free")) return;
     for (int32_t i = 0; i < chain->n; i++) proc_destroy(chain->procs[i]);
     free(chain->procs);
     free(chain->work);
@@ -126,10 +134,11 @@ HMT_API void hmt_chain_free(hmt_chain *chain) {
 }
 
 HMT_API void hmt_chain_reset(hmt_chain *chain) {
-    if (!chain) return;
+    if (!chain || hmti_enter(&chain->guard, HMTI_MAGIC_CHAIN, "hmt_chain_reset")) return;
     chain->last_n = 0;
     for (int32_t i = 0; i < chain->n; i++)
         if (chain->procs[i]->vt.reset) chain->procs[i]->vt.reset(chain->procs[i]->user_data);
+    hmti_leave(&chain->guard);
 }
 
 /* Run the processors and leave the final log-probabilities in chain->work. */
@@ -184,8 +193,8 @@ static int chain_run(hmt_chain *chain, const float *logits, int32_t n_vocab, con
     return HMT_OK;
 }
 
-HMT_API int hmt_chain_apply(hmt_chain *chain, const float *logits, int32_t n_vocab,
-                            const float *key, int32_t n_key, float *logprobs_out) {
+static int chain_apply(hmt_chain *chain, const float *logits, int32_t n_vocab,
+                       const float *key, int32_t n_key, float *logprobs_out) {
     hmti_clear_error();
     if (!logprobs_out) return hmti_errf(HMT_E_INVAL, "hmt_chain_apply: logprobs_out is NULL");
     int rc = chain_run(chain, logits, n_vocab, key, n_key, "hmt_chain_apply");
@@ -205,7 +214,7 @@ static void chain_accept(hmt_chain *chain, hmt_token token) {
     }
 }
 
-HMT_API int hmt_chain_accept(hmt_chain *chain, hmt_token token) {
+static int chain_accept_checked(hmt_chain *chain, hmt_token token) {
     hmti_clear_error();
     if (!chain) return hmti_errf(HMT_E_INVAL, "hmt_chain_accept: chain is NULL");
     if (token < 0) return hmti_errf(HMT_E_INVAL, "hmt_chain_accept: token %d < 0", (int)token);
@@ -213,8 +222,8 @@ HMT_API int hmt_chain_accept(hmt_chain *chain, hmt_token token) {
     return HMT_OK;
 }
 
-HMT_API int hmt_chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float *logits,
-                             int32_t n_vocab, const float *key, int32_t n_key, hmt_token *out) {
+static int chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float *logits,
+                        int32_t n_vocab, const float *key, int32_t n_key, hmt_token *out) {
     hmti_clear_error();
     if (!sampler || !out) return hmti_errf(HMT_E_INVAL, "hmt_chain_sample: NULL sampler or out");
     int rc = chain_run(chain, logits, n_vocab, key, n_key, "hmt_chain_sample");
@@ -232,3 +241,47 @@ HMT_API int hmt_chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float
     *out = t;
     return HMT_OK;
 }
+
+/* ---- public entry points: the chain's guard (busy.h) around each call; a
+ * processor callback re-entering its own chain gets HMT_E_MISUSE ---- */
+#define GUARDED(fn, call)                                                      \
+    int rc = hmti_enter(HMTI_GUARD(chain), HMTI_MAGIC_CHAIN, fn);              \
+    if (rc) return rc;                                                         \
+    rc = call;                                                                 \
+    hmti_leave(HMTI_GUARD(chain));                                             \
+    return rc
+
+HMT_API int hmt_chain_add(hmt_chain *chain, hmt_proc *p) {
+    int rc = hmti_enter(HMTI_GUARD(chain), HMTI_MAGIC_CHAIN, "hmt_chain_add");
+    if (rc) { /* the contract: the chain takes p, also on failure */
+        if (p && p->guard.magic == HMTI_MAGIC_PROC && !p->in_chain) proc_destroy(p);
+        return rc;
+    }
+    rc = chain_add(chain, p);
+    hmti_leave(HMTI_GUARD(chain));
+    return rc;
+}
+HMT_API int hmt_chain_apply(hmt_chain *chain, const float *logits, int32_t n_vocab,
+                            const float *key, int32_t n_key, float *logprobs_out) {
+    GUARDED("hmt_chain_apply", chain_apply(chain, logits, n_vocab, key, n_key, logprobs_out));
+}
+HMT_API int hmt_chain_accept(hmt_chain *chain, hmt_token token) {
+    GUARDED("hmt_chain_accept", chain_accept_checked(chain, token));
+}
+HMT_API int hmt_chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float *logits,
+                             int32_t n_vocab, const float *key, int32_t n_key, hmt_token *out) {
+    int rc = hmti_enter(HMTI_GUARD(chain), HMTI_MAGIC_CHAIN, "hmt_chain_sample");
+    if (rc) return rc;
+    rc = hmti_sampler_enter(sampler, "hmt_chain_sample"); /* the sampler too */
+    if (!rc) {
+        rc = chain_sample(chain, sampler, logits, n_vocab, key, n_key, out);
+        hmti_sampler_leave(sampler);
+    }
+    hmti_leave(HMTI_GUARD(chain));
+    return rc;
+}
+
+int hmti_proc_enter(hmt_proc *p, const char *fn) {
+    return hmti_enter(HMTI_GUARD(p), HMTI_MAGIC_PROC, fn);
+}
+void hmti_proc_leave(hmt_proc *p) { hmti_leave(HMTI_GUARD(p)); }

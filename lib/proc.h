@@ -19,7 +19,17 @@ int hmti_proc_create_builtin(hmt_proc **out, const hmt_proc_i *iface, void *user
 void *hmti_proc_data_if(const hmt_proc *p,
                         int (*apply)(void *, float *, int32_t, const float *, int32_t));
 
-/* lib/sampler.c: draw from n log-probabilities (or any logits) with the
+/* The processor's handle guard (busy.h) for calls that change it outside a
+ * chain (hmt_proc_ditto_set_delimiters). */
+int hmti_proc_enter(hmt_proc *p, const char *fn);
+void hmti_proc_leave(hmt_proc *p);
+
+/* lib/sampler.c: the sampler's handle guard (busy.h), held by
+ * hmt_chain_sample for its whole call (the processors run inside it). */
+int hmti_sampler_enter(hmt_sampler *s, const char *fn);
+void hmti_sampler_leave(hmt_sampler *s);
+
+/* lib/sampler.c: the caller holds the sampler's guard; draw from n log-probabilities (or any logits) with the
  * sampler's top-k → temperature → top-p → draw; does not clear the thread's
  * error message; messages are prefixed with `who`. */
 int hmti_sampler_sample_logprobs(hmt_sampler *s, const float *logprobs, int32_t n,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "busy.h"
 #include "error.h"
 #include "params.h"
 #include "proc.h"
@@ -20,6 +21,7 @@ struct hmt_sampler {
     uint64_t s[4]; /* xoshiro256** state */
     cand *work;
     int32_t work_cap;
+    hmti_guard guard; /* last: see busy.h */
 };
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -46,9 +48,14 @@ static uint64_t next_u64(hmt_sampler *s) {
 /* Uniform in [0, 1) with 53 random bits. */
 static double next_unit(hmt_sampler *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
 
-HMT_API void hmt_sampler_reseed(hmt_sampler *s, uint64_t seed) {
-    if (!s) return;
+static void reseed(hmt_sampler *s, uint64_t seed) {
     for (int i = 0; i < 4; i++) s->s[i] = splitmix64(&seed);
+}
+
+HMT_API void hmt_sampler_reseed(hmt_sampler *s, uint64_t seed) {
+    if (!s || hmti_enter(&s->guard, HMTI_MAGIC_SAMPLER, "hmt_sampler_reseed")) return;
+    reseed(s, seed);
+    hmti_leave(&s->guard);
 }
 
 HMT_API int hmt_sampler_create(hmt_sampler **out, const hmt_params *params) {
@@ -60,13 +67,14 @@ HMT_API int hmt_sampler_create(hmt_sampler **out, const hmt_params *params) {
     s->temperature = hmti_param_value(params, HMT_P_TEMPERATURE);
     s->top_k = (int64_t)hmti_param_value(params, HMT_P_TOP_K);
     s->top_p = hmti_param_value(params, HMT_P_TOP_P);
-    hmt_sampler_reseed(s, (uint64_t)hmti_param_value(params, HMT_P_SEED));
+    reseed(s, (uint64_t)hmti_param_value(params, HMT_P_SEED));
+    hmti_guard_init(&s->guard, HMTI_MAGIC_SAMPLER);
     *out = s;
     return HMT_OK;
 }
 
 HMT_API void hmt_sampler_free(hmt_sampler *s) {
-    if (!s) return;
+    if (!s || hmti_retire(&s->guard, HMTI_MAGIC_SAMPLER, "hmt_sampler_free")) return;
     free(s->work);
     free(s);
 }
@@ -143,10 +151,19 @@ static int sample_impl(hmt_sampler *s, const float *logits, int32_t n_vocab, hmt
 HMT_API int hmt_sampler_sample(hmt_sampler *s, const float *logits, int32_t n_vocab,
                                hmt_token *out) {
     hmti_clear_error();
-    return sample_impl(s, logits, n_vocab, out, "hmt_sampler_sample");
+    int rc = hmti_sampler_enter(s, "hmt_sampler_sample"); /* its RNG and scratch */
+    if (rc) return rc;
+    rc = sample_impl(s, logits, n_vocab, out, "hmt_sampler_sample");
+    hmti_sampler_leave(s);
+    return rc;
 }
 
 int hmti_sampler_sample_logprobs(hmt_sampler *s, const float *logprobs, int32_t n,
                                  hmt_token *out, const char *who) {
     return sample_impl(s, logprobs, n, out, who ? who : "sampler");
 }
+
+int hmti_sampler_enter(hmt_sampler *s, const char *fn) {
+    return hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_SAMPLER, fn);
+}
+void hmti_sampler_leave(hmt_sampler *s) { hmti_leave(HMTI_GUARD(s)); }

@@ -156,11 +156,13 @@ static int fail(hmt_stream *s, int rc) {
     return rc;
 }
 
-HMT_API int hmt_stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_out) {
+static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_out) {
     hmti_clear_error();
     if (!s || !len_out || (!buf && cap)) return hmti_errf(HMT_E_INVAL, "hmt_stream_save: NULL argument");
     if (s->broken)
-        return fail((hmt_stream *)s, hmti_errf(HMT_E_MISUSE, "hmt_stream_save: the stream is unusable"));
+        return fail((hmt_stream *)s, hmti_errf(HMT_E_MISUSE, "hmt_stream_save: an earlier failure "
+                                                             "left the stream unusable; restore a "
+                                                             "snapshot or free it"));
     const size_t need = save_into(s, NULL);
     *len_out = need;
     if (cap < need)
@@ -169,7 +171,7 @@ HMT_API int hmt_stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *
     return HMT_OK;
 }
 
-HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
+static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
     hmti_clear_error();
     if (!s || !buf) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore: NULL argument");
     const unsigned char *b = buf;
@@ -224,6 +226,25 @@ HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
     s->ready_first = s->n_ready > 0 ? s->n_ready - 1 : 0;
     s->broken = 0;
     return HMT_OK;
+}
+
+/* The handle guard (busy.h): a save racing a feed would read a half-updated
+ * stream. The file variants go through these two. */
+HMT_API int hmt_stream_save(const hmt_stream *cs, void *buf, size_t cap, size_t *len_out) {
+    hmt_stream *s = (hmt_stream *)cs; /* only the guard's flag changes */
+    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_save");
+    if (rc) return rc;
+    rc = stream_save(s, buf, cap, len_out);
+    hmti_leave(HMTI_GUARD(s));
+    return rc;
+}
+
+HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
+    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_restore");
+    if (rc) return rc;
+    rc = stream_restore(s, buf, len);
+    hmti_leave(HMTI_GUARD(s));
+    return rc;
 }
 
 HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {

@@ -239,7 +239,7 @@ static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first) {
         s->ready_first = s->all_logits ? first : s->n_ready - 1;
 }
 
-HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
+static int stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_feed: stream is NULL");
     if (s->broken)
@@ -275,10 +275,12 @@ HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     return HMT_OK;
 }
 
-HMT_API int hmt_stream_flush(hmt_stream *s) {
+static int stream_flush(hmt_stream *s) {
     hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_flush: stream is NULL");
-    if (s->broken) return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_flush: stream unusable"));
+    if (s->broken)
+        return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_flush: an earlier failure left the "
+                                               "stream unusable; restore a snapshot or free it"));
     const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
     int rc = s->mode == HMT_MODE_WINDOW ? HMT_OK : advance(s, 1);
@@ -320,8 +322,10 @@ HMT_API int32_t hmt_stream_cache_fill(const hmt_stream *s) { return s ? s->fill 
 HMT_API int hmt_stream_recall(const hmt_stream *s, float *weights, int64_t *segments, size_t cap,
                               size_t *n_out) {
     hmti_clear_error();
+    if (hmti_guard_check(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_recall")) return HMT_E_MISUSE;
     if (!s || !n_out || ((!weights || !segments) && cap))
-        return hmti_errf(HMT_E_INVAL, "hmt_stream_recall: NULL argument");
+        return hmti_errf(HMT_E_INVAL, "hmt_stream_recall: %s is NULL", !s ? "stream"
+                         : !n_out ? "n_out" : "weights or segments (with cap > 0)");
     *n_out = (size_t)s->rn;
     if (cap < (size_t)s->rn)
         return fail((hmt_stream *)s, hmti_errf(HMT_E_BUFFER, "hmt_stream_recall: need room for %d",
@@ -333,7 +337,7 @@ HMT_API int hmt_stream_recall(const hmt_stream *s, float *weights, int64_t *segm
     return HMT_OK;
 }
 
-HMT_API int hmt_stream_set_recall_callback(hmt_stream *s, hmt_recall_fn fn, void *user_data) {
+static int stream_set_recall_callback(hmt_stream *s, hmt_recall_fn fn, void *user_data) {
     hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_set_recall_callback: stream is NULL");
     s->recall_fn = fn;
@@ -345,7 +349,7 @@ HMT_API const char *hmt_stream_errmsg(const hmt_stream *s) {
     return s ? s->errmsg : "hmt_stream_errmsg: stream is NULL";
 }
 
-HMT_API int hmt_stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
+static int stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
     hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_set_int: stream is NULL");
     int rc = hmti_param_check(key, (double)value, 1);
@@ -372,7 +376,8 @@ HMT_API int hmt_stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
 
 HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     hmti_clear_error();
-    if (!s || !out) return hmti_errf(HMT_E_INVAL, "hmt_stream_get: NULL argument");
+    if (hmti_guard_check(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_get")) return HMT_E_MISUSE;
+    if (!s || !out) return hmti_errf(HMT_E_INVAL, "hmt_stream_get: %s is NULL", !s ? "stream" : "out");
     switch (key) {
     case HMT_P_MODE: *out = s->mode; break;
     case HMT_P_LOOKAHEAD: *out = s->lookahead; break;
@@ -392,4 +397,23 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
                                                             "stream key", (int)key));
     }
     return HMT_OK;
+}
+
+/* ---- public entry points: the handle guard (busy.h) around each call ---- */
+#define GUARDED(fn, call)                                                      \
+    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, fn);                 \
+    if (rc) return rc;                                                         \
+    rc = call;                                                                 \
+    hmti_leave(HMTI_GUARD(s));                                                 \
+    return rc
+
+HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
+    GUARDED("hmt_stream_feed", stream_feed(s, tokens, n));
+}
+HMT_API int hmt_stream_flush(hmt_stream *s) { GUARDED("hmt_stream_flush", stream_flush(s)); }
+HMT_API int hmt_stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
+    GUARDED("hmt_stream_set_int", stream_set_int(s, key, value));
+}
+HMT_API int hmt_stream_set_recall_callback(hmt_stream *s, hmt_recall_fn fn, void *user_data) {
+    GUARDED("hmt_stream_set_recall_callback", stream_set_recall_callback(s, fn, user_data));
 }

@@ -6,6 +6,7 @@
 
 #include "adapter.h"
 #include "backbone.h"
+#include "busy.h"
 
 /* Test hook: called when a segment closes with its S (NULL if none), P (NULL
  * if none) and M (NULL if none). Internal; tests set it directly. */
@@ -61,6 +62,7 @@ struct hmt_stream {
     hmti_segment_hook hook;
     void *hook_data;
     char errmsg[HMTI_ERRMSG_MAX];
+    hmti_guard guard; /* last: see busy.h */
 };
 
 #endif

@@ -79,7 +79,7 @@ static int alloc_all(hmt_stream *s) {
 }
 
 HMT_API void hmt_stream_free(hmt_stream *s) {
-    if (!s) return;
+    if (!s || hmti_retire(&s->guard, HMTI_MAGIC_STREAM, "hmt_stream_free")) return;
     hmti_backbone_release(&s->bb);
     free(s->seg_tok), free(s->prev_tok), free(s->sens);
     free(s->p), free(s->s), free(s->hidden), free(s->last_m);
@@ -96,8 +96,12 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, const hmt_adap
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: model is NULL");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_stream_create") ||
+        hmti_guard_check(HMTI_GUARD(adapter), HMTI_MAGIC_ADAPTER, "hmt_stream_create"))
+        return HMT_E_MISUSE;
     hmt_stream *s = hmti_calloc(1, sizeof *s);
     if (!s) return hmti_errf(HMT_E_NOMEM, "hmt_stream_create: out of memory");
+    hmti_guard_init(&s->guard, HMTI_MAGIC_STREAM); /* hmt_stream_free checks it */
     hmti_model_retain(model);
     s->model = model;
     if (adapter) hmti_adapter_retain(adapter);

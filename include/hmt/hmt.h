@@ -38,8 +38,14 @@
  *   filled with typed, enum-keyed setters (no public struct layout; see
  *   docs/API.md). NULL means "all defaults".
  * - Threads: an hmt_model is immutable after loading and may be shared by any
- *   number of threads and contexts. An hmt_ctx, hmt_params or hmt_sampler is
- *   used by one thread at a time. The library never prints, exits or aborts.
+ *   number of threads and contexts. An hmt_ctx, hmt_stream, hmt_params or
+ *   hmt_sampler is used by one thread at a time: a call that overlaps another
+ *   call on the same handle (from another thread, or from one of the
+ *   handle's own callbacks) returns HMT_E_MISUSE and changes nothing. The
+ *   library never prints, exits or aborts.
+ * - Freeing a handle twice, or using it after its _free(), is undefined, as
+ *   with free(); libhmt catches it on a best-effort basis (HMT_E_MISUSE, the
+ *   call is ignored; docs/API.md, "Misuse detection").
  * - Strings are UTF-8. Integers are fixed-width; token ids are int32_t.
  */
 #ifndef HMT_H

@@ -218,7 +218,8 @@ HMT_API HMT_NODISCARD int hmt_knn_faiss_build(const hmt_knn *knn, const char *pa
  *  keys (as exact search does), and return the k best of those. The result
  *  is approximate only in which keys are found (recall < 1), never in the
  *  distances. Call it before the datastore is shared: it must not run while
- *  another thread searches the same datastore. The file is read and closed;
+ *  another call (another thread, or a callback of an index build) uses the
+ *  same datastore, and returns HMT_E_MISUSE then. The file is read and closed;
  *  the index lives in memory until hmt_knn_faiss_detach or hmt_knn_free.
  *  Errors: HMT_E_INVAL (NULL; an index built for another datastore: the
  *  message says what differs), HMT_E_IO, HMT_E_FORMAT (not an index file,
@@ -229,7 +230,8 @@ HMT_API HMT_NODISCARD int hmt_knn_faiss_attach(hmt_knn *knn, const char *path,
                                                const hmt_params *params);
 
 /** Drop the attached index (exact search again); no-op without one or for
- *  NULL. Same rule as attach: not while another thread searches. */
+ *  NULL. Same rule as attach: not while another call uses the datastore
+ *  (then nothing is dropped and hmt_last_error_msg() says so). */
 HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
 
 /* ---------------------------------------------------------------------------

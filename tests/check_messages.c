@@ -1,0 +1,137 @@
+/* Error messages (docs/ROBUSTNESS.md, "Messages"): each refusal has the
+ * right status and says what was wrong and what to do. The programs' own
+ * refusals are checked by tests/tools/check_tool_messages.sh. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "hmt/hmt.h"
+#include "util/gguf_build.h"
+#include "util/testutil.h"
+
+#define MODEL "models/demo-random-f16.gguf"
+#define ADAPTER "models/demo-random-hmt.gguf"
+
+#define EXPECT_MSG_HAS(s)                                                                     \
+    ck_assert_msg(strstr(hmt_last_error_msg(), s), "message lacks \"%s\": %s", s,            \
+                  hmt_last_error_msg())
+
+/* The size in the out-of-memory message was read after it was zeroed
+ * ("a 2000000000-token KV cache (0 MiB)"). Fail each allocation of a
+ * context create in turn until the KV cache's does. */
+START_TEST(kv_cache_oom_message_gives_the_size) {
+    hmt_model *m = NULL;
+    ck_assert_int_eq(hmt_model_load(&m, MODEL, NULL), HMT_OK);
+    hmt_params *p = NULL;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, 1), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, 4096), HMT_OK);
+    int seen = 0;
+    for (long n = 1; n < 64 && !seen; n++) {
+        hmt_ctx *ctx = NULL;
+        hmti_alloc_fail_at(n);
+        int rc = hmt_ctx_create(&ctx, m, p);
+        hmti_alloc_fail_at(0);
+        hmt_ctx_free(ctx);
+        if (rc != HMT_E_NOMEM || !strstr(hmt_last_error_msg(), "KV cache")) continue;
+        seen = 1;
+        const char *at = strstr(hmt_last_error_msg(), "4096-token KV cache");
+        ck_assert_msg(at, "%s", hmt_last_error_msg());
+        double mib = 0;
+        const char *paren = strchr(at, '(');
+        ck_assert_msg(paren && sscanf(paren, "(%lf MiB)", &mib) == 1 && mib > 1.0,
+                      "no size in: %s", hmt_last_error_msg());
+        EXPECT_MSG_HAS("HMT_P_N_CTX");
+    }
+    ck_assert_msg(seen, "no allocation failure reached the KV cache");
+    hmt_params_free(p);
+    hmt_model_free(m);
+}
+END_TEST
+
+/* A GGUF without general.architecture is a file defect: HMT_E_FORMAT. */
+START_TEST(missing_architecture_is_a_format_error) {
+    gguf_builder b;
+    gguf_build_init(&b);
+    gguf_build_u32(&b, "llama.block_count", 1);
+    size_t len = 0;
+    uint8_t *f = gguf_build_finish(&b, &len);
+    const char *path = hmt_test_tmp_path(".gguf");
+    ck_assert_int_eq(hmt_test_write_file(path, f, len), 0);
+    hmt_model *m = NULL;
+    ck_assert_int_eq(hmt_model_load(&m, path, NULL), HMT_E_FORMAT);
+    EXPECT_MSG_HAS("missing metadata key 'general.architecture'");
+    remove(path);
+    free(f);
+    gguf_build_free(&b);
+}
+END_TEST
+
+START_TEST(adapter_given_as_model_says_where_it_goes) {
+    hmt_model *m = NULL;
+    ck_assert_int_eq(hmt_model_load(&m, ADAPTER, NULL), HMT_E_UNSUPPORTED);
+    EXPECT_MSG_HAS("is an HMT adapter");
+    EXPECT_MSG_HAS("hmt_adapter_load");
+    EXPECT_MSG_HAS("-a");
+}
+END_TEST
+
+START_TEST(model_given_as_adapter_says_so) {
+    hmt_model *m = NULL;
+    ck_assert_int_eq(hmt_model_load(&m, MODEL, NULL), HMT_OK);
+    hmt_adapter *a = NULL;
+    ck_assert_int_eq(hmt_adapter_load(&a, m, MODEL), HMT_E_FORMAT);
+    EXPECT_MSG_HAS("not an HMT adapter");
+    EXPECT_MSG_HAS("hmt_model_load");
+    hmt_model_free(m);
+}
+END_TEST
+
+/* n = 0 is refused as what it is, whether or not tokens is NULL. */
+START_TEST(empty_eval_says_n_is_zero) {
+    hmt_model *m = NULL;
+    ck_assert_int_eq(hmt_model_load(&m, MODEL, NULL), HMT_OK);
+    hmt_ctx *ctx = NULL;
+    ck_assert_int_eq(hmt_ctx_create(&ctx, m, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, NULL, 0, 0), HMT_E_INVAL);
+    EXPECT_MSG_HAS("no tokens to evaluate (n = 0)");
+    hmt_token t = 1;
+    ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, &t, 0, 1), HMT_E_INVAL);
+    EXPECT_MSG_HAS("no tokens to evaluate (n = 0)");
+    ck_assert_int_eq(hmt_ctx_eval(ctx, 0, &t, NULL, NULL, NULL), HMT_E_INVAL);
+    EXPECT_MSG_HAS("no rows to evaluate (n = 0)");
+    ck_assert_int_eq(hmt_ctx_n_past(ctx), 0);
+    hmt_ctx_free(ctx);
+    hmt_model_free(m);
+}
+END_TEST
+
+/* Wrapping the previous message (model load: "model: tensor 'x': <detail>")
+ * formatted into the buffer it read from: the detail came out garbled. */
+START_TEST(wrapped_message_keeps_its_detail) {
+    hmti_errf(HMT_E_INVAL, "a row of 33 elements does not fit type 8's blocks");
+    ck_assert_int_eq(hmti_errf(HMT_E_FORMAT, "model: tensor '%s': %s", "blk.0.ffn_up.weight",
+                               hmti_tls_errmsg()),
+                     HMT_E_FORMAT);
+    ck_assert_str_eq(hmt_last_error_msg(), "model: tensor 'blk.0.ffn_up.weight': a row of 33 "
+                                           "elements does not fit type 8's blocks");
+}
+END_TEST
+
+Suite *hmt_suite_messages(void);
+Suite *hmt_suite_messages(void) {
+    Suite *s = suite_create("messages");
+    TCase *tc = tcase_create("library messages");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, kv_cache_oom_message_gives_the_size);
+    tcase_add_test(tc, missing_architecture_is_a_format_error);
+    tcase_add_test(tc, adapter_given_as_model_says_where_it_goes);
+    tcase_add_test(tc, model_given_as_adapter_says_so);
+    tcase_add_test(tc, empty_eval_says_n_is_zero);
+    tcase_add_test(tc, wrapped_message_keeps_its_detail);
+    suite_add_tcase(s, tc);
+    return s;
+}
