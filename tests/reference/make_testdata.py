@@ -217,6 +217,14 @@ def main():
     knn_ref.self_check()
     kpath, kcases = knn_ref.write_golden(out)
     print(f"make_testdata: {kcases} kNN-LM cases -> {kpath}")
+    make_quant_goldens(out)
+
+
+def make_quant_goldens(out):
+    """GGML weight blocks (quants_ref.py): quant-<TYPE>.golden for tests/check_quant.c."""
+    import quants_ref
+    names = quants_ref.write_goldens(out)
+    print(f"make_testdata: {len(names)} weight types -> quant-<TYPE>.golden")
 
 
 if __name__ == "__main__":

@@ -656,6 +656,85 @@ def self_check(verbose=False):
     return res
 
 
+# ---- golden files for tests/check_quant.c ---------------------------------------------
+# f16 fields of each block (byte offsets): (scale fields..., min field or None)
+F16_FIELDS = {"Q4_0": ([0], None), "Q4_1": ([0], 2), "Q5_0": ([0], None), "Q5_1": ([0], 2),
+              "Q8_0": ([0], None), "Q2_K": ([80], 82), "Q3_K": ([108], None), "Q4_K": ([0], 2),
+              "Q5_K": ([0], 2), "Q6_K": ([208], None), "IQ4_NL": ([0], None), "IQ4_XS": ([0], None)}
+GOLDEN_MAGIC = b"HMTQ"
+GOLDEN_ROWS, GOLDEN_COLS = 16, 512
+
+
+def random_blocks(name, nb, rng):
+    """nb blocks of random bytes (every bit pattern of the quant fields) whose
+    f16 scale/min fields are finite: N(0,1) * 2^U(-12, 2), a few subnormal
+    (2^-20) and a few zero."""
+    t = TYPES[name]
+    b = rng.integers(0, 256, (nb, t.block_bytes), dtype=np.uint8)
+    scales, mfield = F16_FIELDS[name]
+    for off in scales + ([mfield] if mfield is not None else []):
+        v = (rng.standard_normal(nb) * 2.0 ** rng.uniform(-12, 2, nb)).astype(F32)
+        v[rng.random(nb) < 0.05] = 2.0 ** -20
+        v[rng.random(nb) < 0.03] = 0.0
+        b[:, off:off + 2] = _f16_bytes(v)
+    return b
+
+
+def golden_weights(name, rows, cols, rng):
+    """Row 0: the golden block(s) repeated; rows 1-4: quantized N(0,1) data at
+    four scales; the rest random blocks. Returns raw bytes [rows, row_bytes]."""
+    t = TYPES[name]
+    rb = row_bytes(name, cols)
+    if t.block_elems == 1:
+        x = rng.standard_normal((rows, cols)).astype(F32) * F32(3)
+        if name == "F16":   # every finite f16 magnitude class, subnormals included
+            x[0] = (np.arange(cols, dtype=np.uint16) * 61).astype(np.uint16).view("<f2").astype(F32)
+            x[0][~np.isfinite(x[0])] = 1.0
+        return np.frombuffer(quantize(name, x), np.uint8).reshape(rows, rb).copy()
+    out = np.empty((rows, rb), np.uint8)
+    gb = [b for n, b, _ in golden_blocks() if n == name][0]
+    out[0] = np.tile(gb, cols // t.block_elems)
+    for r in range(1, 5):
+        x = rng.standard_normal(cols).astype(F32) * F32(10.0 ** (r - 3))
+        out[r] = np.frombuffer(quantize(name, x), np.uint8)
+    out[5:] = random_blocks(name, (rows - 5) * (cols // t.block_elems), rng).reshape(rows - 5, rb)
+    return out
+
+
+def write_golden_file(path, name, rng, rows=GOLDEN_ROWS, cols=GOLDEN_COLS):
+    """Format "HMTQ" v1, little-endian: magic, u32 version = 1, type (ggml id),
+    rows, cols, row_bytes, act_block (0/32/256); u8 weights[rows][row_bytes];
+    f32 dequantized[rows][cols]; f32 x[cols]; then if act_block: f32 d[nb],
+    i8 q[cols], i16 sums[cols / 16] (nb = cols / act_block) = quantize_act(x)."""
+    t = TYPES[name]
+    w = golden_weights(name, rows, cols, rng)
+    deq = dequantize(name, w.reshape(-1)).reshape(rows, cols)
+    x = rng.standard_normal(cols).astype(F32)
+    x[:32] = 0                              # an all-zero activation block
+    x[40] = 2.5 * np.abs(x[32:64]).max()    # one block dominated by a single value
+    k = act_block(name)
+    with open(path, "wb") as f:
+        f.write(GOLDEN_MAGIC + struct.pack("<6I", 1, t.ggml_id, rows, cols, w.shape[1], k))
+        f.write(w.tobytes())
+        f.write(deq.astype("<f4").tobytes())
+        f.write(x.astype("<f4").tobytes())
+        if k:
+            d, q, s = quantize_act(x, k)
+            f.write(d.astype("<f4").tobytes() + q.tobytes() + s.astype("<i2").tobytes())
+    return deq
+
+
+def write_goldens(outdir, seed=1313):
+    """One quant-<TYPE>.golden per type into outdir; returns the names."""
+    import os
+    self_check()
+    rng = np.random.default_rng(seed)
+    names = list(TYPES)
+    for name in names:
+        write_golden_file(os.path.join(outdir, f"quant-{name}.golden"), name, rng)
+    return names
+
+
 if __name__ == "__main__":
     self_check(verbose=True)
     if len(sys.argv) > 1:
