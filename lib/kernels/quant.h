@@ -42,7 +42,9 @@ const hmti_qtraits *hmti_qtraits_of(uint32_t type);
 size_t hmti_qrow_bytes(uint32_t type, int64_t n);
 
 /* ---- dequantization (portable C; bit-exact to tests/reference/quants_ref.py) */
-/* dst[0..n) = the values of the n elements at src (n a multiple of the block). */
+/* dst[0..n) = the values of the n elements at src (n a multiple of the block).
+ * F32 / F16 / BF16 rows must be aligned to their element size (GGUF data
+ * is); block rows and every dot kernel need no alignment. */
 void hmti_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* ---- activation blocks ---------------------------------------------------------- */

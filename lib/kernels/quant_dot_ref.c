@@ -9,9 +9,14 @@
 
 /* ---- F32 / F16 / BF16 against the float activation ------------------------- */
 static float dot_f32(int64_t n, const void *w, const void *act) {
-    const float *a = w, *x = act;
+    const uint8_t *a = w;
+    const float *x = act;
     float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) s += a[i] * x[i];
+    for (int64_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, a + 4 * i, 4); /* rows need no alignment in the dot kernels */
+        s += v * x[i];
+    }
     return s;
 }
 
