@@ -116,6 +116,13 @@ START_TEST(traits_and_sizes) {
     ck_assert_int_eq(hmti_qact_bytes(HMTI_T_Q4_K, 512), 2 * sizeof(hmti_q8_256));
     ck_assert_int_eq(hmti_qact_bytes(HMTI_T_Q8_0, 96), 3 * sizeof(hmti_q8_32));
     ck_assert_int_eq(hmti_qact_bytes(HMTI_T_F16, 96), 0);
+    /* non-finite activations give some q in range (garbage in), never UB */
+    float x[32];
+    for (int i = 0; i < 32; i++) x[i] = (float)i - 16.0f;
+    x[3] = INFINITY, x[7] = NAN;
+    hmti_q8_32 blk;
+    hmti_quantize_q8_32(x, 32, &blk);
+    for (int i = 0; i < 32; i++) EXPECT(blk.qs[i] >= -127 && blk.qs[i] <= 127);
 }
 END_TEST
 

@@ -2,7 +2,8 @@
  * every dot path reads. It runs once per matmul on one row (cols values), a
  * negligible cost next to the weights, so it has no SIMD variant; the loops
  * are plain enough for the compiler to vectorize. Bit-exact to
- * quants_ref.quantize_act: float32 throughout, round half to even. */
+ * quants_ref.quantize_act for finite x: float32 throughout, round half to
+ * even. */
 #include <math.h>
 
 #include "kernels/quant_impl.h"
@@ -14,8 +15,9 @@ static float quantize_block(const float *x, int k, int8_t *q, int16_t *sums) {
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int j = 0; j < k; j++) {
-        float v = nearbyintf(x[j] * id); /* default rounding mode: half to even */
-        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        /* default rounding mode: half to even; fmaxf/fminf also send a NaN
+         * (from a NaN or infinite x) to a number, so the cast is defined */
+        const float v = fminf(fmaxf(nearbyintf(x[j] * id), -127.0f), 127.0f);
         q[j] = (int8_t)v;
     }
     for (int g = 0; g < k / 16; g++) {
