@@ -228,6 +228,7 @@ static double float_bound(const dot_ref *r) { return (r->nb + 4) * 0x1p-24 * r->
 typedef struct {
     double simd_ratio[HMTI_QPATH_COUNT]; /* max |path - ref| / (2 * float bound) */
     double q_ratio;                      /* max |ref - exact_x| / (qerr + float bound) */
+    double exact_ratio;                  /* max |vec_dot_exact - exact_x| / (n u sum|w x|) */
 } dot_stats;
 
 /* Every available path on rows [0, rows) against ref and the float64 dots. */
@@ -269,7 +270,25 @@ static void check_dots(uint32_t type, int64_t rows, int64_t cols, const uint8_t 
             if (d / (2 * fb) > st->simd_ratio[p]) st->simd_ratio[p] = d / (2 * fb);
         }
         EXPECT_MSG(fbits(y[r]) == fbits(best(cols, wr, a)), "%s gemv row %lld", t->name, (long long)r);
+        /* exact-activation variant: the float64 dot with x itself, within n u sum|w x| */
+        double sx = 0;
+        {
+            float *wd = malloc((size_t)cols * sizeof(float));
+            hmti_dequantize_row(type, wr, wd, cols);
+            for (int64_t c = 0; c < cols; c++) sx += fabs((double)wd[c] * x[c]);
+            free(wd);
+        }
+        const float ve = hmti_vec_dot_exact(type, cols, wr, x);
+        const double eb = (cols + 4) * 0x1p-24 * sx + 1e-30;
+        EXPECT_MSG(fabs(ve - dr.exact_x) <= eb, "%s exact r%lld: %.9g vs %.9g (bound %.3g)", t->name,
+                   (long long)r, (double)ve, dr.exact_x, eb);
+        if (fabs(ve - dr.exact_x) / eb > st->exact_ratio) st->exact_ratio = fabs(ve - dr.exact_x) / eb;
     }
+    float *ye = malloc((size_t)rows * sizeof(float));
+    hmti_gemv_q_exact(type, rows, cols, w, stride, x, ye);
+    for (int64_t r = 0; r < rows; r++)
+        EXPECT(fbits(ye[r]) == fbits(hmti_vec_dot_exact(type, cols, w + (size_t)r * stride, x)));
+    free(ye);
     free(y);
     free(act);
 }
@@ -279,7 +298,7 @@ static void print_stats(const char *what, uint32_t type, const dot_stats *st) {
     for (int p = 1; p < HMTI_QPATH_COUNT; p++)
         if (p <= hmti_quant_path() && hmti_vec_dot_path(type, p))
             printf(" %s %.3f", PATH_NAME[p], st->simd_ratio[p]);
-    printf("  |ref-f64|/qbound %.3f\n", st->q_ratio);
+    printf("  |ref-f64|/qbound %.3f  |exact-f64|/bound %.3f\n", st->q_ratio, st->exact_ratio);
 }
 
 START_TEST(dots_on_golden_rows) {

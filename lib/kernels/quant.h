@@ -104,4 +104,13 @@ void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_
 void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       size_t row_stride, const void *act, float *y);
 
+/* ---- exact-activation variant (quant_dot_exact.c) ------------------------------------ */
+/* The dot of the stored weights with x itself (no activation quantization),
+ * up to float rounding: rows dequantized a super-block at a time, dotted in
+ * float. Slower; for tests and for decode results that must not depend on
+ * the 8-bit activations. x: cols floats. */
+float hmti_vec_dot_exact(uint32_t type, int64_t n, const void *w, const float *x);
+void hmti_gemv_q_exact(uint32_t type, int64_t rows, int64_t cols, const void *w, size_t row_stride,
+                       const float *x, float *y);
+
 #endif
