@@ -18,7 +18,7 @@ import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, "..", "tests", "reference"))
-from gen_model import WTYPES, make_model  # noqa: E402
+from gen_model import ALL_WTYPES, make_model  # noqa: E402
 
 PRESETS = {
     # HuggingFaceTB/SmolLM2-135M
@@ -41,7 +41,7 @@ OVERRIDES = ["n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_c
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="smollm2-135m", choices=sorted(PRESETS))
-    ap.add_argument("--type", default="f32", choices=sorted(WTYPES),
+    ap.add_argument("--type", default="f32", choices=ALL_WTYPES,
                     help="type of the 2-D weights (norms/biases stay F32)")
     ap.add_argument("-o", "--out", default=None,
                     help="output path (default models/bench-PRESET-TYPE.gguf)")

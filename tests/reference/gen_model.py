@@ -34,9 +34,52 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, "..", "..", "tools"))
 import gguf_write as gw  # noqa: E402
 
+import quants_ref as qr  # noqa: E402
+
 WTYPES = {"f32": gw.F32, "f16": gw.F16, "bf16": gw.BF16, "q8_0": gw.Q8_0}
 # general.file_type (llama_ftype): ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16
 FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}
+# Types written through quants_ref.quantize (the four above keep their own
+# encoders, so existing test models do not change), and llama_ftype values:
+# MOSTLY_Q4_0 2, Q4_1 3, Q5_0 8, Q5_1 9, Q2_K 10, Q3_K_S 11, Q4_K_S 14,
+# Q4_K_M 15, Q5_K_S 16, Q6_K 18, IQ4_NL 25, IQ4_XS 30.
+QTYPES = {"q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9, "q2_k": 10, "q3_k": 11, "q4_k": 14,
+          "q5_k": 16, "q6_k": 18, "iq4_nl": 25, "iq4_xs": 30}
+MIXES = {"q4_k_m": 15}
+ALL_WTYPES = sorted(list(WTYPES) + list(QTYPES) + list(MIXES))
+
+# llama-quantize's fallback when a row length is not a multiple of 256
+# (llama_tensor_get_type): then F16 if it is not a multiple of 32 either.
+_FALLBACK = {"Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL", "Q4_K": "Q5_0",
+             "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+
+
+def _use_more_bits(i, n):
+    """llama-quantize's choice of the layers that get more bits in *_K_M."""
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def tensor_qtype(wtype, tname, layer, n_layer, ne0, tied):
+    """quants_ref type name of a 2-D weight under wtype. q4_k_m follows
+    llama-quantize's Q4_K_M (simplified to the tensors these models have):
+    output (or token_embd when tied) Q6_K; attn_v and ffn_down Q6_K in the
+    layers _use_more_bits picks, Q4_K elsewhere; then the fallback for rows
+    that are not a multiple of 256."""
+    if wtype in WTYPES:
+        return wtype.upper()
+    if wtype == "q4_k_m":
+        t = "Q4_K"
+        if tname == "output.weight" or (tied and tname == "token_embd.weight"):
+            t = "Q6_K"
+        elif tname.endswith(("attn_v.weight", "ffn_down.weight")) and _use_more_bits(layer, n_layer):
+            t = "Q6_K"
+    else:
+        t = wtype.upper()
+    if ne0 % qr.TYPES[t].block_elems:
+        t = _FALLBACK.get(t, t)
+        if ne0 % qr.TYPES[t].block_elems:
+            t = "F16"
+    return t
 
 SPM_SPACE = "\u2581"
 
@@ -212,18 +255,21 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         raise ValueError("bad head configuration")
     if wtype == "q8_0" and (n_embd % 32 or n_ff % 32):
         raise ValueError("Q8_0 needs n_embd and n_ff multiples of 32")
+    if wtype not in WTYPES and wtype not in QTYPES and wtype not in MIXES:
+        raise ValueError(f"unknown weight type {wtype}")
     tokenizer = tokenizer or ("spm" if arch == "llama" else "gpt2")
     write_vocab_size = (arch == "llama") if write_vocab_size is None else write_vocab_size
     write_rope_dim = (arch == "llama") if write_rope_dim is None else write_rope_dim
     hd = n_embd // n_head
-    tt = WTYPES[wtype]
+    tt = WTYPES.get(wtype)
+    qtypes_used = {}
     rng = np.random.default_rng(seed)
 
     w = gw.GGUFWriter(alignment=alignment)
     w.add("general.architecture", arch)
     w.add("general.name", name or os.path.splitext(os.path.basename(path))[0])
-    w.add("general.file_type", FILE_TYPE[wtype], gw.UINT32)
-    if wtype == "q8_0":
+    w.add("general.file_type", {**FILE_TYPE, **QTYPES, **MIXES}[wtype], gw.UINT32)
+    if wtype != "f32" and wtype not in ("f16", "bf16"):
         w.add("general.quantization_version", 2, gw.UINT32)
     w.add(f"{arch}.context_length", n_ctx, gw.UINT32)
     w.add(f"{arch}.embedding_length", n_embd, gw.UINT32)
@@ -244,6 +290,16 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     def T(tname, a, ttype):
         nonlocal n_params
         n_params += a.size
+        if ttype is None:  # a quantized 2-D weight: its type by tensor_qtype
+            layer = int(tname.split(".")[1]) if tname.startswith("blk.") else -1
+            q = tensor_qtype(wtype, tname, layer, n_layer, a.shape[-1], tied)
+            qtypes_used[q] = qtypes_used.get(q, 0) + 1
+            if q in ("F16", "F32"):
+                w.add_tensor(tname, a, gw.F16 if q == "F16" else gw.F32)
+            else:
+                data = qr.quantize(q, a)
+                w.tensors.append((tname, list(reversed(a.shape)), qr.TYPES[q].ggml_id, data))
+            return
         w.add_tensor(tname, a, ttype)
 
     def norm(n):
@@ -275,7 +331,9 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
             "head_dim": hd, "n_params": int(n_params), "tied": int(bool(tied)), "wtype": wtype,
             "tokenizer": "llama" if tokenizer == "spm" else "gpt2",
             "bos": special["bos"], "eos": special["eos"], "rope_base": rope_base,
-            "rms_eps": rms_eps, "gguf_version": version, "alignment": alignment}
+            "rms_eps": rms_eps, "gguf_version": version, "alignment": alignment,
+            **({"tensor_types": ",".join(f"{k}:{v}" for k, v in sorted(qtypes_used.items()))}
+               if qtypes_used else {})}
 
 
 def main(argv=None):
@@ -292,7 +350,7 @@ def main(argv=None):
     ap.add_argument("--rope-base", type=float, default=10000.0)
     ap.add_argument("--rms-eps", type=float, default=1e-5)
     ap.add_argument("--tied", action="store_true", help="no output.weight (LM head = token_embd)")
-    ap.add_argument("--type", default="f32", choices=sorted(WTYPES))
+    ap.add_argument("--type", default="f32", choices=ALL_WTYPES)
     ap.add_argument("--tokenizer", choices=["spm", "gpt2"], default=None)
     ap.add_argument("--pre", default=None, help="tokenizer.ggml.pre for gpt2 (default qwen2)")
     ap.add_argument("--seed", type=int, default=0)

@@ -34,6 +34,14 @@ _VT_DTYPE = {VT_UINT8: "<u1", VT_INT8: "<i1", VT_UINT16: "<u2", VT_INT16: "<i2",
 GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
 TENSOR_TYPES = {GGML_F32: ("F32", 1, 4), GGML_F16: ("F16", 1, 2),
                 GGML_Q8_0: ("Q8_0", 32, 34), GGML_BF16: ("BF16", 1, 2)}
+# The other GGML block types, dequantized by quants_ref.py (written from the
+# block layouts, separately from this reader's own Q8_0 decoding above).
+try:
+    import quants_ref as _qr
+    for _t in _qr.TYPES.values():
+        TENSOR_TYPES.setdefault(_t.ggml_id, (_t.name, _t.block_elems, _t.block_bytes))
+except ImportError:  # pragma: no cover (quants_ref.py sits next to this file)
+    _qr = None
 
 TensorInfo = namedtuple("TensorInfo", "name ne type offset")
 
@@ -168,6 +176,8 @@ class GGUFFile:
             d = blocks[:, :2].copy().view("<f2").astype(np.float32)   # [nb, 1]
             q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)  # [nb, 32]
             a = (d * q).reshape(-1)
+        elif _qr is not None and t.type in TENSOR_TYPES:
+            a = _qr.dequantize(TENSOR_TYPES[t.type][0], raw)
         else:  # pragma: no cover (rejected at open)
             raise GGUFError(t.type)
         return a.reshape(shape)

@@ -217,6 +217,54 @@ def main():
     knn_ref.self_check()
     kpath, kcases = knn_ref.write_golden(out)
     print(f"make_testdata: {kcases} kNN-LM cases -> {kpath}")
+    make_quant_goldens(out)
+
+
+# Models with block-quantized weights, for the loader step of issue 13 (not yet
+# read by the C suites: lib/model.c rejects these types so far). Listed in
+# quant-manifest.txt (same keys as manifest.txt plus tensor_types), goldens
+# as for MODELS (computed from the dequantized weights, so exact dequantization
+# needs no extra tolerance; re-quantized activations do, see docs/QUANTS.md).
+QUANT_MODELS = [
+    # K-quant rows (256-wide): Q4_K, attn_v / ffn_down of layer 1 and output in Q6_K
+    ("llama-q4km", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=4, n_head_kv=2,
+                        n_ff=512, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="q4_k_m",
+                        seed=21)),
+    # 160-wide rows: llama-quantize's fallbacks (Q4_K -> Q5_0, Q6_K -> Q8_0), tied head
+    ("qwen2-q4km-fallback", dict(arch="qwen2", n_vocab=330, n_embd=160, n_layer=2, n_head=5,
+                                 n_head_kv=1, n_ff=256, n_ctx=128, rope_base=1000000.0,
+                                 rms_eps=1e-6, tied=True, wtype="q4_k_m", seed=22)),
+    # the low-bit K-quants and the non-linear code book
+    ("llama-q3k", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=4, n_head_kv=2,
+                       n_ff=256, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="q3_k", seed=23)),
+    ("llama-iq4xs", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=4, n_head_kv=2,
+                         n_ff=256, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="iq4_xs",
+                         seed=24)),
+]
+
+
+def make_quant_goldens(out):
+    """GGML weight blocks (quants_ref.py): quant-<TYPE>.golden for tests/check_quant.c,
+    then the QUANT_MODELS with their golden cases and quant-manifest.txt."""
+    import quants_ref
+    names = quants_ref.write_goldens(out)
+    print(f"make_testdata: {len(names)} weight types -> quant-<TYPE>.golden")
+    lines = ["# Block-quantized test models (make_testdata.QUANT_MODELS); keys as in manifest.txt,",
+             "# plus tensor_types (type:count of the 2-D weights)."]
+    for mi, (name, kw) in enumerate(QUANT_MODELS):
+        path = os.path.join(out, name + ".gguf")
+        info = dict(name=name, file=name + ".gguf", **make_model(path, name=name, **kw))
+        ref = Model(path)
+        assert ref.n_params == info["n_params"]
+        for cname, chunks in cases(ref, 2000 + mi).items():
+            lg, hd = ref.forward_chunks(chunks)
+            assert np.isfinite(lg).all() and np.abs(lg).max() < 50
+            tokens, pos, sizes, embd = flatten(chunks, ref.n_embd)
+            write_golden(os.path.join(out, f"{name}.{cname}.golden"), tokens, pos, sizes, embd, lg, hd)
+        lines.append(" ".join(f"{k}={info[k]}" for k in MANIFEST_KEYS + ["tensor_types"]))
+        print(f"  {name:20s} {info['tensor_types']}")
+    with open(os.path.join(out, "quant-manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

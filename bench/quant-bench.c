@@ -1,0 +1,170 @@
+/* quant-bench: decode GEMV on weights kept in GGML block formats
+ * (lib/kernels/quant.h), against the streaming-read bandwidth measured in
+ * the same run (docs/QUANTS.md). For each weight type: a decode step over a
+ * stack of layers (q, k, v, o, gate, up, down of a 768-wide model, widths
+ * multiples of 256 so every type applies), each matrix one hmti_gemv_q_rows
+ * job split over the pool after one activation quantization; reported as GB/s
+ * of weights read, % of the bandwidth, and the per-path speed of one
+ * matrix on one thread (ref / avx2 / avx512 / vnni).
+ *
+ *   quant-bench [threads=2] [reps=7] [layers=30] [TYPE...]   (default types:
+ *   Q8_0 Q4_0 Q4_K Q5_K Q6_K F16 BF16)
+ *
+ * Random bytes with finite f16 scales: speed does not depend on the values. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ceiling.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+#define HIDDEN 768
+#define FFN 2048
+#define KV 256
+#define N_MAT 7
+static const int64_t ROWS[N_MAT] = {HIDDEN, KV, KV, HIDDEN, FFN, FFN, HIDDEN};
+static const int64_t COLS[N_MAT] = {HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, FFN};
+
+typedef struct {
+    uint32_t type;
+    int64_t rows, cols;
+    const uint8_t *w;
+    size_t stride;
+    const void *act;
+    float *y;
+} job;
+
+static void gemv_job(void *p, int ith, int nth) {
+    const job *j = p;
+    int64_t lo, hi;
+    hmti_split_range(j->rows, ith, nth, 16, &lo, &hi);
+    if (lo < hi) hmti_gemv_q_rows(j->type, lo, hi, j->cols, j->w, j->stride, j->act, j->y);
+}
+
+static uint32_t type_by_name(const char *s) {
+    static const uint32_t all[] = {0, 1, 30, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(hmti_qtraits_of(all[i])->name, s) == 0) return all[i];
+    return 999;
+}
+
+static void fill(uint32_t type, uint8_t *w, size_t bytes) {
+    uint64_t s = 88172645463325252ULL;
+    for (size_t i = 0; i < bytes; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        w[i] = (uint8_t)s;
+    }
+    const hmti_qtraits *t = hmti_qtraits_of(type);
+    if (t->block_elems == 1) { /* finite, normal values: clear the exponent's top bit */
+        const size_t es = type == 0 ? 4 : 2;
+        for (size_t i = es - 1; i < bytes; i += es) w[i] &= 0xBF;
+        return;
+    }
+    /* f16 scale (and min) fields: normal values in [1/16, 1/8) (no subnormal slow paths) */
+    int d_off = type == 10 ? 80 : type == 11 ? 108 : type == 14 ? 208 : 0;
+    int m_off = type == 10 ? 82 : (type == 3 || type == 7 || type == 12 || type == 13) ? 2 : -1;
+    for (size_t b = 0; b < bytes; b += (size_t)t->block_bytes)
+        for (int f = 0; f < 2; f++) {
+            int o = f ? m_off : d_off;
+            if (o < 0) continue;
+            w[b + (size_t)o + 1] = (uint8_t)(0x2C | (w[b + (size_t)o + 1] & 0x03));
+        }
+}
+
+int main(int argc, char **argv) {
+    int max_threads = argc > 1 ? atoi(argv[1]) : 2;
+    int reps = argc > 2 ? atoi(argv[2]) : 7;
+    int layers = argc > 3 ? atoi(argv[3]) : 30;
+    if (max_threads < 1) max_threads = 1;
+    if (reps < 1 || reps > 64) reps = 7;
+    if (layers < 1) layers = 1;
+    uint32_t types[32];
+    int nt = 0;
+    for (int i = 4; i < argc && nt < 32; i++) {
+        uint32_t t = type_by_name(argv[i]);
+        if (t == 999) {
+            fprintf(stderr, "quant-bench: unknown type %s\n", argv[i]);
+            return 1;
+        }
+        types[nt++] = t;
+    }
+    if (!nt) {
+        static const uint32_t def[] = {8, 2, 12, 13, 14, 1, 30};
+        for (int i = 0; i < 7; i++) types[nt++] = def[i];
+    }
+    static const char *path_name[HMTI_QPATH_COUNT] = {"ref", "avx2", "avx512", "vnni"};
+    printf("quant-bench: %d layers of %d matrices (hidden %d, ffn %d, kv %d); CPU path '%s'; "
+           "reps %d (medians)\n", layers, N_MAT, HIDDEN, FFN, KV, path_name[hmti_quant_path()], reps);
+
+    float *x = hmtb_alloc(FFN * sizeof(float));
+    float *y = hmtb_alloc(FFN * sizeof(float));
+    void *act = hmtb_alloc(hmti_qact_bytes(2, FFN) + hmti_qact_bytes(12, FFN) + 4096);
+    if (!x || !y || !act) return 1;
+    for (int i = 0; i < FFN; i++) x[i] = (float)((i * 37) % 101) * 0.02f - 1.0f;
+
+    for (int ti = 0; ti < nt; ti++) {
+        const uint32_t type = types[ti];
+        const char *name = hmti_qtraits_of(type)->name;
+        size_t off[N_MAT], per_layer = 0;
+        for (int m = 0; m < N_MAT; m++) {
+            off[m] = per_layer;
+            per_layer += hmti_qrow_bytes(type, COLS[m]) * (size_t)ROWS[m];
+        }
+        const size_t total = per_layer * (size_t)layers;
+        uint8_t *w = hmtb_alloc(total);
+        if (!w) {
+            fprintf(stderr, "quant-bench: cannot allocate %zu bytes\n", total);
+            return 1;
+        }
+        fill(type, w, total);
+        printf("\n== %s: %.3f bits/weight, %.1f MB of weights per step ==\n", name,
+               8.0 * (double)hmti_qtraits_of(type)->block_bytes / hmti_qtraits_of(type)->block_elems,
+               (double)total * 1e-6);
+        /* per-path speed, one thread, one matrix (gate: FFN x HIDDEN) reused (cache-warm) */
+        printf("  one thread, %dx%d (%.2f MB, repeated): ", FFN, HIDDEN,
+               (double)hmti_qrow_bytes(type, HIDDEN) * FFN * 1e-6);
+        if (hmti_qact_bytes(type, HIDDEN)) hmti_quantize_act(type, x, HIDDEN, act);
+        const void *a = hmti_qact_bytes(type, HIDDEN) ? act : (const void *)x;
+        for (int p = 0; p <= hmti_quant_path(); p++) {
+            hmti_vec_dot_fn f = hmti_vec_dot_path(type, p);
+            if (!f) continue;
+            const size_t rb = hmti_qrow_bytes(type, HIDDEN);
+            double v[64];
+            for (int r = 0; r < reps; r++) {
+                double t0 = hmtb_now();
+                for (int it = 0; it < 8; it++)
+                    for (int64_t row = 0; row < FFN; row++) y[row] = f(HIDDEN, w + off[4] + row * rb, a);
+                v[r] = (hmtb_now() - t0) / 8;
+            }
+            printf(" %s %.1f GB/s", path_name[p], (double)rb * FFN / hmtb_median(v, reps) * 1e-9);
+        }
+        printf("\n");
+        for (int nth = 1; nth <= max_threads; nth++) {
+            hmti_pool *pool = NULL;
+            if (hmti_pool_create(&pool, nth) != 0) return 1;
+            double bw = hmtb_stream_read_gbs(nth, (size_t)256 << 20, reps);
+            double v[64];
+            for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+                double t0 = hmtb_now();
+                for (int l = 0; l < layers; l++)
+                    for (int m = 0; m < N_MAT; m++) {
+                        job j = {type, ROWS[m], COLS[m], w + (size_t)l * per_layer + off[m],
+                                 hmti_qrow_bytes(type, COLS[m]), x, y};
+                        if (hmti_qact_bytes(type, COLS[m])) {
+                            hmti_quantize_act(type, x, COLS[m], act);
+                            j.act = act;
+                        }
+                        hmti_pool_run(pool, gemv_job, &j);
+                    }
+                if (r >= 0) v[r] = hmtb_now() - t0;
+            }
+            double t = hmtb_median(v, reps);
+            double gbs = (double)total / t * 1e-9;
+            printf("  %d thread%s: decode step %.2f ms, %.1f GB/s = %.1f%% of the streaming read "
+                   "(%.1f GB/s)\n", nth, nth > 1 ? "s" : " ", t * 1e3, gbs, 100.0 * gbs / bw, bw);
+            hmti_pool_free(pool);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,116 @@
+/* Weights kept in GGML's stored block formats, and the kernels that compute
+ * on them without converting the whole matrix to F32 (docs/QUANTS.md).
+ *
+ * Types use ggml's numbering (enum ggml_type) so a GGUF tensor's type field
+ * is used as is. A row of n elements is n / block_elems whole blocks.
+ *
+ * Decode (one activation row): the activation is quantized once per matmul
+ * into 8-bit blocks (hmti_q8_32 for the 32-element types, hmti_q8_256 for
+ * the 256-element K-quants and IQ4_XS), then each weight row is dotted with
+ * it in integer arithmetic, block scales applied in float. F32, F16 and BF16
+ * rows are dotted with the float activation directly.
+ *
+ * Every kernel has a portable C version (the oracle of tests/check_quant.c)
+ * and, for the common types, AVX2 and AVX-512 (VNNI) versions; the best one
+ * the CPU runs is chosen once (hmti_quant_path). */
+#ifndef HMT_KERNELS_QUANT_H
+#define HMT_KERNELS_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    HMTI_T_F32 = 0, HMTI_T_F16 = 1, HMTI_T_Q4_0 = 2, HMTI_T_Q4_1 = 3, HMTI_T_Q5_0 = 6,
+    HMTI_T_Q5_1 = 7, HMTI_T_Q8_0 = 8, HMTI_T_Q2_K = 10, HMTI_T_Q3_K = 11, HMTI_T_Q4_K = 12,
+    HMTI_T_Q5_K = 13, HMTI_T_Q6_K = 14, HMTI_T_IQ4_NL = 20, HMTI_T_IQ4_XS = 23, HMTI_T_BF16 = 30
+};
+
+#define HMTI_QK_K 256
+
+typedef struct {
+    const char *name;    /* ggml's name, "Q4_K" */
+    uint32_t type;       /* ggml type id */
+    int32_t block_elems; /* 1 for F32/F16/BF16, 32, or 256 */
+    int32_t block_bytes;
+    int32_t act_block;   /* activation block: 0 (float activation), 32 or 256 */
+} hmti_qtraits;
+
+/* Traits of a supported weight type, NULL otherwise. */
+const hmti_qtraits *hmti_qtraits_of(uint32_t type);
+/* Bytes of a row of n elements; 0 if the type is unsupported or n is not a
+ * positive multiple of its block. */
+size_t hmti_qrow_bytes(uint32_t type, int64_t n);
+
+/* ---- dequantization (portable C; bit-exact to tests/reference/quants_ref.py) */
+/* dst[0..n) = the values of the n elements at src (n a multiple of the block).
+ * F32 / F16 / BF16 rows must be aligned to their element size (GGUF data
+ * is); block rows and every dot kernel need no alignment. */
+void hmti_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+
+/* ---- activation blocks ---------------------------------------------------------- */
+/* Per block: d = max|x| / 127, q = round-half-even(x * (1 / d)) in [-127, 127]
+ * (d = 0, q = 0 for an all-zero block), float32 throughout; sum[i] = sum of
+ * q over elements 16i .. 16i + 15. */
+typedef struct {
+    float d;
+    int16_t sum[2];
+    int8_t qs[32];
+} hmti_q8_32;
+
+typedef struct {
+    float d;
+    int16_t sum[16];
+    int8_t qs[HMTI_QK_K];
+} hmti_q8_256;
+
+/* Bytes of the activation blocks for a row of n elements dotted with type
+ * (0 for F32/F16/BF16, whose kernels read the float activation). */
+size_t hmti_qact_bytes(uint32_t type, int64_t n);
+/* x[0..n) -> n / block activation blocks of the kind type needs (32 or 256). */
+void hmti_quantize_act(uint32_t type, const float *x, int64_t n, void *out);
+/* The two block kinds directly (portable C, one definition for every path). */
+void hmti_quantize_q8_32(const float *x, int64_t n, hmti_q8_32 *out);
+void hmti_quantize_q8_256(const float *x, int64_t n, hmti_q8_256 *out);
+
+/* ---- dot products ------------------------------------------------------------------ */
+/* Dot of one weight row w (n elements of the type) with the activation act:
+ * hmti_q8_32 / hmti_q8_256 blocks for quantized types, float[n] for
+ * F32/F16/BF16. */
+typedef float (*hmti_vec_dot_fn)(int64_t n, const void *w, const void *act);
+
+enum { HMTI_QPATH_REF = 0, HMTI_QPATH_AVX2 = 1, HMTI_QPATH_AVX512 = 2, HMTI_QPATH_VNNI = 3 };
+#define HMTI_QPATH_COUNT 4
+
+/* The kernel of one path: NULL if that path has no kernel of its own for the
+ * type (callers fall back to a lower path). Tests use it to compare paths. */
+hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path);
+/* The highest path this CPU runs (REF: no AVX2+FMA+F16C; VNNI: AVX-512
+ * F/BW/VL/DQ plus AVX512-VNNI). Detected once. */
+int hmti_quant_path(void);
+/* The kernel chosen for this CPU (best path <= hmti_quant_path() that has
+ * one), chosen once per type. NULL for an unsupported type. */
+hmti_vec_dot_fn hmti_vec_dot_best(uint32_t type);
+
+/* ---- GEMV on quantized rows ---------------------------------------------------------- */
+/* y[r] = dot(row r of W, x) for r in [0, rows): row r at w + r * row_stride
+ * bytes, cols elements each. scratch: hmti_qact_bytes(type, cols) bytes for
+ * the quantized activation (unused, may be NULL, for F32/F16/BF16). The
+ * activation is quantized once; the caller may split rows across threads by
+ * calling hmti_gemv_q_rows on ranges with one shared, already filled scratch. */
+void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_t row_stride,
+                 const float *x, float *y, void *scratch);
+/* Rows [r0, r1) only, activation already prepared: act = the filled scratch
+ * (or x itself for F32/F16/BF16). */
+void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const void *w,
+                      size_t row_stride, const void *act, float *y);
+
+/* ---- exact-activation variant (quant_dot_exact.c) ------------------------------------ */
+/* The dot of the stored weights with x itself (no activation quantization),
+ * up to float rounding: rows dequantized a super-block at a time, dotted in
+ * float. Slower; for tests and for decode results that must not depend on
+ * the 8-bit activations. x: cols floats. */
+float hmti_vec_dot_exact(uint32_t type, int64_t n, const void *w, const float *x);
+void hmti_gemv_q_exact(uint32_t type, int64_t rows, int64_t cols, const void *w, size_t row_stride,
+                       const float *x, float *y);
+
+#endif

@@ -1,0 +1,59 @@
+/* Internal to the quant_*.c kernels: each path's table of dot kernels, and
+ * small helpers shared by the portable code. */
+#ifndef HMT_KERNELS_QUANT_IMPL_H
+#define HMT_KERNELS_QUANT_IMPL_H
+
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+/* The kernel of one path for type, or NULL (quant_dot_ref.c, quant_dot_avx2.c,
+ * quant_dot_vnni.c, quant_dot_avx512.c). */
+hmti_vec_dot_fn hmti_qdot_ref(uint32_t type);
+hmti_vec_dot_fn hmti_qdot_avx2(uint32_t type);
+hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type);
+hmti_vec_dot_fn hmti_qdot_avx512(uint32_t type);
+
+/* Little-endian fields of a block (blocks are byte arrays: no alignment). */
+static inline float hmti_qf16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return hmti_f16_to_f32(h);
+}
+static inline uint32_t hmti_qu32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Q4_K / Q5_K: 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes. */
+static inline void hmti_k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Q3_K: signed scale of sub-block j (0..15), -32..31. */
+static inline int hmti_q3k_scale(int j, const uint8_t *s) {
+    int low = (s[j % 8] >> (4 * (j / 8))) & 15;
+    int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (low | (high << 4)) - 32;
+}
+
+/* IQ4_XS: signed scale of sub-block ib (0..7), -32..31; b = the block. */
+static inline int hmti_iq4xs_scale(int ib, const uint8_t *b) {
+    uint16_t sh;
+    memcpy(&sh, b + 2, 2);
+    int low = (b[4 + ib / 2] >> (4 * (ib % 2))) & 15;
+    int high = (sh >> (2 * ib)) & 3;
+    return (low | (high << 4)) - 32;
+}
+
+extern const int8_t hmti_iq4_values[16];
+
+#endif
