@@ -72,7 +72,21 @@ static void fill(uint32_t type, uint8_t *w, size_t bytes) {
         }
 }
 
+static int usage(FILE *f, int rc) {
+    fprintf(f, "usage: quant-bench [THREADS=2] [REPS=7] [LAYERS=30] [TYPE...]\n"
+               "  decode GEMV on GGML weight blocks against the streaming-read bandwidth;\n"
+               "  TYPE: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS F16 BF16 F32\n");
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout, 0);
+    for (int i = 1; i < argc && i < 4; i++)
+        if (atoi(argv[i]) < 1) {
+            fprintf(stderr, "quant-bench: '%s' must be a positive count (argument %d)\n", argv[i], i);
+            return usage(stderr, 2);
+        }
     int max_threads = argc > 1 ? atoi(argv[1]) : 2;
     int reps = argc > 2 ? atoi(argv[2]) : 7;
     int layers = argc > 3 ? atoi(argv[3]) : 30;
@@ -85,7 +99,7 @@ int main(int argc, char **argv) {
         uint32_t t = type_by_name(argv[i]);
         if (t == 999) {
             fprintf(stderr, "quant-bench: unknown type %s\n", argv[i]);
-            return 1;
+            return usage(stderr, 2);
         }
         types[nt++] = t;
     }
