@@ -167,10 +167,9 @@ void hmti_afile_abort(hmti_afile *a) {
 
 /* Make the rename durable. The rename was the commit point and the new file
  * is in place, so a failure here is only logged (SQLite does the same: some
- * filesystems cannot fsync a folder). */
-static void sync_folder(const hmti_afile *a) {
-    char *dir = hmti_strdup(a->path);
-    if (!dir) return;
+ * filesystems cannot fsync a folder). dir: a buffer of strlen(path) + 1. */
+static void sync_folder(const hmti_afile *a, char *dir) {
+    strcpy(dir, a->path);
     char *slash = strrchr(dir, '/');
     if (!slash)
         strcpy(dir, ".");
@@ -184,7 +183,6 @@ static void sync_folder(const hmti_afile *a) {
                  a->who, a->path, dir, strerror_r(errno, eb, sizeof eb));
     }
     if (fd >= 0) close(fd);
-    free(dir);
 }
 
 int hmti_afile_commit(hmti_afile *a) {
@@ -206,9 +204,7 @@ int hmti_afile_commit(hmti_afile *a) {
         hmti_afile_abort(a);
         return rc;
     }
-    free(a->tmp);
-    a->tmp = NULL;
-    sync_folder(a);
+    sync_folder(a, a->tmp); /* the temporary's name is no longer needed */
     release(a);
     return HMT_OK;
 }

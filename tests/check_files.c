@@ -425,6 +425,9 @@ static void in_child(child_fn fn, void *arg, unsigned seconds, long as_mb, const
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        /* Check's runner handles SIGALRM by killing the whole test's process
+         * group: the default action kills only this child, and says so */
+        signal(SIGALRM, SIG_DFL);
         alarm(seconds);
 #if !defined(__SANITIZE_ADDRESS__)
         if (as_mb > 0) {
