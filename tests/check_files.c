@@ -124,6 +124,8 @@ static void sweep_writes(const char *what, write_fn op, void *state, long stride
         EXPECT_MSG(same_bytes(path, OLD, sizeof OLD), "%s: step %ld: the old file changed",
                    what, n);
     }
+    printf("%s: %ld I/O steps, each made to fail%s\n", what, steps,
+           stride > 1 ? " (every one at the ends, every stride-th in between)" : "");
     free(new_bytes);
     rm_dir(dir);
 }
