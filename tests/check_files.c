@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +249,12 @@ END_TEST
 static char *small_disk(size_t bytes, const char *test) {
     if (geteuid() != 0) {
         printf("%s: skipped (not root: cannot mount a small tmpfs)\n", test);
+        return NULL;
+    }
+    /* in a mount namespace of this (forked) test, so the tmpfs goes away
+     * with it even when an assertion ends the test early */
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        printf("%s: skipped (no private mount namespace: %s)\n", test, strerror(errno));
         return NULL;
     }
     char *dir = fresh_dir();
