@@ -18,7 +18,7 @@ static void usage(FILE *f) {
             "usage: hmt-datastore -m MODEL -f TEXT -o OUT [options]\n"
             "  -m, --model PATH     GGUF model file (llama, qwen2)\n"
             "  -f, --file PATH      UTF-8 training text\n"
-            "  -o, --output PATH    datastore file to write (written as PATH.tmp, then renamed)\n"
+            "  -o, --output PATH    datastore file to write (through a temporary next to it, then renamed)\n"
             "  -a, --adapter PATH   build through HMT with this adapter (\"-\": the model\n"
             "                       file's own); the default is the plain backbone\n"
             "  -c, --ctx-size N     window of the plain backbone in tokens (default: the\n"

@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "file_open.h"
 #include "gguf.h"
 
 #define DEFAULT_ALIGNMENT 32
@@ -512,26 +513,15 @@ int hmti_gguf_open(hmti_gguf **out, const char *path) {
     *out = NULL;
     if (!path) return hmti_errf(HMT_E_INVAL, "gguf: path is NULL");
     char eb[128];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return hmti_errf(HMT_E_IO, "gguf: cannot open '%s': %s", path,
-                         strerror_r(errno, eb, sizeof eb));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return hmti_errf(HMT_E_IO, "gguf: cannot stat '%s': %s", path,
-                         strerror_r(e, eb, sizeof eb));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return hmti_errf(HMT_E_IO, "gguf: '%s' is not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
+    int fd;
+    uint64_t fsize;
+    int rc = hmti_open_regular(path, "gguf", &fd, &fsize);
+    if (rc) return rc;
+    if (fsize > SIZE_MAX) {
         close(fd);
         return hmti_errf(HMT_E_IO, "gguf: '%s' is too large to map", path);
     }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)fsize;
     if (size == 0) { /* mmap rejects length 0; the parser reports the truncation */
         close(fd);
         return open_common(out, EMPTY, 0, NULL, 0);

@@ -1,5 +1,6 @@
-/* kNN-LM datastore files: the builder (streams keys to "<path>.tmp", then
- * values and header, then renames) and the loader (mmap, complete validation
+/* kNN-LM datastore files: the builder (streams keys to a unique temporary
+ * next to the target, then values, content checksum and header, then renames
+ * it into place: lib/atomic_file.c) and the loader (mmap, complete validation
  * before use, key norms). Format: lib/knn.h and docs/KNN.md. */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,8 @@
 
 #include "alloc.h"
 #include "busy.h"
+#include "atomic_file.h"
+#include "file_open.h"
 #include "fnv.h"
 #include "knn.h"
 #include "knn_faiss.h"
@@ -33,8 +36,7 @@ static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* ==== builder ============================================================== */
 struct hmt_knn_builder {
-    FILE *f;
-    char *path, *tmp_path;
+    hmti_afile out; /* the temporary; out.f NULL once committed or given up */
     int32_t dim, n_vocab;
     hmt_knn_dtype dtype;
     uint64_t fingerprint;
@@ -61,35 +63,26 @@ HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model
     b->n_vocab = model->n_vocab;
     b->dtype = hmti_param_value(params, HMT_P_KNN_KEY_F16) != 0 ? HMT_KNN_F16 : HMT_KNN_F32;
     b->fingerprint = model->fingerprint;
-    size_t plen = strlen(path);
-    b->path = hmti_malloc(plen + 1);
-    b->tmp_path = hmti_malloc(plen + 5);
     b->f16_buf = hmti_malloc((size_t)b->dim * sizeof *b->f16_buf);
     b->key_buf = hmti_malloc((size_t)b->dim * sizeof *b->key_buf);
-    if (!b->path || !b->tmp_path || !b->f16_buf || !b->key_buf) {
+    if (!b->f16_buf || !b->key_buf) {
         hmt_knn_builder_free(b);
         return hmti_errf(HMT_E_NOMEM, "knn builder: out of memory");
     }
-    memcpy(b->path, path, plen + 1);
-    memcpy(b->tmp_path, path, plen);
-    memcpy(b->tmp_path + plen, ".tmp", 5);
-    b->f = fopen(b->tmp_path, "wb");
-    if (!b->f) {
-        int e = errno;
-        free(b->tmp_path);
-        b->tmp_path = NULL; /* nothing to remove */
+    int rc = hmti_afile_begin(&b->out, path, "knn builder");
+    if (rc) {
         hmt_knn_builder_free(b);
-        return hmti_errf(HMT_E_IO, "knn builder: cannot create '%s.tmp': %s", path, strerror(e));
+        return rc;
     }
     /* header placeholder up to the keys section */
-    uint8_t zero[HMTI_KNN_HEADER_SIZE] = {0};
+    static const uint8_t zero[HMTI_KNN_ALIGN];
     uint64_t koff = align_up(HMTI_KNN_HEADER_SIZE, HMTI_KNN_ALIGN);
-    for (uint64_t w = 0; w < koff; w += sizeof zero) {
-        size_t n = koff - w < sizeof zero ? (size_t)(koff - w) : sizeof zero;
-        if (fwrite(zero, 1, n, b->f) != n) {
-            hmt_knn_builder_free(b);
-            return hmti_errf(HMT_E_IO, "knn builder: cannot write '%s.tmp'", path);
-        }
+    for (uint64_t w = 0; w < koff; w += sizeof zero)
+        hmti_afile_write(&b->out, zero, koff - w < sizeof zero ? (size_t)(koff - w) : sizeof zero);
+    if (b->out.err) {
+        rc = hmti_afile_commit(&b->out); /* reports the error, removes the temporary */
+        hmt_knn_builder_free(b);
+        return rc;
     }
     *out = b;
     return HMT_OK;
@@ -97,10 +90,7 @@ HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model
 
 HMT_API void hmt_knn_builder_free(hmt_knn_builder *b) {
     if (!b || hmti_retire(&b->guard, HMTI_MAGIC_BUILDER, "hmt_knn_builder_free")) return;
-    if (b->f) fclose(b->f);
-    if (!b->finished && b->tmp_path) remove(b->tmp_path);
-    free(b->path);
-    free(b->tmp_path);
+    if (b->out.f) hmti_afile_abort(&b->out);
     free(b->values);
     free(b->f16_buf);
     free(b->key_buf);
@@ -143,17 +133,20 @@ static int builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *v
     }
     for (size_t i = 0; i < n; i++) {
         const float *k = keys + i * d;
-        size_t wrote;
+        int wrote;
         if (b->dtype == HMT_KNN_F16) {
             for (size_t j = 0; j < d; j++) b->f16_buf[j] = hmti_f32_to_f16(k[j]);
-            wrote = fwrite(b->f16_buf, sizeof(uint16_t), d, b->f);
+            wrote = hmti_afile_write(&b->out, b->f16_buf, d * sizeof(uint16_t));
         } else {
-            wrote = fwrite(k, sizeof(float), d, b->f);
+            wrote = hmti_afile_write(&b->out, k, d * sizeof(float));
         }
-        if (wrote != d) {
+        if (wrote != 0) {
             b->failed = 1;
-            return hmti_errf(HMT_E_IO, "knn builder add: cannot write '%s': %s", b->tmp_path,
-                             strerror(errno));
+            char eb[128];
+            int r = hmti_errf(HMT_E_IO, "knn builder add: cannot write '%s': %s", b->out.path,
+                              strerror_r(b->out.err, eb, sizeof eb));
+            hmti_afile_abort(&b->out); /* the build is lost: no temporary left behind */
+            return r;
         }
         b->values[b->count++] = values[i];
     }
@@ -253,6 +246,23 @@ static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token
     return rc;
 }
 
+/* The content checksum, read back from the temporary once flushed (the keys
+ * were streamed out as they came). A write error is left for commit to report. */
+static int content_sum(hmt_knn_builder *b, uint64_t koff, uint64_t fsize, uint8_t *dst) {
+    if (hmti_afile_flush(&b->out)) return HMT_OK;
+    void *map = mmap(NULL, (size_t)fsize, PROT_READ, MAP_SHARED, fileno(b->out.f), 0);
+    if (map == MAP_FAILED) {
+        char eb[128];
+        return hmti_errf(HMT_E_IO, "knn builder finish: cannot map '%s' back: %s", b->out.tmp,
+                         strerror_r(errno, eb, sizeof eb));
+    }
+    uint64_t sum;
+    int rc = hmti_knn_content_sum(NULL, (const uint8_t *)map + koff, fsize - koff, &sum);
+    munmap(map, (size_t)fsize);
+    if (!rc) put64(dst, sum);
+    return rc;
+}
+
 static int builder_finish(hmt_knn_builder *b) {
     hmti_clear_error();
     if (!b) return hmti_errf(HMT_E_INVAL, "knn builder finish: NULL builder");
@@ -280,24 +290,20 @@ static int builder_finish(hmt_knn_builder *b) {
     put64(h + HMTI_KNN_OFF_MODEL_FP, b->fingerprint);
     put32(h + HMTI_KNN_OFF_N_VOCAB, (uint32_t)b->n_vocab);
     put32(h + HMTI_KNN_OFF_KEY_KIND, 0);
-    put64(h + HMTI_KNN_OFF_CHECKSUM, hmti_fnv1a(HMTI_FNV_INIT, h, HMTI_KNN_CHECKED_BYTES));
-    int ok = fwrite(zero, 1, (size_t)(voff - kend), b->f) == voff - kend &&
-             fwrite(b->values, 4, (size_t)b->count, b->f) == (size_t)b->count &&
-             fflush(b->f) == 0 && fseek(b->f, 0, SEEK_SET) == 0 &&
-             fwrite(h, 1, sizeof h, b->f) == sizeof h && fflush(b->f) == 0 &&
-             fsync(fileno(b->f)) == 0;
-    int e = errno;
-    if (fclose(b->f) != 0) ok = 0;
-    b->f = NULL;
-    if (!ok) {
+    hmti_afile_write(&b->out, zero, (size_t)(voff - kend));
+    hmti_afile_write(&b->out, b->values, (size_t)b->count * 4);
+    rc = content_sum(b, koff, fsize, h + HMTI_KNN_OFF_CONTENT);
+    if (rc) {
         b->failed = 1;
-        return hmti_errf(HMT_E_IO, "knn builder finish: cannot write '%s': %s", b->tmp_path,
-                         strerror(e));
+        hmti_afile_abort(&b->out);
+        return rc;
     }
-    if (rename(b->tmp_path, b->path) != 0) {
+    put64(h + HMTI_KNN_OFF_CHECKSUM, hmti_fnv1a(HMTI_FNV_INIT, h, HMTI_KNN_CHECKED_BYTES));
+    hmti_afile_write_at(&b->out, 0, h, sizeof h);
+    rc = hmti_afile_commit(&b->out);
+    if (rc) {
         b->failed = 1;
-        return hmti_errf(HMT_E_IO, "knn builder finish: cannot rename to '%s': %s", b->path,
-                         strerror(errno));
+        return rc;
     }
     b->finished = 1;
     return HMT_OK;
@@ -380,18 +386,10 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     if (!knn) return hmti_errf(HMT_E_NOMEM, "knn load: out of memory");
     hmti_guard_init(&knn->guard, HMTI_MAGIC_KNN);
     pthread_mutex_init(&knn->pool_mu, NULL);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return load_fail(knn, hmti_errf(HMT_E_IO, "knn load: cannot open '%s': %s", path,
-                                        strerror(e)));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return load_fail(knn, hmti_errf(HMT_E_IO, "knn load: '%s' is not a regular file", path));
-    }
-    const uint64_t fsize = (uint64_t)st.st_size;
+    int fd;
+    uint64_t fsize;
+    int rc = hmti_open_regular(path, "knn load", &fd, &fsize);
+    if (rc) return load_fail(knn, rc);
     if (fsize < HMTI_KNN_HEADER_SIZE) {
         close(fd);
         return load_fail(knn, hmti_errf(HMT_E_FORMAT, "knn load: '%s': truncated header (%" PRIu64
@@ -414,6 +412,10 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
                                         " is newer than this library's (%u)", path, version,
                                         HMTI_KNN_VERSION));
     if (version == 0) BAD("version 0", path);
+    if (version < HMTI_KNN_VERSION)
+        return load_fail(knn, hmti_errf(HMT_E_UNSUPPORTED, "knn load: '%s': version %" PRIu32
+                                        " datastore, whose keys and values no checksum covers; "
+                                        "rebuild it (hmt-datastore)", path, version));
     if (get64(h + HMTI_KNN_OFF_CHECKSUM) != hmti_fnv1a(HMTI_FNV_INIT, h, HMTI_KNN_CHECKED_BYTES))
         BAD("header checksum mismatch (corrupt header)", path);
     uint32_t hsize = get32(h + HMTI_KNN_OFF_HSIZE), dim = get32(h + HMTI_KNN_OFF_DIM);
@@ -453,17 +455,23 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     knn->dim = (int32_t)dim;
     knn->n_vocab = nv;
     knn->dtype = (hmt_knn_dtype)kdt;
+    /* threads; the content checksum before anything reads keys or values */
+    knn->n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
+    if (knn->n_threads < 1) knn->n_threads = 1;
+    rc = hmti_pool_create(&knn->pool, knn->n_threads);
+    if (rc) return load_fail(knn, rc);
+    uint64_t sum;
+    rc = hmti_knn_content_sum(knn->pool, h + koff, fsize - koff, &sum);
+    if (rc) return load_fail(knn, rc);
+    if (sum != get64(h + HMTI_KNN_OFF_CONTENT))
+        BAD("content checksum mismatch (keys or values corrupt, or from another build)", path);
     for (uint64_t i = 0; i < count; i++)
         if (knn->values[i] < 0 || knn->values[i] >= nv)
             BAD("value %" PRId32 " of pair %" PRIu64 " outside [0, %" PRId32 ")", path,
                 knn->values[i], i, nv);
-    /* threads, norms (which also check that every key is finite) */
-    knn->n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
-    if (knn->n_threads < 1) knn->n_threads = 1;
+    /* norms (which also check that every key is finite) */
     knn->norms = hmti_malloc((size_t)count * sizeof *knn->norms);
     if (!knn->norms) return load_fail(knn, hmti_errf(HMT_E_NOMEM, "knn load: out of memory"));
-    int rc = hmti_pool_create(&knn->pool, knn->n_threads);
-    if (rc) return load_fail(knn, rc);
     norm_job job = {.knn = knn};
     job.scratch = hmti_calloc((size_t)knn->n_threads, sizeof *job.scratch);
     int ok = job.scratch != NULL;

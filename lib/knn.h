@@ -15,10 +15,10 @@
  * row-major) at keys_offset, then the values (count × int32) at
  * values_offset; both offsets are multiples of the alignment (64). */
 #define HMTI_KNN_MAGIC "HMTKNNDS"
-#define HMTI_KNN_VERSION 1u
+#define HMTI_KNN_VERSION 2u      /* 2: content checksum (version 1 is refused) */
 #define HMTI_KNN_HEADER_SIZE 128u
 #define HMTI_KNN_ALIGN 64u
-#define HMTI_KNN_CHECKED_BYTES 80u /* header bytes covered by the checksum */
+#define HMTI_KNN_CHECKED_BYTES 88u /* header bytes covered by the checksum */
 
 enum {
     HMTI_KNN_OFF_MAGIC = 0,      /* char[8]                                  */
@@ -35,7 +35,8 @@ enum {
     HMTI_KNN_OFF_MODEL_FP = 64,  /* u64 model fingerprint                    */
     HMTI_KNN_OFF_N_VOCAB = 72,   /* i32 model n_vocab                        */
     HMTI_KNN_OFF_KEY_KIND = 76,  /* u32 0 = last FFN input (reserved)        */
-    HMTI_KNN_OFF_CHECKSUM = 80   /* u64 FNV-1a of bytes [0, 80)              */
+    HMTI_KNN_OFF_CONTENT = 80,   /* u64 checksum of [keys offset, file size) */
+    HMTI_KNN_OFF_CHECKSUM = 88   /* u64 FNV-1a of bytes [0, 88)              */
 };
 
 
@@ -55,6 +56,10 @@ struct hmt_knn {
     int32_t nprobe, rerank;   /* its search settings, read at attach */
     hmti_guard guard;         /* last: see busy.h                    */
 };
+
+/* The content checksum of len bytes (keys, padding, values: lib/knn_sum.c),
+ * shared over pool when not NULL. HMT_OK or HMT_E_NOMEM. */
+int hmti_knn_content_sum(hmti_pool *pool, const uint8_t *p, uint64_t len, uint64_t *out);
 
 /* Key i as F32 into out[dim]. */
 void hmti_knn_key(const hmt_knn *knn, int64_t i, float *out);

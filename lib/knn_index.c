@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "atomic_file.h"
+#include "file_open.h"
 #include "fnv.h"
 #include "knn.h"
 #include "knn_faiss.h"
@@ -152,70 +154,54 @@ static void sample_keys(const hmt_knn *knn, int64_t t, uint64_t seed, float *out
 }
 
 typedef struct {
-    FILE *f;
+    hmti_afile *out;
     uint64_t sum, size;
-    const char *path;
 } payload_writer;
 
 static int write_payload(void *ud, const void *bytes, size_t n) {
     payload_writer *w = ud;
-    if (fwrite(bytes, 1, n, w->f) != n)
-        return hmti_errf(HMT_E_IO, "knn faiss build: cannot write '%s': %s", w->path,
-                         strerror(errno));
+    if (hmti_afile_write(w->out, bytes, n)) {
+        char eb[128];
+        return hmti_errf(HMT_E_IO, "knn faiss build: cannot write '%s': %s", w->out->path,
+                         strerror_r(w->out->err, eb, sizeof eb));
+    }
     w->sum = hmti_fnv1a(w->sum, bytes, n);
     w->size += n;
     return HMT_OK;
 }
 
+/* Header placeholder, FAISS's bytes, then the header: into a temporary that
+ * replaces path only once complete (lib/atomic_file.c). */
 static int write_file(const hmt_knn *knn, const hmti_faiss *f, const ix_cfg *c,
                       const char *path) {
-    size_t plen = strlen(path);
-    char *tmp = hmti_malloc(plen + 5);
-    if (!tmp) return hmti_errf(HMT_E_NOMEM, "knn faiss build: out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    payload_writer w = {.f = fopen(tmp, "wb"), .sum = HMTI_FNV_INIT, .path = tmp};
-    if (!w.f) {
-        int rc = hmti_errf(HMT_E_IO, "knn faiss build: cannot create '%s': %s", tmp,
-                           strerror(errno));
-        free(tmp);
+    hmti_afile out;
+    int rc = hmti_afile_begin(&out, path, "knn faiss build");
+    if (rc) return rc;
+    payload_writer w = {.out = &out, .sum = HMTI_FNV_INIT};
+    uint8_t h[IX_HEADER_SIZE] = {0};
+    hmti_afile_write(&out, h, sizeof h);
+    if (!out.err) rc = hmti_faiss_write(f, write_payload, &w);
+    if (rc && !out.err) { /* FAISS itself failed: its message stands */
+        hmti_afile_abort(&out);
         return rc;
     }
-    uint8_t h[IX_HEADER_SIZE] = {0};
-    int rc = fwrite(h, 1, sizeof h, w.f) == sizeof h
-                 ? HMT_OK
-                 : hmti_errf(HMT_E_IO, "knn faiss build: cannot write '%s'", tmp);
-    if (!rc) rc = hmti_faiss_write(f, write_payload, &w);
-    if (!rc) {
-        memcpy(h + IX_OFF_MAGIC, IX_MAGIC, 8);
-        put32(h + IX_OFF_VERSION, IX_VERSION);
-        put32(h + IX_OFF_HSIZE, IX_HEADER_SIZE);
-        put32(h + IX_OFF_DIM, (uint32_t)knn->dim);
-        put32(h + IX_OFF_NLIST, (uint32_t)c->nlist);
-        put32(h + IX_OFF_PQ_M, (uint32_t)c->m);
-        put32(h + IX_OFF_PQ_NBITS, 8);
-        put64(h + IX_OFF_COUNT, (uint64_t)knn->count);
-        put64(h + IX_OFF_IDENTITY, ds_identity(knn));
-        put64(h + IX_OFF_PAYLOAD, IX_HEADER_SIZE);
-        put64(h + IX_OFF_PSIZE, w.size);
-        put64(h + IX_OFF_PSUM, w.sum);
-        put64(h + IX_OFF_TRAIN, (uint64_t)c->train);
-        put64(h + IX_OFF_SEED, c->seed);
-        put64(h + IX_OFF_CHECKSUM, hmti_fnv1a(HMTI_FNV_INIT, h, IX_CHECKED_BYTES));
-        if (fflush(w.f) != 0 || fseek(w.f, 0, SEEK_SET) != 0 ||
-            fwrite(h, 1, sizeof h, w.f) != sizeof h || fflush(w.f) != 0 ||
-            fsync(fileno(w.f)) != 0)
-            rc = hmti_errf(HMT_E_IO, "knn faiss build: cannot write '%s': %s", tmp,
-                           strerror(errno));
-    }
-    if (fclose(w.f) != 0 && !rc)
-        rc = hmti_errf(HMT_E_IO, "knn faiss build: cannot close '%s': %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) != 0)
-        rc = hmti_errf(HMT_E_IO, "knn faiss build: cannot rename to '%s': %s", path,
-                       strerror(errno));
-    if (rc) remove(tmp);
-    free(tmp);
-    return rc;
+    memcpy(h + IX_OFF_MAGIC, IX_MAGIC, 8);
+    put32(h + IX_OFF_VERSION, IX_VERSION);
+    put32(h + IX_OFF_HSIZE, IX_HEADER_SIZE);
+    put32(h + IX_OFF_DIM, (uint32_t)knn->dim);
+    put32(h + IX_OFF_NLIST, (uint32_t)c->nlist);
+    put32(h + IX_OFF_PQ_M, (uint32_t)c->m);
+    put32(h + IX_OFF_PQ_NBITS, 8);
+    put64(h + IX_OFF_COUNT, (uint64_t)knn->count);
+    put64(h + IX_OFF_IDENTITY, ds_identity(knn));
+    put64(h + IX_OFF_PAYLOAD, IX_HEADER_SIZE);
+    put64(h + IX_OFF_PSIZE, w.size);
+    put64(h + IX_OFF_PSUM, w.sum);
+    put64(h + IX_OFF_TRAIN, (uint64_t)c->train);
+    put64(h + IX_OFF_SEED, c->seed);
+    put64(h + IX_OFF_CHECKSUM, hmti_fnv1a(HMTI_FNV_INIT, h, IX_CHECKED_BYTES));
+    hmti_afile_write_at(&out, 0, h, sizeof h);
+    return hmti_afile_commit(&out); /* reports the first write error, if any */
 }
 
 HMT_API int32_t hmt_knn_faiss_available(void) { return hmti_faiss_available(); }
@@ -316,16 +302,10 @@ static int faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params
     hmti_clear_error();
     if (!knn || !path) return hmti_errf(HMT_E_INVAL, "knn faiss attach: NULL argument");
     if (!hmti_faiss_available()) return not_built("knn faiss attach");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return hmti_errf(HMT_E_IO, "knn faiss attach: cannot open '%s': %s", path,
-                         strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return hmti_errf(HMT_E_IO, "knn faiss attach: '%s' is not a regular file", path);
-    }
-    const uint64_t fsize = (uint64_t)st.st_size;
+    int fd;
+    uint64_t fsize;
+    int rc = hmti_open_regular(path, "knn faiss attach", &fd, &fsize);
+    if (rc) return rc;
     if (fsize < IX_HEADER_SIZE) {
         close(fd);
         return hmti_errf(HMT_E_FORMAT, "knn faiss attach: '%s': truncated header (%" PRIu64
@@ -337,7 +317,7 @@ static int faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params
     if (map == MAP_FAILED)
         return hmti_errf(HMT_E_IO, "knn faiss attach: cannot map '%s': %s", path, strerror(e));
     hmti_faiss *f = NULL;
-    int rc = read_index(knn, path, map, fsize, &f);
+    rc = read_index(knn, path, map, fsize, &f);
     munmap(map, (size_t)fsize);
     if (rc) return rc;
     hmti_faiss_free(knn->faiss);

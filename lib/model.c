@@ -9,6 +9,7 @@
 #include "model.h"
 
 #define NAME_MAX_LEN 96
+#define TENSORS_PER_LAYER 9 /* q k v o, gate up down, two norms */
 
 static int meta_u32(const hmti_gguf *g, const char *arch, const char *suffix, int32_t *out,
                     int required, int32_t def) {
@@ -187,6 +188,14 @@ static int load_weights(hmt_model *m) {
     int rc = find_tensor(m->gguf, "token_embd.weight", d, m->n_vocab, 1, &m->tok_embd);
     if (rc) return rc;
     m->n_params += (uint64_t)m->n_vocab * (uint64_t)d;
+    /* The layer count is only metadata: bound it by the tensors the file
+     * holds before the layer table is allocated (10^7 layers in a few MB
+     * cost gigabytes and seconds before the first missing tensor). */
+    const uint64_t n_tensors = hmti_gguf_n_tensors(m->gguf);
+    if ((uint64_t)m->n_layer > n_tensors / TENSORS_PER_LAYER)
+        return hmti_errf(HMT_E_FORMAT, "model: '%s.block_count' = %d layers, but the file holds "
+                         "%llu tensors (a layer needs %d)", m->arch_name, m->n_layer,
+                         (unsigned long long)n_tensors, TENSORS_PER_LAYER);
 
     m->layers = hmti_calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
@@ -234,6 +243,12 @@ static int load_weights(hmt_model *m) {
 
 static int load_vocab(hmt_model *m) {
     if (hmti_gguf_find_key(m->gguf, "tokenizer.ggml.model") < 0) return HMT_OK;
+    uint64_t n;
+    /* more token texts than embedding rows: refused before they are copied */
+    if (hmti_gguf_get_arr(m->gguf, "tokenizer.ggml.tokens", NULL, &n, NULL) == HMT_OK &&
+        n > (uint64_t)m->n_vocab)
+        return hmti_errf(HMT_E_FORMAT, "model: 'tokenizer.ggml.tokens' has %llu tokens but the "
+                         "embedding table %d rows", (unsigned long long)n, m->n_vocab);
     int rc = hmti_vocab_load(&m->vocab, m->gguf);
     if (rc) return rc;
     if (hmti_vocab_n_tokens(m->vocab) > m->n_vocab)

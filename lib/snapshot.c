@@ -4,11 +4,15 @@
  *   u32 settings[SETTINGS], i64 counters[COUNTERS], the arrays below in a
  *   fixed order, then u64 FNV-1a of all preceding bytes.
  * Restore validates all of it before changing the stream. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
+#include "atomic_file.h"
+#include "file_open.h"
 #include "fnv.h"
 #include "stream.h"
 
@@ -247,6 +251,19 @@ HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
     return rc;
 }
 
+/* The largest snapshot this stream can produce: every array at the size its
+ * settings allow (segment of L, k sensory ids, N memories, a full KV cache,
+ * one logits row). restore_file reads no file larger than this. */
+static size_t max_snapshot_size(const hmt_stream *cs) {
+    hmt_stream *s = (hmt_stream *)cs; /* measuring only: nothing is read or written */
+    int64_t ctr[N_COUNTERS] = {0};
+    ctr[3] = ctr[7] = s->L, ctr[8] = s->k, ctr[9] = ctr[11] = s->N, ctr[15] = s->bb.n_ctx;
+    cursor c = {SAVE, NULL, NULL, 0, 0, 0, 0, 0};
+    walk_arrays(&c, s, ctr); /* ctr[13] = 0: the logits row is added below */
+    return 8 + 16 + N_SETTINGS * 4 + N_COUNTERS * 8 + c.pos +
+           (size_t)s->model->n_vocab * sizeof(float) + sizeof(uint64_t);
+}
+
 HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
     hmti_clear_error();
     if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_save_file: NULL argument");
@@ -256,41 +273,54 @@ HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
     void *buf = hmti_malloc(len);
     if (!buf) return fail((hmt_stream *)s, hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory"));
     rc = hmt_stream_save(s, buf, len, &len);
+    hmti_afile out;
+    /* a temporary replaces path only once complete: a full disk or a crash
+     * leaves the previous snapshot as it was (lib/atomic_file.c) */
+    if (!rc) rc = hmti_afile_begin(&out, path, "hmt_stream_save_file");
     if (!rc) {
-        FILE *f = fopen(path, "wb");
-        if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
-            if (f) fclose(f);
-            rc = fail((hmt_stream *)s, hmti_errf(HMT_E_IO, "hmt_stream_save_file: cannot write '%s'", path));
-        }
+        hmti_afile_write(&out, buf, len);
+        rc = hmti_afile_commit(&out);
     }
+    if (rc) fail((hmt_stream *)s, rc);
     free(buf);
     return rc;
+}
+
+/* Read exactly len bytes (the size fstat gave: a file that grows meanwhile
+ * is not followed, one that shrinks is an error). */
+static int read_all(int fd, unsigned char *buf, size_t len, const char *path) {
+    for (size_t got = 0; got < len;) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            char eb[128];
+            return hmti_errf(HMT_E_IO, "hmt_stream_restore_file: cannot read '%s': %s", path,
+                             r < 0 ? strerror_r(errno, eb, sizeof eb) : "file shrank while read");
+        }
+        got += (size_t)r;
+    }
+    return HMT_OK;
 }
 
 HMT_API int hmt_stream_restore_file(hmt_stream *s, const char *path) {
     hmti_clear_error();
     if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore_file: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(s, hmti_errf(HMT_E_IO, "hmt_stream_restore_file: cannot open '%s'", path));
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    int rc = HMT_OK;
-    do {
-        if (len == cap) {
-            size_t ncap = cap ? 2 * cap : 1 << 16;
-            unsigned char *nb = hmti_realloc(buf, ncap);
-            if (!nb) {
-                rc = hmti_errf(HMT_E_NOMEM, "hmt_stream_restore_file: out of memory");
-                break;
-            }
-            buf = nb, cap = ncap;
-        }
-        got = fread(buf + len, 1, cap - len, f);
-        len += got;
-    } while (got > 0);
-    if (!rc && ferror(f)) rc = hmti_errf(HMT_E_IO, "hmt_stream_restore_file: read error on '%s'", path);
-    fclose(f);
-    if (!rc) rc = hmt_stream_restore(s, buf, len);
+    int fd;
+    uint64_t size;
+    int rc = hmti_open_regular(path, "hmt_stream_restore_file", &fd, &size);
+    if (rc) return fail(s, rc);
+    const size_t max = max_snapshot_size(s);
+    if (size > max) {
+        close(fd);
+        return fail(s, hmti_errf(HMT_E_FORMAT, "hmt_stream_restore_file: '%s' has %llu bytes, "
+                                 "more than any snapshot of this stream (at most %zu)", path,
+                                 (unsigned long long)size, max));
+    }
+    unsigned char *buf = hmti_malloc(size ? (size_t)size : 1);
+    rc = buf ? read_all(fd, buf, (size_t)size, path)
+             : hmti_errf(HMT_E_NOMEM, "hmt_stream_restore_file: out of memory");
+    close(fd);
+    if (!rc) rc = hmt_stream_restore(s, buf, (size_t)size);
     free(buf);
     return rc ? fail(s, rc) : HMT_OK;
 }

@@ -15,6 +15,7 @@
 #include "hmt/hmt.h"
 #include "hmt/hmt_knn.h"
 #include "hmt/hmt_proc.h"
+#include "knn.h" /* hmti_knn_content_sum: forging the checksum of an edited file */
 #include "util/testutil.h"
 
 #define LP_TOL 2e-5
@@ -369,7 +370,15 @@ static uint64_t fnv(const unsigned char *b, size_t n) {
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
 }
-static void fix_checksum(unsigned char *b) { put_u64(b, 80, fnv(b, 80)); }
+static void fix_checksum(unsigned char *b) { put_u64(b, 88, fnv(b, 88)); }
+/* After editing keys or values: their content checksum, then the header's. */
+static void fix_content(unsigned char *b, size_t len) {
+    uint64_t koff, sum;
+    memcpy(&koff, b + 40, 8);
+    ck_assert_int_eq(hmti_knn_content_sum(NULL, b + koff, len - koff, &sum), HMT_OK);
+    put_u64(b, 80, sum);
+    fix_checksum(b);
+}
 
 static int try_load(const hmt_model *m, const unsigned char *buf, size_t len) {
     const char *path = hmt_test_tmp_path(".knn");
@@ -392,9 +401,7 @@ START_TEST(file_round_trip_and_validation) {
     for (size_t i = 0; i < n; i++) vals[i] = (hmt_token)(i * 7 % 320);
     for (int f16 = 0; f16 < 2; f16++) {
         const char *path = build_file(m, keys, vals, n, f16);
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        ck_assert_int_ne(access(tmp, F_OK), 0); /* renamed away */
+        ck_assert_int_eq(hmt_test_temporaries(path), 0); /* renamed away */
         size_t len;
         unsigned char *good = hmt_test_read_file(path, &len);
         const size_t kbytes = n * d * (f16 ? 2 : 4), voff = (128 + kbytes + 63) / 64 * 64;
@@ -448,18 +455,31 @@ START_TEST(file_round_trip_and_validation) {
         ck_assert_int_eq(try_load(m, b, len), HMT_E_FORMAT);
         /* newer version */
         memcpy(b, good, len);
-        b[8] = 2;
+        b[8] = 3;
         fix_checksum(b);
         ck_assert_int_eq(try_load(m, b, len), HMT_E_UNSUPPORTED);
+        /* version 1 (no content checksum): refused, with what to do */
+        memcpy(b, good, len);
+        b[8] = 1;
+        fix_checksum(b);
+        ck_assert_int_eq(try_load(m, b, len), HMT_E_UNSUPPORTED);
+        ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "rebuild"));
+        /* one key bit, header untouched: the content checksum */
+        memcpy(b, good, len);
+        b[128 + 5] ^= 0x10;
+        ck_assert_int_eq(try_load(m, b, len), HMT_E_FORMAT);
+        ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "content checksum"));
         /* a value out of range */
         memcpy(b, good, len);
         int32_t bad = 320;
         memcpy(b + voff + 4 * 5, &bad, 4);
+        fix_content(b, len);
         ck_assert_int_eq(try_load(m, b, len), HMT_E_FORMAT);
         ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "value 320"));
         /* a non-finite key */
         memcpy(b, good, len);
         memset(b + 128 + 3 * d * (f16 ? 2 : 4), 0xff, 4);
+        fix_content(b, len);
         ck_assert_int_eq(try_load(m, b, len), HMT_E_FORMAT);
         ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "not finite"));
         free(b);
@@ -485,12 +505,11 @@ END_TEST
 START_TEST(builder_misuse) {
     hmt_model *m = load_model("llama-f32.gguf");
     const char *path = hmt_test_tmp_path(".knn");
-    char keep[4096], tmp[4200];
+    char keep[4096];
     snprintf(keep, sizeof keep, "%s", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", keep);
     hmt_knn_builder *b = NULL;
     ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, NULL), HMT_OK);
-    ck_assert_int_eq(access(tmp, F_OK), 0);
+    ck_assert_int_eq(hmt_test_temporaries(keep), 1);
     ck_assert_int_eq(hmt_knn_builder_finish(b), HMT_E_MISUSE); /* empty */
     float key[64] = {0};
     hmt_token v = 320;
@@ -502,7 +521,7 @@ START_TEST(builder_misuse) {
     key[3] = 0;
     ck_assert_int_eq(hmt_knn_builder_add(b, key, &v, 1), HMT_OK);
     hmt_knn_builder_free(b); /* unfinished: the temporary file goes away */
-    ck_assert_int_ne(access(tmp, F_OK), 0);
+    ck_assert_int_eq(hmt_test_temporaries(keep), 0);
     ck_assert_int_ne(access(keep, F_OK), 0);
     ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, NULL), HMT_OK);
     ck_assert_int_eq(hmt_knn_builder_add(b, key, &v, 1), HMT_OK);

@@ -528,7 +528,12 @@ HMT_API HMT_NODISCARD int hmt_stream_set_recall_callback(hmt_stream *stream, hmt
  *  bit-identical results. save: snprintf-style (HMT_E_BUFFER with *len_out =
  *  needed size; buf may be NULL when cap is 0). restore: HMT_E_FORMAT for a
  *  corrupt or truncated snapshot, HMT_E_INVAL for one taken with another
- *  model, adapter or settings; the stream is unchanged on failure. */
+ *  model, adapter or settings; the stream is unchanged on failure.
+ *  save_file writes a temporary next to path and renames it over path once
+ *  complete and synced: on failure (HMT_E_IO, with the system's reason)
+ *  path is unchanged. restore_file reads regular files only (HMT_E_IO for a
+ *  FIFO, folder or device) and none larger than this stream's largest
+ *  snapshot (HMT_E_FORMAT). */
 HMT_API HMT_NODISCARD int hmt_stream_save(const hmt_stream *stream, void *buf, size_t cap,
                                           size_t *len_out);
 HMT_API HMT_NODISCARD int hmt_stream_restore(hmt_stream *stream, const void *buf, size_t len);

@@ -67,9 +67,11 @@ typedef int (*hmt_knn_progress_fn)(void *user_data, int64_t done, int64_t total)
 
 /** Start a datastore for model, written to path. Keys are n_embd floats;
  *  params key used: HMT_P_KNN_KEY_F16 (store keys as F16; default F32).
- *  Keys stream to "<path>.tmp" as they are added (values are kept in memory,
+ *  Keys stream to a temporary "<path>.tmp-XXXXXX" (unique: two builds to one
+ *  path never share it) as they are added (values are kept in memory,
  *  4 bytes each); hmt_knn_builder_finish() completes that file and renames
- *  it to path, so path never holds a partial datastore. The builder records
+ *  it to path, so path never holds a partial datastore and a failed build
+ *  leaves the file already there untouched. The builder records
  *  the model's fingerprint but keeps no reference to the model.
  *  Errors: HMT_E_INVAL (NULL argument), HMT_E_IO (cannot create the file),
  *  HMT_E_NOMEM. */
@@ -118,7 +120,7 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_add_stream(hmt_knn_builder *builder,
 HMT_API int64_t hmt_knn_builder_count(const hmt_knn_builder *builder);
 
 /** Write the values and the header, sync, and rename the file to its final
- *  path. Afterwards the builder only accepts hmt_knn_builder_free().
+ *  path (then sync its folder). Afterwards the builder only accepts hmt_knn_builder_free().
  *  Errors: HMT_E_MISUSE (finished twice, or no pair was added), HMT_E_IO. */
 HMT_API HMT_NODISCARD int hmt_knn_builder_finish(hmt_knn_builder *builder);
 
@@ -191,7 +193,8 @@ HMT_API HMT_NODISCARD int hmt_knn_search(const hmt_knn *knn, const float *querie
 HMT_API int32_t hmt_knn_faiss_available(void);
 
 /** Build an IVF-PQ index (algorithms.md §2.3) over all keys of knn and write
- *  it to path (through "<path>.tmp", renamed when complete). The coarse
+ *  it to path (through a unique temporary "<path>.tmp-XXXXXX", renamed over
+ *  path when complete: a failure leaves path as it was). The coarse
  *  quantizer (nlist lists, k-means) and the product quantizer (m
  *  sub-quantizers of 8 bits: m bytes per key) are trained on a random sample
  *  of the keys, drawn without replacement; then every key is added, read in

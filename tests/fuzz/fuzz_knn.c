@@ -1,6 +1,8 @@
 /* libFuzzer: arbitrary bytes as a kNN-LM datastore file for the demo model
  * (through a memfd, since the loader maps a path). A datastore that loads is
  * searched, so every key and value the validation let through is read.
+ * Each input is loaded twice: as it is, and with its content and header
+ * checksums recomputed, so that mutations reach the checks behind them.
  * The seeds are datastores written by examples/hmt-datastore (tests/fuzz/seeds.sh). */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -10,8 +12,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "hmt/hmt.h"
 #include "hmt/hmt_knn.h"
+#include "knn.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,12 +28,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void load_once(const uint8_t *data, size_t size) {
     int fd = memfd_create("knn", 0);
-    if (fd < 0) return 0;
+    if (fd < 0) return;
     if (write(fd, data, size) != (ssize_t)size) {
         close(fd);
-        return 0;
+        return;
     }
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
@@ -41,5 +45,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         hmt_knn_free(k);
     }
     close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    load_once(data, size);
+    if (size < HMTI_KNN_HEADER_SIZE) return 0;
+    uint8_t *fixed = malloc(size);
+    if (!fixed) return 0;
+    memcpy(fixed, data, size);
+    uint64_t koff, sum;
+    memcpy(&koff, fixed + HMTI_KNN_OFF_KEYS, 8);
+    if (koff <= size && !hmti_knn_content_sum(NULL, fixed + koff, size - koff, &sum))
+        memcpy(fixed + HMTI_KNN_OFF_CONTENT, &sum, 8);
+    sum = hmti_fnv1a(HMTI_FNV_INIT, fixed, HMTI_KNN_CHECKED_BYTES);
+    memcpy(fixed + HMTI_KNN_OFF_CHECKSUM, &sum, 8);
+    load_once(fixed, size);
+    free(fixed);
     return 0;
 }

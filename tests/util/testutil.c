@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,24 @@ int hmt_test_write_file(const char *path, const void *buf, size_t len) {
     if (!f) return -1;
     size_t w = fwrite(buf, 1, len, f);
     return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+int hmt_test_temporaries(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    char prefix[4200];
+    snprintf(prefix, sizeof prefix, "%s.tmp", base);
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d) closedir(d);
+    return n;
 }
 
 const char *hmt_test_tmp_path(const char *suffix) {

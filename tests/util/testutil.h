@@ -45,6 +45,10 @@ int hmt_test_write_file(const char *path, const void *buf, size_t len);
 double hmt_test_urand(uint64_t *state);
 float hmt_test_nrand(uint64_t *state);
 
+/* How many temporaries of an atomic write to path ("<path>.tmp-XXXXXX",
+ * lib/atomic_file.c) its folder holds. */
+int hmt_test_temporaries(const char *path);
+
 /* A fresh temporary file path (unique per call, under $TMPDIR or /tmp). */
 const char *hmt_test_tmp_path(const char *suffix);
 
