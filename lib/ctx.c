@@ -151,6 +151,13 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
         if (tokens[i] < 0 || tokens[i] >= m->n_vocab)
             return hmti_errf(HMT_E_TOKEN, "eval: row %zu: token %d outside [0, %d)", i, tokens[i],
                              m->n_vocab);
+    if (embd) { /* a NaN row would poison every later row through attention */
+        const int64_t bad = hmti_first_nonfinite(embd, (int64_t)(n * (size_t)m->n_embd));
+        if (bad >= 0)
+            return hmti_errf(HMT_E_INVAL, "eval: embedding row %lld, column %lld is %s",
+                             (long long)(bad / m->n_embd), (long long)(bad % m->n_embd),
+                             hmti_nonfinite_name(embd[bad]));
+    }
     for (size_t i = 0; pos && i < n; i++)
         if (pos[i] < 0)
             return hmti_errf(HMT_E_INVAL, "eval: row %zu: negative position %d", i, pos[i]);

@@ -346,6 +346,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     hmt_knn *knn = hmti_calloc(1, sizeof *knn);
     if (!knn) return hmti_errf(HMT_E_NOMEM, "knn load: out of memory");
     pthread_mutex_init(&knn->pool_mu, NULL);
+    atomic_init(&knn->refs, 1);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -445,8 +446,13 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     return HMT_OK;
 }
 
-HMT_API void hmt_knn_free(hmt_knn *knn) {
-    if (!knn) return;
+HMT_API void hmt_knn_free(hmt_knn *knn) { hmti_knn_release(knn); }
+
+void hmti_knn_retain(const hmt_knn *knn) { atomic_fetch_add(&((hmt_knn *)knn)->refs, 1); }
+
+void hmti_knn_release(const hmt_knn *cknn) {
+    hmt_knn *knn = (hmt_knn *)cknn;
+    if (!knn || atomic_fetch_sub(&knn->refs, 1) != 1) return;
     hmti_faiss_free(knn->faiss);
     if (knn->pool) hmti_pool_free(knn->pool);
     if (knn->map) munmap(knn->map, knn->map_len);

@@ -4,6 +4,7 @@
 #define HMT_KNN_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "error.h"
 #include "hmt/hmt_knn.h"
@@ -52,7 +53,13 @@ struct hmt_knn {
     int n_threads;
     struct hmti_faiss *faiss; /* attached IVF-PQ index or NULL (knn_index.c) */
     int32_t nprobe, rerank;   /* its search settings, read at attach */
+    _Atomic int refs;         /* the caller's + one per kNN processor */
 };
+
+/* References: hmt_knn_free drops the caller's; a kNN processor holds one, so
+ * the datastore outlives it whatever the order of the frees. */
+void hmti_knn_retain(const hmt_knn *knn);
+void hmti_knn_release(const hmt_knn *knn);
 
 /* Key i as F32 into out[dim]. */
 void hmti_knn_key(const hmt_knn *knn, int64_t i, float *out);

@@ -502,6 +502,7 @@ typedef struct {
 static void knn_proc_free(void *ud) {
     knn_proc *p = ud;
     if (!p) return;
+    hmti_knn_release(p->knn);
     free(p->dist);
     free(p->tmp);
     free(p->idx);
@@ -538,6 +539,7 @@ HMT_API int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn, const hmt_pa
     if (!out || !knn) return hmti_errf(HMT_E_INVAL, "hmt_proc_knn_create: NULL argument");
     knn_proc *p = hmti_calloc(1, sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");
+    hmti_knn_retain(knn); /* released in knn_proc_free: hmt_knn_free may come first */
     p->knn = knn;
     hmti_knn_cfg_read(&p->cfg, params);
     const size_t k = (size_t)p->cfg.k;

@@ -24,8 +24,8 @@
  *     hmt_proc *p = NULL;
  *     hmt_proc_knn_create(&p, knn, params);   // HMT_P_KNN_* keys
  *     ...
- *     hmt_proc_free(p);                        // before the datastore
- *     hmt_knn_free(knn);
+ *     hmt_knn_free(knn);                       // any order: p holds a reference
+ *     hmt_proc_free(p);
  *
  * Conventions are those of hmt.h. A loaded hmt_knn is immutable: any number
  * of threads may search it at once. Failures are reported through the status
@@ -138,8 +138,9 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_finish(hmt_knn_builder *builder);
 HMT_API HMT_NODISCARD int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path,
                                        const hmt_params *params);
 
-/** Unmap and free (NULL is a no-op). No search or processor may use it any
- *  more: free kNN processors first. */
+/** Release the caller's reference (NULL is a no-op). kNN processors hold
+ *  their own reference, so the datastore is unmapped and freed when the last
+ *  of them is freed; the caller must not use knn after this call. */
 HMT_API void hmt_knn_free(hmt_knn *knn);
 
 /** Shape queries (0 for NULL). Thread-safe. */
@@ -281,8 +282,8 @@ HMT_API HMT_NODISCARD int hmt_knn_interpolate_neighbors(const hmt_params *params
  *  read once, here. Its apply needs the key of the current position (the
  *  chain passes hmt_ctx_ffn_input / hmt_stream_ffn_input): without one it
  *  fails with HMT_E_MISUSE, with a key of the wrong width or logits of the
- *  wrong vocabulary with HMT_E_INVAL. The processor borrows knn, which must
- *  outlive it; it owns its scratch, so it is used by one thread at a time
+ *  wrong vocabulary with HMT_E_INVAL. The processor holds a reference to
+ *  knn (hmt_knn_free may come first, in any order); it owns its scratch, so it is used by one thread at a time
  *  (like its chain). Errors: HMT_E_INVAL (NULL), HMT_E_NOMEM. */
 HMT_API HMT_NODISCARD int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn,
                                               const hmt_params *params);
