@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abort.h"
 #include "alloc.h"
 #include "backbone.h"
 #include "params.h"
@@ -19,8 +20,7 @@ struct hmt_ctx {
     uint8_t *flags;                   /* default flags when the caller passes NULL */
     size_t rows_cap;
     int32_t n_rows;
-    hmt_abort_fn abort_fn;
-    void *abort_data;
+    hmti_abort abort;
     char errmsg[HMTI_ERRMSG_MAX];
 };
 
@@ -200,7 +200,7 @@ HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const 
             embd ? embd + done * (size_t)m->n_embd : NULL, pos ? pos + done : NULL, outputs + done,
             ctx->hidden ? ctx->hidden + hi * (size_t)m->n_embd : NULL,
             ctx->logits ? ctx->logits + li * (size_t)m->n_vocab : NULL,
-            ctx->abort_fn, ctx->abort_data);
+            hmti_abort_fn_of(&ctx->abort), &ctx->abort);
         if (rc) return fail(ctx, rc); /* n_past unchanged: the partial slots are unused */
         for (size_t i = done; i < done + chunk; i++) {
             ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? (int32_t)li++ : -1;
@@ -269,7 +269,17 @@ HMT_API int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
 HMT_API int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_abort_callback: ctx is NULL");
-    ctx->abort_fn = fn;
-    ctx->abort_data = user_data;
+    ctx->abort.fn = fn;
+    ctx->abort.data = user_data;
     return HMT_OK;
+}
+
+int hmti_abort_poll(void *abort) {
+    const hmti_abort *a = abort;
+    return (a->fn && a->fn(a->data)) || (a->extra_fn && a->extra_fn(a->extra_data));
+}
+
+void hmti_ctx_set_extra_abort(hmt_ctx *ctx, hmt_abort_fn fn, void *data) {
+    ctx->abort.extra_fn = fn;
+    ctx->abort.extra_data = data;
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "abort.h"
 #include "alloc.h"
 #include "fnv.h"
 #include "knn.h"
@@ -43,6 +44,8 @@ struct hmt_knn_builder {
     uint16_t *f16_buf; /* one key converted, F16 builds */
     float *key_buf;    /* one key, for add_stream/ctx copies */
     int finished, failed;
+    hmt_abort_fn abort_fn; /* polled between the layers of add_ctx/add_stream */
+    void *abort_data;
 };
 
 HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model,
@@ -103,6 +106,15 @@ HMT_API void hmt_knn_builder_free(hmt_knn_builder *b) {
 }
 
 HMT_API int64_t hmt_knn_builder_count(const hmt_knn_builder *b) { return b ? b->count : 0; }
+
+HMT_API int hmt_knn_builder_set_abort_callback(hmt_knn_builder *b, hmt_abort_fn fn,
+                                               void *user_data) {
+    hmti_clear_error();
+    if (!b) return hmti_errf(HMT_E_INVAL, "hmt_knn_builder_set_abort_callback: builder is NULL");
+    b->abort_fn = fn;
+    b->abort_data = user_data;
+    return HMT_OK;
+}
 
 static int builder_usable(const hmt_knn_builder *b) {
     if (b->finished) return hmti_errf(HMT_E_MISUSE, "knn builder: already finished");
@@ -175,6 +187,7 @@ HMT_API int hmt_knn_builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_
     uint8_t *outs = hmti_malloc(batch);
     if (!outs) return hmti_errf(HMT_E_NOMEM, "knn builder add_ctx: out of memory");
     memset(outs, HMT_OUT_FFN_INPUT, batch);
+    hmti_ctx_set_extra_abort(ctx, b->abort_fn, b->abort_data); /* removed below */
     for (size_t w0 = 0; w0 + 1 < n && !rc; w0 += window) {
         rc = hmt_ctx_kv_clear(ctx);
         size_t wend = w0 + window < n ? w0 + window : n;
@@ -195,6 +208,7 @@ HMT_API int hmt_knn_builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_
                                "callback");
         }
     }
+    hmti_ctx_set_extra_abort(ctx, NULL, NULL);
     free(outs);
     return rc;
 }
@@ -236,6 +250,7 @@ HMT_API int hmt_knn_builder_add_stream(hmt_knn_builder *b, hmt_stream *s,
     if (rc) return rc;
     const int64_t base = hmt_stream_n_fed(s);
     int64_t done = hmt_stream_n_ready(s);
+    hmti_stream_set_extra_abort(s, b->abort_fn, b->abort_data); /* removed below */
     for (size_t c0 = 0; c0 < n && !rc; c0 += CHUNK_TOKENS) {
         size_t cn = n - c0 < CHUNK_TOKENS ? n - c0 : CHUNK_TOKENS;
         rc = hmt_stream_feed(s, tokens + c0, cn);
@@ -246,6 +261,7 @@ HMT_API int hmt_knn_builder_add_stream(hmt_knn_builder *b, hmt_stream *s,
     }
     if (!rc) rc = hmt_stream_flush(s);
     if (!rc) rc = stream_collect(b, s, tokens, n, base, &done);
+    hmti_stream_set_extra_abort(s, NULL, NULL);
     return rc;
 }
 

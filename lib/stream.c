@@ -22,7 +22,7 @@ static int eval_rows(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token *t
         const uint8_t *o = outs + done;
         int rc = hmti_backbone_forward(&s->bb, *kv_n, c, tok ? tok + done : NULL,
                                        embd ? embd + (size_t)done * m->n_embd : NULL, NULL, o,
-                                       hidden, logits, NULL, NULL);
+                                       hidden, logits, hmti_abort_fn_of(&s->abort), &s->abort);
         if (rc) return rc;
         for (int32_t i = 0; i < c; i++) {
             if (o[i] & HMT_OUT_LOGITS) logits += m->n_vocab;
@@ -339,6 +339,19 @@ HMT_API int hmt_stream_set_recall_callback(hmt_stream *s, hmt_recall_fn fn, void
     s->recall_fn = fn;
     s->recall_data = user_data;
     return HMT_OK;
+}
+
+HMT_API int hmt_stream_set_abort_callback(hmt_stream *s, hmt_abort_fn fn, void *user_data) {
+    hmti_clear_error();
+    if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_set_abort_callback: stream is NULL");
+    s->abort.fn = fn;
+    s->abort.data = user_data;
+    return HMT_OK;
+}
+
+void hmti_stream_set_extra_abort(hmt_stream *s, hmt_abort_fn fn, void *data) {
+    s->abort.extra_fn = fn;
+    s->abort.extra_data = data;
 }
 
 HMT_API const char *hmt_stream_errmsg(const hmt_stream *s) {

@@ -4,6 +4,7 @@
 #ifndef HMT_STREAM_H
 #define HMT_STREAM_H
 
+#include "abort.h"
 #include "adapter.h"
 #include "backbone.h"
 
@@ -56,6 +57,7 @@ struct hmt_stream {
     uint8_t *flags;       /* per-row output flags scratch [n_batch]          */
     float *hidden;        /* [d] scratch for M / S                           */
     int broken;
+    hmti_abort abort;     /* polled between layers of every pass         */
     hmt_recall_fn recall_fn;
     void *recall_data;
     hmti_segment_hook hook;

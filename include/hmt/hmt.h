@@ -394,7 +394,11 @@ HMT_API HMT_NODISCARD int hmt_ctx_kv_clear(hmt_ctx *ctx);
 HMT_API HMT_NODISCARD int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep);
 
 /** Abort callback, polled between layers: a nonzero return stops the eval
- *  with HMT_E_ABORTED. NULL removes it. Called on the thread running eval. */
+ *  with HMT_E_ABORTED. NULL removes it. Called on the thread running eval.
+ *  After an abort the context is as before the eval (n_past and the cached
+ *  positions unchanged; the outputs of the previous eval are gone) and
+ *  usable. The same type serves streams (hmt_stream_set_abort_callback) and
+ *  datastore builds (hmt_knn_builder_set_abort_callback). */
 typedef int (*hmt_abort_fn)(void *user_data);
 HMT_API HMT_NODISCARD int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn,
                                                      void *user_data);
@@ -528,6 +532,16 @@ HMT_API HMT_NODISCARD int hmt_stream_save(const hmt_stream *stream, void *buf, s
 HMT_API HMT_NODISCARD int hmt_stream_restore(hmt_stream *stream, const void *buf, size_t len);
 HMT_API HMT_NODISCARD int hmt_stream_save_file(const hmt_stream *stream, const char *path);
 HMT_API HMT_NODISCARD int hmt_stream_restore_file(hmt_stream *stream, const char *path);
+
+/** Abort callback of a stream, polled between the layers of every forward
+ *  pass that feed/flush run (summary, memory and main passes; a long feed
+ *  runs many), so a nonzero return stops the call within one layer's time
+ *  with HMT_E_ABORTED. NULL removes it. Called on the thread running
+ *  feed/flush. After an abort the stream is unusable, as after any error of
+ *  feed/flush: feed/flush/save return HMT_E_MISUSE until
+ *  hmt_stream_restore (a snapshot taken before the call) or free. */
+HMT_API HMT_NODISCARD int hmt_stream_set_abort_callback(hmt_stream *stream, hmt_abort_fn fn,
+                                                        void *user_data);
 
 /** Detail of the last failure on this stream ("" if none). */
 HMT_API const char *hmt_stream_errmsg(const hmt_stream *stream);

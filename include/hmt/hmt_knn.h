@@ -114,6 +114,18 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_add_stream(hmt_knn_builder *builder,
                                                      hmt_knn_progress_fn progress,
                                                      void *user_data);
 
+/** Abort callback of a build, polled between the layers of every forward
+ *  pass that hmt_knn_builder_add_ctx / _add_stream run (besides the
+ *  context's or stream's own abort callback, which is polled too) and
+ *  between their chunks: a nonzero return stops the call with
+ *  HMT_E_ABORTED. NULL removes it. Called on the building thread. After an
+ *  abort the builder keeps the pairs added so far and stays usable (add
+ *  more, or finish with what it has); the context of add_ctx is usable (its
+ *  KV cache holds part of the text); the stream of add_stream is unusable
+ *  until restored (hmt_stream_set_abort_callback). */
+HMT_API HMT_NODISCARD int hmt_knn_builder_set_abort_callback(hmt_knn_builder *builder,
+                                                             hmt_abort_fn fn, void *user_data);
+
 /** Pairs appended so far. */
 HMT_API int64_t hmt_knn_builder_count(const hmt_knn_builder *builder);
 
