@@ -7,6 +7,7 @@
 #include "abort.h"
 #include "alloc.h"
 #include "backbone.h"
+#include "outbuf.h"
 #include "params.h"
 
 struct hmt_ctx {
@@ -21,6 +22,7 @@ struct hmt_ctx {
     size_t rows_cap;
     int32_t n_rows;
     hmti_abort abort;
+    hmti_retired retired; /* output blocks outgrown, kept until free */
     char errmsg[HMTI_ERRMSG_MAX];
 };
 
@@ -62,6 +64,7 @@ HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
     free(ctx->ffn);
     free(ctx->row_ffn);
     free(ctx->flags);
+    hmti_outbuf_release(&ctx->retired);
     hmti_model_release(ctx->model);
     free(ctx);
 }
@@ -108,14 +111,6 @@ static int reserve(void **p, size_t *cap, size_t want, size_t elem) {
     return HMT_OK;
 }
 
-static int reserve_rows(float **buf, size_t *cap, size_t rows, size_t width) {
-    if (rows <= *cap) return HMT_OK;
-    float *p = hmti_realloc(*buf, rows * width * sizeof(float));
-    if (!p) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu output rows", rows);
-    *buf = p;
-    *cap = rows;
-    return HMT_OK;
-}
 
 static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hidden,
                            size_t n_ffn) {
@@ -131,9 +126,14 @@ static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hid
             return rc;
         ctx->rows_cap = n;
     }
-    if ((rc = reserve_rows(&ctx->logits, &ctx->logits_cap, n_logits, (size_t)m->n_vocab)) ||
-        (rc = reserve_rows(&ctx->hidden, &ctx->hidden_cap, n_hidden, (size_t)m->n_embd)) ||
-        (rc = reserve_rows(&ctx->ffn, &ctx->ffn_cap, n_ffn, (size_t)m->n_embd)))
+    /* outgrown blocks are retired, not freed: logits pointers handed out
+     * stay readable until hmt_ctx_free */
+    hmti_retired *r = &ctx->retired;
+    if ((rc = hmti_outbuf_reserve(r, &ctx->logits, &ctx->logits_cap, n_logits,
+                                  (size_t)m->n_vocab)) ||
+        (rc = hmti_outbuf_reserve(r, &ctx->hidden, &ctx->hidden_cap, n_hidden,
+                                  (size_t)m->n_embd)) ||
+        (rc = hmti_outbuf_reserve(r, &ctx->ffn, &ctx->ffn_cap, n_ffn, (size_t)m->n_embd)))
         return rc;
     return HMT_OK;
 }

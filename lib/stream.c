@@ -54,14 +54,10 @@ static int eval_silent(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token 
 
 /* ---- outputs ------------------------------------------------------------- */
 
-static int reserve(float **buf, size_t *cap, size_t rows, size_t width) {
-    if (rows <= *cap) return HMT_OK;
-    size_t want = rows < 2 * *cap ? 2 * *cap : rows;
-    float *p = hmti_realloc(*buf, want * width * sizeof(float));
-    if (!p) return hmti_errf(HMT_E_NOMEM, "stream: out of memory for %zu output rows", want);
-    *buf = p;
-    *cap = want;
-    return HMT_OK;
+/* Outgrown blocks are retired, not freed (lib/outbuf.h): logits pointers
+ * handed out stay readable until the stream is freed. */
+static int reserve(hmt_stream *s, float **buf, size_t *cap, size_t rows, size_t width) {
+    return hmti_outbuf_reserve(&s->retired, buf, cap, rows, width);
 }
 
 /* Evaluate n token rows as the next ready tokens of the stream, keeping
@@ -71,8 +67,8 @@ static int eval_ready(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token *
         int32_t c = n - done < s->bb.n_batch ? n - done : s->bb.n_batch;
         size_t row = s->all_logits ? (size_t)(s->n_ready - s->ready_first) : 0;
         const uint8_t want = (uint8_t)(HMT_OUT_LOGITS | (s->keep_ffn ? HMT_OUT_FFN_INPUT : 0));
-        int rc = reserve(&s->logits, &s->logits_cap, row + (size_t)c, (size_t)s->model->n_vocab);
-        if (!rc && s->keep_ffn) rc = reserve(&s->ffn, &s->ffn_cap, row + (size_t)c, (size_t)s->d);
+        int rc = reserve(s, &s->logits, &s->logits_cap, row + (size_t)c, (size_t)s->model->n_vocab);
+        if (!rc && s->keep_ffn) rc = reserve(s, &s->ffn, &s->ffn_cap, row + (size_t)c, (size_t)s->d);
         if (rc) return rc;
         memset(s->flags, s->all_logits ? want : 0, (size_t)c);
         s->flags[c - 1] = want;

@@ -7,6 +7,7 @@
 #include "abort.h"
 #include "adapter.h"
 #include "backbone.h"
+#include "outbuf.h"
 
 /* Test hook: called when a segment closes with its S (NULL if none), P (NULL
  * if none) and M (NULL if none). Internal; tests set it directly. */
@@ -54,6 +55,7 @@ struct hmt_stream {
     int keep_ffn;         /* HMT_P_KEEP_FFN_INPUT                            */
     float *ffn;           /* kNN keys, rows parallel to logits               */
     size_t ffn_cap;
+    hmti_retired retired; /* outgrown logits/ffn blocks, kept until free  */
     uint8_t *flags;       /* per-row output flags scratch [n_batch]          */
     float *hidden;        /* [d] scratch for M / S                           */
     int broken;

@@ -376,7 +376,11 @@ HMT_API HMT_NODISCARD int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tok
 
 /** Logits (n_vocab floats) of batch row i of the last successful eval, or of
  *  its last row for i = -1. NULL if that row's logits were not requested.
- *  Valid until the next eval, clear, rewind or free of ctx. */
+ *  Its values are those of that eval until the next eval, clear or rewind;
+ *  the memory itself stays readable (possibly overwritten by a later eval,
+ *  or stale) until hmt_ctx_free, so a host that hands out views of it (the
+ *  Python binding) never reads freed memory. The same holds for
+ *  hmt_ctx_hidden and hmt_ctx_ffn_input. */
 HMT_API const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i);
 /** Final normalized hidden state (n_embd floats) of batch row i (-1 = last);
  *  NULL if not requested. Same lifetime as hmt_ctx_logits(). */
@@ -493,7 +497,9 @@ HMT_API int64_t hmt_stream_n_ready(const hmt_stream *stream);
  *  a consumer should remember the last index it used. */
 HMT_API void hmt_stream_ready_range(const hmt_stream *stream, int64_t *first, int64_t *end);
 /** Logits (n_vocab floats) predicting token index + 1, for an index in the
- *  ready range; NULL otherwise. Valid until the next feed/flush/restore/free. */
+ *  ready range; NULL otherwise. Its values hold until the next
+ *  feed/flush/restore; the memory stays readable (possibly overwritten or
+ *  stale) until hmt_stream_free, as for hmt_ctx_logits. */
 HMT_API const float *hmt_stream_logits(const hmt_stream *stream, int64_t index);
 
 /** The kNN-LM key of a ready token (n_embd floats: the last block's
