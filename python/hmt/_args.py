@@ -33,7 +33,8 @@ def set_numpy(module):
 
 
 def _is_bool(x):
-    return isinstance(x, bool) or (np is not None and isinstance(x, np.bool_))
+    # NumPy's bool_ too, also when the binding runs without NumPy (HMT_NO_NUMPY)
+    return isinstance(x, bool) or getattr(getattr(x, "dtype", None), "kind", None) == "b"
 
 
 def _type_error(what, x):
