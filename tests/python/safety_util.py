@@ -42,6 +42,12 @@ def run_child(code, env=None, timeout=120):
     return p.returncode, p.stdout, p.stderr
 
 
+# A background job (CI, `make test &`) inherits SIGINT ignored, and Python
+# then installs no handler: give the child the one an interactive run has.
+INTERACTIVE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def start_child(code, env=None):
-    return subprocess.Popen([sys.executable, "-u", "-c", snippet(code)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env(env))
+    return subprocess.Popen([sys.executable, "-u", "-c", INTERACTIVE + snippet(code)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(env))
