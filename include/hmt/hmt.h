@@ -202,7 +202,8 @@ HMT_API void hmt_params_free(hmt_params *params);
 /** Set an integer key. HMT_E_INVAL for an unknown key, a float key, or a value
  *  outside the bounds; the object is unchanged then. */
 HMT_API HMT_NODISCARD int hmt_params_set_int(hmt_params *params, hmt_param key, int64_t value);
-/** Set a float key (same errors as hmt_params_set_int). */
+/** Set a float key (same errors as hmt_params_set_int; NaN and ±inf are
+ *  outside every key's bounds). */
 HMT_API HMT_NODISCARD int hmt_params_set_float(hmt_params *params, hmt_param key, double value);
 /** Read a key's current value (ints are returned exactly as double). */
 HMT_API HMT_NODISCARD int hmt_params_get(const hmt_params *params, hmt_param key, double *out);
@@ -238,7 +239,8 @@ typedef struct hmt_model hmt_model;
  *  weights are converted to F32 packed panels at load (docs/API.md, memory).
  *  params: NULL or a params object (no model keys exist yet).
  *  Errors: HMT_E_INVAL (NULL out/path), HMT_E_IO, HMT_E_FORMAT (corrupt file;
- *  the message names the field), HMT_E_UNSUPPORTED (architecture or tensor
+ *  the message names the field; also a NaN or infinite weight: the message
+ *  names the tensor, element, row and column), HMT_E_UNSUPPORTED (architecture or tensor
  *  type), HMT_E_NOMEM. On failure *out is NULL and nothing is leaked.
  *  Thread-safe (distinct calls share nothing). */
 HMT_API HMT_NODISCARD int hmt_model_load(hmt_model **out, const char *path,
@@ -362,7 +364,8 @@ enum {
  *  On HMT_OK, n_past grows by n and the requested outputs are readable with
  *  hmt_ctx_logits() / hmt_ctx_hidden() until the next eval or clear.
  *  Errors (the KV cache and n_past are then as before the call):
- *  HMT_E_INVAL (n = 0, both or neither of tokens/embd, bad flags),
+ *  HMT_E_INVAL (n = 0, both or neither of tokens/embd, bad flags, a NaN or
+ *  infinite embedding value: the message gives its row and column),
  *  HMT_E_TOKEN (an id out of range), HMT_E_CTX_FULL (n_past + n > n_ctx),
  *  HMT_E_ABORTED (the abort callback returned nonzero between layers). */
 HMT_API HMT_NODISCARD int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens,
@@ -422,7 +425,11 @@ HMT_API HMT_NODISCARD int hmt_sampler_create(hmt_sampler **out, const hmt_params
 HMT_API void hmt_sampler_free(hmt_sampler *sampler);
 /** Draw a token from n_vocab logits (not modified). Order: top-k, then
  *  temperature softmax, then top-p, then a draw; temperature 0 is argmax
- *  (lowest id on ties). HMT_E_INVAL for NULL or n_vocab <= 0. */
+ *  (lowest id on ties). Non-finite logits follow the processor chain's rule
+ *  (hmt_proc.h): -inf bans a token (it is never drawn, at any temperature);
+ *  NaN and +inf have no probability and are refused, as is a vector whose
+ *  every entry is -inf (no token allowed): HMT_E_INVAL naming the first bad
+ *  entry, *out unchanged. HMT_E_INVAL also for NULL or n_vocab <= 0. */
 HMT_API HMT_NODISCARD int hmt_sampler_sample(hmt_sampler *sampler, const float *logits,
                                              int32_t n_vocab, hmt_token *out);
 /** Restart the RNG from seed. */
@@ -444,7 +451,8 @@ typedef struct hmt_adapter hmt_adapter;
 /** Load the HMT parameters (hmt.* keys and tensors) for model from a GGUF
  *  file, or from the model's own file when path is NULL. Validated against
  *  the model: HMT_E_FORMAT for a missing or mis-shaped tensor, a width that
- *  differs from the model's, or a bad hyperparameter (the message names it);
+ *  differs from the model's, a bad hyperparameter, or a NaN or infinite
+ *  tensor element (the message names it);
  *  HMT_E_IO for an unreadable file. The adapter holds a reference to model.
  *  Immutable once loaded: shareable between threads and streams. */
 HMT_API HMT_NODISCARD int hmt_adapter_load(hmt_adapter **out, hmt_model *model,
@@ -531,7 +539,9 @@ HMT_API HMT_NODISCARD int hmt_stream_set_recall_callback(hmt_stream *stream, hmt
  *  one into a stream of the same model, adapter and settings continues with
  *  bit-identical results. save: snprintf-style (HMT_E_BUFFER with *len_out =
  *  needed size; buf may be NULL when cap is 0). restore: HMT_E_FORMAT for a
- *  corrupt or truncated snapshot, HMT_E_INVAL for one taken with another
+ *  corrupt or truncated snapshot (including any NaN or infinite number in
+ *  it: memories, keys, recall weights, KV cache, logits; the message names
+ *  the field and index), HMT_E_INVAL for one taken with another
  *  model, adapter or settings; the stream is unchanged on failure. */
 HMT_API HMT_NODISCARD int hmt_stream_save(const hmt_stream *stream, void *buf, size_t cap,
                                           size_t *len_out);
