@@ -4,8 +4,12 @@ Lifetime rules (docs/PYTHON.md):
 - every object has close() (idempotent), is a context manager, and frees its
   handle from a guarded __del__ when it is garbage-collected;
 - a child keeps its parents alive (Context -> Model, Stream -> Model and
-  Adapter, Adapter -> Model), and libhmt itself reference-counts the model, so
-  any order of close()/collection is safe;
+  Adapter, Adapter -> Model, KnnProc -> Knn), and libhmt itself
+  reference-counts models, adapters and datastores, so any order of
+  close()/collection is safe; close() with live NumPy views defers the free
+  to the last view (_Lent);
+- numbers are type- and range-checked before they reach ctypes (_args), and
+  long calls turn Ctrl-C into KeyboardInterrupt (_interrupt);
 - Python callables handed to C (abort, recall, log) are kept alive by the
   object that registered them; an exception raised inside one is caught, stops
   the computation where C allows it (abort), and is re-raised from the call
