@@ -106,6 +106,23 @@ START_TEST(chain_names_the_source_of_a_nonfinite_logit) {
 }
 END_TEST
 
+START_TEST(knn_interpolation_follows_the_rule) {
+    const float d[2] = {1, 2};
+    const hmt_token v[2] = {0, 1};
+    float out[4], lam;
+    const float bad[3][4] = {{0, NAN, 1, 2}, {0, INFINITY, 1, 2},
+                             {-INFINITY, -INFINITY, -INFINITY, -INFINITY}};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(hmt_knn_interpolate_neighbors(NULL, d, v, 2, bad[i], 4, out, &lam),
+                         HMT_E_INVAL);
+        ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "position 0"));
+    }
+    const float ok[4] = {0, -INFINITY, 1, 2};
+    ck_assert_int_eq(hmt_knn_interpolate_neighbors(NULL, d, v, 2, ok, 4, out, &lam), HMT_OK);
+    ck_assert(isfinite(out[1])); /* neighbour 1 votes for the banned token: λ·p_kNN */
+}
+END_TEST
+
 /* ---- item 6: the datastore outlives hmt_knn_free while a processor uses it */
 START_TEST(knn_freed_under_its_processor) {
     hmt_model *m = load("llama-f32.gguf");
@@ -317,6 +334,7 @@ Suite *hmt_suite_safety(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, sampler_nonfinite_rule);
     tcase_add_test(tc, chain_names_the_source_of_a_nonfinite_logit);
+    tcase_add_test(tc, knn_interpolation_follows_the_rule);
     tcase_add_test(tc, knn_freed_under_its_processor);
     tcase_add_test(tc, nonfinite_weights_are_refused);
     tcase_add_test(tc, nonfinite_adapter_tensors_are_refused);

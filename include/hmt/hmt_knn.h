@@ -267,7 +267,8 @@ HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
  *  HMT_P_KNN_TEMPERATURE, HMT_P_KNN_LAMBDA_MODE, HMT_P_KNN_BETA,
  *  HMT_P_KNN_BIAS, HMT_P_KNN_LAMBDA_MAX. The search is batched.
  *  Errors: HMT_E_INVAL (NULL, n = 0, n_vocab differs from the datastore's,
- *  non-finite keys), HMT_E_NOMEM. Thread-safe. */
+ *  non-finite keys, a NaN or +inf logit or a row of -inf only: the chain's
+ *  rule, hmt_proc.h), HMT_E_NOMEM. Thread-safe. */
 HMT_API HMT_NODISCARD int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params,
                                               const float *keys, size_t n,
                                               const float *logits, int32_t n_vocab,
@@ -277,8 +278,8 @@ HMT_API HMT_NODISCARD int hmt_knn_interpolate(const hmt_knn *knn, const hmt_para
  *  and values (as returned by hmt_knn_search plus the stored values, or from
  *  another index); neighbours with value −1 are ignored. Same params keys
  *  except HMT_P_KNN_K. For one position; logprobs_out may alias logits.
- *  Errors: HMT_E_INVAL (NULL, n_vocab < 1), HMT_E_TOKEN (a value >=
- *  n_vocab), HMT_E_NOMEM. Thread-safe. */
+ *  Errors: HMT_E_INVAL (NULL, n_vocab < 1, a NaN or +inf logit or only
+ *  -inf ones), HMT_E_TOKEN (a value >= n_vocab), HMT_E_NOMEM. Thread-safe. */
 HMT_API HMT_NODISCARD int hmt_knn_interpolate_neighbors(const hmt_params *params,
                                                         const float *dists,
                                                         const hmt_token *values,
