@@ -111,7 +111,6 @@ static int reserve(void **p, size_t *cap, size_t want, size_t elem) {
     return HMT_OK;
 }
 
-
 static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hidden,
                            size_t n_ffn) {
     const hmt_model *m = ctx->model;
