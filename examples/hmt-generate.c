@@ -284,7 +284,7 @@ int main(int argc, char **argv) {
     status = 0;
 done:
     free(toks);
-    hmt_chain_free(chain); /* before the datastore its kNN processor reads */
+    hmt_chain_free(chain); /* any order: the kNN processor holds the datastore */
     hmt_knn_free(knn);
     hmt_sampler_free(sampler);
     hmt_ctx_free(run.ctx);

@@ -42,6 +42,14 @@ static int get_tensor(const hmti_gguf *g, const char *name, int32_t d, int32_t r
     const size_t rb = hmti_row_size(t->type, d);
     for (uint64_t i = 0; i < r; i++)
         hmti_row_to_f32((const char *)t->data + i * rb, t->type, v + i * (size_t)d, d);
+    const int64_t bad = hmti_first_nonfinite(v, (int64_t)r * d);
+    if (bad >= 0) {
+        int rc = hmti_errf(HMT_E_FORMAT, "adapter: tensor '%s' element %lld (row %lld, column "
+                           "%lld) is %s", name, (long long)bad, (long long)(bad / d),
+                           (long long)(bad % d), hmti_nonfinite_name(v[bad]));
+        free(v);
+        return rc;
+    }
     *out = v;
     if (rows_out) *rows_out = (int32_t)r;
     return HMT_OK;

@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abort.h"
 #include "alloc.h"
 #include "backbone.h"
 #include "busy.h"
+#include "outbuf.h"
 #include "params.h"
 
 struct hmt_ctx {
@@ -20,8 +22,8 @@ struct hmt_ctx {
     uint8_t *flags;                   /* default flags when the caller passes NULL */
     size_t rows_cap;
     int32_t n_rows;
-    hmt_abort_fn abort_fn;
-    void *abort_data;
+    hmti_abort abort;
+    hmti_retired retired; /* output blocks outgrown, kept until free */
     char errmsg[HMTI_ERRMSG_MAX];
     hmti_guard guard; /* last: see busy.h */
 };
@@ -66,6 +68,7 @@ HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
     free(ctx->ffn);
     free(ctx->row_ffn);
     free(ctx->flags);
+    hmti_outbuf_release(&ctx->retired);
     hmti_model_release(ctx->model);
     free(ctx);
 }
@@ -113,15 +116,6 @@ static int reserve(void **p, size_t *cap, size_t want, size_t elem) {
     return HMT_OK;
 }
 
-static int reserve_rows(float **buf, size_t *cap, size_t rows, size_t width) {
-    if (rows <= *cap) return HMT_OK;
-    float *p = hmti_realloc(*buf, rows * width * sizeof(float));
-    if (!p) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu output rows", rows);
-    *buf = p;
-    *cap = rows;
-    return HMT_OK;
-}
-
 static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hidden,
                            size_t n_ffn) {
     const hmt_model *m = ctx->model;
@@ -136,9 +130,14 @@ static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hid
             return rc;
         ctx->rows_cap = n;
     }
-    if ((rc = reserve_rows(&ctx->logits, &ctx->logits_cap, n_logits, (size_t)m->n_vocab)) ||
-        (rc = reserve_rows(&ctx->hidden, &ctx->hidden_cap, n_hidden, (size_t)m->n_embd)) ||
-        (rc = reserve_rows(&ctx->ffn, &ctx->ffn_cap, n_ffn, (size_t)m->n_embd)))
+    /* outgrown blocks are retired, not freed: logits pointers handed out
+     * stay readable until hmt_ctx_free */
+    hmti_retired *r = &ctx->retired;
+    if ((rc = hmti_outbuf_reserve(r, &ctx->logits, &ctx->logits_cap, n_logits,
+                                  (size_t)m->n_vocab)) ||
+        (rc = hmti_outbuf_reserve(r, &ctx->hidden, &ctx->hidden_cap, n_hidden,
+                                  (size_t)m->n_embd)) ||
+        (rc = hmti_outbuf_reserve(r, &ctx->ffn, &ctx->ffn_cap, n_ffn, (size_t)m->n_embd)))
         return rc;
     return HMT_OK;
 }
@@ -156,6 +155,13 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
         if (tokens[i] < 0 || tokens[i] >= m->n_vocab)
             return hmti_errf(HMT_E_TOKEN, "eval: row %zu: token %d outside [0, %d)", i, tokens[i],
                              m->n_vocab);
+    if (embd) { /* a NaN row would poison every later row through attention */
+        const int64_t bad = hmti_first_nonfinite(embd, (int64_t)(n * (size_t)m->n_embd));
+        if (bad >= 0)
+            return hmti_errf(HMT_E_INVAL, "eval: embedding row %lld, column %lld is %s",
+                             (long long)(bad / m->n_embd), (long long)(bad % m->n_embd),
+                             hmti_nonfinite_name(embd[bad]));
+    }
     for (size_t i = 0; pos && i < n; i++)
         if (pos[i] < 0)
             return hmti_errf(HMT_E_INVAL, "eval: row %zu: negative position %d", i, pos[i]);
@@ -198,7 +204,7 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
             embd ? embd + done * (size_t)m->n_embd : NULL, pos ? pos + done : NULL, outputs + done,
             ctx->hidden ? ctx->hidden + hi * (size_t)m->n_embd : NULL,
             ctx->logits ? ctx->logits + li * (size_t)m->n_vocab : NULL,
-            ctx->abort_fn, ctx->abort_data);
+            hmti_abort_fn_of(&ctx->abort), &ctx->abort);
         if (rc) return fail(ctx, rc); /* n_past unchanged: the partial slots are unused */
         for (size_t i = done; i < done + chunk; i++) {
             ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? (int32_t)li++ : -1;
@@ -270,8 +276,8 @@ static int ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
 static int ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_abort_callback: ctx is NULL");
-    ctx->abort_fn = fn;
-    ctx->abort_data = user_data;
+    ctx->abort.fn = fn;
+    ctx->abort.data = user_data;
     return HMT_OK;
 }
 
@@ -299,4 +305,14 @@ HMT_API int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
 }
 HMT_API int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
     GUARDED("hmt_ctx_set_abort_callback", ctx_set_abort_callback(ctx, fn, user_data));
+}
+
+int hmti_abort_poll(void *abort) {
+    const hmti_abort *a = abort;
+    return (a->fn && a->fn(a->data)) || (a->extra_fn && a->extra_fn(a->extra_data));
+}
+
+void hmti_ctx_set_extra_abort(hmt_ctx *ctx, hmt_abort_fn fn, void *data) {
+    ctx->abort.extra_fn = fn;
+    ctx->abort.extra_data = data;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "abort.h"
 #include "alloc.h"
 #include "busy.h"
 #include "atomic_file.h"
@@ -47,6 +48,8 @@ struct hmt_knn_builder {
     float *key_buf;    /* one key, for add_stream/ctx copies */
     int finished, failed;
     hmti_guard guard; /* last: see busy.h */
+    hmt_abort_fn abort_fn; /* polled between the layers of add_ctx/add_stream */
+    void *abort_data;
 };
 
 HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model,
@@ -98,6 +101,15 @@ HMT_API void hmt_knn_builder_free(hmt_knn_builder *b) {
 }
 
 HMT_API int64_t hmt_knn_builder_count(const hmt_knn_builder *b) { return b ? b->count : 0; }
+
+HMT_API int hmt_knn_builder_set_abort_callback(hmt_knn_builder *b, hmt_abort_fn fn,
+                                               void *user_data) {
+    hmti_clear_error();
+    if (!b) return hmti_errf(HMT_E_INVAL, "hmt_knn_builder_set_abort_callback: builder is NULL");
+    b->abort_fn = fn;
+    b->abort_data = user_data;
+    return HMT_OK;
+}
 
 static int builder_usable(const hmt_knn_builder *b) {
     if (b->finished) return hmti_errf(HMT_E_MISUSE, "knn builder: already finished");
@@ -173,6 +185,7 @@ static int builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *to
     uint8_t *outs = hmti_malloc(batch);
     if (!outs) return hmti_errf(HMT_E_NOMEM, "knn builder add_ctx: out of memory");
     memset(outs, HMT_OUT_FFN_INPUT, batch);
+    hmti_ctx_set_extra_abort(ctx, b->abort_fn, b->abort_data); /* removed below */
     for (size_t w0 = 0; w0 + 1 < n && !rc; w0 += window) {
         rc = hmt_ctx_kv_clear(ctx);
         size_t wend = w0 + window < n ? w0 + window : n;
@@ -193,6 +206,7 @@ static int builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *to
                                "callback");
         }
     }
+    hmti_ctx_set_extra_abort(ctx, NULL, NULL);
     free(outs);
     return rc;
 }
@@ -233,6 +247,7 @@ static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token
     if (rc) return rc;
     const int64_t base = hmt_stream_n_fed(s);
     int64_t done = hmt_stream_n_ready(s);
+    hmti_stream_set_extra_abort(s, b->abort_fn, b->abort_data); /* removed below */
     for (size_t c0 = 0; c0 < n && !rc; c0 += CHUNK_TOKENS) {
         size_t cn = n - c0 < CHUNK_TOKENS ? n - c0 : CHUNK_TOKENS;
         rc = hmt_stream_feed(s, tokens + c0, cn);
@@ -243,6 +258,7 @@ static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token
     }
     if (!rc) rc = hmt_stream_flush(s);
     if (!rc) rc = stream_collect(b, s, tokens, n, base, &done);
+    hmti_stream_set_extra_abort(s, NULL, NULL);
     return rc;
 }
 
@@ -386,6 +402,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     if (!knn) return hmti_errf(HMT_E_NOMEM, "knn load: out of memory");
     hmti_guard_init(&knn->guard, HMTI_MAGIC_KNN);
     pthread_mutex_init(&knn->pool_mu, NULL);
+    atomic_init(&knn->refs, 1);
     int fd;
     uint64_t fsize;
     int rc = hmti_open_regular(path, "knn load", &fd, &fsize);
@@ -487,8 +504,27 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     return HMT_OK;
 }
 
+/* The caller's reference, dropped once: refused while a search runs on the
+ * datastore (busy.h), ignored with a message on a second call. The memory
+ * goes with the last reference (a kNN processor may hold one). */
 HMT_API void hmt_knn_free(hmt_knn *knn) {
-    if (!knn || hmti_retire(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_free")) return;
+    if (!knn || hmti_enter(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_free")) return;
+    hmti_leave(&knn->guard);
+    if (atomic_exchange(&knn->user_freed, 1)) {
+        hmti_errf(HMT_E_MISUSE, "hmt_knn_free: the datastore was already freed (double free); "
+                  "the call was ignored");
+        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
+        return;
+    }
+    hmti_knn_release(knn);
+}
+
+void hmti_knn_retain(const hmt_knn *knn) { atomic_fetch_add(&((hmt_knn *)knn)->refs, 1); }
+
+void hmti_knn_release(const hmt_knn *cknn) {
+    hmt_knn *knn = (hmt_knn *)cknn;
+    if (!knn || atomic_fetch_sub(&knn->refs, 1) != 1) return;
+    hmti_guard_poison(&knn->guard);
     hmti_faiss_free(knn->faiss);
     if (knn->pool) hmti_pool_free(knn->pool);
     if (knn->map) munmap(knn->map, knn->map_len);

@@ -4,6 +4,7 @@
 #define HMT_KNN_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "busy.h"
 #include "error.h"
@@ -54,12 +55,19 @@ struct hmt_knn {
     int n_threads;
     struct hmti_faiss *faiss; /* attached IVF-PQ index or NULL (knn_index.c) */
     int32_t nprobe, rerank;   /* its search settings, read at attach */
+    _Atomic int refs;         /* the caller's + one per kNN processor */
+    atomic_int user_freed;    /* hmt_knn_free was called (once only)   */
     hmti_guard guard;         /* last: see busy.h                    */
 };
 
 /* The content checksum of len bytes (keys, padding, values: lib/knn_sum.c),
  * shared over pool when not NULL. HMT_OK or HMT_E_NOMEM. */
 int hmti_knn_content_sum(hmti_pool *pool, const uint8_t *p, uint64_t len, uint64_t *out);
+
+/* References: hmt_knn_free drops the caller's; a kNN processor holds one, so
+ * the datastore outlives it whatever the order of the frees. */
+void hmti_knn_retain(const hmt_knn *knn);
+void hmti_knn_release(const hmt_knn *knn);
 
 /* Key i as F32 into out[dim]. */
 void hmti_knn_key(const hmt_knn *knn, int64_t i, float *out);

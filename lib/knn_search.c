@@ -468,6 +468,25 @@ static void mix(const hmti_knn_cfg *cfg, const float *dists, const int32_t *vals
     if (lambda_out) *lambda_out = (float)lambda;
 }
 
+/* The chain's rule for logits (hmt_proc.h): -inf bans a token, NaN and +inf
+ * are refused, and so is a row with every token banned (its log-softmax is
+ * undefined). HMT_OK or HMT_E_INVAL naming position and entry. */
+static int check_logits(const float *logits, size_t n, int32_t nv) {
+    for (size_t p = 0; p < n; p++) {
+        const float *z = logits + p * (size_t)nv;
+        int any = 0;
+        for (int32_t v = 0; v < nv; v++) {
+            if (isnan(z[v]) || z[v] == INFINITY)
+                return hmti_errf(HMT_E_INVAL, "knn interpolate: position %zu: logit %" PRId32
+                                 " is %s", p, v, isnan(z[v]) ? "NaN" : "+inf");
+            any |= z[v] != -INFINITY;
+        }
+        if (!any)
+            return hmti_errf(HMT_E_INVAL, "knn interpolate: position %zu: every logit is -inf", p);
+    }
+    return HMT_OK;
+}
+
 HMT_API int hmt_knn_interpolate_neighbors(const hmt_params *params, const float *dists,
                                           const hmt_token *values, int32_t n_neighbors,
                                           const float *logits, int32_t n_vocab,
@@ -483,6 +502,8 @@ HMT_API int hmt_knn_interpolate_neighbors(const hmt_params *params, const float 
         if (isnan(dists[i]) || dists[i] < 0)
             return hmti_errf(HMT_E_INVAL, "knn interpolate: distance %d is negative or NaN", i);
     }
+    int rc = check_logits(logits, 1, n_vocab);
+    if (rc) return rc;
     hmti_knn_cfg cfg;
     hmti_knn_cfg_read(&cfg, params);
     vw *pairs = hmti_malloc(((size_t)n_neighbors + 1) * sizeof *pairs);
@@ -501,6 +522,8 @@ static int knn_interpolate(const hmt_knn *knn, const hmt_params *params, const f
     if (n_vocab != knn->n_vocab)
         return hmti_errf(HMT_E_INVAL, "knn interpolate: n_vocab %" PRId32 " but the datastore's "
                          "model has %" PRId32, n_vocab, knn->n_vocab);
+    int rc = check_logits(logits, n, n_vocab);
+    if (rc) return rc;
     hmti_knn_cfg cfg;
     hmti_knn_cfg_read(&cfg, params);
     const int64_t k = cfg.k;
@@ -511,8 +534,8 @@ static int knn_interpolate(const hmt_knn *knn, const hmt_params *params, const f
     int64_t *idx = hmti_malloc((size_t)chunk * k * sizeof *idx);
     int32_t *vals = hmti_malloc((size_t)k * sizeof *vals);
     vw *pairs = hmti_malloc((size_t)k * sizeof *pairs);
-    int rc = dist && idx && vals && pairs ? HMT_OK
-                                          : hmti_errf(HMT_E_NOMEM, "knn interpolate: out of memory");
+    rc = dist && idx && vals && pairs ? HMT_OK
+                                      : hmti_errf(HMT_E_NOMEM, "knn interpolate: out of memory");
     for (size_t p0 = 0; p0 < n && !rc; p0 += (size_t)chunk) {
         size_t cn = n - p0 < (size_t)chunk ? n - p0 : (size_t)chunk;
         rc = search_impl(knn, keys + p0 * (size_t)knn->dim, cn, k, dist, idx);
@@ -559,6 +582,7 @@ typedef struct {
 static void knn_proc_free(void *ud) {
     knn_proc *p = ud;
     if (!p) return;
+    hmti_knn_release(p->knn);
     free(p->dist);
     free(p->tmp);
     free(p->idx);
@@ -600,6 +624,7 @@ HMT_API int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn, const hmt_pa
     if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_proc_knn_create")) return HMT_E_MISUSE;
     knn_proc *p = hmti_calloc(1, sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");
+    hmti_knn_retain(knn); /* released in knn_proc_free: hmt_knn_free may come first */
     p->knn = knn;
     hmti_knn_cfg_read(&p->cfg, params);
     const size_t k = (size_t)p->cfg.k;

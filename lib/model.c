@@ -61,6 +61,14 @@ static int find_tensor(const hmti_gguf *g, const char *name, int64_t cols, int64
         t->type != HMTI_TYPE_Q8_0)
         return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor '%s' has unsupported type %s", name,
                          hmti_tensor_type_name(t->type));
+    /* every weight passes here once: refuse NaN/inf at their source, not as
+     * NaN logits later (a cheap bit test on the mapped data) */
+    float bad_v = 0;
+    const int64_t bad = hmti_row_first_nonfinite(t->data, t->type, (int64_t)t->n_elements, &bad_v);
+    if (bad >= 0)
+        return hmti_errf(HMT_E_FORMAT, "model: tensor '%s' element %lld (row %lld, column %lld) "
+                         "is %s", name, (long long)bad, (long long)(bad / cols),
+                         (long long)(bad % cols), hmti_nonfinite_name(bad_v));
     *out = t;
     return HMT_OK;
 }

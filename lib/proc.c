@@ -141,6 +141,13 @@ HMT_API void hmt_chain_reset(hmt_chain *chain) {
     hmti_leave(&chain->guard);
 }
 
+/* Index of the first NaN or +inf logit, or -1. */
+static int32_t first_bad_logit(const float *z, int32_t n) {
+    for (int32_t v = 0; v < n; v++)
+        if (isnan(z[v]) || z[v] == INFINITY) return v;
+    return -1;
+}
+
 /* Run the processors and leave the final log-probabilities in chain->work. */
 static int chain_run(hmt_chain *chain, const float *logits, int32_t n_vocab, const float *key,
                      int32_t n_key, const char *who) {
@@ -159,6 +166,12 @@ static int chain_run(hmt_chain *chain, const float *logits, int32_t n_vocab, con
     }
     float *z = chain->work;
     memcpy(z, logits, (size_t)n_vocab * sizeof *z);
+    /* one rule at every step (the sampler's): -inf allowed, NaN and +inf
+     * not; checked after each step so the message names where it came from */
+    int32_t bad = first_bad_logit(z, n_vocab);
+    if (bad >= 0)
+        return hmti_errf(HMT_E_INVAL, "%s: input logit %d is %s", who, (int)bad,
+                         isnan(z[bad]) ? "NaN" : "+inf");
     for (int32_t i = 0; i < chain->n; i++) {
         hmt_proc *p = chain->procs[i];
         int rc = p->vt.apply(p->user_data, z, n_vocab, key, n_key);
@@ -173,18 +186,18 @@ static int chain_run(hmt_chain *chain, const float *logits, int32_t n_vocab, con
                              p->vt.name ? p->vt.name : "?", hmt_strerror(rc), *msg ? ": " : "",
                              msg);
         }
+        if ((bad = first_bad_logit(z, n_vocab)) >= 0)
+            return hmti_errf(HMT_E_INVAL, "%s: processor %d ('%s') made logit %d %s", who, (int)i,
+                             p->vt.name ? p->vt.name : "?", (int)bad,
+                             isnan(z[bad]) ? "NaN" : "+inf");
     }
-    /* log-softmax in double; -inf entries are allowed, NaN and +inf are not */
+    /* log-softmax in double */
     double top = -INFINITY;
-    for (int32_t v = 0; v < n_vocab; v++) {
-        if (isnan(z[v]) || z[v] == INFINITY)
-            return hmti_errf(HMT_E_INVAL, "%s: logit %d is %s after the processors", who, (int)v,
-                             isnan(z[v]) ? "NaN" : "+inf");
+    for (int32_t v = 0; v < n_vocab; v++)
         if (z[v] > top) top = z[v];
-    }
     if (top == -INFINITY)
-        return hmti_errf(HMT_E_INVAL, "%s: every token has probability 0 after the processors",
-                         who);
+        return hmti_errf(HMT_E_INVAL, "%s: every logit is -inf %s (no token allowed)", who,
+                         chain->n ? "after the processors" : "in the input");
     double sum = 0;
     for (int32_t v = 0; v < n_vocab; v++) sum += exp((double)z[v] - top);
     const double lse = top + log(sum);

@@ -98,8 +98,16 @@ static int sample_impl(hmt_sampler *s, const float *logits, int32_t n_vocab, hmt
                        const char *who) {
     if (!s || !logits || !out || n_vocab <= 0)
         return hmti_errf(HMT_E_INVAL, "%s: NULL argument or n_vocab %d", who, n_vocab);
-    for (int32_t i = 0; i < n_vocab; i++)
-        if (isnan(logits[i])) return hmti_errf(HMT_E_INVAL, "%s: logit %d is NaN", who, i);
+    /* the chain's rule (hmt.h): -inf bans a token; NaN and +inf have no
+     * probability, so they are refused rather than guessed at */
+    int32_t any = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        if (isnan(logits[i]) || logits[i] == INFINITY)
+            return hmti_errf(HMT_E_INVAL, "%s: logit %d is %s", who, i,
+                             isnan(logits[i]) ? "NaN" : "+inf");
+        any |= logits[i] != -INFINITY;
+    }
+    if (!any) return hmti_errf(HMT_E_INVAL, "%s: every logit is -inf (no token allowed)", who);
     if (s->temperature <= 0 || s->top_k == 1) {
         *out = argmax(logits, n_vocab);
         return HMT_OK;
@@ -144,7 +152,10 @@ static int sample_impl(hmt_sampler *s, const float *logits, int32_t n_vocab, hmt
             return HMT_OK;
         }
     }
-    *out = c[n - 1].id; /* r landed on the rounding edge */
+    /* r landed on the rounding edge: the last candidate with any weight
+     * (the best one has weight 1, so there is one; never a banned token) */
+    while (n > 1 && exp((c[n - 1].logit - top) * inv_t) == 0) n--;
+    *out = c[n - 1].id;
     return HMT_OK;
 }
 

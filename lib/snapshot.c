@@ -5,6 +5,7 @@
  *   fixed order, then u64 FNV-1a of all preceding bytes.
  * Restore validates all of it before changing the stream. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ typedef struct {
     int bad;
     int32_t n_vocab; /* CHECK: token ids must lie below it...  */
     int bad_id;      /* ...else this is set                     */
+    const char *bad_float; /* CHECK: the first field with a non-finite value */
+    int64_t bad_float_at;  /* its index in that field               */
 } cursor;
 
 static void io(cursor *c, void *field, size_t n) {
@@ -104,6 +107,22 @@ static void io_tokens(cursor *c, hmt_token *field, size_t n) {
     io(c, field, n * sizeof *field);
 }
 
+/* Floats: CHECK also requires them finite (a NaN memory or KV entry would
+ * silently turn every later logit into NaN); the message names the field. */
+static void io_floats(cursor *c, float *field, size_t n, const char *name) {
+    if (c->kind == CHECK && !c->bad && !c->bad_float && n <= (c->len - c->pos) / sizeof(float))
+        for (size_t i = 0; i < n; i++) {
+            float v;
+            memcpy(&v, c->in + c->pos + i * sizeof v, sizeof v);
+            if (!isfinite(v)) {
+                c->bad_float = name;
+                c->bad_float_at = (int64_t)i;
+                break;
+            }
+        }
+    io(c, field, n * sizeof(float));
+}
+
 /* The arrays, sized by the counters ctr (the stream's own when saving, the
  * snapshot's when checking or loading). */
 static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
@@ -112,32 +131,32 @@ static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
     io_tokens(c, s->seg_tok, (size_t)ctr[3]);
     io_tokens(c, s->prev_tok, (size_t)ctr[7]);
     io_tokens(c, s->sens, (size_t)ctr[8]);
-    io(c, s->p, d * sizeof(float));
-    io(c, s->s, d * sizeof(float));
-    io(c, s->last_m, d * sizeof(float));
-    io(c, s->mem, fill * d * sizeof(float));
-    io(c, s->keys, fill * dh * sizeof(float));
+    io_floats(c, s->p, d, "P");
+    io_floats(c, s->s, d, "S");
+    io_floats(c, s->last_m, d, "last M");
+    io_floats(c, s->mem, fill * d, "memory cache");
+    io_floats(c, s->keys, fill * dh, "memory keys");
     io(c, s->mem_seg, fill * sizeof(int64_t));
-    io(c, s->rw, rn * sizeof(float));
+    io_floats(c, s->rw, rn, "recall weights");
     io(c, s->rseg, rn * sizeof(int64_t));
     if (s->mode == HMT_MODE_WINDOW) io_tokens(c, s->win, (size_t)s->W);
     const hmt_model *m = s->model;
     const size_t kvd = (size_t)m->n_head_kv * m->head_dim, nc = (size_t)s->bb.n_ctx;
     for (int l = 0; l < m->n_layer; l++) {
         for (size_t r = 0; r < kvd; r++)
-            io(c, s->bb.kt + ((size_t)l * kvd + r) * nc, kv * sizeof(float));
-        io(c, s->bb.v + (size_t)l * nc * kvd, kv * kvd * sizeof(float));
+            io_floats(c, s->bb.kt + ((size_t)l * kvd + r) * nc, kv, "K cache");
+        io_floats(c, s->bb.v + (size_t)l * nc * kvd, kv * kvd, "V cache");
     }
     /* the last ready token's logits, so sampling can continue after a restore */
     if (ctr[13] > 0) {
         float *row = c->kind == SAVE ? (float *)hmt_stream_logits(s, ctr[13] - 1) : s->logits;
-        io(c, row, (size_t)m->n_vocab * sizeof(float));
+        io_floats(c, row, (size_t)m->n_vocab, "logits");
     }
 }
 
 static size_t save_into(const hmt_stream *cs, unsigned char *out) {
     hmt_stream *s = (hmt_stream *)cs; /* SAVE only reads the stream */
-    cursor c = {SAVE, out, NULL, 0, 0, 0, 0, 0};
+    cursor c = {SAVE, out, NULL, 0, 0, 0, 0, 0, NULL, 0};
     uint32_t head[2] = {0x53544d48u /* "HMTS" */, SNAP_VERSION}, set[N_SETTINGS];
     uint64_t fp[2] = {s->model->fingerprint, adapter_fingerprint(s->ad)};
     int64_t ctr[N_COUNTERS];
@@ -195,7 +214,7 @@ static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
         return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
                                  fp[0] != s->model->fingerprint ? "model" : "adapter"));
     uint32_t set[N_SETTINGS], mine[N_SETTINGS];
-    cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0, 0, 0}; /* into locals */
+    cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0, 0, 0, NULL, 0}; /* into locals */
     io(&c, set, sizeof set);
     settings_of(s, mine);
     if (c.bad || memcmp(set, mine, sizeof set))
@@ -213,6 +232,9 @@ static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
         return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: sizes do not match its counters"));
     if (check.bad_id)
         return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: a token id outside the vocabulary"));
+    if (check.bad_float)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: %s value %lld is not finite",
+                                 check.bad_float, (long long)check.bad_float_at));
     if (ctr[13] > 0 && s->logits_cap < 1) {
         float *row = hmti_malloc((size_t)s->model->n_vocab * sizeof *row);
         if (!row) return fail(s, hmti_errf(HMT_E_NOMEM, "snapshot: out of memory"));
@@ -258,7 +280,7 @@ static size_t max_snapshot_size(const hmt_stream *cs) {
     hmt_stream *s = (hmt_stream *)cs; /* measuring only: nothing is read or written */
     int64_t ctr[N_COUNTERS] = {0};
     ctr[3] = ctr[7] = s->L, ctr[8] = s->k, ctr[9] = ctr[11] = s->N, ctr[15] = s->bb.n_ctx;
-    cursor c = {SAVE, NULL, NULL, 0, 0, 0, 0, 0};
+    cursor c = {SAVE, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0};
     walk_arrays(&c, s, ctr); /* ctr[13] = 0: the logits row is added below */
     return 8 + 16 + N_SETTINGS * 4 + N_COUNTERS * 8 + c.pos +
            (size_t)s->model->n_vocab * sizeof(float) + sizeof(uint64_t);

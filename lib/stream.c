@@ -22,7 +22,7 @@ static int eval_rows(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token *t
         const uint8_t *o = outs + done;
         int rc = hmti_backbone_forward(&s->bb, *kv_n, c, tok ? tok + done : NULL,
                                        embd ? embd + (size_t)done * m->n_embd : NULL, NULL, o,
-                                       hidden, logits, NULL, NULL);
+                                       hidden, logits, hmti_abort_fn_of(&s->abort), &s->abort);
         if (rc) return rc;
         for (int32_t i = 0; i < c; i++) {
             if (o[i] & HMT_OUT_LOGITS) logits += m->n_vocab;
@@ -54,14 +54,10 @@ static int eval_silent(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token 
 
 /* ---- outputs ------------------------------------------------------------- */
 
-static int reserve(float **buf, size_t *cap, size_t rows, size_t width) {
-    if (rows <= *cap) return HMT_OK;
-    size_t want = rows < 2 * *cap ? 2 * *cap : rows;
-    float *p = hmti_realloc(*buf, want * width * sizeof(float));
-    if (!p) return hmti_errf(HMT_E_NOMEM, "stream: out of memory for %zu output rows", want);
-    *buf = p;
-    *cap = want;
-    return HMT_OK;
+/* Outgrown blocks are retired, not freed (lib/outbuf.h): logits pointers
+ * handed out stay readable until the stream is freed. */
+static int reserve(hmt_stream *s, float **buf, size_t *cap, size_t rows, size_t width) {
+    return hmti_outbuf_reserve(&s->retired, buf, cap, rows, width);
 }
 
 /* Evaluate n token rows as the next ready tokens of the stream, keeping
@@ -71,8 +67,8 @@ static int eval_ready(hmt_stream *s, int32_t *kv_n, int32_t n, const hmt_token *
         int32_t c = n - done < s->bb.n_batch ? n - done : s->bb.n_batch;
         size_t row = s->all_logits ? (size_t)(s->n_ready - s->ready_first) : 0;
         const uint8_t want = (uint8_t)(HMT_OUT_LOGITS | (s->keep_ffn ? HMT_OUT_FFN_INPUT : 0));
-        int rc = reserve(&s->logits, &s->logits_cap, row + (size_t)c, (size_t)s->model->n_vocab);
-        if (!rc && s->keep_ffn) rc = reserve(&s->ffn, &s->ffn_cap, row + (size_t)c, (size_t)s->d);
+        int rc = reserve(s, &s->logits, &s->logits_cap, row + (size_t)c, (size_t)s->model->n_vocab);
+        if (!rc && s->keep_ffn) rc = reserve(s, &s->ffn, &s->ffn_cap, row + (size_t)c, (size_t)s->d);
         if (rc) return rc;
         memset(s->flags, s->all_logits ? want : 0, (size_t)c);
         s->flags[c - 1] = want;
@@ -343,6 +339,19 @@ static int stream_set_recall_callback(hmt_stream *s, hmt_recall_fn fn, void *use
     s->recall_fn = fn;
     s->recall_data = user_data;
     return HMT_OK;
+}
+
+HMT_API int hmt_stream_set_abort_callback(hmt_stream *s, hmt_abort_fn fn, void *user_data) {
+    hmti_clear_error();
+    if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_set_abort_callback: stream is NULL");
+    s->abort.fn = fn;
+    s->abort.data = user_data;
+    return HMT_OK;
+}
+
+void hmti_stream_set_extra_abort(hmt_stream *s, hmt_abort_fn fn, void *data) {
+    s->abort.extra_fn = fn;
+    s->abort.extra_data = data;
 }
 
 HMT_API const char *hmt_stream_errmsg(const hmt_stream *s) {

@@ -4,9 +4,11 @@
 #ifndef HMT_STREAM_H
 #define HMT_STREAM_H
 
+#include "abort.h"
 #include "adapter.h"
 #include "backbone.h"
 #include "busy.h"
+#include "outbuf.h"
 
 /* Test hook: called when a segment closes with its S (NULL if none), P (NULL
  * if none) and M (NULL if none). Internal; tests set it directly. */
@@ -54,9 +56,11 @@ struct hmt_stream {
     int keep_ffn;         /* HMT_P_KEEP_FFN_INPUT                            */
     float *ffn;           /* kNN keys, rows parallel to logits               */
     size_t ffn_cap;
+    hmti_retired retired; /* outgrown logits/ffn blocks, kept until free  */
     uint8_t *flags;       /* per-row output flags scratch [n_batch]          */
     float *hidden;        /* [d] scratch for M / S                           */
     int broken;
+    hmti_abort abort;     /* polled between layers of every pass         */
     hmt_recall_fn recall_fn;
     void *recall_data;
     hmti_segment_hook hook;

@@ -593,6 +593,15 @@ END_TEST
 #define SANITIZED 1
 #else
 #define SANITIZED 0
+/* A second free is caught either by the poison (the usual case: "already
+ * freed") or, when the allocator has reused the freed block's last bytes,
+ * by a magic word that is no longer the handle's ("not a live ..."): both
+ * are refusals; which one depends on the allocator (busy.h: best effort). */
+static int refused_free(const char *fn) {
+    const char *msg = hmt_last_error_msg();
+    return strstr(msg, fn) && (strstr(msg, "already freed") || strstr(msg, "not a live"));
+}
+
 static int child_double_frees(void) {
     hmt_model *m = NULL;
     if (hmt_model_load(&m, MODEL, NULL)) return 10;
@@ -610,22 +619,22 @@ static int child_double_frees(void) {
         return 12;
     hmt_ctx_free(ctx);
     hmt_ctx_free(ctx);
-    if (!strstr(hmt_last_error_msg(), "hmt_ctx_free: this context was already freed")) return 20;
+    if (!refused_free("hmt_ctx_free")) return 20;
     hmt_token t = 1;
     if (hmt_ctx_eval_tokens(ctx, &t, 1, 0) != HMT_E_MISUSE) return 21;
     hmt_stream_free(s);
     hmt_stream_free(s);
-    if (!strstr(hmt_last_error_msg(), "hmt_stream_free: this stream was already freed")) return 22;
+    if (!refused_free("hmt_stream_free")) return 22;
     if (hmt_stream_feed(s, &t, 1) != HMT_E_MISUSE) return 23;
     hmt_chain_free(chain);
     hmt_chain_free(chain);
-    if (!strstr(hmt_last_error_msg(), "chain was already freed")) return 24;
+    if (!refused_free("hmt_chain_free")) return 24;
     hmt_sampler_free(smp);
     hmt_sampler_free(smp);
-    if (!strstr(hmt_last_error_msg(), "sampler was already freed")) return 25;
+    if (!refused_free("hmt_sampler_free")) return 25;
     hmt_params_free(p);
     hmt_params_free(p);
-    if (!strstr(hmt_last_error_msg(), "params object was already freed")) return 26;
+    if (!refused_free("hmt_params_free")) return 26;
     hmt_model_free(m); /* the last reference: destroyed */
     hmt_model_free(m);
     if (!strstr(hmt_last_error_msg(), "hmt_model_free")) return 27;

@@ -208,7 +208,8 @@ HMT_API void hmt_params_free(hmt_params *params);
 /** Set an integer key. HMT_E_INVAL for an unknown key, a float key, or a value
  *  outside the bounds; the object is unchanged then. */
 HMT_API HMT_NODISCARD int hmt_params_set_int(hmt_params *params, hmt_param key, int64_t value);
-/** Set a float key (same errors as hmt_params_set_int). */
+/** Set a float key (same errors as hmt_params_set_int; NaN and ±inf are
+ *  outside every key's bounds). */
 HMT_API HMT_NODISCARD int hmt_params_set_float(hmt_params *params, hmt_param key, double value);
 /** Read a key's current value (ints are returned exactly as double). */
 HMT_API HMT_NODISCARD int hmt_params_get(const hmt_params *params, hmt_param key, double *out);
@@ -244,7 +245,8 @@ typedef struct hmt_model hmt_model;
  *  weights are converted to F32 packed panels at load (docs/API.md, memory).
  *  params: NULL or a params object (no model keys exist yet).
  *  Errors: HMT_E_INVAL (NULL out/path), HMT_E_IO, HMT_E_FORMAT (corrupt file;
- *  the message names the field), HMT_E_UNSUPPORTED (architecture or tensor
+ *  the message names the field; also a NaN or infinite weight: the message
+ *  names the tensor, element, row and column), HMT_E_UNSUPPORTED (architecture or tensor
  *  type), HMT_E_NOMEM. On failure *out is NULL and nothing is leaked.
  *  Thread-safe (distinct calls share nothing). */
 HMT_API HMT_NODISCARD int hmt_model_load(hmt_model **out, const char *path,
@@ -368,7 +370,8 @@ enum {
  *  On HMT_OK, n_past grows by n and the requested outputs are readable with
  *  hmt_ctx_logits() / hmt_ctx_hidden() until the next eval or clear.
  *  Errors (the KV cache and n_past are then as before the call):
- *  HMT_E_INVAL (n = 0, both or neither of tokens/embd, bad flags),
+ *  HMT_E_INVAL (n = 0, both or neither of tokens/embd, bad flags, a NaN or
+ *  infinite embedding value: the message gives its row and column),
  *  HMT_E_TOKEN (an id out of range), HMT_E_CTX_FULL (n_past + n > n_ctx),
  *  HMT_E_ABORTED (the abort callback returned nonzero between layers). */
 HMT_API HMT_NODISCARD int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens,
@@ -382,7 +385,11 @@ HMT_API HMT_NODISCARD int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tok
 
 /** Logits (n_vocab floats) of batch row i of the last successful eval, or of
  *  its last row for i = -1. NULL if that row's logits were not requested.
- *  Valid until the next eval, clear, rewind or free of ctx. */
+ *  Its values are those of that eval until the next eval, clear or rewind;
+ *  the memory itself stays readable (possibly overwritten by a later eval,
+ *  or stale) until hmt_ctx_free, so a host that hands out views of it (the
+ *  Python binding) never reads freed memory. The same holds for
+ *  hmt_ctx_hidden and hmt_ctx_ffn_input. */
 HMT_API const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i);
 /** Final normalized hidden state (n_embd floats) of batch row i (-1 = last);
  *  NULL if not requested. Same lifetime as hmt_ctx_logits(). */
@@ -400,7 +407,11 @@ HMT_API HMT_NODISCARD int hmt_ctx_kv_clear(hmt_ctx *ctx);
 HMT_API HMT_NODISCARD int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep);
 
 /** Abort callback, polled between layers: a nonzero return stops the eval
- *  with HMT_E_ABORTED. NULL removes it. Called on the thread running eval. */
+ *  with HMT_E_ABORTED. NULL removes it. Called on the thread running eval.
+ *  After an abort the context is as before the eval (n_past and the cached
+ *  positions unchanged; the outputs of the previous eval are gone) and
+ *  usable. The same type serves streams (hmt_stream_set_abort_callback) and
+ *  datastore builds (hmt_knn_builder_set_abort_callback). */
 typedef int (*hmt_abort_fn)(void *user_data);
 HMT_API HMT_NODISCARD int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn,
                                                      void *user_data);
@@ -420,7 +431,11 @@ HMT_API HMT_NODISCARD int hmt_sampler_create(hmt_sampler **out, const hmt_params
 HMT_API void hmt_sampler_free(hmt_sampler *sampler);
 /** Draw a token from n_vocab logits (not modified). Order: top-k, then
  *  temperature softmax, then top-p, then a draw; temperature 0 is argmax
- *  (lowest id on ties). HMT_E_INVAL for NULL or n_vocab <= 0. */
+ *  (lowest id on ties). Non-finite logits follow the processor chain's rule
+ *  (hmt_proc.h): -inf bans a token (it is never drawn, at any temperature);
+ *  NaN and +inf have no probability and are refused, as is a vector whose
+ *  every entry is -inf (no token allowed): HMT_E_INVAL naming the first bad
+ *  entry, *out unchanged. HMT_E_INVAL also for NULL or n_vocab <= 0. */
 HMT_API HMT_NODISCARD int hmt_sampler_sample(hmt_sampler *sampler, const float *logits,
                                              int32_t n_vocab, hmt_token *out);
 /** Restart the RNG from seed. */
@@ -442,7 +457,8 @@ typedef struct hmt_adapter hmt_adapter;
 /** Load the HMT parameters (hmt.* keys and tensors) for model from a GGUF
  *  file, or from the model's own file when path is NULL. Validated against
  *  the model: HMT_E_FORMAT for a missing or mis-shaped tensor, a width that
- *  differs from the model's, or a bad hyperparameter (the message names it);
+ *  differs from the model's, a bad hyperparameter, or a NaN or infinite
+ *  tensor element (the message names it);
  *  HMT_E_IO for an unreadable file. The adapter holds a reference to model.
  *  Immutable once loaded: shareable between threads and streams. */
 HMT_API HMT_NODISCARD int hmt_adapter_load(hmt_adapter **out, hmt_model *model,
@@ -495,7 +511,9 @@ HMT_API int64_t hmt_stream_n_ready(const hmt_stream *stream);
  *  a consumer should remember the last index it used. */
 HMT_API void hmt_stream_ready_range(const hmt_stream *stream, int64_t *first, int64_t *end);
 /** Logits (n_vocab floats) predicting token index + 1, for an index in the
- *  ready range; NULL otherwise. Valid until the next feed/flush/restore/free. */
+ *  ready range; NULL otherwise. Its values hold until the next
+ *  feed/flush/restore; the memory stays readable (possibly overwritten or
+ *  stale) until hmt_stream_free, as for hmt_ctx_logits. */
 HMT_API const float *hmt_stream_logits(const hmt_stream *stream, int64_t index);
 
 /** The kNN-LM key of a ready token (n_embd floats: the last block's
@@ -527,7 +545,9 @@ HMT_API HMT_NODISCARD int hmt_stream_set_recall_callback(hmt_stream *stream, hmt
  *  one into a stream of the same model, adapter and settings continues with
  *  bit-identical results. save: snprintf-style (HMT_E_BUFFER with *len_out =
  *  needed size; buf may be NULL when cap is 0). restore: HMT_E_FORMAT for a
- *  corrupt or truncated snapshot, HMT_E_INVAL for one taken with another
+ *  corrupt or truncated snapshot (including any NaN or infinite number in
+ *  it: memories, keys, recall weights, KV cache, logits; the message names
+ *  the field and index), HMT_E_INVAL for one taken with another
  *  model, adapter or settings; the stream is unchanged on failure.
  *  save_file writes a temporary next to path and renames it over path once
  *  complete and synced: on failure (HMT_E_IO, with the system's reason)
@@ -539,6 +559,16 @@ HMT_API HMT_NODISCARD int hmt_stream_save(const hmt_stream *stream, void *buf, s
 HMT_API HMT_NODISCARD int hmt_stream_restore(hmt_stream *stream, const void *buf, size_t len);
 HMT_API HMT_NODISCARD int hmt_stream_save_file(const hmt_stream *stream, const char *path);
 HMT_API HMT_NODISCARD int hmt_stream_restore_file(hmt_stream *stream, const char *path);
+
+/** Abort callback of a stream, polled between the layers of every forward
+ *  pass that feed/flush run (summary, memory and main passes; a long feed
+ *  runs many), so a nonzero return stops the call within one layer's time
+ *  with HMT_E_ABORTED. NULL removes it. Called on the thread running
+ *  feed/flush. After an abort the stream is unusable, as after any error of
+ *  feed/flush: feed/flush/save return HMT_E_MISUSE until
+ *  hmt_stream_restore (a snapshot taken before the call) or free. */
+HMT_API HMT_NODISCARD int hmt_stream_set_abort_callback(hmt_stream *stream, hmt_abort_fn fn,
+                                                        void *user_data);
 
 /** Detail of the last failure on this stream ("" if none). */
 HMT_API const char *hmt_stream_errmsg(const hmt_stream *stream);

@@ -24,8 +24,8 @@
  *     hmt_proc *p = NULL;
  *     hmt_proc_knn_create(&p, knn, params);   // HMT_P_KNN_* keys
  *     ...
- *     hmt_proc_free(p);                        // before the datastore
- *     hmt_knn_free(knn);
+ *     hmt_knn_free(knn);                       // any order: p holds a reference
+ *     hmt_proc_free(p);
  *
  * Conventions are those of hmt.h. A loaded hmt_knn is immutable: any number
  * of threads may search it at once. Failures are reported through the status
@@ -116,6 +116,18 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_add_stream(hmt_knn_builder *builder,
                                                      hmt_knn_progress_fn progress,
                                                      void *user_data);
 
+/** Abort callback of a build, polled between the layers of every forward
+ *  pass that hmt_knn_builder_add_ctx / _add_stream run (besides the
+ *  context's or stream's own abort callback, which is polled too) and
+ *  between their chunks: a nonzero return stops the call with
+ *  HMT_E_ABORTED. NULL removes it. Called on the building thread. After an
+ *  abort the builder keeps the pairs added so far and stays usable (add
+ *  more, or finish with what it has); the context of add_ctx is usable (its
+ *  KV cache holds part of the text); the stream of add_stream is unusable
+ *  until restored (hmt_stream_set_abort_callback). */
+HMT_API HMT_NODISCARD int hmt_knn_builder_set_abort_callback(hmt_knn_builder *builder,
+                                                             hmt_abort_fn fn, void *user_data);
+
 /** Pairs appended so far. */
 HMT_API int64_t hmt_knn_builder_count(const hmt_knn_builder *builder);
 
@@ -140,8 +152,9 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_finish(hmt_knn_builder *builder);
 HMT_API HMT_NODISCARD int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path,
                                        const hmt_params *params);
 
-/** Unmap and free (NULL is a no-op). No search or processor may use it any
- *  more: free kNN processors first. */
+/** Release the caller's reference (NULL is a no-op). kNN processors hold
+ *  their own reference, so the datastore is unmapped and freed when the last
+ *  of them is freed; the caller must not use knn after this call. */
 HMT_API void hmt_knn_free(hmt_knn *knn);
 
 /** Shape queries (0 for NULL). Thread-safe. */
@@ -259,7 +272,8 @@ HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
  *  HMT_P_KNN_TEMPERATURE, HMT_P_KNN_LAMBDA_MODE, HMT_P_KNN_BETA,
  *  HMT_P_KNN_BIAS, HMT_P_KNN_LAMBDA_MAX. The search is batched.
  *  Errors: HMT_E_INVAL (NULL, n = 0, n_vocab differs from the datastore's,
- *  non-finite keys), HMT_E_NOMEM. Thread-safe. */
+ *  non-finite keys, a NaN or +inf logit or a row of -inf only: the chain's
+ *  rule, hmt_proc.h), HMT_E_NOMEM. Thread-safe. */
 HMT_API HMT_NODISCARD int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params,
                                               const float *keys, size_t n,
                                               const float *logits, int32_t n_vocab,
@@ -269,8 +283,8 @@ HMT_API HMT_NODISCARD int hmt_knn_interpolate(const hmt_knn *knn, const hmt_para
  *  and values (as returned by hmt_knn_search plus the stored values, or from
  *  another index); neighbours with value −1 are ignored. Same params keys
  *  except HMT_P_KNN_K. For one position; logprobs_out may alias logits.
- *  Errors: HMT_E_INVAL (NULL, n_vocab < 1), HMT_E_TOKEN (a value >=
- *  n_vocab), HMT_E_NOMEM. Thread-safe. */
+ *  Errors: HMT_E_INVAL (NULL, n_vocab < 1, a NaN or +inf logit or only
+ *  -inf ones), HMT_E_TOKEN (a value >= n_vocab), HMT_E_NOMEM. Thread-safe. */
 HMT_API HMT_NODISCARD int hmt_knn_interpolate_neighbors(const hmt_params *params,
                                                         const float *dists,
                                                         const hmt_token *values,
@@ -286,8 +300,8 @@ HMT_API HMT_NODISCARD int hmt_knn_interpolate_neighbors(const hmt_params *params
  *  read once, here. Its apply needs the key of the current position (the
  *  chain passes hmt_ctx_ffn_input / hmt_stream_ffn_input): without one it
  *  fails with HMT_E_MISUSE, with a key of the wrong width or logits of the
- *  wrong vocabulary with HMT_E_INVAL. The processor borrows knn, which must
- *  outlive it; it owns its scratch, so it is used by one thread at a time
+ *  wrong vocabulary with HMT_E_INVAL. The processor holds a reference to
+ *  knn (hmt_knn_free may come first, in any order); it owns its scratch, so it is used by one thread at a time
  *  (like its chain). Errors: HMT_E_INVAL (NULL), HMT_E_NOMEM. */
 HMT_API HMT_NODISCARD int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn,
                                               const hmt_params *params);

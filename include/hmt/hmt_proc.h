@@ -42,7 +42,8 @@ typedef struct hmt_proc_i {
     const char *name;     /* for messages; may be NULL. Must outlive the proc */
     /* required: turn logits[n_vocab] (unnormalized log-probabilities) into new
        ones, in place. Entries may be set to -INFINITY (token forbidden); NaN
-       and +INFINITY are rejected by the chain afterwards (HMT_E_INVAL).
+       and +INFINITY are rejected by the chain right after this processor
+       (HMT_E_INVAL, the message names the processor and the entry).
        key: the kNN-LM key of the current position (n_key floats, the last
        block's normalized FFN input) or NULL (then n_key is 0).
        Return HMT_OK or a negative hmt_status (the chain stops and reports
@@ -94,8 +95,12 @@ HMT_API int32_t hmt_chain_n_procs(const hmt_chain *chain);
  *  passed to each processor (NULL/0 when there is no key). The chain keeps
  *  the final distribution until the next apply: hmt_chain_accept uses it
  *  (DITTO's relative mode records the accepted token's probability).
+ *  Non-finite logits, one rule for the input and after every processor (the
+ *  sampler's too, hmt_sampler_sample): -inf bans a token, NaN and +inf are
+ *  refused, and so is a distribution with every token banned.
  *  Errors: HMT_E_INVAL (NULL argument, n_vocab <= 0, n_key < 0, key NULL with
- *  n_key > 0, a NaN/+inf logit after the processors, all tokens -inf), or the
+ *  n_key > 0, a NaN/+inf input logit or one written by a processor: the
+ *  message says which, all tokens -inf), or the
  *  first processor's error (the later processors are not run; the message
  *  names the processor). logprobs_out is unspecified on failure. */
 HMT_API HMT_NODISCARD int hmt_chain_apply(hmt_chain *chain, const float *logits,

@@ -85,6 +85,16 @@ uint16_t hmti_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
 void hmti_row_to_f32(const void *src, uint32_t src_type, float *dst, int64_t n);
 /* Bytes of one row of n elements (0 if n does not fit the block size). */
 size_t hmti_row_size(uint32_t type, int64_t n);
+/* Non-finite values (NaN, ±inf) where numbers enter the library: the first
+ * such element of n stored in src_type (Q8_0: of a block whose scale is
+ * non-finite, reported at the block's first element), read from the raw bits
+ * without converting. Returns -1 when all are finite, else its index, and
+ * its value (as converted to F32) in *value. */
+int64_t hmti_row_first_nonfinite(const void *src, uint32_t src_type, int64_t n, float *value);
+/* The same for F32 values. */
+int64_t hmti_first_nonfinite(const float *v, int64_t n);
+/* "NaN", "+inf" or "-inf" for a non-finite value (messages). */
+const char *hmti_nonfinite_name(float v);
 
 /* ---- one-time init --------------------------------------------------------- */
 /* libxsmm_init through pthread_once; called by every entry point that JITs. */

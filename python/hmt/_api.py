@@ -4,22 +4,28 @@ Lifetime rules (docs/PYTHON.md):
 - every object has close() (idempotent), is a context manager, and frees its
   handle from a guarded __del__ when it is garbage-collected;
 - a child keeps its parents alive (Context -> Model, Stream -> Model and
-  Adapter, Adapter -> Model), and libhmt itself reference-counts the model, so
-  any order of close()/collection is safe;
+  Adapter, Adapter -> Model, KnnProc -> Knn), and libhmt itself
+  reference-counts models, adapters and datastores, so any order of
+  close()/collection is safe; close() with live NumPy views defers the free
+  to the last view (_Lent);
+- numbers are type- and range-checked before they reach ctypes (_args), and
+  long calls turn Ctrl-C into KeyboardInterrupt (_interrupt);
 - Python callables handed to C (abort, recall, log) are kept alive by the
   object that registered them; an exception raised inside one is caught, stops
   the computation where C allows it (abort), and is re-raised from the call
   that ran the callback.
 """
 import array
+import ctypes
 import os
 import sys
 import types
+import weakref
 from ctypes import sizeof as ctypes_sizeof
 from ctypes import (POINTER, byref, c_char, c_double, c_float, c_int, c_int32, c_int64, c_size_t,
                     c_uint8, cast, create_string_buffer, string_at)
 
-from . import _capi
+from . import _args, _capi, _interrupt
 from ._capi import (DETOKENIZE_SPECIAL, OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS,
                     TOKENIZE_SPECIAL, HmtError, KnnDtype, LogLevel, Mode, Param, Status,
                     hmt_abort_fn, hmt_adapter_p, hmt_chain_p, hmt_ctx_p, hmt_knn_builder_p,
@@ -36,50 +42,25 @@ if not os.environ.get("HMT_NO_NUMPY"):
         np = None
 
 HAVE_NUMPY = np is not None
+_args.set_numpy(np)
 
 
 # ---------------------------------------------------------------------------
 # Argument and result conversion
 # ---------------------------------------------------------------------------
-def _int32_arg(seq):
-    """(pointer, n, keepalive) for a sequence of int32 (token ids, positions)."""
-    if seq is None:
-        return None, 0, None
-    if np is not None:
-        a = np.ascontiguousarray(seq, dtype=np.int32).reshape(-1)
-        n = a.size
-        return (a.ctypes.data_as(POINTER(c_int32)) if n else None), n, a
-    if isinstance(seq, array.array) and seq.typecode in "il" and seq.itemsize == 4:
-        n = len(seq)
-        if n == 0:
-            return None, 0, None
-        buf = (c_int32 * n).from_buffer(seq)
-        return cast(buf, POINTER(c_int32)), n, buf
-    seq = [int(x) for x in seq]
-    n = len(seq)
-    if n == 0:
-        return None, 0, None
-    buf = (c_int32 * n)(*seq)
-    return cast(buf, POINTER(c_int32)), n, buf
+def _int32_arg(seq, what="values", fn=None, code=Status.E_INVAL):
+    """(pointer, n, keepalive) for a sequence of int32 (token ids, positions),
+    type- and range-checked (_args)."""
+    return _args.int32_seq(seq, what, fn, code)
 
 
-def _float_arg(seq):
+def _tokens_arg(seq, fn):
+    return _args.int32_seq(seq, "token id", fn, Status.E_TOKEN)
+
+
+def _float_arg(seq, what="values"):
     """(pointer, n_floats, keepalive) for a flat or nested sequence of floats."""
-    if np is not None:
-        a = np.ascontiguousarray(seq, dtype=np.float32).reshape(-1)
-        return a.ctypes.data_as(POINTER(c_float)), a.size, a
-    if isinstance(seq, array.array) and seq.typecode == "f":
-        n = len(seq)
-        buf = (c_float * n).from_buffer(seq) if n else (c_float * 0)()
-        return cast(buf, POINTER(c_float)), n, buf
-    flat = []
-    for x in seq:
-        if isinstance(x, (list, tuple, array.array)):
-            flat.extend(float(v) for v in x)
-        else:
-            flat.append(float(x))
-    buf = (c_float * len(flat))(*flat)
-    return cast(buf, POINTER(c_float)), len(flat), buf
+    return _args.float_seq(seq, what)
 
 
 def _float_vec(ptr, n, owner, copy):
@@ -95,6 +76,7 @@ def _float_vec(ptr, n, owner, copy):
     if copy:
         return np.frombuffer(carr, dtype=np.float32).copy()
     carr._hmt_owner = owner  # the view -> ctypes array -> the handle's Python object
+    carr._hmt_lent = owner._lent_token()  # ... and the C handle, even after close()
     view = np.frombuffer(carr, dtype=np.float32)
     view.flags.writeable = False
     return view
@@ -116,7 +98,7 @@ def _key(key):
             return Param[key.upper()]
         except KeyError:
             raise HmtError(Status.E_INVAL, "params", f"unknown parameter {key!r}") from None
-    return int(key)
+    return _args.int32(key, "parameter key", "params")
 
 
 def _value(key, value):
@@ -197,20 +179,51 @@ def set_log_callback(fn):
 # ---------------------------------------------------------------------------
 # Handles
 # ---------------------------------------------------------------------------
+class _Lent:
+    """Held by every NumPy view of a handle's memory. close() hands the C
+    handle to it, so the memory is freed when the last view is gone (at once
+    when there is none) and a view never reads freed memory."""
+
+    __slots__ = ("h", "free_fn")
+
+    def __init__(self):
+        self.h = self.free_fn = None
+
+    def __del__(self):
+        h, self.h = self.h, None
+        if h:
+            try:
+                self.free_fn(h)
+            except Exception:  # interpreter shutdown
+                pass
+
+
 class _Handle:
     """Owns one C handle. Subclasses set _free_fn (kept on the class so that
     __del__ still works while the interpreter tears modules down)."""
 
     _h = None
+    _lent = None
     _free_fn = None
     _kind = "handle"
 
     def close(self):
-        """Free the C object now (idempotent). Borrowed data (logits views)
-        must not be used afterwards."""
+        """Close the object (idempotent): any later use raises
+        HmtError(E_MISUSE). The C object is freed now, or, while NumPy views
+        of its memory are alive, when the last of them is gone."""
         h, self._h = self._h, None
-        if h:
+        if not h:
+            return
+        lent, self._lent = self._lent, None
+        if lent is None:
             self._free_fn(h)
+        else:  # freed as this function drops its reference, unless views hold it
+            lent.h, lent.free_fn = h, self._free_fn
+
+    def _lent_token(self):
+        if self._lent is None:
+            self._lent = _Lent()
+        return self._lent
 
     @property
     def closed(self):
@@ -280,16 +293,25 @@ class Params(_Handle):
             self.set(k, v)
 
     def set(self, key, value):
+        """Set a key. Integer keys take an int (or bool, for the 0/1 flags);
+        float keys an int or float. Another type, or a value outside the
+        key's bounds (NaN and inf included), raises HmtError(E_INVAL)."""
         key = _key(key)
         value = _value(key, value)
         is_int = param_bounds(key)[3]
+        fn = "hmt_params_set_int" if is_int else "hmt_params_set_float"
+        try:
+            if is_int:
+                v = _args.int64(int(value) if _args._is_bool(value) else value,
+                                f"parameter {_name(key)}", fn)
+            else:
+                v = _args.real(value, f"parameter {_name(key)}")
+        except TypeError as e:
+            raise HmtError(Status.E_INVAL, fn, str(e)) from None
         if is_int:
-            if isinstance(value, float) and not value.is_integer():
-                raise HmtError(Status.E_INVAL, "hmt_params_set_int",
-                               f"parameter {_name(key)} is an integer, got {value!r}")
-            lib.hmt_params_set_int(self._handle, key, int(value))
+            lib.hmt_params_set_int(self._handle, key, v)
         else:
-            lib.hmt_params_set_float(self._handle, key, float(value))
+            lib.hmt_params_set_float(self._handle, key, v)
         return self
 
     def get(self, key):
@@ -406,7 +428,7 @@ class Model(_Handle):
 
     def detokenize_bytes(self, tokens, special=False):
         """The UTF-8 bytes of token ids (one token may end mid-character)."""
-        ptr, n, keep = _int32_arg(tokens)
+        ptr, n, keep = _tokens_arg(tokens, "hmt_detokenize")
         flags = DETOKENIZE_SPECIAL if special else 0
         need = c_size_t()
         cap = 16 * n + 1
@@ -426,7 +448,8 @@ class Model(_Handle):
         """Input embedding of a token (n_embd floats; a copy)."""
         d = self.n_embd
         buf = (c_float * d)()
-        lib.hmt_model_token_embedding(self._handle, int(token), buf, d)
+        token = _args.int32(token, "token id", "hmt_model_token_embedding")
+        lib.hmt_model_token_embedding(self._handle, token, buf, d)
         if np is not None:
             return np.frombuffer(buf, dtype=np.float32).copy()
         return array.array("f", buf)
@@ -435,10 +458,12 @@ class Model(_Handle):
 def _out_flags(outputs, n):
     if outputs is None:
         return None, None
-    if isinstance(outputs, int):
-        buf = (c_uint8 * n)(*([outputs] * n))
+    def flag(v):
+        return _args.integer(v, "output flags", 0, 255, "hmt_ctx_eval")
+    if isinstance(outputs, int) or (np is not None and isinstance(outputs, np.integer)):
+        buf = (c_uint8 * n)(*([flag(outputs)] * n))
     else:
-        vals = [int(v) for v in outputs]
+        vals = [flag(v) for v in outputs]
         if len(vals) != n:
             raise HmtError(Status.E_INVAL, "hmt_ctx_eval",
                            f"outputs has {len(vals)} flags for {n} rows")
@@ -458,6 +483,58 @@ class _CallbackErrors:
             raise e from cause
 
 
+class _Abortable:
+    """The C abort callback of a context, stream or builder. One CFUNCTYPE
+    per object polls Ctrl-C (_interrupt) and the user's function; it is
+    installed in C while a user function is set, and otherwise only for the
+    duration of a long call on the main thread (so that calls on other
+    threads never take the GIL between layers)."""
+
+    _abort_setter = None  # the C hmt_*_set_abort_callback, on the class
+
+    def _init_abort(self):
+        errors = self._errors
+        box = types.SimpleNamespace(fn=None)  # not self: no cycle through the callback
+
+        def tramp(_ud):
+            try:
+                if _interrupt.pending():
+                    return 1
+                fn = box.fn
+                return 1 if fn is not None and fn() else 0
+            except BaseException as e:
+                errors.pending.append(e)
+                return 1
+
+        self._abort_box = box
+        self._abort_cb = hmt_abort_fn(tramp)  # C holds it: kept as long as we are
+
+    def set_abort_callback(self, fn):
+        """fn() is polled between layers; a true result stops the call with
+        HmtError(E_ABORTED). An exception raised by fn also stops it and is
+        re-raised from the call. None removes it (Ctrl-C still works)."""
+        self._abort_setter(self._handle, self._abort_cb if fn is not None else hmt_abort_fn(),
+                           None)
+        self._abort_box.fn = fn
+
+    def _call_long(self, fn, *args):
+        """fn(*args) with Ctrl-C turned into KeyboardInterrupt and callback
+        exceptions re-raised."""
+        with _interrupt.interruptible() as g:
+            install = g.active and self._abort_box.fn is None
+            if install:
+                self._abort_setter(self._handle, self._abort_cb, None)
+            try:
+                fn(*args)
+            except HmtError as e:
+                self._errors.reraise(e)
+                raise
+            finally:
+                if install and self._h:
+                    self._abort_setter(self._h, hmt_abort_fn(), None)
+            self._errors.reraise()
+
+
 class _Keyed:
     """get / set_int of enum keys through a handle's C getter and setter
     (the class names them: _get_fn, _set_fn)."""
@@ -471,15 +548,17 @@ class _Keyed:
         return _number(out.value, param_bounds(key)[3])
 
     def set_int(self, key, value):
-        self._set_fn(self._handle, _key(key), int(value))
+        fn = getattr(self._set_fn, "__name__", "set_int")
+        self._set_fn(self._handle, _key(key), _args.int64(value, f"parameter {_name(_key(key))}", fn))
 
 
-class Context(_Keyed, _Handle):
+class Context(_Abortable, _Keyed, _Handle):
     """A context: one KV cache over a model. Keeps its Model alive."""
 
     _free_fn = staticmethod(lib.hmt_ctx_free)
     _get_fn = staticmethod(lib.hmt_ctx_get)
     _set_fn = staticmethod(lib.hmt_ctx_set_int)
+    _abort_setter = staticmethod(lib.hmt_ctx_set_abort_callback)
     _kind = "context"
 
     def __init__(self, model, params=None, **kwargs):
@@ -487,8 +566,8 @@ class Context(_Keyed, _Handle):
         self._model = model
         self._n_vocab = model.n_vocab
         self._n_embd = model.n_embd
-        self._abort_cb = None
         self._errors = _CallbackErrors()
+        self._init_abort()
 
     @property
     def model(self):
@@ -507,14 +586,6 @@ class Context(_Keyed, _Handle):
     def n_threads(self, n):
         self.set_int(Param.N_THREADS, n)
 
-    def _run(self, fn, *args):
-        try:
-            fn(*args)
-        except HmtError as e:
-            self._errors.reraise(e)
-            raise
-        self._errors.reraise()
-
     def eval(self, tokens=None, embd=None, pos=None, outputs=None):
         """Evaluate a batch: token ids, or input embeddings (n × n_embd
         floats, flat or nested). pos: RoPE positions (None = n_past + i).
@@ -525,10 +596,10 @@ class Context(_Keyed, _Handle):
         tptr = eptr = None
         keep = []
         if tokens is not None:
-            tptr, n, k = _int32_arg(tokens)
+            tptr, n, k = _tokens_arg(tokens, "hmt_ctx_eval")
             keep.append(k)
         else:
-            eptr, nf, k = _float_arg(embd)
+            eptr, nf, k = _float_arg(embd, "embd")
             keep.append(k)
             if nf % self._n_embd:
                 raise HmtError(Status.E_INVAL, "hmt_ctx_eval",
@@ -536,20 +607,20 @@ class Context(_Keyed, _Handle):
             n = nf // self._n_embd
         pptr = None
         if pos is not None:
-            pptr, npos, k = _int32_arg(pos)
+            pptr, npos, k = _int32_arg(pos, "position", "hmt_ctx_eval")
             keep.append(k)
             if npos != n:
                 raise HmtError(Status.E_INVAL, "hmt_ctx_eval", f"pos has {npos} entries for {n} rows")
         optr, k = _out_flags(outputs, n)
         keep.append(k)
-        self._run(lib.hmt_ctx_eval, self._handle, n, tptr, eptr, pptr, optr)
+        self._call_long(lib.hmt_ctx_eval, self._handle, n, tptr, eptr, pptr, optr)
         return n
 
     def eval_tokens(self, tokens, all_logits=False):
         """Evaluate token ids at the next positions (logits of every row when
         all_logits, else of the last)."""
-        ptr, n, keep = _int32_arg(tokens)
-        self._run(lib.hmt_ctx_eval_tokens, self._handle, ptr, n, 1 if all_logits else 0)
+        ptr, n, keep = _tokens_arg(tokens, "hmt_ctx_eval_tokens")
+        self._call_long(lib.hmt_ctx_eval_tokens, self._handle, ptr, n, 1 if all_logits else 0)
         return n
 
     def logits(self, i=-1, copy=False):
@@ -557,43 +628,25 @@ class Context(_Keyed, _Handle):
         not requested. With NumPy and copy=False: a read-only view of the
         context's buffer, valid until the next eval/kv_clear/kv_rewind/close
         (it keeps the Context alive). Otherwise a copy."""
+        i = _args.int32(i, "row", "hmt_ctx_logits")
         return _float_vec(lib.hmt_ctx_logits(self._handle, i), self._n_vocab, self, copy)
 
     def hidden(self, i=-1, copy=False):
         """Final normalized hidden state of batch row i; same rules as logits()."""
+        i = _args.int32(i, "row", "hmt_ctx_hidden")
         return _float_vec(lib.hmt_ctx_hidden(self._handle, i), self._n_embd, self, copy)
 
     def ffn_input(self, i=-1, copy=False):
         """The last block's normalized FFN input (the kNN-LM key) of batch row
         i, when HMT_OUT_FFN_INPUT was requested for it; same rules as logits()."""
+        i = _args.int32(i, "row", "hmt_ctx_ffn_input")
         return _float_vec(lib.hmt_ctx_ffn_input(self._handle, i), self._n_embd, self, copy)
 
     def kv_clear(self):
         lib.hmt_ctx_kv_clear(self._handle)
 
     def kv_rewind(self, n_keep):
-        lib.hmt_ctx_kv_rewind(self._handle, n_keep)
-
-    def set_abort_callback(self, fn):
-        """fn() is polled between layers; a true result stops eval with
-        HmtError(E_ABORTED). An exception raised by fn also stops it and is
-        re-raised from eval. None removes the callback."""
-        if fn is None:
-            lib.hmt_ctx_set_abort_callback(self._handle, hmt_abort_fn(), None)
-            self._abort_cb = None
-            return
-        errors = self._errors  # not self: no reference cycle through the callback
-
-        def tramp(_ud):
-            try:
-                return 1 if fn() else 0
-            except BaseException as e:
-                errors.pending.append(e)
-                return 1
-
-        cb = hmt_abort_fn(tramp)
-        lib.hmt_ctx_set_abort_callback(self._handle, cb, None)
-        self._abort_cb = cb  # C holds it: keep it alive as long as we are
+        lib.hmt_ctx_kv_rewind(self._handle, _args.int32(n_keep, "n_keep", "hmt_ctx_kv_rewind"))
 
 
 class Sampler(_Handle):
@@ -607,14 +660,15 @@ class Sampler(_Handle):
 
     def sample(self, logits):
         """Draw a token id from a vector of logits (not modified)."""
-        ptr, n, keep = _float_arg(logits)
+        ptr, n, keep = _float_arg(logits, "logits")
         out = c_int32()
         lib.hmt_sampler_sample(self._handle, ptr, n, byref(out))
         del keep
         return out.value
 
     def reseed(self, seed):
-        lib.hmt_sampler_reseed(self._handle, int(seed) & 0xFFFFFFFFFFFFFFFF)
+        lib.hmt_sampler_reseed(self._handle, _args.integer(seed, "seed", *_args.UINT64,
+                                                            "hmt_sampler_reseed"))
 
 
 class Adapter(_Keyed, _Handle):
@@ -646,13 +700,14 @@ class Adapter(_Keyed, _Handle):
     recall_dim = property(lambda self: self.get(Param.RECALL_DIM))
 
 
-class Stream(_Keyed, _Handle):
+class Stream(_Abortable, _Keyed, _Handle):
     """An HMT document stream (docs/HMT.md). Keeps its Model and Adapter
     alive. Stream(model, adapter, mode="full", n_threads=2) or with a Params."""
 
     _free_fn = staticmethod(lib.hmt_stream_free)
     _get_fn = staticmethod(lib.hmt_stream_get)
     _set_fn = staticmethod(lib.hmt_stream_set_int)
+    _abort_setter = staticmethod(lib.hmt_stream_set_abort_callback)
     _kind = "stream"
 
     def __init__(self, model, adapter=None, params=None, **kwargs):
@@ -664,6 +719,7 @@ class Stream(_Keyed, _Handle):
         self._model_n_embd = model.n_embd
         self._recall_cb = None
         self._errors = _CallbackErrors()
+        self._init_abort()
 
     model = property(lambda self: self._model)
     adapter = property(lambda self: self._adapter)
@@ -690,17 +746,15 @@ class Stream(_Keyed, _Handle):
         return range(first.value, end.value)
 
     def _run(self, fn, *args):
-        try:
-            fn(*args)
-        except HmtError as e:
-            self._errors.reraise(e)
-            raise
-        self._errors.reraise()
+        self._call_long(fn, *args)
         return self.ready_range
 
     def feed(self, tokens):
-        """Append token ids and evaluate what can be; returns the ready range."""
-        ptr, n, keep = _int32_arg(tokens)
+        """Append token ids and evaluate what can be; returns the ready range.
+        Ctrl-C (or the abort callback) stops it within one layer: then the
+        stream is unusable until restore() (feed/flush/save raise
+        HmtError(E_MISUSE)), as after any other failure of feed/flush."""
+        ptr, n, keep = _tokens_arg(tokens, "hmt_stream_feed")
         if n == 0:
             return self.ready_range
         return self._run(lib.hmt_stream_feed, self._handle, ptr, n)
@@ -713,10 +767,12 @@ class Stream(_Keyed, _Handle):
         """Logits predicting token index + 1 (index in ready_range), else
         None. View/copy rules as Context.logits (valid until the next
         feed/flush/restore/close)."""
+        index = _args.int64(index, "index", "hmt_stream_logits")
         return _float_vec(lib.hmt_stream_logits(self._handle, index), self._n_vocab, self, copy)
 
     def ffn_input(self, index, copy=False):
         """kNN-LM key of a ready token (with keep_ffn_input=1), else None."""
+        index = _args.int64(index, "index", "hmt_stream_ffn_input")
         return _float_vec(lib.hmt_stream_ffn_input(self._handle, index), self._model_n_embd, self,
                           copy)
 
@@ -774,13 +830,13 @@ class Stream(_Keyed, _Handle):
     def restore(self, data):
         """Restore a snapshot taken by save() (bytes-like)."""
         data = bytes(data)
-        self._run(lib.hmt_stream_restore, self._handle, data, len(data))
+        self._call_long(lib.hmt_stream_restore, self._handle, data, len(data))
 
     def save_file(self, path):
         lib.hmt_stream_save_file(self._handle, _path(path))
 
     def restore_file(self, path):
-        self._run(lib.hmt_stream_restore_file, self._handle, _path(path))
+        self._call_long(lib.hmt_stream_restore_file, self._handle, _path(path))
 
 
 # ---------------------------------------------------------------------------
@@ -793,29 +849,50 @@ class Proc(_Handle):
     _free_fn = staticmethod(lib.hmt_proc_free)
     _kind = "processor"
 
-    def _take(self):
+    _chain = None  # weak reference to the owning Chain
+
+    def _take(self, chain):
         """Hand the C processor to a chain: this object no longer frees it."""
         h = self._handle
         self._h = None
-        self._owned = True
+        self._chain_h = h
+        self._chain = weakref.ref(chain)
         return h
+
+    def _owned_handle(self):
+        """The C processor, also while a chain owns it; E_MISUSE once that
+        chain is closed (it freed the processor)."""
+        if self._h:
+            return self._h
+        chain = self._chain() if self._chain is not None else None
+        if chain is None or chain.closed:
+            raise HmtError(Status.E_MISUSE, type(self).__name__,
+                           f"the {self._kind} was freed" + (" with its chain" if self._chain else ""))
+        return self._chain_h
 
     @property
     def closed(self):
-        return not self._h and not getattr(self, "_owned", False)
+        if self._h:
+            return False
+        chain = self._chain() if self._chain is not None else None
+        return chain is None or chain.closed
 
 
-def _mutable_floats(ptr, n):
-    carr = cast(ptr, POINTER(c_float * n)).contents
-    return np.frombuffer(carr, dtype=np.float32) if np is not None else carr
+def _py_floats(ptr, n):
+    """A Python-owned copy of n floats at ptr (ctypes array, and an ndarray
+    over it with NumPy): a callback may keep it after C freed ptr."""
+    buf = (c_float * n)()
+    ctypes.memmove(buf, ptr, n * 4)
+    return buf, (np.frombuffer(buf, dtype=np.float32) if np is not None else buf)
 
 
 class PyProc(Proc):
     """A processor written in Python.
 
     apply(logits, key) modifies logits (n_vocab float32, writable: an ndarray
-    view with NumPy, else a ctypes array) in place; key is the kNN key of the
-    position (read-only) or None. It may return None/0, or a negative
+    with NumPy, else a ctypes array) in place; key is the kNN key of the
+    position (read-only) or None. Both are copies owned by Python (the
+    edited logits are copied back), so keeping them is safe. It may return None/0, or a negative
     Status to stop the chain. accept(token) and reset() are optional. An
     exception stops the chain and is re-raised from the Chain call."""
 
@@ -827,11 +904,13 @@ class PyProc(Proc):
             try:
                 k = None
                 if key and n_key > 0:
-                    k = _mutable_floats(key, n_key)
+                    k = _py_floats(key, n_key)[1]
                     if np is not None:
                         k.flags.writeable = False
-                rc = apply(_mutable_floats(logits, n_vocab), k)
-                return int(rc) if rc else 0
+                buf, z = _py_floats(logits, n_vocab)
+                rc = apply(z, k)
+                ctypes.memmove(logits, buf, n_vocab * 4)
+                return _args.int32(rc, "apply's status", "apply") if rc else 0
             except BaseException as e:
                 errors.pending.append(e)
                 return int(Status.E_ABORTED)
@@ -871,11 +950,8 @@ class DittoProc(Proc):
 
     def set_delimiters(self, ids):
         """Token ids that end a sentence (resets the history)."""
-        ptr, n, keep = _int32_arg(ids)
-        h = self._h or getattr(self, "_chain_h", None)
-        if not h:
-            h = self._handle
-        lib.hmt_proc_ditto_set_delimiters(h, ptr, n)
+        ptr, n, keep = _tokens_arg(ids, "hmt_proc_ditto_set_delimiters")
+        lib.hmt_proc_ditto_set_delimiters(self._owned_handle(), ptr, n)
 
 
 class Chain(_Handle):
@@ -899,10 +975,10 @@ class Chain(_Handle):
             lib.hmt_chain_add(self._handle, h)
         except HmtError as e:
             if e.code != Status.E_MISUSE:  # the C chain freed it
-                proc._take()
+                proc._take(self)
+                proc._chain = None
             raise
-        proc._take()
-        proc._chain_h = h
+        proc._take(self)
         self._procs.append(proc)
         return self
 
@@ -927,8 +1003,8 @@ class Chain(_Handle):
 
     def apply(self, logits, key=None):
         """Log-probabilities after every processor (a new vector)."""
-        lptr, n, keep_l = _float_arg(logits)
-        kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key)
+        lptr, n, keep_l = _float_arg(logits, "logits")
+        kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key, "key")
         out = (c_float * n)()
         self._call(lib.hmt_chain_apply, self._handle, lptr, n, kptr, nk, out)
         if np is not None:
@@ -936,7 +1012,8 @@ class Chain(_Handle):
         return array.array("f", bytes(out))
 
     def accept(self, token):
-        self._call(lib.hmt_chain_accept, self._handle, int(token))
+        self._call(lib.hmt_chain_accept, self._handle,
+                   _args.int32(token, "token id", "hmt_chain_accept", code=Status.E_TOKEN))
 
     def reset(self):
         lib.hmt_chain_reset(self._handle)
@@ -944,8 +1021,8 @@ class Chain(_Handle):
 
     def sample(self, sampler, logits, key=None):
         """apply, draw with sampler, accept; returns the token id."""
-        lptr, n, keep_l = _float_arg(logits)
-        kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key)
+        lptr, n, keep_l = _float_arg(logits, "logits")
+        kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key, "key")
         out = c_int32()
         self._call(lib.hmt_chain_sample, self._handle, sampler._handle, lptr, n, kptr, nk,
                    byref(out))
@@ -968,10 +1045,19 @@ def _progress_cb(progress, errors):
     return hmt_knn_progress_fn(tramp)
 
 
-class KnnBuilder(_Handle):
+def _interrupt_progress(progress, errors):
+    """A progress callback that also stops on Ctrl-C (calls without an abort
+    hook of their own: the FAISS build)."""
+    def check(done, total):
+        return _interrupt.pending() or (progress is not None and progress(done, total))
+    return _progress_cb(check, errors)
+
+
+class KnnBuilder(_Abortable, _Handle):
     """Writes a datastore file (finish() renames it into place)."""
 
     _free_fn = staticmethod(lib.hmt_knn_builder_free)
+    _abort_setter = staticmethod(lib.hmt_knn_builder_set_abort_callback)
     _kind = "kNN builder"
 
     def __init__(self, model, path, params=None, **kwargs):
@@ -979,38 +1065,35 @@ class KnnBuilder(_Handle):
                           model._handle, _path(path))
         self._dim = model.n_embd
         self._errors = _CallbackErrors()
+        self._init_abort()
 
     count = property(lambda self: lib.hmt_knn_builder_count(self._handle))
 
     def add(self, keys, values):
         """Append pairs: keys n × n_embd floats, values n token ids."""
-        vptr, n, keep_v = _int32_arg(values)
-        kptr, nk, keep_k = _float_arg(keys)
+        vptr, n, keep_v = _tokens_arg(values, "hmt_knn_builder_add")
+        kptr, nk, keep_k = _float_arg(keys, "keys")
         if nk != n * self._dim:
             raise HmtError(Status.E_INVAL, "hmt_knn_builder_add",
                            f"{nk} key floats for {n} values of width {self._dim}")
         lib.hmt_knn_builder_add(self._handle, kptr, vptr, n)
 
-    def _run(self, fn, *args):
-        try:
-            fn(*args)
-        except HmtError as e:
-            self._errors.reraise(e)
-            raise
-        self._errors.reraise()
-
     def add_ctx(self, ctx, tokens, progress=None):
         """Run ctx over tokens and add (key of t, token t+1). progress(done,
-        total) may return True to stop (HmtError E_ABORTED)."""
-        ptr, n, keep = _int32_arg(tokens)
+        total) may return True to stop (HmtError E_ABORTED). Ctrl-C stops it
+        within one layer (KeyboardInterrupt): the pairs added so far stay and
+        the builder and ctx stay usable."""
+        ptr, n, keep = _tokens_arg(tokens, "hmt_knn_builder_add_ctx")
         cb = _progress_cb(progress, self._errors)
-        self._run(lib.hmt_knn_builder_add_ctx, self._handle, ctx._handle, ptr, n, cb, None)
+        self._call_long(lib.hmt_knn_builder_add_ctx, self._handle, ctx._handle, ptr, n, cb, None)
 
     def add_stream(self, stream, tokens, progress=None):
-        """The same through an HMT stream."""
-        ptr, n, keep = _int32_arg(tokens)
+        """The same through an HMT stream (after Ctrl-C the stream is
+        unusable until restored, as after Stream.feed)."""
+        ptr, n, keep = _tokens_arg(tokens, "hmt_knn_builder_add_stream")
         cb = _progress_cb(progress, self._errors)
-        self._run(lib.hmt_knn_builder_add_stream, self._handle, stream._handle, ptr, n, cb, None)
+        self._call_long(lib.hmt_knn_builder_add_stream, self._handle, stream._handle, ptr, n, cb,
+                        None)
 
     def finish(self):
         lib.hmt_knn_builder_finish(self._handle)
@@ -1041,13 +1124,14 @@ class Knn(_Handle):
         d = self.dim
         key = (c_float * d)()
         value = c_int32()
-        lib.hmt_knn_get(self._handle, int(i), key, d, byref(value))
+        lib.hmt_knn_get(self._handle, _args.int64(i, "index", "hmt_knn_get"), key, d, byref(value))
         return _vec_list(key[:], "f4"), value.value
 
     def search(self, queries, k):
         """Exact k-NN of n queries (n × dim): (distances, indices), each n × k
         (a 2-D ndarray, or a list of rows without NumPy)."""
-        qptr, nq, keep = _float_arg(queries)
+        qptr, nq, keep = _float_arg(queries, "queries")
+        k = _args.integer(k, "k", 1, 65536, "hmt_knn_search")
         d = self.dim
         if nq == 0 or nq % d:
             raise HmtError(Status.E_INVAL, "hmt_knn_search", f"{nq} floats for queries of width {d}")
@@ -1065,8 +1149,8 @@ class Knn(_Handle):
         """kNN-LM log-probabilities for n positions: (logprobs n × n_vocab,
         lambdas n)."""
         V = self.n_vocab
-        kptr, nk, keep_k = _float_arg(keys)
-        lptr, nl, keep_l = _float_arg(logits)
+        kptr, nk, keep_k = _float_arg(keys, "keys")
+        lptr, nl, keep_l = _float_arg(logits, "logits")
         n = nl // V if V else 0
         out = (c_float * max(1, nl))()
         lam = (c_float * max(1, n))()
@@ -1086,13 +1170,15 @@ class Knn(_Handle):
         knn_pq_m, knn_train_size, seed). progress(done, total) may return True
         to stop (HmtError E_ABORTED). E_UNSUPPORTED without FAISS."""
         errors = _CallbackErrors()
-        cb = _progress_cb(progress, errors)
+        cb = _interrupt_progress(progress, errors)
         p, tmp = _with_params(params, kwargs)
         try:
-            lib.hmt_knn_faiss_build(self._handle, _path(path), p, cb, None)
-        except HmtError as e:
-            errors.reraise(e)
-            raise
+            with _interrupt.interruptible():
+                try:
+                    lib.hmt_knn_faiss_build(self._handle, _path(path), p, cb, None)
+                except HmtError as e:
+                    errors.reraise(e)
+                    raise
         finally:
             if tmp is not None:
                 tmp.close()
@@ -1121,9 +1207,9 @@ def knn_faiss_available():
 def knn_interpolate_neighbors(dists, values, logits, params=None, **kwargs):
     """The kNN-LM interpolation from given neighbours (one position):
     (logprobs, lambda)."""
-    dptr, nd, keep_d = _float_arg(dists)
-    vptr, nv, keep_v = _int32_arg(values)
-    lptr, V, keep_l = _float_arg(logits)
+    dptr, nd, keep_d = _float_arg(dists, "dists")
+    vptr, nv, keep_v = _int32_arg(values, "value", "hmt_knn_interpolate_neighbors", Status.E_TOKEN)
+    lptr, V, keep_l = _float_arg(logits, "logits")
     if nd != nv:
         raise HmtError(Status.E_INVAL, "hmt_knn_interpolate_neighbors",
                        f"{nd} distances for {nv} values")

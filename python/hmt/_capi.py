@@ -445,6 +445,8 @@ FUNCTIONS = [
     ("hmt_stream_save_file", c_int, [hmt_stream_p, c_char_p], _status),
     # int hmt_stream_restore_file(hmt_stream *stream, const char *path);
     ("hmt_stream_restore_file", c_int, [hmt_stream_p, c_char_p], _status),
+    # int hmt_stream_set_abort_callback(hmt_stream *stream, hmt_abort_fn fn, void *user_data);
+    ("hmt_stream_set_abort_callback", c_int, [hmt_stream_p, hmt_abort_fn, c_void_p], _status),
     # const char *hmt_stream_errmsg(const hmt_stream *stream);
     ("hmt_stream_errmsg", c_char_p, [hmt_stream_p], None),
 
@@ -500,6 +502,10 @@ FUNCTIONS = [
     #                                hmt_knn_progress_fn progress, void *user_data);
     ("hmt_knn_builder_add_stream", c_int,
      [hmt_knn_builder_p, hmt_stream_p, _P(hmt_token), c_size_t, hmt_knn_progress_fn, c_void_p],
+     _status),
+    # int hmt_knn_builder_set_abort_callback(hmt_knn_builder *builder, hmt_abort_fn fn,
+    #                                        void *user_data);
+    ("hmt_knn_builder_set_abort_callback", c_int, [hmt_knn_builder_p, hmt_abort_fn, c_void_p],
      _status),
     # int64_t hmt_knn_builder_count(const hmt_knn_builder *builder);
     ("hmt_knn_builder_count", c_int64, [hmt_knn_builder_p], None),
