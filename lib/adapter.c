@@ -181,12 +181,7 @@ void hmti_adapter_release(const hmt_adapter *ca) {
 /* Like hmt_model_free: the caller's reference is released once. */
 HMT_API void hmt_adapter_free(hmt_adapter *a) {
     if (!a || hmti_guard_check(&a->guard, HMTI_MAGIC_ADAPTER, "hmt_adapter_free")) return;
-    if (atomic_exchange(&a->user_freed, 1)) {
-        hmti_errf(HMT_E_MISUSE, "hmt_adapter_free: the adapter was already freed (double free); "
-                  "the call was ignored");
-        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
-        return;
-    }
+    if (hmti_user_free_once(&a->user_freed, "hmt_adapter_free", "adapter")) return;
     hmti_adapter_release(a);
 }
 

@@ -18,12 +18,7 @@ HMT_API int hmt_model_load(hmt_model **out, const char *path, const hmt_params *
  * keep the model alive, so a second free would destroy it under them. */
 HMT_API void hmt_model_free(hmt_model *model) {
     if (!model || hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_model_free")) return;
-    if (atomic_exchange(&model->user_freed, 1)) {
-        hmti_errf(HMT_E_MISUSE, "hmt_model_free: the model was already freed (double free); "
-                  "the call was ignored");
-        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
-        return;
-    }
+    if (hmti_user_free_once(&model->user_freed, "hmt_model_free", "model")) return;
     hmti_model_release(model);
 }
 

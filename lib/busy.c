@@ -50,3 +50,11 @@ int hmti_guard_busy(uint32_t magic, const char *fn) {
                      "callback re-entering it); a %s may be used by one thread at a time and "
                      "not from its own callbacks", fn, kind(magic), kind(magic));
 }
+
+int hmti_user_free_once(atomic_int *user_freed, const char *fn, const char *what) {
+    if (!atomic_exchange(user_freed, 1)) return 0;
+    hmti_errf(HMT_E_MISUSE, "%s: the %s was already freed (double free); the call was ignored", fn,
+              what);
+    hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
+    return 1;
+}

@@ -100,6 +100,23 @@ static inline void hmti_guard_poison(hmti_guard *g) {
     *(volatile uint32_t *)&g->magic = HMTI_MAGIC_FREED;
 }
 
+/* The body of a guarded entry point: `call` (an int status expression) runs
+ * inside handle h's in-use flag; its status is returned. */
+#define HMTI_GUARDED(h, magic, fn, call)                                       \
+    do {                                                                       \
+        int guarded_rc_ = hmti_enter(HMTI_GUARD(h), magic, fn);                \
+        if (guarded_rc_) return guarded_rc_;                                   \
+        guarded_rc_ = (call);                                                  \
+        hmti_leave(HMTI_GUARD(h));                                             \
+        return guarded_rc_;                                                    \
+    } while (0)
+
+/* Reference-counted handles (model, adapter, datastore): the caller's own
+ * reference is dropped once. Nonzero when *user_freed was already set: the
+ * second call is reported as a double free (message and log) and must be
+ * ignored. */
+int hmti_user_free_once(atomic_int *user_freed, const char *fn, const char *what);
+
 /* A free function: the handle must be valid and not in a call; then poison
  * it so a second free or a later use is caught. Nonzero: do not free. */
 static inline int hmti_retire(hmti_guard *g, uint32_t magic, const char *fn) {

@@ -282,12 +282,7 @@ static int ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data
 }
 
 /* ---- public entry points: the handle guard (busy.h) around each call ---- */
-#define GUARDED(fn, call)                                                      \
-    int rc = hmti_enter(HMTI_GUARD(ctx), HMTI_MAGIC_CTX, fn);                  \
-    if (rc) return rc;                                                         \
-    rc = call;                                                                 \
-    hmti_leave(HMTI_GUARD(ctx));                                               \
-    return rc
+#define GUARDED(fn, call) HMTI_GUARDED(ctx, HMTI_MAGIC_CTX, fn, call)
 
 HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
     GUARDED("hmt_ctx_set_int", ctx_set_int(ctx, key, value));

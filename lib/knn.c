@@ -327,12 +327,7 @@ static int builder_finish(hmt_knn_builder *b) {
 
 /* ---- public builder entry points: the handle guard (busy.h) around each
  * call; a progress callback re-entering its builder gets HMT_E_MISUSE ---- */
-#define GUARDED(fn, call)                                                      \
-    int rc = hmti_enter(HMTI_GUARD(b), HMTI_MAGIC_BUILDER, fn);                \
-    if (rc) return rc;                                                         \
-    rc = call;                                                                 \
-    hmti_leave(HMTI_GUARD(b));                                                 \
-    return rc
+#define GUARDED(fn, call) HMTI_GUARDED(b, HMTI_MAGIC_BUILDER, fn, call)
 
 HMT_API int hmt_knn_builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *values,
                                 size_t n) {
@@ -510,12 +505,7 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
 HMT_API void hmt_knn_free(hmt_knn *knn) {
     if (!knn || hmti_enter(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_free")) return;
     hmti_leave(&knn->guard);
-    if (atomic_exchange(&knn->user_freed, 1)) {
-        hmti_errf(HMT_E_MISUSE, "hmt_knn_free: the datastore was already freed (double free); "
-                  "the call was ignored");
-        hmti_log(HMT_LOG_ERROR, "%s", hmti_tls_errmsg());
-        return;
-    }
+    if (hmti_user_free_once(&knn->user_freed, "hmt_knn_free", "datastore")) return;
     hmti_knn_release(knn);
 }
 

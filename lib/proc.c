@@ -257,12 +257,7 @@ static int chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float *log
 
 /* ---- public entry points: the chain's guard (busy.h) around each call; a
  * processor callback re-entering its own chain gets HMT_E_MISUSE ---- */
-#define GUARDED(fn, call)                                                      \
-    int rc = hmti_enter(HMTI_GUARD(chain), HMTI_MAGIC_CHAIN, fn);              \
-    if (rc) return rc;                                                         \
-    rc = call;                                                                 \
-    hmti_leave(HMTI_GUARD(chain));                                             \
-    return rc
+#define GUARDED(fn, call) HMTI_GUARDED(chain, HMTI_MAGIC_CHAIN, fn, call)
 
 HMT_API int hmt_chain_add(hmt_chain *chain, hmt_proc *p) {
     int rc = hmti_enter(HMTI_GUARD(chain), HMTI_MAGIC_CHAIN, "hmt_chain_add");

@@ -409,12 +409,7 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
 }
 
 /* ---- public entry points: the handle guard (busy.h) around each call ---- */
-#define GUARDED(fn, call)                                                      \
-    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, fn);                 \
-    if (rc) return rc;                                                         \
-    rc = call;                                                                 \
-    hmti_leave(HMTI_GUARD(s));                                                 \
-    return rc
+#define GUARDED(fn, call) HMTI_GUARDED(s, HMTI_MAGIC_STREAM, fn, call)
 
 HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     GUARDED("hmt_stream_feed", stream_feed(s, tokens, n));
