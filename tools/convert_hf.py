@@ -232,14 +232,7 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     if ignored:
         log(f"  not converted: {', '.join(sorted(ignored)[:3])}"
             f"{' ...' if len(ignored) > 3 else ''} ({len(ignored)} tensors that libhmt does not use)")
-    tmp = out_path + ".part"
-    try:
-        w.write(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    w.write(out_path)  # atomic: a failure leaves any old file whole and no temporary
     log(f"  wrote {out_path}: {len(plan)} tensors ({outtype} matrices, f32 norms/biases), "
         f"{os.path.getsize(out_path) / 1e6:.1f} MB of which tensors {n_bytes / 1e6:.1f} MB, "
         f"in {time.time() - t0:.1f} s")

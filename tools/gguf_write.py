@@ -1,10 +1,17 @@
 """Minimal GGUF v3 writer (standard library + NumPy), used by libhmt's tools
 and test-data generators. Follows the GGUF specification: little-endian
 header, metadata key/values, tensor infos, then tensor data aligned to
-general.alignment (default 32)."""
+general.alignment (default 32). write() is atomic (tools/atomic_write.py):
+the old file stays whole until the new one is complete."""
+import os
 import struct
+import sys
 
 import numpy as np
+
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atomic_write import atomic_write  # noqa: E402
 
 # metadata value types
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
@@ -113,8 +120,9 @@ class GGUFWriter:
         return bytes(out)
 
     def write(self, path, version=3):
-        """Same bytes as tobytes(), streamed tensor by tensor (large models)."""
-        with open(path, "wb") as f:
+        """Same bytes as tobytes(), streamed tensor by tensor (large models),
+        written atomically."""
+        with atomic_write(path) as f:
             n = f.write(self._header(version))
             for _, _, _, data in self.tensors:
                 n += f.write(data)
@@ -208,7 +216,7 @@ class StreamingGGUFWriter(GGUFWriter):
                              _DeferredTensor(n * _TYPE_SIZE[ttype], chunks)))
 
     def write(self, path, version=3):
-        with open(path, "wb") as f:
+        with atomic_write(path) as f:
             n = f.write(self._header(version))
             for name, _, _, data in self.tensors:
                 if isinstance(data, _DeferredTensor):
