@@ -14,7 +14,8 @@ same few lines each. Checked here:
 - hmt-perplexity --csv: a successful run leaves no temporary; a run that
   fails after the CSV was opened (text too short for --reference-protocol,
   the CSV's write failing with EFBIG)
-  and a refused run (no such model) leave an existing CSV untouched.
+  and a refused run (no such model) leave an existing CSV untouched;
+  ditto-bench --dump: the same for a success and an EFBIG failure.
 
 Environment: B (build folder, for bin/hmt-perplexity), PYTHON.
 Prints one line per group and ends with "N passed, M failed".
@@ -284,11 +285,39 @@ def check_perplexity(d):
     print("hmt-perplexity --csv: success leaves no temporary; a refused or failing run leaves the old CSV")
 
 
+def check_ditto_bench(d):
+    prog = os.path.join(B, "bin", "ditto-bench")
+    model = os.path.join(ROOT, "models", "demo-random-f16.gguf")
+    text = os.path.join(ROOT, "models", "heldout", "ca10.txt")
+    if not (os.access(prog, os.X_OK) and os.path.isfile(model) and os.path.isfile(text)):
+        print(f"ditto-bench --dump: skipped (needs {prog}, {model}, {text})")
+        return
+    dump = os.path.join(d, "dump.txt")
+    old = b"an older dump\n"
+
+    def run(pre=None):
+        put(dump, old)
+        return subprocess.run([prog, "-m", model, "-f", text, "--prompts", "2", "--gen", "4",
+                               "--prompt-len", "16", "--lambda", "0.5", "-t", "2", "--dump", dump],
+                              capture_output=True, text=True, timeout=120, preexec_fn=pre)
+
+    r = run()
+    check(r.returncode == 0 and read(dump).startswith(b"== ") and leftovers(d, ["dump.txt"]) == [],
+          f"--dump success: rc {r.returncode}, {read(dump)[:40]!r}, left {leftovers(d, ['dump.txt'])}")
+    r = run(limit_fsize(40))
+    check(r.returncode == 1 and "File too large" in r.stderr and read(dump) == old and
+          leftovers(d, ["dump.txt"]) == [],
+          f"--dump write fails (EFBIG): rc {r.returncode}, {r.stderr.strip()[-200:]!r}, "
+          f"{read(dump)[:40]!r}, left {leftovers(d, ['dump.txt'])}")
+    print("ditto-bench --dump: success leaves no temporary; a failing write leaves the old dump")
+
+
 def main():
     t0 = time.time()
     d = tempfile.mkdtemp(prefix="hmt-atomic-")
     try:
-        for fn in (check_helper, check_gguf_writer, check_concurrent, check_convert_hf, check_perplexity):
+        for fn in (check_helper, check_gguf_writer, check_concurrent, check_convert_hf, check_perplexity,
+                   check_ditto_bench):
             sub = os.path.join(d, fn.__name__)
             os.makedirs(sub)
             try:
