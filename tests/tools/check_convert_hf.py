@@ -696,6 +696,13 @@ def run_bad_inputs(root):
     check(rc == 1 and "beyond float16's range" in err.getvalue() and
           not [n for n in os.listdir(root) if n.startswith("big.gguf")],
           f"f16 overflow: rc {rc} {err.getvalue().strip()!r}")
+    # a quantized tensor's block scales are float16 too
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = convert_hf.main([big, "-o", os.path.join(root, "bigq.gguf"), "--outtype", "q4_k_m"])
+    check(rc == 1 and "float16 block scales" in err.getvalue() and
+          not [n for n in os.listdir(root) if n.startswith("bigq.gguf")],
+          f"q4_k_m overflow: rc {rc} {err.getvalue().strip()!r}")
     # --pre rescues an unrecognized pre-tokenizer declaration
     odd = variant(edit_json("tokenizer.json", lambda t: t.update(pre_tokenizer={"type": "Whitespace"})))
     with contextlib.redirect_stdout(io.StringIO()):
