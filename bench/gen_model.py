@@ -42,7 +42,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="smollm2-135m", choices=sorted(PRESETS))
     ap.add_argument("--type", default="f32", choices=ALL_WTYPES,
-                    help="type of the 2-D weights (norms/biases stay F32)")
+                    help="type of the 2-D weights (norms/biases stay F32): one type for all "
+                         "(llama-quantize --pure), or the q4_k_m mix (the rule tools/convert_hf.py "
+                         "uses: tools/gguf_quants.py tensor_type)")
     ap.add_argument("-o", "--out", default=None,
                     help="output path (default models/bench-PRESET-TYPE.gguf)")
     ap.add_argument("--seed", type=int, default=0)

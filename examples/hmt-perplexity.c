@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty */
+#define _XOPEN_SOURCE 700 /* clock_gettime, isatty, mkstemp, realpath, fsync */
 /* hmt-perplexity: perplexity of a text file under the HMT stream modes
  * (full, rmt, segments, window), using only the public API.
  *
@@ -15,11 +15,14 @@
  * Exit codes: 0 success, 1 runtime failure (unreadable file, model without a
  * tokenizer, library error), 2 usage error (bad option, a mode the model and
  * adapter do not allow). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +31,88 @@
 #include <hmt/hmt_proc.h>
 
 #define PROG "hmt-perplexity"
+
+/* ---- output files, written atomically -----------------------------------------
+ * As the library's own writers (docs/ROBUSTNESS.md, "Files"): a temporary
+ * PATH.tmp-XXXXXX in the target's folder (mode 0666 less the umask, as a
+ * plain create; a symbolic link at PATH is followed), written, flushed,
+ * fsynced, then renamed over PATH only when the run succeeded; on any
+ * failure the temporary is removed and an existing PATH is untouched.
+ * Examples link only the public API, so this is a copy of a few lines, not
+ * lib/atomic_file.c. */
+typedef struct {
+    FILE *f;
+    char *path, *tmp;
+} out_file;
+
+static void out_free(out_file *o) {
+    free(o->path);
+    free(o->tmp);
+    o->path = o->tmp = NULL;
+    o->f = NULL;
+}
+
+/* 0, or -1 with errno set (o is left empty). */
+static int out_open(out_file *o, const char *path) {
+    struct stat st;
+    o->f = NULL;
+    o->path = lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(path, NULL) : NULL;
+    if (!o->path) o->path = strdup(path);
+    o->tmp = o->path ? malloc(strlen(o->path) + 12) : NULL;
+    if (!o->tmp) {
+        out_free(o);
+        errno = ENOMEM;
+        return -1;
+    }
+    strcat(strcpy(o->tmp, o->path), ".tmp-XXXXXX");
+    int fd = mkstemp(o->tmp);
+    if (fd < 0) {
+        int e = errno;
+        out_free(o);
+        errno = e;
+        return -1;
+    }
+    const mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) || !(o->f = fdopen(fd, "w"))) {
+        int e = errno;
+        close(fd);
+        unlink(o->tmp);
+        out_free(o);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* Closes o; commit: rename it over the target (else only remove the
+ * temporary). 0, or -1 with errno set and the temporary removed. */
+static int out_close(out_file *o, int commit) {
+    if (!o->f) return 0;
+    int err = 0;
+    errno = 0;
+    if (commit) {
+        if (fflush(o->f)) err = errno ? errno : EIO;
+        else if (ferror(o->f)) err = EIO; /* an earlier write failed */
+        else if (fsync(fileno(o->f))) err = errno;
+    }
+    if (fclose(o->f) && !err) err = errno ? errno : EIO;
+    if (commit && !err && rename(o->tmp, o->path)) err = errno;
+    if (!commit || err) {
+        unlink(o->tmp);
+    } else { /* make the rename durable; a folder that cannot sync is no error */
+        char *slash = strrchr(o->path, '/');
+        if (slash) *slash = '\0';
+        int dfd = open(slash ? (*o->path ? o->path : "/") : ".", O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    out_free(o);
+    errno = err;
+    return err ? -1 : 0;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -46,6 +131,7 @@ static void usage(FILE *f) {
             "                          context length)\n"
             "      --max-tokens N      score only the first N tokens of the text (BOS included)\n"
             "      --csv FILE          write per-segment rows: mode,segment,first_token,tokens,mean_nll\n"
+            "                          (replaces FILE atomically, only after a successful run)\n"
             "      --chunk N           tokens per hmt_stream_feed call (default: L; window: 512)\n"
             "  -t, --threads N         worker threads (default: all CPUs)\n"
             "  -q, --quiet             no progress on stderr\n"
@@ -822,7 +908,7 @@ int main(int argc, char **argv) {
     int rc, status = 1;
     document *docs = NULL;
     int n_docs = 0;
-    FILE *csv = NULL;
+    out_file csv = {0};
     int64_t n_tok = 0;
     if ((rc = hmt_model_load(&e.model, o.model, NULL))) {
         status = lib_fail("loading the model", rc);
@@ -843,13 +929,12 @@ int main(int argc, char **argv) {
     }
     status = 1;
     if (o.csv) {
-        if (!(csv = fopen(o.csv, "w"))) {
-            fprintf(stderr, PROG ": cannot write '%s': ", o.csv);
-            perror(NULL);
+        if (out_open(&csv, o.csv)) {
+            fprintf(stderr, PROG ": cannot write '%s': %s\n", o.csv, strerror(errno));
             goto done;
         }
-        fprintf(csv, "mode,segment,first_token,tokens,mean_nll\n");
-        e.csv = csv;
+        fprintf(csv.f, "mode,segment,first_token,tokens,mean_nll\n");
+        e.csv = csv.f;
     }
     double adL = 0;
     if (e.adapter && hmt_adapter_get(e.adapter, HMT_P_SEGMENT_LENGTH, &adL)) adL = 0;
@@ -938,8 +1023,9 @@ int main(int argc, char **argv) {
             status = run_reference(&e, modes[i], docs[0].tok, docs[0].n, Lref);
     }
 done:
-    if (csv && fclose(csv) && !status) {
-        fprintf(stderr, PROG ": error writing '%s'\n", o.csv);
+    /* the CSV replaces an old one only after a successful run */
+    if (out_close(&csv, status == 0) && status == 0) {
+        fprintf(stderr, PROG ": cannot write '%s': %s\n", o.csv, strerror(errno));
         status = 1;
     }
     for (int d = 0; d < n_docs; d++) free(docs[d].tok);

@@ -15,7 +15,9 @@ Layout facts (as llama.cpp's convert_hf_to_gguf.py):
 - Llama q_proj/k_proj rows are permuted from HF's rotate-half RoPE order to
   llama.cpp's adjacent-pair order (per head: rows [0..hd/2) and [hd/2..hd)
   interleaved). Qwen2 runs NEOX RoPE on HF's order: nothing is permuted.
-- Norm weights and biases stay F32; matrices take --outtype.
+- Norm weights and biases stay F32; matrices take --outtype: f32, f16, bf16,
+  or quantized q8_0, q4_0, q4_k_m with the per-tensor types llama-quantize
+  would choose (tools/gguf_quants.py tensor_type; docs/CONVERTING.md).
 - Tied embeddings: no output.weight (the loader uses token_embd.weight).
 """
 import argparse
@@ -26,7 +28,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gguf_write import BF16, F16, F32, FLOAT32, STRING, UINT32, StreamingGGUFWriter  # noqa: E402
+import gguf_quants as gq  # noqa: E402
+from gguf_write import FLOAT32, STRING, UINT32, StreamingGGUFWriter  # noqa: E402
 from hf_files import HFError, load_json, open_weights  # noqa: E402
 from hf_vocab import PRE_NAMES, convert_tokenizer  # noqa: E402
 
@@ -36,8 +39,10 @@ DEFAULTS = {
     "llama": {"max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0},
     "qwen2": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 10000.0},
 }
-# --outtype -> (ggml tensor type of matrices, general.file_type)
-OUTTYPES = {"f32": (F32, 0), "f16": (F16, 1), "bf16": (BF16, 32)}
+# --outtype -> (default type of the matrices, general.file_type): f32, f16,
+# bf16, q8_0, q4_0, q4_k_m; which matrix gets which type is
+# gguf_quants.tensor_type (llama-quantize's rule)
+OUTTYPES = gq.OUTTYPES
 F16_MAX = 65504.0
 
 
@@ -178,15 +183,17 @@ def plan_tensors(hp, weights, where):
     return plan, ignored
 
 
-def load_tensor(ref, perm, ttype):
+def load_tensor(ref, perm, tname):
     """The tensor as float32, permuted if asked, checked for values the
-    output type cannot hold."""
+    output type (a gguf_quants type name) cannot hold: F16 and the block
+    scales of the quantized types are float16."""
     a = ref.float32()
     if not np.isfinite(a).all():
         raise HFError(f"{ref.file.path}: tensor '{ref.name}' has NaN or infinite values")
-    if ttype == F16 and a.size and np.abs(a).max() > F16_MAX:
+    if tname not in ("F32", "BF16") and a.size and np.abs(a).max() > F16_MAX:
+        what = "float16's range" if tname == "F16" else f"what {tname}'s float16 block scales hold"
         raise HFError(f"{ref.file.path}: tensor '{ref.name}' has values up to "
-                      f"{np.abs(a).max():g}, beyond float16's range; use --outtype bf16 or f32")
+                      f"{np.abs(a).max():g}, beyond {what}; use --outtype bf16 or f32")
     return permute_rope(a, perm) if perm else a
 
 
@@ -202,13 +209,16 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     weights = open_weights(model_dir)
     plan, ignored = plan_tensors(hp, weights, model_dir)
     vocab = convert_tokenizer(model_dir, hp.n_vocab, cfg, pre)
-    mat_type, file_type = OUTTYPES[outtype]
+    file_type = OUTTYPES[outtype][1]
+    quantized = OUTTYPES[outtype][0] not in ("F32", "F16", "BF16")
 
     w = StreamingGGUFWriter()
     a = hp.arch
     w.add("general.architecture", a, STRING)
     w.add("general.name", name or os.path.basename(os.path.abspath(model_dir)), STRING)
     w.add("general.file_type", file_type, UINT32)
+    if quantized:
+        w.add("general.quantization_version", 2, UINT32)  # GGML_QNT_VERSION
     ints = [("context_length", hp.n_ctx), ("embedding_length", hp.n_embd),
             ("block_count", hp.n_layer), ("feed_forward_length", hp.n_ff),
             ("attention.head_count", hp.n_head), ("attention.head_count_kv", hp.n_head_kv)]
@@ -220,11 +230,13 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     w.add(f"{a}.attention.layer_norm_rms_epsilon", hp.rms_eps, FLOAT32)
     for key, value, vtype, elem in vocab.entries():
         w.add(key, value, vtype, elem)
-    n_bytes = 0
+    n_bytes, counts = 0, {}
     for gname, ref, perm in plan:
-        ttype = mat_type if len(ref.shape) == 2 else F32
-        w.add_tensor_deferred(gname, ref.shape, ttype,
-                              lambda ref=ref, perm=perm, ttype=ttype: load_tensor(ref, perm, ttype))
+        tname = (gq.tensor_type(outtype, gname, hp.n_layer, ref.shape[-1], hp.tied)
+                 if len(ref.shape) == 2 else "F32")
+        counts[tname] = counts.get(tname, 0) + 1
+        w.add_tensor_deferred(gname, ref.shape, gq.TYPES[tname].ggml_id,
+                              lambda ref=ref, perm=perm, tname=tname: load_tensor(ref, perm, tname))
         n_bytes += len(w.tensors[-1][3])
 
     log(f"{model_dir}: {hp.hf_arch} -> {hp.describe()}")
@@ -232,15 +244,9 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     if ignored:
         log(f"  not converted: {', '.join(sorted(ignored)[:3])}"
             f"{' ...' if len(ignored) > 3 else ''} ({len(ignored)} tensors that libhmt does not use)")
-    tmp = out_path + ".part"
-    try:
-        w.write(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    log(f"  wrote {out_path}: {len(plan)} tensors ({outtype} matrices, f32 norms/biases), "
+    w.write(out_path)  # atomic: a failure leaves any old file whole and no temporary
+    types = ", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    log(f"  wrote {out_path}: {len(plan)} tensors ({outtype}: {types}), "
         f"{os.path.getsize(out_path) / 1e6:.1f} MB of which tensors {n_bytes / 1e6:.1f} MB, "
         f"in {time.time() - t0:.1f} s")
     return hp, vocab
@@ -252,8 +258,9 @@ def main(argv=None):
     ap.add_argument("model_dir", help="directory with config.json, safetensors weights and a tokenizer")
     ap.add_argument("-o", "--outfile", required=True, help="output .gguf path")
     ap.add_argument("--outtype", choices=sorted(OUTTYPES), default="f16",
-                    help="type of the weight matrices (default f16, as llama.cpp); "
-                         "norm weights and biases stay f32")
+                    help="type of the weight matrices (default f16, as llama.cpp): f32, f16, "
+                         "bf16, or quantized q8_0, q4_0, q4_k_m with llama-quantize's choice of "
+                         "type per tensor; norm weights and biases stay f32")
     ap.add_argument("--name", help="general.name (default: the directory's name)")
     ap.add_argument("--pre", choices=PRE_NAMES,
                     help="byte-level BPE pre-tokenizer to record when tokenizer.json declares "

@@ -25,8 +25,9 @@ PEFT adapts the input embedding only, the LM head keeps the original matrix.
 backbone equals the base's.
 
 Names, shapes and layouts are checked before anything is written, values
-(NaN, the f16 range) while writing; outputs go to FILE.part and are renamed
-when complete. Exit status 0, or 1 with one line
+(NaN, the f16 range) while writing; outputs are written atomically (a
+unique temporary FILE.tmp-XXXXXXXX renamed when complete, removed on any
+failure: tools/atomic_write.py). Exit status 0, or 1 with one line
 `convert_hmt_pytorch: error: ...` (2 for a bad command line).
 """
 import argparse
@@ -271,17 +272,6 @@ def _same(a, b):
 # ---------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------
-def write_atomic(w, path):
-    tmp = path + ".part"
-    try:
-        w.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_model(plan, path, wtype, name=None):
     base = plan.base
     w = gw.StreamingGGUFWriter(alignment=base.alignment)
@@ -295,7 +285,7 @@ def write_model(plan, path, wtype, name=None):
     for tname, shape, src in plan.tensors:
         typ = TYPES[wtype] if len(shape) == 2 else gw.F32
         w.add_tensor_deferred(tname, shape, typ, lambda n=tname, s=src, t=typ: plan.value(n, s, t))
-    write_atomic(w, path)
+    w.write(path)  # atomic (gguf_write uses tools/atomic_write.py)
 
 
 def check_backbone(plan):
@@ -333,7 +323,7 @@ def write_adapter(p, d, a, path):
     wt = WTYPE.get(p["w_dtype"], gw.F32)        # bf16 weights stay bf16 (exact)
     w.add_tensor("hmt.recall.wq", p["Wq"], wt)
     w.add_tensor("hmt.recall.wk", p["Wk"], wt)
-    write_atomic(w, path)
+    w.write(path)  # atomic (gguf_write uses tools/atomic_write.py)
     return wt
 
 

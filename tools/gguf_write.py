@@ -1,15 +1,24 @@
 """Minimal GGUF v3 writer (standard library + NumPy), used by libhmt's tools
 and test-data generators. Follows the GGUF specification: little-endian
 header, metadata key/values, tensor infos, then tensor data aligned to
-general.alignment (default 32)."""
+general.alignment (default 32). write() is atomic (tools/atomic_write.py):
+the old file stays whole until the new one is complete."""
+import os
 import struct
+import sys
 
 import numpy as np
 
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_quants as gq  # noqa: E402
+from atomic_write import atomic_write  # noqa: E402
+from gguf_quants import bf16_bits  # noqa: E402,F401  (re-exported)
+
 # metadata value types
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
-# tensor types (ggml numbering)
-F32, F16, Q8_0, BF16 = 0, 1, 8, 30
+# tensor types (ggml numbering); add_tensor takes any type of gguf_quants.TYPES
+F32, F16, Q4_0, Q8_0, Q4_K, Q6_K, BF16 = 0, 1, 2, 8, 12, 14, 30
 
 _SCALAR = {UINT8: "<B", INT8: "<b", UINT16: "<H", INT16: "<h", UINT32: "<I", INT32: "<i",
            FLOAT32: "<f", BOOL: "<?", UINT64: "<Q", INT64: "<q", FLOAT64: "<d"}
@@ -32,13 +41,6 @@ def _infer_type(v):
     if isinstance(v, (list, tuple, np.ndarray)):
         return ARRAY
     raise TypeError(f"cannot infer GGUF type of {v!r}")
-
-
-def bf16_bits(a):
-    """float32 array -> uint16 bfloat16 bits, round to nearest even."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    return r
 
 
 def bf16_to_f32(bits):
@@ -78,16 +80,9 @@ class GGUFWriter:
         stored with ne reversed as GGUF/ggml expects."""
         a = np.asarray(array, dtype=np.float32)
         ne = list(reversed(a.shape))
-        if ttype == F32:
-            data = a.astype("<f4").tobytes()
-        elif ttype == F16:
-            data = a.astype("<f2").tobytes()
-        elif ttype == BF16:
-            data = bf16_bits(a).astype("<u2").tobytes()
-        elif ttype == Q8_0:
-            data = q8_0_bytes(a)
-        else:
-            raise ValueError(ttype)
+        if ttype not in gq.BY_ID:
+            raise ValueError(f"tensor {name}: unknown ggml type {ttype}")
+        data = gq.quantize(gq.BY_ID[ttype].name, a)   # rows along the last axis
         self.tensors.append((name, ne, ttype, data))
 
     def tobytes(self, version=3):
@@ -113,27 +108,14 @@ class GGUFWriter:
         return bytes(out)
 
     def write(self, path, version=3):
-        """Same bytes as tobytes(), streamed tensor by tensor (large models)."""
-        with open(path, "wb") as f:
+        """Same bytes as tobytes(), streamed tensor by tensor (large models),
+        written atomically."""
+        with atomic_write(path) as f:
             n = f.write(self._header(version))
             for _, _, _, data in self.tensors:
                 n += f.write(data)
                 pad = (-n) % self.alignment
                 n += f.write(b"\0" * pad)
-
-
-def q8_0_bytes(a):
-    """Blocks of 32: f16 scale d = max|x|/127, then 32 int8 q = round(x/d)."""
-    x = np.asarray(a, dtype=np.float32).reshape(-1, 32)
-    amax = np.abs(x).max(axis=1)
-    d = amax / 127.0
-    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0.0)
-    q = np.round(x * inv[:, None]).astype(np.int8)
-    # vectorized: each 34-byte block is the f16 scale then the 32 int8 values
-    out = np.empty((x.shape[0], 34), dtype=np.uint8)
-    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
-    out[:, 2:] = q.view(np.uint8)
-    return out.tobytes()
 
 
 # llama.cpp token types (tokenizer.ggml.token_type)
@@ -163,8 +145,15 @@ def spm_vocab(sp):
 # ---------------------------------------------------------------------------
 # Writing large models one tensor at a time
 # ---------------------------------------------------------------------------
-_TYPE_SIZE = {F32: 4, F16: 2, BF16: 2}
-_CHUNK = 1 << 22  # elements encoded at once: bounds the temporaries of bf16_bits
+_CHUNK = 1 << 22  # elements encoded at once (whole rows): bounds the temporaries
+
+
+def tensor_nbytes(ttype, shape):
+    """Bytes of a tensor of ggml type ttype and PyTorch-order shape."""
+    rows = 1
+    for d in shape[:-1]:
+        rows *= d
+    return rows * gq.row_bytes(gq.BY_ID[ttype].name, shape[-1]) if shape else gq.BY_ID[ttype].block_bytes
 
 
 class _DeferredTensor:
@@ -185,30 +174,28 @@ class StreamingGGUFWriter(GGUFWriter):
 
     def add_tensor_deferred(self, name, shape, ttype, make):
         """make() returns the float32 array of `shape` (PyTorch order); it is
-        called once, by write(), and encoded exactly as add_tensor would,
-        a few million elements at a time."""
-        if ttype not in _TYPE_SIZE:
-            raise ValueError(f"deferred tensors are F32, F16 or BF16, not type {ttype}")
+        called once, by write(), and encoded exactly as add_tensor would
+        (any type of gguf_quants.TYPES), whole rows a few million elements at
+        a time."""
+        if ttype not in gq.BY_ID:
+            raise ValueError(f"tensor {name}: unknown ggml type {ttype}")
         shape = tuple(int(d) for d in shape)
-        n = 1
-        for d in shape:
-            n *= d
+        nbytes = tensor_nbytes(ttype, shape)   # raises if rows do not fit the blocks
 
         def chunks():
             a = make()
             if tuple(a.shape) != shape:
                 raise ValueError(f"tensor {name}: made shape {tuple(a.shape)}, declared {shape}")
-            flat = np.ascontiguousarray(a).reshape(-1)
-            for i in range(0, max(flat.size, 1), _CHUNK):
-                one = GGUFWriter()
-                one.add_tensor(name, flat[i:i + _CHUNK], ttype)
-                yield one.tensors[0][3]
+            ne0 = shape[-1] if shape else 1
+            rows = np.ascontiguousarray(a).reshape(-1, ne0)
+            step = max(1, _CHUNK // max(ne0, 1))
+            for i in range(0, max(rows.shape[0], 1), step):
+                yield gq.quantize(gq.BY_ID[ttype].name, rows[i:i + step])
 
-        self.tensors.append((name, list(reversed(shape)), ttype,
-                             _DeferredTensor(n * _TYPE_SIZE[ttype], chunks)))
+        self.tensors.append((name, list(reversed(shape)), ttype, _DeferredTensor(nbytes, chunks)))
 
     def write(self, path, version=3):
-        with open(path, "wb") as f:
+        with atomic_write(path) as f:
             n = f.write(self._header(version))
             for name, _, _, data in self.tensors:
                 if isinstance(data, _DeferredTensor):

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atomic_write import atomic_write  # noqa: E402
 from hmt_torch import HMT, Config, HMTParams, Llama  # noqa: E402
 
 BOS = 1
@@ -125,10 +126,9 @@ def cmd_base(a):
     t0, tl, nl = time.time() - elapsed, 0.0, 0
 
     def save():
-        torch.save(dict(config=m.c.to_dict(), model=m.state_dict(), opt=opt.state_dict(),
-                        step=step, elapsed=time.time() - t0, rng=torch.get_rng_state()),
-                   ck_path + ".tmp")
-        os.replace(ck_path + ".tmp", ck_path)
+        with atomic_write(ck_path) as f:
+            torch.save(dict(config=m.c.to_dict(), model=m.state_dict(), opt=opt.state_dict(),
+                            step=step, elapsed=time.time() - t0, rng=torch.get_rng_state()), f)
 
     while step < total and (time.time() - t0) < a.minutes * 60:
         for g in opt.param_groups:
@@ -211,11 +211,11 @@ def cmd_hmt(a):
         d = torch.load(ck_path) if os.path.exists(ck_path) else {}
         d.update(hp=hp, params=p.state_dict())
         d[key] = dict(step=step, elapsed=time.time() - t0, opt=opt.state_dict())
-        torch.save(d, ck_path + ".tmp")
-        os.replace(ck_path + ".tmp", ck_path)
+        with atomic_write(ck_path) as f:
+            torch.save(d, f)
         if a.tune_backbone:
-            torch.save(dict(config=m.c.to_dict(), model=m.state_dict()), tuned_path + ".tmp")
-            os.replace(tuned_path + ".tmp", tuned_path)
+            with atomic_write(tuned_path) as f:
+                torch.save(dict(config=m.c.to_dict(), model=m.state_dict()), f)
 
     while step < a.steps and (time.time() - t0) < a.minutes * 60:
         # restart the memory (like a new document) every reset_every segments; in

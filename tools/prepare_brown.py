@@ -30,6 +30,9 @@ import sys
 import tarfile
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atomic_write import write_text  # noqa: E402
+
 NO_SPACE_BEFORE = {",", ".", ";", ":", "!", "?", ")", "]", "}", "'s", "n't", "%"}
 NO_SPACE_AFTER = {"(", "[", "{", "$"}
 
@@ -102,16 +105,13 @@ def main(argv=None):
         rows.append(f"{i}\t{sid}\t{sid[1]}\t{'heldout' if is_held else 'train'}")
         if is_held:
             held.append(text)
-            with open(os.path.join(a.out, "heldout", sid + ".txt"), "w") as f:
-                f.write(text + "\n")
+            write_text(os.path.join(a.out, "heldout", sid + ".txt"), text + "\n")
         else:
             train.append(text)
-    with open(os.path.join(a.out, "train.txt"), "w") as f:
-        f.write("\n\n".join(train) + "\n")
-    with open(os.path.join(a.out, "heldout.txt"), "w") as f:
-        f.write("\n\n".join(held) + "\n")
-    with open(os.path.join(a.out, "split.tsv"), "w") as f:
-        f.write("index\tsample\tgenre\tsplit\n" + "\n".join(rows) + "\n")
+    # each output is written atomically (tools/atomic_write.py)
+    write_text(os.path.join(a.out, "train.txt"), "\n\n".join(train) + "\n")
+    write_text(os.path.join(a.out, "heldout.txt"), "\n\n".join(held) + "\n")
+    write_text(os.path.join(a.out, "split.tsv"), "index\tsample\tgenre\tsplit\n" + "\n".join(rows) + "\n")
     nw = lambda docs: sum(len(t.split()) for t in docs)  # noqa: E731
     print(f"train: {len(train)} docs, {nw(train)} words; heldout: {len(held)} docs, "
           f"{nw(held)} words -> {a.out}")

@@ -9,8 +9,9 @@ Weights (seeded, drawn in a fixed order, so a seed always gives the same file):
   attn_q/k    N(0, (1.4/sqrt(d))^2)                -> attention scores std ~2
   attn_v/o, ffn_gate/up   N(0, 1/fan_in), ffn_down N(0, 1/n_ff)
   norms       1 + 0.1 N(0,1) (always F32)          biases (qwen2) 0.3 N(0,1) (F32)
-All 2-D weights are stored in the chosen type (F32/F16/BF16/Q8_0), as
-llama.cpp does; 1-D tensors stay F32.
+All 2-D weights are stored in the chosen type (--type: one type for all, or
+the q4_k_m mix; tools/gguf_quants.py tensor_type), as llama.cpp does; 1-D
+tensors stay F32.
 
 Tokenizers:
   llama (SentencePiece BPE, tokenizer.ggml.model = "llama"): <unk>=0 (type 2),
@@ -32,54 +33,26 @@ import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, "..", "..", "tools"))
+import gguf_quants as gq  # noqa: E402
 import gguf_write as gw  # noqa: E402
 
-import quants_ref as qr  # noqa: E402
-
+# --type: a single type for every 2-D weight (gguf_quants.PURE, as
+# llama-quantize --pure, with its fallback for short rows) or a mix
+# (gguf_quants.OUTTYPES' q4_k_m, as llama-quantize chooses it; the same rule
+# tools/convert_hf.py writes). general.file_type is llama.cpp's llama_ftype.
 WTYPES = {"f32": gw.F32, "f16": gw.F16, "bf16": gw.BF16, "q8_0": gw.Q8_0}
-# general.file_type (llama_ftype): ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16
-FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}
-# Types written through quants_ref.quantize (the four above keep their own
-# encoders, so existing test models do not change), and llama_ftype values:
-# MOSTLY_Q4_0 2, Q4_1 3, Q5_0 8, Q5_1 9, Q2_K 10, Q3_K_S 11, Q4_K_S 14,
-# Q4_K_M 15, Q5_K_S 16, Q6_K 18, IQ4_NL 25, IQ4_XS 30.
-QTYPES = {"q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9, "q2_k": 10, "q3_k": 11, "q4_k": 14,
-          "q5_k": 16, "q6_k": 18, "iq4_nl": 25, "iq4_xs": 30}
-MIXES = {"q4_k_m": 15}
+QTYPES = {k: v[1] for k, v in gq.PURE.items() if k not in WTYPES}
+MIXES = {"q4_k_m": gq.OUTTYPES["q4_k_m"][1]}
+FILE_TYPE = {k: gq.PURE[k][1] for k in WTYPES}
 ALL_WTYPES = sorted(list(WTYPES) + list(QTYPES) + list(MIXES))
-
-# llama-quantize's fallback when a row length is not a multiple of 256
-# (llama_tensor_get_type): then F16 if it is not a multiple of 32 either.
-_FALLBACK = {"Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL", "Q4_K": "Q5_0",
-             "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
-
-
-def _use_more_bits(i, n):
-    """llama-quantize's choice of the layers that get more bits in *_K_M."""
-    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
 def tensor_qtype(wtype, tname, layer, n_layer, ne0, tied):
-    """quants_ref type name of a 2-D weight under wtype. q4_k_m follows
-    llama-quantize's Q4_K_M (simplified to the tensors these models have):
-    output (or token_embd when tied) Q6_K; attn_v and ffn_down Q6_K in the
-    layers _use_more_bits picks, Q4_K elsewhere; then the fallback for rows
-    that are not a multiple of 256."""
-    if wtype in WTYPES:
-        return wtype.upper()
-    if wtype == "q4_k_m":
-        t = "Q4_K"
-        if tname == "output.weight" or (tied and tname == "token_embd.weight"):
-            t = "Q6_K"
-        elif tname.endswith(("attn_v.weight", "ffn_down.weight")) and _use_more_bits(layer, n_layer):
-            t = "Q6_K"
-    else:
-        t = wtype.upper()
-    if ne0 % qr.TYPES[t].block_elems:
-        t = _FALLBACK.get(t, t)
-        if ne0 % qr.TYPES[t].block_elems:
-            t = "F16"
-    return t
+    """Type name of a 2-D weight under wtype: gguf_quants.tensor_type, the
+    one rule shared with tools/convert_hf.py (layer is implied by tname)."""
+    del layer
+    return gq.tensor_type(wtype, tname, n_layer, ne0, tied, pure=wtype not in MIXES)
+
 
 SPM_SPACE = "\u2581"
 
@@ -261,7 +234,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     write_vocab_size = (arch == "llama") if write_vocab_size is None else write_vocab_size
     write_rope_dim = (arch == "llama") if write_rope_dim is None else write_rope_dim
     hd = n_embd // n_head
-    tt = WTYPES.get(wtype)
+    tt = None  # 2-D weights: their type by tensor_qtype
     qtypes_used = {}
     rng = np.random.default_rng(seed)
 
@@ -290,15 +263,12 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     def T(tname, a, ttype):
         nonlocal n_params
         n_params += a.size
-        if ttype is None:  # a quantized 2-D weight: its type by tensor_qtype
+        if ttype is None:  # a 2-D weight: its type by tensor_qtype
             layer = int(tname.split(".")[1]) if tname.startswith("blk.") else -1
             q = tensor_qtype(wtype, tname, layer, n_layer, a.shape[-1], tied)
-            qtypes_used[q] = qtypes_used.get(q, 0) + 1
-            if q in ("F16", "F32"):
-                w.add_tensor(tname, a, gw.F16 if q == "F16" else gw.F32)
-            else:
-                data = qr.quantize(q, a)
-                w.tensors.append((tname, list(reversed(a.shape)), qr.TYPES[q].ggml_id, data))
+            if wtype not in WTYPES:  # the manifest lists the types of quantized models
+                qtypes_used[q] = qtypes_used.get(q, 0) + 1
+            w.add_tensor(tname, a, gq.TYPES[q].ggml_id)
             return
         w.add_tensor(tname, a, ttype)
 

@@ -11,6 +11,11 @@ converted, loaded by libhmt (python/hmt), and checked against
   own encodings; the byte-level BPE reference's), and the token arrays of the
   GGUFs those answers belong to;
 - the GGUF's metadata and tensor types (norms/biases F32, tied = no output);
+- --outtype q8_0, q4_0, q4_k_m: each tensor's type is llama-quantize's
+  choice (written out by hand here), the dequantized weights (the reference
+  dequantizer) are within the formats' rounding bounds of the originals, and
+  a q8_0 conversion loads and gives logits close to the f32 conversion's
+  (the K-quant files are not loaded: the library's loader step is separate);
 - bad inputs: a clear "convert_hf: error:" message and exit code 1, never a
   traceback.
 
@@ -37,7 +42,7 @@ import convert_hf  # noqa: E402
 import hmt  # noqa: E402
 import llama_ref  # noqa: E402
 from gguf_read import GGML_BF16, GGML_F16, GGML_F32, GGUFFile  # noqa: E402
-from hf_dir import stored, write_bpe_tokenizer_json, write_safetensors, write_weights  # noqa: E402
+from hf_dir import HF_NAMES, stored, unpermute_rope, write_bpe_tokenizer_json, write_safetensors, write_weights  # noqa: E402
 
 try:
     import torch
@@ -410,6 +415,154 @@ def run_cases(root):
 
 
 # ---------------------------------------------------------------------------
+# quantized outtypes
+# ---------------------------------------------------------------------------
+# Expected types written out by hand from llama-quantize's rule (llama.cpp
+# src/llama-quant.cpp, llama_tensor_get_type_impl and tensor_type_fallback),
+# not computed with tools/gguf_quants.py's tensor_type, which they check.
+QUANT_CASES = [
+    # untied, 9 layers: use_more_bits picks layers 0 (< 9/8), 7, 8 (>= 63/8) and 3, 6
+    # ((i - 1) % 3 == 2); rows of 256 (d) take the K-quants, rows of 320 (ffn_down) fall back
+    dict(name="quant-llama", arch="llama", tok="llama3", d=256, layers=9, heads=4, kv=2, ff=320,
+         vocab=768, tied=False, src="F32", out="f32", theta=10000.0, eps=1e-5, more_bits={0, 3, 6, 7, 8}),
+    # tied qwen2, 2 layers (use_more_bits: layer 1): rows of 64 and 96 fall back everywhere
+    dict(name="quant-qwen2", arch="qwen2", tok="qwen2", d=64, layers=2, heads=4, kv=2, ff=96,
+         vocab=768, tied=True, src="F32", out="f32", theta=1e6, eps=1e-6, more_bits={1}),
+]
+QUANT_FTYPE = {"q8_0": 7, "q4_0": 2, "q4_k_m": 15}
+QBLOCK = {"Q8_0": 32, "Q4_0": 32, "Q5_0": 32, "Q4_K": 256, "Q6_K": 256}
+K_FALLBACK = {"Q4_K": "Q5_0", "Q6_K": "Q8_0"}
+# RMS error / RMS of the weights, per tensor (tests/reference/quants_ref.py's
+# measured round trips on N(0,1) data: Q8_0 0.0054, Q6_K 0.019, Q5_0 0.043,
+# Q4_K 0.077, Q4_0 0.086), with some room
+QRMS = {"Q8_0": 0.008, "Q6_K": 0.03, "Q5_0": 0.06, "Q4_K": 0.11, "Q4_0": 0.12}
+
+
+def expected_type(spec, outtype, name, ne0):
+    """llama-quantize's choice, by hand (see QUANT_CASES)."""
+    is_out = name == "output.weight" or (spec["tied"] and name == "token_embd.weight")
+    layer = int(name.split(".")[1]) if name.startswith("blk.") else -1
+    if outtype == "q8_0":
+        return "Q8_0"
+    default = {"q4_0": "Q4_0", "q4_k_m": "Q4_K"}[outtype]
+    t = default
+    if is_out:
+        t = "Q8_0" if ne0 % QBLOCK[default] else "Q6_K"
+    elif outtype == "q4_k_m" and (name.endswith("attn_v.weight") or name.endswith("ffn_down.weight")) \
+            and layer in spec["more_bits"]:
+        t = "Q6_K"
+    if ne0 % QBLOCK[t]:
+        t = K_FALLBACK[t]
+    return t
+
+
+def block_bound(w, t):
+    """Per-element error bound of the round-to-nearest block formats: half a
+    step of the block's scale d (Q8_0: d = max|x|/127), one step where the
+    value opposite the block's largest one is clipped (Q4_0/Q5_0: d = max/-8,
+    max/-16, so +|max| needs q = 8 or 16), plus float16 rounding of d."""
+    nb = QBLOCK[t]
+    b = np.abs(w.reshape(-1, nb))
+    amax = b.max(axis=1, keepdims=True)
+    d = amax / {"Q8_0": 127.0, "Q4_0": 8.0, "Q5_0": 16.0}[t]
+    step = 0.5 if t == "Q8_0" else 1.0
+    return np.broadcast_to(step * d * (1 + 2.0 ** -10) + amax * 2.0 ** -10 + 1e-30, b.shape).reshape(w.shape)
+
+
+def check_quant_tensors(spec, outtype, out, w, deq_hf=None):
+    g = GGUFFile(out)
+    ok = check(g.meta["general.file_type"] == QUANT_FTYPE[outtype] and
+               g.meta.get("general.quantization_version") == 2,
+               f"{spec['name']} {outtype}: file_type {g.meta['general.file_type']}, "
+               f"quantization_version {g.meta.get('general.quantization_version')}")
+    counts, worst = {}, {}
+    hf_of = {"token_embd.weight": "model.embed_tokens.weight", "output.weight": "lm_head.weight"}
+    for name, t in g.tensors.items():
+        tname = g_type_name(t.type)
+        if len(t.ne) == 1:
+            ok &= check(tname == "F32", f"{spec['name']} {outtype}: {name} is {tname}, norms/biases stay F32")
+            continue
+        want = expected_type(spec, outtype, name, t.ne[0])
+        ok &= check(tname == want, f"{spec['name']} {outtype}: {name} (rows of {t.ne[0]}) is {tname}, "
+                                   f"llama-quantize's rule says {want}")
+        counts[tname] = counts.get(tname, 0) + 1
+        # the original float weights, in the GGUF's layout (llama q/k rows permuted)
+        if name in hf_of:
+            orig = w[hf_of[name]]
+        else:
+            _, i, rest = name.split(".", 2)
+            orig = w[f"model.layers.{i}.{HF_NAMES[rest]}"]
+            if spec["arch"] == "llama" and rest in ("attn_q.weight", "attn_k.weight"):
+                orig = convert_hf.permute_rope(orig, spec["heads"] if rest == "attn_q.weight" else spec["kv"])
+        deq = g.tensor(name)
+        if deq_hf is not None:  # the dequantized weights back in HF layout and names
+            hf = hf_of.get(name) or f"model.layers.{name.split('.')[1]}.{HF_NAMES[name.split('.', 2)[2]]}"
+            back = deq
+            if spec["arch"] == "llama" and name.endswith(("attn_q.weight", "attn_k.weight")):
+                back = unpermute_rope(deq, spec["heads"] if name.endswith("attn_q.weight") else spec["kv"])
+            deq_hf[hf] = back
+        err = np.abs(deq - orig)
+        rms = float(np.sqrt((err ** 2).mean() / (orig.astype(np.float64) ** 2).mean()))
+        worst[tname] = max(worst.get(tname, 0.0), rms)
+        ok &= check(rms <= QRMS[tname], f"{spec['name']} {outtype}: {name} ({tname}) RMS error {rms:.4f} "
+                                        f"> {QRMS[tname]}")
+        if tname in ("Q8_0", "Q4_0", "Q5_0"):
+            bad = int((err > block_bound(orig, tname)).sum())
+            ok &= check(bad == 0, f"{spec['name']} {outtype}: {name} ({tname}): {bad} elements beyond "
+                                  "the block's rounding bound")
+    return ok, counts, worst
+
+
+def g_type_name(t):
+    from gguf_read import TENSOR_TYPES
+    return TENSOR_TYPES[t][0]
+
+
+def run_quantized(root):
+    rng = np.random.default_rng(99)
+    for spec in QUANT_CASES:
+        t0 = time.time()
+        mdir, w, _ = build_dir(root, spec, rng)
+        msgs = []
+        for outtype in ("q8_0", "q4_0", "q4_k_m"):
+            out = os.path.join(root, f"{spec['name']}-{outtype}.gguf")
+            with contextlib.redirect_stdout(io.StringIO()):
+                rc = convert_hf.main([mdir, "-o", out, "--outtype", outtype])
+            if not check(rc == 0, f"{spec['name']}: --outtype {outtype} failed"):
+                continue
+            deq_hf = dict(w) if outtype == "q8_0" else None   # 1-D tensors stay as they are
+            ok, counts, worst = check_quant_tensors(spec, outtype, out, w, deq_hf)
+            if deq_hf is not None:
+                w_q8 = deq_hf
+            msgs.append(f"{outtype} {'ok' if ok else 'FAIL'} (" +
+                        ", ".join(f"{n} {t} RMS<={worst[t]:.3f}" for t, n in sorted(counts.items())) + ")")
+        # Q8_0 loads today: libhmt's logits of the q8_0 file equal the
+        # reference forward pass on the dequantized weights (within TOL), and
+        # differ from the f32 conversion's by what quantizing the weights
+        # changes in the reference
+        f32 = os.path.join(root, f"{spec['name']}-f32.gguf")
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = convert_hf.main([mdir, "-o", f32, "--outtype", "f32"])
+        tokens = [int(t) for t in rng.integers(0, spec["vocab"], 12)]
+        if check(rc == 0, f"{spec['name']}: f32 conversion failed"):
+            a = hmt_logits(f32, tokens)
+            b = hmt_logits(os.path.join(root, f"{spec['name']}-q8_0.gguf"), tokens)
+            e = rel_err(b, a)
+            ref = numpy_reference(spec, w).forward(tokens=tokens)[0]
+            ref_q8 = numpy_reference(spec, w_q8).forward(tokens=tokens)[0]
+            e_ref = rel_err(ref_q8, ref)
+            e_deq = rel_err(b, ref_q8)
+            check(e_deq <= TOL, f"{spec['name']}: q8_0 logits vs the reference on the dequantized "
+                                f"weights {e_deq:.2e} > {TOL}")
+            check(0 < e <= 1.1 * e_ref + TOL,
+                  f"{spec['name']}: q8_0 logits vs f32's {e:.2e}, want <= 1.1 x {e_ref:.2e} (what the "
+                  "weights' quantization changes in the reference)")
+            msgs.append(f"q8_0 loaded: logits vs f32 conversion {e:.1e} (reference: the weights' "
+                        f"quantization alone {e_ref:.1e}; libhmt vs reference on dequantized weights {e_deq:.1e})")
+        print(f"{spec['name']:14s} quantized: " + "; ".join(msgs) + f" ({time.time() - t0:.1f} s)")
+
+
+# ---------------------------------------------------------------------------
 # bad inputs
 # ---------------------------------------------------------------------------
 def run_bad_inputs(root):
@@ -533,17 +686,23 @@ def run_bad_inputs(root):
             print(f"  {what}: {msg.strip()}")
         check(rc == 1 and "convert_hf: error:" in msg and expect in msg,
               f"bad input '{what}': rc {rc}, message {msg.strip()!r} (want {expect!r})")
-    check(not os.path.exists(os.path.join(root, "bad.gguf")) and
-          not os.path.exists(os.path.join(root, "bad.gguf.part")), "no output left by failed conversions")
+    check(not [n for n in os.listdir(root) if n.startswith("bad.gguf")],
+          "no output or temporary left by failed conversions")
     # out-of-range values for f16 are found while writing: no partial file remains
     big = variant(rewrite_weights(lambda ww: ww["model.layers.0.mlp.up_proj.weight"].__setitem__((0, 0), 1e6)))
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = convert_hf.main([big, "-o", os.path.join(root, "big.gguf"), "--outtype", "f16"])
     check(rc == 1 and "beyond float16's range" in err.getvalue() and
-          not os.path.exists(os.path.join(root, "big.gguf")) and
-          not os.path.exists(os.path.join(root, "big.gguf.part")),
+          not [n for n in os.listdir(root) if n.startswith("big.gguf")],
           f"f16 overflow: rc {rc} {err.getvalue().strip()!r}")
+    # a quantized tensor's block scales are float16 too
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = convert_hf.main([big, "-o", os.path.join(root, "bigq.gguf"), "--outtype", "q4_k_m"])
+    check(rc == 1 and "float16 block scales" in err.getvalue() and
+          not [n for n in os.listdir(root) if n.startswith("bigq.gguf")],
+          f"q4_k_m overflow: rc {rc} {err.getvalue().strip()!r}")
     # --pre rescues an unrecognized pre-tokenizer declaration
     odd = variant(edit_json("tokenizer.json", lambda t: t.update(pre_tokenizer={"type": "Whitespace"})))
     with contextlib.redirect_stdout(io.StringIO()):
@@ -568,6 +727,7 @@ def main():
     try:
         print(f"references: NumPy (tests/reference/llama_ref.py){' and PyTorch ' + torch.__version__ if torch else ''}")
         run_cases(root)
+        run_quantized(root)
         run_bad_inputs(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
