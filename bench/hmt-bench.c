@@ -1,14 +1,22 @@
-/* hmt-bench: prompt-processing and decode throughput of a GGUF model, each
+/* hmt-bench: prompt-processing and decode throughput of GGUF models, each
  * printed as a ratio against ceilings measured in the same run on the same
  * machine: the best libxsmm GEMM rate (→ FP32 roofline in tokens/s) and the
- * streaming-read memory bandwidth (→ decode bound), plus the plain-loop
- * reference forward (bench/naive_forward.h) as the naive baseline.
+ * streaming-read memory bandwidth (→ decode bound: the bytes of weights a
+ * token really reads, in each model's own types, LM head included); with
+ * several models, prompt speed also as a ratio to the first model (give the
+ * F32 file first), and the resident memory each load added against the file
+ * size (docs/API.md "Memory"). --naive adds the plain-loop reference forward
+ * (bench/naive_forward.h, one thread) as a baseline.
  *
- *   hmt-bench -m MODEL [-t THREADS] [-p PROMPT_TOKENS] [-n DECODE_TOKENS] [-r REPEATS]
+ *   hmt-bench -m MODEL [-m MODEL ...] [-t THREADS] [-p PROMPT_TOKENS]
+ *             [-n DECODE_TOKENS] [-r REPEATS] [--naive]
  *
  * Figures are medians over repeats, after a warm-up run, because this class
- * of machine drifts by tens of percent between runs. */
+ * of machine drifts by tens of percent between runs; the repeats of the
+ * models are interleaved so that a slow spell hits all of them alike. */
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,7 +42,8 @@ static double prompt_flops_per_token(const hmt_model *m, int n) {
     return m->n_layer * (linear + attn) + 2.0 * m->n_vocab * d / n;
 }
 
-/* Bytes a decode step must stream: every packed weight once. */
+/* Bytes a decode step must stream: every weight matrix once, in its own
+ * type (matrix nbytes: packed F32, or the stored blocks). */
 static double decode_bytes_per_token(const hmt_model *m) {
     double b = (double)m->output.nbytes;
     for (int l = 0; l < m->n_layer; l++) {
@@ -44,21 +53,85 @@ static double decode_bytes_per_token(const hmt_model *m) {
     return b;
 }
 
+/* Resident memory of this process, bytes (/proc/self/statm). */
+static double rss_bytes(void) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+#define MAX_MODELS 16
+
+typedef struct {
+    const char *path;
+    hmt_model *m;
+    hmt_ctx *ctx;
+    double file_mb, load_mb, ctx_mb; /* file size; RSS added by the load, by ctx + first eval */
+    double pp[100], tg[100];
+} bench_model;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: hmt-bench -m MODEL [-m MODEL ...] [-t THREADS=2] [-p PROMPT=256] "
+               "[-n DECODE=32] [-r REPEATS=5] [--naive]\n");
+}
+
+/* One prompt of n_prompt tokens, then n_decode single-token steps. */
+static void run_once(bench_model *b, const hmt_token *toks, int n_prompt, int n_decode, int r) {
+    check(hmt_ctx_kv_clear(b->ctx), "clear");
+    double t0 = hmtb_now();
+    check(hmt_ctx_eval_tokens(b->ctx, toks, (size_t)n_prompt, 0), "prompt");
+    double t1 = hmtb_now();
+    for (int i = 0; i < n_decode; i++)
+        check(hmt_ctx_eval_tokens(b->ctx, toks + n_prompt + i, 1, 0), "decode");
+    double t2 = hmtb_now();
+    if (r >= 0) {
+        b->pp[r] = n_prompt / (t1 - t0);
+        b->tg[r] = n_decode / (t2 - t1);
+    }
+}
+
+static double naive_rate(const hmt_model *m, const hmt_token *toks) {
+    naive_model nm;
+    const int n_naive = 8;
+    if (naive_init(&nm, m, n_naive) != 0) return 0;
+    float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
+    double t0 = hmtb_now();
+    for (int i = 0; i < n_naive && logits; i++) naive_forward_token(&nm, toks[i], i, logits);
+    double rate = n_naive / (hmtb_now() - t0);
+    free(logits);
+    naive_free(&nm);
+    return rate;
+}
+
 int main(int argc, char **argv) {
-    const char *path = NULL;
-    int threads = 2, n_prompt = 256, n_decode = 32, repeats = 5;
+    bench_model bm[MAX_MODELS];
+    int n_models = 0, threads = 2, n_prompt = 256, n_decode = 32, repeats = 5, naive = 0;
+    memset(bm, 0, sizeof bm);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: hmt-bench -m MODEL [-t THREADS=2] [-p PROMPT=256] [-n DECODE=32] [-r REPEATS=5]\n");
+            usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--naive")) {
+            naive = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "hmt-bench: %s needs a value\n", a);
             return 2;
         }
-        if (!strcmp(a, "-m")) path = v;
-        else if (!strcmp(a, "-t")) threads = atoi(v);
+        if (!strcmp(a, "-m")) {
+            if (n_models == MAX_MODELS) {
+                fprintf(stderr, "hmt-bench: at most %d models\n", MAX_MODELS);
+                return 2;
+            }
+            bm[n_models++].path = v;
+        } else if (!strcmp(a, "-t")) threads = atoi(v);
         else if (!strcmp(a, "-p")) n_prompt = atoi(v);
         else if (!strcmp(a, "-n")) n_decode = atoi(v);
         else if (!strcmp(a, "-r")) repeats = atoi(v);
@@ -68,97 +141,93 @@ int main(int argc, char **argv) {
         }
         i++;
     }
-    const char *bad = !path ? "-m MODEL is required"
+    const char *bad = !n_models ? "-m MODEL is required"
                       : threads < 1 ? "-t must be a whole number >= 1"
                       : n_prompt < 1 ? "-p must be a whole number >= 1"
                       : n_decode < 1 ? "-n must be a whole number >= 1"
                       : repeats < 1 || repeats > 100 ? "-r must be a whole number in [1, 100]"
                                                      : NULL;
     if (bad) {
-        fprintf(stderr, "hmt-bench: %s\n"
-                        "usage: hmt-bench -m MODEL [-t THREADS] [-p PROMPT] [-n DECODE] [-r REPEATS]\n",
-                bad);
+        fprintf(stderr, "hmt-bench: %s\n", bad);
+        usage(stderr);
         return 2;
     }
 
-    hmt_model *m;
-    check(hmt_model_load(&m, path, NULL), "load");
     hmt_params *p;
     check(hmt_params_create(&p), "params");
     check(hmt_params_set_int(p, HMT_P_N_THREADS, threads), "threads");
     check(hmt_params_set_int(p, HMT_P_N_CTX, n_prompt + n_decode + 1), "n_ctx");
-    hmt_ctx *ctx;
-    check(hmt_ctx_create(&ctx, m, p), "context");
-    printf("model %s: %s, %.1f M params, d %d, %d layers, %d/%d heads, ff %d, vocab %d\n", path,
-           hmt_model_arch(m), hmt_model_n_params(m) / 1e6, m->n_embd, m->n_layer, m->n_head,
-           m->n_head_kv, m->n_ff, m->n_vocab);
-    printf("threads %d, prompt %d tokens, decode %d tokens, %d repeats (medians)\n\n", threads,
-           n_prompt, n_decode, repeats);
+    int32_t n_vocab = 0;
+    for (int k = 0; k < n_models; k++) {
+        bench_model *b = &bm[k];
+        struct stat st;
+        b->file_mb = stat(b->path, &st) == 0 ? st.st_size / 1e6 : 0;
+        double r0 = rss_bytes();
+        check(hmt_model_load(&b->m, b->path, NULL), b->path);
+        b->load_mb = (rss_bytes() - r0) / 1e6;
+        const hmt_model *m = b->m;
+        printf("model %d %s: %s, %.1f M params, d %d, %d layers, %d/%d heads, ff %d, vocab %d\n", k,
+               b->path, hmt_model_arch(m), hmt_model_n_params(m) / 1e6, m->n_embd, m->n_layer,
+               m->n_head, m->n_head_kv, m->n_ff, m->n_vocab);
+        if (!n_vocab || m->n_vocab < n_vocab) n_vocab = m->n_vocab;
+    }
+    printf("threads %d, prompt %d tokens, decode %d tokens, %d repeats (medians, models "
+           "interleaved)\n\n", threads, n_prompt, n_decode, repeats);
 
     hmt_token *toks = malloc((size_t)(n_prompt + n_decode) * sizeof *toks);
     if (!toks) return 1;
-    for (int i = 0; i < n_prompt + n_decode; i++) toks[i] = (hmt_token)((i * 7919 + 13) % m->n_vocab);
+    for (int i = 0; i < n_prompt + n_decode; i++) toks[i] = (hmt_token)((i * 7919 + 13) % n_vocab);
+    for (int k = 0; k < n_models; k++) { /* context, then the warm-up (page faults, JIT) */
+        double r0 = rss_bytes();
+        check(hmt_ctx_create(&bm[k].ctx, bm[k].m, p), "context");
+        run_once(&bm[k], toks, n_prompt, n_decode, -1);
+        bm[k].ctx_mb = (rss_bytes() - r0) / 1e6;
+    }
 
     /* ceilings, measured before and after the runs on this machine; the
      * higher is used, so the ratios err low */
     double gemm = hmtb_gemm_ceiling(threads, 0.2, 5, NULL, NULL, NULL);
     double bw = hmtb_stream_read_gbs(threads, (size_t)512 << 20, 5);
-
-    double *pp = malloc(sizeof(double) * (size_t)repeats), *tg = malloc(sizeof(double) * (size_t)repeats);
-    for (int r = -1; r < repeats; r++) { /* r = -1: warm-up (page faults, JIT) */
-        check(hmt_ctx_kv_clear(ctx), "clear");
-        double t0 = hmtb_now();
-        check(hmt_ctx_eval_tokens(ctx, toks, (size_t)n_prompt, 0), "prompt");
-        double t1 = hmtb_now();
-        for (int i = 0; i < n_decode; i++)
-            check(hmt_ctx_eval_tokens(ctx, toks + n_prompt + i, 1, 0), "decode");
-        double t2 = hmtb_now();
-        if (r >= 0) {
-            pp[r] = n_prompt / (t1 - t0);
-            tg[r] = n_decode / (t2 - t1);
-        }
-    }
+    for (int r = 0; r < repeats; r++)
+        for (int k = 0; k < n_models; k++) run_once(&bm[k], toks, n_prompt, n_decode, r);
     const double gemm2 = hmtb_gemm_ceiling(threads, 0.2, 5, NULL, NULL, NULL);
     const double bw2 = hmtb_stream_read_gbs(threads, (size_t)512 << 20, 5);
     if (gemm2 > gemm) gemm = gemm2;
     if (bw2 > bw) bw = bw2;
-    const double pp_tps = hmtb_median(pp, repeats), tg_tps = hmtb_median(tg, repeats);
+    printf("ceilings: GEMM %.1f GFLOP/s (best libxsmm tile, %d threads), stream read %.1f GB/s\n\n",
+           gemm, threads, bw);
 
-    /* naive baseline: plain loops, one token at a time, one thread */
-    naive_model nm;
-    double naive_tps = 0;
-    const int n_naive = 8;
-    if (naive_init(&nm, m, n_naive) == 0) {
-        float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
-        double t0 = hmtb_now();
-        for (int i = 0; i < n_naive; i++) naive_forward_token(&nm, toks[i], i, logits);
-        naive_tps = n_naive / (hmtb_now() - t0);
-        free(logits);
-        naive_free(&nm);
+    printf("%-3s %9s %9s %9s %9s | %9s %8s %8s | %9s %9s %9s %8s\n", "", "file MB", "load MB",
+           "load/file", "ctx MB", "prompt/s", "roofline", "vs m0", "MB/token", "bound/s",
+           "decode/s", "of bound");
+    double pp0 = 0;
+    for (int k = 0; k < n_models; k++) {
+        bench_model *b = &bm[k];
+        const double pp_tps = hmtb_median(b->pp, repeats), tg_tps = hmtb_median(b->tg, repeats);
+        if (k == 0) pp0 = pp_tps;
+        const double fpt = prompt_flops_per_token(b->m, n_prompt), roof = gemm * 1e9 / fpt;
+        const double bpt = decode_bytes_per_token(b->m), bound = bw * 1e9 / bpt;
+        printf("m%-2d %9.1f %9.1f %9.3f %9.1f | %9.1f %7.1f%% %7.1f%% | %9.1f %9.1f %9.1f %7.1f%%\n",
+               k, b->file_mb, b->load_mb, b->file_mb > 0 ? b->load_mb / b->file_mb : 0, b->ctx_mb,
+               pp_tps, 100 * pp_tps / roof, 100 * pp_tps / pp0, bpt / 1e6, bound, tg_tps,
+               100 * tg_tps / bound);
+    }
+    printf("\nload MB: resident memory the model load added (weights; mapped file pages "
+           "count once touched);\nctx MB: the context and its first evaluation (KV cache, "
+           "scratch); roofline: FP32 GEMM ceiling;\nMB/token: weights read per decode step, "
+           "each in its own type; bound/s: stream-read GB/s / MB/token.\n");
+    if (naive) {
+        double rate = naive_rate(bm[0].m, toks);
+        printf("naive plain loops (model 0, 1 thread): %.2f tok/s; prompt %.1fx, decode %.1fx "
+               "faster\n", rate, rate > 0 ? hmtb_median(bm[0].pp, repeats) / rate : 0,
+               rate > 0 ? hmtb_median(bm[0].tg, repeats) / rate : 0);
     }
 
-    const double fpt = prompt_flops_per_token(m, n_prompt);
-    const double roof = gemm * 1e9 / fpt;
-    const double bpt = decode_bytes_per_token(m);
-    const double bound = bw * 1e9 / bpt;
-    printf("ceilings   GEMM %.1f GFLOP/s (best libxsmm tile, %d threads), stream read %.1f GB/s\n",
-           gemm, threads, bw);
-    printf("prompt     %.1f MFLOP/token -> FP32 roofline %.0f tok/s\n", fpt / 1e6, roof);
-    printf("decode     %.1f MB/token -> bandwidth bound %.1f tok/s\n\n", bpt / 1e6, bound);
-    printf("%-24s %10s %12s %12s\n", "", "tok/s", "of ceiling", "vs naive");
-    printf("%-24s %10.1f %11.1f%% %11.1fx\n", "prompt processing", pp_tps, 100 * pp_tps / roof,
-           naive_tps > 0 ? pp_tps / naive_tps : 0);
-    printf("%-24s %10.1f %11.1f%% %11.1fx\n", "decode (1 token)", tg_tps, 100 * tg_tps / bound,
-           naive_tps > 0 ? tg_tps / naive_tps : 0);
-    printf("%-24s %10.2f\n", "naive plain loops", naive_tps);
-    printf("\nprompt GFLOP/s achieved %.1f; decode GB/s achieved %.1f\n", pp_tps * fpt / 1e9,
-           tg_tps * bpt / 1e9);
-
-    free(pp);
-    free(tg);
     free(toks);
-    hmt_ctx_free(ctx);
+    for (int k = 0; k < n_models; k++) {
+        hmt_ctx_free(bm[k].ctx);
+        hmt_model_free(bm[k].m);
+    }
     hmt_params_free(p);
-    hmt_model_free(m);
     return 0;
 }
