@@ -2,12 +2,22 @@
 (<model>.<case>.golden, "HMTG") and every HMT stream golden
 (hmt-*.hmt.golden, "HMTH") replayed through the Python classes, with the
 tolerances the C suite uses (tests/check_model.c, tests/check_hmt.c)."""
+import math
 import unittest
 
 from hmt_testutil import (TOL_LOGIT, TOL_VEC, TOL_WEIGHT, data, hmt, maxdiff, read_hmtg, read_hmth,
                           read_manifest, stream_params)
 
 CASES = "ABCD"
+
+
+def kl_div(p_logits, q_logits):
+    """KL(softmax(p) || softmax(q)) in nats."""
+    mp, mq = max(p_logits), max(q_logits)
+    zp = math.log(sum(math.exp(v - mp) for v in p_logits))
+    zq = math.log(sum(math.exp(v - mq) for v in q_logits))
+    return sum(math.exp(a - mp - zp) * ((a - mp - zp) - (b - mq - zq))
+               for a, b in zip(p_logits, q_logits))
 
 
 class TestContextGoldens(unittest.TestCase):
@@ -40,8 +50,24 @@ class TestContextGoldens(unittest.TestCase):
                         logits, hidden = self.replay(ctx, g)
                         dl = max(maxdiff(a, b) for a, b in zip(logits, g["logits"]))
                         dh = max(maxdiff(a, b) for a, b in zip(hidden, g["hidden"]))
-                        self.assertLessEqual(dl, TOL_LOGIT)
-                        self.assertLessEqual(dh, TOL_VEC)
+                        if row["wtype"] in ("f32", "f16", "bf16"):
+                            self.assertLessEqual(dl, TOL_LOGIT)
+                            self.assertLessEqual(dh, TOL_VEC)
+                            continue
+                        # Block-quantized weights (llama-q8): chunks of <= 4 rows take
+                        # the decode path, which quantizes activations to 8 bits
+                        # (docs/QUANTS.md); the goldens use exact activations. So the
+                        # issue's bar instead of 1e-4 (tests/check_qmodel.c checks each
+                        # path exactly against its own reference): mean KL <= 1e-3,
+                        # top-1 agreement on every row, max |dlogit| <= 0.3 (the
+                        # activation quantization moves logits by <= 0.16 here).
+                        kl = [kl_div(b, a) for a, b in zip(logits, g["logits"])]
+                        self.assertLessEqual(sum(kl) / len(kl), 1e-3)
+                        for a, b in zip(logits, g["logits"]):
+                            self.assertEqual(max(range(len(a)), key=a.__getitem__),
+                                             max(range(len(b)), key=b.__getitem__))
+                        self.assertLessEqual(dl, 0.3)
+                        self.assertLessEqual(dh, 0.1)
 
     def test_eval_tokens_last_row_matches(self):
         g = read_hmtg(data("llama-f32.A.golden"))
