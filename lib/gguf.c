@@ -781,3 +781,10 @@ const char *hmti_tensor_type_name(uint32_t t) {
 int hmti_str_eq(hmti_str s, const char *cstr) {
     return cstr && same(s, cstr, strlen(cstr));
 }
+
+void hmti_gguf_drop_pages(const hmti_gguf *g, const void *p, size_t n) {
+    if (!g || !g->map || !p || !n) return; /* a caller's buffer is not ours to drop */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advisory; re-read on access */
+}

@@ -107,6 +107,7 @@ static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t col
     if (t->type != HMTI_TYPE_F32) return stored_matrix(&name, &t, &rows, 1, cols, dst);
     rc = hmti_matrix_pack(dst, t->data, t->type, rows, cols);
     if (rc) return hmti_errf(rc, "model: tensor '%s': %s", name, hmti_tls_errmsg());
+    hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes); /* the packed copy replaces them */
     return HMT_OK;
 }
 
@@ -139,6 +140,7 @@ static int load_stacked(hmt_model *m, const char *const *names, const int64_t *r
     }
     int rc = hmti_matrix_pack(dst, tmp, HMTI_TYPE_F32, total, cols);
     free(tmp);
+    for (int i = 0; i < n && !rc; i++) hmti_gguf_drop_pages(m->gguf, t[i]->data, t[i]->nbytes);
     return rc ? hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg()) : HMT_OK;
 }
 
@@ -273,9 +275,11 @@ static int load_weights(hmt_model *m) {
         return load_matrix(m, "output.weight", m->n_vocab, d, &m->output);
     /* Tied embeddings: the LM head is the embedding table, packed when F32,
      * else used as stored (already checked above). */
-    if (m->tok_embd->type == HMTI_TYPE_F32)
+    if (m->tok_embd->type == HMTI_TYPE_F32) {
         rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d);
-    else
+        m->embd_from_output = !rc; /* embedding rows then come from the packed copy */
+        if (!rc) hmti_gguf_drop_pages(m->gguf, m->tok_embd->data, m->tok_embd->nbytes);
+    } else
         rc = hmti_matrix_stored(&m->output, 1, &m->tok_embd->data, &m->tok_embd->type,
                                 &(int64_t){m->n_vocab}, d);
     return rc ? hmti_errf(rc, "model: tied LM head: %s", hmti_tls_errmsg()) : HMT_OK;
@@ -367,6 +371,10 @@ void hmti_model_set_error(const hmt_model *cm) {
 }
 
 void hmti_model_embed(const hmt_model *m, hmt_token t, float *out) {
+    if (m->embd_from_output) {
+        hmti_matrix_get_row(&m->output, t, out);
+        return;
+    }
     const size_t row = hmti_qrow_bytes(m->tok_embd->type, m->n_embd);
     hmti_dequantize_row(m->tok_embd->type, (const char *)m->tok_embd->data + (size_t)t * row, out,
                         m->n_embd);
