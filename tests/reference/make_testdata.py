@@ -220,11 +220,11 @@ def main():
     make_quant_goldens(out)
 
 
-# Models with block-quantized weights, for the loader step of issue 13 (not yet
-# read by the C suites: lib/model.c rejects these types so far). Listed in
-# quant-manifest.txt (same keys as manifest.txt plus tensor_types), goldens
-# as for MODELS (computed from the dequantized weights, so exact dequantization
-# needs no extra tolerance; re-quantized activations do, see docs/QUANTS.md).
+# Models with block-quantized weights (issue 13), read by tests/check_qmodel.c.
+# Listed in quant-manifest.txt (same keys as manifest.txt plus tensor_types),
+# goldens as for MODELS (computed from the dequantized weights, so the prompt
+# path needs no extra tolerance), plus <name>.<case>.qact.golden for the decode
+# path's 8-bit activations (quant_act_ref.py, see docs/QUANTS.md).
 QUANT_MODELS = [
     # K-quant rows (256-wide): Q4_K, attn_v / ffn_down of layer 1 and output in Q6_K
     ("llama-q4km", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=4, n_head_kv=2,
