@@ -255,6 +255,12 @@ START_TEST(nonfinite_scale_refused) {
     ck_assert_int_eq(load_patched("llama-q4km.gguf", off + 2, &nan, 2), HMT_E_FORMAT);
     msg = hmt_last_error_msg();
     ck_assert_msg(strstr(msg, "blk.0.attn_q.weight") && strstr(msg, "element 0"), "%s", msg);
+    /* d (byte 208) of block 1 of a Q6_K tensor: the LM head */
+    off = data_offset("llama-q4km.gguf", "output.weight", &type);
+    ck_assert_uint_eq(type, 14);
+    ck_assert_int_eq(load_patched("llama-q4km.gguf", off + 210 + 208, &inf, 2), HMT_E_FORMAT);
+    msg = hmt_last_error_msg();
+    ck_assert_msg(strstr(msg, "output.weight") && strstr(msg, "element 256"), "%s", msg);
     /* an F16 element (the f16 model's embedding table, element 5) */
     off = data_offset("llama-tied-f16.gguf", "token_embd.weight", &type);
     ck_assert_uint_eq(type, 1);

@@ -6,8 +6,8 @@
 #include "kernels/quant_impl.h"
 
 /* Byte offsets of a block type's f16 fields, -1 terminated. */
-static const int8_t *f16_fields(uint32_t type) {
-    static const int8_t D0[] = {0, -1}, DM0[] = {0, 2, -1}, Q2K[] = {80, 82, -1},
+static const int16_t *f16_fields(uint32_t type) {
+    static const int16_t D0[] = {0, -1}, DM0[] = {0, 2, -1}, Q2K[] = {80, 82, -1},
                         Q3K[] = {108, -1}, Q6K[] = {208, -1};
     switch (type) {
     case HMTI_T_Q4_0:
@@ -47,7 +47,7 @@ int64_t hmti_quant_first_nonfinite(uint32_t type, const void *data, int64_t n_el
         }
         return -1;
     }
-    const int8_t *f = f16_fields(type);
+    const int16_t *f = f16_fields(type);
     const int64_t nb = n_elems / t->block_elems;
     for (int64_t b = 0; b < nb; b++, p += t->block_bytes)
         for (int k = 0; f[k] >= 0; k++) {
