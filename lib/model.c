@@ -279,9 +279,10 @@ static int load_weights(hmt_model *m) {
         rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d);
         m->embd_from_output = !rc; /* embedding rows then come from the packed copy */
         if (!rc) hmti_gguf_drop_pages(m->gguf, m->tok_embd->data, m->tok_embd->nbytes);
-    } else
+    } else {
         rc = hmti_matrix_stored(&m->output, 1, &m->tok_embd->data, &m->tok_embd->type,
                                 &(int64_t){m->n_vocab}, d);
+    }
     return rc ? hmti_errf(rc, "model: tied LM head: %s", hmti_tls_errmsg()) : HMT_OK;
 }
 

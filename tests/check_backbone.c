@@ -89,7 +89,8 @@ START_TEST(matches_reference) {
      * which computes on the exactly dequantized weights like the reference;
      * the decode path quantizes activations to 8 bits and is checked
      * against the matching reference in check_qmodel.c. */
-    const int block = strcmp(e->wtype, "f32") && strcmp(e->wtype, "f16") && strcmp(e->wtype, "bf16");
+    const int block =
+        strcmp(e->wtype, "f32") && strcmp(e->wtype, "f16") && strcmp(e->wtype, "bf16");
     const int old_rows = hmti_matmul_set_decode_rows(block ? 0 : -1);
     static const int configs[][2] = {{1, 512}, {2, 512}, {2, 3}};
     for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++) {

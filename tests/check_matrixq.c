@@ -187,7 +187,9 @@ START_TEST(every_type_both_paths) {
         const int64_t cols = widths[wi];
         if (cols % tr->block_elems) continue;
         /* one part; then two parts with a partner of the other block size */
-        const uint32_t partner = cols % 256 ? HMTI_T_F16 : (tr->block_elems == 256 ? HMTI_T_Q8_0 : HMTI_T_Q6_K);
+        const uint32_t partner = cols % 256              ? HMTI_T_F16
+                                 : tr->block_elems == 256 ? HMTI_T_Q8_0
+                                                          : HMTI_T_Q6_K;
         fixture f;
         const int64_t rows1[] = {70}, rows2[] = {37, 90};
         const uint32_t types2[] = {t, partner};
