@@ -230,7 +230,9 @@ static int load_weights(hmt_model *m) {
     int rc = find_tensor(m->gguf, "token_embd.weight", d, m->n_vocab, 1, &m->tok_embd);
     if (rc) return rc;
     m->n_params += (uint64_t)m->n_vocab * (uint64_t)d;
-    if (m->tok_embd->type != HMTI_TYPE_F32 && /* F32 rows: checked by the F32 conversion */
+    /* Checked here unless it is F32 and tied: then packing it checks it. */
+    const int tied = !hmti_gguf_find_tensor(m->gguf, "output.weight");
+    if ((m->tok_embd->type != HMTI_TYPE_F32 || !tied) &&
         (rc = check_finite("token_embd.weight", m->tok_embd, (int64_t)m->n_vocab * d)))
         return rc;
 

@@ -267,6 +267,13 @@ START_TEST(nonfinite_scale_refused) {
     ck_assert_int_eq(load_patched("llama-tied-f16.gguf", off + 5 * 2, &nan, 2), HMT_E_FORMAT);
     msg = hmt_last_error_msg();
     ck_assert_msg(strstr(msg, "token_embd.weight") && strstr(msg, "element 5"), "%s", msg);
+    /* an untied F32 embedding table is never converted either: element 70 */
+    const float fnan = NAN;
+    off = data_offset("llama-f32.gguf", "token_embd.weight", &type);
+    ck_assert_uint_eq(type, 0);
+    ck_assert_int_eq(load_patched("llama-f32.gguf", off + 70 * 4, &fnan, 4), HMT_E_FORMAT);
+    msg = hmt_last_error_msg();
+    ck_assert_msg(strstr(msg, "token_embd.weight") && strstr(msg, "element 70"), "%s", msg);
 }
 END_TEST
 
