@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bigalloc.h"
 #include "fnv.h"
 #include "kernels/quant.h"
 #include "model.h"
@@ -129,7 +130,10 @@ static int load_stacked(hmt_model *m, const char *const *names, const int64_t *r
         for (int i = 0; i < n; i++) m->n_params += (uint64_t)rows[i] * (uint64_t)cols;
         return stored_matrix(names, t, rows, n, cols, dst);
     }
-    float *tmp = hmti_malloc((size_t)total * (size_t)cols * sizeof *tmp);
+    /* its own mapping, returned to the system on free: from the heap, it
+     * would stay resident as a hole between the packed matrices */
+    const size_t tmp_bytes = (size_t)total * (size_t)cols * sizeof(float);
+    float *tmp = hmti_big_alloc(tmp_bytes);
     if (!tmp) return hmti_errf(HMT_E_NOMEM, "model: out of memory stacking '%s'", names[0]);
     float *row = tmp;
     for (int i = 0; i < n; i++) {
@@ -139,7 +143,7 @@ static int load_stacked(hmt_model *m, const char *const *names, const int64_t *r
         m->n_params += (uint64_t)rows[i] * (uint64_t)cols;
     }
     int rc = hmti_matrix_pack(dst, tmp, HMTI_TYPE_F32, total, cols);
-    free(tmp);
+    hmti_big_free(tmp, tmp_bytes);
     for (int i = 0; i < n && !rc; i++) hmti_gguf_drop_pages(m->gguf, t[i]->data, t[i]->nbytes);
     return rc ? hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg()) : HMT_OK;
 }
