@@ -6,6 +6,7 @@
 #include "alloc.h"
 #include "adapter.h"
 #include "fnv.h"
+#include "kernels/quant.h"
 #include "params.h"
 
 static int get_u32(const hmti_gguf *g, const char *key, int required, uint32_t def,
@@ -34,14 +35,18 @@ static int get_tensor(const hmti_gguf *g, const char *name, int32_t d, int32_t r
         return hmti_errf(HMT_E_FORMAT,
                          "adapter: tensor '%s' has shape [%llu, %llu]; the model's width is %d",
                          name, (unsigned long long)t->ne[0], (unsigned long long)r, d);
-    if (t->type != HMTI_TYPE_F32 && t->type != HMTI_TYPE_F16 && t->type != HMTI_TYPE_BF16)
-        return hmti_errf(HMT_E_UNSUPPORTED, "adapter: tensor '%s' has unsupported type %s", name,
-                         hmti_tensor_type_name(t->type));
+    /* any weight type the model takes; dequantized to F32 here (small tensors) */
+    const size_t rb = hmti_qrow_bytes(t->type, d);
+    if (!hmti_qtraits_of(t->type))
+        return hmti_errf(HMT_E_UNSUPPORTED, "adapter: tensor '%s' has unsupported type %s; "
+                         "supported: " HMTI_QTYPES_LIST, name, hmti_tensor_type_name(t->type));
+    if (!rb)
+        return hmti_errf(HMT_E_FORMAT, "adapter: tensor '%s': a row of %d is not whole %s blocks",
+                         name, d, hmti_tensor_type_name(t->type));
     float *v = hmti_malloc((size_t)r * (size_t)d * sizeof *v);
     if (!v) return hmti_errf(HMT_E_NOMEM, "adapter: out of memory for '%s'", name);
-    const size_t rb = hmti_row_size(t->type, d);
     for (uint64_t i = 0; i < r; i++)
-        hmti_row_to_f32((const char *)t->data + i * rb, t->type, v + i * (size_t)d, d);
+        hmti_dequantize_row(t->type, (const char *)t->data + i * rb, v + i * (size_t)d, d);
     const int64_t bad = hmti_first_nonfinite(v, (int64_t)r * d);
     if (bad >= 0) {
         int rc = hmti_errf(HMT_E_FORMAT, "adapter: tensor '%s' element %lld (row %lld, column "

@@ -77,6 +77,16 @@ int hmti_backbone_set_threads(hmti_backbone *b, int n_threads) {
     hmti_pool *pool;
     rc = hmti_pool_create(&pool, n_threads);
     if (rc) return rc;
+    /* scratch for stored (non-F32) weight matrices: input widths d, q, ff */
+    const hmt_model *m = b->m;
+    int64_t max_cols = m->n_embd > m->n_ff ? m->n_embd : m->n_ff;
+    if ((int64_t)m->n_head * m->head_dim > max_cols) max_cols = (int64_t)m->n_head * m->head_dim;
+    size_t shared, local;
+    hmti_matmul_scratch(max_cols, &shared, &local);
+    if ((rc = hmti_pool_reserve(pool, shared, local))) {
+        hmti_pool_free(pool);
+        return rc;
+    }
     hmti_pool_free(b->pool);
     b->pool = pool;
     b->n_threads = n_threads;

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "file_open.h"
 #include "gguf.h"
+#include "kernels/quant.h"
 
 #define DEFAULT_ALIGNMENT 32
 #define MAX_ARRAY_DEPTH 8     /* arrays of arrays nested deeper are rejected */
@@ -28,8 +29,6 @@
 #define MIN_ARRAY_BYTES 12    /* element type, count */
 #define N_VTYPES 13
 #define MAX_DIMS 4
-#define Q8_0_BLOCK 32         /* elements per Q8_0 block ...            */
-#define Q8_0_BLOCK_BYTES 34   /* ... stored as an f16 scale + 32 int8s  */
 
 typedef struct {
     hmti_str key;
@@ -247,22 +246,16 @@ static int tensor_size(const parser *p, hmti_gguf_tensor *t) {
                         ", %" PRIu64 "])",
                         t->ne[0], t->ne[1], t->ne[2], t->ne[3]);
     t->n_elements = n;
-    int ok = 1;
-    switch (t->type) {
-    case HMTI_TYPE_F32: ok = mul_ok(n, 4, &t->nbytes); break;
-    case HMTI_TYPE_F16:
-    case HMTI_TYPE_BF16: ok = mul_ok(n, 2, &t->nbytes); break;
-    case HMTI_TYPE_Q8_0:
-        if (t->ne[0] % Q8_0_BLOCK)
-            return fail(p, HMT_E_FORMAT, "q8_0 row length ne[0] = %" PRIu64
-                        " is not a multiple of %d", t->ne[0], Q8_0_BLOCK);
-        ok = mul_ok(n / Q8_0_BLOCK, Q8_0_BLOCK_BYTES, &t->nbytes);
-        break;
-    default:
+    const hmti_qtraits *qt = hmti_qtraits_of(t->type);
+    if (!qt)
         return fail(p, HMT_E_UNSUPPORTED,
-                    "tensor type %s (%" PRIu32 ") is not supported (f32, f16, bf16, q8_0 are)",
-                    hmti_tensor_type_name(t->type), t->type);
-    }
+                    "tensor type %s (%" PRIu32 ") is not supported (supported: " HMTI_QTYPES_LIST
+                    ")", hmti_tensor_type_name(t->type), t->type);
+    if (t->ne[0] % (uint64_t)qt->block_elems)
+        return fail(p, HMT_E_FORMAT, "%s row length ne[0] = %" PRIu64
+                    " is not a multiple of %d", hmti_tensor_type_name(t->type),
+                    t->ne[0], (int)qt->block_elems);
+    int ok = mul_ok(n / (uint64_t)qt->block_elems, (uint64_t)qt->block_bytes, &t->nbytes);
     if (!ok) return fail(p, HMT_E_FORMAT, "byte size of %" PRIu64 " elements overflows", n);
     return HMT_OK;
 }
@@ -777,4 +770,11 @@ const char *hmti_tensor_type_name(uint32_t t) {
 
 int hmti_str_eq(hmti_str s, const char *cstr) {
     return cstr && same(s, cstr, strlen(cstr));
+}
+
+void hmti_gguf_drop_pages(const hmti_gguf *g, const void *p, size_t n) {
+    if (!g || !g->map || !p || !n) return; /* a caller's buffer is not ours to drop */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advisory; re-read on access */
 }

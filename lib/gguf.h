@@ -56,6 +56,10 @@ int hmti_gguf_open(hmti_gguf **out, const char *path);
 /* Same over a caller-owned buffer that must outlive the handle (fuzzing, tests). */
 int hmti_gguf_open_buffer(hmti_gguf **out, const void *buf, size_t len);
 void hmti_gguf_close(hmti_gguf *g);
+/* Tell the kernel the whole pages inside [p, p + n) of the file mapping are
+ * not needed now (after they were converted): they leave the resident set
+ * and are read from the file again if touched. No-op for a caller buffer. */
+void hmti_gguf_drop_pages(const hmti_gguf *g, const void *p, size_t n);
 
 uint32_t hmti_gguf_version(const hmti_gguf *g);
 uint64_t hmti_gguf_n_kv(const hmti_gguf *g);

@@ -1,11 +1,15 @@
 /* Model loading: read llama.cpp metadata keys, check every tensor's presence,
- * shape and type against them, then pack weights for the kernels. */
+ * shape and type against them, then make the weight matrices: F32 tensors
+ * are packed into F32 panels (the packed path), every other supported type
+ * (docs/MODELS.md) is used as stored, in the mapped file, never expanded. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "bigalloc.h"
 #include "fnv.h"
+#include "kernels/quant.h"
 #include "model.h"
 
 #define NAME_MAX_LEN 96
@@ -57,20 +61,40 @@ static int find_tensor(const hmti_gguf *g, const char *name, int64_t cols, int64
                          (unsigned long long)t->ne[0],
                          (unsigned long long)(t->n_dims > 1 ? t->ne[1] : 1), (long long)cols,
                          (long long)rows);
-    if (t->type != HMTI_TYPE_F32 && t->type != HMTI_TYPE_F16 && t->type != HMTI_TYPE_BF16 &&
-        t->type != HMTI_TYPE_Q8_0)
-        return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor '%s' has unsupported type %s", name,
-                         hmti_tensor_type_name(t->type));
+    if (!hmti_qtraits_of(t->type))
+        return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor '%s' has unsupported type %s (%u); "
+                         "supported: " HMTI_QTYPES_LIST, name, hmti_tensor_type_name(t->type),
+                         (unsigned)t->type);
+    const size_t rb = hmti_qrow_bytes(t->type, cols);
+    if (!rb || t->nbytes / rb != (uint64_t)rows || t->nbytes % rb)
+        return hmti_errf(HMT_E_FORMAT, "model: tensor '%s' (%s) holds %llu bytes, not %lld rows "
+                         "of %zu", name, hmti_tensor_type_name(t->type),
+                         (unsigned long long)t->nbytes, (long long)rows, rb);
     /* every weight passes here once: refuse NaN/inf at their source, not as
-     * NaN logits later (a cheap bit test on the mapped data) */
+     * NaN logits later (one pass over the mapped data; for block types the
+     * f16 scales, since the integer quants are finite by construction) */
     float bad_v = 0;
-    const int64_t bad = hmti_row_first_nonfinite(t->data, t->type, (int64_t)t->n_elements, &bad_v);
+    const int64_t bad = hmti_quant_first_nonfinite(t->type, t->data, (int64_t)t->n_elements, &bad_v);
     if (bad >= 0)
-        return hmti_errf(HMT_E_FORMAT, "model: tensor '%s' element %lld (row %lld, column %lld) "
-                         "is %s", name, (long long)bad, (long long)(bad / cols),
-                         (long long)(bad % cols), hmti_nonfinite_name(bad_v));
+        return hmti_errf(HMT_E_FORMAT, "model: tensor '%s' (%s) element %lld (row %lld, column %lld) "
+                         "is %s%s", name, hmti_tensor_type_name(t->type), (long long)bad,
+                         (long long)(bad / cols), (long long)(bad % cols), hmti_nonfinite_name(bad_v),
+                         hmti_qtraits_of(t->type)->block_elems > 1 ? " (its block's scale)" : "");
     *out = t;
     return HMT_OK;
+}
+
+/* n tensors [rows_i][cols] as one stored matrix (parts in the mapped file). */
+static int stored_matrix(const char *const *names, const hmti_gguf_tensor *const *t,
+                         const int64_t *rows, int n, int64_t cols, hmti_matrix *dst) {
+    const void *data[HMTI_MATRIX_MAX_PARTS];
+    uint32_t types[HMTI_MATRIX_MAX_PARTS];
+    for (int i = 0; i < n; i++) {
+        data[i] = t[i]->data;
+        types[i] = t[i]->type;
+    }
+    int rc = hmti_matrix_stored(dst, n, data, types, rows, cols);
+    return rc ? hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg()) : HMT_OK;
 }
 
 static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t cols,
@@ -79,22 +103,35 @@ static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t col
     int rc = find_tensor(m->gguf, name, cols, rows, 1, &t);
     if (rc) return rc;
     m->n_params += (uint64_t)rows * (uint64_t)cols;
+    if (t->type != HMTI_TYPE_F32) return stored_matrix(&name, &t, &rows, 1, cols, dst);
     rc = hmti_matrix_pack(dst, t->data, t->type, rows, cols);
     if (rc) return hmti_errf(rc, "model: tensor '%s': %s", name, hmti_tls_errmsg());
+    hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes); /* the packed copy replaces them */
     return HMT_OK;
 }
 
-/* Several [rows_i][cols] tensors stacked into one packed matrix. */
+/* Several [rows_i][cols] tensors as one matrix: stacked into one packed
+ * matrix when all are F32, else one stored matrix with a part each (no
+ * copy; the parts may differ in type). */
 static int load_stacked(hmt_model *m, const char *const *names, const int64_t *rows, int n,
                         int64_t cols, hmti_matrix *dst) {
     const hmti_gguf_tensor *t[3];
     int64_t total = 0;
+    int all_f32 = 1;
     for (int i = 0; i < n; i++) {
         int rc = find_tensor(m->gguf, names[i], cols, rows[i], 1, &t[i]);
         if (rc) return rc;
         total += rows[i];
+        all_f32 &= t[i]->type == HMTI_TYPE_F32;
     }
-    float *tmp = hmti_malloc((size_t)total * (size_t)cols * sizeof *tmp);
+    if (!all_f32) {
+        for (int i = 0; i < n; i++) m->n_params += (uint64_t)rows[i] * (uint64_t)cols;
+        return stored_matrix(names, t, rows, n, cols, dst);
+    }
+    /* its own mapping, returned to the system on free: from the heap, it
+     * would stay resident as a hole between the packed matrices */
+    const size_t tmp_bytes = (size_t)total * (size_t)cols * sizeof(float);
+    float *tmp = hmti_big_alloc(tmp_bytes);
     if (!tmp) return hmti_errf(HMT_E_NOMEM, "model: out of memory stacking '%s'", names[0]);
     float *row = tmp;
     for (int i = 0; i < n; i++) {
@@ -104,7 +141,8 @@ static int load_stacked(hmt_model *m, const char *const *names, const int64_t *r
         m->n_params += (uint64_t)rows[i] * (uint64_t)cols;
     }
     int rc = hmti_matrix_pack(dst, tmp, HMTI_TYPE_F32, total, cols);
-    free(tmp);
+    hmti_big_free(tmp, tmp_bytes);
+    for (int i = 0; i < n && !rc; i++) hmti_gguf_drop_pages(m->gguf, t[i]->data, t[i]->nbytes);
     return rc ? hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg()) : HMT_OK;
 }
 
@@ -114,11 +152,9 @@ static int load_vector(hmt_model *m, const char *name, int64_t n, int required, 
     *dst = NULL;
     int rc = find_tensor(m->gguf, name, n, 1, required, &t);
     if (rc || !t) return rc;
-    if (t->type == HMTI_TYPE_Q8_0 && n % 32)
-        return hmti_errf(HMT_E_FORMAT, "model: tensor '%s': Q8_0 length %lld", name, (long long)n);
     float *v = hmti_malloc((size_t)n * sizeof *v);
     if (!v) return hmti_errf(HMT_E_NOMEM, "model: out of memory for '%s'", name);
-    hmti_row_to_f32(t->data, t->type, v, n);
+    hmti_dequantize_row(t->type, t->data, v, n); /* find_tensor checked n fits the type */
     m->n_params += (uint64_t)n;
     *dst = v;
     return HMT_OK;
@@ -244,8 +280,16 @@ static int load_weights(hmt_model *m) {
     if ((rc = load_vector(m, "output_norm.weight", d, 1, &m->output_norm))) return rc;
     if (hmti_gguf_find_tensor(m->gguf, "output.weight"))
         return load_matrix(m, "output.weight", m->n_vocab, d, &m->output);
-    /* Tied embeddings: the LM head is packed from the embedding table. */
-    rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d);
+    /* Tied embeddings: the LM head is the embedding table, packed when F32,
+     * else used as stored (already checked above). */
+    if (m->tok_embd->type == HMTI_TYPE_F32) {
+        rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d);
+        m->embd_from_output = !rc; /* embedding rows then come from the packed copy */
+        if (!rc) hmti_gguf_drop_pages(m->gguf, m->tok_embd->data, m->tok_embd->nbytes);
+    } else {
+        rc = hmti_matrix_stored(&m->output, 1, &m->tok_embd->data, &m->tok_embd->type,
+                                &(int64_t){m->n_vocab}, d);
+    }
     return rc ? hmti_errf(rc, "model: tied LM head: %s", hmti_tls_errmsg()) : HMT_OK;
 }
 
@@ -277,7 +321,7 @@ static uint64_t fingerprint(const hmt_model *m) {
         h = hmti_fnv1a(h, m->layers[l].attn_norm, d);
         h = hmti_fnv1a(h, m->layers[l].ffn_norm, d);
     }
-    const size_t rb = hmti_row_size(m->tok_embd->type, m->n_embd);
+    const size_t rb = hmti_qrow_bytes(m->tok_embd->type, m->n_embd);
     return hmti_fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
 }
 
@@ -341,7 +385,11 @@ void hmti_model_set_error(const hmt_model *cm) {
 }
 
 void hmti_model_embed(const hmt_model *m, hmt_token t, float *out) {
-    const size_t row = hmti_row_size(m->tok_embd->type, m->n_embd);
-    hmti_row_to_f32((const char *)m->tok_embd->data + (size_t)t * row, m->tok_embd->type, out,
-                    m->n_embd);
+    if (m->embd_from_output) {
+        hmti_matrix_get_row(&m->output, t, out);
+        return;
+    }
+    const size_t row = hmti_qrow_bytes(m->tok_embd->type, m->n_embd);
+    hmti_dequantize_row(m->tok_embd->type, (const char *)m->tok_embd->data + (size_t)t * row, out,
+                        m->n_embd);
 }

@@ -1,5 +1,6 @@
-/* A loaded backbone: hyperparameters from GGUF metadata, weights packed for
- * the GEMM kernels, the tokenizer. Immutable after hmti_model_load returns,
+/* A loaded backbone: hyperparameters from GGUF metadata, weight matrices
+ * (F32 packed for the GEMM kernels, other types as stored in the mapped
+ * file), the tokenizer. Immutable after hmti_model_load returns,
  * so any number of contexts on any threads share it; reference-counted so a
  * context keeps its model alive. */
 #ifndef HMT_MODEL_H
@@ -36,7 +37,8 @@ struct hmt_model {
     float rope_base, rms_eps;
     int rope_neox;
     const hmti_gguf_tensor *tok_embd; /* rows converted on use, never copied */
-    hmti_matrix output;               /* LM head (packed from token_embd if tied) */
+    hmti_matrix output;               /* LM head (token_embd's rows if tied)       */
+    int embd_from_output;             /* tied F32: embedding rows read from output */
     float *output_norm;
     hmti_layer *layers;
     hmti_vocab *vocab; /* NULL when the file has no tokenizer */

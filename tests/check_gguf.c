@@ -768,8 +768,11 @@ START_TEST(bad_tensors) {
     expect_build_fails(&b, HMT_E_UNSUPPORTED,
                        "tensor 3 ('blk.0.bf'): tensor type ? (99) is not supported");
     t = tensor_case(&b, 0);
-    t->type = 2;
-    expect_build_fails(&b, HMT_E_UNSUPPORTED, "tensor type q4_0 (2) is not supported");
+    t->type = 16; /* the block-quantized types of docs/QUANTS.md are read; IQ2_XXS is not */
+    expect_build_fails(&b, HMT_E_UNSUPPORTED, "tensor type iq2_xxs (16) is not supported");
+    t = tensor_case(&b, 0);
+    t->type = 2; /* Q4_0 is, but its rows are whole 32-element blocks */
+    expect_build_fails(&b, HMT_E_FORMAT, "q4_0 row length ne[0] = 4 is not a multiple of 32");
 
     t = tensor_case(&b, 3);
     t->name = "output_norm.weight";

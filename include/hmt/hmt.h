@@ -241,8 +241,9 @@ typedef int32_t hmt_token;
 typedef struct hmt_model hmt_model;
 
 /** Load a model from a GGUF file (architectures llama and qwen2).
- *  The file is memory-mapped and validated completely before use; F16/BF16
- *  weights are converted to F32 packed panels at load (docs/API.md, memory).
+ *  The file is memory-mapped and validated completely before use; F16, BF16
+ *  and block-quantized weights (docs/MODELS.md) are computed on in the
+ *  mapping, F32 ones packed into panels at load (docs/API.md, memory).
  *  params: NULL or a params object (no model keys exist yet).
  *  Errors: HMT_E_INVAL (NULL out/path), HMT_E_IO, HMT_E_FORMAT (corrupt file;
  *  the message names the field; also a NaN or infinite weight: the message

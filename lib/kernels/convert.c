@@ -177,7 +177,8 @@ void hmti_row_to_f32(const void *src, uint32_t src_type, float *dst, int64_t n) 
 /* ---- non-finite checks ------------------------------------------------------ */
 /* An element is non-finite when its exponent bits are all ones. Blocks of 256
  * are OR-reduced without branches (the compiler vectorizes that) and only a
- * block that has one is searched. */
+ * block that has one is searched. Weights in their stored types are checked
+ * by hmti_quant_first_nonfinite (quant_check.c), which uses this for F32. */
 #define SCAN_BLOCK 256
 
 static int64_t first_exp_all_ones_u32(const uint32_t *u, int64_t n, uint32_t mask) {
@@ -192,50 +193,8 @@ static int64_t first_exp_all_ones_u32(const uint32_t *u, int64_t n, uint32_t mas
     return -1;
 }
 
-static int64_t first_exp_all_ones_u16(const uint16_t *u, int64_t n, uint16_t mask) {
-    for (int64_t b = 0; b < n; b += SCAN_BLOCK) {
-        const int64_t e = n - b < SCAN_BLOCK ? n : b + SCAN_BLOCK;
-        unsigned any = 0;
-        for (int64_t i = b; i < e; i++) any |= (u[i] & mask) == mask;
-        if (any)
-            for (int64_t i = b; i < e; i++)
-                if ((u[i] & mask) == mask) return i;
-    }
-    return -1;
-}
-
-int64_t hmti_row_first_nonfinite(const void *src, uint32_t src_type, int64_t n, float *value) {
-    int64_t i = -1;
-    uint16_t h;
-    switch (src_type) {
-    case TYPE_F32:
-        i = first_exp_all_ones_u32(src, n, 0x7F800000u);
-        if (i >= 0 && value) memcpy(value, (const char *)src + i * 4, 4);
-        break;
-    case TYPE_F16:
-        i = first_exp_all_ones_u16(src, n, 0x7C00u);
-        if (i >= 0 && value) *value = hmti_f16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    case TYPE_BF16:
-        i = first_exp_all_ones_u16(src, n, 0x7F80u);
-        if (i >= 0 && value) *value = hmti_bf16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    case TYPE_Q8_0: /* int8 quants are always finite: only the scales can fail */
-        for (int64_t b = 0; b < n / Q8_0_BLOCK; b++) {
-            memcpy(&h, (const uint8_t *)src + b * Q8_0_BYTES, 2);
-            if ((h & 0x7C00u) == 0x7C00u) {
-                if (value) *value = hmti_f16_to_f32(h);
-                return b * Q8_0_BLOCK;
-            }
-        }
-        break;
-    default: break;
-    }
-    return i;
-}
-
 int64_t hmti_first_nonfinite(const float *v, int64_t n) {
-    return hmti_row_first_nonfinite(v, TYPE_F32, n, NULL);
+    return first_exp_all_ones_u32((const uint32_t *)(const void *)v, n, 0x7F800000u);
 }
 
 const char *hmti_nonfinite_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }

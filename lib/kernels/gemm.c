@@ -196,6 +196,11 @@ static void tile_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t l
         loop_gemm(m, n, k, a, lda, b, ldb, c, ldc, beta);
 }
 
+void hmti_gemm_tile(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float *c, int64_t ldc, int beta) {
+    tile_gemm(m, n, k, a, lda, b, ldb, c, ldc, beta);
+}
+
 /* ---- hmti_gemm_cm ------------------------------------------------------------ */
 /* Full GM×GN tiles go through libxsmm with k split into GK chunks (plus one
  * remainder chunk < GK): at most 2·GK kernels per leading-dimension triple.
@@ -372,6 +377,10 @@ static void gemm_job(void *arg, int ith, int nth) {
 void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx, int64_t n,
                  float *y, int64_t ldy, const float *bias) {
     if (n <= 0 || w->rows <= 0) return;
+    if (w->n_parts) {
+        hmti_matmul_stored(pool, w, x, ldx, n, y, ldy, bias);
+        return;
+    }
     mm_job j;
     memset(&j, 0, sizeof j);
     j.a = w->data;

@@ -23,35 +23,89 @@ int hmti_pool_create(hmti_pool **out, int n_threads); /* n_threads >= 1 */
 void hmti_pool_free(hmti_pool *pool);
 int hmti_pool_n_threads(const hmti_pool *pool);
 void hmti_pool_run(hmti_pool *pool, hmti_job_fn fn, void *arg);
+/* Scratch owned by the pool, kept until hmti_pool_free: one buffer shared
+ * by a job's threads and one per thread (index ith of the job), 64-byte
+ * aligned, grown (never shrunk) by hmti_pool_reserve. The getters return
+ * NULL with *bytes = 0 when nothing was reserved. */
+int hmti_pool_reserve(hmti_pool *pool, size_t shared_bytes, size_t local_bytes);
+void *hmti_pool_shared(hmti_pool *pool, size_t *bytes);
+void *hmti_pool_local(hmti_pool *pool, int ith, size_t *bytes);
 /* Split [0, n) into nth contiguous ranges, range ith -> [*lo, *hi); when
  * align > 1 the split points are multiples of align (except n itself). */
 void hmti_split_range(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi);
 
-/* ---- packed weight matrices ---------------------------------------------- */
+/* ---- weight matrices --------------------------------------------------------- */
 /* A weight W of logical shape [rows][cols] (rows = output features,
  * cols = input features, as a GGUF tensor with ne[0] = cols, ne[1] = rows),
- * converted to F32 and repacked into the panel layout the GEMM kernels read
- * fastest. The source is not referenced after hmti_matrix_pack returns. */
+ * in one of two forms:
+ *
+ * packed (n_parts == 0): converted to F32 and repacked into the panel layout
+ * the GEMM kernels read fastest (hmti_matrix_pack); owned;
+ *
+ * stored (n_parts >= 1, matrix_q.c): the rows are used where they are, in
+ * their GGML type (lib/kernels/quant.h), never copied or expanded: rows
+ * [0, part[0].rows) from part 0, the next part[1].rows from part 1, ... Each
+ * part has its own type (a Q4_K_M file mixes Q4_K and Q6_K within q|k|v), so
+ * q, k, v (or gate, up) form one matrix and share one quantized activation
+ * without a copy. The caller keeps the parts' memory alive (the mapped GGUF
+ * file). */
+#define HMTI_MATRIX_MAX_PARTS 3
+typedef struct {
+    const void *data;  /* rows of `type`, row r at data + r * row_bytes */
+    uint32_t type;     /* ggml type id */
+    int64_t rows;
+    size_t row_bytes;
+} hmti_matrix_part;
+
 typedef struct {
     int64_t rows, cols;
-    int64_t panel_rows;  /* rows per packed panel                       */
-    float *data;         /* packed storage, owned (hmti_matrix_release) */
-    size_t nbytes;
+    int64_t panel_rows;  /* packed: rows per packed panel                       */
+    float *data;         /* packed: storage, owned (hmti_matrix_release)        */
+    size_t nbytes;       /* packed: bytes of data; stored: bytes of the parts   */
+    int n_parts;         /* 0: packed F32; else stored                          */
+    hmti_matrix_part part[HMTI_MATRIX_MAX_PARTS];
 } hmti_matrix;
 
 /* src_type: 0 = F32, 1 = F16, 30 = BF16, 8 = Q8_0 (ggml numbering). */
 int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t rows,
                      int64_t cols);
+/* A stored matrix of n_parts (1..HMTI_MATRIX_MAX_PARTS) row blocks, each
+ * `rows[i]` rows of `types[i]` (any type hmti_qtraits_of knows) at data[i].
+ * HMT_E_UNSUPPORTED for another type or a cols that is not a multiple of the
+ * type's block. Nothing is allocated. */
+int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
+                       const uint32_t *types, const int64_t *rows, int64_t cols);
 void hmti_matrix_release(hmti_matrix *m);
-/* Copy row r of W back out as F32 (cols floats) — used for tied embeddings. */
+/* Copy row r of W back out as F32 (cols floats). */
 void hmti_matrix_get_row(const hmti_matrix *m, int64_t r, float *out);
+
+/* Scratch a stored-matrix matmul needs for inputs of at most max_cols
+ * columns (hmti_pool_reserve): shared = the quantized activation rows of the
+ * decode path, local = one thread's dequantized tile of the prompt path. */
+void hmti_matmul_scratch(int64_t max_cols, size_t *shared_bytes, size_t *local_bytes);
+/* Inputs of at most this many rows take the decode path on stored matrices
+ * (activation quantized to 8-bit blocks, dot products on the stored blocks);
+ * more rows take the prompt path (weights dequantized into F32 tiles, libxsmm
+ * GEMM, exact activations). Test hook: hmti_matmul_set_decode_rows(k) sets
+ * it for the process (k < 0 restores the default); returns the old value. */
+#define HMTI_DECODE_ROWS 4
+int hmti_matmul_set_decode_rows(int k);
 
 /* Y[i][r] = sum_c W[r][c] * X[i][c] (+ bias[r] if bias) for i < n,
  * X with row stride ldx >= cols, Y with row stride ldy >= rows.
  * Parallel over the pool; n = 1 is the decode (GEMV) case and is
- * memory-bandwidth bound. */
+ * memory-bandwidth bound. A stored matrix goes to hmti_matmul_stored. */
 void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
                  int64_t n, float *y, int64_t ldy, const float *bias);
+/* The same for a stored matrix (matrix_q.c), using the pool's scratch; with
+ * too little reserved it falls back to exact dot products (slow, no memory). */
+void hmti_matmul_stored(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
+                        int64_t n, float *y, int64_t ldy, const float *bias);
+/* One tile C(m×n) = A(m×k)·B(k×n) (+ C when beta), column-major, through a
+ * cached libxsmm kernel or the vector loop: the building block of the packed
+ * GEMM, shared with the stored-matrix prompt path. */
+void hmti_gemm_tile(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float *c, int64_t ldc, int beta);
 
 /* Plain single-threaded column-major GEMM C = A·B + beta·C (m×k times k×n),
  * through libxsmm kernels with a bounded set of tile shapes (so varying m, n
@@ -85,13 +139,9 @@ uint16_t hmti_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
 void hmti_row_to_f32(const void *src, uint32_t src_type, float *dst, int64_t n);
 /* Bytes of one row of n elements (0 if n does not fit the block size). */
 size_t hmti_row_size(uint32_t type, int64_t n);
-/* Non-finite values (NaN, ±inf) where numbers enter the library: the first
- * such element of n stored in src_type (Q8_0: of a block whose scale is
- * non-finite, reported at the block's first element), read from the raw bits
- * without converting. Returns -1 when all are finite, else its index, and
- * its value (as converted to F32) in *value. */
-int64_t hmti_row_first_nonfinite(const void *src, uint32_t src_type, int64_t n, float *value);
-/* The same for F32 values. */
+/* Non-finite values (NaN, ±inf) where numbers enter the library: the index
+ * of the first non-finite value of v[0..n), or -1 when all are finite; read
+ * from the raw bits (weights in their stored types: hmti_quant_first_nonfinite). */
 int64_t hmti_first_nonfinite(const float *v, int64_t n);
 /* "NaN", "+inf" or "-inf" for a non-finite value (messages). */
 const char *hmti_nonfinite_name(float v);

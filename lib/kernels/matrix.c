@@ -83,10 +83,3 @@ void hmti_matrix_release(hmti_matrix *m) {
     free(m->data);
     memset(m, 0, sizeof *m);
 }
-
-void hmti_matrix_get_row(const hmti_matrix *m, int64_t r, float *out) {
-    int64_t P = m->panel_rows;
-    const float *panel = m->data + (size_t)(r / P) * (size_t)P * (size_t)m->cols;
-    int64_t ri = r % P;
-    for (int64_t c = 0; c < m->cols; c++) out[c] = panel[c * P + ri];
-}

@@ -35,6 +35,8 @@
 
 struct hmti_pool {
     int n_threads;
+    void *scratch;                    /* shared part, then n_threads local parts */
+    size_t shared_bytes, local_bytes; /* each rounded up to 64                   */
     pthread_t *threads;
     struct worker_arg *wargs;
     int n_started;
@@ -192,7 +194,41 @@ void hmti_pool_free(hmti_pool *pool) {
     }
     free(pool->threads);
     free(pool->wargs);
+    free(pool->scratch);
     free(pool);
+}
+
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+int hmti_pool_reserve(hmti_pool *pool, size_t shared_bytes, size_t local_bytes) {
+    shared_bytes = round64(shared_bytes);
+    local_bytes = round64(local_bytes);
+    if (shared_bytes < pool->shared_bytes) shared_bytes = pool->shared_bytes;
+    if (local_bytes < pool->local_bytes) local_bytes = pool->local_bytes;
+    if (shared_bytes == pool->shared_bytes && local_bytes == pool->local_bytes) return HMT_OK;
+    const size_t nt = (size_t)pool->n_threads;
+    if (local_bytes && nt > (SIZE_MAX - shared_bytes) / local_bytes)
+        return hmti_errf(HMT_E_NOMEM, "thread pool scratch is too large");
+    void *mem = NULL;
+    if (hmti_posix_memalign(&mem, 64, shared_bytes + nt * local_bytes) != 0)
+        return hmti_errf(HMT_E_NOMEM, "out of memory for %zu bytes of matmul scratch",
+                         shared_bytes + nt * local_bytes);
+    free(pool->scratch);
+    pool->scratch = mem;
+    pool->shared_bytes = shared_bytes;
+    pool->local_bytes = local_bytes;
+    return HMT_OK;
+}
+
+void *hmti_pool_shared(hmti_pool *pool, size_t *bytes) {
+    *bytes = pool && pool->scratch ? pool->shared_bytes : 0;
+    return *bytes ? pool->scratch : NULL;
+}
+
+void *hmti_pool_local(hmti_pool *pool, int ith, size_t *bytes) {
+    *bytes = pool && pool->scratch && ith >= 0 && ith < pool->n_threads ? pool->local_bytes : 0;
+    return *bytes ? (char *)pool->scratch + pool->shared_bytes + (size_t)ith * pool->local_bytes
+                  : NULL;
 }
 
 int hmti_pool_n_threads(const hmti_pool *pool) { return pool ? pool->n_threads : 1; }

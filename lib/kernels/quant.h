@@ -35,6 +35,10 @@ typedef struct {
     int32_t act_block;   /* activation block: 0 (float activation), 32 or 256 */
 } hmti_qtraits;
 
+/* The supported weight types, for messages. */
+#define HMTI_QTYPES_LIST \
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS"
+
 /* Traits of a supported weight type, NULL otherwise. */
 const hmti_qtraits *hmti_qtraits_of(uint32_t type);
 /* Bytes of a row of n elements; 0 if the type is unsupported or n is not a
@@ -46,6 +50,13 @@ size_t hmti_qrow_bytes(uint32_t type, int64_t n);
  * F32 / F16 / BF16 rows must be aligned to their element size (GGUF data
  * is); block rows and every dot kernel need no alignment. */
 void hmti_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+
+/* Index of the first element whose value is not finite, or -1 (quant_check.c):
+ * every element of F32/F16/BF16 data; for a block type the f16 scale fields
+ * (d, dmin, m) of every block, reported as the index of the block's first
+ * element. n_elems: a multiple of the block. *value (if not NULL): the
+ * non-finite element or scale. */
+int64_t hmti_quant_first_nonfinite(uint32_t type, const void *data, int64_t n_elems, float *value);
 
 /* ---- activation blocks ---------------------------------------------------------- */
 /* Per block: d = max|x| / 127, q = round-half-even(x * (1 / d)) in [-127, 127]

@@ -2,12 +2,22 @@
 (<model>.<case>.golden, "HMTG") and every HMT stream golden
 (hmt-*.hmt.golden, "HMTH") replayed through the Python classes, with the
 tolerances the C suite uses (tests/check_model.c, tests/check_hmt.c)."""
+import math
 import unittest
 
 from hmt_testutil import (TOL_LOGIT, TOL_VEC, TOL_WEIGHT, data, hmt, maxdiff, read_hmtg, read_hmth,
                           read_manifest, stream_params)
 
 CASES = "ABCD"
+
+
+def kl_div(p_logits, q_logits):
+    """KL(softmax(p) || softmax(q)) in nats."""
+    mp, mq = max(p_logits), max(q_logits)
+    zp = math.log(sum(math.exp(v - mp) for v in p_logits))
+    zq = math.log(sum(math.exp(v - mq) for v in q_logits))
+    return sum(math.exp(a - mp - zp) * ((a - mp - zp) - (b - mq - zq))
+               for a, b in zip(p_logits, q_logits))
 
 
 class TestContextGoldens(unittest.TestCase):
@@ -32,6 +42,7 @@ class TestContextGoldens(unittest.TestCase):
 
     def test_every_model_and_case(self):
         for row in read_manifest():
+            agree = rows = 0  # top-1 agreement over all cases (quantized weights)
             with hmt.Model(data(row["file"])) as m, hmt.Context(m, n_threads=2) as ctx:
                 for case in CASES:
                     with self.subTest(model=row["name"], case=case):
@@ -40,8 +51,31 @@ class TestContextGoldens(unittest.TestCase):
                         logits, hidden = self.replay(ctx, g)
                         dl = max(maxdiff(a, b) for a, b in zip(logits, g["logits"]))
                         dh = max(maxdiff(a, b) for a, b in zip(hidden, g["hidden"]))
-                        self.assertLessEqual(dl, TOL_LOGIT)
-                        self.assertLessEqual(dh, TOL_VEC)
+                        if row["wtype"] in ("f32", "f16", "bf16"):
+                            self.assertLessEqual(dl, TOL_LOGIT)
+                            self.assertLessEqual(dh, TOL_VEC)
+                            continue
+                        # Block-quantized weights (llama-q8): chunks of <= 4 rows take
+                        # the decode path, which quantizes activations to 8 bits
+                        # (docs/QUANTS.md); the goldens use exact activations. So the
+                        # issue's KL bar instead of 1e-4 (tests/check_qmodel.c checks
+                        # each path exactly against its own reference): mean KL <= 1e-3,
+                        # max |dlogit| <= 0.3 (the activation quantization moves
+                        # logits by <= 0.17 here), and top-1 agreement on 95% of the
+                        # rows of all cases: random weights give near-flat
+                        # distributions whose top two logits the 8-bit rounding can
+                        # swap; the 99% top-1 bar is measured on real text
+                        # (tests/reference/quant_accuracy_text.py).
+                        kl = [kl_div(b, a) for a, b in zip(logits, g["logits"])]
+                        self.assertLessEqual(sum(kl) / len(kl), 1e-3)
+                        agree += sum(max(range(len(a)), key=a.__getitem__) ==
+                                     max(range(len(b)), key=b.__getitem__)
+                                     for a, b in zip(logits, g["logits"]))
+                        rows += len(logits)
+                        self.assertLessEqual(dl, 0.3)
+                        self.assertLessEqual(dh, 0.1)
+            if rows:
+                self.assertGreaterEqual(agree * 100, 95 * rows, row["name"])
 
     def test_eval_tokens_last_row_matches(self):
         g = read_hmtg(data("llama-f32.A.golden"))

@@ -220,11 +220,11 @@ def main():
     make_quant_goldens(out)
 
 
-# Models with block-quantized weights, for the loader step of issue 13 (not yet
-# read by the C suites: lib/model.c rejects these types so far). Listed in
-# quant-manifest.txt (same keys as manifest.txt plus tensor_types), goldens
-# as for MODELS (computed from the dequantized weights, so exact dequantization
-# needs no extra tolerance; re-quantized activations do, see docs/QUANTS.md).
+# Models with block-quantized weights (issue 13), read by tests/check_qmodel.c.
+# Listed in quant-manifest.txt (same keys as manifest.txt plus tensor_types),
+# goldens as for MODELS (computed from the dequantized weights, so the prompt
+# path needs no extra tolerance), plus <name>.<case>.qact.golden for the decode
+# path's 8-bit activations (quant_act_ref.py, see docs/QUANTS.md).
 QUANT_MODELS = [
     # K-quant rows (256-wide): Q4_K, attn_v / ffn_down of layer 1 and output in Q6_K
     ("llama-q4km", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=4, n_head_kv=2,
@@ -265,6 +265,42 @@ def make_quant_goldens(out):
         print(f"  {name:20s} {info['tensor_types']}")
     with open(os.path.join(out, "quant-manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    make_act_quantized_goldens(out, [n for n, _ in QUANT_MODELS] + ["llama-q8"])
+    # A larger Q4_K model (no goldens) for the resident-memory check of
+    # tests/check_qmodel.c: ~8 MB stored, ~58 MB if it were expanded to F32.
+    make_model(os.path.join(out, RSS_MODEL + ".gguf"), name=RSS_MODEL, **RSS_MODEL_ARGS)
+
+
+RSS_MODEL = "llama-q4k-rss"
+RSS_MODEL_ARGS = dict(arch="llama", n_vocab=1024, n_embd=512, n_layer=4, n_head=8, n_head_kv=8,
+                      n_ff=1536, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="q4_k", seed=25)
+
+
+def make_act_quantized_goldens(out, names):
+    """<name>.<case>.qact.golden: the golden cases of the block-quantized models
+    computed as the decode kernels do (quant_act_ref: every matmul input row
+    quantized to 8-bit blocks), for tests/check_qmodel.c's decode-path check."""
+    from quant_act_ref import act_quantized_model
+    for mi, name in enumerate(names):
+        path = os.path.join(out, name + ".gguf")
+        ref = act_quantized_model(path)
+        for cname in "ABCD":
+            g = read_golden(os.path.join(out, f"{name}.{cname}.golden"))
+            chunks, row = [], 0
+            erow = 0
+            for n in g["chunks"]:
+                n = int(n)
+                if g["tokens"][row] < 0:
+                    chunks.append(dict(embd=g["embd"][erow:erow + n].astype(np.float64),
+                                       pos=g["pos"][row:row + n]))
+                    erow += n
+                else:
+                    chunks.append(dict(tokens=g["tokens"][row:row + n], pos=g["pos"][row:row + n]))
+                row += n
+            lg, hd = ref.forward_chunks(chunks)
+            write_golden(os.path.join(out, f"{name}.{cname}.qact.golden"), g["tokens"], g["pos"],
+                         g["chunks"], g["embd"] if len(g["embd"]) else None, lg, hd)
+    print(f"make_testdata: activation-quantized goldens for {len(names)} models")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,308 @@
+/* Stored weight matrices (kernels.h): rows kept in their GGML type where
+ * they lie (the mapped GGUF file), up to HMTI_MATRIX_MAX_PARTS row blocks of
+ * possibly different types behind one logical [rows][cols] matrix.
+ *
+ * Decode (n <= decode rows): each input row is quantized ONCE into the
+ * 8-bit blocks the parts' types need (both kinds at most: 32 and 256
+ * elements; F32/F16/BF16 parts read the float row), then threads take
+ * contiguous runs of 16 weight rows and dot each row with all n activation
+ * rows (docs/QUANTS.md kernels), so every weight byte is read once.
+ *
+ * Prompt (more rows): threads take panels of TILE_ROWS weight rows; a panel
+ * is dequantized TILE_COLS columns at a time (hmti_dequantize_row, exact)
+ * into the thread's tile, transposed to the packed F32 panel layout, and fed
+ * to the same libxsmm tile GEMM the packed F32 path uses, accumulating over
+ * the column blocks (beta = 1). The tile (2 × 64 KiB) stays in L2 while it
+ * meets every n-tile of the input, so the dequantization is paid once per
+ * weight per call and amortised over the n input rows. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "error.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+enum {
+    TILE_ROWS = 64,   /* weight rows per prompt item (one panel)                   */
+    TILE_COLS = 256,  /* columns dequantized at a time: a multiple of every block  */
+    TILE_N = 64,      /* input rows per libxsmm call, as the packed path           */
+    DECODE_UNIT = 16, /* weight rows per decode unit: y lines are not shared       */
+};
+
+static atomic_int g_decode_rows = HMTI_DECODE_ROWS;
+
+int hmti_matmul_set_decode_rows(int k) {
+    return atomic_exchange(&g_decode_rows, k < 0 ? HMTI_DECODE_ROWS : k);
+}
+
+int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
+                       const uint32_t *types, const int64_t *rows, int64_t cols) {
+    if (!m) return hmti_errf(HMT_E_INVAL, "hmti_matrix_stored: NULL matrix");
+    memset(m, 0, sizeof *m);
+    if (n_parts < 1 || n_parts > HMTI_MATRIX_MAX_PARTS || cols <= 0)
+        return hmti_errf(HMT_E_INVAL, "hmti_matrix_stored: %d parts, %lld columns", n_parts,
+                         (long long)cols);
+    for (int i = 0; i < n_parts; i++) {
+        const hmti_qtraits *t = hmti_qtraits_of(types[i]);
+        size_t rb = hmti_qrow_bytes(types[i], cols);
+        if (!t) return hmti_errf(HMT_E_UNSUPPORTED, "weight type %u is not supported", types[i]);
+        if (!rb)
+            return hmti_errf(HMT_E_UNSUPPORTED, "a row of %lld elements is not a whole number "
+                             "of %s blocks (%d elements)", (long long)cols, t->name,
+                             (int)t->block_elems);
+        if (!data[i] || rows[i] <= 0)
+            return hmti_errf(HMT_E_INVAL, "hmti_matrix_stored: part %d is empty", i);
+        m->part[i] = (hmti_matrix_part){data[i], types[i], rows[i], rb};
+        m->rows += rows[i];
+        m->nbytes += rb * (size_t)rows[i];
+    }
+    m->cols = cols;
+    m->n_parts = n_parts;
+    return HMT_OK;
+}
+
+/* Part holding logical row r, and r's index inside it. */
+static const hmti_matrix_part *part_of(const hmti_matrix *m, int64_t r, int64_t *local) {
+    int i = 0;
+    while (i + 1 < m->n_parts && r >= m->part[i].rows) r -= m->part[i++].rows;
+    *local = r;
+    return &m->part[i];
+}
+
+void hmti_matrix_get_row(const hmti_matrix *m, int64_t r, float *out) {
+    if (!m->n_parts) {
+        int64_t P = m->panel_rows;
+        const float *panel = m->data + (size_t)(r / P) * (size_t)P * (size_t)m->cols;
+        for (int64_t c = 0; c < m->cols; c++) out[c] = panel[c * P + r % P];
+        return;
+    }
+    int64_t lr;
+    const hmti_matrix_part *p = part_of(m, r, &lr);
+    hmti_dequantize_row(p->type, (const char *)p->data + (size_t)lr * p->row_bytes, out, m->cols);
+}
+
+/* ---- scratch ------------------------------------------------------------------- */
+static size_t act_row_bytes(int kind, int64_t cols) {
+    if (kind == 32) return cols % 32 ? 0 : hmti_qact_bytes(HMTI_T_Q8_0, cols);
+    return cols % HMTI_QK_K ? 0 : hmti_qact_bytes(HMTI_T_Q4_K, cols);
+}
+
+void hmti_matmul_scratch(int64_t max_cols, size_t *shared_bytes, size_t *local_bytes) {
+    /* both activation kinds for HMTI_DECODE_ROWS rows, rounded up to whole blocks */
+    const int64_t c32 = (max_cols + 31) / 32 * 32, c256 = (max_cols + 255) / 256 * 256;
+    *shared_bytes = (size_t)HMTI_DECODE_ROWS * (act_row_bytes(32, c32) + act_row_bytes(256, c256));
+    *local_bytes = 2 * (size_t)TILE_ROWS * TILE_COLS * sizeof(float);
+}
+
+/* ---- shared job state ------------------------------------------------------------- */
+typedef struct {
+    const hmti_matrix *w;
+    const float *x;
+    int64_t ldx, n;
+    float *y;
+    int64_t ldy;
+    const float *bias;
+    hmti_pool *pool;
+    /* decode: quantized activation rows of each kind (row i at act + i * bytes) */
+    const uint8_t *act32, *act256;
+    size_t a32, a256;
+    int64_t n_units, grab;
+    atomic_int_fast64_t next;
+} mq_job;
+
+static int take(mq_job *j, int64_t *lo, int64_t *hi) {
+    int64_t i0 = atomic_fetch_add_explicit(&j->next, j->grab, memory_order_relaxed);
+    if (i0 >= j->n_units) return 0;
+    *lo = i0;
+    *hi = i0 + j->grab < j->n_units ? i0 + j->grab : j->n_units;
+    return 1;
+}
+
+static int64_t grab_size(int64_t units, int nth) {
+    int64_t g = units / ((int64_t)nth * 4);
+    return g < 1 ? 1 : g;
+}
+
+/* ---- decode ------------------------------------------------------------------------- */
+static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
+    const hmti_matrix *w = j->w;
+    int64_t base = 0;
+    for (int pi = 0; pi < w->n_parts; base += w->part[pi++].rows) {
+        const hmti_matrix_part *p = &w->part[pi];
+        const int64_t lo = r0 > base ? r0 : base, hi = r1 < base + p->rows ? r1 : base + p->rows;
+        if (lo >= hi) continue;
+        const int kind = hmti_qtraits_of(p->type)->act_block;
+        const hmti_vec_dot_fn dot = hmti_vec_dot_best(p->type);
+        const uint8_t *row = (const uint8_t *)p->data + (size_t)(lo - base) * p->row_bytes;
+        for (int64_t r = lo; r < hi; r++, row += p->row_bytes) {
+            const float b = j->bias ? j->bias[r] : 0.0f;
+            for (int64_t i = 0; i < j->n; i++) {
+                const void *act = kind == 0    ? (const void *)(j->x + i * j->ldx)
+                                  : kind == 32 ? (const void *)(j->act32 + (size_t)i * j->a32)
+                                               : (const void *)(j->act256 + (size_t)i * j->a256);
+                j->y[i * j->ldy + r] = dot(w->cols, row, act) + b;
+            }
+        }
+    }
+}
+
+static void decode_job(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    mq_job *j = arg;
+    int64_t lo, hi;
+    while (take(j, &lo, &hi)) {
+        const int64_t r1 = hi * DECODE_UNIT;
+        decode_rows(j, lo * DECODE_UNIT, r1 < j->w->rows ? r1 : j->w->rows);
+    }
+}
+
+/* Rows of x in groups that fit the shared scratch; 0 if not even one fits. */
+static int decode(hmti_pool *pool, mq_job *j) {
+    const hmti_matrix *w = j->w;
+    int need32 = 0, need256 = 0;
+    for (int i = 0; i < w->n_parts; i++) {
+        const int k = hmti_qtraits_of(w->part[i].type)->act_block;
+        need32 |= k == 32;
+        need256 |= k == 256;
+    }
+    j->a32 = need32 ? act_row_bytes(32, w->cols) : 0;
+    j->a256 = need256 ? act_row_bytes(256, w->cols) : 0;
+    size_t have;
+    uint8_t *buf = hmti_pool_shared(pool, &have);
+    const size_t per_row = j->a32 + j->a256;
+    const int64_t group = per_row ? (int64_t)(have / per_row) : j->n;
+    if (group < 1) return 0;
+    const float *x = j->x;
+    float *y = j->y;
+    const int64_t n = j->n;
+    int nth = hmti_pool_n_threads(pool);
+    if (nth > 1 && w->rows * w->cols < 32 * 1024) nth = 1; /* not worth a wake-up */
+    j->n_units = (w->rows + DECODE_UNIT - 1) / DECODE_UNIT;
+    j->grab = grab_size(j->n_units, nth);
+    for (int64_t i0 = 0; i0 < n; i0 += group) {
+        j->n = n - i0 < group ? n - i0 : group;
+        j->x = x + i0 * j->ldx;
+        j->y = y + i0 * j->ldy;
+        j->act32 = buf;
+        j->act256 = buf + (size_t)j->n * j->a32;
+        for (int64_t i = 0; i < j->n; i++) {
+            if (need32)
+                hmti_quantize_q8_32(j->x + i * j->ldx, w->cols,
+                                    (hmti_q8_32 *)(buf + (size_t)i * j->a32));
+            if (need256)
+                hmti_quantize_q8_256(j->x + i * j->ldx, w->cols,
+                                     (hmti_q8_256 *)(buf + (size_t)j->n * j->a32 +
+                                                     (size_t)i * j->a256));
+        }
+        atomic_init(&j->next, 0);
+        if (nth == 1)
+            decode_job(j, 0, 1);
+        else
+            hmti_pool_run(pool, decode_job, j);
+    }
+    return 1;
+}
+
+/* ---- prompt ------------------------------------------------------------------------- */
+/* Rows [r0, r0 + nr) of w, columns [k0, k0 + kk), dequantized and transposed
+ * into panel (column-major nr × kk, leading dimension TILE_ROWS). */
+static void dequant_tile(const hmti_matrix *w, int64_t r0, int64_t nr, int64_t k0, int64_t kk,
+                         float *tmp, float *panel) {
+    for (int64_t i = 0; i < nr; i++) {
+        int64_t lr;
+        const hmti_matrix_part *p = part_of(w, r0 + i, &lr);
+        const hmti_qtraits *t = hmti_qtraits_of(p->type);
+        const char *src = (const char *)p->data + (size_t)lr * p->row_bytes +
+                          (size_t)(k0 / t->block_elems) * (size_t)t->block_bytes;
+        hmti_dequantize_row(p->type, src, tmp + i * TILE_COLS, kk);
+    }
+    for (int64_t c0 = 0; c0 < kk; c0 += 16) { /* 16 columns: one cache line of tmp rows */
+        const int64_t cw = kk - c0 < 16 ? kk - c0 : 16;
+        for (int64_t i = 0; i < nr; i++) {
+            const float *t = tmp + i * TILE_COLS + c0;
+            for (int64_t c = 0; c < cw; c++) panel[(c0 + c) * TILE_ROWS + i] = t[c];
+        }
+    }
+}
+
+static void prompt_panel(const mq_job *j, int64_t p, float *tmp, float *panel) {
+    const hmti_matrix *w = j->w;
+    const int64_t r0 = p * TILE_ROWS;
+    const int64_t nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
+    for (int64_t k0 = 0; k0 < w->cols; k0 += TILE_COLS) {
+        const int64_t kk = w->cols - k0 < TILE_COLS ? w->cols - k0 : TILE_COLS;
+        dequant_tile(w, r0, nr, k0, kk, tmp, panel);
+        for (int64_t c0 = 0; c0 < j->n; c0 += TILE_N) {
+            const int64_t nn = j->n - c0 < TILE_N ? j->n - c0 : TILE_N;
+            hmti_gemm_tile(nr, nn, kk, panel, TILE_ROWS, j->x + c0 * j->ldx + k0, j->ldx,
+                           j->y + c0 * j->ldy + r0, j->ldy, k0 > 0);
+        }
+    }
+    if (j->bias)
+        for (int64_t i = 0; i < j->n; i++) {
+            float *yi = j->y + i * j->ldy + r0;
+            for (int64_t r = 0; r < nr; r++) yi[r] += j->bias[r0 + r];
+        }
+}
+
+static void prompt_job(void *arg, int ith, int nth) {
+    (void)nth;
+    mq_job *j = arg;
+    size_t have;
+    float *tmp = hmti_pool_local(j->pool, ith, &have);
+    float *panel = tmp + TILE_ROWS * TILE_COLS;
+    int64_t lo, hi;
+    while (take(j, &lo, &hi))
+        for (int64_t p = lo; p < hi; p++) prompt_panel(j, p, tmp, panel);
+}
+
+static int prompt(hmti_pool *pool, mq_job *j) {
+    size_t have;
+    hmti_pool_local(pool, 0, &have);
+    if (have < 2 * (size_t)TILE_ROWS * TILE_COLS * sizeof(float)) return 0;
+    const hmti_matrix *w = j->w;
+    int nth = hmti_pool_n_threads(pool);
+    j->n_units = (w->rows + TILE_ROWS - 1) / TILE_ROWS;
+    if (nth > 1 && (j->n_units < 2 || 2 * w->rows * w->cols * j->n < 1000000)) nth = 1;
+    j->grab = grab_size(j->n_units, nth);
+    atomic_init(&j->next, 0);
+    if (nth == 1)
+        prompt_job(j, 0, 1);
+    else
+        hmti_pool_run(pool, prompt_job, j);
+    return 1;
+}
+
+/* ---- entry ------------------------------------------------------------------------- */
+/* Without reserved scratch: exact dot products, one thread (correct, slow). */
+static void fallback(const mq_job *j) {
+    const hmti_matrix *w = j->w;
+    for (int64_t r = 0; r < w->rows; r++) {
+        int64_t lr;
+        const hmti_matrix_part *p = part_of(w, r, &lr);
+        const char *row = (const char *)p->data + (size_t)lr * p->row_bytes;
+        const float b = j->bias ? j->bias[r] : 0.0f;
+        for (int64_t i = 0; i < j->n; i++)
+            j->y[i * j->ldy + r] = hmti_vec_dot_exact(p->type, w->cols, row, j->x + i * j->ldx) + b;
+    }
+}
+
+void hmti_matmul_stored(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
+                        int64_t n, float *y, int64_t ldy, const float *bias) {
+    if (n <= 0 || w->rows <= 0) return;
+    mq_job j;
+    memset(&j, 0, sizeof j);
+    j.w = w;
+    j.x = x;
+    j.ldx = ldx;
+    j.n = n;
+    j.y = y;
+    j.ldy = ldy;
+    j.bias = bias;
+    j.pool = pool;
+    const int done = n <= atomic_load_explicit(&g_decode_rows, memory_order_relaxed)
+                         ? decode(pool, &j)
+                         : prompt(pool, &j);
+    if (!done) fallback(&j);
+}

@@ -1,0 +1,284 @@
+/* Stored weight matrices (lib/kernels/matrix_q.c) on every supported type,
+ * alone and as two parts of different types, with odd row counts, strides
+ * and biases, on 1 and 2 threads:
+ *
+ * - prompt path against the float64 product of the dequantized weights,
+ *   within (cols + 8) u Σ|w x| (float accumulation over k blocks);
+ * - decode path bit-identical to hmti_gemv_q on each part (the same kernel
+ *   on the same activation blocks);
+ * - without reserved scratch, the fallback equals hmti_vec_dot_exact;
+ * - hmti_quant_first_nonfinite finds a non-finite element or block scale;
+ * - bad types and widths are refused. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+#include "util/testutil.h"
+
+static const uint32_t TYPES[] = {HMTI_T_F32,  HMTI_T_F16,  HMTI_T_BF16, HMTI_T_Q4_0, HMTI_T_Q4_1,
+                                 HMTI_T_Q5_0, HMTI_T_Q5_1, HMTI_T_Q8_0, HMTI_T_Q2_K, HMTI_T_Q3_K,
+                                 HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q6_K, HMTI_T_IQ4_NL,
+                                 HMTI_T_IQ4_XS};
+#define N_TYPES ((int)(sizeof TYPES / sizeof TYPES[0]))
+
+/* Byte offsets of a block type's f16 fields (-1: none). */
+static void f16_fields(uint32_t type, int *d_off, int *m_off) {
+    *m_off = -1;
+    switch (type) {
+    case HMTI_T_Q4_1: case HMTI_T_Q5_1: case HMTI_T_Q4_K: case HMTI_T_Q5_K:
+        *d_off = 0, *m_off = 2; break;
+    case HMTI_T_Q2_K: *d_off = 80, *m_off = 82; break;
+    case HMTI_T_Q3_K: *d_off = 108; break;
+    case HMTI_T_Q6_K: *d_off = 208; break;
+    default: *d_off = 0; break;
+    }
+}
+
+/* rows × cols random weights of type: floats N(0, 0.1) for F32/F16/BF16,
+ * random bytes with finite f16 scales in [0.001, 0.02) for block types. */
+static uint8_t *random_rows(uint32_t type, int64_t rows, int64_t cols, uint64_t *seed) {
+    const hmti_qtraits *t = hmti_qtraits_of(type);
+    const size_t rb = hmti_qrow_bytes(type, cols), n = rb * (size_t)rows;
+    uint8_t *w = malloc(n);
+    ck_assert_ptr_nonnull(w);
+    if (t->block_elems == 1) {
+        for (int64_t i = 0; i < rows * cols; i++) {
+            const float v = 0.1f * hmt_test_nrand(seed);
+            if (type == HMTI_T_F32) memcpy(w + 4 * i, &v, 4);
+            uint16_t h = type == HMTI_T_F16 ? hmti_f32_to_f16(v) : hmti_f32_to_bf16(v);
+            if (type != HMTI_T_F32) memcpy(w + 2 * i, &h, 2);
+        }
+        return w;
+    }
+    for (size_t i = 0; i < n; i++) w[i] = (uint8_t)(hmt_test_urand(seed) * 256);
+    int d_off, m_off;
+    f16_fields(type, &d_off, &m_off);
+    for (size_t b = 0; b < n / (size_t)t->block_bytes; b++) {
+        uint8_t *blk = w + b * (size_t)t->block_bytes;
+        uint16_t d = hmti_f32_to_f16(0.001f + 0.019f * (float)hmt_test_urand(seed));
+        memcpy(blk + d_off, &d, 2);
+        if (m_off >= 0) {
+            uint16_t m = hmti_f32_to_f16(0.02f * (float)hmt_test_urand(seed) - 0.01f);
+            memcpy(blk + m_off, &m, 2);
+        }
+    }
+    return w;
+}
+
+typedef struct {
+    int n_parts;
+    uint32_t types[2];
+    int64_t rows[2], cols;
+    uint8_t *data[2];
+    float *deq; /* all rows dequantized, [rows][cols] */
+    hmti_matrix m;
+} fixture;
+
+static void fixture_make(fixture *f, int n_parts, const uint32_t *types, const int64_t *rows,
+                         int64_t cols, uint64_t *seed) {
+    memset(f, 0, sizeof *f);
+    f->n_parts = n_parts;
+    f->cols = cols;
+    int64_t total = 0;
+    for (int i = 0; i < n_parts; i++) total += rows[i];
+    f->deq = malloc((size_t)total * (size_t)cols * sizeof(float));
+    const void *data[2];
+    int64_t r0 = 0;
+    for (int i = 0; i < n_parts; i++) {
+        f->types[i] = types[i];
+        f->rows[i] = rows[i];
+        f->data[i] = random_rows(types[i], rows[i], cols, seed);
+        data[i] = f->data[i];
+        const size_t rb = hmti_qrow_bytes(types[i], cols);
+        for (int64_t r = 0; r < rows[i]; r++, r0++)
+            hmti_dequantize_row(types[i], f->data[i] + (size_t)r * rb, f->deq + r0 * cols, cols);
+    }
+    ck_assert_int_eq(hmti_matrix_stored(&f->m, n_parts, data, types, rows, cols), HMT_OK);
+    ck_assert_int_eq(f->m.rows, total);
+}
+
+static void fixture_free(fixture *f) {
+    for (int i = 0; i < f->n_parts; i++) free(f->data[i]);
+    free(f->deq);
+    hmti_matrix_release(&f->m);
+}
+
+static hmti_pool *pool_for(int threads, int64_t cols, int reserve) {
+    hmti_pool *p;
+    ck_assert_int_eq(hmti_pool_create(&p, threads), HMT_OK);
+    if (reserve) {
+        size_t sh, lo;
+        hmti_matmul_scratch(cols, &sh, &lo);
+        ck_assert_int_eq(hmti_pool_reserve(p, sh, lo), HMT_OK);
+    }
+    return p;
+}
+
+/* Run the matmul with n input rows (ldx = cols + 3, ldy = rows + 5, a bias)
+ * and check every output against the float64 reference, or bit-exactly
+ * against the per-part kernels when exact_decode. */
+static void check_case(const fixture *f, int threads, int64_t n, int decode_rows, int reserve,
+                       uint64_t *seed) {
+    const hmti_matrix *m = &f->m;
+    const int64_t cols = f->cols, rows = m->rows, ldx = cols + 3, ldy = rows + 5;
+    float *x = malloc((size_t)(n * ldx) * sizeof *x), *y = malloc((size_t)(n * ldy) * sizeof *y);
+    float *bias = malloc((size_t)rows * sizeof *bias);
+    for (int64_t i = 0; i < n * ldx; i++) x[i] = hmt_test_nrand(seed);
+    for (int64_t r = 0; r < rows; r++) bias[r] = hmt_test_nrand(seed);
+    for (int64_t i = 0; i < n * ldy; i++) y[i] = -1234.5f;
+    hmti_pool *pool = pool_for(threads, cols, reserve);
+    const int old = hmti_matmul_set_decode_rows(decode_rows);
+    hmti_matmul(pool, m, x, ldx, n, y, ldy, bias);
+    hmti_matmul_set_decode_rows(old);
+    const int decode = n <= decode_rows;
+    float *yk = malloc((size_t)rows * sizeof *yk);
+    void *act = malloc(hmti_qact_bytes(HMTI_T_Q4_K, (cols + 255) / 256 * 256) +
+                       hmti_qact_bytes(HMTI_T_Q8_0, (cols + 31) / 32 * 32) + 64);
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = x + i * ldx;
+        float *yi = y + i * ldy;
+        if (decode || !reserve) { /* the per-part kernels, bit for bit */
+            int64_t r0 = 0;
+            for (int p = 0; p < f->n_parts; p++) {
+                const size_t rb = hmti_qrow_bytes(f->types[p], cols);
+                if (reserve)
+                    hmti_gemv_q(f->types[p], f->rows[p], cols, f->data[p], rb, xi, yk + r0, act);
+                else
+                    hmti_gemv_q_exact(f->types[p], f->rows[p], cols, f->data[p], rb, xi, yk + r0);
+                r0 += f->rows[p];
+            }
+            for (int64_t r = 0; r < rows; r++)
+                EXPECT_MSG(yi[r] == yk[r] + bias[r],
+                           "type %u/%u n=%lld threads=%d row %lld: %.9g vs %.9g", f->types[0],
+                           f->types[f->n_parts - 1], (long long)n, threads, (long long)r, yi[r],
+                           yk[r] + bias[r]);
+        } else { /* the dequantized weights in float64 */
+            for (int64_t r = 0; r < rows; r++) {
+                double s = 0, sa = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    const double p = (double)f->deq[r * cols + c] * xi[c];
+                    s += p, sa += fabs(p);
+                }
+                const double tol = (double)(cols + 8) * 0x1p-24 * (sa + fabs(bias[r]));
+                EXPECT_MSG(fabs(yi[r] - (s + bias[r])) <= tol,
+                           "type %u/%u n=%lld threads=%d row %lld: %.9g vs %.9g (tol %.3g)",
+                           f->types[0], f->types[f->n_parts - 1], (long long)n, threads,
+                           (long long)r, yi[r], s + bias[r], tol);
+            }
+        }
+        for (int64_t r = rows; r < ldy; r++) EXPECT(yi[r] == -1234.5f); /* stride untouched */
+    }
+    hmti_pool_free(pool);
+    free(x), free(y), free(bias), free(yk), free(act);
+}
+
+START_TEST(every_type_both_paths) {
+    const uint32_t t = TYPES[_i];
+    const hmti_qtraits *tr = hmti_qtraits_of(t);
+    uint64_t seed = 1000 + (uint64_t)_i;
+    /* 256-wide rows for every type; 32-element and float types also 288 */
+    const int64_t widths[] = {512, 288};
+    for (int wi = 0; wi < 2; wi++) {
+        const int64_t cols = widths[wi];
+        if (cols % tr->block_elems) continue;
+        /* one part; then two parts with a partner of the other block size */
+        const uint32_t partner = cols % 256              ? HMTI_T_F16
+                                 : tr->block_elems == 256 ? HMTI_T_Q8_0
+                                                          : HMTI_T_Q6_K;
+        fixture f;
+        const int64_t rows1[] = {70}, rows2[] = {37, 90};
+        const uint32_t types2[] = {t, partner};
+        for (int shape = 0; shape < 2; shape++) {
+            if (shape == 0)
+                fixture_make(&f, 1, &t, rows1, cols, &seed);
+            else
+                fixture_make(&f, 2, types2, rows2, cols, &seed);
+            for (int threads = 1; threads <= 2; threads++) {
+                check_case(&f, threads, 1, 4, 1, &seed);   /* decode */
+                check_case(&f, threads, 3, 4, 1, &seed);   /* decode, several rows */
+                check_case(&f, threads, 9, 1 << 20, 1, &seed); /* decode in row groups */
+                check_case(&f, threads, 5, 4, 1, &seed);   /* prompt, one n-tile */
+                check_case(&f, threads, 70, 0, 1, &seed);  /* prompt, two n-tiles */
+                check_case(&f, threads, 2, 4, 0, &seed);   /* no scratch: exact fallback */
+            }
+            /* get_row = the dequantized row */
+            float row[512];
+            hmti_matrix_get_row(&f.m, f.m.rows - 1, row);
+            ck_assert_mem_eq(row, f.deq + (f.m.rows - 1) * cols, (size_t)cols * sizeof(float));
+            fixture_free(&f);
+        }
+    }
+}
+END_TEST
+
+START_TEST(first_nonfinite) {
+    uint64_t seed = 7;
+    for (int i = 0; i < N_TYPES; i++) {
+        const uint32_t t = TYPES[i];
+        const hmti_qtraits *tr = hmti_qtraits_of(t);
+        const int64_t n = 1024;
+        uint8_t *w = random_rows(t, 1, n, &seed);
+        ck_assert_int_eq(hmti_quant_first_nonfinite(t, w, n, NULL), -1);
+        if (tr->block_elems == 1) {
+            const size_t es = (size_t)tr->block_bytes;
+            uint8_t *e = w + 5 * es;
+            if (t == HMTI_T_F32) {
+                const float nan = NAN;
+                memcpy(e, &nan, 4);
+            } else {
+                const uint16_t inf = t == HMTI_T_F16 ? 0x7C00 : 0x7F80;
+                memcpy(e, &inf, 2);
+            }
+            ck_assert_int_eq(hmti_quant_first_nonfinite(t, w, n, NULL), 5);
+        } else {
+            int d_off, m_off;
+            f16_fields(t, &d_off, &m_off);
+            const uint16_t inf = 0xFC00, nan = 0x7E01;
+            memcpy(w + 3 * (size_t)tr->block_bytes + d_off, &inf, 2);
+            ck_assert_int_eq(hmti_quant_first_nonfinite(t, w, n, NULL), 3 * tr->block_elems);
+            if (m_off >= 0) {
+                memcpy(w + 1 * (size_t)tr->block_bytes + m_off, &nan, 2);
+                ck_assert_int_eq(hmti_quant_first_nonfinite(t, w, n, NULL), tr->block_elems);
+            }
+        }
+        free(w);
+    }
+}
+END_TEST
+
+START_TEST(refusals) {
+    hmti_matrix m;
+    const uint8_t buf[64] = {0};
+    const void *data[1] = {buf};
+    const uint32_t bad[] = {9, 16, 15};
+    const int64_t rows[1] = {1};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(hmti_matrix_stored(&m, 1, data, &bad[i], rows, 32), HMT_E_UNSUPPORTED);
+    const uint32_t q4k = HMTI_T_Q4_K, q40 = HMTI_T_Q4_0;
+    ck_assert_int_eq(hmti_matrix_stored(&m, 1, data, &q4k, rows, 32), HMT_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(hmti_tls_errmsg(), "Q4_K"));
+    ck_assert_int_eq(hmti_matrix_stored(&m, 1, data, &q40, rows, 48), HMT_E_UNSUPPORTED);
+    ck_assert_int_eq(hmti_matrix_stored(&m, 0, data, &q40, rows, 32), HMT_E_INVAL);
+    ck_assert_int_eq(hmti_matrix_stored(&m, 1, data, &q40, rows, 32), HMT_OK);
+    ck_assert_int_eq(m.n_parts, 1);
+    ck_assert_uint_eq(m.nbytes, 18);
+    hmti_matrix_release(&m);
+}
+END_TEST
+
+Suite *hmt_suite_matrixq(void);
+Suite *hmt_suite_matrixq(void) {
+    Suite *s = suite_create("matrixq");
+    TCase *tc = tcase_create("stored");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
+    tcase_add_test(tc, first_nonfinite);
+    tcase_add_test(tc, refusals);
+    suite_add_tcase(s, tc);
+    return s;
+}
