@@ -377,9 +377,11 @@ python-version:
 # ==== end of install and packaging ============================================
 
 # Every build folder this Makefile makes: the default, the sanitizer and
-# fuzzing ones, and a B= given on this command line.
+# fuzzing ones, and a B= given on this command line (never the source tree
+# itself or a root).
+CLEAN_DIRS := $(filter-out . ./ .. ../ / ~,$(sort build $(B) $(ASAN_B) $(TSAN_B) $(FUZZ_B)))
 clean:
-	rm -rf $(sort build $(B) $(ASAN_B) $(TSAN_B) $(FUZZ_B)) $(PKG_CLEAN)
+	rm -rf $(CLEAN_DIRS) $(PKG_CLEAN)
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
