@@ -56,9 +56,19 @@ static void fill(uint32_t type, uint8_t *w, size_t bytes) {
         w[i] = (uint8_t)s;
     }
     const hmti_qtraits *t = hmti_qtraits_of(type);
-    if (t->block_elems == 1) { /* finite, normal values: clear the exponent's top bit */
+    if (t->block_elems == 1) {
+        /* finite, normal values of magnitude in [2^-15, 2), as trained weights
+         * are: for F32/BF16 the top byte s0111xxx (exponent 112..127); clearing
+         * only the exponent's top bit left 1 value in 256 subnormal, and an FMA
+         * on one takes a microcode assist (BF16 ran at a sixth of its speed).
+         * F16: clear the exponent's top bit (subnormal F16 converts exactly) */
         const size_t es = type == 0 ? 4 : 2;
-        for (size_t i = es - 1; i < bytes; i += es) w[i] &= 0xBF;
+        for (size_t i = es - 1; i < bytes; i += es) {
+            if (type == 1)
+                w[i] &= 0xBF;
+            else
+                w[i] = (uint8_t)((w[i] & 0x80) | 0x38 | (w[i] & 0x07)); /* exp 112..127 */
+        }
         return;
     }
     /* f16 scale (and min) fields: normal values in [1/16, 1/8) (no subnormal slow paths) */
