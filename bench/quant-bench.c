@@ -163,6 +163,17 @@ int main(int argc, char **argv) {
             }
             printf(" %s %.1f GB/s", path_name[p], (double)rb * FFN / hmtb_median(v, reps) * 1e-9);
         }
+        { /* the GEMV on this CPU's path: multi-row kernels where the path has them */
+            const size_t rb = hmti_qrow_bytes(type, HIDDEN);
+            double v[64];
+            for (int r = 0; r < reps; r++) {
+                double t0 = hmtb_now();
+                for (int it = 0; it < 8; it++)
+                    hmti_gemv_q_rows(type, 0, FFN, HIDDEN, w + off[4], rb, a, y);
+                v[r] = (hmtb_now() - t0) / 8;
+            }
+            printf(" | gemv %.1f GB/s", (double)rb * FFN / hmtb_median(v, reps) * 1e-9);
+        }
         printf("\n");
         for (int nth = 1; nth <= max_threads; nth++) {
             hmti_pool *pool = NULL;
