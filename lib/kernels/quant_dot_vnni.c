@@ -42,6 +42,7 @@ QT static inline __m256i dot_sc(__m256i u, __m256i s, int sc_lo, int sc_hi) {
 enum { KIND_Q4_0, KIND_IQ4_NL };
 
 #define L128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+#define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
 QT static inline __attribute__((always_inline)) void
 q4_group(const int kind, const int R, const int g, const uint8_t *w, size_t stride,
@@ -124,9 +125,61 @@ q4_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride,
 DOT_Z(q4_0, KIND_Q4_0)
 DOT_Z(iq4_nl, KIND_IQ4_NL)
 
+/* ---- Q4_K on 512-bit registers ----------------------------------------------------- */
+/* A super-block's 128 bytes of nibbles in two zmm: each zmm's low nibbles are
+ * sub-blocks (2c, 2c + 2), its high nibbles (2c + 1, 2c + 3), dotted with the
+ * matching activation halves by vpdpbusd; a lane's sum of 4 products is
+ * within +-4 * 15 * 127, so the 6-bit scales (permuted onto the lanes) are
+ * applied with vpmaddwd on its low 16 bits (the high half, sign bits, meets a
+ * 0). One reduction per super-block gives the exact integer sum of the other
+ * paths, and the float arithmetic is the portable path's term for term. */
+QT static float q4_k_z(int64_t n, const void *w, const void *act) {
+    const uint8_t *b = w;
+    const hmti_q8_256 *a = act;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
+    const __m512i i2 = _mm512_add_epi32(i0, _mm512_set1_epi32(4));
+    const __m512i i3 = _mm512_add_epi32(i0, _mm512_set1_epi32(5));
+    float s = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, b += 144) {
+        uint32_t u[4];
+        memcpy(u, b + 4, 12);
+        u[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+        const uint32_t m03 = u[1] & 0x3F3F3F3Fu;
+        u[1] = (u[2] & 0x0F0F0F0Fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+        u[2] = m03;
+        u[0] &= 0x3F3F3F3Fu;
+        const __m128i scm = _mm_loadu_si128((const __m128i *)(const void *)u);
+        const __m256i bsum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(const void *)a[i].sum),
+                                               _mm256_set1_epi16(1));
+        const int msum = hsum_epi32_vnni(_mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(scm, 8)), bsum));
+        const __m512i scv = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(scm));
+        const int8_t *q = a[i].qs;
+#define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
+        const __m512i raw0 = _mm512_loadu_si512(b + 16), raw1 = _mm512_loadu_si512(b + 80);
+        const __m512i z = _mm512_setzero_si512();
+        __m512i t0 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, _mm512_and_si512(raw0, m4), A2(0, 64)),
+                                       _mm512_permutexvar_epi32(i0, scv));
+        __m512i t1 = _mm512_madd_epi16(
+            _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(raw0, 4), m4), A2(32, 96)),
+            _mm512_permutexvar_epi32(i1, scv));
+        __m512i t2 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, _mm512_and_si512(raw1, m4), A2(128, 192)),
+                                       _mm512_permutexvar_epi32(i2, scv));
+        __m512i t3 = _mm512_madd_epi16(
+            _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(raw1, 4), m4), A2(160, 224)),
+            _mm512_permutexvar_epi32(i3, scv));
+#undef A2
+        const int isum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(t0, t1), _mm512_add_epi32(t2, t3)));
+        s += f16_vnni(b) * a[i].d * (float)isum - f16_vnni(b + 2) * a[i].d * (float)msum;
+    }
+    return s;
+}
+
 hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_0: return q4_0_z;
+    case HMTI_T_Q4_K: return q4_k_z;
     case HMTI_T_IQ4_NL: return iq4_nl_z;
     default: return int_kernel_vnni(type);
     }
