@@ -176,10 +176,54 @@ QT static float q4_k_z(int64_t n, const void *w, const void *act) {
     return s;
 }
 
+/* ---- Q6_K on 512-bit registers ----------------------------------------------------- */
+/* Per half super-block (128 weights): the 64 bytes of low nibbles in one zmm
+ * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4), the 2-bit high
+ * parts come from the 32 qh bytes broadcast to both halves and shifted per
+ * half (vpsrlvw); u in 0..63 against s8 activation: a lane's 4 products are
+ * within +-4 * 63 * 127 (int16), so the int8 scales (16 bits, permuted onto
+ * the lanes of their 16 elements) are applied with vpmaddwd. Exact integer
+ * sum, then the portable path's float arithmetic. */
+QT static float q6_k_z(int64_t n, const void *w, const void *act) {
+    const uint8_t *b = w;
+    const hmti_q8_256 *a = act;
+    const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_add_epi16(sh01, _mm512_set1_epi16(4));
+    const __m512i lane4 = _mm512_srli_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+    float s = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, b += 210) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(const void *)(b + 192));
+        const int corr = hsum_epi32_vnni(_mm256_madd_epi16(
+            _mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(const void *)a[i].sum)));
+        const __m512i scv = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xFFFF));
+        __m512i acc = _mm512_setzero_si512();
+        for (int nn = 0; nn < 2; nn++) {
+            const __m512i L = _mm512_loadu_si512(b + 64 * nn);
+            const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * nn));
+            const __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh01), m3);
+            const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh23), m3);
+            const __m512i u01 = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_slli_epi16(h01, 4));
+            const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                                _mm512_slli_epi16(h23, 4));
+            const __m512i z = _mm512_setzero_si512();
+            const __m512i p01 = _mm512_dpbusd_epi32(z, u01, _mm512_loadu_si512(a[i].qs + 128 * nn));
+            const __m512i p23 = _mm512_dpbusd_epi32(z, u23, _mm512_loadu_si512(a[i].qs + 128 * nn + 64));
+            const __m512i s01 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn)), scv);
+            const __m512i s23 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn + 4)), scv);
+            acc = _mm512_add_epi32(acc, _mm512_add_epi32(_mm512_madd_epi16(p01, s01), _mm512_madd_epi16(p23, s23)));
+        }
+        s += f16_vnni(b + 208) * a[i].d * (float)(_mm512_reduce_add_epi32(acc) - 32 * corr);
+    }
+    return s;
+}
+
 hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_0: return q4_0_z;
     case HMTI_T_Q4_K: return q4_k_z;
+    case HMTI_T_Q6_K: return q6_k_z;
     case HMTI_T_IQ4_NL: return iq4_nl_z;
     default: return int_kernel_vnni(type);
     }
