@@ -125,7 +125,7 @@ q4_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride,
 DOT_Z(q4_0, KIND_Q4_0)
 DOT_Z(iq4_nl, KIND_IQ4_NL)
 
-/* ---- Q4_K on 512-bit registers ----------------------------------------------------- */
+/* ---- Q4_K / Q5_K on 512-bit registers ----------------------------------------------------- */
 /* A super-block's 128 bytes of nibbles in two zmm: each zmm's low nibbles are
  * sub-blocks (2c, 2c + 2), its high nibbles (2c + 1, 2c + 3), dotted with the
  * matching activation halves by vpdpbusd; a lane's sum of 4 products is
@@ -133,7 +133,8 @@ DOT_Z(iq4_nl, KIND_IQ4_NL)
  * applied with vpmaddwd on its low 16 bits (the high half, sign bits, meets a
  * 0). One reduction per super-block gives the exact integer sum of the other
  * paths, and the float arithmetic is the portable path's term for term. */
-QT static float q4_k_z(int64_t n, const void *w, const void *act) {
+QT static inline __attribute__((always_inline)) float q45_k_z(int64_t n, const void *w, const void *act,
+                                                              const int five) {
     const uint8_t *b = w;
     const hmti_q8_256 *a = act;
     const __m512i m4 = _mm512_set1_epi8(15);
@@ -142,7 +143,11 @@ QT static float q4_k_z(int64_t n, const void *w, const void *act) {
     const __m512i i2 = _mm512_add_epi32(i0, _mm512_set1_epi32(4));
     const __m512i i3 = _mm512_add_epi32(i0, _mm512_set1_epi32(5));
     float s = 0.0f;
-    for (int64_t i = 0; i < n / 256; i++, b += 144) {
+    /* Q5_K: the fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1 of qh */
+    const __m512i m1 = _mm512_set1_epi8(1);
+    const __m512i c0 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const int bytes = five ? 176 : 144, qo = five ? 48 : 16;
+    for (int64_t i = 0; i < n / 256; i++, b += bytes) {
         uint32_t u[4];
         memcpy(u, b + 4, 12);
         u[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);
@@ -157,24 +162,31 @@ QT static float q4_k_z(int64_t n, const void *w, const void *act) {
         const __m512i scv = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(scm));
         const int8_t *q = a[i].qs;
 #define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
-        const __m512i raw0 = _mm512_loadu_si512(b + 16), raw1 = _mm512_loadu_si512(b + 80);
+        const __m512i raw0 = _mm512_loadu_si512(b + qo), raw1 = _mm512_loadu_si512(b + qo + 64);
         const __m512i z = _mm512_setzero_si512();
-        __m512i t0 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, _mm512_and_si512(raw0, m4), A2(0, 64)),
-                                       _mm512_permutexvar_epi32(i0, scv));
-        __m512i t1 = _mm512_madd_epi16(
-            _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(raw0, 4), m4), A2(32, 96)),
-            _mm512_permutexvar_epi32(i1, scv));
-        __m512i t2 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, _mm512_and_si512(raw1, m4), A2(128, 192)),
-                                       _mm512_permutexvar_epi32(i2, scv));
-        __m512i t3 = _mm512_madd_epi16(
-            _mm512_dpbusd_epi32(z, _mm512_and_si512(_mm512_srli_epi16(raw1, 4), m4), A2(160, 224)),
-            _mm512_permutexvar_epi32(i3, scv));
+        __m512i u0 = _mm512_and_si512(raw0, m4), u1 = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), m4);
+        __m512i u2 = _mm512_and_si512(raw1, m4), u3 = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), m4);
+        if (five) { /* q + 16 * bit, q in 0..31: a lane's 4 products within +-4 * 31 * 127 */
+            const __m512i QH = _mm512_broadcast_i64x4(L256(b + 16));
+#define HB(k) _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, _mm512_add_epi16(c0, _mm512_set1_epi16(k))), m1), 4)
+            u0 = _mm512_or_si512(u0, HB(0));
+            u1 = _mm512_or_si512(u1, HB(1));
+            u2 = _mm512_or_si512(u2, HB(4));
+            u3 = _mm512_or_si512(u3, HB(5));
+#undef HB
+        }
+        __m512i t0 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u0, A2(0, 64)), _mm512_permutexvar_epi32(i0, scv));
+        __m512i t1 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u1, A2(32, 96)), _mm512_permutexvar_epi32(i1, scv));
+        __m512i t2 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u2, A2(128, 192)), _mm512_permutexvar_epi32(i2, scv));
+        __m512i t3 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u3, A2(160, 224)), _mm512_permutexvar_epi32(i3, scv));
 #undef A2
         const int isum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(t0, t1), _mm512_add_epi32(t2, t3)));
         s += f16_vnni(b) * a[i].d * (float)isum - f16_vnni(b + 2) * a[i].d * (float)msum;
     }
     return s;
 }
+QT static float q4_k_z(int64_t n, const void *w, const void *act) { return q45_k_z(n, w, act, 0); }
+QT static float q5_k_z(int64_t n, const void *w, const void *act) { return q45_k_z(n, w, act, 1); }
 
 /* ---- Q6_K on 512-bit registers ----------------------------------------------------- */
 /* Per half super-block (128 weights): the 64 bytes of low nibbles in one zmm
@@ -223,6 +235,7 @@ hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_0: return q4_0_z;
     case HMTI_T_Q4_K: return q4_k_z;
+    case HMTI_T_Q5_K: return q5_k_z;
     case HMTI_T_Q6_K: return q6_k_z;
     case HMTI_T_IQ4_NL: return iq4_nl_z;
     default: return int_kernel_vnni(type);
