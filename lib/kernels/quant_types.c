@@ -118,7 +118,7 @@ void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const
     hmti_vec_dot4_fn dot4 = g_best4[type];
     if (dot4)
         for (; r + 4 <= r1; r += 4, row += 4 * row_stride) {
-            for (size_t o = 0; o < 4 * rb; o += 64) __builtin_prefetch(row + 4 * ahead + o, 0, 3);
+            for (size_t o = 0; o < 3 * row_stride + rb; o += 64) __builtin_prefetch(row + ahead + o, 0, 3);
             dot4(cols, row, row_stride, act, y + r);
         }
     for (; r < r1; r++, row += row_stride) {
