@@ -56,9 +56,19 @@ static void fill(uint32_t type, uint8_t *w, size_t bytes) {
         w[i] = (uint8_t)s;
     }
     const hmti_qtraits *t = hmti_qtraits_of(type);
-    if (t->block_elems == 1) { /* finite, normal values: clear the exponent's top bit */
+    if (t->block_elems == 1) {
+        /* finite, normal values of magnitude in [2^-15, 2), as trained weights
+         * are: for F32/BF16 the top byte s0111xxx (exponent 112..127); clearing
+         * only the exponent's top bit left 1 value in 256 subnormal, and an FMA
+         * on one takes a microcode assist (BF16 ran at a sixth of its speed).
+         * F16: clear the exponent's top bit (subnormal F16 converts exactly) */
         const size_t es = type == 0 ? 4 : 2;
-        for (size_t i = es - 1; i < bytes; i += es) w[i] &= 0xBF;
+        for (size_t i = es - 1; i < bytes; i += es) {
+            if (type == 1)
+                w[i] &= 0xBF;
+            else
+                w[i] = (uint8_t)((w[i] & 0x80) | 0x38 | (w[i] & 0x07)); /* exp 112..127 */
+        }
         return;
     }
     /* f16 scale (and min) fields: normal values in [1/16, 1/8) (no subnormal slow paths) */
@@ -152,6 +162,17 @@ int main(int argc, char **argv) {
                 v[r] = (hmtb_now() - t0) / 8;
             }
             printf(" %s %.1f GB/s", path_name[p], (double)rb * FFN / hmtb_median(v, reps) * 1e-9);
+        }
+        { /* the GEMV on this CPU's path: multi-row kernels where the path has them */
+            const size_t rb = hmti_qrow_bytes(type, HIDDEN);
+            double v[64];
+            for (int r = 0; r < reps; r++) {
+                double t0 = hmtb_now();
+                for (int it = 0; it < 8; it++)
+                    hmti_gemv_q_rows(type, 0, FFN, HIDDEN, w + off[4], rb, a, y);
+                v[r] = (hmtb_now() - t0) / 8;
+            }
+            printf(" | gemv %.1f GB/s", (double)rb * FFN / hmtb_median(v, reps) * 1e-9);
         }
         printf("\n");
         for (int nth = 1; nth <= max_threads; nth++) {

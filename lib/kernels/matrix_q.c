@@ -132,16 +132,18 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
         const int64_t lo = r0 > base ? r0 : base, hi = r1 < base + p->rows ? r1 : base + p->rows;
         if (lo >= hi) continue;
         const int kind = hmti_qtraits_of(p->type)->act_block;
-        const hmti_vec_dot_fn dot = hmti_vec_dot_best(p->type);
-        const uint8_t *row = (const uint8_t *)p->data + (size_t)(lo - base) * p->row_bytes;
-        for (int64_t r = lo; r < hi; r++, row += p->row_bytes) {
-            const float b = j->bias ? j->bias[r] : 0.0f;
-            for (int64_t i = 0; i < j->n; i++) {
-                const void *act = kind == 0    ? (const void *)(j->x + i * j->ldx)
-                                  : kind == 32 ? (const void *)(j->act32 + (size_t)i * j->a32)
-                                               : (const void *)(j->act256 + (size_t)i * j->a256);
-                j->y[i * j->ldy + r] = dot(w->cols, row, act) + b;
-            }
+        /* one input row at a time over the range: the GEMV's multi-row kernels
+         * and row prefetch (quant_types.c); the rows stay in L1/L2 for the next
+         * input row (a decode unit is DECODE_UNIT rows) */
+        for (int64_t i = 0; i < j->n; i++) {
+            const void *act = kind == 0    ? (const void *)(j->x + i * j->ldx)
+                              : kind == 32 ? (const void *)(j->act32 + (size_t)i * j->a32)
+                                           : (const void *)(j->act256 + (size_t)i * j->a256);
+            float *yi = j->y + i * j->ldy;
+            hmti_gemv_q_rows(p->type, lo - base, hi - base, w->cols, p->data, p->row_bytes, act,
+                             yi + base);
+            if (j->bias)
+                for (int64_t r = lo; r < hi; r++) yi[r] += j->bias[r];
         }
     }
 }

@@ -24,4 +24,228 @@ QT static inline __m256i dot_sc(__m256i u, __m256i s, int sc_lo, int sc_hi) {
 
 #include "kernels/quant_dot_x86.inc"
 
-hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type) { return int_kernel_vnni(type); }
+/* ---- 512-bit kernels of Q4_0 / IQ4_NL, 1 or 4 rows per call --------------------------- */
+/* Four blocks per zmm: 128-bit lane k holds block k's 16 packed bytes
+ * (broadcast loads, no shuffles); the low nibbles are dotted with the
+ * activation's elements 0..15 of each block, the high nibbles with 16..31,
+ * u8 x s8 through vpdpbusd. The weights are made unsigned (Q4_0: q in 0..15;
+ * IQ4_NL: code-book value + 128) and the offset removed exactly by starting
+ * the int32 lanes at -offset * (the lane's activation values), a vector of
+ * the activation only (shared by the rows of a call). The 8 f16 scales of 8
+ * blocks come from two masked 64-byte loads and one vpermt2w per 4 blocks,
+ * already spread over the lanes; times the activation scales, they are
+ * applied with FMA to the exactly converted lane sums: the float terms of the
+ * AVX2 kernels spread over 16 lanes and 2 accumulators per row (within
+ * tests/check_quant.c's bound for any order). A 4-row call does, row by row,
+ * exactly the operations of a 1-row call, so hmti_gemv_q_rows returns the
+ * bits of the single-row kernel. */
+enum { KIND_Q4_0, KIND_IQ4_NL };
+
+#define L128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+#define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+
+QT static inline __attribute__((always_inline)) void
+q4_group(const int kind, const int R, const int g, const uint8_t *w, size_t stride,
+         const hmti_q8_32 *a, __m512 acc[4][2]) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i off = _mm512_set1_epi8(kind == KIND_Q4_0 ? 8 : (char)0x80);
+    const __m512i tab = _mm512_broadcast_i32x4(_mm_xor_si128(L128(hmti_iq4_values), _mm_set1_epi8((char)0x80)));
+    const int words = g * 9;
+    const __mmask32 k0 = words >= 32 ? 0xFFFFFFFFu : (1u << words) - 1u;
+    const __mmask32 k1 = words <= 32 ? 0u : words >= 64 ? 0xFFFFFFFFu : (1u << (words - 32)) - 1u;
+    __m512i z0[4], z1[4];
+    for (int r = 0; r < R; r++) {
+        z0[r] = _mm512_maskz_loadu_epi16(k0, w + (size_t)r * stride);
+        z1[r] = _mm512_maskz_loadu_epi16(k1, w + (size_t)r * stride + 64);
+    }
+    for (int h = 0; h < 2; h++) {
+        if (4 * h >= g) break;
+        __m512i Alo = _mm512_setzero_si512(), Ahi = Alo;
+        __m512 da = _mm512_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            if (4 * h + k >= g) break;
+            const hmti_q8_32 *ak = &a[4 * h + k];
+            const __mmask16 lk = (__mmask16)(0xFu << (4 * k));
+            Alo = _mm512_mask_broadcast_i32x4(Alo, lk, L128(ak->qs));
+            Ahi = _mm512_mask_broadcast_i32x4(Ahi, lk, L128(ak->qs + 16));
+            da = _mm512_mask_broadcastss_ps(da, lk, _mm_load_ss(&ak->d));
+        }
+        const __m512i init = _mm512_sub_epi32(
+            _mm512_setzero_si512(),
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, Alo), off, Ahi));
+        /* word 4k..4k+3 of the result = the d of block 4h + k (word (4h + k) * 9) */
+#define DI(k) (((4 * h + (k)) * 9) | (((4 * h + (k)) * 9) << 16))
+        const __m512i didx = _mm512_setr_epi32(DI(0), DI(0), DI(1), DI(1), DI(2), DI(2), DI(3), DI(3),
+                                               0, 0, 0, 0, 0, 0, 0, 0);
+#undef DI
+        for (int r = 0; r < R; r++) {
+            const uint8_t *b = w + (size_t)r * stride + (size_t)(4 * h) * 18 + 2;
+            const __m512i dw = _mm512_permutex2var_epi16(z0[r], didx, z1[r]);
+            const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), da);
+            __m512i W = _mm512_broadcast_i32x4(L128(b));
+            for (int k = 1; k < 4; k++) {
+                if (4 * h + k >= g) {
+                    W = _mm512_mask_blend_epi32((__mmask16)(0xFFFFu << (4 * k)), W, _mm512_setzero_si512());
+                    break;
+                }
+                W = _mm512_mask_broadcast_i32x4(W, (__mmask16)(0xFu << (4 * k)), L128(b + 18 * k));
+            }
+            __m512i lo = _mm512_and_si512(W, m4), hi = _mm512_and_si512(_mm512_srli_epi16(W, 4), m4);
+            if (kind == KIND_IQ4_NL) {
+                lo = _mm512_shuffle_epi8(tab, lo);
+                hi = _mm512_shuffle_epi8(tab, hi);
+            }
+            const __m512i P = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, Alo), hi, Ahi);
+            acc[r][h] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(P), acc[r][h]);
+        }
+    }
+}
+
+QT static inline __attribute__((always_inline)) void
+q4_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride,
+        const hmti_q8_32 *a, float *out) {
+    __m512 acc[4][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const int64_t nb = n / 32;
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) q4_group(kind, R, 8, w + (size_t)i * 18, stride, a + i, acc);
+    if (i < nb) q4_group(kind, R, (int)(nb - i), w + (size_t)i * 18, stride, a + i, acc);
+    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+#define DOT_Z(name, kind)                                                                   \
+    QT static float name##_z(int64_t n, const void *w, const void *act) {                   \
+        float y;                                                                            \
+        q4_rows(kind, 1, n, w, 0, act, &y);                                                 \
+        return y;                                                                           \
+    }                                                                                       \
+    QT static void name##_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
+        q4_rows(kind, 4, n, w, stride, act, y);                                             \
+    }
+DOT_Z(q4_0, KIND_Q4_0)
+DOT_Z(iq4_nl, KIND_IQ4_NL)
+
+/* ---- Q4_K / Q5_K on 512-bit registers ----------------------------------------------------- */
+/* A super-block's 128 bytes of nibbles in two zmm: each zmm's low nibbles are
+ * sub-blocks (2c, 2c + 2), its high nibbles (2c + 1, 2c + 3), dotted with the
+ * matching activation halves by vpdpbusd; a lane's sum of 4 products is
+ * within +-4 * 15 * 127, so the 6-bit scales (permuted onto the lanes) are
+ * applied with vpmaddwd on its low 16 bits (the high half, sign bits, meets a
+ * 0). One reduction per super-block gives the exact integer sum of the other
+ * paths, and the float arithmetic is the portable path's term for term. */
+QT static inline __attribute__((always_inline)) float q45_k_z(int64_t n, const void *w, const void *act,
+                                                              const int five) {
+    const uint8_t *b = w;
+    const hmti_q8_256 *a = act;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
+    const __m512i i2 = _mm512_add_epi32(i0, _mm512_set1_epi32(4));
+    const __m512i i3 = _mm512_add_epi32(i0, _mm512_set1_epi32(5));
+    float s = 0.0f;
+    /* Q5_K: the fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1 of qh */
+    const __m512i m1 = _mm512_set1_epi8(1);
+    const __m512i c0 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const int bytes = five ? 176 : 144, qo = five ? 48 : 16;
+    for (int64_t i = 0; i < n / 256; i++, b += bytes) {
+        uint32_t u[4];
+        memcpy(u, b + 4, 12);
+        u[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+        const uint32_t m03 = u[1] & 0x3F3F3F3Fu;
+        u[1] = (u[2] & 0x0F0F0F0Fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+        u[2] = m03;
+        u[0] &= 0x3F3F3F3Fu;
+        const __m128i scm = _mm_loadu_si128((const __m128i *)(const void *)u);
+        const __m256i bsum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(const void *)a[i].sum),
+                                               _mm256_set1_epi16(1));
+        const int msum = hsum_epi32_vnni(_mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(scm, 8)), bsum));
+        const __m512i scv = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(scm));
+        const int8_t *q = a[i].qs;
+#define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
+        const __m512i raw0 = _mm512_loadu_si512(b + qo), raw1 = _mm512_loadu_si512(b + qo + 64);
+        const __m512i z = _mm512_setzero_si512();
+        __m512i u0 = _mm512_and_si512(raw0, m4), u1 = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), m4);
+        __m512i u2 = _mm512_and_si512(raw1, m4), u3 = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), m4);
+        if (five) { /* q + 16 * bit, q in 0..31: a lane's 4 products within +-4 * 31 * 127 */
+            const __m512i QH = _mm512_broadcast_i64x4(L256(b + 16));
+#define HB(k) _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, _mm512_add_epi16(c0, _mm512_set1_epi16(k))), m1), 4)
+            u0 = _mm512_or_si512(u0, HB(0));
+            u1 = _mm512_or_si512(u1, HB(1));
+            u2 = _mm512_or_si512(u2, HB(4));
+            u3 = _mm512_or_si512(u3, HB(5));
+#undef HB
+        }
+        __m512i t0 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u0, A2(0, 64)), _mm512_permutexvar_epi32(i0, scv));
+        __m512i t1 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u1, A2(32, 96)), _mm512_permutexvar_epi32(i1, scv));
+        __m512i t2 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u2, A2(128, 192)), _mm512_permutexvar_epi32(i2, scv));
+        __m512i t3 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u3, A2(160, 224)), _mm512_permutexvar_epi32(i3, scv));
+#undef A2
+        const int isum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(t0, t1), _mm512_add_epi32(t2, t3)));
+        s += f16_vnni(b) * a[i].d * (float)isum - f16_vnni(b + 2) * a[i].d * (float)msum;
+    }
+    return s;
+}
+QT static float q4_k_z(int64_t n, const void *w, const void *act) { return q45_k_z(n, w, act, 0); }
+QT static float q5_k_z(int64_t n, const void *w, const void *act) { return q45_k_z(n, w, act, 1); }
+
+/* ---- Q6_K on 512-bit registers ----------------------------------------------------- */
+/* Per half super-block (128 weights): the 64 bytes of low nibbles in one zmm
+ * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4), the 2-bit high
+ * parts come from the 32 qh bytes broadcast to both halves and shifted per
+ * half (vpsrlvw); u in 0..63 against s8 activation: a lane's 4 products are
+ * within +-4 * 63 * 127 (int16), so the int8 scales (16 bits, permuted onto
+ * the lanes of their 16 elements) are applied with vpmaddwd. Exact integer
+ * sum, then the portable path's float arithmetic. */
+QT static float q6_k_z(int64_t n, const void *w, const void *act) {
+    const uint8_t *b = w;
+    const hmti_q8_256 *a = act;
+    const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_add_epi16(sh01, _mm512_set1_epi16(4));
+    const __m512i lane4 = _mm512_srli_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+    float s = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, b += 210) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(const void *)(b + 192));
+        const int corr = hsum_epi32_vnni(_mm256_madd_epi16(
+            _mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(const void *)a[i].sum)));
+        const __m512i scv = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xFFFF));
+        __m512i acc = _mm512_setzero_si512();
+        for (int nn = 0; nn < 2; nn++) {
+            const __m512i L = _mm512_loadu_si512(b + 64 * nn);
+            const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * nn));
+            const __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh01), m3);
+            const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh23), m3);
+            const __m512i u01 = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_slli_epi16(h01, 4));
+            const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                                _mm512_slli_epi16(h23, 4));
+            const __m512i z = _mm512_setzero_si512();
+            const __m512i p01 = _mm512_dpbusd_epi32(z, u01, _mm512_loadu_si512(a[i].qs + 128 * nn));
+            const __m512i p23 = _mm512_dpbusd_epi32(z, u23, _mm512_loadu_si512(a[i].qs + 128 * nn + 64));
+            const __m512i s01 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn)), scv);
+            const __m512i s23 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn + 4)), scv);
+            acc = _mm512_add_epi32(acc, _mm512_add_epi32(_mm512_madd_epi16(p01, s01), _mm512_madd_epi16(p23, s23)));
+        }
+        s += f16_vnni(b + 208) * a[i].d * (float)(_mm512_reduce_add_epi32(acc) - 32 * corr);
+    }
+    return s;
+}
+
+hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type) {
+    switch (type) {
+    case HMTI_T_Q4_0: return q4_0_z;
+    case HMTI_T_Q4_K: return q4_k_z;
+    case HMTI_T_Q5_K: return q5_k_z;
+    case HMTI_T_Q6_K: return q6_k_z;
+    case HMTI_T_IQ4_NL: return iq4_nl_z;
+    default: return int_kernel_vnni(type);
+    }
+}
+
+hmti_vec_dot4_fn hmti_qdot4_vnni(uint32_t type) {
+    switch (type) {
+    case HMTI_T_Q4_0: return q4_0_z4;
+    case HMTI_T_IQ4_NL: return iq4_nl_z4;
+    default: return NULL;
+    }
+}

@@ -15,6 +15,12 @@ hmti_vec_dot_fn hmti_qdot_avx2(uint32_t type);
 hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type);
 hmti_vec_dot_fn hmti_qdot_avx512(uint32_t type);
 
+/* 4 rows at once (rows w, w + stride, ...; y[0..4)): bit-identical to 4 calls
+ * of the same path's single-row kernel, the activation loaded once per block
+ * for the 4. NULL if the path has none for type. */
+typedef void (*hmti_vec_dot4_fn)(int64_t n, const void *w, size_t stride, const void *act, float *y);
+hmti_vec_dot4_fn hmti_qdot4_vnni(uint32_t type);
+
 /* Little-endian fields of a block (blocks are byte arrays: no alignment). */
 static inline float hmti_qf16(const uint8_t *p) {
     uint16_t h;

@@ -60,6 +60,7 @@ static int has_avx512_vnni(void) {
 
 static int g_path = -1;
 static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
+static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -79,8 +80,10 @@ static void choose(void) {
                           : level == 1 ? HMTI_QPATH_AVX2 : HMTI_QPATH_REF;
     for (int i = 0; i < N_TRAITS; i++) {
         hmti_vec_dot_fn f = NULL;
-        for (int p = path; p >= 0 && !f; p--) f = hmti_vec_dot_path(TRAITS[i].type, p);
+        int p = path;
+        for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
+        g_best4[TRAITS[i].type] = p == HMTI_QPATH_VNNI ? hmti_qdot4_vnni(TRAITS[i].type) : NULL;
     }
     g_path = path;
 }
@@ -96,12 +99,32 @@ hmti_vec_dot_fn hmti_vec_dot_best(uint32_t type) {
 }
 
 /* ---- GEMV ------------------------------------------------------------------------- */
+/* Prefetch distance of the row loop: 2 KB measured best on quant-bench's decode
+ * step (1 KB: the wait shows again; 4-8 KB: evictions before use). */
+enum { PF_BYTES = 2048 };
+
 void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       size_t row_stride, const void *act, float *y) {
     hmti_vec_dot_fn dot = hmti_vec_dot_best(type);
     if (!dot) return;
     const uint8_t *row = (const uint8_t *)w + (size_t)r0 * row_stride;
-    for (int64_t r = r0; r < r1; r++, row += row_stride) y[r] = dot(cols, row, act);
+    /* Software prefetch of the row PF_BYTES ahead (rounded to whole rows):
+     * the kernels are compute-heavy enough that the hardware prefetcher alone
+     * leaves memory idle while a row is dotted. Past r1 it touches the next
+     * thread's rows or nothing mapped: prefetches never fault. */
+    const size_t rb = hmti_qrow_bytes(type, cols);
+    const size_t ahead = row_stride * ((PF_BYTES + row_stride - 1) / row_stride);
+    int64_t r = r0;
+    hmti_vec_dot4_fn dot4 = g_best4[type];
+    if (dot4)
+        for (; r + 4 <= r1; r += 4, row += 4 * row_stride) {
+            for (size_t o = 0; o < 3 * row_stride + rb; o += 64) __builtin_prefetch(row + ahead + o, 0, 3);
+            dot4(cols, row, row_stride, act, y + r);
+        }
+    for (; r < r1; r++, row += row_stride) {
+        for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(row + ahead + o, 0, 3);
+        y[r] = dot(cols, row, act);
+    }
 }
 
 void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_t row_stride,
