@@ -140,6 +140,127 @@ AVX512_TARGET static void bf16_512(const void *src, float *y, int64_t n) {
     for (; i < n; i++) y[i] = hmti_bf16_to_f32(s[i]);
 }
 
+/* y[0..16) = (float)q * d + m */
+#define MSTORE(y, q, d, m) _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(CVT(q), d), m))
+
+AVX512_TARGET static void q4_1_512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m512i m15 = _mm512_set1_epi32(15);
+    for (int64_t i = 0; i < n; i += 32, b += 20, y += 32) {
+        const __m512 d = _mm512_set1_ps(f16s(b)), m = _mm512_set1_ps(f16s(b + 2));
+        const __m512i q = L16(b + 4);
+        MSTORE(y, _mm512_and_si512(q, m15), d, m);
+        MSTORE(y + 16, _mm512_srli_epi32(q, 4), d, m);
+    }
+}
+
+/* Q5_0 / Q5_1 quants of one block: lo (elements 0..15), hi (16..31). */
+AVX512_TARGET static inline void q5_quants(const uint8_t *qh4, const uint8_t *qs, __m512i *lo,
+                                           __m512i *hi) {
+    const uint32_t qh = hmti_qu32(qh4);
+    const __m512i q = L16(qs), k16 = _mm512_set1_epi32(16);
+    *lo = _mm512_mask_add_epi32(_mm512_and_si512(q, _mm512_set1_epi32(15)), (__mmask16)qh,
+                                _mm512_and_si512(q, _mm512_set1_epi32(15)), k16);
+    *hi = _mm512_mask_add_epi32(_mm512_srli_epi32(q, 4), (__mmask16)(qh >> 16),
+                                _mm512_srli_epi32(q, 4), k16);
+}
+
+AVX512_TARGET static void q5_0_512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m512i k16 = _mm512_set1_epi32(16);
+    for (int64_t i = 0; i < n; i += 32, b += 22, y += 32) {
+        const __m512 d = _mm512_set1_ps(f16s(b));
+        __m512i lo, hi;
+        q5_quants(b + 2, b + 6, &lo, &hi);
+        _mm512_storeu_ps(y, _mm512_mul_ps(CVT(_mm512_sub_epi32(lo, k16)), d));
+        _mm512_storeu_ps(y + 16, _mm512_mul_ps(CVT(_mm512_sub_epi32(hi, k16)), d));
+    }
+}
+
+AVX512_TARGET static void q5_1_512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += 32, b += 24, y += 32) {
+        const __m512 d = _mm512_set1_ps(f16s(b)), m = _mm512_set1_ps(f16s(b + 2));
+        __m512i lo, hi;
+        q5_quants(b + 4, b + 8, &lo, &hi);
+        MSTORE(y, lo, d, m);
+        MSTORE(y + 16, hi, d, m);
+    }
+}
+
+AVX512_TARGET static inline __m512i iq4_table(void) {
+    int32_t t[16];
+    for (int i = 0; i < 16; i++) t[i] = hmti_iq4_values[i];
+    return _mm512_loadu_si512(t);
+}
+
+AVX512_TARGET static void iq4_nl_512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m512i tbl = iq4_table(), m15 = _mm512_set1_epi32(15);
+    for (int64_t i = 0; i < n; i += 32, b += 18, y += 32) {
+        const __m512 d = _mm512_set1_ps(f16s(b));
+        const __m512i q = L16(b + 2);
+        _mm512_storeu_ps(y, _mm512_mul_ps(CVT(_mm512_permutexvar_epi32(_mm512_and_si512(q, m15), tbl)), d));
+        _mm512_storeu_ps(y + 16, _mm512_mul_ps(CVT(_mm512_permutexvar_epi32(_mm512_srli_epi32(q, 4), tbl)), d));
+    }
+}
+
+AVX512_TARGET static void iq4_xs_512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m512i tbl = iq4_table(), m15 = _mm512_set1_epi32(15);
+    for (int64_t i = 0; i < n; i += 256, b += 136, y += 256) {
+        const float d = f16s(b);
+        for (int ib = 0; ib < 8; ib++) {
+            const __m512 dl = _mm512_set1_ps(d * (float)hmti_iq4xs_scale(ib, b));
+            const __m512i q = L16(b + 8 + 16 * ib);
+            _mm512_storeu_ps(y + 32 * ib, _mm512_mul_ps(dl, CVT(_mm512_permutexvar_epi32(_mm512_and_si512(q, m15), tbl))));
+            _mm512_storeu_ps(y + 32 * ib + 16, _mm512_mul_ps(dl, CVT(_mm512_permutexvar_epi32(_mm512_srli_epi32(q, 4), tbl))));
+        }
+    }
+}
+
+AVX512_TARGET static void q2_k_512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m512i m3 = _mm512_set1_epi32(3);
+    for (int64_t i = 0; i < n; i += 256, b += 84, y += 256) {
+        const uint8_t *sc = b, *qs = b + 16;
+        const float d = f16s(b + 80), dmin = f16s(b + 82);
+        for (int nn = 0; nn < 2; nn++)
+            for (int h = 0; h < 2; h++) {
+                const __m512i q = L16(qs + 32 * nn + 16 * h);
+                for (int j = 0; j < 4; j++) {
+                    const int e = 128 * nn + 32 * j + 16 * h, s4 = sc[e / 16];
+                    const __m512 dl = _mm512_set1_ps(d * (float)(s4 & 15));
+                    const __m512 ml = _mm512_set1_ps(dmin * (float)(s4 >> 4));
+                    KSTORE(y + e, _mm512_and_si512(_mm512_srl_epi32(q, _mm_cvtsi32_si128(2 * j)), m3), dl, ml);
+                }
+            }
+    }
+}
+
+AVX512_TARGET static void q3_k_512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m512i m3 = _mm512_set1_epi32(3), one = _mm512_set1_epi32(1), k4 = _mm512_set1_epi32(4);
+    for (int64_t i = 0; i < n; i += 256, b += 110, y += 256) {
+        const uint8_t *hm = b, *qs = b + 32, *scb = b + 96;
+        const float d = f16s(b + 108);
+        for (int h = 0; h < 2; h++) {
+            const __m512i hv = L16(hm + 16 * h);
+            for (int nn = 0; nn < 2; nn++) {
+                const __m512i q = L16(qs + 32 * nn + 16 * h);
+                for (int j = 0; j < 4; j++) {
+                    const int e = 128 * nn + 32 * j + 16 * h;
+                    const __m512i lo = _mm512_and_si512(_mm512_srl_epi32(q, _mm_cvtsi32_si128(2 * j)), m3);
+                    const __m512i hb = _mm512_and_si512(_mm512_srl_epi32(hv, _mm_cvtsi32_si128(4 * nn + j)), one);
+                    const __m512i v = _mm512_add_epi32(_mm512_sub_epi32(lo, k4), _mm512_slli_epi32(hb, 2));
+                    const __m512 dl = _mm512_set1_ps(d * (float)hmti_q3k_scale(e / 16, scb));
+                    _mm512_storeu_ps(y + e, _mm512_mul_ps(dl, CVT(v)));
+                }
+            }
+        }
+    }
+}
+
 hmti_dequant_fn hmti_dequant_avx512(uint32_t type) {
     switch (type) {
     case HMTI_T_F16: return f16_512;
@@ -149,6 +270,13 @@ hmti_dequant_fn hmti_dequant_avx512(uint32_t type) {
     case HMTI_T_Q4_K: return q4_k_512;
     case HMTI_T_Q5_K: return q5_k_512;
     case HMTI_T_Q6_K: return q6_k_512;
+    case HMTI_T_Q4_1: return q4_1_512;
+    case HMTI_T_Q5_0: return q5_0_512;
+    case HMTI_T_Q5_1: return q5_1_512;
+    case HMTI_T_IQ4_NL: return iq4_nl_512;
+    case HMTI_T_IQ4_XS: return iq4_xs_512;
+    case HMTI_T_Q2_K: return q2_k_512;
+    case HMTI_T_Q3_K: return q3_k_512;
     default: return NULL;
     }
 }
@@ -279,35 +407,29 @@ hmti_dequant_fn hmti_dequant_avx2(uint32_t type) {
 /* Fully unrolled: the 16 (8) rows live in registers. */
 #define UNROLL _Pragma("GCC unroll 16")
 
-/* 16 × 16 block: rows of s to columns of d. After the unpack and shuffle
- * stages u[4g + j] holds, in 128-bit lane L, rows 4g..4g+3 of column 4L + j;
- * two lane shuffles gather each column's four row groups. */
-AVX512_TARGET __attribute__((always_inline)) static inline void tr16(const float *s, int64_t lds, float *d, int64_t ldd) {
-    __m512 r[16], t[16];
+/* 16 × 16 block: rows of s to columns of d. For each group L of 4 columns,
+ * v[i] gets in 128-bit lane q row i + 4q's columns 4L..4L+3 (a broadcast
+ * load and three masked ones: load ports, no shuffle), then a 4 × 4
+ * transpose inside the lanes gives column 4L + j with rows in order. */
+__attribute__((always_inline)) AVX512_TARGET static inline void tr16(const float *s, int64_t lds,
+                                                                    float *d, int64_t ldd) {
     UNROLL
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(s + i * lds);
-    UNROLL
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    UNROLL
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    UNROLL
-    for (int j = 0; j < 4; j++) {
-        const __m512 v = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-        const __m512 w = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
-        const __m512 v2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        const __m512 w2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-        _mm512_storeu_ps(d + (0 + j) * ldd, _mm512_shuffle_f32x4(v, v2, 0x88));
-        _mm512_storeu_ps(d + (8 + j) * ldd, _mm512_shuffle_f32x4(v, v2, 0xDD));
-        _mm512_storeu_ps(d + (4 + j) * ldd, _mm512_shuffle_f32x4(w, w2, 0x88));
-        _mm512_storeu_ps(d + (12 + j) * ldd, _mm512_shuffle_f32x4(w, w2, 0xDD));
+    for (int L = 0; L < 4; L++) {
+        __m512 v[4];
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            const float *p = s + i * lds + 4 * L;
+            __m512 x = _mm512_broadcast_f32x4(_mm_loadu_ps(p));
+            x = _mm512_mask_broadcast_f32x4(x, 0x00F0, _mm_loadu_ps(p + 4 * lds));
+            x = _mm512_mask_broadcast_f32x4(x, 0x0F00, _mm_loadu_ps(p + 8 * lds));
+            v[i] = _mm512_mask_broadcast_f32x4(x, 0xF000, _mm_loadu_ps(p + 12 * lds));
+        }
+        const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+        const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+        _mm512_storeu_ps(d + (4 * L + 0) * ldd, _mm512_shuffle_ps(t0, t2, 0x44));
+        _mm512_storeu_ps(d + (4 * L + 1) * ldd, _mm512_shuffle_ps(t0, t2, 0xEE));
+        _mm512_storeu_ps(d + (4 * L + 2) * ldd, _mm512_shuffle_ps(t1, t3, 0x44));
+        _mm512_storeu_ps(d + (4 * L + 3) * ldd, _mm512_shuffle_ps(t1, t3, 0xEE));
     }
 }
 
