@@ -9,10 +9,11 @@
  * rows (docs/QUANTS.md kernels), so every weight byte is read once.
  *
  * Prompt (more rows): threads take panels of TILE_ROWS weight rows; a panel
- * is dequantized TILE_COLS columns at a time (hmti_dequantize_row, exact)
- * into the thread's tile, transposed to the packed F32 panel layout, and fed
+ * is dequantized TILE_COLS columns at a time (the CPU's SIMD dequantizer of
+ * dequant.h, bit-exact to hmti_dequantize_row; 16 rows at a time through an
+ * L1 tile and a SIMD block transpose) into the packed F32 panel layout, fed
  * to the same libxsmm tile GEMM the packed F32 path uses, accumulating over
- * the column blocks (beta = 1). The tile (2 × 64 KiB) stays in L2 while it
+ * the column blocks (beta = 1). The tile (2 × 128 KiB) stays in L2 while it
  * meets every n-tile of the input, so the dequantization is paid once per
  * weight per call and amortised over the n input rows. */
 #include <stdatomic.h>
@@ -25,7 +26,7 @@
 
 enum {
     TILE_ROWS = 64,   /* weight rows per prompt item (one panel)                   */
-    TILE_COLS = 256,  /* columns dequantized at a time: a multiple of every block  */
+    TILE_COLS = 512,  /* columns dequantized at a time: a multiple of every block  */
     TILE_N = 64,      /* input rows per libxsmm call, as the packed path           */
     TILE_GROUP = 16,  /* rows dequantized before each transpose                    */
     DECODE_UNIT = 16, /* weight rows per decode unit: y lines are not shared       */
