@@ -400,10 +400,13 @@ START_TEST(transpose_exact) {
     float *s = malloc(R * LDS * sizeof(float)), *d = malloc(C * LDD * sizeof(float));
     for (int i = 0; i < R * LDS; i++) s[i] = (float)i;
     static const int shapes[][2] = {{64, 80}, {16, 16}, {17, 33}, {3, 5}, {48, 64}, {64, 7}};
-    for (int k = 0; k < 6; k++) {
-        const int rows = shapes[k][0], cols = shapes[k][1];
+    for (int k = 0; k < 6 * (hmti_cpu_level() + 2); k++) {
+        const int rows = shapes[k % 6][0], cols = shapes[k % 6][1], path = k / 6 - 1;
         for (int i = 0; i < C * LDD; i++) d[i] = -1.0f;
-        hmti_transpose_f32(s, LDS, d, LDD, rows, cols);
+        if (path < 0)
+            hmti_transpose_f32(s, LDS, d, LDD, rows, cols);
+        else
+            hmti_transpose_f32_path(path, s, LDS, d, LDD, rows, cols);
         for (int c = 0; c < C; c++)
             for (int r = 0; r < LDD; r++)
                 EXPECT_MSG(d[c * LDD + r] == (c < cols && r < rows ? s[r * LDS + c] : -1.0f),

@@ -26,5 +26,8 @@ hmti_dequant_fn hmti_dequant_avx512(uint32_t type);
 /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols (exact copy). */
 void hmti_transpose_f32(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t rows,
                         int64_t cols);
+/* The same with the code of path l (<= hmti_cpu_level(); for tests). */
+void hmti_transpose_f32_path(int l, const float *src, int64_t lds, float *dst, int64_t ldd,
+                             int64_t rows, int64_t cols);
 
 #endif

@@ -483,7 +483,11 @@ AVX2_TARGET static void transpose_256(const float *src, int64_t lds, float *dst,
 
 void hmti_transpose_f32(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t rows,
                         int64_t cols) {
-    const int l = hmti_cpu_level();
+    hmti_transpose_f32_path(hmti_cpu_level(), src, lds, dst, ldd, rows, cols);
+}
+
+void hmti_transpose_f32_path(int l, const float *src, int64_t lds, float *dst, int64_t ldd,
+                             int64_t rows, int64_t cols) {
     if (l == 2)
         transpose_512(src, lds, dst, ldd, rows, cols);
     else if (l == 1)
