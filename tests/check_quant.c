@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
+#include "kernels/dequant.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "util/testutil.h"
@@ -143,6 +145,16 @@ START_TEST(dequant_matches_numpy) {
                        c, (double)row[c], (double)want);
         }
         EXPECT(row[g.cols] == 42.0f);
+        for (int path = 0; path <= hmti_cpu_level(); path++) { /* the prompt path's dequantizers */
+            row[g.cols] = 42.0f;
+            hmti_dequant_path(t->type, path)(g.w + (size_t)r * g.row_bytes, row, g.cols);
+            for (uint32_t c = 0; c < g.cols; c++) {
+                float want = g.deq[(size_t)r * g.cols + c];
+                EXPECT_MSG(fbits(row[c]) == fbits(want), "%s path %d row %u col %u: got %a want %a",
+                           t->name, path, r, c, (double)row[c], (double)want);
+            }
+            EXPECT(row[g.cols] == 42.0f);
+        }
     }
     /* activation blocks */
     if (g.act_block) {
@@ -347,6 +359,64 @@ static void random_rows(uint32_t type, int64_t rows, int64_t cols, uint8_t *w, s
     }
 }
 
+/* Every path's row dequantizer gives the portable one's floats, bit for bit,
+ * on random blocks (all bit patterns of the quant fields; F16/BF16: random
+ * finite bit patterns, subnormals included). */
+START_TEST(dequant_paths_bit_exact) {
+    const uint32_t type = TYPES[_i];
+    const hmti_qtraits *t = hmti_qtraits_of(type);
+    const int64_t cols = 1024, rows = 16;
+    const size_t stride = hmti_qrow_bytes(type, cols);
+    uint8_t *w = malloc(stride * rows);
+    float *want = malloc(cols * sizeof(float)), *got = malloc((cols + 1) * sizeof(float));
+    random_rows(type, rows, cols, w, stride);
+    if (type == HMTI_T_F16 || type == HMTI_T_BF16)
+        for (int64_t i = 0; i < rows * cols; i++) {
+            uint16_t h = (uint16_t)(hmt_test_urand(&g_rng) * 65536);
+            const uint16_t e = type == HMTI_T_F16 ? 0x7C00 : 0x7F80;
+            if ((h & e) == e) h &= (uint16_t)~0x4000; /* no inf / NaN */
+            memcpy(w + 2 * i, &h, 2);
+        }
+    ck_assert_ptr_nonnull(hmti_dequant_best(type));
+    for (int path = 1; path <= hmti_cpu_level(); path++)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t n = t->block_elems == 1 ? 1 : t->block_elems; n <= cols; n = n * 2 + (t->block_elems == 1)) {
+                hmti_dequantize_row(type, w + (size_t)r * stride, want, n);
+                got[n] = 42.0f;
+                hmti_dequant_path(type, path)(w + (size_t)r * stride, got, n);
+                for (int64_t c = 0; c < n; c++)
+                    EXPECT_MSG(fbits(got[c]) == fbits(want[c]), "%s path %d n %lld col %lld: %a want %a",
+                               t->name, path, (long long)n, (long long)c, (double)got[c], (double)want[c]);
+                EXPECT(got[n] == 42.0f);
+            }
+    free(w);
+    free(want);
+    free(got);
+}
+END_TEST
+
+START_TEST(transpose_exact) {
+    enum { R = 64, C = 80, LDS = 96, LDD = 72 };
+    float *s = malloc(R * LDS * sizeof(float)), *d = malloc(C * LDD * sizeof(float));
+    for (int i = 0; i < R * LDS; i++) s[i] = (float)i;
+    static const int shapes[][2] = {{64, 80}, {16, 16}, {17, 33}, {3, 5}, {48, 64}, {64, 7}};
+    for (int k = 0; k < 6 * (hmti_cpu_level() + 2); k++) {
+        const int rows = shapes[k % 6][0], cols = shapes[k % 6][1], path = k / 6 - 1;
+        for (int i = 0; i < C * LDD; i++) d[i] = -1.0f;
+        if (path < 0)
+            hmti_transpose_f32(s, LDS, d, LDD, rows, cols);
+        else
+            hmti_transpose_f32_path(path, s, LDS, d, LDD, rows, cols);
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < LDD; r++)
+                EXPECT_MSG(d[c * LDD + r] == (c < cols && r < rows ? s[r * LDS + c] : -1.0f),
+                           "%dx%d: (%d, %d) = %g", rows, cols, r, c, (double)d[c * LDD + r]);
+    }
+    free(s);
+    free(d);
+}
+END_TEST
+
 START_TEST(dots_random_shapes) {
     const uint32_t type = TYPES[_i];
     const hmti_qtraits *t = hmti_qtraits_of(type);
@@ -398,6 +468,8 @@ Suite *hmt_suite_quant(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, traits_and_sizes);
     tcase_add_loop_test(tc, dequant_matches_numpy, 0, N_TYPES);
+    tcase_add_loop_test(tc, dequant_paths_bit_exact, 0, N_TYPES);
+    tcase_add_test(tc, transpose_exact);
     suite_add_tcase(s, tc);
     tc = tcase_create("dots");
     tcase_set_timeout(tc, 300);

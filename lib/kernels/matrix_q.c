@@ -9,23 +9,26 @@
  * rows (docs/QUANTS.md kernels), so every weight byte is read once.
  *
  * Prompt (more rows): threads take panels of TILE_ROWS weight rows; a panel
- * is dequantized TILE_COLS columns at a time (hmti_dequantize_row, exact)
- * into the thread's tile, transposed to the packed F32 panel layout, and fed
+ * is dequantized TILE_COLS columns at a time (the CPU's SIMD dequantizer of
+ * dequant.h, bit-exact to hmti_dequantize_row; 16 rows at a time through an
+ * L1 tile and a SIMD block transpose) into the packed F32 panel layout, fed
  * to the same libxsmm tile GEMM the packed F32 path uses, accumulating over
- * the column blocks (beta = 1). The tile (2 × 64 KiB) stays in L2 while it
+ * the column blocks (beta = 1). The tile (2 × 128 KiB) stays in L2 while it
  * meets every n-tile of the input, so the dequantization is paid once per
  * weight per call and amortised over the n input rows. */
 #include <stdatomic.h>
 #include <string.h>
 
 #include "error.h"
+#include "kernels/dequant.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 
 enum {
     TILE_ROWS = 64,   /* weight rows per prompt item (one panel)                   */
-    TILE_COLS = 256,  /* columns dequantized at a time: a multiple of every block  */
+    TILE_COLS = 512,  /* columns dequantized at a time: a multiple of every block  */
     TILE_N = 64,      /* input rows per libxsmm call, as the packed path           */
+    TILE_GROUP = 16,  /* rows dequantized before each transpose                    */
     DECODE_UNIT = 16, /* weight rows per decode unit: y lines are not shared       */
 };
 
@@ -208,23 +211,22 @@ static int decode(hmti_pool *pool, mq_job *j) {
 
 /* ---- prompt ------------------------------------------------------------------------- */
 /* Rows [r0, r0 + nr) of w, columns [k0, k0 + kk), dequantized and transposed
- * into panel (column-major nr × kk, leading dimension TILE_ROWS). */
+ * into panel (column-major nr × kk, leading dimension TILE_ROWS): 16 rows at
+ * a time into tmp (16 KiB: stays in L1) with the CPU's dequantizer
+ * (dequant.h, exact), then a SIMD block transpose. */
 static void dequant_tile(const hmti_matrix *w, int64_t r0, int64_t nr, int64_t k0, int64_t kk,
                          float *tmp, float *panel) {
-    for (int64_t i = 0; i < nr; i++) {
-        int64_t lr;
-        const hmti_matrix_part *p = part_of(w, r0 + i, &lr);
-        const hmti_qtraits *t = hmti_qtraits_of(p->type);
-        const char *src = (const char *)p->data + (size_t)lr * p->row_bytes +
-                          (size_t)(k0 / t->block_elems) * (size_t)t->block_bytes;
-        hmti_dequantize_row(p->type, src, tmp + i * TILE_COLS, kk);
-    }
-    for (int64_t c0 = 0; c0 < kk; c0 += 16) { /* 16 columns: one cache line of tmp rows */
-        const int64_t cw = kk - c0 < 16 ? kk - c0 : 16;
-        for (int64_t i = 0; i < nr; i++) {
-            const float *t = tmp + i * TILE_COLS + c0;
-            for (int64_t c = 0; c < cw; c++) panel[(c0 + c) * TILE_ROWS + i] = t[c];
+    for (int64_t g = 0; g < nr; g += TILE_GROUP) {
+        const int64_t ng = nr - g < TILE_GROUP ? nr - g : TILE_GROUP;
+        for (int64_t i = 0; i < ng; i++) {
+            int64_t lr;
+            const hmti_matrix_part *p = part_of(w, r0 + g + i, &lr);
+            const hmti_qtraits *t = hmti_qtraits_of(p->type);
+            const char *src = (const char *)p->data + (size_t)lr * p->row_bytes +
+                              (size_t)(k0 / t->block_elems) * (size_t)t->block_bytes;
+            hmti_dequant_best(p->type)(src, tmp + i * TILE_COLS, kk);
         }
+        hmti_transpose_f32(tmp, TILE_COLS, panel + g, TILE_ROWS, ng, kk);
     }
 }
 

@@ -3,6 +3,8 @@
  * (dmin * m), two roundings), so the result is bit-exact to
  * tests/reference/quants_ref.py. Contraction into FMA would change the last
  * bit: GCC does not contract in ISO C mode (-std=c11), clang is told so. */
+#include "kernels/cpu.h"
+#include "kernels/dequant.h"
 #include "kernels/quant_impl.h"
 
 #ifdef __clang__
@@ -139,6 +141,26 @@ static void dq_iq4_xs(const uint8_t *b, float *y) {
     }
 }
 
+typedef void (*block_fn)(const uint8_t *, float *);
+
+static block_fn block_of(uint32_t type) {
+    switch (type) {
+    case HMTI_T_Q4_0: return dq_q4_0;
+    case HMTI_T_Q4_1: return dq_q4_1;
+    case HMTI_T_Q5_0: return dq_q5_0;
+    case HMTI_T_Q5_1: return dq_q5_1;
+    case HMTI_T_Q8_0: return dq_q8_0;
+    case HMTI_T_Q2_K: return dq_q2_k;
+    case HMTI_T_Q3_K: return dq_q3_k;
+    case HMTI_T_Q4_K: return dq_q4_k;
+    case HMTI_T_Q5_K: return dq_q5_k;
+    case HMTI_T_Q6_K: return dq_q6_k;
+    case HMTI_T_IQ4_NL: return dq_iq4_nl;
+    case HMTI_T_IQ4_XS: return dq_iq4_xs;
+    default: return NULL;
+    }
+}
+
 void hmti_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
     const hmti_qtraits *t = hmti_qtraits_of(type);
     if (!t || n <= 0 || n % t->block_elems) return;
@@ -146,23 +168,62 @@ void hmti_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) 
         hmti_row_to_f32(src, type, dst, n);
         return;
     }
-    void (*f)(const uint8_t *, float *) = NULL;
-    switch (type) {
-    case HMTI_T_Q4_0: f = dq_q4_0; break;
-    case HMTI_T_Q4_1: f = dq_q4_1; break;
-    case HMTI_T_Q5_0: f = dq_q5_0; break;
-    case HMTI_T_Q5_1: f = dq_q5_1; break;
-    case HMTI_T_Q8_0: f = dq_q8_0; break;
-    case HMTI_T_Q2_K: f = dq_q2_k; break;
-    case HMTI_T_Q3_K: f = dq_q3_k; break;
-    case HMTI_T_Q4_K: f = dq_q4_k; break;
-    case HMTI_T_Q5_K: f = dq_q5_k; break;
-    case HMTI_T_Q6_K: f = dq_q6_k; break;
-    case HMTI_T_IQ4_NL: f = dq_iq4_nl; break;
-    case HMTI_T_IQ4_XS: f = dq_iq4_xs; break;
-    default: return;
-    }
+    const block_fn f = block_of(type);
+    if (!f) return;
     const uint8_t *b = src;
     for (int64_t i = 0; i < n / t->block_elems; i++, b += t->block_bytes, dst += t->block_elems)
         f(b, dst);
+}
+
+/* ---- per-type row functions and the dispatch ------------------------------------ */
+#define ROW_FN(name, type)                                                                    \
+    static void name(const void *src, float *dst, int64_t n) {                                \
+        hmti_dequantize_row(type, src, dst, n);                                               \
+    }
+ROW_FN(row_f32, HMTI_T_F32)
+ROW_FN(row_f16, HMTI_T_F16)
+ROW_FN(row_bf16, HMTI_T_BF16)
+ROW_FN(row_q4_0, HMTI_T_Q4_0)
+ROW_FN(row_q4_1, HMTI_T_Q4_1)
+ROW_FN(row_q5_0, HMTI_T_Q5_0)
+ROW_FN(row_q5_1, HMTI_T_Q5_1)
+ROW_FN(row_q8_0, HMTI_T_Q8_0)
+ROW_FN(row_q2_k, HMTI_T_Q2_K)
+ROW_FN(row_q3_k, HMTI_T_Q3_K)
+ROW_FN(row_q4_k, HMTI_T_Q4_K)
+ROW_FN(row_q5_k, HMTI_T_Q5_K)
+ROW_FN(row_q6_k, HMTI_T_Q6_K)
+ROW_FN(row_iq4_nl, HMTI_T_IQ4_NL)
+ROW_FN(row_iq4_xs, HMTI_T_IQ4_XS)
+
+hmti_dequant_fn hmti_dequant_ref(uint32_t type) {
+    switch (type) {
+    case HMTI_T_F32: return row_f32;
+    case HMTI_T_F16: return row_f16;
+    case HMTI_T_BF16: return row_bf16;
+    case HMTI_T_Q4_0: return row_q4_0;
+    case HMTI_T_Q4_1: return row_q4_1;
+    case HMTI_T_Q5_0: return row_q5_0;
+    case HMTI_T_Q5_1: return row_q5_1;
+    case HMTI_T_Q8_0: return row_q8_0;
+    case HMTI_T_Q2_K: return row_q2_k;
+    case HMTI_T_Q3_K: return row_q3_k;
+    case HMTI_T_Q4_K: return row_q4_k;
+    case HMTI_T_Q5_K: return row_q5_k;
+    case HMTI_T_Q6_K: return row_q6_k;
+    case HMTI_T_IQ4_NL: return row_iq4_nl;
+    case HMTI_T_IQ4_XS: return row_iq4_xs;
+    default: return NULL;
+    }
+}
+
+hmti_dequant_fn hmti_dequant_path(uint32_t type, int path) {
+    hmti_dequant_fn f = NULL;
+    if (path >= 2) f = hmti_dequant_avx512(type);
+    if (!f && path >= 1) f = hmti_dequant_avx2(type);
+    return f ? f : hmti_dequant_ref(type);
+}
+
+hmti_dequant_fn hmti_dequant_best(uint32_t type) {
+    return hmti_dequant_path(type, hmti_cpu_level());
 }
