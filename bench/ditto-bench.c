@@ -16,7 +16,8 @@
  *               [--knn FILE [--knn-lambda 0.25] [--knn-k 1024]]
  *               [--mode power|relative] [--scope consecutive|window] [--window W]
  *               [-a ADAPTER|-] [--dump FILE] [-t N]
- * Only the public API is used. Exit codes: 0 ok, 1 runtime failure, 2 usage. */
+ * The public API only, but for lib/atomic_file.c (--dump). Exit codes: 0 ok,
+ * 1 runtime failure, 2 usage. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -31,93 +32,16 @@
 #include <hmt/hmt_knn.h>
 #include <hmt/hmt_proc.h>
 
+#include "atomic_file.h"
 #include "rep_metrics.h"
 
 #define MAX_RUNS 16
 #define MAX_FILES 256
 
-/* ---- output files, written atomically -----------------------------------------
- * As the library's own writers (docs/ROBUSTNESS.md, "Files"): a temporary
- * PATH.tmp-XXXXXX in the target's folder (mode 0666 less the umask, as a
- * plain create; a symbolic link at PATH is followed), written, flushed,
- * fsynced, then renamed over PATH only when the run succeeded; on any
- * failure the temporary is removed and an existing PATH is untouched.
- * The programs link only the public API, so this is a copy of a few lines, not
- * lib/atomic_file.c. */
-typedef struct {
-    FILE *f;
-    char *path, *tmp;
-} out_file;
-
-static void out_free(out_file *o) {
-    free(o->path);
-    free(o->tmp);
-    o->path = o->tmp = NULL;
-    o->f = NULL;
-}
-
-/* 0, or -1 with errno set (o is left empty). */
-static int out_open(out_file *o, const char *path) {
-    struct stat st;
-    o->f = NULL;
-    o->path = lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(path, NULL) : NULL;
-    if (!o->path) o->path = strdup(path);
-    o->tmp = o->path ? malloc(strlen(o->path) + 12) : NULL;
-    if (!o->tmp) {
-        out_free(o);
-        errno = ENOMEM;
-        return -1;
-    }
-    strcat(strcpy(o->tmp, o->path), ".tmp-XXXXXX");
-    int fd = mkstemp(o->tmp);
-    if (fd < 0) {
-        int e = errno;
-        out_free(o);
-        errno = e;
-        return -1;
-    }
-    const mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) || !(o->f = fdopen(fd, "w"))) {
-        int e = errno;
-        close(fd);
-        unlink(o->tmp);
-        out_free(o);
-        errno = e;
-        return -1;
-    }
-    return 0;
-}
-
-/* Closes o; commit: rename it over the target (else only remove the
- * temporary). 0, or -1 with errno set and the temporary removed. */
-static int out_close(out_file *o, int commit) {
-    if (!o->f) return 0;
-    int err = 0;
-    errno = 0;
-    if (commit) {
-        if (fflush(o->f)) err = errno ? errno : EIO;
-        else if (ferror(o->f)) err = EIO; /* an earlier write failed */
-        else if (fsync(fileno(o->f))) err = errno;
-    }
-    if (fclose(o->f) && !err) err = errno ? errno : EIO;
-    if (commit && !err && rename(o->tmp, o->path)) err = errno;
-    if (!commit || err) {
-        unlink(o->tmp);
-    } else { /* make the rename durable; a folder that cannot sync is no error */
-        char *slash = strrchr(o->path, '/');
-        if (slash) *slash = '\0';
-        int dfd = open(slash ? (*o->path ? o->path : "/") : ".", O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
-    out_free(o);
-    errno = err;
-    return err ? -1 : 0;
-}
-
+/* --dump FILE is written as the library's own files are (lib/atomic_file.c,
+ * docs/ROBUSTNESS.md "Files"): a temporary next to FILE, renamed over it
+ * only when the run succeeded; on any failure an existing FILE is untouched.
+ * A benchmark links libhmt.a, so it uses that module rather than a copy. */
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -471,7 +395,7 @@ int main(int argc, char **argv) {
     unsigned char *is_dot = NULL;
     float *scratch = NULL;
     hmt_token *delim_ids = NULL;
-    out_file dump_out = {0};
+    hmti_afile dump_out = {0};
     FILE *dump = NULL;
     repm met[MAX_RUNS];
     int64_t n_tokens[MAX_RUNS] = {0}, diverted[MAX_RUNS] = {0};
@@ -554,8 +478,8 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (dump_path) {
-        if (out_open(&dump_out, dump_path)) {
-            fprintf(stderr, "ditto-bench: cannot write '%s': %s\n", dump_path, strerror(errno));
+        if (hmti_afile_begin(&dump_out, dump_path, "ditto-bench --dump")) {
+            fprintf(stderr, "%s\n", hmt_last_error_msg());
             goto done;
         }
         dump = dump_out.f;
@@ -627,8 +551,9 @@ int main(int argc, char **argv) {
     status = 0;
 done:
     /* the dump replaces an old one only after a successful run */
-    if (out_close(&dump_out, status == 0) && status == 0) {
-        fprintf(stderr, "ditto-bench: cannot write '%s': %s\n", dump_path, strerror(errno));
+    if (dump_out.f && status != 0) hmti_afile_abort(&dump_out);
+    if (dump_out.f && hmti_afile_commit(&dump_out)) {
+        fprintf(stderr, "%s\n", hmt_last_error_msg());
         status = 1;
     }
     free(delim_ids);

@@ -141,7 +141,8 @@ int hmti_afile_write(hmti_afile *a, const void *p, size_t n) {
 int hmti_afile_flush(hmti_afile *a) {
     if (a->err) return -1;
     errno = 0;
-    if (inject() || fflush(a->f) != 0) return set_err(a, "write");
+    /* ferror: a write through a->f itself (a caller's fprintf) may have failed */
+    if (inject() || fflush(a->f) != 0 || ferror(a->f)) return set_err(a, "write");
     return 0;
 }
 
