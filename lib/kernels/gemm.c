@@ -290,20 +290,9 @@ typedef struct {
     int64_t ldy;
     const float *bias;
     /* GEMM: items = panels × n_sub × n_tiles; GEMV: items = 16-row chunks */
-    int64_t nt, n_tiles, sub, n_sub, n_items;
-    /* Threads take runs of `grab` consecutive items from `next`, so a thread
-     * the OS delays (2 shared cores) holds up one run, not half the job. */
-    int64_t grab;
-    atomic_int_fast64_t next;
+    int64_t nt, n_tiles, sub, n_sub;
+    hmti_work work; /* the items, taken in runs by the threads */
 } mm_job;
-
-static int take(mm_job *j, int64_t *lo, int64_t *hi) {
-    int64_t i0 = atomic_fetch_add_explicit(&j->next, j->grab, memory_order_relaxed);
-    if (i0 >= j->n_items) return 0;
-    *lo = i0;
-    *hi = i0 + j->grab < j->n_items ? i0 + j->grab : j->n_items;
-    return 1;
-}
 
 /* Runs of about 1/6 of a thread's share: few atomics, good balance. */
 static int64_t grab_size(int64_t n_items, int nth, int64_t cap) {
@@ -342,7 +331,7 @@ static void gemv_job(void *arg, int ith, int nth) {
     (void)ith;
     (void)nth;
     int64_t lo, hi;
-    while (take(arg, &lo, &hi)) gemv_range(arg, lo, hi);
+    while (hmti_work_take(&((mm_job *)arg)->work, &lo, &hi)) gemv_range(arg, lo, hi);
 }
 
 static void gemm_range(const mm_job *j, int64_t i0, int64_t i1) {
@@ -371,7 +360,7 @@ static void gemm_job(void *arg, int ith, int nth) {
     (void)ith;
     (void)nth;
     int64_t lo, hi;
-    while (take(arg, &lo, &hi)) gemm_range(arg, lo, hi);
+    while (hmti_work_take(&((mm_job *)arg)->work, &lo, &hi)) gemm_range(arg, lo, hi);
 }
 
 void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx, int64_t n,
@@ -396,9 +385,9 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
     int nth = hmti_pool_n_threads(pool);
     if (n == 1) {
         if (nth > 1 && w->rows * w->cols < 32 * 1024) nth = 1; /* not worth a wake-up */
-        j.n_items = (w->rows + GEMV_CHUNK - 1) / GEMV_CHUNK;
+        const int64_t n_items = (w->rows + GEMV_CHUNK - 1) / GEMV_CHUNK;
         if (nth == 1) {
-            gemv_range(&j, 0, j.n_items);
+            gemv_range(&j, 0, n_items);
             return;
         }
         /* Whole panels per grab: each thread then streams contiguous memory,
@@ -406,8 +395,7 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
          * between threads makes both read with a stride. */
         const int64_t per_panel = (j.pr + GEMV_CHUNK - 1) / GEMV_CHUNK;
         const int64_t n_panels = (w->rows + j.pr - 1) / j.pr;
-        j.grab = grab_size(n_panels, nth, INT64_MAX) * per_panel;
-        atomic_init(&j.next, 0);
+        hmti_work_init(&j.work, n_items, grab_size(n_panels, nth, INT64_MAX) * per_panel);
         hmti_pool_run(pool, gemv_job, &j);
         return;
     }
@@ -424,12 +412,11 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
         j.n_sub *= 2;
         j.sub /= 2;
     }
-    j.n_items = n_panels * j.n_sub * j.n_tiles;
-    if (nth > 1 && j.n_items > 1 && 2 * w->rows * w->cols * n >= 1000000) {
-        j.grab = grab_size(j.n_items, nth, j.n_tiles * j.n_sub);
-        atomic_init(&j.next, 0);
+    const int64_t n_items = n_panels * j.n_sub * j.n_tiles;
+    if (nth > 1 && n_items > 1 && 2 * w->rows * w->cols * n >= 1000000) {
+        hmti_work_init(&j.work, n_items, grab_size(n_items, nth, j.n_tiles * j.n_sub));
         hmti_pool_run(pool, gemm_job, &j);
     } else {
-        gemm_range(&j, 0, j.n_items);
+        gemm_range(&j, 0, n_items);
     }
 }

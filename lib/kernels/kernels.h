@@ -8,6 +8,7 @@
 #ifndef HMT_KERNELS_H
 #define HMT_KERNELS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,16 @@ void *hmti_pool_local(hmti_pool *pool, int ith, size_t *bytes);
 /* Split [0, n) into nth contiguous ranges, range ith -> [*lo, *hi); when
  * align > 1 the split points are multiples of align (except n itself). */
 void hmti_split_range(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi);
+/* A queue of n work items that a job's threads take in runs of `grab`
+ * consecutive items (one atomic add a run), so a thread the OS delays (2
+ * shared cores) holds up one run, not its whole share. Initialise before
+ * hmti_pool_run; take returns 0 when the queue is empty. */
+typedef struct {
+    int64_t n, grab;
+    atomic_int_fast64_t next;
+} hmti_work;
+void hmti_work_init(hmti_work *w, int64_t n, int64_t grab);
+int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi);
 
 /* ---- weight matrices --------------------------------------------------------- */
 /* A weight W of logical shape [rows][cols] (rows = output features,

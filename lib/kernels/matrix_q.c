@@ -109,17 +109,8 @@ typedef struct {
     /* decode: quantized activation rows of each kind (row i at act + i * bytes) */
     const uint8_t *act32, *act256;
     size_t a32, a256;
-    int64_t n_units, grab;
-    atomic_int_fast64_t next;
+    hmti_work work; /* row units (decode) or panels (prompt) */
 } mq_job;
-
-static int take(mq_job *j, int64_t *lo, int64_t *hi) {
-    int64_t i0 = atomic_fetch_add_explicit(&j->next, j->grab, memory_order_relaxed);
-    if (i0 >= j->n_units) return 0;
-    *lo = i0;
-    *hi = i0 + j->grab < j->n_units ? i0 + j->grab : j->n_units;
-    return 1;
-}
 
 static int64_t grab_size(int64_t units, int nth) {
     int64_t g = units / ((int64_t)nth * 4);
@@ -156,7 +147,7 @@ static void decode_job(void *arg, int ith, int nth) {
     (void)nth;
     mq_job *j = arg;
     int64_t lo, hi;
-    while (take(j, &lo, &hi)) {
+    while (hmti_work_take(&j->work, &lo, &hi)) {
         const int64_t r1 = hi * DECODE_UNIT;
         decode_rows(j, lo * DECODE_UNIT, r1 < j->w->rows ? r1 : j->w->rows);
     }
@@ -183,8 +174,7 @@ static int decode(hmti_pool *pool, mq_job *j) {
     const int64_t n = j->n;
     int nth = hmti_pool_n_threads(pool);
     if (nth > 1 && w->rows * w->cols < 32 * 1024) nth = 1; /* not worth a wake-up */
-    j->n_units = (w->rows + DECODE_UNIT - 1) / DECODE_UNIT;
-    j->grab = grab_size(j->n_units, nth);
+    const int64_t n_units = (w->rows + DECODE_UNIT - 1) / DECODE_UNIT;
     for (int64_t i0 = 0; i0 < n; i0 += group) {
         j->n = n - i0 < group ? n - i0 : group;
         j->x = x + i0 * j->ldx;
@@ -200,7 +190,7 @@ static int decode(hmti_pool *pool, mq_job *j) {
                                      (hmti_q8_256 *)(buf + (size_t)j->n * j->a32 +
                                                      (size_t)i * j->a256));
         }
-        atomic_init(&j->next, 0);
+        hmti_work_init(&j->work, n_units, grab_size(n_units, nth));
         if (nth == 1)
             decode_job(j, 0, 1);
         else
@@ -257,7 +247,7 @@ static void prompt_job(void *arg, int ith, int nth) {
     float *tmp = hmti_pool_local(j->pool, ith, &have);
     float *panel = tmp + TILE_ROWS * TILE_COLS;
     int64_t lo, hi;
-    while (take(j, &lo, &hi))
+    while (hmti_work_take(&j->work, &lo, &hi))
         for (int64_t p = lo; p < hi; p++) prompt_panel(j, p, tmp, panel);
 }
 
@@ -267,10 +257,9 @@ static int prompt(hmti_pool *pool, mq_job *j) {
     if (have < 2 * (size_t)TILE_ROWS * TILE_COLS * sizeof(float)) return 0;
     const hmti_matrix *w = j->w;
     int nth = hmti_pool_n_threads(pool);
-    j->n_units = (w->rows + TILE_ROWS - 1) / TILE_ROWS;
-    if (nth > 1 && (j->n_units < 2 || 2 * w->rows * w->cols * j->n < 1000000)) nth = 1;
-    j->grab = grab_size(j->n_units, nth);
-    atomic_init(&j->next, 0);
+    const int64_t n_panels = (w->rows + TILE_ROWS - 1) / TILE_ROWS;
+    if (nth > 1 && (n_panels < 2 || 2 * w->rows * w->cols * j->n < 1000000)) nth = 1;
+    hmti_work_init(&j->work, n_panels, grab_size(n_panels, nth));
     if (nth == 1)
         prompt_job(j, 0, 1);
     else

@@ -281,3 +281,17 @@ void hmti_split_range(int64_t n, int ith, int nth, int64_t align, int64_t *lo, i
     *lo = a < n ? a : n;
     *hi = b < n ? b : n;
 }
+
+void hmti_work_init(hmti_work *w, int64_t n, int64_t grab) {
+    w->n = n;
+    w->grab = grab < 1 ? 1 : grab;
+    atomic_init(&w->next, 0);
+}
+
+int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi) {
+    int64_t i0 = atomic_fetch_add_explicit(&w->next, w->grab, memory_order_relaxed);
+    if (i0 >= w->n) return 0;
+    *lo = i0;
+    *hi = i0 + w->grab < w->n ? i0 + w->grab : w->n;
+    return 1;
+}
