@@ -1,0 +1,125 @@
+/* AVX512-VNNI kernels of the 32-element block types on 512-bit registers
+ * (quant_dot_vnni.c dispatches to them first). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/quant_impl.h"
+
+#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define L128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+#define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+
+/* ---- 512-bit kernels of Q4_0 / IQ4_NL, 1 or 4 rows per call --------------------------- */
+/* Four blocks per zmm: 128-bit lane k holds block k's 16 packed bytes
+ * (broadcast loads, no shuffles); the low nibbles are dotted with the
+ * activation's elements 0..15 of each block, the high nibbles with 16..31,
+ * u8 x s8 through vpdpbusd. The weights are made unsigned (Q4_0: q in 0..15;
+ * IQ4_NL: code-book value + 128) and the offset removed exactly by starting
+ * the int32 lanes at -offset * (the lane's activation values), a vector of
+ * the activation only (shared by the rows of a call). The 8 f16 scales of 8
+ * blocks come from two masked 64-byte loads and one vpermt2w per 4 blocks,
+ * already spread over the lanes; times the activation scales, they are
+ * applied with FMA to the exactly converted lane sums: the float terms of the
+ * AVX2 kernels spread over 16 lanes and 2 accumulators per row (within
+ * tests/check_quant.c's bound for any order). A 4-row call does, row by row,
+ * exactly the operations of a 1-row call, so hmti_gemv_q_rows returns the
+ * bits of the single-row kernel. */
+enum { KIND_Q4_0, KIND_IQ4_NL };
+
+
+QT static inline __attribute__((always_inline)) void
+q4_group(const int kind, const int R, const int g, const uint8_t *w, size_t stride,
+         const hmti_q8_32 *a, __m512 acc[4][2]) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i off = _mm512_set1_epi8(kind == KIND_Q4_0 ? 8 : (char)0x80);
+    const __m512i tab = _mm512_broadcast_i32x4(_mm_xor_si128(L128(hmti_iq4_values), _mm_set1_epi8((char)0x80)));
+    const int words = g * 9;
+    const __mmask32 k0 = words >= 32 ? 0xFFFFFFFFu : (1u << words) - 1u;
+    const __mmask32 k1 = words <= 32 ? 0u : words >= 64 ? 0xFFFFFFFFu : (1u << (words - 32)) - 1u;
+    __m512i z0[4], z1[4];
+    for (int r = 0; r < R; r++) {
+        z0[r] = _mm512_maskz_loadu_epi16(k0, w + (size_t)r * stride);
+        z1[r] = _mm512_maskz_loadu_epi16(k1, w + (size_t)r * stride + 64);
+    }
+    for (int h = 0; h < 2; h++) {
+        if (4 * h >= g) break;
+        __m512i Alo = _mm512_setzero_si512(), Ahi = Alo;
+        __m512 da = _mm512_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            if (4 * h + k >= g) break;
+            const hmti_q8_32 *ak = &a[4 * h + k];
+            const __mmask16 lk = (__mmask16)(0xFu << (4 * k));
+            Alo = _mm512_mask_broadcast_i32x4(Alo, lk, L128(ak->qs));
+            Ahi = _mm512_mask_broadcast_i32x4(Ahi, lk, L128(ak->qs + 16));
+            da = _mm512_mask_broadcastss_ps(da, lk, _mm_load_ss(&ak->d));
+        }
+        const __m512i init = _mm512_sub_epi32(
+            _mm512_setzero_si512(),
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, Alo), off, Ahi));
+        /* word 4k..4k+3 of the result = the d of block 4h + k (word (4h + k) * 9) */
+#define DI(k) (((4 * h + (k)) * 9) | (((4 * h + (k)) * 9) << 16))
+        const __m512i didx = _mm512_setr_epi32(DI(0), DI(0), DI(1), DI(1), DI(2), DI(2), DI(3), DI(3),
+                                               0, 0, 0, 0, 0, 0, 0, 0);
+#undef DI
+        for (int r = 0; r < R; r++) {
+            const uint8_t *b = w + (size_t)r * stride + (size_t)(4 * h) * 18 + 2;
+            const __m512i dw = _mm512_permutex2var_epi16(z0[r], didx, z1[r]);
+            const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), da);
+            __m512i W = _mm512_broadcast_i32x4(L128(b));
+            for (int k = 1; k < 4; k++) {
+                if (4 * h + k >= g) {
+                    W = _mm512_mask_blend_epi32((__mmask16)(0xFFFFu << (4 * k)), W, _mm512_setzero_si512());
+                    break;
+                }
+                W = _mm512_mask_broadcast_i32x4(W, (__mmask16)(0xFu << (4 * k)), L128(b + 18 * k));
+            }
+            __m512i lo = _mm512_and_si512(W, m4), hi = _mm512_and_si512(_mm512_srli_epi16(W, 4), m4);
+            if (kind == KIND_IQ4_NL) {
+                lo = _mm512_shuffle_epi8(tab, lo);
+                hi = _mm512_shuffle_epi8(tab, hi);
+            }
+            const __m512i P = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, Alo), hi, Ahi);
+            acc[r][h] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(P), acc[r][h]);
+        }
+    }
+}
+
+QT static inline __attribute__((always_inline)) void
+q4_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride,
+        const hmti_q8_32 *a, float *out) {
+    __m512 acc[4][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const int64_t nb = n / 32;
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) q4_group(kind, R, 8, w + (size_t)i * 18, stride, a + i, acc);
+    if (i < nb) q4_group(kind, R, (int)(nb - i), w + (size_t)i * 18, stride, a + i, acc);
+    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+#define DOT_Z(name, kind)                                                                   \
+    QT static float name##_z(int64_t n, const void *w, const void *act) {                   \
+        float y;                                                                            \
+        q4_rows(kind, 1, n, w, 0, act, &y);                                                 \
+        return y;                                                                           \
+    }                                                                                       \
+    QT static void name##_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
+        q4_rows(kind, 4, n, w, stride, act, y);                                             \
+    }
+DOT_Z(q4_0, KIND_Q4_0)
+DOT_Z(iq4_nl, KIND_IQ4_NL)
+
+hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type) {
+    switch (type) {
+    case HMTI_T_Q4_0: return q4_0_z;
+    case HMTI_T_IQ4_NL: return iq4_nl_z;
+    default: return NULL;
+    }
+}
+
+hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
+    switch (type) {
+    case HMTI_T_Q4_0: return q4_0_z4;
+    case HMTI_T_IQ4_NL: return iq4_nl_z4;
+    default: return NULL;
+    }
+}
