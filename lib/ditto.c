@@ -24,6 +24,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "kernels/kernels.h"
 #include "params.h"
 #include "proc.h"
 
@@ -213,15 +214,10 @@ static int ditto_apply(void *ud, float *z, int32_t n_vocab, const float *key, in
     }
     if (nc == 0) return HMT_OK;
     /* 2. p over the incoming logits, in double */
-    double top = -INFINITY;
-    for (int32_t v = 0; v < n_vocab; v++) {
+    for (int32_t v = 0; v < n_vocab; v++)
         if (isnan(z[v])) return HMT_OK; /* the chain reports it */
-        if (z[v] > top) top = z[v];
-    }
-    if (isinf(top)) return HMT_OK; /* all -inf, or a +inf: the chain reports it */
-    double sum = 0;
-    for (int32_t v = 0; v < n_vocab; v++) sum += exp((double)z[v] - top);
-    const double lse = top + log(sum), ln_lambda = log(d->lambda);
+    const double lse = hmti_logsumexp(z, n_vocab, NULL), ln_lambda = log(d->lambda);
+    if (isinf(lse)) return HMT_OK; /* all -inf, or a +inf: the chain reports it */
     /* 3. targets: keep the candidates that lower their token */
     int32_t np = 0;
     double P = 0, Pt = 0;

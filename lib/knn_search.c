@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "kernels/cpu.h"
+#include "kernels/kernels.h"
 #include "knn.h"
 #include "params.h"
 
@@ -396,17 +397,8 @@ static double logaddexp(double a, double b) {
 static void mix(const hmti_knn_cfg *cfg, const float *dists, const int32_t *vals, int64_t n,
                 const float *logits, int32_t nv, float *out, float *lambda_out, vw *pairs) {
     /* the LM: log-softmax and entropy, in double */
-    double mx = -INFINITY;
-    for (int32_t v = 0; v < nv; v++)
-        if (logits[v] > mx) mx = logits[v];
-    double se = 0, spl = 0;
-    for (int32_t v = 0; v < nv; v++) {
-        double e = exp((double)logits[v] - mx);
-        se += e;
-        if (e > 0) spl += e * ((double)logits[v] - mx);
-    }
-    const double lse = mx + log(se);
-    const double h_lm = log(se) - spl / se;
+    double h_lm;
+    const double lse = hmti_logsumexp(logits, nv, &h_lm);
     /* the retrieval distribution: log softmax(−d/τ) summed per value */
     int64_t m = 0;
     double wmax = -INFINITY;

@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "busy.h"
 #include "error.h"
+#include "kernels/kernels.h"
 #include "proc.h"
 
 struct hmt_proc {
@@ -191,16 +192,10 @@ static int chain_run(hmt_chain *chain, const float *logits, int32_t n_vocab, con
                              p->vt.name ? p->vt.name : "?", (int)bad,
                              isnan(z[bad]) ? "NaN" : "+inf");
     }
-    /* log-softmax in double */
-    double top = -INFINITY;
-    for (int32_t v = 0; v < n_vocab; v++)
-        if (z[v] > top) top = z[v];
-    if (top == -INFINITY)
+    const double lse = hmti_logsumexp(z, n_vocab, NULL);
+    if (lse == -INFINITY)
         return hmti_errf(HMT_E_INVAL, "%s: every logit is -inf %s (no token allowed)", who,
                          chain->n ? "after the processors" : "in the input");
-    double sum = 0;
-    for (int32_t v = 0; v < n_vocab; v++) sum += exp((double)z[v] - top);
-    const double lse = top + log(sum);
     for (int32_t v = 0; v < n_vocab; v++) z[v] = (float)((double)z[v] - lse);
     chain->last_n = n_vocab;
     return HMT_OK;

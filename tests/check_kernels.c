@@ -590,6 +590,41 @@ START_TEST(rmsnorm_matches) {
 }
 END_TEST
 
+/* log-sum-exp and entropy against a long double sum, with masked (-inf)
+ * entries and ragged lengths; the all -inf and +inf cases. */
+START_TEST(logsumexp_matches) {
+    static const int64_t ns[] = {1, 3, 8, 9, 17, 100, 4097, 32000};
+    float *x = malloc(sizeof(float) * 32000);
+    for (int t = 0; t < 8; t++) {
+        const int64_t n = ns[t];
+        for (int64_t i = 0; i < n; i++) x[i] = rndf() * 40.0f - (t == 5 ? 500.0f : 0.0f);
+        if (n > 3) x[2] = x[n - 1] = -INFINITY;
+        long double mx = -INFINITY, se = 0, spl = 0;
+        for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+        for (int64_t i = 0; i < n; i++) {
+            const long double e = expl((long double)x[i] - mx);
+            se += e;
+            if (e > 0) spl += e * ((long double)x[i] - mx);
+        }
+        const double want = (double)(mx + logl(se)), want_h = (double)(logl(se) - spl / se);
+        double h;
+        const double got = hmti_logsumexp(x, n, &h);
+        EXPECT_MSG(fabs(got - want) <= 1e-12 * fabs(want) + 1e-13, "lse n=%lld: %.17g vs %.17g",
+                   (long long)n, got, want);
+        EXPECT_MSG(fabs(h - want_h) <= 1e-12 * fabs(want_h) + 1e-13, "entropy n=%lld: %.17g vs %.17g",
+                   (long long)n, h, want_h);
+        EXPECT(hmti_logsumexp(x, n, NULL) == got);
+    }
+    for (int64_t i = 0; i < 20; i++) x[i] = -INFINITY;
+    double h = 0;
+    EXPECT(hmti_logsumexp(x, 20, &h) == -INFINITY && isnan(h));
+    x[7] = INFINITY;
+    EXPECT(hmti_logsumexp(x, 20, NULL) == INFINITY);
+    EXPECT(hmti_logsumexp(x, 0, NULL) == -INFINITY);
+    free(x);
+}
+END_TEST
+
 START_TEST(softmax_matches) {
     static const int64_t ns[] = {1, 2, 15, 16, 17, 100, 1000, 4097};
     float *x = malloc(sizeof(float) * 4098), *x0 = malloc(sizeof(float) * 4098);
@@ -702,6 +737,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_add_test(tc, vector_ops);
     tcase_add_test(tc, rmsnorm_matches);
     tcase_add_test(tc, softmax_matches);
+    tcase_add_test(tc, logsumexp_matches);
     tcase_add_test(tc, silu_mul_matches);
     tcase_add_test(tc, rope_matches);
     suite_add_tcase(s, tc);

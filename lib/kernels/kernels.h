@@ -133,6 +133,10 @@ void hmti_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps
 void hmti_rope(float *x, int n_head, int head_dim, int32_t pos, float base, int neox);
 /* x[i] = exp(x[i] - max) / sum, in place; returns nothing. n >= 1. */
 void hmti_softmax(float *x, int64_t n);
+/* log sum exp(z[i]) in double, shifted by the max; z must hold no NaN.
+ * -inf if every z is -inf (or n is 0), +inf if one is +inf. entropy (if not
+ * NULL): the entropy in nats of softmax(z) (NaN in those two cases). */
+double hmti_logsumexp(const float *z, int64_t n, double *entropy);
 /* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u. */
 void hmti_silu_mul(float *g, const float *u, int64_t n);
 float hmti_dot(const float *a, const float *b, int64_t n);

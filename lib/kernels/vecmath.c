@@ -1,5 +1,5 @@
 /* Element-wise and row kernels: dot, axpy, add, scale, RMSNorm, softmax,
- * SiLU·mul, RoPE. Each has an AVX-512 path, an AVX2+FMA path and a scalar
+ * SiLU·mul, RoPE, log-sum-exp. Each has an AVX-512 path, an AVX2+FMA path and a scalar
  * path, chosen at run time (the library is built for generic x86-64);
  * transcendental functions come from SLEEF's vector entry points. */
 #include <immintrin.h>
@@ -355,6 +355,81 @@ void hmti_softmax(float *x, int64_t n) {
     }
     float inv = (float)(1.0 / s);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* ---- log-sum-exp ------------------------------------------------------------------ */
+/* Double precision throughout (the float logits widened exactly, exp in
+ * double): the log-probabilities the chain, DITTO and kNN-LM hand on must
+ * not lose the small probabilities a float sum of 10^5 terms would round
+ * away. The entropy term e * (z - max) is skipped where e is 0 (z = -inf
+ * would give 0 * -inf). */
+AVX512_TARGET static double lse_avx512(const float *z, int64_t n, double mx, double *spl) {
+    const __m512d m = _mm512_set1_pd(mx), zero = _mm512_setzero_pd();
+    __m512d se = zero, sp = zero;
+    for (int64_t i = 0; i < n; i += 8) {
+        const __mmask8 k = n - i >= 8 ? 0xFF : (__mmask8)((1u << (n - i)) - 1u);
+        const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, z + i)), m);
+        const __m512d e = _mm512_maskz_mov_pd(k, Sleef_expd8_u10avx512f(d));
+        se = _mm512_add_pd(se, e);
+        sp = _mm512_add_pd(sp, _mm512_maskz_mul_pd(_mm512_cmp_pd_mask(e, zero, _CMP_GT_OQ), e, d));
+    }
+    *spl = _mm512_reduce_add_pd(sp);
+    return _mm512_reduce_add_pd(se);
+}
+
+AVX2_TARGET static double hsum256d(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+AVX2_TARGET static double lse_avx2(const float *z, int64_t n, double mx, double *spl) {
+    const __m256d m = _mm256_set1_pd(mx), zero = _mm256_setzero_pd();
+    __m256d se = zero, sp = zero;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(z + i)), m);
+        const __m256d e = Sleef_expd4_u10avx2(d);
+        se = _mm256_add_pd(se, e);
+        sp = _mm256_add_pd(sp, _mm256_and_pd(_mm256_cmp_pd(e, zero, _CMP_GT_OQ), _mm256_mul_pd(e, d)));
+    }
+    double s = hsum256d(se), p = hsum256d(sp);
+    for (; i < n; i++) {
+        const double d = (double)z[i] - mx, e = exp(d);
+        s += e;
+        if (e > 0) p += e * d;
+    }
+    *spl = p;
+    return s;
+}
+
+static float max_of(const float *z, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) mx = z[i] > mx ? z[i] : mx;
+    return mx;
+}
+
+double hmti_logsumexp(const float *z, int64_t n, double *entropy) {
+    const double mx = n > 0 ? (double)max_of(z, n) : -INFINITY;
+    if (isinf(mx)) {
+        if (entropy) *entropy = NAN;
+        return mx;
+    }
+    double se, spl;
+    const int l = hmti_cpu_level();
+    if (l == 2)
+        se = lse_avx512(z, n, mx, &spl);
+    else if (l == 1)
+        se = lse_avx2(z, n, mx, &spl);
+    else {
+        se = spl = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double d = (double)z[i] - mx, e = exp(d);
+            se += e;
+            if (e > 0) spl += e * d;
+        }
+    }
+    if (entropy) *entropy = log(se) - spl / se;
+    return mx + log(se);
 }
 
 /* ---- SiLU · mul ----------------------------------------------------------------- */
