@@ -325,6 +325,20 @@ static uint64_t fingerprint(const hmt_model *m) {
     return hmti_fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
 }
 
+/* Every F32 tensor has been packed or copied (vectors) by now, except an
+ * untied F32 embedding table, read in place. Each was dropped from the
+ * mapping when copied, but the next tensor's read of a page range that the
+ * kernel maps whole (a transparent huge page of the file, or fault-around)
+ * brought back the shared extent: up to 2 MiB per tensor boundary, 121 MB
+ * on a SmolLM2-shaped F32 file. Nothing reads them now: drop them again. */
+static void drop_copied_tensors(const hmt_model *m) {
+    for (uint64_t i = 0; i < hmti_gguf_n_tensors(m->gguf); i++) {
+        const hmti_gguf_tensor *t = hmti_gguf_tensor_at(m->gguf, i);
+        if (t->type != HMTI_TYPE_F32 || (t == m->tok_embd && !m->embd_from_output)) continue;
+        hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes);
+    }
+}
+
 static void destroy(hmt_model *m) {
     if (m->layers) {
         for (int i = 0; i < m->n_layer; i++) {
@@ -361,6 +375,7 @@ int hmti_model_load(hmt_model **out, const char *path) {
     if (!rc) rc = load_weights(m);
     if (!rc) rc = load_vocab(m);
     if (!rc) m->fingerprint = fingerprint(m);
+    if (!rc) drop_copied_tensors(m);
     if (rc) {
         destroy(m);
         char msg[HMTI_ERRMSG_MAX];
