@@ -1,5 +1,6 @@
 /* kNN-LM datastore internals shared by knn.c (file format, builder, loader)
- * and knn_search.c (exact search, interpolation, the chain processor). */
+ * and knn_search.c (exact search, interpolation, the chain processor), with
+ * knn_index.c (FAISS) and knn_exact.c (exact distances, re-ranking) below. */
 #ifndef HMT_KNN_INTERNAL_H
 #define HMT_KNN_INTERNAL_H
 
@@ -73,13 +74,13 @@ void hmti_knn_release(const hmt_knn *knn);
 void hmti_knn_key(const hmt_knn *knn, int64_t i, float *out);
 
 /* Σ(q−k)² in double, differences first: the exact distance every search
- * returns (knn_search.c). */
+ * returns (knn_exact.c). */
 double hmti_knn_sqdist(const float *a, const float *b, int64_t d);
 
 /* Recompute the exact distances of n candidate ids (−1 = none) of query q and
  * write the k best by (distance, index) to dist_out/idx_out (either may be
  * NULL; slots past the candidates get −1 and +inf). kbuf: dim floats;
- * scratch: n·16 bytes. */
+ * scratch: n·16 bytes (knn_exact.c). */
 void hmti_knn_rerank(const hmt_knn *knn, const float *q, const int64_t *ids, int64_t n, int64_t k,
                      float *dist_out, int64_t *idx_out, float *kbuf, void *scratch);
 
