@@ -16,6 +16,7 @@
 #include "error.h"
 #include "kernels/kernels.h"
 #include "proc.h"
+#include "sampler.h"
 
 struct hmt_proc {
     hmt_proc_i vt; /* the caller's vtable, zero-extended to our size */

@@ -8,7 +8,7 @@
 #include "busy.h"
 #include "error.h"
 #include "params.h"
-#include "proc.h"
+#include "sampler.h"
 
 typedef struct {
     float logit;
