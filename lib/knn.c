@@ -242,6 +242,9 @@ static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token
     if (s->model->n_embd != b->dim || s->model->fingerprint != b->fingerprint)
         return hmti_errf(HMT_E_INVAL, "knn builder add_stream: the stream runs another model "
                          "than the one the builder was created for");
+    /* every position's FFN input is needed: set for this call only, the
+     * caller's settings restored below */
+    const int keep_ffn = s->keep_ffn, all_logits = s->all_logits;
     rc = hmt_stream_set_int(s, HMT_P_KEEP_FFN_INPUT, 1);
     if (!rc) rc = hmt_stream_set_int(s, HMT_P_ALL_LOGITS, 1);
     if (rc) return rc;
@@ -259,6 +262,8 @@ static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token
     if (!rc) rc = hmt_stream_flush(s);
     if (!rc) rc = stream_collect(b, s, tokens, n, base, &done);
     hmti_stream_set_extra_abort(s, NULL, NULL);
+    s->keep_ffn = keep_ffn;
+    s->all_logits = all_logits;
     return rc;
 }
 

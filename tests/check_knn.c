@@ -643,11 +643,18 @@ START_TEST(built_from_tokens_equals_ffn_input) {
     ck_assert_int_eq(hmt_params_create(&sp), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(sp, HMT_P_MODE, HMT_MODE_SEGMENTS), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(sp, HMT_P_SEGMENT_LENGTH, 16), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(sp, HMT_P_ALL_LOGITS, 0), HMT_OK);
     hmt_stream *st = NULL;
     ck_assert_msg(hmt_stream_create(&st, m, NULL, sp) == HMT_OK, "%s", hmt_last_error_msg());
     ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, NULL), HMT_OK);
     ck_assert_msg(hmt_knn_builder_add_stream(b, st, toks, N, NULL, NULL) == HMT_OK, "%s",
                   hmt_last_error_msg());
+    /* the caller's settings are its own: restored after the call */
+    double setting = -1;
+    ck_assert_int_eq(hmt_stream_get(st, HMT_P_ALL_LOGITS, &setting), HMT_OK);
+    ck_assert_double_eq(setting, 0);
+    ck_assert_int_eq(hmt_stream_get(st, HMT_P_KEEP_FFN_INPUT, &setting), HMT_OK);
+    ck_assert_double_eq(setting, 0);
     ck_assert_int_eq(hmt_knn_builder_count(b), N - 1);
     ck_assert_int_eq(hmt_knn_builder_finish(b), HMT_OK);
     hmt_knn_builder_free(b);

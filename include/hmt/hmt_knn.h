@@ -105,8 +105,9 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_add_ctx(hmt_knn_builder *builder, hmt_
                                                   void *user_data);
 
 /** The same through an HMT stream (the keys then carry HMT's memory): the
- *  tokens are fed in chunks with HMT_P_KEEP_FFN_INPUT set on the stream
- *  (it stays set), the stream is flushed at the end, and every stream index
+ *  tokens are fed in chunks with HMT_P_KEEP_FFN_INPUT and HMT_P_ALL_LOGITS
+ *  set on the stream for the call (the caller's values are restored before
+ *  it returns), the stream is flushed at the end, and every stream index
  *  i made ready whose next token is among these n tokens gives the pair
  *  (hmt_stream_ffn_input(i), token i+1). Use a fresh stream per document.
  *  Errors: those of hmt_stream_feed/flush and hmt_knn_builder_add. */
