@@ -84,8 +84,10 @@ LIB_SRC := $(filter-out lib/knn_faiss_stub.c,$(sort $(wildcard lib/*.c lib/kerne
            $(filter %.c,$(FAISS_BRIDGE))
 LIB_CXX_SRC := $(filter %.cc,$(FAISS_BRIDGE))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX_SRC:%.cc=$(B)/%.o)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tools/%.c=$(B)/bin/%)
 EX_SRC  := $(sort $(wildcard examples/*.c))
-EX_BIN  := $(EX_SRC:examples/%.c=$(B)/bin/%)
+EX_BIN  := $(EX_SRC:examples/%.c=$(B)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bin/%)
 TEST_SUITES := $(sort $(wildcard tests/check_*.c))
@@ -95,10 +97,11 @@ TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 SO := $(B)/$(SOFULL)
 AR_LIB := $(B)/libhmt.a
 
-.PHONY: all lib examples bench test check install uninstall clean asan \
+.PHONY: all lib tools examples bench test check install uninstall clean asan \
         testdata run memcheck memcheck-python fuzz tsan abi-baseline
-all: lib examples bench
+all: lib tools examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
+tools: $(TOOL_BIN)
 examples: $(EX_BIN)
 bench: $(BENCH_BIN)
 
@@ -143,10 +146,14 @@ $(B)/libhmt.so: $(B)/$(SONAME)
 $(AR_LIB): $(LIB_OBJ) $(STAMP)/ar
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
-# Examples link the shared library the way a user would; the benchmarks link
-# the static one (they time internal kernels too).
+# Tools (programs users run, installed) and examples (short programs users
+# read, not installed) link the shared library the way a user would; the
+# benchmarks link the static one (they time internal kernels too).
 EX_LDFLAGS = -L$(B) -lhmt -lm -Wl,-rpath,'$$ORIGIN/..'
-$(B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
+$(B)/bin/%: tools/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ $(EX_LDFLAGS) $(LDFLAGS)
+$(B)/examples/%: examples/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ $(EX_LDFLAGS) $(LDFLAGS)
 $(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR) $(STAMP)/bench
@@ -198,13 +205,19 @@ test check: all $(B)/tests/check_hmt $(TESTDATA)
 	@if command -v valgrind >/dev/null && [ -z "$(SANITIZE)" ]; then $(MAKE) --no-print-directory WERROR="$(WERROR)" memcheck; \
 	 else echo "memcheck: skipped (no valgrind, or a sanitizer build)"; fi
 
-# valgrind memcheck over the examples: no leak, no invalid access.
+# valgrind memcheck over the examples and hmt-generate: no leak, no invalid access.
 VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
   --error-exitcode=9
-memcheck: examples
+memcheck: examples tools
 	$(VALGRIND) $(B)/bin/hmt-generate -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 8 -t 2 > /dev/null
 	$(VALGRIND) $(B)/bin/hmt-generate -m /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
-	@echo "memcheck: OK (examples clean under valgrind)"
+	$(VALGRIND) $(B)/examples/simple $(DEMO_MODEL) "$(DEMO_PROMPT)" 8 > /dev/null
+	$(VALGRIND) $(B)/examples/chain $(DEMO_MODEL) "$(DEMO_PROMPT)" > /dev/null
+	$(VALGRIND) $(B)/examples/hmt-score $(DEMO_MODEL) $(DEMO_ADAPTER) LICENSE > /dev/null
+	$(VALGRIND) $(B)/examples/snapshot $(DEMO_MODEL) $(DEMO_ADAPTER) $(B)/memcheck.hmts > /dev/null
+	$(VALGRIND) $(B)/examples/simple /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
+	@rm -f $(B)/memcheck.hmts
+	@echo "memcheck: OK (examples and hmt-generate clean under valgrind)"
 
 # valgrind memcheck over the Python tests (and the C side of their
 # bit-identity test); only reports that libhmt is responsible for fail it
@@ -262,7 +275,7 @@ FUZZ_B ?= build-fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-fuzz: examples $(TESTDATA)
+fuzz: tools $(TESTDATA)
 	$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) OPT=-O1 \
 	  SANITIZE='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' $(FUZZ_B)/libhmt.a
 	FUZZ_CC=$(FUZZ_CC) FUZZ_B=$(FUZZ_B) B=$(B) FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(PYTHON) \
@@ -275,7 +288,7 @@ fuzz: examples $(TESTDATA)
 PKG_B := $(B)/pkg
 PKG_CLEAN := python/build python/hmt.egg-info
 CMAKEDIR ?= $(LIBDIR)/cmake/hmt
-TOOLS := $(EX_SRC:examples/%.c=%)
+TOOLS := $(TOOL_SRC:tools/%.c=%)
 relpath = $(shell realpath -m --relative-to='$(1)' '$(2)')
 LDCONFIG ?= ldconfig
 
@@ -288,7 +301,7 @@ $(PKG_B)/rpath: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$$ORIGIN/$(call relpath,$(BINDIR),$(LIBDIR))' > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
-$(PKG_B)/bin/%: examples/%.c $(B)/libhmt.so $(HDR) $(PKG_B)/rpath $(STAMP)/example
+$(PKG_B)/bin/%: tools/%.c $(B)/libhmt.so $(HDR) $(PKG_B)/rpath $(STAMP)/example
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -lm -Wl,-rpath,"$$(cat $(PKG_B)/rpath)" $(LDFLAGS)
 PKG_TOOLS := $(addprefix $(PKG_B)/bin/,$(TOOLS))

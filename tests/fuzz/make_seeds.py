@@ -25,7 +25,7 @@ def copy(paths, out):
     n = 0
     for p in paths:
         if not os.path.exists(p):
-            sys.exit(f"make_seeds: {p} missing (run make testdata / make examples)")
+            sys.exit(f"make_seeds: {p} missing (run make testdata / make tools)")
         shutil.copy(p, out)
         n += 1
     return n
@@ -82,7 +82,7 @@ def tokenizer(out, build):
 def knn(out, build):
     tool = os.path.join(build, "bin", "hmt-datastore")
     if not os.path.exists(tool):
-        sys.exit(f"make_seeds: {tool} missing (run make examples B={build})")
+        sys.exit(f"make_seeds: {tool} missing (run make tools B={build})")
     text = os.path.join(out, "text.tmp")
     with open(text, "wb") as f:
         f.write(text_bytes(160))

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The programs in $B/bin (examples and benchmarks): each answers -h and
+# The programs in $B/bin (tools and benchmarks): each answers -h and
 # --help with its usage on stdout and exit status 0, without doing any work;
 # refusals say what was wrong (docs/ROBUSTNESS.md, "Messages").
 # Run by `make test` with B set; from the top of the tree.
