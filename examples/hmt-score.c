@@ -39,6 +39,7 @@ static double nll(const float *z, int32_t n_vocab, hmt_token next) {
     return mx + log(s) - (double)z[next];
 }
 
+/* The file's first MiB (an example: a host would stream a long text). */
 static char *read_text(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     char *buf = f ? malloc(1 << 20) : NULL;
