@@ -36,6 +36,7 @@ LIBDIR ?= $(exec_prefix)/lib
 INCLUDEDIR ?= $(prefix)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BINDIR ?= $(exec_prefix)/bin
+DOCDIR ?= $(prefix)/share/doc/hmt
 DESTDIR ?=
 
 # ---- tools and flags ---------------------------------------------------------
@@ -351,7 +352,7 @@ endef
 
 install: lib $(PKG_TOOLS) $(CMAKE_FILES)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(PKGCONFIGDIR) \
-	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(CMAKEDIR)
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/$(SOFULL)
 	ln -sf $(SOFULL) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libhmt.so
@@ -360,12 +361,13 @@ install: lib $(PKG_TOOLS) $(CMAKE_FILES)
 	install -m 644 $(B)/hmt.pc $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc
 	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(CMAKEDIR)/
 	install -m 755 $(PKG_TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 644 docs/*.md CHANGES.md $(DESTDIR)$(DOCDIR)/
 	$(pkg_ldconfig)
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SOFULL) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	  $(DESTDIR)$(LIBDIR)/libhmt.so $(DESTDIR)$(LIBDIR)/libhmt.a \
 	  $(DESTDIR)$(PKGCONFIGDIR)/hmt.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
-	rm -rf $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(CMAKEDIR)
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/hmt $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)
 	$(pkg_ldconfig)
 
 # Python: a wheel that bundles libhmt.so.N inside the package (hmt/, found

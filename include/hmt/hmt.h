@@ -3,7 +3,8 @@
  *
  * This header is the specification of libhmt's stable API: anything not
  * declared here is not part of it. It is self-contained C99, includes only
- * standard headers, and compiles as C and as C++.
+ * standard headers, and compiles as C and as C++. The pages of docs/ it
+ * cites are installed with it, in <prefix>/share/doc/hmt.
  *
  * Walkthrough
  * -----------
@@ -168,7 +169,7 @@ typedef enum hmt_param {
     HMT_P_KNN_LAMBDA = 301,      /* float: interpolation weight λ (0.25)           */
     HMT_P_KNN_TEMPERATURE = 302, /* float: softmax temperature over -distance (1)  */
     HMT_P_KNN_LAMBDA_MODE = 303, /* int: 0 fixed (default), 1 entropy_gap,
-                                    2 entropy_norm (algorithms §2.7)               */
+                                    2 entropy_norm (docs/KNN.md)                  */
     HMT_P_KNN_BETA = 304,        /* float: entropy_gap slope β (0)                 */
     HMT_P_KNN_BIAS = 305,        /* float: entropy_gap offset b (0)                */
     HMT_P_KNN_LAMBDA_MAX = 306,  /* float: upper clip of adaptive λ (1)            */
@@ -357,7 +358,7 @@ enum {
     HMT_OUT_LOGITS = 1u << 0, /* compute this row's logits                    */
     HMT_OUT_HIDDEN = 1u << 1, /* keep this row's final normalized hidden state */
     HMT_OUT_FFN_INPUT = 1u << 2 /* keep the last block's feed-forward input after
-                                   its norm (the kNN-LM key, algorithms §2.1)   */
+                                   its norm (the kNN-LM key, docs/KNN.md)       */
 };
 
 /** Evaluate a batch of n rows appended to the KV cache at slots

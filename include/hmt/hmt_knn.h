@@ -206,7 +206,7 @@ HMT_API HMT_NODISCARD int hmt_knn_search(const hmt_knn *knn, const float *querie
 /** 1 when this libhmt was built with the FAISS backend, 0 otherwise. */
 HMT_API int32_t hmt_knn_faiss_available(void);
 
-/** Build an IVF-PQ index (algorithms.md §2.3) over all keys of knn and write
+/** Build an IVF-PQ index (docs/KNN.md) over all keys of knn and write
  *  it to path (through a unique temporary "<path>.tmp-XXXXXX", renamed over
  *  path when complete: a failure leaves path as it was). The coarse
  *  quantizer (nlist lists, k-means) and the product quantizer (m
@@ -252,7 +252,7 @@ HMT_API HMT_NODISCARD int hmt_knn_faiss_attach(hmt_knn *knn, const char *path,
 HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
 
 /* ---------------------------------------------------------------------------
- * The kNN-LM distribution and interpolation (algorithms.md §2.4–2.5, §2.7)
+ * The kNN-LM distribution and interpolation (docs/KNN.md)
  * ------------------------------------------------------------------------- */
 /* With neighbours (d_i, v_i), i < k, and the LM's logits:
  *   p_kNN(v) = Σ_{i: v_i = v} softmax(−d/τ)_i            τ = HMT_P_KNN_TEMPERATURE

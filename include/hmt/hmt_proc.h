@@ -125,7 +125,7 @@ HMT_API HMT_NODISCARD int hmt_chain_sample(hmt_chain *chain, hmt_sampler *sample
                                            const float *key, int32_t n_key, hmt_token *out);
 
 /* ---------------------------------------------------------------------------
- * Built-in: the DITTO sentence-repetition penalty (algorithms.md §3.4)
+ * Built-in: the DITTO sentence-repetition penalty (docs/PROCESSORS.md)
  * ------------------------------------------------------------------------- */
 /** Create a DITTO processor for model's vocabulary (the model is only read
  *  during the call; no reference is kept). Keys used: HMT_P_DITTO_LAMBDA,

@@ -123,6 +123,12 @@ loaded=$(env -u LD_LIBRARY_PATH ldd "$stage$prefix/bin/hmt-generate" | sed -n 's
 [ -n "$loaded" ] && [ "$(readlink -f "$loaded")" = "$(readlink -f "$libdir/libhmt.so.0")" ] ||
     { echo "check_downstream: FAIL (installed hmt-generate does not load the installed libhmt.so.0)"; exit 1; }
 
+# The pages the installed headers cite are installed with them.
+for ref in $(grep -oh 'docs/[A-Za-z_]*\.md' include/hmt/*.h | sort -u); do
+    [ -f "$stage$prefix/share/doc/hmt/${ref#docs/}" ] ||
+        { echo "check_downstream: FAIL ($ref, cited by the headers, is not installed)"; exit 1; }
+done
+
 # Static: a static-only install (no libhmt.so) so that -lhmt can only mean libhmt.a.
 rm -f "$libdir"/libhmt.so*
 # shellcheck disable=SC2086
