@@ -208,6 +208,7 @@ static int read_hparams(hmt_model *m) {
                          "into an even head size",
                          m->n_embd, m->n_head, m->n_head_kv);
     m->head_dim = m->n_embd / m->n_head;
+    if ((rc = hmti_model_refuse_unimplemented(g, a, m->head_dim, m->n_ctx_train))) return rc;
     int32_t n_rot;
     if ((rc = meta_u32(g, a, "rope.dimension_count", &n_rot, 0, m->head_dim))) return rc;
     if (n_rot != m->head_dim)

@@ -58,4 +58,10 @@ void hmti_model_set_error(const hmt_model *m);
 /* Input embedding of token t (caller checked the range) into out[n_embd]. */
 void hmti_model_embed(const hmt_model *m, hmt_token t, float *out);
 
+/* HMT_E_UNSUPPORTED naming the first metadata key or tensor of g that would
+ * change the arithmetic in a way libhmt does not implement (model_unsupported.c),
+ * HMT_OK if there is none. arch: the key prefix ("llama"). */
+int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t head_dim,
+                                    int32_t n_ctx_train);
+
 #endif

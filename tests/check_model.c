@@ -34,6 +34,38 @@ START_TEST(load_errors) {
 }
 END_TEST
 
+/* A key or tensor that changes the arithmetic in a way libhmt does not
+ * implement is refused naming it, never ignored; a neutral value loads
+ * (unimplemented-manifest.txt, written by make_testdata.py). */
+START_TEST(unimplemented_math_is_refused) {
+    char path[4096], line[512];
+    snprintf(path, sizeof path, "%s", hmt_test_data("unimplemented-manifest.txt"));
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s missing (make testdata)", path);
+    int refused = 0, loaded = 0;
+    while (fgets(line, sizeof line, f)) {
+        char file[256], verdict[16], name[128] = "";
+        if (sscanf(line, "%255s %15s %127s", file, verdict, name) < 2) continue;
+        hmt_model *m = NULL;
+        const int rc = hmt_model_load(&m, hmt_test_data(file), NULL);
+        if (!strcmp(verdict, "loads")) {
+            ck_assert_msg(rc == HMT_OK, "%s: %s", file, hmt_last_error_msg());
+            hmt_model_free(m);
+            loaded++;
+            continue;
+        }
+        ck_assert_msg(rc == HMT_E_UNSUPPORTED, "%s: got %d (%s)", file, rc, hmt_last_error_msg());
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(hmt_last_error_msg(), name), "%s: the message does not name %s: %s",
+                      file, name, hmt_last_error_msg());
+        refused++;
+    }
+    fclose(f);
+    ck_assert_int_ge(refused, 10);
+    ck_assert_int_ge(loaded, 1);
+}
+END_TEST
+
 START_TEST(shape_queries_and_null_model) {
     hmt_model *m = load("llama-f32.gguf");
     ck_assert_str_eq(hmt_model_arch(m), "llama");
@@ -231,6 +263,7 @@ Suite *hmt_suite_model(void) {
     TCase *tc = tcase_create("api");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, load_errors);
+    tcase_add_test(tc, unimplemented_math_is_refused);
     tcase_add_test(tc, shape_queries_and_null_model);
     tcase_add_test(tc, eval_misuse_keeps_state);
     tcase_add_test(tc, context_outlives_model_handle);

@@ -218,6 +218,61 @@ def main():
     kpath, kcases = knn_ref.write_golden(out)
     print(f"make_testdata: {kcases} kNN-LM cases -> {kpath}")
     make_quant_goldens(out)
+    make_unimplemented_variants(out)
+
+
+# Copies of llama-f32.gguf with one metadata key or tensor that changes the
+# arithmetic in a way libhmt does not implement (lib/model_unsupported.c):
+# each must be refused naming it; the "neutral" ones (a value that changes
+# nothing) must load. Listed in unimplemented-manifest.txt: file, then
+# "refused NAME" or "loads". head_dim is 16 and the context 128.
+UNIMPLEMENTED = [
+    ("rope-freqs", [], [("rope_freqs.weight", np.ones(8, np.float32))], "rope_freqs.weight"),
+    ("rope-linear", [("llama.rope.scaling.type", "linear", "STRING"),
+                     ("llama.rope.scaling.factor", 2.0, "FLOAT32")], [], "llama.rope.scaling"),
+    ("rope-yarn", [("llama.rope.scaling.type", "yarn", "STRING")], [], "llama.rope.scaling.type"),
+    ("rope-scale-linear", [("llama.rope.scale_linear", 4.0, "FLOAT32")], [], "llama.rope.scale_linear"),
+    ("yarn-attn-factor", [("llama.rope.scaling.attn_factor", 1.2, "FLOAT32")], [],
+     "llama.rope.scaling.attn_factor"),
+    ("sliding-window", [("llama.attention.sliding_window", 32, "UINT32")], [],
+     "llama.attention.sliding_window"),
+    ("experts", [("llama.expert_count", 8, "UINT32")], [], "llama.expert_count"),
+    ("softcap", [("llama.attn_logit_softcapping", 50.0, "FLOAT32")], [],
+     "llama.attn_logit_softcapping"),
+    ("key-length", [("llama.attention.key_length", 32, "UINT32")], [], "llama.attention.key_length"),
+    ("logit-scale", [("llama.logit_scale", 0.5, "FLOAT32")], [], "llama.logit_scale"),
+    ("neutral", [("llama.rope.scaling.type", "none", "STRING"),
+                 ("llama.rope.scaling.factor", 1.0, "FLOAT32"),
+                 ("llama.attention.sliding_window", 4096, "UINT32"),
+                 ("llama.attention.key_length", 16, "UINT32"),
+                 ("llama.expert_count", 0, "UINT32")], [], None),
+]
+
+
+def make_unimplemented_variants(out):
+    import gguf_write as gw
+    from gguf_read import GGUFFile
+    src = GGUFFile(os.path.join(out, "llama-f32.gguf"))
+    lines = []
+    for name, keys, tensors, refused in UNIMPLEMENTED:
+        w = gw.GGUFWriter(alignment=src.alignment)
+        for key, val in src.meta.items():
+            if key != "general.alignment":
+                vtype, elem = src.meta_type[key]
+                w.add(key, val, vtype, elem)
+        for key, val, vtype in keys:
+            w.add(key, val, getattr(gw, vtype))
+        for tname in src.tensors:
+            a = src.tensor(tname)
+            w.add_tensor(tname, a, gw.F32)
+        for tname, a in tensors:
+            w.add_tensor(tname, a, gw.F32)
+        fname = f"unimplemented-{name}.gguf"
+        w.write(os.path.join(out, fname))
+        lines.append(f"{fname} refused {refused}" if refused else f"{fname} loads")
+    with open(os.path.join(out, "unimplemented-manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"make_testdata: {len(lines)} files with keys or tensors libhmt must refuse or accept")
 
 
 # Models with block-quantized weights (issue 13), read by tests/check_qmodel.c.
