@@ -108,9 +108,83 @@ q4_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride,
 DOT_Z(q4_0, KIND_Q4_0)
 DOT_Z(iq4_nl, KIND_IQ4_NL)
 
+/* ---- 512-bit kernels of Q8_0, 1 or 4 rows per call ------------------------------------ */
+/* Two blocks per zmm: a 256-bit load of block 2j's 32 weights and an insert
+ * of block 2j+1's. The weights are made unsigned (w ^ 0x80 = w + 128, u8)
+ * and dotted with the activation (s8) by vpdpbusd; the offset is removed
+ * exactly by starting the int32 lanes at -128 * (the lane's activation
+ * values), a vector of the activation only (shared by the rows of a call):
+ * |lane| <= 4 * 255 * 127. The two f16 scales come from the 64-byte load of
+ * the pair's first bytes by one vpermw (words 0..7: block 2j, 8..15: block
+ * 2j+1); times the activation scales, they are applied with FMA to the
+ * exactly converted lane sums: the float terms of the AVX2 kernel spread
+ * over 16 lanes and 2 accumulators per row (pairs alternate). A 4-row call
+ * does, row by row, exactly the operations of a 1-row call. */
+QT static inline __attribute__((always_inline)) void
+q8_pair(const int R, const int two, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
+        __m512 *acc) {
+    const __m512i didx = _mm512_setr_epi32(0, 0, 0, 0, 17 * 0x10001, 17 * 0x10001, 17 * 0x10001, 17 * 0x10001,
+                                           0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i A = _mm512_castsi256_si512(L256(a[0].qs));
+    __m512 da = _mm512_set1_ps(a[0].d);
+    if (two) {
+        A = _mm512_inserti64x4(A, L256(a[1].qs), 1);
+        da = _mm512_mask_broadcastss_ps(da, 0xFF00, _mm_load_ss(&a[1].d));
+    } else {
+        A = _mm512_zextsi256_si512(L256(a[0].qs));
+        da = _mm512_maskz_mov_ps(0x00FF, da);
+    }
+    const __m512i init = _mm512_sub_epi32(
+        _mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), A));
+    for (int r = 0; r < R; r++) {
+        const uint8_t *b = w + (size_t)r * stride;
+        __m512i W = _mm512_castsi256_si512(L256(b + 2));
+        __m512i D;
+        if (two) {
+            W = _mm512_inserti64x4(W, L256(b + 36), 1);
+            D = _mm512_loadu_si512(b);
+        } else {
+            D = _mm512_maskz_loadu_epi16(1, b);
+        }
+        const __m512 sc = _mm512_mul_ps(
+            _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(didx, D))), da);
+        const __m512i P = _mm512_dpbusd_epi32(init, _mm512_xor_si512(W, _mm512_set1_epi8((char)0x80)), A);
+        acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(P), acc[r]);
+    }
+}
+
+QT static inline __attribute__((always_inline)) void
+q8_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a, float *out) {
+    __m512 acc[2][4];
+    for (int r = 0; r < R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps();
+    const int64_t nb = n / 32;
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        q8_pair(R, 1, w + (size_t)i * 34, stride, a + i, acc[0]);
+        q8_pair(R, 1, w + (size_t)(i + 2) * 34, stride, a + i + 2, acc[1]);
+    }
+    if (i + 2 <= nb) {
+        q8_pair(R, 1, w + (size_t)i * 34, stride, a + i, acc[0]);
+        i += 2;
+    }
+    if (i < nb) q8_pair(R, 0, w + (size_t)i * 34, stride, a + i, acc[1]);
+    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]));
+}
+
+QT static float q8_0_z(int64_t n, const void *w, const void *act) {
+    float y;
+    q8_rows(1, n, w, 0, act, &y);
+    return y;
+}
+
+QT static void q8_0_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    q8_rows(4, n, w, stride, act, y);
+}
+
 hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_0: return q4_0_z;
+    case HMTI_T_Q8_0: return q8_0_z;
     case HMTI_T_IQ4_NL: return iq4_nl_z;
     default: return NULL;
     }
@@ -119,6 +193,7 @@ hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type) {
 hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_0: return q4_0_z4;
+    case HMTI_T_Q8_0: return q8_0_z4;
     case HMTI_T_IQ4_NL: return iq4_nl_z4;
     default: return NULL;
     }
