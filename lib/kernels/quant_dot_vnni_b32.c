@@ -222,77 +222,108 @@ QV static void q4_0_z4(int64_t n, const void *w, size_t stride, const void *act,
     q40_rows(4, n, w, stride, act, y);
 }
 
-/* ---- 512-bit kernels of Q8_0, 1 or 4 rows per call ------------------------------------ */
-/* Two blocks per zmm: a 256-bit load of block 2j's 32 weights and an insert
- * of block 2j+1's. The weights are made unsigned (w ^ 0x80 = w + 128, u8)
- * and dotted with the activation (s8) by vpdpbusd; the offset is removed
- * exactly by starting the int32 lanes at -128 * (the lane's activation
- * values), a vector of the activation only (shared by the rows of a call):
- * |lane| <= 4 * 255 * 127. The two f16 scales come from the 64-byte load of
- * the pair's first bytes by one vpermw (words 0..7: block 2j, 8..15: block
- * 2j+1); times the activation scales, they are applied with FMA to the
- * exactly converted lane sums: the float terms of the AVX2 kernel spread
- * over 16 lanes and 2 accumulators per row (pairs alternate). A 4-row call
- * does, row by row, exactly the operations of a 1-row call. */
+/* ---- 512-bit kernels of Q8_0, 8 blocks per step, 1 or 4 rows per call ----------------- */
+/* zmm j (j = 0..3) holds blocks 2j, 2j+1 of a step of 8: a 256-bit load of
+ * one's 32 weights and an insert of the other's. The weights are made
+ * unsigned (w ^ 0x80 = w + 128, u8) and dotted with the activation (s8) by
+ * vpdpbusd; the offset is removed exactly by starting the int32 lanes at
+ * -128 * (the lane's activation values), a vector of the activation only
+ * (shared by the rows of a call): |lane| <= 4 * 128 * 127. Two rounds of
+ * vpermt2d pairs and adds fold the 4 zmm into one whose lane 2b+h is the
+ * exact sum over elements 16h..16h+15 of block b. One vpermw per zmm, from
+ * the 64-byte load at its first block, puts the f16 scales in the same lane
+ * order; times the activation scales they are applied with one FMA per 8
+ * blocks: 16 float terms per step, two per block, added into 16 lanes and 2
+ * accumulators per row (steps alternate; within tests/check_quant.c's bound
+ * for any order). A 4-row call does, row by row, exactly the operations of a
+ * 1-row call. */
+typedef struct {
+    __m512i q[4], init[4]; /* [j]: blocks 2j, 2j+1; -128 * the lane's sums */
+    __m512 d;              /* lane 2b+h: the scale of block b's activation */
+} q80_act;
+
+/* The activation of a step of g <= 8 blocks (the lanes of missing blocks 0). */
 QT static inline __attribute__((always_inline)) void
-q8_pair(const int R, const int two, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
-        __m512 *acc) {
-    const __m512i didx = _mm512_setr_epi32(0, 0, 0, 0, 17 * 0x10001, 17 * 0x10001, 17 * 0x10001, 17 * 0x10001,
-                                           0, 0, 0, 0, 0, 0, 0, 0);
-    __m512i A = _mm512_castsi256_si512(L256(a[0].qs));
-    __m512 da = _mm512_set1_ps(a[0].d);
-    if (two) {
-        A = _mm512_inserti64x4(A, L256(a[1].qs), 1);
-        da = _mm512_mask_broadcastss_ps(da, 0xFF00, _mm_load_ss(&a[1].d));
-    } else {
-        A = _mm512_zextsi256_si512(L256(a[0].qs));
-        da = _mm512_maskz_mov_ps(0x00FF, da);
+q80_act_load(const int g, const hmti_q8_32 *a, q80_act *v) {
+    const __m512i c128 = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const int b = 2 * j;
+        v->q[j] = b < g ? _mm512_zextsi256_si512(L256(a[b].qs)) : _mm512_setzero_si512();
+        if (b + 1 < g) v->q[j] = _mm512_inserti64x4(v->q[j], L256(a[b + 1].qs), 1);
+        v->init[j] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, v->q[j]));
     }
-    const __m512i init = _mm512_sub_epi32(
-        _mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), A));
+    const __m512i idx = _mm512_setr_epi32(0, 0, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50, 60, 60, 70, 70);
+    const __mmask16 live = (__mmask16)((1u << (2 * g)) - 1u);
+    v->d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, idx, &a->d, 4);
+}
+
+/* Lane i of the result: lanes 2i and 2i+1 of x:y (x lanes 0..15, y 16..31) added. */
+QT static inline __m512i q80_fold(__m512i x, __m512i y) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(x, ev, y), _mm512_permutex2var_epi32(x, od, y));
+}
+
+QT static inline __attribute__((always_inline)) void
+q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a, __m512 *acc) {
+    /* words 4j..4j+3 <- words 0, 0, 17, 17 of zmm j's load: blocks 2j, 2j+1 */
+    const __m512i widx = _mm512_set1_epi64(0x0011001100000000);
+    const __m512i c128 = _mm512_set1_epi8((char)0x80);
+    q80_act v;
+    q80_act_load(g, a, &v);
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         const uint8_t *b = w + (size_t)r * stride;
-        __m512i W = _mm512_castsi256_si512(L256(b + 2));
-        __m512i D;
-        if (two) {
-            W = _mm512_inserti64x4(W, L256(b + 36), 1);
-            D = _mm512_loadu_si512(b);
-        } else {
-            D = _mm512_maskz_loadu_epi16(1, b);
+        __m512i P[4], X = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            P[j] = _mm512_setzero_si512();
+            if (2 * j >= g) continue;
+            const uint8_t *p = b + 68 * j;
+            __m512i W = _mm512_castsi256_si512(L256(p + 2)), D;
+            if (2 * j + 1 < g) {
+                W = _mm512_inserti64x4(W, L256(p + 36), 1);
+                D = _mm512_loadu_si512(p);
+            } else {
+                D = _mm512_maskz_loadu_epi16(1, p);
+            }
+            P[j] = _mm512_dpbusd_epi32(v.init[j], _mm512_xor_si512(W, c128), v.q[j]);
+            X = _mm512_mask_permutexvar_epi16(X, (__mmask32)(0xFu << (4 * j)), widx, D);
         }
-        const __m512 sc = _mm512_mul_ps(
-            _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(didx, D))), da);
-        const __m512i P = _mm512_dpbusd_epi32(init, _mm512_xor_si512(W, _mm512_set1_epi8((char)0x80)), A);
-        acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(P), acc[r]);
+        const __m512i S = q80_fold(q80_fold(P[0], P[1]), q80_fold(P[2], P[3]));
+        const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(X)), v.d);
+        acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(S), acc[r]);
     }
 }
 
 QT static inline __attribute__((always_inline)) void
-q8_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a, float *out) {
+q80_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a, float *out) {
     __m512 acc[2][4];
     for (int r = 0; r < R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps();
     const int64_t nb = n / 32;
     int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        q8_pair(R, 1, w + (size_t)i * 34, stride, a + i, acc[0]);
-        q8_pair(R, 1, w + (size_t)(i + 2) * 34, stride, a + i + 2, acc[1]);
+    for (; i + 16 <= nb; i += 16) {
+        q80_step(R, 8, w + (size_t)i * 34, stride, a + i, acc[0]);
+        q80_step(R, 8, w + (size_t)(i + 8) * 34, stride, a + i + 8, acc[1]);
     }
-    if (i + 2 <= nb) {
-        q8_pair(R, 1, w + (size_t)i * 34, stride, a + i, acc[0]);
-        i += 2;
+    if (i + 8 <= nb) {
+        q80_step(R, 8, w + (size_t)i * 34, stride, a + i, acc[0]);
+        i += 8;
     }
-    if (i < nb) q8_pair(R, 0, w + (size_t)i * 34, stride, a + i, acc[1]);
+    if (i < nb) q80_step(R, (int)(nb - i), w + (size_t)i * 34, stride, a + i, acc[1]);
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]));
 }
 
 QT static float q8_0_z(int64_t n, const void *w, const void *act) {
     float y;
-    q8_rows(1, n, w, 0, act, &y);
+    q80_rows(1, n, w, 0, act, &y);
     return y;
 }
 
 QT static void q8_0_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    q8_rows(4, n, w, stride, act, y);
+    q80_rows(4, n, w, stride, act, y);
 }
 
 /* AVX512-VBMI and GFNI (the Q4_0 kernel): CPUID leaf 7, sub-leaf 0, ECX bits
