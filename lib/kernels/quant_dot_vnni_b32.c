@@ -10,128 +10,48 @@
 #define L128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
 #define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
-/* ---- 512-bit kernels of IQ4_NL, 1 or 4 rows per call ---------------------------------- */
-/* Four blocks per zmm: 128-bit lane k holds block k's 16 packed bytes
- * (broadcast loads, no shuffles); the low nibbles, looked up in the code book
- * (value + 128, as u8), are dotted with the activation's elements 0..15 of
- * each block, the high nibbles with 16..31, u8 x s8 through vpdpbusd. The
- * offset is removed exactly by starting the int32 lanes at -128 * (the lane's
- * activation values), a vector of the activation only (shared by the rows of
- * a call). The 8 f16 scales of 8 blocks come from two masked 64-byte loads
- * and one vpermt2w per 4 blocks, already spread over the lanes; times the
- * activation scales, they are applied with FMA to the exactly converted lane
- * sums: the float terms of the AVX2 kernel spread over 16 lanes and 2
- * accumulators per row (within tests/check_quant.c's bound for any order).
- * A 4-row call does, row by row, exactly the operations of a 1-row call, so
- * hmti_gemv_q_rows returns the bits of the single-row kernel. (The lanes,
- * sums of 8 products up to 127 * 127, do not fit the int16 packs of the Q4_0
- * kernel below.) */
-QT static inline __attribute__((always_inline)) void
-iq4nl_group(const int R, const int g, const uint8_t *w, size_t stride,
-            const hmti_q8_32 *a, __m512 acc[4][2]) {
-    const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i off = _mm512_set1_epi8((char)0x80);
-    const __m512i tab = _mm512_broadcast_i32x4(_mm_xor_si128(L128(hmti_iq4_values), _mm_set1_epi8((char)0x80)));
-    const int words = g * 9;
-    const __mmask32 k0 = words >= 32 ? 0xFFFFFFFFu : (1u << words) - 1u;
-    const __mmask32 k1 = words <= 32 ? 0u : words >= 64 ? 0xFFFFFFFFu : (1u << (words - 32)) - 1u;
-    __m512i z0[4], z1[4];
-    for (int r = 0; r < R; r++) {
-        z0[r] = _mm512_maskz_loadu_epi16(k0, w + (size_t)r * stride);
-        z1[r] = _mm512_maskz_loadu_epi16(k1, w + (size_t)r * stride + 64);
-    }
-    for (int h = 0; h < 2; h++) {
-        if (4 * h >= g) break;
-        __m512i Alo = _mm512_setzero_si512(), Ahi = Alo;
-        __m512 da = _mm512_setzero_ps();
-        for (int k = 0; k < 4; k++) {
-            if (4 * h + k >= g) break;
-            const hmti_q8_32 *ak = &a[4 * h + k];
-            const __mmask16 lk = (__mmask16)(0xFu << (4 * k));
-            Alo = _mm512_mask_broadcast_i32x4(Alo, lk, L128(ak->qs));
-            Ahi = _mm512_mask_broadcast_i32x4(Ahi, lk, L128(ak->qs + 16));
-            da = _mm512_mask_broadcastss_ps(da, lk, _mm_load_ss(&ak->d));
-        }
-        const __m512i init = _mm512_sub_epi32(
-            _mm512_setzero_si512(),
-            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, Alo), off, Ahi));
-        /* word 4k..4k+3 of the result = the d of block 4h + k (word (4h + k) * 9) */
-#define DI(k) (((4 * h + (k)) * 9) | (((4 * h + (k)) * 9) << 16))
-        const __m512i didx = _mm512_setr_epi32(DI(0), DI(0), DI(1), DI(1), DI(2), DI(2), DI(3), DI(3),
-                                               0, 0, 0, 0, 0, 0, 0, 0);
-#undef DI
-        for (int r = 0; r < R; r++) {
-            const uint8_t *b = w + (size_t)r * stride + (size_t)(4 * h) * 18 + 2;
-            const __m512i dw = _mm512_permutex2var_epi16(z0[r], didx, z1[r]);
-            const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), da);
-            __m512i W = _mm512_broadcast_i32x4(L128(b));
-            for (int k = 1; k < 4; k++) {
-                if (4 * h + k >= g) {
-                    W = _mm512_mask_blend_epi32((__mmask16)(0xFFFFu << (4 * k)), W, _mm512_setzero_si512());
-                    break;
-                }
-                W = _mm512_mask_broadcast_i32x4(W, (__mmask16)(0xFu << (4 * k)), L128(b + 18 * k));
-            }
-            __m512i lo = _mm512_and_si512(W, m4), hi = _mm512_and_si512(_mm512_srli_epi16(W, 4), m4);
-            lo = _mm512_shuffle_epi8(tab, lo);
-            hi = _mm512_shuffle_epi8(tab, hi);
-            const __m512i P = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, Alo), hi, Ahi);
-            acc[r][h] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(P), acc[r][h]);
-        }
-    }
+/* Lane i of the result: lanes 2i and 2i+1 of x:y (x lanes 0..15, y 16..31) added. */
+QT static inline __m512i fold_pairs(__m512i x, __m512i y) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(x, ev, y), _mm512_permutex2var_epi32(x, od, y));
 }
 
-QT static inline __attribute__((always_inline)) void
-iq4nl_rows(const int R, int64_t n, const uint8_t *w, size_t stride,
-        const hmti_q8_32 *a, float *out) {
-    __m512 acc[4][2];
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    const int64_t nb = n / 32;
-    int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) iq4nl_group(R, 8, w + (size_t)i * 18, stride, a + i, acc);
-    if (i < nb) iq4nl_group(R, (int)(nb - i), w + (size_t)i * 18, stride, a + i, acc);
-    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-}
-
-QT static float iq4_nl_z(int64_t n, const void *w, const void *act) {
-    float y;
-    iq4nl_rows(1, n, w, 0, act, &y);
-    return y;
-}
-
-QT static void iq4_nl_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    iq4nl_rows(4, n, w, stride, act, y);
-}
-
-/* ---- 512-bit kernels of Q4_0, 16 blocks per step, 1 or 4 rows per call ------------------ */
+/* ---- 512-bit kernels of Q4_0 / IQ4_NL, 16 blocks per step, 1 or 4 rows per call -------- */
 /* zmm m (m = 0..3) holds blocks 4m..4m+3 of a step of 16, 128-bit lane k
  * block 4m+k: its 64-byte load at the blocks' start brings blocks 4m..4m+2
  * (one vpermb) and the 4 scales; block 4m+3's last bytes lie past it and come
- * by a masked broadcast. The nibbles (q in 0..15, as u8; the high ones by
- * one gf2p8affine: x >> 4) are dotted with the activation's elements 0..15
+ * by a masked broadcast. The nibbles (the high ones by one gf2p8affine:
+ * x >> 4) are made unsigned weights u (Q4_0: q in 0..15; IQ4_NL: code-book
+ * value + 128 by vpshufb) and dotted with the activation's elements 0..15
  * and 16..31 of each block by vpdpbusd: each int32 lane is a sum of 8
- * products, |lane| <= 8 * 15 * 127 < 2^15, so two packs with signed
- * saturation (never saturating) and vpmaddwd by ones fold the 4 zmm into
- * one with lane 4k+m = the exact sum of block 4m+k (|sum| <= 60960). Minus
- * 8 * (the block's activation sum) that is the block's integer dot; one
- * vpermw per zmm puts the f16 scales in the same lane order, and times the
- * activation scales they are applied with one FMA per 16 blocks: 16 float
- * terms per step, one per block, added into 16 lanes and 2 accumulators per
- * row (steps alternate; within tests/check_quant.c's bound for any order).
- * A 4-row call does, row by row, exactly the operations of a 1-row call. */
+ * products. Q4_0: |lane| <= 8 * 15 * 127 < 2^15, so two packs with signed
+ * saturation (never saturating) and vpmaddwd by ones fold the 4 zmm into one
+ * whose lane 4k+m is the exact sum of block 4m+k; IQ4_NL's lanes (up to
+ * 8 * 255 * 127) are folded by two rounds of vpermt2d pairs and adds, lane b
+ * for block b. Minus 8 (Q4_0) or 128 (IQ4_NL) times the block's activation
+ * sum, that is the block's integer dot. One vpermw per zmm puts the f16
+ * scales in the same lane order, and times the activation scales they are
+ * applied with one FMA per 16 blocks: 16 float terms per step, one per
+ * block, added into 16 lanes and 2 accumulators per row (steps alternate;
+ * within tests/check_quant.c's bound for any order). A 4-row call does, row
+ * by row, exactly the operations of a 1-row call, so hmti_gemv_q_rows
+ * returns the bits of the single-row kernel. */
 #define QV __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")))
+enum { KIND_Q4_0, KIND_IQ4_NL };
+
+/* The lane of block b (0..15) in a step's folded sums. */
+static inline int nib_lane(int kind, int b) { return kind == KIND_Q4_0 ? 4 * (b % 4) + b / 4 : b; }
 
 typedef struct {
     __m512i lo[4], hi[4]; /* lane k of [m]: elements 0..15 / 16..31 of block 4m + k */
-    __m512i off;          /* lane 4k+m: -8 * the sum of block 4m + k's activation */
-    __m512 d;             /* lane 4k+m: the scale of block 4m + k's activation */
-} q40_act;
+    __m512i off;          /* lane of block b: -offset * the sum of b's activation */
+    __m512 d;             /* lane of block b: the scale of b's activation */
+} nib_act;
 
 /* The activation of a step of g <= 16 blocks (the lanes of missing blocks 0). */
 QV static inline __attribute__((always_inline)) void
-q40_act_load(const int g, const hmti_q8_32 *a, q40_act *v) {
-    __mmask16 live = 0;
-    for (int b = 0; b < g; b++) live |= (__mmask16)(1u << (4 * (b % 4) + b / 4));
+nib_act_load(const int kind, const int g, const hmti_q8_32 *a, nib_act *v) {
     /* blocks 4m..4m+3 as two [lo hi lo hi] (a load and an insert each), then
      * one shuffle for the lo halves and one for the hi halves */
 #pragma GCC unroll 4
@@ -145,31 +65,39 @@ q40_act_load(const int g, const hmti_q8_32 *a, q40_act *v) {
         v->lo[m] = _mm512_shuffle_i64x2(z[0], z[1], 0x88); /* 128-bit lanes 0, 2 of each */
         v->hi[m] = _mm512_shuffle_i64x2(z[0], z[1], 0xDD); /* lanes 1, 3 */
     }
-    /* lane 4k+m <- block 4m+k, whose d and sums are dwords 10 * (4m + k) of the blocks */
-    const __m512i idx = _mm512_setr_epi32(0, 40, 80, 120, 10, 50, 90, 130, 20, 60, 100, 140, 30, 70, 110, 150);
-    v->d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, idx, &a->d, 4);
-    const __m512i sums = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, idx, a->sum, 4);
-    v->off = _mm512_madd_epi16(sums, _mm512_set1_epi16(-8));
+    /* the d and sums of block b are dwords 10b of the blocks */
+    const __m512i vidx = kind == KIND_Q4_0
+                             ? _mm512_setr_epi32(0, 40, 80, 120, 10, 50, 90, 130, 20, 60, 100, 140, 30, 70, 110, 150)
+                             : _mm512_setr_epi32(0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150);
+    __mmask16 live = 0;
+    for (int b = 0; b < g; b++) live |= (__mmask16)(1u << nib_lane(kind, b));
+    v->d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, vidx, &a->d, 4);
+    const __m512i sums = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, vidx, a->sum, 4);
+    v->off = _mm512_madd_epi16(sums, _mm512_set1_epi16(kind == KIND_Q4_0 ? -8 : -128));
 }
 
 QV static inline __attribute__((always_inline)) void
-q40_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a, __m512 *acc) {
+nib_step(const int kind, const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
+         __m512 *acc) {
     /* bytes of lane k < 3: the 16 packed bytes of block k (at 18k + 2) */
     const __m512i nib = _mm512_set_epi64(0, 0, 0x3534333231302F2E, 0x2D2C2B2A29282726, 0x232221201F1E1D1C,
                                          0x1B1A191817161514, 0x11100F0E0D0C0B0A, 0x0908070605040302);
-    /* word 4k + m (m = 0..3) <- word 9k: block k's scale */
-    const __m512i widx = _mm512_set_epi64(0, 0, 0, 0, 0x001B001B001B001B, 0x0012001200120012,
-                                          0x0009000900090009, 0);
+    /* the scale of block k of a zmm is word 9k of its load: Q4_0 words 4k + m
+     * of all 4 zmm, IQ4_NL words 4m..4m+3 of zmm m */
+    const __m512i widx = kind == KIND_Q4_0 ? _mm512_set_epi64(0, 0, 0, 0, 0x001B001B001B001B, 0x0012001200120012,
+                                                              0x0009000900090009, 0)
+                                           : _mm512_set1_epi64(0x001B001200090000);
     const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi16(1);
     const __m512i shr4 = _mm512_set1_epi64(0x1020408000000000); /* gf2p8affine: x >> 4 */
-    q40_act v;
-    q40_act_load(g, a, &v);
+    const __m512i tab = _mm512_broadcast_i32x4(_mm_xor_si128(L128(hmti_iq4_values), _mm_set1_epi8((char)0x80)));
+    nib_act v;
+    nib_act_load(kind, g, a, &v);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         const uint8_t *b = w + (size_t)r * stride;
         __m512i P[4], X = _mm512_setzero_si512();
-    #pragma GCC unroll 4
-    for (int m = 0; m < 4; m++) {
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
             P[m] = _mm512_setzero_si512();
             if (4 * m >= g) continue;
             const int bytes = 18 * g - 72 * m;
@@ -178,49 +106,63 @@ q40_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q
             __m512i W = _mm512_permutexvar_epi8(nib, L);
             W = 4 * m + 3 < g ? _mm512_mask_broadcast_i32x4(W, 0xF000, L128(b + 72 * m + 56))
                               : _mm512_maskz_mov_epi32(0x0FFF, W);
-            const __m512i lo = _mm512_and_si512(W, m4), hi = _mm512_gf2p8affine_epi64_epi8(W, shr4, 0);
+            __m512i lo = _mm512_and_si512(W, m4), hi = _mm512_gf2p8affine_epi64_epi8(W, shr4, 0);
+            if (kind == KIND_IQ4_NL) {
+                lo = _mm512_shuffle_epi8(tab, lo);
+                hi = _mm512_shuffle_epi8(tab, hi);
+            }
             P[m] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(P[m], lo, v.lo[m]), hi, v.hi[m]);
-            X = _mm512_mask_permutexvar_epi16(X, (__mmask32)(0x1111u << m), widx, L);
+            const __mmask32 wm = kind == KIND_Q4_0 ? 0x1111u << m : 0xFu << (4 * m);
+            X = _mm512_mask_permutexvar_epi16(X, wm, widx, L);
         }
-        const __m512i P01 = _mm512_madd_epi16(_mm512_packs_epi32(P[0], P[1]), ones);
-        const __m512i P23 = _mm512_madd_epi16(_mm512_packs_epi32(P[2], P[3]), ones);
-        const __m512i S = _mm512_dpwssd_epi32(v.off, _mm512_packs_epi32(P01, P23), ones);
+        __m512i S;
+        if (kind == KIND_Q4_0) {
+            const __m512i P01 = _mm512_madd_epi16(_mm512_packs_epi32(P[0], P[1]), ones);
+            const __m512i P23 = _mm512_madd_epi16(_mm512_packs_epi32(P[2], P[3]), ones);
+            S = _mm512_dpwssd_epi32(v.off, _mm512_packs_epi32(P01, P23), ones);
+        } else {
+            S = _mm512_add_epi32(v.off, fold_pairs(fold_pairs(P[0], P[1]), fold_pairs(P[2], P[3])));
+        }
         const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(X)), v.d);
         acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(S), acc[r]);
     }
 }
 
 QV static inline __attribute__((always_inline)) void
-q40_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a, float *out) {
+nib_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
+         float *out) {
     __m512 acc[2][4];
     for (int r = 0; r < R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps();
     const int64_t nb = n / 32;
     int64_t i = 0;
     for (; i + 32 <= nb; i += 32) {
-        q40_step(R, 16, w + (size_t)i * 18, stride, a + i, acc[0]);
-        q40_step(R, 16, w + (size_t)(i + 16) * 18, stride, a + i + 16, acc[1]);
+        nib_step(kind, R, 16, w + (size_t)i * 18, stride, a + i, acc[0]);
+        nib_step(kind, R, 16, w + (size_t)(i + 16) * 18, stride, a + i + 16, acc[1]);
     }
     if (i + 16 <= nb) {
-        q40_step(R, 16, w + (size_t)i * 18, stride, a + i, acc[0]);
+        nib_step(kind, R, 16, w + (size_t)i * 18, stride, a + i, acc[0]);
         i += 16;
     }
     if (i + 8 <= nb) { /* 768-wide rows: one step of 16 and one of 8 */
-        q40_step(R, 8, w + (size_t)i * 18, stride, a + i, acc[1]);
+        nib_step(kind, R, 8, w + (size_t)i * 18, stride, a + i, acc[1]);
         i += 8;
     }
-    if (i < nb) q40_step(R, (int)(nb - i), w + (size_t)i * 18, stride, a + i, acc[0]);
+    if (i < nb) nib_step(kind, R, (int)(nb - i), w + (size_t)i * 18, stride, a + i, acc[0]);
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]));
 }
 
-QV static float q4_0_z(int64_t n, const void *w, const void *act) {
-    float y;
-    q40_rows(1, n, w, 0, act, &y);
-    return y;
-}
-
-QV static void q4_0_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    q40_rows(4, n, w, stride, act, y);
-}
+#define DOT_Z(name, kind)                                                                   \
+    QV static float name##_z(int64_t n, const void *w, const void *act) {                   \
+        float y;                                                                            \
+        nib_rows(kind, 1, n, w, 0, act, &y);                                                \
+        return y;                                                                           \
+    }                                                                                       \
+    QV static void name##_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
+        nib_rows(kind, 4, n, w, stride, act, y);                                            \
+    }
+DOT_Z(q4_0, KIND_Q4_0)
+DOT_Z(iq4_nl, KIND_IQ4_NL)
+#undef DOT_Z
 
 /* ---- 512-bit kernels of Q8_0, 8 blocks per step, 1 or 4 rows per call ----------------- */
 /* zmm j (j = 0..3) holds blocks 2j, 2j+1 of a step of 8: a 256-bit load of
@@ -259,13 +201,6 @@ q80_act_load(const int g, const hmti_q8_32 *a, q80_act *v) {
     v->d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, idx, &a->d, 4);
 }
 
-/* Lane i of the result: lanes 2i and 2i+1 of x:y (x lanes 0..15, y 16..31) added. */
-QT static inline __m512i q80_fold(__m512i x, __m512i y) {
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    return _mm512_add_epi32(_mm512_permutex2var_epi32(x, ev, y), _mm512_permutex2var_epi32(x, od, y));
-}
-
 QT static inline __attribute__((always_inline)) void
 q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a, __m512 *acc) {
     /* words 4j..4j+3 <- words 0, 0, 17, 17 of zmm j's load: blocks 2j, 2j+1 */
@@ -292,7 +227,7 @@ q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q
             P[j] = _mm512_dpbusd_epi32(v.init[j], _mm512_xor_si512(W, c128), v.q[j]);
             X = _mm512_mask_permutexvar_epi16(X, (__mmask32)(0xFu << (4 * j)), widx, D);
         }
-        const __m512i S = q80_fold(q80_fold(P[0], P[1]), q80_fold(P[2], P[3]));
+        const __m512i S = fold_pairs(fold_pairs(P[0], P[1]), fold_pairs(P[2], P[3]));
         const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(X)), v.d);
         acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(S), acc[r]);
     }
@@ -326,8 +261,9 @@ QT static void q8_0_z4(int64_t n, const void *w, size_t stride, const void *act,
     q80_rows(4, n, w, stride, act, y);
 }
 
-/* AVX512-VBMI and GFNI (the Q4_0 kernel): CPUID leaf 7, sub-leaf 0, ECX bits
- * 1 and 8. Without them (Cascade Lake) Q4_0 falls to the 256-bit kernel. */
+/* AVX512-VBMI and GFNI (the Q4_0 and IQ4_NL kernels): CPUID leaf 7, sub-leaf
+ * 0, ECX bits 1 and 8. Without them (Cascade Lake) those types fall to the
+ * 256-bit kernels. */
 static int has_vbmi_gfni(void) {
     unsigned a, b, c, d;
     return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1)) && (c & (1u << 8));
@@ -337,7 +273,7 @@ hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_0: return has_vbmi_gfni() ? q4_0_z : NULL;
     case HMTI_T_Q8_0: return q8_0_z;
-    case HMTI_T_IQ4_NL: return iq4_nl_z;
+    case HMTI_T_IQ4_NL: return has_vbmi_gfni() ? iq4_nl_z : NULL;
     default: return NULL;
     }
 }
@@ -346,7 +282,7 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_0: return has_vbmi_gfni() ? q4_0_z4 : NULL;
     case HMTI_T_Q8_0: return q8_0_z4;
-    case HMTI_T_IQ4_NL: return iq4_nl_z4;
+    case HMTI_T_IQ4_NL: return has_vbmi_gfni() ? iq4_nl_z4 : NULL;
     default: return NULL;
     }
 }
