@@ -37,8 +37,9 @@ QT static inline __m512i fold_pairs(__m512i x, __m512i y) {
  * Q5_1: the mins in the upper words), and times the activation scales they
  * are applied with one FMA per 16 blocks (Q4_1, Q5_1: a second one, min
  * times the activation's scale times its sum): 16 float terms per step, one
- * per block (or two), added into 16 lanes and 2 accumulators per row (steps
- * alternate; within tests/check_quant.c's bound for any order). A 4-row call
+ * per block (or two), added into the 16 lanes of one accumulator per row
+ * (within tests/check_quant.c's bound for any order; one FMA chain per row,
+ * 4 in a 4-row call, and a step's work between FMAs). A 4-row call
  * does, row by row, exactly the operations of a 1-row call, so
  * hmti_gemv_q_rows returns the bits of the single-row kernel. */
 #define QV                                                                                         \
@@ -221,24 +222,17 @@ nib_step(const int kind, const int R, const int g, const uint8_t *w, size_t stri
 QV static inline __attribute__((always_inline)) void
 nib_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
          float *out) {
-    __m512 acc[2][4];
-    for (int r = 0; r < R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps();
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const int64_t nb = n / 32, bb = nib_bytes(kind);
     int64_t i = 0;
-    for (; i + 32 <= nb; i += 32) {
-        nib_step(kind, R, 16, w + (size_t)i * bb, stride, a + i, acc[0]);
-        nib_step(kind, R, 16, w + (size_t)(i + 16) * bb, stride, a + i + 16, acc[1]);
-    }
-    if (i + 16 <= nb) {
-        nib_step(kind, R, 16, w + (size_t)i * bb, stride, a + i, acc[0]);
-        i += 16;
-    }
+    for (; i + 16 <= nb; i += 16) nib_step(kind, R, 16, w + (size_t)i * bb, stride, a + i, acc);
     if (i + 8 <= nb) { /* 768-wide rows: one step of 16 and one of 8 */
-        nib_step(kind, R, 8, w + (size_t)i * bb, stride, a + i, acc[1]);
+        nib_step(kind, R, 8, w + (size_t)i * bb, stride, a + i, acc);
         i += 8;
     }
-    if (i < nb) nib_step(kind, R, (int)(nb - i), w + (size_t)i * bb, stride, a + i, acc[0]);
-    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]));
+    if (i < nb) nib_step(kind, R, (int)(nb - i), w + (size_t)i * bb, stride, a + i, acc);
+    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 #define DOT_Z(name, kind)                                                                   \
@@ -268,10 +262,10 @@ DOT_Z(q5_1, KIND_Q5_1)
  * exact sum over elements 16h..16h+15 of block b. One vpermw per zmm, from
  * the 64-byte load at its first block, puts the f16 scales in the same lane
  * order; times the activation scales they are applied with one FMA per 8
- * blocks: 16 float terms per step, two per block, added into 16 lanes and 2
- * accumulators per row (steps alternate; within tests/check_quant.c's bound
- * for any order). A 4-row call does, row by row, exactly the operations of a
- * 1-row call. */
+ * blocks: 16 float terms per step, two per block, added into the 16 lanes of
+ * one accumulator per row (within tests/check_quant.c's bound for any
+ * order). A 4-row call does, row by row, exactly the operations of a 1-row
+ * call. */
 typedef struct {
     __m512i q[4], init[4]; /* [j]: blocks 2j, 2j+1; -128 * the lane's sums */
     __m512 d;              /* lane 2b+h: the scale of block b's activation */
@@ -328,20 +322,13 @@ q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q
 
 QT static inline __attribute__((always_inline)) void
 q80_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a, float *out) {
-    __m512 acc[2][4];
-    for (int r = 0; r < R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps();
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const int64_t nb = n / 32;
     int64_t i = 0;
-    for (; i + 16 <= nb; i += 16) {
-        q80_step(R, 8, w + (size_t)i * 34, stride, a + i, acc[0]);
-        q80_step(R, 8, w + (size_t)(i + 8) * 34, stride, a + i + 8, acc[1]);
-    }
-    if (i + 8 <= nb) {
-        q80_step(R, 8, w + (size_t)i * 34, stride, a + i, acc[0]);
-        i += 8;
-    }
-    if (i < nb) q80_step(R, (int)(nb - i), w + (size_t)i * 34, stride, a + i, acc[1]);
-    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]));
+    for (; i + 8 <= nb; i += 8) q80_step(R, 8, w + (size_t)i * 34, stride, a + i, acc);
+    if (i < nb) q80_step(R, (int)(nb - i), w + (size_t)i * 34, stride, a + i, acc);
+    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 QT static float q8_0_z(int64_t n, const void *w, const void *act) {
