@@ -422,10 +422,12 @@ START_TEST(dots_random_shapes) {
     const hmti_qtraits *t = hmti_qtraits_of(type);
     static const int64_t rows_list[] = {1, 3, 67};
     static const int64_t cols_k[] = {256, 512, 2048 + 256};
-    static const int64_t cols_32[] = {32, 96, 224, 288, 2048 + 32}; /* 7 blocks: the 512-bit kernels' partial second half */
+    /* 7 blocks: the 512-bit kernels' partial second half; 29 = 16 + 8 + 5: each
+     * step size of the 512-bit Q4_0 and Q8_0 kernels once */
+    static const int64_t cols_32[] = {32, 96, 224, 288, 2048 + 32, 928};
     static const int64_t cols_f[] = {1, 7, 16, 33, 100, 256, 2048 + 255};
     const int64_t *cl = t->block_elems == 256 ? cols_k : t->block_elems == 32 ? cols_32 : cols_f;
-    const int nc = t->block_elems == 256 ? 3 : t->block_elems == 32 ? 5 : 7;
+    const int nc = t->block_elems == 256 ? 3 : t->block_elems == 32 ? 6 : 7;
     dot_stats st;
     memset(&st, 0, sizeof st);
     for (int ri = 0; ri < 3; ri++)
