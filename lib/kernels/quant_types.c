@@ -74,6 +74,16 @@ hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
     }
 }
 
+/* The 4-row kernel of path for type, or NULL: paths without one run the
+ * single-row kernel row by row. */
+static hmti_vec_dot4_fn vec_dot4_path(uint32_t type, int path) {
+    switch (path) {
+    case HMTI_QPATH_AVX512: return hmti_qdot4_avx512(type);
+    case HMTI_QPATH_VNNI: return hmti_qdot4_vnni(type);
+    default: return NULL;
+    }
+}
+
 static void choose(void) {
     int level = hmti_cpu_level(); /* 0 scalar, 1 AVX2+FMA+F16C, 2 AVX-512 F/BW/VL/DQ */
     int path = level == 2 ? (has_avx512_vnni() ? HMTI_QPATH_VNNI : HMTI_QPATH_AVX512)
@@ -83,7 +93,7 @@ static void choose(void) {
         int p = path;
         for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
-        g_best4[TRAITS[i].type] = p == HMTI_QPATH_VNNI ? hmti_qdot4_vnni(TRAITS[i].type) : NULL;
+        g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
     }
     g_path = path;
 }
