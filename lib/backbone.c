@@ -172,6 +172,21 @@ static void job_attention(void *arg, int ith, int nth) {
     }
 }
 
+/* Attention over a short context runs on the caller alone: below 2^15
+ * multiply-adds per K·q product (rows × heads × visible slots × head_dim),
+ * ~10 µs at decode, a pool job's wake-up and barrier can cost more than the
+ * second thread saves (SmolLM2 at 48 slots on a loaded 2-core machine: 65 µs
+ * per layer on 2 threads, 9-14 µs on 1). Each head's result is the same
+ * either way. */
+static void run_attention(hmti_backbone *b, att_job *aj) {
+    const hmt_model *m = b->m;
+    const int64_t macs = (int64_t)aj->n * m->n_head * ((int64_t)aj->n_past + aj->n) * m->head_dim;
+    if (macs < (1 << 15))
+        job_attention(aj, 0, 1);
+    else
+        hmti_pool_run(b->pool, job_attention, aj);
+}
+
 /* Apply RoPE to the new rows' q and k and store k, v into the cache. */
 static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t n,
                            const int32_t *pos) {
@@ -214,7 +229,7 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     hmti_matmul(pool, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
     rope_and_store(b, l, n_past, n, pos);
     att_job aj = {b, l, n_past, n};
-    hmti_pool_run(pool, job_attention, &aj);
+    run_attention(b, &aj);
     /* x += Wo·att, computed into xn (free now) then added */
     hmti_matmul(pool, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
     hmti_add(b->x, b->xn, (int64_t)n * d);

@@ -29,6 +29,7 @@
 #include "kernels/dequant.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "kernels/quant_impl.h"
 #include "util/testutil.h"
 
 static const uint32_t TYPES[] = {HMTI_T_F32,  HMTI_T_F16,  HMTI_T_BF16, HMTI_T_Q4_0, HMTI_T_Q4_1,
@@ -447,6 +448,47 @@ START_TEST(dots_random_shapes) {
 }
 END_TEST
 
+/* Each path's 4-row kernel (quant_impl.h) gives, bit for bit, what 4 calls
+ * of the same path's single-row kernel give: the GEMV mixes the two within a
+ * matrix (row counts not a multiple of 4), and the decode result must not
+ * depend on where a thread's rows start. Padded rows too. */
+START_TEST(dot4_paths_bit_identical) {
+    const uint32_t type = TYPES[_i];
+    const hmti_qtraits *t = hmti_qtraits_of(type);
+    static const int64_t cols_k[] = {256, 2048 + 256};
+    static const int64_t cols_32[] = {32, 224, 2048 + 32};
+    static const int64_t cols_f[] = {1, 17, 64, 100, 2048 + 255};
+    const int64_t *cl = t->block_elems == 256 ? cols_k : t->block_elems == 32 ? cols_32 : cols_f;
+    const int nc = t->block_elems == 256 ? 2 : t->block_elems == 32 ? 3 : 5;
+    for (int p = HMTI_QPATH_AVX512; p <= hmti_quant_path(); p++) {
+        hmti_vec_dot4_fn dot4 = p == HMTI_QPATH_AVX512 ? hmti_qdot4_avx512(type) : hmti_qdot4_vnni(type);
+        hmti_vec_dot_fn dot = hmti_vec_dot_path(type, p);
+        if (!dot4) continue;
+        ck_assert_msg(dot != NULL, "%s: path %s has a 4-row kernel but no single-row one", t->name,
+                      PATH_NAME[p]);
+        for (int ci = 0; ci < nc; ci++)
+            for (int pad = 0; pad <= 4; pad += 4) {
+                const int64_t cols = cl[ci];
+                const size_t stride = hmti_qrow_bytes(type, cols) + (size_t)pad;
+                uint8_t *w = malloc(4 * stride);
+                float *x = malloc((size_t)cols * sizeof(float)), y[4];
+                random_rows(type, 4, cols, w, stride);
+                for (int64_t c = 0; c < cols; c++) x[c] = hmt_test_nrand(&g_rng);
+                const size_t ab = hmti_qact_bytes(type, cols);
+                void *act = ab ? malloc(ab) : NULL;
+                if (ab) hmti_quantize_act(type, x, cols, act);
+                const void *a = ab ? act : (const void *)x;
+                dot4(cols, w, stride, a, y);
+                for (int r = 0; r < 4; r++)
+                    EXPECT_MSG(fbits(y[r]) == fbits(dot(cols, w + (size_t)r * stride, a)),
+                               "%s %s n%lld pad %d row %d", t->name, PATH_NAME[p], (long long)cols,
+                               pad, r);
+                free(w), free(x), free(act);
+            }
+    }
+}
+END_TEST
+
 START_TEST(paths_reported) {
     int p = hmti_quant_path();
     ck_assert(p >= 0 && p < HMTI_QPATH_COUNT);
@@ -478,6 +520,7 @@ Suite *hmt_suite_quant(void) {
     tcase_add_test(tc, paths_reported);
     tcase_add_loop_test(tc, dots_on_golden_rows, 0, N_TYPES);
     tcase_add_loop_test(tc, dots_random_shapes, 0, N_TYPES);
+    tcase_add_loop_test(tc, dot4_paths_bit_identical, 0, N_TYPES);
     suite_add_tcase(s, tc);
     return s;
 }

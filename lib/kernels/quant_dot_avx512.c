@@ -51,3 +51,59 @@ hmti_vec_dot_fn hmti_qdot_avx512(uint32_t type) {
     default: return NULL;
     }
 }
+
+/* 4 rows (w, w + stride, ...) against one activation: each x vector loaded
+ * once for the 4, and each row's arithmetic exactly the single-row kernel's
+ * (same 4 accumulators, same tail into the first, same reduction), so the
+ * results are bit-identical to 4 calls of it. Written out register by
+ * register: an array of accumulators is kept in memory at -O2. */
+#define ROW4_FMA(LOAD, esize, o, k, xv, a0, a1, a2, a3)                                      \
+    do {                                                                                      \
+        a0 = _mm512_fmadd_ps(LOAD(p0 + (o) * esize, k), xv, a0);                              \
+        a1 = _mm512_fmadd_ps(LOAD(p1 + (o) * esize, k), xv, a1);                              \
+        a2 = _mm512_fmadd_ps(LOAD(p2 + (o) * esize, k), xv, a2);                              \
+        a3 = _mm512_fmadd_ps(LOAD(p3 + (o) * esize, k), xv, a3);                              \
+    } while (0)
+#define SUM4(a, b, c, d) _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)))
+
+#define FLOAT_DOT4_512(fname, LOAD, esize)                                                    \
+    AVX512_TARGET static void fname(int64_t n, const void *w, size_t stride, const void *act, \
+                                    float *y) {                                               \
+        const uint8_t *p0 = w, *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;       \
+        const float *x = act;                                                                 \
+        const __mmask16 all = 0xFFFF;                                                         \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; /* row 0's 4 sums */     \
+        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;        \
+        __m512 d0 = a0, d1 = a0, d2 = a0, d3 = a0;                                            \
+        int64_t i = 0;                                                                        \
+        for (; i + 64 <= n; i += 64) {                                                        \
+            const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);        \
+            const __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);   \
+            ROW4_FMA(LOAD, esize, i, all, x0, a0, b0, c0, d0);                                \
+            ROW4_FMA(LOAD, esize, i + 16, all, x1, a1, b1, c1, d1);                           \
+            ROW4_FMA(LOAD, esize, i + 32, all, x2, a2, b2, c2, d2);                           \
+            ROW4_FMA(LOAD, esize, i + 48, all, x3, a3, b3, c3, d3);                           \
+        }                                                                                     \
+        for (; i < n; i += 16) {                                                              \
+            __mmask16 k = n - i >= 16 ? all : (__mmask16)((1u << (n - i)) - 1u);              \
+            const __m512 xv = _mm512_maskz_loadu_ps(k, x + i);                                \
+            ROW4_FMA(LOAD, esize, i, k, xv, a0, b0, c0, d0);                                  \
+        }                                                                                     \
+        y[0] = SUM4(a0, a1, a2, a3);                                                          \
+        y[1] = SUM4(b0, b1, b2, b3);                                                          \
+        y[2] = SUM4(c0, c1, c2, c3);                                                          \
+        y[3] = SUM4(d0, d1, d2, d3);                                                          \
+    }
+
+FLOAT_DOT4_512(dot4_f32_avx512, ld_f32, 4)
+FLOAT_DOT4_512(dot4_f16_avx512, ld_f16, 2)
+FLOAT_DOT4_512(dot4_bf16_avx512, ld_bf16, 2)
+
+hmti_vec_dot4_fn hmti_qdot4_avx512(uint32_t type) {
+    switch (type) {
+    case HMTI_T_F32: return dot4_f32_avx512;
+    case HMTI_T_F16: return dot4_f16_avx512;
+    case HMTI_T_BF16: return dot4_bf16_avx512;
+    default: return NULL;
+    }
+}

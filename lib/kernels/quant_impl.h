@@ -20,6 +20,7 @@ hmti_vec_dot_fn hmti_qdot_avx512(uint32_t type);
  * for the 4. NULL if the path has none for type. */
 typedef void (*hmti_vec_dot4_fn)(int64_t n, const void *w, size_t stride, const void *act, float *y);
 hmti_vec_dot4_fn hmti_qdot4_vnni(uint32_t type);
+hmti_vec_dot4_fn hmti_qdot4_avx512(uint32_t type);
 /* The 512-bit VNNI kernels, tried first by hmti_qdot_vnni / hmti_qdot4_vnni:
  * 32-element block types (quant_dot_vnni_b32.c) and K-quants
  * (quant_dot_vnni_k.c); NULL where that file has none. */

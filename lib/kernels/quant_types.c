@@ -74,6 +74,16 @@ hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
     }
 }
 
+/* The 4-row kernel of path for type, or NULL: paths without one run the
+ * single-row kernel row by row. */
+static hmti_vec_dot4_fn vec_dot4_path(uint32_t type, int path) {
+    switch (path) {
+    case HMTI_QPATH_AVX512: return hmti_qdot4_avx512(type);
+    case HMTI_QPATH_VNNI: return hmti_qdot4_vnni(type);
+    default: return NULL;
+    }
+}
+
 static void choose(void) {
     int level = hmti_cpu_level(); /* 0 scalar, 1 AVX2+FMA+F16C, 2 AVX-512 F/BW/VL/DQ */
     int path = level == 2 ? (has_avx512_vnni() ? HMTI_QPATH_VNNI : HMTI_QPATH_AVX512)
@@ -83,7 +93,7 @@ static void choose(void) {
         int p = path;
         for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
-        g_best4[TRAITS[i].type] = p == HMTI_QPATH_VNNI ? hmti_qdot4_vnni(TRAITS[i].type) : NULL;
+        g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
     }
     g_path = path;
 }
@@ -99,9 +109,23 @@ hmti_vec_dot_fn hmti_vec_dot_best(uint32_t type) {
 }
 
 /* ---- GEMV ------------------------------------------------------------------------- */
-/* Prefetch distance of the row loop: 2 KB measured best on quant-bench's decode
- * step (1 KB: the wait shows again; 4-8 KB: evictions before use). */
-enum { PF_BYTES = 2048 };
+/* Prefetch distances of the row loop: into L1 2 KB ahead, measured best on
+ * quant-bench's decode step (1 KB: the wait shows again; 4-8 KB: evictions
+ * before use); and into L2 only, PF_L2_BYTES beyond that, so that short
+ * rows are on their way from memory early (several rows per 4 KB page, read
+ * interleaved by the 4-row kernels: likely a pattern the hardware streamer
+ * follows poorly). F16 GEMVs of SmolLM2's shapes (576-wide rows) +5-18% on
+ * 1 thread in interleaved runs, TinyLlama's 2048-wide rows unchanged (+-3%). */
+enum { PF_BYTES = 2048, PF_L2_BYTES = 8192 };
+
+/* The lines of [p, p + bytes) PF_BYTES and PF_BYTES + PF_L2_BYTES ahead
+ * (ahead: PF_BYTES rounded up to whole rows). */
+static inline void prefetch_rows(const uint8_t *p, size_t bytes, size_t ahead) {
+    for (size_t o = 0; o < bytes; o += 64) {
+        __builtin_prefetch(p + ahead + o, 0, 3);
+        __builtin_prefetch(p + ahead + PF_L2_BYTES + o, 0, 2);
+    }
+}
 
 void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       size_t row_stride, const void *act, float *y) {
@@ -118,11 +142,11 @@ void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const
     hmti_vec_dot4_fn dot4 = g_best4[type];
     if (dot4)
         for (; r + 4 <= r1; r += 4, row += 4 * row_stride) {
-            for (size_t o = 0; o < 3 * row_stride + rb; o += 64) __builtin_prefetch(row + ahead + o, 0, 3);
+            prefetch_rows(row, 3 * row_stride + rb, ahead);
             dot4(cols, row, row_stride, act, y + r);
         }
     for (; r < r1; r++, row += row_stride) {
-        for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(row + ahead + o, 0, 3);
+        prefetch_rows(row, rb, ahead);
         y[r] = dot(cols, row, act);
     }
 }
