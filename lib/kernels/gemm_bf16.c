@@ -211,10 +211,17 @@ AMX_TARGET static void amx_begin(void) {
  * switch save 8 KiB more. */
 AMX_TARGET static void amx_end(void) { _tile_release(); }
 
+/* The next weight block's F32 lines (packed panels), fetched while the
+ * tile products run: without it each block's rounding waits on memory. */
+typedef struct {
+    const char *next;
+    int64_t lines_per_step; /* 64-byte lines per k step of amx_block */
+} amx_prefetch;
+
 /* c[i * ldc + r] (+)= sum over kb columns, for a 32 × 32 block: input rows
  * from a (stride lda BF16), weight rows from the VNNI tile t. */
 AMX_TARGET static void amx_block(const uint16_t *a, int64_t lda, const uint16_t *t, int64_t kb,
-                                 float *c, int64_t ldc, int beta) {
+                                 float *c, int64_t ldc, int beta, amx_prefetch *pf) {
     const size_t sc = (size_t)ldc * sizeof(float), sa = (size_t)lda * sizeof(uint16_t);
     const size_t sb = 2 * BF16_TR * sizeof(uint16_t);
     AMX_FENCE();
@@ -239,6 +246,8 @@ AMX_TARGET static void amx_block(const uint16_t *a, int64_t lda, const uint16_t 
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
+        for (int64_t l = 0; l < pf->lines_per_step; l++, pf->next += 64)
+            _mm_prefetch(pf->next, _MM_HINT_T1);
     }
     _tile_stored(0, c, sc);
     _tile_stored(1, c + 16, sc);
@@ -249,9 +258,13 @@ AMX_TARGET static void amx_block(const uint16_t *a, int64_t lda, const uint16_t 
 
 /* y rows [0, n), columns [0, nr) (+)= tile · xb. Blocks that cross the
  * edges go through edge (32 × 32 floats): y's columns past nr belong to
- * other items. xb's rows are padded to a multiple of 32. */
+ * other items. xb's rows are padded to a multiple of 32. next/next_bytes:
+ * memory to prefetch meanwhile (NULL: none). */
 static void gemm_amx(const uint16_t *t, int64_t nr, int64_t kb, const uint16_t *xb, int64_t ldxb,
-                     int64_t n, float *y, int64_t ldy, int beta, float *edge) {
+                     int64_t n, float *y, int64_t ldy, int beta, float *edge, const void *next,
+                     size_t next_bytes) {
+    const int64_t steps = (n + AMX_B - 1) / AMX_B * ((nr + AMX_B - 1) / AMX_B) * (kb / 32);
+    amx_prefetch pf = {next, next ? ((int64_t)next_bytes / 64 + steps - 1) / steps : 0};
     for (int64_t i0 = 0; i0 < n; i0 += AMX_B) {
         const int64_t ni = n - i0 < AMX_B ? n - i0 : AMX_B;
         for (int64_t r0 = 0; r0 < nr; r0 += AMX_B) {
@@ -259,13 +272,13 @@ static void gemm_amx(const uint16_t *t, int64_t nr, int64_t kb, const uint16_t *
             float *c = y + i0 * ldy + r0;
             const uint16_t *a = xb + i0 * ldxb;
             if (ni == AMX_B && nc == AMX_B) {
-                amx_block(a, ldxb, t + 2 * r0, kb, c, ldy, beta);
+                amx_block(a, ldxb, t + 2 * r0, kb, c, ldy, beta, &pf);
                 continue;
             }
             if (beta)
                 for (int64_t i = 0; i < ni; i++)
                     memcpy(edge + i * AMX_B, c + i * ldy, (size_t)nc * sizeof(float));
-            amx_block(a, ldxb, t + 2 * r0, kb, edge, AMX_B, beta);
+            amx_block(a, ldxb, t + 2 * r0, kb, edge, AMX_B, beta, &pf);
             for (int64_t i = 0; i < ni; i++)
                 memcpy(c + i * ldy, edge + i * AMX_B, (size_t)nc * sizeof(float));
         }
@@ -344,8 +357,13 @@ static void item(bf_job *j, int64_t it, float *f32, uint16_t *tile, float *edge)
         int64_t lda = BF16_TR;
         tile_to_bf16(block_f32(w, r0, nr, k0, kk, f32, &lda), lda, nr, kk, tile);
         const uint16_t *xb = j->xb + k0;
+        /* a packed panel's next block follows this one in memory */
+        const int64_t kn = w->cols - k0 - kk < BF16_KB ? w->cols - k0 - kk : BF16_KB;
+        const float *next = !w->n_parts && kn > 0 ? block_f32(w, r0, nr, k0 + kk, kn, f32, &lda)
+                                                  : NULL;
         if (j->engine == HMTI_BF16_AMX)
-            gemm_amx(tile, nr, kb, xb, j->ldxb, j->n, y, j->ldy, k0 > 0, edge);
+            gemm_amx(tile, nr, kb, xb, j->ldxb, j->n, y, j->ldy, k0 > 0, edge, next,
+                     (size_t)(kn * lda) * sizeof(float));
         else if (!gemm_libxsmm(tile, nr, kb, xb, j->ldxb, j->n, y, j->ldy, k0 > 0))
             atomic_store(&j->failed, 1);
     }
