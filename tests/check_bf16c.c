@@ -8,7 +8,7 @@
  * - exactly hmti_matmul for decode-sized inputs, without an engine, and
  *   without the BF16 scratch;
  * - the key: bounds, refusal naming it, creation and runtime setting on a
- *   context, and the logits of the test models within the bound
+ *   context and a stream, and the logits of the test models within the bound
  *   docs/QUANTS.md states ("BF16 compute"). */
 #include <check.h>
 #include <math.h>
@@ -220,6 +220,23 @@ START_TEST(key) {
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_COMPUTE_TYPE, -1), HMT_E_INVAL);
     ck_assert_int_eq(hmt_params_set_float(p, HMT_P_COMPUTE_TYPE, 1.0), HMT_E_INVAL);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_COMPUTE_TYPE, HMT_COMPUTE_BF16), HMT_OK);
+    /* a stream takes it at creation and live */
+    hmt_model *m;
+    ck_assert_int_eq(hmt_model_load(&m, hmt_test_data("llama-f32.gguf"), NULL), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_MODE, HMT_MODE_SEGMENTS), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, 16), HMT_OK);
+    hmt_stream *s;
+    ck_assert_int_eq(hmt_stream_create(&s, m, NULL, p), HMT_OK);
+    double v;
+    ck_assert_int_eq(hmt_stream_get(s, HMT_P_COMPUTE_TYPE, &v), HMT_OK);
+    ck_assert(v == HMT_COMPUTE_BF16);
+    ck_assert_int_eq(hmt_stream_set_int(s, HMT_P_COMPUTE_TYPE, 5), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "compute_type"));
+    ck_assert_int_eq(hmt_stream_set_int(s, HMT_P_COMPUTE_TYPE, HMT_COMPUTE_F32), HMT_OK);
+    ck_assert_int_eq(hmt_stream_get(s, HMT_P_COMPUTE_TYPE, &v), HMT_OK);
+    ck_assert(v == HMT_COMPUTE_F32);
+    hmt_stream_free(s);
+    hmt_model_free(m);
     hmt_params_free(p);
 }
 END_TEST
