@@ -6,10 +6,12 @@
  * several models, prompt speed also as a ratio to the first model (give the
  * F32 file first), and the resident memory each load added against the file
  * size (docs/API.md "Memory"). --naive adds the plain-loop reference forward
- * (bench/naive_forward.h, one thread) as a baseline.
+ * (bench/naive_forward.h, one thread) as a baseline. --bf16 also times each
+ * prompt with HMT_P_COMPUTE_TYPE = HMT_COMPUTE_BF16 on the same context,
+ * right after the F32 one, and prints the ratio of the two.
  *
  *   hmt-bench -m MODEL [-m MODEL ...] [-t THREADS] [-p PROMPT_TOKENS]
- *             [-n DECODE_TOKENS] [-r REPEATS] [--naive]
+ *             [-n DECODE_TOKENS] [-r REPEATS] [--naive] [--bf16]
  *
  * Figures are medians over repeats, after a warm-up run, because this class
  * of machine drifts by tens of percent between runs; the repeats of the
@@ -71,16 +73,29 @@ typedef struct {
     hmt_model *m;
     hmt_ctx *ctx;
     double file_mb, load_mb, ctx_mb; /* file size; RSS added by the load, by ctx + first eval */
-    double pp[100], tg[100];
+    double pp[100], tg[100], pp_bf16[100];
 } bench_model;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: hmt-bench -m MODEL [-m MODEL ...] [-t THREADS=2] [-p PROMPT=256] "
-               "[-n DECODE=32] [-r REPEATS=5] [--naive]\n");
+               "[-n DECODE=32] [-r REPEATS=5] [--naive] [--bf16]\n");
 }
 
-/* One prompt of n_prompt tokens, then n_decode single-token steps. */
-static void run_once(bench_model *b, const hmt_token *toks, int n_prompt, int n_decode, int r) {
+/* The prompt alone in BF16 compute; the context is left in F32. */
+static double bf16_prompt_rate(bench_model *b, const hmt_token *toks, int n_prompt) {
+    check(hmt_ctx_set_int(b->ctx, HMT_P_COMPUTE_TYPE, HMT_COMPUTE_BF16), "compute type");
+    check(hmt_ctx_kv_clear(b->ctx), "clear");
+    const double t0 = hmtb_now();
+    check(hmt_ctx_eval_tokens(b->ctx, toks, (size_t)n_prompt, 0), "prompt (bf16)");
+    const double t1 = hmtb_now();
+    check(hmt_ctx_set_int(b->ctx, HMT_P_COMPUTE_TYPE, HMT_COMPUTE_F32), "compute type");
+    return n_prompt / (t1 - t0);
+}
+
+/* One prompt of n_prompt tokens, then n_decode single-token steps; with
+ * bf16 the prompt again in BF16 compute. */
+static void run_once(bench_model *b, const hmt_token *toks, int n_prompt, int n_decode, int bf16,
+                     int r) {
     check(hmt_ctx_kv_clear(b->ctx), "clear");
     double t0 = hmtb_now();
     check(hmt_ctx_eval_tokens(b->ctx, toks, (size_t)n_prompt, 0), "prompt");
@@ -91,6 +106,10 @@ static void run_once(bench_model *b, const hmt_token *toks, int n_prompt, int n_
     if (r >= 0) {
         b->pp[r] = n_prompt / (t1 - t0);
         b->tg[r] = n_decode / (t2 - t1);
+    }
+    if (bf16) {
+        const double rate = bf16_prompt_rate(b, toks, n_prompt);
+        if (r >= 0) b->pp_bf16[r] = rate;
     }
 }
 
@@ -109,7 +128,7 @@ static double naive_rate(const hmt_model *m, const hmt_token *toks) {
 
 int main(int argc, char **argv) {
     bench_model bm[MAX_MODELS];
-    int n_models = 0, threads = 2, n_prompt = 256, n_decode = 32, repeats = 5, naive = 0;
+    int n_models = 0, threads = 2, n_prompt = 256, n_decode = 32, repeats = 5, naive = 0, bf16 = 0;
     memset(bm, 0, sizeof bm);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -119,6 +138,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(a, "--naive")) {
             naive = 1;
+            continue;
+        }
+        if (!strcmp(a, "--bf16")) {
+            bf16 = 1;
             continue;
         }
         if (!v) {
@@ -180,7 +203,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < n_models; k++) { /* context, then the warm-up (page faults, JIT) */
         double r0 = rss_bytes();
         check(hmt_ctx_create(&bm[k].ctx, bm[k].m, p), "context");
-        run_once(&bm[k], toks, n_prompt, n_decode, -1);
+        run_once(&bm[k], toks, n_prompt, n_decode, bf16, -1);
         bm[k].ctx_mb = (rss_bytes() - r0) / 1e6;
     }
 
@@ -189,7 +212,7 @@ int main(int argc, char **argv) {
     double gemm = hmtb_gemm_ceiling(threads, 0.2, 5, NULL, NULL, NULL);
     double bw = hmtb_stream_read_gbs(threads, (size_t)512 << 20, 5);
     for (int r = 0; r < repeats; r++)
-        for (int k = 0; k < n_models; k++) run_once(&bm[k], toks, n_prompt, n_decode, r);
+        for (int k = 0; k < n_models; k++) run_once(&bm[k], toks, n_prompt, n_decode, bf16, r);
     const double gemm2 = hmtb_gemm_ceiling(threads, 0.2, 5, NULL, NULL, NULL);
     const double bw2 = hmtb_stream_read_gbs(threads, (size_t)512 << 20, 5);
     if (gemm2 > gemm) gemm = gemm2;
@@ -216,6 +239,18 @@ int main(int argc, char **argv) {
            "count once touched);\nctx MB: the context and its first evaluation (KV cache, "
            "scratch); roofline: FP32 GEMM ceiling;\nMB/token: weights read per decode step, "
            "each in its own type; bound/s: stream-read GB/s / MB/token.\n");
+    if (bf16) {
+        printf("\nBF16 compute (HMT_P_COMPUTE_TYPE), prompt %d tokens, same contexts, each "
+               "right after its F32 prompt:\n%-3s %9s %9s %9s\n", n_prompt, "", "f32/s", "bf16/s",
+               "bf16/f32");
+        for (int k = 0; k < n_models; k++) {
+            double ratio[100]; /* per repeat: the two prompts ran back to back */
+            for (int r = 0; r < repeats; r++) ratio[r] = bm[k].pp_bf16[r] / bm[k].pp[r];
+            printf("m%-2d %9.1f %9.1f %8.2fx\n", k, hmtb_median(bm[k].pp, repeats),
+                   hmtb_median(bm[k].pp_bf16, repeats), hmtb_median(ratio, repeats));
+        }
+        printf("bf16/f32: median over the repeats of the ratio of the two prompts.\n");
+    }
     if (naive) {
         double rate = naive_rate(bm[0].m, toks);
         printf("naive plain loops (model 0, 1 thread): %.2f tok/s; prompt %.1fx, decode %.1fx "

@@ -70,6 +70,20 @@ void hmti_backbone_release(hmti_backbone *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* Scratch for stored (non-F32) weight matrices and the BF16 path: input
+ * widths d, q, ff. */
+static int reserve_scratch(const hmti_backbone *b, hmti_pool *pool) {
+    const hmt_model *m = b->m;
+    int64_t max_cols = m->n_embd > m->n_ff ? m->n_embd : m->n_ff;
+    if ((int64_t)m->n_head * m->head_dim > max_cols) max_cols = (int64_t)m->n_head * m->head_dim;
+    size_t shared, local;
+    if (b->compute == HMT_COMPUTE_BF16)
+        hmti_matmul_scratch_bf16(max_cols, b->n_batch, &shared, &local);
+    else
+        hmti_matmul_scratch(max_cols, &shared, &local);
+    return hmti_pool_reserve(pool, shared, local);
+}
+
 int hmti_backbone_set_threads(hmti_backbone *b, int n_threads) {
     if (b->pool && n_threads == b->n_threads) return HMT_OK;
     int rc = alloc_scores(b, n_threads);
@@ -77,13 +91,7 @@ int hmti_backbone_set_threads(hmti_backbone *b, int n_threads) {
     hmti_pool *pool;
     rc = hmti_pool_create(&pool, n_threads);
     if (rc) return rc;
-    /* scratch for stored (non-F32) weight matrices: input widths d, q, ff */
-    const hmt_model *m = b->m;
-    int64_t max_cols = m->n_embd > m->n_ff ? m->n_embd : m->n_ff;
-    if ((int64_t)m->n_head * m->head_dim > max_cols) max_cols = (int64_t)m->n_head * m->head_dim;
-    size_t shared, local;
-    hmti_matmul_scratch(max_cols, &shared, &local);
-    if ((rc = hmti_pool_reserve(pool, shared, local))) {
+    if ((rc = reserve_scratch(b, pool))) {
         hmti_pool_free(pool);
         return rc;
     }
@@ -91,6 +99,25 @@ int hmti_backbone_set_threads(hmti_backbone *b, int n_threads) {
     b->pool = pool;
     b->n_threads = n_threads;
     return HMT_OK;
+}
+
+/* The pool's scratch only grows: switching back and forth costs nothing
+ * after the first switch to BF16. */
+int hmti_backbone_set_compute(hmti_backbone *b, int compute) {
+    const int old = b->compute;
+    b->compute = compute;
+    const int rc = reserve_scratch(b, b->pool);
+    if (rc) b->compute = old;
+    return rc;
+}
+
+/* The weight matmuls, in the context's compute type. */
+static void matmul(const hmti_backbone *b, const hmti_matrix *w, const float *x, int64_t ldx,
+                   int64_t n, float *y, int64_t ldy, const float *bias) {
+    if (b->compute == HMT_COMPUTE_BF16)
+        hmti_matmul_bf16(b->pool, w, x, ldx, n, y, ldy, bias);
+    else
+        hmti_matmul(b->pool, w, x, ldx, n, y, ldy, bias);
 }
 
 /* ---- row-parallel helpers --------------------------------------------------- */
@@ -226,19 +253,19 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     hmti_pool *pool = b->pool;
     rows_job rj = {b, n, L->attn_norm};
     run_rows(b, job_rmsnorm, &rj);
-    hmti_matmul(pool, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
+    matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
     rope_and_store(b, l, n_past, n, pos);
     att_job aj = {b, l, n_past, n};
     run_attention(b, &aj);
     /* x += Wo·att, computed into xn (free now) then added */
-    hmti_matmul(pool, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
+    matmul(b, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
     hmti_add(b->x, b->xn, (int64_t)n * d);
     rj.norm_w = L->ffn_norm;
     run_rows(b, job_rmsnorm, &rj);
     if (l == m->n_layer - 1 && outputs) keep_ffn_input(b, n, outputs);
-    hmti_matmul(pool, &L->gate_up, b->xn, d, n, b->gu, 2 * ff, NULL);
+    matmul(b, &L->gate_up, b->xn, d, n, b->gu, 2 * ff, NULL);
     run_rows(b, job_swiglu, &rj);
-    hmti_matmul(pool, &L->down, b->gu, 2 * ff, n, b->xn, d, NULL);
+    matmul(b, &L->down, b->gu, 2 * ff, n, b->xn, d, NULL);
     hmti_add(b->x, b->xn, (int64_t)n * d);
 }
 
@@ -271,6 +298,6 @@ int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt
         if (f & HMT_OUT_LOGITS)
             hmti_rmsnorm(b->xg + (size_t)n_logits++ * d, x, m->output_norm, d, m->rms_eps);
     }
-    if (n_logits) hmti_matmul(b->pool, &m->output, b->xg, d, n_logits, logits_out, m->n_vocab, NULL);
+    if (n_logits) matmul(b, &m->output, b->xg, d, n_logits, logits_out, m->n_vocab, NULL);
     return HMT_OK;
 }

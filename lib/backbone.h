@@ -14,6 +14,7 @@ typedef struct {
     const hmt_model *m;
     hmti_pool *pool;
     int n_threads;
+    int compute; /* HMT_P_COMPUTE_TYPE */
     int32_t n_ctx, n_batch;
     float *kt;     /* K cache, transposed for the score GEMM: [layer][kv_head][head_dim][n_ctx] */
     float *v;      /* V cache: [layer][n_ctx][kv_dim]                                            */
@@ -33,6 +34,9 @@ int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int3
                        int n_threads);
 void hmti_backbone_release(hmti_backbone *b);
 int hmti_backbone_set_threads(hmti_backbone *b, int n_threads);
+/* HMT_P_COMPUTE_TYPE (value checked by the caller); grows the pool's
+ * scratch to what the BF16 path needs. */
+int hmti_backbone_set_compute(hmti_backbone *b, int compute);
 
 /* Evaluate n (1..n_batch) rows into slots [n_past, n_past + n). Exactly one of
  * tokens / embd is non-NULL and validated by the caller, as are pos and the

@@ -47,7 +47,10 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     hmt_ctx *ctx = hmti_calloc(1, sizeof *ctx);
     if (!ctx) return hmti_errf(HMT_E_NOMEM, "hmt_ctx_create: out of memory");
     int rc = hmti_backbone_init(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_threads);
+    if (!rc) rc = hmti_backbone_set_compute(&ctx->bb,
+                                            (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
     if (rc) {
+        hmti_backbone_release(&ctx->bb);
         free(ctx);
         return rc;
     }
@@ -76,11 +79,14 @@ HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
 static int ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
     hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: ctx is NULL");
-    if (key != HMT_P_N_THREADS)
+    if (key != HMT_P_N_THREADS && key != HMT_P_COMPUTE_TYPE)
         return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: key %d cannot change on a "
                                                 "live context", (int)key));
     int rc = hmti_param_check(key, (double)value, 1);
-    if (!rc) rc = hmti_backbone_set_threads(&ctx->bb, hmti_resolve_threads(value));
+    if (!rc)
+        rc = key == HMT_P_N_THREADS
+                 ? hmti_backbone_set_threads(&ctx->bb, hmti_resolve_threads(value))
+                 : hmti_backbone_set_compute(&ctx->bb, (int)value);
     return rc ? fail(ctx, rc) : HMT_OK;
 }
 
@@ -92,6 +98,7 @@ HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
     case HMT_P_N_CTX: *out = ctx->bb.n_ctx; return HMT_OK;
     case HMT_P_N_BATCH: *out = ctx->bb.n_batch; return HMT_OK;
     case HMT_P_N_THREADS: *out = ctx->bb.n_threads; return HMT_OK;
+    case HMT_P_COMPUTE_TYPE: *out = ctx->bb.compute; return HMT_OK;
     default:
         return fail((hmt_ctx *)ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_get: key %d is not a "
                                                            "context key", (int)key));

@@ -20,6 +20,7 @@ static const param_info PARAMS[] = {
     {HMT_P_N_CTX, "n_ctx", 1, 0, 1 << 20, 0},
     {HMT_P_N_BATCH, "n_batch", 1, 1, 1 << 16, 512},
     {HMT_P_N_THREADS, "n_threads", 1, 0, 1024, 0},
+    {HMT_P_COMPUTE_TYPE, "compute_type", 1, HMT_COMPUTE_F32, HMT_COMPUTE_BF16, HMT_COMPUTE_F32},
     {HMT_P_MODE, "mode", 1, 0, 3, 0},
     {HMT_P_LOOKAHEAD, "lookahead", 1, 0, 1, 1},
     {HMT_P_ALL_LOGITS, "all_logits", 1, 0, 1, 1},

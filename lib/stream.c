@@ -377,6 +377,9 @@ static int stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
     case HMT_P_N_THREADS:
         rc = hmti_backbone_set_threads(&s->bb, hmti_resolve_threads(value));
         return rc ? fail(s, rc) : HMT_OK;
+    case HMT_P_COMPUTE_TYPE:
+        rc = hmti_backbone_set_compute(&s->bb, (int)value);
+        return rc ? fail(s, rc) : HMT_OK;
     default:
         return fail(s, hmti_errf(HMT_E_INVAL, "hmt_stream_set_int: key %d cannot change on a "
                                               "live stream", (int)key));
@@ -401,6 +404,7 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     case HMT_P_RECALL_DIM: *out = s->ad ? s->ad->d_h : 0; break;
     case HMT_P_N_CTX: *out = s->bb.n_ctx; break;
     case HMT_P_N_THREADS: *out = s->bb.n_threads; break;
+    case HMT_P_COMPUTE_TYPE: *out = s->bb.compute; break;
     default:
         return fail((hmt_stream *)s, hmti_errf(HMT_E_INVAL, "hmt_stream_get: key %d is not a "
                                                             "stream key", (int)key));

@@ -116,6 +116,8 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, const hmt_adap
         rc = hmti_backbone_init(&s->bb, model, n_ctx, n_batch < n_ctx ? n_batch : n_ctx,
                                 hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS)));
     }
+    if (!rc) rc = hmti_backbone_set_compute(&s->bb,
+                                            (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
     if (!rc) rc = alloc_all(s);
     if (rc) {
         hmt_stream_free(s);

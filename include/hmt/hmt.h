@@ -185,6 +185,9 @@ typedef enum hmt_param {
     /* runtime (400…): also settable on a live context, hmt_ctx_set_int */
     HMT_P_N_THREADS = 400,  /* int: worker threads for this context
                                (default 0 = number of online CPUs)          */
+    HMT_P_COMPUTE_TYPE = 401, /* int: HMT_COMPUTE_F32 (default) or
+                               HMT_COMPUTE_BF16 for the matmuls of prompt
+                               processing and scoring; docs/QUANTS.md    */
     /* sampling (500…) */
     HMT_P_TEMPERATURE = 500, /* float: 0 = greedy (default 0.8)             */
     HMT_P_TOP_K = 501,       /* int: keep the k most likely; 0 = all (40)   */
@@ -199,6 +202,17 @@ typedef enum hmt_param {
     HMT_P_DITTO_MIN_MATCH = 605,    /* int: tokens of a repeat before firing (0)  */
     HMT_P_DITTO_RENORM = 606        /* int: 0 exact renormalisation, 1 logit shift */
 } hmt_param;
+
+/** Values of HMT_P_COMPUTE_TYPE: how the weight matmuls of calls with more
+ *  than 4 rows (prompts, scoring, HMT segments) compute; decode (1-4 rows)
+ *  is the same under both. */
+enum {
+    HMT_COMPUTE_F32 = 0, /* F32 products and sums                            */
+    HMT_COMPUTE_BF16 = 1 /* weights and activations rounded to BF16, F32 sums:
+                            faster where the CPU has AMX or AVX512-BF16, F32
+                            elsewhere; logits within the bound docs/QUANTS.md
+                            states                                          */
+};
 
 typedef struct hmt_params hmt_params;
 
@@ -332,7 +346,8 @@ HMT_API HMT_NODISCARD int hmt_detokenize(const hmt_model *model, const hmt_token
 typedef struct hmt_ctx hmt_ctx;
 
 /** Create a context for model, holding a reference to it.
- *  params keys used: HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_THREADS.
+ *  params keys used: HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_THREADS,
+ *  HMT_P_COMPUTE_TYPE.
  *  All buffers (KV cache, activations) are allocated here, once.
  *  Errors: HMT_E_INVAL, HMT_E_NOMEM. Thread-safe with respect to other
  *  contexts of the same model. */
@@ -341,7 +356,7 @@ HMT_API HMT_NODISCARD int hmt_ctx_create(hmt_ctx **out, hmt_model *model,
 /** Free a context and drop its model reference (NULL is a no-op). */
 HMT_API void hmt_ctx_free(hmt_ctx *ctx);
 
-/** Set a runtime key on a live context (HMT_P_N_THREADS). */
+/** Set a runtime key on a live context (HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE). */
 HMT_API HMT_NODISCARD int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value);
 /** Read a key's value as the context uses it (e.g. the actual HMT_P_N_CTX). */
 HMT_API HMT_NODISCARD int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out);
@@ -477,14 +492,16 @@ typedef struct hmt_stream hmt_stream;
 /** Create a document stream. adapter may be NULL for HMT_MODE_SEGMENTS and
  *  HMT_MODE_WINDOW (then HMT_P_SEGMENT_LENGTH must be set for SEGMENTS).
  *  Keys used: the HMT keys (200…), HMT_P_N_CTX (window length for WINDOW),
- *  HMT_P_N_THREADS. The stream holds references to model and adapter.
+ *  HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE. The stream holds references to
+ *  model and adapter.
  *  Errors: HMT_E_INVAL (bad combination: the message says which),
  *  HMT_E_NOMEM. */
 HMT_API HMT_NODISCARD int hmt_stream_create(hmt_stream **out, hmt_model *model,
                                             const hmt_adapter *adapter,
                                             const hmt_params *params);
 HMT_API void hmt_stream_free(hmt_stream *stream);
-/** Runtime keys: HMT_P_LOOKAHEAD, HMT_P_ALL_LOGITS, HMT_P_N_THREADS. */
+/** Runtime keys: HMT_P_LOOKAHEAD, HMT_P_ALL_LOGITS, HMT_P_N_THREADS,
+ *  HMT_P_COMPUTE_TYPE. */
 HMT_API HMT_NODISCARD int hmt_stream_set_int(hmt_stream *stream, hmt_param key, int64_t value);
 /** Any stream key as resolved for this stream (e.g. the actual L, k, N). */
 HMT_API HMT_NODISCARD int hmt_stream_get(const hmt_stream *stream, hmt_param key, double *out);

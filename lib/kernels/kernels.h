@@ -101,6 +101,7 @@ void hmti_matmul_scratch(int64_t max_cols, size_t *shared_bytes, size_t *local_b
  * it for the process (k < 0 restores the default); returns the old value. */
 #define HMTI_DECODE_ROWS 4
 int hmti_matmul_set_decode_rows(int k);
+int hmti_matmul_decode_rows(void); /* the value in force */
 
 /* Y[i][r] = sum_c W[r][c] * X[i][c] (+ bias[r] if bias) for i < n,
  * X with row stride ldx >= cols, Y with row stride ldy >= rows.
@@ -117,6 +118,34 @@ void hmti_matmul_stored(hmti_pool *pool, const hmti_matrix *w, const float *x, i
  * GEMM, shared with the stored-matrix prompt path. */
 void hmti_gemm_tile(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                     const float *b, int64_t ldb, float *c, int64_t ldc, int beta);
+
+/* ---- BF16 compute (gemm_bf16.c) -------------------------------------------- */
+/* hmti_matmul with the prompt path (n > decode rows) computed in BF16:
+ * activations and weights rounded to BF16 (round to nearest even), products
+ * summed in F32. The weights are rounded per 64-row × 512-column tile as a
+ * call meets them (packed panels read in place, stored types dequantized
+ * first), the activations once per call. Needs the scratch of
+ * hmti_matmul_scratch_bf16 reserved on the pool; without it, without a BF16
+ * engine, or for n <= decode rows it is exactly hmti_matmul. */
+void hmti_matmul_bf16(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
+                      int64_t n, float *y, int64_t ldy, const float *bias);
+/* hmti_matmul_scratch plus the BF16 path's: the BF16 activations of up to
+ * max_n rows of max_cols (shared; fewer rows per group when it is smaller),
+ * one VNNI weight tile per thread (local). */
+void hmti_matmul_scratch_bf16(int64_t max_cols, int64_t max_n, size_t *shared_bytes,
+                              size_t *local_bytes);
+/* The engine behind hmti_matmul_bf16 on this CPU: AMX tiles, libxsmm's BF16
+ * GEMM (AVX512-BF16), or none (F32). Test hook: hmti_bf16_set_engine(e) caps
+ * it at e for the process (e < 0 lifts the cap); returns the old engine. */
+enum { HMTI_BF16_NONE = 0, HMTI_BF16_LIBXSMM = 1, HMTI_BF16_AMX = 2 };
+int hmti_bf16_engine(void);
+int hmti_bf16_set_engine(int e);
+/* Rows [r0, r0 + nr) (nr <= 64), columns [k0, k0 + kk) (k0 a multiple of
+ * 512, kk <= 512) of a stored matrix, dequantized into the column-major F32
+ * block returned (leading dimension 64), inside scratch (a thread's part of
+ * hmti_matmul_scratch's local bytes). For the BF16 path. */
+const float *hmti_stored_block_f32(const hmti_matrix *w, int64_t r0, int64_t nr, int64_t k0,
+                                   int64_t kk, float *scratch);
 
 /* Plain single-threaded column-major GEMM C = A·B + beta·C (m×k times k×n),
  * through libxsmm kernels with a bounded set of tile shapes (so varying m, n

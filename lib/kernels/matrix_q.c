@@ -38,6 +38,10 @@ int hmti_matmul_set_decode_rows(int k) {
     return atomic_exchange(&g_decode_rows, k < 0 ? HMTI_DECODE_ROWS : k);
 }
 
+int hmti_matmul_decode_rows(void) {
+    return atomic_load_explicit(&g_decode_rows, memory_order_relaxed);
+}
+
 int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
                        const uint32_t *types, const int64_t *rows, int64_t cols) {
     if (!m) return hmti_errf(HMT_E_INVAL, "hmti_matrix_stored: NULL matrix");
@@ -238,6 +242,13 @@ static void prompt_panel(const mq_job *j, int64_t p, float *tmp, float *panel) {
             float *yi = j->y + i * j->ldy + r0;
             for (int64_t r = 0; r < nr; r++) yi[r] += j->bias[r0 + r];
         }
+}
+
+const float *hmti_stored_block_f32(const hmti_matrix *w, int64_t r0, int64_t nr, int64_t k0,
+                                   int64_t kk, float *scratch) {
+    float *panel = scratch + TILE_ROWS * TILE_COLS;
+    dequant_tile(w, r0, nr, k0, kk, scratch, panel);
+    return panel;
 }
 
 static void prompt_job(void *arg, int ith, int nth) {

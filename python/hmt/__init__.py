@@ -14,7 +14,8 @@ libhmt.so.0, then ctypes.util.find_library("hmt")). Its ABI number is checked at
 docs/PYTHON.md; the raw C functions are hmt.capi.lib.hmt_*.
 """
 from . import _capi as capi
-from ._api import (DETOKENIZE_SPECIAL, HAVE_NUMPY, OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS,
+from ._api import (COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, HAVE_NUMPY, OUT_FFN_INPUT,
+                   OUT_HIDDEN, OUT_LOGITS,
                    TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL, Adapter, Chain, Context, DittoProc, HmtError,
                    Knn, KnnBuilder, KnnDtype, KnnProc, LogLevel, Mode, Model, Param, Params, Proc,
                    PyProc, Sampler, Status, Stream, abi_version, knn_faiss_available,
@@ -28,6 +29,7 @@ __all__ = ["Adapter", "Context", "HmtError", "LogLevel", "Mode", "Model", "Param
            "Sampler", "Status", "Stream", "abi_version", "param_bounds", "set_log_callback",
            "version", "version_string", "strerror", "last_error_msg", "capi", "ABI_VERSION",
            "LIB_PATH", "HAVE_NUMPY", "TOKENIZE_ADD_BOS", "TOKENIZE_SPECIAL",
-           "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN", "OUT_FFN_INPUT", "KnnDtype", "Proc",
+           "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN", "OUT_FFN_INPUT", "COMPUTE_F32",
+           "COMPUTE_BF16", "KnnDtype", "Proc",
            "PyProc", "DittoProc", "KnnProc", "Chain", "Knn", "KnnBuilder",
            "knn_faiss_available", "knn_interpolate_neighbors", "__version__"]

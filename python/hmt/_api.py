@@ -26,7 +26,8 @@ from ctypes import (POINTER, byref, c_char, c_double, c_float, c_int, c_int32, c
                     c_uint8, cast, create_string_buffer, string_at)
 
 from . import _args, _capi, _interrupt
-from ._capi import (DETOKENIZE_SPECIAL, OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS,
+from ._capi import (COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, OUT_FFN_INPUT, OUT_HIDDEN,
+                    OUT_LOGITS, TOKENIZE_ADD_BOS,
                     TOKENIZE_SPECIAL, HmtError, KnnDtype, LogLevel, Mode, Param, Status,
                     hmt_abort_fn, hmt_adapter_p, hmt_chain_p, hmt_ctx_p, hmt_knn_builder_p,
                     hmt_knn_p, hmt_knn_progress_fn, hmt_log_fn, hmt_model_p, hmt_params_p,

@@ -76,6 +76,7 @@ class Param(enum.IntEnum):
     KNN_TRAIN_SIZE = 311
     KNN_RERANK = 312
     N_THREADS = 400
+    COMPUTE_TYPE = 401
     TEMPERATURE = 500
     TOP_K = 501
     TOP_P = 502
@@ -114,6 +115,8 @@ DETOKENIZE_SPECIAL = 1 << 0
 OUT_LOGITS = 1 << 0
 OUT_HIDDEN = 1 << 1
 OUT_FFN_INPUT = 1 << 2
+COMPUTE_F32 = 0  # values of Param.COMPUTE_TYPE
+COMPUTE_BF16 = 1
 
 
 class HmtError(Exception):
