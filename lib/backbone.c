@@ -250,7 +250,6 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     const hmti_layer *L = &m->layers[l];
     const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    hmti_pool *pool = b->pool;
     rows_job rj = {b, n, L->attn_norm};
     run_rows(b, job_rmsnorm, &rj);
     matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
