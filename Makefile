@@ -56,8 +56,8 @@ XSMM_LIBS := -lxsmm -lxsmmnoblas
 SYS_LIBS := -lpthread -lrt -ldl -lm
 # Optional FAISS backend (docs/KNN.md): found when libfaiss-dev's headers are
 # installed; `make HAVE_FAISS=0` builds without it. Only the choice of bridge
-# file (lib/knn_faiss.cc or lib/knn_faiss_stub.c), the link lines and the
-# tests depend on it, so switching rebuilds just those (see the stamps below).
+# file (lib/hooks/knn_faiss.cc or lib/hooks/knn_faiss_stub.c), the link lines
+# and the tests depend on it, so switching rebuilds just those (see the stamps below).
 # Debian ships FAISS as a static C++ library: the bridge is then compiled with
 # $(CXX) and libhmt links FAISS, OpenMP, BLAS/LAPACK and the C++ runtime
 # privately. Real BLAS comes before libxsmm so that libxsmmnoblas' stub sgemm_
@@ -80,8 +80,18 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -pthread -lcheck_pic -lrt -lm -lsubunit)
 
 # ---- sources ---------------------------------------------------------------
-FAISS_BRIDGE := $(if $(filter 1,$(HAVE_FAISS)),lib/knn_faiss.cc,lib/knn_faiss_stub.c)
-LIB_SRC := $(filter-out lib/knn_faiss_stub.c,$(sort $(wildcard lib/*.c lib/kernels/*.c))) \
+# The library's layers, each a folder of lib/; a layer uses only those
+# listed before it (includes name the folder: "core/error.h").
+#   core      errors, allocation, handle guards, parameters, output buffers
+#   kernels   GEMM (libxsmm), vector math (SLEEF), weight types, thread pool
+#   io        GGUF reading, little-endian fields, files opened and written safely
+#   text      tokenizer and its Unicode tables
+#   backbone  the model, its forward pass, contexts
+#   stream    HMT: adapters, streams (segments, memory, recall), snapshots
+#   hooks     the processor chain, sampler, DITTO, kNN-LM datastore and search
+LIB_LAYERS := core kernels io text backbone stream hooks
+FAISS_BRIDGE := $(if $(filter 1,$(HAVE_FAISS)),lib/hooks/knn_faiss.cc,lib/hooks/knn_faiss_stub.c)
+LIB_SRC := $(filter-out lib/hooks/knn_faiss_stub.c,$(sort $(wildcard $(LIB_LAYERS:%=lib/%/*.c)))) \
            $(filter %.c,$(FAISS_BRIDGE))
 LIB_CXX_SRC := $(filter %.cc,$(FAISS_BRIDGE))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX_SRC:%.cc=$(B)/%.o)

@@ -16,7 +16,7 @@
  *               [--knn FILE [--knn-lambda 0.25] [--knn-k 1024]]
  *               [--mode power|relative] [--scope consecutive|window] [--window W]
  *               [-a ADAPTER|-] [--dump FILE] [-t N]
- * The public API only, but for lib/atomic_file.c (--dump). Exit codes: 0 ok,
+ * The public API only, but for lib/io/atomic_file.c (--dump). Exit codes: 0 ok,
  * 1 runtime failure, 2 usage. */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,13 +32,13 @@
 #include <hmt/hmt_knn.h>
 #include <hmt/hmt_proc.h>
 
-#include "atomic_file.h"
+#include "io/atomic_file.h"
 #include "rep_metrics.h"
 
 #define MAX_RUNS 16
 #define MAX_FILES 256
 
-/* --dump FILE is written as the library's own files are (lib/atomic_file.c,
+/* --dump FILE is written as the library's own files are (lib/io/atomic_file.c,
  * docs/ROBUSTNESS.md "Files"): a temporary next to FILE, renamed over it
  * only when the run succeeded; on any failure an existing FILE is untouched.
  * A benchmark links libhmt.a, so it uses that module rather than a copy. */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "backbone/model.h"
 
 typedef struct {
     float *wq, *wk, *wv, *wo, *gate, *up, *down;

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "hmt/hmt.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"

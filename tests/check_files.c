@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "io/atomic_file.h"
 
 #include "hmt/hmt.h"
 #include "hmt/hmt_knn.h"

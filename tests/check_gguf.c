@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gguf.h"
 #include "hmt/hmt.h"
+#include "io/gguf.h"
 #include "util/gguf_build.h"
 #include "util/testutil.h"
 

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fnv.h"
+#include "core/fnv.h"
 #include "hmt/hmt.h"
-#include "stream.h"
+#include "stream/stream.h"
 #include "util/testutil.h"
 
 #define MAX_CASES 16

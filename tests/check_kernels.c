@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "kernels/kernels.h"
 #include "util/testutil.h"
 

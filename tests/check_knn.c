@@ -15,7 +15,7 @@
 #include "hmt/hmt.h"
 #include "hmt/hmt_knn.h"
 #include "hmt/hmt_proc.h"
-#include "knn.h" /* hmti_knn_content_sum: forging the checksum of an edited file */
+#include "hooks/knn.h" /* hmti_knn_content_sum: forging the checksum of an edited file */
 #include "util/testutil.h"
 
 #define LP_TOL 2e-5

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "util/testutil.h"

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "error.h"
+#include "core/alloc.h"
+#include "core/error.h"
 #include "hmt/hmt.h"
 #include "util/gguf_build.h"
 #include "util/testutil.h"

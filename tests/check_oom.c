@@ -1,5 +1,5 @@
 /* Allocation-failure injection: every allocation libhmt makes goes through
- * lib/alloc.c, whose test hook makes the n-th one fail. For n = 1, 2, ...
+ * lib/core/alloc.c, whose test hook makes the n-th one fail. For n = 1, 2, ...
  * each operation must return a clean error (never crash), leak nothing (the
  * ASan build's LeakSanitizer checks each forked test), and leave earlier
  * objects usable. */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "core/alloc.h"
 
 #include "hmt/hmt.h"
 #include "hmt/hmt_knn.h"

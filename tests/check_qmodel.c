@@ -18,8 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
 #include "hmt/hmt.h"
+#include "io/gguf.h"
 #include "kernels/kernels.h"
 #include "util/golden.h"
 #include "util/testutil.h"

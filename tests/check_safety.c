@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fnv.h"
-#include "gguf.h"
+#include "core/fnv.h"
 #include "hmt/hmt.h"
 #include "hmt/hmt_knn.h"
 #include "hmt/hmt_proc.h"
+#include "io/gguf.h"
 #include "util/testutil.h"
 
 static hmt_model *load(const char *name) {

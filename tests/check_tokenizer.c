@@ -16,10 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "error.h"
-#include "gguf.h"
-#include "tokenizer.h"
-#include "unicode.h"
+#include "core/error.h"
+#include "io/gguf.h"
+#include "text/tokenizer.h"
+#include "text/unicode.h"
 #include "util/gguf_build.h"
 #include "util/testutil.h"
 

@@ -1,5 +1,5 @@
 """Atomic file writes for libhmt's Python tools (standard library only),
-the same protocol as the library's lib/atomic_file.c:
+the same protocol as the library's lib/io/atomic_file.c:
 
     with atomic_write("out.gguf") as f:      # binary; "w" for text
         f.write(...)

@@ -1,16 +1,16 @@
 #!/usr/bin/python3
-"""Generate lib/unicode_tables.c: the Unicode classes the byte-level BPE
+"""Generate lib/text/unicode_tables.c: the Unicode classes the byte-level BPE
 pre-tokenizers need (\\p{L}, \\p{N}, \\p{P} and \\s), as one sorted table of
 runs covering U+0000..U+10FFFF.
 
 Each entry is (first codepoint << 8) | flags; a run lasts until the next
-entry's first codepoint. Flags are the HMTI_UC_* bits of lib/unicode.h.
+entry's first codepoint. Flags are the HMTI_UC_* bits of lib/text/unicode.h.
 
 Source: Python's unicodedata (Debian 12's python3.11: Unicode 14.0.0) for the
 general categories; whitespace is the Unicode White_Space property (the set
 that \\s matches in the `regex` module and in llama.cpp), listed below.
 
-Usage: /usr/bin/python3 tools/gen_unicode_tables.py > lib/unicode_tables.c
+Usage: /usr/bin/python3 tools/gen_unicode_tables.py > lib/text/unicode_tables.c
 """
 import sys
 import unicodedata

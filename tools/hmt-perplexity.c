@@ -39,7 +39,7 @@
  * fsynced, then renamed over PATH only when the run succeeded; on any
  * failure the temporary is removed and an existing PATH is untouched.
  * Examples link only the public API, so this is a copy of a few lines, not
- * lib/atomic_file.c. */
+ * lib/io/atomic_file.c. */
 typedef struct {
     FILE *f;
     char *path, *tmp;

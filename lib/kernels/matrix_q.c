@@ -19,7 +19,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "kernels/dequant.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"

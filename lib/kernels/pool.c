@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "alloc.h"
-#include "error.h"
+#include "core/alloc.h"
+#include "core/error.h"
 #include "kernels/kernels.h"
 
 #define SPIN_NS 100000 /* ~100 µs: covers the gap between two layers' jobs */

@@ -36,8 +36,8 @@ if [ ! -f /usr/include/faiss/IndexIVFPQ.h ]; then
 else
     build
     [ "$(available)" = 1 ] || fail "the FAISS build after a HAVE_FAISS=0 build lacks the backend"
-    [ "$(compiled)" = 1 ] && grep -q -- '-c lib/knn_faiss.cc' "$log" ||
-        fail "switching HAVE_FAISS on must compile lib/knn_faiss.cc and nothing else"
+    [ "$(compiled)" = 1 ] && grep -q -- '-c lib/hooks/knn_faiss.cc' "$log" ||
+        fail "switching HAVE_FAISS on must compile lib/hooks/knn_faiss.cc and nothing else"
     build HAVE_FAISS=0
     [ "$(available)" = 0 ] || fail "switching back to HAVE_FAISS=0 kept the FAISS backend"
     [ "$(compiled)" = 0 ] || fail "switching back to HAVE_FAISS=0 recompiled objects it does not affect"

@@ -12,10 +12,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "fnv.h"
+#include "core/fnv.h"
 #include "hmt/hmt.h"
 #include "hmt/hmt_knn.h"
-#include "knn.h"
+#include "hooks/knn.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

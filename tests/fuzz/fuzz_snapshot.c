@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fnv.h"
+#include "core/fnv.h"
 #include "hmt/hmt.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -1,7 +1,7 @@
 """NumPy reference of the DITTO decode-time repetition penalty (algorithms.md §3.4)
 and a golden file for tests/check_proc.c.
 
-Written from the specification, not from lib/ditto.c: sentences are re-split
+Written from the specification, not from lib/hooks/ditto.c: sentences are re-split
 from the whole history at every step, runs and occurrences are recounted, and
 the arithmetic is float64 over probabilities.
 

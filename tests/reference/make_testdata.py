@@ -222,7 +222,7 @@ def main():
 
 
 # Copies of llama-f32.gguf with one metadata key or tensor that changes the
-# arithmetic in a way libhmt does not implement (lib/model_unsupported.c):
+# arithmetic in a way libhmt does not implement (lib/backbone/model_unsupported.c):
 # each must be refused naming it; the "neutral" ones (a value that changes
 # nothing) must load. Listed in unimplemented-manifest.txt: file, then
 # "refused NAME" or "loads". head_dim is 16 and the context 128.

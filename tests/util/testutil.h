@@ -46,7 +46,7 @@ double hmt_test_urand(uint64_t *state);
 float hmt_test_nrand(uint64_t *state);
 
 /* How many temporaries of an atomic write to path ("<path>.tmp-XXXXXX",
- * lib/atomic_file.c) its folder holds. */
+ * lib/io/atomic_file.c) its folder holds. */
 int hmt_test_temporaries(const char *path);
 
 /* A fresh temporary file path (unique per call, under $TMPDIR or /tmp). */

@@ -1,0 +1,302 @@
+/* Llama / Qwen2 forward pass: pre-norm blocks of GQA attention with RoPE and
+ * a SwiGLU feed-forward, then the final RMSNorm and the LM head.
+ *
+ * Weights are packed matrices (kernels/matrix); activations are row-major
+ * [row][feature] in one arena. The K cache is stored transposed per KV head,
+ * [head_dim][n_ctx], so that scores = K·q is a plain column-major GEMM with a
+ * fixed leading dimension; V stays [slot][kv_dim] for out = Vᵀ·p. */
+#include <math.h>
+#include <string.h>
+
+#include "backbone/backbone.h"
+#include "core/bigalloc.h"
+
+static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
+    const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
+    const size_t kv = (size_t)m->n_head_kv * m->head_dim, ff = (size_t)m->n_ff;
+    return (size_t)n_batch * (3 * d + 2 * q + 2 * kv + 2 * ff);
+}
+
+static int alloc_scores(hmti_backbone *b, int n_threads) {
+    size_t bytes = (size_t)n_threads * HMTI_ATT_ROWS * (size_t)b->n_ctx * sizeof(float);
+    if (bytes <= b->scores_bytes) return HMT_OK;
+    float *s = hmti_big_alloc(bytes);
+    if (!s) return hmti_errf(HMT_E_NOMEM, "context: out of memory for attention scores");
+    hmti_big_free(b->scores, b->scores_bytes);
+    b->scores = s;
+    b->scores_bytes = bytes;
+    return HMT_OK;
+}
+
+int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
+                       int n_threads) {
+    memset(b, 0, sizeof *b);
+    b->m = m;
+    b->n_ctx = n_ctx;
+    b->n_batch = n_batch;
+    const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim;
+    b->kv_bytes = (size_t)m->n_layer * (size_t)n_ctx * kv_dim * sizeof(float);
+    b->kt = hmti_big_alloc(b->kv_bytes);
+    b->v = hmti_big_alloc(b->kv_bytes);
+    b->arena_bytes = arena_floats(m, n_batch) * sizeof(float);
+    b->arena = hmti_big_alloc(b->arena_bytes);
+    if (!b->kt || !b->v || !b->arena) {
+        /* the sizes first: release zeroes them */
+        const double mib = (2.0 * (double)b->kv_bytes + (double)b->arena_bytes) / 1048576.0;
+        hmti_backbone_release(b);
+        return hmti_errf(HMT_E_NOMEM, "context: out of memory for a %d-token KV cache and its "
+                         "scratch (%.1f MiB); ask for fewer tokens (HMT_P_N_CTX, -c)", n_ctx, mib);
+    }
+    const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
+    const size_t nb = (size_t)n_batch;
+    float *p = b->arena;
+    b->x = p, p += nb * d;
+    b->xn = p, p += nb * d;
+    b->xg = p, p += nb * d;
+    b->qkv = p, p += nb * (q + 2 * kv_dim);
+    b->att = p, p += nb * q;
+    b->gu = p;
+    int rc = hmti_backbone_set_threads(b, n_threads);
+    if (rc) hmti_backbone_release(b);
+    return rc;
+}
+
+void hmti_backbone_release(hmti_backbone *b) {
+    hmti_pool_free(b->pool);
+    hmti_big_free(b->kt, b->kv_bytes);
+    hmti_big_free(b->v, b->kv_bytes);
+    hmti_big_free(b->arena, b->arena_bytes);
+    hmti_big_free(b->scores, b->scores_bytes);
+    memset(b, 0, sizeof *b);
+}
+
+/* Scratch for stored (non-F32) weight matrices and the BF16 path: input
+ * widths d, q, ff. */
+static int reserve_scratch(const hmti_backbone *b, hmti_pool *pool) {
+    const hmt_model *m = b->m;
+    int64_t max_cols = m->n_embd > m->n_ff ? m->n_embd : m->n_ff;
+    if ((int64_t)m->n_head * m->head_dim > max_cols) max_cols = (int64_t)m->n_head * m->head_dim;
+    size_t shared, local;
+    if (b->compute == HMT_COMPUTE_BF16)
+        hmti_matmul_scratch_bf16(max_cols, b->n_batch, &shared, &local);
+    else
+        hmti_matmul_scratch(max_cols, &shared, &local);
+    return hmti_pool_reserve(pool, shared, local);
+}
+
+int hmti_backbone_set_threads(hmti_backbone *b, int n_threads) {
+    if (b->pool && n_threads == b->n_threads) return HMT_OK;
+    int rc = alloc_scores(b, n_threads);
+    if (rc) return rc;
+    hmti_pool *pool;
+    rc = hmti_pool_create(&pool, n_threads);
+    if (rc) return rc;
+    if ((rc = reserve_scratch(b, pool))) {
+        hmti_pool_free(pool);
+        return rc;
+    }
+    hmti_pool_free(b->pool);
+    b->pool = pool;
+    b->n_threads = n_threads;
+    return HMT_OK;
+}
+
+/* The pool's scratch only grows: switching back and forth costs nothing
+ * after the first switch to BF16. */
+int hmti_backbone_set_compute(hmti_backbone *b, int compute) {
+    const int old = b->compute;
+    b->compute = compute;
+    const int rc = reserve_scratch(b, b->pool);
+    if (rc) b->compute = old;
+    return rc;
+}
+
+/* The weight matmuls, in the context's compute type. */
+static void matmul(const hmti_backbone *b, const hmti_matrix *w, const float *x, int64_t ldx,
+                   int64_t n, float *y, int64_t ldy, const float *bias) {
+    if (b->compute == HMT_COMPUTE_BF16)
+        hmti_matmul_bf16(b->pool, w, x, ldx, n, y, ldy, bias);
+    else
+        hmti_matmul(b->pool, w, x, ldx, n, y, ldy, bias);
+}
+
+/* ---- row-parallel helpers --------------------------------------------------- */
+
+typedef struct {
+    hmti_backbone *b;
+    int32_t n;
+    const float *norm_w; /* rmsnorm weight: xn = rmsnorm(x) */
+} rows_job;
+
+static void job_rmsnorm(void *arg, int ith, int nth) {
+    rows_job *j = arg;
+    const int64_t d = j->b->m->n_embd;
+    int64_t lo, hi;
+    hmti_split_range(j->n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        hmti_rmsnorm(j->b->xn + i * d, j->b->x + i * d, j->norm_w, d, j->b->m->rms_eps);
+}
+
+static void job_swiglu(void *arg, int ith, int nth) {
+    rows_job *j = arg;
+    const int64_t ff = j->b->m->n_ff;
+    int64_t lo, hi;
+    hmti_split_range(j->n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) hmti_silu_mul(j->b->gu + i * 2 * ff, j->b->gu + i * 2 * ff + ff, ff);
+}
+
+/* Row jobs too small to be worth waking the pool run on the caller. */
+static void run_rows(hmti_backbone *b, hmti_job_fn fn, rows_job *j) {
+    if (j->n <= 4)
+        fn(j, 0, 1);
+    else
+        hmti_pool_run(b->pool, fn, j);
+}
+
+/* ---- attention ----------------------------------------------------------------- */
+
+typedef struct {
+    hmti_backbone *b;
+    int layer;
+    int32_t n_past, n;
+} att_job;
+
+/* For heads [h0, h1) of this thread: out = softmax(K q / sqrt(hd)) V over
+ * the causal prefix of each row, HMTI_ATT_ROWS query rows at a time. */
+static void job_attention(void *arg, int ith, int nth) {
+    const att_job *j = arg;
+    hmti_backbone *b = j->b;
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t qkv_dim = q_dim + 2 * kv_dim;
+    const int group = m->n_head / m->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *s = b->scores + (size_t)ith * HMTI_ATT_ROWS * (size_t)n_ctx;
+    int64_t h0, h1;
+    hmti_split_range(m->n_head, ith, nth, 1, &h0, &h1);
+    for (int64_t h = h0; h < h1; h++) {
+        const int64_t g = h / group;
+        const float *kt = b->kt + (((size_t)j->layer * m->n_head_kv + g) * hd) * n_ctx;
+        const float *v = b->v + (size_t)j->layer * n_ctx * kv_dim + g * hd;
+        for (int32_t r0 = 0; r0 < j->n; r0 += HMTI_ATT_ROWS) {
+            const int32_t rows = j->n - r0 < HMTI_ATT_ROWS ? j->n - r0 : HMTI_ATT_ROWS;
+            const int64_t span = (int64_t)j->n_past + r0 + rows; /* slots any row sees */
+            /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
+            hmti_gemm_cm(span, rows, hd, kt, n_ctx, b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim,
+                         s, n_ctx, 0.0f);
+            for (int32_t r = 0; r < rows; r++) {
+                float *row = s + (size_t)r * n_ctx;
+                const int64_t visible = (int64_t)j->n_past + r0 + r + 1;
+                hmti_scale(row, scale, visible);
+                hmti_softmax(row, visible);
+                if (span > visible) memset(row + visible, 0, (size_t)(span - visible) * sizeof *row);
+            }
+            /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
+            hmti_gemm_cm(hd, rows, span, v, kv_dim, s, n_ctx, b->att + (size_t)r0 * q_dim + h * hd,
+                         q_dim, 0.0f);
+        }
+    }
+}
+
+/* Attention over a short context runs on the caller alone: below 2^15
+ * multiply-adds per K·q product (rows × heads × visible slots × head_dim),
+ * ~10 µs at decode, a pool job's wake-up and barrier can cost more than the
+ * second thread saves (SmolLM2 at 48 slots on a loaded 2-core machine: 65 µs
+ * per layer on 2 threads, 9-14 µs on 1). Each head's result is the same
+ * either way. */
+static void run_attention(hmti_backbone *b, att_job *aj) {
+    const hmt_model *m = b->m;
+    const int64_t macs = (int64_t)aj->n * m->n_head * ((int64_t)aj->n_past + aj->n) * m->head_dim;
+    if (macs < (1 << 15))
+        job_attention(aj, 0, 1);
+    else
+        hmti_pool_run(b->pool, job_attention, aj);
+}
+
+/* Apply RoPE to the new rows' q and k and store k, v into the cache. */
+static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t n,
+                           const int32_t *pos) {
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    float *kt = b->kt + (size_t)layer * m->n_head_kv * hd * n_ctx;
+    float *v = b->v + (size_t)layer * n_ctx * kv_dim;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t p = pos ? pos[i] : n_past + i;
+        float *q = b->qkv + (size_t)i * (q_dim + 2 * kv_dim), *k = q + q_dim;
+        hmti_rope(q, m->n_head, (int)hd, p, m->rope_base, m->rope_neox);
+        hmti_rope(k, m->n_head_kv, (int)hd, p, m->rope_base, m->rope_neox);
+        const int64_t slot = (int64_t)n_past + i;
+        for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];
+        memcpy(v + slot * kv_dim, k + kv_dim, (size_t)kv_dim * sizeof(float));
+    }
+}
+
+/* The last block's normalized FFN input is the kNN-LM key. */
+static void keep_ffn_input(hmti_backbone *b, int32_t n, const uint8_t *outputs) {
+    const int64_t d = b->m->n_embd;
+    float *out = b->ffn_in_out;
+    for (int32_t i = 0; i < n; i++)
+        if (outputs[i] & HMT_OUT_FFN_INPUT) {
+            memcpy(out, b->xn + (size_t)i * d, (size_t)d * sizeof(float));
+            out += d;
+        }
+}
+
+static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, const int32_t *pos,
+                          const uint8_t *outputs) {
+    const hmt_model *m = b->m;
+    const hmti_layer *L = &m->layers[l];
+    const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    rows_job rj = {b, n, L->attn_norm};
+    run_rows(b, job_rmsnorm, &rj);
+    matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
+    rope_and_store(b, l, n_past, n, pos);
+    att_job aj = {b, l, n_past, n};
+    run_attention(b, &aj);
+    /* x += Wo·att, computed into xn (free now) then added */
+    matmul(b, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
+    hmti_add(b->x, b->xn, (int64_t)n * d);
+    rj.norm_w = L->ffn_norm;
+    run_rows(b, job_rmsnorm, &rj);
+    if (l == m->n_layer - 1 && outputs) keep_ffn_input(b, n, outputs);
+    matmul(b, &L->gate_up, b->xn, d, n, b->gu, 2 * ff, NULL);
+    run_rows(b, job_swiglu, &rj);
+    matmul(b, &L->down, b->gu, 2 * ff, n, b->xn, d, NULL);
+    hmti_add(b->x, b->xn, (int64_t)n * d);
+}
+
+int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,
+                          const float *embd, const int32_t *pos, const uint8_t *outputs,
+                          float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
+                          void *abort_data) {
+    const hmt_model *m = b->m;
+    const int64_t d = m->n_embd;
+    for (int32_t i = 0; i < n; i++) {
+        if (tokens)
+            hmti_model_embed(m, tokens[i], b->x + (size_t)i * d);
+        else
+            memcpy(b->x + (size_t)i * d, embd + (size_t)i * d, (size_t)d * sizeof(float));
+    }
+    for (int l = 0; l < m->n_layer; l++) {
+        if (abort_fn && abort_fn(abort_data))
+            return hmti_errf(HMT_E_ABORTED, "eval: aborted by the callback before layer %d", l);
+        layer_forward(b, l, n_past, n, pos, outputs);
+    }
+    /* Final norm for rows that want an output; gather logit rows into xg. */
+    int32_t n_logits = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const uint8_t f = outputs[i];
+        const float *x = b->x + (size_t)i * d;
+        if (f & HMT_OUT_HIDDEN) {
+            hmti_rmsnorm(hidden_out, x, m->output_norm, d, m->rms_eps);
+            hidden_out += d;
+        }
+        if (f & HMT_OUT_LOGITS)
+            hmti_rmsnorm(b->xg + (size_t)n_logits++ * d, x, m->output_norm, d, m->rms_eps);
+    }
+    if (n_logits) matmul(b, &m->output, b->xg, d, n_logits, logits_out, m->n_vocab, NULL);
+    return HMT_OK;
+}

@@ -1,0 +1,320 @@
+/* Public context API: argument checks, batch splitting into n_batch chunks,
+ * output bookkeeping, and the failure rule "a failed eval leaves n_past and
+ * every cached position as they were". */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backbone/backbone.h"
+#include "core/abort.h"
+#include "core/alloc.h"
+#include "core/busy.h"
+#include "core/outbuf.h"
+#include "core/params.h"
+
+struct hmt_ctx {
+    hmt_model *model;
+    hmti_backbone bb;
+    int32_t n_past;
+    /* outputs of the last successful eval */
+    float *logits, *hidden, *ffn;
+    size_t logits_cap, hidden_cap, ffn_cap; /* in rows */
+    int32_t *row_logits, *row_hidden, *row_ffn; /* batch row -> output row, -1 if none */
+    uint8_t *flags;                   /* default flags when the caller passes NULL */
+    size_t rows_cap;
+    int32_t n_rows;
+    hmti_abort abort;
+    hmti_retired retired; /* output blocks outgrown, kept until free */
+    char errmsg[HMTI_ERRMSG_MAX];
+    hmti_guard guard; /* last: see busy.h */
+};
+
+static int fail(hmt_ctx *ctx, int rc) {
+    if (ctx) hmti_copy_errmsg(ctx->errmsg);
+    return rc;
+}
+
+HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *params) {
+    hmti_clear_error();
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: out is NULL");
+    *out = NULL;
+    if (!model) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: model is NULL");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_ctx_create")) return HMT_E_MISUSE;
+    int64_t n_ctx = (int64_t)hmti_param_value(params, HMT_P_N_CTX);
+    int64_t n_batch = (int64_t)hmti_param_value(params, HMT_P_N_BATCH);
+    int n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
+    if (n_ctx == 0) n_ctx = model->n_ctx_train;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    hmt_ctx *ctx = hmti_calloc(1, sizeof *ctx);
+    if (!ctx) return hmti_errf(HMT_E_NOMEM, "hmt_ctx_create: out of memory");
+    int rc = hmti_backbone_init(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_threads);
+    if (!rc) rc = hmti_backbone_set_compute(&ctx->bb,
+                                            (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
+    if (rc) {
+        hmti_backbone_release(&ctx->bb);
+        free(ctx);
+        return rc;
+    }
+    hmti_model_retain(model);
+    ctx->model = model;
+    hmti_guard_init(&ctx->guard, HMTI_MAGIC_CTX);
+    *out = ctx;
+    return HMT_OK;
+}
+
+HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
+    if (!ctx || hmti_retire(&ctx->guard, HMTI_MAGIC_CTX, "hmt_ctx_free")) return;
+    hmti_backbone_release(&ctx->bb);
+    free(ctx->logits);
+    free(ctx->hidden);
+    free(ctx->row_logits);
+    free(ctx->row_hidden);
+    free(ctx->ffn);
+    free(ctx->row_ffn);
+    free(ctx->flags);
+    hmti_outbuf_release(&ctx->retired);
+    hmti_model_release(ctx->model);
+    free(ctx);
+}
+
+static int ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
+    hmti_clear_error();
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: ctx is NULL");
+    if (key != HMT_P_N_THREADS && key != HMT_P_COMPUTE_TYPE)
+        return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: key %d cannot change on a "
+                                                "live context", (int)key));
+    int rc = hmti_param_check(key, (double)value, 1);
+    if (!rc)
+        rc = key == HMT_P_N_THREADS
+                 ? hmti_backbone_set_threads(&ctx->bb, hmti_resolve_threads(value))
+                 : hmti_backbone_set_compute(&ctx->bb, (int)value);
+    return rc ? fail(ctx, rc) : HMT_OK;
+}
+
+HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
+    hmti_clear_error();
+    if (hmti_guard_check(HMTI_GUARD(ctx), HMTI_MAGIC_CTX, "hmt_ctx_get")) return HMT_E_MISUSE;
+    if (!ctx || !out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: %s is NULL", !ctx ? "ctx" : "out");
+    switch (key) {
+    case HMT_P_N_CTX: *out = ctx->bb.n_ctx; return HMT_OK;
+    case HMT_P_N_BATCH: *out = ctx->bb.n_batch; return HMT_OK;
+    case HMT_P_N_THREADS: *out = ctx->bb.n_threads; return HMT_OK;
+    case HMT_P_COMPUTE_TYPE: *out = ctx->bb.compute; return HMT_OK;
+    default:
+        return fail((hmt_ctx *)ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_get: key %d is not a "
+                                                           "context key", (int)key));
+    }
+}
+
+HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx) { return ctx ? ctx->model : NULL; }
+HMT_API int32_t hmt_ctx_n_past(const hmt_ctx *ctx) { return ctx ? ctx->n_past : 0; }
+HMT_API int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx) { return ctx ? ctx->bb.n_ctx : 0; }
+HMT_API const char *hmt_ctx_errmsg(const hmt_ctx *ctx) {
+    return ctx ? ctx->errmsg : "hmt_ctx_errmsg: ctx is NULL";
+}
+
+/* Grow-only buffers: an eval allocates only when it needs more than any
+ * earlier one did. */
+static int reserve(void **p, size_t *cap, size_t want, size_t elem) {
+    if (want <= *cap) return HMT_OK;
+    void *q = hmti_realloc(*p, want * elem);
+    if (!q) return hmti_errf(HMT_E_NOMEM, "eval: out of memory for %zu output rows", want);
+    *p = q;
+    *cap = want;
+    return HMT_OK;
+}
+
+static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hidden,
+                           size_t n_ffn) {
+    const hmt_model *m = ctx->model;
+    size_t rows_cap = ctx->rows_cap;
+    int rc;
+    if (n > rows_cap) {
+        size_t c1 = rows_cap, c2 = rows_cap, c3 = rows_cap, c4 = rows_cap;
+        if ((rc = reserve((void **)&ctx->row_logits, &c1, n, sizeof(int32_t))) ||
+            (rc = reserve((void **)&ctx->row_hidden, &c2, n, sizeof(int32_t))) ||
+            (rc = reserve((void **)&ctx->row_ffn, &c4, n, sizeof(int32_t))) ||
+            (rc = reserve((void **)&ctx->flags, &c3, n, 1)))
+            return rc;
+        ctx->rows_cap = n;
+    }
+    /* outgrown blocks are retired, not freed: logits pointers handed out
+     * stay readable until hmt_ctx_free */
+    hmti_retired *r = &ctx->retired;
+    if ((rc = hmti_outbuf_reserve(r, &ctx->logits, &ctx->logits_cap, n_logits,
+                                  (size_t)m->n_vocab)) ||
+        (rc = hmti_outbuf_reserve(r, &ctx->hidden, &ctx->hidden_cap, n_hidden,
+                                  (size_t)m->n_embd)) ||
+        (rc = hmti_outbuf_reserve(r, &ctx->ffn, &ctx->ffn_cap, n_ffn, (size_t)m->n_embd)))
+        return rc;
+    return HMT_OK;
+}
+
+static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens,
+                           const float *embd, const int32_t *pos, const uint8_t *outputs) {
+    const hmt_model *m = ctx->model;
+    if (n == 0) return hmti_errf(HMT_E_INVAL, "eval: no rows to evaluate (n = 0)");
+    if (!tokens == !embd)
+        return hmti_errf(HMT_E_INVAL, "eval: give exactly one of tokens and embeddings");
+    if (n > (size_t)(ctx->bb.n_ctx - ctx->n_past))
+        return hmti_errf(HMT_E_CTX_FULL, "eval: %zu rows do not fit: %d of %d positions used", n,
+                         ctx->n_past, ctx->bb.n_ctx);
+    for (size_t i = 0; tokens && i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->n_vocab)
+            return hmti_errf(HMT_E_TOKEN, "eval: row %zu: token %d outside [0, %d)", i, tokens[i],
+                             m->n_vocab);
+    if (embd) { /* a NaN row would poison every later row through attention */
+        const int64_t bad = hmti_first_nonfinite(embd, (int64_t)(n * (size_t)m->n_embd));
+        if (bad >= 0)
+            return hmti_errf(HMT_E_INVAL, "eval: embedding row %lld, column %lld is %s",
+                             (long long)(bad / m->n_embd), (long long)(bad % m->n_embd),
+                             hmti_nonfinite_name(embd[bad]));
+    }
+    for (size_t i = 0; pos && i < n; i++)
+        if (pos[i] < 0)
+            return hmti_errf(HMT_E_INVAL, "eval: row %zu: negative position %d", i, pos[i]);
+    for (size_t i = 0; outputs && i < n; i++)
+        if (outputs[i] & ~(HMT_OUT_LOGITS | HMT_OUT_HIDDEN | HMT_OUT_FFN_INPUT))
+            return hmti_errf(HMT_E_INVAL, "eval: row %zu: unknown output flags 0x%x", i, outputs[i]);
+    return HMT_OK;
+}
+
+static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
+                    const int32_t *pos, const uint8_t *outputs) {
+    hmti_clear_error();
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval: ctx is NULL");
+    int rc = check_eval_args(ctx, n, tokens, embd, pos, outputs);
+    if (!rc) rc = reserve_outputs(ctx, n, 0, 0, 0);
+    if (rc) return fail(ctx, rc);
+    if (!outputs) {
+        memset(ctx->flags, 0, n);
+        ctx->flags[n - 1] = HMT_OUT_LOGITS | HMT_OUT_HIDDEN;
+        outputs = ctx->flags;
+    }
+    size_t n_logits = 0, n_hidden = 0, n_ffn = 0;
+    for (size_t i = 0; i < n; i++) {
+        n_logits += (outputs[i] & HMT_OUT_LOGITS) != 0;
+        n_hidden += (outputs[i] & HMT_OUT_HIDDEN) != 0;
+        n_ffn += (outputs[i] & HMT_OUT_FFN_INPUT) != 0;
+    }
+    if ((rc = reserve_outputs(ctx, n, n_logits, n_hidden, n_ffn))) return fail(ctx, rc);
+
+    /* From here on the previous outputs are being overwritten. */
+    ctx->n_rows = 0;
+    const hmt_model *m = ctx->model;
+    const int32_t start = ctx->n_past;
+    size_t done = 0, li = 0, hi = 0, fi = 0;
+    while (done < n) {
+        const size_t chunk = n - done < (size_t)ctx->bb.n_batch ? n - done : (size_t)ctx->bb.n_batch;
+        ctx->bb.ffn_in_out = ctx->ffn ? ctx->ffn + fi * (size_t)m->n_embd : NULL;
+        rc = hmti_backbone_forward(
+            &ctx->bb, start + (int32_t)done, (int32_t)chunk, tokens ? tokens + done : NULL,
+            embd ? embd + done * (size_t)m->n_embd : NULL, pos ? pos + done : NULL, outputs + done,
+            ctx->hidden ? ctx->hidden + hi * (size_t)m->n_embd : NULL,
+            ctx->logits ? ctx->logits + li * (size_t)m->n_vocab : NULL,
+            hmti_abort_fn_of(&ctx->abort), &ctx->abort);
+        if (rc) return fail(ctx, rc); /* n_past unchanged: the partial slots are unused */
+        for (size_t i = done; i < done + chunk; i++) {
+            ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? (int32_t)li++ : -1;
+            ctx->row_hidden[i] = (outputs[i] & HMT_OUT_HIDDEN) ? (int32_t)hi++ : -1;
+            ctx->row_ffn[i] = (outputs[i] & HMT_OUT_FFN_INPUT) ? (int32_t)fi++ : -1;
+        }
+        done += chunk;
+    }
+    ctx->n_past = start + (int32_t)n;
+    ctx->n_rows = (int32_t)n;
+    return HMT_OK;
+}
+
+static int ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
+    hmti_clear_error();
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: ctx is NULL");
+    if (n == 0)
+        return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: no tokens to evaluate "
+                                                "(n = 0); nothing was changed"));
+    if (!tokens) return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: tokens is NULL"));
+    if (!all_logits) return ctx_eval(ctx, n, tokens, NULL, NULL, NULL);
+    int rc = reserve_outputs(ctx, n, 0, 0, 0);
+    if (rc) return fail(ctx, rc);
+    memset(ctx->flags, HMT_OUT_LOGITS, n);
+    return ctx_eval(ctx, n, tokens, NULL, NULL, ctx->flags);
+}
+
+static int32_t out_row(const hmt_ctx *ctx, const int32_t *map, int32_t i) {
+    if (!ctx || ctx->n_rows == 0) return -1;
+    if (i == -1) i = ctx->n_rows - 1;
+    if (i < 0 || i >= ctx->n_rows) return -1;
+    return map[i];
+}
+
+HMT_API const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i) {
+    int32_t r = out_row(ctx, ctx ? ctx->row_logits : NULL, i);
+    return r < 0 ? NULL : ctx->logits + (size_t)r * (size_t)ctx->model->n_vocab;
+}
+
+HMT_API const float *hmt_ctx_hidden(const hmt_ctx *ctx, int32_t i) {
+    int32_t r = out_row(ctx, ctx ? ctx->row_hidden : NULL, i);
+    return r < 0 ? NULL : ctx->hidden + (size_t)r * (size_t)ctx->model->n_embd;
+}
+
+HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i) {
+    int32_t r = out_row(ctx, ctx ? ctx->row_ffn : NULL, i);
+    return r < 0 ? NULL : ctx->ffn + (size_t)r * (size_t)ctx->model->n_embd;
+}
+
+static int ctx_kv_clear(hmt_ctx *ctx) {
+    hmti_clear_error();
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_clear: ctx is NULL");
+    ctx->n_past = 0;
+    ctx->n_rows = 0;
+    return HMT_OK;
+}
+
+static int ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
+    hmti_clear_error();
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: ctx is NULL");
+    if (n_keep < 0 || n_keep > ctx->n_past)
+        return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: n_keep %d outside [0, %d]",
+                                   n_keep, ctx->n_past));
+    ctx->n_past = n_keep;
+    ctx->n_rows = 0;
+    return HMT_OK;
+}
+
+static int ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
+    hmti_clear_error();
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_abort_callback: ctx is NULL");
+    ctx->abort.fn = fn;
+    ctx->abort.data = user_data;
+    return HMT_OK;
+}
+
+/* ---- public entry points: the handle guard (busy.h) around each call ---- */
+#define GUARDED(fn, call) HMTI_GUARDED(ctx, HMTI_MAGIC_CTX, fn, call)
+
+HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
+    GUARDED("hmt_ctx_set_int", ctx_set_int(ctx, key, value));
+}
+HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
+                         const int32_t *pos, const uint8_t *outputs) {
+    GUARDED("hmt_ctx_eval", ctx_eval(ctx, n, tokens, embd, pos, outputs));
+}
+HMT_API int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
+    GUARDED("hmt_ctx_eval_tokens", ctx_eval_tokens(ctx, tokens, n, all_logits));
+}
+HMT_API int hmt_ctx_kv_clear(hmt_ctx *ctx) { GUARDED("hmt_ctx_kv_clear", ctx_kv_clear(ctx)); }
+HMT_API int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
+    GUARDED("hmt_ctx_kv_rewind", ctx_kv_rewind(ctx, n_keep));
+}
+HMT_API int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
+    GUARDED("hmt_ctx_set_abort_callback", ctx_set_abort_callback(ctx, fn, user_data));
+}
+
+int hmti_abort_poll(void *abort) {
+    const hmti_abort *a = abort;
+    return (a->fn && a->fn(a->data)) || (a->extra_fn && a->extra_fn(a->extra_data));
+}
+
+void hmti_ctx_set_extra_abort(hmt_ctx *ctx, hmt_abort_fn fn, void *data) {
+    ctx->abort.extra_fn = fn;
+    ctx->abort.extra_data = data;
+}

@@ -1,0 +1,67 @@
+/* A loaded backbone: hyperparameters from GGUF metadata, weight matrices
+ * (F32 packed for the GEMM kernels, other types as stored in the mapped
+ * file), the tokenizer. Immutable after hmti_model_load returns,
+ * so any number of contexts on any threads share it; reference-counted so a
+ * context keeps its model alive. */
+#ifndef HMT_MODEL_H
+#define HMT_MODEL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/busy.h"
+#include "core/error.h"
+#include "io/gguf.h"
+#include "kernels/kernels.h"
+#include "text/tokenizer.h"
+
+typedef enum { HMTI_ARCH_LLAMA, HMTI_ARCH_QWEN2 } hmti_arch;
+
+/* q, k and v are one matrix, and gate and up another, so each block runs
+ * four GEMMs (four pool jobs) instead of seven. */
+typedef struct {
+    hmti_matrix wqkv;            /* rows: q [n_head*hd], k [n_kv*hd], v [n_kv*hd]; cols d */
+    hmti_matrix wo;              /* [d][n_head*hd]                                        */
+    hmti_matrix gate_up;         /* rows: gate [ff], up [ff]; cols d                      */
+    hmti_matrix down;            /* [d][ff]                                               */
+    float *attn_norm, *ffn_norm; /* [d]                                                   */
+    float *bqkv;                 /* qwen2 q|k|v biases, NULL for llama                    */
+} hmti_layer;
+
+struct hmt_model {
+    atomic_int refs;
+    hmti_gguf *gguf; /* kept mapped: metadata queries, embedding rows */
+    hmti_arch arch;
+    char arch_name[32];
+    int32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train, head_dim;
+    float rope_base, rms_eps;
+    int rope_neox;
+    const hmti_gguf_tensor *tok_embd; /* rows converted on use, never copied */
+    hmti_matrix output;               /* LM head (token_embd's rows if tied)       */
+    int embd_from_output;             /* tied F32: embedding rows read from output */
+    float *output_norm;
+    hmti_layer *layers;
+    hmti_vocab *vocab; /* NULL when the file has no tokenizer */
+    uint64_t n_params;
+    uint64_t fingerprint; /* identifies the weights in snapshots and datastores */
+    pthread_mutex_t err_lock;
+    char errmsg[HMTI_ERRMSG_MAX];
+    atomic_int user_freed; /* hmt_model_free was called: a second call is a bug */
+    hmti_guard guard;      /* last: see busy.h (magic only: a model is shared)  */
+};
+
+int hmti_model_load(hmt_model **out, const char *path);
+void hmti_model_retain(hmt_model *m);
+void hmti_model_release(hmt_model *m);
+/* Copy the calling thread's last error onto the model (thread-safe). */
+void hmti_model_set_error(const hmt_model *m);
+/* Input embedding of token t (caller checked the range) into out[n_embd]. */
+void hmti_model_embed(const hmt_model *m, hmt_token t, float *out);
+
+/* HMT_E_UNSUPPORTED naming the first metadata key or tensor of g that would
+ * change the arithmetic in a way libhmt does not implement (model_unsupported.c),
+ * HMT_OK if there is none. arch: the key prefix ("llama"). */
+int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t head_dim,
+                                    int32_t n_ctx_train);
+
+#endif

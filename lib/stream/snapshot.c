@@ -1,0 +1,348 @@
+/* Stream snapshots: everything a stream needs to continue bit-identically in
+ * another process (docs/HMT.md, "Snapshots"). Layout, little-endian:
+ *   "HMTS", u32 version, u64 model fingerprint, u64 adapter fingerprint,
+ *   u32 settings[SETTINGS], i64 counters[COUNTERS], the arrays below in a
+ *   fixed order, then u64 FNV-1a of all preceding bytes.
+ * Restore validates all of it before changing the stream. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/fnv.h"
+#include "io/atomic_file.h"
+#include "io/file_open.h"
+#include "stream/stream.h"
+
+#define SNAP_VERSION 1u
+
+static uint64_t adapter_fingerprint(const hmt_adapter *a) { return a ? a->fingerprint : 0; }
+
+/* KV slots of the open pass, from the counters that decide it. */
+static int64_t kv_slots_of(int mode, int64_t n_fed, int64_t win_base, int64_t prefix_done,
+                           int64_t sens_len, int64_t seg_eval) {
+    if (mode == HMT_MODE_WINDOW) return n_fed - win_base;
+    if (!prefix_done) return 0;
+    return (mode == HMT_MODE_SEGMENTS ? 0 : 1 + sens_len) + seg_eval;
+}
+
+static int32_t kv_slots(const hmt_stream *s) {
+    return (int32_t)kv_slots_of(s->mode, s->n_fed, s->win_base, s->prefix_done, s->sens_len,
+                                s->seg_eval);
+}
+
+/* One walk over the state serves saving, checking and loading: each field
+ * is copied between the stream and a cursor over the buffer. */
+typedef enum { SAVE, CHECK, LOAD } walk_kind;
+
+typedef struct {
+    walk_kind kind;
+    unsigned char *out;     /* SAVE: output (NULL while measuring) */
+    const unsigned char *in; /* CHECK, LOAD: input                  */
+    size_t pos, len;
+    int bad;
+    int32_t n_vocab; /* CHECK: token ids must lie below it...  */
+    int bad_id;      /* ...else this is set                     */
+    const char *bad_float; /* CHECK: the first field with a non-finite value */
+    int64_t bad_float_at;  /* its index in that field               */
+} cursor;
+
+static void io(cursor *c, void *field, size_t n) {
+    if (c->kind != SAVE) {
+        if (c->pos + n > c->len || c->pos + n < c->pos) {
+            c->bad = 1;
+            return;
+        }
+        if (c->kind == LOAD) memcpy(field, c->in + c->pos, n);
+    } else if (c->out) {
+        memcpy(c->out + c->pos, field, n);
+    }
+    c->pos += n;
+}
+
+enum { N_SETTINGS = 12, N_COUNTERS = 16 };
+
+static void settings_of(const hmt_stream *s, uint32_t v[N_SETTINGS]) {
+    const uint32_t x[N_SETTINGS] = {(uint32_t)s->mode, (uint32_t)s->L, (uint32_t)s->k, (uint32_t)s->N,
+                                    (uint32_t)s->j, (uint32_t)s->j_gen, (uint32_t)s->bf16,
+                                    (uint32_t)s->W, (uint32_t)s->d, (uint32_t)s->model->n_vocab,
+                                    (uint32_t)(s->ad ? s->ad->d_h : 0), (uint32_t)s->bb.n_ctx};
+    memcpy(v, x, sizeof x);
+}
+
+/* ctr: lookahead all_logits seg_index seg_len seg_eval p_known prefix_done
+ *      prev_len sens_len fill has_last_m rn n_fed n_ready win_base kv */
+static void counters_of(const hmt_stream *s, int64_t ctr[N_COUNTERS]) {
+    const int64_t x[N_COUNTERS] = {s->lookahead, s->all_logits, s->seg_index, s->seg_len,
+                                   s->seg_eval, s->p_known, s->prefix_done, s->prev_len,
+                                   s->sens_len, s->fill, s->has_last_m, s->rn,
+                                   s->n_fed, s->n_ready, s->win_base, kv_slots(s)};
+    memcpy(ctr, x, sizeof x);
+}
+
+static int counters_valid(const hmt_stream *s, const int64_t *c) {
+    return c[0] >= 0 && c[0] <= 1 && c[1] >= 0 && c[1] <= 1 && c[2] >= 0 && c[3] >= 0 &&
+           c[3] <= s->L && c[4] >= 0 && c[4] <= c[3] && c[5] >= 0 && c[5] <= 1 && c[6] >= 0 &&
+           c[6] <= 1 && c[7] >= 0 && c[7] <= s->L && c[8] >= 0 && c[8] <= s->k && c[9] >= 0 &&
+           c[9] <= s->N && c[10] >= 0 && c[10] <= 1 && c[11] >= 0 && c[11] <= c[9] &&
+           c[12] >= 0 && c[13] >= 0 && c[13] <= c[12] && c[14] >= 0 && c[14] <= c[12] &&
+           c[15] >= 0 && c[15] <= s->bb.n_ctx &&
+           /* the KV count must be the one the other counters imply: the next
+            * feed trusts them (a window of n_fed - win_base > W overflowed) */
+           c[15] == kv_slots_of(s->mode, c[12], c[14], c[6], c[8], c[4]);
+}
+
+/* Token ids: CHECK also validates them, since the stream feeds them to the
+ * model again (window refill, sensory tokens, lookahead summary). */
+static void io_tokens(cursor *c, hmt_token *field, size_t n) {
+    if (c->kind == CHECK && !c->bad && n <= (c->len - c->pos) / sizeof *field)
+        for (size_t i = 0; i < n; i++) {
+            hmt_token t;
+            memcpy(&t, c->in + c->pos + i * sizeof t, sizeof t);
+            if (t < 0 || t >= c->n_vocab) c->bad_id = 1;
+        }
+    io(c, field, n * sizeof *field);
+}
+
+/* Floats: CHECK also requires them finite (a NaN memory or KV entry would
+ * silently turn every later logit into NaN); the message names the field. */
+static void io_floats(cursor *c, float *field, size_t n, const char *name) {
+    if (c->kind == CHECK && !c->bad && !c->bad_float && n <= (c->len - c->pos) / sizeof(float))
+        for (size_t i = 0; i < n; i++) {
+            float v;
+            memcpy(&v, c->in + c->pos + i * sizeof v, sizeof v);
+            if (!isfinite(v)) {
+                c->bad_float = name;
+                c->bad_float_at = (int64_t)i;
+                break;
+            }
+        }
+    io(c, field, n * sizeof(float));
+}
+
+/* The arrays, sized by the counters ctr (the stream's own when saving, the
+ * snapshot's when checking or loading). */
+static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
+    const size_t d = (size_t)s->d, dh = s->ad ? (size_t)s->ad->d_h : 0;
+    const size_t fill = (size_t)ctr[9], rn = (size_t)ctr[11], kv = (size_t)ctr[15];
+    io_tokens(c, s->seg_tok, (size_t)ctr[3]);
+    io_tokens(c, s->prev_tok, (size_t)ctr[7]);
+    io_tokens(c, s->sens, (size_t)ctr[8]);
+    io_floats(c, s->p, d, "P");
+    io_floats(c, s->s, d, "S");
+    io_floats(c, s->last_m, d, "last M");
+    io_floats(c, s->mem, fill * d, "memory cache");
+    io_floats(c, s->keys, fill * dh, "memory keys");
+    io(c, s->mem_seg, fill * sizeof(int64_t));
+    io_floats(c, s->rw, rn, "recall weights");
+    io(c, s->rseg, rn * sizeof(int64_t));
+    if (s->mode == HMT_MODE_WINDOW) io_tokens(c, s->win, (size_t)s->W);
+    const hmt_model *m = s->model;
+    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, nc = (size_t)s->bb.n_ctx;
+    for (int l = 0; l < m->n_layer; l++) {
+        for (size_t r = 0; r < kvd; r++)
+            io_floats(c, s->bb.kt + ((size_t)l * kvd + r) * nc, kv, "K cache");
+        io_floats(c, s->bb.v + (size_t)l * nc * kvd, kv * kvd, "V cache");
+    }
+    /* the last ready token's logits, so sampling can continue after a restore */
+    if (ctr[13] > 0) {
+        float *row = c->kind == SAVE ? (float *)hmt_stream_logits(s, ctr[13] - 1) : s->logits;
+        io_floats(c, row, (size_t)m->n_vocab, "logits");
+    }
+}
+
+static size_t save_into(const hmt_stream *cs, unsigned char *out) {
+    hmt_stream *s = (hmt_stream *)cs; /* SAVE only reads the stream */
+    cursor c = {SAVE, out, NULL, 0, 0, 0, 0, 0, NULL, 0};
+    uint32_t head[2] = {0x53544d48u /* "HMTS" */, SNAP_VERSION}, set[N_SETTINGS];
+    uint64_t fp[2] = {s->model->fingerprint, adapter_fingerprint(s->ad)};
+    int64_t ctr[N_COUNTERS];
+    settings_of(s, set);
+    counters_of(s, ctr);
+    io(&c, head, sizeof head);
+    io(&c, fp, sizeof fp);
+    io(&c, set, sizeof set);
+    io(&c, ctr, sizeof ctr);
+    walk_arrays(&c, s, ctr);
+    if (out) {
+        uint64_t h = hmti_fnv1a(HMTI_FNV_INIT, out, c.pos);
+        memcpy(out + c.pos, &h, sizeof h);
+    }
+    return c.pos + sizeof(uint64_t);
+}
+
+static int fail(hmt_stream *s, int rc) {
+    hmti_copy_errmsg(s->errmsg);
+    return rc;
+}
+
+static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_out) {
+    hmti_clear_error();
+    if (!s || !len_out || (!buf && cap)) return hmti_errf(HMT_E_INVAL, "hmt_stream_save: NULL argument");
+    if (s->broken)
+        return fail((hmt_stream *)s, hmti_errf(HMT_E_MISUSE, "hmt_stream_save: an earlier failure "
+                                                             "left the stream unusable; restore a "
+                                                             "snapshot or free it"));
+    const size_t need = save_into(s, NULL);
+    *len_out = need;
+    if (cap < need)
+        return fail((hmt_stream *)s, hmti_errf(HMT_E_BUFFER, "hmt_stream_save: needs %zu bytes", need));
+    save_into(s, buf);
+    return HMT_OK;
+}
+
+static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
+    hmti_clear_error();
+    if (!s || !buf) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore: NULL argument");
+    const unsigned char *b = buf;
+    if (len < 8 + 16 + sizeof(uint64_t) || memcmp(b, "HMTS", 4))
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: not a libhmt stream snapshot"));
+    uint32_t ver;
+    memcpy(&ver, b + 4, 4);
+    if (ver != SNAP_VERSION)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: version %u, this library reads %u", ver,
+                                 SNAP_VERSION));
+    uint64_t h, fp[2];
+    memcpy(&h, b + len - sizeof h, sizeof h);
+    if (hmti_fnv1a(HMTI_FNV_INIT, b, len - sizeof h) != h)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: checksum mismatch (truncated or corrupt)"));
+    memcpy(fp, b + 8, sizeof fp);
+    if (fp[0] != s->model->fingerprint || fp[1] != adapter_fingerprint(s->ad))
+        return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
+                                 fp[0] != s->model->fingerprint ? "model" : "adapter"));
+    uint32_t set[N_SETTINGS], mine[N_SETTINGS];
+    cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0, 0, 0, NULL, 0}; /* into locals */
+    io(&c, set, sizeof set);
+    settings_of(s, mine);
+    if (c.bad || memcmp(set, mine, sizeof set))
+        return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with other stream settings "
+                                              "(mode, L, k, N, j, bf16, window or context)"));
+    int64_t ctr[N_COUNTERS];
+    io(&c, ctr, sizeof ctr);
+    if (c.bad || !counters_valid(s, ctr))
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: counters out of range"));
+    cursor check = c;
+    check.kind = CHECK;
+    check.n_vocab = s->model->n_vocab;
+    walk_arrays(&check, s, ctr);
+    if (check.bad || check.pos != check.len)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: sizes do not match its counters"));
+    if (check.bad_id)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: a token id outside the vocabulary"));
+    if (check.bad_float)
+        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: %s value %lld is not finite",
+                                 check.bad_float, (long long)check.bad_float_at));
+    if (ctr[13] > 0 && s->logits_cap < 1) {
+        float *row = hmti_malloc((size_t)s->model->n_vocab * sizeof *row);
+        if (!row) return fail(s, hmti_errf(HMT_E_NOMEM, "snapshot: out of memory"));
+        free(s->logits);
+        s->logits = row;
+        s->logits_cap = 1;
+    }
+    /* Everything checked: load. */
+    walk_arrays(&c, s, ctr);
+    s->lookahead = (int)ctr[0], s->all_logits = (int)ctr[1], s->seg_index = ctr[2];
+    s->seg_len = (int32_t)ctr[3], s->seg_eval = (int32_t)ctr[4], s->p_known = (int)ctr[5];
+    s->prefix_done = (int)ctr[6], s->prev_len = (int32_t)ctr[7], s->sens_len = (int32_t)ctr[8];
+    s->fill = (int32_t)ctr[9], s->has_last_m = (int)ctr[10], s->rn = (int32_t)ctr[11];
+    s->n_fed = ctr[12], s->n_ready = ctr[13], s->win_base = ctr[14];
+    s->ready_first = s->n_ready > 0 ? s->n_ready - 1 : 0;
+    s->broken = 0;
+    return HMT_OK;
+}
+
+/* The handle guard (busy.h): a save racing a feed would read a half-updated
+ * stream. The file variants go through these two. */
+HMT_API int hmt_stream_save(const hmt_stream *cs, void *buf, size_t cap, size_t *len_out) {
+    hmt_stream *s = (hmt_stream *)cs; /* only the guard's flag changes */
+    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_save");
+    if (rc) return rc;
+    rc = stream_save(s, buf, cap, len_out);
+    hmti_leave(HMTI_GUARD(s));
+    return rc;
+}
+
+HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
+    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_restore");
+    if (rc) return rc;
+    rc = stream_restore(s, buf, len);
+    hmti_leave(HMTI_GUARD(s));
+    return rc;
+}
+
+/* The largest snapshot this stream can produce: every array at the size its
+ * settings allow (segment of L, k sensory ids, N memories, a full KV cache,
+ * one logits row). restore_file reads no file larger than this. */
+static size_t max_snapshot_size(const hmt_stream *cs) {
+    hmt_stream *s = (hmt_stream *)cs; /* measuring only: nothing is read or written */
+    int64_t ctr[N_COUNTERS] = {0};
+    ctr[3] = ctr[7] = s->L, ctr[8] = s->k, ctr[9] = ctr[11] = s->N, ctr[15] = s->bb.n_ctx;
+    cursor c = {SAVE, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0};
+    walk_arrays(&c, s, ctr); /* ctr[13] = 0: the logits row is added below */
+    return 8 + 16 + N_SETTINGS * 4 + N_COUNTERS * 8 + c.pos +
+           (size_t)s->model->n_vocab * sizeof(float) + sizeof(uint64_t);
+}
+
+HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
+    hmti_clear_error();
+    if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_save_file: NULL argument");
+    size_t len = 0;
+    int rc = hmt_stream_save(s, NULL, 0, &len);
+    if (rc != HMT_E_BUFFER) return rc;
+    void *buf = hmti_malloc(len);
+    if (!buf) return fail((hmt_stream *)s, hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory"));
+    rc = hmt_stream_save(s, buf, len, &len);
+    hmti_afile out;
+    /* a temporary replaces path only once complete: a full disk or a crash
+     * leaves the previous snapshot as it was (lib/io/atomic_file.c) */
+    if (!rc) rc = hmti_afile_begin(&out, path, "hmt_stream_save_file");
+    if (!rc) {
+        hmti_afile_write(&out, buf, len);
+        rc = hmti_afile_commit(&out);
+    }
+    if (rc) fail((hmt_stream *)s, rc);
+    free(buf);
+    return rc;
+}
+
+/* Read exactly len bytes (the size fstat gave: a file that grows meanwhile
+ * is not followed, one that shrinks is an error). */
+static int read_all(int fd, unsigned char *buf, size_t len, const char *path) {
+    for (size_t got = 0; got < len;) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            char eb[128];
+            return hmti_errf(HMT_E_IO, "hmt_stream_restore_file: cannot read '%s': %s", path,
+                             r < 0 ? strerror_r(errno, eb, sizeof eb) : "file shrank while read");
+        }
+        got += (size_t)r;
+    }
+    return HMT_OK;
+}
+
+HMT_API int hmt_stream_restore_file(hmt_stream *s, const char *path) {
+    hmti_clear_error();
+    if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore_file: NULL argument");
+    int fd;
+    uint64_t size;
+    int rc = hmti_open_regular(path, "hmt_stream_restore_file", &fd, &size);
+    if (rc) return fail(s, rc);
+    const size_t max = max_snapshot_size(s);
+    if (size > max) {
+        close(fd);
+        return fail(s, hmti_errf(HMT_E_FORMAT, "hmt_stream_restore_file: '%s' has %llu bytes, "
+                                 "more than any snapshot of this stream (at most %zu)", path,
+                                 (unsigned long long)size, max));
+    }
+    unsigned char *buf = hmti_malloc(size ? (size_t)size : 1);
+    rc = buf ? read_all(fd, buf, (size_t)size, path)
+             : hmti_errf(HMT_E_NOMEM, "hmt_stream_restore_file: out of memory");
+    close(fd);
+    if (!rc) rc = hmt_stream_restore(s, buf, (size_t)size);
+    free(buf);
+    return rc ? fail(s, rc) : HMT_OK;
+}

@@ -1,0 +1,128 @@
+/* Creating and freeing HMT streams: settings resolved from the params, the
+ * adapter and the model; every buffer allocated once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/params.h"
+#include "stream/stream.h"
+
+static int32_t pick(const hmt_params *p, hmt_param key, int32_t adapter_value, int32_t unset) {
+    int32_t v = (int32_t)hmti_param_value(p, key);
+    return v == unset ? adapter_value : v;
+}
+
+/* Resolve L, k, N, j, j_gen, bf16 and the KV length; check they fit. */
+static int resolve(hmt_stream *s, const hmt_params *p) {
+    const hmt_adapter *a = s->ad;
+    const hmt_model *m = s->model;
+    s->mode = (int)hmti_param_value(p, HMT_P_MODE);
+    s->lookahead = (int)hmti_param_value(p, HMT_P_LOOKAHEAD);
+    s->all_logits = (int)hmti_param_value(p, HMT_P_ALL_LOGITS);
+    s->keep_ffn = (int)hmti_param_value(p, HMT_P_KEEP_FFN_INPUT);
+    s->d = m->n_embd;
+    if (!a && (s->mode == HMT_MODE_FULL || s->mode == HMT_MODE_RMT))
+        return hmti_errf(HMT_E_INVAL, "stream: mode %s needs an HMT adapter",
+                         s->mode == HMT_MODE_FULL ? "full" : "rmt");
+    if (a && a->model->n_embd != m->n_embd)
+        return hmti_errf(HMT_E_INVAL, "stream: the adapter was loaded for a model of width %d, "
+                                      "this model has %d", a->model->n_embd, m->n_embd);
+    s->L = pick(p, HMT_P_SEGMENT_LENGTH, a ? a->segment_length : 0, 0);
+    s->k = pick(p, HMT_P_SENSORY_LENGTH, a ? a->sensory_length : 0, -1);
+    s->N = pick(p, HMT_P_CACHE_SIZE, a ? a->cache_size : 1, 0);
+    s->bf16 = pick(p, HMT_P_RECALL_BF16, a ? a->recall_bf16 : 0, -1);
+    s->j = pick(p, HMT_P_SUMMARY_LENGTH, a ? hmti_adapter_summary_length(a, s->L) : 1, 0);
+    s->j_gen = pick(p, HMT_P_GEN_SUMMARY_LENGTH, a ? a->gen_summary_length : 1, 0);
+    if (s->mode == HMT_MODE_SEGMENTS) s->k = 0;
+    if (s->mode == HMT_MODE_WINDOW) {
+        int64_t w = (int64_t)hmti_param_value(p, HMT_P_N_CTX);
+        s->W = (int32_t)(w > 0 ? w : m->n_ctx_train);
+        if (s->W < 2) return hmti_errf(HMT_E_INVAL, "stream: a window of %d tokens is too short", s->W);
+        s->L = s->W; /* scratch for the refill ids */
+        return HMT_OK;
+    }
+    if (s->L < 1)
+        return hmti_errf(HMT_E_INVAL, "stream: set HMT_P_SEGMENT_LENGTH (no adapter gives one)");
+    if (s->k > s->L) return hmti_errf(HMT_E_INVAL, "stream: sensory length %d > segment length %d", s->k, s->L);
+    if (s->j < 1 || s->j > s->L || s->j_gen < 1 || s->j_gen > s->L)
+        return hmti_errf(HMT_E_INVAL, "stream: summary lengths %d / %d outside [1, %d]", s->j,
+                         s->j_gen, s->L);
+    const int64_t need = s->mode == HMT_MODE_SEGMENTS ? s->L : (int64_t)s->k + s->L + 2;
+    if (need > m->n_ctx_train)
+        return hmti_errf(HMT_E_INVAL, "stream: a segment pass needs %lld positions, the model's "
+                                      "context is %d", (long long)need, m->n_ctx_train);
+    return HMT_OK;
+}
+
+static int alloc_all(hmt_stream *s) {
+    const size_t d = (size_t)s->d, L = (size_t)s->L, N = (size_t)s->N;
+    const size_t dh = s->ad ? (size_t)s->ad->d_h : 1;
+    s->seg_tok = hmti_calloc(L, sizeof *s->seg_tok);
+    s->prev_tok = hmti_calloc(L, sizeof *s->prev_tok);
+    s->sens = hmti_calloc((size_t)s->k + 1, sizeof *s->sens);
+    s->p = hmti_calloc(d, sizeof(float));
+    s->s = hmti_calloc(d, sizeof(float));
+    s->hidden = hmti_calloc(d, sizeof(float));
+    s->last_m = hmti_calloc(d, sizeof(float));
+    s->mem = hmti_calloc(N * d, sizeof(float));
+    s->keys = hmti_calloc(N * dh, sizeof(float));
+    s->mem_seg = hmti_calloc(N, sizeof *s->mem_seg);
+    s->rw = hmti_calloc(N, sizeof *s->rw);
+    s->rseg = hmti_calloc(N, sizeof *s->rseg);
+    s->q = hmti_calloc(dh, sizeof(float));
+    s->win = hmti_calloc(s->mode == HMT_MODE_WINDOW ? (size_t)s->W : 1, sizeof *s->win);
+    s->flags = hmti_calloc((size_t)s->bb.n_batch, 1);
+    if (!s->seg_tok || !s->prev_tok || !s->sens || !s->p || !s->s || !s->hidden || !s->last_m ||
+        !s->mem || !s->keys || !s->mem_seg || !s->rw || !s->rseg || !s->q || !s->win || !s->flags)
+        return hmti_errf(HMT_E_NOMEM, "stream: out of memory");
+    return HMT_OK;
+}
+
+HMT_API void hmt_stream_free(hmt_stream *s) {
+    if (!s || hmti_retire(&s->guard, HMTI_MAGIC_STREAM, "hmt_stream_free")) return;
+    hmti_backbone_release(&s->bb);
+    free(s->seg_tok), free(s->prev_tok), free(s->sens);
+    free(s->p), free(s->s), free(s->hidden), free(s->last_m);
+    free(s->mem), free(s->keys), free(s->mem_seg), free(s->rw), free(s->rseg), free(s->q);
+    free(s->win), free(s->flags), free(s->logits), free(s->ffn);
+    hmti_outbuf_release(&s->retired);
+    hmti_adapter_release(s->ad);
+    hmti_model_release(s->model);
+    free(s);
+}
+
+HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, const hmt_adapter *adapter,
+                              const hmt_params *params) {
+    hmti_clear_error();
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: out is NULL");
+    *out = NULL;
+    if (!model) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: model is NULL");
+    if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_stream_create") ||
+        hmti_guard_check(HMTI_GUARD(adapter), HMTI_MAGIC_ADAPTER, "hmt_stream_create"))
+        return HMT_E_MISUSE;
+    hmt_stream *s = hmti_calloc(1, sizeof *s);
+    if (!s) return hmti_errf(HMT_E_NOMEM, "hmt_stream_create: out of memory");
+    hmti_guard_init(&s->guard, HMTI_MAGIC_STREAM); /* hmt_stream_free checks it */
+    hmti_model_retain(model);
+    s->model = model;
+    if (adapter) hmti_adapter_retain(adapter);
+    s->ad = adapter;
+    int rc = resolve(s, params);
+    if (!rc) {
+        const int32_t n_ctx = s->mode == HMT_MODE_WINDOW   ? s->W
+                              : s->mode == HMT_MODE_SEGMENTS ? s->L
+                                                             : s->k + s->L + 2;
+        const int32_t n_batch = (int32_t)hmti_param_value(params, HMT_P_N_BATCH);
+        rc = hmti_backbone_init(&s->bb, model, n_ctx, n_batch < n_ctx ? n_batch : n_ctx,
+                                hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS)));
+    }
+    if (!rc) rc = hmti_backbone_set_compute(&s->bb,
+                                            (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
+    if (!rc) rc = alloc_all(s);
+    if (rc) {
+        hmt_stream_free(s);
+        return rc;
+    }
+    *out = s;
+    return HMT_OK;
+}
