@@ -175,45 +175,78 @@ DOT_K(q5_k, 1)
 
 /* ---- Q6_K on 512-bit registers ----------------------------------------------------- */
 /* Per half super-block (128 weights): the 64 bytes of low nibbles in one zmm
- * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4), the 2-bit high
- * parts come from the 32 qh bytes broadcast to both halves and shifted per
- * half (vpsrlvw); u in 0..63 against s8 activation: a lane's 4 products are
- * within +-4 * 63 * 127 (int16), so the int8 scales (16 bits, permuted onto
- * the lanes of their 16 elements) are applied with vpmaddwd. Exact integer
- * sum, then the portable path's float arithmetic. */
-QT static float q6_k_z(int64_t n, const void *w, const void *act) {
-    const uint8_t *b = w;
-    const hmti_q8_256 *a = act;
-    const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
-    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const __m512i sh23 = _mm512_add_epi16(sh01, _mm512_set1_epi16(4));
-    const __m512i lane4 = _mm512_srli_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
-    float s = 0.0f;
-    for (int64_t i = 0; i < n / 256; i++, b += 210) {
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(const void *)(b + 192));
-        const int corr = hsum_epi32_vnni(_mm256_madd_epi16(
-            _mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(const void *)a[i].sum)));
-        const __m512i scv = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xFFFF));
-        __m512i acc = _mm512_setzero_si512();
-        for (int nn = 0; nn < 2; nn++) {
-            const __m512i L = _mm512_loadu_si512(b + 64 * nn);
-            const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * nn));
-            const __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh01), m3);
-            const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh23), m3);
-            const __m512i u01 = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_slli_epi16(h01, 4));
-            const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
-                                                _mm512_slli_epi16(h23, 4));
-            const __m512i z = _mm512_setzero_si512();
-            const __m512i p01 = _mm512_dpbusd_epi32(z, u01, _mm512_loadu_si512(a[i].qs + 128 * nn));
-            const __m512i p23 = _mm512_dpbusd_epi32(z, u23, _mm512_loadu_si512(a[i].qs + 128 * nn + 64));
-            const __m512i s01 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn)), scv);
-            const __m512i s23 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn + 4)), scv);
-            acc = _mm512_add_epi32(acc, _mm512_add_epi32(_mm512_madd_epi16(p01, s01), _mm512_madd_epi16(p23, s23)));
-        }
-        s += f16_vnni(b + 208) * a[i].d * (float)(_mm512_reduce_add_epi32(acc) - 32 * corr);
+ * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4); the 2-bit high
+ * parts come from the 32 qh bytes broadcast to both halves, shifted per half
+ * onto bits 4..5 (word shifts: bits 4..5 of each byte come from its own
+ * byte) and merged by vpternlog. q - 32 in -32..31: vpdpbusd of q (u8) starts
+ * from -32 * (the lane's 4 activations), computed once per super-block for
+ * the rows, so a lane's sum of 4 products is within +-4 * 32 * 127 (int16):
+ * vpackssdw packs two vectors exactly and vpdpwssd applies the int8 scales
+ * (sign-extended to words for the 4 rows, spread onto the words by vpermw). */
+static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5,
+                                       2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7};
+
+/* Row r's 16 int32 lanes (sc: its 16 scales as words); C[k]: -32 * the
+ * 4-activation sums of A[k]. */
+QT static inline __attribute__((always_inline)) __m512i
+q6_isum(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i sc, __m512i sc_idx) {
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    __m512i I = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i L = _mm512_loadu_si512(b + 64 * h);
+        const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * h));
+        const __m512i u01 = _mm512_ternarylogic_epi64(L, _mm512_and_si512(_mm512_sllv_epi16(QH, sh01), m30), m4, 0xEC);
+        const __m512i u23 = _mm512_ternarylogic_epi64(_mm512_srli_epi16(L, 4),
+                                                      _mm512_and_si512(_mm512_srlv_epi16(QH, sh23), m30), m4, 0xEC);
+        const __m512i p = _mm512_packs_epi32(_mm512_dpbusd_epi32(C[2 * h], u01, A[2 * h]),
+                                             _mm512_dpbusd_epi32(C[2 * h + 1], u23, A[2 * h + 1]));
+        I = _mm512_dpwssd_epi32(I, p, _mm512_permutexvar_epi16(_mm512_add_epi16(sc_idx, _mm512_set1_epi16((short)(8 * h))), sc));
     }
-    return s;
+    return I;
+}
+
+QT static inline __attribute__((always_inline)) void
+q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a, float *out) {
+    const __m512i sc_idx = _mm512_loadu_si512(Q6_SC_IDX), c32 = _mm512_set1_epi8(32);
+    __m128 s = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, w += 210) {
+        /* 128-bit lane r: row r's 16 scales; X2: its bytes 194..209 (d in 14..15) */
+        __m512i X = _mm512_zextsi128_si512(L128(w + 192)), X2 = _mm512_zextsi128_si512(L128(w + 194));
+#pragma GCC unroll 4
+        for (int r = 1; r < R; r++) {
+            X = _mm512_inserti32x4(X, L128(w + r * stride + 192), r);
+            X2 = _mm512_inserti32x4(X2, L128(w + r * stride + 194), r);
+        }
+        const __m512i W[2] = {_mm512_cvtepi8_epi16(_mm512_castsi512_si256(X)),
+                              _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(X, 1))};
+        __m512i A[4], C[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            A[k] = _mm512_loadu_si512(a[i].qs + 64 * k);
+            C[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, A[k]));
+        }
+        __m512i I[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                        _mm512_setzero_si512()};
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            I[r] = q6_isum(w + r * stride, A, C, W[r / 2], _mm512_add_epi16(sc_idx, _mm512_set1_epi16((short)(16 * (r % 2)))));
+        s = _mm_add_ps(s, _mm_mul_ps(scale4(X2, 14, a[i].d), _mm_cvtepi32_ps(sum4_epi32(I[0], I[1], I[2], I[3]))));
+    }
+    float y[4];
+    _mm_storeu_ps(y, s);
+    memcpy(out, y, (size_t)R * sizeof(float));
+}
+
+QT static float q6_k_z(int64_t n, const void *w, const void *act) {
+    float y;
+    q6_k_rows(1, n, w, 0, act, &y);
+    return y;
+}
+QT static void q6_k_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    q6_k_rows(4, n, w, stride, act, y);
 }
 
 static int has_vbmi(void) { return __builtin_cpu_supports("avx512vbmi"); }
@@ -233,6 +266,7 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type) {
     switch (type) {
     case HMTI_T_Q4_K: return q4_k_z4;
     case HMTI_T_Q5_K: return q5_k_z4;
+    case HMTI_T_Q6_K: return q6_k_z4;
     default: return NULL;
     }
 }
