@@ -6,7 +6,7 @@
 
 #include "kernels/quant_impl.h"
 
-#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c")))
+#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")))
 #define L128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
 #define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
@@ -176,13 +176,20 @@ DOT_K(q5_k, 1)
 /* ---- Q6_K on 512-bit registers ----------------------------------------------------- */
 /* Per half super-block (128 weights): the 64 bytes of low nibbles in one zmm
  * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4); the 2-bit high
- * parts come from the 32 qh bytes broadcast to both halves, shifted per half
- * onto bits 4..5 (word shifts: bits 4..5 of each byte come from its own
- * byte) and merged by vpternlog. q - 32 in -32..31: vpdpbusd of q (u8) starts
+ * parts come from the 32 qh bytes broadcast to both halves, moved per half
+ * onto bits 4..5 by vgf2p8affineqb and merged by vpternlog. q - 32 in -32..31: vpdpbusd of q (u8) starts
  * from -32 * (the lane's 4 activations), computed once per super-block for
  * the rows, so a lane's sum of 4 products is within +-4 * 32 * 127 (int16):
  * vpackssdw packs two vectors exactly and vpdpwssd applies the int8 scales
  * (sign-extended to words for the 4 rows, spread onto the words by vpermw). */
+/* vgf2p8affineqb matrix moving bits p, p + 1 of each byte to bits 4, 5 (the
+ * others 0), for bit p0 in the low 256 bits and p1 in the high ones (output
+ * bit i is row byte 7 - i of the qword). */
+QT static inline __m512i bits_to_45(int p0, int p1) {
+    return _mm512_inserti64x4(_mm512_set1_epi64((1ll << (24 + p0)) | (2ll << (16 + p0))),
+                              _mm256_set1_epi64x((1ll << (24 + p1)) | (2ll << (16 + p1))), 1);
+}
+
 static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5,
                                        2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7};
 
@@ -190,17 +197,15 @@ static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5,
  * 4-activation sums of A[k]. */
 QT static inline __attribute__((always_inline)) __m512i
 q6_isum(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i sc, __m512i sc_idx) {
-    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-    const __m512i sh23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i m4 = _mm512_set1_epi8(15);
     __m512i I = _mm512_setzero_si512();
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m512i L = _mm512_loadu_si512(b + 64 * h);
         const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * h));
-        const __m512i u01 = _mm512_ternarylogic_epi64(L, _mm512_and_si512(_mm512_sllv_epi16(QH, sh01), m30), m4, 0xEC);
-        const __m512i u23 = _mm512_ternarylogic_epi64(_mm512_srli_epi16(L, 4),
-                                                      _mm512_and_si512(_mm512_srlv_epi16(QH, sh23), m30), m4, 0xEC);
+        const __m512i u01 = _mm512_ternarylogic_epi64(L, _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(0, 2), 0), m4, 0xEC);
+        const __m512i u23 = _mm512_ternarylogic_epi64(_mm512_srli_epi16(L, 4), _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(4, 6), 0),
+                                                      m4, 0xEC);
         const __m512i p = _mm512_packs_epi32(_mm512_dpbusd_epi32(C[2 * h], u01, A[2 * h]),
                                              _mm512_dpbusd_epi32(C[2 * h + 1], u23, A[2 * h + 1]));
         I = _mm512_dpwssd_epi32(I, p, _mm512_permutexvar_epi16(_mm512_add_epi16(sc_idx, _mm512_set1_epi16((short)(8 * h))), sc));
@@ -249,7 +254,7 @@ QT static void q6_k_z4(int64_t n, const void *w, size_t stride, const void *act,
     q6_k_rows(4, n, w, stride, act, y);
 }
 
-static int has_vbmi(void) { return __builtin_cpu_supports("avx512vbmi"); }
+static int has_vbmi(void) { return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni"); }
 
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
     if (!has_vbmi()) return NULL;
