@@ -1,6 +1,7 @@
 /* AVX512-VNNI kernels of the K-quants on 512-bit registers (quant_dot_vnni.c
- * dispatches to them first). They also use vpermb (AVX512-VBMI): without it
- * (VNNI-only CPUs: Cascade / Cooper Lake) this file offers no kernel. */
+ * dispatches to them first). They also use vpermb (AVX512-VBMI) and
+ * vgf2p8affineqb (GFNI): without them (VNNI-only CPUs: Cascade / Cooper Lake)
+ * this file offers no kernel. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -92,25 +93,30 @@ static const uint16_t M_IDX[32] = {8,  9,  10, 11, 12, 13, 14, 15, 24, 25, 26, 2
                                    40, 41, 42, 43, 44, 45, 46, 47, 56, 57, 58, 59, 60, 61, 62, 63};
 #define WORD_BYTES 0x5555555555555555ull
 
-/* The 16 int32 lanes of sum_j sc_j (sub-block j's dot) of one row's super-block
- * (Q5_K: the fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1 of qh,
- * added as 16 where vptestmb finds it). */
+/* The 16 int32 lanes of sum_j sc_j (sub-block j's dot) of one row's super-block.
+ * The high nibbles by vgf2p8affineqb (one op for shift and mask); Q5_K: the
+ * fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1 of qh, moved
+ * onto bit 4 by vgf2p8affineqb and merged by vpternlog. */
 QT static inline __attribute__((always_inline)) __m512i
 q45_isum(const uint8_t *b, const int five, const __m512i A[4], __m512i sc01, __m512i sc23) {
-    const __m512i m4 = _mm512_set1_epi8(15), c16 = _mm512_set1_epi8(16);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i hi_nib = _mm512_set1_epi64(0x1020408000000000ll); /* bits 4..7 -> 0..3 */
     const int qo = five ? 48 : 16;
     const __m512i raw0 = _mm512_loadu_si512(b + qo), raw1 = _mm512_loadu_si512(b + qo + 64);
-    __m512i u[4] = {_mm512_and_si512(raw0, m4), _mm512_and_si512(_mm512_srli_epi16(raw0, 4), m4),
-                    _mm512_and_si512(raw1, m4), _mm512_and_si512(_mm512_srli_epi16(raw1, 4), m4)};
+    __m512i u[4] = {raw0, _mm512_gf2p8affine_epi64_epi8(raw0, hi_nib, 0), raw1,
+                    _mm512_gf2p8affine_epi64_epi8(raw1, hi_nib, 0)};
     if (five) {
         const __m512i QH = _mm512_broadcast_i64x4(L256(b + 16));
         static const int bit[4] = {0, 1, 4, 5};
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << bit[k])),
-                                                   _mm256_set1_epi8((char)(4 << bit[k])), 1);
-            u[k] = _mm512_mask_add_epi8(u[k], _mm512_test_epi8_mask(QH, sel), u[k], c16);
+            const __m512i to4 = _mm512_inserti64x4(_mm512_set1_epi64(1ll << (24 + bit[k])),
+                                                   _mm256_set1_epi64x(1ll << (26 + bit[k])), 1);
+            u[k] = _mm512_ternarylogic_epi64(u[k], _mm512_gf2p8affine_epi64_epi8(QH, to4, 0), m4, 0xEC);
         }
+    } else {
+        u[0] = _mm512_and_si512(u[0], m4);
+        u[2] = _mm512_and_si512(u[2], m4);
     }
     const __m512i z = _mm512_setzero_si512();
     __m512i t[4];
@@ -254,10 +260,10 @@ QT static void q6_k_z4(int64_t n, const void *w, size_t stride, const void *act,
     q6_k_rows(4, n, w, stride, act, y);
 }
 
-static int has_vbmi(void) { return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni"); }
+static int has_vbmi_gfni(void) { return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni"); }
 
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
-    if (!has_vbmi()) return NULL;
+    if (!has_vbmi_gfni()) return NULL;
     switch (type) {
     case HMTI_T_Q4_K: return q4_k_z;
     case HMTI_T_Q5_K: return q5_k_z;
@@ -267,7 +273,7 @@ hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
 }
 
 hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type) {
-    if (!has_vbmi()) return NULL;
+    if (!has_vbmi_gfni()) return NULL;
     switch (type) {
     case HMTI_T_Q4_K: return q4_k_z4;
     case HMTI_T_Q5_K: return q5_k_z4;
