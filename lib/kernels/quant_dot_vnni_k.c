@@ -52,9 +52,16 @@ QT static inline __m128i sum4_epi32(__m512i I0, __m512i I1, __m512i I2, __m512i 
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+/* Q4_K / Q5_K: the f16 d and dmin (bytes 0..3) of rows 0..3's super-block
+ * (128-bit lane r of x) as floats times the activation's d: [d0..d3, dmin0..dmin3]. */
+QT static inline __m256 scale8(__m512i x, float ad) {
+    const __m512i idx = _mm512_castsi128_si512(_mm_setr_epi16(0, 8, 16, 24, 1, 9, 17, 25));
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(idx, x))), _mm256_set1_ps(ad));
+}
+
 /* The f16 word at byte offset `off` of rows 0..3's super-block (128-bit lane r
  * of x), as floats times the activation's d. */
-QT static inline __m128 scale4(__m512i x, int off, float ad) {
+QT static inline __m128 scale4(__m512i x, const int off, float ad) {
     const __m512i idx = _mm512_castsi128_si512(_mm_setr_epi16((short)(off / 2), (short)(8 + off / 2),
                                                               (short)(16 + off / 2), (short)(24 + off / 2), 0, 0, 0, 0));
     return _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(idx, x))), _mm_set1_ps(ad));
@@ -153,14 +160,16 @@ q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stri
         const __m128i bsum = _mm256_cvtepi32_epi16(_mm256_madd_epi16(L256(a[i].sum), _mm256_set1_epi16(1)));
         const __m512i M = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(WORD_BYTES, m_idx, S),
                                             _mm512_broadcast_i32x4(bsum));
-        /* 128-bit lane r: 4 partial sums of row r's mins term; their sums to dwords 0..3 */
+        /* 128-bit lane r: 4 partial sums of row r's mins term, summed into every dword */
         __m512i m = _mm512_add_epi32(M, _mm512_shuffle_epi32(M, 0x4E));
         m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, 0xB1));
-        const __m128i msum = _mm512_castsi512_si128(
-            _mm512_permutexvar_epi32(_mm512_castsi128_si512(_mm_setr_epi32(0, 4, 8, 12)), m));
-        const __m128i isum = sum4_epi32(I[0], I[1], I[2], I[3]);
-        s = _mm_add_ps(s, _mm_sub_ps(_mm_mul_ps(scale4(X, 0, a[i].d), _mm_cvtepi32_ps(isum)),
-                                     _mm_mul_ps(scale4(X, 2, a[i].d), _mm_cvtepi32_ps(msum))));
+        /* [isum of rows 0..3, msum of rows 0..3] times [d * d_a, dmin * d_a] of rows 0..3 */
+        const __m256 t = _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi32(
+                _mm512_castsi128_si512(sum4_epi32(I[0], I[1], I[2], I[3])),
+                _mm512_castsi256_si512(_mm256_setr_epi32(0, 1, 2, 3, 16, 20, 24, 28)), m))),
+            scale8(X, a[i].d));
+        s = _mm_add_ps(s, _mm_sub_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
     }
     float y[4];
     _mm_storeu_ps(y, s);
