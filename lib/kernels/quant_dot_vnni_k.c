@@ -90,22 +90,23 @@ QT static inline __m512i k_scales_z(__m512i x) {
     return _mm512_ternarylogic_epi64(lo, hi, lo_mask, 0xEC); /* (lo & lo_mask) | hi */
 }
 
-/* vpermb indices (words: the odd bytes are zeroed by the mask): the words of
- * packs(t0, t1) of row 0 (128-bit lane k holds 4 lanes of sub-block a and 4
- * of a + 1, a = 2 (k / 2)); + 4: packs(t2, t3); + 16 r: row r. And the mins
- * m0..m7 of row r in 128-bit lane r. */
-static const uint16_t SC_IDX[32] = {0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1,
-                                    2, 2, 2, 2, 3, 3, 3, 3, 2, 2, 2, 2, 3, 3, 3, 3};
-static const uint16_t M_IDX[32] = {8,  9,  10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31,
-                                   40, 41, 42, 43, 44, 45, 46, 47, 56, 57, 58, 59, 60, 61, 62, 63};
+/* vpermb indices (words: the odd bytes are zeroed by the mask). SC_IDX: the
+ * scales of packs(t0 of row 0, t0 of row 1): 128-bit lane L holds 4 lanes of
+ * row 0's sub-block 2 (L / 2), then 4 of row 1's; + 1, 4, 5: t1, t2, t3
+ * (sub-blocks 2c + 1, 2c + 4, 2c + 5); + 32: rows 2, 3. M_IDX: 128-bit lane
+ * k holds the mins of sub-blocks 2k, 2k + 1 of rows 0..3. */
+static const uint16_t SC_IDX[32] = {0, 0, 0, 0, 16, 16, 16, 16, 0, 0, 0, 0, 16, 16, 16, 16,
+                                    2, 2, 2, 2, 18, 18, 18, 18, 2, 2, 2, 2, 18, 18, 18, 18};
+static const uint16_t M_IDX[32] = {8,  9,  24, 25, 40, 41, 56, 57, 10, 11, 26, 27, 42, 43, 58, 59,
+                                   12, 13, 28, 29, 44, 45, 60, 61, 14, 15, 30, 31, 46, 47, 62, 63};
 #define WORD_BYTES 0x5555555555555555ull
 
-/* The 16 int32 lanes of sum_j sc_j (sub-block j's dot) of one row's super-block.
- * The high nibbles by vgf2p8affineqb (one op for shift and mask); Q5_K: the
- * fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1 of qh, moved
- * onto bit 4 by vgf2p8affineqb and merged by vpternlog. */
-QT static inline __attribute__((always_inline)) __m512i
-q45_isum(const uint8_t *b, const int five, const __m512i A[4], __m512i sc01, __m512i sc23) {
+/* The 4 vpdpbusd vectors of one row's super-block, t[k] against A[k]: within
+ * int16 (see above). The high nibbles by vgf2p8affineqb (one op for shift and
+ * mask); Q5_K: the fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1
+ * of qh, moved onto bit 4 by vgf2p8affineqb and merged by vpternlog. */
+QT static inline __attribute__((always_inline)) void
+q45_dots(const uint8_t *b, const int five, const __m512i A[4], __m512i t[4]) {
     const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i hi_nib = _mm512_set1_epi64(0x1020408000000000ll); /* bits 4..7 -> 0..3 */
     const int qo = five ? 48 : 16;
@@ -125,19 +126,34 @@ q45_isum(const uint8_t *b, const int five, const __m512i A[4], __m512i sc01, __m
         u[0] = _mm512_and_si512(u[0], m4);
         u[2] = _mm512_and_si512(u[2], m4);
     }
-    const __m512i z = _mm512_setzero_si512();
-    __m512i t[4];
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) t[k] = _mm512_dpbusd_epi32(z, u[k], A[k]);
-    return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(z, _mm512_packs_epi32(t[0], t[1]), sc01),
-                               _mm512_packs_epi32(t[2], t[3]), sc23);
+    for (int k = 0; k < 4; k++) t[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], A[k]);
+}
+
+/* The scaled sums of rows 2p, 2p + 1 (absent rows: zero): 128-bit lane L =
+ * [2 partial sums of row 2p, 2 of row 2p + 1]. */
+QT static inline __attribute__((always_inline)) __m512i
+q45_pair(const int R, const int five, const int p, const uint8_t *w, size_t stride, const __m512i A[4], __m512i S) {
+    static const int off[4] = {0, 1, 4, 5};
+    __m512i t0[4], t1[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                            _mm512_setzero_si512()};
+    q45_dots(w + (size_t)(2 * p) * stride, five, A, t0);
+    if (2 * p + 1 < R) q45_dots(w + (size_t)(2 * p + 1) * stride, five, A, t1);
+    const __m512i idx = _mm512_add_epi16(_mm512_loadu_si512(SC_IDX), _mm512_set1_epi16((short)(32 * p)));
+    __m512i I = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        I = _mm512_dpwssd_epi32(I, _mm512_packs_epi32(t0[k], t1[k]),
+                                _mm512_maskz_permutexvar_epi8(WORD_BYTES, _mm512_add_epi16(idx, _mm512_set1_epi16((short)off[k])), S));
+    return I;
 }
 
 QT static inline __attribute__((always_inline)) void
 q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a,
            float *out) {
     const size_t bytes = five ? 176 : 144;
-    const __m512i sc_idx = _mm512_loadu_si512(SC_IDX), m_idx = _mm512_loadu_si512(M_IDX);
+    const __m512i m_idx = _mm512_loadu_si512(M_IDX);
+    const __m512i b_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m128 s = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++, w += bytes) {
         __m512i X = _mm512_zextsi128_si512(L128(w));
@@ -148,27 +164,24 @@ q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stri
 #define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
         const __m512i A[4] = {A2(0, 64), A2(32, 96), A2(128, 192), A2(160, 224)};
 #undef A2
-        __m512i I[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                        _mm512_setzero_si512()};
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const __m512i ix = _mm512_add_epi16(sc_idx, _mm512_set1_epi16((short)(16 * r)));
-            I[r] = q45_isum(w + r * stride, five, A, _mm512_maskz_permutexvar_epi8(WORD_BYTES, ix, S),
-                            _mm512_maskz_permutexvar_epi8(WORD_BYTES, _mm512_add_epi16(ix, _mm512_set1_epi16(4)), S));
-        }
-        /* the activation sums of the 8 sub-blocks (within +-32 * 127: words) in every 128-bit lane */
+        const __m512i I01 = q45_pair(R, five, 0, w, stride, A, S);
+        const __m512i I23 = R > 2 ? q45_pair(R, five, 1, w, stride, A, S) : _mm512_setzero_si512();
+        /* 128-bit lane L: the lane-L partial sums of rows 0..3 */
+        const __m512i Ip = _mm512_add_epi32(
+            _mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(I01), _mm512_castsi512_ps(I23), 0x88)),
+            _mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(I01), _mm512_castsi512_ps(I23), 0xDD)));
+        /* the activation sums of the 8 sub-blocks (within +-32 * 127: words), those of
+         * 2k, 2k + 1 in each dword of 128-bit lane k; times the mins: lane k = the
+         * partial mins terms of rows 0..3 */
         const __m128i bsum = _mm256_cvtepi32_epi16(_mm256_madd_epi16(L256(a[i].sum), _mm256_set1_epi16(1)));
         const __m512i M = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(WORD_BYTES, m_idx, S),
-                                            _mm512_broadcast_i32x4(bsum));
-        /* 128-bit lane r: 4 partial sums of row r's mins term, summed into every dword */
-        __m512i m = _mm512_add_epi32(M, _mm512_shuffle_epi32(M, 0x4E));
-        m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, 0xB1));
-        /* [isum of rows 0..3, msum of rows 0..3] times [d * d_a, dmin * d_a] of rows 0..3 */
-        const __m256 t = _mm256_mul_ps(
-            _mm256_cvtepi32_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi32(
-                _mm512_castsi128_si512(sum4_epi32(I[0], I[1], I[2], I[3])),
-                _mm512_castsi256_si512(_mm256_setr_epi32(0, 1, 2, 3, 16, 20, 24, 28)), m))),
-            scale8(X, a[i].d));
+                                            _mm512_permutexvar_epi32(b_idx, _mm512_castsi128_si512(bsum)));
+        /* sums over the 128-bit lanes: [isum of rows 0..3, msum of rows 0..3] */
+        __m512i v = _mm512_add_epi32(_mm512_shuffle_i64x2(Ip, M, 0x44), _mm512_shuffle_i64x2(Ip, M, 0xEE));
+        v = _mm512_add_epi32(v, _mm512_shuffle_i64x2(v, v, 0xB1));
+        v = _mm512_shuffle_i64x2(v, v, 0x88);
+        /* times [d * d_a, dmin * d_a] of rows 0..3 */
+        const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm512_castsi512_si256(v)), scale8(X, a[i].d));
         s = _mm_add_ps(s, _mm_sub_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
     }
     float y[4];
