@@ -42,14 +42,13 @@ QT static inline float f16_vnni(const uint8_t *p) {
  * llama-q4km replays within 1e-4 of the float64 reference and had 6/12,
  * dropped to 3/12 by activation rounding flips.) */
 
-/* [sum of I0, sum of I1, sum of I2, sum of I3] (int32, exact). */
-QT static inline __m128i sum4_epi32(__m512i I0, __m512i I1, __m512i I2, __m512i I3) {
-    const __m512i a01 = _mm512_add_epi32(_mm512_unpacklo_epi32(I0, I1), _mm512_unpackhi_epi32(I0, I1));
-    const __m512i a23 = _mm512_add_epi32(_mm512_unpacklo_epi32(I2, I3), _mm512_unpackhi_epi32(I2, I3));
-    /* 128-bit lane k: the lane-k partial sums of I0..I3 */
-    const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a01, a23), _mm512_unpackhi_epi64(a01, a23));
-    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
-    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+/* Rows paired in vpackssdw: I01 holds, per 128-bit lane, 2 partial sums of
+ * row 0 then 2 of row 1 (I23: rows 2, 3). -> per 128-bit lane, the partial
+ * sums of rows 0..3 (int32, exact). */
+QT static inline __m512i pair_sums(__m512i I01, __m512i I23) {
+    const __m512 a = _mm512_castsi512_ps(I01), b = _mm512_castsi512_ps(I23);
+    return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, 0x88)),
+                            _mm512_castps_si512(_mm512_shuffle_ps(a, b, 0xDD)));
 }
 
 /* Q4_K / Q5_K: the f16 d and dmin (bytes 0..3) of rows 0..3's super-block
@@ -166,10 +165,7 @@ q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stri
 #undef A2
         const __m512i I01 = q45_pair(R, five, 0, w, stride, A, S);
         const __m512i I23 = R > 2 ? q45_pair(R, five, 1, w, stride, A, S) : _mm512_setzero_si512();
-        /* 128-bit lane L: the lane-L partial sums of rows 0..3 */
-        const __m512i Ip = _mm512_add_epi32(
-            _mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(I01), _mm512_castsi512_ps(I23), 0x88)),
-            _mm512_castps_si512(_mm512_shuffle_ps(_mm512_castsi512_ps(I01), _mm512_castsi512_ps(I23), 0xDD)));
+        const __m512i Ip = pair_sums(I01, I23);
         /* the activation sums of the 8 sub-blocks (within +-32 * 127: words), those of
          * 2k, 2k + 1 in each dword of 128-bit lane k; times the mins: lane k = the
          * partial mins terms of rows 0..3 */
@@ -218,15 +214,18 @@ QT static inline __m512i bits_to_45(int p0, int p1) {
                               _mm256_set1_epi64x((1ll << (24 + p1)) | (2ll << (16 + p1))), 1);
 }
 
-static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5,
-                                       2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7};
+/* vpermw indices into the scales of rows 0, 1 (words 0..15, 16..31): those of
+ * packs(P0 of row 0, P0 of row 1), P0 = the low nibbles of the first half
+ * (128-bit lane L: 4 lanes of row 0's sub-block L, then 4 of row 1's); + 4k:
+ * P_k (k = 2h + 1: the high nibbles of half h). */
+static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 16, 16, 16, 16, 1, 1, 1, 1, 17, 17, 17, 17,
+                                       2, 2, 2, 2, 18, 18, 18, 18, 3, 3, 3, 3, 19, 19, 19, 19};
 
-/* Row r's 16 int32 lanes (sc: its 16 scales as words); C[k]: -32 * the
- * 4-activation sums of A[k]. */
-QT static inline __attribute__((always_inline)) __m512i
-q6_isum(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i sc, __m512i sc_idx) {
+/* The 4 vpdpbusd vectors of one row's super-block; C[k]: -32 * the 4-activation
+ * sums of A[k]. */
+QT static inline __attribute__((always_inline)) void
+q6_dots(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i P[4]) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    __m512i I = _mm512_setzero_si512();
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m512i L = _mm512_loadu_si512(b + 64 * h);
@@ -234,16 +233,31 @@ q6_isum(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i sc, __
         const __m512i u01 = _mm512_ternarylogic_epi64(L, _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(0, 2), 0), m4, 0xEC);
         const __m512i u23 = _mm512_ternarylogic_epi64(_mm512_srli_epi16(L, 4), _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(4, 6), 0),
                                                       m4, 0xEC);
-        const __m512i p = _mm512_packs_epi32(_mm512_dpbusd_epi32(C[2 * h], u01, A[2 * h]),
-                                             _mm512_dpbusd_epi32(C[2 * h + 1], u23, A[2 * h + 1]));
-        I = _mm512_dpwssd_epi32(I, p, _mm512_permutexvar_epi16(_mm512_add_epi16(sc_idx, _mm512_set1_epi16((short)(8 * h))), sc));
+        P[2 * h] = _mm512_dpbusd_epi32(C[2 * h], u01, A[2 * h]);
+        P[2 * h + 1] = _mm512_dpbusd_epi32(C[2 * h + 1], u23, A[2 * h + 1]);
     }
+}
+
+/* The scaled sums of rows 2p, 2p + 1 (absent rows: zero), as q45_pair; W: their
+ * scales as words. */
+QT static inline __attribute__((always_inline)) __m512i
+q6_pair(const int R, const int p, const uint8_t *w, size_t stride, const __m512i A[4], const __m512i C[4], __m512i W) {
+    __m512i P0[4], P1[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                            _mm512_setzero_si512()};
+    q6_dots(w + (size_t)(2 * p) * stride, A, C, P0);
+    if (2 * p + 1 < R) q6_dots(w + (size_t)(2 * p + 1) * stride, A, C, P1);
+    const __m512i idx = _mm512_loadu_si512(Q6_SC_IDX);
+    __m512i I = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        I = _mm512_dpwssd_epi32(I, _mm512_packs_epi32(P0[k], P1[k]),
+                                _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * k))), W));
     return I;
 }
 
 QT static inline __attribute__((always_inline)) void
 q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a, float *out) {
-    const __m512i sc_idx = _mm512_loadu_si512(Q6_SC_IDX), c32 = _mm512_set1_epi8(32);
+    const __m512i c32 = _mm512_set1_epi8(32);
     __m128 s = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++, w += 210) {
         /* 128-bit lane r: row r's 16 scales; X2: its bytes 194..209 (d in 14..15) */
@@ -253,20 +267,19 @@ q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8
             X = _mm512_inserti32x4(X, L128(w + r * stride + 192), r);
             X2 = _mm512_inserti32x4(X2, L128(w + r * stride + 194), r);
         }
-        const __m512i W[2] = {_mm512_cvtepi8_epi16(_mm512_castsi512_si256(X)),
-                              _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(X, 1))};
         __m512i A[4], C[4];
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             A[k] = _mm512_loadu_si512(a[i].qs + 64 * k);
             C[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, A[k]));
         }
-        __m512i I[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                        _mm512_setzero_si512()};
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            I[r] = q6_isum(w + r * stride, A, C, W[r / 2], _mm512_add_epi16(sc_idx, _mm512_set1_epi16((short)(16 * (r % 2)))));
-        s = _mm_add_ps(s, _mm_mul_ps(scale4(X2, 14, a[i].d), _mm_cvtepi32_ps(sum4_epi32(I[0], I[1], I[2], I[3]))));
+        const __m512i I01 = q6_pair(R, 0, w, stride, A, C, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(X)));
+        const __m512i I23 = R > 2 ? q6_pair(R, 1, w, stride, A, C, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(X, 1)))
+                                  : _mm512_setzero_si512();
+        const __m512i v = pair_sums(I01, I23);
+        const __m256i v2 = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+        const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(v2), _mm256_extracti128_si256(v2, 1));
+        s = _mm_add_ps(s, _mm_mul_ps(scale4(X2, 14, a[i].d), _mm_cvtepi32_ps(isum)));
     }
     float y[4];
     _mm_storeu_ps(y, s);
