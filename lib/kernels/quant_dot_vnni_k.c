@@ -154,6 +154,9 @@ q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stri
     const __m512i m_idx = _mm512_loadu_si512(M_IDX);
     const __m512i b_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m128 s = _mm_setzero_ps();
+    /* unrolled by 2: two super-blocks' independent work in the loop body
+     * measured 1.05-1.10x in cache (Q4_K, Q5_K, Q6_K alike) */
+#pragma GCC unroll 2
     for (int64_t i = 0; i < n / 256; i++, w += bytes) {
         __m512i X = _mm512_zextsi128_si512(L128(w));
 #pragma GCC unroll 4
@@ -259,6 +262,7 @@ QT static inline __attribute__((always_inline)) void
 q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a, float *out) {
     const __m512i c32 = _mm512_set1_epi8(32);
     __m128 s = _mm_setzero_ps();
+#pragma GCC unroll 2 /* as q45_k_rows */
     for (int64_t i = 0; i < n / 256; i++, w += 210) {
         /* 128-bit lane r: row r's 16 scales; X2: its bytes 194..209 (d in 14..15) */
         __m512i X = _mm512_zextsi128_si512(L128(w + 192)), X2 = _mm512_zextsi128_si512(L128(w + 194));
