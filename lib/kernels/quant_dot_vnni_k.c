@@ -42,6 +42,15 @@ QT static inline float f16_vnni(const uint8_t *p) {
  * llama-q4km replays within 1e-4 of the float64 reference and had 6/12,
  * dropped to 3/12 by activation rounding flips.) */
 
+/* 16 bytes at p of rows 0..R-1 in 128-bit lanes 0..R-1 (the others zero);
+ * the inserts in a tree, not a chain. */
+QT static inline __attribute__((always_inline)) __m512i lanes4(const int R, const uint8_t *p, size_t stride) {
+    if (R == 1) return _mm512_zextsi128_si512(L128(p));
+    const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(L128(p)), L128(p + stride), 1);
+    const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(L128(p + 2 * stride)), L128(p + 3 * stride), 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
 /* Rows paired in vpackssdw: I01 holds, per 128-bit lane, 2 partial sums of
  * row 0 then 2 of row 1 (I23: rows 2, 3). -> per 128-bit lane, the partial
  * sums of rows 0..3 (int32, exact). */
@@ -158,9 +167,7 @@ q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stri
      * measured 1.05-1.10x in cache (Q4_K, Q5_K, Q6_K alike) */
 #pragma GCC unroll 2
     for (int64_t i = 0; i < n / 256; i++, w += bytes) {
-        __m512i X = _mm512_zextsi128_si512(L128(w));
-#pragma GCC unroll 4
-        for (int r = 1; r < R; r++) X = _mm512_inserti32x4(X, L128(w + r * stride), r);
+        const __m512i X = lanes4(R, w, stride);
         const __m512i S = k_scales_z(X);
         const int8_t *q = a[i].qs;
 #define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
@@ -265,12 +272,7 @@ q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8
 #pragma GCC unroll 2 /* as q45_k_rows */
     for (int64_t i = 0; i < n / 256; i++, w += 210) {
         /* 128-bit lane r: row r's 16 scales; X2: its bytes 194..209 (d in 14..15) */
-        __m512i X = _mm512_zextsi128_si512(L128(w + 192)), X2 = _mm512_zextsi128_si512(L128(w + 194));
-#pragma GCC unroll 4
-        for (int r = 1; r < R; r++) {
-            X = _mm512_inserti32x4(X, L128(w + r * stride + 192), r);
-            X2 = _mm512_inserti32x4(X2, L128(w + r * stride + 194), r);
-        }
+        const __m512i X = lanes4(R, w + 192, stride), X2 = lanes4(R, w + 194, stride);
         __m512i A[4], C[4];
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
