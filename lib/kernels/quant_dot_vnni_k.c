@@ -15,32 +15,20 @@
 #pragma STDC FP_CONTRACT OFF /* the super-block kernels repeat the portable float arithmetic */
 #endif
 
-QT static inline int hsum_epi32_vnni(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
-QT static inline float f16_vnni(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
 /* ---- shared by the super-block kernels ------------------------------------------------- */
 /* R rows at a time (R = 1 or 4: hmti_qdot4_vnni_k), the activation loaded
- * once per super-block for the R rows. Per row and super-block the kernels
- * build 16 int32 lanes whose sum is the exact integer dot of the portable
- * path; the R sums are reduced together (one transposing reduction instead of
- * R horizontal ones) and the block scales applied to the R rows in the lanes
- * of one xmm, with the portable path's float operations in its order. So every
- * kernel here returns the portable result bit for bit, and the 4-row kernels
- * the 1-row kernel's. (Float lanes accumulated across super-blocks and
- * reduced once per row measured ~10% faster on Q4_K in cache, but change the
- * rounding: the decode test of check_qmodel.c, which needs half of its
- * llama-q4km replays within 1e-4 of the float64 reference and had 6/12,
- * dropped to 3/12 by activation rounding flips.) */
+ * once per super-block for the R rows. Per super-block, the kernels build
+ * int32 lanes whose sums are the exact integer dots of the portable path,
+ * rows paired (one vpdpwssd accumulator per 2 rows); the 4 sums are reduced
+ * together (pair_sums, then one fold over the 128-bit lanes) and the block
+ * scales applied to the 4 rows in the lanes of one xmm, with the portable
+ * path's float operations in its order. So every kernel here returns the
+ * portable result bit for bit, and the 4-row kernels the 1-row kernel's.
+ * (Float lanes FMA'd across super-blocks and reduced once per row, tried on
+ * Q4_K, were no faster with the reduction shared by 4 rows, and changed the
+ * rounding: check_qmodel.c's decode test, which needs half of its llama-q4km
+ * replays within 1e-4 of the float64 reference and had 6/12, dropped to 3/12
+ * by activation rounding flips.) */
 
 /* 16 bytes at p of rows 0..R-1 in 128-bit lanes 0..R-1 (the others zero);
  * the inserts in a tree, not a chain. */
