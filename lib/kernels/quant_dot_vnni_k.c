@@ -55,14 +55,6 @@ QT static inline __m256 scale8(__m512i x, float ad) {
     return _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(idx, x))), _mm256_set1_ps(ad));
 }
 
-/* The f16 word at byte offset `off` of rows 0..3's super-block (128-bit lane r
- * of x), as floats times the activation's d. */
-QT static inline __m128 scale4(__m512i x, const int off, float ad) {
-    const __m512i idx = _mm512_castsi128_si512(_mm_setr_epi16((short)(off / 2), (short)(8 + off / 2),
-                                                              (short)(16 + off / 2), (short)(24 + off / 2), 0, 0, 0, 0));
-    return _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(idx, x))), _mm_set1_ps(ad));
-}
-
 /* ---- Q4_K / Q5_K on 512-bit registers ----------------------------------------------------- */
 /* A super-block's 128 bytes of nibbles in two zmm: each zmm's low nibbles are
  * sub-blocks (2c, 2c + 2), its high nibbles (2c + 1, 2c + 3), dotted with the
@@ -253,27 +245,39 @@ q6_pair(const int R, const int p, const uint8_t *w, size_t stride, const __m512i
     return I;
 }
 
+/* The 16 int8 scales of the 2 rows of y (256-bit lanes, bytes 14..29) as words. */
+QT static inline __m512i q6_scales(__m512i y) {
+    uint8_t ix[64] = {0};
+    for (int j = 0; j < 32; j++) ix[j] = (uint8_t)(32 * (j / 16) + 14 + j % 16);
+    return _mm512_cvtepi8_epi16(_mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_loadu_si512(ix), y)));
+}
+
 QT static inline __attribute__((always_inline)) void
 q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a, float *out) {
     const __m512i c32 = _mm512_set1_epi8(32);
     __m128 s = _mm_setzero_ps();
 #pragma GCC unroll 2 /* as q45_k_rows */
     for (int64_t i = 0; i < n / 256; i++, w += 210) {
-        /* 128-bit lane r: row r's 16 scales; X2: its bytes 194..209 (d in 14..15) */
-        const __m512i X = lanes4(R, w + 192, stride), X2 = lanes4(R, w + 194, stride);
+        /* 256-bit lane h of Y01 / Y23: bytes 178..209 of row h / 2 + h (scales at 14..29, d at 30..31) */
+        const __m512i Y01 = R == 1 ? _mm512_zextsi256_si512(L256(w + 178))
+                                   : _mm512_inserti64x4(_mm512_castsi256_si512(L256(w + 178)), L256(w + stride + 178), 1);
+        const __m512i Y23 = R > 2 ? _mm512_inserti64x4(_mm512_castsi256_si512(L256(w + 2 * stride + 178)),
+                                                       L256(w + 3 * stride + 178), 1)
+                                  : _mm512_setzero_si512();
         __m512i A[4], C[4];
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             A[k] = _mm512_loadu_si512(a[i].qs + 64 * k);
             C[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, A[k]));
         }
-        const __m512i I01 = q6_pair(R, 0, w, stride, A, C, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(X)));
-        const __m512i I23 = R > 2 ? q6_pair(R, 1, w, stride, A, C, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(X, 1)))
-                                  : _mm512_setzero_si512();
+        const __m512i I01 = q6_pair(R, 0, w, stride, A, C, q6_scales(Y01));
+        const __m512i I23 = R > 2 ? q6_pair(R, 1, w, stride, A, C, q6_scales(Y23)) : _mm512_setzero_si512();
         const __m512i v = pair_sums(I01, I23);
         const __m256i v2 = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
         const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(v2), _mm256_extracti128_si256(v2, 1));
-        s = _mm_add_ps(s, _mm_mul_ps(scale4(X2, 14, a[i].d), _mm_cvtepi32_ps(isum)));
+        const __m128 d = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(
+            Y01, _mm512_castsi128_si512(_mm_setr_epi16(15, 31, 47, 63, 0, 0, 0, 0)), Y23)));
+        s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(d, _mm_set1_ps(a[i].d)), _mm_cvtepi32_ps(isum)));
     }
     float y[4];
     _mm_storeu_ps(y, s);
