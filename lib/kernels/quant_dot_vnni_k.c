@@ -246,10 +246,10 @@ q6_pair(const int R, const int p, const uint8_t *w, size_t stride, const __m512i
 }
 
 /* The 16 int8 scales of the 2 rows of y (256-bit lanes, bytes 14..29) as words. */
+static const uint8_t Q6_SCALE_BYTES[64] = {14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+                                           46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61};
 QT static inline __m512i q6_scales(__m512i y) {
-    uint8_t ix[64] = {0};
-    for (int j = 0; j < 32; j++) ix[j] = (uint8_t)(32 * (j / 16) + 14 + j % 16);
-    return _mm512_cvtepi8_epi16(_mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_loadu_si512(ix), y)));
+    return _mm512_cvtepi8_epi16(_mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_loadu_si512(Q6_SCALE_BYTES), y)));
 }
 
 QT static inline __attribute__((always_inline)) void
