@@ -191,11 +191,13 @@ DOT_K(q5_k, 1)
 /* Per half super-block (128 weights): the 64 bytes of low nibbles in one zmm
  * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4); the 2-bit high
  * parts come from the 32 qh bytes broadcast to both halves, moved per half
- * onto bits 4..5 by vgf2p8affineqb and merged by vpternlog. q - 32 in -32..31: vpdpbusd of q (u8) starts
- * from -32 * (the lane's 4 activations), computed once per super-block for
- * the rows, so a lane's sum of 4 products is within +-4 * 32 * 127 (int16):
- * vpackssdw packs two vectors exactly and vpdpwssd applies the int8 scales
- * (sign-extended to words for the 4 rows, spread onto the words by vpermw). */
+ * onto bits 4..5 by vgf2p8affineqb and merged by vpternlog. q - 32 in
+ * -32..31: vpdpbusd of q (u8) starts from -32 * (the lane's 4 activations),
+ * computed once per super-block for the rows, so a lane's sum of 4 products
+ * is within +-4 * 32 * 127 (int16): vpackssdw packs two rows' vectors exactly
+ * and vpdpwssd applies the int8 scales (sign-extended to words, spread onto
+ * the words by vpermw). */
+
 /* vgf2p8affineqb matrix moving bits p, p + 1 of each byte to bits 4, 5 (the
  * others 0), for bit p0 in the low 256 bits and p1 in the high ones (output
  * bit i is row byte 7 - i of the qword). */
@@ -207,7 +209,7 @@ QT static inline __m512i bits_to_45(int p0, int p1) {
 /* vpermw indices into the scales of rows 0, 1 (words 0..15, 16..31): those of
  * packs(P0 of row 0, P0 of row 1), P0 = the low nibbles of the first half
  * (128-bit lane L: 4 lanes of row 0's sub-block L, then 4 of row 1's); + 4k:
- * P_k (k = 2h + 1: the high nibbles of half h). */
+ * P_k (k = 2h: the low nibbles of half h, 2h + 1: its high nibbles). */
 static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 16, 16, 16, 16, 1, 1, 1, 1, 17, 17, 17, 17,
                                        2, 2, 2, 2, 18, 18, 18, 18, 3, 3, 3, 3, 19, 19, 19, 19};
 
