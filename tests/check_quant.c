@@ -421,7 +421,7 @@ END_TEST
 START_TEST(dots_random_shapes) {
     const uint32_t type = TYPES[_i];
     const hmti_qtraits *t = hmti_qtraits_of(type);
-    static const int64_t rows_list[] = {1, 3, 67};
+    static const int64_t rows_list[] = {1, 3, 67, 9}; /* 9: the 4-row kernels on padded rows */
     static const int64_t cols_k[] = {256, 512, 2048 + 256};
     /* 7 blocks: the 512-bit kernels' partial second half; 29 = 16 + 8 + 5: each
      * step size of the 512-bit Q4_0 and Q8_0 kernels once */
@@ -431,11 +431,11 @@ START_TEST(dots_random_shapes) {
     const int nc = t->block_elems == 256 ? 3 : t->block_elems == 32 ? 6 : 7;
     dot_stats st;
     memset(&st, 0, sizeof st);
-    for (int ri = 0; ri < 3; ri++)
+    for (int ri = 0; ri < 4; ri++)
         for (int ci = 0; ci < nc; ci++) {
             const int64_t rows = rows_list[ri], cols = cl[ci];
             /* padded rows too (by 4: F32 rows stay 4-byte aligned, as GGUF rows are) */
-            const size_t stride = hmti_qrow_bytes(type, cols) + (ri == 1 ? 4 : 0);
+            const size_t stride = hmti_qrow_bytes(type, cols) + (ri % 2 ? 4 : 0);
             uint8_t *w = malloc(stride * (size_t)rows);
             float *x = malloc((size_t)cols * sizeof(float));
             random_rows(type, rows, cols, w, stride);

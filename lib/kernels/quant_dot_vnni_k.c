@@ -1,11 +1,13 @@
 /* AVX512-VNNI kernels of the K-quants on 512-bit registers (quant_dot_vnni.c
- * dispatches to them first). */
+ * dispatches to them first). They also use vpermb (AVX512-VBMI) and
+ * vgf2p8affineqb (GFNI): without them (VNNI-only CPUs: Cascade / Cooper Lake)
+ * this file offers no kernel. */
 #include <immintrin.h>
 #include <string.h>
 
 #include "kernels/quant_impl.h"
 
-#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")))
 #define L128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
 #define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
@@ -13,126 +15,290 @@
 #pragma STDC FP_CONTRACT OFF /* the super-block kernels repeat the portable float arithmetic */
 #endif
 
-QT static inline int hsum_epi32_vnni(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
+/* ---- shared by the super-block kernels ------------------------------------------------- */
+/* R rows at a time (R = 1 or 4: hmti_qdot4_vnni_k), the activation loaded
+ * once per super-block for the R rows. Per super-block, the kernels build
+ * int32 lanes whose sums are the exact integer dots of the portable path,
+ * rows paired (one vpdpwssd accumulator per 2 rows); the 4 sums are reduced
+ * together (pair_sums, then one fold over the 128-bit lanes) and the block
+ * scales applied to the 4 rows in the lanes of one xmm, with the portable
+ * path's float operations in its order. So every kernel here returns the
+ * portable result bit for bit, and the 4-row kernels the 1-row kernel's.
+ * (Float lanes FMA'd across super-blocks and reduced once per row, tried on
+ * Q4_K, were no faster with the reduction shared by 4 rows, and changed the
+ * rounding: check_qmodel.c's decode test, which needs half of its llama-q4km
+ * replays within 1e-4 of the float64 reference and had 6/12, dropped to 3/12
+ * by activation rounding flips.) */
+
+/* 16 bytes at p of rows 0..R-1 in 128-bit lanes 0..R-1 (the others zero);
+ * the inserts in a tree, not a chain. */
+QT static inline __attribute__((always_inline)) __m512i lanes4(const int R, const uint8_t *p, size_t stride) {
+    if (R == 1) return _mm512_zextsi128_si512(L128(p));
+    const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(L128(p)), L128(p + stride), 1);
+    const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(L128(p + 2 * stride)), L128(p + 3 * stride), 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-QT static inline float f16_vnni(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
+/* Rows paired in vpackssdw: I01 holds, per 128-bit lane, 2 partial sums of
+ * row 0 then 2 of row 1 (I23: rows 2, 3). -> per 128-bit lane, the partial
+ * sums of rows 0..3 (int32, exact). */
+QT static inline __m512i pair_sums(__m512i I01, __m512i I23) {
+    const __m512 a = _mm512_castsi512_ps(I01), b = _mm512_castsi512_ps(I23);
+    return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, 0x88)),
+                            _mm512_castps_si512(_mm512_shuffle_ps(a, b, 0xDD)));
+}
+
+/* Q4_K / Q5_K: the f16 d and dmin (bytes 0..3) of rows 0..3's super-block
+ * (128-bit lane r of x) as floats times the activation's d: [d0..d3, dmin0..dmin3]. */
+QT static inline __m256 scale8(__m512i x, float ad) {
+    const __m512i idx = _mm512_castsi128_si512(_mm_setr_epi16(0, 8, 16, 24, 1, 9, 17, 25));
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(idx, x))), _mm256_set1_ps(ad));
 }
 
 /* ---- Q4_K / Q5_K on 512-bit registers ----------------------------------------------------- */
 /* A super-block's 128 bytes of nibbles in two zmm: each zmm's low nibbles are
  * sub-blocks (2c, 2c + 2), its high nibbles (2c + 1, 2c + 3), dotted with the
- * matching activation halves by vpdpbusd; a lane's sum of 4 products is
- * within +-4 * 15 * 127, so the 6-bit scales (permuted onto the lanes) are
- * applied with vpmaddwd on its low 16 bits (the high half, sign bits, meets a
- * 0). One reduction per super-block gives the exact integer sum of the other
- * paths, and the float arithmetic is the portable path's term for term. */
-QT static inline __attribute__((always_inline)) float q45_k_z(int64_t n, const void *w, const void *act,
-                                                              const int five) {
-    const uint8_t *b = w;
-    const hmti_q8_256 *a = act;
+ * matching activation halves by vpdpbusd; a lane's sum of 4 products is within
+ * +-4 * 31 * 127 (int16), so vpackssdw packs two such vectors exactly and
+ * vpdpwssd applies the 6-bit scales (unpacked for the 4 rows at once, one row
+ * per 128-bit lane, and spread onto the words by vpermb). The mins term
+ * sum_j m_j * (activation sum of sub-block j) is one vpmaddwd for the 4 rows. */
+
+/* Per 128-bit lane, bytes 0..15 of a super-block (d, dmin, 12 bytes of 6-bit
+ * fields) -> [sc0..sc7, m0..m7]: j < 4: sc = q[j] & 63, m = q[j + 4] & 63;
+ * j >= 4: the low 4 bits from q[j + 4] (low / high nibble), the top 2 from
+ * bits 6..7 of q[j - 4] / q[j]. */
+QT static inline __m512i k_scales_z(__m512i x) {
+    const __m512i lo_idx = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i hi_idx = _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    const __m512i lo_mask = _mm512_broadcast_i32x4(_mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+    const __m512i p = _mm512_shuffle_epi8(x, lo_idx);
+    const __m512i lo = _mm512_mask_blend_epi8(0xF000F000F000F000ull, p, _mm512_srli_epi16(p, 4));
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(_mm512_shuffle_epi8(x, hi_idx), 2), _mm512_set1_epi8(0x30));
+    return _mm512_ternarylogic_epi64(lo, hi, lo_mask, 0xEC); /* (lo & lo_mask) | hi */
+}
+
+/* vpermb indices (words: the odd bytes are zeroed by the mask). SC_IDX: the
+ * scales of packs(t0 of row 0, t0 of row 1): 128-bit lane L holds 4 lanes of
+ * row 0's sub-block 2 (L / 2), then 4 of row 1's; + 1, 4, 5: t1, t2, t3
+ * (sub-blocks 2c + 1, 2c + 4, 2c + 5); + 32: rows 2, 3. M_IDX: 128-bit lane
+ * k holds the mins of sub-blocks 2k, 2k + 1 of rows 0..3. */
+static const uint16_t SC_IDX[32] = {0, 0, 0, 0, 16, 16, 16, 16, 0, 0, 0, 0, 16, 16, 16, 16,
+                                    2, 2, 2, 2, 18, 18, 18, 18, 2, 2, 2, 2, 18, 18, 18, 18};
+static const uint16_t M_IDX[32] = {8,  9,  24, 25, 40, 41, 56, 57, 10, 11, 26, 27, 42, 43, 58, 59,
+                                   12, 13, 28, 29, 44, 45, 60, 61, 14, 15, 30, 31, 46, 47, 62, 63};
+#define WORD_BYTES 0x5555555555555555ull
+
+/* The 4 vpdpbusd vectors of one row's super-block, t[k] against A[k]: within
+ * int16 (see above). The high nibbles by vgf2p8affineqb (one op for shift and
+ * mask); Q5_K: the fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1
+ * of qh, moved onto bit 4 by vgf2p8affineqb and merged by vpternlog. */
+QT static inline __attribute__((always_inline)) void
+q45_dots(const uint8_t *b, const int five, const __m512i A[4], __m512i t[4]) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
-    const __m512i i2 = _mm512_add_epi32(i0, _mm512_set1_epi32(4));
-    const __m512i i3 = _mm512_add_epi32(i0, _mm512_set1_epi32(5));
-    float s = 0.0f;
-    /* Q5_K: the fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1 of qh */
-    const __m512i m1 = _mm512_set1_epi8(1);
-    const __m512i c0 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const int bytes = five ? 176 : 144, qo = five ? 48 : 16;
-    for (int64_t i = 0; i < n / 256; i++, b += bytes) {
-        uint32_t u[4];
-        memcpy(u, b + 4, 12);
-        u[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-        const uint32_t m03 = u[1] & 0x3F3F3F3Fu;
-        u[1] = (u[2] & 0x0F0F0F0Fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-        u[2] = m03;
-        u[0] &= 0x3F3F3F3Fu;
-        const __m128i scm = _mm_loadu_si128((const __m128i *)(const void *)u);
-        const __m256i bsum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(const void *)a[i].sum),
-                                               _mm256_set1_epi16(1));
-        const int msum = hsum_epi32_vnni(_mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(scm, 8)), bsum));
-        const __m512i scv = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(scm));
+    const __m512i hi_nib = _mm512_set1_epi64(0x1020408000000000ll); /* bits 4..7 -> 0..3 */
+    const int qo = five ? 48 : 16;
+    const __m512i raw0 = _mm512_loadu_si512(b + qo), raw1 = _mm512_loadu_si512(b + qo + 64);
+    __m512i u[4] = {raw0, _mm512_gf2p8affine_epi64_epi8(raw0, hi_nib, 0), raw1,
+                    _mm512_gf2p8affine_epi64_epi8(raw1, hi_nib, 0)};
+    if (five) {
+        const __m512i QH = _mm512_broadcast_i64x4(L256(b + 16));
+        static const int bit[4] = {0, 1, 4, 5};
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m512i to4 = _mm512_inserti64x4(_mm512_set1_epi64(1ll << (24 + bit[k])),
+                                                   _mm256_set1_epi64x(1ll << (26 + bit[k])), 1);
+            u[k] = _mm512_ternarylogic_epi64(u[k], _mm512_gf2p8affine_epi64_epi8(QH, to4, 0), m4, 0xEC);
+        }
+    } else {
+        u[0] = _mm512_and_si512(u[0], m4);
+        u[2] = _mm512_and_si512(u[2], m4);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) t[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], A[k]);
+}
+
+/* The scaled sums of rows 2p, 2p + 1 (absent rows: zero): 128-bit lane L =
+ * [2 partial sums of row 2p, 2 of row 2p + 1]. */
+QT static inline __attribute__((always_inline)) __m512i
+q45_pair(const int R, const int five, const int p, const uint8_t *w, size_t stride, const __m512i A[4], __m512i S) {
+    static const int off[4] = {0, 1, 4, 5};
+    __m512i t0[4], t1[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                            _mm512_setzero_si512()};
+    q45_dots(w + (size_t)(2 * p) * stride, five, A, t0);
+    if (2 * p + 1 < R) q45_dots(w + (size_t)(2 * p + 1) * stride, five, A, t1);
+    const __m512i idx = _mm512_add_epi16(_mm512_loadu_si512(SC_IDX), _mm512_set1_epi16((short)(32 * p)));
+    __m512i I = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        I = _mm512_dpwssd_epi32(I, _mm512_packs_epi32(t0[k], t1[k]),
+                                _mm512_maskz_permutexvar_epi8(WORD_BYTES, _mm512_add_epi16(idx, _mm512_set1_epi16((short)off[k])), S));
+    return I;
+}
+
+QT static inline __attribute__((always_inline)) void
+q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a,
+           float *out) {
+    const size_t bytes = five ? 176 : 144;
+    const __m512i m_idx = _mm512_loadu_si512(M_IDX);
+    const __m512i b_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m128 s = _mm_setzero_ps();
+    /* unrolled by 2: two super-blocks' independent work in the loop body
+     * measured 1.05-1.10x in cache (Q4_K, Q5_K, Q6_K alike) */
+#pragma GCC unroll 2
+    for (int64_t i = 0; i < n / 256; i++, w += bytes) {
+        const __m512i X = lanes4(R, w, stride);
+        const __m512i S = k_scales_z(X);
         const int8_t *q = a[i].qs;
 #define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
-        const __m512i raw0 = _mm512_loadu_si512(b + qo), raw1 = _mm512_loadu_si512(b + qo + 64);
-        const __m512i z = _mm512_setzero_si512();
-        __m512i u0 = _mm512_and_si512(raw0, m4), u1 = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), m4);
-        __m512i u2 = _mm512_and_si512(raw1, m4), u3 = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), m4);
-        if (five) { /* q + 16 * bit, q in 0..31: a lane's 4 products within +-4 * 31 * 127 */
-            const __m512i QH = _mm512_broadcast_i64x4(L256(b + 16));
-#define HB(k) _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, _mm512_add_epi16(c0, _mm512_set1_epi16(k))), m1), 4)
-            u0 = _mm512_or_si512(u0, HB(0));
-            u1 = _mm512_or_si512(u1, HB(1));
-            u2 = _mm512_or_si512(u2, HB(4));
-            u3 = _mm512_or_si512(u3, HB(5));
-#undef HB
-        }
-        __m512i t0 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u0, A2(0, 64)), _mm512_permutexvar_epi32(i0, scv));
-        __m512i t1 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u1, A2(32, 96)), _mm512_permutexvar_epi32(i1, scv));
-        __m512i t2 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u2, A2(128, 192)), _mm512_permutexvar_epi32(i2, scv));
-        __m512i t3 = _mm512_madd_epi16(_mm512_dpbusd_epi32(z, u3, A2(160, 224)), _mm512_permutexvar_epi32(i3, scv));
+        const __m512i A[4] = {A2(0, 64), A2(32, 96), A2(128, 192), A2(160, 224)};
 #undef A2
-        const int isum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(t0, t1), _mm512_add_epi32(t2, t3)));
-        s += f16_vnni(b) * a[i].d * (float)isum - f16_vnni(b + 2) * a[i].d * (float)msum;
+        const __m512i I01 = q45_pair(R, five, 0, w, stride, A, S);
+        const __m512i I23 = R > 2 ? q45_pair(R, five, 1, w, stride, A, S) : _mm512_setzero_si512();
+        const __m512i Ip = pair_sums(I01, I23);
+        /* the activation sums of the 8 sub-blocks (within +-32 * 127: words), those of
+         * 2k, 2k + 1 in each dword of 128-bit lane k; times the mins: lane k = the
+         * partial mins terms of rows 0..3 */
+        const __m128i bsum = _mm256_cvtepi32_epi16(_mm256_madd_epi16(L256(a[i].sum), _mm256_set1_epi16(1)));
+        const __m512i M = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(WORD_BYTES, m_idx, S),
+                                            _mm512_permutexvar_epi32(b_idx, _mm512_castsi128_si512(bsum)));
+        /* sums over the 128-bit lanes: [isum of rows 0..3, msum of rows 0..3] */
+        __m512i v = _mm512_add_epi32(_mm512_shuffle_i64x2(Ip, M, 0x44), _mm512_shuffle_i64x2(Ip, M, 0xEE));
+        v = _mm512_add_epi32(v, _mm512_shuffle_i64x2(v, v, 0xB1));
+        v = _mm512_shuffle_i64x2(v, v, 0x88);
+        /* times [d * d_a, dmin * d_a] of rows 0..3 */
+        const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm512_castsi512_si256(v)), scale8(X, a[i].d));
+        s = _mm_add_ps(s, _mm_sub_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
     }
-    return s;
+    float y[4];
+    _mm_storeu_ps(y, s);
+    memcpy(out, y, (size_t)R * sizeof(float));
 }
-QT static float q4_k_z(int64_t n, const void *w, const void *act) { return q45_k_z(n, w, act, 0); }
-QT static float q5_k_z(int64_t n, const void *w, const void *act) { return q45_k_z(n, w, act, 1); }
+
+#define DOT_K(name, five)                                                                    \
+    QT static float name##_z(int64_t n, const void *w, const void *act) {                    \
+        float y;                                                                             \
+        q45_k_rows(1, five, n, w, 0, act, &y);                                               \
+        return y;                                                                            \
+    }                                                                                        \
+    QT static void name##_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
+        q45_k_rows(4, five, n, w, stride, act, y);                                           \
+    }
+DOT_K(q4_k, 0)
+DOT_K(q5_k, 1)
 
 /* ---- Q6_K on 512-bit registers ----------------------------------------------------- */
 /* Per half super-block (128 weights): the 64 bytes of low nibbles in one zmm
- * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4), the 2-bit high
- * parts come from the 32 qh bytes broadcast to both halves and shifted per
- * half (vpsrlvw); u in 0..63 against s8 activation: a lane's 4 products are
- * within +-4 * 63 * 127 (int16), so the int8 scales (16 bits, permuted onto
- * the lanes of their 16 elements) are applied with vpmaddwd. Exact integer
- * sum, then the portable path's float arithmetic. */
-QT static float q6_k_z(int64_t n, const void *w, const void *act) {
-    const uint8_t *b = w;
-    const hmti_q8_256 *a = act;
-    const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
-    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const __m512i sh23 = _mm512_add_epi16(sh01, _mm512_set1_epi16(4));
-    const __m512i lane4 = _mm512_srli_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
-    float s = 0.0f;
-    for (int64_t i = 0; i < n / 256; i++, b += 210) {
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(const void *)(b + 192));
-        const int corr = hsum_epi32_vnni(_mm256_madd_epi16(
-            _mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(const void *)a[i].sum)));
-        const __m512i scv = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xFFFF));
-        __m512i acc = _mm512_setzero_si512();
-        for (int nn = 0; nn < 2; nn++) {
-            const __m512i L = _mm512_loadu_si512(b + 64 * nn);
-            const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * nn));
-            const __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh01), m3);
-            const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(QH, sh23), m3);
-            const __m512i u01 = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_slli_epi16(h01, 4));
-            const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
-                                                _mm512_slli_epi16(h23, 4));
-            const __m512i z = _mm512_setzero_si512();
-            const __m512i p01 = _mm512_dpbusd_epi32(z, u01, _mm512_loadu_si512(a[i].qs + 128 * nn));
-            const __m512i p23 = _mm512_dpbusd_epi32(z, u23, _mm512_loadu_si512(a[i].qs + 128 * nn + 64));
-            const __m512i s01 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn)), scv);
-            const __m512i s23 = _mm512_permutexvar_epi32(_mm512_add_epi32(lane4, _mm512_set1_epi32(8 * nn + 4)), scv);
-            acc = _mm512_add_epi32(acc, _mm512_add_epi32(_mm512_madd_epi16(p01, s01), _mm512_madd_epi16(p23, s23)));
-        }
-        s += f16_vnni(b + 208) * a[i].d * (float)(_mm512_reduce_add_epi32(acc) - 32 * corr);
-    }
-    return s;
+ * give sub-block pairs (k0, k1) (& 15) and (k2, k3) (>> 4); the 2-bit high
+ * parts come from the 32 qh bytes broadcast to both halves, moved per half
+ * onto bits 4..5 by vgf2p8affineqb and merged by vpternlog. q - 32 in
+ * -32..31: vpdpbusd of q (u8) starts from -32 * (the lane's 4 activations),
+ * computed once per super-block for the rows, so a lane's sum of 4 products
+ * is within +-4 * 32 * 127 (int16): vpackssdw packs two rows' vectors exactly
+ * and vpdpwssd applies the int8 scales (sign-extended to words, spread onto
+ * the words by vpermw). */
+
+/* vgf2p8affineqb matrix moving bits p, p + 1 of each byte to bits 4, 5 (the
+ * others 0), for bit p0 in the low 256 bits and p1 in the high ones (output
+ * bit i is row byte 7 - i of the qword). */
+QT static inline __m512i bits_to_45(int p0, int p1) {
+    return _mm512_inserti64x4(_mm512_set1_epi64((1ll << (24 + p0)) | (2ll << (16 + p0))),
+                              _mm256_set1_epi64x((1ll << (24 + p1)) | (2ll << (16 + p1))), 1);
 }
 
+/* vpermw indices into the scales of rows 0, 1 (words 0..15, 16..31): those of
+ * packs(P0 of row 0, P0 of row 1), P0 = the low nibbles of the first half
+ * (128-bit lane L: 4 lanes of row 0's sub-block L, then 4 of row 1's); + 4k:
+ * P_k (k = 2h: the low nibbles of half h, 2h + 1: its high nibbles). */
+static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 16, 16, 16, 16, 1, 1, 1, 1, 17, 17, 17, 17,
+                                       2, 2, 2, 2, 18, 18, 18, 18, 3, 3, 3, 3, 19, 19, 19, 19};
+
+/* The 4 vpdpbusd vectors of one row's super-block; C[k]: -32 * the 4-activation
+ * sums of A[k]. */
+QT static inline __attribute__((always_inline)) void
+q6_dots(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i P[4]) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i L = _mm512_loadu_si512(b + 64 * h);
+        const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * h));
+        const __m512i u01 = _mm512_ternarylogic_epi64(L, _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(0, 2), 0), m4, 0xEC);
+        const __m512i u23 = _mm512_ternarylogic_epi64(_mm512_srli_epi16(L, 4), _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(4, 6), 0),
+                                                      m4, 0xEC);
+        P[2 * h] = _mm512_dpbusd_epi32(C[2 * h], u01, A[2 * h]);
+        P[2 * h + 1] = _mm512_dpbusd_epi32(C[2 * h + 1], u23, A[2 * h + 1]);
+    }
+}
+
+/* The scaled sums of rows 2p, 2p + 1 (absent rows: zero), as q45_pair; W: their
+ * scales as words. */
+QT static inline __attribute__((always_inline)) __m512i
+q6_pair(const int R, const int p, const uint8_t *w, size_t stride, const __m512i A[4], const __m512i C[4], __m512i W) {
+    __m512i P0[4], P1[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                            _mm512_setzero_si512()};
+    q6_dots(w + (size_t)(2 * p) * stride, A, C, P0);
+    if (2 * p + 1 < R) q6_dots(w + (size_t)(2 * p + 1) * stride, A, C, P1);
+    const __m512i idx = _mm512_loadu_si512(Q6_SC_IDX);
+    __m512i I = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        I = _mm512_dpwssd_epi32(I, _mm512_packs_epi32(P0[k], P1[k]),
+                                _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * k))), W));
+    return I;
+}
+
+/* The 16 int8 scales of the 2 rows of y (256-bit lanes, bytes 14..29) as words. */
+static const uint8_t Q6_SCALE_BYTES[64] = {14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+                                           46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61};
+QT static inline __m512i q6_scales(__m512i y) {
+    return _mm512_cvtepi8_epi16(_mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_loadu_si512(Q6_SCALE_BYTES), y)));
+}
+
+QT static inline __attribute__((always_inline)) void
+q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a, float *out) {
+    const __m512i c32 = _mm512_set1_epi8(32);
+    __m128 s = _mm_setzero_ps();
+#pragma GCC unroll 2 /* as q45_k_rows */
+    for (int64_t i = 0; i < n / 256; i++, w += 210) {
+        /* 256-bit lane h of Y01 / Y23: bytes 178..209 of row h / 2 + h (scales at 14..29, d at 30..31) */
+        const __m512i Y01 = R == 1 ? _mm512_zextsi256_si512(L256(w + 178))
+                                   : _mm512_inserti64x4(_mm512_castsi256_si512(L256(w + 178)), L256(w + stride + 178), 1);
+        const __m512i Y23 = R > 2 ? _mm512_inserti64x4(_mm512_castsi256_si512(L256(w + 2 * stride + 178)),
+                                                       L256(w + 3 * stride + 178), 1)
+                                  : _mm512_setzero_si512();
+        __m512i A[4], C[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            A[k] = _mm512_loadu_si512(a[i].qs + 64 * k);
+            C[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, A[k]));
+        }
+        const __m512i I01 = q6_pair(R, 0, w, stride, A, C, q6_scales(Y01));
+        const __m512i I23 = R > 2 ? q6_pair(R, 1, w, stride, A, C, q6_scales(Y23)) : _mm512_setzero_si512();
+        const __m512i v = pair_sums(I01, I23);
+        const __m256i v2 = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+        const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(v2), _mm256_extracti128_si256(v2, 1));
+        const __m128 d = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(
+            Y01, _mm512_castsi128_si512(_mm_setr_epi16(15, 31, 47, 63, 0, 0, 0, 0)), Y23)));
+        s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(d, _mm_set1_ps(a[i].d)), _mm_cvtepi32_ps(isum)));
+    }
+    float y[4];
+    _mm_storeu_ps(y, s);
+    memcpy(out, y, (size_t)R * sizeof(float));
+}
+
+QT static float q6_k_z(int64_t n, const void *w, const void *act) {
+    float y;
+    q6_k_rows(1, n, w, 0, act, &y);
+    return y;
+}
+QT static void q6_k_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    q6_k_rows(4, n, w, stride, act, y);
+}
+
+static int has_vbmi_gfni(void) { return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni"); }
+
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
+    if (!has_vbmi_gfni()) return NULL;
     switch (type) {
     case HMTI_T_Q4_K: return q4_k_z;
     case HMTI_T_Q5_K: return q5_k_z;
@@ -142,6 +308,11 @@ hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
 }
 
 hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type) {
-    (void)type;
-    return NULL;
+    if (!has_vbmi_gfni()) return NULL;
+    switch (type) {
+    case HMTI_T_Q4_K: return q4_k_z4;
+    case HMTI_T_Q5_K: return q5_k_z4;
+    case HMTI_T_Q6_K: return q6_k_z4;
+    default: return NULL;
+    }
 }
