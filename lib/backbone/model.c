@@ -335,7 +335,10 @@ static uint64_t fingerprint(const hmt_model *m) {
 static void drop_copied_tensors(const hmt_model *m) {
     for (uint64_t i = 0; i < hmti_gguf_n_tensors(m->gguf); i++) {
         const hmti_gguf_tensor *t = hmti_gguf_tensor_at(m->gguf, i);
-        if (t->type != HMTI_TYPE_F32 || (t == m->tok_embd && !m->embd_from_output)) continue;
+        /* matrices only: a norm vector's page or two is not worth it, and
+         * dropping them unmaps the whole huge page a stored neighbour shares */
+        if (t->type != HMTI_TYPE_F32 || t->n_dims < 2 || (t == m->tok_embd && !m->embd_from_output))
+            continue;
         hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes);
     }
 }
