@@ -23,3 +23,9 @@ int hmti_cpu_level(void) {
     }
     return l;
 }
+
+int hmti_cpu_has_avx512_bitops(void) {
+    unsigned a, b, c, d; /* CPUID leaf 7, sub-leaf 0, ECX bits 1, 8 and 12 */
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1)) && (c & (1u << 8)) &&
+           (c & (1u << 12));
+}

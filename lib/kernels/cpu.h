@@ -12,4 +12,10 @@
  * Cached after the first call. */
 int hmti_cpu_level(void);
 
+/* AVX512-VBMI, GFNI and AVX512-BITALG (Ice Lake and later, Zen 4 and later):
+ * the byte permutes and bit tricks of the 512-bit block kernels
+ * (quant_dot_vnni_b32.c, quant_dot_vnni_k.c). Without them (Cascade Lake)
+ * those types run the 256-bit kernels. */
+int hmti_cpu_has_avx512_bitops(void);
+
 #endif

@@ -1,9 +1,9 @@
 /* AVX512-VNNI kernels of the 32-element block types on 512-bit registers
  * (quant_dot_vnni.c dispatches to them first). */
-#include <cpuid.h>
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/quant_impl.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
@@ -341,34 +341,26 @@ QT static void q8_0_z4(int64_t n, const void *w, size_t stride, const void *act,
     q80_rows(4, n, w, stride, act, y);
 }
 
-/* AVX512-VBMI, GFNI and AVX512-BITALG (the kernels of the 4- and 5-bit
- * types): CPUID leaf 7, sub-leaf 0, ECX bits 1, 8 and 12. Without them
- * (Cascade Lake) those types fall to the 256-bit kernels. */
-static int has_icl_isa(void) {
-    unsigned a, b, c, d;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1)) && (c & (1u << 8)) && (c & (1u << 12));
-}
-
 hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type) {
     switch (type) {
-    case HMTI_T_Q4_0: return has_icl_isa() ? q4_0_z : NULL;
-    case HMTI_T_Q4_1: return has_icl_isa() ? q4_1_z : NULL;
-    case HMTI_T_Q5_0: return has_icl_isa() ? q5_0_z : NULL;
-    case HMTI_T_Q5_1: return has_icl_isa() ? q5_1_z : NULL;
+    case HMTI_T_Q4_0: return hmti_cpu_has_avx512_bitops() ? q4_0_z : NULL;
+    case HMTI_T_Q4_1: return hmti_cpu_has_avx512_bitops() ? q4_1_z : NULL;
+    case HMTI_T_Q5_0: return hmti_cpu_has_avx512_bitops() ? q5_0_z : NULL;
+    case HMTI_T_Q5_1: return hmti_cpu_has_avx512_bitops() ? q5_1_z : NULL;
     case HMTI_T_Q8_0: return q8_0_z;
-    case HMTI_T_IQ4_NL: return has_icl_isa() ? iq4_nl_z : NULL;
+    case HMTI_T_IQ4_NL: return hmti_cpu_has_avx512_bitops() ? iq4_nl_z : NULL;
     default: return NULL;
     }
 }
 
 hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
     switch (type) {
-    case HMTI_T_Q4_0: return has_icl_isa() ? q4_0_z4 : NULL;
-    case HMTI_T_Q4_1: return has_icl_isa() ? q4_1_z4 : NULL;
-    case HMTI_T_Q5_0: return has_icl_isa() ? q5_0_z4 : NULL;
-    case HMTI_T_Q5_1: return has_icl_isa() ? q5_1_z4 : NULL;
+    case HMTI_T_Q4_0: return hmti_cpu_has_avx512_bitops() ? q4_0_z4 : NULL;
+    case HMTI_T_Q4_1: return hmti_cpu_has_avx512_bitops() ? q4_1_z4 : NULL;
+    case HMTI_T_Q5_0: return hmti_cpu_has_avx512_bitops() ? q5_0_z4 : NULL;
+    case HMTI_T_Q5_1: return hmti_cpu_has_avx512_bitops() ? q5_1_z4 : NULL;
     case HMTI_T_Q8_0: return q8_0_z4;
-    case HMTI_T_IQ4_NL: return has_icl_isa() ? iq4_nl_z4 : NULL;
+    case HMTI_T_IQ4_NL: return hmti_cpu_has_avx512_bitops() ? iq4_nl_z4 : NULL;
     default: return NULL;
     }
 }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/quant_impl.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")))
@@ -295,10 +296,8 @@ QT static void q6_k_z4(int64_t n, const void *w, size_t stride, const void *act,
     q6_k_rows(4, n, w, stride, act, y);
 }
 
-static int has_vbmi_gfni(void) { return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni"); }
-
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
-    if (!has_vbmi_gfni()) return NULL;
+    if (!hmti_cpu_has_avx512_bitops()) return NULL;
     switch (type) {
     case HMTI_T_Q4_K: return q4_k_z;
     case HMTI_T_Q5_K: return q5_k_z;
@@ -308,7 +307,7 @@ hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
 }
 
 hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type) {
-    if (!has_vbmi_gfni()) return NULL;
+    if (!hmti_cpu_has_avx512_bitops()) return NULL;
     switch (type) {
     case HMTI_T_Q4_K: return q4_k_z4;
     case HMTI_T_Q5_K: return q5_k_z4;
