@@ -134,6 +134,8 @@ static void usage(FILE *f) {
             "                          (replaces FILE atomically, only after a successful run)\n"
             "      --chunk N           tokens per hmt_stream_feed call (default: L; window: 512)\n"
             "  -t, --threads N         worker threads (default: all CPUs)\n"
+            "      --compute T         f32 (default) or bf16: the weight matmuls of segment\n"
+            "                          passes in BF16 with F32 accumulation (docs/QUANTS.md)\n"
             "  -q, --quiet             no progress on stderr\n"
             "Next-token processors (scored on the chain's final distribution, the text\n"
             "itself as history; docs/PERPLEXITY.md):\n"
@@ -236,6 +238,7 @@ typedef struct {
     int mode; /* hmt_mode, MODE_ALL, or -2 = default */
     int64_t L, n_ctx, max_tokens, chunk, threads;
     int quiet, ref;
+    int compute; /* HMT_COMPUTE_F32 or HMT_COMPUTE_BF16 (--compute) */
     int64_t ref_T, ref_batch, ref_batches;
     /* processors (none unless their option is given) */
     double ditto, knn_lambda;
@@ -493,6 +496,7 @@ static int make_stream(const env *e, int mode, hmt_stream **out) {
     int rc = hmt_params_create(&p);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_MODE, mode);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_N_THREADS, e->o->threads);
+    if (!rc) rc = hmt_params_set_int(p, HMT_P_COMPUTE_TYPE, e->o->compute);
     if (!rc && e->o->L > 0 && mode != HMT_MODE_WINDOW)
         rc = hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, e->o->L);
     if (!rc && e->o->n_ctx > 0 && mode == HMT_MODE_WINDOW)
@@ -818,6 +822,13 @@ int main(int argc, char **argv) {
             files[o.n_files++] = v;
         }
         else if (!strcmp(a, "--csv")) o.csv = v;
+        else if (!strcmp(a, "--compute")) {
+            o.compute = !strcmp(v, "bf16") ? HMT_COMPUTE_BF16 : !strcmp(v, "f32") ? HMT_COMPUTE_F32 : -1;
+            if (o.compute < 0) {
+                fprintf(stderr, PROG ": --compute takes f32 or bf16, got '%s'\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--mode")) {
             o.mode = -3;
             for (int k = 0; k < 4; k++)

@@ -52,9 +52,10 @@ expect 2 "-c takes a whole number" "$B/bin/hmt-soak" -c x
 expect 2 "MAX_THREADS must be" "$B/bin/gemm-ceiling" x
 expect 2 "-m MODEL is required" "$B/bin/hmt-bench" -t 2
 expect 2 "the first argument is the mode" "$B/bin/knn-bench" serch -m "$MODEL"
+expect 2 "--compute takes f32 or bf16" "$B/bin/hmt-perplexity" -m "$MODEL" -f - --compute f16
 # the adapter given as the model, and the model as the adapter
 expect 1 "is an HMT adapter.*(-a, hmt_adapter_load)" "$B/bin/hmt-generate" -m "$ADAPTER" -n 1
 expect 1 "not an HMT adapter" "$B/bin/hmt-generate" -m "$MODEL" -a "$MODEL" -n 1
 
 [ "$fail" -eq 0 ] || exit 1
-echo "check_tool_messages: OK ($n programs answer -h/--help; 9 refusals say what was wrong)"
+echo "check_tool_messages: OK ($n programs answer -h/--help; 10 refusals say what was wrong)"
