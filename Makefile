@@ -18,7 +18,7 @@ $(AFTER_DEPS): deps
 else
 
 # ---- version: one source of truth, the public header ------------------------
-HDR := include/hmt/hmt.h
+HDR := include/hmt/version.h
 hdrnum = $(shell sed -n 's/^\#define $(1) *\([0-9]*\).*/\1/p' $(HDR))
 VMAJOR := $(call hdrnum,HMT_VERSION_MAJOR)
 VMINOR := $(call hdrnum,HMT_VERSION_MINOR)

@@ -6,10 +6,10 @@
 #include "core/params.h"
 
 HMT_API int hmt_model_load(hmt_model **out, const char *path, const hmt_params *params) {
-    (void)params; /* no model keys yet */
-    hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_model_load: out is NULL");
     *out = NULL;
+    int rc = hmti_params_only(params, NULL, 0, "hmt_model_load"); /* no model keys yet */
+    if (rc) return rc;
     if (!path) return hmti_errf(HMT_E_INVAL, "hmt_model_load: path is NULL");
     return hmti_model_load(out, path);
 }
@@ -36,30 +36,21 @@ GETTER(n_ctx_train, n_ctx_train)
 HMT_API const char *hmt_model_arch(const hmt_model *m) { return m ? m->arch_name : NULL; }
 HMT_API uint64_t hmt_model_n_params(const hmt_model *m) { return m ? m->n_params : 0; }
 
-HMT_API const char *hmt_model_errmsg(const hmt_model *m) {
-    return m ? m->errmsg : "hmt_model_errmsg: model is NULL";
-}
-
-static int fail(const hmt_model *m, int rc) {
-    if (m) hmti_model_set_error(m);
-    return rc;
-}
 
 HMT_API int hmt_model_meta_str(const hmt_model *m, const char *key, char *buf, size_t cap,
                                size_t *len_out) {
-    hmti_clear_error();
     if (!m || !key || (!buf && cap))
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_meta_str: %s is NULL", !m ? "model"
-                                 : !key ? "key" : "buf (with cap > 0)"));
+        return hmti_errf(HMT_E_INVAL, "hmt_model_meta_str: %s is NULL", !m ? "model"
+                                 : !key ? "key" : "buf (with cap > 0)");
     int64_t idx = hmti_gguf_find_key(m->gguf, key);
     if (idx < 0)
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_meta_str: metadata key '%s' not found "
-                                 "in the model file", key));
+        return hmti_errf(HMT_E_INVAL, "hmt_model_meta_str: metadata key '%s' not found "
+                                 "in the model file", key);
     size_t len = hmti_gguf_value_text(m->gguf, idx, buf, cap);
     if (len_out) *len_out = len;
     if (len >= cap)
-        return fail(m, hmti_errf(HMT_E_BUFFER, "hmt_model_meta_str: '%s' needs %zu bytes", key,
-                                 len + 1));
+        return hmti_errf(HMT_E_BUFFER, "hmt_model_meta_str: '%s' needs %zu bytes", key,
+                                 len + 1);
     return HMT_OK;
 }
 
@@ -73,15 +64,14 @@ HMT_API hmt_token hmt_model_token_eos(const hmt_model *m) {
 
 HMT_API int hmt_model_token_embedding(const hmt_model *m, hmt_token token, float *out,
                                       size_t cap) {
-    hmti_clear_error();
     if (!m || !out)
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_model_token_embedding: %s is NULL",
-                                 !m ? "model" : "out"));
+        return hmti_errf(HMT_E_INVAL, "hmt_model_token_embedding: %s is NULL",
+                                 !m ? "model" : "out");
     if (token < 0 || token >= m->n_vocab)
-        return fail(m, hmti_errf(HMT_E_TOKEN, "token %d outside [0, %d)", token, m->n_vocab));
+        return hmti_errf(HMT_E_TOKEN, "token %d outside [0, %d)", token, m->n_vocab);
     if (cap < (size_t)m->n_embd)
-        return fail(m, hmti_errf(HMT_E_BUFFER, "hmt_model_token_embedding: need %d floats, have %zu",
-                                 m->n_embd, cap));
+        return hmti_errf(HMT_E_BUFFER, "hmt_model_token_embedding: need %d floats, have %zu",
+                                 m->n_embd, cap);
     hmti_model_embed(m, token, out);
     return HMT_OK;
 }
@@ -90,34 +80,32 @@ static int need_vocab(const hmt_model *m, const char *fn) {
     if (!m) return hmti_errf(HMT_E_INVAL, "%s: model is NULL", fn);
     if (hmti_guard_check(&m->guard, HMTI_MAGIC_MODEL, fn)) return HMT_E_MISUSE;
     if (!m->vocab)
-        return fail(m, hmti_errf(HMT_E_UNSUPPORTED, "%s: the model file has no tokenizer", fn));
+        return hmti_errf(HMT_E_UNSUPPORTED, "%s: the model file has no tokenizer", fn);
     return HMT_OK;
 }
 
 HMT_API int hmt_tokenize(const hmt_model *m, const char *text, size_t len, uint32_t flags,
                          hmt_token *out, size_t cap, size_t *n_out) {
-    hmti_clear_error();
     int rc = need_vocab(m, "hmt_tokenize");
     if (rc) return rc;
     if ((!text && len) || (!out && cap) || !n_out)
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_tokenize: %s is NULL", !n_out ? "n_out"
-                                 : !out && cap ? "out (with cap > 0)" : "text (with len > 0)"));
+        return hmti_errf(HMT_E_INVAL, "hmt_tokenize: %s is NULL", !n_out ? "n_out"
+                                 : !out && cap ? "out (with cap > 0)" : "text (with len > 0)");
     if (flags & ~(uint32_t)(HMT_TOKENIZE_ADD_BOS | HMT_TOKENIZE_SPECIAL))
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_tokenize: unknown flags 0x%x", flags));
+        return hmti_errf(HMT_E_INVAL, "hmt_tokenize: unknown flags 0x%x", flags);
     rc = hmti_tokenize(m->vocab, text ? text : "", len, flags, out, cap, n_out);
-    return rc ? fail(m, rc) : HMT_OK;
+    return rc ? rc : HMT_OK;
 }
 
 HMT_API int hmt_detokenize(const hmt_model *m, const hmt_token *tokens, size_t n,
                            uint32_t flags, char *buf, size_t cap, size_t *len_out) {
-    hmti_clear_error();
     int rc = need_vocab(m, "hmt_detokenize");
     if (rc) return rc;
     if ((!tokens && n) || (!buf && cap) || !len_out)
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_detokenize: %s is NULL", !len_out ? "len_out"
-                                 : !buf && cap ? "buf (with cap > 0)" : "tokens (with n > 0)"));
+        return hmti_errf(HMT_E_INVAL, "hmt_detokenize: %s is NULL", !len_out ? "len_out"
+                                 : !buf && cap ? "buf (with cap > 0)" : "tokens (with n > 0)");
     if (flags & ~(uint32_t)HMT_DETOKENIZE_SPECIAL)
-        return fail(m, hmti_errf(HMT_E_INVAL, "hmt_detokenize: unknown flags 0x%x", flags));
+        return hmti_errf(HMT_E_INVAL, "hmt_detokenize: unknown flags 0x%x", flags);
     rc = hmti_detokenize(m->vocab, tokens, n, flags, buf, cap, len_out);
-    return rc ? fail(m, rc) : HMT_OK;
+    return rc ? rc : HMT_OK;
 }

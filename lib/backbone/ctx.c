@@ -24,29 +24,27 @@ struct hmt_ctx {
     int32_t n_rows;
     hmti_abort abort;
     hmti_retired retired; /* output blocks outgrown, kept until free */
-    char errmsg[HMTI_ERRMSG_MAX];
     hmti_guard guard; /* last: see busy.h */
 };
 
-static int fail(hmt_ctx *ctx, int rc) {
-    if (ctx) hmti_copy_errmsg(ctx->errmsg);
-    return rc;
-}
+static const hmt_param CTX_KEYS[] = {HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_THREADS,
+                                     HMT_P_COMPUTE_TYPE};
 
 HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *params) {
-    hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: model is NULL");
     if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_ctx_create")) return HMT_E_MISUSE;
+    int rc = hmti_params_only(params, CTX_KEYS, HMTI_NKEYS(CTX_KEYS), "hmt_ctx_create");
+    if (rc) return rc;
     int64_t n_ctx = (int64_t)hmti_param_value(params, HMT_P_N_CTX);
     int64_t n_batch = (int64_t)hmti_param_value(params, HMT_P_N_BATCH);
     int n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
-    if (n_ctx == 0) n_ctx = model->n_ctx_train;
+    if (n_ctx == HMT_AUTO) n_ctx = model->n_ctx_train;
     if (n_batch > n_ctx) n_batch = n_ctx;
     hmt_ctx *ctx = hmti_calloc(1, sizeof *ctx);
     if (!ctx) return hmti_errf(HMT_E_NOMEM, "hmt_ctx_create: out of memory");
-    int rc = hmti_backbone_init(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_threads);
+    rc = hmti_backbone_init(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_threads);
     if (!rc) rc = hmti_backbone_set_compute(&ctx->bb,
                                             (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
     if (rc) {
@@ -77,21 +75,20 @@ HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
 }
 
 static int ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
-    hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: ctx is NULL");
     if (key != HMT_P_N_THREADS && key != HMT_P_COMPUTE_TYPE)
-        return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: key %d cannot change on a "
-                                                "live context", (int)key));
+        return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_int: %s (key %d) cannot change on a "
+                         "live context (runtime keys: n_threads, compute_type)",
+                         hmti_param_name(key), (int)key);
     int rc = hmti_param_check(key, (double)value, 1);
     if (!rc)
         rc = key == HMT_P_N_THREADS
                  ? hmti_backbone_set_threads(&ctx->bb, hmti_resolve_threads(value))
                  : hmti_backbone_set_compute(&ctx->bb, (int)value);
-    return rc ? fail(ctx, rc) : HMT_OK;
+    return rc ? rc : HMT_OK;
 }
 
 HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
-    hmti_clear_error();
     if (hmti_guard_check(HMTI_GUARD(ctx), HMTI_MAGIC_CTX, "hmt_ctx_get")) return HMT_E_MISUSE;
     if (!ctx || !out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: %s is NULL", !ctx ? "ctx" : "out");
     switch (key) {
@@ -100,17 +97,14 @@ HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
     case HMT_P_N_THREADS: *out = ctx->bb.n_threads; return HMT_OK;
     case HMT_P_COMPUTE_TYPE: *out = ctx->bb.compute; return HMT_OK;
     default:
-        return fail((hmt_ctx *)ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_get: key %d is not a "
-                                                           "context key", (int)key));
+        return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: %s (key %d) is not a context key",
+                         hmti_param_name(key), (int)key);
     }
 }
 
 HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx) { return ctx ? ctx->model : NULL; }
 HMT_API int32_t hmt_ctx_n_past(const hmt_ctx *ctx) { return ctx ? ctx->n_past : 0; }
 HMT_API int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx) { return ctx ? ctx->bb.n_ctx : 0; }
-HMT_API const char *hmt_ctx_errmsg(const hmt_ctx *ctx) {
-    return ctx ? ctx->errmsg : "hmt_ctx_errmsg: ctx is NULL";
-}
 
 /* Grow-only buffers: an eval allocates only when it needs more than any
  * earlier one did. */
@@ -180,11 +174,10 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
 
 static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
                     const int32_t *pos, const uint8_t *outputs) {
-    hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval: ctx is NULL");
     int rc = check_eval_args(ctx, n, tokens, embd, pos, outputs);
     if (!rc) rc = reserve_outputs(ctx, n, 0, 0, 0);
-    if (rc) return fail(ctx, rc);
+    if (rc) return rc;
     if (!outputs) {
         memset(ctx->flags, 0, n);
         ctx->flags[n - 1] = HMT_OUT_LOGITS | HMT_OUT_HIDDEN;
@@ -196,7 +189,7 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
         n_hidden += (outputs[i] & HMT_OUT_HIDDEN) != 0;
         n_ffn += (outputs[i] & HMT_OUT_FFN_INPUT) != 0;
     }
-    if ((rc = reserve_outputs(ctx, n, n_logits, n_hidden, n_ffn))) return fail(ctx, rc);
+    if ((rc = reserve_outputs(ctx, n, n_logits, n_hidden, n_ffn))) return rc;
 
     /* From here on the previous outputs are being overwritten. */
     ctx->n_rows = 0;
@@ -212,7 +205,7 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
             ctx->hidden ? ctx->hidden + hi * (size_t)m->n_embd : NULL,
             ctx->logits ? ctx->logits + li * (size_t)m->n_vocab : NULL,
             hmti_abort_fn_of(&ctx->abort), &ctx->abort);
-        if (rc) return fail(ctx, rc); /* n_past unchanged: the partial slots are unused */
+        if (rc) return rc; /* n_past unchanged: the partial slots are unused */
         for (size_t i = done; i < done + chunk; i++) {
             ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? (int32_t)li++ : -1;
             ctx->row_hidden[i] = (outputs[i] & HMT_OUT_HIDDEN) ? (int32_t)hi++ : -1;
@@ -226,15 +219,14 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
 }
 
 static int ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
-    hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: ctx is NULL");
     if (n == 0)
-        return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: no tokens to evaluate "
-                                                "(n = 0); nothing was changed"));
-    if (!tokens) return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: tokens is NULL"));
+        return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: no tokens to evaluate "
+                                                "(n = 0); nothing was changed");
+    if (!tokens) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: tokens is NULL");
     if (!all_logits) return ctx_eval(ctx, n, tokens, NULL, NULL, NULL);
     int rc = reserve_outputs(ctx, n, 0, 0, 0);
-    if (rc) return fail(ctx, rc);
+    if (rc) return rc;
     memset(ctx->flags, HMT_OUT_LOGITS, n);
     return ctx_eval(ctx, n, tokens, NULL, NULL, ctx->flags);
 }
@@ -262,7 +254,6 @@ HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i) {
 }
 
 static int ctx_kv_clear(hmt_ctx *ctx) {
-    hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_clear: ctx is NULL");
     ctx->n_past = 0;
     ctx->n_rows = 0;
@@ -270,18 +261,16 @@ static int ctx_kv_clear(hmt_ctx *ctx) {
 }
 
 static int ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
-    hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: ctx is NULL");
     if (n_keep < 0 || n_keep > ctx->n_past)
-        return fail(ctx, hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: n_keep %d outside [0, %d]",
-                                   n_keep, ctx->n_past));
+        return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: n_keep %d outside [0, %d]",
+                                   n_keep, ctx->n_past);
     ctx->n_past = n_keep;
     ctx->n_rows = 0;
     return HMT_OK;
 }
 
 static int ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data) {
-    hmti_clear_error();
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_set_abort_callback: ctx is NULL");
     ctx->abort.fn = fn;
     ctx->abort.data = user_data;
@@ -294,7 +283,7 @@ static int ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data
 HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
     GUARDED("hmt_ctx_set_int", ctx_set_int(ctx, key, value));
 }
-HMT_API int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
+HMT_API int hmt_ctx_eval(hmt_ctx *ctx, const hmt_token *tokens, const float *embd, size_t n,
                          const int32_t *pos, const uint8_t *outputs) {
     GUARDED("hmt_ctx_eval", ctx_eval(ctx, n, tokens, embd, pos, outputs));
 }

@@ -361,7 +361,6 @@ static void destroy(hmt_model *m) {
     free(m->output_norm);
     hmti_vocab_free(m->vocab);
     hmti_gguf_close(m->gguf);
-    pthread_mutex_destroy(&m->err_lock);
     hmti_guard_poison(&m->guard);
     free(m);
 }
@@ -372,7 +371,6 @@ int hmti_model_load(hmt_model **out, const char *path) {
     if (!m) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
     atomic_init(&m->refs, 1);
     hmti_guard_init(&m->guard, HMTI_MAGIC_MODEL);
-    pthread_mutex_init(&m->err_lock, NULL);
     hmti_kernels_init();
     int rc = hmti_gguf_open(&m->gguf, path);
     if (!rc) rc = read_hparams(m);
@@ -383,7 +381,7 @@ int hmti_model_load(hmt_model **out, const char *path) {
     if (rc) {
         destroy(m);
         char msg[HMTI_ERRMSG_MAX];
-        hmti_copy_errmsg(msg);
+        snprintf(msg, sizeof msg, "%s", hmti_tls_errmsg());
         return strstr(msg, path) ? rc : hmti_errf(rc, "%s: %s", path, msg);
     }
     *out = m;
@@ -394,13 +392,6 @@ void hmti_model_retain(hmt_model *m) { atomic_fetch_add(&m->refs, 1); }
 
 void hmti_model_release(hmt_model *m) {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) destroy(m);
-}
-
-void hmti_model_set_error(const hmt_model *cm) {
-    hmt_model *m = (hmt_model *)cm; /* the error buffer is the one mutable part */
-    pthread_mutex_lock(&m->err_lock);
-    hmti_copy_errmsg(m->errmsg);
-    pthread_mutex_unlock(&m->err_lock);
 }
 
 void hmti_model_embed(const hmt_model *m, hmt_token t, float *out) {

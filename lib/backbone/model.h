@@ -44,8 +44,6 @@ struct hmt_model {
     hmti_vocab *vocab; /* NULL when the file has no tokenizer */
     uint64_t n_params;
     uint64_t fingerprint; /* identifies the weights in snapshots and datastores */
-    pthread_mutex_t err_lock;
-    char errmsg[HMTI_ERRMSG_MAX];
     atomic_int user_freed; /* hmt_model_free was called: a second call is a bug */
     hmti_guard guard;      /* last: see busy.h (magic only: a model is shared)  */
 };
@@ -53,8 +51,6 @@ struct hmt_model {
 int hmti_model_load(hmt_model **out, const char *path);
 void hmti_model_retain(hmt_model *m);
 void hmti_model_release(hmt_model *m);
-/* Copy the calling thread's last error onto the model (thread-safe). */
-void hmti_model_set_error(const hmt_model *m);
 /* Input embedding of token t (caller checked the range) into out[n_embd]. */
 void hmti_model_embed(const hmt_model *m, hmt_token t, float *out);
 

@@ -46,14 +46,9 @@ int hmti_errf(int code, const char *fmt, ...) {
 
 const char *hmti_tls_errmsg(void) { return tls_msg; }
 
-void hmti_clear_error(void) { tls_msg[0] = '\0'; }
-
-void hmti_copy_errmsg(char dst[HMTI_ERRMSG_MAX]) {
-    memcpy(dst, tls_msg, HMTI_ERRMSG_MAX);
-    dst[HMTI_ERRMSG_MAX - 1] = '\0';
-}
-
 HMT_API const char *hmt_last_error_msg(void) { return tls_msg; }
+
+HMT_API void hmt_last_error_clear(void) { tls_msg[0] = '\0'; }
 
 /* Log hook: global, documented as "set before threads start". */
 static hmt_log_fn log_fn;

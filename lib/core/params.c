@@ -1,7 +1,9 @@
 /* hmt_params: typed, enum-keyed options with bounds and defaults. One table
- * lists every key; adding a key is one line here and one in hmt.h. */
+ * lists every key; adding a key is one line here and one in hmt/params.h
+ * (or hmt/experimental.h). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -12,56 +14,63 @@
 typedef struct {
     hmt_param key;
     const char *name;
-    int is_int;
-    double lo, hi, def;
+    const char *object; /* who reads it, for messages */
+    int is_int, has_auto, read_only;
+    double lo, hi, def; /* [lo, hi], plus HMT_AUTO when has_auto */
 } param_info;
 
+#define AUTO HMT_AUTO
 static const param_info PARAMS[] = {
-    {HMT_P_N_CTX, "n_ctx", 1, 0, 1 << 20, 0},
-    {HMT_P_N_BATCH, "n_batch", 1, 1, 1 << 16, 512},
-    {HMT_P_N_THREADS, "n_threads", 1, 0, 1024, 0},
-    {HMT_P_COMPUTE_TYPE, "compute_type", 1, HMT_COMPUTE_F32, HMT_COMPUTE_BF16, HMT_COMPUTE_F32},
-    {HMT_P_MODE, "mode", 1, 0, 3, 0},
-    {HMT_P_LOOKAHEAD, "lookahead", 1, 0, 1, 1},
-    {HMT_P_ALL_LOGITS, "all_logits", 1, 0, 1, 1},
-    {HMT_P_SEGMENT_LENGTH, "segment_length", 1, 0, 1 << 20, 0},
-    {HMT_P_SENSORY_LENGTH, "sensory_length", 1, -1, 1 << 20, -1},
-    {HMT_P_CACHE_SIZE, "cache_size", 1, 0, 65536, 0},
-    {HMT_P_RECALL_BF16, "recall_bf16", 1, -1, 1, -1},
-    {HMT_P_SUMMARY_LENGTH, "summary_length", 1, 0, 1 << 20, 0},
-    {HMT_P_GEN_SUMMARY_LENGTH, "gen_summary_length", 1, 0, 1 << 20, 0},
-    {HMT_P_RECALL_DIM, "recall_dim (read-only)", 1, 0, 0, 0},
-    {HMT_P_KEEP_FFN_INPUT, "keep_ffn_input", 1, 0, 1, 0},
-    {HMT_P_TEMPERATURE, "temperature", 0, 0, 100, 0.8},
-    {HMT_P_TOP_K, "top_k", 1, 0, 1 << 30, 40},
-    {HMT_P_TOP_P, "top_p", 0, 0, 1, 0.95},
-    {HMT_P_SEED, "seed", 1, 0, 9007199254740991.0, 0x484d54},
-    {HMT_P_KNN_K, "knn_k", 1, 1, 65536, 1024},
-    {HMT_P_KNN_LAMBDA, "knn_lambda", 0, 0, 1, 0.25},
-    {HMT_P_KNN_TEMPERATURE, "knn_temperature", 0, 1e-6, 1e6, 1},
-    {HMT_P_KNN_LAMBDA_MODE, "knn_lambda_mode", 1, 0, 2, 0},
-    {HMT_P_KNN_BETA, "knn_beta", 0, -1e6, 1e6, 0},
-    {HMT_P_KNN_BIAS, "knn_bias", 0, -1e6, 1e6, 0},
-    {HMT_P_KNN_LAMBDA_MAX, "knn_lambda_max", 0, 0, 1, 1},
-    {HMT_P_KNN_KEY_F16, "knn_key_f16", 1, 0, 1, 0},
-    {HMT_P_KNN_NPROBE, "knn_nprobe", 1, 1, 1 << 20, 32},
-    {HMT_P_KNN_NLIST, "knn_nlist", 1, 0, 1 << 20, 0},
-    {HMT_P_KNN_PQ_M, "knn_pq_m", 1, 0, 1 << 20, 0},
-    {HMT_P_KNN_TRAIN_SIZE, "knn_train_size", 1, 0, 1e15, 0},
-    {HMT_P_KNN_RERANK, "knn_rerank", 1, 1, 256, 4},
-    {HMT_P_DITTO_LAMBDA, "ditto_lambda", 0, 1e-9, 1, 0.5},
-    {HMT_P_DITTO_MODE, "ditto_mode", 1, 0, 1, 0},
-    {HMT_P_DITTO_SCOPE, "ditto_scope", 1, 0, 1, 0},
-    {HMT_P_DITTO_WINDOW, "ditto_window", 1, 1, 1 << 20, 8},
-    {HMT_P_DITTO_MIN_SENTENCE, "ditto_min_sentence", 1, 1, 1 << 20, 2},
-    {HMT_P_DITTO_MIN_MATCH, "ditto_min_match", 1, 0, 1 << 20, 0},
-    {HMT_P_DITTO_RENORM, "ditto_renorm", 1, 0, 1, 0},
+    {HMT_P_N_CTX, "n_ctx", "context", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_N_BATCH, "n_batch", "context and stream", 1, 0, 0, 1, 1 << 16, 512},
+    {HMT_P_N_THREADS, "n_threads", "context, stream and datastore", 1, 1, 0, 1, 1024, AUTO},
+    {HMT_P_COMPUTE_TYPE, "compute_type", "context and stream", 1, 0, 0, HMT_COMPUTE_F32,
+     HMT_COMPUTE_BF16, HMT_COMPUTE_F32},
+    {HMT_P_MODE, "mode", "stream", 1, 0, 0, 0, 3, 0},
+    {HMT_P_LOOKAHEAD, "lookahead", "stream", 1, 0, 0, 0, 1, 1},
+    {HMT_P_ALL_LOGITS, "all_logits", "stream", 1, 0, 0, 0, 1, 1},
+    {HMT_P_SEGMENT_LENGTH, "segment_length", "stream", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_SENSORY_LENGTH, "sensory_length", "stream", 1, 1, 0, 0, 1 << 20, AUTO},
+    {HMT_P_CACHE_SIZE, "cache_size", "stream", 1, 1, 0, 1, 65536, AUTO},
+    {HMT_P_SUMMARY_LENGTH, "summary_length", "stream", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_GEN_SUMMARY_LENGTH, "gen_summary_length", "stream", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_RECALL_DIM, "recall_dim", "stream (read-only)", 1, 0, 1, 0, 0, 0},
+    {HMT_P_KEEP_FFN_INPUT, "keep_ffn_input", "stream", 1, 0, 0, 0, 1, 0},
+    {HMT_P_WINDOW, "window", "stream", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_TEMPERATURE, "temperature", "sampler", 0, 0, 0, 0, 100, 0.8},
+    {HMT_P_TOP_K, "top_k", "sampler", 1, 0, 0, 0, 1 << 30, 40},
+    {HMT_P_TOP_P, "top_p", "sampler", 0, 0, 0, 0, 1, 0.95},
+    {HMT_P_SEED, "seed", "sampler", 1, 0, 0, 0, 9007199254740991.0, 0x484d54},
+    {HMT_P_KNN_K, "knn_k", "kNN processor", 1, 0, 0, 1, 65536, 1024},
+    {HMT_P_KNN_LAMBDA, "knn_lambda", "kNN processor", 0, 0, 0, 0, 1, 0.25},
+    {HMT_P_KNN_TEMPERATURE, "knn_temperature", "kNN processor", 0, 0, 0, 1e-6, 1e6, 1},
+    {HMT_P_KNN_KEY_F16, "knn_key_f16", "datastore builder", 1, 0, 0, 0, 1, 0},
+    {HMT_P_DITTO_LAMBDA, "ditto_lambda", "DITTO processor", 0, 0, 0, 1e-9, 1, 0.5},
+    {HMT_P_DITTO_MODE, "ditto_mode", "DITTO processor", 1, 0, 0, 0, 1, 0},
+    {HMT_P_DITTO_SCOPE, "ditto_scope", "DITTO processor", 1, 0, 0, 0, 1, 0},
+    {HMT_P_DITTO_WINDOW, "ditto_window", "DITTO processor", 1, 0, 0, 1, 1 << 20, 8},
+    {HMT_P_DITTO_MIN_SENTENCE, "ditto_min_sentence", "DITTO processor", 1, 0, 0, 1, 1 << 20, 2},
+    {HMT_P_DITTO_MIN_MATCH, "ditto_min_match", "DITTO processor", 1, 0, 0, 0, 1 << 20, 0},
+    {HMT_P_DITTO_RENORM, "ditto_renorm", "DITTO processor", 1, 0, 0, 0, 1, 0},
+    /* experimental (hmt/experimental.h) */
+    {HMT_P_RECALL_BF16, "recall_bf16", "stream", 1, 1, 0, 0, 1, AUTO},
+    {HMT_P_KNN_LAMBDA_MODE, "knn_lambda_mode", "kNN processor", 1, 0, 0, 0, 2, 0},
+    {HMT_P_KNN_BETA, "knn_beta", "kNN processor", 0, 0, 0, -1e6, 1e6, 0},
+    {HMT_P_KNN_BIAS, "knn_bias", "kNN processor", 0, 0, 0, -1e6, 1e6, 0},
+    {HMT_P_KNN_LAMBDA_MAX, "knn_lambda_max", "kNN processor", 0, 0, 0, 0, 1, 1},
+    {HMT_P_KNN_NPROBE, "knn_nprobe", "FAISS attach", 1, 0, 0, 1, 1 << 20, 32},
+    {HMT_P_KNN_NLIST, "knn_nlist", "FAISS build", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_KNN_PQ_M, "knn_pq_m", "FAISS build", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_KNN_TRAIN_SIZE, "knn_train_size", "FAISS build", 1, 1, 0, 1, 1e15, AUTO},
+    {HMT_P_KNN_RERANK, "knn_rerank", "FAISS attach", 1, 0, 0, 1, 256, 4},
+    {HMT_P_KNN_SEED, "knn_seed", "FAISS build", 1, 0, 0, 0, 9007199254740991.0, 0x484d54},
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
 
 struct hmt_params {
     double value[N_PARAMS];
-    hmti_guard guard; /* last: see busy.h */
+    unsigned char set[N_PARAMS]; /* set by the caller: checked by hmti_params_only */
+    hmti_guard guard;            /* last: see busy.h */
 };
 
 static int find(hmt_param key) {
@@ -70,13 +79,29 @@ static int find(hmt_param key) {
     return -1;
 }
 
-HMT_API int hmt_params_create(hmt_params **out) {
-    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_params_create: out is NULL");
-    *out = NULL;
-    hmt_params *p = hmti_malloc(sizeof *p);
-    if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_params_create: out of memory");
+static hmt_params *params_new(void) {
+    hmt_params *p = hmti_calloc(1, sizeof *p);
+    if (!p) return NULL;
     for (size_t i = 0; i < N_PARAMS; i++) p->value[i] = PARAMS[i].def;
     hmti_guard_init(&p->guard, HMTI_MAGIC_PARAMS);
+    return p;
+}
+
+HMT_API int hmt_params_create(hmt_params **out) {
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_params_create: out is NULL");
+    *out = params_new();
+    return *out ? HMT_OK : hmti_errf(HMT_E_NOMEM, "hmt_params_create: out of memory");
+}
+
+HMT_API int hmt_params_copy(hmt_params **out, const hmt_params *src) {
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_params_copy: out is NULL");
+    *out = NULL;
+    if (!src) return hmti_errf(HMT_E_INVAL, "hmt_params_copy: src is NULL");
+    if (hmti_guard_check(&src->guard, HMTI_MAGIC_PARAMS, "hmt_params_copy")) return HMT_E_MISUSE;
+    hmt_params *p = params_new();
+    if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_params_copy: out of memory");
+    memcpy(p->value, src->value, sizeof p->value);
+    memcpy(p->set, src->set, sizeof p->set);
     *out = p;
     return HMT_OK;
 }
@@ -90,22 +115,28 @@ int hmti_param_check(hmt_param key, double value, int as_int) {
     int i = find(key);
     if (i < 0) return hmti_errf(HMT_E_INVAL, "unknown parameter key %d", (int)key);
     const param_info *pi = &PARAMS[i];
+    if (pi->read_only) return hmti_errf(HMT_E_INVAL, "parameter %s is read-only", pi->name);
     if (pi->is_int != as_int)
         return hmti_errf(HMT_E_INVAL, "parameter %s is %s-valued", pi->name,
                          pi->is_int ? "integer" : "float");
+    if (pi->has_auto && value == HMT_AUTO) return HMT_OK;
     if (!(value >= pi->lo && value <= pi->hi))
-        return hmti_errf(HMT_E_INVAL, "parameter %s = %g is outside [%g, %g]", pi->name, value,
-                         pi->lo, pi->hi);
+        return hmti_errf(HMT_E_INVAL, "parameter %s = %g is outside [%g, %g]%s", pi->name, value,
+                         pi->lo, pi->hi, pi->has_auto ? " (or HMT_AUTO = -1)" : "");
     return HMT_OK;
 }
 
 static int set(hmt_params *p, hmt_param key, double value, int as_int) {
-    if (!p) return hmti_errf(HMT_E_INVAL, "%s: params is NULL", as_int ? "hmt_params_set_int"
-                                                                     : "hmt_params_set_float");
-    int rc = hmti_enter(&p->guard, HMTI_MAGIC_PARAMS, as_int ? "hmt_params_set_int" : "hmt_params_set_float");
+    const char *fn = as_int ? "hmt_params_set_int" : "hmt_params_set_float";
+    if (!p) return hmti_errf(HMT_E_INVAL, "%s: params is NULL", fn);
+    int rc = hmti_enter(&p->guard, HMTI_MAGIC_PARAMS, fn);
     if (rc) return rc;
     rc = hmti_param_check(key, value, as_int);
-    if (!rc) p->value[find(key)] = value;
+    if (!rc) {
+        const int i = find(key);
+        p->value[i] = value;
+        p->set[i] = 1;
+    }
     hmti_leave(&p->guard);
     return rc;
 }
@@ -130,11 +161,21 @@ HMT_API int hmt_params_get(const hmt_params *p, hmt_param key, double *out) {
 HMT_API int hmt_param_bounds(hmt_param key, double *lo, double *hi, double *def, int *is_int) {
     int i = find(key);
     if (i < 0) return hmti_errf(HMT_E_INVAL, "unknown parameter key %d", (int)key);
-    if (lo) *lo = PARAMS[i].lo;
+    if (lo) *lo = PARAMS[i].has_auto ? HMT_AUTO : PARAMS[i].lo;
     if (hi) *hi = PARAMS[i].hi;
     if (def) *def = PARAMS[i].def;
     if (is_int) *is_int = PARAMS[i].is_int;
     return HMT_OK;
+}
+
+HMT_API const char *hmt_param_name(hmt_param key) {
+    int i = find(key);
+    return i < 0 ? NULL : PARAMS[i].name;
+}
+
+const char *hmti_param_name(hmt_param key) {
+    const char *n = hmt_param_name(key);
+    return n ? n : "?";
 }
 
 double hmti_param_value(const hmt_params *p, hmt_param key) {
@@ -143,8 +184,22 @@ double hmti_param_value(const hmt_params *p, hmt_param key) {
     return p ? p->value[i] : PARAMS[i].def;
 }
 
+int hmti_params_only(const hmt_params *p, const hmt_param *keys, size_t n, const char *fn) {
+    if (!p) return HMT_OK;
+    if (hmti_guard_check(&p->guard, HMTI_MAGIC_PARAMS, fn)) return HMT_E_MISUSE;
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        if (!p->set[i]) continue;
+        size_t j = 0;
+        while (j < n && keys[j] != PARAMS[i].key) j++;
+        if (j == n)
+            return hmti_errf(HMT_E_INVAL, "%s: parameter %s is not one of its keys (it is read "
+                             "by the %s)", fn, PARAMS[i].name, PARAMS[i].object);
+    }
+    return HMT_OK;
+}
+
 int hmti_resolve_threads(int64_t n) {
-    if (n > 0) return (int)n;
+    if (n > 0) return (int)n; /* else HMT_AUTO */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus > 0 ? (int)cpus : 1;
 }

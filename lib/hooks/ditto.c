@@ -288,15 +288,19 @@ static int default_delimiters(ditto *d, const hmt_model *model) {
             d->delim[id] = buf[len - 1] == '.';
         }
     }
-    hmti_clear_error();
     return HMT_OK;
 }
 
 HMT_API int hmt_proc_ditto_create(hmt_proc **out, const hmt_model *model,
                                   const hmt_params *params) {
-    hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_proc_ditto_create: out is NULL");
     *out = NULL;
+    static const hmt_param keys[] = {HMT_P_DITTO_LAMBDA,      HMT_P_DITTO_MODE,
+                                     HMT_P_DITTO_SCOPE,       HMT_P_DITTO_WINDOW,
+                                     HMT_P_DITTO_MIN_SENTENCE, HMT_P_DITTO_MIN_MATCH,
+                                     HMT_P_DITTO_RENORM};
+    int rc = hmti_params_only(params, keys, HMTI_NKEYS(keys), "hmt_proc_ditto_create");
+    if (rc) return rc;
     ditto *d = hmti_calloc(1, sizeof *d);
     if (!d) return hmti_errf(HMT_E_NOMEM, "hmt_proc_ditto_create: out of memory");
     d->lambda = hmti_param_value(params, HMT_P_DITTO_LAMBDA);
@@ -306,7 +310,6 @@ HMT_API int hmt_proc_ditto_create(hmt_proc **out, const hmt_model *model,
     d->min_sentence = (int32_t)hmti_param_value(params, HMT_P_DITTO_MIN_SENTENCE);
     d->min_match = (int32_t)hmti_param_value(params, HMT_P_DITTO_MIN_MATCH);
     d->renorm = (int)hmti_param_value(params, HMT_P_DITTO_RENORM);
-    int rc = HMT_OK;
     if (model) {
         d->n_vocab_model = hmt_model_n_vocab(model);
         if (d->n_vocab_model <= 0)
@@ -314,15 +317,18 @@ HMT_API int hmt_proc_ditto_create(hmt_proc **out, const hmt_model *model,
         else
             rc = default_delimiters(d, model);
     }
-    static const hmt_proc_i iface = {sizeof(hmt_proc_i), "ditto", ditto_apply, ditto_accept,
-                                     ditto_reset, ditto_free};
+    static const hmt_proc_i iface = {.struct_size = sizeof(hmt_proc_i),
+                                     .name = "ditto",
+                                     .apply = ditto_apply,
+                                     .accept = ditto_accept,
+                                     .reset = ditto_reset,
+                                     .free_data = ditto_free};
     if (!rc) rc = hmti_proc_create_builtin(out, &iface, d, ditto_accept_final);
     if (rc) ditto_free(d);
     return rc;
 }
 
 static int ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, size_t n) {
-    hmti_clear_error();
     ditto *d = hmti_proc_data_if(p, ditto_apply);
     if (!d) return hmti_errf(HMT_E_INVAL, "hmt_proc_ditto_set_delimiters: not a DITTO processor");
     if (n > 0 && !ids) return hmti_errf(HMT_E_INVAL, "hmt_proc_ditto_set_delimiters: ids is NULL");

@@ -54,11 +54,13 @@ struct hmt_knn_builder {
 
 HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model,
                                    const char *path, const hmt_params *params) {
-    hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !model || !path) return hmti_errf(HMT_E_INVAL, "knn builder: NULL argument");
     if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_knn_builder_create"))
         return HMT_E_MISUSE;
+    static const hmt_param keys[] = {HMT_P_KNN_KEY_F16};
+    int rc = hmti_params_only(params, keys, HMTI_NKEYS(keys), "hmt_knn_builder_create");
+    if (rc) return rc;
     hmt_knn_builder *b = hmti_calloc(1, sizeof *b);
     if (!b) return hmti_errf(HMT_E_NOMEM, "knn builder: out of memory");
     hmti_guard_init(&b->guard, HMTI_MAGIC_BUILDER);
@@ -72,7 +74,7 @@ HMT_API int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model
         hmt_knn_builder_free(b);
         return hmti_errf(HMT_E_NOMEM, "knn builder: out of memory");
     }
-    int rc = hmti_afile_begin(&b->out, path, "knn builder");
+    rc = hmti_afile_begin(&b->out, path, "knn builder");
     if (rc) {
         hmt_knn_builder_free(b);
         return rc;
@@ -104,7 +106,6 @@ HMT_API int64_t hmt_knn_builder_count(const hmt_knn_builder *b) { return b ? b->
 
 HMT_API int hmt_knn_builder_set_abort_callback(hmt_knn_builder *b, hmt_abort_fn fn,
                                                void *user_data) {
-    hmti_clear_error();
     if (!b) return hmti_errf(HMT_E_INVAL, "hmt_knn_builder_set_abort_callback: builder is NULL");
     b->abort_fn = fn;
     b->abort_data = user_data;
@@ -120,7 +121,6 @@ static int builder_usable(const hmt_knn_builder *b) {
 
 static int builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *values,
                        size_t n) {
-    hmti_clear_error();
     if (!b || (n > 0 && (!keys || !values)))
         return hmti_errf(HMT_E_INVAL, "knn builder add: NULL argument");
     int rc = builder_usable(b);
@@ -167,7 +167,6 @@ static int builder_add(hmt_knn_builder *b, const float *keys, const hmt_token *v
 
 static int builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *tokens,
                            size_t n, hmt_knn_progress_fn progress, void *user_data) {
-    hmti_clear_error();
     if (!b || !ctx || (n > 0 && !tokens))
         return hmti_errf(HMT_E_INVAL, "knn builder add_ctx: NULL argument");
     int rc = builder_usable(b);
@@ -191,7 +190,7 @@ static int builder_add_ctx(hmt_knn_builder *b, hmt_ctx *ctx, const hmt_token *to
         size_t wend = w0 + window < n ? w0 + window : n;
         for (size_t c0 = w0; c0 < wend && !rc; c0 += batch) {
             size_t cn = wend - c0 < batch ? wend - c0 : batch;
-            rc = hmt_ctx_eval(ctx, cn, tokens + c0, NULL, NULL, outs);
+            rc = hmt_ctx_eval(ctx, tokens + c0, NULL, cn, NULL, outs);
             for (size_t i = 0; i < cn && !rc; i++) {
                 if (c0 + i + 1 >= n) break; /* the last token has no next token */
                 const float *key = hmt_ctx_ffn_input(ctx, (int32_t)i);
@@ -234,7 +233,6 @@ static int stream_collect(hmt_knn_builder *b, hmt_stream *s, const hmt_token *to
 
 static int builder_add_stream(hmt_knn_builder *b, hmt_stream *s, const hmt_token *tokens,
                               size_t n, hmt_knn_progress_fn progress, void *user_data) {
-    hmti_clear_error();
     if (!b || !s || (n > 0 && !tokens))
         return hmti_errf(HMT_E_INVAL, "knn builder add_stream: NULL argument");
     int rc = builder_usable(b);
@@ -285,7 +283,6 @@ static int content_sum(hmt_knn_builder *b, uint64_t koff, uint64_t fsize, uint8_
 }
 
 static int builder_finish(hmt_knn_builder *b) {
-    hmti_clear_error();
     if (!b) return hmti_errf(HMT_E_INVAL, "knn builder finish: NULL builder");
     int rc = builder_usable(b);
     if (rc) return rc;
@@ -394,10 +391,12 @@ static int load_fail(hmt_knn *knn, int code) {
 
 HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path,
                          const hmt_params *params) {
-    hmti_clear_error();
     if (out) *out = NULL;
     if (!out || !model || !path) return hmti_errf(HMT_E_INVAL, "knn load: NULL argument");
     if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_knn_load")) return HMT_E_MISUSE;
+    static const hmt_param keys[] = {HMT_P_N_THREADS};
+    int prc = hmti_params_only(params, keys, HMTI_NKEYS(keys), "hmt_knn_load");
+    if (prc) return prc;
     hmt_knn *knn = hmti_calloc(1, sizeof *knn);
     if (!knn) return hmti_errf(HMT_E_NOMEM, "knn load: out of memory");
     hmti_guard_init(&knn->guard, HMTI_MAGIC_KNN);
@@ -539,15 +538,15 @@ HMT_API double hmt_knn_bytes_per_key(const hmt_knn *knn) {
     return (double)knn->dim * (knn->dtype == HMT_KNN_F16 ? 2 : 4) + 4 + 4;
 }
 
-HMT_API int hmt_knn_get(const hmt_knn *knn, int64_t i, float *key, size_t cap, hmt_token *value) {
-    hmti_clear_error();
-    if (!knn) return hmti_errf(HMT_E_INVAL, "knn get: NULL datastore");
+HMT_API int hmt_knn_copy_entry(const hmt_knn *knn, int64_t i, float *key, size_t cap,
+                               hmt_token *value) {
+    if (!knn) return hmti_errf(HMT_E_INVAL, "hmt_knn_copy_entry: NULL datastore");
     if (i < 0 || i >= knn->count)
-        return hmti_errf(HMT_E_INVAL, "knn get: index %" PRId64 " outside [0, %" PRId64 ")", i,
+        return hmti_errf(HMT_E_INVAL, "hmt_knn_copy_entry: index %" PRId64 " outside [0, %" PRId64 ")", i,
                          knn->count);
     if (key) {
         if (cap < (size_t)knn->dim)
-            return hmti_errf(HMT_E_BUFFER, "knn get: key buffer of %zu floats < %" PRId32, cap,
+            return hmti_errf(HMT_E_BUFFER, "hmt_knn_copy_entry: key buffer of %zu floats < %" PRId32, cap,
                              knn->dim);
         hmti_knn_key(knn, i, key);
     }

@@ -9,7 +9,7 @@
 
 #include "core/busy.h"
 #include "core/error.h"
-#include "hmt/hmt_knn.h"
+#include "hmt/experimental.h"
 #include "kernels/kernels.h"
 
 /* ---- file format (docs/KNN.md) ---------------------------------------------
@@ -96,6 +96,7 @@ typedef struct {
     int mode;
 } hmti_knn_cfg;
 
-void hmti_knn_cfg_read(hmti_knn_cfg *cfg, const hmt_params *params);
+/* Read the kNN keys of params (HMT_E_INVAL naming another key set on it). */
+int hmti_knn_cfg_read(hmti_knn_cfg *cfg, const hmt_params *params, const char *fn);
 
 #endif

@@ -1,4 +1,4 @@
-/* The FAISS IVF-PQ index of a datastore (include/hmt/hmt_knn.h,
+/* The FAISS IVF-PQ index of a datastore (include/hmt/experimental.h,
  * docs/KNN.md): choosing its shape, building it from the mapped keys, its
  * file (a libhmt header that ties it to one datastore, then FAISS's own
  * serialization), attaching it, and searching through it with the exact
@@ -88,12 +88,16 @@ static int64_t pow2_floor(int64_t v) {
  * d ≥ 256, as in the paper); training keys = max(64·nlist, 16384), at least
  * 39·max(nlist, 256), at most N. */
 static int ix_cfg_read(ix_cfg *c, const hmt_knn *knn, const hmt_params *params) {
+    static const hmt_param keys[] = {HMT_P_KNN_NLIST, HMT_P_KNN_PQ_M, HMT_P_KNN_TRAIN_SIZE,
+                                     HMT_P_KNN_SEED};
+    int rc = hmti_params_only(params, keys, HMTI_NKEYS(keys), "hmt_knn_faiss_build");
+    if (rc) return rc;
     const int64_t n = knn->count, d = knn->dim;
     c->nlist = (int64_t)hmti_param_value(params, HMT_P_KNN_NLIST);
     c->m = (int64_t)hmti_param_value(params, HMT_P_KNN_PQ_M);
     c->train = (int64_t)hmti_param_value(params, HMT_P_KNN_TRAIN_SIZE);
-    c->seed = (uint64_t)hmti_param_value(params, HMT_P_SEED);
-    if (c->nlist == 0) {
+    c->seed = (uint64_t)hmti_param_value(params, HMT_P_KNN_SEED);
+    if (c->nlist == HMT_AUTO) {
         int64_t r = 1;
         while ((r + 1) * (r + 1) <= n) r++;
         int64_t lo = pow2_floor(r);
@@ -101,7 +105,7 @@ static int ix_cfg_read(ix_cfg *c, const hmt_knn *knn, const hmt_params *params) 
         int64_t cap = n / MIN_PER_CENTROID;
         if (c->nlist > cap) c->nlist = cap >= 1 ? pow2_floor(cap) : 1;
     }
-    if (c->m == 0) {
+    if (c->m == HMT_AUTO) {
         int64_t cap = d / 4 < 64 ? d / 4 : 64;
         c->m = 1;
         for (int64_t v = cap; v >= 1; v--)
@@ -111,7 +115,7 @@ static int ix_cfg_read(ix_cfg *c, const hmt_knn *knn, const hmt_params *params) 
             }
     }
     const int64_t centroids = c->nlist > PQ_KSUB ? c->nlist : PQ_KSUB;
-    if (c->train == 0) {
+    if (c->train == HMT_AUTO) {
         c->train = 64 * c->nlist > 16384 ? 64 * c->nlist : 16384;
         if (c->train < MIN_PER_CENTROID * centroids) c->train = MIN_PER_CENTROID * centroids;
         if (c->train > n) c->train = n;
@@ -208,7 +212,6 @@ HMT_API int32_t hmt_knn_faiss_available(void) { return hmti_faiss_available(); }
 
 static int faiss_build(const hmt_knn *knn, const char *path, const hmt_params *params,
                        hmt_knn_progress_fn progress, void *user_data) {
-    hmti_clear_error();
     if (!knn || !path) return hmti_errf(HMT_E_INVAL, "knn faiss build: NULL argument");
     if (!hmti_faiss_available()) return not_built("knn faiss build");
     ix_cfg c;
@@ -299,12 +302,14 @@ static int read_index(const hmt_knn *knn, const char *path, const uint8_t *h, ui
 }
 
 static int faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params) {
-    hmti_clear_error();
     if (!knn || !path) return hmti_errf(HMT_E_INVAL, "knn faiss attach: NULL argument");
     if (!hmti_faiss_available()) return not_built("knn faiss attach");
+    static const hmt_param keys[] = {HMT_P_KNN_NPROBE, HMT_P_KNN_RERANK};
+    int rc = hmti_params_only(params, keys, HMTI_NKEYS(keys), "hmt_knn_faiss_attach");
+    if (rc) return rc;
     int fd;
     uint64_t fsize;
-    int rc = hmti_open_regular(path, "knn faiss attach", &fd, &fsize);
+    rc = hmti_open_regular(path, "knn faiss attach", &fd, &fsize);
     if (rc) return rc;
     if (fsize < IX_HEADER_SIZE) {
         close(fd);

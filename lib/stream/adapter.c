@@ -1,4 +1,5 @@
 /* Loading and validating HMT adapters (docs/HMT.md, "The adapter format"). */
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,8 @@ static int read_adapter(hmt_adapter *a, const hmti_gguf *g) {
     int32_t version, width;
     int rc;
     hmti_str arch;
+    char before[HMTI_ERRMSG_MAX]; /* a quiet probe must not change the thread's message */
+    snprintf(before, sizeof before, "%s", hmti_tls_errmsg());
     if (hmti_gguf_find_key(g, "hmt.version") < 0 &&
         hmti_gguf_get_str(g, "general.architecture", &arch) == HMT_OK && arch.len > 0 &&
         !hmti_str_eq(arch, "hmt")) /* the usual mistake: the model given as the adapter */
@@ -72,7 +75,7 @@ static int read_adapter(hmt_adapter *a, const hmti_gguf *g) {
                          "(tools/convert_hmt_pytorch.py) given with -a (hmt_adapter_load), the "
                          "model with -m (hmt_model_load)",
                          (int)(arch.len > 32 ? 32 : arch.len), arch.ptr);
-    hmti_clear_error(); /* the probe above may have failed quietly */
+    hmti_errf(HMT_OK, "%s", before); /* the probe above may have failed quietly */
     if ((rc = get_u32(g, "hmt.version", 1, 0, 1, 1, &version)) ||
         (rc = get_u32(g, "hmt.embedding_length", 1, 0, 1, UINT32_MAX, &width)))
         return rc;
@@ -156,7 +159,6 @@ int hmti_adapter_load_gguf(hmt_adapter **out, hmt_model *model, const hmti_gguf 
 }
 
 HMT_API int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *path) {
-    hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_adapter_load: model is NULL");
@@ -167,7 +169,7 @@ HMT_API int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *pa
     hmti_gguf_close(g);
     if (rc) {
         char msg[HMTI_ERRMSG_MAX];
-        hmti_copy_errmsg(msg);
+        snprintf(msg, sizeof msg, "%s", hmti_tls_errmsg());
         return strstr(msg, path ? path : "\x01") ? rc
                                                  : hmti_errf(rc, "%s: %s", path ? path : "(model file)", msg);
     }
@@ -198,9 +200,8 @@ int32_t hmti_adapter_summary_length(const hmt_adapter *a, int32_t L) {
 }
 
 HMT_API int hmt_adapter_get(const hmt_adapter *a, hmt_param key, double *out) {
-    hmti_clear_error();
     if (!a || !out) return hmti_errf(HMT_E_INVAL, "hmt_adapter_get: %s is NULL", !a ? "adapter" : "out");
-    switch (key) {
+    switch ((int)key) { /* int: experimental keys are outside the enum */
     case HMT_P_SEGMENT_LENGTH: *out = a->segment_length; break;
     case HMT_P_SENSORY_LENGTH: *out = a->sensory_length; break;
     case HMT_P_CACHE_SIZE: *out = a->cache_size; break;

@@ -174,70 +174,64 @@ static size_t save_into(const hmt_stream *cs, unsigned char *out) {
     return c.pos + sizeof(uint64_t);
 }
 
-static int fail(hmt_stream *s, int rc) {
-    hmti_copy_errmsg(s->errmsg);
-    return rc;
-}
 
 static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_out) {
-    hmti_clear_error();
     if (!s || !len_out || (!buf && cap)) return hmti_errf(HMT_E_INVAL, "hmt_stream_save: NULL argument");
     if (s->broken)
-        return fail((hmt_stream *)s, hmti_errf(HMT_E_MISUSE, "hmt_stream_save: an earlier failure "
+        return hmti_errf(HMT_E_MISUSE, "hmt_stream_save: an earlier failure "
                                                              "left the stream unusable; restore a "
-                                                             "snapshot or free it"));
+                                                             "snapshot or free it");
     const size_t need = save_into(s, NULL);
     *len_out = need;
     if (cap < need)
-        return fail((hmt_stream *)s, hmti_errf(HMT_E_BUFFER, "hmt_stream_save: needs %zu bytes", need));
+        return hmti_errf(HMT_E_BUFFER, "hmt_stream_save: needs %zu bytes", need);
     save_into(s, buf);
     return HMT_OK;
 }
 
 static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
-    hmti_clear_error();
     if (!s || !buf) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore: NULL argument");
     const unsigned char *b = buf;
     if (len < 8 + 16 + sizeof(uint64_t) || memcmp(b, "HMTS", 4))
-        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: not a libhmt stream snapshot"));
+        return hmti_errf(HMT_E_FORMAT, "snapshot: not a libhmt stream snapshot");
     uint32_t ver;
     memcpy(&ver, b + 4, 4);
     if (ver != SNAP_VERSION)
-        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: version %u, this library reads %u", ver,
-                                 SNAP_VERSION));
+        return hmti_errf(HMT_E_FORMAT, "snapshot: version %u, this library reads %u", ver,
+                                 SNAP_VERSION);
     uint64_t h, fp[2];
     memcpy(&h, b + len - sizeof h, sizeof h);
     if (hmti_fnv1a(HMTI_FNV_INIT, b, len - sizeof h) != h)
-        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: checksum mismatch (truncated or corrupt)"));
+        return hmti_errf(HMT_E_FORMAT, "snapshot: checksum mismatch (truncated or corrupt)");
     memcpy(fp, b + 8, sizeof fp);
     if (fp[0] != s->model->fingerprint || fp[1] != adapter_fingerprint(s->ad))
-        return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
-                                 fp[0] != s->model->fingerprint ? "model" : "adapter"));
+        return hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
+                                 fp[0] != s->model->fingerprint ? "model" : "adapter");
     uint32_t set[N_SETTINGS], mine[N_SETTINGS];
     cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0, 0, 0, NULL, 0}; /* into locals */
     io(&c, set, sizeof set);
     settings_of(s, mine);
     if (c.bad || memcmp(set, mine, sizeof set))
-        return fail(s, hmti_errf(HMT_E_INVAL, "snapshot: taken with other stream settings "
-                                              "(mode, L, k, N, j, bf16, window or context)"));
+        return hmti_errf(HMT_E_INVAL, "snapshot: taken with other stream settings "
+                                              "(mode, L, k, N, j, bf16, window or context)");
     int64_t ctr[N_COUNTERS];
     io(&c, ctr, sizeof ctr);
     if (c.bad || !counters_valid(s, ctr))
-        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: counters out of range"));
+        return hmti_errf(HMT_E_FORMAT, "snapshot: counters out of range");
     cursor check = c;
     check.kind = CHECK;
     check.n_vocab = s->model->n_vocab;
     walk_arrays(&check, s, ctr);
     if (check.bad || check.pos != check.len)
-        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: sizes do not match its counters"));
+        return hmti_errf(HMT_E_FORMAT, "snapshot: sizes do not match its counters");
     if (check.bad_id)
-        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: a token id outside the vocabulary"));
+        return hmti_errf(HMT_E_FORMAT, "snapshot: a token id outside the vocabulary");
     if (check.bad_float)
-        return fail(s, hmti_errf(HMT_E_FORMAT, "snapshot: %s value %lld is not finite",
-                                 check.bad_float, (long long)check.bad_float_at));
+        return hmti_errf(HMT_E_FORMAT, "snapshot: %s value %lld is not finite",
+                                 check.bad_float, (long long)check.bad_float_at);
     if (ctr[13] > 0 && s->logits_cap < 1) {
         float *row = hmti_malloc((size_t)s->model->n_vocab * sizeof *row);
-        if (!row) return fail(s, hmti_errf(HMT_E_NOMEM, "snapshot: out of memory"));
+        if (!row) return hmti_errf(HMT_E_NOMEM, "snapshot: out of memory");
         free(s->logits);
         s->logits = row;
         s->logits_cap = 1;
@@ -287,13 +281,12 @@ static size_t max_snapshot_size(const hmt_stream *cs) {
 }
 
 HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
-    hmti_clear_error();
     if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_save_file: NULL argument");
     size_t len = 0;
     int rc = hmt_stream_save(s, NULL, 0, &len);
     if (rc != HMT_E_BUFFER) return rc;
     void *buf = hmti_malloc(len);
-    if (!buf) return fail((hmt_stream *)s, hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory"));
+    if (!buf) return hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory");
     rc = hmt_stream_save(s, buf, len, &len);
     hmti_afile out;
     /* a temporary replaces path only once complete: a full disk or a crash
@@ -303,7 +296,6 @@ HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
         hmti_afile_write(&out, buf, len);
         rc = hmti_afile_commit(&out);
     }
-    if (rc) fail((hmt_stream *)s, rc);
     free(buf);
     return rc;
 }
@@ -325,18 +317,17 @@ static int read_all(int fd, unsigned char *buf, size_t len, const char *path) {
 }
 
 HMT_API int hmt_stream_restore_file(hmt_stream *s, const char *path) {
-    hmti_clear_error();
     if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore_file: NULL argument");
     int fd;
     uint64_t size;
     int rc = hmti_open_regular(path, "hmt_stream_restore_file", &fd, &size);
-    if (rc) return fail(s, rc);
+    if (rc) return rc;
     const size_t max = max_snapshot_size(s);
     if (size > max) {
         close(fd);
-        return fail(s, hmti_errf(HMT_E_FORMAT, "hmt_stream_restore_file: '%s' has %llu bytes, "
+        return hmti_errf(HMT_E_FORMAT, "hmt_stream_restore_file: '%s' has %llu bytes, "
                                  "more than any snapshot of this stream (at most %zu)", path,
-                                 (unsigned long long)size, max));
+                                 (unsigned long long)size, max);
     }
     unsigned char *buf = hmti_malloc(size ? (size_t)size : 1);
     rc = buf ? read_all(fd, buf, (size_t)size, path)
@@ -344,5 +335,5 @@ HMT_API int hmt_stream_restore_file(hmt_stream *s, const char *path) {
     close(fd);
     if (!rc) rc = hmt_stream_restore(s, buf, (size_t)size);
     free(buf);
-    return rc ? fail(s, rc) : HMT_OK;
+    return rc ? rc : HMT_OK;
 }

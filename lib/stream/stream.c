@@ -220,10 +220,6 @@ static int feed_window(hmt_stream *s, const hmt_token *tok, size_t n) {
 
 /* ---- public API ------------------------------------------------------------ */
 
-static int fail(hmt_stream *s, int rc) {
-    if (s) hmti_copy_errmsg(s->errmsg);
-    return rc;
-}
 
 /* The outputs a call leaves readable: the tokens it made ready, or, when it
  * made none ready (pending under lookahead, an empty flush), those of the
@@ -236,16 +232,15 @@ static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first) {
 }
 
 static int stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
-    hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_feed: stream is NULL");
     if (s->broken)
-        return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_feed: an earlier failure left the "
-                                               "stream unusable; restore a snapshot or free it"));
-    if (!tokens && n) return fail(s, hmti_errf(HMT_E_INVAL, "hmt_stream_feed: tokens is NULL"));
+        return hmti_errf(HMT_E_MISUSE, "hmt_stream_feed: an earlier failure left the "
+                                               "stream unusable; restore a snapshot or free it");
+    if (!tokens && n) return hmti_errf(HMT_E_INVAL, "hmt_stream_feed: tokens is NULL");
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= s->model->n_vocab)
-            return fail(s, hmti_errf(HMT_E_TOKEN, "hmt_stream_feed: token %zu (%d) outside [0, %d)",
-                                     i, tokens[i], s->model->n_vocab));
+            return hmti_errf(HMT_E_TOKEN, "hmt_stream_feed: token %zu (%d) outside [0, %d)",
+                                     i, tokens[i], s->model->n_vocab);
     const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
     int rc = HMT_OK;
@@ -265,29 +260,29 @@ static int stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     }
     if (rc) {
         s->broken = 1;
-        return fail(s, rc);
+        return rc;
     }
     finish_call(s, first, prev_first);
     return HMT_OK;
 }
 
 static int stream_flush(hmt_stream *s) {
-    hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_flush: stream is NULL");
     if (s->broken)
-        return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_flush: an earlier failure left the "
-                                               "stream unusable; restore a snapshot or free it"));
+        return hmti_errf(HMT_E_MISUSE, "hmt_stream_flush: an earlier failure left the "
+                                               "stream unusable; restore a snapshot or free it");
     const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
     int rc = s->mode == HMT_MODE_WINDOW ? HMT_OK : advance(s, 1);
     if (rc) {
         s->broken = 1;
-        return fail(s, rc);
+        return rc;
     }
     finish_call(s, first, prev_first);
     return HMT_OK;
 }
 
+HMT_API const hmt_model *hmt_stream_model(const hmt_stream *s) { return s ? s->model : NULL; }
 HMT_API int64_t hmt_stream_n_fed(const hmt_stream *s) { return s ? s->n_fed : 0; }
 HMT_API int64_t hmt_stream_n_ready(const hmt_stream *s) { return s ? s->n_ready : 0; }
 
@@ -317,15 +312,14 @@ HMT_API int32_t hmt_stream_cache_fill(const hmt_stream *s) { return s ? s->fill 
 
 HMT_API int hmt_stream_recall(const hmt_stream *s, float *weights, int64_t *segments, size_t cap,
                               size_t *n_out) {
-    hmti_clear_error();
     if (hmti_guard_check(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_recall")) return HMT_E_MISUSE;
     if (!s || !n_out || ((!weights || !segments) && cap))
         return hmti_errf(HMT_E_INVAL, "hmt_stream_recall: %s is NULL", !s ? "stream"
                          : !n_out ? "n_out" : "weights or segments (with cap > 0)");
     *n_out = (size_t)s->rn;
     if (cap < (size_t)s->rn)
-        return fail((hmt_stream *)s, hmti_errf(HMT_E_BUFFER, "hmt_stream_recall: need room for %d",
-                                               s->rn));
+        return hmti_errf(HMT_E_BUFFER, "hmt_stream_recall: need room for %d",
+                                               s->rn);
     if (s->rn) {
         memcpy(weights, s->rw, (size_t)s->rn * sizeof *weights);
         memcpy(segments, s->rseg, (size_t)s->rn * sizeof *segments);
@@ -334,7 +328,6 @@ HMT_API int hmt_stream_recall(const hmt_stream *s, float *weights, int64_t *segm
 }
 
 static int stream_set_recall_callback(hmt_stream *s, hmt_recall_fn fn, void *user_data) {
-    hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_set_recall_callback: stream is NULL");
     s->recall_fn = fn;
     s->recall_data = user_data;
@@ -342,7 +335,6 @@ static int stream_set_recall_callback(hmt_stream *s, hmt_recall_fn fn, void *use
 }
 
 HMT_API int hmt_stream_set_abort_callback(hmt_stream *s, hmt_abort_fn fn, void *user_data) {
-    hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_set_abort_callback: stream is NULL");
     s->abort.fn = fn;
     s->abort.data = user_data;
@@ -354,43 +346,40 @@ void hmti_stream_set_extra_abort(hmt_stream *s, hmt_abort_fn fn, void *data) {
     s->abort.extra_data = data;
 }
 
-HMT_API const char *hmt_stream_errmsg(const hmt_stream *s) {
-    return s ? s->errmsg : "hmt_stream_errmsg: stream is NULL";
-}
+
 
 static int stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
-    hmti_clear_error();
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_set_int: stream is NULL");
     int rc = hmti_param_check(key, (double)value, 1);
-    if (rc) return fail(s, rc);
+    if (rc) return rc;
     switch (key) {
     case HMT_P_LOOKAHEAD:
         /* The rule applies to segments whose first token arrives from now on;
          * a segment whose P is pending under lookahead must be flushed first. */
         if (!value && s->lookahead && s->seg_len > 0 && !s->p_known)
-            return fail(s, hmti_errf(HMT_E_MISUSE, "hmt_stream_set_int: flush before switching "
-                                                   "to the causal rule"));
+            return hmti_errf(HMT_E_MISUSE, "hmt_stream_set_int: flush before switching "
+                                                   "to the causal rule");
         s->lookahead = (int)value;
         return HMT_OK;
     case HMT_P_ALL_LOGITS: s->all_logits = (int)value; return HMT_OK;
     case HMT_P_KEEP_FFN_INPUT: s->keep_ffn = (int)value; return HMT_OK;
     case HMT_P_N_THREADS:
         rc = hmti_backbone_set_threads(&s->bb, hmti_resolve_threads(value));
-        return rc ? fail(s, rc) : HMT_OK;
+        return rc ? rc : HMT_OK;
     case HMT_P_COMPUTE_TYPE:
         rc = hmti_backbone_set_compute(&s->bb, (int)value);
-        return rc ? fail(s, rc) : HMT_OK;
+        return rc ? rc : HMT_OK;
     default:
-        return fail(s, hmti_errf(HMT_E_INVAL, "hmt_stream_set_int: key %d cannot change on a "
-                                              "live stream", (int)key));
+        return hmti_errf(HMT_E_INVAL, "hmt_stream_set_int: %s (key %d) cannot change on a "
+                         "live stream (runtime keys: lookahead, all_logits, keep_ffn_input, "
+                         "n_threads, compute_type)", hmti_param_name(key), (int)key);
     }
 }
 
 HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
-    hmti_clear_error();
     if (hmti_guard_check(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_get")) return HMT_E_MISUSE;
     if (!s || !out) return hmti_errf(HMT_E_INVAL, "hmt_stream_get: %s is NULL", !s ? "stream" : "out");
-    switch (key) {
+    switch ((int)key) { /* int: experimental keys are outside the enum */
     case HMT_P_MODE: *out = s->mode; break;
     case HMT_P_LOOKAHEAD: *out = s->lookahead; break;
     case HMT_P_ALL_LOGITS: *out = s->all_logits; break;
@@ -402,12 +391,18 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     case HMT_P_SUMMARY_LENGTH: *out = s->j; break;
     case HMT_P_GEN_SUMMARY_LENGTH: *out = s->j_gen; break;
     case HMT_P_RECALL_DIM: *out = s->ad ? s->ad->d_h : 0; break;
-    case HMT_P_N_CTX: *out = s->bb.n_ctx; break;
+    case HMT_P_WINDOW:
+        if (s->mode != HMT_MODE_WINDOW)
+            return hmti_errf(HMT_E_INVAL, "hmt_stream_get: window is a key of HMT_MODE_WINDOW "
+                             "streams only");
+        *out = s->W;
+        break;
+    case HMT_P_N_BATCH: *out = s->bb.n_batch; break;
     case HMT_P_N_THREADS: *out = s->bb.n_threads; break;
     case HMT_P_COMPUTE_TYPE: *out = s->bb.compute; break;
     default:
-        return fail((hmt_stream *)s, hmti_errf(HMT_E_INVAL, "hmt_stream_get: key %d is not a "
-                                                            "stream key", (int)key));
+        return hmti_errf(HMT_E_INVAL, "hmt_stream_get: %s (key %d) is not a stream key",
+                         hmti_param_name(key), (int)key);
     }
     return HMT_OK;
 }

@@ -65,7 +65,6 @@ struct hmt_stream {
     void *recall_data;
     hmti_segment_hook hook;
     void *hook_data;
-    char errmsg[HMTI_ERRMSG_MAX];
     hmti_guard guard; /* last: see busy.h */
 };
 

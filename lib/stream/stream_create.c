@@ -7,10 +7,16 @@
 #include "core/params.h"
 #include "stream/stream.h"
 
-static int32_t pick(const hmt_params *p, hmt_param key, int32_t adapter_value, int32_t unset) {
+/* The key's value, or the adapter's when it is HMT_AUTO. */
+static int32_t pick(const hmt_params *p, hmt_param key, int32_t adapter_value) {
     int32_t v = (int32_t)hmti_param_value(p, key);
-    return v == unset ? adapter_value : v;
+    return v == HMT_AUTO ? adapter_value : v;
 }
+
+static const hmt_param STREAM_KEYS[] = {
+    HMT_P_MODE, HMT_P_LOOKAHEAD, HMT_P_ALL_LOGITS, HMT_P_SEGMENT_LENGTH, HMT_P_SENSORY_LENGTH,
+    HMT_P_CACHE_SIZE, HMT_P_SUMMARY_LENGTH, HMT_P_GEN_SUMMARY_LENGTH, HMT_P_KEEP_FFN_INPUT,
+    HMT_P_WINDOW, HMT_P_N_BATCH, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16};
 
 /* Resolve L, k, N, j, j_gen, bf16 and the KV length; check they fit. */
 static int resolve(hmt_stream *s, const hmt_params *p) {
@@ -27,16 +33,16 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
     if (a && a->model->n_embd != m->n_embd)
         return hmti_errf(HMT_E_INVAL, "stream: the adapter was loaded for a model of width %d, "
                                       "this model has %d", a->model->n_embd, m->n_embd);
-    s->L = pick(p, HMT_P_SEGMENT_LENGTH, a ? a->segment_length : 0, 0);
-    s->k = pick(p, HMT_P_SENSORY_LENGTH, a ? a->sensory_length : 0, -1);
-    s->N = pick(p, HMT_P_CACHE_SIZE, a ? a->cache_size : 1, 0);
-    s->bf16 = pick(p, HMT_P_RECALL_BF16, a ? a->recall_bf16 : 0, -1);
-    s->j = pick(p, HMT_P_SUMMARY_LENGTH, a ? hmti_adapter_summary_length(a, s->L) : 1, 0);
-    s->j_gen = pick(p, HMT_P_GEN_SUMMARY_LENGTH, a ? a->gen_summary_length : 1, 0);
+    s->L = pick(p, HMT_P_SEGMENT_LENGTH, a ? a->segment_length : 0);
+    s->k = pick(p, HMT_P_SENSORY_LENGTH, a ? a->sensory_length : 0);
+    s->N = pick(p, HMT_P_CACHE_SIZE, a ? a->cache_size : 1);
+    s->bf16 = pick(p, HMT_P_RECALL_BF16, a ? a->recall_bf16 : 0);
+    s->j = pick(p, HMT_P_SUMMARY_LENGTH, a ? hmti_adapter_summary_length(a, s->L) : 1);
+    s->j_gen = pick(p, HMT_P_GEN_SUMMARY_LENGTH, a ? a->gen_summary_length : 1);
     if (s->mode == HMT_MODE_SEGMENTS) s->k = 0;
     if (s->mode == HMT_MODE_WINDOW) {
-        int64_t w = (int64_t)hmti_param_value(p, HMT_P_N_CTX);
-        s->W = (int32_t)(w > 0 ? w : m->n_ctx_train);
+        int64_t w = (int64_t)hmti_param_value(p, HMT_P_WINDOW);
+        s->W = (int32_t)(w != HMT_AUTO ? w : m->n_ctx_train);
         if (s->W < 2) return hmti_errf(HMT_E_INVAL, "stream: a window of %d tokens is too short", s->W);
         s->L = s->W; /* scratch for the refill ids */
         return HMT_OK;
@@ -91,15 +97,16 @@ HMT_API void hmt_stream_free(hmt_stream *s) {
     free(s);
 }
 
-HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, const hmt_adapter *adapter,
+HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, hmt_adapter *adapter,
                               const hmt_params *params) {
-    hmti_clear_error();
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: out is NULL");
     *out = NULL;
     if (!model) return hmti_errf(HMT_E_INVAL, "hmt_stream_create: model is NULL");
     if (hmti_guard_check(&model->guard, HMTI_MAGIC_MODEL, "hmt_stream_create") ||
         hmti_guard_check(HMTI_GUARD(adapter), HMTI_MAGIC_ADAPTER, "hmt_stream_create"))
         return HMT_E_MISUSE;
+    int rc = hmti_params_only(params, STREAM_KEYS, HMTI_NKEYS(STREAM_KEYS), "hmt_stream_create");
+    if (rc) return rc;
     hmt_stream *s = hmti_calloc(1, sizeof *s);
     if (!s) return hmti_errf(HMT_E_NOMEM, "hmt_stream_create: out of memory");
     hmti_guard_init(&s->guard, HMTI_MAGIC_STREAM); /* hmt_stream_free checks it */
@@ -107,7 +114,7 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, const hmt_adap
     s->model = model;
     if (adapter) hmti_adapter_retain(adapter);
     s->ad = adapter;
-    int rc = resolve(s, params);
+    rc = resolve(s, params);
     if (!rc) {
         const int32_t n_ctx = s->mode == HMT_MODE_WINDOW   ? s->W
                               : s->mode == HMT_MODE_SEGMENTS ? s->L

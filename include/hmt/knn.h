@@ -17,31 +17,31 @@
  *     hmt_knn_builder_finish(b);
  *     hmt_knn_builder_free(b);
  *
- *     // use: load (mmap + validation), then a processor for the chain, or
+ *     // use: load (mmap + validation), then a processor for a sampler, or
  *     // hmt_knn_interpolate() directly when scoring a text
  *     hmt_knn *knn = NULL;
  *     hmt_knn_load(&knn, model, "wiki.knn", NULL);
  *     hmt_proc *p = NULL;
  *     hmt_proc_knn_create(&p, knn, params);   // HMT_P_KNN_* keys
  *     ...
- *     hmt_knn_free(knn);                       // any order: p holds a reference
- *     hmt_proc_free(p);
+ *     hmt_sampler_add(sampler, p);             // the sampler retains p
+ *     hmt_proc_free(p);                        // any order: every handle that
+ *     hmt_knn_free(knn);                       // needs another retains it
  *
- * Conventions are those of hmt.h. A loaded hmt_knn is immutable: any number
+ * Conventions are those of <hmt/hmt.h>. A loaded hmt_knn is immutable: any number
  * of threads may search it at once. Failures are reported through the status
  * code and hmt_last_error_msg() (a datastore is shared, so it keeps no
  * message of its own). A builder is used by one thread at a time.
  *
  * Search is exact by default. Datastores that outgrow exact search can get
- * an approximate FAISS IVF-PQ index (optional at build time: see
- * hmt_knn_faiss_available), built once into a file beside the datastore and
+ * an approximate FAISS IVF-PQ index (experimental, <hmt/experimental.h>;
+ * optional at build time: see hmt_knn_faiss_available), built once into a file beside the datastore and
  * attached after loading; the distances returned are still the exact ones.
  */
-#ifndef HMT_KNN_H
-#define HMT_KNN_H
+#ifndef INCLUDE_HMT_KNN_H
+#define INCLUDE_HMT_KNN_H
 
-#include "hmt.h"
-#include "hmt_proc.h"
+#include "sampler.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,7 +66,7 @@ typedef int (*hmt_knn_progress_fn)(void *user_data, int64_t done, int64_t total)
  * ------------------------------------------------------------------------- */
 
 /** Start a datastore for model, written to path. Keys are n_embd floats;
- *  params key used: HMT_P_KNN_KEY_F16 (store keys as F16; default F32).
+ *  params key: HMT_P_KNN_KEY_F16 (store keys as F16; default F32).
  *  Keys stream to a temporary "<path>.tmp-XXXXXX" (unique: two builds to one
  *  path never share it) as they are added (values are kept in memory,
  *  4 bytes each); hmt_knn_builder_finish() completes that file and renames
@@ -145,8 +145,8 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_finish(hmt_knn_builder *builder);
  *  header checksum, key width = n_embd of model, dtypes, the section offsets
  *  and sizes against the file size (with overflow checks), every value in
  *  [0, n_vocab), every key finite; the squared norms of the keys are
- *  computed here. params key used: HMT_P_N_THREADS (search threads; 0 = all
- *  online CPUs). The datastore keeps no reference to model.
+ *  computed here. params key: HMT_P_N_THREADS (search threads; HMT_AUTO =
+ *  one per online CPU). The datastore keeps no reference to model.
  *  Errors: HMT_E_INVAL (NULL argument; a file built for another model: the
  *  message says so), HMT_E_IO, HMT_E_FORMAT (the message names the field),
  *  HMT_E_UNSUPPORTED (a newer version), HMT_E_NOMEM. */
@@ -166,90 +166,32 @@ HMT_API hmt_knn_dtype hmt_knn_key_dtype(const hmt_knn *knn);
 /** Bytes held per stored key: key + value + its precomputed norm. */
 HMT_API double hmt_knn_bytes_per_key(const hmt_knn *knn);
 
-/** Copy stored pair i: its key as F32 (dim floats, cap >= dim) and value;
+/** Copy stored entry i: its key as F32 (dim floats, cap >= dim) and value;
  *  either output may be NULL. Errors: HMT_E_INVAL (i out of range),
  *  HMT_E_BUFFER (cap too small). */
-HMT_API HMT_NODISCARD int hmt_knn_get(const hmt_knn *knn, int64_t i, float *key, size_t cap,
-                                      hmt_token *value);
+HMT_API HMT_NODISCARD int hmt_knn_copy_entry(const hmt_knn *knn, int64_t i, float *key,
+                                             size_t cap, hmt_token *value);
 
 /** Exact k-nearest-neighbour search by squared L2 distance (with a FAISS
  *  index attached: approximate candidates, exact distances — see
- *  hmt_knn_faiss_attach) for n_queries
- *  queries (row-major n_queries × dim). For query q, dist_out[q*k + j] and
- *  idx_out[q*k + j] (j < k) receive the j-th nearest stored key, nearest
- *  first, ties broken by the lower index; with k > count the slots past
- *  count get idx −1 and distance +inf. Candidates are selected with
+ *  hmt_knn_faiss_attach in <hmt/experimental.h>) for n_queries
+ *  queries (row-major n_queries × dim). For query q, dist_out[q*k + j],
+ *  idx_out[q*k + j] and values_out[q*k + j] (j < k) receive the distance,
+ *  index and value of the j-th nearest stored key, nearest first, ties
+ *  broken by the lower index; with k > count the slots past count get
+ *  idx −1, value −1 and distance +inf. Candidates are selected with
  *  ‖q‖² − 2q·k + ‖k‖² from libxsmm GEMMs (batches of queries) with a bounded
  *  heap per query, keeping a margin of extra candidates; their distances are
  *  then recomputed directly as Σ(q−k)² in double (differences first, so
  *  without the cancellation of the GEMM form), which fixes the order and the
  *  returned values (docs/KNN.md: when the set can differ from brute force).
- *  Either output may be NULL. Runs on the datastore's threads; concurrent
+ *  Any output may be NULL. Runs on the datastore's threads; concurrent
  *  calls are safe (a call that finds them busy runs on its own
  *  thread). Errors: HMT_E_INVAL (NULL, k < 1, n_queries = 0, a non-finite
  *  query), HMT_E_NOMEM. */
 HMT_API HMT_NODISCARD int hmt_knn_search(const hmt_knn *knn, const float *queries,
                                          size_t n_queries, int32_t k, float *dist_out,
-                                         int64_t *idx_out);
-
-/* ---------------------------------------------------------------------------
- * Approximate search: a FAISS IVF-PQ index beside the datastore (docs/KNN.md)
- * ------------------------------------------------------------------------- */
-/* FAISS is an optional dependency of libhmt. In a build without it these
- * functions exist but build/attach fail with HMT_E_UNSUPPORTED.
- *
- *     hmt_knn_faiss_build(knn, "wiki.knn.faiss", params, NULL, NULL); // once
- *     hmt_knn_faiss_attach(knn, "wiki.knn.faiss", params);            // per load
- *     hmt_knn_search(knn, ...);   // now: IVF-PQ candidates, exact distances
- */
-
-/** 1 when this libhmt was built with the FAISS backend, 0 otherwise. */
-HMT_API int32_t hmt_knn_faiss_available(void);
-
-/** Build an IVF-PQ index (docs/KNN.md) over all keys of knn and write
- *  it to path (through a unique temporary "<path>.tmp-XXXXXX", renamed over
- *  path when complete: a failure leaves path as it was). The coarse
- *  quantizer (nlist lists, k-means) and the product quantizer (m
- *  sub-quantizers of 8 bits: m bytes per key) are trained on a random sample
- *  of the keys, drawn without replacement; then every key is added, read in
- *  chunks from the mapped datastore. params keys used: HMT_P_KNN_NLIST,
- *  HMT_P_KNN_PQ_M, HMT_P_KNN_TRAIN_SIZE (0 = automatic for each, see
- *  docs/KNN.md), HMT_P_SEED (the sample and the k-means seeds: equal seeds
- *  give equal files). Runs on the datastore's threads. progress (may be
- *  NULL) is called after each chunk of keys added; nonzero stops the build.
- *  The file records the datastore's identity (its header, values and a
- *  sample of keys), so it can only be attached to the same datastore.
- *  Errors: HMT_E_INVAL (NULL; m not dividing the key width; fewer than
- *  39·max(nlist, 256) training keys — k-means needs 39 per centroid; nlist
- *  or the training size above the key count), HMT_E_UNSUPPORTED (FAISS not
- *  built in), HMT_E_IO, HMT_E_ABORTED, HMT_E_NOMEM. */
-HMT_API HMT_NODISCARD int hmt_knn_faiss_build(const hmt_knn *knn, const char *path,
-                                              const hmt_params *params,
-                                              hmt_knn_progress_fn progress, void *user_data);
-
-/** Read an index file written by hmt_knn_faiss_build for this datastore and
- *  attach it (replacing one attached before): from then on hmt_knn_search,
- *  hmt_knn_interpolate and the kNN processors take, for each query, the
- *  k·HMT_P_KNN_RERANK best candidates of the IVF-PQ search over
- *  HMT_P_KNN_NPROBE lists, recompute their distances exactly from the stored
- *  keys (as exact search does), and return the k best of those. The result
- *  is approximate only in which keys are found (recall < 1), never in the
- *  distances. Call it before the datastore is shared: it must not run while
- *  another call (another thread, or a callback of an index build) uses the
- *  same datastore, and returns HMT_E_MISUSE then. The file is read and closed;
- *  the index lives in memory until hmt_knn_faiss_detach or hmt_knn_free.
- *  Errors: HMT_E_INVAL (NULL; an index built for another datastore: the
- *  message says what differs), HMT_E_IO, HMT_E_FORMAT (not an index file,
- *  truncated, corrupt: the message says which), HMT_E_UNSUPPORTED (FAISS not
- *  built in; a newer file version), HMT_E_NOMEM. On error the datastore
- *  keeps the index it had. */
-HMT_API HMT_NODISCARD int hmt_knn_faiss_attach(hmt_knn *knn, const char *path,
-                                               const hmt_params *params);
-
-/** Drop the attached index (exact search again); no-op without one or for
- *  NULL. Same rule as attach: not while another call uses the datastore
- *  (then nothing is dropped and hmt_last_error_msg() says so). */
-HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
+                                         int64_t *idx_out, hmt_token *values_out);
 
 /* ---------------------------------------------------------------------------
  * The kNN-LM distribution and interpolation (docs/KNN.md)
@@ -257,7 +199,7 @@ HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
 /* With neighbours (d_i, v_i), i < k, and the LM's logits:
  *   p_kNN(v) = Σ_{i: v_i = v} softmax(−d/τ)_i            τ = HMT_P_KNN_TEMPERATURE
  *   p(v)     = λ·p_kNN(v) + (1−λ)·p_LM(v)                 in log space (logsumexp)
- * λ per position (HMT_P_KNN_LAMBDA_MODE; λ0 = HMT_P_KNN_LAMBDA):
+ * λ per position (experimental HMT_P_KNN_LAMBDA_MODE; λ0 = HMT_P_KNN_LAMBDA):
  *   0 fixed:        λ = λ0                      (default: the original kNN-LM)
  *   1 entropy_gap:  λ = clip(λ0·σ(β(H_LM − H_kNN) + b)/σ(b), 0, λ_max)
  *   2 entropy_norm: λ = clip(λ0·clip(1 − H_kNN/log k_eff, 0, 1), 0, λ_max),
@@ -268,13 +210,14 @@ HMT_API void hmt_knn_faiss_detach(hmt_knn *knn);
 /** The interpolation for n positions at once (scoring a text): keys is
  *  row-major n × dim (hmt_ctx_ffn_input of each position), logits n ×
  *  n_vocab, logprobs_out n × n_vocab (may alias logits). lambda_out (n
- *  floats, may be NULL) receives the λ used per position. params keys used
+ *  floats, may be NULL) receives the λ used per position. params keys
  *  (read once per call; NULL = defaults): HMT_P_KNN_K, HMT_P_KNN_LAMBDA,
- *  HMT_P_KNN_TEMPERATURE, HMT_P_KNN_LAMBDA_MODE, HMT_P_KNN_BETA,
- *  HMT_P_KNN_BIAS, HMT_P_KNN_LAMBDA_MAX. The search is batched.
+ *  HMT_P_KNN_TEMPERATURE and the experimental HMT_P_KNN_LAMBDA_MODE,
+ *  HMT_P_KNN_BETA, HMT_P_KNN_BIAS, HMT_P_KNN_LAMBDA_MAX. The search is
+ *  batched.
  *  Errors: HMT_E_INVAL (NULL, n = 0, n_vocab differs from the datastore's,
- *  non-finite keys, a NaN or +inf logit or a row of -inf only: the chain's
- *  rule, hmt_proc.h), HMT_E_NOMEM. Thread-safe. */
+ *  non-finite keys, a NaN or +inf logit or a row of -inf only: the sampler's
+ *  rule, <hmt/sampler.h>), HMT_E_NOMEM. Thread-safe. */
 HMT_API HMT_NODISCARD int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params,
                                               const float *keys, size_t n,
                                               const float *logits, int32_t n_vocab,
@@ -294,21 +237,24 @@ HMT_API HMT_NODISCARD int hmt_knn_interpolate_neighbors(const hmt_params *params
                                                         float *logprobs_out, float *lambda_out);
 
 /* ---------------------------------------------------------------------------
- * The kNN-LM processor for a processor chain (include/hmt/hmt_proc.h)
+ * The kNN-LM processor for a sampler (<hmt/sampler.h>)
  * ------------------------------------------------------------------------- */
 /** A processor that replaces the logits of the current position with the
  *  interpolated log-probabilities above. The HMT_P_KNN_* keys of params are
  *  read once, here. Its apply needs the key of the current position (the
- *  chain passes hmt_ctx_ffn_input / hmt_stream_ffn_input): without one it
+ *  sampler passes hmt_ctx_ffn_input / hmt_stream_ffn_input): without one it
  *  fails with HMT_E_MISUSE, with a key of the wrong width or logits of the
- *  wrong vocabulary with HMT_E_INVAL. The processor holds a reference to
- *  knn (hmt_knn_free may come first, in any order); it owns its scratch, so it is used by one thread at a time
- *  (like its chain). Errors: HMT_E_INVAL (NULL), HMT_E_NOMEM. */
-HMT_API HMT_NODISCARD int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn,
+ *  wrong vocabulary with HMT_E_INVAL. It implements prepare: the keys given
+ *  to hmt_sampler_prepare are searched in one batch, and each later apply
+ *  whose key equals the next prepared one uses its neighbours (any other key
+ *  is searched alone). The processor holds a reference to knn (free them in
+ *  any order); it owns its scratch, so it is used by one thread at a time
+ *  (like its sampler). Errors: HMT_E_INVAL (NULL), HMT_E_NOMEM. */
+HMT_API HMT_NODISCARD int hmt_proc_knn_create(hmt_proc **out, hmt_knn *knn,
                                               const hmt_params *params);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* HMT_KNN_H */
+#endif /* INCLUDE_HMT_KNN_H */

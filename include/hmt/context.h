@@ -1,0 +1,110 @@
+/*
+ * libhmt — contexts: a model with a KV cache, evaluated batch by batch.
+ * Part of <hmt/hmt.h>; self-contained C99, compiles as C and as C++.
+ */
+#ifndef INCLUDE_HMT_CONTEXT_H
+#define INCLUDE_HMT_CONTEXT_H
+
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hmt_ctx hmt_ctx;
+
+/** Create a context for model, holding a reference to it.
+ *  params keys: HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_THREADS,
+ *  HMT_P_COMPUTE_TYPE (another key set on params: HMT_E_INVAL naming it).
+ *  All buffers (KV cache, activations) are allocated here, once.
+ *  Errors: HMT_E_INVAL, HMT_E_NOMEM. Thread-safe with respect to other
+ *  contexts of the same model. */
+HMT_API HMT_NODISCARD int hmt_ctx_create(hmt_ctx **out, hmt_model *model,
+                                         const hmt_params *params);
+/** Free a context and drop its model reference (NULL is a no-op). */
+HMT_API void hmt_ctx_free(hmt_ctx *ctx);
+
+/** Set a runtime key on a live context (HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE;
+ *  any other key: HMT_E_INVAL naming it). */
+HMT_API HMT_NODISCARD int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value);
+/** Read a key's value as the context uses it (e.g. the actual HMT_P_N_CTX). */
+HMT_API HMT_NODISCARD int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out);
+
+/** The model this context runs (borrowed). */
+HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx);
+/** Number of positions held in the KV cache. */
+HMT_API int32_t hmt_ctx_n_past(const hmt_ctx *ctx);
+/** KV cache capacity in positions. */
+HMT_API int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx);
+
+/** Per-row output requests for hmt_ctx_eval(). */
+enum {
+    HMT_OUT_LOGITS = 1u << 0, /* compute this row's logits                    */
+    HMT_OUT_HIDDEN = 1u << 1, /* keep this row's final normalized hidden state */
+    HMT_OUT_FFN_INPUT = 1u << 2 /* keep the last block's feed-forward input after
+                                   its norm (the kNN-LM key, docs/KNN.md)       */
+};
+
+/** Evaluate a batch of n rows appended to the KV cache at slots
+ *  n_past … n_past+n-1, each row being either a token id (tokens != NULL) or
+ *  an input embedding of n_embd floats (embd != NULL, row-major n × n_embd);
+ *  exactly one of the two is given.
+ *  pos:     RoPE position of each row, or NULL for n_past + i.
+ *  outputs: per-row HMT_OUT_* flags, or NULL for "logits and hidden state of
+ *           the last row only".
+ *  Rows attend causally to every cached slot and to earlier rows.
+ *  On HMT_OK, n_past grows by n and the requested outputs are readable with
+ *  hmt_ctx_logits() / hmt_ctx_hidden() until the next eval or clear.
+ *  Errors (the KV cache and n_past are then as before the call):
+ *  HMT_E_INVAL (n = 0, both or neither of tokens/embd, bad flags, a NaN or
+ *  infinite embedding value: the message gives its row and column),
+ *  HMT_E_TOKEN (an id out of range), HMT_E_CTX_FULL (n_past + n > n_ctx),
+ *  HMT_E_ABORTED (the abort callback returned nonzero between layers). */
+HMT_API HMT_NODISCARD int hmt_ctx_eval(hmt_ctx *ctx, const hmt_token *tokens,
+                                       const float *embd, size_t n, const int32_t *pos,
+                                       const uint8_t *outputs);
+
+/** Shorthand: evaluate token ids at the next positions; logits for every row
+ *  when all_logits is nonzero, else for the last row only. */
+HMT_API HMT_NODISCARD int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n,
+                                              int all_logits);
+
+/** Logits (n_vocab floats) of batch row i of the last successful eval, or of
+ *  its last row for i = -1. NULL if that row's logits were not requested.
+ *  Its values are those of that eval until the next eval, clear or rewind;
+ *  the memory itself stays readable (possibly overwritten by a later eval,
+ *  or stale) until hmt_ctx_free, so a host that hands out views of it (the
+ *  Python binding) never reads freed memory. The same holds for
+ *  hmt_ctx_hidden and hmt_ctx_ffn_input. */
+HMT_API const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i);
+/** Final normalized hidden state (n_embd floats) of batch row i (-1 = last);
+ *  NULL if not requested. Same lifetime as hmt_ctx_logits(). */
+HMT_API const float *hmt_ctx_hidden(const hmt_ctx *ctx, int32_t i);
+
+/** The last block's normalized feed-forward input (n_embd floats) of batch
+ *  row i (-1 = last); NULL if HMT_OUT_FFN_INPUT was not requested for it.
+ *  Same lifetime as hmt_ctx_logits(). */
+HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i);
+
+/** Forget every cached position (n_past = 0). */
+HMT_API HMT_NODISCARD int hmt_ctx_kv_clear(hmt_ctx *ctx);
+/** Keep the first n_keep cached positions and drop the rest
+ *  (HMT_E_INVAL if n_keep > n_past). */
+HMT_API HMT_NODISCARD int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep);
+
+/** Abort callback, polled between layers: a nonzero return stops the eval
+ *  with HMT_E_ABORTED. NULL removes it. Called on the thread running eval.
+ *  After an abort the context is as before the eval (n_past and the cached
+ *  positions unchanged; the outputs of the previous eval are gone) and
+ *  usable. The same type serves streams (hmt_stream_set_abort_callback) and
+ *  datastore builds (hmt_knn_builder_set_abort_callback). */
+typedef int (*hmt_abort_fn)(void *user_data);
+HMT_API HMT_NODISCARD int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn,
+                                                     void *user_data);
+
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INCLUDE_HMT_CONTEXT_H */

@@ -1,0 +1,103 @@
+/*
+ * libhmt — models (GGUF files) and their tokenizers.
+ * Part of <hmt/hmt.h>; self-contained C99, compiles as C and as C++.
+ */
+#ifndef INCLUDE_HMT_MODEL_H
+#define INCLUDE_HMT_MODEL_H
+
+#include "params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int32_t hmt_token;
+typedef struct hmt_model hmt_model;
+
+/** Load a model from a GGUF file (architectures llama and qwen2).
+ *  The file is memory-mapped and validated completely before use; F16, BF16
+ *  and block-quantized weights (docs/MODELS.md) are computed on in the
+ *  mapping, F32 ones packed into panels at load (docs/API.md, memory).
+ *  params: NULL, or a params object with no key set (models have no keys
+ *  yet: a set key is refused with HMT_E_INVAL naming it).
+ *  Errors: HMT_E_INVAL (NULL out/path), HMT_E_IO, HMT_E_FORMAT (corrupt file;
+ *  the message names the field; also a NaN or infinite weight: the message
+ *  names the tensor, element, row and column), HMT_E_UNSUPPORTED (architecture or tensor
+ *  type), HMT_E_NOMEM. On failure *out is NULL and nothing is leaked.
+ *  Thread-safe (distinct calls share nothing). */
+HMT_API HMT_NODISCARD int hmt_model_load(hmt_model **out, const char *path,
+                                         const hmt_params *params);
+
+/** Release the caller's reference to a model (NULL is a no-op). Contexts,
+ *  streams and adapters hold their own reference (docs/API.md, lifetimes),
+ *  so the model is destroyed when the last of them is freed. */
+HMT_API void hmt_model_free(hmt_model *model);
+
+/** Shape queries; 0 / NULL for a NULL model. Thread-safe. */
+HMT_API int32_t hmt_model_n_vocab(const hmt_model *model);
+HMT_API int32_t hmt_model_n_embd(const hmt_model *model);
+HMT_API int32_t hmt_model_n_layer(const hmt_model *model);
+HMT_API int32_t hmt_model_n_head(const hmt_model *model);
+HMT_API int32_t hmt_model_n_head_kv(const hmt_model *model);
+HMT_API int32_t hmt_model_n_ff(const hmt_model *model);
+HMT_API int32_t hmt_model_n_ctx_train(const hmt_model *model);
+/** Architecture name from general.architecture ("llama", "qwen2"); owned by
+ *  the model, valid until it is destroyed. */
+HMT_API const char *hmt_model_arch(const hmt_model *model);
+/** Number of parameters in the backbone's weight tensors. */
+HMT_API uint64_t hmt_model_n_params(const hmt_model *model);
+
+/** Copy a metadata value rendered as text into buf (snprintf-style: always
+ *  NUL-terminated when cap > 0). *len_out (may be NULL) receives the full
+ *  length without the NUL. Arrays render as "[array of N <type>]".
+ *  HMT_E_INVAL if the key is missing; HMT_E_BUFFER if cap is too small (the
+ *  text is truncated, *len_out says how much room is needed). */
+HMT_API HMT_NODISCARD int hmt_model_meta_str(const hmt_model *model, const char *key,
+                                             char *buf, size_t cap, size_t *len_out);
+
+/** Special tokens; -1 when the model defines none. */
+HMT_API hmt_token hmt_model_token_bos(const hmt_model *model);
+HMT_API hmt_token hmt_model_token_eos(const hmt_model *model);
+
+/** Copy the input embedding of a token (n_embd floats) into out. */
+HMT_API HMT_NODISCARD int hmt_model_token_embedding(const hmt_model *model, hmt_token token,
+                                                    float *out, size_t cap);
+
+
+/* ---------------------------------------------------------------------------
+ * Tokenizer (from the GGUF's tokenizer.ggml.* metadata: "llama" SentencePiece
+ * BPE with byte fallback, or "gpt2" byte-level BPE). Thread-safe.
+ * ------------------------------------------------------------------------- */
+enum {
+    HMT_TOKENIZE_ADD_BOS = 1u << 0, /* prepend BOS when the model has one    */
+    HMT_TOKENIZE_SPECIAL = 1u << 1  /* parse control-token text ("<s>") as
+                                       the token instead of as plain text     */
+};
+
+/** Tokenize len bytes of UTF-8 text (invalid bytes are handled, never read
+ *  past len). Writes up to cap ids into out and the count into *n_out.
+ *  HMT_E_BUFFER if cap is too small: *n_out then holds the needed count.
+ *  out may be NULL when cap is 0 (count only). */
+HMT_API HMT_NODISCARD int hmt_tokenize(const hmt_model *model, const char *text, size_t len,
+                                       uint32_t flags, hmt_token *out, size_t cap,
+                                       size_t *n_out);
+
+enum {
+    HMT_DETOKENIZE_SPECIAL = 1u << 0 /* render control tokens (<s>, </s>) */
+};
+
+/** Turn ids into UTF-8 text, snprintf-style: the text (NUL-terminated when
+ *  cap > 0) in buf, its length without NUL in *len_out. HMT_E_BUFFER when it
+ *  does not fit (truncated output, *len_out the needed length); HMT_E_TOKEN
+ *  for an id outside the vocabulary. A leading SentencePiece space is kept;
+ *  decoding ids one at a time and concatenating gives the same bytes as
+ *  decoding them together. */
+HMT_API HMT_NODISCARD int hmt_detokenize(const hmt_model *model, const hmt_token *tokens,
+                                         size_t n_tokens, uint32_t flags, char *buf,
+                                         size_t cap, size_t *len_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INCLUDE_HMT_MODEL_H */
