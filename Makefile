@@ -88,7 +88,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -pthread -lchec
 #   text      tokenizer and its Unicode tables
 #   backbone  the model, its forward pass, contexts
 #   stream    HMT: adapters, streams (segments, memory, recall), snapshots
-#   hooks     the processor chain, sampler, DITTO, kNN-LM datastore and search
+#   hooks     samplers and their processors, DITTO, kNN-LM datastore and search
 LIB_LAYERS := core kernels io text backbone stream hooks
 FAISS_BRIDGE := $(if $(filter 1,$(HAVE_FAISS)),lib/hooks/knn_faiss.cc,lib/hooks/knn_faiss_stub.c)
 LIB_SRC := $(filter-out lib/hooks/knn_faiss_stub.c,$(sort $(wildcard $(LIB_LAYERS:%=lib/%/*.c)))) \
@@ -223,7 +223,7 @@ memcheck: examples tools
 	$(VALGRIND) $(B)/bin/hmt-generate -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 8 -t 2 > /dev/null
 	$(VALGRIND) $(B)/bin/hmt-generate -m /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
 	$(VALGRIND) $(B)/examples/simple $(DEMO_MODEL) "$(DEMO_PROMPT)" 8 > /dev/null
-	$(VALGRIND) $(B)/examples/chain $(DEMO_MODEL) "$(DEMO_PROMPT)" > /dev/null
+	$(VALGRIND) $(B)/examples/processors $(DEMO_MODEL) "$(DEMO_PROMPT)" > /dev/null
 	$(VALGRIND) $(B)/examples/hmt-score $(DEMO_MODEL) $(DEMO_ADAPTER) LICENSE > /dev/null
 	$(VALGRIND) $(B)/examples/snapshot $(DEMO_MODEL) $(DEMO_ADAPTER) $(B)/memcheck.hmts > /dev/null
 	$(VALGRIND) $(B)/examples/simple /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
@@ -396,7 +396,7 @@ wheel: lib
 # reads it without importing the package); regenerate it after a version bump
 # (tests/packaging/check_python_version.sh fails until then).
 python-version:
-	printf '%s\n' '# Generated from include/hmt/hmt.h by `make python-version`; do not edit.' \
+	printf '%s\n' '# Generated from include/hmt/version.h by `make python-version`; do not edit.' \
 	  '__version__ = "$(VERSION)"' 'ABI_VERSION = $(ABI)' > python/hmt/_version.py
 .PHONY: wheel python-version
 # ==== end of install and packaging ============================================

@@ -1,12 +1,12 @@
 #define _XOPEN_SOURCE 700 /* clock_gettime, mkstemp, realpath, fsync */
 /* ditto-bench: greedy generation from prompts taken from text files, through
- * a processor chain (include/hmt/hmt_proc.h) with and without the DITTO
+ * a sampler's processors (include/hmt/sampler.h) with and without the DITTO
  * sentence-repetition penalty and, with --knn, a kNN-LM datastore
  * (include/hmt/hmt_knn.h), reporting the repetition metrics of
  * algorithms.md §3.5 (bench/rep_metrics.h):
  *   seq-rep-1..4, rep-sen, rep-w16, rep-r: averaged over continuations
  *   uniq: distinct tokens over all continuations
- *   diverted: greedy steps where the chain changed the chosen token
+ *   diverted: greedy steps where the processors changed the chosen token
  *   tok/s: generated tokens per second, prompt evaluation included
  * Runs: no processor, DITTO at each --lambda; with --knn also kNN alone and
  * DITTO then kNN (hmt-generate's order) at each --lambda.
@@ -29,8 +29,8 @@
 #include <unistd.h>
 
 #include <hmt/hmt.h>
-#include <hmt/hmt_knn.h>
-#include <hmt/hmt_proc.h>
+#include <hmt/hmt.h>
+#include <hmt/hmt.h>
 
 #include "io/atomic_file.h"
 #include "rep_metrics.h"
@@ -88,26 +88,29 @@ static void usage(FILE *f) {
 typedef struct {
     hmt_model *model;
     hmt_adapter *adapter;
-    hmt_params *params;
+    hmt_params *params;  /* the context or stream's keys */
+    hmt_params *dparams; /* DITTO's */
+    hmt_params *kparams; /* the kNN processor's */
+    hmt_params *sparams; /* the sampler's */
     hmt_ctx *ctx;
     hmt_stream *stream;
     int32_t n_vocab, n_embd;
-    int keys;          /* pass each position's kNN key to the chain */
+    int keys;          /* pass each position's kNN key to the processors */
     uint8_t *flags;    /* ctx: per-row output flags of the prompt */
-    int64_t next_pred; /* stream: next prompt position the chain has not seen */
-    int64_t diverted;  /* greedy steps where the chain changed the argmax */
+    int64_t next_pred; /* stream: next prompt position the processors have not seen */
+    int64_t diverted;  /* greedy steps where the processors changed the argmax */
 } runner;
 
-/* Apply the chain at one position (its logits and, for kNN, its key). */
-static int chain_apply(runner *r, hmt_chain *chain, const float *lg, const float *key,
-                       float *scratch) {
+/* Apply the processors at one position (its logits and, for kNN, its key). */
+static int smp_apply(runner *r, hmt_sampler *smp, const float *lg, const float *key,
+                     float *scratch) {
     if (!r->keys) key = NULL;
-    return hmt_chain_apply(chain, lg, r->n_vocab, key, key ? r->n_embd : 0, scratch);
+    return hmt_sampler_apply(smp, lg, r->n_vocab, key, key ? r->n_embd : 0, scratch);
 }
 
 /* Every ready position of the last stream call predicts a prompt token: let
- * the chain see it (apply, then accept), as when scoring a text. */
-static int stream_prompt_ready(runner *r, hmt_chain *chain, const hmt_token *prompt, int n,
+ * the processors see it (apply, then accept), as when scoring a text. */
+static int stream_prompt_ready(runner *r, hmt_sampler *smp, const hmt_token *prompt, int n,
                                float *scratch) {
     int64_t first, end;
     hmt_stream_ready_range(r->stream, &first, &end);
@@ -115,31 +118,31 @@ static int stream_prompt_ready(runner *r, hmt_chain *chain, const hmt_token *pro
         if (i + 1 >= n) break;
         if (i != r->next_pred) continue; /* each position once, in order */
         r->next_pred++;
-        int rc = chain_apply(r, chain, hmt_stream_logits(r->stream, i),
+        int rc = smp_apply(r, smp, hmt_stream_logits(r->stream, i),
                              hmt_stream_ffn_input(r->stream, i), scratch);
-        if (!rc) rc = hmt_chain_accept(chain, prompt[i + 1]);
+        if (!rc) rc = hmt_sampler_accept(smp, prompt[i + 1]);
         if (rc) return rc;
     }
     return HMT_OK;
 }
 
-/* Run one prompt and generate n_gen tokens greedily through chain. */
-static int generate(runner *r, hmt_chain *chain, hmt_sampler *sampler, const hmt_token *prompt,
+/* Run one prompt and generate n_gen tokens greedily through smp. */
+static int generate(runner *r, hmt_sampler *smp, const hmt_token *prompt,
                     int n_prompt, int n_gen, hmt_token *out, int *n_out, float *scratch) {
     int rc;
-    hmt_chain_reset(chain);
-    if ((rc = hmt_chain_accept(chain, prompt[0]))) return rc;
+    hmt_sampler_reset(smp);
+    if ((rc = hmt_sampler_accept(smp, prompt[0]))) return rc;
     const uint8_t want = (uint8_t)(HMT_OUT_LOGITS | (r->keys ? HMT_OUT_FFN_INPUT : 0));
     const float *lg, *key;
     if (r->ctx) {
         memset(r->flags, want, (size_t)n_prompt);
         if ((rc = hmt_ctx_kv_clear(r->ctx)) ||
-            (rc = hmt_ctx_eval(r->ctx, (size_t)n_prompt, prompt, NULL, NULL, r->flags)))
+            (rc = hmt_ctx_eval(r->ctx, prompt, NULL, (size_t)n_prompt, NULL, r->flags)))
             return rc;
         for (int i = 0; i + 1 < n_prompt; i++)
-            if ((rc = chain_apply(r, chain, hmt_ctx_logits(r->ctx, i), hmt_ctx_ffn_input(r->ctx, i),
-                                  scratch)) ||
-                (rc = hmt_chain_accept(chain, prompt[i + 1])))
+            if ((rc = smp_apply(r, smp, hmt_ctx_logits(r->ctx, i), hmt_ctx_ffn_input(r->ctx, i),
+                                scratch)) ||
+                (rc = hmt_sampler_accept(smp, prompt[i + 1])))
                 return rc;
         lg = hmt_ctx_logits(r->ctx, n_prompt - 1);
         key = hmt_ctx_ffn_input(r->ctx, n_prompt - 1);
@@ -149,9 +152,9 @@ static int generate(runner *r, hmt_chain *chain, hmt_sampler *sampler, const hmt
         r->next_pred = 0;
         if ((rc = hmt_stream_create(&r->stream, r->model, r->adapter, r->params)) ||
             (rc = hmt_stream_feed(r->stream, prompt, (size_t)n_prompt)) ||
-            (rc = stream_prompt_ready(r, chain, prompt, n_prompt, scratch)) ||
+            (rc = stream_prompt_ready(r, smp, prompt, n_prompt, scratch)) ||
             (rc = hmt_stream_flush(r->stream)) ||
-            (rc = stream_prompt_ready(r, chain, prompt, n_prompt, scratch)) ||
+            (rc = stream_prompt_ready(r, smp, prompt, n_prompt, scratch)) ||
             (rc = hmt_stream_set_int(r->stream, HMT_P_LOOKAHEAD, 0)))
             return rc;
         lg = hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
@@ -164,15 +167,17 @@ static int generate(runner *r, hmt_chain *chain, hmt_sampler *sampler, const hmt
         int32_t best = 0;
         for (int32_t v = 1; v < r->n_vocab; v++)
             if (lg[v] > lg[best]) best = v;
-        if (!r->keys) key = NULL;
-        if ((rc = hmt_chain_sample(chain, sampler, lg, r->n_vocab, key, key ? r->n_embd : 0, &t)))
+        (void)key; /* the sample calls read it (when kept) with the logits */
+        if ((rc = r->ctx ? hmt_sampler_sample_ctx(smp, r->ctx, -1, &t)
+                         : hmt_sampler_sample_stream(smp, r->stream,
+                                                     hmt_stream_n_ready(r->stream) - 1, &t)))
             return rc;
         r->diverted += t != best;
         if (t == eos) break;
         out[n++] = t;
         if (n == n_gen) break;
         if (r->ctx) {
-            rc = hmt_ctx_eval(r->ctx, 1, &t, NULL, NULL, &want);
+            rc = hmt_ctx_eval(r->ctx, &t, NULL, 1, NULL, &want);
             lg = hmt_ctx_logits(r->ctx, -1);
             key = hmt_ctx_ffn_input(r->ctx, -1);
         } else {
@@ -271,23 +276,22 @@ typedef struct {
     int knn;
 } run_cfg;
 
-/* DITTO first, then kNN, as hmt-generate builds its chain. */
-static int make_chain(const run_cfg *c, runner *r, const hmt_knn *knn, const hmt_token *delims,
-                      int n_delims, hmt_chain **out) {
-    int rc = hmt_chain_create(out);
+/* DITTO first, then kNN, as hmt-generate builds its sampler. */
+static int make_sampler(const run_cfg *c, runner *r, hmt_knn *knn, const hmt_token *delims,
+                        int n_delims, hmt_sampler **out) {
+    int rc = hmt_sampler_create(out, r->sparams);
     if (!rc && c->ditto > 0) {
         hmt_proc *d = NULL;
-        if ((rc = hmt_params_set_float(r->params, HMT_P_DITTO_LAMBDA, c->ditto)) ||
-            (rc = hmt_proc_ditto_create(&d, r->model, r->params)) ||
-            (rc = hmt_proc_ditto_set_delimiters(d, delims, (size_t)n_delims))) {
-            hmt_proc_free(d);
-            return rc;
-        }
-        rc = hmt_chain_add(*out, d); /* the chain owns d, also on failure */
+        if (!(rc = hmt_params_set_float(r->dparams, HMT_P_DITTO_LAMBDA, c->ditto)) &&
+            !(rc = hmt_proc_ditto_create(&d, r->model, r->dparams)) &&
+            !(rc = hmt_proc_ditto_set_delimiters(d, delims, (size_t)n_delims)))
+            rc = hmt_sampler_add(*out, d);
+        hmt_proc_free(d); /* the sampler holds it */
     }
     if (!rc && c->knn) {
         hmt_proc *k = NULL;
-        if (!(rc = hmt_proc_knn_create(&k, knn, r->params))) rc = hmt_chain_add(*out, k);
+        if (!(rc = hmt_proc_knn_create(&k, knn, r->kparams))) rc = hmt_sampler_add(*out, k);
+        hmt_proc_free(k);
     }
     return rc;
 }
@@ -388,7 +392,6 @@ int main(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     prompts pr;
     memset(&pr, 0, sizeof pr);
-    hmt_sampler *sampler = NULL;
     hmt_knn *knn = NULL;
     hmt_token *gen = NULL;
     const hmt_token **tmp = NULL;
@@ -404,18 +407,23 @@ int main(int argc, char **argv) {
     unsigned char *seen[MAX_RUNS] = {0};
 
     r.keys = knn_path != NULL;
-    if ((rc = hmt_params_create(&r.params)) ||
-        (rc = hmt_params_set_float(r.params, HMT_P_TEMPERATURE, 0.0)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_N_THREADS, threads)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_DITTO_MODE, mode_i)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_DITTO_SCOPE, scope_i)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_DITTO_WINDOW, window)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_DITTO_MIN_MATCH, min_match)) ||
-        (rc = hmt_params_set_float(r.params, HMT_P_KNN_LAMBDA, knn_lambda)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_KNN_K, knn_k)) ||
-        (rc = hmt_params_set_int(r.params, HMT_P_KEEP_FFN_INPUT, r.keys))) {
+    hmt_params *load_params = NULL; /* the datastore's threads */
+    if ((rc = hmt_params_create(&r.sparams)) ||
+        (rc = hmt_params_set_float(r.sparams, HMT_P_TEMPERATURE, 0.0)) ||
+        (rc = hmt_params_create(&r.params)) ||
+        (rc = hmt_params_set_int(r.params, HMT_P_N_THREADS, threads ? threads : HMT_AUTO)) ||
+        (rc = hmt_params_copy(&load_params, r.params)) ||
+        (rc = hmt_params_create(&r.dparams)) ||
+        (rc = hmt_params_set_int(r.dparams, HMT_P_DITTO_MODE, mode_i)) ||
+        (rc = hmt_params_set_int(r.dparams, HMT_P_DITTO_SCOPE, scope_i)) ||
+        (rc = hmt_params_set_int(r.dparams, HMT_P_DITTO_WINDOW, window)) ||
+        (rc = hmt_params_set_int(r.dparams, HMT_P_DITTO_MIN_MATCH, min_match)) ||
+        (rc = hmt_params_create(&r.kparams)) ||
+        (rc = hmt_params_set_float(r.kparams, HMT_P_KNN_LAMBDA, knn_lambda)) ||
+        (rc = hmt_params_set_int(r.kparams, HMT_P_KNN_K, knn_k))) {
         fprintf(stderr, "ditto-bench: %s\n", hmt_last_error_msg());
-        hmt_params_free(r.params);
+        hmt_params_free(r.params), hmt_params_free(r.sparams), hmt_params_free(load_params);
+        hmt_params_free(r.dparams), hmt_params_free(r.kparams);
         return 2;
     }
     if ((rc = hmt_model_load(&r.model, model_path, NULL))) {
@@ -424,7 +432,7 @@ int main(int argc, char **argv) {
     }
     r.n_vocab = hmt_model_n_vocab(r.model);
     r.n_embd = hmt_model_n_embd(r.model);
-    if (knn_path && (rc = hmt_knn_load(&knn, r.model, knn_path, r.params))) {
+    if (knn_path && (rc = hmt_knn_load(&knn, r.model, knn_path, load_params))) {
         status = die("loading the kNN datastore", rc);
         goto done;
     }
@@ -460,7 +468,8 @@ int main(int argc, char **argv) {
     if (adapter_path) {
         if ((rc = hmt_adapter_load(&r.adapter, r.model,
                                    strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
-            (rc = hmt_params_set_int(r.params, HMT_P_ALL_LOGITS, 1))) {
+            (rc = hmt_params_set_int(r.params, HMT_P_ALL_LOGITS, 1)) ||
+            (rc = hmt_params_set_int(r.params, HMT_P_KEEP_FFN_INPUT, r.keys))) {
             status = die("loading the adapter", rc);
             goto done;
         }
@@ -472,10 +481,6 @@ int main(int argc, char **argv) {
             status = die("creating the context", rc);
             goto done;
         }
-    }
-    if ((rc = hmt_sampler_create(&sampler, r.params))) {
-        status = die("creating the sampler", rc);
-        goto done;
     }
     if (dump_path) {
         if (hmti_afile_begin(&dump_out, dump_path, "ditto-bench --dump")) {
@@ -493,22 +498,22 @@ int main(int argc, char **argv) {
             (double)total_prompt / pr.n, n_gen, r.ctx ? "plain context" : "HMT stream", n_delims,
             delims, knn ? ", kNN datastore " : "", knn ? knn_path : "");
     for (int k = 0; k < n_runs; k++) {
-        hmt_chain *chain = NULL;
+        hmt_sampler *smp = NULL;
         char name[96];
         run_name(&runs[k], mode_i, scope_i, knn_lambda, name, sizeof name);
-        if ((rc = make_chain(&runs[k], &r, knn, delim_ids, n_delims, &chain))) {
-            hmt_chain_free(chain);
-            status = die("building the processor chain", rc);
+        if ((rc = make_sampler(&runs[k], &r, knn, delim_ids, n_delims, &smp))) {
+            hmt_sampler_free(smp);
+            status = die("building the sampler", rc);
             goto done;
         }
         double t0 = now();
         r.diverted = 0;
         for (int pi = 0; pi < pr.n; pi++) {
             int n = 0;
-            rc = generate(&r, chain, sampler, pr.tok + pr.start[pi], pr.len[pi], n_gen, gen, &n,
+            rc = generate(&r, smp, pr.tok + pr.start[pi], pr.len[pi], n_gen, gen, &n,
                           scratch);
             if (rc) {
-                hmt_chain_free(chain);
+                hmt_sampler_free(smp);
                 status = die("generating", rc);
                 goto done;
             }
@@ -532,7 +537,7 @@ int main(int argc, char **argv) {
         }
         seconds[k] = now() - t0;
         diverted[k] = r.diverted;
-        hmt_chain_free(chain);
+        hmt_sampler_free(smp);
         fprintf(stderr, "ditto-bench: %s: %.1f s\n", name, seconds[k]);
     }
     printf("%-44s %9s %9s %9s %9s %8s %8s %8s %6s %8s %8s\n", "run", "seq-rep-1", "seq-rep-2",
@@ -566,12 +571,12 @@ done:
     free(is_dot);
     free(scratch);
     free(r.flags);
-    hmt_sampler_free(sampler);
-    hmt_knn_free(knn); /* its processors were freed with their chains */
+    hmt_knn_free(knn); /* any order: kNN processors hold the datastore */
     hmt_ctx_free(r.ctx);
     hmt_stream_free(r.stream);
     hmt_adapter_free(r.adapter);
     hmt_model_free(r.model);
-    hmt_params_free(r.params);
+    hmt_params_free(r.params), hmt_params_free(r.sparams), hmt_params_free(load_params);
+    hmt_params_free(r.dparams), hmt_params_free(r.kparams);
     return status;
 }

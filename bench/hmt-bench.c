@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
 
     hmt_params *p;
     check(hmt_params_create(&p), "params");
-    check(hmt_params_set_int(p, HMT_P_N_THREADS, threads), "threads");
+    check(hmt_params_set_int(p, HMT_P_N_THREADS, threads ? threads : HMT_AUTO), "threads");
     check(hmt_params_set_int(p, HMT_P_N_CTX, n_prompt + n_decode + 1), "n_ctx");
     int32_t n_vocab = 0;
     for (int k = 0; k < n_models; k++) {

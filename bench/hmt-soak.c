@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
     check(hmt_model_load(&m, model_path, NULL), "load model");
     check(hmt_adapter_load(&a, m, adapter_path), "load adapter");
     check(hmt_params_create(&p), "params");
-    check(hmt_params_set_int(p, HMT_P_N_THREADS, threads), "threads");
+    check(hmt_params_set_int(p, HMT_P_N_THREADS, threads ? threads : HMT_AUTO), "threads");
     check(hmt_stream_create(&s, m, a, p), "stream");
     const int32_t V = hmt_model_n_vocab(m);
     hmt_token *buf = malloc((size_t)chunk * sizeof *buf);

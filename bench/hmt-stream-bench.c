@@ -107,7 +107,7 @@ static double run_once(hmt_model *m, hmt_adapter *a, int mode, int threads, cons
     hmt_params *p;
     check(hmt_params_create(&p), "params");
     check(hmt_params_set_int(p, HMT_P_MODE, mode), "mode");
-    check(hmt_params_set_int(p, HMT_P_N_THREADS, threads), "threads");
+    check(hmt_params_set_int(p, HMT_P_N_THREADS, threads ? threads : HMT_AUTO), "threads");
     hmt_stream *st;
     check(hmt_stream_create(&st, m, a, p), "stream");
     hmt_params_free(p);

@@ -34,8 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
+#include "hmt/experimental.h"
 
 static double now(void) {
     struct timespec ts;
@@ -61,10 +60,41 @@ static float frand(void) { /* uniform [-1, 1) */
         }                                                                                  \
     } while (0)
 
+/* Each libhmt object reads only its own keys: the bench keeps its settings
+ * in one params object and hands each call the keys of its object. The
+ * copies live until the program ends (free_subsets). */
+static const hmt_param LOAD[] = {HMT_P_N_THREADS}, BUILD[] = {HMT_P_KNN_KEY_F16},
+                       FBUILD[] = {HMT_P_KNN_NLIST}, ATTACH[] = {HMT_P_KNN_NPROBE, HMT_P_KNN_RERANK},
+                       CTX[] = {HMT_P_N_THREADS, HMT_P_N_CTX}, MIX[] = {HMT_P_KNN_K, HMT_P_KNN_LAMBDA};
+static hmt_params *subsets[64];
+static int n_subsets;
+
+static hmt_params *subset_of(const hmt_params *p, const hmt_param *keys, size_t n) {
+    hmt_params *q = NULL;
+    CHECK(hmt_params_create(&q));
+    for (size_t i = 0; i < n; i++) {
+        double v = 0;
+        int is_int = 0;
+        CHECK(hmt_params_get(p, keys[i], &v));
+        CHECK(hmt_param_bounds(keys[i], NULL, NULL, NULL, &is_int));
+        CHECK(is_int ? hmt_params_set_int(q, keys[i], (int64_t)v) : hmt_params_set_float(q, keys[i], v));
+    }
+    if (n_subsets == (int)(sizeof subsets / sizeof *subsets)) {
+        fprintf(stderr, "knn-bench: too many parameter subsets\n");
+        exit(1);
+    }
+    return subsets[n_subsets++] = q;
+}
+#define SUB(p, keys) subset_of(p, keys, sizeof keys / sizeof *keys)
+
+static void free_subsets(void) {
+    while (n_subsets > 0) hmt_params_free(subsets[--n_subsets]);
+}
+
 static hmt_params *mkparams(int threads) {
     hmt_params *p = NULL;
     CHECK(hmt_params_create(&p));
-    CHECK(hmt_params_set_int(p, HMT_P_N_THREADS, threads));
+    CHECK(hmt_params_set_int(p, HMT_P_N_THREADS, threads ? threads : HMT_AUTO));
     return p;
 }
 
@@ -92,7 +122,7 @@ static int bench_search(hmt_model *m, const char *sizes, int k, int batch, int f
         if (n <= 0) break;
         double t0 = now();
         hmt_knn_builder *b = NULL;
-        CHECK(hmt_knn_builder_create(&b, m, path, p));
+        CHECK(hmt_knn_builder_create(&b, m, path, SUB(p, BUILD)));
         for (long long i = 0; i < n; i += (long long)chunk) {
             size_t c = (size_t)(n - i < (long long)chunk ? n - i : (long long)chunk);
             for (size_t j = 0; j < c * (size_t)d; j++) keys[j] = frand();
@@ -103,7 +133,7 @@ static int bench_search(hmt_model *m, const char *sizes, int k, int batch, int f
         hmt_knn_builder_free(b);
         double t1 = now();
         hmt_knn *knn = NULL;
-        CHECK(hmt_knn_load(&knn, m, path, p));
+        CHECK(hmt_knn_load(&knn, m, path, SUB(p, LOAD)));
         double t2 = now();
         struct stat st;
         stat(path, &st);
@@ -112,7 +142,7 @@ static int bench_search(hmt_model *m, const char *sizes, int k, int batch, int f
         int reps = 0;
         double tb0 = now(), tb;
         do {
-            CHECK(hmt_knn_search(knn, q, (size_t)batch, k, dist, idx));
+            CHECK(hmt_knn_search(knn, q, (size_t)batch, k, dist, idx, NULL));
             reps++;
             tb = now() - tb0;
         } while (tb < 1.0 && reps < 1000);
@@ -121,7 +151,7 @@ static int bench_search(hmt_model *m, const char *sizes, int k, int batch, int f
         int singles = 0;
         double ts0 = now(), tsd;
         do {
-            CHECK(hmt_knn_search(knn, q + (size_t)(singles % batch) * d, 1, k, dist, idx));
+            CHECK(hmt_knn_search(knn, q + (size_t)(singles % batch) * d, 1, k, dist, idx, NULL));
             singles++;
             tsd = now() - ts0;
         } while (tsd < 1.0 && singles < 100000);
@@ -152,9 +182,9 @@ static double now_qps(const hmt_knn *knn, const float *q, int batch, int k, floa
     double t0 = now(), t;
     do {
         if (single)
-            CHECK(hmt_knn_search(knn, q + (size_t)(reps % batch) * d, 1, k, dist, idx));
+            CHECK(hmt_knn_search(knn, q + (size_t)(reps % batch) * d, 1, k, dist, idx, NULL));
         else
-            CHECK(hmt_knn_search(knn, q, (size_t)batch, k, dist, idx));
+            CHECK(hmt_knn_search(knn, q, (size_t)batch, k, dist, idx, NULL));
         reps++;
         t = now() - t0;
     } while (t < 2.0 && reps < 100000);
@@ -172,17 +202,17 @@ static void faiss_row(hmt_model *m, const char *path, const hmt_params *p, const
     float *de = malloc((size_t)batch * k * sizeof *de), *da = malloc((size_t)batch * k * 4);
     int64_t *ie = malloc((size_t)batch * k * sizeof *ie), *ia = malloc((size_t)batch * k * 8);
     hmt_knn *exact = NULL, *approx = NULL;
-    CHECK(hmt_knn_load(&exact, m, path, p));
-    CHECK(hmt_knn_load(&approx, m, path, p));
+    CHECK(hmt_knn_load(&exact, m, path, SUB(p, LOAD)));
+    CHECK(hmt_knn_load(&approx, m, path, SUB(p, LOAD)));
     double t0 = now();
-    CHECK(hmt_knn_faiss_build(exact, ipath, p, NULL, NULL));
+    CHECK(hmt_knn_faiss_build(exact, ipath, SUB(p, FBUILD), NULL, NULL));
     double t1 = now();
-    CHECK(hmt_knn_faiss_attach(approx, ipath, p));
+    CHECK(hmt_knn_faiss_attach(approx, ipath, SUB(p, ATTACH)));
     double t2 = now();
     struct stat st;
     stat(ipath, &st);
-    CHECK(hmt_knn_search(exact, q, (size_t)batch, k, de, ie));
-    CHECK(hmt_knn_search(approx, q, (size_t)batch, k, da, ia));
+    CHECK(hmt_knn_search(exact, q, (size_t)batch, k, de, ie, NULL));
+    CHECK(hmt_knn_search(approx, q, (size_t)batch, k, da, ia, NULL));
     double hit = 0;
     for (int r = 0; r < batch; r++)
         for (int a = 0; a < k; a++)
@@ -228,7 +258,7 @@ static hmt_params *faiss_params(int threads, int nprobe, int nlist) {
     hmt_params *p = mkparams(threads);
     CHECK(hmt_params_set_int(p, HMT_P_KNN_NPROBE, nprobe));
     CHECK(hmt_params_set_int(p, HMT_P_KNN_RERANK, faiss_rerank));
-    CHECK(hmt_params_set_int(p, HMT_P_KNN_NLIST, nlist));
+    CHECK(hmt_params_set_int(p, HMT_P_KNN_NLIST, nlist ? nlist : HMT_AUTO));
     return p;
 }
 
@@ -251,7 +281,7 @@ static int bench_faiss(hmt_model *m, const char *sizes, int k, int batch, int np
         s = *end == ',' ? end + 1 : end;
         if (n <= 0) break;
         hmt_knn_builder *b = NULL;
-        CHECK(hmt_knn_builder_create(&b, m, path, p));
+        CHECK(hmt_knn_builder_create(&b, m, path, SUB(p, BUILD)));
         for (long long i = 0; i < n; i += (long long)chunk) {
             size_t c = (size_t)(n - i < (long long)chunk ? n - i : (long long)chunk);
             for (size_t r = 0; r < c; r++) {
@@ -300,11 +330,11 @@ static int bench_faiss_text(hmt_model *m, const char *text_path, int n_ctx, int 
     hmt_params *p = faiss_params(threads, nprobe, nlist);
     CHECK(hmt_params_set_int(p, HMT_P_N_CTX, n_ctx));
     hmt_ctx *ctx = NULL;
-    CHECK(hmt_ctx_create(&ctx, m, p));
+    CHECK(hmt_ctx_create(&ctx, m, SUB(p, CTX)));
     char path[256], what[400];
     snprintf(path, sizeof path, "/tmp/knn-bench-faiss-%d.knn", (int)getpid());
     hmt_knn_builder *b = NULL;
-    CHECK(hmt_knn_builder_create(&b, m, path, p));
+    CHECK(hmt_knn_builder_create(&b, m, path, SUB(p, BUILD)));
     CHECK(hmt_knn_builder_add_ctx(b, ctx, toks, n_train, NULL, NULL));
     CHECK(hmt_knn_builder_finish(b));
     hmt_knn_builder_free(b);
@@ -314,7 +344,7 @@ static int bench_faiss_text(hmt_model *m, const char *text_path, int n_ctx, int 
     for (int got = 0; got < batch;) {
         int c = batch - got < n_ctx ? batch - got : n_ctx;
         CHECK(hmt_ctx_kv_clear(ctx));
-        CHECK(hmt_ctx_eval(ctx, (size_t)c, toks + n_train + got, NULL, NULL, outs));
+        CHECK(hmt_ctx_eval(ctx, toks + n_train + got, NULL, (size_t)c, NULL, outs));
         for (int i = 0; i < c; i++)
             memcpy(q + (size_t)(got + i) * d, hmt_ctx_ffn_input(ctx, i), d * sizeof *q);
         got += c;
@@ -363,7 +393,7 @@ static void score(hmt_ctx *ctx, const hmt_knn *knn, const hmt_params *kp, const 
     for (size_t w0 = 0; w0 + 1 < n; w0 += win) {
         size_t wn = n - w0 < win ? n - w0 : win;
         CHECK(hmt_ctx_kv_clear(ctx));
-        CHECK(hmt_ctx_eval(ctx, wn, toks + w0, NULL, NULL, outs));
+        CHECK(hmt_ctx_eval(ctx, toks + w0, NULL, wn, NULL, outs));
         size_t m = 0; /* positions with a next token */
         for (size_t i = 0; i < wn && w0 + i + 1 < n; i++, m++) {
             memcpy(keys + i * d, hmt_ctx_ffn_input(ctx, (int32_t)i), d * sizeof *keys);
@@ -407,29 +437,29 @@ static int bench_ppl(hmt_model *m, const char *text_path, double train, int n_ct
     CHECK(hmt_params_set_int(p, HMT_P_KNN_K, k));
     CHECK(hmt_params_set_float(p, HMT_P_KNN_LAMBDA, lambda));
     hmt_ctx *ctx = NULL;
-    CHECK(hmt_ctx_create(&ctx, m, p));
+    CHECK(hmt_ctx_create(&ctx, m, SUB(p, CTX)));
     char path[256];
     snprintf(path, sizeof path, "/tmp/knn-bench-ppl-%d.knn", (int)getpid());
     double t0 = now();
     hmt_knn_builder *b = NULL;
-    CHECK(hmt_knn_builder_create(&b, m, path, p));
+    CHECK(hmt_knn_builder_create(&b, m, path, SUB(p, BUILD)));
     CHECK(hmt_knn_builder_add_ctx(b, ctx, toks, n_train, NULL, NULL));
     CHECK(hmt_knn_builder_finish(b));
     hmt_knn_builder_free(b);
     double t1 = now();
     hmt_knn *knn = NULL;
-    CHECK(hmt_knn_load(&knn, m, path, p));
+    CHECK(hmt_knn_load(&knn, m, path, SUB(p, LOAD)));
     printf("# text %s: %zu tokens; datastore from the first %zu (%lld keys, %.2f s); "
            "window %d, k %d, lambda %.2f (fixed), tau 1\n",
            text_path, n, n_train, (long long)hmt_knn_count(knn), t1 - t0, n_ctx, k, lambda);
     double a, c;
     size_t cnt;
     double t2 = now();
-    score(ctx, knn, p, toks + n_train, n - n_train, &a, &c, &cnt);
+    score(ctx, knn, SUB(p, MIX), toks + n_train, n - n_train, &a, &c, &cnt);
     double t3 = now();
     printf("held-out  (%6zu tokens): PPL LM %.3f   PPL kNN-LM %.3f   (%.0f tok/s scored)\n", cnt,
            exp(a / cnt), exp(c / cnt), cnt / (t3 - t2));
-    score(ctx, knn, p, toks, n_train, &a, &c, &cnt);
+    score(ctx, knn, SUB(p, MIX), toks, n_train, &a, &c, &cnt);
     printf("train     (%6zu tokens): PPL LM %.3f   PPL kNN-LM %.3f   (datastore contains "
            "these very positions)\n", cnt, exp(a / cnt), exp(c / cnt));
     hmt_knn_free(knn);
@@ -515,5 +545,6 @@ int main(int argc, char **argv) {
              : !strcmp(mode, "search") ? bench_search(m, sizes, k, batch, f16, threads)
                                        : bench_ppl(m, text, train, n_ctx, k, lambda, threads);
     hmt_model_free(m);
+    free_subsets();
     return rc;
 }

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <hmt/hmt.h>
-#include <hmt/hmt_knn.h>
+#include <hmt/experimental.h>
+#include <hmt/experimental.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -81,7 +81,8 @@ static int index_progress(void *user_data, int64_t done, int64_t total) {
 }
 
 /* Build OUT.faiss for the datastore just written. */
-static int build_index(hmt_model *model, const char *out_path, hmt_params *params, int quiet) {
+static int build_index(hmt_model *model, const char *out_path, const hmt_params *load_params,
+                       const hmt_params *faiss_params, int quiet) {
     if (!hmt_knn_faiss_available()) {
         fprintf(stderr, "hmt-datastore: --faiss: this libhmt is built without FAISS\n");
         return 1;
@@ -91,9 +92,9 @@ static int build_index(hmt_model *model, const char *out_path, hmt_params *param
     if (!path) return 1;
     snprintf(path, n, "%s.faiss", out_path);
     hmt_knn *knn = NULL;
-    int rc = hmt_knn_load(&knn, model, out_path, params);
+    int rc = hmt_knn_load(&knn, model, out_path, load_params);
     progress_state ps = {now(), 0, quiet};
-    if (!rc) rc = hmt_knn_faiss_build(knn, path, params, index_progress, &ps);
+    if (!rc) rc = hmt_knn_faiss_build(knn, path, faiss_params, index_progress, &ps);
     int status = rc ? die("building the FAISS index", rc) : 0;
     if (!rc)
         fprintf(stderr, "hmt-datastore: wrote %s in %.2f s (attach it with "
@@ -187,7 +188,9 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    hmt_params *params = NULL;
+    /* per object: tp threads (datastore load), rp the context or stream (tp's
+     * keys and more), bp the builder, fp the FAISS build */
+    hmt_params *tp = NULL, *rp = NULL, *bp = NULL, *fp = NULL;
     hmt_model *model = NULL;
     hmt_adapter *adapter = NULL;
     hmt_ctx *ctx = NULL;
@@ -196,15 +199,17 @@ int main(int argc, char **argv) {
     hmt_token *toks = NULL;
     char *text = NULL;
     int rc, status = 1;
-    if ((rc = hmt_params_create(&params))) return die("params", rc);
-    if ((rc = hmt_params_set_int(params, HMT_P_N_THREADS, (int64_t)threads)) ||
-        (rc = hmt_params_set_int(params, HMT_P_N_BATCH, (int64_t)n_batch)) ||
-        (rc = hmt_params_set_int(params, HMT_P_KNN_KEY_F16, f16)) ||
-        (rc = hmt_params_set_int(params, HMT_P_KNN_NLIST, (int64_t)nlist)) ||
-        (rc = hmt_params_set_int(params, HMT_P_KNN_PQ_M, (int64_t)pq_m))) {
+    if ((rc = hmt_params_create(&tp)) ||
+        (rc = hmt_params_set_int(tp, HMT_P_N_THREADS, threads > 0 ? (int64_t)threads : HMT_AUTO)) ||
+        (rc = hmt_params_copy(&rp, tp)) ||
+        (rc = hmt_params_set_int(rp, HMT_P_N_BATCH, (int64_t)n_batch)) ||
+        (rc = hmt_params_create(&bp)) || (rc = hmt_params_set_int(bp, HMT_P_KNN_KEY_F16, f16)) ||
+        (rc = hmt_params_create(&fp)) ||
+        (rc = hmt_params_set_int(fp, HMT_P_KNN_NLIST, nlist > 0 ? (int64_t)nlist : HMT_AUTO)) ||
+        (rc = hmt_params_set_int(fp, HMT_P_KNN_PQ_M, pq_m > 0 ? (int64_t)pq_m : HMT_AUTO))) {
         fprintf(stderr, "hmt-datastore: %s\n", hmt_last_error_msg());
-        hmt_params_free(params);
-        return 2;
+        status = 2;
+        goto done;
     }
     if ((rc = hmt_model_load(&model, model_path, NULL))) {
         status = die("loading the model", rc);
@@ -242,7 +247,7 @@ int main(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr, "hmt-datastore: %zu tokens from %s (%zu bytes)\n", n_tok, text_path,
                 text_len);
-    if ((rc = hmt_knn_builder_create(&builder, model, out_path, params))) {
+    if ((rc = hmt_knn_builder_create(&builder, model, out_path, bp))) {
         status = die("creating the datastore", rc);
         goto done;
     }
@@ -250,7 +255,7 @@ int main(int argc, char **argv) {
     if (adapter_path) {
         if ((rc = hmt_adapter_load(&adapter, model,
                                    strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
-            (rc = hmt_stream_create(&stream, model, adapter, params))) {
+            (rc = hmt_stream_create(&stream, model, adapter, rp))) {
             status = die("setting up HMT", rc);
             goto done;
         }
@@ -258,8 +263,8 @@ int main(int argc, char **argv) {
     } else {
         int64_t c = n_ctx > 0 ? (int64_t)n_ctx : hmt_model_n_ctx_train(model);
         if (n_ctx <= 0 && c > 2048) c = 2048;
-        if ((rc = hmt_params_set_int(params, HMT_P_N_CTX, c)) ||
-            (rc = hmt_ctx_create(&ctx, model, params))) {
+        if ((rc = hmt_params_set_int(rp, HMT_P_N_CTX, c)) ||
+            (rc = hmt_ctx_create(&ctx, model, rp))) {
             status = die("creating the context", rc);
             goto done;
         }
@@ -278,14 +283,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "hmt-datastore: wrote %s: %lld keys of %d %s (%.1f bytes/key on disk) in %.2f s\n",
             out_path, (long long)count, hmt_model_n_embd(model), f16 ? "F16" : "F32",
             hmt_model_n_embd(model) * (f16 ? 2.0 : 4.0) + 4.0, dt);
-    status = faiss ? build_index(model, out_path, params, quiet) : 0;
+    status = faiss ? build_index(model, out_path, tp, fp, quiet) : 0;
 done:
     hmt_knn_builder_free(builder);
     hmt_stream_free(stream);
     hmt_adapter_free(adapter);
     hmt_ctx_free(ctx);
     hmt_model_free(model);
-    hmt_params_free(params);
+    hmt_params_free(tp);
+    hmt_params_free(rp);
+    hmt_params_free(bp);
+    hmt_params_free(fp);
     free(toks);
     free(text);
     return status;

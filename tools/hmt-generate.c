@@ -7,8 +7,8 @@
 #include <time.h>
 
 #include <hmt/hmt.h>
-#include <hmt/hmt_knn.h>
-#include <hmt/hmt_proc.h>
+#include <hmt/hmt.h>
+#include <hmt/hmt.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -44,7 +44,7 @@ static int run_prompt(runner *r, const hmt_token *t, size_t n) {
         uint8_t *flags = calloc(n, 1);
         if (!flags) return HMT_E_NOMEM;
         flags[n - 1] = HMT_OUT_LOGITS | HMT_OUT_FFN_INPUT;
-        int rc = hmt_ctx_eval(r->ctx, n, t, NULL, NULL, flags);
+        int rc = hmt_ctx_eval(r->ctx, t, NULL, n, NULL, flags);
         free(flags);
         return rc;
     }
@@ -56,18 +56,14 @@ static int run_prompt(runner *r, const hmt_token *t, size_t n) {
 
 static int run_next(runner *r, hmt_token t) {
     const uint8_t flags = HMT_OUT_LOGITS | HMT_OUT_FFN_INPUT;
-    return r->ctx ? hmt_ctx_eval(r->ctx, 1, &t, NULL, NULL, &flags)
+    return r->ctx ? hmt_ctx_eval(r->ctx, &t, NULL, 1, NULL, &flags)
                   : hmt_stream_feed(r->stream, &t, 1);
 }
 
-static const float *last_logits(const runner *r) {
-    return r->ctx ? hmt_ctx_logits(r->ctx, -1)
-                  : hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
-}
-
-static const float *last_key(const runner *r) {
-    return r->ctx ? hmt_ctx_ffn_input(r->ctx, -1)
-                  : hmt_stream_ffn_input(r->stream, hmt_stream_n_ready(r->stream) - 1);
+/* Draw the next token from the last position's logits (and kNN-LM key). */
+static int sample_next(const runner *r, hmt_sampler *s, hmt_token *t) {
+    return r->ctx ? hmt_sampler_sample_ctx(s, r->ctx, -1, t)
+                  : hmt_sampler_sample_stream(s, r->stream, hmt_stream_n_ready(r->stream) - 1, t);
 }
 
 static double now(void) {
@@ -154,24 +150,28 @@ int main(int argc, char **argv) {
         fprintf(stderr, "hmt-generate: warning: built against libhmt %s, running %s\n",
                 HMT_VERSION_STRING, hmt_version_string());
 
-    hmt_params *params = NULL;
+    /* one params object per object created: each reads only its own keys */
+    hmt_params *sp = NULL, *rp = NULL, *hp = NULL;
     hmt_model *model = NULL;
     hmt_adapter *adapter = NULL;
     runner run = {NULL, NULL};
     hmt_sampler *sampler = NULL;
-    hmt_chain *chain = NULL;
     hmt_knn *knn = NULL;
     hmt_token *toks = NULL;
     int rc, status = 1;
-    if ((rc = hmt_params_create(&params))) return die("params", rc);
-    if ((rc = hmt_params_set_float(params, HMT_P_TEMPERATURE, temp)) ||
-        (rc = hmt_params_set_int(params, HMT_P_TOP_K, (int64_t)top_k)) ||
-        (rc = hmt_params_set_float(params, HMT_P_TOP_P, top_p)) ||
-        (rc = hmt_params_set_int(params, HMT_P_SEED, (int64_t)seed)) ||
-        (rc = hmt_params_set_int(params, HMT_P_N_THREADS, (int64_t)threads))) {
+    if ((rc = hmt_params_create(&sp)) || (rc = hmt_params_create(&rp)) ||
+        (rc = hmt_params_create(&hp))) {
+        status = die("params", rc);
+        goto done;
+    }
+    if ((rc = hmt_params_set_float(sp, HMT_P_TEMPERATURE, temp)) ||
+        (rc = hmt_params_set_int(sp, HMT_P_TOP_K, (int64_t)top_k)) ||
+        (rc = hmt_params_set_float(sp, HMT_P_TOP_P, top_p)) ||
+        (rc = hmt_params_set_int(sp, HMT_P_SEED, (int64_t)seed)) ||
+        (rc = hmt_params_set_int(rp, HMT_P_N_THREADS, threads > 0 ? (int64_t)threads : HMT_AUTO))) {
         fprintf(stderr, "hmt-generate: %s\n", hmt_last_error_msg());
-        hmt_params_free(params);
-        return 2;
+        status = 2;
+        goto done;
     }
     if ((rc = hmt_model_load(&model, model_path, NULL))) {
         status = die("loading the model", rc);
@@ -196,43 +196,50 @@ int main(int argc, char **argv) {
     if (want_ctx > hmt_model_n_ctx_train(model)) want_ctx = hmt_model_n_ctx_train(model);
     if (adapter_path) {
         if ((rc = hmt_adapter_load(&adapter, model, strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
-            (rc = hmt_params_set_int(params, HMT_P_ALL_LOGITS, 0)) ||
-            (rc = hmt_params_set_int(params, HMT_P_KEEP_FFN_INPUT, 1)) ||
-            (rc = hmt_stream_create(&run.stream, model, adapter, params))) {
+            (rc = hmt_params_set_int(rp, HMT_P_ALL_LOGITS, 0)) ||
+            (rc = hmt_params_set_int(rp, HMT_P_KEEP_FFN_INPUT, 1)) ||
+            (rc = hmt_stream_create(&run.stream, model, adapter, rp))) {
             status = die("setting up HMT", rc);
             goto done;
         }
-    } else if ((rc = hmt_params_set_int(params, HMT_P_N_CTX, want_ctx)) ||
-               (rc = hmt_ctx_create(&run.ctx, model, params))) {
+    } else if ((rc = hmt_params_set_int(rp, HMT_P_N_CTX, want_ctx)) ||
+               (rc = hmt_ctx_create(&run.ctx, model, rp))) {
         status = die("creating the context", rc);
         goto done;
     }
-    if ((rc = hmt_sampler_create(&sampler, params)) || (rc = hmt_chain_create(&chain))) {
+    if ((rc = hmt_sampler_create(&sampler, sp))) {
         status = die("creating the sampler", rc);
         goto done;
     }
     if (ditto > 0) {
         hmt_proc *dp = NULL;
-        if ((rc = hmt_params_set_float(params, HMT_P_DITTO_LAMBDA, ditto)) ||
-            (rc = hmt_proc_ditto_create(&dp, model, params)) ||
-            (rc = hmt_chain_add(chain, dp))) { /* the chain owns dp, also on failure */
+        if ((rc = hmt_params_set_float(hp, HMT_P_DITTO_LAMBDA, ditto)) ||
+            (rc = hmt_proc_ditto_create(&dp, model, hp)) || (rc = hmt_sampler_add(sampler, dp))) {
+            hmt_proc_free(dp);
             status = die("setting up DITTO", rc);
             goto done;
         }
+        hmt_proc_free(dp); /* the sampler holds it */
     }
     if (knn_path) {
         hmt_proc *kp = NULL;
-        if ((rc = hmt_params_set_float(params, HMT_P_KNN_LAMBDA, knn_lambda)) ||
-            (rc = hmt_params_set_int(params, HMT_P_KNN_K, (int64_t)knn_k)) ||
-            (rc = hmt_knn_load(&knn, model, knn_path, params)) ||
-            (rc = hmt_proc_knn_create(&kp, knn, params)) ||
-            (rc = hmt_chain_add(chain, kp))) { /* the chain owns kp, also on failure */
+        hmt_params *kp_params = NULL;
+        if ((rc = hmt_params_create(&kp_params)) ||
+            (rc = hmt_params_set_float(kp_params, HMT_P_KNN_LAMBDA, knn_lambda)) ||
+            (rc = hmt_params_set_int(kp_params, HMT_P_KNN_K, (int64_t)knn_k)) ||
+            (rc = hmt_knn_load(&knn, model, knn_path, NULL)) ||
+            (rc = hmt_proc_knn_create(&kp, knn, kp_params)) ||
+            (rc = hmt_sampler_add(sampler, kp))) {
+            hmt_proc_free(kp);
+            hmt_params_free(kp_params);
             status = die("setting up the kNN-LM", rc);
             goto done;
         }
+        hmt_proc_free(kp); /* the sampler holds it, and it holds the datastore */
+        hmt_params_free(kp_params);
     }
     for (size_t i = 0; i < n_prompt; i++) /* the prompt is the processors' history */
-        if ((rc = hmt_chain_accept(chain, toks[i]))) {
+        if ((rc = hmt_sampler_accept(sampler, toks[i]))) {
             status = die("DITTO", rc);
             goto done;
         }
@@ -253,9 +260,7 @@ int main(int argc, char **argv) {
     hmt_token eos = hmt_model_token_eos(model);
     for (; n_gen < (int)n_predict; n_gen++) {
         hmt_token t;
-        const float *key = last_key(&run);
-        if ((rc = hmt_chain_sample(chain, sampler, last_logits(&run), hmt_model_n_vocab(model), key,
-                                   key ? hmt_model_n_embd(model) : 0, &t))) {
+        if ((rc = sample_next(&run, sampler, &t))) {
             status = die("sampling", rc);
             goto done;
         }
@@ -284,13 +289,14 @@ int main(int argc, char **argv) {
     status = 0;
 done:
     free(toks);
-    hmt_chain_free(chain); /* any order: the kNN processor holds the datastore */
-    hmt_knn_free(knn);
+    hmt_knn_free(knn); /* any order: every handle holds what it needs */
     hmt_sampler_free(sampler);
     hmt_ctx_free(run.ctx);
     hmt_stream_free(run.stream);
     hmt_adapter_free(adapter);
     hmt_model_free(model);
-    hmt_params_free(params);
+    hmt_params_free(sp);
+    hmt_params_free(rp);
+    hmt_params_free(hp);
     return status;
 }

@@ -9,7 +9,7 @@
  * --reference-protocol adds HMT-pytorch's own evaluation protocol (windows of
  * T + L tokens at stride L, the last L tokens of each scored, arithmetic mean
  * of per-batch perplexities); docs/PERPLEXITY.md says exactly what is done.
- * --ditto and --knn score the final distribution of a processor chain
+ * --ditto and --knn score the final distribution of a sampler's processors
  * (include/hmt/hmt_proc.h) instead, fed the text itself as history.
  *
  * Exit codes: 0 success, 1 runtime failure (unreadable file, model without a
@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include <hmt/hmt.h>
-#include <hmt/hmt_knn.h>
-#include <hmt/hmt_proc.h>
+#include <hmt/hmt.h>
+#include <hmt/hmt.h>
 
 #define PROG "hmt-perplexity"
 
@@ -137,7 +137,7 @@ static void usage(FILE *f) {
             "      --compute T         f32 (default) or bf16: the weight matmuls of segment\n"
             "                          passes in BF16 with F32 accumulation (docs/QUANTS.md)\n"
             "  -q, --quiet             no progress on stderr\n"
-            "Next-token processors (scored on the chain's final distribution, the text\n"
+            "Next-token processors (scored on the processors' final distribution, the text\n"
             "itself as history; docs/PERPLEXITY.md):\n"
             "      --ditto L           DITTO sentence-repetition penalty, lambda L in (0,1]\n"
             "      --knn FILE          kNN-LM datastore (hmt-datastore) to interpolate with\n"
@@ -279,113 +279,47 @@ static void progress_end(progress *p) {
     if (p->on && p->tty) fprintf(stderr, "\n");
 }
 
-/* ---- the processor chain (--ditto, --knn) ------------------------------------ */
+/* ---- the processors (--ditto, --knn) ----------------------------------------- */
 
-/* The kNN-LM processor of the chain. Its neighbours depend only on the key,
- * so they are searched for up to KNN_BATCH positions at once with one
- * hmt_knn_search (a single query streams the whole datastore; a batch was
- * 4x faster on the Brown datastore); at its turn in the chain the processor
- * mixes the current position's neighbours into the logits it receives with
- * hmt_knn_interpolate_neighbors: the math of hmt_proc_knn_create's
- * processor, which searches one query per call. */
-enum { KNN_BATCH = 256 };
+/* With processors on, a position's NLL is read from the sampler's final
+ * distribution instead of the raw logits. The sampler is told every token of
+ * the text in order (teacher forcing): DITTO tracks sentences on it. Before
+ * a run of positions, their kNN-LM keys are handed to hmt_sampler_prepare so
+ * that the library's kNN processor searches up to PREP_BATCH of them at once
+ * (a single query streams the whole datastore; a batch was 4x faster on the
+ * Brown datastore). */
+enum { PREP_BATCH = 256 };
 
 typedef struct {
-    const hmt_knn *knn;       /* NULL: no kNN processor         */
-    const hmt_params *params; /* HMT_P_KNN_*                    */
-    int32_t k, dim;
-    float *keys, *dist, *tmp; /* KNN_BATCH rows; tmp: n_vocab    */
-    int64_t *idx;
-    hmt_token *vals;
-    int64_t first, count; /* stream positions [first, first + count) searched */
-    int64_t cur;          /* the position the chain is applied to           */
-} knn_batch;
+    hmt_sampler *smp; /* NULL: score the logits themselves */
+    float *lp;        /* n_vocab: the sampler's output      */
+    int32_t dim;      /* key width when a kNN processor is on, else 0 */
+    float *keys;      /* PREP_BATCH × dim: keys gathered for prepare */
+    int64_t prep_end; /* positions below it are prepared */
+} hooks;
 
-static int knn_batch_apply(void *ud, float *logits, int32_t n_vocab, const float *key,
-                           int32_t n_key) {
-    (void)key, (void)n_key; /* searched in advance from the stream's keys */
-    knn_batch *b = ud;
-    const int64_t row = b->cur - b->first;
-    if (row < 0 || row >= b->count) return HMT_E_MISUSE; /* position not searched: a bug */
-    memcpy(b->tmp, logits, (size_t)n_vocab * sizeof *logits);
-    return hmt_knn_interpolate_neighbors(b->params, b->dist + row * b->k, b->vals + row * b->k,
-                                         b->k, b->tmp, n_vocab, logits, NULL);
-}
-
-/* Make position i searched: if it is not, search [i, min(i + KNN_BATCH, end)). */
-static int knn_batch_prepare(knn_batch *b, const hmt_stream *st, int64_t i, int64_t end) {
-    b->cur = i;
-    if (i >= b->first && i < b->first + b->count) return HMT_OK;
-    const int64_t n = end - i < KNN_BATCH ? end - i : KNN_BATCH;
-    b->first = i;
-    b->count = 0;
+/* Hand the keys of [i, min(i + PREP_BATCH, end)) to the sampler. */
+static int hooks_prepare(hooks *h, const hmt_stream *st, int64_t i, int64_t end) {
+    const int64_t n = end - i < PREP_BATCH ? end - i : PREP_BATCH;
     for (int64_t r = 0; r < n; r++) {
         const float *key = hmt_stream_ffn_input(st, i + r);
         if (!key) return HMT_E_MISUSE; /* cannot happen: the stream keeps the keys */
-        memcpy(b->keys + r * b->dim, key, (size_t)b->dim * sizeof *key);
+        memcpy(h->keys + r * h->dim, key, (size_t)h->dim * sizeof *key);
     }
-    int rc = hmt_knn_search(b->knn, b->keys, (size_t)n, b->k, b->dist, b->idx);
-    for (int64_t j = 0; j < n * b->k && !rc; j++)
-        if (b->idx[j] < 0) b->vals[j] = -1; /* k > stored keys: ignored by the mix */
-        else rc = hmt_knn_get(b->knn, b->idx[j], NULL, 0, &b->vals[j]);
-    if (!rc) b->count = n;
-    return rc;
+    h->prep_end = i + n;
+    return hmt_sampler_prepare(h->smp, h->keys, (size_t)n, h->dim);
 }
-
-static void knn_batch_free(void *ud) {
-    knn_batch *b = ud;
-    if (!b) return;
-    free(b->keys);
-    free(b->dist);
-    free(b->tmp);
-    free(b->idx);
-    free(b->vals);
-    free(b);
-}
-
-static int knn_batch_create(hmt_proc **out, const hmt_knn *knn, const hmt_params *params,
-                            int32_t n_vocab, knn_batch **b_out) {
-    static const hmt_proc_i iface = {sizeof(hmt_proc_i), "knn (batched search)", knn_batch_apply,
-                                     NULL, NULL, knn_batch_free};
-    double k = 0;
-    int rc = hmt_params_get(params, HMT_P_KNN_K, &k);
-    knn_batch *b = rc ? NULL : calloc(1, sizeof *b);
-    if (!b) return rc ? rc : HMT_E_NOMEM;
-    b->knn = knn;
-    b->params = params;
-    b->k = (int32_t)k;
-    b->dim = hmt_knn_dim(knn);
-    const size_t rows = (size_t)KNN_BATCH * (size_t)b->k;
-    b->keys = malloc((size_t)KNN_BATCH * (size_t)b->dim * sizeof *b->keys);
-    b->dist = malloc(rows * sizeof *b->dist);
-    b->idx = malloc(rows * sizeof *b->idx);
-    b->vals = malloc(rows * sizeof *b->vals);
-    b->tmp = malloc((size_t)n_vocab * sizeof *b->tmp);
-    rc = b->keys && b->dist && b->idx && b->vals && b->tmp ? hmt_proc_create(out, &iface, b)
-                                                            : HMT_E_NOMEM;
-    if (rc) knn_batch_free(b); /* on failure free_data is not called */
-    else *b_out = b;
-    return rc;
-}
-
-/* With processors on, a position's NLL is read from the chain's final
- * distribution instead of the raw logits. The chain is told every token of
- * the text in order (teacher forcing): DITTO tracks sentences on it. */
-typedef struct {
-    hmt_chain *chain; /* NULL: score the logits themselves */
-    float *lp;        /* n_vocab: the chain's output        */
-    knn_batch *kb;    /* the chain's kNN processor, or NULL */
-} hooks;
 
 /* NLL of target = token i + 1 from stream position i (ready positions up to
- * end), then the chain accepts target. */
+ * end), then the sampler accepts target. */
 static double position_nll(hooks *h, const hmt_stream *st, int64_t i, int64_t end,
                            const float *lg, int32_t n_vocab, hmt_token target, int *rc) {
-    if (!h->chain) return token_nll(lg, n_vocab, target);
-    if (h->kb && (*rc = knn_batch_prepare(h->kb, st, i, end))) return NAN;
-    if ((*rc = hmt_chain_apply(h->chain, lg, n_vocab, NULL, 0, h->lp))) return NAN;
+    if (!h->smp) return token_nll(lg, n_vocab, target);
+    const float *key = h->dim ? hmt_stream_ffn_input(st, i) : NULL;
+    if (h->dim && i >= h->prep_end && (*rc = hooks_prepare(h, st, i, end))) return NAN;
+    if ((*rc = hmt_sampler_apply(h->smp, lg, n_vocab, key, key ? h->dim : 0, h->lp))) return NAN;
     const double nll = token_nll(h->lp, n_vocab, target); /* renormalised in double */
-    *rc = hmt_chain_accept(h->chain, target);
+    *rc = hmt_sampler_accept(h->smp, target);
     return nll;
 }
 
@@ -418,7 +352,7 @@ static void block_flush(scorer *s) {
 
 /* Score the predictions the last feed/flush made ready. A call that makes
  * nothing ready leaves the previous call's range readable, so indices
- * already scored are skipped. Returns a chain error, else HMT_OK. */
+ * already scored are skipped. Returns a processor error, else HMT_OK. */
 static int score_ready(scorer *s, const hmt_stream *st) {
     int64_t first, end;
     hmt_stream_ready_range(st, &first, &end);
@@ -450,26 +384,32 @@ typedef struct {
     const options *o;
     FILE *csv;
     int64_t block_len;       /* B of the csv rows in window mode         */
-    hmt_params *hook_params; /* HMT_P_DITTO_* and HMT_P_KNN_* (or NULL)  */
+    hmt_params *ditto_params, *knn_params; /* --ditto, --knn-*: NULL if off */
     hmt_knn *knn;            /* --knn datastore, or NULL                 */
 } env;
 
-/* A fresh chain for one document (a mode's text, a reference window):
- * DITTO first, then kNN, as hmt-generate builds it. No processors: h->chain
+/* A fresh sampler for one document (a mode's text, a reference window):
+ * DITTO first, then kNN, as hmt-generate builds it. No processors: h->smp
  * stays NULL and the raw logits are scored, exactly as without hooks. */
 static int hooks_open(const env *e, hooks *h) {
     memset(h, 0, sizeof *h);
-    if (!e->o->ditto_set && !e->knn) return HMT_OK;
-    int rc = hmt_chain_create(&h->chain);
-    if (!rc && e->o->ditto_set) {
+    h->prep_end = -1;
+    if (!e->ditto_params && !e->knn) return HMT_OK;
+    int rc = hmt_sampler_create(&h->smp, NULL);
+    if (!rc && e->ditto_params) {
         hmt_proc *dp = NULL;
-        rc = hmt_proc_ditto_create(&dp, e->model, e->hook_params);
-        if (!rc) rc = hmt_chain_add(h->chain, dp); /* the chain owns dp, also on failure */
+        rc = hmt_proc_ditto_create(&dp, e->model, e->ditto_params);
+        if (!rc) rc = hmt_sampler_add(h->smp, dp);
+        hmt_proc_free(dp); /* the sampler holds it */
     }
     if (!rc && e->knn) {
         hmt_proc *kp = NULL;
-        rc = knn_batch_create(&kp, e->knn, e->hook_params, hmt_model_n_vocab(e->model), &h->kb);
-        if (!rc) rc = hmt_chain_add(h->chain, kp);
+        rc = hmt_proc_knn_create(&kp, e->knn, e->knn_params);
+        if (!rc) rc = hmt_sampler_add(h->smp, kp);
+        hmt_proc_free(kp);
+        h->dim = hmt_knn_dim(e->knn);
+        if (!rc && !(h->keys = malloc((size_t)PREP_BATCH * (size_t)h->dim * sizeof *h->keys)))
+            rc = HMT_E_NOMEM;
     }
     if (!rc && !(h->lp = malloc((size_t)hmt_model_n_vocab(e->model) * sizeof *h->lp)))
         rc = HMT_E_NOMEM;
@@ -477,16 +417,17 @@ static int hooks_open(const env *e, hooks *h) {
 }
 
 static void hooks_close(hooks *h) {
-    hmt_chain_free(h->chain); /* frees its processors */
+    hmt_sampler_free(h->smp); /* and its processors */
     free(h->lp);
+    free(h->keys);
     memset(h, 0, sizeof *h);
 }
 
-/* The chain's history starts with the tokens before the first scored
+/* The sampler's history starts with the tokens before the first scored
  * prediction (BOS, or a reference window's context). */
 static int hooks_accept(hooks *h, const hmt_token *tok, int64_t n) {
     int rc = HMT_OK;
-    for (int64_t i = 0; h->chain && i < n && !rc; i++) rc = hmt_chain_accept(h->chain, tok[i]);
+    for (int64_t i = 0; h->smp && i < n && !rc; i++) rc = hmt_sampler_accept(h->smp, tok[i]);
     return rc;
 }
 
@@ -495,12 +436,12 @@ static int make_stream(const env *e, int mode, hmt_stream **out) {
     hmt_params *p = NULL;
     int rc = hmt_params_create(&p);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_MODE, mode);
-    if (!rc) rc = hmt_params_set_int(p, HMT_P_N_THREADS, e->o->threads);
+    if (!rc) rc = hmt_params_set_int(p, HMT_P_N_THREADS, e->o->threads ? e->o->threads : HMT_AUTO);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_COMPUTE_TYPE, e->o->compute);
     if (!rc && e->o->L > 0 && mode != HMT_MODE_WINDOW)
         rc = hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, e->o->L);
     if (!rc && e->o->n_ctx > 0 && mode == HMT_MODE_WINDOW)
-        rc = hmt_params_set_int(p, HMT_P_N_CTX, e->o->n_ctx);
+        rc = hmt_params_set_int(p, HMT_P_WINDOW, e->o->n_ctx);
     if (!rc && e->knn) rc = hmt_params_set_int(p, HMT_P_KEEP_FFN_INPUT, 1); /* the kNN keys */
     /* segments takes L from the adapter when -L is not given; window needs none */
     if (!rc) rc = hmt_stream_create(out, e->model, mode == HMT_MODE_WINDOW ? NULL : e->adapter, p);
@@ -512,7 +453,7 @@ static int make_stream(const env *e, int mode, hmt_stream **out) {
 static void describe(const hmt_stream *st, int mode, char *buf, size_t cap) {
     double L = 0, k = 0, j = 0, N = 0, W = 0;
     if (mode == HMT_MODE_WINDOW) {
-        if (hmt_stream_get(st, HMT_P_N_CTX, &W)) W = 0;
+        if (hmt_stream_get(st, HMT_P_WINDOW, &W)) W = 0;
         snprintf(buf, cap, "W=%.0f", W);
         return;
     }
@@ -534,7 +475,7 @@ static int64_t stream_L(const hmt_stream *st) {
     return hmt_stream_get(st, HMT_P_SEGMENT_LENGTH, &L) ? 0 : (int64_t)L;
 }
 
-/* One document (a fresh stream and chain) of a mode: adds to *sum, *count,
+/* One document (a fresh stream and sampler) of a mode: adds to *sum, *count,
  * *bad. Returns an exit code. */
 static int score_doc(const env *e, int mode, const hmt_token *tok, int64_t n, progress *pr,
                      int64_t *fed, int64_t total, char *desc, size_t desc_cap, double *sum,
@@ -566,21 +507,21 @@ static int score_doc(const env *e, int mode, const hmt_token *tok, int64_t n, pr
     sc.csv = e->csv;
     sc.mode = MODE_NAME[mode];
     sc.B = L > 0 ? L : e->block_len;
-    int status = 0, chain_rc = HMT_OK;
+    int status = 0, proc_rc = HMT_OK;
     for (int64_t done = 0; done < n;) {
         int64_t c = n - done < chunk ? n - done : chunk;
         if ((rc = hmt_stream_feed(st, tok + done, (size_t)c))) break;
-        if ((chain_rc = score_ready(&sc, st))) break;
+        if ((proc_rc = score_ready(&sc, st))) break;
         done += c;
         progress_update(pr, *fed + done, total, *fed + done);
     }
-    if (!rc && !chain_rc && !(rc = hmt_stream_flush(st))) chain_rc = score_ready(&sc, st);
-    if (chain_rc) {
-        fprintf(stderr, PROG ": mode %s: processor chain: %s (%s)\n", MODE_NAME[mode],
-                hmt_last_error_msg(), hmt_strerror(chain_rc));
+    if (!rc && !proc_rc && !(rc = hmt_stream_flush(st))) proc_rc = score_ready(&sc, st);
+    if (proc_rc) {
+        fprintf(stderr, PROG ": mode %s: processors: %s (%s)\n", MODE_NAME[mode],
+                hmt_last_error_msg(), hmt_strerror(proc_rc));
         status = 1;
     } else if (rc) {
-        fprintf(stderr, PROG ": mode %s: %s (%s)\n", MODE_NAME[mode], hmt_stream_errmsg(st),
+        fprintf(stderr, PROG ": mode %s: %s (%s)\n", MODE_NAME[mode], hmt_last_error_msg(),
                 hmt_strerror(rc));
         status = 1;
     } else if (hmt_stream_n_ready(st) != n || sc.count != n - 1) {
@@ -663,10 +604,11 @@ static int run_reference(const env *e, int mode, const hmt_token *tok, int64_t n
         const hmt_token *win = tok + start;
         const int64_t cut = len - m - 1; /* first predictor index scored */
         hmt_stream *st = NULL;
-        hooks hk = {NULL, NULL, NULL};
+        hooks hk;
+        memset(&hk, 0, sizeof hk);
         int rc = make_stream(e, mode, &st);
         if (!rc && w == 0) describe(st, mode, desc, sizeof desc);
-        /* the chain's history: the window up to the first scored prediction */
+        /* the processors' history: the window up to the first scored prediction */
         if (!rc) rc = hooks_open(e, &hk);
         if (!rc) rc = hooks_accept(&hk, win, cut + 1);
         double wsum = 0;
@@ -699,8 +641,7 @@ static int run_reference(const env *e, int mode, const hmt_token *tok, int64_t n
             }
         }
         if (rc) {
-            const char *msg = st && *hmt_stream_errmsg(st) ? hmt_stream_errmsg(st) : hmt_last_error_msg();
-            fprintf(stderr, PROG ": %s, window %lld: %s (%s)\n", label, (long long)w, msg,
+            fprintf(stderr, PROG ": %s, window %lld: %s (%s)\n", label, (long long)w, hmt_last_error_msg(),
                     hmt_strerror(rc));
             status = 1;
         } else if (wcount != m) {
@@ -895,27 +836,31 @@ int main(int argc, char **argv) {
         fprintf(stderr, PROG ": %s needs --knn FILE\n", o.knn_k_set ? "--knn-k" : "--knn-lambda");
         return 2;
     }
-    hmt_params *hook_params = NULL;
-    if (o.ditto_set || o.knn) { /* the library checks the ranges */
-        int prc = hmt_params_create(&hook_params);
-        if (!prc && o.ditto_set) prc = hmt_params_set_float(hook_params, HMT_P_DITTO_LAMBDA, o.ditto);
-        if (!prc && o.knn) {
-            if (o.knn_lambda_set)
-                prc = hmt_params_set_float(hook_params, HMT_P_KNN_LAMBDA, o.knn_lambda);
-            if (!prc && o.knn_k_set) prc = hmt_params_set_int(hook_params, HMT_P_KNN_K, o.knn_k);
-            if (!prc) prc = hmt_params_set_int(hook_params, HMT_P_N_THREADS, o.threads);
-        }
-        if (prc) {
-            fprintf(stderr, PROG ": %s\n", hmt_last_error_msg());
-            hmt_params_free(hook_params);
-            return 2;
-        }
+    /* one params object per kind of object: each reads only its keys; the
+     * library checks the ranges */
+    hmt_params *ditto_params = NULL, *knn_params = NULL, *load_params = NULL;
+    int prc = HMT_OK;
+    if (o.ditto_set && !(prc = hmt_params_create(&ditto_params)))
+        prc = hmt_params_set_float(ditto_params, HMT_P_DITTO_LAMBDA, o.ditto);
+    if (!prc && o.knn && !(prc = hmt_params_create(&knn_params))) {
+        if (o.knn_lambda_set) prc = hmt_params_set_float(knn_params, HMT_P_KNN_LAMBDA, o.knn_lambda);
+        if (!prc && o.knn_k_set) prc = hmt_params_set_int(knn_params, HMT_P_KNN_K, o.knn_k);
+        if (!prc && !(prc = hmt_params_create(&load_params)))
+            prc = hmt_params_set_int(load_params, HMT_P_N_THREADS, o.threads ? o.threads : HMT_AUTO);
+    }
+    if (prc) {
+        fprintf(stderr, PROG ": %s\n", hmt_last_error_msg());
+        hmt_params_free(ditto_params);
+        hmt_params_free(knn_params);
+        hmt_params_free(load_params);
+        return 2;
     }
 
     env e;
     memset(&e, 0, sizeof e);
     e.o = &o;
-    e.hook_params = hook_params;
+    e.ditto_params = ditto_params;
+    e.knn_params = knn_params;
     int rc, status = 1;
     document *docs = NULL;
     int n_docs = 0;
@@ -929,7 +874,7 @@ int main(int argc, char **argv) {
         status = lib_fail("loading the adapter", rc);
         goto done;
     }
-    if (o.knn && (rc = hmt_knn_load(&e.knn, e.model, o.knn, hook_params))) {
+    if (o.knn && (rc = hmt_knn_load(&e.knn, e.model, o.knn, load_params))) {
         status = lib_fail("loading the kNN datastore", rc);
         goto done;
     }
@@ -1003,18 +948,18 @@ int main(int argc, char **argv) {
                hmt_model_token_bos(e.model) >= 0 ? "added" : "none: the model has no BOS");
     printf("# corpus PPL = exp(mean NLL over tokens 1..n-1, each predicted from all earlier "
            "tokens the mode lets it see)\n");
-    if (hook_params) {
+    if (ditto_params || knn_params) {
         double kl = 0, kk = 0;
-        if (hmt_params_get(hook_params, HMT_P_KNN_LAMBDA, &kl) ||
-            hmt_params_get(hook_params, HMT_P_KNN_K, &kk))
+        if (knn_params && (hmt_params_get(knn_params, HMT_P_KNN_LAMBDA, &kl) ||
+                           hmt_params_get(knn_params, HMT_P_KNN_K, &kk)))
             kl = kk = 0;
         char ditto[48] = "", knn[96] = "";
         if (o.ditto_set) snprintf(ditto, sizeof ditto, "DITTO lambda=%g (power, consecutive)", o.ditto);
         if (e.knn)
             snprintf(knn, sizeof knn, "kNN-LM lambda=%g k=%.0f over %lld keys", kl, kk,
                      (long long)hmt_knn_count(e.knn));
-        printf("# NLL from the final distribution of the processor chain: %s%s%s (the text is "
-               "the chain's history)\n", ditto, *ditto && *knn ? ", then " : "", knn);
+        printf("# NLL from the final distribution of the sampler's processors: %s%s%s (the text "
+               "is their history)\n", ditto, *ditto && *knn ? ", then " : "", knn);
     }
     printf("%-9s %-24s %10s %11s %14s %10s\n", "mode", "settings", "scored", "mean_nll",
            "corpus_ppl", "tok/s");
@@ -1042,7 +987,9 @@ done:
     for (int d = 0; d < n_docs; d++) free(docs[d].tok);
     free(docs);
     hmt_knn_free(e.knn);
-    hmt_params_free(hook_params);
+    hmt_params_free(ditto_params);
+    hmt_params_free(knn_params);
+    hmt_params_free(load_params);
     hmt_adapter_free(e.adapter);
     hmt_model_free(e.model);
     return status;

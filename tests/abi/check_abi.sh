@@ -16,7 +16,7 @@
 set -eu
 B=${B:-build}
 HDRS=include/hmt
-ABI=$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9]*\).*/\1/p' "$HDRS/hmt.h")
+ABI=$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9]*\).*/\1/p' "$HDRS/version.h")
 BASE=tests/abi/libhmt-$ABI.abi
 if ! command -v abidiff >/dev/null 2>&1 || ! command -v abidw >/dev/null 2>&1; then
     echo "check_abi: skipped (abidiff/abidw not installed: apt-get install abigail-tools)"

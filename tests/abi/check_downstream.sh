@@ -17,6 +17,7 @@
 # the staged hmt.pc is relocated the way a packager would: its prefix (and any
 # absolute path under it) is rewritten to the staging directory.
 set -eu
+ABI=$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9]*\).*/\1/p' include/hmt/version.h)
 B=${B:-build}
 CC=${CC:-cc}
 CXX=${CXX:-c++}
@@ -55,7 +56,7 @@ esac
 case "$cflags $libs $static_libs" in
     *"$absB"*|*"$root/include"*) echo "check_downstream: FAIL (flags point into the source tree)"; exit 1 ;;
 esac
-want=$(awk '/^#define HMT_VERSION_(MAJOR|MINOR|PATCH) / {v = v sep $3; sep = "."} END {print v}' include/hmt/hmt.h)
+want=$(awk '/^#define HMT_VERSION_(MAJOR|MINOR|PATCH) / {v = v sep $3; sep = "."} END {print v}' include/hmt/version.h)
 [ "$("$PKG_CONFIG" --modversion hmt)" = "$want" ] ||
     { echo "check_downstream: FAIL (pkg-config --modversion is not $want)"; exit 1; }
 
@@ -76,8 +77,8 @@ for m in $models; do
     LD_LIBRARY_PATH="$libdir" "$tmp/hello_cpp" "$m" >>"$tmp/out" || { cat "$tmp/out"; echo "check_downstream: FAIL (C++, $m)"; exit 1; }
 done
 # the shared programs really use the staged library
-LD_LIBRARY_PATH="$libdir" ldd "$tmp/hello" | grep -q "$libdir/libhmt.so.0" ||
-    { echo "check_downstream: FAIL (hello does not load the staged libhmt.so.0)"; exit 1; }
+LD_LIBRARY_PATH="$libdir" ldd "$tmp/hello" | grep -q "$libdir/libhmt.so.$ABI" ||
+    { echo "check_downstream: FAIL (hello does not load the staged libhmt.so.$ABI)"; exit 1; }
 
 # hmt::hmt_static links the libraries `pkg-config --static` gives (the same
 # set; the order is that of libhmt.so's own link line).
@@ -103,8 +104,8 @@ if command -v cmake >/dev/null 2>&1; then
             "$tmp/cmake/$p" "$m" >>"$tmp/out" || { cat "$tmp/out"; echo "check_downstream: FAIL (CMake $p, $m)"; exit 1; }
         done
     done
-    ldd "$tmp/cmake/hello" | grep -q "$libdir/libhmt.so.0" ||
-        { echo "check_downstream: FAIL (CMake's hello does not load the staged libhmt.so.0)"; exit 1; }
+    ldd "$tmp/cmake/hello" | grep -q "$libdir/libhmt.so.$ABI" ||
+        { echo "check_downstream: FAIL (CMake's hello does not load the staged libhmt.so.$ABI)"; exit 1; }
     if readelf -d "$tmp/cmake/hello_static" | grep -q 'NEEDED.*libhmt'; then
         echo "check_downstream: FAIL (CMake's hello_static needs libhmt.so)"; exit 1
     fi
@@ -119,9 +120,9 @@ for t in hmt-generate hmt-perplexity hmt-datastore; do
 done
 env -u LD_LIBRARY_PATH "$stage$prefix/bin/hmt-generate" -m models/demo-random-f16.gguf -p "The history of" -n 2 -t 1 \
     >"$tmp/tool.out" 2>&1 || { cat "$tmp/tool.out"; echo "check_downstream: FAIL (installed hmt-generate)"; exit 1; }
-loaded=$(env -u LD_LIBRARY_PATH ldd "$stage$prefix/bin/hmt-generate" | sed -n 's/.*libhmt.so.0 => \(.*\) (.*/\1/p')
-[ -n "$loaded" ] && [ "$(readlink -f "$loaded")" = "$(readlink -f "$libdir/libhmt.so.0")" ] ||
-    { echo "check_downstream: FAIL (installed hmt-generate does not load the installed libhmt.so.0)"; exit 1; }
+loaded=$(env -u LD_LIBRARY_PATH ldd "$stage$prefix/bin/hmt-generate" | sed -n "s/.*libhmt.so.$ABI => \(.*\) (.*/\1/p")
+[ -n "$loaded" ] && [ "$(readlink -f "$loaded")" = "$(readlink -f "$libdir/libhmt.so.$ABI")" ] ||
+    { echo "check_downstream: FAIL (installed hmt-generate does not load the installed libhmt.so.$ABI)"; exit 1; }
 
 # The pages the installed headers cite are installed with them.
 for ref in $(grep -oh 'docs/[A-Za-z_]*\.md' include/hmt/*.h | sort -u); do

@@ -6,8 +6,8 @@
 #  - a block that defines main() is a whole program: compiled as it stands
 #    (it includes its own headers) and linked against $B/libhmt.so;
 #  - any other block is a fragment, given the standard headers it may use
-#    (stdint, stddef, stdio, stdlib, string, math) and hmt.h, hmt_proc.h,
-#    hmt_knn.h: compiled as top-level code (declarations, functions) if that
+#    (stdint, stddef, stdio, stdlib, string, math) and hmt.h, experimental.h:
+#    compiled as top-level code (declarations, functions) if that
 #    works, else as the body of a function `int snippet(void)`. A fragment
 #    declares every variable it uses (write a function with parameters when it
 #    needs inputs);
@@ -44,7 +44,7 @@ awk -v dir="$tmp" '
 prelude() {
     printf '#include <stdint.h>\n#include <stddef.h>\n#include <stdio.h>\n#include <stdlib.h>\n'
     printf '#include <string.h>\n#include <math.h>\n'
-    printf '#include <hmt/hmt.h>\n#include <hmt/hmt_proc.h>\n#include <hmt/hmt_knn.h>\n'
+    printf '#include <hmt/hmt.h>\n#include <hmt/experimental.h>\n'
 }
 
 n=0 programs=0 toplevel=0 bodies=0 skipped=0 failed=0

@@ -14,8 +14,8 @@ fail() { echo "check_examples: FAIL: $*"; exit 1; }
 "$B/examples/simple" $M "The jury said" 12 > "$tmp/simple" || fail "simple exited $?"
 grep -q "^The jury said..." "$tmp/simple" || fail "simple: no continuation: $(cat "$tmp/simple")"
 
-"$B/examples/chain" $M "The jury said" > "$tmp/chain" || fail "chain exited $?"
-[ "$(wc -c < "$tmp/chain")" -gt 40 ] || fail "chain: no continuation: $(cat "$tmp/chain")"
+"$B/examples/processors" $M "The jury said" > "$tmp/processors" || fail "processors exited $?"
+[ "$(wc -c < "$tmp/processors")" -gt 40 ] || fail "processors: no continuation: $(cat "$tmp/processors")"
 
 "$B/examples/hmt-score" $M $A $DOC > "$tmp/score" || fail "hmt-score exited $?"
 got=$(sed -n 's/.*perplexity \([0-9.]*\)$/\1/p' "$tmp/score")
@@ -27,7 +27,7 @@ grep -q "recalls" "$tmp/score" || fail "hmt-score printed no recall"
 "$B/examples/snapshot" $M $A "$tmp/s.hmts" > "$tmp/snap" || fail "snapshot exited $?: $(cat "$tmp/snap")"
 [ "$(grep -c "the same logits" "$tmp/snap")" -eq 2 ] || fail "snapshot: $(cat "$tmp/snap")"
 
-for ex in simple chain; do
+for ex in simple processors; do
     st=0
     "$B/examples/$ex" /nonexistent.gguf > /dev/null 2> "$tmp/err" || st=$?
     [ $st -eq 1 ] && grep -q "nonexistent.gguf" "$tmp/err" || fail "$ex on a missing file: exit $st, $(cat "$tmp/err")"

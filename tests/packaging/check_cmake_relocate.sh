@@ -5,6 +5,7 @@
 # still finds it there, and a program built through hmt::hmt loads the moved
 # library. (check_downstream.sh covers the default layout in place.)
 set -eu
+ABI=$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9]*\).*/\1/p' include/hmt/version.h)
 B=${B:-build}
 CC=${CC:-cc}
 CXX=${CXX:-c++}
@@ -32,7 +33,7 @@ cmake -S tests/abi/downstream -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/moved" \
 grep -q "^hmt_DIR:PATH=$tmp/moved/lib/$triplet/cmake/hmt$" "$tmp/cmake/CMakeCache.txt" ||
     { grep hmt_DIR "$tmp/cmake/CMakeCache.txt"; echo "check_cmake_relocate: FAIL (hmt_DIR is not the moved package)"; exit 1; }
 "$tmp/cmake/hello" models/demo-random-f16.gguf >"$tmp/out" 2>&1 || { cat "$tmp/out"; echo "check_cmake_relocate: FAIL (hello)"; exit 1; }
-loaded=$(ldd "$tmp/cmake/hello" | sed -n 's/.*libhmt.so.0 => \(.*\) (.*/\1/p')
-[ "$(readlink -f "$loaded")" = "$(readlink -f "$tmp/moved/lib/$triplet/libhmt.so.0")" ] ||
+loaded=$(ldd "$tmp/cmake/hello" | sed -n "s/.*libhmt.so.$ABI => \(.*\) (.*/\1/p")
+[ "$(readlink -f "$loaded")" = "$(readlink -f "$tmp/moved/lib/$triplet/libhmt.so.$ABI")" ] ||
     { echo "check_cmake_relocate: FAIL (hello loads $loaded, not the moved library)"; exit 1; }
 echo "check_cmake_relocate: OK (multiarch LIBDIR lib/$triplet, prefix moved after install)"

@@ -39,11 +39,14 @@ int main(int argc, char **argv) {
     CHECK(strstr(buf, text) != NULL);
 
     /* one eval: finite logits, greedy sampling picks the argmax */
-    hmt_params *params = NULL;
+    hmt_params *params = NULL, *sparams = NULL; /* each object gets its own keys */
     CHECK(hmt_params_create(&params) == HMT_OK);
     CHECK(hmt_params_set_int(params, HMT_P_N_THREADS, 2) == HMT_OK);
-    CHECK(hmt_params_set_float(params, HMT_P_TEMPERATURE, 0.0) == HMT_OK);
+    CHECK(hmt_params_create(&sparams) == HMT_OK);
+    CHECK(hmt_params_set_float(sparams, HMT_P_TEMPERATURE, 0.0) == HMT_OK);
     hmt_ctx *ctx = NULL;
+    CHECK(hmt_ctx_create(&ctx, model, sparams) == HMT_E_INVAL); /* not a context key */
+    CHECK(strstr(hmt_last_error_msg(), "temperature") != NULL);
     CHECK(hmt_ctx_create(&ctx, model, params) == HMT_OK);
     CHECK(hmt_ctx_eval_tokens(ctx, toks, n, 0) == HMT_OK);
     CHECK(hmt_ctx_n_past(ctx) == (int32_t)n);
@@ -55,7 +58,7 @@ int main(int argc, char **argv) {
         if (logits[i] > logits[best]) best = i;
     }
     hmt_sampler *sampler = NULL;
-    CHECK(hmt_sampler_create(&sampler, params) == HMT_OK);
+    CHECK(hmt_sampler_create(&sampler, sparams) == HMT_OK);
     hmt_token next = -1;
     CHECK(hmt_sampler_sample(sampler, logits, n_vocab, &next) == HMT_OK);
     CHECK(next == best);
@@ -63,13 +66,14 @@ int main(int argc, char **argv) {
     /* errors are codes with a message */
     hmt_token bad = n_vocab;
     CHECK(hmt_ctx_eval_tokens(ctx, &bad, 1, 0) == HMT_E_TOKEN);
-    CHECK(hmt_ctx_errmsg(ctx)[0] != '\0');
+    CHECK(strstr(hmt_last_error_msg(), "token") != NULL);
 
     printf("hello.c: libhmt %s, %s model, %zu tokens, next token %d\n", hmt_version_string(),
            hmt_model_arch(model), n, (int)next);
     hmt_sampler_free(sampler);
     hmt_ctx_free(ctx);
     hmt_params_free(params);
+    hmt_params_free(sparams);
     hmt_model_free(model);
     return 0;
 }

@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
         model.reset();  // the context keeps the model alive
         const int32_t n_vocab = hmt_model_n_vocab(hmt_ctx_model(ctx.get()));
         std::vector<uint8_t> outs(toks.size(), HMT_OUT_LOGITS);
-        check(hmt_ctx_eval(ctx.get(), toks.size(), toks.data(), nullptr, nullptr, outs.data()),
+        check(hmt_ctx_eval(ctx.get(), toks.data(), nullptr, toks.size(), nullptr, outs.data()),
               "eval");
         for (size_t i = 0; i < toks.size(); i++) {
             const float *l = hmt_ctx_logits(ctx.get(), static_cast<int32_t>(i));
