@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
         printf("  %-26s %9.1f %7.1f%%  (%.1f MB/token, %.1f ms, %.1f tokens/s GEMV-only)\n",
                "whole decode step", gbs_decode, 100.0 * gbs_decode / bw, decode_bytes * 1e-6,
                t_decode * 1e3, 1.0 / t_decode);
-        hmti_pool_free(pool);
+        hmti_pool_release(pool);
     }
     return 0;
 }

@@ -198,7 +198,7 @@ int main(int argc, char **argv) {
             double gbs = (double)total / t * 1e-9;
             printf("  %d thread%s: decode step %.2f ms, %.1f GB/s = %.1f%% of the streaming read "
                    "(%.1f GB/s)\n", nth, nth > 1 ? "s" : " ", t * 1e3, gbs, 100.0 * gbs / bw, bw);
-            hmti_pool_free(pool);
+            hmti_pool_release(pool);
         }
     }
     return 0;

@@ -145,7 +145,7 @@ static void check_case(const mat *a, int threads, int64_t n, uint64_t *seed) {
         }
     for (int64_t i = 0; i < n; i++) /* the stride gaps untouched */
         for (int64_t r = rows; r < ldy; r++) ck_assert(y[i * ldy + r] == -1234.5f);
-    hmti_pool_free(pool);
+    hmti_pool_release(pool);
     free(x);
     free(y);
     free(bias);
@@ -199,11 +199,11 @@ START_TEST(falls_back_to_f32) {
     const int old = hmti_bf16_set_engine(HMTI_BF16_NONE);
     expect_f32(&a, pool, 40, &seed); /* no engine */
     hmti_bf16_set_engine(old);
-    hmti_pool_free(pool);
+    hmti_pool_release(pool);
     hmti_pool *bare;
     ck_assert_int_eq(hmti_pool_create(&bare, 1), HMT_OK);
     expect_f32(&a, bare, 40, &seed); /* no scratch */
-    hmti_pool_free(bare);
+    hmti_pool_release(bare);
     mat_free(&a);
 }
 END_TEST

@@ -134,9 +134,9 @@ START_TEST(pool_runs_every_share_once) {
         for (int i = 0; i < nt; i++) EXPECT(atomic_load(&a.hits[i]) == runs);
         for (int64_t i = 0; i < a.n; i++) EXPECT(a.cover[i] == runs);
         free(a.cover);
-        hmti_pool_free(pool);
+        hmti_pool_release(pool);
     }
-    hmti_pool_free(NULL);
+    hmti_pool_release(NULL);
     hmti_pool *p = NULL;
     ck_assert_int_eq(hmti_pool_create(&p, 0), HMT_E_INVAL);
     ck_assert_ptr_null(p);
@@ -412,7 +412,7 @@ START_TEST(matmul_f32_shapes) {
                     check_matmul(pool, 0, dims[ri], dims[ci], ns[ni], idx & 1, (idx >> 1) % 3 * 5,
                                  (idx >> 2) % 2 * 7);
                 }
-        hmti_pool_free(pool);
+        hmti_pool_release(pool);
     }
 }
 END_TEST
@@ -432,7 +432,7 @@ START_TEST(matmul_all_types) {
                     for (int ni = 0; ni < 4; ni++, idx++)
                         check_matmul(pool, types[ti], rows[ri], cols[ci], ns[ni], idx & 1,
                                      idx % 3 == 0 ? 3 : 0, idx % 5 == 0 ? 4 : 0);
-        hmti_pool_free(pool);
+        hmti_pool_release(pool);
     }
 }
 END_TEST
@@ -448,7 +448,7 @@ START_TEST(matmul_model_shapes) {
     check_matmul(pool, 0, 2000, 64, 1, 0, 0, 0);
     check_matmul(pool, 0, 2000, 64, 5, 1, 0, 0);
     check_matmul(pool, 0, 192, 576, 33, 0, 0, 0);
-    hmti_pool_free(pool);
+    hmti_pool_release(pool);
 }
 END_TEST
 

@@ -173,7 +173,7 @@ static void check_case(const fixture *f, int threads, int64_t n, int decode_rows
         }
         for (int64_t r = rows; r < ldy; r++) EXPECT(yi[r] == -1234.5f); /* stride untouched */
     }
-    hmti_pool_free(pool);
+    hmti_pool_release(pool);
     free(x), free(y), free(bias), free(yk), free(act);
 }
 

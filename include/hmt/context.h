@@ -30,6 +30,11 @@ HMT_API HMT_NODISCARD int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t v
 /** Read a key's value as the context uses it (e.g. the actual HMT_P_N_CTX). */
 HMT_API HMT_NODISCARD int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out);
 
+/** Run this context's work on tp from now on, holding a reference to it
+ *  (NULL: the process's shared pool). The previous pool is released.
+ *  Errors: HMT_E_NOMEM (scratch for this context on tp). */
+HMT_API HMT_NODISCARD int hmt_ctx_attach_threadpool(hmt_ctx *ctx, hmt_threadpool *tp);
+
 /** The model this context runs (borrowed). */
 HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx);
 /** Number of positions held in the KV cache. */

@@ -11,6 +11,7 @@
  *   <hmt/version.h>  versions, export macros
  *   <hmt/error.h>    status codes, the thread's last error, logging
  *   <hmt/params.h>   options: keys per object, HMT_AUTO, named modes
+ *   <hmt/threadpool.h> thread pools shared by contexts, streams, datastores
  *   <hmt/model.h>    models and tokenizers
  *   <hmt/context.h>  contexts: a model with a KV cache
  *   <hmt/stream.h>   HMT adapters and document streams
@@ -56,6 +57,8 @@
  *     hmt_proc      hmt_proc_create,           the datastore (kNN); DITTO
  *                   _ditto_create, _knn_create and user processors: nothing
  *     hmt_sampler   hmt_sampler_create         the processors added to it
+ *     hmt_threadpool hmt_threadpool_create     -  (contexts, streams and
+ *                                                datastores hold their pool)
  *     hmt_knn       hmt_knn_load               - (the model is only checked)
  *     hmt_knn_builder hmt_knn_builder_create   - (records the model's
  *                                                fingerprint)
@@ -87,6 +90,7 @@
 #include "version.h"
 #include "error.h"
 #include "params.h"
+#include "threadpool.h"
 #include "model.h"
 #include "context.h"
 #include "stream.h"

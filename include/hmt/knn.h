@@ -153,6 +153,11 @@ HMT_API HMT_NODISCARD int hmt_knn_builder_finish(hmt_knn_builder *builder);
 HMT_API HMT_NODISCARD int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path,
                                        const hmt_params *params);
 
+/** Run this datastore's searches on tp from now on, holding a reference to
+ *  it (NULL: the process's shared pool). Like hmt_knn_faiss_attach, call it
+ *  before the datastore is shared: HMT_E_MISUSE while another call uses it. */
+HMT_API HMT_NODISCARD int hmt_knn_attach_threadpool(hmt_knn *knn, hmt_threadpool *tp);
+
 /** Release the caller's reference (NULL is a no-op). kNN processors hold
  *  their own reference, so the datastore is unmapped and freed when the last
  *  of them is freed; the caller must not use knn after this call. */

@@ -5,7 +5,7 @@
 #ifndef INCLUDE_HMT_MODEL_H
 #define INCLUDE_HMT_MODEL_H
 
-#include "params.h"
+#include "threadpool.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -61,8 +61,10 @@ typedef enum hmt_param {
     /* kNN-LM datastore builds (350…): hmt_knn_builder_create */
     HMT_P_KNN_KEY_F16 = 350,     /* int: 1 = store keys as F16 (default 0: F32)    */
     /* threads and arithmetic (400…): contexts, streams; runtime-settable */
-    HMT_P_N_THREADS = 400,    /* int: threads to use, or HMT_AUTO for one per
-                                 online CPU (default). Also hmt_knn_load.       */
+    HMT_P_N_THREADS = 400,    /* int: a private pool of this many threads, or
+                                 HMT_AUTO for the process's shared pool
+                                 (default; <hmt/threadpool.h>). Also
+                                 hmt_knn_load.                                 */
     HMT_P_COMPUTE_TYPE = 401, /* int: hmt_compute_type (default HMT_COMPUTE_F32) */
     /* samplers (500…): hmt_sampler_create */
     HMT_P_TEMPERATURE = 500, /* float: 0 = greedy (default 0.8)                */

@@ -71,6 +71,10 @@ HMT_API HMT_NODISCARD int hmt_stream_feed(hmt_stream *stream, const hmt_token *t
  *  switch to generation). No-op when nothing is pending. */
 HMT_API HMT_NODISCARD int hmt_stream_flush(hmt_stream *stream);
 
+/** Run this stream's work on tp from now on, holding a reference to it
+ *  (NULL: the process's shared pool); as hmt_ctx_attach_threadpool. */
+HMT_API HMT_NODISCARD int hmt_stream_attach_threadpool(hmt_stream *stream, hmt_threadpool *tp);
+
 /** The model this stream runs (borrowed: valid while the stream lives). */
 HMT_API const hmt_model *hmt_stream_model(const hmt_stream *stream);
 

@@ -29,7 +29,7 @@ static int alloc_scores(hmti_backbone *b, int n_threads) {
 }
 
 int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
-                       int n_threads) {
+                       int64_t n_threads) {
     memset(b, 0, sizeof *b);
     b->m = m;
     b->n_ctx = n_ctx;
@@ -62,7 +62,7 @@ int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int3
 }
 
 void hmti_backbone_release(hmti_backbone *b) {
-    hmti_pool_free(b->pool);
+    hmti_pool_release(b->pool);
     hmti_big_free(b->kt, b->kv_bytes);
     hmti_big_free(b->v, b->kv_bytes);
     hmti_big_free(b->arena, b->arena_bytes);
@@ -84,21 +84,24 @@ static int reserve_scratch(const hmti_backbone *b, hmti_pool *pool) {
     return hmti_pool_reserve(pool, shared, local);
 }
 
-int hmti_backbone_set_threads(hmti_backbone *b, int n_threads) {
-    if (b->pool && n_threads == b->n_threads) return HMT_OK;
-    int rc = alloc_scores(b, n_threads);
+int hmti_backbone_attach(hmti_backbone *b, hmti_pool *pool) {
+    int rc = alloc_scores(b, hmti_pool_n_threads(pool));
+    if (!rc) rc = reserve_scratch(b, pool);
     if (rc) return rc;
-    hmti_pool *pool;
-    rc = hmti_pool_create(&pool, n_threads);
-    if (rc) return rc;
-    if ((rc = reserve_scratch(b, pool))) {
-        hmti_pool_free(pool);
-        return rc;
-    }
-    hmti_pool_free(b->pool);
+    hmti_pool_retain(pool);
+    hmti_pool_release(b->pool);
     b->pool = pool;
-    b->n_threads = n_threads;
+    b->n_threads = hmti_pool_n_threads(pool);
     return HMT_OK;
+}
+
+int hmti_backbone_set_threads(hmti_backbone *b, int64_t n_threads) {
+    hmti_pool *pool;
+    int rc = hmti_pool_for_threads(&pool, n_threads);
+    if (rc) return rc;
+    rc = hmti_backbone_attach(b, pool);
+    hmti_pool_release(pool); /* b holds it now (or failed) */
+    return rc;
 }
 
 /* The pool's scratch only grows: switching back and forth costs nothing
@@ -268,10 +271,10 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     hmti_add(b->x, b->xn, (int64_t)n * d);
 }
 
-int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,
-                          const float *embd, const int32_t *pos, const uint8_t *outputs,
-                          float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
-                          void *abort_data) {
+static int forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,
+                   const float *embd, const int32_t *pos, const uint8_t *outputs,
+                   float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
+                   void *abort_data) {
     const hmt_model *m = b->m;
     const int64_t d = m->n_embd;
     for (int32_t i = 0; i < n; i++) {
@@ -299,4 +302,17 @@ int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt
     }
     if (n_logits) matmul(b, &m->output, b->xg, d, n_logits, logits_out, m->n_vocab, NULL);
     return HMT_OK;
+}
+
+/* The pool is held for the whole pass: contexts sharing it take turns. */
+int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,
+                          const float *embd, const int32_t *pos, const uint8_t *outputs,
+                          float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
+                          void *abort_data) {
+    int rc = hmti_pool_acquire(b->pool, "eval");
+    if (rc) return rc;
+    rc = forward(b, n_past, n, tokens, embd, pos, outputs, hidden_out, logits_out, abort_fn,
+                 abort_data);
+    hmti_pool_unlock(b->pool);
+    return rc;
 }

@@ -12,8 +12,8 @@
 
 typedef struct {
     const hmt_model *m;
-    hmti_pool *pool;
-    int n_threads;
+    hmti_pool *pool; /* held: shared with other contexts, or private */
+    int n_threads;   /* the pool's */
     int compute; /* HMT_P_COMPUTE_TYPE */
     int32_t n_ctx, n_batch;
     float *kt;     /* K cache, transposed for the score GEMM: [layer][kv_head][head_dim][n_ctx] */
@@ -30,10 +30,13 @@ typedef struct {
     size_t scores_bytes;
 } hmti_backbone;
 
+/* n_threads: HMT_P_N_THREADS (HMT_AUTO: the process's shared pool). */
 int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
-                       int n_threads);
+                       int64_t n_threads);
 void hmti_backbone_release(hmti_backbone *b);
-int hmti_backbone_set_threads(hmti_backbone *b, int n_threads);
+int hmti_backbone_set_threads(hmti_backbone *b, int64_t n_threads);
+/* Run on pool from now on (retained; the old one released). */
+int hmti_backbone_attach(hmti_backbone *b, hmti_pool *pool);
 /* HMT_P_COMPUTE_TYPE (value checked by the caller); grows the pool's
  * scratch to what the BF16 path needs. */
 int hmti_backbone_set_compute(hmti_backbone *b, int compute);

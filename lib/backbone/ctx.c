@@ -39,7 +39,7 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     if (rc) return rc;
     int64_t n_ctx = (int64_t)hmti_param_value(params, HMT_P_N_CTX);
     int64_t n_batch = (int64_t)hmti_param_value(params, HMT_P_N_BATCH);
-    int n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
+    const int64_t n_threads = (int64_t)hmti_param_value(params, HMT_P_N_THREADS);
     if (n_ctx == HMT_AUTO) n_ctx = model->n_ctx_train;
     if (n_batch > n_ctx) n_batch = n_ctx;
     hmt_ctx *ctx = hmti_calloc(1, sizeof *ctx);
@@ -83,7 +83,7 @@ static int ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
     int rc = hmti_param_check(key, (double)value, 1);
     if (!rc)
         rc = key == HMT_P_N_THREADS
-                 ? hmti_backbone_set_threads(&ctx->bb, hmti_resolve_threads(value))
+                 ? hmti_backbone_set_threads(&ctx->bb, value)
                  : hmti_backbone_set_compute(&ctx->bb, (int)value);
     return rc ? rc : HMT_OK;
 }
@@ -100,6 +100,13 @@ HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
         return hmti_errf(HMT_E_INVAL, "hmt_ctx_get: %s (key %d) is not a context key",
                          hmti_param_name(key), (int)key);
     }
+}
+
+static int ctx_attach(hmt_ctx *ctx, hmt_threadpool *tp) {
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_attach_threadpool: ctx is NULL");
+    if (hmti_pool_check(tp, "hmt_ctx_attach_threadpool")) return HMT_E_MISUSE;
+    if (tp) return hmti_backbone_attach(&ctx->bb, tp);
+    return hmti_backbone_set_threads(&ctx->bb, HMT_AUTO);
 }
 
 HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx) { return ctx ? ctx->model : NULL; }
@@ -282,6 +289,9 @@ static int ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data
 
 HMT_API int hmt_ctx_set_int(hmt_ctx *ctx, hmt_param key, int64_t value) {
     GUARDED("hmt_ctx_set_int", ctx_set_int(ctx, key, value));
+}
+HMT_API int hmt_ctx_attach_threadpool(hmt_ctx *ctx, hmt_threadpool *tp) {
+    GUARDED("hmt_ctx_attach_threadpool", ctx_attach(ctx, tp));
 }
 HMT_API int hmt_ctx_eval(hmt_ctx *ctx, const hmt_token *tokens, const float *embd, size_t n,
                          const int32_t *pos, const uint8_t *outputs) {

@@ -400,7 +400,6 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     hmt_knn *knn = hmti_calloc(1, sizeof *knn);
     if (!knn) return hmti_errf(HMT_E_NOMEM, "knn load: out of memory");
     hmti_guard_init(&knn->guard, HMTI_MAGIC_KNN);
-    pthread_mutex_init(&knn->pool_mu, NULL);
     atomic_init(&knn->refs, 1);
     int fd;
     uint64_t fsize;
@@ -472,12 +471,13 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     knn->n_vocab = nv;
     knn->dtype = (hmt_knn_dtype)kdt;
     /* threads; the content checksum before anything reads keys or values */
-    knn->n_threads = hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS));
-    if (knn->n_threads < 1) knn->n_threads = 1;
-    rc = hmti_pool_create(&knn->pool, knn->n_threads);
+    rc = hmti_pool_for_threads(&knn->pool, (int64_t)hmti_param_value(params, HMT_P_N_THREADS));
     if (rc) return load_fail(knn, rc);
+    knn->n_threads = hmti_pool_n_threads(knn->pool);
     uint64_t sum;
+    if ((rc = hmti_pool_acquire(knn->pool, "knn load"))) return load_fail(knn, rc);
     rc = hmti_knn_content_sum(knn->pool, h + koff, fsize - koff, &sum);
+    hmti_pool_unlock(knn->pool);
     if (rc) return load_fail(knn, rc);
     if (sum != get64(h + HMTI_KNN_OFF_CONTENT))
         BAD("content checksum mismatch (keys or values corrupt, or from another build)", path);
@@ -493,7 +493,11 @@ HMT_API int hmt_knn_load(hmt_knn **out, const hmt_model *model, const char *path
     int ok = job.scratch != NULL;
     for (int t = 0; ok && t < knn->n_threads; t++)
         ok = (job.scratch[t] = hmti_malloc(dim * sizeof(float))) != NULL;
-    if (ok) hmti_pool_run(knn->pool, norms_share, &job);
+    if (ok && (rc = hmti_pool_acquire(knn->pool, "knn load"))) ok = 0;
+    if (ok) {
+        hmti_pool_run(knn->pool, norms_share, &job);
+        hmti_pool_unlock(knn->pool);
+    }
     for (int t = 0; job.scratch && t < knn->n_threads; t++) free(job.scratch[t]);
     free(job.scratch);
     if (!ok) return load_fail(knn, hmti_errf(HMT_E_NOMEM, "knn load: out of memory"));
@@ -520,10 +524,9 @@ void hmti_knn_release(const hmt_knn *cknn) {
     if (!knn || atomic_fetch_sub(&knn->refs, 1) != 1) return;
     hmti_guard_poison(&knn->guard);
     hmti_faiss_free(knn->faiss);
-    if (knn->pool) hmti_pool_free(knn->pool);
+    hmti_pool_release(knn->pool);
     if (knn->map) munmap(knn->map, knn->map_len);
     free(knn->norms);
-    pthread_mutex_destroy(&knn->pool_mu);
     free(knn);
 }
 

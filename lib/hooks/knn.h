@@ -51,9 +51,8 @@ struct hmt_knn {
     hmt_knn_dtype dtype;
     void *map;
     size_t map_len;
-    hmti_pool *pool;          /* search threads                      */
-    pthread_mutex_t pool_mu;  /* one search at a time on the pool   */
-    int n_threads;
+    hmti_pool *pool;          /* search threads (held; maybe shared)    */
+    int n_threads;            /* the pool's                             */
     struct hmti_faiss *faiss; /* attached IVF-PQ index or NULL (knn_index.c) */
     int32_t nprobe, rerank;   /* its search settings, read at attach */
     _Atomic int refs;         /* the caller's + one per kNN processor */

@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-typedef struct hmti_pool hmti_pool;
+typedef struct hmt_threadpool hmti_pool;
 typedef struct hmti_faiss hmti_faiss; /* one IndexIVFPQ */
 
 /* For each of the n rows of x (row-major n × d), the nearest of the nc rows

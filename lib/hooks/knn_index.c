@@ -225,8 +225,10 @@ static int faiss_build(const hmt_knn *knn, const char *path, const hmt_params *p
     float *buf = hmti_malloc((size_t)c.train * (size_t)d * sizeof *buf);
     if (!buf) return hmti_errf(HMT_E_NOMEM, "knn faiss build: out of memory (training sample "
                                "of %" PRId64 " keys)", c.train);
-    hmt_knn *mk = (hmt_knn *)knn; /* the pool and its lock are the only mutable parts */
-    pthread_mutex_lock(&mk->pool_mu);
+    if ((rc = hmti_pool_acquire(knn->pool, "knn faiss build"))) {
+        free(buf);
+        return rc;
+    }
     hmti_pool *pool = knn->n_threads > 1 ? knn->pool : NULL;
     rc = hmti_faiss_create(&f, knn->dim, (int32_t)c.nlist, (int32_t)c.m, c.seed);
     if (!rc) {
@@ -247,7 +249,7 @@ static int faiss_build(const hmt_knn *knn, const char *path, const hmt_params *p
         if (!rc && progress && progress(user_data, i0 + n, knn->count))
             rc = hmti_errf(HMT_E_ABORTED, "knn faiss build: stopped by the progress callback");
     }
-    pthread_mutex_unlock(&mk->pool_mu);
+    hmti_pool_unlock(knn->pool);
     free(buf);
     if (!rc) rc = write_file(knn, f, &c, path);
     hmti_faiss_free(f);
@@ -352,6 +354,24 @@ HMT_API int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_param
     return rc;
 }
 
+/* Exclusive, as attach: searches read the pool without a lock. */
+HMT_API int hmt_knn_attach_threadpool(hmt_knn *knn, hmt_threadpool *tp) {
+    int rc = hmti_enter(HMTI_GUARD(knn), HMTI_MAGIC_KNN, "hmt_knn_attach_threadpool");
+    if (rc) return rc;
+    hmti_pool *pool = tp;
+    if ((rc = hmti_pool_check(tp, "hmt_knn_attach_threadpool")) == HMT_OK) {
+        if (pool) hmti_pool_retain(pool);
+        else rc = hmti_pool_default(&pool);
+    }
+    if (!rc) {
+        hmti_pool_release(knn->pool);
+        knn->pool = pool;
+        knn->n_threads = hmti_pool_n_threads(pool);
+    }
+    hmti_leave(HMTI_GUARD(knn));
+    return rc;
+}
+
 HMT_API void hmt_knn_faiss_detach(hmt_knn *knn) {
     if (!knn || hmti_enter(&knn->guard, HMTI_MAGIC_KNN, "hmt_knn_faiss_detach")) return;
     hmti_faiss_free(knn->faiss);
@@ -391,8 +411,7 @@ int hmti_knn_faiss_search(const hmt_knn *knn, const float *queries, size_t n, in
     int64_t group = ((int64_t)1 << 21) / kc;
     group = group < 1 ? 1 : group > 256 ? 256 : group;
     if ((size_t)group > n) group = (int64_t)n;
-    hmt_knn *mk = (hmt_knn *)knn;
-    int locked = knn->pool && knn->n_threads > 1 && pthread_mutex_trylock(&mk->pool_mu) == 0;
+    int locked = knn->pool && knn->n_threads > 1 && hmti_pool_try_acquire(knn->pool);
     const int nth = locked ? knn->n_threads : 1;
     float *fd = hmti_malloc((size_t)group * kc * sizeof *fd);
     int64_t *fi = hmti_malloc((size_t)group * kc * sizeof *fi);
@@ -415,7 +434,7 @@ int hmti_knn_faiss_search(const hmt_knn *knn, const float *queries, size_t n, in
         else
             rerank_share(&j, 0, 1);
     }
-    if (locked) pthread_mutex_unlock(&mk->pool_mu);
+    if (locked) hmti_pool_unlock(knn->pool);
     for (int t = 0; scratch && t < nth; t++) free(scratch[t]);
     free(scratch);
     free(fd);

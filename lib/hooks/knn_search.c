@@ -215,8 +215,8 @@ static int search_impl(const hmt_knn *knn, const float *queries, size_t n, int64
         if (!isfinite(queries[i]))
             return hmti_errf(HMT_E_INVAL, "knn search: query %zu is not finite", i / (size_t)d);
     if (knn->faiss) return hmti_knn_faiss_search(knn, queries, n, k, dist_out, idx_out);
-    hmt_knn *mk = (hmt_knn *)knn; /* the pool and its lock are the only mutable parts */
-    int locked = knn->pool && knn->n_threads > 1 && pthread_mutex_trylock(&mk->pool_mu) == 0;
+    /* a pool busy with another user's work: search on this thread alone */
+    int locked = knn->pool && knn->n_threads > 1 && hmti_pool_try_acquire(knn->pool);
     int rc = HMT_OK;
     /* bound the heaps (threads × queries × kc entries of 12 bytes) by ~24 MiB
      * per thread: large k means smaller query groups */
@@ -229,7 +229,7 @@ static int search_impl(const hmt_knn *knn, const float *queries, size_t n, int64
                           queries + q0 * d, nq, k, dist_out ? dist_out + q0 * k : NULL,
                           idx_out ? idx_out + q0 * k : NULL);
     }
-    if (locked) pthread_mutex_unlock(&mk->pool_mu);
+    if (locked) hmti_pool_unlock(knn->pool);
     return rc;
 }
 

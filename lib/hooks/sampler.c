@@ -58,6 +58,7 @@ HMT_API void hmt_sampler_free(hmt_sampler *s) {
 }
 
 static int sampler_add(hmt_sampler *s, hmt_proc *p) {
+    if (!s) return hmti_errf(HMT_E_INVAL, "hmt_sampler_add: sampler is NULL");
     if (!p) return hmti_errf(HMT_E_INVAL, "hmt_sampler_add: processor is NULL");
     if (hmti_guard_check(&p->guard, HMTI_MAGIC_PROC, "hmt_sampler_add")) return HMT_E_MISUSE;
     if (atomic_load(&p->in_sampler))
@@ -115,6 +116,7 @@ static int proc_failed(const hmt_proc *p, int32_t i, int rc, const char *who) {
 /* Run the processors and leave the final log-probabilities in s->work. */
 static int run(hmt_sampler *s, const float *logits, int32_t n_vocab, const float *key,
                int32_t n_key, const char *who) {
+    if (!s) return hmti_errf(HMT_E_INVAL, "%s: sampler is NULL", who);
     if (!logits || n_vocab <= 0)
         return hmti_errf(HMT_E_INVAL, "%s: NULL logits or n_vocab %d", who, (int)n_vocab);
     if (n_key < 0 || (n_key > 0 && !key))
@@ -175,12 +177,14 @@ static void accept_token(hmt_sampler *s, hmt_token token) {
 }
 
 static int accept_checked(hmt_sampler *s, hmt_token token) {
+    if (!s) return hmti_errf(HMT_E_INVAL, "hmt_sampler_accept: sampler is NULL");
     if (token < 0) return hmti_errf(HMT_E_INVAL, "hmt_sampler_accept: token %d < 0", (int)token);
     accept_token(s, token);
     return HMT_OK;
 }
 
 static int prepare(hmt_sampler *s, const float *keys, size_t n, int32_t n_key) {
+    if (!s) return hmti_errf(HMT_E_INVAL, "hmt_sampler_prepare: sampler is NULL");
     if (!keys || n == 0 || n_key <= 0)
         return hmti_errf(HMT_E_INVAL, "hmt_sampler_prepare: keys %s, n %zu, n_key %d",
                          keys ? "set" : "NULL", n, (int)n_key);
@@ -197,7 +201,7 @@ static int prepare(hmt_sampler *s, const float *keys, size_t n, int32_t n_key) {
  * logits themselves (the same softmax, and the 0.1 sampler's exact bits). */
 static int sample(hmt_sampler *s, const float *logits, int32_t n_vocab, const float *key,
                   int32_t n_key, hmt_token *out, const char *who) {
-    if (!out) return hmti_errf(HMT_E_INVAL, "%s: out is NULL", who);
+    if (!s || !out) return hmti_errf(HMT_E_INVAL, "%s: %s is NULL", who, !s ? "sampler" : "out");
     const float *z = logits;
     if (s->n > 0) {
         int rc = run(s, logits, n_vocab, key, n_key, who);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 /* ---- thread pool --------------------------------------------------------- */
-typedef struct hmti_pool hmti_pool;
+typedef struct hmt_threadpool hmti_pool; /* the public hmt_threadpool */
 
 /* A job runs fn(arg, ith, nth) on nth threads (the caller's thread is ith 0).
  * Workers spin briefly between jobs and then sleep, so back-to-back jobs (one
@@ -21,7 +21,21 @@ typedef struct hmti_pool hmti_pool;
 typedef void (*hmti_job_fn)(void *arg, int ith, int nth);
 
 int hmti_pool_create(hmti_pool **out, int n_threads); /* n_threads >= 1 */
-void hmti_pool_free(hmti_pool *pool);
+/* References: every user of a pool holds one; the last release frees it. */
+void hmti_pool_retain(hmti_pool *pool);
+void hmti_pool_release(hmti_pool *pool);
+/* The process-wide default pool (one thread per online CPU), retained. */
+int hmti_pool_default(hmti_pool **out);
+/* HMT_P_N_THREADS: HMT_AUTO -> the default pool, else a private one. */
+int hmti_pool_for_threads(hmti_pool **out, int64_t n_threads);
+/* One user at a time: a forward pass or a search holds the pool for its whole
+ * duration. acquire waits (HMT_E_MISUSE when this thread already holds it);
+ * try_acquire returns 0 when another user holds it. */
+int hmti_pool_acquire(hmti_pool *pool, const char *who);
+int hmti_pool_try_acquire(hmti_pool *pool);
+void hmti_pool_unlock(hmti_pool *pool);
+/* HMT_E_MISUSE for a freed or foreign handle (NULL is fine). */
+int hmti_pool_check(const hmti_pool *tp, const char *fn);
 int hmti_pool_n_threads(const hmti_pool *pool);
 void hmti_pool_run(hmti_pool *pool, hmti_job_fn fn, void *arg);
 /* Scratch owned by the pool, kept until hmti_pool_free: one buffer shared

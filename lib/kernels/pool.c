@@ -17,7 +17,14 @@
  * before every share of this one has finished, so a claimed share always sees
  * its own job's fn/arg. Sequentially consistent atomics on the "am I about to
  * sleep" flags (n_sleeping, caller_sleeping) make check-then-wait safe
- * (Dekker-style). */
+ * (Dekker-style).
+ *
+ * A pool is also the public hmt_threadpool: reference counted (every
+ * context, stream and datastore using it holds a reference), shared by any
+ * number of them, and used by one of them at a time: a forward pass or a
+ * search acquires it (use_mu) for its whole duration, so jobs and the
+ * scratch never interleave. The process-wide default pool (one thread per
+ * online CPU) is created on first use and lives until the process ends. */
 #include <errno.h>
 #include <immintrin.h>
 #include <pthread.h>
@@ -27,15 +34,21 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/busy.h"
 #include "core/error.h"
+#include "core/params.h"
 #include "kernels/kernels.h"
 
 #define SPIN_NS 100000 /* ~100 µs: covers the gap between two layers' jobs */
 #define SHARE_BITS 16
 #define SHARE_MASK ((UINT64_C(1) << SHARE_BITS) - 1)
 
-struct hmti_pool {
+struct hmt_threadpool {
     int n_threads;
+    atomic_int refs;
+    pthread_mutex_t use_mu; /* held by the one user running jobs           */
+    pthread_t owner;        /* that user's thread, valid while owned is 1 */
+    atomic_int owned;
     void *scratch;                    /* shared part, then n_threads local parts */
     size_t shared_bytes, local_bytes; /* each rounded up to 64                   */
     pthread_t *threads;
@@ -54,6 +67,7 @@ struct hmti_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     pthread_cond_t cv_done;
+    hmti_guard guard; /* last: see busy.h */
 };
 
 struct worker_arg {
@@ -142,6 +156,10 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     hmti_pool *pool = hmti_calloc(1, sizeof *pool);
     if (!pool) return hmti_errf(HMT_E_NOMEM, "out of memory creating a thread pool");
     pool->n_threads = n_threads;
+    atomic_init(&pool->refs, 1);
+    atomic_init(&pool->owned, 0);
+    pthread_mutex_init(&pool->use_mu, NULL);
+    hmti_guard_init(&pool->guard, HMTI_MAGIC_POOL);
     atomic_init(&pool->ticket, (uint64_t)n_threads); /* job 0: nothing to claim */
     atomic_init(&pool->pending, 0);
     atomic_init(&pool->n_sleeping, 0);
@@ -156,6 +174,7 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     if (!pool->threads || !pool->wargs) {
         free(pool->threads);
         free(pool->wargs);
+        pthread_mutex_destroy(&pool->use_mu);
         free(pool);
         return hmti_errf(HMT_E_NOMEM, "out of memory creating a thread pool");
     }
@@ -177,7 +196,7 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
         stop_and_join(pool);
-        hmti_pool_free(pool);
+        hmti_pool_release(pool);
         return hmti_errf(err == EAGAIN ? HMT_E_NOMEM : HMT_E_INTERNAL,
                          "cannot start %d worker threads (error %d)", n_threads - 1, err);
     }
@@ -185,8 +204,14 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     return HMT_OK;
 }
 
-void hmti_pool_free(hmti_pool *pool) {
-    if (!pool) return;
+void hmti_pool_retain(hmti_pool *pool) {
+    if (pool) atomic_fetch_add(&pool->refs, 1);
+}
+
+void hmti_pool_release(hmti_pool *pool) {
+    if (!pool || atomic_fetch_sub(&pool->refs, 1) != 1) return;
+    hmti_guard_poison(&pool->guard);
+    pthread_mutex_destroy(&pool->use_mu);
     if (pool->n_threads > 1) {
         stop_and_join(pool);
         pthread_mutex_destroy(&pool->mu);
@@ -201,7 +226,7 @@ void hmti_pool_free(hmti_pool *pool) {
 
 static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
-int hmti_pool_reserve(hmti_pool *pool, size_t shared_bytes, size_t local_bytes) {
+static int reserve(hmti_pool *pool, size_t shared_bytes, size_t local_bytes) {
     shared_bytes = round64(shared_bytes);
     local_bytes = round64(local_bytes);
     if (shared_bytes < pool->shared_bytes) shared_bytes = pool->shared_bytes;
@@ -232,7 +257,81 @@ void *hmti_pool_local(hmti_pool *pool, int ith, size_t *bytes) {
                   : NULL;
 }
 
+/* The scratch may be in use by another user's job: wait for the pool. */
+int hmti_pool_reserve(hmti_pool *pool, size_t shared_bytes, size_t local_bytes) {
+    int rc = hmti_pool_acquire(pool, "thread pool");
+    if (rc) return rc;
+    rc = reserve(pool, shared_bytes, local_bytes);
+    hmti_pool_unlock(pool);
+    return rc;
+}
+
 int hmti_pool_n_threads(const hmti_pool *pool) { return pool ? pool->n_threads : 1; }
+
+int hmti_pool_acquire(hmti_pool *pool, const char *who) {
+    if (atomic_load(&pool->owned) && pthread_equal(pool->owner, pthread_self()))
+        return hmti_errf(HMT_E_MISUSE, "%s: its thread pool is in use by an outer call on this "
+                         "thread (a callback evaluating on the same pool); give the inner "
+                         "object its own hmt_threadpool", who);
+    pthread_mutex_lock(&pool->use_mu);
+    pool->owner = pthread_self();
+    atomic_store(&pool->owned, 1);
+    return HMT_OK;
+}
+
+int hmti_pool_try_acquire(hmti_pool *pool) {
+    if (pthread_mutex_trylock(&pool->use_mu) != 0) return 0;
+    pool->owner = pthread_self();
+    atomic_store(&pool->owned, 1);
+    return 1;
+}
+
+void hmti_pool_unlock(hmti_pool *pool) {
+    atomic_store(&pool->owned, 0);
+    pthread_mutex_unlock(&pool->use_mu);
+}
+
+/* The process-wide default: created on first use, never destroyed. */
+static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
+static hmti_pool *default_pool;
+
+int hmti_pool_default(hmti_pool **out) {
+    pthread_mutex_lock(&default_mu);
+    int rc = default_pool ? HMT_OK : hmti_pool_create(&default_pool, hmti_resolve_threads(0));
+    if (!rc) hmti_pool_retain(default_pool);
+    *out = rc ? NULL : default_pool;
+    pthread_mutex_unlock(&default_mu);
+    return rc;
+}
+
+int hmti_pool_for_threads(hmti_pool **out, int64_t n_threads) {
+    return n_threads == HMT_AUTO ? hmti_pool_default(out)
+                                 : hmti_pool_create(out, (int)n_threads);
+}
+
+/* ---- the public handle ---- */
+
+HMT_API int hmt_threadpool_create(hmt_threadpool **out, int32_t n_threads) {
+    if (!out) return hmti_errf(HMT_E_INVAL, "hmt_threadpool_create: out is NULL");
+    *out = NULL;
+    if (n_threads != HMT_AUTO && (n_threads < 1 || n_threads > 1024))
+        return hmti_errf(HMT_E_INVAL, "hmt_threadpool_create: %d threads (1..1024, or HMT_AUTO)",
+                         (int)n_threads);
+    return hmti_pool_create(out, hmti_resolve_threads(n_threads == HMT_AUTO ? 0 : n_threads));
+}
+
+HMT_API void hmt_threadpool_free(hmt_threadpool *tp) {
+    if (!tp || hmti_guard_check(&tp->guard, HMTI_MAGIC_POOL, "hmt_threadpool_free")) return;
+    hmti_pool_release(tp);
+}
+
+HMT_API int32_t hmt_threadpool_n_threads(const hmt_threadpool *tp) {
+    return tp ? tp->n_threads : 0;
+}
+
+int hmti_pool_check(const hmti_pool *tp, const char *fn) {
+    return tp ? hmti_guard_check(&tp->guard, HMTI_MAGIC_POOL, fn) : HMT_OK;
+}
 
 void hmti_pool_run(hmti_pool *pool, hmti_job_fn fn, void *arg) {
     if (!pool || pool->n_threads == 1) {

@@ -364,7 +364,7 @@ static int stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
     case HMT_P_ALL_LOGITS: s->all_logits = (int)value; return HMT_OK;
     case HMT_P_KEEP_FFN_INPUT: s->keep_ffn = (int)value; return HMT_OK;
     case HMT_P_N_THREADS:
-        rc = hmti_backbone_set_threads(&s->bb, hmti_resolve_threads(value));
+        rc = hmti_backbone_set_threads(&s->bb, value);
         return rc ? rc : HMT_OK;
     case HMT_P_COMPUTE_TYPE:
         rc = hmti_backbone_set_compute(&s->bb, (int)value);
@@ -414,6 +414,17 @@ HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     GUARDED("hmt_stream_feed", stream_feed(s, tokens, n));
 }
 HMT_API int hmt_stream_flush(hmt_stream *s) { GUARDED("hmt_stream_flush", stream_flush(s)); }
+static int stream_attach(hmt_stream *s, hmt_threadpool *tp) {
+    if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_attach_threadpool: stream is NULL");
+    if (hmti_pool_check(tp, "hmt_stream_attach_threadpool")) return HMT_E_MISUSE;
+    if (tp) return hmti_backbone_attach(&s->bb, tp);
+    return hmti_backbone_set_threads(&s->bb, HMT_AUTO);
+}
+
+HMT_API int hmt_stream_attach_threadpool(hmt_stream *s, hmt_threadpool *tp) {
+    GUARDED("hmt_stream_attach_threadpool", stream_attach(s, tp));
+}
+
 HMT_API int hmt_stream_set_int(hmt_stream *s, hmt_param key, int64_t value) {
     GUARDED("hmt_stream_set_int", stream_set_int(s, key, value));
 }

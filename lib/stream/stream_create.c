@@ -121,7 +121,7 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, hmt_adapter *a
                                                              : s->k + s->L + 2;
         const int32_t n_batch = (int32_t)hmti_param_value(params, HMT_P_N_BATCH);
         rc = hmti_backbone_init(&s->bb, model, n_ctx, n_batch < n_ctx ? n_batch : n_ctx,
-                                hmti_resolve_threads((int64_t)hmti_param_value(params, HMT_P_N_THREADS)));
+                                (int64_t)hmti_param_value(params, HMT_P_N_THREADS));
     }
     if (!rc) rc = hmti_backbone_set_compute(&s->bb,
                                             (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
