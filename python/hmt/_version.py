@@ -1,3 +1,3 @@
 # Generated from include/hmt/hmt.h by `make python-version`; do not edit.
-__version__ = "0.1.0"
-ABI_VERSION = 0
+__version__ = "0.2.0"
+ABI_VERSION = 1
