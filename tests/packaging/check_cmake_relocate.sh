@@ -32,7 +32,8 @@ cmake -S tests/abi/downstream -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/moved" \
 grep -q "^hmt_DIR:PATH=$tmp/moved/lib/$triplet/cmake/hmt$" "$tmp/cmake/CMakeCache.txt" ||
     { grep hmt_DIR "$tmp/cmake/CMakeCache.txt"; echo "check_cmake_relocate: FAIL (hmt_DIR is not the moved package)"; exit 1; }
 "$tmp/cmake/hello" models/demo-random-f16.gguf >"$tmp/out" 2>&1 || { cat "$tmp/out"; echo "check_cmake_relocate: FAIL (hello)"; exit 1; }
-loaded=$(ldd "$tmp/cmake/hello" | sed -n 's/.*libhmt.so.0 => \(.*\) (.*/\1/p')
-[ "$(readlink -f "$loaded")" = "$(readlink -f "$tmp/moved/lib/$triplet/libhmt.so.0")" ] ||
+soname=libhmt.so.$(awk '/^#define HMT_ABI_VERSION / {print $3}' include/hmt/version.h)
+loaded=$(ldd "$tmp/cmake/hello" | sed -n "s/.*$soname => \(.*\) (.*/\1/p")
+[ "$(readlink -f "$loaded")" = "$(readlink -f "$tmp/moved/lib/$triplet/$soname")" ] ||
     { echo "check_cmake_relocate: FAIL (hello loads $loaded, not the moved library)"; exit 1; }
 echo "check_cmake_relocate: OK (multiarch LIBDIR lib/$triplet, prefix moved after install)"

@@ -20,7 +20,8 @@ calls() { if [ -f "$tmp/calls" ]; then wc -l < "$tmp/calls"; else echo 0; fi; }
 
 run PREFIX="$tmp/live" install
 [ "$(calls)" -eq 1 ] || { echo "check_install_ldconfig: FAIL (live install ran ldconfig $(calls) times)"; exit 1; }
-[ -f "$tmp/live/lib/libhmt.so.0" ] || { echo "check_install_ldconfig: FAIL (nothing installed)"; exit 1; }
+soname=libhmt.so.$(awk '/^#define HMT_ABI_VERSION / {print $3}' include/hmt/version.h)
+[ -f "$tmp/live/lib/$soname" ] || { echo "check_install_ldconfig: FAIL (nothing installed)"; exit 1; }
 run PREFIX="$tmp/live" uninstall
 [ "$(calls)" -eq 2 ] || { echo "check_install_ldconfig: FAIL (live uninstall did not run ldconfig)"; exit 1; }
 

@@ -31,7 +31,12 @@ libs = {l.split()[-1] for l in maps if "libhmt.so" in l}
 print(" ".join(sorted(os.path.realpath(p) for p in libs)), hmt.__version__)'
 }
 
-# header_version: X.Y.Z from include/hmt/hmt.h
+# header_version: X.Y.Z from include/hmt/version.h
 header_version() {
-    awk '/^#define HMT_VERSION_(MAJOR|MINOR|PATCH) / {v = v sep $3; sep = "."} END {print v}' include/hmt/hmt.h
+    awk '/^#define HMT_VERSION_(MAJOR|MINOR|PATCH) / {v = v sep $3; sep = "."} END {print v}' include/hmt/version.h
+}
+
+# header_soname: libhmt.so.N, N = HMT_ABI_VERSION of include/hmt/version.h
+header_soname() {
+    echo "libhmt.so.$(awk '/^#define HMT_ABI_VERSION / {print $3}' include/hmt/version.h)"
 }
