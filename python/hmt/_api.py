@@ -915,17 +915,10 @@ class _ProcErrors(threading.local):
 
     def __init__(self):
         self.pending = []
+        self.depth = 0  # Sampler calls running on this thread (a callback may nest one)
 
 
 _proc_errors = _ProcErrors()
-
-
-def _reraise_proc_errors(cause=None):
-    pending = _proc_errors.pending
-    if pending:
-        e = pending[0]
-        pending.clear()
-        raise e from cause
 
 
 def _py_floats(ptr, n):
@@ -1109,18 +1102,29 @@ class Sampler(_Handle):
     n_procs = property(__len__)
 
     def _call(self, fn, *args):
-        """fn(handle, *args), re-raising what a PyProc raised meanwhile."""
+        """fn(handle, *args), re-raising the first exception a PyProc raised
+        during it (with the HmtError, if the call failed, as its cause)."""
         h = self._handle
-        _proc_errors.pending.clear()  # from raw lib calls: not this call's
+        errs = _proc_errors
+        if errs.depth == 0:
+            errs.pending.clear()  # left by raw lib calls: not this call's
+        mark = len(errs.pending)
         self._busy += 1
+        errs.depth += 1
+        cause = None
         try:
             fn(h, *args)
         except HmtError as e:
-            _reraise_proc_errors(e)
-            raise
+            cause = e
         finally:
+            errs.depth -= 1
             self._busy -= 1
-        _reraise_proc_errors()
+            mine = errs.pending[mark:]
+            del errs.pending[mark:]
+        if mine:
+            raise mine[0] from cause
+        if cause is not None:
+            raise cause
 
     def apply(self, logits, key=None):
         """Log-probabilities after every processor (a new vector); key: the
