@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Score a text with an HMT stream and print the recall weights per segment.
 
-    HMT_LIB_PATH=build/libhmt.so.0 python3 python/examples/hmt_score.py \
+    HMT_LIB_PATH=build/libhmt.so.1 python3 python/examples/hmt_score.py \
         models/demo-random-f16.gguf models/demo-random-hmt.gguf "Some long text ..."
 """
 import math

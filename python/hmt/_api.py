@@ -2,12 +2,15 @@
 
 Lifetime rules (docs/PYTHON.md):
 - every object has close() (idempotent), is a context manager, and frees its
-  handle from a guarded __del__ when it is garbage-collected;
-- a child keeps its parents alive (Context -> Model, Stream -> Model and
-  Adapter, Adapter -> Model, KnnProc -> Knn), and libhmt itself
-  reference-counts models, adapters and datastores, so any order of
-  close()/collection is safe; close() with live NumPy views defers the free
-  to the last view (_Lent);
+  handle from a guarded __del__ when it is garbage-collected; a closed object
+  refuses every use (HmtError E_MISUSE);
+- libhmt itself keeps what a handle needs: contexts, streams and adapters
+  retain their model, streams their adapter, kNN processors their datastore,
+  samplers their processors. So the Python objects keep no parent alive, and
+  any order of close()/collection is safe; close() with live NumPy views
+  defers the free to the last view (_Lent). The Python side of a PyProc (its
+  callables) lives exactly as long as the C processor: the C library's
+  free_data drops it (_PY_PROCS);
 - numbers are type- and range-checked before they reach ctypes (_args), and
   long calls turn Ctrl-C into KeyboardInterrupt (_interrupt);
 - Python callables handed to C (abort, recall, log) are kept alive by the
@@ -17,8 +20,10 @@ Lifetime rules (docs/PYTHON.md):
 """
 import array
 import ctypes
+import itertools
 import os
 import sys
+import threading
 import types
 import weakref
 from ctypes import sizeof as ctypes_sizeof
@@ -26,14 +31,14 @@ from ctypes import (POINTER, byref, c_char, c_double, c_float, c_int, c_int32, c
                     c_uint8, cast, create_string_buffer, string_at)
 
 from . import _args, _capi, _interrupt
-from ._capi import (COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, OUT_FFN_INPUT, OUT_HIDDEN,
-                    OUT_LOGITS, TOKENIZE_ADD_BOS,
-                    TOKENIZE_SPECIAL, HmtError, KnnDtype, LogLevel, Mode, Param, Status,
-                    hmt_abort_fn, hmt_adapter_p, hmt_chain_p, hmt_ctx_p, hmt_knn_builder_p,
-                    hmt_knn_p, hmt_knn_progress_fn, hmt_log_fn, hmt_model_p, hmt_params_p,
-                    hmt_proc_accept_fn, hmt_proc_apply_fn, hmt_proc_free_data_fn, hmt_proc_i,
-                    hmt_proc_p, hmt_proc_reset_fn, hmt_recall_fn, hmt_sampler_p, hmt_stream_p,
-                    lib)
+from ._capi import (AUTO, COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, OUT_FFN_INPUT,
+                    OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL, ComputeType,
+                    DittoMode, DittoRenorm, DittoScope, HmtError, KnnDtype, KnnLambdaMode,
+                    LogLevel, Mode, Param, Status, hmt_abort_fn, hmt_adapter_p, hmt_ctx_p,
+                    hmt_knn_builder_p, hmt_knn_p, hmt_knn_progress_fn, hmt_log_fn, hmt_model_p,
+                    hmt_params_p, hmt_proc_accept_fn, hmt_proc_apply_fn, hmt_proc_free_data_fn,
+                    hmt_proc_i, hmt_proc_p, hmt_proc_prepare_fn, hmt_proc_reset_fn,
+                    hmt_recall_fn, hmt_sampler_p, hmt_stream_p, lib)
 
 np = None
 if not os.environ.get("HMT_NO_NUMPY"):
@@ -102,12 +107,23 @@ def _key(key):
     return _args.int32(key, "parameter key", "params")
 
 
+# keys whose values are a named enum: a name ("rmt", "bf16") is taken too
+_ENUM_OF = {Param.MODE: Mode, Param.COMPUTE_TYPE: ComputeType, Param.DITTO_MODE: DittoMode,
+            Param.DITTO_SCOPE: DittoScope, Param.DITTO_RENORM: DittoRenorm,
+            Param.KNN_LAMBDA_MODE: KnnLambdaMode}
+
+
 def _value(key, value):
-    if key == Param.MODE and isinstance(value, str):
-        try:
-            return Mode[value.upper()]
-        except KeyError:
-            raise HmtError(Status.E_INVAL, "params", f"unknown mode {value!r}") from None
+    if isinstance(value, str):
+        if value.lower() == "auto":
+            return AUTO  # refused by set() for a key without HMT_AUTO
+        enum_ = _ENUM_OF.get(key)
+        if enum_ is not None:
+            try:
+                return enum_[value.upper()]
+            except KeyError:
+                raise HmtError(Status.E_INVAL, "params",
+                               f"unknown {_name(key)} value {value!r}") from None
     return value
 
 
@@ -133,11 +149,20 @@ def abi_version():
 
 
 def param_bounds(key):
-    """(lo, hi, default, is_int) of a parameter key (Param, int or name)."""
+    """(lo, hi, default, is_int) of a parameter key (Param, int or name). lo
+    is AUTO (-1) for the keys that take AUTO (the values between it and the
+    smallest real one are refused)."""
     lo, hi, de, ii = c_double(), c_double(), c_double(), c_int()
     lib.hmt_param_bounds(_key(key), byref(lo), byref(hi), byref(de), byref(ii))
     is_int = bool(ii.value)
     return (_number(lo.value, is_int), _number(hi.value, is_int), _number(de.value, is_int), is_int)
+
+
+def param_name(key):
+    """The key's name as the library's messages print it ("top_k"), or None
+    for a key this library does not know."""
+    name = lib.hmt_param_name(_key(key))
+    return None if name is None else name.decode()
 
 
 _log_cb = None  # the CFUNCTYPE object C holds (module global: hmt_log_set is global)
@@ -252,7 +277,9 @@ class _Handle:
 
 
 def _with_params(params, kwargs):
-    """(params pointer or None, temporary Params to close)."""
+    """(params pointer or None, temporary Params to close). The object gets
+    exactly the keys set on params plus kwargs: the library refuses a key
+    the object does not read, so nothing else is ever added here."""
     if not kwargs:
         return (params._handle if params is not None else None), None
     tmp = params.copy() if params is not None else Params()
@@ -281,7 +308,12 @@ def _create(ptr_type, fn, params, kwargs, *args):
 class Params(_Handle):
     """An hmt_params object: typed, enum-keyed options. Keys are Param
     members, their int values, or their names ("n_ctx", "temperature");
-    hmt.Params(n_ctx=256, n_threads=2). Values are typed by the key."""
+    hmt.Params(n_ctx=256, n_threads=2). Values are typed by the key; AUTO (or
+    "auto") for the keys that take it, enum names for enum keys ("rmt").
+
+    Only keys that are set count: an object created from a Params refuses
+    (HmtError E_INVAL naming the key) a set key it does not read, e.g. top_k
+    for a Context. Keys never set keep their defaults and are never refused."""
 
     _free_fn = staticmethod(lib.hmt_params_free)
     _kind = "params object"
@@ -325,17 +357,16 @@ class Params(_Handle):
     __getitem__ = get
 
     def copy(self):
-        """A new Params with the same values for every known key."""
-        p = Params()
-        for key in Param:
-            try:
-                v = self.get(key)
-                p.set(key, v)
-            except HmtError:  # read-only or unknown to this library
-                pass
+        """A new Params with the same values and the same keys set
+        (hmt_params_copy)."""
+        out = hmt_params_p()
+        lib.hmt_params_copy(byref(out), self._handle)
+        p = Params.__new__(Params)
+        p._h = out
         return p
 
     def as_dict(self):
+        """{name: value} of every key (set or default) this library knows."""
         out = {}
         for key in Param:
             try:
@@ -349,7 +380,8 @@ def _name(key):
     try:
         return Param(key).name.lower()
     except ValueError:
-        return str(key)
+        name = lib.hmt_param_name(int(key))
+        return name.decode() if name else str(key)
 
 
 class Model(_Handle):
@@ -383,7 +415,6 @@ class Model(_Handle):
     arch = property(lambda self: lib.hmt_model_arch(self._handle).decode())
     token_bos = property(lambda self: lib.hmt_model_token_bos(self._handle))
     token_eos = property(lambda self: lib.hmt_model_token_eos(self._handle))
-    errmsg = property(lambda self: lib.hmt_model_errmsg(self._handle).decode("utf-8", "replace"))
 
     @property
     def bos(self):
@@ -454,6 +485,42 @@ class Model(_Handle):
         if np is not None:
             return np.frombuffer(buf, dtype=np.float32).copy()
         return array.array("f", buf)
+
+
+class _LentModel(Model):
+    """The model of a Context or Stream, for `ctx.model` / `stream.model`
+    once the Model object it was created with is closed or collected: the
+    handle libhmt's context/stream holds (hmt_ctx_model, hmt_stream_model),
+    borrowed, so usable while that owner is open; close() only lets it go."""
+
+    _free_fn = None
+
+    def __init__(self, owner, handle, path):
+        self._owner = owner  # the C model lives as long as the owner's handle
+        self._h = handle
+        self.path = path
+
+    @property
+    def _handle(self):
+        if self._owner.closed:
+            self._h = None
+        return Model._handle.fget(self)
+
+    @property
+    def closed(self):
+        return not self._h or self._owner.closed
+
+    def close(self):
+        self._h = None
+
+
+def _model_of(owner, getter):
+    """owner's model: the Model object it was created with while that is
+    open, else the model owner's handle holds (a _LentModel)."""
+    m = owner._model_ref()
+    if m is not None and not m.closed:
+        return m
+    return _LentModel(owner, getter(owner._handle), owner._model_path)
 
 
 def _out_flags(outputs, n):
@@ -554,7 +621,10 @@ class _Keyed:
 
 
 class Context(_Abortable, _Keyed, _Handle):
-    """A context: one KV cache over a model. Keeps its Model alive."""
+    """A context: one KV cache over a model (keys n_ctx, n_batch, n_threads,
+    compute_type; another key set raises HmtError E_INVAL naming it). The C
+    context holds its own reference to the model: closing the Model object
+    first is safe."""
 
     _free_fn = staticmethod(lib.hmt_ctx_free)
     _get_fn = staticmethod(lib.hmt_ctx_get)
@@ -564,7 +634,8 @@ class Context(_Abortable, _Keyed, _Handle):
 
     def __init__(self, model, params=None, **kwargs):
         self._h = _create(hmt_ctx_p, lib.hmt_ctx_create, params, kwargs, model._handle)
-        self._model = model
+        self._model_ref = weakref.ref(model)  # for .model only: C keeps the model alive
+        self._model_path = model.path
         self._n_vocab = model.n_vocab
         self._n_embd = model.n_embd
         self._errors = _CallbackErrors()
@@ -572,11 +643,12 @@ class Context(_Abortable, _Keyed, _Handle):
 
     @property
     def model(self):
-        return self._model
+        """The Model this context was created with (while it is open), else
+        the model the context holds, as a Model usable while it is open."""
+        return _model_of(self, lib.hmt_ctx_model)
 
     n_past = property(lambda self: lib.hmt_ctx_n_past(self._handle))
     n_ctx = property(lambda self: lib.hmt_ctx_n_ctx(self._handle))
-    errmsg = property(lambda self: lib.hmt_ctx_errmsg(self._handle).decode("utf-8", "replace"))
 
 
     @property
@@ -614,7 +686,7 @@ class Context(_Abortable, _Keyed, _Handle):
                 raise HmtError(Status.E_INVAL, "hmt_ctx_eval", f"pos has {npos} entries for {n} rows")
         optr, k = _out_flags(outputs, n)
         keep.append(k)
-        self._call_long(lib.hmt_ctx_eval, self._handle, n, tptr, eptr, pptr, optr)
+        self._call_long(lib.hmt_ctx_eval, self._handle, tptr, eptr, n, pptr, optr)
         return n
 
     def eval_tokens(self, tokens, all_logits=False):
@@ -650,31 +722,9 @@ class Context(_Abortable, _Keyed, _Handle):
         lib.hmt_ctx_kv_rewind(self._handle, _args.int32(n_keep, "n_keep", "hmt_ctx_kv_rewind"))
 
 
-class Sampler(_Handle):
-    """Greedy / temperature / top-k / top-p sampling with a seeded RNG."""
-
-    _free_fn = staticmethod(lib.hmt_sampler_free)
-    _kind = "sampler"
-
-    def __init__(self, params=None, **kwargs):
-        self._h = _create(hmt_sampler_p, lib.hmt_sampler_create, params, kwargs)
-
-    def sample(self, logits):
-        """Draw a token id from a vector of logits (not modified)."""
-        ptr, n, keep = _float_arg(logits, "logits")
-        out = c_int32()
-        lib.hmt_sampler_sample(self._handle, ptr, n, byref(out))
-        del keep
-        return out.value
-
-    def reseed(self, seed):
-        lib.hmt_sampler_reseed(self._handle, _args.integer(seed, "seed", *_args.UINT64,
-                                                            "hmt_sampler_reseed"))
-
-
 class Adapter(_Keyed, _Handle):
     """HMT parameters for a model (from a GGUF file, or the model's own file
-    when path is None). Keeps its Model alive."""
+    when path is None). The C adapter holds its own reference to the model."""
 
     _free_fn = staticmethod(lib.hmt_adapter_free)
     _get_fn = staticmethod(lib.hmt_adapter_get)
@@ -684,12 +734,15 @@ class Adapter(_Keyed, _Handle):
         out = hmt_adapter_p()
         lib.hmt_adapter_load(byref(out), model._handle, None if path is None else _path(path))
         self._h = out
-        self._model = model
+        self._model_ref = weakref.ref(model)
         self.path = None if path is None else os.fspath(path)
 
     @property
     def model(self):
-        return self._model
+        """The Model this adapter was loaded for, or None once that object is
+        closed or collected (the adapter keeps working: libhmt holds the model)."""
+        m = self._model_ref()
+        return m if m is not None and not m.closed else None
 
 
     segment_length = property(lambda self: self.get(Param.SEGMENT_LENGTH))
@@ -702,8 +755,10 @@ class Adapter(_Keyed, _Handle):
 
 
 class Stream(_Abortable, _Keyed, _Handle):
-    """An HMT document stream (docs/HMT.md). Keeps its Model and Adapter
-    alive. Stream(model, adapter, mode="full", n_threads=2) or with a Params."""
+    """An HMT document stream (docs/HMT.md). Stream(model, adapter,
+    mode="full", n_threads=2) or with a Params; only stream keys (the window
+    of mode="window" is `window`, not n_ctx). The C stream holds its own
+    references to the model and the adapter: closing them first is safe."""
 
     _free_fn = staticmethod(lib.hmt_stream_free)
     _get_fn = staticmethod(lib.hmt_stream_get)
@@ -714,21 +769,31 @@ class Stream(_Abortable, _Keyed, _Handle):
     def __init__(self, model, adapter=None, params=None, **kwargs):
         self._h = _create(hmt_stream_p, lib.hmt_stream_create, params, kwargs, model._handle,
                           None if adapter is None else adapter._handle)
-        self._model = model
-        self._adapter = adapter
+        self._model_ref = weakref.ref(model)  # for .model/.adapter only
+        self._model_path = model.path
+        self._adapter_ref = None if adapter is None else weakref.ref(adapter)
         self._n_vocab = model.n_vocab
         self._model_n_embd = model.n_embd
         self._recall_cb = None
         self._errors = _CallbackErrors()
         self._init_abort()
 
-    model = property(lambda self: self._model)
-    adapter = property(lambda self: self._adapter)
+    @property
+    def model(self):
+        """As Context.model (hmt_stream_model)."""
+        return _model_of(self, lib.hmt_stream_model)
+
+    @property
+    def adapter(self):
+        """The Adapter this stream was created with, or None (none given, or
+        that object is closed or collected: the stream keeps its own reference)."""
+        a = self._adapter_ref() if self._adapter_ref is not None else None
+        return a if a is not None and not a.closed else None
+
     n_fed = property(lambda self: lib.hmt_stream_n_fed(self._handle))
     n_ready = property(lambda self: lib.hmt_stream_n_ready(self._handle))
     n_segments = property(lambda self: lib.hmt_stream_n_segments(self._handle))
     cache_fill = property(lambda self: lib.hmt_stream_cache_fill(self._handle))
-    errmsg = property(lambda self: lib.hmt_stream_errmsg(self._handle).decode("utf-8", "replace"))
 
 
     @property
@@ -841,42 +906,19 @@ class Stream(_Abortable, _Keyed, _Handle):
 
 
 # ---------------------------------------------------------------------------
-# Processors and chains (hmt_proc.h)
+# Samplers and processors (sampler.h)
 # ---------------------------------------------------------------------------
-class Proc(_Handle):
-    """A next-token processor. Free-standing until added to a Chain, which
-    then owns it (close() becomes a no-op; the chain frees it)."""
+class _ProcErrors(threading.local):
+    """Exceptions raised inside PyProc callbacks on this thread (libhmt calls
+    a processor only from the thread calling into its sampler), re-raised by
+    the Sampler method that ran them."""
 
-    _free_fn = staticmethod(lib.hmt_proc_free)
-    _kind = "processor"
+    def __init__(self):
+        self.pending = []
+        self.depth = 0  # Sampler calls running on this thread (a callback may nest one)
 
-    _chain = None  # weak reference to the owning Chain
 
-    def _take(self, chain):
-        """Hand the C processor to a chain: this object no longer frees it."""
-        h = self._handle
-        self._h = None
-        self._chain_h = h
-        self._chain = weakref.ref(chain)
-        return h
-
-    def _owned_handle(self):
-        """The C processor, also while a chain owns it; E_MISUSE once that
-        chain is closed (it freed the processor)."""
-        if self._h:
-            return self._h
-        chain = self._chain() if self._chain is not None else None
-        if chain is None or chain.closed:
-            raise HmtError(Status.E_MISUSE, type(self).__name__,
-                           f"the {self._kind} was freed" + (" with its chain" if self._chain else ""))
-        return self._chain_h
-
-    @property
-    def closed(self):
-        if self._h:
-            return False
-        chain = self._chain() if self._chain is not None else None
-        return chain is None or chain.closed
+_proc_errors = _ProcErrors()
 
 
 def _py_floats(ptr, n):
@@ -887,63 +929,130 @@ def _py_floats(ptr, n):
     return buf, (np.frombuffer(buf, dtype=np.float32) if np is not None else buf)
 
 
+# The Python side of every live PyProc, by the user_data of its C processor.
+# libhmt reference-counts processors (the creator and a sampler each hold
+# one); when the last reference goes it calls free_data, which drops the
+# entry here. So the callables live exactly as long as C may call them, and
+# the C trampolines below are module-level: never freed while running.
+_PY_PROCS = {}
+_PY_PROC_IDS = itertools.count(1)
+
+
+def _t_apply(ud, logits, n_vocab, key, n_key, _procs=_PY_PROCS):
+    try:
+        d = _procs[ud]
+        k = None
+        if key and n_key > 0:
+            k = _py_floats(key, n_key)[1]
+            if np is not None:
+                k.flags.writeable = False
+        buf, z = _py_floats(logits, n_vocab)
+        rc = d.apply(z, k)
+        ctypes.memmove(logits, buf, n_vocab * 4)
+        return _args.int32(rc, "apply's status", "apply") if rc else 0
+    except BaseException as e:
+        _proc_errors.pending.append(e)
+        return int(Status.E_ABORTED)
+
+
+def _t_accept(ud, token, _procs=_PY_PROCS):
+    try:
+        _procs[ud].accept(token)
+    except BaseException as e:
+        _proc_errors.pending.append(e)
+
+
+def _t_reset(ud, _procs=_PY_PROCS):
+    try:
+        _procs[ud].reset()
+    except BaseException as e:
+        _proc_errors.pending.append(e)
+
+
+def _t_prepare(ud, keys, n, n_key, _procs=_PY_PROCS):
+    try:
+        d = _procs[ud]
+        buf, flat = _py_floats(keys, n * n_key)
+        if np is not None:
+            rows = flat.reshape(n, n_key)
+            rows.flags.writeable = False
+        else:
+            rows = [array.array("f", buf[r * n_key:(r + 1) * n_key]) for r in range(n)]
+        rc = d.prepare(rows)
+        return _args.int32(rc, "prepare's status", "prepare") if rc else 0
+    except BaseException as e:
+        _proc_errors.pending.append(e)
+        return int(Status.E_ABORTED)
+
+
+def _t_free_data(ud, _procs=_PY_PROCS):
+    try:
+        _procs.pop(ud, None)
+    except BaseException:  # interpreter shutdown
+        pass
+
+
+_T_APPLY = hmt_proc_apply_fn(_t_apply)
+_T_ACCEPT = hmt_proc_accept_fn(_t_accept)
+_T_RESET = hmt_proc_reset_fn(_t_reset)
+_T_PREPARE = hmt_proc_prepare_fn(_t_prepare)
+_T_FREE_DATA = hmt_proc_free_data_fn(_t_free_data)
+
+
+class Proc(_Handle):
+    """A next-token processor. Sampler.add(p) makes the sampler hold its own
+    reference (libhmt counts them): p.close() only drops this object's
+    reference, in any order with the sampler's close(), and the sampler goes
+    on using the processor. A processor joins one sampler at most
+    (HmtError E_MISUSE otherwise)."""
+
+    _free_fn = staticmethod(lib.hmt_proc_free)
+    _kind = "processor"
+
+
 class PyProc(Proc):
     """A processor written in Python.
 
     apply(logits, key) modifies logits (n_vocab float32, writable: an ndarray
     with NumPy, else a ctypes array) in place; key is the kNN key of the
     position (read-only) or None. Both are copies owned by Python (the
-    edited logits are copied back), so keeping them is safe. It may return None/0, or a negative
-    Status to stop the chain. accept(token) and reset() are optional. An
-    exception stops the chain and is re-raised from the Chain call."""
+    edited logits are copied back), so keeping them is safe. It may return
+    None/0, or a negative Status to stop the sampler. accept(token), reset()
+    and prepare(keys) (the keys of the next positions, n rows of n_key
+    floats: Sampler.prepare) are optional. An exception stops the sampler's
+    call and is re-raised from it."""
 
-    def __init__(self, apply, accept=None, reset=None, name=None):
-        errors = _CallbackErrors()
-        self._errors = errors
-
-        def t_apply(_ud, logits, n_vocab, key, n_key):
-            try:
-                k = None
-                if key and n_key > 0:
-                    k = _py_floats(key, n_key)[1]
-                    if np is not None:
-                        k.flags.writeable = False
-                buf, z = _py_floats(logits, n_vocab)
-                rc = apply(z, k)
-                ctypes.memmove(logits, buf, n_vocab * 4)
-                return _args.int32(rc, "apply's status", "apply") if rc else 0
-            except BaseException as e:
-                errors.pending.append(e)
-                return int(Status.E_ABORTED)
-
-        def t_accept(_ud, token):
-            try:
-                accept(token)
-            except BaseException as e:
-                errors.pending.append(e)
-
-        def t_reset(_ud):
-            try:
-                reset()
-            except BaseException as e:
-                errors.pending.append(e)
-
-        self._name = (name or getattr(apply, "__name__", "python")).encode()
+    def __init__(self, apply, accept=None, reset=None, name=None, prepare=None):
+        for what, fn in (("apply", apply), ("accept", accept), ("reset", reset),
+                         ("prepare", prepare)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"PyProc: {what} must be callable")
+        if apply is None:
+            raise TypeError("PyProc: apply is required")
+        name_b = (name or getattr(apply, "__name__", None) or "python").encode()
+        ud = next(_PY_PROC_IDS)
+        # the name lives in the entry: C reads iface->name until free_data
+        _PY_PROCS[ud] = types.SimpleNamespace(apply=apply, accept=accept, reset=reset,
+                                              prepare=prepare, name=name_b)
         iface = hmt_proc_i()
         iface.struct_size = ctypes_sizeof(hmt_proc_i)
-        iface.name = self._name
-        iface.apply = hmt_proc_apply_fn(t_apply)
-        iface.accept = hmt_proc_accept_fn(t_accept) if accept else hmt_proc_accept_fn()
-        iface.reset = hmt_proc_reset_fn(t_reset) if reset else hmt_proc_reset_fn()
-        iface.free_data = hmt_proc_free_data_fn()
-        self._iface = iface  # keeps the CFUNCTYPE objects alive (C copies only pointers)
+        iface.name = name_b
+        iface.apply = _T_APPLY
+        iface.accept = _T_ACCEPT if accept else hmt_proc_accept_fn()
+        iface.reset = _T_RESET if reset else hmt_proc_reset_fn()
+        iface.free_data = _T_FREE_DATA
+        iface.prepare = _T_PREPARE if prepare else hmt_proc_prepare_fn()
         out = hmt_proc_p()
-        lib.hmt_proc_create(byref(out), byref(iface), None)
+        try:
+            lib.hmt_proc_create(byref(out), byref(iface), ud)
+        except BaseException:
+            _PY_PROCS.pop(ud, None)  # free_data is not called on failure
+            raise
         self._h = out
 
 
 class DittoProc(Proc):
-    """The DITTO sentence-repetition penalty (HMT_P_DITTO_* keys)."""
+    """The DITTO sentence-repetition penalty (ditto_* keys only)."""
 
     def __init__(self, model=None, params=None, **kwargs):
         self._h = _create(hmt_proc_p, lib.hmt_proc_ditto_create, params, kwargs,
@@ -952,86 +1061,147 @@ class DittoProc(Proc):
     def set_delimiters(self, ids):
         """Token ids that end a sentence (resets the history)."""
         ptr, n, keep = _tokens_arg(ids, "hmt_proc_ditto_set_delimiters")
-        lib.hmt_proc_ditto_set_delimiters(self._owned_handle(), ptr, n)
+        lib.hmt_proc_ditto_set_delimiters(self._handle, ptr, n)
 
 
-class Chain(_Handle):
-    """Processors run in order between the logits and the sampler."""
+class Sampler(_Handle):
+    """A sampler: processors (added in order, run on each position's logits),
+    then top-k, temperature, top-p and a seeded draw (keys temperature,
+    top_k, top_p, seed; another key set raises HmtError E_INVAL naming it).
 
-    _free_fn = staticmethod(lib.hmt_chain_free)
-    _kind = "chain"
+    Sampler(temperature=0.8, seed=1, procs=[DittoProc(model)]). Without
+    processors it is a plain sampler; apply() alone gives the processed
+    distribution (for scoring). The sampler holds a reference to each
+    processor it was given (libhmt): the Proc objects may be closed at once.
+    This is what 0.1's Chain was (docs/PYTHON.md)."""
 
-    def __init__(self, procs=()):
-        out = hmt_chain_p()
-        lib.hmt_chain_create(byref(out))
-        self._h = out
-        self._procs = []  # keeps Python processors (and their callbacks) alive
+    _free_fn = staticmethod(lib.hmt_sampler_free)
+    _kind = "sampler"
+    _busy = 0
+
+    def __init__(self, params=None, *, procs=(), **kwargs):
+        self._h = _create(hmt_sampler_p, lib.hmt_sampler_create, params, kwargs)
         for p in procs:
             self.add(p)
 
+    def close(self):
+        if self._busy:
+            raise HmtError(Status.E_MISUSE, "Sampler.close",
+                           "the sampler is running (closed from one of its processors)")
+        super().close()
+
     def add(self, proc):
-        """Append proc; the chain takes ownership of it."""
-        h = proc._handle
-        try:
-            lib.hmt_chain_add(self._handle, h)
-        except HmtError as e:
-            if e.code != Status.E_MISUSE:  # the C chain freed it
-                proc._take(self)
-                proc._chain = None
-            raise
-        proc._take(self)
-        self._procs.append(proc)
+        """Append a processor; the sampler holds its own reference to it.
+        Returns the sampler."""
+        lib.hmt_sampler_add(self._handle, proc._handle)
         return self
 
     def __len__(self):
-        return lib.hmt_chain_n_procs(self._handle)
+        return lib.hmt_sampler_n_procs(self._handle)
 
     n_procs = property(__len__)
 
-    def _reraise(self, cause=None):
-        for p in self._procs:
-            errs = getattr(p, "_errors", None)
-            if errs is not None and errs.pending:
-                errs.reraise(cause)
-
     def _call(self, fn, *args):
+        """fn(handle, *args), re-raising the first exception a PyProc raised
+        during it (with the HmtError, if the call failed, as its cause)."""
+        h = self._handle
+        errs = _proc_errors
+        if errs.depth == 0:
+            errs.pending.clear()  # left by raw lib calls: not this call's
+        mark = len(errs.pending)
+        self._busy += 1
+        errs.depth += 1
+        cause = None
         try:
-            fn(*args)
+            fn(h, *args)
         except HmtError as e:
-            self._reraise(e)
-            raise
-        self._reraise()
+            cause = e
+        finally:
+            errs.depth -= 1
+            self._busy -= 1
+            mine = errs.pending[mark:]
+            del errs.pending[mark:]
+        if mine:
+            raise mine[0] from cause
+        if cause is not None:
+            raise cause
 
     def apply(self, logits, key=None):
-        """Log-probabilities after every processor (a new vector)."""
+        """Log-probabilities after every processor (a new vector); key: the
+        kNN-LM key of the position (Context.ffn_input / Stream.ffn_input), or
+        None. Does not accept a token (accept() it)."""
         lptr, n, keep_l = _float_arg(logits, "logits")
         kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key, "key")
         out = (c_float * n)()
-        self._call(lib.hmt_chain_apply, self._handle, lptr, n, kptr, nk, out)
+        self._call(lib.hmt_sampler_apply, lptr, n, kptr, nk, out)
         if np is not None:
             return np.frombuffer(out, dtype=np.float32)
         return array.array("f", bytes(out))
 
     def accept(self, token):
-        self._call(lib.hmt_chain_accept, self._handle,
-                   _args.int32(token, "token id", "hmt_chain_accept", code=Status.E_TOKEN))
+        """Tell every processor the next token (sampled elsewhere, or a
+        prompt/ground-truth token). The sample methods accept their own."""
+        self._call(lib.hmt_sampler_accept,
+                   _args.int32(token, "token id", "hmt_sampler_accept", code=Status.E_TOKEN))
+
+    def prepare(self, keys, n_key=None):
+        """The kNN-LM keys of the next positions (n rows of n_key floats: a
+        2-D array, a list of rows, or flat with n_key given), so that the
+        kNN processor searches them in one batch. Optional: the results are
+        the same without it."""
+        if n_key is None:
+            shape = getattr(keys, "shape", None)
+            if shape is not None and len(shape) == 2:
+                n_key = shape[1]
+            elif shape is None and len(keys) and hasattr(keys[0], "__len__"):
+                n_key = len(keys[0])
+            else:
+                raise HmtError(Status.E_INVAL, "hmt_sampler_prepare",
+                               "keys must be rows of n_key floats, or give n_key")
+        n_key = _args.integer(n_key, "n_key", 1, _args.INT32[1], "hmt_sampler_prepare")
+        kptr, nf, keep = _float_arg(keys, "keys")
+        if nf % n_key:
+            raise HmtError(Status.E_INVAL, "hmt_sampler_prepare",
+                           f"{nf} key floats for keys of width {n_key}")
+        self._call(lib.hmt_sampler_prepare, kptr, nf // n_key, n_key)
 
     def reset(self):
-        lib.hmt_chain_reset(self._handle)
-        self._reraise()
+        """A new document starts: every processor forgets its history."""
+        self._call(lib.hmt_sampler_reset)
 
-    def sample(self, sampler, logits, key=None):
-        """apply, draw with sampler, accept; returns the token id."""
-        lptr, n, keep_l = _float_arg(logits, "logits")
-        kptr, nk, keep_k = (None, 0, None) if key is None else _float_arg(key, "key")
+    def reseed(self, seed):
+        lib.hmt_sampler_reseed(self._handle, _args.integer(seed, "seed", *_args.UINT64,
+                                                            "hmt_sampler_reseed"))
+
+    def sample(self, logits):
+        """Draw a token id from a vector of logits (not modified), through
+        the processors without a key; the token is accepted."""
+        ptr, n, keep = _float_arg(logits, "logits")
         out = c_int32()
-        self._call(lib.hmt_chain_sample, self._handle, sampler._handle, lptr, n, kptr, nk,
-                   byref(out))
+        self._call(lib.hmt_sampler_sample, ptr, n, byref(out))
+        return out.value
+
+    def sample_ctx(self, ctx, i=-1):
+        """Draw from batch row i of ctx's last eval (-1 = its last row), with
+        its kNN-LM key when that row's FFN input was kept; accepted."""
+        i = _args.int32(i, "row", "hmt_sampler_sample_ctx")
+        out = c_int32()
+        self._call(lib.hmt_sampler_sample_ctx, ctx._handle, i, byref(out))
+        return out.value
+
+    def sample_stream(self, stream, index=None):
+        """Draw from a ready index of stream (None = its last ready one), with
+        its kNN-LM key when keep_ffn_input is on; accepted."""
+        if index is None:
+            index = stream.n_ready - 1
+        index = _args.int64(index, "index", "hmt_sampler_sample_stream")
+        out = c_int32()
+        self._call(lib.hmt_sampler_sample_stream, stream._handle, index, byref(out))
         return out.value
 
 
 # ---------------------------------------------------------------------------
-# kNN-LM (hmt_knn.h)
+# kNN-LM (knn.h)
 # ---------------------------------------------------------------------------
 def _progress_cb(progress, errors):
     if progress is None:
@@ -1101,7 +1271,9 @@ class KnnBuilder(_Abortable, _Handle):
 
 
 class Knn(_Handle):
-    """A loaded (memory-mapped, validated) datastore; immutable."""
+    """A loaded (memory-mapped, validated) datastore; immutable. Key
+    n_threads. kNN processors hold their own reference to it (libhmt):
+    closing the Knn under a live KnnProc is safe."""
 
     _free_fn = staticmethod(lib.hmt_knn_free)
     _kind = "kNN datastore"
@@ -1120,17 +1292,22 @@ class Knn(_Handle):
     def key_dtype(self):
         return KnnDtype(lib.hmt_knn_key_dtype(self._handle))
 
-    def get(self, i):
-        """(key, value) of stored pair i."""
+    def copy_entry(self, i):
+        """(key, value) of stored pair i (hmt_knn_copy_entry)."""
         d = self.dim
         key = (c_float * d)()
         value = c_int32()
-        lib.hmt_knn_get(self._handle, _args.int64(i, "index", "hmt_knn_get"), key, d, byref(value))
+        lib.hmt_knn_copy_entry(self._handle, _args.int64(i, "index", "hmt_knn_copy_entry"), key, d,
+                               byref(value))
         return _vec_list(key[:], "f4"), value.value
 
-    def search(self, queries, k):
+    get = copy_entry  # the 0.1 name
+
+    def search(self, queries, k, values=False):
         """Exact k-NN of n queries (n × dim): (distances, indices), each n × k
-        (a 2-D ndarray, or a list of rows without NumPy)."""
+        (a 2-D ndarray, or a list of rows without NumPy); with values=True
+        also the stored values (token ids; -1 where the index is -1):
+        (distances, indices, values)."""
         qptr, nq, keep = _float_arg(queries, "queries")
         k = _args.integer(k, "k", 1, 65536, "hmt_knn_search")
         d = self.dim
@@ -1139,12 +1316,19 @@ class Knn(_Handle):
         n = nq // d
         dist = (c_float * (n * k))()
         idx = (c_int64 * (n * k))()
-        lib.hmt_knn_search(self._handle, qptr, n, k, dist, idx)
+        vals = (c_int32 * (n * k))() if values else None
+        lib.hmt_knn_search(self._handle, qptr, n, k, dist, idx, vals)
         if np is not None:
-            return (np.frombuffer(dist, np.float32).reshape(n, k),
-                    np.frombuffer(idx, np.int64).reshape(n, k))
-        return ([list(dist[r * k:(r + 1) * k]) for r in range(n)],
-                [list(idx[r * k:(r + 1) * k]) for r in range(n)])
+            out = (np.frombuffer(dist, np.float32).reshape(n, k),
+                   np.frombuffer(idx, np.int64).reshape(n, k))
+            if values:
+                out += (np.frombuffer(vals, np.int32).reshape(n, k),)
+            return out
+        out = ([list(dist[r * k:(r + 1) * k]) for r in range(n)],
+               [list(idx[r * k:(r + 1) * k]) for r in range(n)])
+        if values:
+            out += ([list(vals[r * k:(r + 1) * k]) for r in range(n)],)
+        return out
 
     def interpolate(self, keys, logits, params=None, **kwargs):
         """kNN-LM log-probabilities for n positions: (logprobs n × n_vocab,
@@ -1167,8 +1351,8 @@ class Knn(_Handle):
 
 
     def faiss_build(self, path, params=None, progress=None, **kwargs):
-        """Write a FAISS IVF-PQ index of this datastore to path (knn_nlist,
-        knn_pq_m, knn_train_size, seed). progress(done, total) may return True
+        """[experimental] Write a FAISS IVF-PQ index of this datastore to path
+        (keys knn_nlist, knn_pq_m, knn_train_size, knn_seed). progress(done, total) may return True
         to stop (HmtError E_ABORTED). E_UNSUPPORTED without FAISS."""
         errors = _CallbackErrors()
         cb = _interrupt_progress(progress, errors)
@@ -1186,8 +1370,8 @@ class Knn(_Handle):
         errors.reraise()
 
     def faiss_attach(self, path, params=None, **kwargs):
-        """Search through the index file at path from now on (knn_nprobe,
-        knn_rerank); distances stay exact. Not while other threads search."""
+        """[experimental] Search through the index file at path from now on
+        (keys knn_nprobe, knn_rerank); distances stay exact. Not while other threads search."""
         p, tmp = _with_params(params, kwargs)
         try:
             lib.hmt_knn_faiss_attach(self._handle, _path(path), p)
@@ -1227,17 +1411,20 @@ def knn_interpolate_neighbors(dists, values, logits, params=None, **kwargs):
 
 
 class KnnProc(Proc):
-    """The kNN-LM processor (HMT_P_KNN_* keys). Keeps its Knn alive; the
-    Knn must not be closed while the processor (or its chain) lives."""
+    """The kNN-LM processor (keys knn_k, knn_lambda, knn_temperature and the
+    experimental knn_lambda_mode, knn_beta, knn_bias, knn_lambda_max). The C
+    processor holds its own reference to the datastore: the Knn may be
+    closed while the processor (or the sampler holding it) is in use."""
 
     def __init__(self, knn, params=None, **kwargs):
         self._h = _create(hmt_proc_p, lib.hmt_proc_knn_create, params, kwargs, knn._handle)
-        self._knn = knn
 
 
 __all__ = ["HmtError", "Status", "Param", "Mode", "LogLevel", "Params", "Model", "Context",
            "Sampler", "Adapter", "Stream", "version", "version_string", "abi_version",
-           "param_bounds", "set_log_callback", "HAVE_NUMPY", "TOKENIZE_ADD_BOS",
+           "param_bounds", "param_name", "set_log_callback", "HAVE_NUMPY", "TOKENIZE_ADD_BOS",
            "TOKENIZE_SPECIAL", "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN",
-           "OUT_FFN_INPUT", "KnnDtype", "Proc", "PyProc", "DittoProc", "KnnProc", "Chain", "Knn",
-           "KnnBuilder", "knn_interpolate_neighbors"]
+           "OUT_FFN_INPUT", "AUTO", "COMPUTE_F32", "COMPUTE_BF16", "ComputeType", "DittoMode",
+           "DittoScope", "DittoRenorm", "KnnLambdaMode", "KnnDtype", "Proc", "PyProc",
+           "DittoProc", "KnnProc", "Knn", "KnnBuilder", "knn_faiss_available",
+           "knn_interpolate_neighbors"]

@@ -1,7 +1,8 @@
 """Low-level ctypes binding of libhmt: library loading, the function table,
 status codes and HmtError.
 
-Every function declared in include/hmt/hmt.h has one entry in FUNCTIONS, with
+Every function declared in include/hmt/*.h (hmt.h's headers and the
+experimental tier, experimental.h) has one entry in FUNCTIONS, with
 its C prototype as a comment above it, so that a change to the header shows up
 in review next to the Python side (tests/python/test_capi.py checks that the
 table and the header agree: same functions, same number and kinds of
@@ -31,7 +32,7 @@ BINDING_VERSION = tuple(int(x) for x in _version.split("."))
 
 
 # ---------------------------------------------------------------------------
-# Enums and flags (values from hmt.h; test_capi.py checks them against it)
+# Enums and flags (values from include/hmt/*.h; test_capi.py checks them)
 # ---------------------------------------------------------------------------
 class Status(enum.IntEnum):
     OK = 0
@@ -49,6 +50,8 @@ class Status(enum.IntEnum):
 
 
 class Param(enum.IntEnum):
+    """Parameter keys: the stable ones of params.h, then the experimental ones
+    of experimental.h (numbered from 1000; any release may change them)."""
     N_CTX = 100
     N_BATCH = 101
     MODE = 200
@@ -57,24 +60,15 @@ class Param(enum.IntEnum):
     SEGMENT_LENGTH = 203
     SENSORY_LENGTH = 204
     CACHE_SIZE = 205
-    RECALL_BF16 = 206
     SUMMARY_LENGTH = 207
     GEN_SUMMARY_LENGTH = 208
     RECALL_DIM = 209
     KEEP_FFN_INPUT = 210
+    WINDOW = 211
     KNN_K = 300
     KNN_LAMBDA = 301
     KNN_TEMPERATURE = 302
-    KNN_LAMBDA_MODE = 303
-    KNN_BETA = 304
-    KNN_BIAS = 305
-    KNN_LAMBDA_MAX = 306
-    KNN_KEY_F16 = 307
-    KNN_NPROBE = 308
-    KNN_NLIST = 309
-    KNN_PQ_M = 310
-    KNN_TRAIN_SIZE = 311
-    KNN_RERANK = 312
+    KNN_KEY_F16 = 350
     N_THREADS = 400
     COMPUTE_TYPE = 401
     TEMPERATURE = 500
@@ -88,6 +82,52 @@ class Param(enum.IntEnum):
     DITTO_MIN_SENTENCE = 604
     DITTO_MIN_MATCH = 605
     DITTO_RENORM = 606
+    # experimental.h
+    RECALL_BF16 = 1000
+    KNN_LAMBDA_MODE = 1001
+    KNN_BETA = 1002
+    KNN_BIAS = 1003
+    KNN_LAMBDA_MAX = 1004
+    KNN_NPROBE = 1005
+    KNN_NLIST = 1006
+    KNN_PQ_M = 1007
+    KNN_TRAIN_SIZE = 1008
+    KNN_RERANK = 1009
+    KNN_SEED = 1010
+
+
+EXPERIMENTAL_KEY_MIN = 1000  # keys from here on are experimental.h's
+
+# HMT_AUTO: "derive it from the model, the adapter or the machine", for the
+# keys that offer it (hmt.param_bounds(key)[0] == AUTO); they default to it.
+AUTO = -1
+
+
+class ComputeType(enum.IntEnum):
+    F32 = 0
+    BF16 = 1
+
+
+class DittoMode(enum.IntEnum):
+    POWER = 0
+    RELATIVE = 1
+
+
+class DittoScope(enum.IntEnum):
+    CONSECUTIVE = 0
+    WINDOWED = 1
+
+
+class DittoRenorm(enum.IntEnum):
+    EXACT = 0
+    LOGIT = 1
+
+
+class KnnLambdaMode(enum.IntEnum):
+    """Values of Param.KNN_LAMBDA_MODE (experimental)."""
+    FIXED = 0
+    ENTROPY_GAP = 1
+    ENTROPY_NORM = 2
 
 
 class Mode(enum.IntEnum):
@@ -115,8 +155,8 @@ DETOKENIZE_SPECIAL = 1 << 0
 OUT_LOGITS = 1 << 0
 OUT_HIDDEN = 1 << 1
 OUT_FFN_INPUT = 1 << 2
-COMPUTE_F32 = 0  # values of Param.COMPUTE_TYPE
-COMPUTE_BF16 = 1
+COMPUTE_F32 = ComputeType.F32  # values of Param.COMPUTE_TYPE
+COMPUTE_BF16 = ComputeType.BF16
 
 
 class HmtError(Exception):
@@ -124,7 +164,8 @@ class HmtError(Exception):
 
     code:    the hmt_status (a Status member when known, else the int)
     name:    the C function (or Python method) that failed
-    message: the library's detail (hmt_last_error_msg / the handle's errmsg)
+    message: the library's detail (hmt_last_error_msg() read right after the
+             failing call, on the calling thread)
     """
 
     def __init__(self, code, name, message=""):
@@ -140,7 +181,10 @@ class HmtError(Exception):
     def __str__(self):
         text = strerror(self.code)
         label = self.code.name if isinstance(self.code, Status) else str(self.code)
-        detail = f": {self.message}" if self.message else ""
+        msg = self.message
+        if msg.startswith(f"{self.name}: "):  # libhmt's messages name their function
+            return f"{msg} ({text}, HMT_{label})"
+        detail = f": {msg}" if msg else ""
         return f"{self.name}{detail} ({text}, HMT_{label})"
 
 
@@ -176,10 +220,6 @@ class hmt_proc(Structure):
     pass
 
 
-class hmt_chain(Structure):
-    pass
-
-
 class hmt_knn(Structure):
     pass
 
@@ -195,7 +235,6 @@ hmt_sampler_p = POINTER(hmt_sampler)
 hmt_adapter_p = POINTER(hmt_adapter)
 hmt_stream_p = POINTER(hmt_stream)
 hmt_proc_p = POINTER(hmt_proc)
-hmt_chain_p = POINTER(hmt_chain)
 hmt_knn_p = POINTER(hmt_knn)
 hmt_knn_builder_p = POINTER(hmt_knn_builder)
 hmt_knn_dtype = c_int
@@ -213,7 +252,7 @@ hmt_recall_fn = CFUNCTYPE(None, c_void_p, c_int64, POINTER(c_float), POINTER(c_i
 # typedef int (*hmt_knn_progress_fn)(void *user_data, int64_t done, int64_t total);
 hmt_knn_progress_fn = CFUNCTYPE(c_int, c_void_p, c_int64, c_int64)
 
-# hmt_proc.h: the processor vtable. Fields are only appended; struct_size
+# sampler.h: the processor vtable. Fields are only appended; struct_size
 # tells the library how many this binding knows.
 # int (*apply)(void *user_data, float *logits, int32_t n_vocab, const float *key, int32_t n_key);
 hmt_proc_apply_fn = CFUNCTYPE(c_int, c_void_p, POINTER(c_float), c_int32, POINTER(c_float), c_int32)
@@ -223,28 +262,26 @@ hmt_proc_accept_fn = CFUNCTYPE(None, c_void_p, c_int32)
 hmt_proc_reset_fn = CFUNCTYPE(None, c_void_p)
 # void (*free_data)(void *user_data);
 hmt_proc_free_data_fn = CFUNCTYPE(None, c_void_p)
+# int (*prepare)(void *user_data, const float *keys, size_t n, int32_t n_key);
+hmt_proc_prepare_fn = CFUNCTYPE(c_int, c_void_p, POINTER(c_float), c_size_t, c_int32)
 
 
 class hmt_proc_i(Structure):
     _fields_ = [("struct_size", c_uint32), ("name", c_char_p), ("apply", hmt_proc_apply_fn),
                 ("accept", hmt_proc_accept_fn), ("reset", hmt_proc_reset_fn),
-                ("free_data", hmt_proc_free_data_fn)]
+                ("free_data", hmt_proc_free_data_fn), ("prepare", hmt_proc_prepare_fn)]
 
 
 # ---------------------------------------------------------------------------
 # errcheck functions
 # ---------------------------------------------------------------------------
-_ERRMSG_OF = {}  # handle pointer type -> name of its errmsg function
-
-
 def _message(args):
+    """The message of the call that just failed: libhmt keeps one per thread
+    (hmt_last_error_msg), set by the failing call and left alone by
+    successful ones, so it is read here, right after the call, on its thread."""
     msg = b""
     try:
         msg = lib.hmt_last_error_msg() or b""
-        if not msg and args:
-            fn = _ERRMSG_OF.get(type(args[0]))
-            if fn is not None and args[0]:
-                msg = getattr(lib, fn)(args[0]) or b""
     except Exception:  # pragma: no cover - never let the message hide the error
         pass
     return msg.decode("utf-8", "replace")
@@ -281,10 +318,14 @@ FUNCTIONS = [
     ("hmt_strerror", c_char_p, [c_int], None),
     # const char *hmt_last_error_msg(void);
     ("hmt_last_error_msg", c_char_p, [], None),
+    # void hmt_last_error_clear(void);
+    ("hmt_last_error_clear", None, [], None),
 
     # ---- parameters ----
     # int hmt_params_create(hmt_params **out);
     ("hmt_params_create", c_int, [_P(hmt_params_p)], _status),
+    # int hmt_params_copy(hmt_params **out, const hmt_params *src);
+    ("hmt_params_copy", c_int, [_P(hmt_params_p), hmt_params_p], _status),
     # void hmt_params_free(hmt_params *params);
     ("hmt_params_free", None, [hmt_params_p], None),
     # int hmt_params_set_int(hmt_params *params, hmt_param key, int64_t value);
@@ -296,6 +337,8 @@ FUNCTIONS = [
     # int hmt_param_bounds(hmt_param key, double *lo, double *hi, double *def, int *is_int);
     ("hmt_param_bounds", c_int, [hmt_param, _P(c_double), _P(c_double), _P(c_double), _P(c_int)],
      _status),
+    # const char *hmt_param_name(hmt_param key);
+    ("hmt_param_name", c_char_p, [hmt_param], None),
 
     # ---- logging ----
     # void hmt_log_set(hmt_log_fn fn, void *user_data);
@@ -335,8 +378,6 @@ FUNCTIONS = [
     # int hmt_model_token_embedding(const hmt_model *model, hmt_token token, float *out,
     #                               size_t cap);
     ("hmt_model_token_embedding", c_int, [hmt_model_p, hmt_token, _P(c_float), c_size_t], _status),
-    # const char *hmt_model_errmsg(const hmt_model *model);
-    ("hmt_model_errmsg", c_char_p, [hmt_model_p], None),
 
     # ---- tokenizer ----
     # int hmt_tokenize(const hmt_model *model, const char *text, size_t len, uint32_t flags,
@@ -365,10 +406,10 @@ FUNCTIONS = [
     ("hmt_ctx_n_past", c_int32, [hmt_ctx_p], None),
     # int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx);
     ("hmt_ctx_n_ctx", c_int32, [hmt_ctx_p], None),
-    # int hmt_ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
+    # int hmt_ctx_eval(hmt_ctx *ctx, const hmt_token *tokens, const float *embd, size_t n,
     #                  const int32_t *pos, const uint8_t *outputs);
     ("hmt_ctx_eval", c_int,
-     [hmt_ctx_p, c_size_t, _P(hmt_token), _P(c_float), _P(c_int32), _P(c_uint8)], _status),
+     [hmt_ctx_p, _P(hmt_token), _P(c_float), c_size_t, _P(c_int32), _P(c_uint8)], _status),
     # int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits);
     ("hmt_ctx_eval_tokens", c_int, [hmt_ctx_p, _P(hmt_token), c_size_t, c_int], _status),
     # const float *hmt_ctx_logits(const hmt_ctx *ctx, int32_t i);
@@ -383,19 +424,6 @@ FUNCTIONS = [
     ("hmt_ctx_kv_rewind", c_int, [hmt_ctx_p, c_int32], _status),
     # int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data);
     ("hmt_ctx_set_abort_callback", c_int, [hmt_ctx_p, hmt_abort_fn, c_void_p], _status),
-    # const char *hmt_ctx_errmsg(const hmt_ctx *ctx);
-    ("hmt_ctx_errmsg", c_char_p, [hmt_ctx_p], None),
-
-    # ---- sampling ----
-    # int hmt_sampler_create(hmt_sampler **out, const hmt_params *params);
-    ("hmt_sampler_create", c_int, [_P(hmt_sampler_p), hmt_params_p], _status),
-    # void hmt_sampler_free(hmt_sampler *sampler);
-    ("hmt_sampler_free", None, [hmt_sampler_p], None),
-    # int hmt_sampler_sample(hmt_sampler *sampler, const float *logits, int32_t n_vocab,
-    #                        hmt_token *out);
-    ("hmt_sampler_sample", c_int, [hmt_sampler_p, _P(c_float), c_int32, _P(hmt_token)], _status),
-    # void hmt_sampler_reseed(hmt_sampler *sampler, uint64_t seed);
-    ("hmt_sampler_reseed", None, [hmt_sampler_p, c_uint64], None),
 
     # ---- HMT adapters ----
     # int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *path);
@@ -406,7 +434,7 @@ FUNCTIONS = [
     ("hmt_adapter_get", c_int, [hmt_adapter_p, hmt_param, _P(c_double)], _status),
 
     # ---- HMT streams ----
-    # int hmt_stream_create(hmt_stream **out, hmt_model *model, const hmt_adapter *adapter,
+    # int hmt_stream_create(hmt_stream **out, hmt_model *model, hmt_adapter *adapter,
     #                       const hmt_params *params);
     ("hmt_stream_create", c_int, [_P(hmt_stream_p), hmt_model_p, hmt_adapter_p, hmt_params_p],
      _status),
@@ -420,6 +448,8 @@ FUNCTIONS = [
     ("hmt_stream_feed", c_int, [hmt_stream_p, _P(hmt_token), c_size_t], _status),
     # int hmt_stream_flush(hmt_stream *stream);
     ("hmt_stream_flush", c_int, [hmt_stream_p], _status),
+    # const hmt_model *hmt_stream_model(const hmt_stream *stream);
+    ("hmt_stream_model", hmt_model_p, [hmt_stream_p], None),
     # int64_t hmt_stream_n_fed(const hmt_stream *stream);
     ("hmt_stream_n_fed", c_int64, [hmt_stream_p], None),
     # int64_t hmt_stream_n_ready(const hmt_stream *stream);
@@ -450,41 +480,49 @@ FUNCTIONS = [
     ("hmt_stream_restore_file", c_int, [hmt_stream_p, c_char_p], _status),
     # int hmt_stream_set_abort_callback(hmt_stream *stream, hmt_abort_fn fn, void *user_data);
     ("hmt_stream_set_abort_callback", c_int, [hmt_stream_p, hmt_abort_fn, c_void_p], _status),
-    # const char *hmt_stream_errmsg(const hmt_stream *stream);
-    ("hmt_stream_errmsg", c_char_p, [hmt_stream_p], None),
 
-    # ==== hmt_proc.h: processors and chains ====
+    # ==== sampler.h: processors and samplers ====
     # int hmt_proc_create(hmt_proc **out, const hmt_proc_i *iface, void *user_data);
     ("hmt_proc_create", c_int, [_P(hmt_proc_p), _P(hmt_proc_i), c_void_p], _status),
     # void hmt_proc_free(hmt_proc *p);
     ("hmt_proc_free", None, [hmt_proc_p], None),
-    # int hmt_chain_create(hmt_chain **out);
-    ("hmt_chain_create", c_int, [_P(hmt_chain_p)], _status),
-    # int hmt_chain_add(hmt_chain *chain, hmt_proc *p);
-    ("hmt_chain_add", c_int, [hmt_chain_p, hmt_proc_p], _status),
-    # int32_t hmt_chain_n_procs(const hmt_chain *chain);
-    ("hmt_chain_n_procs", c_int32, [hmt_chain_p], None),
-    # int hmt_chain_apply(hmt_chain *chain, const float *logits, int32_t n_vocab,
-    #                     const float *key, int32_t n_key, float *logprobs_out);
-    ("hmt_chain_apply", c_int,
-     [hmt_chain_p, _P(c_float), c_int32, _P(c_float), c_int32, _P(c_float)], _status),
-    # int hmt_chain_accept(hmt_chain *chain, hmt_token token);
-    ("hmt_chain_accept", c_int, [hmt_chain_p, hmt_token], _status),
-    # void hmt_chain_reset(hmt_chain *chain);
-    ("hmt_chain_reset", None, [hmt_chain_p], None),
-    # void hmt_chain_free(hmt_chain *chain);
-    ("hmt_chain_free", None, [hmt_chain_p], None),
-    # int hmt_chain_sample(hmt_chain *chain, hmt_sampler *sampler, const float *logits,
-    #                      int32_t n_vocab, const float *key, int32_t n_key, hmt_token *out);
-    ("hmt_chain_sample", c_int,
-     [hmt_chain_p, hmt_sampler_p, _P(c_float), c_int32, _P(c_float), c_int32, _P(hmt_token)],
+    # int hmt_sampler_create(hmt_sampler **out, const hmt_params *params);
+    ("hmt_sampler_create", c_int, [_P(hmt_sampler_p), hmt_params_p], _status),
+    # void hmt_sampler_free(hmt_sampler *sampler);
+    ("hmt_sampler_free", None, [hmt_sampler_p], None),
+    # int hmt_sampler_add(hmt_sampler *sampler, hmt_proc *p);
+    ("hmt_sampler_add", c_int, [hmt_sampler_p, hmt_proc_p], _status),
+    # int32_t hmt_sampler_n_procs(const hmt_sampler *sampler);
+    ("hmt_sampler_n_procs", c_int32, [hmt_sampler_p], None),
+    # int hmt_sampler_apply(hmt_sampler *sampler, const float *logits, int32_t n_vocab,
+    #                       const float *key, int32_t n_key, float *logprobs_out);
+    ("hmt_sampler_apply", c_int,
+     [hmt_sampler_p, _P(c_float), c_int32, _P(c_float), c_int32, _P(c_float)], _status),
+    # int hmt_sampler_accept(hmt_sampler *sampler, hmt_token token);
+    ("hmt_sampler_accept", c_int, [hmt_sampler_p, hmt_token], _status),
+    # int hmt_sampler_prepare(hmt_sampler *sampler, const float *keys, size_t n, int32_t n_key);
+    ("hmt_sampler_prepare", c_int, [hmt_sampler_p, _P(c_float), c_size_t, c_int32], _status),
+    # void hmt_sampler_reset(hmt_sampler *sampler);
+    ("hmt_sampler_reset", None, [hmt_sampler_p], None),
+    # void hmt_sampler_reseed(hmt_sampler *sampler, uint64_t seed);
+    ("hmt_sampler_reseed", None, [hmt_sampler_p, c_uint64], None),
+    # int hmt_sampler_sample(hmt_sampler *sampler, const float *logits, int32_t n_vocab,
+    #                        hmt_token *out);
+    ("hmt_sampler_sample", c_int, [hmt_sampler_p, _P(c_float), c_int32, _P(hmt_token)], _status),
+    # int hmt_sampler_sample_ctx(hmt_sampler *sampler, const hmt_ctx *ctx, int32_t i,
+    #                            hmt_token *out);
+    ("hmt_sampler_sample_ctx", c_int, [hmt_sampler_p, hmt_ctx_p, c_int32, _P(hmt_token)],
+     _status),
+    # int hmt_sampler_sample_stream(hmt_sampler *sampler, const hmt_stream *stream,
+    #                               int64_t index, hmt_token *out);
+    ("hmt_sampler_sample_stream", c_int, [hmt_sampler_p, hmt_stream_p, c_int64, _P(hmt_token)],
      _status),
     # int hmt_proc_ditto_create(hmt_proc **out, const hmt_model *model, const hmt_params *params);
     ("hmt_proc_ditto_create", c_int, [_P(hmt_proc_p), hmt_model_p, hmt_params_p], _status),
     # int hmt_proc_ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, size_t n);
     ("hmt_proc_ditto_set_delimiters", c_int, [hmt_proc_p, _P(hmt_token), c_size_t], _status),
 
-    # ==== hmt_knn.h: kNN-LM datastores ====
+    # ==== knn.h: kNN-LM datastores ====
     # int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model, const char *path,
     #                            const hmt_params *params);
     ("hmt_knn_builder_create", c_int, [_P(hmt_knn_builder_p), hmt_model_p, c_char_p, hmt_params_p],
@@ -529,22 +567,15 @@ FUNCTIONS = [
     ("hmt_knn_key_dtype", hmt_knn_dtype, [hmt_knn_p], None),
     # double hmt_knn_bytes_per_key(const hmt_knn *knn);
     ("hmt_knn_bytes_per_key", c_double, [hmt_knn_p], None),
-    # int hmt_knn_get(const hmt_knn *knn, int64_t i, float *key, size_t cap, hmt_token *value);
-    ("hmt_knn_get", c_int, [hmt_knn_p, c_int64, _P(c_float), c_size_t, _P(hmt_token)], _status),
+    # int hmt_knn_copy_entry(const hmt_knn *knn, int64_t i, float *key, size_t cap,
+    #                        hmt_token *value);
+    ("hmt_knn_copy_entry", c_int, [hmt_knn_p, c_int64, _P(c_float), c_size_t, _P(hmt_token)],
+     _status),
     # int hmt_knn_search(const hmt_knn *knn, const float *queries, size_t n_queries, int32_t k,
-    #                    float *dist_out, int64_t *idx_out);
+    #                    float *dist_out, int64_t *idx_out, hmt_token *values_out);
     ("hmt_knn_search", c_int,
-     [hmt_knn_p, _P(c_float), c_size_t, c_int32, _P(c_float), _P(c_int64)], _status),
-    # int32_t hmt_knn_faiss_available(void);
-    ("hmt_knn_faiss_available", c_int32, [], None),
-    # int hmt_knn_faiss_build(const hmt_knn *knn, const char *path, const hmt_params *params,
-    #                         hmt_knn_progress_fn progress, void *user_data);
-    ("hmt_knn_faiss_build", c_int,
-     [hmt_knn_p, c_char_p, hmt_params_p, hmt_knn_progress_fn, c_void_p], _status),
-    # int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params);
-    ("hmt_knn_faiss_attach", c_int, [hmt_knn_p, c_char_p, hmt_params_p], _status),
-    # void hmt_knn_faiss_detach(hmt_knn *knn);
-    ("hmt_knn_faiss_detach", None, [hmt_knn_p], None),
+     [hmt_knn_p, _P(c_float), c_size_t, c_int32, _P(c_float), _P(c_int64), _P(hmt_token)],
+     _status),
     # int hmt_knn_interpolate(const hmt_knn *knn, const hmt_params *params, const float *keys,
     #                         size_t n, const float *logits, int32_t n_vocab,
     #                         float *logprobs_out, float *lambda_out);
@@ -558,12 +589,21 @@ FUNCTIONS = [
     ("hmt_knn_interpolate_neighbors", c_int,
      [hmt_params_p, _P(c_float), _P(hmt_token), c_int32, _P(c_float), c_int32, _P(c_float),
       _P(c_float)], _status),
-    # int hmt_proc_knn_create(hmt_proc **out, const hmt_knn *knn, const hmt_params *params);
+    # int hmt_proc_knn_create(hmt_proc **out, hmt_knn *knn, const hmt_params *params);
     ("hmt_proc_knn_create", c_int, [_P(hmt_proc_p), hmt_knn_p, hmt_params_p], _status),
-]
 
-_ERRMSG_OF.update({hmt_model_p: "hmt_model_errmsg", hmt_ctx_p: "hmt_ctx_errmsg",
-                   hmt_stream_p: "hmt_stream_errmsg"})
+    # ---- experimental.h (HMT_EXPERIMENTAL version node) ----
+    # int32_t hmt_knn_faiss_available(void);
+    ("hmt_knn_faiss_available", c_int32, [], None),
+    # int hmt_knn_faiss_build(const hmt_knn *knn, const char *path, const hmt_params *params,
+    #                         hmt_knn_progress_fn progress, void *user_data);
+    ("hmt_knn_faiss_build", c_int,
+     [hmt_knn_p, c_char_p, hmt_params_p, hmt_knn_progress_fn, c_void_p], _status),
+    # int hmt_knn_faiss_attach(hmt_knn *knn, const char *path, const hmt_params *params);
+    ("hmt_knn_faiss_attach", c_int, [hmt_knn_p, c_char_p, hmt_params_p], _status),
+    # void hmt_knn_faiss_detach(hmt_knn *knn);
+    ("hmt_knn_faiss_detach", None, [hmt_knn_p], None),
+]
 
 
 # ---------------------------------------------------------------------------
@@ -661,8 +701,15 @@ def strerror(code):
 
 
 def last_error_msg():
-    """hmt_last_error_msg() as str (calling thread)."""
+    """hmt_last_error_msg() as str: the message of the last failure on the
+    calling thread ("" if none since the start or last_error_clear());
+    successful calls leave it alone."""
     return lib.hmt_last_error_msg().decode("utf-8", "replace")
+
+
+def last_error_clear():
+    """hmt_last_error_clear(): empty the calling thread's message."""
+    lib.hmt_last_error_clear()
 
 
 def _ensure_cleanup():

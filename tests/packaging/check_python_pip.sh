@@ -29,14 +29,15 @@ fi
 "$MAKE" --no-print-directory -s B="$B" DESTDIR="$tmp/stage" PREFIX=/usr/local install >"$tmp/make.log" 2>&1 ||
     { cat "$tmp/make.log"; echo "$NAME: FAIL (make install)"; exit 1; }
 libdir=$tmp/stage/usr/local/lib
-want="$(readlink -f "$libdir/libhmt.so.0") $(header_version)"
+soname=$(header_soname)
+want="$(readlink -f "$libdir/$soname") $(header_version)"
 cd "$tmp"  # away from the checkout, whose build/ the package must not find
-for how in "HMT_LIB_PATH=$libdir" "HMT_LIB_PATH=$libdir/libhmt.so.0" "LD_LIBRARY_PATH=$libdir"; do
+for how in "HMT_LIB_PATH=$libdir" "HMT_LIB_PATH=$libdir/$soname" "LD_LIBRARY_PATH=$libdir"; do
     got=$(mapped_lib "$tmp/venv/bin/python" "$how") || got="(import hmt failed)"
     [ "$got" = "$want" ] || { echo "$NAME: FAIL ($how: mapped/version $got; want $want)"; exit 1; }
 done
 # without any of them (and no system libhmt), the import fails with the list tried
-if ! ldconfig -p 2>/dev/null | grep -q 'libhmt\.so\.0 '; then
+if ! ldconfig -p 2>/dev/null | grep -qF "$soname "; then
     if "$tmp/venv/bin/python" -c 'import hmt' >"$tmp/none.log" 2>&1 ||
             ! grep -q "cannot load libhmt" "$tmp/none.log"; then
         cat "$tmp/none.log"; echo "$NAME: FAIL (no library anywhere, yet no clear ImportError)"; exit 1

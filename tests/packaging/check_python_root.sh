@@ -1,7 +1,7 @@
 #!/bin/sh
 # `pip install --no-build-isolation .` from the top of the source tree (the
 # root pyproject.toml and setup.py) builds libhmt with make and installs the
-# package with libhmt.so.0 bundled: in a fresh venv, from outside the tree,
+# package with libhmt.so.N bundled: in a fresh venv, from outside the tree,
 # `import hmt` maps that copy and loads a model.
 set -eu
 NAME=check_python_root
@@ -15,8 +15,9 @@ make_venv "$tmp/venv"
 rm -rf "$B/pip"  # setuptools keeps its build folder: start from nothing
 HMT_BUILD=$B "$tmp/venv/bin/python" -m pip install -q --no-build-isolation --no-deps . >"$tmp/pip.log" 2>&1 ||
     { cat "$tmp/pip.log"; echo "$NAME: FAIL (pip install .)"; exit 1; }
-so=$(find "$tmp/venv" -name libhmt.so.0)
-[ -n "$so" ] || { echo "$NAME: FAIL (no libhmt.so.0 in the installed package)"; exit 1; }
+soname=$(header_soname)
+so=$(find "$tmp/venv" -name "$soname")
+[ -n "$so" ] || { echo "$NAME: FAIL (no $soname in the installed package)"; exit 1; }
 cd "$tmp"
 got=$(mapped_lib "$tmp/venv/bin/python") || got="(import hmt failed)"
 [ "$got" = "$(readlink -f "$so") $(cd "$root" && header_version)" ] ||

@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make wheel` builds a wheel that bundles libhmt.so.0; installed offline into
+# `make wheel` builds a wheel that bundles libhmt.so.N; installed offline into
 # a fresh venv, the package loads its own copy (not the build tree's, not the
 # system's) and the Python examples run from a folder outside the source tree.
 set -eu
@@ -19,11 +19,12 @@ case $whl in *-py3-none-any.whl) echo "$NAME: FAIL (a wheel with a library is ta
 make_venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install -q --no-deps "$root/$whl" >"$tmp/pip.log" 2>&1 ||
     { cat "$tmp/pip.log"; echo "$NAME: FAIL (pip install the wheel)"; exit 1; }
-so=$(find "$tmp/venv" -name libhmt.so.0)
-[ -n "$so" ] || { echo "$NAME: FAIL (no libhmt.so.0 in the installed package)"; exit 1; }
+soname=$(header_soname)
+so=$(find "$tmp/venv" -name "$soname")
+[ -n "$so" ] || { echo "$NAME: FAIL (no $soname in the installed package)"; exit 1; }
 # the bundled library must not point back at the build tree
 if readelf -d "$so" | grep -E 'R(UN)?PATH' | grep -q "$root"; then
-    echo "$NAME: FAIL (the bundled libhmt.so.0 has a path into the source tree)"; exit 1
+    echo "$NAME: FAIL (the bundled $soname has a path into the source tree)"; exit 1
 fi
 
 # run from outside the source tree, with copies of the examples (their

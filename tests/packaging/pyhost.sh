@@ -35,3 +35,8 @@ print(" ".join(sorted(os.path.realpath(p) for p in libs)), hmt.__version__)'
 header_version() {
     awk '/^#define HMT_VERSION_(MAJOR|MINOR|PATCH) / {v = v sep $3; sep = "."} END {print v}' include/hmt/version.h
 }
+
+# header_soname: libhmt.so.N, N = HMT_ABI_VERSION of include/hmt/version.h
+header_soname() {
+    echo "libhmt.so.$(awk '/^#define HMT_ABI_VERSION / {print $3}' include/hmt/version.h)"
+}

@@ -17,12 +17,14 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 root=$(pwd)
 case $B in /*) absB=$B ;; *) absB=$root/$B ;; esac
+# the SONAME libhmt.so.N, N = HMT_ABI_VERSION of the headers being tested
+so=libhmt.so.$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9][0-9]*\).*/\1/p' include/hmt/version.h)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # C reference outputs for the bit-identity test, linked like a user would
 $CC -std=c99 -O2 -Wall -Wextra -Werror -Iinclude tests/python/c_dump.c -o "$tmp/c_dump" \
     -L"$absB" -lhmt -Wl,-rpath,"$absB"
-export HMT_LIB_PATH="$absB/libhmt.so.0" HMT_TESTDATA="$absB/testdata" HMT_C_DUMP="$tmp/c_dump"
+export HMT_LIB_PATH="$absB/$so" HMT_TESTDATA="$absB/testdata" HMT_C_DUMP="$tmp/c_dump"
 export PYTHONDONTWRITEBYTECODE=1
 "$PYTHON" -m unittest discover -s tests/python -t tests/python -v 2> "$tmp/log" || {
     cat "$tmp/log"; echo "check_python: FAIL"; exit 1; }

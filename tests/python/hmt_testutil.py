@@ -145,5 +145,5 @@ def stream_params(case):
     if case["adapter"] == "-" and case["mode"] == "segments":
         kw["segment_length"] = int(case["L"])
     if case["mode"] == "window":
-        kw["n_ctx"] = int(case["n_ctx"])
+        kw["window"] = int(case["n_ctx"])  # the manifest's field; the stream key is window
     return kw

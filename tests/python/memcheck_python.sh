@@ -25,6 +25,8 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 root=$(pwd)
 case $B in /*) absB=$B ;; *) absB=$root/$B ;; esac
+# the SONAME libhmt.so.N, N = HMT_ABI_VERSION of the headers being tested
+so=libhmt.so.$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9][0-9]*\).*/\1/p' include/hmt/version.h)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 $CC -std=c99 -O1 -g -Wall -Wextra -Werror -Iinclude tests/python/c_dump.c -o "$tmp/c_dump" \
@@ -36,7 +38,7 @@ VALGRIND="valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,
 printf '#!/bin/sh\nexec %s --xml-file=%s/vg-c_dump.%%p.xml %s/c_dump "$@"\n' \
     "$VALGRIND" "$tmp" "$tmp" > "$tmp/c_dump_vg"
 chmod +x "$tmp/c_dump_vg"
-export HMT_LIB_PATH="$absB/libhmt.so.0" HMT_TESTDATA="$absB/testdata" HMT_C_DUMP="$tmp/c_dump_vg"
+export HMT_LIB_PATH="$absB/$so" HMT_TESTDATA="$absB/testdata" HMT_C_DUMP="$tmp/c_dump_vg"
 # PYTHONMALLOC=malloc: CPython's own small-object allocator reads memory
 # valgrind cannot follow; plain malloc makes its reports meaningful.
 export PYTHONDONTWRITEBYTECODE=1 PYTHONMALLOC=malloc HMT_PY_QUICK=1
@@ -56,6 +58,6 @@ PYTHONPATH=tests/python $VALGRIND --xml-file="$tmp/vg-python.xml" "$PYTHON" -m u
     cat "$tmp/log"; echo "memcheck-python: FAIL (the tests failed under valgrind)"; exit 1; }
 tail -n 3 "$tmp/log"
 [ -z "${HMT_MEMCHECK_KEEP:-}" ] || cp "$tmp"/vg-*.xml "$HMT_MEMCHECK_KEEP"/
-"$PYTHON" tests/python/vg_libhmt.py "$absB/libhmt.so.0" "$tmp"/vg-*.xml || {
+"$PYTHON" tests/python/vg_libhmt.py "$absB/$so" "$tmp"/vg-*.xml || {
     echo "memcheck-python: FAIL"; exit 1; }
 echo "memcheck-python: OK ($(($(date +%s) - start)) s: no invalid access, no leak in libhmt)"

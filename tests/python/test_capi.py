@@ -1,4 +1,5 @@
-"""The ctypes table agrees with include/hmt/hmt.h: every declared function is
+"""The ctypes table agrees with include/hmt/*.h (the headers hmt.h includes
+and the experimental tier, experimental.h): every declared function is
 bound, with the right number and types of arguments and the right return
 type; the Python enums have the header's values; the library loads as
 documented and its version is checked."""
@@ -22,23 +23,35 @@ C_SCALARS = {
     "uint8_t": ctypes.c_uint8, "char": ctypes.c_char,
     # enums are passed as int
     "hmt_param": ctypes.c_int, "hmt_log_level": ctypes.c_int, "hmt_status": ctypes.c_int,
-    "hmt_mode": ctypes.c_int, "hmt_knn_dtype": ctypes.c_int,
+    "hmt_mode": ctypes.c_int, "hmt_knn_dtype": ctypes.c_int, "hmt_compute_type": ctypes.c_int,
+    "hmt_ditto_mode": ctypes.c_int, "hmt_ditto_scope": ctypes.c_int,
+    "hmt_ditto_renorm": ctypes.c_int, "hmt_knn_lambda_mode": ctypes.c_int,
     "hmt_log_fn": _capi.hmt_log_fn, "hmt_abort_fn": _capi.hmt_abort_fn,
     "hmt_recall_fn": _capi.hmt_recall_fn, "hmt_knn_progress_fn": _capi.hmt_knn_progress_fn,
 }
 CALLBACKS = ["hmt_log_fn", "hmt_abort_fn", "hmt_recall_fn", "hmt_knn_progress_fn"]
 
 
-def header_text():
-    """Every public header, without comments and preprocessor lines."""
+def header_raw():
+    """Every public header, without comments."""
     text = ""
     for name in sorted(os.listdir(HEADER_DIR)):
         if name.endswith(".h"):
             with open(os.path.join(HEADER_DIR, name)) as f:
                 text += f.read() + "\n"
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    text = re.sub(r"//[^\n]*", " ", text)
-    return re.sub(r"(?m)^\s*#.*(\\\n.*)*$", " ", text)
+    return re.sub(r"//[^\n]*", " ", text)
+
+
+def header_text():
+    """Every public header, without comments and preprocessor lines."""
+    return re.sub(r"(?m)^\s*#.*(\\\n.*)*$", " ", header_raw())
+
+
+def experimental_keys():
+    """{HMT_P_NAME: value} of the keys experimental.h defines."""
+    return {k: int(v) for k, v in
+            re.findall(r"#define\s+(HMT_P_[A-Z0-9_]+)\s+\(\(hmt_param\)\s*(\d+)\)", header_raw())}
 
 
 def declarations():
@@ -152,7 +165,30 @@ class TestEnums(unittest.TestCase):
         self.check("hmt_status", hmt.Status, "HMT_")
 
     def test_param(self):
-        self.check("hmt_param", hmt.Param, "HMT_P_")
+        want = header_enum("hmt_param")
+        exp = experimental_keys()
+        self.assertGreaterEqual(len(exp), 11)
+        self.assertTrue(all(v >= 1000 for v in exp.values()), exp)
+        self.assertFalse(set(want) & set(exp))
+        want.update(exp)
+        got = {"HMT_P_" + m.name: int(m) for m in hmt.Param}
+        self.assertEqual(got, want)
+        for key in hmt.Param:  # the Python names are the library's
+            self.assertEqual(hmt.param_name(key), key.name.lower())
+        self.assertIsNone(hmt.param_name(206))  # 0.1's recall_bf16: gone
+
+    def test_value_enums(self):
+        self.check("hmt_compute_type", hmt.ComputeType, "HMT_COMPUTE_")
+        self.check("hmt_ditto_mode", hmt.DittoMode, "HMT_DITTO_")
+        self.check("hmt_ditto_scope", hmt.DittoScope, "HMT_DITTO_")
+        self.check("hmt_ditto_renorm", hmt.DittoRenorm, "HMT_DITTO_RENORM_")
+        self.check("hmt_knn_lambda_mode", hmt.KnnLambdaMode, "HMT_KNN_LAMBDA_")
+        self.assertEqual((hmt.COMPUTE_F32, hmt.COMPUTE_BF16), (0, 1))
+
+    def test_auto(self):
+        m = re.search(r"#define\s+HMT_AUTO\s+\((-?\d+)\)", header_raw())
+        self.assertIsNotNone(m)
+        self.assertEqual(hmt.AUTO, int(m.group(1)))
 
     def test_mode(self):
         self.check("hmt_mode", hmt.Mode, "HMT_MODE_")
@@ -178,6 +214,16 @@ class TestEnums(unittest.TestCase):
             lo, hi, de, is_int = hmt.param_bounds(key)
             self.assertLessEqual(lo, de, key)
             self.assertLessEqual(de, hi, key)
+        # the keys that take HMT_AUTO default to it and report it as lo
+        auto = {"n_ctx", "n_threads", "segment_length", "sensory_length", "cache_size",
+                "summary_length", "gen_summary_length", "window", "recall_bf16", "knn_nlist",
+                "knn_pq_m", "knn_train_size"}
+        for key in hmt.Param:
+            lo, hi, de, is_int = hmt.param_bounds(key)
+            if key.name.lower() in auto:
+                self.assertEqual((lo, de), (hmt.AUTO, hmt.AUTO), key)
+            else:
+                self.assertNotEqual(de, hmt.AUTO, key)
         self.assertEqual(hmt.param_bounds("top_k")[3], True)
         self.assertEqual(hmt.param_bounds(hmt.Param.TEMPERATURE)[3], False)
         with self.assertRaises(hmt.HmtError) as cm:
@@ -187,7 +233,7 @@ class TestEnums(unittest.TestCase):
 
 class TestVersion(unittest.TestCase):
     def header_define(self, name):
-        with open(HEADER) as f:
+        with open(os.path.join(HEADER_DIR, "version.h")) as f:
             return int(re.search(r"#define " + name + r"\s+(\d+)", f.read()).group(1))
 
     def test_versions_agree(self):

@@ -30,7 +30,7 @@ class TestErrors(Fixture):
         self.assertEqual(e.code, hmt.Status.E_TOKEN)
         self.assertEqual(e.name, "hmt_ctx_eval_tokens")
         self.assertIn(str(self.model.n_vocab), e.message)
-        self.assertEqual(self.ctx.errmsg, e.message)
+        self.assertEqual(hmt.last_error_msg(), e.message)
         self.assertEqual(self.ctx.n_past, 0)
         e = self.code_of(self.ctx.eval, tokens=[-1])
         self.assertEqual(e.code, hmt.Status.E_TOKEN)
@@ -111,7 +111,7 @@ class TestErrors(Fixture):
             e = self.code_of(st.feed, [1, 2, 999])
             self.assertEqual(e.code, hmt.Status.E_TOKEN)
             self.assertEqual(st.n_fed, 0)
-            self.assertEqual(st.errmsg, e.message)
+            self.assertEqual(hmt.last_error_msg(), e.message)
             st.feed([1, 2])
             self.assertEqual(st.n_fed, 2)
             with hmt.Model(data("qwen2-f32.gguf")) as other, \
@@ -122,6 +122,121 @@ class TestErrors(Fixture):
             self.assertIsNone(st.logits(1000))
             e = self.code_of(st.set_int, "n_ctx", 5)  # not a runtime key
             self.assertEqual(e.code, hmt.Status.E_INVAL)
+            e = self.code_of(st.get, "n_ctx")  # not a stream key any more (0.2)
+            self.assertEqual(e.code, hmt.Status.E_INVAL)
+            e = self.code_of(st.get, "window")  # only in window mode
+            self.assertEqual(e.code, hmt.Status.E_INVAL)
+        with hmt.Stream(self.model, mode="window", window=16) as st:
+            self.assertEqual(st.get("window"), 16)
+
+
+class TestForeignKeys(Fixture):
+    """Each object reads its own keys; a key of another object set on its
+    params is refused by the library (E_INVAL naming the key), not ignored,
+    and the binding adds no key of its own."""
+
+    def refused(self, key, fn, *args, **kwargs):
+        e = self.code_of(fn, *args, **kwargs)
+        self.assertEqual(e.code, hmt.Status.E_INVAL, e)
+        self.assertIn(key, e.message)
+        self.assertEqual(hmt.last_error_msg(), e.message)
+        return e
+
+    def test_context(self):
+        e = self.refused("top_k", hmt.Context, self.model, top_k=3)
+        self.assertEqual(e.name, "hmt_ctx_create")
+        self.refused("mode", hmt.Context, self.model, n_ctx=16, mode="rmt")
+        with hmt.Params(n_ctx=16, temperature=0.5) as p:
+            self.refused("temperature", hmt.Context, self.model, p)
+        with hmt.Context(self.model, n_ctx=16, n_batch=4, n_threads=1,
+                         compute_type="bf16") as ctx:
+            self.assertEqual(ctx.n_ctx, 16)
+            self.assertEqual(ctx.get("compute_type"), hmt.ComputeType.BF16)
+
+    def test_model_takes_no_keys(self):
+        e = self.refused("n_threads", hmt.Model, data("llama-f32.gguf"), n_threads=1)
+        self.assertEqual(e.name, "hmt_model_load")
+
+    def test_sampler_and_processors(self):
+        self.refused("n_ctx", hmt.Sampler, n_ctx=16)
+        self.refused("knn_k", hmt.Sampler, temperature=0, knn_k=4)
+        self.refused("top_k", hmt.DittoProc, self.model, top_k=4)
+        with hmt.Sampler(temperature=0, top_k=1, top_p=0.5, seed=7) as s:
+            self.assertEqual(s.sample([0.0, 1.0, 0.5]), 1)
+        with hmt.DittoProc(self.model, ditto_lambda=0.5, ditto_scope="windowed",
+                           ditto_window=4) as d:
+            self.assertFalse(d.closed)
+
+    def test_stream(self):
+        # 0.1's window length (n_ctx) is the context's key now: window
+        e = self.refused("n_ctx", hmt.Stream, self.model, mode="window", n_ctx=16)
+        self.assertEqual(e.name, "hmt_stream_create")
+        self.refused("seed", hmt.Stream, self.model, mode="segments", segment_length=8, seed=1)
+
+    def test_params_objects_are_not_changed(self):
+        # a Params shared by two objects: the create that refuses it leaves it
+        # as it was, and kwargs go to a copy
+        with hmt.Params(n_threads=1) as p:
+            with hmt.Context(self.model, p, n_ctx=16) as ctx:
+                self.assertEqual(ctx.n_ctx, 16)
+            self.assertEqual(p["n_ctx"], hmt.AUTO)
+            with hmt.Stream(self.model, None, p, mode="segments", segment_length=8) as st:
+                self.assertEqual(st.get("segment_length"), 8)
+            self.refused("n_threads", hmt.Sampler, p)
+
+    def test_auto_and_zero(self):
+        with hmt.Params() as p:
+            for key in ("n_ctx", "n_threads", "segment_length", "cache_size", "summary_length",
+                        "gen_summary_length", "window", "knn_nlist"):
+                with self.subTest(key=key):
+                    self.assertEqual(p[key], hmt.AUTO)   # the default
+                    e = self.code_of(p.set, key, 0)       # 0 is no longer "auto"
+                    self.assertEqual(e.code, hmt.Status.E_INVAL)
+                    self.assertIn(key, e.message)
+                    p.set(key, 5)
+                    p.set(key, "auto")
+                    self.assertEqual(p[key], hmt.AUTO)
+            p.set("sensory_length", 0)                    # 0 = no sensory memory
+            p.set("recall_bf16", 0)                       # 0 = off
+            self.assertEqual(self.code_of(p.set, "top_k", "auto").code, hmt.Status.E_INVAL)
+        with hmt.Context(self.model, n_ctx=hmt.AUTO, n_threads="auto") as ctx:
+            self.assertEqual(ctx.n_ctx, self.model.n_ctx_train)
+            self.assertGreaterEqual(ctx.n_threads, 1)
+
+
+class TestErrorChannel(Fixture):
+    """One error channel: hmt_last_error_msg(), per thread, set by a failing
+    call and kept by successful ones."""
+
+    def test_success_keeps_the_message(self):
+        e = self.code_of(self.ctx.eval_tokens, [self.model.n_vocab])
+        self.ctx.eval_tokens([1, 2])
+        self.model.tokenize("fine")
+        self.assertEqual(hmt.last_error_msg(), e.message)
+        hmt.last_error_clear()
+        self.assertEqual(hmt.last_error_msg(), "")
+
+    def test_each_error_has_its_own_message(self):
+        e1 = self.code_of(self.ctx.eval_tokens, [self.model.n_vocab])
+        e2 = self.code_of(hmt.Model, "/nonexistent/x.gguf")
+        self.assertNotEqual(e1.message, e2.message)
+        self.assertIn("/nonexistent/x.gguf", e2.message)
+        self.assertNotIn("/nonexistent", e1.message)
+
+    def test_per_thread(self):
+        import threading
+        e = self.code_of(self.ctx.eval_tokens, [self.model.n_vocab])
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(hmt.last_error_msg()))
+        t.start()
+        t.join()
+        self.assertEqual(seen, [""])
+        self.assertEqual(hmt.last_error_msg(), e.message)
+
+    def test_str_names_the_function_once(self):
+        e = self.code_of(hmt.Context, self.model, top_k=3)
+        self.assertEqual(str(e).count("hmt_ctx_create"), 1, str(e))
+        self.assertTrue(str(e).endswith(", HMT_E_INVAL)"), str(e))
 
 
 class TestCallbacks(Fixture):

@@ -77,13 +77,38 @@ class TestParams(unittest.TestCase):
             self.assertEqual(p["top_k"], 7)
             p.set("mode", "rmt")
             self.assertEqual(p["mode"], hmt.Mode.RMT)
+            p.set("compute_type", "bf16")
+            self.assertEqual(p["compute_type"], hmt.ComputeType.BF16)
+            p.set("ditto_renorm", "logit")
+            p.set(hmt.Param.KNN_LAMBDA_MODE, "entropy_gap")
+            self.assertEqual(p["knn_lambda_mode"], hmt.KnnLambdaMode.ENTROPY_GAP)
             q = p.copy()
             self.assertEqual(q.as_dict(), p.as_dict())
             q.close()
 
+    def test_copy_keeps_which_keys_are_set(self):
+        # a copy made for keyword arguments must not mark every key as set:
+        # the objects refuse the keys they do not read, set ones only
+        with hmt.Params(n_threads=1) as p, p.copy() as q, \
+                hmt.Model(data("llama-f32.gguf")) as m:
+            q.set("n_ctx", 16)
+            with hmt.Context(m, q) as ctx:
+                self.assertEqual(ctx.n_ctx, 16)
+            self.assertEqual(p["n_ctx"], hmt.AUTO)  # the copy is its own object
+            with hmt.Context(m, p, n_ctx=8) as ctx:
+                self.assertEqual(ctx.n_ctx, 8)
+
+    def test_experimental_keys(self):
+        self.assertGreaterEqual(int(hmt.Param.RECALL_BF16), 1000)
+        self.assertEqual(hmt.param_name(hmt.Param.KNN_SEED), "knn_seed")
+        self.assertEqual(hmt.param_name(hmt.Param.WINDOW), "window")
+        with hmt.Params(knn_seed=7, window=32, recall_bf16=1) as p:
+            self.assertEqual((p["knn_seed"], p["window"], p["recall_bf16"]), (7, 32, 1))
+
     def test_bad_values(self):
         with hmt.Params() as p:
-            for key, value in (("n_ctx", -5), ("top_p", 2.0), (9999, 1)):
+            for key, value in (("n_ctx", -5), ("n_ctx", 0), ("top_p", 2.0), (9999, 1),
+                               ("recall_bf16", -2), ("compute_type", "f16")):
                 with self.subTest(key=key), self.assertRaises(hmt.HmtError) as cm:
                     p.set(key, value)
                 self.assertEqual(cm.exception.code, hmt.Status.E_INVAL)
@@ -91,7 +116,7 @@ class TestParams(unittest.TestCase):
                 p.set("no_such_key", 1)
             with self.assertRaises(hmt.HmtError):
                 p.set("n_ctx", 1.5)
-            self.assertEqual(p["n_ctx"], 0)  # unchanged
+            self.assertEqual(p["n_ctx"], hmt.AUTO)  # unchanged (the default)
 
 
 class TestSampler(unittest.TestCase):

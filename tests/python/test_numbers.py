@@ -33,17 +33,18 @@ class Fixture(unittest.TestCase):
 
 class TestSamplerRule(Fixture):
     """-inf bans a token; NaN, +inf and 'every token banned' are refused
-    with E_INVAL, by the sampler and the chain alike."""
+    with E_INVAL, by sample and apply alike, with or without processors."""
 
     def test_refused(self):
-        chain = hmt.Chain()
         for t in (0.0, 0.8):
-            with hmt.Sampler(temperature=t, top_k=0, top_p=1.0) as s:
+            with hmt.Sampler(temperature=t, top_k=0, top_p=1.0) as s, \
+                    hmt.Sampler(temperature=t, top_k=0, top_p=1.0,
+                                procs=[hmt.PyProc(lambda z, k: None)]) as sp:
                 for bad in ([0, 0, INF, -INF], [0, NAN, 1], [-INF, -INF]):
                     with self.subTest(t=t, logits=bad):
                         self.raises(hmt.Status.E_INVAL, s.sample, bad)
-                        self.raises(hmt.Status.E_INVAL, chain.sample, s, bad)
-        chain.close()
+                        self.raises(hmt.Status.E_INVAL, s.apply, bad)
+                        self.raises(hmt.Status.E_INVAL, sp.sample, bad)
 
     def test_minus_inf_is_never_drawn_and_the_rest_is_softmax(self):
         z = [-INF, 0.0, -INF, 1.0, 0.5, -INF]
@@ -92,7 +93,8 @@ class TestIntegers(Fixture):
                 self.raises(hmt.Status.E_TOKEN, self.ctx.eval_tokens, toks)
                 self.raises(hmt.Status.E_TOKEN, self.model.detokenize, toks)
         self.assertEqual(self.ctx.n_past, 0)
-        self.raises(hmt.Status.E_TOKEN, hmt.Chain().accept, 2 ** 32 + 1)
+        with hmt.Sampler() as s:
+            self.raises(hmt.Status.E_TOKEN, s.accept, 2 ** 32 + 1)
 
     def test_non_integers_are_refused(self):
         for toks in ([1.5], [1.0], [True], ["1"], "12"):
@@ -102,8 +104,8 @@ class TestIntegers(Fixture):
             self.ctx.eval_tokens([1, 2.0])
         with self.assertRaises(TypeError):
             self.ctx.set_int("n_threads", 2.9)
-        with self.assertRaises(TypeError):
-            hmt.Chain().accept(1.5)
+        with hmt.Sampler() as s, self.assertRaises(TypeError):
+            s.accept(1.5)
         with self.assertRaises(TypeError):
             self.ctx.logits(0.0)
         with hmt.Sampler() as s:
@@ -144,6 +146,13 @@ class TestIntegers(Fixture):
             self.raises(hmt.Status.E_INVAL, s.reseed, -1)
             self.raises(hmt.Status.E_INVAL, s.reseed, 2 ** 64)
             s.reseed(2 ** 64 - 1)
+        with hmt.Sampler() as s:
+            self.raises(hmt.Status.E_INVAL, s.sample_ctx, self.ctx, 2 ** 32 - 1)  # not row -1
+            with hmt.Stream(self.model, mode="segments", segment_length=8, n_threads=1) as st:
+                st.feed([1, 2, 3])
+                self.raises(hmt.Status.E_INVAL, s.sample_stream, st, 2 ** 64)
+                self.raises(hmt.Status.E_INVAL, s.sample_stream, st, 5)  # not ready
+                self.assertGreaterEqual(s.sample_stream(st), 0)        # the last ready one
         with hmt.Params() as p:
             self.raises(hmt.Status.E_INVAL, p.set, "n_ctx", 2 ** 70)
             self.raises(hmt.Status.E_INVAL, p.set, "n_ctx", 64.0)

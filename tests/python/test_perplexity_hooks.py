@@ -1,7 +1,7 @@
 """hmt-perplexity --ditto / --knn (docs/PERPLEXITY.md) on the demo model:
 the identities (no effect at --knn-lambda 0 and --ditto 1, in every mode),
-the figures against the library's own chain (DittoProc, KnnProc) run
-position by position from Python, and the kNN figure against the NumPy
+the figures against the library's own processors (DittoProc, KnnProc in a
+Sampler) run position by position from Python, and the kNN figure against the NumPy
 reference (tests/reference/knn_ref.py: brute-force search over the datastore
 file read directly, the interpolation in float64)."""
 import math
@@ -97,19 +97,22 @@ class TestPerplexityHooks(unittest.TestCase):
 
     def chain_nll(self, model, tokens, rows, with_ditto, knn):
         """Mean NLL of tokens[1:] through DittoProc(0.5) then KnnProc, the
-        chain applied at each position and told each true token."""
+        sampler's processors applied at each position and told each true
+        token."""
         procs = [hmt.DittoProc(model, ditto_lambda=0.5)] if with_ditto else []
         procs.append(hmt.KnnProc(knn, knn_k=KNN_K, knn_lambda=0.25))
         total = 0.0
-        with hmt.Chain(procs) as chain:
-            chain.accept(tokens[0])
+        with hmt.Sampler(procs=procs) as s:
+            for p in procs:
+                p.close()  # the sampler holds them
+            s.accept(tokens[0])
             for i in range(len(tokens) - 1):
                 logits, key = rows(i)
-                total += nll_of(chain.apply(logits, key=key), tokens[i + 1])
-                chain.accept(tokens[i + 1])
+                total += nll_of(s.apply(logits, key=key), tokens[i + 1])
+                s.accept(tokens[i + 1])
         return total / (len(tokens) - 1)
 
-    def test_against_library_chain(self):
+    def test_against_library_processors(self):
         """The tool's batched kNN search + DITTO equal the library's own
         processors, in window mode (a plain context) and in full mode (HMT)."""
         flags = ["--knn", self.knn, "--knn-k", str(KNN_K)]

@@ -78,46 +78,90 @@ class TestUseAfterClose(unittest.TestCase):
                 b.add(keys, [i % 300 for i in range(64)])
                 b.finish()
             knn = hmt.Knn(m, path)
-            chain = hmt.Chain([hmt.KnnProc(knn, knn_k=4)])
+            proc = hmt.KnnProc(knn, knn_k=4)
+            sampler = hmt.Sampler(procs=[proc])
             logits = [0.0] * m.n_vocab
-            before = list(chain.apply(logits, keys[3]))
+            before = list(sampler.apply(logits, keys[3]))
             knn.close()                      # the processor holds its own reference
+            proc.close()                     # and the sampler holds the processor
+            m.close()
             os.remove(path)
-            after = list(chain.apply(logits, keys[3]))
+            after = list(sampler.apply(logits, keys[3]))
             assert before == after
-            chain.close()
+            sampler.prepare([keys[5], keys[6]])   # a batched search, still mapped
+            try:
+                knn.search(keys[3], 1)
+                raise SystemExit("a closed datastore answered")
+            except hmt.HmtError as e:
+                assert e.code == hmt.Status.E_MISUSE
+            sampler.close()                  # the last reference: all freed here
             print("ok")
         """)
 
-    def test_callback_arrays_outlive_the_chain(self):
+    def test_callback_arrays_outlive_the_sampler(self):
         self.child_ok("""
             kept = []
             def apply(z, key):
                 kept.append((z, key))
                 z[0] = -1e9
-            chain = hmt.Chain([hmt.PyProc(apply)])
-            out = chain.apply([0.5] * 320, [1.0] * 300)
-            assert out[0] < -1e8                 # the edit reached the chain
-            chain.close()
-            z, key = kept[0]
+            def prepare(keys):
+                kept.append(keys)
+            sampler = hmt.Sampler(procs=[hmt.PyProc(apply, prepare=prepare)])
+            sampler.prepare([[2.0] * 300])
+            out = sampler.apply([0.5] * 320, [1.0] * 300)
+            assert out[0] < -1e8                 # the edit reached the sampler
+            sampler.close()
+            keys, (z, key) = kept
             assert float(z[0]) == -1e9 and float(z[1]) == 0.5 and float(key[7]) == 1.0
+            assert float(keys[0][299]) == 2.0
             print("ok")
         """)
 
-    def test_processor_of_a_closed_chain(self):
+    def test_processor_and_sampler_closed_in_either_order(self):
         self.child_ok("""
             m = hmt.Model(data("llama-f32.gguf"))
             p = hmt.DittoProc(m)
-            chain = hmt.Chain([p])
-            p.set_delimiters([1, 2])            # fine while the chain lives
+            s = hmt.Sampler(procs=[p])
+            p.set_delimiters([1, 2])            # fine while p is open
+            s.close()                           # p keeps its own reference
             assert not p.closed
-            chain.close()
-            assert p.closed
+            p.set_delimiters([3])
+            p.close()
             try:
                 p.set_delimiters([1, 2])
-                raise SystemExit("a freed processor answered")
+                raise SystemExit("a closed processor answered")
             except hmt.HmtError as e:
                 assert e.code == hmt.Status.E_MISUSE, e
+            q = hmt.PyProc(lambda z, key: None, accept=lambda t: None)
+            s = hmt.Sampler(procs=[q])
+            q.close()                           # the sampler keeps it, callbacks too
+            import gc; gc.collect()
+            s.accept(3)
+            s.sample([0.0, 1.0, 2.0])
+            s.close()
+            try:
+                s.sample([0.0])
+                raise SystemExit("a closed sampler answered")
+            except hmt.HmtError as e:
+                assert e.code == hmt.Status.E_MISUSE, e
+            print("ok")
+        """)
+
+    def test_sampler_closed_from_its_processor(self):
+        self.child_ok("""
+            box = []
+            def apply(z, key):
+                box[0].close()                  # refused: the sampler is running
+            s = hmt.Sampler(procs=[hmt.PyProc(apply)])
+            box.append(s)
+            try:
+                s.apply([0.0, 1.0])
+                raise SystemExit("closed under its own call")
+            except hmt.HmtError as e:
+                assert e.code == hmt.Status.E_MISUSE, e
+            assert not s.closed
+            box.clear()
+            s.close()
             print("ok")
         """)
 
