@@ -1,7 +1,7 @@
 """`pip install .` from the source tree (docs/PYTHON.md): runs `make lib`,
 then packages python/hmt with the built libhmt.so.N inside it, like `make
 wheel`. One source for the metadata: python/pyproject.toml's [project] table,
-read here; the version is python/hmt/_version.py's (= include/hmt/hmt.h).
+read here; the version is python/hmt/_version.py's (= include/hmt/version.h).
 setuptools' own build files go under the make build folder ($HMT_BUILD, else
 build/), in pip/."""
 import os

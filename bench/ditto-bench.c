@@ -2,7 +2,7 @@
 /* ditto-bench: greedy generation from prompts taken from text files, through
  * a sampler's processors (include/hmt/sampler.h) with and without the DITTO
  * sentence-repetition penalty and, with --knn, a kNN-LM datastore
- * (include/hmt/hmt_knn.h), reporting the repetition metrics of
+ * (include/hmt/knn.h), reporting the repetition metrics of
  * algorithms.md §3.5 (bench/rep_metrics.h):
  *   seq-rep-1..4, rep-sen, rep-w16, rep-r: averaged over continuations
  *   uniq: distinct tokens over all continuations
@@ -28,8 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hmt/hmt.h>
-#include <hmt/hmt.h>
 #include <hmt/hmt.h>
 
 #include "io/atomic_file.h"

@@ -11,7 +11,6 @@
 #include <time.h>
 
 #include <hmt/experimental.h>
-#include <hmt/experimental.h>
 
 static void usage(FILE *f) {
     fprintf(f,

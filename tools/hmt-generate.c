@@ -7,8 +7,6 @@
 #include <time.h>
 
 #include <hmt/hmt.h>
-#include <hmt/hmt.h>
-#include <hmt/hmt.h>
 
 static void usage(FILE *f) {
     fprintf(f,

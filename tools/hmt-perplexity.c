@@ -10,7 +10,7 @@
  * T + L tokens at stride L, the last L tokens of each scored, arithmetic mean
  * of per-batch perplexities); docs/PERPLEXITY.md says exactly what is done.
  * --ditto and --knn score the final distribution of a sampler's processors
- * (include/hmt/hmt_proc.h) instead, fed the text itself as history.
+ * (include/hmt/sampler.h) instead, fed the text itself as history.
  *
  * Exit codes: 0 success, 1 runtime failure (unreadable file, model without a
  * tokenizer, library error), 2 usage error (bad option, a mode the model and
@@ -26,8 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hmt/hmt.h>
-#include <hmt/hmt.h>
 #include <hmt/hmt.h>
 
 #define PROG "hmt-perplexity"

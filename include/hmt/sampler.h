@@ -1,5 +1,5 @@
 /*
- * libhmt — samplers: a chain of next-token processors ending in a draw.
+ * libhmt — samplers: next-token processors run in order, then a draw.
  * Part of <hmt/hmt.h>; self-contained C99, compiles as C and as C++.
  * See docs/PROCESSORS.md.
  *
@@ -48,11 +48,11 @@ typedef struct hmt_proc_i {
     const char *name;     /* for messages; may be NULL. Must outlive the proc */
     /* required: turn logits[n_vocab] (unnormalized log-probabilities) into new
        ones, in place. Entries may be set to -INFINITY (token forbidden); NaN
-       and +INFINITY are rejected by the chain right after this processor
+       and +INFINITY are rejected by the sampler right after this processor
        (HMT_E_INVAL, the message names the processor and the entry).
        key: the kNN-LM key of the current position (n_key floats, the last
        block's normalized FFN input) or NULL (then n_key is 0).
-       Return HMT_OK or a negative hmt_status (the chain stops and reports
+       Return HMT_OK or a negative hmt_status (the sampler stops and reports
        it; a positive return is reported as HMT_E_INVAL). */
     int (*apply)(void *user_data, float *logits, int32_t n_vocab, const float *key,
                  int32_t n_key);

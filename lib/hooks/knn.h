@@ -95,7 +95,8 @@ typedef struct {
     int mode;
 } hmti_knn_cfg;
 
-/* Read the kNN keys of params (HMT_E_INVAL naming another key set on it). */
-int hmti_knn_cfg_read(hmti_knn_cfg *cfg, const hmt_params *params, const char *fn);
+/* Read the kNN keys of params (HMT_E_INVAL naming another key set on it;
+ * with_k = 0: HMT_P_KNN_K is another key). */
+int hmti_knn_cfg_read(hmti_knn_cfg *cfg, const hmt_params *params, int with_k, const char *fn);
 
 #endif

@@ -266,8 +266,9 @@ static const hmt_param KNN_KEYS[] = {HMT_P_KNN_K,           HMT_P_KNN_LAMBDA,
                                      HMT_P_KNN_BETA,        HMT_P_KNN_BIAS,
                                      HMT_P_KNN_LAMBDA_MAX};
 
-int hmti_knn_cfg_read(hmti_knn_cfg *c, const hmt_params *p, const char *fn) {
-    int rc = hmti_params_only(p, KNN_KEYS, HMTI_NKEYS(KNN_KEYS), fn);
+/* KNN_KEYS[0] is HMT_P_KNN_K: with_k = 0 refuses it too. */
+int hmti_knn_cfg_read(hmti_knn_cfg *c, const hmt_params *p, int with_k, const char *fn) {
+    int rc = hmti_params_only(p, KNN_KEYS + !with_k, HMTI_NKEYS(KNN_KEYS) - !with_k, fn);
     if (rc) return rc;
     c->k = (int32_t)hmti_param_value(p, HMT_P_KNN_K);
     c->lambda = hmti_param_value(p, HMT_P_KNN_LAMBDA);
@@ -403,7 +404,7 @@ HMT_API int hmt_knn_interpolate_neighbors(const hmt_params *params, const float 
     int rc = check_logits(logits, 1, n_vocab);
     if (rc) return rc;
     hmti_knn_cfg cfg;
-    if ((rc = hmti_knn_cfg_read(&cfg, params, "hmt_knn_interpolate_neighbors"))) return rc;
+    if ((rc = hmti_knn_cfg_read(&cfg, params, 0, "hmt_knn_interpolate_neighbors"))) return rc;
     vw *pairs = hmti_malloc(((size_t)n_neighbors + 1) * sizeof *pairs);
     if (!pairs) return hmti_errf(HMT_E_NOMEM, "knn interpolate: out of memory");
     mix(&cfg, dists, values, n_neighbors, logits, n_vocab, logprobs_out, lambda_out, pairs);
@@ -422,7 +423,7 @@ static int knn_interpolate(const hmt_knn *knn, const hmt_params *params, const f
     int rc = check_logits(logits, n, n_vocab);
     if (rc) return rc;
     hmti_knn_cfg cfg;
-    if ((rc = hmti_knn_cfg_read(&cfg, params, "hmt_knn_interpolate"))) return rc;
+    if ((rc = hmti_knn_cfg_read(&cfg, params, 1, "hmt_knn_interpolate"))) return rc;
     const int64_t k = cfg.k;
     int64_t chunk = (INT64_C(1) << 22) / k; /* dist + idx buffers <= 48 MiB */
     chunk = chunk < 1 ? 1 : chunk > IV_CHUNK ? IV_CHUNK : chunk;
@@ -558,7 +559,7 @@ HMT_API int hmt_proc_knn_create(hmt_proc **out, hmt_knn *knn, const hmt_params *
     if (!out || !knn) return hmti_errf(HMT_E_INVAL, "hmt_proc_knn_create: NULL argument");
     if (hmti_guard_check(&knn->guard, HMTI_MAGIC_KNN, "hmt_proc_knn_create")) return HMT_E_MISUSE;
     hmti_knn_cfg cfg;
-    int rc = hmti_knn_cfg_read(&cfg, params, "hmt_proc_knn_create");
+    int rc = hmti_knn_cfg_read(&cfg, params, 1, "hmt_proc_knn_create");
     if (rc) return rc;
     knn_proc *p = hmti_calloc(1, sizeof *p);
     if (!p) return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");

@@ -90,6 +90,7 @@ static int read_adapter(hmt_adapter *a, const hmti_gguf *g) {
                       (uint32_t)a->segment_length, &a->gen_summary_length)))
         return rc;
     if (a->gen_summary_length < 1) a->gen_summary_length = 1;
+    a->gen_summary_given = hmti_gguf_find_key(g, "hmt.generation_summary_length") >= 0;
     a->summary_fraction = 0.5f;
     if (hmti_gguf_find_key(g, "hmt.summary_fraction") >= 0 &&
         (rc = hmti_gguf_get_f32(g, "hmt.summary_fraction", &a->summary_fraction)))
@@ -209,7 +210,9 @@ HMT_API int hmt_adapter_get(const hmt_adapter *a, hmt_param key, double *out) {
     case HMT_P_SUMMARY_LENGTH: *out = hmti_adapter_summary_length(a, a->segment_length); break;
     case HMT_P_GEN_SUMMARY_LENGTH: *out = a->gen_summary_length; break;
     case HMT_P_RECALL_DIM: *out = a->d_h; break;
-    default: return hmti_errf(HMT_E_INVAL, "hmt_adapter_get: key %d is not an adapter key", (int)key);
+    default:
+        return hmti_errf(HMT_E_INVAL, "hmt_adapter_get: %s (key %d) is not an adapter key",
+                         hmti_param_name(key), (int)key);
     }
     return HMT_OK;
 }

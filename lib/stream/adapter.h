@@ -12,6 +12,7 @@ struct hmt_adapter {
     hmt_model *model;
     int32_t d, d_h;
     int32_t segment_length, sensory_length, cache_size, gen_summary_length;
+    int gen_summary_given; /* hmt.generation_summary_length is in the file */
     float summary_fraction;
     hmti_recall_scale scale;
     int recall_bf16;

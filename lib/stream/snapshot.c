@@ -282,12 +282,13 @@ static size_t max_snapshot_size(const hmt_stream *cs) {
 
 HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
     if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_save_file: NULL argument");
+    if (hmti_guard_check(&s->guard, HMTI_MAGIC_STREAM, "hmt_stream_save_file")) return HMT_E_MISUSE;
     size_t len = 0;
-    int rc = hmt_stream_save(s, NULL, 0, &len);
-    if (rc != HMT_E_BUFFER) return rc;
+    if (s->broken) return stream_save(s, NULL, 0, &len); /* its refusal */
+    len = save_into(s, NULL); /* not a size query: success leaves no message */
     void *buf = hmti_malloc(len);
     if (!buf) return hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory");
-    rc = hmt_stream_save(s, buf, len, &len);
+    int rc = hmt_stream_save(s, buf, len, &len);
     hmti_afile out;
     /* a temporary replaces path only once complete: a full disk or a crash
      * leaves the previous snapshot as it was (lib/io/atomic_file.c) */

@@ -38,7 +38,11 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
     s->N = pick(p, HMT_P_CACHE_SIZE, a ? a->cache_size : 1);
     s->bf16 = pick(p, HMT_P_RECALL_BF16, a ? a->recall_bf16 : 0);
     s->j = pick(p, HMT_P_SUMMARY_LENGTH, a ? hmti_adapter_summary_length(a, s->L) : 1);
-    s->j_gen = pick(p, HMT_P_GEN_SUMMARY_LENGTH, a ? a->gen_summary_length : 1);
+    /* the causal rule's default is half of this stream's L (which may be
+     * shorter than the adapter's) unless the adapter states its own */
+    const int32_t half = s->L / 2 > 0 ? s->L / 2 : 1;
+    s->j_gen = pick(p, HMT_P_GEN_SUMMARY_LENGTH,
+                    a && a->gen_summary_given ? a->gen_summary_length : half);
     if (s->mode == HMT_MODE_SEGMENTS) s->k = 0;
     if (s->mode == HMT_MODE_WINDOW) {
         int64_t w = (int64_t)hmti_param_value(p, HMT_P_WINDOW);

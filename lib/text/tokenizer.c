@@ -176,7 +176,9 @@ static const mslot *merge_find(const hmti_vocab *v, int32_t a, int32_t b) {
  * Metadata helpers
  * ------------------------------------------------------------------------- */
 /* Optional key: HMT_OK (found), 1 (absent) or an error from the getter. */
-static int optional(int rc) { return rc == HMT_E_INVAL ? 1 : rc; }
+/* An optional key: absent (1) without a message (a successful load leaves
+ * the thread's last error alone), else the getter's result. */
+#define OPTIONAL(g, key, get) (hmti_gguf_find_key(g, key) < 0 ? 1 : (get))
 
 static int is_int_type(hmti_gguf_vtype t) {
     return t == HMTI_GGUF_UINT8 || t == HMTI_GGUF_INT8 || t == HMTI_GGUF_UINT16 ||
@@ -322,7 +324,7 @@ static int load_tokens(hmti_vocab *v, const hmti_gguf *g) {
 static int parallel_array(const hmti_vocab *v, const hmti_gguf *g, const char *key, int want_float,
                           hmti_gguf_vtype *et, const void **data) {
     uint64_t n;
-    int rc = optional(hmti_gguf_get_arr(g, key, et, &n, data));
+    int rc = OPTIONAL(g, key, hmti_gguf_get_arr(g, key, et, &n, data));
     if (rc) return rc;
     int ok = is_int_type(*et) ||
              (want_float && (*et == HMTI_GGUF_FLOAT32 || *et == HMTI_GGUF_FLOAT64));
@@ -451,7 +453,7 @@ done:
 static int special_id(const hmti_vocab *v, const hmti_gguf *g, const char *key, hmt_token def,
                       int strict, hmt_token *out) {
     int64_t x;
-    int rc = optional(hmti_gguf_get_i64(g, key, &x));
+    int rc = OPTIONAL(g, key, hmti_gguf_get_i64(g, key, &x));
     if (rc < 0) return rc;
     if (rc == 1) {
         *out = (def >= 0 && def < v->n) ? def : -1;
@@ -476,7 +478,7 @@ static int special_id(const hmti_vocab *v, const hmti_gguf *g, const char *key, 
 
 static int optional_bool(const hmti_gguf *g, const char *key, int def, int *out) {
     int b;
-    int rc = optional(hmti_gguf_get_bool(g, key, &b));
+    int rc = OPTIONAL(g, key, hmti_gguf_get_bool(g, key, &b));
     if (rc < 0) return rc;
     *out = rc == 1 ? def : (b != 0);
     return HMT_OK;
@@ -648,7 +650,7 @@ static int load(hmti_vocab *v, const hmti_gguf *g) {
     v->pre = HMTI_PRE_DEFAULT;
     if (!spm) {
         hmti_str pre;
-        rc = optional(hmti_gguf_get_str(g, K_PRE, &pre));
+        rc = OPTIONAL(g, K_PRE, hmti_gguf_get_str(g, K_PRE, &pre));
         if (rc < 0) return rc;
         if (rc == HMT_OK && (rc = pre_from_name(v, pre.ptr, pre.len))) return rc;
     }
