@@ -4,7 +4,8 @@
  *
  * Every context, stream and datastore runs its parallel work (matmuls,
  * attention, searches) on a thread pool. By default that is one pool for the
- * whole process, with one thread per online CPU, created on first use: a
+ * whole process, with one thread per online CPU, created on first use and
+ * stopped when the last object using it is freed: a
  * host with many contexts does not start a pool for each. A host that wants
  * its own arrangement creates pools and attaches them (llama.h's
  * llama_attach_threadpool is the model):

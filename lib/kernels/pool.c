@@ -24,7 +24,7 @@
  * number of them, and used by one of them at a time: a forward pass or a
  * search acquires it (use_mu) for its whole duration, so jobs and the
  * scratch never interleave. The process-wide default pool (one thread per
- * online CPU) is created on first use and lives until the process ends. */
+ * online CPU) is created on first use and stopped when its last user goes. */
 #include <errno.h>
 #include <immintrin.h>
 #include <pthread.h>
@@ -49,6 +49,7 @@ struct hmt_threadpool {
     pthread_mutex_t use_mu; /* held by the one user running jobs           */
     pthread_t owner;        /* that user's thread, valid while owned is 1 */
     atomic_int owned;
+    int is_default;         /* the process default: released under default_mu */
     void *scratch;                    /* shared part, then n_threads local parts */
     size_t shared_bytes, local_bytes; /* each rounded up to 64                   */
     pthread_t *threads;
@@ -208,8 +209,20 @@ void hmti_pool_retain(hmti_pool *pool) {
     if (pool) atomic_fetch_add(&pool->refs, 1);
 }
 
+static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
+static hmti_pool *default_pool;
+
 void hmti_pool_release(hmti_pool *pool) {
-    if (!pool || atomic_fetch_sub(&pool->refs, 1) != 1) return;
+    if (!pool) return;
+    if (pool->is_default) { /* hmti_pool_default may be retaining it right now */
+        pthread_mutex_lock(&default_mu);
+        const int last = atomic_fetch_sub(&pool->refs, 1) == 1;
+        if (last) default_pool = NULL;
+        pthread_mutex_unlock(&default_mu);
+        if (!last) return;
+    } else if (atomic_fetch_sub(&pool->refs, 1) != 1) {
+        return;
+    }
     hmti_guard_poison(&pool->guard);
     pthread_mutex_destroy(&pool->use_mu);
     if (pool->n_threads > 1) {
@@ -291,14 +304,17 @@ void hmti_pool_unlock(hmti_pool *pool) {
     pthread_mutex_unlock(&pool->use_mu);
 }
 
-/* The process-wide default: created on first use, never destroyed. */
-static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
-static hmti_pool *default_pool;
-
+/* The process-wide default: created on first use, shared by every object
+ * that did not ask for its own pool, stopped when the last of them is freed
+ * (so no worker outlives the objects, and valgrind sees no thread left). */
 int hmti_pool_default(hmti_pool **out) {
     pthread_mutex_lock(&default_mu);
-    int rc = default_pool ? HMT_OK : hmti_pool_create(&default_pool, hmti_resolve_threads(0));
-    if (!rc) hmti_pool_retain(default_pool);
+    int rc = HMT_OK;
+    if (default_pool) {
+        hmti_pool_retain(default_pool);
+    } else if (!(rc = hmti_pool_create(&default_pool, hmti_resolve_threads(0)))) {
+        default_pool->is_default = 1;
+    }
     *out = rc ? NULL : default_pool;
     pthread_mutex_unlock(&default_mu);
     return rc;
