@@ -99,8 +99,12 @@ TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(B)/bin/%)
 EX_SRC  := $(sort $(wildcard examples/*.c))
 EX_BIN  := $(EX_SRC:examples/%.c=$(B)/examples/%)
+# bench/ measures through the public API only (plus libxsmm for the machine's
+# ceilings); bench/internal/ times the library's kernels and reads its structs.
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bin/%)
+IBENCH_SRC := $(sort $(wildcard bench/internal/*.c))
+IBENCH_BIN := $(IBENCH_SRC:bench/internal/%.c=$(B)/bin/%)
 TEST_SUITES := $(sort $(wildcard tests/check_*.c))
 TEST_SRC := $(TEST_SUITES) $(wildcard tests/util/*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
@@ -114,7 +118,7 @@ all: lib tools examples bench
 lib: $(SO) $(B)/$(SONAME) $(B)/libhmt.so $(AR_LIB) $(B)/hmt.pc
 tools: $(TOOL_BIN)
 examples: $(EX_BIN)
-bench: $(BENCH_BIN)
+bench: $(BENCH_BIN) $(IBENCH_BIN)
 
 # ---- build configuration stamps ----------------------------------------------
 # Each kind of output depends on a stamp file holding the exact command line
@@ -130,10 +134,11 @@ CMD_lib-cxx = $(CXX) $(CPPFLAGS) $(LIB_CXXFLAGS)
 CMD_so = $(CC) -shared $(SANITIZE) $(SO_LDFLAGS) $(PRIV_LIBS) $(LDFLAGS) $(LIB_OBJ)
 CMD_ar = ar rcs $(LIB_OBJ)
 CMD_example = $(CC) -Iinclude $(APP_CFLAGS) $(EX_LDFLAGS) $(LDFLAGS)
-CMD_bench = $(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) $(PRIV_LIBS) $(LDFLAGS)
+CMD_bench = $(CC) -Iinclude $(APP_CFLAGS) $(EX_LDFLAGS) $(XSMM_LIBS) $(LDFLAGS)
+CMD_ibench = $(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) $(PRIV_LIBS) $(LDFLAGS)
 CMD_test-c = $(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(SLEEF_CFLAGS) $(CHECK_CFLAGS) $(APP_CFLAGS)
 CMD_test-link = $(CC) $(SANITIZE) $(CHECK_LIBS) $(PRIV_LIBS) $(LDFLAGS) $(TEST_OBJ)
-STAMPS := $(addprefix $(STAMP)/,lib-c lib-cxx so ar example bench test-c test-link)
+STAMPS := $(addprefix $(STAMP)/,lib-c lib-cxx so ar example bench ibench test-c test-link)
 $(STAMPS): $(STAMP)/%: FORCE
 	$(shell mkdir -p $(STAMP))$(file >$@.new,$(CMD_$*))
 	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
@@ -157,9 +162,10 @@ $(B)/libhmt.so: $(B)/$(SONAME)
 $(AR_LIB): $(LIB_OBJ) $(STAMP)/ar
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
-# Tools (programs users run, installed) and examples (short programs users
-# read, not installed) link the shared library the way a user would; the
-# benchmarks link the static one (they time internal kernels too).
+# Tools (programs users run, installed), examples (short programs users
+# read, not installed) and the benchmarks of bench/ link the shared library
+# the way a user would, with only include/ on the path; those of
+# bench/internal/ link the static one (they time internal kernels).
 EX_LDFLAGS = -L$(B) -lhmt -lm -Wl,-rpath,'$$ORIGIN/..'
 $(B)/bin/%: tools/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
 	@mkdir -p $(dir $@)
@@ -167,10 +173,13 @@ $(B)/bin/%: tools/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
 $(B)/examples/%: examples/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ $(EX_LDFLAGS) $(LDFLAGS)
-$(B)/bin/%: bench/%.c $(B)/libhmt.so $(AR_LIB) $(HDR) $(STAMP)/bench
+$(B)/bin/%: bench/%.c $(B)/libhmt.so $(HDR) $(STAMP)/bench
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(SLEEF_CFLAGS) $(APP_CFLAGS) -std=gnu11 $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
-$(BENCH_BIN): $(wildcard bench/*.h) # the benchmarks' shared headers
+	$(CC) -Iinclude $(APP_CFLAGS) -std=gnu11 $< -o $@ $(EX_LDFLAGS) $(XSMM_LIBS) -lpthread $(LDFLAGS)
+$(B)/bin/%: bench/internal/%.c $(B)/libhmt.so $(AR_LIB) $(HDR) $(STAMP)/ibench
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ibench $(SLEEF_CFLAGS) $(APP_CFLAGS) -std=gnu11 $< -o $@ $(AR_LIB) $(PRIV_LIBS) $(LDFLAGS)
+$(BENCH_BIN) $(IBENCH_BIN): $(wildcard bench/*.h bench/internal/*.h) # their shared headers
 
 # ---- pkg-config --------------------------------------------------------------
 # Paths are written relative to ${prefix} / ${exec_prefix} where they can be,

@@ -3,7 +3,7 @@
  * a sampler's processors (include/hmt/sampler.h) with and without the DITTO
  * sentence-repetition penalty and, with --knn, a kNN-LM datastore
  * (include/hmt/knn.h), reporting the repetition metrics of
- * algorithms.md §3.5 (bench/rep_metrics.h):
+ * algorithms.md §3.5 (bench/internal/rep_metrics.h):
  *   seq-rep-1..4, rep-sen, rep-w16, rep-r: averaged over continuations
  *   uniq: distinct tokens over all continuations
  *   diverted: greedy steps where the processors changed the chosen token

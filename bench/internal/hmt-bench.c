@@ -6,7 +6,7 @@
  * several models, prompt speed also as a ratio to the first model (give the
  * F32 file first), and the resident memory each load added against the file
  * size (docs/API.md "Memory"). --naive adds the plain-loop reference forward
- * (bench/naive_forward.h, one thread) as a baseline. --bf16 also times each
+ * (bench/internal/naive_forward.h, one thread) as a baseline. --bf16 also times each
  * prompt with HMT_P_COMPUTE_TYPE = HMT_COMPUTE_BF16 on the same context,
  * right after the F32 one, and prints the ratio of the two.
  *
