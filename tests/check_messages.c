@@ -101,7 +101,7 @@ START_TEST(empty_eval_says_n_is_zero) {
     hmt_token t = 1;
     ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, &t, 0, 1), HMT_E_INVAL);
     EXPECT_MSG_HAS("no tokens to evaluate (n = 0)");
-    ck_assert_int_eq(hmt_ctx_eval(ctx, 0, &t, NULL, NULL, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, &t, NULL, 0, NULL, NULL), HMT_E_INVAL);
     EXPECT_MSG_HAS("no rows to evaluate (n = 0)");
     ck_assert_int_eq(hmt_ctx_n_past(ctx), 0);
     hmt_ctx_free(ctx);

@@ -82,7 +82,7 @@ START_TEST(shape_queries_and_null_model) {
     ck_assert_uint_eq(len, 5);
     ck_assert_str_eq(buf, "ll");
     ck_assert_int_eq(hmt_model_meta_str(m, "no.such.key", buf, sizeof buf, &len), HMT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(hmt_model_errmsg(m), "no.such.key"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "no.such.key"));
     float e[4];
     ck_assert_int_eq(hmt_model_token_embedding(m, 0, e, 4), HMT_E_BUFFER);
     ck_assert_int_eq(hmt_model_token_embedding(m, -1, e, 4), HMT_E_TOKEN);
@@ -119,15 +119,15 @@ START_TEST(eval_misuse_keeps_state) {
     /* rejected before anything changes: state and outputs intact */
     hmt_token bad[2] = {4, hmt_model_n_vocab(m)};
     ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, bad, 2, 0), HMT_E_TOKEN);
-    ck_assert_ptr_nonnull(strstr(hmt_ctx_errmsg(ctx), "token"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "token"));
     ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks, 6, 0), HMT_E_CTX_FULL);
     ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks, 0, 0), HMT_E_INVAL);
-    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, toks, first, NULL, NULL), HMT_E_INVAL);
-    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, NULL, NULL, NULL, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks, first, 1, NULL, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, NULL, NULL, 1, NULL, NULL), HMT_E_INVAL);
     uint8_t badflag = 0x80;
-    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, toks, NULL, NULL, &badflag), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks, NULL, 1, NULL, &badflag), HMT_E_INVAL);
     int32_t negpos = -1;
-    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, toks, NULL, &negpos, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks, NULL, 1, &negpos, NULL), HMT_E_INVAL);
     ck_assert_int_eq(hmt_ctx_n_past(ctx), 3);
     ck_assert_mem_eq(hmt_ctx_logits(ctx, 2), first, sizeof first);
 
