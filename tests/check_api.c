@@ -42,7 +42,10 @@ START_TEST(params_defaults_bounds_and_errors) {
     ck_assert_int_eq(hmt_params_set_float(p, HMT_P_TOP_P, 0.5), HMT_OK);
     ck_assert_int_eq(hmt_params_get(p, HMT_P_TOP_P, &v), HMT_OK);
     ck_assert(v == 0.5);
-    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, -1), HMT_E_INVAL);
+    /* 0.2: HMT_AUTO (-1) is the "derive it" value; 0 and below -1 are refused */
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, -2), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, 0), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, HMT_AUTO), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(NULL, HMT_P_N_THREADS, 1), HMT_E_INVAL);
     ck_assert_int_eq(hmt_params_create(NULL), HMT_E_INVAL);
     hmt_params_free(p);

@@ -164,7 +164,7 @@ static void open_case(const hmt_case *c, fixture *fx, int threads) {
     if (!fx->adapter && c->mode == HMT_MODE_SEGMENTS)
         ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_SEGMENT_LENGTH, c->L), HMT_OK);
     if (c->mode == HMT_MODE_WINDOW)
-        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_N_CTX, c->n_ctx), HMT_OK);
+        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_WINDOW, c->n_ctx), HMT_OK);
 }
 
 static void close_case(fixture *fx) {

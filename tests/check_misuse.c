@@ -531,7 +531,8 @@ START_TEST(datastore_attach_detach_free_during_a_build_get_misuse) {
     hmt_knn *knn = NULL;
     ck_assert_int_eq(hmt_knn_load(&knn, m, path, p), HMT_OK);
     build_cb c = {.knn = knn};
-    ck_assert_msg(hmt_knn_faiss_build(knn, ipath, p, progress_knn, &c) == HMT_OK, "%s",
+    /* 0.2: the build and attach read no n_threads (the datastore's, from load) */
+    ck_assert_msg(hmt_knn_faiss_build(knn, ipath, NULL, progress_knn, &c) == HMT_OK, "%s",
                   hmt_last_error_msg());
     ck_assert_int_ge(c.depth, 1);
     ck_assert_int_eq(c.rc_attach, HMT_E_MISUSE);
@@ -540,7 +541,7 @@ START_TEST(datastore_attach_detach_free_during_a_build_get_misuse) {
     ck_assert_msg(strstr(c.detach_msg, "hmt_knn_faiss_detach"), "%s", c.detach_msg);
     ck_assert_msg(strstr(c.free_msg, "hmt_knn_free"), "%s", c.free_msg);
     ck_assert_int_eq(c.rc_search, HMT_OK);
-    ck_assert_int_eq(hmt_knn_faiss_attach(knn, ipath, p), HMT_OK); /* free again */
+    ck_assert_int_eq(hmt_knn_faiss_attach(knn, ipath, NULL), HMT_OK); /* free again */
     hmt_knn_faiss_detach(knn);
     hmt_knn_free(knn);
     remove(path);
