@@ -1,6 +1,6 @@
 /* Abort callbacks of streams and datastore builds (issue 12 item 10): polled
  * between layers, and the state each leaves after an abort as documented in
- * hmt.h / hmt_knn.h. */
+ * hmt/stream.h and hmt/knn.h. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* Processor chains, user callbacks and the DITTO repetition penalty
- * (include/hmt/hmt_proc.h). The DITTO golden file comes from
+/* Samplers and their processors (0.1 chains), user callbacks and the DITTO repetition penalty
+ * (include/hmt/sampler.h). The DITTO golden file comes from
  * tests/reference/ditto_ref.py, a NumPy reading of algorithms.md §3.4. */
 #include <check.h>
 #include <math.h>
