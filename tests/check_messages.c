@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -268,6 +269,130 @@ START_TEST(stream_auto_and_zero_sensory) {
 }
 END_TEST
 
+/* The error rule across the API: after hmt_last_error_clear(), a run of
+ * successful calls of every kind leaves the message empty (a call that
+ * fails internally and recovers must not leave its message behind), and
+ * after a failure they leave that failure's message. */
+/* Each offender is noted (and the expected message put back) so that one
+ * does not hide the next; the test fails at the end with the list. */
+static char offenders[2048];
+static void still(const char *expect, const char *what) {
+    if (strcmp(hmt_last_error_msg(), expect) == 0) return;
+    snprintf(offenders + strlen(offenders), sizeof offenders - strlen(offenders),
+             "\n  after %s: \"%s\" (expected \"%s\")", what, hmt_last_error_msg(), expect);
+    hmt_last_error_clear();
+    if (expect[0]) hmti_errf(HMT_E_INVAL, "%s", expect);
+}
+#define STILL(what) still(expect, what)
+
+static void successful_calls(const char *expect) {
+    hmt_model *m = NULL;
+    ck_assert_int_eq(hmt_model_load(&m, hmt_test_data("llama-f32.gguf"), NULL), HMT_OK);
+    STILL("hmt_model_load");
+    char buf[256];
+    size_t len = 0, n = 0;
+    ck_assert_int_eq(hmt_model_meta_str(m, "general.architecture", buf, sizeof buf, &len),
+                     HMT_OK);
+    hmt_token toks[64];
+    ck_assert_int_eq(hmt_tokenize(m, "Hello there.", 12, HMT_TOKENIZE_ADD_BOS, toks, 64, &n),
+                     HMT_OK);
+    ck_assert_int_eq(hmt_detokenize(m, toks, n, 0, buf, sizeof buf, &len), HMT_OK);
+    STILL("tokenize/detokenize");
+    hmt_params *p = NULL;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, 2), HMT_OK);
+    hmt_ctx *ctx = NULL;
+    ck_assert_int_eq(hmt_ctx_create(&ctx, m, p), HMT_OK);
+    STILL("hmt_ctx_create");
+    for (int i = 0; i < 40; i++) toks[i] = (hmt_token)(3 + (i * 13) % 300);
+    uint8_t outs[40];
+    memset(outs, HMT_OUT_LOGITS | HMT_OUT_FFN_INPUT, sizeof outs);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks, NULL, 40, NULL, outs), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_kv_rewind(ctx, 20), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks + 20, NULL, 20, NULL, outs), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_set_int(ctx, HMT_P_N_THREADS, 1), HMT_OK);
+    STILL("hmt_ctx_eval");
+    /* a datastore from the context, searched, and its processor */
+    const char *path = hmt_test_tmp_path(".knn");
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", path);
+    hmt_knn_builder *b = NULL;
+    ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_add_ctx(b, ctx, toks, 40, NULL, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_finish(b), HMT_OK);
+    hmt_knn_builder_free(b);
+    hmt_knn *knn = NULL;
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, p), HMT_OK);
+    STILL("the datastore build and load");
+    float dist[4], key[64];
+    int64_t idx[4];
+    ck_assert_int_eq(hmt_knn_copy_entry(knn, 3, key, 64, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(knn, key, 1, 4, dist, idx, NULL), HMT_OK);
+    hmt_proc *kp = NULL, *dp = NULL;
+    ck_assert_int_eq(hmt_proc_knn_create(&kp, knn, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_proc_ditto_create(&dp, m, NULL), HMT_OK);
+    hmt_sampler *s = NULL;
+    ck_assert_int_eq(hmt_sampler_create(&s, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_add(s, dp), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_add(s, kp), HMT_OK);
+    hmt_proc_free(kp);
+    hmt_proc_free(dp);
+    hmt_knn_free(knn);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks, NULL, 1, NULL, outs), HMT_OK);
+    hmt_token t;
+    ck_assert_int_eq(hmt_sampler_prepare(s, hmt_ctx_ffn_input(ctx, 0), 1, 64), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_sample_ctx(s, ctx, 0, &t), HMT_OK);
+    STILL("the samplers");
+    hmt_sampler_free(s);
+    unlink(keep);
+    /* a stream: feed, flush, save, restore */
+    hmt_adapter *a = NULL;
+    ck_assert_int_eq(hmt_adapter_load(&a, m, hmt_test_data("hmt-full-a.adapter.gguf")), HMT_OK);
+    hmt_stream *st = NULL;
+    ck_assert_int_eq(hmt_stream_create(&st, m, a, p), HMT_OK);
+    ck_assert_int_eq(hmt_stream_feed(st, toks, 30), HMT_OK);
+    size_t need = 0;
+    ck_assert_int_eq(hmt_stream_save(st, NULL, 0, &need), HMT_E_BUFFER); /* a failure: */
+    hmt_last_error_clear();                                                /* not this test's */
+    if (expect[0]) hmti_errf(HMT_E_INVAL, "%s", expect);
+    void *snap = malloc(need);
+    ck_assert_int_eq(hmt_stream_save(st, snap, need, &need), HMT_OK);
+    ck_assert_int_eq(hmt_stream_flush(st), HMT_OK);
+    ck_assert_int_eq(hmt_stream_restore(st, snap, need), HMT_OK);
+    double v;
+    ck_assert_int_eq(hmt_stream_get(st, HMT_P_SEGMENT_LENGTH, &v), HMT_OK);
+    STILL("the stream");
+    free(snap);
+    hmt_stream_free(st);
+    hmt_adapter_free(a);
+    hmt_params_free(p);
+    hmt_ctx_free(ctx);
+    hmt_model_free(m);
+    STILL("the frees");
+}
+
+START_TEST(successful_calls_leave_the_message) {
+    offenders[0] = '\0';
+    hmt_last_error_clear();
+    successful_calls("");
+    hmt_params *p = NULL;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_TOP_K, -3), HMT_E_INVAL);
+    hmt_params_free(p);
+    char failure[512];
+    snprintf(failure, sizeof failure, "%s", hmt_last_error_msg());
+    ck_assert_str_ne(failure, "");
+    successful_calls(failure);
+    hmt_last_error_clear();
+    ck_assert_str_eq(hmt_last_error_msg(), "");
+    /* API02-LIBBUG: see the report; at the time of writing hmt_model_load
+     * succeeds but leaves "gguf: metadata key 'tokenizer.ggml.add_space_prefix'
+     * not found" (lib/text/tokenizer.c looks its optional keys up with
+     * hmti_gguf_get_*, whose get_kv in lib/io/gguf.c records the miss). */
+    ck_assert_msg(offenders[0] == '\0', "successful calls changed the message:%s", offenders);
+}
+END_TEST
+
 Suite *hmt_suite_messages(void);
 Suite *hmt_suite_messages(void) {
     Suite *s = suite_create("messages");
@@ -281,6 +406,7 @@ Suite *hmt_suite_messages(void) {
     tcase_add_test(tc, wrapped_message_keeps_its_detail);
     tcase_add_test(tc, create_refuses_keys_of_other_objects);
     tcase_add_test(tc, stream_auto_and_zero_sensory);
+    tcase_add_test(tc, successful_calls_leave_the_message);
     suite_add_tcase(s, tc);
     return s;
 }
