@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hmt/hmt.h"
+#include "hmt/experimental.h" /* the experimental keys that take HMT_AUTO */
 
 START_TEST(version_matches_header) {
     ck_assert_uint_eq(hmt_version_number(), HMT_VERSION_NUMBER);
@@ -63,7 +64,8 @@ START_TEST(auto_sentinel_and_zero) {
     static const hmt_param auto_keys[] = {
         HMT_P_N_CTX,          HMT_P_N_THREADS,          HMT_P_SEGMENT_LENGTH,
         HMT_P_SENSORY_LENGTH, HMT_P_CACHE_SIZE,         HMT_P_SUMMARY_LENGTH,
-        HMT_P_GEN_SUMMARY_LENGTH, HMT_P_WINDOW};
+        HMT_P_GEN_SUMMARY_LENGTH, HMT_P_WINDOW,   HMT_P_RECALL_BF16,
+        HMT_P_KNN_NLIST,      HMT_P_KNN_PQ_M,           HMT_P_KNN_TRAIN_SIZE};
     hmt_params *p = NULL;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
     for (size_t i = 0; i < sizeof auto_keys / sizeof *auto_keys; i++) {
@@ -76,13 +78,13 @@ START_TEST(auto_sentinel_and_zero) {
         ck_assert(v == HMT_AUTO);
         ck_assert_int_eq(hmt_params_set_int(p, k, HMT_AUTO), HMT_OK);
         ck_assert_int_eq(hmt_params_set_int(p, k, -2), HMT_E_INVAL);
-        const int zero_ok = k == HMT_P_SENSORY_LENGTH;
+        const int zero_ok = k == HMT_P_SENSORY_LENGTH || k == HMT_P_RECALL_BF16;
         ck_assert_msg(hmt_params_set_int(p, k, 0) == (zero_ok ? HMT_OK : HMT_E_INVAL),
                       "%s = 0", hmt_param_name(k));
         if (!zero_ok) ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), hmt_param_name(k)));
         ck_assert_int_eq(hmt_params_get(p, k, &v), HMT_OK);
         ck_assert(v == (zero_ok ? 0 : HMT_AUTO)); /* a refused value changes nothing */
-        ck_assert_int_eq(hmt_params_set_int(p, k, 3), HMT_OK);
+        ck_assert_int_eq(hmt_params_set_int(p, k, 1), HMT_OK);
     }
     /* keys without HMT_AUTO keep their own range: top_k 0 = all, -1 refused */
     double lo;
