@@ -781,6 +781,72 @@ START_TEST(prepare_is_bit_identical) {
 }
 END_TEST
 
+/* API 0.2: each datastore function reads its own keys and refuses the
+ * others, naming them; keys never set are never refused. */
+START_TEST(knn_functions_refuse_foreign_keys) {
+    hmt_model *m = load_model("llama-f32.gguf");
+    const int32_t d = hmt_model_n_embd(m), nv = hmt_model_n_vocab(m);
+    enum { N = 40 };
+    float *keys = malloc((size_t)N * d * sizeof *keys);
+    hmt_token vals[N];
+    uint64_t st = 3;
+    for (size_t i = 0; i < (size_t)N * d; i++) keys[i] = hmt_test_nrand(&st);
+    for (int i = 0; i < N; i++) vals[i] = (hmt_token)(i % nv);
+    hmt_params *knn_k = NULL, *threads = NULL, *f16 = NULL;
+    ck_assert_int_eq(hmt_params_create(&knn_k), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(knn_k, HMT_P_KNN_K, 4), HMT_OK);
+    ck_assert_int_eq(hmt_params_create(&threads), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(threads, HMT_P_N_THREADS, 1), HMT_OK);
+    ck_assert_int_eq(hmt_params_create(&f16), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(f16, HMT_P_KNN_KEY_F16, 1), HMT_OK);
+    const char *path = hmt_test_tmp_path(".knn");
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", path);
+    hmt_knn_builder *b = NULL;
+    ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, threads), HMT_E_INVAL);
+    ck_assert_ptr_null(b);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "n_threads"));
+    ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, f16), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_add(b, keys, vals, N), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_finish(b), HMT_OK);
+    hmt_knn_builder_free(b);
+    hmt_knn *knn = NULL;
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, knn_k), HMT_E_INVAL);
+    ck_assert_ptr_null(knn);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "knn_k"));
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, f16), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "knn_key_f16"));
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, threads), HMT_OK);
+    hmt_proc *p = NULL;
+    ck_assert_int_eq(hmt_proc_knn_create(&p, knn, threads), HMT_E_INVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "n_threads"));
+    float *lg = calloc((size_t)nv, sizeof *lg), *out = malloc((size_t)nv * sizeof *out);
+    ck_assert_int_eq(hmt_knn_interpolate(knn, threads, keys, 1, lg, nv, out, NULL), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "n_threads"));
+    ck_assert_int_eq(hmt_knn_interpolate(knn, knn_k, keys, 1, lg, nv, out, NULL), HMT_OK);
+    const float dist[2] = {1, 2};
+    ck_assert_int_eq(hmt_knn_interpolate_neighbors(f16, dist, vals, 2, lg, nv, out, NULL),
+                     HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "knn_key_f16"));
+    ck_assert_int_eq(hmt_proc_knn_create(&p, knn, knn_k), HMT_OK);
+    hmt_proc_free(p);
+    hmt_params *fresh = NULL; /* nothing set: every one of them takes it */
+    ck_assert_int_eq(hmt_params_create(&fresh), HMT_OK);
+    ck_assert_int_eq(hmt_proc_knn_create(&p, knn, fresh), HMT_OK);
+    hmt_proc_free(p);
+    ck_assert_int_eq(hmt_knn_interpolate(knn, fresh, keys, 1, lg, nv, out, NULL), HMT_OK);
+    hmt_knn_free(knn);
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, fresh), HMT_OK);
+    hmt_knn_free(knn);
+    hmt_params_free(fresh);
+    unlink(keep);
+    hmt_params_free(knn_k), hmt_params_free(threads), hmt_params_free(f16);
+    free(keys), free(lg), free(out);
+    hmt_model_free(m);
+}
+END_TEST
+
 Suite *hmt_suite_knn(void);
 Suite *hmt_suite_knn(void) {
     Suite *s = suite_create("knn");
@@ -793,6 +859,7 @@ Suite *hmt_suite_knn(void) {
     tcase_add_test(tc, defaults_reproduce_knnlm);
     tcase_add_test(tc, interpolation_matches_numpy);
     tcase_add_test(tc, prepare_is_bit_identical);
+    tcase_add_test(tc, knn_functions_refuse_foreign_keys);
     suite_add_tcase(s, tc);
     tc = tcase_create("file");
     tcase_set_timeout(tc, 60);
