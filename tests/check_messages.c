@@ -256,6 +256,13 @@ START_TEST(stream_auto_and_zero_sensory) {
     ck_assert(v == k);
     hmt_stream_free(st);
     hmt_params_free(p);
+    /* a window stream's window = HMT_AUTO is the training context */
+    p = params_with(HMT_P_MODE, HMT_MODE_WINDOW);
+    ck_assert_int_eq(hmt_stream_create(&st, m, NULL, p), HMT_OK);
+    ck_assert_int_eq(hmt_stream_get(st, HMT_P_WINDOW, &v), HMT_OK);
+    ck_assert(v == hmt_model_n_ctx_train(m));
+    hmt_stream_free(st);
+    hmt_params_free(p);
     /* a context's n_ctx = HMT_AUTO is the training context */
     p = params_with(HMT_P_N_CTX, HMT_AUTO);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, 0), HMT_E_INVAL);
