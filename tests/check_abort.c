@@ -1,13 +1,12 @@
 /* Abort callbacks of streams and datastore builds (issue 12 item 10): polled
  * between layers, and the state each leaves after an abort as documented in
- * hmt.h / hmt_knn.h. */
+ * hmt/stream.h and hmt/knn.h. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
 #include "util/testutil.h"
 
 typedef struct {
@@ -61,7 +60,7 @@ START_TEST(stream_abort_between_layers) {
     c.stop_at = per_feed / 2;
     ck_assert_int_eq(hmt_stream_feed(st, fx.toks + 40, 40), HMT_E_ABORTED);
     ck_assert_int_eq(c.calls, per_feed / 2); /* stopped at once */
-    ck_assert_ptr_nonnull(strstr(hmt_stream_errmsg(st), "abort"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "abort"));
     /* documented state: unusable until a restore */
     ck_assert_int_eq(hmt_stream_feed(st, fx.toks + 40, 1), HMT_E_MISUSE);
     ck_assert_int_eq(hmt_stream_flush(st), HMT_E_MISUSE);

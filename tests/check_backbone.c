@@ -142,8 +142,8 @@ START_TEST(embedding_rows_equal_token_rows) {
     hmt_ctx *a, *b;
     ck_assert_int_eq(hmt_ctx_create(&a, m, NULL), HMT_OK);
     ck_assert_int_eq(hmt_ctx_create(&b, m, NULL), HMT_OK);
-    ck_assert_int_eq(hmt_ctx_eval(a, 3, toks, NULL, NULL, NULL), HMT_OK);
-    ck_assert_int_eq(hmt_ctx_eval(b, 3, NULL, emb, NULL, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval(a, toks, NULL, 3, NULL, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval(b, NULL, emb, 3, NULL, NULL), HMT_OK);
     ck_assert_mem_eq(hmt_ctx_logits(a, -1), hmt_ctx_logits(b, -1), (size_t)V * sizeof(float));
     ck_assert_mem_eq(hmt_ctx_hidden(a, -1), hmt_ctx_hidden(b, -1), (size_t)d * sizeof(float));
     free(emb);

@@ -27,7 +27,7 @@
 #include "io/atomic_file.h"
 
 #include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
+#include "hmt/experimental.h"
 #include "util/gguf_build.h"
 #include "util/testutil.h"
 

@@ -164,7 +164,7 @@ static void open_case(const hmt_case *c, fixture *fx, int threads) {
     if (!fx->adapter && c->mode == HMT_MODE_SEGMENTS)
         ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_SEGMENT_LENGTH, c->L), HMT_OK);
     if (c->mode == HMT_MODE_WINDOW)
-        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_N_CTX, c->n_ctx), HMT_OK);
+        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_WINDOW, c->n_ctx), HMT_OK);
 }
 
 static void close_case(fixture *fx) {
@@ -181,7 +181,7 @@ static void run_stream(hmt_stream *st, const golden *g, int chunk, float *out) {
         uint32_t c = chunk ? (uint32_t)chunk : 1 + (seed = seed * 1103515245u + 12345u) % 13;
         if (c > g->n_tokens - i) c = g->n_tokens - i;
         int rc = hmt_stream_feed(st, g->tokens + i, c);
-        ck_assert_msg(rc == HMT_OK, "feed: %s", hmt_stream_errmsg(st));
+        ck_assert_msg(rc == HMT_OK, "feed: %s", hmt_last_error_msg());
         int64_t first, end;
         hmt_stream_ready_range(st, &first, &end);
         for (int64_t t = first; t < end; t++)
@@ -391,7 +391,7 @@ START_TEST(bad_input_is_refused) {
     void *buf = malloc(len);
     ck_assert_int_eq(hmt_stream_save(os, buf, len, &len), HMT_OK);
     ck_assert_int_eq(hmt_stream_restore(st, buf, len), HMT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(hmt_stream_errmsg(st), "another model"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "another model"));
     ck_assert_int_eq(hmt_stream_n_fed(st), 2);
     free(buf);
     hmt_stream_free(os);

@@ -455,7 +455,7 @@ END_TEST
 START_TEST(matrix_pack_errors) {
     hmti_matrix m;
     float one = 1.0f;
-    hmti_clear_error();
+    hmt_last_error_clear();
     ck_assert_int_eq(hmti_matrix_pack(&m, &one, 2, 1, 32), HMT_E_UNSUPPORTED);
     EXPECT(strlen(hmti_tls_errmsg()) > 0);
     ck_assert_int_eq(hmti_matrix_pack(&m, &one, 8, 1, 33), HMT_E_UNSUPPORTED);

@@ -13,8 +13,7 @@
 #include <unistd.h>
 
 #include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
-#include "hmt/hmt_proc.h"
+#include "hmt/experimental.h"
 #include "hooks/knn.h" /* hmti_knn_content_sum: forging the checksum of an edited file */
 #include "util/testutil.h"
 
@@ -96,7 +95,7 @@ START_TEST(search_matches_brute_force) {
     float *stored = malloc(n * d * sizeof *stored);
     for (size_t i = 0; i < n; i++) {
         hmt_token v;
-        ck_assert_int_eq(hmt_knn_get(knn, (int64_t)i, stored + i * d, (size_t)d, &v), HMT_OK);
+        ck_assert_int_eq(hmt_knn_copy_entry(knn, (int64_t)i, stored + i * d, (size_t)d, &v), HMT_OK);
         ck_assert_int_eq(v, vals[i]);
     }
     const size_t nq = 260; /* > one 256-query group; query 0 sits on the duplicated key */
@@ -115,7 +114,13 @@ START_TEST(search_matches_brute_force) {
             const size_t qn = nqs[b];
             float *dist = malloc(qn * k * sizeof *dist);
             int64_t *idx = malloc(qn * k * sizeof *idx);
-            ck_assert_int_eq(hmt_knn_search(knn, q, qn, k, dist, idx), HMT_OK);
+            hmt_token *vo = malloc(qn * k * sizeof *vo);
+            ck_assert_int_eq(hmt_knn_search(knn, q, qn, k, dist, idx, vo), HMT_OK);
+            /* values_out: the stored value of each index, -1 past the count */
+            for (size_t j = 0; j < qn * (size_t)k; j++)
+                EXPECT_MSG(vo[j] == (idx[j] < 0 ? -1 : vals[idx[j]]),
+                           "k=%d slot %zu: value %d for index %lld", k, j, (int)vo[j],
+                           (long long)idx[j]);
             for (size_t qi = 0; qi < qn; qi++) {
                 for (size_t i = 0; i < n; i++) {
                     double s = 0;
@@ -146,15 +151,19 @@ START_TEST(search_matches_brute_force) {
                 for (int t = 0; t < 6; t++) ck_assert_int_eq(idx[t], (int64_t)dup[t]);
             free(dist);
             free(idx);
+            free(vo);
         }
-    /* either output may be NULL */
+    /* any output may be NULL */
     int64_t one;
-    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 1, NULL, &one), HMT_OK);
+    hmt_token one_v = -7;
+    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 1, NULL, &one, NULL), HMT_OK);
     ck_assert_int_eq(one, (int64_t)dup[0]);
-    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 0, NULL, &one), HMT_E_INVAL);
-    ck_assert_int_eq(hmt_knn_search(knn, q, 0, 1, NULL, &one), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 1, NULL, NULL, &one_v), HMT_OK);
+    ck_assert_int_eq(one_v, vals[dup[0]]);
+    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 0, NULL, &one, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_knn_search(knn, q, 0, 1, NULL, &one, NULL), HMT_E_INVAL);
     q[5] = NAN;
-    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 1, NULL, &one), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 1, NULL, &one, NULL), HMT_E_INVAL);
     free(bf);
     free(q);
     free(stored);
@@ -278,8 +287,11 @@ START_TEST(interpolation_matches_numpy) {
         hmt_knn *knn = load_knn(m, path, 2);
         float *dist = malloc((size_t)c->nq * c->k * sizeof *dist);
         int64_t *idx = malloc((size_t)c->nq * c->k * sizeof *idx);
-        ck_assert_int_eq(hmt_knn_search(knn, c->queries, (size_t)c->nq, c->k, dist, idx), HMT_OK);
+        hmt_token *vo = malloc((size_t)c->nq * c->k * sizeof *vo);
+        ck_assert_int_eq(hmt_knn_search(knn, c->queries, (size_t)c->nq, c->k, dist, idx, vo),
+                         HMT_OK);
         for (int j = 0; j < c->nq * c->k; j++) {
+            ck_assert_int_eq(vo[j], idx[j] < 0 ? -1 : c->vals[idx[j]]);
             ck_assert_msg(idx[j] == c->idx[j], "case %zu: neighbour %d: %lld vs %lld", ci, j,
                           (long long)idx[j], (long long)c->idx[j]);
             if (c->idx[j] >= 0) ck_assert_double_eq_tol(dist[j], c->dist[j], 1e-6 * (1 + c->dist[j]));
@@ -292,20 +304,23 @@ START_TEST(interpolation_matches_numpy) {
             check_lp(out + (size_t)qi * c->nv, c->lp + (size_t)qi * c->nv, c->nv, "datastore",
                      (int)ci, qi);
         }
-        /* 3. the chain processor gives the same distribution */
-        hmt_chain *chain = NULL;
+        /* 3. the sampler's processor gives the same distribution */
+        hmt_sampler *chain = NULL;
         hmt_proc *proc = NULL;
-        ck_assert_int_eq(hmt_chain_create(&chain), HMT_OK);
+        ck_assert_int_eq(hmt_sampler_create(&chain, NULL), HMT_OK);
         ck_assert_int_eq(hmt_proc_knn_create(&proc, knn, p), HMT_OK);
-        ck_assert_int_eq(hmt_chain_add(chain, proc), HMT_OK);
+        ck_assert_int_eq(hmt_sampler_add(chain, proc), HMT_OK);
+        hmt_proc_free(proc);
         if (c->lam0 < 1) /* λ = 1 leaves -inf entries: fine, but the chain needs one finite */
             for (int qi = 0; qi < c->nq; qi++) {
-                ck_assert_msg(hmt_chain_apply(chain, c->logits + (size_t)qi * c->nv, c->nv,
-                                              c->queries + (size_t)qi * c->d, c->d, out) == HMT_OK,
+                ck_assert_msg(hmt_sampler_apply(chain, c->logits + (size_t)qi * c->nv, c->nv,
+                                                c->queries + (size_t)qi * c->d, c->d,
+                                                out) == HMT_OK,
                               "%s", hmt_last_error_msg());
                 check_lp(out, c->lp + (size_t)qi * c->nv, c->nv, "processor", (int)ci, qi);
             }
-        hmt_chain_free(chain);
+        hmt_sampler_free(chain);
+        free(vo);
         free(lams);
         free(dist);
         free(idx);
@@ -411,7 +426,7 @@ START_TEST(file_round_trip_and_validation) {
         float k[64];
         hmt_token v;
         for (size_t i = 0; i < n; i++) {
-            ck_assert_int_eq(hmt_knn_get(knn, (int64_t)i, k, 64, &v), HMT_OK);
+            ck_assert_int_eq(hmt_knn_copy_entry(knn, (int64_t)i, k, 64, &v), HMT_OK);
             ck_assert_int_eq(v, vals[i]);
             for (int c = 0; c < d; c++) {
                 if (f16)
@@ -420,8 +435,8 @@ START_TEST(file_round_trip_and_validation) {
                     ck_assert_float_eq(k[c], keys[i * d + c]);
             }
         }
-        ck_assert_int_eq(hmt_knn_get(knn, (int64_t)n, k, 64, &v), HMT_E_INVAL);
-        ck_assert_int_eq(hmt_knn_get(knn, 0, k, 10, &v), HMT_E_BUFFER);
+        ck_assert_int_eq(hmt_knn_copy_entry(knn, (int64_t)n, k, 64, &v), HMT_E_INVAL);
+        ck_assert_int_eq(hmt_knn_copy_entry(knn, 0, k, 10, &v), HMT_E_BUFFER);
         hmt_knn_free(knn);
 
         unsigned char *b = malloc(len + 64);
@@ -593,12 +608,12 @@ START_TEST(built_from_tokens_equals_ffn_input) {
     for (int w0 = 0; w0 < N; w0 += WIN) {
         int wn = N - w0 < WIN ? N - w0 : WIN;
         ck_assert_int_eq(hmt_ctx_kv_clear(ref), HMT_OK);
-        ck_assert_int_eq(hmt_ctx_eval(ref, (size_t)wn, toks + w0, NULL, NULL, outs), HMT_OK);
+        ck_assert_int_eq(hmt_ctx_eval(ref, toks + w0, NULL, (size_t)wn, NULL, outs), HMT_OK);
         for (int i = 0; i < wn && w0 + i + 1 < N; i++) {
             const float *f = hmt_ctx_ffn_input(ref, i);
             ck_assert_ptr_nonnull(f);
             hmt_token v;
-            ck_assert_int_eq(hmt_knn_get(knn, w0 + i, key, 64, &v), HMT_OK);
+            ck_assert_int_eq(hmt_knn_copy_entry(knn, w0 + i, key, 64, &v), HMT_OK);
             ck_assert_int_eq(v, toks[w0 + i + 1]);
             for (int c = 0; c < d; c++) {
                 double e = fabs(key[c] - f[c]);
@@ -610,28 +625,31 @@ START_TEST(built_from_tokens_equals_ffn_input) {
     /* the nearest stored key of a stored key is itself (distance 0) */
     float dist[2];
     int64_t idx[2];
-    ck_assert_int_eq(hmt_knn_get(knn, 40, key, 64, NULL), HMT_OK);
-    ck_assert_int_eq(hmt_knn_search(knn, key, 1, 2, dist, idx), HMT_OK);
+    ck_assert_int_eq(hmt_knn_copy_entry(knn, 40, key, 64, NULL), HMT_OK);
+    hmt_token vo[2];
+    ck_assert_int_eq(hmt_knn_search(knn, key, 1, 2, dist, idx, vo), HMT_OK);
     ck_assert_int_eq(idx[0], 40);
+    ck_assert_int_eq(vo[0], toks[41]);
     ck_assert_float_eq(dist[0], 0.0f);
     /* the processor: no key -> misuse with a clear message; wrong width -> inval */
-    hmt_chain *chain = NULL;
+    hmt_sampler *chain = NULL;
     hmt_proc *proc = NULL;
-    ck_assert_int_eq(hmt_chain_create(&chain), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_create(&chain, NULL), HMT_OK);
     ck_assert_int_eq(hmt_proc_knn_create(&proc, knn, NULL), HMT_OK);
-    ck_assert_int_eq(hmt_chain_add(chain, proc), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_add(chain, proc), HMT_OK);
+    hmt_proc_free(proc);
     const float *lg = hmt_ctx_logits(ref, -1);
     float *lp = malloc(320 * sizeof *lp), *lg2 = malloc(320 * sizeof *lg2);
     for (int v = 0; v < 320; v++) lg2[v] = (float)((v * 31) % 17) * 0.1f;
     (void)lg;
-    ck_assert_int_eq(hmt_chain_apply(chain, lg2, 320, NULL, 0, lp), HMT_E_MISUSE);
+    ck_assert_int_eq(hmt_sampler_apply(chain, lg2, 320, NULL, 0, lp), HMT_E_MISUSE);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "key"));
-    ck_assert_int_eq(hmt_chain_apply(chain, lg2, 320, key, 10, lp), HMT_E_INVAL);
-    ck_assert_int_eq(hmt_chain_apply(chain, lg2, 320, key, 64, lp), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_apply(chain, lg2, 320, key, 10, lp), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_sampler_apply(chain, lg2, 320, key, 64, lp), HMT_OK);
     double s = 0;
     for (int v = 0; v < 320; v++) s += exp(lp[v]);
     ck_assert_double_eq_tol(s, 1.0, 1e-5);
-    hmt_chain_free(chain);
+    hmt_sampler_free(chain);
     ck_assert_int_eq(hmt_proc_knn_create(NULL, knn, NULL), HMT_E_INVAL);
     free(lp);
     free(lg2);
@@ -661,13 +679,13 @@ START_TEST(built_from_tokens_equals_ffn_input) {
     knn = load_knn(m, keep, 1);
     for (int i = 0; i < N - 1; i++) {
         hmt_token v;
-        ck_assert_int_eq(hmt_knn_get(knn, i, key, 64, &v), HMT_OK);
+        ck_assert_int_eq(hmt_knn_copy_entry(knn, i, key, 64, &v), HMT_OK);
         ck_assert_int_eq(v, toks[i + 1]);
     }
     /* segment 0 of the stream = window 0 of a plain context of the same tokens */
     ck_assert_int_eq(hmt_ctx_kv_clear(ref), HMT_OK);
-    ck_assert_int_eq(hmt_ctx_eval(ref, 16, toks, NULL, NULL, outs), HMT_OK);
-    ck_assert_int_eq(hmt_knn_get(knn, 9, key, 64, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval(ref, toks, NULL, 16, NULL, outs), HMT_OK);
+    ck_assert_int_eq(hmt_knn_copy_entry(knn, 9, key, 64, NULL), HMT_OK);
     for (int c = 0; c < d; c++) ck_assert_float_eq_tol(key[c], hmt_ctx_ffn_input(ref, 9)[c], 1e-4);
     hmt_knn_free(knn);
     unlink(keep);
@@ -676,6 +694,155 @@ START_TEST(built_from_tokens_equals_ffn_input) {
     hmt_ctx_free(ref);
     hmt_ctx_free(ctx);
     hmt_params_free(p);
+    hmt_model_free(m);
+}
+END_TEST
+
+/* ---- hmt_sampler_prepare: the batched search changes nothing ---------------- */
+/* A kNN processor given the keys of the coming positions by
+ * hmt_sampler_prepare returns, at each of them, the very bits it returns
+ * without prepare; an apply whose key is not the next prepared one (out of
+ * order, or a key never prepared) is still right. 300 positions: more than
+ * one prepared batch (256). */
+START_TEST(prepare_is_bit_identical) {
+    hmt_model *m = load_model("llama-f32.gguf");
+    const int32_t d = hmt_model_n_embd(m), nv = hmt_model_n_vocab(m);
+    enum { N = 600, NQ = 300 };
+    float *keys = malloc((size_t)N * d * sizeof *keys);
+    hmt_token *vals = malloc(N * sizeof *vals);
+    uint64_t st = 77;
+    for (size_t i = 0; i < (size_t)N * d; i++) keys[i] = hmt_test_nrand(&st);
+    for (int i = 0; i < N; i++) vals[i] = (hmt_token)((i * 7) % nv);
+    const char *path = build_file(m, keys, vals, N, 0);
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", path);
+    hmt_knn *knn = load_knn(m, keep, 2);
+    float *q = malloc((size_t)NQ * d * sizeof *q), *lg = malloc((size_t)NQ * nv * sizeof *lg);
+    for (size_t i = 0; i < (size_t)NQ * d; i++) q[i] = hmt_test_nrand(&st);
+    for (int i = 0; i < NQ; i += 3) /* some right next to stored keys */
+        for (int c = 0; c < d; c++)
+            q[(size_t)i * d + c] = keys[(size_t)(i * 11 % N) * d + c] + 0.01f * hmt_test_nrand(&st);
+    for (size_t i = 0; i < (size_t)NQ * nv; i++) lg[i] = 2.0f * hmt_test_nrand(&st);
+    hmt_params *p;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_K, 16), HMT_OK);
+    hmt_sampler *plain, *prep;
+    hmt_proc *pa, *pb;
+    ck_assert_int_eq(hmt_sampler_create(&plain, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_create(&prep, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_proc_knn_create(&pa, knn, p), HMT_OK);
+    ck_assert_int_eq(hmt_proc_knn_create(&pb, knn, p), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_add(plain, pa), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_add(prep, pb), HMT_OK);
+    hmt_proc_free(pa);
+    hmt_proc_free(pb);
+    hmt_knn_free(knn); /* the processors hold it */
+    float *ref = malloc((size_t)NQ * nv * sizeof *ref), *out = malloc((size_t)nv * sizeof *out);
+    for (int i = 0; i < NQ; i++)
+        ck_assert_int_eq(hmt_sampler_apply(plain, lg + (size_t)i * nv, nv, q + (size_t)i * d, d,
+                                           ref + (size_t)i * nv),
+                         HMT_OK);
+    /* in order, after one prepare of every position */
+    ck_assert_int_eq(hmt_sampler_prepare(prep, q, NQ, d), HMT_OK);
+    for (int i = 0; i < NQ; i++) {
+        ck_assert_int_eq(hmt_sampler_apply(prep, lg + (size_t)i * nv, nv, q + (size_t)i * d, d,
+                                           out),
+                         HMT_OK);
+        ck_assert_msg(!memcmp(out, ref + (size_t)i * nv, (size_t)nv * sizeof *out),
+                      "position %d differs with prepare", i);
+        ck_assert_int_eq(hmt_sampler_accept(prep, 1), HMT_OK);
+    }
+    /* prepared 0..9, but position 5 comes first, then 0..9 in order, then a
+     * key that was never prepared */
+    ck_assert_int_eq(hmt_sampler_prepare(prep, q, 10, d), HMT_OK);
+    const int order[12] = {5, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 200};
+    for (int j = 0; j < 12; j++) {
+        const int i = order[j];
+        ck_assert_int_eq(hmt_sampler_apply(prep, lg + (size_t)i * nv, nv, q + (size_t)i * d, d,
+                                           out),
+                         HMT_OK);
+        ck_assert_msg(!memcmp(out, ref + (size_t)i * nv, (size_t)nv * sizeof *out),
+                      "step %d (position %d) differs after an out-of-order apply", j, i);
+    }
+    /* reset forgets the prepared keys; prepare with a wrong key width fails */
+    ck_assert_int_eq(hmt_sampler_prepare(prep, q, 4, d), HMT_OK);
+    hmt_sampler_reset(prep);
+    ck_assert_int_eq(hmt_sampler_apply(prep, lg + 3 * (size_t)nv, nv, q + 3 * (size_t)d, d, out),
+                     HMT_OK);
+    ck_assert(!memcmp(out, ref + 3 * (size_t)nv, (size_t)nv * sizeof *out));
+    ck_assert_int_eq(hmt_sampler_prepare(prep, q, 4, d - 1), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "knn"));
+    hmt_sampler_free(plain);
+    hmt_sampler_free(prep);
+    hmt_params_free(p);
+    unlink(keep);
+    free(keys), free(vals), free(q), free(lg), free(ref), free(out);
+    hmt_model_free(m);
+}
+END_TEST
+
+/* API 0.2: each datastore function reads its own keys and refuses the
+ * others, naming them; keys never set are never refused. */
+START_TEST(knn_functions_refuse_foreign_keys) {
+    hmt_model *m = load_model("llama-f32.gguf");
+    const int32_t d = hmt_model_n_embd(m), nv = hmt_model_n_vocab(m);
+    enum { N = 40 };
+    float *keys = malloc((size_t)N * d * sizeof *keys);
+    hmt_token vals[N];
+    uint64_t st = 3;
+    for (size_t i = 0; i < (size_t)N * d; i++) keys[i] = hmt_test_nrand(&st);
+    for (int i = 0; i < N; i++) vals[i] = (hmt_token)(i % nv);
+    hmt_params *knn_k = NULL, *threads = NULL, *f16 = NULL;
+    ck_assert_int_eq(hmt_params_create(&knn_k), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(knn_k, HMT_P_KNN_K, 4), HMT_OK);
+    ck_assert_int_eq(hmt_params_create(&threads), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(threads, HMT_P_N_THREADS, 1), HMT_OK);
+    ck_assert_int_eq(hmt_params_create(&f16), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(f16, HMT_P_KNN_KEY_F16, 1), HMT_OK);
+    const char *path = hmt_test_tmp_path(".knn");
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", path);
+    hmt_knn_builder *b = NULL;
+    ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, threads), HMT_E_INVAL);
+    ck_assert_ptr_null(b);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "n_threads"));
+    ck_assert_int_eq(hmt_knn_builder_create(&b, m, keep, f16), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_add(b, keys, vals, N), HMT_OK);
+    ck_assert_int_eq(hmt_knn_builder_finish(b), HMT_OK);
+    hmt_knn_builder_free(b);
+    hmt_knn *knn = NULL;
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, knn_k), HMT_E_INVAL);
+    ck_assert_ptr_null(knn);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "knn_k"));
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, f16), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "knn_key_f16"));
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, threads), HMT_OK);
+    hmt_proc *p = NULL;
+    ck_assert_int_eq(hmt_proc_knn_create(&p, knn, threads), HMT_E_INVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "n_threads"));
+    float *lg = calloc((size_t)nv, sizeof *lg), *out = malloc((size_t)nv * sizeof *out);
+    ck_assert_int_eq(hmt_knn_interpolate(knn, threads, keys, 1, lg, nv, out, NULL), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "n_threads"));
+    ck_assert_int_eq(hmt_knn_interpolate(knn, knn_k, keys, 1, lg, nv, out, NULL), HMT_OK);
+    const float dist[2] = {1, 2};
+    ck_assert_int_eq(hmt_knn_interpolate_neighbors(f16, dist, vals, 2, lg, nv, out, NULL),
+                     HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "knn_key_f16"));
+    ck_assert_int_eq(hmt_proc_knn_create(&p, knn, knn_k), HMT_OK);
+    hmt_proc_free(p);
+    hmt_params *fresh = NULL; /* nothing set: every one of them takes it */
+    ck_assert_int_eq(hmt_params_create(&fresh), HMT_OK);
+    ck_assert_int_eq(hmt_proc_knn_create(&p, knn, fresh), HMT_OK);
+    hmt_proc_free(p);
+    ck_assert_int_eq(hmt_knn_interpolate(knn, fresh, keys, 1, lg, nv, out, NULL), HMT_OK);
+    hmt_knn_free(knn);
+    ck_assert_int_eq(hmt_knn_load(&knn, m, keep, fresh), HMT_OK);
+    hmt_knn_free(knn);
+    hmt_params_free(fresh);
+    unlink(keep);
+    hmt_params_free(knn_k), hmt_params_free(threads), hmt_params_free(f16);
+    free(keys), free(lg), free(out);
     hmt_model_free(m);
 }
 END_TEST
@@ -691,6 +858,8 @@ Suite *hmt_suite_knn(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, defaults_reproduce_knnlm);
     tcase_add_test(tc, interpolation_matches_numpy);
+    tcase_add_test(tc, prepare_is_bit_identical);
+    tcase_add_test(tc, knn_functions_refuse_foreign_keys);
     suite_add_tcase(s, tc);
     tc = tcase_create("file");
     tcase_set_timeout(tc, 60);

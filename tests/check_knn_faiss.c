@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
+#include "hmt/experimental.h"
 #include "util/testutil.h"
 
 #define N_KEYS 24000
@@ -95,12 +95,14 @@ static hmt_knn *load_store(const hmt_model *m, const char *path, int threads) {
     return knn;
 }
 
-static hmt_params *index_params(int nprobe) {
+/* API 0.2: the build keys (hmt_knn_faiss_build) and the search keys
+ * (hmt_knn_faiss_attach) are read by different functions, each refusing the
+ * other's: two params objects. */
+static hmt_params *index_params(void) {
     hmt_params *p = NULL;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_NLIST, 128), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_PQ_M, 16), HMT_OK);
-    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_NPROBE, nprobe), HMT_OK);
     return p;
 }
 
@@ -110,7 +112,9 @@ static void build_index(const hmt_knn *knn, const char *path, const hmt_params *
 }
 
 static int attach_rerank(hmt_knn *knn, const char *path, int nprobe, int rerank) {
-    hmt_params *p = index_params(nprobe);
+    hmt_params *p = NULL;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_NPROBE, nprobe), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_RERANK, rerank), HMT_OK);
     int rc = hmt_knn_faiss_attach(knn, path, p);
     hmt_params_free(p);
@@ -157,7 +161,7 @@ START_TEST(faiss_recall_and_exact_distances) {
     snprintf(ipath, sizeof ipath, "%s.faiss", store);
     snprintf(ipath2, sizeof ipath2, "%s.2.faiss", store);
     hmt_knn *exact = load_store(m, store, 2), *approx = load_store(m, store, 2);
-    hmt_params *p = index_params(16);
+    hmt_params *p = index_params();
     int64_t last = 0;
     ck_assert_msg(hmt_knn_faiss_build(exact, ipath, p, count_progress, &last) == HMT_OK, "%s",
                   hmt_last_error_msg());
@@ -167,14 +171,14 @@ START_TEST(faiss_recall_and_exact_distances) {
 
     float *stored = malloc((size_t)N_KEYS * d * sizeof *stored);
     for (int64_t i = 0; i < N_KEYS; i++)
-        ck_assert_int_eq(hmt_knn_get(exact, i, stored + i * d, (size_t)d, NULL), HMT_OK);
+        ck_assert_int_eq(hmt_knn_copy_entry(exact, i, stored + i * d, (size_t)d, NULL), HMT_OK);
     const int ks[] = {16, 64};
     for (size_t a = 0; a < 2; a++) {
         const int k = ks[a];
         float *de = malloc((size_t)N_QUERIES * k * sizeof *de), *da = malloc(N_QUERIES * k * 4);
         int64_t *ie = malloc((size_t)N_QUERIES * k * sizeof *ie), *ia = malloc(N_QUERIES * k * 8);
-        ck_assert_int_eq(hmt_knn_search(exact, q, N_QUERIES, k, de, ie), HMT_OK);
-        ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, k, da, ia), HMT_OK);
+        ck_assert_int_eq(hmt_knn_search(exact, q, N_QUERIES, k, de, ie, NULL), HMT_OK);
+        ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, k, da, ia, NULL), HMT_OK);
         double r = recall(ia, ie, N_QUERIES, k);
         printf("knn_faiss: recall@%d = %.3f (nprobe 16 of 128 lists)\n", k, r);
         fflush(stdout);
@@ -194,14 +198,14 @@ START_TEST(faiss_recall_and_exact_distances) {
         /* fewer probed lists: fewer found, exact distances all the same */
         if (k == 16) {
             ck_assert_int_eq(attach(approx, ipath, 1), HMT_OK);
-            ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, k, da, ia), HMT_OK);
+            ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, k, da, ia, NULL), HMT_OK);
             double r1 = recall(ia, ie, N_QUERIES, k);
             printf("knn_faiss: recall@16 = %.3f with nprobe 1\n", r1);
             fflush(stdout);
             ck_assert_double_lt(r1, r);
             /* fewer candidates re-ranked: PQ's ranking errors show */
             ck_assert_int_eq(attach_rerank(approx, ipath, 16, 1), HMT_OK);
-            ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, k, da, ia), HMT_OK);
+            ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, k, da, ia, NULL), HMT_OK);
             double rr = recall(ia, ie, N_QUERIES, k);
             printf("knn_faiss: recall@16 = %.3f re-ranking k instead of 4k candidates\n", rr);
             fflush(stdout);
@@ -225,8 +229,8 @@ START_TEST(faiss_recall_and_exact_distances) {
     int64_t idx[32];
     hmt_token vals[32];
     ck_assert_int_eq(hmt_knn_interpolate(approx, ip, q, 1, logits, nv, lp, NULL), HMT_OK);
-    ck_assert_int_eq(hmt_knn_search(approx, q, 1, k, dist, idx), HMT_OK);
-    for (int i = 0; i < k; i++) ck_assert_int_eq(hmt_knn_get(approx, idx[i], NULL, 0, &vals[i]), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(approx, q, 1, k, dist, idx, NULL), HMT_OK);
+    for (int i = 0; i < k; i++) ck_assert_int_eq(hmt_knn_copy_entry(approx, idx[i], NULL, 0, &vals[i]), HMT_OK);
     ck_assert_int_eq(hmt_knn_interpolate_neighbors(ip, dist, vals, k, logits, nv, lp2, NULL), HMT_OK);
     for (int32_t v = 0; v < nv; v++) ck_assert_float_eq(lp[v], lp2[v]);
     hmt_params_free(ip);
@@ -237,7 +241,11 @@ START_TEST(faiss_recall_and_exact_distances) {
     /* the same seed builds the same file, on any thread count; a reload
      * searches identically */
     hmt_knn *one = load_store(m, store, 1);
-    build_index(one, ipath2, p);
+    hmt_params *p2 = NULL; /* the default seed, given explicitly (0.2: HMT_P_KNN_SEED) */
+    ck_assert_int_eq(hmt_params_copy(&p2, p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p2, HMT_P_KNN_SEED, 0x484d54), HMT_OK);
+    build_index(one, ipath2, p2);
+    hmt_params_free(p2);
     size_t l1, l2;
     unsigned char *f1 = hmt_test_read_file(ipath, &l1), *f2 = hmt_test_read_file(ipath2, &l2);
     ck_assert_uint_eq(l1, l2);
@@ -245,14 +253,14 @@ START_TEST(faiss_recall_and_exact_distances) {
     const int kk = 16;
     float *d1 = malloc(N_QUERIES * kk * 4), *d2 = malloc(N_QUERIES * kk * 4);
     int64_t *i1 = malloc(N_QUERIES * kk * 8), *i2 = malloc(N_QUERIES * kk * 8);
-    ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, kk, d1, i1), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, kk, d1, i1, NULL), HMT_OK);
     ck_assert_int_eq(attach(one, ipath2, 16), HMT_OK);
-    ck_assert_int_eq(hmt_knn_search(one, q, N_QUERIES, kk, d2, i2), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(one, q, N_QUERIES, kk, d2, i2, NULL), HMT_OK);
     ck_assert_int_eq(memcmp(i1, i2, N_QUERIES * kk * 8), 0);
     ck_assert_int_eq(memcmp(d1, d2, N_QUERIES * kk * 4), 0);
     /* one query at a time (generation) gives the batch's answer */
     for (int t = 0; t < 5; t++) {
-        ck_assert_int_eq(hmt_knn_search(one, q + t * d, 1, kk, d2, i2), HMT_OK);
+        ck_assert_int_eq(hmt_knn_search(one, q + t * d, 1, kk, d2, i2, NULL), HMT_OK);
         ck_assert_int_eq(memcmp(i1 + t * kk, i2, kk * 8), 0);
     }
     /* detached: exact again */
@@ -260,8 +268,8 @@ START_TEST(faiss_recall_and_exact_distances) {
     hmt_knn_faiss_detach(one);
     float de[16];
     int64_t ie[16];
-    ck_assert_int_eq(hmt_knn_search(one, q, 1, kk, d2, i2), HMT_OK);
-    ck_assert_int_eq(hmt_knn_search(exact, q, 1, kk, de, ie), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(one, q, 1, kk, d2, i2, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(exact, q, 1, kk, de, ie, NULL), HMT_OK);
     ck_assert_int_eq(memcmp(i2, ie, sizeof ie), 0);
     hmt_knn_free(one);
 
@@ -293,7 +301,7 @@ START_TEST(faiss_recall_and_exact_distances) {
     ck_assert_int_eq(attach(approx, store, 16), HMT_E_FORMAT); /* the datastore itself */
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "not a libhmt FAISS index"));
     ck_assert_int_eq(attach(approx, "/nonexistent/x.faiss", 16), HMT_E_IO);
-    ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, kk, d2, i2), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(approx, q, N_QUERIES, kk, d2, i2, NULL), HMT_OK);
     ck_assert_int_eq(memcmp(i1, i2, N_QUERIES * kk * 8), 0); /* still the first index */
 
     /* an index of another datastore: same shape but other keys, other width */
@@ -314,7 +322,7 @@ START_TEST(faiss_recall_and_exact_distances) {
     ck_assert_msg(hmt_knn_faiss_build(one, badp, NULL, NULL, NULL) == HMT_OK, "%s",
                   hmt_last_error_msg());
     ck_assert_int_eq(hmt_knn_faiss_attach(one, badp, NULL), HMT_OK);
-    ck_assert_int_eq(hmt_knn_search(one, q2, 4, 8, d2, i2), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(one, q2, 4, 8, d2, i2, NULL), HMT_OK);
     for (int i = 0; i < 32; i++) ck_assert(i2[i] >= 0 && i2[i] < 12000);
     hmt_knn_free(one);
     hmt_model_free(m96);
@@ -365,13 +373,20 @@ START_TEST(faiss_build_arguments) {
     }
     hmt_params *p = NULL;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    /* 0.2: the sampler's seed is not the build's (HMT_P_KNN_SEED) */
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_SEED, 1), HMT_OK);
+    ck_assert_int_eq(hmt_knn_faiss_build(knn, ipath, p, NULL, NULL), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "seed"));
+    hmt_params_free(p);
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
     /* 3000 keys cannot train 256 PQ centroids with 39 points each */
     ck_assert_int_eq(hmt_knn_faiss_build(knn, ipath, p, NULL, NULL), HMT_E_INVAL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "39 per centroid"));
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_PQ_M, 7), HMT_OK);
     ck_assert_int_eq(hmt_knn_faiss_build(knn, ipath, p, NULL, NULL), HMT_E_INVAL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "do not divide"));
-    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_PQ_M, 0), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_PQ_M, 0), HMT_E_INVAL); /* 0.2: not auto */
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_PQ_M, HMT_AUTO), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_NLIST, 5000), HMT_OK);
     ck_assert_int_eq(hmt_knn_faiss_build(knn, ipath, p, NULL, NULL), HMT_E_INVAL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "5000 lists for 3000 keys"));
@@ -402,8 +417,8 @@ START_TEST(faiss_build_arguments) {
     hmt_params_free(p);
     float de[4 * 8], da[4 * 8];
     int64_t ie[4 * 8], ia[4 * 8];
-    ck_assert_int_eq(hmt_knn_search(knn, q4, 4, 8, de, ie), HMT_OK);
-    ck_assert_int_eq(hmt_knn_search(approx, q4, 4, 8, da, ia), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(knn, q4, 4, 8, de, ie, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(approx, q4, 4, 8, da, ia, NULL), HMT_OK);
     ck_assert_int_eq(memcmp(ie, ia, sizeof ie), 0);
     ck_assert_int_eq(memcmp(de, da, sizeof de), 0);
     hmt_knn_free(approx);
@@ -443,7 +458,7 @@ START_TEST(faiss_not_built_in) {
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "not built into this libhmt"));
     float dist[4];
     int64_t idx[4];
-    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 4, dist, idx), HMT_OK);
+    ck_assert_int_eq(hmt_knn_search(knn, q, 1, 4, dist, idx, NULL), HMT_OK);
     hmt_knn_free(knn);
     unlink(keep);
     free(q);

@@ -19,8 +19,7 @@
 #include <unistd.h>
 
 #include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
-#include "hmt/hmt_proc.h"
+#include "hmt/experimental.h"
 #include "util/testutil.h"
 
 #define MODEL "models/demo-random-f16.gguf"
@@ -293,10 +292,10 @@ START_TEST(stream_reentrant_call_from_callback_gets_misuse) {
 }
 END_TEST
 
-/* ==== processor chains ========================================================= */
+/* ==== samplers and their processors (API 0.2: the chain is the sampler) ===== */
 typedef struct {
     rendezvous *rv;
-    hmt_chain *chain;
+    hmt_sampler *chain;
     int depth, rc_apply;
     char msg[HMT_TEST_MSG], free_msg[HMT_TEST_MSG];
 } proc_cb;
@@ -310,22 +309,23 @@ static int apply_cb(void *ud, float *logits, int32_t n_vocab, const float *key, 
     }
     if (c->depth++) return HMT_OK;
     float out[16];
-    c->rc_apply = hmt_chain_apply(c->chain, logits, n_vocab, NULL, 0, out);
+    c->rc_apply = hmt_sampler_apply(c->chain, logits, n_vocab, NULL, 0, out);
     snprintf(c->msg, sizeof c->msg, "%s", hmt_last_error_msg());
-    hmt_chain_free(c->chain); /* refused: the chain is running */
+    hmt_sampler_free(c->chain); /* refused: the sampler is running */
     snprintf(c->free_msg, sizeof c->free_msg, "%s", hmt_last_error_msg());
     return HMT_OK;
 }
 
-static int chain_second_accept(void *arg) { return hmt_chain_accept(arg, 1); }
+static int chain_second_accept(void *arg) { return hmt_sampler_accept(arg, 1); }
 
-static hmt_chain *chain_with(proc_cb *c) {
-    hmt_chain *chain = NULL;
-    ck_assert_int_eq(hmt_chain_create(&chain), HMT_OK);
+static hmt_sampler *chain_with(proc_cb *c) {
+    hmt_sampler *chain = NULL;
+    ck_assert_int_eq(hmt_sampler_create(&chain, NULL), HMT_OK);
     const hmt_proc_i iface = {.struct_size = sizeof iface, .name = "test", .apply = apply_cb};
     hmt_proc *p = NULL;
     ck_assert_int_eq(hmt_proc_create(&p, &iface, c), HMT_OK);
-    ck_assert_int_eq(hmt_chain_add(chain, p), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_add(chain, p), HMT_OK);
+    hmt_proc_free(p); /* the sampler holds it */
     c->chain = chain;
     return chain;
 }
@@ -333,34 +333,34 @@ static hmt_chain *chain_with(proc_cb *c) {
 START_TEST(chain_second_thread_gets_misuse) {
     rendezvous r;
     proc_cb c = {.rv = &r};
-    hmt_chain *chain = chain_with(&c);
+    hmt_sampler *chain = chain_with(&c);
     rv_init(&r, chain_second_accept, chain);
     pthread_t b;
     ck_assert_int_eq(pthread_create(&b, NULL, rv_second, &r), 0);
     float logits[16] = {0}, out[16];
-    int rc = hmt_chain_apply(chain, logits, 16, NULL, 0, out);
+    int rc = hmt_sampler_apply(chain, logits, 16, NULL, 0, out);
     pthread_join(b, NULL);
     ck_assert_int_eq(rc, HMT_OK);
-    rv_expect_misuse(&r, "hmt_chain_accept", "chain");
-    hmt_chain_free(chain);
+    rv_expect_misuse(&r, "hmt_sampler_accept", "sampler");
+    hmt_sampler_free(chain);
 }
 END_TEST
 
 START_TEST(chain_reentrant_call_from_processor_gets_misuse) {
     proc_cb c = {0};
-    hmt_chain *chain = chain_with(&c);
+    hmt_sampler *chain = chain_with(&c);
     float logits[16] = {0}, out[16];
-    ck_assert_int_eq(hmt_chain_apply(chain, logits, 16, NULL, 0, out), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_apply(chain, logits, 16, NULL, 0, out), HMT_OK);
     ck_assert_int_eq(c.rc_apply, HMT_E_MISUSE);
-    ck_assert_msg(strstr(c.msg, "hmt_chain_apply") && strstr(c.msg, "chain"), "%s", c.msg);
-    ck_assert_msg(strstr(c.free_msg, "hmt_chain_free") && strstr(c.free_msg, "in use"), "%s",
+    ck_assert_msg(strstr(c.msg, "hmt_sampler_apply") && strstr(c.msg, "sampler"), "%s", c.msg);
+    ck_assert_msg(strstr(c.free_msg, "hmt_sampler_free") && strstr(c.free_msg, "in use"), "%s",
                   c.free_msg);
-    ck_assert_int_eq(hmt_chain_apply(chain, logits, 16, NULL, 0, out), HMT_OK); /* still alive */
-    hmt_chain_free(chain);
+    ck_assert_int_eq(hmt_sampler_apply(chain, logits, 16, NULL, 0, out), HMT_OK); /* alive */
+    hmt_sampler_free(chain);
 }
 END_TEST
 
-/* ==== samplers: hmt_chain_sample holds its sampler for the whole call ======= */
+/* ==== samplers: hmt_sampler_sample holds its sampler for the whole call ===== */
 typedef struct {
     rendezvous *rv;
     hmt_sampler *smp;
@@ -389,49 +389,48 @@ static int sampler_second_sample(void *arg) {
     return hmt_sampler_sample(arg, logits, 16, &t);
 }
 
-static void sampler_chain(sampler_cb *c, hmt_chain **chain, hmt_sampler **smp) {
-    ck_assert_int_eq(hmt_chain_create(chain), HMT_OK);
+static hmt_sampler *sampler_chain(sampler_cb *c) {
+    hmt_sampler *smp = NULL;
+    ck_assert_int_eq(hmt_sampler_create(&smp, NULL), HMT_OK);
     const hmt_proc_i iface = {.struct_size = sizeof iface, .name = "s", .apply = apply_sampler_cb};
     hmt_proc *p = NULL;
     ck_assert_int_eq(hmt_proc_create(&p, &iface, c), HMT_OK);
-    ck_assert_int_eq(hmt_chain_add(*chain, p), HMT_OK);
-    ck_assert_int_eq(hmt_sampler_create(smp, NULL), HMT_OK);
-    c->smp = *smp;
+    ck_assert_int_eq(hmt_sampler_add(smp, p), HMT_OK);
+    hmt_proc_free(p);
+    c->smp = smp;
+    return smp;
 }
 
 START_TEST(sampler_second_thread_gets_misuse) {
     rendezvous r;
     sampler_cb c = {.rv = &r};
-    hmt_chain *chain = NULL;
-    hmt_sampler *smp = NULL;
-    sampler_chain(&c, &chain, &smp);
+    hmt_sampler *smp = sampler_chain(&c);
     rv_init(&r, sampler_second_sample, smp);
     pthread_t b;
     ck_assert_int_eq(pthread_create(&b, NULL, rv_second, &r), 0);
     float logits[16] = {0};
     hmt_token t = -1;
-    int rc = hmt_chain_sample(chain, smp, logits, 16, NULL, 0, &t);
+    int rc = hmt_sampler_sample(smp, logits, 16, &t);
     pthread_join(b, NULL);
     ck_assert_int_eq(rc, HMT_OK);
     ck_assert(t >= 0 && t < 16);
     rv_expect_misuse(&r, "hmt_sampler_sample", "sampler");
-    hmt_chain_free(chain);
     hmt_sampler_free(smp);
 }
 END_TEST
 
 START_TEST(sampler_reentrant_call_from_processor_gets_misuse) {
     sampler_cb c = {0};
-    hmt_chain *chain = NULL;
-    hmt_sampler *smp = NULL;
-    sampler_chain(&c, &chain, &smp);
+    hmt_sampler *smp = sampler_chain(&c);
     float logits[16] = {0};
     hmt_token t = -1;
-    ck_assert_int_eq(hmt_chain_sample(chain, smp, logits, 16, NULL, 0, &t), HMT_OK);
+    ck_assert_int_eq(hmt_sampler_sample(smp, logits, 16, &t), HMT_OK);
     ck_assert_int_eq(c.rc_sample, HMT_E_MISUSE);
     ck_assert_msg(strstr(c.msg, "hmt_sampler_sample") && strstr(c.msg, "sampler"), "%s", c.msg);
+    c.depth = 0;
+    c.rc_sample = 0;
     ck_assert_int_eq(hmt_sampler_sample(smp, logits, 16, &t), HMT_OK); /* released after */
-    hmt_chain_free(chain);
+    ck_assert_int_eq(c.rc_sample, HMT_E_MISUSE); /* the callback tried again, refused again */
     hmt_sampler_free(smp);
 }
 END_TEST
@@ -505,7 +504,7 @@ static int progress_knn(void *ud, int64_t done, int64_t total) {
     const int32_t d = hmt_knn_dim(c->knn);
     float *q = calloc((size_t)d, sizeof *q);
     int64_t idx = -1;
-    c->rc_search = hmt_knn_search(c->knn, q, 1, 1, NULL, &idx); /* searches may share it */
+    c->rc_search = hmt_knn_search(c->knn, q, 1, 1, NULL, &idx, NULL); /* searches may share it */
     free(q);
     return 0;
 }
@@ -532,7 +531,8 @@ START_TEST(datastore_attach_detach_free_during_a_build_get_misuse) {
     hmt_knn *knn = NULL;
     ck_assert_int_eq(hmt_knn_load(&knn, m, path, p), HMT_OK);
     build_cb c = {.knn = knn};
-    ck_assert_msg(hmt_knn_faiss_build(knn, ipath, p, progress_knn, &c) == HMT_OK, "%s",
+    /* 0.2: the build and attach read no n_threads (the datastore's, from load) */
+    ck_assert_msg(hmt_knn_faiss_build(knn, ipath, NULL, progress_knn, &c) == HMT_OK, "%s",
                   hmt_last_error_msg());
     ck_assert_int_ge(c.depth, 1);
     ck_assert_int_eq(c.rc_attach, HMT_E_MISUSE);
@@ -541,7 +541,7 @@ START_TEST(datastore_attach_detach_free_during_a_build_get_misuse) {
     ck_assert_msg(strstr(c.detach_msg, "hmt_knn_faiss_detach"), "%s", c.detach_msg);
     ck_assert_msg(strstr(c.free_msg, "hmt_knn_free"), "%s", c.free_msg);
     ck_assert_int_eq(c.rc_search, HMT_OK);
-    ck_assert_int_eq(hmt_knn_faiss_attach(knn, ipath, p), HMT_OK); /* free again */
+    ck_assert_int_eq(hmt_knn_faiss_attach(knn, ipath, NULL), HMT_OK); /* free again */
     hmt_knn_faiss_detach(knn);
     hmt_knn_free(knn);
     remove(path);
@@ -610,13 +610,17 @@ static int child_double_frees(void) {
         hmt_params_set_int(p, HMT_P_MODE, HMT_MODE_SEGMENTS) ||
         hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, 16))
         return 11;
+    hmt_params *pc = NULL; /* 0.2: a context refuses the stream's keys */
+    if (hmt_params_create(&pc) || hmt_params_set_int(pc, HMT_P_N_THREADS, 1)) return 11;
     hmt_ctx *ctx = NULL;
     hmt_stream *s = NULL;
-    hmt_chain *chain = NULL;
+    hmt_proc *proc = NULL;
     hmt_sampler *smp = NULL;
-    if (hmt_ctx_create(&ctx, m, p) || hmt_stream_create(&s, m, NULL, p) ||
-        hmt_chain_create(&chain) || hmt_sampler_create(&smp, p))
+    const hmt_proc_i iface = {.struct_size = sizeof iface, .name = "df", .apply = apply_cb};
+    if (hmt_ctx_create(&ctx, m, pc) || hmt_stream_create(&s, m, NULL, p) ||
+        hmt_proc_create(&proc, &iface, NULL) || hmt_sampler_create(&smp, NULL))
         return 12;
+    hmt_params_free(pc);
     hmt_ctx_free(ctx);
     hmt_ctx_free(ctx);
     if (!refused_free("hmt_ctx_free")) return 20;
@@ -626,9 +630,9 @@ static int child_double_frees(void) {
     hmt_stream_free(s);
     if (!refused_free("hmt_stream_free")) return 22;
     if (hmt_stream_feed(s, &t, 1) != HMT_E_MISUSE) return 23;
-    hmt_chain_free(chain);
-    hmt_chain_free(chain);
-    if (!refused_free("hmt_chain_free")) return 24;
+    hmt_proc_free(proc);
+    hmt_proc_free(proc);
+    if (!refused_free("hmt_proc_free")) return 24;
     hmt_sampler_free(smp);
     hmt_sampler_free(smp);
     if (!refused_free("hmt_sampler_free")) return 25;

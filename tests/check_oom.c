@@ -12,7 +12,6 @@
 #include "core/alloc.h"
 
 #include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
 #include "util/testutil.h"
 
 /* Run op with the n-th allocation failing, for n = 1.. until op succeeds

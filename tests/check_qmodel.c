@@ -322,8 +322,8 @@ START_TEST(resident_memory_near_file_size) {
     hmt_params_free(p);
     hmt_token toks[32];
     for (int i = 0; i < 32; i++) toks[i] = (hmt_token)(i * 31 % 1024);
-    ck_assert_int_eq(hmt_ctx_eval(ctx, 32, toks, NULL, NULL, NULL), HMT_OK);
-    ck_assert_int_eq(hmt_ctx_eval(ctx, 1, toks, NULL, NULL, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks, NULL, 32, NULL, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval(ctx, toks, NULL, 1, NULL, NULL), HMT_OK);
     const long after = resident_bytes();
     const int d = hmt_model_n_embd(m), L = hmt_model_n_layer(m), ff = hmt_model_n_ff(m);
     const int V = hmt_model_n_vocab(m);

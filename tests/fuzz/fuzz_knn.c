@@ -14,7 +14,6 @@
 
 #include "core/fnv.h"
 #include "hmt/hmt.h"
-#include "hmt/hmt_knn.h"
 #include "hooks/knn.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -41,7 +40,13 @@ static void load_once(const uint8_t *data, size_t size) {
     if (hmt_knn_load(&k, model, path, NULL) == 0) {
         float q[128] = {0}, dist[8];
         int64_t idx[8];
-        if (hmt_knn_search(k, q, 1, 8, dist, idx)) abort();
+        hmt_token val[8];
+        if (hmt_knn_search(k, q, 1, 8, dist, idx, val)) abort();
+        for (int j = 0; j < 8; j++) { /* values_out: the stored value, -1 past the count */
+            hmt_token v = -1;
+            if (idx[j] >= 0 && hmt_knn_copy_entry(k, idx[j], NULL, 0, &v)) abort();
+            if (val[j] != v) abort();
+        }
         hmt_knn_free(k);
     }
     close(fd);

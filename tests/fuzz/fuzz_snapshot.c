@@ -42,7 +42,7 @@ static hmt_stream *make_stream(int mode) {
     must(hmt_params_set_int(p, HMT_P_N_THREADS, 1), "threads");
     must(hmt_params_set_int(p, HMT_P_MODE, mode), "mode");
     if (mode == HMT_MODE_WINDOW) {
-        must(hmt_params_set_int(p, HMT_P_N_CTX, 12), "window");
+        must(hmt_params_set_int(p, HMT_P_WINDOW, 12), "window");
     } else {
         must(hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, 8), "segment length");
         must(hmt_params_set_int(p, HMT_P_SENSORY_LENGTH, 3), "sensory length");

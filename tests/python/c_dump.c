@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
         if (hmt_ctx_create(&ctx, m, p)) return die("ctx");
         uint8_t *outs = malloc(n);
         for (size_t i = 0; i < n; i++) outs[i] = HMT_OUT_LOGITS | HMT_OUT_HIDDEN;
-        if (hmt_ctx_eval(ctx, n, toks, NULL, NULL, outs)) return die("eval");
+        if (hmt_ctx_eval(ctx, toks, NULL, n, NULL, outs)) return die("eval");
         for (size_t i = 0; i < n; i++) fwrite(hmt_ctx_logits(ctx, (int32_t)i), 4, (size_t)V, f);
         for (size_t i = 0; i < n; i++) fwrite(hmt_ctx_hidden(ctx, (int32_t)i), 4, (size_t)d, f);
         free(outs);

@@ -41,9 +41,10 @@ void hmt_golden_replay(const hmt_golden *g, hmt_model *m, int threads, int n_bat
         const uint32_t n = g->chunks[c];
         ck_assert_uint_le(n, sizeof outs);
         const int is_embd = g->tokens[row] < 0;
-        int rc = hmt_ctx_eval(ctx, n, is_embd ? NULL : g->tokens + row,
-                              is_embd ? g->embd + (size_t)erow * g->n_embd : NULL, g->pos + row, outs);
-        ck_assert_msg(rc == HMT_OK, "eval: %s", hmt_ctx_errmsg(ctx));
+        int rc = hmt_ctx_eval(ctx, is_embd ? NULL : g->tokens + row,
+                              is_embd ? g->embd + (size_t)erow * g->n_embd : NULL, n,
+                              g->pos + row, outs);
+        ck_assert_msg(rc == HMT_OK, "eval: %s", hmt_last_error_msg());
         for (uint32_t i = 0; i < n; i++) {
             const float *l = hmt_ctx_logits(ctx, (int32_t)i), *h = hmt_ctx_hidden(ctx, (int32_t)i);
             ck_assert_ptr_nonnull(l);
