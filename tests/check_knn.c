@@ -225,10 +225,12 @@ static size_t read_cases(const unsigned char *g, size_t len, gcase *cs, size_t c
     return n;
 }
 
-static hmt_params *case_params(const gcase *c) {
+/* with_k = 0: for hmt_knn_interpolate_neighbors, which refuses HMT_P_KNN_K
+ * (its neighbours are given) */
+static hmt_params *case_params_k(const gcase *c, int with_k) {
     hmt_params *p = NULL;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
-    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_K, c->k), HMT_OK);
+    if (with_k) ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_K, c->k), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KNN_LAMBDA_MODE, c->mode), HMT_OK);
     ck_assert_int_eq(hmt_params_set_float(p, HMT_P_KNN_LAMBDA, c->lam0), HMT_OK);
     ck_assert_int_eq(hmt_params_set_float(p, HMT_P_KNN_TEMPERATURE, c->tau), HMT_OK);
@@ -237,6 +239,8 @@ static hmt_params *case_params(const gcase *c) {
     ck_assert_int_eq(hmt_params_set_float(p, HMT_P_KNN_LAMBDA_MAX, c->lam_max), HMT_OK);
     return p;
 }
+
+static hmt_params *case_params(const gcase *c) { return case_params_k(c, 1); }
 
 static void check_lp(const float *got, const double *want, int nv, const char *what, int ci,
                      int qi) {
@@ -262,7 +266,7 @@ START_TEST(interpolation_matches_numpy) {
         const gcase *c = &cs[ci];
         ck_assert_int_eq(c->d, hmt_model_n_embd(m));
         ck_assert_int_eq(c->nv, hmt_model_n_vocab(m));
-        hmt_params *p = case_params(c);
+        hmt_params *p = case_params(c), *pn = case_params_k(c, 0);
         /* 1. from the golden neighbours (no datastore) */
         float *out = malloc((size_t)c->nq * c->nv * sizeof *out);
         float *fd = malloc((size_t)c->k * sizeof *fd);
@@ -274,7 +278,7 @@ START_TEST(interpolation_matches_numpy) {
                 fv[j] = id >= 0 ? c->vals[id] : -1;
             }
             float lam;
-            ck_assert_int_eq(hmt_knn_interpolate_neighbors(p, fd, fv, c->k,
+            ck_assert_int_eq(hmt_knn_interpolate_neighbors(pn, fd, fv, c->k,
                                                            c->logits + (size_t)qi * c->nv, c->nv,
                                                            out, &lam), HMT_OK);
             ck_assert_double_eq_tol(lam, c->lam[qi], 1e-6);
@@ -331,6 +335,7 @@ START_TEST(interpolation_matches_numpy) {
         free(fv);
         free(out);
         hmt_params_free(p);
+        hmt_params_free(pn);
         free((void *)c->keys), free((void *)c->vals), free((void *)c->queries);
         free((void *)c->logits), free((void *)c->idx), free((void *)c->dist);
         free((void *)c->lp), free((void *)c->lam);

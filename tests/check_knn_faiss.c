@@ -231,7 +231,12 @@ START_TEST(faiss_recall_and_exact_distances) {
     ck_assert_int_eq(hmt_knn_interpolate(approx, ip, q, 1, logits, nv, lp, NULL), HMT_OK);
     ck_assert_int_eq(hmt_knn_search(approx, q, 1, k, dist, idx, NULL), HMT_OK);
     for (int i = 0; i < k; i++) ck_assert_int_eq(hmt_knn_copy_entry(approx, idx[i], NULL, 0, &vals[i]), HMT_OK);
-    ck_assert_int_eq(hmt_knn_interpolate_neighbors(ip, dist, vals, k, logits, nv, lp2, NULL), HMT_OK);
+    hmt_params *np = NULL; /* the neighbours are given: HMT_P_KNN_K is not its key */
+    ck_assert_int_eq(hmt_params_create(&np), HMT_OK);
+    ck_assert_int_eq(hmt_knn_interpolate_neighbors(ip, dist, vals, k, logits, nv, lp2, NULL),
+                     HMT_E_INVAL);
+    ck_assert_int_eq(hmt_knn_interpolate_neighbors(np, dist, vals, k, logits, nv, lp2, NULL), HMT_OK);
+    hmt_params_free(np);
     for (int32_t v = 0; v < nv; v++) ck_assert_float_eq(lp[v], lp2[v]);
     hmt_params_free(ip);
     free(logits);

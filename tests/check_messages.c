@@ -392,10 +392,6 @@ START_TEST(successful_calls_leave_the_message) {
     successful_calls(failure);
     hmt_last_error_clear();
     ck_assert_str_eq(hmt_last_error_msg(), "");
-    /* API02-LIBBUG: see the report; at the time of writing hmt_model_load
-     * succeeds but leaves "gguf: metadata key 'tokenizer.ggml.add_space_prefix'
-     * not found" (lib/text/tokenizer.c looks its optional keys up with
-     * hmti_gguf_get_*, whose get_kv in lib/io/gguf.c records the miss). */
     ck_assert_msg(offenders[0] == '\0', "successful calls changed the message:%s", offenders);
 }
 END_TEST

@@ -219,7 +219,7 @@ START_TEST(sampler_is_deterministic) {
     ck_assert_float_eq_tol(logits[t], 3.0f, 1e-6f);
     for (int i = 0; i < t; i++) ck_assert(logits[i] < logits[t]);
     ck_assert_int_eq(hmt_sampler_sample(a, logits, 0, &t), HMT_E_INVAL);
-    /* a NULL sampler: check_proc's sampler_null_is_inval (API02-LIBBUG: crashes) */
+    /* a NULL sampler: check_proc's sampler_null_is_inval */
     hmt_sampler_free(a);
     hmt_params_free(p);
 }
