@@ -18,7 +18,7 @@ from ._api import (AUTO, COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, HAVE_NUM
                    OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL,
                    Adapter, ComputeType, Context, DittoMode, DittoProc, DittoRenorm, DittoScope,
                    HmtError, Knn, KnnBuilder, KnnDtype, KnnLambdaMode, KnnProc, LogLevel, Mode,
-                   Model, Param, Params, Proc, PyProc, Sampler, Status, Stream, abi_version,
+                   Model, Param, Params, Proc, PyProc, Sampler, Status, Stream, ThreadPool, abi_version,
                    knn_faiss_available, knn_interpolate_neighbors, param_bounds, param_name,
                    set_log_callback, version, version_string)
 from ._capi import ABI_VERSION, LIB_PATH, last_error_clear, last_error_msg, strerror
@@ -26,7 +26,7 @@ from ._capi import ABI_VERSION, LIB_PATH, last_error_clear, last_error_msg, stre
 __version__ = ".".join(map(str, capi.BINDING_VERSION))
 
 __all__ = ["Adapter", "Context", "HmtError", "LogLevel", "Mode", "Model", "Param", "Params",
-           "Sampler", "Status", "Stream", "abi_version", "param_bounds", "param_name",
+           "Sampler", "Status", "Stream", "ThreadPool", "abi_version", "param_bounds", "param_name",
            "set_log_callback", "version", "version_string", "strerror", "last_error_msg",
            "last_error_clear", "capi", "ABI_VERSION", "LIB_PATH", "HAVE_NUMPY",
            "TOKENIZE_ADD_BOS", "TOKENIZE_SPECIAL", "DETOKENIZE_SPECIAL", "OUT_LOGITS",

@@ -38,7 +38,7 @@ from ._capi import (AUTO, COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, OUT_FFN
                     hmt_knn_builder_p, hmt_knn_p, hmt_knn_progress_fn, hmt_log_fn, hmt_model_p,
                     hmt_params_p, hmt_proc_accept_fn, hmt_proc_apply_fn, hmt_proc_free_data_fn,
                     hmt_proc_i, hmt_proc_p, hmt_proc_prepare_fn, hmt_proc_reset_fn,
-                    hmt_recall_fn, hmt_sampler_p, hmt_stream_p, lib)
+                    hmt_recall_fn, hmt_sampler_p, hmt_stream_p, hmt_threadpool_p, lib)
 
 np = None
 if not os.environ.get("HMT_NO_NUMPY"):
@@ -628,6 +628,10 @@ class Context(_Abortable, _Keyed, _Handle):
 
     _free_fn = staticmethod(lib.hmt_ctx_free)
     _get_fn = staticmethod(lib.hmt_ctx_get)
+
+    def attach_threadpool(self, tp):
+        """Run on ThreadPool tp from now on (None: the process's shared pool)."""
+        lib.hmt_ctx_attach_threadpool(self._handle, _pool_handle(tp))
     _set_fn = staticmethod(lib.hmt_ctx_set_int)
     _abort_setter = staticmethod(lib.hmt_ctx_set_abort_callback)
     _kind = "context"
@@ -722,6 +726,30 @@ class Context(_Abortable, _Keyed, _Handle):
         lib.hmt_ctx_kv_rewind(self._handle, _args.int32(n_keep, "n_keep", "hmt_ctx_kv_rewind"))
 
 
+class ThreadPool(_Handle):
+    """Worker threads shared by contexts, streams and datastores
+    (<hmt/threadpool.h>). By default every object uses the process's shared
+    pool; attach one of these to give objects another (ctx.attach_threadpool(tp)).
+    The objects it is attached to hold it: closing it here is always safe."""
+
+    _free_fn = staticmethod(lib.hmt_threadpool_free)
+    _kind = "thread pool"
+
+    def __init__(self, n_threads=AUTO):
+        out = hmt_threadpool_p()
+        lib.hmt_threadpool_create(byref(out), int(n_threads))
+        self._h = out
+
+    @property
+    def n_threads(self):
+        return lib.hmt_threadpool_n_threads(self._handle)
+
+
+def _pool_handle(tp):
+    """The C pool of tp, or NULL (the process's shared pool) for None."""
+    return None if tp is None else tp._handle
+
+
 class Adapter(_Keyed, _Handle):
     """HMT parameters for a model (from a GGUF file, or the model's own file
     when path is None). The C adapter holds its own reference to the model."""
@@ -762,6 +790,10 @@ class Stream(_Abortable, _Keyed, _Handle):
 
     _free_fn = staticmethod(lib.hmt_stream_free)
     _get_fn = staticmethod(lib.hmt_stream_get)
+
+    def attach_threadpool(self, tp):
+        """Run on ThreadPool tp from now on (None: the process's shared pool)."""
+        lib.hmt_stream_attach_threadpool(self._handle, _pool_handle(tp))
     _set_fn = staticmethod(lib.hmt_stream_set_int)
     _abort_setter = staticmethod(lib.hmt_stream_set_abort_callback)
     _kind = "stream"
@@ -1276,6 +1308,11 @@ class Knn(_Handle):
     closing the Knn under a live KnnProc is safe."""
 
     _free_fn = staticmethod(lib.hmt_knn_free)
+
+    def attach_threadpool(self, tp):
+        """Search on ThreadPool tp from now on (None: the process's shared
+        pool); not while another thread searches this datastore."""
+        lib.hmt_knn_attach_threadpool(self._handle, _pool_handle(tp))
     _kind = "kNN datastore"
 
     def __init__(self, model, path, params=None, **kwargs):

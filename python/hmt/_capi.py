@@ -228,6 +228,10 @@ class hmt_knn_builder(Structure):
     pass
 
 
+class hmt_threadpool(Structure):
+    pass
+
+
 hmt_params_p = POINTER(hmt_params)
 hmt_model_p = POINTER(hmt_model)
 hmt_ctx_p = POINTER(hmt_ctx)
@@ -237,6 +241,7 @@ hmt_stream_p = POINTER(hmt_stream)
 hmt_proc_p = POINTER(hmt_proc)
 hmt_knn_p = POINTER(hmt_knn)
 hmt_knn_builder_p = POINTER(hmt_knn_builder)
+hmt_threadpool_p = POINTER(hmt_threadpool)
 hmt_knn_dtype = c_int
 hmt_token = c_int32
 hmt_param = c_int  # enums are passed as int
@@ -320,6 +325,20 @@ FUNCTIONS = [
     ("hmt_last_error_msg", c_char_p, [], None),
     # void hmt_last_error_clear(void);
     ("hmt_last_error_clear", None, [], None),
+
+    # ---- thread pools ----
+    # int hmt_threadpool_create(hmt_threadpool **out, int32_t n_threads);
+    ("hmt_threadpool_create", c_int, [_P(hmt_threadpool_p), c_int32], _status),
+    # void hmt_threadpool_free(hmt_threadpool *tp);
+    ("hmt_threadpool_free", None, [hmt_threadpool_p], None),
+    # int32_t hmt_threadpool_n_threads(const hmt_threadpool *tp);
+    ("hmt_threadpool_n_threads", c_int32, [hmt_threadpool_p], None),
+    # int hmt_ctx_attach_threadpool(hmt_ctx *ctx, hmt_threadpool *tp);
+    ("hmt_ctx_attach_threadpool", c_int, [hmt_ctx_p, hmt_threadpool_p], _status),
+    # int hmt_stream_attach_threadpool(hmt_stream *stream, hmt_threadpool *tp);
+    ("hmt_stream_attach_threadpool", c_int, [hmt_stream_p, hmt_threadpool_p], _status),
+    # int hmt_knn_attach_threadpool(hmt_knn *knn, hmt_threadpool *tp);
+    ("hmt_knn_attach_threadpool", c_int, [hmt_knn_p, hmt_threadpool_p], _status),
 
     # ---- parameters ----
     # int hmt_params_create(hmt_params **out);

@@ -23,7 +23,7 @@ build() { # build the library in $out with extra make arguments; log the command
 compiled() { grep -c -- ' -c ' "$log" || true; }
 available() {
     "$PYTHON" -c 'import ctypes, sys; print(ctypes.CDLL(sys.argv[1]).hmt_knn_faiss_available())' \
-        "$out/libhmt.so.0"
+        "$out/libhmt.so.$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9]*\).*/\1/p' include/hmt/version.h)"
 }
 fail() { echo "check_config_switch: FAIL ($1)"; cat "$log"; exit 1; }
 

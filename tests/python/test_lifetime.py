@@ -83,6 +83,30 @@ class TestOwnership(unittest.TestCase):
         self.assertEqual(a.segment_length, int(c["L"]))
         a.close()
 
+    def test_threadpool_shared_and_closed_first(self):
+        m = hmt.Model(data("llama-f32.gguf"))
+        alone = hmt.Context(m, n_threads=2)
+        alone.eval_tokens([1, 2, 3])
+        want = list(alone.logits())
+        tp = hmt.ThreadPool(2)
+        self.assertEqual(tp.n_threads, 2)
+        a, b = hmt.Context(m), hmt.Context(m)
+        a.attach_threadpool(tp)
+        b.attach_threadpool(tp)
+        tp.close()  # the contexts hold it
+        closed_error(self, lambda: tp.n_threads)
+        for ctx in (a, b):
+            ctx.eval_tokens([1, 2, 3])
+            self.assertEqual(list(ctx.logits()), want)  # same threads, same splits
+            self.assertEqual(ctx.get(hmt.Param.N_THREADS), 2)
+        a.attach_threadpool(None)  # back to the process's shared pool
+        a.eval_tokens([4])
+        for o in (alone, a, b, m):
+            o.close()
+        with self.assertRaises(hmt.HmtError) as cm:
+            hmt.ThreadPool(0)
+        self.assertEqual(cm.exception.code, hmt.Status.E_INVAL)
+
     def test_view_keeps_context_alive(self):
         if not hmt.HAVE_NUMPY:
             self.skipTest("NumPy not available")

@@ -79,7 +79,7 @@ class TestPerplexityHooks(unittest.TestCase):
         for flags in (["--knn-lambda", "0", "--knn", self.knn], ["--ditto", "1"],
                       ["--ditto", "1", "--knn", self.knn, "--knn-lambda", "0"]):
             got, r = self.ppl(*flags)
-            self.assertIn("final distribution of the processor chain", r.stdout)
+            self.assertIn("final distribution of the sampler's processors", r.stdout)
             for mode, v in base.items():
                 self.assertAlmostEqual(got[mode], v, delta=2e-6, msg=f"{flags} {mode}")
         knn, _ = self.ppl("--knn", self.knn)

@@ -7,7 +7,7 @@ random tokens: a proxy for the issue's 512-token text on a real model.
 
     /usr/bin/python3 tests/reference/quant_accuracy.py [OUTDIR] [TYPE...]
 
-Needs the built library (build/libhmt.so.0, found by the hmt package).
+Needs the built library (build/libhmt.so.1, found by the hmt package).
 """
 import os
 import sys

@@ -16,5 +16,5 @@ if ! "$PYTHON" -c 'import numpy' 2>/dev/null; then
     exit 0
 fi
 case $B in /*) absB=$B ;; *) absB=$(pwd)/$B ;; esac
-HMT_LIB_PATH="$absB/libhmt.so.0" PYTHON="$PYTHON" PYTHONDONTWRITEBYTECODE=1 \
+HMT_LIB_PATH="$absB/libhmt.so" PYTHON="$PYTHON" PYTHONDONTWRITEBYTECODE=1 \
     "$PYTHON" tests/tools/check_convert_hf.py

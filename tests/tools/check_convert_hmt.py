@@ -16,7 +16,7 @@ files are also checked with torch.load). Per case:
     (NEOX pairs), no permutation;
 and corrupt or hostile inputs give a clear error, exit status 1, no traceback.
 
-    HMT_LIB_PATH=build/libhmt.so.0 python3 tests/tools/check_convert_hmt.py
+    HMT_LIB_PATH=build/libhmt.so python3 tests/tools/check_convert_hmt.py
 """
 import collections
 import contextlib
@@ -642,7 +642,7 @@ def error_cases(tmp, bases, plain_ckpt, plain_stem):
 def main():
     t0 = time.time()
     if not os.environ.get("HMT_LIB_PATH"):
-        print("check_convert_hmt: set HMT_LIB_PATH to libhmt.so.0")
+        print("check_convert_hmt: set HMT_LIB_PATH to the built libhmt.so")
         return 1
     tmp = tempfile.mkdtemp(prefix="hmt-convert-")
     try:

@@ -17,7 +17,7 @@ if ! "$PYTHON" -c 'import numpy' 2>/dev/null; then
     exit 0
 fi
 case $B in /*) absB=$B ;; *) absB=$(pwd)/$B ;; esac
-HMT_LIB_PATH="$absB/libhmt.so.0" PYTHONDONTWRITEBYTECODE=1 "$PYTHON" tests/tools/check_convert_hmt.py \
+HMT_LIB_PATH="$absB/libhmt.so" PYTHONDONTWRITEBYTECODE=1 "$PYTHON" tests/tools/check_convert_hmt.py \
     > "$absB/check_convert_hmt.log" 2>&1 || {
     cat "$absB/check_convert_hmt.log"; echo "check_convert_hmt: FAIL"; exit 1; }
 tail -n 1 "$absB/check_convert_hmt.log"
