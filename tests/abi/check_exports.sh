@@ -3,7 +3,8 @@
 # version node, and nothing else (no libxsmm, no SLEEF, no internal hmti_*).
 set -eu
 B=${B:-build}
-SO=$(ls "$B"/libhmt.so.*.*.* | head -n 1)
+ABI=$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9]*\).*/\1/p' include/hmt/version.h)
+SO=$(ls "$B"/libhmt.so."$ABI".*.* | head -n 1) # this ABI's, not a stale older build's
 # The documented list is every function the public headers declare.
 expected=$(mktemp)
 actual=$(mktemp)

@@ -11,7 +11,8 @@ set -eu
 B=${B:-build}
 CC=${CC:-cc}
 DOC=docs/symbols-in-versions
-SO=$(ls "$B"/libhmt.so.*.*.* | head -n 1)
+ABI=$(sed -n 's/^#define HMT_ABI_VERSION *\([0-9]*\).*/\1/p' include/hmt/version.h)
+SO=$(ls "$B"/libhmt.so."$ABI".*.* | head -n 1) # this ABI's, not a stale older build's
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
