@@ -47,8 +47,6 @@ struct hmt_threadpool {
     int n_threads;
     atomic_int refs;
     pthread_mutex_t use_mu; /* held by the one user running jobs           */
-    pthread_t owner;        /* that user's thread, valid while owned is 1 */
-    atomic_int owned;
     int is_default;         /* the process default: released under default_mu */
     void *scratch;                    /* shared part, then n_threads local parts */
     size_t shared_bytes, local_bytes; /* each rounded up to 64                   */
@@ -158,7 +156,6 @@ int hmti_pool_create(hmti_pool **out, int n_threads) {
     if (!pool) return hmti_errf(HMT_E_NOMEM, "out of memory creating a thread pool");
     pool->n_threads = n_threads;
     atomic_init(&pool->refs, 1);
-    atomic_init(&pool->owned, 0);
     pthread_mutex_init(&pool->use_mu, NULL);
     hmti_guard_init(&pool->guard, HMTI_MAGIC_POOL);
     atomic_init(&pool->ticket, (uint64_t)n_threads); /* job 0: nothing to claim */
@@ -281,26 +278,44 @@ int hmti_pool_reserve(hmti_pool *pool, size_t shared_bytes, size_t local_bytes) 
 
 int hmti_pool_n_threads(const hmti_pool *pool) { return pool ? pool->n_threads : 1; }
 
+/* The pools this thread holds, innermost last: a nested acquire of one of
+ * them (a callback evaluating on its caller's pool) would deadlock. Calls
+ * nest only through callbacks, a few deep at most. */
+#define MAX_HELD 16
+static _Thread_local const hmti_pool *held[MAX_HELD];
+static _Thread_local int n_held;
+
+static int holds(const hmti_pool *pool) {
+    for (int i = 0; i < n_held; i++)
+        if (held[i] == pool) return 1;
+    return 0;
+}
+
 int hmti_pool_acquire(hmti_pool *pool, const char *who) {
-    if (atomic_load(&pool->owned) && pthread_equal(pool->owner, pthread_self()))
+    if (holds(pool))
         return hmti_errf(HMT_E_MISUSE, "%s: its thread pool is in use by an outer call on this "
                          "thread (a callback evaluating on the same pool); give the inner "
                          "object its own hmt_threadpool", who);
+    if (n_held == MAX_HELD)
+        return hmti_errf(HMT_E_MISUSE, "%s: thread pools nested %d deep by callbacks", who,
+                         MAX_HELD);
     pthread_mutex_lock(&pool->use_mu);
-    pool->owner = pthread_self();
-    atomic_store(&pool->owned, 1);
+    held[n_held++] = pool;
     return HMT_OK;
 }
 
 int hmti_pool_try_acquire(hmti_pool *pool) {
-    if (pthread_mutex_trylock(&pool->use_mu) != 0) return 0;
-    pool->owner = pthread_self();
-    atomic_store(&pool->owned, 1);
+    if (holds(pool) || n_held == MAX_HELD || pthread_mutex_trylock(&pool->use_mu) != 0) return 0;
+    held[n_held++] = pool;
     return 1;
 }
 
 void hmti_pool_unlock(hmti_pool *pool) {
-    atomic_store(&pool->owned, 0);
+    for (int i = n_held - 1; i >= 0; i--)
+        if (held[i] == pool) {
+            held[i] = held[--n_held];
+            break;
+        }
     pthread_mutex_unlock(&pool->use_mu);
 }
 
