@@ -409,47 +409,34 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
     }
 }
 
-/* A full chunk of 16 blocks of one row, as stored <-> repacked (Q4_0, IQ4_NL):
- * the 16 f16 scales first, that of block b in word nib_lane(b) (the lane its
- * folded sum lands in), then the 16 blocks' 16 packed bytes in block order:
- * the 64-byte load of blocks 4m..4m+3 is zmm m of nib_step as is. */
-static void nib_repack(int kind, const uint8_t *src, uint8_t *dst, int to_plain) {
+/* A full chunk of 16 blocks of one row, as stored -> repacked (Q4_0,
+ * IQ4_NL): the 16 f16 scales first, that of block b in word nib_lane(b)
+ * (the lane its folded sum lands in), then the 16 blocks' 16 packed bytes
+ * in block order: the 64-byte load of blocks 4m..4m+3 is zmm m of nib_step
+ * as is. */
+static void nib_repack(int kind, const uint8_t *src, uint8_t *dst) {
     for (int b = 0; b < 16; b++) {
-        uint8_t *blk = to_plain ? dst + 18 * b : (uint8_t *)src + 18 * b;
-        uint8_t *sc = (to_plain ? (uint8_t *)src : dst) + 2 * nib_lane(kind, b);
-        uint8_t *qs = (to_plain ? (uint8_t *)src : dst) + 32 + 16 * b;
-        if (to_plain) {
-            memcpy(blk, sc, 2);
-            memcpy(blk + 2, qs, 16);
-        } else {
-            memcpy(sc, blk, 2);
-            memcpy(qs, blk + 2, 16);
-        }
+        memcpy(dst + 2 * nib_lane(kind, b), src + 18 * b, 2);
+        memcpy(dst + 32 + 16 * b, src + 18 * b + 2, 16);
     }
 }
 
 /* Q8_0, a full chunk of 8 blocks of one row: the 8 f16 scales, then the 8
  * blocks' 32 weights in block order (zmm j of q80_step is one load). */
-static void q80_repack(const uint8_t *src, uint8_t *dst, int to_plain) {
+static void q80_repack(const uint8_t *src, uint8_t *dst) {
     for (int b = 0; b < 8; b++) {
-        if (to_plain) {
-            memcpy(dst + 34 * b, src + 2 * b, 2);
-            memcpy(dst + 34 * b + 2, src + 16 + 32 * b, 32);
-        } else {
-            memcpy(dst + 2 * b, src + 34 * b, 2);
-            memcpy(dst + 16 + 32 * b, src + 34 * b + 2, 32);
-        }
+        memcpy(dst + 2 * b, src + 34 * b, 2);
+        memcpy(dst + 16 + 32 * b, src + 34 * b + 2, 32);
     }
 }
 
-int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst, int to_plain) {
-    if (type == HMTI_T_Q8_0) {
-        q80_repack(src, dst, to_plain);
-        return 1;
+int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst) {
+    switch (type) {
+    case HMTI_T_Q8_0: q80_repack(src, dst); return 1;
+    case HMTI_T_Q4_0: nib_repack(KIND_Q4_0, src, dst); return 1;
+    case HMTI_T_IQ4_NL: nib_repack(KIND_IQ4_NL, src, dst); return 1;
+    default: return 0;
     }
-    if (type != HMTI_T_Q4_0 && type != HMTI_T_IQ4_NL) return 0;
-    nib_repack(type == HMTI_T_Q4_0 ? KIND_Q4_0 : KIND_IQ4_NL, src, dst, to_plain);
-    return 1;
 }
 
 hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk) {

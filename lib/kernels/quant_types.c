@@ -186,16 +186,15 @@ int hmti_q_il_chunk(uint32_t type) {
     return type <= MAX_TYPE ? g_il_chunk[type] : 0;
 }
 
-/* Byte offset of block b of row r (0..3) inside its group. */
-static size_t il_offset(int64_t nb, int64_t C, size_t bb, int64_t r, int64_t b) {
-    const int64_t cs = b / C * C, len = nb - cs < C ? nb - cs : C;
+/* Byte offset of block b of row r (0..3) inside its group (C: a power of 2). */
+static inline size_t il_offset(int64_t nb, int64_t C, size_t bb, int64_t r, int64_t b) {
+    const int64_t cs = b & -C, len = nb - cs < C ? nb - cs : C;
     return (size_t)(4 * cs + r * len + (b - cs)) * bb;
 }
 
-/* One full chunk of a row (bytes of C blocks) as stored -> kept (to_plain
- * 0), or back. */
-static void il_chunk(uint32_t type, const uint8_t *src, uint8_t *dst, size_t bytes, int to_plain) {
-    if (!hmti_q_il_chunk_vnni_b32(type, src, dst, to_plain)) memcpy(dst, src, bytes);
+/* One full chunk of a row (bytes of C blocks) as stored -> as kept. */
+static void il_chunk(uint32_t type, const uint8_t *src, uint8_t *dst, size_t bytes) {
+    if (!hmti_q_il_chunk_vnni_b32(type, src, dst)) memcpy(dst, src, bytes);
 }
 
 void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst) {
@@ -212,7 +211,7 @@ void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *sr
                 uint8_t *to = d + (size_t)g * rb + il_offset(nb, C, bb, r, cs);
                 const uint8_t *from = s + (size_t)(g + r) * rb + (size_t)cs * bb;
                 if (len == C)
-                    il_chunk(type, from, to, (size_t)len * bb, 0);
+                    il_chunk(type, from, to, (size_t)len * bb);
                 else /* the last, shorter chunk: as stored */
                     memcpy(to, from, (size_t)len * bb);
             }
@@ -221,24 +220,23 @@ void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *sr
 
 void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                        int64_t nb_want, float *dst) {
-    const hmti_qtraits *t = hmti_qtraits_of(type);
-    const int64_t C = hmti_q_il_chunk(type), nb = cols / t->block_elems, be = t->block_elems;
-    const size_t bb = (size_t)t->block_bytes, rb = (size_t)nb * bb;
-    const uint8_t *g = (const uint8_t *)w + (size_t)(r / 4 * 4) * rb;
-    hmti_dequant_fn deq = hmti_dequant_best(type);
-    if (r >= rows / 4 * 4 || !C) {
-        deq(g + (size_t)(r % 4) * rb + (size_t)b0 * bb, dst, nb_want * be);
+    /* called per row and tile by the prompt path: no divisions by variables */
+    const int64_t C = g_il_chunk[type]; /* set: a matrix is interleaved only after choose */
+    const int64_t be = 32, nb = cols >> 5; /* the types with a layout: 32-element blocks */
+    const size_t bb = type == HMTI_T_Q8_0 ? 34 : 18, rb = (size_t)nb * bb;
+    const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)3) * rb;
+    if (r >= (rows & ~(int64_t)3) || !C) {
+        hmti_dequant_best(type)(g + (size_t)(r & 3) * rb + (size_t)b0 * bb, dst, nb_want * be);
         return;
     }
-    uint8_t tmp[16 * 34]; /* the largest chunk: 16 blocks of 18 or 8 of 34 */
     for (int64_t b = b0, e = b0 + nb_want; b < e;) {
-        const int64_t cs = b / C * C, cend = cs + C, stop = cend < e ? cend : e;
-        const uint8_t *p = g + il_offset(nb, C, bb, r % 4, b);
-        if (cend <= nb) { /* a full chunk: back to the stored blocks */
-            il_chunk(type, g + il_offset(nb, C, bb, r % 4, cs), tmp, (size_t)C * bb, 1);
-            p = tmp + (size_t)(b - cs) * bb;
-        }
-        deq(p, dst + (b - b0) * be, (stop - b) * be);
+        const int64_t cs = b & -C, cend = cs + C, stop = cend < e ? cend : e;
+        if (cend <= nb) /* a whole chunk, repacked */
+            hmti_dequant_il_chunk(type, g + (size_t)(4 * cs + (r & 3) * C) * bb, (int)(b - cs),
+                                  (int)(stop - cs), dst + (b - b0) * be);
+        else /* the last, shorter one: stored blocks */
+            hmti_dequant_best(type)(g + il_offset(nb, C, bb, r & 3, b), dst + (b - b0) * be,
+                                    (stop - b) * be);
         b = stop;
     }
 }
