@@ -5,7 +5,9 @@
  * multiples of 256 so every type applies), each matrix one hmti_gemv_q_rows
  * job split over the pool after one activation quantization; reported as GB/s
  * of weights read, % of the bandwidth, and the per-path speed of one
- * matrix on one thread (ref / avx2 / avx512 / vnni).
+ * matrix on one thread (ref / avx2 / avx512 / vnni). For the types this CPU
+ * has an interleaved layout for (hmti_q_il_chunk: quant.h), the same weights
+ * repacked are timed too, the two layouts alternating rep by rep.
  *
  *   quant-bench [threads=2] [reps=7] [layers=30] [TYPE...]   (default types:
  *   Q8_0 Q4_0 Q4_K Q5_K Q6_K F16 BF16)
