@@ -5,7 +5,7 @@
  * - prompt path against the float64 product of the dequantized weights,
  *   within (cols + 8) u Σ|w x| (float accumulation over k blocks);
  * - decode path bit-identical to hmti_gemv_q on each part (the same kernel
- *   on the same activation blocks);
+ *   on the same activation blocks), also after hmti_matrix_repack;
  * - without reserved scratch, the fallback equals hmti_vec_dot_exact;
  * - hmti_quant_first_nonfinite finds a non-finite element or block scale;
  * - bad types and widths are refused. */
@@ -181,9 +181,10 @@ START_TEST(every_type_both_paths) {
     const uint32_t t = TYPES[_i];
     const hmti_qtraits *tr = hmti_qtraits_of(t);
     uint64_t seed = 1000 + (uint64_t)_i;
-    /* 256-wide rows for every type; 32-element and float types also 288 */
-    const int64_t widths[] = {512, 288};
-    for (int wi = 0; wi < 2; wi++) {
+    /* 256-wide rows for every type; 32-element and float types also 288 and
+     * 1056 (repacked: whole chunks and a shorter last one) */
+    const int64_t widths[] = {512, 288, 1056};
+    for (int wi = 0; wi < 3; wi++) {
         const int64_t cols = widths[wi];
         if (cols % tr->block_elems) continue;
         /* one part; then two parts with a partner of the other block size */
@@ -193,11 +194,22 @@ START_TEST(every_type_both_paths) {
         fixture f;
         const int64_t rows1[] = {70}, rows2[] = {37, 90};
         const uint32_t types2[] = {t, partner};
-        for (int shape = 0; shape < 2; shape++) {
-            if (shape == 0)
+        /* shapes 2, 3: the same, repacked (hmti_matrix_repack, where this
+         * CPU has the layout): the same results, bit for bit */
+        for (int shape = 0; shape < 4; shape++) {
+            if (shape % 2 == 0)
                 fixture_make(&f, 1, &t, rows1, cols, &seed);
             else
                 fixture_make(&f, 2, types2, rows2, cols, &seed);
+            if (shape >= 2) {
+                const int mask = hmti_matrix_repack(&f.m);
+                ck_assert_int_ge(mask, 0);
+                if (mask & 1) ck_assert_int_eq(f.m.part[0].il, 1);
+                if (!mask) { /* nothing to repack: already run as shape - 2 */
+                    fixture_free(&f);
+                    continue;
+                }
+            }
             for (int threads = 1; threads <= 2; threads++) {
                 check_case(&f, threads, 1, 4, 1, &seed);   /* decode */
                 check_case(&f, threads, 3, 4, 1, &seed);   /* decode, several rows */
@@ -207,7 +219,7 @@ START_TEST(every_type_both_paths) {
                 check_case(&f, threads, 2, 4, 0, &seed);   /* no scratch: exact fallback */
             }
             /* get_row = the dequantized row */
-            float row[512];
+            float row[1056];
             hmti_matrix_get_row(&f.m, f.m.rows - 1, row);
             ck_assert_mem_eq(row, f.deq + (f.m.rows - 1) * cols, (size_t)cols * sizeof(float));
             fixture_free(&f);

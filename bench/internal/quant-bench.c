@@ -5,7 +5,9 @@
  * multiples of 256 so every type applies), each matrix one hmti_gemv_q_rows
  * job split over the pool after one activation quantization; reported as GB/s
  * of weights read, % of the bandwidth, and the per-path speed of one
- * matrix on one thread (ref / avx2 / avx512 / vnni).
+ * matrix on one thread (ref / avx2 / avx512 / vnni). For the types this CPU
+ * has an interleaved layout for (hmti_q_il_chunk: quant.h), the same weights
+ * repacked are timed too, the two layouts alternating rep by rep.
  *
  *   quant-bench [threads=2] [reps=7] [layers=30] [TYPE...]   (default types:
  *   Q8_0 Q4_0 Q4_K Q5_K Q6_K F16 BF16)
@@ -33,13 +35,15 @@ typedef struct {
     size_t stride;
     const void *act;
     float *y;
+    int il; /* w in the interleaved layout (hmti_q_interleave) */
 } job;
 
 static void gemv_job(void *p, int ith, int nth) {
     const job *j = p;
     int64_t lo, hi;
     hmti_split_range(j->rows, ith, nth, 16, &lo, &hi);
-    if (lo < hi) hmti_gemv_q_rows(j->type, lo, hi, j->cols, j->w, j->stride, j->act, j->y);
+    if (lo < hi && j->il) hmti_gemv_q_rows_il(j->type, j->rows, lo, hi, j->cols, j->w, j->act, j->y);
+    else if (lo < hi) hmti_gemv_q_rows(j->type, lo, hi, j->cols, j->w, j->stride, j->act, j->y);
 }
 
 static uint32_t type_by_name(const char *s) {
@@ -142,6 +146,15 @@ int main(int argc, char **argv) {
             return 1;
         }
         fill(type, w, total);
+        /* the same weights in the interleaved layout, if this CPU has its kernels */
+        const int il = hmti_q_il_chunk(type) > 0;
+        uint8_t *wi = il ? hmtb_alloc(total) : NULL;
+        if (il && !wi) return 1;
+        if (il)
+            for (int l = 0; l < layers; l++)
+                for (int m = 0; m < N_MAT; m++)
+                    hmti_q_interleave(type, ROWS[m], COLS[m], w + (size_t)l * per_layer + off[m],
+                                      wi + (size_t)l * per_layer + off[m]);
         printf("\n== %s: %.3f bits/weight, %.1f MB of weights per step ==\n", name,
                8.0 * (double)hmti_qtraits_of(type)->block_bytes / hmti_qtraits_of(type)->block_elems,
                (double)total * 1e-6);
@@ -173,31 +186,46 @@ int main(int argc, char **argv) {
                 v[r] = (hmtb_now() - t0) / 8;
             }
             printf(" | gemv %.1f GB/s", (double)rb * FFN / hmtb_median(v, reps) * 1e-9);
+            if (il) {
+                for (int r = 0; r < reps; r++) {
+                    double t0 = hmtb_now();
+                    for (int it = 0; it < 8; it++)
+                        hmti_gemv_q_rows_il(type, FFN, 0, FFN, HIDDEN, wi + off[4], a, y);
+                    v[r] = (hmtb_now() - t0) / 8;
+                }
+                printf(", interleaved %.1f GB/s", (double)rb * FFN / hmtb_median(v, reps) * 1e-9);
+            }
         }
         printf("\n");
         for (int nth = 1; nth <= max_threads; nth++) {
             hmti_pool *pool = NULL;
             if (hmti_pool_create(&pool, nth) != 0) return 1;
             double bw = hmtb_stream_read_gbs(nth, (size_t)256 << 20, reps);
-            double v[64];
-            for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
-                double t0 = hmtb_now();
-                for (int l = 0; l < layers; l++)
-                    for (int m = 0; m < N_MAT; m++) {
-                        job j = {type, ROWS[m], COLS[m], w + (size_t)l * per_layer + off[m],
-                                 hmti_qrow_bytes(type, COLS[m]), x, y};
-                        if (hmti_qact_bytes(type, COLS[m])) {
-                            hmti_quantize_act(type, x, COLS[m], act);
-                            j.act = act;
+            double v[2][64];
+            /* r = -1: warm-up; the two layouts alternate, so that a slow spell hits both */
+            for (int r = -1; r < reps; r++)
+                for (int k = 0; k <= il; k++) {
+                    const uint8_t *base = k ? wi : w;
+                    double t0 = hmtb_now();
+                    for (int l = 0; l < layers; l++)
+                        for (int m = 0; m < N_MAT; m++) {
+                            job j = {type, ROWS[m], COLS[m], base + (size_t)l * per_layer + off[m],
+                                     hmti_qrow_bytes(type, COLS[m]), x, y, k};
+                            if (hmti_qact_bytes(type, COLS[m])) {
+                                hmti_quantize_act(type, x, COLS[m], act);
+                                j.act = act;
+                            }
+                            hmti_pool_run(pool, gemv_job, &j);
                         }
-                        hmti_pool_run(pool, gemv_job, &j);
-                    }
-                if (r >= 0) v[r] = hmtb_now() - t0;
+                    if (r >= 0) v[k][r] = hmtb_now() - t0;
+                }
+            for (int k = 0; k <= il; k++) {
+                double t = hmtb_median(v[k], reps);
+                double gbs = (double)total / t * 1e-9;
+                printf("  %d thread%s%s: decode step %.2f ms, %.1f GB/s = %.1f%% of the streaming "
+                       "read (%.1f GB/s)\n", nth, nth > 1 ? "s" : " ", k ? ", interleaved" : "",
+                       t * 1e3, gbs, 100.0 * gbs / bw, bw);
             }
-            double t = hmtb_median(v, reps);
-            double gbs = (double)total / t * 1e-9;
-            printf("  %d thread%s: decode step %.2f ms, %.1f GB/s = %.1f%% of the streaming read "
-                   "(%.1f GB/s)\n", nth, nth > 1 ? "s" : " ", t * 1e3, gbs, 100.0 * gbs / bw, bw);
             hmti_pool_release(pool);
         }
     }

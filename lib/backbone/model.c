@@ -85,16 +85,23 @@ static int find_tensor(const hmti_gguf *g, const char *name, int64_t cols, int64
 }
 
 /* n tensors [rows_i][cols] as one stored matrix (parts in the mapped file). */
-static int stored_matrix(const char *const *names, const hmti_gguf_tensor *const *t,
-                         const int64_t *rows, int n, int64_t cols, hmti_matrix *dst) {
-    const void *data[HMTI_MATRIX_MAX_PARTS];
-    uint32_t types[HMTI_MATRIX_MAX_PARTS];
+static int stored_matrix(const hmt_model *m, const char *const *names,
+                         const hmti_gguf_tensor *const *t, const int64_t *rows, int n,
+                         int64_t cols, hmti_matrix *dst) {
+    const void *data[HMTI_MATRIX_MAX_PARTS] = {0};
+    uint32_t types[HMTI_MATRIX_MAX_PARTS] = {0}; /* -O1: maybe-uninitialized */
     for (int i = 0; i < n; i++) {
         data[i] = t[i]->data;
         types[i] = t[i]->type;
     }
     int rc = hmti_matrix_stored(dst, n, data, types, rows, cols);
-    return rc ? hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg()) : HMT_OK;
+    if (rc) return hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg());
+    /* parts repacked for the decode kernels (a copy of the same size): the
+     * file's pages are dropped as for packed F32 (drop_copied_tensors too) */
+    const int mask = hmti_matrix_repack(dst);
+    for (int i = 0; i < n && mask > 0; i++)
+        if (mask >> i & 1) hmti_gguf_drop_pages(m->gguf, t[i]->data, t[i]->nbytes);
+    return HMT_OK;
 }
 
 static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t cols,
@@ -103,7 +110,7 @@ static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t col
     int rc = find_tensor(m->gguf, name, cols, rows, 1, &t);
     if (rc) return rc;
     m->n_params += (uint64_t)rows * (uint64_t)cols;
-    if (t->type != HMTI_TYPE_F32) return stored_matrix(&name, &t, &rows, 1, cols, dst);
+    if (t->type != HMTI_TYPE_F32) return stored_matrix(m, &name, &t, &rows, 1, cols, dst);
     rc = hmti_matrix_pack(dst, t->data, t->type, rows, cols);
     if (rc) return hmti_errf(rc, "model: tensor '%s': %s", name, hmti_tls_errmsg());
     hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes); /* the packed copy replaces them */
@@ -126,7 +133,7 @@ static int load_stacked(hmt_model *m, const char *const *names, const int64_t *r
     }
     if (!all_f32) {
         for (int i = 0; i < n; i++) m->n_params += (uint64_t)rows[i] * (uint64_t)cols;
-        return stored_matrix(names, t, rows, n, cols, dst);
+        return stored_matrix(m, names, t, rows, n, cols, dst);
     }
     /* its own mapping, returned to the system on free: from the heap, it
      * would stay resident as a hole between the packed matrices */
@@ -282,7 +289,8 @@ static int load_weights(hmt_model *m) {
     if (hmti_gguf_find_tensor(m->gguf, "output.weight"))
         return load_matrix(m, "output.weight", m->n_vocab, d, &m->output);
     /* Tied embeddings: the LM head is the embedding table, packed when F32,
-     * else used as stored (already checked above). */
+     * else used as stored (already checked above; repacked where
+     * hmti_matrix_repack applies). */
     if (m->tok_embd->type == HMTI_TYPE_F32) {
         rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d);
         m->embd_from_output = !rc; /* embedding rows then come from the packed copy */
@@ -290,6 +298,11 @@ static int load_weights(hmt_model *m) {
     } else {
         rc = hmti_matrix_stored(&m->output, 1, &m->tok_embd->data, &m->tok_embd->type,
                                 &(int64_t){m->n_vocab}, d);
+        /* repacked (as stored_matrix): embedding rows then come from the copy too */
+        if (!rc && hmti_matrix_repack(&m->output) == 1) {
+            m->embd_from_output = 1;
+            hmti_gguf_drop_pages(m->gguf, m->tok_embd->data, m->tok_embd->nbytes);
+        }
     }
     return rc ? hmti_errf(rc, "model: tied LM head: %s", hmti_tls_errmsg()) : HMT_OK;
 }
@@ -337,8 +350,9 @@ static void drop_copied_tensors(const hmt_model *m) {
         const hmti_gguf_tensor *t = hmti_gguf_tensor_at(m->gguf, i);
         /* matrices only: a norm vector's page or two is not worth it, and
          * dropping them unmaps the whole huge page a stored neighbour shares */
-        if (t->type != HMTI_TYPE_F32 || t->n_dims < 2 || (t == m->tok_embd && !m->embd_from_output))
-            continue;
+        /* packed F32, or a type hmti_matrix_repack copies (stored_matrix) */
+        const int copied = t->type == HMTI_TYPE_F32 || hmti_q_il_chunk(t->type);
+        if (!copied || t->n_dims < 2 || (t == m->tok_embd && !m->embd_from_output)) continue;
         hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes);
     }
 }

@@ -80,6 +80,7 @@ typedef struct {
     uint32_t type;     /* ggml type id */
     int64_t rows;
     size_t row_bytes;
+    int il;            /* data in the interleaved layout (quant.h), owned */
 } hmti_matrix_part;
 
 typedef struct {
@@ -100,6 +101,13 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
  * type's block. Nothing is allocated. */
 int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
                        const uint32_t *types, const int64_t *rows, int64_t cols);
+/* Each part of a stored matrix whose type has an interleaved layout on
+ * this CPU (hmti_q_il_chunk, quant.h) copied once into it: the same bytes,
+ * read by the decode kernels as one stream per 4 rows, in a form they read
+ * with fewer shuffles; results unchanged. Then owned (hmti_matrix_release);
+ * the source is no longer read. Returns a mask of the parts repacked (bit i:
+ * part i), or -1 out of memory (the matrix is then left as it was). */
+int hmti_matrix_repack(hmti_matrix *m);
 void hmti_matrix_release(hmti_matrix *m);
 /* Copy row r of W back out as F32 (cols floats). */
 void hmti_matrix_get_row(const hmti_matrix *m, int64_t r, float *out);

@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 #define PANEL_ROWS 64
 #define HUGE_ALIGN ((size_t)2 << 20)
@@ -82,8 +83,37 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
     return HMT_OK;
 }
 
+int hmti_matrix_repack(hmti_matrix *m) {
+    void *mem[HMTI_MATRIX_MAX_PARTS] = {0};
+    int mask = 0;
+    const char *env = getenv("HMT_REPACK"); /* "0": keep the stored layout (A/B runs) */
+    if (env && !strcmp(env, "0")) return 0;
+    for (int i = 0; i < m->n_parts; i++) {
+        const hmti_matrix_part *p = &m->part[i];
+        if (p->il || p->rows < 4 || !hmti_q_il_chunk(p->type)) continue;
+        const size_t nbytes = p->row_bytes * (size_t)p->rows;
+        const size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
+        if (hmti_posix_memalign(&mem[i], align, (nbytes + 63) / 64 * 64) != 0) {
+            for (int k = 0; k < i; k++) free(mem[k]);
+            return -1;
+        }
+        if (align == HUGE_ALIGN) /* whole extents only, as hmti_matrix_pack */
+            madvise(mem[i], nbytes / HUGE_ALIGN * HUGE_ALIGN, MADV_HUGEPAGE);
+        hmti_q_interleave(p->type, p->rows, m->cols, p->data, mem[i]);
+        mask |= 1 << i;
+    }
+    for (int i = 0; i < m->n_parts; i++)
+        if (mask >> i & 1) {
+            m->part[i].data = mem[i];
+            m->part[i].il = 1;
+        }
+    return mask;
+}
+
 void hmti_matrix_release(hmti_matrix *m) {
     if (!m) return;
+    for (int i = 0; i < m->n_parts; i++)
+        if (m->part[i].il) free((void *)m->part[i].data);
     free(m->data);
     memset(m, 0, sizeof *m);
 }

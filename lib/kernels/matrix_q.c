@@ -59,7 +59,7 @@ int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
                              (int)t->block_elems);
         if (!data[i] || rows[i] <= 0)
             return hmti_errf(HMT_E_INVAL, "hmti_matrix_stored: part %d is empty", i);
-        m->part[i] = (hmti_matrix_part){data[i], types[i], rows[i], rb};
+        m->part[i] = (hmti_matrix_part){data[i], types[i], rows[i], rb, 0};
         m->rows += rows[i];
         m->nbytes += rb * (size_t)rows[i];
     }
@@ -85,7 +85,11 @@ void hmti_matrix_get_row(const hmti_matrix *m, int64_t r, float *out) {
     }
     int64_t lr;
     const hmti_matrix_part *p = part_of(m, r, &lr);
-    hmti_dequantize_row(p->type, (const char *)p->data + (size_t)lr * p->row_bytes, out, m->cols);
+    if (p->il)
+        hmti_q_il_dequant(p->type, p->rows, m->cols, p->data, lr, 0,
+                          m->cols / hmti_qtraits_of(p->type)->block_elems, out);
+    else
+        hmti_dequantize_row(p->type, (const char *)p->data + (size_t)lr * p->row_bytes, out, m->cols);
 }
 
 /* ---- scratch ------------------------------------------------------------------- */
@@ -138,8 +142,12 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
                               : kind == 32 ? (const void *)(j->act32 + (size_t)i * j->a32)
                                            : (const void *)(j->act256 + (size_t)i * j->a256);
             float *yi = j->y + i * j->ldy;
-            hmti_gemv_q_rows(p->type, lo - base, hi - base, w->cols, p->data, p->row_bytes, act,
-                             yi + base);
+            if (p->il)
+                hmti_gemv_q_rows_il(p->type, p->rows, lo - base, hi - base, w->cols, p->data, act,
+                                    yi + base);
+            else
+                hmti_gemv_q_rows(p->type, lo - base, hi - base, w->cols, p->data, p->row_bytes,
+                                 act, yi + base);
             if (j->bias)
                 for (int64_t r = lo; r < hi; r++) yi[r] += j->bias[r];
         }
@@ -216,6 +224,11 @@ static void dequant_tile(const hmti_matrix *w, int64_t r0, int64_t nr, int64_t k
             int64_t lr;
             const hmti_matrix_part *p = part_of(w, r0 + g + i, &lr);
             const hmti_qtraits *t = hmti_qtraits_of(p->type);
+            if (p->il) {
+                hmti_q_il_dequant(p->type, p->rows, w->cols, p->data, lr, k0 / t->block_elems,
+                                  kk / t->block_elems, tmp + i * TILE_COLS);
+                continue;
+            }
             const char *src = (const char *)p->data + (size_t)lr * p->row_bytes +
                               (size_t)(k0 / t->block_elems) * (size_t)t->block_bytes;
             hmti_dequant_best(p->type)(src, tmp + i * TILE_COLS, kk);
@@ -279,6 +292,18 @@ static int prompt(hmti_pool *pool, mq_job *j) {
 }
 
 /* ---- entry ------------------------------------------------------------------------- */
+/* hmti_vec_dot_exact's arithmetic on row lr of an interleaved part. */
+static float dot_exact_il(const hmti_matrix *w, const hmti_matrix_part *p, int64_t lr, const float *x) {
+    const int64_t be = hmti_qtraits_of(p->type)->block_elems;
+    float buf[256], s = 0.0f;
+    for (int64_t i = 0; i < w->cols; i += 256) {
+        const int64_t m = w->cols - i < 256 ? w->cols - i : 256;
+        hmti_q_il_dequant(p->type, p->rows, w->cols, p->data, lr, i / be, m / be, buf);
+        s += hmti_dot(buf, x + i, m);
+    }
+    return s;
+}
+
 /* Without reserved scratch: exact dot products, one thread (correct, slow). */
 static void fallback(const mq_job *j) {
     const hmti_matrix *w = j->w;
@@ -288,7 +313,8 @@ static void fallback(const mq_job *j) {
         const char *row = (const char *)p->data + (size_t)lr * p->row_bytes;
         const float b = j->bias ? j->bias[r] : 0.0f;
         for (int64_t i = 0; i < j->n; i++)
-            j->y[i * j->ldy + r] = hmti_vec_dot_exact(p->type, w->cols, row, j->x + i * j->ldx) + b;
+            j->y[i * j->ldy + r] = (p->il ? dot_exact_il(w, p, lr, j->x + i * j->ldx)
+                                          : hmti_vec_dot_exact(p->type, w->cols, row, j->x + i * j->ldx)) + b;
     }
 }
 

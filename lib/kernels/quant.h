@@ -115,6 +115,33 @@ void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_
 void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       size_t row_stride, const void *act, float *y);
 
+/* ---- interleaved layout ----------------------------------------------------------------- */
+/* A matrix of Q4_0, IQ4_NL or Q8_0 may be repacked once (hmti_q_interleave)
+ * into groups of 4 rows: group g (rows 4g..4g+3) takes the same bytes
+ * [4g * row_bytes, (4g + 4) * row_bytes) as the 4 rows as stored, but holds
+ * them chunk by chunk, C = hmti_q_il_chunk(type) blocks each (16 blocks of
+ * Q4_0 / IQ4_NL, 8 of Q8_0: one step of the 512-bit kernels): chunk c of
+ * row 0, of row 1, of row 2, of row 3, then chunk c + 1. A whole chunk has
+ * its block scales first (in the order the kernel's lanes use them), then
+ * the blocks' quants in block order, so the kernel loads each directly
+ * instead of gathering them out of 18- or 34-byte blocks; a shorter last
+ * chunk (the rest of a row) is kept as stored. Rows past the last whole
+ * group stay as stored. The 4-row kernels read one sequential stream with
+ * fewer shuffles, and return the same bits as on the stored rows. Only on
+ * CPUs whose kernels read the layout (the 512-bit VNNI ones). */
+/* C for type (blocks), or 0: no kernel of this CPU reads the layout. */
+int hmti_q_il_chunk(uint32_t type);
+/* dst (row_bytes * rows bytes, not overlapping src) <- the rows at src, as
+ * stored, in the interleaved layout. type must have hmti_q_il_chunk > 0. */
+void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst);
+/* Blocks [b0, b0 + nb) of row r of an interleaved matrix at w, dequantized
+ * into dst (nb blocks' elements). */
+void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
+                       int64_t nb, float *dst);
+/* hmti_gemv_q_rows on an interleaved matrix of `rows` rows. */
+void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
+                         const void *w, const void *act, float *y);
+
 /* ---- exact-activation variant (quant_dot_exact.c) ------------------------------------ */
 /* The dot of the stored weights with x itself (no activation quantization),
  * up to float rounding: rows dequantized a super-block at a time, dotted in

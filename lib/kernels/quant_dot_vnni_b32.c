@@ -181,8 +181,8 @@ nib_weights(const int kind, const int g, const int m, const uint8_t *z, __m512i 
 }
 
 QV static inline __attribute__((always_inline)) void
-nib_step(const int kind, const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
-         __m512 *acc) {
+nib_step(const int kind, const int R, const int g, const int rp, const uint8_t *w, size_t stride,
+         const hmti_q8_32 *a, __m512 *acc) {
     const int bb = nib_bytes(kind);
     const __m512i ones = _mm512_set1_epi16(1);
     const __m512i tab = _mm512_broadcast_i32x4(_mm_xor_si128(L128(hmti_iq4_values), _mm_set1_epi8((char)0x80)));
@@ -197,7 +197,14 @@ nib_step(const int kind, const int R, const int g, const uint8_t *w, size_t stri
             P[m] = _mm512_setzero_si512();
             if (4 * m >= g) continue;
             __m512i lo, hi;
-            nib_weights(kind, g, m, b + 4 * bb * m, &lo, &hi, &X);
+            if (rp) { /* a repacked chunk (nib_repack): 32 bytes of scales, then the packed bytes */
+                const __m512i W = _mm512_loadu_si512(b + 32 + 64 * m);
+                lo = _mm512_and_si512(W, _mm512_set1_epi8(15));
+                hi = _mm512_gf2p8affine_epi64_epi8(W, _mm512_set1_epi64(0x1020408000000000), 0);
+                if (m == 0) X = _mm512_castsi256_si512(L256(b));
+            } else {
+                nib_weights(kind, g, m, b + 4 * bb * m, &lo, &hi, &X);
+            }
             if (kind == KIND_IQ4_NL) {
                 lo = _mm512_shuffle_epi8(tab, lo);
                 hi = _mm512_shuffle_epi8(tab, hi);
@@ -220,29 +227,34 @@ nib_step(const int kind, const int R, const int g, const uint8_t *w, size_t stri
 }
 
 QV static inline __attribute__((always_inline)) void
-nib_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
-         float *out) {
+nib_rows(const int kind, const int R, const int il, int64_t n, const uint8_t *w, size_t stride,
+         const hmti_q8_32 *a, float *out) {
     __m512 acc[4];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const int64_t nb = n / 32, bb = nib_bytes(kind);
     int64_t i = 0;
-    for (; i + 16 <= nb; i += 16) nib_step(kind, R, 16, w + (size_t)i * bb, stride, a + i, acc);
+    if (il) { /* w: a group of 4 interleaved rows, chunks of 16 blocks per row */
+        for (; i + 16 <= nb; i += 16, w += 4 * 16 * bb) nib_step(kind, R, 16, 1, w, 16 * bb, a + i, acc);
+        stride = (size_t)(nb - i) * (size_t)bb; /* the last, shorter chunk */
+        w -= (size_t)i * (size_t)bb;          /* so that w + i * bb is its start below */
+    }
+    for (; i + 16 <= nb; i += 16) nib_step(kind, R, 16, 0, w + (size_t)i * bb, stride, a + i, acc);
     if (i + 8 <= nb) { /* 768-wide rows: one step of 16 and one of 8 */
-        nib_step(kind, R, 8, w + (size_t)i * bb, stride, a + i, acc);
+        nib_step(kind, R, 8, 0, w + (size_t)i * bb, stride, a + i, acc);
         i += 8;
     }
-    if (i < nb) nib_step(kind, R, (int)(nb - i), w + (size_t)i * bb, stride, a + i, acc);
+    if (i < nb) nib_step(kind, R, (int)(nb - i), 0, w + (size_t)i * bb, stride, a + i, acc);
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 #define DOT_Z(name, kind)                                                                   \
     QV static float name##_z(int64_t n, const void *w, const void *act) {                   \
         float y;                                                                            \
-        nib_rows(kind, 1, n, w, 0, act, &y);                                                \
+        nib_rows(kind, 1, 0, n, w, 0, act, &y);                                             \
         return y;                                                                           \
     }                                                                                       \
     QV static void name##_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
-        nib_rows(kind, 4, n, w, stride, act, y);                                            \
+        nib_rows(kind, 4, 0, n, w, stride, act, y);                                         \
     }
 DOT_Z(q4_0, KIND_Q4_0)
 DOT_Z(q4_1, KIND_Q4_1)
@@ -250,6 +262,16 @@ DOT_Z(iq4_nl, KIND_IQ4_NL)
 DOT_Z(q5_0, KIND_Q5_0)
 DOT_Z(q5_1, KIND_Q5_1)
 #undef DOT_Z
+
+/* The interleaved layout (quant.h, nib_repack): 4 rows of a group. */
+QV static void q4_0_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    (void)stride;
+    nib_rows(KIND_Q4_0, 4, 1, n, w, 0, act, y);
+}
+QV static void iq4_nl_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    (void)stride;
+    nib_rows(KIND_IQ4_NL, 4, 1, n, w, 0, act, y);
+}
 
 /* ---- 512-bit kernels of Q8_0, 8 blocks per step, 1 or 4 rows per call ----------------- */
 /* zmm j (j = 0..3) holds blocks 2j, 2j+1 of a step of 8: a 256-bit load of
@@ -289,7 +311,8 @@ q80_act_load(const int g, const hmti_q8_32 *a, q80_act *v) {
 }
 
 QT static inline __attribute__((always_inline)) void
-q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a, __m512 *acc) {
+q80_step(const int R, const int g, const int rp, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
+         __m512 *acc) {
     /* words 4j..4j+3 <- words 0, 0, 17, 17 of zmm j's load: blocks 2j, 2j+1 */
     const __m512i widx = _mm512_set1_epi64(0x0011001100000000);
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
@@ -299,8 +322,18 @@ q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q
     for (int r = 0; r < R; r++) {
         const uint8_t *b = w + (size_t)r * stride;
         __m512i P[4], X = _mm512_setzero_si512();
+        if (rp) { /* a repacked chunk (q80_repack): the 8 scales, then the 8 blocks' weights */
+            const __m512i didx = _mm512_set_epi64(0x0007000700060006, 0x0005000500040004, 0x0003000300020002,
+                                                  0x0001000100000000, 0x0007000700060006, 0x0005000500040004,
+                                                  0x0003000300020002, 0x0001000100000000);
+            X = _mm512_permutexvar_epi16(didx, _mm512_castsi128_si512(L128(b)));
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
+            for (int j = 0; j < 4; j++)
+                P[j] = _mm512_dpbusd_epi32(v.init[j], _mm512_xor_si512(_mm512_loadu_si512(b + 16 + 64 * j), c128),
+                                           v.q[j]);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4 && !rp; j++) {
             P[j] = _mm512_setzero_si512();
             if (2 * j >= g) continue;
             const uint8_t *p = b + 68 * j;
@@ -321,24 +354,35 @@ q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q
 }
 
 QT static inline __attribute__((always_inline)) void
-q80_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a, float *out) {
+q80_rows(const int R, const int il, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
+         float *out) {
     __m512 acc[4];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const int64_t nb = n / 32;
     int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) q80_step(R, 8, w + (size_t)i * 34, stride, a + i, acc);
-    if (i < nb) q80_step(R, (int)(nb - i), w + (size_t)i * 34, stride, a + i, acc);
+    if (il) { /* w: a group of 4 interleaved rows, chunks of 8 blocks per row */
+        for (; i + 8 <= nb; i += 8, w += 4 * 8 * 34) q80_step(R, 8, 1, w, 8 * 34, a + i, acc);
+        stride = (size_t)(nb - i) * 34;
+        w -= (size_t)i * 34;
+    }
+    for (; i + 8 <= nb; i += 8) q80_step(R, 8, 0, w + (size_t)i * 34, stride, a + i, acc);
+    if (i < nb) q80_step(R, (int)(nb - i), 0, w + (size_t)i * 34, stride, a + i, acc);
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 QT static float q8_0_z(int64_t n, const void *w, const void *act) {
     float y;
-    q80_rows(1, n, w, 0, act, &y);
+    q80_rows(1, 0, n, w, 0, act, &y);
     return y;
 }
 
 QT static void q8_0_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    q80_rows(4, n, w, stride, act, y);
+    q80_rows(4, 0, n, w, stride, act, y);
+}
+
+QT static void q8_0_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    (void)stride;
+    q80_rows(4, 1, n, w, 0, act, y);
 }
 
 hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type) {
@@ -361,6 +405,47 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
     case HMTI_T_Q5_1: return hmti_cpu_has_avx512_bitops() ? q5_1_z4 : NULL;
     case HMTI_T_Q8_0: return q8_0_z4;
     case HMTI_T_IQ4_NL: return hmti_cpu_has_avx512_bitops() ? iq4_nl_z4 : NULL;
+    default: return NULL;
+    }
+}
+
+/* A full chunk of 16 blocks of one row, as stored -> repacked (Q4_0,
+ * IQ4_NL): the 16 f16 scales first, that of block b in word nib_lane(b)
+ * (the lane its folded sum lands in), then the 16 blocks' 16 packed bytes
+ * in block order: the 64-byte load of blocks 4m..4m+3 is zmm m of nib_step
+ * as is. */
+static void nib_repack(int kind, const uint8_t *src, uint8_t *dst) {
+    for (int b = 0; b < 16; b++) {
+        memcpy(dst + 2 * nib_lane(kind, b), src + 18 * b, 2);
+        memcpy(dst + 32 + 16 * b, src + 18 * b + 2, 16);
+    }
+}
+
+/* Q8_0, a full chunk of 8 blocks of one row: the 8 f16 scales, then the 8
+ * blocks' 32 weights in block order (zmm j of q80_step is one load). */
+static void q80_repack(const uint8_t *src, uint8_t *dst) {
+    for (int b = 0; b < 8; b++) {
+        memcpy(dst + 2 * b, src + 34 * b, 2);
+        memcpy(dst + 16 + 32 * b, src + 34 * b + 2, 32);
+    }
+}
+
+int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst) {
+    switch (type) {
+    case HMTI_T_Q8_0: q80_repack(src, dst); return 1;
+    case HMTI_T_Q4_0: nib_repack(KIND_Q4_0, src, dst); return 1;
+    case HMTI_T_IQ4_NL: nib_repack(KIND_IQ4_NL, src, dst); return 1;
+    default: return 0;
+    }
+}
+
+hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk) {
+    const int bits = hmti_cpu_has_avx512_bitops();
+    *chunk = 16;
+    switch (type) {
+    case HMTI_T_Q4_0: return bits ? q4_0_il : NULL;
+    case HMTI_T_IQ4_NL: return bits ? iq4_nl_il : NULL;
+    case HMTI_T_Q8_0: *chunk = 8; return q8_0_il;
     default: return NULL;
     }
 }

@@ -29,6 +29,20 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type);
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type);
 hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type);
 
+/* The kernels of the interleaved layout (hmti_q_interleave): 4 rows of a
+ * group (w: its first byte; stride unused), bit-identical to the same
+ * file's 4-row kernel on the rows as stored; *chunk = blocks per row per
+ * chunk. NULL if the file has none for type on this CPU. */
+hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk);
+/* A full chunk of one row (chunk blocks) as stored -> as the interleaved
+ * layout keeps it; 0 if the type keeps its chunks as stored (nothing
+ * written). */
+int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst);
+/* Blocks [b0, b1) of a whole repacked chunk of those types dequantized into
+ * y (quant_dequant_x86.c, AVX-512: the layout exists only there), bit-exact
+ * to hmti_dequantize_row on the stored blocks. */
+void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, float *y);
+
 /* Little-endian fields of a block (blocks are byte arrays: no alignment). */
 static inline float hmti_qf16(const uint8_t *p) {
     uint16_t h;

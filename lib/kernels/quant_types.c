@@ -2,8 +2,11 @@
  * kernels by CPU features, and the GEMV over quantized rows. */
 #include <cpuid.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cpu.h"
+#include "kernels/dequant.h"
 #include "kernels/quant_impl.h"
 
 static const hmti_qtraits TRAITS[] = {
@@ -61,6 +64,8 @@ static int has_avx512_vnni(void) {
 static int g_path = -1;
 static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
+static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
+static int g_il_chunk[MAX_TYPE + 1];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -94,6 +99,12 @@ static void choose(void) {
         for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
         g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
+        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
+            int c = 0;
+            hmti_vec_dot4_fn il = hmti_qdot_il_vnni_b32(TRAITS[i].type, &c);
+            g_il[TRAITS[i].type] = il;
+            g_il_chunk[TRAITS[i].type] = il ? c : 0;
+        }
     }
     g_path = path;
 }
@@ -117,6 +128,12 @@ hmti_vec_dot_fn hmti_vec_dot_best(uint32_t type) {
  * follows poorly). F16 GEMVs of SmolLM2's shapes (576-wide rows) +5-18% on
  * 1 thread in interleaved runs, TinyLlama's 2048-wide rows unchanged (+-3%). */
 enum { PF_BYTES = 2048, PF_L2_BYTES = 8192 };
+/* The same for the interleaved layout's single stream (hmti_gemv_q_rows_il):
+ * 1 KB / 4 KB measured at least as fast as 2 KB / 8 KB and 4 KB / 8 KB, and
+ * no software prefetch slower (TinyLlama-shaped Q4_0 and Q8_0, 1 thread,
+ * against the stored layout in the same process; the host's noise was of
+ * the same size as the differences between the distances). */
+enum { PF_IL_BYTES = 1024, PF_IL_L2_BYTES = 4096 };
 
 /* The lines of [p, p + bytes) PF_BYTES and PF_BYTES + PF_L2_BYTES ahead
  * (ahead: PF_BYTES rounded up to whole rows). */
@@ -161,4 +178,100 @@ void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_
         act = scratch;
     }
     hmti_gemv_q_rows(type, 0, rows, cols, w, row_stride, act, y);
+}
+
+/* ---- interleaved layout ----------------------------------------------------------- */
+int hmti_q_il_chunk(uint32_t type) {
+    pthread_once(&g_once, choose);
+    return type <= MAX_TYPE ? g_il_chunk[type] : 0;
+}
+
+/* Byte offset of block b of row r (0..3) inside its group (C: a power of 2). */
+static inline size_t il_offset(int64_t nb, int64_t C, size_t bb, int64_t r, int64_t b) {
+    const int64_t cs = b & -C, len = nb - cs < C ? nb - cs : C;
+    return (size_t)(4 * cs + r * len + (b - cs)) * bb;
+}
+
+/* One full chunk of a row (bytes of C blocks) as stored -> as kept. */
+static void il_chunk(uint32_t type, const uint8_t *src, uint8_t *dst, size_t bytes) {
+    if (!hmti_q_il_chunk_vnni_b32(type, src, dst)) memcpy(dst, src, bytes);
+}
+
+void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst) {
+    const hmti_qtraits *t = hmti_qtraits_of(type);
+    const int64_t C = hmti_q_il_chunk(type), nb = cols / t->block_elems;
+    const size_t bb = (size_t)t->block_bytes, rb = (size_t)nb * bb;
+    const uint8_t *s = src;
+    uint8_t *d = dst;
+    const int64_t rows4 = rows / 4 * 4;
+    for (int64_t g = 0; g < rows4; g += 4)
+        for (int64_t cs = 0; cs < nb; cs += C)
+            for (int64_t r = 0; r < 4; r++) {
+                const int64_t len = nb - cs < C ? nb - cs : C;
+                uint8_t *to = d + (size_t)g * rb + il_offset(nb, C, bb, r, cs);
+                const uint8_t *from = s + (size_t)(g + r) * rb + (size_t)cs * bb;
+                if (len == C)
+                    il_chunk(type, from, to, (size_t)len * bb);
+                else /* the last, shorter chunk: as stored */
+                    memcpy(to, from, (size_t)len * bb);
+            }
+    if (rows > rows4) memcpy(d + (size_t)rows4 * rb, s + (size_t)rows4 * rb, (size_t)(rows - rows4) * rb);
+}
+
+void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
+                       int64_t nb_want, float *dst) {
+    /* called per row and tile by the prompt path: no divisions by variables */
+    const int64_t C = g_il_chunk[type]; /* set: a matrix is interleaved only after choose */
+    const int64_t be = 32, nb = cols >> 5; /* the types with a layout: 32-element blocks */
+    const size_t bb = type == HMTI_T_Q8_0 ? 34 : 18, rb = (size_t)nb * bb;
+    const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)3) * rb;
+    if (r >= (rows & ~(int64_t)3) || !C) {
+        hmti_dequant_best(type)(g + (size_t)(r & 3) * rb + (size_t)b0 * bb, dst, nb_want * be);
+        return;
+    }
+    for (int64_t b = b0, e = b0 + nb_want; b < e;) {
+        const int64_t cs = b & -C, cend = cs + C, stop = cend < e ? cend : e;
+        if (cend <= nb) /* a whole chunk, repacked */
+            hmti_dequant_il_chunk(type, g + (size_t)(4 * cs + (r & 3) * C) * bb, (int)(b - cs),
+                                  (int)(stop - cs), dst + (b - b0) * be);
+        else /* the last, shorter one: stored blocks */
+            hmti_dequant_best(type)(g + il_offset(nb, C, bb, r & 3, b), dst + (b - b0) * be,
+                                    (stop - b) * be);
+        b = stop;
+    }
+}
+
+void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
+                         const void *w, const void *act, float *y) {
+    pthread_once(&g_once, choose);
+    hmti_vec_dot4_fn il = type <= MAX_TYPE ? g_il[type] : NULL;
+    const int64_t rows4 = rows / 4 * 4;
+    const size_t rb = hmti_qrow_bytes(type, cols);
+    if (!il) { /* not reached: a matrix is interleaved only when il exists */
+        return;
+    }
+    int64_t r = r0;
+    const int64_t e4 = r1 < rows4 ? r1 : rows4;
+    /* a group entered in its middle */
+    if (r % 4 && r < e4) {
+        float t[4];
+        il(cols, (const uint8_t *)w + (size_t)(r / 4 * 4) * rb, 0, act, t);
+        for (; r % 4 && r < e4; r++) y[r] = t[r % 4];
+    }
+    const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
+    for (; r + 4 <= e4; r += 4, p += 4 * rb) {
+        /* one stream: each line PF_IL_BYTES ahead into L1, PF_IL_L2_BYTES
+         * beyond that into L2 */
+        for (size_t o = 0; o < 4 * rb; o += 64) {
+            __builtin_prefetch(p + PF_IL_BYTES + o, 0, 3);
+            __builtin_prefetch(p + PF_IL_BYTES + PF_IL_L2_BYTES + o, 0, 2);
+        }
+        il(cols, p, 0, act, y + r);
+    }
+    if (r < e4) { /* a group left in its middle */
+        float t[4];
+        il(cols, p, 0, act, t);
+        for (; r < e4; r++) y[r] = t[r % 4];
+    }
+    if (r < r1) hmti_gemv_q_rows(type, r, r1, cols, w, rb, act, y);
 }
