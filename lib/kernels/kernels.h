@@ -38,7 +38,7 @@ void hmti_pool_unlock(hmti_pool *pool);
 int hmti_pool_check(const hmti_pool *tp, const char *fn);
 int hmti_pool_n_threads(const hmti_pool *pool);
 void hmti_pool_run(hmti_pool *pool, hmti_job_fn fn, void *arg);
-/* Scratch owned by the pool, kept until hmti_pool_free: one buffer shared
+/* Scratch owned by the pool, kept until the pool is released: one buffer shared
  * by a job's threads and one per thread (index ith of the job), 64-byte
  * aligned, grown (never shrunk) by hmti_pool_reserve. The getters return
  * NULL with *bytes = 0 when nothing was reserved. */
