@@ -38,7 +38,7 @@ struct hmt_model {
     int rope_neox;
     const hmti_gguf_tensor *tok_embd; /* rows converted on use, never copied */
     hmti_matrix output;               /* LM head (token_embd's rows if tied)       */
-    int embd_from_output;             /* tied F32: embedding rows read from output */
+    int embd_from_output;             /* tied and packed or repacked: embedding rows read from output */
     float *output_norm;
     hmti_layer *layers;
     hmti_vocab *vocab; /* NULL when the file has no tokenizer */
