@@ -233,15 +233,19 @@ static int search_impl(const hmt_knn *knn, const float *queries, size_t n, int64
     return rc;
 }
 
-/* search_impl, then the stored value of every index found (-1 for none). */
+/* The stored value of each of n found indices (-1 for none). */
+static void values_of(const hmt_knn *knn, const int64_t *idx, size_t n, hmt_token *out) {
+    for (size_t j = 0; j < n; j++) out[j] = idx[j] >= 0 ? knn->values[idx[j]] : -1;
+}
+
+/* search_impl, then the stored values (idx_out may be NULL: a scratch then). */
 static int search_values(const hmt_knn *knn, const float *queries, size_t n, int64_t k,
                          float *dist_out, int64_t *idx_out, hmt_token *values_out) {
     int64_t *idx = idx_out;
     if (values_out && !idx && !(idx = hmti_malloc(n * (size_t)k * sizeof *idx)))
         return hmti_errf(HMT_E_NOMEM, "knn search: out of memory");
     int rc = search_impl(knn, queries, n, k, dist_out, idx);
-    for (size_t j = 0; values_out && !rc && j < n * (size_t)k; j++)
-        values_out[j] = idx[j] >= 0 ? knn->values[idx[j]] : -1;
+    if (values_out && !rc) values_of(knn, idx, n * (size_t)k, values_out);
     if (idx != idx_out) free(idx);
     return rc;
 }
@@ -438,10 +442,7 @@ static int knn_interpolate(const hmt_knn *knn, const hmt_params *params, const f
         size_t cn = n - p0 < (size_t)chunk ? n - p0 : (size_t)chunk;
         rc = search_impl(knn, keys + p0 * (size_t)knn->dim, cn, k, dist, idx);
         for (size_t i = 0; i < cn && !rc; i++) {
-            for (int64_t c = 0; c < k; c++) {
-                int64_t id = idx[i * k + c];
-                vals[c] = id >= 0 ? knn->values[id] : -1;
-            }
+            values_of(knn, idx + i * k, (size_t)k, vals);
             size_t row = (p0 + i) * (size_t)n_vocab;
             mix(&cfg, dist + i * k, vals, k, logits + row, n_vocab, logprobs_out + row,
                 lambda_out ? lambda_out + p0 + i : NULL, pairs);
@@ -477,7 +478,8 @@ typedef struct {
     hmt_knn *knn;
     hmti_knn_cfg cfg;
     float *dist, *tmp; /* dist: PREP_MAX × k rows; tmp: n_vocab */
-    int32_t *vals;     /* PREP_MAX × k */
+    int64_t *idx;      /* PREP_MAX × k: the neighbours found */
+    int32_t *vals;     /* k: the applied row's values */
     float *keys;       /* PREP_MAX × dim: the prepared keys */
     size_t n_prep, next; /* prepared rows, the next one to be applied */
     vw *pairs;
@@ -490,19 +492,20 @@ static void knn_proc_free(void *ud) {
     hmti_knn_release(p->knn);
     free(p->dist);
     free(p->tmp);
+    free(p->idx);
     free(p->vals);
     free(p->keys);
     free(p->pairs);
     free(p);
 }
 
-/* Search n keys (n <= PREP_MAX) into rows 0.. of dist/vals, as a reader of
+/* Search n keys (n <= PREP_MAX) into rows 0.. of dist/idx, as a reader of
  * the datastore's guard (as hmt_knn_search). */
 static int knn_proc_search(knn_proc *p, const float *keys, size_t n) {
     hmti_guard *g = (hmti_guard *)&p->knn->guard;
     int rc = hmti_read_enter(g, HMTI_MAGIC_KNN, "knn processor");
     if (rc) return rc;
-    rc = search_values(p->knn, keys, n, p->cfg.k, p->dist, NULL, p->vals);
+    rc = search_impl(p->knn, keys, n, p->cfg.k, p->dist, p->idx);
     hmti_read_leave(g);
     return rc;
 }
@@ -544,7 +547,8 @@ static int knn_proc_apply(void *ud, float *logits, int32_t n_vocab, const float 
         if (rc) return rc;
     }
     memcpy(p->tmp, logits, (size_t)n_vocab * sizeof *logits);
-    mix(&p->cfg, p->dist + row * k, p->vals + row * k, (int64_t)k, p->tmp, n_vocab, logits,
+    values_of(p->knn, p->idx + row * k, k, p->vals);
+    mix(&p->cfg, p->dist + row * k, p->vals, (int64_t)k, p->tmp, n_vocab, logits,
         &p->last_lambda, p->pairs);
     return HMT_OK;
 }
@@ -568,11 +572,12 @@ HMT_API int hmt_proc_knn_create(hmt_proc **out, hmt_knn *knn, const hmt_params *
     p->cfg = cfg;
     const size_t k = (size_t)p->cfg.k;
     p->dist = hmti_malloc(PREP_MAX * k * sizeof *p->dist);
-    p->vals = hmti_malloc(PREP_MAX * k * sizeof *p->vals);
+    p->idx = hmti_malloc(PREP_MAX * k * sizeof *p->idx);
+    p->vals = hmti_malloc(k * sizeof *p->vals);
     p->keys = hmti_malloc(PREP_MAX * (size_t)knn->dim * sizeof *p->keys);
     p->pairs = hmti_malloc(k * sizeof *p->pairs);
     p->tmp = hmti_malloc((size_t)knn->n_vocab * sizeof *p->tmp);
-    if (!p->dist || !p->vals || !p->keys || !p->pairs || !p->tmp) {
+    if (!p->dist || !p->idx || !p->vals || !p->keys || !p->pairs || !p->tmp) {
         knn_proc_free(p);
         return hmti_errf(HMT_E_NOMEM, "hmt_proc_knn_create: out of memory");
     }
