@@ -24,7 +24,8 @@ void hmti_draw_free(hmti_draw *d);
 void hmti_draw_reseed(hmti_draw *d, uint64_t seed);
 
 /* Draw from n logits or log-probabilities (the softmax is the same); -inf
- * bans a token, NaN/+inf and an all -inf vector are refused. Messages are
+ * bans a token (it is never returned, not even on the rounding edge of a
+ * draw), NaN/+inf and an all -inf vector are refused. Messages are
  * prefixed with `who`. */
 int hmti_draw_sample(hmti_draw *d, const float *logits, int32_t n, hmt_token *out,
                      const char *who);

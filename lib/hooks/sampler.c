@@ -211,12 +211,6 @@ static int sample(hmt_sampler *s, const float *logits, int32_t n_vocab, const fl
     hmt_token t;
     int rc = hmti_draw_sample(&s->draw, z, n_vocab, &t, who);
     if (rc) return rc;
-    if (z[t] == -INFINITY) { /* a draw on the rounding edge: never a banned token */
-        int32_t best = 0;
-        for (int32_t v = 1; v < n_vocab; v++)
-            if (z[v] > z[best]) best = v;
-        t = best;
-    }
     accept_token(s, t);
     *out = t;
     return HMT_OK;
