@@ -65,17 +65,18 @@ static int read_adapter(hmt_adapter *a, const hmti_gguf *g) {
     int32_t version, width;
     int rc;
     hmti_str arch;
-    char before[HMTI_ERRMSG_MAX]; /* a quiet probe must not change the thread's message */
-    snprintf(before, sizeof before, "%s", hmti_tls_errmsg());
-    if (hmti_gguf_find_key(g, "hmt.version") < 0 &&
+    /* the usual mistake: the model given as the adapter. A probe: looked up
+     * only when present as a string, so it never records a failure. */
+    const int64_t ai = hmti_gguf_find_key(g, "general.architecture");
+    if (hmti_gguf_find_key(g, "hmt.version") < 0 && ai >= 0 &&
+        hmti_gguf_kv_type(g, ai) == HMTI_GGUF_STRING &&
         hmti_gguf_get_str(g, "general.architecture", &arch) == HMT_OK && arch.len > 0 &&
-        !hmti_str_eq(arch, "hmt")) /* the usual mistake: the model given as the adapter */
+        !hmti_str_eq(arch, "hmt"))
         return hmti_errf(HMT_E_FORMAT, "adapter: no hmt.* keys in this file: it is a model "
                          "(architecture '%.*s'), not an HMT adapter; an adapter is its own GGUF "
                          "(tools/convert_hmt_pytorch.py) given with -a (hmt_adapter_load), the "
                          "model with -m (hmt_model_load)",
                          (int)(arch.len > 32 ? 32 : arch.len), arch.ptr);
-    hmti_errf(HMT_OK, "%s", before); /* the probe above may have failed quietly */
     if ((rc = get_u32(g, "hmt.version", 1, 0, 1, 1, &version)) ||
         (rc = get_u32(g, "hmt.embedding_length", 1, 0, 1, UINT32_MAX, &width)))
         return rc;
