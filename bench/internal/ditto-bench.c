@@ -131,7 +131,7 @@ static int generate(runner *r, hmt_sampler *smp, const hmt_token *prompt,
     hmt_sampler_reset(smp);
     if ((rc = hmt_sampler_accept(smp, prompt[0]))) return rc;
     const uint8_t want = (uint8_t)(HMT_OUT_LOGITS | (r->keys ? HMT_OUT_FFN_INPUT : 0));
-    const float *lg, *key;
+    const float *lg; /* the sample calls read the kNN key themselves */
     if (r->ctx) {
         memset(r->flags, want, (size_t)n_prompt);
         if ((rc = hmt_ctx_kv_clear(r->ctx)) ||
@@ -143,7 +143,6 @@ static int generate(runner *r, hmt_sampler *smp, const hmt_token *prompt,
                 (rc = hmt_sampler_accept(smp, prompt[i + 1])))
                 return rc;
         lg = hmt_ctx_logits(r->ctx, n_prompt - 1);
-        key = hmt_ctx_ffn_input(r->ctx, n_prompt - 1);
     } else {
         hmt_stream_free(r->stream);
         r->stream = NULL;
@@ -156,7 +155,6 @@ static int generate(runner *r, hmt_sampler *smp, const hmt_token *prompt,
             (rc = hmt_stream_set_int(r->stream, HMT_P_LOOKAHEAD, 0)))
             return rc;
         lg = hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
-        key = hmt_stream_ffn_input(r->stream, hmt_stream_n_ready(r->stream) - 1);
     }
     hmt_token eos = hmt_model_token_eos(r->model);
     int n = 0;
@@ -165,7 +163,6 @@ static int generate(runner *r, hmt_sampler *smp, const hmt_token *prompt,
         int32_t best = 0;
         for (int32_t v = 1; v < r->n_vocab; v++)
             if (lg[v] > lg[best]) best = v;
-        (void)key; /* the sample calls read it (when kept) with the logits */
         if ((rc = r->ctx ? hmt_sampler_sample_ctx(smp, r->ctx, -1, &t)
                          : hmt_sampler_sample_stream(smp, r->stream,
                                                      hmt_stream_n_ready(r->stream) - 1, &t)))
@@ -177,11 +174,9 @@ static int generate(runner *r, hmt_sampler *smp, const hmt_token *prompt,
         if (r->ctx) {
             rc = hmt_ctx_eval(r->ctx, &t, NULL, 1, NULL, &want);
             lg = hmt_ctx_logits(r->ctx, -1);
-            key = hmt_ctx_ffn_input(r->ctx, -1);
         } else {
             rc = hmt_stream_feed(r->stream, &t, 1);
             lg = hmt_stream_logits(r->stream, hmt_stream_n_ready(r->stream) - 1);
-            key = hmt_stream_ffn_input(r->stream, hmt_stream_n_ready(r->stream) - 1);
         }
         if (rc == HMT_E_CTX_FULL) break;
         if (rc) return rc;
