@@ -77,6 +77,7 @@ hmti_vec_dot_fn hmti_qdot_avx512(uint32_t type) {
         __m512 d0 = a0, d1 = a0, d2 = a0, d3 = a0;                                            \
         int64_t i = 0;                                                                        \
         for (; i + 64 <= n; i += 64) {                                                        \
+            hmti_pf_span(p0 + 4 * i * esize, 4 * 64 * esize);                                 \
             const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);        \
             const __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);   \
             ROW4_FMA(LOAD, esize, i, all, x0, a0, b0, c0, d0);                                \

@@ -234,11 +234,17 @@ nib_rows(const int kind, const int R, const int il, int64_t n, const uint8_t *w,
     const int64_t nb = n / 32, bb = nib_bytes(kind);
     int64_t i = 0;
     if (il) { /* w: a group of 4 interleaved rows, chunks of 16 blocks per row */
-        for (; i + 16 <= nb; i += 16, w += 4 * 16 * bb) nib_step(kind, R, 16, 1, w, 16 * bb, a + i, acc);
+        for (; i + 16 <= nb; i += 16, w += 4 * 16 * bb) {
+            hmti_pf_span(w, 4 * 16 * (size_t)bb);
+            nib_step(kind, R, 16, 1, w, 16 * bb, a + i, acc);
+        }
         stride = (size_t)(nb - i) * (size_t)bb; /* the last, shorter chunk */
         w -= (size_t)i * (size_t)bb;          /* so that w + i * bb is its start below */
     }
-    for (; i + 16 <= nb; i += 16) nib_step(kind, R, 16, 0, w + (size_t)i * bb, stride, a + i, acc);
+    for (; i + 16 <= nb; i += 16) {
+        if (R == 4 && !il) hmti_pf_span(w + 4 * (size_t)i * bb, 4 * 16 * (size_t)bb);
+        nib_step(kind, R, 16, 0, w + (size_t)i * bb, stride, a + i, acc);
+    }
     if (i + 8 <= nb) { /* 768-wide rows: one step of 16 and one of 8 */
         nib_step(kind, R, 8, 0, w + (size_t)i * bb, stride, a + i, acc);
         i += 8;
@@ -361,11 +367,17 @@ q80_rows(const int R, const int il, int64_t n, const uint8_t *w, size_t stride, 
     const int64_t nb = n / 32;
     int64_t i = 0;
     if (il) { /* w: a group of 4 interleaved rows, chunks of 8 blocks per row */
-        for (; i + 8 <= nb; i += 8, w += 4 * 8 * 34) q80_step(R, 8, 1, w, 8 * 34, a + i, acc);
+        for (; i + 8 <= nb; i += 8, w += 4 * 8 * 34) {
+            hmti_pf_span(w, 4 * 8 * 34);
+            q80_step(R, 8, 1, w, 8 * 34, a + i, acc);
+        }
         stride = (size_t)(nb - i) * 34;
         w -= (size_t)i * 34;
     }
-    for (; i + 8 <= nb; i += 8) q80_step(R, 8, 0, w + (size_t)i * 34, stride, a + i, acc);
+    for (; i + 8 <= nb; i += 8) {
+        if (R == 4 && !il) hmti_pf_span(w + 4 * (size_t)i * 34, 4 * 8 * 34);
+        q80_step(R, 8, 0, w + (size_t)i * 34, stride, a + i, acc);
+    }
     if (i < nb) q80_step(R, (int)(nb - i), 0, w + (size_t)i * 34, stride, a + i, acc);
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }

@@ -146,8 +146,10 @@ q45_k_rows(const int R, const int five, int64_t n, const uint8_t *w, size_t stri
     __m128 s = _mm_setzero_ps();
     /* unrolled by 2: two super-blocks' independent work in the loop body
      * measured 1.05-1.10x in cache (Q4_K, Q5_K, Q6_K alike) */
+    const uint8_t *pf = w; /* the 4 rows' span, consumed 4 super-blocks a step */
 #pragma GCC unroll 2
-    for (int64_t i = 0; i < n / 256; i++, w += bytes) {
+    for (int64_t i = 0; i < n / 256; i++, w += bytes, pf += R * bytes) {
+        if (R == 4) hmti_pf_span(pf, 4 * bytes);
         const __m512i X = lanes4(R, w, stride);
         const __m512i S = k_scales_z(X);
         const int8_t *q = a[i].qs;
@@ -259,8 +261,10 @@ QT static inline __attribute__((always_inline)) void
 q6_k_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a, float *out) {
     const __m512i c32 = _mm512_set1_epi8(32);
     __m128 s = _mm_setzero_ps();
+    const uint8_t *pf = w; /* as q45_k_rows */
 #pragma GCC unroll 2 /* as q45_k_rows */
-    for (int64_t i = 0; i < n / 256; i++, w += 210) {
+    for (int64_t i = 0; i < n / 256; i++, w += 210, pf += R * 210) {
+        if (R == 4) hmti_pf_span(pf, 4 * 210);
         /* 256-bit lane h of Y01 / Y23: bytes 178..209 of row h / 2 + h (scales at 14..29, d at 30..31) */
         const __m512i Y01 = R == 1 ? _mm512_zextsi256_si512(L256(w + 178))
                                    : _mm512_inserti64x4(_mm512_castsi256_si512(L256(w + 178)), L256(w + stride + 178), 1);

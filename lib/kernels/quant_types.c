@@ -120,20 +120,11 @@ hmti_vec_dot_fn hmti_vec_dot_best(uint32_t type) {
 }
 
 /* ---- GEMV ------------------------------------------------------------------------- */
-/* Prefetch distances of the row loop: into L1 2 KB ahead, measured best on
- * quant-bench's decode step (1 KB: the wait shows again; 4-8 KB: evictions
- * before use); and into L2 only, PF_L2_BYTES beyond that, so that short
- * rows are on their way from memory early (several rows per 4 KB page, read
- * interleaved by the 4-row kernels: likely a pattern the hardware streamer
- * follows poorly). F16 GEMVs of SmolLM2's shapes (576-wide rows) +5-18% on
- * 1 thread in interleaved runs, TinyLlama's 2048-wide rows unchanged (+-3%). */
+/* Prefetch of the single-row loop (rows left over by the 4-row kernels, and
+ * types without one): a row's bytes 2 KB ahead into L1 and PF_L2_BYTES
+ * beyond that into L2, in one burst per row. The 4-row kernels prefetch
+ * their group spread through their loop instead (hmti_pf_span). */
 enum { PF_BYTES = 2048, PF_L2_BYTES = 8192 };
-/* The same for the interleaved layout's single stream (hmti_gemv_q_rows_il):
- * 1 KB / 4 KB measured at least as fast as 2 KB / 8 KB and 4 KB / 8 KB, and
- * no software prefetch slower (TinyLlama-shaped Q4_0 and Q8_0, 1 thread,
- * against the stored layout in the same process; the host's noise was of
- * the same size as the differences between the distances). */
-enum { PF_IL_BYTES = 1024, PF_IL_L2_BYTES = 4096 };
 
 /* The lines of [p, p + bytes) PF_BYTES and PF_BYTES + PF_L2_BYTES ahead
  * (ahead: PF_BYTES rounded up to whole rows). */
@@ -157,11 +148,8 @@ void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const
     const size_t ahead = row_stride * ((PF_BYTES + row_stride - 1) / row_stride);
     int64_t r = r0;
     hmti_vec_dot4_fn dot4 = g_best4[type];
-    if (dot4)
-        for (; r + 4 <= r1; r += 4, row += 4 * row_stride) {
-            prefetch_rows(row, 3 * row_stride + rb, ahead);
-            dot4(cols, row, row_stride, act, y + r);
-        }
+    if (dot4) /* prefetches inside */
+        for (; r + 4 <= r1; r += 4, row += 4 * row_stride) dot4(cols, row, row_stride, act, y + r);
     for (; r < r1; r++, row += row_stride) {
         prefetch_rows(row, rb, ahead);
         y[r] = dot(cols, row, act);
@@ -259,15 +247,7 @@ void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, in
         for (; r % 4 && r < e4; r++) y[r] = t[r % 4];
     }
     const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
-    for (; r + 4 <= e4; r += 4, p += 4 * rb) {
-        /* one stream: each line PF_IL_BYTES ahead into L1, PF_IL_L2_BYTES
-         * beyond that into L2 */
-        for (size_t o = 0; o < 4 * rb; o += 64) {
-            __builtin_prefetch(p + PF_IL_BYTES + o, 0, 3);
-            __builtin_prefetch(p + PF_IL_BYTES + PF_IL_L2_BYTES + o, 0, 2);
-        }
-        il(cols, p, 0, act, y + r);
-    }
+    for (; r + 4 <= e4; r += 4, p += 4 * rb) il(cols, p, 0, act, y + r); /* prefetches inside */
     if (r < e4) { /* a group left in its middle */
         float t[4];
         il(cols, p, 0, act, t);
