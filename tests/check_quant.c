@@ -20,6 +20,7 @@
  *   sum_i |w_i| |x_i - xq_i| (<= sum |w_i| d_block / 2) plus the float bound.
  * Paths the CPU lacks are skipped with a note. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,6 +361,48 @@ static void random_rows(uint32_t type, int64_t rows, int64_t cols, uint8_t *w, s
     }
 }
 
+/* The activation blocks every dot reads (hmti_quantize_q8_32 / _256, the
+ * vector copy on this CPU) equal the portable definition bit for bit: d,
+ * every q and every per-16 sum, on rows of normal values over a wide range
+ * of scales, all-zero blocks, ties at .5 after scaling, and non-finite
+ * values (garbage in, but the same garbage). */
+START_TEST(act_blocks_equal_portable) {
+    enum { N = 2048 };
+    static float x[N];
+    for (int trial = 0; trial < 40; trial++) {
+        const float scale = ldexpf(1.0f, (int)(hmt_test_urand(&g_rng) * 60) - 30);
+        for (int i = 0; i < N; i++) x[i] = hmt_test_nrand(&g_rng) * scale;
+        if (trial % 4 == 1) memset(x + 256, 0, 256 * sizeof(float)); /* zero blocks */
+        if (trial % 4 == 2)                                          /* exact ties */
+            for (int i = 0; i < N; i++) x[i] = (float)((int)(hmt_test_urand(&g_rng) * 255) - 127) * 0.5f;
+        if (trial % 4 == 3) {
+            x[5] = INFINITY, x[40] = -INFINITY, x[300] = NAN, x[301] = -NAN, x[700] = FLT_MAX;
+            x[1000] = 1e-42f; /* subnormal */
+        }
+        static hmti_q8_32 a32[N / 32];
+        static hmti_q8_256 a256[N / 256];
+        hmti_quantize_q8_32(x, N, a32);
+        hmti_quantize_q8_256(x, N, a256);
+        for (int b = 0; b < N / 32; b++) {
+            int8_t q[32];
+            int16_t sums[2];
+            const float d = hmti_quantize_block_ref(x + 32 * b, 32, q, sums);
+            ck_assert_uint_eq(fbits(d), fbits(a32[b].d));
+            ck_assert_mem_eq(q, a32[b].qs, 32);
+            ck_assert_mem_eq(sums, a32[b].sum, sizeof sums);
+        }
+        for (int b = 0; b < N / 256; b++) {
+            int8_t q[256];
+            int16_t sums[16];
+            const float d = hmti_quantize_block_ref(x + 256 * b, 256, q, sums);
+            ck_assert_uint_eq(fbits(d), fbits(a256[b].d));
+            ck_assert_mem_eq(q, a256[b].qs, 256);
+            ck_assert_mem_eq(sums, a256[b].sum, sizeof sums);
+        }
+    }
+}
+END_TEST
+
 /* Every path's row dequantizer gives the portable one's floats, bit for bit,
  * on random blocks (all bit patterns of the quant fields; F16/BF16: random
  * finite bit patterns, subnormals included). */
@@ -514,6 +557,7 @@ Suite *hmt_suite_quant(void) {
     tcase_add_loop_test(tc, dequant_matches_numpy, 0, N_TYPES);
     tcase_add_loop_test(tc, dequant_paths_bit_exact, 0, N_TYPES);
     tcase_add_test(tc, transpose_exact);
+    tcase_add_test(tc, act_blocks_equal_portable);
     suite_add_tcase(s, tc);
     tc = tcase_create("dots");
     tcase_set_timeout(tc, 300);

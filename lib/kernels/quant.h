@@ -79,9 +79,13 @@ typedef struct {
 size_t hmti_qact_bytes(uint32_t type, int64_t n);
 /* x[0..n) -> n / block activation blocks of the kind type needs (32 or 256). */
 void hmti_quantize_act(uint32_t type, const float *x, int64_t n, void *out);
-/* The two block kinds directly (portable C, one definition for every path). */
+/* The two block kinds directly (one definition for every dot path). */
 void hmti_quantize_q8_32(const float *x, int64_t n, hmti_q8_32 *out);
 void hmti_quantize_q8_256(const float *x, int64_t n, hmti_q8_256 *out);
+/* One block of k values (k a multiple of 16) in portable C, the definition
+ * the vector copy used by the two above must equal bit for bit: returns d,
+ * fills q[k] and the k / 16 sums. */
+float hmti_quantize_block_ref(const float *x, int k, int8_t *q, int16_t *sums);
 
 /* ---- dot products ------------------------------------------------------------------ */
 /* Dot of one weight row w (n elements of the type) with the activation act:
