@@ -143,6 +143,62 @@ START_TEST(pool_runs_every_share_once) {
 }
 END_TEST
 
+/* Streaming work: every unit taken exactly once, whatever the shares,
+ * segments, grab sizes and thread interleaving; a share takes its own
+ * segment front to back before anything else; with one share idle the
+ * others finish its segment from the back. */
+typedef struct {
+    hmti_swork w;
+    int32_t *taken;
+    int64_t n;
+    atomic_int out_of_order;
+    int idle_share; /* -1: all shares work */
+} swork_arg;
+
+static void swork_job(void *p, int ith, int nth) {
+    (void)nth;
+    swork_arg *a = p;
+    if (ith == a->idle_share) return;
+    int64_t lo, hi, own_next = -1;
+    int own_done = 0;
+    while (hmti_swork_take(&a->w, ith, &lo, &hi)) {
+        for (int64_t i = lo; i < hi; i++) a->taken[i]++; /* each unit by one share only */
+        int64_t slo, shi;
+        hmti_split_range(a->n, ith % a->w.n_seg, a->w.n_seg, 1, &slo, &shi);
+        const int own = lo >= slo && hi <= shi;
+        if (own && (own_done || (own_next >= 0 && lo != own_next) || (own_next < 0 && lo != slo)))
+            atomic_fetch_add(&a->out_of_order, 1);
+        if (own) own_next = hi;
+        else own_done = 1;
+    }
+}
+
+START_TEST(swork_takes_every_unit_once) {
+    for (int nt = 1; nt <= 3; nt++) {
+        hmti_pool *pool = NULL;
+        ck_assert_int_eq(hmti_pool_create(&pool, nt), HMT_OK);
+        const int64_t ns[] = {0, 1, 2, 7, 100, 1001};
+        for (int k = 0; k < 6; k++)
+            for (int64_t grab = 1; grab <= 9; grab += 4)
+                for (int idle = -1; idle < nt; idle++) {
+                    swork_arg *a = calloc(1, sizeof *a);
+                    a->n = ns[k];
+                    a->taken = calloc((size_t)a->n + 1, sizeof *a->taken);
+                    a->idle_share = nt > 1 ? idle : -1;
+                    for (int r = 0; r < 50; r++) {
+                        hmti_swork_init(&a->w, a->n, grab, nt);
+                        hmti_pool_run(pool, swork_job, a);
+                    }
+                    for (int64_t i = 0; i < a->n; i++) EXPECT(a->taken[i] == 50);
+                    ck_assert_int_eq(atomic_load(&a->out_of_order), 0);
+                    free(a->taken);
+                    free(a);
+                }
+        hmti_pool_release(pool);
+    }
+}
+END_TEST
+
 START_TEST(split_range_covers_and_aligns) {
     int64_t aligns[] = {1, 3, 16};
     for (int64_t n = 0; n <= 100; n++)
@@ -711,6 +767,7 @@ Suite *hmt_suite_kernels(void) {
     TCase *tc = tcase_create("pool");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, pool_runs_every_share_once);
+    tcase_add_test(tc, swork_takes_every_unit_once);
     tcase_add_test(tc, split_range_covers_and_aligns);
     suite_add_tcase(s, tc);
 

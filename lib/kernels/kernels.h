@@ -59,6 +59,21 @@ typedef struct {
 void hmti_work_init(hmti_work *w, int64_t n, int64_t grab);
 int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi);
 
+/* Work of a streaming job (the decode GEMVs): units [0, n) cut into one
+ * contiguous segment per share; share ith takes grabs from the front of
+ * segment ith % segments, so it reads its rows as one stream (the software
+ * prefetch runs on from grab to grab instead of starting cold at each), and
+ * once that segment is empty takes grabs from the back of the others (a
+ * share that starts late or is descheduled does not hold the job up). */
+#define HMTI_SWORK_MAX 64
+typedef struct {
+    int64_t grab;
+    int n_seg;
+    _Atomic uint64_t seg[HMTI_SWORK_MAX]; /* front << 32 | back, in units */
+} hmti_swork;
+void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth);
+int hmti_swork_take(hmti_swork *w, int ith, int64_t *lo, int64_t *hi);
+
 /* ---- weight matrices --------------------------------------------------------- */
 /* A weight W of logical shape [rows][cols] (rows = output features,
  * cols = input features, as a GGUF tensor with ne[0] = cols, ne[1] = rows),

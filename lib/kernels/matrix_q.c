@@ -117,7 +117,8 @@ typedef struct {
     /* decode: quantized activation rows of each kind (row i at act + i * bytes) */
     const uint8_t *act32, *act256;
     size_t a32, a256;
-    hmti_work work; /* row units (decode) or panels (prompt) */
+    hmti_work work;   /* prompt: panels          */
+    hmti_swork swork; /* decode: DECODE_UNIT rows */
 } mq_job;
 
 static int64_t grab_size(int64_t units, int nth) {
@@ -155,11 +156,10 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
 }
 
 static void decode_job(void *arg, int ith, int nth) {
-    (void)ith;
     (void)nth;
     mq_job *j = arg;
     int64_t lo, hi;
-    while (hmti_work_take(&j->work, &lo, &hi)) {
+    while (hmti_swork_take(&j->swork, ith, &lo, &hi)) {
         const int64_t r1 = hi * DECODE_UNIT;
         decode_rows(j, lo * DECODE_UNIT, r1 < j->w->rows ? r1 : j->w->rows);
     }
@@ -202,7 +202,9 @@ static int decode(hmti_pool *pool, mq_job *j) {
                                      (hmti_q8_256 *)(buf + (size_t)j->n * j->a32 +
                                                      (size_t)i * j->a256));
         }
-        hmti_work_init(&j->work, n_units, grab_size(n_units, nth));
+        /* grabs of 1/8 of a share's segment: only how finely a share that
+         * finishes early can take over the rest of another's */
+        hmti_swork_init(&j->swork, n_units, n_units / ((int64_t)nth * 8), nth);
         if (nth == 1)
             decode_job(j, 0, 1);
         else

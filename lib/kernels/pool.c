@@ -418,3 +418,39 @@ int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi) {
     *hi = i0 + w->grab < w->n ? i0 + w->grab : w->n;
     return 1;
 }
+
+void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth) {
+    /* units are row groups: far below 2^32 (checked by the caller's sizes) */
+    w->grab = grab < 1 ? 1 : grab;
+    w->n_seg = nth < 1 ? 1 : nth > HMTI_SWORK_MAX ? HMTI_SWORK_MAX : nth;
+    for (int s = 0; s < w->n_seg; s++) {
+        int64_t lo, hi;
+        hmti_split_range(n, s, w->n_seg, 1, &lo, &hi);
+        atomic_init(&w->seg[s], (uint64_t)lo << 32 | (uint64_t)hi);
+    }
+}
+
+/* A grab from the front (own segment) or the back (another's) of segment s. */
+static int swork_grab(hmti_swork *w, int s, int front, int64_t *lo, int64_t *hi) {
+    uint64_t v = atomic_load_explicit(&w->seg[s], memory_order_relaxed);
+    for (;;) {
+        const int64_t f = (int64_t)(v >> 32), b = (int64_t)(v & 0xFFFFFFFFu);
+        if (f >= b) return 0;
+        const int64_t nf = front ? (f + w->grab < b ? f + w->grab : b) : f;
+        const int64_t nb = front ? b : (b - w->grab > f ? b - w->grab : f);
+        if (atomic_compare_exchange_weak_explicit(&w->seg[s], &v, (uint64_t)nf << 32 | (uint64_t)nb,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            *lo = front ? f : nb;
+            *hi = front ? nf : b;
+            return 1;
+        }
+    }
+}
+
+int hmti_swork_take(hmti_swork *w, int ith, int64_t *lo, int64_t *hi) {
+    const int own = ith % w->n_seg;
+    if (swork_grab(w, own, 1, lo, hi)) return 1;
+    for (int k = 1; k < w->n_seg; k++)
+        if (swork_grab(w, (own + k) % w->n_seg, 0, lo, hi)) return 1;
+    return 0;
+}
