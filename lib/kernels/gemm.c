@@ -86,14 +86,62 @@ static libxsmm_smmfunction get_kernel(int64_t m, int64_t n, int64_t k, int64_t l
 /* ---- loop GEMM (edges and fallback) ------------------------------------------- */
 /* C = A·B + beta·C, column-major, any sizes. Four columns of C share each
  * vector of A; accumulators live in registers across the whole k loop. */
+/* One column of c (b0 → c0): rows [0, m) in 16-row blocks, each block's sum in two
+ * chains (even and odd p) added at the end. Four blocks run side by side
+ * (8 independent chains instead of 2: attention's decode products, one
+ * column with k = 64..n_ctx, were bound by the FMA latency); every output
+ * keeps its own chains and order, so the results do not change. */
+AVX512_TARGET static void loop_col_avx512(int64_t m, int64_t k, const float *a, int64_t lda,
+                                          const float *b0, float *c0, int beta) {
+    int64_t i = 0;
+    for (; i + 64 <= m; i += 64) {
+        __m512 s[4], t[4];
+        for (int q = 0; q < 4; q++) {
+            s[q] = beta ? _mm512_loadu_ps(c0 + i + 16 * q) : _mm512_setzero_ps();
+            t[q] = _mm512_setzero_ps();
+        }
+        int64_t p = 0;
+        for (; p + 2 <= k; p += 2) {
+            const __m512 x0 = _mm512_set1_ps(b0[p]), x1 = _mm512_set1_ps(b0[p + 1]);
+            const float *r0 = a + p * lda + i, *r1 = r0 + lda;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                s[q] = _mm512_fmadd_ps(_mm512_loadu_ps(r0 + 16 * q), x0, s[q]);
+                t[q] = _mm512_fmadd_ps(_mm512_loadu_ps(r1 + 16 * q), x1, t[q]);
+            }
+        }
+        if (p < k)
+            for (int q = 0; q < 4; q++)
+                s[q] = _mm512_fmadd_ps(_mm512_loadu_ps(a + p * lda + i + 16 * q), _mm512_set1_ps(b0[p]),
+                                       s[q]);
+        for (int q = 0; q < 4; q++) _mm512_storeu_ps(c0 + i + 16 * q, _mm512_add_ps(s[q], t[q]));
+    }
+    for (; i < m; i += 16) {
+        int64_t w = m - i < 16 ? m - i : 16;
+        __mmask16 mk = (__mmask16)(w == 16 ? 0xFFFFu : (1u << w) - 1u);
+        __m512 s0 = beta ? _mm512_maskz_loadu_ps(mk, c0 + i) : _mm512_setzero_ps();
+        __m512 s1 = _mm512_setzero_ps();
+        int64_t p = 0;
+        for (; p + 2 <= k; p += 2) {
+            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + p * lda + i), _mm512_set1_ps(b0[p]), s0);
+            s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + (p + 1) * lda + i),
+                                 _mm512_set1_ps(b0[p + 1]), s1);
+        }
+        if (p < k)
+            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + p * lda + i), _mm512_set1_ps(b0[p]), s0);
+        _mm512_mask_storeu_ps(c0 + i, mk, _mm512_add_ps(s0, s1));
+    }
+}
+
 AVX512_TARGET static void loop_gemm_avx512(int64_t m, int64_t n, int64_t k, const float *a,
                                            int64_t lda, const float *b, int64_t ldb, float *c,
                                            int64_t ldc, int beta) {
-    for (int64_t i = 0; i < m; i += 16) {
+    const int64_t n4 = n / 4 * 4;
+    for (int64_t i = 0; n4 && i < m; i += 16) {
         int64_t w = m - i < 16 ? m - i : 16;
         __mmask16 mk = (__mmask16)(w == 16 ? 0xFFFFu : (1u << w) - 1u);
         int64_t j = 0;
-        for (; j + 4 <= n; j += 4) {
+        for (; j < n4; j += 4) {
             const float *b0 = b + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
             float *c0 = c + j * ldc + i, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
             __m512 s0 = beta ? _mm512_maskz_loadu_ps(mk, c0) : _mm512_setzero_ps();
@@ -112,24 +160,8 @@ AVX512_TARGET static void loop_gemm_avx512(int64_t m, int64_t n, int64_t k, cons
             _mm512_mask_storeu_ps(c2, mk, s2);
             _mm512_mask_storeu_ps(c3, mk, s3);
         }
-        for (; j < n; j++) {
-            const float *b0 = b + j * ldb;
-            float *c0 = c + j * ldc + i;
-            __m512 s0 = beta ? _mm512_maskz_loadu_ps(mk, c0) : _mm512_setzero_ps();
-            __m512 s1 = _mm512_setzero_ps();
-            int64_t p = 0;
-            for (; p + 2 <= k; p += 2) {
-                s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + p * lda + i),
-                                     _mm512_set1_ps(b0[p]), s0);
-                s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + (p + 1) * lda + i),
-                                     _mm512_set1_ps(b0[p + 1]), s1);
-            }
-            if (p < k)
-                s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + p * lda + i),
-                                     _mm512_set1_ps(b0[p]), s0);
-            _mm512_mask_storeu_ps(c0, mk, _mm512_add_ps(s0, s1));
-        }
     }
+    for (int64_t j = n4; j < n; j++) loop_col_avx512(m, k, a, lda, b + j * ldb, c + j * ldc, beta);
 }
 
 AVX2_TARGET static void loop_gemm_avx2(int64_t m, int64_t n, int64_t k, const float *a,
