@@ -778,3 +778,7 @@ void hmti_gguf_drop_pages(const hmti_gguf *g, const void *p, size_t n) {
     uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advisory; re-read on access */
 }
+
+void hmti_gguf_drop_header(const hmti_gguf *g) {
+    if (g && g->map) hmti_gguf_drop_pages(g, g->map, (size_t)g->data_pos);
+}

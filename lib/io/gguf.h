@@ -60,6 +60,9 @@ void hmti_gguf_close(hmti_gguf *g);
  * not needed now (after they were converted): they leave the resident set
  * and are read from the file again if touched. No-op for a caller buffer. */
 void hmti_gguf_drop_pages(const hmti_gguf *g, const void *p, size_t n);
+/* The same for the header and metadata (everything before the tensor data),
+ * once a loader has copied out what it needs. */
+void hmti_gguf_drop_header(const hmti_gguf *g);
 
 uint32_t hmti_gguf_version(const hmti_gguf *g);
 uint64_t hmti_gguf_n_kv(const hmti_gguf *g);
