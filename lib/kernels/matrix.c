@@ -86,8 +86,6 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
 int hmti_matrix_repack(hmti_matrix *m) {
     void *mem[HMTI_MATRIX_MAX_PARTS] = {0};
     int mask = 0;
-    const char *env = getenv("HMT_REPACK"); /* "0": keep the stored layout (A/B runs) */
-    if (env && !strcmp(env, "0")) return 0;
     for (int i = 0; i < m->n_parts; i++) {
         const hmti_matrix_part *p = &m->part[i];
         if (p->il || p->rows < 4 || !hmti_q_il_chunk(p->type)) continue;
