@@ -120,15 +120,16 @@ void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const
                       size_t row_stride, const void *act, float *y);
 
 /* ---- interleaved layout ----------------------------------------------------------------- */
-/* A matrix of Q4_0, IQ4_NL or Q8_0 may be repacked once (hmti_q_interleave)
+/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL or Q8_0 may be repacked once (hmti_q_interleave)
  * into groups of 4 rows: group g (rows 4g..4g+3) takes the same bytes
  * [4g * row_bytes, (4g + 4) * row_bytes) as the 4 rows as stored, but holds
  * them chunk by chunk, C = hmti_q_il_chunk(type) blocks each (16 blocks of
- * Q4_0 / IQ4_NL, 8 of Q8_0: one step of the 512-bit kernels): chunk c of
+ * the 4- and 5-bit types, 8 of Q8_0: one step of the 512-bit kernels): chunk c of
  * row 0, of row 1, of row 2, of row 3, then chunk c + 1. A whole chunk has
- * its block scales first (in the order the kernel's lanes use them), then
- * the blocks' quants in block order, so the kernel loads each directly
- * instead of gathering them out of 18- or 34-byte blocks; a shorter last
+ * its block scales first (in the order the kernel's lanes use them; then
+ * the mins, then the 5th bits where the type has them), then the blocks'
+ * quants in block order, so the kernel loads each directly instead of
+ * gathering them out of 18- to 34-byte blocks; a shorter last
  * chunk (the rest of a row) is kept as stored. Rows past the last whole
  * group stay as stored. The 4-row kernels read one sequential stream with
  * fewer shuffles, and return the same bits as on the stored rows. Only on

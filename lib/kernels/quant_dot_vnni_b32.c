@@ -197,11 +197,22 @@ nib_step(const int kind, const int R, const int g, const int rp, const uint8_t *
             P[m] = _mm512_setzero_si512();
             if (4 * m >= g) continue;
             __m512i lo, hi;
-            if (rp) { /* a repacked chunk (nib_repack): 32 bytes of scales, then the packed bytes */
-                const __m512i W = _mm512_loadu_si512(b + 32 + 64 * m);
+            if (rp) { /* a repacked chunk (nib_repack): scales (and mins), 5th bits, packed bytes */
+                const int hs = nib_min(kind) ? 64 : 32, H = hs + (nib_five(kind) ? 64 : 0);
+                const __m512i W = _mm512_loadu_si512(b + H + 64 * m);
                 lo = _mm512_and_si512(W, _mm512_set1_epi8(15));
                 hi = _mm512_gf2p8affine_epi64_epi8(W, _mm512_set1_epi64(0x1020408000000000), 0);
-                if (m == 0) X = _mm512_castsi256_si512(L256(b));
+                if (nib_five(kind)) { /* as nib_weights: qwords 2k, 2k + 1 <- block 4m + k's 5th bits */
+                    const __m512i qidx = _mm512_set_epi64(0x0F0E0D0C0F0E0D0C, 0x0F0E0D0C0F0E0D0C, 0x0B0A09080B0A0908,
+                                                          0x0B0A09080B0A0908, 0x0706050407060504, 0x0706050407060504,
+                                                          0x0302010003020100, 0x0302010003020100);
+                    const __m512i Q = _mm512_permutexvar_epi8(qidx, _mm512_castsi128_si512(L128(b + hs + 16 * m)));
+                    const __m512i clo = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+                    const __m512i add16 = _mm512_set1_epi8(16);
+                    lo = _mm512_mask_add_epi8(lo, _mm512_bitshuffle_epi64_mask(Q, clo), lo, add16);
+                    hi = _mm512_mask_add_epi8(hi, _mm512_bitshuffle_epi64_mask(Q, _mm512_add_epi8(clo, add16)), hi, add16);
+                }
+                if (m == 0) X = nib_min(kind) ? _mm512_loadu_si512(b) : _mm512_castsi256_si512(L256(b));
             } else {
                 nib_weights(kind, g, m, b + 4 * bb * m, &lo, &hi, &X);
             }
@@ -277,6 +288,18 @@ QV static void q4_0_il(int64_t n, const void *w, size_t stride, const void *act,
 QV static void iq4_nl_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
     (void)stride;
     nib_rows(KIND_IQ4_NL, 4, 1, n, w, 0, act, y);
+}
+QV static void q4_1_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    (void)stride;
+    nib_rows(KIND_Q4_1, 4, 1, n, w, 0, act, y);
+}
+QV static void q5_0_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    (void)stride;
+    nib_rows(KIND_Q5_0, 4, 1, n, w, 0, act, y);
+}
+QV static void q5_1_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
+    (void)stride;
+    nib_rows(KIND_Q5_1, 4, 1, n, w, 0, act, y);
 }
 
 /* ---- 512-bit kernels of Q8_0, 8 blocks per step, 1 or 4 rows per call ----------------- */
@@ -422,14 +445,20 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
 }
 
 /* A full chunk of 16 blocks of one row, as stored -> repacked (Q4_0,
- * IQ4_NL): the 16 f16 scales first, that of block b in word nib_lane(b)
- * (the lane its folded sum lands in), then the 16 blocks' 16 packed bytes
- * in block order: the 64-byte load of blocks 4m..4m+3 is zmm m of nib_step
- * as is. */
+ * Q4_1, IQ4_NL, Q5_0, Q5_1; the same bytes): the 16 f16 scales first, that
+ * of block b in word nib_lane(b) (the lane its folded sum lands in); Q4_1,
+ * Q5_1: the 16 mins the same way in the next 32 bytes; Q5_0, Q5_1: the 16
+ * blocks' 5th bits (u32 each) in block order; then the 16 blocks' 16 packed
+ * bytes in block order: the 64-byte load of blocks 4m..4m+3 is zmm m of
+ * nib_step as is. */
 static void nib_repack(int kind, const uint8_t *src, uint8_t *dst) {
+    const int bb = nib_bytes(kind), hs = nib_min(kind) ? 64 : 32, H = hs + (nib_five(kind) ? 64 : 0);
     for (int b = 0; b < 16; b++) {
-        memcpy(dst + 2 * nib_lane(kind, b), src + 18 * b, 2);
-        memcpy(dst + 32 + 16 * b, src + 18 * b + 2, 16);
+        const uint8_t *s = src + bb * b;
+        memcpy(dst + 2 * nib_lane(kind, b), s, 2);
+        if (nib_min(kind)) memcpy(dst + 32 + 2 * nib_lane(kind, b), s + 2, 2);
+        if (nib_five(kind)) memcpy(dst + hs + 4 * b, s + nib_qh(kind), 4);
+        memcpy(dst + H + 16 * b, s + nib_qs(kind), 16);
     }
 }
 
@@ -447,6 +476,9 @@ int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst) {
     case HMTI_T_Q8_0: q80_repack(src, dst); return 1;
     case HMTI_T_Q4_0: nib_repack(KIND_Q4_0, src, dst); return 1;
     case HMTI_T_IQ4_NL: nib_repack(KIND_IQ4_NL, src, dst); return 1;
+    case HMTI_T_Q4_1: nib_repack(KIND_Q4_1, src, dst); return 1;
+    case HMTI_T_Q5_0: nib_repack(KIND_Q5_0, src, dst); return 1;
+    case HMTI_T_Q5_1: nib_repack(KIND_Q5_1, src, dst); return 1;
     default: return 0;
     }
 }
@@ -457,6 +489,9 @@ hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk) {
     switch (type) {
     case HMTI_T_Q4_0: return bits ? q4_0_il : NULL;
     case HMTI_T_IQ4_NL: return bits ? iq4_nl_il : NULL;
+    case HMTI_T_Q4_1: return bits ? q4_1_il : NULL;
+    case HMTI_T_Q5_0: return bits ? q5_0_il : NULL;
+    case HMTI_T_Q5_1: return bits ? q5_1_il : NULL;
     case HMTI_T_Q8_0: *chunk = 8; return q8_0_il;
     default: return NULL;
     }

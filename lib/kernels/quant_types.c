@@ -211,7 +211,12 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
     /* called per row and tile by the prompt path: no divisions by variables */
     const int64_t C = g_il_chunk[type]; /* set: a matrix is interleaved only after choose */
     const int64_t be = 32, nb = cols >> 5; /* the types with a layout: 32-element blocks */
-    const size_t bb = type == HMTI_T_Q8_0 ? 34 : 18, rb = (size_t)nb * bb;
+    const size_t bb = type == HMTI_T_Q8_0   ? 34
+                      : type == HMTI_T_Q4_1 ? 20
+                      : type == HMTI_T_Q5_0 ? 22
+                      : type == HMTI_T_Q5_1 ? 24
+                                            : 18, /* Q4_0, IQ4_NL */
+                 rb = (size_t)nb * bb;
     const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)3) * rb;
     if (r >= (rows & ~(int64_t)3) || !C) {
         hmti_dequant_best(type)(g + (size_t)(r & 3) * rb + (size_t)b0 * bb, dst, nb_want * be);
