@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "hmt/hmt.h"
@@ -120,13 +121,25 @@ static int apply(const hmt_model *m, const char *tmpl, const conversation *c, in
     return HMT_OK;
 }
 
-/* Every golden case of one template, through tmpl (text or name). */
+/* Replace every occurrence of from with to (the same length) in s. */
+static void replace_same_length(char *s, const char *from, const char *to) {
+    size_t n = strlen(from);
+    ck_assert_uint_eq(strlen(to), n);
+    for (char *p = strstr(s, from); p; p = strstr(p + n, from)) memcpy(p, to, n);
+}
+
+/* Every golden case of one template, through tmpl (text or name). A
+ * "# date D" line (a template that writes today's date) has the date of
+ * the golden run replaced by today's, as hmt_chat_apply writes it. */
 static int check_golden(const char *name, const char *tmpl) {
-    char file[128];
+    char file[128], date[32] = "";
     snprintf(file, sizeof file, "%s.golden", name);
     char *g = read_text(file);
     int cases = 0;
+    hmti_chat_style st;
+    ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
     for (char *line = strtok(g, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "# date ", 7)) snprintf(date, sizeof date, "%s", line + 7);
         if (line[0] == '#') continue;
         char cname[64], status[16];
         int gen, off = 0;
@@ -144,6 +157,7 @@ static int check_golden(const char *name, const char *tmpl) {
                           hmt_last_error_msg());
             const char *hex = line + off;
             char *want = unhex(hex, strlen(hex));
+            if (date[0]) replace_same_length(want, date, st.today_date);
             ck_assert_msg(strcmp(text, want) == 0, "%s %s gen=%d:\n got  [%s]\n want [%s]", name,
                           cname, gen, text, want);
             free(want);
@@ -187,8 +201,8 @@ START_TEST(golden_all_templates) {
     }
     free(list);
     free_conversations();
-    ck_assert_int_eq(n_templates, 7);
-    ck_assert_int_ge(n_cases, 7 * 13 * 2);
+    ck_assert_int_eq(n_templates, 9);
+    ck_assert_int_ge(n_cases, 9 * 13 * 2);
 }
 END_TEST
 
@@ -206,6 +220,31 @@ START_TEST(chatml_default_system) {
     ck_assert_int_eq(hmti_chat_detect("{{ '<|im_start|>system\\n' + x + '<|im_end|>' }}", &st),
                      HMT_OK);
     ck_assert_str_eq(st.default_system, "");
+}
+END_TEST
+
+/* Llama 3.1+: the system turn with the dates; 3.3's fixed date, 3.2's today. */
+START_TEST(llama3_dates) {
+    hmti_chat_style st;
+    char *tmpl = read_text("llama-3.3-70b-instruct.jinja");
+    ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
+    ck_assert_str_eq(st.today_date, "26 Jul 2024");
+    free(tmpl);
+    tmpl = read_text("llama-3.2-3b-instruct.jinja");
+    ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
+    char want[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    ck_assert_ptr_nonnull(localtime_r(&now, &tm));
+    strftime(want, sizeof want, "%d %b %Y", &tm); /* the C locale: English */
+    ck_assert_str_eq(st.today_date, want);
+    free(tmpl);
+    ck_assert_int_eq(hmti_chat_detect("llama3", &st), HMT_OK);
+    ck_assert_str_eq(st.today_date, "");
+    /* a date header whose date cannot be read is refused, not guessed */
+    ck_assert_int_eq(hmti_chat_detect("<|start_header_id|><|end_header_id|> Cutting Knowledge "
+                                      "Date: December 2023 {{ date }}", &st),
+                     HMT_E_UNSUPPORTED);
 }
 END_TEST
 
@@ -550,6 +589,7 @@ Suite *hmt_suite_chat(void) {
     TCase *tc = tcase_create("templates");
     tcase_add_test(tc, golden_all_templates);
     tcase_add_test(tc, chatml_default_system);
+    tcase_add_test(tc, llama3_dates);
     tcase_add_test(tc, detect_refuses);
     tcase_add_test(tc, buffer_sizing);
     tcase_add_test(tc, argument_errors);

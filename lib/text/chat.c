@@ -19,7 +19,9 @@
 #include "text/chat.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 
@@ -180,9 +182,21 @@ static int fmt_gemma(sink *o, const char *const *roles, const char *const *conte
     return HMT_OK;
 }
 
-static int fmt_llama3(sink *o, const char *const *roles, const char *const *contents, size_t n,
-                      int add_gen) {
-    for (size_t i = 0; i < n; i++) {
+static int fmt_llama3(sink *o, const hmti_chat_style *st, const char *const *roles,
+                      const char *const *contents, size_t n, int add_gen) {
+    size_t first = 0;
+    if (st->today_date[0]) { /* Llama 3.1+: a system turn with the dates, always */
+        put(o, "<|start_header_id|>system<|end_header_id|>\n\n"
+               "Cutting Knowledge Date: December 2023\nToday Date: ");
+        put(o, st->today_date);
+        put(o, "\n\n");
+        if (is(roles[0], "system")) {
+            put_stripped(o, contents[0]);
+            first = 1;
+        }
+        put(o, "<|eot_id|>");
+    }
+    for (size_t i = first; i < n; i++) {
         put(o, "<|start_header_id|>");
         put(o, roles[i]);
         put(o, "<|end_header_id|>\n\n");
@@ -247,7 +261,7 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
     case HMTI_CHAT_LLAMA2: rc = fmt_llama2(&o, roles, contents, n); break;
     case HMTI_CHAT_MISTRAL_V1: rc = fmt_mistral_v1(&o, roles, contents, n); break;
     case HMTI_CHAT_GEMMA: rc = fmt_gemma(&o, roles, contents, n, add); break;
-    case HMTI_CHAT_LLAMA3: rc = fmt_llama3(&o, roles, contents, n, add); break;
+    case HMTI_CHAT_LLAMA3: rc = fmt_llama3(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_CHATML: rc = fmt_chatml(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_PHI3: rc = fmt_phi3(&o, st, roles, contents, n, add); break;
     default: return hmti_errf(HMT_E_INVAL, "hmt_chat_apply: bad template style");
@@ -298,6 +312,33 @@ static void chatml_default_system(hmti_chat_style *st, const char *t) {
         st->default_system[k] = 0;
         return;
     }
+}
+
+/* Llama 3.1 to 3.3: the date of the system turn. Llama 3.2's template takes
+ * today's (strftime_now("%d %b %Y"), as transformers provides it: local
+ * time, English month), 3.1's and 3.3's their date_string default. */
+static int llama31_date(hmti_chat_style *st, const char *t) {
+    static const char month[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    if (has(t, "strftime_now(\"%d %b %Y\")")) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!localtime_r(&now, &tm) || tm.tm_mon < 0 || tm.tm_mon > 11) return 0;
+        snprintf(st->today_date, sizeof st->today_date, "%02d %s %04d", tm.tm_mday,
+                 month[tm.tm_mon], tm.tm_year + 1900);
+        return 1;
+    }
+    static const char key[] = "set date_string = \"";
+    const char *p = strstr(t, key);
+    if (!p) return 0;
+    p += sizeof key - 1;
+    size_t k = 0;
+    while (p[k] && p[k] != '"' && p[k] != '\\' && p[k] != '{' && k + 1 < sizeof st->today_date)
+        k++;
+    if (!k || p[k] != '"') return 0;
+    memcpy(st->today_date, p, k);
+    st->today_date[k] = 0;
+    return 1;
 }
 
 int hmti_chat_detect(const char *t, hmti_chat_style *out) {
@@ -377,6 +418,8 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
         return unsupported("command-r");
     if (has(t, "<|start_header_id|>") && has(t, "<|end_header_id|>")) {
         style(out, HMTI_CHAT_LLAMA3, "llama3");
+        if (has(t, "Cutting Knowledge Date: December 2023") && !llama31_date(out, t))
+            return unsupported("llama3 with a date header whose date libhmt cannot read");
         return HMT_OK;
     }
     return unsupported(NULL);

@@ -29,6 +29,10 @@ typedef struct {
     int phi3_eos_at_end;        /* without a generation prompt, end with the EOS text */
     /* chatml: the system turn written when the conversation has none ("" = none) */
     char default_system[HMTI_CHAT_DEFAULT_SYSTEM_MAX];
+    /* llama3 of Llama 3.1 and later: the system turn always comes first,
+     * with "Cutting Knowledge Date: December 2023\nToday Date: <date>\n\n"
+     * ("" = Llama 3's template, without it) */
+    char today_date[32];
 } hmti_chat_style;
 
 /* Recognise tmpl (NUL-terminated): a family name ("llama2", "llama3",
