@@ -345,9 +345,19 @@ START_TEST(argument_errors) {
     static const char *const mid_system[] = {"user", "system"};
     ck_assert_int_eq(hmt_chat_apply(NULL, "gemma", mid_system, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
+    strcpy(buf, "old");
+    len = 99;
     ck_assert_int_eq(hmt_chat_apply(NULL, "gemma", R2, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "system"));
+    ck_assert_str_eq(buf, ""); /* nothing half-written; len untouched */
+    ck_assert_uint_eq(len, 99);
+    /* refused after part of the text was written: still "" */
+    static const char *const r4[] = {"user", "assistant", "user", "user"};
+    static const char *const c4[] = {"a", "b", "c", "d"};
+    ck_assert_int_eq(hmt_chat_apply(NULL, "llama2", r4, c4, 4, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    ck_assert_str_eq(buf, "");
     static const char *const r3[] = {"user", "assistant", "system"};
     static const char *const c3[] = {"a", "b", "c"};
     ck_assert_int_eq(hmt_chat_apply(NULL, "llama2", r3, c3, 3, 1, buf, sizeof buf, &len),

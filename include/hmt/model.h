@@ -146,7 +146,8 @@ HMT_API const char *hmt_model_chat_template(const hmt_model *model);
  *  contents[i], buf NULL with size > 0, n == 0, model and tmpl both NULL, an
  *  unknown role, or an order of roles the family's template refuses, such as
  *  a system message for gemma or turns that do not alternate for llama2,
- *  mistral and gemma: the message says which); HMT_E_UNSUPPORTED when the
+ *  mistral and gemma: the message says which; buf then holds "" when
+ *  size > 0, and *len is not set); HMT_E_UNSUPPORTED when the
  *  model has no template or the template is not one libhmt formats (the
  *  message names it; format the text yourself and tokenize it with
  *  HMT_TOKENIZE_SPECIAL). Since 0.2. */

@@ -266,7 +266,10 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
     case HMTI_CHAT_PHI3: rc = fmt_phi3(&o, st, roles, contents, n, add); break;
     default: return hmti_errf(HMT_E_INVAL, "hmt_chat_apply: bad template style");
     }
-    if (rc) return rc;
+    if (rc) {
+        if (size) buf[0] = 0; /* nothing half-written is left for the caller */
+        return rc;
+    }
     if (size) buf[o.len < size ? o.len : size - 1] = 0;
     *len = o.len;
     if (o.len >= size)
