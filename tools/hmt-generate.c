@@ -27,7 +27,16 @@ static void usage(FILE *f) {
             "  -a, --adapter PATH   generate through HMT with this adapter (\"-\": the\n"
             "                       model file's own): the prompt is scored with the\n"
             "                       lookahead rule, new segments use the causal rule\n"
-            "  -h, --help           show this help\n");
+            "      --chat           the prompt is a user message: format it with the\n"
+            "                       model's chat template and generate the assistant's\n"
+            "                       turn (only the reply is printed)\n"
+            "      --system TEXT    with --chat: a system message before the user's\n"
+            "      --chat-template T  with --chat: a template family (llama2, llama3,\n"
+            "                       chatml, gemma, phi3, mistral-v1) or template text\n"
+            "                       instead of the model's tokenizer.chat_template\n"
+            "  -h, --help           show this help\n"
+            "Generation stops after N tokens or at an end-of-generation token (eos,\n"
+            "eot, eom or another end-of-turn token of the model: hmt_token_is_eog).\n");
 }
 
 /* The prompt and each new token go to a plain context, or to an HMT stream. */
@@ -92,6 +101,8 @@ static int die(const char *what, int rc) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *prompt = "", *adapter_path = NULL, *knn_path = NULL;
+    const char *system_msg = NULL, *chat_template = NULL;
+    int chat = 0;
     double n_predict = 32, temp = 0.8, top_k = 40, top_p = 0.95, seed = 0x484d54, threads = 0,
            n_ctx = 0, ditto = 0, knn_lambda = 0.25, knn_k = 1024;
     for (int i = 1; i < argc; i++) {
@@ -99,6 +110,10 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--chat")) {
+            chat = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "hmt-generate: unknown option or missing value: %s\n", a);
@@ -114,6 +129,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--temp")) num = &temp;
         else if (!strcmp(a, "--ditto")) num = &ditto;
         else if (!strcmp(a, "--knn")) knn_path = v;
+        else if (!strcmp(a, "--system")) system_msg = v;
+        else if (!strcmp(a, "--chat-template")) chat_template = v;
         else if (!strcmp(a, "--knn-lambda")) num = &knn_lambda;
         else if (!strcmp(a, "--knn-k")) num = &knn_k;
         else if (!strcmp(a, "--top-k")) num = &top_k;
@@ -140,6 +157,10 @@ int main(int argc, char **argv) {
         !check_count("-t/--threads", threads, 0, 1024) ||
         !check_count("-c/--ctx-size", n_ctx, 0, 1 << 20))
         return 2;
+    if (!chat && (system_msg || chat_template)) {
+        fprintf(stderr, "hmt-generate: --system and --chat-template need --chat\n");
+        return 2;
+    }
     if (ditto < 0 || ditto > 1) {
         fprintf(stderr, "hmt-generate: --ditto takes a lambda in (0, 1] (0: off), got %g\n", ditto);
         return 2;
@@ -156,6 +177,7 @@ int main(int argc, char **argv) {
     hmt_sampler *sampler = NULL;
     hmt_knn *knn = NULL;
     hmt_token *toks = NULL;
+    char *chat_text = NULL;
     int rc, status = 1;
     if ((rc = hmt_params_create(&sp)) || (rc = hmt_params_create(&rp)) ||
         (rc = hmt_params_create(&hp))) {
@@ -175,6 +197,24 @@ int main(int argc, char **argv) {
         status = die("loading the model", rc);
         goto done;
     }
+    uint32_t tok_flags = HMT_TOKENIZE_ADD_BOS;
+    if (chat) { /* the prompt becomes the formatted conversation */
+        const char *roles[2] = {"system", "user"}, *contents[2] = {system_msg, prompt};
+        size_t first = system_msg ? 0 : 1, need = 0;
+        rc = hmt_chat_apply(model, chat_template, roles + first, contents + first, 2 - first, 1,
+                            NULL, 0, &need);
+        if (rc == HMT_E_BUFFER && (chat_text = malloc(need + 1)) != NULL)
+            rc = hmt_chat_apply(model, chat_template, roles + first, contents + first, 2 - first,
+                                1, chat_text, need + 1, &need);
+        else if (rc == HMT_E_BUFFER)
+            rc = HMT_E_NOMEM;
+        if (rc) {
+            status = die("formatting the chat (--chat)", rc);
+            goto done;
+        }
+        prompt = chat_text;
+        tok_flags |= HMT_TOKENIZE_SPECIAL; /* the template's control texts are tokens */
+    }
     size_t plen = strlen(prompt), n_prompt = 0;
     size_t cap = plen + 2;
     toks = malloc((cap + (size_t)n_predict) * sizeof *toks);
@@ -182,7 +222,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "hmt-generate: out of memory for %zu tokens\n", cap + (size_t)n_predict);
         goto done;
     }
-    if ((rc = hmt_tokenize(model, prompt, plen, HMT_TOKENIZE_ADD_BOS, toks, cap, &n_prompt))) {
+    if ((rc = hmt_tokenize(model, prompt, plen, tok_flags, toks, cap, &n_prompt))) {
         status = die("tokenizing the prompt", rc);
         goto done;
     }
@@ -243,7 +283,7 @@ int main(int argc, char **argv) {
         }
     char piece[256];
     size_t len;
-    for (size_t i = 0; i < n_prompt; i++)
+    for (size_t i = 0; i < n_prompt && !chat; i++) /* --chat prints the reply only */
         if (!hmt_detokenize(model, &toks[i], 1, 0, piece, sizeof piece, &len))
             fwrite(piece, 1, len, stdout);
     fflush(stdout);
@@ -255,14 +295,13 @@ int main(int argc, char **argv) {
     }
     double t1 = now();
     int n_gen = 0;
-    hmt_token eos = hmt_model_token_eos(model);
     for (; n_gen < (int)n_predict; n_gen++) {
         hmt_token t;
         if ((rc = sample_next(&run, sampler, &t))) {
             status = die("sampling", rc);
             goto done;
         }
-        if (t == eos) break;
+        if (hmt_token_is_eog(model, t)) break; /* eos, eot, eom, end of turn */
         if (!hmt_detokenize(model, &t, 1, 0, piece, sizeof piece, &len)) fwrite(piece, 1, len, stdout);
         fflush(stdout);
         if (n_gen + 1 == (int)n_predict) {
@@ -287,6 +326,7 @@ int main(int argc, char **argv) {
     status = 0;
 done:
     free(toks);
+    free(chat_text);
     hmt_knn_free(knn); /* any order: every handle holds what it needs */
     hmt_sampler_free(sampler);
     hmt_ctx_free(run.ctx);

@@ -58,6 +58,22 @@ HMT_API HMT_NODISCARD int hmt_model_meta_str(const hmt_model *model, const char 
 /** Special tokens; -1 when the model defines none. */
 HMT_API hmt_token hmt_model_token_bos(const hmt_model *model);
 HMT_API hmt_token hmt_model_token_eos(const hmt_model *model);
+/** The end-of-turn token: tokenizer.ggml.eot_token_id, else the lowest id
+ *  whose text is one of llama.cpp's end-of-turn texts ("<|eot_id|>",
+ *  "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", ...); -1 when
+ *  there is none. Thread-safe. Since 0.2. */
+HMT_API hmt_token hmt_model_token_eot(const hmt_model *model);
+
+/** 1 if generation should stop at this token, else 0 (also for a NULL
+ *  model, a model without a tokenizer, and an id outside the vocabulary).
+ *  The end-of-generation set is llama.cpp's: the eos, eot and eom ids of the
+ *  metadata, the fill-in-the-middle pad/repo/separator tokens, and every
+ *  token whose text is a known end-of-turn text ("<|eot_id|>", "<|eom_id|>",
+ *  "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", ...;
+ *  docs/API.md lists them and the exceptions). A host that samples should
+ *  stop at any of them, not only at hmt_model_token_eos. Thread-safe.
+ *  Since 0.2. */
+HMT_API int hmt_token_is_eog(const hmt_model *model, hmt_token token);
 
 /** Copy the input embedding of a token (n_embd floats) into out. */
 HMT_API HMT_NODISCARD int hmt_model_token_embedding(const hmt_model *model, hmt_token token,
@@ -95,6 +111,51 @@ enum {
 HMT_API HMT_NODISCARD int hmt_detokenize(const hmt_model *model, const hmt_token *tokens,
                                          size_t n_tokens, uint32_t flags, char *buf,
                                          size_t cap, size_t *len_out);
+
+
+/* ---------------------------------------------------------------------------
+ * Chat templates (docs/API.md, "Chat templates and end of generation").
+ * There is no template engine: a template text is recognised by the
+ * substrings llama.cpp looks for, and the families libhmt recognises are
+ * written by code checked against Hugging Face's rendering of each model's
+ * real template. Thread-safe.
+ * ------------------------------------------------------------------------- */
+
+/** The model's tokenizer.chat_template (a Jinja template text), or NULL
+ *  when the file has none. Owned by the model, valid until it is destroyed.
+ *  Since 0.2. */
+HMT_API const char *hmt_model_chat_template(const hmt_model *model);
+
+/** Format a conversation of n messages as the prompt text of a chat model.
+ *  Message i has role roles[i] ("system", "user" or "assistant") and text
+ *  contents[i] (UTF-8, NUL-terminated).
+ *  tmpl: NULL for the model's own tokenizer.chat_template; else a family
+ *  name ("llama2", "llama3", "chatml", "gemma", "phi3", "mistral-v1") or a
+ *  whole template text to recognise. model may be NULL when tmpl is given.
+ *  add_generation_prompt: non-zero to end with the opening of an assistant
+ *  turn (for families whose template has one).
+ *  The text leaves out the BOS text the template starts with: tokenize it
+ *  with HMT_TOKENIZE_ADD_BOS | HMT_TOKENIZE_SPECIAL (the special flag turns
+ *  the template's control texts, "<|im_start|>" and so on, into their
+ *  tokens).
+ *  Output snprintf-style, like hmt_detokenize: the text (NUL-terminated when
+ *  size > 0) in buf, its length without the NUL in *len; HMT_E_BUFFER when
+ *  size <= that length (truncated output, *len the needed length; call with
+ *  size 0 and buf NULL to measure).
+ *  Errors: HMT_E_INVAL (NULL len, roles, contents, a NULL roles[i] or
+ *  contents[i], buf NULL with size > 0, n == 0, model and tmpl both NULL, an
+ *  unknown role, or an order of roles the family's template refuses, such as
+ *  a system message for gemma or turns that do not alternate for llama2,
+ *  mistral and gemma: the message says which; buf then holds "" when
+ *  size > 0, and *len is not set); HMT_E_UNSUPPORTED when the
+ *  model has no template or the template is not one libhmt formats (the
+ *  message names it; format the text yourself and tokenize it with
+ *  HMT_TOKENIZE_SPECIAL). Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_chat_apply(const hmt_model *model, const char *tmpl,
+                                         const char *const *roles,
+                                         const char *const *contents, size_t n,
+                                         int add_generation_prompt, char *buf, size_t size,
+                                         size_t *len);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "text/eog.h"
 #include "text/unicode.h"
 
 enum { TT_UNDEFINED = 0, TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3,
@@ -93,6 +94,8 @@ struct hmti_vocab {
     hmti_pre_type pre;
     spec_ent *spec; /* special tokens by first byte, longest first */
     uint32_t spec_start[257];
+    hmti_eog eog;        /* end-of-generation set (text/eog.c)          */
+    char *chat_template; /* tokenizer.chat_template, NUL-terminated, or NULL */
 };
 
 /* ---------------------------------------------------------------------------
@@ -275,6 +278,7 @@ void hmti_vocab_free(hmti_vocab *v) {
     free(v->tmap);
     free(v->mmap);
     free(v->spec);
+    free(v->chat_template);
     free(v);
 }
 
@@ -589,6 +593,20 @@ static int words_ok(const hmti_vocab *v) {
     return 1;
 }
 
+/* tokenizer.chat_template, kept as a C string for hmt_model_chat_template
+ * (a text with a NUL inside is cut there). */
+static int load_chat_template(hmti_vocab *v, const hmti_gguf *g) {
+    static const char key[] = "tokenizer.chat_template";
+    hmti_str t;
+    int rc = OPTIONAL(g, key, hmti_gguf_get_str(g, key, &t));
+    if (rc) return rc < 0 ? rc : HMT_OK;
+    v->chat_template = hmti_malloc(t.len + 1);
+    if (!v->chat_template) return hmti_errf(HMT_E_NOMEM, "tokenizer: out of memory");
+    if (t.len) memcpy(v->chat_template, t.ptr, t.len);
+    v->chat_template[t.len] = 0;
+    return HMT_OK;
+}
+
 static int load(hmti_vocab *v, const hmti_gguf *g) {
     hmti_str model;
     int rc = hmti_gguf_get_str(g, K_MODEL, &model);
@@ -657,7 +675,8 @@ static int load(hmti_vocab *v, const hmti_gguf *g) {
     if ((rc = build_specials(v))) return rc;
     render_pieces(v);
     v->spm_words = spm && words_ok(v);
-    return HMT_OK;
+    if ((rc = hmti_eog_init(&v->eog, v, g))) return rc;
+    return load_chat_template(v, g);
 }
 
 int hmti_vocab_load(hmti_vocab **out, const hmti_gguf *g) {
@@ -678,6 +697,14 @@ int hmti_vocab_load(hmti_vocab **out, const hmti_gguf *g) {
 int32_t hmti_vocab_n_tokens(const hmti_vocab *v) { return v ? v->n : 0; }
 hmt_token hmti_vocab_bos(const hmti_vocab *v) { return v ? v->bos : -1; }
 hmt_token hmti_vocab_eos(const hmti_vocab *v) { return v ? v->eos : -1; }
+hmt_token hmti_vocab_find(const hmti_vocab *v, const char *text, size_t len) {
+    return v && text && len ? text_find(v, text, len) : -1;
+}
+int hmti_vocab_is_eog(const hmti_vocab *v, hmt_token t) {
+    return v && t >= 0 && t < v->n && hmti_eog_has(&v->eog, t);
+}
+hmt_token hmti_vocab_eot(const hmti_vocab *v) { return v ? v->eog.eot : -1; }
+const char *hmti_vocab_chat_template(const hmti_vocab *v) { return v ? v->chat_template : NULL; }
 const char *hmti_vocab_model_name(const hmti_vocab *v) {
     return !v ? "" : v->model == MODEL_SPM ? "llama" : "gpt2";
 }

@@ -27,6 +27,13 @@ int32_t hmti_vocab_n_tokens(const hmti_vocab *v);
 hmt_token hmti_vocab_bos(const hmti_vocab *v); /* -1 if none */
 hmt_token hmti_vocab_eos(const hmti_vocab *v); /* -1 if none */
 const char *hmti_vocab_model_name(const hmti_vocab *v); /* "llama" / "gpt2" */
+/* Id of the token with exactly this text, or -1. */
+hmt_token hmti_vocab_find(const hmti_vocab *v, const char *text, size_t len);
+/* End of generation (text/eog.h): 1 or 0; 0 outside the vocabulary. */
+int hmti_vocab_is_eog(const hmti_vocab *v, hmt_token t);
+hmt_token hmti_vocab_eot(const hmti_vocab *v); /* -1 if none */
+/* tokenizer.chat_template as a C string, or NULL when the file has none. */
+const char *hmti_vocab_chat_template(const hmti_vocab *v);
 
 /* Same contracts as hmt_tokenize / hmt_detokenize in hmt.h. */
 int hmti_tokenize(const hmti_vocab *v, const char *text, size_t len, uint32_t flags,

@@ -45,7 +45,7 @@ def main(argv):
             out = []
             for _ in range(64):
                 t = sampler.sample_stream(stream, stream.n_ready - 1)
-                if t == model.eos:
+                if model.token_is_eog(t):  # eos, eot, eom, end-of-turn tokens
                     break
                 out.append(t)
                 stream.feed([t])

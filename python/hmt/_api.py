@@ -427,6 +427,56 @@ class Model(_Handle):
         t = self.token_eos
         return None if t < 0 else t
 
+    @property
+    def eot(self):
+        """The end-of-turn token id (tokenizer.ggml.eot_token_id, else found
+        by its text, as llama.cpp does), or None."""
+        t = lib.hmt_model_token_eot(self._handle)
+        return None if t < 0 else t
+
+    def token_is_eog(self, token):
+        """True if generation should stop at this token: the model's whole
+        end-of-generation set (eos, eot, eom and the end-of-turn tokens),
+        not only eos. False for an id outside the vocabulary."""
+        return bool(lib.hmt_token_is_eog(self._handle, int(token)))
+
+    @property
+    def chat_template(self):
+        """The model's tokenizer.chat_template text, or None."""
+        t = lib.hmt_model_chat_template(self._handle)
+        return None if t is None else t.decode("utf-8", "replace")
+
+    def chat_apply(self, messages, add_generation_prompt=True, template=None):
+        """The prompt text of a conversation, formatted with the model's chat
+        template (template=None), a family name ("llama2", "llama3",
+        "chatml", "gemma", "phi3", "mistral-v1") or a template text.
+        messages: (role, content) pairs or {"role": ..., "content": ...}
+        dicts; roles "system", "user", "assistant". The text leaves out the
+        leading BOS: tokenize it with add_bos=True, special=True.
+        HmtError E_UNSUPPORTED for a template libhmt does not recognise."""
+        roles, contents = [], []
+        for m in messages:
+            r, c = (m["role"], m["content"]) if isinstance(m, dict) else m
+            roles.append(r.encode("utf-8") if isinstance(r, str) else bytes(r))
+            contents.append(c.encode("utf-8") if isinstance(c, str) else bytes(c))
+        n = len(roles)
+        keep = [ctypes.create_string_buffer(x) for x in roles + contents]
+        ptrs = [ctypes.cast(b, POINTER(c_char)) for b in keep]
+        r_arr = (POINTER(c_char) * max(n, 1))(*ptrs[:n])
+        c_arr = (POINTER(c_char) * max(n, 1))(*ptrs[n:])
+        tmpl = None if template is None else (
+            template.encode("utf-8") if isinstance(template, str) else bytes(template))
+        need = c_size_t()
+        cap = 256 + sum(len(x) for x in contents) * 2
+        while True:
+            buf = (c_char * cap)()
+            rc = lib.hmt_chat_apply(self._handle, tmpl, r_arr,
+                                    c_arr, n, 1 if add_generation_prompt else 0, buf, cap,
+                                    byref(need))
+            if rc != Status.E_BUFFER:
+                return bytes(buf[:need.value]).decode("utf-8", "replace")
+            cap = need.value + 1
+
     def meta(self, key, default=HmtError):
         """A metadata value rendered as text. A missing key raises HmtError
         (E_INVAL) unless a default is given."""

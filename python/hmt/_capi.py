@@ -394,6 +394,18 @@ FUNCTIONS = [
     ("hmt_model_token_bos", hmt_token, [hmt_model_p], None),
     # hmt_token hmt_model_token_eos(const hmt_model *model);
     ("hmt_model_token_eos", hmt_token, [hmt_model_p], None),
+    # hmt_token hmt_model_token_eot(const hmt_model *model);
+    ("hmt_model_token_eot", hmt_token, [hmt_model_p], None),
+    # int hmt_token_is_eog(const hmt_model *model, hmt_token token);   (0 or 1, never negative)
+    ("hmt_token_is_eog", c_int, [hmt_model_p, hmt_token], _status),
+    # const char *hmt_model_chat_template(const hmt_model *model);
+    ("hmt_model_chat_template", c_char_p, [hmt_model_p], None),
+    # int hmt_chat_apply(const hmt_model *model, const char *tmpl, const char *const *roles,
+    #                    const char *const *contents, size_t n, int add_generation_prompt,
+    #                    char *buf, size_t size, size_t *len);
+    ("hmt_chat_apply", c_int,
+     [hmt_model_p, c_char_p, _P(_P(c_char)), _P(_P(c_char)), c_size_t, c_int, _P(c_char),
+      c_size_t, _P(c_size_t)], _status_buffer),
     # int hmt_model_token_embedding(const hmt_model *model, hmt_token token, float *out,
     #                               size_t cap);
     ("hmt_model_token_embedding", c_int, [hmt_model_p, hmt_token, _P(c_float), c_size_t], _status),

@@ -56,6 +56,10 @@ expect 2 "--compute takes f32 or bf16" "$B/bin/hmt-perplexity" -m "$MODEL" -f - 
 # the adapter given as the model, and the model as the adapter
 expect 1 "is an HMT adapter.*(-a, hmt_adapter_load)" "$B/bin/hmt-generate" -m "$ADAPTER" -n 1
 expect 1 "not an HMT adapter" "$B/bin/hmt-generate" -m "$MODEL" -a "$MODEL" -n 1
+# --chat: a model without a chat template, options that need --chat
+expect 1 "no tokenizer.chat_template" "$B/bin/hmt-generate" -m "$MODEL" --chat -p Hi -n 1
+expect 1 "not one libhmt recognises" "$B/bin/hmt-generate" -m "$MODEL" --chat --chat-template "{{ x }}" -p Hi -n 1
+expect 2 "need --chat" "$B/bin/hmt-generate" -m "$MODEL" --system "Be brief." -n 1
 
 [ "$fail" -eq 0 ] || exit 1
 echo "check_tool_messages: OK ($n programs answer -h/--help; 10 refusals say what was wrong)"

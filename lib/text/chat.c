@@ -1,0 +1,429 @@
+/* Chat formatting by template family (rules in chat.h and docs/API.md).
+ *
+ * Detection follows llama.cpp's llm_chat_detect_template: the same
+ * substrings in the same order, so a template is put in the family
+ * llama.cpp would put it in; families libhmt does not write (and the
+ * variants of a family whose Hugging Face output it does not reproduce)
+ * are refused by name instead of being formatted approximately.
+ *
+ * Writing reproduces the Hugging Face templates (Jinja2 as transformers'
+ * apply_chat_template runs it) with one convention: the BOS text a template
+ * writes at the very start is left out, because tokenizing with
+ * HMT_TOKENIZE_ADD_BOS adds the BOS token (a BOS text later in the
+ * conversation, as Llama 2 writes before each user turn, is kept). Jinja's
+ * trim and strip are Python's str.strip(): Unicode whitespace, not only
+ * ASCII. Where a template would raise an exception, formatting fails with
+ * HMT_E_INVAL and the template's reason; where it would silently drop or
+ * print a message it has no place for (a system message in the middle of a
+ * Llama 2, Mistral or Gemma conversation), it fails too. */
+#include "text/chat.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+
+/* ---------------------------------------------------------------------------
+ * Output and whitespace
+ * ------------------------------------------------------------------------- */
+typedef struct {
+    char *buf;
+    size_t size, len;
+} sink;
+
+static void put_n(sink *o, const char *s, size_t n) {
+    if (o->len < o->size) {
+        size_t room = o->size - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+static void put(sink *o, const char *s) { put_n(o, s, strlen(s)); }
+
+/* Length of the whitespace character (Python's str.isspace) that starts s,
+ * or 0. */
+static size_t ws_head(const unsigned char *s, size_t n) {
+    if (n >= 1 && ((s[0] >= 0x09 && s[0] <= 0x0D) || (s[0] >= 0x1C && s[0] <= 0x20))) return 1;
+    if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0)) return 2;
+    if (n >= 3) {
+        uint32_t c = ((uint32_t)s[0] << 16) | ((uint32_t)s[1] << 8) | s[2];
+        if (c == 0xE19A80 || (c >= 0xE28080 && c <= 0xE2808A) || c == 0xE280A8 ||
+            c == 0xE280A9 || c == 0xE280AF || c == 0xE2819F || c == 0xE38080)
+            return 3;
+    }
+    return 0;
+}
+
+/* Length of the whitespace character that ends s[0..n), or 0. */
+static size_t ws_tail(const unsigned char *s, size_t n) {
+    if (n >= 1 && ws_head(s + n - 1, 1) == 1) return 1;
+    if (n >= 2 && ws_head(s + n - 2, 2) == 2) return 2;
+    if (n >= 3 && ws_head(s + n - 3, 3) == 3) return 3;
+    return 0;
+}
+
+/* Python's s.strip() on [*p, *p + *n). */
+static void strip(const char **p, size_t *n, int lead, int trail) {
+    const unsigned char *s = (const unsigned char *)*p;
+    size_t k;
+    while (lead && *n && (k = ws_head(s, *n)) != 0) {
+        s += k;
+        *n -= k;
+    }
+    while (trail && *n && (k = ws_tail(s, *n)) != 0) *n -= k;
+    *p = (const char *)s;
+}
+
+static void put_stripped(sink *o, const char *s) {
+    size_t n = strlen(s);
+    strip(&s, &n, 1, 1);
+    put_n(o, s, n);
+}
+
+static int is(const char *a, const char *b) { return strcmp(a, b) == 0; }
+
+/* ---------------------------------------------------------------------------
+ * Families
+ * ------------------------------------------------------------------------- */
+static int alternate_error(const char *family, int after_system) {
+    return hmti_errf(HMT_E_INVAL,
+                     "hmt_chat_apply: %s: %sconversation roles must alternate "
+                     "user/assistant/user/assistant/... (the template raises an error)",
+                     family, after_system ? "after the optional system message, " : "");
+}
+
+static int system_error(const char *family, size_t i) {
+    return hmti_errf(HMT_E_INVAL,
+                     "hmt_chat_apply: %s: message %zu is a system message; the template "
+                     "takes one only as the first message",
+                     family, i);
+}
+
+/* Llama-2-chat: [INST] <<SYS>> ... <</SYS>> ... [/INST] answer </s><s>[INST] ... */
+static int fmt_llama2(sink *o, const char *const *roles, const char *const *contents, size_t n) {
+    size_t start = is(roles[0], "system");
+    const char *sys = start ? contents[0] : NULL;
+    for (size_t i = start; i < n; i++) {
+        size_t k = i - start;
+        if (is(roles[i], "system")) return system_error("llama2", i);
+        if (is(roles[i], "user") != (k % 2 == 0)) return alternate_error("llama2", 0);
+        const char *c = contents[i];
+        size_t cn = strlen(c);
+        if (is(roles[i], "user")) {
+            if (k > 0) put(o, "<s>"); /* the first BOS comes from tokenization */
+            put(o, "[INST] ");
+            if (k == 0 && sys) {
+                /* strip() of '<<SYS>>\n' + system + '\n<</SYS>>\n\n' + content:
+                 * only the end can lose whitespace, past the content into "\n\n" */
+                put(o, "<<SYS>>\n");
+                put(o, sys);
+                put(o, "\n<</SYS>>");
+                strip(&c, &cn, 0, 1);
+                if (cn) put(o, "\n\n");
+            } else {
+                strip(&c, &cn, 1, 1);
+            }
+            put_n(o, c, cn);
+            put(o, " [/INST]");
+        } else {
+            put(o, " ");
+            strip(&c, &cn, 1, 1);
+            put_n(o, c, cn);
+            put(o, " </s>");
+        }
+    }
+    return HMT_OK;
+}
+
+/* Mistral-7B-Instruct-v0.2 ("v1" in llama.cpp and Mistral's docs). */
+static int fmt_mistral_v1(sink *o, const char *const *roles, const char *const *contents,
+                          size_t n) {
+    size_t start = is(roles[0], "system");
+    for (size_t i = start; i < n; i++) {
+        size_t k = i - start;
+        if (is(roles[i], "user") != (k % 2 == 0)) return alternate_error("mistral-v1", 1);
+        if (is(roles[i], "system")) return system_error("mistral-v1", i);
+        if (is(roles[i], "user")) {
+            put(o, " [INST] ");
+            if (k == 0 && start) {
+                put(o, contents[0]);
+                put(o, "\n\n");
+            }
+            put(o, contents[i]);
+            put(o, " [/INST]");
+        } else {
+            put(o, " ");
+            put(o, contents[i]);
+            put(o, "</s>");
+        }
+    }
+    return HMT_OK;
+}
+
+/* gemma-2-it: no system role; the assistant is "model". */
+static int fmt_gemma(sink *o, const char *const *roles, const char *const *contents, size_t n,
+                     int add_gen) {
+    if (is(roles[0], "system"))
+        return hmti_errf(HMT_E_INVAL, "hmt_chat_apply: gemma: system role not supported "
+                                      "(the template raises an error)");
+    for (size_t i = 0; i < n; i++) {
+        if (is(roles[i], "user") != (i % 2 == 0)) return alternate_error("gemma", 0);
+        if (is(roles[i], "system")) return system_error("gemma", i);
+        put(o, "<start_of_turn>");
+        put(o, is(roles[i], "assistant") ? "model" : roles[i]);
+        put(o, "\n");
+        put_stripped(o, contents[i]);
+        put(o, "<end_of_turn>\n");
+    }
+    if (add_gen) put(o, "<start_of_turn>model\n");
+    return HMT_OK;
+}
+
+static int fmt_llama3(sink *o, const hmti_chat_style *st, const char *const *roles,
+                      const char *const *contents, size_t n, int add_gen) {
+    size_t first = 0;
+    if (st->today_date[0]) { /* Llama 3.1+: a system turn with the dates, always */
+        put(o, "<|start_header_id|>system<|end_header_id|>\n\n"
+               "Cutting Knowledge Date: December 2023\nToday Date: ");
+        put(o, st->today_date);
+        put(o, "\n\n");
+        if (is(roles[0], "system")) {
+            put_stripped(o, contents[0]);
+            first = 1;
+        }
+        put(o, "<|eot_id|>");
+    }
+    for (size_t i = first; i < n; i++) {
+        put(o, "<|start_header_id|>");
+        put(o, roles[i]);
+        put(o, "<|end_header_id|>\n\n");
+        put_stripped(o, contents[i]);
+        put(o, "<|eot_id|>");
+    }
+    if (add_gen) put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    return HMT_OK;
+}
+
+static int fmt_chatml(sink *o, const hmti_chat_style *st, const char *const *roles,
+                      const char *const *contents, size_t n, int add_gen) {
+    if (st->default_system[0] && !is(roles[0], "system")) {
+        put(o, "<|im_start|>system\n");
+        put(o, st->default_system);
+        put(o, "<|im_end|>\n");
+    }
+    for (size_t i = 0; i < n; i++) {
+        put(o, "<|im_start|>");
+        put(o, roles[i]);
+        put(o, "\n");
+        put(o, contents[i]);
+        put(o, "<|im_end|>\n");
+    }
+    if (add_gen) put(o, "<|im_start|>assistant\n");
+    return HMT_OK;
+}
+
+static int fmt_phi3(sink *o, const hmti_chat_style *st, const char *const *roles,
+                    const char *const *contents, size_t n, int add_gen) {
+    for (size_t i = 0; i < n; i++) {
+        if (st->phi3_skip_empty_system && is(roles[i], "system") && !contents[i][0]) continue;
+        put(o, "<|");
+        put(o, roles[i]);
+        put(o, "|>\n");
+        put(o, contents[i]);
+        put(o, "<|end|>\n");
+    }
+    if (add_gen)
+        put(o, "<|assistant|>\n");
+    else if (st->phi3_eos_at_end)
+        put(o, "<|endoftext|>");
+    return HMT_OK;
+}
+
+int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
+                     const char *const *contents, size_t n, int add_generation_prompt,
+                     char *buf, size_t size, size_t *len) {
+    for (size_t i = 0; i < n; i++) {
+        if (!roles[i] || !contents[i])
+            return hmti_errf(HMT_E_INVAL, "hmt_chat_apply: %s[%zu] is NULL",
+                             !roles[i] ? "roles" : "contents", i);
+        if (!is(roles[i], "system") && !is(roles[i], "user") && !is(roles[i], "assistant"))
+            return hmti_errf(HMT_E_INVAL,
+                             "hmt_chat_apply: roles[%zu] is '%.32s'; the roles are "
+                             "\"system\", \"user\" and \"assistant\"",
+                             i, roles[i]);
+    }
+    sink o = {buf, size, 0};
+    int add = add_generation_prompt != 0, rc;
+    switch (st->family) {
+    case HMTI_CHAT_LLAMA2: rc = fmt_llama2(&o, roles, contents, n); break;
+    case HMTI_CHAT_MISTRAL_V1: rc = fmt_mistral_v1(&o, roles, contents, n); break;
+    case HMTI_CHAT_GEMMA: rc = fmt_gemma(&o, roles, contents, n, add); break;
+    case HMTI_CHAT_LLAMA3: rc = fmt_llama3(&o, st, roles, contents, n, add); break;
+    case HMTI_CHAT_CHATML: rc = fmt_chatml(&o, st, roles, contents, n, add); break;
+    case HMTI_CHAT_PHI3: rc = fmt_phi3(&o, st, roles, contents, n, add); break;
+    default: return hmti_errf(HMT_E_INVAL, "hmt_chat_apply: bad template style");
+    }
+    if (rc) {
+        if (size) buf[0] = 0; /* nothing half-written is left for the caller */
+        return rc;
+    }
+    if (size) buf[o.len < size ? o.len : size - 1] = 0;
+    *len = o.len;
+    if (o.len >= size)
+        return hmti_errf(HMT_E_BUFFER, "hmt_chat_apply: the text needs %zu bytes", o.len + 1);
+    return HMT_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Detection
+ * ------------------------------------------------------------------------- */
+static const char *const SUPPORTED = "llama2, llama3, chatml, gemma, phi3, mistral-v1";
+
+static int has(const char *t, const char *s) { return strstr(t, s) != NULL; }
+
+static int unsupported(const char *seen) {
+    return hmti_errf(HMT_E_UNSUPPORTED,
+                     "hmt_chat_apply: %s%s%s; libhmt formats %s: format the conversation "
+                     "yourself and tokenize the text with HMT_TOKENIZE_SPECIAL",
+                     seen ? "the chat template is llama.cpp's '" : "the chat template is not "
+                                                                  "one libhmt recognises",
+                     seen ? seen : "", seen ? "', which libhmt does not format" : "", SUPPORTED);
+}
+
+static void style(hmti_chat_style *out, hmti_chat_family f, const char *name) {
+    memset(out, 0, sizeof *out);
+    out->family = f;
+    out->name = name;
+}
+
+/* A chatml template that writes a literal system turn
+ * '<|im_start|>system\n...<|im_end|>' (Qwen2.5's "You are Qwen, created by
+ * Alibaba Cloud. ..."; SmolLM2's) writes it when the conversation starts
+ * without one; the text must be plain (no quote, brace or escape). */
+static void chatml_default_system(hmti_chat_style *st, const char *t) {
+    static const char open[] = "<|im_start|>system\\n";
+    for (const char *p = strstr(t, open); p; p = strstr(p + 1, open)) {
+        const char *s = p + sizeof open - 1, *e = strstr(s, "<|im_end|>");
+        if (!e || e == s || (size_t)(e - s) >= sizeof st->default_system) continue;
+        size_t k = 0;
+        while (s + k < e && !strchr("'\"\\{}", s[k])) k++;
+        if (s + k != e) continue;
+        memcpy(st->default_system, s, k);
+        st->default_system[k] = 0;
+        return;
+    }
+}
+
+/* Llama 3.1 to 3.3: the date of the system turn. Llama 3.2's template takes
+ * today's (strftime_now("%d %b %Y"), as transformers provides it: local
+ * time, English month), 3.1's and 3.3's their date_string default. */
+static int llama31_date(hmti_chat_style *st, const char *t) {
+    static const char month[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    if (has(t, "strftime_now(\"%d %b %Y\")")) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!localtime_r(&now, &tm) || tm.tm_mon < 0 || tm.tm_mon > 11) return 0;
+        snprintf(st->today_date, sizeof st->today_date, "%02d %s %04d", tm.tm_mday,
+                 month[tm.tm_mon], tm.tm_year + 1900);
+        return 1;
+    }
+    static const char key[] = "set date_string = \"";
+    const char *p = strstr(t, key);
+    if (!p) return 0;
+    p += sizeof key - 1;
+    size_t k = 0;
+    while (p[k] && p[k] != '"' && p[k] != '\\' && p[k] != '{' && k + 1 < sizeof st->today_date)
+        k++;
+    if (!k || p[k] != '"') return 0;
+    memcpy(st->today_date, p, k);
+    st->today_date[k] = 0;
+    return 1;
+}
+
+int hmti_chat_detect(const char *t, hmti_chat_style *out) {
+    static const struct {
+        const char *name;
+        hmti_chat_family f;
+    } names[] = {{"llama2", HMTI_CHAT_LLAMA2}, {"llama3", HMTI_CHAT_LLAMA3},
+                 {"chatml", HMTI_CHAT_CHATML}, {"gemma", HMTI_CHAT_GEMMA},
+                 {"phi3", HMTI_CHAT_PHI3},     {"mistral-v1", HMTI_CHAT_MISTRAL_V1}};
+    /* llama.cpp's other template names ("llama2" there is the variant
+     * without a system prompt; here it is Llama-2-chat's template) */
+    static const char *const other_names[] = {
+        "llama2-sys", "llama2-sys-bos", "llama2-sys-strip", "mistral-v3", "mistral-v3-tekken",
+        "mistral-v7", "mistral-v7-tekken", "phi4", "falcon3", "zephyr", "monarch", "orion",
+        "openchat", "vicuna", "vicuna-orca", "deepseek", "deepseek2", "deepseek3", "command-r",
+        "chatglm3", "chatglm4", "glmedge", "minicpm", "exaone3", "exaone4", "rwkv-world",
+        "granite", "gigachat", "megrez", "yandex", "bailing", "llama4", "smolvlm",
+        "hunyuan-moe", "hunyuan-dense", "kimi-k2"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (is(t, names[i].name)) {
+            style(out, names[i].f, names[i].name);
+            out->phi3_eos_at_end = out->family == HMTI_CHAT_PHI3;
+            return HMT_OK;
+        }
+    }
+    for (size_t i = 0; i < sizeof other_names / sizeof other_names[0]; i++)
+        if (is(t, other_names[i])) return unsupported(other_names[i]);
+    if (has(t, "<|im_start|>")) {
+        if (has(t, "<|im_sep|>")) return unsupported("phi4");
+        if (has(t, "<end_of_utterance>")) return unsupported("smolvlm");
+        style(out, HMTI_CHAT_CHATML, "chatml");
+        chatml_default_system(out, t);
+        return HMT_OK;
+    }
+    if (strncmp(t, "mistral", 7) == 0 || has(t, "[INST]")) {
+        if (has(t, "[SYSTEM_PROMPT]")) return unsupported("mistral-v7");
+        if (has(t, "' [INST] ' + system_message") || has(t, "[AVAILABLE_TOOLS]")) {
+            if (has(t, " [INST]")) {
+                style(out, HMTI_CHAT_MISTRAL_V1, "mistral-v1");
+                return HMT_OK;
+            }
+            return unsupported(has(t, "\"[INST]\"") ? "mistral-v3-tekken" : "mistral-v3");
+        }
+        /* llama.cpp's llama2 variants; the one written here is Llama-2-chat's
+         * (system prompt, BOS inside the history, stripped messages) */
+        int sys = has(t, "<<SYS>>"), bos = has(t, "bos_token + '[INST]"),
+            strip_msg = has(t, "content.strip()");
+        if (sys && bos && strip_msg) {
+            style(out, HMTI_CHAT_LLAMA2, "llama2");
+            return HMT_OK;
+        }
+        return unsupported(strip_msg ? "llama2-sys-strip" : bos ? "llama2-sys-bos"
+                           : sys     ? "llama2-sys"
+                                     : "llama2");
+    }
+    if (has(t, "<|assistant|>") && has(t, "<|end|>")) {
+        style(out, HMTI_CHAT_PHI3, "phi3");
+        out->phi3_skip_empty_system = has(t, "'system' and message['content']");
+        out->phi3_eos_at_end = has(t, "eos_token");
+        return HMT_OK;
+    }
+    /* what llama.cpp checks before gemma and llama3 */
+    if (has(t, "[gMASK]<sop>")) return unsupported("chatglm4");
+    if (has(t, "<|assistant|>") && has(t, "<|user|>"))
+        return unsupported(has(t, "</s>") ? "falcon3" : "glmedge");
+    if (has(t, "<|user|>") && has(t, "<|endoftext|>")) return unsupported("zephyr");
+    if (has(t, "bos_token + message['role']")) return unsupported("monarch");
+    if (has(t, "<start_of_turn>")) {
+        style(out, HMTI_CHAT_GEMMA, "gemma");
+        return HMT_OK;
+    }
+    if (has(t, "'\\n\\nAssistant: ' + eos_token")) return unsupported("orion");
+    if (has(t, "GPT4 Correct ")) return unsupported("openchat");
+    if (has(t, "USER: ") && has(t, "ASSISTANT: ")) return unsupported("vicuna");
+    if (has(t, "### Instruction:") && has(t, "<|EOT|>")) return unsupported("deepseek");
+    if (has(t, "<|START_OF_TURN_TOKEN|>") && has(t, "<|USER_TOKEN|>"))
+        return unsupported("command-r");
+    if (has(t, "<|start_header_id|>") && has(t, "<|end_header_id|>")) {
+        style(out, HMTI_CHAT_LLAMA3, "llama3");
+        if (has(t, "Cutting Knowledge Date: December 2023") && !llama31_date(out, t))
+            return unsupported("llama3 with a date header whose date libhmt cannot read");
+        return HMT_OK;
+    }
+    return unsupported(NULL);
+}

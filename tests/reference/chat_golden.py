@@ -1,0 +1,479 @@
+#!/usr/bin/python3
+"""Golden strings for hmt_chat_apply: each template family's real Hugging Face
+chat template (the chat_template string of the model's tokenizer_config.json)
+rendered with Jinja2 the way transformers' apply_chat_template renders it:
+an ImmutableSandboxedEnvironment with trim_blocks=True and lstrip_blocks=True
+(and the loopcontrols extension), the globals raise_exception (which raises a
+TemplateError) and strftime_now, the tojson filter, and the variables messages,
+tools=None, documents=None, add_generation_prompt and the tokenizer's special
+tokens (bos_token, eos_token, ...; a token the model does not define is left
+undefined, as transformers leaves it out of special_tokens_map).
+
+What is compared (docs/API.md, "Chat templates"): that rendering with ONE
+leading bos_token text removed (hmt_chat_apply leaves it out because
+tokenization with HMT_TOKENIZE_ADD_BOS adds the BOS token; a BOS text later
+in the conversation, as Llama 2 writes before every user turn, stays).
+A conversation the template refuses (raise_exception) is recorded as an
+error: hmt_chat_apply must fail with HMT_E_INVAL on it.
+
+Writes into tests/data/chat/ (committed: the C suite tests/check_chat.c needs
+no Jinja2):
+  <name>.jinja        the template text, byte for byte
+  templates.txt       <name> <family hmt detects> <same output by family name: 1/0>
+  (a golden file of a template that takes today's date, Llama 3.2's, names
+  the date of the run in a "# date DD Mon YYYY" line: the C test puts its
+  own today in its place)
+  conversations.txt   the fixed conversations (contents hex-encoded)
+  <name>.golden       per conversation and add_generation_prompt: ok + hex text, or error
+
+Run with Debian's Jinja2 (apt-get install python3-jinja2):
+  /usr/bin/python3 tests/reference/chat_golden.py [outdir]
+"""
+import datetime
+import os
+import sys
+
+import jinja2
+import jinja2.ext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from atomic_write import write_bytes as atomic_write_bytes  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# The templates, as published in each model's tokenizer_config.json
+# ("chat_template"; JSON escapes decoded: '\n' inside a Jinja string literal
+# is the two characters backslash and n, which Jinja turns into a newline).
+# ---------------------------------------------------------------------------
+
+# meta-llama/Llama-2-7b-chat-hf
+LLAMA2 = (r"""{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}""")
+
+# meta-llama/Meta-Llama-3-8B-Instruct
+LLAMA3 = (r"""{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}""")
+
+# meta-llama/Llama-3.3-70B-Instruct (as copied into llama.cpp's
+# models/templates/): Llama 3.1's form, a system turn with a fixed
+# date_string default "26 Jul 2024"
+LLAMA33 = r"""{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\n\n"}}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\n\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {%- if builtin_tools is defined and tool_call.name in builtin_tools %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- "<|python_tag|>" + tool_call.name + ".call(" }}
+            {%- for arg_name, arg_val in tool_call.arguments | items %}
+                {{- arg_name + '="' + arg_val + '"' }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- endif %}
+                {%- endfor %}
+            {{- ")" }}
+        {%- else  %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- '{"name": "' + tool_call.name + '", ' }}
+            {{- '"parameters": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- "}" }}
+        {%- endif %}
+        {%- if builtin_tools is defined %}
+            {#- This means we're in ipython mode #}
+            {{- "<|eom_id|>" }}
+        {%- else %}
+            {{- "<|eot_id|>" }}
+        {%- endif %}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+"""
+
+# meta-llama/Llama-3.2-3B-Instruct (llama.cpp's models/templates/): the date
+# is today's, from strftime_now
+LLAMA32 = r"""{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\n\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {{- '"parameters": ' }}
+        {{- tool_call.arguments | tojson }}
+        {{- "}" }}
+        {{- "<|eot_id|>" }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+"""
+
+# Qwen/Qwen2.5-7B-Instruct (the same template for the 0.5B-72B Instruct models)
+QWEN25 = r"""{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- messages[0]['content'] }}
+    {%- else %}
+        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
+    {%- endif %}
+    {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
+    {%- else %}
+        {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role }}
+        {%- if message.content %}
+            {{- '\n' + message.content }}
+        {%- endif %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '\n<tool_call>\n{"name": "' }}
+            {{- tool_call.name }}
+            {{- '", "arguments": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- '}\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\n<tool_response>\n' }}
+        {{- message.content }}
+        {{- '\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}
+"""
+
+# google/gemma-2-2b-it (gemma-2-9b-it and gemma-7b-it have the same template)
+GEMMA2 = (r"""{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}""")
+
+# microsoft/Phi-3-mini-4k-instruct
+PHI3 = (r"""{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}""")
+
+# microsoft/Phi-3.5-mini-instruct (an empty system message is left out)
+PHI35 = (r"""{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}""")
+
+# mistralai/Mistral-7B-Instruct-v0.2 (Mistral's "v1" format, llama.cpp's mistral-v1)
+MISTRAL_V02 = r"""{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content'] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}
+    {%- endif %}
+    {%- if message['role'] == 'user' %}
+        {%- if loop.first and system_message is defined %}
+            {{- ' [INST] ' + system_message + '\n\n' + message['content'] + ' [/INST]' }}
+        {%- else %}
+            {{- ' [INST] ' + message['content'] + ' [/INST]' }}
+        {%- endif %}
+    {%- elif message['role'] == 'assistant' %}
+        {{- ' ' + message['content'] + eos_token}}
+    {%- else %}
+        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}
+    {%- endif %}
+{%- endfor %}
+"""
+
+# name, template, family hmt detects, same output when given the family name,
+# special tokens of the tokenizer
+TEMPLATES = [
+    ("llama2-7b-chat", LLAMA2, "llama2", 1, {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    ("llama3-8b-instruct", LLAMA3, "llama3", 1,
+     {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),
+    ("llama-3.3-70b-instruct", LLAMA33, "llama3", 0,
+     {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),
+    ("llama-3.2-3b-instruct", LLAMA32, "llama3", 0,
+     {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),
+    ("qwen2.5-instruct", QWEN25, "chatml", 0,
+     {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}),
+    ("gemma-2-it", GEMMA2, "gemma", 1,
+     {"bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>"}),
+    ("phi-3-mini-instruct", PHI3, "phi3", 1,
+     {"bos_token": "<s>", "eos_token": "<|endoftext|>", "unk_token": "<unk>",
+      "pad_token": "<|endoftext|>"}),
+    ("phi-3.5-mini-instruct", PHI35, "phi3", 0,
+     {"bos_token": "<s>", "eos_token": "<|endoftext|>", "unk_token": "<unk>",
+      "pad_token": "<|endoftext|>"}),
+    ("mistral-7b-instruct-v0.2", MISTRAL_V02, "mistral-v1", 1,
+     {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+]
+
+S, U, A = "system", "user", "assistant"
+CONVERSATIONS = [
+    ("single", [(U, "Hello!")]),
+    ("system", [(S, "You are a helpful assistant."), (U, "What is 2+2?")]),
+    ("multi", [(U, "Hi"), (A, "Hello! How can I help?"), (U, "Tell me a joke.")]),
+    ("multi_system", [(S, "Be brief."), (U, "Name a colour."), (A, "Blue."),
+                      (U, "Another one?")]),
+    ("ends_assistant", [(U, "Q?"), (A, "A.")]),
+    # Python's str.strip() (Jinja's trim) removes Unicode whitespace too
+    ("whitespace", [(S, "  spaced system \n"), (U, "  padded question \n"),
+                    (A, "\t answer with spaces  "), (U, "\u3000ideographic space\u00a0\u2028")]),
+    ("blank_user", [(S, "sys"), (U, "   "), (A, "ok")]),
+    ("unicode", [(S, "Réponds en français. 日本語も可。"), (U, "Ça va ? 🙂 Привет"),
+                 (A, "Très bien, merci ! 👍"), (U, "ありがとう")]),
+    ("newlines", [(U, "line one\nline two\n\n"), (A, "\n\nanswer\n")]),
+    ("system_only", [(S, "Only a system prompt.")]),
+    ("empty_system", [(S, ""), (U, "Hi")]),
+    ("starts_assistant", [(A, "I speak first."), (U, "Hi")]),
+    ("two_users", [(U, "one"), (U, "two")]),
+]
+
+
+# transformers' strftime_now is datetime.now().strftime(fmt); one instant for
+# the whole run (Python's default C locale: English month names)
+NOW = datetime.datetime.now()
+TODAY = NOW.strftime("%d %b %Y")
+
+
+class Refused(Exception):
+    pass
+
+
+def environment():
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        import json
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent,
+                          separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: NOW.strftime(fmt)
+    return env
+
+
+def render(env, template, special, messages, add_generation_prompt):
+    chat = [{"role": r, "content": c} for r, c in messages]
+    try:
+        text = env.from_string(template).render(
+            messages=chat, tools=None, documents=None,
+            add_generation_prompt=add_generation_prompt, **special)
+    except jinja2.exceptions.TemplateError as e:
+        raise Refused(str(e)) from e
+    bos = special.get("bos_token")
+    if bos and text.startswith(bos):  # the BOS token comes from tokenization
+        text = text[len(bos):]
+    return text
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "data", "chat")
+    os.makedirs(out, exist_ok=True)
+    env = environment()
+    lines = ["# name family same_output_by_family_name (tests/reference/chat_golden.py)"]
+    for name, template, family, by_name, _ in TEMPLATES:
+        lines.append(f"{name} {family} {by_name}")
+    atomic_write_bytes(os.path.join(out, "templates.txt"), ("\n".join(lines) + "\n").encode())
+    lines = ["# conv <name> <n>, then n lines: msg <role> <hex of the UTF-8 content>"]
+    for cname, msgs in CONVERSATIONS:
+        lines.append(f"conv {cname} {len(msgs)}")
+        for role, content in msgs:
+            lines.append(f"msg {role} {content.encode().hex() or '-'}")
+    atomic_write_bytes(os.path.join(out, "conversations.txt"), ("\n".join(lines) + "\n").encode())
+    for name, template, family, by_name, special in TEMPLATES:
+        atomic_write_bytes(os.path.join(out, name + ".jinja"), template.encode())
+        lines = [f"# {name}: Jinja2 {jinja2.__version__} rendering, leading bos_token removed;"
+                 " <conversation> <add_generation_prompt> ok <hex> | error <reason>"]
+        if "strftime_now" in template:  # the C test puts its own today in place of this
+            lines.append("# date " + TODAY)
+        for cname, msgs in CONVERSATIONS:
+            for gen in (0, 1):
+                try:
+                    text = render(env, template, special, msgs, bool(gen))
+                    lines.append(f"{cname} {gen} ok {text.encode().hex() or '-'}")
+                except Refused as e:
+                    lines.append(f"{cname} {gen} error {e}")
+        atomic_write_bytes(os.path.join(out, name + ".golden"), ("\n".join(lines) + "\n").encode())
+    print(f"chat_golden: {len(TEMPLATES)} templates x {len(CONVERSATIONS)} conversations x 2 -> {out}")
+
+
+if __name__ == "__main__":
+    main()
