@@ -90,6 +90,41 @@ def rope_table(meta, n_rot, base, n_ctx_train, freq_factors=None):
     return theta * ((1.0 - r) / factor + r), mscale, kind
 
 
+def hf_rope(rs, base, dim):
+    """Hugging Face's RoPE frequencies and attention factor for a config's
+    rope_scaling (modeling_rope_utils' _compute_default_rope_parameters,
+    _compute_linear_scaling_rope_parameters, _compute_llama3_parameters,
+    _compute_yarn_parameters, written out in float64 from their published
+    math): (inv_freq [dim/2], attention_factor). The independent statement
+    the GGUF form (rope_table) is checked against."""
+    inv = 1.0 / float(base) ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    kind = (rs or {}).get("rope_type", (rs or {}).get("type"))
+    if kind in (None, "default"):
+        return inv, 1.0
+    if kind == "linear":
+        return inv / rs["factor"], 1.0
+    if kind == "llama3":
+        f, lo, hi, old = (rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
+                          rs["original_max_position_embeddings"])
+        wl = 2 * np.pi / inv
+        scaled = np.where(wl > old / lo, inv / f, inv)
+        sm = (old / wl - lo) / (hi - lo)
+        mid = ~(wl < old / hi) & ~(wl > old / lo)
+        return np.where(mid, (1 - sm) * scaled / f + sm * scaled, scaled), 1.0
+    if kind == "yarn":
+        f, old = rs["factor"], rs["original_max_position_embeddings"]
+        bf, bs = rs.get("beta_fast", 32), rs.get("beta_slow", 1)
+
+        def corr(rot):
+            return dim * np.log(old / (rot * 2 * np.pi)) / (2 * np.log(base))
+        low, high = max(np.floor(corr(bf)), 0), min(np.ceil(corr(bs)), dim - 1)
+        ramp = np.clip((np.arange(dim // 2) - low) / (high - low if high != low else 0.001), 0, 1)
+        extrap = 1 - ramp
+        att = rs.get("attention_factor") or (0.1 * np.log(f) + 1.0 if f > 1 else 1.0)
+        return inv / f * (1 - extrap) + inv * extrap, att
+    raise ValueError(f"rope_scaling {kind!r}")
+
+
 class Cache:
     """KV cache: per layer K and V as [n_slots, n_head_kv, head_dim] (post-RoPE K)."""
 

@@ -26,7 +26,7 @@ from gen_model import make_model  # noqa: E402
 from gguf_read import GGUFFile  # noqa: E402
 from golden import read_golden, write_golden  # noqa: E402
 from hmt_golden import make_all as make_hmt_goldens  # noqa: E402
-from llama_ref import Model  # noqa: E402
+from llama_ref import Model, hf_rope  # noqa: E402
 
 # name -> make_model keyword arguments (shapes kept small: the whole run is ~seconds)
 MODELS = [
@@ -138,38 +138,14 @@ def verify_model(path, info):
 
 def check_rope_vs_hf(ref, kw):
     """The reference's RoPE table (from the GGUF, as llama.cpp reads it)
-    against Hugging Face's published formulas for the same config
-    (modeling_rope_utils: _compute_llama3_parameters, _compute_linear_scaling_
-    rope_parameters, _compute_yarn_parameters, written out here in float64),
+    against Hugging Face's formulas for the same config (llama_ref.hf_rope),
     so the GGUF form and the HF form are the same model."""
     rs = kw.get("rope_scaling")
-    d, base = ref.n_rot, ref.rope_base
-    inv = 1.0 / base ** (np.arange(0, d, 2, dtype=np.float64) / d)
-    att = 1.0
-    kind = rs["rope_type"] if rs else None
-    if kind == "llama3":
-        f, lo, hi, old = (rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
-                          rs["original_max_position_embeddings"])
-        wl = 2 * np.pi / inv
-        scaled = np.where(wl > old / lo, inv / f, inv)
-        sm = (old / wl - lo) / (hi - lo)
-        mid = ~(wl < old / hi) & ~(wl > old / lo)
-        inv = np.where(mid, (1 - sm) * scaled / f + sm * scaled, scaled)
-    elif kind == "linear":
-        inv = inv / rs["factor"]
-    elif kind == "yarn":
-        f, old = rs["factor"], rs["original_max_position_embeddings"]
-
-        def corr(rot):
-            return d * np.log(old / (rot * 2 * np.pi)) / (2 * np.log(base))
-        low, high = max(np.floor(corr(32)), 0), min(np.ceil(corr(1)), d - 1)
-        ramp = np.clip((np.arange(d // 2) - low) / (high - low if high != low else 0.001), 0, 1)
-        extrap = 1 - ramp
-        inv = inv / f * (1 - extrap) + inv * extrap
-        att = 0.1 * np.log(f) + 1.0
+    inv, att = hf_rope(rs, ref.rope_base, ref.n_rot)
     err = np.abs(ref.inv_freq / inv - 1).max()
     # float32 rope_freqs.weight: 1e-7 relative
-    assert err < 1e-6 and abs(ref.mscale - att) < 1e-7, (kind, err, ref.mscale, att)
+    assert err < 1e-6 and abs(ref.mscale - att) < 1e-7, (rs, err, ref.mscale, att)
+    kind = rs["rope_type"] if rs else None
     assert ref.rope_kind == {"llama3": "linear", None: "linear"}.get(kind, kind)
 
 
