@@ -235,7 +235,7 @@ def torch_rope(spec, hd):
     base = spec["theta"]
     inv = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     rs = spec.get("rope_scaling") or {}
-    kind = rs.get("rope_type")
+    kind = rs.get("rope_type", rs.get("type"))
     if kind == "linear":
         return inv / rs["factor"], 1.0
     if kind == "llama3":
