@@ -374,6 +374,16 @@ static uint64_t fingerprint(const hmt_model *m) {
         h = hmti_fnv1a(h, m->layers[l].attn_norm, d);
         h = hmti_fnv1a(h, m->layers[l].ffn_norm, d);
     }
+    /* a RoPE other than base^(-2i/head size) changes every state: hashed
+     * then (so plain models keep the fingerprints they always had) */
+    int plain = m->rope.n_rot == m->head_dim && m->rope_mscale == 1.0f;
+    for (int i = 0; plain && i < m->rope.n_rot / 2; i++)
+        plain = m->rope_freq[i] == pow(m->rope_base, -2.0 * (double)i / (double)m->rope.n_rot);
+    if (!plain) {
+        h = hmti_fnv1a(h, &m->rope.n_rot, sizeof m->rope.n_rot);
+        h = hmti_fnv1a(h, &m->rope_mscale, sizeof m->rope_mscale);
+        h = hmti_fnv1a(h, m->rope_freq, (size_t)(m->rope.n_rot / 2) * sizeof *m->rope_freq);
+    }
     const size_t rb = hmti_qrow_bytes(m->tok_embd->type, m->n_embd);
     return hmti_fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
 }

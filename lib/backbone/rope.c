@@ -82,14 +82,18 @@ int hmti_model_read_rope(hmt_model *m) {
     /* factor: rope.scaling.factor, else the old rope.scale_linear; 0 = unset */
     int present;
     float factor;
-    if ((rc = opt_float(m, "rope.scaling.factor", 0.0f, 1, &factor, &present))) return rc;
-    if (!present && (rc = opt_float(m, "rope.scale_linear", 0.0f, 1, &factor, &present))) return rc;
+    const char *factor_key = "rope.scaling.factor";
+    if ((rc = opt_float(m, factor_key, 0.0f, 1, &factor, &present))) return rc;
+    if (!present) {
+        factor_key = "rope.scale_linear";
+        if ((rc = opt_float(m, factor_key, 0.0f, 1, &factor, &present))) return rc;
+    }
     if (factor == 0.0f) factor = 1.0f;
     if (r->scaling == HMTI_ROPE_NONE && factor != 1.0f) {
         /* llama.cpp drops the factor under type none: the file contradicts itself */
         char s[32];
         snprintf(s, sizeof s, "%g", factor);
-        key_of(key, sizeof key, m, "rope.scaling.factor");
+        key_of(key, sizeof key, m, factor_key);
         return refuse(key, s, "with rope.scaling.type 'none' is ambiguous (llama.cpp ignores the "
                       "factor)");
     }
