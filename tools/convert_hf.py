@@ -58,9 +58,12 @@ F16_MAX = 65504.0
 
 
 class HParams:
-    """The hyperparameters libhmt needs, checked against what it implements."""
+    """The hyperparameters libhmt needs, checked against what it implements.
+    full: what convert() writes (Qwen3, head_dim, rope_scaling); without it
+    (tools/convert_hmt_pytorch.py's --base-hf, which writes the metadata
+    itself and carries none of these yet) they are refused, not dropped."""
 
-    def __init__(self, cfg, where):
+    def __init__(self, cfg, where, full=False):
         def need_int(key, default=None):
             v = cfg.get(key, default)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -81,6 +84,9 @@ class HParams:
                           f"(one of {', '.join(ARCHS)})")
         self.hf_arch = archs[0]
         self.arch = ARCHS[archs[0]]
+        if not full and self.arch == "qwen3":
+            raise HFError(f"{where}: {self.hf_arch} is converted by tools/convert_hf.py, not yet "
+                          "carried through this path (llama and qwen2)")
         d = DEFAULTS[self.arch]
         self.n_embd = need_int("hidden_size")
         self.n_layer = need_int("num_hidden_layers")
@@ -96,6 +102,10 @@ class HParams:
         if not isinstance(self.tied, bool):
             raise HFError(f"{where}: tie_word_embeddings must be true or false")
         self.explicit_head_dim = cfg.get("head_dim", d["head_dim"]) is not None
+        if not full and self.explicit_head_dim and cfg["head_dim"] * self.n_head != self.n_embd:
+            raise HFError(f"{where}: head_dim {cfg['head_dim']} differs from hidden_size / "
+                          "num_attention_heads; this path needs them equal (tools/convert_hf.py "
+                          "converts it)")
         if self.explicit_head_dim:
             self.head_dim = need_int("head_dim", d["head_dim"])
         elif self.n_embd % self.n_head:
@@ -108,9 +118,9 @@ class HParams:
                           "divide evenly")
         if self.head_dim % 2:
             raise HFError(f"{where}: head size {self.head_dim} is odd (RoPE needs pairs)")
-        self._check_supported(cfg, where)
+        self._check_supported(cfg, where, full)
 
-    def _check_supported(self, cfg, where):
+    def _check_supported(self, cfg, where, full):
         """Reject what libhmt does not implement, instead of a wrong model."""
         act = cfg.get("hidden_act", "silu")
         if act != "silu":
@@ -120,6 +130,9 @@ class HParams:
                                           self.arch)
         except RopeScalingError as e:
             raise HFError(f"{where}: {e}") from None
+        if not full and (any(self.rope[:3]) or self.rope[3] is not None):
+            raise HFError(f"{where}: rope_scaling {cfg['rope_scaling']!r}: tools/convert_hf.py "
+                          "converts it; this path does not carry it yet (plain RoPE only)")
         prf = cfg.get("partial_rotary_factor", 1.0)
         if prf != 1.0:
             raise HFError(f"{where}: partial_rotary_factor {prf} not supported (1.0)")
@@ -225,7 +238,7 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     cfg = load_json(cfg_path)
     if not isinstance(cfg, dict):
         raise HFError(f"{cfg_path}: not a JSON object")
-    hp = HParams(cfg, cfg_path)
+    hp = HParams(cfg, cfg_path, full=True)
     weights = open_weights(model_dir)
     plan, ignored = plan_tensors(hp, weights, model_dir)
     vocab = convert_tokenizer(model_dir, hp.n_vocab, cfg, pre)

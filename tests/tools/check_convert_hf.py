@@ -813,6 +813,32 @@ def run_bad_inputs(root):
     print(f"bad inputs: {len(cases) + 1} rejected with a clear message; --pre override and CLI checked")
 
 
+def run_base_path():
+    """convert_hf.HParams as tools/convert_hmt_pytorch.py's --base-hf reads a
+    config (full=False: it writes the metadata itself and carries no RoPE
+    scaling, head_dim or Qwen3 yet): each is refused, never dropped."""
+    base = dict(architectures=["LlamaForCausalLM"], hidden_size=64, num_hidden_layers=1,
+                intermediate_size=96, num_attention_heads=4, num_key_value_heads=2, vocab_size=320)
+    cases = [(dict(rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+              "rope_scaling"),
+             (dict(rope_scaling={"type": "linear", "factor": 2.0}), "rope_scaling"),
+             (dict(head_dim=32), "head_dim 32"),
+             (dict(architectures=["Qwen3ForCausalLM"], head_dim=16), "Qwen3ForCausalLM")]
+    for extra, want in cases:
+        cfg = dict(base, **extra)
+        try:
+            convert_hf.HParams(cfg, "config.json")
+            msg = None
+        except convert_hf.HFError as e:
+            msg = str(e)
+        check(msg is not None and want in msg, f"base path: {extra} not refused ({msg!r})")
+        full = convert_hf.HParams(cfg, "config.json", full=True)
+        check(full is not None, f"convert(): {extra} accepted")
+    check(convert_hf.HParams(base, "config.json").head_dim == 16, "base path: a plain config")
+    print(f"base path (convert_hmt_pytorch --base-hf): {len(cases)} configs it cannot carry refused")
+
+
 def main():
     t0 = time.time()
     root = tempfile.mkdtemp(prefix="hmt-convert-hf-")
@@ -821,6 +847,7 @@ def main():
         run_cases(root)
         run_quantized(root)
         run_bad_inputs(root)
+        run_base_path()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"check_convert_hf: {passed} passed, {failed} failed ({time.time() - t0:.1f} s)")
