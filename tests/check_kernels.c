@@ -732,30 +732,42 @@ START_TEST(silu_mul_matches) {
 END_TEST
 
 START_TEST(rope_matches) {
-    static const int hds[] = {2, 64, 80, 128, 34};
+    /* head sizes, rotated dims (0: all; partial rotary leaves the rest) */
+    static const int hds[] = {2, 64, 80, 128, 34, 64, 128};
+    static const int rots[] = {0, 0, 0, 0, 0, 32, 6};
     static const int32_t poss[] = {0, 1, 17, 1000, 100000, 5000000};
     static const float bases[] = {10000.0f, 1000000.0f};
     float x[4 * 128], x0[4 * 128];
-    for (int hi = 0; hi < 5; hi++)
+    double freq[64];
+    for (int hi = 0; hi < 7; hi++)
         for (int pi = 0; pi < 6; pi++)
-            for (int bi = 0; bi < 2; bi++)
+            for (int bi = 0; bi < 4; bi++)
                 for (int neox = 0; neox <= 1; neox++) {
-                    int hd = hds[hi], nh = 3;
+                    const int hd = hds[hi], nh = 3, nr = rots[hi] ? rots[hi] : hd;
+                    /* bi 2, 3: a scaled table (every pair its own factor) and a magnitude */
+                    hmti_rope_freqs(freq, nr, bases[bi & 1]);
+                    const float ms = bi >= 2 ? 1.25f : 1.0f;
+                    if (bi >= 2)
+                        for (int i = 0; i < nr / 2; i++) freq[i] /= 1.0 + 0.37 * i;
                     for (int i = 0; i < nh * hd + 1; i++) x0[i] = rndf();
                     memcpy(x, x0, sizeof x);
-                    hmti_rope(x, nh, hd, poss[pi], bases[bi], neox);
-                    for (int h = 0; h < nh; h++)
-                        for (int i = 0; i < hd / 2; i++) {
-                            double th = (double)poss[pi] * pow((double)bases[bi], -2.0 * i / hd);
-                            int i0 = neox ? i : 2 * i, i1 = neox ? i + hd / 2 : 2 * i + 1;
+                    hmti_rope(x, nh, hd, nr, poss[pi], freq, ms, neox);
+                    for (int h = 0; h < nh; h++) {
+                        for (int i = 0; i < nr / 2; i++) {
+                            double th = (double)poss[pi] * pow((double)bases[bi & 1], -2.0 * i / nr);
+                            if (bi >= 2) th /= 1.0 + 0.37 * i;
+                            int i0 = neox ? i : 2 * i, i1 = neox ? i + nr / 2 : 2 * i + 1;
                             double a = x0[h * hd + i0], b = x0[h * hd + i1];
-                            double w0 = a * cos(th) - b * sin(th), w1 = a * sin(th) + b * cos(th);
+                            double w0 = ms * (a * cos(th) - b * sin(th));
+                            double w1 = ms * (a * sin(th) + b * cos(th));
                             EXPECT_MSG(fabs(x[h * hd + i0] - w0) < 2e-6 &&
                                               fabs(x[h * hd + i1] - w1) < 2e-6,
-                                          "rope hd%d pos%d neox%d h%d i%d: (%g,%g) vs (%g,%g)", hd,
-                                          poss[pi], neox, h, i, x[h * hd + i0], x[h * hd + i1], w0,
-                                          w1);
+                                          "rope hd%d rot%d pos%d neox%d h%d i%d: (%g,%g) vs (%g,%g)",
+                                          hd, nr, poss[pi], neox, h, i, x[h * hd + i0],
+                                          x[h * hd + i1], w0, w1);
                         }
+                        for (int i = nr; i < hd; i++) EXPECT(x[h * hd + i] == x0[h * hd + i]);
+                    }
                     EXPECT(x[nh * hd] == x0[nh * hd]);
                 }
 }

@@ -7,14 +7,19 @@ llama.cpp) loads: llama.cpp's tensor names, metadata keys and tokenizer.
 MODEL_DIR holds config.json, model.safetensors (or model.safetensors.index.json
 and its shards) and tokenizer.model and/or tokenizer.json (+ the optional
 tokenizer_config.json, added_tokens.json). Architectures: LlamaForCausalLM
-(Llama 2/3, TinyLlama, SmolLM/SmolLM2, OpenLLaMA) and Qwen2ForCausalLM.
+(Llama 2/3/3.1/3.2, TinyLlama, SmolLM/SmolLM2, OpenLLaMA), Qwen2ForCausalLM
+and Qwen3ForCausalLM; rope_scaling llama3, linear and yarn (tools/hf_rope.py).
 Needs NumPy; python3-sentencepiece for tokenizer.model. No transformers,
 no torch. Details, limits and how it was checked: docs/CONVERTING.md.
 
 Layout facts (as llama.cpp's convert_hf_to_gguf.py):
 - Llama q_proj/k_proj rows are permuted from HF's rotate-half RoPE order to
   llama.cpp's adjacent-pair order (per head: rows [0..hd/2) and [hd/2..hd)
-  interleaved). Qwen2 runs NEOX RoPE on HF's order: nothing is permuted.
+  interleaved). Qwen2 and Qwen3 run NEOX RoPE on HF's order: nothing is permuted.
+- Qwen3's per-head q_norm / k_norm become blk.N.attn_q_norm / attn_k_norm;
+  a head_dim in config.json is written as attention.key_length/value_length.
+- rope_scaling llama3 becomes the tensor rope_freqs.weight (first in the
+  file, as llama.cpp writes it), linear and yarn rope.scaling.* keys.
 - Norm weights and biases stay F32; matrices take --outtype: f32, f16, bf16,
   or quantized q8_0, q4_0, q4_k_m with the per-tensor types llama-quantize
   would choose (tools/gguf_quants.py tensor_type; docs/CONVERTING.md).
@@ -31,13 +36,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_quants as gq  # noqa: E402
 from gguf_write import FLOAT32, STRING, UINT32, StreamingGGUFWriter  # noqa: E402
 from hf_files import HFError, load_json, open_weights  # noqa: E402
+from hf_rope import RopeScalingError, gguf_rope_scaling  # noqa: E402
 from hf_vocab import PRE_NAMES, convert_tokenizer  # noqa: E402
 
-ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
-# HF config defaults of LlamaConfig / Qwen2Config for keys a config.json may omit
+ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
+# HF config defaults of LlamaConfig / Qwen2Config / Qwen3Config for keys a
+# config.json may omit (head_dim None: hidden_size / num_attention_heads)
 DEFAULTS = {
-    "llama": {"max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0},
-    "qwen2": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 10000.0},
+    "llama": {"max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+              "head_dim": None},
+    "qwen2": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+              "head_dim": None},
+    "qwen3": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+              "head_dim": 128},
 }
 # --outtype -> (default type of the matrices, general.file_type): f32, f16,
 # bf16, q8_0, q4_0, q4_k_m; which matrix gets which type is
@@ -47,9 +58,12 @@ F16_MAX = 65504.0
 
 
 class HParams:
-    """The hyperparameters libhmt needs, checked against what it implements."""
+    """The hyperparameters libhmt needs, checked against what it implements.
+    full: what convert() writes (Qwen3, head_dim, rope_scaling); without it
+    (tools/convert_hmt_pytorch.py's --base-hf, which writes the metadata
+    itself and carries none of these yet) they are refused, not dropped."""
 
-    def __init__(self, cfg, where):
+    def __init__(self, cfg, where, full=False):
         def need_int(key, default=None):
             v = cfg.get(key, default)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -70,6 +84,9 @@ class HParams:
                           f"(one of {', '.join(ARCHS)})")
         self.hf_arch = archs[0]
         self.arch = ARCHS[archs[0]]
+        if not full and self.arch == "qwen3":
+            raise HFError(f"{where}: {self.hf_arch} is converted by tools/convert_hf.py, not yet "
+                          "carried through this path (llama and qwen2)")
         d = DEFAULTS[self.arch]
         self.n_embd = need_int("hidden_size")
         self.n_layer = need_int("num_hidden_layers")
@@ -84,29 +101,38 @@ class HParams:
         self.tied = cfg.get("tie_word_embeddings", False)
         if not isinstance(self.tied, bool):
             raise HFError(f"{where}: tie_word_embeddings must be true or false")
-        if self.n_embd % self.n_head or self.n_head % self.n_head_kv:
-            raise HFError(f"{where}: hidden_size {self.n_embd}, {self.n_head} heads and "
-                          f"{self.n_head_kv} KV heads do not divide evenly")
-        self.head_dim = self.n_embd // self.n_head
+        self.explicit_head_dim = cfg.get("head_dim", d["head_dim"]) is not None
+        if not full and self.explicit_head_dim and cfg["head_dim"] * self.n_head != self.n_embd:
+            raise HFError(f"{where}: head_dim {cfg['head_dim']} differs from hidden_size / "
+                          "num_attention_heads; this path needs them equal (tools/convert_hf.py "
+                          "converts it)")
+        if self.explicit_head_dim:
+            self.head_dim = need_int("head_dim", d["head_dim"])
+        elif self.n_embd % self.n_head:
+            raise HFError(f"{where}: hidden_size {self.n_embd} and {self.n_head} heads do not "
+                          "divide evenly (and no head_dim)")
+        else:
+            self.head_dim = self.n_embd // self.n_head
+        if self.n_head % self.n_head_kv:
+            raise HFError(f"{where}: {self.n_head} heads and {self.n_head_kv} KV heads do not "
+                          "divide evenly")
         if self.head_dim % 2:
             raise HFError(f"{where}: head size {self.head_dim} is odd (RoPE needs pairs)")
-        self._check_supported(cfg, where)
+        self._check_supported(cfg, where, full)
 
-    def _check_supported(self, cfg, where):
+    def _check_supported(self, cfg, where, full):
         """Reject what libhmt does not implement, instead of a wrong model."""
-        hd = cfg.get("head_dim")
-        if hd is not None and hd != self.head_dim:
-            raise HFError(f"{where}: head_dim {hd} differs from hidden_size / num_attention_heads "
-                          f"= {self.head_dim}; libhmt needs them equal")
         act = cfg.get("hidden_act", "silu")
         if act != "silu":
             raise HFError(f"{where}: hidden_act {act!r} not supported (silu)")
-        rs = cfg.get("rope_scaling")
-        if rs is not None:
-            kind = rs.get("rope_type", rs.get("type")) if isinstance(rs, dict) else rs
-            if kind not in (None, "default"):
-                raise HFError(f"{where}: rope_scaling {kind!r} not supported: libhmt implements "
-                              "plain RoPE (no linear, dynamic, yarn or llama3 scaling)")
+        try:
+            self.rope = gguf_rope_scaling(cfg.get("rope_scaling"), self.rope_theta, self.head_dim,
+                                          self.arch)
+        except RopeScalingError as e:
+            raise HFError(f"{where}: {e}") from None
+        if not full and (any(self.rope[:3]) or self.rope[3] is not None):
+            raise HFError(f"{where}: rope_scaling {cfg['rope_scaling']!r}: tools/convert_hf.py "
+                          "converts it; this path does not carry it yet (plain RoPE only)")
         prf = cfg.get("partial_rotary_factor", 1.0)
         if prf != 1.0:
             raise HFError(f"{where}: partial_rotary_factor {prf} not supported (1.0)")
@@ -115,12 +141,16 @@ class HParams:
         if self.arch == "llama" and cfg.get("attention_bias"):
             raise HFError(f"{where}: attention_bias not supported for Llama (it adds an "
                           "o_proj bias, which libhmt does not have)")
-        if self.arch == "qwen2" and cfg.get("use_sliding_window"):
+        if self.arch == "qwen3" and cfg.get("attention_bias"):
+            raise HFError(f"{where}: attention_bias not supported for Qwen3 (llama.cpp's qwen3 "
+                          "has no q/k/v biases)")
+        if self.arch in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
             raise HFError(f"{where}: use_sliding_window not supported (full attention only)")
 
     def describe(self):
         return (f"{self.arch}, {self.n_layer} layers, embedding {self.n_embd}, heads "
-                f"{self.n_head}/{self.n_head_kv} KV, FFN {self.n_ff}, vocabulary {self.n_vocab}, "
+                f"{self.n_head}/{self.n_head_kv} KV, head {self.head_dim}, FFN {self.n_ff}, "
+                f"vocabulary {self.n_vocab}, "
                 f"context {self.n_ctx}, rope_theta {self.rope_theta:g}, eps {self.rms_eps:g}, "
                 f"{'tied' if self.tied else 'untied'} output")
 
@@ -155,7 +185,10 @@ def plan_tensors(hp, weights, where):
             (p + "mlp.up_proj.weight", b + "ffn_up.weight", (ff, d), None),
             (p + "mlp.down_proj.weight", b + "ffn_down.weight", (d, ff), None),
         ]
-        if not llama:
+        if hp.arch == "qwen3":
+            want += [(p + "self_attn.q_norm.weight", b + "attn_q_norm.weight", (hd,), None),
+                     (p + "self_attn.k_norm.weight", b + "attn_k_norm.weight", (hd,), None)]
+        if hp.arch == "qwen2":
             want += [(p + "self_attn.q_proj.bias", b + "attn_q.bias", (q_dim,), None),
                      (p + "self_attn.k_proj.bias", b + "attn_k.bias", (kv_dim,), None),
                      (p + "self_attn.v_proj.bias", b + "attn_v.bias", (kv_dim,), None)]
@@ -205,7 +238,7 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     cfg = load_json(cfg_path)
     if not isinstance(cfg, dict):
         raise HFError(f"{cfg_path}: not a JSON object")
-    hp = HParams(cfg, cfg_path)
+    hp = HParams(cfg, cfg_path, full=True)
     weights = open_weights(model_dir)
     plan, ignored = plan_tensors(hp, weights, model_dir)
     vocab = convert_tokenizer(model_dir, hp.n_vocab, cfg, pre)
@@ -224,13 +257,26 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
             ("attention.head_count", hp.n_head), ("attention.head_count_kv", hp.n_head_kv)]
     if a == "llama":  # llama.cpp writes these two for llama only
         ints += [("vocab_size", hp.n_vocab), ("rope.dimension_count", hp.head_dim)]
+    if hp.explicit_head_dim:  # as llama.cpp, whenever config.json has head_dim
+        ints += [("attention.key_length", hp.head_dim), ("attention.value_length", hp.head_dim)]
+    rope_f, rope_s, rope_u, rope_freqs = hp.rope
+    ints += list(rope_u.items())
     for key, value in ints:
         w.add(f"{a}.{key}", value, UINT32)
     w.add(f"{a}.rope.freq_base", hp.rope_theta, FLOAT32)
+    for key, value in rope_s.items():
+        w.add(f"{a}.{key}", value, STRING)
+    for key, value in rope_f.items():
+        w.add(f"{a}.{key}", float(value), FLOAT32)
     w.add(f"{a}.attention.layer_norm_rms_epsilon", hp.rms_eps, FLOAT32)
     for key, value, vtype, elem in vocab.entries():
         w.add(key, value, vtype, elem)
     n_bytes, counts = 0, {}
+    if rope_freqs is not None:  # llama3 scaling: first, as llama.cpp writes it
+        w.add_tensor_deferred("rope_freqs.weight", rope_freqs.shape, gq.TYPES["F32"].ggml_id,
+                              lambda: rope_freqs)
+        n_bytes += len(w.tensors[-1][3])
+        counts["F32"] = counts.get("F32", 0) + 1
     for gname, ref, perm in plan:
         tname = (gq.tensor_type(outtype, gname, hp.n_layer, ref.shape[-1], hp.tied)
                  if len(ref.shape) == 2 else "F32")
@@ -254,7 +300,8 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Convert a Hugging Face Llama/Qwen2 model directory to a GGUF file for libhmt.")
+        description="Convert a Hugging Face Llama/Qwen2/Qwen3 model directory to a GGUF file "
+                    "for libhmt.")
     ap.add_argument("model_dir", help="directory with config.json, safetensors weights and a tokenizer")
     ap.add_argument("-o", "--outfile", required=True, help="output .gguf path")
     ap.add_argument("--outtype", choices=sorted(OUTTYPES), default="f16",

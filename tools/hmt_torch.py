@@ -1,9 +1,14 @@
-"""PyTorch Llama backbone + HMT (docs/HMT.md), the trainer's model code.
+"""PyTorch Llama / Qwen2 / Qwen3 backbone + HMT (docs/HMT.md), the trainer's
+model code.
 
 Weights are kept in llama.cpp's GGUF layout so export is a plain copy:
-  q/k RoPE in "normal" mode (adjacent pairs (x[2i], x[2i+1]) of each head),
-  angle_i = pos * base^(-2i/hd); RMSNorm x / sqrt(mean(x^2) + eps) * w;
-  SwiGLU FFN; tied LM head (token_embd) unless untied.
+  q/k RoPE on the first n_rot dims of each head, llama in "normal" mode
+  (adjacent pairs (x[2i], x[2i+1])), qwen2/qwen3 in NEOX mode (pairs
+  (x[i], x[i + n_rot/2])), angle_i = pos * f_i with the file's RoPE table
+  (base^(-2i/n_rot), or the scaled one: llama_ref.rope_table) times mscale;
+  qwen2 q/k/v biases; qwen3 per-head q/k RMSNorm before RoPE;
+  RMSNorm x / sqrt(mean(x^2) + eps) * w; SwiGLU FFN; tied LM head
+  (token_embd) unless untied. Training from scratch makes llama models.
 Same math as tests/reference/llama_ref.py and hmt_ref.py (the C library's
 oracles), in float32 (or float64 for checks).
 
@@ -23,10 +28,19 @@ import torch.nn.functional as F
 
 class Config:
     def __init__(self, n_vocab=3000, n_embd=256, n_layer=4, n_head=4, n_head_kv=4, n_ff=688,
-                 n_ctx=512, rope_base=10000.0, eps=1e-5, tied=True):
+                 n_ctx=512, rope_base=10000.0, eps=1e-5, tied=True, arch="llama", head_dim=None,
+                 n_rot=None, rope_freq=None, mscale=1.0):
         self.n_vocab, self.n_embd, self.n_layer = n_vocab, n_embd, n_layer
         self.n_head, self.n_head_kv, self.n_ff = n_head, n_head_kv, n_ff
         self.n_ctx, self.rope_base, self.eps, self.tied = n_ctx, rope_base, eps, tied
+        if arch not in ("llama", "qwen2", "qwen3"):
+            raise ValueError(f"arch {arch!r} (llama, qwen2, qwen3)")
+        self.arch = arch
+        self.head_dim = head_dim or n_embd // n_head
+        self.n_rot = n_rot or self.head_dim
+        # per-pair RoPE frequencies (None: base^(-2i/n_rot)) and magnitude
+        self.rope_freq = None if rope_freq is None else [float(f) for f in rope_freq]
+        self.mscale = float(mscale)
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -55,11 +69,15 @@ def rmsnorm(x, w, eps):
 class Block(nn.Module):
     def __init__(self, c):
         super().__init__()
-        d, hd = c.n_embd, c.n_embd // c.n_head
+        d, hd = c.n_embd, c.head_dim
+        bias = c.arch == "qwen2"
         self.attn_norm = nn.Parameter(torch.ones(d))
-        self.attn_q = nn.Linear(d, c.n_head * hd, bias=False)
-        self.attn_k = nn.Linear(d, c.n_head_kv * hd, bias=False)
-        self.attn_v = nn.Linear(d, c.n_head_kv * hd, bias=False)
+        self.attn_q = nn.Linear(d, c.n_head * hd, bias=bias)
+        self.attn_k = nn.Linear(d, c.n_head_kv * hd, bias=bias)
+        self.attn_v = nn.Linear(d, c.n_head_kv * hd, bias=bias)
+        if c.arch == "qwen3":
+            self.attn_q_norm = nn.Parameter(torch.ones(hd))
+            self.attn_k_norm = nn.Parameter(torch.ones(hd))
         self.attn_output = nn.Linear(c.n_head * hd, d, bias=False)
         self.ffn_norm = nn.Parameter(torch.ones(d))
         self.ffn_gate = nn.Linear(d, c.n_ff, bias=False)
@@ -75,9 +93,12 @@ class Llama(nn.Module):
         self.layers = nn.ModuleList([Block(c) for _ in range(c.n_layer)])
         self.output_norm = nn.Parameter(torch.ones(c.n_embd))
         self.output = None if c.tied else nn.Linear(c.n_embd, c.n_vocab, bias=False)
-        hd = c.n_embd // c.n_head
-        i = torch.arange(hd // 2, dtype=torch.float64)
-        self.register_buffer("inv_freq", c.rope_base ** (-2 * i / hd), persistent=False)
+        if c.rope_freq is not None:
+            inv = torch.tensor(c.rope_freq, dtype=torch.float64)
+        else:
+            i = torch.arange(c.n_rot // 2, dtype=torch.float64)
+            inv = c.rope_base ** (-2 * i / c.n_rot)
+        self.register_buffer("inv_freq", inv, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -92,12 +113,21 @@ class Llama(nn.Module):
             nn.init.normal_(self.output.weight, std=std)
 
     def rope(self, x, n):
-        """x [B, n, h, hd], positions 0..n-1, adjacent-pair (llama.cpp normal) mode."""
+        """x [B, n, h, hd], positions 0..n-1: the first n_rot dims rotate,
+        adjacent pairs (llama.cpp normal mode, llama) or NEOX (qwen2, qwen3)."""
+        c = self.c
         pos = torch.arange(n, dtype=torch.float64, device=x.device)
-        ang = (pos[:, None] * self.inv_freq[None, :]).to(x.dtype)      # [n, hd/2]
-        c, s = ang.cos()[None, :, None, :], ang.sin()[None, :, None, :]
-        a, b = x[..., 0::2], x[..., 1::2]
-        return torch.stack((a * c - b * s, a * s + b * c), dim=-1).flatten(-2)
+        ang = pos[:, None] * self.inv_freq[None, :]                    # [n, n_rot/2]
+        cs = (ang.cos() * c.mscale).to(x.dtype)[None, :, None, :]
+        sn = (ang.sin() * c.mscale).to(x.dtype)[None, :, None, :]
+        r, rest = x[..., :c.n_rot], x[..., c.n_rot:]
+        if c.arch == "llama":
+            a, b = r[..., 0::2], r[..., 1::2]
+            r = torch.stack((a * cs - b * sn, a * sn + b * cs), dim=-1).flatten(-2)
+        else:
+            a, b = r[..., :c.n_rot // 2], r[..., c.n_rot // 2:]
+            r = torch.cat((a * cs - b * sn, a * sn + b * cs), dim=-1)
+        return torch.cat((r, rest), dim=-1) if rest.shape[-1] else r
 
     def embed(self, toks):
         return self.tok_embd(toks)
@@ -107,13 +137,20 @@ class Llama(nn.Module):
         Returns final-norm hidden [B, n, d]."""
         c = self.c
         B, n, d = x.shape
-        hd = d // c.n_head
+        hd = c.head_dim
         group = c.n_head // c.n_head_kv
+
+        def proj(m, h):
+            y = linear(h, m.weight)
+            return y if m.bias is None else y + m.bias
         for L in self.layers:
             h = rmsnorm(x, L.attn_norm, c.eps)
-            q = self.rope(linear(h, L.attn_q.weight).view(B, n, c.n_head, hd), n)
-            k = self.rope(linear(h, L.attn_k.weight).view(B, n, c.n_head_kv, hd), n)
-            v = linear(h, L.attn_v.weight).view(B, n, c.n_head_kv, hd)
+            q = proj(L.attn_q, h).view(B, n, c.n_head, hd)
+            k = proj(L.attn_k, h).view(B, n, c.n_head_kv, hd)
+            if c.arch == "qwen3":
+                q, k = rmsnorm(q, L.attn_q_norm, c.eps), rmsnorm(k, L.attn_k_norm, c.eps)
+            q, k = self.rope(q, n), self.rope(k, n)
+            v = proj(L.attn_v, h).view(B, n, c.n_head_kv, hd)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
             if group > 1:
                 k = k.repeat_interleave(group, dim=1)
@@ -214,18 +251,22 @@ def load_gguf(path, adapter_path=None, dtype=torch.float32):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                     "reference"))
     from gguf_read import GGUFFile
+    from llama_ref import Model as RefModel
     g = GGUFFile(path)
     mt = g.meta
     a = mt["general.architecture"]
-    if a != "llama":
-        raise ValueError("only arch llama")
+    if a not in ("llama", "qwen2", "qwen3"):
+        raise ValueError(f"arch {a!r}: llama, qwen2 or qwen3")
+    ref = RefModel(path)   # the head size and RoPE table as libhmt reads them (llama_ref.rope_table)
     c = Config(n_vocab=g.tensors["token_embd.weight"].ne[1], n_embd=int(mt[a + ".embedding_length"]),
                n_layer=int(mt[a + ".block_count"]), n_head=int(mt[a + ".attention.head_count"]),
                n_head_kv=int(mt.get(a + ".attention.head_count_kv", mt[a + ".attention.head_count"])),
                n_ff=int(mt[a + ".feed_forward_length"]), n_ctx=int(mt[a + ".context_length"]),
                rope_base=float(mt.get(a + ".rope.freq_base", 10000.0)),
                eps=float(mt[a + ".attention.layer_norm_rms_epsilon"]),
-               tied="output.weight" not in g.tensors)
+               tied="output.weight" not in g.tensors, arch=a, head_dim=ref.head_dim,
+               n_rot=ref.n_rot, rope_freq=ref.inv_freq.tolist(), mscale=ref.mscale)
+    del ref
     m = Llama(c)
     sd = {"tok_embd.weight": "token_embd.weight", "output_norm": "output_norm.weight"}
     if not c.tied:
@@ -235,6 +276,12 @@ def load_gguf(path, adapter_path=None, dtype=torch.float32):
             sd[f"layers.{i}.{nm}"] = f"blk.{i}.{nm}.weight"
         for nm in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
             sd[f"layers.{i}.{nm}.weight"] = f"blk.{i}.{nm}.weight"
+        if a == "qwen2":
+            for nm in ("attn_q", "attn_k", "attn_v"):
+                sd[f"layers.{i}.{nm}.bias"] = f"blk.{i}.{nm}.bias"
+        if a == "qwen3":
+            for nm in ("attn_q_norm", "attn_k_norm"):
+                sd[f"layers.{i}.{nm}"] = f"blk.{i}.{nm}.weight"
     m.load_state_dict({k: torch.from_numpy(g.tensor(v).copy()) for k, v in sd.items()})
     m.to(dtype)
     if adapter_path is None:

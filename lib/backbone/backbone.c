@@ -1,5 +1,6 @@
-/* Llama / Qwen2 forward pass: pre-norm blocks of GQA attention with RoPE and
- * a SwiGLU feed-forward, then the final RMSNorm and the LM head.
+/* Llama / Qwen2 / Qwen3 forward pass: pre-norm blocks of GQA attention with
+ * RoPE (qwen3: per-head RMSNorm of q and k before it) and a SwiGLU
+ * feed-forward, then the final RMSNorm and the LM head.
  *
  * Weights are packed matrices (kernels/matrix); activations are row-major
  * [row][feature] in one arena. The K cache is stored transposed per KV head,
@@ -217,10 +218,16 @@ static void run_attention(hmti_backbone *b, att_job *aj) {
         hmti_pool_run(b->pool, job_attention, aj);
 }
 
+/* Per-head RMSNorm of q or k (qwen3), in place, before RoPE. */
+static void head_norm(float *x, int n_head, int64_t hd, const float *w, float eps) {
+    for (int h = 0; h < n_head; h++) hmti_rmsnorm(x + h * hd, x + h * hd, w, hd, eps);
+}
+
 /* Apply RoPE to the new rows' q and k and store k, v into the cache. */
 static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t n,
                            const int32_t *pos) {
     const hmt_model *m = b->m;
+    const hmti_layer *L = &m->layers[layer];
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     float *kt = b->kt + (size_t)layer * m->n_head_kv * hd * n_ctx;
@@ -228,8 +235,14 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t 
     for (int32_t i = 0; i < n; i++) {
         const int32_t p = pos ? pos[i] : n_past + i;
         float *q = b->qkv + (size_t)i * (q_dim + 2 * kv_dim), *k = q + q_dim;
-        hmti_rope(q, m->n_head, (int)hd, p, m->rope_base, m->rope_neox);
-        hmti_rope(k, m->n_head_kv, (int)hd, p, m->rope_base, m->rope_neox);
+        if (L->q_norm) {
+            head_norm(q, m->n_head, hd, L->q_norm, m->rms_eps);
+            head_norm(k, m->n_head_kv, hd, L->k_norm, m->rms_eps);
+        }
+        hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, m->rope_freq, m->rope_mscale,
+                  m->rope_neox);
+        hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, m->rope_freq, m->rope_mscale,
+                  m->rope_neox);
         const int64_t slot = (int64_t)n_past + i;
         for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];
         memcpy(v + slot * kv_dim, k + kv_dim, (size_t)kv_dim * sizeof(float));

@@ -2,6 +2,7 @@
  * shape and type against them, then make the weight matrices: F32 tensors
  * are packed into F32 panels (the packed path), every other supported type
  * (docs/MODELS.md) is used as stored, in the mapped file, never expanded. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,12 +168,32 @@ static int load_vector(hmt_model *m, const char *name, int64_t n, int required, 
     return HMT_OK;
 }
 
+/* The RoPE table, with rope_freqs.weight's factors when the file has them
+ * (n_rot/2 of them, finite and > 0, as llama.cpp's converter writes). */
+static int load_rope(hmt_model *m) {
+    float *ff = NULL;
+    if (m->rope.has_freq_factors) {
+        int rc = load_vector(m, "rope_freqs.weight", m->rope.n_rot / 2, 1, &ff);
+        if (rc) return rc;
+        for (int i = 0; i < m->rope.n_rot / 2; i++)
+            if (!(ff[i] > 0) || !isfinite(ff[i])) {
+                rc = hmti_errf(HMT_E_FORMAT, "model: tensor 'rope_freqs.weight' element %d is %g "
+                               "(frequency factors are finite and > 0)", i, ff[i]);
+                free(ff);
+                return rc;
+            }
+    }
+    int rc = hmti_model_rope_table(m, ff);
+    free(ff);
+    return rc;
+}
+
 static int read_hparams(hmt_model *m) {
     const hmti_gguf *g = m->gguf;
     hmti_str arch;
     if (hmti_gguf_find_key(g, "general.architecture") < 0) /* a file defect, not an argument */
         return hmti_errf(HMT_E_FORMAT, "model: missing metadata key 'general.architecture' "
-                         "(a GGUF model names its architecture: llama or qwen2; re-convert it "
+                         "(a GGUF model names its architecture: llama, qwen2 or qwen3; re-convert it "
                          "with tools/convert_hf.py)");
     int rc = hmti_gguf_get_str(g, "general.architecture", &arch);
     if (rc) return rc;
@@ -182,6 +203,9 @@ static int read_hparams(hmt_model *m) {
     } else if (hmti_str_eq(arch, "qwen2")) {
         m->arch = HMTI_ARCH_QWEN2;
         m->rope_neox = 1;
+    } else if (hmti_str_eq(arch, "qwen3")) {
+        m->arch = HMTI_ARCH_QWEN3;
+        m->rope_neox = 1;
     } else if (hmti_str_eq(arch, "hmt")) {
         return hmti_errf(HMT_E_UNSUPPORTED,
                          "model: this file is an HMT adapter (architecture 'hmt'), not a model: "
@@ -189,7 +213,7 @@ static int read_hparams(hmt_model *m) {
                          "file as the adapter (-a, hmt_adapter_load)");
     } else {
         return hmti_errf(HMT_E_UNSUPPORTED,
-                         "model: architecture '%.*s' is not supported (llama, qwen2)",
+                         "model: architecture '%.*s' is not supported (llama, qwen2, qwen3)",
                          (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     }
     snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)arch.len, arch.ptr);
@@ -209,18 +233,28 @@ static int read_hparams(hmt_model *m) {
                          "model: hyperparameters must be positive (embd %d, layers %d, ff %d, "
                          "heads %d, kv heads %d, context %d)",
                          m->n_embd, m->n_layer, m->n_ff, m->n_head, m->n_head_kv, m->n_ctx_train);
-    if (m->n_embd % m->n_head || m->n_head % m->n_head_kv || (m->n_embd / m->n_head) % 2)
+    /* head size: attention.key_length (qwen3, Mistral-Nemo-style llama) or
+     * embedding / heads, as llama.cpp reads it; values must have the same */
+    int32_t hd_k, hd_v;
+    const int32_t hd_def = m->n_embd / m->n_head;
+    if ((rc = meta_u32(g, a, "attention.key_length", &hd_k, 0, hd_def)) ||
+        (rc = meta_u32(g, a, "attention.value_length", &hd_v, 0, hd_def)))
+        return rc;
+    if (hd_k != hd_v)
+        return hmti_errf(HMT_E_UNSUPPORTED, "model: '%s.attention.key_length' = %d and "
+                         "'%s.attention.value_length' = %d (embedding / heads = %d when absent): "
+                         "key and value heads of different sizes are not implemented "
+                         "(docs/MODELS.md)", a, hd_k, a, hd_v, hd_def);
+    if (hd_k <= 0 || hd_k % 2 || m->n_head % m->n_head_kv ||
+        (hd_k == hd_def && m->n_embd % m->n_head))
         return hmti_errf(HMT_E_FORMAT,
-                         "model: embedding %d, heads %d, kv heads %d do not divide evenly "
-                         "into an even head size",
-                         m->n_embd, m->n_head, m->n_head_kv);
-    m->head_dim = m->n_embd / m->n_head;
-    if ((rc = hmti_model_refuse_unimplemented(g, a, m->head_dim, m->n_ctx_train))) return rc;
-    int32_t n_rot;
-    if ((rc = meta_u32(g, a, "rope.dimension_count", &n_rot, 0, m->head_dim))) return rc;
-    if (n_rot != m->head_dim)
-        return hmti_errf(HMT_E_UNSUPPORTED, "model: partial rotary (%d of %d dims) unsupported",
-                         n_rot, m->head_dim);
+                         "model: embedding %d, heads %d, kv heads %d, head size %d do not divide "
+                         "evenly into an even head size",
+                         m->n_embd, m->n_head, m->n_head_kv, hd_k);
+    m->head_dim = hd_k;
+    if ((rc = hmti_model_refuse_unimplemented(g, a, m->n_ctx_train)) ||
+        (rc = hmti_model_read_rope(m)))
+        return rc;
     if (!(m->rope_base > 0) || !(m->rms_eps > 0) || m->rms_eps > 1)
         return hmti_errf(HMT_E_FORMAT, "model: rope.freq_base %g / rms epsilon %g out of range",
                          m->rope_base, m->rms_eps);
@@ -267,6 +301,10 @@ static int load_weights(hmt_model *m) {
             (rc = load_vector(m, TNAME(n0, "attn_norm.weight"), d, 1, &L->attn_norm)) ||
             (rc = load_vector(m, TNAME(n0, "ffn_norm.weight"), d, 1, &L->ffn_norm)))
             return rc;
+        if (m->arch == HMTI_ARCH_QWEN3 &&
+            ((rc = load_vector(m, TNAME(n0, "attn_q_norm.weight"), hd, 1, &L->q_norm)) ||
+             (rc = load_vector(m, TNAME(n0, "attn_k_norm.weight"), hd, 1, &L->k_norm))))
+            return rc;
         /* q, k, v biases (qwen2 always has them), stacked like the weights */
         if (m->arch == HMTI_ARCH_QWEN2 || hmti_gguf_find_tensor(m->gguf, TNAME(n0, "attn_q.bias"))) {
             float *b[3] = {NULL, NULL, NULL};
@@ -286,6 +324,7 @@ static int load_weights(hmt_model *m) {
     }
 #undef TNAME
     if ((rc = load_vector(m, "output_norm.weight", d, 1, &m->output_norm))) return rc;
+    if ((rc = load_rope(m))) return rc;
     if (hmti_gguf_find_tensor(m->gguf, "output.weight"))
         return load_matrix(m, "output.weight", m->n_vocab, d, &m->output);
     /* Tied embeddings: the LM head is the embedding table, packed when F32,
@@ -335,6 +374,16 @@ static uint64_t fingerprint(const hmt_model *m) {
         h = hmti_fnv1a(h, m->layers[l].attn_norm, d);
         h = hmti_fnv1a(h, m->layers[l].ffn_norm, d);
     }
+    /* a RoPE other than base^(-2i/head size) changes every state: hashed
+     * then (so plain models keep the fingerprints they always had) */
+    int plain = m->rope.n_rot == m->head_dim && m->rope_mscale == 1.0f;
+    for (int i = 0; plain && i < m->rope.n_rot / 2; i++)
+        plain = m->rope_freq[i] == pow(m->rope_base, -2.0 * (double)i / (double)m->rope.n_rot);
+    if (!plain) {
+        h = hmti_fnv1a(h, &m->rope.n_rot, sizeof m->rope.n_rot);
+        h = hmti_fnv1a(h, &m->rope_mscale, sizeof m->rope_mscale);
+        h = hmti_fnv1a(h, m->rope_freq, (size_t)(m->rope.n_rot / 2) * sizeof *m->rope_freq);
+    }
     const size_t rb = hmti_qrow_bytes(m->tok_embd->type, m->n_embd);
     return hmti_fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
 }
@@ -372,11 +421,14 @@ static void destroy(hmt_model *m) {
             free(L->attn_norm);
             free(L->ffn_norm);
             free(L->bqkv);
+            free(L->q_norm);
+            free(L->k_norm);
         }
         free(m->layers);
     }
     hmti_matrix_release(&m->output);
     free(m->output_norm);
+    free(m->rope_freq);
     hmti_vocab_free(m->vocab);
     hmti_gguf_close(m->gguf);
     hmti_guard_poison(&m->guard);

@@ -15,7 +15,19 @@
 #include "kernels/kernels.h"
 #include "text/tokenizer.h"
 
-typedef enum { HMTI_ARCH_LLAMA, HMTI_ARCH_QWEN2 } hmti_arch;
+typedef enum { HMTI_ARCH_LLAMA, HMTI_ARCH_QWEN2, HMTI_ARCH_QWEN3 } hmti_arch;
+
+typedef enum { HMTI_ROPE_NONE, HMTI_ROPE_LINEAR, HMTI_ROPE_YARN } hmti_rope_scaling;
+
+/* RoPE as the file declares it (rope.c). */
+typedef struct {
+    int32_t n_rot;        /* rotated dims of each head (rope.dimension_count)        */
+    int scaling;          /* hmti_rope_scaling (rope.scaling.type; absent = linear)  */
+    float factor;         /* rope.scaling.factor (or rope.scale_linear); 1 = none    */
+    float attn_factor;    /* rope.scaling.attn_factor                                */
+    int32_t n_ctx_orig;   /* rope.scaling.original_context_length (YaRN)             */
+    int has_freq_factors; /* rope_freqs.weight present (llama3 scaling)              */
+} hmti_rope_cfg;
 
 /* q, k and v are one matrix, and gate and up another, so each block runs
  * four GEMMs (four pool jobs) instead of seven. */
@@ -26,6 +38,7 @@ typedef struct {
     hmti_matrix down;            /* [d][ff]                                               */
     float *attn_norm, *ffn_norm; /* [d]                                                   */
     float *bqkv;                 /* qwen2 q|k|v biases, NULL for llama                    */
+    float *q_norm, *k_norm;      /* qwen3 per-head RMSNorm weights [hd], else NULL        */
 } hmti_layer;
 
 struct hmt_model {
@@ -36,6 +49,9 @@ struct hmt_model {
     int32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train, head_dim;
     float rope_base, rms_eps;
     int rope_neox;
+    hmti_rope_cfg rope;
+    double *rope_freq;  /* [rope.n_rot / 2]: per-pair angle per position (rope.c) */
+    float rope_mscale;  /* multiplies cos and sin (YaRN's attention factor)         */
     const hmti_gguf_tensor *tok_embd; /* rows converted on use, never copied */
     hmti_matrix output;               /* LM head (token_embd's rows if tied)       */
     int embd_from_output;             /* tied and packed or repacked: embedding rows read from output */
@@ -57,7 +73,12 @@ void hmti_model_embed(const hmt_model *m, hmt_token t, float *out);
 /* HMT_E_UNSUPPORTED naming the first metadata key or tensor of g that would
  * change the arithmetic in a way libhmt does not implement (model_unsupported.c),
  * HMT_OK if there is none. arch: the key prefix ("llama"). */
-int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t head_dim,
-                                    int32_t n_ctx_train);
+int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t n_ctx_train);
+
+/* RoPE (rope.c): read and check the keys (after the head size is known),
+ * then, once the weights are checked, build m->rope_freq and m->rope_mscale
+ * (freq_factors: rope_freqs.weight's n_rot/2 values, or NULL). */
+int hmti_model_read_rope(hmt_model *m);
+int hmti_model_rope_table(hmt_model *m, const float *freq_factors);
 
 #endif

@@ -192,11 +192,17 @@ void hmti_gemm_cm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
 
 /* ---- element-wise and row kernels (vectorized; SLEEF where transcendental) */
 void hmti_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
-/* In place on x[n_head][head_dim] for one position.
- * neox = 0: rotate pairs (x[2i], x[2i+1]) (llama.cpp "norm" mode, arch llama);
- * neox = 1: rotate pairs (x[i], x[i + head_dim/2]) (qwen2).
- * Angle for pair i: pos * base^(-2i/head_dim). */
-void hmti_rope(float *x, int n_head, int head_dim, int32_t pos, float base, int neox);
+/* In place on x[n_head][head_dim] for one position: the first n_rot
+ * (even, 2..head_dim) dims of each head rotate, the rest stay as they are.
+ * neox = 0: pairs (x[2i], x[2i+1]) (llama.cpp "norm" mode, arch llama);
+ * neox = 1: pairs (x[i], x[i + n_rot/2]) (qwen2, qwen3).
+ * Pair i (< n_rot/2) turns by pos * freq[i] (the model's per-dimension
+ * frequencies: base^(-2i/n_rot) with any scaling folded in), and both
+ * outputs are multiplied by mscale (YaRN's attention factor; 1 otherwise). */
+void hmti_rope(float *x, int n_head, int head_dim, int n_rot, int32_t pos, const double *freq,
+               float mscale, int neox);
+/* The plain RoPE table: freq[i] = base^(-2i/n_rot), i < n_rot/2. */
+void hmti_rope_freqs(double *freq, int n_rot, double base);
 /* x[i] = exp(x[i] - max) / sum, in place; returns nothing. n >= 1. */
 void hmti_softmax(float *x, int64_t n);
 /* log sum exp(z[i]) in double, shifted by the max; z must hold no NaN.

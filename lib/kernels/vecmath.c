@@ -472,10 +472,9 @@ void hmti_silu_mul(float *g, const float *u, int64_t n) {
 }
 
 /* ---- RoPE ------------------------------------------------------------------------ */
-/* Angles pos·base^(-2i/d) are formed in double (the frequencies by repeated
- * multiplication from one pow: relative error ~1e-15, harmless even at
- * positions in the millions), and their cos/sin taken in double by SLEEF
- * (full-range argument reduction), then rounded to float. */
+/* Angles pos·freq[i] are formed in double from the model's table (computed
+ * once at load in double, scaling included), and their cos/sin taken in
+ * double by SLEEF (full-range argument reduction), then rounded to float. */
 #define ROPE_MAX_PAIRS 512
 
 AVX512_TARGET static void sincos_avx512(const double *ang, float *c, float *s, int64_t n) {
@@ -549,22 +548,22 @@ static void rope_head_scalar(float *x, const float *c, const float *s, int64_t h
     }
 }
 
-void hmti_rope(float *x, int n_head, int head_dim, int32_t pos, float base, int neox) {
-    if (n_head <= 0 || head_dim < 2) return;
-    int64_t half = head_dim / 2;
+void hmti_rope_freqs(double *freq, int n_rot, double base) {
+    for (int i = 0; i < n_rot / 2; i++) freq[i] = pow(base, -2.0 * (double)i / (double)n_rot);
+}
+
+void hmti_rope(float *x, int n_head, int head_dim, int n_rot, int32_t pos, const double *freq,
+               float mscale, int neox) {
+    if (n_head <= 0 || n_rot < 2 || n_rot > head_dim) return;
+    const int64_t half = n_rot / 2;
     double ang[64];
     float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
-    int l = hmti_cpu_level();
-    double step = pow((double)base, -2.0 / (double)head_dim);
-    for (int64_t b0 = 0; b0 < half; b0 += ROPE_MAX_PAIRS) { /* head_dim > 1024: several passes */
-        int64_t nb = half - b0 < ROPE_MAX_PAIRS ? half - b0 : ROPE_MAX_PAIRS;
-        double f = b0 ? pow((double)base, -2.0 * (double)b0 / (double)head_dim) : 1.0;
+    const int l = hmti_cpu_level();
+    for (int64_t b0 = 0; b0 < half; b0 += ROPE_MAX_PAIRS) { /* n_rot > 1024: several passes */
+        const int64_t nb = half - b0 < ROPE_MAX_PAIRS ? half - b0 : ROPE_MAX_PAIRS;
         for (int64_t i = 0; i < nb; i += 64) {
-            int64_t w = nb - i < 64 ? nb - i : 64;
-            for (int64_t t = 0; t < w; t++) {
-                ang[t] = (double)pos * f;
-                f *= step;
-            }
+            const int64_t w = nb - i < 64 ? nb - i : 64;
+            for (int64_t t = 0; t < w; t++) ang[t] = (double)pos * freq[b0 + i + t];
             if (l == 2)
                 sincos_avx512(ang, cs + i, sn + i, w);
             else if (l == 1)
@@ -575,6 +574,8 @@ void hmti_rope(float *x, int n_head, int head_dim, int32_t pos, float base, int 
                     sn[i + t] = (float)sin(ang[t]);
                 }
         }
+        if (mscale != 1.0f)
+            for (int64_t i = 0; i < nb; i++) cs[i] *= mscale, sn[i] *= mscale;
         if (b0 == 0 && nb == half) {
             for (int h = 0; h < n_head; h++) {
                 float *xh = x + (int64_t)h * head_dim;

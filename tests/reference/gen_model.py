@@ -1,5 +1,5 @@
-"""Deterministic generator of random-weight llama / qwen2 GGUF models with a
-complete tokenizer, for tests (small shapes) and benchmarks (real shapes; see
+"""Deterministic generator of random-weight llama / qwen2 / qwen3 GGUF models
+with a complete tokenizer, for tests (small shapes) and benchmarks (real shapes; see
 bench/gen_model.py). Standard library + NumPy; written with tools/gguf_write.py.
 
 Weights (seeded, drawn in a fixed order, so a seed always gives the same file):
@@ -9,6 +9,11 @@ Weights (seeded, drawn in a fixed order, so a seed always gives the same file):
   attn_q/k    N(0, (1.4/sqrt(d))^2)                -> attention scores std ~2
   attn_v/o, ffn_gate/up   N(0, 1/fan_in), ffn_down N(0, 1/n_ff)
   norms       1 + 0.1 N(0,1) (always F32)          biases (qwen2) 0.3 N(0,1) (F32)
+  qwen3 attn_q_norm / attn_k_norm [head_dim]: 1 + 0.1 N(0,1) (F32)
+RoPE variants (rope_scaling, an HF-style dict, written as llama.cpp's
+converter writes it: tools/hf_rope.py): llama3 -> rope_freqs.weight; linear,
+yarn -> rope.scaling.* keys. n_rot < head_dim: partial rotary. head_dim
+other than n_embd / n_head is written as attention.key_length/value_length.
 All 2-D weights are stored in the chosen type (--type: one type for all, or
 the q4_k_m mix; tools/gguf_quants.py tensor_type), as llama.cpp does; 1-D
 tensors stay F32.
@@ -35,6 +40,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, "..", "..", "tools"))
 import gguf_quants as gq  # noqa: E402
 import gguf_write as gw  # noqa: E402
+import hf_rope  # noqa: E402
 
 # --type: a single type for every 2-D weight (gguf_quants.PURE, as
 # llama-quantize --pure, with its fallback for short rows) or a mix
@@ -218,22 +224,30 @@ def _normal(rng, shape, std):
 def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
                n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, tied=False, wtype="f32",
                seed=0, tokenizer=None, pre=None, alignment=32, version=3,
-               write_vocab_size=None, write_rope_dim=None, name=None):
+               write_vocab_size=None, write_rope_dim=None, name=None, head_dim=None,
+               n_rot=None, rope_scaling=None):
     """Write a random-weight model to path; returns a dict of its shape
     parameters (the manifest line). tokenizer: "spm"/"gpt2" (default by
-    arch: llama -> spm, qwen2 -> gpt2)."""
-    if arch not in ("llama", "qwen2"):
+    arch: llama -> spm, qwen2/qwen3 -> gpt2). head_dim: default n_embd //
+    n_head (another value is written as attention.key_length). n_rot:
+    rotated dims (default head_dim). rope_scaling: HF-style dict."""
+    if arch not in ("llama", "qwen2", "qwen3"):
         raise ValueError(arch)
-    if n_embd % n_head or n_head % n_head_kv or (n_embd // n_head) % 2:
+    hd = head_dim or n_embd // n_head
+    if (head_dim is None and n_embd % n_head) or n_head % n_head_kv or hd % 2:
         raise ValueError("bad head configuration")
+    n_rot = n_rot or hd
+    if n_rot % 2 or n_rot > hd:
+        raise ValueError("bad n_rot")
     if wtype == "q8_0" and (n_embd % 32 or n_ff % 32):
         raise ValueError("Q8_0 needs n_embd and n_ff multiples of 32")
     if wtype not in WTYPES and wtype not in QTYPES and wtype not in MIXES:
         raise ValueError(f"unknown weight type {wtype}")
     tokenizer = tokenizer or ("spm" if arch == "llama" else "gpt2")
     write_vocab_size = (arch == "llama") if write_vocab_size is None else write_vocab_size
-    write_rope_dim = (arch == "llama") if write_rope_dim is None else write_rope_dim
-    hd = n_embd // n_head
+    write_rope_dim = (arch == "llama" or n_rot != hd) if write_rope_dim is None else write_rope_dim
+    rope_f, rope_s, rope_u, rope_freqs = hf_rope.gguf_rope_scaling(rope_scaling, rope_base, n_rot,
+                                                                    arch)
     tt = None  # 2-D weights: their type by tensor_qtype
     qtypes_used = {}
     rng = np.random.default_rng(seed)
@@ -253,7 +267,16 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     w.add(f"{arch}.rope.freq_base", float(rope_base), gw.FLOAT32)
     w.add(f"{arch}.attention.layer_norm_rms_epsilon", float(rms_eps), gw.FLOAT32)
     if write_rope_dim:
-        w.add(f"{arch}.rope.dimension_count", hd, gw.UINT32)
+        w.add(f"{arch}.rope.dimension_count", n_rot, gw.UINT32)
+    if hd != n_embd // n_head or n_embd % n_head:
+        w.add(f"{arch}.attention.key_length", hd, gw.UINT32)
+        w.add(f"{arch}.attention.value_length", hd, gw.UINT32)
+    for k, v in rope_s.items():
+        w.add(f"{arch}.{k}", v)
+    for k, v in rope_f.items():
+        w.add(f"{arch}.{k}", float(v), gw.FLOAT32)
+    for k, v in rope_u.items():
+        w.add(f"{arch}.{k}", v, gw.UINT32)
     if write_vocab_size:
         w.add(f"{arch}.vocab_size", n_vocab, gw.UINT32)
     special = add_tokenizer(w, tokenizer, n_vocab, pre)
@@ -275,6 +298,8 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     def norm(n):
         return 1.0 + _normal(rng, (n,), 0.1)
 
+    if rope_freqs is not None:   # llama.cpp's converter writes it first
+        T("rope_freqs.weight", rope_freqs, gw.F32)
     emb_std = min(1.0, 3.0 / np.sqrt(n_embd)) if tied else 1.0
     T("token_embd.weight", _normal(rng, (n_vocab, n_embd), emb_std), tt)
     T("output_norm.weight", norm(n_embd), gw.F32)
@@ -290,6 +315,9 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
             T(p + "attn_q.bias", _normal(rng, (n_head * hd,), 0.3), gw.F32)
             T(p + "attn_k.bias", _normal(rng, (n_head_kv * hd,), 0.3), gw.F32)
             T(p + "attn_v.bias", _normal(rng, (n_head_kv * hd,), 0.3), gw.F32)
+        if arch == "qwen3":
+            T(p + "attn_q_norm.weight", norm(hd), gw.F32)
+            T(p + "attn_k_norm.weight", norm(hd), gw.F32)
         T(p + "attn_output.weight", _normal(rng, (n_embd, n_head * hd), 1.0 / np.sqrt(n_head * hd)), tt)
         T(p + "ffn_norm.weight", norm(n_embd), gw.F32)
         T(p + "ffn_gate.weight", _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd)), tt)
@@ -302,6 +330,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
             "tokenizer": "llama" if tokenizer == "spm" else "gpt2",
             "bos": special["bos"], "eos": special["eos"], "rope_base": rope_base,
             "rms_eps": rms_eps, "gguf_version": version, "alignment": alignment,
+            "n_rot": n_rot, "rope_scaling": (rope_scaling or {}).get("rope_type", "none"),
             **({"tensor_types": ",".join(f"{k}:{v}" for k, v in sorted(qtypes_used.items()))}
                if qtypes_used else {})}
 
@@ -309,7 +338,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
-    ap.add_argument("--arch", default="llama", choices=["llama", "qwen2"])
+    ap.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3"])
     ap.add_argument("--n-vocab", type=int, default=320)
     ap.add_argument("--n-embd", type=int, default=64)
     ap.add_argument("--n-layer", type=int, default=2)

@@ -56,6 +56,12 @@ CASES = [
     ("hmt-rmt", "llama-f32", dict(L=8, k=2, N=4, d_h=8, seed=105), dict(mode="rmt"), 30, 205),
     ("hmt-segments", "llama-f32", None, dict(mode="segments", L=8), 30, 206),
     ("hmt-window", "llama-f32", None, dict(mode="window", n_ctx=16), 45, 207),
+    # the engine is architecture-agnostic: the same recall on qwen3 (q/k norms,
+    # head size 32 != d / heads) and on a Llama 3.1-style rope_freqs model
+    ("hmt-full-qwen3", "qwen3-f32", dict(L=8, k=2, N=3, d_h=24, seed=108),
+     dict(mode="full", lookahead=True), 43, 210),
+    ("hmt-full-llama3", "llama3-rope-f32", dict(L=8, k=2, N=3, d_h=24, seed=109),
+     dict(mode="full", lookahead=True), 38, 211),
 ]
 
 # recommended C tolerances (max abs difference vs the golden); see README.md.

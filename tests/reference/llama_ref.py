@@ -1,6 +1,6 @@
-"""NumPy reference forward pass for llama-family GGUF models (archs `llama`
-and `qwen2`), written from the math in float64 so it is an oracle for the C
-implementation, not a twin of it.
+"""NumPy reference forward pass for llama-family GGUF models (archs `llama`,
+`qwen2` and `qwen3`), written from the math in float64 so it is an oracle for
+the C implementation, not a twin of it.
 
     m = Model("model.gguf")                      # float64 by default
     logits, hidden, cache = m.forward(tokens=[1, 5, 9])
@@ -9,10 +9,14 @@ implementation, not a twin of it.
 Per layer (pre-norm residual):
     h   = RMSNorm(x) * attn_norm              RMSNorm(x) = x / sqrt(mean(x^2) + eps)
     q,k,v = h Wq^T (+bq), h Wk^T (+bk), h Wv^T (+bv)   (biases: qwen2)
-    q,k = RoPE(q, pos), RoPE(k, pos)
+    q,k = RMSNorm(q_h) * q_norm, RMSNorm(k_h) * k_norm per head   (qwen3 only)
+    q,k = RoPE(q, pos), RoPE(k, pos) on the first n_rot dims of each head
           llama: "normal" mode, pairs (x[2i], x[2i+1]) of each head
-          qwen2: NEOX mode, pairs (x[i], x[i + hd/2])
-          angle_i = pos * freq_base^(-2i/hd), i < hd/2
+          qwen2, qwen3: NEOX mode, pairs (x[i], x[i + n_rot/2])
+          (rotated pair) * mscale; angle_i = pos * freq_i, i < n_rot/2
+          freq_i: see rope_table() (base^(-2i/n_rot), llama3 factors,
+          linear and YaRN scaling as llama.cpp reads them from the GGUF)
+    head size hd = attention.key_length, default n_embd / n_head
     attention per head, q head h reads kv head h // (n_head/n_head_kv);
           row r (KV slot n_past + r) attends to slots 0 .. n_past + r
           (causal by slot, whatever the positions), scale 1/sqrt(hd)
@@ -33,6 +37,92 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gguf_read import GGUFFile  # noqa: E402
+
+
+def yarn_corr_dims(n_rot, n_ctx_orig, base, beta_fast=32.0, beta_slow=1.0):
+    """The dims YaRN ramps between (ggml_rope_yarn_corr_dims), evaluated in
+    float32 like ggml, since a floor/ceil of it picks the dims:
+    corr(beta) = n_rot * ln(n_ctx_orig / (beta * 2 pi)) / (2 ln base)."""
+    f = np.float32
+
+    def corr(beta):
+        return f(n_rot) * np.log(f(n_ctx_orig) / (f(beta) * f(2) * f(np.pi))) / (f(2) * np.log(f(base)))
+    lo = max(0.0, float(np.floor(corr(beta_fast))))
+    hi = min(float(n_rot - 1), float(np.ceil(corr(beta_slow))))
+    return lo, hi
+
+
+def rope_table(meta, n_rot, base, n_ctx_train, freq_factors=None):
+    """Per-pair frequency (angle per position) and magnitude of RoPE as
+    llama.cpp reads them from a GGUF file (meta(key_suffix, default)).
+    Returns (freq [n_rot/2] float64, mscale, kind). The math:
+      theta_i = base^(-2i/n_rot) / ff_i     ff = rope_freqs.weight (llama3 scaling)
+      kind none:    freq_i = theta_i
+      kind linear:  freq_i = theta_i / factor               (the default kind)
+      kind yarn:    freq_i = theta_i * ((1 - r_i) / factor + r_i),
+                    r_i = 1 - clip((i - lo) / max(0.001, hi - lo), 0, 1)
+                    (r = 1: extrapolated, original frequency; r = 0: interpolated)
+                    lo, hi = yarn_corr_dims(n_rot, original_context_length, base)
+      mscale = attn_factor * (1 + 0.1 ln factor if yarn and factor > 1 else 1)
+    factor = rope.scaling.factor, else rope.scale_linear, else 1 (0 = unset).
+    HF transformers' _compute_yarn_parameters is the same but its corr dims
+    are in float64 and its attention_factor may come from the config; the
+    GGUF has only attn_factor, which llama.cpp multiplies in."""
+    kind = meta("rope.scaling.type", "linear")
+    if kind not in ("none", "linear", "yarn"):
+        raise ValueError(f"rope scaling {kind!r} not implemented")
+    factor = float(meta("rope.scaling.factor", meta("rope.scale_linear", 0.0)) or 1.0)
+    attn = float(meta("rope.scaling.attn_factor", 1.0))
+    i = np.arange(n_rot // 2, dtype=np.float64)
+    theta = float(base) ** (-2.0 * i / n_rot)
+    if freq_factors is not None:
+        theta = theta / np.asarray(freq_factors, np.float64)
+    if kind == "none":
+        if factor != 1.0:
+            raise ValueError("a factor with scaling type none")
+        return theta, attn, kind
+    if kind == "linear":
+        return theta / factor, attn, kind
+    lo, hi = yarn_corr_dims(n_rot, int(meta("rope.scaling.original_context_length", n_ctx_train)),
+                            base)
+    r = 1.0 - np.clip((i - lo) / max(0.001, hi - lo), 0.0, 1.0)
+    mscale = attn * (1.0 + 0.1 * np.log(factor) if factor > 1.0 else 1.0)
+    return theta * ((1.0 - r) / factor + r), mscale, kind
+
+
+def hf_rope(rs, base, dim):
+    """Hugging Face's RoPE frequencies and attention factor for a config's
+    rope_scaling (modeling_rope_utils' _compute_default_rope_parameters,
+    _compute_linear_scaling_rope_parameters, _compute_llama3_parameters,
+    _compute_yarn_parameters, written out in float64 from their published
+    math): (inv_freq [dim/2], attention_factor). The independent statement
+    the GGUF form (rope_table) is checked against."""
+    inv = 1.0 / float(base) ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    kind = (rs or {}).get("rope_type", (rs or {}).get("type"))
+    if kind in (None, "default"):
+        return inv, 1.0
+    if kind == "linear":
+        return inv / rs["factor"], 1.0
+    if kind == "llama3":
+        f, lo, hi, old = (rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
+                          rs["original_max_position_embeddings"])
+        wl = 2 * np.pi / inv
+        scaled = np.where(wl > old / lo, inv / f, inv)
+        sm = (old / wl - lo) / (hi - lo)
+        mid = ~(wl < old / hi) & ~(wl > old / lo)
+        return np.where(mid, (1 - sm) * scaled / f + sm * scaled, scaled), 1.0
+    if kind == "yarn":
+        f, old = rs["factor"], rs["original_max_position_embeddings"]
+        bf, bs = rs.get("beta_fast", 32), rs.get("beta_slow", 1)
+
+        def corr(rot):
+            return dim * np.log(old / (rot * 2 * np.pi)) / (2 * np.log(base))
+        low, high = max(np.floor(corr(bf)), 0), min(np.ceil(corr(bs)), dim - 1)
+        ramp = np.clip((np.arange(dim // 2) - low) / (high - low if high != low else 0.001), 0, 1)
+        extrap = 1 - ramp
+        att = rs.get("attention_factor") or (0.1 * np.log(f) + 1.0 if f > 1 else 1.0)
+        return inv / f * (1 - extrap) + inv * extrap, att
+    raise ValueError(f"rope_scaling {kind!r}")
 
 
 class Cache:
@@ -61,7 +151,7 @@ class Model:
         g = GGUFFile(path)
         self.meta = g.meta
         arch = g.meta["general.architecture"]
-        if arch not in ("llama", "qwen2"):
+        if arch not in ("llama", "qwen2", "qwen3"):
             raise ValueError(f"unsupported architecture {arch}")
         self.arch = arch
 
@@ -79,13 +169,15 @@ class Model:
         self.n_ctx_train = int(hp("context_length"))
         self.rope_base = float(hp("rope.freq_base", 10000.0))
         self.eps = float(hp("attention.layer_norm_rms_epsilon"))
-        self.head_dim = self.n_embd // self.n_head
-        n_rot = int(hp("rope.dimension_count", self.head_dim))
-        if n_rot != self.head_dim:
-            raise ValueError("partial rotary (rope.dimension_count != head_dim) not supported")
+        self.head_dim = int(hp("attention.key_length", self.n_embd // self.n_head))
+        if int(hp("attention.value_length", self.n_embd // self.n_head)) != self.head_dim:
+            raise ValueError("key and value head sizes differ")
+        self.n_rot = int(hp("rope.dimension_count", self.head_dim))
+        if self.n_rot % 2 or not 2 <= self.n_rot <= self.head_dim:
+            raise ValueError("rope.dimension_count must be even and <= the head size")
         if self.n_head % self.n_head_kv:
             raise ValueError("n_head not a multiple of n_head_kv")
-        self.neox = {"norm": False, "neox": True, None: arch == "qwen2"}[rope_mode]
+        self.neox = {"norm": False, "neox": True, None: arch in ("qwen2", "qwen3")}[rope_mode]
 
         def W(name):
             return g.tensor(name).astype(self.dtype)
@@ -105,12 +197,20 @@ class Model:
                   "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")}
             for b in ("attn_q", "attn_k", "attn_v"):
                 L[b + ".bias"] = W(p + b + ".bias") if p + b + ".bias" in g.tensors else None
+            for nm in ("attn_q_norm", "attn_k_norm"):
+                L[nm] = W(p + nm + ".weight") if arch == "qwen3" else None
             self.layers.append(L)
         self.n_params = sum(int(np.prod(t.ne)) for t in g.tensors.values())
-        # RoPE inverse frequencies base^(-2i/hd)
-        i = np.arange(self.head_dim // 2, dtype=self.dtype)
-        self.inv_freq = (self.dtype.type(self.rope_base) **
-                         (-2 * i / self.dtype.type(self.head_dim))).astype(self.dtype)
+        ff = None
+        if "rope_freqs.weight" in g.tensors:
+            if arch != "llama":
+                raise ValueError("rope_freqs.weight is applied by llama.cpp to arch llama only")
+            ff = g.tensor("rope_freqs.weight").astype(np.float64).reshape(-1)
+            assert ff.shape == (self.n_rot // 2,)
+        inv_freq, self.mscale, self.rope_kind = rope_table(
+            lambda k, d=None: g.meta.get(f"{arch}.{k}", d), self.n_rot, self.rope_base,
+            self.n_ctx_train, ff)
+        self.inv_freq = inv_freq.astype(self.dtype)
 
     # ---- building blocks ---------------------------------------------------
     def rmsnorm(self, x, w):
@@ -118,20 +218,23 @@ class Model:
         return x / np.sqrt(ms + self.dtype.type(self.eps)) * w
 
     def rope(self, x, pos):
-        """x: [n, heads, hd]; pos: [n]. Returns rotated copy."""
-        ang = pos.astype(self.dtype)[:, None] * self.inv_freq[None, :]   # [n, hd/2]
-        c = np.cos(ang)[:, None, :]
-        s = np.sin(ang)[:, None, :]
-        y = np.empty_like(x)
+        """x: [n, heads, hd]; pos: [n]. Returns a copy with the first n_rot
+        dims of each head rotated (and scaled by mscale); the rest as they were."""
+        ang = pos.astype(self.dtype)[:, None] * self.inv_freq[None, :]   # [n, n_rot/2]
+        ms = self.dtype.type(self.mscale)
+        c = np.cos(ang)[:, None, :] * ms
+        s = np.sin(ang)[:, None, :] * ms
+        y = x.copy()
+        r = x[..., :self.n_rot]
         if self.neox:
-            h = self.head_dim // 2
-            a, b = x[..., :h], x[..., h:]
+            h = self.n_rot // 2
+            a, b = r[..., :h], r[..., h:]
             y[..., :h] = a * c - b * s
-            y[..., h:] = a * s + b * c
+            y[..., h:self.n_rot] = a * s + b * c
         else:
-            a, b = x[..., 0::2], x[..., 1::2]
-            y[..., 0::2] = a * c - b * s
-            y[..., 1::2] = a * s + b * c
+            a, b = r[..., 0::2], r[..., 1::2]
+            y[..., 0:self.n_rot:2] = a * c - b * s
+            y[..., 1:self.n_rot:2] = a * s + b * c
         return y
 
     def new_cache(self):
@@ -173,8 +276,12 @@ class Model:
                 k = k + L["attn_k.bias"]
             if L["attn_v.bias"] is not None:
                 v = v + L["attn_v.bias"]
-            q = self.rope(q.reshape(n, nh, hd), pos)
-            k = self.rope(k.reshape(n, nkv, hd), pos)
+            q, k = q.reshape(n, nh, hd), k.reshape(n, nkv, hd)
+            if L["attn_q_norm"] is not None:
+                q = self.rmsnorm(q, L["attn_q_norm"])
+                k = self.rmsnorm(k, L["attn_k_norm"])
+            q = self.rope(q, pos)
+            k = self.rope(k, pos)
             v = v.reshape(n, nkv, hd)
             K = np.concatenate([cache.k[li], k], axis=0)   # [S, nkv, hd]
             V = np.concatenate([cache.v[li], v], axis=0)

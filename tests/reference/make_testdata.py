@@ -26,7 +26,7 @@ from gen_model import make_model  # noqa: E402
 from gguf_read import GGUFFile  # noqa: E402
 from golden import read_golden, write_golden  # noqa: E402
 from hmt_golden import make_all as make_hmt_goldens  # noqa: E402
-from llama_ref import Model  # noqa: E402
+from llama_ref import Model, hf_rope  # noqa: E402
 
 # name -> make_model keyword arguments (shapes kept small: the whole run is ~seconds)
 MODELS = [
@@ -56,6 +56,37 @@ MODELS = [
     ("llama-hd128-f32", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=2,
                              n_head_kv=1, n_ff=384, n_ctx=256, rope_base=500000.0, rms_eps=1e-5,
                              wtype="f32", seed=18)),
+    # RoPE variants (issue 15). pos_stride multiplies every golden position, so
+    # the cases reach far past the original context (64) and every regime of
+    # each scaling is exercised (head_dim 16: pairs with wavelengths 6 ... 2e4).
+    # Llama 3.1-style: rope_freqs.weight (pairs 0 kept, 1-2 smoothed, 3-7 / 8)
+    ("llama3-rope-f32", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4,
+                             n_head_kv=2, n_ff=160, n_ctx=256, rope_base=10000.0, rms_eps=1e-5,
+                             wtype="f32", seed=31, pos_stride=53,
+                             rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                               high_freq_factor=4.0,
+                                               original_max_position_embeddings=64))),
+    ("llama-linear-f16", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4,
+                              n_head_kv=2, n_ff=160, n_ctx=256, rope_base=10000.0, rms_eps=1e-5,
+                              wtype="f16", seed=32, pos_stride=29,
+                              rope_scaling=dict(rope_type="linear", factor=4.0))),
+    # YaRN: ramp over pairs 0..3 (corr dims 0, 3), mscale 1 + 0.1 ln 4
+    ("qwen2-yarn-f32", dict(arch="qwen2", n_vocab=330, n_embd=64, n_layer=2, n_head=4,
+                            n_head_kv=2, n_ff=160, n_ctx=256, rope_base=10000.0, rms_eps=1e-6,
+                            wtype="f32", seed=33, pos_stride=41,
+                            rope_scaling=dict(rope_type="yarn", factor=4.0,
+                                              original_max_position_embeddings=64))),
+    # partial rotary: 8 of 16 dims rotate, in NEOX and in adjacent-pair mode
+    ("qwen2-partial-f32", dict(arch="qwen2", n_vocab=330, n_embd=64, n_layer=2, n_head=4,
+                               n_head_kv=2, n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-6,
+                               wtype="f32", seed=34, n_rot=8, pos_stride=7)),
+    ("llama-partial-f32", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4,
+                               n_head_kv=2, n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5,
+                               wtype="f32", seed=35, n_rot=8, pos_stride=5)),
+    # qwen3: per-head q/k RMSNorm, head_dim 32 != n_embd / n_head (key_length)
+    ("qwen3-f32", dict(arch="qwen3", n_vocab=330, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
+                       head_dim=32, n_ff=160, n_ctx=256, rope_base=1000000.0, rms_eps=1e-6,
+                       wtype="f32", seed=36)),
 ]
 
 MANIFEST_KEYS = ["name", "file", "arch", "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv",
@@ -91,6 +122,7 @@ def verify_model(path, info):
         assert m["tokenizer.ggml.pre"] == "qwen2"
         assert toks[m["tokenizer.ggml.eos_token_id"]] == "<|im_end|>"
     emb = g.tensor("token_embd.weight")
+    assert ("rope_freqs.weight" in g.tensors) == (info["rope_scaling"] == "llama3")
     assert emb.shape == (info["n_vocab"], info["n_embd"]) and np.isfinite(emb).all()
     assert ("output.weight" in g.tensors) == (not info["tied"])
     n_params = sum(int(np.prod(t.ne)) for t in g.tensors.values())
@@ -104,8 +136,49 @@ def verify_model(path, info):
     assert g.tensor("blk.0.ffn_down.weight").shape == (info["n_embd"], info["n_ff"])
 
 
-def cases(model, seed):
-    """The four golden cases as lists of chunks {tokens|embd, pos}."""
+def check_rope_vs_hf(ref, kw):
+    """The reference's RoPE table (from the GGUF, as llama.cpp reads it)
+    against Hugging Face's formulas for the same config (llama_ref.hf_rope),
+    so the GGUF form and the HF form are the same model."""
+    rs = kw.get("rope_scaling")
+    inv, att = hf_rope(rs, ref.rope_base, ref.n_rot)
+    err = np.abs(ref.inv_freq / inv - 1).max()
+    # float32 rope_freqs.weight: 1e-7 relative
+    assert err < 1e-6 and abs(ref.mscale - att) < 1e-7, (rs, err, ref.mscale, att)
+    kind = rs["rope_type"] if rs else None
+    assert ref.rope_kind == {"llama3": "linear", None: "linear"}.get(kind, kind)
+
+
+def sensitivity(ref, path, chunks):
+    """For a model with a RoPE variant or q/k norms: max |dlogit| of case D
+    against the same weights without it (plain RoPE over the whole head, no
+    q/k norm), which must be >> the C tolerance (1e-4) for the golden test to
+    show the variant is implemented. Returns (what, difference) or None."""
+    plain = Model(path)
+    what = []
+    if ref.rope_kind != "linear" or not np.allclose(
+            ref.inv_freq, ref.rope_base ** (-2 * np.arange(ref.n_rot // 2) / ref.n_rot),
+            rtol=1e-12) or ref.mscale != 1.0:
+        what.append("RoPE scaling")
+    if ref.n_rot != ref.head_dim:
+        what.append("partial rotary")
+    if ref.arch == "qwen3":
+        what.append("q/k norms")
+        for L in plain.layers:
+            L["attn_q_norm"] = L["attn_k_norm"] = None
+    if not what:
+        return None
+    plain.n_rot = plain.head_dim
+    plain.inv_freq = plain.rope_base ** (-2 * np.arange(plain.n_rot // 2) / plain.n_rot)
+    plain.mscale = 1.0
+    d = float(np.abs(plain.forward_chunks(chunks)[0] - ref.forward_chunks(chunks)[0]).max())
+    assert d > 1e-2, (path, what, d)
+    return " + ".join(what), d
+
+
+def cases(model, seed, pos_stride=1):
+    """The four golden cases as lists of chunks {tokens|embd, pos} (every
+    position multiplied by pos_stride)."""
     rng = np.random.default_rng(seed)
     nv, d = model.n_vocab, model.n_embd
     bos = int(model.meta.get("tokenizer.ggml.bos_token_id", 1))
@@ -116,11 +189,12 @@ def cases(model, seed):
     toks_c = rng.integers(0, nv, 3)
     toks_d = rng.integers(0, nv, 6)
     pos_d = np.array([0, 2, 7, 3, 12, 5])
+    pos, pos_d, s = pos * pos_stride, pos_d * pos_stride, pos_stride
     return {
         "A": [dict(tokens=toks, pos=pos)],
         "B": [dict(tokens=toks[:4], pos=pos[:4]), dict(tokens=toks[4:5], pos=pos[4:5]),
               dict(tokens=toks[5:], pos=pos[5:])],
-        "C": [dict(embd=embd, pos=np.arange(5)), dict(tokens=toks_c, pos=np.arange(5, 8))],
+        "C": [dict(embd=embd, pos=np.arange(5) * s), dict(tokens=toks_c, pos=np.arange(5, 8) * s)],
         "D": [dict(tokens=toks_d[:4], pos=pos_d[:4]), dict(tokens=toks_d[4:], pos=pos_d[4:])],
     }
 
@@ -156,14 +230,18 @@ def main():
     worst = {}
     for mi, (name, kw) in enumerate(MODELS):
         path = os.path.join(out, name + ".gguf")
+        kw = dict(kw)
+        stride = kw.pop("pos_stride", 1)
         info = make_model(path, name=name, **kw)
         info = dict(name=name, file=name + ".gguf", **info)
         verify_model(path, info)
         ref = Model(path)
+        check_rope_vs_hf(ref, kw)
+        sens = sensitivity(ref, path, cases(ref, 1000 + mi, stride)["D"])
         ref32 = Model(path, dtype=np.float32)
         assert (ref.n_vocab, ref.n_embd, ref.n_params) == (info["n_vocab"], info["n_embd"], info["n_params"])
         res, dl32, dh32 = {}, 0.0, 0.0
-        for cname, chunks in cases(ref, 1000 + mi).items():
+        for cname, chunks in cases(ref, 1000 + mi, stride).items():
             lg, hd = ref.forward_chunks(chunks)
             l32, h32 = ref32.forward_chunks(chunks)
             dl32 = max(dl32, float(np.abs(l32 - lg).max()))
@@ -181,13 +259,15 @@ def main():
         info["ref_f32_dlogit"] = f"{dl32:.2e}"
         info["ref_f32_dhidden"] = f"{dh32:.2e}"
         worst[name] = (dl32, dh32)
-        lines.append(" ".join(f"{k}={info[k]}" for k in MANIFEST_KEYS + ["ref_f32_dlogit", "ref_f32_dhidden"]))
+        lines.append(" ".join(f"{k}={info[k]}" for k in MANIFEST_KEYS + [
+            "n_rot", "rope_scaling", "ref_f32_dlogit", "ref_f32_dhidden"]) + f" pos_stride={stride}")
         lgA = res["A"][0]
         print(f"  {name:16s} {info['arch']:5s} {info['wtype']:4s} vocab={info['n_vocab']} "
               f"d={info['n_embd']} L={info['n_layer']} H={info['n_head']}/{info['n_head_kv']} "
               f"hd={info['head_dim']} ff={info['n_ff']} params={info['n_params']}  "
               f"logit std {lgA.std():.2f} max {np.abs(lgA).max():.1f}  "
-              f"|B-A| {dB:.1e}  f32: dlogit {dl32:.1e} dhidden {dh32:.1e}")
+              f"|B-A| {dB:.1e}  f32: dlogit {dl32:.1e} dhidden {dh32:.1e}"
+              + (f"  without its {sens[0]}: |dlogit| {sens[1]:.1f}" if sens else ""))
     with open(os.path.join(out, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     # HMT cases (hmt_golden.py / hmt_ref.py): <case>.adapter.gguf, <case>.hmt.golden,
@@ -221,47 +301,83 @@ def main():
     make_unimplemented_variants(out)
 
 
-# Copies of llama-f32.gguf with one metadata key or tensor that changes the
-# arithmetic in a way libhmt does not implement (lib/backbone/model_unsupported.c):
-# each must be refused naming it; the "neutral" ones (a value that changes
-# nothing) must load. Listed in unimplemented-manifest.txt: file, then
-# "refused NAME" or "loads". head_dim is 16 and the context 128.
+# Copies of llama-f32.gguf (or of the model named last) with metadata keys or
+# tensors added: each file must be refused naming the key or tensor
+# ("refused NAME": HMT_E_UNSUPPORTED, arithmetic libhmt does not implement;
+# "invalid NAME": HMT_E_FORMAT, a value out of range), or load ("loads": a
+# neutral value, or a RoPE variant libhmt implements; the reference-checked
+# RoPE models are in MODELS). Listed in unimplemented-manifest.txt: file,
+# verdict, name. head_dim is 16 (8 rope pairs) and the context 128.
 UNIMPLEMENTED = [
-    ("rope-freqs", [], [("rope_freqs.weight", np.ones(8, np.float32))], "rope_freqs.weight"),
+    ("rope-freqs", [], [("rope_freqs.weight", np.ones(8, np.float32))], "loads"),
+    ("rope-freqs-qwen2", [], [("rope_freqs.weight", np.ones(8, np.float32))],
+     ("refused", "rope_freqs.weight"), "qwen2-f32"),
+    ("rope-freqs-short", [], [("rope_freqs.weight", np.ones(4, np.float32))],
+     ("invalid", "rope_freqs.weight")),
+    ("rope-freqs-zero", [], [("rope_freqs.weight", np.zeros(8, np.float32))],
+     ("invalid", "rope_freqs.weight")),
     ("rope-linear", [("llama.rope.scaling.type", "linear", "STRING"),
-                     ("llama.rope.scaling.factor", 2.0, "FLOAT32")], [], "llama.rope.scaling"),
-    ("rope-yarn", [("llama.rope.scaling.type", "yarn", "STRING")], [], "llama.rope.scaling.type"),
-    ("rope-scale-linear", [("llama.rope.scale_linear", 4.0, "FLOAT32")], [], "llama.rope.scale_linear"),
-    ("yarn-attn-factor", [("llama.rope.scaling.attn_factor", 1.2, "FLOAT32")], [],
-     "llama.rope.scaling.attn_factor"),
+                     ("llama.rope.scaling.factor", 2.0, "FLOAT32")], [], "loads"),
+    ("rope-yarn", [("llama.rope.scaling.type", "yarn", "STRING"),
+                   ("llama.rope.scaling.factor", 4.0, "FLOAT32"),
+                   ("llama.rope.scaling.original_context_length", 32, "UINT32")], [], "loads"),
+    ("rope-scale-linear", [("llama.rope.scale_linear", 4.0, "FLOAT32")], [], "loads"),
+    ("yarn-attn-factor", [("llama.rope.scaling.attn_factor", 1.2, "FLOAT32")], [], "loads"),
+    ("rope-longrope", [("llama.rope.scaling.type", "longrope", "STRING")], [],
+     ("refused", "llama.rope.scaling.type")),
+    ("rope-unknown-type", [("llama.rope.scaling.type", "ntk-by-parts", "STRING")], [],
+     ("refused", "llama.rope.scaling.type")),
+    ("rope-none-factor", [("llama.rope.scaling.type", "none", "STRING"),
+                          ("llama.rope.scaling.factor", 2.0, "FLOAT32")], [],
+     ("refused", "llama.rope.scaling.factor")),
+    ("rope-negative-factor", [("llama.rope.scaling.factor", -2.0, "FLOAT32")], [],
+     ("invalid", "llama.rope.scaling.factor")),
+    ("yarn-log-mul", [("llama.rope.scaling.type", "yarn", "STRING"),
+                      ("llama.rope.scaling.yarn_log_multiplier", 0.1, "FLOAT32")], [],
+     ("refused", "llama.rope.scaling.yarn_log_multiplier")),
+    ("yarn-beta-fast", [("llama.rope.scaling.type", "yarn", "STRING"),
+                        ("llama.rope.scaling.yarn_beta_fast", 64.0, "FLOAT32")], [],
+     ("refused", "llama.rope.scaling.yarn_beta_fast")),
+    ("rope-dim-odd", [("llama.rope.dimension_count", 7, "UINT32")], [],
+     ("invalid", "llama.rope.dimension_count")),
+    ("rope-dim-too-large", [("llama.rope.dimension_count", 32, "UINT32")], [],
+     ("invalid", "llama.rope.dimension_count")),
     ("sliding-window", [("llama.attention.sliding_window", 32, "UINT32")], [],
-     "llama.attention.sliding_window"),
-    ("experts", [("llama.expert_count", 8, "UINT32")], [], "llama.expert_count"),
+     ("refused", "llama.attention.sliding_window")),
+    ("experts", [("llama.expert_count", 8, "UINT32")], [], ("refused", "llama.expert_count")),
     ("softcap", [("llama.attn_logit_softcapping", 50.0, "FLOAT32")], [],
-     "llama.attn_logit_softcapping"),
-    ("key-length", [("llama.attention.key_length", 32, "UINT32")], [], "llama.attention.key_length"),
-    ("logit-scale", [("llama.logit_scale", 0.5, "FLOAT32")], [], "llama.logit_scale"),
+     ("refused", "llama.attn_logit_softcapping")),
+    ("key-length", [("llama.attention.key_length", 32, "UINT32")], [],
+     ("refused", "llama.attention.key_length")),
+    ("key-value-length", [("llama.attention.key_length", 32, "UINT32"),
+                          ("llama.attention.value_length", 32, "UINT32")], [],
+     ("invalid", "attn_q.weight")),
+    ("logit-scale", [("llama.logit_scale", 0.5, "FLOAT32")], [], ("refused", "llama.logit_scale")),
     ("neutral", [("llama.rope.scaling.type", "none", "STRING"),
                  ("llama.rope.scaling.factor", 1.0, "FLOAT32"),
+                 ("llama.rope.scaling.yarn_beta_fast", 32.0, "FLOAT32"),
                  ("llama.attention.sliding_window", 4096, "UINT32"),
                  ("llama.attention.key_length", 16, "UINT32"),
-                 ("llama.expert_count", 0, "UINT32")], [], None),
+                 ("llama.expert_count", 0, "UINT32")], [], "loads"),
 ]
 
 
 def make_unimplemented_variants(out):
     import gguf_write as gw
     from gguf_read import GGUFFile
-    src = GGUFFile(os.path.join(out, "llama-f32.gguf"))
     lines = []
-    for name, keys, tensors, refused in UNIMPLEMENTED:
+    for entry in UNIMPLEMENTED:
+        name, keys, tensors, verdict = entry[:4]
+        srcname = entry[4] if len(entry) > 4 else "llama-f32"
+        src = GGUFFile(os.path.join(out, srcname + ".gguf"))
+        arch = src.meta["general.architecture"]
         w = gw.GGUFWriter(alignment=src.alignment)
         for key, val in src.meta.items():
             if key != "general.alignment":
                 vtype, elem = src.meta_type[key]
                 w.add(key, val, vtype, elem)
         for key, val, vtype in keys:
-            w.add(key, val, getattr(gw, vtype))
+            w.add(key.replace("llama.", arch + ".", 1), val, getattr(gw, vtype))
         for tname in src.tensors:
             a = src.tensor(tname)
             w.add_tensor(tname, a, gw.F32)
@@ -269,7 +385,7 @@ def make_unimplemented_variants(out):
             w.add_tensor(tname, a, gw.F32)
         fname = f"unimplemented-{name}.gguf"
         w.write(os.path.join(out, fname))
-        lines.append(f"{fname} refused {refused}" if refused else f"{fname} loads")
+        lines.append(f"{fname} loads" if verdict == "loads" else f"{fname} {verdict[0]} {verdict[1]}")
     with open(os.path.join(out, "unimplemented-manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"make_testdata: {len(lines)} files with keys or tensors libhmt must refuse or accept")

@@ -25,6 +25,7 @@ Prints one line per check group and ends with "N passed, M failed".
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -77,7 +78,7 @@ def bf16_round(a):
 
 def make_weights(spec, rng):
     """HF-named float32 weights, already rounded to the source dtype."""
-    d, ff, hd = spec["d"], spec["ff"], spec["d"] // spec["heads"]
+    d, ff, hd = spec["d"], spec["ff"], head_dim(spec)
     q, kv, V = spec["heads"] * hd, spec["kv"] * hd, spec["vocab"]
 
     def mat(r, c, scale=1.0):
@@ -101,6 +102,9 @@ def make_weights(spec, rng):
         w[p + "mlp.gate_proj.weight"] = mat(ff, d)
         w[p + "mlp.up_proj.weight"] = mat(ff, d)
         w[p + "mlp.down_proj.weight"] = mat(d, ff)
+        if spec["arch"] == "qwen3":
+            w[p + "self_attn.q_norm.weight"] = norm(hd)
+            w[p + "self_attn.k_norm.weight"] = norm(hd)
         if spec["arch"] == "qwen2":
             for n, size in (("q", q), ("k", kv), ("v", kv)):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(size)).astype(np.float32)
@@ -109,15 +113,25 @@ def make_weights(spec, rng):
     return {k: stored(v, spec["src"]) for k, v in w.items()}
 
 
+def head_dim(spec):
+    return spec.get("hd") or spec["d"] // spec["heads"]
+
+
+HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+
+
 def write_config(path, spec):
-    cfg = {"architectures": ["LlamaForCausalLM" if spec["arch"] == "llama" else "Qwen2ForCausalLM"],
+    cfg = {"architectures": [HF_ARCH[spec["arch"]]],
            "model_type": spec["arch"], "hidden_size": spec["d"], "intermediate_size": spec["ff"],
            "num_hidden_layers": spec["layers"], "num_attention_heads": spec["heads"],
            "num_key_value_heads": spec["kv"], "vocab_size": spec["vocab"],
            "max_position_embeddings": 256, "rms_norm_eps": spec["eps"],
            "rope_theta": spec["theta"], "tie_word_embeddings": spec["tied"], "hidden_act": "silu",
-           "rope_scaling": None, "torch_dtype": "float32", "bos_token_id": 1, "eos_token_id": 2}
-    if spec["arch"] == "qwen2":
+           "rope_scaling": spec.get("rope_scaling"), "torch_dtype": "float32", "bos_token_id": 1,
+           "eos_token_id": 2}
+    if spec.get("hd") or spec["arch"] == "qwen3":
+        cfg["head_dim"] = head_dim(spec)
+    if spec["arch"] in ("qwen2", "qwen3"):
         cfg.update(use_sliding_window=False, sliding_window=4096, max_window_layers=2)
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)
@@ -177,16 +191,18 @@ def as_output(a, outtype):
     return a.astype(np.float16).astype(np.float32) if outtype == "f16" else bf16_round(a)
 
 
-def numpy_reference(spec, w, neox=True):
+def numpy_reference(spec, w, neox=True, scaled=True):
     """tests/reference/llama_ref.py's Model filled with HF-layout weights:
-    HF rotates halves (NEOX pairing) on unpermuted q/k, for both archs."""
+    HF rotates halves (NEOX pairing) on unpermuted q/k, for every arch; its
+    RoPE frequencies and attention factor from HF's formulas for the config's
+    rope_scaling (llama_ref.hf_rope; scaled=False: plain RoPE, a control)."""
     m = llama_ref.Model.__new__(llama_ref.Model)
     f = np.float64
     m.dtype = np.dtype(f)
     m.arch = spec["arch"]
     m.n_embd, m.n_layer, m.n_ff = spec["d"], spec["layers"], spec["ff"]
     m.n_head, m.n_head_kv = spec["heads"], spec["kv"]
-    m.head_dim = spec["d"] // spec["heads"]
+    m.head_dim = m.n_rot = head_dim(spec)
     m.eps, m.rope_base, m.neox = spec["eps"], spec["theta"], neox
     m.tok_embd = w["model.embed_tokens.weight"].astype(f)
     m.n_vocab = m.tok_embd.shape[0]
@@ -204,17 +220,53 @@ def numpy_reference(spec, w, neox=True):
         for b in ("q", "k", "v"):
             name = p + f"self_attn.{b}_proj.bias"
             L[f"attn_{b}.bias"] = w[name].astype(f) if name in w else None
+        for b in ("q", "k"):
+            name = p + f"self_attn.{b}_norm.weight"
+            L[f"attn_{b}_norm"] = w[name].astype(f) if name in w else None
         m.layers.append(L)
-    i = np.arange(m.head_dim // 2, dtype=f)
-    m.inv_freq = f(m.rope_base) ** (-2 * i / f(m.head_dim))
+    m.inv_freq, m.mscale = llama_ref.hf_rope(spec.get("rope_scaling") if scaled else None,
+                                             m.rope_base, m.head_dim)
     return m
 
 
-def torch_reference(spec, w, tokens):
-    """Logits from the Hugging Face Llama/Qwen2 modeling math, float64."""
+def torch_rope(spec, hd):
+    """HF's RoPE init functions for the config's rope_scaling, in torch
+    (modeling_rope_utils: default, linear, llama3, yarn): (inv_freq, attention factor)."""
+    base = spec["theta"]
+    inv = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    rs = spec.get("rope_scaling") or {}
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind == "linear":
+        return inv / rs["factor"], 1.0
+    if kind == "llama3":
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        inv_l = torch.where(wavelen > old / lo, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+        medium = ~(wavelen < old / hi) * ~(wavelen > old / lo)
+        return torch.where(medium, smoothed, inv_l), 1.0
+    if kind == "yarn":
+        factor, old = rs["factor"], rs["original_max_position_embeddings"]
+
+        def corr_dim(rot):
+            return (hd * math.log(old / (rot * 2 * math.pi))) / (2 * math.log(base))
+        low = max(math.floor(corr_dim(rs.get("beta_fast", 32))), 0)
+        high = min(math.ceil(corr_dim(rs.get("beta_slow", 1))), hd - 1)
+        ramp = torch.clamp((torch.arange(hd // 2, dtype=torch.float64) - low) /
+                           (high - low if high != low else 0.001), 0, 1)
+        extrap = 1 - ramp
+        inv = (inv / factor) * (1 - extrap) + inv * extrap
+        return inv, rs.get("attention_factor") or 0.1 * math.log(factor) + 1.0
+    return inv, 1.0
+
+
+def torch_reference(spec, w, tokens, pos):
+    """Logits from the Hugging Face Llama/Qwen2/Qwen3 modeling math, float64."""
     T = {k: torch.from_numpy(v.astype(np.float64)) for k, v in w.items()}
     F = torch.nn.functional
-    nh, nkv, hd = spec["heads"], spec["kv"], spec["d"] // spec["heads"]
+    nh, nkv, hd = spec["heads"], spec["kv"], head_dim(spec)
     n = len(tokens)
 
     def rmsnorm(x, weight):
@@ -223,10 +275,10 @@ def torch_reference(spec, w, tokens):
     def rotate_half(x):
         return torch.cat((-x[..., hd // 2:], x[..., :hd // 2]), dim=-1)
 
-    inv_freq = 1.0 / (spec["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
-    freqs = torch.outer(torch.arange(n, dtype=torch.float64), inv_freq)
+    inv_freq, att = torch_rope(spec, hd)
+    freqs = torch.outer(torch.tensor(pos, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos()[None], emb.sin()[None]            # [1, n, hd]
+    cos, sin = emb.cos()[None] * att, emb.sin()[None] * att     # [1, n, hd]
     mask = torch.full((n, n), float("-inf"), dtype=torch.float64).triu(1)
     x = T["model.embed_tokens.weight"][torch.tensor(tokens)]
     for i in range(spec["layers"]):
@@ -235,6 +287,9 @@ def torch_reference(spec, w, tokens):
         q = F.linear(h, T[p + "self_attn.q_proj.weight"], T.get(p + "self_attn.q_proj.bias"))
         k = F.linear(h, T[p + "self_attn.k_proj.weight"], T.get(p + "self_attn.k_proj.bias"))
         v = F.linear(h, T[p + "self_attn.v_proj.weight"], T.get(p + "self_attn.v_proj.bias"))
+        if p + "self_attn.q_norm.weight" in T:   # Qwen3: per head, before RoPE
+            q = rmsnorm(q.view(n, nh, hd), T[p + "self_attn.q_norm.weight"])
+            k = rmsnorm(k.view(n, nkv, hd), T[p + "self_attn.k_norm.weight"])
         q = q.view(n, nh, hd).transpose(0, 1)
         k = k.view(n, nkv, hd).transpose(0, 1)
         v = v.view(n, nkv, hd).transpose(0, 1)
@@ -252,9 +307,9 @@ def torch_reference(spec, w, tokens):
     return (x @ head.T).numpy()
 
 
-def hmt_logits(path, tokens):
+def hmt_logits(path, tokens, pos=None):
     with hmt.Model(path) as m, hmt.Context(m, n_ctx=64, n_threads=1) as ctx:
-        ctx.eval(tokens=tokens, outputs=hmt.OUT_LOGITS)
+        ctx.eval(tokens=tokens, pos=pos, outputs=hmt.OUT_LOGITS)
         return np.array([np.array(ctx.logits(i), dtype=np.float64) for i in range(len(tokens))])
 
 
@@ -282,6 +337,19 @@ CASES = [
     # GPT-2 pre-tokenizer, Qwen2 tied, BF16 -> f32, 3 shards
     dict(name="qwen2-gpt2pre", arch="qwen2", tok="gpt2", d=32, layers=1, heads=2, kv=1, ff=64,
          vocab=800, tied=True, src="BF16", out="f32", theta=10000.0, eps=1e-6, shards=3),
+    # Llama 3.1-style rope_scaling llama3 (-> rope_freqs.weight); positions
+    # 0, 37, 74, ... reach past original_max_position_embeddings = 64
+    dict(name="llama3-rope", arch="llama", tok="llama3", d=64, layers=2, heads=4, kv=2, ff=96,
+         vocab=768, tied=True, src="BF16", out="f32", theta=500000.0, eps=1e-5, pos_stride=37,
+         rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                           high_freq_factor=4.0, original_max_position_embeddings=64)),
+    dict(name="llama-linear", arch="llama", tok="llama3", d=64, layers=1, heads=4, kv=2, ff=96,
+         vocab=768, tied=False, src="F32", out="f32", theta=10000.0, eps=1e-5, pos_stride=11,
+         rope_scaling=dict(type="linear", factor=4.0)),
+    # Qwen3: q/k norms, head_dim 32 != hidden_size / heads, YaRN with its attention factor
+    dict(name="qwen3-yarn", arch="qwen3", tok="qwen2", d=64, layers=2, heads=4, kv=2, hd=32,
+         ff=96, vocab=768, tied=True, src="BF16", out="f32", theta=1e6, eps=1e-6, pos_stride=29,
+         rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=64)),
 ]
 
 
@@ -305,8 +373,17 @@ def check_gguf(spec, out, tok_gguf):
     mt = {"f32": GGML_F32, "f16": GGML_F16, "bf16": GGML_BF16}[spec["out"]]
     ok = check(g.meta["general.architecture"] == a, "architecture")
     ok &= check(g.meta["general.file_type"] == {"f32": 0, "f16": 1, "bf16": 32}[spec["out"]], "file_type")
-    hd = spec["d"] // spec["heads"]
-    for key, want in [("embedding_length", spec["d"]), ("block_count", spec["layers"]),
+    hd = head_dim(spec)
+    rs = spec.get("rope_scaling") or {}
+    kind = rs.get("rope_type", rs.get("type"))
+    explicit = spec.get("hd") or a == "qwen3"
+    for key, want in [("attention.key_length", hd if explicit else None),
+                      ("attention.value_length", hd if explicit else None),
+                      ("rope.scaling.type", kind if kind in ("linear", "yarn") else None),
+                      ("rope.scaling.factor", rs["factor"] if kind in ("linear", "yarn") else None),
+                      ("rope.scaling.original_context_length",
+                       rs["original_max_position_embeddings"] if kind == "yarn" else None),
+                      ("embedding_length", spec["d"]), ("block_count", spec["layers"]),
                       ("feed_forward_length", spec["ff"]), ("attention.head_count", spec["heads"]),
                       ("attention.head_count_kv", spec["kv"]), ("context_length", 256),
                       ("rope.dimension_count", hd if a == "llama" else None),
@@ -315,7 +392,9 @@ def check_gguf(spec, out, tok_gguf):
     ok &= check(abs(g.meta[f"{a}.rope.freq_base"] - spec["theta"]) <= 1e-6 * spec["theta"], "freq_base")
     ok &= check(abs(g.meta[f"{a}.attention.layer_norm_rms_epsilon"] - spec["eps"]) < 1e-12, "eps")
     ok &= check(("output.weight" in g.tensors) == (not spec["tied"]), "output.weight iff untied")
-    n_expected = 2 + (not spec["tied"]) + spec["layers"] * (9 + 3 * (a == "qwen2"))
+    ok &= check(("rope_freqs.weight" in g.tensors) == (kind == "llama3"), "rope_freqs.weight iff llama3")
+    n_expected = (2 + (not spec["tied"]) + (kind == "llama3") +
+                  spec["layers"] * (9 + 3 * (a == "qwen2") + 2 * (a == "qwen3")))
     ok &= check(len(g.tensors) == n_expected, f"{len(g.tensors)} tensors, want {n_expected}")
     for name, t in g.tensors.items():
         want = GGML_F32 if len(t.ne) == 1 else mt
@@ -370,17 +449,24 @@ def check_tokenizer(spec, out):
 
 def check_forward(spec, out, w, rng):
     tokens = [int(t) for t in rng.integers(0, spec["vocab"], 14)]
-    got = hmt_logits(out, tokens)
+    pos = [i * spec.get("pos_stride", 1) for i in range(len(tokens))]
+    got = hmt_logits(out, tokens, pos)
     wo = {k: as_output(v, spec["out"]) for k, v in w.items()}
-    ref = numpy_reference(spec, wo).forward(tokens=tokens)[0]
+    ref = numpy_reference(spec, wo).forward(tokens=tokens, pos=pos)[0]
     e_np = rel_err(got, ref)
     ok = check(e_np <= TOL, f"libhmt vs NumPy HF reference: {e_np:.2e} > {TOL}")
-    wrong = numpy_reference(spec, wo, neox=False).forward(tokens=tokens)[0]
+    wrong = numpy_reference(spec, wo, neox=False).forward(tokens=tokens, pos=pos)[0]
     e_wrong = rel_err(got, wrong)
     ok &= check(e_wrong > 50 * TOL, f"control: the other RoPE pairing should differ, {e_wrong:.2e}")
-    msg = f"logits vs NumPy ref {e_np:.1e} (other RoPE pairing: {e_wrong:.1e})"
+    msg = f"logits vs NumPy ref {e_np:.1e} (other RoPE pairing: {e_wrong:.1e}"
+    if spec.get("rope_scaling"):
+        plain = numpy_reference(spec, wo, scaled=False).forward(tokens=tokens, pos=pos)[0]
+        e_plain = rel_err(got, plain)
+        ok &= check(e_plain > 50 * TOL, f"control: unscaled RoPE should differ, {e_plain:.2e}")
+        msg += f", unscaled RoPE: {e_plain:.1e}"
+    msg += ")"
     if torch is not None:
-        tref = torch_reference(spec, wo, tokens)
+        tref = torch_reference(spec, wo, tokens, pos)
         e_t = rel_err(got, tref)
         e_tn = rel_err(tref, ref)
         ok &= check(e_t <= TOL, f"libhmt vs PyTorch HF reference: {e_t:.2e} > {TOL}")
@@ -629,11 +715,17 @@ def run_bad_inputs(root):
         ("config.json not JSON", write_bytes("config.json", b"{\"hidden_size\": 32,"), "not valid JSON"),
         ("other architecture", edit_json("config.json", lambda c: c.update(architectures=["GPT2LMHeadModel"])),
          "not supported"),
-        ("rope_scaling linear", edit_json("config.json", lambda c: c.update(rope_scaling={"type": "linear", "factor": 2.0})),
-         "rope_scaling 'linear' not supported"),
-        ("rope_scaling llama3", edit_json("config.json", lambda c: c.update(rope_scaling=rope_llama3)),
-         "rope_scaling 'llama3' not supported"),
-        ("head_dim differs", edit_json("config.json", lambda c: c.update(head_dim=64)), "head_dim 64"),
+        ("rope_scaling dynamic", edit_json("config.json", lambda c: c.update(rope_scaling={"type": "dynamic", "factor": 2.0})),
+         "rope_scaling 'dynamic' not implemented"),
+        ("rope_scaling longrope", edit_json("config.json", lambda c: c.update(rope_scaling={"rope_type": "longrope"})),
+         "rope_scaling 'longrope' not implemented"),
+        ("yarn beta_fast", edit_json("config.json", lambda c: c.update(rope_scaling={
+            "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 16})),
+         "beta_fast 16"),
+        ("llama3 on qwen2", edit_json("config.json", lambda c: c.update(
+            architectures=["Qwen2ForCausalLM"], rope_scaling=rope_llama3)), "rope_freqs only to llama"),
+        ("head_dim differs", edit_json("config.json", lambda c: c.update(head_dim=64)),
+         "config.json implies [128, 32]"),
         ("heads do not divide", edit_json("config.json", lambda c: c.update(num_key_value_heads=3)),
          "do not divide"),
         ("attention_bias", edit_json("config.json", lambda c: c.update(attention_bias=True)), "attention_bias"),
@@ -721,6 +813,32 @@ def run_bad_inputs(root):
     print(f"bad inputs: {len(cases) + 1} rejected with a clear message; --pre override and CLI checked")
 
 
+def run_base_path():
+    """convert_hf.HParams as tools/convert_hmt_pytorch.py's --base-hf reads a
+    config (full=False: it writes the metadata itself and carries no RoPE
+    scaling, head_dim or Qwen3 yet): each is refused, never dropped."""
+    base = dict(architectures=["LlamaForCausalLM"], hidden_size=64, num_hidden_layers=1,
+                intermediate_size=96, num_attention_heads=4, num_key_value_heads=2, vocab_size=320)
+    cases = [(dict(rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+              "rope_scaling"),
+             (dict(rope_scaling={"type": "linear", "factor": 2.0}), "rope_scaling"),
+             (dict(head_dim=32), "head_dim 32"),
+             (dict(architectures=["Qwen3ForCausalLM"], head_dim=16), "Qwen3ForCausalLM")]
+    for extra, want in cases:
+        cfg = dict(base, **extra)
+        try:
+            convert_hf.HParams(cfg, "config.json")
+            msg = None
+        except convert_hf.HFError as e:
+            msg = str(e)
+        check(msg is not None and want in msg, f"base path: {extra} not refused ({msg!r})")
+        full = convert_hf.HParams(cfg, "config.json", full=True)
+        check(full is not None, f"convert(): {extra} accepted")
+    check(convert_hf.HParams(base, "config.json").head_dim == 16, "base path: a plain config")
+    print(f"base path (convert_hmt_pytorch --base-hf): {len(cases)} configs it cannot carry refused")
+
+
 def main():
     t0 = time.time()
     root = tempfile.mkdtemp(prefix="hmt-convert-hf-")
@@ -729,6 +847,7 @@ def main():
         run_cases(root)
         run_quantized(root)
         run_bad_inputs(root)
+        run_base_path()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"check_convert_hf: {passed} passed, {failed} failed ({time.time() - t0:.1f} s)")

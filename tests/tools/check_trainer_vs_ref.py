@@ -1,6 +1,8 @@
 """The PyTorch trainer's model (tools/hmt_torch.py) against the NumPy oracle
 (tests/reference/hmt_ref.py) on a small random model and adapter, float64:
-logits of every token in modes full, rmt and segments must agree to 1e-9.
+logits of every token in modes full, rmt and segments must agree to 1e-9,
+on a llama model and on the test data's qwen2 (biases), qwen3 (q/k norms,
+head size 32), Llama 3.1-style rope_freqs, YaRN and partial-rotary shapes.
 Needs python3-torch; not part of `make test`.
 
     /usr/bin/python3 tests/tools/check_trainer_vs_ref.py
@@ -33,23 +35,37 @@ def torch_logits(m, p, hp, mode, toks, L):
     return torch.cat(out).numpy()
 
 
+MODELS = [  # make_model arguments (as tests/reference/make_testdata.py's MODELS)
+    ("llama", dict(arch="llama", tied=True, wtype="f16", seed=3)),
+    ("qwen2", dict(arch="qwen2", n_vocab=330, rope_base=1e6, seed=4)),
+    ("qwen3", dict(arch="qwen3", n_vocab=330, head_dim=32, rope_base=1e6, seed=5)),
+    ("llama3-rope", dict(arch="llama", seed=6, rope_scaling=dict(
+        rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+        original_max_position_embeddings=16))),
+    ("qwen2-yarn", dict(arch="qwen2", n_vocab=330, seed=7, rope_scaling=dict(
+        rope_type="yarn", factor=4.0, original_max_position_embeddings=16))),
+    ("llama-partial", dict(arch="llama", n_rot=8, seed=8)),
+]
+
+
 def main():
     d = tempfile.mkdtemp()
-    mp, ap = os.path.join(d, "m.gguf"), os.path.join(d, "a.gguf")
-    make_model(mp, n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=160,
-               n_ctx=128, tied=True, wtype="f16", seed=3)
-    make_adapter(ap, d=64, L=16, k=4, N=3, d_h=24, seed=5)
-    m, p, hp = load_gguf(mp, ap, dtype=torch.float64)
-    rm, ra = hmt_ref.Model(mp), hmt_ref.Adapter(ap)
-    toks = np.random.default_rng(0).integers(3, 320, 120).tolist()
     worst = 0.0
-    with torch.no_grad():
-        for mode in ("full", "rmt", "segments"):
-            ref = hmt_ref.HMT(rm, ra, mode=mode).run(toks).logits
-            got = torch_logits(m, p, hp, mode, toks, ra.L)
-            err = float(np.abs(ref - got).max())
-            worst = max(worst, err)
-            print(f"{mode:9s} max |torch - ref| = {err:.3e}")
+    for name, kw in MODELS:
+        mp, ap = os.path.join(d, name + ".gguf"), os.path.join(d, "a.gguf")
+        make_model(mp, **dict(dict(n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
+                                   n_ff=160, n_ctx=128), **kw))
+        make_adapter(ap, d=64, L=16, k=4, N=3, d_h=24, seed=5)
+        m, p, hp = load_gguf(mp, ap, dtype=torch.float64)
+        rm, ra = hmt_ref.Model(mp), hmt_ref.Adapter(ap)
+        toks = np.random.default_rng(0).integers(3, 320, 120).tolist()
+        with torch.no_grad():
+            for mode in ("full", "rmt", "segments"):
+                ref = hmt_ref.HMT(rm, ra, mode=mode).run(toks).logits
+                got = torch_logits(m, p, hp, mode, toks, ra.L)
+                err = float(np.abs(ref - got).max())
+                worst = max(worst, err)
+                print(f"{name:14s} {mode:9s} max |torch - ref| = {err:.3e}")
     ok = worst < 1e-9
     print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     sys.exit(0 if ok else 1)
