@@ -776,7 +776,13 @@ void hmti_gguf_drop_pages(const hmti_gguf *g, const void *p, size_t n) {
     if (!g || !g->map || !p || !n) return; /* a caller's buffer is not ours to drop */
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advisory; re-read on access */
+    if (hi > lo) {
+        /* no huge page may span these bytes again: one would come back
+         * whole when a stored neighbour is read (up to 2 MiB per tensor
+         * boundary of a mixed file) */
+        madvise((void *)lo, hi - lo, MADV_NOHUGEPAGE);
+        madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advisory; re-read on access */
+    }
 }
 
 void hmti_gguf_drop_header(const hmti_gguf *g) {
