@@ -361,6 +361,17 @@ static void random_rows(uint32_t type, int64_t rows, int64_t cols, uint8_t *w, s
     }
 }
 
+/* One activation block (k values) equals the portable definition's. */
+static void expect_portable_block(const float *x, int k, float d, const int8_t *qs,
+                                  const int16_t *sum) {
+    int8_t q[256];
+    int16_t sums[16];
+    const float d_ref = hmti_quantize_block_ref(x, k, q, sums);
+    ck_assert_uint_eq(fbits(d_ref), fbits(d));
+    ck_assert_mem_eq(q, qs, (size_t)k);
+    ck_assert_mem_eq(sums, sum, (size_t)(k / 16) * sizeof *sums);
+}
+
 /* The activation blocks every dot reads (hmti_quantize_q8_32 / _256, the
  * vector copy on this CPU) equal the portable definition bit for bit: d,
  * every q and every per-16 sum, on rows of normal values over a wide range
@@ -383,22 +394,10 @@ START_TEST(act_blocks_equal_portable) {
         static hmti_q8_256 a256[N / 256];
         hmti_quantize_q8_32(x, N, a32);
         hmti_quantize_q8_256(x, N, a256);
-        for (int b = 0; b < N / 32; b++) {
-            int8_t q[32];
-            int16_t sums[2];
-            const float d = hmti_quantize_block_ref(x + 32 * b, 32, q, sums);
-            ck_assert_uint_eq(fbits(d), fbits(a32[b].d));
-            ck_assert_mem_eq(q, a32[b].qs, 32);
-            ck_assert_mem_eq(sums, a32[b].sum, sizeof sums);
-        }
-        for (int b = 0; b < N / 256; b++) {
-            int8_t q[256];
-            int16_t sums[16];
-            const float d = hmti_quantize_block_ref(x + 256 * b, 256, q, sums);
-            ck_assert_uint_eq(fbits(d), fbits(a256[b].d));
-            ck_assert_mem_eq(q, a256[b].qs, 256);
-            ck_assert_mem_eq(sums, a256[b].sum, sizeof sums);
-        }
+        for (int b = 0; b < N / 32; b++)
+            expect_portable_block(x + 32 * b, 32, a32[b].d, a32[b].qs, a32[b].sum);
+        for (int b = 0; b < N / 256; b++)
+            expect_portable_block(x + 256 * b, 256, a256[b].d, a256[b].qs, a256[b].sum);
     }
 }
 END_TEST

@@ -281,26 +281,17 @@ DOT_Z(q5_1, KIND_Q5_1)
 #undef DOT_Z
 
 /* The interleaved layout (quant.h, nib_repack): 4 rows of a group. */
-QV static void q4_0_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    (void)stride;
-    nib_rows(KIND_Q4_0, 4, 1, n, w, 0, act, y);
-}
-QV static void iq4_nl_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    (void)stride;
-    nib_rows(KIND_IQ4_NL, 4, 1, n, w, 0, act, y);
-}
-QV static void q4_1_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    (void)stride;
-    nib_rows(KIND_Q4_1, 4, 1, n, w, 0, act, y);
-}
-QV static void q5_0_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    (void)stride;
-    nib_rows(KIND_Q5_0, 4, 1, n, w, 0, act, y);
-}
-QV static void q5_1_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    (void)stride;
-    nib_rows(KIND_Q5_1, 4, 1, n, w, 0, act, y);
-}
+#define DOT_IL(name, kind)                                                                  \
+    QV static void name##_il(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
+        (void)stride;                                                                       \
+        nib_rows(kind, 4, 1, n, w, 0, act, y);                                              \
+    }
+DOT_IL(q4_0, KIND_Q4_0)
+DOT_IL(q4_1, KIND_Q4_1)
+DOT_IL(iq4_nl, KIND_IQ4_NL)
+DOT_IL(q5_0, KIND_Q5_0)
+DOT_IL(q5_1, KIND_Q5_1)
+#undef DOT_IL
 
 /* ---- 512-bit kernels of Q8_0, 8 blocks per step, 1 or 4 rows per call ----------------- */
 /* zmm j (j = 0..3) holds blocks 2j, 2j+1 of a step of 8: a 256-bit load of
