@@ -16,7 +16,11 @@ The base model supplies what a state dict lacks: the metadata, the tokenizer
 and the expected tensor names and shapes, from a GGUF (--base-gguf; its
 tensors are all replaced) or a Hugging Face directory (--base-hf; read with
 tools/convert_hf.py's functions, so the result is what convert_hf.py would
-write with these weights). The checkpoint's backbone overrides the base's
+write with these weights). Backbones: llama, qwen2 and qwen3, RoPE scaling
+included with --base-gguf (Llama 3.1's rope_freqs.weight is copied from the
+base: a checkpoint holds no such tensor); --base-hf refuses rope_scaling and
+Qwen3 for now (its metadata is written here, without those keys). The
+checkpoint's backbone overrides the base's
 weights (HMT-pytorch loads the whole state dict over the pretrained model).
 HF names are mapped to llama.cpp's and Llama q/k rows permuted, as
 convert_hf.py does. A tied base whose embedding gets a LoRA delta is untied:
@@ -71,7 +75,13 @@ _HF_LAYER = {"input_layernorm.weight": "attn_norm.weight",
              "self_attn.o_proj.weight": "attn_output.weight",
              "post_attention_layernorm.weight": "ffn_norm.weight",
              "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
-             "mlp.down_proj.weight": "ffn_down.weight"}
+             "mlp.down_proj.weight": "ffn_down.weight",
+             "self_attn.q_norm.weight": "attn_q_norm.weight",      # qwen3
+             "self_attn.k_norm.weight": "attn_k_norm.weight"}
+# tensors of a base model that are no weights of the network: a checkpoint
+# has none, they are copied from the base (Llama 3.1's RoPE frequency factors)
+BASE_ONLY = ("rope_freqs.weight",)
+ARCHS = ("llama", "qwen2", "qwen3")
 
 
 def gguf_name(hf):
@@ -113,8 +123,9 @@ class GGUFBase:
             raise ConvertError(f"{path}: {e}")
         mt = g.meta
         self.where, self.arch = path, mt.get("general.architecture")
-        if self.arch not in ("llama", "qwen2"):
-            raise ConvertError(f"{path}: architecture {self.arch!r}; libhmt runs llama and qwen2")
+        if self.arch not in ARCHS:
+            raise ConvertError(f"{path}: architecture {self.arch!r}; this converter takes "
+                               f"{', '.join(ARCHS)} backbones")
         a = self.arch
 
         def need(key, default=None, minimum=1):
@@ -136,6 +147,17 @@ class GGUFBase:
 
     def meta_entries(self):
         return [(k, v) + tuple(self.g.meta_type[k]) for k, v in self.g.meta.items()]
+
+    def own_tensor(self, name):
+        """A BASE_ONLY tensor of the file, as a checkpoint Source."""
+        g = self.g
+
+        class Stored:
+            shape = self.shapes[name]
+
+            def f32(self):
+                return np.asarray(g.tensor(name), dtype=np.float32)
+        return Source(f"{name} (copied from the base model)", Stored())
 
     def compare(self, name, mine):
         """max |mine - base| after rounding mine to the base's storage, and
@@ -202,8 +224,8 @@ class Plan:
     def __init__(self, ck, base):
         self.ck, self.base, self.arch = ck, base, base.arch
         if any(k.startswith("model.decoder.") for k in ck.sources):
-            raise ConvertError("the backbone is OPT (model.decoder.*); libhmt runs llama and "
-                               "qwen2 backbones only")
+            raise ConvertError("the backbone is OPT (model.decoder.*); this converter takes "
+                               f"{', '.join(ARCHS)} backbones only")
         by_name, unknown = {}, []
         for hf, s in ck.sources.items():
             n = gguf_name(hf)
@@ -213,9 +235,12 @@ class Plan:
                 by_name[n] = s
         if unknown:
             raise ConvertError(f"{len(unknown)} backbone tensors have no llama.cpp name, "
-                               f"e.g. {unknown[:4]} (expected a Llama/Qwen2 HF state dict)")
+                               f"e.g. {unknown[:4]} (expected a Llama/Qwen2/Qwen3 HF state dict)")
         self.notes, self.tensors = [], []           # tensors: (gguf name, shape, Source)
         for name in base.order:
+            if name in BASE_ONLY and name not in by_name and hasattr(base, "own_tensor"):
+                self._add(name, base.own_tensor(name), base.shapes[name])
+                continue
             if name not in by_name:
                 raise ConvertError(f"the checkpoint has no tensor for {name} of the base model")
             self._add(name, by_name.pop(name), base.shapes[name])

@@ -203,7 +203,7 @@ def write_safetensors(path, ck):
 # ---------------------------------------------------------------------------
 def hf_backbone(info, rng):
     d, V, nff, nh, nkv = (info[k] for k in ("n_embd", "n_vocab", "n_ff", "n_head", "n_head_kv"))
-    hd = d // nh
+    hd = info.get("head_dim") or d // nh
 
     def n(shape, std):
         return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -219,6 +219,9 @@ def hf_backbone(info, rng):
         if info["arch"] == "qwen2":
             for x, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
                 w[p + f"self_attn.{x}_proj.bias"] = n(rows, 0.3)
+        if info["arch"] == "qwen3":
+            w[p + "self_attn.q_norm.weight"] = 1 + n(hd, 0.1)
+            w[p + "self_attn.k_norm.weight"] = 1 + n(hd, 0.1)
         w[p + "self_attn.o_proj.weight"] = n((d, nh * hd), 1 / np.sqrt(nh * hd))
         w[p + "post_attention_layernorm.weight"] = 1 + n(d, 0.1)
         w[p + "mlp.gate_proj.weight"] = n((nff, d), 1 / np.sqrt(d))
@@ -235,7 +238,9 @@ GGUF_OF = {"input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weigh
            "self_attn.v_proj.bias": "attn_v.bias", "self_attn.o_proj.weight": "attn_output.weight",
            "post_attention_layernorm.weight": "ffn_norm.weight",
            "mlp.gate_proj.weight": "ffn_gate.weight",
-           "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+           "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+           "self_attn.q_norm.weight": "attn_q_norm.weight",
+           "self_attn.k_norm.weight": "attn_k_norm.weight"}
 
 
 def gguf_of(hf):
@@ -338,6 +343,8 @@ def oracle_model(path, base, eff, info):
     for k, v in base.meta.items():
         if k.startswith(arch + "."):
             w.add(k, v, *base.meta_type[k])
+    if "rope_freqs.weight" in base.tensors:
+        w.add_tensor("rope_freqs.weight", base.tensor("rope_freqs.weight"), gw.F32)
     for k, v in eff.items():
         w.add_tensor(gguf_of(k), v, gw.F32)
     w.write(path)
@@ -416,6 +423,8 @@ CASES = [
     dict(name="stage 1 (RMT, no mem/cross_attn)", base="llama", stage1=True, mode="rmt"),
     dict(name="bf16 cross attention", base="llama", wdtype="BF16", bf16_recall=True, seed=130),
     dict(name="qwen2 (biases, no permutation)", base="qwen2"),
+    dict(name="llama3 RoPE scaling (rope_freqs.weight from the base)", base="llama3"),
+    dict(name="qwen3 (q/k norms, head size 32 != 64/4)", base="qwen3"),
     dict(name="safetensors", base="llama", writer="safetensors"),
     dict(name="--base-hf (an HF directory, read as convert_hf.py does)", base="llama-bpe",
          base_hf=True, layout="peft", lora=("self_attn.q_proj", "self_attn.k_proj")),
@@ -461,8 +470,13 @@ def run_case(c, tmp, bases, toks, seed):
         elif info["arch"] == "llama" and name.endswith("attn_k.weight"):
             v = to_llama_rows(v, info["n_head_kv"])
         worst = max(worst, float(np.abs(out.tensor(name) - v).max()))
+    copied = [n for n in out.tensors if n == "rope_freqs.weight"]
     check("backbone = NumPy merge (LoRA, permutation), max |diff| <= 1e-6",
-          not missing and worst <= 1e-6 and len(out.tensors) == len(eff), f"{worst:.1e} {missing}")
+          not missing and worst <= 1e-6 and len(out.tensors) == len(eff) + len(copied),
+          f"{worst:.1e} {missing}")
+    if "rope_freqs.weight" in base.tensors:
+        check("rope_freqs.weight copied from the base", copied and np.array_equal(
+            out.tensor("rope_freqs.weight"), base.tensor("rope_freqs.weight")))
     if info["tied"]:
         check("tied base: " + ("untied (LM head keeps the un-adapted embedding)" if c.get("emb_lora")
                                else "stays tied (no output.weight)"),
@@ -648,7 +662,11 @@ def main():
     try:
         bases = {}
         for name, kw in (("llama", dict(arch="llama")), ("llama-tied", dict(arch="llama", tied=True)),
-                         ("qwen2", dict(arch="qwen2", n_head=4, n_head_kv=1))):
+                         ("qwen2", dict(arch="qwen2", n_head=4, n_head_kv=1)),
+                         ("llama3", dict(arch="llama", rope_scaling=dict(
+                             rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                             high_freq_factor=4.0, original_max_position_embeddings=32))),
+                         ("qwen3", dict(arch="qwen3", n_head=4, n_head_kv=2, head_dim=32))):
             path = os.path.join(tmp, f"base-{name}.gguf")
             bases[name] = (make_model(path, n_vocab=320, n_embd=64, n_layer=2, n_ff=160, n_ctx=128,
                                       seed=3, **kw), path)
