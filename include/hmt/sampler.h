@@ -5,7 +5,8 @@
  *
  * A sampler turns a position's logits into a token: its processors run in
  * the order they were added (the built-in DITTO sentence-repetition penalty,
- * kNN-LM interpolation from <hmt/knn.h>, user callbacks), then top-k,
+ * kNN-LM interpolation from <hmt/knn.h>, llama.cpp's min-p, typical,
+ * penalties and logit bias, user callbacks), then top-k,
  * temperature, top-p and a seeded draw pick the token, and every processor
  * is told the token chosen. A sampler without processors is a plain
  * sampler; hmt_sampler_apply alone gives the processed distribution for
