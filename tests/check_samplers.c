@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "hmt/hmt.h"
 #include "util/testutil.h"
 
@@ -371,6 +372,53 @@ START_TEST(penalties_history) {
 }
 END_TEST
 
+/* ---- allocation failures (lib/core/alloc.c's hook) ------------------------ */
+/* Create all four, run them once; every allocation of it may fail. */
+static int all_four(void) {
+    hmt_params *pp = NULL, *tp = NULL;
+    hmt_sampler *s = NULL;
+    hmt_proc *p[4] = {NULL, NULL, NULL, NULL};
+    const hmt_token tok[2] = {1, 6};
+    const float bias[2] = {0.5f, -INFINITY};
+    float z[8] = {1, 2, 3, -1, 0.5f, 2.5f, 0, -2}, lp[8];
+    int rc = hmt_params_create(&pp);
+    if (!rc) rc = hmt_params_create(&tp);
+    if (!rc) rc = hmt_params_set_float(pp, HMT_P_REPEAT_PENALTY, 1.5);
+    if (!rc) rc = hmt_params_set_float(tp, HMT_P_TYPICAL_P, 0.5);
+    if (!rc) rc = hmt_sampler_create(&s, NULL);
+    if (!rc) rc = hmt_proc_logit_bias_create(&p[0], NULL, tok, bias, 2);
+    if (!rc) rc = hmt_proc_penalties_create(&p[1], pp);
+    if (!rc) rc = hmt_proc_typical_create(&p[2], tp);
+    if (!rc) rc = hmt_proc_min_p_create(&p[3], NULL);
+    for (int i = 0; i < 4; i++) {
+        if (!rc) rc = hmt_sampler_add(s, p[i]);
+        hmt_proc_free(p[i]);
+    }
+    if (!rc) rc = hmt_sampler_accept(s, 2);
+    if (!rc) rc = hmt_sampler_apply(s, z, 8, NULL, 0, lp);
+    hmt_sampler_free(s);
+    hmt_params_free(pp);
+    hmt_params_free(tp);
+    return rc;
+}
+
+START_TEST(allocation_failures) {
+    long n = 1;
+    for (;; n++) {
+        ck_assert_int_lt(n, 1000);
+        hmti_alloc_fail_at(n);
+        const int rc = all_four();
+        if (!hmti_alloc_fail_at(0)) {
+            ck_assert_msg(rc == HMT_OK, "no failure injected, yet: %s", hmt_last_error_msg());
+            break;
+        }
+        ck_assert_msg(rc == HMT_E_NOMEM, "allocation %ld failed: status %d (%s)", n, rc,
+                      hmt_last_error_msg());
+    }
+    ck_assert_int_gt(n, 12); /* the hook saw the processors' allocations */
+}
+END_TEST
+
 Suite *hmt_suite_samplers(void);
 Suite *hmt_suite_samplers(void) {
     Suite *s = suite_create("samplers");
@@ -382,6 +430,7 @@ Suite *hmt_suite_samplers(void) {
     tcase_add_test(te, bad_params);
     tcase_add_test(te, bad_logit_bias);
     tcase_add_test(te, penalty_overflow);
+    tcase_add_test(te, allocation_failures);
     tcase_set_timeout(te, 60);
     suite_add_tcase(s, te);
     TCase *td = tcase_create("draw");
