@@ -210,6 +210,8 @@ TESTDATA := $(B)/testdata/.stamp
 $(TESTDATA): $(wildcard tests/reference/*.py tools/*.py)
 	@mkdir -p $(dir $@)
 	$(PYTHON) tests/reference/make_testdata.py $(dir $@)
+	# the built-in sampling processors (tests/check_samplers.c)
+	$(PYTHON) tests/reference/sampler_ref.py $(dir $@)
 	touch $@
 testdata: $(TESTDATA)
 

@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 /* hmt-generate: continue a prompt with a GGUF model, using only the public
  * API. Exit codes: 0 success, 1 runtime failure, 2 usage error. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,19 @@ static void usage(FILE *f) {
             "      --chat-template T  with --chat: a template family (llama2, llama3,\n"
             "                       chatml, gemma, phi3, mistral-v1) or template text\n"
             "                       instead of the model's tokenizer.chat_template\n"
+            "Built-in samplers (llama.cpp's definitions; each added only when given):\n"
+            "      --logit-bias TOKEN=BIAS  add BIAS to TOKEN's logit (-inf bans it);\n"
+            "                       repeatable\n"
+            "      --repeat-penalty R  divide a repeated token's positive logit by R,\n"
+            "                       multiply a negative one (1 = off)\n"
+            "      --frequency-penalty F  minus F per occurrence (0 = off)\n"
+            "      --presence-penalty P   minus P once if present (0 = off)\n"
+            "      --repeat-last-n N  tokens the three penalties look back (default 64)\n"
+            "      --typical P      locally typical sampling, mass P in [0,1] (1 = off)\n"
+            "      --min-p P        drop tokens below P times the best one's probability\n"
+            "                       (0 = off)\n"
+            "  Order: logit bias, penalties, DITTO, kNN-LM, typical, min-p, then top-k,\n"
+            "  temperature, top-p and the seeded draw.\n"
             "  -h, --help           show this help\n"
             "Generation stops after N tokens or at an end-of-generation token (eos,\n"
             "eot, eom or another end-of-turn token of the model: hmt_token_is_eog).\n");
@@ -67,6 +81,15 @@ static int run_next(runner *r, hmt_token t) {
                   : hmt_stream_feed(r->stream, &t, 1);
 }
 
+/* Add the processor a create call just made (rc its status) to the sampler,
+ * which holds it; our reference is dropped either way. */
+static int add_proc(hmt_sampler *s, int rc, hmt_proc **p) {
+    if (!rc) rc = hmt_sampler_add(s, *p);
+    hmt_proc_free(*p);
+    *p = NULL;
+    return rc;
+}
+
 /* Draw the next token from the last position's logits (and kNN-LM key). */
 static int sample_next(const runner *r, hmt_sampler *s, hmt_token *t) {
     return r->ctx ? hmt_sampler_sample_ctx(s, r->ctx, -1, t)
@@ -83,6 +106,20 @@ static int parse_num(const char *s, double *out) {
     char *end;
     *out = strtod(s, &end);
     return *s && !*end;
+}
+
+#define MAX_BIAS 4096 /* --logit-bias pairs */
+
+/* TOKEN=BIAS: a token id (checked by the library) and a number. */
+static int parse_bias(const char *s, hmt_token *tok, float *bias) {
+    char *end;
+    long t = strtol(s, &end, 10);
+    double b;
+    if (end == s || *end != '=' || t < INT32_MIN || t > INT32_MAX || !parse_num(end + 1, &b))
+        return 0;
+    *tok = (hmt_token)t;
+    *bias = (float)b;
+    return 1;
 }
 
 /* A whole number in [lo, hi], or a message naming the option: exit code 2. */
@@ -105,6 +142,12 @@ int main(int argc, char **argv) {
     int chat = 0;
     double n_predict = 32, temp = 0.8, top_k = 40, top_p = 0.95, seed = 0x484d54, threads = 0,
            n_ctx = 0, ditto = 0, knn_lambda = 0.25, knn_k = 1024;
+    /* built-in samplers: NAN = not given */
+    double min_p = NAN, typical = NAN, rep_pen = NAN, freq_pen = NAN, pres_pen = NAN,
+           last_n = NAN;
+    static hmt_token bias_tok[MAX_BIAS];
+    static float bias_val[MAX_BIAS];
+    size_t n_bias = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -128,6 +171,20 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) num = &n_predict;
         else if (!strcmp(a, "--temp")) num = &temp;
         else if (!strcmp(a, "--ditto")) num = &ditto;
+        else if (!strcmp(a, "--min-p")) num = &min_p;
+        else if (!strcmp(a, "--typical")) num = &typical;
+        else if (!strcmp(a, "--repeat-penalty")) num = &rep_pen;
+        else if (!strcmp(a, "--frequency-penalty")) num = &freq_pen;
+        else if (!strcmp(a, "--presence-penalty")) num = &pres_pen;
+        else if (!strcmp(a, "--repeat-last-n")) num = &last_n;
+        else if (!strcmp(a, "--logit-bias")) {
+            if (n_bias == MAX_BIAS || !parse_bias(v, &bias_tok[n_bias], &bias_val[n_bias])) {
+                fprintf(stderr, "hmt-generate: --logit-bias takes TOKEN=BIAS (a token id and a "
+                                "number, -inf to ban; at most %d), got '%s'\n", MAX_BIAS, v);
+                return 2;
+            }
+            n_bias++;
+        }
         else if (!strcmp(a, "--knn")) knn_path = v;
         else if (!strcmp(a, "--system")) system_msg = v;
         else if (!strcmp(a, "--chat-template")) chat_template = v;
@@ -170,17 +227,19 @@ int main(int argc, char **argv) {
                 HMT_VERSION_STRING, hmt_version_string());
 
     /* one params object per object created: each reads only its own keys */
-    hmt_params *sp = NULL, *rp = NULL, *hp = NULL;
+    hmt_params *sp = NULL, *rp = NULL, *hp = NULL, *mp = NULL, *tp = NULL, *pp = NULL;
     hmt_model *model = NULL;
     hmt_adapter *adapter = NULL;
     runner run = {NULL, NULL};
     hmt_sampler *sampler = NULL;
+    hmt_proc *proc = NULL;
     hmt_knn *knn = NULL;
     hmt_token *toks = NULL;
     char *chat_text = NULL;
     int rc, status = 1;
     if ((rc = hmt_params_create(&sp)) || (rc = hmt_params_create(&rp)) ||
-        (rc = hmt_params_create(&hp))) {
+        (rc = hmt_params_create(&hp)) || (rc = hmt_params_create(&mp)) ||
+        (rc = hmt_params_create(&tp)) || (rc = hmt_params_create(&pp))) {
         status = die("params", rc);
         goto done;
     }
@@ -190,6 +249,26 @@ int main(int argc, char **argv) {
         (rc = hmt_params_set_int(sp, HMT_P_SEED, (int64_t)seed)) ||
         (rc = hmt_params_set_int(rp, HMT_P_N_THREADS, threads > 0 ? (int64_t)threads : HMT_AUTO))) {
         fprintf(stderr, "hmt-generate: %s\n", hmt_last_error_msg());
+        status = 2;
+        goto done;
+    }
+    /* the library checks the values (bounds, NaN); a bad one is a usage error */
+    const int penalties = !isnan(rep_pen) || !isnan(freq_pen) || !isnan(pres_pen);
+    if ((!isnan(min_p) && (rc = hmt_params_set_float(mp, HMT_P_MIN_P, min_p))) ||
+        (!isnan(typical) && (rc = hmt_params_set_float(tp, HMT_P_TYPICAL_P, typical))) ||
+        (!isnan(rep_pen) && (rc = hmt_params_set_float(pp, HMT_P_REPEAT_PENALTY, rep_pen))) ||
+        (!isnan(freq_pen) && (rc = hmt_params_set_float(pp, HMT_P_FREQUENCY_PENALTY, freq_pen))) ||
+        (!isnan(pres_pen) && (rc = hmt_params_set_float(pp, HMT_P_PRESENCE_PENALTY, pres_pen))) ||
+        (!isnan(last_n) && !check_count("--repeat-last-n", last_n, 0, 1 << 20) &&
+         (rc = HMT_E_INVAL)) ||
+        (!isnan(last_n) && (rc = hmt_params_set_int(pp, HMT_P_PENALTY_LAST_N, (int64_t)last_n)))) {
+        if (hmt_last_error_msg()[0]) fprintf(stderr, "hmt-generate: %s\n", hmt_last_error_msg());
+        status = 2;
+        goto done;
+    }
+    if (!isnan(last_n) && !penalties) {
+        fprintf(stderr, "hmt-generate: --repeat-last-n needs --repeat-penalty, "
+                        "--frequency-penalty or --presence-penalty\n");
         status = 2;
         goto done;
     }
@@ -249,6 +328,17 @@ int main(int argc, char **argv) {
         status = die("creating the sampler", rc);
         goto done;
     }
+    /* llama.cpp's order: logit bias and penalties first, filters last */
+    if (n_bias > 0 && (rc = add_proc(sampler, hmt_proc_logit_bias_create(&proc, model, bias_tok,
+                                                                          bias_val, n_bias),
+                                     &proc))) {
+        status = die("setting up the logit bias", rc);
+        goto done;
+    }
+    if (penalties && (rc = add_proc(sampler, hmt_proc_penalties_create(&proc, pp), &proc))) {
+        status = die("setting up the penalties", rc);
+        goto done;
+    }
     if (ditto > 0) {
         hmt_proc *dp = NULL;
         if ((rc = hmt_params_set_float(hp, HMT_P_DITTO_LAMBDA, ditto)) ||
@@ -276,9 +366,17 @@ int main(int argc, char **argv) {
         hmt_proc_free(kp); /* the sampler holds it, and it holds the datastore */
         hmt_params_free(kp_params);
     }
+    if (!isnan(typical) && (rc = add_proc(sampler, hmt_proc_typical_create(&proc, tp), &proc))) {
+        status = die("setting up typical sampling", rc);
+        goto done;
+    }
+    if (!isnan(min_p) && (rc = add_proc(sampler, hmt_proc_min_p_create(&proc, mp), &proc))) {
+        status = die("setting up min-p", rc);
+        goto done;
+    }
     for (size_t i = 0; i < n_prompt; i++) /* the prompt is the processors' history */
         if ((rc = hmt_sampler_accept(sampler, toks[i]))) {
-            status = die("DITTO", rc);
+            status = die("accepting the prompt", rc);
             goto done;
         }
     char piece[256];
@@ -336,5 +434,8 @@ done:
     hmt_params_free(sp);
     hmt_params_free(rp);
     hmt_params_free(hp);
+    hmt_params_free(mp);
+    hmt_params_free(tp);
+    hmt_params_free(pp);
     return status;
 }

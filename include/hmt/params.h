@@ -71,6 +71,17 @@ typedef enum hmt_param {
     HMT_P_TOP_K = 501,       /* int: keep the k most likely; 0 = all (40)      */
     HMT_P_TOP_P = 502,       /* float: nucleus mass in (0,1]; 1 = off (0.95)   */
     HMT_P_SEED = 503,        /* int: RNG seed (default 0x484d54)               */
+    /* built-in sampling processors (docs/PROCESSORS.md; defaults are
+       llama.cpp's): hmt_proc_min_p_create, _typical_create, _penalties_create */
+    HMT_P_MIN_P = 504,             /* float: min-p in [0, 1]; 0 = off (0.05)   */
+    HMT_P_MIN_KEEP = 505,          /* int: min-p and typical keep at least this
+                                      many tokens (0)                          */
+    HMT_P_TYPICAL_P = 506,         /* float: typical mass in [0, 1]; 1 = off (1) */
+    HMT_P_PENALTY_LAST_N = 507,    /* int: penalties look at the last n accepted
+                                      tokens; 0 = off (64)                     */
+    HMT_P_REPEAT_PENALTY = 508,    /* float: repeat penalty; 1 = off (1)       */
+    HMT_P_FREQUENCY_PENALTY = 509, /* float: per occurrence; 0 = off (0)       */
+    HMT_P_PRESENCE_PENALTY = 510,  /* float: once if present; 0 = off (0)      */
     /* the DITTO sentence-repetition penalty (600…): hmt_proc_ditto_create */
     HMT_P_DITTO_LAMBDA = 600,       /* float: λ in (0, 1]; 1 = no effect (0.5)        */
     HMT_P_DITTO_MODE = 601,         /* int: hmt_ditto_mode (HMT_DITTO_POWER)          */

@@ -5,7 +5,8 @@
  *
  * A sampler turns a position's logits into a token: its processors run in
  * the order they were added (the built-in DITTO sentence-repetition penalty,
- * kNN-LM interpolation from <hmt/knn.h>, user callbacks), then top-k,
+ * kNN-LM interpolation from <hmt/knn.h>, llama.cpp's min-p, typical,
+ * penalties and logit bias, user callbacks), then top-k,
  * temperature, top-p and a seeded draw pick the token, and every processor
  * is told the token chosen. A sampler without processors is a plain
  * sampler; hmt_sampler_apply alone gives the processed distribution for
@@ -175,6 +176,48 @@ HMT_API HMT_NODISCARD int hmt_proc_ditto_create(hmt_proc **out, const hmt_model 
  *  n_vocab), HMT_E_NOMEM (the old set is kept). */
 HMT_API HMT_NODISCARD int hmt_proc_ditto_set_delimiters(hmt_proc *p, const hmt_token *ids,
                                                         size_t n);
+
+/* ---------------------------------------------------------------------------
+ * Built-in: llama.cpp's common samplers as processors (docs/PROCESSORS.md)
+ *
+ * Each has llama.cpp's definition (src/llama-sampling.cpp); a token a
+ * filter removes is set to -inf. They run where they are added, before the
+ * sampler's own top-k, temperature, top-p and seeded draw (the "dist"
+ * sampler of llama.cpp is hmt_sampler_sample with temperature 1, top_k 0,
+ * top_p 1). llama.cpp's usual order is logit bias, penalties, then the
+ * filters: add them in that order. None holds a reference to anything.
+ * ------------------------------------------------------------------------- */
+/** Min-p: keep the tokens whose probability is at least p times the largest
+ *  one (logit >= max logit + ln p), and at least HMT_P_MIN_KEEP tokens (the
+ *  highest; ties by the lower id). p = 0 changes nothing. params keys:
+ *  HMT_P_MIN_P, HMT_P_MIN_KEEP. Errors: HMT_E_INVAL (NULL out, another key
+ *  set), HMT_E_NOMEM. Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_proc_min_p_create(hmt_proc **out, const hmt_params *params);
+/** Locally typical sampling: with H the entropy of the distribution, keep
+ *  the tokens closest to it in |-ln p - H| (ties by the lower id) until
+ *  their mass exceeds HMT_P_TYPICAL_P, and at least HMT_P_MIN_KEEP of them.
+ *  p = 1 changes nothing. params keys: HMT_P_TYPICAL_P, HMT_P_MIN_KEEP.
+ *  Errors: HMT_E_INVAL, HMT_E_NOMEM. Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_proc_typical_create(hmt_proc **out, const hmt_params *params);
+/** Repetition, frequency and presence penalties over the last
+ *  HMT_P_PENALTY_LAST_N accepted tokens (hmt_sampler_accept, or a sample
+ *  function): a token seen c > 0 times there has its logit divided by the
+ *  repeat penalty when positive, multiplied by it otherwise, then lowered by
+ *  c * frequency + presence. Reset forgets the tokens. params keys:
+ *  HMT_P_PENALTY_LAST_N, HMT_P_REPEAT_PENALTY, HMT_P_FREQUENCY_PENALTY,
+ *  HMT_P_PRESENCE_PENALTY. apply fails with HMT_E_INVAL when a logit
+ *  overflows. Errors: HMT_E_INVAL, HMT_E_NOMEM. Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_proc_penalties_create(hmt_proc **out, const hmt_params *params);
+/** Logit bias: biases[i] is added to the logit of tokens[i], for i < n
+ *  (a token listed twice gets both; -INFINITY bans it). The arrays are
+ *  copied. model may be NULL; with it, ids are checked against its
+ *  vocabulary here and apply refuses another n_vocab; without it, apply
+ *  refuses an id >= n_vocab. Errors: HMT_E_INVAL (NULL out, tokens or
+ *  biases NULL with n > 0, an id < 0 or outside the model's vocabulary, a
+ *  NaN or +inf bias), HMT_E_NOMEM. Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_proc_logit_bias_create(hmt_proc **out, const hmt_model *model,
+                                                     const hmt_token *tokens,
+                                                     const float *biases, size_t n);
 
 #ifdef __cplusplus
 }

@@ -1146,6 +1146,51 @@ class DittoProc(Proc):
         lib.hmt_proc_ditto_set_delimiters(self._handle, ptr, n)
 
 
+class MinPProc(Proc):
+    """Min-p (llama.cpp's): keep the tokens with p >= min_p * max p, at least
+    min_keep of them (keys min_p, min_keep). MinPProc(min_p=0.05)."""
+
+    def __init__(self, params=None, **kwargs):
+        self._h = _create(hmt_proc_p, lib.hmt_proc_min_p_create, params, kwargs)
+
+
+class TypicalProc(Proc):
+    """Locally typical sampling (llama.cpp's): keep the tokens closest to the
+    entropy until their mass exceeds typical_p, at least min_keep (keys
+    typical_p, min_keep). TypicalProc(typical_p=0.9)."""
+
+    def __init__(self, params=None, **kwargs):
+        self._h = _create(hmt_proc_p, lib.hmt_proc_typical_create, params, kwargs)
+
+
+class PenaltiesProc(Proc):
+    """Repetition / frequency / presence penalties over the last
+    penalty_last_n accepted tokens (llama.cpp's; keys penalty_last_n,
+    repeat_penalty, frequency_penalty, presence_penalty)."""
+
+    def __init__(self, params=None, **kwargs):
+        self._h = _create(hmt_proc_p, lib.hmt_proc_penalties_create, params, kwargs)
+
+
+class LogitBiasProc(Proc):
+    """Logit bias: bias is a mapping {token: bias} or a sequence of (token,
+    bias) pairs (a token listed twice gets both; -inf bans it). With a model
+    the ids are checked against its vocabulary at once."""
+
+    def __init__(self, bias, model=None):
+        pairs = list(bias.items()) if hasattr(bias, "items") else list(bias)
+        for pair in pairs:
+            if not hasattr(pair, "__len__") or len(pair) != 2:
+                raise HmtError(Status.E_INVAL, "hmt_proc_logit_bias_create",
+                               f"{pair!r} is not a (token, bias) pair")
+        tptr, n, keep_t = _tokens_arg([t for t, _ in pairs], "hmt_proc_logit_bias_create")
+        bptr, nb, keep_b = _float_arg([float(b) for _, b in pairs] or [0.0], "biases")
+        out = hmt_proc_p()
+        lib.hmt_proc_logit_bias_create(byref(out), None if model is None else model._handle,
+                                       tptr if n else None, bptr if n else None, n)
+        self._h = out
+
+
 class Sampler(_Handle):
     """A sampler: processors (added in order, run on each position's logits),
     then top-k, temperature, top-p and a seeded draw (keys temperature,
@@ -1513,5 +1558,5 @@ __all__ = ["HmtError", "Status", "Param", "Mode", "LogLevel", "Params", "Model",
            "TOKENIZE_SPECIAL", "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN",
            "OUT_FFN_INPUT", "AUTO", "COMPUTE_F32", "COMPUTE_BF16", "ComputeType", "DittoMode",
            "DittoScope", "DittoRenorm", "KnnLambdaMode", "KnnDtype", "Proc", "PyProc",
-           "DittoProc", "KnnProc", "Knn", "KnnBuilder", "knn_faiss_available",
+           "DittoProc", "MinPProc", "TypicalProc", "PenaltiesProc", "LogitBiasProc", "KnnProc", "Knn", "KnnBuilder", "knn_faiss_available",
            "knn_interpolate_neighbors"]

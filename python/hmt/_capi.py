@@ -75,6 +75,13 @@ class Param(enum.IntEnum):
     TOP_K = 501
     TOP_P = 502
     SEED = 503
+    MIN_P = 504
+    MIN_KEEP = 505
+    TYPICAL_P = 506
+    PENALTY_LAST_N = 507
+    REPEAT_PENALTY = 508
+    FREQUENCY_PENALTY = 509
+    PRESENCE_PENALTY = 510
     DITTO_LAMBDA = 600
     DITTO_MODE = 601
     DITTO_SCOPE = 602
@@ -552,6 +559,16 @@ FUNCTIONS = [
     ("hmt_proc_ditto_create", c_int, [_P(hmt_proc_p), hmt_model_p, hmt_params_p], _status),
     # int hmt_proc_ditto_set_delimiters(hmt_proc *p, const hmt_token *ids, size_t n);
     ("hmt_proc_ditto_set_delimiters", c_int, [hmt_proc_p, _P(hmt_token), c_size_t], _status),
+    # int hmt_proc_min_p_create(hmt_proc **out, const hmt_params *params);
+    ("hmt_proc_min_p_create", c_int, [_P(hmt_proc_p), hmt_params_p], _status),
+    # int hmt_proc_typical_create(hmt_proc **out, const hmt_params *params);
+    ("hmt_proc_typical_create", c_int, [_P(hmt_proc_p), hmt_params_p], _status),
+    # int hmt_proc_penalties_create(hmt_proc **out, const hmt_params *params);
+    ("hmt_proc_penalties_create", c_int, [_P(hmt_proc_p), hmt_params_p], _status),
+    # int hmt_proc_logit_bias_create(hmt_proc **out, const hmt_model *model,
+    #                                const hmt_token *tokens, const float *biases, size_t n);
+    ("hmt_proc_logit_bias_create", c_int,
+     [_P(hmt_proc_p), hmt_model_p, _P(hmt_token), _P(c_float), c_size_t], _status),
 
     # ==== knn.h: kNN-LM datastores ====
     # int hmt_knn_builder_create(hmt_knn_builder **out, const hmt_model *model, const char *path,
