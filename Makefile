@@ -233,6 +233,7 @@ VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indire
 memcheck: examples tools
 	$(VALGRIND) $(B)/bin/hmt-generate -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 8 -t 2 > /dev/null
 	$(VALGRIND) $(B)/bin/hmt-generate -m $(DEMO_MODEL) --chat --chat-template chatml --system "Be brief." -p "$(DEMO_PROMPT)" -n 4 -t 2 > /dev/null
+	$(VALGRIND) $(B)/bin/hmt-generate -m $(DEMO_MODEL) -p "$(DEMO_PROMPT)" -n 6 -t 2 --min-p 0.05 --typical 0.9 --repeat-penalty 1.1 --frequency-penalty 0.1 --presence-penalty 0.1 --repeat-last-n 16 --logit-bias 5=-inf --logit-bias 7=1.5 > /dev/null
 	$(VALGRIND) $(B)/bin/hmt-generate -m /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
 	$(VALGRIND) $(B)/examples/simple $(DEMO_MODEL) "$(DEMO_PROMPT)" 8 > /dev/null
 	$(VALGRIND) $(B)/examples/processors $(DEMO_MODEL) "$(DEMO_PROMPT)" > /dev/null
