@@ -731,6 +731,38 @@ START_TEST(silu_mul_matches) {
 }
 END_TEST
 
+/* GELU (tanh form) · mul and soft-capping against double precision. */
+START_TEST(gelu_mul_and_softcap_match) {
+    float g[300], u[300], g0[300];
+    for (int i = 0; i < 300; i++) {
+        g0[i] = rndf() * 12.0f;
+        u[i] = rndf();
+    }
+    g0[0] = -100.0f;
+    g0[1] = 100.0f;
+    g0[2] = 0.0f;
+    g0[3] = -5.0f;
+    for (int64_t n = 1; n <= 300; n += 13) {
+        memcpy(g, g0, sizeof g);
+        hmti_gelu_mul(g, u, n);
+        for (int64_t i = 0; i < 300; i++) {
+            const double x = g0[i];
+            double want = i < n ? 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))) * u[i]
+                                : x;
+            EXPECT_MSG(fabs(g[i] - want) <= 2e-6 * fabs(x * u[i]) + 1e-6 * fabs(want) + 1e-30,
+                       "gelu[%lld] %g vs %g", (long long)i, g[i], want);
+        }
+        memcpy(g, g0, sizeof g);
+        hmti_softcap(g, 0.25f, 5.0f, n);
+        for (int64_t i = 0; i < 300; i++) {
+            double want = i < n ? 5.0 * tanh((double)g0[i] * 0.25 / 5.0) : g0[i];
+            EXPECT_MSG(fabs(g[i] - want) <= 2e-6 * 5.0, "softcap[%lld] %g vs %g", (long long)i,
+                       g[i], want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(rope_matches) {
     /* head sizes, rotated dims (0: all; partial rotary leaves the rest) */
     static const int hds[] = {2, 64, 80, 128, 34, 64, 128};
@@ -808,6 +840,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_add_test(tc, softmax_matches);
     tcase_add_test(tc, logsumexp_matches);
     tcase_add_test(tc, silu_mul_matches);
+    tcase_add_test(tc, gelu_mul_and_softcap_match);
     tcase_add_test(tc, rope_matches);
     suite_add_tcase(s, tc);
     return s;

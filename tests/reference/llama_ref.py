@@ -369,7 +369,7 @@ class Model:
                 p = p / p.sum(axis=1, keepdims=True)
                 out[:, hq, :] = p @ V[:, hk, :]
             a = out.reshape(n, nh * hd) @ L["attn_output"].T
-            if L["post_attention_norm"] is not None:
+            if L.get("post_attention_norm") is not None:
                 a = self.rmsnorm(a, L["post_attention_norm"])
             x = x + a
             h = self.rmsnorm(x, L["ffn_norm"])
@@ -381,7 +381,7 @@ class Model:
             else:
                 act = gt / (1 + np.exp(-gt)) * up
             f = act @ L["ffn_down"].T
-            if L["post_ffw_norm"] is not None:
+            if L.get("post_ffw_norm") is not None:
                 f = self.rmsnorm(f, L["post_ffw_norm"])
             x = x + f
         cache.pos = np.concatenate([cache.pos, pos])

@@ -226,6 +226,7 @@ def numpy_reference(spec, w, neox=True, scaled=True):
         m.layers.append(L)
     m.inv_freq, m.mscale = llama_ref.hf_rope(spec.get("rope_scaling") if scaled else None,
                                              m.rope_base, m.head_dim)
+    llama_ref.gemma_hparams(m, lambda k, d=None: d)
     return m
 
 
