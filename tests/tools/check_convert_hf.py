@@ -794,6 +794,24 @@ def run_bad_inputs(root):
         ("config.json not JSON", write_bytes("config.json", b"{\"hidden_size\": 32,"), "not valid JSON"),
         ("other architecture", edit_json("config.json", lambda c: c.update(architectures=["GPT2LMHeadModel"])),
          "not supported"),
+        ("gemma2 query_pre_attn_scalar", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma2ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=99)), "query_pre_attn_scalar 99"),
+        ("gemma2 untied", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma2ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            query_pre_attn_scalar=16)), "tie_word_embeddings false"),
+        ("gemma3 final soft-capping", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma3ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=16, final_logit_softcapping=30.0)),
+         "final_logit_softcapping 30.0"),
+        ("gemma3 local RoPE base", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma3ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=16, rope_local_base_freq=20000.0)),
+         "rope_local_base_freq 20000.0"),
+        ("gemma3 layer pattern", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma3ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=16, sliding_window_pattern=4)),
+         "sliding_window_pattern 4"),
         ("rope_scaling dynamic", edit_json("config.json", lambda c: c.update(rope_scaling={"type": "dynamic", "factor": 2.0})),
          "rope_scaling 'dynamic' not implemented"),
         ("rope_scaling longrope", edit_json("config.json", lambda c: c.update(rope_scaling={"rope_type": "longrope"})),
