@@ -14,7 +14,8 @@ Weights (seeded, drawn in a fixed order, so a seed always gives the same file):
   gemma2/3: post_attention_norm, post_ffw_norm [n_embd] 1 + 0.1 N(0,1) (the
   GGUF's 1 + w form), gemma3 also attn_q_norm / attn_k_norm; the LM head is
   always tied (token_embd as for tied models; its rows are scaled by sqrt(d)
-  on input); SentencePiece tokenizer by default; keys key_length/value_length, sliding_window and
+  on input); a Gemma-layout SentencePiece tokenizer by default (<pad> <eos>
+  <bos> <unk> <start_of_turn> <end_of_turn>, add_space_prefix false); keys key_length/value_length, sliding_window and
   (gemma2) attn_logit_softcapping / final_logit_softcapping as llama.cpp's
   converter writes them (gemma dict).
 RoPE variants (rope_scaling, an HF-style dict, written as llama.cpp's
@@ -219,7 +220,30 @@ def add_tokenizer(w, kind, n_vocab, pre=None):
         w.add("tokenizer.ggml.padding_token_id", base, gw.UINT32)
         w.add("tokenizer.ggml.add_bos_token", False, gw.BOOL)
         return {"bos": base, "eos": base + 2}
+    if kind == "gemma":
+        # Gemma's layout: <pad> <eos> <bos> <unk> first, its turn markers,
+        # then byte tokens and pieces; llama.cpp's converter writes
+        # add_space_prefix false for Gemma (no tokenizer.ggml.pre: SPM)
+        tokens, scores, types = spm_vocab(n_vocab - 3)
+        tokens = GEMMA_SPECIALS + tokens[3:]
+        scores = [0.0] * 6 + scores[3:]
+        types = [3, 3, 3, 2, 3, 3] + types[3:]
+        w.add("tokenizer.ggml.model", "llama")
+        w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
+        w.add("tokenizer.ggml.scores", scores, gw.ARRAY, gw.FLOAT32)
+        w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
+        w.add("tokenizer.ggml.bos_token_id", 2, gw.UINT32)
+        w.add("tokenizer.ggml.eos_token_id", 1, gw.UINT32)
+        w.add("tokenizer.ggml.unknown_token_id", 3, gw.UINT32)
+        w.add("tokenizer.ggml.padding_token_id", 0, gw.UINT32)
+        w.add("tokenizer.ggml.add_bos_token", True, gw.BOOL)
+        w.add("tokenizer.ggml.add_eos_token", False, gw.BOOL)
+        w.add("tokenizer.ggml.add_space_prefix", False, gw.BOOL)
+        return {"bos": 2, "eos": 1}
     raise ValueError(kind)
+
+
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 
 
 def _normal(rng, shape, std):
@@ -255,7 +279,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         raise ValueError("Q8_0 needs n_embd and n_ff multiples of 32")
     if wtype not in WTYPES and wtype not in QTYPES and wtype not in MIXES:
         raise ValueError(f"unknown weight type {wtype}")
-    tokenizer = tokenizer or ("spm" if arch in ("llama", "gemma2", "gemma3") else "gpt2")
+    tokenizer = tokenizer or {"llama": "spm", "gemma2": "gemma", "gemma3": "gemma"}.get(arch, "gpt2")
     write_vocab_size = (arch == "llama") if write_vocab_size is None else write_vocab_size
     write_rope_dim = (arch == "llama" or n_rot != hd) if write_rope_dim is None else write_rope_dim
     rope_f, rope_s, rope_u, rope_freqs = hf_rope.gguf_rope_scaling(rope_scaling, rope_base, n_rot,
@@ -347,7 +371,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     return {"arch": arch, "n_vocab": n_vocab, "n_embd": n_embd, "n_layer": n_layer,
             "n_head": n_head, "n_head_kv": n_head_kv, "n_ff": n_ff, "n_ctx_train": n_ctx,
             "head_dim": hd, "n_params": int(n_params), "tied": int(bool(tied)), "wtype": wtype,
-            "tokenizer": "llama" if tokenizer == "spm" else "gpt2",
+            "tokenizer": "llama" if tokenizer in ("spm", "gemma") else "gpt2",
             "bos": special["bos"], "eos": special["eos"], "rope_base": rope_base,
             "rms_eps": rms_eps, "gguf_version": version, "alignment": alignment,
             "n_rot": n_rot, "rope_scaling": (rope_scaling or {}).get("rope_type", "none"),
@@ -370,7 +394,7 @@ def main(argv=None):
     ap.add_argument("--rms-eps", type=float, default=1e-5)
     ap.add_argument("--tied", action="store_true", help="no output.weight (LM head = token_embd)")
     ap.add_argument("--type", default="f32", choices=ALL_WTYPES)
-    ap.add_argument("--tokenizer", choices=["spm", "gpt2"], default=None)
+    ap.add_argument("--tokenizer", choices=["spm", "gpt2", "gemma"], default=None)
     ap.add_argument("--pre", default=None, help="tokenizer.ggml.pre for gpt2 (default qwen2)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)

@@ -123,7 +123,12 @@ def verify_model(path, info):
     assert len(toks) == info["n_vocab"] == len(m["tokenizer.ggml.token_type"])
     assert len(set(toks)) == len(toks)
     tt = m["tokenizer.ggml.token_type"]
-    if m["tokenizer.ggml.model"] == "llama":
+    if m["tokenizer.ggml.model"] == "llama" and m.get("tokenizer.ggml.add_space_prefix") is False:
+        # Gemma's layout (gen_model.GEMMA_SPECIALS)
+        assert toks[:6] == ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+        assert list(tt[:6]) == [3, 3, 3, 2, 3, 3] and len(m["tokenizer.ggml.scores"]) == len(toks)
+        assert toks[6:262] == [f"<0x{b:02X}>" for b in range(256)] and set(tt[6:262]) == {6}
+    elif m["tokenizer.ggml.model"] == "llama":
         assert len(m["tokenizer.ggml.scores"]) == len(toks)
         assert toks[:3] == ["<unk>", "<s>", "</s>"] and list(tt[:3]) == [2, 3, 3]
         assert toks[3:259] == [f"<0x{b:02X}>" for b in range(256)] and set(tt[3:259]) == {6}
