@@ -198,21 +198,19 @@ static int read_hparams(hmt_model *m) {
                          "with tools/convert_hf.py)");
     int rc = hmti_gguf_get_str(g, "general.architecture", &arch);
     if (rc) return rc;
-    if (hmti_str_eq(arch, "llama")) {
-        m->arch = HMTI_ARCH_LLAMA;
-        m->rope_neox = 0;
-    } else if (hmti_str_eq(arch, "qwen2")) {
-        m->arch = HMTI_ARCH_QWEN2;
-        m->rope_neox = 1;
-    } else if (hmti_str_eq(arch, "qwen3")) {
-        m->arch = HMTI_ARCH_QWEN3;
-        m->rope_neox = 1;
-    } else if (hmti_str_eq(arch, "gemma2")) {
-        m->arch = HMTI_ARCH_GEMMA2;
-        m->rope_neox = 1;
-    } else if (hmti_str_eq(arch, "gemma3")) {
-        m->arch = HMTI_ARCH_GEMMA3;
-        m->rope_neox = 1;
+    /* llama.cpp's RoPE pairing per architecture: adjacent for llama, NEOX else */
+    static const struct {
+        const char *name;
+        hmti_arch arch;
+        int neox;
+    } ARCHS[] = {{"llama", HMTI_ARCH_LLAMA, 0},  {"qwen2", HMTI_ARCH_QWEN2, 1},
+                 {"qwen3", HMTI_ARCH_QWEN3, 1},  {"gemma2", HMTI_ARCH_GEMMA2, 1},
+                 {"gemma3", HMTI_ARCH_GEMMA3, 1}};
+    size_t ai = 0;
+    while (ai < sizeof ARCHS / sizeof ARCHS[0] && !hmti_str_eq(arch, ARCHS[ai].name)) ai++;
+    if (ai < sizeof ARCHS / sizeof ARCHS[0]) {
+        m->arch = ARCHS[ai].arch;
+        m->rope_neox = ARCHS[ai].neox;
     } else if (hmti_str_eq(arch, "hmt")) {
         return hmti_errf(HMT_E_UNSUPPORTED,
                          "model: this file is an HMT adapter (architecture 'hmt'), not a model: "

@@ -438,16 +438,21 @@ AVX512_TARGET static __m512 silu_mul16(__m512 g, __m512 u) {
     return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
 }
 
-AVX512_TARGET static void silu_mul_avx512(float *g, const float *u, int64_t n) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(g + i, silu_mul16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));
-    if (i < n) {
-        __mmask16 k = tail_mask(n - i);
-        _mm512_mask_storeu_ps(
-            g + i, k, silu_mul16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, u + i)));
+/* g[i] = f16(g, u) over n elements, 16 at a time, the tail masked (SiLU
+ * and GELU gates: the function is inlined into each instance). */
+#define GATED_AVX512(name, f16)                                                                   \
+    AVX512_TARGET static void name(float *g, const float *u, int64_t n) {                        \
+        int64_t i = 0;                                                                            \
+        for (; i + 16 <= n; i += 16)                                                              \
+            _mm512_storeu_ps(g + i, f16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));         \
+        if (i < n) {                                                                              \
+            __mmask16 k = tail_mask(n - i);                                                       \
+            _mm512_mask_storeu_ps(g + i, k,                                                       \
+                                  f16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, u + i))); \
+        }                                                                                         \
     }
-}
+
+GATED_AVX512(silu_mul_avx512, silu_mul16)
 
 AVX2_TARGET static void silu_mul_avx2(float *g, const float *u, int64_t n) {
     int64_t i = 0;
@@ -491,16 +496,7 @@ AVX512_TARGET static __m512 gelu_mul16(__m512 g, __m512 u) {
     return _mm512_mul_ps(h, u);
 }
 
-AVX512_TARGET static void gelu_mul_avx512(float *g, const float *u, int64_t n) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(g + i, gelu_mul16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));
-    if (i < n) {
-        __mmask16 k = tail_mask(n - i);
-        _mm512_mask_storeu_ps(
-            g + i, k, gelu_mul16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, u + i)));
-    }
-}
+GATED_AVX512(gelu_mul_avx512, gelu_mul16)
 
 AVX2_TARGET static void gelu_mul_avx2(float *g, const float *u, int64_t n) {
     int64_t i = 0;

@@ -196,17 +196,7 @@ def gpt2_vocab(n_vocab):
 
 def add_tokenizer(w, kind, n_vocab, pre=None):
     if kind == "spm":
-        tokens, scores, types = spm_vocab(n_vocab)
-        w.add("tokenizer.ggml.model", "llama")
-        w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
-        w.add("tokenizer.ggml.scores", scores, gw.ARRAY, gw.FLOAT32)
-        w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
-        w.add("tokenizer.ggml.unknown_token_id", 0, gw.UINT32)
-        w.add("tokenizer.ggml.bos_token_id", 1, gw.UINT32)
-        w.add("tokenizer.ggml.eos_token_id", 2, gw.UINT32)
-        w.add("tokenizer.ggml.add_bos_token", True, gw.BOOL)
-        w.add("tokenizer.ggml.add_eos_token", False, gw.BOOL)
-        return {"bos": 1, "eos": 2}
+        return _write_spm(w, *spm_vocab(n_vocab), dict(unknown=0, bos=1, eos=2))
     if kind == "gpt2":
         tokens, types, merges = gpt2_vocab(n_vocab)
         base = n_vocab - len(GPT2_SPECIALS)
@@ -225,22 +215,25 @@ def add_tokenizer(w, kind, n_vocab, pre=None):
         # then byte tokens and pieces; llama.cpp's converter writes
         # add_space_prefix false for Gemma (no tokenizer.ggml.pre: SPM)
         tokens, scores, types = spm_vocab(n_vocab - 3)
-        tokens = GEMMA_SPECIALS + tokens[3:]
-        scores = [0.0] * 6 + scores[3:]
-        types = [3, 3, 3, 2, 3, 3] + types[3:]
-        w.add("tokenizer.ggml.model", "llama")
-        w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
-        w.add("tokenizer.ggml.scores", scores, gw.ARRAY, gw.FLOAT32)
-        w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
-        w.add("tokenizer.ggml.bos_token_id", 2, gw.UINT32)
-        w.add("tokenizer.ggml.eos_token_id", 1, gw.UINT32)
-        w.add("tokenizer.ggml.unknown_token_id", 3, gw.UINT32)
-        w.add("tokenizer.ggml.padding_token_id", 0, gw.UINT32)
-        w.add("tokenizer.ggml.add_bos_token", True, gw.BOOL)
-        w.add("tokenizer.ggml.add_eos_token", False, gw.BOOL)
-        w.add("tokenizer.ggml.add_space_prefix", False, gw.BOOL)
-        return {"bos": 2, "eos": 1}
+        return _write_spm(w, GEMMA_SPECIALS + tokens[3:], [0.0] * 6 + scores[3:],
+                          [3, 3, 3, 2, 3, 3] + types[3:], dict(bos=2, eos=1, unknown=3, padding=0),
+                          add_space_prefix=False)
     raise ValueError(kind)
+
+
+def _write_spm(w, tokens, scores, types, ids, add_space_prefix=None):
+    """A SentencePiece ("llama") vocabulary; ids: special kind -> id."""
+    w.add("tokenizer.ggml.model", "llama")
+    w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
+    w.add("tokenizer.ggml.scores", scores, gw.ARRAY, gw.FLOAT32)
+    w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
+    for kind, i in ids.items():
+        w.add(f"tokenizer.ggml.{kind}_token_id", i, gw.UINT32)
+    w.add("tokenizer.ggml.add_bos_token", True, gw.BOOL)
+    w.add("tokenizer.ggml.add_eos_token", False, gw.BOOL)
+    if add_space_prefix is not None:
+        w.add("tokenizer.ggml.add_space_prefix", add_space_prefix, gw.BOOL)
+    return {"bos": ids["bos"], "eos": ids["eos"]}
 
 
 GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
