@@ -709,7 +709,16 @@ START_TEST(softmax_matches) {
 }
 END_TEST
 
-START_TEST(silu_mul_matches) {
+static double silu_ref(double x) { return x / (1.0 + exp(-x)); }
+static double gelu_ref(double x) {
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+/* A gate g[i] = f(g[i]) * u[i] against double precision, every length 1 ..
+ * 300 in steps of 13 (vector bodies and tails), elements past n untouched;
+ * tolerance rel * |want| + abs_g * |g u|. */
+static void check_gate(void (*fn)(float *, const float *, int64_t), double (*ref)(double),
+                       double rel, double abs_g, const char *name) {
     float g[300], u[300], g0[300];
     for (int i = 0; i < 300; i++) {
         g0[i] = rndf() * 12.0f;
@@ -721,11 +730,30 @@ START_TEST(silu_mul_matches) {
     g0[3] = -88.0f;
     for (int64_t n = 1; n <= 300; n += 13) {
         memcpy(g, g0, sizeof g);
-        hmti_silu_mul(g, u, n);
+        fn(g, u, n);
         for (int64_t i = 0; i < 300; i++) {
-            double want = i < n ? g0[i] / (1.0 + exp(-(double)g0[i])) * u[i] : g0[i];
-            EXPECT_MSG(fabs(g[i] - want) <= 1e-5 * fabs(want) + 1e-30, "silu[%lld] %g vs %g",
-                          (long long)i, g[i], want);
+            double want = i < n ? ref(g0[i]) * u[i] : g0[i];
+            EXPECT_MSG(fabs(g[i] - want) <= rel * fabs(want) + abs_g * fabs(g0[i] * u[i]) + 1e-30,
+                       "%s[%lld] %g vs %g", name, (long long)i, g[i], want);
+        }
+    }
+}
+
+START_TEST(silu_mul_matches) { check_gate(hmti_silu_mul, silu_ref, 1e-5, 0.0, "silu"); }
+END_TEST
+
+/* GELU (tanh form) · mul and soft-capping against double precision. */
+START_TEST(gelu_mul_and_softcap_match) {
+    check_gate(hmti_gelu_mul, gelu_ref, 1e-6, 2e-6, "gelu");
+    float x[300], x0[300];
+    for (int i = 0; i < 300; i++) x0[i] = rndf() * 100.0f;
+    for (int64_t n = 1; n <= 300; n += 13) {
+        memcpy(x, x0, sizeof x);
+        hmti_softcap(x, 0.25f, 5.0f, n);
+        for (int64_t i = 0; i < 300; i++) {
+            double want = i < n ? 5.0 * tanh((double)x0[i] * 0.25 / 5.0) : x0[i];
+            EXPECT_MSG(fabs(x[i] - want) <= 2e-6 * 5.0, "softcap[%lld] %g vs %g", (long long)i,
+                       x[i], want);
         }
     }
 }
@@ -808,6 +836,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_add_test(tc, softmax_matches);
     tcase_add_test(tc, logsumexp_matches);
     tcase_add_test(tc, silu_mul_matches);
+    tcase_add_test(tc, gelu_mul_and_softcap_match);
     tcase_add_test(tc, rope_matches);
     suite_add_tcase(s, tc);
     return s;

@@ -16,10 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "backbone/model.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "text/tokenizer.h"
 #include "text/unicode.h"
+#include "hmt/hmt.h"
 #include "util/gguf_build.h"
 #include "util/testutil.h"
 
@@ -256,6 +258,58 @@ START_TEST(spm_specifics) {
     ck_assert_str_eq(s, "<s></s><unk>");
     free(s);
     hmti_vocab_free(v);
+}
+END_TEST
+
+/* Gemma's SentencePiece vocabulary as llama.cpp's converter writes it (the
+ * generated gemma2 test model: <pad> <eos> <bos> <unk> <start_of_turn>
+ * <end_of_turn> first, add_space_prefix false): no space is added before the
+ * text, so decoding gives the text back exactly; the turn markers are
+ * control tokens and <end_of_turn> ends generation. */
+START_TEST(gemma_spm_specifics) {
+    hmt_model *m = NULL;
+    ck_assert_msg(hmt_model_load(&m, hmt_test_data("gemma2-f32.gguf"), NULL) == HMT_OK, "%s",
+                  hmt_last_error_msg());
+    const hmti_vocab *v = m->vocab;
+    ck_assert_int_eq(hmti_vocab_bos(v), 2);
+    ck_assert_int_eq(hmti_vocab_eos(v), 1);
+    ck_assert_int_eq(hmt_model_token_eot(m), 5);
+    ck_assert_int_eq(hmt_token_is_eog(m, 5), 1);
+    ck_assert_int_eq(hmt_token_is_eog(m, 1), 1);
+    static const char *const texts[] = {"hello world", "the memory model", " leading space",
+                                        "two  spaces", "x"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        size_t n, len;
+        hmt_token *t = tok(v, texts[i], strlen(texts[i]), 0, &n);
+        char *d = detok(v, t, n, 0, &len);
+        ck_assert_msg(len == strlen(texts[i]) && !memcmp(d, texts[i], len),
+                      "'%s' decodes as '%.*s'", texts[i], (int)len, d);
+        free(d);
+        /* the first piece carries no word-start mark */
+        d = detok(v, t, 1, 0, &len);
+        ck_assert_msg(len > 0 && d[0] == texts[i][0], "'%s' starts with '%.*s'", texts[i],
+                      (int)len, d);
+        free(d);
+        free(t);
+    }
+    /* "hello" without the prefix space is not "▁hello": the llama-style file
+     * (add_space_prefix true) would start the text with a word mark */
+    size_t n1, n2;
+    hmt_token *a = tok(v, "hello", 5, 0, &n1), *b = tok(v, " hello", 6, 0, &n2);
+    ck_assert(n1 != n2 || memcmp(a, b, n1 * sizeof *a));
+    free(a);
+    free(b);
+    /* turn markers: text without SPECIAL, one control token with it; BOS first */
+    size_t n;
+    hmt_token *t = tok(v, "<start_of_turn>user", 19, HMT_TOKENIZE_SPECIAL | HMT_TOKENIZE_ADD_BOS, &n);
+    ck_assert_uint_ge(n, 3);
+    ck_assert_int_eq(t[0], 2);
+    ck_assert_int_eq(t[1], 4);
+    free(t);
+    t = tok(v, "<start_of_turn>", 15, 0, &n);
+    for (size_t i = 0; i < n; i++) ck_assert_int_ne(t[i], 4);
+    free(t);
+    hmt_model_free(m);
 }
 END_TEST
 
@@ -810,6 +864,7 @@ Suite *hmt_suite_tokenizer(void) {
     tcase_add_loop_test(tc, bpe_matches_reference, 0, 5);
     tcase_add_loop_test(tc, pretokenizer_matches_regex, 0, 5);
     tcase_add_test(tc, spm_specifics);
+    tcase_add_test(tc, gemma_spm_specifics);
     tcase_add_test(tc, bpe_specifics);
     suite_add_tcase(s, tc);
 

@@ -7,8 +7,9 @@ llama.cpp) loads: llama.cpp's tensor names, metadata keys and tokenizer.
 MODEL_DIR holds config.json, model.safetensors (or model.safetensors.index.json
 and its shards) and tokenizer.model and/or tokenizer.json (+ the optional
 tokenizer_config.json, added_tokens.json). Architectures: LlamaForCausalLM
-(Llama 2/3/3.1/3.2, TinyLlama, SmolLM/SmolLM2, OpenLLaMA), Qwen2ForCausalLM
-and Qwen3ForCausalLM; rope_scaling llama3, linear and yarn (tools/hf_rope.py).
+(Llama 2/3/3.1/3.2, TinyLlama, SmolLM/SmolLM2, OpenLLaMA), Qwen2ForCausalLM,
+Qwen3ForCausalLM, Gemma2ForCausalLM and Gemma3ForCausalLM (text); rope_scaling
+llama3, linear and yarn (tools/hf_rope.py; Gemma 3: linear).
 Needs NumPy; python3-sentencepiece for tokenizer.model. No transformers,
 no torch. Details, limits and how it was checked: docs/CONVERTING.md.
 
@@ -24,6 +25,14 @@ Layout facts (as llama.cpp's convert_hf_to_gguf.py):
   or quantized q8_0, q4_0, q4_k_m with the per-tensor types llama-quantize
   would choose (tools/gguf_quants.py tensor_type; docs/CONVERTING.md).
 - Tied embeddings: no output.weight (the loader uses token_embd.weight).
+- Gemma 2/3 (as convert_hf_to_gguf.py's Gemma2Model / Gemma3Model): every
+  "*norm.weight" is stored as 1 + w (HF's Gemma RMSNorm multiplies by
+  1 + w); input_layernorm, post_attention_layernorm, pre_feedforward_layernorm,
+  post_feedforward_layernorm become attn_norm, post_attention_norm, ffn_norm,
+  post_ffw_norm; head_dim, sliding_window and (Gemma 2) the soft-capping
+  values are written; add_space_prefix false. What llama.cpp would compute
+  differently from the config (query_pre_attn_scalar, the layer pattern, the
+  local RoPE base, Gemma 3 soft-capping) is refused.
 """
 import argparse
 import os
@@ -39,7 +48,9 @@ from hf_files import HFError, load_json, open_weights  # noqa: E402
 from hf_rope import RopeScalingError, gguf_rope_scaling  # noqa: E402
 from hf_vocab import PRE_NAMES, convert_tokenizer  # noqa: E402
 
-ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
+ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
+         "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3"}
+GEMMA = ("gemma2", "gemma3")
 # HF config defaults of LlamaConfig / Qwen2Config / Qwen3Config for keys a
 # config.json may omit (head_dim None: hidden_size / num_attention_heads)
 DEFAULTS = {
@@ -49,6 +60,13 @@ DEFAULTS = {
               "head_dim": None},
     "qwen3": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
               "head_dim": 128},
+    # Gemma2Config / Gemma3TextConfig
+    "gemma2": {"max_position_embeddings": 8192, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+               "head_dim": 256, "sliding_window": 4096, "attn_logit_softcapping": 50.0,
+               "final_logit_softcapping": 30.0, "query_pre_attn_scalar": 256},
+    "gemma3": {"max_position_embeddings": 131072, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+               "head_dim": 256, "sliding_window": 4096, "query_pre_attn_scalar": 256,
+               "rope_local_base_freq": 10000.0, "sliding_window_pattern": 6},
 }
 # --outtype -> (default type of the matrices, general.file_type): f32, f16,
 # bf16, q8_0, q4_0, q4_k_m; which matrix gets which type is
@@ -84,7 +102,7 @@ class HParams:
                           f"(one of {', '.join(ARCHS)})")
         self.hf_arch = archs[0]
         self.arch = ARCHS[archs[0]]
-        if not full and self.arch == "qwen3":
+        if not full and self.arch in ("qwen3",) + GEMMA:
             raise HFError(f"{where}: {self.hf_arch} is converted by tools/convert_hf.py, not yet "
                           "carried through this path (llama and qwen2)")
         d = DEFAULTS[self.arch]
@@ -98,7 +116,7 @@ class HParams:
         self.n_ctx = need_int("max_position_embeddings", d["max_position_embeddings"])
         self.rope_theta = need_float("rope_theta", d["rope_theta"])
         self.rms_eps = need_float("rms_norm_eps", d["rms_norm_eps"])
-        self.tied = cfg.get("tie_word_embeddings", False)
+        self.tied = cfg.get("tie_word_embeddings", self.arch in GEMMA)
         if not isinstance(self.tied, bool):
             raise HFError(f"{where}: tie_word_embeddings must be true or false")
         self.explicit_head_dim = cfg.get("head_dim", d["head_dim"]) is not None
@@ -122,9 +140,12 @@ class HParams:
 
     def _check_supported(self, cfg, where, full):
         """Reject what libhmt does not implement, instead of a wrong model."""
-        act = cfg.get("hidden_act", "silu")
-        if act != "silu":
-            raise HFError(f"{where}: hidden_act {act!r} not supported (silu)")
+        if self.arch in GEMMA:
+            self._check_gemma(cfg, where)
+        else:
+            act = cfg.get("hidden_act", "silu")
+            if act != "silu":
+                raise HFError(f"{where}: hidden_act {act!r} not supported (silu)")
         try:
             self.rope = gguf_rope_scaling(cfg.get("rope_scaling"), self.rope_theta, self.head_dim,
                                           self.arch)
@@ -147,6 +168,63 @@ class HParams:
         if self.arch in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
             raise HFError(f"{where}: use_sliding_window not supported (full attention only)")
 
+    def _check_gemma(self, cfg, where):
+        """Gemma 2/3: the config values llama.cpp (and libhmt) read from the
+        GGUF, or derive; anything it would compute differently is refused."""
+        d = DEFAULTS[self.arch]
+
+        def val(key):
+            v = cfg.get(key, d.get(key))
+            return d.get(key) if v is None and key in ("sliding_window", "rope_local_base_freq") else v
+
+        act = cfg.get("hidden_activation") or cfg.get("hidden_act") or "gelu_pytorch_tanh"
+        if act != "gelu_pytorch_tanh":
+            raise HFError(f"{where}: hidden_activation {act!r} not supported (gelu_pytorch_tanh)")
+        if not self.tied:
+            raise HFError(f"{where}: tie_word_embeddings false: llama.cpp's {self.arch} ties the "
+                          "LM head to the embeddings")
+        # llama.cpp derives the query scale: n_embd / n_head for its 27B
+        # type (46 / 62 layers), else the head size
+        big = self.n_layer == (46 if self.arch == "gemma2" else 62)
+        want = self.n_embd // self.n_head if big else self.head_dim
+        qpas = val("query_pre_attn_scalar")
+        if qpas != want:
+            raise HFError(f"{where}: query_pre_attn_scalar {qpas!r}: llama.cpp (and libhmt) scale "
+                          f"queries by 1/sqrt({want}) for this shape; the GGUF cannot say otherwise")
+        self.sliding_window = val("sliding_window")
+        if not isinstance(self.sliding_window, int) or isinstance(self.sliding_window, bool) or \
+                self.sliding_window <= 0:
+            raise HFError(f"{where}: sliding_window {self.sliding_window!r} must be a positive integer")
+        self.softcap = {}
+        if self.arch == "gemma2":
+            for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+                v = val(key)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                    raise HFError(f"{where}: {key} {v!r}: llama.cpp's gemma2 always soft-caps "
+                                  "(a positive number)")
+                self.softcap[key] = float(v)
+            if cfg.get("rope_scaling") is not None:
+                raise HFError(f"{where}: rope_scaling on Gemma 2 not supported")
+            return
+        for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+            if cfg.get(key) is not None:
+                raise HFError(f"{where}: {key} {cfg[key]!r} on Gemma 3: llama.cpp's sliding-window "
+                              "gemma3 does not soft-cap, so libhmt refuses it")
+        if float(val("rope_local_base_freq")) != 10000.0:
+            raise HFError(f"{where}: rope_local_base_freq {cfg['rope_local_base_freq']!r}: llama.cpp "
+                          "uses 10000 for Gemma 3's sliding layers")
+        types = cfg.get("layer_types")
+        pattern = ["sliding_attention" if i % 6 < 5 else "full_attention" for i in range(self.n_layer)]
+        if types is not None and list(types) != pattern:
+            raise HFError(f"{where}: layer_types is not llama.cpp's Gemma 3 pattern (5 sliding, 1 "
+                          "full)")
+        if types is None and val("sliding_window_pattern") != 6:
+            raise HFError(f"{where}: sliding_window_pattern {cfg.get('sliding_window_pattern')!r}: "
+                          "llama.cpp's Gemma 3 pattern is 6")
+        rs = cfg.get("rope_scaling")
+        if rs is not None and rs.get("rope_type", rs.get("type")) not in ("linear", "default"):
+            raise HFError(f"{where}: rope_scaling {rs!r} on Gemma 3 not supported (linear)")
+
     def describe(self):
         return (f"{self.arch}, {self.n_layer} layers, embedding {self.n_embd}, heads "
                 f"{self.n_head}/{self.n_head_kv} KV, head {self.head_dim}, FFN {self.n_ff}, "
@@ -168,6 +246,7 @@ def plan_tensors(hp, weights, where):
     d, ff, hd = hp.n_embd, hp.n_ff, hp.head_dim
     q_dim, kv_dim = hp.n_head * hd, hp.n_head_kv * hd
     llama = hp.arch == "llama"
+    gemma = hp.arch in GEMMA
     want = [("model.embed_tokens.weight", "token_embd.weight", (hp.n_vocab, d), None),
             ("model.norm.weight", "output_norm.weight", (d,), None)]
     if not hp.tied:
@@ -180,12 +259,17 @@ def plan_tensors(hp, weights, where):
             (p + "self_attn.k_proj.weight", b + "attn_k.weight", (kv_dim, d), hp.n_head_kv if llama else None),
             (p + "self_attn.v_proj.weight", b + "attn_v.weight", (kv_dim, d), None),
             (p + "self_attn.o_proj.weight", b + "attn_output.weight", (d, q_dim), None),
-            (p + "post_attention_layernorm.weight", b + "ffn_norm.weight", (d,), None),
+            (p + "post_attention_layernorm.weight",
+             b + ("post_attention_norm.weight" if gemma else "ffn_norm.weight"), (d,), None),
             (p + "mlp.gate_proj.weight", b + "ffn_gate.weight", (ff, d), None),
             (p + "mlp.up_proj.weight", b + "ffn_up.weight", (ff, d), None),
             (p + "mlp.down_proj.weight", b + "ffn_down.weight", (d, ff), None),
         ]
-        if hp.arch == "qwen3":
+        if gemma:
+            want += [(p + "pre_feedforward_layernorm.weight", b + "ffn_norm.weight", (d,), None),
+                     (p + "post_feedforward_layernorm.weight", b + "post_ffw_norm.weight", (d,),
+                      None)]
+        if hp.arch in ("qwen3", "gemma3"):
             want += [(p + "self_attn.q_norm.weight", b + "attn_q_norm.weight", (hd,), None),
                      (p + "self_attn.k_norm.weight", b + "attn_k_norm.weight", (hd,), None)]
         if hp.arch == "qwen2":
@@ -216,11 +300,13 @@ def plan_tensors(hp, weights, where):
     return plan, ignored
 
 
-def load_tensor(ref, perm, tname):
-    """The tensor as float32, permuted if asked, checked for values the
-    output type (a gguf_quants type name) cannot hold: F16 and the block
-    scales of the quantized types are float16."""
+def load_tensor(ref, perm, tname, shift=0.0):
+    """The tensor as float32 (+ shift: Gemma's norms), permuted if asked,
+    checked for values the output type (a gguf_quants type name) cannot
+    hold: F16 and the block scales of the quantized types are float16."""
     a = ref.float32()
+    if shift:
+        a = a + np.float32(shift)
     if not np.isfinite(a).all():
         raise HFError(f"{ref.file.path}: tensor '{ref.name}' has NaN or infinite values")
     if tname not in ("F32", "BF16") and a.size and np.abs(a).max() > F16_MAX:
@@ -257,7 +343,9 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
             ("attention.head_count", hp.n_head), ("attention.head_count_kv", hp.n_head_kv)]
     if a == "llama":  # llama.cpp writes these two for llama only
         ints += [("vocab_size", hp.n_vocab), ("rope.dimension_count", hp.head_dim)]
-    if hp.explicit_head_dim:  # as llama.cpp, whenever config.json has head_dim
+    if hp.arch in GEMMA:
+        ints.append(("attention.sliding_window", hp.sliding_window))
+    if hp.explicit_head_dim or hp.arch in GEMMA:  # as llama.cpp, whenever config.json has head_dim
         ints += [("attention.key_length", hp.head_dim), ("attention.value_length", hp.head_dim)]
     rope_f, rope_s, rope_u, rope_freqs = hp.rope
     ints += list(rope_u.items())
@@ -269,6 +357,10 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     for key, value in rope_f.items():
         w.add(f"{a}.{key}", float(value), FLOAT32)
     w.add(f"{a}.attention.layer_norm_rms_epsilon", hp.rms_eps, FLOAT32)
+    for key, value in getattr(hp, "softcap", {}).items():
+        w.add(f"{a}.{key}", value, FLOAT32)
+    if hp.arch in GEMMA and "tokenizer.ggml.add_space_prefix" in vocab.flags:
+        vocab.flags["tokenizer.ggml.add_space_prefix"] = False  # as convert_hf_to_gguf.py
     for key, value, vtype, elem in vocab.entries():
         w.add(key, value, vtype, elem)
     n_bytes, counts = 0, {}
@@ -281,8 +373,10 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
         tname = (gq.tensor_type(outtype, gname, hp.n_layer, ref.shape[-1], hp.tied)
                  if len(ref.shape) == 2 else "F32")
         counts[tname] = counts.get(tname, 0) + 1
+        shift = 1.0 if hp.arch in GEMMA and gname.endswith("norm.weight") else 0.0
         w.add_tensor_deferred(gname, ref.shape, gq.TYPES[tname].ggml_id,
-                              lambda ref=ref, perm=perm, tname=tname: load_tensor(ref, perm, tname))
+                              lambda ref=ref, perm=perm, tname=tname, shift=shift:
+                              load_tensor(ref, perm, tname, shift))
         n_bytes += len(w.tensors[-1][3])
 
     log(f"{model_dir}: {hp.hf_arch} -> {hp.describe()}")
@@ -300,7 +394,8 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Convert a Hugging Face Llama/Qwen2/Qwen3 model directory to a GGUF file "
+        description="Convert a Hugging Face Llama/Qwen2/Qwen3/Gemma2/Gemma3 model directory to a "
+                    "GGUF file "
                     "for libhmt.")
     ap.add_argument("model_dir", help="directory with config.json, safetensors weights and a tokenizer")
     ap.add_argument("-o", "--outfile", required=True, help="output .gguf path")

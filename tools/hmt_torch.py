@@ -29,18 +29,29 @@ import torch.nn.functional as F
 class Config:
     def __init__(self, n_vocab=3000, n_embd=256, n_layer=4, n_head=4, n_head_kv=4, n_ff=688,
                  n_ctx=512, rope_base=10000.0, eps=1e-5, tied=True, arch="llama", head_dim=None,
-                 n_rot=None, rope_freq=None, mscale=1.0):
+                 n_rot=None, rope_freq=None, mscale=1.0, gemma=None):
         self.n_vocab, self.n_embd, self.n_layer = n_vocab, n_embd, n_layer
         self.n_head, self.n_head_kv, self.n_ff = n_head, n_head_kv, n_ff
         self.n_ctx, self.rope_base, self.eps, self.tied = n_ctx, rope_base, eps, tied
-        if arch not in ("llama", "qwen2", "qwen3"):
-            raise ValueError(f"arch {arch!r} (llama, qwen2, qwen3)")
+        if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
+            raise ValueError(f"arch {arch!r} (llama, qwen2, qwen3, gemma2, gemma3)")
         self.arch = arch
         self.head_dim = head_dim or n_embd // n_head
         self.n_rot = n_rot or self.head_dim
         # per-pair RoPE frequencies (None: base^(-2i/n_rot)) and magnitude
         self.rope_freq = None if rope_freq is None else [float(f) for f in rope_freq]
         self.mscale = float(mscale)
+        # Gemma 2/3 (llama_ref.gemma_hparams' fields, as llama.cpp reads the
+        # GGUF): attn_scale, attn_softcap, final_softcap, embd_scale,
+        # input_scale, n_swa, swa_layers, rope_freq_swa; neutral otherwise
+        g = dict(attn_scale=1.0 / math.sqrt(self.head_dim), attn_softcap=0.0, final_softcap=0.0,
+                 embd_scale=1.0, input_scale=1.0, n_swa=0, swa_layers=[False] * n_layer,
+                 rope_freq_swa=None)
+        g.update(gemma or {})
+        self.__dict__.update(g)
+        self.swa_layers = [bool(x) for x in self.swa_layers]
+        self.rope_freq_swa = None if self.rope_freq_swa is None else [float(f) for f in
+                                                                       self.rope_freq_swa]
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -75,9 +86,12 @@ class Block(nn.Module):
         self.attn_q = nn.Linear(d, c.n_head * hd, bias=bias)
         self.attn_k = nn.Linear(d, c.n_head_kv * hd, bias=bias)
         self.attn_v = nn.Linear(d, c.n_head_kv * hd, bias=bias)
-        if c.arch == "qwen3":
+        if c.arch in ("qwen3", "gemma3"):
             self.attn_q_norm = nn.Parameter(torch.ones(hd))
             self.attn_k_norm = nn.Parameter(torch.ones(hd))
+        if c.arch in ("gemma2", "gemma3"):
+            self.post_attention_norm = nn.Parameter(torch.ones(d))
+            self.post_ffw_norm = nn.Parameter(torch.ones(d))
         self.attn_output = nn.Linear(c.n_head * hd, d, bias=False)
         self.ffn_norm = nn.Parameter(torch.ones(d))
         self.ffn_gate = nn.Linear(d, c.n_ff, bias=False)
@@ -99,6 +113,8 @@ class Llama(nn.Module):
             i = torch.arange(c.n_rot // 2, dtype=torch.float64)
             inv = c.rope_base ** (-2 * i / c.n_rot)
         self.register_buffer("inv_freq", inv, persistent=False)
+        inv_swa = inv if c.rope_freq_swa is None else torch.tensor(c.rope_freq_swa, dtype=torch.float64)
+        self.register_buffer("inv_freq_swa", inv_swa, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -112,12 +128,14 @@ class Llama(nn.Module):
         if self.output is not None:
             nn.init.normal_(self.output.weight, std=std)
 
-    def rope(self, x, n):
+    def rope(self, x, n, inv_freq=None):
         """x [B, n, h, hd], positions 0..n-1: the first n_rot dims rotate,
-        adjacent pairs (llama.cpp normal mode, llama) or NEOX (qwen2, qwen3)."""
+        adjacent pairs (llama.cpp normal mode, llama) or NEOX (qwen2, qwen3,
+        gemma2, gemma3); inv_freq: the table (default the global one)."""
         c = self.c
+        inv_freq = self.inv_freq if inv_freq is None else inv_freq
         pos = torch.arange(n, dtype=torch.float64, device=x.device)
-        ang = pos[:, None] * self.inv_freq[None, :]                    # [n, n_rot/2]
+        ang = pos[:, None] * inv_freq[None, :]                         # [n, n_rot/2]
         cs = (ang.cos() * c.mscale).to(x.dtype)[None, :, None, :]
         sn = (ang.sin() * c.mscale).to(x.dtype)[None, :, None, :]
         r, rest = x[..., :c.n_rot], x[..., c.n_rot:]
@@ -130,7 +148,8 @@ class Llama(nn.Module):
         return torch.cat((r, rest), dim=-1) if rest.shape[-1] else r
 
     def embed(self, toks):
-        return self.tok_embd(toks)
+        e = self.tok_embd(toks)
+        return e if self.c.embd_scale == 1.0 else e * self.c.embd_scale   # gemma3
 
     def forward_embd(self, x):
         """x [B, n, d] input embeddings at positions 0..n-1 (fresh cache).
@@ -143,30 +162,46 @@ class Llama(nn.Module):
         def proj(m, h):
             y = linear(h, m.weight)
             return y if m.bias is None else y + m.bias
-        for L in self.layers:
+        gemma = c.arch in ("gemma2", "gemma3")
+        if c.input_scale != 1.0:   # gemma2: every input row
+            x = x * c.input_scale
+        for li, L in enumerate(self.layers):
+            swa = c.swa_layers[li]
             h = rmsnorm(x, L.attn_norm, c.eps)
             q = proj(L.attn_q, h).view(B, n, c.n_head, hd)
             k = proj(L.attn_k, h).view(B, n, c.n_head_kv, hd)
-            if c.arch == "qwen3":
+            if c.arch in ("qwen3", "gemma3"):
                 q, k = rmsnorm(q, L.attn_q_norm, c.eps), rmsnorm(k, L.attn_k_norm, c.eps)
-            q, k = self.rope(q, n), self.rope(k, n)
+            inv = self.inv_freq_swa if swa else None
+            q, k = self.rope(q, n, inv), self.rope(k, n, inv)
             v = proj(L.attn_v, h).view(B, n, c.n_head_kv, hd)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
             if group > 1:
                 k = k.repeat_interleave(group, dim=1)
                 v = v.repeat_interleave(group, dim=1)
-            att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+            att = (q @ k.transpose(-1, -2)) * c.attn_scale
+            if c.attn_softcap:   # gemma2
+                att = torch.tanh(att / c.attn_softcap) * c.attn_softcap
             mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+            if swa:   # the row at slot s sees slots s - n_swa + 1 .. s
+                mask = mask & ~torch.ones(n, n, dtype=torch.bool, device=x.device).tril(-c.n_swa)
             att = att.masked_fill(~mask, float("-inf")).softmax(-1)
             o = (att @ v).transpose(1, 2).reshape(B, n, c.n_head * hd)
-            x = x + linear(o, L.attn_output.weight)
+            a = linear(o, L.attn_output.weight)
+            x = x + (rmsnorm(a, L.post_attention_norm, c.eps) if gemma else a)
             h = rmsnorm(x, L.ffn_norm, c.eps)
-            x = x + linear(F.silu(linear(h, L.ffn_gate.weight)) * linear(h, L.ffn_up.weight), L.ffn_down.weight)
+            gate = linear(h, L.ffn_gate.weight)
+            gate = F.gelu(gate, approximate="tanh") if gemma else F.silu(gate)
+            f = linear(gate * linear(h, L.ffn_up.weight), L.ffn_down.weight)
+            x = x + (rmsnorm(f, L.post_ffw_norm, c.eps) if gemma else f)
         return rmsnorm(x, self.output_norm, c.eps)
 
     def logits(self, hidden):
         W = self.tok_embd.weight if self.output is None else self.output.weight
-        return linear(hidden, W)
+        z = linear(hidden, W)
+        if self.c.final_softcap:   # gemma2
+            z = torch.tanh(z / self.c.final_softcap) * self.c.final_softcap
+        return z
 
     def forward(self, toks):
         h = self.forward_embd(self.embed(toks))
@@ -255,8 +290,8 @@ def load_gguf(path, adapter_path=None, dtype=torch.float32):
     g = GGUFFile(path)
     mt = g.meta
     a = mt["general.architecture"]
-    if a not in ("llama", "qwen2", "qwen3"):
-        raise ValueError(f"arch {a!r}: llama, qwen2 or qwen3")
+    if a not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
+        raise ValueError(f"arch {a!r}: llama, qwen2, qwen3, gemma2 or gemma3")
     ref = RefModel(path)   # the head size and RoPE table as libhmt reads them (llama_ref.rope_table)
     c = Config(n_vocab=g.tensors["token_embd.weight"].ne[1], n_embd=int(mt[a + ".embedding_length"]),
                n_layer=int(mt[a + ".block_count"]), n_head=int(mt[a + ".attention.head_count"]),
@@ -265,7 +300,11 @@ def load_gguf(path, adapter_path=None, dtype=torch.float32):
                rope_base=float(mt.get(a + ".rope.freq_base", 10000.0)),
                eps=float(mt[a + ".attention.layer_norm_rms_epsilon"]),
                tied="output.weight" not in g.tensors, arch=a, head_dim=ref.head_dim,
-               n_rot=ref.n_rot, rope_freq=ref.inv_freq.tolist(), mscale=ref.mscale)
+               n_rot=ref.n_rot, rope_freq=ref.inv_freq.tolist(), mscale=ref.mscale,
+               gemma=dict(attn_scale=ref.attn_scale, attn_softcap=ref.attn_softcap,
+                          final_softcap=ref.final_softcap, embd_scale=ref.embd_scale,
+                          input_scale=ref.input_scale, n_swa=ref.n_swa,
+                          swa_layers=ref.swa_layers, rope_freq_swa=ref.inv_freq_swa.tolist()))
     del ref
     m = Llama(c)
     sd = {"tok_embd.weight": "token_embd.weight", "output_norm": "output_norm.weight"}
@@ -279,8 +318,11 @@ def load_gguf(path, adapter_path=None, dtype=torch.float32):
         if a == "qwen2":
             for nm in ("attn_q", "attn_k", "attn_v"):
                 sd[f"layers.{i}.{nm}.bias"] = f"blk.{i}.{nm}.bias"
-        if a == "qwen3":
+        if a in ("qwen3", "gemma3"):
             for nm in ("attn_q_norm", "attn_k_norm"):
+                sd[f"layers.{i}.{nm}"] = f"blk.{i}.{nm}.weight"
+        if a in ("gemma2", "gemma3"):
+            for nm in ("post_attention_norm", "post_ffw_norm"):
                 sd[f"layers.{i}.{nm}"] = f"blk.{i}.{nm}.weight"
     m.load_state_dict({k: torch.from_numpy(g.tensor(v).copy()) for k, v in sd.items()})
     m.to(dtype)

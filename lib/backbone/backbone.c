@@ -1,6 +1,9 @@
-/* Llama / Qwen2 / Qwen3 forward pass: pre-norm blocks of GQA attention with
- * RoPE (qwen3: per-head RMSNorm of q and k before it) and a SwiGLU
- * feed-forward, then the final RMSNorm and the LM head.
+/* Llama / Qwen2 / Qwen3 / Gemma 2 / Gemma 3 forward pass: pre-norm blocks of
+ * GQA attention with RoPE (qwen3, gemma3: per-head RMSNorm of q and k before
+ * it) and a SwiGLU (gemma: GELU-tanh) gated feed-forward, then the final
+ * RMSNorm and the LM head. Gemma adds: input rows scaled by sqrt(d), norms
+ * of the attention and FFN outputs before each residual add, sliding-window
+ * layers, attention and final logit soft-capping (model.h, gemma.c).
  *
  * Weights are packed matrices (kernels/matrix); activations are row-major
  * [row][feature] in one arena. The K cache is stored transposed per KV head,
@@ -129,16 +132,18 @@ static void matmul(const hmti_backbone *b, const hmti_matrix *w, const float *x,
 typedef struct {
     hmti_backbone *b;
     int32_t n;
-    const float *norm_w; /* rmsnorm weight: xn = rmsnorm(x) */
+    const float *norm_w; /* rmsnorm weight: xn = rmsnorm(x), or rmsnorm(xn) when post */
+    int post;
 } rows_job;
 
 static void job_rmsnorm(void *arg, int ith, int nth) {
     rows_job *j = arg;
     const int64_t d = j->b->m->n_embd;
+    const float *src = j->post ? j->b->xn : j->b->x;
     int64_t lo, hi;
     hmti_split_range(j->n, ith, nth, 1, &lo, &hi);
     for (int64_t i = lo; i < hi; i++)
-        hmti_rmsnorm(j->b->xn + i * d, j->b->x + i * d, j->norm_w, d, j->b->m->rms_eps);
+        hmti_rmsnorm(j->b->xn + i * d, src + i * d, j->norm_w, d, j->b->m->rms_eps);
 }
 
 static void job_swiglu(void *arg, int ith, int nth) {
@@ -146,7 +151,13 @@ static void job_swiglu(void *arg, int ith, int nth) {
     const int64_t ff = j->b->m->n_ff;
     int64_t lo, hi;
     hmti_split_range(j->n, ith, nth, 1, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) hmti_silu_mul(j->b->gu + i * 2 * ff, j->b->gu + i * 2 * ff + ff, ff);
+    for (int64_t i = lo; i < hi; i++) {
+        float *g = j->b->gu + i * 2 * ff;
+        if (j->b->m->gelu)
+            hmti_gelu_mul(g, g + ff, ff);
+        else
+            hmti_silu_mul(g, g + ff, ff);
+    }
 }
 
 /* Row jobs too small to be worth waking the pool run on the caller. */
@@ -166,7 +177,11 @@ typedef struct {
 } att_job;
 
 /* For heads [h0, h1) of this thread: out = softmax(K q / sqrt(hd)) V over
- * the causal prefix of each row, HMTI_ATT_ROWS query rows at a time. */
+ * the causal prefix of each row, HMTI_ATT_ROWS query rows at a time. Gemma:
+ * the scale is the model's attn_scale, the scores are soft-capped before
+ * the softmax, and on a sliding-window layer the row at slot s attends to
+ * slots s - n_swa + 1 .. s only (llama.cpp's mask: p1 - p0 < n_swa, by
+ * slot here as the causal mask is). */
 static void job_attention(void *arg, int ith, int nth) {
     const att_job *j = arg;
     hmti_backbone *b = j->b;
@@ -175,7 +190,8 @@ static void job_attention(void *arg, int ith, int nth) {
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const int64_t qkv_dim = q_dim + 2 * kv_dim;
     const int group = m->n_head / m->n_head_kv;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = m->attn_scale, cap = m->attn_softcap;
+    const int64_t win = m->layers[j->layer].swa ? m->n_swa : 0;
     float *s = b->scores + (size_t)ith * HMTI_ATT_ROWS * (size_t)n_ctx;
     int64_t h0, h1;
     hmti_split_range(m->n_head, ith, nth, 1, &h0, &h1);
@@ -185,20 +201,29 @@ static void job_attention(void *arg, int ith, int nth) {
         const float *v = b->v + (size_t)j->layer * n_ctx * kv_dim + g * hd;
         for (int32_t r0 = 0; r0 < j->n; r0 += HMTI_ATT_ROWS) {
             const int32_t rows = j->n - r0 < HMTI_ATT_ROWS ? j->n - r0 : HMTI_ATT_ROWS;
-            const int64_t span = (int64_t)j->n_past + r0 + rows; /* slots any row sees */
+            const int64_t end = (int64_t)j->n_past + r0 + rows; /* slots any row sees: */
+            const int64_t first = win && end - rows + 1 - win > 0 ? end - rows + 1 - win : 0;
+            const int64_t span = end - first;                     /* [first, end)      */
             /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
-            hmti_gemm_cm(span, rows, hd, kt, n_ctx, b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim,
-                         s, n_ctx, 0.0f);
+            hmti_gemm_cm(span, rows, hd, kt + first, n_ctx,
+                         b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim, s, n_ctx, 0.0f);
             for (int32_t r = 0; r < rows; r++) {
                 float *row = s + (size_t)r * n_ctx;
-                const int64_t visible = (int64_t)j->n_past + r0 + r + 1;
-                hmti_scale(row, scale, visible);
-                hmti_softmax(row, visible);
-                if (span > visible) memset(row + visible, 0, (size_t)(span - visible) * sizeof *row);
+                const int64_t slot = (int64_t)j->n_past + r0 + r; /* sees [lo, slot] */
+                const int64_t lo = win && slot + 1 - win > first ? slot + 1 - win : first;
+                const int64_t a = lo - first, visible = slot + 1 - lo;
+                if (cap > 0)
+                    hmti_softcap(row + a, scale, cap, visible);
+                else
+                    hmti_scale(row + a, scale, visible);
+                hmti_softmax(row + a, visible);
+                if (a) memset(row, 0, (size_t)a * sizeof *row);
+                if (span > a + visible)
+                    memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
             }
             /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
-            hmti_gemm_cm(hd, rows, span, v, kv_dim, s, n_ctx, b->att + (size_t)r0 * q_dim + h * hd,
-                         q_dim, 0.0f);
+            hmti_gemm_cm(hd, rows, span, v + first * kv_dim, kv_dim, s, n_ctx,
+                         b->att + (size_t)r0 * q_dim + h * hd, q_dim, 0.0f);
         }
     }
 }
@@ -239,10 +264,9 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t 
             head_norm(q, m->n_head, hd, L->q_norm, m->rms_eps);
             head_norm(k, m->n_head_kv, hd, L->k_norm, m->rms_eps);
         }
-        hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, m->rope_freq, m->rope_mscale,
-                  m->rope_neox);
-        hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, m->rope_freq, m->rope_mscale,
-                  m->rope_neox);
+        const double *freq = L->swa ? m->rope_freq_swa : m->rope_freq;
+        hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
+        hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         const int64_t slot = (int64_t)n_past + i;
         for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];
         memcpy(v + slot * kv_dim, k + kv_dim, (size_t)kv_dim * sizeof(float));
@@ -260,13 +284,20 @@ static void keep_ffn_input(hmti_backbone *b, int32_t n, const uint8_t *outputs) 
         }
 }
 
+/* Gemma: xn = rmsnorm(xn) * w (the attention or FFN output, before the add). */
+static void post_norm(hmti_backbone *b, int32_t n, const float *w) {
+    if (!w) return;
+    rows_job rj = {b, n, w, 1};
+    run_rows(b, job_rmsnorm, &rj);
+}
+
 static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, const int32_t *pos,
                           const uint8_t *outputs) {
     const hmt_model *m = b->m;
     const hmti_layer *L = &m->layers[l];
     const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    rows_job rj = {b, n, L->attn_norm};
+    rows_job rj = {b, n, L->attn_norm, 0};
     run_rows(b, job_rmsnorm, &rj);
     matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
     rope_and_store(b, l, n_past, n, pos);
@@ -274,6 +305,7 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     run_attention(b, &aj);
     /* x += Wo·att, computed into xn (free now) then added */
     matmul(b, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
+    post_norm(b, n, L->attn_post_norm);
     hmti_add(b->x, b->xn, (int64_t)n * d);
     rj.norm_w = L->ffn_norm;
     run_rows(b, job_rmsnorm, &rj);
@@ -281,6 +313,7 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     matmul(b, &L->gate_up, b->xn, d, n, b->gu, 2 * ff, NULL);
     run_rows(b, job_swiglu, &rj);
     matmul(b, &L->down, b->gu, 2 * ff, n, b->xn, d, NULL);
+    post_norm(b, n, L->ffn_post_norm);
     hmti_add(b->x, b->xn, (int64_t)n * d);
 }
 
@@ -296,6 +329,7 @@ static int forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token 
         else
             memcpy(b->x + (size_t)i * d, embd + (size_t)i * d, (size_t)d * sizeof(float));
     }
+    if (m->input_scale != 1.0f) hmti_scale(b->x, m->input_scale, (int64_t)n * d); /* gemma2 */
     for (int l = 0; l < m->n_layer; l++) {
         if (abort_fn && abort_fn(abort_data))
             return hmti_errf(HMT_E_ABORTED, "eval: aborted by the callback before layer %d", l);
@@ -314,6 +348,8 @@ static int forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token 
             hmti_rmsnorm(b->xg + (size_t)n_logits++ * d, x, m->output_norm, d, m->rms_eps);
     }
     if (n_logits) matmul(b, &m->output, b->xg, d, n_logits, logits_out, m->n_vocab, NULL);
+    if (n_logits && m->final_softcap > 0) /* gemma2 */
+        hmti_softcap(logits_out, 1.0f, m->final_softcap, (int64_t)n_logits * m->n_vocab);
     return HMT_OK;
 }
 

@@ -193,19 +193,24 @@ static int read_hparams(hmt_model *m) {
     hmti_str arch;
     if (hmti_gguf_find_key(g, "general.architecture") < 0) /* a file defect, not an argument */
         return hmti_errf(HMT_E_FORMAT, "model: missing metadata key 'general.architecture' "
-                         "(a GGUF model names its architecture: llama, qwen2 or qwen3; re-convert it "
+                         "(a GGUF model names its architecture: llama, qwen2, qwen3, gemma2 or "
+                         "gemma3; re-convert it "
                          "with tools/convert_hf.py)");
     int rc = hmti_gguf_get_str(g, "general.architecture", &arch);
     if (rc) return rc;
-    if (hmti_str_eq(arch, "llama")) {
-        m->arch = HMTI_ARCH_LLAMA;
-        m->rope_neox = 0;
-    } else if (hmti_str_eq(arch, "qwen2")) {
-        m->arch = HMTI_ARCH_QWEN2;
-        m->rope_neox = 1;
-    } else if (hmti_str_eq(arch, "qwen3")) {
-        m->arch = HMTI_ARCH_QWEN3;
-        m->rope_neox = 1;
+    /* llama.cpp's RoPE pairing per architecture: adjacent for llama, NEOX else */
+    static const struct {
+        const char *name;
+        hmti_arch arch;
+        int neox;
+    } ARCHS[] = {{"llama", HMTI_ARCH_LLAMA, 0},  {"qwen2", HMTI_ARCH_QWEN2, 1},
+                 {"qwen3", HMTI_ARCH_QWEN3, 1},  {"gemma2", HMTI_ARCH_GEMMA2, 1},
+                 {"gemma3", HMTI_ARCH_GEMMA3, 1}};
+    size_t ai = 0;
+    while (ai < sizeof ARCHS / sizeof ARCHS[0] && !hmti_str_eq(arch, ARCHS[ai].name)) ai++;
+    if (ai < sizeof ARCHS / sizeof ARCHS[0]) {
+        m->arch = ARCHS[ai].arch;
+        m->rope_neox = ARCHS[ai].neox;
     } else if (hmti_str_eq(arch, "hmt")) {
         return hmti_errf(HMT_E_UNSUPPORTED,
                          "model: this file is an HMT adapter (architecture 'hmt'), not a model: "
@@ -213,7 +218,8 @@ static int read_hparams(hmt_model *m) {
                          "file as the adapter (-a, hmt_adapter_load)");
     } else {
         return hmti_errf(HMT_E_UNSUPPORTED,
-                         "model: architecture '%.*s' is not supported (llama, qwen2, qwen3)",
+                         "model: architecture '%.*s' is not supported (llama, qwen2, qwen3, "
+                         "gemma2, gemma3)",
                          (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     }
     snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)arch.len, arch.ptr);
@@ -252,8 +258,9 @@ static int read_hparams(hmt_model *m) {
                          "evenly into an even head size",
                          m->n_embd, m->n_head, m->n_head_kv, hd_k);
     m->head_dim = hd_k;
-    if ((rc = hmti_model_refuse_unimplemented(g, a, m->n_ctx_train)) ||
-        (rc = hmti_model_read_rope(m)))
+    if ((rc = hmti_model_refuse_unimplemented(g, a, m->n_ctx_train, m->arch)) ||
+        (rc = hmti_model_read_rope(m)) || (rc = hmti_model_read_gemma(m)) ||
+        (m->arch == HMTI_ARCH_GEMMA3 && (rc = hmti_model_refuse_vision(m))))
         return rc;
     if (!(m->rope_base > 0) || !(m->rms_eps > 0) || m->rms_eps > 1)
         return hmti_errf(HMT_E_FORMAT, "model: rope.freq_base %g / rms epsilon %g out of range",
@@ -301,10 +308,16 @@ static int load_weights(hmt_model *m) {
             (rc = load_vector(m, TNAME(n0, "attn_norm.weight"), d, 1, &L->attn_norm)) ||
             (rc = load_vector(m, TNAME(n0, "ffn_norm.weight"), d, 1, &L->ffn_norm)))
             return rc;
-        if (m->arch == HMTI_ARCH_QWEN3 &&
+        if ((m->arch == HMTI_ARCH_QWEN3 || m->arch == HMTI_ARCH_GEMMA3) &&
             ((rc = load_vector(m, TNAME(n0, "attn_q_norm.weight"), hd, 1, &L->q_norm)) ||
              (rc = load_vector(m, TNAME(n0, "attn_k_norm.weight"), hd, 1, &L->k_norm))))
             return rc;
+        if (m->gelu && /* gemma: the norms of the attention and FFN outputs */
+            ((rc = load_vector(m, TNAME(n0, "post_attention_norm.weight"), d, 1,
+                               &L->attn_post_norm)) ||
+             (rc = load_vector(m, TNAME(n0, "post_ffw_norm.weight"), d, 1, &L->ffn_post_norm))))
+            return rc;
+        L->swa = m->n_swa > 0 && i % m->swa_period < m->swa_period - 1;
         /* q, k, v biases (qwen2 always has them), stacked like the weights */
         if (m->arch == HMTI_ARCH_QWEN2 || hmti_gguf_find_tensor(m->gguf, TNAME(n0, "attn_q.bias"))) {
             float *b[3] = {NULL, NULL, NULL};
@@ -325,6 +338,10 @@ static int load_weights(hmt_model *m) {
 #undef TNAME
     if ((rc = load_vector(m, "output_norm.weight", d, 1, &m->output_norm))) return rc;
     if ((rc = load_rope(m))) return rc;
+    if (hmti_gguf_find_tensor(m->gguf, "output.weight") && m->arch == HMTI_ARCH_GEMMA2)
+        return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor 'output.weight' in a gemma2 file: "
+                         "llama.cpp's gemma2 always ties the LM head to token_embd.weight (and "
+                         "refuses the extra tensor), so libhmt does not choose between them");
     if (hmti_gguf_find_tensor(m->gguf, "output.weight"))
         return load_matrix(m, "output.weight", m->n_vocab, d, &m->output);
     /* Tied embeddings: the LM head is the embedding table, packed when F32,
@@ -423,11 +440,14 @@ static void destroy(hmt_model *m) {
             free(L->bqkv);
             free(L->q_norm);
             free(L->k_norm);
+            free(L->attn_post_norm);
+            free(L->ffn_post_norm);
         }
         free(m->layers);
     }
     hmti_matrix_release(&m->output);
     free(m->output_norm);
+    if (m->rope_freq_swa != m->rope_freq) free(m->rope_freq_swa);
     free(m->rope_freq);
     hmti_vocab_free(m->vocab);
     hmti_gguf_close(m->gguf);
@@ -467,9 +487,11 @@ void hmti_model_release(hmt_model *m) {
 void hmti_model_embed(const hmt_model *m, hmt_token t, float *out) {
     if (m->embd_from_output) {
         hmti_matrix_get_row(&m->output, t, out);
+        if (m->embd_scale != 1.0f) hmti_scale(out, m->embd_scale, m->n_embd);
         return;
     }
     const size_t row = hmti_qrow_bytes(m->tok_embd->type, m->n_embd);
     hmti_dequantize_row(m->tok_embd->type, (const char *)m->tok_embd->data + (size_t)t * row, out,
                         m->n_embd);
+    if (m->embd_scale != 1.0f) hmti_scale(out, m->embd_scale, m->n_embd);
 }

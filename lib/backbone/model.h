@@ -15,7 +15,13 @@
 #include "kernels/kernels.h"
 #include "text/tokenizer.h"
 
-typedef enum { HMTI_ARCH_LLAMA, HMTI_ARCH_QWEN2, HMTI_ARCH_QWEN3 } hmti_arch;
+typedef enum {
+    HMTI_ARCH_LLAMA,
+    HMTI_ARCH_QWEN2,
+    HMTI_ARCH_QWEN3,
+    HMTI_ARCH_GEMMA2,
+    HMTI_ARCH_GEMMA3
+} hmti_arch;
 
 typedef enum { HMTI_ROPE_NONE, HMTI_ROPE_LINEAR, HMTI_ROPE_YARN } hmti_rope_scaling;
 
@@ -38,7 +44,10 @@ typedef struct {
     hmti_matrix down;            /* [d][ff]                                               */
     float *attn_norm, *ffn_norm; /* [d]                                                   */
     float *bqkv;                 /* qwen2 q|k|v biases, NULL for llama                    */
-    float *q_norm, *k_norm;      /* qwen3 per-head RMSNorm weights [hd], else NULL        */
+    float *q_norm, *k_norm;      /* qwen3, gemma3 per-head RMSNorm weights [hd], else NULL */
+    float *attn_post_norm, *ffn_post_norm; /* gemma2/3 norms of the attention and FFN
+                                              outputs before each residual add, else NULL */
+    int swa;                     /* sliding-window layer (gemma2/3: m->n_swa, local RoPE)  */
 } hmti_layer;
 
 struct hmt_model {
@@ -52,6 +61,18 @@ struct hmt_model {
     hmti_rope_cfg rope;
     double *rope_freq;  /* [rope.n_rot / 2]: per-pair angle per position (rope.c) */
     float rope_mscale;  /* multiplies cos and sin (YaRN's attention factor)         */
+    double *rope_freq_swa; /* sliding-window layers' table (gemma3: base 10000, unscaled);
+                              == rope_freq when they share it                      */
+    /* Gemma 2/3 (gemma.c); neutral values for the other architectures */
+    int32_t n_swa;       /* window of sliding layers in KV slots (0: none)         */
+    int32_t swa_period;  /* layer il slides when il % period < period - 1 (gemma)  */
+    float attn_scale;    /* scores = q·k · attn_scale (1/sqrt(hd) unless gemma)    */
+    float attn_softcap;  /* > 0: scores = c·tanh(scores / c) before the softmax    */
+    float final_softcap; /* > 0: logits = c·tanh(logits / c)                       */
+    float embd_scale;    /* token rows (hmti_model_embed) multiplied by it (gemma3) */
+    float input_scale;   /* every input row multiplied by it (gemma2: tokens and
+                            caller embeddings alike)                               */
+    int gelu;            /* FFN gate: GELU-tanh (gemma), else SiLU                 */
     const hmti_gguf_tensor *tok_embd; /* rows converted on use, never copied */
     hmti_matrix output;               /* LM head (token_embd's rows if tied)       */
     int embd_from_output;             /* tied and packed or repacked: embedding rows read from output */
@@ -72,13 +93,21 @@ void hmti_model_embed(const hmt_model *m, hmt_token t, float *out);
 
 /* HMT_E_UNSUPPORTED naming the first metadata key or tensor of g that would
  * change the arithmetic in a way libhmt does not implement (model_unsupported.c),
- * HMT_OK if there is none. arch: the key prefix ("llama"). */
-int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t n_ctx_train);
+ * HMT_OK if there is none. arch: the key prefix ("llama"); a: the architecture
+ * (the gemma archs implement the window and, gemma2, the soft-capping keys). */
+int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t n_ctx_train,
+                                    hmti_arch a);
 
 /* RoPE (rope.c): read and check the keys (after the head size is known),
  * then, once the weights are checked, build m->rope_freq and m->rope_mscale
  * (freq_factors: rope_freqs.weight's n_rot/2 values, or NULL). */
 int hmti_model_read_rope(hmt_model *m);
+/* Gemma 2/3 hyperparameters (gemma.c): sliding window and its layer pattern,
+ * soft-capping, attention scale, embedding scale, the local RoPE base; the
+ * neutral values for other architectures. After hmti_model_read_rope. */
+int hmti_model_read_gemma(hmt_model *m);
+/* gemma3: HMT_E_UNSUPPORTED naming the first vision tensor of the file. */
+int hmti_model_refuse_vision(const hmt_model *m);
 int hmti_model_rope_table(hmt_model *m, const float *freq_factors);
 
 #endif

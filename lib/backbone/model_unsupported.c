@@ -1,6 +1,6 @@
 /* Metadata keys that change a model's arithmetic in llama.cpp's reading of a
- * GGUF file but that libhmt does not implement (sliding windows,
- * soft-capping, scaled embeddings, logits or residuals, mixtures of experts,
+ * GGUF file but that libhmt does not implement (sliding windows and
+ * soft-capping outside the gemma architectures, scaled embeddings, logits or residuals, mixtures of experts,
  * DeepSeek's YaRN multiplier and YaRN corrections other than llama.cpp's
  * defaults). A file that sets one would otherwise load and give wrong
  * logits without a word, so each is refused with HMT_E_UNSUPPORTED naming
@@ -66,10 +66,22 @@ static int check_int(const hmti_gguf *g, const char *key, const char *what, int6
 static int is_zero(uint32_t v, int64_t limit) { return (void)limit, v == 0; }
 static int covers(uint32_t v, int64_t limit) { return v == 0 || (int64_t)v >= limit; }
 
-int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t n_ctx_train) {
+/* Keys an architecture implements (gemma.c reads them): not checked here. */
+static int implemented(hmti_arch a, const char *suffix) {
+    if (a == HMTI_ARCH_GEMMA2)
+        return !strcmp(suffix, "attn_logit_softcapping") ||
+               !strcmp(suffix, "final_logit_softcapping") ||
+               !strcmp(suffix, "attention.sliding_window");
+    if (a == HMTI_ARCH_GEMMA3) return !strcmp(suffix, "attention.sliding_window");
+    return 0;
+}
+
+int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t n_ctx_train,
+                                    hmti_arch a) {
     char key[128];
     int rc = HMT_OK;
     for (size_t i = 0; !rc && i < sizeof FLOAT_KEYS / sizeof FLOAT_KEYS[0]; i++) {
+        if (implemented(a, FLOAT_KEYS[i].suffix)) continue;
         snprintf(key, sizeof key, "%s.%s", arch, FLOAT_KEYS[i].suffix);
         rc = check_float(g, key, FLOAT_KEYS[i].what, FLOAT_KEYS[i].neutral);
     }
@@ -82,6 +94,7 @@ int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_
         {"attention.sliding_window", "sliding-window attention", covers, 2},
     };
     for (size_t i = 0; !rc && i < sizeof INT_KEYS / sizeof INT_KEYS[0]; i++) {
+        if (implemented(a, INT_KEYS[i].suffix)) continue;
         snprintf(key, sizeof key, "%s.%s", arch, INT_KEYS[i].suffix);
         const int64_t limit = INT_KEYS[i].limit == 2 ? n_ctx_train : 0;
         rc = check_int(g, key, INT_KEYS[i].what, limit, INT_KEYS[i].ok);

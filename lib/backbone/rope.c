@@ -168,5 +168,14 @@ int hmti_model_rope_table(hmt_model *m, const float *freq_factors) {
     m->rope_mscale = r->attn_factor;
     if (r->scaling == HMTI_ROPE_YARN && r->factor > 1.0f)
         m->rope_mscale = (float)((double)r->attn_factor * (1.0 + 0.1 * log((double)r->factor)));
+    /* gemma3's sliding-window layers: base 10000, no scaling (llama.cpp's
+     * rope_freq_base_train_swa / _scale_train_swa); the same magnitude
+     * (attn_factor: YaRN is refused for gemma, gemma.c) */
+    m->rope_freq_swa = m->rope_freq;
+    if (m->arch == HMTI_ARCH_GEMMA3) {
+        m->rope_freq_swa = hmti_malloc((size_t)half * sizeof *m->rope_freq_swa);
+        if (!m->rope_freq_swa) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
+        hmti_rope_freqs(m->rope_freq_swa, r->n_rot, 10000.0);
+    }
     return HMT_OK;
 }

@@ -211,6 +211,11 @@ void hmti_softmax(float *x, int64_t n);
 double hmti_logsumexp(const float *z, int64_t n, double *entropy);
 /* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u. */
 void hmti_silu_mul(float *g, const float *u, int64_t n);
+/* g[i] = gelu(g[i]) * u[i], GELU in its tanh form (PyTorch approximate="tanh",
+ * ggml_gelu): 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). */
+void hmti_gelu_mul(float *g, const float *u, int64_t n);
+/* Soft-capping (Gemma 2): x[i] = cap * tanh(x[i] * scale / cap), in place; cap > 0. */
+void hmti_softcap(float *x, float scale, float cap, int64_t n);
 float hmti_dot(const float *a, const float *b, int64_t n);
 /* y += a * x */
 void hmti_axpy(float *y, float a, const float *x, int64_t n);

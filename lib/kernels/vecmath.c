@@ -1,5 +1,5 @@
 /* Element-wise and row kernels: dot, axpy, add, scale, RMSNorm, softmax,
- * SiLU·mul, RoPE, log-sum-exp. Each has an AVX-512 path, an AVX2+FMA path and a scalar
+ * SiLU·mul, GELU·mul, soft-capping, RoPE, log-sum-exp. Each has an AVX-512 path, an AVX2+FMA path and a scalar
  * path, chosen at run time (the library is built for generic x86-64);
  * transcendental functions come from SLEEF's vector entry points. */
 #include <immintrin.h>
@@ -438,16 +438,21 @@ AVX512_TARGET static __m512 silu_mul16(__m512 g, __m512 u) {
     return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
 }
 
-AVX512_TARGET static void silu_mul_avx512(float *g, const float *u, int64_t n) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(g + i, silu_mul16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));
-    if (i < n) {
-        __mmask16 k = tail_mask(n - i);
-        _mm512_mask_storeu_ps(
-            g + i, k, silu_mul16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, u + i)));
+/* g[i] = f16(g, u) over n elements, 16 at a time, the tail masked (SiLU
+ * and GELU gates: the function is inlined into each instance). */
+#define GATED_AVX512(name, f16)                                                                   \
+    AVX512_TARGET static void name(float *g, const float *u, int64_t n) {                        \
+        int64_t i = 0;                                                                            \
+        for (; i + 16 <= n; i += 16)                                                              \
+            _mm512_storeu_ps(g + i, f16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));         \
+        if (i < n) {                                                                              \
+            __mmask16 k = tail_mask(n - i);                                                       \
+            _mm512_mask_storeu_ps(g + i, k,                                                       \
+                                  f16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, u + i))); \
+        }                                                                                         \
     }
-}
+
+GATED_AVX512(silu_mul_avx512, silu_mul16)
 
 AVX2_TARGET static void silu_mul_avx2(float *g, const float *u, int64_t n) {
     int64_t i = 0;
@@ -469,6 +474,88 @@ void hmti_silu_mul(float *g, const float *u, int64_t n) {
         silu_mul_avx2(g, u, n);
     else
         for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* ---- GELU (tanh form) · mul, soft-capping ------------------------------------------ */
+/* gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))), the tanh form
+ * (PyTorch's approximate="tanh", ggml_gelu); tanh from SLEEF (1 ulp). */
+#define GELU_C0 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_C1 0.044715f
+
+static float gelu_scalar(float g) {
+    return 0.5f * g * (1.0f + tanhf(GELU_C0 * g * (1.0f + GELU_C1 * g * g)));
+}
+
+AVX512_TARGET static __m512 gelu_mul16(__m512 g, __m512 u) {
+    const __m512 g2 = _mm512_mul_ps(g, g);
+    const __m512 in = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(GELU_C0), g),
+                                    _mm512_fmadd_ps(_mm512_set1_ps(GELU_C1), g2, _mm512_set1_ps(1.0f)));
+    const __m512 t = Sleef_tanhf16_u10avx512f(in);
+    const __m512 h = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), g),
+                                   _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+    return _mm512_mul_ps(h, u);
+}
+
+GATED_AVX512(gelu_mul_avx512, gelu_mul16)
+
+AVX2_TARGET static void gelu_mul_avx2(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 in = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_C0), gv),
+                                        _mm256_fmadd_ps(_mm256_set1_ps(GELU_C1), _mm256_mul_ps(gv, gv),
+                                                        _mm256_set1_ps(1.0f)));
+        const __m256 h = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), gv),
+                                       _mm256_add_ps(_mm256_set1_ps(1.0f), Sleef_tanhf8_u10avx2(in)));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(h, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = gelu_scalar(g[i]) * u[i];
+}
+
+void hmti_gelu_mul(float *g, const float *u, int64_t n) {
+    if (n <= 0) return;
+    int l = hmti_cpu_level();
+    if (l == 2)
+        gelu_mul_avx512(g, u, n);
+    else if (l == 1)
+        gelu_mul_avx2(g, u, n);
+    else
+        for (int64_t i = 0; i < n; i++) g[i] = gelu_scalar(g[i]) * u[i];
+}
+
+/* x = cap · tanh(x · scale / cap) */
+AVX512_TARGET static void softcap_avx512(float *x, float a, float cap, int64_t n) {
+    const __m512 av = _mm512_set1_ps(a), cv = _mm512_set1_ps(cap);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(cv, Sleef_tanhf16_u10avx512f(
+                                                      _mm512_mul_ps(_mm512_loadu_ps(x + i), av))));
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(cv, Sleef_tanhf16_u10avx512f(_mm512_mul_ps(
+                                                               _mm512_maskz_loadu_ps(k, x + i), av))));
+    }
+}
+
+AVX2_TARGET static void softcap_avx2(float *x, float a, float cap, int64_t n) {
+    const __m256 av = _mm256_set1_ps(a), cv = _mm256_set1_ps(cap);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(cv, Sleef_tanhf8_u10avx2(
+                                                      _mm256_mul_ps(_mm256_loadu_ps(x + i), av))));
+    for (; i < n; i++) x[i] = cap * tanhf(x[i] * a);
+}
+
+void hmti_softcap(float *x, float scale, float cap, int64_t n) {
+    if (n <= 0) return;
+    const float a = scale / cap;
+    int l = hmti_cpu_level();
+    if (l == 2)
+        softcap_avx512(x, a, cap, n);
+    else if (l == 1)
+        softcap_avx2(x, a, cap, n);
+    else
+        for (int64_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * a);
 }
 
 /* ---- RoPE ------------------------------------------------------------------------ */

@@ -1,4 +1,5 @@
-"""Deterministic generator of random-weight llama / qwen2 / qwen3 GGUF models
+"""Deterministic generator of random-weight llama / qwen2 / qwen3 / gemma2 /
+gemma3 GGUF models
 with a complete tokenizer, for tests (small shapes) and benchmarks (real shapes; see
 bench/gen_model.py). Standard library + NumPy; written with tools/gguf_write.py.
 
@@ -10,6 +11,13 @@ Weights (seeded, drawn in a fixed order, so a seed always gives the same file):
   attn_v/o, ffn_gate/up   N(0, 1/fan_in), ffn_down N(0, 1/n_ff)
   norms       1 + 0.1 N(0,1) (always F32)          biases (qwen2) 0.3 N(0,1) (F32)
   qwen3 attn_q_norm / attn_k_norm [head_dim]: 1 + 0.1 N(0,1) (F32)
+  gemma2/3: post_attention_norm, post_ffw_norm [n_embd] 1 + 0.1 N(0,1) (the
+  GGUF's 1 + w form), gemma3 also attn_q_norm / attn_k_norm; the LM head is
+  always tied (token_embd as for tied models; its rows are scaled by sqrt(d)
+  on input); a Gemma-layout SentencePiece tokenizer by default (<pad> <eos>
+  <bos> <unk> <start_of_turn> <end_of_turn>, add_space_prefix false); keys key_length/value_length, sliding_window and
+  (gemma2) attn_logit_softcapping / final_logit_softcapping as llama.cpp's
+  converter writes them (gemma dict).
 RoPE variants (rope_scaling, an HF-style dict, written as llama.cpp's
 converter writes it: tools/hf_rope.py): llama3 -> rope_freqs.weight; linear,
 yarn -> rope.scaling.* keys. n_rot < head_dim: partial rotary. head_dim
@@ -188,17 +196,7 @@ def gpt2_vocab(n_vocab):
 
 def add_tokenizer(w, kind, n_vocab, pre=None):
     if kind == "spm":
-        tokens, scores, types = spm_vocab(n_vocab)
-        w.add("tokenizer.ggml.model", "llama")
-        w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
-        w.add("tokenizer.ggml.scores", scores, gw.ARRAY, gw.FLOAT32)
-        w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
-        w.add("tokenizer.ggml.unknown_token_id", 0, gw.UINT32)
-        w.add("tokenizer.ggml.bos_token_id", 1, gw.UINT32)
-        w.add("tokenizer.ggml.eos_token_id", 2, gw.UINT32)
-        w.add("tokenizer.ggml.add_bos_token", True, gw.BOOL)
-        w.add("tokenizer.ggml.add_eos_token", False, gw.BOOL)
-        return {"bos": 1, "eos": 2}
+        return _write_spm(w, *spm_vocab(n_vocab), dict(unknown=0, bos=1, eos=2))
     if kind == "gpt2":
         tokens, types, merges = gpt2_vocab(n_vocab)
         base = n_vocab - len(GPT2_SPECIALS)
@@ -212,7 +210,33 @@ def add_tokenizer(w, kind, n_vocab, pre=None):
         w.add("tokenizer.ggml.padding_token_id", base, gw.UINT32)
         w.add("tokenizer.ggml.add_bos_token", False, gw.BOOL)
         return {"bos": base, "eos": base + 2}
+    if kind == "gemma":
+        # Gemma's layout: <pad> <eos> <bos> <unk> first, its turn markers,
+        # then byte tokens and pieces; llama.cpp's converter writes
+        # add_space_prefix false for Gemma (no tokenizer.ggml.pre: SPM)
+        tokens, scores, types = spm_vocab(n_vocab - 3)
+        return _write_spm(w, GEMMA_SPECIALS + tokens[3:], [0.0] * 6 + scores[3:],
+                          [3, 3, 3, 2, 3, 3] + types[3:], dict(bos=2, eos=1, unknown=3, padding=0),
+                          add_space_prefix=False)
     raise ValueError(kind)
+
+
+def _write_spm(w, tokens, scores, types, ids, add_space_prefix=None):
+    """A SentencePiece ("llama") vocabulary; ids: special kind -> id."""
+    w.add("tokenizer.ggml.model", "llama")
+    w.add("tokenizer.ggml.tokens", tokens, gw.ARRAY, gw.STRING)
+    w.add("tokenizer.ggml.scores", scores, gw.ARRAY, gw.FLOAT32)
+    w.add("tokenizer.ggml.token_type", types, gw.ARRAY, gw.INT32)
+    for kind, i in ids.items():
+        w.add(f"tokenizer.ggml.{kind}_token_id", i, gw.UINT32)
+    w.add("tokenizer.ggml.add_bos_token", True, gw.BOOL)
+    w.add("tokenizer.ggml.add_eos_token", False, gw.BOOL)
+    if add_space_prefix is not None:
+        w.add("tokenizer.ggml.add_space_prefix", add_space_prefix, gw.BOOL)
+    return {"bos": ids["bos"], "eos": ids["eos"]}
+
+
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 
 
 def _normal(rng, shape, std):
@@ -225,14 +249,19 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
                n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, tied=False, wtype="f32",
                seed=0, tokenizer=None, pre=None, alignment=32, version=3,
                write_vocab_size=None, write_rope_dim=None, name=None, head_dim=None,
-               n_rot=None, rope_scaling=None):
+               n_rot=None, rope_scaling=None, gemma=None):
     """Write a random-weight model to path; returns a dict of its shape
     parameters (the manifest line). tokenizer: "spm"/"gpt2" (default by
     arch: llama -> spm, qwen2/qwen3 -> gpt2). head_dim: default n_embd //
     n_head (another value is written as attention.key_length). n_rot:
-    rotated dims (default head_dim). rope_scaling: HF-style dict."""
-    if arch not in ("llama", "qwen2", "qwen3"):
+    rotated dims (default head_dim). rope_scaling: HF-style dict.
+    gemma (gemma2/gemma3): dict of sliding_window, attn_logit_softcapping,
+    final_logit_softcapping (None: key not written)."""
+    if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
         raise ValueError(arch)
+    is_gemma = arch in ("gemma2", "gemma3")
+    if is_gemma:
+        tied = True
     hd = head_dim or n_embd // n_head
     if (head_dim is None and n_embd % n_head) or n_head % n_head_kv or hd % 2:
         raise ValueError("bad head configuration")
@@ -243,7 +272,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         raise ValueError("Q8_0 needs n_embd and n_ff multiples of 32")
     if wtype not in WTYPES and wtype not in QTYPES and wtype not in MIXES:
         raise ValueError(f"unknown weight type {wtype}")
-    tokenizer = tokenizer or ("spm" if arch == "llama" else "gpt2")
+    tokenizer = tokenizer or {"llama": "spm", "gemma2": "gemma", "gemma3": "gemma"}.get(arch, "gpt2")
     write_vocab_size = (arch == "llama") if write_vocab_size is None else write_vocab_size
     write_rope_dim = (arch == "llama" or n_rot != hd) if write_rope_dim is None else write_rope_dim
     rope_f, rope_s, rope_u, rope_freqs = hf_rope.gguf_rope_scaling(rope_scaling, rope_base, n_rot,
@@ -268,7 +297,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     w.add(f"{arch}.attention.layer_norm_rms_epsilon", float(rms_eps), gw.FLOAT32)
     if write_rope_dim:
         w.add(f"{arch}.rope.dimension_count", n_rot, gw.UINT32)
-    if hd != n_embd // n_head or n_embd % n_head:
+    if hd != n_embd // n_head or n_embd % n_head or is_gemma:
         w.add(f"{arch}.attention.key_length", hd, gw.UINT32)
         w.add(f"{arch}.attention.value_length", hd, gw.UINT32)
     for k, v in rope_s.items():
@@ -279,6 +308,10 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         w.add(f"{arch}.{k}", v, gw.UINT32)
     if write_vocab_size:
         w.add(f"{arch}.vocab_size", n_vocab, gw.UINT32)
+    for k, v in (gemma or {}).items():
+        if v is not None:
+            w.add(f"{arch}.{k if 'softcapping' in k else 'attention.' + k}", v,
+                  gw.FLOAT32 if "softcapping" in k else gw.UINT32)
     special = add_tokenizer(w, tokenizer, n_vocab, pre)
 
     n_params = 0
@@ -315,19 +348,23 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
             T(p + "attn_q.bias", _normal(rng, (n_head * hd,), 0.3), gw.F32)
             T(p + "attn_k.bias", _normal(rng, (n_head_kv * hd,), 0.3), gw.F32)
             T(p + "attn_v.bias", _normal(rng, (n_head_kv * hd,), 0.3), gw.F32)
-        if arch == "qwen3":
+        if arch in ("qwen3", "gemma3"):
             T(p + "attn_q_norm.weight", norm(hd), gw.F32)
             T(p + "attn_k_norm.weight", norm(hd), gw.F32)
         T(p + "attn_output.weight", _normal(rng, (n_embd, n_head * hd), 1.0 / np.sqrt(n_head * hd)), tt)
+        if is_gemma:
+            T(p + "post_attention_norm.weight", norm(n_embd), gw.F32)
         T(p + "ffn_norm.weight", norm(n_embd), gw.F32)
         T(p + "ffn_gate.weight", _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd)), tt)
         T(p + "ffn_up.weight", _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd)), tt)
         T(p + "ffn_down.weight", _normal(rng, (n_embd, n_ff), 1.0 / np.sqrt(n_ff)), tt)
+        if is_gemma:
+            T(p + "post_ffw_norm.weight", norm(n_embd), gw.F32)
     w.write(path, version=version)
     return {"arch": arch, "n_vocab": n_vocab, "n_embd": n_embd, "n_layer": n_layer,
             "n_head": n_head, "n_head_kv": n_head_kv, "n_ff": n_ff, "n_ctx_train": n_ctx,
             "head_dim": hd, "n_params": int(n_params), "tied": int(bool(tied)), "wtype": wtype,
-            "tokenizer": "llama" if tokenizer == "spm" else "gpt2",
+            "tokenizer": "llama" if tokenizer in ("spm", "gemma") else "gpt2",
             "bos": special["bos"], "eos": special["eos"], "rope_base": rope_base,
             "rms_eps": rms_eps, "gguf_version": version, "alignment": alignment,
             "n_rot": n_rot, "rope_scaling": (rope_scaling or {}).get("rope_type", "none"),
@@ -338,7 +375,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
-    ap.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3"])
+    ap.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3", "gemma2", "gemma3"])
     ap.add_argument("--n-vocab", type=int, default=320)
     ap.add_argument("--n-embd", type=int, default=64)
     ap.add_argument("--n-layer", type=int, default=2)
@@ -350,7 +387,7 @@ def main(argv=None):
     ap.add_argument("--rms-eps", type=float, default=1e-5)
     ap.add_argument("--tied", action="store_true", help="no output.weight (LM head = token_embd)")
     ap.add_argument("--type", default="f32", choices=ALL_WTYPES)
-    ap.add_argument("--tokenizer", choices=["spm", "gpt2"], default=None)
+    ap.add_argument("--tokenizer", choices=["spm", "gpt2", "gemma"], default=None)
     ap.add_argument("--pre", default=None, help="tokenizer.ggml.pre for gpt2 (default qwen2)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)

@@ -61,7 +61,14 @@ CASES = [
     ("hmt-full-qwen3", "qwen3-f32", dict(L=8, k=2, N=3, d_h=24, seed=108),
      dict(mode="full", lookahead=True), 43, 210),
     ("hmt-full-llama3", "llama3-rope-f32", dict(L=8, k=2, N=3, d_h=24, seed=109),
-     dict(mode="full", lookahead=True), 38, 211),
+     dict(mode="full", lookahead=True), 38, 211),    # gemma2 / gemma3: their sliding window (4 slots) is shorter than a
+    # segment's pass (k + L + 2 = 12 rows), so it acts inside every pass;
+    # gemma3's memory and summary rows enter unscaled, its tokens scaled
+    # (adapter seeds: the first whose recall passes the spread self-check)
+    ("hmt-full-gemma2", "gemma2-f32", dict(L=8, k=2, N=3, d_h=24, seed=111),
+     dict(mode="full", lookahead=True), 42, 212),
+    ("hmt-full-gemma3", "gemma3-f32", dict(L=8, k=2, N=3, d_h=24, seed=110),
+     dict(mode="full", lookahead=True), 39, 213),
 ]
 
 # recommended C tolerances (max abs difference vs the golden); see README.md.

@@ -171,7 +171,7 @@ class HMT:
 
     # ---- building blocks ----------------------------------------------------
     def embed(self, toks):
-        return self.m.tok_embd[np.asarray(toks, dtype=np.int64).reshape(-1)]
+        return self.m.embed_rows(toks)
 
     def summary(self, toks):
         """S = final-norm hidden of the trailing T of backbone([T, E(toks), T])."""

@@ -1,6 +1,6 @@
 """NumPy reference forward pass for llama-family GGUF models (archs `llama`,
-`qwen2` and `qwen3`), written from the math in float64 so it is an oracle for
-the C implementation, not a twin of it.
+`qwen2`, `qwen3`, `gemma2` and `gemma3`), written from the math in float64 so
+it is an oracle for the C implementation, not a twin of it.
 
     m = Model("model.gguf")                      # float64 by default
     logits, hidden, cache = m.forward(tokens=[1, 5, 9])
@@ -25,6 +25,24 @@ Per layer (pre-norm residual):
     x  += (silu(h Wg^T) * (h Wu^T)) Wd^T
 hidden = RMSNorm(x) * output_norm ; logits = hidden W_out^T
 (W_out = output.weight, or token_embd.weight when output.weight is absent).
+
+Gemma 2 / Gemma 3 (Hugging Face's modeling_gemma2.py / modeling_gemma3.py,
+read through the GGUF as llama.cpp reads it; see gemma_hparams()):
+    x = E[tokens] * sqrt(d)    (gemma2 scales caller embeddings too; gemma3
+                                does not: its scale is part of the lookup)
+    per layer:
+    h = RMSNorm(x) * attn_norm        (the GGUF holds 1 + w of HF's (1 + w) norms)
+    q, k, v as above; gemma3: per-head RMSNorm of q and k (q_norm, k_norm)
+    q, k = RoPE (NEOX pairs); gemma3 sliding layers: base 10000, unscaled
+    scores = q.k * s,  s = query_pre_attn_scalar^-1/2 as llama.cpp derives it
+             (n_embd / n_head for its "27B" layer counts, else head size)
+    gemma2: scores = c * tanh(scores / c)   (attn_logit_softcapping)
+    sliding layers (gemma2: il % 2 == 0, gemma3: il % 6 < 5): row at slot s
+             attends to slots s - W + 1 .. s only (W = attention.sliding_window)
+    x += RMSNorm(attn Wo^T) * post_attention_norm
+    h = RMSNorm(x) * ffn_norm
+    x += RMSNorm((gelu_tanh(h Wg^T) * (h Wu^T)) Wd^T) * post_ffw_norm
+    logits = hidden E^T; gemma2: logits = c * tanh(logits / c) (final_logit_softcapping)
 
 Rows are token ids (embedding lookup) or caller-given input embeddings.
 `python3 llama_ref.py [MODEL.gguf]` runs a self-check (on a generated model
@@ -125,6 +143,40 @@ def hf_rope(rs, base, dim):
     raise ValueError(f"rope_scaling {kind!r}")
 
 
+def gemma_hparams(m, meta):
+    """Gemma 2 / 3 hyperparameters as llama.cpp reads them from the GGUF
+    (meta(key_suffix, default)), set on the Model m; neutral values for the
+    other architectures. Hugging Face's config names in brackets:
+      gemma2: window [sliding_window] default 4096 on layers il % 2 == 0,
+              attn [attn_logit_softcapping] default 50, final
+              [final_logit_softcapping] default 30, every input row * sqrt(d)
+      gemma3: window on layers il % 6 < 5 (absent or 0: none) whose RoPE is
+              [rope_local_base_freq] 10000, unscaled; token rows * sqrt(d)
+      scale [query_pre_attn_scalar^-1/2]: 1/sqrt(n_embd / n_head) when the
+              layer count is llama.cpp's 27B type (46 / 62), else 1/sqrt(hd)
+    """
+    arch = m.arch
+    m.attn_scale = 1.0 / np.sqrt(m.head_dim)
+    m.attn_softcap = m.final_softcap = 0.0
+    m.embd_scale = m.input_scale = 1.0
+    m.gelu = arch in ("gemma2", "gemma3")
+    m.n_swa, period = 0, 0
+    m.inv_freq_swa = m.inv_freq
+    if arch == "gemma2":
+        m.n_swa, period = int(meta("attention.sliding_window", 4096)), 2
+        m.attn_softcap = float(meta("attn_logit_softcapping", 50.0))
+        m.final_softcap = float(meta("final_logit_softcapping", 30.0))
+        m.input_scale = np.sqrt(m.n_embd)
+    elif arch == "gemma3":
+        m.n_swa, period = int(meta("attention.sliding_window", 0)), 6
+        m.embd_scale = np.sqrt(m.n_embd)
+        i = np.arange(m.n_rot // 2, dtype=np.float64)
+        m.inv_freq_swa = (10000.0 ** (-2.0 * i / m.n_rot)).astype(m.dtype)
+    if m.gelu and m.n_layer == (46 if arch == "gemma2" else 62):
+        m.attn_scale = 1.0 / np.sqrt(m.n_embd // m.n_head)
+    m.swa_layers = [bool(m.n_swa) and il % period < period - 1 for il in range(m.n_layer)]
+
+
 class Cache:
     """KV cache: per layer K and V as [n_slots, n_head_kv, head_dim] (post-RoPE K)."""
 
@@ -151,7 +203,7 @@ class Model:
         g = GGUFFile(path)
         self.meta = g.meta
         arch = g.meta["general.architecture"]
-        if arch not in ("llama", "qwen2", "qwen3"):
+        if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
             raise ValueError(f"unsupported architecture {arch}")
         self.arch = arch
 
@@ -177,7 +229,8 @@ class Model:
             raise ValueError("rope.dimension_count must be even and <= the head size")
         if self.n_head % self.n_head_kv:
             raise ValueError("n_head not a multiple of n_head_kv")
-        self.neox = {"norm": False, "neox": True, None: arch in ("qwen2", "qwen3")}[rope_mode]
+        self.neox = {"norm": False, "neox": True,
+                     None: arch in ("qwen2", "qwen3", "gemma2", "gemma3")}[rope_mode]
 
         def W(name):
             return g.tensor(name).astype(self.dtype)
@@ -198,7 +251,9 @@ class Model:
             for b in ("attn_q", "attn_k", "attn_v"):
                 L[b + ".bias"] = W(p + b + ".bias") if p + b + ".bias" in g.tensors else None
             for nm in ("attn_q_norm", "attn_k_norm"):
-                L[nm] = W(p + nm + ".weight") if arch == "qwen3" else None
+                L[nm] = W(p + nm + ".weight") if arch in ("qwen3", "gemma3") else None
+            for nm in ("post_attention_norm", "post_ffw_norm"):
+                L[nm] = W(p + nm + ".weight") if arch in ("gemma2", "gemma3") else None
             self.layers.append(L)
         self.n_params = sum(int(np.prod(t.ne)) for t in g.tensors.values())
         ff = None
@@ -211,16 +266,21 @@ class Model:
             lambda k, d=None: g.meta.get(f"{arch}.{k}", d), self.n_rot, self.rope_base,
             self.n_ctx_train, ff)
         self.inv_freq = inv_freq.astype(self.dtype)
+        gemma_hparams(self, lambda k, d=None: g.meta.get(f"{arch}.{k}", d))
+        if arch == "gemma2" and not self.tied:
+            raise ValueError("llama.cpp's gemma2 ties the LM head to token_embd")
 
     # ---- building blocks ---------------------------------------------------
     def rmsnorm(self, x, w):
         ms = np.mean(x * x, axis=-1, keepdims=True)
         return x / np.sqrt(ms + self.dtype.type(self.eps)) * w
 
-    def rope(self, x, pos):
+    def rope(self, x, pos, inv_freq=None):
         """x: [n, heads, hd]; pos: [n]. Returns a copy with the first n_rot
-        dims of each head rotated (and scaled by mscale); the rest as they were."""
-        ang = pos.astype(self.dtype)[:, None] * self.inv_freq[None, :]   # [n, n_rot/2]
+        dims of each head rotated (and scaled by mscale); the rest as they were.
+        inv_freq: the table (default the model's global one)."""
+        inv_freq = self.inv_freq if inv_freq is None else inv_freq
+        ang = pos.astype(self.dtype)[:, None] * inv_freq[None, :]   # [n, n_rot/2]
         ms = self.dtype.type(self.mscale)
         c = np.cos(ang)[:, None, :] * ms
         s = np.sin(ang)[:, None, :] * ms
@@ -236,6 +296,11 @@ class Model:
             y[..., 0:self.n_rot:2] = a * c - b * s
             y[..., 1:self.n_rot:2] = a * s + b * c
         return y
+
+    def embed_rows(self, toks):
+        """The input embeddings of tokens (what forward(tokens=) starts from
+        and forward(embd=) takes): token_embd rows, scaled for gemma3."""
+        return self.tok_embd[np.asarray(toks, np.int64).reshape(-1)] * self.dtype.type(self.embd_scale)
 
     def new_cache(self):
         return Cache(self.n_layer, self.n_head_kv, self.head_dim, self.dtype)
@@ -253,18 +318,22 @@ class Model:
             tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
             if tokens.min() < 0 or tokens.max() >= self.n_vocab:
                 raise ValueError("token id out of range")
-            x = self.tok_embd[tokens].copy()
+            x = self.embed_rows(tokens)
         else:
             x = np.array(embd, dtype=self.dtype).reshape(-1, self.n_embd)
+        x = x * self.dtype.type(self.input_scale)
         n = x.shape[0]
         n_past = cache.n
         pos = (n_past + np.arange(n)) if pos is None else np.asarray(pos, np.int64).reshape(n)
         hd, nh, nkv = self.head_dim, self.n_head, self.n_head_kv
         group = nh // nkv
-        scale = self.dtype.type(1.0 / np.sqrt(hd))
+        scale = self.dtype.type(self.attn_scale)
         # mask[r, j]: row r (slot n_past + r) may attend to slot j
         S = n_past + n
-        mask = np.arange(S)[None, :] <= (n_past + np.arange(n))[:, None]
+        qslot = (n_past + np.arange(n))[:, None]
+        mask = np.arange(S)[None, :] <= qslot
+        # sliding-window layers: also within the window (by slot)
+        mask_swa = mask & (qslot - np.arange(S)[None, :] < max(self.n_swa, 1))
         for li, L in enumerate(self.layers):
             h = self.rmsnorm(x, L["attn_norm"])
             q = h @ L["attn_q"].T
@@ -280,8 +349,9 @@ class Model:
             if L["attn_q_norm"] is not None:
                 q = self.rmsnorm(q, L["attn_q_norm"])
                 k = self.rmsnorm(k, L["attn_k_norm"])
-            q = self.rope(q, pos)
-            k = self.rope(k, pos)
+            swa = self.swa_layers[li]
+            q = self.rope(q, pos, self.inv_freq_swa if swa else None)
+            k = self.rope(k, pos, self.inv_freq_swa if swa else None)
             v = v.reshape(n, nkv, hd)
             K = np.concatenate([cache.k[li], k], axis=0)   # [S, nkv, hd]
             V = np.concatenate([cache.v[li], v], axis=0)
@@ -290,20 +360,36 @@ class Model:
             for hq in range(nh):
                 hk = hq // group
                 sc = (q[:, hq, :] @ K[:, hk, :].T) * scale          # [n, S]
-                sc = np.where(mask, sc, -np.inf)
+                if self.attn_softcap:
+                    c = self.dtype.type(self.attn_softcap)
+                    sc = np.tanh(sc / c) * c
+                sc = np.where(mask_swa if swa else mask, sc, -np.inf)
                 sc = sc - sc.max(axis=1, keepdims=True)
                 p = np.exp(sc)
                 p = p / p.sum(axis=1, keepdims=True)
                 out[:, hq, :] = p @ V[:, hk, :]
-            x = x + out.reshape(n, nh * hd) @ L["attn_output"].T
+            a = out.reshape(n, nh * hd) @ L["attn_output"].T
+            if L.get("post_attention_norm") is not None:
+                a = self.rmsnorm(a, L["post_attention_norm"])
+            x = x + a
             h = self.rmsnorm(x, L["ffn_norm"])
             gt = h @ L["ffn_gate"].T
             up = h @ L["ffn_up"].T
-            act = gt / (1 + np.exp(-gt)) * up
-            x = x + act @ L["ffn_down"].T
+            if self.gelu:   # the tanh form (gelu_pytorch_tanh)
+                c0 = self.dtype.type(np.sqrt(2.0 / np.pi))
+                act = 0.5 * gt * (1 + np.tanh(c0 * (gt + self.dtype.type(0.044715) * gt ** 3))) * up
+            else:
+                act = gt / (1 + np.exp(-gt)) * up
+            f = act @ L["ffn_down"].T
+            if L.get("post_ffw_norm") is not None:
+                f = self.rmsnorm(f, L["post_ffw_norm"])
+            x = x + f
         cache.pos = np.concatenate([cache.pos, pos])
         hidden = self.rmsnorm(x, self.output_norm)
         logits = hidden @ self.output.T
+        if self.final_softcap:
+            c = self.dtype.type(self.final_softcap)
+            logits = np.tanh(logits / c) * c
         return logits, hidden, cache
 
     def forward_chunks(self, chunks):
@@ -355,7 +441,7 @@ def self_check(path, verbose=True):
     l2, h2 = m.forward_chunks([{"tokens": toks[:4]}, {"tokens": toks[4:5]}, {"tokens": toks[5:]}])
     report("incremental (4+1+6) == batch", max(np.abs(l2 - lg).max(), np.abs(h2 - hd).max()), 1e-10)
     # 2. embedding rows == token rows
-    l3, h3, _ = m.forward(embd=m.tok_embd[toks])
+    l3, h3, _ = m.forward(embd=m.embed_rows(toks))
     report("embedding rows == token rows", np.abs(l3 - lg).max(), 1e-12)
     # 3. RoPE relative-position invariance: shifting every position by s
     l4, _, _ = m.forward(tokens=toks, pos=np.arange(n) + 37)

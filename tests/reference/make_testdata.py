@@ -87,6 +87,20 @@ MODELS = [
     ("qwen3-f32", dict(arch="qwen3", n_vocab=330, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
                        head_dim=32, n_ff=160, n_ctx=256, rope_base=1000000.0, rms_eps=1e-6,
                        wtype="f32", seed=36)),
+    # gemma2: sliding window 4 on layers 0 and 2 (the 11-token cases reach
+    # past it), soft-capping of the scores (5) and logits (6), GELU-tanh,
+    # post-norms, inputs scaled by sqrt(d), tied head, NEOX RoPE
+    ("gemma2-f32", dict(arch="gemma2", n_vocab=320, n_embd=64, n_layer=3, n_head=4, n_head_kv=2,
+                        n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-6, wtype="f32",
+                        seed=37, gemma=dict(sliding_window=4, attn_logit_softcapping=5.0,
+                                            final_logit_softcapping=6.0))),
+    # gemma3: 7 layers (0-4 and 6 slide with window 4 and local base 10000;
+    # layer 5 global, base 1e6, linear factor 4), q/k norms, head size 32
+    # != d / heads, token rows scaled (caller embeddings not), positions x 7
+    ("gemma3-f32", dict(arch="gemma3", n_vocab=320, n_embd=64, n_layer=7, n_head=4, n_head_kv=2,
+                        head_dim=32, n_ff=160, n_ctx=256, rope_base=1000000.0, rms_eps=1e-6,
+                        wtype="f32", seed=38, pos_stride=7, gemma=dict(sliding_window=4),
+                        rope_scaling=dict(rope_type="linear", factor=4.0))),
 ]
 
 MANIFEST_KEYS = ["name", "file", "arch", "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv",
@@ -109,7 +123,12 @@ def verify_model(path, info):
     assert len(toks) == info["n_vocab"] == len(m["tokenizer.ggml.token_type"])
     assert len(set(toks)) == len(toks)
     tt = m["tokenizer.ggml.token_type"]
-    if m["tokenizer.ggml.model"] == "llama":
+    if m["tokenizer.ggml.model"] == "llama" and m.get("tokenizer.ggml.add_space_prefix") is False:
+        # Gemma's layout (gen_model.GEMMA_SPECIALS)
+        assert toks[:6] == ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+        assert list(tt[:6]) == [3, 3, 3, 2, 3, 3] and len(m["tokenizer.ggml.scores"]) == len(toks)
+        assert toks[6:262] == [f"<0x{b:02X}>" for b in range(256)] and set(tt[6:262]) == {6}
+    elif m["tokenizer.ggml.model"] == "llama":
         assert len(m["tokenizer.ggml.scores"]) == len(toks)
         assert toks[:3] == ["<unk>", "<s>", "</s>"] and list(tt[:3]) == [2, 3, 3]
         assert toks[3:259] == [f"<0x{b:02X}>" for b in range(256)] and set(tt[3:259]) == {6}
@@ -166,14 +185,46 @@ def sensitivity(ref, path, chunks):
         what.append("q/k norms")
         for L in plain.layers:
             L["attn_q_norm"] = L["attn_k_norm"] = None
+    d = 0.0
+    if what:
+        plain.n_rot = plain.head_dim
+        plain.inv_freq = plain.rope_base ** (-2 * np.arange(plain.n_rot // 2) / plain.n_rot)
+        plain.mscale = 1.0
+        d = float(np.abs(plain.forward_chunks(chunks)[0] - ref.forward_chunks(chunks)[0]).max())
+        assert d > 1e-2, (path, what, d)
+    what += gemma_sensitivity(ref, path, chunks)
     if not what:
         return None
-    plain.n_rot = plain.head_dim
-    plain.inv_freq = plain.rope_base ** (-2 * np.arange(plain.n_rot // 2) / plain.n_rot)
-    plain.mscale = 1.0
-    d = float(np.abs(plain.forward_chunks(chunks)[0] - ref.forward_chunks(chunks)[0]).max())
-    assert d > 1e-2, (path, what, d)
     return " + ".join(what), d
+
+
+def gemma_sensitivity(ref, path, chunks):
+    """Gemma: each of its features on its own must move case D's logits by
+    > 1e-2. Returns ["feature |dlogit|", ...] ([] for other archs)."""
+    what = []
+    if ref.gelu:
+        ld = ref.forward_chunks(chunks)[0]
+        feats = {"sliding window": lambda m: setattr(m, "swa_layers", [False] * m.n_layer),
+                 "attention soft-capping": lambda m: setattr(m, "attn_softcap", 0.0),
+                 "final soft-capping": lambda m: setattr(m, "final_softcap", 0.0),
+                 "local RoPE base": lambda m: setattr(m, "inv_freq_swa", m.inv_freq),
+                 "post-norms": lambda m: [L.update(post_attention_norm=None, post_ffw_norm=None)
+                                          for L in m.layers],
+                 "q/k norms": lambda m: [L.update(attn_q_norm=None, attn_k_norm=None)
+                                         for L in m.layers]}
+        for name, off in feats.items():
+            alt = Model(path)
+            if name == "q/k norms" and alt.layers[0]["attn_q_norm"] is None:
+                continue
+            if name in ("attention soft-capping", "final soft-capping") and not alt.attn_softcap:
+                continue
+            if name == "local RoPE base" and alt.arch != "gemma3":
+                continue
+            off(alt)
+            d = float(np.abs(alt.forward_chunks(chunks)[0] - ld).max())
+            assert d > 1e-2, (path, name, d)
+            what.append(f"{name} {d:.1f}")
+    return what
 
 
 def cases(model, seed, pos_stride=1):
@@ -267,7 +318,8 @@ def main():
               f"hd={info['head_dim']} ff={info['n_ff']} params={info['n_params']}  "
               f"logit std {lgA.std():.2f} max {np.abs(lgA).max():.1f}  "
               f"|B-A| {dB:.1e}  f32: dlogit {dl32:.1e} dhidden {dh32:.1e}"
-              + (f"  without its {sens[0]}: |dlogit| {sens[1]:.1f}" if sens else ""))
+              + (f"  without its {sens[0]}" + (f": |dlogit| {sens[1]:.1f}" if sens[1] else "")
+                 if sens else ""))
     with open(os.path.join(out, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     # HMT cases (hmt_golden.py / hmt_ref.py): <case>.adapter.gguf, <case>.hmt.golden,
@@ -353,6 +405,30 @@ UNIMPLEMENTED = [
                           ("llama.attention.value_length", 32, "UINT32")], [],
      ("invalid", "attn_q.weight")),
     ("logit-scale", [("llama.logit_scale", 0.5, "FLOAT32")], [], ("refused", "llama.logit_scale")),
+    # gemma: what llama.cpp would compute otherwise, or not at all
+    ("gemma2-pattern", [("llama.attention.sliding_window_pattern", 3, "UINT32")], [],
+     ("refused", "gemma2.attention.sliding_window_pattern"), "gemma2-f32"),
+    ("gemma2-pattern-default", [("llama.attention.sliding_window_pattern", 2, "UINT32")], [],
+     "loads", "gemma2-f32"),
+    ("gemma2-freq-base-swa", [("llama.rope.freq_base_swa", 20000.0, "FLOAT32")], [],
+     ("refused", "gemma2.rope.freq_base_swa"), "gemma2-f32"),
+    ("gemma2-yarn", [("llama.rope.scaling.type", "yarn", "STRING"),
+                     ("llama.rope.scaling.factor", 4.0, "FLOAT32")], [],
+     ("refused", "gemma2.rope.scaling.type"), "gemma2-f32"),
+    ("gemma2-linear", [("llama.rope.scaling.factor", 2.0, "FLOAT32")], [],
+     ("refused", "gemma2.rope.scaling.factor"), "gemma2-f32"),
+    ("gemma2-output", [], [("output.weight", np.zeros((320, 64), np.float32))],
+     ("refused", "output.weight"), "gemma2-f32"),
+    ("gemma3-softcap", [("llama.final_logit_softcapping", 30.0, "FLOAT32")], [],
+     ("refused", "gemma3.final_logit_softcapping"), "gemma3-f32"),
+    ("gemma3-attn-softcap", [("llama.attn_logit_softcapping", 50.0, "FLOAT32")], [],
+     ("refused", "gemma3.attn_logit_softcapping"), "gemma3-f32"),
+    ("gemma3-freq-base-swa", [("llama.rope.freq_base_swa", 1e6, "FLOAT32")], [],
+     ("refused", "gemma3.rope.freq_base_swa"), "gemma3-f32"),
+    ("gemma3-vision", [], [("v.patch_embd.weight", np.zeros((4, 4), np.float32))],
+     ("refused", "v.patch_embd.weight"), "gemma3-f32"),
+    ("gemma3-mmproj", [], [("mm.input_projection.weight", np.zeros((4, 4), np.float32))],
+     ("refused", "mm.input_projection.weight"), "gemma3-f32"),
     ("neutral", [("llama.rope.scaling.type", "none", "STRING"),
                  ("llama.rope.scaling.factor", 1.0, "FLOAT32"),
                  ("llama.rope.scaling.yarn_beta_fast", 32.0, "FLOAT32"),

@@ -84,8 +84,10 @@ def make_weights(spec, rng):
     def mat(r, c, scale=1.0):
         return (rng.standard_normal((r, c)) * scale / np.sqrt(c)).astype(np.float32)
 
-    def norm(n):
-        return (1.0 + 0.2 * rng.standard_normal(n)).astype(np.float32)
+    gemma = spec["arch"] in ("gemma2", "gemma3")
+
+    def norm(n):   # Gemma's HF norms multiply by 1 + w: w near 0
+        return ((0.0 if gemma else 1.0) + 0.2 * rng.standard_normal(n)).astype(np.float32)
 
     w = {"model.embed_tokens.weight": (rng.standard_normal((V, d))).astype(np.float32),
          "model.norm.weight": norm(d)}
@@ -102,9 +104,12 @@ def make_weights(spec, rng):
         w[p + "mlp.gate_proj.weight"] = mat(ff, d)
         w[p + "mlp.up_proj.weight"] = mat(ff, d)
         w[p + "mlp.down_proj.weight"] = mat(d, ff)
-        if spec["arch"] == "qwen3":
+        if spec["arch"] in ("qwen3", "gemma3"):
             w[p + "self_attn.q_norm.weight"] = norm(hd)
             w[p + "self_attn.k_norm.weight"] = norm(hd)
+        if gemma:
+            w[p + "pre_feedforward_layernorm.weight"] = norm(d)
+            w[p + "post_feedforward_layernorm.weight"] = norm(d)
         if spec["arch"] == "qwen2":
             for n, size in (("q", q), ("k", kv), ("v", kv)):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(size)).astype(np.float32)
@@ -117,7 +122,8 @@ def head_dim(spec):
     return spec.get("hd") or spec["d"] // spec["heads"]
 
 
-HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+           "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}
 
 
 def write_config(path, spec):
@@ -133,6 +139,16 @@ def write_config(path, spec):
         cfg["head_dim"] = head_dim(spec)
     if spec["arch"] in ("qwen2", "qwen3"):
         cfg.update(use_sliding_window=False, sliding_window=4096, max_window_layers=2)
+    if spec["arch"] in ("gemma2", "gemma3"):
+        del cfg["hidden_act"]
+        cfg.update(head_dim=head_dim(spec), hidden_activation="gelu_pytorch_tanh",
+                   query_pre_attn_scalar=head_dim(spec), sliding_window=spec["window"])
+        if spec["arch"] == "gemma2":
+            cfg.update(attn_logit_softcapping=spec["softcap"][0],
+                       final_logit_softcapping=spec["softcap"][1])
+        else:
+            cfg.update(rope_local_base_freq=10000.0, sliding_window_pattern=6,
+                       attn_logit_softcapping=None, final_logit_softcapping=None)
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)
 
@@ -207,11 +223,15 @@ def numpy_reference(spec, w, neox=True, scaled=True):
     m.tok_embd = w["model.embed_tokens.weight"].astype(f)
     m.n_vocab = m.tok_embd.shape[0]
     m.output = m.tok_embd if spec["tied"] else w["lm_head.weight"].astype(f)
-    m.output_norm = w["model.norm.weight"].astype(f)
+    gemma = spec["arch"] in ("gemma2", "gemma3")
+    one = 1.0 if gemma else 0.0   # HF Gemma norms: x * (1 + w)
+    m.output_norm = w["model.norm.weight"].astype(f) + one
     m.layers = []
     for i in range(spec["layers"]):
         p = f"model.layers.{i}."
-        L = {"attn_norm": w[p + "input_layernorm.weight"], "ffn_norm": w[p + "post_attention_layernorm.weight"],
+        L = {"attn_norm": w[p + "input_layernorm.weight"].astype(f) + one,
+             "ffn_norm": w[p + ("pre_feedforward_layernorm.weight" if gemma else
+                                "post_attention_layernorm.weight")].astype(f) + one,
              "attn_q": w[p + "self_attn.q_proj.weight"], "attn_k": w[p + "self_attn.k_proj.weight"],
              "attn_v": w[p + "self_attn.v_proj.weight"], "attn_output": w[p + "self_attn.o_proj.weight"],
              "ffn_gate": w[p + "mlp.gate_proj.weight"], "ffn_up": w[p + "mlp.up_proj.weight"],
@@ -222,10 +242,18 @@ def numpy_reference(spec, w, neox=True, scaled=True):
             L[f"attn_{b}.bias"] = w[name].astype(f) if name in w else None
         for b in ("q", "k"):
             name = p + f"self_attn.{b}_norm.weight"
-            L[f"attn_{b}_norm"] = w[name].astype(f) if name in w else None
+            L[f"attn_{b}_norm"] = w[name].astype(f) + one if name in w else None
+        if gemma:
+            L["post_attention_norm"] = w[p + "post_attention_layernorm.weight"].astype(f) + 1.0
+            L["post_ffw_norm"] = w[p + "post_feedforward_layernorm.weight"].astype(f) + 1.0
         m.layers.append(L)
     m.inv_freq, m.mscale = llama_ref.hf_rope(spec.get("rope_scaling") if scaled else None,
                                              m.rope_base, m.head_dim)
+    meta = {"attention.sliding_window": spec.get("window")}
+    if spec["arch"] == "gemma2":
+        meta.update(attn_logit_softcapping=spec["softcap"][0],
+                    final_logit_softcapping=spec["softcap"][1])
+    llama_ref.gemma_hparams(m, lambda k, d=None: meta.get(k, d) if meta.get(k) is not None else d)
     return m
 
 
@@ -275,19 +303,34 @@ def torch_reference(spec, w, tokens, pos):
     def rotate_half(x):
         return torch.cat((-x[..., hd // 2:], x[..., :hd // 2]), dim=-1)
 
-    inv_freq, att = torch_rope(spec, hd)
-    freqs = torch.outer(torch.tensor(pos, dtype=torch.float64), inv_freq)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos()[None] * att, emb.sin()[None] * att     # [1, n, hd]
+    gemma = spec["arch"] in ("gemma2", "gemma3")
+    if gemma:   # Gemma's RMSNorm multiplies by 1 + w
+        def rmsnorm(x, weight):  # noqa: F811
+            return (1.0 + weight) * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + spec["eps"]))
+
+    def cos_sin(inv_freq, att):
+        freqs = torch.outer(torch.tensor(pos, dtype=torch.float64), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos()[None] * att, emb.sin()[None] * att     # [1, n, hd]
+
+    cs_global = cos_sin(*torch_rope(spec, hd))
+    cs_local = cos_sin(1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)), 1.0)
     mask = torch.full((n, n), float("-inf"), dtype=torch.float64).triu(1)
+    idx = torch.arange(n)
+    mask_swa = mask.masked_fill(idx[:, None] - idx[None, :] >= spec.get("window", n + 1),
+                                float("-inf"))
     x = T["model.embed_tokens.weight"][torch.tensor(tokens)]
+    if gemma:
+        x = x * spec["d"] ** 0.5
     for i in range(spec["layers"]):
         p = f"model.layers.{i}."
+        sliding = gemma and (i % 2 == 0 if spec["arch"] == "gemma2" else (i + 1) % 6 != 0)
+        cos, sin = cs_local if sliding and spec["arch"] == "gemma3" else cs_global
         h = rmsnorm(x, T[p + "input_layernorm.weight"])
         q = F.linear(h, T[p + "self_attn.q_proj.weight"], T.get(p + "self_attn.q_proj.bias"))
         k = F.linear(h, T[p + "self_attn.k_proj.weight"], T.get(p + "self_attn.k_proj.bias"))
         v = F.linear(h, T[p + "self_attn.v_proj.weight"], T.get(p + "self_attn.v_proj.bias"))
-        if p + "self_attn.q_norm.weight" in T:   # Qwen3: per head, before RoPE
+        if p + "self_attn.q_norm.weight" in T:   # Qwen3, Gemma 3: per head, before RoPE
             q = rmsnorm(q.view(n, nh, hd), T[p + "self_attn.q_norm.weight"])
             k = rmsnorm(k.view(n, nkv, hd), T[p + "self_attn.k_norm.weight"])
         q = q.view(n, nh, hd).transpose(0, 1)
@@ -296,15 +339,32 @@ def torch_reference(spec, w, tokens, pos):
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(nh // nkv, dim=0)
         v = v.repeat_interleave(nh // nkv, dim=0)
-        att = torch.softmax(q @ k.transpose(1, 2) / hd ** 0.5 + mask, dim=-1)
+        if not gemma:
+            att = torch.softmax(q @ k.transpose(1, 2) / hd ** 0.5 + mask, dim=-1)
+            o = (att @ v).transpose(0, 1).reshape(n, nh * hd)
+            x = x + F.linear(o, T[p + "self_attn.o_proj.weight"])
+            h = rmsnorm(x, T[p + "post_attention_layernorm.weight"])
+            x = x + F.linear(F.silu(F.linear(h, T[p + "mlp.gate_proj.weight"])) *
+                             F.linear(h, T[p + "mlp.up_proj.weight"]), T[p + "mlp.down_proj.weight"])
+            continue
+        # Gemma 2/3: query_pre_attn_scalar scaling, soft-capping, windows, post-norms
+        sc = q @ k.transpose(1, 2) * hd ** -0.5
+        if spec["arch"] == "gemma2":
+            sc = torch.tanh(sc / spec["softcap"][0]) * spec["softcap"][0]
+        att = torch.softmax(sc + (mask_swa if sliding else mask), dim=-1)
         o = (att @ v).transpose(0, 1).reshape(n, nh * hd)
-        x = x + F.linear(o, T[p + "self_attn.o_proj.weight"])
-        h = rmsnorm(x, T[p + "post_attention_layernorm.weight"])
-        x = x + F.linear(F.silu(F.linear(h, T[p + "mlp.gate_proj.weight"])) *
-                         F.linear(h, T[p + "mlp.up_proj.weight"]), T[p + "mlp.down_proj.weight"])
+        x = x + rmsnorm(F.linear(o, T[p + "self_attn.o_proj.weight"]),
+                        T[p + "post_attention_layernorm.weight"])
+        h = rmsnorm(x, T[p + "pre_feedforward_layernorm.weight"])
+        f = F.linear(F.gelu(F.linear(h, T[p + "mlp.gate_proj.weight"]), approximate="tanh") *
+                     F.linear(h, T[p + "mlp.up_proj.weight"]), T[p + "mlp.down_proj.weight"])
+        x = x + rmsnorm(f, T[p + "post_feedforward_layernorm.weight"])
     x = rmsnorm(x, T["model.norm.weight"])
     head = T["model.embed_tokens.weight"] if spec["tied"] else T["lm_head.weight"]
-    return (x @ head.T).numpy()
+    logits = x @ head.T
+    if spec["arch"] == "gemma2":
+        logits = torch.tanh(logits / spec["softcap"][1]) * spec["softcap"][1]
+    return logits.numpy()
 
 
 def hmt_logits(path, tokens, pos=None):
@@ -350,6 +410,16 @@ CASES = [
     dict(name="qwen3-yarn", arch="qwen3", tok="qwen2", d=64, layers=2, heads=4, kv=2, hd=32,
          ff=96, vocab=768, tied=True, src="BF16", out="f32", theta=1e6, eps=1e-6, pos_stride=29,
          rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=64)),
+    # Gemma 2: norms stored 1 + w, window 4 on layers 0 and 2 (14 tokens reach past
+    # it), soft-capping 5 / 8, GELU-tanh, embeddings x sqrt(d), tied; head 32 != d / heads
+    dict(name="gemma2", arch="gemma2", tok="llama3", d=64, layers=3, heads=4, kv=2, hd=32,
+         ff=96, vocab=768, tied=True, src="BF16", out="f32", theta=10000.0, eps=1e-6,
+         window=4, softcap=(5.0, 8.0)),
+    # Gemma 3: 7 layers (layer 5 global, base 1e6 x linear 4; the others base 10000,
+    # window 4), q/k norms
+    dict(name="gemma3", arch="gemma3", tok="llama3", d=64, layers=7, heads=4, kv=2, hd=16,
+         ff=96, vocab=768, tied=True, src="F32", out="f32", theta=1e6, eps=1e-6, pos_stride=5,
+         window=4, rope_scaling=dict(rope_type="linear", factor=4.0)),
 ]
 
 
@@ -376,7 +446,8 @@ def check_gguf(spec, out, tok_gguf):
     hd = head_dim(spec)
     rs = spec.get("rope_scaling") or {}
     kind = rs.get("rope_type", rs.get("type"))
-    explicit = spec.get("hd") or a == "qwen3"
+    gemma = a in ("gemma2", "gemma3")
+    explicit = spec.get("hd") or a in ("qwen3", "gemma2", "gemma3")
     for key, want in [("attention.key_length", hd if explicit else None),
                       ("attention.value_length", hd if explicit else None),
                       ("rope.scaling.type", kind if kind in ("linear", "yarn") else None),
@@ -392,9 +463,17 @@ def check_gguf(spec, out, tok_gguf):
     ok &= check(abs(g.meta[f"{a}.rope.freq_base"] - spec["theta"]) <= 1e-6 * spec["theta"], "freq_base")
     ok &= check(abs(g.meta[f"{a}.attention.layer_norm_rms_epsilon"] - spec["eps"]) < 1e-12, "eps")
     ok &= check(("output.weight" in g.tensors) == (not spec["tied"]), "output.weight iff untied")
+    if gemma:
+        ok &= check(g.meta.get(f"{a}.attention.sliding_window") == spec["window"], "sliding_window")
+        for key, want in zip(("attn_logit_softcapping", "final_logit_softcapping"),
+                             spec.get("softcap", (None, None))):
+            ok &= check(g.meta.get(f"{a}.{key}") == want, f"{key} = {g.meta.get(f'{a}.{key}')}")
+        ok &= check(all(abs(float(np.mean(GGUFFile(out).tensor(n)))) > 0.5 for n in g.tensors
+                        if n.endswith("norm.weight")), "Gemma norms stored as 1 + w")
     ok &= check(("rope_freqs.weight" in g.tensors) == (kind == "llama3"), "rope_freqs.weight iff llama3")
     n_expected = (2 + (not spec["tied"]) + (kind == "llama3") +
-                  spec["layers"] * (9 + 3 * (a == "qwen2") + 2 * (a == "qwen3")))
+                  spec["layers"] * (9 + 3 * (a == "qwen2") + 2 * (a in ("qwen3", "gemma3")) +
+                                    2 * gemma))
     ok &= check(len(g.tensors) == n_expected, f"{len(g.tensors)} tensors, want {n_expected}")
     for name, t in g.tensors.items():
         want = GGML_F32 if len(t.ne) == 1 else mt
@@ -715,6 +794,24 @@ def run_bad_inputs(root):
         ("config.json not JSON", write_bytes("config.json", b"{\"hidden_size\": 32,"), "not valid JSON"),
         ("other architecture", edit_json("config.json", lambda c: c.update(architectures=["GPT2LMHeadModel"])),
          "not supported"),
+        ("gemma2 query_pre_attn_scalar", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma2ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=99)), "query_pre_attn_scalar 99"),
+        ("gemma2 untied", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma2ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            query_pre_attn_scalar=16)), "tie_word_embeddings false"),
+        ("gemma3 final soft-capping", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma3ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=16, final_logit_softcapping=30.0)),
+         "final_logit_softcapping 30.0"),
+        ("gemma3 local RoPE base", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma3ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=16, rope_local_base_freq=20000.0)),
+         "rope_local_base_freq 20000.0"),
+        ("gemma3 layer pattern", edit_json("config.json", lambda c: c.update(
+            architectures=["Gemma3ForCausalLM"], hidden_act="gelu_pytorch_tanh", head_dim=16,
+            tie_word_embeddings=True, query_pre_attn_scalar=16, sliding_window_pattern=4)),
+         "sliding_window_pattern 4"),
         ("rope_scaling dynamic", edit_json("config.json", lambda c: c.update(rope_scaling={"type": "dynamic", "factor": 2.0})),
          "rope_scaling 'dynamic' not implemented"),
         ("rope_scaling longrope", edit_json("config.json", lambda c: c.update(rope_scaling={"rope_type": "longrope"})),

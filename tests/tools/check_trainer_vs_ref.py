@@ -2,7 +2,8 @@
 (tests/reference/hmt_ref.py) on a small random model and adapter, float64:
 logits of every token in modes full, rmt and segments must agree to 1e-9,
 on a llama model and on the test data's qwen2 (biases), qwen3 (q/k norms,
-head size 32), Llama 3.1-style rope_freqs, YaRN and partial-rotary shapes.
+head size 32), Llama 3.1-style rope_freqs, YaRN, partial-rotary shapes and
+gemma2 / gemma3 (windows, soft-capping, post-norms, scaled inputs).
 Needs python3-torch; not part of `make test`.
 
     /usr/bin/python3 tests/tools/check_trainer_vs_ref.py
@@ -45,6 +46,11 @@ MODELS = [  # make_model arguments (as tests/reference/make_testdata.py's MODELS
     ("qwen2-yarn", dict(arch="qwen2", n_vocab=330, seed=7, rope_scaling=dict(
         rope_type="yarn", factor=4.0, original_max_position_embeddings=16))),
     ("llama-partial", dict(arch="llama", n_rot=8, seed=8)),
+    # gemma: windows (4) shorter than a segment's pass, soft-capping, scaled inputs
+    ("gemma2", dict(arch="gemma2", n_layer=3, seed=9, gemma=dict(
+        sliding_window=4, attn_logit_softcapping=5.0, final_logit_softcapping=6.0))),
+    ("gemma3", dict(arch="gemma3", n_layer=7, head_dim=32, rope_base=1e6, seed=10,
+                    gemma=dict(sliding_window=4), rope_scaling=dict(rope_type="linear", factor=4.0))),
 ]
 
 
