@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hmt-datastore -m MODEL -f TEXT -o OUT [options]\n"
-            "  -m, --model PATH     GGUF model file (llama, qwen2, qwen3)\n"
+            "  -m, --model PATH     GGUF model file (llama, qwen2, qwen3, gemma2, gemma3)\n"
             "  -f, --file PATH      UTF-8 training text\n"
             "  -o, --output PATH    datastore file to write (through a temporary next to it, then renamed)\n"
             "  -a, --adapter PATH   build through HMT with this adapter (\"-\": the model\n"

@@ -12,7 +12,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hmt-generate -m MODEL [-p PROMPT] [-n N] [options]\n"
-            "  -m, --model PATH     GGUF model file (llama, qwen2, qwen3)\n"
+            "  -m, --model PATH     GGUF model file (llama, qwen2, qwen3, gemma2, gemma3)\n"
             "  -p, --prompt TEXT    prompt text (default: empty, starts from BOS)\n"
             "  -n, --n-predict N    tokens to generate (default 32)\n"
             "      --temp T         temperature, 0 = greedy (default 0.8)\n"

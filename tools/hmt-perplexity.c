@@ -115,7 +115,8 @@ static int out_close(out_file *o, int commit) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: " PROG " -m MODEL [-a ADAPTER] -f TEXTFILE [options]\n"
-            "  -m, --model PATH        GGUF model file with a tokenizer (llama, qwen2, qwen3)\n"
+            "  -m, --model PATH        GGUF model file with a tokenizer (llama, qwen2, qwen3,\n"
+            "                          gemma2, gemma3)\n"
             "  -a, --adapter PATH      HMT adapter GGUF (needed by modes full and rmt)\n"
             "  -f, --file PATH         UTF-8 text to score ('-' = standard input); repeat for more\n"
             "                          documents: each is a fresh stream, the PPL token-weighted\n"
