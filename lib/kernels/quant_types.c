@@ -211,12 +211,7 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
     /* called per row and tile by the prompt path: no divisions by variables */
     const int64_t C = g_il_chunk[type]; /* set: a matrix is interleaved only after choose */
     const int64_t be = 32, nb = cols >> 5; /* the types with a layout: 32-element blocks */
-    const size_t bb = type == HMTI_T_Q8_0   ? 34
-                      : type == HMTI_T_Q4_1 ? 20
-                      : type == HMTI_T_Q5_0 ? 22
-                      : type == HMTI_T_Q5_1 ? 24
-                                            : 18, /* Q4_0, IQ4_NL */
-                 rb = (size_t)nb * bb;
+    const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes, rb = (size_t)nb * bb;
     const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)3) * rb;
     if (r >= (rows & ~(int64_t)3) || !C) {
         hmti_dequant_best(type)(g + (size_t)(r & 3) * rb + (size_t)b0 * bb, dst, nb_want * be);
@@ -240,9 +235,7 @@ void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, in
     hmti_vec_dot4_fn il = type <= MAX_TYPE ? g_il[type] : NULL;
     const int64_t rows4 = rows / 4 * 4;
     const size_t rb = hmti_qrow_bytes(type, cols);
-    if (!il) { /* not reached: a matrix is interleaved only when il exists */
-        return;
-    }
+    if (!il) return; /* not reached: a matrix is interleaved only when il exists */
     int64_t r = r0;
     const int64_t e4 = r1 < rows4 ? r1 : rows4;
     /* a group entered in its middle */
