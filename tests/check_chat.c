@@ -36,13 +36,9 @@ enum { GT_INT32 = 5, GT_FLOAT32 = 6 };
 static char *read_text(const char *name) {
     char path[512];
     snprintf(path, sizeof path, DATA "%s", name);
-    size_t len = 0;
-    char *s = hmt_test_read_file(path, &len);
+    char *s = hmt_test_read_file(path, NULL);
     ck_assert_msg(s != NULL, "cannot read %s (run tests/reference/chat_golden.py)", path);
-    char *t = realloc(s, len + 1);
-    ck_assert_ptr_nonnull(t);
-    t[len] = 0;
-    return t;
+    return s;
 }
 
 static char *unhex(const char *h, size_t n) {

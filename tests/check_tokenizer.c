@@ -118,13 +118,8 @@ static int check_expected_x(const char *vocab_file, const char *cases_file, int 
     hmti_vocab *v = pre >= 0 ? NULL : load_file(vocab_file);
     char path[512];
     snprintf(path, sizeof path, DATA "%s", cases_file);
-    size_t flen = 0;
-    char *file = hmt_test_read_file(path, &flen);
+    char *file = hmt_test_read_file(path, NULL);
     ck_assert_msg(file != NULL, "cannot read %s", path);
-    char *copy = realloc(file, flen + 1);
-    ck_assert_ptr_nonnull(copy);
-    file = copy;
-    file[flen] = 0;
     int n_cases = 0, n_fail = 0;
     char first_fail[1024] = "";
     for (char *line = file, *next; line && *line; line = next) {

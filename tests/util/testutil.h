@@ -34,7 +34,8 @@ const char *hmt_test_data(const char *name);
  * the key is absent. */
 long hmt_test_field(const char *line, const char *key, char *out, size_t cap);
 
-/* Read a whole file into a malloc'd buffer; NULL on failure. */
+/* Read a whole file into a malloc'd buffer, followed by a 0 byte that *len
+ * does not count (a text file is a string); NULL on failure. */
 void *hmt_test_read_file(const char *path, size_t *len);
 
 /* Write buf to path; 0 on success. */
