@@ -19,6 +19,7 @@
 
 #include "ceiling.h"
 #include "kernels/quant.h"
+#include "qfill.h"
 
 typedef struct {
     uint32_t type;
@@ -38,40 +39,6 @@ static void gemv_share(void *arg, int ith, int nth) {
         hmti_gemv_q_rows_il(j->type, j->rows, r0, r1, j->cols, j->w, j->act, j->y);
     else
         hmti_gemv_q_rows(j->type, r0, r1, j->cols, j->w, j->rb, j->act, j->y);
-}
-
-/* Offsets of the f16 fields of a block that must be finite (d, and dmin). */
-static void scale_fields(uint32_t type, size_t *bb, int *d, int *m) {
-    *d = *m = -1;
-    *bb = hmti_qtraits_of(type)->block_bytes;
-    switch (type) {
-    case HMTI_T_Q4_K: case HMTI_T_Q5_K: *d = 0, *m = 2; break;
-    case HMTI_T_Q6_K: *d = 208; break;
-    case HMTI_T_Q4_1: case HMTI_T_Q5_1: *d = 0, *m = 2; break;
-    default: *d = hmti_qtraits_of(type)->block_elems > 1 ? 0 : -1; break;
-    }
-}
-
-/* Random bytes; then every f16 scale (or F16/BF16 element) made a normal number. */
-static void fill(uint32_t type, uint8_t *w, size_t n) {
-    uint64_t s = 88172645463325252ull;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        memcpy(w + i, &s, 8);
-    }
-    if (type == HMTI_T_F16 || type == HMTI_T_BF16) {
-        for (size_t i = 1; i < n; i += 2)
-            w[i] = (uint8_t)((type == HMTI_T_F16 ? 0x38 : 0x3C) | (w[i] & 0x83));
-        return;
-    }
-    size_t bb;
-    int d, m;
-    scale_fields(type, &bb, &d, &m);
-    for (size_t b = 0; b + bb <= n; b += bb)
-        for (int f = 0; f < 2; f++) {
-            const int off = f ? m : d;
-            if (off >= 0) w[b + (size_t)off + 1] = (uint8_t)(0x20 | (w[b + (size_t)off + 1] & 0x83));
-        }
 }
 
 static double best_gbs(gemv_job *j, int reps, size_t bytes) {
@@ -101,15 +68,12 @@ int main(int argc, char **argv) {
     printf("threads %d, best of %d passes over ~1 GiB, 2048 columns (GB/s of weights)\n", nth, reps);
     printf("%-6s %9s %9s %9s %9s\n", "type", "stream", "stored", "repacked", "of stream");
     for (int k = 0; k < n_types; k++) {
-        const hmti_qtraits *t = NULL;
-        for (uint32_t id = 0; id < 64 && !t; id++) {
-            const hmti_qtraits *c = hmti_qtraits_of(id);
-            if (c && !strcmp(c->name, names[k])) t = c;
-        }
-        if (!t) {
+        const uint32_t type = hmtb_qtype(names[k]);
+        if (type == 999) {
             fprintf(stderr, "gemv-stream: unknown type %s\n", names[k]);
             return 2;
         }
+        const hmti_qtraits *t = hmti_qtraits_of(type);
         const size_t rb = hmti_qrow_bytes(t->type, cols);
         const int64_t rows = (int64_t)(((size_t)1 << 30) / rb / 64 * 64);
         const size_t bytes = (size_t)rows * rb;
@@ -117,7 +81,7 @@ int main(int argc, char **argv) {
         float *y = malloc((size_t)rows * sizeof *y);
         if (w == MAP_FAILED || !y) return 1;
         madvise(w, bytes, MADV_HUGEPAGE);
-        fill(t->type, w, bytes);
+        hmtb_qfill(t->type, w, bytes);
         hmti_quantize_act(t->type, x, cols, act);
         gemv_job j = {t->type, rows, cols, w, rb, hmti_qact_bytes(t->type, cols) ? act : (void *)x,
                       y, 0, nth};
