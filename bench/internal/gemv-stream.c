@@ -51,15 +51,29 @@ static double best_gbs(gemv_job *j, int reps, size_t bytes) {
     return best;
 }
 
+static int usage(FILE *f, int rc) {
+    fprintf(f, "usage: gemv-stream [THREADS=1] [REPS=3] [TYPE...]\n"
+               "  decode GEMVs over ~1 GiB against a pure streaming read (default types\n"
+               "  F16 BF16 Q8_0 Q6_K Q4_K Q4_0)\n");
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout, 0);
     const int nth = argc > 1 ? atoi(argv[1]) : 1, reps = argc > 2 ? atoi(argv[2]) : 3;
     const char *dflt[] = {"F16", "BF16", "Q8_0", "Q6_K", "Q4_K", "Q4_0"};
     const char **names = argc > 3 ? (const char **)argv + 3 : dflt;
     const int n_types = argc > 3 ? argc - 3 : 6;
     if (nth < 1 || nth > 64 || reps < 1 || reps > 64) {
-        fprintf(stderr, "usage: gemv-stream [THREADS=1] [REPS=3] [TYPE...]\n");
-        return 2;
+        fprintf(stderr, "gemv-stream: THREADS must be 1..64 and REPS 1..64\n");
+        return usage(stderr, 2);
     }
+    for (int k = 0; k < n_types; k++)
+        if (hmtb_qtype(names[k]) == 999) {
+            fprintf(stderr, "gemv-stream: unknown type %s\n", names[k]);
+            return usage(stderr, 2);
+        }
     const int64_t cols = 2048;
     float *x = malloc((size_t)cols * sizeof *x);
     void *act = aligned_alloc(64, 1 << 20);
@@ -68,12 +82,7 @@ int main(int argc, char **argv) {
     printf("threads %d, best of %d passes over ~1 GiB, 2048 columns (GB/s of weights)\n", nth, reps);
     printf("%-6s %9s %9s %9s %9s\n", "type", "stream", "stored", "repacked", "of stream");
     for (int k = 0; k < n_types; k++) {
-        const uint32_t type = hmtb_qtype(names[k]);
-        if (type == 999) {
-            fprintf(stderr, "gemv-stream: unknown type %s\n", names[k]);
-            return 2;
-        }
-        const hmti_qtraits *t = hmti_qtraits_of(type);
+        const hmti_qtraits *t = hmti_qtraits_of(hmtb_qtype(names[k]));
         const size_t rb = hmti_qrow_bytes(t->type, cols);
         const int64_t rows = (int64_t)(((size_t)1 << 30) / rb / 64 * 64);
         const size_t bytes = (size_t)rows * rb;
