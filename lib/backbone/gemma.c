@@ -26,12 +26,6 @@
 
 #include "backbone/model.h"
 
-static int refuse(const char *key, const char *value, const char *why) {
-    return hmti_errf(HMT_E_UNSUPPORTED, "model: '%s' = %s %s, which libhmt does not implement "
-                     "(docs/MODELS.md); running the file without it would give wrong logits", key,
-                     value, why);
-}
-
 /* An optional float key > 0 (finite); *out unchanged when absent. */
 static int positive_key(const hmt_model *m, const char *suffix, float *out) {
     char key[128];
@@ -46,15 +40,9 @@ static int positive_key(const hmt_model *m, const char *suffix, float *out) {
 
 /* A float key that must be absent or equal to want (what llama.cpp computes). */
 static int float_must_be(const hmt_model *m, const char *suffix, float want, const char *why) {
-    char key[128], s[32];
+    char key[128];
     snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
-    if (hmti_gguf_find_key(m->gguf, key) < 0) return HMT_OK;
-    float v;
-    int rc = hmti_gguf_get_f32(m->gguf, key, &v);
-    if (rc) return rc;
-    if (v == want) return HMT_OK;
-    snprintf(s, sizeof s, "%g", v);
-    return refuse(key, s, why);
+    return hmti_model_float_must_be(m->gguf, key, want, why);
 }
 
 static int read_window(hmt_model *m, int32_t def, int32_t period) {
@@ -81,7 +69,7 @@ static int read_window(hmt_model *m, int32_t def, int32_t period) {
     char why[96];
     snprintf(why, sizeof why, "asks for a sliding-window layer pattern other than llama.cpp's "
              "(period %d)", period);
-    return refuse(key, s, why);
+    return hmti_model_refuse(key, s, why);
 }
 
 int hmti_model_read_gemma(hmt_model *m) {
@@ -120,14 +108,14 @@ int hmti_model_read_gemma(hmt_model *m) {
     char key[128], s[32];
     if (m->rope.scaling == HMTI_ROPE_YARN) {
         snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch_name);
-        return refuse(key, "'yarn'", "on a gemma architecture (local and global layers would "
-                      "need their own YaRN tables)");
+        return hmti_model_refuse(key, "'yarn'", "on a gemma architecture (local and global "
+                                                "layers would need their own YaRN tables)");
     }
     if (g2 && m->rope.factor != 1.0f) {
         snprintf(key, sizeof key, "%s.rope.scaling.factor", m->arch_name);
         snprintf(s, sizeof s, "%g", m->rope.factor);
-        return refuse(key, s, "on gemma2 (whether it reaches the sliding-window layers differs "
-                      "between llama.cpp versions)");
+        return hmti_model_refuse(key, s, "on gemma2 (whether it reaches the sliding-window layers "
+                                         "differs between llama.cpp versions)");
     }
     return HMT_OK;
 }

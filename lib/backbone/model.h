@@ -98,6 +98,14 @@ void hmti_model_embed(const hmt_model *m, hmt_token t, float *out);
 int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t n_ctx_train,
                                     hmti_arch a);
 
+/* HMT_E_UNSUPPORTED for a key the file sets to something libhmt does not
+ * compute: "model: '<key>' = <value> <why>, which libhmt does not implement
+ * ...". The one wording of rope.c, gemma.c and model_unsupported.c. */
+int hmti_model_refuse(const char *key, const char *value, const char *why);
+/* A float key that must be absent or equal to want (the value that leaves
+ * the arithmetic as libhmt computes it); another value is refused with why. */
+int hmti_model_float_must_be(const hmti_gguf *g, const char *key, float want,
+                             const char *why);
 /* RoPE (rope.c): read and check the keys (after the head size is known),
  * then, once the weights are checked, build m->rope_freq and m->rope_mscale
  * (freq_factors: rope_freqs.weight's n_rot/2 values, or NULL). */

@@ -33,21 +33,34 @@ static const struct {
     {"residual_scale", "residual scaling", 1.0f},
 };
 
-static int refuse(const char *key, const char *what, const char *value) {
-    return hmti_errf(HMT_E_UNSUPPORTED, "model: '%s' = %s asks for %s, which libhmt does not "
-                     "implement (docs/MODELS.md); running the file without it would give wrong "
-                     "logits", key, value, what);
+int hmti_model_refuse(const char *key, const char *value, const char *why) {
+    return hmti_errf(HMT_E_UNSUPPORTED, "model: '%s' = %s %s, which libhmt does not implement "
+                     "(docs/MODELS.md); running the file without it would give wrong logits", key,
+                     value, why);
 }
 
-static int check_float(const hmti_gguf *g, const char *key, const char *what, float neutral) {
+int hmti_model_float_must_be(const hmti_gguf *g, const char *key, float want, const char *why) {
     if (hmti_gguf_find_key(g, key) < 0) return HMT_OK;
     float v;
     int rc = hmti_gguf_get_f32(g, key, &v);
     if (rc) return rc;
-    if (v == neutral) return HMT_OK;
+    if (v == want) return HMT_OK;
     char s[32];
     snprintf(s, sizeof s, "%g", v);
-    return refuse(key, what, s);
+    return hmti_model_refuse(key, s, why);
+}
+
+/* "asks for <what>": the wording of this file's tables. */
+static int refuse(const char *key, const char *what, const char *value) {
+    char why[160];
+    snprintf(why, sizeof why, "asks for %s", what);
+    return hmti_model_refuse(key, value, why);
+}
+
+static int check_float(const hmti_gguf *g, const char *key, const char *what, float neutral) {
+    char why[160];
+    snprintf(why, sizeof why, "asks for %s", what);
+    return hmti_model_float_must_be(g, key, neutral, why);
 }
 
 /* An integer key; accepted when ok(value, limit). */

@@ -43,12 +43,6 @@ static int opt_float(const hmt_model *m, const char *suffix, float def, int zero
     return HMT_OK;
 }
 
-static int refuse(const char *key, const char *value, const char *why) {
-    return hmti_errf(HMT_E_UNSUPPORTED, "model: '%s' = %s %s, which libhmt does not implement "
-                     "(docs/MODELS.md); running the file without it would give wrong logits", key,
-                     value, why);
-}
-
 int hmti_model_read_rope(hmt_model *m) {
     const hmti_gguf *g = m->gguf;
     char key[128];
@@ -76,7 +70,8 @@ int hmti_model_read_rope(hmt_model *m) {
         else if (!hmti_str_eq(t, "linear")) {
             char s[48];
             snprintf(s, sizeof s, "'%.*s'", (int)(t.len > 32 ? 32 : t.len), t.ptr);
-            return refuse(key, s, "asks for a RoPE scaling kind (implemented: none, linear, yarn)");
+            return hmti_model_refuse(key, s, "asks for a RoPE scaling kind (implemented: none, "
+                                             "linear, yarn)");
         }
     }
     /* factor: rope.scaling.factor, else the old rope.scale_linear; 0 = unset */
@@ -94,8 +89,8 @@ int hmti_model_read_rope(hmt_model *m) {
         char s[32];
         snprintf(s, sizeof s, "%g", factor);
         key_of(key, sizeof key, m, factor_key);
-        return refuse(key, s, "with rope.scaling.type 'none' is ambiguous (llama.cpp ignores the "
-                      "factor)");
+        return hmti_model_refuse(key, s, "with rope.scaling.type 'none' is ambiguous (llama.cpp "
+                                         "ignores the factor)");
     }
     r->factor = factor;
     if ((rc = opt_float(m, "rope.scaling.attn_factor", 1.0f, 0, &r->attn_factor, &present)))
@@ -117,7 +112,8 @@ int hmti_model_read_rope(hmt_model *m) {
         if (!(v < 0) && v != (r->scaling == HMTI_ROPE_YARN ? 1.0f : 0.0f)) {
             char s[32];
             snprintf(s, sizeof s, "%g", v);
-            return refuse(key, s, "asks for a YaRN extrapolation mix other than llama.cpp's");
+            return hmti_model_refuse(key, s, "asks for a YaRN extrapolation mix other than "
+                                             "llama.cpp's");
         }
     }
     /* rope_freqs.weight: llama.cpp's llama graph divides by it; its qwen2 and
