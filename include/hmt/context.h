@@ -14,9 +14,10 @@ extern "C" {
 typedef struct hmt_ctx hmt_ctx;
 
 /** Create a context for model, holding a reference to it.
- *  params keys: HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_THREADS,
+ *  params keys: HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_SEQ, HMT_P_N_THREADS,
  *  HMT_P_COMPUTE_TYPE (another key set on params: HMT_E_INVAL naming it).
- *  All buffers (KV cache, activations) are allocated here, once.
+ *  All buffers (KV caches: one of n_ctx slots per sequence, activations)
+ *  are allocated here, once.
  *  Errors: HMT_E_INVAL, HMT_E_NOMEM. Thread-safe with respect to other
  *  contexts of the same model. */
 HMT_API HMT_NODISCARD int hmt_ctx_create(hmt_ctx **out, hmt_model *model,
@@ -37,9 +38,9 @@ HMT_API HMT_NODISCARD int hmt_ctx_attach_threadpool(hmt_ctx *ctx, hmt_threadpool
 
 /** The model this context runs (borrowed). */
 HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx);
-/** Number of positions held in the KV cache. */
+/** Number of positions held in the KV cache (of sequence 0). */
 HMT_API int32_t hmt_ctx_n_past(const hmt_ctx *ctx);
-/** KV cache capacity in positions. */
+/** KV cache capacity in positions (of each sequence). */
 HMT_API int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx);
 
 /** Per-row output requests for hmt_ctx_eval(). */
@@ -91,11 +92,43 @@ HMT_API const float *hmt_ctx_hidden(const hmt_ctx *ctx, int32_t i);
  *  Same lifetime as hmt_ctx_logits(). */
 HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i);
 
-/** Forget every cached position (n_past = 0). */
+/** Forget every cached position of every sequence (n_past = 0). */
 HMT_API HMT_NODISCARD int hmt_ctx_kv_clear(hmt_ctx *ctx);
-/** Keep the first n_keep cached positions and drop the rest
+/** Keep the first n_keep cached positions of sequence 0 and drop the rest
  *  (HMT_E_INVAL if n_keep > n_past). */
 HMT_API HMT_NODISCARD int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep);
+
+/* ---- several sequences in one context (docs/API.md "Sequences") ----------
+ * A context created with HMT_P_N_SEQ = S holds S independent sequences
+ * (0 … S-1), each with its own KV cache of n_ctx slots; the calls above act
+ * on sequence 0 (hmt_ctx_kv_clear: on all). One hmt_ctx_eval_seqs call
+ * evaluates rows of several sequences in one pass over the weights: the
+ * weight matmuls see every row at once, attention stays within each
+ * sequence. */
+
+/** Evaluate n rows, row i appended to sequence seq[i] at that sequence's
+ *  next slot (rows of one sequence take consecutive slots in row order; the
+ *  sequences' rows may interleave). tokens / embd / pos / outputs as in
+ *  hmt_ctx_eval (pos NULL: each row's slot in its sequence); the outputs
+ *  are read with hmt_ctx_logits(ctx, i) etc. by batch row i. Rows attend
+ *  causally to their own sequence's cached slots and earlier rows of it.
+ *  Errors (every sequence is then as before the call): those of
+ *  hmt_ctx_eval; HMT_E_INVAL also for seq NULL or a sequence outside
+ *  [0, HMT_P_N_SEQ); HMT_E_CTX_FULL naming the sequence that overflows. */
+HMT_API HMT_NODISCARD int hmt_ctx_eval_seqs(hmt_ctx *ctx, const hmt_token *tokens,
+                                            const float *embd, const int32_t *seq, size_t n,
+                                            const int32_t *pos, const uint8_t *outputs);
+/** Positions cached in sequence seq; -1 for a NULL ctx or seq out of range. */
+HMT_API int32_t hmt_ctx_seq_n_past(const hmt_ctx *ctx, int32_t seq);
+/** Keep the first n_keep cached positions of sequence seq (0 clears it).
+ *  Other sequences and the last eval's outputs are untouched.
+ *  Errors: HMT_E_INVAL (seq out of range, n_keep outside [0, n_past]). */
+HMT_API HMT_NODISCARD int hmt_ctx_seq_rewind(hmt_ctx *ctx, int32_t seq, int32_t n_keep);
+/** Make sequence dst a copy of sequence src (its cached positions and
+ *  their K/V; dst's previous content is dropped): a shared prefix such as a
+ *  system prompt is evaluated once and forked. Costs one copy of src's
+ *  cached K/V. src == dst is a no-op. Errors: HMT_E_INVAL (out of range). */
+HMT_API HMT_NODISCARD int hmt_ctx_seq_copy(hmt_ctx *ctx, int32_t src, int32_t dst);
 
 /** Abort callback, polled between layers: a nonzero return stops the eval
  *  with HMT_E_ABORTED. NULL removes it. Called on the thread running eval.

@@ -31,6 +31,9 @@ typedef enum hmt_param {
                             model's training context (default)              */
     HMT_P_N_BATCH = 101, /* int: max rows per forward chunk; a longer batch is
                             split internally (default 512). Also streams.    */
+    HMT_P_N_SEQ = 102,   /* int: independent sequences, each with its own KV
+                            cache of n_ctx slots (default 1; at most 256):
+                            hmt_ctx_eval_seqs                                */
     /* HMT streams (200…): hmt_stream_create; docs/HMT.md */
     HMT_P_MODE = 200,           /* int: hmt_mode (default HMT_MODE_FULL)            */
     HMT_P_LOOKAHEAD = 201,      /* int: 1 = scoring rule (segment n's own first j

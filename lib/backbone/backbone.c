@@ -10,9 +10,11 @@
  * [head_dim][n_ctx], so that scores = K·q is a plain column-major GEMM with a
  * fixed leading dimension; V stays [slot][kv_dim] for out = Vᵀ·p. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backbone/backbone.h"
+#include "core/alloc.h"
 #include "core/bigalloc.h"
 
 static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
@@ -34,23 +36,35 @@ static int alloc_scores(hmti_backbone *b, int n_threads) {
 
 int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
                        int64_t n_threads) {
+    return hmti_backbone_init_seqs(b, m, n_ctx, n_batch, 1, n_threads);
+}
+
+int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
+                            int32_t n_seq, int64_t n_threads) {
     memset(b, 0, sizeof *b);
     b->m = m;
     b->n_ctx = n_ctx;
     b->n_batch = n_batch;
+    b->n_seq = n_seq;
     const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim;
-    b->kv_bytes = (size_t)m->n_layer * (size_t)n_ctx * kv_dim * sizeof(float);
+    b->seq_floats = (size_t)m->n_layer * (size_t)n_ctx * kv_dim;
+    b->kv_bytes = (size_t)n_seq * b->seq_floats * sizeof(float);
     b->kt = hmti_big_alloc(b->kv_bytes);
     b->v = hmti_big_alloc(b->kv_bytes);
     b->arena_bytes = arena_floats(m, n_batch) * sizeof(float);
     b->arena = hmti_big_alloc(b->arena_bytes);
-    if (!b->kt || !b->v || !b->arena) {
+    b->row_seq = hmti_calloc((size_t)n_batch * 5, sizeof(int32_t));
+    if (!b->kt || !b->v || !b->arena || !b->row_seq) {
         /* the sizes first: release zeroes them */
         const double mib = (2.0 * (double)b->kv_bytes + (double)b->arena_bytes) / 1048576.0;
         hmti_backbone_release(b);
-        return hmti_errf(HMT_E_NOMEM, "context: out of memory for a %d-token KV cache and its "
-                         "scratch (%.1f MiB); ask for fewer tokens (HMT_P_N_CTX, -c)", n_ctx, mib);
+        return hmti_errf(HMT_E_NOMEM, "context: out of memory for %d KV cache%s of %d tokens and "
+                         "their scratch (%.1f MiB); ask for fewer tokens (HMT_P_N_CTX, -c)%s",
+                         n_seq, n_seq > 1 ? "s" : "", n_ctx, mib,
+                         n_seq > 1 ? " or sequences (HMT_P_N_SEQ)" : "");
     }
+    b->row_slot = b->row_seq + n_batch;
+    b->runs = b->row_slot + n_batch;
     const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
     const size_t nb = (size_t)n_batch;
     float *p = b->arena;
@@ -71,6 +85,7 @@ void hmti_backbone_release(hmti_backbone *b) {
     hmti_big_free(b->v, b->kv_bytes);
     hmti_big_free(b->arena, b->arena_bytes);
     hmti_big_free(b->scores, b->scores_bytes);
+    free(b->row_seq);
     memset(b, 0, sizeof *b);
 }
 
@@ -118,10 +133,14 @@ int hmti_backbone_set_compute(hmti_backbone *b, int compute) {
     return rc;
 }
 
-/* The weight matmuls, in the context's compute type. */
+/* The weight matmuls, in the context's compute type. Decode steps of
+ * several sequences take the decode path together: the weights are read
+ * once for all rows, and each row gets the bits its own step would. */
 static void matmul(const hmti_backbone *b, const hmti_matrix *w, const float *x, int64_t ldx,
                    int64_t n, float *y, int64_t ldy, const float *bias) {
-    if (b->compute == HMT_COMPUTE_BF16)
+    if (b->decode_batch && b->compute != HMT_COMPUTE_BF16)
+        hmti_matmul_decode(b->pool, w, x, ldx, n, y, ldy, bias);
+    else if (b->compute == HMT_COMPUTE_BF16)
         hmti_matmul_bf16(b->pool, w, x, ldx, n, y, ldy, bias);
     else
         hmti_matmul(b->pool, w, x, ldx, n, y, ldy, bias);
@@ -173,59 +192,66 @@ static void run_rows(hmti_backbone *b, hmti_job_fn fn, rows_job *j) {
 typedef struct {
     hmti_backbone *b;
     int layer;
-    int32_t n_past, n;
+    int32_t n_runs; /* b->runs[3 i]: first row, rows, sequence; slots follow row_slot */
 } att_job;
 
-/* For heads [h0, h1) of this thread: out = softmax(K q / sqrt(hd)) V over
- * the causal prefix of each row, HMTI_ATT_ROWS query rows at a time. Gemma:
- * the scale is the model's attn_scale, the scores are soft-capped before
- * the softmax, and on a sliding-window layer the row at slot s attends to
- * slots s - n_swa + 1 .. s only (llama.cpp's mask: p1 - p0 < n_swa, by
- * slot here as the causal mask is). */
-static void job_attention(void *arg, int ith, int nth) {
-    const att_job *j = arg;
-    hmti_backbone *b = j->b;
+/* Head h of one run of rows (b->runs: first row, rows, sequence; the run's
+ * slots are consecutive from row_slot[first]): out = softmax(K q / sqrt(hd))
+ * V over the causal prefix of each row, HMTI_ATT_ROWS query rows at a time,
+ * in the run's own sequence cache. Gemma: the scale is the model's
+ * attn_scale, the scores are soft-capped before the softmax, and on a
+ * sliding-window layer the row at slot s attends to slots s - n_swa + 1 .. s
+ * only (llama.cpp's mask: p1 - p0 < n_swa, by slot here as the causal mask
+ * is). s: this thread's score buffer. */
+static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32_t *run,
+                       float *s) {
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const int64_t qkv_dim = q_dim + 2 * kv_dim;
-    const int group = m->n_head / m->n_head_kv;
+    const int64_t g = h / (m->n_head / m->n_head_kv);
     const float scale = m->attn_scale, cap = m->attn_softcap;
-    const int64_t win = m->layers[j->layer].swa ? m->n_swa : 0;
-    float *s = b->scores + (size_t)ith * HMTI_ATT_ROWS * (size_t)n_ctx;
-    int64_t h0, h1;
-    hmti_split_range(m->n_head, ith, nth, 1, &h0, &h1);
-    for (int64_t h = h0; h < h1; h++) {
-        const int64_t g = h / group;
-        const float *kt = b->kt + (((size_t)j->layer * m->n_head_kv + g) * hd) * n_ctx;
-        const float *v = b->v + (size_t)j->layer * n_ctx * kv_dim + g * hd;
-        for (int32_t r0 = 0; r0 < j->n; r0 += HMTI_ATT_ROWS) {
-            const int32_t rows = j->n - r0 < HMTI_ATT_ROWS ? j->n - r0 : HMTI_ATT_ROWS;
-            const int64_t end = (int64_t)j->n_past + r0 + rows; /* slots any row sees: */
-            const int64_t first = win && end - rows + 1 - win > 0 ? end - rows + 1 - win : 0;
-            const int64_t span = end - first;                     /* [first, end)      */
-            /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
-            hmti_gemm_cm(span, rows, hd, kt + first, n_ctx,
-                         b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim, s, n_ctx, 0.0f);
-            for (int32_t r = 0; r < rows; r++) {
-                float *row = s + (size_t)r * n_ctx;
-                const int64_t slot = (int64_t)j->n_past + r0 + r; /* sees [lo, slot] */
-                const int64_t lo = win && slot + 1 - win > first ? slot + 1 - win : first;
-                const int64_t a = lo - first, visible = slot + 1 - lo;
-                if (cap > 0)
-                    hmti_softcap(row + a, scale, cap, visible);
-                else
-                    hmti_scale(row + a, scale, visible);
-                hmti_softmax(row + a, visible);
-                if (a) memset(row, 0, (size_t)a * sizeof *row);
-                if (span > a + visible)
-                    memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
-            }
-            /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
-            hmti_gemm_cm(hd, rows, span, v + first * kv_dim, kv_dim, s, n_ctx,
-                         b->att + (size_t)r0 * q_dim + h * hd, q_dim, 0.0f);
+    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
+    const float *kt = hmti_backbone_kt(b, run[2]) + (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx;
+    const float *v = hmti_backbone_v(b, run[2]) + (size_t)layer * n_ctx * kv_dim + g * hd;
+    const int32_t run_end = run[0] + run[1];
+    for (int32_t r0 = run[0]; r0 < run_end; r0 += HMTI_ATT_ROWS) {
+        const int32_t rows = run_end - r0 < HMTI_ATT_ROWS ? run_end - r0 : HMTI_ATT_ROWS;
+        const int64_t end = (int64_t)b->row_slot[r0] + rows; /* slots any row sees: */
+        const int64_t first = win && end - rows + 1 - win > 0 ? end - rows + 1 - win : 0;
+        const int64_t span = end - first;                  /* [first, end)      */
+        /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
+        hmti_gemm_cm(span, rows, hd, kt + first, n_ctx, b->qkv + (size_t)r0 * qkv_dim + h * hd,
+                     qkv_dim, s, n_ctx, 0.0f);
+        for (int32_t r = 0; r < rows; r++) {
+            float *row = s + (size_t)r * n_ctx;
+            const int64_t slot = (int64_t)b->row_slot[r0] + r; /* sees [lo, slot] */
+            const int64_t lo = win && slot + 1 - win > first ? slot + 1 - win : first;
+            const int64_t a = lo - first, visible = slot + 1 - lo;
+            if (cap > 0)
+                hmti_softcap(row + a, scale, cap, visible);
+            else
+                hmti_scale(row + a, scale, visible);
+            hmti_softmax(row + a, visible);
+            if (a) memset(row, 0, (size_t)a * sizeof *row);
+            if (span > a + visible)
+                memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
         }
+        /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
+        hmti_gemm_cm(hd, rows, span, v + first * kv_dim, kv_dim, s, n_ctx,
+                     b->att + (size_t)r0 * q_dim + h * hd, q_dim, 0.0f);
     }
+}
+
+/* Heads [h0, h1) of this thread, every run. */
+static void job_attention(void *arg, int ith, int nth) {
+    const att_job *j = arg;
+    const hmti_backbone *b = j->b;
+    float *s = b->scores + (size_t)ith * HMTI_ATT_ROWS * (size_t)b->n_ctx;
+    int64_t h0, h1;
+    hmti_split_range(b->m->n_head, ith, nth, 1, &h0, &h1);
+    for (int64_t h = h0; h < h1; h++)
+        for (int32_t ri = 0; ri < j->n_runs; ri++) attend_run(b, j->layer, h, b->runs + 3 * ri, s);
 }
 
 /* Attention over a short context runs on the caller alone: below 2^15
@@ -236,7 +262,12 @@ static void job_attention(void *arg, int ith, int nth) {
  * either way. */
 static void run_attention(hmti_backbone *b, att_job *aj) {
     const hmt_model *m = b->m;
-    const int64_t macs = (int64_t)aj->n * m->n_head * ((int64_t)aj->n_past + aj->n) * m->head_dim;
+    int64_t macs = 0;
+    for (int32_t ri = 0; ri < aj->n_runs; ri++) {
+        const int32_t *run = b->runs + 3 * ri;
+        macs += (int64_t)run[1] * ((int64_t)b->row_slot[run[0]] + run[1]);
+    }
+    macs *= (int64_t)m->n_head * m->head_dim;
     if (macs < (1 << 15))
         job_attention(aj, 0, 1);
     else
@@ -249,16 +280,16 @@ static void head_norm(float *x, int n_head, int64_t hd, const float *w, float ep
 }
 
 /* Apply RoPE to the new rows' q and k and store k, v into the cache. */
-static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t n,
-                           const int32_t *pos) {
+static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t *pos) {
     const hmt_model *m = b->m;
     const hmti_layer *L = &m->layers[layer];
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    float *kt = b->kt + (size_t)layer * m->n_head_kv * hd * n_ctx;
-    float *v = b->v + (size_t)layer * n_ctx * kv_dim;
     for (int32_t i = 0; i < n; i++) {
-        const int32_t p = pos ? pos[i] : n_past + i;
+        float *kt = hmti_backbone_kt(b, b->row_seq[i]) + (size_t)layer * m->n_head_kv * hd * n_ctx;
+        float *v = hmti_backbone_v(b, b->row_seq[i]) + (size_t)layer * n_ctx * kv_dim;
+        const int64_t slot = b->row_slot[i];
+        const int32_t p = pos ? pos[i] : (int32_t)slot;
         float *q = b->qkv + (size_t)i * (q_dim + 2 * kv_dim), *k = q + q_dim;
         if (L->q_norm) {
             head_norm(q, m->n_head, hd, L->q_norm, m->rms_eps);
@@ -267,7 +298,6 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n_past, int32_t 
         const double *freq = L->swa ? m->rope_freq_swa : m->rope_freq;
         hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
-        const int64_t slot = (int64_t)n_past + i;
         for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];
         memcpy(v + slot * kv_dim, k + kv_dim, (size_t)kv_dim * sizeof(float));
     }
@@ -291,7 +321,7 @@ static void post_norm(hmti_backbone *b, int32_t n, const float *w) {
     run_rows(b, job_rmsnorm, &rj);
 }
 
-static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, const int32_t *pos,
+static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, const int32_t *pos,
                           const uint8_t *outputs) {
     const hmt_model *m = b->m;
     const hmti_layer *L = &m->layers[l];
@@ -300,8 +330,8 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     rows_job rj = {b, n, L->attn_norm, 0};
     run_rows(b, job_rmsnorm, &rj);
     matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
-    rope_and_store(b, l, n_past, n, pos);
-    att_job aj = {b, l, n_past, n};
+    rope_and_store(b, l, n, pos);
+    att_job aj = {b, l, n_runs};
     run_attention(b, &aj);
     /* x += Wo·att, computed into xn (free now) then added */
     matmul(b, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
@@ -317,12 +347,33 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n_past, int32_t n, co
     hmti_add(b->x, b->xn, (int64_t)n * d);
 }
 
-static int forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,
-                   const float *embd, const int32_t *pos, const uint8_t *outputs,
-                   float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
-                   void *abort_data) {
+/* Split rows into runs of one sequence at consecutive slots: attention
+ * works run by run. A chunk of several runs, each short enough for the
+ * decode path on its own, is a batched decode step (decode_batch). */
+static int32_t find_runs(hmti_backbone *b, int32_t n) {
+    int32_t n_runs = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t *last = b->runs + 3 * (n_runs - 1);
+        if (n_runs && last[2] == b->row_seq[i] &&
+            b->row_slot[last[0]] + last[1] == b->row_slot[i]) {
+            last[1]++;
+            continue;
+        }
+        int32_t *run = b->runs + 3 * n_runs++;
+        run[0] = i, run[1] = 1, run[2] = b->row_seq[i];
+    }
+    int short_runs = 1;
+    for (int32_t r = 0; r < n_runs; r++) short_runs &= b->runs[3 * r + 1] <= HMTI_DECODE_ROWS;
+    b->decode_batch = n_runs > 1 && short_runs && n <= HMTI_BATCH_DECODE_ROWS;
+    return n_runs;
+}
+
+static int forward(hmti_backbone *b, int32_t n, const hmt_token *tokens, const float *embd,
+                   const int32_t *pos, const uint8_t *outputs, float *hidden_out,
+                   float *logits_out, hmt_abort_fn abort_fn, void *abort_data) {
     const hmt_model *m = b->m;
     const int64_t d = m->n_embd;
+    const int32_t n_runs = find_runs(b, n);
     for (int32_t i = 0; i < n; i++) {
         if (tokens)
             hmti_model_embed(m, tokens[i], b->x + (size_t)i * d);
@@ -333,7 +384,7 @@ static int forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token 
     for (int l = 0; l < m->n_layer; l++) {
         if (abort_fn && abort_fn(abort_data))
             return hmti_errf(HMT_E_ABORTED, "eval: aborted by the callback before layer %d", l);
-        layer_forward(b, l, n_past, n, pos, outputs);
+        layer_forward(b, l, n, n_runs, pos, outputs);
     }
     /* Final norm for rows that want an output; gather logit rows into xg. */
     int32_t n_logits = 0;
@@ -354,14 +405,48 @@ static int forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token 
 }
 
 /* The pool is held for the whole pass: contexts sharing it take turns. */
+static int run_forward(hmti_backbone *b, int32_t n, const hmt_token *tokens, const float *embd,
+                       const int32_t *pos, const uint8_t *outputs, float *hidden_out,
+                       float *logits_out, hmt_abort_fn abort_fn, void *abort_data) {
+    int rc = hmti_pool_acquire(b->pool, "eval");
+    if (rc) return rc;
+    rc = forward(b, n, tokens, embd, pos, outputs, hidden_out, logits_out, abort_fn, abort_data);
+    hmti_pool_unlock(b->pool);
+    return rc;
+}
+
 int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt_token *tokens,
                           const float *embd, const int32_t *pos, const uint8_t *outputs,
                           float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
                           void *abort_data) {
-    int rc = hmti_pool_acquire(b->pool, "eval");
-    if (rc) return rc;
-    rc = forward(b, n_past, n, tokens, embd, pos, outputs, hidden_out, logits_out, abort_fn,
-                 abort_data);
-    hmti_pool_unlock(b->pool);
-    return rc;
+    for (int32_t i = 0; i < n; i++) b->row_seq[i] = 0, b->row_slot[i] = n_past + i;
+    return run_forward(b, n, tokens, embd, pos, outputs, hidden_out, logits_out, abort_fn,
+                       abort_data);
+}
+
+int hmti_backbone_forward_seqs(hmti_backbone *b, int32_t n, const int32_t *seq,
+                               const int32_t *slot, const hmt_token *tokens, const float *embd,
+                               const int32_t *pos, const uint8_t *outputs, float *hidden_out,
+                               float *logits_out, hmt_abort_fn abort_fn, void *abort_data) {
+    if (seq)
+        memcpy(b->row_seq, seq, (size_t)n * sizeof *seq);
+    else
+        memset(b->row_seq, 0, (size_t)n * sizeof *b->row_seq);
+    memcpy(b->row_slot, slot, (size_t)n * sizeof *slot);
+    return run_forward(b, n, tokens, embd, pos, outputs, hidden_out, logits_out, abort_fn,
+                       abort_data);
+}
+
+/* K is stored [layer][kv_head][head_dim][n_ctx]: n slots are a run in each
+ * of its rows; V [layer][n_ctx][kv_dim]: one run per layer. */
+void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n) {
+    if (src == dst || n <= 0) return;
+    const hmt_model *m = b->m;
+    const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim, n_ctx = (size_t)b->n_ctx;
+    const float *ks = hmti_backbone_kt(b, src), *vs = hmti_backbone_v(b, src);
+    float *kd = hmti_backbone_kt(b, dst), *vd = hmti_backbone_v(b, dst);
+    for (size_t r = 0; r < (size_t)m->n_layer * kv_dim; r++)
+        memcpy(kd + r * n_ctx, ks + r * n_ctx, (size_t)n * sizeof(float));
+    for (size_t l = 0; l < (size_t)m->n_layer; l++)
+        memcpy(vd + l * n_ctx * kv_dim, vs + l * n_ctx * kv_dim, (size_t)n * kv_dim * sizeof(float));
 }

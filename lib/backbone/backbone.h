@@ -15,10 +15,14 @@ typedef struct {
     hmti_pool *pool; /* held: shared with other contexts, or private */
     int n_threads;   /* the pool's */
     int compute; /* HMT_P_COMPUTE_TYPE */
-    int32_t n_ctx, n_batch;
-    float *kt;     /* K cache, transposed for the score GEMM: [layer][kv_head][head_dim][n_ctx] */
-    float *v;      /* V cache: [layer][n_ctx][kv_dim]                                            */
-    size_t kv_bytes;
+    int32_t n_ctx, n_batch, n_seq;
+    /* One cache region per sequence, seq_floats apart (hmti_backbone_kt/_v): */
+    float *kt;     /* K cache, transposed for the score GEMM: [seq][layer][kv_head][head_dim][n_ctx] */
+    float *v;      /* V cache: [seq][layer][n_ctx][kv_dim]                                           */
+    size_t kv_bytes, seq_floats;
+    int32_t *row_seq, *row_slot; /* [n_batch]: each row's sequence and KV slot   */
+    int32_t *runs;               /* [n_batch][3]: first row, rows, seq of a run  */
+    int decode_batch; /* this chunk is decode steps of several sequences */
     float *arena;  /* one block for every scratch buffer below */
     size_t arena_bytes;
     float *x, *xn, *xg; /* [n_batch][d]: residual stream, normed, gathered for the LM head */
@@ -30,9 +34,21 @@ typedef struct {
     size_t scores_bytes;
 } hmti_backbone;
 
-/* n_threads: HMT_P_N_THREADS (HMT_AUTO: the process's shared pool). */
+/* n_threads: HMT_P_N_THREADS (HMT_AUTO: the process's shared pool). One
+ * sequence; _init_seqs: n_seq independent caches of n_ctx slots each. */
 int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
                        int64_t n_threads);
+int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
+                            int32_t n_seq, int64_t n_threads);
+/* Sequence seq's K (transposed) and V cache regions. */
+static inline float *hmti_backbone_kt(const hmti_backbone *b, int32_t seq) {
+    return b->kt + (size_t)seq * b->seq_floats;
+}
+static inline float *hmti_backbone_v(const hmti_backbone *b, int32_t seq) {
+    return b->v + (size_t)seq * b->seq_floats;
+}
+/* Copy the first n slots of sequence src's cache over sequence dst's. */
+void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n);
 void hmti_backbone_release(hmti_backbone *b);
 int hmti_backbone_set_threads(hmti_backbone *b, int64_t n_threads);
 /* Run on pool from now on (retained; the old one released). */
@@ -54,5 +70,13 @@ int hmti_backbone_forward(hmti_backbone *b, int32_t n_past, int32_t n, const hmt
                           const float *embd, const int32_t *pos, const uint8_t *outputs,
                           float *hidden_out, float *logits_out, hmt_abort_fn abort_fn,
                           void *abort_data);
+/* The same for rows of several sequences: row i goes to sequence seq[i] (seq
+ * NULL: 0) at KV slot slot[i] (both validated by the caller: a sequence's rows take
+ * consecutive slots in row order, after its cached ones); pos NULL means
+ * each row's slot. Rows attend to their own sequence only. */
+int hmti_backbone_forward_seqs(hmti_backbone *b, int32_t n, const int32_t *seq,
+                               const int32_t *slot, const hmt_token *tokens, const float *embd,
+                               const int32_t *pos, const uint8_t *outputs, float *hidden_out,
+                               float *logits_out, hmt_abort_fn abort_fn, void *abort_data);
 
 #endif

@@ -1,6 +1,7 @@
 /* Public context API: argument checks, batch splitting into n_batch chunks,
- * output bookkeeping, and the failure rule "a failed eval leaves n_past and
- * every cached position as they were". */
+ * output bookkeeping, sequences (each its own KV cache; the single-sequence
+ * calls use sequence 0), and the failure rule "a failed eval leaves every
+ * sequence's n_past and cached positions as they were". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,9 @@
 struct hmt_ctx {
     hmt_model *model;
     hmti_backbone bb;
-    int32_t n_past;
+    int32_t *n_past;   /* [n_seq]: cached positions of each sequence */
+    int32_t *cursor;   /* [n_seq]: eval scratch, next slot of each sequence */
+    int32_t *row_slot; /* [rows_cap]: eval scratch, each row's slot */
     /* outputs of the last successful eval */
     float *logits, *hidden, *ffn;
     size_t logits_cap, hidden_cap, ffn_cap; /* in rows */
@@ -27,7 +30,7 @@ struct hmt_ctx {
     hmti_guard guard; /* last: see busy.h */
 };
 
-static const hmt_param CTX_KEYS[] = {HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_THREADS,
+static const hmt_param CTX_KEYS[] = {HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_SEQ, HMT_P_N_THREADS,
                                      HMT_P_COMPUTE_TYPE};
 
 HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *params) {
@@ -40,15 +43,24 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     int64_t n_ctx = (int64_t)hmti_param_value(params, HMT_P_N_CTX);
     int64_t n_batch = (int64_t)hmti_param_value(params, HMT_P_N_BATCH);
     const int64_t n_threads = (int64_t)hmti_param_value(params, HMT_P_N_THREADS);
+    const int32_t n_seq = (int32_t)hmti_param_value(params, HMT_P_N_SEQ);
     if (n_ctx == HMT_AUTO) n_ctx = model->n_ctx_train;
     if (n_batch > n_ctx) n_batch = n_ctx;
     hmt_ctx *ctx = hmti_calloc(1, sizeof *ctx);
     if (!ctx) return hmti_errf(HMT_E_NOMEM, "hmt_ctx_create: out of memory");
-    rc = hmti_backbone_init(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_threads);
+    ctx->n_past = hmti_calloc(2 * (size_t)n_seq, sizeof *ctx->n_past);
+    if (!ctx->n_past) {
+        free(ctx);
+        return hmti_errf(HMT_E_NOMEM, "hmt_ctx_create: out of memory");
+    }
+    ctx->cursor = ctx->n_past + n_seq;
+    rc = hmti_backbone_init_seqs(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_seq,
+                                 n_threads);
     if (!rc) rc = hmti_backbone_set_compute(&ctx->bb,
                                             (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
     if (rc) {
         hmti_backbone_release(&ctx->bb);
+        free(ctx->n_past);
         free(ctx);
         return rc;
     }
@@ -69,6 +81,8 @@ HMT_API void hmt_ctx_free(hmt_ctx *ctx) {
     free(ctx->ffn);
     free(ctx->row_ffn);
     free(ctx->flags);
+    free(ctx->row_slot);
+    free(ctx->n_past);
     hmti_outbuf_release(&ctx->retired);
     hmti_model_release(ctx->model);
     free(ctx);
@@ -94,6 +108,7 @@ HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
     switch (key) {
     case HMT_P_N_CTX: *out = ctx->bb.n_ctx; return HMT_OK;
     case HMT_P_N_BATCH: *out = ctx->bb.n_batch; return HMT_OK;
+    case HMT_P_N_SEQ: *out = ctx->bb.n_seq; return HMT_OK;
     case HMT_P_N_THREADS: *out = ctx->bb.n_threads; return HMT_OK;
     case HMT_P_COMPUTE_TYPE: *out = ctx->bb.compute; return HMT_OK;
     default:
@@ -110,7 +125,10 @@ static int ctx_attach(hmt_ctx *ctx, hmt_threadpool *tp) {
 }
 
 HMT_API const hmt_model *hmt_ctx_model(const hmt_ctx *ctx) { return ctx ? ctx->model : NULL; }
-HMT_API int32_t hmt_ctx_n_past(const hmt_ctx *ctx) { return ctx ? ctx->n_past : 0; }
+HMT_API int32_t hmt_ctx_n_past(const hmt_ctx *ctx) { return ctx ? ctx->n_past[0] : 0; }
+HMT_API int32_t hmt_ctx_seq_n_past(const hmt_ctx *ctx, int32_t seq) {
+    return ctx && seq >= 0 && seq < ctx->bb.n_seq ? ctx->n_past[seq] : -1;
+}
 HMT_API int32_t hmt_ctx_n_ctx(const hmt_ctx *ctx) { return ctx ? ctx->bb.n_ctx : 0; }
 
 /* Grow-only buffers: an eval allocates only when it needs more than any
@@ -130,10 +148,11 @@ static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hid
     size_t rows_cap = ctx->rows_cap;
     int rc;
     if (n > rows_cap) {
-        size_t c1 = rows_cap, c2 = rows_cap, c3 = rows_cap, c4 = rows_cap;
+        size_t c1 = rows_cap, c2 = rows_cap, c3 = rows_cap, c4 = rows_cap, c5 = rows_cap;
         if ((rc = reserve((void **)&ctx->row_logits, &c1, n, sizeof(int32_t))) ||
             (rc = reserve((void **)&ctx->row_hidden, &c2, n, sizeof(int32_t))) ||
             (rc = reserve((void **)&ctx->row_ffn, &c4, n, sizeof(int32_t))) ||
+            (rc = reserve((void **)&ctx->row_slot, &c5, n, sizeof(int32_t))) ||
             (rc = reserve((void **)&ctx->flags, &c3, n, 1)))
             return rc;
         ctx->rows_cap = n;
@@ -151,14 +170,19 @@ static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hid
 }
 
 static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens,
-                           const float *embd, const int32_t *pos, const uint8_t *outputs) {
+                           const float *embd, const int32_t *seq, const int32_t *pos,
+                           const uint8_t *outputs) {
     const hmt_model *m = ctx->model;
     if (n == 0) return hmti_errf(HMT_E_INVAL, "eval: no rows to evaluate (n = 0)");
     if (!tokens == !embd)
         return hmti_errf(HMT_E_INVAL, "eval: give exactly one of tokens and embeddings");
-    if (n > (size_t)(ctx->bb.n_ctx - ctx->n_past))
+    if (!seq && n > (size_t)(ctx->bb.n_ctx - ctx->n_past[0]))
         return hmti_errf(HMT_E_CTX_FULL, "eval: %zu rows do not fit: %d of %d positions used", n,
-                         ctx->n_past, ctx->bb.n_ctx);
+                         ctx->n_past[0], ctx->bb.n_ctx);
+    for (size_t i = 0; seq && i < n; i++)
+        if (seq[i] < 0 || seq[i] >= ctx->bb.n_seq)
+            return hmti_errf(HMT_E_INVAL, "eval: row %zu: sequence %d outside [0, %d) "
+                             "(HMT_P_N_SEQ)", i, seq[i], ctx->bb.n_seq);
     for (size_t i = 0; tokens && i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->n_vocab)
             return hmti_errf(HMT_E_TOKEN, "eval: row %zu: token %d outside [0, %d)", i, tokens[i],
@@ -179,11 +203,31 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
     return HMT_OK;
 }
 
+/* Each row's slot: its sequence's next one, in row order (into
+ * ctx->row_slot; ctx->cursor ends at each sequence's new n_past). */
+static int assign_slots(hmt_ctx *ctx, size_t n, const int32_t *seq) {
+    const int32_t n_seq = ctx->bb.n_seq;
+    memcpy(ctx->cursor, ctx->n_past, (size_t)n_seq * sizeof *ctx->cursor);
+    for (size_t i = 0; i < n; i++) {
+        const int32_t s = seq ? seq[i] : 0;
+        if (ctx->cursor[s] == ctx->bb.n_ctx) {
+            size_t rows = 0;
+            for (size_t r = 0; r < n; r++) rows += (seq ? seq[r] : 0) == s;
+            return hmti_errf(HMT_E_CTX_FULL, "eval: the %zu rows of sequence %d do not fit: "
+                             "%d of its %d positions used", rows, s, ctx->n_past[s],
+                             ctx->bb.n_ctx);
+        }
+        ctx->row_slot[i] = ctx->cursor[s]++;
+    }
+    return HMT_OK;
+}
+
 static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
-                    const int32_t *pos, const uint8_t *outputs) {
+                    const int32_t *seq, const int32_t *pos, const uint8_t *outputs) {
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval: ctx is NULL");
-    int rc = check_eval_args(ctx, n, tokens, embd, pos, outputs);
+    int rc = check_eval_args(ctx, n, tokens, embd, seq, pos, outputs);
     if (!rc) rc = reserve_outputs(ctx, n, 0, 0, 0);
+    if (!rc) rc = assign_slots(ctx, n, seq);
     if (rc) return rc;
     if (!outputs) {
         memset(ctx->flags, 0, n);
@@ -201,18 +245,18 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
     /* From here on the previous outputs are being overwritten. */
     ctx->n_rows = 0;
     const hmt_model *m = ctx->model;
-    const int32_t start = ctx->n_past;
     size_t done = 0, li = 0, hi = 0, fi = 0;
     while (done < n) {
         const size_t chunk = n - done < (size_t)ctx->bb.n_batch ? n - done : (size_t)ctx->bb.n_batch;
         ctx->bb.ffn_in_out = ctx->ffn ? ctx->ffn + fi * (size_t)m->n_embd : NULL;
-        rc = hmti_backbone_forward(
-            &ctx->bb, start + (int32_t)done, (int32_t)chunk, tokens ? tokens + done : NULL,
-            embd ? embd + done * (size_t)m->n_embd : NULL, pos ? pos + done : NULL, outputs + done,
+        rc = hmti_backbone_forward_seqs(
+            &ctx->bb, (int32_t)chunk, seq ? seq + done : NULL, ctx->row_slot + done,
+            tokens ? tokens + done : NULL, embd ? embd + done * (size_t)m->n_embd : NULL,
+            pos ? pos + done : NULL, outputs + done,
             ctx->hidden ? ctx->hidden + hi * (size_t)m->n_embd : NULL,
             ctx->logits ? ctx->logits + li * (size_t)m->n_vocab : NULL,
             hmti_abort_fn_of(&ctx->abort), &ctx->abort);
-        if (rc) return rc; /* n_past unchanged: the partial slots are unused */
+        if (rc) return rc; /* n_past unchanged: the slots written are unused */
         for (size_t i = done; i < done + chunk; i++) {
             ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? (int32_t)li++ : -1;
             ctx->row_hidden[i] = (outputs[i] & HMT_OUT_HIDDEN) ? (int32_t)hi++ : -1;
@@ -220,9 +264,15 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
         }
         done += chunk;
     }
-    ctx->n_past = start + (int32_t)n;
+    memcpy(ctx->n_past, ctx->cursor, (size_t)ctx->bb.n_seq * sizeof *ctx->n_past);
     ctx->n_rows = (int32_t)n;
     return HMT_OK;
+}
+
+static int ctx_eval_seqs(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float *embd,
+                         const int32_t *seq, const int32_t *pos, const uint8_t *outputs) {
+    if (ctx && !seq) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_seqs: seq is NULL");
+    return ctx_eval(ctx, n, tokens, embd, seq, pos, outputs);
 }
 
 static int ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
@@ -231,11 +281,11 @@ static int ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int 
         return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: no tokens to evaluate "
                                                 "(n = 0); nothing was changed");
     if (!tokens) return hmti_errf(HMT_E_INVAL, "hmt_ctx_eval_tokens: tokens is NULL");
-    if (!all_logits) return ctx_eval(ctx, n, tokens, NULL, NULL, NULL);
+    if (!all_logits) return ctx_eval(ctx, n, tokens, NULL, NULL, NULL, NULL);
     int rc = reserve_outputs(ctx, n, 0, 0, 0);
     if (rc) return rc;
     memset(ctx->flags, HMT_OUT_LOGITS, n);
-    return ctx_eval(ctx, n, tokens, NULL, NULL, ctx->flags);
+    return ctx_eval(ctx, n, tokens, NULL, NULL, NULL, ctx->flags);
 }
 
 static int32_t out_row(const hmt_ctx *ctx, const int32_t *map, int32_t i) {
@@ -262,18 +312,48 @@ HMT_API const float *hmt_ctx_ffn_input(const hmt_ctx *ctx, int32_t i) {
 
 static int ctx_kv_clear(hmt_ctx *ctx) {
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_clear: ctx is NULL");
-    ctx->n_past = 0;
+    memset(ctx->n_past, 0, (size_t)ctx->bb.n_seq * sizeof *ctx->n_past);
     ctx->n_rows = 0;
     return HMT_OK;
 }
 
 static int ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: ctx is NULL");
-    if (n_keep < 0 || n_keep > ctx->n_past)
+    if (n_keep < 0 || n_keep > ctx->n_past[0])
         return hmti_errf(HMT_E_INVAL, "hmt_ctx_kv_rewind: n_keep %d outside [0, %d]",
-                                   n_keep, ctx->n_past);
-    ctx->n_past = n_keep;
+                                   n_keep, ctx->n_past[0]);
+    ctx->n_past[0] = n_keep;
     ctx->n_rows = 0;
+    return HMT_OK;
+}
+
+static int check_seq(const hmt_ctx *ctx, int32_t seq, const char *fn, const char *what) {
+    if (seq < 0 || seq >= ctx->bb.n_seq)
+        return hmti_errf(HMT_E_INVAL, "%s: %s %d outside [0, %d) (HMT_P_N_SEQ)", fn, what, seq,
+                         ctx->bb.n_seq);
+    return HMT_OK;
+}
+
+/* The outputs of the last eval stay readable: other sequences' rows are
+ * still what they were. */
+static int ctx_seq_rewind(hmt_ctx *ctx, int32_t seq, int32_t n_keep) {
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_rewind: ctx is NULL");
+    int rc = check_seq(ctx, seq, "hmt_ctx_seq_rewind", "sequence");
+    if (rc) return rc;
+    if (n_keep < 0 || n_keep > ctx->n_past[seq])
+        return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_rewind: n_keep %d outside [0, %d] "
+                         "(sequence %d)", n_keep, ctx->n_past[seq], seq);
+    ctx->n_past[seq] = n_keep;
+    return HMT_OK;
+}
+
+static int ctx_seq_copy(hmt_ctx *ctx, int32_t src, int32_t dst) {
+    if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_copy: ctx is NULL");
+    int rc = check_seq(ctx, src, "hmt_ctx_seq_copy", "source sequence");
+    if (!rc) rc = check_seq(ctx, dst, "hmt_ctx_seq_copy", "destination sequence");
+    if (rc) return rc;
+    hmti_backbone_seq_copy(&ctx->bb, src, dst, ctx->n_past[src]);
+    ctx->n_past[dst] = ctx->n_past[src];
     return HMT_OK;
 }
 
@@ -295,7 +375,18 @@ HMT_API int hmt_ctx_attach_threadpool(hmt_ctx *ctx, hmt_threadpool *tp) {
 }
 HMT_API int hmt_ctx_eval(hmt_ctx *ctx, const hmt_token *tokens, const float *embd, size_t n,
                          const int32_t *pos, const uint8_t *outputs) {
-    GUARDED("hmt_ctx_eval", ctx_eval(ctx, n, tokens, embd, pos, outputs));
+    GUARDED("hmt_ctx_eval", ctx_eval(ctx, n, tokens, embd, NULL, pos, outputs));
+}
+HMT_API int hmt_ctx_eval_seqs(hmt_ctx *ctx, const hmt_token *tokens, const float *embd,
+                              const int32_t *seq, size_t n, const int32_t *pos,
+                              const uint8_t *outputs) {
+    GUARDED("hmt_ctx_eval_seqs", ctx_eval_seqs(ctx, n, tokens, embd, seq, pos, outputs));
+}
+HMT_API int hmt_ctx_seq_rewind(hmt_ctx *ctx, int32_t seq, int32_t n_keep) {
+    GUARDED("hmt_ctx_seq_rewind", ctx_seq_rewind(ctx, seq, n_keep));
+}
+HMT_API int hmt_ctx_seq_copy(hmt_ctx *ctx, int32_t src, int32_t dst) {
+    GUARDED("hmt_ctx_seq_copy", ctx_seq_copy(ctx, src, dst));
 }
 HMT_API int hmt_ctx_eval_tokens(hmt_ctx *ctx, const hmt_token *tokens, size_t n, int all_logits) {
     GUARDED("hmt_ctx_eval_tokens", ctx_eval_tokens(ctx, tokens, n, all_logits));

@@ -137,6 +137,12 @@ void hmti_matmul_scratch(int64_t max_cols, size_t *shared_bytes, size_t *local_b
  * GEMM, exact activations). Test hook: hmti_matmul_set_decode_rows(k) sets
  * it for the process (k < 0 restores the default); returns the old value. */
 #define HMTI_DECODE_ROWS 4
+/* Rows that are separate decode steps (one row per sequence of a batched
+ * decode, hmt_ctx_eval_seqs) take the decode path up to this many rows per
+ * call (hmti_matmul_decode): each weight unit is read from memory once for
+ * all of them, and each row's result is bit-identical to its own one-row
+ * call. hmti_matmul_scratch reserves activation rows for this many. */
+#define HMTI_BATCH_DECODE_ROWS 16
 int hmti_matmul_set_decode_rows(int k);
 int hmti_matmul_decode_rows(void); /* the value in force */
 
@@ -148,6 +154,11 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
                  int64_t n, float *y, int64_t ldy, const float *bias);
 /* The same for a stored matrix (matrix_q.c), using the pool's scratch; with
  * too little reserved it falls back to exact dot products (slow, no memory). */
+/* hmti_matmul on the decode path for any n (stored matrices: the rows in
+ * groups that fit the pool's scratch, HMTI_BATCH_DECODE_ROWS with
+ * hmti_matmul_scratch's reservation); packed F32 matrices: hmti_matmul. */
+void hmti_matmul_decode(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
+                        int64_t n, float *y, int64_t ldy, const float *bias);
 void hmti_matmul_stored(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
                         int64_t n, float *y, int64_t ldy, const float *bias);
 /* One tile C(m×n) = A(m×k)·B(k×n) (+ C when beta), column-major, through a

@@ -99,9 +99,10 @@ static size_t act_row_bytes(int kind, int64_t cols) {
 }
 
 void hmti_matmul_scratch(int64_t max_cols, size_t *shared_bytes, size_t *local_bytes) {
-    /* both activation kinds for HMTI_DECODE_ROWS rows, rounded up to whole blocks */
+    /* both activation kinds for HMTI_BATCH_DECODE_ROWS rows, rounded up to whole blocks */
     const int64_t c32 = (max_cols + 31) / 32 * 32, c256 = (max_cols + 255) / 256 * 256;
-    *shared_bytes = (size_t)HMTI_DECODE_ROWS * (act_row_bytes(32, c32) + act_row_bytes(256, c256));
+    *shared_bytes =
+        (size_t)HMTI_BATCH_DECODE_ROWS * (act_row_bytes(32, c32) + act_row_bytes(256, c256));
     *local_bytes = 2 * (size_t)TILE_ROWS * TILE_COLS * sizeof(float);
 }
 
@@ -320,19 +321,36 @@ static void fallback(const mq_job *j) {
     }
 }
 
+static void job_init(mq_job *j, hmti_pool *pool, const hmti_matrix *w, const float *x,
+                     int64_t ldx, int64_t n, float *y, int64_t ldy, const float *bias) {
+    memset(j, 0, sizeof *j);
+    j->w = w;
+    j->x = x;
+    j->ldx = ldx;
+    j->n = n;
+    j->y = y;
+    j->ldy = ldy;
+    j->bias = bias;
+    j->pool = pool;
+}
+
+void hmti_matmul_decode(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
+                        int64_t n, float *y, int64_t ldy, const float *bias) {
+    if (n <= 0 || w->rows <= 0) return;
+    if (!w->n_parts) {
+        hmti_matmul(pool, w, x, ldx, n, y, ldy, bias);
+        return;
+    }
+    mq_job j;
+    job_init(&j, pool, w, x, ldx, n, y, ldy, bias);
+    if (!decode(pool, &j)) fallback(&j);
+}
+
 void hmti_matmul_stored(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
                         int64_t n, float *y, int64_t ldy, const float *bias) {
     if (n <= 0 || w->rows <= 0) return;
     mq_job j;
-    memset(&j, 0, sizeof j);
-    j.w = w;
-    j.x = x;
-    j.ldx = ldx;
-    j.n = n;
-    j.y = y;
-    j.ldy = ldy;
-    j.bias = bias;
-    j.pool = pool;
+    job_init(&j, pool, w, x, ldx, n, y, ldy, bias);
     const int done = n <= atomic_load_explicit(&g_decode_rows, memory_order_relaxed)
                          ? decode(pool, &j)
                          : prompt(pool, &j);

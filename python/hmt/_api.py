@@ -671,8 +671,9 @@ class _Keyed:
 
 
 class Context(_Abortable, _Keyed, _Handle):
-    """A context: one KV cache over a model (keys n_ctx, n_batch, n_threads,
-    compute_type; another key set raises HmtError E_INVAL naming it). The C
+    """A context: KV caches over a model, one per sequence (keys n_ctx,
+    n_batch, n_seq, n_threads, compute_type; another key set raises HmtError
+    E_INVAL naming it). The C
     context holds its own reference to the model: closing the Model object
     first is safe."""
 
@@ -718,29 +719,47 @@ class Context(_Abortable, _Keyed, _Handle):
         floats, flat or nested). pos: RoPE positions (None = n_past + i).
         outputs: None (logits and hidden of the last row), one HMT_OUT_* flag
         set for every row, or a flag per row."""
+        return self._eval("hmt_ctx_eval", tokens, embd, None, pos, outputs)
+
+    def eval_seqs(self, seq, tokens=None, embd=None, pos=None, outputs=None):
+        """Evaluate rows of several sequences in one pass: row i is appended to
+        sequence seq[i] (one id per row, 0 … n_seq-1); the rest as eval(), pos
+        None meaning each row's slot in its sequence. Outputs are read by
+        batch row with logits(i) etc."""
+        return self._eval("hmt_ctx_eval_seqs", tokens, embd, seq, pos, outputs)
+
+    def _eval(self, fn, tokens, embd, seq, pos, outputs):
         if (tokens is None) == (embd is None):
-            raise HmtError(Status.E_INVAL, "hmt_ctx_eval", "give exactly one of tokens and embd")
+            raise HmtError(Status.E_INVAL, fn, "give exactly one of tokens and embd")
         tptr = eptr = None
         keep = []
         if tokens is not None:
-            tptr, n, k = _tokens_arg(tokens, "hmt_ctx_eval")
+            tptr, n, k = _tokens_arg(tokens, fn)
             keep.append(k)
         else:
             eptr, nf, k = _float_arg(embd, "embd")
             keep.append(k)
             if nf % self._n_embd:
-                raise HmtError(Status.E_INVAL, "hmt_ctx_eval",
+                raise HmtError(Status.E_INVAL, fn,
                                f"embd has {nf} floats, not a multiple of n_embd = {self._n_embd}")
             n = nf // self._n_embd
-        pptr = None
+        pptr = sptr = None
         if pos is not None:
-            pptr, npos, k = _int32_arg(pos, "position", "hmt_ctx_eval")
+            pptr, npos, k = _int32_arg(pos, "position", fn)
             keep.append(k)
             if npos != n:
-                raise HmtError(Status.E_INVAL, "hmt_ctx_eval", f"pos has {npos} entries for {n} rows")
+                raise HmtError(Status.E_INVAL, fn, f"pos has {npos} entries for {n} rows")
+        if seq is not None:
+            sptr, nseq, k = _int32_arg(seq, "sequence", fn)
+            keep.append(k)
+            if nseq != n:
+                raise HmtError(Status.E_INVAL, fn, f"seq has {nseq} entries for {n} rows")
         optr, k = _out_flags(outputs, n)
         keep.append(k)
-        self._call_long(lib.hmt_ctx_eval, self._handle, tptr, eptr, n, pptr, optr)
+        if fn == "hmt_ctx_eval":
+            self._call_long(lib.hmt_ctx_eval, self._handle, tptr, eptr, n, pptr, optr)
+        else:
+            self._call_long(lib.hmt_ctx_eval_seqs, self._handle, tptr, eptr, sptr, n, pptr, optr)
         return n
 
     def eval_tokens(self, tokens, all_logits=False):
@@ -774,6 +793,20 @@ class Context(_Abortable, _Keyed, _Handle):
 
     def kv_rewind(self, n_keep):
         lib.hmt_ctx_kv_rewind(self._handle, _args.int32(n_keep, "n_keep", "hmt_ctx_kv_rewind"))
+
+    def seq_n_past(self, seq):
+        """Positions cached in sequence seq (-1 if out of range)."""
+        return lib.hmt_ctx_seq_n_past(self._handle, _args.int32(seq, "seq", "hmt_ctx_seq_n_past"))
+
+    def seq_rewind(self, seq, n_keep):
+        """Keep the first n_keep positions of sequence seq (0 clears it)."""
+        lib.hmt_ctx_seq_rewind(self._handle, _args.int32(seq, "seq", "hmt_ctx_seq_rewind"),
+                               _args.int32(n_keep, "n_keep", "hmt_ctx_seq_rewind"))
+
+    def seq_copy(self, src, dst):
+        """Make sequence dst a copy of sequence src (fork a shared prefix)."""
+        lib.hmt_ctx_seq_copy(self._handle, _args.int32(src, "src", "hmt_ctx_seq_copy"),
+                             _args.int32(dst, "dst", "hmt_ctx_seq_copy"))
 
 
 class ThreadPool(_Handle):

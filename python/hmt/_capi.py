@@ -54,6 +54,7 @@ class Param(enum.IntEnum):
     of experimental.h (numbered from 1000; any release may change them)."""
     N_CTX = 100
     N_BATCH = 101
+    N_SEQ = 102
     MODE = 200
     LOOKAHEAD = 201
     ALL_LOGITS = 202
@@ -460,6 +461,18 @@ FUNCTIONS = [
     ("hmt_ctx_kv_clear", c_int, [hmt_ctx_p], _status),
     # int hmt_ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep);
     ("hmt_ctx_kv_rewind", c_int, [hmt_ctx_p, c_int32], _status),
+    # int hmt_ctx_eval_seqs(hmt_ctx *ctx, const hmt_token *tokens, const float *embd,
+    #                       const int32_t *seq, size_t n, const int32_t *pos,
+    #                       const uint8_t *outputs);
+    ("hmt_ctx_eval_seqs", c_int,
+     [hmt_ctx_p, _P(hmt_token), _P(c_float), _P(c_int32), c_size_t, _P(c_int32), _P(c_uint8)],
+     _status),
+    # int32_t hmt_ctx_seq_n_past(const hmt_ctx *ctx, int32_t seq);
+    ("hmt_ctx_seq_n_past", c_int32, [hmt_ctx_p, c_int32], None),
+    # int hmt_ctx_seq_rewind(hmt_ctx *ctx, int32_t seq, int32_t n_keep);
+    ("hmt_ctx_seq_rewind", c_int, [hmt_ctx_p, c_int32, c_int32], _status),
+    # int hmt_ctx_seq_copy(hmt_ctx *ctx, int32_t src, int32_t dst);
+    ("hmt_ctx_seq_copy", c_int, [hmt_ctx_p, c_int32, c_int32], _status),
     # int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data);
     ("hmt_ctx_set_abort_callback", c_int, [hmt_ctx_p, hmt_abort_fn, c_void_p], _status),
 
