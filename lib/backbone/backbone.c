@@ -58,10 +58,13 @@ int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx,
         /* the sizes first: release zeroes them */
         const double mib = (2.0 * (double)b->kv_bytes + (double)b->arena_bytes) / 1048576.0;
         hmti_backbone_release(b);
-        return hmti_errf(HMT_E_NOMEM, "context: out of memory for %d KV cache%s of %d tokens and "
-                         "their scratch (%.1f MiB); ask for fewer tokens (HMT_P_N_CTX, -c)%s",
-                         n_seq, n_seq > 1 ? "s" : "", n_ctx, mib,
-                         n_seq > 1 ? " or sequences (HMT_P_N_SEQ)" : "");
+        if (n_seq == 1)
+            return hmti_errf(HMT_E_NOMEM, "context: out of memory for a %d-token KV cache and "
+                             "its scratch (%.1f MiB); ask for fewer tokens (HMT_P_N_CTX, -c)",
+                             n_ctx, mib);
+        return hmti_errf(HMT_E_NOMEM, "context: out of memory for %d %d-token KV caches and "
+                         "their scratch (%.1f MiB); ask for fewer tokens (HMT_P_N_CTX, -c) or "
+                         "sequences (HMT_P_N_SEQ)", n_seq, n_ctx, mib);
     }
     b->row_slot = b->row_seq + n_batch;
     b->runs = b->row_slot + n_batch;
