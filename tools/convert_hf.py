@@ -151,7 +151,7 @@ class HParams:
                                           self.arch)
         except RopeScalingError as e:
             raise HFError(f"{where}: {e}") from None
-        if not full and (any(self.rope[:3]) or self.rope[3] is not None):
+        if not full and any(self.rope):
             raise HFError(f"{where}: rope_scaling {cfg['rope_scaling']!r}: tools/convert_hf.py "
                           "converts it; this path does not carry it yet (plain RoPE only)")
         prf = cfg.get("partial_rotary_factor", 1.0)
@@ -347,7 +347,7 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
         ints.append(("attention.sliding_window", hp.sliding_window))
     if hp.explicit_head_dim or hp.arch in GEMMA:  # as llama.cpp, whenever config.json has head_dim
         ints += [("attention.key_length", hp.head_dim), ("attention.value_length", hp.head_dim)]
-    rope_f, rope_s, rope_u, rope_freqs = hp.rope
+    rope_f, rope_s, rope_u, rope_tensors = hp.rope
     ints += list(rope_u.items())
     for key, value in ints:
         w.add(f"{a}.{key}", value, UINT32)
@@ -364,9 +364,8 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     for key, value, vtype, elem in vocab.entries():
         w.add(key, value, vtype, elem)
     n_bytes, counts = 0, {}
-    if rope_freqs is not None:  # llama3 scaling: first, as llama.cpp writes it
-        w.add_tensor_deferred("rope_freqs.weight", rope_freqs.shape, gq.TYPES["F32"].ggml_id,
-                              lambda: rope_freqs)
+    for tname, a in rope_tensors.items():  # rope_freqs / LongRoPE factors: first, as llama.cpp
+        w.add_tensor_deferred(tname, a.shape, gq.TYPES["F32"].ggml_id, lambda a=a: a)
         n_bytes += len(w.tensors[-1][3])
         counts["F32"] = counts.get("F32", 0) + 1
     for gname, ref, perm in plan:

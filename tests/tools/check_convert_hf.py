@@ -815,7 +815,9 @@ def run_bad_inputs(root):
         ("rope_scaling dynamic", edit_json("config.json", lambda c: c.update(rope_scaling={"type": "dynamic", "factor": 2.0})),
          "rope_scaling 'dynamic' not implemented"),
         ("rope_scaling longrope", edit_json("config.json", lambda c: c.update(rope_scaling={"rope_type": "longrope"})),
-         "rope_scaling 'longrope' not implemented"),
+         "rope_scaling longrope on llama: libhmt applies LongRoPE factors to phi3 only"),
+        ("rope_scaling unknown", edit_json("config.json", lambda c: c.update(rope_scaling={"rope_type": "dynamic"})),
+         "rope_scaling 'dynamic' not implemented"),
         ("yarn beta_fast", edit_json("config.json", lambda c: c.update(rope_scaling={
             "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 16})),
          "beta_fast 16"),
