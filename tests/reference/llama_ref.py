@@ -124,15 +124,16 @@ def rope_table(meta, n_rot, base, n_ctx_train, freq_factors=None):
     return theta * ((1.0 - r) / factor + r), mscale, kind
 
 
-def hf_rope(rs, base, dim, seq_len=0, max_pos=None):
+def hf_rope(rs, base, dim, seq_len=0, max_pos=None, original=None):
     """Hugging Face's RoPE frequencies and attention factor for a config's
     rope_scaling (modeling_rope_utils' _compute_default_rope_parameters,
     _compute_linear_scaling_rope_parameters, _compute_llama3_parameters,
     _compute_yarn_parameters, _compute_longrope_parameters, written out in
     float64 from their published math): (inv_freq [dim/2], attention_factor).
     The independent statement the GGUF form (rope_table) is checked against.
-    longrope: seq_len picks the long factors when > the original context;
-    max_pos: max_position_embeddings (its factor)."""
+    longrope: seq_len picks the long factors when > the original context
+    (original: the config's top-level original_max_position_embeddings,
+    else rope_scaling's); max_pos: max_position_embeddings (its factor)."""
     inv = 1.0 / float(base) ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
     kind = (rs or {}).get("rope_type", (rs or {}).get("type"))
     if kind in (None, "default"):
@@ -159,7 +160,7 @@ def hf_rope(rs, base, dim, seq_len=0, max_pos=None):
         att = rs.get("attention_factor") or (0.1 * np.log(f) + 1.0 if f > 1 else 1.0)
         return inv / f * (1 - extrap) + inv * extrap, att
     if kind in ("longrope", "su"):
-        old = rs["original_max_position_embeddings"]
+        old = original or rs["original_max_position_embeddings"]
         f = rs.get("factor") or max_pos / old
         att = rs.get("attention_factor") or (np.sqrt(1 + np.log(f) / np.log(old)) if f > 1 else 1.0)
         ext = np.asarray(rs["long_factor"] if seq_len > old else rs["short_factor"], np.float64)
