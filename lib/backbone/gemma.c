@@ -19,8 +19,9 @@
  *
  * llama, qwen2, phi3: attention.sliding_window (absent or 0: none) on every
  *         layer, as Mistral's and Phi-3's Hugging Face definitions apply it.
- *         llama.cpp reads no window for llama and qwen2 files and, since
- *         its PR 13676, ignores phi3's (it warns): libhmt follows the file
+ *         llama.cpp reads no window for llama and qwen2 files and ignores
+ *         phi3's (its warning "Phi SWA is currently disabled" cites its
+ *         PR 13676): libhmt follows the file
  *         and Hugging Face, so past the window its logits differ from
  *         llama.cpp's (docs/MODELS.md).
  *
