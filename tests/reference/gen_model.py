@@ -254,14 +254,16 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
                n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, tied=False, wtype="f32",
                seed=0, tokenizer=None, pre=None, alignment=32, version=3,
                write_vocab_size=None, write_rope_dim=None, name=None, head_dim=None,
-               n_rot=None, rope_scaling=None, gemma=None, sliding_window=None):
+               n_rot=None, rope_scaling=None, gemma=None, sliding_window=None,
+               fused_qkv=True):
     """Write a random-weight model to path; returns a dict of its shape
     parameters (the manifest line). tokenizer: "spm"/"gpt2" (default by
     arch: llama -> spm, qwen2/qwen3 -> gpt2). head_dim: default n_embd //
     n_head (another value is written as attention.key_length). n_rot:
     rotated dims (default head_dim). rope_scaling: HF-style dict.
     gemma (gemma2/gemma3): dict of sliding_window, attn_logit_softcapping,
-    final_logit_softcapping (None: key not written)."""
+    final_logit_softcapping (None: key not written). fused_qkv (phi3):
+    attn_qkv, else separate attn_q/k/v (llama.cpp's phi3 loads either)."""
     if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"):
         raise ValueError(arch)
     phi3 = arch == "phi3"
@@ -354,7 +356,7 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         qkv = [_normal(rng, (n_head * hd, n_embd), 1.4 / np.sqrt(n_embd)),
                _normal(rng, (n_head_kv * hd, n_embd), 1.4 / np.sqrt(n_embd)),
                _normal(rng, (n_head_kv * hd, n_embd), 1.0 / np.sqrt(n_embd))]
-        if phi3:
+        if phi3 and fused_qkv:
             T(p + "attn_qkv.weight", np.concatenate(qkv), tt)
         else:
             for nm, a in zip(("attn_q", "attn_k", "attn_v"), qkv):

@@ -110,6 +110,11 @@ MODELS = [
     ("phi3-f32", dict(arch="phi3", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
                       n_ff=160, n_ctx=256, rope_base=10000.0, rms_eps=1e-5, wtype="f32", seed=39,
                       n_rot=12, pos_stride=13, sliding_window=5, rope_scaling=PHI3_LONGROPE)),
+    # phi3 with separate attn_q/k/v (llama.cpp loads either form), tied head, F16,
+    # whole-head rotary, no LongRoPE, no window
+    ("phi3-split-f16", dict(arch="phi3", n_vocab=320, n_embd=64, n_layer=2, n_head=4,
+                            n_head_kv=4, n_ff=128, n_ctx=128, rope_base=10000.0, rms_eps=1e-5,
+                            wtype="f16", tied=True, seed=41, fused_qkv=False)),
     # Mistral-style llama: a window of 4 slots on every layer
     ("llama-swa-f32", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4,
                            n_head_kv=2, n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5,
@@ -166,12 +171,14 @@ def verify_model(path, info):
     assert n_params == info["n_params"]
     hd = info["head_dim"]
     assert g.tensor("blk.0.ffn_down.weight").shape == (info["n_embd"], info["n_ff"])
-    if arch == "phi3":   # fused q|k|v and gate|up (llama.cpp's phi3 shapes)
-        assert g.tensors["blk.0.attn_qkv.weight"].ne == [
-            info["n_embd"], (info["n_head"] + 2 * info["n_head_kv"]) * hd]
+    if arch == "phi3":   # fused gate|up, q|k|v fused or not (llama.cpp's phi3 shapes)
         assert g.tensors["blk.0.ffn_up.weight"].ne == [info["n_embd"], 2 * info["n_ff"]]
-        assert "blk.0.attn_q.weight" not in g.tensors and "blk.0.ffn_gate.weight" not in g.tensors
-        return
+        assert "blk.0.ffn_gate.weight" not in g.tensors
+        if "blk.0.attn_qkv.weight" in g.tensors:
+            assert g.tensors["blk.0.attn_qkv.weight"].ne == [
+                info["n_embd"], (info["n_head"] + 2 * info["n_head_kv"]) * hd]
+            assert "blk.0.attn_q.weight" not in g.tensors
+            return
     q = g.tensor("blk.0.attn_q.weight")
     k = g.tensor("blk.0.attn_k.weight")
     assert q.shape == (info["n_head"] * hd, info["n_embd"])
