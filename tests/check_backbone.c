@@ -22,6 +22,7 @@
 typedef struct {
     char name[64], file[96], arch[16], wtype[16];
     long n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train, n_params, bos, eos;
+    long n_ctx_short; /* LongRoPE: a context this long takes the short factors (S case) */
 } manifest_entry;
 
 static manifest_entry models[MAX_MODELS];
@@ -49,16 +50,19 @@ static void read_manifest(void) {
         e->n_params = hmt_test_field(line, "n_params", NULL, 0);
         e->bos = hmt_test_field(line, "bos", NULL, 0);
         e->eos = hmt_test_field(line, "eos", NULL, 0);
+        e->n_ctx_short = hmt_test_field(line, "n_ctx_short", NULL, 0);
     }
     fclose(f);
 }
 
-/* Replay a golden case chunk by chunk; return max |Δ| of logits and hidden. */
-static void replay(const hmt_golden *g, hmt_model *m, int threads, int n_batch, double *dl, double *dh) {
+/* Replay a golden case chunk by chunk in a context of n_ctx slots (0: the
+ * model's); return max |Δ| of logits and hidden. */
+static void replay(const hmt_golden *g, hmt_model *m, int threads, int n_batch, int n_ctx,
+                   double *dl, double *dh) {
     float *l = malloc((size_t)g->n_rows * g->n_vocab * sizeof *l);
     float *h = malloc((size_t)g->n_rows * g->n_embd * sizeof *h);
     ck_assert(l && h);
-    hmt_golden_replay(g, m, threads, n_batch, l, h);
+    hmt_golden_replay_ctx(g, m, threads, n_batch, n_ctx, l, h);
     *dl = *dh = 0;
     for (size_t i = 0; i < (size_t)g->n_rows * g->n_vocab; i++) {
         double d = fabs((double)l[i] - g->logits[i]);
@@ -96,7 +100,7 @@ START_TEST(matches_reference) {
     double worst_l = 0, worst_h = 0;
     for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++) {
         double dl, dh;
-        replay(&g, m, configs[k][0], configs[k][1], &dl, &dh);
+        replay(&g, m, configs[k][0], configs[k][1], 0, &dl, &dh);
         worst_l = dl > worst_l ? dl : worst_l;
         worst_h = dh > worst_h ? dh : worst_h;
         if (!(dl <= TOL_LOGIT && dh <= TOL_HIDDEN)) hmti_matmul_set_decode_rows(old_rows);
@@ -160,6 +164,47 @@ START_TEST(embedding_rows_equal_token_rows) {
 }
 END_TEST
 
+/* LongRoPE (phi3): a context no longer than the original one takes the
+ * short factors (llama.cpp's rule, per context), the model's own context
+ * (longer) the long ones (matches_reference); <name>.S.golden is case A
+ * computed with the short factors. */
+START_TEST(longrope_short_factors) {
+    read_manifest();
+    int n = 0;
+    for (int i = 0; i < n_models; i++) {
+        const manifest_entry *e = &models[i];
+        if (e->n_ctx_short <= 0) continue;
+        hmt_model *m;
+        ck_assert_int_eq(hmt_model_load(&m, hmt_test_data(e->file), NULL), HMT_OK);
+        char name[128];
+        snprintf(name, sizeof name, "%.63s.S.golden", e->name);
+        hmt_golden g;
+        hmt_golden_read(&g, name);
+        static const int configs[][2] = {{1, 512}, {2, 3}};
+        for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++) {
+            double dl, dh;
+            replay(&g, m, configs[k][0], configs[k][1], (int)e->n_ctx_short, &dl, &dh);
+            ck_assert_msg(dl <= TOL_LOGIT && dh <= TOL_HIDDEN,
+                          "%s n_ctx=%ld threads=%d n_batch=%d: max |dlogit| %.3g, |dhidden| %.3g",
+                          name, e->n_ctx_short, configs[k][0], configs[k][1], dl, dh);
+            if (getenv("HMT_TEST_REPORT") && k == 0)
+                printf("backbone %s (n_ctx %ld): max |dlogit| %.2e, max |dhidden| %.2e\n", name,
+                       e->n_ctx_short, dl, dh);
+        }
+        /* one slot more than the original context: the long factors, which
+         * the S golden must then miss (the choice is real) */
+        double dl, dh;
+        replay(&g, m, 1, 512, (int)e->n_ctx_short + 1, &dl, &dh);
+        ck_assert_msg(dl > 1e-2, "%s at n_ctx %ld: |dlogit| %.3g, the long factors were not taken",
+                      name, e->n_ctx_short + 1, dl);
+        free(g.buf);
+        hmt_model_free(m);
+        n++;
+    }
+    ck_assert_int_ge(n, 1);
+}
+END_TEST
+
 Suite *hmt_suite_backbone(void);
 Suite *hmt_suite_backbone(void) {
     Suite *s = suite_create("backbone");
@@ -168,6 +213,7 @@ Suite *hmt_suite_backbone(void) {
     tcase_add_test(tc, shape_queries_match_manifest);
     tcase_add_loop_test(tc, matches_reference, 0, 4 * MAX_MODELS);
     tcase_add_test(tc, embedding_rows_equal_token_rows);
+    tcase_add_test(tc, longrope_short_factors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -41,6 +41,8 @@ static int float_models(model_entry *out) {
     return n;
 }
 
+/* n_ctx HMT_AUTO: the training context, as the golden replays use (phi3
+ * picks its LongRoPE table by the context size). */
 static hmt_ctx *make_ctx(hmt_model *m, int n_seq, int n_ctx, int n_batch, int threads) {
     hmt_params *p;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
@@ -134,7 +136,7 @@ START_TEST(interleaved_sequences_match_reference) {
         static const int32_t seq_of[N_SEQ] = {2, 0, 3, 1};
         static const int takes[][3] = {{1, 1, 1}, {3, 1, 2}, {11, 11, 11}};
         for (size_t t = 0; t < sizeof takes / sizeof takes[0]; t++) {
-            hmt_ctx *ctx = make_ctx(m, N_SEQ, 32, t == 1 ? 5 : 64, threads);
+            hmt_ctx *ctx = make_ctx(m, N_SEQ, HMT_AUTO, t == 1 ? 5 : 64, threads);
             for (int s = 0; s < N_SEQ; s++) plans[s].next = 0;
             char what[160];
             snprintf(what, sizeof what, "%s threads=%d schedule %zu", models[mi].name, threads, t);
@@ -161,7 +163,7 @@ START_TEST(copied_prefix_continues_like_the_original) {
         ck_assert_int_eq(hmt_model_load(&m, hmt_test_data(models[mi].file), NULL), HMT_OK);
         plan plans[3];
         for (int s = 0; s < 3; s++) read_plan(&plans[s], models[mi].name, 'A');
-        hmt_ctx *ctx = make_ctx(m, 3, 16, 64, 2);
+        hmt_ctx *ctx = make_ctx(m, 3, HMT_AUTO, 64, 2);
         static const int32_t seq_of[3] = {0, 1, 2};
         static const int one[3] = {5, 5, 5}, all[3] = {64, 64, 64};
         plans[1].next = plans[2].next = plans[0].g.n_rows; /* only seq 0 for now */

@@ -7,9 +7,11 @@ llama.cpp) loads: llama.cpp's tensor names, metadata keys and tokenizer.
 MODEL_DIR holds config.json, model.safetensors (or model.safetensors.index.json
 and its shards) and tokenizer.model and/or tokenizer.json (+ the optional
 tokenizer_config.json, added_tokens.json). Architectures: LlamaForCausalLM
-(Llama 2/3/3.1/3.2, TinyLlama, SmolLM/SmolLM2, OpenLLaMA), Qwen2ForCausalLM,
-Qwen3ForCausalLM, Gemma2ForCausalLM and Gemma3ForCausalLM (text); rope_scaling
-llama3, linear and yarn (tools/hf_rope.py; Gemma 3: linear).
+(Llama 2/3/3.1/3.2, TinyLlama, SmolLM/SmolLM2, OpenLLaMA), MistralForCausalLM
+(as llama, with its sliding window), Qwen2ForCausalLM, Qwen3ForCausalLM,
+Gemma2ForCausalLM, Gemma3ForCausalLM (text) and Phi3ForCausalLM (Phi-3,
+Phi-3.5, Phi-4-mini with a SentencePiece tokenizer.model); rope_scaling
+llama3, linear, yarn and (Phi-3) longrope (tools/hf_rope.py; Gemma 3: linear).
 Needs NumPy; python3-sentencepiece for tokenizer.model. No transformers,
 no torch. Details, limits and how it was checked: docs/CONVERTING.md.
 
@@ -33,6 +35,16 @@ Layout facts (as llama.cpp's convert_hf_to_gguf.py):
   values are written; add_space_prefix false. What llama.cpp would compute
   differently from the config (query_pre_attn_scalar, the layer pattern, the
   local RoPE base, Gemma 3 soft-capping) is refused.
+- Phi-3 (as convert_hf_to_gguf.py's Phi3MiniModel): qkv_proj and
+  gate_up_proj stay fused as attn_qkv and ffn_up (gate rows first), nothing
+  permuted (NEOX RoPE); rope.dimension_count = head size x
+  partial_rotary_factor; original_context_length from the top-level
+  original_max_position_embeddings; attention.sliding_window (0 when the
+  config has none); longrope's factors as rope_factors_long/short.weight.
+- A sliding_window of Mistral (default 4096, as MistralConfig) or of a Llama
+  config that sets one is written as llama.attention.sliding_window (every
+  layer; llama.cpp's own converter drops it, libhmt applies it:
+  docs/MODELS.md).
 """
 import argparse
 import os
@@ -48,8 +60,9 @@ from hf_files import HFError, load_json, open_weights  # noqa: E402
 from hf_rope import RopeScalingError, gguf_rope_scaling  # noqa: E402
 from hf_vocab import PRE_NAMES, convert_tokenizer  # noqa: E402
 
-ARCHS = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
-         "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3"}
+ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
+         "Qwen3ForCausalLM": "qwen3", "Gemma2ForCausalLM": "gemma2",
+         "Gemma3ForCausalLM": "gemma3", "Phi3ForCausalLM": "phi3"}
 GEMMA = ("gemma2", "gemma3")
 # HF config defaults of LlamaConfig / Qwen2Config / Qwen3Config for keys a
 # config.json may omit (head_dim None: hidden_size / num_attention_heads)
@@ -67,7 +80,12 @@ DEFAULTS = {
     "gemma3": {"max_position_embeddings": 131072, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
                "head_dim": 256, "sliding_window": 4096, "query_pre_attn_scalar": 256,
                "rope_local_base_freq": 10000.0, "sliding_window_pattern": 6},
+    # Phi3Config
+    "phi3": {"max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+             "head_dim": None},
 }
+# the window a config without sliding_window gets (MistralConfig's default)
+DEFAULT_WINDOW = {"MistralForCausalLM": 4096}
 # --outtype -> (default type of the matrices, general.file_type): f32, f16,
 # bf16, q8_0, q4_0, q4_k_m; which matrix gets which type is
 # gguf_quants.tensor_type (llama-quantize's rule)
@@ -102,7 +120,7 @@ class HParams:
                           f"(one of {', '.join(ARCHS)})")
         self.hf_arch = archs[0]
         self.arch = ARCHS[archs[0]]
-        if not full and self.arch in ("qwen3",) + GEMMA:
+        if not full and self.arch in ("qwen3", "phi3") + GEMMA:
             raise HFError(f"{where}: {self.hf_arch} is converted by tools/convert_hf.py, not yet "
                           "carried through this path (llama and qwen2)")
         d = DEFAULTS[self.arch]
@@ -146,17 +164,30 @@ class HParams:
             act = cfg.get("hidden_act", "silu")
             if act != "silu":
                 raise HFError(f"{where}: hidden_act {act!r} not supported (silu)")
+        # rotated dims: Phi-3's partial_rotary_factor (Phi-4-mini: 0.75), as HF's
+        # int(head_dim * factor); llama.cpp's llama, qwen2, qwen3 rotate whole heads
+        prf = cfg.get("partial_rotary_factor", 1.0)
+        self.n_rot = self.head_dim
+        if self.arch == "phi3" and isinstance(prf, (int, float)) and not isinstance(prf, bool) \
+                and 0 < prf <= 1:
+            self.n_rot = int(self.head_dim * prf)
+            if self.n_rot < 2 or self.n_rot % 2:
+                raise HFError(f"{where}: partial_rotary_factor {prf} rotates {self.n_rot} of "
+                              f"{self.head_dim} dims (RoPE needs an even number >= 2)")
+        elif prf != 1.0:
+            raise HFError(f"{where}: partial_rotary_factor {prf!r} not supported (1.0; Phi-3: "
+                          "in (0, 1])")
+        original = cfg.get("original_max_position_embeddings")
         try:
-            self.rope = gguf_rope_scaling(cfg.get("rope_scaling"), self.rope_theta, self.head_dim,
-                                          self.arch)
+            self.rope = gguf_rope_scaling(cfg.get("rope_scaling"), self.rope_theta, self.n_rot,
+                                          self.arch, max_pos=self.n_ctx,
+                                          original=original if self.arch == "phi3" else None)
         except RopeScalingError as e:
             raise HFError(f"{where}: {e}") from None
-        if not full and (any(self.rope[:3]) or self.rope[3] is not None):
+        if not full and any(self.rope):
             raise HFError(f"{where}: rope_scaling {cfg['rope_scaling']!r}: tools/convert_hf.py "
                           "converts it; this path does not carry it yet (plain RoPE only)")
-        prf = cfg.get("partial_rotary_factor", 1.0)
-        if prf != 1.0:
-            raise HFError(f"{where}: partial_rotary_factor {prf} not supported (1.0)")
+        self._check_window(cfg, where, full)
         if cfg.get("mlp_bias"):
             raise HFError(f"{where}: mlp_bias not supported (the MLP has no biases in libhmt)")
         if self.arch == "llama" and cfg.get("attention_bias"):
@@ -167,6 +198,19 @@ class HParams:
                           "has no q/k/v biases)")
         if self.arch in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
             raise HFError(f"{where}: use_sliding_window not supported (full attention only)")
+
+    def _check_window(self, cfg, where, full):
+        """Mistral-style windows (every layer): llama (Mistral), phi3."""
+        if self.arch not in ("llama", "phi3"):
+            return
+        sw = cfg.get("sliding_window", DEFAULT_WINDOW.get(self.hf_arch))
+        if sw is not None and (not isinstance(sw, int) or isinstance(sw, bool) or sw < 0):
+            raise HFError(f"{where}: sliding_window {sw!r} must be a non-negative integer or null")
+        if self.arch == "phi3" or sw:   # phi3: always written, 0 = none (as llama.cpp)
+            self.sliding_window = sw or 0
+        if not full and sw and sw < self.n_ctx:
+            raise HFError(f"{where}: sliding_window {sw}: tools/convert_hf.py converts it; this "
+                          "path does not carry it yet (full attention only)")
 
     def _check_gemma(self, cfg, where):
         """Gemma 2/3: the config values llama.cpp (and libhmt) read from the
@@ -247,12 +291,23 @@ def plan_tensors(hp, weights, where):
     q_dim, kv_dim = hp.n_head * hd, hp.n_head_kv * hd
     llama = hp.arch == "llama"
     gemma = hp.arch in GEMMA
+    phi3 = hp.arch == "phi3"
     want = [("model.embed_tokens.weight", "token_embd.weight", (hp.n_vocab, d), None),
             ("model.norm.weight", "output_norm.weight", (d,), None)]
     if not hp.tied:
         want.append(("lm_head.weight", "output.weight", (hp.n_vocab, d), None))
     for i in range(hp.n_layer):
         p, b = f"model.layers.{i}.", f"blk.{i}."
+        if phi3:   # fused, in libhmt's (and llama.cpp's) row order; NEOX: no permutation
+            want += [
+                (p + "input_layernorm.weight", b + "attn_norm.weight", (d,), None),
+                (p + "self_attn.qkv_proj.weight", b + "attn_qkv.weight", (q_dim + 2 * kv_dim, d),
+                 None),
+                (p + "self_attn.o_proj.weight", b + "attn_output.weight", (d, q_dim), None),
+                (p + "post_attention_layernorm.weight", b + "ffn_norm.weight", (d,), None),
+                (p + "mlp.gate_up_proj.weight", b + "ffn_up.weight", (2 * ff, d), None),
+                (p + "mlp.down_proj.weight", b + "ffn_down.weight", (d, ff), None)]
+            continue
         want += [
             (p + "input_layernorm.weight", b + "attn_norm.weight", (d,), None),
             (p + "self_attn.q_proj.weight", b + "attn_q.weight", (q_dim, d), hp.n_head if llama else None),
@@ -325,6 +380,10 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     if not isinstance(cfg, dict):
         raise HFError(f"{cfg_path}: not a JSON object")
     hp = HParams(cfg, cfg_path, full=True)
+    if hp.arch == "phi3" and outtype == "q4_k_m":
+        raise HFError(f"{cfg_path}: --outtype q4_k_m for phi3: llama-quantize gives its fused "
+                      "attn_qkv its own type, which tools/gguf_quants.py does not choose yet; use "
+                      "f32, f16, bf16, q8_0 or q4_0")
     weights = open_weights(model_dir)
     plan, ignored = plan_tensors(hp, weights, model_dir)
     vocab = convert_tokenizer(model_dir, hp.n_vocab, cfg, pre)
@@ -343,11 +402,13 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
             ("attention.head_count", hp.n_head), ("attention.head_count_kv", hp.n_head_kv)]
     if a == "llama":  # llama.cpp writes these two for llama only
         ints += [("vocab_size", hp.n_vocab), ("rope.dimension_count", hp.head_dim)]
-    if hp.arch in GEMMA:
+    if a == "phi3":   # and this one for phi3 (the rotated dims)
+        ints.append(("rope.dimension_count", hp.n_rot))
+    if hasattr(hp, "sliding_window"):
         ints.append(("attention.sliding_window", hp.sliding_window))
     if hp.explicit_head_dim or hp.arch in GEMMA:  # as llama.cpp, whenever config.json has head_dim
         ints += [("attention.key_length", hp.head_dim), ("attention.value_length", hp.head_dim)]
-    rope_f, rope_s, rope_u, rope_freqs = hp.rope
+    rope_f, rope_s, rope_u, rope_tensors = hp.rope
     ints += list(rope_u.items())
     for key, value in ints:
         w.add(f"{a}.{key}", value, UINT32)
@@ -364,9 +425,8 @@ def convert(model_dir, out_path, outtype="f16", name=None, pre=None, log=print):
     for key, value, vtype, elem in vocab.entries():
         w.add(key, value, vtype, elem)
     n_bytes, counts = 0, {}
-    if rope_freqs is not None:  # llama3 scaling: first, as llama.cpp writes it
-        w.add_tensor_deferred("rope_freqs.weight", rope_freqs.shape, gq.TYPES["F32"].ggml_id,
-                              lambda: rope_freqs)
+    for tname, a in rope_tensors.items():  # rope_freqs / LongRoPE factors: first, as llama.cpp
+        w.add_tensor_deferred(tname, a.shape, gq.TYPES["F32"].ggml_id, lambda a=a: a)
         n_bytes += len(w.tensors[-1][3])
         counts["F32"] = counts.get("F32", 0) + 1
     for gname, ref, perm in plan:

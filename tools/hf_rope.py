@@ -16,6 +16,14 @@
   (+ attn_factor when the config gives attention_factor). beta_fast /
   beta_slow other than 32 / 1 are refused: llama.cpp's llama, qwen2 and
   qwen3 graphs use those defaults whatever the file says.
+- "longrope" (or its old name "su"; Phi-3 128k, Phi-3.5, Phi-4-mini; arch
+  phi3 only): the tensors rope_factors_long.weight and
+  rope_factors_short.weight (float32, n_rot/2 each), the key
+  rope.scaling.attn_factor = HF's attention_factor, else
+  sqrt(1 + ln s / ln original) with s = max_position_embeddings / original
+  (1 when s <= 1), as llama.cpp's Phi3MiniModel writes it. The original
+  context (rope.scaling.original_context_length) is the config's top-level
+  original_max_position_embeddings (Phi-3's place), else rope_scaling's.
 """
 import math
 
@@ -47,18 +55,28 @@ def llama3_freq_factors(base, dim, factor, low_freq_factor, high_freq_factor, or
     return np.array(out, np.float32)
 
 
-def gguf_rope_scaling(rs, base, head_dim, arch):
+def longrope_attn_factor(rs, max_pos, original):
+    """HF's LongRoPE attention_factor (_compute_longrope_parameters)."""
+    if rs.get("attention_factor") is not None:
+        return float(rs["attention_factor"])
+    s = float(rs.get("factor") or max_pos / original)
+    return math.sqrt(1.0 + math.log(s) / math.log(original)) if s > 1.0 else 1.0
+
+
+def gguf_rope_scaling(rs, base, head_dim, arch, max_pos=None, original=None):
     """HF rope_scaling (dict or None) -> (float keys {suffix: value}, string
-    keys {suffix: value}, uint32 keys {suffix: value}, rope_freqs array or
-    None), the GGUF form llama.cpp reads. Raises RopeScalingError for what
-    libhmt (or llama.cpp's graph for arch) does not implement."""
+    keys {suffix: value}, uint32 keys {suffix: value}, tensors {name: float32
+    array}), the GGUF form llama.cpp reads. head_dim: the rotated dims.
+    max_pos, original: the config's max_position_embeddings and top-level
+    original_max_position_embeddings (LongRoPE). Raises RopeScalingError for
+    what libhmt (or llama.cpp's graph for arch) does not implement."""
     if rs is None:
-        return {}, {}, {}, None
+        return {}, {}, {}, {}
     if not isinstance(rs, dict):
         raise RopeScalingError(f"rope_scaling {rs!r} is not a dict")
     kind = rs.get("rope_type", rs.get("type"))
     if kind in (None, "default"):
-        return {}, {}, {}, None
+        return {}, {}, {}, {}
 
     def num(key, default=None):
         v = rs.get(key, default)
@@ -74,9 +92,9 @@ def gguf_rope_scaling(rs, base, head_dim, arch):
         ff = llama3_freq_factors(base, head_dim, num("factor", 8.0), num("low_freq_factor", 1.0),
                                  num("high_freq_factor", 4.0),
                                  num("original_max_position_embeddings", 8192))
-        return {}, {}, {}, ff
+        return {}, {}, {}, {"rope_freqs.weight": ff}
     if kind == "linear":
-        return {"rope.scaling.factor": num("factor")}, {"rope.scaling.type": "linear"}, {}, None
+        return {"rope.scaling.factor": num("factor")}, {"rope.scaling.type": "linear"}, {}, {}
     if kind == "yarn":
         for key, default in (("beta_fast", 32.0), ("beta_slow", 1.0)):
             if key in rs and num(key) != default:
@@ -97,5 +115,26 @@ def gguf_rope_scaling(rs, base, head_dim, arch):
                 0.1 * math.log(floats["rope.scaling.factor"]) + 1.0
                 if floats["rope.scaling.factor"] > 1 else 1.0)
         return floats, {"rope.scaling.type": "yarn"}, \
-            {"rope.scaling.original_context_length": orig}, None
-    raise RopeScalingError(f"rope_scaling {kind!r} not implemented (llama3, linear, yarn are)")
+            {"rope.scaling.original_context_length": orig}, {}
+    if kind in ("longrope", "su"):
+        if arch != "phi3":
+            raise RopeScalingError(f"rope_scaling {kind} on {arch}: libhmt applies LongRoPE "
+                                   "factors to phi3 only")
+        orig = original if original is not None else rs.get("original_max_position_embeddings")
+        if orig is None or isinstance(orig, bool) or not isinstance(orig, int) or orig <= 1:
+            raise RopeScalingError("rope_scaling longrope needs original_max_position_embeddings")
+        tensors = {}
+        for which in ("long", "short"):
+            f = rs.get(which + "_factor")
+            if not isinstance(f, list) or len(f) != head_dim // 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and v > 0 for v in f):
+                raise RopeScalingError(f"rope_scaling longrope: {which}_factor must be "
+                                       f"{head_dim // 2} positive numbers (rotated dims / 2)")
+            tensors[f"rope_factors_{which}.weight"] = np.array(f, np.float32)
+        if max_pos is None:
+            raise RopeScalingError("rope_scaling longrope needs max_position_embeddings")
+        return {"rope.scaling.attn_factor": longrope_attn_factor(rs, max_pos, orig)}, {}, \
+            {"rope.scaling.original_context_length": orig}, tensors
+    raise RopeScalingError(f"rope_scaling {kind!r} not implemented (llama3, linear, yarn, "
+                           "longrope are)")

@@ -33,8 +33,8 @@ class Config:
         self.n_vocab, self.n_embd, self.n_layer = n_vocab, n_embd, n_layer
         self.n_head, self.n_head_kv, self.n_ff = n_head, n_head_kv, n_ff
         self.n_ctx, self.rope_base, self.eps, self.tied = n_ctx, rope_base, eps, tied
-        if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
-            raise ValueError(f"arch {arch!r} (llama, qwen2, qwen3, gemma2, gemma3)")
+        if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"):
+            raise ValueError(f"arch {arch!r} (llama, qwen2, qwen3, gemma2, gemma3, phi3)")
         self.arch = arch
         self.head_dim = head_dim or n_embd // n_head
         self.n_rot = n_rot or self.head_dim
@@ -277,22 +277,33 @@ class HMT:
         return lg, dict(n=n + 1, mems=mems, sens=sens)
 
 
-def load_gguf(path, adapter_path=None, dtype=torch.float32):
+def load_gguf(path, adapter_path=None, dtype=torch.float32, n_ctx=None):
     """A GGUF llama model (and optionally an HMT adapter) as (Llama, HMTParams
     or None, adapter hp dict or None), weights as stored (F16 -> exact floats).
-    Uses tests/reference/gguf_read.py (independent reader)."""
+    Uses tests/reference/gguf_read.py (independent reader). phi3's fused
+    attn_qkv and ffn_up (gate|up) are split into the q/k/v and gate/up
+    modules. n_ctx: the context the backbone runs in, which picks LongRoPE's
+    short or long factors as libhmt does (llama_ref.Model.use_context);
+    default the adapter's pass k + L + 2 (libhmt's HMT context), else the
+    model's own context."""
     import os
     import sys
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                     "reference"))
+    import numpy as np
     from gguf_read import GGUFFile
     from llama_ref import Model as RefModel
     g = GGUFFile(path)
     mt = g.meta
     a = mt["general.architecture"]
-    if a not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
-        raise ValueError(f"arch {a!r}: llama, qwen2, qwen3, gemma2 or gemma3")
+    if a not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"):
+        raise ValueError(f"arch {a!r}: llama, qwen2, qwen3, gemma2, gemma3 or phi3")
     ref = RefModel(path)   # the head size and RoPE table as libhmt reads them (llama_ref.rope_table)
+    if n_ctx is None and adapter_path is not None:
+        am = GGUFFile(adapter_path).meta
+        n_ctx = int(am.get("hmt.sensory_length", 0)) + int(am["hmt.segment_length"]) + 2
+    if n_ctx is not None:
+        ref.use_context(n_ctx)
     c = Config(n_vocab=g.tensors["token_embd.weight"].ne[1], n_embd=int(mt[a + ".embedding_length"]),
                n_layer=int(mt[a + ".block_count"]), n_head=int(mt[a + ".attention.head_count"]),
                n_head_kv=int(mt.get(a + ".attention.head_count_kv", mt[a + ".attention.head_count"])),
@@ -324,7 +335,23 @@ def load_gguf(path, adapter_path=None, dtype=torch.float32):
         if a in ("gemma2", "gemma3"):
             for nm in ("post_attention_norm", "post_ffw_norm"):
                 sd[f"layers.{i}.{nm}"] = f"blk.{i}.{nm}.weight"
-    m.load_state_dict({k: torch.from_numpy(g.tensor(v).copy()) for k, v in sd.items()})
+    def tensor(name):
+        """A GGUF tensor, or a part of phi3's fused ones ("name#i": part i)."""
+        name, part = (name.split("#") + [None])[:2]
+        t = g.tensor(name)
+        if part is None:
+            return t.copy()
+        q, kv = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
+        splits = [q, q + kv] if name.endswith("attn_qkv.weight") else [c.n_ff]
+        return np.split(t, splits)[int(part)].copy()
+    if a == "phi3":
+        for i in range(c.n_layer):
+            for j, nm in enumerate(("attn_q", "attn_k", "attn_v")):
+                if f"blk.{i}.attn_qkv.weight" in g.tensors:   # else separate, as llama.cpp allows
+                    sd[f"layers.{i}.{nm}.weight"] = f"blk.{i}.attn_qkv.weight#{j}"
+            sd[f"layers.{i}.ffn_gate.weight"] = f"blk.{i}.ffn_up.weight#0"
+            sd[f"layers.{i}.ffn_up.weight"] = f"blk.{i}.ffn_up.weight#1"
+    m.load_state_dict({k: torch.from_numpy(tensor(v)) for k, v in sd.items()})
     m.to(dtype)
     if adapter_path is None:
         return m, None, None

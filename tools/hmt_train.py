@@ -161,15 +161,17 @@ def cmd_hmt(a):
     torch.set_num_threads(a.threads)
     sp = load_sp(a.dir)
     ids = torch.from_numpy(train_stream(a, sp).astype(np.int64))
+    ck_path, lg = os.path.join(a.dir, "hmt.pt"), os.path.join(a.dir, "hmt.log")
+    ck = torch.load(ck_path) if os.path.exists(ck_path) else None
     if a.from_gguf:                               # an existing backbone (e.g. a llama.cpp GGUF)
         from hmt_torch import load_gguf
-        m, _, _ = load_gguf(a.from_gguf)
+        # in libhmt's HMT context (k + L + 2 slots), which picks phi3's LongRoPE table
+        shape = ck["hp"] if ck is not None else dict(L=a.L, k=a.k)
+        m, _, _ = load_gguf(a.from_gguf, n_ctx=shape["k"] + shape["L"] + 2)
     else:
         m, _ = model_from_ckpt(os.path.join(a.dir, "base.pt"))
     m.requires_grad_(bool(a.tune_backbone))
     m.eval()
-    ck_path, lg = os.path.join(a.dir, "hmt.pt"), os.path.join(a.dir, "hmt.log")
-    ck = torch.load(ck_path) if os.path.exists(ck_path) else None
     tuned_path = os.path.join(a.dir, "base-tuned.pt")   # the fine-tuned backbone (base.pt's format)
     if a.tune_backbone and os.path.exists(tuned_path):
         m.load_state_dict(torch.load(tuned_path)["model"])

@@ -298,7 +298,7 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t
             head_norm(q, m->n_head, hd, L->q_norm, m->rms_eps);
             head_norm(k, m->n_head_kv, hd, L->k_norm, m->rms_eps);
         }
-        const double *freq = L->swa ? m->rope_freq_swa : m->rope_freq;
+        const double *freq = hmti_model_rope_freqs(m, L->swa, b->n_ctx); /* LongRoPE: by n_ctx */
         hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];

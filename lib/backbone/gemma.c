@@ -17,6 +17,14 @@
  *           (46 layers for gemma2, 62 for gemma3; Gemma's
  *           query_pre_attn_scalar), else 1/sqrt(head size); GELU-tanh gate
  *
+ * llama, qwen2, phi3: attention.sliding_window (absent or 0: none) on every
+ *         layer, as Mistral's and Phi-3's Hugging Face definitions apply it.
+ *         llama.cpp reads no window for llama and qwen2 files and ignores
+ *         phi3's (its warning "Phi SWA is currently disabled" cites its
+ *         PR 13676): libhmt follows the file
+ *         and Hugging Face, so past the window its logits differ from
+ *         llama.cpp's (docs/MODELS.md).
+ *
  * Keys that would ask for something else (another layer pattern, another
  * local RoPE base, YaRN, a gemma2 linear factor whose reach to the local
  * layers llama.cpp versions disagree on) are refused naming them. */
@@ -79,6 +87,9 @@ int hmti_model_read_gemma(hmt_model *m) {
     m->gelu = 0;
     m->n_swa = 0;
     m->swa_period = 0;
+    /* Mistral-style: one window on every layer (llama.cpp's pattern 0) */
+    if (m->arch == HMTI_ARCH_LLAMA || m->arch == HMTI_ARCH_QWEN2 || m->arch == HMTI_ARCH_PHI3)
+        return read_window(m, 0, 0);
     if (m->arch != HMTI_ARCH_GEMMA2 && m->arch != HMTI_ARCH_GEMMA3) return HMT_OK;
     const int g2 = m->arch == HMTI_ARCH_GEMMA2;
     int rc;

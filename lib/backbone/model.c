@@ -14,7 +14,8 @@
 #include "kernels/quant.h"
 
 #define NAME_MAX_LEN 96
-#define TENSORS_PER_LAYER 9 /* q k v o, gate up down, two norms */
+/* q k v o, gate up down, two norms; phi3: qkv o, gate|up down, two norms */
+#define TENSORS_PER_LAYER(m) ((m)->arch == HMTI_ARCH_PHI3 ? 6 : 9)
 
 static int meta_u32(const hmti_gguf *g, const char *arch, const char *suffix, int32_t *out,
                     int required, int32_t def) {
@@ -168,23 +169,32 @@ static int load_vector(hmt_model *m, const char *name, int64_t n, int required, 
     return HMT_OK;
 }
 
-/* The RoPE table, with rope_freqs.weight's factors when the file has them
- * (n_rot/2 of them, finite and > 0, as llama.cpp's converter writes). */
-static int load_rope(hmt_model *m) {
-    float *ff = NULL;
-    if (m->rope.has_freq_factors) {
-        int rc = load_vector(m, "rope_freqs.weight", m->rope.n_rot / 2, 1, &ff);
-        if (rc) return rc;
-        for (int i = 0; i < m->rope.n_rot / 2; i++)
-            if (!(ff[i] > 0) || !isfinite(ff[i])) {
-                rc = hmti_errf(HMT_E_FORMAT, "model: tensor 'rope_freqs.weight' element %d is %g "
-                               "(frequency factors are finite and > 0)", i, ff[i]);
-                free(ff);
-                return rc;
-            }
+/* n_rot/2 frequency factors (finite and > 0, as llama.cpp's converter writes). */
+static int load_factors(hmt_model *m, const char *name, float **ff) {
+    int rc = load_vector(m, name, m->rope.n_rot / 2, 1, ff);
+    for (int i = 0; !rc && i < m->rope.n_rot / 2; i++)
+        if (!((*ff)[i] > 0) || !isfinite((*ff)[i]))
+            rc = hmti_errf(HMT_E_FORMAT, "model: tensor '%s' element %d is %g (frequency factors "
+                           "are finite and > 0)", name, i, (*ff)[i]);
+    if (rc) {
+        free(*ff);
+        *ff = NULL;
     }
-    int rc = hmti_model_rope_table(m, ff);
+    return rc;
+}
+
+/* The RoPE table, with rope_freqs.weight's factors when the file has them,
+ * or LongRoPE's short and long tables (rope.c). */
+static int load_rope(hmt_model *m) {
+    float *ff = NULL, *ff_long = NULL;
+    int rc = HMT_OK;
+    if (m->rope.has_freq_factors) rc = load_factors(m, "rope_freqs.weight", &ff);
+    if (!rc && m->rope.longrope &&
+        !(rc = load_factors(m, "rope_factors_short.weight", &ff)))
+        rc = load_factors(m, "rope_factors_long.weight", &ff_long);
+    if (!rc) rc = hmti_model_rope_table(m, ff, ff_long);
     free(ff);
+    free(ff_long);
     return rc;
 }
 
@@ -193,8 +203,8 @@ static int read_hparams(hmt_model *m) {
     hmti_str arch;
     if (hmti_gguf_find_key(g, "general.architecture") < 0) /* a file defect, not an argument */
         return hmti_errf(HMT_E_FORMAT, "model: missing metadata key 'general.architecture' "
-                         "(a GGUF model names its architecture: llama, qwen2, qwen3, gemma2 or "
-                         "gemma3; re-convert it "
+                         "(a GGUF model names its architecture: llama, qwen2, qwen3, gemma2, "
+                         "gemma3 or phi3; re-convert it "
                          "with tools/convert_hf.py)");
     int rc = hmti_gguf_get_str(g, "general.architecture", &arch);
     if (rc) return rc;
@@ -205,7 +215,7 @@ static int read_hparams(hmt_model *m) {
         int neox;
     } ARCHS[] = {{"llama", HMTI_ARCH_LLAMA, 0},  {"qwen2", HMTI_ARCH_QWEN2, 1},
                  {"qwen3", HMTI_ARCH_QWEN3, 1},  {"gemma2", HMTI_ARCH_GEMMA2, 1},
-                 {"gemma3", HMTI_ARCH_GEMMA3, 1}};
+                 {"gemma3", HMTI_ARCH_GEMMA3, 1}, {"phi3", HMTI_ARCH_PHI3, 1}};
     size_t ai = 0;
     while (ai < sizeof ARCHS / sizeof ARCHS[0] && !hmti_str_eq(arch, ARCHS[ai].name)) ai++;
     if (ai < sizeof ARCHS / sizeof ARCHS[0]) {
@@ -219,7 +229,7 @@ static int read_hparams(hmt_model *m) {
     } else {
         return hmti_errf(HMT_E_UNSUPPORTED,
                          "model: architecture '%.*s' is not supported (llama, qwen2, qwen3, "
-                         "gemma2, gemma3)",
+                         "gemma2, gemma3, phi3)",
                          (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
     }
     snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)arch.len, arch.ptr);
@@ -268,6 +278,48 @@ static int read_hparams(hmt_model *m) {
     return HMT_OK;
 }
 
+/* Layer i's q|k|v and gate|up matrices. llama.cpp's phi3 files hold them
+ * fused, in the same row order libhmt keeps them in (attn_qkv: q, k, v;
+ * ffn_up: gate then up, 2 n_ff rows, as Hugging Face's gate_up_proj and
+ * ggml's swiglu split it), so they load as one matrix each; phi3's
+ * separate attn_q/k/v (llama.cpp accepts either) and every other
+ * architecture's separate tensors are stacked. */
+static int load_qkv_gate_up(hmt_model *m, int i, hmti_matrix *qkv, hmti_matrix *gate_up) {
+    const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int phi3 = m->arch == HMTI_ARCH_PHI3;
+    char n0[NAME_MAX_LEN], n1[NAME_MAX_LEN], n2[NAME_MAX_LEN];
+#define LNAME(buf, suffix) (snprintf(buf, sizeof buf, "blk.%d." suffix, i), buf)
+    int rc;
+    /* llama.cpp's phi3 graph adds a fused bias when the file has one; no
+     * Phi-3 has it, and libhmt's biases are qwen2's separate ones */
+    if (phi3 && hmti_gguf_find_tensor(m->gguf, LNAME(n0, "attn_qkv.bias")))
+        return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor '%s' (a fused q|k|v bias) is not "
+                         "implemented (docs/MODELS.md)", n0);
+    if (phi3 && hmti_gguf_find_tensor(m->gguf, LNAME(n0, "attn_qkv.weight"))) {
+        if (hmti_gguf_find_tensor(m->gguf, LNAME(n1, "attn_q.weight")))
+            return hmti_errf(HMT_E_FORMAT, "model: both '%s' and '%s': q, k and v given twice",
+                             n0, n1);
+        rc = load_matrix(m, n0, q_dim + 2 * kv_dim, d, qkv);
+    } else {
+        const char *names[3] = {LNAME(n0, "attn_q.weight"), LNAME(n1, "attn_k.weight"),
+                                LNAME(n2, "attn_v.weight")};
+        const int64_t rows[3] = {q_dim, kv_dim, kv_dim};
+        rc = load_stacked(m, names, rows, 3, d, qkv);
+    }
+    if (rc) return rc;
+    if (phi3) {
+        if (hmti_gguf_find_tensor(m->gguf, LNAME(n0, "ffn_gate.weight")))
+            return hmti_errf(HMT_E_FORMAT, "model: tensor '%s' in a phi3 file: phi3's "
+                             "ffn_up.weight holds the gate and up rows together", n0);
+        return load_matrix(m, LNAME(n0, "ffn_up.weight"), 2 * ff, d, gate_up);
+    }
+    const char *gu[2] = {LNAME(n0, "ffn_gate.weight"), LNAME(n1, "ffn_up.weight")};
+    const int64_t gu_rows[2] = {ff, ff};
+    return load_stacked(m, gu, gu_rows, 2, d, gate_up);
+#undef LNAME
+}
+
 static int load_weights(hmt_model *m) {
     const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
@@ -285,10 +337,10 @@ static int load_weights(hmt_model *m) {
      * holds before the layer table is allocated (10^7 layers in a few MB
      * cost gigabytes and seconds before the first missing tensor). */
     const uint64_t n_tensors = hmti_gguf_n_tensors(m->gguf);
-    if ((uint64_t)m->n_layer > n_tensors / TENSORS_PER_LAYER)
+    if ((uint64_t)m->n_layer > n_tensors / TENSORS_PER_LAYER(m))
         return hmti_errf(HMT_E_FORMAT, "model: '%s.block_count' = %d layers, but the file holds "
                          "%llu tensors (a layer needs %d)", m->arch_name, m->n_layer,
-                         (unsigned long long)n_tensors, TENSORS_PER_LAYER);
+                         (unsigned long long)n_tensors, TENSORS_PER_LAYER(m));
 
     m->layers = hmti_calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
@@ -296,13 +348,8 @@ static int load_weights(hmt_model *m) {
 #define TNAME(buf, suffix) (snprintf(buf, sizeof buf, "blk.%d." suffix, i), buf)
     for (int i = 0; i < m->n_layer; i++) {
         hmti_layer *L = &m->layers[i];
-        const char *qkv[3] = {TNAME(n0, "attn_q.weight"), TNAME(n1, "attn_k.weight"),
-                              TNAME(n2, "attn_v.weight")};
         const int64_t qkv_rows[3] = {q_dim, kv_dim, kv_dim};
-        if ((rc = load_stacked(m, qkv, qkv_rows, 3, d, &L->wqkv))) return rc;
-        const char *gu[2] = {TNAME(n0, "ffn_gate.weight"), TNAME(n1, "ffn_up.weight")};
-        const int64_t gu_rows[2] = {ff, ff};
-        if ((rc = load_stacked(m, gu, gu_rows, 2, d, &L->gate_up)) ||
+        if ((rc = load_qkv_gate_up(m, i, &L->wqkv, &L->gate_up)) ||
             (rc = load_matrix(m, TNAME(n0, "attn_output.weight"), d, q_dim, &L->wo)) ||
             (rc = load_matrix(m, TNAME(n0, "ffn_down.weight"), d, ff, &L->down)) ||
             (rc = load_vector(m, TNAME(n0, "attn_norm.weight"), d, 1, &L->attn_norm)) ||
@@ -317,7 +364,7 @@ static int load_weights(hmt_model *m) {
                                &L->attn_post_norm)) ||
              (rc = load_vector(m, TNAME(n0, "post_ffw_norm.weight"), d, 1, &L->ffn_post_norm))))
             return rc;
-        L->swa = m->n_swa > 0 && i % m->swa_period < m->swa_period - 1;
+        L->swa = m->n_swa > 0 && (!m->swa_period || i % m->swa_period < m->swa_period - 1);
         /* q, k, v biases (qwen2 always has them), stacked like the weights */
         if (m->arch == HMTI_ARCH_QWEN2 || hmti_gguf_find_tensor(m->gguf, TNAME(n0, "attn_q.bias"))) {
             float *b[3] = {NULL, NULL, NULL};
@@ -393,13 +440,16 @@ static uint64_t fingerprint(const hmt_model *m) {
     }
     /* a RoPE other than base^(-2i/head size) changes every state: hashed
      * then (so plain models keep the fingerprints they always had) */
-    int plain = m->rope.n_rot == m->head_dim && m->rope_mscale == 1.0f;
+    int plain = m->rope.n_rot == m->head_dim && m->rope_mscale == 1.0f && !m->rope_freq_long;
     for (int i = 0; plain && i < m->rope.n_rot / 2; i++)
         plain = m->rope_freq[i] == pow(m->rope_base, -2.0 * (double)i / (double)m->rope.n_rot);
     if (!plain) {
         h = hmti_fnv1a(h, &m->rope.n_rot, sizeof m->rope.n_rot);
         h = hmti_fnv1a(h, &m->rope_mscale, sizeof m->rope_mscale);
         h = hmti_fnv1a(h, m->rope_freq, (size_t)(m->rope.n_rot / 2) * sizeof *m->rope_freq);
+        if (m->rope_freq_long)
+            h = hmti_fnv1a(h, m->rope_freq_long,
+                           (size_t)(m->rope.n_rot / 2) * sizeof *m->rope_freq_long);
     }
     const size_t rb = hmti_qrow_bytes(m->tok_embd->type, m->n_embd);
     return hmti_fnv1a(h, (const char *)m->tok_embd->data + (size_t)(m->n_vocab - 1) * rb, rb);
@@ -449,6 +499,7 @@ static void destroy(hmt_model *m) {
     free(m->output_norm);
     if (m->rope_freq_swa != m->rope_freq) free(m->rope_freq_swa);
     free(m->rope_freq);
+    free(m->rope_freq_long);
     hmti_vocab_free(m->vocab);
     hmti_gguf_close(m->gguf);
     hmti_guard_poison(&m->guard);

@@ -20,7 +20,8 @@ typedef enum {
     HMTI_ARCH_QWEN2,
     HMTI_ARCH_QWEN3,
     HMTI_ARCH_GEMMA2,
-    HMTI_ARCH_GEMMA3
+    HMTI_ARCH_GEMMA3,
+    HMTI_ARCH_PHI3
 } hmti_arch;
 
 typedef enum { HMTI_ROPE_NONE, HMTI_ROPE_LINEAR, HMTI_ROPE_YARN } hmti_rope_scaling;
@@ -33,6 +34,7 @@ typedef struct {
     float attn_factor;    /* rope.scaling.attn_factor                                */
     int32_t n_ctx_orig;   /* rope.scaling.original_context_length (YaRN)             */
     int has_freq_factors; /* rope_freqs.weight present (llama3 scaling)              */
+    int longrope;         /* phi3: rope_factors_short/long.weight present (LongRoPE) */
 } hmti_rope_cfg;
 
 /* q, k and v are one matrix, and gate and up another, so each block runs
@@ -47,7 +49,7 @@ typedef struct {
     float *q_norm, *k_norm;      /* qwen3, gemma3 per-head RMSNorm weights [hd], else NULL */
     float *attn_post_norm, *ffn_post_norm; /* gemma2/3 norms of the attention and FFN
                                               outputs before each residual add, else NULL */
-    int swa;                     /* sliding-window layer (gemma2/3: m->n_swa, local RoPE)  */
+    int swa;                     /* sliding-window layer (m->n_swa; gemma3: local RoPE)    */
 } hmti_layer;
 
 struct hmt_model {
@@ -63,9 +65,13 @@ struct hmt_model {
     float rope_mscale;  /* multiplies cos and sin (YaRN's attention factor)         */
     double *rope_freq_swa; /* sliding-window layers' table (gemma3: base 10000, unscaled);
                               == rope_freq when they share it                      */
+    double *rope_freq_long; /* LongRoPE (phi3): the long factors' table, used by a context
+                               longer than rope.n_ctx_orig (rope_freq: the short
+                               factors'); NULL without LongRoPE                     */
     /* Gemma 2/3 (gemma.c); neutral values for the other architectures */
     int32_t n_swa;       /* window of sliding layers in KV slots (0: none)         */
-    int32_t swa_period;  /* layer il slides when il % period < period - 1 (gemma)  */
+    int32_t swa_period;  /* layer il slides when il % period < period - 1 (gemma);
+                            0: every layer (llama, qwen2, phi3: Mistral-style)     */
     float attn_scale;    /* scores = q·k · attn_scale (1/sqrt(hd) unless gemma)    */
     float attn_softcap;  /* > 0: scores = c·tanh(scores / c) before the softmax    */
     float final_softcap; /* > 0: logits = c·tanh(logits / c)                       */
@@ -111,11 +117,22 @@ int hmti_model_float_must_be(const hmti_gguf *g, const char *key, float want,
  * (freq_factors: rope_freqs.weight's n_rot/2 values, or NULL). */
 int hmti_model_read_rope(hmt_model *m);
 /* Gemma 2/3 hyperparameters (gemma.c): sliding window and its layer pattern,
- * soft-capping, attention scale, embedding scale, the local RoPE base; the
- * neutral values for other architectures. After hmti_model_read_rope. */
+ * soft-capping, attention scale, embedding scale, the local RoPE base; for
+ * llama, qwen2 and phi3 the window on every layer; the neutral values
+ * otherwise. After hmti_model_read_rope. */
 int hmti_model_read_gemma(hmt_model *m);
 /* gemma3: HMT_E_UNSUPPORTED naming the first vision tensor of the file. */
 int hmti_model_refuse_vision(const hmt_model *m);
-int hmti_model_rope_table(hmt_model *m, const float *freq_factors);
+/* freq_factors: rope_freqs.weight, or LongRoPE's short factors; long: LongRoPE's
+ * long factors (m->rope_freq_long), else NULL. */
+int hmti_model_rope_table(hmt_model *m, const float *freq_factors, const float *long_factors);
+
+/* The RoPE table of a layer in a context of n_ctx slots: LongRoPE's long
+ * factors when the context is longer than the original one (llama.cpp's
+ * rule, chosen per context as llama.cpp does), else the short or only one. */
+static inline const double *hmti_model_rope_freqs(const hmt_model *m, int swa, int32_t n_ctx) {
+    if (m->rope_freq_long && n_ctx > m->rope.n_ctx_orig) return m->rope_freq_long;
+    return swa ? m->rope_freq_swa : m->rope_freq;
+}
 
 #endif

@@ -1,5 +1,5 @@
 /* Metadata keys that change a model's arithmetic in llama.cpp's reading of a
- * GGUF file but that libhmt does not implement (sliding windows and
+ * GGUF file but that libhmt does not implement (a sliding window on qwen3,
  * soft-capping outside the gemma architectures, scaled embeddings, logits or residuals, mixtures of experts,
  * DeepSeek's YaRN multiplier and YaRN corrections other than llama.cpp's
  * defaults). A file that sets one would otherwise load and give wrong
@@ -85,8 +85,8 @@ static int implemented(hmti_arch a, const char *suffix) {
         return !strcmp(suffix, "attn_logit_softcapping") ||
                !strcmp(suffix, "final_logit_softcapping") ||
                !strcmp(suffix, "attention.sliding_window");
-    if (a == HMTI_ARCH_GEMMA3) return !strcmp(suffix, "attention.sliding_window");
-    return 0;
+    /* gemma3, and every layer of llama, qwen2, phi3 (gemma.c) */
+    return a != HMTI_ARCH_QWEN3 && !strcmp(suffix, "attention.sliding_window");
 }
 
 int hmti_model_refuse_unimplemented(const hmti_gguf *g, const char *arch, int32_t n_ctx_train,

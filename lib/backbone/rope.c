@@ -5,12 +5,16 @@
  * frequency, and one magnitude mscale multiplying cos and sin. So the table
  * and mscale are computed once here and the kernel only multiplies.
  *
- *   theta_i = base^(-2i/n_rot) / ff_i        ff: rope_freqs.weight (llama3), else 1
+ *   theta_i = base^(-2i/n_rot) / ff_i        ff: rope_freqs.weight (llama3), LongRoPE's
+ *                                            short or long factors (phi3), else 1
  *   none / linear: freq_i = theta_i * fs      fs = 1/factor (1 for none or no factor)
  *   yarn:          freq_i = theta_i * (fs * (1 - r_i) + r_i)
  *                  r_i = 1 - clamp((i - lo) / max(0.001, hi - lo), 0, 1)
  *                  lo, hi = ggml_rope_yarn_corr_dims(n_rot, n_ctx_orig, base, 32, 1)
  *   mscale = attn_factor * (yarn and factor > 1 ? 1 + 0.1 ln(factor) : 1)
+ *
+ * LongRoPE (phi3) keeps two tables, the short factors' and the long
+ * factors'; each context takes one by its size (hmti_model_rope_freqs).
  *
  * The YaRN magnitude is llama.cpp's net value: it sets the context's
  * attn_factor to get_mscale(factor) / (1 + 0.1 ln factor) · attn_factor and
@@ -40,6 +44,36 @@ static int opt_float(const hmt_model *m, const char *suffix, float def, int zero
     if (rc) return rc;
     if (!isfinite(*out) || *out < 0 || (*out == 0 && !zero_ok))
         return hmti_errf(HMT_E_FORMAT, "model: '%s' = %g is out of range", key, *out);
+    return HMT_OK;
+}
+
+/* LongRoPE (Phi-3 128k, Phi-3.5): rope_factors_short.weight and
+ * rope_factors_long.weight divide the frequencies as rope_freqs.weight does;
+ * a context longer than rope.scaling.original_context_length uses the long
+ * ones (llama.cpp's get_rope_factors), and rope.scaling.attn_factor (the
+ * converter's sqrt(1 + ln(s) / ln(n_ctx_orig))) multiplies cos and sin
+ * either way. llama.cpp's phi3 graph reads them; its llama graph only under
+ * rope.scaling.type "longrope", which libhmt refuses (read above). */
+static int read_longrope(hmt_model *m) {
+    static const char *const NAMES[2] = {"rope_factors_short.weight", "rope_factors_long.weight"};
+    const int has[2] = {hmti_gguf_find_tensor(m->gguf, NAMES[0]) != NULL,
+                        hmti_gguf_find_tensor(m->gguf, NAMES[1]) != NULL};
+    m->rope.longrope = has[0] && has[1];
+    if (!has[0] && !has[1]) return HMT_OK;
+    const char *name = NAMES[has[0] ? 0 : 1];
+    if (m->arch != HMTI_ARCH_PHI3)
+        return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor '%s' (LongRoPE frequency factors) in a "
+                         "'%s' file: libhmt applies them to architecture phi3 only "
+                         "(docs/MODELS.md)", name, m->arch_name);
+    if (!m->rope.longrope)
+        return hmti_errf(HMT_E_FORMAT, "model: tensor '%s' without '%s': LongRoPE needs both "
+                         "the short and the long factors", name, NAMES[has[0] ? 1 : 0]);
+    if (m->rope.scaling == HMTI_ROPE_YARN) {
+        char key[128];
+        key_of(key, sizeof key, m, "rope.scaling.type");
+        return hmti_model_refuse(key, "'yarn'", "together with LongRoPE factors (two scalings "
+                                                "of one frequency table)");
+    }
     return HMT_OK;
 }
 
@@ -123,7 +157,7 @@ int hmti_model_read_rope(hmt_model *m) {
         return hmti_errf(HMT_E_UNSUPPORTED, "model: tensor 'rope_freqs.weight' (per-dimension RoPE "
                          "frequency factors) in a '%s' file: llama.cpp applies them only to "
                          "architecture llama, and so does libhmt (docs/MODELS.md)", m->arch_name);
-    return HMT_OK;
+    return read_longrope(m);
 }
 
 /* ggml_rope_yarn_corr_dim, in float as ggml computes it (a floor/ceil of it
@@ -133,14 +167,10 @@ static float corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
            (2.0f * logf(base));
 }
 
-/* After the weights are checked (so n_rot, bounded by the head size, is
- * backed by tensors the file holds). */
-int hmti_model_rope_table(hmt_model *m, const float *freq_factors) {
+/* One table: theta_i / ff_i (ff NULL: 1), then the scaling. */
+static void fill_table(const hmt_model *m, const float *ff, double *freq) {
     const hmti_rope_cfg *r = &m->rope;
-    const int half = r->n_rot / 2;
-    m->rope_freq = hmti_malloc((size_t)half * sizeof *m->rope_freq);
-    if (!m->rope_freq) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
-    hmti_rope_freqs(m->rope_freq, r->n_rot, m->rope_base);
+    hmti_rope_freqs(freq, r->n_rot, m->rope_base);
     const double fs = 1.0 / (double)r->factor;
     float lo = 0, hi = 0;
     if (r->scaling == HMTI_ROPE_YARN) {
@@ -149,9 +179,9 @@ int hmti_model_rope_table(hmt_model *m, const float *freq_factors) {
         lo = lo > 0 ? lo : 0;
         hi = hi < (float)(r->n_rot - 1) ? hi : (float)(r->n_rot - 1);
     }
-    for (int i = 0; i < half; i++) {
-        double f = m->rope_freq[i];
-        if (freq_factors) f /= (double)freq_factors[i];
+    for (int i = 0; i < r->n_rot / 2; i++) {
+        double f = freq[i];
+        if (ff) f /= (double)ff[i];
         if (r->scaling == HMTI_ROPE_YARN) {
             double y = ((double)i - lo) / (hi - lo > 0.001f ? (double)(hi - lo) : 0.001);
             const double ramp = 1.0 - (y < 0 ? 0 : y > 1 ? 1 : y);
@@ -159,7 +189,22 @@ int hmti_model_rope_table(hmt_model *m, const float *freq_factors) {
         } else {
             f *= fs;
         }
-        m->rope_freq[i] = f;
+        freq[i] = f;
+    }
+}
+
+/* After the weights are checked (so n_rot, bounded by the head size, is
+ * backed by tensors the file holds). */
+int hmti_model_rope_table(hmt_model *m, const float *freq_factors, const float *long_factors) {
+    const hmti_rope_cfg *r = &m->rope;
+    const int half = r->n_rot / 2;
+    m->rope_freq = hmti_malloc((size_t)half * sizeof *m->rope_freq);
+    if (!m->rope_freq) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
+    fill_table(m, freq_factors, m->rope_freq);
+    if (long_factors) {
+        m->rope_freq_long = hmti_malloc((size_t)half * sizeof *m->rope_freq_long);
+        if (!m->rope_freq_long) return hmti_errf(HMT_E_NOMEM, "model: out of memory");
+        fill_table(m, long_factors, m->rope_freq_long);
     }
     m->rope_mscale = r->attn_factor;
     if (r->scaling == HMTI_ROPE_YARN && r->factor > 1.0f)

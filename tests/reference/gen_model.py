@@ -1,5 +1,5 @@
 """Deterministic generator of random-weight llama / qwen2 / qwen3 / gemma2 /
-gemma3 GGUF models
+gemma3 / phi3 GGUF models
 with a complete tokenizer, for tests (small shapes) and benchmarks (real shapes; see
 bench/gen_model.py). Standard library + NumPy; written with tools/gguf_write.py.
 
@@ -18,9 +18,14 @@ Weights (seeded, drawn in a fixed order, so a seed always gives the same file):
   <bos> <unk> <start_of_turn> <end_of_turn>, add_space_prefix false); keys key_length/value_length, sliding_window and
   (gemma2) attn_logit_softcapping / final_logit_softcapping as llama.cpp's
   converter writes them (gemma dict).
+  phi3: q|k|v as one tensor attn_qkv [q rows, k rows, v rows] and gate|up
+  as one ffn_up [gate rows, up rows] (the same draws as the separate
+  tensors, concatenated), NEOX RoPE, SentencePiece tokenizer.
+sliding_window (llama, qwen2, phi3): attention.sliding_window, every layer.
 RoPE variants (rope_scaling, an HF-style dict, written as llama.cpp's
 converter writes it: tools/hf_rope.py): llama3 -> rope_freqs.weight; linear,
-yarn -> rope.scaling.* keys. n_rot < head_dim: partial rotary. head_dim
+yarn -> rope.scaling.* keys; longrope (phi3) -> rope_factors_long/short.weight,
+attn_factor, original_context_length. n_rot < head_dim: partial rotary. head_dim
 other than n_embd / n_head is written as attention.key_length/value_length.
 All 2-D weights are stored in the chosen type (--type: one type for all, or
 the q4_k_m mix; tools/gguf_quants.py tensor_type), as llama.cpp does; 1-D
@@ -249,16 +254,19 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
                n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, tied=False, wtype="f32",
                seed=0, tokenizer=None, pre=None, alignment=32, version=3,
                write_vocab_size=None, write_rope_dim=None, name=None, head_dim=None,
-               n_rot=None, rope_scaling=None, gemma=None):
+               n_rot=None, rope_scaling=None, gemma=None, sliding_window=None,
+               fused_qkv=True):
     """Write a random-weight model to path; returns a dict of its shape
     parameters (the manifest line). tokenizer: "spm"/"gpt2" (default by
     arch: llama -> spm, qwen2/qwen3 -> gpt2). head_dim: default n_embd //
     n_head (another value is written as attention.key_length). n_rot:
     rotated dims (default head_dim). rope_scaling: HF-style dict.
     gemma (gemma2/gemma3): dict of sliding_window, attn_logit_softcapping,
-    final_logit_softcapping (None: key not written)."""
-    if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
+    final_logit_softcapping (None: key not written). fused_qkv (phi3):
+    attn_qkv, else separate attn_q/k/v (llama.cpp's phi3 loads either)."""
+    if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"):
         raise ValueError(arch)
+    phi3 = arch == "phi3"
     is_gemma = arch in ("gemma2", "gemma3")
     if is_gemma:
         tied = True
@@ -272,11 +280,13 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         raise ValueError("Q8_0 needs n_embd and n_ff multiples of 32")
     if wtype not in WTYPES and wtype not in QTYPES and wtype not in MIXES:
         raise ValueError(f"unknown weight type {wtype}")
-    tokenizer = tokenizer or {"llama": "spm", "gemma2": "gemma", "gemma3": "gemma"}.get(arch, "gpt2")
+    tokenizer = tokenizer or {"llama": "spm", "phi3": "spm", "gemma2": "gemma",
+                              "gemma3": "gemma"}.get(arch, "gpt2")
     write_vocab_size = (arch == "llama") if write_vocab_size is None else write_vocab_size
     write_rope_dim = (arch == "llama" or n_rot != hd) if write_rope_dim is None else write_rope_dim
-    rope_f, rope_s, rope_u, rope_freqs = hf_rope.gguf_rope_scaling(rope_scaling, rope_base, n_rot,
-                                                                    arch)
+    rope_f, rope_s, rope_u, rope_tensors = hf_rope.gguf_rope_scaling(
+        rope_scaling, rope_base, n_rot, arch, max_pos=n_ctx,
+        original=(rope_scaling or {}).get("original_max_position_embeddings"))
     tt = None  # 2-D weights: their type by tensor_qtype
     qtypes_used = {}
     rng = np.random.default_rng(seed)
@@ -308,6 +318,8 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         w.add(f"{arch}.{k}", v, gw.UINT32)
     if write_vocab_size:
         w.add(f"{arch}.vocab_size", n_vocab, gw.UINT32)
+    if sliding_window is not None:
+        w.add(f"{arch}.attention.sliding_window", sliding_window, gw.UINT32)
     for k, v in (gemma or {}).items():
         if v is not None:
             w.add(f"{arch}.{k if 'softcapping' in k else 'attention.' + k}", v,
@@ -331,8 +343,8 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     def norm(n):
         return 1.0 + _normal(rng, (n,), 0.1)
 
-    if rope_freqs is not None:   # llama.cpp's converter writes it first
-        T("rope_freqs.weight", rope_freqs, gw.F32)
+    for tname, a in rope_tensors.items():   # llama.cpp's converter writes them first
+        T(tname, a, gw.F32)
     emb_std = min(1.0, 3.0 / np.sqrt(n_embd)) if tied else 1.0
     T("token_embd.weight", _normal(rng, (n_vocab, n_embd), emb_std), tt)
     T("output_norm.weight", norm(n_embd), gw.F32)
@@ -341,9 +353,14 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
     for i in range(n_layer):
         p = f"blk.{i}."
         T(p + "attn_norm.weight", norm(n_embd), gw.F32)
-        T(p + "attn_q.weight", _normal(rng, (n_head * hd, n_embd), 1.4 / np.sqrt(n_embd)), tt)
-        T(p + "attn_k.weight", _normal(rng, (n_head_kv * hd, n_embd), 1.4 / np.sqrt(n_embd)), tt)
-        T(p + "attn_v.weight", _normal(rng, (n_head_kv * hd, n_embd), 1.0 / np.sqrt(n_embd)), tt)
+        qkv = [_normal(rng, (n_head * hd, n_embd), 1.4 / np.sqrt(n_embd)),
+               _normal(rng, (n_head_kv * hd, n_embd), 1.4 / np.sqrt(n_embd)),
+               _normal(rng, (n_head_kv * hd, n_embd), 1.0 / np.sqrt(n_embd))]
+        if phi3 and fused_qkv:
+            T(p + "attn_qkv.weight", np.concatenate(qkv), tt)
+        else:
+            for nm, a in zip(("attn_q", "attn_k", "attn_v"), qkv):
+                T(p + nm + ".weight", a, tt)
         if arch == "qwen2":
             T(p + "attn_q.bias", _normal(rng, (n_head * hd,), 0.3), gw.F32)
             T(p + "attn_k.bias", _normal(rng, (n_head_kv * hd,), 0.3), gw.F32)
@@ -355,8 +372,13 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
         if is_gemma:
             T(p + "post_attention_norm.weight", norm(n_embd), gw.F32)
         T(p + "ffn_norm.weight", norm(n_embd), gw.F32)
-        T(p + "ffn_gate.weight", _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd)), tt)
-        T(p + "ffn_up.weight", _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd)), tt)
+        gate = _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd))
+        up = _normal(rng, (n_ff, n_embd), 1.0 / np.sqrt(n_embd))
+        if phi3:
+            T(p + "ffn_up.weight", np.concatenate([gate, up]), tt)
+        else:
+            T(p + "ffn_gate.weight", gate, tt)
+            T(p + "ffn_up.weight", up, tt)
         T(p + "ffn_down.weight", _normal(rng, (n_embd, n_ff), 1.0 / np.sqrt(n_ff)), tt)
         if is_gemma:
             T(p + "post_ffw_norm.weight", norm(n_embd), gw.F32)
@@ -375,7 +397,8 @@ def make_model(path, arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
-    ap.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3", "gemma2", "gemma3"])
+    ap.add_argument("--arch", default="llama",
+                    choices=["llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"])
     ap.add_argument("--n-vocab", type=int, default=320)
     ap.add_argument("--n-embd", type=int, default=64)
     ap.add_argument("--n-layer", type=int, default=2)

@@ -69,6 +69,13 @@ CASES = [
      dict(mode="full", lookahead=True), 42, 212),
     ("hmt-full-gemma3", "gemma3-f32", dict(L=8, k=2, N=3, d_h=24, seed=110),
      dict(mode="full", lookahead=True), 39, 213),
+    # phi3 (fused weights, partial rotary, LongRoPE: a pass's 12-slot context
+    # is shorter than the original 64, so the short factors) and Mistral-style
+    # llama: their windows (5 and 4 slots) act inside every 12-row pass
+    ("hmt-full-phi3", "phi3-f32", dict(L=8, k=2, N=3, d_h=24, seed=114),
+     dict(mode="full", lookahead=True), 41, 214),
+    ("hmt-full-swa", "llama-swa-f32", dict(L=8, k=2, N=3, d_h=24, seed=115),
+     dict(mode="full", lookahead=True), 44, 215),
 ]
 
 # recommended C tolerances (max abs difference vs the golden); see README.md.

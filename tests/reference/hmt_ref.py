@@ -168,6 +168,9 @@ class HMT:
                 self.bf16 = False
         if mode != "window" and self.k + self.L + 2 > model.n_ctx_train:
             raise ValueError("k + L + 2 exceeds the model's context length")
+        # the backbone's context, as the C stream sizes it: it picks LongRoPE's
+        # short or long factors (llama_ref.Model.use_context)
+        model.use_context({"window": self.n_ctx, "segments": self.L}.get(mode, self.k + self.L + 2))
 
     # ---- building blocks ----------------------------------------------------
     def embed(self, toks):

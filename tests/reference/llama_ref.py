@@ -1,6 +1,6 @@
 """NumPy reference forward pass for llama-family GGUF models (archs `llama`,
-`qwen2`, `qwen3`, `gemma2` and `gemma3`), written from the math in float64 so
-it is an oracle for the C implementation, not a twin of it.
+`qwen2`, `qwen3`, `gemma2`, `gemma3` and `phi3`), written from the math in
+float64 so it is an oracle for the C implementation, not a twin of it.
 
     m = Model("model.gguf")                      # float64 by default
     logits, hidden, cache = m.forward(tokens=[1, 5, 9])
@@ -43,6 +43,22 @@ read through the GGUF as llama.cpp reads it; see gemma_hparams()):
     h = RMSNorm(x) * ffn_norm
     x += RMSNorm((gelu_tanh(h Wg^T) * (h Wu^T)) Wd^T) * post_ffw_norm
     logits = hidden E^T; gemma2: logits = c * tanh(logits / c) (final_logit_softcapping)
+
+Phi-3 (Hugging Face's modeling_phi3.py, read through the GGUF as llama.cpp
+reads it): the llama block above with
+    q|k|v = h Wqkv^T, split into n_head*hd, n_kv*hd, n_kv*hd columns
+            (attn_qkv.weight; or separate attn_q/k/v)
+    gate|up = h Wgu^T, split in halves: gate first (HF's gate_up_proj.chunk(2)),
+            x += (silu(gate) * up) Wd^T          (ffn_up.weight, 2 n_ff rows)
+    RoPE NEOX on the first n_rot dims (partial_rotary_factor)
+    LongRoPE: theta_i = base^(-2i/n_rot) / ext_i, ext = rope_factors_long when
+            the context (n_ctx slots) is longer than original_context_length,
+            else rope_factors_short; cos and sin * rope.scaling.attn_factor
+            (HF chooses by the current sequence length instead: the same
+            for every sequence that fits the original context)
+Sliding window (Mistral-style: llama, qwen2, phi3 with
+attention.sliding_window W > 0): every layer, row at slot s attends to slots
+s - W + 1 .. s (HF's sliding-window mask, kv > q - W).
 
 Rows are token ids (embedding lookup) or caller-given input embeddings.
 `python3 llama_ref.py [MODEL.gguf]` runs a self-check (on a generated model
@@ -108,13 +124,16 @@ def rope_table(meta, n_rot, base, n_ctx_train, freq_factors=None):
     return theta * ((1.0 - r) / factor + r), mscale, kind
 
 
-def hf_rope(rs, base, dim):
+def hf_rope(rs, base, dim, seq_len=0, max_pos=None, original=None):
     """Hugging Face's RoPE frequencies and attention factor for a config's
     rope_scaling (modeling_rope_utils' _compute_default_rope_parameters,
     _compute_linear_scaling_rope_parameters, _compute_llama3_parameters,
-    _compute_yarn_parameters, written out in float64 from their published
-    math): (inv_freq [dim/2], attention_factor). The independent statement
-    the GGUF form (rope_table) is checked against."""
+    _compute_yarn_parameters, _compute_longrope_parameters, written out in
+    float64 from their published math): (inv_freq [dim/2], attention_factor).
+    The independent statement the GGUF form (rope_table) is checked against.
+    longrope: seq_len picks the long factors when > the original context
+    (original: the config's top-level original_max_position_embeddings,
+    else rope_scaling's); max_pos: max_position_embeddings (its factor)."""
     inv = 1.0 / float(base) ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
     kind = (rs or {}).get("rope_type", (rs or {}).get("type"))
     if kind in (None, "default"):
@@ -140,6 +159,12 @@ def hf_rope(rs, base, dim):
         extrap = 1 - ramp
         att = rs.get("attention_factor") or (0.1 * np.log(f) + 1.0 if f > 1 else 1.0)
         return inv / f * (1 - extrap) + inv * extrap, att
+    if kind in ("longrope", "su"):
+        old = original or rs["original_max_position_embeddings"]
+        f = rs.get("factor") or max_pos / old
+        att = rs.get("attention_factor") or (np.sqrt(1 + np.log(f) / np.log(old)) if f > 1 else 1.0)
+        ext = np.asarray(rs["long_factor"] if seq_len > old else rs["short_factor"], np.float64)
+        return 1.0 / (ext * float(base) ** (np.arange(0, dim, 2, dtype=np.float64) / dim)), att
     raise ValueError(f"rope_scaling {kind!r}")
 
 
@@ -162,6 +187,10 @@ def gemma_hparams(m, meta):
     m.gelu = arch in ("gemma2", "gemma3")
     m.n_swa, period = 0, 0
     m.inv_freq_swa = m.inv_freq
+    if arch in ("llama", "qwen2", "phi3"):
+        m.n_swa = int(meta("attention.sliding_window", 0))
+        m.swa_layers = [m.n_swa > 0] * m.n_layer
+        return
     if arch == "gemma2":
         m.n_swa, period = int(meta("attention.sliding_window", 4096)), 2
         m.attn_softcap = float(meta("attn_logit_softcapping", 50.0))
@@ -203,7 +232,7 @@ class Model:
         g = GGUFFile(path)
         self.meta = g.meta
         arch = g.meta["general.architecture"]
-        if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3"):
+        if arch not in ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"):
             raise ValueError(f"unsupported architecture {arch}")
         self.arch = arch
 
@@ -230,7 +259,7 @@ class Model:
         if self.n_head % self.n_head_kv:
             raise ValueError("n_head not a multiple of n_head_kv")
         self.neox = {"norm": False, "neox": True,
-                     None: arch in ("qwen2", "qwen3", "gemma2", "gemma3")}[rope_mode]
+                     None: arch in ("qwen2", "qwen3", "gemma2", "gemma3", "phi3")}[rope_mode]
 
         def W(name):
             return g.tensor(name).astype(self.dtype)
@@ -246,8 +275,20 @@ class Model:
         for i in range(self.n_layer):
             p = f"blk.{i}."
             L = {k: W(p + k + ".weight") for k in
-                 ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                  "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")}
+                 ("attn_norm", "attn_output", "ffn_norm", "ffn_up", "ffn_down")}
+            q_dim, kv_dim = self.n_head * self.head_dim, self.n_head_kv * self.head_dim
+            if p + "attn_qkv.weight" in g.tensors:   # phi3: fused q|k|v rows
+                qkv = W(p + "attn_qkv.weight")
+                assert qkv.shape[0] == q_dim + 2 * kv_dim
+                L["attn_q"], L["attn_k"], L["attn_v"] = np.split(qkv, [q_dim, q_dim + kv_dim])
+            else:
+                for k in ("attn_q", "attn_k", "attn_v"):
+                    L[k] = W(p + k + ".weight")
+            if arch == "phi3":   # ffn_up holds gate then up (HF gate_up_proj.chunk(2))
+                assert L["ffn_up"].shape[0] == 2 * self.n_ff
+                L["ffn_gate"], L["ffn_up"] = np.split(L["ffn_up"], 2)
+            else:
+                L["ffn_gate"] = W(p + "ffn_gate.weight")
             for b in ("attn_q", "attn_k", "attn_v"):
                 L[b + ".bias"] = W(p + b + ".bias") if p + b + ".bias" in g.tensors else None
             for nm in ("attn_q_norm", "attn_k_norm"):
@@ -262,13 +303,33 @@ class Model:
                 raise ValueError("rope_freqs.weight is applied by llama.cpp to arch llama only")
             ff = g.tensor("rope_freqs.weight").astype(np.float64).reshape(-1)
             assert ff.shape == (self.n_rot // 2,)
+        meta = lambda k, d=None: g.meta.get(f"{arch}.{k}", d)  # noqa: E731
+        self.long_freq = None
+        if "rope_factors_long.weight" in g.tensors or "rope_factors_short.weight" in g.tensors:
+            if arch != "phi3":
+                raise ValueError("LongRoPE factors are applied to arch phi3 only")
+            ff = g.tensor("rope_factors_short.weight").astype(np.float64).reshape(-1)
+            fl = g.tensor("rope_factors_long.weight").astype(np.float64).reshape(-1)
+            assert ff.shape == fl.shape == (self.n_rot // 2,)
+            self.long_freq = rope_table(meta, self.n_rot, self.rope_base, self.n_ctx_train,
+                                        fl)[0].astype(self.dtype)
         inv_freq, self.mscale, self.rope_kind = rope_table(
-            lambda k, d=None: g.meta.get(f"{arch}.{k}", d), self.n_rot, self.rope_base,
-            self.n_ctx_train, ff)
-        self.inv_freq = inv_freq.astype(self.dtype)
-        gemma_hparams(self, lambda k, d=None: g.meta.get(f"{arch}.{k}", d))
+            meta, self.n_rot, self.rope_base, self.n_ctx_train, ff)
+        self.inv_freq = self.short_freq = inv_freq.astype(self.dtype)
+        self.n_ctx_orig = int(meta("rope.scaling.original_context_length", self.n_ctx_train))
+        gemma_hparams(self, meta)
         if arch == "gemma2" and not self.tied:
             raise ValueError("llama.cpp's gemma2 ties the LM head to token_embd")
+        self.use_context(self.n_ctx_train)
+
+    def use_context(self, n_ctx):
+        """The context size (KV slots) of the runs that follow: LongRoPE takes
+        the long factors when it exceeds the original context (llama.cpp's
+        choice per context), else the short ones. Default: the model's."""
+        self.n_ctx = int(n_ctx)
+        if self.long_freq is not None:
+            self.inv_freq = self.long_freq if self.n_ctx > self.n_ctx_orig else self.short_freq
+            self.inv_freq_swa = self.inv_freq
 
     # ---- building blocks ---------------------------------------------------
     def rmsnorm(self, x, w):

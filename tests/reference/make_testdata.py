@@ -28,6 +28,12 @@ from golden import read_golden, write_golden  # noqa: E402
 from hmt_golden import make_all as make_hmt_goldens  # noqa: E402
 from llama_ref import Model, hf_rope  # noqa: E402
 
+# Phi-3-style LongRoPE for 6 rotated pairs: short factors near 1, long ones
+# growing to 6 (as Phi-3's do, by frequency), original context 64
+PHI3_LONGROPE = dict(rope_type="longrope", original_max_position_embeddings=64,
+                     short_factor=[1.0, 1.02, 1.05, 1.1, 1.2, 1.3],
+                     long_factor=[1.0, 1.25, 1.9, 3.0, 4.5, 6.0])
+
 # name -> make_model keyword arguments (shapes kept small: the whole run is ~seconds)
 MODELS = [
     ("llama-f32", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
@@ -97,6 +103,22 @@ MODELS = [
     # gemma3: 7 layers (0-4 and 6 slide with window 4 and local base 10000;
     # layer 5 global, base 1e6, linear factor 4), q/k norms, head size 32
     # != d / heads, token rows scaled (caller embeddings not), positions x 7
+    # phi3 (issue 15): fused attn_qkv and gate|up ffn_up, NEOX RoPE on 12 of 16
+    # dims (partial rotary), LongRoPE (original context 64, context 256: the
+    # goldens use the long factors, <name>.S.golden the short ones at n_ctx
+    # 64), attn_factor sqrt(1 + ln 4 / ln 64), sliding window 5 on every layer
+    ("phi3-f32", dict(arch="phi3", n_vocab=320, n_embd=64, n_layer=2, n_head=4, n_head_kv=2,
+                      n_ff=160, n_ctx=256, rope_base=10000.0, rms_eps=1e-5, wtype="f32", seed=39,
+                      n_rot=12, pos_stride=13, sliding_window=5, rope_scaling=PHI3_LONGROPE)),
+    # phi3 with separate attn_q/k/v (llama.cpp loads either form), tied head, F16,
+    # whole-head rotary, no LongRoPE, no window
+    ("phi3-split-f16", dict(arch="phi3", n_vocab=320, n_embd=64, n_layer=2, n_head=4,
+                            n_head_kv=4, n_ff=128, n_ctx=128, rope_base=10000.0, rms_eps=1e-5,
+                            wtype="f16", tied=True, seed=41, fused_qkv=False)),
+    # Mistral-style llama: a window of 4 slots on every layer
+    ("llama-swa-f32", dict(arch="llama", n_vocab=320, n_embd=64, n_layer=2, n_head=4,
+                           n_head_kv=2, n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5,
+                           wtype="f32", seed=40, sliding_window=4)),
     ("gemma3-f32", dict(arch="gemma3", n_vocab=320, n_embd=64, n_layer=7, n_head=4, n_head_kv=2,
                         head_dim=32, n_ff=160, n_ctx=256, rope_base=1000000.0, rms_eps=1e-6,
                         wtype="f32", seed=38, pos_stride=7, gemma=dict(sliding_window=4),
@@ -142,17 +164,26 @@ def verify_model(path, info):
         assert toks[m["tokenizer.ggml.eos_token_id"]] == "<|im_end|>"
     emb = g.tensor("token_embd.weight")
     assert ("rope_freqs.weight" in g.tensors) == (info["rope_scaling"] == "llama3")
+    assert ("rope_factors_long.weight" in g.tensors) == (info["rope_scaling"] == "longrope")
     assert emb.shape == (info["n_vocab"], info["n_embd"]) and np.isfinite(emb).all()
     assert ("output.weight" in g.tensors) == (not info["tied"])
     n_params = sum(int(np.prod(t.ne)) for t in g.tensors.values())
     assert n_params == info["n_params"]
     hd = info["head_dim"]
+    assert g.tensor("blk.0.ffn_down.weight").shape == (info["n_embd"], info["n_ff"])
+    if arch == "phi3":   # fused gate|up, q|k|v fused or not (llama.cpp's phi3 shapes)
+        assert g.tensors["blk.0.ffn_up.weight"].ne == [info["n_embd"], 2 * info["n_ff"]]
+        assert "blk.0.ffn_gate.weight" not in g.tensors
+        if "blk.0.attn_qkv.weight" in g.tensors:
+            assert g.tensors["blk.0.attn_qkv.weight"].ne == [
+                info["n_embd"], (info["n_head"] + 2 * info["n_head_kv"]) * hd]
+            assert "blk.0.attn_q.weight" not in g.tensors
+            return
     q = g.tensor("blk.0.attn_q.weight")
     k = g.tensor("blk.0.attn_k.weight")
     assert q.shape == (info["n_head"] * hd, info["n_embd"])
     assert k.shape == (info["n_head_kv"] * hd, info["n_embd"])
     assert g.tensors["blk.0.attn_q.weight"].ne == [info["n_embd"], info["n_head"] * hd]
-    assert g.tensor("blk.0.ffn_down.weight").shape == (info["n_embd"], info["n_ff"])
 
 
 def check_rope_vs_hf(ref, kw):
@@ -160,12 +191,17 @@ def check_rope_vs_hf(ref, kw):
     against Hugging Face's formulas for the same config (llama_ref.hf_rope),
     so the GGUF form and the HF form are the same model."""
     rs = kw.get("rope_scaling")
-    inv, att = hf_rope(rs, ref.rope_base, ref.n_rot)
-    err = np.abs(ref.inv_freq / inv - 1).max()
-    # float32 rope_freqs.weight: 1e-7 relative
-    assert err < 1e-6 and abs(ref.mscale - att) < 1e-7, (rs, err, ref.mscale, att)
     kind = rs["rope_type"] if rs else None
-    assert ref.rope_kind == {"llama3": "linear", None: "linear"}.get(kind, kind)
+    # LongRoPE: both tables (the model's context, 256, takes the long one)
+    tables = ([(ref.long_freq, ref.n_ctx_train), (ref.short_freq, 0)] if kind == "longrope"
+              else [(ref.inv_freq, 0)])
+    for table, seq_len in tables:
+        inv, att = hf_rope(rs, ref.rope_base, ref.n_rot, seq_len=seq_len, max_pos=ref.n_ctx_train)
+        err = np.abs(table / inv - 1).max()
+        # float32 rope_freqs.weight / rope_factors: 1e-7 relative
+        assert err < 1e-6 and abs(ref.mscale - att) < 1e-6, (rs, err, ref.mscale, att)
+    assert kind != "longrope" or ref.inv_freq is ref.long_freq
+    assert ref.rope_kind == {"llama3": "linear", "longrope": "linear", None: "linear"}.get(kind, kind)
 
 
 def sensitivity(ref, path, chunks):
@@ -187,15 +223,42 @@ def sensitivity(ref, path, chunks):
             L["attn_q_norm"] = L["attn_k_norm"] = None
     d = 0.0
     if what:
+        shared = plain.inv_freq_swa is plain.inv_freq
         plain.n_rot = plain.head_dim
         plain.inv_freq = plain.rope_base ** (-2 * np.arange(plain.n_rot // 2) / plain.n_rot)
+        plain.inv_freq_swa = plain.inv_freq if shared else plain.inv_freq_swa
         plain.mscale = 1.0
         d = float(np.abs(plain.forward_chunks(chunks)[0] - ref.forward_chunks(chunks)[0]).max())
         assert d > 1e-2, (path, what, d)
     what += gemma_sensitivity(ref, path, chunks)
+    what += window_sensitivity(ref, path, chunks)
     if not what:
         return None
     return " + ".join(what), d
+
+
+def window_sensitivity(ref, path, chunks):
+    """Mistral-style window (llama, qwen2, phi3) and LongRoPE's choice of
+    table: each must move case D's logits by > 1e-2 (the cases reach past
+    the window). Returns ["feature |dlogit|", ...]."""
+    what = []
+    if ref.gelu:
+        return what
+    ld = ref.forward_chunks(chunks)[0]
+    alts = []
+    if ref.n_swa:
+        alt = Model(path)
+        alt.swa_layers = [False] * alt.n_layer
+        alts.append(("sliding window", alt))
+    if ref.long_freq is not None:
+        alt = Model(path)
+        alt.use_context(alt.n_ctx_orig)
+        alts.append(("long vs short factors", alt))
+    for name, alt in alts:
+        d = float(np.abs(alt.forward_chunks(chunks)[0] - ld).max())
+        assert d > 1e-2, (path, name, d)
+        what.append(f"{name} {d:.1f}")
+    return what
 
 
 def gemma_sensitivity(ref, path, chunks):
@@ -305,13 +368,25 @@ def main():
             assert np.array_equal(gd["tokens"], tokens) and np.array_equal(gd["pos"], pos)
             assert np.abs(gd["logits"] - lg).max() < 1e-5
             res[cname] = (lg, hd)
+        if ref.long_freq is not None:
+            # <name>.S.golden: case A in a context of n_ctx_orig slots, where
+            # LongRoPE takes the short factors (check_backbone.c replays it so)
+            short = Model(path)
+            short.use_context(short.n_ctx_orig)
+            chunks = cases(ref, 1000 + mi, stride)["A"]
+            lg, hd = short.forward_chunks(chunks)
+            assert np.abs(lg - res["A"][0]).max() > 1e-2   # the other table shows
+            tokens, pos, sizes, embd = flatten(chunks, ref.n_embd)
+            write_golden(os.path.join(out, f"{name}.S.golden"), tokens, pos, sizes, embd, lg, hd)
+            info["n_ctx_short"] = short.n_ctx_orig
         dB = max(np.abs(res["A"][0] - res["B"][0]).max(), np.abs(res["A"][1] - res["B"][1]).max())
         assert dB < 1e-10, f"{name}: incremental != batch ({dB})"
         info["ref_f32_dlogit"] = f"{dl32:.2e}"
         info["ref_f32_dhidden"] = f"{dh32:.2e}"
         worst[name] = (dl32, dh32)
         lines.append(" ".join(f"{k}={info[k]}" for k in MANIFEST_KEYS + [
-            "n_rot", "rope_scaling", "ref_f32_dlogit", "ref_f32_dhidden"]) + f" pos_stride={stride}")
+            "n_rot", "rope_scaling", "ref_f32_dlogit", "ref_f32_dhidden"]) + f" pos_stride={stride}"
+            + (f" n_ctx_short={info['n_ctx_short']}" if "n_ctx_short" in info else ""))
         lgA = res["A"][0]
         print(f"  {name:16s} {info['arch']:5s} {info['wtype']:4s} vocab={info['n_vocab']} "
               f"d={info['n_embd']} L={info['n_layer']} H={info['n_head']}/{info['n_head_kv']} "
@@ -394,8 +469,28 @@ UNIMPLEMENTED = [
      ("invalid", "llama.rope.dimension_count")),
     ("rope-dim-too-large", [("llama.rope.dimension_count", 32, "UINT32")], [],
      ("invalid", "llama.rope.dimension_count")),
-    ("sliding-window", [("llama.attention.sliding_window", 32, "UINT32")], [],
-     ("refused", "llama.attention.sliding_window")),
+    # a window on every layer is implemented for llama, qwen2, phi3 (llama-swa-f32,
+    # phi3-f32); qwen3's layer pattern (max_window_layers) is not in the file
+    ("sliding-window", [("llama.attention.sliding_window", 32, "UINT32")], [], "loads"),
+    ("sliding-window-qwen3", [("llama.attention.sliding_window", 32, "UINT32")], [],
+     ("refused", "qwen3.attention.sliding_window"), "qwen3-f32"),
+    ("sliding-window-pattern", [("llama.attention.sliding_window", 32, "UINT32"),
+                                ("llama.attention.sliding_window_pattern", 2, "UINT32")], [],
+     ("refused", "llama.attention.sliding_window_pattern")),
+    # phi3's LongRoPE factors (None: the tensor is left out of the copy)
+    ("phi3-short-only", [], [("rope_factors_long.weight", None)],
+     ("invalid", "rope_factors_short.weight"), "phi3-f32"),
+    ("phi3-factor-zero", [], [("rope_factors_long.weight", np.zeros(6, np.float32))],
+     ("invalid", "rope_factors_long.weight"), "phi3-f32"),
+    ("phi3-yarn", [("llama.rope.scaling.type", "yarn", "STRING")], [],
+     ("refused", "phi3.rope.scaling.type"), "phi3-f32"),
+    ("phi3-qkv-bias", [], [("blk.0.attn_qkv.bias", np.zeros(128, np.float32))],
+     ("refused", "blk.0.attn_qkv.bias"), "phi3-f32"),
+    ("phi3-experts", [("llama.expert_count", 4, "UINT32")], [],
+     ("refused", "phi3.expert_count"), "phi3-f32"),
+    ("longrope-factors-llama", [], [("rope_factors_long.weight", np.ones(8, np.float32)),
+                                    ("rope_factors_short.weight", np.ones(8, np.float32))],
+     ("refused", "rope_factors_short.weight")),
     ("experts", [("llama.expert_count", 8, "UINT32")], [], ("refused", "llama.expert_count")),
     ("softcap", [("llama.attn_logit_softcapping", 50.0, "FLOAT32")], [],
      ("refused", "llama.attn_logit_softcapping")),
@@ -454,11 +549,13 @@ def make_unimplemented_variants(out):
                 w.add(key, val, vtype, elem)
         for key, val, vtype in keys:
             w.add(key.replace("llama.", arch + ".", 1), val, getattr(gw, vtype))
+        dropped = {tname for tname, _ in tensors}   # replaced, or left out when None
         for tname in src.tensors:
-            a = src.tensor(tname)
-            w.add_tensor(tname, a, gw.F32)
+            if tname not in dropped:
+                w.add_tensor(tname, src.tensor(tname), gw.F32)
         for tname, a in tensors:
-            w.add_tensor(tname, a, gw.F32)
+            if a is not None:
+                w.add_tensor(tname, a, gw.F32)
         fname = f"unimplemented-{name}.gguf"
         w.write(os.path.join(out, fname))
         lines.append(f"{fname} loads" if verdict == "loads" else f"{fname} {verdict[0]} {verdict[1]}")

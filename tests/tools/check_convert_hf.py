@@ -115,7 +115,35 @@ def make_weights(spec, rng):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(size)).astype(np.float32)
         if spec.get("inv_freq"):
             w[p + "self_attn.rotary_emb.inv_freq"] = np.ones(hd // 2, np.float32)
+        if spec["arch"] == "phi3":   # HF's Phi3: qkv_proj = q|k|v rows, gate_up_proj = gate|up
+            w[p + "self_attn.qkv_proj.weight"] = np.concatenate(
+                [w.pop(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
+            w[p + "mlp.gate_up_proj.weight"] = np.concatenate(
+                [w.pop(p + "mlp.gate_proj.weight"), w.pop(p + "mlp.up_proj.weight")])
     return {k: stored(v, spec["src"]) for k, v in w.items()}
+
+
+def split_phi3(spec, w):
+    """HF-layout weights with Phi-3's fused tensors split (what the
+    references below read): qkv_proj rows q | k | v, gate_up_proj's halves
+    gate then up (HF's gate_up_proj output .chunk(2))."""
+    if spec["arch"] != "phi3":
+        return w
+    w = dict(w)
+    q, kv = spec["heads"] * head_dim(spec), spec["kv"] * head_dim(spec)
+    for i in range(spec["layers"]):
+        p = f"model.layers.{i}."
+        qkv = w.pop(p + "self_attn.qkv_proj.weight")
+        for n, part in zip("qkv", np.split(qkv, [q, q + kv])):
+            w[p + f"self_attn.{n}_proj.weight"] = part
+        gate, up = np.split(w.pop(p + "mlp.gate_up_proj.weight"), 2)
+        w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"] = gate, up
+    return w
+
+
+def n_rot(spec):
+    """Rotated dims: HF's int(head_dim * partial_rotary_factor)."""
+    return int(head_dim(spec) * spec.get("partial", 1.0))
 
 
 def head_dim(spec):
@@ -123,11 +151,11 @@ def head_dim(spec):
 
 
 HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-           "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}
+           "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM", "phi3": "Phi3ForCausalLM"}
 
 
 def write_config(path, spec):
-    cfg = {"architectures": [HF_ARCH[spec["arch"]]],
+    cfg = {"architectures": [spec.get("hf", HF_ARCH[spec["arch"]])],
            "model_type": spec["arch"], "hidden_size": spec["d"], "intermediate_size": spec["ff"],
            "num_hidden_layers": spec["layers"], "num_attention_heads": spec["heads"],
            "num_key_value_heads": spec["kv"], "vocab_size": spec["vocab"],
@@ -139,6 +167,11 @@ def write_config(path, spec):
         cfg["head_dim"] = head_dim(spec)
     if spec["arch"] in ("qwen2", "qwen3"):
         cfg.update(use_sliding_window=False, sliding_window=4096, max_window_layers=2)
+    if spec["arch"] == "phi3":   # Phi-3 128k / Phi-4-mini style
+        cfg.update(partial_rotary_factor=spec.get("partial", 1.0),
+                   original_max_position_embeddings=spec["orig"], sliding_window=spec.get("window"))
+    if spec.get("hf") == "MistralForCausalLM":
+        cfg.update(model_type="mistral", sliding_window=spec["window"])
     if spec["arch"] in ("gemma2", "gemma3"):
         del cfg["hidden_act"]
         cfg.update(head_dim=head_dim(spec), hidden_activation="gelu_pytorch_tanh",
@@ -207,18 +240,20 @@ def as_output(a, outtype):
     return a.astype(np.float16).astype(np.float32) if outtype == "f16" else bf16_round(a)
 
 
-def numpy_reference(spec, w, neox=True, scaled=True):
+def numpy_reference(spec, w, neox=True, scaled=True, seq_len=0):
     """tests/reference/llama_ref.py's Model filled with HF-layout weights:
     HF rotates halves (NEOX pairing) on unpermuted q/k, for every arch; its
     RoPE frequencies and attention factor from HF's formulas for the config's
-    rope_scaling (llama_ref.hf_rope; scaled=False: plain RoPE, a control)."""
+    rope_scaling (llama_ref.hf_rope; scaled=False: plain RoPE, a control;
+    seq_len: HF's LongRoPE choice of factors)."""
+    w = split_phi3(spec, w)
     m = llama_ref.Model.__new__(llama_ref.Model)
     f = np.float64
     m.dtype = np.dtype(f)
     m.arch = spec["arch"]
     m.n_embd, m.n_layer, m.n_ff = spec["d"], spec["layers"], spec["ff"]
     m.n_head, m.n_head_kv = spec["heads"], spec["kv"]
-    m.head_dim = m.n_rot = head_dim(spec)
+    m.head_dim, m.n_rot = head_dim(spec), n_rot(spec)
     m.eps, m.rope_base, m.neox = spec["eps"], spec["theta"], neox
     m.tok_embd = w["model.embed_tokens.weight"].astype(f)
     m.n_vocab = m.tok_embd.shape[0]
@@ -248,7 +283,8 @@ def numpy_reference(spec, w, neox=True, scaled=True):
             L["post_ffw_norm"] = w[p + "post_feedforward_layernorm.weight"].astype(f) + 1.0
         m.layers.append(L)
     m.inv_freq, m.mscale = llama_ref.hf_rope(spec.get("rope_scaling") if scaled else None,
-                                             m.rope_base, m.head_dim)
+                                             m.rope_base, m.n_rot, seq_len=seq_len, max_pos=256,
+                                             original=spec.get("orig"))
     meta = {"attention.sliding_window": spec.get("window")}
     if spec["arch"] == "gemma2":
         meta.update(attn_logit_softcapping=spec["softcap"][0],
@@ -257,13 +293,21 @@ def numpy_reference(spec, w, neox=True, scaled=True):
     return m
 
 
-def torch_rope(spec, hd):
+def torch_rope(spec, hd, seq_len=0):
     """HF's RoPE init functions for the config's rope_scaling, in torch
-    (modeling_rope_utils: default, linear, llama3, yarn): (inv_freq, attention factor)."""
+    (modeling_rope_utils: default, linear, llama3, yarn, longrope): (inv_freq,
+    attention factor). hd: the rotated dims; seq_len: LongRoPE's choice."""
     base = spec["theta"]
     inv = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     rs = spec.get("rope_scaling") or {}
     kind = rs.get("rope_type", rs.get("type"))
+    if kind == "longrope":   # factor = max_position_embeddings / original (config: 256)
+        orig = spec["orig"]
+        factor = 256 / orig
+        att = math.sqrt(1 + math.log(factor) / math.log(orig)) if factor > 1 else 1.0
+        ext = torch.tensor(rs["long_factor"] if seq_len > orig else rs["short_factor"],
+                           dtype=torch.float64)
+        return 1.0 / (ext * base ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)), att
     if kind == "linear":
         return inv / rs["factor"], 1.0
     if kind == "llama3":
@@ -291,17 +335,23 @@ def torch_rope(spec, hd):
 
 
 def torch_reference(spec, w, tokens, pos):
-    """Logits from the Hugging Face Llama/Qwen2/Qwen3 modeling math, float64."""
+    """Logits from the Hugging Face Llama/Mistral/Qwen2/Qwen3/Gemma/Phi-3
+    modeling math, float64."""
     T = {k: torch.from_numpy(v.astype(np.float64)) for k, v in w.items()}
     F = torch.nn.functional
-    nh, nkv, hd = spec["heads"], spec["kv"], head_dim(spec)
+    nh, nkv, hd, rd = spec["heads"], spec["kv"], head_dim(spec), n_rot(spec)
     n = len(tokens)
+    phi3 = spec["arch"] == "phi3"
 
     def rmsnorm(x, weight):
         return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + spec["eps"]))
 
     def rotate_half(x):
-        return torch.cat((-x[..., hd // 2:], x[..., :hd // 2]), dim=-1)
+        return torch.cat((-x[..., x.shape[-1] // 2:], x[..., :x.shape[-1] // 2]), dim=-1)
+
+    def apply_rope(x, cos, sin):   # Phi-3: the first rd dims rotate, the rest pass
+        xr, xp = x[..., :rd], x[..., rd:]
+        return torch.cat((xr * cos + rotate_half(xr) * sin, xp), dim=-1)
 
     gemma = spec["arch"] in ("gemma2", "gemma3")
     if gemma:   # Gemma's RMSNorm multiplies by 1 + w
@@ -313,7 +363,8 @@ def torch_reference(spec, w, tokens, pos):
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos()[None] * att, emb.sin()[None] * att     # [1, n, hd]
 
-    cs_global = cos_sin(*torch_rope(spec, hd))
+    # HF's LongRoPE update: the long factors once positions pass the original context
+    cs_global = cos_sin(*torch_rope(spec, rd, seq_len=max(pos) + 1))
     cs_local = cos_sin(1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)), 1.0)
     mask = torch.full((n, n), float("-inf"), dtype=torch.float64).triu(1)
     idx = torch.arange(n)
@@ -325,25 +376,35 @@ def torch_reference(spec, w, tokens, pos):
     for i in range(spec["layers"]):
         p = f"model.layers.{i}."
         sliding = gemma and (i % 2 == 0 if spec["arch"] == "gemma2" else (i + 1) % 6 != 0)
+        sliding = sliding or (not gemma and bool(spec.get("window")))   # Mistral, Phi-3
         cos, sin = cs_local if sliding and spec["arch"] == "gemma3" else cs_global
         h = rmsnorm(x, T[p + "input_layernorm.weight"])
-        q = F.linear(h, T[p + "self_attn.q_proj.weight"], T.get(p + "self_attn.q_proj.bias"))
-        k = F.linear(h, T[p + "self_attn.k_proj.weight"], T.get(p + "self_attn.k_proj.bias"))
-        v = F.linear(h, T[p + "self_attn.v_proj.weight"], T.get(p + "self_attn.v_proj.bias"))
+        if phi3:   # Phi3Attention: one qkv_proj, split by columns
+            qkv = F.linear(h, T[p + "self_attn.qkv_proj.weight"])
+            q, k, v = qkv[:, :nh * hd], qkv[:, nh * hd:(nh + nkv) * hd], qkv[:, (nh + nkv) * hd:]
+        else:
+            q = F.linear(h, T[p + "self_attn.q_proj.weight"], T.get(p + "self_attn.q_proj.bias"))
+            k = F.linear(h, T[p + "self_attn.k_proj.weight"], T.get(p + "self_attn.k_proj.bias"))
+            v = F.linear(h, T[p + "self_attn.v_proj.weight"], T.get(p + "self_attn.v_proj.bias"))
         if p + "self_attn.q_norm.weight" in T:   # Qwen3, Gemma 3: per head, before RoPE
             q = rmsnorm(q.view(n, nh, hd), T[p + "self_attn.q_norm.weight"])
             k = rmsnorm(k.view(n, nkv, hd), T[p + "self_attn.k_norm.weight"])
         q = q.view(n, nh, hd).transpose(0, 1)
         k = k.view(n, nkv, hd).transpose(0, 1)
         v = v.view(n, nkv, hd).transpose(0, 1)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k = k.repeat_interleave(nh // nkv, dim=0)
         v = v.repeat_interleave(nh // nkv, dim=0)
         if not gemma:
-            att = torch.softmax(q @ k.transpose(1, 2) / hd ** 0.5 + mask, dim=-1)
+            att = torch.softmax(q @ k.transpose(1, 2) / hd ** 0.5 + (mask_swa if sliding else mask),
+                                dim=-1)
             o = (att @ v).transpose(0, 1).reshape(n, nh * hd)
             x = x + F.linear(o, T[p + "self_attn.o_proj.weight"])
             h = rmsnorm(x, T[p + "post_attention_layernorm.weight"])
+            if phi3:   # Phi3MLP: gate, up = gate_up_proj(h).chunk(2); down(up * silu(gate))
+                gate, up = F.linear(h, T[p + "mlp.gate_up_proj.weight"]).chunk(2, dim=-1)
+                x = x + F.linear(up * F.silu(gate), T[p + "mlp.down_proj.weight"])
+                continue
             x = x + F.linear(F.silu(F.linear(h, T[p + "mlp.gate_proj.weight"])) *
                              F.linear(h, T[p + "mlp.up_proj.weight"]), T[p + "mlp.down_proj.weight"])
             continue
@@ -367,8 +428,8 @@ def torch_reference(spec, w, tokens, pos):
     return logits.numpy()
 
 
-def hmt_logits(path, tokens, pos=None):
-    with hmt.Model(path) as m, hmt.Context(m, n_ctx=64, n_threads=1) as ctx:
+def hmt_logits(path, tokens, pos=None, n_ctx=64):
+    with hmt.Model(path) as m, hmt.Context(m, n_ctx=n_ctx, n_threads=1) as ctx:
         ctx.eval(tokens=tokens, pos=pos, outputs=hmt.OUT_LOGITS)
         return np.array([np.array(ctx.logits(i), dtype=np.float64) for i in range(len(tokens))])
 
@@ -420,6 +481,20 @@ CASES = [
     dict(name="gemma3", arch="gemma3", tok="llama3", d=64, layers=7, heads=4, kv=2, hd=16,
          ff=96, vocab=768, tied=True, src="F32", out="f32", theta=1e6, eps=1e-6, pos_stride=5,
          window=4, rope_scaling=dict(rope_type="linear", factor=4.0)),
+    # Phi-3 (SentencePiece, like Llama's): fused qkv_proj / gate_up_proj, GQA 4/2,
+    # 12 of 16 dims rotate (partial_rotary_factor 0.75), LongRoPE with original
+    # context 32 (context 256), window 5 on every layer. Run twice (contexts):
+    # 64 slots with positions x 5 (libhmt: context > 32, HF: positions > 32:
+    # both the long factors), 32 slots with positions x 2 (both the short ones)
+    dict(name="phi3", arch="phi3", tok="spm", d=64, layers=2, heads=4, kv=2, ff=96,
+         vocab=904, tied=False, src="BF16", out="f32", theta=10000.0, eps=1e-5, partial=0.75,
+         orig=32, window=5, runs=((64, 5), (32, 2)),
+         rope_scaling=dict(type="longrope", short_factor=[1.0, 1.05, 1.1, 1.2, 1.3, 1.4],
+                           long_factor=[1.0, 1.5, 2.2, 3.4, 4.8, 6.0])),
+    # Mistral: llama with a window (4) on every layer; 14 tokens reach past it
+    dict(name="mistral-swa", arch="llama", hf="MistralForCausalLM", tok="llama3", d=64,
+         layers=2, heads=4, kv=2, ff=96, vocab=768, tied=False, src="F16", out="f16",
+         theta=10000.0, eps=1e-5, window=4),
 ]
 
 
@@ -453,11 +528,15 @@ def check_gguf(spec, out, tok_gguf):
                       ("rope.scaling.type", kind if kind in ("linear", "yarn") else None),
                       ("rope.scaling.factor", rs["factor"] if kind in ("linear", "yarn") else None),
                       ("rope.scaling.original_context_length",
-                       rs["original_max_position_embeddings"] if kind == "yarn" else None),
+                       rs["original_max_position_embeddings"] if kind == "yarn" else
+                       spec["orig"] if kind == "longrope" else None),
                       ("embedding_length", spec["d"]), ("block_count", spec["layers"]),
                       ("feed_forward_length", spec["ff"]), ("attention.head_count", spec["heads"]),
                       ("attention.head_count_kv", spec["kv"]), ("context_length", 256),
-                      ("rope.dimension_count", hd if a == "llama" else None),
+                      ("rope.dimension_count", hd if a == "llama" else n_rot(spec) if a == "phi3"
+                       else None),
+                      ("attention.sliding_window", spec.get("window") if a in ("llama", "phi3")
+                       else spec["window"] if gemma else None),
                       ("vocab_size", spec["vocab"] if a == "llama" else None)]:
         ok &= check(g.meta.get(f"{a}.{key}") == want, f"{a}.{key} = {g.meta.get(f'{a}.{key}')}, want {want}")
     ok &= check(abs(g.meta[f"{a}.rope.freq_base"] - spec["theta"]) <= 1e-6 * spec["theta"], "freq_base")
@@ -471,8 +550,17 @@ def check_gguf(spec, out, tok_gguf):
         ok &= check(all(abs(float(np.mean(GGUFFile(out).tensor(n)))) > 0.5 for n in g.tensors
                         if n.endswith("norm.weight")), "Gemma norms stored as 1 + w")
     ok &= check(("rope_freqs.weight" in g.tensors) == (kind == "llama3"), "rope_freqs.weight iff llama3")
-    n_expected = (2 + (not spec["tied"]) + (kind == "llama3") +
-                  spec["layers"] * (9 + 3 * (a == "qwen2") + 2 * (a in ("qwen3", "gemma3")) +
+    if kind == "longrope":   # HF's attention_factor for factor 256 / orig; the factor tables
+        att = math.sqrt(1 + math.log(256 / spec["orig"]) / math.log(spec["orig"]))
+        ok &= check(abs(g.meta.get(f"{a}.rope.scaling.attn_factor", 0) - att) < 1e-6, "attn_factor")
+        for which in ("long", "short"):
+            t = g.tensor(f"rope_factors_{which}.weight") if f"rope_factors_{which}.weight" in \
+                g.tensors else None
+            ok &= check(t is not None and np.array_equal(t, np.float32(rs[which + "_factor"])),
+                        f"rope_factors_{which}.weight")
+    n_expected = (2 + (not spec["tied"]) + (kind == "llama3") + 2 * (kind == "longrope") +
+                  spec["layers"] * (6 if a == "phi3" else
+                                    9 + 3 * (a == "qwen2") + 2 * (a in ("qwen3", "gemma3")) +
                                     2 * gemma))
     ok &= check(len(g.tensors) == n_expected, f"{len(g.tensors)} tensors, want {n_expected}")
     for name, t in g.tensors.items():
@@ -527,14 +615,27 @@ def check_tokenizer(spec, out):
 
 
 def check_forward(spec, out, w, rng):
+    """Every (context size, position stride) run of the spec (default one:
+    64 slots, its pos_stride); returns (ok, message)."""
+    ok, msgs = True, []
+    runs = spec.get("runs", ((64, spec.get("pos_stride", 1)),))
+    for n_ctx, stride in runs:
+        o, msg = check_forward_run(spec, out, w, rng, n_ctx, stride)
+        ok &= o
+        msgs.append((f"n_ctx {n_ctx}: " if len(runs) > 1 else "") + msg)
+    return ok, "; ".join(msgs)
+
+
+def check_forward_run(spec, out, w, rng, n_ctx, stride):
     tokens = [int(t) for t in rng.integers(0, spec["vocab"], 14)]
-    pos = [i * spec.get("pos_stride", 1) for i in range(len(tokens))]
-    got = hmt_logits(out, tokens, pos)
+    pos = [i * stride for i in range(len(tokens))]
+    got = hmt_logits(out, tokens, pos, n_ctx=n_ctx)
     wo = {k: as_output(v, spec["out"]) for k, v in w.items()}
-    ref = numpy_reference(spec, wo).forward(tokens=tokens, pos=pos)[0]
+    ref = numpy_reference(spec, wo, seq_len=max(pos) + 1).forward(tokens=tokens, pos=pos)[0]
     e_np = rel_err(got, ref)
     ok = check(e_np <= TOL, f"libhmt vs NumPy HF reference: {e_np:.2e} > {TOL}")
-    wrong = numpy_reference(spec, wo, neox=False).forward(tokens=tokens, pos=pos)[0]
+    wrong = numpy_reference(spec, wo, neox=False, seq_len=max(pos) + 1).forward(tokens=tokens,
+                                                                                pos=pos)[0]
     e_wrong = rel_err(got, wrong)
     ok &= check(e_wrong > 50 * TOL, f"control: the other RoPE pairing should differ, {e_wrong:.2e}")
     msg = f"logits vs NumPy ref {e_np:.1e} (other RoPE pairing: {e_wrong:.1e}"
@@ -543,6 +644,18 @@ def check_forward(spec, out, w, rng):
         e_plain = rel_err(got, plain)
         ok &= check(e_plain > 50 * TOL, f"control: unscaled RoPE should differ, {e_plain:.2e}")
         msg += f", unscaled RoPE: {e_plain:.1e}"
+    if (spec.get("rope_scaling") or {}).get("type") == "longrope":   # the other factor table
+        other = numpy_reference(spec, wo, seq_len=0 if max(pos) + 1 > spec["orig"] else 10 ** 6)
+        e_other = rel_err(got, other.forward(tokens=tokens, pos=pos)[0])
+        ok &= check(e_other > 50 * TOL, f"control: the other LongRoPE factors should differ, "
+                    f"{e_other:.2e}")
+        msg += f", other LongRoPE factors: {e_other:.1e}"
+    if spec.get("window") and spec["arch"] not in ("gemma2", "gemma3"):
+        full = numpy_reference(spec, wo, seq_len=max(pos) + 1)
+        full.swa_layers = [False] * full.n_layer
+        e_full = rel_err(got, full.forward(tokens=tokens, pos=pos)[0])
+        ok &= check(e_full > 50 * TOL, f"control: no window should differ, {e_full:.2e}")
+        msg += f", no window: {e_full:.1e}"
     msg += ")"
     if torch is not None:
         tref = torch_reference(spec, wo, tokens, pos)
@@ -815,7 +928,9 @@ def run_bad_inputs(root):
         ("rope_scaling dynamic", edit_json("config.json", lambda c: c.update(rope_scaling={"type": "dynamic", "factor": 2.0})),
          "rope_scaling 'dynamic' not implemented"),
         ("rope_scaling longrope", edit_json("config.json", lambda c: c.update(rope_scaling={"rope_type": "longrope"})),
-         "rope_scaling 'longrope' not implemented"),
+         "rope_scaling longrope on llama: libhmt applies LongRoPE factors to phi3 only"),
+        ("rope_scaling unknown", edit_json("config.json", lambda c: c.update(rope_scaling={"rope_type": "dynamic"})),
+         "rope_scaling 'dynamic' not implemented"),
         ("yarn beta_fast", edit_json("config.json", lambda c: c.update(rope_scaling={
             "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 16})),
          "beta_fast 16"),
@@ -823,6 +938,24 @@ def run_bad_inputs(root):
             architectures=["Qwen2ForCausalLM"], rope_scaling=rope_llama3)), "rope_freqs only to llama"),
         ("head_dim differs", edit_json("config.json", lambda c: c.update(head_dim=64)),
          "config.json implies [128, 32]"),
+        ("partial rotary on llama", edit_json("config.json", lambda c: c.update(
+            partial_rotary_factor=0.5)), "partial_rotary_factor 0.5 not supported"),
+        ("phi3 without its fused tensors", edit_json("config.json", lambda c: c.update(
+            architectures=["Phi3ForCausalLM"], original_max_position_embeddings=64)),
+         "missing tensor(s) model.layers.0.self_attn.qkv_proj.weight"),
+        ("phi3 odd rotary dims", edit_json("config.json", lambda c: c.update(
+            architectures=["Phi3ForCausalLM"], partial_rotary_factor=0.2)),
+         "partial_rotary_factor 0.2 rotates 3 of 16 dims"),
+        ("phi3 longrope short factor list", edit_json("config.json", lambda c: c.update(
+            architectures=["Phi3ForCausalLM"], original_max_position_embeddings=64,
+            rope_scaling={"type": "longrope", "short_factor": [1.0] * 7, "long_factor": [2.0] * 8})),
+         "short_factor must be 8 positive numbers"),
+        ("phi3 longrope without original", edit_json("config.json", lambda c: c.update(
+            architectures=["Phi3ForCausalLM"],
+            rope_scaling={"type": "longrope", "short_factor": [1.0] * 8, "long_factor": [2.0] * 8})),
+         "needs original_max_position_embeddings"),
+        ("mistral negative window", edit_json("config.json", lambda c: c.update(
+            architectures=["MistralForCausalLM"], sliding_window=-1)), "sliding_window -1"),
         ("heads do not divide", edit_json("config.json", lambda c: c.update(num_key_value_heads=3)),
          "do not divide"),
         ("attention_bias", edit_json("config.json", lambda c: c.update(attention_bias=True)), "attention_bias"),
@@ -921,7 +1054,10 @@ def run_base_path():
               "rope_scaling"),
              (dict(rope_scaling={"type": "linear", "factor": 2.0}), "rope_scaling"),
              (dict(head_dim=32), "head_dim 32"),
-             (dict(architectures=["Qwen3ForCausalLM"], head_dim=16), "Qwen3ForCausalLM")]
+             (dict(architectures=["Qwen3ForCausalLM"], head_dim=16), "Qwen3ForCausalLM"),
+             (dict(architectures=["Phi3ForCausalLM"]), "Phi3ForCausalLM"),
+             (dict(architectures=["MistralForCausalLM"], max_position_embeddings=32768),
+              "sliding_window 4096")]
     for extra, want in cases:
         cfg = dict(base, **extra)
         try:

@@ -2,8 +2,10 @@
 (tests/reference/hmt_ref.py) on a small random model and adapter, float64:
 logits of every token in modes full, rmt and segments must agree to 1e-9,
 on a llama model and on the test data's qwen2 (biases), qwen3 (q/k norms,
-head size 32), Llama 3.1-style rope_freqs, YaRN, partial-rotary shapes and
-gemma2 / gemma3 (windows, soft-capping, post-norms, scaled inputs).
+head size 32), Llama 3.1-style rope_freqs, YaRN, partial-rotary shapes,
+gemma2 / gemma3 (windows, soft-capping, post-norms, scaled inputs), phi3
+(fused weights, partial rotary, both LongRoPE tables, window) and a
+Mistral-style sliding-window llama.
 Needs python3-torch; not part of `make test`.
 
     /usr/bin/python3 tests/tools/check_trainer_vs_ref.py
@@ -51,6 +53,17 @@ MODELS = [  # make_model arguments (as tests/reference/make_testdata.py's MODELS
         sliding_window=4, attn_logit_softcapping=5.0, final_logit_softcapping=6.0))),
     ("gemma3", dict(arch="gemma3", n_layer=7, head_dim=32, rope_base=1e6, seed=10,
                     gemma=dict(sliding_window=4), rope_scaling=dict(rope_type="linear", factor=4.0))),
+    # phi3: fused attn_qkv / ffn_up, 12 of 16 dims rotate, window 5 on every layer;
+    # LongRoPE whose original context (16, 64) is shorter / longer than the
+    # adapter's 22-slot pass: the long / the short factors
+    ("phi3-long", dict(arch="phi3", n_rot=12, seed=11, sliding_window=5, rope_scaling=dict(
+        rope_type="longrope", original_max_position_embeddings=16,
+        short_factor=[1.0, 1.1, 1.2, 1.3, 1.4, 1.5], long_factor=[1.0, 1.5, 2.0, 3.0, 4.0, 6.0]))),
+    ("phi3-short", dict(arch="phi3", n_rot=12, seed=12, rope_scaling=dict(
+        rope_type="longrope", original_max_position_embeddings=64,
+        short_factor=[1.0, 1.1, 1.2, 1.3, 1.4, 1.5], long_factor=[1.0, 1.5, 2.0, 3.0, 4.0, 6.0]))),
+    # Mistral-style llama: a window of 6 on every layer
+    ("llama-swa", dict(arch="llama", seed=13, sliding_window=6)),
 ]
 
 
@@ -68,7 +81,10 @@ def main():
         with torch.no_grad():
             for mode in ("full", "rmt", "segments"):
                 ref = hmt_ref.HMT(rm, ra, mode=mode).run(toks).logits
-                got = torch_logits(m, p, hp, mode, toks, ra.L)
+                # libhmt's segments mode runs the backbone in L slots, full and rmt
+                # in k + L + 2: LongRoPE picks its table by that (load_gguf's n_ctx)
+                mm = load_gguf(mp, ap, dtype=torch.float64, n_ctx=ra.L)[0] if mode == "segments" else m
+                got = torch_logits(mm, p, hp, mode, toks, ra.L)
                 err = float(np.abs(ref - got).max())
                 worst = max(worst, err)
                 print(f"{name:14s} {mode:9s} max |torch - ref| = {err:.3e}")

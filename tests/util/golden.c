@@ -27,10 +27,16 @@ void hmt_golden_read(hmt_golden *g, const char *name) {
 
 void hmt_golden_replay(const hmt_golden *g, hmt_model *m, int threads, int n_batch,
                        float *logits_out, float *hidden_out) {
+    hmt_golden_replay_ctx(g, m, threads, n_batch, 0, logits_out, hidden_out);
+}
+
+void hmt_golden_replay_ctx(const hmt_golden *g, hmt_model *m, int threads, int n_batch,
+                           int n_ctx, float *logits_out, float *hidden_out) {
     hmt_params *p;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, threads), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_BATCH, n_batch), HMT_OK);
+    if (n_ctx > 0) ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, n_ctx), HMT_OK);
     hmt_ctx *ctx;
     ck_assert_int_eq(hmt_ctx_create(&ctx, m, p), HMT_OK);
     hmt_params_free(p);

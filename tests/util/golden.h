@@ -21,5 +21,8 @@ void hmt_golden_read(hmt_golden *g, const char *name);
  * hidden_out (n_rows × n_embd) receive every row's outputs. */
 void hmt_golden_replay(const hmt_golden *g, hmt_model *m, int threads, int n_batch,
                        float *logits_out, float *hidden_out);
+/* The same in a context of n_ctx slots (0: the model's training context). */
+void hmt_golden_replay_ctx(const hmt_golden *g, hmt_model *m, int threads, int n_batch,
+                           int n_ctx, float *logits_out, float *hidden_out);
 
 #endif
