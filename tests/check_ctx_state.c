@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backbone/model.h"
+#include "core/alloc.h"
 #include "core/fnv.h"
 #include "hmt/hmt.h"
 #include "io/atomic_file.h"
@@ -501,6 +502,48 @@ START_TEST(files) {
 }
 END_TEST
 
+/* Out of memory while making room for the outputs (or reading the file):
+ * HMT_E_NOMEM, the context unchanged; then the restore succeeds. */
+START_TEST(out_of_memory_changes_nothing) {
+    hmt_model *m = load("llama-f32.gguf");
+    hmt_ctx *a = new_ctx(m, 32, 1, 0), *t = new_ctx(m, 32, 1, 0);
+    hmt_token tok[9];
+    fill_tokens(tok, 9, 5, m);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(a, tok, 9, 1), HMT_OK); /* 9 rows of logits */
+    size_t len, tlen;
+    unsigned char *s = save(a, &len);
+    const char *path = hmt_test_tmp_path(".hmtc");
+    ck_assert_int_eq(hmt_ctx_save_file(a, path), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(t, tok, 1, 0), HMT_OK); /* room for one row */
+    unsigned char *before = save(t, &tlen);
+    for (int file = 0; file < 2; file++) {
+        long n = 1;
+        for (;; n++) {
+            hmti_alloc_fail_at(n);
+            const int rc = file ? hmt_ctx_restore_file(t, path) : hmt_ctx_restore(t, s, len);
+            const long failed = hmti_alloc_fail_at(0);
+            if (!failed) {
+                ck_assert_msg(rc == HMT_OK, "no failure, yet: %s", hmt_last_error_msg());
+                break;
+            }
+            ck_assert_int_eq(rc, HMT_E_NOMEM);
+            expect_state(t, before, tlen, "out of memory");
+        }
+        ck_assert_int_ge(n, 2); /* at least one allocation was made to fail */
+        expect_state(t, s, len, "the restore after the failures");
+        ck_assert_int_eq(hmt_ctx_kv_clear(t), HMT_OK);
+        ck_assert_int_eq(hmt_ctx_eval_tokens(t, tok, 1, 0), HMT_OK);
+        ck_assert_int_eq(hmt_ctx_restore(t, before, tlen), HMT_OK);
+    }
+    unlink(path);
+    free(before);
+    free(s);
+    hmt_ctx_free(t);
+    hmt_ctx_free(a);
+    hmt_model_free(m);
+}
+END_TEST
+
 Suite *hmt_suite_ctx_state(void);
 Suite *hmt_suite_ctx_state(void) {
     Suite *s = suite_create("ctx_state");
@@ -512,6 +555,7 @@ Suite *hmt_suite_ctx_state(void) {
     tcase_add_test(tc, corruption_is_refused);
     tcase_add_test(tc, null_arguments);
     tcase_add_test(tc, files);
+    tcase_add_test(tc, out_of_memory_changes_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
