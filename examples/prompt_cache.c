@@ -12,16 +12,41 @@
 
 #include <hmt/hmt.h>
 
-static int fail(const char *what, int rc) {
-    fprintf(stderr, "prompt_cache: %s: %s (%s)\n", what, hmt_last_error_msg(), hmt_strerror(rc));
-    return 1;
+typedef struct {
+    hmt_model *model;
+    hmt_params *ctx_params, *greedy;
+    hmt_ctx *first, *later; /* the prompt's context, and the one restored from the file */
+    hmt_sampler *sampler;
+} session;
+
+static void session_free(session *s) { /* each free takes NULL */
+    hmt_sampler_free(s->sampler);
+    hmt_ctx_free(s->first);
+    hmt_ctx_free(s->later);
+    hmt_params_free(s->greedy);
+    hmt_params_free(s->ctx_params);
+    hmt_model_free(s->model);
 }
 
-static hmt_token argmax(const float *logits, int32_t n) {
-    hmt_token best = 0;
-    for (int32_t v = 1; v < n; v++)
-        if (logits[v] > logits[best]) best = v;
-    return best;
+/* Generate n tokens greedily from both contexts in step; 1 when their logits
+ * were equal at every step. */
+static int continue_both(session *s, int n, int *rc) {
+    const int32_t n_vocab = hmt_model_n_vocab(s->model);
+    int same = 1;
+    for (int i = 0; i < n; i++) {
+        const float *a = hmt_ctx_logits(s->first, -1), *b = hmt_ctx_logits(s->later, -1);
+        same = same && !memcmp(a, b, (size_t)n_vocab * sizeof *a);
+        hmt_token t;
+        if ((*rc = hmt_sampler_sample_ctx(s->sampler, s->later, -1, &t))) return same;
+        if (t == hmt_model_token_eos(s->model) || i == n - 1) break;
+        char piece[128];
+        size_t len;
+        if (!hmt_detokenize(s->model, &t, 1, 0, piece, sizeof piece, &len)) fwrite(piece, 1, len, stdout);
+        if ((*rc = hmt_ctx_eval_tokens(s->first, &t, 1, 0)) ||
+            (*rc = hmt_ctx_eval_tokens(s->later, &t, 1, 0)))
+            return same;
+    }
+    return same;
 }
 
 int main(int argc, char **argv) {
@@ -35,61 +60,41 @@ int main(int argc, char **argv) {
         fprintf(stderr, "prompt_cache: N_TOKENS must be in [1, 4096]\n");
         return 2;
     }
-    hmt_model *model = NULL;
-    hmt_params *params = NULL;
-    hmt_ctx *first = NULL, *later = NULL;
+    session s = {0};
     hmt_token toks[512];
     size_t n_prompt = 0;
-    int rc, status = 1;
-
-    if ((rc = hmt_model_load(&model, argv[1], NULL))) return fail("loading the model", rc);
-    if ((rc = hmt_tokenize(model, prompt, strlen(prompt), HMT_TOKENIZE_ADD_BOS, toks, 512, &n_prompt))) {
-        status = fail("tokenizing", rc);
+    int rc, same = 0;
+    const char *step = "loading the model";
+    if ((rc = hmt_model_load(&s.model, argv[1], NULL))) goto out;
+    step = "tokenizing";
+    if ((rc = hmt_tokenize(s.model, prompt, strlen(prompt), HMT_TOKENIZE_ADD_BOS, toks, 512,
+                           &n_prompt)))
         goto out;
-    }
-    if ((rc = hmt_params_create(&params)) ||
-        (rc = hmt_params_set_int(params, HMT_P_N_CTX, (int64_t)n_prompt + n_new)) ||
-        (rc = hmt_ctx_create(&first, model, params)) || (rc = hmt_ctx_create(&later, model, params))) {
-        status = fail("creating the contexts", rc);
+    step = "creating the contexts and the sampler";
+    if ((rc = hmt_params_create(&s.ctx_params)) ||
+        (rc = hmt_params_set_int(s.ctx_params, HMT_P_N_CTX, (int64_t)n_prompt + n_new)) ||
+        (rc = hmt_ctx_create(&s.first, s.model, s.ctx_params)) ||
+        (rc = hmt_ctx_create(&s.later, s.model, s.ctx_params)) ||
+        (rc = hmt_params_create(&s.greedy)) ||
+        (rc = hmt_params_set_float(s.greedy, HMT_P_TEMPERATURE, 0)) ||
+        (rc = hmt_sampler_create(&s.sampler, s.greedy)))
         goto out;
-    }
-    /* the prompt, evaluated once; its state (KV cache and last logits) to a file */
-    if (n_prompt == 0 || (rc = hmt_ctx_eval_tokens(first, toks, n_prompt, 0))) {
-        status = fail("evaluating the prompt", n_prompt ? rc : HMT_E_INVAL);
-        goto out;
-    }
-    if ((rc = hmt_ctx_save_file(first, path))) {
-        status = fail("saving the state", rc);
-        goto out;
-    }
+    /* the prompt, evaluated once; its state (KV cache, last logits) to a file */
+    step = "evaluating the prompt";
+    if ((rc = n_prompt ? hmt_ctx_eval_tokens(s.first, toks, n_prompt, 0) : HMT_E_INVAL)) goto out;
+    step = "saving the state";
+    if ((rc = hmt_ctx_save_file(s.first, path))) goto out;
     /* later, possibly in another process: a fresh context from the file */
-    if ((rc = hmt_ctx_restore_file(later, path))) {
-        status = fail("restoring the state", rc);
-        goto out;
-    }
-    printf("restored %d positions from %s\n%s", hmt_ctx_n_past(later), path, prompt);
-    /* both contexts go on greedily, in step */
-    const int32_t n_vocab = hmt_model_n_vocab(model);
-    int same = 1;
-    for (int i = 0; i < n_new; i++) {
-        const float *a = hmt_ctx_logits(first, -1), *b = hmt_ctx_logits(later, -1);
-        same = same && !memcmp(a, b, (size_t)n_vocab * sizeof *a);
-        hmt_token t = argmax(b, n_vocab);
-        if (t == hmt_model_token_eos(model) || i == n_new - 1) break;
-        char piece[128];
-        size_t len;
-        if (!hmt_detokenize(model, &t, 1, 0, piece, sizeof piece, &len)) fwrite(piece, 1, len, stdout);
-        if ((rc = hmt_ctx_eval_tokens(first, &t, 1, 0)) || (rc = hmt_ctx_eval_tokens(later, &t, 1, 0))) {
-            status = fail("evaluating", rc);
-            goto out;
-        }
-    }
-    printf("\nrestored context: %s\n", same ? "the same logits at every step" : "DIFFERENT logits");
-    status = same ? 0 : 1;
+    step = "restoring the state";
+    if ((rc = hmt_ctx_restore_file(s.later, path))) goto out;
+    step = "generating";
+    printf("restored %d positions from %s\n%s", hmt_ctx_n_past(s.later), path, prompt);
+    same = continue_both(&s, n_new, &rc);
+    if (!rc)
+        printf("\nrestored context: %s\n", same ? "the same logits at every step" : "DIFFERENT logits");
 out:
-    hmt_ctx_free(first);
-    hmt_ctx_free(later);
-    hmt_params_free(params);
-    hmt_model_free(model);
-    return status;
+    if (rc)
+        fprintf(stderr, "prompt_cache: %s: %s (%s)\n", step, hmt_last_error_msg(), hmt_strerror(rc));
+    session_free(&s);
+    return rc || !same ? 1 : 0;
 }

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fnv.h"
+#include "fixed_checksum.h"
 #include "hmt/hmt.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -76,7 +76,8 @@ static uint8_t *state_of(size_t *len) {
     return b;
 }
 
-static void restore_one(const uint8_t *data, size_t size) {
+static void restore_one(const uint8_t *data, size_t size, void *unused) {
+    (void)unused;
     size_t before_len, after_len;
     uint8_t *before = state_of(&before_len);
     if (hmt_ctx_restore(ctx, data, size) != HMT_OK) {
@@ -96,14 +97,6 @@ static void restore_one(const uint8_t *data, size_t size) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    restore_one(data, size);
-    if (size < 8) return 0;
-    uint8_t *fixed = malloc(size); /* exact size: over-reads trap */
-    if (!fixed) abort();
-    memcpy(fixed, data, size);
-    const uint64_t h = hmti_fnv1a(HMTI_FNV_INIT, fixed, size - 8);
-    memcpy(fixed + size - 8, &h, 8);
-    restore_one(fixed, size);
-    free(fixed);
+    run_as_is_and_fixed(data, size, restore_one, NULL);
     return 0;
 }
