@@ -418,6 +418,48 @@ START_TEST(null_arguments) {
 }
 END_TEST
 
+/* An abort callback that tries to save and restore the context whose eval
+ * is running: both are refused by the handle guard (HMT_E_MISUSE). */
+typedef struct {
+    hmt_ctx *c;
+    const unsigned char *s;
+    size_t len;
+    int save_rc, restore_rc, calls;
+} reentry;
+
+static int reenter(void *ud) {
+    reentry *r = ud;
+    size_t len;
+    if (r->calls++ == 0) {
+        r->save_rc = hmt_ctx_save(r->c, NULL, 0, &len);
+        r->restore_rc = hmt_ctx_restore(r->c, r->s, r->len);
+    }
+    return 0;
+}
+
+START_TEST(reentry_is_refused) {
+    hmt_model *m = load("llama-f32.gguf");
+    hmt_ctx *c = new_ctx(m, 16, 1, 0);
+    hmt_token t[3] = {7, 8, 9};
+    ck_assert_int_eq(hmt_ctx_eval_tokens(c, t, 1, 0), HMT_OK);
+    size_t len;
+    unsigned char *s = save(c, &len);
+    reentry r = {c, s, len, 0, 0, 0};
+    ck_assert_int_eq(hmt_ctx_set_abort_callback(c, reenter, &r), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(c, t + 1, 2, 0), HMT_OK);
+    ck_assert_int_ge(r.calls, 1);
+    ck_assert_int_eq(r.save_rc, HMT_E_MISUSE);
+    ck_assert_int_eq(r.restore_rc, HMT_E_MISUSE);
+    ck_assert_int_eq(hmt_ctx_n_past(c), 3); /* the eval went on, unharmed */
+    ck_assert_int_eq(hmt_ctx_set_abort_callback(c, NULL, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_restore(c, s, len), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_n_past(c), 1);
+    free(s);
+    hmt_ctx_free(c);
+    hmt_model_free(m);
+}
+END_TEST
+
 static int same_file(const char *path, const void *want, size_t len) {
     size_t got = 0;
     void *b = hmt_test_read_file(path, &got);
@@ -554,6 +596,7 @@ Suite *hmt_suite_ctx_state(void) {
     tcase_add_test(tc, wrong_target_is_refused);
     tcase_add_test(tc, corruption_is_refused);
     tcase_add_test(tc, null_arguments);
+    tcase_add_test(tc, reentry_is_refused);
     tcase_add_test(tc, files);
     tcase_add_test(tc, out_of_memory_changes_nothing);
     suite_add_tcase(s, tc);
