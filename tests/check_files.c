@@ -1,5 +1,5 @@
 /* Files and counts (docs/ROBUSTNESS.md, "Files"):
- * - every writer (snapshot, datastore, FAISS index) replaces its target
+ * - every writer (snapshot, context state, datastore, FAISS index) replaces its target
  *   atomically: the n-th I/O step failing, for every n, leaves the old file
  *   byte-identical and no temporary behind, with strerror in the message; a
  *   real full disk (a small tmpfs, when we may mount one) does the same;
@@ -194,6 +194,23 @@ START_TEST(snapshot_save_is_atomic) {
     stream_fixture(&f, 40);
     sweep_writes("snapshot", write_snapshot, &f, 1);
     fixture_free(&f);
+}
+END_TEST
+
+static int write_ctx_state(void *state, const char *path) {
+    return hmt_ctx_save_file(state, path);
+}
+
+START_TEST(ctx_state_save_is_atomic) {
+    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_ctx *c = NULL;
+    ck_assert_int_eq(hmt_ctx_create(&c, m, NULL), HMT_OK);
+    hmt_token t[24];
+    for (int i = 0; i < 24; i++) t[i] = (hmt_token)(i * 11 % 300);
+    ck_assert_int_eq(hmt_ctx_eval_tokens(c, t, 24, 1), HMT_OK);
+    sweep_writes("context state", write_ctx_state, c, 1);
+    hmt_ctx_free(c);
+    hmt_model_free(m);
 }
 END_TEST
 
@@ -638,6 +655,7 @@ Suite *hmt_suite_files(void) {
     TCase *tc = tcase_create("atomic writes");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, snapshot_save_is_atomic);
+    tcase_add_test(tc, ctx_state_save_is_atomic);
     tcase_add_test(tc, datastore_build_is_atomic);
     tcase_add_test(tc, faiss_index_build_is_atomic);
     tcase_add_test(tc, snapshot_save_on_a_full_disk);

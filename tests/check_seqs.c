@@ -259,6 +259,64 @@ START_TEST(batched_decode_steps_equal_single_steps) {
 }
 END_TEST
 
+/* One sequence's state (hmt_ctx_seq_save) restored into another sequence,
+ * or into a fresh context, continues with the same bits; whole-context
+ * saves refuse a context of several sequences; a bad state changes nothing. */
+START_TEST(sequence_state_moves_between_sequences) {
+    hmt_model *m;
+    ck_assert_int_eq(hmt_model_load(&m, hmt_test_data("llama-f32.gguf"), NULL), HMT_OK);
+    const int V = hmt_model_n_vocab(m);
+    hmt_ctx *ctx = make_ctx(m, 3, 16, 64, 1);
+    const hmt_token toks[6] = {1, 9, 33, 7, 12, 5};
+    const int32_t s0[6] = {0, 0, 0, 0, 0, 0}, s1[3] = {1, 1, 1}, s2[1] = {2};
+    ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, toks, NULL, s0, 2, NULL, NULL), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, toks + 1, NULL, s1, 3, NULL, NULL), HMT_OK);
+    size_t need = 0;
+    ck_assert_int_eq(hmt_ctx_seq_save(ctx, 1, NULL, 0, &need), HMT_E_BUFFER);
+    unsigned char *st = malloc(need);
+    size_t len;
+    ck_assert_int_eq(hmt_ctx_seq_save(ctx, 1, st, need, &len), HMT_OK);
+    ck_assert_uint_eq(len, need);
+    /* sequence 1 continues with token 5 */
+    ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, toks + 5, NULL, s1, 1, NULL, NULL), HMT_OK);
+    float *want = malloc((size_t)V * sizeof *want);
+    memcpy(want, hmt_ctx_logits(ctx, -1), (size_t)V * sizeof *want);
+    /* into sequence 2 of the same context, then the same step */
+    ck_assert_int_eq(hmt_ctx_seq_restore(ctx, 2, st, len), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_seq_n_past(ctx, 2), 3);
+    ck_assert_int_eq(hmt_ctx_seq_n_past(ctx, 0), 2); /* untouched */
+    ck_assert_int_eq(hmt_ctx_seq_n_past(ctx, 1), 4);
+    ck_assert_mem_eq(hmt_ctx_logits(ctx, -1), want, (size_t)V * sizeof *want); /* outputs kept */
+    ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, toks + 5, NULL, s2, 1, NULL, NULL), HMT_OK);
+    ck_assert_mem_eq(hmt_ctx_logits(ctx, -1), want, (size_t)V * sizeof *want);
+    /* into a fresh single-sequence context: its sequence 0 */
+    hmt_ctx *one = make_ctx(m, 1, 16, 64, 1);
+    ck_assert_int_eq(hmt_ctx_seq_restore(one, 0, st, len), HMT_OK);
+    ck_assert_int_eq(hmt_ctx_eval(one, toks + 5, NULL, 1, NULL, NULL), HMT_OK);
+    ck_assert_mem_eq(hmt_ctx_logits(one, -1), want, (size_t)V * sizeof *want);
+    /* refusals, nothing changed */
+    size_t l2;
+    ck_assert_int_eq(hmt_ctx_save(ctx, NULL, 0, &l2), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "hmt_ctx_seq_save"));
+    ck_assert_int_eq(hmt_ctx_restore(ctx, st, len), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_seq_save(ctx, 3, st, len, &l2), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_seq_restore(ctx, -1, st, len), HMT_E_INVAL);
+    st[len / 2] ^= 1;
+    ck_assert_int_eq(hmt_ctx_seq_restore(ctx, 2, st, len), HMT_E_FORMAT);
+    st[len / 2] ^= 1;
+    hmt_ctx *small = make_ctx(m, 2, 2, 64, 1); /* 3 positions do not fit */
+    ck_assert_int_eq(hmt_ctx_seq_restore(small, 1, st, len), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_ctx_seq_n_past(small, 1), 0);
+    ck_assert_int_eq(hmt_ctx_seq_n_past(ctx, 2), 4);
+    free(st);
+    free(want);
+    hmt_ctx_free(small);
+    hmt_ctx_free(one);
+    hmt_ctx_free(ctx);
+    hmt_model_free(m);
+}
+END_TEST
+
 /* Misuse: clear errors, and every sequence as before the call. */
 START_TEST(bad_calls_leave_every_sequence_unchanged) {
     hmt_model *m;
@@ -323,6 +381,7 @@ Suite *hmt_suite_seqs(void) {
     tcase_add_loop_test(tc, batched_decode_steps_equal_single_steps, 0, 7);
     tcase_add_test(tc, single_sequence_calls_are_sequence_zero);
     tcase_add_test(tc, bad_calls_leave_every_sequence_unchanged);
+    tcase_add_test(tc, sequence_state_moves_between_sequences);
     suite_add_tcase(s, tc);
     return s;
 }

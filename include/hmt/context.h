@@ -140,6 +140,49 @@ typedef int (*hmt_abort_fn)(void *user_data);
 HMT_API HMT_NODISCARD int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn,
                                                      void *user_data);
 
+/** Context state: save the context's cache (its n_past positions of every
+ *  layer's K and V, as F32) and the outputs of its last successful eval
+ *  (which rows had logits, hidden state, FFN input, and their values), so
+ *  that a context restored from it returns the same hmt_ctx_logits /
+ *  hmt_ctx_hidden / hmt_ctx_ffn_input and continues bit-identically (with
+ *  the same n_batch, threads and compute type; n_ctx may differ). Only the
+ *  positions in use are saved, not n_ctx. A state restores into any context
+ *  of the same model whose n_ctx is at least the saved n_past (n_batch,
+ *  threads and compute type may differ: the state is F32 values); the
+ *  restored context has the saved n_past. Layout and guarantees:
+ *  docs/API.md, "Context state".
+ *  save: snprintf-style (HMT_E_BUFFER with *len_out = needed size; buf may
+ *  be NULL when cap is 0). restore validates the whole state before changing
+ *  anything (on any error the context is as before): HMT_E_FORMAT for a
+ *  corrupt or truncated state (bad magic, version, checksum or sizes; a NaN
+ *  or infinite number in the K/V cache or the outputs, the message naming
+ *  the field and index), HMT_E_INVAL for one taken with another model or
+ *  holding more positions than this context's n_ctx, HMT_E_NOMEM.
+ *  After a restore, pointers from hmt_ctx_logits and friends follow the
+ *  same rule as after an eval. save_file writes a temporary next to path
+ *  and renames it over path once complete and synced: on failure (HMT_E_IO,
+ *  with the system's reason) path is unchanged. restore_file reads regular
+ *  files only (HMT_E_IO for a FIFO, folder or device) and none larger than
+ *  this context's largest possible state (HMT_E_FORMAT). A context of
+ *  several sequences (HMT_P_N_SEQ > 1) is saved sequence by sequence with
+ *  hmt_ctx_seq_save: these four return HMT_E_INVAL for it. Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_ctx_save(const hmt_ctx *ctx, void *buf, size_t cap,
+                                       size_t *len_out);
+HMT_API HMT_NODISCARD int hmt_ctx_restore(hmt_ctx *ctx, const void *buf, size_t len);
+HMT_API HMT_NODISCARD int hmt_ctx_save_file(const hmt_ctx *ctx, const char *path);
+HMT_API HMT_NODISCARD int hmt_ctx_restore_file(hmt_ctx *ctx, const char *path);
+
+/** The state of one sequence: its cached positions only (no outputs; the
+ *  same format, with no output rows). seq_restore loads the cache of any
+ *  state of the same model (a whole-context state's outputs are checked but
+ *  not loaded) into sequence seq, which then continues bit-identically; the
+ *  other sequences and the last eval's outputs are untouched. Errors as
+ *  hmt_ctx_save / hmt_ctx_restore, plus HMT_E_INVAL for seq outside
+ *  [0, HMT_P_N_SEQ). Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_ctx_seq_save(const hmt_ctx *ctx, int32_t seq, void *buf,
+                                           size_t cap, size_t *len_out);
+HMT_API HMT_NODISCARD int hmt_ctx_seq_restore(hmt_ctx *ctx, int32_t seq, const void *buf,
+                                              size_t len);
 
 #ifdef __cplusplus
 }

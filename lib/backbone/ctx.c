@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backbone/backbone.h"
+#include "backbone/ctx_state.h"
 #include "core/abort.h"
 #include "core/alloc.h"
 #include "core/busy.h"
@@ -169,6 +170,17 @@ static int reserve_outputs(hmt_ctx *ctx, size_t n, size_t n_logits, size_t n_hid
     return HMT_OK;
 }
 
+/* Room for n rows of outputs as their HMT_OUT_* flags ask. */
+static int reserve_flagged(hmt_ctx *ctx, size_t n, const uint8_t *outputs) {
+    size_t n_logits = 0, n_hidden = 0, n_ffn = 0;
+    for (size_t i = 0; i < n; i++) {
+        n_logits += (outputs[i] & HMT_OUT_LOGITS) != 0;
+        n_hidden += (outputs[i] & HMT_OUT_HIDDEN) != 0;
+        n_ffn += (outputs[i] & HMT_OUT_FFN_INPUT) != 0;
+    }
+    return reserve_outputs(ctx, n, n_logits, n_hidden, n_ffn);
+}
+
 static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens,
                            const float *embd, const int32_t *seq, const int32_t *pos,
                            const uint8_t *outputs) {
@@ -234,13 +246,7 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
         ctx->flags[n - 1] = HMT_OUT_LOGITS | HMT_OUT_HIDDEN;
         outputs = ctx->flags;
     }
-    size_t n_logits = 0, n_hidden = 0, n_ffn = 0;
-    for (size_t i = 0; i < n; i++) {
-        n_logits += (outputs[i] & HMT_OUT_LOGITS) != 0;
-        n_hidden += (outputs[i] & HMT_OUT_HIDDEN) != 0;
-        n_ffn += (outputs[i] & HMT_OUT_FFN_INPUT) != 0;
-    }
-    if ((rc = reserve_outputs(ctx, n, n_logits, n_hidden, n_ffn))) return rc;
+    if ((rc = reserve_flagged(ctx, n, outputs))) return rc;
 
     /* From here on the previous outputs are being overwritten. */
     ctx->n_rows = 0;
@@ -407,4 +413,27 @@ int hmti_abort_poll(void *abort) {
 void hmti_ctx_set_extra_abort(hmt_ctx *ctx, hmt_abort_fn fn, void *data) {
     ctx->abort.extra_fn = fn;
     ctx->abort.extra_data = data;
+}
+
+/* ---- for lib/backbone/ctx_state.c (ctx_state.h) ---- */
+hmti_guard *hmti_ctx_guard(hmt_ctx *ctx) { return HMTI_GUARD(ctx); }
+hmti_backbone *hmti_ctx_backbone(hmt_ctx *ctx) { return &ctx->bb; }
+int32_t hmti_ctx_n_rows(const hmt_ctx *ctx) { return ctx->n_rows; }
+
+int hmti_ctx_set_outputs(hmt_ctx *ctx, int32_t n_past, int32_t n_rows, const uint8_t *flags) {
+    int rc = reserve_flagged(ctx, (size_t)n_rows, flags);
+    if (rc) return rc;
+    int32_t li = 0, hi = 0, fi = 0;
+    for (int32_t i = 0; i < n_rows; i++) {
+        ctx->row_logits[i] = (flags[i] & HMT_OUT_LOGITS) ? li++ : -1;
+        ctx->row_hidden[i] = (flags[i] & HMT_OUT_HIDDEN) ? hi++ : -1;
+        ctx->row_ffn[i] = (flags[i] & HMT_OUT_FFN_INPUT) ? fi++ : -1;
+    }
+    ctx->n_past[0] = n_past;
+    ctx->n_rows = n_rows;
+    return HMT_OK;
+}
+
+void hmti_ctx_set_seq_n_past(hmt_ctx *ctx, int32_t seq, int32_t n_past) {
+    ctx->n_past[seq] = n_past;
 }

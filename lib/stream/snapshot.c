@@ -4,17 +4,13 @@
  *   u32 settings[SETTINGS], i64 counters[COUNTERS], the arrays below in a
  *   fixed order, then u64 FNV-1a of all preceding bytes.
  * Restore validates all of it before changing the stream. */
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "backbone/kv_io.h"
 #include "core/alloc.h"
 #include "core/fnv.h"
-#include "io/atomic_file.h"
-#include "io/file_open.h"
+#include "io/state_io.h"
 #include "stream/stream.h"
 
 #define SNAP_VERSION 1u
@@ -32,35 +28,6 @@ static int64_t kv_slots_of(int mode, int64_t n_fed, int64_t win_base, int64_t pr
 static int32_t kv_slots(const hmt_stream *s) {
     return (int32_t)kv_slots_of(s->mode, s->n_fed, s->win_base, s->prefix_done, s->sens_len,
                                 s->seg_eval);
-}
-
-/* One walk over the state serves saving, checking and loading: each field
- * is copied between the stream and a cursor over the buffer. */
-typedef enum { SAVE, CHECK, LOAD } walk_kind;
-
-typedef struct {
-    walk_kind kind;
-    unsigned char *out;     /* SAVE: output (NULL while measuring) */
-    const unsigned char *in; /* CHECK, LOAD: input                  */
-    size_t pos, len;
-    int bad;
-    int32_t n_vocab; /* CHECK: token ids must lie below it...  */
-    int bad_id;      /* ...else this is set                     */
-    const char *bad_float; /* CHECK: the first field with a non-finite value */
-    int64_t bad_float_at;  /* its index in that field               */
-} cursor;
-
-static void io(cursor *c, void *field, size_t n) {
-    if (c->kind != SAVE) {
-        if (c->pos + n > c->len || c->pos + n < c->pos) {
-            c->bad = 1;
-            return;
-        }
-        if (c->kind == LOAD) memcpy(field, c->in + c->pos, n);
-    } else if (c->out) {
-        memcpy(c->out + c->pos, field, n);
-    }
-    c->pos += n;
 }
 
 enum { N_SETTINGS = 12, N_COUNTERS = 16 };
@@ -95,77 +62,47 @@ static int counters_valid(const hmt_stream *s, const int64_t *c) {
            c[15] == kv_slots_of(s->mode, c[12], c[14], c[6], c[8], c[4]);
 }
 
-/* Token ids: CHECK also validates them, since the stream feeds them to the
- * model again (window refill, sensory tokens, lookahead summary). */
-static void io_tokens(cursor *c, hmt_token *field, size_t n) {
-    if (c->kind == CHECK && !c->bad && n <= (c->len - c->pos) / sizeof *field)
-        for (size_t i = 0; i < n; i++) {
-            hmt_token t;
-            memcpy(&t, c->in + c->pos + i * sizeof t, sizeof t);
-            if (t < 0 || t >= c->n_vocab) c->bad_id = 1;
-        }
-    io(c, field, n * sizeof *field);
-}
-
-/* Floats: CHECK also requires them finite (a NaN memory or KV entry would
- * silently turn every later logit into NaN); the message names the field. */
-static void io_floats(cursor *c, float *field, size_t n, const char *name) {
-    if (c->kind == CHECK && !c->bad && !c->bad_float && n <= (c->len - c->pos) / sizeof(float))
-        for (size_t i = 0; i < n; i++) {
-            float v;
-            memcpy(&v, c->in + c->pos + i * sizeof v, sizeof v);
-            if (!isfinite(v)) {
-                c->bad_float = name;
-                c->bad_float_at = (int64_t)i;
-                break;
-            }
-        }
-    io(c, field, n * sizeof(float));
-}
-
 /* The arrays, sized by the counters ctr (the stream's own when saving, the
- * snapshot's when checking or loading). */
-static void walk_arrays(cursor *c, hmt_stream *s, const int64_t *ctr) {
+ * snapshot's when checking or loading). Token ids are walked as tokens so
+ * that CHECK validates them: the stream feeds them to the model again
+ * (window refill, sensory tokens, lookahead summary). */
+static void walk_arrays(hmti_walk *c, hmt_stream *s, const int64_t *ctr) {
     const size_t d = (size_t)s->d, dh = s->ad ? (size_t)s->ad->d_h : 0;
     const size_t fill = (size_t)ctr[9], rn = (size_t)ctr[11], kv = (size_t)ctr[15];
-    io_tokens(c, s->seg_tok, (size_t)ctr[3]);
-    io_tokens(c, s->prev_tok, (size_t)ctr[7]);
-    io_tokens(c, s->sens, (size_t)ctr[8]);
-    io_floats(c, s->p, d, "P");
-    io_floats(c, s->s, d, "S");
-    io_floats(c, s->last_m, d, "last M");
-    io_floats(c, s->mem, fill * d, "memory cache");
-    io_floats(c, s->keys, fill * dh, "memory keys");
-    io(c, s->mem_seg, fill * sizeof(int64_t));
-    io_floats(c, s->rw, rn, "recall weights");
-    io(c, s->rseg, rn * sizeof(int64_t));
-    if (s->mode == HMT_MODE_WINDOW) io_tokens(c, s->win, (size_t)s->W);
+    hmti_walk_tokens(c, s->seg_tok, (size_t)ctr[3]);
+    hmti_walk_tokens(c, s->prev_tok, (size_t)ctr[7]);
+    hmti_walk_tokens(c, s->sens, (size_t)ctr[8]);
+    hmti_walk_floats(c, s->p, d, "P", 0);
+    hmti_walk_floats(c, s->s, d, "S", 0);
+    hmti_walk_floats(c, s->last_m, d, "last M", 0);
+    hmti_walk_floats(c, s->mem, fill * d, "memory cache", 0);
+    hmti_walk_floats(c, s->keys, fill * dh, "memory keys", 0);
+    hmti_walk_bytes(c, s->mem_seg, fill * sizeof(int64_t));
+    hmti_walk_floats(c, s->rw, rn, "recall weights", 0);
+    hmti_walk_bytes(c, s->rseg, rn * sizeof(int64_t));
+    if (s->mode == HMT_MODE_WINDOW) hmti_walk_tokens(c, s->win, (size_t)s->W);
     const hmt_model *m = s->model;
-    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, nc = (size_t)s->bb.n_ctx;
-    for (int l = 0; l < m->n_layer; l++) {
-        for (size_t r = 0; r < kvd; r++)
-            io_floats(c, s->bb.kt + ((size_t)l * kvd + r) * nc, kv, "K cache");
-        io_floats(c, s->bb.v + (size_t)l * nc * kvd, kv * kvd, "V cache");
-    }
+    const hmti_kv_region region = {s->bb.kt, s->bb.v, (size_t)s->bb.n_ctx, (int32_t)kv};
+    hmti_kv_walk(c, m, &region);
     /* the last ready token's logits, so sampling can continue after a restore */
     if (ctr[13] > 0) {
-        float *row = c->kind == SAVE ? (float *)hmt_stream_logits(s, ctr[13] - 1) : s->logits;
-        io_floats(c, row, (size_t)m->n_vocab, "logits");
+        float *row = c->kind == HMTI_SAVE ? (float *)hmt_stream_logits(s, ctr[13] - 1) : s->logits;
+        hmti_walk_floats(c, row, (size_t)m->n_vocab, "logits", 0);
     }
 }
 
 static size_t save_into(const hmt_stream *cs, unsigned char *out) {
-    hmt_stream *s = (hmt_stream *)cs; /* SAVE only reads the stream */
-    cursor c = {SAVE, out, NULL, 0, 0, 0, 0, 0, NULL, 0};
+    hmt_stream *s = (hmt_stream *)cs; /* saving only reads the stream */
+    hmti_walk c = {.kind = HMTI_SAVE, .out = out};
     uint32_t head[2] = {0x53544d48u /* "HMTS" */, SNAP_VERSION}, set[N_SETTINGS];
     uint64_t fp[2] = {s->model->fingerprint, adapter_fingerprint(s->ad)};
     int64_t ctr[N_COUNTERS];
     settings_of(s, set);
     counters_of(s, ctr);
-    io(&c, head, sizeof head);
-    io(&c, fp, sizeof fp);
-    io(&c, set, sizeof set);
-    io(&c, ctr, sizeof ctr);
+    hmti_walk_bytes(&c, head, sizeof head);
+    hmti_walk_bytes(&c, fp, sizeof fp);
+    hmti_walk_bytes(&c, set, sizeof set);
+    hmti_walk_bytes(&c, ctr, sizeof ctr);
     walk_arrays(&c, s, ctr);
     if (out) {
         uint64_t h = hmti_fnv1a(HMTI_FNV_INIT, out, c.pos);
@@ -208,18 +145,18 @@ static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
         return hmti_errf(HMT_E_INVAL, "snapshot: taken with another %s",
                                  fp[0] != s->model->fingerprint ? "model" : "adapter");
     uint32_t set[N_SETTINGS], mine[N_SETTINGS];
-    cursor c = {LOAD, NULL, b, 8 + sizeof fp, len - sizeof h, 0, 0, 0, NULL, 0}; /* into locals */
-    io(&c, set, sizeof set);
+    hmti_walk c = {.kind = HMTI_LOAD, .in = b, .pos = 8 + sizeof fp, .len = len - sizeof h}; /* into locals */
+    hmti_walk_bytes(&c, set, sizeof set);
     settings_of(s, mine);
     if (c.bad || memcmp(set, mine, sizeof set))
         return hmti_errf(HMT_E_INVAL, "snapshot: taken with other stream settings "
                                               "(mode, L, k, N, j, bf16, window or context)");
     int64_t ctr[N_COUNTERS];
-    io(&c, ctr, sizeof ctr);
+    hmti_walk_bytes(&c, ctr, sizeof ctr);
     if (c.bad || !counters_valid(s, ctr))
         return hmti_errf(HMT_E_FORMAT, "snapshot: counters out of range");
-    cursor check = c;
-    check.kind = CHECK;
+    hmti_walk check = c;
+    check.kind = HMTI_CHECK;
     check.n_vocab = s->model->n_vocab;
     walk_arrays(&check, s, ctr);
     if (check.bad || check.pos != check.len)
@@ -274,7 +211,7 @@ static size_t max_snapshot_size(const hmt_stream *cs) {
     hmt_stream *s = (hmt_stream *)cs; /* measuring only: nothing is read or written */
     int64_t ctr[N_COUNTERS] = {0};
     ctr[3] = ctr[7] = s->L, ctr[8] = s->k, ctr[9] = ctr[11] = s->N, ctr[15] = s->bb.n_ctx;
-    cursor c = {SAVE, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0};
+    hmti_walk c = {.kind = HMTI_SAVE};
     walk_arrays(&c, s, ctr); /* ctr[13] = 0: the logits row is added below */
     return 8 + 16 + N_SETTINGS * 4 + N_COUNTERS * 8 + c.pos +
            (size_t)s->model->n_vocab * sizeof(float) + sizeof(uint64_t);
@@ -289,52 +226,18 @@ HMT_API int hmt_stream_save_file(const hmt_stream *s, const char *path) {
     void *buf = hmti_malloc(len);
     if (!buf) return hmti_errf(HMT_E_NOMEM, "hmt_stream_save_file: out of memory");
     int rc = hmt_stream_save(s, buf, len, &len);
-    hmti_afile out;
-    /* a temporary replaces path only once complete: a full disk or a crash
-     * leaves the previous snapshot as it was (lib/io/atomic_file.c) */
-    if (!rc) rc = hmti_afile_begin(&out, path, "hmt_stream_save_file");
-    if (!rc) {
-        hmti_afile_write(&out, buf, len);
-        rc = hmti_afile_commit(&out);
-    }
+    if (!rc) rc = hmti_state_write_file(path, buf, len, "hmt_stream_save_file");
     free(buf);
     return rc;
 }
 
-/* Read exactly len bytes (the size fstat gave: a file that grows meanwhile
- * is not followed, one that shrinks is an error). */
-static int read_all(int fd, unsigned char *buf, size_t len, const char *path) {
-    for (size_t got = 0; got < len;) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            char eb[128];
-            return hmti_errf(HMT_E_IO, "hmt_stream_restore_file: cannot read '%s': %s", path,
-                             r < 0 ? strerror_r(errno, eb, sizeof eb) : "file shrank while read");
-        }
-        got += (size_t)r;
-    }
-    return HMT_OK;
-}
-
 HMT_API int hmt_stream_restore_file(hmt_stream *s, const char *path) {
     if (!s || !path) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore_file: NULL argument");
-    int fd;
-    uint64_t size;
-    int rc = hmti_open_regular(path, "hmt_stream_restore_file", &fd, &size);
-    if (rc) return rc;
-    const size_t max = max_snapshot_size(s);
-    if (size > max) {
-        close(fd);
-        return hmti_errf(HMT_E_FORMAT, "hmt_stream_restore_file: '%s' has %llu bytes, "
-                                 "more than any snapshot of this stream (at most %zu)", path,
-                                 (unsigned long long)size, max);
-    }
-    unsigned char *buf = hmti_malloc(size ? (size_t)size : 1);
-    rc = buf ? read_all(fd, buf, (size_t)size, path)
-             : hmti_errf(HMT_E_NOMEM, "hmt_stream_restore_file: out of memory");
-    close(fd);
-    if (!rc) rc = hmt_stream_restore(s, buf, (size_t)size);
+    unsigned char *buf;
+    size_t len;
+    int rc = hmti_state_read_file(path, max_snapshot_size(s), "snapshot of this stream",
+                                  "hmt_stream_restore_file", &buf, &len);
+    if (!rc) rc = hmt_stream_restore(s, buf, len);
     free(buf);
     return rc ? rc : HMT_OK;
 }

@@ -670,7 +670,38 @@ class _Keyed:
         self._set_fn(self._handle, _key(key), _args.int64(value, f"parameter {_name(_key(key))}", fn))
 
 
-class Context(_Abortable, _Keyed, _Handle):
+class _Saved:
+    """save / restore of a handle's state as bytes or a file, through the C
+    functions the class names (_save_fn, _restore_fn, _save_file_fn,
+    _restore_file_fn). Needs _Abortable's _call_long."""
+
+    _save_fn = _restore_fn = _save_file_fn = _restore_file_fn = None
+
+    def save(self):
+        """The state, as bytes."""
+        need = c_size_t()
+        self._save_fn(self._handle, None, 0, byref(need))
+        while True:
+            buf = create_string_buffer(max(1, need.value))
+            rc = self._save_fn(self._handle, buf, len(buf), byref(need))
+            if rc != Status.E_BUFFER:
+                return string_at(buf, need.value)
+
+    def restore(self, data):
+        """Restore a state taken by save() (bytes-like)."""
+        data = bytes(data)
+        self._call_long(self._restore_fn, self._handle, data, len(data))
+
+    def save_file(self, path):
+        """Write the state to path (atomically: on failure path is unchanged)."""
+        self._save_file_fn(self._handle, _path(path))
+
+    def restore_file(self, path):
+        """Restore a state written by save_file()."""
+        self._call_long(self._restore_file_fn, self._handle, _path(path))
+
+
+class Context(_Saved, _Abortable, _Keyed, _Handle):
     """A context: KV caches over a model, one per sequence (keys n_ctx,
     n_batch, n_seq, n_threads, compute_type; another key set raises HmtError
     E_INVAL naming it). The C
@@ -678,6 +709,12 @@ class Context(_Abortable, _Keyed, _Handle):
     first is safe."""
 
     _free_fn = staticmethod(lib.hmt_ctx_free)
+    # save() / restore(): the KV cache and the last eval's outputs (C:
+    # hmt_ctx_save, docs/API.md "Context state")
+    _save_fn = staticmethod(lib.hmt_ctx_save)
+    _restore_fn = staticmethod(lib.hmt_ctx_restore)
+    _save_file_fn = staticmethod(lib.hmt_ctx_save_file)
+    _restore_file_fn = staticmethod(lib.hmt_ctx_restore_file)
     _get_fn = staticmethod(lib.hmt_ctx_get)
 
     def attach_threadpool(self, tp):
@@ -772,7 +809,7 @@ class Context(_Abortable, _Keyed, _Handle):
     def logits(self, i=-1, copy=False):
         """Logits of batch row i of the last eval (-1 = last row), or None if
         not requested. With NumPy and copy=False: a read-only view of the
-        context's buffer, valid until the next eval/kv_clear/kv_rewind/close
+        context's buffer, valid until the next eval/kv_clear/kv_rewind/restore/close
         (it keeps the Context alive). Otherwise a copy."""
         i = _args.int32(i, "row", "hmt_ctx_logits")
         return _float_vec(lib.hmt_ctx_logits(self._handle, i), self._n_vocab, self, copy)
@@ -802,6 +839,21 @@ class Context(_Abortable, _Keyed, _Handle):
         """Keep the first n_keep positions of sequence seq (0 clears it)."""
         lib.hmt_ctx_seq_rewind(self._handle, _args.int32(seq, "seq", "hmt_ctx_seq_rewind"),
                                _args.int32(n_keep, "n_keep", "hmt_ctx_seq_rewind"))
+
+    def seq_save(self, seq):
+        """The state of sequence seq (its cached positions) as bytes."""
+        seq = _args.int32(seq, "seq", "hmt_ctx_seq_save")
+        need = c_size_t()
+        lib.hmt_ctx_seq_save(self._handle, seq, None, 0, byref(need))
+        buf = create_string_buffer(max(1, need.value))
+        lib.hmt_ctx_seq_save(self._handle, seq, buf, len(buf), byref(need))
+        return string_at(buf, need.value)
+
+    def seq_restore(self, seq, data):
+        """Load a state's cached positions into sequence seq."""
+        data = bytes(data)
+        self._call_long(lib.hmt_ctx_seq_restore, self._handle,
+                        _args.int32(seq, "seq", "hmt_ctx_seq_restore"), data, len(data))
 
     def seq_copy(self, src, dst):
         """Make sequence dst a copy of sequence src (fork a shared prefix)."""
@@ -865,13 +917,18 @@ class Adapter(_Keyed, _Handle):
     recall_dim = property(lambda self: self.get(Param.RECALL_DIM))
 
 
-class Stream(_Abortable, _Keyed, _Handle):
+class Stream(_Saved, _Abortable, _Keyed, _Handle):
     """An HMT document stream (docs/HMT.md). Stream(model, adapter,
     mode="full", n_threads=2) or with a Params; only stream keys (the window
     of mode="window" is `window`, not n_ctx). The C stream holds its own
     references to the model and the adapter: closing them first is safe."""
 
     _free_fn = staticmethod(lib.hmt_stream_free)
+    # save() / restore(): a snapshot of the whole stream state
+    _save_fn = staticmethod(lib.hmt_stream_save)
+    _restore_fn = staticmethod(lib.hmt_stream_restore)
+    _save_file_fn = staticmethod(lib.hmt_stream_save_file)
+    _restore_file_fn = staticmethod(lib.hmt_stream_restore_file)
     _get_fn = staticmethod(lib.hmt_stream_get)
 
     def attach_threadpool(self, tp):
@@ -997,27 +1054,6 @@ class Stream(_Abortable, _Keyed, _Handle):
         cb = hmt_recall_fn(tramp)
         lib.hmt_stream_set_recall_callback(self._handle, cb, None)
         self._recall_cb = cb
-
-    def save(self):
-        """A snapshot of the whole stream state, as bytes."""
-        need = c_size_t()
-        rc = lib.hmt_stream_save(self._handle, None, 0, byref(need))
-        while True:
-            buf = create_string_buffer(max(1, need.value))
-            rc = lib.hmt_stream_save(self._handle, buf, len(buf), byref(need))
-            if rc != Status.E_BUFFER:
-                return string_at(buf, need.value)
-
-    def restore(self, data):
-        """Restore a snapshot taken by save() (bytes-like)."""
-        data = bytes(data)
-        self._call_long(lib.hmt_stream_restore, self._handle, data, len(data))
-
-    def save_file(self, path):
-        lib.hmt_stream_save_file(self._handle, _path(path))
-
-    def restore_file(self, path):
-        self._call_long(lib.hmt_stream_restore_file, self._handle, _path(path))
 
 
 # ---------------------------------------------------------------------------

@@ -475,6 +475,20 @@ FUNCTIONS = [
     ("hmt_ctx_seq_copy", c_int, [hmt_ctx_p, c_int32, c_int32], _status),
     # int hmt_ctx_set_abort_callback(hmt_ctx *ctx, hmt_abort_fn fn, void *user_data);
     ("hmt_ctx_set_abort_callback", c_int, [hmt_ctx_p, hmt_abort_fn, c_void_p], _status),
+    # int hmt_ctx_save(const hmt_ctx *ctx, void *buf, size_t cap, size_t *len_out);
+    ("hmt_ctx_save", c_int, [hmt_ctx_p, c_void_p, c_size_t, _P(c_size_t)], _status_buffer),
+    # int hmt_ctx_restore(hmt_ctx *ctx, const void *buf, size_t len);
+    ("hmt_ctx_restore", c_int, [hmt_ctx_p, c_void_p, c_size_t], _status),
+    # int hmt_ctx_save_file(const hmt_ctx *ctx, const char *path);
+    ("hmt_ctx_save_file", c_int, [hmt_ctx_p, c_char_p], _status),
+    # int hmt_ctx_restore_file(hmt_ctx *ctx, const char *path);
+    ("hmt_ctx_restore_file", c_int, [hmt_ctx_p, c_char_p], _status),
+    # int hmt_ctx_seq_save(const hmt_ctx *ctx, int32_t seq, void *buf, size_t cap,
+    #                      size_t *len_out);
+    ("hmt_ctx_seq_save", c_int, [hmt_ctx_p, c_int32, c_void_p, c_size_t, _P(c_size_t)],
+     _status_buffer),
+    # int hmt_ctx_seq_restore(hmt_ctx *ctx, int32_t seq, const void *buf, size_t len);
+    ("hmt_ctx_seq_restore", c_int, [hmt_ctx_p, c_int32, c_void_p, c_size_t], _status),
 
     # ---- HMT adapters ----
     # int hmt_adapter_load(hmt_adapter **out, hmt_model *model, const char *path);

@@ -27,6 +27,12 @@ grep -q "recalls" "$tmp/score" || fail "hmt-score printed no recall"
 "$B/examples/snapshot" $M $A "$tmp/s.hmts" > "$tmp/snap" || fail "snapshot exited $?: $(cat "$tmp/snap")"
 [ "$(grep -c "the same logits" "$tmp/snap")" -eq 2 ] || fail "snapshot: $(cat "$tmp/snap")"
 
+"$B/examples/prompt_cache" $M "$tmp/p.hmtc" "The jury said" 12 > "$tmp/cache" || fail "prompt_cache exited $?: $(cat "$tmp/cache")"
+grep -q "the same logits at every step" "$tmp/cache" || fail "prompt_cache: $(cat "$tmp/cache")"
+st=0
+"$B/examples/prompt_cache" $M "$tmp/no/such/dir/p.hmtc" > /dev/null 2> "$tmp/err" || st=$?
+[ $st -eq 1 ] && grep -q "no/such/dir" "$tmp/err" || fail "prompt_cache into a missing folder: exit $st, $(cat "$tmp/err")"
+
 for ex in simple processors; do
     st=0
     "$B/examples/$ex" /nonexistent.gguf > /dev/null 2> "$tmp/err" || st=$?
@@ -35,4 +41,4 @@ for ex in simple processors; do
     "$B/examples/$ex" > /dev/null 2>&1 || st=$?
     [ $st -eq 2 ] || fail "$ex without arguments: exit $st"
 done
-echo "check_examples: OK (4 examples; hmt-score = hmt-perplexity: $got)"
+echo "check_examples: OK (5 examples; hmt-score = hmt-perplexity: $got)"

@@ -40,6 +40,20 @@ class TestSequences(unittest.TestCase):
             self.assertEqual(ctx.seq_n_past(3), -1)
             self.assertEqual(ctx.get(hmt.Param.N_SEQ), 3)
 
+    def test_sequence_state_moves(self):
+        with hmt.Context(self.model, n_seq=2, n_ctx=16) as ctx:
+            ctx.eval_seqs([0, 0, 0], tokens=[1, 4, 8])
+            state = ctx.seq_save(0)
+            ctx.eval_seqs([0], tokens=[3])
+            want = ctx.logits(copy=True)
+            ctx.seq_restore(1, state)
+            self.assertEqual(ctx.seq_n_past(1), 3)
+            ctx.eval_seqs([1], tokens=[3])
+            self.assertEqual(maxdiff(ctx.logits(copy=True), want), 0)
+            with self.assertRaises(hmt.HmtError) as e:
+                ctx.save()  # several sequences: per sequence only
+            self.assertEqual(e.exception.code, hmt.Status.E_INVAL)
+
     def test_misuse_raises_with_status(self):
         with hmt.Context(self.model, n_seq=2, n_ctx=4) as ctx:
             with self.assertRaises(hmt.HmtError) as e:

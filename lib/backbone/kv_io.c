@@ -1,0 +1,23 @@
+/* KV regions through a state walk (kv_io.h). */
+#include "backbone/kv_io.h"
+
+void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
+    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, n = (size_t)r->n;
+    /* CHECK moves no data: no pointer is formed into a region that may be
+     * smaller than the state being checked */
+    const int data = c->kind != HMTI_CHECK;
+    for (int l = 0; l < m->n_layer; l++) {
+        for (size_t row = 0; row < kvd; row++) {
+            const size_t at = (size_t)l * kvd + row;
+            hmti_walk_floats(c, data ? r->kt + at * r->stride : NULL, n, "K cache",
+                             (int64_t)(at * n));
+        }
+        hmti_walk_floats(c, data ? r->v + (size_t)l * r->stride * kvd : NULL, n * kvd, "V cache",
+                         (int64_t)((size_t)l * n * kvd));
+    }
+}
+
+uint64_t hmti_kv_walk_bytes(const hmt_model *m, int64_t n) {
+    return 2 * (uint64_t)m->n_layer * (uint64_t)m->n_head_kv * (uint64_t)m->head_dim *
+           (uint64_t)n * sizeof(float);
+}

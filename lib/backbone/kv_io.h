@@ -1,0 +1,31 @@
+/* Saving, checking and loading one KV region through a state walk
+ * (io/state_io.h): the stream snapshots' open segment and the context
+ * states share this layout. Per layer: the K cache transposed (kv_dim rows
+ * of n floats, one row per K component), then the V cache (n slots of
+ * kv_dim floats). A non-finite value is reported as "K cache" / "V cache"
+ * with its index in that array over all layers (layer-major, as saved). */
+#ifndef HMT_KV_IO_H
+#define HMT_KV_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backbone/model.h"
+#include "io/state_io.h"
+
+/* A KV region: K transposed [layer][kv_dim][stride], V [layer][stride][kv_dim]
+ * (a backbone's kt / v with stride n_ctx), its first n slots in use. */
+typedef struct {
+    float *kt, *v;
+    size_t stride;
+    int32_t n;
+} hmti_kv_region;
+
+/* Walk the n slots of r (CHECK reads only the buffer: r's pointers are not
+ * used, and n may exceed r's stride). */
+void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r);
+
+/* The bytes hmti_kv_walk moves for n slots. */
+uint64_t hmti_kv_walk_bytes(const hmt_model *m, int64_t n);
+
+#endif
