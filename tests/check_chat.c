@@ -197,8 +197,8 @@ START_TEST(golden_all_templates) {
     }
     free(list);
     free_conversations();
-    ck_assert_int_eq(n_templates, 9);
-    ck_assert_int_ge(n_cases, 9 * 13 * 2);
+    ck_assert_int_eq(n_templates, 16);
+    ck_assert_int_ge(n_cases, 16 * 13 * 2);
 }
 END_TEST
 
@@ -209,6 +209,12 @@ START_TEST(chatml_default_system) {
     ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
     ck_assert_str_eq(st.default_system,
                      "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+    free(tmpl);
+    /* SmolLM2's literal holds a real newline, not the escape */
+    tmpl = read_text("smollm2-instruct.jinja");
+    ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
+    ck_assert_str_eq(st.default_system,
+                     "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
     free(tmpl);
     ck_assert_int_eq(hmti_chat_detect("chatml", &st), HMT_OK);
     ck_assert_str_eq(st.default_system, "");
@@ -249,10 +255,11 @@ START_TEST(detect_refuses) {
     static const struct {
         const char *tmpl, *name; /* NULL name: unsupported */
     } cases[] = {
-        {"{{ '<|im_start|>' }}<|im_sep|>", NULL},               /* phi4 */
-        {"[INST] [SYSTEM_PROMPT]", NULL},                      /* mistral-v7 */
-        {"\"[INST]\" [AVAILABLE_TOOLS]", NULL},                /* mistral-v3-tekken */
-        {"[INST] [AVAILABLE_TOOLS]", NULL},                    /* mistral-v3 */
+        {"'[INST]' [SYSTEM_PROMPT]", NULL},                    /* mistral-v7-tekken */
+        {"mistral-v7-tekken", NULL},
+        /* mistral-v3 revisions other than the checked one */
+        {"\"[INST]\" [AVAILABLE_TOOLS] user_messages[-1]) and system_message", NULL},
+        {"[INST] [AVAILABLE_TOOLS]", NULL},
         {"{{ '[INST] ' + content }}", NULL},                   /* llama2 without <<SYS>> */
         {"<<SYS>> [INST] content.strip()", NULL},              /* a llama2 variant */
         {"<|user|> <|endoftext|>", NULL},                      /* zephyr */
@@ -261,13 +268,21 @@ START_TEST(detect_refuses) {
         {"<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", NULL},       /* command-r */
         {"{{ messages }}", NULL},                              /* nothing known */
         {"", NULL},
-        {"mistral-v7", NULL},
         {"zephyr", NULL},
+        {"deepseek3", NULL},
+        {"llama4", NULL},
         {"<|start_header_id|>x<|end_header_id|>", "llama3"},
         {"<start_of_turn>", "gemma"},
         {"<|assistant|> <|end|>", "phi3"},
         {"<|im_start|>", "chatml"},
         {"' [INST] ' + system_message", "mistral-v1"},
+        {"[INST] [AVAILABLE_TOOLS] loop.last and system_message is defined", "mistral-v3"},
+        {"\"[INST]\" [AVAILABLE_TOOLS] loop.last and system_message is defined",
+         "mistral-v3-tekken"},
+        {"'[INST] ' [SYSTEM_PROMPT]", "mistral-v7"},
+        {"{{ '<|im_start|>' }}<|im_sep|>", "phi4"},
+        {"mistral-v3-tekken", "mistral-v3-tekken"},
+        {"phi4", "phi4"},
         /* llama.cpp's order: chatml before llama3 */
         {"<|im_start|> <|start_header_id|> <|end_header_id|>", "chatml"},
     };
@@ -343,7 +358,8 @@ START_TEST(argument_errors) {
                      HMT_E_INVAL);
     strcpy(buf, "old");
     len = 99;
-    ck_assert_int_eq(hmt_chat_apply(NULL, "gemma", R2, C2, 2, 1, buf, sizeof buf, &len),
+    /* Gemma 2's template (no first_user_prefix) refuses a system message */
+    ck_assert_int_eq(hmt_chat_apply(NULL, "<start_of_turn>", R2, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "system"));
     ck_assert_str_eq(buf, ""); /* nothing half-written; len untouched */
@@ -360,6 +376,22 @@ START_TEST(argument_errors) {
                      HMT_E_INVAL);
     ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v1", r3, c3, 3, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
+    ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v3", r3, c3, 3, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    /* a system message the template would leave out: refused, with the reason */
+    static const char *const sys_last_asst[] = {"system", "user", "assistant"};
+    ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v3-tekken", sys_last_asst, c3, 3, 1, buf,
+                                    sizeof buf, &len),
+                     HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "leave the system message out"));
+    ck_assert_int_eq(hmt_chat_apply(NULL, "llama2", R2, C2, 1, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    ck_assert_int_eq(hmt_chat_apply(NULL, "gemma", R2, C2, 1, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    /* mistral-v7 writes a system message anywhere */
+    ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v7", r3, c3, 3, 1, buf, sizeof buf, &len),
+                     HMT_OK);
+    ck_assert_str_eq(buf, "[INST] a[/INST] b</s>[SYSTEM_PROMPT] c[/SYSTEM_PROMPT]");
     /* unrecognised template: the message tells the host what to do */
     ck_assert_int_eq(hmt_chat_apply(NULL, "{{ messages }}", R2, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_UNSUPPORTED);

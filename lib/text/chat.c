@@ -15,7 +15,8 @@
  * ASCII. Where a template would raise an exception, formatting fails with
  * HMT_E_INVAL and the template's reason; where it would silently drop or
  * print a message it has no place for (a system message in the middle of a
- * Llama 2, Mistral or Gemma conversation), it fails too. */
+ * Llama 2, Mistral or Gemma conversation, or one with no user turn to go
+ * into), it fails too. */
 #include "text/chat.h"
 
 #include <stdint.h>
@@ -102,10 +103,19 @@ static int system_error(const char *family, size_t i) {
                      family, i);
 }
 
+/* The template would drop the system message: it has no user turn to go into. */
+static int dropped_system_error(const char *family, const char *where) {
+    return hmti_errf(HMT_E_INVAL,
+                     "hmt_chat_apply: %s: the template puts the system message into %s, "
+                     "and there is none: it would leave the system message out",
+                     family, where);
+}
+
 /* Llama-2-chat: [INST] <<SYS>> ... <</SYS>> ... [/INST] answer </s><s>[INST] ... */
 static int fmt_llama2(sink *o, const char *const *roles, const char *const *contents, size_t n) {
     size_t start = is(roles[0], "system");
     const char *sys = start ? contents[0] : NULL;
+    if (start && n == 1) return dropped_system_error("llama2", "the first user turn");
     for (size_t i = start; i < n; i++) {
         size_t k = i - start;
         if (is(roles[i], "system")) return system_error("llama2", i);
@@ -142,6 +152,7 @@ static int fmt_llama2(sink *o, const char *const *roles, const char *const *cont
 static int fmt_mistral_v1(sink *o, const char *const *roles, const char *const *contents,
                           size_t n) {
     size_t start = is(roles[0], "system");
+    if (start && n == 1) return dropped_system_error("mistral-v1", "the first user turn");
     for (size_t i = start; i < n; i++) {
         size_t k = i - start;
         if (is(roles[i], "user") != (k % 2 == 0)) return alternate_error("mistral-v1", 1);
@@ -163,18 +174,81 @@ static int fmt_mistral_v1(sink *o, const char *const *roles, const char *const *
     return HMT_OK;
 }
 
-/* gemma-2-it: no system role; the assistant is "model". */
-static int fmt_gemma(sink *o, const char *const *roles, const char *const *contents, size_t n,
-                     int add_gen) {
-    if (is(roles[0], "system"))
+/* Mistral "v3" (Mistral-7B-Instruct-v0.3, Large 2407) and "v3-tekken"
+ * (Nemo): the system message goes into the LAST message, which must be the
+ * user's; v3 spaces [INST] and the (stripped) answer, tekken neither. */
+static int fmt_mistral_v3(sink *o, const hmti_chat_style *st, const char *const *roles,
+                          const char *const *contents, size_t n) {
+    const char *fam = st->tekken ? "mistral-v3-tekken" : "mistral-v3";
+    size_t start = is(roles[0], "system");
+    for (size_t i = start; i < n; i++) {
+        if (is(roles[i], "user") != ((i - start) % 2 == 0)) return alternate_error(fam, 1);
+        if (is(roles[i], "system")) return system_error(fam, i);
+    }
+    if (start && !is(roles[n - 1], "user")) return dropped_system_error(fam, "the last message");
+    const char *sp = st->tekken ? "" : " ";
+    for (size_t i = start; i < n; i++) {
+        if (is(roles[i], "user")) {
+            put(o, "[INST]");
+            put(o, sp);
+            if (start && i == n - 1) {
+                put(o, contents[0]);
+                put(o, "\n\n");
+            }
+            put(o, contents[i]);
+            put(o, "[/INST]");
+        } else {
+            put(o, sp);
+            if (st->tekken)
+                put(o, contents[i]);
+            else
+                put_stripped(o, contents[i]);
+            put(o, "</s>");
+        }
+    }
+    return HMT_OK;
+}
+
+/* Mistral "v7" (Large 2411): every message in order, system ones anywhere. */
+static void fmt_mistral_v7(sink *o, const char *const *roles, const char *const *contents,
+                           size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (is(roles[i], "system")) {
+            put(o, "[SYSTEM_PROMPT] ");
+            put(o, contents[i]);
+            put(o, "[/SYSTEM_PROMPT]");
+        } else if (is(roles[i], "user")) {
+            put(o, "[INST] ");
+            put(o, contents[i]);
+            put(o, "[/INST]");
+        } else {
+            put(o, " ");
+            put(o, contents[i]);
+            put(o, "</s>");
+        }
+    }
+}
+
+/* gemma-2-it: no system role; the assistant is "model". Gemma 3's template
+ * opens the first user turn with the system message (not stripped) and two
+ * newlines instead. */
+static int fmt_gemma(sink *o, const hmti_chat_style *st, const char *const *roles,
+                     const char *const *contents, size_t n, int add_gen) {
+    size_t start = is(roles[0], "system");
+    if (start && !st->gemma_system_prefix)
         return hmti_errf(HMT_E_INVAL, "hmt_chat_apply: gemma: system role not supported "
                                       "(the template raises an error)");
-    for (size_t i = 0; i < n; i++) {
-        if (is(roles[i], "user") != (i % 2 == 0)) return alternate_error("gemma", 0);
+    if (start && n == 1) return dropped_system_error("gemma", "the first user turn");
+    for (size_t i = start; i < n; i++) {
+        if (is(roles[i], "user") != ((i - start) % 2 == 0)) return alternate_error("gemma", 0);
         if (is(roles[i], "system")) return system_error("gemma", i);
         put(o, "<start_of_turn>");
         put(o, is(roles[i], "assistant") ? "model" : roles[i]);
         put(o, "\n");
+        if (start && i == 1) {
+            put(o, contents[0]);
+            put(o, "\n\n");
+        }
         put_stripped(o, contents[i]);
         put(o, "<end_of_turn>\n");
     }
@@ -242,6 +316,22 @@ static int fmt_phi3(sink *o, const hmti_chat_style *st, const char *const *roles
     return HMT_OK;
 }
 
+/* phi-4: chatml with <|im_sep|> after the role and nothing between turns. */
+static void fmt_phi4(sink *o, const hmti_chat_style *st, const char *const *roles,
+                     const char *const *contents, size_t n, int add_gen) {
+    for (size_t i = 0; i < n; i++) {
+        if (!st->phi4_first_revision || !is(roles[i], "assistant")) {
+            put(o, "<|im_start|>");
+            put(o, roles[i]);
+            put(o, "<|im_sep|>");
+        }
+        put(o, contents[i]);
+        put(o, "<|im_end|>");
+        if (st->phi4_first_revision && is(roles[i], "user")) put(o, "<|im_start|>assistant<|im_sep|>");
+    }
+    if (add_gen && !st->phi4_first_revision) put(o, "<|im_start|>assistant<|im_sep|>");
+}
+
 int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
                      const char *const *contents, size_t n, int add_generation_prompt,
                      char *buf, size_t size, size_t *len) {
@@ -260,7 +350,10 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
     switch (st->family) {
     case HMTI_CHAT_LLAMA2: rc = fmt_llama2(&o, roles, contents, n); break;
     case HMTI_CHAT_MISTRAL_V1: rc = fmt_mistral_v1(&o, roles, contents, n); break;
-    case HMTI_CHAT_GEMMA: rc = fmt_gemma(&o, roles, contents, n, add); break;
+    case HMTI_CHAT_MISTRAL_V3: rc = fmt_mistral_v3(&o, st, roles, contents, n); break;
+    case HMTI_CHAT_MISTRAL_V7: fmt_mistral_v7(&o, roles, contents, n), rc = HMT_OK; break;
+    case HMTI_CHAT_PHI4: fmt_phi4(&o, st, roles, contents, n, add), rc = HMT_OK; break;
+    case HMTI_CHAT_GEMMA: rc = fmt_gemma(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_LLAMA3: rc = fmt_llama3(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_CHATML: rc = fmt_chatml(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_PHI3: rc = fmt_phi3(&o, st, roles, contents, n, add); break;
@@ -280,7 +373,8 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
 /* ---------------------------------------------------------------------------
  * Detection
  * ------------------------------------------------------------------------- */
-static const char *const SUPPORTED = "llama2, llama3, chatml, gemma, phi3, mistral-v1";
+static const char *const SUPPORTED = "llama2, llama3, chatml, gemma, phi3, phi4, mistral-v1, "
+                                      "mistral-v3, mistral-v3-tekken, mistral-v7";
 
 static int has(const char *t, const char *s) { return strstr(t, s) != NULL; }
 
@@ -301,12 +395,20 @@ static void style(hmti_chat_style *out, hmti_chat_family f, const char *name) {
 
 /* A chatml template that writes a literal system turn
  * '<|im_start|>system\n...<|im_end|>' (Qwen2.5's "You are Qwen, created by
- * Alibaba Cloud. ..."; SmolLM2's) writes it when the conversation starts
- * without one; the text must be plain (no quote, brace or escape). */
+ * Alibaba Cloud. ..."; SmolLM2's, whose literal holds a real newline rather
+ * than the escape) writes it when the conversation starts without one; the
+ * text must be plain (no quote, brace or escape). */
 static void chatml_default_system(hmti_chat_style *st, const char *t) {
-    static const char open[] = "<|im_start|>system\\n";
+    static const char open[] = "<|im_start|>system";
     for (const char *p = strstr(t, open); p; p = strstr(p + 1, open)) {
-        const char *s = p + sizeof open - 1, *e = strstr(s, "<|im_end|>");
+        const char *s = p + sizeof open - 1;
+        if (s[0] == '\n')
+            s += 1;
+        else if (s[0] == '\\' && s[1] == 'n')
+            s += 2;
+        else
+            continue;
+        const char *e = strstr(s, "<|im_end|>");
         if (!e || e == s || (size_t)(e - s) >= sizeof st->default_system) continue;
         size_t k = 0;
         while (s + k < e && !strchr("'\"\\{}", s[k])) k++;
@@ -348,42 +450,68 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
     static const struct {
         const char *name;
         hmti_chat_family f;
-    } names[] = {{"llama2", HMTI_CHAT_LLAMA2}, {"llama3", HMTI_CHAT_LLAMA3},
-                 {"chatml", HMTI_CHAT_CHATML}, {"gemma", HMTI_CHAT_GEMMA},
-                 {"phi3", HMTI_CHAT_PHI3},     {"mistral-v1", HMTI_CHAT_MISTRAL_V1}};
+    } names[] = {{"llama2", HMTI_CHAT_LLAMA2},         {"llama3", HMTI_CHAT_LLAMA3},
+                 {"chatml", HMTI_CHAT_CHATML},         {"gemma", HMTI_CHAT_GEMMA},
+                 {"phi3", HMTI_CHAT_PHI3},             {"phi4", HMTI_CHAT_PHI4},
+                 {"mistral-v1", HMTI_CHAT_MISTRAL_V1}, {"mistral-v3", HMTI_CHAT_MISTRAL_V3},
+                 {"mistral-v3-tekken", HMTI_CHAT_MISTRAL_V3},
+                 {"mistral-v7", HMTI_CHAT_MISTRAL_V7}};
     /* llama.cpp's other template names ("llama2" there is the variant
      * without a system prompt; here it is Llama-2-chat's template) */
     static const char *const other_names[] = {
-        "llama2-sys", "llama2-sys-bos", "llama2-sys-strip", "mistral-v3", "mistral-v3-tekken",
-        "mistral-v7", "mistral-v7-tekken", "phi4", "falcon3", "zephyr", "monarch", "orion",
-        "openchat", "vicuna", "vicuna-orca", "deepseek", "deepseek2", "deepseek3", "command-r",
-        "chatglm3", "chatglm4", "glmedge", "minicpm", "exaone3", "exaone4", "rwkv-world",
-        "granite", "gigachat", "megrez", "yandex", "bailing", "llama4", "smolvlm",
-        "hunyuan-moe", "hunyuan-dense", "kimi-k2"};
+        "llama2-sys", "llama2-sys-bos", "llama2-sys-strip", "mistral-v7-tekken", "falcon3",
+        "zephyr", "monarch", "orion", "openchat", "vicuna", "vicuna-orca", "deepseek",
+        "deepseek2", "deepseek3", "command-r", "chatglm3", "chatglm4", "glmedge", "minicpm",
+        "exaone3", "exaone4", "rwkv-world", "granite", "gigachat", "megrez", "yandex",
+        "bailing", "llama4", "smolvlm", "hunyuan-moe", "hunyuan-dense", "kimi-k2"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (is(t, names[i].name)) {
             style(out, names[i].f, names[i].name);
             out->phi3_eos_at_end = out->family == HMTI_CHAT_PHI3;
+            out->tekken = is(t, "mistral-v3-tekken");
+            /* by name, Gemma 3's template: a system message opens the first
+             * user turn (Gemma 2's refuses one; without one they agree) */
+            out->gemma_system_prefix = out->family == HMTI_CHAT_GEMMA;
             return HMT_OK;
         }
     }
     for (size_t i = 0; i < sizeof other_names / sizeof other_names[0]; i++)
         if (is(t, other_names[i])) return unsupported(other_names[i]);
     if (has(t, "<|im_start|>")) {
-        if (has(t, "<|im_sep|>")) return unsupported("phi4");
+        if (has(t, "<|im_sep|>")) {
+            style(out, HMTI_CHAT_PHI4, "phi4");
+            out->phi4_first_revision = !has(t, "add_generation_prompt") &&
+                                       has(t, "<|im_end|><|im_start|>assistant<|im_sep|>");
+            return HMT_OK;
+        }
         if (has(t, "<end_of_utterance>")) return unsupported("smolvlm");
         style(out, HMTI_CHAT_CHATML, "chatml");
         chatml_default_system(out, t);
         return HMT_OK;
     }
     if (strncmp(t, "mistral", 7) == 0 || has(t, "[INST]")) {
-        if (has(t, "[SYSTEM_PROMPT]")) return unsupported("mistral-v7");
+        if (has(t, "[SYSTEM_PROMPT]")) {
+            /* Large 2411 spaces the texts; the tekken ones (Mistral Small 3)
+             * do not, and write a default system prompt with the date */
+            if (!has(t, "[INST] ")) return unsupported("mistral-v7-tekken");
+            style(out, HMTI_CHAT_MISTRAL_V7, "mistral-v7");
+            return HMT_OK;
+        }
         if (has(t, "' [INST] ' + system_message") || has(t, "[AVAILABLE_TOOLS]")) {
             if (has(t, " [INST]")) {
                 style(out, HMTI_CHAT_MISTRAL_V1, "mistral-v1");
                 return HMT_OK;
             }
-            return unsupported(has(t, "\"[INST]\"") ? "mistral-v3-tekken" : "mistral-v3");
+            int tekken = has(t, "\"[INST]\"");
+            const char *fam = tekken ? "mistral-v3-tekken" : "mistral-v3";
+            /* the revision checked puts the system message into the last
+             * message; others put it elsewhere */
+            if (!has(t, "loop.last and system_message is defined"))
+                return unsupported(tekken ? "mistral-v3-tekken (a revision libhmt has not checked)"
+                                          : "mistral-v3 (a revision libhmt has not checked)");
+            style(out, HMTI_CHAT_MISTRAL_V3, fam);
+            out->tekken = tekken;
+            return HMT_OK;
         }
         /* llama.cpp's llama2 variants; the one written here is Llama-2-chat's
          * (system prompt, BOS inside the history, stripped messages) */
@@ -411,6 +539,7 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
     if (has(t, "bos_token + message['role']")) return unsupported("monarch");
     if (has(t, "<start_of_turn>")) {
         style(out, HMTI_CHAT_GEMMA, "gemma");
+        out->gemma_system_prefix = has(t, "first_user_prefix");
         return HMT_OK;
     }
     if (has(t, "'\\n\\nAssistant: ' + eos_token")) return unsupported("orion");

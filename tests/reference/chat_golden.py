@@ -11,10 +11,13 @@ undefined, as transformers leaves it out of special_tokens_map).
 
 What is compared (docs/API.md, "Chat templates"): that rendering with ONE
 leading bos_token text removed (hmt_chat_apply leaves it out because
-tokenization with HMT_TOKENIZE_ADD_BOS adds the BOS token; a BOS text later
+tokenization with HMT_TOKENIZE_ADD_BOS adds the BOS token; only when the
+template writes bos_token; a BOS text later
 in the conversation, as Llama 2 writes before every user turn, stays).
 A conversation the template refuses (raise_exception) is recorded as an
-error: hmt_chat_apply must fail with HMT_E_INVAL on it.
+error: hmt_chat_apply must fail with HMT_E_INVAL on it; so is one where the
+template silently leaves out a message (its text is not in the output), which
+hmt_chat_apply refuses rather than write a prompt without it.
 
 Writes into tests/data/chat/ (committed: the C suite tests/check_chat.c needs
 no Jinja2):
@@ -356,6 +359,256 @@ MISTRAL_V02 = r"""{%- if messages[0]['role'] == 'system' %}
 {%- endfor %}
 """
 
+# mistralai/Mistral-Large-Instruct-2407 and Mistral-7B-Instruct-v0.3 (Mistral's
+# "v3" format, llama.cpp's mistral-v3), as llama.cpp's
+# tests/test-chat-template.cpp records it: the system message goes into the
+# LAST message, if that is a user message (otherwise the template drops it)
+MISTRAL_V3 = r"""{%- if messages[0]["role"] == "system" %}
+    {%- set system_message = messages[0]["content"] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+{%- set user_messages = loop_messages | selectattr("role", "equalto", "user") | list %}
+
+{#- This block checks for alternating user/assistant messages, skipping tool calling messages #}
+{%- set ns = namespace() %}
+{%- set ns.index = 0 %}
+{%- for message in loop_messages %}
+    {%- if not (message.role == "tool" or message.role == "tool_results" or (message.tool_calls is defined and message.tool_calls is not none)) %}
+        {%- if (message["role"] == "user") != (ns.index % 2 == 0) %}
+            {{- raise_exception("After the optional system message, conversation roles must alternate user/assistant/user/assistant/...") }}
+        {%- endif %}
+        {%- set ns.index = ns.index + 1 %}
+    {%- endif %}
+{%- endfor %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if message["role"] == "user" %}
+        {%- if tools is not none and (message == user_messages[-1]) %}
+            {{- "[AVAILABLE_TOOLS] [" }}
+            {%- for tool in tools %}
+                {%- set tool = tool.function %}
+                {{- '{"type": "function", "function": {' }}
+                {%- for key, val in tool.items() if key != "return" %}
+                    {%- if val is string %}
+                        {{- '"' + key + '": "' + val + '"' }}
+                    {%- else %}
+                        {{- '"' + key + '": ' + val|tojson }}
+                    {%- endif %}
+                    {%- if not loop.last %}
+                        {{- ", " }}
+                    {%- endif %}
+                {%- endfor %}
+                {{- "}}" }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- else %}
+                    {{- "]" }}
+                {%- endif %}
+            {%- endfor %}
+            {{- "[/AVAILABLE_TOOLS]" }}
+            {%- endif %}
+        {%- if loop.last and system_message is defined %}
+            {{- "[INST] " + system_message + "\n\n" + message["content"] + "[/INST]" }}
+        {%- else %}
+            {{- "[INST] " + message["content"] + "[/INST]" }}
+        {%- endif %}
+    {%- elif message.tool_calls is defined and message.tool_calls is not none %}
+        {{- "[TOOL_CALLS] [" }}
+        {%- for tool_call in message.tool_calls %}
+            {%- set out = tool_call.function|tojson %}
+            {{- out[:-1] }}
+            {%- if not tool_call.id is defined or tool_call.id|length != 9 %}
+                {{- raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}
+            {%- endif %}
+            {{- ', "id": "' + tool_call.id + '"}' }}
+            {%- if not loop.last %}
+                {{- ", " }}
+            {%- else %}
+                {{- "]" + eos_token }}
+            {%- endif %}
+        {%- endfor %}
+    {%- elif message["role"] == "assistant" %}
+        {{- " " + message["content"]|trim + eos_token}}
+    {%- elif message["role"] == "tool_results" or message["role"] == "tool" %}
+        {%- if message.content is defined and message.content.content is defined %}
+            {%- set content = message.content.content %}
+        {%- else %}
+            {%- set content = message.content %}
+        {%- endif %}
+        {{- '[TOOL_RESULTS] {"content": ' + content|string + ", " }}
+        {%- if not message.tool_call_id is defined or message.tool_call_id|length != 9 %}
+            {{- raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}
+        {%- endif %}
+        {{- '"call_id": "' + message.tool_call_id + '"}[/TOOL_RESULTS]' }}
+    {%- else %}
+        {{- raise_exception("Only user and assistant roles are supported, with the exception of an initial optional system message!") }}
+    {%- endif %}
+{%- endfor %}
+"""
+
+# mistralai/Mistral-Nemo-Instruct-2407 (llama.cpp's models/templates/; "v3-tekken":
+# no space after [INST], the answer neither spaced nor trimmed)
+MISTRAL_NEMO = r"""{%- if messages[0]["role"] == "system" %}
+    {%- set system_message = messages[0]["content"] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+{%- set user_messages = loop_messages | selectattr("role", "equalto", "user") | list %}
+
+{#- This block checks for alternating user/assistant messages, skipping tool calling messages #}
+{%- set ns = namespace() %}
+{%- set ns.index = 0 %}
+{%- for message in loop_messages %}
+    {%- if not (message.role == "tool" or message.role == "tool_results" or (message.tool_calls is defined and message.tool_calls is not none)) %}
+        {%- if (message["role"] == "user") != (ns.index % 2 == 0) %}
+            {{- raise_exception("After the optional system message, conversation roles must alternate user/assistant/user/assistant/...") }}
+        {%- endif %}
+        {%- set ns.index = ns.index + 1 %}
+    {%- endif %}
+{%- endfor %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if message["role"] == "user" %}
+        {%- if tools is not none and (message == user_messages[-1]) %}
+            {{- "[AVAILABLE_TOOLS][" }}
+            {%- for tool in tools %}
+                {%- set tool = tool.function %}
+                {{- '{"type": "function", "function": {' }}
+                {%- for key, val in tool.items() if key != "return" %}
+                    {%- if val is string %}
+                        {{- '"' + key + '": "' + val + '"' }}
+                    {%- else %}
+                        {{- '"' + key + '": ' + val|tojson }}
+                    {%- endif %}
+                    {%- if not loop.last %}
+                        {{- ", " }}
+                    {%- endif %}
+                {%- endfor %}
+                {{- "}}" }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- else %}
+                    {{- "]" }}
+                {%- endif %}
+            {%- endfor %}
+            {{- "[/AVAILABLE_TOOLS]" }}
+            {%- endif %}
+        {%- if loop.last and system_message is defined %}
+            {{- "[INST]" + system_message + "\n\n" + message["content"] + "[/INST]" }}
+        {%- else %}
+            {{- "[INST]" + message["content"] + "[/INST]" }}
+        {%- endif %}
+    {%- elif (message.tool_calls is defined and message.tool_calls is not none) %}
+        {{- "[TOOL_CALLS][" }}
+        {%- for tool_call in message.tool_calls %}
+            {%- set out = tool_call.function|tojson %}
+            {{- out[:-1] }}
+            {%- if not tool_call.id is defined or tool_call.id|length != 9 %}
+                {{- raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}
+            {%- endif %}
+            {{- ', "id": "' + tool_call.id + '"}' }}
+            {%- if not loop.last %}
+                {{- ", " }}
+            {%- else %}
+                {{- "]" + eos_token }}
+            {%- endif %}
+        {%- endfor %}
+    {%- elif message["role"] == "assistant" %}
+        {{- message["content"] + eos_token}}
+    {%- elif message["role"] == "tool_results" or message["role"] == "tool" %}
+        {%- if message.content is defined and message.content.content is defined %}
+            {%- set content = message.content.content %}
+        {%- else %}
+            {%- set content = message.content %}
+        {%- endif %}
+        {{- '[TOOL_RESULTS]{"content": ' + content|string + ", " }}
+        {%- if not message.tool_call_id is defined or message.tool_call_id|length != 9 %}
+            {{- raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}
+        {%- endif %}
+        {{- '"call_id": "' + message.tool_call_id + '"}[/TOOL_RESULTS]' }}
+    {%- else %}
+        {{- raise_exception("Only user and assistant roles are supported, with the exception of an initial optional system message!") }}
+    {%- endif %}
+{%- endfor %}
+"""
+
+# mistralai/Mistral-Large-Instruct-2411 (Mistral's "v7", llama.cpp's mistral-v7;
+# as llama.cpp's tests/test-chat-template.cpp records it): every message in
+# order, system messages anywhere, no generation prompt
+MISTRAL_V7 = (r"""{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + '[/INST]' }}{% elif message['role'] == 'system' %}{{ '[SYSTEM_PROMPT] ' + message['content'] + '[/SYSTEM_PROMPT]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}{% else %}{{ raise_exception('Only user, system and assistant roles are supported!') }}{% endif %}{% endfor %}""")
+
+# google/gemma-3-1b-it (the Gemma 3 instruct models share it): the system
+# message, unstripped, and two newlines open the first user turn
+GEMMA3 = r"""{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+"""
+
+# microsoft/phi-4 (current revision): chatml with <|im_sep|> and no newlines
+PHI4 = (r"""{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'assistant') %}{{'<|im_start|>assistant<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}""")
+
+# microsoft/phi-4, the first published revision (llama.cpp's
+# tests/test-chat-template.cpp): every user turn is followed by the opening
+# of the assistant's, whatever add_generation_prompt says
+PHI4_FIRST = (r"""{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|><|im_start|>assistant<|im_sep|>'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}""")
+
+# HuggingFaceTB/SmolLM2-1.7B-Instruct (and 135M/360M): chatml whose default
+# system turn is written with real newlines in the string literal (the JSON
+# file has "\n", not "\\n")
+SMOLLM2 = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+           "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+           "<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+           "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+           "{% endif %}")
+
 # name, template, family hmt detects, same output when given the family name,
 # special tokens of the tokenizer
 TEMPLATES = [
@@ -368,7 +621,7 @@ TEMPLATES = [
      {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),
     ("qwen2.5-instruct", QWEN25, "chatml", 0,
      {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}),
-    ("gemma-2-it", GEMMA2, "gemma", 1,
+    ("gemma-2-it", GEMMA2, "gemma", 0,
      {"bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>"}),
     ("phi-3-mini-instruct", PHI3, "phi3", 1,
      {"bos_token": "<s>", "eos_token": "<|endoftext|>", "unk_token": "<unk>",
@@ -378,6 +631,21 @@ TEMPLATES = [
       "pad_token": "<|endoftext|>"}),
     ("mistral-7b-instruct-v0.2", MISTRAL_V02, "mistral-v1", 1,
      {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    ("mistral-large-instruct-2407", MISTRAL_V3, "mistral-v3", 1,
+     {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    ("mistral-nemo-instruct-2407", MISTRAL_NEMO, "mistral-v3-tekken", 1,
+     {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    ("mistral-large-instruct-2411", MISTRAL_V7, "mistral-v7", 1,
+     {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    ("gemma-3-it", GEMMA3, "gemma", 1,
+     {"bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>"}),
+    ("phi-4", PHI4, "phi4", 1,
+     {"bos_token": "<|endoftext|>", "eos_token": "<|im_end|>", "pad_token": "<|dummy_85|>"}),
+    ("phi-4-first-revision", PHI4_FIRST, "phi4", 0,
+     {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}),
+    ("smollm2-instruct", SMOLLM2, "chatml", 0,
+     {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "unk_token": "<|endoftext|>",
+      "pad_token": "<|im_end|>"}),
 ]
 
 S, U, A = "system", "user", "assistant"
@@ -437,8 +705,16 @@ def render(env, template, special, messages, add_generation_prompt):
             add_generation_prompt=add_generation_prompt, **special)
     except jinja2.exceptions.TemplateError as e:
         raise Refused(str(e)) from e
+    # a message the template silently leaves out (Llama 2's system message
+    # without a user turn, Mistral v3's when the last message is not the
+    # user's): hmt_chat_apply refuses the conversation instead
+    for i, (role, content) in enumerate(messages):
+        if content.strip() and content.strip() not in text:
+            raise Refused(f"the template leaves out message {i} ({role}); hmt_chat_apply refuses")
     bos = special.get("bos_token")
-    if bos and text.startswith(bos):  # the BOS token comes from tokenization
+    # the BOS token comes from tokenization (only a bos_token the template
+    # writes: SmolLM2's bos_token "<|im_start|>" is also how its turns start)
+    if bos and "bos_token" in template and text.startswith(bos):
         text = text[len(bos):]
     return text
 
