@@ -125,16 +125,23 @@ static void replace_same_length(char *s, const char *from, const char *to) {
 }
 
 /* Every golden case of one template, through tmpl (text or name). A
- * "# date D" line (a template that writes today's date) has the date of
- * the golden run replaced by today's, as hmt_chat_apply writes it. */
+ * template that writes today's date has "# date-format F" and "# date D"
+ * lines: D, the date of the golden run, is replaced by today's in format F
+ * (local time, the C locale's English month names, as strftime_now). */
 static int check_golden(const char *name, const char *tmpl) {
-    char file[128], date[32] = "";
+    char file[128], date[32] = "", today[32] = "";
     snprintf(file, sizeof file, "%s.golden", name);
     char *g = read_text(file);
     int cases = 0;
     hmti_chat_style st;
     ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
     for (char *line = strtok(g, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "# date-format ", 14)) {
+            time_t now = time(NULL);
+            struct tm tm;
+            ck_assert_ptr_nonnull(localtime_r(&now, &tm));
+            ck_assert_uint_gt(strftime(today, sizeof today, line + 14, &tm), 0);
+        }
         if (!strncmp(line, "# date ", 7)) snprintf(date, sizeof date, "%s", line + 7);
         if (line[0] == '#') continue;
         char cname[64], status[16];
@@ -153,7 +160,7 @@ static int check_golden(const char *name, const char *tmpl) {
                           hmt_last_error_msg());
             const char *hex = line + off;
             char *want = unhex(hex, strlen(hex));
-            if (date[0]) replace_same_length(want, date, st.today_date);
+            if (date[0]) replace_same_length(want, date, today);
             ck_assert_msg(strcmp(text, want) == 0, "%s %s gen=%d:\n got  [%s]\n want [%s]", name,
                           cname, gen, text, want);
             free(want);
@@ -197,8 +204,8 @@ START_TEST(golden_all_templates) {
     }
     free(list);
     free_conversations();
-    ck_assert_int_eq(n_templates, 16);
-    ck_assert_int_ge(n_cases, 16 * 13 * 2);
+    ck_assert_int_eq(n_templates, 17);
+    ck_assert_int_ge(n_cases, 17 * 13 * 2);
 }
 END_TEST
 
@@ -221,6 +228,31 @@ START_TEST(chatml_default_system) {
     /* a literal with a quote or a variable in it is not a default */
     ck_assert_int_eq(hmti_chat_detect("{{ '<|im_start|>system\\n' + x + '<|im_end|>' }}", &st),
                      HMT_OK);
+    ck_assert_str_eq(st.default_system, "");
+}
+END_TEST
+
+/* Mistral Small 3's default system prompt: literals with Python's escapes
+ * and today's date joined by +; by name, none. */
+START_TEST(mistral_default_system) {
+    hmti_chat_style st;
+    ck_assert_int_eq(hmti_chat_detect("'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = "
+                                      "'It\\'s \\\"x\\\"\\n' + \"\\ty\\\\\" -%}",
+                                      &st),
+                     HMT_OK);
+    ck_assert_str_eq(st.name, "mistral-v7-tekken");
+    ck_assert_str_eq(st.default_system, "It's \"x\"\n\ty\\");
+    char *tmpl = read_text("mistral-small-3.1-24b-instruct-2503.jinja");
+    ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
+    free(tmpl);
+    char want[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    ck_assert_ptr_nonnull(localtime_r(&now, &tm));
+    strftime(want, sizeof want, "The current date is %Y-%m-%d.\n\nWhen", &tm);
+    ck_assert_ptr_nonnull(strstr(st.default_system, want));
+    ck_assert_ptr_nonnull(strstr(st.default_system, "(e.g. \"What are some good restaurants"));
+    ck_assert_int_eq(hmti_chat_detect("mistral-v7-tekken", &st), HMT_OK);
     ck_assert_str_eq(st.default_system, "");
 }
 END_TEST
@@ -255,8 +287,11 @@ START_TEST(detect_refuses) {
     static const struct {
         const char *tmpl, *name; /* NULL name: unsupported */
     } cases[] = {
-        {"'[INST]' [SYSTEM_PROMPT]", NULL},                    /* mistral-v7-tekken */
-        {"mistral-v7-tekken", NULL},
+        /* mistral-v7-tekken: Magistral's, a default system prompt not read */
+        {"'[INST]' [SYSTEM_PROMPT] [THINK]", NULL},
+        {"'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = x %}", NULL},
+        {"'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = 'a\\x41' %}", NULL},
+        {"'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = 'Today: ' + today %}", NULL},
         /* mistral-v3 revisions other than the checked one */
         {"\"[INST]\" [AVAILABLE_TOOLS] user_messages[-1]) and system_message", NULL},
         {"[INST] [AVAILABLE_TOOLS]", NULL},
@@ -283,6 +318,8 @@ START_TEST(detect_refuses) {
         {"{{ '<|im_start|>' }}<|im_sep|>", "phi4"},
         {"mistral-v3-tekken", "mistral-v3-tekken"},
         {"phi4", "phi4"},
+        {"mistral-v7-tekken", "mistral-v7-tekken"},
+        {"'[INST]' [SYSTEM_PROMPT]", "mistral-v7-tekken"},
         /* llama.cpp's order: chatml before llama3 */
         {"<|im_start|> <|start_header_id|> <|end_header_id|>", "chatml"},
     };
@@ -628,6 +665,7 @@ Suite *hmt_suite_chat(void) {
     tcase_add_test(tc, golden_all_templates);
     tcase_add_test(tc, chatml_default_system);
     tcase_add_test(tc, llama3_dates);
+    tcase_add_test(tc, mistral_default_system);
     tcase_add_test(tc, detect_refuses);
     tcase_add_test(tc, buffer_sizing);
     tcase_add_test(tc, argument_errors);

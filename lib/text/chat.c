@@ -19,6 +19,7 @@
  * into), it fails too. */
 #include "text/chat.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -209,6 +210,30 @@ static int fmt_mistral_v3(sink *o, const hmti_chat_style *st, const char *const 
     return HMT_OK;
 }
 
+/* Mistral "v7-tekken" (Small 3.1): a system turn first, the conversation's
+ * or the template's default; no other system message; no spaces. (Its
+ * template's alternation check never runs: the list it checks is built
+ * inside a loop, and Jinja's scoping leaves it empty.) */
+static int fmt_mistral_v7_tekken(sink *o, const hmti_chat_style *st, const char *const *roles,
+                                 const char *const *contents, size_t n) {
+    size_t start = is(roles[0], "system");
+    const char *sys = start ? contents[0] : st->default_system;
+    for (size_t i = start; i < n; i++)
+        if (is(roles[i], "system")) return system_error("mistral-v7-tekken", i);
+    if (start || sys[0]) {
+        put(o, "[SYSTEM_PROMPT]");
+        put(o, sys);
+        put(o, "[/SYSTEM_PROMPT]");
+    }
+    for (size_t i = start; i < n; i++) {
+        int user = is(roles[i], "user");
+        if (user) put(o, "[INST]");
+        put(o, contents[i]);
+        put(o, user ? "[/INST]" : "</s>");
+    }
+    return HMT_OK;
+}
+
 /* Mistral "v7" (Large 2411): every message in order, system ones anywhere. */
 static void fmt_mistral_v7(sink *o, const char *const *roles, const char *const *contents,
                            size_t n) {
@@ -351,7 +376,12 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
     case HMTI_CHAT_LLAMA2: rc = fmt_llama2(&o, roles, contents, n); break;
     case HMTI_CHAT_MISTRAL_V1: rc = fmt_mistral_v1(&o, roles, contents, n); break;
     case HMTI_CHAT_MISTRAL_V3: rc = fmt_mistral_v3(&o, st, roles, contents, n); break;
-    case HMTI_CHAT_MISTRAL_V7: fmt_mistral_v7(&o, roles, contents, n), rc = HMT_OK; break;
+    case HMTI_CHAT_MISTRAL_V7:
+        if (st->tekken)
+            rc = fmt_mistral_v7_tekken(&o, st, roles, contents, n);
+        else
+            fmt_mistral_v7(&o, roles, contents, n), rc = HMT_OK;
+        break;
     case HMTI_CHAT_PHI4: fmt_phi4(&o, st, roles, contents, n, add), rc = HMT_OK; break;
     case HMTI_CHAT_GEMMA: rc = fmt_gemma(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_LLAMA3: rc = fmt_llama3(&o, st, roles, contents, n, add); break;
@@ -419,6 +449,68 @@ static void chatml_default_system(hmti_chat_style *st, const char *t) {
     }
 }
 
+/* Today, local time (as transformers' strftime_now). */
+static int local_today(struct tm *tm) {
+    time_t now = time(NULL);
+    return localtime_r(&now, tm) && tm->tm_mon >= 0 && tm->tm_mon <= 11;
+}
+
+/* Mistral Small 3's default system prompt, from
+ * `set default_system_message = "..." + today + "..." %}`: string literals
+ * (with Python's escapes \n \t \r \\ \' \"; any other refuses) joined
+ * by `+`, and `today` when the template sets it to strftime_now("%Y-%m-%d").
+ * 1 when read or absent, 0 when the template has one libhmt cannot read. */
+static int read_default_system(hmti_chat_style *st, const char *t) {
+    static const char key[] = "set default_system_message =";
+    const char *p = strstr(t, key);
+    if (!p) return 1;
+    p += sizeof key - 1;
+    char today[48] = "";
+    struct tm tm;
+    if (has(t, "set today = strftime_now(\"%Y-%m-%d\")") && local_today(&tm))
+        snprintf(today, sizeof today, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday);
+    size_t k = 0, cap = sizeof st->default_system;
+    for (;;) {
+        while (*p == ' ') p++;
+        if (*p == '"' || *p == '\'') {
+            char q = *p++;
+            for (; *p && *p != q; p++) {
+                char c = *p;
+                if (c == '\\') {
+                    switch (*++p) {
+                    case 'n': c = '\n'; break;
+                    case 't': c = '\t'; break;
+                    case 'r': c = '\r'; break;
+                    case '\\': case '\'': case '"': c = *p; break;
+                    default: return 0; /* \x, \u, octal...: not read */
+                    }
+                }
+                if (k + 1 >= cap) return 0;
+                st->default_system[k++] = c;
+            }
+            if (*p++ != q) return 0;
+        } else if (!strncmp(p, "today", 5) && !isalnum((unsigned char)p[5]) && p[5] != '_') {
+            size_t n = strlen(today);
+            if (!n || k + n >= cap) return 0;
+            memcpy(st->default_system + k, today, n);
+            k += n;
+            p += 5;
+        } else {
+            return 0;
+        }
+        while (*p == ' ') p++;
+        if (*p == '+') {
+            p++;
+            continue;
+        }
+        if ((p[0] == '%' && p[1] == '}') || (p[0] == '-' && p[1] == '%' && p[2] == '}')) break;
+        return 0;
+    }
+    st->default_system[k] = 0;
+    return 1;
+}
+
 /* Llama 3.1 to 3.3: the date of the system turn. Llama 3.2's template takes
  * today's (strftime_now("%d %b %Y"), as transformers provides it: local
  * time, English month), 3.1's and 3.3's their date_string default. */
@@ -426,9 +518,8 @@ static int llama31_date(hmti_chat_style *st, const char *t) {
     static const char month[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     if (has(t, "strftime_now(\"%d %b %Y\")")) {
-        time_t now = time(NULL);
         struct tm tm;
-        if (!localtime_r(&now, &tm) || tm.tm_mon < 0 || tm.tm_mon > 11) return 0;
+        if (!local_today(&tm)) return 0;
         snprintf(st->today_date, sizeof st->today_date, "%02d %s %04d", tm.tm_mday,
                  month[tm.tm_mon], tm.tm_year + 1900);
         return 1;
@@ -455,11 +546,12 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
                  {"phi3", HMTI_CHAT_PHI3},             {"phi4", HMTI_CHAT_PHI4},
                  {"mistral-v1", HMTI_CHAT_MISTRAL_V1}, {"mistral-v3", HMTI_CHAT_MISTRAL_V3},
                  {"mistral-v3-tekken", HMTI_CHAT_MISTRAL_V3},
-                 {"mistral-v7", HMTI_CHAT_MISTRAL_V7}};
+                 {"mistral-v7", HMTI_CHAT_MISTRAL_V7},
+                 {"mistral-v7-tekken", HMTI_CHAT_MISTRAL_V7}};
     /* llama.cpp's other template names ("llama2" there is the variant
      * without a system prompt; here it is Llama-2-chat's template) */
     static const char *const other_names[] = {
-        "llama2-sys", "llama2-sys-bos", "llama2-sys-strip", "mistral-v7-tekken", "falcon3",
+        "llama2-sys", "llama2-sys-bos", "llama2-sys-strip", "falcon3",
         "zephyr", "monarch", "orion", "openchat", "vicuna", "vicuna-orca", "deepseek",
         "deepseek2", "deepseek3", "command-r", "chatglm3", "chatglm4", "glmedge", "minicpm",
         "exaone3", "exaone4", "rwkv-world", "granite", "gigachat", "megrez", "yandex",
@@ -468,7 +560,7 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
         if (is(t, names[i].name)) {
             style(out, names[i].f, names[i].name);
             out->phi3_eos_at_end = out->family == HMTI_CHAT_PHI3;
-            out->tekken = is(t, "mistral-v3-tekken");
+            out->tekken = is(t, "mistral-v3-tekken") || is(t, "mistral-v7-tekken");
             /* by name, Gemma 3's template: a system message opens the first
              * user turn (Gemma 2's refuses one; without one they agree) */
             out->gemma_system_prefix = out->family == HMTI_CHAT_GEMMA;
@@ -492,9 +584,15 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
     if (strncmp(t, "mistral", 7) == 0 || has(t, "[INST]")) {
         if (has(t, "[SYSTEM_PROMPT]")) {
             /* Large 2411 spaces the texts; the tekken ones (Mistral Small 3)
-             * do not, and write a default system prompt with the date */
-            if (!has(t, "[INST] ")) return unsupported("mistral-v7-tekken");
-            style(out, HMTI_CHAT_MISTRAL_V7, "mistral-v7");
+             * do not, and write a default system prompt with the date; the
+             * reasoning ones (Magistral: [THINK]) are not written here */
+            if (has(t, "[THINK]")) return unsupported("mistral-v7-tekken with [THINK] (Magistral)");
+            int tekken = !has(t, "[INST] ");
+            style(out, HMTI_CHAT_MISTRAL_V7, tekken ? "mistral-v7-tekken" : "mistral-v7");
+            out->tekken = tekken;
+            if (tekken && !read_default_system(out, t))
+                return unsupported("mistral-v7-tekken with a default system prompt libhmt "
+                                   "cannot read");
             return HMT_OK;
         }
         if (has(t, "' [INST] ' + system_message") || has(t, "[AVAILABLE_TOOLS]")) {
