@@ -204,8 +204,8 @@ START_TEST(golden_all_templates) {
     }
     free(list);
     free_conversations();
-    ck_assert_int_eq(n_templates, 17);
-    ck_assert_int_ge(n_cases, 17 * 13 * 2);
+    ck_assert_int_eq(n_templates, 18);
+    ck_assert_int_ge(n_cases, 18 * 14 * 2);
 }
 END_TEST
 
@@ -304,8 +304,9 @@ START_TEST(detect_refuses) {
         {"{{ messages }}", NULL},                              /* nothing known */
         {"", NULL},
         {"zephyr", NULL},
-        {"deepseek3", NULL},
         {"llama4", NULL},
+        {"<|header_start|> <|header_end|>", NULL},             /* llama4 */
+        {"[gMASK]sop", NULL},                                  /* chatglm3 */
         {"<|start_header_id|>x<|end_header_id|>", "llama3"},
         {"<start_of_turn>", "gemma"},
         {"<|assistant|> <|end|>", "phi3"},
@@ -319,6 +320,10 @@ START_TEST(detect_refuses) {
         {"mistral-v3-tekken", "mistral-v3-tekken"},
         {"phi4", "phi4"},
         {"mistral-v7-tekken", "mistral-v7-tekken"},
+        {"deepseek3", "deepseek3"},
+        {"<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C> <\xEF\xBD\x9C" "User\xEF\xBD\x9C> "
+         "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+         "deepseek3"},
         {"'[INST]' [SYSTEM_PROMPT]", "mistral-v7-tekken"},
         /* llama.cpp's order: chatml before llama3 */
         {"<|im_start|> <|start_header_id|> <|end_header_id|>", "chatml"},
@@ -424,6 +429,10 @@ START_TEST(argument_errors) {
     ck_assert_int_eq(hmt_chat_apply(NULL, "llama2", R2, C2, 1, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
     ck_assert_int_eq(hmt_chat_apply(NULL, "gemma", R2, C2, 1, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    /* deepseek3 takes a system message only first (the template moves a
+     * later one to the front) */
+    ck_assert_int_eq(hmt_chat_apply(NULL, "deepseek3", r3, c3, 3, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
     /* mistral-v7 writes a system message anywhere */
     ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v7", r3, c3, 3, 1, buf, sizeof buf, &len),

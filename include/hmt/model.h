@@ -132,7 +132,7 @@ HMT_API const char *hmt_model_chat_template(const hmt_model *model);
  *  tmpl: NULL for the model's own tokenizer.chat_template; else a family
  *  name ("llama2", "llama3", "chatml", "gemma", "phi3", "phi4",
  *  "mistral-v1", "mistral-v3", "mistral-v3-tekken", "mistral-v7",
- *  "mistral-v7-tekken") or a
+ *  "mistral-v7-tekken", "deepseek3") or a
  *  whole template text to recognise. model may be NULL when tmpl is given.
  *  add_generation_prompt: non-zero to end with the opening of an assistant
  *  turn (for families whose template has one).

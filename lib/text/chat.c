@@ -357,6 +357,41 @@ static void fmt_phi4(sink *o, const hmti_chat_style *st, const char *const *role
     if (add_gen && !st->phi4_first_revision) put(o, "<|im_start|>assistant<|im_sep|>");
 }
 
+/* DeepSeek's fullwidth-bar texts (U+FF5C, and U+2581 for the spaces) */
+#define DS_BAR "\xEF\xBD\x9C"
+#define DS_USER "<" DS_BAR "User" DS_BAR ">"
+#define DS_ASSISTANT "<" DS_BAR "Assistant" DS_BAR ">"
+#define DS_EOS "<" DS_BAR "end\xE2\x96\x81of\xE2\x96\x81sentence" DS_BAR ">"
+
+/* DeepSeek-R1's distilled models: the system message first and bare, then
+ * <｜User｜>text and <｜Assistant｜>answer<｜end▁of▁sentence｜>. The template
+ * takes the last system message wherever it is; libhmt takes only a first
+ * one (any other would be moved or dropped). */
+static int fmt_deepseek3(sink *o, const hmti_chat_style *st, const char *const *roles,
+                         const char *const *contents, size_t n, int add_gen) {
+    size_t start = is(roles[0], "system");
+    for (size_t i = start; i < n; i++)
+        if (is(roles[i], "system")) return system_error("deepseek3", i);
+    if (start) put(o, contents[0]);
+    for (size_t i = start; i < n; i++) {
+        if (is(roles[i], "user")) {
+            put(o, DS_USER);
+            put(o, contents[i]);
+            continue;
+        }
+        const char *c = contents[i], *cut;
+        while (st->deepseek_cut_reasoning && (cut = strstr(c, "</think>")) != NULL) c = cut + 8;
+        put(o, DS_ASSISTANT);
+        put(o, c);
+        put(o, DS_EOS);
+    }
+    if (add_gen) {
+        put(o, DS_ASSISTANT);
+        if (st->deepseek_think) put(o, "<think>\n");
+    }
+    return HMT_OK;
+}
+
 int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
                      const char *const *contents, size_t n, int add_generation_prompt,
                      char *buf, size_t size, size_t *len) {
@@ -384,6 +419,7 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
         break;
     case HMTI_CHAT_PHI4: fmt_phi4(&o, st, roles, contents, n, add), rc = HMT_OK; break;
     case HMTI_CHAT_GEMMA: rc = fmt_gemma(&o, st, roles, contents, n, add); break;
+    case HMTI_CHAT_DEEPSEEK3: rc = fmt_deepseek3(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_LLAMA3: rc = fmt_llama3(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_CHATML: rc = fmt_chatml(&o, st, roles, contents, n, add); break;
     case HMTI_CHAT_PHI3: rc = fmt_phi3(&o, st, roles, contents, n, add); break;
@@ -404,7 +440,8 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
  * Detection
  * ------------------------------------------------------------------------- */
 static const char *const SUPPORTED = "llama2, llama3, chatml, gemma, phi3, phi4, mistral-v1, "
-                                      "mistral-v3, mistral-v3-tekken, mistral-v7";
+                                      "mistral-v3, mistral-v3-tekken, mistral-v7, "
+                                      "mistral-v7-tekken, deepseek3";
 
 static int has(const char *t, const char *s) { return strstr(t, s) != NULL; }
 
@@ -547,13 +584,14 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
                  {"mistral-v1", HMTI_CHAT_MISTRAL_V1}, {"mistral-v3", HMTI_CHAT_MISTRAL_V3},
                  {"mistral-v3-tekken", HMTI_CHAT_MISTRAL_V3},
                  {"mistral-v7", HMTI_CHAT_MISTRAL_V7},
-                 {"mistral-v7-tekken", HMTI_CHAT_MISTRAL_V7}};
+                 {"mistral-v7-tekken", HMTI_CHAT_MISTRAL_V7},
+                 {"deepseek3", HMTI_CHAT_DEEPSEEK3}};
     /* llama.cpp's other template names ("llama2" there is the variant
      * without a system prompt; here it is Llama-2-chat's template) */
     static const char *const other_names[] = {
         "llama2-sys", "llama2-sys-bos", "llama2-sys-strip", "falcon3",
         "zephyr", "monarch", "orion", "openchat", "vicuna", "vicuna-orca", "deepseek",
-        "deepseek2", "deepseek3", "command-r", "chatglm3", "chatglm4", "glmedge", "minicpm",
+        "deepseek2", "command-r", "chatglm3", "chatglm4", "glmedge", "minicpm",
         "exaone3", "exaone4", "rwkv-world", "granite", "gigachat", "megrez", "yandex",
         "bailing", "llama4", "smolvlm", "hunyuan-moe", "hunyuan-dense", "kimi-k2"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -564,6 +602,9 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
             /* by name, Gemma 3's template: a system message opens the first
              * user turn (Gemma 2's refuses one; without one they agree) */
             out->gemma_system_prefix = out->family == HMTI_CHAT_GEMMA;
+            /* by name, the R1 distilled models' template */
+            out->deepseek_cut_reasoning = out->deepseek_think =
+                out->family == HMTI_CHAT_DEEPSEEK3;
             return HMT_OK;
         }
     }
@@ -652,5 +693,15 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
             return unsupported("llama3 with a date header whose date libhmt cannot read");
         return HMT_OK;
     }
+    if (has(t, "[gMASK]sop")) return unsupported("chatglm3");
+    if (has(t, "<\xE7\x94\xA8\xE6\x88\xB7>")) return unsupported("minicpm"); /* <用户> */
+    if (has(t, "'Assistant: ' + message['content'] + eos_token")) return unsupported("deepseek2");
+    if (has(t, DS_ASSISTANT) && has(t, DS_USER) && has(t, DS_EOS)) {
+        style(out, HMTI_CHAT_DEEPSEEK3, "deepseek3");
+        out->deepseek_cut_reasoning = has(t, "split('</think>')[-1]");
+        out->deepseek_think = has(t, "'" DS_ASSISTANT "<think>\\n'");
+        return HMT_OK;
+    }
+    if (has(t, "<|header_start|>") && has(t, "<|header_end|>")) return unsupported("llama4");
     return unsupported(NULL);
 }

@@ -20,7 +20,8 @@ typedef enum {
     HMTI_CHAT_MISTRAL_V1, /* Mistral-7B-Instruct-v0.1/v0.2, Mixtral 8x7B    */
     HMTI_CHAT_MISTRAL_V3, /* Mistral-7B-Instruct-v0.3, Large 2407, Nemo     */
     HMTI_CHAT_MISTRAL_V7, /* Mistral-Large-Instruct-2411; tekken: Small 3.x */
-    HMTI_CHAT_PHI4        /* phi-4: <|im_start|>role<|im_sep|>              */
+    HMTI_CHAT_PHI4,       /* phi-4: <|im_start|>role<|im_sep|>              */
+    HMTI_CHAT_DEEPSEEK3   /* DeepSeek-R1-Distill-Llama/Qwen                 */
 } hmti_chat_family;
 
 #define HMTI_CHAT_DEFAULT_SYSTEM_MAX 1024
@@ -34,6 +35,8 @@ typedef struct {
     int gemma_system_prefix;    /* Gemma 3: the system message opens the first user turn */
     int phi4_first_revision;    /* phi-4's first template: the assistant opening after
                                  * every user turn, whatever add_generation_prompt says */
+    int deepseek_cut_reasoning; /* answers keep only the text after their last </think> */
+    int deepseek_think;         /* the generation prompt opens with "<think>\n" */
     /* chatml, mistral-v7-tekken: the system turn written when the conversation
      * has none ("" = none) */
     char default_system[HMTI_CHAT_DEFAULT_SYSTEM_MAX];
@@ -45,7 +48,8 @@ typedef struct {
 
 /* Recognise tmpl (NUL-terminated): a family name ("llama2", "llama3",
  * "chatml", "gemma", "phi3", "phi4", "mistral-v1", "mistral-v3",
- * "mistral-v3-tekken", "mistral-v7", "mistral-v7-tekken") or a template text.
+ * "mistral-v3-tekken", "mistral-v7", "mistral-v7-tekken", "deepseek3") or a template
+ * text.
  * HMT_E_UNSUPPORTED (with a message naming what was seen and telling the
  * host to format the text itself) when it is neither. */
 int hmti_chat_detect(const char *tmpl, hmti_chat_style *out);

@@ -743,6 +743,12 @@ MISTRAL_SMALL31 = r"""{%- set today = strftime_now("%Y-%m-%d") %}
 {%- endfor %}
 """
 
+# deepseek-ai/DeepSeek-R1-Distill-Llama-8B (the R1 distilled models share it;
+# llama.cpp's deepseek3): the last system message first, the reasoning of
+# earlier answers cut (the text after the last </think>), the generation
+# prompt opens the thinking
+DEEPSEEK_R1_DISTILL = (r"""{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{% set ns = namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='') %}{%- for message in messages %}{%- if message['role'] == 'system' %}{% set ns.system_prompt = message['content'] %}{%- endif %}{%- endfor %}{{bos_token}}{{ns.system_prompt}}{%- for message in messages %}{%- if message['role'] == 'user' %}{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif %}{%- if message['role'] == 'assistant' and message['content'] is none %}{%- set ns.is_tool = false -%}{%- for tool in message['tool_calls']%}{%- if not ns.is_first %}{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\n' + '```json' + '\n' + tool['function']['arguments'] + '\n' + '```' + '<｜tool▁call▁end｜>'}}{%- set ns.is_first = true -%}{%- else %}{{'\n' + '<｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\n' + '```json' + '\n' + tool['function']['arguments'] + '\n' + '```' + '<｜tool▁call▁end｜>'}}{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}{%- endif %}{%- endfor %}{%- endif %}{%- if message['role'] == 'assistant' and message['content'] is not none %}{%- if ns.is_tool %}{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- set ns.is_tool = false -%}{%- else %}{% set content = message['content'] %}{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}{%- endif %}{%- endif %}{%- if message['role'] == 'tool' %}{%- set ns.is_tool = true -%}{%- if ns.is_output_first %}{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- set ns.is_output_first = false %}{%- else %}{{'\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- endif %}{%- endif %}{%- endfor -%}{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜><think>\n'}}{% endif %}""")
+
 # name, template, family hmt detects, same output when given the family name,
 # special tokens of the tokenizer
 TEMPLATES = [
@@ -779,6 +785,9 @@ TEMPLATES = [
      {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}),
     ("mistral-small-3.1-24b-instruct-2503", MISTRAL_SMALL31, "mistral-v7-tekken", 0,
      {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    ("deepseek-r1-distill-llama-8b", DEEPSEEK_R1_DISTILL, "deepseek3", 1,
+     {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>",
+      "pad_token": "<｜end▁of▁sentence｜>"}),
     ("smollm2-instruct", SMOLLM2, "chatml", 0,
      {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "unk_token": "<|endoftext|>",
       "pad_token": "<|im_end|>"}),
@@ -803,6 +812,9 @@ CONVERSATIONS = [
     ("empty_system", [(S, ""), (U, "Hi")]),
     ("starts_assistant", [(A, "I speak first."), (U, "Hi")]),
     ("two_users", [(U, "one"), (U, "two")]),
+    # an answer with its reasoning, as R1-style models write it
+    ("reasoning", [(S, "Think first."), (U, "2+2?"), (A, "<think>\nadd them\n</think>\n\n4"),
+                   (U, "3+3?")]),
 ]
 
 
@@ -844,6 +856,10 @@ def render(env, template, special, messages, add_generation_prompt):
     # without a user turn, Mistral v3's when the last message is not the
     # user's): hmt_chat_apply refuses the conversation instead
     for i, (role, content) in enumerate(messages):
+        # an answer whose reasoning the template cuts (DeepSeek-R1's
+        # split('</think>')[-1]) is not left out: its final part is there
+        if role == "assistant" and "</think>" in content and "split('</think>')" in template:
+            content = content.split("</think>")[-1]
         if content.strip() and content.strip() not in text:
             raise Refused(f"the template leaves out message {i} ({role}); hmt_chat_apply refuses")
     bos = special.get("bos_token")
