@@ -204,8 +204,8 @@ START_TEST(golden_all_templates) {
     }
     free(list);
     free_conversations();
-    ck_assert_int_eq(n_templates, 18);
-    ck_assert_int_ge(n_cases, 18 * 14 * 2);
+    ck_assert_int_eq(n_templates, 19);
+    ck_assert_int_ge(n_cases, 19 * 15 * 2);
 }
 END_TEST
 

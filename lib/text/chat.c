@@ -306,14 +306,67 @@ static int fmt_llama3(sink *o, const hmti_chat_style *st, const char *const *rol
     return HMT_OK;
 }
 
+/* Python's s.lstrip('\n') / s.rstrip('\n') on [*p, *p + *n). */
+static void strip_nl(const char **p, size_t *n, int lead, int trail) {
+    while (lead && *n && **p == '\n') (*p)++, (*n)--;
+    while (trail && *n && (*p)[*n - 1] == '\n') (*n)--;
+}
+
+/* Qwen3's answer: content = the text after the last </think> without
+ * leading newlines; reasoning = the text before the first </think>, after
+ * the last <think> in it, newlines trimmed. With a <think> block when it
+ * comes after the last user turn and is the last message or has reasoning. */
+static void qwen3_answer(sink *o, const char *c, int after_query, int last) {
+    const char *content = c, *rs = "", *close = strstr(c, "</think>"), *q;
+    size_t rn = 0, cn;
+    if (close) {
+        for (content = close + 8; (q = strstr(content, "</think>")) != NULL;) content = q + 8;
+        size_t pre = (size_t)(close - c);
+        strip_nl(&c, &pre, 0, 1);
+        rs = c;
+        for (q = strstr(c, "<think>"); q && q + 7 <= c + pre; q = strstr(q + 1, "<think>"))
+            rs = q + 7;
+        rn = (size_t)(c + pre - rs);
+        strip_nl(&rs, &rn, 1, 0);
+    }
+    cn = strlen(content);
+    if (close) strip_nl(&content, &cn, 1, 0);
+    put(o, "<|im_start|>assistant\n");
+    if (after_query && (last || rn)) {
+        strip_nl(&rs, &rn, 1, 1);
+        put(o, "<think>\n");
+        put_n(o, rs, rn);
+        put(o, "\n</think>\n\n");
+        strip_nl(&content, &cn, 1, 0);
+    }
+    put_n(o, content, cn);
+    put(o, "<|im_end|>\n");
+}
+
+/* A user turn Qwen3 takes for a tool's output (not the last query). */
+static int tool_response(const char *s) {
+    size_t n = strlen(s), k = sizeof "</tool_response>" - 1;
+    return !strncmp(s, "<tool_response>", 15) && n >= k && !strcmp(s + n - k, "</tool_response>");
+}
+
 static int fmt_chatml(sink *o, const hmti_chat_style *st, const char *const *roles,
                       const char *const *contents, size_t n, int add_gen) {
+    size_t last_query = n - 1;
+    for (size_t i = n; st->qwen3_reasoning && i-- > 0;)
+        if (is(roles[i], "user") && !tool_response(contents[i])) {
+            last_query = i;
+            break;
+        }
     if (st->default_system[0] && !is(roles[0], "system")) {
         put(o, "<|im_start|>system\n");
         put(o, st->default_system);
         put(o, "<|im_end|>\n");
     }
     for (size_t i = 0; i < n; i++) {
+        if (st->qwen3_reasoning && is(roles[i], "assistant")) {
+            qwen3_answer(o, contents[i], i > last_query, i == n - 1);
+            continue;
+        }
         put(o, "<|im_start|>");
         put(o, roles[i]);
         put(o, "\n");
@@ -620,6 +673,8 @@ int hmti_chat_detect(const char *t, hmti_chat_style *out) {
         if (has(t, "<end_of_utterance>")) return unsupported("smolvlm");
         style(out, HMTI_CHAT_CHATML, "chatml");
         chatml_default_system(out, t);
+        /* Qwen3's answers: reasoning kept only after the last user turn */
+        out->qwen3_reasoning = has(t, "ns.last_query_index") && has(t, "reasoning_content");
         return HMT_OK;
     }
     if (strncmp(t, "mistral", 7) == 0 || has(t, "[INST]")) {

@@ -37,6 +37,8 @@ typedef struct {
                                  * every user turn, whatever add_generation_prompt says */
     int deepseek_cut_reasoning; /* answers keep only the text after their last </think> */
     int deepseek_think;         /* the generation prompt opens with "<think>\n" */
+    int qwen3_reasoning;        /* chatml of Qwen3: answers before the last user turn lose
+                                 * their reasoning, later ones get a <think> block */
     /* chatml, mistral-v7-tekken: the system turn written when the conversation
      * has none ("" = none) */
     char default_system[HMTI_CHAT_DEFAULT_SYSTEM_MAX];
