@@ -26,6 +26,12 @@ typedef enum {
 
 #define HMTI_CHAT_DEFAULT_SYSTEM_MAX 1024
 
+/* DeepSeek's texts, with fullwidth bars (U+FF5C) and U+2581 for spaces */
+#define DS_BAR "\xEF\xBD\x9C"
+#define DS_USER "<" DS_BAR "User" DS_BAR ">"
+#define DS_ASSISTANT "<" DS_BAR "Assistant" DS_BAR ">"
+#define DS_EOS "<" DS_BAR "end\xE2\x96\x81of\xE2\x96\x81sentence" DS_BAR ">"
+
 typedef struct {
     hmti_chat_family family;
     const char *name;     /* "llama2", "llama3", "chatml", ...           */
