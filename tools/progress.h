@@ -15,7 +15,7 @@
 
 typedef struct {
     int on, drawn, width;
-    double t0, last;
+    double t0, last; /* CLOCK_MONOTONIC seconds: t0 the start (callers may time from it) */
     const char *label; /* printed first, e.g. the program or mode name */
     const char *unit;  /* of the rate: "tok" unless set after progress_start */
 } progress;

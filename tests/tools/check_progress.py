@@ -70,11 +70,12 @@ def run_pty(args, **kw):
 
 def check_lines(name, err, elapsed, label):
     """err: stderr text holding progress redraws (and maybe other lines)."""
-    draws = []
+    draws, blanks = [], 0
     for chunk in err.split("\r")[1:]:
         text = chunk.split("\n")[0]
         if not text.strip():
-            continue  # a blanking (the trainer clears before a log line)
+            blanks += 1  # the trainer blanks the line before a log line, then redraws
+            continue
         m = LINE.match(text)
         if not m:
             fail(f"{name}: progress text {text!r} does not read as the progress line")
@@ -94,8 +95,9 @@ def check_lines(name, err, elapsed, label):
         fail(f"{name}: the last line is {chunk!r}, not the finished state")
     if "\n" not in chunk:
         fail(f"{name}: the last line does not end with a newline: {chunk!r}")
-    # at most 4 redraws a second, plus the first and the last
-    if len(draws) > 2 + 4 * (elapsed + 0.5):
+    # at most 4 redraws a second, plus the first, the last and one after
+    # each blanking
+    if len(draws) > 2 + blanks + 4 * (elapsed + 0.5):
         fail(f"{name}: {len(draws)} redraws in {elapsed:.2f} s")
     print(f"check_progress: {name}: {len(draws)} redraw(s), last {chunk.strip()!r}")
 
