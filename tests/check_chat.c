@@ -343,6 +343,60 @@ START_TEST(detect_refuses) {
 }
 END_TEST
 
+/* Templates come from model files: every real template, truncated and with
+ * bytes changed (quotes, backslashes, NULs), is recognised or refused with
+ * a status, and formats within its buffer (run under ASan by `make asan`). */
+START_TEST(detect_mutated_templates) {
+    load_conversations();
+    char *list = read_text("templates.txt");
+    uint64_t x = 0x9E3779B97F4A7C15u; /* xorshift64, fixed seed */
+    int n_ok = 0, n_refused = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#') continue;
+        char name[96], file[128];
+        ck_assert_int_eq(sscanf(line, "%95s", name), 1);
+        snprintf(file, sizeof file, "%s.jinja", name);
+        char *tmpl = read_text(file);
+        size_t len = strlen(tmpl);
+        char *m = malloc(len + 1);
+        ck_assert_ptr_nonnull(m);
+        for (int it = 0; it < 300; it++) {
+            memcpy(m, tmpl, len + 1);
+            for (int k = 0; k < 1 + it % 4; k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                static const char bytes[] = "\\'\"{}%+\n\0abt";
+                m[x % len] = bytes[(x >> 32) % (sizeof bytes - 1)];
+            }
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            if (it % 3 == 0) m[x % len] = 0; /* truncated */
+            hmti_chat_style st;
+            int rc = hmti_chat_detect(m, &st);
+            ck_assert_msg(rc == HMT_OK || rc == HMT_E_UNSUPPORTED, "%s: %d", name, rc);
+            if (rc) {
+                n_refused++;
+                continue;
+            }
+            n_ok++;
+            ck_assert_uint_lt(strlen(st.default_system), sizeof st.default_system);
+            const conversation *c = &convs[(size_t)(x >> 40) % n_convs];
+            char buf[64];
+            size_t got = 0;
+            rc = hmti_chat_format(&st, c->roles, (const char *const *)c->contents, c->n, 1, buf,
+                                  sizeof buf, &got);
+            ck_assert_msg(rc == HMT_OK || rc == HMT_E_BUFFER || rc == HMT_E_INVAL, "%d", rc);
+            ck_assert_uint_lt(strlen(buf), sizeof buf);
+        }
+        free(m);
+        free(tmpl);
+    }
+    free(list);
+    free_conversations();
+    ck_assert_int_gt(n_ok, 0);
+    ck_assert_int_gt(n_refused, 0);
+}
+END_TEST
+
 static const char *const R2[] = {"system", "user"};
 static const char *const C2[] = {"Be brief.", "Hi"};
 
@@ -676,6 +730,7 @@ Suite *hmt_suite_chat(void) {
     tcase_add_test(tc, llama3_dates);
     tcase_add_test(tc, mistral_default_system);
     tcase_add_test(tc, detect_refuses);
+    tcase_add_test(tc, detect_mutated_templates);
     tcase_add_test(tc, buffer_sizing);
     tcase_add_test(tc, argument_errors);
     tcase_add_test(tc, model_without_template);
