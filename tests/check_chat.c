@@ -442,7 +442,8 @@ START_TEST(argument_errors) {
                      HMT_E_INVAL);
     ck_assert_int_eq(hmt_chat_apply(NULL, "chatml", bad_role, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "tool"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "roles[1] is 'tool'"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "tool calls and tool results are not"));
     ck_assert_int_eq(hmt_chat_apply(NULL, "llama3", R2, null_content, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
     ck_assert_int_eq(hmt_chat_apply(NULL, "llama3", null_role, C2, 2, 1, buf, sizeof buf, &len),

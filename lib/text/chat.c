@@ -441,7 +441,9 @@ int hmti_chat_format(const hmti_chat_style *st, const char *const *roles,
         if (!is(roles[i], "system") && !is(roles[i], "user") && !is(roles[i], "assistant"))
             return hmti_errf(HMT_E_INVAL,
                              "hmt_chat_apply: roles[%zu] is '%.32s'; the roles are "
-                             "\"system\", \"user\" and \"assistant\"",
+                             "\"system\", \"user\" and \"assistant\" (tool calls and tool "
+                             "results are not supported: format such a conversation yourself "
+                             "and tokenize it with HMT_TOKENIZE_SPECIAL)",
                              i, roles[i]);
     }
     sink o = {buf, size, 0};
