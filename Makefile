@@ -95,7 +95,10 @@ LIB_SRC := $(filter-out lib/hooks/knn_faiss_stub.c,$(sort $(wildcard $(LIB_LAYER
            $(filter %.c,$(FAISS_BRIDGE))
 LIB_CXX_SRC := $(filter %.cc,$(FAISS_BRIDGE))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX_SRC:%.cc=$(B)/%.o)
-TOOL_SRC := $(sort $(wildcard tools/*.c))
+# tools/progress.c is not a program: the progress line compiled into the
+# tools of TOOL_PROGRESS (below)
+TOOL_SRC := $(sort $(filter-out tools/progress.c,$(wildcard tools/*.c)))
+TOOL_PROGRESS := hmt-datastore hmt-perplexity
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(B)/bin/%)
 EX_SRC  := $(sort $(wildcard examples/*.c))
 EX_BIN  := $(EX_SRC:examples/%.c=$(B)/examples/%)
@@ -169,7 +172,7 @@ $(AR_LIB): $(LIB_OBJ) $(STAMP)/ar
 EX_LDFLAGS = -L$(B) -lhmt -lm -Wl,-rpath,'$$ORIGIN/..'
 $(B)/bin/%: tools/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ $(EX_LDFLAGS) $(LDFLAGS)
+	$(CC) -Iinclude $(APP_CFLAGS) $(filter %.c,$^) -o $@ $(EX_LDFLAGS) $(LDFLAGS)
 $(B)/examples/%: examples/%.c $(B)/libhmt.so $(HDR) $(STAMP)/example
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ $(EX_LDFLAGS) $(LDFLAGS)
@@ -328,8 +331,10 @@ $(PKG_B)/rpath: FORCE
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 $(PKG_B)/bin/%: tools/%.c $(B)/libhmt.so $(HDR) $(PKG_B)/rpath $(STAMP)/example
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude $(APP_CFLAGS) $< -o $@ -L$(B) -lhmt -lm -Wl,-rpath,"$$(cat $(PKG_B)/rpath)" $(LDFLAGS)
+	$(CC) -Iinclude $(APP_CFLAGS) $(filter %.c,$^) -o $@ -L$(B) -lhmt -lm -Wl,-rpath,"$$(cat $(PKG_B)/rpath)" $(LDFLAGS)
 PKG_TOOLS := $(addprefix $(PKG_B)/bin/,$(TOOLS))
+$(addprefix $(B)/bin/,$(TOOL_PROGRESS)) $(addprefix $(PKG_B)/bin/,$(TOOL_PROGRESS)): \
+  tools/progress.c tools/progress.h
 
 # CMake package: hmtConfig.cmake (targets hmt::hmt, hmt::hmt_static) and
 # hmtConfigVersion.cmake, from cmake/*.in with sed, regenerated on each

@@ -125,16 +125,23 @@ static void replace_same_length(char *s, const char *from, const char *to) {
 }
 
 /* Every golden case of one template, through tmpl (text or name). A
- * "# date D" line (a template that writes today's date) has the date of
- * the golden run replaced by today's, as hmt_chat_apply writes it. */
+ * template that writes today's date has "# date-format F" and "# date D"
+ * lines: D, the date of the golden run, is replaced by today's in format F
+ * (local time, the C locale's English month names, as strftime_now). */
 static int check_golden(const char *name, const char *tmpl) {
-    char file[128], date[32] = "";
+    char file[128], date[32] = "", today[32] = "";
     snprintf(file, sizeof file, "%s.golden", name);
     char *g = read_text(file);
     int cases = 0;
     hmti_chat_style st;
     ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
     for (char *line = strtok(g, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "# date-format ", 14)) {
+            time_t now = time(NULL);
+            struct tm tm;
+            ck_assert_ptr_nonnull(localtime_r(&now, &tm));
+            ck_assert_uint_gt(strftime(today, sizeof today, line + 14, &tm), 0);
+        }
         if (!strncmp(line, "# date ", 7)) snprintf(date, sizeof date, "%s", line + 7);
         if (line[0] == '#') continue;
         char cname[64], status[16];
@@ -153,7 +160,7 @@ static int check_golden(const char *name, const char *tmpl) {
                           hmt_last_error_msg());
             const char *hex = line + off;
             char *want = unhex(hex, strlen(hex));
-            if (date[0]) replace_same_length(want, date, st.today_date);
+            if (date[0]) replace_same_length(want, date, today);
             ck_assert_msg(strcmp(text, want) == 0, "%s %s gen=%d:\n got  [%s]\n want [%s]", name,
                           cname, gen, text, want);
             free(want);
@@ -197,8 +204,8 @@ START_TEST(golden_all_templates) {
     }
     free(list);
     free_conversations();
-    ck_assert_int_eq(n_templates, 9);
-    ck_assert_int_ge(n_cases, 9 * 13 * 2);
+    ck_assert_int_eq(n_templates, 19);
+    ck_assert_int_ge(n_cases, 19 * 15 * 2);
 }
 END_TEST
 
@@ -210,11 +217,42 @@ START_TEST(chatml_default_system) {
     ck_assert_str_eq(st.default_system,
                      "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
     free(tmpl);
+    /* SmolLM2's literal holds a real newline, not the escape */
+    tmpl = read_text("smollm2-instruct.jinja");
+    ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
+    ck_assert_str_eq(st.default_system,
+                     "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+    free(tmpl);
     ck_assert_int_eq(hmti_chat_detect("chatml", &st), HMT_OK);
     ck_assert_str_eq(st.default_system, "");
     /* a literal with a quote or a variable in it is not a default */
     ck_assert_int_eq(hmti_chat_detect("{{ '<|im_start|>system\\n' + x + '<|im_end|>' }}", &st),
                      HMT_OK);
+    ck_assert_str_eq(st.default_system, "");
+}
+END_TEST
+
+/* Mistral Small 3's default system prompt: literals with Python's escapes
+ * and today's date joined by +; by name, none. */
+START_TEST(mistral_default_system) {
+    hmti_chat_style st;
+    ck_assert_int_eq(hmti_chat_detect("'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = "
+                                      "'It\\'s \\\"x\\\"\\n' + \"\\ty\\\\\" -%}",
+                                      &st),
+                     HMT_OK);
+    ck_assert_str_eq(st.name, "mistral-v7-tekken");
+    ck_assert_str_eq(st.default_system, "It's \"x\"\n\ty\\");
+    char *tmpl = read_text("mistral-small-3.1-24b-instruct-2503.jinja");
+    ck_assert_int_eq(hmti_chat_detect(tmpl, &st), HMT_OK);
+    free(tmpl);
+    char want[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    ck_assert_ptr_nonnull(localtime_r(&now, &tm));
+    strftime(want, sizeof want, "The current date is %Y-%m-%d.\n\nWhen", &tm);
+    ck_assert_ptr_nonnull(strstr(st.default_system, want));
+    ck_assert_ptr_nonnull(strstr(st.default_system, "(e.g. \"What are some good restaurants"));
+    ck_assert_int_eq(hmti_chat_detect("mistral-v7-tekken", &st), HMT_OK);
     ck_assert_str_eq(st.default_system, "");
 }
 END_TEST
@@ -249,10 +287,14 @@ START_TEST(detect_refuses) {
     static const struct {
         const char *tmpl, *name; /* NULL name: unsupported */
     } cases[] = {
-        {"{{ '<|im_start|>' }}<|im_sep|>", NULL},               /* phi4 */
-        {"[INST] [SYSTEM_PROMPT]", NULL},                      /* mistral-v7 */
-        {"\"[INST]\" [AVAILABLE_TOOLS]", NULL},                /* mistral-v3-tekken */
-        {"[INST] [AVAILABLE_TOOLS]", NULL},                    /* mistral-v3 */
+        /* mistral-v7-tekken: Magistral's, a default system prompt not read */
+        {"'[INST]' [SYSTEM_PROMPT] [THINK]", NULL},
+        {"'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = x %}", NULL},
+        {"'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = 'a\\x41' %}", NULL},
+        {"'[INST]' [SYSTEM_PROMPT] {%- set default_system_message = 'Today: ' + today %}", NULL},
+        /* mistral-v3 revisions other than the checked one */
+        {"\"[INST]\" [AVAILABLE_TOOLS] user_messages[-1]) and system_message", NULL},
+        {"[INST] [AVAILABLE_TOOLS]", NULL},
         {"{{ '[INST] ' + content }}", NULL},                   /* llama2 without <<SYS>> */
         {"<<SYS>> [INST] content.strip()", NULL},              /* a llama2 variant */
         {"<|user|> <|endoftext|>", NULL},                      /* zephyr */
@@ -261,13 +303,28 @@ START_TEST(detect_refuses) {
         {"<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", NULL},       /* command-r */
         {"{{ messages }}", NULL},                              /* nothing known */
         {"", NULL},
-        {"mistral-v7", NULL},
         {"zephyr", NULL},
+        {"llama4", NULL},
+        {"<|header_start|> <|header_end|>", NULL},             /* llama4 */
+        {"[gMASK]sop", NULL},                                  /* chatglm3 */
         {"<|start_header_id|>x<|end_header_id|>", "llama3"},
         {"<start_of_turn>", "gemma"},
         {"<|assistant|> <|end|>", "phi3"},
         {"<|im_start|>", "chatml"},
         {"' [INST] ' + system_message", "mistral-v1"},
+        {"[INST] [AVAILABLE_TOOLS] loop.last and system_message is defined", "mistral-v3"},
+        {"\"[INST]\" [AVAILABLE_TOOLS] loop.last and system_message is defined",
+         "mistral-v3-tekken"},
+        {"'[INST] ' [SYSTEM_PROMPT]", "mistral-v7"},
+        {"{{ '<|im_start|>' }}<|im_sep|>", "phi4"},
+        {"mistral-v3-tekken", "mistral-v3-tekken"},
+        {"phi4", "phi4"},
+        {"mistral-v7-tekken", "mistral-v7-tekken"},
+        {"deepseek3", "deepseek3"},
+        {"<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C> <\xEF\xBD\x9C" "User\xEF\xBD\x9C> "
+         "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+         "deepseek3"},
+        {"'[INST]' [SYSTEM_PROMPT]", "mistral-v7-tekken"},
         /* llama.cpp's order: chatml before llama3 */
         {"<|im_start|> <|start_header_id|> <|end_header_id|>", "chatml"},
     };
@@ -283,6 +340,60 @@ START_TEST(detect_refuses) {
             ck_assert_ptr_nonnull(strstr(hmti_tls_errmsg(), "HMT_TOKENIZE_SPECIAL"));
         }
     }
+}
+END_TEST
+
+/* Templates come from model files: every real template, truncated and with
+ * bytes changed (quotes, backslashes, NULs), is recognised or refused with
+ * a status, and formats within its buffer (run under ASan by `make asan`). */
+START_TEST(detect_mutated_templates) {
+    load_conversations();
+    char *list = read_text("templates.txt");
+    uint64_t x = 0x9E3779B97F4A7C15u; /* xorshift64, fixed seed */
+    int n_ok = 0, n_refused = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#') continue;
+        char name[96], file[128];
+        ck_assert_int_eq(sscanf(line, "%95s", name), 1);
+        snprintf(file, sizeof file, "%s.jinja", name);
+        char *tmpl = read_text(file);
+        size_t len = strlen(tmpl);
+        char *m = malloc(len + 1);
+        ck_assert_ptr_nonnull(m);
+        for (int it = 0; it < 300; it++) {
+            memcpy(m, tmpl, len + 1);
+            for (int k = 0; k < 1 + it % 4; k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                static const char bytes[] = "\\'\"{}%+\n\0abt";
+                m[x % len] = bytes[(x >> 32) % (sizeof bytes - 1)];
+            }
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            if (it % 3 == 0) m[x % len] = 0; /* truncated */
+            hmti_chat_style st;
+            int rc = hmti_chat_detect(m, &st);
+            ck_assert_msg(rc == HMT_OK || rc == HMT_E_UNSUPPORTED, "%s: %d", name, rc);
+            if (rc) {
+                n_refused++;
+                continue;
+            }
+            n_ok++;
+            ck_assert_uint_lt(strlen(st.default_system), sizeof st.default_system);
+            const conversation *c = &convs[(size_t)(x >> 40) % n_convs];
+            char buf[64];
+            size_t got = 0;
+            rc = hmti_chat_format(&st, c->roles, (const char *const *)c->contents, c->n, 1, buf,
+                                  sizeof buf, &got);
+            ck_assert_msg(rc == HMT_OK || rc == HMT_E_BUFFER || rc == HMT_E_INVAL, "%d", rc);
+            ck_assert_uint_lt(strlen(buf), sizeof buf);
+        }
+        free(m);
+        free(tmpl);
+    }
+    free(list);
+    free_conversations();
+    ck_assert_int_gt(n_ok, 0);
+    ck_assert_int_gt(n_refused, 0);
 }
 END_TEST
 
@@ -331,7 +442,8 @@ START_TEST(argument_errors) {
                      HMT_E_INVAL);
     ck_assert_int_eq(hmt_chat_apply(NULL, "chatml", bad_role, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "tool"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "roles[1] is 'tool'"));
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "tool calls and tool results are not"));
     ck_assert_int_eq(hmt_chat_apply(NULL, "llama3", R2, null_content, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
     ck_assert_int_eq(hmt_chat_apply(NULL, "llama3", null_role, C2, 2, 1, buf, sizeof buf, &len),
@@ -343,7 +455,8 @@ START_TEST(argument_errors) {
                      HMT_E_INVAL);
     strcpy(buf, "old");
     len = 99;
-    ck_assert_int_eq(hmt_chat_apply(NULL, "gemma", R2, C2, 2, 1, buf, sizeof buf, &len),
+    /* Gemma 2's template (no first_user_prefix) refuses a system message */
+    ck_assert_int_eq(hmt_chat_apply(NULL, "<start_of_turn>", R2, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "system"));
     ck_assert_str_eq(buf, ""); /* nothing half-written; len untouched */
@@ -360,6 +473,26 @@ START_TEST(argument_errors) {
                      HMT_E_INVAL);
     ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v1", r3, c3, 3, 1, buf, sizeof buf, &len),
                      HMT_E_INVAL);
+    ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v3", r3, c3, 3, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    /* a system message the template would leave out: refused, with the reason */
+    static const char *const sys_last_asst[] = {"system", "user", "assistant"};
+    ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v3-tekken", sys_last_asst, c3, 3, 1, buf,
+                                    sizeof buf, &len),
+                     HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "leave the system message out"));
+    ck_assert_int_eq(hmt_chat_apply(NULL, "llama2", R2, C2, 1, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    ck_assert_int_eq(hmt_chat_apply(NULL, "gemma", R2, C2, 1, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    /* deepseek3 takes a system message only first (the template moves a
+     * later one to the front) */
+    ck_assert_int_eq(hmt_chat_apply(NULL, "deepseek3", r3, c3, 3, 1, buf, sizeof buf, &len),
+                     HMT_E_INVAL);
+    /* mistral-v7 writes a system message anywhere */
+    ck_assert_int_eq(hmt_chat_apply(NULL, "mistral-v7", r3, c3, 3, 1, buf, sizeof buf, &len),
+                     HMT_OK);
+    ck_assert_str_eq(buf, "[INST] a[/INST] b</s>[SYSTEM_PROMPT] c[/SYSTEM_PROMPT]");
     /* unrecognised template: the message tells the host what to do */
     ck_assert_int_eq(hmt_chat_apply(NULL, "{{ messages }}", R2, C2, 2, 1, buf, sizeof buf, &len),
                      HMT_E_UNSUPPORTED);
@@ -596,7 +729,9 @@ Suite *hmt_suite_chat(void) {
     tcase_add_test(tc, golden_all_templates);
     tcase_add_test(tc, chatml_default_system);
     tcase_add_test(tc, llama3_dates);
+    tcase_add_test(tc, mistral_default_system);
     tcase_add_test(tc, detect_refuses);
+    tcase_add_test(tc, detect_mutated_templates);
     tcase_add_test(tc, buffer_sizing);
     tcase_add_test(tc, argument_errors);
     tcase_add_test(tc, model_without_template);

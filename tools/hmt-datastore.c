@@ -12,6 +12,8 @@
 
 #include <hmt/experimental.h>
 
+#include "progress.h"
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hmt-datastore -m MODEL -f TEXT -o OUT [options]\n"
@@ -30,7 +32,8 @@ static void usage(FILE *f) {
             "      --pq-m M         its PQ sub-quantizers = bytes per key (default: automatic,\n"
             "                       a divisor of the key width up to 64)\n"
             "  -t, --threads N      worker threads (default: all CPUs)\n"
-            "  -q, --quiet          no progress on stderr\n"
+            "  -q, --quiet          no progress line (drawn only when stderr is a terminal,\n"
+            "                       or with HMT_PROGRESS=1)\n"
             "  -h, --help           show this help\n");
 }
 
@@ -51,31 +54,9 @@ static int die(const char *what, int rc) {
     return 1;
 }
 
-typedef struct {
-    double t0, last;
-    int quiet;
-} progress_state;
-
-static int progress(void *user_data, int64_t done, int64_t total) {
-    progress_state *p = user_data;
-    double t = now();
-    if (p->quiet || (t - p->last < 0.5 && done < total)) return 0;
-    p->last = t;
-    fprintf(stderr, "\rhmt-datastore: %lld / %lld tokens (%.0f%%, %.0f tok/s)", (long long)done,
-            (long long)total, total ? 100.0 * (double)done / (double)total : 100.0,
-            (double)done / (t - p->t0 + 1e-9));
-    if (done == total) fputc('\n', stderr);
-    return 0;
-}
-
-static int index_progress(void *user_data, int64_t done, int64_t total) {
-    progress_state *p = user_data;
-    double t = now();
-    if (p->quiet || (t - p->last < 0.5 && done < total)) return 0;
-    p->last = t;
-    fprintf(stderr, "\rhmt-datastore: FAISS index: %lld / %lld keys added (%.0f s)",
-            (long long)done, (long long)total, t - p->t0);
-    if (done == total) fputc('\n', stderr);
+/* hmt_knn_builder_add_* and hmt_knn_faiss_build report (done, total). */
+static int on_progress(void *user_data, int64_t done, int64_t total) {
+    progress_update(user_data, done, total, done);
     return 0;
 }
 
@@ -92,12 +73,16 @@ static int build_index(hmt_model *model, const char *out_path, const hmt_params 
     snprintf(path, n, "%s.faiss", out_path);
     hmt_knn *knn = NULL;
     int rc = hmt_knn_load(&knn, model, out_path, load_params);
-    progress_state ps = {now(), 0, quiet};
-    if (!rc) rc = hmt_knn_faiss_build(knn, path, faiss_params, index_progress, &ps);
+    double t0 = now();
+    progress pr;
+    progress_start(&pr, quiet, "hmt-datastore: FAISS index");
+    pr.unit = "key";
+    if (!rc) rc = hmt_knn_faiss_build(knn, path, faiss_params, on_progress, &pr);
+    progress_end(&pr);
     int status = rc ? die("building the FAISS index", rc) : 0;
     if (!rc)
         fprintf(stderr, "hmt-datastore: wrote %s in %.2f s (attach it with "
-                "hmt_knn_faiss_attach after hmt_knn_load)\n", path, now() - ps.t0);
+                "hmt_knn_faiss_attach after hmt_knn_load)\n", path, now() - t0);
     hmt_knn_free(knn);
     free(path);
     return status;
@@ -250,7 +235,9 @@ int main(int argc, char **argv) {
         status = die("creating the datastore", rc);
         goto done;
     }
-    progress_state ps = {now(), 0, quiet};
+    double t0 = now();
+    progress pr;
+    progress_start(&pr, quiet, "hmt-datastore");
     if (adapter_path) {
         if ((rc = hmt_adapter_load(&adapter, model,
                                    strcmp(adapter_path, "-") ? adapter_path : NULL)) ||
@@ -258,7 +245,7 @@ int main(int argc, char **argv) {
             status = die("setting up HMT", rc);
             goto done;
         }
-        rc = hmt_knn_builder_add_stream(builder, stream, toks, n_tok, progress, &ps);
+        rc = hmt_knn_builder_add_stream(builder, stream, toks, n_tok, on_progress, &pr);
     } else {
         int64_t c = n_ctx > 0 ? (int64_t)n_ctx : hmt_model_n_ctx_train(model);
         if (n_ctx <= 0 && c > 2048) c = 2048;
@@ -267,8 +254,9 @@ int main(int argc, char **argv) {
             status = die("creating the context", rc);
             goto done;
         }
-        rc = hmt_knn_builder_add_ctx(builder, ctx, toks, n_tok, progress, &ps);
+        rc = hmt_knn_builder_add_ctx(builder, ctx, toks, n_tok, on_progress, &pr);
     }
+    progress_end(&pr);
     if (rc) {
         status = die("building", rc);
         goto done;
@@ -277,7 +265,7 @@ int main(int argc, char **argv) {
         status = die("writing the datastore", rc);
         goto done;
     }
-    double dt = now() - ps.t0;
+    double dt = now() - t0;
     int64_t count = hmt_knn_builder_count(builder);
     fprintf(stderr, "hmt-datastore: wrote %s: %lld keys of %d %s (%.1f bytes/key on disk) in %.2f s\n",
             out_path, (long long)count, hmt_model_n_embd(model), f16 ? "F16" : "F32",

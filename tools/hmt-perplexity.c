@@ -28,6 +28,8 @@
 
 #include <hmt/hmt.h>
 
+#include "progress.h"
+
 #define PROG "hmt-perplexity"
 
 /* ---- output files, written atomically -----------------------------------------
@@ -246,37 +248,7 @@ typedef struct {
     const char *knn;
 } options;
 
-/* ---- progress ---------------------------------------------------------------- */
-
-typedef struct {
-    int on, tty;
-    double t0, last;
-    const char *label;
-} progress;
-
-static void progress_start(progress *p, int quiet, const char *label) {
-    p->on = !quiet;
-    p->tty = isatty(2);
-    p->t0 = p->last = now();
-    p->label = label;
-}
-
-/* done/total units; rate_units/elapsed is printed as tok/s. */
-static void progress_update(progress *p, int64_t done, int64_t total, int64_t tokens) {
-    if (!p->on) return;
-    double t = now();
-    if (t - p->last < (p->tty ? 0.5 : 10.0) && done < total) return;
-    p->last = t;
-    double el = t - p->t0;
-    fprintf(stderr, "%s%s: %5.1f%% (%lld/%lld), %.1f tok/s, %.0f s%s", p->tty ? "\r" : "",
-            p->label, total ? 100.0 * (double)done / (double)total : 100.0, (long long)done,
-            (long long)total, el > 0 ? (double)tokens / el : 0.0, el, p->tty ? "   " : "\n");
-    fflush(stderr);
-}
-
-static void progress_end(progress *p) {
-    if (p->on && p->tty) fprintf(stderr, "\n");
-}
+/* ---- progress: tools/progress.h (a line on a terminal only) ------------------- */
 
 /* ---- the processors (--ditto, --knn) ----------------------------------------- */
 

@@ -1,6 +1,8 @@
 """libhmt's PyTorch trainer: tokenizer, base Llama from scratch, HMT parameters
 (stage 1 memory passing, stage 2 with recall, BPTT), and evaluation.
-CPU only, resumable (checkpoints under --dir), progress and loss printed.
+CPU only, resumable (checkpoints under --dir), progress and loss printed
+(base and hmt draw a progress line with the rate and ETA on stderr when it is
+a terminal; -q turns it off).
 
     python3 tools/hmt_train.py tokenizer [--vocab 3000]
     python3 tools/hmt_train.py base      --minutes 18 --steps 900
@@ -32,11 +34,15 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from atomic_write import atomic_write  # noqa: E402
 from hmt_torch import HMT, Config, HMTParams, Llama  # noqa: E402
+from progress import Progress  # noqa: E402
 
 BOS = 1
+PROGRESS = None  # the training loop's progress line, blanked before each log line
 
 
 def log(path, msg):
+    if PROGRESS is not None:
+        PROGRESS.clear()
     print(msg, flush=True)
     with open(path, "a") as f:
         f.write(msg + "\n")
@@ -94,6 +100,20 @@ def model_from_ckpt(path):
 
 
 # ----------------------------------------------------------------------------- base
+def show_progress(step, total, tokens_per_step, session, t0, minutes):
+    """The progress line: steps of the schedule, this session's rate, and the
+    ETA of whichever ends the run first (the schedule or the time budget).
+    session = (its start time, the step it started at)."""
+    now = time.time()
+    el = now - session[0]
+    steps_per_s = (step - session[1]) / el if el > 0 else 0.0
+    left = minutes * 60 - (now - t0)
+    if steps_per_s > 0:
+        left = min(left, (total - step) / steps_per_s)
+    PROGRESS.update(step, total, (step - session[1]) * tokens_per_step, elapsed=el,
+                    eta=max(0.0, left))
+
+
 def lr_at(step, total, peak, warm):
     if step < warm:
         return peak * (step + 1) / warm
@@ -130,6 +150,8 @@ def cmd_base(a):
             torch.save(dict(config=m.c.to_dict(), model=m.state_dict(), opt=opt.state_dict(),
                             step=step, elapsed=time.time() - t0, rng=torch.get_rng_state()), f)
 
+    global PROGRESS
+    PROGRESS, session = Progress("base", quiet=a.quiet), (time.time(), step)
     while step < total and (time.time() - t0) < a.minutes * 60:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, a.lr, a.warmup)
@@ -152,6 +174,8 @@ def cmd_base(a):
             tl, nl = 0.0, 0
         if step % a.save_every == 0:
             save()
+        show_progress(step, total, a.batch * a.seq, session, t0, a.minutes)
+    PROGRESS.end()
     save()
     log(lg, f"base: stopped at step {step}, {(time.time() - t0) / 60:.1f} min")
 
@@ -219,6 +243,8 @@ def cmd_hmt(a):
             with atomic_write(tuned_path) as f:
                 torch.save(dict(config=m.c.to_dict(), model=m.state_dict()), f)
 
+    global PROGRESS
+    PROGRESS, session = Progress(f"hmt stage {a.stage}", quiet=a.quiet), (time.time(), step)
     while step < a.steps and (time.time() - t0) < a.minutes * 60:
         # restart the memory (like a new document) every reset_every segments; in
         # stage 1 with the frozen backbone only M_init is trainable, so every
@@ -248,6 +274,8 @@ def cmd_hmt(a):
             tl, nl, ts = 0.0, 0, time.time()
         if step % a.save_every == 0:
             save()
+        show_progress(step, a.steps, B * L * a.bptt, session, t0, a.minutes)
+    PROGRESS.end()
     save()
     log(lg, f"hmt stage {a.stage}: stopped at step {step}, {(time.time() - t0) / 60:.1f} min")
 
@@ -405,6 +433,10 @@ def main(argv=None):
         s.add_argument("--dir", default="build/brown")
         s.add_argument("--threads", type=int, default=2)
         s.add_argument("--seed", type=int, default=1)
+        if name in ("base", "hmt"):
+            s.add_argument("-q", "--quiet", action="store_true",
+                           help="no progress line (drawn only when stderr is a terminal, "
+                                "or with HMT_PROGRESS=1)")
         if name == "tokenizer":
             s.add_argument("--vocab", type=int, default=3000)
         if name == "base":

@@ -130,7 +130,9 @@ HMT_API const char *hmt_model_chat_template(const hmt_model *model);
  *  Message i has role roles[i] ("system", "user" or "assistant") and text
  *  contents[i] (UTF-8, NUL-terminated).
  *  tmpl: NULL for the model's own tokenizer.chat_template; else a family
- *  name ("llama2", "llama3", "chatml", "gemma", "phi3", "mistral-v1") or a
+ *  name ("llama2", "llama3", "chatml", "gemma", "phi3", "phi4",
+ *  "mistral-v1", "mistral-v3", "mistral-v3-tekken", "mistral-v7",
+ *  "mistral-v7-tekken", "deepseek3") or a
  *  whole template text to recognise. model may be NULL when tmpl is given.
  *  add_generation_prompt: non-zero to end with the opening of an assistant
  *  turn (for families whose template has one).
@@ -145,8 +147,10 @@ HMT_API const char *hmt_model_chat_template(const hmt_model *model);
  *  Errors: HMT_E_INVAL (NULL len, roles, contents, a NULL roles[i] or
  *  contents[i], buf NULL with size > 0, n == 0, model and tmpl both NULL, an
  *  unknown role, or an order of roles the family's template refuses, such as
- *  a system message for gemma or turns that do not alternate for llama2,
- *  mistral and gemma: the message says which; buf then holds "" when
+ *  a system message for Gemma 2's template or turns that do not alternate
+ *  for llama2, mistral-v1/v3 and gemma, or a system message the template
+ *  would silently leave out (no user turn to put it in): the message says
+ *  which; buf then holds "" when
  *  size > 0, and *len is not set); HMT_E_UNSUPPORTED when the
  *  model has no template or the template is not one libhmt formats (the
  *  message names it; format the text yourself and tokenize it with

@@ -1,5 +1,6 @@
 /* Public entry points for chat templates and end-of-generation tokens
- * (formatting in lib/text/chat.c, the EOG set in lib/text/eog.c). */
+ * (recognising and formatting in lib/text/chat_detect.c and chat.c, the
+ * EOG set in lib/text/eog.c). */
 #include "backbone/model.h"
 #include "text/chat.h"
 

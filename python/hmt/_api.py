@@ -449,7 +449,9 @@ class Model(_Handle):
     def chat_apply(self, messages, add_generation_prompt=True, template=None):
         """The prompt text of a conversation, formatted with the model's chat
         template (template=None), a family name ("llama2", "llama3",
-        "chatml", "gemma", "phi3", "mistral-v1") or a template text.
+        "chatml", "gemma", "phi3", "phi4", "mistral-v1", "mistral-v3",
+        "mistral-v3-tekken", "mistral-v7", "mistral-v7-tekken", "deepseek3")
+        or a template text.
         messages: (role, content) pairs or {"role": ..., "content": ...}
         dicts; roles "system", "user", "assistant". The text leaves out the
         leading BOS: tokenize it with add_bos=True, special=True.
