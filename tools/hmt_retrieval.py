@@ -54,7 +54,7 @@ SENTENCES = ("The grass is green. The sky is blue. The sun is yellow. "
              "Here we go. There and back again. ")
 CSV_FIELDS = ("task", "mode", "settings", "distance", "distance_tokens", "trial",
               "answer_tokens", "logprob", "logprob_control", "gain", "greedy_exact",
-              "greedy_tokens", "control_exact")
+              "greedy_tokens", "control_exact", "control_tokens")
 
 
 class UsageError(Exception):
@@ -282,7 +282,8 @@ def run(args, out=sys.stdout):
                                  "trial": trial, "answer_tokens": len(answer),
                                  "logprob": f"{lp:.6f}", "logprob_control": f"{lpc:.6f}",
                                  "gain": f"{lp - lpc:.6f}", "greedy_exact": int(all(ok)),
-                                 "greedy_tokens": sum(ok), "control_exact": int(all(okc))})
+                                 "greedy_tokens": sum(ok), "control_exact": int(all(okc)),
+                                 "control_tokens": sum(okc)})
             if not args.quiet:
                 print(f"hmt_retrieval: trial {trial + 1}/{args.trials} done", file=sys.stderr)
         for _, s, _ in streams:
