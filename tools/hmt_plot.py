@@ -3,11 +3,13 @@
 python3-matplotlib), which nothing else in libhmt needs.
 
 usage: hmt_plot.py nll CSV -o PNG [--title T]
-       hmt_plot.py recall -m MODEL -a ADAPTER -f TEXT [--max-tokens N] [--csv FILE] -o PNG [--title T]
+       hmt_plot.py recall -m MODEL -a ADAPTER -f TEXT [--max-tokens N] [--csv FILE]
+                          -o PNG [--title T]
        hmt_plot.py retrieval CSV -o PNG [--title T]
 
   nll        per-segment NLL by mode from `hmt-perplexity --csv` (rows of
-             several documents are averaged per segment index, token-weighted)
+             several documents are averaged per segment index, token-weighted),
+             and each mode's difference to segments mode when that is there
   recall     runs TEXT through a full-mode stream and draws its recall
              weights: segment n (row) x the segment whose memory is cached
              (column); --csv also writes them as segment,memory_segment,weight
@@ -34,7 +36,8 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        sys.exit("hmt_plot: matplotlib is not installed (Debian: apt-get install python3-matplotlib)")
+        sys.exit("hmt_plot: matplotlib is not installed "
+                 "(Debian: apt-get install python3-matplotlib)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
@@ -43,9 +46,14 @@ def pyplot():
 def save(fig, path):
     """PNG through a temporary file (tools/atomic_write.py)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=90)
     with atomic_write(path, "wb") as f:
         f.write(buf.getvalue())
+
+
+def color(m):
+    """One colour per mode in every plot (modes not listed get later ones)."""
+    return f"C{MODE_ORDER.index(m)}" if m in MODE_ORDER else f"C{4 + sum(map(ord, m)) % 6}"
 
 
 def mode_key(m):
@@ -72,15 +80,28 @@ def plot_nll(args, plt):
         a = acc.setdefault(r["mode"], {}).setdefault(int(r["segment"]), [0.0, 0])
         a[0] += float(r["mean_nll"]) * int(r["tokens"])
         a[1] += int(r["tokens"])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for mode in sorted(acc, key=mode_key):
-        segs = sorted(acc[mode])
-        ax.plot(segs, [acc[mode][s][0] / acc[mode][s][1] for s in segs], label=mode, lw=1.2)
-    ax.set_xlabel("segment (or block of L tokens for window)")
-    ax.set_ylabel("mean NLL (nats / token)")
-    ax.set_title(args.title or "Per-segment NLL by stream mode")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    mean = {m: {s: v[0] / v[1] for s, v in acc[m].items()} for m in acc}
+    base = mean.get("segments")
+    fig, axes = plt.subplots(2 if base else 1, 1, figsize=(8, 6.5 if base else 4.5), sharex=True,
+                             squeeze=False)
+    for mode in sorted(mean, key=mode_key):
+        segs = sorted(mean[mode])
+        axes[0][0].plot(segs, [mean[mode][s] for s in segs], label=mode, lw=1.1,
+                            color=color(mode))
+        if base and mode != "segments":
+            segs = [s for s in segs if s in base]
+            axes[1][0].plot(segs, [mean[mode][s] - base[s] for s in segs], label=mode, lw=1.1,
+                            color=color(mode))
+    axes[0][0].set_ylabel("mean NLL (nats / token)")
+    axes[0][0].set_title(args.title or "Per-segment NLL by stream mode")
+    axes[0][0].legend()
+    if base:  # the text's own difficulty cancels in the difference
+        axes[1][0].axhline(0, color="k", lw=0.6)
+        axes[1][0].set_ylabel("NLL minus segments mode")
+        axes[1][0].legend()
+    axes[-1][0].set_xlabel("segment (or block of L tokens for window)")
+    for row in axes:
+        row[0].grid(alpha=0.3)
     fig.tight_layout()
     save(fig, args.output)
 
@@ -148,8 +169,10 @@ def plot_retrieval(args, plt):
                             / int(r["answer_tokens"]) for r in rs])
             acc.append(m)
             aerr.append(e)
-        a1.errorbar(ds, gain, yerr=gerr, label=mode, marker="o", ms=3, capsize=2, lw=1.2)
-        a2.errorbar(ds, acc, yerr=aerr, label=mode, marker="o", ms=3, capsize=2, lw=1.2)
+        a1.errorbar(ds, gain, yerr=gerr, label=mode, marker="o", ms=3, capsize=2, lw=1.2,
+                     color=color(mode))
+        a2.errorbar(ds, acc, yerr=aerr, label=mode, marker="o", ms=3, capsize=2, lw=1.2,
+                     color=color(mode))
     ticks = sorted({d for v in by.values() for d in v})
     for ax in (a1, a2):
         ax.set_xscale("symlog", linthresh=1)

@@ -277,8 +277,9 @@ def run(args, out=sys.stdout):
                 for d, glen in plan:
                     lp, ok = got[d]
                     lpc, okc = ctl[d]
-                    rows.append({"task": args.task, "mode": mode, "settings": settings_of(stream, mode),
-                                 "distance": d, "distance_tokens": len(needle) + glen if d else len(needle),
+                    rows.append({"task": args.task, "mode": mode,
+                                 "settings": settings_of(stream, mode), "distance": d,
+                                 "distance_tokens": len(needle) + glen if d else len(needle),
                                  "trial": trial, "answer_tokens": len(answer),
                                  "logprob": f"{lp:.6f}", "logprob_control": f"{lpc:.6f}",
                                  "gain": f"{lp - lpc:.6f}", "greedy_exact": int(all(ok)),
@@ -359,7 +360,8 @@ def parser():
     p.add_argument("--modes", default="all",
                    help="comma-separated stream modes, or all (every mode this libhmt has)")
     p.add_argument("--distances", type=int_list, default=int_list("0,1,2,3,4,6,8,16,32,64,128,256"),
-                   help="segments between needle and probe (default 0,1,2,3,4,6,8,16,32,64,128,256)")
+                   help="segments between needle and probe "
+                        "(default 0,1,2,3,4,6,8,16,32,64,128,256)")
     p.add_argument("--trials", type=positive, default=8)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--length", type=positive, default=16,
