@@ -13,9 +13,10 @@ scored in every stream mode, against a control document whose planted fact
 differs (so "gain" = what the model took from the planted fact).
 
 Tasks (the answer is scored given the cue, teacher-forced):
-  copy     needle = M tokens of natural text (a span of the filler source,
-           away from the filler used); probe = the same tokens; the first 2
-           are the cue, the other M-2 the answer (copying across distance)
+  copy     needle = M tokens of natural text (a span of models/heldout, away
+           from the stretch used as filler); probe = the same tokens; the
+           first 2 are the cue, the other M-2 the answer (copying across
+           distance)
   rare     the same with M random word tokens, cue 1 token (a rare sequence;
            the shipped Brown model hardly copies these)
   passkey  needle = " The pass key is 12345. Remember it."; probe =
@@ -96,13 +97,14 @@ def word_pool(model):
 
 
 def filler_tokens(model, filler):
+    """Tokens of the filler text: 'sentences', 'heldout' or a file's text."""
     if filler == "sentences":
         text = SENTENCES * 64
     else:
         paths = sorted(glob.glob(os.path.join(HERE, "..", "models", "heldout", "*.txt"))) \
             if filler == "heldout" else [filler]
         if not paths:
-            raise RuntimeError("no filler: models/heldout/*.txt not found (use --filler sentences)")
+            raise RuntimeError("models/heldout/*.txt not found (use --filler sentences or a file)")
         text = ""
         for p in paths:
             with open(p, encoding="utf-8", errors="replace") as f:
@@ -117,21 +119,23 @@ def digits(model, rng, n=5):
     return model.tokenize(" " + "".join(str(rng.randrange(10)) for _ in range(n)), add_bos=False)
 
 
-def span_outside(rng, fill, length, used, n_used):
-    """A random span of fill that does not overlap fill[used : used + n_used]
-    (modulo its length), so the needle is not repeated by the filler itself."""
+def span_outside(rng, src, length, used, n_used):
+    """A random span of src that does not overlap src[used : used + n_used]
+    (modulo its length): when src is the filler, the needle must not be
+    repeated by the filler itself (n_used = 0 when src is another text)."""
     for _ in range(1000):
-        a = rng.randrange(len(fill) - length)
-        if (a - used) % len(fill) >= n_used and (used - a) % len(fill) >= length:
-            return fill[a:a + length]
+        a = rng.randrange(len(src) - length)
+        if n_used == 0 or ((a - used) % len(src) >= n_used and (used - a) % len(src) >= length):
+            return src[a:a + length]
     raise RuntimeError("the filler is too short for the documents asked for")
 
 
-def make_task(task, model, pool, rng, length, fill, used, n_used):
-    """(needle, control needle, cue, answer) as token lists."""
+def make_task(task, model, pool, rng, length, src, used, n_used):
+    """(needle, control needle, cue, answer) as token lists; copy's spans come
+    from src avoiding src[used : used + n_used] (see span_outside)."""
     if task == "copy":
-        s = span_outside(rng, fill, length, used, n_used)
-        c = span_outside(rng, fill, length, used, n_used)
+        s = span_outside(rng, src, length, used, n_used)
+        c = span_outside(rng, src, length, used, n_used)
         return s, c, s[:2], s[2:]
     if task == "rare":
         s = rng.sample(pool, length)
@@ -193,7 +197,11 @@ def open_stream(model, adapter, mode, args):
 
 
 def settings_of(stream, mode):
-    g = stream.get
+    def g(key):  # a key a mode added later may not answer: leave it out
+        try:
+            return stream.get(key)
+        except hmt.HmtError:
+            return "?"
     if mode == "window":
         return f"W={g('window')}"
     if mode == "segments":
@@ -230,16 +238,18 @@ def score_probes(stream, start, needle, gap, cue, answer, plan):
     return out
 
 
-def trial_documents(args, model, pool, fill, bos, L, rng):
+def trial_documents(args, model, pool, fill, bos, L, rng, src=None):
     """The parts of one trial's two documents (planted and control) and the
-    plan: (distance, gap length) pairs, gap lengths increasing."""
+    plan: (distance, gap length) pairs, gap lengths increasing. Copy needles
+    come from src (None: the filler itself, away from the stretch used)."""
     n_start = args.start_segment * L + args.offset - len(bos)
     if n_start < 0:
         raise UsageError("--start-segment 0 --offset 0 leaves no room for BOS")
     at = rng.randrange(len(fill))
     n_most = n_start + args.distances[-1] * L  # filler never longer than this
     needle, control, cue, answer = make_task(args.task, model, pool, rng, args.length,
-                                             fill, at, n_most)
+                                             fill if src is None else src, at,
+                                             n_most if src is None else 0)
     if len(needle) > L and args.distances[-1] > 0:
         raise UsageError(f"the needle ({len(needle)} tokens) is longer than L = {L}")
     plan = [(d, d * L - len(needle) if d else 0) for d in args.distances]
@@ -263,12 +273,15 @@ def run(args, out=sys.stdout):
             raise UsageError("-L is needed without an adapter (distances count segments of L)")
         pool = word_pool(model)
         fill = filler_tokens(model, args.filler)
+        src = None  # copy's needles: natural text that is not the filler
+        if args.task == "copy" and args.filler != "heldout":
+            src = filler_tokens(model, "heldout")
         bos = [model.bos] if model.bos is not None else []
         rows = []
         for trial in range(args.trials):
             rng = random.Random(f"{args.seed}:{args.task}:{trial}")
             start, gap, needle, control, cue, answer, plan = trial_documents(
-                args, model, pool, fill, bos, L, rng)
+                args, model, pool, fill, bos, L, rng, src)
             for mode, stream, empty in streams:
                 got = score_probes(stream, start, needle, gap, cue, answer, plan)
                 stream.restore(empty)
