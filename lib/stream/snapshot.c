@@ -24,7 +24,7 @@ static uint64_t adapter_fingerprint(const hmt_adapter *a) { return a ? a->finger
 /* KV slots of the open pass, from the counters that decide it. */
 static int64_t kv_slots_of(int mode, int64_t n_fed, int64_t win_base, int64_t prefix_done,
                            int64_t sens_len, int64_t seg_eval) {
-    if (mode == HMT_MODE_WINDOW) return n_fed - win_base;
+    if (mode == HMT_MODE_WINDOW || mode == HMT_MODE_SINKS) return n_fed - win_base;
     if (!prefix_done) return 0;
     return (mode == HMT_MODE_SEGMENTS ? 0 : 1 + sens_len) + seg_eval;
 }
@@ -65,8 +65,10 @@ static void io(cursor *c, void *field, size_t n) {
 
 enum { N_SETTINGS = 12, N_COUNTERS = 16 };
 
+/* Sinks mode has no sensory memory: its sink count takes k's place. */
 static void settings_of(const hmt_stream *s, uint32_t v[N_SETTINGS]) {
-    const uint32_t x[N_SETTINGS] = {(uint32_t)s->mode, (uint32_t)s->L, (uint32_t)s->k, (uint32_t)s->N,
+    const uint32_t k = (uint32_t)(s->mode == HMT_MODE_SINKS ? s->n_sinks : s->k);
+    const uint32_t x[N_SETTINGS] = {(uint32_t)s->mode, (uint32_t)s->L, k, (uint32_t)s->N,
                                     (uint32_t)s->j, (uint32_t)s->j_gen, (uint32_t)s->bf16,
                                     (uint32_t)s->W, (uint32_t)s->d, (uint32_t)s->model->n_vocab,
                                     (uint32_t)(s->ad ? s->ad->d_h : 0), (uint32_t)s->bb.n_ctx};

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "backbone/kv_shift.h"
 #include "core/params.h"
 #include "stream/recall.h"
 #include "stream/stream.h"
@@ -218,6 +219,33 @@ static int feed_window(hmt_stream *s, const hmt_token *tok, size_t n) {
     return HMT_OK;
 }
 
+/* Sinks mode (StreamingLLM): the cache holds the first n_sinks tokens and
+ * the most recent ones, each at the position of its slot. A full cache drops
+ * the oldest half (rounded up) of its R = W - n_sinks recent slots; the later
+ * slots move down with their keys turned back by as many positions
+ * (kv_shift.c), so nothing is re-evaluated and the shift costs one pass over
+ * the cache per ceil(R/2) tokens. A token sees the sinks and between
+ * R - ceil(R/2) and R - 1 recent predecessors. */
+static int feed_sinks(hmt_stream *s, const hmt_token *tok, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        int32_t kv = (int32_t)(s->n_fed - s->win_base);
+        if (kv == s->W) {
+            const int32_t drop = (s->W - s->n_sinks + 1) / 2;
+            hmti_kv_drop(&s->bb, s->n_sinks, drop, kv);
+            s->win_base += drop;
+            kv -= drop;
+        }
+        size_t c = n - done;
+        if (c > (size_t)(s->W - kv)) c = (size_t)(s->W - kv);
+        int rc = eval_ready(s, &kv, (int32_t)c, tok + done);
+        if (rc) return rc;
+        s->n_fed += (int64_t)c;
+        done += c;
+    }
+    return HMT_OK;
+}
+
 /* ---- public API ------------------------------------------------------------ */
 
 
@@ -246,6 +274,8 @@ static int stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     int rc = HMT_OK;
     if (s->mode == HMT_MODE_WINDOW) {
         rc = feed_window(s, tokens, n);
+    } else if (s->mode == HMT_MODE_SINKS) {
+        rc = feed_sinks(s, tokens, n);
     } else {
         size_t done = 0;
         while (!rc && done < n) {
@@ -273,7 +303,8 @@ static int stream_flush(hmt_stream *s) {
                                                "stream unusable; restore a snapshot or free it");
     const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
-    int rc = s->mode == HMT_MODE_WINDOW ? HMT_OK : advance(s, 1);
+    const int plain = s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS;
+    int rc = plain ? HMT_OK : advance(s, 1);
     if (rc) {
         s->broken = 1;
         return rc;
@@ -304,7 +335,7 @@ HMT_API const float *hmt_stream_ffn_input(const hmt_stream *s, int64_t index) {
 }
 
 HMT_API int64_t hmt_stream_n_segments(const hmt_stream *s) {
-    if (!s || s->mode == HMT_MODE_WINDOW) return 0;
+    if (!s || s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS) return 0;
     return s->seg_index + (s->seg_len > 0 ? 1 : 0);
 }
 
@@ -392,10 +423,16 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     case HMT_P_GEN_SUMMARY_LENGTH: *out = s->j_gen; break;
     case HMT_P_RECALL_DIM: *out = s->ad ? s->ad->d_h : 0; break;
     case HMT_P_WINDOW:
-        if (s->mode != HMT_MODE_WINDOW)
+        if (s->mode != HMT_MODE_WINDOW && s->mode != HMT_MODE_SINKS)
             return hmti_errf(HMT_E_INVAL, "hmt_stream_get: window is a key of HMT_MODE_WINDOW "
-                             "streams only");
+                             "and HMT_MODE_SINKS streams only");
         *out = s->W;
+        break;
+    case HMT_P_SINKS:
+        if (s->mode != HMT_MODE_SINKS)
+            return hmti_errf(HMT_E_INVAL, "hmt_stream_get: sinks is a key of HMT_MODE_SINKS "
+                             "streams only");
+        *out = s->n_sinks;
         break;
     case HMT_P_N_BATCH: *out = s->bb.n_batch; break;
     case HMT_P_N_THREADS: *out = s->bb.n_threads; break;

@@ -22,6 +22,7 @@ struct hmt_stream {
     /* settings, resolved at creation */
     int mode, lookahead, all_logits, bf16;
     int32_t L, k, N, j, j_gen, d, W;
+    int32_t n_sinks;      /* sinks mode: HMT_P_SINKS                          */
     /* the open segment */
     int64_t seg_index;    /* index of the open segment                       */
     hmt_token *seg_tok;   /* its tokens fed so far [L]                        */
@@ -47,7 +48,8 @@ struct hmt_stream {
     float *q;             /* scratch [d_h]                                   */
     /* window mode: the ids of the last W tokens (ring) */
     hmt_token *win;
-    int64_t win_base;     /* stream index of the cache's first slot          */
+    int64_t win_base;     /* window and sinks modes: tokens dropped from the
+                             cache so far (its fill is n_fed - win_base)      */
     /* counters and outputs */
     int64_t n_fed, n_ready;
     int64_t ready_first;  /* outputs of the last call: [ready_first, n_ready) */

@@ -16,7 +16,7 @@ static int32_t pick(const hmt_params *p, hmt_param key, int32_t adapter_value) {
 static const hmt_param STREAM_KEYS[] = {
     HMT_P_MODE, HMT_P_LOOKAHEAD, HMT_P_ALL_LOGITS, HMT_P_SEGMENT_LENGTH, HMT_P_SENSORY_LENGTH,
     HMT_P_CACHE_SIZE, HMT_P_SUMMARY_LENGTH, HMT_P_GEN_SUMMARY_LENGTH, HMT_P_KEEP_FFN_INPUT,
-    HMT_P_WINDOW, HMT_P_N_BATCH, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16};
+    HMT_P_WINDOW, HMT_P_SINKS, HMT_P_N_BATCH, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16};
 
 /* Resolve L, k, N, j, j_gen, bf16 and the KV length; check they fit. */
 static int resolve(hmt_stream *s, const hmt_params *p) {
@@ -43,12 +43,18 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
     const int32_t half = s->L / 2 > 0 ? s->L / 2 : 1;
     s->j_gen = pick(p, HMT_P_GEN_SUMMARY_LENGTH,
                     a && a->gen_summary_given ? a->gen_summary_length : half);
-    if (s->mode == HMT_MODE_SEGMENTS) s->k = 0;
-    if (s->mode == HMT_MODE_WINDOW) {
+    if (s->mode == HMT_MODE_SEGMENTS || s->mode == HMT_MODE_SINKS) s->k = 0;
+    if (s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS) {
         int64_t w = (int64_t)hmti_param_value(p, HMT_P_WINDOW);
         s->W = (int32_t)(w != HMT_AUTO ? w : m->n_ctx_train);
         if (s->W < 2) return hmti_errf(HMT_E_INVAL, "stream: a window of %d tokens is too short", s->W);
         s->L = s->W; /* scratch for the refill ids */
+        if (s->mode == HMT_MODE_SINKS) {
+            s->n_sinks = (int32_t)hmti_param_value(p, HMT_P_SINKS);
+            if (s->n_sinks >= s->W)
+                return hmti_errf(HMT_E_INVAL, "stream: %d sink tokens leave no room for recent "
+                                 "ones in a cache of %d slots (HMT_P_WINDOW)", s->n_sinks, s->W);
+        }
         return HMT_OK;
     }
     if (s->L < 1)
@@ -120,7 +126,7 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, hmt_adapter *a
     s->ad = adapter;
     rc = resolve(s, params);
     if (!rc) {
-        const int32_t n_ctx = s->mode == HMT_MODE_WINDOW   ? s->W
+        const int32_t n_ctx = s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS ? s->W
                               : s->mode == HMT_MODE_SEGMENTS ? s->L
                                                              : s->k + s->L + 2;
         const int32_t n_batch = (int32_t)hmti_param_value(params, HMT_P_N_BATCH);
