@@ -65,6 +65,7 @@ class Param(enum.IntEnum):
     RECALL_DIM = 209
     KEEP_FFN_INPUT = 210
     WINDOW = 211
+    SINKS = 212
     KNN_K = 300
     KNN_LAMBDA = 301
     KNN_TEMPERATURE = 302
@@ -142,6 +143,7 @@ class Mode(enum.IntEnum):
     RMT = 1
     SEGMENTS = 2
     WINDOW = 3
+    SINKS = 4
 
 
 class KnnDtype(enum.IntEnum):
