@@ -72,6 +72,7 @@ static const param_info PARAMS[] = {
     {HMT_P_KNN_TRAIN_SIZE, "knn_train_size", "FAISS build", 1, 1, 0, 1, 1e15, AUTO},
     {HMT_P_KNN_RERANK, "knn_rerank", "FAISS attach", 1, 0, 0, 1, 256, 4},
     {HMT_P_KNN_SEED, "knn_seed", "FAISS build", 1, 0, 0, 0, 9007199254740991.0, 0x484d54},
+    {HMT_P_SEGMENT_SINKS, "segment_sinks", "stream", 1, 0, 0, 0, 1 << 20, 0},
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
 

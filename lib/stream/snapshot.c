@@ -179,6 +179,9 @@ static size_t save_into(const hmt_stream *cs, unsigned char *out) {
 
 static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_out) {
     if (!s || !len_out || (!buf && cap)) return hmti_errf(HMT_E_INVAL, "hmt_stream_save: NULL argument");
+    if (s->seg_sinks)
+        return hmti_errf(HMT_E_UNSUPPORTED, "hmt_stream_save: streams with the experimental "
+                         "segment_sinks cannot be saved");
     if (s->broken)
         return hmti_errf(HMT_E_MISUSE, "hmt_stream_save: an earlier failure "
                                                              "left the stream unusable; restore a "
@@ -193,6 +196,9 @@ static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_o
 
 static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
     if (!s || !buf) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore: NULL argument");
+    if (s->seg_sinks)
+        return hmti_errf(HMT_E_UNSUPPORTED, "hmt_stream_restore: streams with the experimental "
+                         "segment_sinks cannot be restored");
     const unsigned char *b = buf;
     if (len < 8 + 16 + sizeof(uint64_t) || memcmp(b, "HMTS", 4))
         return hmti_errf(HMT_E_FORMAT, "snapshot: not a libhmt stream snapshot");

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/alloc.h"
 #include "backbone/kv_shift.h"
+#include "core/alloc.h"
 #include "core/params.h"
 #include "stream/recall.h"
 #include "stream/stream.h"
@@ -110,8 +110,12 @@ static void choose_p(hmt_stream *s, int have_s) {
     s->p_known = 1;
 }
 
+/* Sinks of a segment pass (HMT_P_SEGMENT_SINKS): from the second segment on,
+ * the first segment's first seg_sinks ids. */
+static int32_t sinks_of(const hmt_stream *s) { return s->seg_index > 0 ? s->seg_sinks : 0; }
+
 static int32_t kv_n_of(const hmt_stream *s) {
-    return (s->mode == HMT_MODE_SEGMENTS ? 0 : 1 + s->sens_len) + s->seg_eval;
+    return sinks_of(s) + (s->mode == HMT_MODE_SEGMENTS ? 0 : 1 + s->sens_len) + s->seg_eval;
 }
 
 /* Close a complete segment: trailing P → M, push, roll the sensory memory. */
@@ -146,6 +150,8 @@ static int close_segment(hmt_stream *s) {
     }
     memcpy(s->prev_tok, s->seg_tok, (size_t)s->seg_len * sizeof *s->prev_tok);
     s->prev_len = s->seg_len;
+    if (s->seg_index == 0) /* closed, so seg_len = L >= seg_sinks */
+        memcpy(s->sink_tok, s->seg_tok, (size_t)s->seg_sinks * sizeof *s->sink_tok);
     s->seg_index++;
     s->seg_len = s->seg_eval = 0;
     s->p_known = s->prefix_done = 0;
@@ -174,8 +180,10 @@ static int advance(hmt_stream *s, int flushing) {
         int32_t kv = kv_n_of(s);
         if (!s->prefix_done) {
             kv = 0;
+            int rc = eval_silent(s, &kv, sinks_of(s), s->sink_tok);
+            if (rc) return rc;
             if (s->mode != HMT_MODE_SEGMENTS) {
-                int rc = eval_embd(s, &kv, s->p, NULL);
+                rc = eval_embd(s, &kv, s->p, NULL);
                 if (!rc) rc = eval_silent(s, &kv, s->sens_len, s->sens);
                 if (rc) return rc;
             }
@@ -419,6 +427,7 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     case HMT_P_SENSORY_LENGTH: *out = s->k; break;
     case HMT_P_CACHE_SIZE: *out = s->N; break;
     case HMT_P_RECALL_BF16: *out = s->bf16; break;
+    case HMT_P_SEGMENT_SINKS: *out = s->seg_sinks; break;
     case HMT_P_SUMMARY_LENGTH: *out = s->j; break;
     case HMT_P_GEN_SUMMARY_LENGTH: *out = s->j_gen; break;
     case HMT_P_RECALL_DIM: *out = s->ad ? s->ad->d_h : 0; break;

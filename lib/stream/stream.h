@@ -23,6 +23,8 @@ struct hmt_stream {
     int mode, lookahead, all_logits, bf16;
     int32_t L, k, N, j, j_gen, d, W;
     int32_t n_sinks;      /* sinks mode: HMT_P_SINKS                          */
+    int32_t seg_sinks;    /* HMT_P_SEGMENT_SINKS (experimental), 0 = off      */
+    hmt_token *sink_tok;  /* the document's first seg_sinks ids [seg_sinks]  */
     /* the open segment */
     int64_t seg_index;    /* index of the open segment                       */
     hmt_token *seg_tok;   /* its tokens fed so far [L]                        */

@@ -337,7 +337,7 @@ def main():
     print(f"make_testdata: {len(hsum)} HMT cases ({hdt:.1f} s)")
     # sinks mode (sink_ref.py): sinks-<case>.hmt.golden, sinks-manifest.txt
     for name, W, S, n_tok, _, d1, d32 in make_sink_goldens(out):
-        print(f"  {name:20s} sinks W={W} S={S} tokens={n_tok}  after-drop |dlogit| {d1:.2f}  "
+        print(f"  {name:20s} sinks W|L={W} S={S} tokens={n_tok}  changed by the sinks: |dlogit| {d1:.2f}  "
               f"f32: dlogit {d32:.1e}")
     wl = max(v[0] for v in worst.values())
     wh = max(v[1] for v in worst.values())

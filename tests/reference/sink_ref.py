@@ -9,6 +9,10 @@ stated from the math and computed by llama_ref.py (float64):
     every step re-applies RoPE to the raw keys at their current slot indices
     (the C code instead turns the stored keys back by the shift, kv_shift.c).
 
+    The experimental HMT_P_SEGMENT_SINKS (run_segment_sinks): in mode
+    segments, every segment after the first is evaluated as a fresh pass over
+    [the document's first S tokens, the segment's tokens].
+
     make_all(outdir)   writes sinks-<case>.hmt.golden ("HMTH" v1 of
                        hmt_golden.py: mode 4, no segments, k = S, n_ctx = W)
                        and sinks-manifest.txt (keys as hmt-manifest.txt plus
@@ -36,6 +40,8 @@ CASES = [
     ("sinks-gemma3", "gemma3-f32", 10, 1, 34, 304),
 ]
 TOL_LOGIT = 1e-4
+# name, model, L, S, n_tokens, token seed (mode segments with segment sinks)
+SEGMENT_CASES = [("segsinks-llama", "llama-f32", 8, 3, 30, 305)]
 
 
 def drop_count(W, S):
@@ -66,6 +72,17 @@ def run_sinks(m, tokens, W, S):
             vv[li] = np.concatenate([vv[li], c2.v[li][-1:]], axis=0)
         kept.append(t)
         out.append(lg[0])
+    return np.array(out)
+
+
+def run_segment_sinks(m, tokens, L, S):
+    """Logits of mode segments with S segment sinks (S <= L)."""
+    out = []
+    for a in range(0, len(tokens), L):
+        seg = list(tokens[a:a + L])
+        pre = list(tokens[:S]) if a > 0 else []
+        lg, _, _ = m.forward(tokens=pre + seg)
+        out.extend(lg[len(pre):])
     return np.array(out)
 
 
@@ -110,6 +127,28 @@ def make_all(out, verbose=False):
         if verbose:
             print(f"  {name}: W={W} S={S} tokens={n_tok} plain-prefix {d0:.1e} "
                   f"after-drop change {d1:.2f} f32 {d32:.1e}")
+    for name, model, L, S, n_tok, seed in SEGMENT_CASES:
+        mpath = os.path.join(out, model + ".gguf")
+        m = Model(mpath)
+        tokens = np.random.default_rng(seed).integers(0, m.n_vocab, n_tok)
+        lg = run_segment_sinks(m, tokens, L, S)
+        plain = run_segment_sinks(m, tokens, L, 0)
+        d0 = float(np.abs(lg[:L] - plain[:L]).max())
+        d1 = float(np.abs(lg[L:] - plain[L:]).max())
+        assert d0 == 0 and d1 > 1e-3, "segment sinks: only segments after the first change"
+        d32 = float(np.abs(run_segment_sinks(Model(mpath, dtype=np.float32), tokens, L, S) - lg).max())
+        n_seg = (n_tok + L - 1) // L
+        blank = dict(cached=[], weights=[], S=np.zeros(m.n_embd), P=np.zeros(m.n_embd),
+                     M=np.zeros(m.n_embd))
+        hdr = dict(n_vocab=m.n_vocab, n_embd=m.n_embd, L=L, k=0, N=0, j=0, j_gen=0, mode=2,
+                   lookahead=0, bf16=0, scale_kind=0, d_h=0, n_ctx=S + L)
+        write_hmt_golden(os.path.join(out, name + ".hmt.golden"), hdr, tokens, lg, [blank] * n_seg)
+        line = dict(case=name, model=model + ".gguf", adapter="-", mode="segments", lookahead=0,
+                    L=L, k=0, N=0, n_ctx=S + L, segment_sinks=S, golden=name + ".hmt.golden",
+                    n_tokens=n_tok, n_segments=n_seg, tol_logit=f"{TOL_LOGIT:g}",
+                    ref_f32_dlogit=f"{d32:.2e}")
+        lines.append(" ".join(f"{k}={v}" for k, v in line.items()))
+        summary.append((name, L, S, n_tok, d0, d1, d32))
     with open(os.path.join(out, "sinks-manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return summary
