@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hmt/experimental.h> /* HMT_P_SEGMENT_SINKS (--segment-sinks) */
 #include <hmt/hmt.h>
 
 #define PROG "hmt-perplexity"
@@ -129,6 +130,8 @@ static void usage(FILE *f) {
             "  -c, --ctx-size N        window length W of mode window, and cache size (sinks +\n"
             "                          recent) of mode sinks (default: the model's context)\n"
             "      --sinks N           sink tokens of mode sinks (default 4)\n"
+            "      --segment-sinks N   experimental: segment passes of full, rmt and segments\n"
+            "                          after the first also keep the text's first N tokens\n"
             "      --max-tokens N      score only the first N tokens of the text (BOS included)\n"
             "      --csv FILE          write per-segment rows: mode,segment,first_token,tokens,mean_nll\n"
             "                          (replaces FILE atomically, only after a successful run)\n"
@@ -240,6 +243,7 @@ typedef struct {
     int mode; /* hmt_mode, MODE_ALL, or -2 = default */
     int64_t L, n_ctx, max_tokens, chunk, threads;
     int64_t sinks; /* --sinks, or -1: the library's default */
+    int64_t segment_sinks; /* --segment-sinks (experimental), 0 = off */
     int quiet, ref;
     int compute; /* HMT_COMPUTE_F32 or HMT_COMPUTE_BF16 (--compute) */
     int64_t ref_T, ref_batch, ref_batches;
@@ -448,6 +452,8 @@ static int make_stream(const env *e, int mode, hmt_stream **out) {
         rc = hmt_params_set_int(p, HMT_P_WINDOW, e->o->n_ctx);
     if (!rc && e->o->sinks >= 0 && mode == HMT_MODE_SINKS)
         rc = hmt_params_set_int(p, HMT_P_SINKS, e->o->sinks);
+    if (!rc && e->o->segment_sinks > 0 && !plain)
+        rc = hmt_params_set_int(p, HMT_P_SEGMENT_SINKS, e->o->segment_sinks);
     if (!rc && e->knn) rc = hmt_params_set_int(p, HMT_P_KEEP_FFN_INPUT, 1); /* the kNN keys */
     /* segments takes L from the adapter when -L is not given; window and sinks need none */
     if (!rc) rc = hmt_stream_create(out, e->model, plain ? NULL : e->adapter, p);
@@ -474,12 +480,16 @@ static void describe(const hmt_stream *st, int mode, char *buf, size_t cap) {
         snprintf(buf, cap, "?");
         return;
     }
+    double S = 0;
+    if (hmt_stream_get(st, HMT_P_SEGMENT_SINKS, &S)) S = 0;
+    char sinks[32] = "";
+    if (S > 0) snprintf(sinks, sizeof sinks, " S=%.0f", S);
     if (mode == HMT_MODE_FULL)
-        snprintf(buf, cap, "L=%.0f k=%.0f j=%.0f N=%.0f", L, k, j, N);
+        snprintf(buf, cap, "L=%.0f k=%.0f j=%.0f N=%.0f%s", L, k, j, N, sinks);
     else if (mode == HMT_MODE_RMT)
-        snprintf(buf, cap, "L=%.0f k=%.0f", L, k);
+        snprintf(buf, cap, "L=%.0f k=%.0f%s", L, k, sinks);
     else
-        snprintf(buf, cap, "L=%.0f", L);
+        snprintf(buf, cap, "L=%.0f%s", L, sinks);
 }
 
 static int64_t stream_L(const hmt_stream *st) {
@@ -795,6 +805,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "-L") || !strcmp(a, "--segment-length")) num = &o.L;
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &o.n_ctx, lo = 2;
         else if (!strcmp(a, "--sinks")) num = &o.sinks, lo = 0;
+        else if (!strcmp(a, "--segment-sinks")) num = &o.segment_sinks, lo = 0;
         else if (!strcmp(a, "--max-tokens")) num = &o.max_tokens, lo = 2, hi = INT64_MAX;
         else if (!strcmp(a, "--chunk")) num = &o.chunk;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &o.threads, lo = 0, hi = 1024;
