@@ -102,6 +102,7 @@ class Param(enum.IntEnum):
     KNN_TRAIN_SIZE = 1008
     KNN_RERANK = 1009
     KNN_SEED = 1010
+    SEGMENT_SINKS = 1011
 
 
 EXPERIMENTAL_KEY_MIN = 1000  # keys from here on are experimental.h's
