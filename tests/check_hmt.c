@@ -1,6 +1,7 @@
 /* The HMT engine against the NumPy reference (tests/reference/hmt_ref.py):
  * every case of hmt-manifest.txt (full HMT with several L, k, N, j, bf16,
- * linear scale, the causal rule; rmt; plain segments; sliding window), fed
+ * linear scale, the causal rule; rmt; plain segments; sliding window) and of
+ * sinks-manifest.txt (attention sinks, tests/reference/sink_ref.py), fed
  * in one call, one token at a time, and in random chunks; plus the
  * invariants of docs/HMT.md, snapshots, and bad input. */
 #include <check.h>
@@ -9,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone/kv_shift.h"
 #include "core/fnv.h"
+#include "hmt/experimental.h"
 #include "hmt/hmt.h"
 #include "stream/stream.h"
 #include "util/testutil.h"
@@ -20,16 +23,15 @@
 
 typedef struct {
     char name[64], model[64], adapter[96], golden[96];
-    int mode, lookahead, L, k, N, n_ctx;
+    int mode, lookahead, L, k, N, n_ctx, sinks, segment_sinks;
 } hmt_case;
 
 static hmt_case cases[MAX_CASES];
 static int n_cases;
 
-static void read_manifest(void) {
-    if (n_cases) return;
-    FILE *f = fopen(hmt_test_data("hmt-manifest.txt"), "r");
-    ck_assert_msg(f != NULL, "missing hmt-manifest.txt (make testdata)");
+static void read_manifest_file(const char *name) {
+    FILE *f = fopen(hmt_test_data(name), "r");
+    ck_assert_msg(f != NULL, "missing %s (make testdata)", name);
     char line[1024];
     while (fgets(line, sizeof line, f) && n_cases < MAX_CASES) {
         if (line[0] == '#' || line[0] == '\n') continue;
@@ -43,14 +45,23 @@ static void read_manifest(void) {
         c->mode = !strcmp(mode, "rmt")        ? HMT_MODE_RMT
                   : !strcmp(mode, "segments") ? HMT_MODE_SEGMENTS
                   : !strcmp(mode, "window")   ? HMT_MODE_WINDOW
+                  : !strcmp(mode, "sinks")    ? HMT_MODE_SINKS
                                               : HMT_MODE_FULL;
         c->lookahead = (int)hmt_test_field(line, "lookahead", NULL, 0);
         c->L = (int)hmt_test_field(line, "L", NULL, 0);
         c->k = (int)hmt_test_field(line, "k", NULL, 0);
         c->N = (int)hmt_test_field(line, "N", NULL, 0);
         c->n_ctx = (int)hmt_test_field(line, "n_ctx", NULL, 0);
+        c->sinks = (int)hmt_test_field(line, "sinks", NULL, 0);
+        c->segment_sinks = (int)hmt_test_field(line, "segment_sinks", NULL, 0);
     }
     fclose(f);
+}
+
+static void read_manifest(void) {
+    if (n_cases) return;
+    read_manifest_file("hmt-manifest.txt");
+    read_manifest_file("sinks-manifest.txt");
 }
 
 /* "HMTH" v1, see tests/reference/README.md */
@@ -163,14 +174,34 @@ static void open_case(const hmt_case *c, fixture *fx, int threads) {
     ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_N_THREADS, threads), HMT_OK);
     if (!fx->adapter && c->mode == HMT_MODE_SEGMENTS)
         ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_SEGMENT_LENGTH, c->L), HMT_OK);
-    if (c->mode == HMT_MODE_WINDOW)
+    if (c->mode == HMT_MODE_WINDOW || c->mode == HMT_MODE_SINKS)
         ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_WINDOW, c->n_ctx), HMT_OK);
+    if (c->mode == HMT_MODE_SINKS)
+        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_SINKS, c->sinks), HMT_OK);
+    if (c->segment_sinks > 0)
+        ck_assert_int_eq(hmt_params_set_int(fx->params, HMT_P_SEGMENT_SINKS, c->segment_sinks),
+                         HMT_OK);
 }
+
 
 static void close_case(fixture *fx) {
     hmt_params_free(fx->params);
     hmt_adapter_free(fx->adapter);
     hmt_model_free(fx->model);
+}
+
+/* Streams with the experimental segment sinks refuse snapshots. */
+static int refuses_snapshots(const hmt_case *c, fixture *fx) {
+    if (c->segment_sinks <= 0) return 0;
+    hmt_stream *st;
+    ck_assert_int_eq(hmt_stream_create(&st, fx->model, fx->adapter, fx->params), HMT_OK);
+    size_t len;
+    unsigned char b[8] = {0};
+    ck_assert_int_eq(hmt_stream_save(st, NULL, 0, &len), HMT_E_UNSUPPORTED);
+    ck_assert_int_eq(hmt_stream_restore(st, b, sizeof b), HMT_E_UNSUPPORTED);
+    hmt_stream_free(st);
+    close_case(fx);
+    return 1;
 }
 
 /* Feed the golden tokens in chunks (chunk = 0: random sizes 1..13), flush,
@@ -243,6 +274,10 @@ START_TEST(snapshot_round_trip_is_bit_identical) {
     golden_read(&g, c->golden);
     fixture fx;
     open_case(c, &fx, 1);
+    if (refuses_snapshots(c, &fx)) {
+        golden_free(&g);
+        return;
+    }
     hmt_stream *a, *b;
     ck_assert_int_eq(hmt_stream_create(&a, fx.model, fx.adapter, fx.params), HMT_OK);
     ck_assert_int_eq(hmt_stream_create(&b, fx.model, fx.adapter, fx.params), HMT_OK);
@@ -319,6 +354,10 @@ START_TEST(snapshot_inconsistent_content_is_refused) {
     golden_read(&g, c->golden);
     fixture fx;
     open_case(c, &fx, 1);
+    if (refuses_snapshots(c, &fx)) {
+        golden_free(&g);
+        return;
+    }
     hmt_stream *st;
     ck_assert_int_eq(hmt_stream_create(&st, fx.model, fx.adapter, fx.params), HMT_OK);
     ck_assert_int_eq(hmt_stream_feed(st, g.tokens, g.n_tokens / 2 + 3), HMT_OK);
@@ -334,6 +373,8 @@ START_TEST(snapshot_inconsistent_content_is_refused) {
     int64_t ctr[16];
     memcpy(ctr, snap + SNAP_COUNTERS, sizeof ctr);
     const hmt_token bad_id = hmt_model_n_vocab(fx.model);
+    if (c->mode == HMT_MODE_SINKS) /* the KV count is n_fed - win_base, as in window mode */
+        ck_assert_int_eq(restore_counter(st, snap, len, N_FED, 100), HMT_E_FORMAT);
     if (c->mode == HMT_MODE_WINDOW) {
         ck_assert_int_eq(restore_counter(st, snap, len, N_FED, 100), HMT_E_FORMAT);
         /* the window ring follows the three state vectors (no memory here) */
@@ -409,6 +450,140 @@ START_TEST(bad_input_is_refused) {
 }
 END_TEST
 
+/* ---- the KV shift of sinks mode (lib/backbone/kv_shift.c) ------------------ */
+
+/* Adjacent and NEOX pairs, partial rotary, YaRN's magnitude, gemma3's two
+ * RoPE tables (sliding and global layers). */
+static const char *const SHIFT_MODELS[] = {"llama-f32.gguf", "qwen2-partial-f32.gguf",
+                                           "llama-partial-f32.gguf", "qwen2-yarn-f32.gguf",
+                                           "gemma3-f32.gguf"};
+enum { SHIFT_N = 20, SHIFT_DROP = 7, SHIFT_SINKS = 3 };
+
+static void eval_at(hmti_backbone *b, const hmt_token *tok, int32_t n_past, int32_t n,
+                    const int32_t *pos, uint8_t want, float *logits) {
+    uint8_t outs[SHIFT_N + 1];
+    memset(outs, 0, sizeof outs);
+    outs[n - 1] = want;
+    ck_assert_int_eq(hmti_backbone_forward(b, n_past, n, tok, NULL, pos, outs, NULL, logits, NULL,
+                                           NULL), HMT_OK);
+}
+
+/* max |x - y| / max(1, |y|) of K rows [kv_dim] x slots: a's [a0, a0 + n)
+ * against b's [b0, b0 + n), layers [l0, l1). */
+static double k_diff(const hmt_model *m, const hmti_backbone *a, int32_t a0, const hmti_backbone *b,
+                     int32_t b0, int32_t n, int l0, int l1) {
+    const int64_t kvd = (int64_t)m->n_head_kv * m->head_dim, nc = a->n_ctx;
+    double worst = 0;
+    for (int64_t r = (int64_t)l0 * kvd; r < (int64_t)l1 * kvd; r++)
+        for (int32_t t = 0; t < n; t++) {
+            const double x = a->kt[r * nc + a0 + t], y = b->kt[r * nc + b0 + t];
+            const double d = fabs(x - y) / (fabs(y) > 1 ? fabs(y) : 1);
+            if (!(d <= worst)) worst = d;
+        }
+    return worst;
+}
+
+/* Dropping the first c of n slots must leave, in every layer, the keys the
+ * same tokens get when evaluated at positions shifted down by c (RoPE is
+ * relative: the hidden states are the same, the keys turn by -c), and the
+ * next token's logits must be those computed on that directly-positioned
+ * cache. With sinks (first > 0) the slots below first stay bit-identical and
+ * the values only move; layer 0's keys (a function of token and position
+ * only) equal keys computed at the new positions. */
+START_TEST(kv_drop_matches_direct_positions) {
+    hmt_model *m;
+    ck_assert_int_eq(hmt_model_load(&m, hmt_test_data(SHIFT_MODELS[_i]), NULL), HMT_OK);
+    const int32_t n = SHIFT_N, c = SHIFT_DROP, nc = SHIFT_N + 1;
+    hmt_token tok[SHIFT_N + 1];
+    int32_t pos[SHIFT_N];
+    uint64_t rng = 77 + (uint64_t)_i;
+    for (int i = 0; i <= n; i++) tok[i] = (hmt_token)(hmt_test_urand(&rng) * m->n_vocab);
+    hmti_backbone a, b, d;
+    ck_assert_int_eq(hmti_backbone_init(&a, m, nc, nc, 1), HMT_OK);
+    ck_assert_int_eq(hmti_backbone_init(&b, m, nc, nc, 1), HMT_OK);
+    ck_assert_int_eq(hmti_backbone_init(&d, m, nc, nc, 1), HMT_OK);
+    float *la = malloc((size_t)m->n_vocab * sizeof *la), *ld = malloc((size_t)m->n_vocab * sizeof *ld);
+    const size_t kvd = (size_t)m->n_head_kv * m->head_dim;
+    /* no sinks: a at positions 0.., drop c; b at positions -c.. directly */
+    eval_at(&a, tok, 0, n, NULL, 0, NULL);
+    for (int i = 0; i < n; i++) pos[i] = i - c;
+    eval_at(&b, tok, 0, n, pos, 0, NULL);
+    hmti_kv_drop(&a, 0, c, n);
+    const double dk = k_diff(m, &a, 0, &b, c, n - c, 0, m->n_layer);
+    ck_assert_msg(dk < 1e-4, "%s: K after the shift vs K at the new positions: %.3g",
+                  SHIFT_MODELS[_i], dk);
+    /* d: b's slots c.. copied down unchanged (already at their positions) */
+    for (size_t r = 0; r < (size_t)m->n_layer * kvd; r++)
+        memcpy(d.kt + r * nc, b.kt + r * nc + c, (size_t)(n - c) * sizeof(float));
+    for (int l = 0; l < m->n_layer; l++)
+        memcpy(d.v + (size_t)l * nc * kvd, b.v + ((size_t)l * nc + c) * kvd,
+               (size_t)(n - c) * kvd * sizeof(float));
+    eval_at(&a, tok + n, n - c, 1, NULL, HMT_OUT_LOGITS, la);
+    eval_at(&d, tok + n, n - c, 1, NULL, HMT_OUT_LOGITS, ld);
+    double dl = 0;
+    for (int v = 0; v < m->n_vocab; v++)
+        if (!(fabs((double)la[v] - ld[v]) <= dl)) dl = fabs((double)la[v] - ld[v]);
+    ck_assert_msg(dl < 1e-4, "%s: next-token logits differ by %.3g", SHIFT_MODELS[_i], dl);
+    /* sinks: slots [0, f) kept, [f, f + c) dropped */
+    const int32_t f = SHIFT_SINKS;
+    eval_at(&a, tok, 0, n, NULL, 0, NULL);
+    for (int i = 0; i < n; i++) pos[i] = i < f + c ? i : i - c;
+    eval_at(&b, tok, 0, n, pos, 0, NULL);
+    float *kt0 = malloc(a.kv_bytes), *v0 = malloc(a.kv_bytes);
+    memcpy(kt0, a.kt, a.kv_bytes);
+    memcpy(v0, a.v, a.kv_bytes);
+    hmti_kv_drop(&a, f, c, n);
+    for (size_t r = 0; r < (size_t)m->n_layer * kvd; r++)
+        ck_assert_mem_eq(a.kt + r * nc, kt0 + r * nc, (size_t)f * sizeof(float));
+    for (int l = 0; l < m->n_layer; l++) {
+        const float *vl = a.v + (size_t)l * nc * kvd, *v0l = v0 + (size_t)l * nc * kvd;
+        ck_assert_mem_eq(vl, v0l, (size_t)f * kvd * sizeof(float));
+        ck_assert_mem_eq(vl + f * kvd, v0l + (f + c) * kvd, (size_t)(n - f - c) * kvd * sizeof(float));
+    }
+    const double d0 = k_diff(m, &a, f, &b, f + c, n - f - c, 0, 1);
+    ck_assert_msg(d0 < 1e-5, "%s: layer-0 K after a drop behind %d sinks: %.3g", SHIFT_MODELS[_i],
+                  f, d0);
+    free(kt0), free(v0), free(la), free(ld);
+    hmti_backbone_release(&a), hmti_backbone_release(&b), hmti_backbone_release(&d);
+    hmt_model_free(m);
+}
+END_TEST
+
+/* Sinks-mode settings that cannot work are refused at creation. */
+START_TEST(sinks_settings_are_checked) {
+    hmt_model *m;
+    ck_assert_int_eq(hmt_model_load(&m, hmt_test_data("llama-f32.gguf"), NULL), HMT_OK);
+    hmt_params *p;
+    ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_MODE, HMT_MODE_SINKS), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_WINDOW, 8), HMT_OK);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_SINKS, 8), HMT_OK);
+    hmt_stream *st = NULL;
+    ck_assert_int_eq(hmt_stream_create(&st, m, NULL, p), HMT_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "no room"));
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_SINKS, -1), HMT_E_INVAL);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_SINKS, 0), HMT_OK); /* a plain rolling cache */
+    ck_assert_int_eq(hmt_stream_create(&st, m, NULL, p), HMT_OK);
+    double v;
+    ck_assert_int_eq(hmt_stream_get(st, HMT_P_SINKS, &v), HMT_OK);
+    ck_assert(v == 0);
+    ck_assert_int_eq(hmt_stream_get(st, HMT_P_WINDOW, &v), HMT_OK);
+    ck_assert(v == 8);
+    hmt_token t[30];
+    for (int i = 0; i < 30; i++) t[i] = (hmt_token)(i * 7 % hmt_model_n_vocab(m));
+    ck_assert_int_eq(hmt_stream_feed(st, t, 30), HMT_OK);
+    ck_assert_int_eq(hmt_stream_n_ready(st), 30);
+    ck_assert_int_eq(hmt_stream_n_segments(st), 0);
+    hmt_stream_free(st);
+    ck_assert_int_eq(hmt_params_set_int(p, HMT_P_MODE, HMT_MODE_WINDOW), HMT_OK);
+    ck_assert_int_eq(hmt_stream_create(&st, m, NULL, p), HMT_OK);
+    ck_assert_int_eq(hmt_stream_get(st, HMT_P_SINKS, &v), HMT_E_INVAL);
+    hmt_stream_free(st);
+    hmt_params_free(p);
+    hmt_model_free(m);
+}
+END_TEST
+
 Suite *hmt_suite_hmt(void);
 Suite *hmt_suite_hmt(void) {
     Suite *s = suite_create("hmt");
@@ -419,5 +594,11 @@ Suite *hmt_suite_hmt(void) {
     tcase_add_loop_test(tc, snapshot_inconsistent_content_is_refused, 0, MAX_CASES);
     tcase_add_test(tc, bad_input_is_refused);
     suite_add_tcase(s, tc);
+    TCase *sh = tcase_create("sinks");
+    tcase_set_timeout(sh, 60);
+    tcase_add_loop_test(sh, kv_drop_matches_direct_positions, 0,
+                        (int)(sizeof SHIFT_MODELS / sizeof SHIFT_MODELS[0]));
+    tcase_add_test(sh, sinks_settings_are_checked);
+    suite_add_tcase(s, sh);
     return s;
 }

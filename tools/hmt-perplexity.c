@@ -1,6 +1,6 @@
 #define _XOPEN_SOURCE 700 /* clock_gettime, isatty, mkstemp, realpath, fsync */
 /* hmt-perplexity: perplexity of a text file under the HMT stream modes
- * (full, rmt, segments, window), using only the public API.
+ * (full, rmt, segments, window, sinks), using only the public API.
  *
  * The main figure is the token-weighted corpus perplexity
  *   exp( (1 / (n-1)) * sum_{i=1}^{n-1} -log p(t_i | t_<i) )
@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hmt/experimental.h> /* HMT_P_SEGMENT_SINKS (--segment-sinks) */
 #include <hmt/hmt.h>
 
 #include "progress.h"
@@ -122,18 +123,22 @@ static void usage(FILE *f) {
             "  -a, --adapter PATH      HMT adapter GGUF (needed by modes full and rmt)\n"
             "  -f, --file PATH         UTF-8 text to score ('-' = standard input); repeat for more\n"
             "                          documents: each is a fresh stream, the PPL token-weighted\n"
-            "      --mode M            full | rmt | segments | window | all (default: full with an\n"
-            "                          adapter, else segments with -L, else window). 'all' runs\n"
-            "                          every mode the model and adapter allow\n"
+            "      --mode M            full | rmt | segments | window | sinks | all (default: full\n"
+            "                          with an adapter, else segments with -L, else window).\n"
+            "                          'all' runs every mode the model and adapter allow\n"
             "  -L, --segment-length N  segment length L (default: the adapter's; required for\n"
             "                          segments without an adapter; overrides the adapter's L\n"
             "                          for full and rmt too)\n"
-            "  -c, --ctx-size N        window length W of mode window (default: the model's\n"
-            "                          context length)\n"
+            "  -c, --ctx-size N        window length W of mode window, and cache size (sinks +\n"
+            "                          recent) of mode sinks (default: the model's context)\n"
+            "      --sinks N           sink tokens of mode sinks (default 4)\n"
+            "      --segment-sinks N   experimental: segment passes of full, rmt and segments\n"
+            "                          after the first also keep the text's first N tokens\n"
             "      --max-tokens N      score only the first N tokens of the text (BOS included)\n"
             "      --csv FILE          write per-segment rows: mode,segment,first_token,tokens,mean_nll\n"
             "                          (replaces FILE atomically, only after a successful run)\n"
-            "      --chunk N           tokens per hmt_stream_feed call (default: L; window: 512)\n"
+            "      --chunk N           tokens per hmt_stream_feed call (default: L; window, sinks:\n"
+            "                          512)\n"
             "  -t, --threads N         worker threads (default: all CPUs)\n"
             "      --compute T         f32 (default) or bf16: the weight matmuls of segment\n"
             "                          passes in BF16 with F32 accumulation (docs/QUANTS.md)\n"
@@ -230,7 +235,8 @@ static char *read_file(const char *path, size_t *len) {
 /* ---- options ----------------------------------------------------------------- */
 
 enum { MODE_ALL = -1 };
-static const char *const MODE_NAME[4] = {"full", "rmt", "segments", "window"};
+enum { N_MODES = 5 };
+static const char *const MODE_NAME[N_MODES] = {"full", "rmt", "segments", "window", "sinks"};
 
 typedef struct {
     const char *model, *adapter, *csv;
@@ -238,6 +244,8 @@ typedef struct {
     int n_files;
     int mode; /* hmt_mode, MODE_ALL, or -2 = default */
     int64_t L, n_ctx, max_tokens, chunk, threads;
+    int64_t sinks; /* --sinks, or -1: the library's default */
+    int64_t segment_sinks; /* --segment-sinks (experimental), 0 = off */
     int quiet, ref;
     int compute; /* HMT_COMPUTE_F32 or HMT_COMPUTE_BF16 (--compute) */
     int64_t ref_T, ref_batch, ref_batches;
@@ -409,13 +417,18 @@ static int make_stream(const env *e, int mode, hmt_stream **out) {
     if (!rc) rc = hmt_params_set_int(p, HMT_P_MODE, mode);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_N_THREADS, e->o->threads ? e->o->threads : HMT_AUTO);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_COMPUTE_TYPE, e->o->compute);
-    if (!rc && e->o->L > 0 && mode != HMT_MODE_WINDOW)
+    const int plain = mode == HMT_MODE_WINDOW || mode == HMT_MODE_SINKS; /* no segments */
+    if (!rc && e->o->L > 0 && !plain)
         rc = hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, e->o->L);
-    if (!rc && e->o->n_ctx > 0 && mode == HMT_MODE_WINDOW)
+    if (!rc && e->o->n_ctx > 0 && plain)
         rc = hmt_params_set_int(p, HMT_P_WINDOW, e->o->n_ctx);
+    if (!rc && e->o->sinks >= 0 && mode == HMT_MODE_SINKS)
+        rc = hmt_params_set_int(p, HMT_P_SINKS, e->o->sinks);
+    if (!rc && e->o->segment_sinks > 0 && !plain)
+        rc = hmt_params_set_int(p, HMT_P_SEGMENT_SINKS, e->o->segment_sinks);
     if (!rc && e->knn) rc = hmt_params_set_int(p, HMT_P_KEEP_FFN_INPUT, 1); /* the kNN keys */
-    /* segments takes L from the adapter when -L is not given; window needs none */
-    if (!rc) rc = hmt_stream_create(out, e->model, mode == HMT_MODE_WINDOW ? NULL : e->adapter, p);
+    /* segments takes L from the adapter when -L is not given; window and sinks need none */
+    if (!rc) rc = hmt_stream_create(out, e->model, plain ? NULL : e->adapter, p);
     hmt_params_free(p);
     return rc;
 }
@@ -428,17 +441,27 @@ static void describe(const hmt_stream *st, int mode, char *buf, size_t cap) {
         snprintf(buf, cap, "W=%.0f", W);
         return;
     }
+    if (mode == HMT_MODE_SINKS) {
+        double S = 0;
+        if (hmt_stream_get(st, HMT_P_WINDOW, &W) || hmt_stream_get(st, HMT_P_SINKS, &S)) W = S = 0;
+        snprintf(buf, cap, "W=%.0f S=%.0f", W, S);
+        return;
+    }
     if (hmt_stream_get(st, HMT_P_SEGMENT_LENGTH, &L) || hmt_stream_get(st, HMT_P_SENSORY_LENGTH, &k) ||
         hmt_stream_get(st, HMT_P_SUMMARY_LENGTH, &j) || hmt_stream_get(st, HMT_P_CACHE_SIZE, &N)) {
         snprintf(buf, cap, "?");
         return;
     }
+    double S = 0;
+    if (hmt_stream_get(st, HMT_P_SEGMENT_SINKS, &S)) S = 0;
+    char sinks[32] = "";
+    if (S > 0) snprintf(sinks, sizeof sinks, " S=%.0f", S);
     if (mode == HMT_MODE_FULL)
-        snprintf(buf, cap, "L=%.0f k=%.0f j=%.0f N=%.0f", L, k, j, N);
+        snprintf(buf, cap, "L=%.0f k=%.0f j=%.0f N=%.0f%s", L, k, j, N, sinks);
     else if (mode == HMT_MODE_RMT)
-        snprintf(buf, cap, "L=%.0f k=%.0f", L, k);
+        snprintf(buf, cap, "L=%.0f k=%.0f%s", L, k, sinks);
     else
-        snprintf(buf, cap, "L=%.0f", L);
+        snprintf(buf, cap, "L=%.0f%s", L, sinks);
 }
 
 static int64_t stream_L(const hmt_stream *st) {
@@ -467,7 +490,7 @@ static int score_doc(const env *e, int mode, const hmt_token *tok, int64_t n, pr
         return 1;
     }
     describe(st, mode, desc, desc_cap);
-    const int64_t L = mode == HMT_MODE_WINDOW ? 0 : stream_L(st);
+    const int64_t L = mode == HMT_MODE_WINDOW || mode == HMT_MODE_SINKS ? 0 : stream_L(st);
     int64_t chunk = e->o->chunk > 0 ? e->o->chunk : (L > 0 ? L : 512);
     scorer sc;
     memset(&sc, 0, sizeof sc);
@@ -699,6 +722,7 @@ int main(int argc, char **argv) {
     static const char *files[MAX_FILES];
     o.files = files;
     o.mode = -2;
+    o.sinks = -1;
     o.ref_T = 2000;
     o.ref_batch = 2;
     o.ref_batches = 100;
@@ -743,15 +767,17 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(a, "--mode")) {
             o.mode = -3;
-            for (int k = 0; k < 4; k++)
+            for (int k = 0; k < N_MODES; k++)
                 if (!strcmp(v, MODE_NAME[k])) o.mode = k;
             if (!strcmp(v, "all")) o.mode = MODE_ALL;
             if (o.mode == -3) {
-                fprintf(stderr, PROG ": unknown mode '%s' (full, rmt, segments, window, all)\n", v);
+                fprintf(stderr, PROG ": unknown mode '%s' (full, rmt, segments, window, sinks, all)\n", v);
                 return 2;
             }
         } else if (!strcmp(a, "-L") || !strcmp(a, "--segment-length")) num = &o.L;
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &o.n_ctx, lo = 2;
+        else if (!strcmp(a, "--sinks")) num = &o.sinks, lo = 0;
+        else if (!strcmp(a, "--segment-sinks")) num = &o.segment_sinks, lo = 0;
         else if (!strcmp(a, "--max-tokens")) num = &o.max_tokens, lo = 2, hi = INT64_MAX;
         else if (!strcmp(a, "--chunk")) num = &o.chunk;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &o.threads, lo = 0, hi = 1024;
@@ -869,7 +895,7 @@ int main(int argc, char **argv) {
     e.block_len = Lref > 0 ? Lref : 256;
 
     /* the modes to run */
-    int modes[4], n_modes = 0;
+    int modes[N_MODES], n_modes = 0;
     if (o.mode == -2) /* default */
         modes[n_modes++] = e.adapter ? HMT_MODE_FULL : o.L ? HMT_MODE_SEGMENTS : HMT_MODE_WINDOW;
     else if (o.mode == MODE_ALL) {
@@ -879,6 +905,7 @@ int main(int argc, char **argv) {
         }
         if (e.adapter || o.L) modes[n_modes++] = HMT_MODE_SEGMENTS;
         modes[n_modes++] = HMT_MODE_WINDOW;
+        modes[n_modes++] = HMT_MODE_SINKS;
         if (!e.adapter)
             fprintf(stderr, PROG ": no adapter: modes full and rmt skipped%s\n",
                     o.L ? "" : ", and segments (no -L)");

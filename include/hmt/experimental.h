@@ -40,6 +40,13 @@ extern "C" {
                                                   re-scored exactly (4)          */
 #define HMT_P_KNN_SEED ((hmt_param)1010)       /* int: sample and k-means seed
                                                   (0x484d54)                     */
+/* Streams, modes full, rmt and segments: every segment pass after the first
+ * also keeps the document's first S tokens as attention sinks, evaluated at
+ * positions 0..S-1 before [P, sensory, segment] (which move up by S); 0 = off
+ * (default); S <= L. An experiment (docs/PERPLEXITY.md, "Sinks in HMT
+ * segments"): the shipped adapter was not trained with it. Streams using it
+ * cannot be saved or restored (HMT_E_UNSUPPORTED). */
+#define HMT_P_SEGMENT_SINKS ((hmt_param)1011)
 
 /** Values of HMT_P_KNN_LAMBDA_MODE (the formulas are in <hmt/knn.h>). */
 typedef enum hmt_knn_lambda_mode {

@@ -56,7 +56,11 @@ typedef enum hmt_param {
                                    feed-forward input (hmt_stream_ffn_input), for
                                    kNN-LM keys; default 0. Runtime-settable.        */
     HMT_P_WINDOW = 211,         /* int: window length of HMT_MODE_WINDOW, or
-                                   HMT_AUTO for the model's training context      */
+                                   HMT_AUTO for the model's training context; also
+                                   the cache size (sinks + recent) of
+                                   HMT_MODE_SINKS                                  */
+    HMT_P_SINKS = 212,          /* int: sink tokens of HMT_MODE_SINKS, kept for the
+                                   whole document (default 4, as StreamingLLM)     */
     /* kNN-LM (300…): hmt_proc_knn_create, hmt_knn_interpolate(_neighbors) */
     HMT_P_KNN_K = 300,           /* int: neighbours retrieved (default 1024)        */
     HMT_P_KNN_LAMBDA = 301,      /* float: interpolation weight λ (0.25)           */

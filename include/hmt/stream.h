@@ -16,7 +16,11 @@ typedef enum hmt_mode {
     HMT_MODE_FULL = 0,     /* HMT: summary pass, recall, memory passing    */
     HMT_MODE_RMT = 1,      /* memory passing without recall (P_n = M_n-1)  */
     HMT_MODE_SEGMENTS = 2, /* plain backbone, segment by segment, no memory */
-    HMT_MODE_WINDOW = 3    /* plain backbone, sliding window of HMT_P_WINDOW */
+    HMT_MODE_WINDOW = 3,   /* plain backbone, sliding window of HMT_P_WINDOW */
+    HMT_MODE_SINKS = 4     /* plain backbone, attention sinks (StreamingLLM):
+                              the first HMT_P_SINKS tokens' KV plus the most
+                              recent ones, HMT_P_WINDOW slots in all; positions
+                              are slot indices (docs/HMT.md, "Sinks")        */
 } hmt_mode;
 
 typedef struct hmt_adapter hmt_adapter;
@@ -39,8 +43,10 @@ HMT_API HMT_NODISCARD int hmt_adapter_get(const hmt_adapter *adapter, hmt_param 
 
 typedef struct hmt_stream hmt_stream;
 
-/** Create a document stream. adapter may be NULL for HMT_MODE_SEGMENTS and
- *  HMT_MODE_WINDOW (then HMT_P_SEGMENT_LENGTH must be set for SEGMENTS).
+/** Create a document stream. adapter may be NULL for HMT_MODE_SEGMENTS,
+ *  HMT_MODE_WINDOW and HMT_MODE_SINKS (then HMT_P_SEGMENT_LENGTH must be set
+ *  for SEGMENTS; WINDOW and SINKS ignore an adapter). SINKS needs
+ *  HMT_P_SINKS < HMT_P_WINDOW (HMT_E_INVAL otherwise).
  *  params keys: the stream keys (200…), HMT_P_N_BATCH, HMT_P_N_THREADS,
  *  HMT_P_COMPUTE_TYPE, and the experimental HMT_P_RECALL_BF16 (another key
  *  set on params: HMT_E_INVAL naming it). The stream holds references to

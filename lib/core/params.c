@@ -27,7 +27,7 @@ static const param_info PARAMS[] = {
     {HMT_P_N_THREADS, "n_threads", "context, stream and datastore", 1, 1, 0, 1, 1024, AUTO},
     {HMT_P_COMPUTE_TYPE, "compute_type", "context and stream", 1, 0, 0, HMT_COMPUTE_F32,
      HMT_COMPUTE_BF16, HMT_COMPUTE_F32},
-    {HMT_P_MODE, "mode", "stream", 1, 0, 0, 0, 3, 0},
+    {HMT_P_MODE, "mode", "stream", 1, 0, 0, 0, 4, 0},
     {HMT_P_LOOKAHEAD, "lookahead", "stream", 1, 0, 0, 0, 1, 1},
     {HMT_P_ALL_LOGITS, "all_logits", "stream", 1, 0, 0, 0, 1, 1},
     {HMT_P_SEGMENT_LENGTH, "segment_length", "stream", 1, 1, 0, 1, 1 << 20, AUTO},
@@ -38,6 +38,7 @@ static const param_info PARAMS[] = {
     {HMT_P_RECALL_DIM, "recall_dim", "stream (read-only)", 1, 0, 1, 0, 0, 0},
     {HMT_P_KEEP_FFN_INPUT, "keep_ffn_input", "stream", 1, 0, 0, 0, 1, 0},
     {HMT_P_WINDOW, "window", "stream", 1, 1, 0, 1, 1 << 20, AUTO},
+    {HMT_P_SINKS, "sinks", "stream", 1, 0, 0, 0, 1 << 20, 4},
     {HMT_P_TEMPERATURE, "temperature", "sampler", 0, 0, 0, 0, 100, 0.8},
     {HMT_P_TOP_K, "top_k", "sampler", 1, 0, 0, 0, 1 << 30, 40},
     {HMT_P_TOP_P, "top_p", "sampler", 0, 0, 0, 0, 1, 0.95},
@@ -72,6 +73,7 @@ static const param_info PARAMS[] = {
     {HMT_P_KNN_TRAIN_SIZE, "knn_train_size", "FAISS build", 1, 1, 0, 1, 1e15, AUTO},
     {HMT_P_KNN_RERANK, "knn_rerank", "FAISS attach", 1, 0, 0, 1, 256, 4},
     {HMT_P_KNN_SEED, "knn_seed", "FAISS build", 1, 0, 0, 0, 9007199254740991.0, 0x484d54},
+    {HMT_P_SEGMENT_SINKS, "segment_sinks", "stream", 1, 0, 0, 0, 1 << 20, 0},
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
 

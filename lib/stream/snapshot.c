@@ -20,7 +20,7 @@ static uint64_t adapter_fingerprint(const hmt_adapter *a) { return a ? a->finger
 /* KV slots of the open pass, from the counters that decide it. */
 static int64_t kv_slots_of(int mode, int64_t n_fed, int64_t win_base, int64_t prefix_done,
                            int64_t sens_len, int64_t seg_eval) {
-    if (mode == HMT_MODE_WINDOW) return n_fed - win_base;
+    if (mode == HMT_MODE_WINDOW || mode == HMT_MODE_SINKS) return n_fed - win_base;
     if (!prefix_done) return 0;
     return (mode == HMT_MODE_SEGMENTS ? 0 : 1 + sens_len) + seg_eval;
 }
@@ -32,8 +32,10 @@ static int32_t kv_slots(const hmt_stream *s) {
 
 enum { N_SETTINGS = 12, N_COUNTERS = 16 };
 
+/* Sinks mode has no sensory memory: its sink count takes k's place. */
 static void settings_of(const hmt_stream *s, uint32_t v[N_SETTINGS]) {
-    const uint32_t x[N_SETTINGS] = {(uint32_t)s->mode, (uint32_t)s->L, (uint32_t)s->k, (uint32_t)s->N,
+    const uint32_t k = (uint32_t)(s->mode == HMT_MODE_SINKS ? s->n_sinks : s->k);
+    const uint32_t x[N_SETTINGS] = {(uint32_t)s->mode, (uint32_t)s->L, k, (uint32_t)s->N,
                                     (uint32_t)s->j, (uint32_t)s->j_gen, (uint32_t)s->bf16,
                                     (uint32_t)s->W, (uint32_t)s->d, (uint32_t)s->model->n_vocab,
                                     (uint32_t)(s->ad ? s->ad->d_h : 0), (uint32_t)s->bb.n_ctx};
@@ -114,6 +116,9 @@ static size_t save_into(const hmt_stream *cs, unsigned char *out) {
 
 static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_out) {
     if (!s || !len_out || (!buf && cap)) return hmti_errf(HMT_E_INVAL, "hmt_stream_save: NULL argument");
+    if (s->seg_sinks)
+        return hmti_errf(HMT_E_UNSUPPORTED, "hmt_stream_save: streams with the experimental "
+                         "segment_sinks cannot be saved");
     if (s->broken)
         return hmti_errf(HMT_E_MISUSE, "hmt_stream_save: an earlier failure "
                                                              "left the stream unusable; restore a "
@@ -128,6 +133,9 @@ static int stream_save(const hmt_stream *s, void *buf, size_t cap, size_t *len_o
 
 static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
     if (!s || !buf) return hmti_errf(HMT_E_INVAL, "hmt_stream_restore: NULL argument");
+    if (s->seg_sinks)
+        return hmti_errf(HMT_E_UNSUPPORTED, "hmt_stream_restore: streams with the experimental "
+                         "segment_sinks cannot be restored");
     const unsigned char *b = buf;
     if (len < 8 + 16 + sizeof(uint64_t) || memcmp(b, "HMTS", 4))
         return hmti_errf(HMT_E_FORMAT, "snapshot: not a libhmt stream snapshot");

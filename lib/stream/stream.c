@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone/kv_shift.h"
 #include "core/alloc.h"
 #include "core/params.h"
 #include "stream/recall.h"
@@ -109,8 +110,12 @@ static void choose_p(hmt_stream *s, int have_s) {
     s->p_known = 1;
 }
 
+/* Sinks of a segment pass (HMT_P_SEGMENT_SINKS): from the second segment on,
+ * the first segment's first seg_sinks ids. */
+static int32_t sinks_of(const hmt_stream *s) { return s->seg_index > 0 ? s->seg_sinks : 0; }
+
 static int32_t kv_n_of(const hmt_stream *s) {
-    return (s->mode == HMT_MODE_SEGMENTS ? 0 : 1 + s->sens_len) + s->seg_eval;
+    return sinks_of(s) + (s->mode == HMT_MODE_SEGMENTS ? 0 : 1 + s->sens_len) + s->seg_eval;
 }
 
 /* Close a complete segment: trailing P → M, push, roll the sensory memory. */
@@ -145,6 +150,8 @@ static int close_segment(hmt_stream *s) {
     }
     memcpy(s->prev_tok, s->seg_tok, (size_t)s->seg_len * sizeof *s->prev_tok);
     s->prev_len = s->seg_len;
+    if (s->seg_index == 0) /* closed, so seg_len = L >= seg_sinks */
+        memcpy(s->sink_tok, s->seg_tok, (size_t)s->seg_sinks * sizeof *s->sink_tok);
     s->seg_index++;
     s->seg_len = s->seg_eval = 0;
     s->p_known = s->prefix_done = 0;
@@ -173,8 +180,10 @@ static int advance(hmt_stream *s, int flushing) {
         int32_t kv = kv_n_of(s);
         if (!s->prefix_done) {
             kv = 0;
+            int rc = eval_silent(s, &kv, sinks_of(s), s->sink_tok);
+            if (rc) return rc;
             if (s->mode != HMT_MODE_SEGMENTS) {
-                int rc = eval_embd(s, &kv, s->p, NULL);
+                rc = eval_embd(s, &kv, s->p, NULL);
                 if (!rc) rc = eval_silent(s, &kv, s->sens_len, s->sens);
                 if (rc) return rc;
             }
@@ -218,6 +227,33 @@ static int feed_window(hmt_stream *s, const hmt_token *tok, size_t n) {
     return HMT_OK;
 }
 
+/* Sinks mode (StreamingLLM): the cache holds the first n_sinks tokens and
+ * the most recent ones, each at the position of its slot. A full cache drops
+ * the oldest half (rounded up) of its R = W - n_sinks recent slots; the later
+ * slots move down with their keys turned back by as many positions
+ * (kv_shift.c), so nothing is re-evaluated and the shift costs one pass over
+ * the cache per ceil(R/2) tokens. A token sees the sinks and between
+ * R - ceil(R/2) and R - 1 recent predecessors. */
+static int feed_sinks(hmt_stream *s, const hmt_token *tok, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        int32_t kv = (int32_t)(s->n_fed - s->win_base);
+        if (kv == s->W) {
+            const int32_t drop = (s->W - s->n_sinks + 1) / 2;
+            hmti_kv_drop(&s->bb, s->n_sinks, drop, kv);
+            s->win_base += drop;
+            kv -= drop;
+        }
+        size_t c = n - done;
+        if (c > (size_t)(s->W - kv)) c = (size_t)(s->W - kv);
+        int rc = eval_ready(s, &kv, (int32_t)c, tok + done);
+        if (rc) return rc;
+        s->n_fed += (int64_t)c;
+        done += c;
+    }
+    return HMT_OK;
+}
+
 /* ---- public API ------------------------------------------------------------ */
 
 
@@ -246,6 +282,8 @@ static int stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     int rc = HMT_OK;
     if (s->mode == HMT_MODE_WINDOW) {
         rc = feed_window(s, tokens, n);
+    } else if (s->mode == HMT_MODE_SINKS) {
+        rc = feed_sinks(s, tokens, n);
     } else {
         size_t done = 0;
         while (!rc && done < n) {
@@ -273,7 +311,8 @@ static int stream_flush(hmt_stream *s) {
                                                "stream unusable; restore a snapshot or free it");
     const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
-    int rc = s->mode == HMT_MODE_WINDOW ? HMT_OK : advance(s, 1);
+    const int plain = s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS;
+    int rc = plain ? HMT_OK : advance(s, 1);
     if (rc) {
         s->broken = 1;
         return rc;
@@ -304,7 +343,7 @@ HMT_API const float *hmt_stream_ffn_input(const hmt_stream *s, int64_t index) {
 }
 
 HMT_API int64_t hmt_stream_n_segments(const hmt_stream *s) {
-    if (!s || s->mode == HMT_MODE_WINDOW) return 0;
+    if (!s || s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS) return 0;
     return s->seg_index + (s->seg_len > 0 ? 1 : 0);
 }
 
@@ -388,14 +427,21 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     case HMT_P_SENSORY_LENGTH: *out = s->k; break;
     case HMT_P_CACHE_SIZE: *out = s->N; break;
     case HMT_P_RECALL_BF16: *out = s->bf16; break;
+    case HMT_P_SEGMENT_SINKS: *out = s->seg_sinks; break;
     case HMT_P_SUMMARY_LENGTH: *out = s->j; break;
     case HMT_P_GEN_SUMMARY_LENGTH: *out = s->j_gen; break;
     case HMT_P_RECALL_DIM: *out = s->ad ? s->ad->d_h : 0; break;
     case HMT_P_WINDOW:
-        if (s->mode != HMT_MODE_WINDOW)
+        if (s->mode != HMT_MODE_WINDOW && s->mode != HMT_MODE_SINKS)
             return hmti_errf(HMT_E_INVAL, "hmt_stream_get: window is a key of HMT_MODE_WINDOW "
-                             "streams only");
+                             "and HMT_MODE_SINKS streams only");
         *out = s->W;
+        break;
+    case HMT_P_SINKS:
+        if (s->mode != HMT_MODE_SINKS)
+            return hmti_errf(HMT_E_INVAL, "hmt_stream_get: sinks is a key of HMT_MODE_SINKS "
+                             "streams only");
+        *out = s->n_sinks;
         break;
     case HMT_P_N_BATCH: *out = s->bb.n_batch; break;
     case HMT_P_N_THREADS: *out = s->bb.n_threads; break;

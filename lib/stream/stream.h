@@ -22,6 +22,9 @@ struct hmt_stream {
     /* settings, resolved at creation */
     int mode, lookahead, all_logits, bf16;
     int32_t L, k, N, j, j_gen, d, W;
+    int32_t n_sinks;      /* sinks mode: HMT_P_SINKS                          */
+    int32_t seg_sinks;    /* HMT_P_SEGMENT_SINKS (experimental), 0 = off      */
+    hmt_token *sink_tok;  /* the document's first seg_sinks ids [seg_sinks]  */
     /* the open segment */
     int64_t seg_index;    /* index of the open segment                       */
     hmt_token *seg_tok;   /* its tokens fed so far [L]                        */
@@ -47,7 +50,8 @@ struct hmt_stream {
     float *q;             /* scratch [d_h]                                   */
     /* window mode: the ids of the last W tokens (ring) */
     hmt_token *win;
-    int64_t win_base;     /* stream index of the cache's first slot          */
+    int64_t win_base;     /* window and sinks modes: tokens dropped from the
+                             cache so far (its fill is n_fed - win_base)      */
     /* counters and outputs */
     int64_t n_fed, n_ready;
     int64_t ready_first;  /* outputs of the last call: [ready_first, n_ready) */

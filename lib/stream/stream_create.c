@@ -16,7 +16,8 @@ static int32_t pick(const hmt_params *p, hmt_param key, int32_t adapter_value) {
 static const hmt_param STREAM_KEYS[] = {
     HMT_P_MODE, HMT_P_LOOKAHEAD, HMT_P_ALL_LOGITS, HMT_P_SEGMENT_LENGTH, HMT_P_SENSORY_LENGTH,
     HMT_P_CACHE_SIZE, HMT_P_SUMMARY_LENGTH, HMT_P_GEN_SUMMARY_LENGTH, HMT_P_KEEP_FFN_INPUT,
-    HMT_P_WINDOW, HMT_P_N_BATCH, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16};
+    HMT_P_WINDOW, HMT_P_SINKS, HMT_P_N_BATCH, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16,
+    HMT_P_SEGMENT_SINKS};
 
 /* Resolve L, k, N, j, j_gen, bf16 and the KV length; check they fit. */
 static int resolve(hmt_stream *s, const hmt_params *p) {
@@ -43,21 +44,35 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
     const int32_t half = s->L / 2 > 0 ? s->L / 2 : 1;
     s->j_gen = pick(p, HMT_P_GEN_SUMMARY_LENGTH,
                     a && a->gen_summary_given ? a->gen_summary_length : half);
-    if (s->mode == HMT_MODE_SEGMENTS) s->k = 0;
-    if (s->mode == HMT_MODE_WINDOW) {
+    if (s->mode == HMT_MODE_SEGMENTS || s->mode == HMT_MODE_SINKS) s->k = 0;
+    s->seg_sinks = (int32_t)hmti_param_value(p, HMT_P_SEGMENT_SINKS);
+    if (s->seg_sinks && (s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS))
+        return hmti_errf(HMT_E_INVAL, "stream: segment_sinks is a key of the segment modes "
+                         "(full, rmt, segments)");
+    if (s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS) {
         int64_t w = (int64_t)hmti_param_value(p, HMT_P_WINDOW);
         s->W = (int32_t)(w != HMT_AUTO ? w : m->n_ctx_train);
         if (s->W < 2) return hmti_errf(HMT_E_INVAL, "stream: a window of %d tokens is too short", s->W);
         s->L = s->W; /* scratch for the refill ids */
+        if (s->mode == HMT_MODE_SINKS) {
+            s->n_sinks = (int32_t)hmti_param_value(p, HMT_P_SINKS);
+            if (s->n_sinks >= s->W)
+                return hmti_errf(HMT_E_INVAL, "stream: %d sink tokens leave no room for recent "
+                                 "ones in a cache of %d slots (HMT_P_WINDOW)", s->n_sinks, s->W);
+        }
         return HMT_OK;
     }
     if (s->L < 1)
         return hmti_errf(HMT_E_INVAL, "stream: set HMT_P_SEGMENT_LENGTH (no adapter gives one)");
+    if (s->seg_sinks > s->L)
+        return hmti_errf(HMT_E_INVAL, "stream: segment_sinks %d > segment length %d", s->seg_sinks,
+                         s->L);
     if (s->k > s->L) return hmti_errf(HMT_E_INVAL, "stream: sensory length %d > segment length %d", s->k, s->L);
     if (s->j < 1 || s->j > s->L || s->j_gen < 1 || s->j_gen > s->L)
         return hmti_errf(HMT_E_INVAL, "stream: summary lengths %d / %d outside [1, %d]", s->j,
                          s->j_gen, s->L);
-    const int64_t need = s->mode == HMT_MODE_SEGMENTS ? s->L : (int64_t)s->k + s->L + 2;
+    const int64_t need = (int64_t)s->seg_sinks +
+                         (s->mode == HMT_MODE_SEGMENTS ? s->L : (int64_t)s->k + s->L + 2);
     if (need > m->n_ctx_train)
         return hmti_errf(HMT_E_INVAL, "stream: a segment pass needs %lld positions, the model's "
                                       "context is %d", (long long)need, m->n_ctx_train);
@@ -82,8 +97,10 @@ static int alloc_all(hmt_stream *s) {
     s->q = hmti_calloc(dh, sizeof(float));
     s->win = hmti_calloc(s->mode == HMT_MODE_WINDOW ? (size_t)s->W : 1, sizeof *s->win);
     s->flags = hmti_calloc((size_t)s->bb.n_batch, 1);
+    s->sink_tok = hmti_calloc((size_t)s->seg_sinks + 1, sizeof *s->sink_tok);
     if (!s->seg_tok || !s->prev_tok || !s->sens || !s->p || !s->s || !s->hidden || !s->last_m ||
-        !s->mem || !s->keys || !s->mem_seg || !s->rw || !s->rseg || !s->q || !s->win || !s->flags)
+        !s->mem || !s->keys || !s->mem_seg || !s->rw || !s->rseg || !s->q || !s->win || !s->flags ||
+        !s->sink_tok)
         return hmti_errf(HMT_E_NOMEM, "stream: out of memory");
     return HMT_OK;
 }
@@ -94,7 +111,7 @@ HMT_API void hmt_stream_free(hmt_stream *s) {
     free(s->seg_tok), free(s->prev_tok), free(s->sens);
     free(s->p), free(s->s), free(s->hidden), free(s->last_m);
     free(s->mem), free(s->keys), free(s->mem_seg), free(s->rw), free(s->rseg), free(s->q);
-    free(s->win), free(s->flags), free(s->logits), free(s->ffn);
+    free(s->win), free(s->flags), free(s->logits), free(s->ffn), free(s->sink_tok);
     hmti_outbuf_release(&s->retired);
     hmti_adapter_release(s->ad);
     hmti_model_release(s->model);
@@ -120,9 +137,9 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, hmt_adapter *a
     s->ad = adapter;
     rc = resolve(s, params);
     if (!rc) {
-        const int32_t n_ctx = s->mode == HMT_MODE_WINDOW   ? s->W
-                              : s->mode == HMT_MODE_SEGMENTS ? s->L
-                                                             : s->k + s->L + 2;
+        const int32_t n_ctx = s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS ? s->W
+                              : s->mode == HMT_MODE_SEGMENTS ? s->seg_sinks + s->L
+                                                             : s->seg_sinks + s->k + s->L + 2;
         const int32_t n_batch = (int32_t)hmti_param_value(params, HMT_P_N_BATCH);
         rc = hmti_backbone_init(&s->bb, model, n_ctx, n_batch < n_ctx ? n_batch : n_ctx,
                                 (int64_t)hmti_param_value(params, HMT_P_N_THREADS));

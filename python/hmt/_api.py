@@ -922,7 +922,8 @@ class Adapter(_Keyed, _Handle):
 class Stream(_Saved, _Abortable, _Keyed, _Handle):
     """An HMT document stream (docs/HMT.md). Stream(model, adapter,
     mode="full", n_threads=2) or with a Params; only stream keys (the window
-    of mode="window" is `window`, not n_ctx). The C stream holds its own
+    of mode="window" is `window`, not n_ctx; mode="sinks" takes `window`, the
+    cache size, and `sinks`). The C stream holds its own
     references to the model and the adapter: closing them first is safe."""
 
     _free_fn = staticmethod(lib.hmt_stream_free)

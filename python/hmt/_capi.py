@@ -66,6 +66,7 @@ class Param(enum.IntEnum):
     RECALL_DIM = 209
     KEEP_FFN_INPUT = 210
     WINDOW = 211
+    SINKS = 212
     KNN_K = 300
     KNN_LAMBDA = 301
     KNN_TEMPERATURE = 302
@@ -102,6 +103,7 @@ class Param(enum.IntEnum):
     KNN_TRAIN_SIZE = 1008
     KNN_RERANK = 1009
     KNN_SEED = 1010
+    SEGMENT_SINKS = 1011
 
 
 EXPERIMENTAL_KEY_MIN = 1000  # keys from here on are experimental.h's
@@ -143,6 +145,7 @@ class Mode(enum.IntEnum):
     RMT = 1
     SEGMENTS = 2
     WINDOW = 3
+    SINKS = 4
 
 
 class KnnDtype(enum.IntEnum):

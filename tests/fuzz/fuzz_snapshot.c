@@ -1,5 +1,5 @@
 /* libFuzzer: restore arbitrary bytes as an HMT stream snapshot, into one
- * stream per mode (full, rmt, segments, window; the snapshot's own mode
+ * stream per mode (full, rmt, segments, window, sinks; the snapshot's own mode
  * setting picks the stream, so a real snapshot reaches the stream it fits).
  * Each input is restored twice: as it is, where the checksum is the first
  * gate, and with its trailing checksum recomputed, so that mutations reach
@@ -19,7 +19,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum { N_MODES = 4 };
+enum { N_MODES = 5 };
 static hmt_model *model;
 static hmt_adapter *adapter;
 static hmt_stream *stream[N_MODES];
@@ -41,15 +41,17 @@ static hmt_stream *make_stream(int mode) {
     must(hmt_params_create(&p), "params");
     must(hmt_params_set_int(p, HMT_P_N_THREADS, 1), "threads");
     must(hmt_params_set_int(p, HMT_P_MODE, mode), "mode");
-    if (mode == HMT_MODE_WINDOW) {
+    const int plain = mode == HMT_MODE_WINDOW || mode == HMT_MODE_SINKS;
+    if (plain) {
         must(hmt_params_set_int(p, HMT_P_WINDOW, 12), "window");
+        if (mode == HMT_MODE_SINKS) must(hmt_params_set_int(p, HMT_P_SINKS, 3), "sinks");
     } else {
         must(hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, 8), "segment length");
         must(hmt_params_set_int(p, HMT_P_SENSORY_LENGTH, 3), "sensory length");
         must(hmt_params_set_int(p, HMT_P_CACHE_SIZE, 3), "cache size");
         must(hmt_params_set_int(p, HMT_P_GEN_SUMMARY_LENGTH, 4), "summary length");
     }
-    must(hmt_stream_create(&s, model, mode == HMT_MODE_WINDOW ? NULL : adapter, p), "stream");
+    must(hmt_stream_create(&s, model, plain ? NULL : adapter, p), "stream");
     hmt_params_free(p);
     return s;
 }

@@ -207,11 +207,13 @@ def gemma_hparams(m, meta):
 
 
 class Cache:
-    """KV cache: per layer K and V as [n_slots, n_head_kv, head_dim] (post-RoPE K)."""
+    """KV cache: per layer K and V as [n_slots, n_head_kv, head_dim] (post-RoPE K),
+    and kr, the same keys before RoPE (sink_ref.py re-positions them)."""
 
     def __init__(self, n_layer, n_head_kv, head_dim, dtype):
         self.k = [np.zeros((0, n_head_kv, head_dim), dtype) for _ in range(n_layer)]
         self.v = [np.zeros((0, n_head_kv, head_dim), dtype) for _ in range(n_layer)]
+        self.kr = [np.zeros((0, n_head_kv, head_dim), dtype) for _ in range(n_layer)]
         self.pos = np.zeros(0, np.int64)
 
     @property
@@ -220,7 +222,7 @@ class Cache:
 
     def copy(self):
         c = Cache.__new__(Cache)
-        c.k, c.v, c.pos = list(self.k), list(self.v), self.pos.copy()
+        c.k, c.v, c.kr, c.pos = list(self.k), list(self.v), list(self.kr), self.pos.copy()
         return c
 
 
@@ -411,6 +413,7 @@ class Model:
                 q = self.rmsnorm(q, L["attn_q_norm"])
                 k = self.rmsnorm(k, L["attn_k_norm"])
             swa = self.swa_layers[li]
+            cache.kr[li] = np.concatenate([cache.kr[li], k], axis=0)
             q = self.rope(q, pos, self.inv_freq_swa if swa else None)
             k = self.rope(k, pos, self.inv_freq_swa if swa else None)
             v = v.reshape(n, nkv, hd)

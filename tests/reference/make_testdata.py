@@ -26,6 +26,7 @@ from gen_model import make_model  # noqa: E402
 from gguf_read import GGUFFile  # noqa: E402
 from golden import read_golden, write_golden  # noqa: E402
 from hmt_golden import make_all as make_hmt_goldens  # noqa: E402
+from sink_ref import make_all as make_sink_goldens  # noqa: E402
 from llama_ref import Model, hf_rope  # noqa: E402
 
 # Phi-3-style LongRoPE for 6 rotated pairs: short factors near 1, long ones
@@ -409,6 +410,10 @@ def main():
               + (f"recall entropy {ent[0]:.2f} " if ent else "")
               + f"f32: dlogit {d32['logits']:.1e} dstate {max(d32['S'], d32['P'], d32['M']):.1e}")
     print(f"make_testdata: {len(hsum)} HMT cases ({hdt:.1f} s)")
+    # sinks mode (sink_ref.py): sinks-<case>.hmt.golden, sinks-manifest.txt
+    for name, W, S, n_tok, _, d1, d32 in make_sink_goldens(out):
+        print(f"  {name:20s} sinks W|L={W} S={S} tokens={n_tok}  changed by the sinks: |dlogit| {d1:.2f}  "
+              f"f32: dlogit {d32:.1e}")
     wl = max(v[0] for v in worst.values())
     wh = max(v[1] for v in worst.values())
     print(f"make_testdata: {len(MODELS)} models, {4 * len(MODELS)} golden files in {out} "
