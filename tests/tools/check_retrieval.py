@@ -108,8 +108,9 @@ with tempfile.TemporaryDirectory() as tmp:
           "the same seed gives the same numbers")
 
     r3, rows3 = run(BASE + ["-L", "32"], tmp)
-    check(r3.returncode == 0 and sorted({x["mode"] for x in rows3}) == ["segments", "window"],
-          f"without an adapter: segments and window only ({sorted({x['mode'] for x in rows3})})")
+    # the adapter-free modes: segments, window and (since it exists) sinks
+    check(r3.returncode == 0 and sorted({x["mode"] for x in rows3}) == ["segments", "sinks", "window"],
+          f"without an adapter: the adapter-free modes only ({sorted({x['mode'] for x in rows3})})")
     r4, _ = run(BASE + ["-a", ADAPTER, "--distances", "1,x"], tmp)
     check(r4.returncode == 2 and "distances" in r4.stderr, f"bad --distances: rc {r4.returncode}")
     r5, _ = run(["-m", MODEL, "--modes", "full"], tmp)
