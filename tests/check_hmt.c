@@ -454,10 +454,13 @@ END_TEST
 
 /* Adjacent and NEOX pairs, partial rotary, YaRN's magnitude, gemma3's two
  * RoPE tables (sliding and global layers). */
+/* phi3-f32: LongRoPE with an original context of 64, so the caches of
+ * SHIFT_CTX slots take its long factors, and the shift must turn the keys
+ * back with the same table the context rotated them with. */
 static const char *const SHIFT_MODELS[] = {"llama-f32.gguf", "qwen2-partial-f32.gguf",
                                            "llama-partial-f32.gguf", "qwen2-yarn-f32.gguf",
-                                           "gemma3-f32.gguf"};
-enum { SHIFT_N = 20, SHIFT_DROP = 7, SHIFT_SINKS = 3 };
+                                           "gemma3-f32.gguf", "phi3-f32.gguf"};
+enum { SHIFT_N = 20, SHIFT_DROP = 7, SHIFT_SINKS = 3, SHIFT_CTX = 80 };
 
 static void eval_at(hmti_backbone *b, const hmt_token *tok, int32_t n_past, int32_t n,
                     const int32_t *pos, uint8_t want, float *logits) {
@@ -493,7 +496,7 @@ static double k_diff(const hmt_model *m, const hmti_backbone *a, int32_t a0, con
 START_TEST(kv_drop_matches_direct_positions) {
     hmt_model *m;
     ck_assert_int_eq(hmt_model_load(&m, hmt_test_data(SHIFT_MODELS[_i]), NULL), HMT_OK);
-    const int32_t n = SHIFT_N, c = SHIFT_DROP, nc = SHIFT_N + 1;
+    const int32_t n = SHIFT_N, c = SHIFT_DROP, nc = SHIFT_CTX;
     hmt_token tok[SHIFT_N + 1];
     int32_t pos[SHIFT_N];
     uint64_t rng = 77 + (uint64_t)_i;

@@ -27,7 +27,8 @@ void hmti_kv_shift(const hmt_model *m, float *kt, float *v, int64_t n_ctx, int32
     const int64_t moved = (int64_t)n_past - first - count; /* slots that move down */
     const int64_t half = m->rope.n_rot / 2;
     for (int l = 0; l < m->n_layer; l++) {
-        const double *freq = m->layers[l].swa ? m->rope_freq_swa : m->rope_freq;
+        /* the table this cache's keys were rotated with (LongRoPE: by n_ctx) */
+        const double *freq = hmti_model_rope_freqs(m, m->layers[l].swa, (int32_t)n_ctx);
         float *vl = v + (size_t)l * n_ctx * kv_dim;
         if (moved > 0)
             memmove(vl + first * kv_dim, vl + (first + count) * kv_dim,

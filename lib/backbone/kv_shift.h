@@ -8,7 +8,8 @@
 /* Remove slots [first, first + count) of the n_past filled slots: slots
  * first + count .. n_past - 1 move down by count, and their keys turn by
  * -count positions (each rotated pair i by the angle -count * f_i of the
- * layer's table; a pure rotation: the RoPE magnitude already in the keys is
+ * table the layer uses in a cache of n_ctx slots, hmti_model_rope_freqs;
+ * a pure rotation: the RoPE magnitude already in the keys is
  * kept), so a key computed at position p reads as computed at p - count.
  * Values only move. Slots below first are untouched; the caller's fill
  * becomes n_past - count. kt, v: one cache laid out as hmti_backbone's
