@@ -332,6 +332,12 @@ START_TEST(bad_calls_leave_every_sequence_unchanged) {
     const int32_t over[4] = {0, 1, 1, 1}; /* sequence 1: 6 + 3 > 8 */
     ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, toks, NULL, over, 4, NULL, NULL), HMT_E_CTX_FULL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "sequence 1"));
+    /* more rows than all sequences have room for: refused before the rows
+     * get any output buffer (2 + 8 + 8 free slots) */
+    static const hmt_token zeros[19];
+    static const int32_t seq0[19];
+    ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, zeros, NULL, seq0, 19, NULL, NULL), HMT_E_CTX_FULL);
+    ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "18 free positions"));
     const int32_t bad[2] = {0, 3};
     ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, toks, NULL, bad, 2, NULL, NULL), HMT_E_INVAL);
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "sequence 3"));

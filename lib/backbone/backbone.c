@@ -288,6 +288,7 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t
     const hmti_layer *L = &m->layers[layer];
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const double *freq = hmti_model_rope_freqs(m, L->swa, b->n_ctx); /* LongRoPE: by n_ctx */
     for (int32_t i = 0; i < n; i++) {
         float *kt = hmti_backbone_kt(b, b->row_seq[i]) + (size_t)layer * m->n_head_kv * hd * n_ctx;
         float *v = hmti_backbone_v(b, b->row_seq[i]) + (size_t)layer * n_ctx * kv_dim;
@@ -298,7 +299,6 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t
             head_norm(q, m->n_head, hd, L->q_norm, m->rms_eps);
             head_norm(k, m->n_head_kv, hd, L->k_norm, m->rms_eps);
         }
-        const double *freq = hmti_model_rope_freqs(m, L->swa, b->n_ctx); /* LongRoPE: by n_ctx */
         hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];

@@ -188,9 +188,16 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
     if (n == 0) return hmti_errf(HMT_E_INVAL, "eval: no rows to evaluate (n = 0)");
     if (!tokens == !embd)
         return hmti_errf(HMT_E_INVAL, "eval: give exactly one of tokens and embeddings");
+    /* a bound before anything is allocated for the rows; assign_slots then
+     * checks each sequence */
     if (!seq && n > (size_t)(ctx->bb.n_ctx - ctx->n_past[0]))
         return hmti_errf(HMT_E_CTX_FULL, "eval: %zu rows do not fit: %d of %d positions used", n,
                          ctx->n_past[0], ctx->bb.n_ctx);
+    int64_t free_slots = 0;
+    for (int32_t s = 0; seq && s < ctx->bb.n_seq; s++) free_slots += ctx->bb.n_ctx - ctx->n_past[s];
+    if (seq && n > (uint64_t)free_slots)
+        return hmti_errf(HMT_E_CTX_FULL, "eval: %zu rows do not fit in the %lld free positions of "
+                         "the %d sequences", n, (long long)free_slots, ctx->bb.n_seq);
     for (size_t i = 0; seq && i < n; i++)
         if (seq[i] < 0 || seq[i] >= ctx->bb.n_seq)
             return hmti_errf(HMT_E_INVAL, "eval: row %zu: sequence %d outside [0, %d) "
@@ -213,6 +220,17 @@ static int check_eval_args(const hmt_ctx *ctx, size_t n, const hmt_token *tokens
         if (outputs[i] & ~(HMT_OUT_LOGITS | HMT_OUT_HIDDEN | HMT_OUT_FFN_INPUT))
             return hmti_errf(HMT_E_INVAL, "eval: row %zu: unknown output flags 0x%x", i, outputs[i]);
     return HMT_OK;
+}
+
+/* Rows [lo, hi) of outputs[] take the next output row of each kind they ask
+ * for (next[]: logits, hidden, FFN input), -1 for a kind they do not. */
+static void map_outputs(hmt_ctx *ctx, size_t lo, size_t hi, const uint8_t *outputs,
+                        int32_t next[3]) {
+    for (size_t i = lo; i < hi; i++) {
+        ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? next[0]++ : -1;
+        ctx->row_hidden[i] = (outputs[i] & HMT_OUT_HIDDEN) ? next[1]++ : -1;
+        ctx->row_ffn[i] = (outputs[i] & HMT_OUT_FFN_INPUT) ? next[2]++ : -1;
+    }
 }
 
 /* Each row's slot: its sequence's next one, in row order (into
@@ -251,23 +269,20 @@ static int ctx_eval(hmt_ctx *ctx, size_t n, const hmt_token *tokens, const float
     /* From here on the previous outputs are being overwritten. */
     ctx->n_rows = 0;
     const hmt_model *m = ctx->model;
-    size_t done = 0, li = 0, hi = 0, fi = 0;
+    size_t done = 0;
+    int32_t next[3] = {0, 0, 0}; /* output rows written: logits, hidden, FFN input */
     while (done < n) {
         const size_t chunk = n - done < (size_t)ctx->bb.n_batch ? n - done : (size_t)ctx->bb.n_batch;
-        ctx->bb.ffn_in_out = ctx->ffn ? ctx->ffn + fi * (size_t)m->n_embd : NULL;
+        ctx->bb.ffn_in_out = ctx->ffn ? ctx->ffn + (size_t)next[2] * (size_t)m->n_embd : NULL;
         rc = hmti_backbone_forward_seqs(
             &ctx->bb, (int32_t)chunk, seq ? seq + done : NULL, ctx->row_slot + done,
             tokens ? tokens + done : NULL, embd ? embd + done * (size_t)m->n_embd : NULL,
             pos ? pos + done : NULL, outputs + done,
-            ctx->hidden ? ctx->hidden + hi * (size_t)m->n_embd : NULL,
-            ctx->logits ? ctx->logits + li * (size_t)m->n_vocab : NULL,
+            ctx->hidden ? ctx->hidden + (size_t)next[1] * (size_t)m->n_embd : NULL,
+            ctx->logits ? ctx->logits + (size_t)next[0] * (size_t)m->n_vocab : NULL,
             hmti_abort_fn_of(&ctx->abort), &ctx->abort);
         if (rc) return rc; /* n_past unchanged: the slots written are unused */
-        for (size_t i = done; i < done + chunk; i++) {
-            ctx->row_logits[i] = (outputs[i] & HMT_OUT_LOGITS) ? (int32_t)li++ : -1;
-            ctx->row_hidden[i] = (outputs[i] & HMT_OUT_HIDDEN) ? (int32_t)hi++ : -1;
-            ctx->row_ffn[i] = (outputs[i] & HMT_OUT_FFN_INPUT) ? (int32_t)fi++ : -1;
-        }
+        map_outputs(ctx, done, done + chunk, outputs, next);
         done += chunk;
     }
     memcpy(ctx->n_past, ctx->cursor, (size_t)ctx->bb.n_seq * sizeof *ctx->n_past);
@@ -333,7 +348,7 @@ static int ctx_kv_rewind(hmt_ctx *ctx, int32_t n_keep) {
     return HMT_OK;
 }
 
-static int check_seq(const hmt_ctx *ctx, int32_t seq, const char *fn, const char *what) {
+int hmti_ctx_check_seq(const hmt_ctx *ctx, int32_t seq, const char *fn, const char *what) {
     if (seq < 0 || seq >= ctx->bb.n_seq)
         return hmti_errf(HMT_E_INVAL, "%s: %s %d outside [0, %d) (HMT_P_N_SEQ)", fn, what, seq,
                          ctx->bb.n_seq);
@@ -344,7 +359,7 @@ static int check_seq(const hmt_ctx *ctx, int32_t seq, const char *fn, const char
  * still what they were. */
 static int ctx_seq_rewind(hmt_ctx *ctx, int32_t seq, int32_t n_keep) {
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_rewind: ctx is NULL");
-    int rc = check_seq(ctx, seq, "hmt_ctx_seq_rewind", "sequence");
+    int rc = hmti_ctx_check_seq(ctx, seq, "hmt_ctx_seq_rewind", "sequence");
     if (rc) return rc;
     if (n_keep < 0 || n_keep > ctx->n_past[seq])
         return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_rewind: n_keep %d outside [0, %d] "
@@ -355,8 +370,8 @@ static int ctx_seq_rewind(hmt_ctx *ctx, int32_t seq, int32_t n_keep) {
 
 static int ctx_seq_copy(hmt_ctx *ctx, int32_t src, int32_t dst) {
     if (!ctx) return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_copy: ctx is NULL");
-    int rc = check_seq(ctx, src, "hmt_ctx_seq_copy", "source sequence");
-    if (!rc) rc = check_seq(ctx, dst, "hmt_ctx_seq_copy", "destination sequence");
+    int rc = hmti_ctx_check_seq(ctx, src, "hmt_ctx_seq_copy", "source sequence");
+    if (!rc) rc = hmti_ctx_check_seq(ctx, dst, "hmt_ctx_seq_copy", "destination sequence");
     if (rc) return rc;
     hmti_backbone_seq_copy(&ctx->bb, src, dst, ctx->n_past[src]);
     ctx->n_past[dst] = ctx->n_past[src];
@@ -423,12 +438,8 @@ int32_t hmti_ctx_n_rows(const hmt_ctx *ctx) { return ctx->n_rows; }
 int hmti_ctx_set_outputs(hmt_ctx *ctx, int32_t n_past, int32_t n_rows, const uint8_t *flags) {
     int rc = reserve_flagged(ctx, (size_t)n_rows, flags);
     if (rc) return rc;
-    int32_t li = 0, hi = 0, fi = 0;
-    for (int32_t i = 0; i < n_rows; i++) {
-        ctx->row_logits[i] = (flags[i] & HMT_OUT_LOGITS) ? li++ : -1;
-        ctx->row_hidden[i] = (flags[i] & HMT_OUT_HIDDEN) ? hi++ : -1;
-        ctx->row_ffn[i] = (flags[i] & HMT_OUT_FFN_INPUT) ? fi++ : -1;
-    }
+    int32_t next[3] = {0, 0, 0};
+    map_outputs(ctx, 0, (size_t)n_rows, flags, next);
     ctx->n_past[0] = n_past;
     ctx->n_rows = n_rows;
     return HMT_OK;

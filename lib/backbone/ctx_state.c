@@ -201,16 +201,10 @@ static int ctx_restore(hmt_ctx *ctx, const void *buf, size_t len) {
     return restore_region(ctx, &kv, -1, buf, len);
 }
 
-static int check_seq(hmt_ctx *ctx, int32_t seq, const char *fn) {
-    const int32_t n_seq = hmti_ctx_backbone(ctx)->n_seq;
-    if (seq >= 0 && seq < n_seq) return HMT_OK;
-    return hmti_errf(HMT_E_INVAL, "%s: sequence %d outside [0, %d) (HMT_P_N_SEQ)", fn, seq, n_seq);
-}
-
 static int ctx_seq_save(hmt_ctx *ctx, int32_t seq, void *buf, size_t cap, size_t *len_out) {
     if (!ctx || !len_out || (!buf && cap))
         return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_save: NULL argument");
-    int rc = check_seq(ctx, seq, "hmt_ctx_seq_save");
+    int rc = hmti_ctx_check_seq(ctx, seq, "hmt_ctx_seq_save", "sequence");
     if (rc) return rc;
     const hmti_kv_region kv = region_of(ctx, seq, hmt_ctx_seq_n_past(ctx, seq));
     return save_region(ctx, &kv, 0, buf, cap, len_out, "hmt_ctx_seq_save");
@@ -218,7 +212,7 @@ static int ctx_seq_save(hmt_ctx *ctx, int32_t seq, void *buf, size_t cap, size_t
 
 static int ctx_seq_restore(hmt_ctx *ctx, int32_t seq, const void *buf, size_t len) {
     if (!ctx || !buf) return hmti_errf(HMT_E_INVAL, "hmt_ctx_seq_restore: NULL argument");
-    int rc = check_seq(ctx, seq, "hmt_ctx_seq_restore");
+    int rc = hmti_ctx_check_seq(ctx, seq, "hmt_ctx_seq_restore", "sequence");
     if (rc) return rc;
     const hmti_kv_region kv = region_of(ctx, seq, 0);
     return restore_region(ctx, &kv, seq, buf, len);

@@ -16,6 +16,8 @@ int32_t hmti_ctx_n_rows(const hmt_ctx *ctx);
  * through hmt_ctx_logits / _hidden / _ffn_input. HMT_E_NOMEM leaves the
  * context as it was. */
 int hmti_ctx_set_outputs(hmt_ctx *ctx, int32_t n_past, int32_t n_rows, const uint8_t *flags);
+/* HMT_E_INVAL unless 0 <= seq < HMT_P_N_SEQ ("fn: what seq outside [0, n)"). */
+int hmti_ctx_check_seq(const hmt_ctx *ctx, int32_t seq, const char *fn, const char *what);
 /* Set sequence seq's n_past (checked by the caller); nothing else changes. */
 void hmti_ctx_set_seq_n_past(hmt_ctx *ctx, int32_t seq, int32_t n_past);
 
