@@ -220,39 +220,25 @@ static int ctx_seq_restore(hmt_ctx *ctx, int32_t seq, const void *buf, size_t le
 
 /* The handle guard (busy.h): a save racing an eval would read a half-written
  * cache. The file variants go through these two. */
+#define GUARDED(fn, call) HMTI_GUARDED_AT(hmti_ctx_guard(ctx), HMTI_MAGIC_CTX, fn, call)
+
 HMT_API int hmt_ctx_save(const hmt_ctx *cctx, void *buf, size_t cap, size_t *len_out) {
     hmt_ctx *ctx = (hmt_ctx *)cctx; /* only the guard's flag changes */
-    int rc = hmti_enter(hmti_ctx_guard(ctx), HMTI_MAGIC_CTX, "hmt_ctx_save");
-    if (rc) return rc;
-    rc = ctx_save(ctx, buf, cap, len_out);
-    hmti_leave(hmti_ctx_guard(ctx));
-    return rc;
+    GUARDED("hmt_ctx_save", ctx_save(ctx, buf, cap, len_out));
 }
 
 HMT_API int hmt_ctx_restore(hmt_ctx *ctx, const void *buf, size_t len) {
-    int rc = hmti_enter(hmti_ctx_guard(ctx), HMTI_MAGIC_CTX, "hmt_ctx_restore");
-    if (rc) return rc;
-    rc = ctx_restore(ctx, buf, len);
-    hmti_leave(hmti_ctx_guard(ctx));
-    return rc;
+    GUARDED("hmt_ctx_restore", ctx_restore(ctx, buf, len));
 }
 
 HMT_API int hmt_ctx_seq_save(const hmt_ctx *cctx, int32_t seq, void *buf, size_t cap,
                              size_t *len_out) {
     hmt_ctx *ctx = (hmt_ctx *)cctx; /* only the guard's flag changes */
-    int rc = hmti_enter(hmti_ctx_guard(ctx), HMTI_MAGIC_CTX, "hmt_ctx_seq_save");
-    if (rc) return rc;
-    rc = ctx_seq_save(ctx, seq, buf, cap, len_out);
-    hmti_leave(hmti_ctx_guard(ctx));
-    return rc;
+    GUARDED("hmt_ctx_seq_save", ctx_seq_save(ctx, seq, buf, cap, len_out));
 }
 
 HMT_API int hmt_ctx_seq_restore(hmt_ctx *ctx, int32_t seq, const void *buf, size_t len) {
-    int rc = hmti_enter(hmti_ctx_guard(ctx), HMTI_MAGIC_CTX, "hmt_ctx_seq_restore");
-    if (rc) return rc;
-    rc = ctx_seq_restore(ctx, seq, buf, len);
-    hmti_leave(hmti_ctx_guard(ctx));
-    return rc;
+    GUARDED("hmt_ctx_seq_restore", ctx_seq_restore(ctx, seq, buf, len));
 }
 
 HMT_API int hmt_ctx_save_file(const hmt_ctx *cctx, const char *path) {

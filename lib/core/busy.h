@@ -102,15 +102,19 @@ static inline void hmti_guard_poison(hmti_guard *g) {
 }
 
 /* The body of a guarded entry point: `call` (an int status expression) runs
- * inside handle h's in-use flag; its status is returned. */
-#define HMTI_GUARDED(h, magic, fn, call)                                       \
+ * inside the in-use flag of guard g (NULL for a NULL handle); its status is
+ * returned. HMTI_GUARDED: the guard of handle h, whose layout the caller
+ * sees; HMTI_GUARDED_AT: a guard from an accessor (an opaque handle). */
+#define HMTI_GUARDED_AT(g, magic, fn, call)                                    \
     do {                                                                       \
-        int guarded_rc_ = hmti_enter(HMTI_GUARD(h), magic, fn);                \
+        hmti_guard *guard_ = (g);                                              \
+        int guarded_rc_ = hmti_enter(guard_, magic, fn);                       \
         if (guarded_rc_) return guarded_rc_;                                   \
         guarded_rc_ = (call);                                                  \
-        hmti_leave(HMTI_GUARD(h));                                             \
+        hmti_leave(guard_);                                                    \
         return guarded_rc_;                                                    \
     } while (0)
+#define HMTI_GUARDED(h, magic, fn, call) HMTI_GUARDED_AT(HMTI_GUARD(h), magic, fn, call)
 
 /* Reference-counted handles (model, adapter, datastore): the caller's own
  * reference is dropped once. Nonzero when *user_freed was already set: the

@@ -197,19 +197,11 @@ static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
  * stream. The file variants go through these two. */
 HMT_API int hmt_stream_save(const hmt_stream *cs, void *buf, size_t cap, size_t *len_out) {
     hmt_stream *s = (hmt_stream *)cs; /* only the guard's flag changes */
-    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_save");
-    if (rc) return rc;
-    rc = stream_save(s, buf, cap, len_out);
-    hmti_leave(HMTI_GUARD(s));
-    return rc;
+    HMTI_GUARDED(s, HMTI_MAGIC_STREAM, "hmt_stream_save", stream_save(s, buf, cap, len_out));
 }
 
 HMT_API int hmt_stream_restore(hmt_stream *s, const void *buf, size_t len) {
-    int rc = hmti_enter(HMTI_GUARD(s), HMTI_MAGIC_STREAM, "hmt_stream_restore");
-    if (rc) return rc;
-    rc = stream_restore(s, buf, len);
-    hmti_leave(HMTI_GUARD(s));
-    return rc;
+    HMTI_GUARDED(s, HMTI_MAGIC_STREAM, "hmt_stream_restore", stream_restore(s, buf, len));
 }
 
 /* The largest snapshot this stream can produce: every array at the size its
