@@ -20,7 +20,7 @@ static uint64_t adapter_fingerprint(const hmt_adapter *a) { return a ? a->finger
 /* KV slots of the open pass, from the counters that decide it. */
 static int64_t kv_slots_of(int mode, int64_t n_fed, int64_t win_base, int64_t prefix_done,
                            int64_t sens_len, int64_t seg_eval) {
-    if (mode == HMT_MODE_WINDOW || mode == HMT_MODE_SINKS) return n_fed - win_base;
+    if (!hmti_mode_segmented(mode)) return n_fed - win_base;
     if (!prefix_done) return 0;
     return (mode == HMT_MODE_SEGMENTS ? 0 : 1 + sens_len) + seg_eval;
 }

@@ -311,8 +311,7 @@ static int stream_flush(hmt_stream *s) {
                                                "stream unusable; restore a snapshot or free it");
     const int64_t first = s->n_ready, prev_first = s->ready_first;
     s->ready_first = first;
-    const int plain = s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS;
-    int rc = plain ? HMT_OK : advance(s, 1);
+    int rc = hmti_mode_segmented(s->mode) ? advance(s, 1) : HMT_OK;
     if (rc) {
         s->broken = 1;
         return rc;
@@ -343,7 +342,7 @@ HMT_API const float *hmt_stream_ffn_input(const hmt_stream *s, int64_t index) {
 }
 
 HMT_API int64_t hmt_stream_n_segments(const hmt_stream *s) {
-    if (!s || s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS) return 0;
+    if (!s || !hmti_mode_segmented(s->mode)) return 0;
     return s->seg_index + (s->seg_len > 0 ? 1 : 0);
 }
 
@@ -432,7 +431,7 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
     case HMT_P_GEN_SUMMARY_LENGTH: *out = s->j_gen; break;
     case HMT_P_RECALL_DIM: *out = s->ad ? s->ad->d_h : 0; break;
     case HMT_P_WINDOW:
-        if (s->mode != HMT_MODE_WINDOW && s->mode != HMT_MODE_SINKS)
+        if (hmti_mode_segmented(s->mode))
             return hmti_errf(HMT_E_INVAL, "hmt_stream_get: window is a key of HMT_MODE_WINDOW "
                              "and HMT_MODE_SINKS streams only");
         *out = s->W;

@@ -72,4 +72,10 @@ struct hmt_stream {
     hmti_guard guard; /* last: see busy.h */
 };
 
+/* Modes that cut the text into segments (full, rmt, segments); window and
+ * sinks run the backbone over one sliding cache instead. */
+static inline int hmti_mode_segmented(int mode) {
+    return mode != HMT_MODE_WINDOW && mode != HMT_MODE_SINKS;
+}
+
 #endif

@@ -19,8 +19,9 @@ static const hmt_param STREAM_KEYS[] = {
     HMT_P_WINDOW, HMT_P_SINKS, HMT_P_N_BATCH, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16,
     HMT_P_SEGMENT_SINKS};
 
-/* Resolve L, k, N, j, j_gen, bf16 and the KV length; check they fit. */
-static int resolve(hmt_stream *s, const hmt_params *p) {
+/* Resolve L, k, N, j, j_gen, bf16 and *slots, the KV slots of one backbone
+ * pass (window, sinks: the cache); check they fit. */
+static int resolve(hmt_stream *s, const hmt_params *p, int32_t *slots) {
     const hmt_adapter *a = s->ad;
     const hmt_model *m = s->model;
     s->mode = (int)hmti_param_value(p, HMT_P_MODE);
@@ -46,10 +47,10 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
                     a && a->gen_summary_given ? a->gen_summary_length : half);
     if (s->mode == HMT_MODE_SEGMENTS || s->mode == HMT_MODE_SINKS) s->k = 0;
     s->seg_sinks = (int32_t)hmti_param_value(p, HMT_P_SEGMENT_SINKS);
-    if (s->seg_sinks && (s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS))
+    if (s->seg_sinks && !hmti_mode_segmented(s->mode))
         return hmti_errf(HMT_E_INVAL, "stream: segment_sinks is a key of the segment modes "
                          "(full, rmt, segments)");
-    if (s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS) {
+    if (!hmti_mode_segmented(s->mode)) {
         int64_t w = (int64_t)hmti_param_value(p, HMT_P_WINDOW);
         s->W = (int32_t)(w != HMT_AUTO ? w : m->n_ctx_train);
         if (s->W < 2) return hmti_errf(HMT_E_INVAL, "stream: a window of %d tokens is too short", s->W);
@@ -60,6 +61,7 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
                 return hmti_errf(HMT_E_INVAL, "stream: %d sink tokens leave no room for recent "
                                  "ones in a cache of %d slots (HMT_P_WINDOW)", s->n_sinks, s->W);
         }
+        *slots = s->W;
         return HMT_OK;
     }
     if (s->L < 1)
@@ -76,6 +78,7 @@ static int resolve(hmt_stream *s, const hmt_params *p) {
     if (need > m->n_ctx_train)
         return hmti_errf(HMT_E_INVAL, "stream: a segment pass needs %lld positions, the model's "
                                       "context is %d", (long long)need, m->n_ctx_train);
+    *slots = (int32_t)need;
     return HMT_OK;
 }
 
@@ -135,11 +138,9 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, hmt_adapter *a
     s->model = model;
     if (adapter) hmti_adapter_retain(adapter);
     s->ad = adapter;
-    rc = resolve(s, params);
+    int32_t n_ctx = 0;
+    rc = resolve(s, params, &n_ctx);
     if (!rc) {
-        const int32_t n_ctx = s->mode == HMT_MODE_WINDOW || s->mode == HMT_MODE_SINKS ? s->W
-                              : s->mode == HMT_MODE_SEGMENTS ? s->seg_sinks + s->L
-                                                             : s->seg_sinks + s->k + s->L + 2;
         const int32_t n_batch = (int32_t)hmti_param_value(params, HMT_P_N_BATCH);
         rc = hmti_backbone_init(&s->bb, model, n_ctx, n_batch < n_ctx ? n_batch : n_ctx,
                                 (int64_t)hmti_param_value(params, HMT_P_N_THREADS));
