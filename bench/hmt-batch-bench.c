@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "ceiling.h"
 #include "hmt/hmt.h"
 
 #define PROG "hmt-batch-bench"
@@ -28,17 +28,6 @@ static void usage(FILE *f) {
                "  -n N        decode steps timed (default 32)\n"
                "  -t N        worker threads (default 2)\n"
                "  -h, --help  this help\n");
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static int die(const char *what) {
@@ -92,7 +81,7 @@ int main(int argc, char **argv) {
     if (make_ctx(&batched, m, S, P + N, T) || make_ctx(&serial, m, S, P + N, T))
         return die("context");
     hmt_token *tok = malloc((size_t)S * (P + N) * sizeof *tok);
-    int32_t *seq = malloc((size_t)S * sizeof *seq);
+    int32_t *seq = malloc((size_t)(S > P ? S : P) * sizeof *seq);
     double *ratio = malloc((size_t)N * sizeof *ratio);
     float *row = malloc((size_t)S * V * sizeof *row);
     if (!tok || !seq || !ratio || !row) return fprintf(stderr, PROG ": out of memory\n"), 1;
@@ -101,13 +90,11 @@ int main(int argc, char **argv) {
         x = x * 6364136223846793005u + 1442695040888963407u;
         tok[i] = (hmt_token)((x >> 33) % (uint64_t)V); /* tok[s * (P + N) + t] */
     }
-    for (int s = 0; s < S; s++) {
-        int32_t ps[4096];
-        if (P > 4096) return fprintf(stderr, PROG ": -p at most 4096\n"), 2;
-        for (int t = 0; t < P; t++) ps[t] = s;
-        if (hmt_ctx_eval_seqs(batched, tok + (size_t)s * (P + N), NULL, ps, (size_t)P, NULL,
+    for (int s = 0; s < S; s++) { /* sequence s's prompt, in both contexts */
+        for (int t = 0; t < P; t++) seq[t] = s;
+        if (hmt_ctx_eval_seqs(batched, tok + (size_t)s * (P + N), NULL, seq, (size_t)P, NULL,
                               NULL) ||
-            hmt_ctx_eval_seqs(serial, tok + (size_t)s * (P + N), NULL, ps, (size_t)P, NULL,
+            hmt_ctx_eval_seqs(serial, tok + (size_t)s * (P + N), NULL, seq, (size_t)P, NULL,
                               NULL))
             return die("prompt");
     }
@@ -121,18 +108,18 @@ int main(int argc, char **argv) {
         double tb = 0, ts = 0;
         for (int pass = 0; pass < 2; pass++) {
             if ((pass == 0) == (k % 2 == 0)) {
-                const double t0 = now();
+                const double t0 = hmtb_now();
                 if (hmt_ctx_eval_seqs(batched, step, NULL, seq, (size_t)S, NULL, outs))
                     return die("batched step");
-                tb = now() - t0;
+                tb = hmtb_now() - t0;
             } else {
-                const double t0 = now();
+                const double t0 = hmtb_now();
                 for (int s = 0; s < S; s++) {
                     if (hmt_ctx_eval_seqs(serial, step + s, NULL, seq + s, 1, NULL, outs))
                         return die("serial step");
                     memcpy(row + (size_t)s * V, hmt_ctx_logits(serial, 0), (size_t)V * sizeof *row);
                 }
-                ts = now() - t0;
+                ts = hmtb_now() - t0;
             }
         }
         for (int s = 0; s < S; s++) {
@@ -145,12 +132,11 @@ int main(int argc, char **argv) {
         t_batched += tb, t_serial += ts;
         ratio[k] = ts / tb;
     }
-    qsort(ratio, (size_t)N, sizeof *ratio, cmp_double);
     printf("model %s, %d sequences, prompt %d, %d steps, %d threads\n", path, S, P, N, T);
     printf("batched  %9.1f tok/s\n", (double)S * N / t_batched);
     printf("serial   %9.1f tok/s\n", (double)S * N / t_serial);
     printf("speedup  %9.2fx (total time), median per-step %.2fx\n", t_serial / t_batched,
-           ratio[N / 2]);
+           hmtb_median(ratio, N));
     printf("max |dlogit| batched vs serial: %.3g\n", worst);
     free(tok), free(seq), free(ratio), free(row), free(outs), free(step);
     hmt_ctx_free(batched);

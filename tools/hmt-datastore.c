@@ -1,4 +1,3 @@
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 /* hmt-datastore: build a kNN-LM datastore (docs/KNN.md) from a text file with
  * a GGUF model, using only the public API: key = the last block's normalized
  * feed-forward input at each position, value = the next token. With -a the
@@ -8,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hmt/experimental.h>
 
@@ -35,12 +33,6 @@ static void usage(FILE *f) {
             "  -q, --quiet          no progress line (drawn only when stderr is a terminal,\n"
             "                       or with HMT_PROGRESS=1)\n"
             "  -h, --help           show this help\n");
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int parse_num(const char *s, double *out) {
@@ -73,7 +65,7 @@ static int build_index(hmt_model *model, const char *out_path, const hmt_params 
     snprintf(path, n, "%s.faiss", out_path);
     hmt_knn *knn = NULL;
     int rc = hmt_knn_load(&knn, model, out_path, load_params);
-    double t0 = now();
+    double t0 = progress_now();
     progress pr;
     progress_start(&pr, quiet, "hmt-datastore: FAISS index");
     pr.unit = "key";
@@ -82,7 +74,7 @@ static int build_index(hmt_model *model, const char *out_path, const hmt_params 
     int status = rc ? die("building the FAISS index", rc) : 0;
     if (!rc)
         fprintf(stderr, "hmt-datastore: wrote %s in %.2f s (attach it with "
-                "hmt_knn_faiss_attach after hmt_knn_load)\n", path, now() - t0);
+                "hmt_knn_faiss_attach after hmt_knn_load)\n", path, progress_now() - t0);
     hmt_knn_free(knn);
     free(path);
     return status;
@@ -235,7 +227,7 @@ int main(int argc, char **argv) {
         status = die("creating the datastore", rc);
         goto done;
     }
-    double t0 = now();
+    double t0 = progress_now();
     progress pr;
     progress_start(&pr, quiet, "hmt-datastore");
     if (adapter_path) {
@@ -265,7 +257,7 @@ int main(int argc, char **argv) {
         status = die("writing the datastore", rc);
         goto done;
     }
-    double dt = now() - t0;
+    double dt = progress_now() - t0;
     int64_t count = hmt_knn_builder_count(builder);
     fprintf(stderr, "hmt-datastore: wrote %s: %lld keys of %d %s (%.1f bytes/key on disk) in %.2f s\n",
             out_path, (long long)count, hmt_model_n_embd(model), f16 ? "F16" : "F32",

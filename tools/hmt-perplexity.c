@@ -1,4 +1,4 @@
-#define _XOPEN_SOURCE 700 /* clock_gettime, isatty, mkstemp, realpath, fsync */
+#define _XOPEN_SOURCE 700 /* isatty, mkstemp, realpath, fsync */
 /* hmt-perplexity: perplexity of a text file under the HMT stream modes
  * (full, rmt, segments, window, sinks), using only the public API.
  *
@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hmt/experimental.h> /* HMT_P_SEGMENT_SINKS (--segment-sinks) */
@@ -169,12 +168,6 @@ static double token_nll(const float *lg, int32_t n_vocab, hmt_token target) {
 }
 
 /* ---- small helpers ----------------------------------------------------------- */
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     char *end;
@@ -553,7 +546,7 @@ static int run_mode(const env *e, int mode, const document *docs, int n_docs) {
     for (int d = 0; d < n_docs && !status; d++)
         status = score_doc(e, mode, docs[d].tok, docs[d].n, &pr, &fed, total, desc, sizeof desc,
                            &sum, &count, &bad);
-    const double el = now() - pr.t0;
+    const double el = progress_now() - pr.t0;
     progress_end(&pr);
     if (status) return status;
     const double mean = sum / (double)count;

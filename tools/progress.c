@@ -10,7 +10,7 @@
 
 #define MIN_INTERVAL 0.25 /* seconds between redraws: at most 4 a second */
 
-static double mono(void) {
+double progress_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -31,14 +31,14 @@ void progress_start(progress *p, int quiet, const char *label) {
     const char *force = getenv("HMT_PROGRESS");
     memset(p, 0, sizeof *p);
     p->on = !quiet && ((force && !strcmp(force, "1")) || isatty(STDERR_FILENO));
-    p->t0 = p->last = mono();
+    p->t0 = p->last = progress_now();
     p->label = label;
     p->unit = "tok";
 }
 
 void progress_update(progress *p, int64_t done, int64_t total, int64_t rate_units) {
     if (!p->on) return;
-    double t = mono();
+    double t = progress_now();
     int last = done >= total;
     if (p->drawn && !last && t - p->last < MIN_INTERVAL) return;
     p->last = t;

@@ -22,6 +22,9 @@ typedef struct {
 
 void progress_start(progress *p, int quiet, const char *label);
 
+/* CLOCK_MONOTONIC seconds: the clock of t0 and last, for the tools' timings. */
+double progress_now(void);
+
 /* done of total units (tokens, windows, keys); rate_units done so far give
  * the rate (tokens even when the units are windows). */
 void progress_update(progress *p, int64_t done, int64_t total, int64_t rate_units);
