@@ -344,24 +344,20 @@ def int_list(s):
     return v
 
 
-def positive(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{s}' is not a whole number")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not >= 1")
-    return v
+def whole_at_least(lo):
+    """An argparse type: a whole number >= lo."""
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{s}' is not a whole number")
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{v} is not >= {lo}")
+        return v
+    return parse
 
 
-def non_negative(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{s}' is not a whole number")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{v} is not >= 0")
-    return v
+positive, non_negative = whole_at_least(1), whole_at_least(0)
 
 
 def parser():

@@ -672,6 +672,17 @@ class _Keyed:
         self._set_fn(self._handle, _key(key), _args.int64(value, f"parameter {_name(_key(key))}", fn))
 
 
+def _saved_bytes(fn, *args):
+    """The state a snprintf-style C save function fn(*args, buf, cap, &len)
+    writes, as bytes: asked for its size, then written (again if it grew)."""
+    need = c_size_t()
+    fn(*args, None, 0, byref(need))
+    while True:
+        buf = create_string_buffer(max(1, need.value))
+        if fn(*args, buf, len(buf), byref(need)) != Status.E_BUFFER:
+            return string_at(buf, need.value)
+
+
 class _Saved:
     """save / restore of a handle's state as bytes or a file, through the C
     functions the class names (_save_fn, _restore_fn, _save_file_fn,
@@ -681,13 +692,7 @@ class _Saved:
 
     def save(self):
         """The state, as bytes."""
-        need = c_size_t()
-        self._save_fn(self._handle, None, 0, byref(need))
-        while True:
-            buf = create_string_buffer(max(1, need.value))
-            rc = self._save_fn(self._handle, buf, len(buf), byref(need))
-            if rc != Status.E_BUFFER:
-                return string_at(buf, need.value)
+        return _saved_bytes(self._save_fn, self._handle)
 
     def restore(self, data):
         """Restore a state taken by save() (bytes-like)."""
@@ -844,12 +849,8 @@ class Context(_Saved, _Abortable, _Keyed, _Handle):
 
     def seq_save(self, seq):
         """The state of sequence seq (its cached positions) as bytes."""
-        seq = _args.int32(seq, "seq", "hmt_ctx_seq_save")
-        need = c_size_t()
-        lib.hmt_ctx_seq_save(self._handle, seq, None, 0, byref(need))
-        buf = create_string_buffer(max(1, need.value))
-        lib.hmt_ctx_seq_save(self._handle, seq, buf, len(buf), byref(need))
-        return string_at(buf, need.value)
+        return _saved_bytes(lib.hmt_ctx_seq_save, self._handle,
+                            _args.int32(seq, "seq", "hmt_ctx_seq_save"))
 
     def seq_restore(self, seq, data):
         """Load a state's cached positions into sequence seq."""
