@@ -63,15 +63,7 @@ static void replay(const hmt_golden *g, hmt_model *m, int threads, int n_batch, 
     float *h = malloc((size_t)g->n_rows * g->n_embd * sizeof *h);
     ck_assert(l && h);
     hmt_golden_replay_ctx(g, m, threads, n_batch, n_ctx, l, h);
-    *dl = *dh = 0;
-    for (size_t i = 0; i < (size_t)g->n_rows * g->n_vocab; i++) {
-        double d = fabs((double)l[i] - g->logits[i]);
-        if (!(d <= *dl)) *dl = d; /* NaN propagates as a failure */
-    }
-    for (size_t i = 0; i < (size_t)g->n_rows * g->n_embd; i++) {
-        double d = fabs((double)h[i] - g->hidden[i]);
-        if (!(d <= *dh)) *dh = d;
-    }
+    hmt_golden_compare(g, l, h, dl, dh);
     free(l);
     free(h);
 }

@@ -342,8 +342,8 @@ START_TEST(corruption_is_refused) {
 
     /* consistent checksums over inconsistent content */
     refused_patch(&g, s, len, 0, "HMTS", 4, HMT_E_FORMAT, "not a libhmt context state", "magic");
-    const uint32_t v2 = 2;
-    refused_patch(&g, s, len, 4, &v2, 4, HMT_E_FORMAT, "version 2", "version");
+    const uint32_t v3 = 3;
+    refused_patch(&g, s, len, 4, &v3, 4, HMT_E_FORMAT, "version 3", "version");
     const unsigned char fp_flip = s[9] ^ 1;
     refused_patch(&g, s, len, 9, &fp_flip, 1, HMT_E_INVAL, "another model", "fingerprint");
     const int32_t counts[][2] = {{6, 5}, {4, 5}, {-1, 5}, {INT32_MAX, 5}, {5, 6}, {5, -1},
@@ -517,9 +517,10 @@ START_TEST(files) {
         ck_assert_int_eq(hmt_ctx_restore_file(d, bad[k]), HMT_E_IO);
         expect_state(d, s, len, bad[k]);
     }
-    /* n_ctx 16: 16 slots of K and V, 16 rows of every output, the header */
+    /* n_ctx 16: 16 F32 slots of K and V, 16 rows of every output, the
+     * version-2 header (which names a KV type) */
     const size_t kvd = (size_t)m->n_head_kv * (size_t)m->head_dim;
-    const size_t max = HEAD + 16 + 2 * (size_t)m->n_layer * kvd * 16 * 4 +
+    const size_t max = HEAD + 4 + 16 + 2 * (size_t)m->n_layer * kvd * 16 * 4 +
                        16 * ((size_t)m->n_vocab + 2 * (size_t)m->n_embd) * 4 + 8;
     FILE *f = fopen(big, "wb");
     ck_assert_ptr_nonnull(f);

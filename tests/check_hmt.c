@@ -479,7 +479,7 @@ static double k_diff(const hmt_model *m, const hmti_backbone *a, int32_t a0, con
     double worst = 0;
     for (int64_t r = (int64_t)l0 * kvd; r < (int64_t)l1 * kvd; r++)
         for (int32_t t = 0; t < n; t++) {
-            const double x = a->kt[r * nc + a0 + t], y = b->kt[r * nc + b0 + t];
+            const double x = ((const float *)a->kt)[r * nc + a0 + t], y = ((const float *)b->kt)[r * nc + b0 + t];
             const double d = fabs(x - y) / (fabs(y) > 1 ? fabs(y) : 1);
             if (!(d <= worst)) worst = d;
         }
@@ -502,9 +502,9 @@ START_TEST(kv_drop_matches_direct_positions) {
     uint64_t rng = 77 + (uint64_t)_i;
     for (int i = 0; i <= n; i++) tok[i] = (hmt_token)(hmt_test_urand(&rng) * m->n_vocab);
     hmti_backbone a, b, d;
-    ck_assert_int_eq(hmti_backbone_init(&a, m, nc, nc, 1), HMT_OK);
-    ck_assert_int_eq(hmti_backbone_init(&b, m, nc, nc, 1), HMT_OK);
-    ck_assert_int_eq(hmti_backbone_init(&d, m, nc, nc, 1), HMT_OK);
+    ck_assert_int_eq(hmti_backbone_init(&a, m, nc, nc, HMT_KV_F32, 1), HMT_OK);
+    ck_assert_int_eq(hmti_backbone_init(&b, m, nc, nc, HMT_KV_F32, 1), HMT_OK);
+    ck_assert_int_eq(hmti_backbone_init(&d, m, nc, nc, HMT_KV_F32, 1), HMT_OK);
     float *la = malloc((size_t)m->n_vocab * sizeof *la), *ld = malloc((size_t)m->n_vocab * sizeof *ld);
     const size_t kvd = (size_t)m->n_head_kv * m->head_dim;
     /* no sinks: a at positions 0.., drop c; b at positions -c.. directly */
@@ -517,9 +517,9 @@ START_TEST(kv_drop_matches_direct_positions) {
                   SHIFT_MODELS[_i], dk);
     /* d: b's slots c.. copied down unchanged (already at their positions) */
     for (size_t r = 0; r < (size_t)m->n_layer * kvd; r++)
-        memcpy(d.kt + r * nc, b.kt + r * nc + c, (size_t)(n - c) * sizeof(float));
+        memcpy((float *)d.kt + r * nc, (const float *)b.kt + r * nc + c, (size_t)(n - c) * sizeof(float));
     for (int l = 0; l < m->n_layer; l++)
-        memcpy(d.v + (size_t)l * nc * kvd, b.v + ((size_t)l * nc + c) * kvd,
+        memcpy((float *)d.v + (size_t)l * nc * kvd, (const float *)b.v + ((size_t)l * nc + c) * kvd,
                (size_t)(n - c) * kvd * sizeof(float));
     eval_at(&a, tok + n, n - c, 1, NULL, HMT_OUT_LOGITS, la);
     eval_at(&d, tok + n, n - c, 1, NULL, HMT_OUT_LOGITS, ld);
@@ -537,9 +537,9 @@ START_TEST(kv_drop_matches_direct_positions) {
     memcpy(v0, a.v, a.kv_bytes);
     hmti_kv_drop(&a, f, c, n);
     for (size_t r = 0; r < (size_t)m->n_layer * kvd; r++)
-        ck_assert_mem_eq(a.kt + r * nc, kt0 + r * nc, (size_t)f * sizeof(float));
+        ck_assert_mem_eq((const float *)a.kt + r * nc, kt0 + r * nc, (size_t)f * sizeof(float));
     for (int l = 0; l < m->n_layer; l++) {
-        const float *vl = a.v + (size_t)l * nc * kvd, *v0l = v0 + (size_t)l * nc * kvd;
+        const float *vl = (const float *)a.v + (size_t)l * nc * kvd, *v0l = v0 + (size_t)l * nc * kvd;
         ck_assert_mem_eq(vl, v0l, (size_t)f * kvd * sizeof(float));
         ck_assert_mem_eq(vl + f * kvd, v0l + (f + c) * kvd, (size_t)(n - f - c) * kvd * sizeof(float));
     }

@@ -141,6 +141,8 @@ static void usage(FILE *f) {
             "  -t, --threads N         worker threads (default: all CPUs)\n"
             "      --compute T         f32 (default) or bf16: the weight matmuls of segment\n"
             "                          passes in BF16 with F32 accumulation (docs/QUANTS.md)\n"
+            "      --kv-type T         f32 (default), f16 or bf16: the KV cache's element type\n"
+            "                          (docs/API.md \"KV cache types\")\n"
             "  -q, --quiet             no progress on stderr\n"
             "Next-token processors (scored on the processors' final distribution, the text\n"
             "itself as history; docs/PERPLEXITY.md):\n"
@@ -241,6 +243,7 @@ typedef struct {
     int64_t segment_sinks; /* --segment-sinks (experimental), 0 = off */
     int quiet, ref;
     int compute; /* HMT_COMPUTE_F32 or HMT_COMPUTE_BF16 (--compute) */
+    int kv_type; /* hmt_kv_type (--kv-type) */
     int64_t ref_T, ref_batch, ref_batches;
     /* processors (none unless their option is given) */
     double ditto, knn_lambda;
@@ -410,6 +413,7 @@ static int make_stream(const env *e, int mode, hmt_stream **out) {
     if (!rc) rc = hmt_params_set_int(p, HMT_P_MODE, mode);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_N_THREADS, e->o->threads ? e->o->threads : HMT_AUTO);
     if (!rc) rc = hmt_params_set_int(p, HMT_P_COMPUTE_TYPE, e->o->compute);
+    if (!rc) rc = hmt_params_set_int(p, HMT_P_KV_TYPE, e->o->kv_type);
     const int plain = mode == HMT_MODE_WINDOW || mode == HMT_MODE_SINKS; /* no segments */
     if (!rc && e->o->L > 0 && !plain)
         rc = hmt_params_set_int(p, HMT_P_SEGMENT_LENGTH, e->o->L);
@@ -755,6 +759,14 @@ int main(int argc, char **argv) {
             o.compute = !strcmp(v, "bf16") ? HMT_COMPUTE_BF16 : !strcmp(v, "f32") ? HMT_COMPUTE_F32 : -1;
             if (o.compute < 0) {
                 fprintf(stderr, PROG ": --compute takes f32 or bf16, got '%s'\n", v);
+                return 2;
+            }
+        }
+        else if (!strcmp(a, "--kv-type")) {
+            o.kv_type = !strcmp(v, "f32") ? HMT_KV_F32 : !strcmp(v, "f16") ? HMT_KV_F16
+                      : !strcmp(v, "bf16") ? HMT_KV_BF16 : -1;
+            if (o.kv_type < 0) {
+                fprintf(stderr, PROG ": --kv-type takes f32, f16 or bf16, got '%s'\n", v);
                 return 2;
             }
         }

@@ -72,13 +72,16 @@ typedef struct {
     const char *path;
     hmt_model *m;
     hmt_ctx *ctx;
+    int kv;                          /* HMT_P_KV_TYPE of its context (--kv after its -m) */
     double file_mb, load_mb, ctx_mb; /* file size; RSS added by the load, by ctx + first eval */
     double pp[100], tg[100], pp_bf16[100];
 } bench_model;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: hmt-bench -m MODEL [-m MODEL ...] [-t THREADS=2] [-p PROMPT=256] "
-               "[-n DECODE=32] [-r REPEATS=5] [--naive] [--bf16]\n");
+               "[-n DECODE=32] [-r REPEATS=5] [--naive] [--bf16]\n"
+               "  --kv T after a -m: that model's context keeps an f32 (default), f16 or bf16 KV cache\n"
+               "  (the same file may be given twice, with two cache types)\n");
 }
 
 /* The prompt alone in BF16 compute; the context is left in F32. */
@@ -154,6 +157,13 @@ int main(int argc, char **argv) {
                 return 2;
             }
             bm[n_models++].path = v;
+        } else if (!strcmp(a, "--kv") && n_models) {
+            bm[n_models - 1].kv = !strcmp(v, "f32") ? HMT_KV_F32 : !strcmp(v, "f16") ? HMT_KV_F16
+                                : !strcmp(v, "bf16") ? HMT_KV_BF16 : -1;
+            if (bm[n_models - 1].kv < 0) {
+                fprintf(stderr, "hmt-bench: --kv takes f32, f16 or bf16, got '%s'\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "-t")) threads = atoi(v);
         else if (!strcmp(a, "-p")) n_prompt = atoi(v);
         else if (!strcmp(a, "-n")) n_decode = atoi(v);
@@ -189,8 +199,9 @@ int main(int argc, char **argv) {
         check(hmt_model_load(&b->m, b->path, NULL), b->path);
         b->load_mb = (rss_bytes() - r0) / 1e6;
         const hmt_model *m = b->m;
-        printf("model %d %s: %s, %.1f M params, d %d, %d layers, %d/%d heads, ff %d, vocab %d\n", k,
-               b->path, hmt_model_arch(m), hmt_model_n_params(m) / 1e6, m->n_embd, m->n_layer,
+        printf("model %d %s%s: %s, %.1f M params, d %d, %d layers, %d/%d heads, ff %d, vocab %d\n",
+               k, b->path, b->kv == HMT_KV_F16 ? " (F16 KV cache)" : b->kv == HMT_KV_BF16 ? " (BF16 KV cache)" : "",
+               hmt_model_arch(m), hmt_model_n_params(m) / 1e6, m->n_embd, m->n_layer,
                m->n_head, m->n_head_kv, m->n_ff, m->n_vocab);
         if (!n_vocab || m->n_vocab < n_vocab) n_vocab = m->n_vocab;
     }
@@ -202,7 +213,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_prompt + n_decode; i++) toks[i] = (hmt_token)((i * 7919 + 13) % n_vocab);
     for (int k = 0; k < n_models; k++) { /* context, then the warm-up (page faults, JIT) */
         double r0 = rss_bytes();
-        check(hmt_ctx_create(&bm[k].ctx, bm[k].m, p), "context");
+        hmt_params *pk;
+        check(hmt_params_copy(&pk, p), "params");
+        check(hmt_params_set_int(pk, HMT_P_KV_TYPE, bm[k].kv), "kv type");
+        check(hmt_ctx_create(&bm[k].ctx, bm[k].m, pk), "context");
+        hmt_params_free(pk);
         run_once(&bm[k], toks, n_prompt, n_decode, bf16, -1);
         bm[k].ctx_mb = (rss_bytes() - r0) / 1e6;
     }

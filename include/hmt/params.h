@@ -34,6 +34,8 @@ typedef enum hmt_param {
     HMT_P_N_SEQ = 102,   /* int: independent sequences, each with its own KV
                             cache of n_ctx slots (default 1; at most 256):
                             hmt_ctx_eval_seqs                                */
+    HMT_P_KV_TYPE = 103, /* int: hmt_kv_type, the element type of the KV
+                            cache (default HMT_KV_F32). Also streams.        */
     /* HMT streams (200…): hmt_stream_create; docs/HMT.md */
     HMT_P_MODE = 200,           /* int: hmt_mode (default HMT_MODE_FULL)            */
     HMT_P_LOOKAHEAD = 201,      /* int: 1 = scoring rule (segment n's own first j
@@ -110,6 +112,15 @@ typedef enum hmt_compute_type {
                             elsewhere; logits within the bound docs/QUANTS.md
                             states                                          */
 } hmt_compute_type;
+
+/** Values of HMT_P_KV_TYPE: how the KV cache stores keys and values
+ *  (after RoPE); attention widens them to F32 as it reads them. The half
+ *  types halve the cache's memory at an accuracy cost docs/API.md states. */
+typedef enum hmt_kv_type {
+    HMT_KV_F32 = 0,  /* exact (default)                                      */
+    HMT_KV_F16 = 1,  /* IEEE half: 11-bit significand, range ±65504          */
+    HMT_KV_BF16 = 2  /* bfloat16: 8-bit significand, F32's range             */
+} hmt_kv_type;
 
 /** Values of HMT_P_DITTO_MODE (docs/PROCESSORS.md). */
 typedef enum hmt_ditto_mode {

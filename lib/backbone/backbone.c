@@ -23,8 +23,14 @@ static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
     return (size_t)n_batch * (3 * d + 2 * q + 2 * kv + 2 * ff);
 }
 
+/* One thread's share of b->scores, in floats. */
+static size_t scores_floats(const hmti_backbone *b) {
+    const size_t widen = b->kv_gtype == HMTI_TYPE_F32 ? 0 : (size_t)HMTI_KV_CHUNK * b->m->head_dim;
+    return (size_t)HMTI_ATT_ROWS * (size_t)b->n_ctx + widen;
+}
+
 static int alloc_scores(hmti_backbone *b, int n_threads) {
-    size_t bytes = (size_t)n_threads * HMTI_ATT_ROWS * (size_t)b->n_ctx * sizeof(float);
+    size_t bytes = (size_t)n_threads * scores_floats(b) * sizeof(float);
     if (bytes <= b->scores_bytes) return HMT_OK;
     float *s = hmti_big_alloc(bytes);
     if (!s) return hmti_errf(HMT_E_NOMEM, "context: out of memory for attention scores");
@@ -35,20 +41,27 @@ static int alloc_scores(hmti_backbone *b, int n_threads) {
 }
 
 int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
-                       int64_t n_threads) {
-    return hmti_backbone_init_seqs(b, m, n_ctx, n_batch, 1, n_threads);
+                       int kv_type, int64_t n_threads) {
+    return hmti_backbone_init_seqs(b, m, n_ctx, n_batch, 1, kv_type, n_threads);
+}
+
+uint32_t hmti_kv_gtype(int kv_type) {
+    return kv_type == HMT_KV_F16 ? HMTI_TYPE_F16 : kv_type == HMT_KV_BF16 ? HMTI_TYPE_BF16 : HMTI_TYPE_F32;
 }
 
 int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
-                            int32_t n_seq, int64_t n_threads) {
+                            int32_t n_seq, int kv_type, int64_t n_threads) {
     memset(b, 0, sizeof *b);
     b->m = m;
     b->n_ctx = n_ctx;
     b->n_batch = n_batch;
     b->n_seq = n_seq;
+    b->kv_type = kv_type;
+    b->kv_gtype = hmti_kv_gtype(kv_type);
+    b->kv_elt = b->kv_gtype == HMTI_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim;
-    b->seq_floats = (size_t)m->n_layer * (size_t)n_ctx * kv_dim;
-    b->kv_bytes = (size_t)n_seq * b->seq_floats * sizeof(float);
+    b->seq_elems = (size_t)m->n_layer * (size_t)n_ctx * kv_dim;
+    b->kv_bytes = (size_t)n_seq * b->seq_elems * b->kv_elt;
     b->kt = hmti_big_alloc(b->kv_bytes);
     b->v = hmti_big_alloc(b->kv_bytes);
     b->arena_bytes = arena_floats(m, n_batch) * sizeof(float);
@@ -198,6 +211,45 @@ typedef struct {
     int32_t n_runs; /* b->runs[3 i]: first row, rows, sequence; slots follow row_slot */
 } att_job;
 
+/* Half-precision caches are read through a per-thread F32 copy of at most
+ * HMTI_KV_CHUNK slots (after the scores in s); an F32 cache is used in place,
+ * whole. K of one KV head (kt: [head_dim][n_ctx]) from slot c0, at most n
+ * slots: the columns of the score GEMM's A and their leading dimension. */
+static const float *widen_k(const hmti_backbone *b, const unsigned char *kt, int64_t c0, int64_t n,
+                            float *s, int64_t *ld, int64_t *cs) {
+    const int64_t n_ctx = b->n_ctx, hd = b->m->head_dim;
+    if (b->kv_gtype == HMTI_TYPE_F32) {
+        *ld = n_ctx;
+        *cs = n;
+        return (const float *)kt + c0;
+    }
+    float *w = s + (size_t)HMTI_ATT_ROWS * n_ctx;
+    *cs = n < HMTI_KV_CHUNK ? n : HMTI_KV_CHUNK;
+    for (int64_t d = 0; d < hd; d++)
+        hmti_row_to_f32(kt + ((size_t)d * n_ctx + c0) * b->kv_elt, b->kv_gtype, w + d * HMTI_KV_CHUNK,
+                        *cs);
+    *ld = HMTI_KV_CHUNK;
+    return w;
+}
+
+/* V of one KV head (v: slot-major, kv_dim apart) from slot c0, at most n
+ * slots: *cs slots as columns of hd, *ld apart. */
+static const float *widen_v(const hmti_backbone *b, const unsigned char *v, int64_t c0, int64_t n,
+                            int64_t kv_dim, float *s, int64_t *ld, int64_t *cs) {
+    const int64_t hd = b->m->head_dim;
+    if (b->kv_gtype == HMTI_TYPE_F32) {
+        *ld = kv_dim;
+        *cs = n;
+        return (const float *)v + c0 * kv_dim;
+    }
+    float *w = s + (size_t)HMTI_ATT_ROWS * b->n_ctx;
+    *cs = n < HMTI_KV_CHUNK ? n : HMTI_KV_CHUNK;
+    for (int64_t t = 0; t < *cs; t++)
+        hmti_row_to_f32(v + (size_t)(c0 + t) * kv_dim * b->kv_elt, b->kv_gtype, w + t * hd, hd);
+    *ld = hd;
+    return w;
+}
+
 /* Head h of one run of rows (b->runs: first row, rows, sequence; the run's
  * slots are consecutive from row_slot[first]): out = softmax(K q / sqrt(hd))
  * V over the causal prefix of each row, HMTI_ATT_ROWS query rows at a time,
@@ -215,8 +267,10 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
     const int64_t g = h / (m->n_head / m->n_head_kv);
     const float scale = m->attn_scale, cap = m->attn_softcap;
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
-    const float *kt = hmti_backbone_kt(b, run[2]) + (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx;
-    const float *v = hmti_backbone_v(b, run[2]) + (size_t)layer * n_ctx * kv_dim + g * hd;
+    const size_t elt = b->kv_elt;
+    const unsigned char *kt = hmti_backbone_kt(b, run[2]) +
+                              (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx * elt;
+    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd) * elt;
     const int32_t run_end = run[0] + run[1];
     for (int32_t r0 = run[0]; r0 < run_end; r0 += HMTI_ATT_ROWS) {
         const int32_t rows = run_end - r0 < HMTI_ATT_ROWS ? run_end - r0 : HMTI_ATT_ROWS;
@@ -224,8 +278,13 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
         const int64_t first = win && end - rows + 1 - win > 0 ? end - rows + 1 - win : 0;
         const int64_t span = end - first;                  /* [first, end)      */
         /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
-        hmti_gemm_cm(span, rows, hd, kt + first, n_ctx, b->qkv + (size_t)r0 * qkv_dim + h * hd,
-                     qkv_dim, s, n_ctx, 0.0f);
+        const float *q = b->qkv + (size_t)r0 * qkv_dim + h * hd;
+        for (int64_t c0 = 0; c0 < span;) {
+            int64_t ld, cs;
+            const float *k = widen_k(b, kt, first + c0, span - c0, s, &ld, &cs);
+            hmti_gemm_cm(cs, rows, hd, k, ld, q, qkv_dim, s + c0, n_ctx, 0.0f);
+            c0 += cs;
+        }
         for (int32_t r = 0; r < rows; r++) {
             float *row = s + (size_t)r * n_ctx;
             const int64_t slot = (int64_t)b->row_slot[r0] + r; /* sees [lo, slot] */
@@ -240,9 +299,15 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
             if (span > a + visible)
                 memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
         }
-        /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
-        hmti_gemm_cm(hd, rows, span, v + first * kv_dim, kv_dim, s, n_ctx,
-                     b->att + (size_t)r0 * q_dim + h * hd, q_dim, 0.0f);
+        /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P,
+         * summed over the chunks of a half cache */
+        float *out = b->att + (size_t)r0 * q_dim + h * hd;
+        for (int64_t c0 = 0; c0 < span;) {
+            int64_t ld, cs;
+            const float *vc = widen_v(b, v, first + c0, span - c0, kv_dim, s, &ld, &cs);
+            hmti_gemm_cm(hd, rows, cs, vc, ld, s + c0, n_ctx, out, q_dim, c0 ? 1.0f : 0.0f);
+            c0 += cs;
+        }
     }
 }
 
@@ -250,7 +315,7 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
 static void job_attention(void *arg, int ith, int nth) {
     const att_job *j = arg;
     const hmti_backbone *b = j->b;
-    float *s = b->scores + (size_t)ith * HMTI_ATT_ROWS * (size_t)b->n_ctx;
+    float *s = b->scores + (size_t)ith * scores_floats(b);
     int64_t h0, h1;
     hmti_split_range(b->m->n_head, ith, nth, 1, &h0, &h1);
     for (int64_t h = h0; h < h1; h++)
@@ -290,8 +355,8 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const double *freq = hmti_model_rope_freqs(m, L->swa, b->n_ctx); /* LongRoPE: by n_ctx */
     for (int32_t i = 0; i < n; i++) {
-        float *kt = hmti_backbone_kt(b, b->row_seq[i]) + (size_t)layer * m->n_head_kv * hd * n_ctx;
-        float *v = hmti_backbone_v(b, b->row_seq[i]) + (size_t)layer * n_ctx * kv_dim;
+        const size_t kt0 = (size_t)layer * m->n_head_kv * hd * n_ctx, v0 = (size_t)layer * n_ctx * kv_dim;
+        unsigned char *kt = hmti_backbone_kt(b, b->row_seq[i]), *v = hmti_backbone_v(b, b->row_seq[i]);
         const int64_t slot = b->row_slot[i];
         const int32_t p = pos ? pos[i] : (int32_t)slot;
         float *q = b->qkv + (size_t)i * (q_dim + 2 * kv_dim), *k = q + q_dim;
@@ -301,8 +366,8 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t
         }
         hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
-        for (int64_t c = 0; c < kv_dim; c++) kt[c * n_ctx + slot] = k[c];
-        memcpy(v + slot * kv_dim, k + kv_dim, (size_t)kv_dim * sizeof(float));
+        for (int64_t c = 0; c < kv_dim; c++) hmti_kv_put(b, kt, kt0 + c * n_ctx + slot, k[c]);
+        for (int64_t c = 0; c < kv_dim; c++) hmti_kv_put(b, v, v0 + slot * kv_dim + c, k[kv_dim + c]);
     }
 }
 
@@ -446,10 +511,11 @@ void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t 
     if (src == dst || n <= 0) return;
     const hmt_model *m = b->m;
     const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim, n_ctx = (size_t)b->n_ctx;
-    const float *ks = hmti_backbone_kt(b, src), *vs = hmti_backbone_v(b, src);
-    float *kd = hmti_backbone_kt(b, dst), *vd = hmti_backbone_v(b, dst);
+    const size_t e = b->kv_elt;
+    const unsigned char *ks = hmti_backbone_kt(b, src), *vs = hmti_backbone_v(b, src);
+    unsigned char *kd = hmti_backbone_kt(b, dst), *vd = hmti_backbone_v(b, dst);
     for (size_t r = 0; r < (size_t)m->n_layer * kv_dim; r++)
-        memcpy(kd + r * n_ctx, ks + r * n_ctx, (size_t)n * sizeof(float));
+        memcpy(kd + r * n_ctx * e, ks + r * n_ctx * e, (size_t)n * e);
     for (size_t l = 0; l < (size_t)m->n_layer; l++)
-        memcpy(vd + l * n_ctx * kv_dim, vs + l * n_ctx * kv_dim, (size_t)n * kv_dim * sizeof(float));
+        memcpy(vd + l * n_ctx * kv_dim * e, vs + l * n_ctx * kv_dim * e, (size_t)n * kv_dim * e);
 }

@@ -5,10 +5,14 @@
 #ifndef HMT_BACKBONE_H
 #define HMT_BACKBONE_H
 
+#include <string.h>
+
 #include "backbone/model.h"
 
 /* Rows of queries processed together in attention (bounds the score buffer). */
 #define HMTI_ATT_ROWS 64
+/* Slots of a half-precision cache widened to F32 at a time for attention. */
+#define HMTI_KV_CHUNK 256
 
 typedef struct {
     const hmt_model *m;
@@ -16,10 +20,13 @@ typedef struct {
     int n_threads;   /* the pool's */
     int compute; /* HMT_P_COMPUTE_TYPE */
     int32_t n_ctx, n_batch, n_seq;
-    /* One cache region per sequence, seq_floats apart (hmti_backbone_kt/_v): */
-    float *kt;     /* K cache, transposed for the score GEMM: [seq][layer][kv_head][head_dim][n_ctx] */
-    float *v;      /* V cache: [seq][layer][n_ctx][kv_dim]                                           */
-    size_t kv_bytes, seq_floats;
+    int kv_type;       /* HMT_P_KV_TYPE (hmt_kv_type)                                 */
+    uint32_t kv_gtype; /* its element type in GGML numbering: F32 0, F16 1, BF16 30 */
+    size_t kv_elt;     /* bytes per cached element                                  */
+    /* One cache region per sequence, seq_elems elements apart (hmti_backbone_kt/_v): */
+    unsigned char *kt; /* K cache, transposed for the score GEMM: [seq][layer][kv_head][head_dim][n_ctx] */
+    unsigned char *v;  /* V cache: [seq][layer][n_ctx][kv_dim]                                           */
+    size_t kv_bytes, seq_elems;
     int32_t *row_seq, *row_slot; /* [n_batch]: each row's sequence and KV slot   */
     int32_t *runs;               /* [n_batch][3]: first row, rows, seq of a run  */
     int decode_batch; /* this chunk is decode steps of several sequences */
@@ -29,23 +36,37 @@ typedef struct {
     float *qkv;         /* [n_batch][q_dim + 2 kv_dim]                                    */
     float *att;         /* [n_batch][q_dim]                                               */
     float *gu;          /* [n_batch][2 ff]: gate | up                                     */
-    float *scores; /* [n_threads][HMTI_ATT_ROWS][n_ctx] */
+    float *scores; /* per thread: [HMTI_ATT_ROWS][n_ctx] scores, then (half caches)
+                      the F32 copy of one chunk of K or V, HMTI_KV_CHUNK × head_dim */
     float *ffn_in_out; /* where forward writes HMT_OUT_FFN_INPUT rows, consecutively */
     size_t scores_bytes;
 } hmti_backbone;
 
-/* n_threads: HMT_P_N_THREADS (HMT_AUTO: the process's shared pool). One
- * sequence; _init_seqs: n_seq independent caches of n_ctx slots each. */
+/* n_threads: HMT_P_N_THREADS (HMT_AUTO: the process's shared pool);
+ * kv_type: HMT_P_KV_TYPE (checked by the caller). One sequence; _init_seqs:
+ * n_seq independent caches of n_ctx slots each. */
 int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
-                       int64_t n_threads);
+                       int kv_type, int64_t n_threads);
 int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
-                            int32_t n_seq, int64_t n_threads);
-/* Sequence seq's K (transposed) and V cache regions. */
-static inline float *hmti_backbone_kt(const hmti_backbone *b, int32_t seq) {
-    return b->kt + (size_t)seq * b->seq_floats;
+                            int32_t n_seq, int kv_type, int64_t n_threads);
+/* The GGML element type of a hmt_kv_type. */
+uint32_t hmti_kv_gtype(int kv_type);
+/* Sequence seq's K (transposed) and V cache regions (elements of kv_gtype). */
+static inline unsigned char *hmti_backbone_kt(const hmti_backbone *b, int32_t seq) {
+    return b->kt + (size_t)seq * b->seq_elems * b->kv_elt;
 }
-static inline float *hmti_backbone_v(const hmti_backbone *b, int32_t seq) {
-    return b->v + (size_t)seq * b->seq_floats;
+static inline unsigned char *hmti_backbone_v(const hmti_backbone *b, int32_t seq) {
+    return b->v + (size_t)seq * b->seq_elems * b->kv_elt;
+}
+/* Element i of cache array a (kt or v of some sequence) set to x, rounded
+ * to the cache's type (to nearest even). */
+static inline void hmti_kv_put(const hmti_backbone *b, unsigned char *a, size_t i, float x) {
+    if (b->kv_gtype == HMTI_TYPE_F32) {
+        memcpy(a + i * sizeof x, &x, sizeof x);
+        return;
+    }
+    const uint16_t h = b->kv_gtype == HMTI_TYPE_F16 ? hmti_f32_to_f16(x) : hmti_f32_to_bf16(x);
+    memcpy(a + i * sizeof h, &h, sizeof h);
 }
 /* Copy the first n slots of sequence src's cache over sequence dst's. */
 void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n);

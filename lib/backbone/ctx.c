@@ -31,8 +31,8 @@ struct hmt_ctx {
     hmti_guard guard; /* last: see busy.h */
 };
 
-static const hmt_param CTX_KEYS[] = {HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_SEQ, HMT_P_N_THREADS,
-                                     HMT_P_COMPUTE_TYPE};
+static const hmt_param CTX_KEYS[] = {HMT_P_N_CTX, HMT_P_N_BATCH, HMT_P_N_SEQ, HMT_P_KV_TYPE,
+                                     HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE};
 
 HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *params) {
     if (!out) return hmti_errf(HMT_E_INVAL, "hmt_ctx_create: out is NULL");
@@ -56,7 +56,7 @@ HMT_API int hmt_ctx_create(hmt_ctx **out, hmt_model *model, const hmt_params *pa
     }
     ctx->cursor = ctx->n_past + n_seq;
     rc = hmti_backbone_init_seqs(&ctx->bb, model, (int32_t)n_ctx, (int32_t)n_batch, n_seq,
-                                 n_threads);
+                                 (int)hmti_param_value(params, HMT_P_KV_TYPE), n_threads);
     if (!rc) rc = hmti_backbone_set_compute(&ctx->bb,
                                             (int)hmti_param_value(params, HMT_P_COMPUTE_TYPE));
     if (rc) {
@@ -110,6 +110,7 @@ HMT_API int hmt_ctx_get(const hmt_ctx *ctx, hmt_param key, double *out) {
     case HMT_P_N_CTX: *out = ctx->bb.n_ctx; return HMT_OK;
     case HMT_P_N_BATCH: *out = ctx->bb.n_batch; return HMT_OK;
     case HMT_P_N_SEQ: *out = ctx->bb.n_seq; return HMT_OK;
+    case HMT_P_KV_TYPE: *out = ctx->bb.kv_type; return HMT_OK;
     case HMT_P_N_THREADS: *out = ctx->bb.n_threads; return HMT_OK;
     case HMT_P_COMPUTE_TYPE: *out = ctx->bb.compute; return HMT_OK;
     default:

@@ -3,13 +3,17 @@
  * with room for them, which then continues bit-identically (docs/API.md,
  * "Context state"). Layout, little-endian:
  *   "HMTC", u32 version, u64 model fingerprint, i32 n_past, i32 n_rows,
+ *   (version 2 only) u32 KV type (hmt_kv_type),
  *   u8 flags[n_rows] (each output row's HMT_OUT_* bits),
- *   the n_past KV slots of every layer (backbone/kv_io.h),
+ *   the n_past KV slots of every layer in the cache's type (backbone/kv_io.h),
  *   per row: its logits, hidden state and FFN input as its flags say,
  *   u64 FNV-1a of all preceding bytes.
  * Restore validates all of it before changing the context. The work is
  * done on one KV region (kt, v, n_past): the cache of one sequence. A whole
- * context's state (n_seq 1) has the outputs; a sequence's has none. */
+ * context's state (n_seq 1) has the outputs; a sequence's has none.
+ * An F32 cache is saved as version 1 (as before KV types existed), a half
+ * one as version 2, which names its type: a state restores only into a
+ * context whose cache has the same type. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +23,11 @@
 #include "core/fnv.h"
 #include "io/state_io.h"
 
-#define STATE_VERSION 1u
 enum { HEAD = 24, CHECKSUM = 8 }; /* magic, version, fingerprint, n_past, n_rows */
+
+/* The version a cache of this type is saved as, and its header's bytes. */
+static uint32_t version_of(uint32_t gtype) { return gtype == HMTI_TYPE_F32 ? 1u : 2u; }
+static size_t head_of(uint32_t version) { return version == 1 ? HEAD : HEAD + 4; }
 
 static const hmt_model *model_of(hmt_ctx *ctx) { return hmti_ctx_backbone(ctx)->m; }
 
@@ -28,7 +35,7 @@ static const hmt_model *model_of(hmt_ctx *ctx) { return hmti_ctx_backbone(ctx)->
 static hmti_kv_region region_of(hmt_ctx *ctx, int32_t seq, int32_t n) {
     const hmti_backbone *b = hmti_ctx_backbone(ctx);
     return (hmti_kv_region){hmti_backbone_kt(b, seq), hmti_backbone_v(b, seq), (size_t)b->n_ctx,
-                            n};
+                            n, b->kv_gtype};
 }
 
 /* What an output row with these HMT_OUT_* flags holds, in floats. */
@@ -36,6 +43,10 @@ static uint64_t row_floats(const hmt_model *m, uint8_t f) {
     return ((f & HMT_OUT_LOGITS) ? (uint64_t)m->n_vocab : 0) +
            ((f & HMT_OUT_HIDDEN) ? (uint64_t)m->n_embd : 0) +
            ((f & HMT_OUT_FFN_INPUT) ? (uint64_t)m->n_embd : 0);
+}
+
+static const char *kv_name(uint32_t kv_type) {
+    return kv_type == HMT_KV_F32 ? "F32" : kv_type == HMT_KV_F16 ? "F16" : "BF16";
 }
 
 /* The flags of row i of the context's last eval: the outputs it has. */
@@ -49,11 +60,12 @@ static uint8_t row_flags(hmt_ctx *ctx, int32_t i) {
  * the context's own). */
 static uint64_t state_bytes(hmt_ctx *ctx, int64_t n_past, int32_t n_rows, const uint8_t *flags) {
     const hmt_model *m = model_of(ctx);
+    const uint32_t gtype = hmti_ctx_backbone(ctx)->kv_gtype;
     uint64_t floats = 0;
     for (int32_t i = 0; i < n_rows; i++)
         floats += row_floats(m, flags ? flags[i] : row_flags(ctx, i));
-    return HEAD + (uint64_t)n_rows + hmti_kv_walk_bytes(m, n_past) + floats * sizeof(float) +
-           CHECKSUM;
+    return head_of(version_of(gtype)) + (uint64_t)n_rows + hmti_kv_walk_bytes(m, n_past, gtype) +
+           floats * sizeof(float) + CHECKSUM;
 }
 
 /* The cache region, then the output rows, their values read or written
@@ -90,12 +102,13 @@ static int save_region(hmt_ctx *ctx, const hmti_kv_region *kv, int with_outputs,
     if (need > SIZE_MAX || cap < need)
         return hmti_errf(HMT_E_BUFFER, "%s: needs %llu bytes", fn, (unsigned long long)need);
     hmti_walk c = {.kind = HMTI_SAVE, .out = out};
-    uint32_t version = STATE_VERSION;
+    uint32_t version = version_of(kv->gtype), kv_type = (uint32_t)hmti_ctx_backbone(ctx)->kv_type;
     int32_t counts[2] = {kv->n, n_rows};
     hmti_walk_bytes(&c, (void *)"HMTC", 4);
     hmti_walk_bytes(&c, &version, sizeof version);
     hmti_walk_bytes(&c, (void *)&m->fingerprint, sizeof m->fingerprint);
     hmti_walk_bytes(&c, counts, sizeof counts);
+    if (version > 1) hmti_walk_bytes(&c, &kv_type, sizeof kv_type);
     for (int32_t i = 0; i < n_rows; i++) {
         uint8_t f = row_flags(ctx, i);
         hmti_walk_bytes(&c, &f, 1);
@@ -118,9 +131,12 @@ static int restore_region(hmt_ctx *ctx, const hmti_kv_region *kv, int32_t seq,
         return hmti_errf(HMT_E_FORMAT, "context state: not a libhmt context state");
     uint32_t ver;
     memcpy(&ver, b + 4, 4);
-    if (ver != STATE_VERSION)
-        return hmti_errf(HMT_E_FORMAT, "context state: version %u, this library reads %u", ver,
-                         STATE_VERSION);
+    if (ver != 1 && ver != 2)
+        return hmti_errf(HMT_E_FORMAT, "context state: version %u, this library reads 1 and 2",
+                         ver);
+    const size_t head = head_of(ver);
+    if (len < head + CHECKSUM)
+        return hmti_errf(HMT_E_FORMAT, "context state: not a libhmt context state");
     uint64_t h, fp;
     memcpy(&h, b + len - sizeof h, sizeof h);
     if (hmti_fnv1a(HMTI_FNV_INIT, b, len - sizeof h) != h)
@@ -128,15 +144,24 @@ static int restore_region(hmt_ctx *ctx, const hmti_kv_region *kv, int32_t seq,
     memcpy(&fp, b + 8, sizeof fp);
     if (fp != m->fingerprint)
         return hmti_errf(HMT_E_INVAL, "context state: taken with another model");
+    /* version 1 holds an F32 cache */
+    uint32_t kv_type = HMT_KV_F32;
+    if (ver > 1) memcpy(&kv_type, b + HEAD, sizeof kv_type);
+    const int own = hmti_ctx_backbone(ctx)->kv_type;
+    if (kv_type > HMT_KV_BF16)
+        return hmti_errf(HMT_E_FORMAT, "context state: unknown KV type %u", kv_type);
+    if (kv_type != (uint32_t)own)
+        return hmti_errf(HMT_E_INVAL, "context state: its KV cache is %s, this context's is %s "
+                         "(HMT_P_KV_TYPE)", kv_name(kv_type), kv_name((uint32_t)own));
     int32_t counts[2];
     memcpy(counts, b + 16, sizeof counts);
     const int32_t n_past = counts[0], n_rows = counts[1];
     if (n_past < 0 || n_rows < 0 || n_rows > n_past)
         return hmti_errf(HMT_E_FORMAT, "context state: %d output rows for %d positions", n_rows,
                          n_past);
-    if ((size_t)n_rows > len - HEAD - CHECKSUM)
+    if ((size_t)n_rows > len - head - CHECKSUM)
         return hmti_errf(HMT_E_FORMAT, "context state: sizes do not match its counts");
-    const uint8_t *flags = b + HEAD;
+    const uint8_t *flags = b + head;
     for (int32_t i = 0; i < n_rows; i++)
         if (flags[i] & ~(HMT_OUT_LOGITS | HMT_OUT_HIDDEN | HMT_OUT_FFN_INPUT))
             return hmti_errf(HMT_E_FORMAT, "context state: row %d: unknown output flags 0x%x", i,
@@ -146,8 +171,8 @@ static int restore_region(hmt_ctx *ctx, const hmti_kv_region *kv, int32_t seq,
     if ((size_t)n_past > kv->stride)
         return hmti_errf(HMT_E_INVAL, "context state: holds %d positions, more than this "
                          "context's n_ctx of %zu", n_past, kv->stride);
-    const hmti_kv_region into = {kv->kt, kv->v, kv->stride, n_past};
-    hmti_walk c = {.kind = HMTI_CHECK, .in = b, .pos = HEAD + (size_t)n_rows, .len = len - CHECKSUM};
+    const hmti_kv_region into = {kv->kt, kv->v, kv->stride, n_past, kv->gtype};
+    hmti_walk c = {.kind = HMTI_CHECK, .in = b, .pos = head + (size_t)n_rows, .len = len - CHECKSUM};
     int32_t bad_row = -1;
     walk_state(&c, ctx, &into, n_rows, flags, &bad_row);
     if (c.bad || c.pos != c.len) /* state_bytes said otherwise: a bug */
@@ -170,7 +195,7 @@ static int restore_region(hmt_ctx *ctx, const hmti_kv_region *kv, int32_t seq,
         if (rc) return rc;
     }
     c.kind = HMTI_LOAD;
-    c.pos = HEAD + (size_t)n_rows;
+    c.pos = head + (size_t)n_rows;
     walk_state(&c, ctx, &into, seq >= 0 ? 0 : n_rows, flags, &bad_row);
     return HMT_OK;
 }
@@ -258,11 +283,13 @@ HMT_API int hmt_ctx_save_file(const hmt_ctx *cctx, const char *path) {
 }
 
 /* The largest state this context can hold: n_ctx slots, each an output
- * row with every output. restore_file reads no file larger than this. */
+ * row with every output (an F32 cache's size, so that a state of another
+ * KV type is read and refused by name). restore_file reads no file larger
+ * than this. */
 static uint64_t max_state_bytes(hmt_ctx *ctx) {
     const hmt_model *m = model_of(ctx);
     const uint64_t n = (uint64_t)hmti_ctx_backbone(ctx)->n_ctx;
-    return HEAD + n + hmti_kv_walk_bytes(m, (int64_t)n) +
+    return head_of(2) + n + hmti_kv_walk_bytes(m, (int64_t)n, HMTI_TYPE_F32) +
            n * ((uint64_t)m->n_vocab + 2 * (uint64_t)m->n_embd) * sizeof(float) + CHECKSUM;
 }
 

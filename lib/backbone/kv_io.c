@@ -1,23 +1,33 @@
 /* KV regions through a state walk (kv_io.h). */
 #include "backbone/kv_io.h"
 
+static size_t elt_of(uint32_t gtype) { return gtype == HMTI_TYPE_F32 ? sizeof(float) : sizeof(uint16_t); }
+
+static void walk_elems(hmti_walk *c, uint32_t gtype, unsigned char *field, size_t n, const char *name,
+                       int64_t base) {
+    if (gtype == HMTI_TYPE_F32)
+        hmti_walk_floats(c, (float *)field, n, name, base);
+    else
+        hmti_walk_halves(c, (uint16_t *)field, n, gtype == HMTI_TYPE_BF16, name, base);
+}
+
 void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
-    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, n = (size_t)r->n;
+    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, n = (size_t)r->n, e = elt_of(r->gtype);
     /* CHECK moves no data: no pointer is formed into a region that may be
      * smaller than the state being checked */
     const int data = c->kind != HMTI_CHECK;
     for (int l = 0; l < m->n_layer; l++) {
         for (size_t row = 0; row < kvd; row++) {
             const size_t at = (size_t)l * kvd + row;
-            hmti_walk_floats(c, data ? r->kt + at * r->stride : NULL, n, "K cache",
-                             (int64_t)(at * n));
+            walk_elems(c, r->gtype, data ? r->kt + at * r->stride * e : NULL, n, "K cache",
+                       (int64_t)(at * n));
         }
-        hmti_walk_floats(c, data ? r->v + (size_t)l * r->stride * kvd : NULL, n * kvd, "V cache",
-                         (int64_t)((size_t)l * n * kvd));
+        walk_elems(c, r->gtype, data ? r->v + (size_t)l * r->stride * kvd * e : NULL, n * kvd,
+                   "V cache", (int64_t)((size_t)l * n * kvd));
     }
 }
 
-uint64_t hmti_kv_walk_bytes(const hmt_model *m, int64_t n) {
+uint64_t hmti_kv_walk_bytes(const hmt_model *m, int64_t n, uint32_t gtype) {
     return 2 * (uint64_t)m->n_layer * (uint64_t)m->n_head_kv * (uint64_t)m->head_dim *
-           (uint64_t)n * sizeof(float);
+           (uint64_t)n * elt_of(gtype);
 }

@@ -14,18 +14,21 @@
 #include "io/state_io.h"
 
 /* A KV region: K transposed [layer][kv_dim][stride], V [layer][stride][kv_dim]
- * (a backbone's kt / v with stride n_ctx), its first n slots in use. */
+ * (a backbone's kt / v with stride n_ctx), its first n slots in use, its
+ * elements of GGML type gtype (F32, F16 or BF16: the cache's, saved as
+ * they are). */
 typedef struct {
-    float *kt, *v;
+    unsigned char *kt, *v;
     size_t stride;
     int32_t n;
+    uint32_t gtype;
 } hmti_kv_region;
 
 /* Walk the n slots of r (CHECK reads only the buffer: r's pointers are not
  * used, and n may exceed r's stride). */
 void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r);
 
-/* The bytes hmti_kv_walk moves for n slots. */
-uint64_t hmti_kv_walk_bytes(const hmt_model *m, int64_t n);
+/* The bytes hmti_kv_walk moves for n slots of elements of type gtype. */
+uint64_t hmti_kv_walk_bytes(const hmt_model *m, int64_t n, uint32_t gtype);
 
 #endif

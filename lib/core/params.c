@@ -24,6 +24,7 @@ static const param_info PARAMS[] = {
     {HMT_P_N_CTX, "n_ctx", "context", 1, 1, 0, 1, 1 << 20, AUTO},
     {HMT_P_N_BATCH, "n_batch", "context and stream", 1, 0, 0, 1, 1 << 16, 512},
     {HMT_P_N_SEQ, "n_seq", "context", 1, 0, 0, 1, 256, 1},
+    {HMT_P_KV_TYPE, "kv_type", "context and stream", 1, 0, 0, HMT_KV_F32, HMT_KV_BF16, HMT_KV_F32},
     {HMT_P_N_THREADS, "n_threads", "context, stream and datastore", 1, 1, 0, 1, 1024, AUTO},
     {HMT_P_COMPUTE_TYPE, "compute_type", "context and stream", 1, 0, 0, HMT_COMPUTE_F32,
      HMT_COMPUTE_BF16, HMT_COMPUTE_F32},

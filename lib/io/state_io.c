@@ -48,6 +48,23 @@ void hmti_walk_floats(hmti_walk *c, float *field, size_t n, const char *name, in
     hmti_walk_bytes(c, field, n * sizeof(float));
 }
 
+void hmti_walk_halves(hmti_walk *c, uint16_t *field, size_t n, int bf16, const char *name,
+                      int64_t base) {
+    /* all exponent bits set: inf or NaN (half: 5 bits, bfloat16: 8) */
+    const uint16_t exp = bf16 ? 0x7f80 : 0x7c00;
+    if (c->kind == HMTI_CHECK && !c->bad && !c->bad_float && n <= (c->len - c->pos) / sizeof(uint16_t))
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, c->in + c->pos + i * sizeof v, sizeof v);
+            if ((v & exp) == exp) {
+                c->bad_float = name;
+                c->bad_float_at = base + (int64_t)i;
+                break;
+            }
+        }
+    hmti_walk_bytes(c, field, n * sizeof(uint16_t));
+}
+
 int hmti_state_write_file(const char *path, const void *buf, size_t len, const char *who) {
     hmti_afile out;
     /* a temporary replaces path only once complete: a full disk or a crash

@@ -33,6 +33,9 @@ void hmti_walk_tokens(hmti_walk *c, hmt_token *field, size_t n);
  * every later logit into NaN); the first offender is named by bad_float
  * (= name) and bad_float_at (its index in this call, plus `base`). */
 void hmti_walk_floats(hmti_walk *c, float *field, size_t n, const char *name, int64_t base);
+/* The same for 16-bit floats: IEEE half, or bfloat16 when bf16. */
+void hmti_walk_halves(hmti_walk *c, uint16_t *field, size_t n, int bf16, const char *name,
+                      int64_t base);
 
 /* Write len bytes to path atomically (lib/io/atomic_file.c): on failure
  * path is unchanged. HMT_OK or HMT_E_IO / HMT_E_NOMEM with a message. */

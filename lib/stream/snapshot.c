@@ -35,8 +35,11 @@ enum { N_SETTINGS = 12, N_COUNTERS = 16 };
 /* Sinks mode has no sensory memory: its sink count takes k's place. */
 static void settings_of(const hmt_stream *s, uint32_t v[N_SETTINGS]) {
     const uint32_t k = (uint32_t)(s->mode == HMT_MODE_SINKS ? s->n_sinks : s->k);
+    /* the KV type shares the recall-BF16 flag's word: 0 there for an F32
+     * cache, so snapshots of F32 streams keep the layout they had */
+    const uint32_t bf16_kv = (uint32_t)s->bf16 | (uint32_t)s->bb.kv_type << 8;
     const uint32_t x[N_SETTINGS] = {(uint32_t)s->mode, (uint32_t)s->L, k, (uint32_t)s->N,
-                                    (uint32_t)s->j, (uint32_t)s->j_gen, (uint32_t)s->bf16,
+                                    (uint32_t)s->j, (uint32_t)s->j_gen, bf16_kv,
                                     (uint32_t)s->W, (uint32_t)s->d, (uint32_t)s->model->n_vocab,
                                     (uint32_t)(s->ad ? s->ad->d_h : 0), (uint32_t)s->bb.n_ctx};
     memcpy(v, x, sizeof x);
@@ -84,7 +87,8 @@ static void walk_arrays(hmti_walk *c, hmt_stream *s, const int64_t *ctr) {
     hmti_walk_bytes(c, s->rseg, rn * sizeof(int64_t));
     if (s->mode == HMT_MODE_WINDOW) hmti_walk_tokens(c, s->win, (size_t)s->W);
     const hmt_model *m = s->model;
-    const hmti_kv_region region = {s->bb.kt, s->bb.v, (size_t)s->bb.n_ctx, (int32_t)kv};
+    const hmti_kv_region region = {s->bb.kt, s->bb.v, (size_t)s->bb.n_ctx, (int32_t)kv,
+                                   s->bb.kv_gtype};
     hmti_kv_walk(c, m, &region);
     /* the last ready token's logits, so sampling can continue after a restore */
     if (ctr[13] > 0) {
@@ -158,7 +162,7 @@ static int stream_restore(hmt_stream *s, const void *buf, size_t len) {
     settings_of(s, mine);
     if (c.bad || memcmp(set, mine, sizeof set))
         return hmti_errf(HMT_E_INVAL, "snapshot: taken with other stream settings "
-                                              "(mode, L, k, N, j, bf16, window or context)");
+                                              "(mode, L, k, N, j, bf16, window, context or KV type)");
     int64_t ctr[N_COUNTERS];
     hmti_walk_bytes(&c, ctr, sizeof ctr);
     if (c.bad || !counters_valid(s, ctr))

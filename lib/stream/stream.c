@@ -443,6 +443,7 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
         *out = s->n_sinks;
         break;
     case HMT_P_N_BATCH: *out = s->bb.n_batch; break;
+    case HMT_P_KV_TYPE: *out = s->bb.kv_type; break;
     case HMT_P_N_THREADS: *out = s->bb.n_threads; break;
     case HMT_P_COMPUTE_TYPE: *out = s->bb.compute; break;
     default:

@@ -16,7 +16,7 @@ static int32_t pick(const hmt_params *p, hmt_param key, int32_t adapter_value) {
 static const hmt_param STREAM_KEYS[] = {
     HMT_P_MODE, HMT_P_LOOKAHEAD, HMT_P_ALL_LOGITS, HMT_P_SEGMENT_LENGTH, HMT_P_SENSORY_LENGTH,
     HMT_P_CACHE_SIZE, HMT_P_SUMMARY_LENGTH, HMT_P_GEN_SUMMARY_LENGTH, HMT_P_KEEP_FFN_INPUT,
-    HMT_P_WINDOW, HMT_P_SINKS, HMT_P_N_BATCH, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16,
+    HMT_P_WINDOW, HMT_P_SINKS, HMT_P_N_BATCH, HMT_P_KV_TYPE, HMT_P_N_THREADS, HMT_P_COMPUTE_TYPE, HMT_P_RECALL_BF16,
     HMT_P_SEGMENT_SINKS};
 
 /* Resolve L, k, N, j, j_gen, bf16 and *slots, the KV slots of one backbone
@@ -143,6 +143,7 @@ HMT_API int hmt_stream_create(hmt_stream **out, hmt_model *model, hmt_adapter *a
     if (!rc) {
         const int32_t n_batch = (int32_t)hmti_param_value(params, HMT_P_N_BATCH);
         rc = hmti_backbone_init(&s->bb, model, n_ctx, n_batch < n_ctx ? n_batch : n_ctx,
+                                (int)hmti_param_value(params, HMT_P_KV_TYPE),
                                 (int64_t)hmti_param_value(params, HMT_P_N_THREADS));
     }
     if (!rc) rc = hmti_backbone_set_compute(&s->bb,

@@ -17,7 +17,7 @@ from . import _capi as capi
 from ._api import (AUTO, COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, HAVE_NUMPY,
                    OUT_FFN_INPUT, OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL,
                    Adapter, ComputeType, Context, DittoMode, DittoProc, DittoRenorm, DittoScope,
-                   HmtError, Knn, KnnBuilder, KnnDtype, KnnLambdaMode, KnnProc, LogitBiasProc,
+                   HmtError, Knn, KnnBuilder, KnnDtype, KnnLambdaMode, KnnProc, KvType, LogitBiasProc,
                    LogLevel, MinPProc, Mode, Model, PenaltiesProc, TypicalProc, Param, Params, Proc, PyProc, Sampler, Status, Stream, ThreadPool, abi_version,
                    knn_faiss_available, knn_interpolate_neighbors, param_bounds, param_name,
                    set_log_callback, version, version_string)
@@ -31,7 +31,7 @@ __all__ = ["Adapter", "Context", "HmtError", "LogLevel", "Mode", "Model", "Param
            "last_error_clear", "capi", "ABI_VERSION", "LIB_PATH", "HAVE_NUMPY",
            "TOKENIZE_ADD_BOS", "TOKENIZE_SPECIAL", "DETOKENIZE_SPECIAL", "OUT_LOGITS",
            "OUT_HIDDEN", "OUT_FFN_INPUT", "AUTO", "COMPUTE_F32", "COMPUTE_BF16", "ComputeType",
-           "DittoMode", "DittoScope", "DittoRenorm", "KnnLambdaMode", "KnnDtype", "Proc",
+           "KvType", "DittoMode", "DittoScope", "DittoRenorm", "KnnLambdaMode", "KnnDtype", "Proc",
            "PyProc", "DittoProc", "MinPProc", "TypicalProc", "PenaltiesProc", "LogitBiasProc",
            "KnnProc", "Knn", "KnnBuilder", "knn_faiss_available",
            "knn_interpolate_neighbors", "__version__"]

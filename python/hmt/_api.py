@@ -32,7 +32,7 @@ from ctypes import (POINTER, byref, c_char, c_double, c_float, c_int, c_int32, c
 
 from . import _args, _capi, _interrupt
 from ._capi import (AUTO, COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, OUT_FFN_INPUT,
-                    OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL, ComputeType,
+                    OUT_HIDDEN, OUT_LOGITS, TOKENIZE_ADD_BOS, TOKENIZE_SPECIAL, ComputeType, KvType,
                     DittoMode, DittoRenorm, DittoScope, HmtError, KnnDtype, KnnLambdaMode,
                     LogLevel, Mode, Param, Status, hmt_abort_fn, hmt_adapter_p, hmt_ctx_p,
                     hmt_knn_builder_p, hmt_knn_p, hmt_knn_progress_fn, hmt_log_fn, hmt_model_p,
@@ -108,7 +108,7 @@ def _key(key):
 
 
 # keys whose values are a named enum: a name ("rmt", "bf16") is taken too
-_ENUM_OF = {Param.MODE: Mode, Param.COMPUTE_TYPE: ComputeType, Param.DITTO_MODE: DittoMode,
+_ENUM_OF = {Param.MODE: Mode, Param.COMPUTE_TYPE: ComputeType, Param.KV_TYPE: KvType, Param.DITTO_MODE: DittoMode,
             Param.DITTO_SCOPE: DittoScope, Param.DITTO_RENORM: DittoRenorm,
             Param.KNN_LAMBDA_MODE: KnnLambdaMode}
 
@@ -710,7 +710,7 @@ class _Saved:
 
 class Context(_Saved, _Abortable, _Keyed, _Handle):
     """A context: KV caches over a model, one per sequence (keys n_ctx,
-    n_batch, n_seq, n_threads, compute_type; another key set raises HmtError
+    n_batch, n_seq, kv_type, n_threads, compute_type; another key set raises HmtError
     E_INVAL naming it). The C
     context holds its own reference to the model: closing the Model object
     first is safe."""
@@ -1629,7 +1629,7 @@ __all__ = ["HmtError", "Status", "Param", "Mode", "LogLevel", "Params", "Model",
            "Sampler", "Adapter", "Stream", "version", "version_string", "abi_version",
            "param_bounds", "param_name", "set_log_callback", "HAVE_NUMPY", "TOKENIZE_ADD_BOS",
            "TOKENIZE_SPECIAL", "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN",
-           "OUT_FFN_INPUT", "AUTO", "COMPUTE_F32", "COMPUTE_BF16", "ComputeType", "DittoMode",
+           "OUT_FFN_INPUT", "AUTO", "COMPUTE_F32", "COMPUTE_BF16", "ComputeType", "KvType", "DittoMode",
            "DittoScope", "DittoRenorm", "KnnLambdaMode", "KnnDtype", "Proc", "PyProc",
            "DittoProc", "MinPProc", "TypicalProc", "PenaltiesProc", "LogitBiasProc", "KnnProc", "Knn", "KnnBuilder", "knn_faiss_available",
            "knn_interpolate_neighbors"]

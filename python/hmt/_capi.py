@@ -55,6 +55,7 @@ class Param(enum.IntEnum):
     N_CTX = 100
     N_BATCH = 101
     N_SEQ = 102
+    KV_TYPE = 103
     MODE = 200
     LOOKAHEAD = 201
     ALL_LOGITS = 202
@@ -116,6 +117,13 @@ AUTO = -1
 class ComputeType(enum.IntEnum):
     F32 = 0
     BF16 = 1
+
+
+class KvType(enum.IntEnum):
+    """Values of Param.KV_TYPE: the KV cache's element type."""
+    F32 = 0
+    F16 = 1
+    BF16 = 2
 
 
 class DittoMode(enum.IntEnum):

@@ -179,6 +179,7 @@ class TestEnums(unittest.TestCase):
 
     def test_value_enums(self):
         self.check("hmt_compute_type", hmt.ComputeType, "HMT_COMPUTE_")
+        self.check("hmt_kv_type", hmt.KvType, "HMT_KV_")
         self.check("hmt_ditto_mode", hmt.DittoMode, "HMT_DITTO_")
         self.check("hmt_ditto_scope", hmt.DittoScope, "HMT_DITTO_")
         self.check("hmt_ditto_renorm", hmt.DittoRenorm, "HMT_DITTO_RENORM_")

@@ -231,6 +231,9 @@ class Model:
         """dtype float64 (the oracle) or float32 (to measure single-precision
         error). rope_mode: None = by arch, or force "norm"/"neox" (tests)."""
         self.dtype = np.dtype(dtype)
+        # what the cache stores of each new K (after RoPE) and V: None keeps
+        # them exact; kv_golden.py sets a rounding to F16 or BF16
+        self.kv_store = None
         g = GGUFFile(path)
         self.meta = g.meta
         arch = g.meta["general.architecture"]
@@ -417,6 +420,8 @@ class Model:
             q = self.rope(q, pos, self.inv_freq_swa if swa else None)
             k = self.rope(k, pos, self.inv_freq_swa if swa else None)
             v = v.reshape(n, nkv, hd)
+            if self.kv_store is not None:   # a half-precision KV cache
+                k, v = self.kv_store(k), self.kv_store(v)
             K = np.concatenate([cache.k[li], k], axis=0)   # [S, nkv, hd]
             V = np.concatenate([cache.v[li], v], axis=0)
             cache.k[li], cache.v[li] = K, V

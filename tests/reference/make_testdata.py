@@ -27,6 +27,7 @@ from gguf_read import GGUFFile  # noqa: E402
 from golden import read_golden, write_golden  # noqa: E402
 from hmt_golden import make_all as make_hmt_goldens  # noqa: E402
 from sink_ref import make_all as make_sink_goldens  # noqa: E402
+import kv_golden  # noqa: E402
 from llama_ref import Model, hf_rope  # noqa: E402
 
 # Phi-3-style LongRoPE for 6 rotated pairs: short factors near 1, long ones
@@ -314,6 +315,13 @@ def cases(model, seed, pos_stride=1):
     }
 
 
+def model_cases(model, name):
+    """The golden cases of the test model called name (its seed and
+    position stride as main gives them)."""
+    mi = [n for n, _ in MODELS].index(name)
+    return cases(model, 1000 + mi, dict(MODELS[mi][1]).get("pos_stride", 1))
+
+
 def flatten(chunks, n_embd):
     tokens, pos, sizes, embd = [], [], [], []
     for c in chunks:
@@ -398,6 +406,8 @@ def main():
                  if sens else ""))
     with open(os.path.join(out, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    kv_lines = kv_golden.write_goldens(out, Model, model_cases, flatten)
+    print(f"make_testdata: {len(kv_lines) - 2} half-precision KV cache cases -> kv-manifest.txt")
     # HMT cases (hmt_golden.py / hmt_ref.py): <case>.adapter.gguf, <case>.hmt.golden,
     # hmt-manifest.txt. make_all raises if an HMT self-check fails.
     hsum, hdt = make_hmt_goldens(out)

@@ -1,6 +1,7 @@
 #include "golden.h"
 
 #include <check.h>
+#include <math.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -37,10 +38,28 @@ void hmt_golden_replay_ctx(const hmt_golden *g, hmt_model *m, int threads, int n
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_THREADS, threads), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_BATCH, n_batch), HMT_OK);
     if (n_ctx > 0) ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, n_ctx), HMT_OK);
-    hmt_ctx *ctx;
-    ck_assert_int_eq(hmt_ctx_create(&ctx, m, p), HMT_OK);
+    hmt_golden_replay_params(g, m, p, logits_out, hidden_out);
     hmt_params_free(p);
-    uint8_t outs[64];
+}
+
+void hmt_golden_compare(const hmt_golden *g, const float *logits, const float *hidden, double *dl,
+                        double *dh) {
+    *dl = *dh = 0;
+    for (size_t i = 0; i < (size_t)g->n_rows * g->n_vocab; i++) {
+        double d = fabs((double)logits[i] - g->logits[i]);
+        if (!(d <= *dl)) *dl = d; /* NaN propagates as a failure */
+    }
+    for (size_t i = 0; i < (size_t)g->n_rows * g->n_embd; i++) {
+        double d = fabs((double)hidden[i] - g->hidden[i]);
+        if (!(d <= *dh)) *dh = d;
+    }
+}
+
+void hmt_golden_replay_params(const hmt_golden *g, hmt_model *m, const hmt_params *p,
+                              float *logits_out, float *hidden_out) {
+    hmt_ctx *ctx;
+    ck_assert_msg(hmt_ctx_create(&ctx, m, p) == HMT_OK, "%s", hmt_last_error_msg());
+    uint8_t outs[512];
     memset(outs, HMT_OUT_LOGITS | HMT_OUT_HIDDEN, sizeof outs);
     uint32_t row = 0, erow = 0;
     for (uint32_t c = 0; c < g->n_chunks; c++) {

@@ -24,5 +24,12 @@ void hmt_golden_replay(const hmt_golden *g, hmt_model *m, int threads, int n_bat
 /* The same in a context of n_ctx slots (0: the model's training context). */
 void hmt_golden_replay_ctx(const hmt_golden *g, hmt_model *m, int threads, int n_batch,
                            int n_ctx, float *logits_out, float *hidden_out);
+/* The same in a context created with params p. */
+void hmt_golden_replay_params(const hmt_golden *g, hmt_model *m, const hmt_params *p,
+                              float *logits_out, float *hidden_out);
+/* max |Δ| of a replay's logits and hidden states against the golden's (NaN
+ * anywhere: NaN). */
+void hmt_golden_compare(const hmt_golden *g, const float *logits, const float *hidden, double *dl,
+                        double *dh);
 
 #endif
