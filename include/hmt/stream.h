@@ -72,6 +72,24 @@ HMT_API HMT_NODISCARD int hmt_stream_get(const hmt_stream *stream, hmt_param key
  *  hmt_stream_restore/free: further feeds return HMT_E_MISUSE. */
 HMT_API HMT_NODISCARD int hmt_stream_feed(hmt_stream *stream, const hmt_token *tokens,
                                           size_t n);
+/** One token for each of n streams (1 ≤ n ≤ 256, distinct, one model):
+ *  the same as hmt_stream_feed(streams[i], &tokens[i], 1) for each i, but
+ *  the streams whose token is one backbone row (a token inside an open
+ *  segment, or into a window or sink cache with room) are evaluated
+ *  together, at most 16 per pass over the weights, when they share n_ctx,
+ *  KV type and compute type: the decode steps of many generating streams
+ *  read each weight once per pass. A token that starts a segment, or needs
+ *  a refill or shift, is fed to its stream alone. Each stream's outputs are
+ *  those of a one-token hmt_stream_feed (bit for bit on F16, BF16 and
+ *  block-quantized weights; F32 weights sum in another order). The first
+ *  stream of each pass lends its thread pool and abort callback to it.
+ *  Errors: every argument, handle, model and token is checked before any
+ *  stream changes (HMT_E_INVAL, HMT_E_MISUSE, HMT_E_TOKEN); a later
+ *  failure names the stream; streams fed before it keep their token
+ *  (hmt_stream_n_fed tells), the failing one is as after a failed
+ *  hmt_stream_feed or, when a batched pass failed, unchanged. Since 0.2. */
+HMT_API HMT_NODISCARD int hmt_streams_feed(hmt_stream *const *streams, int32_t n,
+                                           const hmt_token *tokens);
 /** Make every fed token ready: under the lookahead rule, a segment with fewer
  *  than j tokens is summarized from those present (end of a text, or the
  *  switch to generation). No-op when nothing is pending. */

@@ -505,6 +505,19 @@ int hmti_backbone_forward_seqs(hmti_backbone *b, int32_t n, const int32_t *seq,
                        abort_data);
 }
 
+int hmti_backbone_forward_peers(hmti_backbone *b, hmti_backbone *const *peers, int32_t n,
+                                const int32_t *slot, const hmt_token *tokens,
+                                const uint8_t *outputs, float *logits_out, hmt_abort_fn abort_fn,
+                                void *abort_data) {
+    for (int32_t i = 0; i < n; i++) b->row_seq[i] = i;
+    memcpy(b->row_slot, slot, (size_t)n * sizeof *slot);
+    b->peers = peers;
+    const int rc = run_forward(b, n, tokens, NULL, NULL, outputs, NULL, logits_out, abort_fn,
+                               abort_data);
+    b->peers = NULL;
+    return rc;
+}
+
 /* K is stored [layer][kv_head][head_dim][n_ctx]: n slots are a run in each
  * of its rows; V [layer][n_ctx][kv_dim]: one run per layer. */
 void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n) {

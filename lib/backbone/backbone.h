@@ -14,7 +14,8 @@
 /* Slots of a half-precision cache widened to F32 at a time for attention. */
 #define HMTI_KV_CHUNK 256
 
-typedef struct {
+typedef struct hmti_backbone hmti_backbone;
+struct hmti_backbone {
     const hmt_model *m;
     hmti_pool *pool; /* held: shared with other contexts, or private */
     int n_threads;   /* the pool's */
@@ -40,7 +41,10 @@ typedef struct {
                       the F32 copy of one chunk of K or V, HMTI_KV_CHUNK × head_dim */
     float *ffn_in_out; /* where forward writes HMT_OUT_FFN_INPUT rows, consecutively */
     size_t scores_bytes;
-} hmti_backbone;
+    /* set only during hmti_backbone_forward_peers: sequence i is peers[i]'s
+     * cache (sequence 0 of another backbone of the same shape) */
+    hmti_backbone *const *peers;
+};
 
 /* n_threads: HMT_P_N_THREADS (HMT_AUTO: the process's shared pool);
  * kv_type: HMT_P_KV_TYPE (checked by the caller). One sequence; _init_seqs:
@@ -53,9 +57,11 @@ int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx,
 uint32_t hmti_kv_gtype(int kv_type);
 /* Sequence seq's K (transposed) and V cache regions (elements of kv_gtype). */
 static inline unsigned char *hmti_backbone_kt(const hmti_backbone *b, int32_t seq) {
+    if (b->peers) return b->peers[seq]->kt;
     return b->kt + (size_t)seq * b->seq_elems * b->kv_elt;
 }
 static inline unsigned char *hmti_backbone_v(const hmti_backbone *b, int32_t seq) {
+    if (b->peers) return b->peers[seq]->v;
     return b->v + (size_t)seq * b->seq_elems * b->kv_elt;
 }
 /* Element i of cache array a (kt or v of some sequence) set to x, rounded
@@ -99,5 +105,16 @@ int hmti_backbone_forward_seqs(hmti_backbone *b, int32_t n, const int32_t *seq,
                                const int32_t *slot, const hmt_token *tokens, const float *embd,
                                const int32_t *pos, const uint8_t *outputs, float *hidden_out,
                                float *logits_out, hmt_abort_fn abort_fn, void *abort_data);
+
+/* One token row for each of n backbones in one pass over the weights
+ * (several HMT streams' decode steps, hmt_streams_feed): row i is
+ * peers[i]'s, at its KV slot slot[i] (also its RoPE position). The pass
+ * runs on b's scratch and pool; every peer has b's model, n_ctx, KV type
+ * and compute type (checked by the caller, as is n <= b->n_batch). Outputs
+ * as hmti_backbone_forward_seqs. */
+int hmti_backbone_forward_peers(hmti_backbone *b, hmti_backbone *const *peers, int32_t n,
+                                const int32_t *slot, const hmt_token *tokens,
+                                const uint8_t *outputs, float *logits_out, hmt_abort_fn abort_fn,
+                                void *abort_data);
 
 #endif

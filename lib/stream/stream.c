@@ -254,6 +254,51 @@ static int feed_sinks(hmt_stream *s, const hmt_token *tok, size_t n) {
     return HMT_OK;
 }
 
+static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first);
+
+/* ---- one-token steps of several streams (streams_feed.c) ------------------- */
+
+int32_t hmti_stream_step_slot(const hmt_stream *s) {
+    if (s->broken) return -1;
+    if (!hmti_mode_segmented(s->mode)) {
+        const int64_t kv = s->n_fed - s->win_base; /* a full cache refills or shifts first */
+        return kv < s->W ? (int32_t)kv : -1;
+    }
+    /* the open segment's prompt and prefix are in the cache and every token
+     * fed so far is evaluated: the next one is one row */
+    if (s->seg_len == 0 || !s->p_known || !s->prefix_done || s->seg_eval != s->seg_len)
+        return -1;
+    return kv_n_of(s);
+}
+
+int hmti_stream_step_reserve(hmt_stream *s) {
+    int rc = reserve(s, &s->logits, &s->logits_cap, 1, (size_t)s->model->n_vocab);
+    if (!rc && s->keep_ffn) rc = reserve(s, &s->ffn, &s->ffn_cap, 1, (size_t)s->d);
+    return rc;
+}
+
+int hmti_stream_step_done(hmt_stream *s, hmt_token tok, const float *logits, const float *ffn) {
+    const int64_t first = s->n_ready, prev_first = s->ready_first;
+    memcpy(s->logits, logits, (size_t)s->model->n_vocab * sizeof *logits);
+    if (s->keep_ffn) memcpy(s->ffn, ffn, (size_t)s->d * sizeof *ffn);
+    if (s->mode == HMT_MODE_WINDOW) s->win[s->n_fed % s->W] = tok;
+    if (hmti_mode_segmented(s->mode)) {
+        s->seg_tok[s->seg_len++] = tok;
+        s->seg_eval++;
+    }
+    s->n_fed++;
+    s->n_ready++;
+    if (hmti_mode_segmented(s->mode) && s->seg_len == s->L) {
+        int rc = close_segment(s);
+        if (rc) {
+            s->broken = 1;
+            return rc;
+        }
+    }
+    finish_call(s, first, prev_first);
+    return HMT_OK;
+}
+
 /* ---- public API ------------------------------------------------------------ */
 
 
@@ -267,7 +312,7 @@ static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first) {
         s->ready_first = s->all_logits ? first : s->n_ready - 1;
 }
 
-static int stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
+int hmti_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_feed: stream is NULL");
     if (s->broken)
         return hmti_errf(HMT_E_MISUSE, "hmt_stream_feed: an earlier failure left the "
@@ -457,7 +502,7 @@ HMT_API int hmt_stream_get(const hmt_stream *s, hmt_param key, double *out) {
 #define GUARDED(fn, call) HMTI_GUARDED(s, HMTI_MAGIC_STREAM, fn, call)
 
 HMT_API int hmt_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
-    GUARDED("hmt_stream_feed", stream_feed(s, tokens, n));
+    GUARDED("hmt_stream_feed", hmti_stream_feed(s, tokens, n));
 }
 HMT_API int hmt_stream_flush(hmt_stream *s) { GUARDED("hmt_stream_flush", stream_flush(s)); }
 static int stream_attach(hmt_stream *s, hmt_threadpool *tp) {

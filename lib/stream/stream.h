@@ -78,4 +78,22 @@ static inline int hmti_mode_segmented(int mode) {
     return mode != HMT_MODE_WINDOW && mode != HMT_MODE_SINKS;
 }
 
+/* hmt_stream_feed without the handle guard (the caller holds it). */
+int hmti_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n);
+
+/* One-token steps done for several streams in one backbone pass
+ * (streams_feed.c). step_slot: the KV slot (= RoPE position) of the next
+ * token when feeding it takes exactly one backbone row at that slot and
+ * nothing before it (no segment prompt, prefix, refill or shift pending),
+ * else -1. step_reserve: room for that token's outputs (HMT_E_NOMEM
+ * changes nothing). step_done: record the token as fed and evaluated with
+ * these outputs, closing the segment it completes (a failure there breaks
+ * the stream, as in hmt_stream_feed). */
+int32_t hmti_stream_step_slot(const hmt_stream *s);
+int hmti_stream_step_reserve(hmt_stream *s);
+int hmti_stream_step_done(hmt_stream *s, hmt_token tok, const float *logits, const float *ffn);
+/* Test hook: rows evaluated so far, process-wide, in batched passes of two
+ * or more streams. */
+long long hmti_streams_rows_batched(void);
+
 #endif

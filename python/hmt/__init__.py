@@ -19,7 +19,7 @@ from ._api import (AUTO, COMPUTE_BF16, COMPUTE_F32, DETOKENIZE_SPECIAL, HAVE_NUM
                    Adapter, ComputeType, Context, DittoMode, DittoProc, DittoRenorm, DittoScope,
                    HmtError, Knn, KnnBuilder, KnnDtype, KnnLambdaMode, KnnProc, KvType, LogitBiasProc,
                    LogLevel, MinPProc, Mode, Model, PenaltiesProc, TypicalProc, Param, Params, Proc, PyProc, Sampler, Status, Stream, ThreadPool, abi_version,
-                   knn_faiss_available, knn_interpolate_neighbors, param_bounds, param_name,
+                   knn_faiss_available, knn_interpolate_neighbors, streams_feed, param_bounds, param_name,
                    set_log_callback, version, version_string)
 from ._capi import ABI_VERSION, LIB_PATH, last_error_clear, last_error_msg, strerror
 
@@ -34,7 +34,7 @@ __all__ = ["Adapter", "Context", "HmtError", "LogLevel", "Mode", "Model", "Param
            "KvType", "DittoMode", "DittoScope", "DittoRenorm", "KnnLambdaMode", "KnnDtype", "Proc",
            "PyProc", "DittoProc", "MinPProc", "TypicalProc", "PenaltiesProc", "LogitBiasProc",
            "KnnProc", "Knn", "KnnBuilder", "knn_faiss_available",
-           "knn_interpolate_neighbors", "__version__"]
+           "knn_interpolate_neighbors", "streams_feed", "__version__"]
 
 _REMOVED = {
     "Chain": "hmt.Chain was removed in 0.2: the sampler is the chain now "

@@ -1594,6 +1594,25 @@ def knn_faiss_available():
     return bool(lib.hmt_knn_faiss_available())
 
 
+def streams_feed(streams, tokens):
+    """One token for each of several Streams of one model (hmt_streams_feed):
+    as stream.feed([token]) for each, with the one-row steps of all of them
+    evaluated together (at most 16 per pass over the weights). Returns each
+    stream's ready range. A failure raises HmtError naming the stream."""
+    streams, tokens = list(streams), list(tokens)
+    if len(streams) != len(tokens):
+        raise HmtError(Status.E_INVAL, "hmt_streams_feed",
+                       f"{len(streams)} streams but {len(tokens)} tokens")
+    for s in streams:
+        if not isinstance(s, Stream):
+            raise HmtError(Status.E_INVAL, "hmt_streams_feed", "streams must be hmt.Stream objects")
+    n = len(streams)
+    handles = (hmt_stream_p * max(n, 1))(*[s._handle for s in streams])
+    ptr, nt, keep = _tokens_arg(tokens, "hmt_streams_feed")
+    lib.hmt_streams_feed(handles, n, ptr)
+    return [s.ready_range for s in streams]
+
+
 def knn_interpolate_neighbors(dists, values, logits, params=None, **kwargs):
     """The kNN-LM interpolation from given neighbours (one position):
     (logprobs, lambda)."""
@@ -1629,7 +1648,7 @@ __all__ = ["HmtError", "Status", "Param", "Mode", "LogLevel", "Params", "Model",
            "Sampler", "Adapter", "Stream", "version", "version_string", "abi_version",
            "param_bounds", "param_name", "set_log_callback", "HAVE_NUMPY", "TOKENIZE_ADD_BOS",
            "TOKENIZE_SPECIAL", "DETOKENIZE_SPECIAL", "OUT_LOGITS", "OUT_HIDDEN",
-           "OUT_FFN_INPUT", "AUTO", "COMPUTE_F32", "COMPUTE_BF16", "ComputeType", "KvType", "DittoMode",
+           "OUT_FFN_INPUT", "AUTO", "COMPUTE_F32", "COMPUTE_BF16", "ComputeType", "KvType", "streams_feed", "DittoMode",
            "DittoScope", "DittoRenorm", "KnnLambdaMode", "KnnDtype", "Proc", "PyProc",
            "DittoProc", "MinPProc", "TypicalProc", "PenaltiesProc", "LogitBiasProc", "KnnProc", "Knn", "KnnBuilder", "knn_faiss_available",
            "knn_interpolate_neighbors"]

@@ -522,6 +522,8 @@ FUNCTIONS = [
     ("hmt_stream_get", c_int, [hmt_stream_p, hmt_param, _P(c_double)], _status),
     # int hmt_stream_feed(hmt_stream *stream, const hmt_token *tokens, size_t n);
     ("hmt_stream_feed", c_int, [hmt_stream_p, _P(hmt_token), c_size_t], _status),
+    # int hmt_streams_feed(hmt_stream *const *streams, int32_t n, const hmt_token *tokens);
+    ("hmt_streams_feed", c_int, [_P(hmt_stream_p), c_int32, _P(hmt_token)], _status),
     # int hmt_stream_flush(hmt_stream *stream);
     ("hmt_stream_flush", c_int, [hmt_stream_p], _status),
     # const hmt_model *hmt_stream_model(const hmt_stream *stream);
