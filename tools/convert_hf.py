@@ -10,7 +10,7 @@ tokenizer_config.json, added_tokens.json). Architectures: LlamaForCausalLM
 (Llama 2/3/3.1/3.2, TinyLlama, SmolLM/SmolLM2, OpenLLaMA), MistralForCausalLM
 (as llama, with its sliding window), Qwen2ForCausalLM, Qwen3ForCausalLM,
 Gemma2ForCausalLM, Gemma3ForCausalLM (text) and Phi3ForCausalLM (Phi-3,
-Phi-3.5, Phi-4-mini with a SentencePiece tokenizer.model); rope_scaling
+Phi-3.5; Phi-4-mini with its o200k tokenizer.json); rope_scaling
 llama3, linear, yarn and (Phi-3) longrope (tools/hf_rope.py; Gemma 3: linear).
 Needs NumPy; python3-sentencepiece for tokenizer.model. No transformers,
 no torch. Details, limits and how it was checked: docs/CONVERTING.md.

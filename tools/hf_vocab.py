@@ -31,7 +31,16 @@ _CONTRACTIONS = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)",
                  r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])")
 _SPLIT_PRE = {c + _TAIL_LLAMA3: "llama-bpe" for c in _CONTRACTIONS}
 _SPLIT_PRE.update({c + _TAIL_QWEN2: "qwen2" for c in _CONTRACTIONS})
-PRE_NAMES = ("gpt-2", "llama-bpe", "qwen2", "smollm")
+# tiktoken's o200k_base (GPT-4o; Phi-4-mini's tokenizer.json), as written
+_O200K_WORD = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]%s[\p{Ll}\p{Lm}\p{Lo}\p{M}]%s" \
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+O200K_SPLIT = "|".join([_O200K_WORD % ("*", "+"), _O200K_WORD % ("+", "*"), r"\p{N}{1,3}",
+                        r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+"])
+_SPLIT_PRE[O200K_SPLIT] = "gpt-4o"
+PRE_NAMES = ("gpt-2", "llama-bpe", "qwen2", "smollm", "gpt-4o")
+# names for which libhmt looks a whole pre-tokenized word up before merging
+# (lib/text/tokenizer.c), as tokenizer.json's model.ignore_merges does
+_IGNORE_MERGES = ("llama-bpe", "gpt-4o")
 
 SPECIAL_KINDS = {"bos": "bos_token_id", "eos": "eos_token_id", "unk": "unknown_token_id",
                  "pad": "padding_token_id"}
@@ -220,7 +229,7 @@ def detect_pre(tj, where):
     if name is None:
         desc = " + ".join(str(k) for k in kinds)
         raise HFError(f"{where}: pre-tokenizer ({desc}) is not one libhmt implements "
-                      f"(those of GPT-2, Llama 3, Qwen2, SmolLM); if you know it is equivalent to "
+                      f"(those of GPT-2, Llama 3, Qwen2, SmolLM, GPT-4o); if you know it is equivalent to "
                       f"one of them, pass --pre with one of {', '.join(PRE_NAMES)}")
     return name
 
@@ -269,6 +278,10 @@ def _bpe(model_dir, n_vocab, tok_config, pre_override):
                       "is not supported (none, or NFC as in Qwen2)")
     v = Vocab("gpt2", n_vocab)
     v.pre = pre_override or detect_pre(tj, path)
+    if bool(model.get("ignore_merges", False)) != (v.pre in _IGNORE_MERGES):
+        _warn(f"{path}: model.ignore_merges is {bool(model.get('ignore_merges', False))}, but "
+              f"libhmt's '{v.pre}' pre-tokenizer {'always' if v.pre in _IGNORE_MERGES else 'never'} "
+              "looks whole words up before merging; a few words may tokenize differently")
     vocab = model.get("vocab")
     if not isinstance(vocab, dict):
         raise HFError(f"{path}: model.vocab is not an object of token -> id")

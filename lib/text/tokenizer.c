@@ -255,6 +255,9 @@ static int pre_from_name(hmti_vocab *v, const char *s, size_t n) {
         {"refact", HMTI_PRE_SMOLLM, 0}, {"command-r", HMTI_PRE_SMOLLM, 0},
         {"codeshell", HMTI_PRE_SMOLLM, 0}, {"exaone", HMTI_PRE_SMOLLM, 0},
         {"minerva-7b", HMTI_PRE_SMOLLM, 0},
+        /* whole-word lookup as tiktoken's encoder and HF's TikTokenConverter
+         * (ignore_merges); llama.cpp runs the merges here */
+        {"gpt-4o", HMTI_PRE_GPT4O, 1},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strlen(names[i].name) == n && memcmp(names[i].name, s, n) == 0) {

@@ -179,15 +179,25 @@ void hmti_utext_free(hmti_utext *u) {
 
 typedef size_t (*matcher_fn)(const uint32_t *cp, const uint8_t *fl, size_t p, size_t hi);
 
-static uint32_t lower_ascii(uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+/* How a contraction's letters compare: exactly (GPT-2), ASCII case-blind
+ * (llama.cpp's spelling of (?i:...)), or by Unicode simple case folding, as
+ * (?i:...) does in tiktoken's and Hugging Face's regex engines: among these
+ * letters that only adds U+017F LONG S, which folds to 's'. */
+typedef enum { CASE_EXACT, CASE_ASCII, CASE_UNICODE } case_mode;
 
-/* 's|'t|'re|'ve|'m|'ll|'d, optionally ASCII case-insensitive. */
-static size_t contraction(const uint32_t *cp, size_t p, size_t hi, int icase) {
+static uint32_t fold(uint32_t c, case_mode m) {
+    if (m == CASE_EXACT) return c;
+    if (c >= 'A' && c <= 'Z') return c + 32;
+    return (m == CASE_UNICODE && c == 0x17F) ? 's' : c;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d at p (p < hi). */
+static size_t contraction(const uint32_t *cp, size_t p, size_t hi, case_mode m) {
     if (cp[p] != '\'' || p + 1 >= hi) return 0;
-    uint32_t a = icase ? lower_ascii(cp[p + 1]) : cp[p + 1];
+    uint32_t a = fold(cp[p + 1], m);
     if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
     if (p + 2 >= hi) return 0;
-    uint32_t b = icase ? lower_ascii(cp[p + 2]) : cp[p + 2];
+    uint32_t b = fold(cp[p + 2], m);
     if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
     return 0;
 }
@@ -202,7 +212,7 @@ static size_t trailing_space(const uint8_t *fl, size_t p, size_t hi) {
 
 /* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 static size_t match_gpt2(const uint32_t *cp, const uint8_t *fl, size_t p, size_t hi) {
-    size_t m = contraction(cp, p, hi, 0);
+    size_t m = contraction(cp, p, hi, CASE_EXACT);
     if (m) return m;
     size_t q = (cp[p] == ' ' && p + 1 < hi) ? p + 1 : p;
     unsigned f = fl[q];
@@ -222,12 +232,39 @@ static size_t match_gpt2(const uint32_t *cp, const uint8_t *fl, size_t p, size_t
     return trailing_space(fl, p, hi);
 }
 
+/* The alternatives after the words, shared by Llama 3, Qwen2 and GPT-4o:
+ * \p{N}{1,max_digits}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * (GPT-4o: [\r\n/]* after the symbols). */
+static size_t llama3_tail(const uint32_t *cp, const uint8_t *fl, size_t p, size_t hi,
+                          size_t max_digits, int slash) {
+    if (fl[p] & HMTI_UC_NUMBER) {
+        size_t e = p + 1;
+        while (e < hi && e - p < max_digits && (fl[e] & HMTI_UC_NUMBER)) e++;
+        return e - p;
+    }
+    size_t q = (cp[p] == ' ' && p + 1 < hi) ? p + 1 : p;
+    if (!(fl[q] & LNS)) {
+        size_t e = q + 1;
+        while (e < hi && !(fl[e] & LNS)) e++;
+        while (e < hi && (cp[e] == '\r' || cp[e] == '\n' || (slash && cp[e] == '/'))) e++;
+        return e - p;
+    }
+    /* whitespace: \s*[\r\n]+ ends after the run's last \r or \n */
+    size_t k = 0, end_rn = 0;
+    while (p + k < hi && (fl[p + k] & HMTI_UC_SPACE)) {
+        if (cp[p + k] == '\r' || cp[p + k] == '\n') end_rn = k + 1;
+        k++;
+    }
+    if (end_rn) return end_rn;
+    return trailing_space(fl, p, hi);
+}
+
 /* Llama 3 (max_digits 3) and Qwen2 (max_digits 1):
  * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
  *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
 static size_t match_llama3_n(const uint32_t *cp, const uint8_t *fl, size_t p, size_t hi,
                              size_t max_digits) {
-    size_t m = contraction(cp, p, hi, 1);
+    size_t m = contraction(cp, p, hi, CASE_ASCII);
     if (m) return m;
     uint32_t c = cp[p];
     unsigned f = fl[p];
@@ -242,26 +279,7 @@ static size_t match_llama3_n(const uint32_t *cp, const uint8_t *fl, size_t p, si
             return e - p;
         }
     }
-    if (f & HMTI_UC_NUMBER) {
-        size_t e = p + 1;
-        while (e < hi && e - p < max_digits && (fl[e] & HMTI_UC_NUMBER)) e++;
-        return e - p;
-    }
-    size_t q = (c == ' ' && p + 1 < hi) ? p + 1 : p;
-    if (!(fl[q] & LNS)) {
-        size_t e = q + 1;
-        while (e < hi && !(fl[e] & LNS)) e++;
-        while (e < hi && (cp[e] == '\r' || cp[e] == '\n')) e++;
-        return e - p;
-    }
-    /* whitespace: \s*[\r\n]+ ends after the run's last \r or \n */
-    size_t k = 0, end_rn = 0;
-    while (p + k < hi && (fl[p + k] & HMTI_UC_SPACE)) {
-        if (cp[p + k] == '\r' || cp[p + k] == '\n') end_rn = k + 1;
-        k++;
-    }
-    if (end_rn) return end_rn;
-    return trailing_space(fl, p, hi);
+    return llama3_tail(cp, fl, p, hi, max_digits, 0);
 }
 
 static size_t match_llama3(const uint32_t *cp, const uint8_t *fl, size_t p, size_t hi) {
@@ -270,6 +288,57 @@ static size_t match_llama3(const uint32_t *cp, const uint8_t *fl, size_t p, size
 
 static size_t match_qwen2(const uint32_t *cp, const uint8_t *fl, size_t p, size_t hi) {
     return match_llama3_n(cp, fl, p, hi, 1);
+}
+
+/* GPT-4o (tiktoken's o200k_base, also in Hugging Face's tokenizer.json), with
+ * U = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], W = [\p{Ll}\p{Lm}\p{Lo}\p{M}],
+ * X = [^\r\n\p{L}\p{N}] and C = (?i:'s|'t|'re|'ve|'m|'ll|'d):
+ *   X?U*W+C?|X?U+W*C?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * Marks are in U and W but not \p{L}, so X may take one too. */
+static int o200k_u(unsigned f) {
+    return (f & HMTI_UC_MARK) || ((f & HMTI_UC_LETTER) && !(f & HMTI_UC_LOWER));
+}
+
+static int o200k_w(unsigned f) {
+    return (f & HMTI_UC_MARK) || ((f & HMTI_UC_LETTER) && !(f & HMTI_UC_UPPER));
+}
+
+/* U*W+ at q: its end, or q for no match. When no W follows the greedy U run,
+ * backtracking hands W+ the run's last character that is in both classes
+ * (Lm, Lo or M), and the match ends after it. */
+static size_t o200k_mixed_word(const uint8_t *fl, size_t q, size_t hi) {
+    size_t a = q, after_both = q;
+    while (a < hi && o200k_u(fl[a])) {
+        a++;
+        if (o200k_w(fl[a - 1])) after_both = a;
+    }
+    if (a == hi || !o200k_w(fl[a])) return after_both;
+    while (a < hi && o200k_w(fl[a])) a++;
+    return a;
+}
+
+/* U+W* at q: its end, or q for no match. */
+static size_t o200k_upper_word(const uint8_t *fl, size_t q, size_t hi) {
+    size_t a = q;
+    while (a < hi && o200k_u(fl[a])) a++;
+    if (a == q) return q;
+    while (a < hi && o200k_w(fl[a])) a++;
+    return a;
+}
+
+static size_t match_gpt4o(const uint32_t *cp, const uint8_t *fl, size_t p, size_t hi) {
+    static size_t (*const words[2])(const uint8_t *, size_t, size_t) = {o200k_mixed_word,
+                                                                         o200k_upper_word};
+    int x = cp[p] != '\r' && cp[p] != '\n' && !(fl[p] & (HMTI_UC_LETTER | HMTI_UC_NUMBER));
+    /* each word alternative with X? taken first, then empty */
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t q = p + (size_t)x;; q--) {
+            size_t e = q < hi ? words[k](fl, q, hi) : q;
+            if (e > q) return e - p + (e < hi ? contraction(cp, e, hi, CASE_UNICODE) : 0);
+            if (q == p) break;
+        }
+    }
+    return llama3_tail(cp, fl, p, hi, 3, 1);
 }
 
 /* \p{N} */
@@ -349,6 +418,7 @@ int hmti_pretokenize(hmti_pre_type pre, const hmti_utext *u, hmti_piece_fn fn,
     static const matcher_fn st_llama3[] = {match_llama3};
     static const matcher_fn st_qwen2[] = {match_qwen2};
     static const matcher_fn st_smollm[] = {match_digit, match_gpt2};
+    static const matcher_fn st_gpt4o[] = {match_gpt4o};
     split_ctx s = {NULL, 0, u, fn, user_data};
     switch (pre) {
     case HMTI_PRE_GPT2:
@@ -366,6 +436,10 @@ int hmti_pretokenize(hmti_pre_type pre, const hmti_utext *u, hmti_piece_fn fn,
     case HMTI_PRE_SMOLLM:
         s.stages = st_smollm;
         s.n_stages = 2;
+        break;
+    case HMTI_PRE_GPT4O:
+        s.stages = st_gpt4o;
+        s.n_stages = 1;
         break;
     case HMTI_PRE_DEFAULT:
     default:

@@ -9,13 +9,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Character class bits. A codepoint with none of them is "other" (\S that is
- * neither \p{L} nor \p{N}); so is every byte of an invalid UTF-8 sequence. */
+/* Character class bits. A codepoint with none of LETTER, NUMBER and SPACE is
+ * "other" (\S that is neither \p{L} nor \p{N}); so is every byte of an
+ * invalid UTF-8 sequence (no bits at all). UPPER, LOWER and MARK exist for the
+ * GPT-4o regex's case classes; a letter with neither UPPER nor LOWER is Lm or
+ * Lo (modifier and other letters: CJK, Arabic, ...). */
 enum {
     HMTI_UC_LETTER = 1, /* \p{L}: general category L*            */
     HMTI_UC_NUMBER = 2, /* \p{N}: general category N*            */
     HMTI_UC_PUNCT = 4,  /* \p{P}: general category P*            */
-    HMTI_UC_SPACE = 8   /* \s: the Unicode White_Space property  */
+    HMTI_UC_SPACE = 8,  /* \s: the Unicode White_Space property  */
+    HMTI_UC_UPPER = 16, /* \p{Lu} or \p{Lt} (with LETTER)        */
+    HMTI_UC_LOWER = 32, /* \p{Ll} (with LETTER)                  */
+    HMTI_UC_MARK = 64   /* \p{M}: general category M*            */
 };
 
 /* Generated (lib/text/unicode_tables.c): runs of (first codepoint << 8) | flags
@@ -61,7 +67,8 @@ typedef enum {
     HMTI_PRE_GPT2 = 1,    /* "gpt-2", "gpt2"                         */
     HMTI_PRE_LLAMA3 = 2,  /* "llama3", "llama-v3", "llama-bpe", ...  */
     HMTI_PRE_QWEN2 = 3,   /* "qwen2", "deepseek-r1-qwen", ...        */
-    HMTI_PRE_SMOLLM = 4   /* "smollm", "starcoder", "refact", ...    */
+    HMTI_PRE_SMOLLM = 4,  /* "smollm", "starcoder", "refact", ...    */
+    HMTI_PRE_GPT4O = 5    /* "gpt-4o": o200k's regex, real case classes */
 } hmti_pre_type;
 
 /* Called for each piece, in order; pieces tile the text exactly. A nonzero
@@ -70,7 +77,9 @@ typedef int (*hmti_piece_fn)(void *user_data, size_t byte_lo, size_t byte_hi);
 
 /* Split the decoded text u into pieces with the regex chain of `pre`, as
  * llama.cpp's unicode_regex_split does (each regex splits the pieces of the
- * previous one; text between matches forms pieces of its own). */
+ * previous one; text between matches forms pieces of its own). GPT4O runs
+ * the regex of tiktoken's o200k_base as written, where llama.cpp runs an
+ * ASCII-only approximation of its case classes (docs/MODELS.md). */
 int hmti_pretokenize(hmti_pre_type pre, const hmti_utext *u, hmti_piece_fn fn,
                      void *user_data);
 

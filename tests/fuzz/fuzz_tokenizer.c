@@ -14,7 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const VOCABS[] = {
     "tests/data/tokenizer/spm.gguf", "tests/data/tokenizer/bpe_gpt2.gguf",
     "tests/data/tokenizer/bpe_llama3.gguf", "tests/data/tokenizer/bpe_qwen2.gguf",
-    "tests/data/tokenizer/bpe_smollm.gguf", "tests/data/tokenizer/bpe_default.gguf"};
+    "tests/data/tokenizer/bpe_smollm.gguf", "tests/data/tokenizer/bpe_default.gguf",
+    "tests/data/tokenizer/bpe_gpt-4o.gguf"};
 #define N_VOCABS (sizeof VOCABS / sizeof VOCABS[0])
 static hmti_vocab *vocab[N_VOCABS];
 static int ready;

@@ -18,7 +18,7 @@ DEMO_MODEL = os.path.join(ROOT, "models", "demo-random-f16.gguf")
 DEMO_ADAPTER = os.path.join(ROOT, "models", "demo-random-hmt.gguf")
 TEXT = os.path.join(ROOT, "models", "heldout", "ca10.txt")  # a held-out Brown document
 # Same order as VOCABS in fuzz_tokenizer.c: the first input byte picks one.
-VOCABS = ["spm", "bpe_gpt2", "bpe_llama3", "bpe_qwen2", "bpe_smollm", "bpe_default"]
+VOCABS = ["spm", "bpe_gpt2", "bpe_llama3", "bpe_qwen2", "bpe_smollm", "bpe_default", "bpe_gpt-4o"]
 
 
 def copy(paths, out):

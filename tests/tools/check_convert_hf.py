@@ -189,7 +189,8 @@ def write_config(path, spec):
 # ---------------------------------------------------------------------------
 # tokenizers
 # ---------------------------------------------------------------------------
-PRE_GGUF_NAME = {"gpt2": "gpt-2", "llama3": "llama-bpe", "qwen2": "qwen2", "smollm": "smollm"}
+PRE_GGUF_NAME = {"gpt2": "gpt-2", "llama3": "llama-bpe", "qwen2": "qwen2", "smollm": "smollm",
+                 "gpt-4o": "gpt-4o"}
 
 
 def write_bpe_tokenizer(mdir, pre, merges_as_pairs=False, bos_template=False):
@@ -491,6 +492,10 @@ CASES = [
          orig=32, window=5, runs=((64, 5), (32, 2)),
          rope_scaling=dict(type="longrope", short_factor=[1.0, 1.05, 1.1, 1.2, 1.3, 1.4],
                            long_factor=[1.0, 1.5, 2.2, 3.4, 4.8, 6.0])),
+    # Phi-4-mini style: phi3 with the GPT-4o byte-level BPE (o200k split regex), tied
+    dict(name="phi4-mini-bpe", arch="phi3", tok="gpt-4o", d=64, layers=1, heads=4, kv=2, ff=96,
+         vocab=768, tied=True, src="BF16", out="f32", theta=10000.0, eps=1e-5, partial=0.75,
+         orig=256),
     # Mistral: llama with a window (4) on every layer; 14 tokens reach past it
     dict(name="mistral-swa", arch="llama", hf="MistralForCausalLM", tok="llama3", d=64,
          layers=2, heads=4, kv=2, ff=96, vocab=768, tied=False, src="F16", out="f16",
@@ -535,7 +540,8 @@ def check_gguf(spec, out, tok_gguf):
                       ("attention.head_count_kv", spec["kv"]), ("context_length", 256),
                       ("rope.dimension_count", hd if a == "llama" else n_rot(spec) if a == "phi3"
                        else None),
-                      ("attention.sliding_window", spec.get("window") if a in ("llama", "phi3")
+                      ("attention.sliding_window", spec.get("window") if a == "llama"
+                       else spec.get("window", 0) if a == "phi3"  # 0: none (as convert_hf_to_gguf)
                        else spec["window"] if gemma else None),
                       ("vocab_size", spec["vocab"] if a == "llama" else None)]:
         ok &= check(g.meta.get(f"{a}.{key}") == want, f"{a}.{key} = {g.meta.get(f'{a}.{key}')}, want {want}")

@@ -85,10 +85,15 @@ PRE_TOKENIZERS = {
     "smollm": {"type": "Sequence", "pretokenizers": [
         {"type": "Digits", "individual_digits": True}, _BYTELEVEL]},
 }
-for _name, _tail in _SPLIT_TAIL.items():
+_SPLIT = {name: r"(?i:'s|'t|'re|'ve|'m|'ll|'d)" + tail for name, tail in _SPLIT_TAIL.items()}
+# tiktoken's o200k_base, as Phi-4-mini's tokenizer.json spells it
+_O200K_WORD = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]%s[\p{Ll}\p{Lm}\p{Lo}\p{M}]%s" \
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+_SPLIT["gpt-4o"] = "|".join([_O200K_WORD % ("*", "+"), _O200K_WORD % ("+", "*"), r"\p{N}{1,3}",
+                             r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+"])
+for _name, _regex in _SPLIT.items():
     PRE_TOKENIZERS[_name] = {"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "behavior": "Isolated", "invert": False,
-         "pattern": {"Regex": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)" + _tail}},
+        {"type": "Split", "behavior": "Isolated", "invert": False, "pattern": {"Regex": _regex}},
         dict(_BYTELEVEL, use_regex=False, trim_offsets=_name != "qwen2")]}
 
 
@@ -115,7 +120,7 @@ def write_bpe_tokenizer_json(path, tokens, types, merges, pre, merges_as_pairs=F
                       "use_regex": True},
           "model": {"type": "BPE", "dropout": None, "unk_token": None,
                     "continuing_subword_prefix": None, "end_of_word_suffix": None,
-                    "fuse_unk": False, "byte_fallback": False, "ignore_merges": pre == "llama-bpe",
+                    "fuse_unk": False, "byte_fallback": False, "ignore_merges": pre in ("llama-bpe", "gpt-4o"),
                     "vocab": vocab,
                     "merges": [m.split(" ") for m in merges] if merges_as_pairs else list(merges)}}
     with open(path, "w", encoding="utf-8") as f:

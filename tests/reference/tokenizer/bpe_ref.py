@@ -4,7 +4,10 @@ Unicode classes, GPT-2's bytes_to_unicode, and the classic GPT-2 merge loop
 (merge every occurrence of the lowest-ranked pair, repeat).
 
 Pre-tokenizers are llama.cpp's regex lists per tokenizer.ggml.pre (each regex
-splits the pieces of the previous one; text between matches stays a piece).
+splits the pieces of the previous one; text between matches stays a piece),
+except "gpt-4o": there it is the regex of tiktoken's o200k_base and of Hugging
+Face's tokenizer.json as written (real \\p{Lu}/\\p{Ll}/\\p{M} classes, (?i:...)
+by Unicode case folding), not llama.cpp's ASCII approximation of it.
 Ill-formed UTF-8 bytes are carried as lone surrogates (surrogateescape), which
 no class matches: they count as "other" characters, as in the C code.
 """
@@ -15,6 +18,16 @@ GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|
 CONTR = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
 LLAMA3 = CONTR + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 QWEN2 = CONTR + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+# tiktoken's o200k_base pat_str, alternative by alternative
+GPT4O = "|".join([
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"\p{N}{1,3}",
+    r" ?[^\s\p{L}\p{N}]+[\r\n/]*",
+    r"\s*[\r\n]+",
+    r"\s+(?!\S)",
+    r"\s+",
+])
 
 PRE = {
     "gpt2": [GPT2],
@@ -22,6 +35,7 @@ PRE = {
     "qwen2": [QWEN2],
     "smollm": [r"\p{N}", GPT2],
     "default": [r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", r"[0-9][0-9][0-9]"],
+    "gpt-4o": [GPT4O],
 }
 
 

@@ -87,6 +87,24 @@ BASE_STRINGS = [
     "x" * 300, " " * 100 + "y", "ab" * 200,
 ]
 
+# What the GPT-4o regex tells apart: letter case runs (non-ASCII too, and
+# titlecase), combining marks, modifier and other letters, contractions after
+# upper case, digit runs, symbols followed by newlines and slashes.
+GPT4O_STRINGS = [
+    "DON'T WON'T I'M THEY'RE HE'LL SHE'D WE'VE IT'S it'S It'Ll",
+    "camelCaseÜber naïveÉcole ÉCOLE École ÅngströmÖl straßeSTRASSE",
+    "cafe\u0301s e\u0301te\u0301 \u0301start a\u0301\u0302b E\u0301COLE x\u0308Y",
+    "ΑΒΓαβγ ΑβΓδ ДЖунгли жЖ ǅungla ǈj ᾈᾀ Ǆǅǆ",
+    "ʰʲmodifier ʰA Aʰ AʰB aʰB",
+    "漢字Kanji かなABC 中文abc ABC中文 한국어Text",
+    "12345 1234567 ١٢٣٤٥ ⅣⅤⅥⅦ x2y 3D",
+    "a/b//c!\n/x !!\r\n/ ok ?/\n\n//",
+    "x\n\n\ny \r\n\r\n z\n \n  \t\n",
+    "it'ſ it'S IT'S it's'S 'tis 'TIS O'Neil McDonald's",
+    "HTTPServer XMLHttpRequest iPhone getURLForID",
+    "  \t  \n  tail  ",
+]
+
 
 # ---------------------------------------------------------------------------
 # SentencePiece ("llama")
@@ -187,7 +205,7 @@ def make_bpe(outdir):
     for a, b in merges:
         toks.append(a + b)
         types.append(NORMAL)
-    # words reachable only as whole tokens (for llama3's ignore_merges)
+    # words reachable only as whole tokens (for ignore_merges: llama3, gpt-4o)
     for extra in ["Ġzebra", "Ġfisherwoman", "ĠHello"]:
         if extra not in toks:
             toks.append(extra)
@@ -206,14 +224,14 @@ def make_bpe(outdir):
         "<|endoftext|>", "a<|endoftext|>b", "<|im_start|>user\nhi<|im_end|>\n",
         "<tool>call</tool>", "x <tool> y", "<|endoftext|><|endoftext|>", "<|endoftext",
         " zebra", "a zebra and a fisherwoman", "Hello Hello", "HELLO'S DON'T",
-    ]
+    ] + GPT4O_STRINGS
     raw = [s.encode("utf-8") for s in strings] + [
         b"\xff\xfe", b"abc\x80def", b"\xc3\x28", b"\xe2\x82", b"x\xf0\x9f\x98", b"\xed\xa0\x80",
         b"\xc0\xaf", b"a\x00b\x00", b"\x00", b"caf\xe9 na\xefve", b" \xff \xfe\xfd!", b"'\x80s",
         b"12\x8034", b"\xf4\x90\x80\x80", b"\xef\xbf\xbd",
     ]
     summary = []
-    for pre in ["gpt2", "llama3", "qwen2", "smollm", "default"]:
+    for pre in ["gpt2", "llama3", "qwen2", "smollm", "default", "gpt-4o"]:
         w = GGUFWriter()
         w.add("general.architecture", "llama")
         w.add("tokenizer.ggml.model", "gpt2")
@@ -224,7 +242,7 @@ def make_bpe(outdir):
         w.add("tokenizer.ggml.bos_token_id", eot)
         w.add("tokenizer.ggml.eos_token_id", eot)
         w.write(os.path.join(outdir, f"bpe_{pre}.gguf"))
-        tok = bpe_ref.Tokenizer(toks, merges, pre, ignore_merges=(pre == "llama3"))
+        tok = bpe_ref.Tokenizer(toks, merges, pre, ignore_merges=(pre in ("llama3", "gpt-4o")))
         cases = []
         for k, b in enumerate(raw):
             plain = tok.encode(b, dict(user))
