@@ -87,6 +87,7 @@ static int run_pass(pass *p) {
     lead->bb.ffn_in_out = p->ffn;
     int rc = hmti_backbone_forward_peers(&lead->bb, p->bb, p->n, p->slot, p->tok, p->outs,
                                          p->logits, hmti_abort_fn_of(&lead->abort), &lead->abort);
+    lead->bb.ffn_in_out = NULL; /* p->ffn is the call's */
     if (rc) return rc;
     if (p->n > 1) atomic_fetch_add(&rows_batched, p->n);
     const float *ffn = p->ffn;
