@@ -118,8 +118,8 @@ typedef struct {
     hmti_pool *pool;
     /* decode: quantized activation rows of each kind (row i at act + i * bytes),
      * and the 32-element ones in the multi-row kernels' wide layouts 1, 2 */
-    const uint8_t *act32, *act256, *wide[3];
-    size_t a32, a256, aw[3];
+    const uint8_t *act32, *act256, *wide[4];
+    size_t a32, a256, aw[4];
     hmti_work work;   /* prompt: panels          */
     hmti_swork swork; /* decode: DECODE_UNIT rows */
 } mq_job;
@@ -141,8 +141,9 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
         const int wk = j->n > 1 ? hmti_qmulti_kind(p->type) : 0;
         if (wk) { /* all input rows at once: each weight group unpacked once for them */
             hmti_gemv_q_rows_multi(p->type, p->il, p->rows, lo - base, hi - base, w->cols, p->data,
-                                   p->row_bytes, j->act32, j->a32, j->wide[wk], j->aw[wk], j->n,
-                                   j->y + base, j->ldy);
+                                   p->row_bytes, kind ? (const void *)j->act32 : (const void *)j->x,
+                                   kind ? j->a32 : (size_t)j->ldx * sizeof(float), j->wide[wk],
+                                   j->aw[wk], j->n, j->y + base, j->ldy);
             if (j->bias)
                 for (int64_t i = 0; i < j->n; i++)
                     for (int64_t r = lo; r < hi; r++) j->y[i * j->ldy + r] += j->bias[r];
@@ -181,7 +182,7 @@ static void decode_job(void *arg, int ith, int nth) {
 /* Rows of x in groups that fit the shared scratch; 0 if not even one fits. */
 static int decode(hmti_pool *pool, mq_job *j) {
     const hmti_matrix *w = j->w;
-    int need32 = 0, need256 = 0, needw[3] = {0, 0, 0};
+    int need32 = 0, need256 = 0, needw[4] = {0, 0, 0, 0};
     for (int i = 0; i < w->n_parts; i++) {
         const int k = hmti_qtraits_of(w->part[i].type)->act_block;
         need32 |= k == 32;

@@ -29,6 +29,13 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type);
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type);
 hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type);
 
+/* One F32 / F16 / BF16 row against na <= 16 float activations (x + a * ldx,
+ * y[a * ldy]), each bit-identical to the same path's single-row kernel
+ * (quant_dot_avx512.c). */
+typedef void (*hmti_vec_dotn_fn)(int64_t n, const void *w, const float *x, int64_t ldx, int na, float *y,
+                                 int64_t ldy);
+hmti_vec_dotn_fn hmti_qdotn_avx512(uint32_t type);
+
 /* Several activation rows at once (quant_dot_vnni_multi.c): the wide
  * activation layout type needs (hmti_qmulti_kind), and n_groups whole
  * groups of 4 rows (il: interleaved groups; else stored rows, row_bytes

@@ -169,7 +169,13 @@ void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_
 }
 
 /* ---- several activation rows ------------------------------------------------------- */
-int hmti_qmulti_kind(uint32_t type) { return hmti_qmulti_vnni_kind(type); }
+int hmti_qmulti_kind(uint32_t type) {
+    pthread_once(&g_once, choose);
+    const hmti_vec_dotn_fn fn = hmti_qdotn_avx512(type);
+    if (fn) /* only where the single-row kernel is that file's */
+        return type <= MAX_TYPE && g_path >= HMTI_QPATH_AVX512 && g_best[type] == hmti_qdot_avx512(type) ? 3 : 0;
+    return hmti_qmulti_vnni_kind(type);
+}
 
 /* Rows [r0, r1) of one part (interleaved when il) for one activation. */
 static void rows_one(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
@@ -183,6 +189,15 @@ static void rows_one(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
+    if (!hmti_qtraits_of(type)->act_block) { /* float rows: the activations are floats */
+        const hmti_vec_dotn_fn dotn = hmti_qdotn_avx512(type);
+        const int64_t ldx = (int64_t)(act_stride / sizeof(float));
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t a = 0; a < n_act; a += 16)
+                dotn(cols, (const uint8_t *)w + (size_t)r * row_bytes, (const float *)act + a * ldx, ldx,
+                     (int)(n_act - a < 16 ? n_act - a : 16), y + a * ldy + r, ldy);
+        return;
+    }
     /* whole groups of 4 rows (interleaved: those of the layout) go to the
      * multi-row kernel, the rows around them one activation at a time */
     const int64_t g0 = (r0 + 3) / 4 * 4, end = il ? (r1 < rows / 4 * 4 ? r1 : rows / 4 * 4) : r1;
