@@ -228,6 +228,60 @@ START_TEST(every_type_both_paths) {
 }
 END_TEST
 
+/* The multi-row kernels (hmti_gemv_q_rows_multi) against one hmti_gemv_q_rows
+ * (or _il) call per activation row, bit for bit: batch sizes 1..16, row
+ * ranges that start and end inside groups of 4, widths with a shorter last
+ * chunk, stored and interleaved rows. */
+START_TEST(multi_row_kernels_equal_single_rows) {
+    const uint32_t types[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_IQ4_NL,
+                              HMTI_T_F16,  HMTI_T_BF16, HMTI_T_F32};
+    const int64_t widths[] = {32, 96, 288, 576, 1056};
+    uint64_t seed = 4242;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        const int kind = hmti_qmulti_kind(t);
+        if (!kind) continue; /* no such kernel on this CPU */
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            const int64_t cols = widths[wi], rows = 19, ldx = cols + 5, ldy = rows + 3;
+            const size_t rb = hmti_qrow_bytes(t, cols);
+            uint8_t *w = random_rows(t, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
+            const int has_il = hmti_q_il_chunk(t) > 0;
+            if (has_il) hmti_q_interleave(t, rows, cols, w, il);
+            float *x = malloc(16 * (size_t)ldx * sizeof *x), *y = malloc(16 * (size_t)ldy * sizeof *y);
+            float *y1 = malloc((size_t)rows * sizeof *y1);
+            const size_t ab = hmti_qact_bytes(t, cols), wb = kind < 3 ? hmti_qact_wide_bytes(kind, cols) : 0;
+            uint8_t *act = malloc(16 * ab + 1), *wide = malloc(16 * wb + 1);
+            for (int64_t i = 0; i < 16 * ldx; i++) x[i] = hmt_test_nrand(&seed);
+            for (int i = 0; i < 16 && ab; i++) {
+                hmti_quantize_act(t, x + i * ldx, cols, act + (size_t)i * ab);
+                if (wb) hmti_qact_wide(kind, (const hmti_q8_32 *)(const void *)(act + (size_t)i * ab), cols,
+                                       wide + (size_t)i * wb);
+            }
+            const void *a0 = ab ? (const void *)act : (const void *)x;
+            const size_t as = ab ? ab : (size_t)ldx * sizeof(float);
+            for (int lay = 0; lay <= has_il; lay++)
+                for (int n = 1; n <= 16; n++) {
+                    const int64_t r0 = n % 3, r1 = rows - n % 4;
+                    hmti_gemv_q_rows_multi(t, lay, rows, r0, r1, cols, lay ? il : w, rb, a0, as, wide, wb, n, y, ldy);
+                    for (int i = 0; i < n; i++) {
+                        const void *ai = (const uint8_t *)a0 + (size_t)i * as;
+                        if (lay)
+                            hmti_gemv_q_rows_il(t, rows, r0, r1, cols, il, ai, y1);
+                        else
+                            hmti_gemv_q_rows(t, r0, r1, cols, w, rb, ai, y1);
+                        for (int64_t r = r0; r < r1; r++)
+                            EXPECT_MSG(memcmp(&y[i * ldy + r], &y1[r], sizeof(float)) == 0,
+                                       "%s cols %lld il %d batch %d act %d row %lld: %.9g vs %.9g",
+                                       hmti_qtraits_of(t)->name, (long long)cols, lay, n, i, (long long)r,
+                                       y[i * ldy + r], y1[r]);
+                    }
+                }
+            free(w), free(il), free(x), free(y), free(y1), free(act), free(wide);
+        }
+    }
+}
+END_TEST
+
 START_TEST(first_nonfinite) {
     uint64_t seed = 7;
     for (int i = 0; i < N_TYPES; i++) {
@@ -289,6 +343,7 @@ Suite *hmt_suite_matrixq(void) {
     TCase *tc = tcase_create("stored");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
+    tcase_add_test(tc, multi_row_kernels_equal_single_rows);
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

@@ -101,8 +101,9 @@ static size_t act_row_bytes(int kind, int64_t cols) {
 void hmti_matmul_scratch(int64_t max_cols, size_t *shared_bytes, size_t *local_bytes) {
     /* both activation kinds for HMTI_BATCH_DECODE_ROWS rows, rounded up to whole blocks */
     const int64_t c32 = (max_cols + 31) / 32 * 32, c256 = (max_cols + 255) / 256 * 256;
-    *shared_bytes =
-        (size_t)HMTI_BATCH_DECODE_ROWS * (act_row_bytes(32, c32) + act_row_bytes(256, c256));
+    *shared_bytes = (size_t)HMTI_BATCH_DECODE_ROWS *
+                    (act_row_bytes(32, c32) + act_row_bytes(256, c256) +
+                     hmti_qact_wide_bytes(1, c32) + hmti_qact_wide_bytes(2, c32));
     *local_bytes = 2 * (size_t)TILE_ROWS * TILE_COLS * sizeof(float);
 }
 
@@ -115,9 +116,10 @@ typedef struct {
     int64_t ldy;
     const float *bias;
     hmti_pool *pool;
-    /* decode: quantized activation rows of each kind (row i at act + i * bytes) */
-    const uint8_t *act32, *act256;
-    size_t a32, a256;
+    /* decode: quantized activation rows of each kind (row i at act + i * bytes),
+     * and the 32-element ones in the multi-row kernels' wide layouts 1, 2 */
+    const uint8_t *act32, *act256, *wide[4];
+    size_t a32, a256, aw[4];
     hmti_work work;   /* prompt: panels          */
     hmti_swork swork; /* decode: DECODE_UNIT rows */
 } mq_job;
@@ -136,6 +138,17 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
         const int64_t lo = r0 > base ? r0 : base, hi = r1 < base + p->rows ? r1 : base + p->rows;
         if (lo >= hi) continue;
         const int kind = hmti_qtraits_of(p->type)->act_block;
+        const int wk = j->n > 1 ? hmti_qmulti_kind(p->type) : 0;
+        if (wk) { /* all input rows at once: each weight group unpacked once for them */
+            hmti_gemv_q_rows_multi(p->type, p->il, p->rows, lo - base, hi - base, w->cols, p->data,
+                                   p->row_bytes, kind ? (const void *)j->act32 : (const void *)j->x,
+                                   kind ? j->a32 : (size_t)j->ldx * sizeof(float), j->wide[wk],
+                                   j->aw[wk], j->n, j->y + base, j->ldy);
+            if (j->bias)
+                for (int64_t i = 0; i < j->n; i++)
+                    for (int64_t r = lo; r < hi; r++) j->y[i * j->ldy + r] += j->bias[r];
+            continue;
+        }
         /* one input row at a time over the range: the GEMV's multi-row kernels
          * and row prefetch (quant_types.c); the rows stay in L1/L2 for the next
          * input row (a decode unit is DECODE_UNIT rows) */
@@ -169,17 +182,19 @@ static void decode_job(void *arg, int ith, int nth) {
 /* Rows of x in groups that fit the shared scratch; 0 if not even one fits. */
 static int decode(hmti_pool *pool, mq_job *j) {
     const hmti_matrix *w = j->w;
-    int need32 = 0, need256 = 0;
+    int need32 = 0, need256 = 0, needw[4] = {0, 0, 0, 0};
     for (int i = 0; i < w->n_parts; i++) {
         const int k = hmti_qtraits_of(w->part[i].type)->act_block;
         need32 |= k == 32;
         need256 |= k == 256;
+        if (j->n > 1) needw[hmti_qmulti_kind(w->part[i].type)] = 1;
     }
     j->a32 = need32 ? act_row_bytes(32, w->cols) : 0;
     j->a256 = need256 ? act_row_bytes(256, w->cols) : 0;
+    for (int k = 1; k < 3; k++) j->aw[k] = needw[k] ? hmti_qact_wide_bytes(k, w->cols) : 0;
     size_t have;
     uint8_t *buf = hmti_pool_shared(pool, &have);
-    const size_t per_row = j->a32 + j->a256;
+    const size_t per_row = j->a32 + j->a256 + j->aw[1] + j->aw[2];
     const int64_t group = per_row ? (int64_t)(have / per_row) : j->n;
     if (group < 1) return 0;
     const float *x = j->x;
@@ -194,10 +209,15 @@ static int decode(hmti_pool *pool, mq_job *j) {
         j->y = y + i0 * j->ldy;
         j->act32 = buf;
         j->act256 = buf + (size_t)j->n * j->a32;
+        j->wide[1] = j->act256 + (size_t)j->n * j->a256;
+        j->wide[2] = j->wide[1] + (size_t)j->n * j->aw[1];
         for (int64_t i = 0; i < j->n; i++) {
-            if (need32)
-                hmti_quantize_q8_32(j->x + i * j->ldx, w->cols,
-                                    (hmti_q8_32 *)(buf + (size_t)i * j->a32));
+            if (need32) {
+                hmti_q8_32 *a = (hmti_q8_32 *)(buf + (size_t)i * j->a32);
+                hmti_quantize_q8_32(j->x + i * j->ldx, w->cols, a);
+                for (int k = 1; k < 3; k++)
+                    if (j->aw[k]) hmti_qact_wide(k, a, w->cols, (uint8_t *)j->wide[k] + (size_t)i * j->aw[k]);
+            }
             if (need256)
                 hmti_quantize_q8_256(j->x + i * j->ldx, w->cols,
                                      (hmti_q8_256 *)(buf + (size_t)j->n * j->a32 +

@@ -119,6 +119,27 @@ void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_
 void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       size_t row_stride, const void *act, float *y);
 
+/* ---- several activation rows at once (batched decode) ------------------------------- */
+/* The activation rows of a batched decode step are each quantized once
+ * (hmti_quantize_act), then, for the types with a multi-row kernel on this
+ * CPU, also laid out for it (hmti_qact_wide): the kernel transposes a group
+ * of weight rows once and dots it with every activation row. */
+/* The wide layout type's multi-row kernel reads (1, 2), 3 for the float
+ * types' (which read the float rows), or 0: none on this CPU. */
+int hmti_qmulti_kind(uint32_t type);
+/* Bytes of a row of cols elements (cols a multiple of 32) in wide layout kind. */
+size_t hmti_qact_wide_bytes(int kind, int64_t cols);
+/* act: cols / 32 activation blocks -> out (hmti_qact_wide_bytes). */
+void hmti_qact_wide(int kind, const hmti_q8_32 *act, int64_t cols, void *out);
+/* hmti_gemv_q_rows (il = 0: rows row_bytes apart) or hmti_gemv_q_rows_il (il = 1: an
+ * interleaved matrix of `rows` rows) for n_act activation rows at once: row a's
+ * activation blocks (F32/F16/BF16: its floats) at act + a * act_stride bytes,
+ * its wide layout at wide + a * wide_stride; y[a * ldy + r] for r in [r0, r1),
+ * each bit-identical to the one-row call. type must have hmti_qmulti_kind > 0. */
+void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
+                            const void *w, size_t row_bytes, const void *act, size_t act_stride,
+                            const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
+
 /* ---- interleaved layout ----------------------------------------------------------------- */
 /* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL or Q8_0 may be repacked once (hmti_q_interleave)
  * into groups of 4 rows: group g (rows 4g..4g+3) takes the same bytes

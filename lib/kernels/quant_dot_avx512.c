@@ -108,3 +108,67 @@ hmti_vec_dot4_fn hmti_qdot4_avx512(uint32_t type) {
     default: return NULL;
     }
 }
+
+/* One row against na <= 16 activation rows (x + a * ldx; y[a * ldy]): the
+ * weights converted once per 16 for all of them. Each (row, activation)
+ * keeps the single-row kernel's 4 accumulators and their FMAs in the same
+ * order, so the results are its bits; the 4 are computed one after another
+ * (accumulator k takes elements 64 t + 16 k .. + 15, the masked tail goes
+ * into the first), so that the R of one k live in registers (R a constant:
+ * na is taken as 16, 8, 4, 2, 1). */
+#define FLOAT_DOTN_512(fname, LOAD, esize)                                                     \
+    AVX512_TARGET static inline __attribute__((always_inline)) void fname##_r(                 \
+        const int R, int64_t n, const uint8_t *p, const float *x, int64_t ldx, float *y, int64_t ldy) { \
+        const __mmask16 all = 0xFFFF;                                                          \
+        __m512 part[4][16];                                                                    \
+        for (int k = 0; k < 4; k++) {                                                          \
+            __m512 s[16];                                                                      \
+            _Pragma("GCC unroll 16") for (int a = 0; a < R; a++) s[a] = _mm512_setzero_ps();                            \
+            int64_t i = 16 * k;                                                                \
+            for (; i + 64 - 16 * k <= n; i += 64) {                                            \
+                if (k == 0) hmti_pf_span(p + i * esize, 64 * esize);                           \
+                const __m512 wv = LOAD(p + i * esize, all);                                    \
+                _Pragma("GCC unroll 16") for (int a = 0; a < R; a++)                                                    \
+                    s[a] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + a * ldx + i), s[a]);        \
+            }                                                                                  \
+            if (k == 0)                                                                        \
+                for (; i < n; i += 16) {                                                       \
+                    __mmask16 m = n - i >= 16 ? all : (__mmask16)((1u << (n - i)) - 1u);       \
+                    const __m512 wv = LOAD(p + i * esize, m);                                  \
+                    _Pragma("GCC unroll 16") for (int a = 0; a < R; a++)                                                \
+                        s[a] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + a * ldx + i), s[a]); \
+                }                                                                              \
+            _Pragma("GCC unroll 16") for (int a = 0; a < R; a++) part[k][a] = s[a];                                     \
+        }                                                                                      \
+        _Pragma("GCC unroll 16") for (int a = 0; a < R; a++)                                                            \
+            y[a * ldy] = SUM4(part[0][a], part[1][a], part[2][a], part[3][a]);                 \
+    }                                                                                          \
+    AVX512_TARGET static void fname(int64_t n, const void *w, const float *x, int64_t ldx,     \
+                                    int na, float *y, int64_t ldy) {                          \
+        for (int a = 0; a < na;) {                                                             \
+            const int r = na - a >= 16 ? 16 : na - a >= 8 ? 8 : na - a >= 4 ? 4 : na - a >= 2 ? 2 : 1; \
+            const float *xa = x + a * ldx;                                                     \
+            float *ya = y + a * ldy;                                                           \
+            switch (r) {                                                                       \
+            case 16: fname##_r(16, n, w, xa, ldx, ya, ldy); break;                             \
+            case 8: fname##_r(8, n, w, xa, ldx, ya, ldy); break;                               \
+            case 4: fname##_r(4, n, w, xa, ldx, ya, ldy); break;                               \
+            case 2: fname##_r(2, n, w, xa, ldx, ya, ldy); break;                               \
+            default: fname##_r(1, n, w, xa, ldx, ya, ldy); break;                              \
+            }                                                                                  \
+            a += r;                                                                            \
+        }                                                                                      \
+    }
+
+FLOAT_DOTN_512(dotn_f32_avx512, ld_f32, 4)
+FLOAT_DOTN_512(dotn_f16_avx512, ld_f16, 2)
+FLOAT_DOTN_512(dotn_bf16_avx512, ld_bf16, 2)
+
+hmti_vec_dotn_fn hmti_qdotn_avx512(uint32_t type) {
+    switch (type) {
+    case HMTI_T_F32: return dotn_f32_avx512;
+    case HMTI_T_F16: return dotn_f16_avx512;
+    case HMTI_T_BF16: return dotn_bf16_avx512;
+    default: return NULL;
+    }
+}

@@ -29,6 +29,23 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type);
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type);
 hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type);
 
+/* One F32 / F16 / BF16 row against na <= 16 float activations (x + a * ldx,
+ * y[a * ldy]), each bit-identical to the same path's single-row kernel
+ * (quant_dot_avx512.c). */
+typedef void (*hmti_vec_dotn_fn)(int64_t n, const void *w, const float *x, int64_t ldx, int na, float *y,
+                                 int64_t ldy);
+hmti_vec_dotn_fn hmti_qdotn_avx512(uint32_t type);
+
+/* Several activation rows at once (quant_dot_vnni_multi.c): the wide
+ * activation layout type needs (hmti_qmulti_kind), and n_groups whole
+ * groups of 4 rows (il: interleaved groups; else stored rows, row_bytes
+ * apart) against n_act wide activations: y[a * ldy + r], each the bits of
+ * quant_dot_vnni_b32.c's single-row kernel. */
+int hmti_qmulti_vnni_kind(uint32_t type);
+void hmti_gemv_q_groups_vnni(uint32_t type, int il, int64_t n_groups, int64_t cols, const void *w,
+                             size_t row_bytes, const void *wide, size_t wide_stride, int64_t n_act,
+                             float *y, int64_t ldy);
+
 /* The kernels of the interleaved layout (hmti_q_interleave): 4 rows of a
  * group (w: its first byte; stride unused), bit-identical to the same
  * file's 4-row kernel on the rows as stored; *chunk = blocks per row per

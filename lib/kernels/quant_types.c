@@ -168,6 +168,54 @@ void hmti_gemv_q(uint32_t type, int64_t rows, int64_t cols, const void *w, size_
     hmti_gemv_q_rows(type, 0, rows, cols, w, row_stride, act, y);
 }
 
+/* ---- several activation rows ------------------------------------------------------- */
+int hmti_qmulti_kind(uint32_t type) {
+    pthread_once(&g_once, choose);
+    const hmti_vec_dotn_fn fn = hmti_qdotn_avx512(type);
+    if (fn) /* only where the single-row kernel is that file's */
+        return type <= MAX_TYPE && g_path >= HMTI_QPATH_AVX512 && g_best[type] == hmti_qdot_avx512(type) ? 3 : 0;
+    return hmti_qmulti_vnni_kind(type);
+}
+
+/* Rows [r0, r1) of one part (interleaved when il) for one activation. */
+static void rows_one(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
+                     const void *w, size_t row_bytes, const void *act, float *y) {
+    if (il)
+        hmti_gemv_q_rows_il(type, rows, r0, r1, cols, w, act, y);
+    else
+        hmti_gemv_q_rows(type, r0, r1, cols, w, row_bytes, act, y);
+}
+
+void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
+                            const void *w, size_t row_bytes, const void *act, size_t act_stride,
+                            const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
+    if (!hmti_qtraits_of(type)->act_block) { /* float rows: the activations are floats */
+        const hmti_vec_dotn_fn dotn = hmti_qdotn_avx512(type);
+        const int64_t ldx = (int64_t)(act_stride / sizeof(float));
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t a = 0; a < n_act; a += 16)
+                dotn(cols, (const uint8_t *)w + (size_t)r * row_bytes, (const float *)act + a * ldx, ldx,
+                     (int)(n_act - a < 16 ? n_act - a : 16), y + a * ldy + r, ldy);
+        return;
+    }
+    /* whole groups of 4 rows (interleaved: those of the layout) go to the
+     * multi-row kernel, the rows around them one activation at a time */
+    const int64_t g0 = (r0 + 3) / 4 * 4, end = il ? (r1 < rows / 4 * 4 ? r1 : rows / 4 * 4) : r1;
+    const int64_t g1 = g0 < end ? g0 + (end - g0) / 4 * 4 : g0;
+    for (int64_t a = 0; a < n_act; a++) {
+        const void *x = (const uint8_t *)act + (size_t)a * act_stride;
+        if (g0 >= g1) {
+            rows_one(type, il, rows, r0, r1, cols, w, row_bytes, x, y + a * ldy);
+            continue;
+        }
+        rows_one(type, il, rows, r0, g0, cols, w, row_bytes, x, y + a * ldy);
+        rows_one(type, il, rows, g1, r1, cols, w, row_bytes, x, y + a * ldy);
+    }
+    if (g0 < g1)
+        hmti_gemv_q_groups_vnni(type, il, (g1 - g0) / 4, cols, (const uint8_t *)w + (size_t)g0 * row_bytes,
+                                row_bytes, wide, wide_stride, n_act, y + g0, ldy);
+}
+
 /* ---- interleaved layout ----------------------------------------------------------- */
 int hmti_q_il_chunk(uint32_t type) {
     pthread_once(&g_once, choose);
