@@ -1,8 +1,8 @@
 /* Half-precision KV caches (HMT_P_KV_TYPE): contexts of every KV type
  * against the NumPy reference that rounds each cached key and value the
  * same way (tests/reference/kv_golden.py), with 1 and 2 threads and split
- * batches, over a case long enough that attention reads the cache in
- * several chunks; the key's checks; states and snapshots keep the cache's
+ * batches, up to a 300-slot case (a 280-row prompt, then decode steps
+ * and rows past HMTI_ATT_ROWS); the key's checks; states and snapshots keep the cache's
  * type and refuse another. */
 #include <check.h>
 #include <math.h>

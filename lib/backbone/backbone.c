@@ -25,7 +25,7 @@ static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
 
 /* One thread's share of b->scores, in floats. */
 static size_t scores_floats(const hmti_backbone *b) {
-    const size_t widen = b->kv_gtype == HMTI_TYPE_F32 ? 0 : (size_t)HMTI_KV_CHUNK * b->m->head_dim;
+    const size_t widen = b->kv_gtype == HMTI_TYPE_F32 ? 0 : 2 * (size_t)b->n_ctx * b->m->head_dim;
     return (size_t)HMTI_ATT_ROWS * (size_t)b->n_ctx + widen;
 }
 
@@ -211,66 +211,55 @@ typedef struct {
     int32_t n_runs; /* b->runs[3 i]: first row, rows, sequence; slots follow row_slot */
 } att_job;
 
-/* Half-precision caches are read through a per-thread F32 copy of at most
- * HMTI_KV_CHUNK slots (after the scores in s); an F32 cache is used in place,
- * whole. K of one KV head (kt: [head_dim][n_ctx]) from slot c0, at most n
- * slots: the columns of the score GEMM's A and their leading dimension. */
-static const float *widen_k(const hmti_backbone *b, const unsigned char *kt, int64_t c0, int64_t n,
-                            float *s, int64_t *ld, int64_t *cs) {
-    const int64_t n_ctx = b->n_ctx, hd = b->m->head_dim;
-    if (b->kv_gtype == HMTI_TYPE_F32) {
-        *ld = n_ctx;
-        *cs = n;
-        return (const float *)kt + c0;
-    }
-    float *w = s + (size_t)HMTI_ATT_ROWS * n_ctx;
-    *cs = n < HMTI_KV_CHUNK ? n : HMTI_KV_CHUNK;
-    for (int64_t d = 0; d < hd; d++)
-        hmti_row_to_f32(kt + ((size_t)d * n_ctx + c0) * b->kv_elt, b->kv_gtype, w + d * HMTI_KV_CHUNK,
-                        *cs);
-    *ld = HMTI_KV_CHUNK;
-    return w;
-}
+/* One KV head's keys and values for a run, as F32 columns: K [head_dim]
+ * rows of slots (k[d * ldk + t - origin] is slot t's component d) and V
+ * slots of head_dim values (v[(t - origin) * ldv + d]). An F32 cache is
+ * read in place; a half cache is widened once per KV head, run and thread
+ * (every query head of the group then reads the copy), over the slots any
+ * row of the run sees. */
+typedef struct {
+    const float *k, *v;
+    int64_t ldk, ldv, origin;
+} kv_view;
 
-/* V of one KV head (v: slot-major, kv_dim apart) from slot c0, at most n
- * slots: *cs slots as columns of hd, *ld apart. */
-static const float *widen_v(const hmti_backbone *b, const unsigned char *v, int64_t c0, int64_t n,
-                            int64_t kv_dim, float *s, int64_t *ld, int64_t *cs) {
-    const int64_t hd = b->m->head_dim;
-    if (b->kv_gtype == HMTI_TYPE_F32) {
-        *ld = kv_dim;
-        *cs = n;
-        return (const float *)v + c0 * kv_dim;
-    }
-    float *w = s + (size_t)HMTI_ATT_ROWS * b->n_ctx;
-    *cs = n < HMTI_KV_CHUNK ? n : HMTI_KV_CHUNK;
-    for (int64_t t = 0; t < *cs; t++)
-        hmti_row_to_f32(v + (size_t)(c0 + t) * kv_dim * b->kv_elt, b->kv_gtype, w + t * hd, hd);
-    *ld = hd;
-    return w;
+static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32_t *run,
+                       float *wide) {
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx, kv_dim = (int64_t)m->n_head_kv * hd;
+    const size_t e = b->kv_elt;
+    const unsigned char *kt = hmti_backbone_kt(b, run[2]) +
+                              (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx * e;
+    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd) * e;
+    if (b->kv_gtype == HMTI_TYPE_F32)
+        return (kv_view){(const float *)kt, (const float *)v, n_ctx, kv_dim, 0};
+    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
+    const int64_t end = (int64_t)b->row_slot[run[0]] + run[1];
+    const int64_t lo = win && b->row_slot[run[0]] + 1 - win > 0 ? b->row_slot[run[0]] + 1 - win : 0;
+    const int64_t span = end - lo;
+    float *wk = wide, *wv = wide + (size_t)hd * n_ctx;
+    for (int64_t d = 0; d < hd; d++)
+        hmti_row_to_f32(kt + ((size_t)d * n_ctx + lo) * e, b->kv_gtype, wk + d * span, span);
+    for (int64_t t = 0; t < span; t++)
+        hmti_row_to_f32(v + (size_t)(lo + t) * kv_dim * e, b->kv_gtype, wv + t * hd, hd);
+    return (kv_view){wk, wv, span, hd, lo};
 }
 
 /* Head h of one run of rows (b->runs: first row, rows, sequence; the run's
  * slots are consecutive from row_slot[first]): out = softmax(K q / sqrt(hd))
  * V over the causal prefix of each row, HMTI_ATT_ROWS query rows at a time,
- * in the run's own sequence cache. Gemma: the scale is the model's
+ * reading the run's cache through kv. Gemma: the scale is the model's
  * attn_scale, the scores are soft-capped before the softmax, and on a
  * sliding-window layer the row at slot s attends to slots s - n_swa + 1 .. s
  * only (llama.cpp's mask: p1 - p0 < n_swa, by slot here as the causal mask
  * is). s: this thread's score buffer. */
 static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32_t *run,
-                       float *s) {
+                       const kv_view *kv, float *s) {
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const int64_t qkv_dim = q_dim + 2 * kv_dim;
-    const int64_t g = h / (m->n_head / m->n_head_kv);
     const float scale = m->attn_scale, cap = m->attn_softcap;
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
-    const size_t elt = b->kv_elt;
-    const unsigned char *kt = hmti_backbone_kt(b, run[2]) +
-                              (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx * elt;
-    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd) * elt;
     const int32_t run_end = run[0] + run[1];
     for (int32_t r0 = run[0]; r0 < run_end; r0 += HMTI_ATT_ROWS) {
         const int32_t rows = run_end - r0 < HMTI_ATT_ROWS ? run_end - r0 : HMTI_ATT_ROWS;
@@ -278,13 +267,8 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
         const int64_t first = win && end - rows + 1 - win > 0 ? end - rows + 1 - win : 0;
         const int64_t span = end - first;                  /* [first, end)      */
         /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
-        const float *q = b->qkv + (size_t)r0 * qkv_dim + h * hd;
-        for (int64_t c0 = 0; c0 < span;) {
-            int64_t ld, cs;
-            const float *k = widen_k(b, kt, first + c0, span - c0, s, &ld, &cs);
-            hmti_gemm_cm(cs, rows, hd, k, ld, q, qkv_dim, s + c0, n_ctx, 0.0f);
-            c0 += cs;
-        }
+        hmti_gemm_cm(span, rows, hd, kv->k + (first - kv->origin), kv->ldk,
+                     b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim, s, n_ctx, 0.0f);
         for (int32_t r = 0; r < rows; r++) {
             float *row = s + (size_t)r * n_ctx;
             const int64_t slot = (int64_t)b->row_slot[r0] + r; /* sees [lo, slot] */
@@ -299,27 +283,30 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
             if (span > a + visible)
                 memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
         }
-        /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P,
-         * summed over the chunks of a half cache */
-        float *out = b->att + (size_t)r0 * q_dim + h * hd;
-        for (int64_t c0 = 0; c0 < span;) {
-            int64_t ld, cs;
-            const float *vc = widen_v(b, v, first + c0, span - c0, kv_dim, s, &ld, &cs);
-            hmti_gemm_cm(hd, rows, cs, vc, ld, s + c0, n_ctx, out, q_dim, c0 ? 1.0f : 0.0f);
-            c0 += cs;
-        }
+        /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
+        hmti_gemm_cm(hd, rows, span, kv->v + (first - kv->origin) * kv->ldv, kv->ldv, s, n_ctx,
+                     b->att + (size_t)r0 * q_dim + h * hd, q_dim, 0.0f);
     }
 }
 
-/* Heads [h0, h1) of this thread, every run. */
+/* Heads [h0, h1) of this thread, every run; a run's cache viewed once per
+ * KV head. */
 static void job_attention(void *arg, int ith, int nth) {
     const att_job *j = arg;
     const hmti_backbone *b = j->b;
     float *s = b->scores + (size_t)ith * scores_floats(b);
+    float *wide = s + (size_t)HMTI_ATT_ROWS * b->n_ctx;
+    const int64_t group = b->m->n_head / b->m->n_head_kv;
     int64_t h0, h1;
     hmti_split_range(b->m->n_head, ith, nth, 1, &h0, &h1);
-    for (int64_t h = h0; h < h1; h++)
-        for (int32_t ri = 0; ri < j->n_runs; ri++) attend_run(b, j->layer, h, b->runs + 3 * ri, s);
+    for (int32_t ri = 0; ri < j->n_runs; ri++) {
+        const int32_t *run = b->runs + 3 * ri;
+        kv_view kv;
+        for (int64_t h = h0; h < h1; h++) {
+            if (h == h0 || h % group == 0) kv = view_of(b, j->layer, h / group, run, wide);
+            attend_run(b, j->layer, h, run, &kv, s);
+        }
+    }
 }
 
 /* Attention over a short context runs on the caller alone: below 2^15

@@ -11,8 +11,6 @@
 
 /* Rows of queries processed together in attention (bounds the score buffer). */
 #define HMTI_ATT_ROWS 64
-/* Slots of a half-precision cache widened to F32 at a time for attention. */
-#define HMTI_KV_CHUNK 256
 
 typedef struct hmti_backbone hmti_backbone;
 struct hmti_backbone {
@@ -38,7 +36,7 @@ struct hmti_backbone {
     float *att;         /* [n_batch][q_dim]                                               */
     float *gu;          /* [n_batch][2 ff]: gate | up                                     */
     float *scores; /* per thread: [HMTI_ATT_ROWS][n_ctx] scores, then (half caches)
-                      the F32 copy of one chunk of K or V, HMTI_KV_CHUNK × head_dim */
+                      the F32 copy of one KV head's K and V, 2 × n_ctx × head_dim */
     float *ffn_in_out; /* where forward writes HMT_OUT_FFN_INPUT rows, consecutively */
     size_t scores_bytes;
     /* set only during hmti_backbone_forward_peers: sequence i is peers[i]'s

@@ -6,8 +6,8 @@ to F16 or BF16 before it enters the cache, as libhmt's cache stores them.
 that cover the attention variants (GQA, q/k norms, soft-capping with
 sliding windows, partial rotary), and kv-manifest.txt with, per file, the
 max |dlogit| the rounding itself causes against the exact reference: the
-accuracy cost of the type, independent of libhmt's code. Case L is long
-enough (300 slots) that attention reads the cache in several chunks."""
+accuracy cost of the type, independent of libhmt's code. Case L is a
+300-slot text: a 280-row prompt, one decode step, then 19 rows."""
 import os
 
 import numpy as np
