@@ -44,6 +44,15 @@ static inline double hmtb_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* n pseudo-random token ids in [0, vocab) from seed (a 64-bit LCG): the
+ * benchmarks' fixed, reproducible inputs. */
+static inline void hmtb_tokens(int32_t *tok, size_t n, int32_t vocab, uint64_t seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        tok[i] = (int32_t)((seed >> 33) % (uint64_t)vocab);
+    }
+}
+
 /* Anonymous memory, 2 MiB aligned, THP advised and touched once, so timed
  * loops never pay first-touch page faults. NULL on failure. */
 static inline void *hmtb_alloc(size_t bytes) {

@@ -85,11 +85,7 @@ int main(int argc, char **argv) {
     double *ratio = malloc((size_t)N * sizeof *ratio);
     float *row = malloc((size_t)S * V * sizeof *row);
     if (!tok || !seq || !ratio || !row) return fprintf(stderr, PROG ": out of memory\n"), 1;
-    uint64_t x = 0x9e3779b97f4a7c15u;
-    for (size_t i = 0; i < (size_t)S * (P + N); i++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        tok[i] = (hmt_token)((x >> 33) % (uint64_t)V); /* tok[s * (P + N) + t] */
-    }
+    hmtb_tokens(tok, (size_t)S * (P + N), V, 0x9e3779b97f4a7c15u); /* tok[s * (P + N) + t] */
     for (int s = 0; s < S; s++) { /* sequence s's prompt, in both contexts */
         for (int t = 0; t < P; t++) seq[t] = s;
         if (hmt_ctx_eval_seqs(batched, tok + (size_t)s * (P + N), NULL, seq, (size_t)P, NULL,

@@ -214,11 +214,7 @@ int main(int argc, char **argv) {
 
     hmt_token *toks = malloc((size_t)max_n * sizeof *toks);
     if (!toks) return 1;
-    uint64_t rng = 0x484d54;
-    for (int64_t i = 0; i < max_n; i++) {
-        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        toks[i] = (hmt_token)((rng >> 33) % (uint64_t)sh.vocab);
-    }
+    hmtb_tokens(toks, (size_t)max_n, (int32_t)sh.vocab, 0x484d54);
 
     printf("model %s: %s, %.1f M params, d %d, %d layers, vocab %d\n", mpath, hmt_model_arch(m),
            (double)hmt_model_n_params(m) / 1e6, (int)sh.d, (int)sh.layers, (int)sh.vocab);

@@ -91,11 +91,7 @@ int main(int argc, char **argv) {
     hmt_token *tok = malloc((size_t)S * (P + N) * sizeof *tok), *step = malloc((size_t)S * sizeof *step);
     double *ratio = malloc((size_t)N * sizeof *ratio);
     if (!bat || !one || !tok || !step || !ratio) return fprintf(stderr, PROG ": out of memory\n"), 1;
-    uint64_t x = 0x9e3779b97f4a7c15u;
-    for (size_t i = 0; i < (size_t)S * (P + N); i++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        tok[i] = (hmt_token)((x >> 33) % (uint64_t)V); /* tok[s * (P + N) + t] */
-    }
+    hmtb_tokens(tok, (size_t)S * (P + N), V, 0x9e3779b97f4a7c15u); /* tok[s * (P + N) + t] */
     for (int s = 0; s < S; s++) {
         if (make_stream(&bat[s], m, ad, L, T) || make_stream(&one[s], m, ad, L, T))
             return die("stream");

@@ -195,9 +195,13 @@ static void job_swiglu(void *arg, int ith, int nth) {
     }
 }
 
-/* Row jobs too small to be worth waking the pool run on the caller. */
+/* Row jobs too small to be worth waking the pool run on the caller: up to
+ * a batched decode step's rows (16 rows of norms or a gated FFN
+ * activation take a few µs to ~25 µs; a pool wake-up and barrier 10-65 µs
+ * on a loaded 2-core machine, see run_attention). Each row's result is the
+ * same either way. */
 static void run_rows(hmti_backbone *b, hmti_job_fn fn, rows_job *j) {
-    if (j->n <= 4)
+    if (j->n <= HMTI_BATCH_DECODE_ROWS)
         fn(j, 0, 1);
     else
         hmti_pool_run(b->pool, fn, j);

@@ -227,13 +227,15 @@ class Cache:
 
 
 class Model:
+    # what the cache stores of each new K (after RoPE) and V: None keeps
+    # them exact; kv_golden.py sets a rounding to F16 or BF16 (a class
+    # default: tools build models without __init__ too)
+    kv_store = None
+
     def __init__(self, path, dtype=np.float64, rope_mode=None):
         """dtype float64 (the oracle) or float32 (to measure single-precision
         error). rope_mode: None = by arch, or force "norm"/"neox" (tests)."""
         self.dtype = np.dtype(dtype)
-        # what the cache stores of each new K (after RoPE) and V: None keeps
-        # them exact; kv_golden.py sets a rounding to F16 or BF16
-        self.kv_store = None
         g = GGUFFile(path)
         self.meta = g.meta
         arch = g.meta["general.architecture"]
