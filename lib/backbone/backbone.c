@@ -16,6 +16,7 @@
 #include "backbone/backbone.h"
 #include "core/alloc.h"
 #include "core/bigalloc.h"
+#include "kernels/kv_half.h"
 
 static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
     const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
@@ -293,6 +294,41 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
     }
 }
 
+/* Head h of a one-row run (a decode step) on a half cache, read in place:
+ * the conversion happens inside the dot products (kernels/kv_half.h), so
+ * the step reads half the bytes of an F32 cache and writes no copy. The
+ * mask, scale, soft-cap and softmax are attend_run's. */
+static void attend_row_half(const hmti_backbone *b, int layer, int64_t h, const int32_t *run,
+                            float *s) {
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t g = h / (m->n_head / m->n_head_kv);
+    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
+    const int64_t slot = b->row_slot[run[0]];
+    const int64_t first = win && slot + 1 - win > 0 ? slot + 1 - win : 0, n = slot + 1 - first;
+    const int bf16 = b->kv_gtype == HMTI_TYPE_BF16;
+    const uint16_t *k = (const uint16_t *)hmti_backbone_kt(b, run[2]) +
+                        ((size_t)layer * m->n_head_kv + g) * hd * n_ctx + first;
+    const uint16_t *v = (const uint16_t *)hmti_backbone_v(b, run[2]) +
+                        (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim;
+    hmti_kv_half_scores(k, n_ctx, hd, b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim) + h * hd, n,
+                        bf16, s);
+    if (m->attn_softcap > 0)
+        hmti_softcap(s, m->attn_scale, m->attn_softcap, n);
+    else
+        hmti_scale(s, m->attn_scale, n);
+    hmti_softmax(s, n);
+    hmti_kv_half_values(v, kv_dim, hd, s, n, bf16, b->att + (size_t)run[0] * q_dim + h * hd);
+}
+
+/* Whether a run's rows read a half cache in place (attend_row_half). */
+static int reads_in_place(const hmti_backbone *b, const int32_t *run) {
+    const int64_t hd = b->m->head_dim;
+    return b->kv_gtype != HMTI_TYPE_F32 && run[1] == 1 && hd % 16 == 0 && hd <= 256 &&
+           hmti_kv_half_direct();
+}
+
 /* Heads [h0, h1) of this thread, every run; a run's cache viewed once per
  * KV head. */
 static void job_attention(void *arg, int ith, int nth) {
@@ -305,6 +341,10 @@ static void job_attention(void *arg, int ith, int nth) {
     hmti_split_range(b->m->n_head, ith, nth, 1, &h0, &h1);
     for (int32_t ri = 0; ri < j->n_runs; ri++) {
         const int32_t *run = b->runs + 3 * ri;
+        if (reads_in_place(b, run)) {
+            for (int64_t h = h0; h < h1; h++) attend_row_half(b, j->layer, h, run, s);
+            continue;
+        }
         kv_view kv;
         for (int64_t h = h0; h < h1; h++) {
             if (h == h0 || h % group == 0) kv = view_of(b, j->layer, h / group, run, wide);

@@ -148,8 +148,9 @@ static int restore_region(hmt_ctx *ctx, const hmti_kv_region *kv, int32_t seq,
     uint32_t kv_type = HMT_KV_F32;
     if (ver > 1) memcpy(&kv_type, b + HEAD, sizeof kv_type);
     const int own = hmti_ctx_backbone(ctx)->kv_type;
-    if (kv_type > HMT_KV_BF16)
-        return hmti_errf(HMT_E_FORMAT, "context state: unknown KV type %u", kv_type);
+    /* one encoding per state: an F32 cache is version 1 */
+    if (kv_type > HMT_KV_BF16 || (ver > 1 && kv_type == HMT_KV_F32))
+        return hmti_errf(HMT_E_FORMAT, "context state: version %u with KV type %u", ver, kv_type);
     if (kv_type != (uint32_t)own)
         return hmti_errf(HMT_E_INVAL, "context state: its KV cache is %s, this context's is %s "
                          "(HMT_P_KV_TYPE)", kv_name(kv_type), kv_name((uint32_t)own));
