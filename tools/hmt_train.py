@@ -9,6 +9,9 @@ a terminal; -q turns it off).
     python3 tools/hmt_train.py hmt       --stage 1 --minutes 1.5
     python3 tools/hmt_train.py hmt       --stage 2 --minutes 8
     python3 tools/hmt_train.py hmt       --stage 1 --from-gguf models/brown-f16.gguf   (an existing backbone)
+    python3 tools/hmt_train.py hmt       --stage 2 --from-gguf models/brown-f16.gguf \
+            --init-adapter models/brown-hmt.gguf --curriculum copy --recall-scale 0.02 \
+            --score-penalty 0.1   (recall training on segment-aligned facts: docs/TRAINING.md)
     python3 tools/export_gguf.py --base models/brown-f16.gguf --adapter models/brown-hmt.gguf
     python3 tools/hmt_train.py eval  [--model M.gguf --adapter A.gguf] [--mode all]   (trainer's PPL)
     python3 tools/hmt_train.py ceval --model M.gguf [--adapter A.gguf] [--L 64]       (libhmt's PPL)
