@@ -2,7 +2,8 @@
 task, 8 trials, the needle 4 segments before the probe, modes full and rmt.
 Passes when full's mean gain is >= 2 nats, exceeds rmt's by >= 1.5 nats, and
 full is ahead in at least 7 of the 8 trials (measured: see
-docs/RETRIEVAL.md; the shipped brown-hmt.gguf gives full = rmt = 0)."""
+docs/RETRIEVAL.md; the shipped brown-hmt.gguf gives full = rmt = 0); and
+with --causal full mode says so in its settings and loses over 1 nat."""
 import os
 import sys
 
@@ -27,7 +28,15 @@ def main():
     ok = len(gain["full"]) == 8 and full >= 2.0 and full - rmt >= 1.5 and ahead >= 7
     print(f"check_retrieval_recall: d=4 copy gain full {full:.3f} rmt {rmt:.3f} nats, full "
           f"ahead in {ahead}/8 trials: {'ok' if ok else 'FAIL'}")
-    return 0 if ok else 1
+    # the causal rule's query does not see the answer: the retrieval is lost
+    args.modes, args.causal = "full", True
+    with open(os.devnull, "w") as null:
+        rows = R.run(args, out=null)
+    causal = sum(float(r["gain"]) for r in rows) / len(rows)
+    ok_c = all(r["settings"].endswith(" causal") for r in rows) and causal < full - 1.0
+    print(f"check_retrieval_recall: --causal gain {causal:.3f} nats (lookahead {full:.3f}): "
+          f"{'ok' if ok_c else 'FAIL'}")
+    return 0 if ok and ok_c else 1
 
 
 if __name__ == "__main__":
