@@ -23,8 +23,9 @@ curriculum.txt (these settings and counts).
 hmt_train.py reads its B streams from random offsets that are not multiples
 of L, so its segments do not line up with the units: a repeat is d segments
 back, but it opens a segment only by chance (the recall query sees the first
-j tokens of the segment). A trainer option for segment-aligned starts would
-make the task cleaner (see docs/RETRIEVAL.md).
+j tokens of the segment). For segment-aligned training use instead
+`hmt_train.py hmt --curriculum copy|kv`, which builds its documents with
+aligned_batch() below (the fact opens segment s, the probe opens s + d).
 """
 import argparse
 import os
@@ -38,9 +39,57 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(HERE, "..", "python"))
-import hmt  # noqa: E402
 from atomic_write import atomic_write, write_text  # noqa: E402
-from hmt_torch import load_gguf  # noqa: E402
+
+BOS = 1
+TASKS = ("copy", "kv")
+
+
+def word_pieces(sp):
+    """SentencePiece ids of whole lower-case words with the word-start mark
+    (' word', 3+ letters): kv's keys and values, as hmt_retrieval.py's pool."""
+    out = []
+    for t in range(sp.get_piece_size()):
+        s = sp.id_to_piece(t)
+        if len(s) >= 4 and s[0] == "\u2581" and s[1:].isalpha() and s[1:].islower():
+            out.append(t)
+    return out
+
+
+def fact(task, src, rng, span, pool):
+    """(needle, probe, index of the first answer token in the probe) of one
+    trial, as hmt_retrieval.py plants them: copy = a span of natural text,
+    probed by itself (cue: its first 2 tokens); kv = 4 pairs 'key value' of
+    random words, probed by one key and its value."""
+    if task == "copy":
+        a = int(rng.integers(0, len(src) - span))
+        s = [int(t) for t in src[a:a + span]]
+        return s, s, 2
+    words = [pool[i] for i in rng.choice(len(pool), 8, replace=False)]
+    q = int(rng.integers(0, 4))
+    return words, [words[2 * q], words[2 * q + 1]], 1
+
+
+def aligned_batch(task, src, rng, B, L, start, d, span=16, pool=None):
+    """B training documents of (start + d + 1) segments of L tokens: BOS then
+    training text (src from a random place), the fact opening segment
+    `start` and the probe opening segment start + d (d >= 1), as the
+    benchmark lays them out. Returns x [B, T + 1] (int64; inputs x[:, :T],
+    targets x[:, 1:]) and ans [B, T] (True where the target is an answer
+    token)."""
+    T = (start + d + 1) * L
+    x = np.empty((B, T + 1), np.int64)
+    ans = np.zeros((B, T), bool)
+    for b in range(B):
+        a = int(rng.integers(0, len(src) - T - 1))
+        x[b] = src[a:a + T + 1]
+        x[b, 0] = BOS
+        needle, probe, first = fact(task, src, rng, span, pool)
+        x[b, start * L:start * L + len(needle)] = needle
+        p = (start + d) * L
+        x[b, p:p + len(probe)] = probe
+        ans[b, p + first - 1:p + len(probe) - 1] = True   # logits i predict token i + 1
+    return torch.from_numpy(x), torch.from_numpy(ans)
 
 
 def main(argv=None):
@@ -62,6 +111,8 @@ def main(argv=None):
     if not 0 < a.span < a.L or min(dists) < 1:
         ap.error("need 0 < --span < --L and distances >= 1")
     rng = random.Random(a.seed)
+    import hmt
+    from hmt_torch import load_gguf
     with hmt.Model(a.model) as model:
         with open(a.train, encoding="utf-8") as f:
             text = " ".join(d.replace("\n", " ") for d in f.read().split("\n\n") if d.strip())

@@ -5,7 +5,7 @@ usage: hmt_retrieval.py -m MODEL [-a ADAPTER] [--task copy|rare|passkey|kv]
                         [--modes all|full,rmt,...] [--distances 0,1,2,4,...]
                         [--trials N] [--seed S] [--length M] [--start-segment S]
                         [--offset O] [-L N] [-c W] [--filler heldout|sentences|FILE]
-                        [--csv FILE] [-t THREADS] [-q]
+                        [--causal] [--csv FILE] [-t THREADS] [-q]
 
 A fact is planted in a synthetic document and asked for d segments later; the
 answer's log-probability and whether greedy decoding gives it exactly are
@@ -190,7 +190,10 @@ def open_stream(model, adapter, mode, args):
     if args.window and mode == "window":
         keys["window"] = args.window
     try:
-        return hmt.Stream(model, adapter, **keys)
+        s = hmt.Stream(model, adapter, **keys)
+        if args.causal and mode == "full":
+            s.lookahead = False  # recall from the previous segment's summary (docs/HMT.md)
+        return s
     except hmt.HmtError as e:
         print(f"hmt_retrieval: mode {mode} skipped: {e.message or e}", file=sys.stderr)
         return None
@@ -209,8 +212,9 @@ def settings_of(stream, mode):
     if mode == "rmt":
         return f"L={g('segment_length')} k={g('sensory_length')}"
     if mode == "full":
+        rule = "" if stream.lookahead else " causal"
         return (f"L={g('segment_length')} k={g('sensory_length')} "
-                f"j={g('summary_length')} N={g('cache_size')}")
+                f"j={g('summary_length')} N={g('cache_size')}{rule}")
     return f"L={g('segment_length')}"
 
 
@@ -384,6 +388,9 @@ def parser():
                    help="window of mode window (default: the model's training context)")
     p.add_argument("--filler", default="heldout",
                    help="heldout (models/heldout/*.txt), sentences, or a text file")
+    p.add_argument("--causal", action="store_true",
+                   help="full mode recalls by the causal (generation) rule: a segment's query "
+                        "summarizes the previous segment, not its own first j tokens")
     p.add_argument("--csv", help="write one row per mode, distance and trial")
     p.add_argument("-t", "--threads", type=positive, default=1)
     p.add_argument("-q", "--quiet", action="store_true")

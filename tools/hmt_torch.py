@@ -225,6 +225,9 @@ class HMT:
         self.m, self.p, self.L, self.k, self.N = model, params, L, k, N
         self.j = max(1, int(round(L * float(torch.tensor(fraction, dtype=torch.float32)))))
         self.mode = mode
+        # training hook: called with each recall's scores [B, m] (a regulariser
+        # reads them); the math is unchanged
+        self.on_scores = None
 
     def new_state(self):
         return dict(n=0, mems=[], sens=None)
@@ -246,6 +249,8 @@ class HMT:
         q = S @ Wq.t()                                             # [B, d_h]
         K = M @ Wk.t()                                             # [B, m, d_h]
         s = (K @ q[:, :, None])[..., 0] / math.sqrt(Wq.shape[0])  # [B, m]
+        if self.on_scores is not None:
+            self.on_scores(s)
         w = s.softmax(-1)
         return (w[:, :, None] * M).sum(1), w
 

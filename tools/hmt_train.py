@@ -9,6 +9,9 @@ a terminal; -q turns it off).
     python3 tools/hmt_train.py hmt       --stage 1 --minutes 1.5
     python3 tools/hmt_train.py hmt       --stage 2 --minutes 8
     python3 tools/hmt_train.py hmt       --stage 1 --from-gguf models/brown-f16.gguf   (an existing backbone)
+    python3 tools/hmt_train.py hmt       --stage 2 --from-gguf models/brown-f16.gguf \
+            --init-adapter models/brown-hmt.gguf --curriculum copy --recall-scale 0.02 \
+            --score-penalty 0.1   (recall training on segment-aligned facts: docs/TRAINING.md)
     python3 tools/export_gguf.py --base models/brown-f16.gguf --adapter models/brown-hmt.gguf
     python3 tools/hmt_train.py eval  [--model M.gguf --adapter A.gguf] [--mode all]   (trainer's PPL)
     python3 tools/hmt_train.py ceval --model M.gguf [--adapter A.gguf] [--L 64]       (libhmt's PPL)
@@ -33,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from atomic_write import atomic_write  # noqa: E402
+from hmt_recall_curriculum import aligned_batch, word_pieces  # noqa: E402
 from hmt_torch import HMT, Config, HMTParams, Llama  # noqa: E402
 from progress import Progress  # noqa: E402
 
@@ -187,10 +191,13 @@ def cmd_hmt(a):
     ids = torch.from_numpy(train_stream(a, sp).astype(np.int64))
     ck_path, lg = os.path.join(a.dir, "hmt.pt"), os.path.join(a.dir, "hmt.log")
     ck = torch.load(ck_path) if os.path.exists(ck_path) else None
+    init = None                                    # (params, hp) of --init-adapter
+    if ck is None and a.init_adapter:
+        init = load_adapter(a.init_adapter)
     if a.from_gguf:                               # an existing backbone (e.g. a llama.cpp GGUF)
         from hmt_torch import load_gguf
         # in libhmt's HMT context (k + L + 2 slots), which picks phi3's LongRoPE table
-        shape = ck["hp"] if ck is not None else dict(L=a.L, k=a.k)
+        shape = ck["hp"] if ck is not None else init[1] if init else dict(L=a.L, k=a.k)
         m, _, _ = load_gguf(a.from_gguf, n_ctx=shape["k"] + shape["L"] + 2)
     else:
         m, _ = model_from_ckpt(os.path.join(a.dir, "base.pt"))
@@ -203,6 +210,8 @@ def cmd_hmt(a):
         hp = ck["hp"]
         p = HMTParams(m.c.n_embd, hp["d_h"])
         p.load_state_dict(ck["params"])
+    elif init is not None:
+        p, hp = init
     else:
         hp = dict(L=a.L, k=a.k, N=a.N, d_h=a.d_h, fraction=0.5)
         p = HMTParams(m.c.n_embd, a.d_h, seed=a.seed)
@@ -211,7 +220,12 @@ def cmd_hmt(a):
             p.M_init.copy_(m.tok_embd.weight[BOS])
     key = f"stage{a.stage}"
     st = (ck or {}).get(key, dict(step=0, elapsed=0.0, opt=None))
-    params = [p.M_init] if a.stage == 1 else [p.T, p.M_init, p.Wq, p.Wk]
+    if st["step"] == 0 and a.recall_scale != 1.0:  # a saturated recall made soft again
+        with torch.no_grad():
+            p.Wq.mul_(a.recall_scale)
+            p.Wk.mul_(a.recall_scale)
+    params = [p.M_init] if a.stage == 1 else \
+        [p.T, p.Wq, p.Wk] if a.recall_only else [p.T, p.M_init, p.Wq, p.Wk]
     groups = [dict(params=params, lr=a.lr)]
     if a.tune_backbone:                            # HMT-pytorch fine-tunes the backbone too
         groups.append(dict(params=list(m.parameters()), lr=a.backbone_lr))
@@ -221,6 +235,8 @@ def cmd_hmt(a):
         opt.load_state_dict(st["opt"])
     h = HMT(m, p, hp["L"], hp["k"], hp["N"], hp["fraction"], mode="rmt" if a.stage == 1 else "full")
     L, B = hp["L"], a.batch
+    scores = []                                    # this step's recall scores (--score-penalty)
+    h.on_scores = scores.append
     # B parallel streams over the training tokens, each starting at a random
     # segment-aligned offset; memory carried across BPTT windows (detached).
     g = torch.Generator().manual_seed(a.seed + a.stage * 1000 + st["step"])
@@ -232,6 +248,15 @@ def cmd_hmt(a):
     tl, nl, ts = 0.0, 0, time.time()
     log(lg, f"hmt stage {a.stage}: L={L} k={hp['k']} N={hp['N']} d_h={hp['d_h']} j={h.j} "
             f"B={B} bptt={a.bptt} from step {step}")
+    if a.curriculum:
+        cur_rng = np.random.default_rng([a.seed, st["step"]])
+        cur_src = ids.numpy()
+        cur_pool = word_pieces(sp) if a.curriculum == "kv" else None
+        starts, dists = int_list(a.cur_start), int_list(a.cur_distances)
+        log(lg, f"curriculum {a.curriculum}: fact opens segment {starts}, probe {dists} segments "
+                f"later, answer weight {a.answer_weight}, score penalty {a.score_penalty} "
+                f"beyond ±{a.score_margin}, recall-only {a.recall_only}")
+    stat = dict(ans=0.0, w=0.0, spread=0.0, tok=0)  # logged: answer NLL, weight on the fact, tokens
 
     def save():
         d = torch.load(ck_path) if os.path.exists(ck_path) else {}
@@ -251,15 +276,26 @@ def cmd_hmt(a):
         # BPTT window starts fresh from it (as HMT-pytorch's training windows do)
         if state["n"] >= a.reset_every or a.stage == 1:
             state = h.new_state()
-        loss = 0.0
-        for _ in range(a.bptt):
-            x = torch.stack([ids[q:q + L + 1] for q in pos])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
-                lgt, state = h.segment(state, x[:, :L])
-            lgt = lgt.float()
-            loss = loss + F.cross_entropy(lgt.reshape(-1, lgt.shape[-1]), x[:, 1:].reshape(-1))
-            pos = [q + L if q + 2 * L + 1 < len(ids) else 0 for q in pos]
-        loss = loss / a.bptt
+        scores.clear()
+        if a.curriculum:
+            loss = curriculum_loss(a, h, cur_rng, cur_src, cur_pool, starts, dists, B, stat,
+                                   scores)
+            state = h.new_state()
+        else:
+            loss = 0.0
+            for _ in range(a.bptt):
+                x = torch.stack([ids[q:q + L + 1] for q in pos])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
+                    lgt, state = h.segment(state, x[:, :L])
+                lgt = lgt.float()
+                loss = loss + F.cross_entropy(lgt.reshape(-1, lgt.shape[-1]), x[:, 1:].reshape(-1))
+                pos = [q + L if q + 2 * L + 1 < len(ids) else 0 for q in pos]
+            loss = loss / a.bptt
+            stat["tok"] += B * L * a.bptt
+        if scores:
+            stat["spread"] += max(float((s - s.mean(-1, keepdim=True)).abs().max()) for s in scores)
+            if a.score_penalty > 0:
+                loss = loss + a.score_penalty * score_penalty(scores, a.score_margin)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -269,15 +305,84 @@ def cmd_hmt(a):
         tl, nl = tl + loss.item(), nl + 1
         if step % a.log_every == 0:
             el = time.time() - t0
-            log(lg, f"stage {a.stage} step {step}/{a.steps} loss {tl / nl:.4f} {el / 60:.1f} min "
-                    f"{B * L * a.bptt * nl / (time.time() - ts):.0f} tok/s")
+            extra = f" ans {stat['ans'] / nl:.3f}" if a.curriculum else ""
+            extra += f" w_fact {stat['w'] / nl:.3f}" if a.curriculum and a.stage == 2 else ""
+            extra += f" |s| {stat['spread'] / nl:.1f}" if a.stage == 2 else ""
+            log(lg, f"stage {a.stage} step {step}/{a.steps} loss {tl / nl:.4f}{extra} "
+                    f"{el / 60:.1f} min {stat['tok'] / (time.time() - ts):.0f} tok/s")
             tl, nl, ts = 0.0, 0, time.time()
+            stat.update(ans=0.0, w=0.0, spread=0.0, tok=0)
         if step % a.save_every == 0:
             save()
         show_progress(step, a.steps, B * L * a.bptt, session, t0, a.minutes)
     PROGRESS.end()
     save()
     log(lg, f"hmt stage {a.stage}: stopped at step {step}, {(time.time() - t0) / 60:.1f} min")
+
+
+def int_list(spec):
+    return [int(v) for v in spec.split(",") if v.strip()]
+
+
+def load_adapter(path):
+    """(HMTParams, hp) of an adapter GGUF (--init-adapter)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                    "reference"))
+    from gguf_read import GGUFFile
+    g = GGUFFile(path)
+    t = lambda n: torch.from_numpy(g.tensor(n).copy())  # noqa: E731
+    wq = g.tensor("hmt.recall.wq")
+    p = HMTParams(wq.shape[1], wq.shape[0])
+    p.load_state_dict(dict(T=t("hmt.summary_prompt").reshape(-1),
+                           M_init=t("hmt.memory_init").reshape(-1),
+                           Wq=t("hmt.recall.wq"), Wk=t("hmt.recall.wk")))
+    mt = g.meta
+    return p, dict(L=int(mt["hmt.segment_length"]), k=int(mt.get("hmt.sensory_length", 0)),
+                   N=int(mt["hmt.cache_size"]), d_h=int(p.Wq.shape[0]),
+                   fraction=float(mt.get("hmt.summary_fraction", 0.5)))
+
+
+def score_penalty(scores, margin):
+    """Mean squared excess of the recall scores' distance from their row
+    mean beyond margin: zero while the softmax is soft enough to learn
+    (a spread of ±margin still gives weights e^(2 margin) apart)."""
+    tot = 0.0
+    for s in scores:
+        dev = (s.float() - s.float().mean(-1, keepdim=True)).abs()
+        tot = tot + F.relu(dev - margin).pow(2).mean()
+    return tot / len(scores)
+
+
+def curriculum_loss(a, h, rng, src, pool, starts, dists, B, stat, scores):
+    """One step on fresh segment-aligned documents (hmt_recall_curriculum.
+    aligned_batch): the fact opens segment s, the probe opens s + d; BPTT
+    over the whole document; the loss is the token-weighted mean NLL with
+    weight --answer-weight on the answer tokens (1 elsewhere). scores: the
+    list that h's recalls append to (segments 1, 2, ... in full mode)."""
+    L = h.L
+    s0, d = int(rng.choice(starts)), int(rng.choice(dists))
+    x, ans = aligned_batch(a.curriculum, src, rng, B, L, s0, d, a.cur_span, pool)
+    wt = 1.0 + (a.answer_weight - 1.0) * ans.float()
+    state, tot, ans_nll, aux = h.new_state(), 0.0, 0.0, 0.0
+    for n in range(x.shape[1] // L):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
+            lgt, state = h.segment(state, x[:, n * L:(n + 1) * L])
+        if n == s0 and a.memory_aux > 0:          # the fact's memory, read by the LM head
+            fl = F.log_softmax(h.m.logits(state["mems"][-1]).float(), -1)      # [B, V]
+            aux = -fl.gather(1, x[:, s0 * L:s0 * L + a.cur_span]).mean()
+        ce = F.cross_entropy(lgt.float().reshape(-1, lgt.shape[-1]),
+                             x[:, n * L + 1:(n + 1) * L + 1].reshape(-1),
+                             reduction="none").view(B, L)
+        w = wt[:, n * L:(n + 1) * L]
+        tot = tot + (ce * w).sum()
+        m = ans[:, n * L:(n + 1) * L]
+        if m.any():
+            ans_nll += float(ce[m].sum()) / B
+    if h.mode == "full":                           # the probe's recall weight on the fact's memory
+        stat["w"] += float(scores[s0 + d - 1].detach().float().softmax(-1)[:, s0].mean())
+    stat["ans"] += ans_nll
+    stat["tok"] += B * x.shape[1] - B
+    return tot / wt.sum() + a.memory_aux * aux
 
 
 # ----------------------------------------------------------------------------- eval
@@ -474,6 +579,34 @@ def main(argv=None):
                            help="1: fine-tune the backbone too (saved as DIR/base-tuned.pt; export it "
                                 "with export_gguf.py --base OUT --base-ckpt base-tuned.pt)")
             s.add_argument("--backbone-lr", type=float, default=1e-4)
+            s.add_argument("--init-adapter", metavar="GGUF",
+                           help="start from this adapter's T, M_init, W_q, W_k and its L, k, N "
+                                "(instead of a fresh init; ignored when DIR/hmt.pt exists)")
+            s.add_argument("--recall-only", type=int, default=0,
+                           help="1: train only the recall path (T, W_q, W_k); M_init stays")
+            s.add_argument("--recall-scale", type=float, default=1.0,
+                           help="multiply W_q and W_k by this at the stage's first step (0.02 "
+                                "turns scores in the thousands into a soft softmax again)")
+            s.add_argument("--score-penalty", type=float, default=0.0,
+                           help="weight of the recall-score regulariser: mean squared excess "
+                                "of |score - row mean| beyond --score-margin (training only; "
+                                "the exported adapter runs exact HMT)")
+            s.add_argument("--score-margin", type=float, default=4.0)
+            s.add_argument("--curriculum", choices=("copy", "kv"),
+                           help="train on segment-aligned documents instead of the plain stream: "
+                                "BOS + training text, the fact (copy: a 16-token span; kv: 4 "
+                                "word pairs) opens segment s, its probe opens segment s + d; "
+                                "fresh memory per document, BPTT over all of it (--bptt unused)")
+            s.add_argument("--cur-start", default="1,2", help="segments s that hold the fact")
+            s.add_argument("--cur-distances", default="1,2,3,4",
+                           help="distances d (segments) from fact to probe, one drawn per step")
+            s.add_argument("--cur-span", type=int, default=16, help="copy: fact length in tokens")
+            s.add_argument("--answer-weight", type=float, default=10.0,
+                           help="loss weight of the probe's answer tokens (others 1)")
+            s.add_argument("--memory-aux", type=float, default=0.0,
+                           help="weight of an auxiliary loss that asks the fact segment's memory "
+                                "M_s, read by the LM head, for the fact's tokens (a bag of words; "
+                                "training only)")
         if name == "ceval":
             s.add_argument("--bin", default="build/bin/hmt-perplexity")
             s.add_argument("--model", required=True)
