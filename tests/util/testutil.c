@@ -77,8 +77,12 @@ const char *hmt_test_tmp_path(const char *suffix) {
     static char path[4096];
     static unsigned counter;
     const char *dir = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/hmt-test-%ld-%u%s", dir ? dir : "/tmp", (long)getpid(),
-             counter++, suffix ? suffix : "");
+    /* pids recur: a file some earlier run left under the same name is
+     * skipped, so the path is fresh when returned */
+    do
+        snprintf(path, sizeof path, "%s/hmt-test-%ld-%u%s", dir ? dir : "/tmp", (long)getpid(),
+                 counter++, suffix ? suffix : "");
+    while (access(path, F_OK) == 0);
     return path;
 }
 

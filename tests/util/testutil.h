@@ -50,7 +50,8 @@ float hmt_test_nrand(uint64_t *state);
  * lib/io/atomic_file.c) its folder holds. */
 int hmt_test_temporaries(const char *path);
 
-/* A fresh temporary file path (unique per call, under $TMPDIR or /tmp). */
+/* A fresh temporary file path (unique per call, under $TMPDIR or /tmp; no
+ * file of that name exists when it returns). */
 const char *hmt_test_tmp_path(const char *suffix);
 
 #endif
