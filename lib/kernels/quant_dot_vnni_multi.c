@@ -286,6 +286,7 @@ group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t st
         /* the next groups' bytes, a quarter per quad (as hmti_pf_span spreads them) */
         hmti_pf_span(w + (size_t)m * part, part);
         __m512 acc[MAX_ACT];
+#pragma GCC unroll 8 /* not a memset: the accumulators stay in registers */
         for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
         int64_t i = 0;
         const uint8_t *p = w;
