@@ -231,18 +231,19 @@ END_TEST
 /* The multi-row kernels (hmti_gemv_q_rows_multi) against one hmti_gemv_q_rows
  * (or _il) call per activation row, bit for bit: batch sizes 1..16, row
  * ranges that start and end inside groups of 4, widths with a shorter last
- * chunk, stored and interleaved rows. */
+ * chunk, stored and interleaved rows; the K-quants' super-block widths. */
 START_TEST(multi_row_kernels_equal_single_rows) {
-    const uint32_t types[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_IQ4_NL,
-                              HMTI_T_F16,  HMTI_T_BF16, HMTI_T_F32};
-    const int64_t widths[] = {32, 96, 288, 576, 1056};
+    const uint32_t types[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_IQ4_NL, HMTI_T_F16,
+                              HMTI_T_BF16, HMTI_T_F32,  HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q6_K};
+    const int64_t widths[] = {32, 96, 288, 576, 1056}, k_widths[] = {256, 512, 768, 1536, 2816};
     uint64_t seed = 4242;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t t = types[ti];
         const int kind = hmti_qmulti_kind(t);
         if (!kind) continue; /* no such kernel on this CPU */
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
-            const int64_t cols = widths[wi], rows = 19, ldx = cols + 5, ldy = rows + 3;
+            const int64_t cols = hmti_qtraits_of(t)->block_elems == HMTI_QK_K ? k_widths[wi] : widths[wi];
+            const int64_t rows = 19, ldx = cols + 5, ldy = rows + 3;
             const size_t rb = hmti_qrow_bytes(t, cols);
             uint8_t *w = random_rows(t, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
             const int has_il = hmti_q_il_chunk(t) > 0;

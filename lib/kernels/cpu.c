@@ -24,8 +24,17 @@ int hmti_cpu_level(void) {
     return l;
 }
 
+/* Read once: the batched decode path asks per unit of rows, and in a virtual
+ * machine every CPUID is a trap to the hypervisor (it took a third of a
+ * Q6_K batched-decode kernel's time when asked per call). */
 int hmti_cpu_has_avx512_bitops(void) {
-    unsigned a, b, c, d; /* CPUID leaf 7, sub-leaf 0, ECX bits 1, 8 and 12 */
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1)) && (c & (1u << 8)) &&
-           (c & (1u << 12));
+    static int has = -1;
+    int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (h < 0) {
+        unsigned a, b, c, d; /* CPUID leaf 7, sub-leaf 0, ECX bits 1, 8 and 12 */
+        h = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1)) && (c & (1u << 8)) &&
+            (c & (1u << 12));
+        __atomic_store_n(&has, h, __ATOMIC_RELAXED);
+    }
+    return h;
 }

@@ -140,10 +140,12 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
         const int kind = hmti_qtraits_of(p->type)->act_block;
         const int wk = j->n > 1 ? hmti_qmulti_kind(p->type) : 0;
         if (wk) { /* all input rows at once: each weight group unpacked once for them */
+            const void *act = kind == 0    ? (const void *)j->x
+                              : kind == 32 ? (const void *)j->act32
+                                           : (const void *)j->act256;
+            const size_t as = kind == 0 ? (size_t)j->ldx * sizeof(float) : kind == 32 ? j->a32 : j->a256;
             hmti_gemv_q_rows_multi(p->type, p->il, p->rows, lo - base, hi - base, w->cols, p->data,
-                                   p->row_bytes, kind ? (const void *)j->act32 : (const void *)j->x,
-                                   kind ? j->a32 : (size_t)j->ldx * sizeof(float), j->wide[wk],
-                                   j->aw[wk], j->n, j->y + base, j->ldy);
+                                   p->row_bytes, act, as, j->wide[wk], j->aw[wk], j->n, j->y + base, j->ldy);
             if (j->bias)
                 for (int64_t i = 0; i < j->n; i++)
                     for (int64_t r = lo; r < hi; r++) j->y[i * j->ldy + r] += j->bias[r];

@@ -124,8 +124,9 @@ void hmti_gemv_q_rows(uint32_t type, int64_t r0, int64_t r1, int64_t cols, const
  * (hmti_quantize_act), then, for the types with a multi-row kernel on this
  * CPU, also laid out for it (hmti_qact_wide): the kernel transposes a group
  * of weight rows once and dots it with every activation row. */
-/* The wide layout type's multi-row kernel reads (1, 2), 3 for the float
- * types' (which read the float rows), or 0: none on this CPU. */
+/* The wide layout type's multi-row kernel reads (1, 2), 3 for the kernels
+ * that read the activation rows as they are (the float types: the float
+ * rows; Q4_K, Q5_K, Q6_K: their 256-element blocks), or 0: none on this CPU. */
 int hmti_qmulti_kind(uint32_t type);
 /* Bytes of a row of cols elements (cols a multiple of 32) in wide layout kind. */
 size_t hmti_qact_wide_bytes(int kind, int64_t cols);

@@ -94,14 +94,15 @@ static const uint16_t M_IDX[32] = {8,  9,  24, 25, 40, 41, 56, 57, 10, 11, 26, 2
  * int16 (see above). The high nibbles by vgf2p8affineqb (one op for shift and
  * mask); Q5_K: the fifth bit of chunk c's low / high nibbles is bit 2c / 2c + 1
  * of qh, moved onto bit 4 by vgf2p8affineqb and merged by vpternlog. */
-QT static inline __attribute__((always_inline)) void
-q45_dots(const uint8_t *b, const int five, const __m512i A[4], __m512i t[4]) {
+QT static inline __attribute__((always_inline)) void q45_unpack(const uint8_t *b, const int five, __m512i u[4]) {
     const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i hi_nib = _mm512_set1_epi64(0x1020408000000000ll); /* bits 4..7 -> 0..3 */
     const int qo = five ? 48 : 16;
     const __m512i raw0 = _mm512_loadu_si512(b + qo), raw1 = _mm512_loadu_si512(b + qo + 64);
-    __m512i u[4] = {raw0, _mm512_gf2p8affine_epi64_epi8(raw0, hi_nib, 0), raw1,
-                    _mm512_gf2p8affine_epi64_epi8(raw1, hi_nib, 0)};
+    u[0] = raw0;
+    u[1] = _mm512_gf2p8affine_epi64_epi8(raw0, hi_nib, 0);
+    u[2] = raw1;
+    u[3] = _mm512_gf2p8affine_epi64_epi8(raw1, hi_nib, 0);
     if (five) {
         const __m512i QH = _mm512_broadcast_i64x4(L256(b + 16));
         static const int bit[4] = {0, 1, 4, 5};
@@ -115,6 +116,12 @@ q45_dots(const uint8_t *b, const int five, const __m512i A[4], __m512i t[4]) {
         u[0] = _mm512_and_si512(u[0], m4);
         u[2] = _mm512_and_si512(u[2], m4);
     }
+}
+
+QT static inline __attribute__((always_inline)) void
+q45_dots(const uint8_t *b, const int five, const __m512i A[4], __m512i t[4]) {
+    __m512i u[4];
+    q45_unpack(b, five, u);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) t[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], A[k]);
 }
@@ -216,21 +223,27 @@ QT static inline __m512i bits_to_45(int p0, int p1) {
 static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 16, 16, 16, 16, 1, 1, 1, 1, 17, 17, 17, 17,
                                        2, 2, 2, 2, 18, 18, 18, 18, 3, 3, 3, 3, 19, 19, 19, 19};
 
-/* The 4 vpdpbusd vectors of one row's super-block; C[k]: -32 * the 4-activation
- * sums of A[k]. */
-QT static inline __attribute__((always_inline)) void
-q6_dots(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i P[4]) {
+/* One row's super-block as the 4 unsigned vectors (q in 0..63) of the vpdpbusd below. */
+QT static inline __attribute__((always_inline)) void q6_unpack(const uint8_t *b, __m512i u[4]) {
     const __m512i m4 = _mm512_set1_epi8(15);
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m512i L = _mm512_loadu_si512(b + 64 * h);
         const __m512i QH = _mm512_broadcast_i64x4(L256(b + 128 + 32 * h));
-        const __m512i u01 = _mm512_ternarylogic_epi64(L, _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(0, 2), 0), m4, 0xEC);
-        const __m512i u23 = _mm512_ternarylogic_epi64(_mm512_srli_epi16(L, 4), _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(4, 6), 0),
-                                                      m4, 0xEC);
-        P[2 * h] = _mm512_dpbusd_epi32(C[2 * h], u01, A[2 * h]);
-        P[2 * h + 1] = _mm512_dpbusd_epi32(C[2 * h + 1], u23, A[2 * h + 1]);
+        u[2 * h] = _mm512_ternarylogic_epi64(L, _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(0, 2), 0), m4, 0xEC);
+        u[2 * h + 1] = _mm512_ternarylogic_epi64(_mm512_srli_epi16(L, 4), _mm512_gf2p8affine_epi64_epi8(QH, bits_to_45(4, 6), 0),
+                                                 m4, 0xEC);
     }
+}
+
+/* The 4 vpdpbusd vectors of one row's super-block; C[k]: -32 * the 4-activation
+ * sums of A[k]. */
+QT static inline __attribute__((always_inline)) void
+q6_dots(const uint8_t *b, const __m512i A[4], const __m512i C[4], __m512i P[4]) {
+    __m512i u[4];
+    q6_unpack(b, u);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) P[k] = _mm512_dpbusd_epi32(C[k], u[k], A[k]);
 }
 
 /* The scaled sums of rows 2p, 2p + 1 (absent rows: zero), as q45_pair; W: their
@@ -298,6 +311,155 @@ QT static float q6_k_z(int64_t n, const void *w, const void *act) {
 }
 QT static void q6_k_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
     q6_k_rows(4, n, w, stride, act, y);
+}
+
+/* ---- several activation rows at once (batched decode) ------------------------------------ */
+/* A group of 4 stored rows against na <= KM_ACT activation rows (act + a *
+ * as, y[a * ldy + r]): each super-block of the 4 rows is unpacked once and
+ * its scales spread onto the words once, then dotted with every activation
+ * row. The integer sums are exact and the float steps per row those of
+ * q45_k_rows / q6_k_rows, so every result is the single-row kernel's bits.
+ * The unpacked rows (16 zmm) and scales (8) outlive the registers: the
+ * compiler keeps them in L1, where vpdpbusd / vpdpwssd read them directly. */
+enum { KM_ACT = 8 };
+
+QT static inline __attribute__((always_inline)) void
+q45_k_multi(const int five, int64_t n, const uint8_t *w, size_t stride, const uint8_t *act, size_t as, int na,
+            float *y, int64_t ldy) {
+    static const int off[4] = {0, 1, 4, 5};
+    const size_t bytes = five ? 176 : 144;
+    const __m512i m_idx = _mm512_loadu_si512(M_IDX), sc_idx = _mm512_loadu_si512(SC_IDX);
+    const __m512i b_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i d_idx = _mm512_castsi128_si512(_mm_setr_epi16(0, 8, 16, 24, 1, 9, 17, 25));
+    __m128 s[KM_ACT];
+    for (int a = 0; a < KM_ACT; a++) s[a] = _mm_setzero_ps();
+    const uint8_t *pf = w;
+    for (int64_t i = 0; i < n / 256; i++, w += bytes, pf += 4 * bytes) {
+        hmti_pf_span(pf, 4 * bytes);
+        const __m512i X = lanes4(4, w, stride);
+        const __m512i S = k_scales_z(X);
+        __m512i U[4][4], SW[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) q45_unpack(w + (size_t)r * stride, five, U[r]);
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                SW[p][k] = _mm512_maskz_permutexvar_epi8(
+                    WORD_BYTES, _mm512_add_epi16(sc_idx, _mm512_set1_epi16((short)(32 * p + off[k]))), S);
+        const __m512i MS = _mm512_maskz_permutexvar_epi8(WORD_BYTES, m_idx, S);
+        /* [d0..d3, dmin0..dmin3] of the 4 rows, as scale8 before its product */
+        const __m256 dd = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(d_idx, X)));
+        for (int a = 0; a < na; a++) {
+            const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + i;
+            const int8_t *q = x->qs;
+#define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
+            const __m512i A[4] = {A2(0, 64), A2(32, 96), A2(128, 192), A2(160, 224)};
+#undef A2
+            __m512i I[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 2
+            for (int p = 0; p < 2; p++)
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++)
+                    I[p] = _mm512_dpwssd_epi32(I[p],
+                                               _mm512_packs_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), U[2 * p][k], A[k]),
+                                                                  _mm512_dpbusd_epi32(_mm512_setzero_si512(), U[2 * p + 1][k], A[k])),
+                                               SW[p][k]);
+            const __m512i Ip = pair_sums(I[0], I[1]);
+            const __m128i bsum = _mm256_cvtepi32_epi16(_mm256_madd_epi16(L256(x->sum), _mm256_set1_epi16(1)));
+            const __m512i M = _mm512_madd_epi16(MS, _mm512_permutexvar_epi32(b_idx, _mm512_castsi128_si512(bsum)));
+            __m512i v = _mm512_add_epi32(_mm512_shuffle_i64x2(Ip, M, 0x44), _mm512_shuffle_i64x2(Ip, M, 0xEE));
+            v = _mm512_add_epi32(v, _mm512_shuffle_i64x2(v, v, 0xB1));
+            v = _mm512_shuffle_i64x2(v, v, 0x88);
+            const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm512_castsi512_si256(v)),
+                                           _mm256_mul_ps(dd, _mm256_set1_ps(x->d)));
+            s[a] = _mm_add_ps(s[a], _mm_sub_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+        }
+    }
+    for (int a = 0; a < na; a++) _mm_storeu_ps(y + a * ldy, s[a]);
+}
+
+QT static inline __attribute__((always_inline)) void
+q6_k_multi(int64_t n, const uint8_t *w, size_t stride, const uint8_t *act, size_t as, int na, float *y,
+           int64_t ldy) {
+    const __m512i c32 = _mm512_set1_epi8(32), idx = _mm512_loadu_si512(Q6_SC_IDX);
+    __m128 s[KM_ACT];
+    for (int a = 0; a < KM_ACT; a++) s[a] = _mm_setzero_ps();
+    const uint8_t *pf = w;
+    for (int64_t i = 0; i < n / 256; i++, w += 210, pf += 4 * 210) {
+        hmti_pf_span(pf, 4 * 210);
+        const __m512i Y01 = _mm512_inserti64x4(_mm512_castsi256_si512(L256(w + 178)), L256(w + stride + 178), 1);
+        const __m512i Y23 = _mm512_inserti64x4(_mm512_castsi256_si512(L256(w + 2 * stride + 178)),
+                                               L256(w + 3 * stride + 178), 1);
+        const __m512i W[2] = {q6_scales(Y01), q6_scales(Y23)};
+        __m512i U[4][4], SW[2][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) q6_unpack(w + (size_t)r * stride, U[r]);
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                SW[p][k] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * k))), W[p]);
+        const __m128 d = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(
+            Y01, _mm512_castsi128_si512(_mm_setr_epi16(15, 31, 47, 63, 0, 0, 0, 0)), Y23)));
+        for (int a = 0; a < na; a++) {
+            const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + i;
+            __m512i A[4], C[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                A[k] = _mm512_loadu_si512(x->qs + 64 * k);
+                C[k] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, A[k]));
+            }
+            __m512i I[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 2
+            for (int p = 0; p < 2; p++)
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++)
+                    I[p] = _mm512_dpwssd_epi32(I[p],
+                                               _mm512_packs_epi32(_mm512_dpbusd_epi32(C[k], U[2 * p][k], A[k]),
+                                                                  _mm512_dpbusd_epi32(C[k], U[2 * p + 1][k], A[k])),
+                                               SW[p][k]);
+            const __m512i v = pair_sums(I[0], I[1]);
+            const __m256i v2 = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+            const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(v2), _mm256_extracti128_si256(v2, 1));
+            s[a] = _mm_add_ps(s[a], _mm_mul_ps(_mm_mul_ps(d, _mm_set1_ps(x->d)), _mm_cvtepi32_ps(isum)));
+        }
+    }
+    for (int a = 0; a < na; a++) _mm_storeu_ps(y + a * ldy, s[a]);
+}
+
+typedef void (*k_multi_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, int, float *, int64_t);
+QT static void q4_k_m4(int64_t n, const uint8_t *w, size_t st, const uint8_t *x, size_t as, int na, float *y, int64_t ldy) {
+    q45_k_multi(0, n, w, st, x, as, na, y, ldy);
+}
+QT static void q5_k_m4(int64_t n, const uint8_t *w, size_t st, const uint8_t *x, size_t as, int na, float *y, int64_t ldy) {
+    q45_k_multi(1, n, w, st, x, as, na, y, ldy);
+}
+QT static void q6_k_m4(int64_t n, const uint8_t *w, size_t st, const uint8_t *x, size_t as, int na, float *y, int64_t ldy) {
+    q6_k_multi(n, w, st, x, as, na, y, ldy);
+}
+
+static k_multi_fn k_multi(uint32_t type) {
+    if (!hmti_cpu_has_avx512_bitops()) return NULL;
+    switch (type) {
+    case HMTI_T_Q4_K: return q4_k_m4;
+    case HMTI_T_Q5_K: return q5_k_m4;
+    case HMTI_T_Q6_K: return q6_k_m4;
+    default: return NULL;
+    }
+}
+
+int hmti_qmulti_vnni_k(uint32_t type) { return k_multi(type) != NULL; }
+
+void hmti_gemv_q_groups_vnni_k(uint32_t type, int64_t n_groups, int64_t cols, const void *w, size_t row_bytes,
+                               const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+    const k_multi_fn f = k_multi(type);
+    for (int64_t g = 0; g < n_groups; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(4 * g) * row_bytes;
+        for (int64_t a = 0; a < n_act; a += KM_ACT)
+            f(cols, gw, row_bytes, (const uint8_t *)act + (size_t)a * act_stride, act_stride,
+              (int)(n_act - a < KM_ACT ? n_act - a : KM_ACT), y + a * ldy + 4 * g, ldy);
+    }
 }
 
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {

@@ -281,8 +281,12 @@ group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t st
     const int C = k_chunk(kind), G = k_group(kind);
     const size_t bb = (size_t)k_bytes(kind);
     __m512 accm[4][MAX_ACT];
+    const size_t span = 4 * (size_t)nb * bb, part = (span / 4 + 63) & ~(size_t)63;
     for (int m = 0; m < 4; m++) {
+        /* the next groups' bytes, a quarter per quad (as hmti_pf_span spreads them) */
+        hmti_pf_span(w + (size_t)m * part, part);
         __m512 acc[MAX_ACT];
+#pragma GCC unroll 8 /* not a memset: the accumulators stay in registers */
         for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
         int64_t i = 0;
         const uint8_t *p = w;
@@ -313,11 +317,17 @@ group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t st
     }
 }
 
+/* A full batch of MAX_ACT rows (the common case) with na a constant: the
+ * per-row tests go, and the accumulators stay in registers. */
 #define GROUP_FN(name, kind)                                                                  \
     QM static void name(int il, int64_t nb, const uint8_t *w, size_t stride, const uint8_t *x, \
                         size_t xs, int na, float *y, int64_t ldy) {                           \
-        if (il)                                                                               \
+        if (il && na == MAX_ACT)                                                              \
+            group_rows(kind, 1, nb, w, stride, x, xs, MAX_ACT, y, ldy);                       \
+        else if (il)                                                                          \
             group_rows(kind, 1, nb, w, stride, x, xs, na, y, ldy);                            \
+        else if (na == MAX_ACT)                                                               \
+            group_rows(kind, 0, nb, w, stride, x, xs, MAX_ACT, y, ldy);                       \
         else                                                                                  \
             group_rows(kind, 0, nb, w, stride, x, xs, na, y, ldy);                            \
     }
@@ -336,7 +346,6 @@ void hmti_gemv_q_groups_vnni(uint32_t type, int il, int64_t n_groups, int64_t co
     const group_fn f = kind == K_Q8_0 ? group_q8_0 : kind == K_Q4_0 ? group_q4_0 : kind == K_Q5_0 ? group_q5_0 : group_iq4_nl;
     for (int64_t g = 0; g < n_groups; g++) {
         const uint8_t *gw = (const uint8_t *)w + (size_t)(4 * g) * row_bytes;
-        if (g + 1 < n_groups) hmti_pf_span(gw + 4 * row_bytes, 4 * row_bytes);
         for (int64_t a = 0; a < n_act; a += MAX_ACT)
             f(il, cols / 32, gw, row_bytes, (const uint8_t *)wide + (size_t)a * wide_stride, wide_stride,
               (int)(n_act - a < MAX_ACT ? n_act - a : MAX_ACT), y + a * ldy + 4 * g, ldy);

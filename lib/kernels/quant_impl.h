@@ -46,6 +46,14 @@ void hmti_gemv_q_groups_vnni(uint32_t type, int il, int64_t n_groups, int64_t co
                              size_t row_bytes, const void *wide, size_t wide_stride, int64_t n_act,
                              float *y, int64_t ldy);
 
+/* The same for the K-quants Q4_K, Q5_K, Q6_K (quant_dot_vnni_k.c): stored
+ * rows only, against n_act activation rows of hmti_q8_256 blocks (act +
+ * a * act_stride), each the bits of that file's single-row kernel;
+ * hmti_qmulti_vnni_k: 1 if this CPU has the kernel for type. */
+int hmti_qmulti_vnni_k(uint32_t type);
+void hmti_gemv_q_groups_vnni_k(uint32_t type, int64_t n_groups, int64_t cols, const void *w, size_t row_bytes,
+                               const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy);
+
 /* The kernels of the interleaved layout (hmti_q_interleave): 4 rows of a
  * group (w: its first byte; stride unused), bit-identical to the same
  * file's 4-row kernel on the rows as stored; *chunk = blocks per row per

@@ -174,6 +174,8 @@ int hmti_qmulti_kind(uint32_t type) {
     const hmti_vec_dotn_fn fn = hmti_qdotn_avx512(type);
     if (fn) /* only where the single-row kernel is that file's */
         return type <= MAX_TYPE && g_path >= HMTI_QPATH_AVX512 && g_best[type] == hmti_qdot_avx512(type) ? 3 : 0;
+    if (hmti_qmulti_vnni_k(type)) /* likewise: the K-quants read their activation blocks as they are */
+        return g_path == HMTI_QPATH_VNNI && g_best[type] == hmti_qdot_vnni_k(type) ? 3 : 0;
     return hmti_qmulti_vnni_kind(type);
 }
 
@@ -199,7 +201,8 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
         return;
     }
     /* whole groups of 4 rows (interleaved: those of the layout) go to the
-     * multi-row kernel, the rows around them one activation at a time */
+     * multi-row kernel, the rows around them one activation at a time (the
+     * K-quants: stored rows only) */
     const int64_t g0 = (r0 + 3) / 4 * 4, end = il ? (r1 < rows / 4 * 4 ? r1 : rows / 4 * 4) : r1;
     const int64_t g1 = g0 < end ? g0 + (end - g0) / 4 * 4 : g0;
     for (int64_t a = 0; a < n_act; a++) {
@@ -211,7 +214,10 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
         rows_one(type, il, rows, r0, g0, cols, w, row_bytes, x, y + a * ldy);
         rows_one(type, il, rows, g1, r1, cols, w, row_bytes, x, y + a * ldy);
     }
-    if (g0 < g1)
+    if (g0 < g1 && hmti_qtraits_of(type)->act_block == HMTI_QK_K)
+        hmti_gemv_q_groups_vnni_k(type, (g1 - g0) / 4, cols, (const uint8_t *)w + (size_t)g0 * row_bytes, row_bytes,
+                                  act, act_stride, n_act, y + g0, ldy);
+    else if (g0 < g1)
         hmti_gemv_q_groups_vnni(type, il, (g1 - g0) / 4, cols, (const uint8_t *)w + (size_t)g0 * row_bytes,
                                 row_bytes, wide, wide_stride, n_act, y + g0, ldy);
 }
