@@ -243,6 +243,7 @@ memcheck: examples tools
 	$(VALGRIND) $(B)/examples/hmt-score $(DEMO_MODEL) $(DEMO_ADAPTER) LICENSE > /dev/null
 	$(VALGRIND) $(B)/examples/snapshot $(DEMO_MODEL) $(DEMO_ADAPTER) $(B)/memcheck.hmts > /dev/null
 	$(VALGRIND) $(B)/examples/prompt_cache $(DEMO_MODEL) $(B)/memcheck.hmtc "$(DEMO_PROMPT)" 8 > /dev/null
+	$(VALGRIND) $(B)/examples/serve_streams $(DEMO_MODEL) $(DEMO_ADAPTER) 6 > /dev/null
 	$(VALGRIND) $(B)/examples/simple /nonexistent.gguf > /dev/null 2>&1; test $$? -eq 1
 	@rm -f $(B)/memcheck.hmts $(B)/memcheck.hmtc
 	@echo "memcheck: OK (examples and hmt-generate clean under valgrind)"

@@ -3,7 +3,8 @@
 # the shipped Brown model: each succeeds, and what each shows is checked
 # against an independent path: hmt-score's perplexity equals hmt-perplexity's
 # full-mode figure on the same document; snapshot's two continuations equal
-# the first bit for bit; failures exit 1 with the library's message.
+# the first bit for bit; serve_streams' users generating together get the
+# tokens each gets alone; failures exit 1 with the library's message.
 set -eu
 B=${B:-build}
 M=models/brown-f16.gguf A=models/brown-hmt.gguf DOC=models/heldout/ca10.txt
@@ -33,6 +34,14 @@ st=0
 "$B/examples/prompt_cache" $M "$tmp/no/such/dir/p.hmtc" > /dev/null 2> "$tmp/err" || st=$?
 [ $st -eq 1 ] && grep -q "no/such/dir" "$tmp/err" || fail "prompt_cache into a missing folder: exit $st, $(cat "$tmp/err")"
 
+# several users at once: the same tokens as each generating alone
+"$B/examples/serve_streams" $M $A 16 > "$tmp/serve" || fail "serve_streams exited $?: $(cat "$tmp/serve")"
+grep -q "the same tokens as each user generating alone" "$tmp/serve" || fail "serve_streams: $(cat "$tmp/serve")"
+[ "$(grep -c '^user ' "$tmp/serve")" -eq 3 ] || fail "serve_streams: $(cat "$tmp/serve")"
+st=0
+"$B/examples/serve_streams" $M /nonexistent-adapter.gguf > /dev/null 2> "$tmp/err" || st=$?
+[ $st -eq 1 ] && grep -q "nonexistent-adapter.gguf" "$tmp/err" || fail "serve_streams without its adapter: exit $st, $(cat "$tmp/err")"
+
 for ex in simple processors; do
     st=0
     "$B/examples/$ex" /nonexistent.gguf > /dev/null 2> "$tmp/err" || st=$?
@@ -41,4 +50,4 @@ for ex in simple processors; do
     "$B/examples/$ex" > /dev/null 2>&1 || st=$?
     [ $st -eq 2 ] || fail "$ex without arguments: exit $st"
 done
-echo "check_examples: OK (5 examples; hmt-score = hmt-perplexity: $got)"
+echo "check_examples: OK (6 examples; hmt-score = hmt-perplexity: $got)"
