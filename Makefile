@@ -289,7 +289,7 @@ abi-baseline: lib
 TSAN_B ?= build-tsan
 tsan:
 	$(MAKE) --no-print-directory B=$(TSAN_B) OPT=-O1 SANITIZE=-fsanitize=thread $(TSAN_B)/tests/check_hmt
-	for s in threads misuse threadpool seqs; do \
+	for s in threads misuse threadpool seqs kvtype streams_feed; do \
 	  CK_RUN_SUITE=$$s CK_FORK=no TSAN_OPTIONS=halt_on_error=1 $(TSAN_B)/tests/check_hmt || exit 1; \
 	done
 
