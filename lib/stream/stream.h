@@ -62,6 +62,9 @@ struct hmt_stream {
     size_t ffn_cap;
     hmti_retired retired; /* outgrown logits/ffn blocks, kept until free  */
     uint8_t *flags;       /* per-row output flags scratch [n_batch]          */
+    float *pass_buf;      /* hmt_streams_feed's outputs when this stream leads
+                             a batched pass (grown on first use)             */
+    size_t pass_cap;      /* in floats                                       */
     float *hidden;        /* [d] scratch for M / S                           */
     int broken;
     hmti_abort abort;     /* polled between layers of every pass         */

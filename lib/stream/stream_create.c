@@ -115,6 +115,7 @@ HMT_API void hmt_stream_free(hmt_stream *s) {
     free(s->p), free(s->s), free(s->hidden), free(s->last_m);
     free(s->mem), free(s->keys), free(s->mem_seg), free(s->rw), free(s->rseg), free(s->q);
     free(s->win), free(s->flags), free(s->logits), free(s->ffn), free(s->sink_tok);
+    free(s->pass_buf);
     hmti_outbuf_release(&s->retired);
     hmti_adapter_release(s->ad);
     hmti_model_release(s->model);

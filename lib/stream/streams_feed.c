@@ -69,8 +69,20 @@ typedef struct {
     hmt_token tok[HMTI_BATCH_DECODE_ROWS];
     uint8_t outs[HMTI_BATCH_DECODE_ROWS];
     int32_t n;
-    float *logits, *ffn; /* [HMTI_BATCH_DECODE_ROWS] rows each */
 } pass;
+
+/* Room in the lead stream for a pass's outputs: n rows of logits, then n
+ * of FFN inputs (kept across calls: a step allocates nothing). */
+static int reserve_pass(hmt_stream *lead, int32_t n) {
+    const size_t need = (size_t)n * ((size_t)lead->model->n_vocab + (size_t)lead->d);
+    if (need <= lead->pass_cap) return HMT_OK;
+    float *b = hmti_malloc(need * sizeof *b);
+    if (!b) return hmti_errf(HMT_E_NOMEM, FN ": out of memory");
+    free(lead->pass_buf);
+    lead->pass_buf = b;
+    lead->pass_cap = need;
+    return HMT_OK;
+}
 
 /* One batched pass over the group's rows, then each stream records its
  * token. A failure of the pass changes no stream (its rows went to cache
@@ -78,21 +90,23 @@ typedef struct {
 static int run_pass(pass *p) {
     hmt_stream *lead = p->s[0];
     const size_t nv = (size_t)lead->model->n_vocab, d = (size_t)lead->d;
-    for (int32_t i = 0; i < p->n; i++) {
-        int rc = hmti_stream_step_reserve(p->s[i]);
-        if (rc) return rc;
+    int rc = reserve_pass(lead, p->n);
+    for (int32_t i = 0; !rc && i < p->n; i++) {
+        rc = hmti_stream_step_reserve(p->s[i]);
         p->outs[i] = (uint8_t)(HMT_OUT_LOGITS | (p->s[i]->keep_ffn ? HMT_OUT_FFN_INPUT : 0));
     }
+    if (rc) return rc;
+    float *logits = lead->pass_buf, *ffn_rows = logits + (size_t)p->n * nv;
     /* FFN-input rows are written consecutively for the rows that want them */
-    lead->bb.ffn_in_out = p->ffn;
-    int rc = hmti_backbone_forward_peers(&lead->bb, p->bb, p->n, p->slot, p->tok, p->outs,
-                                         p->logits, hmti_abort_fn_of(&lead->abort), &lead->abort);
-    lead->bb.ffn_in_out = NULL; /* p->ffn is the call's */
+    lead->bb.ffn_in_out = ffn_rows;
+    rc = hmti_backbone_forward_peers(&lead->bb, p->bb, p->n, p->slot, p->tok, p->outs, logits,
+                                     hmti_abort_fn_of(&lead->abort), &lead->abort);
+    lead->bb.ffn_in_out = NULL;
     if (rc) return rc;
     if (p->n > 1) atomic_fetch_add(&rows_batched, p->n);
-    const float *ffn = p->ffn;
+    const float *ffn = ffn_rows;
     for (int32_t i = 0; i < p->n; i++) {
-        rc = hmti_stream_step_done(p->s[i], p->tok[i], p->logits + (size_t)i * nv, ffn);
+        rc = hmti_stream_step_done(p->s[i], p->tok[i], logits + (size_t)i * nv, ffn);
         if (p->s[i]->keep_ffn) ffn += d;
         if (rc) return rc;
     }
@@ -107,8 +121,7 @@ static int failed(int rc, int32_t i) {
 }
 
 static int feed_all(hmt_stream *const *st, int32_t n, const hmt_token *tokens, pass *p) {
-    uint8_t *done = hmti_calloc((size_t)n, 1);
-    if (!done) return hmti_errf(HMT_E_NOMEM, FN ": out of memory");
+    uint8_t done[MAX_STREAMS] = {0};
     int rc = HMT_OK;
     /* batched passes: the one-row steps, grouped with the first such stream
      * left, at most HMTI_BATCH_DECODE_ROWS (and its n_batch) at a time */
@@ -134,21 +147,14 @@ static int feed_all(hmt_stream *const *st, int32_t n, const hmt_token *tokens, p
             rc = hmti_stream_feed(st[i], tokens + i, 1);
             if (rc) rc = failed(rc, i);
         }
-    free(done);
     return rc;
 }
 
 HMT_API int hmt_streams_feed(hmt_stream *const *streams, int32_t n, const hmt_token *tokens) {
     int rc = enter_all(streams, n, tokens);
     if (rc) return rc;
-    const hmt_model *m = streams[0]->model;
     pass p;
-    p.logits = hmti_malloc((size_t)HMTI_BATCH_DECODE_ROWS * (size_t)m->n_vocab * sizeof(float));
-    p.ffn = hmti_malloc((size_t)HMTI_BATCH_DECODE_ROWS * (size_t)m->n_embd * sizeof(float));
-    rc = p.logits && p.ffn ? feed_all(streams, n, tokens, &p)
-                           : hmti_errf(HMT_E_NOMEM, FN ": out of memory");
-    free(p.logits);
-    free(p.ffn);
+    rc = feed_all(streams, n, tokens, &p);
     for (int32_t i = 0; i < n; i++) hmti_leave(HMTI_GUARD(streams[i]));
     return rc;
 }
