@@ -22,13 +22,6 @@
 
 enum { HEAD = 24 }; /* "HMTC", version, fingerprint, n_past, n_rows */
 
-static hmt_model *load(const char *name) {
-    hmt_model *m = NULL;
-    ck_assert_msg(hmt_model_load(&m, hmt_test_data(name), NULL) == HMT_OK, "%s: %s", name,
-                  hmt_last_error_msg());
-    return m;
-}
-
 static hmt_ctx *new_ctx(hmt_model *m, int n_ctx, int n_threads, int n_batch) {
     hmt_params *p;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
@@ -119,7 +112,7 @@ enum { N_MODELS = sizeof MODELS / sizeof *MODELS };
  * threads restore the same state, but B's arithmetic is then split
  * differently (more threads: X within float32 rounding). */
 START_TEST(round_trip_is_bit_identical) {
-    hmt_model *m = load(MODELS[_i]);
+    hmt_model *m = hmt_test_load_model(MODELS[_i]);
     const size_t nv = (size_t)hmt_model_n_vocab(m);
     hmt_ctx *a = new_ctx(m, 64, 1, 0);
     eval_a(a);
@@ -207,7 +200,7 @@ END_TEST
 /* BF16 compute: a state saved there continues bit-identically in another
  * BF16 context; an F32 context takes it too (the state is F32 values). */
 START_TEST(bf16_compute_round_trip) {
-    hmt_model *m = load(_i ? "llama-q8.gguf" : "llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model(_i ? "llama-q8.gguf" : "llama-f32.gguf");
     const size_t nv = (size_t)hmt_model_n_vocab(m);
     hmt_ctx *a = new_ctx(m, 64, 1, 0), *b = new_ctx(m, 64, 1, 0), *f = new_ctx(m, 64, 1, 0);
     ck_assert_int_eq(hmt_ctx_set_int(a, HMT_P_COMPUTE_TYPE, HMT_COMPUTE_BF16), HMT_OK);
@@ -229,7 +222,7 @@ END_TEST
 
 /* Too small a context, another model: HMT_E_INVAL, nothing changed. */
 START_TEST(wrong_target_is_refused) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *a = new_ctx(m, 64, 1, 0);
     hmt_token t[20];
     fill_tokens(t, 20, 7, m);
@@ -254,7 +247,7 @@ START_TEST(wrong_target_is_refused) {
     /* same shapes, other weights (RoPE); and another family altogether */
     const char *others[] = {"llama-partial-f32.gguf", "qwen2-f32.gguf", "llama-mha-f32.gguf"};
     for (int k = 0; k < 3; k++) {
-        hmt_model *o = load(others[k]);
+        hmt_model *o = hmt_test_load_model(others[k]);
         hmt_ctx *c = new_ctx(o, 64, 1, 0);
         ck_assert_int_eq(hmt_ctx_eval_tokens(c, t, 3, 0), HMT_OK);
         before = save(c, &tlen);
@@ -307,7 +300,7 @@ static void refused_patch(const target *g, const unsigned char *s, size_t len, s
 }
 
 START_TEST(corruption_is_refused) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *a = new_ctx(m, 32, 1, 0);
     hmt_token tok[5];
     fill_tokens(tok, 5, 99, m);
@@ -393,7 +386,7 @@ START_TEST(corruption_is_refused) {
 END_TEST
 
 START_TEST(null_arguments) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *c = new_ctx(m, 16, 1, 0);
     hmt_token t[2] = {3, 4};
     ck_assert_int_eq(hmt_ctx_eval_tokens(c, t, 2, 0), HMT_OK);
@@ -438,7 +431,7 @@ static int reenter(void *ud) {
 }
 
 START_TEST(reentry_is_refused) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *c = new_ctx(m, 16, 1, 0);
     hmt_token t[3] = {7, 8, 9};
     ck_assert_int_eq(hmt_ctx_eval_tokens(c, t, 1, 0), HMT_OK);
@@ -469,7 +462,7 @@ static int same_file(const char *path, const void *want, size_t len) {
 }
 
 START_TEST(files) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *c = new_ctx(m, 16, 1, 0);
     hmt_token t[6] = {5, 6, 7, 8, 9, 10};
     ck_assert_int_eq(hmt_ctx_eval_tokens(c, t, 6, 1), HMT_OK);
@@ -548,7 +541,7 @@ END_TEST
 /* Out of memory while making room for the outputs (or reading the file):
  * HMT_E_NOMEM, the context unchanged; then the restore succeeds. */
 START_TEST(out_of_memory_changes_nothing) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *a = new_ctx(m, 32, 1, 0), *t = new_ctx(m, 32, 1, 0);
     hmt_token tok[9];
     fill_tokens(tok, 9, 5, m);

@@ -33,13 +33,6 @@
 
 static const char *ENOSPC_TEXT = "No space left on device";
 
-static hmt_model *load_model(const char *name) {
-    hmt_model *m = NULL;
-    ck_assert_msg(hmt_model_load(&m, hmt_test_data(name), NULL) == HMT_OK, "%s: %s", name,
-                  hmt_last_error_msg());
-    return m;
-}
-
 /* A fresh folder (so "no temporary left" is: exactly the expected entries). */
 static char *fresh_dir(void) {
     const char *t = getenv("TMPDIR");
@@ -164,7 +157,7 @@ static int write_faiss(void *state, const char *path) {
 
 static void stream_fixture(fixture *f, int n_tokens) {
     memset(f, 0, sizeof *f);
-    f->model = load_model("llama-f32.gguf");
+    f->model = hmt_test_load_model("llama-f32.gguf");
     ck_assert_int_eq(hmt_adapter_load(&f->adapter, f->model,
                                       hmt_test_data("hmt-full-a.adapter.gguf")), HMT_OK);
     ck_assert_int_eq(hmt_stream_create(&f->stream, f->model, f->adapter, NULL), HMT_OK);
@@ -202,7 +195,7 @@ static int write_ctx_state(void *state, const char *path) {
 }
 
 START_TEST(ctx_state_save_is_atomic) {
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *c = NULL;
     ck_assert_int_eq(hmt_ctx_create(&c, m, NULL), HMT_OK);
     hmt_token t[24];
@@ -216,7 +209,7 @@ END_TEST
 
 START_TEST(datastore_build_is_atomic) {
     fixture f = {0};
-    f.model = load_model("llama-f32.gguf");
+    f.model = hmt_test_load_model("llama-f32.gguf");
     hmt_token *vals;
     float *keys = random_keys(37, hmt_model_n_embd(f.model), 0x5EED01, &vals);
     f.keys = keys, f.vals = vals, f.n = 37;
@@ -239,7 +232,7 @@ START_TEST(faiss_index_build_is_atomic) {
         return;
     }
     fixture f = {0};
-    f.model = load_model("llama-f32.gguf");
+    f.model = hmt_test_load_model("llama-f32.gguf");
     hmt_token *vals;
     const size_t n = 10240; /* k-means needs 39 keys per centroid, 256 centroids */
     float *keys = random_keys(n, hmt_model_n_embd(f.model), 0x5EED02, &vals);
@@ -347,7 +340,7 @@ START_TEST(datastore_build_on_a_full_disk) {
     char *dir = small_disk(256u << 10, "datastore_build_on_a_full_disk");
     if (!dir) return;
     fixture f = {0};
-    f.model = load_model("llama-f32.gguf");
+    f.model = hmt_test_load_model("llama-f32.gguf");
     hmt_token *vals;
     float *keys = random_keys(2000, hmt_model_n_embd(f.model), 0x5EED03, &vals);
     f.keys = keys, f.vals = vals, f.n = 100;
@@ -372,7 +365,7 @@ END_TEST
 /* ---- two builds, one output ------------------------------------------------------ */
 START_TEST(racing_builds_leave_one_of_them) {
     fixture a = {0}, b = {0};
-    a.model = load_model("llama-f32.gguf");
+    a.model = hmt_test_load_model("llama-f32.gguf");
     const int d = hmt_model_n_embd(a.model);
     hmt_token *va, *vb;
     const size_t n = 20000;

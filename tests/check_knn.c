@@ -19,13 +19,6 @@
 
 #define LP_TOL 2e-5
 
-static hmt_model *load_model(const char *name) {
-    hmt_model *m = NULL;
-    ck_assert_msg(hmt_model_load(&m, hmt_test_data(name), NULL) == HMT_OK, "%s: %s", name,
-                  hmt_last_error_msg());
-    return m;
-}
-
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
 /* Build a datastore file from keys/values; returns its path (static). */
@@ -75,7 +68,7 @@ static int pair_cmp(const void *a, const void *b) {
 /* loop: bit 0 = F16 keys, bit 1 = 3 threads */
 START_TEST(search_matches_brute_force) {
     const int f16 = _i & 1, threads = _i & 2 ? 3 : 1;
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int d = hmt_model_n_embd(m);
     const size_t n = 1500; /* three 512-key blocks, the last partial */
     float *keys = malloc(n * d * sizeof *keys);
@@ -261,7 +254,7 @@ START_TEST(interpolation_matches_numpy) {
     ck_assert_msg(g != NULL, "knn.golden missing: run make testdata");
     gcase cs[32];
     size_t n = read_cases(g, len, cs, 32);
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     for (size_t ci = 0; ci < n; ci++) {
         const gcase *c = &cs[ci];
         ck_assert_int_eq(c->d, hmt_model_n_embd(m));
@@ -412,7 +405,7 @@ static int try_load(const hmt_model *m, const unsigned char *buf, size_t len) {
 }
 
 START_TEST(file_round_trip_and_validation) {
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int d = hmt_model_n_embd(m);
     const size_t n = 37;
     float keys[37 * 64];
@@ -506,7 +499,7 @@ START_TEST(file_round_trip_and_validation) {
         free(good);
 
         /* the same shape, another model: refused */
-        hmt_model *other = load_model("llama-tied-f16.gguf");
+        hmt_model *other = hmt_test_load_model("llama-tied-f16.gguf");
         ck_assert_int_eq(hmt_model_n_embd(other), d);
         ck_assert_int_eq(hmt_model_n_vocab(other), 320);
         hmt_knn *x = NULL;
@@ -523,7 +516,7 @@ START_TEST(file_round_trip_and_validation) {
 END_TEST
 
 START_TEST(builder_misuse) {
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const char *path = hmt_test_tmp_path(".knn");
     char keep[4096];
     snprintf(keep, sizeof keep, "%s", path);
@@ -572,7 +565,7 @@ static int stop_progress(void *ud, int64_t done, int64_t total) {
 }
 
 START_TEST(built_from_tokens_equals_ffn_input) {
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int d = hmt_model_n_embd(m);
     enum { N = 75, WIN = 32, BATCH = 12 };
     hmt_token toks[N];
@@ -710,7 +703,7 @@ END_TEST
  * order, or a key never prepared) is still right. 300 positions: more than
  * one prepared batch (256). */
 START_TEST(prepare_is_bit_identical) {
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int32_t d = hmt_model_n_embd(m), nv = hmt_model_n_vocab(m);
     enum { N = 600, NQ = 300 };
     float *keys = malloc((size_t)N * d * sizeof *keys);
@@ -789,7 +782,7 @@ END_TEST
 /* API 0.2: each datastore function reads its own keys and refuses the
  * others, naming them; keys never set are never refused. */
 START_TEST(knn_functions_refuse_foreign_keys) {
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int32_t d = hmt_model_n_embd(m), nv = hmt_model_n_vocab(m);
     enum { N = 40 };
     float *keys = malloc((size_t)N * d * sizeof *keys);

@@ -35,13 +35,6 @@
 
 static uint64_t rs;
 
-static hmt_model *load_model(const char *name) {
-    hmt_model *m = NULL;
-    ck_assert_msg(hmt_model_load(&m, hmt_test_data(name), NULL) == HMT_OK, "%s: %s", name,
-                  hmt_last_error_msg());
-    return m;
-}
-
 /* n clustered keys (and n_q queries from the same clusters) of width d. */
 static void clustered(uint64_t seed, int d, size_t n, float *keys, size_t n_q, float *queries) {
     rs = seed;
@@ -153,7 +146,7 @@ static int stop_progress(void *ud, int64_t done, int64_t total) {
 
 START_TEST(faiss_recall_and_exact_distances) {
     if (!hmt_knn_faiss_available()) return; /* faiss_not_built_in covers this build */
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int d = hmt_model_n_embd(m);
     float *q = malloc((size_t)N_QUERIES * d * sizeof *q);
     const char *store = build_store(m, 0x5EED0001, N_KEYS, q, N_QUERIES);
@@ -317,7 +310,7 @@ START_TEST(faiss_recall_and_exact_distances) {
     ck_assert_ptr_nonnull(strstr(hmt_last_error_msg(), "another datastore (same shape"));
     hmt_knn_free(one);
     unlink(store2);
-    hmt_model *m96 = load_model("llama-q8.gguf");
+    hmt_model *m96 = hmt_test_load_model("llama-q8.gguf");
     ck_assert_int_eq(hmt_model_n_embd(m96), 96);
     store2 = build_store(m96, 0x5EED0003, 12000, q2, N_QUERIES);
     one = load_store(m96, store2, 2);
@@ -356,7 +349,7 @@ END_TEST
 
 /* Bad shapes and arguments get clear errors before any work. */
 START_TEST(faiss_build_arguments) {
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int d = hmt_model_n_embd(m);
     float *q = malloc((size_t)d * sizeof *q);
     const char *store = build_store(m, 0x5EED0004, 3000, q, 1);
@@ -448,7 +441,7 @@ START_TEST(faiss_not_built_in) {
     ck_assert_int_eq(avail, 0);
 #endif
     if (avail) return;
-    hmt_model *m = load_model("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int d = hmt_model_n_embd(m);
     float *q = malloc((size_t)d * sizeof *q);
     const char *store = build_store(m, 0x5EED0006, 12000, q, 1);

@@ -61,18 +61,11 @@ static hmt_params *ctx_params(int kv_type, int threads, int n_batch) {
     return p;
 }
 
-static hmt_model *load(const char *name) {
-    hmt_model *m = NULL;
-    ck_assert_msg(hmt_model_load(&m, hmt_test_data(name), NULL) == HMT_OK, "%s: %s", name,
-                  hmt_last_error_msg());
-    return m;
-}
-
 START_TEST(matches_rounded_reference) {
     read_manifest();
     if (_i >= n_cases) return;
     const kv_case *c = &cases[_i];
-    hmt_model *m = load(c->model);
+    hmt_model *m = hmt_test_load_model(c->model);
     hmt_golden g;
     hmt_golden_read(&g, c->file);
     float *l = malloc((size_t)g.n_rows * g.n_vocab * sizeof *l);
@@ -107,7 +100,7 @@ END_TEST
 
 /* The key is checked, read back, and refused where nothing reads it. */
 START_TEST(key_is_checked) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_params *p;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KV_TYPE, 3), HMT_E_INVAL);
@@ -146,7 +139,7 @@ static void eval_logits(hmt_ctx *c, const hmt_token *t, int n) {
 /* A half cache's state is half an F32 one's cache bytes, restores
  * bit-identically into a context of its type and is refused by another. */
 START_TEST(states_keep_the_type) {
-    hmt_model *m = load("qwen3-f32.gguf");
+    hmt_model *m = hmt_test_load_model("qwen3-f32.gguf");
     const int n_vocab = hmt_model_n_vocab(m);
     hmt_token t[24];
     uint64_t rng = 9;
@@ -187,7 +180,7 @@ END_TEST
 
 /* A forked half-cache sequence continues like a fresh context. */
 START_TEST(sequences_fork_half_caches) {
-    hmt_model *m = load("gemma2-f32.gguf");
+    hmt_model *m = hmt_test_load_model("gemma2-f32.gguf");
     const int n_vocab = hmt_model_n_vocab(m);
     hmt_params *p = ctx_params(HMT_KV_F16, 1, 512);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_SEQ, 2), HMT_OK);
@@ -228,7 +221,7 @@ static hmt_stream *sinks_stream(hmt_model *m, int kv_type) {
  * and rounded again) and stays within the F32 stream's logits by what the
  * rounding costs; snapshots keep the type and refuse another. */
 START_TEST(streams_take_half_caches) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int n_vocab = hmt_model_n_vocab(m);
     hmt_stream *h = sinks_stream(m, HMT_KV_F16), *f = sinks_stream(m, HMT_KV_F32);
     hmt_token t[40];

@@ -11,13 +11,6 @@
 
 static const char *model_path(void) { return hmt_test_data("llama-f32.gguf"); }
 
-static hmt_model *load(const char *name) {
-    hmt_model *m = NULL;
-    int rc = hmt_model_load(&m, hmt_test_data(name), NULL);
-    ck_assert_msg(rc == HMT_OK, "load %s: %s", name, hmt_last_error_msg());
-    return m;
-}
-
 START_TEST(load_errors) {
     hmt_model *m = (hmt_model *)1;
     ck_assert_int_eq(hmt_model_load(&m, "/nonexistent/model.gguf", NULL), HMT_E_IO);
@@ -74,7 +67,7 @@ START_TEST(unimplemented_math_is_refused) {
 END_TEST
 
 START_TEST(shape_queries_and_null_model) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     ck_assert_str_eq(hmt_model_arch(m), "llama");
     ck_assert_int_gt(hmt_model_n_vocab(m), 0);
     ck_assert_int_gt(hmt_model_n_embd(m), 0);
@@ -103,7 +96,7 @@ static int abort_after_calls(void *data) {
 }
 
 START_TEST(eval_misuse_keeps_state) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_params *p;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
     ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, 8), HMT_OK);
@@ -178,7 +171,7 @@ START_TEST(eval_misuse_keeps_state) {
 END_TEST
 
 START_TEST(context_outlives_model_handle) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_ctx *ctx;
     ck_assert_int_eq(hmt_ctx_create(&ctx, m, NULL), HMT_OK);
     hmt_model_free(m); /* the context keeps the model alive */
@@ -324,7 +317,7 @@ END_TEST
 /* hmt_sampler_sample_ctx(s, ctx, i) = hmt_sampler_sample(s, hmt_ctx_logits(ctx, i))
  * (no processors: no key used); hmt_sampler_sample_stream likewise. */
 START_TEST(sample_ctx_and_stream_equal_sample) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int32_t nv = hmt_model_n_vocab(m);
     hmt_ctx *ctx;
     ck_assert_int_eq(hmt_ctx_create(&ctx, m, NULL), HMT_OK);

@@ -14,13 +14,6 @@
 #include "io/gguf.h"
 #include "util/testutil.h"
 
-static hmt_model *load(const char *name) {
-    hmt_model *m = NULL;
-    int rc = hmt_model_load(&m, hmt_test_data(name), NULL);
-    ck_assert_msg(rc == HMT_OK, "load %s: %s", name, hmt_last_error_msg());
-    return m;
-}
-
 static hmt_sampler *sampler_at(double temperature, int64_t top_k, double top_p) {
     hmt_params *p;
     ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
@@ -126,7 +119,7 @@ END_TEST
 
 /* ---- item 6: the datastore outlives hmt_knn_free while a processor uses it */
 START_TEST(knn_freed_under_its_processor) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int32_t d = hmt_model_n_embd(m), nv = hmt_model_n_vocab(m);
     enum { N = 64 };
     float *keys = malloc((size_t)N * d * sizeof *keys);
@@ -220,7 +213,7 @@ START_TEST(nonfinite_weights_are_refused) {
 END_TEST
 
 START_TEST(nonfinite_adapter_tensors_are_refused) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     size_t len;
     uint8_t *orig = hmt_test_read_file(hmt_test_data("hmt-full-a.adapter.gguf"), &len);
     ck_assert_ptr_nonnull(orig);
@@ -246,7 +239,7 @@ START_TEST(nonfinite_adapter_tensors_are_refused) {
 END_TEST
 
 START_TEST(nonfinite_embedding_rows_are_refused) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     const int32_t d = hmt_model_n_embd(m);
     hmt_ctx *ctx;
     ck_assert_int_eq(hmt_ctx_create(&ctx, m, NULL), HMT_OK);
@@ -269,7 +262,7 @@ START_TEST(nonfinite_embedding_rows_are_refused) {
 END_TEST
 
 START_TEST(nonfinite_snapshot_is_refused) {
-    hmt_model *m = load("llama-f32.gguf");
+    hmt_model *m = hmt_test_load_model("llama-f32.gguf");
     hmt_adapter *a;
     ck_assert_int_eq(hmt_adapter_load(&a, m, hmt_test_data("hmt-full-a.adapter.gguf")), HMT_OK);
     hmt_stream *st;

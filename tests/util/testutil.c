@@ -73,6 +73,13 @@ int hmt_test_temporaries(const char *path) {
     return n;
 }
 
+hmt_model *hmt_test_load_model(const char *name) {
+    hmt_model *m = NULL;
+    ck_assert_msg(hmt_model_load(&m, hmt_test_data(name), NULL) == HMT_OK, "%s: %s", name,
+                  hmt_last_error_msg());
+    return m;
+}
+
 const char *hmt_test_tmp_path(const char *suffix) {
     static char path[4096];
     static unsigned counter;

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hmt/hmt.h"
+
 /* Check records a checkpoint (a write to its control file) for every
  * passing ck_assert; loops that compare millions of values (tens of seconds
  * of system time, more under ASan) test with plain ifs and call into Check
@@ -28,6 +30,10 @@
 /* Path of a file in the generated test data directory ($HMT_TESTDATA,
  * default build/testdata). Returns a static buffer. */
 const char *hmt_test_data(const char *name);
+
+/* The test model build/testdata/<name>, loaded (the test fails with the
+ * library's message otherwise). */
+hmt_model *hmt_test_load_model(const char *name);
 
 /* Manifest lines are space-separated key=value pairs: copy the value of key
  * into out (truncated to cap) and return its leading integer; "" and -1 when
