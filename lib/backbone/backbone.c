@@ -46,7 +46,8 @@ int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int3
     return hmti_backbone_init_seqs(b, m, n_ctx, n_batch, 1, kv_type, n_threads);
 }
 
-uint32_t hmti_kv_gtype(int kv_type) {
+/* The GGML element type of a hmt_kv_type. */
+static uint32_t kv_gtype_of(int kv_type) {
     return kv_type == HMT_KV_F16 ? HMTI_TYPE_F16 : kv_type == HMT_KV_BF16 ? HMTI_TYPE_BF16 : HMTI_TYPE_F32;
 }
 
@@ -58,8 +59,8 @@ int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx,
     b->n_batch = n_batch;
     b->n_seq = n_seq;
     b->kv_type = kv_type;
-    b->kv_gtype = hmti_kv_gtype(kv_type);
-    b->kv_elt = b->kv_gtype == HMTI_TYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+    b->kv_gtype = kv_gtype_of(kv_type);
+    b->kv_elt = hmti_row_size(b->kv_gtype, 1);
     const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim;
     b->seq_elems = (size_t)m->n_layer * (size_t)n_ctx * kv_dim;
     b->kv_bytes = (size_t)n_seq * b->seq_elems * b->kv_elt;
@@ -216,6 +217,23 @@ typedef struct {
     int32_t n_runs; /* b->runs[3 i]: first row, rows, sequence; slots follow row_slot */
 } att_job;
 
+/* The first slot a row at `slot` attends to: 0, or on a sliding-window
+ * layer (win > 0) slot - win + 1 (llama.cpp's mask: p1 - p0 < n_swa, by
+ * slot here as the causal mask is). */
+static int64_t window_start(int64_t slot, int64_t win) {
+    return win && slot + 1 - win > 0 ? slot + 1 - win : 0;
+}
+
+/* One row's scores turned into attention weights in place: scaled by the
+ * model's attn_scale (Gemma: soft-capped), then softmaxed. */
+static void weigh_scores(const hmt_model *m, float *row, int64_t n) {
+    if (m->attn_softcap > 0)
+        hmti_softcap(row, m->attn_scale, m->attn_softcap, n);
+    else
+        hmti_scale(row, m->attn_scale, n);
+    hmti_softmax(row, n);
+}
+
 /* One KV head's keys and values for a run, as F32 columns: K [head_dim]
  * rows of slots (k[d * ldk + t - origin] is slot t's component d) and V
  * slots of head_dim values (v[(t - origin) * ldv + d]). An F32 cache is
@@ -239,8 +257,7 @@ static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32
         return (kv_view){(const float *)kt, (const float *)v, n_ctx, kv_dim, 0};
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
     const int64_t end = (int64_t)b->row_slot[run[0]] + run[1];
-    const int64_t lo = win && b->row_slot[run[0]] + 1 - win > 0 ? b->row_slot[run[0]] + 1 - win : 0;
-    const int64_t span = end - lo;
+    const int64_t lo = window_start(b->row_slot[run[0]], win), span = end - lo;
     float *wk = wide, *wv = wide + (size_t)hd * n_ctx;
     for (int64_t d = 0; d < hd; d++)
         hmti_row_to_f32(kt + ((size_t)d * n_ctx + lo) * e, b->kv_gtype, wk + d * span, span);
@@ -263,27 +280,21 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const int64_t qkv_dim = q_dim + 2 * kv_dim;
-    const float scale = m->attn_scale, cap = m->attn_softcap;
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
     const int32_t run_end = run[0] + run[1];
     for (int32_t r0 = run[0]; r0 < run_end; r0 += HMTI_ATT_ROWS) {
         const int32_t rows = run_end - r0 < HMTI_ATT_ROWS ? run_end - r0 : HMTI_ATT_ROWS;
         const int64_t end = (int64_t)b->row_slot[r0] + rows; /* slots any row sees: */
-        const int64_t first = win && end - rows + 1 - win > 0 ? end - rows + 1 - win : 0;
-        const int64_t span = end - first;                  /* [first, end)      */
+        const int64_t first = window_start(end - rows, win), span = end - first; /* [first, end) */
         /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
         hmti_gemm_cm(span, rows, hd, kv->k + (first - kv->origin), kv->ldk,
                      b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim, s, n_ctx, 0.0f);
         for (int32_t r = 0; r < rows; r++) {
             float *row = s + (size_t)r * n_ctx;
             const int64_t slot = (int64_t)b->row_slot[r0] + r; /* sees [lo, slot] */
-            const int64_t lo = win && slot + 1 - win > first ? slot + 1 - win : first;
+            const int64_t lo = window_start(slot, win); /* >= first: rows only move on */
             const int64_t a = lo - first, visible = slot + 1 - lo;
-            if (cap > 0)
-                hmti_softcap(row + a, scale, cap, visible);
-            else
-                hmti_scale(row + a, scale, visible);
-            hmti_softmax(row + a, visible);
+            weigh_scores(m, row + a, visible);
             if (a) memset(row, 0, (size_t)a * sizeof *row);
             if (span > a + visible)
                 memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
@@ -297,7 +308,7 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
 /* Head h of a one-row run (a decode step) on a half cache, read in place:
  * the conversion happens inside the dot products (kernels/kv_half.h), so
  * the step reads half the bytes of an F32 cache and writes no copy. The
- * mask, scale, soft-cap and softmax are attend_run's. */
+ * window and the weighing of the scores are attend_run's. */
 static void attend_row_half(const hmti_backbone *b, int layer, int64_t h, const int32_t *run,
                             float *s) {
     const hmt_model *m = b->m;
@@ -306,7 +317,7 @@ static void attend_row_half(const hmti_backbone *b, int layer, int64_t h, const 
     const int64_t g = h / (m->n_head / m->n_head_kv);
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
     const int64_t slot = b->row_slot[run[0]];
-    const int64_t first = win && slot + 1 - win > 0 ? slot + 1 - win : 0, n = slot + 1 - first;
+    const int64_t first = window_start(slot, win), n = slot + 1 - first;
     const int bf16 = b->kv_gtype == HMTI_TYPE_BF16;
     const uint16_t *k = (const uint16_t *)hmti_backbone_kt(b, run[2]) +
                         ((size_t)layer * m->n_head_kv + g) * hd * n_ctx + first;
@@ -314,11 +325,7 @@ static void attend_row_half(const hmti_backbone *b, int layer, int64_t h, const 
                         (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim;
     hmti_kv_half_scores(k, n_ctx, hd, b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim) + h * hd, n,
                         bf16, s);
-    if (m->attn_softcap > 0)
-        hmti_softcap(s, m->attn_scale, m->attn_softcap, n);
-    else
-        hmti_scale(s, m->attn_scale, n);
-    hmti_softmax(s, n);
+    weigh_scores(m, s, n);
     hmti_kv_half_values(v, kv_dim, hd, s, n, bf16, b->att + (size_t)run[0] * q_dim + h * hd);
 }
 

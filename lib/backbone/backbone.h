@@ -51,8 +51,6 @@ int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int3
                        int kv_type, int64_t n_threads);
 int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
                             int32_t n_seq, int kv_type, int64_t n_threads);
-/* The GGML element type of a hmt_kv_type. */
-uint32_t hmti_kv_gtype(int kv_type);
 /* Sequence seq's K (transposed) and V cache regions (elements of kv_gtype). */
 static inline unsigned char *hmti_backbone_kt(const hmti_backbone *b, int32_t seq) {
     if (b->peers) return b->peers[seq]->kt;
