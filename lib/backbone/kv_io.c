@@ -1,8 +1,6 @@
 /* KV regions through a state walk (kv_io.h). */
 #include "backbone/kv_io.h"
 
-static size_t elt_of(uint32_t gtype) { return gtype == HMTI_TYPE_F32 ? sizeof(float) : sizeof(uint16_t); }
-
 static void walk_elems(hmti_walk *c, uint32_t gtype, unsigned char *field, size_t n, const char *name,
                        int64_t base) {
     if (gtype == HMTI_TYPE_F32)
@@ -12,7 +10,7 @@ static void walk_elems(hmti_walk *c, uint32_t gtype, unsigned char *field, size_
 }
 
 void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
-    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, n = (size_t)r->n, e = elt_of(r->gtype);
+    const size_t kvd = (size_t)m->n_head_kv * m->head_dim, n = (size_t)r->n, e = hmti_row_size(r->gtype, 1);
     /* CHECK moves no data: no pointer is formed into a region that may be
      * smaller than the state being checked */
     const int data = c->kind != HMTI_CHECK;
@@ -29,5 +27,5 @@ void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
 
 uint64_t hmti_kv_walk_bytes(const hmt_model *m, int64_t n, uint32_t gtype) {
     return 2 * (uint64_t)m->n_layer * (uint64_t)m->n_head_kv * (uint64_t)m->head_dim *
-           (uint64_t)n * elt_of(gtype);
+           (uint64_t)hmti_row_size(gtype, n);
 }

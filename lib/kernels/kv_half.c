@@ -7,14 +7,11 @@
 
 int hmti_kv_half_direct(void) { return hmti_cpu_level() == 2; }
 
-/* 16 halves (F16 or BF16) from p as floats. */
-AVX512_TARGET static inline __m512 widen16(const uint16_t *p, int bf16) {
-    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
-    if (bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    return _mm512_cvtph_ps(h);
-}
+enum { ALL = 0xffff };
 
-AVX512_TARGET static inline __m512 widen16_mask(const uint16_t *p, __mmask16 k, int bf16) {
+/* The halves (F16 or BF16) of p under mask k (0xffff: 16) as floats, 0
+ * elsewhere. */
+AVX512_TARGET static inline __m512 widen16(const uint16_t *p, __mmask16 k, int bf16) {
     const __m256i h = _mm256_maskz_loadu_epi16(k, p);
     if (bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     return _mm512_cvtph_ps(h);
@@ -22,18 +19,18 @@ AVX512_TARGET static inline __m512 widen16_mask(const uint16_t *p, __mmask16 k, 
 
 /* s[t] = sum_d k[d * ld + t] q[d], t < n: 64 slots per pass of the head
  * dimension (4 accumulators), then 16 at a time, then a masked tail. */
-AVX512_TARGET static void scores_avx512(const uint16_t *k, int64_t ld, int64_t hd, const float *q,
-                                        int64_t n, int bf16, float *s) {
+AVX512_TARGET void hmti_kv_half_scores(const uint16_t *k, int64_t ld, int64_t hd, const float *q,
+                                       int64_t n, int bf16, float *s) {
     int64_t t = 0;
     for (; t + 64 <= n; t += 64) {
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t d = 0; d < hd; d++) {
             const uint16_t *r = k + d * ld + t;
             const __m512 qd = _mm512_set1_ps(q[d]);
-            a0 = _mm512_fmadd_ps(widen16(r, bf16), qd, a0);
-            a1 = _mm512_fmadd_ps(widen16(r + 16, bf16), qd, a1);
-            a2 = _mm512_fmadd_ps(widen16(r + 32, bf16), qd, a2);
-            a3 = _mm512_fmadd_ps(widen16(r + 48, bf16), qd, a3);
+            a0 = _mm512_fmadd_ps(widen16(r, ALL, bf16), qd, a0);
+            a1 = _mm512_fmadd_ps(widen16(r + 16, ALL, bf16), qd, a1);
+            a2 = _mm512_fmadd_ps(widen16(r + 32, ALL, bf16), qd, a2);
+            a3 = _mm512_fmadd_ps(widen16(r + 48, ALL, bf16), qd, a3);
         }
         _mm512_storeu_ps(s + t, a0);
         _mm512_storeu_ps(s + t + 16, a1);
@@ -44,31 +41,21 @@ AVX512_TARGET static void scores_avx512(const uint16_t *k, int64_t ld, int64_t h
         const __mmask16 m = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
         __m512 a = _mm512_setzero_ps();
         for (int64_t d = 0; d < hd; d++)
-            a = _mm512_fmadd_ps(widen16_mask(k + d * ld + t, m, bf16), _mm512_set1_ps(q[d]), a);
+            a = _mm512_fmadd_ps(widen16(k + d * ld + t, m, bf16), _mm512_set1_ps(q[d]), a);
         _mm512_mask_storeu_ps(s + t, m, a);
     }
 }
 
 /* out[d] = sum_t p[t] v[t * ld + d], d < hd (a multiple of 16, at most 256). */
-AVX512_TARGET static void values_avx512(const uint16_t *v, int64_t ld, int64_t hd, const float *p,
-                                        int64_t n, int bf16, float *out) {
+AVX512_TARGET void hmti_kv_half_values(const uint16_t *v, int64_t ld, int64_t hd, const float *p,
+                                       int64_t n, int bf16, float *out) {
     __m512 acc[16];
     const int64_t nv = hd / 16;
     for (int64_t j = 0; j < nv; j++) acc[j] = _mm512_setzero_ps();
     for (int64_t t = 0; t < n; t++) {
         const __m512 pt = _mm512_set1_ps(p[t]);
         const uint16_t *r = v + t * ld;
-        for (int64_t j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(widen16(r + 16 * j, bf16), pt, acc[j]);
+        for (int64_t j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(widen16(r + 16 * j, ALL, bf16), pt, acc[j]);
     }
     for (int64_t j = 0; j < nv; j++) _mm512_storeu_ps(out + 16 * j, acc[j]);
-}
-
-void hmti_kv_half_scores(const uint16_t *k, int64_t ld, int64_t hd, const float *q, int64_t n,
-                         int bf16, float *s) {
-    scores_avx512(k, ld, hd, q, n, bf16, s);
-}
-
-void hmti_kv_half_values(const uint16_t *v, int64_t ld, int64_t hd, const float *p, int64_t n,
-                         int bf16, float *out) {
-    values_avx512(v, ld, hd, p, n, bf16, out);
 }
