@@ -1,6 +1,5 @@
 /* The walk cursor and the files of saved states (state_io.h). */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,34 +33,32 @@ void hmti_walk_tokens(hmti_walk *c, hmt_token *field, size_t n) {
     hmti_walk_bytes(c, field, n * sizeof *field);
 }
 
-void hmti_walk_floats(hmti_walk *c, float *field, size_t n, const char *name, int64_t base) {
-    if (c->kind == HMTI_CHECK && !c->bad && !c->bad_float && n <= (c->len - c->pos) / sizeof(float))
-        for (size_t i = 0; i < n; i++) {
-            float v;
-            memcpy(&v, c->in + c->pos + i * sizeof v, sizeof v);
-            if (!isfinite(v)) {
-                c->bad_float = name;
-                c->bad_float_at = base + (int64_t)i;
-                break;
-            }
+/* CHECK: the first of the n values ahead in the input (`size` bytes each,
+ * little-endian) whose exponent bits `exp` are all set (inf or NaN) is
+ * named by bad_float and bad_float_at (its index plus base). */
+static void check_finite(hmti_walk *c, size_t n, size_t size, uint32_t exp, const char *name,
+                         int64_t base) {
+    if (c->kind != HMTI_CHECK || c->bad || c->bad_float || n > (c->len - c->pos) / size) return;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = 0;
+        memcpy(&v, c->in + c->pos + i * size, size);
+        if ((v & exp) == exp) {
+            c->bad_float = name;
+            c->bad_float_at = base + (int64_t)i;
+            return;
         }
+    }
+}
+
+void hmti_walk_floats(hmti_walk *c, float *field, size_t n, const char *name, int64_t base) {
+    check_finite(c, n, sizeof(float), 0x7f800000u, name, base);
     hmti_walk_bytes(c, field, n * sizeof(float));
 }
 
 void hmti_walk_halves(hmti_walk *c, uint16_t *field, size_t n, int bf16, const char *name,
                       int64_t base) {
-    /* all exponent bits set: inf or NaN (half: 5 bits, bfloat16: 8) */
-    const uint16_t exp = bf16 ? 0x7f80 : 0x7c00;
-    if (c->kind == HMTI_CHECK && !c->bad && !c->bad_float && n <= (c->len - c->pos) / sizeof(uint16_t))
-        for (size_t i = 0; i < n; i++) {
-            uint16_t v;
-            memcpy(&v, c->in + c->pos + i * sizeof v, sizeof v);
-            if ((v & exp) == exp) {
-                c->bad_float = name;
-                c->bad_float_at = base + (int64_t)i;
-                break;
-            }
-        }
+    /* half: 5 exponent bits, bfloat16: 8 */
+    check_finite(c, n, sizeof(uint16_t), bf16 ? 0x7f80u : 0x7c00u, name, base);
     hmti_walk_bytes(c, field, n * sizeof(uint16_t));
 }
 
