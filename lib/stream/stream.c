@@ -254,7 +254,15 @@ static int feed_sinks(hmt_stream *s, const hmt_token *tok, size_t n) {
     return HMT_OK;
 }
 
-static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first);
+/* The outputs a call leaves readable: the tokens it made ready, or, when it
+ * made none ready (pending under lookahead, an empty flush), those of the
+ * previous call, which nothing has overwritten. */
+static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first) {
+    if (s->n_ready == first)
+        s->ready_first = prev_first;
+    else
+        s->ready_first = s->all_logits ? first : s->n_ready - 1;
+}
 
 /* ---- one-token steps of several streams (streams_feed.c) ------------------- */
 
@@ -300,17 +308,6 @@ int hmti_stream_step_done(hmt_stream *s, hmt_token tok, const float *logits, con
 }
 
 /* ---- public API ------------------------------------------------------------ */
-
-
-/* The outputs a call leaves readable: the tokens it made ready, or, when it
- * made none ready (pending under lookahead, an empty flush), those of the
- * previous call, which nothing has overwritten. */
-static void finish_call(hmt_stream *s, int64_t first, int64_t prev_first) {
-    if (s->n_ready == first)
-        s->ready_first = prev_first;
-    else
-        s->ready_first = s->all_logits ? first : s->n_ready - 1;
-}
 
 int hmti_stream_feed(hmt_stream *s, const hmt_token *tokens, size_t n) {
     if (!s) return hmti_errf(HMT_E_INVAL, "hmt_stream_feed: stream is NULL");

@@ -120,8 +120,9 @@ static int failed(int rc, int32_t i) {
     return hmti_errf(rc, FN ": stream %d: %s", (int)i, msg);
 }
 
-static int feed_all(hmt_stream *const *st, int32_t n, const hmt_token *tokens, pass *p) {
+static int feed_all(hmt_stream *const *st, int32_t n, const hmt_token *tokens) {
     uint8_t done[MAX_STREAMS] = {0};
+    pass pass_, *p = &pass_;
     int rc = HMT_OK;
     /* batched passes: the one-row steps, grouped with the first such stream
      * left, at most HMTI_BATCH_DECODE_ROWS (and its n_batch) at a time */
@@ -153,8 +154,7 @@ static int feed_all(hmt_stream *const *st, int32_t n, const hmt_token *tokens, p
 HMT_API int hmt_streams_feed(hmt_stream *const *streams, int32_t n, const hmt_token *tokens) {
     int rc = enter_all(streams, n, tokens);
     if (rc) return rc;
-    pass p;
-    rc = feed_all(streams, n, tokens, &p);
+    rc = feed_all(streams, n, tokens);
     for (int32_t i = 0; i < n; i++) hmti_leave(HMTI_GUARD(streams[i]));
     return rc;
 }
