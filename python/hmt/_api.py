@@ -108,9 +108,9 @@ def _key(key):
 
 
 # keys whose values are a named enum: a name ("rmt", "bf16") is taken too
-_ENUM_OF = {Param.MODE: Mode, Param.COMPUTE_TYPE: ComputeType, Param.KV_TYPE: KvType, Param.DITTO_MODE: DittoMode,
-            Param.DITTO_SCOPE: DittoScope, Param.DITTO_RENORM: DittoRenorm,
-            Param.KNN_LAMBDA_MODE: KnnLambdaMode}
+_ENUM_OF = {Param.MODE: Mode, Param.COMPUTE_TYPE: ComputeType, Param.KV_TYPE: KvType,
+            Param.DITTO_MODE: DittoMode, Param.DITTO_SCOPE: DittoScope,
+            Param.DITTO_RENORM: DittoRenorm, Param.KNN_LAMBDA_MODE: KnnLambdaMode}
 
 
 def _value(key, value):
@@ -1608,7 +1608,7 @@ def streams_feed(streams, tokens):
             raise HmtError(Status.E_INVAL, "hmt_streams_feed", "streams must be hmt.Stream objects")
     n = len(streams)
     handles = (hmt_stream_p * max(n, 1))(*[s._handle for s in streams])
-    ptr, nt, keep = _tokens_arg(tokens, "hmt_streams_feed")
+    ptr, _, keep = _tokens_arg(tokens, "hmt_streams_feed")  # keep: the array stays alive
     lib.hmt_streams_feed(handles, n, ptr)
     return [s.ready_range for s in streams]
 
