@@ -508,6 +508,55 @@ START_TEST(matmul_model_shapes) {
 }
 END_TEST
 
+/* hmti_matmul_gemv_rows (batched decode on packed weights): each of n
+ * activation rows gets the bits of its own one-row hmti_matmul, for odd and
+ * even widths (the k-blocks and the odd last column), partial panels,
+ * bias, padded strides, more rows than one pass, 1 and 2 threads. */
+START_TEST(gemv_rows_equal_single_rows) {
+    static const int64_t rows[] = {1, 17, 64, 100, 257};
+    static const int64_t cols[] = {1, 3, 64, 65, 130, 257};
+    static const int64_t ns[] = {2, 3, 5, 8, 16, 19};
+    for (int th = 1; th <= 2; th++) {
+        hmti_pool *pool = NULL;
+        ck_assert_int_eq(hmti_pool_create(&pool, th), HMT_OK);
+        int idx = 0;
+        for (int ri = 0; ri < 5; ri++)
+            for (int ci = 0; ci < 6; ci++)
+                for (int ni = 0; ni < 6; ni++, idx++) {
+                    const int64_t R = rows[ri], C = cols[ci], n = ns[ni];
+                    const int64_t ldx = C + idx % 3, ldy = R + idx % 2 * 5;
+                    double *wref = malloc(sizeof(double) * (size_t)(R * C));
+                    void *src = make_weights(0, R, C, wref);
+                    hmti_matrix m;
+                    ck_assert_int_eq(hmti_matrix_pack(&m, src, 0, R, C), HMT_OK);
+                    float *x = malloc(sizeof(float) * (size_t)(n * ldx));
+                    float *y = malloc(sizeof(float) * (size_t)(n * ldy));
+                    float *one = malloc(sizeof(float) * (size_t)R);
+                    float *bias = idx & 1 ? malloc(sizeof(float) * (size_t)R) : NULL;
+                    for (int64_t i = 0; i < n * ldx; i++) x[i] = rndf();
+                    if (bias)
+                        for (int64_t r = 0; r < R; r++) bias[r] = rndf();
+                    hmti_matmul_gemv_rows(pool, &m, x, ldx, n, y, ldy, bias);
+                    for (int64_t i = 0; i < n; i++) {
+                        hmti_matmul(pool, &m, x + i * ldx, ldx, 1, one, R, bias);
+                        EXPECT_MSG(!memcmp(one, y + i * ldy, (size_t)R * sizeof(float)),
+                                   "gemv_rows %lldx%lld n%lld th%d: row %lld differs from its "
+                                   "own call", (long long)R, (long long)C, (long long)n, th,
+                                   (long long)i);
+                    }
+                    free(src);
+                    free(wref);
+                    free(x);
+                    free(y);
+                    free(one);
+                    free(bias);
+                    hmti_matrix_release(&m);
+                }
+        hmti_pool_release(pool);
+    }
+}
+END_TEST
+
 START_TEST(matrix_pack_errors) {
     hmti_matrix m;
     float one = 1.0f;
@@ -824,6 +873,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_add_test(tc, matmul_f32_shapes);
     tcase_add_test(tc, matmul_all_types);
     tcase_add_test(tc, matmul_model_shapes);
+    tcase_add_test(tc, gemv_rows_equal_single_rows);
     tcase_add_test(tc, matrix_pack_errors);
     tcase_add_test(tc, gemm_cm_sizes);
     tcase_add_test(tc, gemm_cm_decode_pattern);

@@ -303,6 +303,100 @@ AVX512_TARGET static void gemv_avx512(const float *a, int64_t lda, int64_t k, co
     }
 }
 
+/* Several activation rows against a panel (batched decode). The panel is
+ * walked in blocks of GEMV_KB columns (GEMV_KB x 64 rows = 16 KiB, in L1),
+ * each block by 16-row chunk for up to 8 activation rows at a time, the
+ * sums kept in acc between blocks: every weight comes from memory once for
+ * all the rows, in the panel's order (the next block is prefetched during
+ * the first chunk), while the register tile stays small. Each (row,
+ * activation) keeps gemv_avx512_body's arithmetic exactly (two accumulators
+ * by k parity from the first column, the odd last column into the first,
+ * one add at the end), so every result is the one-row call's bits. */
+/* GEMV_MAX_N: activation rows of one GEMV pass (hmti_matmul_gemv_rows) */
+enum { GEMV_KB = 64, GEMV_MAX_N = HMTI_BATCH_DECODE_ROWS };
+
+AVX512_TARGET static inline __attribute__((always_inline)) void
+gemv_block(const float *a, int64_t lda, int64_t p0, int64_t p1, int64_t k, const float *x,
+           int64_t ldx, float *acc, const int nv, const int R, const int pf) {
+    __m512 s0[4][4], s1[4][4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
+            s0[i][v] = p0 ? _mm512_loadu_ps(acc + 128 * i + 16 * v) : _mm512_setzero_ps();
+            s1[i][v] = p0 ? _mm512_loadu_ps(acc + 128 * i + 64 + 16 * v) : _mm512_setzero_ps();
+        }
+    int64_t p = p0;
+    for (; p + 2 <= p1; p += 2) {
+        const float *a0 = a + p * lda;
+        if (pf) /* the same two columns of the next block */
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
+                _mm_prefetch((const char *)(a0 + GEMV_KB * lda + 16 * v), _MM_HINT_T0);
+                _mm_prefetch((const char *)(a0 + (GEMV_KB + 1) * lda + 16 * v), _MM_HINT_T0);
+            }
+        __m512 w0[4], w1[4];
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
+            w0[v] = _mm512_loadu_ps(a0 + 16 * v);
+            w1[v] = _mm512_loadu_ps(a0 + lda + 16 * v);
+        }
+        _Pragma("GCC unroll 4") for (int i = 0; i < R; i++) {
+            const __m512 x0 = _mm512_set1_ps(x[i * ldx + p]), x1 = _mm512_set1_ps(x[i * ldx + p + 1]);
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
+                s0[i][v] = _mm512_fmadd_ps(w0[v], x0, s0[i][v]);
+                s1[i][v] = _mm512_fmadd_ps(w1[v], x1, s1[i][v]);
+            }
+        }
+    }
+    if (p < p1) /* p1 == k, k odd: the body's tail */
+        _Pragma("GCC unroll 4") for (int i = 0; i < R; i++) {
+            const __m512 x0 = _mm512_set1_ps(x[i * ldx + p]);
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++)
+                s0[i][v] = _mm512_fmadd_ps(_mm512_loadu_ps(a + p * lda + 16 * v), x0, s0[i][v]);
+        }
+    _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
+            if (p1 == k) {
+                _mm512_storeu_ps(acc + 128 * i + 16 * v, _mm512_add_ps(s0[i][v], s1[i][v]));
+            } else {
+                _mm512_storeu_ps(acc + 128 * i + 16 * v, s0[i][v]);
+                _mm512_storeu_ps(acc + 128 * i + 64 + 16 * v, s1[i][v]);
+            }
+        }
+}
+
+#define GEMV_BLOCK(NV, R) gemv_block(a, lda, p0, p1, k, xi, ldx, ac, NV, R, pf)
+
+/* Rows of nv chunks of 16 (a panel's rows, lda = panel rows) against n
+ * activation rows: out[i * 64 + r] = row r · x_i. */
+AVX512_TARGET static void gemv_multi_avx512(const float *a, int64_t lda, int64_t k, const float *x,
+                                            int64_t ldx, int64_t n, float *out, int nv) {
+    /* per activation: the even-column sums of the 64 rows, then the odd;
+     * at the end the results in [0, 64) */
+    float acc[GEMV_MAX_N][128];
+    const int R = nv > 2 ? 2 : 4;
+    for (int64_t p0 = 0; p0 < k; p0 += GEMV_KB) {
+        const int64_t p1 = k - p0 < GEMV_KB ? k : p0 + GEMV_KB;
+        for (int64_t i = 0; i < n;) {
+            const int r = n - i >= R ? R : n - i >= 2 ? 2 : 1;
+            const float *xi = x + i * ldx;
+            float *ac = acc[i];
+            const int pf = i == 0;
+            switch (nv * 8 + r) {
+            case 4 * 8 + 2: GEMV_BLOCK(4, 2); break;
+            case 4 * 8 + 1: GEMV_BLOCK(4, 1); break;
+            case 3 * 8 + 2: GEMV_BLOCK(3, 2); break;
+            case 3 * 8 + 1: GEMV_BLOCK(3, 1); break;
+            case 2 * 8 + 4: GEMV_BLOCK(2, 4); break;
+            case 2 * 8 + 2: GEMV_BLOCK(2, 2); break;
+            case 2 * 8 + 1: GEMV_BLOCK(2, 1); break;
+            case 1 * 8 + 4: GEMV_BLOCK(1, 4); break;
+            case 1 * 8 + 2: GEMV_BLOCK(1, 2); break;
+            default: GEMV_BLOCK(1, 1); break;
+            }
+            i += r;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) memcpy(out + i * 64, acc[i], (size_t)nv * 16 * sizeof(float));
+}
+
 static void gemv_chunk(const float *a, int64_t lda, int64_t k, const float *x, float *out,
                        int64_t nrows) {
     if (hmti_cpu_level() == 2 && nrows % 16 == 0 && nrows <= 64) {
@@ -335,26 +429,33 @@ static int64_t grab_size(int64_t n_items, int nth, int64_t cap) {
 
 enum { GEMV_CHUNK = 16, MM_NT = 64 };
 
+/* Rows [16 u0, 16 u1) for the job's n activation rows (n <= GEMV_MAX_N). */
 static void gemv_range(const mm_job *j, int64_t u0, int64_t u1) {
     int64_t per_panel = (j->pr + GEMV_CHUNK - 1) / GEMV_CHUNK;
-    float out[256];
+    float out[GEMV_MAX_N * 64];
     while (u0 < u1) {
         int64_t p = u0 / per_panel, c0 = u0 % per_panel;
         int64_t c1 = per_panel;
         if (p * per_panel + c1 > u1) c1 = u1 - p * per_panel;
-        if (c1 - c0 > 256 / GEMV_CHUNK) c1 = c0 + 256 / GEMV_CHUNK;
+        if (c1 - c0 > 64 / GEMV_CHUNK) c1 = c0 + 64 / GEMV_CHUNK;
         int64_t row0 = p * j->pr + c0 * GEMV_CHUNK;
         int64_t nrows = (c1 - c0) * GEMV_CHUNK;
         const float *ap = j->a + p * j->pr * j->k + c0 * GEMV_CHUNK;
         int64_t valid = j->rows - row0 < nrows ? j->rows - row0 : nrows;
         if (nrows > j->pr - c0 * GEMV_CHUNK) nrows = j->pr - c0 * GEMV_CHUNK; /* pr % 16 != 0 */
         if (valid > nrows) valid = nrows;
-        gemv_chunk(ap, j->pr, j->k, j->x, out, nrows);
-        float *yo = j->y + row0;
-        if (j->bias)
-            for (int64_t i = 0; i < valid; i++) yo[i] = out[i] + j->bias[row0 + i];
+        if (j->n > 1 && hmti_cpu_level() == 2 && nrows % 16 == 0)
+            gemv_multi_avx512(ap, j->pr, j->k, j->x, j->ldx, j->n, out, (int)(nrows / 16));
         else
-            memcpy(yo, out, (size_t)valid * sizeof(float));
+            for (int64_t i = 0; i < j->n; i++) gemv_chunk(ap, j->pr, j->k, j->x + i * j->ldx, out + i * 64, nrows);
+        for (int64_t i = 0; i < j->n; i++) {
+            float *yo = j->y + i * j->ldy + row0;
+            const float *o = out + i * 64;
+            if (j->bias)
+                for (int64_t r = 0; r < valid; r++) yo[r] = o[r] + j->bias[row0 + r];
+            else
+                memcpy(yo, o, (size_t)valid * sizeof(float));
+        }
         u0 = p * per_panel + c1;
     }
 }
@@ -395,6 +496,54 @@ static void gemm_job(void *arg, int ith, int nth) {
     while (hmti_work_take(&((mm_job *)arg)->work, &lo, &hi)) gemm_range(arg, lo, hi);
 }
 
+static void job_init(mm_job *j, const hmti_matrix *w, const float *x, int64_t ldx, int64_t n,
+                     float *y, int64_t ldy, const float *bias) {
+    memset(j, 0, sizeof *j);
+    j->a = w->data;
+    j->rows = w->rows;
+    j->k = w->cols;
+    j->pr = w->panel_rows;
+    j->x = x;
+    j->ldx = ldx;
+    j->n = n;
+    j->y = y;
+    j->ldy = ldy;
+    j->bias = bias;
+}
+
+/* The GEMV path for j->n <= GEMV_MAX_N activation rows: every weight read
+ * once for all of them. */
+static void gemv(hmti_pool *pool, mm_job *j) {
+    int nth = hmti_pool_n_threads(pool);
+    if (nth > 1 && j->rows * j->k * j->n < 32 * 1024) nth = 1; /* not worth a wake-up */
+    const int64_t n_items = (j->rows + GEMV_CHUNK - 1) / GEMV_CHUNK;
+    if (nth == 1) {
+        gemv_range(j, 0, n_items);
+        return;
+    }
+    /* Whole panels per grab: each thread then streams contiguous memory,
+     * which the hardware prefetchers follow; splitting a panel's rows
+     * between threads makes both read with a stride. */
+    const int64_t per_panel = (j->pr + GEMV_CHUNK - 1) / GEMV_CHUNK;
+    const int64_t n_panels = (j->rows + j->pr - 1) / j->pr;
+    hmti_work_init(&j->work, n_items, grab_size(n_panels, nth, INT64_MAX) * per_panel);
+    hmti_pool_run(pool, gemv_job, j);
+}
+
+void hmti_matmul_gemv_rows(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
+                           int64_t n, float *y, int64_t ldy, const float *bias) {
+    if (w->n_parts) { /* not reached: stored matrices have their own decode path */
+        hmti_matmul_stored(pool, w, x, ldx, n, y, ldy, bias);
+        return;
+    }
+    for (int64_t i = 0; i < n; i += GEMV_MAX_N) {
+        mm_job j;
+        job_init(&j, w, x + i * ldx, ldx, n - i < GEMV_MAX_N ? n - i : GEMV_MAX_N, y + i * ldy, ldy,
+                 bias);
+        gemv(pool, &j);
+    }
+}
+
 void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx, int64_t n,
                  float *y, int64_t ldy, const float *bias) {
     if (n <= 0 || w->rows <= 0) return;
@@ -403,34 +552,12 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
         return;
     }
     mm_job j;
-    memset(&j, 0, sizeof j);
-    j.a = w->data;
-    j.rows = w->rows;
-    j.k = w->cols;
-    j.pr = w->panel_rows;
-    j.x = x;
-    j.ldx = ldx;
-    j.n = n;
-    j.y = y;
-    j.ldy = ldy;
-    j.bias = bias;
-    int nth = hmti_pool_n_threads(pool);
+    job_init(&j, w, x, ldx, n, y, ldy, bias);
     if (n == 1) {
-        if (nth > 1 && w->rows * w->cols < 32 * 1024) nth = 1; /* not worth a wake-up */
-        const int64_t n_items = (w->rows + GEMV_CHUNK - 1) / GEMV_CHUNK;
-        if (nth == 1) {
-            gemv_range(&j, 0, n_items);
-            return;
-        }
-        /* Whole panels per grab: each thread then streams contiguous memory,
-         * which the hardware prefetchers follow; splitting a panel's rows
-         * between threads makes both read with a stride. */
-        const int64_t per_panel = (j.pr + GEMV_CHUNK - 1) / GEMV_CHUNK;
-        const int64_t n_panels = (w->rows + j.pr - 1) / j.pr;
-        hmti_work_init(&j.work, n_items, grab_size(n_panels, nth, INT64_MAX) * per_panel);
-        hmti_pool_run(pool, gemv_job, &j);
+        gemv(pool, &j);
         return;
     }
+    int nth = hmti_pool_n_threads(pool);
     int64_t n_panels = (w->rows + j.pr - 1) / j.pr;
     j.nt = MM_NT;
     j.n_tiles = (n + MM_NT - 1) / MM_NT;

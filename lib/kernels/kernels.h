@@ -152,11 +152,16 @@ int hmti_matmul_decode_rows(void); /* the value in force */
  * memory-bandwidth bound. A stored matrix goes to hmti_matmul_stored. */
 void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
                  int64_t n, float *y, int64_t ldy, const float *bias);
+/* hmti_matmul of a packed matrix on the decode (GEMV) path for any n, in
+ * passes of HMTI_BATCH_DECODE_ROWS rows: each weight read once per pass for
+ * all of them, and each row's result bit-identical to its own n = 1 call. */
+void hmti_matmul_gemv_rows(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
+                           int64_t n, float *y, int64_t ldy, const float *bias);
 /* The same for a stored matrix (matrix_q.c), using the pool's scratch; with
  * too little reserved it falls back to exact dot products (slow, no memory). */
 /* hmti_matmul on the decode path for any n (stored matrices: the rows in
  * groups that fit the pool's scratch, HMTI_BATCH_DECODE_ROWS with
- * hmti_matmul_scratch's reservation); packed F32 matrices: hmti_matmul. */
+ * hmti_matmul_scratch's reservation); packed F32 matrices: hmti_matmul_gemv_rows. */
 void hmti_matmul_decode(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,
                         int64_t n, float *y, int64_t ldy, const float *bias);
 void hmti_matmul_stored(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t ldx,

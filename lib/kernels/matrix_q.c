@@ -360,7 +360,7 @@ void hmti_matmul_decode(hmti_pool *pool, const hmti_matrix *w, const float *x, i
                         int64_t n, float *y, int64_t ldy, const float *bias) {
     if (n <= 0 || w->rows <= 0) return;
     if (!w->n_parts) {
-        hmti_matmul(pool, w, x, ldx, n, y, ldy, bias);
+        hmti_matmul_gemv_rows(pool, w, x, ldx, n, y, ldy, bias);
         return;
     }
     mq_job j;
