@@ -27,10 +27,12 @@ QT static inline __m256i dot_sc(__m256i u, __m256i s, int sc_lo, int sc_hi) {
 hmti_vec_dot_fn hmti_qdot_vnni(uint32_t type) {
     hmti_vec_dot_fn f = hmti_qdot_vnni_b32(type);
     if (!f) f = hmti_qdot_vnni_k(type);
+    if (!f) f = hmti_qdot_vnni_iq4xs(type);
     return f ? f : int_kernel_vnni(type);
 }
 
 hmti_vec_dot4_fn hmti_qdot4_vnni(uint32_t type) {
     hmti_vec_dot4_fn f = hmti_qdot4_vnni_b32(type);
-    return f ? f : hmti_qdot4_vnni_k(type);
+    if (!f) f = hmti_qdot4_vnni_k(type);
+    return f ? f : hmti_qdot4_vnni_iq4xs(type);
 }

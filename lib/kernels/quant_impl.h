@@ -28,6 +28,9 @@ hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type);
 hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type);
 hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type);
 hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type);
+/* IQ4_XS (quant_dot_vnni_iq4xs.c), tried after the K-quant file. */
+hmti_vec_dot_fn hmti_qdot_vnni_iq4xs(uint32_t type);
+hmti_vec_dot4_fn hmti_qdot4_vnni_iq4xs(uint32_t type);
 
 /* One F32 / F16 / BF16 row against na <= 16 float activations (x + a * ldx,
  * y[a * ldy]), each bit-identical to the same path's single-row kernel
