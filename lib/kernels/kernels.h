@@ -117,7 +117,7 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
 int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
                        const uint32_t *types, const int64_t *rows, int64_t cols);
 /* Each part of a stored matrix whose type has an interleaved layout on
- * this CPU (hmti_q_il_chunk, quant.h) copied once into it: the same bytes,
+ * this CPU (hmti_q_il_rows, quant.h) copied once into it: the same bytes,
  * read by the decode kernels as one stream per 4 rows, in a form they read
  * with fewer shuffles; results unchanged. Then owned (hmti_matrix_release);
  * the source is no longer read. Returns a mask of the parts repacked (bit i:
