@@ -234,7 +234,8 @@ START_TEST(every_type_both_paths) {
 END_TEST
 
 /* The multi-row kernels (hmti_gemv_q_rows_multi) against one hmti_gemv_q_rows
- * (or _il) call per activation row, bit for bit: batch sizes 1..16, row
+ * (or _il) call per activation row, bit for bit: batch sizes 1..16 (Q8_0
+ * 1..20, its 16-row groups with AMX on and off, 19 and 53 rows), row
  * ranges that start and end inside groups of 4, widths with a shorter last
  * chunk, stored and interleaved rows; the K-quants' super-block widths. */
 START_TEST(multi_row_kernels_equal_single_rows) {
@@ -256,12 +257,13 @@ START_TEST(multi_row_kernels_equal_single_rows) {
             uint8_t *w = random_rows(t, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
             const int has_il = hmti_q_il_rows(t) > 0;
             if (has_il) hmti_q_interleave(t, rows, cols, w, il);
-            float *x = malloc(16 * (size_t)ldx * sizeof *x), *y = malloc(16 * (size_t)ldy * sizeof *y);
+            const int max_n = t == HMTI_T_Q8_0 ? 20 : 16; /* Q8_0: past one AMX pass of 16 */
+            float *x = malloc((size_t)max_n * (size_t)ldx * sizeof *x), *y = malloc((size_t)max_n * (size_t)ldy * sizeof *y);
             float *y1 = malloc((size_t)rows * sizeof *y1);
             const size_t ab = hmti_qact_bytes(t, cols), wb = kind < 3 ? hmti_qact_wide_bytes(kind, cols) : 0;
-            uint8_t *act = malloc(16 * ab + 1), *wide = malloc(16 * wb + 1);
-            for (int64_t i = 0; i < 16 * ldx; i++) x[i] = hmt_test_nrand(&seed);
-            for (int i = 0; i < 16 && ab; i++) {
+            uint8_t *act = malloc((size_t)max_n * ab + 1), *wide = malloc((size_t)max_n * wb + 1);
+            for (int64_t i = 0; i < max_n * ldx; i++) x[i] = hmt_test_nrand(&seed);
+            for (int i = 0; i < max_n && ab; i++) {
                 hmti_quantize_act(t, x + i * ldx, cols, act + (size_t)i * ab);
                 if (wb) hmti_qact_wide(kind, (const hmti_q8_32 *)(const void *)(act + (size_t)i * ab), cols,
                                        wide + (size_t)i * wb);
@@ -270,7 +272,7 @@ START_TEST(multi_row_kernels_equal_single_rows) {
             const size_t as = ab ? ab : (size_t)ldx * sizeof(float);
             for (int lay = 0; lay <= has_il; lay++)
                 for (int amx = 1; amx >= 0; amx--) /* Q8_0's layout: with AMX (where the CPU has it), then without */
-                for (int n = 1; n <= 16; n++) {
+                for (int n = 1; n <= max_n; n++) {
                     if (!amx && (!lay || t != HMTI_T_Q8_0)) break;
                     hmti_qmulti_amx_enable(amx);
                     const int64_t r0 = n % 3, r1 = rows - n % 4;
