@@ -5,7 +5,8 @@
  * - prompt path against the float64 product of the dequantized weights,
  *   within (cols + 8) u Σ|w x| (float accumulation over k blocks);
  * - decode path bit-identical to hmti_gemv_q on each part (the same kernel
- *   on the same activation blocks), also after hmti_matrix_repack;
+ *   on the same activation blocks), also after hmti_matrix_repack (Q8_0 in
+ *   16-row groups: that layout's one-row kernel, checked in il16_layout);
  * - without reserved scratch, the fallback equals hmti_vec_dot_exact;
  * - hmti_quant_first_nonfinite finds a non-finite element or block scale;
  * - bad types and widths are refused. */
@@ -18,6 +19,7 @@
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "kernels/quant_impl.h"
 #include "util/testutil.h"
 
 static const uint32_t TYPES[] = {HMTI_T_F32,  HMTI_T_F16,  HMTI_T_BF16, HMTI_T_Q4_0, HMTI_T_Q4_1,
@@ -146,7 +148,10 @@ static void check_case(const fixture *f, int threads, int64_t n, int decode_rows
             int64_t r0 = 0;
             for (int p = 0; p < f->n_parts; p++) {
                 const size_t rb = hmti_qrow_bytes(f->types[p], cols);
-                if (reserve)
+                if (reserve && m->part[p].il && hmti_q_il_rows(f->types[p]) == 16) { /* its own float order */
+                    hmti_quantize_act(f->types[p], xi, cols, act);
+                    hmti_gemv_q_rows_il(f->types[p], f->rows[p], 0, f->rows[p], cols, m->part[p].data, act, yk + r0);
+                } else if (reserve)
                     hmti_gemv_q(f->types[p], f->rows[p], cols, f->data[p], rb, xi, yk + r0, act);
                 else
                     hmti_gemv_q_exact(f->types[p], f->rows[p], cols, f->data[p], rb, xi, yk + r0);
@@ -229,7 +234,8 @@ START_TEST(every_type_both_paths) {
 END_TEST
 
 /* The multi-row kernels (hmti_gemv_q_rows_multi) against one hmti_gemv_q_rows
- * (or _il) call per activation row, bit for bit: batch sizes 1..16, row
+ * (or _il) call per activation row, bit for bit: batch sizes 1..16 (Q8_0
+ * 1..20, its 16-row groups with AMX on and off, 19 and 53 rows), row
  * ranges that start and end inside groups of 4, widths with a shorter last
  * chunk, stored and interleaved rows; the K-quants' super-block widths. */
 START_TEST(multi_row_kernels_equal_single_rows) {
@@ -243,17 +249,21 @@ START_TEST(multi_row_kernels_equal_single_rows) {
         if (!kind) continue; /* no such kernel on this CPU */
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
             const int64_t cols = hmti_qtraits_of(t)->block_elems == HMTI_QK_K ? k_widths[wi] : widths[wi];
-            const int64_t rows = 19, ldx = cols + 5, ldy = rows + 3;
+            /* Q8_0 (groups of 16 rows) also on 53 rows: 3 groups and 5 rows */
+            for (int64_t rows = 19; rows <= 53; rows += 34) {
+            if (rows > 19 && t != HMTI_T_Q8_0) break;
+            const int64_t ldx = cols + 5, ldy = rows + 3;
             const size_t rb = hmti_qrow_bytes(t, cols);
             uint8_t *w = random_rows(t, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
-            const int has_il = hmti_q_il_chunk(t) > 0;
+            const int has_il = hmti_q_il_rows(t) > 0;
             if (has_il) hmti_q_interleave(t, rows, cols, w, il);
-            float *x = malloc(16 * (size_t)ldx * sizeof *x), *y = malloc(16 * (size_t)ldy * sizeof *y);
+            const int max_n = t == HMTI_T_Q8_0 ? 20 : 16; /* Q8_0: past one AMX pass of 16 */
+            float *x = malloc((size_t)max_n * (size_t)ldx * sizeof *x), *y = malloc((size_t)max_n * (size_t)ldy * sizeof *y);
             float *y1 = malloc((size_t)rows * sizeof *y1);
             const size_t ab = hmti_qact_bytes(t, cols), wb = kind < 3 ? hmti_qact_wide_bytes(kind, cols) : 0;
-            uint8_t *act = malloc(16 * ab + 1), *wide = malloc(16 * wb + 1);
-            for (int64_t i = 0; i < 16 * ldx; i++) x[i] = hmt_test_nrand(&seed);
-            for (int i = 0; i < 16 && ab; i++) {
+            uint8_t *act = malloc((size_t)max_n * ab + 1), *wide = malloc((size_t)max_n * wb + 1);
+            for (int64_t i = 0; i < max_n * ldx; i++) x[i] = hmt_test_nrand(&seed);
+            for (int i = 0; i < max_n && ab; i++) {
                 hmti_quantize_act(t, x + i * ldx, cols, act + (size_t)i * ab);
                 if (wb) hmti_qact_wide(kind, (const hmti_q8_32 *)(const void *)(act + (size_t)i * ab), cols,
                                        wide + (size_t)i * wb);
@@ -261,7 +271,10 @@ START_TEST(multi_row_kernels_equal_single_rows) {
             const void *a0 = ab ? (const void *)act : (const void *)x;
             const size_t as = ab ? ab : (size_t)ldx * sizeof(float);
             for (int lay = 0; lay <= has_il; lay++)
-                for (int n = 1; n <= 16; n++) {
+                for (int amx = 1; amx >= 0; amx--) /* Q8_0's layout: with AMX (where the CPU has it), then without */
+                for (int n = 1; n <= max_n; n++) {
+                    if (!amx && (!lay || t != HMTI_T_Q8_0)) break;
+                    hmti_qmulti_amx_enable(amx);
                     const int64_t r0 = n % 3, r1 = rows - n % 4;
                     hmti_gemv_q_rows_multi(t, lay, rows, r0, r1, cols, lay ? il : w, rb, a0, as, wide, wb, n, y, ldy);
                     for (int i = 0; i < n; i++) {
@@ -272,13 +285,82 @@ START_TEST(multi_row_kernels_equal_single_rows) {
                             hmti_gemv_q_rows(t, r0, r1, cols, w, rb, ai, y1);
                         for (int64_t r = r0; r < r1; r++)
                             EXPECT_MSG(memcmp(&y[i * ldy + r], &y1[r], sizeof(float)) == 0,
-                                       "%s cols %lld il %d batch %d act %d row %lld: %.9g vs %.9g",
-                                       hmti_qtraits_of(t)->name, (long long)cols, lay, n, i, (long long)r,
-                                       y[i * ldy + r], y1[r]);
+                                       "%s cols %lld rows %lld il %d amx %d batch %d act %d row %lld: %.9g vs %.9g",
+                                       hmti_qtraits_of(t)->name, (long long)cols, (long long)rows, lay, amx, n, i,
+                                       (long long)r, y[i * ldy + r], y1[r]);
                     }
                 }
+            hmti_qmulti_amx_enable(1);
             free(w), free(il), free(x), free(y), free(y1), free(act), free(wide);
+            }
         }
+    }
+}
+END_TEST
+
+/* Q8_0's layout of 16-row groups (where this CPU has it): the one-row
+ * kernel equals the portable reference (hmti_il16_dot_ref) bit for bit on
+ * every group and the stored rows' kernel past the groups, over row ranges
+ * that start and end inside groups; the reference is the stored rows'
+ * exact dot (block int sums times both scales, float64) up to float
+ * rounding; both dequantizers are exact. */
+START_TEST(il16_layout) {
+    if (hmti_q_il_rows(HMTI_T_Q8_0) != 16) return; /* no such layout on this CPU */
+    const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}};
+    uint64_t seed = 99;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t rows = shapes[si][0], cols = shapes[si][1], nb = cols / 32, rows16 = rows / 16 * 16;
+        const size_t rb = hmti_qrow_bytes(HMTI_T_Q8_0, cols);
+        uint8_t *w = random_rows(HMTI_T_Q8_0, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
+        hmti_q_interleave(HMTI_T_Q8_0, rows, cols, w, il);
+        float *x = malloc((size_t)cols * sizeof *x), *y = malloc((size_t)rows * sizeof *y);
+        float *ref = malloc((size_t)rows * sizeof *ref), *deq = malloc((size_t)cols * 16 * sizeof *deq);
+        float *row = malloc((size_t)cols * sizeof *row);
+        hmti_q8_32 *act = malloc(hmti_qact_bytes(HMTI_T_Q8_0, cols));
+        for (int64_t c = 0; c < cols; c++) x[c] = hmt_test_nrand(&seed);
+        hmti_quantize_q8_32(x, cols, act);
+        for (int64_t g = 0; g < rows16; g += 16) hmti_il16_dot_ref(nb, il + (size_t)g * rb, act, ref + g);
+        for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(HMTI_T_Q8_0, r, r + 1, cols, w, rb, act, ref);
+        for (int k = 0; k < 4; k++) {
+            const int64_t r0 = (5 * k) % rows, r1 = rows - (3 * k) % (rows - r0);
+            for (int64_t r = 0; r < rows; r++) y[r] = -1234.5f;
+            hmti_gemv_q_rows_il(HMTI_T_Q8_0, rows, r0, r1, cols, il, act, y);
+            for (int64_t r = 0; r < rows; r++)
+                EXPECT_MSG(r >= r0 && r < r1 ? memcmp(&y[r], &ref[r], sizeof(float)) == 0 : y[r] == -1234.5f,
+                           "%lld x %lld rows [%lld, %lld) row %lld: %.9g vs %.9g", (long long)rows, (long long)cols,
+                           (long long)r0, (long long)r1, (long long)r, y[r], ref[r]);
+        }
+        for (int64_t r = 0; r < rows16; r++) { /* the reference against the stored rows */
+            double s = 0, sa = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = w + (size_t)r * rb + (size_t)b * 34;
+                int32_t is = 0;
+                for (int e = 0; e < 32; e++) is += (int8_t)blk[2 + e] * act[b].qs[e];
+                const double t = (double)is * hmti_qf16(blk) * act[b].d;
+                s += t, sa += fabs(t);
+            }
+            EXPECT_MSG(fabs(ref[r] - s) <= (double)(nb + 2) * 0x1p-23 * sa, "row %lld: %.9g vs %.9g", (long long)r,
+                       ref[r], s);
+        }
+        for (int64_t r = 0; r < rows; r++) { /* rows, from block 1 on */
+            const int64_t b0 = nb > 1;
+            hmti_dequantize_row(HMTI_T_Q8_0, w + (size_t)r * rb, deq, cols);
+            hmti_q_il_dequant(HMTI_T_Q8_0, rows, cols, il, r, b0, nb - b0, row);
+            EXPECT_MSG(memcmp(row, deq + 32 * b0, (size_t)(cols - 32 * b0) * sizeof(float)) == 0, "dequant row %lld",
+                       (long long)r);
+        }
+        for (int64_t g = 0; g < rows; g += 16) { /* whole groups column-major; nothing else */
+            const int whole = g + 16 <= rows16;
+            ck_assert_int_eq(hmti_q_il_dequant16(HMTI_T_Q8_0, rows, cols, il, g, 0, nb, deq, 16), whole);
+            ck_assert_int_eq(hmti_q_il_dequant16(HMTI_T_Q8_0, rows, cols, il, g + 1, 0, nb, deq, 16), 0);
+            for (int i = 0; i < 16 && whole; i++) {
+                hmti_dequantize_row(HMTI_T_Q8_0, w + (size_t)(g + i) * rb, row, cols);
+                for (int64_t c = 0; c < cols; c++)
+                    EXPECT_MSG(memcmp(&deq[c * 16 + i], &row[c], sizeof(float)) == 0, "dequant16 row %lld col %lld",
+                               (long long)(g + i), (long long)c);
+            }
+        }
+        free(w), free(il), free(x), free(y), free(ref), free(deq), free(row), free(act);
     }
 }
 END_TEST
@@ -345,6 +427,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
+    tcase_add_test(tc, il16_layout);
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

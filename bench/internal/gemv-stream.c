@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
         const double stream = hmtb_stream_read_gbs(nth, (size_t)512 << 20, 5);
         const double stored = best_gbs(&j, reps, bytes);
         double repacked = 0;
-        if (hmti_q_il_chunk(t->type) > 0) {
+        if (hmti_q_il_rows(t->type) > 0) {
             uint8_t *w2 = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (w2 == MAP_FAILED) return 1;
             madvise(w2, bytes, MADV_HUGEPAGE);

@@ -6,7 +6,7 @@
  * job split over the pool after one activation quantization; reported as GB/s
  * of weights read, % of the bandwidth, and the per-path speed of one
  * matrix on one thread (ref / avx2 / avx512 / vnni). For the types this CPU
- * has an interleaved layout for (hmti_q_il_chunk: quant.h), the same weights
+ * has an interleaved layout for (hmti_q_il_rows: quant.h), the same weights
  * repacked are timed too, the two layouts alternating rep by rep.
  *
  *   quant-bench [threads=2] [reps=7] [layers=30] [TYPE...]   (default types:
@@ -108,7 +108,7 @@ int main(int argc, char **argv) {
         }
         hmtb_qfill(type, w, total);
         /* the same weights in the interleaved layout, if this CPU has its kernels */
-        const int il = hmti_q_il_chunk(type) > 0;
+        const int il = hmti_q_il_rows(type) > 0;
         uint8_t *wi = il ? hmtb_alloc(total) : NULL;
         if (il && !wi) return 1;
         if (il)

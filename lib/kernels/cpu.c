@@ -1,6 +1,8 @@
 #include "kernels/cpu.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* F16C through cpuid: not every compiler's __builtin_cpu_supports knows it. */
 static int has_f16c(void) {
@@ -34,6 +36,22 @@ int hmti_cpu_has_avx512_bitops(void) {
         unsigned a, b, c, d; /* CPUID leaf 7, sub-leaf 0, ECX bits 1, 8 and 12 */
         h = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1)) && (c & (1u << 8)) &&
             (c & (1u << 12));
+        __atomic_store_n(&has, h, __ATOMIC_RELAXED);
+    }
+    return h;
+}
+
+/* AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24, 25), and the OS's leave:
+ * Linux hands out the 8 KiB tile state per process on request
+ * (arch_prctl ARCH_REQ_XCOMP_PERM = 0x1023 for XFEATURE_XTILEDATA = 18; a
+ * second request, e.g. gemm_bf16.c's, is harmless). Read once. */
+int hmti_cpu_has_amx_int8(void) {
+    static int has = -1;
+    int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (h < 0) {
+        unsigned a, b, c, d;
+        h = hmti_cpu_level() == 2 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 24)) &&
+            (d & (1u << 25)) && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
         __atomic_store_n(&has, h, __ATOMIC_RELAXED);
     }
     return h;

@@ -18,4 +18,9 @@ int hmti_cpu_level(void);
  * those types run the 256-bit kernels. */
 int hmti_cpu_has_avx512_bitops(void);
 
+/* AMX tiles with int8 products (Sapphire Rapids and later), the OS's
+ * permission for this process asked for: the batched Q8_0 decode kernel
+ * (quant_il16_amx.c). Cached after the first call. */
+int hmti_cpu_has_amx_int8(void);
+
 #endif

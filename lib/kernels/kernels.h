@@ -117,10 +117,11 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
 int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
                        const uint32_t *types, const int64_t *rows, int64_t cols);
 /* Each part of a stored matrix whose type has an interleaved layout on
- * this CPU (hmti_q_il_chunk, quant.h) copied once into it: the same bytes,
- * read by the decode kernels as one stream per 4 rows, in a form they read
- * with fewer shuffles; results unchanged. Then owned (hmti_matrix_release);
- * the source is no longer read. Returns a mask of the parts repacked (bit i:
+ * this CPU (hmti_q_il_rows, quant.h) copied once into it: the same bytes,
+ * read by the decode kernels as one stream per 4 rows (Q8_0: 16), in a form
+ * they read with fewer shuffles; results unchanged (Q8_0: the layout's own
+ * float order, the same for one and several activation rows). Then owned
+ * (hmti_matrix_release); the source is no longer read. Returns a mask of the parts repacked (bit i:
  * part i), or -1 out of memory (the matrix is then left as it was). */
 int hmti_matrix_repack(hmti_matrix *m);
 void hmti_matrix_release(hmti_matrix *m);

@@ -245,6 +245,11 @@ static void dequant_tile(const hmti_matrix *w, int64_t r0, int64_t nr, int64_t k
                          float *tmp, float *panel) {
     for (int64_t g = 0; g < nr; g += TILE_GROUP) {
         const int64_t ng = nr - g < TILE_GROUP ? nr - g : TILE_GROUP;
+        int64_t l16;
+        const hmti_matrix_part *p16 = part_of(w, r0 + g, &l16);
+        if (ng == TILE_GROUP && p16->il && /* one whole group of the 16-row layout: straight into the panel */
+            hmti_q_il_dequant16(p16->type, p16->rows, w->cols, p16->data, l16, k0 / 32, kk / 32, panel + g, TILE_ROWS))
+            continue;
         for (int64_t i = 0; i < ng; i++) {
             int64_t lr;
             const hmti_matrix_part *p = part_of(w, r0 + g + i, &lr);

@@ -142,32 +142,58 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
 
 /* ---- interleaved layout ----------------------------------------------------------------- */
-/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL or Q8_0 may be repacked once (hmti_q_interleave)
- * into groups of 4 rows: group g (rows 4g..4g+3) takes the same bytes
- * [4g * row_bytes, (4g + 4) * row_bytes) as the 4 rows as stored, but holds
- * them chunk by chunk, C = hmti_q_il_chunk(type) blocks each (16 blocks of
- * the 4- and 5-bit types, 8 of Q8_0: one step of the 512-bit kernels): chunk c of
- * row 0, of row 1, of row 2, of row 3, then chunk c + 1. A whole chunk has
- * its block scales first (in the order the kernel's lanes use them; then
- * the mins, then the 5th bits where the type has them), then the blocks'
- * quants in block order, so the kernel loads each directly instead of
- * gathering them out of 18- to 34-byte blocks; a shorter last
- * chunk (the rest of a row) is kept as stored. Rows past the last whole
- * group stay as stored. The 4-row kernels read one sequential stream with
- * fewer shuffles, and return the same bits as on the stored rows. Only on
- * CPUs whose kernels read the layout (the 512-bit VNNI ones). */
-/* C for type (blocks), or 0: no kernel of this CPU reads the layout. */
+/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL or Q8_0 may be repacked once
+ * (hmti_q_interleave) into groups of R = hmti_q_il_rows(type) rows: group g
+ * (rows Rg..Rg+R-1) takes the same bytes [Rg * row_bytes, (Rg + R) *
+ * row_bytes) as the R rows as stored. Rows past the last whole group stay
+ * as stored. Only on CPUs whose kernels read the layout (the 512-bit VNNI
+ * ones).
+ *
+ * Q8_0, R = 16: per block b in block order, the 16 rows' f16 scales (32
+ * bytes, row order), then 512 bytes of quants as [v = 0..7][row 0..15][4
+ * bytes: elements 4v..4v+3 of that row's block], each byte w ^ 0x80 (w +
+ * 128 as unsigned). A 64-byte load holds 4 weights of each row in its own
+ * int32 lane, so a vpdpbusd against a broadcast activation dword sums each
+ * row's block in place (16 rows' results in the 16 lanes, no fold), and 8
+ * such rows of 64 bytes are an AMX int8 B tile (K = 32, N = 16). Per row
+ * the result is sum over blocks, in order, of one FMA: (exact int sum) *
+ * (f16 scale * activation scale) + acc; not the bits of the stored rows'
+ * kernel (another float order), the same bits for one or several
+ * activation rows, with VNNI or AMX.
+ *
+ * The other types, R = 4: the rows chunk by chunk, C = hmti_q_il_chunk(type)
+ * blocks each (16 blocks: one step of the 512-bit kernels): chunk c of row
+ * 0, of row 1, of row 2, of row 3, then chunk c + 1. A whole chunk has its
+ * block scales first (in the order the kernel's lanes use them; then the
+ * mins, then the 5th bits where the type has them), then the blocks' quants
+ * in block order, so the kernel loads each directly instead of gathering
+ * them out of 18- to 34-byte blocks; a shorter last chunk (the rest of a
+ * row) is kept as stored. The 4-row kernels read one sequential stream with
+ * fewer shuffles, and return the same bits as on the stored rows. */
+/* R for type (rows per group), or 0: no kernel of this CPU reads the layout. */
+int hmti_q_il_rows(uint32_t type);
+/* C for a type of 4-row groups (blocks), else 0. */
 int hmti_q_il_chunk(uint32_t type);
 /* dst (row_bytes * rows bytes, not overlapping src) <- the rows at src, as
- * stored, in the interleaved layout. type must have hmti_q_il_chunk > 0. */
+ * stored, in the interleaved layout. type must have hmti_q_il_rows > 0. */
 void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst);
 /* Blocks [b0, b0 + nb) of row r of an interleaved matrix at w, dequantized
  * into dst (nb blocks' elements). */
 void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                        int64_t nb, float *dst);
+/* Rows [r, r + 16) of an interleaved matrix, blocks [b0, b0 + nb), into dst
+ * column-major (element (r + i, column c of the range) at dst[c * ld + i]),
+ * exact as hmti_q_il_dequant, if those rows are one whole group of 16
+ * (Q8_0): returns 1; else 0, nothing written. */
+int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
+                        int64_t nb, float *dst, int64_t ld);
 /* hmti_gemv_q_rows on an interleaved matrix of `rows` rows. */
 void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                          const void *w, const void *act, float *y);
+/* Test hook: 0 keeps the batched Q8_0 kernel of the 16-row groups off AMX
+ * (the AVX512-VNNI one runs instead; the same bits), 1 (the default) lets
+ * it use AMX where the CPU has it. */
+void hmti_qmulti_amx_enable(int on);
 
 /* ---- exact-activation variant (quant_dot_exact.c) ------------------------------------ */
 /* The dot of the stored weights with x itself (no activation quantization),

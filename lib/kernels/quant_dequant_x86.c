@@ -193,24 +193,13 @@ AVX512_TARGET static void q5_1_512(const void *src, float *y, int64_t n) {
  * (quant.h): Q4_0 / Q4_1 / IQ4_NL / Q5_0 / Q5_1 (16 scales, the scale of
  * block b in word 4 (b % 4) + b / 4 for Q4_0 / Q4_1, word b for the others;
  * Q4_1 / Q5_1: 16 mins in the same words of the next 32 bytes; Q5_0 / Q5_1:
- * 16 u32 of 5th bits; then 16 packed bytes per block) and Q8_0 (8 scales,
- * then 32 weights per block); the same arithmetic as the row dequantizers. */
+ * 16 u32 of 5th bits; then 16 packed bytes per block); the same
+ * arithmetic as the row dequantizers. (Q8_0's layout of 16-row groups:
+ * quant_il16_x86.c.) */
 AVX512_TARGET void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, float *y) {
     const uint8_t *c = chunk;
     const __m512i m15 = _mm512_set1_epi32(15), k8 = _mm512_set1_epi32(8);
     switch (type) {
-    case HMTI_T_Q8_0: {
-        /* the 8 scales converted once (vcvtph2ps: exact, as f16s) */
-        float ds[8];
-        _mm256_storeu_ps(ds, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)c)));
-        for (int b = b0; b < b1; b++, y += 32) {
-            const __m512 d = _mm512_set1_ps(ds[b]);
-            const uint8_t *q = c + 16 + 32 * b;
-            _mm512_storeu_ps(y, _mm512_mul_ps(CVT(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)q))), d));
-            _mm512_storeu_ps(y + 16, _mm512_mul_ps(CVT(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(q + 16)))), d));
-        }
-        break;
-    }
     case HMTI_T_Q4_0: {
         float ds[16];
         _mm512_storeu_ps(ds, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)c)));

@@ -331,8 +331,7 @@ q80_act_load(const int g, const hmti_q8_32 *a, q80_act *v) {
 }
 
 QT static inline __attribute__((always_inline)) void
-q80_step(const int R, const int g, const int rp, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
-         __m512 *acc) {
+q80_step(const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a, __m512 *acc) {
     /* words 4j..4j+3 <- words 0, 0, 17, 17 of zmm j's load: blocks 2j, 2j+1 */
     const __m512i widx = _mm512_set1_epi64(0x0011001100000000);
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
@@ -342,18 +341,8 @@ q80_step(const int R, const int g, const int rp, const uint8_t *w, size_t stride
     for (int r = 0; r < R; r++) {
         const uint8_t *b = w + (size_t)r * stride;
         __m512i P[4], X = _mm512_setzero_si512();
-        if (rp) { /* a repacked chunk (q80_repack): the 8 scales, then the 8 blocks' weights */
-            const __m512i didx = _mm512_set_epi64(0x0007000700060006, 0x0005000500040004, 0x0003000300020002,
-                                                  0x0001000100000000, 0x0007000700060006, 0x0005000500040004,
-                                                  0x0003000300020002, 0x0001000100000000);
-            X = _mm512_permutexvar_epi16(didx, _mm512_castsi128_si512(L128(b)));
 #pragma GCC unroll 4
-            for (int j = 0; j < 4; j++)
-                P[j] = _mm512_dpbusd_epi32(v.init[j], _mm512_xor_si512(_mm512_loadu_si512(b + 16 + 64 * j), c128),
-                                           v.q[j]);
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < 4 && !rp; j++) {
+        for (int j = 0; j < 4; j++) {
             P[j] = _mm512_setzero_si512();
             if (2 * j >= g) continue;
             const uint8_t *p = b + 68 * j;
@@ -374,41 +363,27 @@ q80_step(const int R, const int g, const int rp, const uint8_t *w, size_t stride
 }
 
 QT static inline __attribute__((always_inline)) void
-q80_rows(const int R, const int il, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
-         float *out) {
+q80_rows(const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a, float *out) {
     __m512 acc[4];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const int64_t nb = n / 32;
     int64_t i = 0;
-    if (il) { /* w: a group of 4 interleaved rows, chunks of 8 blocks per row */
-        for (; i + 8 <= nb; i += 8, w += 4 * 8 * 34) {
-            hmti_pf_span(w, 4 * 8 * 34);
-            q80_step(R, 8, 1, w, 8 * 34, a + i, acc);
-        }
-        stride = (size_t)(nb - i) * 34;
-        w -= (size_t)i * 34;
-    }
     for (; i + 8 <= nb; i += 8) {
-        if (R == 4 && !il) hmti_pf_span(w + 4 * (size_t)i * 34, 4 * 8 * 34);
-        q80_step(R, 8, 0, w + (size_t)i * 34, stride, a + i, acc);
+        if (R == 4) hmti_pf_span(w + 4 * (size_t)i * 34, 4 * 8 * 34);
+        q80_step(R, 8, w + (size_t)i * 34, stride, a + i, acc);
     }
-    if (i < nb) q80_step(R, (int)(nb - i), 0, w + (size_t)i * 34, stride, a + i, acc);
+    if (i < nb) q80_step(R, (int)(nb - i), w + (size_t)i * 34, stride, a + i, acc);
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 QT static float q8_0_z(int64_t n, const void *w, const void *act) {
     float y;
-    q80_rows(1, 0, n, w, 0, act, &y);
+    q80_rows(1, n, w, 0, act, &y);
     return y;
 }
 
 QT static void q8_0_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    q80_rows(4, 0, n, w, stride, act, y);
-}
-
-QT static void q8_0_il(int64_t n, const void *w, size_t stride, const void *act, float *y) {
-    (void)stride;
-    q80_rows(4, 1, n, w, 0, act, y);
+    q80_rows(4, n, w, stride, act, y);
 }
 
 hmti_vec_dot_fn hmti_qdot_vnni_b32(uint32_t type) {
@@ -453,18 +428,8 @@ static void nib_repack(int kind, const uint8_t *src, uint8_t *dst) {
     }
 }
 
-/* Q8_0, a full chunk of 8 blocks of one row: the 8 f16 scales, then the 8
- * blocks' 32 weights in block order (zmm j of q80_step is one load). */
-static void q80_repack(const uint8_t *src, uint8_t *dst) {
-    for (int b = 0; b < 8; b++) {
-        memcpy(dst + 2 * b, src + 34 * b, 2);
-        memcpy(dst + 16 + 32 * b, src + 34 * b + 2, 32);
-    }
-}
-
 int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst) {
     switch (type) {
-    case HMTI_T_Q8_0: q80_repack(src, dst); return 1;
     case HMTI_T_Q4_0: nib_repack(KIND_Q4_0, src, dst); return 1;
     case HMTI_T_IQ4_NL: nib_repack(KIND_IQ4_NL, src, dst); return 1;
     case HMTI_T_Q4_1: nib_repack(KIND_Q4_1, src, dst); return 1;
@@ -483,7 +448,6 @@ hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk) {
     case HMTI_T_Q4_1: return bits ? q4_1_il : NULL;
     case HMTI_T_Q5_0: return bits ? q5_0_il : NULL;
     case HMTI_T_Q5_1: return bits ? q5_1_il : NULL;
-    case HMTI_T_Q8_0: *chunk = 8; return q8_0_il;
     default: return NULL;
     }
 }

@@ -43,7 +43,7 @@ static inline int k_chunk(int kind) { return kind == K_Q8_0 ? 8 : 16; }
 static inline int k_group(int kind) { return kind == K_Q8_0 ? 2 : 4; }
 /* offset of the quants in a stored block, and in a repacked chunk */
 static inline int k_qs(int kind) { return kind == K_Q8_0 ? 2 : kind == K_Q5_0 ? 6 : 2; }
-static inline int k_rp_qs(int kind) { return kind == K_Q8_0 ? 16 : kind == K_Q5_0 ? 96 : 32; }
+static inline int k_rp_qs(int kind) { return kind == K_Q5_0 ? 96 : 32; }
 /* the single-row accumulator lane of block (or half block) j of quad m */
 static inline int k_lane(int kind, int m, int j) { return kind == K_Q4_0 ? 4 * j + m : 4 * m + j; }
 /* -offset = -(1 << shift) */
@@ -149,19 +149,14 @@ quad_load(const int kind, const int rp, const uint8_t *p, size_t rs, int g, int 
         for (int r = 0; r < 4; r++) {
             const uint8_t *w = p + (size_t)r * rs;
             V[r] = _mm512_loadu_si512(w + k_rp_qs(kind) + 64 * m);
-            if (kind == K_Q8_0) /* blocks 2m, 2m + 1 -> words 2r, 2r + 1 */
-                SC = _mm512_mask_set1_epi32(SC, (__mmask16)(1u << r), (int)hmti_qu32(w + 4 * m));
-            else if (kind != K_Q4_0) { /* blocks 4m..4m+3 -> words 4r..4r+3 */
+            if (kind != K_Q4_0) { /* blocks 4m..4m+3 -> words 4r..4r+3 */
                 long long v;
                 memcpy(&v, w + 8 * m, 8);
                 SC = _mm512_mask_set1_epi64(SC, (__mmask8)(1u << r), v);
             }
             if (kind == K_Q5_0) QH = _mm512_mask_broadcast_i32x4(QH, (__mmask16)(0xFu << (4 * r)), L128(w + 32 + 16 * m));
         }
-        if (kind == K_Q8_0) {
-            const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-            o->dw = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(SC))));
-        } else if (kind == K_Q4_0) { /* block 4m + j's scale: word 4j + m of the row's 16 */
+        if (kind == K_Q4_0) { /* block 4m + j's scale: word 4j + m of the row's 16 */
             const __m512i r01 = _mm512_inserti64x4(_mm512_castsi256_si512(L256(p)), L256(p + rs), 1);
             const __m512i r23 = _mm512_inserti64x4(_mm512_castsi256_si512(L256(p + 2 * rs)), L256(p + 3 * rs), 1);
             const __m512i idx = _mm512_add_epi16(_mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -331,11 +326,21 @@ group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t st
         else                                                                                  \
             group_rows(kind, 0, nb, w, stride, x, xs, na, y, ldy);                            \
     }
-GROUP_FN(group_q8_0, K_Q8_0)
 GROUP_FN(group_q4_0, K_Q4_0)
 GROUP_FN(group_q5_0, K_Q5_0)
 GROUP_FN(group_iq4_nl, K_IQ4_NL)
 #undef GROUP_FN
+
+/* Q8_0: stored rows only (its interleaved layout, groups of 16 rows, has
+ * its own kernels: quant_il16_x86.c, quant_il16_amx.c). */
+QM static void group_q8_0(int il, int64_t nb, const uint8_t *w, size_t stride, const uint8_t *x, size_t xs, int na,
+                          float *y, int64_t ldy) {
+    (void)il;
+    if (na == MAX_ACT)
+        group_rows(K_Q8_0, 0, nb, w, stride, x, xs, MAX_ACT, y, ldy);
+    else
+        group_rows(K_Q8_0, 0, nb, w, stride, x, xs, na, y, ldy);
+}
 
 typedef void (*group_fn)(int, int64_t, const uint8_t *, size_t, const uint8_t *, size_t, int, float *, int64_t);
 

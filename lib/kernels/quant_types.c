@@ -66,6 +66,7 @@ static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
 static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
 static int g_il_chunk[MAX_TYPE + 1];
+static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0), 0 none */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -99,11 +100,14 @@ static void choose(void) {
         for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
         g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
-        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
+        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI && TRAITS[i].type == HMTI_T_Q8_0) {
+            g_il_rows[HMTI_T_Q8_0] = HMTI_IL16_ROWS; /* quant_il16*.c */
+        } else if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
             int c = 0;
             hmti_vec_dot4_fn il = hmti_qdot_il_vnni_b32(TRAITS[i].type, &c);
             g_il[TRAITS[i].type] = il;
             g_il_chunk[TRAITS[i].type] = il ? c : 0;
+            g_il_rows[TRAITS[i].type] = il ? 4 : 0;
         }
     }
     g_path = path;
@@ -188,6 +192,9 @@ static void rows_one(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1
         hmti_gemv_q_rows(type, r0, r1, cols, w, row_bytes, act, y);
 }
 
+static void rows_multi_il16(int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w, const void *act,
+                            size_t act_stride, int64_t n_act, float *y, int64_t ldy);
+
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
@@ -198,6 +205,10 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
             for (int64_t a = 0; a < n_act; a += 16)
                 dotn(cols, (const uint8_t *)w + (size_t)r * row_bytes, (const float *)act + a * ldx, ldx,
                      (int)(n_act - a < 16 ? n_act - a : 16), y + a * ldy + r, ldy);
+        return;
+    }
+    if (il && g_il_rows[type] == HMTI_IL16_ROWS) {
+        rows_multi_il16(rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
         return;
     }
     /* whole groups of 4 rows (interleaved: those of the layout) go to the
@@ -228,6 +239,70 @@ int hmti_q_il_chunk(uint32_t type) {
     return type <= MAX_TYPE ? g_il_chunk[type] : 0;
 }
 
+int hmti_q_il_rows(uint32_t type) {
+    pthread_once(&g_once, choose);
+    return type <= MAX_TYPE ? g_il_rows[type] : 0;
+}
+
+/* ---- Q8_0 in groups of 16 rows (quant_il16*.c) */
+static void interleave16(int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
+    const int64_t nb = cols / 32, rows16 = rows / 16 * 16;
+    const size_t rb = (size_t)nb * 34;
+    for (int64_t g = 0; g < rows16; g += 16) hmti_il16_pack(nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
+    if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
+}
+
+int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
+                        int64_t nb, float *dst, int64_t ld) {
+    if (hmti_q_il_rows(type) != HMTI_IL16_ROWS || r % 16 || r + 16 > rows) return 0;
+    hmti_il16_dequant_cols((const uint8_t *)w + (size_t)r * (size_t)(cols / 32) * 34, b0, nb, dst, ld);
+    return 1;
+}
+
+/* Rows [r0, r1): whole groups by the kernel, a group entered or left in its
+ * middle into a buffer, the stored rows past the groups by the row kernel. */
+static void rows_il16(int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w, const void *act,
+                      float *y) {
+    const int64_t nb = cols / 32, rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
+    const size_t gb = (size_t)nb * HMTI_IL16_BLOCK;
+    int64_t r = r0;
+    while (r < e16) {
+        const int64_t g = r / 16, whole = (e16 - 16 * g) / 16;
+        if (r % 16 || !whole) {
+            float t[16];
+            hmti_il16_dot_vnni(1, nb, (const uint8_t *)w + (size_t)g * gb, act, t);
+            for (; r < e16 && r < 16 * g + 16; r++) y[r] = t[r % 16];
+            continue;
+        }
+        hmti_il16_dot_vnni(whole, nb, (const uint8_t *)w + (size_t)g * gb, act, y + r);
+        r += 16 * whole;
+    }
+    if (r < r1) hmti_gemv_q_rows(HMTI_T_Q8_0, r, r1, cols, w, (size_t)nb * 34, act, y);
+}
+
+static void rows_multi_il16(int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w, const void *act,
+                            size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+    const int64_t nb = cols / 32, rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
+    const int64_t g0 = (r0 + 15) / 16 * 16, g1 = g0 < e16 ? e16 / 16 * 16 : g0;
+    const size_t gb = (size_t)nb * HMTI_IL16_BLOCK;
+    /* the rows around the whole groups one activation at a time */
+    for (int64_t a = 0; a < n_act; a++) {
+        const void *x = (const uint8_t *)act + (size_t)a * act_stride;
+        if (g0 >= g1) {
+            rows_il16(rows, r0, r1, cols, w, x, y + a * ldy);
+            continue;
+        }
+        rows_il16(rows, r0, g0, cols, w, x, y + a * ldy);
+        rows_il16(rows, g1, r1, cols, w, x, y + a * ldy);
+    }
+    if (g0 >= g1) return;
+    const uint8_t *gw = (const uint8_t *)w + (size_t)(g0 / 16) * gb;
+    if (hmti_il16_amx())
+        hmti_il16_multi_amx((g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
+    else
+        hmti_il16_multi_vnni((g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
+}
+
 /* Byte offset of block b of row r (0..3) inside its group (C: a power of 2). */
 static inline size_t il_offset(int64_t nb, int64_t C, size_t bb, int64_t r, int64_t b) {
     const int64_t cs = b & -C, len = nb - cs < C ? nb - cs : C;
@@ -240,6 +315,10 @@ static void il_chunk(uint32_t type, const uint8_t *src, uint8_t *dst, size_t byt
 }
 
 void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst) {
+    if (hmti_q_il_rows(type) == HMTI_IL16_ROWS) {
+        interleave16(rows, cols, src, dst);
+        return;
+    }
     const hmti_qtraits *t = hmti_qtraits_of(type);
     const int64_t C = hmti_q_il_chunk(type), nb = cols / t->block_elems;
     const size_t bb = (size_t)t->block_bytes, rb = (size_t)nb * bb;
@@ -263,7 +342,16 @@ void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *sr
 void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                        int64_t nb_want, float *dst) {
     /* called per row and tile by the prompt path: no divisions by variables */
-    const int64_t C = g_il_chunk[type]; /* set: a matrix is interleaved only after choose */
+    if (g_il_rows[type] == HMTI_IL16_ROWS) { /* set: a matrix is interleaved only after choose */
+        const size_t rb = (size_t)(cols >> 5) * 34;
+        if (r < (rows & ~(int64_t)15))
+            hmti_il16_dequant_row((const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15), b0, nb_want,
+                                  dst);
+        else
+            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * 34, dst, nb_want * 32);
+        return;
+    }
+    const int64_t C = g_il_chunk[type];
     const int64_t be = 32, nb = cols >> 5; /* the types with a layout: 32-element blocks */
     const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes, rb = (size_t)nb * bb;
     const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)3) * rb;
@@ -286,6 +374,10 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
 void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                          const void *w, const void *act, float *y) {
     pthread_once(&g_once, choose);
+    if (type <= MAX_TYPE && g_il_rows[type] == HMTI_IL16_ROWS) {
+        rows_il16(rows, r0, r1, cols, w, act, y);
+        return;
+    }
     hmti_vec_dot4_fn il = type <= MAX_TYPE ? g_il[type] : NULL;
     const int64_t rows4 = rows / 4 * 4;
     const size_t rb = hmti_qrow_bytes(type, cols);
