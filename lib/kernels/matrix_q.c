@@ -181,6 +181,14 @@ static void decode_job(void *arg, int ith, int nth) {
     }
 }
 
+/* The wide activation layout a part's multi-row kernel reads (0: none;
+ * Q8_0 in groups of 16 rows reads the activation blocks as they are). */
+static int wide_kind(const hmti_matrix_part *p) {
+    if (p->il && hmti_q_il_rows(p->type) == 16) return 0;
+    const int k = hmti_qmulti_kind(p->type);
+    return k == 1 || k == 2 ? k : 0;
+}
+
 /* Rows of x in groups that fit the shared scratch; 0 if not even one fits. */
 static int decode(hmti_pool *pool, mq_job *j) {
     const hmti_matrix *w = j->w;
@@ -189,7 +197,7 @@ static int decode(hmti_pool *pool, mq_job *j) {
         const int k = hmti_qtraits_of(w->part[i].type)->act_block;
         need32 |= k == 32;
         need256 |= k == 256;
-        if (j->n > 1) needw[hmti_qmulti_kind(w->part[i].type)] = 1;
+        if (j->n > 1) needw[wide_kind(&w->part[i])] = 1;
     }
     j->a32 = need32 ? act_row_bytes(32, w->cols) : 0;
     j->a256 = need256 ? act_row_bytes(256, w->cols) : 0;
