@@ -215,6 +215,7 @@ typedef struct {
     hmti_backbone *b;
     int layer;
     int32_t n_runs; /* b->runs[3 i]: first row, rows, sequence; slots follow row_slot */
+    int store;      /* by (run, KV head), each storing its rows' keys and values first */
 } att_job;
 
 /* The first slot a row at `slot` attends to: 0, or on a sliding-window
@@ -336,10 +337,74 @@ static int reads_in_place(const hmti_backbone *b, const int32_t *run) {
            hmti_kv_half_direct();
 }
 
+/* Row i's key and value of KV head g (after RoPE) into its sequence's cache. */
+static void store_kv_head(const hmti_backbone *b, int layer, int32_t i, int64_t g) {
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    unsigned char *kt = hmti_backbone_kt(b, b->row_seq[i]), *v = hmti_backbone_v(b, b->row_seq[i]);
+    const int64_t slot = b->row_slot[i];
+    const float *k = b->qkv + (size_t)i * (q_dim + 2 * kv_dim) + q_dim + g * hd, *vv = k + kv_dim;
+    const size_t k0 = (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx + slot;
+    const size_t v0 = ((size_t)layer * n_ctx + slot) * kv_dim + g * hd;
+    if (b->kv_gtype == HMTI_TYPE_F32) {
+        float *kf = (float *)kt + k0;
+        for (int64_t c = 0; c < hd; c++) kf[c * n_ctx] = k[c];
+        memcpy((float *)v + v0, vv, (size_t)hd * sizeof(float));
+        return;
+    }
+    for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, kt, k0 + c * n_ctx, k[c]);
+    for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, v, v0 + c, vv[c]);
+}
+
+/* Rows [0, n)'s keys and values into the cache. */
+static void store_kv(const hmti_backbone *b, int layer, int32_t n) {
+    for (int32_t i = 0; i < n; i++)
+        for (int64_t g = 0; g < b->m->n_head_kv; g++) store_kv_head(b, layer, i, g);
+}
+
+/* Heads of KV head g on one run, its cache viewed once. */
+static void attend_group(const hmti_backbone *b, int layer, int64_t g, const int32_t *run, float *s,
+                         float *wide) {
+    const int64_t group = b->m->n_head / b->m->n_head_kv;
+    if (reads_in_place(b, run)) {
+        for (int64_t h = g * group; h < (g + 1) * group; h++) attend_row_half(b, layer, h, run, s);
+        return;
+    }
+    const kv_view kv = view_of(b, layer, g, run, wide);
+    for (int64_t h = g * group; h < (g + 1) * group; h++) attend_run(b, layer, h, run, &kv, s);
+}
+
+/* A batched decode step (runs of distinct sequences): items (run, KV head)
+ * split over the threads, each storing its rows' keys and values of that
+ * head, then attending the head's group of query heads. An item reads only
+ * what it wrote and its sequence's earlier slots, so no barrier is needed;
+ * the stores, scattered over the transposed K cache, run in parallel and
+ * leave the lines in the cache that reads them next. */
+static void job_attention_items(void *arg, int ith, int nth) {
+    const att_job *j = arg;
+    const hmti_backbone *b = j->b;
+    float *s = b->scores + (size_t)ith * scores_floats(b);
+    float *wide = s + (size_t)HMTI_ATT_ROWS * b->n_ctx;
+    const int64_t n_kv = b->m->n_head_kv;
+    int64_t i0, i1;
+    hmti_split_range(j->n_runs * n_kv, ith, nth, 1, &i0, &i1);
+    for (int64_t it = i0; it < i1; it++) {
+        const int32_t *run = b->runs + 3 * (it / n_kv);
+        const int64_t g = it % n_kv;
+        for (int32_t i = run[0]; i < run[0] + run[1]; i++) store_kv_head(b, j->layer, i, g);
+        attend_group(b, j->layer, g, run, s, wide);
+    }
+}
+
 /* Heads [h0, h1) of this thread, every run; a run's cache viewed once per
  * KV head. */
 static void job_attention(void *arg, int ith, int nth) {
     const att_job *j = arg;
+    if (j->store) {
+        job_attention_items(arg, ith, nth);
+        return;
+    }
     const hmti_backbone *b = j->b;
     float *s = b->scores + (size_t)ith * scores_floats(b);
     float *wide = s + (size_t)HMTI_ATT_ROWS * b->n_ctx;
@@ -385,18 +450,15 @@ static void head_norm(float *x, int n_head, int64_t hd, const float *w, float ep
     for (int h = 0; h < n_head; h++) hmti_rmsnorm(x + h * hd, x + h * hd, w, hd, eps);
 }
 
-/* Apply RoPE to the new rows' q and k and store k, v into the cache. */
-static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t *pos) {
+/* Apply RoPE to the new rows' q and k (store_kv puts k, v in the cache). */
+static void rope_rows(hmti_backbone *b, int layer, int32_t n, const int32_t *pos) {
     const hmt_model *m = b->m;
     const hmti_layer *L = &m->layers[layer];
-    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t hd = m->head_dim;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const double *freq = hmti_model_rope_freqs(m, L->swa, b->n_ctx); /* LongRoPE: by n_ctx */
     for (int32_t i = 0; i < n; i++) {
-        const size_t kt0 = (size_t)layer * m->n_head_kv * hd * n_ctx, v0 = (size_t)layer * n_ctx * kv_dim;
-        unsigned char *kt = hmti_backbone_kt(b, b->row_seq[i]), *v = hmti_backbone_v(b, b->row_seq[i]);
-        const int64_t slot = b->row_slot[i];
-        const int32_t p = pos ? pos[i] : (int32_t)slot;
+        const int32_t p = pos ? pos[i] : (int32_t)b->row_slot[i];
         float *q = b->qkv + (size_t)i * (q_dim + 2 * kv_dim), *k = q + q_dim;
         if (L->q_norm) {
             head_norm(q, m->n_head, hd, L->q_norm, m->rms_eps);
@@ -404,9 +466,16 @@ static void rope_and_store(hmti_backbone *b, int layer, int32_t n, const int32_t
         }
         hmti_rope(q, m->n_head, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
         hmti_rope(k, m->n_head_kv, (int)hd, m->rope.n_rot, p, freq, m->rope_mscale, m->rope_neox);
-        for (int64_t c = 0; c < kv_dim; c++) hmti_kv_put(b, kt, kt0 + c * n_ctx + slot, k[c]);
-        for (int64_t c = 0; c < kv_dim; c++) hmti_kv_put(b, v, v0 + slot * kv_dim + c, k[kv_dim + c]);
     }
+}
+
+/* Runs of distinct sequences only: an item then never reads a row another
+ * item stores. */
+static int distinct_runs(const hmti_backbone *b, int32_t n_runs) {
+    for (int32_t r = 1; r < n_runs; r++)
+        for (int32_t q = 0; q < r; q++)
+            if (b->runs[3 * r + 2] == b->runs[3 * q + 2]) return 0;
+    return 1;
 }
 
 /* The last block's normalized FFN input is the kNN-LM key. */
@@ -436,8 +505,9 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, co
     rows_job rj = {b, n, L->attn_norm, 0};
     run_rows(b, job_rmsnorm, &rj);
     matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
-    rope_and_store(b, l, n, pos);
-    att_job aj = {b, l, n_runs};
+    rope_rows(b, l, n, pos);
+    att_job aj = {b, l, n_runs, b->decode_batch && distinct_runs(b, n_runs)};
+    if (!aj.store) store_kv(b, l, n);
     run_attention(b, &aj);
     /* x += Wo·att, computed into xn (free now) then added */
     matmul(b, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
