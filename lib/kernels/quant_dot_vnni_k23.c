@@ -46,6 +46,18 @@ static const uint8_t SUM_IDX[64] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6,
                                   16, 17, 18, 19, 20, 21, 22, 23, 16, 17, 18, 19, 20, 21, 22, 23,
                                   24, 25, 26, 27, 28, 29, 30, 31, 24, 25, 26, 27, 28, 29, 30, 31};
 
+/* The same for Q2_K's scale bytes (row r at bytes 16r..: the 4 rows of the
+ * group, + 32 for rows 2, 3), through vpermb with the high bytes zeroed. */
+static const uint8_t SC2_IDX[64] = {0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 16, 0, 16, 0, 16, 0,
+                                    1, 0, 1, 0, 1, 0, 1, 0, 17, 0, 17, 0, 17, 0, 17, 0,
+                                    8, 0, 8, 0, 8, 0, 8, 0, 24, 0, 24, 0, 24, 0, 24, 0,
+                                    9, 0, 9, 0, 9, 0, 9, 0, 25, 0, 25, 0, 25, 0, 25, 0};
+static const uint8_t CORR2_IDX[64] = {0, 0, 1, 0, 2, 0, 3, 0, 16, 0, 17, 0, 18, 0, 19, 0,
+                                      4, 0, 5, 0, 6, 0, 7, 0, 20, 0, 21, 0, 22, 0, 23, 0,
+                                      8, 0, 9, 0, 10, 0, 11, 0, 24, 0, 25, 0, 26, 0, 27, 0,
+                                      12, 0, 13, 0, 14, 0, 15, 0, 28, 0, 29, 0, 30, 0, 31, 0};
+#define WORD_BYTES 0x5555555555555555ull
+
 /* Q3_K: per 128-bit lane, bytes 94..109 of a row's super-block (scales[12]
  * at 2..13, d at 14..15) -> its 16 signed scales (bytes, -32..31), as
  * hmti_q3k_scale: the low 4 bits of scale g are nibble g / 8 of scales[g % 8],
@@ -80,45 +92,52 @@ QT static inline __attribute__((always_inline)) void k23_unpack(const uint8_t *b
     }
 }
 
+/* The scale words of the packed products t[j] of rows 2p, 2p + 1: from the
+ * words W (Q3_K) or, zero-extended, the bytes (Q2_K) of k23_block_scales. */
+QT static inline __m512i k23_spread(const int three, const int p, const int j, __m512i W) {
+    if (three) return _mm512_permutexvar_epi8(_mm512_add_epi8(_mm512_loadu_si512(SC23_IDX), _mm512_set1_epi8((char)(4 * j))), W);
+    return _mm512_maskz_permutexvar_epi8(WORD_BYTES, _mm512_add_epi8(_mm512_loadu_si512(SC2_IDX), _mm512_set1_epi8((char)(32 * p + 2 * j))), W);
+}
+
 /* The scaled sums of rows 2p, 2p + 1 (absent rows: zero), as q45_pair in
- * quant_dot_vnni_k.c; W: their 16 scales each as words. */
+ * quant_dot_vnni_k.c. */
 QT static inline __attribute__((always_inline)) __m512i
 k23_pair(const int R, const int three, const int p, const uint8_t *w, size_t stride, const __m512i A[4], __m512i W) {
     __m512i u0[4], u1[4], I = _mm512_setzero_si512();
     k23_unpack(w + (size_t)(2 * p) * stride, three, u0);
     if (2 * p + 1 < R) k23_unpack(w + (size_t)(2 * p + 1) * stride, three, u1);
-    const __m512i idx = _mm512_loadu_si512(SC23_IDX);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         const __m512i t0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u0[j], A[j]);
         const __m512i t1 = 2 * p + 1 < R ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), u1[j], A[j]) : _mm512_setzero_si512();
-        I = _mm512_dpwssd_epi32(I, _mm512_packs_epi32(t0, t1),
-                                _mm512_permutexvar_epi8(_mm512_add_epi8(idx, _mm512_set1_epi8((char)(4 * j))), W));
+        I = _mm512_dpwssd_epi32(I, _mm512_packs_epi32(t0, t1), k23_spread(three, p, j, W));
     }
     return I;
 }
 
 /* Per super-block of rows 0..3 (128-bit lane r of x: 16 bytes of row r):
- * their scales (Q3_K) or scales and mins (Q2_K) as words, rows 2p, 2p + 1
- * in W[p] / MW[p]; and [d, dmin] of rows 0..3 as floats in dd. */
+ * the scales of rows 2p, 2p + 1 as words (Q3_K: W[p]) or those of the 4
+ * rows as bytes (Q2_K: W[0] = W[1]), for k23_spread; the scales (Q3_K) or
+ * mins (Q2_K) of rows 2p, 2p + 1 spread onto the words of the activation
+ * sums (CW[p]); [d, dmin] of rows 0..3 as floats in dd. */
 QT static inline __attribute__((always_inline)) void
-k23_block_scales(const int R, const int three, const uint8_t *w, size_t stride, __m512i W[2], __m512i MW[2], __m256 *dd) {
+k23_block_scales(const int R, const int three, const uint8_t *w, size_t stride, __m512i W[2], __m512i CW[2], __m256 *dd) {
     if (three) {
         const __m512i x = lanes4(R, w + 94, stride);
         const __m512i s = q3_scales(x);
         W[0] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(s));
         W[1] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(s, 1));
-        MW[0] = MW[1] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++) CW[p] = _mm512_permutexvar_epi8(_mm512_loadu_si512(CORR_IDX), W[p]);
         *dd = _mm256_cvtph_ps(_mm512_castsi512_si128(
             _mm512_permutexvar_epi8(_mm512_castsi128_si512(_mm_setr_epi8(14, 15, 30, 31, 46, 47, 62, 63, 14, 15, 30, 31, 46, 47, 62, 63)), x)));
     } else {
-        const __m512i x = lanes4(R, w, stride), m4 = _mm512_set1_epi16(15);
+        const __m512i x = lanes4(R, w, stride);
+        W[0] = W[1] = _mm512_and_si512(x, _mm512_set1_epi8(15));
 #pragma GCC unroll 2
-        for (int p = 0; p < 2; p++) {
-            const __m512i xw = _mm512_cvtepu8_epi16(p ? _mm512_extracti64x4_epi64(x, 1) : _mm512_castsi512_si256(x));
-            W[p] = _mm512_and_si512(xw, m4);
-            MW[p] = _mm512_srli_epi16(xw, 4);
-        }
+        for (int p = 0; p < 2; p++)
+            CW[p] = _mm512_srli_epi16(_mm512_maskz_permutexvar_epi8(WORD_BYTES, _mm512_add_epi8(_mm512_loadu_si512(CORR2_IDX),
+                                                                                                  _mm512_set1_epi8((char)(32 * p))), x), 4);
         const __m512i f = lanes4(R, w + 68, stride); /* d, dmin at bytes 12..15 of the lanes */
         *dd = _mm256_cvtph_ps(_mm512_castsi512_si128(
             _mm512_permutexvar_epi8(_mm512_castsi128_si512(_mm_setr_epi8(12, 13, 28, 29, 44, 45, 60, 61, 14, 15, 30, 31, 46, 47, 62, 63)), f)));
@@ -152,15 +171,14 @@ k23_step(const int three, const __m512i I[2], const __m512i M[2], __m256 dd, flo
 QT static inline __attribute__((always_inline)) void
 k23_rows(const int R, const int three, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_256 *a, float *out) {
     const size_t bytes = three ? 110 : 84;
-    const __m512i corr_idx = _mm512_loadu_si512(CORR_IDX);
     __m128 s = _mm_setzero_ps();
     const uint8_t *pf = w; /* as q45_k_rows */
 #pragma GCC unroll 2
     for (int64_t i = 0; i < n / 256; i++, w += bytes, pf += R * bytes) {
         if (R == 4) hmti_pf_span(pf, 4 * bytes);
-        __m512i W[2], MW[2];
+        __m512i W[2], CW[2];
         __m256 dd;
-        k23_block_scales(R, three, w, stride, W, MW, &dd);
+        k23_block_scales(R, three, w, stride, W, CW, &dd);
         const int8_t *q = a[i].qs;
 #define A2(o0, o1) _mm512_inserti64x4(_mm512_castsi256_si512(L256(q + (o0))), L256(q + (o1)), 1)
         const __m512i A[4] = {A2(0, 128), A2(32, 160), A2(64, 192), A2(96, 224)};
@@ -171,9 +189,9 @@ k23_rows(const int R, const int three, int64_t n, const uint8_t *w, size_t strid
         for (int p = 0; p < (R + 1) / 2; p++) {
             I[p] = k23_pair(R, three, p, w, stride, A, W[p]);
             if (three)
-                I[p] = _mm512_dpwssd_epi32(I[p], _mm512_permutexvar_epi8(corr_idx, W[p]), sums);
+                I[p] = _mm512_dpwssd_epi32(I[p], CW[p], sums);
             else
-                M[p] = _mm512_madd_epi16(_mm512_permutexvar_epi8(corr_idx, MW[p]), sums);
+                M[p] = _mm512_madd_epi16(CW[p], sums);
         }
         s = _mm_add_ps(s, k23_step(three, I, M, dd, a[i].d));
     }
@@ -189,24 +207,20 @@ QT static inline __attribute__((always_inline)) void
 k23_multi(const int three, int64_t n, const uint8_t *w, size_t stride, const uint8_t *act, size_t as, int na,
           float *y, int64_t ldy) {
     const size_t bytes = three ? 110 : 84;
-    const __m512i corr_idx = _mm512_loadu_si512(CORR_IDX), sc_idx = _mm512_loadu_si512(SC23_IDX);
     __m128 s[KM_ACT];
     for (int a = 0; a < KM_ACT; a++) s[a] = _mm_setzero_ps();
     const uint8_t *pf = w;
     for (int64_t i = 0; i < n / 256; i++, w += bytes, pf += 4 * bytes) {
         hmti_pf_span(pf, 4 * bytes);
-        __m512i W[2], MW[2], U[4][4], SW[2][4], CW[2];
+        __m512i W[2], U[4][4], SW[2][4], CW[2];
         __m256 dd;
-        k23_block_scales(4, three, w, stride, W, MW, &dd);
+        k23_block_scales(4, three, w, stride, W, CW, &dd);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) k23_unpack(w + (size_t)r * stride, three, U[r]);
 #pragma GCC unroll 2
-        for (int p = 0; p < 2; p++) {
+        for (int p = 0; p < 2; p++)
 #pragma GCC unroll 4
-            for (int j = 0; j < 4; j++)
-                SW[p][j] = _mm512_permutexvar_epi8(_mm512_add_epi8(sc_idx, _mm512_set1_epi8((char)(4 * j))), W[p]);
-            CW[p] = _mm512_permutexvar_epi8(corr_idx, three ? W[p] : MW[p]);
-        }
+            for (int j = 0; j < 4; j++) SW[p][j] = k23_spread(three, p, j, W[p]);
         for (int a = 0; a < na; a++) {
             const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + i;
             const int8_t *q = x->qs;
