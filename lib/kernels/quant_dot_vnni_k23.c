@@ -75,21 +75,35 @@ QT static inline __m512i q3_scales(__m512i x) {
     return _mm512_sub_epi8(_mm512_ternarylogic_epi64(lo, hi, _mm512_set1_epi8(15), 0xEC), _mm512_set1_epi8(32));
 }
 
-/* One row's super-block (b) as the 4 unsigned vectors of the vpdpbusd below. */
+/* vgf2p8affineqb matrices (output bit i = parity of row byte 7 - i AND the
+ * input byte). Q3_K: HM_NIB copies the 4 high bits of the half (hmask bits
+ * 0..3 in the low 256 bits, 4..7 in the high ones) into both nibbles;
+ * Q3_FIELD[j] takes field j's 2 bits and its high bit (bit 4 + j of lo, bit
+ * j of hi, see k23_unpack) into bits 0..2. */
+#define HM_NIB_LO 0x0102040801020408ull
+#define HM_NIB_HI 0x1020408010204080ull
+static const uint64_t Q3_FIELD[4] = {0x0102100000000000ull, 0x0408200000000000ull, 0x1020040000000000ull, 0x4080080000000000ull};
+
+/* One row's super-block (b) as the 4 unsigned vectors of the vpdpbusd below.
+ * Q3_K: lo = the low nibbles of qs (fields 0, 1) under the high bits of
+ * the 4 fields, hi = the high bits under the high nibbles of qs (fields 2,
+ * 3), so each u[j] is one vgf2p8affineqb. */
 QT static inline __attribute__((always_inline)) void k23_unpack(const uint8_t *b, const int three, __m512i u[4]) {
     const __m512i raw = _mm512_loadu_si512(b + (three ? 32 : 16));
+    if (three) {
+        const __m512i h = _mm512_gf2p8affine_epi64_epi8(
+            _mm512_broadcast_i64x4(L256(b)),
+            _mm512_inserti64x4(_mm512_set1_epi64((long long)HM_NIB_LO), _mm256_set1_epi64x((long long)HM_NIB_HI), 1), 0);
+        const __m512i m = _mm512_set1_epi8(15);
+        const __m512i lo = _mm512_ternarylogic_epi64(raw, h, m, 0xE4), hi = _mm512_ternarylogic_epi64(h, raw, m, 0xE4);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) u[j] = _mm512_gf2p8affine_epi64_epi8(j < 2 ? lo : hi, _mm512_set1_epi64((long long)Q3_FIELD[j]), 0);
+        return;
+    }
     u[0] = _mm512_and_si512(raw, _mm512_set1_epi8(3));
 #pragma GCC unroll 3
-    for (int j = 1; j < 4; j++) /* bits 2j, 2j + 1 -> 0, 1 (output bit i is row byte 7 - i) */
+    for (int j = 1; j < 4; j++) /* bits 2j, 2j + 1 -> 0, 1 */
         u[j] = _mm512_gf2p8affine_epi64_epi8(raw, _mm512_set1_epi64((long long)((1ull << (2 * j + 56)) | (2ull << (2 * j + 48)))), 0);
-    if (three) {
-        const __m512i hm = _mm512_broadcast_i64x4(L256(b));
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << j)), _mm256_set1_epi8((char)(1 << (4 + j))), 1);
-            u[j] = _mm512_mask_add_epi8(u[j], _mm512_test_epi8_mask(hm, bit), u[j], _mm512_set1_epi8(4));
-        }
-    }
 }
 
 /* The scale words of the packed products t[j] of rows 2p, 2p + 1: from the
