@@ -7,8 +7,8 @@
  * of both halves is one vgf2p8affineqb (shift and mask): vector u[j] holds
  * elements 32j.. in its low 256 bits and 128 + 32j.. in its high ones,
  * dotted by vpdpbusd with the activation's matching halves. Q3_K adds its
- * third bit (bit 4n + j of hmask[l], hmask broadcast to both halves) as +4
- * under a vptestmb mask: u = q + 4 in 0..7. A lane's sum of 4 products is
+ * third bit (bit 4n + j of hmask[l], hmask broadcast to both halves) as bit
+ * 2 of u = q + 4 in 0..7 (k23_unpack). A lane's sum of 4 products is
  * within +-4 * 7 * 127 (int16), so vpackssdw packs two rows' vectors exactly
  * and vpdpwssd applies the 16 scales per row (as words, spread by vpermw).
  * The per-16 activation sums (hmti_q8_256.sum) times the scales (Q3_K: times
