@@ -10,7 +10,7 @@
  * third bit (bit 4n + j of hmask[l], hmask broadcast to both halves) as bit
  * 2 of u = q + 4 in 0..7 (k23_unpack). A lane's sum of 4 products is
  * within +-4 * 7 * 127 (int16), so vpackssdw packs two rows' vectors exactly
- * and vpdpwssd applies the 16 scales per row (as words, spread by vpermw).
+ * and vpdpwssd applies the 16 scales per row (as words, spread by vpermb).
  * The per-16 activation sums (hmti_q8_256.sum) times the scales (Q3_K: times
  * -4, removing the + 4) or the mins (Q2_K) are one more vpdpwssd / vpmaddwd
  * per 2 rows. The integer sums are exact and the float steps per row those
@@ -26,28 +26,28 @@
 #endif
 
 /* vpermb indices of words (vpermw is 2 uops on Ice Lake and later, vpermb
- * one). SC23_IDX: the scales (words 0..15 of row 2p, 16..31 of
- * row 2p + 1) of packs(t[0] of row 2p, t[0] of row 2p + 1): 128-bit lane L
- * holds 4 lanes of sub-block (L & 1) + 8 (L >> 1) of row 2p, then 4 of row
- * 2p + 1; + 2j: t[j]. CORR_IDX: lane L holds the scales of sub-blocks 4L ..
+ * one). SC23_IDX: the scales (words 0..15 of row 2p, 16..31 of row 2p + 1)
+ * of packs(t[0] of row 2p, t[0] of row 2p + 1): 128-bit lane L holds 4
+ * lanes of sub-block (L & 1) + 8 (L >> 1) of row 2p, then 4 of row 2p + 1;
+ * + 4j (bytes): t[j]. CORR_IDX: lane L holds the scales of sub-blocks 4L ..
  * 4L + 3 of the two rows, SUM_IDX the activation sums of the same ones, so
  * vpmaddwd of the two gives the rows' partial sums in the layout of the
  * packed products. */
 static const uint8_t SC23_IDX[64] = {0, 1, 0, 1, 0, 1, 0, 1, 32, 33, 32, 33, 32, 33, 32, 33,
-                                   2, 3, 2, 3, 2, 3, 2, 3, 34, 35, 34, 35, 34, 35, 34, 35,
-                                   16, 17, 16, 17, 16, 17, 16, 17, 48, 49, 48, 49, 48, 49, 48, 49,
-                                   18, 19, 18, 19, 18, 19, 18, 19, 50, 51, 50, 51, 50, 51, 50, 51};
+                                     2, 3, 2, 3, 2, 3, 2, 3, 34, 35, 34, 35, 34, 35, 34, 35,
+                                     16, 17, 16, 17, 16, 17, 16, 17, 48, 49, 48, 49, 48, 49, 48, 49,
+                                     18, 19, 18, 19, 18, 19, 18, 19, 50, 51, 50, 51, 50, 51, 50, 51};
 static const uint8_t CORR_IDX[64] = {0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39,
-                                   8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47,
-                                   16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51, 52, 53, 54, 55,
-                                   24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63};
+                                     8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47,
+                                     16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51, 52, 53, 54, 55,
+                                     24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63};
 static const uint8_t SUM_IDX[64] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7,
-                                  8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15,
-                                  16, 17, 18, 19, 20, 21, 22, 23, 16, 17, 18, 19, 20, 21, 22, 23,
-                                  24, 25, 26, 27, 28, 29, 30, 31, 24, 25, 26, 27, 28, 29, 30, 31};
+                                    8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15,
+                                    16, 17, 18, 19, 20, 21, 22, 23, 16, 17, 18, 19, 20, 21, 22, 23,
+                                    24, 25, 26, 27, 28, 29, 30, 31, 24, 25, 26, 27, 28, 29, 30, 31};
 
-/* The same for Q2_K's scale bytes (row r at bytes 16r..: the 4 rows of the
- * group, + 32 for rows 2, 3), through vpermb with the high bytes zeroed. */
+/* The same for Q2_K's scale bytes (row r at bytes 16r..: + 32 for rows 2,
+ * 3; + 2j: t[j]), through vpermb with the high bytes zeroed. */
 static const uint8_t SC2_IDX[64] = {0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 16, 0, 16, 0, 16, 0,
                                     1, 0, 1, 0, 1, 0, 1, 0, 17, 0, 17, 0, 17, 0, 17, 0,
                                     8, 0, 8, 0, 8, 0, 8, 0, 24, 0, 24, 0, 24, 0, 24, 0,
@@ -82,7 +82,8 @@ QT static inline __m512i q3_scales(__m512i x) {
  * j of hi, see k23_unpack) into bits 0..2. */
 #define HM_NIB_LO 0x0102040801020408ull
 #define HM_NIB_HI 0x1020408010204080ull
-static const uint64_t Q3_FIELD[4] = {0x0102100000000000ull, 0x0408200000000000ull, 0x1020040000000000ull, 0x4080080000000000ull};
+static const uint64_t Q3_FIELD[4] = {0x0102100000000000ull, 0x0408200000000000ull, 0x1020040000000000ull,
+                                     0x4080080000000000ull};
 
 /* One row's super-block (b) as the 4 unsigned vectors of the vpdpbusd below.
  * Q3_K: lo = the low nibbles of qs (fields 0, 1) under the high bits of
@@ -97,20 +98,25 @@ QT static inline __attribute__((always_inline)) void k23_unpack(const uint8_t *b
         const __m512i m = _mm512_set1_epi8(15);
         const __m512i lo = _mm512_ternarylogic_epi64(raw, h, m, 0xE4), hi = _mm512_ternarylogic_epi64(h, raw, m, 0xE4);
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) u[j] = _mm512_gf2p8affine_epi64_epi8(j < 2 ? lo : hi, _mm512_set1_epi64((long long)Q3_FIELD[j]), 0);
+        for (int j = 0; j < 4; j++)
+            u[j] = _mm512_gf2p8affine_epi64_epi8(j < 2 ? lo : hi, _mm512_set1_epi64((long long)Q3_FIELD[j]), 0);
         return;
     }
     u[0] = _mm512_and_si512(raw, _mm512_set1_epi8(3));
 #pragma GCC unroll 3
-    for (int j = 1; j < 4; j++) /* bits 2j, 2j + 1 -> 0, 1 */
-        u[j] = _mm512_gf2p8affine_epi64_epi8(raw, _mm512_set1_epi64((long long)((1ull << (2 * j + 56)) | (2ull << (2 * j + 48)))), 0);
+    for (int j = 1; j < 4; j++) { /* bits 2j, 2j + 1 -> 0, 1 */
+        const long long field = (long long)((1ull << (2 * j + 56)) | (2ull << (2 * j + 48)));
+        u[j] = _mm512_gf2p8affine_epi64_epi8(raw, _mm512_set1_epi64(field), 0);
+    }
 }
 
 /* The scale words of the packed products t[j] of rows 2p, 2p + 1: from the
  * words W (Q3_K) or, zero-extended, the bytes (Q2_K) of k23_block_scales. */
 QT static inline __m512i k23_spread(const int three, const int p, const int j, __m512i W) {
-    if (three) return _mm512_permutexvar_epi8(_mm512_add_epi8(_mm512_loadu_si512(SC23_IDX), _mm512_set1_epi8((char)(4 * j))), W);
-    return _mm512_maskz_permutexvar_epi8(WORD_BYTES, _mm512_add_epi8(_mm512_loadu_si512(SC2_IDX), _mm512_set1_epi8((char)(32 * p + 2 * j))), W);
+    if (three)
+        return _mm512_permutexvar_epi8(_mm512_add_epi8(_mm512_loadu_si512(SC23_IDX), _mm512_set1_epi8((char)(4 * j))), W);
+    const __m512i idx = _mm512_add_epi8(_mm512_loadu_si512(SC2_IDX), _mm512_set1_epi8((char)(32 * p + 2 * j)));
+    return _mm512_maskz_permutexvar_epi8(WORD_BYTES, idx, W);
 }
 
 /* The scaled sums of rows 2p, 2p + 1 (absent rows: zero), as q45_pair in
@@ -143,18 +149,19 @@ k23_block_scales(const int R, const int three, const uint8_t *w, size_t stride, 
         W[1] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(s, 1));
 #pragma GCC unroll 2
         for (int p = 0; p < 2; p++) CW[p] = _mm512_permutexvar_epi8(_mm512_loadu_si512(CORR_IDX), W[p]);
-        *dd = _mm256_cvtph_ps(_mm512_castsi512_si128(
-            _mm512_permutexvar_epi8(_mm512_castsi128_si512(_mm_setr_epi8(14, 15, 30, 31, 46, 47, 62, 63, 14, 15, 30, 31, 46, 47, 62, 63)), x)));
+        const __m128i d_idx = _mm_setr_epi8(14, 15, 30, 31, 46, 47, 62, 63, 14, 15, 30, 31, 46, 47, 62, 63);
+        *dd = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(_mm512_castsi128_si512(d_idx), x)));
     } else {
         const __m512i x = lanes4(R, w, stride);
         W[0] = W[1] = _mm512_and_si512(x, _mm512_set1_epi8(15));
 #pragma GCC unroll 2
-        for (int p = 0; p < 2; p++)
-            CW[p] = _mm512_srli_epi16(_mm512_maskz_permutexvar_epi8(WORD_BYTES, _mm512_add_epi8(_mm512_loadu_si512(CORR2_IDX),
-                                                                                                  _mm512_set1_epi8((char)(32 * p))), x), 4);
+        for (int p = 0; p < 2; p++) {
+            const __m512i idx = _mm512_add_epi8(_mm512_loadu_si512(CORR2_IDX), _mm512_set1_epi8((char)(32 * p)));
+            CW[p] = _mm512_srli_epi16(_mm512_maskz_permutexvar_epi8(WORD_BYTES, idx, x), 4);
+        }
         const __m512i f = lanes4(R, w + 68, stride); /* d, dmin at bytes 12..15 of the lanes */
-        *dd = _mm256_cvtph_ps(_mm512_castsi512_si128(
-            _mm512_permutexvar_epi8(_mm512_castsi128_si512(_mm_setr_epi8(12, 13, 28, 29, 44, 45, 60, 61, 14, 15, 30, 31, 46, 47, 62, 63)), f)));
+        const __m128i d_idx = _mm_setr_epi8(12, 13, 28, 29, 44, 45, 60, 61, 14, 15, 30, 31, 46, 47, 62, 63);
+        *dd = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(_mm512_castsi128_si512(d_idx), f)));
     }
 }
 
