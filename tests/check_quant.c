@@ -282,6 +282,10 @@ static void check_dots(uint32_t type, int64_t rows, int64_t cols, const uint8_t 
             EXPECT_MSG(d <= 2 * fb, "%s %s r%lld n%lld: %.9g vs ref %.9g (|d| %.3g > %.3g)", t->name,
                        PATH_NAME[p], (long long)r, (long long)cols, (double)v, (double)vr, d, 2 * fb);
             if (d / (2 * fb) > st->simd_ratio[p]) st->simd_ratio[p] = d / (2 * fb);
+            /* the super-block kernels repeat the portable float steps on exact integer sums */
+            if (t->block_elems == HMTI_QK_K)
+                EXPECT_MSG(fbits(v) == fbits(vr), "%s %s r%lld n%lld: %.9g, not the portable bits %.9g", t->name,
+                           PATH_NAME[p], (long long)r, (long long)cols, (double)v, (double)vr);
         }
         EXPECT_MSG(fbits(y[r]) == fbits(best(cols, wr, a)), "%s gemv row %lld", t->name, (long long)r);
         /* exact-activation variant: the float64 dot with x itself, within n u sum|w x| */
@@ -531,6 +535,46 @@ START_TEST(dot4_paths_bit_identical) {
 }
 END_TEST
 
+/* The multi-row kernels of Q2_K and Q3_K (batched decode: a group of 4 rows
+ * against up to 8 activation rows at a time) against one
+ * hmti_gemv_q_rows call per activation row, bit for bit: batch sizes 1..11,
+ * row ranges starting and ending inside groups of 4, padded rows.
+ * (check_matrixq runs the other K-quants' ones.) */
+START_TEST(k23_multi_rows_equal_single_rows) {
+    static const uint32_t types[] = {HMTI_T_Q2_K, HMTI_T_Q3_K};
+    static const int64_t cols_list[] = {256, 768, 2816};
+    for (int ti = 0; ti < 2; ti++) {
+        const uint32_t type = types[ti];
+        if (hmti_qmulti_kind(type) != 3) continue; /* no such kernel on this CPU */
+        for (int ci = 0; ci < 3; ci++) {
+            const int64_t cols = cols_list[ci], rows = 19, ldy = rows + 3;
+            const size_t stride = hmti_qrow_bytes(type, cols) + (size_t)(ci == 1 ? 4 : 0);
+            const size_t ab = hmti_qact_bytes(type, cols);
+            uint8_t *w = malloc(stride * (size_t)rows), *act = malloc(11 * ab);
+            float *x = malloc((size_t)cols * sizeof(float)), *y = malloc(11 * (size_t)ldy * sizeof(float));
+            float y1[19];
+            random_rows(type, rows, cols, w, stride);
+            for (int a = 0; a < 11; a++) {
+                for (int64_t c = 0; c < cols; c++) x[c] = hmt_test_nrand(&g_rng);
+                hmti_quantize_act(type, x, cols, act + (size_t)a * ab);
+            }
+            for (int n = 1; n <= 11; n++) {
+                const int64_t r0 = n % 3, r1 = rows - n % 4;
+                hmti_gemv_q_rows_multi(type, 0, rows, r0, r1, cols, w, stride, act, ab, NULL, 0, n, y, ldy);
+                for (int a = 0; a < n; a++) {
+                    hmti_gemv_q_rows(type, r0, r1, cols, w, stride, act + (size_t)a * ab, y1);
+                    for (int64_t r = r0; r < r1; r++)
+                        EXPECT_MSG(fbits(y[a * ldy + r]) == fbits(y1[r]), "%s cols %lld batch %d act %d row %lld: %.9g vs %.9g",
+                                   hmti_qtraits_of(type)->name, (long long)cols, n, a, (long long)r,
+                                   (double)y[a * ldy + r], (double)y1[r]);
+                }
+            }
+            free(w), free(act), free(x), free(y);
+        }
+    }
+}
+END_TEST
+
 START_TEST(paths_reported) {
     int p = hmti_quant_path();
     ck_assert(p >= 0 && p < HMTI_QPATH_COUNT);
@@ -564,6 +608,7 @@ Suite *hmt_suite_quant(void) {
     tcase_add_loop_test(tc, dots_on_golden_rows, 0, N_TYPES);
     tcase_add_loop_test(tc, dots_random_shapes, 0, N_TYPES);
     tcase_add_loop_test(tc, dot4_paths_bit_identical, 0, N_TYPES);
+    tcase_add_test(tc, k23_multi_rows_equal_single_rows);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,11 +6,7 @@
 #include <string.h>
 
 #include "kernels/cpu.h"
-#include "kernels/quant_impl.h"
-
-#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")))
-#define L128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
-#define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#include "kernels/quant_dot_vnni_k.h"
 
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF /* the super-block kernels repeat the portable float arithmetic */
@@ -30,24 +26,6 @@
  * rounding: check_qmodel.c's decode test, which needs half of its llama-q4km
  * replays within 1e-4 of the float64 reference and had 6/12, dropped to 3/12
  * by activation rounding flips.) */
-
-/* 16 bytes at p of rows 0..R-1 in 128-bit lanes 0..R-1 (the others zero);
- * the inserts in a tree, not a chain. */
-QT static inline __attribute__((always_inline)) __m512i lanes4(const int R, const uint8_t *p, size_t stride) {
-    if (R == 1) return _mm512_zextsi128_si512(L128(p));
-    const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(L128(p)), L128(p + stride), 1);
-    const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(L128(p + 2 * stride)), L128(p + 3 * stride), 1);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* Rows paired in vpackssdw: I01 holds, per 128-bit lane, 2 partial sums of
- * row 0 then 2 of row 1 (I23: rows 2, 3). -> per 128-bit lane, the partial
- * sums of rows 0..3 (int32, exact). */
-QT static inline __m512i pair_sums(__m512i I01, __m512i I23) {
-    const __m512 a = _mm512_castsi512_ps(I01), b = _mm512_castsi512_ps(I23);
-    return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, 0x88)),
-                            _mm512_castps_si512(_mm512_shuffle_ps(a, b, 0xDD)));
-}
 
 /* Q4_K / Q5_K: the f16 d and dmin (bytes 0..3) of rows 0..3's super-block
  * (128-bit lane r of x) as floats times the activation's d: [d0..d3, dmin0..dmin3]. */
@@ -321,7 +299,6 @@ QT static void q6_k_z4(int64_t n, const void *w, size_t stride, const void *act,
  * q45_k_rows / q6_k_rows, so every result is the single-row kernel's bits.
  * The unpacked rows (16 zmm) and scales (8) outlive the registers: the
  * compiler keeps them in L1, where vpdpbusd / vpdpwssd read them directly. */
-enum { KM_ACT = 8 };
 
 QT static inline __attribute__((always_inline)) void
 q45_k_multi(const int five, int64_t n, const uint8_t *w, size_t stride, const uint8_t *act, size_t as, int na,
@@ -428,7 +405,6 @@ q6_k_multi(int64_t n, const uint8_t *w, size_t stride, const uint8_t *act, size_
     for (int a = 0; a < na; a++) _mm_storeu_ps(y + a * ldy, s[a]);
 }
 
-typedef void (*k_multi_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, int, float *, int64_t);
 QT static void q4_k_m4(int64_t n, const uint8_t *w, size_t st, const uint8_t *x, size_t as, int na, float *y, int64_t ldy) {
     q45_k_multi(0, n, w, st, x, as, na, y, ldy);
 }
@@ -445,7 +421,7 @@ static k_multi_fn k_multi(uint32_t type) {
     case HMTI_T_Q4_K: return q4_k_m4;
     case HMTI_T_Q5_K: return q5_k_m4;
     case HMTI_T_Q6_K: return q6_k_m4;
-    default: return NULL;
+    default: return hmti_qmulti_fn_vnni_k23(type);
     }
 }
 
@@ -468,7 +444,7 @@ hmti_vec_dot_fn hmti_qdot_vnni_k(uint32_t type) {
     case HMTI_T_Q4_K: return q4_k_z;
     case HMTI_T_Q5_K: return q5_k_z;
     case HMTI_T_Q6_K: return q6_k_z;
-    default: return NULL;
+    default: return hmti_qdot_vnni_k23(type);
     }
 }
 
@@ -478,6 +454,6 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type) {
     case HMTI_T_Q4_K: return q4_k_z4;
     case HMTI_T_Q5_K: return q5_k_z4;
     case HMTI_T_Q6_K: return q6_k_z4;
-    default: return NULL;
+    default: return hmti_qdot4_vnni_k23(type);
     }
 }

@@ -49,7 +49,7 @@ void hmti_gemv_q_groups_vnni(uint32_t type, int il, int64_t n_groups, int64_t co
                              size_t row_bytes, const void *wide, size_t wide_stride, int64_t n_act,
                              float *y, int64_t ldy);
 
-/* The same for the K-quants Q4_K, Q5_K, Q6_K (quant_dot_vnni_k.c): stored
+/* The same for the K-quants Q2_K..Q6_K (quant_dot_vnni_k.c, k23.c): stored
  * rows only, against n_act activation rows of hmti_q8_256 blocks (act +
  * a * act_stride), each the bits of that file's single-row kernel;
  * hmti_qmulti_vnni_k: 1 if this CPU has the kernel for type. */
