@@ -184,7 +184,7 @@ DOT_K(q5_k, 1)
  * computed once per super-block for the rows, so a lane's sum of 4 products
  * is within +-4 * 32 * 127 (int16): vpackssdw packs two rows' vectors exactly
  * and vpdpwssd applies the int8 scales (sign-extended to words, spread onto
- * the words by vpermw). */
+ * the words by vpermb). */
 
 /* vgf2p8affineqb matrix moving bits p, p + 1 of each byte to bits 4, 5 (the
  * others 0), for bit p0 in the low 256 bits and p1 in the high ones (output
@@ -194,12 +194,15 @@ QT static inline __m512i bits_to_45(int p0, int p1) {
                               _mm256_set1_epi64x((1ll << (24 + p1)) | (2ll << (16 + p1))), 1);
 }
 
-/* vpermw indices into the scales of rows 0, 1 (words 0..15, 16..31): those of
- * packs(P0 of row 0, P0 of row 1), P0 = the low nibbles of the first half
- * (128-bit lane L: 4 lanes of row 0's sub-block L, then 4 of row 1's); + 4k:
+/* vpermb indices into the scales of rows 0, 1 (words 0..15, 16..31), word j
+ * of the result at bytes 2j, 2j + 1 (vpermw is 2 uops here, vpermb 1): those
+ * of packs(P0 of row 0, P0 of row 1), P0 = the low nibbles of the first half
+ * (128-bit lane L: 4 lanes of row 0's sub-block L, then 4 of row 1's); + 8k:
  * P_k (k = 2h: the low nibbles of half h, 2h + 1: its high nibbles). */
-static const uint16_t Q6_SC_IDX[32] = {0, 0, 0, 0, 16, 16, 16, 16, 1, 1, 1, 1, 17, 17, 17, 17,
-                                       2, 2, 2, 2, 18, 18, 18, 18, 3, 3, 3, 3, 19, 19, 19, 19};
+static const uint8_t Q6_SC_BIDX[64] = {0, 1, 0, 1, 0, 1, 0, 1, 32, 33, 32, 33, 32, 33, 32, 33,
+                                       2, 3, 2, 3, 2, 3, 2, 3, 34, 35, 34, 35, 34, 35, 34, 35,
+                                       4, 5, 4, 5, 4, 5, 4, 5, 36, 37, 36, 37, 36, 37, 36, 37,
+                                       6, 7, 6, 7, 6, 7, 6, 7, 38, 39, 38, 39, 38, 39, 38, 39};
 
 /* One row's super-block as the 4 unsigned vectors (q in 0..63) of the vpdpbusd below. */
 QT static inline __attribute__((always_inline)) void q6_unpack(const uint8_t *b, __m512i u[4]) {
@@ -232,12 +235,12 @@ q6_pair(const int R, const int p, const uint8_t *w, size_t stride, const __m512i
                             _mm512_setzero_si512()};
     q6_dots(w + (size_t)(2 * p) * stride, A, C, P0);
     if (2 * p + 1 < R) q6_dots(w + (size_t)(2 * p + 1) * stride, A, C, P1);
-    const __m512i idx = _mm512_loadu_si512(Q6_SC_IDX);
+    const __m512i idx = _mm512_loadu_si512(Q6_SC_BIDX);
     __m512i I = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++)
         I = _mm512_dpwssd_epi32(I, _mm512_packs_epi32(P0[k], P1[k]),
-                                _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * k))), W));
+                                _mm512_permutexvar_epi8(_mm512_add_epi8(idx, _mm512_set1_epi8((char)(8 * k))), W));
     return I;
 }
 
@@ -359,7 +362,7 @@ q45_k_multi(const int five, int64_t n, const uint8_t *w, size_t stride, const ui
 QT static inline __attribute__((always_inline)) void
 q6_k_multi(int64_t n, const uint8_t *w, size_t stride, const uint8_t *act, size_t as, int na, float *y,
            int64_t ldy) {
-    const __m512i c32 = _mm512_set1_epi8(32), idx = _mm512_loadu_si512(Q6_SC_IDX);
+    const __m512i c32 = _mm512_set1_epi8(32), idx = _mm512_loadu_si512(Q6_SC_BIDX);
     __m128 s[KM_ACT];
     for (int a = 0; a < KM_ACT; a++) s[a] = _mm_setzero_ps();
     const uint8_t *pf = w;
@@ -376,7 +379,7 @@ q6_k_multi(int64_t n, const uint8_t *w, size_t stride, const uint8_t *act, size_
         for (int p = 0; p < 2; p++)
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++)
-                SW[p][k] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * k))), W[p]);
+                SW[p][k] = _mm512_permutexvar_epi8(_mm512_add_epi8(idx, _mm512_set1_epi8((char)(8 * k))), W[p]);
         const __m128 d = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(
             Y01, _mm512_castsi128_si512(_mm_setr_epi16(15, 31, 47, 63, 0, 0, 0, 0)), Y23)));
         for (int a = 0; a < na; a++) {
