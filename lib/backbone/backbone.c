@@ -401,10 +401,6 @@ static void job_attention_items(void *arg, int ith, int nth) {
  * KV head. */
 static void job_attention(void *arg, int ith, int nth) {
     const att_job *j = arg;
-    if (j->store) {
-        job_attention_items(arg, ith, nth);
-        return;
-    }
     const hmti_backbone *b = j->b;
     float *s = b->scores + (size_t)ith * scores_floats(b);
     float *wide = s + (size_t)HMTI_ATT_ROWS * b->n_ctx;
@@ -439,10 +435,11 @@ static void run_attention(hmti_backbone *b, att_job *aj) {
         macs += (int64_t)run[1] * ((int64_t)b->row_slot[run[0]] + run[1]);
     }
     macs *= (int64_t)m->n_head * m->head_dim;
+    const hmti_job_fn fn = aj->store ? job_attention_items : job_attention;
     if (macs < (1 << 15))
-        job_attention(aj, 0, 1);
+        fn(aj, 0, 1);
     else
-        hmti_pool_run(b->pool, job_attention, aj);
+        hmti_pool_run(b->pool, fn, aj);
 }
 
 /* Per-head RMSNorm of q or k (qwen3), in place, before RoPE. */
@@ -496,8 +493,9 @@ static void post_norm(hmti_backbone *b, int32_t n, const float *w) {
     run_rows(b, job_rmsnorm, &rj);
 }
 
-static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, const int32_t *pos,
-                          const uint8_t *outputs) {
+/* kv_in_att: the attention job stores the keys and values (job_attention_items). */
+static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, int kv_in_att,
+                          const int32_t *pos, const uint8_t *outputs) {
     const hmt_model *m = b->m;
     const hmti_layer *L = &m->layers[l];
     const int64_t d = m->n_embd, hd = m->head_dim, ff = m->n_ff;
@@ -506,7 +504,7 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, co
     run_rows(b, job_rmsnorm, &rj);
     matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
     rope_rows(b, l, n, pos);
-    att_job aj = {b, l, n_runs, b->decode_batch && distinct_runs(b, n_runs)};
+    att_job aj = {b, l, n_runs, kv_in_att};
     if (!aj.store) store_kv(b, l, n);
     run_attention(b, &aj);
     /* x += Wo·att, computed into xn (free now) then added */
@@ -550,6 +548,7 @@ static int forward(hmti_backbone *b, int32_t n, const hmt_token *tokens, const f
     const hmt_model *m = b->m;
     const int64_t d = m->n_embd;
     const int32_t n_runs = find_runs(b, n);
+    const int kv_in_att = b->decode_batch && distinct_runs(b, n_runs);
     for (int32_t i = 0; i < n; i++) {
         if (tokens)
             hmti_model_embed(m, tokens[i], b->x + (size_t)i * d);
@@ -560,7 +559,7 @@ static int forward(hmti_backbone *b, int32_t n, const hmt_token *tokens, const f
     for (int l = 0; l < m->n_layer; l++) {
         if (abort_fn && abort_fn(abort_data))
             return hmti_errf(HMT_E_ABORTED, "eval: aborted by the callback before layer %d", l);
-        layer_forward(b, l, n, n_runs, pos, outputs);
+        layer_forward(b, l, n, n_runs, kv_in_att, pos, outputs);
     }
     /* Final norm for rows that want an output; gather logit rows into xg. */
     int32_t n_logits = 0;
