@@ -75,6 +75,7 @@ typedef struct {
     int kv;                          /* HMT_P_KV_TYPE of its context (--kv after its -m) */
     double file_mb, load_mb, ctx_mb; /* file size; RSS added by the load, by ctx + first eval */
     double pp[100], tg[100], pp_bf16[100];
+    double bw[100]; /* stream-read GB/s right around that repeat's decode (the higher of before, after) */
 } bench_model;
 
 static void usage(FILE *f) {
@@ -95,20 +96,30 @@ static double bf16_prompt_rate(bench_model *b, const hmt_token *toks, int n_prom
     return n_prompt / (t1 - t0);
 }
 
-/* One prompt of n_prompt tokens, then n_decode single-token steps; with
- * bf16 the prompt again in BF16 compute. */
+/* Stream-read GB/s now, short (the ones around each decode). */
+static double stream_now(int threads) { return hmtb_stream_read_gbs(threads, (size_t)256 << 20, 3); }
+
+/* One prompt of n_prompt tokens, then n_decode single-token steps, a
+ * stream read just before and after them (a shared host's bandwidth moves
+ * by tens of percent within a minute: the decode is also compared with the
+ * bandwidth of its own moment); with bf16 the prompt again in BF16
+ * compute. */
 static void run_once(bench_model *b, const hmt_token *toks, int n_prompt, int n_decode, int bf16,
-                     int r) {
+                     int threads, int r) {
     check(hmt_ctx_kv_clear(b->ctx), "clear");
     double t0 = hmtb_now();
     check(hmt_ctx_eval_tokens(b->ctx, toks, (size_t)n_prompt, 0), "prompt");
     double t1 = hmtb_now();
+    const double bw0 = r >= 0 ? stream_now(threads) : 0;
+    const double t_dec = hmtb_now();
     for (int i = 0; i < n_decode; i++)
         check(hmt_ctx_eval_tokens(b->ctx, toks + n_prompt + i, 1, 0), "decode");
     double t2 = hmtb_now();
     if (r >= 0) {
+        const double bw1 = stream_now(threads);
         b->pp[r] = n_prompt / (t1 - t0);
-        b->tg[r] = n_decode / (t2 - t1);
+        b->tg[r] = n_decode / (t2 - t_dec);
+        b->bw[r] = bw0 > bw1 ? bw0 : bw1;
     }
     if (bf16) {
         const double rate = bf16_prompt_rate(b, toks, n_prompt);
@@ -223,7 +234,7 @@ int main(int argc, char **argv) {
         check(hmt_params_set_int(pk, HMT_P_KV_TYPE, bm[k].kv), "kv type");
         check(hmt_ctx_create(&bm[k].ctx, bm[k].m, pk), "context");
         hmt_params_free(pk);
-        run_once(&bm[k], toks, n_prompt, n_decode, bf16, -1);
+        run_once(&bm[k], toks, n_prompt, n_decode, bf16, threads, -1);
         bm[k].ctx_mb = (rss_bytes() - r0) / 1e6;
     }
 
@@ -232,7 +243,7 @@ int main(int argc, char **argv) {
     double gemm = hmtb_gemm_ceiling(threads, 0.2, 5, NULL, NULL, NULL);
     double bw = hmtb_stream_read_gbs(threads, (size_t)512 << 20, 5);
     for (int r = 0; r < repeats; r++)
-        for (int k = 0; k < n_models; k++) run_once(&bm[k], toks, n_prompt, n_decode, bf16, r);
+        for (int k = 0; k < n_models; k++) run_once(&bm[k], toks, n_prompt, n_decode, bf16, threads, r);
     const double gemm2 = hmtb_gemm_ceiling(threads, 0.2, 5, NULL, NULL, NULL);
     const double bw2 = hmtb_stream_read_gbs(threads, (size_t)512 << 20, 5);
     if (gemm2 > gemm) gemm = gemm2;
@@ -240,9 +251,9 @@ int main(int argc, char **argv) {
     printf("ceilings: GEMM %.1f GFLOP/s (best libxsmm tile, %d threads), stream read %.1f GB/s\n\n",
            gemm, threads, bw);
 
-    printf("%-3s %9s %9s %9s %9s | %9s %8s %8s | %9s %9s %9s %8s\n", "", "file MB", "load MB",
+    printf("%-3s %9s %9s %9s %9s | %9s %8s %8s | %9s %9s %9s %8s %8s\n", "", "file MB", "load MB",
            "load/file", "ctx MB", "prompt/s", "roofline", "vs m0", "MB/token", "bound/s",
-           "decode/s", "of bound");
+           "decode/s", "of bound", "adjacent");
     double pp0 = 0;
     for (int k = 0; k < n_models; k++) {
         bench_model *b = &bm[k];
@@ -250,16 +261,21 @@ int main(int argc, char **argv) {
         if (k == 0) pp0 = pp_tps;
         const double fpt = prompt_flops_per_token(b->m, n_prompt), roof = gemm * 1e9 / fpt;
         const double bpt = decode_bytes_per_token(b->m), bound = bw * 1e9 / bpt;
-        printf("m%-2d %9.1f %9.1f %9.3f %9.1f | %9.1f %7.1f%% %7.1f%% | %9.1f %9.1f %9.1f %7.1f%%\n",
+        double adj[100]; /* per repeat: decode against the bandwidth of its own moment */
+        for (int r = 0; r < repeats; r++) adj[r] = b->tg[r] * bpt / (b->bw[r] * 1e9);
+        printf("m%-2d %9.1f %9.1f %9.3f %9.1f | %9.1f %7.1f%% %7.1f%% | %9.1f %9.1f %9.1f %7.1f%% %7.1f%%\n",
                k, b->file_mb, b->load_mb, b->file_mb > 0 ? b->load_mb / b->file_mb : 0, b->ctx_mb,
                pp_tps, 100 * pp_tps / roof, 100 * pp_tps / pp0, bpt / 1e6, bound, tg_tps,
-               100 * tg_tps / bound);
+               100 * tg_tps / bound, 100 * hmtb_median(adj, repeats));
     }
     printf("\nload MB: resident memory the model load added (weights; mapped file pages "
            "count once touched;\nthe library's one-time initialization before the first load, "
            "%.1f MB, is not counted);\nctx MB: the context and its first evaluation (KV cache, "
            "scratch); roofline: FP32 GEMM ceiling;\nMB/token: weights read per decode step, "
-           "each in its own type; bound/s: stream-read GB/s / MB/token.\n", init_mb);
+           "each in its own type; bound/s: stream-read GB/s / MB/token;\nof bound: decode/s / bound/s "
+           "(the higher of the stream reads before and after all runs);\nadjacent: median over the "
+           "repeats of decode/s against the higher of the stream reads just\nbefore and after that "
+           "repeat's decode (256 MiB, median of 3).\n", init_mb);
     if (bf16) {
         printf("\nBF16 compute (HMT_P_COMPUTE_TYPE), prompt %d tokens, same contexts, each "
                "right after its F32 prompt:\n%-3s %9s %9s %9s\n", n_prompt, "", "f32/s", "bf16/s",

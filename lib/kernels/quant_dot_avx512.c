@@ -109,54 +109,56 @@ hmti_vec_dot4_fn hmti_qdot4_avx512(uint32_t type) {
     }
 }
 
-/* One row against na <= 16 activation rows (x + a * ldx; y[a * ldy]): the
- * weights converted once per 16 for all of them. Each (row, activation)
- * keeps the single-row kernel's 4 accumulators and their FMAs in the same
- * order, so the results are its bits; the 4 are computed one after another
- * (accumulator k takes elements 64 t + 16 k .. + 15, the masked tail goes
- * into the first), so that the R of one k live in registers (R a constant:
- * na is taken as 16, 8, 4, 2, 1). */
+/* nr = 1 or 2 rows (w, w + stride) against na <= 16 activation rows
+ * (x + a * ldx; row q's result at y[a * ldy + q]), two activations at a
+ * time: each (row, activation) keeps the single-row kernel's 4 accumulators
+ * and their FMAs in the same order (accumulator k takes elements 64 t + 16 k
+ * .. + 15, the masked tail goes into the first, the same reduction), so the
+ * results are its bits. 64 columns cost 8 weight and 8 activation loads
+ * for 32 FMAs, 16 accumulators in registers; the activations stream once
+ * per pair, the two rows (a few KiB) are re-read from L1. */
 #define FLOAT_DOTN_512(fname, LOAD, esize)                                                     \
     AVX512_TARGET static inline __attribute__((always_inline)) void fname##_r(                 \
-        const int R, int64_t n, const uint8_t *p, const float *x, int64_t ldx, float *y, int64_t ldy) { \
+        const int NR, const int R, int64_t n, const uint8_t *p, size_t stride, const float *x,  \
+        int64_t ldx, int pf, float *y, int64_t ldy) {                                          \
         const __mmask16 all = 0xFFFF;                                                          \
-        __m512 part[4][16];                                                                    \
-        for (int k = 0; k < 4; k++) {                                                          \
-            __m512 s[16];                                                                      \
-            _Pragma("GCC unroll 16") for (int a = 0; a < R; a++) s[a] = _mm512_setzero_ps();                            \
-            int64_t i = 16 * k;                                                                \
-            for (; i + 64 - 16 * k <= n; i += 64) {                                            \
-                if (k == 0) hmti_pf_span(p + i * esize, 64 * esize);                           \
-                const __m512 wv = LOAD(p + i * esize, all);                                    \
-                _Pragma("GCC unroll 16") for (int a = 0; a < R; a++)                                                    \
-                    s[a] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + a * ldx + i), s[a]);        \
-            }                                                                                  \
-            if (k == 0)                                                                        \
-                for (; i < n; i += 16) {                                                       \
-                    __mmask16 m = n - i >= 16 ? all : (__mmask16)((1u << (n - i)) - 1u);       \
-                    const __m512 wv = LOAD(p + i * esize, m);                                  \
-                    _Pragma("GCC unroll 16") for (int a = 0; a < R; a++)                                                \
-                        s[a] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + a * ldx + i), s[a]); \
+        __m512 s[2][2][4];                                                                     \
+        _Pragma("GCC unroll 2") for (int q = 0; q < NR; q++)                                   \
+            _Pragma("GCC unroll 2") for (int a = 0; a < R; a++)                                \
+                _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) s[q][a][k] = _mm512_setzero_ps(); \
+        int64_t i = 0;                                                                         \
+        for (; i + 64 <= n; i += 64)                                                           \
+            _Pragma("GCC unroll 2") for (int q = 0; q < NR; q++) {                             \
+                if (pf) hmti_pf_span(p + q * stride + i * esize, 64 * esize);                  \
+                _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                          \
+                    const __m512 wv = LOAD(p + q * stride + (i + 16 * k) * esize, all);        \
+                    _Pragma("GCC unroll 2") for (int a = 0; a < R; a++)                        \
+                        s[q][a][k] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + a * ldx + i + 16 * k), s[q][a][k]); \
                 }                                                                              \
-            _Pragma("GCC unroll 16") for (int a = 0; a < R; a++) part[k][a] = s[a];                                     \
+            }                                                                                  \
+        for (; i < n; i += 16) {                                                               \
+            __mmask16 m = n - i >= 16 ? all : (__mmask16)((1u << (n - i)) - 1u);               \
+            _Pragma("GCC unroll 2") for (int q = 0; q < NR; q++) {                             \
+                const __m512 wv = LOAD(p + q * stride + i * esize, m);                         \
+                _Pragma("GCC unroll 2") for (int a = 0; a < R; a++)                            \
+                    s[q][a][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + a * ldx + i), s[q][a][0]); \
+            }                                                                                  \
         }                                                                                      \
-        _Pragma("GCC unroll 16") for (int a = 0; a < R; a++)                                                            \
-            y[a * ldy] = SUM4(part[0][a], part[1][a], part[2][a], part[3][a]);                 \
+        _Pragma("GCC unroll 2") for (int q = 0; q < NR; q++)                                   \
+            _Pragma("GCC unroll 2") for (int a = 0; a < R; a++)                                \
+                y[a * ldy + q] = SUM4(s[q][a][0], s[q][a][1], s[q][a][2], s[q][a][3]);          \
     }                                                                                          \
-    AVX512_TARGET static void fname(int64_t n, const void *w, const float *x, int64_t ldx,     \
-                                    int na, float *y, int64_t ldy) {                          \
-        for (int a = 0; a < na;) {                                                             \
-            const int r = na - a >= 16 ? 16 : na - a >= 8 ? 8 : na - a >= 4 ? 4 : na - a >= 2 ? 2 : 1; \
+    AVX512_TARGET static void fname(int64_t n, const void *w, size_t stride, int nr, const float *x, \
+                                    int64_t ldx, int na, float *y, int64_t ldy) {              \
+        for (int a = 0; a < na; a += 2) { /* the first pair brings the rows: it prefetches */ \
             const float *xa = x + a * ldx;                                                     \
             float *ya = y + a * ldy;                                                           \
-            switch (r) {                                                                       \
-            case 16: fname##_r(16, n, w, xa, ldx, ya, ldy); break;                             \
-            case 8: fname##_r(8, n, w, xa, ldx, ya, ldy); break;                               \
-            case 4: fname##_r(4, n, w, xa, ldx, ya, ldy); break;                               \
-            case 2: fname##_r(2, n, w, xa, ldx, ya, ldy); break;                               \
-            default: fname##_r(1, n, w, xa, ldx, ya, ldy); break;                              \
+            switch ((na - a >= 2 ? 2 : 1) + 2 * (nr == 2)) {                                   \
+            case 4: fname##_r(2, 2, n, w, stride, xa, ldx, a == 0, ya, ldy); break;            \
+            case 3: fname##_r(2, 1, n, w, stride, xa, ldx, a == 0, ya, ldy); break;            \
+            case 2: fname##_r(1, 2, n, w, stride, xa, ldx, a == 0, ya, ldy); break;            \
+            default: fname##_r(1, 1, n, w, stride, xa, ldx, a == 0, ya, ldy); break;           \
             }                                                                                  \
-            a += r;                                                                            \
         }                                                                                      \
     }
 

@@ -32,11 +32,11 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_k(uint32_t type);
 hmti_vec_dot_fn hmti_qdot_vnni_iq4xs(uint32_t type);
 hmti_vec_dot4_fn hmti_qdot4_vnni_iq4xs(uint32_t type);
 
-/* One F32 / F16 / BF16 row against na <= 16 float activations (x + a * ldx,
- * y[a * ldy]), each bit-identical to the same path's single-row kernel
- * (quant_dot_avx512.c). */
-typedef void (*hmti_vec_dotn_fn)(int64_t n, const void *w, const float *x, int64_t ldx, int na, float *y,
-                                 int64_t ldy);
+/* nr = 1 or 2 F32 / F16 / BF16 rows (w, w + stride) against na <= 16
+ * float activations (x + a * ldx; row q at y[a * ldy + q]), each
+ * bit-identical to the same path's single-row kernel (quant_dot_avx512.c). */
+typedef void (*hmti_vec_dotn_fn)(int64_t n, const void *w, size_t stride, int nr, const float *x, int64_t ldx,
+                                 int na, float *y, int64_t ldy);
 hmti_vec_dotn_fn hmti_qdotn_avx512(uint32_t type);
 
 /* Several activation rows at once (quant_dot_vnni_multi.c): the wide

@@ -201,10 +201,11 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
     if (!hmti_qtraits_of(type)->act_block) { /* float rows: the activations are floats */
         const hmti_vec_dotn_fn dotn = hmti_qdotn_avx512(type);
         const int64_t ldx = (int64_t)(act_stride / sizeof(float));
-        for (int64_t r = r0; r < r1; r++)
+        for (int64_t r = r0; r < r1; r += 2) /* rows in pairs: each activation load serves two */
             for (int64_t a = 0; a < n_act; a += 16)
-                dotn(cols, (const uint8_t *)w + (size_t)r * row_bytes, (const float *)act + a * ldx, ldx,
-                     (int)(n_act - a < 16 ? n_act - a : 16), y + a * ldy + r, ldy);
+                dotn(cols, (const uint8_t *)w + (size_t)r * row_bytes, row_bytes, r + 1 < r1 ? 2 : 1,
+                     (const float *)act + a * ldx, ldx, (int)(n_act - a < 16 ? n_act - a : 16), y + a * ldy + r,
+                     ldy);
         return;
     }
     if (il && g_il_rows[type] == HMTI_IL16_ROWS) {
