@@ -15,7 +15,11 @@
  *
  * Figures are medians over repeats, after a warm-up run, because this class
  * of machine drifts by tens of percent between runs; the repeats of the
- * models are interleaved so that a slow spell hits all of them alike. */
+ * models are interleaved so that a slow spell hits all of them alike. The
+ * decode is compared with two bandwidths: the higher of the stream reads
+ * before and after all the runs ("of bound"), and, repeat by repeat, the
+ * higher of the stream reads just before and after that decode
+ * ("adjacent": the host's bandwidth of that moment). */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
