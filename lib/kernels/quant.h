@@ -136,7 +136,8 @@ void hmti_qact_wide(int kind, const hmti_q8_32 *act, int64_t cols, void *out);
  * interleaved matrix of `rows` rows) for n_act activation rows at once: row a's
  * activation blocks (F32/F16/BF16: its floats) at act + a * act_stride bytes,
  * its wide layout at wide + a * wide_stride; y[a * ldy + r] for r in [r0, r1),
- * each bit-identical to the one-row call. type must have hmti_qmulti_kind > 0. */
+ * each bit-identical to the one-row call. type must have hmti_qmulti_kind > 0, or
+ * (il = 1) hmti_q_il_rows 16: those groups need no wide layout (wide unused). */
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
