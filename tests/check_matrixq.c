@@ -298,20 +298,22 @@ START_TEST(multi_row_kernels_equal_single_rows) {
 }
 END_TEST
 
-/* Element e (0..31) of a stored Q8_0 / Q4_0 block as its signed integer. */
+/* Element e (0..31) of a stored Q8_0 / Q4_0 / Q5_0 block as its signed integer. */
 static int stored_int(uint32_t type, const uint8_t *blk, int e) {
     if (type == HMTI_T_Q4_0) return (e < 16 ? blk[2 + e] & 15 : blk[2 + e - 16] >> 4) - 8;
+    if (type == HMTI_T_Q5_0)
+        return (e < 16 ? blk[6 + e] & 15 : blk[6 + e - 16] >> 4) + (int)(hmti_qu32(blk + 2) >> e & 1) * 16 - 16;
     return (int8_t)blk[2 + e];
 }
 
-/* The layout of 16-row groups (Q8_0, Q4_0; where this CPU has it): the
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0; where this CPU has it): the
  * one-row kernel equals the portable reference (hmti_il16_dot_ref) bit for
  * bit on every group and the stored rows' kernel past the groups, over row
  * ranges that start and end inside groups; the reference is the stored
  * rows' exact dot (block int sums times both scales, float64) up to float
  * rounding; both dequantizers are exact. */
 START_TEST(il16_layout) {
-    const uint32_t type = _i ? HMTI_T_Q4_0 : HMTI_T_Q8_0;
+    const uint32_t type = _i == 0 ? HMTI_T_Q8_0 : _i == 1 ? HMTI_T_Q4_0 : HMTI_T_Q5_0;
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
     const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes;
@@ -435,7 +437,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_loop_test(tc, il16_layout, 0, 2); /* Q8_0, Q4_0 */
+    tcase_add_loop_test(tc, il16_layout, 0, 3); /* Q8_0, Q4_0, Q5_0 */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

@@ -1,4 +1,4 @@
-/* Q8_0 and Q4_0 in groups of 16 rows (quant.h, hmti_q_il_rows): the
+/* Q8_0, Q4_0 and Q5_0 in groups of 16 rows (quant.h, hmti_q_il_rows): the
  * repacking, and portable C versions of the dot product and the row
  * dequantizer. The dot product here is the oracle the vector kernels
  * (quant_il16_x86.c, quant_il16_amx.c) must equal bit for bit: each step is
@@ -9,18 +9,20 @@
 #include "kernels/quant_impl.h"
 
 /* Byte holding element e (0..31) of row r (0..15) in a block of the layout
- * (Q4_0: element e and e + 16 share a byte, low and high nibble). */
+ * (Q4_0, Q5_0: element e and e + 16 share a byte, low and high nibble). */
 static inline size_t quant_at(uint32_t type, int r, int e) {
-    const int v = type == HMTI_T_Q4_0 ? e % 16 / 4 : e / 4;
-    return 32 + 64 * (size_t)v + 4 * (size_t)r + (size_t)(e % 4);
+    const int v = type == HMTI_T_Q8_0 ? e / 4 : e % 16 / 4;
+    return hmti_il16_quants(type) + 64 * (size_t)v + 4 * (size_t)r + (size_t)(e % 4);
 }
 
 /* Element e of row r as the unsigned weight the kernels multiply: the
  * signed value + hmti_il16_offset(type). */
 static inline int weight_at(uint32_t type, const uint8_t *blk, int r, int e) {
     const uint8_t q = blk[quant_at(type, r, e)];
-    if (type == HMTI_T_Q4_0) return e < 16 ? q & 15 : q >> 4;
-    return q;
+    if (type == HMTI_T_Q8_0) return q;
+    const int nib = e < 16 ? q & 15 : q >> 4;
+    if (type == HMTI_T_Q4_0) return nib;
+    return nib | (int)(hmti_qu32(blk + 32 + 4 * r) >> e & 1) << 4;
 }
 
 void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
@@ -29,10 +31,14 @@ void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_by
         for (int r = 0; r < HMTI_IL16_ROWS; r++) {
             const uint8_t *s = src + (size_t)r * row_bytes + (size_t)b * bb;
             memcpy(dst + 2 * r, s, 2);
-            if (type == HMTI_T_Q4_0) /* the nibble bytes as they are, 4 at a time */
-                for (int v = 0; v < 4; v++) memcpy(dst + quant_at(type, r, 4 * v), s + 2 + 4 * v, 4);
-            else
+            if (type == HMTI_T_Q8_0) {
                 for (int e = 0; e < 32; e++) dst[quant_at(type, r, e)] = s[2 + e] ^ 0x80;
+                continue;
+            }
+            const int qs = type == HMTI_T_Q5_0 ? 6 : 2; /* Q5_0: d, the 5th bits, the nibbles */
+            if (type == HMTI_T_Q5_0) memcpy(dst + 32 + 4 * r, s + 2, 4);
+            for (int v = 0; v < 4; v++) /* the nibble bytes as they are, 4 at a time */
+                memcpy(dst + quant_at(type, r, 4 * v), s + qs + 4 * v, 4);
         }
 }
 

@@ -1,11 +1,12 @@
-/* AVX-512 kernels of Q8_0 and Q4_0 in groups of 16 rows (quant_impl.h,
- * quant.h): the dot products with one or several activation rows
- * (AVX512-VNNI) and the dequantizer of the prompt path.
+/* AVX-512 kernels of Q8_0, Q4_0 and Q5_0 in groups of 16 rows
+ * (quant_impl.h, quant.h): the dot products with one or several activation
+ * rows (AVX512-VNNI) and the dequantizer of the prompt path.
  *
  * A block's weights come as 8 vectors W[v] whose int32 lane r holds 4
  * unsigned weights of row r, elements 4v..4v+3 (Q8_0: 8 loads of quants +
  * 128; Q4_0: 4 loads of nibble bytes, W[v] the low nibbles, W[4 + v] the
- * high ones: elements 16 + 4v..). One vpdpbusd against the activation's
+ * high ones: elements 16 + 4v..; Q5_0: the same plus 16 where the row's
+ * 5th bit of the element is set). One vpdpbusd against the activation's
  * matching dword broadcast adds them into row r's lane, so 8 of them sum
  * each row's block in its own lane, with no fold, and the 16 lanes are the
  * 16 rows' results. The lane starts at -offset * the activation block's sum
@@ -43,15 +44,34 @@ QT static inline AI __m512i block_sums(const __m512i *W, const hmti_q8_32 *x, co
     return _mm512_add_epi32(s0, s1);
 }
 
+/* Q5_0: W[j] (columns 4j..4j+3) | 16 where the lane's 5th bits (Q) have
+ * bits 4j..4j+3: byte j / 2 of the lane's 5th bits copied to its 4 bytes
+ * (vpshufb), byte k tested against bit 4 (j % 2) + k. */
+AVX512_TARGET static inline AI __m512i fifth_bits(__m512i W, __m512i Q, int j) {
+    const int src = j / 2;
+    const __m512i idx = _mm512_broadcast_i32x4(_mm_setr_epi8(src, src, src, src, 4 + src, 4 + src, 4 + src, 4 + src,
+                                                             8 + src, 8 + src, 8 + src, 8 + src, 12 + src, 12 + src,
+                                                             12 + src, 12 + src));
+    const __m512i bit = _mm512_set1_epi32((int)(0x08040201u << (4 * (j % 2))));
+    const __mmask64 set = _mm512_test_epi8_mask(_mm512_shuffle_epi8(Q, idx), bit);
+    return _mm512_mask_add_epi8(W, set, W, _mm512_set1_epi8(16)); /* bit 4 is clear in W */
+}
+
 /* The block's weights W[0..7] and the 16 rows' scales. */
-QT static inline AI void load_block(const uint32_t type, const uint8_t *blk, __m512i *W, __m512 *dw) {
-    if (type == HMTI_T_Q4_0) {
+AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_t *blk, __m512i *W, __m512 *dw) {
+    if (type != HMTI_T_Q8_0) {
+        const size_t qo = hmti_il16_quants(type);
         const __m512i m4 = _mm512_set1_epi8(15);
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++) {
-            const __m512i q = _mm512_loadu_si512(blk + 32 + 64 * v);
+            const __m512i q = _mm512_loadu_si512(blk + qo + 64 * v);
             W[v] = _mm512_and_si512(q, m4);
             W[4 + v] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        }
+        if (type == HMTI_T_Q5_0) {
+            const __m512i Q = _mm512_loadu_si512(blk + 32);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) W[j] = fifth_bits(W[j], Q, j);
         }
     } else {
 #pragma GCC unroll 8
@@ -71,7 +91,7 @@ QT static inline AI __m512 block_fma(const uint32_t type, const uint8_t *blk, co
 
 /* n_groups groups against one activation. Q8_0: two groups per turn (two
  * independent FMA chains: the second's loads and integer chains do not
- * wait for the first's FMA). Q4_0: one group at a time, one sequential
+ * wait for the first's FMA). Q4_0, Q5_0: one group at a time, one sequential
  * stream: measured faster over memory (1 thread, 300 MB matrices of 576 /
  * 2048 columns: 23-24 GB/s against 19-21 side by side; Q8_0 the other way
  * round, 25-28 against 23-24). */
@@ -105,6 +125,8 @@ QT void hmti_il16_dot_vnni(uint32_t type, int64_t n_groups, int64_t nb, const ui
                            float *y) {
     if (type == HMTI_T_Q4_0)
         dot_groups(HMTI_T_Q4_0, n_groups, nb, w, act, y);
+    else if (type == HMTI_T_Q5_0)
+        dot_groups(HMTI_T_Q5_0, n_groups, nb, w, act, y);
     else
         dot_groups(HMTI_T_Q8_0, n_groups, nb, w, act, y);
 }
@@ -151,6 +173,8 @@ QT void hmti_il16_multi_vnni(uint32_t type, int64_t n_groups, int64_t nb, const 
                              size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
     if (type == HMTI_T_Q4_0)
         multi_groups(HMTI_T_Q4_0, n_groups, nb, w, act, act_stride, n_act, y, ldy);
+    else if (type == HMTI_T_Q5_0)
+        multi_groups(HMTI_T_Q5_0, n_groups, nb, w, act, act_stride, n_act, y, ldy);
     else
         multi_groups(HMTI_T_Q8_0, n_groups, nb, w, act, act_stride, n_act, y, ldy);
 }
@@ -167,20 +191,25 @@ AVX512_TARGET static inline AI void store_cols(float *o, int64_t ld, __m512i W, 
     }
 }
 
+/* W[j] holds columns 4j..4j+3 (load_block), for every type. */
+AVX512_TARGET static inline AI void dequant_group(const uint32_t type, const uint8_t *g, int64_t n_blocks, float *dst,
+                                                  int64_t ld) {
+    const __m512i off = _mm512_set1_epi32(hmti_il16_offset(type));
+    for (int64_t b = 0; b < n_blocks; b++, g += hmti_il16_block(type), dst += 32 * ld) {
+        __m512i W[8];
+        __m512 d;
+        load_block(type, g, W, &d);
+        for (int j = 0; j < 8; j++) store_cols(dst + 4 * j * ld, ld, W[j], d, off);
+    }
+}
+
 AVX512_TARGET void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64_t b0, int64_t n_blocks, float *dst,
                                           int64_t ld) {
-    const size_t bs = hmti_il16_block(type);
-    const __m512i off = _mm512_set1_epi32(hmti_il16_offset(type)), m4 = _mm512_set1_epi8(15);
-    g += (size_t)b0 * bs;
-    for (int64_t b = 0; b < n_blocks; b++, g += bs, dst += 32 * ld) {
-        const __m512 d = _mm512_cvtph_ps(L256(g));
-        if (type == HMTI_T_Q4_0)
-            for (int v = 0; v < 4; v++) {
-                const __m512i q = _mm512_loadu_si512(g + 32 + 64 * v);
-                store_cols(dst + 4 * v * ld, ld, _mm512_and_si512(q, m4), d, off);
-                store_cols(dst + (16 + 4 * v) * ld, ld, _mm512_and_si512(_mm512_srli_epi16(q, 4), m4), d, off);
-            }
-        else
-            for (int v = 0; v < 8; v++) store_cols(dst + 4 * v * ld, ld, _mm512_loadu_si512(g + 32 + 64 * v), d, off);
-    }
+    g += (size_t)b0 * hmti_il16_block(type);
+    if (type == HMTI_T_Q4_0)
+        dequant_group(HMTI_T_Q4_0, g, n_blocks, dst, ld);
+    else if (type == HMTI_T_Q5_0)
+        dequant_group(HMTI_T_Q5_0, g, n_blocks, dst, ld);
+    else
+        dequant_group(HMTI_T_Q8_0, g, n_blocks, dst, ld);
 }

@@ -71,19 +71,27 @@ int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst);
  * to hmti_dequantize_row on the stored blocks. */
 void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, float *y);
 
-/* ---- Q8_0 and Q4_0 in groups of 16 rows (quant.h, hmti_q_il_rows) ----------------- */
+/* ---- Q8_0, Q4_0 and Q5_0 in groups of 16 rows (quant.h, hmti_q_il_rows) ----------- */
 /* A group's block b starts at b * hmti_il16_block(type): the 16 rows' f16
  * scales (row order), then the weights as unsigned bytes so that a 64-byte
  * load holds 4 weights of each row in its own dword lane. Q8_0: the quants
  * + 128 as [v 0..7][row 0..15][4 bytes: elements 4v..4v+3]. Q4_0: the
  * stored nibble bytes as [v 0..3][row 0..15][4 bytes: bytes 4v..4v+3 of
  * the row's block], so the low nibbles are elements 4v..4v+3 and the high
- * ones 16 + 4v..16 + 4v + 3 (q + 8, 0..15). type: HMTI_T_Q8_0 or
- * HMTI_T_Q4_0 throughout. Portable (quant_il16.c): */
+ * ones 16 + 4v..16 + 4v + 3 (q + 8, 0..15). Q5_0: the 16 rows' 32-bit 5th
+ * bits (row order, 64 bytes), then the nibbles as Q4_0's (q + 16, 0..31).
+ * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout. Portable
+ * (quant_il16.c): */
 enum { HMTI_IL16_ROWS = 16 };
-static inline size_t hmti_il16_block(uint32_t type) { return type == HMTI_T_Q4_0 ? 16 * 18 : 16 * 34; }
-/* The offset the unsigned weights carry: 8 (Q4_0) or 128 (Q8_0). */
-static inline int hmti_il16_offset(uint32_t type) { return type == HMTI_T_Q4_0 ? 8 : 128; }
+static inline size_t hmti_il16_block(uint32_t type) {
+    return 16 * (size_t)(type == HMTI_T_Q4_0 ? 18 : type == HMTI_T_Q5_0 ? 22 : 34);
+}
+/* The offset the unsigned weights carry: 8 (Q4_0), 16 (Q5_0) or 128 (Q8_0). */
+static inline int hmti_il16_offset(uint32_t type) {
+    return type == HMTI_T_Q4_0 ? 8 : type == HMTI_T_Q5_0 ? 16 : 128;
+}
+/* Where a block's quant bytes start: after the scales (and Q5_0's 5th bits). */
+static inline size_t hmti_il16_quants(uint32_t type) { return type == HMTI_T_Q5_0 ? 96 : 32; }
 /* 16 stored rows (row_bytes apart, nb blocks each) -> one group at dst. */
 void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 /* y[r] = row r of the group at g dotted with act (nb blocks): per row,

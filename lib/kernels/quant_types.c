@@ -66,7 +66,7 @@ static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
 static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
 static int g_il_chunk[MAX_TYPE + 1];
-static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0), 0 none */
+static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0, Q5_0), 0 none */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -91,7 +91,7 @@ static hmti_vec_dot4_fn vec_dot4_path(uint32_t type, int path) {
 }
 
 /* The types laid out in groups of 16 rows where the CPU has AVX512-VNNI. */
-static int is_il16(uint32_t type) { return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0; }
+static int is_il16(uint32_t type) { return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0; }
 
 static void choose(void) {
     int level = hmti_cpu_level(); /* 0 scalar, 1 AVX2+FMA+F16C, 2 AVX-512 F/BW/VL/DQ */
@@ -247,7 +247,7 @@ int hmti_q_il_rows(uint32_t type) {
     return type <= MAX_TYPE ? g_il_rows[type] : 0;
 }
 
-/* ---- Q8_0 and Q4_0 in groups of 16 rows (quant_il16*.c) */
+/* ---- Q8_0, Q4_0 and Q5_0 in groups of 16 rows (quant_il16*.c) */
 /* Bytes of a row of cols elements (32-element blocks: no division). */
 static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
     return (size_t)(cols >> 5) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
