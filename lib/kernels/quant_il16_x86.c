@@ -10,7 +10,7 @@
  * matching dword broadcast adds them into row r's lane, so 8 of them sum
  * each row's block in its own lane, with no fold, and the 16 lanes are the
  * 16 rows' results. The lane starts at -offset * the activation block's sum
- * (the weights' offset, 128 or 8, removed exactly). Then, per block in
+ * (the weights' offset, 128, 16 or 8, removed exactly). Then, per block in
  * order, one FMA: acc = (float)sum * (f16 scale * the activation's scale) +
  * acc, hmti_il16_dot_ref's steps; the several-row kernel does the same per
  * activation row, so each of its results is the one-row kernel's bits. */
