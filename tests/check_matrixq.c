@@ -249,9 +249,9 @@ START_TEST(multi_row_kernels_equal_single_rows) {
         if (!kind) continue; /* no such kernel on this CPU */
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
             const int64_t cols = hmti_qtraits_of(t)->block_elems == HMTI_QK_K ? k_widths[wi] : widths[wi];
-            /* Q8_0 (groups of 16 rows) also on 53 rows: 3 groups and 5 rows */
+            /* the types of 16-row groups also on 53 rows: 3 groups and 5 rows */
             for (int64_t rows = 19; rows <= 53; rows += 34) {
-            if (rows > 19 && t != HMTI_T_Q8_0) break;
+            if (rows > 19 && hmti_q_il_rows(t) != 16) break;
             const int64_t ldx = cols + 5, ldy = rows + 3;
             const size_t rb = hmti_qrow_bytes(t, cols);
             uint8_t *w = random_rows(t, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
@@ -298,44 +298,54 @@ START_TEST(multi_row_kernels_equal_single_rows) {
 }
 END_TEST
 
-/* Q8_0's layout of 16-row groups (where this CPU has it): the one-row
- * kernel equals the portable reference (hmti_il16_dot_ref) bit for bit on
- * every group and the stored rows' kernel past the groups, over row ranges
- * that start and end inside groups; the reference is the stored rows'
- * exact dot (block int sums times both scales, float64) up to float
+/* Element e (0..31) of a stored Q8_0 / Q4_0 / Q5_0 block as its signed integer. */
+static int stored_int(uint32_t type, const uint8_t *blk, int e) {
+    if (type == HMTI_T_Q4_0) return (e < 16 ? blk[2 + e] & 15 : blk[2 + e - 16] >> 4) - 8;
+    if (type == HMTI_T_Q5_0)
+        return (e < 16 ? blk[6 + e] & 15 : blk[6 + e - 16] >> 4) + (int)(hmti_qu32(blk + 2) >> e & 1) * 16 - 16;
+    return (int8_t)blk[2 + e];
+}
+
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0; where this CPU has it): the
+ * one-row kernel equals the portable reference (hmti_il16_dot_ref) bit for
+ * bit on every group and the stored rows' kernel past the groups, over row
+ * ranges that start and end inside groups; the reference is the stored
+ * rows' exact dot (block int sums times both scales, float64) up to float
  * rounding; both dequantizers are exact. */
 START_TEST(il16_layout) {
-    if (hmti_q_il_rows(HMTI_T_Q8_0) != 16) return; /* no such layout on this CPU */
-    const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}};
+    const uint32_t type = _i == 0 ? HMTI_T_Q8_0 : _i == 1 ? HMTI_T_Q4_0 : HMTI_T_Q5_0;
+    if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
+    const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
+    const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes;
     uint64_t seed = 99;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int64_t rows = shapes[si][0], cols = shapes[si][1], nb = cols / 32, rows16 = rows / 16 * 16;
-        const size_t rb = hmti_qrow_bytes(HMTI_T_Q8_0, cols);
-        uint8_t *w = random_rows(HMTI_T_Q8_0, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
-        hmti_q_interleave(HMTI_T_Q8_0, rows, cols, w, il);
+        const size_t rb = hmti_qrow_bytes(type, cols);
+        uint8_t *w = random_rows(type, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
+        hmti_q_interleave(type, rows, cols, w, il);
         float *x = malloc((size_t)cols * sizeof *x), *y = malloc((size_t)rows * sizeof *y);
         float *ref = malloc((size_t)rows * sizeof *ref), *deq = malloc((size_t)cols * 16 * sizeof *deq);
         float *row = malloc((size_t)cols * sizeof *row);
-        hmti_q8_32 *act = malloc(hmti_qact_bytes(HMTI_T_Q8_0, cols));
+        hmti_q8_32 *act = malloc(hmti_qact_bytes(type, cols));
         for (int64_t c = 0; c < cols; c++) x[c] = hmt_test_nrand(&seed);
         hmti_quantize_q8_32(x, cols, act);
-        for (int64_t g = 0; g < rows16; g += 16) hmti_il16_dot_ref(nb, il + (size_t)g * rb, act, ref + g);
-        for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(HMTI_T_Q8_0, r, r + 1, cols, w, rb, act, ref);
+        for (int64_t g = 0; g < rows16; g += 16) hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, act, ref + g);
+        for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(type, r, r + 1, cols, w, rb, act, ref);
         for (int k = 0; k < 4; k++) {
             const int64_t r0 = (5 * k) % rows, r1 = rows - (3 * k) % (rows - r0);
             for (int64_t r = 0; r < rows; r++) y[r] = -1234.5f;
-            hmti_gemv_q_rows_il(HMTI_T_Q8_0, rows, r0, r1, cols, il, act, y);
+            hmti_gemv_q_rows_il(type, rows, r0, r1, cols, il, act, y);
             for (int64_t r = 0; r < rows; r++)
                 EXPECT_MSG(r >= r0 && r < r1 ? memcmp(&y[r], &ref[r], sizeof(float)) == 0 : y[r] == -1234.5f,
-                           "%lld x %lld rows [%lld, %lld) row %lld: %.9g vs %.9g", (long long)rows, (long long)cols,
+                           "%s %lld x %lld rows [%lld, %lld) row %lld: %.9g vs %.9g", hmti_qtraits_of(type)->name, (long long)rows, (long long)cols,
                            (long long)r0, (long long)r1, (long long)r, y[r], ref[r]);
         }
         for (int64_t r = 0; r < rows16; r++) { /* the reference against the stored rows */
             double s = 0, sa = 0;
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = w + (size_t)r * rb + (size_t)b * 34;
+                const uint8_t *blk = w + (size_t)r * rb + (size_t)b * bb;
                 int32_t is = 0;
-                for (int e = 0; e < 32; e++) is += (int8_t)blk[2 + e] * act[b].qs[e];
+                for (int e = 0; e < 32; e++) is += stored_int(type, blk, e) * act[b].qs[e];
                 const double t = (double)is * hmti_qf16(blk) * act[b].d;
                 s += t, sa += fabs(t);
             }
@@ -344,17 +354,17 @@ START_TEST(il16_layout) {
         }
         for (int64_t r = 0; r < rows; r++) { /* rows, from block 1 on */
             const int64_t b0 = nb > 1;
-            hmti_dequantize_row(HMTI_T_Q8_0, w + (size_t)r * rb, deq, cols);
-            hmti_q_il_dequant(HMTI_T_Q8_0, rows, cols, il, r, b0, nb - b0, row);
+            hmti_dequantize_row(type, w + (size_t)r * rb, deq, cols);
+            hmti_q_il_dequant(type, rows, cols, il, r, b0, nb - b0, row);
             EXPECT_MSG(memcmp(row, deq + 32 * b0, (size_t)(cols - 32 * b0) * sizeof(float)) == 0, "dequant row %lld",
                        (long long)r);
         }
         for (int64_t g = 0; g < rows; g += 16) { /* whole groups column-major; nothing else */
             const int whole = g + 16 <= rows16;
-            ck_assert_int_eq(hmti_q_il_dequant16(HMTI_T_Q8_0, rows, cols, il, g, 0, nb, deq, 16), whole);
-            ck_assert_int_eq(hmti_q_il_dequant16(HMTI_T_Q8_0, rows, cols, il, g + 1, 0, nb, deq, 16), 0);
+            ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g, 0, nb, deq, 16), whole);
+            ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g + 1, 0, nb, deq, 16), 0);
             for (int i = 0; i < 16 && whole; i++) {
-                hmti_dequantize_row(HMTI_T_Q8_0, w + (size_t)(g + i) * rb, row, cols);
+                hmti_dequantize_row(type, w + (size_t)(g + i) * rb, row, cols);
                 for (int64_t c = 0; c < cols; c++)
                     EXPECT_MSG(memcmp(&deq[c * 16 + i], &row[c], sizeof(float)) == 0, "dequant16 row %lld col %lld",
                                (long long)(g + i), (long long)c);
@@ -427,7 +437,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_test(tc, il16_layout);
+    tcase_add_loop_test(tc, il16_layout, 0, 3); /* Q8_0, Q4_0, Q5_0 */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

@@ -226,7 +226,8 @@ END_TEST
 START_TEST(batched_decode_steps_equal_single_steps) {
     static const char *const files[] = {"llama-q8.gguf", "llama-q4km.gguf", "llama-q3k.gguf",
                                         "llama-iq4xs.gguf", "qwen2-q4km-fallback.gguf",
-                                        "llama-tied-f16.gguf", "llama-bf16.gguf", "llama-f32.gguf"};
+                                        "llama-tied-f16.gguf", "llama-bf16.gguf", "llama-f32.gguf",
+                                        "llama-q4_0.gguf"};
     const char *file = files[_i];
     hmt_model *m;
     ck_assert_msg(hmt_model_load(&m, hmt_test_data(file), NULL) == HMT_OK, "%s: %s", file,
@@ -385,7 +386,7 @@ Suite *hmt_suite_seqs(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, interleaved_sequences_match_reference, 0, 2);
     tcase_add_test(tc, copied_prefix_continues_like_the_original);
-    tcase_add_loop_test(tc, batched_decode_steps_equal_single_steps, 0, 8);
+    tcase_add_loop_test(tc, batched_decode_steps_equal_single_steps, 0, 9);
     tcase_add_test(tc, single_sequence_calls_are_sequence_zero);
     tcase_add_test(tc, bad_calls_leave_every_sequence_unchanged);
     tcase_add_test(tc, sequence_state_moves_between_sequences);

@@ -130,6 +130,14 @@ static int64_t grab_size(int64_t units, int nth) {
 }
 
 /* ---- decode ------------------------------------------------------------------------- */
+/* The multi-row kernel kind a part's batched decode uses (hmti_qmulti_kind;
+ * 0: one activation row at a time): a part in groups of 16 rows always has
+ * one, reading the activation blocks as they are (3), whichever kernels the
+ * type's stored rows have on this CPU. */
+static int part_multi_kind(const hmti_matrix_part *p) {
+    return p->il && hmti_q_il_rows(p->type) == 16 ? 3 : hmti_qmulti_kind(p->type);
+}
+
 static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
     const hmti_matrix *w = j->w;
     int64_t base = 0;
@@ -138,7 +146,7 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
         const int64_t lo = r0 > base ? r0 : base, hi = r1 < base + p->rows ? r1 : base + p->rows;
         if (lo >= hi) continue;
         const int kind = hmti_qtraits_of(p->type)->act_block;
-        const int wk = j->n > 1 ? hmti_qmulti_kind(p->type) : 0;
+        const int wk = j->n > 1 ? part_multi_kind(p) : 0;
         if (wk) { /* all input rows at once: each weight group unpacked once for them */
             const void *act = kind == 0    ? (const void *)j->x
                               : kind == 32 ? (const void *)j->act32
@@ -181,11 +189,9 @@ static void decode_job(void *arg, int ith, int nth) {
     }
 }
 
-/* The wide activation layout a part's multi-row kernel reads (0: none;
- * Q8_0 in groups of 16 rows reads the activation blocks as they are). */
+/* The wide activation layout a part's multi-row kernel reads (0: none). */
 static int wide_kind(const hmti_matrix_part *p) {
-    if (p->il && hmti_q_il_rows(p->type) == 16) return 0;
-    const int k = hmti_qmulti_kind(p->type);
+    const int k = part_multi_kind(p);
     return k == 1 || k == 2 ? k : 0;
 }
 

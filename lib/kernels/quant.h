@@ -136,7 +136,8 @@ void hmti_qact_wide(int kind, const hmti_q8_32 *act, int64_t cols, void *out);
  * interleaved matrix of `rows` rows) for n_act activation rows at once: row a's
  * activation blocks (F32/F16/BF16: its floats) at act + a * act_stride bytes,
  * its wide layout at wide + a * wide_stride; y[a * ldy + r] for r in [r0, r1),
- * each bit-identical to the one-row call. type must have hmti_qmulti_kind > 0. */
+ * each bit-identical to the one-row call. type must have hmti_qmulti_kind > 0, or
+ * (il = 1) hmti_q_il_rows 16: those groups need no wide layout (wide unused). */
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
@@ -155,7 +156,13 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
  * 128 as unsigned). A 64-byte load holds 4 weights of each row in its own
  * int32 lane, so a vpdpbusd against a broadcast activation dword sums each
  * row's block in place (16 rows' results in the 16 lanes, no fold), and 8
- * such rows of 64 bytes are an AMX int8 B tile (K = 32, N = 16). Per row
+ * such rows of 64 bytes are an AMX int8 B tile (K = 32, N = 16).
+ * Q4_0, R = 16: the same with 256 bytes of nibbles after the scales, as
+ * [v = 0..3][row 0..15][4 bytes: the row's stored nibble bytes 4v..4v+3]:
+ * a load's low nibbles are elements 4v..4v+3 of each row, its high nibbles
+ * elements 16 + 4v..16 + 4v + 3 (q + 8 as unsigned; no AMX kernel).
+ * Q5_0, R = 16: the scales, the 16 rows' 32-bit 5th bits (64 bytes, row
+ * order: lane r of a load), then the nibbles as Q4_0's (q + 16). Per row
  * the result is sum over blocks, in order, of one FMA: (exact int sum) *
  * (f16 scale * activation scale) + acc; not the bits of the stored rows'
  * kernel (another float order), the same bits for one or several
@@ -184,7 +191,7 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
 /* Rows [r, r + 16) of an interleaved matrix, blocks [b0, b0 + nb), into dst
  * column-major (element (r + i, column c of the range) at dst[c * ld + i]),
  * exact as hmti_q_il_dequant, if those rows are one whole group of 16
- * (Q8_0): returns 1; else 0, nothing written. */
+ * (Q8_0, Q4_0, Q5_0): returns 1; else 0, nothing written. */
 int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                         int64_t nb, float *dst, int64_t ld);
 /* hmti_gemv_q_rows on an interleaved matrix of `rows` rows. */

@@ -280,16 +280,15 @@ DOT_Z(q5_0, KIND_Q5_0)
 DOT_Z(q5_1, KIND_Q5_1)
 #undef DOT_Z
 
-/* The interleaved layout (quant.h, nib_repack): 4 rows of a group. */
+/* The interleaved layout (quant.h, nib_repack): 4 rows of a group. (Q4_0
+ * and Q5_0 are laid out in groups of 16 rows instead: quant_il16*.c.) */
 #define DOT_IL(name, kind)                                                                  \
     QV static void name##_il(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
         (void)stride;                                                                       \
         nib_rows(kind, 4, 1, n, w, 0, act, y);                                              \
     }
-DOT_IL(q4_0, KIND_Q4_0)
 DOT_IL(q4_1, KIND_Q4_1)
 DOT_IL(iq4_nl, KIND_IQ4_NL)
-DOT_IL(q5_0, KIND_Q5_0)
 DOT_IL(q5_1, KIND_Q5_1)
 #undef DOT_IL
 
@@ -410,8 +409,8 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
     }
 }
 
-/* A full chunk of 16 blocks of one row, as stored -> repacked (Q4_0,
- * Q4_1, IQ4_NL, Q5_0, Q5_1; the same bytes): the 16 f16 scales first, that
+/* A full chunk of 16 blocks of one row, as stored -> repacked (Q4_1,
+ * IQ4_NL, Q5_1; the same bytes): the 16 f16 scales first, that
  * of block b in word nib_lane(b) (the lane its folded sum lands in); Q4_1,
  * Q5_1: the 16 mins the same way in the next 32 bytes; Q5_0, Q5_1: the 16
  * blocks' 5th bits (u32 each) in block order; then the 16 blocks' 16 packed
@@ -430,10 +429,8 @@ static void nib_repack(int kind, const uint8_t *src, uint8_t *dst) {
 
 int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst) {
     switch (type) {
-    case HMTI_T_Q4_0: nib_repack(KIND_Q4_0, src, dst); return 1;
     case HMTI_T_IQ4_NL: nib_repack(KIND_IQ4_NL, src, dst); return 1;
     case HMTI_T_Q4_1: nib_repack(KIND_Q4_1, src, dst); return 1;
-    case HMTI_T_Q5_0: nib_repack(KIND_Q5_0, src, dst); return 1;
     case HMTI_T_Q5_1: nib_repack(KIND_Q5_1, src, dst); return 1;
     default: return 0;
     }
@@ -443,10 +440,8 @@ hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk) {
     const int bits = hmti_cpu_has_avx512_bitops();
     *chunk = 16;
     switch (type) {
-    case HMTI_T_Q4_0: return bits ? q4_0_il : NULL;
     case HMTI_T_IQ4_NL: return bits ? iq4_nl_il : NULL;
     case HMTI_T_Q4_1: return bits ? q4_1_il : NULL;
-    case HMTI_T_Q5_0: return bits ? q5_0_il : NULL;
     case HMTI_T_Q5_1: return bits ? q5_1_il : NULL;
     default: return NULL;
     }

@@ -326,6 +326,7 @@ group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t st
         else                                                                                  \
             group_rows(kind, 0, nb, w, stride, x, xs, na, y, ldy);                            \
     }
+/* Q4_0, Q5_0: stored rows only in use (their layout is the 16-row one) */
 GROUP_FN(group_q4_0, K_Q4_0)
 GROUP_FN(group_q5_0, K_Q5_0)
 GROUP_FN(group_iq4_nl, K_IQ4_NL)

@@ -88,12 +88,12 @@ group_amx(int64_t nb, const uint8_t *g, const uint8_t *act, size_t as, const int
 #pragma GCC unroll 16
     for (int a = 0; a < QA_ACT; a++) acc[a] = _mm512_setzero_ps();
     const uint8_t *q = act + offsetof(hmti_q8_32, qs);
-#define BLK(b) (g + (size_t)(b) * HMTI_IL16_BLOCK)
+#define BLK(b) (g + (size_t)(b) * hmti_il16_block(HMTI_T_Q8_0))
 #define ACT(b) (q + (size_t)(b) * sizeof(hmti_q8_32))
     AMX_FENCE();
     ISSUE(0, 2, 4, ACT(0), as, BLK(0));
     for (int64_t b = 0; b < nb; b += 2) {
-        hmti_pf_span(BLK(b), 2 * HMTI_IL16_BLOCK);
+        hmti_pf_span(BLK(b), 2 * hmti_il16_block(HMTI_T_Q8_0));
         if (b + 1 < nb) ISSUE(1, 3, 5, ACT(b + 1), as, BLK(b + 1));
         const __m512 d0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)BLK(b)));
         _tile_stored(4, cbuf[0], 64);
@@ -116,7 +116,7 @@ group_amx(int64_t nb, const uint8_t *g, const uint8_t *act, size_t as, const int
 
 QA void hmti_il16_multi_amx(int64_t n_groups, int64_t nb, const uint8_t *w, const uint8_t *act, size_t act_stride,
                             int64_t n_act, float *y, int64_t ldy) {
-    const size_t gb = (size_t)nb * HMTI_IL16_BLOCK;
+    const size_t gb = (size_t)nb * hmti_il16_block(HMTI_T_Q8_0);
     for (int64_t a = 0; a < n_act; a += QA_ACT) {
         const int na = (int)(n_act - a < QA_ACT ? n_act - a : QA_ACT);
         const uint8_t *x = act + (size_t)a * act_stride;

@@ -71,32 +71,48 @@ int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst);
  * to hmti_dequantize_row on the stored blocks. */
 void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, float *y);
 
-/* ---- Q8_0 in groups of 16 rows (quant.h, hmti_q_il_rows) --------------------------- */
-/* A group's block b starts at b * HMTI_IL16_BLOCK: the 16 rows' f16 scales
- * (row order), then the quants + 128 (u8) as [v 0..7][row 0..15][4 bytes:
- * elements 4v..4v+3], so that a 64-byte load holds 4 weights of each row
- * in its own dword lane. Portable (quant_il16.c): */
-enum { HMTI_IL16_ROWS = 16, HMTI_IL16_BLOCK = 16 * 34 };
+/* ---- Q8_0, Q4_0 and Q5_0 in groups of 16 rows (quant.h, hmti_q_il_rows) ----------- */
+/* A group's block b starts at b * hmti_il16_block(type): the 16 rows' f16
+ * scales (row order), then the weights as unsigned bytes so that a 64-byte
+ * load holds 4 weights of each row in its own dword lane. Q8_0: the quants
+ * + 128 as [v 0..7][row 0..15][4 bytes: elements 4v..4v+3]. Q4_0: the
+ * stored nibble bytes as [v 0..3][row 0..15][4 bytes: bytes 4v..4v+3 of
+ * the row's block], so the low nibbles are elements 4v..4v+3 and the high
+ * ones 16 + 4v..16 + 4v + 3 (q + 8, 0..15). Q5_0: the 16 rows' 32-bit 5th
+ * bits (row order, 64 bytes), then the nibbles as Q4_0's (q + 16, 0..31).
+ * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout. Portable
+ * (quant_il16.c): */
+enum { HMTI_IL16_ROWS = 16 };
+static inline size_t hmti_il16_block(uint32_t type) {
+    return 16 * (size_t)(type == HMTI_T_Q4_0 ? 18 : type == HMTI_T_Q5_0 ? 22 : 34);
+}
+/* The offset the unsigned weights carry: 8 (Q4_0), 16 (Q5_0) or 128 (Q8_0). */
+static inline int hmti_il16_offset(uint32_t type) {
+    return type == HMTI_T_Q4_0 ? 8 : type == HMTI_T_Q5_0 ? 16 : 128;
+}
+/* Where a block's quant bytes start: after the scales (and Q5_0's 5th bits). */
+static inline size_t hmti_il16_quants(uint32_t type) { return type == HMTI_T_Q5_0 ? 96 : 32; }
 /* 16 stored rows (row_bytes apart, nb blocks each) -> one group at dst. */
-void hmti_il16_pack(int64_t nb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 /* y[r] = row r of the group at g dotted with act (nb blocks): per row,
  * acc = fmaf((float)(exact int sum of the block), f16 scale * act scale,
  * acc) over the blocks in order, from 0. The vector kernels' oracle. */
-void hmti_il16_dot_ref(int64_t nb, const uint8_t *g, const hmti_q8_32 *act, float *y);
+void hmti_il16_dot_ref(uint32_t type, int64_t nb, const uint8_t *g, const hmti_q8_32 *act, float *y);
 /* Blocks [b0, b0 + n_blocks) of row r (0..15) of the group at g, exact. */
-void hmti_il16_dequant_row(const uint8_t *g, int r, int64_t b0, int64_t n_blocks, float *dst);
+void hmti_il16_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t b0, int64_t n_blocks, float *dst);
 /* AVX512-VNNI (quant_il16_x86.c): the same as hmti_il16_dot_ref, bit for
  * bit, for n_groups consecutive groups at w (y[16 g + r]); and for n_act
  * activation rows (act + a * act_stride) at once: y[a * ldy + 16 g + r]. */
-void hmti_il16_dot_vnni(int64_t n_groups, int64_t nb, const uint8_t *w, const hmti_q8_32 *act, float *y);
-void hmti_il16_multi_vnni(int64_t n_groups, int64_t nb, const uint8_t *w, const uint8_t *act, size_t act_stride,
-                          int64_t n_act, float *y, int64_t ldy);
+void hmti_il16_dot_vnni(uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w, const hmti_q8_32 *act,
+                        float *y);
+void hmti_il16_multi_vnni(uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w, const uint8_t *act,
+                          size_t act_stride, int64_t n_act, float *y, int64_t ldy);
 /* AVX-512: blocks [b0, b0 + n_blocks) of the group's 16 rows, exact, into
  * dst column-major: element (r, c) at dst[c * ld + r]. */
-void hmti_il16_dequant_cols(const uint8_t *g, int64_t b0, int64_t n_blocks, float *dst, int64_t ld);
-/* AMX int8 (quant_il16_amx.c): hmti_il16_multi_vnni's results, bit for
- * bit, by tile products; hmti_il16_amx: 1 if this CPU (and the test hook
- * hmti_qmulti_amx_enable) lets it run. */
+void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64_t b0, int64_t n_blocks, float *dst, int64_t ld);
+/* AMX int8 (quant_il16_amx.c), Q8_0 only: hmti_il16_multi_vnni's results,
+ * bit for bit, by tile products; hmti_il16_amx: 1 if this CPU (and the
+ * test hook hmti_qmulti_amx_enable) lets it run. */
 int hmti_il16_amx(void);
 void hmti_il16_multi_amx(int64_t n_groups, int64_t nb, const uint8_t *w, const uint8_t *act, size_t act_stride,
                          int64_t n_act, float *y, int64_t ldy);

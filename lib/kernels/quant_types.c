@@ -66,7 +66,7 @@ static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
 static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
 static int g_il_chunk[MAX_TYPE + 1];
-static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0), 0 none */
+static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0, Q5_0), 0 none */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -90,6 +90,9 @@ static hmti_vec_dot4_fn vec_dot4_path(uint32_t type, int path) {
     }
 }
 
+/* The types laid out in groups of 16 rows where the CPU has AVX512-VNNI. */
+static int is_il16(uint32_t type) { return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0; }
+
 static void choose(void) {
     int level = hmti_cpu_level(); /* 0 scalar, 1 AVX2+FMA+F16C, 2 AVX-512 F/BW/VL/DQ */
     int path = level == 2 ? (has_avx512_vnni() ? HMTI_QPATH_VNNI : HMTI_QPATH_AVX512)
@@ -100,8 +103,8 @@ static void choose(void) {
         for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
         g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
-        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI && TRAITS[i].type == HMTI_T_Q8_0) {
-            g_il_rows[HMTI_T_Q8_0] = HMTI_IL16_ROWS; /* quant_il16*.c */
+        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI && is_il16(TRAITS[i].type)) {
+            g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS; /* quant_il16*.c: AVX512-VNNI only */
         } else if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
             int c = 0;
             hmti_vec_dot4_fn il = hmti_qdot_il_vnni_b32(TRAITS[i].type, &c);
@@ -192,8 +195,8 @@ static void rows_one(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1
         hmti_gemv_q_rows(type, r0, r1, cols, w, row_bytes, act, y);
 }
 
-static void rows_multi_il16(int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w, const void *act,
-                            size_t act_stride, int64_t n_act, float *y, int64_t ldy);
+static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
+                            const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy);
 
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
@@ -209,7 +212,7 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
         return;
     }
     if (il && g_il_rows[type] == HMTI_IL16_ROWS) {
-        rows_multi_il16(rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
+        rows_multi_il16(type, rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
         return;
     }
     /* whole groups of 4 rows (interleaved: those of the layout) go to the
@@ -245,63 +248,68 @@ int hmti_q_il_rows(uint32_t type) {
     return type <= MAX_TYPE ? g_il_rows[type] : 0;
 }
 
-/* ---- Q8_0 in groups of 16 rows (quant_il16*.c) */
-static void interleave16(int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
+/* ---- Q8_0, Q4_0 and Q5_0 in groups of 16 rows (quant_il16*.c) */
+/* Bytes of a row of cols elements (32-element blocks: no division). */
+static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
+    return (size_t)(cols >> 5) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
+}
+
+static void interleave16(uint32_t type, int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
     const int64_t nb = cols / 32, rows16 = rows / 16 * 16;
-    const size_t rb = (size_t)nb * 34;
-    for (int64_t g = 0; g < rows16; g += 16) hmti_il16_pack(nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
+    const size_t rb = il16_row_bytes(type, cols);
+    for (int64_t g = 0; g < rows16; g += 16) hmti_il16_pack(type, nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
     if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
 }
 
 int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                         int64_t nb, float *dst, int64_t ld) {
     if (hmti_q_il_rows(type) != HMTI_IL16_ROWS || r % 16 || r + 16 > rows) return 0;
-    hmti_il16_dequant_cols((const uint8_t *)w + (size_t)r * (size_t)(cols / 32) * 34, b0, nb, dst, ld);
+    hmti_il16_dequant_cols(type, (const uint8_t *)w + (size_t)r * il16_row_bytes(type, cols), b0, nb, dst, ld);
     return 1;
 }
 
 /* Rows [r0, r1): whole groups by the kernel, a group entered or left in its
  * middle into a buffer, the stored rows past the groups by the row kernel. */
-static void rows_il16(int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w, const void *act,
-                      float *y) {
+static void rows_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
+                      const void *act, float *y) {
     const int64_t nb = cols / 32, rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
-    const size_t gb = (size_t)nb * HMTI_IL16_BLOCK;
+    const size_t gb = (size_t)nb * hmti_il16_block(type);
     int64_t r = r0;
     while (r < e16) {
         const int64_t g = r / 16, whole = (e16 - 16 * g) / 16;
         if (r % 16 || !whole) {
             float t[16];
-            hmti_il16_dot_vnni(1, nb, (const uint8_t *)w + (size_t)g * gb, act, t);
+            hmti_il16_dot_vnni(type, 1, nb, (const uint8_t *)w + (size_t)g * gb, act, t);
             for (; r < e16 && r < 16 * g + 16; r++) y[r] = t[r % 16];
             continue;
         }
-        hmti_il16_dot_vnni(whole, nb, (const uint8_t *)w + (size_t)g * gb, act, y + r);
+        hmti_il16_dot_vnni(type, whole, nb, (const uint8_t *)w + (size_t)g * gb, act, y + r);
         r += 16 * whole;
     }
-    if (r < r1) hmti_gemv_q_rows(HMTI_T_Q8_0, r, r1, cols, w, (size_t)nb * 34, act, y);
+    if (r < r1) hmti_gemv_q_rows(type, r, r1, cols, w, il16_row_bytes(type, cols), act, y);
 }
 
-static void rows_multi_il16(int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w, const void *act,
-                            size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
+                            const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
     const int64_t nb = cols / 32, rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
     const int64_t g0 = (r0 + 15) / 16 * 16, g1 = g0 < e16 ? e16 / 16 * 16 : g0;
-    const size_t gb = (size_t)nb * HMTI_IL16_BLOCK;
+    const size_t gb = (size_t)nb * hmti_il16_block(type);
     /* the rows around the whole groups one activation at a time */
     for (int64_t a = 0; a < n_act; a++) {
         const void *x = (const uint8_t *)act + (size_t)a * act_stride;
         if (g0 >= g1) {
-            rows_il16(rows, r0, r1, cols, w, x, y + a * ldy);
+            rows_il16(type, rows, r0, r1, cols, w, x, y + a * ldy);
             continue;
         }
-        rows_il16(rows, r0, g0, cols, w, x, y + a * ldy);
-        rows_il16(rows, g1, r1, cols, w, x, y + a * ldy);
+        rows_il16(type, rows, r0, g0, cols, w, x, y + a * ldy);
+        rows_il16(type, rows, g1, r1, cols, w, x, y + a * ldy);
     }
     if (g0 >= g1) return;
     const uint8_t *gw = (const uint8_t *)w + (size_t)(g0 / 16) * gb;
-    if (hmti_il16_amx())
+    if (type == HMTI_T_Q8_0 && hmti_il16_amx()) /* the AMX kernel reads Q8_0's layout only */
         hmti_il16_multi_amx((g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
     else
-        hmti_il16_multi_vnni((g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
+        hmti_il16_multi_vnni(type, (g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
 }
 
 /* Byte offset of block b of row r (0..3) inside its group (C: a power of 2). */
@@ -317,7 +325,7 @@ static void il_chunk(uint32_t type, const uint8_t *src, uint8_t *dst, size_t byt
 
 void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst) {
     if (hmti_q_il_rows(type) == HMTI_IL16_ROWS) {
-        interleave16(rows, cols, src, dst);
+        interleave16(type, rows, cols, src, dst);
         return;
     }
     const hmti_qtraits *t = hmti_qtraits_of(type);
@@ -344,12 +352,12 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
                        int64_t nb_want, float *dst) {
     /* called per row and tile by the prompt path: no divisions by variables */
     if (g_il_rows[type] == HMTI_IL16_ROWS) { /* set: a matrix is interleaved only after choose */
-        const size_t rb = (size_t)(cols >> 5) * 34;
+        const size_t rb = il16_row_bytes(type, cols), bb = hmti_il16_block(type) / HMTI_IL16_ROWS;
         if (r < (rows & ~(int64_t)15))
-            hmti_il16_dequant_row((const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15), b0, nb_want,
-                                  dst);
+            hmti_il16_dequant_row(type, (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15), b0,
+                                  nb_want, dst);
         else
-            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * 34, dst, nb_want * 32);
+            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * bb, dst, nb_want * 32);
         return;
     }
     const int64_t C = g_il_chunk[type];
@@ -376,7 +384,7 @@ void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, in
                          const void *w, const void *act, float *y) {
     pthread_once(&g_once, choose);
     if (type <= MAX_TYPE && g_il_rows[type] == HMTI_IL16_ROWS) {
-        rows_il16(rows, r0, r1, cols, w, act, y);
+        rows_il16(type, rows, r0, r1, cols, w, act, y);
         return;
     }
     hmti_vec_dot4_fn il = type <= MAX_TYPE ? g_il[type] : NULL;

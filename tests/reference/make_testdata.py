@@ -599,6 +599,9 @@ QUANT_MODELS = [
     ("llama-iq4xs", dict(arch="llama", n_vocab=320, n_embd=256, n_layer=2, n_head=4, n_head_kv=2,
                          n_ff=256, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="iq4_xs",
                          seed=24)),
+    # every weight Q4_0 (--pure), the head 330 rows: 20 groups of 16 and 10 rows as stored
+    ("llama-q4_0", dict(arch="llama", n_vocab=330, n_embd=256, n_layer=2, n_head=4, n_head_kv=2,
+                        n_ff=512, n_ctx=128, rope_base=10000.0, rms_eps=1e-5, wtype="q4_0", seed=26)),
 ]
 
 
