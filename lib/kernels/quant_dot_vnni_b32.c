@@ -412,7 +412,7 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
 /* A full chunk of 16 blocks of one row, as stored -> repacked (Q4_1,
  * IQ4_NL, Q5_1; the same bytes): the 16 f16 scales first, that
  * of block b in word nib_lane(b) (the lane its folded sum lands in); Q4_1,
- * Q5_1: the 16 mins the same way in the next 32 bytes; Q5_0, Q5_1: the 16
+ * Q5_1: the 16 mins the same way in the next 32 bytes; Q5_1: the 16
  * blocks' 5th bits (u32 each) in block order; then the 16 blocks' 16 packed
  * bytes in block order: the 64-byte load of blocks 4m..4m+3 is zmm m of
  * nib_step as is. */

@@ -21,6 +21,11 @@
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline))
+/* fn(type, ...) with the type a constant inside, so its branches fold. */
+#define BY_TYPE(type, fn, ...)                                                                   \
+    ((type) == HMTI_T_Q4_0   ? fn(HMTI_T_Q4_0, __VA_ARGS__)                                      \
+     : (type) == HMTI_T_Q5_0 ? fn(HMTI_T_Q5_0, __VA_ARGS__)                                      \
+                             : fn(HMTI_T_Q8_0, __VA_ARGS__))
 #define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
 enum { MAX_ACT = 8 }; /* activation rows per pass: 8 accumulators and the 8 weight vectors in registers */
@@ -123,12 +128,7 @@ QT static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64
 
 QT void hmti_il16_dot_vnni(uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w, const hmti_q8_32 *act,
                            float *y) {
-    if (type == HMTI_T_Q4_0)
-        dot_groups(HMTI_T_Q4_0, n_groups, nb, w, act, y);
-    else if (type == HMTI_T_Q5_0)
-        dot_groups(HMTI_T_Q5_0, n_groups, nb, w, act, y);
-    else
-        dot_groups(HMTI_T_Q8_0, n_groups, nb, w, act, y);
+    BY_TYPE(type, dot_groups, n_groups, nb, w, act, y);
 }
 
 /* One group against na <= MAX_ACT activations: the block's weights loaded
@@ -171,12 +171,7 @@ QT static inline AI void multi_groups(const uint32_t type, int64_t n_groups, int
 
 QT void hmti_il16_multi_vnni(uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w, const uint8_t *act,
                              size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
-    if (type == HMTI_T_Q4_0)
-        multi_groups(HMTI_T_Q4_0, n_groups, nb, w, act, act_stride, n_act, y, ldy);
-    else if (type == HMTI_T_Q5_0)
-        multi_groups(HMTI_T_Q5_0, n_groups, nb, w, act, act_stride, n_act, y, ldy);
-    else
-        multi_groups(HMTI_T_Q8_0, n_groups, nb, w, act, act_stride, n_act, y, ldy);
+    BY_TYPE(type, multi_groups, n_groups, nb, w, act, act_stride, n_act, y, ldy);
 }
 
 /* Columns 4v..4v+3 of the 16 rows from W = their unsigned weights (lane r:
@@ -206,10 +201,5 @@ AVX512_TARGET static inline AI void dequant_group(const uint32_t type, const uin
 AVX512_TARGET void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64_t b0, int64_t n_blocks, float *dst,
                                           int64_t ld) {
     g += (size_t)b0 * hmti_il16_block(type);
-    if (type == HMTI_T_Q4_0)
-        dequant_group(HMTI_T_Q4_0, g, n_blocks, dst, ld);
-    else if (type == HMTI_T_Q5_0)
-        dequant_group(HMTI_T_Q5_0, g, n_blocks, dst, ld);
-    else
-        dequant_group(HMTI_T_Q8_0, g, n_blocks, dst, ld);
+    BY_TYPE(type, dequant_group, g, n_blocks, dst, ld);
 }

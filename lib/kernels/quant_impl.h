@@ -83,6 +83,10 @@ void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, flo
  * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout. Portable
  * (quant_il16.c): */
 enum { HMTI_IL16_ROWS = 16 };
+/* The types laid out so (where the CPU has AVX512-VNNI). */
+static inline int hmti_il16_type(uint32_t type) {
+    return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0;
+}
 static inline size_t hmti_il16_block(uint32_t type) {
     return 16 * (size_t)(type == HMTI_T_Q4_0 ? 18 : type == HMTI_T_Q5_0 ? 22 : 34);
 }

@@ -90,9 +90,6 @@ static hmti_vec_dot4_fn vec_dot4_path(uint32_t type, int path) {
     }
 }
 
-/* The types laid out in groups of 16 rows where the CPU has AVX512-VNNI. */
-static int is_il16(uint32_t type) { return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0; }
-
 static void choose(void) {
     int level = hmti_cpu_level(); /* 0 scalar, 1 AVX2+FMA+F16C, 2 AVX-512 F/BW/VL/DQ */
     int path = level == 2 ? (has_avx512_vnni() ? HMTI_QPATH_VNNI : HMTI_QPATH_AVX512)
@@ -103,7 +100,7 @@ static void choose(void) {
         for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
         g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
-        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI && is_il16(TRAITS[i].type)) {
+        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI && hmti_il16_type(TRAITS[i].type)) {
             g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS; /* quant_il16*.c: AVX512-VNNI only */
         } else if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
             int c = 0;
