@@ -148,9 +148,11 @@ static void check_case(const fixture *f, int threads, int64_t n, int decode_rows
             int64_t r0 = 0;
             for (int p = 0; p < f->n_parts; p++) {
                 const size_t rb = hmti_qrow_bytes(f->types[p], cols);
-                if (reserve && m->part[p].il && hmti_q_il_rows(f->types[p]) == 16) { /* its own float order */
-                    hmti_quantize_act(f->types[p], xi, cols, act);
-                    hmti_gemv_q_rows_il(f->types[p], f->rows[p], 0, f->rows[p], cols, m->part[p].data, act, yk + r0);
+                const int floats = !hmti_qtraits_of(f->types[p])->act_block; /* also the exact fallback's kernel */
+                if ((reserve || floats) && m->part[p].il && hmti_q_il_rows(f->types[p]) == 16) { /* its own float order */
+                    hmti_quantize_act(f->types[p], xi, cols, act); /* the half types read xi */
+                    hmti_gemv_q_rows_il(f->types[p], f->rows[p], 0, f->rows[p], cols, m->part[p].data,
+                                        hmti_qact_bytes(f->types[p], cols) ? act : (const void *)xi, yk + r0);
                 } else if (reserve)
                     hmti_gemv_q(f->types[p], f->rows[p], cols, f->data[p], rb, xi, yk + r0, act);
                 else
@@ -306,17 +308,20 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
     return (int8_t)blk[2 + e];
 }
 
-/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0; where this CPU has it): the
- * one-row kernel equals the portable reference (hmti_il16_dot_ref) bit for
- * bit on every group and the stored rows' kernel past the groups, over row
- * ranges that start and end inside groups; the reference is the stored
- * rows' exact dot (block int sums times both scales, float64) up to float
- * rounding; both dequantizers are exact. */
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16; where this CPU
+ * has it): the one-row kernel equals the portable reference
+ * (hmti_il16_dot_ref, hmti_il16h_dot_ref) bit for bit on every group and
+ * the stored rows' kernel past the groups, over row ranges that start and
+ * end inside groups; the reference is the stored rows' exact dot (block
+ * int sums times both scales; the half types: the weights times x; float64)
+ * up to float rounding; both dequantizers are exact. */
 START_TEST(il16_layout) {
-    const uint32_t type = _i == 0 ? HMTI_T_Q8_0 : _i == 1 ? HMTI_T_Q4_0 : HMTI_T_Q5_0;
+    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16, HMTI_T_BF16}, type = all[_i];
+    const int half = hmti_il16_half(type);
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
     const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes;
+    const int64_t be = hmti_qtraits_of(type)->block_elems; /* hmti_q_il_dequant counts these */
     uint64_t seed = 99;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int64_t rows = shapes[si][0], cols = shapes[si][1], nb = cols / 32, rows16 = rows / 16 * 16;
@@ -326,21 +331,33 @@ START_TEST(il16_layout) {
         float *x = malloc((size_t)cols * sizeof *x), *y = malloc((size_t)rows * sizeof *y);
         float *ref = malloc((size_t)rows * sizeof *ref), *deq = malloc((size_t)cols * 16 * sizeof *deq);
         float *row = malloc((size_t)cols * sizeof *row);
-        hmti_q8_32 *act = malloc(hmti_qact_bytes(type, cols));
+        hmti_q8_32 *act = malloc(hmti_qact_bytes(HMTI_T_Q8_0, cols));
         for (int64_t c = 0; c < cols; c++) x[c] = hmt_test_nrand(&seed);
         hmti_quantize_q8_32(x, cols, act);
-        for (int64_t g = 0; g < rows16; g += 16) hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, act, ref + g);
-        for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(type, r, r + 1, cols, w, rb, act, ref);
+        const void *a = half ? (const void *)x : (const void *)act; /* what the kernels read */
+        for (int64_t g = 0; g < rows16; g += 16)
+            if (half)
+                hmti_il16h_dot_ref(type, cols, il + (size_t)g * rb, x, ref + g);
+            else
+                hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, act, ref + g);
+        for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(type, r, r + 1, cols, w, rb, a, ref);
         for (int k = 0; k < 4; k++) {
             const int64_t r0 = (5 * k) % rows, r1 = rows - (3 * k) % (rows - r0);
             for (int64_t r = 0; r < rows; r++) y[r] = -1234.5f;
-            hmti_gemv_q_rows_il(type, rows, r0, r1, cols, il, act, y);
+            hmti_gemv_q_rows_il(type, rows, r0, r1, cols, il, a, y);
             for (int64_t r = 0; r < rows; r++)
                 EXPECT_MSG(r >= r0 && r < r1 ? memcmp(&y[r], &ref[r], sizeof(float)) == 0 : y[r] == -1234.5f,
                            "%s %lld x %lld rows [%lld, %lld) row %lld: %.9g vs %.9g", hmti_qtraits_of(type)->name, (long long)rows, (long long)cols,
                            (long long)r0, (long long)r1, (long long)r, y[r], ref[r]);
         }
-        for (int64_t r = 0; r < rows16; r++) { /* the reference against the stored rows */
+        for (int64_t r = 0; r < rows16 && half; r++) { /* the reference against the stored rows */
+            double s = 0, sa = 0;
+            hmti_dequantize_row(type, w + (size_t)r * rb, row, cols);
+            for (int64_t c = 0; c < cols; c++) s += (double)row[c] * x[c], sa += fabs((double)row[c] * x[c]);
+            EXPECT_MSG(fabs(ref[r] - s) <= (double)(cols + 2) * 0x1p-24 * sa, "row %lld: %.9g vs %.9g", (long long)r,
+                       ref[r], s);
+        }
+        for (int64_t r = 0; r < rows16 && !half; r++) {
             double s = 0, sa = 0;
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *blk = w + (size_t)r * rb + (size_t)b * bb;
@@ -353,10 +370,10 @@ START_TEST(il16_layout) {
                        ref[r], s);
         }
         for (int64_t r = 0; r < rows; r++) { /* rows, from block 1 on */
-            const int64_t b0 = nb > 1;
+            const int64_t c0 = nb > 1 ? 32 : 0;
             hmti_dequantize_row(type, w + (size_t)r * rb, deq, cols);
-            hmti_q_il_dequant(type, rows, cols, il, r, b0, nb - b0, row);
-            EXPECT_MSG(memcmp(row, deq + 32 * b0, (size_t)(cols - 32 * b0) * sizeof(float)) == 0, "dequant row %lld",
+            hmti_q_il_dequant(type, rows, cols, il, r, c0 / be, (cols - c0) / be, row);
+            EXPECT_MSG(memcmp(row, deq + c0, (size_t)(cols - c0) * sizeof(float)) == 0, "dequant row %lld",
                        (long long)r);
         }
         for (int64_t g = 0; g < rows; g += 16) { /* whole groups column-major; nothing else */
@@ -437,7 +454,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_loop_test(tc, il16_layout, 0, 3); /* Q8_0, Q4_0, Q5_0 */
+    tcase_add_loop_test(tc, il16_layout, 0, 5); /* Q8_0, Q4_0, Q5_0, F16, BF16 */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

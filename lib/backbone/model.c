@@ -467,7 +467,7 @@ static void drop_copied_tensors(const hmt_model *m) {
         /* matrices only: a norm vector's page or two is not worth it, and
          * dropping them unmaps the whole huge page a stored neighbour shares */
         /* packed F32, or a type hmti_matrix_repack copies (stored_matrix) */
-        const int copied = t->type == HMTI_TYPE_F32 || hmti_q_il_chunk(t->type);
+        const int copied = t->type == HMTI_TYPE_F32 || hmti_q_il_fits(t->type, (int64_t)t->ne[1], (int64_t)t->ne[0]);
         if (!copied || t->n_dims < 2 || (t == m->tok_embd && !m->embd_from_output)) continue;
         hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes);
     }

@@ -88,7 +88,7 @@ int hmti_matrix_repack(hmti_matrix *m) {
     int mask = 0;
     for (int i = 0; i < m->n_parts; i++) {
         const hmti_matrix_part *p = &m->part[i];
-        if (p->il || !hmti_q_il_rows(p->type) || p->rows < hmti_q_il_rows(p->type)) continue;
+        if (p->il || !hmti_q_il_fits(p->type, p->rows, m->cols)) continue;
         const size_t nbytes = p->row_bytes * (size_t)p->rows;
         const size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
         if (hmti_posix_memalign(&mem[i], align, (nbytes + 63) / 64 * 64) != 0) {

@@ -351,14 +351,20 @@ static float dot_exact_il(const hmti_matrix *w, const hmti_matrix_part *p, int64
 /* Without reserved scratch: exact dot products, one thread (correct, slow). */
 static void fallback(const mq_job *j) {
     const hmti_matrix *w = j->w;
-    for (int64_t r = 0; r < w->rows; r++) {
-        int64_t lr;
-        const hmti_matrix_part *p = part_of(w, r, &lr);
-        const char *row = (const char *)p->data + (size_t)lr * p->row_bytes;
-        const float b = j->bias ? j->bias[r] : 0.0f;
-        for (int64_t i = 0; i < j->n; i++)
-            j->y[i * j->ldy + r] = (p->il ? dot_exact_il(w, p, lr, j->x + i * j->ldx)
-                                          : hmti_vec_dot_exact(p->type, w->cols, row, j->x + i * j->ldx)) + b;
+    int64_t base = 0;
+    for (int pi = 0; pi < w->n_parts; base += w->part[pi++].rows) {
+        const hmti_matrix_part *p = &w->part[pi];
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *x = j->x + i * j->ldx;
+            float *y = j->y + i * j->ldy + base;
+            if (p->il && !hmti_qtraits_of(p->type)->act_block) /* F16, BF16: the float kernel is exact already */
+                hmti_gemv_q_rows_il(p->type, p->rows, 0, p->rows, w->cols, p->data, x, y);
+            else
+                for (int64_t r = 0; r < p->rows; r++)
+                    y[r] = p->il ? dot_exact_il(w, p, r, x)
+                                 : hmti_vec_dot_exact(p->type, w->cols, (const char *)p->data + (size_t)r * p->row_bytes, x);
+            for (int64_t r = 0; r < p->rows && j->bias; r++) y[r] += j->bias[base + r];
+        }
     }
 }
 

@@ -143,7 +143,7 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
 
 /* ---- interleaved layout ----------------------------------------------------------------- */
-/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL or Q8_0 may be repacked once
+/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q8_0, F16 or BF16 may be repacked once
  * (hmti_q_interleave) into groups of R = hmti_q_il_rows(type) rows: group g
  * (rows Rg..Rg+R-1) takes the same bytes [Rg * row_bytes, (Rg + R) *
  * row_bytes) as the R rows as stored. Rows past the last whole group stay
@@ -167,6 +167,13 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
  * (f16 scale * activation scale) + acc; not the bits of the stored rows'
  * kernel (another float order), the same bits for one or several
  * activation rows, with VNNI or AMX.
+ * F16 and BF16, R = 16 (any AVX-512 CPU; rows of a multiple of 32
+ * columns): the group column by column, column c's 16 values (row order,
+ * 32 bytes) at 32c. Converted, a column is one vector of the 16 rows'
+ * weights: one FMA per column with the activation broadcast, one
+ * sequential stream per group (hmti_il16h_dot_ref: 4 chains by column mod
+ * 4; not the stored rows' bits). hmti_q_il_dequant's b0 and nb count
+ * columns (the types' blocks are one element).
  *
  * The other types, R = 4: the rows chunk by chunk, C = hmti_q_il_chunk(type)
  * blocks each (16 blocks: one step of the 512-bit kernels): chunk c of row
@@ -179,6 +186,9 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
  * fewer shuffles, and return the same bits as on the stored rows. */
 /* R for type (rows per group), or 0: no kernel of this CPU reads the layout. */
 int hmti_q_il_rows(uint32_t type);
+/* 1 if a rows × cols matrix of type is repacked (hmti_matrix_repack): the
+ * layout exists, at least one whole group, cols a multiple of 32. */
+int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols);
 /* C for a type of 4-row groups (blocks), else 0. */
 int hmti_q_il_chunk(uint32_t type);
 /* dst (row_bytes * rows bytes, not overlapping src) <- the rows at src, as
@@ -191,7 +201,8 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
 /* Rows [r, r + 16) of an interleaved matrix, blocks [b0, b0 + nb), into dst
  * column-major (element (r + i, column c of the range) at dst[c * ld + i]),
  * exact as hmti_q_il_dequant, if those rows are one whole group of 16
- * (Q8_0, Q4_0, Q5_0): returns 1; else 0, nothing written. */
+ * (Q8_0, Q4_0, Q5_0, F16, BF16; b0, nb: blocks of 32 columns for every
+ * type): returns 1; else 0, nothing written. */
 int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                         int64_t nb, float *dst, int64_t ld);
 /* hmti_gemv_q_rows on an interleaved matrix of `rows` rows. */

@@ -80,15 +80,20 @@ void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, flo
  * the row's block], so the low nibbles are elements 4v..4v+3 and the high
  * ones 16 + 4v..16 + 4v + 3 (q + 8, 0..15). Q5_0: the 16 rows' 32-bit 5th
  * bits (row order, 64 bytes), then the nibbles as Q4_0's (q + 16, 0..31).
- * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout. Portable
+ * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout (hmti_il16_block
+ * also takes the half types below). Portable
  * (quant_il16.c): */
 enum { HMTI_IL16_ROWS = 16 };
 /* The types laid out so (where the CPU has AVX512-VNNI). */
 static inline int hmti_il16_type(uint32_t type) {
     return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0;
 }
+/* F16 and BF16 (where the CPU has AVX-512), rows of a multiple of 32
+ * columns: laid out as [column][row 0..15], 2 bytes each. */
+static inline int hmti_il16_half(uint32_t type) { return type == HMTI_T_F16 || type == HMTI_T_BF16; }
+/* Bytes of 32 columns of a group. */
 static inline size_t hmti_il16_block(uint32_t type) {
-    return 16 * (size_t)(type == HMTI_T_Q4_0 ? 18 : type == HMTI_T_Q5_0 ? 22 : 34);
+    return hmti_il16_half(type) ? 1024 : 16 * (size_t)(type == HMTI_T_Q4_0 ? 18 : type == HMTI_T_Q5_0 ? 22 : 34);
 }
 /* The offset the unsigned weights carry: 8 (Q4_0), 16 (Q5_0) or 128 (Q8_0). */
 static inline int hmti_il16_offset(uint32_t type) {
@@ -120,6 +125,24 @@ void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64_t b0, int64_t
 int hmti_il16_amx(void);
 void hmti_il16_multi_amx(int64_t n_groups, int64_t nb, const uint8_t *w, const uint8_t *act, size_t act_stride,
                          int64_t n_act, float *y, int64_t ldy);
+
+/* The half types' groups (quant_il16_half.c, portable): 16 stored rows
+ * (row_bytes apart) -> one group at dst; y[r] = row r of the group at g
+ * dotted with the float row x: per row, 4 chains a[c % 4] = fmaf(w, x[c],
+ * a[c % 4]) over the columns in order, y = (a0 + a1) + (a2 + a3), the
+ * vector kernels' oracle; columns [c0, c0 + n) of row r, exact. */
+enum { HMTI_IL16H_CHAINS = 4 };
+void hmti_il16h_pack(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+void hmti_il16h_dot_ref(uint32_t type, int64_t cols, const uint8_t *g, const float *x, float *y);
+void hmti_il16h_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst);
+/* AVX-512 (quant_il16_half_x86.c): hmti_il16h_dot_ref's bits for n_groups
+ * consecutive groups at w (y[16 g + r]); for n_act activation rows (x +
+ * a * ldx) at once (y[a * ldy + 16 g + r]); columns [c0, c0 + n) of a
+ * group's 16 rows, exact, column-major (element (r, c) at dst[c * ld + r]). */
+void hmti_il16h_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x, float *y);
+void hmti_il16h_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x, int64_t ldx,
+                      int64_t n_act, float *y, int64_t ldy);
+void hmti_il16h_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
 
 /* Little-endian fields of a block (blocks are byte arrays: no alignment). */
 static inline float hmti_qf16(const uint8_t *p) {

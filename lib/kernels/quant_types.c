@@ -66,7 +66,7 @@ static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
 static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
 static int g_il_chunk[MAX_TYPE + 1];
-static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0, Q5_0), 0 none */
+static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0, Q5_0, F16, BF16), 0 none */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -102,6 +102,8 @@ static void choose(void) {
         g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
         if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI && hmti_il16_type(TRAITS[i].type)) {
             g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS; /* quant_il16*.c: AVX512-VNNI only */
+        } else if (level == 2 && hmti_il16_half(TRAITS[i].type)) {
+            g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS; /* quant_il16_half*.c: AVX-512 */
         } else if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
             int c = 0;
             hmti_vec_dot4_fn il = hmti_qdot_il_vnni_b32(TRAITS[i].type, &c);
@@ -198,6 +200,10 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
+    if (il && g_il_rows[type] == HMTI_IL16_ROWS) {
+        rows_multi_il16(type, rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
+        return;
+    }
     if (!hmti_qtraits_of(type)->act_block) { /* float rows: the activations are floats */
         const hmti_vec_dotn_fn dotn = hmti_qdotn_avx512(type);
         const int64_t ldx = (int64_t)(act_stride / sizeof(float));
@@ -206,10 +212,6 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
                 dotn(cols, (const uint8_t *)w + (size_t)r * row_bytes, row_bytes, r + 1 < r1 ? 2 : 1,
                      (const float *)act + a * ldx, ldx, (int)(n_act - a < 16 ? n_act - a : 16), y + a * ldy + r,
                      ldy);
-        return;
-    }
-    if (il && g_il_rows[type] == HMTI_IL16_ROWS) {
-        rows_multi_il16(type, rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
         return;
     }
     /* whole groups of 4 rows (interleaved: those of the layout) go to the
@@ -245,7 +247,12 @@ int hmti_q_il_rows(uint32_t type) {
     return type <= MAX_TYPE ? g_il_rows[type] : 0;
 }
 
-/* ---- Q8_0, Q4_0 and Q5_0 in groups of 16 rows (quant_il16*.c) */
+int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols) {
+    const int R = hmti_q_il_rows(type);
+    return R && rows >= R && cols % 32 == 0;
+}
+
+/* ---- Q8_0, Q4_0, Q5_0 (quant_il16*.c), F16, BF16 (quant_il16_half*.c) in groups of 16 rows */
 /* Bytes of a row of cols elements (32-element blocks: no division). */
 static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
     return (size_t)(cols >> 5) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
@@ -254,15 +261,31 @@ static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
 static void interleave16(uint32_t type, int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
     const int64_t nb = cols / 32, rows16 = rows / 16 * 16;
     const size_t rb = il16_row_bytes(type, cols);
-    for (int64_t g = 0; g < rows16; g += 16) hmti_il16_pack(type, nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
+    for (int64_t g = 0; g < rows16; g += 16)
+        if (hmti_il16_half(type))
+            hmti_il16h_pack(cols, s + (size_t)g * rb, rb, d + (size_t)g * rb);
+        else
+            hmti_il16_pack(type, nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
     if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
 }
 
 int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                         int64_t nb, float *dst, int64_t ld) {
     if (hmti_q_il_rows(type) != HMTI_IL16_ROWS || r % 16 || r + 16 > rows) return 0;
-    hmti_il16_dequant_cols(type, (const uint8_t *)w + (size_t)r * il16_row_bytes(type, cols), b0, nb, dst, ld);
+    const uint8_t *g = (const uint8_t *)w + (size_t)r * il16_row_bytes(type, cols);
+    if (hmti_il16_half(type))
+        hmti_il16h_dequant_cols(type, g, 32 * b0, 32 * nb, dst, ld);
+    else
+        hmti_il16_dequant_cols(type, g, b0, nb, dst, ld);
     return 1;
+}
+
+/* n_groups whole groups at g against one activation (floats for the half types). */
+static void il16_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *g, const void *act, float *y) {
+    if (hmti_il16_half(type))
+        hmti_il16h_dot(type, n_groups, cols, g, act, y);
+    else
+        hmti_il16_dot_vnni(type, n_groups, cols / 32, g, act, y);
 }
 
 /* Rows [r0, r1): whole groups by the kernel, a group entered or left in its
@@ -276,11 +299,11 @@ static void rows_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64
         const int64_t g = r / 16, whole = (e16 - 16 * g) / 16;
         if (r % 16 || !whole) {
             float t[16];
-            hmti_il16_dot_vnni(type, 1, nb, (const uint8_t *)w + (size_t)g * gb, act, t);
+            il16_dot(type, 1, cols, (const uint8_t *)w + (size_t)g * gb, act, t);
             for (; r < e16 && r < 16 * g + 16; r++) y[r] = t[r % 16];
             continue;
         }
-        hmti_il16_dot_vnni(type, whole, nb, (const uint8_t *)w + (size_t)g * gb, act, y + r);
+        il16_dot(type, whole, cols, (const uint8_t *)w + (size_t)g * gb, act, y + r);
         r += 16 * whole;
     }
     if (r < r1) hmti_gemv_q_rows(type, r, r1, cols, w, il16_row_bytes(type, cols), act, y);
@@ -303,7 +326,10 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
     }
     if (g0 >= g1) return;
     const uint8_t *gw = (const uint8_t *)w + (size_t)(g0 / 16) * gb;
-    if (type == HMTI_T_Q8_0 && hmti_il16_amx()) /* the AMX kernel reads Q8_0's layout only */
+    if (hmti_il16_half(type))
+        hmti_il16h_multi(type, (g1 - g0) / 16, cols, gw, act, (int64_t)(act_stride / sizeof(float)), n_act, y + g0,
+                         ldy);
+    else if (type == HMTI_T_Q8_0 && hmti_il16_amx()) /* the AMX kernel reads Q8_0's layout only */
         hmti_il16_multi_amx((g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
     else
         hmti_il16_multi_vnni(type, (g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
@@ -350,6 +376,14 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
     /* called per row and tile by the prompt path: no divisions by variables */
     if (g_il_rows[type] == HMTI_IL16_ROWS) { /* set: a matrix is interleaved only after choose */
         const size_t rb = il16_row_bytes(type, cols), bb = hmti_il16_block(type) / HMTI_IL16_ROWS;
+        const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb;
+        if (hmti_il16_half(type)) { /* b0, nb_want: columns (blocks of one element) */
+            if (r < (rows & ~(int64_t)15))
+                hmti_il16h_dequant_row(type, g, (int)(r & 15), b0, nb_want, dst);
+            else
+                hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + 2 * (size_t)b0, dst, nb_want);
+            return;
+        }
         if (r < (rows & ~(int64_t)15))
             hmti_il16_dequant_row(type, (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15), b0,
                                   nb_want, dst);

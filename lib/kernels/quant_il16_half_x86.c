@@ -1,0 +1,102 @@
+/* AVX-512 kernels of F16 and BF16 in groups of 16 rows (quant_impl.h):
+ * the dot products with one or several activation rows and the dequantizer
+ * of the prompt path.
+ *
+ * Column c of a group is 16 halves, one per row: converted (exactly) they
+ * are one vector whose lane r is row r's weight, so one FMA with x[c]
+ * broadcast adds column c into all 16 rows' sums, with no fold at the end.
+ * Columns c = 0, 1, 2, 3 (mod 4) go to 4 accumulators, summed as
+ * (a0 + a1) + (a2 + a3): hmti_il16h_dot_ref's steps. The several-row kernel
+ * keeps 4 accumulators per activation row, so each of its results is the
+ * one-row kernel's bits. The group is read as one sequential stream with no
+ * software prefetch (docs/QUANTS.md, "F16 and BF16 in groups of 16 rows"). */
+#include <immintrin.h>
+
+#include "kernels/cpu.h"
+#include "kernels/quant_impl.h"
+
+#define AI __attribute__((always_inline))
+#define BY_TYPE(type, fn, ...) \
+    ((type) == HMTI_T_F16 ? fn(HMTI_T_F16, __VA_ARGS__) : fn(HMTI_T_BF16, __VA_ARGS__))
+
+enum { MAX_ACT = 4 }; /* activation rows per pass: 16 accumulators */
+
+/* Column c's 16 weights as floats (p: its 32 bytes). */
+AVX512_TARGET static inline AI __m512 column(const uint32_t type, const uint8_t *p) {
+    const __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    if (type == HMTI_T_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+AVX512_TARGET static inline AI __m512 sum4(const __m512 *a) {
+    return _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+}
+
+AVX512_TARGET static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64_t cols,
+                                               const uint8_t *w, const float *x, float *y) {
+    for (int64_t i = 0; i < n_groups; i++) {
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int64_t c = 0; c < cols; c += 4, w += 128) {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(column(type, w + 32 * j), _mm512_set1_ps(x[c + j]), a[j]);
+        }
+        _mm512_storeu_ps(y + 16 * i, sum4(a));
+    }
+}
+
+AVX512_TARGET void hmti_il16h_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x,
+                                  float *y) {
+    BY_TYPE(type, dot_groups, n_groups, cols, w, x, y);
+}
+
+/* One group against na <= MAX_ACT activation rows (x + a * ldx). */
+AVX512_TARGET static inline AI void group_multi(const uint32_t type, int64_t cols, const uint8_t *g, const float *x,
+                                                int64_t ldx, const int na, float *y, int64_t ldy) {
+    __m512 acc[MAX_ACT][4];
+#pragma GCC unroll 4
+    for (int a = 0; a < MAX_ACT; a++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) acc[a][j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cols; c += 4, g += 128) {
+        __m512 W[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) W[j] = column(type, g + 32 * j);
+#pragma GCC unroll 4
+        for (int a = 0; a < MAX_ACT; a++) {
+            if (a >= na) break;
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                acc[a][j] = _mm512_fmadd_ps(W[j], _mm512_set1_ps(x[a * ldx + c + j]), acc[a][j]);
+        }
+    }
+    for (int a = 0; a < na; a++) _mm512_storeu_ps(y + a * ldy, sum4(acc[a]));
+}
+
+AVX512_TARGET static inline AI void multi_groups(const uint32_t type, int64_t n_groups, int64_t cols,
+                                                 const uint8_t *w, const float *x, int64_t ldx, int64_t n_act,
+                                                 float *y, int64_t ldy) {
+    const size_t gb = 32 * (size_t)cols;
+    for (int64_t i = 0; i < n_groups; i++, w += gb)
+        for (int64_t a = 0; a < n_act; a += MAX_ACT) {
+            float *yo = y + a * ldy + 16 * i;
+            if (n_act - a >= MAX_ACT) /* a constant count: no per-row tests */
+                group_multi(type, cols, w, x + a * ldx, ldx, MAX_ACT, yo, ldy);
+            else
+                group_multi(type, cols, w, x + a * ldx, ldx, (int)(n_act - a), yo, ldy);
+        }
+}
+
+AVX512_TARGET void hmti_il16h_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x,
+                                    int64_t ldx, int64_t n_act, float *y, int64_t ldy) {
+    BY_TYPE(type, multi_groups, n_groups, cols, w, x, ldx, n_act, y, ldy);
+}
+
+AVX512_TARGET static inline AI void dequant_cols(const uint32_t type, const uint8_t *g, int64_t n, float *dst,
+                                                 int64_t ld) {
+    for (int64_t c = 0; c < n; c++) _mm512_storeu_ps(dst + c * ld, column(type, g + 32 * c));
+}
+
+AVX512_TARGET void hmti_il16h_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst,
+                                           int64_t ld) {
+    BY_TYPE(type, dequant_cols, g + 32 * c0, n, dst, ld);
+}
