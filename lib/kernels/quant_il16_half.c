@@ -1,5 +1,6 @@
-/* F16 and BF16 in groups of 16 rows (quant_impl.h): the repacking, and
- * portable C versions of the dot product and the row dequantizer. The dot
+/* F16 and BF16 in groups of 16 rows (quant_impl.h): portable C versions of
+ * the dot product and the row dequantizer (the repacking is in
+ * quant_il16_half_x86.c, beside the kernels: the layout exists only there). The dot
  * product here is the oracle the AVX-512 kernels (quant_il16_half_x86.c)
  * must equal bit for bit.
  *
@@ -17,11 +18,6 @@ static inline float half_at(uint32_t type, const uint8_t *g, int64_t c, int r) {
     uint16_t h;
     memcpy(&h, g + 2 * (16 * (size_t)c + (size_t)r), 2);
     return type == HMTI_T_F16 ? hmti_f16_to_f32(h) : hmti_bf16_to_f32(h);
-}
-
-void hmti_il16h_pack(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
-    for (int r = 0; r < HMTI_IL16_ROWS; r++)
-        for (int64_t c = 0; c < cols; c++) memcpy(dst + 2 * (16 * (size_t)c + (size_t)r), src + r * row_bytes + 2 * c, 2);
 }
 
 void hmti_il16h_dot_ref(uint32_t type, int64_t cols, const uint8_t *g, const float *x, float *y) {

@@ -31,6 +31,31 @@ AVX512_TARGET static inline AI __m512 column(const uint32_t type, const uint8_t 
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* 8 rows (16 bytes each, row_bytes apart) of 8 columns -> 8 columns of the
+ * 8 rows, column k at dst + 32 k: three rounds of interleaves (SSE2). */
+static inline AI void transpose8x8(const uint8_t *src, size_t row_bytes, uint8_t *dst) {
+    __m128i a[8], t[8], u[8];
+    for (int r = 0; r < 8; r++) a[r] = _mm_loadu_si128((const __m128i *)(const void *)(src + r * row_bytes));
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm_unpacklo_epi16(a[r], a[r + 1]);     /* columns 0..3 of rows r, r + 1 */
+        t[r + 1] = _mm_unpackhi_epi16(a[r], a[r + 1]); /* columns 4..7 */
+    }
+    for (int h = 0; h < 8; h += 4) /* rows h..h+3: u[h + k] = columns 2k, 2k + 1 */
+        for (int k = 0; k < 2; k++) {
+            u[h + 2 * k] = _mm_unpacklo_epi32(t[h + k], t[h + 2 + k]);
+            u[h + 2 * k + 1] = _mm_unpackhi_epi32(t[h + k], t[h + 2 + k]);
+        }
+    for (int k = 0; k < 4; k++) {
+        _mm_storeu_si128((__m128i *)(void *)(dst + 64 * k), _mm_unpacklo_epi64(u[k], u[4 + k]));
+        _mm_storeu_si128((__m128i *)(void *)(dst + 64 * k + 32), _mm_unpackhi_epi64(u[k], u[4 + k]));
+    }
+}
+
+void hmti_il16h_pack(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
+    for (int r0 = 0; r0 < HMTI_IL16_ROWS; r0 += 8)
+        for (int64_t c = 0; c < cols; c += 8) transpose8x8(src + r0 * row_bytes + 2 * c, row_bytes, dst + 32 * c + 2 * r0);
+}
+
 AVX512_TARGET static inline AI __m512 sum4(const __m512 *a) {
     return _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
 }

@@ -132,7 +132,7 @@ void hmti_il16_multi_amx(int64_t n_groups, int64_t nb, const uint8_t *w, const u
  * a[c % 4]) over the columns in order, y = (a0 + a1) + (a2 + a3), the
  * vector kernels' oracle; columns [c0, c0 + n) of row r, exact. */
 enum { HMTI_IL16H_CHAINS = 4 };
-void hmti_il16h_pack(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+void hmti_il16h_pack(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst); /* x86 file */
 void hmti_il16h_dot_ref(uint32_t type, int64_t cols, const uint8_t *g, const float *x, float *y);
 void hmti_il16h_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst);
 /* AVX-512 (quant_il16_half_x86.c): hmti_il16h_dot_ref's bits for n_groups
