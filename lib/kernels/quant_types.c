@@ -200,7 +200,7 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
-    if (il && g_il_rows[type] == HMTI_IL16_ROWS) {
+    if (il && type <= MAX_TYPE && g_il_rows[type] == HMTI_IL16_ROWS) {
         rows_multi_il16(type, rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
         return;
     }
