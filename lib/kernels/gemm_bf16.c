@@ -187,10 +187,7 @@ static int gemm_libxsmm(const uint16_t *t, int64_t nr, int64_t kb, const uint16_
  * F32 sums): 24 accumulators, 4 weight registers, a broadcast. Per column
  * pair, 4 loads of the VNNI tile and 6 broadcasts of an input row's BF16
  * pair feed 24 VDPBF16PS (two per cycle on Zen 5). */
-enum {
-    OWN_NI = 6,   /* input rows per register block */
-    OWN_KC = 256, /* columns per pass over the input rows: 32 KiB of the tile, in L1 */
-};
+enum { OWN_NI = 6 }; /* input rows per register block */
 
 /* y[i * ldy + r] (+)= sum over kb columns (a multiple of 2) of t(r, c) ·
  * x[i * ldx + c], for ni input rows and nz zmm of weight rows (16 each; the
@@ -204,11 +201,13 @@ own_block(const uint16_t *t, int64_t kb, const uint16_t *x, int64_t ldx, float *
 #pragma GCC unroll 4
         for (int z = 0; z < nz; z++) {
             const __mmask16 m = z == nz - 1 ? last : 0xFFFF;
-            acc[i][z] = beta ? _mm512_maskz_loadu_ps(m, y + i * ldy + 16 * z) : _mm512_setzero_ps();
+            acc[i][z] = beta ? _mm512_maskz_loadu_ps(m, y + i * ldy + 16 * z)
+                             : _mm512_setzero_ps();
         }
     for (int64_t c = 0; c < kb; c += 2) {
         const uint16_t *w = t + c * BF16_TR;
-        if (c < 2 * npf) _mm_prefetch(pf + 32 * c, _MM_HINT_T1);
+        /* T0 (measured ~4% faster than T1 on Zen 5): the rounding reads it next */
+        if (c < 2 * npf) _mm_prefetch(pf + 32 * c, _MM_HINT_T0);
         __m512bh wv[4];
 #pragma GCC unroll 4
         for (int z = 0; z < nz; z++) wv[z] = (__m512bh)_mm512_loadu_si512(w + 32 * z);
@@ -251,25 +250,23 @@ static const own_fn own_fns[OWN_NI][4] = {OWN_ROW(1), OWN_ROW(2), OWN_ROW(3),
                                           OWN_ROW(4), OWN_ROW(5), OWN_ROW(6)};
 
 /* y rows [0, n), columns [0, nr) (nr <= BF16_TR) (+)= tile · xb over kb
- * columns, OWN_KC columns at a time. next/next_bytes: memory to prefetch
- * meanwhile (NULL: none), a few lines before each register block. */
+ * columns. next/next_bytes: memory to prefetch meanwhile (NULL: none), a
+ * few lines in each register block's first steps. */
 static void gemm_own(const uint16_t *t, int64_t nr, int64_t kb, const uint16_t *xb,
                      int64_t ldxb, int64_t n, float *y, int64_t ldy, int beta, const void *next,
                      size_t next_bytes) {
+    if (n <= 0) return;
     const int nz = (int)(nr + 15) / 16;
     const __mmask16 last = nr % 16 ? (__mmask16)((1u << nr % 16) - 1) : 0xFFFF;
-    const int64_t steps = (n + OWN_NI - 1) / OWN_NI * ((kb + OWN_KC - 1) / OWN_KC);
-    const int64_t lines = next ? ((int64_t)next_bytes / 64 + steps - 1) / steps : 0;
+    /* the rows in blocks as even as can be (8: 4 + 4, not 6 + 2) */
+    const int64_t blocks = (n + OWN_NI - 1) / OWN_NI, base = n / blocks, extra = n % blocks;
+    const int64_t lines = next ? ((int64_t)next_bytes / 64 + blocks - 1) / blocks : 0;
     const char *pf = next ? next : (const char *)t;
-    for (int64_t k0 = 0; k0 < kb; k0 += OWN_KC) {
-        const int64_t kc = kb - k0 < OWN_KC ? kb - k0 : OWN_KC;
-        const int b = beta || k0 > 0;
-        for (int64_t i0 = 0; i0 < n; i0 += OWN_NI) {
-            const int ni = n - i0 < OWN_NI ? (int)(n - i0) : OWN_NI;
-            own_fns[ni - 1][nz - 1](t + k0 * BF16_TR, kc, xb + i0 * ldxb + k0, ldxb,
-                                    y + i0 * ldy, ldy, b, last, pf, lines);
-            pf += 64 * lines;
-        }
+    for (int64_t b = 0, i0 = 0; b < blocks; b++, pf += 64 * lines) {
+        const int ni = (int)(base + (b < extra));
+        own_fns[ni - 1][nz - 1](t, kb, xb + i0 * ldxb, ldxb, y + i0 * ldy, ldy, beta, last, pf,
+                                lines);
+        i0 += ni;
     }
 }
 
