@@ -260,13 +260,17 @@ static void gemm_own(const uint16_t *t, int64_t nr, int64_t kb, const uint16_t *
     const __mmask16 last = nr % 16 ? (__mmask16)((1u << nr % 16) - 1) : 0xFFFF;
     /* the rows in blocks as even as can be (8: 4 + 4, not 6 + 2) */
     const int64_t blocks = (n + OWN_NI - 1) / OWN_NI, base = n / blocks, extra = n % blocks;
-    const int64_t lines = next ? ((int64_t)next_bytes / 64 + blocks - 1) / blocks : 0;
+    int64_t left = next ? (int64_t)next_bytes / 64 : 0; /* lines not yet prefetched */
+    const int64_t lines = (left + blocks - 1) / blocks;
     const char *pf = next ? next : (const char *)t;
-    for (int64_t b = 0, i0 = 0; b < blocks; b++, pf += 64 * lines) {
+    for (int64_t b = 0, i0 = 0; b < blocks; b++) {
         const int ni = (int)(base + (b < extra));
+        const int64_t l = left < lines ? left : lines;
         own_fns[ni - 1][nz - 1](t, kb, xb + i0 * ldxb, ldxb, y + i0 * ldy, ldy, beta, last, pf,
-                                lines);
+                                l);
         i0 += ni;
+        pf += 64 * l;
+        left -= l;
     }
 }
 
