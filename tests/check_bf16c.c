@@ -1,10 +1,11 @@
 /* BF16 compute (HMT_P_COMPUTE_TYPE, lib/kernels/gemm_bf16.c):
  *
- * - hmti_matmul_bf16 on every engine this CPU has (AMX, libxsmm), packed F32
+ * - hmti_matmul_bf16 on every engine this CPU has (AMX, own, libxsmm), packed F32
  *   and stored (F16, Q8_0, Q4_K + Q6_K) matrices, ragged rows, columns (odd,
  *   past one 512-column tile), input rows and strides, a bias, 1 and 2
  *   threads: against the float64 product of the BF16-rounded operands,
- *   within (cols + 8) · 2^-23 · Σ|w x| (F32 accumulation);
+ *   within (cols + 8) · 2^-23 · Σ|w x| (F32 accumulation); the own engine
+ *   also on random shapes;
  * - exactly hmti_matmul for decode-sized inputs, without an engine, and
  *   without the BF16 scratch;
  * - the key: bounds, refusal naming it, creation and runtime setting on a
@@ -153,9 +154,10 @@ static void check_case(const mat *a, int threads, int64_t n, uint64_t *seed) {
 
 static const int64_t SHAPES[][2] = {{64, 64}, {37, 17}, {100, 600}, {200, 1100}, {33, 1024}};
 
-/* _i: engine (AMX, libxsmm) × matrix kind */
+/* _i: engine (AMX, own AVX512-BF16, libxsmm) × matrix kind */
 START_TEST(against_float64) {
-    const int engine = _i / 4 == 0 ? HMTI_BF16_AMX : HMTI_BF16_LIBXSMM, kind = _i % 4;
+    static const int engines[] = {HMTI_BF16_AMX, HMTI_BF16_OWN, HMTI_BF16_LIBXSMM};
+    const int engine = engines[_i / 4], kind = _i % 4;
     if (hmti_bf16_engine() < engine) return; /* not on this CPU */
     const int old = hmti_bf16_set_engine(engine);
     uint64_t seed = 0xB16C0DE + (uint64_t)_i;
@@ -168,6 +170,28 @@ START_TEST(against_float64) {
         check_case(&a, 1, 5, &seed);
         check_case(&a, 2, 37, &seed);
         check_case(&a, 2, 70, &seed);
+        mat_free(&a);
+    }
+    hmti_bf16_set_engine(old);
+}
+END_TEST
+
+/* The own AVX512-BF16 engine on random shapes: rows across its 16-row
+ * vectors and 64-row panels (and the 32-row halves 2 threads split one
+ * panel into), input rows across its 6-row register blocks, columns not a
+ * multiple of 32 (within and past a 512-column tile), packed F32 and stored
+ * F16 weights. */
+START_TEST(own_random_shapes) {
+    if (hmti_bf16_engine() < HMTI_BF16_OWN) return; /* no AVX512-BF16 */
+    const int old = hmti_bf16_set_engine(HMTI_BF16_OWN);
+    uint64_t seed = 0x0B16EC0DE;
+    for (int t = 0; t < 24; t++) {
+        const int64_t rows = 1 + (int64_t)(hmt_test_urand(&seed) * 200);
+        const int64_t cols = 1 + (int64_t)(hmt_test_urand(&seed) * 1300);
+        const int64_t n = 5 + (int64_t)(hmt_test_urand(&seed) * 80);
+        mat a;
+        mat_make(&a, t % 3 == 2, rows, cols, &seed);
+        check_case(&a, 1 + t % 2, n, &seed);
         mat_free(&a);
     }
     hmti_bf16_set_engine(old);
@@ -295,7 +319,8 @@ Suite *hmt_suite_bf16c(void) {
     Suite *s = suite_create("bf16c");
     TCase *tc = tcase_create("bf16c");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, against_float64, 0, 8);
+    tcase_add_loop_test(tc, against_float64, 0, 12);
+    tcase_add_test(tc, own_random_shapes);
     tcase_add_test(tc, falls_back_to_f32);
     tcase_add_test(tc, key);
     tcase_add_test(tc, model_logits);

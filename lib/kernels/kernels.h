@@ -188,10 +188,11 @@ void hmti_matmul_bf16(hmti_pool *pool, const hmti_matrix *w, const float *x, int
  * one VNNI weight tile per thread (local). */
 void hmti_matmul_scratch_bf16(int64_t max_cols, int64_t max_n, size_t *shared_bytes,
                               size_t *local_bytes);
-/* The engine behind hmti_matmul_bf16 on this CPU: AMX tiles, libxsmm's BF16
- * GEMM (AVX512-BF16), or none (F32). Test hook: hmti_bf16_set_engine(e) caps
- * it at e for the process (e < 0 lifts the cap); returns the old engine. */
-enum { HMTI_BF16_NONE = 0, HMTI_BF16_LIBXSMM = 1, HMTI_BF16_AMX = 2 };
+/* The engine behind hmti_matmul_bf16 on this CPU: AMX tiles, the library's
+ * own AVX512-BF16 kernel, or none (F32); libxsmm's BF16 GEMM only when capped
+ * to it. Test hook: hmti_bf16_set_engine(e) caps it at e for the process
+ * (e < 0 lifts the cap); returns the old engine. */
+enum { HMTI_BF16_NONE = 0, HMTI_BF16_LIBXSMM = 1, HMTI_BF16_OWN = 2, HMTI_BF16_AMX = 3 };
 int hmti_bf16_engine(void);
 int hmti_bf16_set_engine(int e);
 /* Rows [r0, r0 + nr) (nr <= 64), columns [k0, k0 + kk) (k0 a multiple of
