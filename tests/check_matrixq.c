@@ -5,8 +5,8 @@
  * - prompt path against the float64 product of the dequantized weights,
  *   within (cols + 8) u Σ|w x| (float accumulation over k blocks);
  * - decode path bit-identical to hmti_gemv_q on each part (the same kernel
- *   on the same activation blocks), also after hmti_matrix_repack (Q8_0 in
- *   16-row groups: that layout's one-row kernel, checked in il16_layout);
+ *   on the same activation blocks), also after hmti_matrix_repack (types
+ *   in 16-row groups: that layout's one-row kernel, checked in il16_layout);
  * - without reserved scratch, the fallback equals hmti_vec_dot_exact;
  * - hmti_quant_first_nonfinite finds a non-finite element or block scale;
  * - bad types and widths are refused. */
@@ -300,46 +300,60 @@ START_TEST(multi_row_kernels_equal_single_rows) {
 }
 END_TEST
 
-/* Element e (0..31) of a stored Q8_0 / Q4_0 / Q5_0 block as its signed integer. */
+/* Element e (0..31; Q6_K 0..255) of a stored Q8_0 / Q4_0 / Q5_0 / Q6_K block
+ * as its signed integer (Q6_K: before its sub-block's scale). */
 static int stored_int(uint32_t type, const uint8_t *blk, int e) {
+    if (type == HMTI_T_Q6_K) {
+        const int n = e / 128, k = e % 128 / 32, l = e % 32;
+        const int lo = (blk[64 * n + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 15;
+        return (lo | ((blk[128 + 32 * n + l] >> (2 * k)) & 3) << 4) - 32;
+    }
     if (type == HMTI_T_Q4_0) return (e < 16 ? blk[2 + e] & 15 : blk[2 + e - 16] >> 4) - 8;
     if (type == HMTI_T_Q5_0)
         return (e < 16 ? blk[6 + e] & 15 : blk[6 + e - 16] >> 4) + (int)(hmti_qu32(blk + 2) >> e & 1) * 16 - 16;
     return (int8_t)blk[2 + e];
 }
 
-/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16; where this CPU
- * has it): the one-row kernel equals the portable reference
- * (hmti_il16_dot_ref, hmti_il16h_dot_ref) bit for bit on every group and
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K; where
+ * this CPU has it): the one-row kernel equals the portable reference
+ * (hmti_il16_dot_ref, hmti_il16h_dot_ref, hmti_il16_q6k_dot_ref) bit for bit on every group and
  * the stored rows' kernel past the groups, over row ranges that start and
  * end inside groups; the reference is the stored rows' exact dot (block
  * int sums times both scales; the half types: the weights times x; float64)
  * up to float rounding; both dequantizers are exact. */
 START_TEST(il16_layout) {
-    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16, HMTI_T_BF16}, type = all[_i];
-    const int half = hmti_il16_half(type);
+    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16, HMTI_T_BF16, HMTI_T_Q6_K};
+    const uint32_t type = all[_i];
+    const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K;
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
+    const int64_t k_shapes[][2] = {{16, 256}, {19, 512}, {37, 768}, {53, 1536}, {69, 256}, {32, 2816}, {17, 512}};
     const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes;
     const int64_t be = hmti_qtraits_of(type)->block_elems; /* hmti_q_il_dequant counts these */
+    const int64_t kb = be > 32 ? be : 32;                   /* columns its kernels' blocks hold */
     uint64_t seed = 99;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const int64_t rows = shapes[si][0], cols = shapes[si][1], nb = cols / 32, rows16 = rows / 16 * 16;
+        const int64_t rows = q6k ? k_shapes[si][0] : shapes[si][0], cols = q6k ? k_shapes[si][1] : shapes[si][1];
+        const int64_t nb = cols / kb, rows16 = rows / 16 * 16;
         const size_t rb = hmti_qrow_bytes(type, cols);
         uint8_t *w = random_rows(type, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
         hmti_q_interleave(type, rows, cols, w, il);
         float *x = malloc((size_t)cols * sizeof *x), *y = malloc((size_t)rows * sizeof *y);
         float *ref = malloc((size_t)rows * sizeof *ref), *deq = malloc((size_t)cols * 16 * sizeof *deq);
         float *row = malloc((size_t)cols * sizeof *row);
-        hmti_q8_32 *act = malloc(hmti_qact_bytes(HMTI_T_Q8_0, cols));
+        void *act = malloc(hmti_qact_bytes(half ? HMTI_T_Q8_0 : type, cols));
+        const hmti_q8_32 *a32 = act;
+        const hmti_q8_256 *a256 = act;
         for (int64_t c = 0; c < cols; c++) x[c] = hmt_test_nrand(&seed);
-        hmti_quantize_q8_32(x, cols, act);
+        hmti_quantize_act(half ? HMTI_T_Q8_0 : type, x, cols, act);
         const void *a = half ? (const void *)x : (const void *)act; /* what the kernels read */
         for (int64_t g = 0; g < rows16; g += 16)
             if (half)
                 hmti_il16h_dot_ref(type, cols, il + (size_t)g * rb, x, ref + g);
+            else if (q6k)
+                hmti_il16_q6k_dot_ref(nb, il + (size_t)g * rb, a256, ref + g);
             else
-                hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, act, ref + g);
+                hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, a32, ref + g);
         for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(type, r, r + 1, cols, w, rb, a, ref);
         for (int k = 0; k < 4; k++) {
             const int64_t r0 = (5 * k) % rows, r1 = rows - (3 * k) % (rows - r0);
@@ -362,15 +376,17 @@ START_TEST(il16_layout) {
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *blk = w + (size_t)r * rb + (size_t)b * bb;
                 int32_t is = 0;
-                for (int e = 0; e < 32; e++) is += stored_int(type, blk, e) * act[b].qs[e];
-                const double t = (double)is * hmti_qf16(blk) * act[b].d;
+                for (int e = 0; e < kb; e++)
+                    is += (q6k ? (int8_t)blk[192 + e / 16] * stored_int(type, blk, e) * a256[b].qs[e]
+                               : stored_int(type, blk, e) * a32[b].qs[e]);
+                const double t = (double)is * (q6k ? hmti_qf16(blk + 208) * a256[b].d : hmti_qf16(blk) * a32[b].d);
                 s += t, sa += fabs(t);
             }
             EXPECT_MSG(fabs(ref[r] - s) <= (double)(nb + 2) * 0x1p-23 * sa, "row %lld: %.9g vs %.9g", (long long)r,
                        ref[r], s);
         }
         for (int64_t r = 0; r < rows; r++) { /* rows, from block 1 on */
-            const int64_t c0 = nb > 1 ? 32 : 0;
+            const int64_t c0 = nb > 1 ? kb : 0;
             hmti_dequantize_row(type, w + (size_t)r * rb, deq, cols);
             hmti_q_il_dequant(type, rows, cols, il, r, c0 / be, (cols - c0) / be, row);
             EXPECT_MSG(memcmp(row, deq + c0, (size_t)(cols - c0) * sizeof(float)) == 0, "dequant row %lld",
@@ -378,8 +394,10 @@ START_TEST(il16_layout) {
         }
         for (int64_t g = 0; g < rows; g += 16) { /* whole groups column-major; nothing else */
             const int whole = g + 16 <= rows16;
-            ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g, 0, nb, deq, 16), whole);
-            ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g + 1, 0, nb, deq, 16), 0);
+            /* b0, nb: 32-column blocks for every type (Q6_K: whole super-blocks only) */
+            if (q6k) ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g, 1, 7, deq, 16), 0);
+            ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g, 0, cols / 32, deq, 16), whole);
+            ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g + 1, 0, cols / 32, deq, 16), 0);
             for (int i = 0; i < 16 && whole; i++) {
                 hmti_dequantize_row(type, w + (size_t)(g + i) * rb, row, cols);
                 for (int64_t c = 0; c < cols; c++)
@@ -454,7 +472,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_loop_test(tc, il16_layout, 0, 5); /* Q8_0, Q4_0, Q5_0, F16, BF16 */
+    tcase_add_loop_test(tc, il16_layout, 0, 6); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

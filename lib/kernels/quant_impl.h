@@ -81,19 +81,25 @@ void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, flo
  * ones 16 + 4v..16 + 4v + 3 (q + 8, 0..15). Q5_0: the 16 rows' 32-bit 5th
  * bits (row order, 64 bytes), then the nibbles as Q4_0's (q + 16, 0..31).
  * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout (hmti_il16_block
- * also takes the half types below). Portable
- * (quant_il16.c): */
+ * also takes the half types and Q6_K below, which have their own
+ * functions). Portable (quant_il16.c): */
 enum { HMTI_IL16_ROWS = 16 };
 /* The types laid out so (where the CPU has AVX512-VNNI). */
 static inline int hmti_il16_type(uint32_t type) {
-    return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0;
+    return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0 || type == HMTI_T_Q6_K;
 }
 /* F16 and BF16 (where the CPU has AVX-512), rows of a multiple of 32
  * columns: laid out as [column][row 0..15], 2 bytes each. */
 static inline int hmti_il16_half(uint32_t type) { return type == HMTI_T_F16 || type == HMTI_T_BF16; }
-/* Bytes of 32 columns of a group. */
+/* Columns of a group's block: 256 for Q6_K (its super-blocks, below), else 32. */
+static inline int hmti_il16_cols(uint32_t type) { return type == HMTI_T_Q6_K ? 256 : 32; }
+/* Bytes of a group's block. */
 static inline size_t hmti_il16_block(uint32_t type) {
-    return hmti_il16_half(type) ? 1024 : 16 * (size_t)(type == HMTI_T_Q4_0 ? 18 : type == HMTI_T_Q5_0 ? 22 : 34);
+    return hmti_il16_half(type) ? 1024
+                                : 16 * (size_t)(type == HMTI_T_Q4_0   ? 18
+                                                : type == HMTI_T_Q5_0 ? 22
+                                                : type == HMTI_T_Q6_K ? 210
+                                                                      : 34);
 }
 /* The offset the unsigned weights carry: 8 (Q4_0), 16 (Q5_0) or 128 (Q8_0). */
 static inline int hmti_il16_offset(uint32_t type) {
@@ -143,6 +149,42 @@ void hmti_il16h_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t
 void hmti_il16h_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x, int64_t ldx,
                       int64_t n_act, float *y, int64_t ldy);
 void hmti_il16h_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
+
+/* ---- Q6_K in groups of 16 rows (quant_il16_q6k*.c, AVX512-VNNI) ------------------ */
+/* A group's super-block s (256 columns) starts at s * HMTI_IL16_Q6K_BLOCK
+ * (16 x 210 bytes: the file's bytes rearranged): the 16 rows' f16 d (row
+ * order, 32 bytes), their int8 scales as [sub-block j 0..15][row 0..15]
+ * (256 bytes), then 8 pairs of sub-blocks (2p, 2p + 1), 384 bytes each:
+ * the low 4 bits of the 6-bit q (0..63) as [k 0..3][row 0..15][4 bytes],
+ * byte i's low nibble element 32p + 4k + i, its high nibble element 32p +
+ * 16 + 4k + i (Q4_0's way); then the top 2 bits as [t 0..1][row 0..15][4
+ * bytes], bits 2k..2k+1 of byte i those of element 32p + 16t + 4k + i. So
+ * a pair's 6 loads give, per row in its own dword lane, the 32 elements'
+ * q in 8 vectors of 4, and a scale load per sub-block gives the 16 rows'. */
+enum {
+    HMTI_IL16_Q6K_BLOCK = 16 * 210,
+    HMTI_IL16_Q6K_SCALES = 32,  /* after the 16 d */
+    HMTI_IL16_Q6K_PAIRS = 288,  /* after the scales */
+    HMTI_IL16_Q6K_PAIR = 384,   /* 256 bytes of nibbles, 128 of top bits */
+};
+/* 16 stored rows (row_bytes apart, nsb super-blocks each) -> one group at dst. */
+void hmti_il16_q6k_pack(int64_t nsb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+/* y[r] = row r of the group at g dotted with act (nsb super-blocks): per
+ * row and super-block in order, the exact int sum S = sum over sub-blocks
+ * j of sc_j * (sum of q * a over j - 32 * act sum_j), then acc =
+ * fmaf((float)S, f16 d * act d, acc), from 0. The vector kernels' oracle. */
+void hmti_il16_q6k_dot_ref(int64_t nsb, const uint8_t *g, const hmti_q8_256 *act, float *y);
+/* Super-blocks [s0, s0 + n) of row r (0..15) of the group at g, exact. */
+void hmti_il16_q6k_dequant_row(const uint8_t *g, int r, int64_t s0, int64_t n, float *dst);
+/* AVX512-VNNI (quant_il16_q6k_x86.c): hmti_il16_q6k_dot_ref's bits for
+ * n_groups consecutive groups at w (y[16 g + r]); for n_act activation
+ * rows (act + a * act_stride) at once (y[a * ldy + 16 g + r]); super-blocks
+ * [s0, s0 + n) of a group's 16 rows, exact, column-major (element (r, c)
+ * at dst[c * ld + r]). */
+void hmti_il16_q6k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act, float *y);
+void hmti_il16_q6k_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
+                         int64_t n_act, float *y, int64_t ldy);
+void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
 
 /* Little-endian fields of a block (blocks are byte arrays: no alignment). */
 static inline float hmti_qf16(const uint8_t *p) {

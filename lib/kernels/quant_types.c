@@ -66,7 +66,7 @@ static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
 static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
 static int g_il_chunk[MAX_TYPE + 1];
-static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0, Q5_0, F16, BF16), 0 none */
+static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0, Q5_0, Q6_K, F16, BF16), 0 none */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -252,18 +252,21 @@ int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols) {
     return R && rows >= R && cols % 32 == 0;
 }
 
-/* ---- Q8_0, Q4_0, Q5_0 (quant_il16*.c), F16, BF16 (quant_il16_half*.c) in groups of 16 rows */
-/* Bytes of a row of cols elements (32-element blocks: no division). */
+/* ---- Q8_0, Q4_0, Q5_0 (quant_il16*.c), Q6_K (quant_il16_q6k*.c), F16, BF16 (quant_il16_half*.c) in groups of
+ * 16 rows */
+/* Bytes of a row of cols elements (blocks of 32 or 256 columns: no division). */
 static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
-    return (size_t)(cols >> 5) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
+    return (size_t)(cols >> (type == HMTI_T_Q6_K ? 8 : 5)) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
 }
 
 static void interleave16(uint32_t type, int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
-    const int64_t nb = cols / 32, rows16 = rows / 16 * 16;
+    const int64_t nb = cols / hmti_il16_cols(type), rows16 = rows / 16 * 16;
     const size_t rb = il16_row_bytes(type, cols);
     for (int64_t g = 0; g < rows16; g += 16)
         if (hmti_il16_half(type))
             hmti_il16h_pack(cols, s + (size_t)g * rb, rb, d + (size_t)g * rb);
+        else if (type == HMTI_T_Q6_K)
+            hmti_il16_q6k_pack(nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
         else
             hmti_il16_pack(type, nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
     if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
@@ -275,8 +278,12 @@ int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w
     const uint8_t *g = (const uint8_t *)w + (size_t)r * il16_row_bytes(type, cols);
     if (hmti_il16_half(type))
         hmti_il16h_dequant_cols(type, g, 32 * b0, 32 * nb, dst, ld);
-    else
+    else if (type != HMTI_T_Q6_K)
         hmti_il16_dequant_cols(type, g, b0, nb, dst, ld);
+    else if (b0 % 8 || nb % 8) /* not whole super-blocks */
+        return 0;
+    else
+        hmti_il16_q6k_dequant_cols(g, b0 / 8, nb / 8, dst, ld);
     return 1;
 }
 
@@ -284,6 +291,8 @@ int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w
 static void il16_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *g, const void *act, float *y) {
     if (hmti_il16_half(type))
         hmti_il16h_dot(type, n_groups, cols, g, act, y);
+    else if (type == HMTI_T_Q6_K)
+        hmti_il16_q6k_dot(n_groups, cols >> 8, g, act, y);
     else
         hmti_il16_dot_vnni(type, n_groups, cols / 32, g, act, y);
 }
@@ -292,8 +301,8 @@ static void il16_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_
  * middle into a buffer, the stored rows past the groups by the row kernel. */
 static void rows_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       const void *act, float *y) {
-    const int64_t nb = cols / 32, rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
-    const size_t gb = (size_t)nb * hmti_il16_block(type);
+    const int64_t rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
+    const size_t gb = 16 * il16_row_bytes(type, cols);
     int64_t r = r0;
     while (r < e16) {
         const int64_t g = r / 16, whole = (e16 - 16 * g) / 16;
@@ -313,7 +322,7 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
                             const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
     const int64_t nb = cols / 32, rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
     const int64_t g0 = (r0 + 15) / 16 * 16, g1 = g0 < e16 ? e16 / 16 * 16 : g0;
-    const size_t gb = (size_t)nb * hmti_il16_block(type);
+    const size_t gb = 16 * il16_row_bytes(type, cols);
     /* the rows around the whole groups one activation at a time */
     for (int64_t a = 0; a < n_act; a++) {
         const void *x = (const uint8_t *)act + (size_t)a * act_stride;
@@ -329,6 +338,8 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
     if (hmti_il16_half(type))
         hmti_il16h_multi(type, (g1 - g0) / 16, cols, gw, act, (int64_t)(act_stride / sizeof(float)), n_act, y + g0,
                          ldy);
+    else if (type == HMTI_T_Q6_K)
+        hmti_il16_q6k_multi((g1 - g0) / 16, cols / 256, gw, act, act_stride, n_act, y + g0, ldy);
     else if (type == HMTI_T_Q8_0 && hmti_il16_amx()) /* the AMX kernel reads Q8_0's layout only */
         hmti_il16_multi_amx((g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
     else
@@ -384,11 +395,14 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
                 hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + 2 * (size_t)b0, dst, nb_want);
             return;
         }
-        if (r < (rows & ~(int64_t)15))
-            hmti_il16_dequant_row(type, (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15), b0,
-                                  nb_want, dst);
+        const int q6k = type == HMTI_T_Q6_K; /* b0, nb_want: its super-blocks */
+        if (r >= (rows & ~(int64_t)15))
+            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * bb, dst,
+                                    nb_want * (q6k ? 256 : 32));
+        else if (q6k)
+            hmti_il16_q6k_dequant_row(g, (int)(r & 15), b0, nb_want, dst);
         else
-            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * bb, dst, nb_want * 32);
+            hmti_il16_dequant_row(type, g, (int)(r & 15), b0, nb_want, dst);
         return;
     }
     const int64_t C = g_il_chunk[type];
