@@ -129,3 +129,18 @@ AVX512_TARGET void hmti_il16h_dequant_cols(uint32_t type, const uint8_t *g, int6
                                            int64_t ld) {
     BY_TYPE(type, dequant_cols, g + 32 * c0, n, dst, ld);
 }
+
+/* ---- the family's table (quant_impl.h): ranges in columns ------------------------- */
+static void fam_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
+    (void)type;
+    hmti_il16h_pack(cols, src, row_bytes, dst);
+}
+static void fam_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act, float *y) {
+    hmti_il16h_dot(type, n_groups, cols, w, act, y);
+}
+static void fam_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,
+                      size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+    hmti_il16h_multi(type, n_groups, cols, w, act, (int64_t)(act_stride / sizeof(float)), n_act, y, ldy);
+}
+const hmti_il16_family hmti_il16_half_family = {32, fam_pack, fam_dot, fam_multi, hmti_il16h_dequant_row,
+                                                hmti_il16h_dequant_cols};

@@ -186,6 +186,30 @@ void hmti_il16_q6k_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const 
                          int64_t n_act, float *y, int64_t ldy);
 void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
 
+/* ---- the 16-row layouts as families, for the dispatch (quant_types.c) ------------ */
+/* A family's calls, every range in columns: cols is the width of the
+ * layout's block (32, or 256 for the K-quants), and column ranges are
+ * multiples of it (any width for the half types' dequantizers). act is the
+ * type's quantized activation row (floats for the half types); each x86
+ * file defines its family's table from the functions above. */
+typedef struct {
+    int cols;
+    /* 16 stored rows (row_bytes apart) -> one group at dst */
+    void (*pack)(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+    /* n_groups consecutive groups at w against one activation: y[16 g + r] */
+    void (*dot)(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act, float *y);
+    /* ... against n_act activations act_stride bytes apart: y[a * ldy + 16 g + r], each the dot's bits */
+    void (*multi)(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,
+                  size_t act_stride, int64_t n_act, float *y, int64_t ldy);
+    /* columns [c0, c0 + n) of row r (0..15) of the group at g, exact */
+    void (*dequant_row)(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst);
+    /* columns [c0, c0 + n) of the group's 16 rows, exact: element (r, c) at dst[c * ld + r] */
+    void (*dequant_cols)(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
+} hmti_il16_family;
+extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0 (quant_il16_x86.c) */
+extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
+extern const hmti_il16_family hmti_il16_half_family; /* F16, BF16 (quant_il16_half_x86.c) */
+
 /* Little-endian fields of a block (blocks are byte arrays: no alignment). */
 static inline float hmti_qf16(const uint8_t *p) {
     uint16_t h;

@@ -66,7 +66,8 @@ static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
 static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
 static int g_il_chunk[MAX_TYPE + 1];
-static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (Q8_0, Q4_0, Q5_0, Q6_K, F16, BF16), 0 none */
+static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (g_fam's), 0 none */
+static const hmti_il16_family *g_fam[MAX_TYPE + 1]; /* the 16-row layout's family, or NULL */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 hmti_vec_dot_fn hmti_vec_dot_path(uint32_t type, int path) {
@@ -90,6 +91,14 @@ static hmti_vec_dot4_fn vec_dot4_path(uint32_t type, int path) {
     }
 }
 
+/* The family laying type out in groups of 16 rows on this CPU (quant_il16*.c),
+ * or NULL: the half types need AVX-512, the quantized ones AVX512-VNNI. */
+static const hmti_il16_family *family_of(uint32_t type, int avx512, int vnni) {
+    if (hmti_il16_half(type)) return avx512 ? &hmti_il16_half_family : NULL;
+    if (!vnni || !hmti_il16_type(type)) return NULL;
+    return type == HMTI_T_Q6_K ? &hmti_il16_q6k_family : &hmti_il16_q32_family;
+}
+
 static void choose(void) {
     int level = hmti_cpu_level(); /* 0 scalar, 1 AVX2+FMA+F16C, 2 AVX-512 F/BW/VL/DQ */
     int path = level == 2 ? (has_avx512_vnni() ? HMTI_QPATH_VNNI : HMTI_QPATH_AVX512)
@@ -100,10 +109,11 @@ static void choose(void) {
         for (; p >= 0 && !(f = hmti_vec_dot_path(TRAITS[i].type, p)); p--) {}
         g_best[TRAITS[i].type] = f;
         g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
-        if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI && hmti_il16_type(TRAITS[i].type)) {
-            g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS; /* quant_il16*.c: AVX512-VNNI only */
-        } else if (level == 2 && hmti_il16_half(TRAITS[i].type)) {
-            g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS; /* quant_il16_half*.c: AVX-512 */
+        const hmti_il16_family *fam =
+            family_of(TRAITS[i].type, level == 2, path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI);
+        if (fam) {
+            g_fam[TRAITS[i].type] = fam;
+            g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS;
         } else if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
             int c = 0;
             hmti_vec_dot4_fn il = hmti_qdot_il_vnni_b32(TRAITS[i].type, &c);
@@ -252,49 +262,22 @@ int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols) {
     return R && rows >= R && cols % 32 == 0;
 }
 
-/* ---- Q8_0, Q4_0, Q5_0 (quant_il16*.c), Q6_K (quant_il16_q6k*.c), F16, BF16 (quant_il16_half*.c) in groups of
- * 16 rows */
-/* Bytes of a row of cols elements (blocks of 32 or 256 columns: no division). */
-static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
-    return (size_t)(cols >> (type == HMTI_T_Q6_K ? 8 : 5)) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
-}
-
+/* ---- groups of 16 rows (g_fam: quant_il16*.c) ----------------------------------- */
 static void interleave16(uint32_t type, int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
-    const int64_t nb = cols / hmti_il16_cols(type), rows16 = rows / 16 * 16;
-    const size_t rb = il16_row_bytes(type, cols);
-    for (int64_t g = 0; g < rows16; g += 16)
-        if (hmti_il16_half(type))
-            hmti_il16h_pack(cols, s + (size_t)g * rb, rb, d + (size_t)g * rb);
-        else if (type == HMTI_T_Q6_K)
-            hmti_il16_q6k_pack(nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
-        else
-            hmti_il16_pack(type, nb, s + (size_t)g * rb, rb, d + (size_t)g * rb);
+    const int64_t rows16 = rows / 16 * 16;
+    const size_t rb = hmti_qrow_bytes(type, cols); /* the layout's bytes are the file's */
+    for (int64_t g = 0; g < rows16; g += 16) g_fam[type]->pack(type, cols, s + (size_t)g * rb, rb, d + (size_t)g * rb);
     if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
 }
 
 int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                         int64_t nb, float *dst, int64_t ld) {
     if (hmti_q_il_rows(type) != HMTI_IL16_ROWS || r % 16 || r + 16 > rows) return 0;
-    const uint8_t *g = (const uint8_t *)w + (size_t)r * il16_row_bytes(type, cols);
-    if (hmti_il16_half(type))
-        hmti_il16h_dequant_cols(type, g, 32 * b0, 32 * nb, dst, ld);
-    else if (type != HMTI_T_Q6_K)
-        hmti_il16_dequant_cols(type, g, b0, nb, dst, ld);
-    else if (b0 % 8 || nb % 8) /* not whole super-blocks */
-        return 0;
-    else
-        hmti_il16_q6k_dequant_cols(g, b0 / 8, nb / 8, dst, ld);
+    const hmti_il16_family *f = g_fam[type];
+    const int64_t c0 = 32 * b0, n = 32 * nb;
+    if ((c0 | n) & (f->cols - 1)) return 0; /* not whole blocks of the layout */
+    f->dequant_cols(type, (const uint8_t *)w + (size_t)r * hmti_qrow_bytes(type, cols), c0, n, dst, ld);
     return 1;
-}
-
-/* n_groups whole groups at g against one activation (floats for the half types). */
-static void il16_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *g, const void *act, float *y) {
-    if (hmti_il16_half(type))
-        hmti_il16h_dot(type, n_groups, cols, g, act, y);
-    else if (type == HMTI_T_Q6_K)
-        hmti_il16_q6k_dot(n_groups, cols >> 8, g, act, y);
-    else
-        hmti_il16_dot_vnni(type, n_groups, cols / 32, g, act, y);
 }
 
 /* Rows [r0, r1): whole groups by the kernel, a group entered or left in its
@@ -302,27 +285,27 @@ static void il16_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_
 static void rows_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       const void *act, float *y) {
     const int64_t rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
-    const size_t gb = 16 * il16_row_bytes(type, cols);
+    const size_t rb = hmti_qrow_bytes(type, cols), gb = 16 * rb;
     int64_t r = r0;
     while (r < e16) {
         const int64_t g = r / 16, whole = (e16 - 16 * g) / 16;
         if (r % 16 || !whole) {
             float t[16];
-            il16_dot(type, 1, cols, (const uint8_t *)w + (size_t)g * gb, act, t);
+            g_fam[type]->dot(type, 1, cols, (const uint8_t *)w + (size_t)g * gb, act, t);
             for (; r < e16 && r < 16 * g + 16; r++) y[r] = t[r % 16];
             continue;
         }
-        il16_dot(type, whole, cols, (const uint8_t *)w + (size_t)g * gb, act, y + r);
+        g_fam[type]->dot(type, whole, cols, (const uint8_t *)w + (size_t)g * gb, act, y + r);
         r += 16 * whole;
     }
-    if (r < r1) hmti_gemv_q_rows(type, r, r1, cols, w, il16_row_bytes(type, cols), act, y);
+    if (r < r1) hmti_gemv_q_rows(type, r, r1, cols, w, rb, act, y);
 }
 
 static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
                             const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
-    const int64_t nb = cols / 32, rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
+    const int64_t rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
     const int64_t g0 = (r0 + 15) / 16 * 16, g1 = g0 < e16 ? e16 / 16 * 16 : g0;
-    const size_t gb = 16 * il16_row_bytes(type, cols);
+    const size_t gb = 16 * hmti_qrow_bytes(type, cols);
     /* the rows around the whole groups one activation at a time */
     for (int64_t a = 0; a < n_act; a++) {
         const void *x = (const uint8_t *)act + (size_t)a * act_stride;
@@ -334,16 +317,8 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
         rows_il16(type, rows, g1, r1, cols, w, x, y + a * ldy);
     }
     if (g0 >= g1) return;
-    const uint8_t *gw = (const uint8_t *)w + (size_t)(g0 / 16) * gb;
-    if (hmti_il16_half(type))
-        hmti_il16h_multi(type, (g1 - g0) / 16, cols, gw, act, (int64_t)(act_stride / sizeof(float)), n_act, y + g0,
-                         ldy);
-    else if (type == HMTI_T_Q6_K)
-        hmti_il16_q6k_multi((g1 - g0) / 16, cols / 256, gw, act, act_stride, n_act, y + g0, ldy);
-    else if (type == HMTI_T_Q8_0 && hmti_il16_amx()) /* the AMX kernel reads Q8_0's layout only */
-        hmti_il16_multi_amx((g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
-    else
-        hmti_il16_multi_vnni(type, (g1 - g0) / 16, nb, gw, act, act_stride, n_act, y + g0, ldy);
+    g_fam[type]->multi(type, (g1 - g0) / 16, cols, (const uint8_t *)w + (size_t)(g0 / 16) * gb, act, act_stride,
+                       n_act, y + g0, ldy);
 }
 
 /* Byte offset of block b of row r (0..3) inside its group (C: a power of 2). */
@@ -384,27 +359,18 @@ void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *sr
 
 void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                        int64_t nb_want, float *dst) {
-    /* called per row and tile by the prompt path: no divisions by variables */
-    if (g_il_rows[type] == HMTI_IL16_ROWS) { /* set: a matrix is interleaved only after choose */
-        const size_t rb = il16_row_bytes(type, cols), bb = hmti_il16_block(type) / HMTI_IL16_ROWS;
-        const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb;
-        if (hmti_il16_half(type)) { /* b0, nb_want: columns (blocks of one element) */
-            if (r < (rows & ~(int64_t)15))
-                hmti_il16h_dequant_row(type, g, (int)(r & 15), b0, nb_want, dst);
-            else
-                hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + 2 * (size_t)b0, dst, nb_want);
-            return;
-        }
-        const int q6k = type == HMTI_T_Q6_K; /* b0, nb_want: its super-blocks */
-        if (r >= (rows & ~(int64_t)15))
-            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * bb, dst,
-                                    nb_want * (q6k ? 256 : 32));
-        else if (q6k)
-            hmti_il16_q6k_dequant_row(g, (int)(r & 15), b0, nb_want, dst);
+    if (g_fam[type]) { /* set: a matrix is interleaved only after choose; rows of a group entered in its middle */
+        const hmti_qtraits *t = hmti_qtraits_of(type);
+        const size_t rb = hmti_qrow_bytes(type, cols);
+        if (r >= (rows & ~(int64_t)15)) /* the stored rows past the groups */
+            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * t->block_bytes, dst,
+                                    nb_want * t->block_elems);
         else
-            hmti_il16_dequant_row(type, g, (int)(r & 15), b0, nb_want, dst);
+            g_fam[type]->dequant_row(type, (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15),
+                                     b0 * t->block_elems, nb_want * t->block_elems, dst);
         return;
     }
+    /* the 4-row layouts: called per row and tile by the prompt path, so no divisions by variables */
     const int64_t C = g_il_chunk[type];
     const int64_t be = 32, nb = cols >> 5; /* the types with a layout: 32-element blocks */
     const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes, rb = (size_t)nb * bb;
