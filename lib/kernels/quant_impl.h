@@ -91,8 +91,6 @@ static inline int hmti_il16_type(uint32_t type) {
 /* F16 and BF16 (where the CPU has AVX-512), rows of a multiple of 32
  * columns: laid out as [column][row 0..15], 2 bytes each. */
 static inline int hmti_il16_half(uint32_t type) { return type == HMTI_T_F16 || type == HMTI_T_BF16; }
-/* Columns of a group's block: 256 for Q6_K (its super-blocks, below), else 32. */
-static inline int hmti_il16_cols(uint32_t type) { return type == HMTI_T_Q6_K ? 256 : 32; }
 /* Bytes of a group's block. */
 static inline size_t hmti_il16_block(uint32_t type) {
     return hmti_il16_half(type) ? 1024
