@@ -86,50 +86,55 @@ static libxsmm_smmfunction get_kernel(int64_t m, int64_t n, int64_t k, int64_t l
 /* ---- loop GEMM (edges and fallback) ------------------------------------------- */
 /* C = A·B + beta·C, column-major, any sizes. Four columns of C share each
  * vector of A; accumulators live in registers across the whole k loop. */
-/* One column of c (b0 → c0): rows [0, m) in 16-row blocks, each block's sum in two
- * chains (even and odd p) added at the end. Four blocks run side by side
- * (8 independent chains instead of 2: attention's decode products, one
- * column with k = 64..n_ctx, were bound by the FMA latency); every output
- * keeps its own chains and order, so the results do not change. */
+/* nq (1..4) blocks of 16 rows of one column of c (b0 -> c0), side by side
+ * (mk: each block's rows), each block's sum in two chains (even and odd p)
+ * added at the end. Side by side, 2 nq chains run at once instead of 2:
+ * attention's decode products, one column with k = 64..n_ctx, were bound
+ * by the FMA latency. Each output keeps its own chains and order, so how
+ * many blocks run together does not change a bit. */
+AVX512_TARGET static inline __attribute__((always_inline)) void col_blocks(const int nq, int64_t k, const float *a,
+                                                                         int64_t lda, const float *b0, float *c0,
+                                                                         int beta, const __mmask16 *mk) {
+    __m512 s[4], t[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < nq; q++) {
+        s[q] = beta ? _mm512_maskz_loadu_ps(mk[q], c0 + 16 * q) : _mm512_setzero_ps();
+        t[q] = _mm512_setzero_ps();
+    }
+    int64_t p = 0;
+    for (; p + 2 <= k; p += 2) {
+        const __m512 x0 = _mm512_set1_ps(b0[p]), x1 = _mm512_set1_ps(b0[p + 1]);
+        const float *r0 = a + p * lda, *r1 = r0 + lda;
+#pragma GCC unroll 4
+        for (int q = 0; q < nq; q++) {
+            s[q] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk[q], r0 + 16 * q), x0, s[q]);
+            t[q] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk[q], r1 + 16 * q), x1, t[q]);
+        }
+    }
+    if (p < k)
+#pragma GCC unroll 4
+        for (int q = 0; q < nq; q++)
+            s[q] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk[q], a + p * lda + 16 * q), _mm512_set1_ps(b0[p]), s[q]);
+#pragma GCC unroll 4
+    for (int q = 0; q < nq; q++) _mm512_mask_storeu_ps(c0 + 16 * q, mk[q], _mm512_add_ps(s[q], t[q]));
+}
+
+/* One column of c (b0 -> c0): rows [0, m) 64 at a time, then the rest (up
+ * to 4 blocks, the last one partial) in one more pass. */
 AVX512_TARGET static void loop_col_avx512(int64_t m, int64_t k, const float *a, int64_t lda,
                                           const float *b0, float *c0, int beta) {
+    __mmask16 mk[4] = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
     int64_t i = 0;
-    for (; i + 64 <= m; i += 64) {
-        __m512 s[4], t[4];
-        for (int q = 0; q < 4; q++) {
-            s[q] = beta ? _mm512_loadu_ps(c0 + i + 16 * q) : _mm512_setzero_ps();
-            t[q] = _mm512_setzero_ps();
-        }
-        int64_t p = 0;
-        for (; p + 2 <= k; p += 2) {
-            const __m512 x0 = _mm512_set1_ps(b0[p]), x1 = _mm512_set1_ps(b0[p + 1]);
-            const float *r0 = a + p * lda + i, *r1 = r0 + lda;
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++) {
-                s[q] = _mm512_fmadd_ps(_mm512_loadu_ps(r0 + 16 * q), x0, s[q]);
-                t[q] = _mm512_fmadd_ps(_mm512_loadu_ps(r1 + 16 * q), x1, t[q]);
-            }
-        }
-        if (p < k)
-            for (int q = 0; q < 4; q++)
-                s[q] = _mm512_fmadd_ps(_mm512_loadu_ps(a + p * lda + i + 16 * q), _mm512_set1_ps(b0[p]),
-                                       s[q]);
-        for (int q = 0; q < 4; q++) _mm512_storeu_ps(c0 + i + 16 * q, _mm512_add_ps(s[q], t[q]));
-    }
-    for (; i < m; i += 16) {
-        int64_t w = m - i < 16 ? m - i : 16;
-        __mmask16 mk = (__mmask16)(w == 16 ? 0xFFFFu : (1u << w) - 1u);
-        __m512 s0 = beta ? _mm512_maskz_loadu_ps(mk, c0 + i) : _mm512_setzero_ps();
-        __m512 s1 = _mm512_setzero_ps();
-        int64_t p = 0;
-        for (; p + 2 <= k; p += 2) {
-            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + p * lda + i), _mm512_set1_ps(b0[p]), s0);
-            s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + (p + 1) * lda + i),
-                                 _mm512_set1_ps(b0[p + 1]), s1);
-        }
-        if (p < k)
-            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + p * lda + i), _mm512_set1_ps(b0[p]), s0);
-        _mm512_mask_storeu_ps(c0 + i, mk, _mm512_add_ps(s0, s1));
+    for (; i + 64 <= m; i += 64) col_blocks(4, k, a + i, lda, b0, c0 + i, beta, mk);
+    const int64_t rest = m - i;
+    if (!rest) return;
+    const int nq = (int)((rest + 15) / 16), last = (int)(rest - 16 * (nq - 1));
+    mk[nq - 1] = (__mmask16)(last == 16 ? 0xFFFFu : (1u << last) - 1u);
+    switch (nq) { /* constant block counts: the sums stay in registers */
+    case 1: col_blocks(1, k, a + i, lda, b0, c0 + i, beta, mk); break;
+    case 2: col_blocks(2, k, a + i, lda, b0, c0 + i, beta, mk); break;
+    case 3: col_blocks(3, k, a + i, lda, b0, c0 + i, beta, mk); break;
+    default: col_blocks(4, k, a + i, lda, b0, c0 + i, beta, mk); break;
     }
 }
 
@@ -249,6 +254,10 @@ void hmti_gemm_cm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, 
         return;
     }
     int64_t mf = m / GM * GM, nf = n / GN * GN;
+    if (!nf) { /* no whole tile (decode's attention products): the loop over all rows at once */
+        loop_gemm(m, n, k, a, lda, b, ldb, c, ldc, bflag);
+        return;
+    }
     for (int64_t j = 0; j < nf; j += GN) {
         for (int64_t i = 0; i < mf; i += GM) {
             float *cij = c + j * ldc + i;

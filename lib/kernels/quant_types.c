@@ -284,6 +284,7 @@ int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w
  * middle into a buffer, the stored rows past the groups by the row kernel. */
 static void rows_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
                       const void *act, float *y) {
+    if (r0 >= r1) return; /* the batched path asks for the (often empty) rows around its groups */
     const int64_t rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
     const size_t rb = hmti_qrow_bytes(type, cols), gb = 16 * rb;
     int64_t r = r0;
