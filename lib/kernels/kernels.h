@@ -67,9 +67,14 @@ int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi);
  * share that starts late or is descheduled does not hold the job up). */
 #define HMTI_SWORK_MAX 64
 typedef struct {
+    /* front << 32 | back, in units; a cache line each, so that shares
+     * grabbing from their own segments do not bounce one line between cores */
+    _Alignas(64) _Atomic uint64_t v;
+} hmti_swork_seg;
+typedef struct {
     int64_t grab;
     int n_seg;
-    _Atomic uint64_t seg[HMTI_SWORK_MAX]; /* front << 32 | back, in units */
+    hmti_swork_seg seg[HMTI_SWORK_MAX];
 } hmti_swork;
 void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth);
 int hmti_swork_take(hmti_swork *w, int ith, int64_t *lo, int64_t *hi);

@@ -426,19 +426,19 @@ void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth) {
     for (int s = 0; s < w->n_seg; s++) {
         int64_t lo, hi;
         hmti_split_range(n, s, w->n_seg, 1, &lo, &hi);
-        atomic_init(&w->seg[s], (uint64_t)lo << 32 | (uint64_t)hi);
+        atomic_init(&w->seg[s].v, (uint64_t)lo << 32 | (uint64_t)hi);
     }
 }
 
 /* A grab from the front (own segment) or the back (another's) of segment s. */
 static int swork_grab(hmti_swork *w, int s, int front, int64_t *lo, int64_t *hi) {
-    uint64_t v = atomic_load_explicit(&w->seg[s], memory_order_relaxed);
+    uint64_t v = atomic_load_explicit(&w->seg[s].v, memory_order_relaxed);
     for (;;) {
         const int64_t f = (int64_t)(v >> 32), b = (int64_t)(v & 0xFFFFFFFFu);
         if (f >= b) return 0;
         const int64_t nf = front ? (f + w->grab < b ? f + w->grab : b) : f;
         const int64_t nb = front ? b : (b - w->grab > f ? b - w->grab : f);
-        if (atomic_compare_exchange_weak_explicit(&w->seg[s], &v, (uint64_t)nf << 32 | (uint64_t)nb,
+        if (atomic_compare_exchange_weak_explicit(&w->seg[s].v, &v, (uint64_t)nf << 32 | (uint64_t)nb,
                                                   memory_order_relaxed, memory_order_relaxed)) {
             *lo = front ? f : nb;
             *hi = front ? nf : b;
