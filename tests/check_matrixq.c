@@ -419,16 +419,24 @@ START_TEST(first_nonfinite) {
         uint8_t *w = random_rows(t, 1, n, &seed);
         ck_assert_int_eq(hmti_quant_first_nonfinite(t, w, n, NULL), -1);
         if (tr->block_elems == 1) {
+            /* the vector scans test 64 or 128 elements per turn: before, at
+             * and past turn edges, in the scalar tail (n = 1021), and the
+             * first of two */
             const size_t es = (size_t)tr->block_bytes;
-            uint8_t *e = w + 5 * es;
-            if (t == HMTI_T_F32) {
-                const float nan = NAN;
-                memcpy(e, &nan, 4);
-            } else {
-                const uint16_t inf = t == HMTI_T_F16 ? 0x7C00 : 0x7F80;
-                memcpy(e, &inf, 2);
+            const int64_t m = 1021, pos[] = {0, 5, 63, 64, 127, 128, 129, 255, 256, 700, 1019, 1020};
+            uint8_t *bad = random_rows(t, 1, m, &seed);
+            ck_assert_int_eq(hmti_quant_first_nonfinite(t, bad, m, NULL), -1);
+            for (int k = (int)(sizeof pos / sizeof pos[0]) - 1; k >= 0; k--) { /* last first: each new one is first */
+                if (t == HMTI_T_F32) {
+                    const float nan = k % 2 ? NAN : -INFINITY;
+                    memcpy(bad + pos[k] * es, &nan, 4);
+                } else {
+                    const uint16_t inf = t == HMTI_T_F16 ? (k % 2 ? 0x7C00 : 0xFE01) : (k % 2 ? 0x7F80 : 0xFFC1);
+                    memcpy(bad + pos[k] * es, &inf, 2);
+                }
+                ck_assert_int_eq(hmti_quant_first_nonfinite(t, bad, m, NULL), pos[k]);
             }
-            ck_assert_int_eq(hmti_quant_first_nonfinite(t, w, n, NULL), 5);
+            free(bad);
         } else {
             int d_off, m_off;
             f16_fields(t, &d_off, &m_off);

@@ -175,26 +175,69 @@ void hmti_row_to_f32(const void *src, uint32_t src_type, float *dst, int64_t n) 
 }
 
 /* ---- non-finite checks ------------------------------------------------------ */
-/* An element is non-finite when its exponent bits are all ones. Blocks of 256
- * are OR-reduced without branches (the compiler vectorizes that) and only a
- * block that has one is searched. Weights in their stored types are checked
- * by hmti_quant_first_nonfinite (quant_check.c), which uses this for F32. */
-#define SCAN_BLOCK 256
-
-static int64_t first_exp_all_ones_u32(const uint32_t *u, int64_t n, uint32_t mask) {
-    for (int64_t b = 0; b < n; b += SCAN_BLOCK) {
-        const int64_t e = n - b < SCAN_BLOCK ? n : b + SCAN_BLOCK;
-        uint32_t any = 0;
-        for (int64_t i = b; i < e; i++) any |= (u[i] & mask) == mask;
-        if (any)
-            for (int64_t i = b; i < e; i++)
-                if ((u[i] & mask) == mask) return i;
+/* An element is non-finite when its exponent bits are all ones. The vector
+ * loops test 64 (F32) or 128 (F16/BF16) elements per turn and stop at the
+ * first turn that has one; the scalar loop then finds it (and does the
+ * tail, and CPUs without AVX-512). This scan reads every weight of a float
+ * file at load: scalar, it was half of a load's time (1.1B F32: 3.5 s of
+ * 7 s). Weights in their stored types: hmti_quant_first_nonfinite
+ * (quant_check.c). */
+static int64_t first_all_ones_u32(const uint8_t *p, int64_t n, uint32_t mask) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, p + 4 * i, 4);
+        if ((u & mask) == mask) return i;
     }
     return -1;
 }
 
+static int64_t first_all_ones_u16(const uint8_t *p, int64_t n, uint16_t mask) {
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t u;
+        memcpy(&u, p + 2 * i, 2);
+        if ((u & mask) == mask) return i;
+    }
+    return -1;
+}
+
+AVX512_TARGET static int64_t clean_prefix_u32_avx512(const uint8_t *p, int64_t n, uint32_t mask) {
+    const __m512i m = _mm512_set1_epi32((int)mask);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __mmask16 k = 0;
+        for (int q = 0; q < 4; q++)
+            k |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_loadu_si512(p + 4 * i + 64 * q), m), m);
+        if (k) break;
+    }
+    return i;
+}
+
+AVX512_TARGET static int64_t clean_prefix_u16_avx512(const uint8_t *p, int64_t n, uint16_t mask) {
+    const __m512i m = _mm512_set1_epi16((short)mask);
+    int64_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        __mmask32 k = 0;
+        for (int q = 0; q < 4; q++)
+            k |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(_mm512_loadu_si512(p + 2 * i + 64 * q), m), m);
+        if (k) break;
+    }
+    return i;
+}
+
 int64_t hmti_first_nonfinite(const float *v, int64_t n) {
-    return first_exp_all_ones_u32((const uint32_t *)(const void *)v, n, 0x7F800000u);
+    const uint8_t *p = (const uint8_t *)v;
+    const uint32_t mask = 0x7F800000u;
+    const int64_t i0 = hmti_cpu_level() >= 2 ? clean_prefix_u32_avx512(p, n, mask) : 0;
+    const int64_t i = first_all_ones_u32(p + 4 * i0, n - i0, mask);
+    return i < 0 ? -1 : i0 + i;
+}
+
+int64_t hmti_first_nonfinite_half(const void *h, int64_t n, int bf16) {
+    const uint8_t *p = h;
+    const uint16_t mask = bf16 ? 0x7F80u : 0x7C00u;
+    const int64_t i0 = hmti_cpu_level() >= 2 ? clean_prefix_u16_avx512(p, n, mask) : 0;
+    const int64_t i = first_all_ones_u16(p + 2 * i0, n - i0, mask);
+    return i < 0 ? -1 : i0 + i;
 }
 
 const char *hmti_nonfinite_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }

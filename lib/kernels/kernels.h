@@ -258,6 +258,8 @@ size_t hmti_row_size(uint32_t type, int64_t n);
  * of the first non-finite value of v[0..n), or -1 when all are finite; read
  * from the raw bits (weights in their stored types: hmti_quant_first_nonfinite). */
 int64_t hmti_first_nonfinite(const float *v, int64_t n);
+/* The same for n F16 (bf16 = 0) or BF16 halves at h (any alignment). */
+int64_t hmti_first_nonfinite_half(const void *h, int64_t n, int bf16);
 /* "NaN", "+inf" or "-inf" for a non-finite value (messages). */
 const char *hmti_nonfinite_name(float v);
 

@@ -36,21 +36,16 @@ int64_t hmti_quant_first_nonfinite(uint32_t type, const void *data, int64_t n_el
         return i;
     }
     if (t->block_elems == 1) { /* F16: exponent 0x1F; BF16: exponent 0xFF */
-        const uint16_t mask = type == HMTI_T_F16 ? 0x7C00u : 0x7F80u;
-        for (int64_t i = 0; i < n_elems; i++) {
+        const int64_t i = hmti_first_nonfinite_half(p, n_elems, type == HMTI_T_BF16);
+        if (i >= 0 && value) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            if ((h & mask) == mask) {
-                if (value) {
-                    uint32_t u = (uint32_t)h << 16;
-                    float bf;
-                    memcpy(&bf, &u, 4);
-                    *value = type == HMTI_T_F16 ? hmti_f16_to_f32(h) : bf;
-                }
-                return i;
-            }
+            const uint32_t u = (uint32_t)h << 16;
+            float bf;
+            memcpy(&bf, &u, 4);
+            *value = type == HMTI_T_F16 ? hmti_f16_to_f32(h) : bf;
         }
-        return -1;
+        return i;
     }
     const int16_t *f = f16_fields(type);
     const int64_t nb = n_elems / t->block_elems;
