@@ -182,62 +182,44 @@ void hmti_row_to_f32(const void *src, uint32_t src_type, float *dst, int64_t n) 
  * file at load: scalar, it was half of a load's time (1.1B F32: 3.5 s of
  * 7 s). Weights in their stored types: hmti_quant_first_nonfinite
  * (quant_check.c). */
-static int64_t first_all_ones_u32(const uint8_t *p, int64_t n, uint32_t mask) {
+/* Elements of `size` bytes (4 or 2) and their exponent mask. */
+static int64_t first_all_ones(const uint8_t *p, int64_t n, int size, uint32_t mask) {
     for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, p + 4 * i, 4);
+        uint32_t u = 0;
+        memcpy(&u, p + (size_t)size * i, (size_t)size); /* little-endian: the element's bits */
         if ((u & mask) == mask) return i;
     }
     return -1;
 }
 
-static int64_t first_all_ones_u16(const uint8_t *p, int64_t n, uint16_t mask) {
-    for (int64_t i = 0; i < n; i++) {
-        uint16_t u;
-        memcpy(&u, p + 2 * i, 2);
-        if ((u & mask) == mask) return i;
-    }
-    return -1;
-}
-
-AVX512_TARGET static int64_t clean_prefix_u32_avx512(const uint8_t *p, int64_t n, uint32_t mask) {
-    const __m512i m = _mm512_set1_epi32((int)mask);
+/* The elements before the first 256-byte turn that holds one. */
+AVX512_TARGET static int64_t clean_prefix_avx512(const uint8_t *p, int64_t n, int size, uint32_t mask) {
+    const __m512i m = size == 4 ? _mm512_set1_epi32((int)mask) : _mm512_set1_epi16((short)mask);
+    const int64_t per_turn = 256 / size;
     int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __mmask16 k = 0;
-        for (int q = 0; q < 4; q++)
-            k |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_loadu_si512(p + 4 * i + 64 * q), m), m);
+    for (; i + per_turn <= n; i += per_turn) {
+        uint64_t k = 0;
+        for (int q = 0; q < 4; q++) {
+            const __m512i v = _mm512_and_si512(_mm512_loadu_si512(p + (size_t)size * i + 64 * q), m);
+            k |= size == 4 ? _mm512_cmpeq_epi32_mask(v, m) : _mm512_cmpeq_epi16_mask(v, m);
+        }
         if (k) break;
     }
     return i;
 }
 
-AVX512_TARGET static int64_t clean_prefix_u16_avx512(const uint8_t *p, int64_t n, uint16_t mask) {
-    const __m512i m = _mm512_set1_epi16((short)mask);
-    int64_t i = 0;
-    for (; i + 128 <= n; i += 128) {
-        __mmask32 k = 0;
-        for (int q = 0; q < 4; q++)
-            k |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(_mm512_loadu_si512(p + 2 * i + 64 * q), m), m);
-        if (k) break;
-    }
-    return i;
+static int64_t first_nonfinite(const uint8_t *p, int64_t n, int size, uint32_t mask) {
+    const int64_t i0 = hmti_cpu_level() >= 2 ? clean_prefix_avx512(p, n, size, mask) : 0;
+    const int64_t i = first_all_ones(p + (size_t)size * i0, n - i0, size, mask);
+    return i < 0 ? -1 : i0 + i;
 }
 
 int64_t hmti_first_nonfinite(const float *v, int64_t n) {
-    const uint8_t *p = (const uint8_t *)v;
-    const uint32_t mask = 0x7F800000u;
-    const int64_t i0 = hmti_cpu_level() >= 2 ? clean_prefix_u32_avx512(p, n, mask) : 0;
-    const int64_t i = first_all_ones_u32(p + 4 * i0, n - i0, mask);
-    return i < 0 ? -1 : i0 + i;
+    return first_nonfinite((const uint8_t *)v, n, 4, 0x7F800000u);
 }
 
 int64_t hmti_first_nonfinite_half(const void *h, int64_t n, int bf16) {
-    const uint8_t *p = h;
-    const uint16_t mask = bf16 ? 0x7F80u : 0x7C00u;
-    const int64_t i0 = hmti_cpu_level() >= 2 ? clean_prefix_u16_avx512(p, n, mask) : 0;
-    const int64_t i = first_all_ones_u16(p + 2 * i0, n - i0, mask);
-    return i < 0 ? -1 : i0 + i;
+    return first_nonfinite(h, n, 2, bf16 ? 0x7F80u : 0x7C00u);
 }
 
 const char *hmti_nonfinite_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
