@@ -300,9 +300,11 @@ START_TEST(multi_row_kernels_equal_single_rows) {
 }
 END_TEST
 
-/* Element e (0..31; Q6_K 0..255) of a stored Q8_0 / Q4_0 / Q5_0 / Q6_K block
- * as its signed integer (Q6_K: before its sub-block's scale). */
+/* Element e (0..31; Q4_K, Q6_K 0..255) of a stored Q8_0 / Q4_0 / Q5_0 /
+ * Q4_K / Q6_K block as its integer (the K-quants: before their sub-block's
+ * scale; Q4_K: q, 0..15, before its min). */
 static int stored_int(uint32_t type, const uint8_t *blk, int e) {
+    if (type == HMTI_T_Q4_K) return (blk[16 + 32 * (e / 64) + e % 32] >> (e % 64 < 32 ? 0 : 4)) & 15;
     if (type == HMTI_T_Q6_K) {
         const int n = e / 128, k = e % 128 / 32, l = e % 32;
         const int lo = (blk[64 * n + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 15;
@@ -314,17 +316,20 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
     return (int8_t)blk[2 + e];
 }
 
-/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K; where
- * this CPU has it): the one-row kernel equals the portable reference
- * (hmti_il16_dot_ref, hmti_il16h_dot_ref, hmti_il16_q6k_dot_ref) bit for bit on every group and
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K;
+ * where this CPU has it): the one-row kernel equals the portable reference
+ * (hmti_il16_dot_ref, hmti_il16h_dot_ref, hmti_il16_q6k_dot_ref,
+ * hmti_il16_q4k_dot_ref) bit for bit on every group and
  * the stored rows' kernel past the groups, over row ranges that start and
  * end inside groups; the reference is the stored rows' exact dot (block
- * int sums times both scales; the half types: the weights times x; float64)
- * up to float rounding; both dequantizers are exact. */
+ * int sums times both scales, Q4_K's mins term too; the half types: the
+ * weights times x; float64) up to float rounding; both dequantizers are
+ * exact. */
 START_TEST(il16_layout) {
-    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16, HMTI_T_BF16, HMTI_T_Q6_K};
+    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16, HMTI_T_BF16, HMTI_T_Q6_K, HMTI_T_Q4_K};
     const uint32_t type = all[_i];
-    const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K;
+    const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K, q4k = type == HMTI_T_Q4_K;
+    const int kq = q6k || q4k; /* super-blocks of 256 columns */
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
     const int64_t k_shapes[][2] = {{16, 256}, {19, 512}, {37, 768}, {53, 1536}, {69, 256}, {32, 2816}, {17, 512}};
@@ -333,7 +338,7 @@ START_TEST(il16_layout) {
     const int64_t kb = be > 32 ? be : 32;                   /* columns its kernels' blocks hold */
     uint64_t seed = 99;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const int64_t rows = q6k ? k_shapes[si][0] : shapes[si][0], cols = q6k ? k_shapes[si][1] : shapes[si][1];
+        const int64_t rows = kq ? k_shapes[si][0] : shapes[si][0], cols = kq ? k_shapes[si][1] : shapes[si][1];
         const int64_t nb = cols / kb, rows16 = rows / 16 * 16;
         const size_t rb = hmti_qrow_bytes(type, cols);
         uint8_t *w = random_rows(type, rows, cols, &seed), *il = malloc(rb * (size_t)rows);
@@ -352,6 +357,8 @@ START_TEST(il16_layout) {
                 hmti_il16h_dot_ref(type, cols, il + (size_t)g * rb, x, ref + g);
             else if (q6k)
                 hmti_il16_q6k_dot_ref(nb, il + (size_t)g * rb, a256, ref + g);
+            else if (q4k)
+                hmti_il16_q4k_dot_ref(nb, il + (size_t)g * rb, a256, ref + g);
             else
                 hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, a32, ref + g);
         for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(type, r, r + 1, cols, w, rb, a, ref);
@@ -375,12 +382,19 @@ START_TEST(il16_layout) {
             double s = 0, sa = 0;
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *blk = w + (size_t)r * rb + (size_t)b * bb;
-                int32_t is = 0;
-                for (int e = 0; e < kb; e++)
-                    is += (q6k ? (int8_t)blk[192 + e / 16] * stored_int(type, blk, e) * a256[b].qs[e]
-                               : stored_int(type, blk, e) * a32[b].qs[e]);
-                const double t = (double)is * (q6k ? hmti_qf16(blk + 208) * a256[b].d : hmti_qf16(blk) * a32[b].d);
-                s += t, sa += fabs(t);
+                int32_t is = 0, ms = 0; /* Q4_K: the mins term apart, times dmin */
+                for (int e = 0; e < kb; e++) {
+                    int sc = 1, m = 0;
+                    if (q4k) hmti_k_scale_min(e / 32, blk + 4, &sc, &m);
+                    if (q6k) sc = (int8_t)blk[192 + e / 16];
+                    is += sc * stored_int(type, blk, e) * (kq ? a256[b].qs[e] : a32[b].qs[e]);
+                    ms += m * (kq ? a256[b].qs[e] : 0);
+                }
+                const double t = (double)is * (q6k ? hmti_qf16(blk + 208) * a256[b].d
+                                               : q4k ? hmti_qf16(blk) * a256[b].d
+                                                     : hmti_qf16(blk) * a32[b].d);
+                const double tm = q4k ? (double)ms * (hmti_qf16(blk + 2) * a256[b].d) : 0;
+                s += t - tm, sa += fabs(t) + fabs(tm);
             }
             EXPECT_MSG(fabs(ref[r] - s) <= (double)(nb + 2) * 0x1p-23 * sa, "row %lld: %.9g vs %.9g", (long long)r,
                        ref[r], s);
@@ -394,8 +408,8 @@ START_TEST(il16_layout) {
         }
         for (int64_t g = 0; g < rows; g += 16) { /* whole groups column-major; nothing else */
             const int whole = g + 16 <= rows16;
-            /* b0, nb: 32-column blocks for every type (Q6_K: whole super-blocks only) */
-            if (q6k) ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g, 1, 7, deq, 16), 0);
+            /* b0, nb: 32-column blocks for every type (the K-quants: whole super-blocks only) */
+            if (kq) ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g, 1, 7, deq, 16), 0);
             ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g, 0, cols / 32, deq, 16), whole);
             ck_assert_int_eq(hmti_q_il_dequant16(type, rows, cols, il, g + 1, 0, cols / 32, deq, 16), 0);
             for (int i = 0; i < 16 && whole; i++) {
@@ -480,7 +494,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_loop_test(tc, il16_layout, 0, 6); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K */
+    tcase_add_loop_test(tc, il16_layout, 0, 7); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

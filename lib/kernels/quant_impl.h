@@ -81,12 +81,13 @@ void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, flo
  * ones 16 + 4v..16 + 4v + 3 (q + 8, 0..15). Q5_0: the 16 rows' 32-bit 5th
  * bits (row order, 64 bytes), then the nibbles as Q4_0's (q + 16, 0..31).
  * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout (hmti_il16_block
- * also takes the half types and Q6_K below, which have their own
+ * also takes the half types, Q4_K and Q6_K below, which have their own
  * functions). Portable (quant_il16.c): */
 enum { HMTI_IL16_ROWS = 16 };
 /* The types laid out so (where the CPU has AVX512-VNNI). */
 static inline int hmti_il16_type(uint32_t type) {
-    return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0 || type == HMTI_T_Q6_K;
+    return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0 || type == HMTI_T_Q4_K ||
+           type == HMTI_T_Q6_K;
 }
 /* F16 and BF16 (where the CPU has AVX-512), rows of a multiple of 32
  * columns: laid out as [column][row 0..15], 2 bytes each. */
@@ -96,6 +97,7 @@ static inline size_t hmti_il16_block(uint32_t type) {
     return hmti_il16_half(type) ? 1024
                                 : 16 * (size_t)(type == HMTI_T_Q4_0   ? 18
                                                 : type == HMTI_T_Q5_0 ? 22
+                                                : type == HMTI_T_Q4_K ? 144
                                                 : type == HMTI_T_Q6_K ? 210
                                                                       : 34);
 }
