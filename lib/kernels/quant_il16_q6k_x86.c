@@ -169,26 +169,5 @@ AVX512_TARGET void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int6
     }
 }
 
-/* ---- the family's table (quant_impl.h): ranges in columns, super-blocks of 256 ----- */
-static void fam_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
-    (void)type;
-    hmti_il16_q6k_pack(cols / 256, src, row_bytes, dst);
-}
-static void fam_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act, float *y) {
-    (void)type;
-    hmti_il16_q6k_dot(n_groups, cols / 256, w, act, y);
-}
-static void fam_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,
-                      size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
-    (void)type;
-    hmti_il16_q6k_multi(n_groups, cols / 256, w, act, act_stride, n_act, y, ldy);
-}
-static void fam_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) {
-    (void)type;
-    hmti_il16_q6k_dequant_row(g, r, c0 / 256, n / 256, dst);
-}
-static void fam_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld) {
-    (void)type;
-    hmti_il16_q6k_dequant_cols(g, c0 / 256, n / 256, dst, ld);
-}
-const hmti_il16_family hmti_il16_q6k_family = {256, fam_pack, fam_dot, fam_multi, fam_dequant_row, fam_dequant_cols};
+/* ---- the family's table (quant_impl.h) ---- */
+HMTI_IL16_K_FAMILY(q6k);

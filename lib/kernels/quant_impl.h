@@ -244,6 +244,35 @@ typedef struct {
     /* columns [c0, c0 + n) of the group's 16 rows, exact: element (r, c) at dst[c * ld + r] */
     void (*dequant_cols)(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
 } hmti_il16_family;
+/* The table of a K-quant family whose functions count super-blocks of 256
+ * columns (hmti_il16_<name>_pack, _dot, _multi, _dequant_row,
+ * _dequant_cols): one definition, in that family's x86 file. */
+#define HMTI_IL16_K_FAMILY(name)                                                                                 \
+    static void name##_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) { \
+        (void)type;                                                                                              \
+        hmti_il16_##name##_pack(cols / 256, src, row_bytes, dst);                                                \
+    }                                                                                                            \
+    static void name##_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,    \
+                           float *y) {                                                                           \
+        (void)type;                                                                                              \
+        hmti_il16_##name##_dot(n_groups, cols / 256, w, act, y);                                                 \
+    }                                                                                                            \
+    static void name##_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,  \
+                             size_t act_stride, int64_t n_act, float *y, int64_t ldy) {                          \
+        (void)type;                                                                                              \
+        hmti_il16_##name##_multi(n_groups, cols / 256, w, act, act_stride, n_act, y, ldy);                       \
+    }                                                                                                            \
+    static void name##_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) { \
+        (void)type;                                                                                              \
+        hmti_il16_##name##_dequant_row(g, r, c0 / 256, n / 256, dst);                                            \
+    }                                                                                                            \
+    static void name##_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst,         \
+                                    int64_t ld) {                                                                \
+        (void)type;                                                                                              \
+        hmti_il16_##name##_dequant_cols(g, c0 / 256, n / 256, dst, ld);                                          \
+    }                                                                                                            \
+    const hmti_il16_family hmti_il16_##name##_family = {256,        name##_pack,        name##_dot,            \
+                                                        name##_multi, name##_dequant_row, name##_dequant_cols}
 extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0 (quant_il16_x86.c) */
 extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
 extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K (quant_il16_q4k_x86.c) */
