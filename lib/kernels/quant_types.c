@@ -64,9 +64,8 @@ static int has_avx512_vnni(void) {
 static int g_path = -1;
 static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
-static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the interleaved layout's kernel, chunk */
+static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the 4-row layout's kernel and chunk (NULL, 0: none) */
 static int g_il_chunk[MAX_TYPE + 1];
-static int g_il_rows[MAX_TYPE + 1]; /* rows per group of the layout: 4, 16 (g_fam's), 0 none */
 static const hmti_il16_family *g_fam[MAX_TYPE + 1]; /* the 16-row layout's family, or NULL */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -115,13 +114,11 @@ static void choose(void) {
             family_of(TRAITS[i].type, level == 2, path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI);
         if (fam) {
             g_fam[TRAITS[i].type] = fam;
-            g_il_rows[TRAITS[i].type] = HMTI_IL16_ROWS;
         } else if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
             int c = 0;
             hmti_vec_dot4_fn il = hmti_qdot_il_vnni_b32(TRAITS[i].type, &c);
             g_il[TRAITS[i].type] = il;
             g_il_chunk[TRAITS[i].type] = il ? c : 0;
-            g_il_rows[TRAITS[i].type] = il ? 4 : 0;
         }
     }
     g_path = path;
@@ -212,7 +209,7 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
-    if (il && type <= MAX_TYPE && g_il_rows[type] == HMTI_IL16_ROWS) {
+    if (il && type <= MAX_TYPE && g_fam[type]) {
         rows_multi_il16(type, rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
         return;
     }
@@ -256,7 +253,7 @@ int hmti_q_il_chunk(uint32_t type) {
 
 int hmti_q_il_rows(uint32_t type) {
     pthread_once(&g_once, choose);
-    return type <= MAX_TYPE ? g_il_rows[type] : 0;
+    return type > MAX_TYPE ? 0 : g_fam[type] ? HMTI_IL16_ROWS : g_il[type] ? 4 : 0;
 }
 
 int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols) {
@@ -265,9 +262,16 @@ int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols) {
 }
 
 /* ---- groups of 16 rows (g_fam: quant_il16*.c) ----------------------------------- */
+/* Bytes of a row of cols columns (the file's: the layout only rearranges
+ * them), without hmti_qrow_bytes's table search: the decode path asks per
+ * grab of rows. */
+static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
+    return (size_t)(cols / g_fam[type]->cols) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
+}
+
 static void interleave16(uint32_t type, int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
     const int64_t rows16 = rows / 16 * 16;
-    const size_t rb = hmti_qrow_bytes(type, cols); /* the layout's bytes are the file's */
+    const size_t rb = il16_row_bytes(type, cols);
     for (int64_t g = 0; g < rows16; g += 16) g_fam[type]->pack(type, cols, s + (size_t)g * rb, rb, d + (size_t)g * rb);
     if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
 }
@@ -278,7 +282,7 @@ int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w
     const hmti_il16_family *f = g_fam[type];
     const int64_t c0 = 32 * b0, n = 32 * nb;
     if ((c0 | n) & (f->cols - 1)) return 0; /* not whole blocks of the layout */
-    f->dequant_cols(type, (const uint8_t *)w + (size_t)r * hmti_qrow_bytes(type, cols), c0, n, dst, ld);
+    f->dequant_cols(type, (const uint8_t *)w + (size_t)r * il16_row_bytes(type, cols), c0, n, dst, ld);
     return 1;
 }
 
@@ -288,7 +292,7 @@ static void rows_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64
                       const void *act, float *y) {
     if (r0 >= r1) return; /* the batched path asks for the (often empty) rows around its groups */
     const int64_t rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
-    const size_t rb = hmti_qrow_bytes(type, cols), gb = 16 * rb;
+    const size_t rb = il16_row_bytes(type, cols), gb = 16 * rb;
     int64_t r = r0;
     while (r < e16) {
         const int64_t g = r / 16, whole = (e16 - 16 * g) / 16;
@@ -308,7 +312,7 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
                             const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
     const int64_t rows16 = rows / 16 * 16, e16 = r1 < rows16 ? r1 : rows16;
     const int64_t g0 = (r0 + 15) / 16 * 16, g1 = g0 < e16 ? e16 / 16 * 16 : g0;
-    const size_t gb = 16 * hmti_qrow_bytes(type, cols);
+    const size_t gb = 16 * il16_row_bytes(type, cols);
     /* the rows around the whole groups one activation at a time */
     for (int64_t a = 0; a < n_act; a++) {
         const void *x = (const uint8_t *)act + (size_t)a * act_stride;
@@ -364,7 +368,7 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
                        int64_t nb_want, float *dst) {
     if (g_fam[type]) { /* set: a matrix is interleaved only after choose; rows of a group entered in its middle */
         const hmti_qtraits *t = hmti_qtraits_of(type);
-        const size_t rb = hmti_qrow_bytes(type, cols);
+        const size_t rb = il16_row_bytes(type, cols);
         if (r >= (rows & ~(int64_t)15)) /* the stored rows past the groups */
             hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * t->block_bytes, dst,
                                     nb_want * t->block_elems);
@@ -397,7 +401,7 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
 void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                          const void *w, const void *act, float *y) {
     pthread_once(&g_once, choose);
-    if (type <= MAX_TYPE && g_il_rows[type] == HMTI_IL16_ROWS) {
+    if (type <= MAX_TYPE && g_fam[type]) {
         rows_il16(type, rows, r0, r1, cols, w, act, y);
         return;
     }
