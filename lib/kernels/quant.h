@@ -143,7 +143,7 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
 
 /* ---- interleaved layout ----------------------------------------------------------------- */
-/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q8_0, Q6_K, F16 or BF16 may be repacked once
+/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q8_0, Q4_K, Q6_K, F16 or BF16 may be repacked once
  * (hmti_q_interleave) into groups of R = hmti_q_il_rows(type) rows: group g
  * (rows Rg..Rg+R-1) takes the same bytes [Rg * row_bytes, (Rg + R) *
  * row_bytes) as the R rows as stored. Rows past the last whole group stay
@@ -182,6 +182,13 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
  * row and super-block in order one FMA: (exact int sum over sub-blocks of
  * scale * (q - 32) . activation) * (d * activation scale) + acc. Blocks
  * (b0, nb below) of hmti_q_il_dequant are super-blocks.
+ * Q4_K, R = 16, per super-block (256 columns, 16 x 144 bytes): the 16
+ * rows' f16 d, their f16 dmin, their 12 bytes of 6-bit scales and mins as
+ * [4-byte word 0..2][row][4 bytes], then the nibbles as [64-column chunk]
+ * [k 0..7][row][4 bytes]. Per row and super-block in order two FMAs: the
+ * exact scaled int sum times d * activation scale, then minus the exact
+ * min-weighted activation sum times dmin * activation scale. Blocks of
+ * hmti_q_il_dequant are super-blocks (quant_impl.h has every byte).
  *
  * The other types, R = 4: the rows chunk by chunk, C = hmti_q_il_chunk(type)
  * blocks each (16 blocks: one step of the 512-bit kernels): chunk c of row
@@ -209,8 +216,8 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
 /* Rows [r, r + 16) of an interleaved matrix, blocks [b0, b0 + nb), into dst
  * column-major (element (r + i, column c of the range) at dst[c * ld + i]),
  * exact as hmti_q_il_dequant, if those rows are one whole group of 16
- * (Q8_0, Q4_0, Q5_0, Q6_K, F16, BF16; b0, nb: blocks of 32 columns for every
- * type, Q6_K whole super-blocks only): returns 1; else 0, nothing written. */
+ * (every type in groups of 16; b0, nb: blocks of 32 columns for every type,
+ * Q4_K and Q6_K whole super-blocks only): returns 1; else 0, nothing written. */
 int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                         int64_t nb, float *dst, int64_t ld);
 /* hmti_gemv_q_rows on an interleaved matrix of `rows` rows. */

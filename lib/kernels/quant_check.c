@@ -40,10 +40,7 @@ int64_t hmti_quant_first_nonfinite(uint32_t type, const void *data, int64_t n_el
         if (i >= 0 && value) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            const uint32_t u = (uint32_t)h << 16;
-            float bf;
-            memcpy(&bf, &u, 4);
-            *value = type == HMTI_T_F16 ? hmti_f16_to_f32(h) : bf;
+            *value = type == HMTI_T_F16 ? hmti_f16_to_f32(h) : hmti_bf16_to_f32(h);
         }
         return i;
     }

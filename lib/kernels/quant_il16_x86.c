@@ -28,7 +28,7 @@
                              : fn(HMTI_T_Q8_0, __VA_ARGS__))
 #define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
-enum { MAX_ACT = 8 };
+enum { MAX_ACT = 8 }; /* activation rows per pass: 8 accumulators and the 8 weight vectors in registers */
 
 /* The one-row kernels prefetch a block's lines PF_AHEAD bytes ahead into L1
  * only, as Q4_K's groups do: against hmti_pf_span (L1 at 2 KiB and L2 at
@@ -38,7 +38,7 @@ enum { MAX_ACT = 8 };
 enum { PF_AHEAD = 4608 };
 static inline AI void prefetch_ahead(const uint8_t *blk, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(blk + PF_AHEAD + o, 0, 3);
-} /* activation rows per pass: 8 accumulators and the 8 weight vectors in registers */
+}
 
 /* The activation block's dword v, broadcast (vpdpbusd's embedded broadcast). */
 static inline int32_t act_dword(const hmti_q8_32 *x, int v) {
