@@ -77,7 +77,7 @@ static void mat_make(mat *a, int kind, int64_t rows, int64_t cols, uint64_t *see
     ck_assert_ptr_nonnull(a->w);
     for (int64_t i = 0; i < rows * cols; i++) a->w[i] = 0.1f * hmt_test_nrand(seed);
     if (kind == 0) {
-        ck_assert_int_eq(hmti_matrix_pack(&a->m, a->w, 0, rows, cols), HMT_OK);
+        ck_assert_int_eq(hmti_matrix_pack(&a->m, a->w, 0, rows, cols, NULL), HMT_OK);
         return;
     }
     const uint32_t types[3][2] = {{HMTI_T_F16}, {HMTI_T_Q8_0}, {HMTI_T_Q4_K, HMTI_T_Q6_K}};

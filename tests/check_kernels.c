@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/arena.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "util/testutil.h"
@@ -403,7 +405,7 @@ static void check_matmul(hmti_pool *pool, uint32_t t, int64_t rows, int64_t cols
     double *wref = malloc(sizeof(double) * (size_t)(rows * cols));
     void *src = make_weights(t, rows, cols, wref);
     hmti_matrix m;
-    ck_assert_int_eq(hmti_matrix_pack(&m, src, t, rows, cols), HMT_OK);
+    ck_assert_int_eq(hmti_matrix_pack(&m, src, t, rows, cols, NULL), HMT_OK);
     free(src);
     ck_assert_int_eq(m.rows, rows);
     ck_assert_int_eq(m.cols, cols);
@@ -528,7 +530,7 @@ START_TEST(gemv_rows_equal_single_rows) {
                     double *wref = malloc(sizeof(double) * (size_t)(R * C));
                     void *src = make_weights(0, R, C, wref);
                     hmti_matrix m;
-                    ck_assert_int_eq(hmti_matrix_pack(&m, src, 0, R, C), HMT_OK);
+                    ck_assert_int_eq(hmti_matrix_pack(&m, src, 0, R, C, NULL), HMT_OK);
                     float *x = malloc(sizeof(float) * (size_t)(n * ldx));
                     float *y = malloc(sizeof(float) * (size_t)(n * ldy));
                     float *one = malloc(sizeof(float) * (size_t)R);
@@ -561,15 +563,62 @@ START_TEST(matrix_pack_errors) {
     hmti_matrix m;
     float one = 1.0f;
     hmt_last_error_clear();
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 2, 1, 32), HMT_E_UNSUPPORTED);
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 2, 1, 32, NULL), HMT_E_UNSUPPORTED);
     EXPECT(strlen(hmti_tls_errmsg()) > 0);
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 8, 1, 33), HMT_E_UNSUPPORTED);
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, 0, 4), HMT_E_INVAL);
-    ck_assert_int_eq(hmti_matrix_pack(&m, NULL, 0, 1, 4), HMT_E_INVAL);
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, (int64_t)1 << 40, (int64_t)1 << 40),
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 8, 1, 33, NULL), HMT_E_UNSUPPORTED);
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, 0, 4, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmti_matrix_pack(&m, NULL, 0, 1, 4, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, (int64_t)1 << 40, (int64_t)1 << 40, NULL),
                      HMT_E_NOMEM);
     ck_assert_ptr_null(m.data);
     hmti_matrix_release(&m);
+}
+END_TEST
+
+/* A model's weight arena (core/arena.h): aligned, zeroed, disjoint pieces; a
+ * piece larger than a region; an injected failure leaves it usable; a
+ * matrix packed into it equals one packed on its own, and its release
+ * leaves the piece to the arena (ASan would see a bad free). */
+START_TEST(weight_arena) {
+    hmti_arena a = {0};
+    static const size_t sizes[] = {1, 100, 64, 4096, 3u << 20, 7, (size_t)200 << 20, 65};
+    unsigned char *p[8];
+    for (int i = 0; i < 8; i++) {
+        p[i] = hmti_arena_alloc(&a, sizes[i]);
+        ck_assert_ptr_nonnull(p[i]);
+        ck_assert_uint_eq((uintptr_t)p[i] % 64, 0);
+        const size_t n = sizes[i] < 8192 ? sizes[i] : 8192; /* first bytes: zero, then marked */
+        for (size_t k = 0; k < n; k++) ck_assert_uint_eq(p[i][k], 0);
+        memset(p[i], i + 1, n);
+        p[i][sizes[i] - 1] = (unsigned char)(i + 1);
+    }
+    ck_assert_uint_eq((uintptr_t)p[0] % ((uintptr_t)2 << 20), 0); /* a region starts on a huge page */
+    for (int i = 0; i < 8; i++) /* no piece overwrote another */
+        EXPECT(p[i][0] == i + 1 && p[i][sizes[i] - 1] == i + 1);
+    unsigned char *big = hmti_arena_alloc(&a, HMTI_ARENA_REGION + 1); /* its own region */
+    ck_assert_ptr_nonnull(big);
+    big[HMTI_ARENA_REGION] = 9;
+    hmti_alloc_fail_at(1);
+    ck_assert_ptr_null(hmti_arena_alloc(&a, 10));
+    ck_assert_int_eq(hmti_alloc_fail_at(0), 1);
+    ck_assert_ptr_nonnull(hmti_arena_alloc(&a, 10));
+
+    enum { R = 70, C = 96 };
+    float *src = malloc(sizeof(float) * R * C);
+    for (int i = 0; i < R * C; i++) src[i] = rndf();
+    hmti_matrix own, in;
+    ck_assert_int_eq(hmti_matrix_pack(&own, src, 0, R, C, NULL), HMT_OK);
+    ck_assert_int_eq(hmti_matrix_pack(&in, src, 0, R, C, &a), HMT_OK);
+    ck_assert_ptr_null(in.owned);
+    ck_assert_uint_eq(in.nbytes, own.nbytes);
+    ck_assert_mem_eq(in.data, own.data, own.nbytes);
+    hmti_matrix_release(&in);
+    hmti_matrix_release(&own);
+    free(src);
+    hmti_arena_free(&a);
+    ck_assert_ptr_null(a.last);
+    ck_assert_ptr_nonnull(hmti_arena_alloc(&a, 10)); /* reusable */
+    hmti_arena_free(&a);
 }
 END_TEST
 
@@ -875,6 +924,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_add_test(tc, matmul_model_shapes);
     tcase_add_test(tc, gemv_rows_equal_single_rows);
     tcase_add_test(tc, matrix_pack_errors);
+    tcase_add_test(tc, weight_arena);
     tcase_add_test(tc, gemm_cm_sizes);
     tcase_add_test(tc, gemm_cm_decode_pattern);
     suite_add_tcase(s, tc);

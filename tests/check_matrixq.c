@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/arena.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/quant_impl.h"
@@ -202,14 +203,16 @@ START_TEST(every_type_both_paths) {
         const int64_t rows1[] = {70}, rows2[] = {37, 90};
         const uint32_t types2[] = {t, partner};
         /* shapes 2, 3: the same, repacked (hmti_matrix_repack, where this
-         * CPU has the layout): the same results, bit for bit */
+         * CPU has the layout): the same results, bit for bit; shape 3's copy
+         * from an arena (a model's weights) */
+        hmti_arena arena = {0};
         for (int shape = 0; shape < 4; shape++) {
             if (shape % 2 == 0)
                 fixture_make(&f, 1, &t, rows1, cols, &seed);
             else
                 fixture_make(&f, 2, types2, rows2, cols, &seed);
             if (shape >= 2) {
-                const int mask = hmti_matrix_repack(&f.m);
+                const int mask = hmti_matrix_repack(&f.m, shape == 3 ? &arena : NULL);
                 ck_assert_int_ge(mask, 0);
                 if (mask & 1) ck_assert_int_eq(f.m.part[0].il, 1);
                 if (!mask) { /* nothing to repack: already run as shape - 2 */
@@ -230,6 +233,7 @@ START_TEST(every_type_both_paths) {
             hmti_matrix_get_row(&f.m, f.m.rows - 1, row);
             ck_assert_mem_eq(row, f.deq + (f.m.rows - 1) * cols, (size_t)cols * sizeof(float));
             fixture_free(&f);
+            hmti_arena_free(&arena);
         }
     }
 }

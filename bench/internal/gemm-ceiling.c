@@ -49,7 +49,7 @@ static int build_weights(void) {
         n_mats[i] = shapes[i].per_layer ? N_LAYERS * shapes[i].per_layer : 1;
         mats[i] = calloc((size_t)n_mats[i], sizeof(hmti_matrix));
         for (int j = 0; j < n_mats[i]; j++)
-            if (hmti_matrix_pack(&mats[i][j], src, 0, shapes[i].rows, shapes[i].cols) != 0) return -1;
+            if (hmti_matrix_pack(&mats[i][j], src, 0, shapes[i].rows, shapes[i].cols, NULL) != 0) return -1;
     }
     free(src);
     return 0;

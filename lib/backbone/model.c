@@ -87,7 +87,7 @@ static int find_tensor(const hmti_gguf *g, const char *name, int64_t cols, int64
 }
 
 /* n tensors [rows_i][cols] as one stored matrix (parts in the mapped file). */
-static int stored_matrix(const hmt_model *m, const char *const *names,
+static int stored_matrix(hmt_model *m, const char *const *names,
                          const hmti_gguf_tensor *const *t, const int64_t *rows, int n,
                          int64_t cols, hmti_matrix *dst) {
     const void *data[HMTI_MATRIX_MAX_PARTS] = {0};
@@ -100,7 +100,7 @@ static int stored_matrix(const hmt_model *m, const char *const *names,
     if (rc) return hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg());
     /* parts repacked for the decode kernels (a copy of the same size): the
      * file's pages are dropped as for packed F32 (drop_copied_tensors too) */
-    const int mask = hmti_matrix_repack(dst);
+    const int mask = hmti_matrix_repack(dst, &m->weights);
     for (int i = 0; i < n && mask > 0; i++)
         if (mask >> i & 1) hmti_gguf_drop_pages(m->gguf, t[i]->data, t[i]->nbytes);
     return HMT_OK;
@@ -113,7 +113,7 @@ static int load_matrix(hmt_model *m, const char *name, int64_t rows, int64_t col
     if (rc) return rc;
     m->n_params += (uint64_t)rows * (uint64_t)cols;
     if (t->type != HMTI_TYPE_F32) return stored_matrix(m, &name, &t, &rows, 1, cols, dst);
-    rc = hmti_matrix_pack(dst, t->data, t->type, rows, cols);
+    rc = hmti_matrix_pack(dst, t->data, t->type, rows, cols, &m->weights);
     if (rc) return hmti_errf(rc, "model: tensor '%s': %s", name, hmti_tls_errmsg());
     hmti_gguf_drop_pages(m->gguf, t->data, t->nbytes); /* the packed copy replaces them */
     return HMT_OK;
@@ -149,7 +149,7 @@ static int load_stacked(hmt_model *m, const char *const *names, const int64_t *r
             hmti_row_to_f32((const char *)t[i]->data + (size_t)r * rb, t[i]->type, row, cols);
         m->n_params += (uint64_t)rows[i] * (uint64_t)cols;
     }
-    int rc = hmti_matrix_pack(dst, tmp, HMTI_TYPE_F32, total, cols);
+    int rc = hmti_matrix_pack(dst, tmp, HMTI_TYPE_F32, total, cols, &m->weights);
     hmti_big_free(tmp, tmp_bytes);
     for (int i = 0; i < n && !rc; i++) hmti_gguf_drop_pages(m->gguf, t[i]->data, t[i]->nbytes);
     return rc ? hmti_errf(rc, "model: tensor '%s': %s", names[0], hmti_tls_errmsg()) : HMT_OK;
@@ -395,14 +395,15 @@ static int load_weights(hmt_model *m) {
      * else used as stored (already checked above; repacked where
      * hmti_matrix_repack applies). */
     if (m->tok_embd->type == HMTI_TYPE_F32) {
-        rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d);
+        rc = hmti_matrix_pack(&m->output, m->tok_embd->data, m->tok_embd->type, m->n_vocab, d,
+                              &m->weights);
         m->embd_from_output = !rc; /* embedding rows then come from the packed copy */
         if (!rc) hmti_gguf_drop_pages(m->gguf, m->tok_embd->data, m->tok_embd->nbytes);
     } else {
         rc = hmti_matrix_stored(&m->output, 1, &m->tok_embd->data, &m->tok_embd->type,
                                 &(int64_t){m->n_vocab}, d);
         /* repacked (as stored_matrix): embedding rows then come from the copy too */
-        if (!rc && hmti_matrix_repack(&m->output) == 1) {
+        if (!rc && hmti_matrix_repack(&m->output, &m->weights) == 1) {
             m->embd_from_output = 1;
             hmti_gguf_drop_pages(m->gguf, m->tok_embd->data, m->tok_embd->nbytes);
         }
@@ -496,6 +497,7 @@ static void destroy(hmt_model *m) {
         free(m->layers);
     }
     hmti_matrix_release(&m->output);
+    hmti_arena_free(&m->weights); /* every matrix's copy, now unused */
     free(m->output_norm);
     if (m->rope_freq_swa != m->rope_freq) free(m->rope_freq_swa);
     free(m->rope_freq);
@@ -519,6 +521,7 @@ int hmti_model_load(hmt_model **out, const char *path) {
     if (!rc) rc = load_vocab(m);
     if (!rc) m->fingerprint = fingerprint(m);
     if (!rc) drop_copied_tensors(m);
+    if (!rc) hmti_arena_trim(&m->weights);
     if (rc) {
         destroy(m);
         char msg[HMTI_ERRMSG_MAX];

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/arena.h"
 #include "core/busy.h"
 #include "core/error.h"
 #include "io/gguf.h"
@@ -81,6 +82,7 @@ struct hmt_model {
     int gelu;            /* FFN gate: GELU-tanh (gemma), else SiLU                 */
     const hmti_gguf_tensor *tok_embd; /* rows converted on use, never copied */
     hmti_matrix output;               /* LM head (token_embd's rows if tied)       */
+    hmti_arena weights;               /* the matrices' packed and repacked copies  */
     int embd_from_output;             /* tied and packed or repacked: embedding rows read from output */
     float *output_norm;
     hmti_layer *layers;

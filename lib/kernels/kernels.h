@@ -85,7 +85,7 @@ int hmti_swork_take(hmti_swork *w, int ith, int64_t *lo, int64_t *hi);
  * in one of two forms:
  *
  * packed (n_parts == 0): converted to F32 and repacked into the panel layout
- * the GEMM kernels read fastest (hmti_matrix_pack); owned;
+ * the GEMM kernels read fastest (hmti_matrix_pack);
  *
  * stored (n_parts >= 1, matrix_q.c): the rows are used where they are, in
  * their GGML type (lib/kernels/quant.h), never copied or expanded: rows
@@ -100,21 +100,27 @@ typedef struct {
     uint32_t type;     /* ggml type id */
     int64_t rows;
     size_t row_bytes;
-    int il;            /* data in the interleaved layout (quant.h), owned */
+    int il;            /* data in the interleaved layout (quant.h), a copy   */
+    void *owned;       /* the copy's own allocation (NULL: an arena's piece) */
 } hmti_matrix_part;
 
 typedef struct {
     int64_t rows, cols;
     int64_t panel_rows;  /* packed: rows per packed panel                       */
-    float *data;         /* packed: storage, owned (hmti_matrix_release)        */
+    float *data;         /* packed: storage                                     */
+    void *owned;         /* packed: data's own allocation (hmti_matrix_release);
+                            NULL when data is an arena's piece                  */
     size_t nbytes;       /* packed: bytes of data; stored: bytes of the parts   */
     int n_parts;         /* 0: packed F32; else stored                          */
     hmti_matrix_part part[HMTI_MATRIX_MAX_PARTS];
 } hmti_matrix;
 
-/* src_type: 0 = F32, 1 = F16, 30 = BF16, 8 = Q8_0 (ggml numbering). */
+/* src_type: 0 = F32, 1 = F16, 30 = BF16, 8 = Q8_0 (ggml numbering). The
+ * packed copy comes from arena (core/arena.h: a model's weights), or with
+ * arena NULL from an allocation of its own that hmti_matrix_release frees. */
+typedef struct hmti_arena hmti_arena;
 int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t rows,
-                     int64_t cols);
+                     int64_t cols, hmti_arena *arena);
 /* A stored matrix of n_parts (1..HMTI_MATRIX_MAX_PARTS) row blocks, each
  * `rows[i]` rows of `types[i]` (any type hmti_qtraits_of knows) at data[i].
  * HMT_E_UNSUPPORTED for another type or a cols that is not a multiple of the
@@ -125,10 +131,11 @@ int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
  * this CPU (hmti_q_il_rows, quant.h) copied once into it: the same bytes,
  * read by the decode kernels as one stream per 4 rows (Q8_0: 16), in a form
  * they read with fewer shuffles; results unchanged (Q8_0: the layout's own
- * float order, the same for one and several activation rows). Then owned
- * (hmti_matrix_release); the source is no longer read. Returns a mask of the parts repacked (bit i:
- * part i), or -1 out of memory (the matrix is then left as it was). */
-int hmti_matrix_repack(hmti_matrix *m);
+ * float order, the same for one and several activation rows), from arena or
+ * an allocation of its own as for hmti_matrix_pack; the source is no longer
+ * read. Returns a mask of the parts repacked (bit i: part i), or -1 out of
+ * memory (the matrix is then left as it was). */
+int hmti_matrix_repack(hmti_matrix *m, hmti_arena *arena);
 void hmti_matrix_release(hmti_matrix *m);
 /* Copy row r of W back out as F32 (cols floats). */
 void hmti_matrix_get_row(const hmti_matrix *m, int64_t r, float *out);

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "core/alloc.h"
+#include "core/arena.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
@@ -17,8 +18,22 @@
 
 static int type_name_ok(uint32_t t) { return t == 0 || t == 1 || t == 8 || t == 30; }
 
+/* nbytes for a matrix: from the arena, else its own allocation (*owned),
+ * huge-page advised over its whole 2 MiB extents when large. */
+static void *weight_mem(hmti_arena *arena, size_t nbytes, void **owned) {
+    *owned = NULL;
+    if (arena) return hmti_arena_alloc(arena, nbytes);
+    const size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
+    if (hmti_posix_memalign(owned, align, (nbytes + 63) / 64 * 64) != 0) return *owned = NULL;
+    /* Whole extents only: advising the tail too would make its last huge
+     * page resident in full, up to 2 MiB more per matrix. */
+    if (align == HUGE_ALIGN) /* advisory: failure is fine */
+        madvise(*owned, nbytes / HUGE_ALIGN * HUGE_ALIGN, MADV_HUGEPAGE);
+    return *owned;
+}
+
 int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t rows,
-                     int64_t cols) {
+                     int64_t cols, hmti_arena *arena) {
     if (!m) return hmti_errf(HMT_E_INVAL, "hmti_matrix_pack: NULL matrix");
     memset(m, 0, sizeof *m);
     if (!src) return hmti_errf(HMT_E_INVAL, "hmti_matrix_pack: NULL source");
@@ -38,21 +53,14 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
         return hmti_errf(HMT_E_NOMEM, "matrix %lld x %lld is too large", (long long)rows,
                          (long long)cols);
     size_t nbytes = (size_t)n_panels * (size_t)P * (size_t)cols * sizeof(float);
-    size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
-    size_t alloc = (nbytes + 63) / 64 * 64;
-    void *mem = NULL;
-    if (hmti_posix_memalign(&mem, align, alloc) != 0)
+    void *owned;
+    float *data = weight_mem(arena, nbytes, &owned);
+    if (!data)
         return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix (%zu bytes)",
                          (long long)rows, (long long)cols, nbytes);
-    /* Huge pages for the whole 2 MiB extents only: advising the tail too
-     * would make its last huge page resident in full, up to 2 MiB more per
-     * matrix (96 MB over the 121 matrices of a SmolLM2-shaped F32 model). */
-    if (align == HUGE_ALIGN) /* advisory: failure is fine */
-        madvise(mem, nbytes / HUGE_ALIGN * HUGE_ALIGN, MADV_HUGEPAGE);
-    float *data = mem;
     float *tmp = hmti_malloc((size_t)P * (size_t)cols * sizeof(float));
     if (!tmp) {
-        free(mem);
+        free(owned); /* an arena's piece stays with the arena */
         return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix",
                          (long long)rows, (long long)cols);
     }
@@ -79,30 +87,28 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
     m->cols = cols;
     m->panel_rows = P;
     m->data = data;
+    m->owned = owned;
     m->nbytes = nbytes;
     return HMT_OK;
 }
 
-int hmti_matrix_repack(hmti_matrix *m) {
-    void *mem[HMTI_MATRIX_MAX_PARTS] = {0};
+int hmti_matrix_repack(hmti_matrix *m, hmti_arena *arena) {
+    void *mem[HMTI_MATRIX_MAX_PARTS] = {0}, *owned[HMTI_MATRIX_MAX_PARTS] = {0};
     int mask = 0;
     for (int i = 0; i < m->n_parts; i++) {
         const hmti_matrix_part *p = &m->part[i];
         if (p->il || !hmti_q_il_fits(p->type, p->rows, m->cols)) continue;
-        const size_t nbytes = p->row_bytes * (size_t)p->rows;
-        const size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
-        if (hmti_posix_memalign(&mem[i], align, (nbytes + 63) / 64 * 64) != 0) {
-            for (int k = 0; k < i; k++) free(mem[k]);
+        if (!(mem[i] = weight_mem(arena, p->row_bytes * (size_t)p->rows, &owned[i]))) {
+            for (int k = 0; k < i; k++) free(owned[k]);
             return -1;
         }
-        if (align == HUGE_ALIGN) /* whole extents only, as hmti_matrix_pack */
-            madvise(mem[i], nbytes / HUGE_ALIGN * HUGE_ALIGN, MADV_HUGEPAGE);
         hmti_q_interleave(p->type, p->rows, m->cols, p->data, mem[i]);
         mask |= 1 << i;
     }
     for (int i = 0; i < m->n_parts; i++)
         if (mask >> i & 1) {
             m->part[i].data = mem[i];
+            m->part[i].owned = owned[i];
             m->part[i].il = 1;
         }
     return mask;
@@ -111,7 +117,7 @@ int hmti_matrix_repack(hmti_matrix *m) {
 void hmti_matrix_release(hmti_matrix *m) {
     if (!m) return;
     for (int i = 0; i < m->n_parts; i++)
-        if (m->part[i].il) free((void *)m->part[i].data);
-    free(m->data);
+        free(m->part[i].owned);
+    free(m->owned);
     memset(m, 0, sizeof *m);
 }
