@@ -168,7 +168,8 @@ static void swork_job(void *p, int ith, int nth) {
         int64_t slo, shi;
         hmti_split_range(a->n, ith % a->w.n_seg, a->w.n_seg, 1, &slo, &shi);
         const int own = lo >= slo && hi <= shi;
-        if (own && (own_done || (own_next >= 0 && lo != own_next) || (own_next < 0 && lo != slo)))
+        if (own && (own_done || (own_next >= 0 && lo != own_next) || (own_next < 0 && lo != slo) ||
+                    hi - lo > a->w.grab))
             atomic_fetch_add(&a->out_of_order, 1);
         if (own) own_next = hi;
         else own_done = 1;
@@ -198,6 +199,25 @@ START_TEST(swork_takes_every_unit_once) {
                 }
         hmti_pool_release(pool);
     }
+}
+END_TEST
+
+/* One share alone, two segments: its own takes are grab units until half of
+ * what is left is smaller, then halve; then it steals half of the other
+ * segment from the back, then half of the rest... */
+START_TEST(swork_takes_shrink) {
+    hmti_swork w;
+    hmti_swork_init(&w, 100, 9, 2);
+    static const int64_t want[][2] = {{0, 9},   {9, 18},  {18, 27}, {27, 36}, {36, 43}, {43, 47},
+                                      {47, 49}, {49, 50}, {75, 100}, {62, 75}, {56, 62}, {53, 56},
+                                      {51, 53}, {50, 51}};
+    int64_t lo, hi;
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        ck_assert_int_eq(hmti_swork_take(&w, 0, &lo, &hi), 1);
+        ck_assert_int_eq(lo, want[k][0]);
+        ck_assert_int_eq(hi, want[k][1]);
+    }
+    ck_assert_int_eq(hmti_swork_take(&w, 0, &lo, &hi), 0);
 }
 END_TEST
 
@@ -906,6 +926,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, pool_runs_every_share_once);
     tcase_add_test(tc, swork_takes_every_unit_once);
+    tcase_add_test(tc, swork_takes_shrink);
     tcase_add_test(tc, split_range_covers_and_aligns);
     suite_add_tcase(s, tc);
 

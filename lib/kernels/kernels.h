@@ -64,7 +64,9 @@ int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi);
  * segment ith % segments, so it reads its rows as one stream (the software
  * prefetch runs on from grab to grab instead of starting cold at each), and
  * once that segment is empty takes grabs from the back of the others (a
- * share that starts late or is descheduled does not hold the job up). */
+ * share that starts late or is descheduled does not hold the job up). A take
+ * is half of what is left in the segment, and a share's takes from its own
+ * at most `grab` units. */
 #define HMTI_SWORK_MAX 64
 typedef struct {
     /* front << 32 | back, in units; a cache line each, so that shares

@@ -436,8 +436,14 @@ static int swork_grab(hmti_swork *w, int s, int front, int64_t *lo, int64_t *hi)
     for (;;) {
         const int64_t f = (int64_t)(v >> 32), b = (int64_t)(v & 0xFFFFFFFFu);
         if (f >= b) return 0;
-        const int64_t nf = front ? (f + w->grab < b ? f + w->grab : b) : f;
-        const int64_t nb = front ? b : (b - w->grab > f ? b - w->grab : f);
+        /* Half of what is left, the owner's takes at most grab: the last
+         * takes are small, so the shares finish together (a thief's or the
+         * owner's last take is one unit, not one grab: +1-4% on a 135M
+         * model's decode at 2 threads, whose matrices are 36-192 units) */
+        const int64_t half = (b - f + 1) / 2;
+        const int64_t g = front && w->grab < half ? w->grab : half;
+        const int64_t nf = front ? (f + g < b ? f + g : b) : f;
+        const int64_t nb = front ? b : (b - g > f ? b - g : f);
         if (atomic_compare_exchange_weak_explicit(&w->seg[s].v, &v, (uint64_t)nf << 32 | (uint64_t)nb,
                                                   memory_order_relaxed, memory_order_relaxed)) {
             *lo = front ? f : nb;
