@@ -46,16 +46,44 @@ AVX512_TARGET void hmti_kv_half_scores(const uint16_t *k, int64_t ld, int64_t hd
     }
 }
 
-/* out[d] = sum_t p[t] v[t * ld + d], d < hd (a multiple of 16, at most 256). */
+/* out = sum_t p[t] v[t * ld + .], NV vectors of 16 (NV a constant: the sums
+ * stay in registers; a run-time count kept them on the stack, and the kernel
+ * took twice the time of the F32 cache's GEMV for half its bytes). Two slots
+ * per turn, each with its own sums, so that 2 * NV FMA chains run at once. */
+#define HALF_VALUES(NV)                                                                        \
+    AVX512_TARGET static void values_##NV(const uint16_t *v, int64_t ld, const float *p,         \
+                                          int64_t n, int bf16, float *out) {                    \
+        __m512 a[NV], b[NV];                                                                    \
+        _Pragma("GCC unroll 16") for (int j = 0; j < NV; j++) a[j] = b[j] = _mm512_setzero_ps();  \
+        int64_t t = 0;                                                                          \
+        for (; t + 2 <= n; t += 2) {                                                            \
+            const __m512 p0 = _mm512_set1_ps(p[t]), p1 = _mm512_set1_ps(p[t + 1]);              \
+            const uint16_t *r0 = v + t * ld, *r1 = r0 + ld;                                     \
+            _Pragma("GCC unroll 16") for (int j = 0; j < NV; j++) {                             \
+                a[j] = _mm512_fmadd_ps(widen16(r0 + 16 * j, ALL, bf16), p0, a[j]);              \
+                b[j] = _mm512_fmadd_ps(widen16(r1 + 16 * j, ALL, bf16), p1, b[j]);              \
+            }                                                                                   \
+        }                                                                                       \
+        if (t < n) {                                                                            \
+            const __m512 p0 = _mm512_set1_ps(p[t]);                                             \
+            _Pragma("GCC unroll 16") for (int j = 0; j < NV; j++)                               \
+                a[j] = _mm512_fmadd_ps(widen16(v + t * ld + 16 * j, ALL, bf16), p0, a[j]);      \
+        }                                                                                       \
+        _Pragma("GCC unroll 16") for (int j = 0; j < NV; j++)                                   \
+            _mm512_storeu_ps(out + 16 * j, _mm512_add_ps(a[j], b[j]));                          \
+    }
+HALF_VALUES(1)
+HALF_VALUES(2)
+HALF_VALUES(4)
+HALF_VALUES(8)
+
+/* out[d] = sum_t p[t] v[t * ld + d], d < hd (a multiple of 16, at most 256):
+ * in pieces of 128, 64, 32 and 16 columns. */
 AVX512_TARGET void hmti_kv_half_values(const uint16_t *v, int64_t ld, int64_t hd, const float *p,
                                        int64_t n, int bf16, float *out) {
-    __m512 acc[16];
-    const int64_t nv = hd / 16;
-    for (int64_t j = 0; j < nv; j++) acc[j] = _mm512_setzero_ps();
-    for (int64_t t = 0; t < n; t++) {
-        const __m512 pt = _mm512_set1_ps(p[t]);
-        const uint16_t *r = v + t * ld;
-        for (int64_t j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(widen16(r + 16 * j, ALL, bf16), pt, acc[j]);
-    }
-    for (int64_t j = 0; j < nv; j++) _mm512_storeu_ps(out + 16 * j, acc[j]);
+    int64_t d = 0;
+    for (; d + 128 <= hd; d += 128) values_8(v + d, ld, p, n, bf16, out + d);
+    if (d + 64 <= hd) values_4(v + d, ld, p, n, bf16, out + d), d += 64;
+    if (d + 32 <= hd) values_2(v + d, ld, p, n, bf16, out + d), d += 32;
+    if (d + 16 <= hd) values_1(v + d, ld, p, n, bf16, out + d);
 }
