@@ -454,7 +454,7 @@ static int swork_grab(hmti_swork *w, int s, int front, int64_t *lo, int64_t *hi)
 }
 
 int hmti_swork_take(hmti_swork *w, int ith, int64_t *lo, int64_t *hi) {
-    const int own = ith % w->n_seg;
+    const int own = ith < w->n_seg ? ith : ith % w->n_seg; /* no division per take */
     if (swork_grab(w, own, 1, lo, hi)) return 1;
     for (int k = 1; k < w->n_seg; k++)
         if (swork_grab(w, (own + k) % w->n_seg, 0, lo, hi)) return 1;
