@@ -104,17 +104,25 @@ QT static inline AI __m512 block_fma(const uint32_t type, const uint8_t *blk, co
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc);
 }
 
-/* n_groups groups against one activation. Q8_0: two groups per turn (two
+/* n_groups groups against one activation. Q8_0 groups of at least
+ * PAIR_MIN bytes (rows of 1952 columns or more): two groups per turn (two
  * independent FMA chains: the second's loads and integer chains do not
- * wait for the first's FMA). Q4_0, Q5_0: one group at a time, one sequential
- * stream: measured faster over memory (1 thread, 300 MB matrices of 576 /
- * 2048 columns: 23-24 GB/s against 19-21 side by side; Q8_0 the other way
- * round, 25-28 against 23-24). */
+ * wait for the first's FMA). Otherwise one group at a time, one sequential
+ * stream: measured faster over memory for Q4_0 and Q5_0 (1 thread, 300 MB
+ * matrices of 576 / 2048 columns: 23-24 GB/s against 19-21 side by side),
+ * and for short Q8_0 groups, where each turn's second stream starts cold
+ * (its first PF_AHEAD bytes are demand misses) after only a few blocks:
+ * SmolLM2-shaped Q8_0 matrices (576 / 1536 columns, 9.8 / 26 KB groups),
+ * quant-bench's step in 5 alternated rounds: 1 thread 72-74% -> 89-105% of
+ * the stream read, 2 threads 60-67% -> 75-78%; TinyLlama-shaped ones
+ * (35 / 96 KB groups): 4% faster in pairs at 1 thread. */
+enum { PAIR_MIN = 32768 };
 QT static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w,
                                     const hmti_q8_32 *act, float *y) {
     const size_t bs = hmti_il16_block(type), gb = (size_t)nb * bs;
+    const int pairs = type == HMTI_T_Q8_0 && gb >= PAIR_MIN;
     int64_t i = 0;
-    for (; type == HMTI_T_Q8_0 && i + 2 <= n_groups; i += 2, w += 2 * gb) {
+    for (; pairs && i + 2 <= n_groups; i += 2, w += 2 * gb) {
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
         const uint8_t *g0 = w, *g1 = w + gb;
         for (int64_t b = 0; b < nb; b++, g0 += bs, g1 += bs) {
