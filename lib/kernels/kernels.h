@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
+
 /* ---- thread pool --------------------------------------------------------- */
 typedef struct hmt_threadpool hmti_pool; /* the public hmt_threadpool */
 
@@ -120,7 +122,6 @@ typedef struct {
 /* src_type: 0 = F32, 1 = F16, 30 = BF16, 8 = Q8_0 (ggml numbering). The
  * packed copy comes from arena (core/arena.h: a model's weights), or with
  * arena NULL from an allocation of its own that hmti_matrix_release frees. */
-typedef struct hmti_arena hmti_arena;
 int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t rows,
                      int64_t cols, hmti_arena *arena);
 /* A stored matrix of n_parts (1..HMTI_MATRIX_MAX_PARTS) row blocks, each

@@ -29,14 +29,11 @@ enum {
     PF_AHEAD = 2 * HMTI_IL16_Q4K_BLOCK, /* how far ahead: two super-blocks */
 };
 
-/* Chunk c of the super-block two ahead of blk into L1, a line per
- * prefetch. hmti_pf_span (L1 and L2, the 4-row kernels' way) measured no
- * faster here than the stored rows' kernel over memory and cost a third of
- * the speed in cache; this one 1.1-1.3x the stored rows over memory, one
- * thread, quant-bench (docs/QUANTS.md). */
-static inline AI void prefetch_chunk(const uint8_t *blk, int c) {
-    for (int o = 0; o < PF_STEP; o += 64) __builtin_prefetch(blk + PF_AHEAD + PF_STEP * c + o, 0, 3);
-}
+/* The kernels prefetch chunk c of the super-block two ahead into L1 only
+ * (hmti_pf_l1), a line per prefetch. hmti_pf_span (L1 and L2, the 4-row
+ * kernels' way) measured no faster here than the stored rows' kernel over
+ * memory and cost a third of the speed in cache; this one 1.1-1.3x the
+ * stored rows over memory, one thread, quant-bench (docs/QUANTS.md). */
 
 /* The super-block's scales and mins of the 16 rows: sc[h] lane r = row r's
  * sc_4h..sc_4h+3, a byte each (hmti_k_scale_min, byte-wise), m[h] the mins. */
@@ -126,7 +123,7 @@ QT void hmti_il16_q4k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
                 __m512i L[8], H[8];
-                prefetch_chunk(w, c);
+                hmti_pf_l1(w + PF_AHEAD + PF_STEP * c, PF_STEP);
                 load_chunk(w, c, L, H);
                 s1 = _mm512_add_epi32(
                     s1, chunk_sum(L, H, x, c, byte_of(sc[c / 2], 2 * c % 4), byte_of(sc[c / 2], 2 * c % 4 + 1)));
@@ -151,7 +148,7 @@ QT static inline AI void group_multi(int64_t nsb, const uint8_t *g, const uint8_
         unpack_scales(g, sc, m);
         for (int c = 0; c < 4; c++) {
             __m512i L[8], H[8];
-            prefetch_chunk(g, c);
+            hmti_pf_l1(g + PF_AHEAD + PF_STEP * c, PF_STEP);
             load_chunk(g, c, L, H);
             const __m512i sc_lo = byte_of(sc[c / 2], 2 * c % 4), sc_hi = byte_of(sc[c / 2], 2 * c % 4 + 1);
 #pragma GCC unroll 8

@@ -27,14 +27,12 @@ enum {
     PF_AHEAD = 2 * HMTI_IL16_Q6K_BLOCK,    /* the one-row kernel's distance: two super-blocks */
 };
 
-/* Step p of the super-block two ahead of blk into L1 only, a line per
- * prefetch, as Q4_K's groups do. Against hmti_pf_span (L1 at 2 KiB and L2
- * at 34 KiB ahead), quant-bench's Q6_K step, 2 alternated rounds: 768-wide
- * matrices 5.85-5.88 -> 4.63-6.04 ms at 1 thread, 3.73-3.74 -> 2.97-3.18 at
- * 2; TinyLlama-shaped ones 10.8-13.3 -> 8.5-9.1 and 5.8-6.6 -> 4.7-4.9. */
-static inline AI void prefetch_step(const uint8_t *blk, int p) {
-    for (int o = 0; o < PF_STEP; o += 64) __builtin_prefetch(blk + PF_AHEAD + PF_STEP * p + o, 0, 3);
-}
+/* The one-row kernel prefetches step p of the super-block two ahead into L1
+ * only (hmti_pf_l1), as Q4_K's groups do. Against hmti_pf_span (L1 at 2 KiB
+ * and L2 at 34 KiB ahead), quant-bench's Q6_K step, 2 alternated rounds:
+ * 768-wide matrices 5.85-5.88 -> 4.63-6.04 ms at 1 thread, 3.73-3.74 ->
+ * 2.97-3.18 at 2; TinyLlama-shaped ones 10.8-13.3 -> 8.5-9.1 and 5.8-6.6 ->
+ * 4.7-4.9. */
 
 /* Field k (bits 2k..2k+1 of each byte) of H on bits 4..5, the rest 0
  * (16-bit shifts: what crosses into the next byte is masked off). */
@@ -94,7 +92,7 @@ QT void hmti_il16_q6k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) {
                 __m512i W[8];
-                prefetch_step(w, p);
+                hmti_pf_l1(w + PF_AHEAD + PF_STEP * p, PF_STEP);
                 load_pair(w + HMTI_IL16_Q6K_PAIRS + HMTI_IL16_Q6K_PAIR * p, W);
                 sum0 = _mm512_add_epi32(sum0, _mm512_mullo_epi32(sub_sum(W, x, 2 * p), scales(w, 2 * p)));
                 sum1 = _mm512_add_epi32(sum1, _mm512_mullo_epi32(sub_sum(W + 4, x, 2 * p + 1), scales(w, 2 * p + 1)));

@@ -31,14 +31,11 @@
 enum { MAX_ACT = 8 }; /* activation rows per pass: 8 accumulators and the 8 weight vectors in registers */
 
 /* The one-row kernels prefetch a block's lines PF_AHEAD bytes ahead into L1
- * only, as Q4_K's groups do: against hmti_pf_span (L1 at 2 KiB and L2 at
+ * only (hmti_pf_l1), as Q4_K's groups do: against hmti_pf_span (L1 at 2 KiB and L2 at
  * 34 KiB ahead) Q4_0 decode over memory went from 1.6x to 1.8-2.0x the
  * stored rows' speed at 2 threads, 1 thread 70-83% -> 85-96% of the stream
  * read (quant-bench, alternated builds); Q8_0 about the same either way. */
 enum { PF_AHEAD = 4608 };
-static inline AI void prefetch_ahead(const uint8_t *blk, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(blk + PF_AHEAD + o, 0, 3);
-}
 
 /* The activation block's dword v, broadcast (vpdpbusd's embedded broadcast). */
 static inline int32_t act_dword(const hmti_q8_32 *x, int v) {
@@ -126,8 +123,8 @@ QT static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
         const uint8_t *g0 = w, *g1 = w + gb;
         for (int64_t b = 0; b < nb; b++, g0 += bs, g1 += bs) {
-            prefetch_ahead(g0, bs);
-            prefetch_ahead(g1, bs);
+            hmti_pf_l1(g0 + PF_AHEAD, bs);
+            hmti_pf_l1(g1 + PF_AHEAD, bs);
             acc0 = block_fma(type, g0, &act[b], acc0);
             acc1 = block_fma(type, g1, &act[b], acc1);
         }
@@ -137,7 +134,7 @@ QT static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64
     for (; i < n_groups; i++) {
         __m512 acc = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++, w += bs) {
-            prefetch_ahead(w, bs);
+            hmti_pf_l1(w + PF_AHEAD, bs);
             acc = block_fma(type, w, &act[b], acc);
         }
         _mm512_storeu_ps(y + 16 * i, acc);
