@@ -27,6 +27,7 @@ static float bf16_round(float v) { return hmti_bf16_to_f32(hmti_f32_to_bf16(v));
 
 typedef struct {
     hmti_matrix m;
+    hmti_arena arena; /* the packed copy (kind 0) */
     int64_t rows, cols;
     float *w;        /* the weights as the matmul sees them, [rows][cols] F32 */
     uint8_t *raw[2]; /* stored parts */
@@ -77,7 +78,7 @@ static void mat_make(mat *a, int kind, int64_t rows, int64_t cols, uint64_t *see
     ck_assert_ptr_nonnull(a->w);
     for (int64_t i = 0; i < rows * cols; i++) a->w[i] = 0.1f * hmt_test_nrand(seed);
     if (kind == 0) {
-        ck_assert_int_eq(hmti_matrix_pack(&a->m, a->w, 0, rows, cols, NULL), HMT_OK);
+        ck_assert_int_eq(hmti_matrix_pack(&a->m, a->w, 0, rows, cols, &a->arena), HMT_OK);
         return;
     }
     const uint32_t types[3][2] = {{HMTI_T_F16}, {HMTI_T_Q8_0}, {HMTI_T_Q4_K, HMTI_T_Q6_K}};
@@ -104,6 +105,7 @@ static void mat_make(mat *a, int kind, int64_t rows, int64_t cols, uint64_t *see
 
 static void mat_free(mat *a) {
     hmti_matrix_release(&a->m);
+    hmti_arena_free(&a->arena);
     free(a->w);
     free(a->raw[0]);
     free(a->raw[1]);

@@ -425,7 +425,8 @@ static void check_matmul(hmti_pool *pool, uint32_t t, int64_t rows, int64_t cols
     double *wref = malloc(sizeof(double) * (size_t)(rows * cols));
     void *src = make_weights(t, rows, cols, wref);
     hmti_matrix m;
-    ck_assert_int_eq(hmti_matrix_pack(&m, src, t, rows, cols, NULL), HMT_OK);
+    hmti_arena arena = {0};
+    ck_assert_int_eq(hmti_matrix_pack(&m, src, t, rows, cols, &arena), HMT_OK);
     free(src);
     ck_assert_int_eq(m.rows, rows);
     ck_assert_int_eq(m.cols, cols);
@@ -474,6 +475,7 @@ static void check_matmul(hmti_pool *pool, uint32_t t, int64_t rows, int64_t cols
     free(wref);
     hmti_matrix_release(&m);
     ck_assert_ptr_null(m.data);
+    hmti_arena_free(&arena);
 }
 
 START_TEST(matmul_f32_shapes) {
@@ -550,7 +552,8 @@ START_TEST(gemv_rows_equal_single_rows) {
                     double *wref = malloc(sizeof(double) * (size_t)(R * C));
                     void *src = make_weights(0, R, C, wref);
                     hmti_matrix m;
-                    ck_assert_int_eq(hmti_matrix_pack(&m, src, 0, R, C, NULL), HMT_OK);
+                    hmti_arena arena = {0};
+                    ck_assert_int_eq(hmti_matrix_pack(&m, src, 0, R, C, &arena), HMT_OK);
                     float *x = malloc(sizeof(float) * (size_t)(n * ldx));
                     float *y = malloc(sizeof(float) * (size_t)(n * ldy));
                     float *one = malloc(sizeof(float) * (size_t)R);
@@ -573,6 +576,7 @@ START_TEST(gemv_rows_equal_single_rows) {
                     free(one);
                     free(bias);
                     hmti_matrix_release(&m);
+                    hmti_arena_free(&arena);
                 }
         hmti_pool_release(pool);
     }
@@ -581,24 +585,27 @@ END_TEST
 
 START_TEST(matrix_pack_errors) {
     hmti_matrix m;
+    hmti_arena a = {0};
     float one = 1.0f;
     hmt_last_error_clear();
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 2, 1, 32, NULL), HMT_E_UNSUPPORTED);
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 2, 1, 32, &a), HMT_E_UNSUPPORTED);
     EXPECT(strlen(hmti_tls_errmsg()) > 0);
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 8, 1, 33, NULL), HMT_E_UNSUPPORTED);
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, 0, 4, NULL), HMT_E_INVAL);
-    ck_assert_int_eq(hmti_matrix_pack(&m, NULL, 0, 1, 4, NULL), HMT_E_INVAL);
-    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, (int64_t)1 << 40, (int64_t)1 << 40, NULL),
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 8, 1, 33, &a), HMT_E_UNSUPPORTED);
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, 0, 4, &a), HMT_E_INVAL);
+    ck_assert_int_eq(hmti_matrix_pack(&m, NULL, 0, 1, 4, &a), HMT_E_INVAL);
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, 1, 4, NULL), HMT_E_INVAL);
+    ck_assert_int_eq(hmti_matrix_pack(&m, &one, 0, (int64_t)1 << 40, (int64_t)1 << 40, &a),
                      HMT_E_NOMEM);
     ck_assert_ptr_null(m.data);
+    ck_assert_ptr_null(a.last); /* nothing allocated by a refused pack */
     hmti_matrix_release(&m);
 }
 END_TEST
 
 /* A model's weight arena (core/arena.h): aligned, zeroed, disjoint pieces; a
  * piece larger than a region; an injected failure leaves it usable; a
- * matrix packed into it equals one packed on its own, and its release
- * leaves the piece to the arena (ASan would see a bad free). */
+ * matrix packed into it after those pieces equals one packed alone into a
+ * fresh arena, and its release leaves the piece to the arena. */
 START_TEST(weight_arena) {
     hmti_arena a = {0};
     static const size_t sizes[] = {1, 100, 64, 4096, 3u << 20, 7, (size_t)200 << 20, 65};
@@ -627,13 +634,16 @@ START_TEST(weight_arena) {
     float *src = malloc(sizeof(float) * R * C);
     for (int i = 0; i < R * C; i++) src[i] = rndf();
     hmti_matrix own, in;
-    ck_assert_int_eq(hmti_matrix_pack(&own, src, 0, R, C, NULL), HMT_OK);
+    hmti_arena fresh = {0};
+    ck_assert_int_eq(hmti_matrix_pack(&own, src, 0, R, C, &fresh), HMT_OK);
     ck_assert_int_eq(hmti_matrix_pack(&in, src, 0, R, C, &a), HMT_OK);
-    ck_assert_ptr_null(in.owned);
     ck_assert_uint_eq(in.nbytes, own.nbytes);
     ck_assert_mem_eq(in.data, own.data, own.nbytes);
+    const float *in_data = in.data;
     hmti_matrix_release(&in);
+    ck_assert_float_eq(in_data[0], own.data[0]); /* still the arena's */
     hmti_matrix_release(&own);
+    hmti_arena_free(&fresh);
     free(src);
     hmti_arena_free(&a);
     ck_assert_ptr_null(a.last);

@@ -35,6 +35,7 @@ enum { N_SHAPES = sizeof shapes / sizeof shapes[0] };
 
 static hmti_matrix *mats[N_SHAPES]; /* per shape: instances (N_LAYERS * per_layer, or 1) */
 static int n_mats[N_SHAPES];
+static hmti_arena weights;          /* their packed copies, kept for the run */
 
 static int build_weights(void) {
     size_t max_src = (size_t)VOCAB * HIDDEN;
@@ -49,7 +50,7 @@ static int build_weights(void) {
         n_mats[i] = shapes[i].per_layer ? N_LAYERS * shapes[i].per_layer : 1;
         mats[i] = calloc((size_t)n_mats[i], sizeof(hmti_matrix));
         for (int j = 0; j < n_mats[i]; j++)
-            if (hmti_matrix_pack(&mats[i][j], src, 0, shapes[i].rows, shapes[i].cols, NULL) != 0) return -1;
+            if (hmti_matrix_pack(&mats[i][j], src, 0, shapes[i].rows, shapes[i].cols, &weights) != 0) return -1;
     }
     free(src);
     return 0;

@@ -104,24 +104,21 @@ typedef struct {
     uint32_t type;     /* ggml type id */
     int64_t rows;
     size_t row_bytes;
-    int il;            /* data in the interleaved layout (quant.h), a copy   */
-    void *owned;       /* the copy's own allocation (NULL: an arena's piece) */
+    int il;            /* data in the interleaved layout (quant.h): a copy in an arena */
 } hmti_matrix_part;
 
 typedef struct {
     int64_t rows, cols;
     int64_t panel_rows;  /* packed: rows per packed panel                       */
-    float *data;         /* packed: storage                                     */
-    void *owned;         /* packed: data's own allocation (hmti_matrix_release);
-                            NULL when data is an arena's piece                  */
+    float *data;         /* packed: storage, an arena's piece                   */
     size_t nbytes;       /* packed: bytes of data; stored: bytes of the parts   */
     int n_parts;         /* 0: packed F32; else stored                          */
     hmti_matrix_part part[HMTI_MATRIX_MAX_PARTS];
 } hmti_matrix;
 
 /* src_type: 0 = F32, 1 = F16, 30 = BF16, 8 = Q8_0 (ggml numbering). The
- * packed copy comes from arena (core/arena.h: a model's weights), or with
- * arena NULL from an allocation of its own that hmti_matrix_release frees. */
+ * packed copy comes from arena (core/arena.h: a model's weights), which owns
+ * it: hmti_matrix_release only clears the matrix. */
 int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t rows,
                      int64_t cols, hmti_arena *arena);
 /* A stored matrix of n_parts (1..HMTI_MATRIX_MAX_PARTS) row blocks, each
@@ -134,9 +131,8 @@ int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
  * this CPU (hmti_q_il_rows, quant.h) copied once into it: the same bytes,
  * read by the decode kernels as one stream per 4 rows (Q8_0: 16), in a form
  * they read with fewer shuffles; results unchanged (Q8_0: the layout's own
- * float order, the same for one and several activation rows), from arena or
- * an allocation of its own as for hmti_matrix_pack; the source is no longer
- * read. Returns a mask of the parts repacked (bit i: part i), or -1 out of
+ * float order, the same for one and several activation rows), from arena as
+ * for hmti_matrix_pack; the source is no longer read. Returns a mask of the parts repacked (bit i: part i), or -1 out of
  * memory (the matrix is then left as it was). */
 int hmti_matrix_repack(hmti_matrix *m, hmti_arena *arena);
 void hmti_matrix_release(hmti_matrix *m);

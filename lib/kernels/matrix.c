@@ -5,7 +5,6 @@
  * front to back. The last panel is padded with zero rows. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "core/alloc.h"
 #include "core/arena.h"
@@ -14,29 +13,14 @@
 #include "kernels/quant.h"
 
 #define PANEL_ROWS 64
-#define HUGE_ALIGN ((size_t)2 << 20)
 
 static int type_name_ok(uint32_t t) { return t == 0 || t == 1 || t == 8 || t == 30; }
-
-/* nbytes for a matrix: from the arena, else its own allocation (*owned),
- * huge-page advised over its whole 2 MiB extents when large. */
-static void *weight_mem(hmti_arena *arena, size_t nbytes, void **owned) {
-    *owned = NULL;
-    if (arena) return hmti_arena_alloc(arena, nbytes);
-    const size_t align = nbytes >= HUGE_ALIGN ? HUGE_ALIGN : 64;
-    if (hmti_posix_memalign(owned, align, (nbytes + 63) / 64 * 64) != 0) return *owned = NULL;
-    /* Whole extents only: advising the tail too would make its last huge
-     * page resident in full, up to 2 MiB more per matrix. */
-    if (align == HUGE_ALIGN) /* advisory: failure is fine */
-        madvise(*owned, nbytes / HUGE_ALIGN * HUGE_ALIGN, MADV_HUGEPAGE);
-    return *owned;
-}
 
 int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t rows,
                      int64_t cols, hmti_arena *arena) {
     if (!m) return hmti_errf(HMT_E_INVAL, "hmti_matrix_pack: NULL matrix");
     memset(m, 0, sizeof *m);
-    if (!src) return hmti_errf(HMT_E_INVAL, "hmti_matrix_pack: NULL source");
+    if (!src || !arena) return hmti_errf(HMT_E_INVAL, "hmti_matrix_pack: NULL source or arena");
     if (rows <= 0 || cols <= 0)
         return hmti_errf(HMT_E_INVAL, "matrix shape %lld x %lld is invalid", (long long)rows,
                          (long long)cols);
@@ -53,14 +37,12 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
         return hmti_errf(HMT_E_NOMEM, "matrix %lld x %lld is too large", (long long)rows,
                          (long long)cols);
     size_t nbytes = (size_t)n_panels * (size_t)P * (size_t)cols * sizeof(float);
-    void *owned;
-    float *data = weight_mem(arena, nbytes, &owned);
+    float *data = hmti_arena_alloc(arena, nbytes);
     if (!data)
         return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix (%zu bytes)",
                          (long long)rows, (long long)cols, nbytes);
     float *tmp = hmti_malloc((size_t)P * (size_t)cols * sizeof(float));
     if (!tmp) {
-        free(owned); /* an arena's piece stays with the arena */
         return hmti_errf(HMT_E_NOMEM, "out of memory packing a %lld x %lld matrix",
                          (long long)rows, (long long)cols);
     }
@@ -87,37 +69,31 @@ int hmti_matrix_pack(hmti_matrix *m, const void *src, uint32_t src_type, int64_t
     m->cols = cols;
     m->panel_rows = P;
     m->data = data;
-    m->owned = owned;
     m->nbytes = nbytes;
     return HMT_OK;
 }
 
 int hmti_matrix_repack(hmti_matrix *m, hmti_arena *arena) {
-    void *mem[HMTI_MATRIX_MAX_PARTS] = {0}, *owned[HMTI_MATRIX_MAX_PARTS] = {0};
+    void *mem[HMTI_MATRIX_MAX_PARTS] = {0};
     int mask = 0;
+    if (!arena) return -1;
     for (int i = 0; i < m->n_parts; i++) {
         const hmti_matrix_part *p = &m->part[i];
         if (p->il || !hmti_q_il_fits(p->type, p->rows, m->cols)) continue;
-        if (!(mem[i] = weight_mem(arena, p->row_bytes * (size_t)p->rows, &owned[i]))) {
-            for (int k = 0; k < i; k++) free(owned[k]);
-            return -1;
-        }
+        if (!(mem[i] = hmti_arena_alloc(arena, p->row_bytes * (size_t)p->rows)))
+            return -1; /* pieces already taken stay with the arena */
         hmti_q_interleave(p->type, p->rows, m->cols, p->data, mem[i]);
         mask |= 1 << i;
     }
     for (int i = 0; i < m->n_parts; i++)
         if (mask >> i & 1) {
             m->part[i].data = mem[i];
-            m->part[i].owned = owned[i];
             m->part[i].il = 1;
         }
     return mask;
 }
 
+/* The copies belong to the arena (hmti_arena_free). */
 void hmti_matrix_release(hmti_matrix *m) {
-    if (!m) return;
-    for (int i = 0; i < m->n_parts; i++)
-        free(m->part[i].owned);
-    free(m->owned);
-    memset(m, 0, sizeof *m);
+    if (m) memset(m, 0, sizeof *m);
 }

@@ -59,7 +59,7 @@ int hmti_matrix_stored(hmti_matrix *m, int n_parts, const void *const *data,
                              (int)t->block_elems);
         if (!data[i] || rows[i] <= 0)
             return hmti_errf(HMT_E_INVAL, "hmti_matrix_stored: part %d is empty", i);
-        m->part[i] = (hmti_matrix_part){data[i], types[i], rows[i], rb, 0, NULL};
+        m->part[i] = (hmti_matrix_part){data[i], types[i], rows[i], rb, 0};
         m->rows += rows[i];
         m->nbytes += rb * (size_t)rows[i];
     }
