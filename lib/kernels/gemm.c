@@ -316,8 +316,12 @@ AVX512_TARGET static void gemv_avx512(const float *a, int64_t lda, int64_t k, co
  * walked in blocks of GEMV_KB columns (GEMV_KB x 64 rows = 16 KiB, in L1),
  * each block by 16-row chunk for up to 8 activation rows at a time, the
  * sums kept in acc between blocks: every weight comes from memory once for
- * all the rows, in the panel's order (the next block is prefetched during
- * the first chunk), while the register tile stays small. Each (row,
+ * all the rows, in the panel's order, while the register tile stays small.
+ * The next block is prefetched spread over the passes of a block (pass q
+ * of np fetching lines [q nv / np, (q + 1) nv / np) of each column): all
+ * of it during the first pass stalled on the fill buffers. 8 SmolLM2-shaped
+ * sequences at 2 threads, one process, rounds alternated: 1.18x the
+ * batched tokens/s (docs/QUANTS.md, twelfth session). Each (row,
  * activation) keeps gemv_avx512_body's arithmetic exactly (two accumulators
  * by k parity from the first column, the odd last column into the first,
  * one add at the end), so every result is the one-row call's bits. */
@@ -326,7 +330,7 @@ enum { GEMV_KB = 64, GEMV_MAX_N = HMTI_BATCH_DECODE_ROWS };
 
 AVX512_TARGET static inline __attribute__((always_inline)) void
 gemv_block(const float *a, int64_t lda, int64_t p0, int64_t p1, int64_t k, const float *x,
-           int64_t ldx, float *acc, const int nv, const int R, const int pf) {
+           int64_t ldx, float *acc, const int nv, const int R, const int pf0, const int pf1) {
     __m512 s0[4][4], s1[4][4];
     _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
         _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
@@ -336,11 +340,10 @@ gemv_block(const float *a, int64_t lda, int64_t p0, int64_t p1, int64_t k, const
     int64_t p = p0;
     for (; p + 2 <= p1; p += 2) {
         const float *a0 = a + p * lda;
-        if (pf) /* the same two columns of the next block */
-            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
-                _mm_prefetch((const char *)(a0 + GEMV_KB * lda + 16 * v), _MM_HINT_T0);
-                _mm_prefetch((const char *)(a0 + (GEMV_KB + 1) * lda + 16 * v), _MM_HINT_T0);
-            }
+        for (int v = pf0; v < pf1; v++) { /* lines [pf0, pf1) of the same two columns of the next block */
+            _mm_prefetch((const char *)(a0 + GEMV_KB * lda + 16 * v), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a0 + (GEMV_KB + 1) * lda + 16 * v), _MM_HINT_T0);
+        }
         __m512 w0[4], w1[4];
         _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) {
             w0[v] = _mm512_loadu_ps(a0 + 16 * v);
@@ -371,7 +374,10 @@ gemv_block(const float *a, int64_t lda, int64_t p0, int64_t p1, int64_t k, const
         }
 }
 
-#define GEMV_BLOCK(NV, R) gemv_block(a, lda, p0, p1, k, xi, ldx, ac, NV, R, pf)
+#define GEMV_BLOCK(NV, R) gemv_block(a, lda, p0, p1, k, xi, ldx, ac, NV, R, pf0, pf1)
+
+/* Activation rows of gemv_multi_avx512's next pass, R at most. */
+static inline int pass_rows(int64_t left, int R) { return left >= R ? R : left >= 2 ? 2 : 1; }
 
 /* Rows of nv chunks of 16 (a panel's rows, lda = panel rows) against n
  * activation rows: out[i * 64 + r] = row r · x_i. */
@@ -381,13 +387,15 @@ AVX512_TARGET static void gemv_multi_avx512(const float *a, int64_t lda, int64_t
      * at the end the results in [0, 64) */
     float acc[GEMV_MAX_N][128];
     const int R = nv > 2 ? 2 : 4;
+    int np = 0; /* passes per block */
+    for (int64_t i = 0; i < n; i += pass_rows(n - i, R)) np++;
     for (int64_t p0 = 0; p0 < k; p0 += GEMV_KB) {
         const int64_t p1 = k - p0 < GEMV_KB ? k : p0 + GEMV_KB;
-        for (int64_t i = 0; i < n;) {
-            const int r = n - i >= R ? R : n - i >= 2 ? 2 : 1;
+        for (int64_t i = 0, q = 0; i < n; q++) {
+            const int r = pass_rows(n - i, R);
             const float *xi = x + i * ldx;
             float *ac = acc[i];
-            const int pf = i == 0;
+            const int pf0 = (int)(q * nv / np), pf1 = (int)((q + 1) * nv / np);
             switch (nv * 8 + r) {
             case 4 * 8 + 2: GEMV_BLOCK(4, 2); break;
             case 4 * 8 + 1: GEMV_BLOCK(4, 1); break;

@@ -147,7 +147,13 @@ QT void hmti_il16_dot_vnni(uint32_t type, int64_t n_groups, int64_t nb, const ui
 }
 
 /* One group against na <= MAX_ACT activations: the block's weights loaded
- * (and unpacked) once, then per activation the one-row kernel's steps. */
+ * (and unpacked) once, then per activation the one-row kernel's steps.
+ * Prefetch: the block PF_AHEAD bytes ahead into L1 and one line of it
+ * MULTI_PF_L2 ahead into L2. hmti_pf_span (every line into L1 and L2) stalled
+ * on the prefetches themselves (a third of the kernel's samples on them):
+ * 8 SmolLM2-shaped sequences at 2 threads, one process, rounds alternated,
+ * batched tokens/s Q8_0 1.24x, Q4_0 1.16x (docs/QUANTS.md, twelfth session). */
+enum { MULTI_PF_L2 = 16384 };
 QT static inline AI void group_multi(const uint32_t type, int64_t nb, const uint8_t *g, const uint8_t *act, size_t as,
                                      const int na, float *y, int64_t ldy) {
     const size_t bs = hmti_il16_block(type);
@@ -155,7 +161,8 @@ QT static inline AI void group_multi(const uint32_t type, int64_t nb, const uint
 #pragma GCC unroll 8
     for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, g += bs) {
-        hmti_pf_span(g, bs);
+        hmti_pf_l1(g + PF_AHEAD, bs);
+        __builtin_prefetch(g + MULTI_PF_L2, 0, 2);
         __m512i W[8];
         __m512 dw;
         load_block(type, g, W, &dw);
