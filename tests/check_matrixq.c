@@ -303,11 +303,13 @@ START_TEST(multi_row_kernels_equal_single_rows) {
 }
 END_TEST
 
-/* Element e (0..31; Q4_K, Q6_K 0..255) of a stored Q8_0 / Q4_0 / Q5_0 /
- * Q4_K / Q6_K block as its integer (the K-quants: before their sub-block's
- * scale; Q4_K: q, 0..15, before its min). */
+/* Element e (0..31; Q4_K, Q5_K, Q6_K 0..255) of a stored Q8_0 / Q4_0 /
+ * Q5_0 / Q4_K / Q5_K / Q6_K block as its integer (the K-quants: before their
+ * sub-block's scale; Q4_K / Q5_K: q, 0..15 / 0..31, before its min). */
 static int stored_int(uint32_t type, const uint8_t *blk, int e) {
     if (type == HMTI_T_Q4_K) return (blk[16 + 32 * (e / 64) + e % 32] >> (e % 64 < 32 ? 0 : 4)) & 15;
+    if (type == HMTI_T_Q5_K) /* qh[32] at 16, then the nibbles; bit e / 32 of qh[e % 32] */
+        return ((blk[48 + 32 * (e / 64) + e % 32] >> (e % 64 < 32 ? 0 : 4)) & 15) | (blk[16 + e % 32] >> (e / 32) & 1) << 4;
     if (type == HMTI_T_Q6_K) {
         const int n = e / 128, k = e % 128 / 32, l = e % 32;
         const int lo = (blk[64 * n + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 15;
@@ -319,7 +321,7 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
     return (int8_t)blk[2 + e];
 }
 
-/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K;
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K;
  * where this CPU has it): the one-row kernel equals the portable reference
  * (hmti_il16_dot_ref, hmti_il16h_dot_ref, hmti_il16_q6k_dot_ref,
  * hmti_il16_q4k_dot_ref) bit for bit on every group and
@@ -329,9 +331,11 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
  * weights times x; float64) up to float rounding; both dequantizers are
  * exact. */
 START_TEST(il16_layout) {
-    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16, HMTI_T_BF16, HMTI_T_Q6_K, HMTI_T_Q4_K};
+    const uint32_t all[] = {HMTI_T_Q8_0,  HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16,
+                            HMTI_T_BF16, HMTI_T_Q6_K, HMTI_T_Q4_K, HMTI_T_Q5_K};
     const uint32_t type = all[_i];
-    const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K, q4k = type == HMTI_T_Q4_K;
+    const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K;
+    const int q4k = type == HMTI_T_Q4_K || type == HMTI_T_Q5_K; /* Q4_K's scales, mins and steps */
     const int kq = q6k || q4k; /* super-blocks of 256 columns */
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
@@ -361,7 +365,7 @@ START_TEST(il16_layout) {
             else if (q6k)
                 hmti_il16_q6k_dot_ref(nb, il + (size_t)g * rb, a256, ref + g);
             else if (q4k)
-                hmti_il16_q4k_dot_ref(nb, il + (size_t)g * rb, a256, ref + g);
+                hmti_il16_q4k_dot_ref(type, nb, il + (size_t)g * rb, a256, ref + g);
             else
                 hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, a32, ref + g);
         for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(type, r, r + 1, cols, w, rb, a, ref);
@@ -497,7 +501,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_loop_test(tc, il16_layout, 0, 7); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K */
+    tcase_add_loop_test(tc, il16_layout, 0, 8); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

@@ -1,6 +1,6 @@
-/* AVX512-VNNI kernels of Q4_K in groups of 16 rows (quant_impl.h): the dot
- * products with one or several activation rows, and the dequantizer of
- * the prompt path.
+/* AVX512-VNNI kernels of Q4_K and Q5_K in groups of 16 rows
+ * (quant_impl.h): the dot products with one or several activation rows,
+ * and the dequantizer of the prompt path.
  *
  * Per super-block, 3 loads give each row's 12 scale bytes in its dword
  * lane; byte-wise shifts, ands and a vpternlog turn them into SC[0..1]
@@ -13,7 +13,9 @@
  * m_4h+3) per lane, by vpdpwssd against the activation's sub-block sums
  * paired alike. Then two FMAs per super-block, hmti_il16_q4k_dot_ref's
  * steps; the several-row kernel does the same per activation row, so each
- * of its results is the one-row kernel's bits. */
+ * of its results is the one-row kernel's bits. Q5_K: each nibble vector
+ * gets its 5th bits (+ 16 in the bytes whose qh bit is set: one test and
+ * one masked add), its high nibbles shifted down first. */
 #include <immintrin.h>
 
 #include "kernels/cpu.h"
@@ -23,11 +25,15 @@
 #define AI __attribute__((always_inline))
 #define LOAD(p) _mm512_loadu_si512((const void *)(p))
 
-enum {
-    MAX_ACT = 8,                       /* activation rows per pass: their sums and accumulators in registers */
-    PF_STEP = HMTI_IL16_Q4K_BLOCK / 4, /* bytes prefetched per chunk: the whole super-block in 4 steps */
-    PF_AHEAD = 2 * HMTI_IL16_Q4K_BLOCK, /* how far ahead: two super-blocks */
-};
+#define BY_TYPE(type, fn, ...) \
+    ((type) == HMTI_T_Q5_K ? fn(HMTI_T_Q5_K, __VA_ARGS__) : fn(HMTI_T_Q4_K, __VA_ARGS__))
+
+enum { MAX_ACT = 8 }; /* activation rows per pass: their sums and accumulators in registers */
+
+static inline AI size_t sb_bytes(uint32_t type) { return hmti_il16_block(type); }
+/* Bytes prefetched per chunk (the whole super-block in 4 steps), and how far ahead: two super-blocks. */
+static inline AI size_t pf_step(uint32_t type) { return sb_bytes(type) / 4; }
+static inline AI size_t pf_ahead(uint32_t type) { return 2 * sb_bytes(type); }
 
 /* The kernels prefetch chunk c of the super-block two ahead into L1 only
  * (hmti_pf_l1), a line per prefetch. hmti_pf_span (L1 and L2, the 4-row
@@ -57,14 +63,28 @@ AVX512_TARGET static inline AI __m512i byte_of(__m512i v, const int k) {
     return _mm512_srli_epi32(_mm512_slli_epi32(v, 24 - 8 * k), 24);
 }
 
-/* Chunk c's 8 nibble vectors: L[k] sub-block 2c's q, H[k] sub-block 2c + 1's 16 q. */
-AVX512_TARGET static inline AI void load_chunk(const uint8_t *blk, int c, __m512i L[8], __m512i H[8]) {
+/* v + 16 in each byte whose bit `bit` in the same byte of Q is set (v's bit 4 is clear). */
+AVX512_TARGET static inline AI __m512i add_fifth(__m512i v, __m512i Q, int bit) {
+    const __mmask64 set = _mm512_test_epi8_mask(Q, _mm512_set1_epi8((char)(1 << bit)));
+    return _mm512_mask_add_epi8(v, set, v, _mm512_set1_epi8(16));
+}
+
+/* Chunk c's 8 nibble vectors: L[k] sub-block 2c's q, H[k] sub-block 2c + 1's
+ * 16 q (Q4_K: in the high nibble; Q5_K: shifted down, with the 5th bits). */
+AVX512_TARGET static inline AI void load_chunk(const uint32_t type, const uint8_t *blk, int c, __m512i L[8],
+                                               __m512i H[8]) {
     const __m512i m4 = _mm512_set1_epi8(15), h4 = _mm512_set1_epi8((char)0xF0);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        const __m512i N = LOAD(blk + HMTI_IL16_Q4K_QS + 512 * c + 64 * k);
+        const __m512i N = LOAD(blk + hmti_il16_k4_qs(type) + 512 * c + 64 * k);
         L[k] = _mm512_and_si512(N, m4);
-        H[k] = _mm512_and_si512(N, h4);
+        if (type == HMTI_T_Q5_K) {
+            const __m512i Q = LOAD(blk + HMTI_IL16_Q5K_QH + 64 * k);
+            L[k] = add_fifth(L[k], Q, 2 * c);
+            H[k] = add_fifth(_mm512_and_si512(_mm512_srli_epi16(N, 4), m4), Q, 2 * c + 1);
+        } else {
+            H[k] = _mm512_and_si512(N, h4);
+        }
     }
 }
 
@@ -75,15 +95,16 @@ static inline int32_t act_dword(const int8_t *q) {
 }
 
 /* Chunk c's share of S1 for the 16 rows: sc_2c * (q . a over 2c) + sc_2c+1 * (... over 2c + 1), exact. */
-QT static inline AI __m512i chunk_sum(const __m512i L[8], const __m512i H[8], const hmti_q8_256 *x, int c,
-                                      __m512i sc_lo, __m512i sc_hi) {
+QT static inline AI __m512i chunk_sum(const uint32_t type, const __m512i L[8], const __m512i H[8],
+                                      const hmti_q8_256 *x, int c, __m512i sc_lo, __m512i sc_hi) {
     __m512i sl = _mm512_setzero_si512(), sh = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         sl = _mm512_dpbusd_epi32(sl, L[k], _mm512_set1_epi32(act_dword(x->qs + 64 * c + 4 * k)));
         sh = _mm512_dpbusd_epi32(sh, H[k], _mm512_set1_epi32(act_dword(x->qs + 64 * c + 32 + 4 * k)));
     }
-    return _mm512_add_epi32(_mm512_mullo_epi32(sl, sc_lo), _mm512_mullo_epi32(_mm512_srai_epi32(sh, 4), sc_hi));
+    if (type == HMTI_T_Q4_K) sh = _mm512_srai_epi32(sh, 4); /* its H kept q * 16 */
+    return _mm512_add_epi32(_mm512_mullo_epi32(sl, sc_lo), _mm512_mullo_epi32(sh, sc_hi));
 }
 
 /* S2 = sum_j m_j * (activation sum over sub-block j) for the 16 rows, exact
@@ -113,20 +134,21 @@ AVX512_TARGET static inline AI __m512 sb_fma(const uint8_t *blk, __m512i s1, __m
 
 /* One group after another: one sequential stream, prefetched spread
  * through the loop (a quarter of a super-block per chunk). */
-QT void hmti_il16_q4k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act, float *y) {
+QT static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64_t nsb, const uint8_t *w,
+                                    const hmti_q8_256 *act, float *y) {
     for (int64_t i = 0; i < n_groups; i++) {
         __m512 acc = _mm512_setzero_ps();
-        for (int64_t s = 0; s < nsb; s++, w += HMTI_IL16_Q4K_BLOCK) {
+        for (int64_t s = 0; s < nsb; s++, w += sb_bytes(type)) {
             const hmti_q8_256 *x = &act[s];
             __m512i sc[2], m[2], s1 = _mm512_setzero_si512();
             unpack_scales(w, sc, m);
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
                 __m512i L[8], H[8];
-                hmti_pf_l1(w + PF_AHEAD + PF_STEP * c, PF_STEP);
-                load_chunk(w, c, L, H);
-                s1 = _mm512_add_epi32(
-                    s1, chunk_sum(L, H, x, c, byte_of(sc[c / 2], 2 * c % 4), byte_of(sc[c / 2], 2 * c % 4 + 1)));
+                hmti_pf_l1(w + pf_ahead(type) + pf_step(type) * c, pf_step(type));
+                load_chunk(type, w, c, L, H);
+                s1 = _mm512_add_epi32(s1, chunk_sum(type, L, H, x, c, byte_of(sc[c / 2], 2 * c % 4),
+                                                    byte_of(sc[c / 2], 2 * c % 4 + 1)));
             }
             acc = sb_fma(w, s1, mins_sum(m, x), x->d, acc);
         }
@@ -134,28 +156,33 @@ QT void hmti_il16_q4k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const
     }
 }
 
+QT void hmti_il16_q4k_dot(uint32_t type, int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act,
+                          float *y) {
+    BY_TYPE(type, dot_groups, n_groups, nsb, w, act, y);
+}
+
 /* One group against na <= MAX_ACT activations: each chunk loaded (and
  * unpacked) once, then per activation the one-row kernel's steps. */
-QT static inline AI void group_multi(int64_t nsb, const uint8_t *g, const uint8_t *act, size_t as, const int na,
-                                     float *y, int64_t ldy) {
+QT static inline AI void group_multi(const uint32_t type, int64_t nsb, const uint8_t *g, const uint8_t *act,
+                                     size_t as, const int na, float *y, int64_t ldy) {
     __m512 acc[MAX_ACT];
 #pragma GCC unroll 8
     for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
-    for (int64_t s = 0; s < nsb; s++, g += HMTI_IL16_Q4K_BLOCK) {
+    for (int64_t s = 0; s < nsb; s++, g += sb_bytes(type)) {
         __m512i s1[MAX_ACT], sc[2], m[2];
 #pragma GCC unroll 8
         for (int a = 0; a < MAX_ACT; a++) s1[a] = _mm512_setzero_si512();
         unpack_scales(g, sc, m);
         for (int c = 0; c < 4; c++) {
             __m512i L[8], H[8];
-            hmti_pf_l1(g + PF_AHEAD + PF_STEP * c, PF_STEP);
-            load_chunk(g, c, L, H);
+            hmti_pf_l1(g + pf_ahead(type) + pf_step(type) * c, pf_step(type));
+            load_chunk(type, g, c, L, H);
             const __m512i sc_lo = byte_of(sc[c / 2], 2 * c % 4), sc_hi = byte_of(sc[c / 2], 2 * c % 4 + 1);
 #pragma GCC unroll 8
             for (int a = 0; a < MAX_ACT; a++) {
                 if (a >= na) break;
                 const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + s;
-                s1[a] = _mm512_add_epi32(s1[a], chunk_sum(L, H, x, c, sc_lo, sc_hi));
+                s1[a] = _mm512_add_epi32(s1[a], chunk_sum(type, L, H, x, c, sc_lo, sc_hi));
             }
         }
 #pragma GCC unroll 8
@@ -168,27 +195,32 @@ QT static inline AI void group_multi(int64_t nsb, const uint8_t *g, const uint8_
     for (int a = 0; a < na; a++) _mm512_storeu_ps(y + a * ldy, acc[a]);
 }
 
-QT void hmti_il16_q4k_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
-                            int64_t n_act, float *y, int64_t ldy) {
-    const size_t gb = (size_t)nsb * HMTI_IL16_Q4K_BLOCK;
+QT static inline AI void multi_groups(const uint32_t type, int64_t n_groups, int64_t nsb, const uint8_t *w,
+                                      const uint8_t *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+    const size_t gb = (size_t)nsb * sb_bytes(type);
     for (int64_t i = 0; i < n_groups; i++, w += gb)
         for (int64_t a = 0; a < n_act; a += MAX_ACT) {
             const uint8_t *x = act + (size_t)a * act_stride;
             float *yo = y + a * ldy + 16 * i;
             if (n_act - a >= MAX_ACT) /* a constant count: no per-row tests */
-                group_multi(nsb, w, x, act_stride, MAX_ACT, yo, ldy);
+                group_multi(type, nsb, w, x, act_stride, MAX_ACT, yo, ldy);
             else
-                group_multi(nsb, w, x, act_stride, (int)(n_act - a), yo, ldy);
+                group_multi(type, nsb, w, x, act_stride, (int)(n_act - a), yo, ldy);
         }
+}
+
+QT void hmti_il16_q4k_multi(uint32_t type, int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act,
+                            size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+    BY_TYPE(type, multi_groups, n_groups, nsb, w, act, act_stride, n_act, y, ldy);
 }
 
 /* As hmti_dequantize_row: (d * sc) * q - dmin * m, each step rounded; the
  * nibbles of one load are columns 4k..4k+3 of a sub-block, column c of the
  * 16 rows one 64-byte store. */
-AVX512_TARGET void hmti_il16_q4k_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld) {
+AVX512_TARGET static inline AI void dequant_cols(const uint32_t type, const uint8_t *g, int64_t n, float *dst,
+                                                 int64_t ld) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    g += (size_t)s0 * HMTI_IL16_Q4K_BLOCK;
-    for (int64_t s = 0; s < n; s++, g += HMTI_IL16_Q4K_BLOCK) {
+    for (int64_t s = 0; s < n; s++, g += sb_bytes(type)) {
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + HMTI_IL16_Q4K_DMIN)));
         __m512i sc[2], m[2];
@@ -197,8 +229,9 @@ AVX512_TARGET void hmti_il16_q4k_dequant_cols(const uint8_t *g, int64_t s0, int6
             const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_of(sc[j / 4], j % 4)));
             const __m512 dm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(byte_of(m[j / 4], j % 4)));
             for (int k = 0; k < 8; k++) {
-                const __m512i N = LOAD(g + HMTI_IL16_Q4K_QS + 512 * (j / 2) + 64 * k);
-                const __m512i Q = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(N, 4) : N, m4);
+                const __m512i N = LOAD(g + hmti_il16_k4_qs(type) + 512 * (j / 2) + 64 * k);
+                __m512i Q = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(N, 4) : N, m4);
+                if (type == HMTI_T_Q5_K) Q = add_fifth(Q, LOAD(g + HMTI_IL16_Q5K_QH + 64 * k), j);
 #pragma GCC unroll 4
                 for (int i = 0; i < 4; i++)
                     _mm512_storeu_ps(dst + (4 * k + i) * ld,
@@ -208,5 +241,27 @@ AVX512_TARGET void hmti_il16_q4k_dequant_cols(const uint8_t *g, int64_t s0, int6
     }
 }
 
-/* ---- the family's table (quant_impl.h) ---- */
-HMTI_IL16_K_FAMILY(q4k);
+AVX512_TARGET void hmti_il16_q4k_dequant_cols(uint32_t type, const uint8_t *g, int64_t s0, int64_t n, float *dst,
+                                              int64_t ld) {
+    g += (size_t)s0 * sb_bytes(type);
+    BY_TYPE(type, dequant_cols, g, n, dst, ld);
+}
+
+/* ---- the family's table (quant_impl.h): ranges in columns, super-blocks of 256 ---- */
+static void fam_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
+    hmti_il16_q4k_pack(type, cols / 256, src, row_bytes, dst);
+}
+static void fam_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act, float *y) {
+    hmti_il16_q4k_dot(type, n_groups, cols / 256, w, act, y);
+}
+static void fam_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,
+                      size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+    hmti_il16_q4k_multi(type, n_groups, cols / 256, w, act, act_stride, n_act, y, ldy);
+}
+static void fam_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) {
+    hmti_il16_q4k_dequant_row(type, g, r, c0 / 256, n / 256, dst);
+}
+static void fam_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld) {
+    hmti_il16_q4k_dequant_cols(type, g, c0 / 256, n / 256, dst, ld);
+}
+const hmti_il16_family hmti_il16_q4k_family = {256, fam_pack, fam_dot, fam_multi, fam_dequant_row, fam_dequant_cols};

@@ -87,7 +87,7 @@ enum { HMTI_IL16_ROWS = 16 };
 /* The types laid out so (where the CPU has AVX512-VNNI). */
 static inline int hmti_il16_type(uint32_t type) {
     return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0 || type == HMTI_T_Q4_K ||
-           type == HMTI_T_Q6_K;
+           type == HMTI_T_Q5_K || type == HMTI_T_Q6_K;
 }
 /* F16 and BF16 (where the CPU has AVX-512), rows of a multiple of 32
  * columns: laid out as [column][row 0..15], 2 bytes each. */
@@ -98,6 +98,7 @@ static inline size_t hmti_il16_block(uint32_t type) {
                                 : 16 * (size_t)(type == HMTI_T_Q4_0   ? 18
                                                 : type == HMTI_T_Q5_0 ? 22
                                                 : type == HMTI_T_Q4_K ? 144
+                                                : type == HMTI_T_Q5_K ? 176
                                                 : type == HMTI_T_Q6_K ? 210
                                                                       : 34);
 }
@@ -186,43 +187,50 @@ void hmti_il16_q6k_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const 
                          int64_t n_act, float *y, int64_t ldy);
 void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
 
-/* ---- Q4_K in groups of 16 rows (quant_il16_q4k*.c, AVX512-VNNI) ------------------ */
-/* A group's super-block s (256 columns) starts at s * HMTI_IL16_Q4K_BLOCK
- * (16 x 144 bytes: the file's bytes rearranged): the 16 rows' f16 d (row
- * order, 32 bytes), their f16 dmin (32 bytes), their 12 bytes of 6-bit
- * scales and mins as stored, as [i 0..2][row 0..15][4 bytes: bytes 4i..4i+3]
- * (192 bytes: a load gives bytes 4i..4i+3 of each row in its own dword
- * lane, so the unpacking of hmti_k_scale_min is a few byte-wise ops for
- * the 16 rows), then the nibbles as [chunk c 0..3][k 0..7][row 0..15][4
- * bytes: bytes 4k..4k+3 of the row's chunk c] (2048 bytes): byte i's low
- * nibble is element 64c + 4k + i (sub-block 2c), its high nibble element
- * 64c + 32 + 4k + i (sub-block 2c + 1). So each nibble load gives 4
- * elements of each row of two sub-blocks, in the row's dword lane. */
+/* ---- Q4_K and Q5_K in groups of 16 rows (quant_il16_q4k*.c, AVX512-VNNI) --------- */
+/* A group's super-block s (256 columns) starts at s * hmti_il16_block(type)
+ * (16 x 144 or 16 x 176 bytes: the file's bytes rearranged): the 16 rows'
+ * f16 d (row order, 32 bytes), their f16 dmin (32 bytes), their 12 bytes
+ * of 6-bit scales and mins as stored, as [i 0..2][row 0..15][4 bytes:
+ * bytes 4i..4i+3] (192 bytes: a load gives bytes 4i..4i+3 of each row in
+ * its own dword lane, so the unpacking of hmti_k_scale_min is a few
+ * byte-wise ops for the 16 rows); Q5_K then its 32 bytes of 5th bits qh as
+ * [k 0..7][row 0..15][4 bytes: qh[4k..4k+3]] (512 bytes: bit j of qh[l] is
+ * element 32j + l's); then the nibbles as [chunk c 0..3][k 0..7][row
+ * 0..15][4 bytes: bytes 4k..4k+3 of the row's chunk c] (2048 bytes): byte
+ * i's low nibble is element 64c + 4k + i (sub-block 2c), its high nibble
+ * element 64c + 32 + 4k + i (sub-block 2c + 1). So each nibble load gives
+ * 4 elements of each row of two sub-blocks, in the row's dword lane, and
+ * Q5_K's qh load k their 5th bits for every chunk. type: HMTI_T_Q4_K or
+ * HMTI_T_Q5_K throughout. */
 enum {
-    HMTI_IL16_Q4K_BLOCK = 16 * 144,
-    HMTI_IL16_Q4K_DMIN = 32,    /* after the 16 d */
-    HMTI_IL16_Q4K_SCALES = 64,  /* after the 16 dmin */
-    HMTI_IL16_Q4K_QS = 256,     /* after the scales: 4 chunks of 512 bytes */
+    HMTI_IL16_Q4K_DMIN = 32,   /* after the 16 d */
+    HMTI_IL16_Q4K_SCALES = 64, /* after the 16 dmin */
+    HMTI_IL16_Q5K_QH = 256,    /* Q5_K: after the scales */
 };
+/* Where the 4 chunks of 512 bytes of nibbles start: after the scales (Q4_K) or qh (Q5_K). */
+static inline size_t hmti_il16_k4_qs(uint32_t type) { return type == HMTI_T_Q5_K ? 768 : 256; }
 /* 16 stored rows (row_bytes apart, nsb super-blocks each) -> one group at dst. */
-void hmti_il16_q4k_pack(int64_t nsb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+void hmti_il16_q4k_pack(uint32_t type, int64_t nsb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 /* y[r] = row r of the group at g dotted with act (nsb super-blocks): per
  * row and super-block in order, the exact int sums S1 = sum over
- * sub-blocks j of sc_j * (sum of q * a over j) and S2 = sum of m_j * (act
- * sum over j), then acc = fmaf((float)S1, f16 d * act d, acc) and acc =
- * fmaf(-(float)S2, f16 dmin * act d, acc), from 0. The vector kernels' oracle. */
-void hmti_il16_q4k_dot_ref(int64_t nsb, const uint8_t *g, const hmti_q8_256 *act, float *y);
+ * sub-blocks j of sc_j * (sum of q * a over j; Q5_K's q with its 5th bit,
+ * 0..31) and S2 = sum of m_j * (act sum over j), then acc = fmaf((float)S1,
+ * f16 d * act d, acc) and acc = fmaf(-(float)S2, f16 dmin * act d, acc),
+ * from 0. The vector kernels' oracle. */
+void hmti_il16_q4k_dot_ref(uint32_t type, int64_t nsb, const uint8_t *g, const hmti_q8_256 *act, float *y);
 /* Super-blocks [s0, s0 + n) of row r (0..15) of the group at g, exact. */
-void hmti_il16_q4k_dequant_row(const uint8_t *g, int r, int64_t s0, int64_t n, float *dst);
+void hmti_il16_q4k_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t s0, int64_t n, float *dst);
 /* AVX512-VNNI (quant_il16_q4k_x86.c): hmti_il16_q4k_dot_ref's bits for
  * n_groups consecutive groups at w (y[16 g + r]); for n_act activation
  * rows (act + a * act_stride) at once (y[a * ldy + 16 g + r]); super-blocks
  * [s0, s0 + n) of a group's 16 rows, exact, column-major (element (r, c)
  * at dst[c * ld + r]). */
-void hmti_il16_q4k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act, float *y);
-void hmti_il16_q4k_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
-                         int64_t n_act, float *y, int64_t ldy);
-void hmti_il16_q4k_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
+void hmti_il16_q4k_dot(uint32_t type, int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act,
+                       float *y);
+void hmti_il16_q4k_multi(uint32_t type, int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act,
+                         size_t act_stride, int64_t n_act, float *y, int64_t ldy);
+void hmti_il16_q4k_dequant_cols(uint32_t type, const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
 
 /* ---- the 16-row layouts as families, for the dispatch (quant_types.c) ------------ */
 /* A family's calls, every range in columns: cols is the width of the
@@ -275,7 +283,7 @@ typedef struct {
                                                         name##_multi, name##_dequant_row, name##_dequant_cols}
 extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0 (quant_il16_x86.c) */
 extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
-extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K (quant_il16_q4k_x86.c) */
+extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K, Q5_K (quant_il16_q4k_x86.c) */
 extern const hmti_il16_family hmti_il16_half_family; /* F16, BF16 (quant_il16_half_x86.c) */
 
 /* Little-endian fields of a block (blocks are byte arrays: no alignment). */

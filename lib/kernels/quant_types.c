@@ -95,9 +95,9 @@ static hmti_vec_dot4_fn vec_dot4_path(uint32_t type, int path) {
 static const hmti_il16_family *family_of(uint32_t type, int avx512, int vnni) {
     if (hmti_il16_half(type)) return avx512 ? &hmti_il16_half_family : NULL;
     if (!vnni || !hmti_il16_type(type)) return NULL;
-    return type == HMTI_T_Q6_K   ? &hmti_il16_q6k_family
-           : type == HMTI_T_Q4_K ? &hmti_il16_q4k_family
-                                 : &hmti_il16_q32_family;
+    return type == HMTI_T_Q6_K                           ? &hmti_il16_q6k_family
+           : type == HMTI_T_Q4_K || type == HMTI_T_Q5_K ? &hmti_il16_q4k_family
+                                                         : &hmti_il16_q32_family;
 }
 
 static void choose(void) {
