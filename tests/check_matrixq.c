@@ -244,14 +244,14 @@ END_TEST
  * ranges that start and end inside groups of 4, widths with a shorter last
  * chunk, stored and interleaved rows; the K-quants' super-block widths. */
 START_TEST(multi_row_kernels_equal_single_rows) {
-    const uint32_t types[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_IQ4_NL, HMTI_T_F16,
-                              HMTI_T_BF16, HMTI_T_F32,  HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q6_K};
+    const uint32_t types[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_IQ4_NL, HMTI_T_F16, HMTI_T_BF16,
+                              HMTI_T_F32,  HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q6_K,   HMTI_T_Q4_1, HMTI_T_Q5_1};
     const int64_t widths[] = {32, 96, 288, 576, 1056}, k_widths[] = {256, 512, 768, 1536, 2816};
     uint64_t seed = 4242;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t t = types[ti];
-        const int kind = hmti_qmulti_kind(t);
-        if (!kind) continue; /* no such kernel on this CPU */
+        const int kind = hmti_qmulti_kind(t), il16 = hmti_q_il_rows(t) == 16;
+        if (!kind && !il16) continue; /* no such kernel on this CPU (16-row groups always have one) */
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
             const int64_t cols = hmti_qtraits_of(t)->block_elems == HMTI_QK_K ? k_widths[wi] : widths[wi];
             /* the types of 16-row groups also on 53 rows: 3 groups and 5 rows */
@@ -275,7 +275,7 @@ START_TEST(multi_row_kernels_equal_single_rows) {
             }
             const void *a0 = ab ? (const void *)act : (const void *)x;
             const size_t as = ab ? ab : (size_t)ldx * sizeof(float);
-            for (int lay = 0; lay <= has_il; lay++)
+            for (int lay = kind ? 0 : 1; lay <= has_il; lay++) /* stored rows only with their own kernel */
                 for (int amx = 1; amx >= 0; amx--) /* Q8_0's layout: with AMX (where the CPU has it), then without */
                 for (int n = 1; n <= max_n; n++) {
                     if (!amx && (!lay || t != HMTI_T_Q8_0)) break;
@@ -304,8 +304,9 @@ START_TEST(multi_row_kernels_equal_single_rows) {
 END_TEST
 
 /* Element e (0..31; Q4_K, Q5_K, Q6_K 0..255) of a stored Q8_0 / Q4_0 /
- * Q5_0 / Q4_K / Q5_K / Q6_K block as its integer (the K-quants: before their
- * sub-block's scale; Q4_K / Q5_K: q, 0..15 / 0..31, before its min). */
+ * Q5_0 / Q4_1 / Q5_1 / IQ4_NL / Q4_K / Q5_K / Q6_K block as its integer (the
+ * K-quants: before their sub-block's scale; Q4_1 / Q5_1 / Q4_K / Q5_K: q,
+ * 0..15 / 0..31, before its min). */
 static int stored_int(uint32_t type, const uint8_t *blk, int e) {
     if (type == HMTI_T_Q4_K) return (blk[16 + 32 * (e / 64) + e % 32] >> (e % 64 < 32 ? 0 : 4)) & 15;
     if (type == HMTI_T_Q5_K) /* qh[32] at 16, then the nibbles; bit e / 32 of qh[e % 32] */
@@ -318,10 +319,14 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
     if (type == HMTI_T_Q4_0) return (e < 16 ? blk[2 + e] & 15 : blk[2 + e - 16] >> 4) - 8;
     if (type == HMTI_T_Q5_0)
         return (e < 16 ? blk[6 + e] & 15 : blk[6 + e - 16] >> 4) + (int)(hmti_qu32(blk + 2) >> e & 1) * 16 - 16;
+    if (type == HMTI_T_Q4_1) return e < 16 ? blk[4 + e] & 15 : blk[4 + e - 16] >> 4; /* d, m, nibbles */
+    if (type == HMTI_T_IQ4_NL) return hmti_iq4_values[e < 16 ? blk[2 + e] & 15 : blk[2 + e - 16] >> 4];
+    if (type == HMTI_T_Q5_1) /* d, m, 5th bits, nibbles */
+        return (e < 16 ? blk[8 + e] & 15 : blk[8 + e - 16] >> 4) + (int)(hmti_qu32(blk + 4) >> e & 1) * 16;
     return (int8_t)blk[2 + e];
 }
 
-/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K;
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K, Q4_1, Q5_1, IQ4_NL;
  * where this CPU has it): the one-row kernel equals the portable reference
  * (hmti_il16_dot_ref, hmti_il16h_dot_ref, hmti_il16_q6k_dot_ref,
  * hmti_il16_q4k_dot_ref) bit for bit on every group and
@@ -331,11 +336,12 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
  * weights times x; float64) up to float rounding; both dequantizers are
  * exact. */
 START_TEST(il16_layout) {
-    const uint32_t all[] = {HMTI_T_Q8_0,  HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16,
-                            HMTI_T_BF16, HMTI_T_Q6_K, HMTI_T_Q4_K, HMTI_T_Q5_K};
+    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16,  HMTI_T_BF16,  HMTI_T_Q6_K,
+                            HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q4_1, HMTI_T_Q5_1, HMTI_T_IQ4_NL};
     const uint32_t type = all[_i];
     const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K;
     const int q4k = type == HMTI_T_Q4_K || type == HMTI_T_Q5_K; /* Q4_K's scales, mins and steps */
+    const int q41 = type == HMTI_T_Q4_1 || type == HMTI_T_Q5_1;  /* + m * (activation block sum) */
     const int kq = q6k || q4k; /* super-blocks of 256 columns */
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
@@ -400,7 +406,9 @@ START_TEST(il16_layout) {
                 const double t = (double)is * (q6k ? hmti_qf16(blk + 208) * a256[b].d
                                                : q4k ? hmti_qf16(blk) * a256[b].d
                                                      : hmti_qf16(blk) * a32[b].d);
-                const double tm = q4k ? (double)ms * (hmti_qf16(blk + 2) * a256[b].d) : 0;
+                const double tm = q4k   ? (double)ms * (hmti_qf16(blk + 2) * a256[b].d)
+                                  : q41 ? -(double)(a32[b].sum[0] + a32[b].sum[1]) * (hmti_qf16(blk + 2) * a32[b].d)
+                                        : 0;
                 s += t - tm, sa += fabs(t) + fabs(tm);
             }
             EXPECT_MSG(fabs(ref[r] - s) <= (double)(nb + 2) * 0x1p-23 * sa, "row %lld: %.9g vs %.9g", (long long)r,
@@ -501,7 +509,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_loop_test(tc, il16_layout, 0, 8); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K */
+    tcase_add_loop_test(tc, il16_layout, 0, 11); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K, Q4_1, Q5_1, IQ4_NL */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

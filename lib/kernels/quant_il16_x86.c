@@ -1,4 +1,4 @@
-/* AVX-512 kernels of Q8_0, Q4_0 and Q5_0 in groups of 16 rows
+/* AVX-512 kernels of Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 and IQ4_NL in groups of 16 rows
  * (quant_impl.h, quant.h): the dot products with one or several activation
  * rows (AVX512-VNNI) and the dequantizer of the prompt path.
  *
@@ -6,13 +6,16 @@
  * unsigned weights of row r, elements 4v..4v+3 (Q8_0: 8 loads of quants +
  * 128; Q4_0: 4 loads of nibble bytes, W[v] the low nibbles, W[4 + v] the
  * high ones: elements 16 + 4v..; Q5_0: the same plus 16 where the row's
- * 5th bit of the element is set). One vpdpbusd against the activation's
- * matching dword broadcast adds them into row r's lane, so 8 of them sum
- * each row's block in its own lane, with no fold, and the 16 lanes are the
- * 16 rows' results. The lane starts at -offset * the activation block's sum
- * (the weights' offset, 128, 16 or 8, removed exactly). Then, per block in
- * order, one FMA: acc = (float)sum * (f16 scale * the activation's scale) +
- * acc, hmti_il16_dot_ref's steps; the several-row kernel does the same per
+ * 5th bit of the element is set; Q4_1, Q5_1: as Q4_0, Q5_0; IQ4_NL: as
+ * Q4_0, each nibble replaced by its value + 128 by one vpshufb). One vpdpbusd
+ * against the activation's matching dword broadcast adds them into row r's
+ * lane, so 8 of them sum each row's block in its own lane, with no fold,
+ * and the 16 lanes are the 16 rows' results. The lane starts at -offset * the activation block's sum
+ * (the weights' offset, 128, 16 or 8, removed exactly; Q4_1, Q5_1: 0). Then,
+ * per block in order, one FMA: acc = (float)sum * (f16 scale * the
+ * activation's scale) + acc, and for Q4_1, Q5_1 a second one adding
+ * (float)(the activation block's sum) * (f16 min * the activation's scale):
+ * hmti_il16_dot_ref's steps; the several-row kernel does the same per
  * activation row, so each of its results is the one-row kernel's bits. */
 #include <immintrin.h>
 
@@ -25,6 +28,9 @@
 #define BY_TYPE(type, fn, ...)                                                                   \
     ((type) == HMTI_T_Q4_0   ? fn(HMTI_T_Q4_0, __VA_ARGS__)                                      \
      : (type) == HMTI_T_Q5_0 ? fn(HMTI_T_Q5_0, __VA_ARGS__)                                      \
+     : (type) == HMTI_T_Q4_1 ? fn(HMTI_T_Q4_1, __VA_ARGS__)                                      \
+     : (type) == HMTI_T_Q5_1 ? fn(HMTI_T_Q5_1, __VA_ARGS__)                                      \
+     : (type) == HMTI_T_IQ4_NL ? fn(HMTI_T_IQ4_NL, __VA_ARGS__)                                  \
                              : fn(HMTI_T_Q8_0, __VA_ARGS__))
 #define L256(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 
@@ -56,7 +62,7 @@ QT static inline AI __m512i block_sums(const __m512i *W, const hmti_q8_32 *x, co
     return _mm512_add_epi32(s0, s1);
 }
 
-/* Q5_0: W[j] (columns 4j..4j+3) | 16 where the lane's 5th bits (Q) have
+/* Q5_0, Q5_1: W[j] (columns 4j..4j+3) | 16 where the lane's 5th bits (Q) have
  * bits 4j..4j+3: byte j / 2 of the lane's 5th bits copied to its 4 bytes
  * (vpshufb), byte k tested against bit 4 (j % 2) + k. */
 AVX512_TARGET static inline AI __m512i fifth_bits(__m512i W, __m512i Q, int j) {
@@ -80,8 +86,14 @@ AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_
             W[v] = _mm512_and_si512(q, m4);
             W[4 + v] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
         }
-        if (type == HMTI_T_Q5_0) {
-            const __m512i Q = _mm512_loadu_si512(blk + 32);
+        if (type == HMTI_T_IQ4_NL) { /* the values + 128, looked up by nibble */
+            const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(
+                _mm_loadu_si128((const __m128i *)(const void *)hmti_iq4_values), _mm_set1_epi8((char)0x80)));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) W[j] = _mm512_shuffle_epi8(lut, W[j]);
+        }
+        if (hmti_il16_five(type)) {
+            const __m512i Q = _mm512_loadu_si512(blk + hmti_il16_fifth(type));
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) W[j] = fifth_bits(W[j], Q, j);
         }
@@ -92,13 +104,23 @@ AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_
     *dw = _mm512_cvtph_ps(L256(blk));
 }
 
+/* acc + the block's terms from its exact int sums s against x: s * (d * x's
+ * scale), then Q4_1/Q5_1's x block sum * (m * x's scale). */
+QT static inline AI __m512 block_terms(const uint32_t type, const uint8_t *blk, __m512i s, __m512 dw,
+                                       const hmti_q8_32 *x, __m512 acc) {
+    const __m512 xd = _mm512_set1_ps(x->d);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, xd), acc);
+    if (!hmti_il16_has_min(type)) return acc;
+    const __m512 m = _mm512_cvtph_ps(L256(blk + 32));
+    return _mm512_fmadd_ps(_mm512_set1_ps((float)(x->sum[0] + x->sum[1])), _mm512_mul_ps(m, xd), acc);
+}
+
 /* acc + one block of a group against one activation block x. */
 QT static inline AI __m512 block_fma(const uint32_t type, const uint8_t *blk, const hmti_q8_32 *x, __m512 acc) {
     __m512i W[8];
     __m512 dw;
     load_block(type, blk, W, &dw);
-    const __m512i s = block_sums(W, x, hmti_il16_offset(type));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc);
+    return block_terms(type, blk, block_sums(W, x, hmti_il16_offset(type)), dw, x, acc);
 }
 
 /* n_groups groups against one activation. Q8_0 groups of at least
@@ -170,8 +192,7 @@ QT static inline AI void group_multi(const uint32_t type, int64_t nb, const uint
         for (int a = 0; a < MAX_ACT; a++) {
             if (a >= na) break;
             const hmti_q8_32 *x = (const hmti_q8_32 *)(const void *)(act + (size_t)a * as) + b;
-            const __m512i s = block_sums(W, x, hmti_il16_offset(type));
-            acc[a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[a]);
+            acc[a] = block_terms(type, g, block_sums(W, x, hmti_il16_offset(type)), dw, x, acc[a]);
         }
     }
     for (int a = 0; a < na; a++) _mm512_storeu_ps(y + a * ldy, acc[a]);
@@ -198,13 +219,15 @@ QT void hmti_il16_multi_vnni(uint32_t type, int64_t n_groups, int64_t nb, const 
 
 /* Columns 4v..4v+3 of the 16 rows from W = their unsigned weights (lane r:
  * row r, byte k: column 4v + k), as the row dequantizers do ((float)(u -
- * off) * d, exact conversion, one rounding). Column c of the 16 rows is
- * one 64-byte store. */
-AVX512_TARGET static inline AI void store_cols(float *o, int64_t ld, __m512i W, __m512 d, __m512i off) {
+ * off) * d, exact conversion, one rounding; Q4_1/Q5_1: (float)u * d + m,
+ * two). Column c of the 16 rows is one 64-byte store. */
+AVX512_TARGET static inline AI void store_cols(const uint32_t type, float *o, int64_t ld, __m512i W, __m512 d,
+                                               __m512 m, __m512i off) {
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         const __m512i u = _mm512_srli_epi32(_mm512_slli_epi32(W, 24 - 8 * k), 24);
-        _mm512_storeu_ps(o + k * ld, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, off)), d));
+        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, off)), d);
+        _mm512_storeu_ps(o + k * ld, hmti_il16_has_min(type) ? _mm512_add_ps(v, m) : v);
     }
 }
 
@@ -216,7 +239,8 @@ AVX512_TARGET static inline AI void dequant_group(const uint32_t type, const uin
         __m512i W[8];
         __m512 d;
         load_block(type, g, W, &d);
-        for (int j = 0; j < 8; j++) store_cols(dst + 4 * j * ld, ld, W[j], d, off);
+        const __m512 m = hmti_il16_has_min(type) ? _mm512_cvtph_ps(L256(g + 32)) : d;
+        for (int j = 0; j < 8; j++) store_cols(type, dst + 4 * j * ld, ld, W[j], d, m, off);
     }
 }
 

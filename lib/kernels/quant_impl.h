@@ -71,48 +71,63 @@ int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst);
  * to hmti_dequantize_row on the stored blocks. */
 void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, float *y);
 
-/* ---- Q8_0, Q4_0 and Q5_0 in groups of 16 rows (quant.h, hmti_q_il_rows) ----------- */
+/* ---- Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL in groups of 16 rows (quant.h, hmti_q_il_rows) */
 /* A group's block b starts at b * hmti_il16_block(type): the 16 rows' f16
- * scales (row order), then the weights as unsigned bytes so that a 64-byte
- * load holds 4 weights of each row in its own dword lane. Q8_0: the quants
- * + 128 as [v 0..7][row 0..15][4 bytes: elements 4v..4v+3]. Q4_0: the
- * stored nibble bytes as [v 0..3][row 0..15][4 bytes: bytes 4v..4v+3 of
- * the row's block], so the low nibbles are elements 4v..4v+3 and the high
- * ones 16 + 4v..16 + 4v + 3 (q + 8, 0..15). Q5_0: the 16 rows' 32-bit 5th
- * bits (row order, 64 bytes), then the nibbles as Q4_0's (q + 16, 0..31).
- * type: HMTI_T_Q8_0, HMTI_T_Q4_0 or HMTI_T_Q5_0 throughout (hmti_il16_block
- * also takes the half types, Q4_K and Q6_K below, which have their own
- * functions). Portable (quant_il16.c): */
+ * scales d (row order), Q4_1/Q5_1 then their f16 mins m (32 bytes), then
+ * the weights as unsigned bytes so that a 64-byte load holds 4 weights of
+ * each row in its own dword lane. Q8_0: the quants + 128 as [v 0..7][row
+ * 0..15][4 bytes: elements 4v..4v+3]. Q4_0: the stored nibble bytes as [v
+ * 0..3][row 0..15][4 bytes: bytes 4v..4v+3 of the row's block], so the low
+ * nibbles are elements 4v..4v+3 and the high ones 16 + 4v..16 + 4v + 3 (q
+ * + 8, 0..15). Q5_0: the 16 rows' 32-bit 5th bits (row order, 64 bytes),
+ * then the nibbles as Q4_0's (q + 16, 0..31). Q4_1, Q5_1: as Q4_0, Q5_0
+ * after the mins, q as stored (0..15, 0..31: value d q + m). IQ4_NL: as
+ * Q4_0 (its nibbles index hmti_iq4_values; the kernels look the values up,
+ * + 128). type: one of those six throughout (hmti_il16_block also takes the
+ * half types and the K-quants below, which have their own functions).
+ * Portable (quant_il16.c): */
 enum { HMTI_IL16_ROWS = 16 };
 /* The types laid out so (where the CPU has AVX512-VNNI). */
 static inline int hmti_il16_type(uint32_t type) {
-    return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0 || type == HMTI_T_Q4_K ||
-           type == HMTI_T_Q5_K || type == HMTI_T_Q6_K;
+    return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0 || type == HMTI_T_Q4_1 ||
+           type == HMTI_T_Q5_1 || type == HMTI_T_IQ4_NL || type == HMTI_T_Q4_K || type == HMTI_T_Q5_K ||
+           type == HMTI_T_Q6_K;
 }
+/* Q4_1 and Q5_1: a min per block (value d q + m). */
+static inline int hmti_il16_has_min(uint32_t type) { return type == HMTI_T_Q4_1 || type == HMTI_T_Q5_1; }
+/* Q5_0 and Q5_1: 32-bit 5th bits per row and block. */
+static inline int hmti_il16_five(uint32_t type) { return type == HMTI_T_Q5_0 || type == HMTI_T_Q5_1; }
 /* F16 and BF16 (where the CPU has AVX-512), rows of a multiple of 32
  * columns: laid out as [column][row 0..15], 2 bytes each. */
 static inline int hmti_il16_half(uint32_t type) { return type == HMTI_T_F16 || type == HMTI_T_BF16; }
 /* Bytes of a group's block. */
 static inline size_t hmti_il16_block(uint32_t type) {
     return hmti_il16_half(type) ? 1024
-                                : 16 * (size_t)(type == HMTI_T_Q4_0   ? 18
+                                : 16 * (size_t)(type == HMTI_T_Q4_0 || type == HMTI_T_IQ4_NL ? 18
                                                 : type == HMTI_T_Q5_0 ? 22
+                                                : type == HMTI_T_Q4_1 ? 20
+                                                : type == HMTI_T_Q5_1 ? 24
                                                 : type == HMTI_T_Q4_K ? 144
                                                 : type == HMTI_T_Q5_K ? 176
                                                 : type == HMTI_T_Q6_K ? 210
                                                                       : 34);
 }
-/* The offset the unsigned weights carry: 8 (Q4_0), 16 (Q5_0) or 128 (Q8_0). */
+/* The offset the unsigned weights carry: 8 (Q4_0), 16 (Q5_0), 128 (Q8_0, IQ4_NL) or 0 (Q4_1, Q5_1). */
 static inline int hmti_il16_offset(uint32_t type) {
-    return type == HMTI_T_Q4_0 ? 8 : type == HMTI_T_Q5_0 ? 16 : 128;
+    return type == HMTI_T_Q4_0 ? 8 : type == HMTI_T_Q5_0 ? 16 : hmti_il16_has_min(type) ? 0 : 128;
 }
-/* Where a block's quant bytes start: after the scales (and Q5_0's 5th bits). */
-static inline size_t hmti_il16_quants(uint32_t type) { return type == HMTI_T_Q5_0 ? 96 : 32; }
+/* Where a block's 5th bits start: after the scales (and the mins). */
+static inline size_t hmti_il16_fifth(uint32_t type) { return hmti_il16_has_min(type) ? 64 : 32; }
+/* Where a block's quant bytes start: after the scales (and the mins, and the 5th bits). */
+static inline size_t hmti_il16_quants(uint32_t type) {
+    return hmti_il16_fifth(type) + (hmti_il16_five(type) ? 64 : 0);
+}
 /* 16 stored rows (row_bytes apart, nb blocks each) -> one group at dst. */
 void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 /* y[r] = row r of the group at g dotted with act (nb blocks): per row,
  * acc = fmaf((float)(exact int sum of the block), f16 scale * act scale,
- * acc) over the blocks in order, from 0. The vector kernels' oracle. */
+ * acc), Q4_1/Q5_1 then acc = fmaf((float)(act block's sum), f16 min * act
+ * scale, acc), over the blocks in order, from 0. The vector kernels' oracle. */
 void hmti_il16_dot_ref(uint32_t type, int64_t nb, const uint8_t *g, const hmti_q8_32 *act, float *y);
 /* Blocks [b0, b0 + n_blocks) of row r (0..15) of the group at g, exact. */
 void hmti_il16_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t b0, int64_t n_blocks, float *dst);
@@ -281,7 +296,7 @@ typedef struct {
     }                                                                                                            \
     const hmti_il16_family hmti_il16_##name##_family = {256,        name##_pack,        name##_dot,            \
                                                         name##_multi, name##_dequant_row, name##_dequant_cols}
-extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0 (quant_il16_x86.c) */
+extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL (quant_il16_x86.c) */
 extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
 extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K, Q5_K (quant_il16_q4k_x86.c) */
 extern const hmti_il16_family hmti_il16_half_family; /* F16, BF16 (quant_il16_half_x86.c) */
