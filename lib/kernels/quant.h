@@ -143,8 +143,8 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
 
 /* ---- interleaved layout ----------------------------------------------------------------- */
-/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q8_0, Q4_K, Q6_K, F16 or BF16 may be repacked once
- * (hmti_q_interleave) into groups of R = hmti_q_il_rows(type) rows: group g
+/* A matrix of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q8_0, Q4_K, Q5_K, Q6_K, F16 or BF16 may be repacked once
+ * (hmti_q_interleave) into groups of R = hmti_q_il_rows(type) = 16 rows: group g
  * (rows Rg..Rg+R-1) takes the same bytes [Rg * row_bytes, (Rg + R) *
  * row_bytes) as the R rows as stored. Rows past the last whole group stay
  * as stored. Only on CPUs whose kernels read the layout (the 512-bit VNNI
@@ -162,7 +162,11 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
  * a load's low nibbles are elements 4v..4v+3 of each row, its high nibbles
  * elements 16 + 4v..16 + 4v + 3 (q + 8 as unsigned; no AMX kernel).
  * Q5_0, R = 16: the scales, the 16 rows' 32-bit 5th bits (64 bytes, row
- * order: lane r of a load), then the nibbles as Q4_0's (q + 16). Per row
+ * order: lane r of a load), then the nibbles as Q4_0's (q + 16). Q4_1,
+ * Q5_1, R = 16: as Q4_0, Q5_0 with the 16 rows' f16 mins after the scales
+ * and q as stored (a second FMA per block adds the activation block's sum
+ * * (min * activation scale)). IQ4_NL, R = 16: as Q4_0 (the kernels look
+ * the code-book values + 128 up by nibble). Per row
  * the result is sum over blocks, in order, of one FMA: (exact int sum) *
  * (f16 scale * activation scale) + acc; not the bits of the stored rows'
  * kernel (another float order), the same bits for one or several
@@ -182,30 +186,22 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
  * row and super-block in order one FMA: (exact int sum over sub-blocks of
  * scale * (q - 32) . activation) * (d * activation scale) + acc. Blocks
  * (b0, nb below) of hmti_q_il_dequant are super-blocks.
- * Q4_K, R = 16, per super-block (256 columns, 16 x 144 bytes): the 16
- * rows' f16 d, their f16 dmin, their 12 bytes of 6-bit scales and mins as
- * [4-byte word 0..2][row][4 bytes], then the nibbles as [64-column chunk]
- * [k 0..7][row][4 bytes]. Per row and super-block in order two FMAs: the
- * exact scaled int sum times d * activation scale, then minus the exact
- * min-weighted activation sum times dmin * activation scale. Blocks of
- * hmti_q_il_dequant are super-blocks (quant_impl.h has every byte).
+ * Q4_K (Q5_K), R = 16, per super-block (256 columns, 16 x 144 (176)
+ * bytes): the 16 rows' f16 d, their f16 dmin, their 12 bytes of 6-bit
+ * scales and mins as [4-byte word 0..2][row][4 bytes], (Q5_K: the 32 bytes
+ * of 5th bits as [4-byte word 0..7][row][4 bytes],) then the nibbles as
+ * [64-column chunk][k 0..7][row][4 bytes]. Per row and super-block in
+ * order two FMAs: the exact scaled int sum times d * activation scale,
+ * then minus the exact min-weighted activation sum times dmin * activation
+ * scale. Blocks of hmti_q_il_dequant are super-blocks (quant_impl.h has
+ * every byte).
  *
- * The other types, R = 4: the rows chunk by chunk, C = hmti_q_il_chunk(type)
- * blocks each (16 blocks: one step of the 512-bit kernels): chunk c of row
- * 0, of row 1, of row 2, of row 3, then chunk c + 1. A whole chunk has its
- * block scales first (in the order the kernel's lanes use them; then the
- * mins, then the 5th bits where the type has them), then the blocks' quants
- * in block order, so the kernel loads each directly instead of gathering
- * them out of 18- to 34-byte blocks; a shorter last chunk (the rest of a
- * row) is kept as stored. The 4-row kernels read one sequential stream with
- * fewer shuffles, and return the same bits as on the stored rows. */
+ * Q2_K, Q3_K and IQ4_XS have no such layout: computed on as stored. */
 /* R for type (rows per group), or 0: no kernel of this CPU reads the layout. */
 int hmti_q_il_rows(uint32_t type);
 /* 1 if a rows × cols matrix of type is repacked (hmti_matrix_repack): the
  * layout exists, at least one whole group, cols a multiple of 32. */
 int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols);
-/* C for a type of 4-row groups (blocks), else 0. */
-int hmti_q_il_chunk(uint32_t type);
 /* dst (row_bytes * rows bytes, not overlapping src) <- the rows at src, as
  * stored, in the interleaved layout. type must have hmti_q_il_rows > 0. */
 void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst);

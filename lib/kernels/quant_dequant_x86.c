@@ -189,56 +189,6 @@ AVX512_TARGET static void q5_1_512(const void *src, float *y, int64_t n) {
     }
 }
 
-/* Blocks [b0, b1) of a whole repacked chunk of the interleaved layout
- * (quant.h): Q4_1 / IQ4_NL / Q5_1 (16 scales, the scale of block b in word
- * 4 (b % 4) + b / 4 for Q4_1, word b for the others; Q4_1 / Q5_1: 16 mins
- * in the same words of the next 32 bytes; Q5_1: 16 u32 of 5th bits; then 16
- * packed bytes per block); the same arithmetic as the row dequantizers.
- * (The layout of 16-row groups of Q8_0, Q4_0, Q5_0: quant_il16_x86.c.) */
-AVX512_TARGET void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, float *y) {
-    const uint8_t *c = chunk;
-    const __m512i m15 = _mm512_set1_epi32(15);
-    switch (type) {
-    case HMTI_T_IQ4_NL: {
-        const __m512i tbl = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)hmti_iq4_values));
-        float ds[16];
-        _mm512_storeu_ps(ds, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)c)));
-        for (int b = b0; b < b1; b++, y += 32) {
-            const __m512 d = _mm512_set1_ps(ds[b]);
-            const __m512i q = L16(c + 32 + 16 * b);
-            _mm512_storeu_ps(y, _mm512_mul_ps(CVT(_mm512_permutexvar_epi32(_mm512_and_si512(q, m15), tbl)), d));
-            _mm512_storeu_ps(y + 16, _mm512_mul_ps(CVT(_mm512_permutexvar_epi32(_mm512_srli_epi32(q, 4), tbl)), d));
-        }
-        break;
-    }
-    case HMTI_T_Q4_1:
-    case HMTI_T_Q5_1: {
-        const int five = type == HMTI_T_Q5_1, hs = 64;
-        const uint8_t *qs = c + hs + (five ? 64 : 0);
-        float ds[16], ms[16];
-        _mm512_storeu_ps(ds, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)c)));
-        _mm512_storeu_ps(ms, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(c + 32))));
-        for (unsigned b = (unsigned)b0; b < (unsigned)b1; b++, y += 32) {
-            const unsigned l = type == HMTI_T_Q4_1 ? 4 * (b & 3) + (b >> 2) : b;
-            const __m512 d = _mm512_set1_ps(ds[l]);
-            __m512i lo, hi;
-            if (five) {
-                q5_quants(c + hs + 4 * b, qs + 16 * b, &lo, &hi);
-            } else {
-                const __m512i q = L16(qs + 16 * b);
-                lo = _mm512_and_si512(q, m15);
-                hi = _mm512_srli_epi32(q, 4);
-            }
-            const __m512 mv = _mm512_set1_ps(ms[l]);
-            MSTORE(y, lo, d, mv);
-            MSTORE(y + 16, hi, d, mv);
-        }
-        break;
-    }
-    default: break;
-    }
-}
-
 AVX512_TARGET static inline __m512i iq4_table(void) {
     int32_t t[16];
     for (int i = 0; i < 16; i++) t[i] = hmti_iq4_values[i];

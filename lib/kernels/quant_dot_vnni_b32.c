@@ -181,8 +181,8 @@ nib_weights(const int kind, const int g, const int m, const uint8_t *z, __m512i 
 }
 
 QV static inline __attribute__((always_inline)) void
-nib_step(const int kind, const int R, const int g, const int rp, const uint8_t *w, size_t stride,
-         const hmti_q8_32 *a, __m512 *acc) {
+nib_step(const int kind, const int R, const int g, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
+         __m512 *acc) {
     const int bb = nib_bytes(kind);
     const __m512i ones = _mm512_set1_epi16(1);
     const __m512i tab = _mm512_broadcast_i32x4(_mm_xor_si128(L128(hmti_iq4_values), _mm_set1_epi8((char)0x80)));
@@ -197,25 +197,7 @@ nib_step(const int kind, const int R, const int g, const int rp, const uint8_t *
             P[m] = _mm512_setzero_si512();
             if (4 * m >= g) continue;
             __m512i lo, hi;
-            if (rp) { /* a repacked chunk (nib_repack): scales (and mins), 5th bits, packed bytes */
-                const int hs = nib_min(kind) ? 64 : 32, H = hs + (nib_five(kind) ? 64 : 0);
-                const __m512i W = _mm512_loadu_si512(b + H + 64 * m);
-                lo = _mm512_and_si512(W, _mm512_set1_epi8(15));
-                hi = _mm512_gf2p8affine_epi64_epi8(W, _mm512_set1_epi64(0x1020408000000000), 0);
-                if (nib_five(kind)) { /* as nib_weights: qwords 2k, 2k + 1 <- block 4m + k's 5th bits */
-                    const __m512i qidx = _mm512_set_epi64(0x0F0E0D0C0F0E0D0C, 0x0F0E0D0C0F0E0D0C, 0x0B0A09080B0A0908,
-                                                          0x0B0A09080B0A0908, 0x0706050407060504, 0x0706050407060504,
-                                                          0x0302010003020100, 0x0302010003020100);
-                    const __m512i Q = _mm512_permutexvar_epi8(qidx, _mm512_castsi128_si512(L128(b + hs + 16 * m)));
-                    const __m512i clo = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-                    const __m512i add16 = _mm512_set1_epi8(16);
-                    lo = _mm512_mask_add_epi8(lo, _mm512_bitshuffle_epi64_mask(Q, clo), lo, add16);
-                    hi = _mm512_mask_add_epi8(hi, _mm512_bitshuffle_epi64_mask(Q, _mm512_add_epi8(clo, add16)), hi, add16);
-                }
-                if (m == 0) X = nib_min(kind) ? _mm512_loadu_si512(b) : _mm512_castsi256_si512(L256(b));
-            } else {
-                nib_weights(kind, g, m, b + 4 * bb * m, &lo, &hi, &X);
-            }
+            nib_weights(kind, g, m, b + 4 * bb * m, &lo, &hi, &X);
             if (kind == KIND_IQ4_NL) {
                 lo = _mm512_shuffle_epi8(tab, lo);
                 hi = _mm512_shuffle_epi8(tab, hi);
@@ -238,40 +220,32 @@ nib_step(const int kind, const int R, const int g, const int rp, const uint8_t *
 }
 
 QV static inline __attribute__((always_inline)) void
-nib_rows(const int kind, const int R, const int il, int64_t n, const uint8_t *w, size_t stride,
-         const hmti_q8_32 *a, float *out) {
+nib_rows(const int kind, const int R, int64_t n, const uint8_t *w, size_t stride, const hmti_q8_32 *a,
+         float *out) {
     __m512 acc[4];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const int64_t nb = n / 32, bb = nib_bytes(kind);
     int64_t i = 0;
-    if (il) { /* w: a group of 4 interleaved rows, chunks of 16 blocks per row */
-        for (; i + 16 <= nb; i += 16, w += 4 * 16 * bb) {
-            hmti_pf_span(w, 4 * 16 * (size_t)bb);
-            nib_step(kind, R, 16, 1, w, 16 * bb, a + i, acc);
-        }
-        stride = (size_t)(nb - i) * (size_t)bb; /* the last, shorter chunk */
-        w -= (size_t)i * (size_t)bb;          /* so that w + i * bb is its start below */
-    }
     for (; i + 16 <= nb; i += 16) {
-        if (R == 4 && !il) hmti_pf_span(w + 4 * (size_t)i * bb, 4 * 16 * (size_t)bb);
-        nib_step(kind, R, 16, 0, w + (size_t)i * bb, stride, a + i, acc);
+        if (R == 4) hmti_pf_span(w + 4 * (size_t)i * bb, 4 * 16 * (size_t)bb);
+        nib_step(kind, R, 16, w + (size_t)i * bb, stride, a + i, acc);
     }
     if (i + 8 <= nb) { /* 768-wide rows: one step of 16 and one of 8 */
-        nib_step(kind, R, 8, 0, w + (size_t)i * bb, stride, a + i, acc);
+        nib_step(kind, R, 8, w + (size_t)i * bb, stride, a + i, acc);
         i += 8;
     }
-    if (i < nb) nib_step(kind, R, (int)(nb - i), 0, w + (size_t)i * bb, stride, a + i, acc);
+    if (i < nb) nib_step(kind, R, (int)(nb - i), w + (size_t)i * bb, stride, a + i, acc);
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 #define DOT_Z(name, kind)                                                                   \
     QV static float name##_z(int64_t n, const void *w, const void *act) {                   \
         float y;                                                                            \
-        nib_rows(kind, 1, 0, n, w, 0, act, &y);                                             \
+        nib_rows(kind, 1, n, w, 0, act, &y);                                                \
         return y;                                                                           \
     }                                                                                       \
     QV static void name##_z4(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
-        nib_rows(kind, 4, 0, n, w, stride, act, y);                                         \
+        nib_rows(kind, 4, n, w, stride, act, y);                                            \
     }
 DOT_Z(q4_0, KIND_Q4_0)
 DOT_Z(q4_1, KIND_Q4_1)
@@ -279,18 +253,6 @@ DOT_Z(iq4_nl, KIND_IQ4_NL)
 DOT_Z(q5_0, KIND_Q5_0)
 DOT_Z(q5_1, KIND_Q5_1)
 #undef DOT_Z
-
-/* The interleaved layout (quant.h, nib_repack): 4 rows of a group. (Q4_0
- * and Q5_0 are laid out in groups of 16 rows instead: quant_il16*.c.) */
-#define DOT_IL(name, kind)                                                                  \
-    QV static void name##_il(int64_t n, const void *w, size_t stride, const void *act, float *y) { \
-        (void)stride;                                                                       \
-        nib_rows(kind, 4, 1, n, w, 0, act, y);                                              \
-    }
-DOT_IL(q4_1, KIND_Q4_1)
-DOT_IL(iq4_nl, KIND_IQ4_NL)
-DOT_IL(q5_1, KIND_Q5_1)
-#undef DOT_IL
 
 /* ---- 512-bit kernels of Q8_0, 8 blocks per step, 1 or 4 rows per call ----------------- */
 /* zmm j (j = 0..3) holds blocks 2j, 2j+1 of a step of 8: a 256-bit load of
@@ -405,44 +367,6 @@ hmti_vec_dot4_fn hmti_qdot4_vnni_b32(uint32_t type) {
     case HMTI_T_Q5_1: return hmti_cpu_has_avx512_bitops() ? q5_1_z4 : NULL;
     case HMTI_T_Q8_0: return q8_0_z4;
     case HMTI_T_IQ4_NL: return hmti_cpu_has_avx512_bitops() ? iq4_nl_z4 : NULL;
-    default: return NULL;
-    }
-}
-
-/* A full chunk of 16 blocks of one row, as stored -> repacked (Q4_1,
- * IQ4_NL, Q5_1; the same bytes): the 16 f16 scales first, that
- * of block b in word nib_lane(b) (the lane its folded sum lands in); Q4_1,
- * Q5_1: the 16 mins the same way in the next 32 bytes; Q5_1: the 16
- * blocks' 5th bits (u32 each) in block order; then the 16 blocks' 16 packed
- * bytes in block order: the 64-byte load of blocks 4m..4m+3 is zmm m of
- * nib_step as is. */
-static void nib_repack(int kind, const uint8_t *src, uint8_t *dst) {
-    const int bb = nib_bytes(kind), hs = nib_min(kind) ? 64 : 32, H = hs + (nib_five(kind) ? 64 : 0);
-    for (int b = 0; b < 16; b++) {
-        const uint8_t *s = src + bb * b;
-        memcpy(dst + 2 * nib_lane(kind, b), s, 2);
-        if (nib_min(kind)) memcpy(dst + 32 + 2 * nib_lane(kind, b), s + 2, 2);
-        if (nib_five(kind)) memcpy(dst + hs + 4 * b, s + nib_qh(kind), 4);
-        memcpy(dst + H + 16 * b, s + nib_qs(kind), 16);
-    }
-}
-
-int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst) {
-    switch (type) {
-    case HMTI_T_IQ4_NL: nib_repack(KIND_IQ4_NL, src, dst); return 1;
-    case HMTI_T_Q4_1: nib_repack(KIND_Q4_1, src, dst); return 1;
-    case HMTI_T_Q5_1: nib_repack(KIND_Q5_1, src, dst); return 1;
-    default: return 0;
-    }
-}
-
-hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk) {
-    const int bits = hmti_cpu_has_avx512_bitops();
-    *chunk = 16;
-    switch (type) {
-    case HMTI_T_IQ4_NL: return bits ? iq4_nl_il : NULL;
-    case HMTI_T_Q4_1: return bits ? q4_1_il : NULL;
-    case HMTI_T_Q5_1: return bits ? q5_1_il : NULL;
     default: return NULL;
     }
 }

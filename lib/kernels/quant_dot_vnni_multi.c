@@ -41,9 +41,8 @@ static inline int k_bytes(int kind) { return kind == K_Q8_0 ? 34 : kind == K_Q5_
 /* blocks per step of the single-row kernel's chunked form, and of one "quad" m */
 static inline int k_chunk(int kind) { return kind == K_Q8_0 ? 8 : 16; }
 static inline int k_group(int kind) { return kind == K_Q8_0 ? 2 : 4; }
-/* offset of the quants in a stored block, and in a repacked chunk */
+/* offset of the quants in a stored block */
 static inline int k_qs(int kind) { return kind == K_Q8_0 ? 2 : kind == K_Q5_0 ? 6 : 2; }
-static inline int k_rp_qs(int kind) { return kind == K_Q5_0 ? 96 : 32; }
 /* the single-row accumulator lane of block (or half block) j of quad m */
 static inline int k_lane(int kind, int m, int j) { return kind == K_Q4_0 ? 4 * j + m : 4 * m + j; }
 /* -offset = -(1 << shift) */
@@ -136,65 +135,38 @@ QM static inline __attribute__((always_inline)) void transpose4(const __m512i V[
     U[3] = _mm512_permutex2var_epi32(b, hi, d);
 }
 
-/* Quad m of a step of g blocks. rp: the step is a repacked chunk (row r's
- * part at p + r * rs: scales at 0, Q5_0's 5th bits at 32, quants at
- * k_rp_qs); else stored blocks (row r's first at p + r * rs). */
+/* Quad m of a step of g stored blocks (row r's first at p + r * rs). */
 QM static inline __attribute__((always_inline)) void
-quad_load(const int kind, const int rp, const uint8_t *p, size_t rs, int g, int m, quad_w *o) {
+quad_load(const int kind, const uint8_t *p, size_t rs, int g, int m, quad_w *o) {
     const int G = k_group(kind), bb = k_bytes(kind), n = g - G * m < G ? g - G * m : G;
     __m512i V[4], QH = _mm512_setzero_si512();
-    if (rp) {
-        __m512i SC = _mm512_setzero_si512();
+    uint16_t sc[16];
+    uint32_t qh[16];
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            const uint8_t *w = p + (size_t)r * rs;
-            V[r] = _mm512_loadu_si512(w + k_rp_qs(kind) + 64 * m);
-            if (kind != K_Q4_0) { /* blocks 4m..4m+3 -> words 4r..4r+3 */
-                long long v;
-                memcpy(&v, w + 8 * m, 8);
-                SC = _mm512_mask_set1_epi64(SC, (__mmask8)(1u << r), v);
-            }
-            if (kind == K_Q5_0) QH = _mm512_mask_broadcast_i32x4(QH, (__mmask16)(0xFu << (4 * r)), L128(w + 32 + 16 * m));
-        }
-        if (kind == K_Q4_0) { /* block 4m + j's scale: word 4j + m of the row's 16 */
-            const __m512i r01 = _mm512_inserti64x4(_mm512_castsi256_si512(L256(p)), L256(p + rs), 1);
-            const __m512i r23 = _mm512_inserti64x4(_mm512_castsi256_si512(L256(p + 2 * rs)), L256(p + 3 * rs), 1);
-            const __m512i idx = _mm512_add_epi16(_mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                                  60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0),
-                                                 _mm512_set1_epi16((short)m));
-            o->dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(r01, idx, r23)));
+    for (int r = 0; r < 4; r++) {
+        const uint8_t *blk = p + (size_t)r * rs + (size_t)(G * m) * (size_t)bb;
+        if (kind == K_Q8_0) {
+            __m512i v = _mm512_zextsi256_si512(L256(blk + 2));
+            if (n > 1) v = _mm512_inserti64x4(v, L256(blk + bb + 2), 1);
+            V[r] = v;
         } else {
-            o->dw = _mm512_cvtph_ps(_mm512_castsi512_si256(SC));
+            __m512i v = _mm512_setzero_si512();
+            for (int j = 0; j < n; j++)
+                v = _mm512_mask_broadcast_i32x4(v, (__mmask16)(0xFu << (4 * j)), L128(blk + j * bb + k_qs(kind)));
+            V[r] = v;
         }
-    } else {
-        uint16_t sc[16];
-        uint32_t qh[16];
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            const uint8_t *blk = p + (size_t)r * rs + (size_t)(G * m) * (size_t)bb;
-            if (kind == K_Q8_0) {
-                __m512i v = _mm512_zextsi256_si512(L256(blk + 2));
-                if (n > 1) v = _mm512_inserti64x4(v, L256(blk + bb + 2), 1);
-                V[r] = v;
-            } else {
-                __m512i v = _mm512_setzero_si512();
-                for (int j = 0; j < n; j++)
-                    v = _mm512_mask_broadcast_i32x4(v, (__mmask16)(0xFu << (4 * j)), L128(blk + j * bb + k_qs(kind)));
-                V[r] = v;
-            }
-            for (int j = 0; j < 4; j++) {
-                const int b = kind == K_Q8_0 ? j / 2 : j;
-                sc[4 * r + j] = 0;
-                qh[4 * r + j] = 0;
-                if (b < n) {
-                    memcpy(&sc[4 * r + j], blk + b * bb, 2);
-                    if (kind == K_Q5_0) memcpy(&qh[4 * r + j], blk + b * bb + 2, 4);
-                }
+        for (int j = 0; j < 4; j++) {
+            const int b = kind == K_Q8_0 ? j / 2 : j;
+            sc[4 * r + j] = 0;
+            qh[4 * r + j] = 0;
+            if (b < n) {
+                memcpy(&sc[4 * r + j], blk + b * bb, 2);
+                if (kind == K_Q5_0) memcpy(&qh[4 * r + j], blk + b * bb + 2, 4);
             }
         }
-        o->dw = _mm512_cvtph_ps(L256(sc));
-        if (kind == K_Q5_0) QH = _mm512_loadu_si512(qh);
     }
+    o->dw = _mm512_cvtph_ps(L256(sc));
+    if (kind == K_Q5_0) QH = _mm512_loadu_si512(qh);
     __m512i U[4];
     transpose4(V, U);
     if (kind == K_Q8_0) {
@@ -265,14 +237,13 @@ reduce4(const int kind, __m512 a0, __m512 a1, __m512 a2, __m512 a3) {
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), t));
 }
 
-/* One group of 4 rows (il: interleaved, w its first byte; else row r at
- * w + r * stride) against na <= MAX_ACT activations: y[a * ldy + r]. The
- * steps are the single-row kernel's: il, whole chunks, then the rest as
- * stored; Q8_0 steps of 8 blocks; the others steps of 16, then one of 8
+/* One group of 4 stored rows (row r at w + r * stride) against na <=
+ * MAX_ACT activations: y[a * ldy + r]. The steps are the single-row
+ * kernel's: Q8_0 steps of 8 blocks; the others steps of 16, then one of 8
  * if it fits, then the rest. */
 QM static inline __attribute__((always_inline)) void
-group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t stride, const uint8_t *x,
-           size_t xs, int na, float *y, int64_t ldy) {
+group_rows(const int kind, int64_t nb, const uint8_t *w, size_t stride, const uint8_t *x, size_t xs, int na,
+           float *y, int64_t ldy) {
     const int C = k_chunk(kind), G = k_group(kind);
     const size_t bb = (size_t)k_bytes(kind);
     __m512 accm[4][MAX_ACT];
@@ -283,23 +254,11 @@ group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t st
         __m512 acc[MAX_ACT];
 #pragma GCC unroll 8 /* not a memset: the accumulators stay in registers */
         for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
-        int64_t i = 0;
-        const uint8_t *p = w;
-        size_t rs = stride;
-        if (il) {
-            for (; i + C <= nb; i += C, p += 4 * (size_t)C * bb) {
-                quad_w q;
-                quad_load(kind, 1, p, (size_t)C * bb, C, m, &q);
-                quad_dot(kind, &q, x + (size_t)((i + G * m) / G) * sizeof(wide_rec), xs, na, acc);
-            }
-            rs = (size_t)(nb - i) * bb; /* the shorter last chunk, rows as stored */
-        }
-        const uint8_t *row0 = il ? p : w + (size_t)i * bb;
-        for (int64_t i0 = i; i < nb;) {
+        for (int64_t i = 0; i < nb;) {
             const int g = (int)(nb - i >= C ? C : kind != K_Q8_0 && nb - i >= 8 ? 8 : nb - i);
             if (G * m < g) {
                 quad_w q;
-                quad_load(kind, 0, row0 + (size_t)(i - i0) * bb, rs, g, m, &q);
+                quad_load(kind, w + (size_t)i * bb, stride, g, m, &q);
                 quad_dot(kind, &q, x + (size_t)((i + G * m) / G) * sizeof(wide_rec), xs, na, acc);
             }
             i += g;
@@ -314,46 +273,32 @@ group_rows(const int kind, const int il, int64_t nb, const uint8_t *w, size_t st
 
 /* A full batch of MAX_ACT rows (the common case) with na a constant: the
  * per-row tests go, and the accumulators stay in registers. */
+/* Stored rows only (their interleaved layout, groups of 16 rows, has its
+ * own kernels: quant_il16_x86.c, quant_il16_amx.c). */
 #define GROUP_FN(name, kind)                                                                  \
-    QM static void name(int il, int64_t nb, const uint8_t *w, size_t stride, const uint8_t *x, \
-                        size_t xs, int na, float *y, int64_t ldy) {                           \
-        if (il && na == MAX_ACT)                                                              \
-            group_rows(kind, 1, nb, w, stride, x, xs, MAX_ACT, y, ldy);                       \
-        else if (il)                                                                          \
-            group_rows(kind, 1, nb, w, stride, x, xs, na, y, ldy);                            \
-        else if (na == MAX_ACT)                                                               \
-            group_rows(kind, 0, nb, w, stride, x, xs, MAX_ACT, y, ldy);                       \
+    QM static void name(int64_t nb, const uint8_t *w, size_t stride, const uint8_t *x, size_t xs, \
+                        int na, float *y, int64_t ldy) {                                      \
+        if (na == MAX_ACT)                                                                    \
+            group_rows(kind, nb, w, stride, x, xs, MAX_ACT, y, ldy);                          \
         else                                                                                  \
-            group_rows(kind, 0, nb, w, stride, x, xs, na, y, ldy);                            \
+            group_rows(kind, nb, w, stride, x, xs, na, y, ldy);                               \
     }
-/* Q4_0, Q5_0: stored rows only in use (their layout is the 16-row one) */
+GROUP_FN(group_q8_0, K_Q8_0)
 GROUP_FN(group_q4_0, K_Q4_0)
 GROUP_FN(group_q5_0, K_Q5_0)
 GROUP_FN(group_iq4_nl, K_IQ4_NL)
 #undef GROUP_FN
 
-/* Q8_0: stored rows only (its interleaved layout, groups of 16 rows, has
- * its own kernels: quant_il16_x86.c, quant_il16_amx.c). */
-QM static void group_q8_0(int il, int64_t nb, const uint8_t *w, size_t stride, const uint8_t *x, size_t xs, int na,
-                          float *y, int64_t ldy) {
-    (void)il;
-    if (na == MAX_ACT)
-        group_rows(K_Q8_0, 0, nb, w, stride, x, xs, MAX_ACT, y, ldy);
-    else
-        group_rows(K_Q8_0, 0, nb, w, stride, x, xs, na, y, ldy);
-}
+typedef void (*group_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, int, float *, int64_t);
 
-typedef void (*group_fn)(int, int64_t, const uint8_t *, size_t, const uint8_t *, size_t, int, float *, int64_t);
-
-void hmti_gemv_q_groups_vnni(uint32_t type, int il, int64_t n_groups, int64_t cols, const void *w,
-                             size_t row_bytes, const void *wide, size_t wide_stride, int64_t n_act,
-                             float *y, int64_t ldy) {
+void hmti_gemv_q_groups_vnni(uint32_t type, int64_t n_groups, int64_t cols, const void *w, size_t row_bytes,
+                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
     const int kind = kind_of(type);
     const group_fn f = kind == K_Q8_0 ? group_q8_0 : kind == K_Q4_0 ? group_q4_0 : kind == K_Q5_0 ? group_q5_0 : group_iq4_nl;
     for (int64_t g = 0; g < n_groups; g++) {
         const uint8_t *gw = (const uint8_t *)w + (size_t)(4 * g) * row_bytes;
         for (int64_t a = 0; a < n_act; a += MAX_ACT)
-            f(il, cols / 32, gw, row_bytes, (const uint8_t *)wide + (size_t)a * wide_stride, wide_stride,
+            f(cols / 32, gw, row_bytes, (const uint8_t *)wide + (size_t)a * wide_stride, wide_stride,
               (int)(n_act - a < MAX_ACT ? n_act - a : MAX_ACT), y + a * ldy + 4 * g, ldy);
     }
 }

@@ -41,13 +41,12 @@ hmti_vec_dotn_fn hmti_qdotn_avx512(uint32_t type);
 
 /* Several activation rows at once (quant_dot_vnni_multi.c): the wide
  * activation layout type needs (hmti_qmulti_kind), and n_groups whole
- * groups of 4 rows (il: interleaved groups; else stored rows, row_bytes
- * apart) against n_act wide activations: y[a * ldy + r], each the bits of
- * quant_dot_vnni_b32.c's single-row kernel. */
+ * groups of 4 stored rows (row_bytes apart) against n_act wide
+ * activations: y[a * ldy + r], each the bits of quant_dot_vnni_b32.c's
+ * single-row kernel. */
 int hmti_qmulti_vnni_kind(uint32_t type);
-void hmti_gemv_q_groups_vnni(uint32_t type, int il, int64_t n_groups, int64_t cols, const void *w,
-                             size_t row_bytes, const void *wide, size_t wide_stride, int64_t n_act,
-                             float *y, int64_t ldy);
+void hmti_gemv_q_groups_vnni(uint32_t type, int64_t n_groups, int64_t cols, const void *w, size_t row_bytes,
+                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy);
 
 /* The same for the K-quants Q2_K..Q6_K (quant_dot_vnni_k.c, k23.c): stored
  * rows only, against n_act activation rows of hmti_q8_256 blocks (act +
@@ -56,20 +55,6 @@ void hmti_gemv_q_groups_vnni(uint32_t type, int il, int64_t n_groups, int64_t co
 int hmti_qmulti_vnni_k(uint32_t type);
 void hmti_gemv_q_groups_vnni_k(uint32_t type, int64_t n_groups, int64_t cols, const void *w, size_t row_bytes,
                                const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy);
-
-/* The kernels of the interleaved layout (hmti_q_interleave): 4 rows of a
- * group (w: its first byte; stride unused), bit-identical to the same
- * file's 4-row kernel on the rows as stored; *chunk = blocks per row per
- * chunk. NULL if the file has none for type on this CPU. */
-hmti_vec_dot4_fn hmti_qdot_il_vnni_b32(uint32_t type, int *chunk);
-/* A full chunk of one row (chunk blocks) as stored -> as the interleaved
- * layout keeps it; 0 if the type keeps its chunks as stored (nothing
- * written). */
-int hmti_q_il_chunk_vnni_b32(uint32_t type, const void *src, void *dst);
-/* Blocks [b0, b1) of a whole repacked chunk of those types dequantized into
- * y (quant_dequant_x86.c, AVX-512: the layout exists only there), bit-exact
- * to hmti_dequantize_row on the stored blocks. */
-void hmti_dequant_il_chunk(uint32_t type, const void *chunk, int b0, int b1, float *y);
 
 /* ---- Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL in groups of 16 rows (quant.h, hmti_q_il_rows) */
 /* A group's block b starts at b * hmti_il16_block(type): the 16 rows' f16

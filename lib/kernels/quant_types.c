@@ -64,8 +64,6 @@ static int has_avx512_vnni(void) {
 static int g_path = -1;
 static hmti_vec_dot_fn g_best[MAX_TYPE + 1];
 static hmti_vec_dot4_fn g_best4[MAX_TYPE + 1]; /* only with g_best from the same path */
-static hmti_vec_dot4_fn g_il[MAX_TYPE + 1];    /* the 4-row layout's kernel and chunk (NULL, 0: none) */
-static int g_il_chunk[MAX_TYPE + 1];
 static const hmti_il16_family *g_fam[MAX_TYPE + 1]; /* the 16-row layout's family, or NULL */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -112,14 +110,7 @@ static void choose(void) {
         g_best4[TRAITS[i].type] = f ? vec_dot4_path(TRAITS[i].type, p) : NULL;
         const hmti_il16_family *fam =
             family_of(TRAITS[i].type, level == 2, path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI);
-        if (fam) {
-            g_fam[TRAITS[i].type] = fam;
-        } else if (path == HMTI_QPATH_VNNI && p == HMTI_QPATH_VNNI) {
-            int c = 0;
-            hmti_vec_dot4_fn il = hmti_qdot_il_vnni_b32(TRAITS[i].type, &c);
-            g_il[TRAITS[i].type] = il;
-            g_il_chunk[TRAITS[i].type] = il ? c : 0;
-        }
+        g_fam[TRAITS[i].type] = fam;
     }
     g_path = path;
 }
@@ -194,22 +185,13 @@ int hmti_qmulti_kind(uint32_t type) {
     return hmti_qmulti_vnni_kind(type);
 }
 
-/* Rows [r0, r1) of one part (interleaved when il) for one activation. */
-static void rows_one(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
-                     const void *w, size_t row_bytes, const void *act, float *y) {
-    if (il)
-        hmti_gemv_q_rows_il(type, rows, r0, r1, cols, w, act, y);
-    else
-        hmti_gemv_q_rows(type, r0, r1, cols, w, row_bytes, act, y);
-}
-
 static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols, const void *w,
                             const void *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy);
 
 void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                             const void *w, size_t row_bytes, const void *act, size_t act_stride,
                             const void *wide, size_t wide_stride, int64_t n_act, float *y, int64_t ldy) {
-    if (il && type <= MAX_TYPE && g_fam[type]) {
+    if (il) { /* a matrix is interleaved only when its type has the 16-row layout (g_fam) */
         rows_multi_il16(type, rows, r0, r1, cols, w, act, act_stride, n_act, y, ldy);
         return;
     }
@@ -223,37 +205,31 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
                      ldy);
         return;
     }
-    /* whole groups of 4 rows (interleaved: those of the layout) go to the
-     * multi-row kernel, the rows around them one activation at a time (the
-     * K-quants: stored rows only) */
-    const int64_t g0 = (r0 + 3) / 4 * 4, end = il ? (r1 < rows / 4 * 4 ? r1 : rows / 4 * 4) : r1;
-    const int64_t g1 = g0 < end ? g0 + (end - g0) / 4 * 4 : g0;
+    /* stored rows: whole groups of 4 rows go to the multi-row kernel, the
+     * rows around them one activation at a time */
+    (void)rows;
+    const int64_t g0 = (r0 + 3) / 4 * 4, g1 = g0 < r1 ? g0 + (r1 - g0) / 4 * 4 : g0;
     for (int64_t a = 0; a < n_act; a++) {
         const void *x = (const uint8_t *)act + (size_t)a * act_stride;
         if (g0 >= g1) {
-            rows_one(type, il, rows, r0, r1, cols, w, row_bytes, x, y + a * ldy);
+            hmti_gemv_q_rows(type, r0, r1, cols, w, row_bytes, x, y + a * ldy);
             continue;
         }
-        rows_one(type, il, rows, r0, g0, cols, w, row_bytes, x, y + a * ldy);
-        rows_one(type, il, rows, g1, r1, cols, w, row_bytes, x, y + a * ldy);
+        hmti_gemv_q_rows(type, r0, g0, cols, w, row_bytes, x, y + a * ldy);
+        hmti_gemv_q_rows(type, g1, r1, cols, w, row_bytes, x, y + a * ldy);
     }
     if (g0 < g1 && hmti_qtraits_of(type)->act_block == HMTI_QK_K)
         hmti_gemv_q_groups_vnni_k(type, (g1 - g0) / 4, cols, (const uint8_t *)w + (size_t)g0 * row_bytes, row_bytes,
                                   act, act_stride, n_act, y + g0, ldy);
     else if (g0 < g1)
-        hmti_gemv_q_groups_vnni(type, il, (g1 - g0) / 4, cols, (const uint8_t *)w + (size_t)g0 * row_bytes,
+        hmti_gemv_q_groups_vnni(type, (g1 - g0) / 4, cols, (const uint8_t *)w + (size_t)g0 * row_bytes,
                                 row_bytes, wide, wide_stride, n_act, y + g0, ldy);
 }
 
 /* ---- interleaved layout ----------------------------------------------------------- */
-int hmti_q_il_chunk(uint32_t type) {
-    pthread_once(&g_once, choose);
-    return type <= MAX_TYPE ? g_il_chunk[type] : 0;
-}
-
 int hmti_q_il_rows(uint32_t type) {
     pthread_once(&g_once, choose);
-    return type > MAX_TYPE ? 0 : g_fam[type] ? HMTI_IL16_ROWS : g_il[type] ? 4 : 0;
+    return type <= MAX_TYPE && g_fam[type] ? HMTI_IL16_ROWS : 0;
 }
 
 int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols) {
@@ -328,101 +304,26 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
                        n_act, y + g0, ldy);
 }
 
-/* Byte offset of block b of row r (0..3) inside its group (C: a power of 2). */
-static inline size_t il_offset(int64_t nb, int64_t C, size_t bb, int64_t r, int64_t b) {
-    const int64_t cs = b & -C, len = nb - cs < C ? nb - cs : C;
-    return (size_t)(4 * cs + r * len + (b - cs)) * bb;
-}
-
-/* One full chunk of a row (bytes of C blocks) as stored -> as kept. */
-static void il_chunk(uint32_t type, const uint8_t *src, uint8_t *dst, size_t bytes) {
-    if (!hmti_q_il_chunk_vnni_b32(type, src, dst)) memcpy(dst, src, bytes);
-}
-
 void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst) {
-    if (hmti_q_il_rows(type) == HMTI_IL16_ROWS) {
-        interleave16(type, rows, cols, src, dst);
-        return;
-    }
-    const hmti_qtraits *t = hmti_qtraits_of(type);
-    const int64_t C = hmti_q_il_chunk(type), nb = cols / t->block_elems;
-    const size_t bb = (size_t)t->block_bytes, rb = (size_t)nb * bb;
-    const uint8_t *s = src;
-    uint8_t *d = dst;
-    const int64_t rows4 = rows / 4 * 4;
-    for (int64_t g = 0; g < rows4; g += 4)
-        for (int64_t cs = 0; cs < nb; cs += C)
-            for (int64_t r = 0; r < 4; r++) {
-                const int64_t len = nb - cs < C ? nb - cs : C;
-                uint8_t *to = d + (size_t)g * rb + il_offset(nb, C, bb, r, cs);
-                const uint8_t *from = s + (size_t)(g + r) * rb + (size_t)cs * bb;
-                if (len == C)
-                    il_chunk(type, from, to, (size_t)len * bb);
-                else /* the last, shorter chunk: as stored */
-                    memcpy(to, from, (size_t)len * bb);
-            }
-    if (rows > rows4) memcpy(d + (size_t)rows4 * rb, s + (size_t)rows4 * rb, (size_t)(rows - rows4) * rb);
+    interleave16(type, rows, cols, src, dst);
 }
 
 void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
                        int64_t nb_want, float *dst) {
-    if (g_fam[type]) { /* set: a matrix is interleaved only after choose; rows of a group entered in its middle */
-        const hmti_qtraits *t = hmti_qtraits_of(type);
-        const size_t rb = il16_row_bytes(type, cols);
-        if (r >= (rows & ~(int64_t)15)) /* the stored rows past the groups */
-            hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * t->block_bytes, dst,
-                                    nb_want * t->block_elems);
-        else
-            g_fam[type]->dequant_row(type, (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15),
-                                     b0 * t->block_elems, nb_want * t->block_elems, dst);
-        return;
-    }
-    /* the 4-row layouts: called per row and tile by the prompt path, so no divisions by variables */
-    const int64_t C = g_il_chunk[type];
-    const int64_t be = 32, nb = cols >> 5; /* the types with a layout: 32-element blocks */
-    const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes, rb = (size_t)nb * bb;
-    const uint8_t *g = (const uint8_t *)w + (size_t)(r & ~(int64_t)3) * rb;
-    if (r >= (rows & ~(int64_t)3) || !C) {
-        hmti_dequant_best(type)(g + (size_t)(r & 3) * rb + (size_t)b0 * bb, dst, nb_want * be);
-        return;
-    }
-    for (int64_t b = b0, e = b0 + nb_want; b < e;) {
-        const int64_t cs = b & -C, cend = cs + C, stop = cend < e ? cend : e;
-        if (cend <= nb) /* a whole chunk, repacked */
-            hmti_dequant_il_chunk(type, g + (size_t)(4 * cs + (r & 3) * C) * bb, (int)(b - cs),
-                                  (int)(stop - cs), dst + (b - b0) * be);
-        else /* the last, shorter one: stored blocks */
-            hmti_dequant_best(type)(g + il_offset(nb, C, bb, r & 3, b), dst + (b - b0) * be,
-                                    (stop - b) * be);
-        b = stop;
-    }
+    /* g_fam is set: a matrix is interleaved only after choose; rows of a group entered in its middle */
+    const hmti_qtraits *t = hmti_qtraits_of(type);
+    const size_t rb = il16_row_bytes(type, cols);
+    if (r >= (rows & ~(int64_t)15)) /* the stored rows past the groups */
+        hmti_dequant_best(type)((const uint8_t *)w + (size_t)r * rb + (size_t)b0 * t->block_bytes, dst,
+                                nb_want * t->block_elems);
+    else
+        g_fam[type]->dequant_row(type, (const uint8_t *)w + (size_t)(r & ~(int64_t)15) * rb, (int)(r & 15),
+                                 b0 * t->block_elems, nb_want * t->block_elems, dst);
 }
 
 void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                          const void *w, const void *act, float *y) {
     pthread_once(&g_once, choose);
-    if (type <= MAX_TYPE && g_fam[type]) {
+    if (type <= MAX_TYPE && g_fam[type]) /* not reached otherwise: a matrix is interleaved only when it has one */
         rows_il16(type, rows, r0, r1, cols, w, act, y);
-        return;
-    }
-    hmti_vec_dot4_fn il = type <= MAX_TYPE ? g_il[type] : NULL;
-    const int64_t rows4 = rows / 4 * 4;
-    const size_t rb = hmti_qrow_bytes(type, cols);
-    if (!il) return; /* not reached: a matrix is interleaved only when il exists */
-    int64_t r = r0;
-    const int64_t e4 = r1 < rows4 ? r1 : rows4;
-    /* a group entered in its middle */
-    if (r % 4 && r < e4) {
-        float t[4];
-        il(cols, (const uint8_t *)w + (size_t)(r / 4 * 4) * rb, 0, act, t);
-        for (; r % 4 && r < e4; r++) y[r] = t[r % 4];
-    }
-    const uint8_t *p = (const uint8_t *)w + (size_t)r * rb;
-    for (; r + 4 <= e4; r += 4, p += 4 * rb) il(cols, p, 0, act, y + r); /* prefetches inside */
-    if (r < e4) { /* a group left in its middle */
-        float t[4];
-        il(cols, p, 0, act, t);
-        for (; r < e4; r++) y[r] = t[r % 4];
-    }
-    if (r < r1) hmti_gemv_q_rows(type, r, r1, cols, w, rb, act, y);
 }
