@@ -245,7 +245,8 @@ END_TEST
  * chunk, stored and interleaved rows; the K-quants' super-block widths. */
 START_TEST(multi_row_kernels_equal_single_rows) {
     const uint32_t types[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_IQ4_NL, HMTI_T_F16, HMTI_T_BF16,
-                              HMTI_T_F32,  HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q6_K,   HMTI_T_Q4_1, HMTI_T_Q5_1};
+                              HMTI_T_F32,  HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q6_K,   HMTI_T_Q4_1, HMTI_T_Q5_1,
+                              HMTI_T_IQ4_XS};
     const int64_t widths[] = {32, 96, 288, 576, 1056}, k_widths[] = {256, 512, 768, 1536, 2816};
     uint64_t seed = 4242;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -321,12 +322,14 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
         return (e < 16 ? blk[6 + e] & 15 : blk[6 + e - 16] >> 4) + (int)(hmti_qu32(blk + 2) >> e & 1) * 16 - 16;
     if (type == HMTI_T_Q4_1) return e < 16 ? blk[4 + e] & 15 : blk[4 + e - 16] >> 4; /* d, m, nibbles */
     if (type == HMTI_T_IQ4_NL) return hmti_iq4_values[e < 16 ? blk[2 + e] & 15 : blk[2 + e - 16] >> 4];
+    if (type == HMTI_T_IQ4_XS) /* d, scales_h, scales_l, then 16 bytes per 32 elements */
+        return hmti_iq4_values[(blk[8 + 16 * (e / 32) + e % 16] >> (e % 32 < 16 ? 0 : 4)) & 15];
     if (type == HMTI_T_Q5_1) /* d, m, 5th bits, nibbles */
         return (e < 16 ? blk[8 + e] & 15 : blk[8 + e - 16] >> 4) + (int)(hmti_qu32(blk + 4) >> e & 1) * 16;
     return (int8_t)blk[2 + e];
 }
 
-/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K, Q4_1, Q5_1, IQ4_NL;
+/* The layout of 16-row groups (Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K, Q4_1, Q5_1, IQ4_NL, IQ4_XS;
  * where this CPU has it): the one-row kernel equals the portable reference
  * (hmti_il16_dot_ref, hmti_il16h_dot_ref, hmti_il16_q6k_dot_ref,
  * hmti_il16_q4k_dot_ref) bit for bit on every group and
@@ -336,13 +339,13 @@ static int stored_int(uint32_t type, const uint8_t *blk, int e) {
  * weights times x; float64) up to float rounding; both dequantizers are
  * exact. */
 START_TEST(il16_layout) {
-    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16,  HMTI_T_BF16,  HMTI_T_Q6_K,
-                            HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q4_1, HMTI_T_Q5_1, HMTI_T_IQ4_NL};
+    const uint32_t all[] = {HMTI_T_Q8_0, HMTI_T_Q4_0, HMTI_T_Q5_0, HMTI_T_F16,  HMTI_T_BF16,   HMTI_T_Q6_K,
+                            HMTI_T_Q4_K, HMTI_T_Q5_K, HMTI_T_Q4_1, HMTI_T_Q5_1, HMTI_T_IQ4_NL, HMTI_T_IQ4_XS};
     const uint32_t type = all[_i];
-    const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K;
+    const int half = hmti_il16_half(type), q6k = type == HMTI_T_Q6_K, xs = type == HMTI_T_IQ4_XS;
     const int q4k = type == HMTI_T_Q4_K || type == HMTI_T_Q5_K; /* Q4_K's scales, mins and steps */
     const int q41 = type == HMTI_T_Q4_1 || type == HMTI_T_Q5_1;  /* + m * (activation block sum) */
-    const int kq = q6k || q4k; /* super-blocks of 256 columns */
+    const int kq = q6k || q4k || xs; /* super-blocks of 256 columns */
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
     const int64_t k_shapes[][2] = {{16, 256}, {19, 512}, {37, 768}, {53, 1536}, {69, 256}, {32, 2816}, {17, 512}};
@@ -372,6 +375,8 @@ START_TEST(il16_layout) {
                 hmti_il16_q6k_dot_ref(nb, il + (size_t)g * rb, a256, ref + g);
             else if (q4k)
                 hmti_il16_q4k_dot_ref(type, nb, il + (size_t)g * rb, a256, ref + g);
+            else if (xs)
+                hmti_il16_iq4xs_dot_ref(nb, il + (size_t)g * rb, a256, ref + g);
             else
                 hmti_il16_dot_ref(type, nb, il + (size_t)g * rb, a32, ref + g);
         for (int64_t r = rows16; r < rows; r++) hmti_gemv_q_rows(type, r, r + 1, cols, w, rb, a, ref);
@@ -400,12 +405,13 @@ START_TEST(il16_layout) {
                     int sc = 1, m = 0;
                     if (q4k) hmti_k_scale_min(e / 32, blk + 4, &sc, &m);
                     if (q6k) sc = (int8_t)blk[192 + e / 16];
+                    if (xs) sc = hmti_iq4xs_scale(e / 32, blk);
                     is += sc * stored_int(type, blk, e) * (kq ? a256[b].qs[e] : a32[b].qs[e]);
                     ms += m * (kq ? a256[b].qs[e] : 0);
                 }
                 const double t = (double)is * (q6k ? hmti_qf16(blk + 208) * a256[b].d
-                                               : q4k ? hmti_qf16(blk) * a256[b].d
-                                                     : hmti_qf16(blk) * a32[b].d);
+                                               : q4k || xs ? hmti_qf16(blk) * a256[b].d
+                                                           : hmti_qf16(blk) * a32[b].d);
                 const double tm = q4k   ? (double)ms * (hmti_qf16(blk + 2) * a256[b].d)
                                   : q41 ? -(double)(a32[b].sum[0] + a32[b].sum[1]) * (hmti_qf16(blk + 2) * a32[b].d)
                                         : 0;
@@ -509,7 +515,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
-    tcase_add_loop_test(tc, il16_layout, 0, 11); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K, Q4_1, Q5_1, IQ4_NL */
+    tcase_add_loop_test(tc, il16_layout, 0, 12); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K, Q4_1, Q5_1, IQ4_NL, IQ4_XS */
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

@@ -76,7 +76,7 @@ enum { HMTI_IL16_ROWS = 16 };
 static inline int hmti_il16_type(uint32_t type) {
     return type == HMTI_T_Q8_0 || type == HMTI_T_Q4_0 || type == HMTI_T_Q5_0 || type == HMTI_T_Q4_1 ||
            type == HMTI_T_Q5_1 || type == HMTI_T_IQ4_NL || type == HMTI_T_Q4_K || type == HMTI_T_Q5_K ||
-           type == HMTI_T_Q6_K;
+           type == HMTI_T_Q6_K || type == HMTI_T_IQ4_XS;
 }
 /* Q4_1 and Q5_1: a min per block (value d q + m). */
 static inline int hmti_il16_has_min(uint32_t type) { return type == HMTI_T_Q4_1 || type == HMTI_T_Q5_1; }
@@ -95,6 +95,7 @@ static inline size_t hmti_il16_block(uint32_t type) {
                                                 : type == HMTI_T_Q4_K ? 144
                                                 : type == HMTI_T_Q5_K ? 176
                                                 : type == HMTI_T_Q6_K ? 210
+                                                : type == HMTI_T_IQ4_XS ? 136
                                                                       : 34);
 }
 /* The offset the unsigned weights carry: 8 (Q4_0), 16 (Q5_0), 128 (Q8_0, IQ4_NL) or 0 (Q4_1, Q5_1). */
@@ -232,6 +233,41 @@ void hmti_il16_q4k_multi(uint32_t type, int64_t n_groups, int64_t nsb, const uin
                          size_t act_stride, int64_t n_act, float *y, int64_t ldy);
 void hmti_il16_q4k_dequant_cols(uint32_t type, const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
 
+/* ---- IQ4_XS in groups of 16 rows (quant_il16_iq4xs*.c, AVX512-VNNI) -------------- */
+/* A group's super-block s (256 columns) starts at s * HMTI_IL16_IQ4XS_BLOCK
+ * (16 x 136 bytes: the file's bytes rearranged): the 16 rows' f16 d (row
+ * order, 32 bytes), their 16-bit scales_h (32 bytes), their 4 bytes of
+ * scales_l (64 bytes: lane r of a load is row r's, so sub-block ib's low 4
+ * scale bits are that lane's bits 4ib..4ib+3, the high 2 bits bits
+ * 2ib..2ib+1 of scales_h), then the nibbles as [sub-block ib 0..7][v
+ * 0..3][row 0..15][4 bytes: the row's stored bytes 16ib + 4v..+3] (2048
+ * bytes): byte i's low nibble is element 32ib + 4v + i, its high nibble
+ * element 32ib + 16 + 4v + i, each indexing hmti_iq4_values. */
+enum {
+    HMTI_IL16_IQ4XS_BLOCK = 16 * 136,
+    HMTI_IL16_IQ4XS_SH = 32,  /* after the 16 d */
+    HMTI_IL16_IQ4XS_SL = 64,  /* after the 16 scales_h */
+    HMTI_IL16_IQ4XS_QS = 128, /* after the scales_l: 8 sub-blocks of 256 bytes */
+};
+/* 16 stored rows (row_bytes apart, nsb super-blocks each) -> one group at dst. */
+void hmti_il16_iq4xs_pack(int64_t nsb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+/* y[r] = row r of the group at g dotted with act (nsb super-blocks): per
+ * row and super-block in order, the exact int sum S = sum over sub-blocks
+ * ib of (scale_ib - 32) * (sum of value * a over ib), then acc =
+ * fmaf((float)S, f16 d * act d, acc), from 0. The vector kernels' oracle. */
+void hmti_il16_iq4xs_dot_ref(int64_t nsb, const uint8_t *g, const hmti_q8_256 *act, float *y);
+/* Super-blocks [s0, s0 + n) of row r (0..15) of the group at g, exact. */
+void hmti_il16_iq4xs_dequant_row(const uint8_t *g, int r, int64_t s0, int64_t n, float *dst);
+/* AVX512-VNNI (quant_il16_iq4xs_x86.c): hmti_il16_iq4xs_dot_ref's bits for
+ * n_groups consecutive groups at w (y[16 g + r]); for n_act activation
+ * rows (act + a * act_stride) at once (y[a * ldy + 16 g + r]); super-blocks
+ * [s0, s0 + n) of a group's 16 rows, exact, column-major (element (r, c)
+ * at dst[c * ld + r]). */
+void hmti_il16_iq4xs_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act, float *y);
+void hmti_il16_iq4xs_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
+                           int64_t n_act, float *y, int64_t ldy);
+void hmti_il16_iq4xs_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
+
 /* ---- the 16-row layouts as families, for the dispatch (quant_types.c) ------------ */
 /* A family's calls, every range in columns: cols is the width of the
  * layout's block (32, or 256 for the K-quants), and column ranges are
@@ -285,6 +321,7 @@ extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0, Q4_1, 
 extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
 extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K, Q5_K (quant_il16_q4k_x86.c) */
 extern const hmti_il16_family hmti_il16_half_family; /* F16, BF16 (quant_il16_half_x86.c) */
+extern const hmti_il16_family hmti_il16_iq4xs_family; /* IQ4_XS (quant_il16_iq4xs_x86.c) */
 
 /* Little-endian fields of a block (blocks are byte arrays: no alignment). */
 static inline float hmti_qf16(const uint8_t *p) {

@@ -95,6 +95,7 @@ static const hmti_il16_family *family_of(uint32_t type, int avx512, int vnni) {
     if (!vnni || !hmti_il16_type(type)) return NULL;
     return type == HMTI_T_Q6_K                           ? &hmti_il16_q6k_family
            : type == HMTI_T_Q4_K || type == HMTI_T_Q5_K ? &hmti_il16_q4k_family
+           : type == HMTI_T_IQ4_XS                      ? &hmti_il16_iq4xs_family
                                                          : &hmti_il16_q32_family;
 }
 
