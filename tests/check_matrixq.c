@@ -266,7 +266,7 @@ START_TEST(multi_row_kernels_equal_single_rows) {
             const int max_n = t == HMTI_T_Q8_0 ? 20 : 16; /* Q8_0: past one AMX pass of 16 */
             float *x = malloc((size_t)max_n * (size_t)ldx * sizeof *x), *y = malloc((size_t)max_n * (size_t)ldy * sizeof *y);
             float *y1 = malloc((size_t)rows * sizeof *y1);
-            const size_t ab = hmti_qact_bytes(t, cols), wb = kind < 3 ? hmti_qact_wide_bytes(kind, cols) : 0;
+            const size_t ab = hmti_qact_bytes(t, cols), wb = kind == 1 || kind == 2 ? hmti_qact_wide_bytes(kind, cols) : 0;
             uint8_t *act = malloc((size_t)max_n * ab + 1), *wide = malloc((size_t)max_n * wb + 1);
             for (int64_t i = 0; i < max_n * ldx; i++) x[i] = hmt_test_nrand(&seed);
             for (int i = 0; i < max_n && ab; i++) {
