@@ -14,8 +14,7 @@
  * per activation row, so each of its results is the one-row kernel's bits. */
 #include <immintrin.h>
 
-#include "kernels/cpu.h"
-#include "kernels/quant_impl.h"
+#include "kernels/quant_il16_k_x86.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline))
@@ -72,12 +71,6 @@ QT static inline AI __m512i sub_sum(const __m512i W[8], const hmti_q8_256 *x, co
     return _mm512_add_epi32(s, t);
 }
 
-/* acc + the super-block's FMA, from its exact int sum. */
-AVX512_TARGET static inline AI __m512 sb_fma(const uint8_t *blk, __m512i sum, float xd, __m512 acc) {
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)blk));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(xd)), acc);
-}
-
 /* One group after another: one sequential stream, prefetched spread
  * through the loop (1/8 of a super-block per sub-block). */
 QT void hmti_il16_iq4xs_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act, float *y) {
@@ -94,71 +87,33 @@ QT void hmti_il16_iq4xs_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, con
                 load_sub(w, ib, W);
                 sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(sub_sum(W, x, ib), scale_of(f, ib)));
             }
-            acc = sb_fma(w, sum, x->d, acc);
+            acc = hmti_il16_sb_fma(w, sum, x->d, acc);
         }
         _mm512_storeu_ps(y + 16 * i, acc);
     }
 }
 
-/* One group against na <= MAX_ACT activations: each sub-block loaded (and
- * looked up) once, then per activation the one-row kernel's steps. */
-QT static inline AI void group_multi(int64_t nsb, const uint8_t *g, const uint8_t *act, size_t as, const int na,
-                                     float *y, int64_t ldy) {
-    __m512 acc[MAX_ACT];
+/* Super-block s of the group at g against na <= MAX_ACT activations: each
+ * sub-block loaded (and looked up) once, sum[a] the one-row kernel's int sum. */
+QT static inline AI void sb_sums(const uint8_t *g, const uint8_t *act, size_t as, int64_t s, const int na,
+                                 __m512i sum[MAX_ACT]) {
+    const scale_fields f = load_scales(g);
 #pragma GCC unroll 8
-    for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
-    for (int64_t s = 0; s < nsb; s++, g += HMTI_IL16_IQ4XS_BLOCK) {
-        const scale_fields f = load_scales(g);
-        __m512i sum[MAX_ACT];
-#pragma GCC unroll 8
-        for (int a = 0; a < MAX_ACT; a++) sum[a] = _mm512_setzero_si512();
-        for (int ib = 0; ib < 8; ib++) {
-            __m512i W[8];
-            hmti_pf_l1(g + PF_AHEAD + PF_STEP * ib, PF_STEP);
-            load_sub(g, ib, W);
-            const __m512i sc = scale_of(f, ib);
-#pragma GCC unroll 8
-            for (int a = 0; a < MAX_ACT; a++) {
-                if (a >= na) break;
-                const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + s;
-                sum[a] = _mm512_add_epi32(sum[a], _mm512_mullo_epi32(sub_sum(W, x, ib), sc));
-            }
-        }
+    for (int a = 0; a < MAX_ACT; a++) sum[a] = _mm512_setzero_si512();
+    for (int ib = 0; ib < 8; ib++) {
+        __m512i W[8];
+        hmti_pf_l1(g + PF_AHEAD + PF_STEP * ib, PF_STEP);
+        load_sub(g, ib, W);
+        const __m512i sc = scale_of(f, ib);
 #pragma GCC unroll 8
         for (int a = 0; a < MAX_ACT; a++) {
             if (a >= na) break;
-            const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + s;
-            acc[a] = sb_fma(g, sum[a], x->d, acc[a]);
+            sum[a] = _mm512_add_epi32(sum[a], _mm512_mullo_epi32(sub_sum(W, hmti_il16_k_act(act, as, a, s), ib), sc));
         }
     }
-    for (int a = 0; a < na; a++) _mm512_storeu_ps(y + a * ldy, acc[a]);
 }
 
-QT void hmti_il16_iq4xs_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
-                              int64_t n_act, float *y, int64_t ldy) {
-    const size_t gb = (size_t)nsb * HMTI_IL16_IQ4XS_BLOCK;
-    for (int64_t i = 0; i < n_groups; i++, w += gb)
-        for (int64_t a = 0; a < n_act; a += MAX_ACT) {
-            const uint8_t *x = act + (size_t)a * act_stride;
-            float *yo = y + a * ldy + 16 * i;
-            if (n_act - a >= MAX_ACT) /* a constant count: no per-row tests */
-                group_multi(nsb, w, x, act_stride, MAX_ACT, yo, ldy);
-            else
-                group_multi(nsb, w, x, act_stride, (int)(n_act - a), yo, ldy);
-        }
-}
-
-/* Columns 4v..4v+3 of W (lane r: row r; value + 128 per byte) as
- * hmti_dequantize_row does them: (d * scale) * value; column c of the 16
- * rows is one 64-byte store. */
-AVX512_TARGET static inline AI void store_cols(float *o, int64_t ld, __m512i W, __m512 ds) {
-    const __m512i off = _mm512_set1_epi32(128);
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        const __m512i u = _mm512_srli_epi32(_mm512_slli_epi32(W, 24 - 8 * k), 24);
-        _mm512_storeu_ps(o + k * ld, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, off)), ds));
-    }
-}
+HMTI_IL16_K_MULTI(iq4xs, HMTI_IL16_IQ4XS_BLOCK)
 
 AVX512_TARGET void hmti_il16_iq4xs_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld) {
     g += (size_t)s0 * HMTI_IL16_IQ4XS_BLOCK;
@@ -170,8 +125,8 @@ AVX512_TARGET void hmti_il16_iq4xs_dequant_cols(const uint8_t *g, int64_t s0, in
             load_sub(g, ib, W);
             const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(scale_of(f, ib)));
             for (int v = 0; v < 4; v++) {
-                store_cols(dst + 4 * v * ld, ld, W[v], ds);
-                store_cols(dst + (16 + 4 * v) * ld, ld, W[4 + v], ds);
+                hmti_il16_store_cols(dst + 4 * v * ld, ld, W[v], ds, 128);
+                hmti_il16_store_cols(dst + (16 + 4 * v) * ld, ld, W[4 + v], ds, 128);
             }
         }
     }

@@ -247,21 +247,6 @@ AVX512_TARGET void hmti_il16_q4k_dequant_cols(uint32_t type, const uint8_t *g, i
     BY_TYPE(type, dequant_cols, g, n, dst, ld);
 }
 
-/* ---- the family's table (quant_impl.h): ranges in columns, super-blocks of 256 ---- */
-static void fam_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
-    hmti_il16_q4k_pack(type, cols / 256, src, row_bytes, dst);
-}
-static void fam_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act, float *y) {
-    hmti_il16_q4k_dot(type, n_groups, cols / 256, w, act, y);
-}
-static void fam_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,
-                      size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
-    hmti_il16_q4k_multi(type, n_groups, cols / 256, w, act, act_stride, n_act, y, ldy);
-}
-static void fam_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) {
-    hmti_il16_q4k_dequant_row(type, g, r, c0 / 256, n / 256, dst);
-}
-static void fam_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld) {
-    hmti_il16_q4k_dequant_cols(type, g, c0 / 256, n / 256, dst, ld);
-}
-const hmti_il16_family hmti_il16_q4k_family = {256, fam_pack, fam_dot, fam_multi, fam_dequant_row, fam_dequant_cols};
+/* ---- the family's table (quant_impl.h): super-blocks of 256 columns --------------- */
+HMTI_IL16_TYPED_FAMILY(hmti_il16_q4k_family, 256, hmti_il16_q4k_pack, hmti_il16_q4k_dot, hmti_il16_q4k_multi,
+                       hmti_il16_q4k_dequant_row, hmti_il16_q4k_dequant_cols);

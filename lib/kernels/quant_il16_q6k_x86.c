@@ -14,8 +14,7 @@
  * activation row, so each of its results is the one-row kernel's bits. */
 #include <immintrin.h>
 
-#include "kernels/cpu.h"
-#include "kernels/quant_impl.h"
+#include "kernels/quant_il16_k_x86.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline))
@@ -73,12 +72,6 @@ QT static inline AI __m512i sub_sum(const __m512i *Wj, const hmti_q8_256 *x, int
     return s;
 }
 
-/* acc + the super-block's FMA, from its exact int sums. */
-AVX512_TARGET static inline AI __m512 sb_fma(const uint8_t *blk, __m512i sum, float xd, __m512 acc) {
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)blk));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(xd)), acc);
-}
-
 /* One group after another: one sequential stream, prefetched spread
  * through the loop (1/8 of a super-block per pair: measured faster over
  * memory than no software prefetch: 1 thread, quant-bench's 155 MB step,
@@ -97,70 +90,34 @@ QT void hmti_il16_q6k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const
                 sum0 = _mm512_add_epi32(sum0, _mm512_mullo_epi32(sub_sum(W, x, 2 * p), scales(w, 2 * p)));
                 sum1 = _mm512_add_epi32(sum1, _mm512_mullo_epi32(sub_sum(W + 4, x, 2 * p + 1), scales(w, 2 * p + 1)));
             }
-            acc = sb_fma(w, _mm512_add_epi32(sum0, sum1), x->d, acc);
+            acc = hmti_il16_sb_fma(w, _mm512_add_epi32(sum0, sum1), x->d, acc);
         }
         _mm512_storeu_ps(y + 16 * i, acc);
     }
 }
 
-/* One group against na <= MAX_ACT activations: each pair loaded (and
- * unpacked) once, then per activation the one-row kernel's steps. */
-QT static inline AI void group_multi(int64_t nsb, const uint8_t *g, const uint8_t *act, size_t as, const int na,
-                                     float *y, int64_t ldy) {
-    __m512 acc[MAX_ACT];
+/* Super-block s of the group at g against na <= MAX_ACT activations: each
+ * pair loaded (and unpacked) once, sum[a] the one-row kernel's int sum. */
+QT static inline AI void sb_sums(const uint8_t *g, const uint8_t *act, size_t as, int64_t s, const int na,
+                                 __m512i sum[MAX_ACT]) {
 #pragma GCC unroll 8
-    for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
-    for (int64_t s = 0; s < nsb; s++, g += HMTI_IL16_Q6K_BLOCK) {
-        __m512i sum[MAX_ACT];
-#pragma GCC unroll 8
-        for (int a = 0; a < MAX_ACT; a++) sum[a] = _mm512_setzero_si512();
-        for (int p = 0; p < 8; p++) {
-            __m512i W[8];
-            hmti_pf_span(g + PF_STEP * p, PF_STEP);
-            load_pair(g + HMTI_IL16_Q6K_PAIRS + HMTI_IL16_Q6K_PAIR * p, W);
-            const __m512i sc0 = scales(g, 2 * p), sc1 = scales(g, 2 * p + 1);
-#pragma GCC unroll 8
-            for (int a = 0; a < MAX_ACT; a++) {
-                if (a >= na) break;
-                const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + s;
-                sum[a] = _mm512_add_epi32(sum[a], _mm512_add_epi32(_mm512_mullo_epi32(sub_sum(W, x, 2 * p), sc0),
-                                                                   _mm512_mullo_epi32(sub_sum(W + 4, x, 2 * p + 1), sc1)));
-            }
-        }
+    for (int a = 0; a < MAX_ACT; a++) sum[a] = _mm512_setzero_si512();
+    for (int p = 0; p < 8; p++) {
+        __m512i W[8];
+        hmti_pf_span(g + PF_STEP * p, PF_STEP);
+        load_pair(g + HMTI_IL16_Q6K_PAIRS + HMTI_IL16_Q6K_PAIR * p, W);
+        const __m512i sc0 = scales(g, 2 * p), sc1 = scales(g, 2 * p + 1);
 #pragma GCC unroll 8
         for (int a = 0; a < MAX_ACT; a++) {
             if (a >= na) break;
-            const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + s;
-            acc[a] = sb_fma(g, sum[a], x->d, acc[a]);
+            const hmti_q8_256 *x = hmti_il16_k_act(act, as, a, s);
+            sum[a] = _mm512_add_epi32(sum[a], _mm512_add_epi32(_mm512_mullo_epi32(sub_sum(W, x, 2 * p), sc0),
+                                                               _mm512_mullo_epi32(sub_sum(W + 4, x, 2 * p + 1), sc1)));
         }
     }
-    for (int a = 0; a < na; a++) _mm512_storeu_ps(y + a * ldy, acc[a]);
 }
 
-QT void hmti_il16_q6k_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
-                            int64_t n_act, float *y, int64_t ldy) {
-    const size_t gb = (size_t)nsb * HMTI_IL16_Q6K_BLOCK;
-    for (int64_t i = 0; i < n_groups; i++, w += gb)
-        for (int64_t a = 0; a < n_act; a += MAX_ACT) {
-            const uint8_t *x = act + (size_t)a * act_stride;
-            float *yo = y + a * ldy + 16 * i;
-            if (n_act - a >= MAX_ACT) /* a constant count: no per-row tests */
-                group_multi(nsb, w, x, act_stride, MAX_ACT, yo, ldy);
-            else
-                group_multi(nsb, w, x, act_stride, (int)(n_act - a), yo, ldy);
-        }
-}
-
-/* Columns 4k..4k+3 of W (lane r: row r) as hmti_dequantize_row does them:
- * (d * scale) * (q - 32); column c of the 16 rows is one 64-byte store. */
-AVX512_TARGET static inline AI void store_cols(float *o, int64_t ld, __m512i W, __m512 ds) {
-    const __m512i off = _mm512_set1_epi32(32);
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        const __m512i u = _mm512_srli_epi32(_mm512_slli_epi32(W, 24 - 8 * k), 24);
-        _mm512_storeu_ps(o + k * ld, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, off)), ds));
-    }
-}
+HMTI_IL16_K_MULTI(q6k, HMTI_IL16_Q6K_BLOCK)
 
 AVX512_TARGET void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld) {
     g += (size_t)s0 * HMTI_IL16_Q6K_BLOCK;
@@ -171,7 +128,7 @@ AVX512_TARGET void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int6
             load_pair(g + HMTI_IL16_Q6K_PAIRS + HMTI_IL16_Q6K_PAIR * p, W);
             for (int t = 0; t < 2; t++) {
                 const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(scales(g, 2 * p + t)));
-                for (int k = 0; k < 4; k++) store_cols(dst + (16 * t + 4 * k) * ld, ld, W[4 * t + k], ds);
+                for (int k = 0; k < 4; k++) hmti_il16_store_cols(dst + (16 * t + 4 * k) * ld, ld, W[4 * t + k], ds, 32);
             }
         }
     }

@@ -250,24 +250,14 @@ AVX512_TARGET void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64
     BY_TYPE(type, dequant_group, g, n_blocks, dst, ld);
 }
 
-/* ---- the family's table (quant_impl.h): ranges in columns, blocks of 32 ---------- */
-static void fam_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
-    hmti_il16_pack(type, cols / 32, src, row_bytes, dst);
-}
-static void fam_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act, float *y) {
-    hmti_il16_dot_vnni(type, n_groups, cols / 32, w, act, y);
-}
-static void fam_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,
-                      size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
-    if (type == HMTI_T_Q8_0 && hmti_il16_amx()) /* the AMX kernel reads Q8_0's layout only */
-        hmti_il16_multi_amx(n_groups, cols / 32, w, act, act_stride, n_act, y, ldy);
+/* ---- the family's table (quant_impl.h): blocks of 32 columns ---------------------- */
+/* Several activation rows: the AMX kernel where it runs (it reads Q8_0's layout only). */
+static void multi_blocks(uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w, const void *act,
+                         size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
+    if (type == HMTI_T_Q8_0 && hmti_il16_amx())
+        hmti_il16_multi_amx(n_groups, nb, w, act, act_stride, n_act, y, ldy);
     else
-        hmti_il16_multi_vnni(type, n_groups, cols / 32, w, act, act_stride, n_act, y, ldy);
+        hmti_il16_multi_vnni(type, n_groups, nb, w, act, act_stride, n_act, y, ldy);
 }
-static void fam_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) {
-    hmti_il16_dequant_row(type, g, r, c0 / 32, n / 32, dst);
-}
-static void fam_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld) {
-    hmti_il16_dequant_cols(type, g, c0 / 32, n / 32, dst, ld);
-}
-const hmti_il16_family hmti_il16_q32_family = {32, fam_pack, fam_dot, fam_multi, fam_dequant_row, fam_dequant_cols};
+HMTI_IL16_TYPED_FAMILY(hmti_il16_q32_family, 32, hmti_il16_pack, hmti_il16_dot_vnni, multi_blocks, hmti_il16_dequant_row,
+                       hmti_il16_dequant_cols);

@@ -152,6 +152,26 @@ void hmti_il16h_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8
                       int64_t n_act, float *y, int64_t ldy);
 void hmti_il16h_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
 
+/* The functions of a K-quant family <name> in groups of 16 rows that does
+ * not take the type (Q6_K, IQ4_XS), counting super-blocks of 256 columns:
+ * pack (16 stored rows, row_bytes apart, -> one group at dst); dot_ref (y[r]
+ * = row r of the group at g dotted with act, nsb super-blocks: the vector
+ * kernels' oracle); dequant_row (super-blocks [s0, s0 + n) of row r,
+ * exact); and, AVX512-VNNI (quant_il16_<name>_x86.c), dot (dot_ref's bits
+ * for n_groups consecutive groups at w: y[16 g + r]), multi (for n_act
+ * activation rows act + a * act_stride at once: y[a * ldy + 16 g + r]),
+ * dequant_cols (super-blocks [s0, s0 + n) of a group's 16 rows, exact,
+ * column-major: element (r, c) at dst[c * ld + r]). */
+#define HMTI_IL16_K_DECLS(name)                                                                                  \
+    void hmti_il16_##name##_pack(int64_t nsb, const uint8_t *src, size_t row_bytes, uint8_t *dst);              \
+    void hmti_il16_##name##_dot_ref(int64_t nsb, const uint8_t *g, const hmti_q8_256 *act, float *y);          \
+    void hmti_il16_##name##_dequant_row(const uint8_t *g, int r, int64_t s0, int64_t n, float *dst);            \
+    void hmti_il16_##name##_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act,       \
+                                float *y);                                                                       \
+    void hmti_il16_##name##_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act,          \
+                                  size_t act_stride, int64_t n_act, float *y, int64_t ldy);                      \
+    void hmti_il16_##name##_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld)
+
 /* ---- Q6_K in groups of 16 rows (quant_il16_q6k*.c, AVX512-VNNI) ------------------ */
 /* A group's super-block s (256 columns) starts at s * HMTI_IL16_Q6K_BLOCK
  * (16 x 210 bytes: the file's bytes rearranged): the 16 rows' f16 d (row
@@ -169,24 +189,11 @@ enum {
     HMTI_IL16_Q6K_PAIRS = 288,  /* after the scales */
     HMTI_IL16_Q6K_PAIR = 384,   /* 256 bytes of nibbles, 128 of top bits */
 };
-/* 16 stored rows (row_bytes apart, nsb super-blocks each) -> one group at dst. */
-void hmti_il16_q6k_pack(int64_t nsb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
-/* y[r] = row r of the group at g dotted with act (nsb super-blocks): per
- * row and super-block in order, the exact int sum S = sum over sub-blocks
- * j of sc_j * (sum of q * a over j - 32 * act sum_j), then acc =
- * fmaf((float)S, f16 d * act d, acc), from 0. The vector kernels' oracle. */
-void hmti_il16_q6k_dot_ref(int64_t nsb, const uint8_t *g, const hmti_q8_256 *act, float *y);
-/* Super-blocks [s0, s0 + n) of row r (0..15) of the group at g, exact. */
-void hmti_il16_q6k_dequant_row(const uint8_t *g, int r, int64_t s0, int64_t n, float *dst);
-/* AVX512-VNNI (quant_il16_q6k_x86.c): hmti_il16_q6k_dot_ref's bits for
- * n_groups consecutive groups at w (y[16 g + r]); for n_act activation
- * rows (act + a * act_stride) at once (y[a * ldy + 16 g + r]); super-blocks
- * [s0, s0 + n) of a group's 16 rows, exact, column-major (element (r, c)
- * at dst[c * ld + r]). */
-void hmti_il16_q6k_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act, float *y);
-void hmti_il16_q6k_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
-                         int64_t n_act, float *y, int64_t ldy);
-void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
+/* The oracle (hmti_il16_q6k_dot_ref, HMTI_IL16_K_DECLS): per row and
+ * super-block in order, the exact int sum S = sum over sub-blocks j of
+ * sc_j * (sum of q * a over j - 32 * act sum_j), then acc = fmaf((float)S,
+ * f16 d * act d, acc), from 0. */
+HMTI_IL16_K_DECLS(q6k);
 
 /* ---- Q4_K and Q5_K in groups of 16 rows (quant_il16_q4k*.c, AVX512-VNNI) --------- */
 /* A group's super-block s (256 columns) starts at s * hmti_il16_block(type)
@@ -249,24 +256,11 @@ enum {
     HMTI_IL16_IQ4XS_SL = 64,  /* after the 16 scales_h */
     HMTI_IL16_IQ4XS_QS = 128, /* after the scales_l: 8 sub-blocks of 256 bytes */
 };
-/* 16 stored rows (row_bytes apart, nsb super-blocks each) -> one group at dst. */
-void hmti_il16_iq4xs_pack(int64_t nsb, const uint8_t *src, size_t row_bytes, uint8_t *dst);
-/* y[r] = row r of the group at g dotted with act (nsb super-blocks): per
- * row and super-block in order, the exact int sum S = sum over sub-blocks
- * ib of (scale_ib - 32) * (sum of value * a over ib), then acc =
- * fmaf((float)S, f16 d * act d, acc), from 0. The vector kernels' oracle. */
-void hmti_il16_iq4xs_dot_ref(int64_t nsb, const uint8_t *g, const hmti_q8_256 *act, float *y);
-/* Super-blocks [s0, s0 + n) of row r (0..15) of the group at g, exact. */
-void hmti_il16_iq4xs_dequant_row(const uint8_t *g, int r, int64_t s0, int64_t n, float *dst);
-/* AVX512-VNNI (quant_il16_iq4xs_x86.c): hmti_il16_iq4xs_dot_ref's bits for
- * n_groups consecutive groups at w (y[16 g + r]); for n_act activation
- * rows (act + a * act_stride) at once (y[a * ldy + 16 g + r]); super-blocks
- * [s0, s0 + n) of a group's 16 rows, exact, column-major (element (r, c)
- * at dst[c * ld + r]). */
-void hmti_il16_iq4xs_dot(int64_t n_groups, int64_t nsb, const uint8_t *w, const hmti_q8_256 *act, float *y);
-void hmti_il16_iq4xs_multi(int64_t n_groups, int64_t nsb, const uint8_t *w, const uint8_t *act, size_t act_stride,
-                           int64_t n_act, float *y, int64_t ldy);
-void hmti_il16_iq4xs_dequant_cols(const uint8_t *g, int64_t s0, int64_t n, float *dst, int64_t ld);
+/* The oracle (hmti_il16_iq4xs_dot_ref, HMTI_IL16_K_DECLS): per row and
+ * super-block in order, the exact int sum S = sum over sub-blocks ib of
+ * (scale_ib - 32) * (sum of value * a over ib), then acc = fmaf((float)S,
+ * f16 d * act d, acc), from 0. */
+HMTI_IL16_K_DECLS(iq4xs);
 
 /* ---- the 16-row layouts as families, for the dispatch (quant_types.c) ------------ */
 /* A family's calls, every range in columns: cols is the width of the
@@ -317,6 +311,28 @@ typedef struct {
     }                                                                                                            \
     const hmti_il16_family hmti_il16_##name##_family = {256,        name##_pack,        name##_dot,            \
                                                         name##_multi, name##_dequant_row, name##_dequant_cols}
+/* The table of a family whose functions take the type and count blocks of
+ * COLS columns (pack, dot, multi, dequant_row, dequant_cols: their
+ * hmti_il16_q32 / q4k signatures): one definition, in that family's x86 file. */
+#define HMTI_IL16_TYPED_FAMILY(var, COLS, pack, dot, multi, drow, dcols)                                        \
+    static void var##_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {   \
+        pack(type, cols / (COLS), src, row_bytes, dst);                                                          \
+    }                                                                                                            \
+    static void var##_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,      \
+                          float *y) {                                                                            \
+        dot(type, n_groups, cols / (COLS), w, act, y);                                                           \
+    }                                                                                                            \
+    static void var##_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,    \
+                            size_t act_stride, int64_t n_act, float *y, int64_t ldy) {                           \
+        multi(type, n_groups, cols / (COLS), w, act, act_stride, n_act, y, ldy);                                 \
+    }                                                                                                            \
+    static void var##_drow(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) {         \
+        drow(type, g, r, c0 / (COLS), n / (COLS), dst);                                                          \
+    }                                                                                                            \
+    static void var##_dcols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld) {   \
+        dcols(type, g, c0 / (COLS), n / (COLS), dst, ld);                                                        \
+    }                                                                                                            \
+    const hmti_il16_family var = {COLS, var##_pack, var##_dot, var##_multi, var##_drow, var##_dcols}
 extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL (quant_il16_x86.c) */
 extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
 extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K, Q5_K (quant_il16_q4k_x86.c) */
