@@ -22,8 +22,8 @@ static inline int weight_at(uint32_t type, const uint8_t *blk, int r, int e) {
     if (type == HMTI_T_Q8_0) return q;
     const int nib = e < 16 ? q & 15 : q >> 4;
     if (type == HMTI_T_IQ4_NL) return hmti_iq4_values[nib] + 128;
-    if (!hmti_il16_five(type)) return nib;
-    return nib | (int)(hmti_qu32(blk + hmti_il16_fifth(type) + 4 * r) >> e & 1) << 4;
+    if (!hmti_il16_has_qh(type)) return nib;
+    return nib | (int)(hmti_qu32(blk + hmti_il16_qh_at(type) + 4 * r) >> e & 1) << 4;
 }
 
 void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
@@ -37,9 +37,9 @@ void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_by
                 continue;
             }
             /* stored: d, Q4_1/Q5_1's m, Q5_0/Q5_1's 5th bits, the nibbles */
-            const int min = hmti_il16_has_min(type), fifth = 2 + 2 * min, qs = fifth + 4 * hmti_il16_five(type);
+            const int min = hmti_il16_has_min(type), qh = 2 + 2 * min, qs = qh + 4 * hmti_il16_has_qh(type);
             if (min) memcpy(dst + 32 + 2 * r, s + 2, 2);
-            if (hmti_il16_five(type)) memcpy(dst + hmti_il16_fifth(type) + 4 * r, s + fifth, 4);
+            if (hmti_il16_has_qh(type)) memcpy(dst + hmti_il16_qh_at(type) + 4 * r, s + qh, 4);
             for (int v = 0; v < 4; v++) /* the nibble bytes as they are, 4 at a time */
                 memcpy(dst + quant_at(type, r, 4 * v), s + qs + 4 * v, 4);
         }

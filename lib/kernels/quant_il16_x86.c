@@ -92,8 +92,8 @@ AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) W[j] = _mm512_shuffle_epi8(lut, W[j]);
         }
-        if (hmti_il16_five(type)) {
-            const __m512i Q = _mm512_loadu_si512(blk + hmti_il16_fifth(type));
+        if (hmti_il16_has_qh(type)) {
+            const __m512i Q = _mm512_loadu_si512(blk + hmti_il16_qh_at(type));
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) W[j] = fifth_bits(W[j], Q, j);
         }

@@ -81,7 +81,7 @@ static inline int hmti_il16_type(uint32_t type) {
 /* Q4_1 and Q5_1: a min per block (value d q + m). */
 static inline int hmti_il16_has_min(uint32_t type) { return type == HMTI_T_Q4_1 || type == HMTI_T_Q5_1; }
 /* Q5_0 and Q5_1: 32-bit 5th bits per row and block. */
-static inline int hmti_il16_five(uint32_t type) { return type == HMTI_T_Q5_0 || type == HMTI_T_Q5_1; }
+static inline int hmti_il16_has_qh(uint32_t type) { return type == HMTI_T_Q5_0 || type == HMTI_T_Q5_1; }
 /* F16 and BF16 (where the CPU has AVX-512), rows of a multiple of 32
  * columns: laid out as [column][row 0..15], 2 bytes each. */
 static inline int hmti_il16_half(uint32_t type) { return type == HMTI_T_F16 || type == HMTI_T_BF16; }
@@ -102,11 +102,11 @@ static inline size_t hmti_il16_block(uint32_t type) {
 static inline int hmti_il16_offset(uint32_t type) {
     return type == HMTI_T_Q4_0 ? 8 : type == HMTI_T_Q5_0 ? 16 : hmti_il16_has_min(type) ? 0 : 128;
 }
-/* Where a block's 5th bits start: after the scales (and the mins). */
-static inline size_t hmti_il16_fifth(uint32_t type) { return hmti_il16_has_min(type) ? 64 : 32; }
+/* Where a block's 5th bits (Q5_0, Q5_1) start: after the scales (and the mins). */
+static inline size_t hmti_il16_qh_at(uint32_t type) { return hmti_il16_has_min(type) ? 64 : 32; }
 /* Where a block's quant bytes start: after the scales (and the mins, and the 5th bits). */
 static inline size_t hmti_il16_quants(uint32_t type) {
-    return hmti_il16_fifth(type) + (hmti_il16_five(type) ? 64 : 0);
+    return hmti_il16_qh_at(type) + (hmti_il16_has_qh(type) ? 64 : 0);
 }
 /* 16 stored rows (row_bytes apart, nb blocks each) -> one group at dst. */
 void hmti_il16_pack(uint32_t type, int64_t nb, const uint8_t *src, size_t row_bytes, uint8_t *dst);

@@ -208,7 +208,6 @@ void hmti_gemv_q_rows_multi(uint32_t type, int il, int64_t rows, int64_t r0, int
     }
     /* stored rows: whole groups of 4 rows go to the multi-row kernel, the
      * rows around them one activation at a time */
-    (void)rows;
     const int64_t g0 = (r0 + 3) / 4 * 4, g1 = g0 < r1 ? g0 + (r1 - g0) / 4 * 4 : g0;
     for (int64_t a = 0; a < n_act; a++) {
         const void *x = (const uint8_t *)act + (size_t)a * act_stride;
@@ -244,13 +243,6 @@ int hmti_q_il_fits(uint32_t type, int64_t rows, int64_t cols) {
  * grab of rows. */
 static inline size_t il16_row_bytes(uint32_t type, int64_t cols) {
     return (size_t)(cols / g_fam[type]->cols) * (hmti_il16_block(type) / HMTI_IL16_ROWS);
-}
-
-static void interleave16(uint32_t type, int64_t rows, int64_t cols, const uint8_t *s, uint8_t *d) {
-    const int64_t rows16 = rows / 16 * 16;
-    const size_t rb = il16_row_bytes(type, cols);
-    for (int64_t g = 0; g < rows16; g += 16) g_fam[type]->pack(type, cols, s + (size_t)g * rb, rb, d + (size_t)g * rb);
-    if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
 }
 
 int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
@@ -306,7 +298,12 @@ static void rows_multi_il16(uint32_t type, int64_t rows, int64_t r0, int64_t r1,
 }
 
 void hmti_q_interleave(uint32_t type, int64_t rows, int64_t cols, const void *src, void *dst) {
-    interleave16(type, rows, cols, src, dst);
+    const int64_t rows16 = rows / 16 * 16;
+    const size_t rb = il16_row_bytes(type, cols);
+    const uint8_t *s = src;
+    uint8_t *d = dst;
+    for (int64_t g = 0; g < rows16; g += 16) g_fam[type]->pack(type, cols, s + (size_t)g * rb, rb, d + (size_t)g * rb);
+    if (rows > rows16) memcpy(d + (size_t)rows16 * rb, s + (size_t)rows16 * rb, (size_t)(rows - rows16) * rb);
 }
 
 void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w, int64_t r, int64_t b0,
