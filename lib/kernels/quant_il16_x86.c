@@ -259,5 +259,5 @@ static void multi_blocks(uint32_t type, int64_t n_groups, int64_t nb, const uint
     else
         hmti_il16_multi_vnni(type, n_groups, nb, w, act, act_stride, n_act, y, ldy);
 }
-HMTI_IL16_TYPED_FAMILY(hmti_il16_q32_family, 32, hmti_il16_pack, hmti_il16_dot_vnni, multi_blocks, hmti_il16_dequant_row,
-                       hmti_il16_dequant_cols);
+HMTI_IL16_FAMILY(hmti_il16_q32_family, 32, HMTI_IL16_TYPED, hmti_il16_pack, hmti_il16_dot_vnni, multi_blocks, hmti_il16_dequant_row,
+                 hmti_il16_dequant_cols);

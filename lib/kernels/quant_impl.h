@@ -282,55 +282,35 @@ typedef struct {
     /* columns [c0, c0 + n) of the group's 16 rows, exact: element (r, c) at dst[c * ld + r] */
     void (*dequant_cols)(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
 } hmti_il16_family;
-/* The table of a K-quant family whose functions count super-blocks of 256
- * columns (hmti_il16_<name>_pack, _dot, _multi, _dequant_row,
- * _dequant_cols): one definition, in that family's x86 file. */
-#define HMTI_IL16_K_FAMILY(name)                                                                                 \
-    static void name##_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) { \
-        (void)type;                                                                                              \
-        hmti_il16_##name##_pack(cols / 256, src, row_bytes, dst);                                                \
-    }                                                                                                            \
-    static void name##_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,    \
-                           float *y) {                                                                           \
-        (void)type;                                                                                              \
-        hmti_il16_##name##_dot(n_groups, cols / 256, w, act, y);                                                 \
-    }                                                                                                            \
-    static void name##_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,  \
-                             size_t act_stride, int64_t n_act, float *y, int64_t ldy) {                          \
-        (void)type;                                                                                              \
-        hmti_il16_##name##_multi(n_groups, cols / 256, w, act, act_stride, n_act, y, ldy);                       \
-    }                                                                                                            \
-    static void name##_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) { \
-        (void)type;                                                                                              \
-        hmti_il16_##name##_dequant_row(g, r, c0 / 256, n / 256, dst);                                            \
-    }                                                                                                            \
-    static void name##_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst,         \
-                                    int64_t ld) {                                                                \
-        (void)type;                                                                                              \
-        hmti_il16_##name##_dequant_cols(g, c0 / 256, n / 256, dst, ld);                                          \
-    }                                                                                                            \
-    const hmti_il16_family hmti_il16_##name##_family = {256,        name##_pack,        name##_dot,            \
-                                                        name##_multi, name##_dequant_row, name##_dequant_cols}
-/* The table of a family whose functions take the type and count blocks of
- * COLS columns (pack, dot, multi, dequant_row, dequant_cols: their
- * hmti_il16_q32 / q4k signatures): one definition, in that family's x86 file. */
-#define HMTI_IL16_TYPED_FAMILY(var, COLS, pack, dot, multi, drow, dcols)                                        \
+/* The table var of a family whose functions (pack, dot, multi, drow: the
+ * dequant_row, dcols: the dequant_cols) count blocks of COLS columns and
+ * take the type first (TA = HMTI_IL16_TYPED: the Q8_0 and Q4_K families)
+ * or not (TA = HMTI_IL16_UNTYPED: Q6_K, IQ4_XS): one definition, in that
+ * family's x86 file. */
+#define HMTI_IL16_TYPED(type) type,
+#define HMTI_IL16_UNTYPED(type)
+#define HMTI_IL16_FAMILY(var, COLS, TA, pack, dot, multi, drow, dcols)                                          \
     static void var##_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {   \
-        pack(type, cols / (COLS), src, row_bytes, dst);                                                          \
+        (void)type;                                                                                              \
+        pack(TA(type) cols / (COLS), src, row_bytes, dst);                                                       \
     }                                                                                                            \
     static void var##_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,      \
                           float *y) {                                                                            \
-        dot(type, n_groups, cols / (COLS), w, act, y);                                                           \
+        (void)type;                                                                                              \
+        dot(TA(type) n_groups, cols / (COLS), w, act, y);                                                        \
     }                                                                                                            \
     static void var##_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const void *act,    \
                             size_t act_stride, int64_t n_act, float *y, int64_t ldy) {                           \
-        multi(type, n_groups, cols / (COLS), w, act, act_stride, n_act, y, ldy);                                 \
+        (void)type;                                                                                              \
+        multi(TA(type) n_groups, cols / (COLS), w, act, act_stride, n_act, y, ldy);                              \
     }                                                                                                            \
     static void var##_drow(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst) {         \
-        drow(type, g, r, c0 / (COLS), n / (COLS), dst);                                                          \
+        (void)type;                                                                                              \
+        drow(TA(type) g, r, c0 / (COLS), n / (COLS), dst);                                                       \
     }                                                                                                            \
     static void var##_dcols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld) {   \
-        dcols(type, g, c0 / (COLS), n / (COLS), dst, ld);                                                        \
+        (void)type;                                                                                              \
+        dcols(TA(type) g, c0 / (COLS), n / (COLS), dst, ld);                                                     \
     }                                                                                                            \
     const hmti_il16_family var = {COLS, var##_pack, var##_dot, var##_multi, var##_drow, var##_dcols}
 extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL (quant_il16_x86.c) */
