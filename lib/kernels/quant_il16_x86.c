@@ -75,8 +75,9 @@ AVX512_TARGET static inline AI __m512i fifth_bits(__m512i W, __m512i Q, int j) {
     return _mm512_mask_add_epi8(W, set, W, _mm512_set1_epi8(16)); /* bit 4 is clear in W */
 }
 
-/* The block's weights W[0..7] and the 16 rows' scales. */
-AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_t *blk, __m512i *W, __m512 *dw) {
+/* The block's weights W[0..7], the 16 rows' scales dw and (Q4_1, Q5_1) mins mw. */
+AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_t *blk, __m512i *W, __m512 *dw,
+                                               __m512 *mw) {
     if (type != HMTI_T_Q8_0) {
         const size_t qo = hmti_il16_quants(type);
         const __m512i m4 = _mm512_set1_epi8(15);
@@ -102,25 +103,25 @@ AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_
         for (int v = 0; v < 8; v++) W[v] = _mm512_loadu_si512(blk + 32 + 64 * v);
     }
     *dw = _mm512_cvtph_ps(L256(blk));
+    *mw = hmti_il16_has_min(type) ? _mm512_cvtph_ps(L256(blk + 32)) : _mm512_setzero_ps();
 }
 
 /* acc + the block's terms from its exact int sums s against x: s * (d * x's
  * scale), then Q4_1/Q5_1's x block sum * (m * x's scale). */
-QT static inline AI __m512 block_terms(const uint32_t type, const uint8_t *blk, __m512i s, __m512 dw,
-                                       const hmti_q8_32 *x, __m512 acc) {
+QT static inline AI __m512 block_terms(const uint32_t type, __m512i s, __m512 dw, __m512 mw, const hmti_q8_32 *x,
+                                       __m512 acc) {
     const __m512 xd = _mm512_set1_ps(x->d);
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, xd), acc);
     if (!hmti_il16_has_min(type)) return acc;
-    const __m512 m = _mm512_cvtph_ps(L256(blk + 32));
-    return _mm512_fmadd_ps(_mm512_set1_ps((float)(x->sum[0] + x->sum[1])), _mm512_mul_ps(m, xd), acc);
+    return _mm512_fmadd_ps(_mm512_set1_ps((float)(x->sum[0] + x->sum[1])), _mm512_mul_ps(mw, xd), acc);
 }
 
 /* acc + one block of a group against one activation block x. */
 QT static inline AI __m512 block_fma(const uint32_t type, const uint8_t *blk, const hmti_q8_32 *x, __m512 acc) {
     __m512i W[8];
-    __m512 dw;
-    load_block(type, blk, W, &dw);
-    return block_terms(type, blk, block_sums(W, x, hmti_il16_offset(type)), dw, x, acc);
+    __m512 dw, mw;
+    load_block(type, blk, W, &dw, &mw);
+    return block_terms(type, block_sums(W, x, hmti_il16_offset(type)), dw, mw, x, acc);
 }
 
 /* n_groups groups against one activation. Q8_0 groups of at least
@@ -174,7 +175,7 @@ QT void hmti_il16_dot_vnni(uint32_t type, int64_t n_groups, int64_t nb, const ui
  * MULTI_PF_L2 ahead into L2. hmti_pf_span (every line into L1 and L2) stalled
  * on the prefetches themselves (a third of the kernel's samples on them):
  * 8 SmolLM2-shaped sequences at 2 threads, one process, rounds alternated,
- * batched tokens/s Q8_0 1.24x, Q4_0 1.16x (docs/QUANTS.md, twelfth session). */
+ * batched tokens/s Q8_0 1.20-1.25x, Q4_0 1.16x (docs/QUANTS.md, twelfth session). */
 enum { MULTI_PF_L2 = 16384 };
 QT static inline AI void group_multi(const uint32_t type, int64_t nb, const uint8_t *g, const uint8_t *act, size_t as,
                                      const int na, float *y, int64_t ldy) {
@@ -186,13 +187,13 @@ QT static inline AI void group_multi(const uint32_t type, int64_t nb, const uint
         hmti_pf_l1(g + PF_AHEAD, bs);
         __builtin_prefetch(g + MULTI_PF_L2, 0, 2);
         __m512i W[8];
-        __m512 dw;
-        load_block(type, g, W, &dw);
+        __m512 dw, mw;
+        load_block(type, g, W, &dw, &mw);
 #pragma GCC unroll 8
         for (int a = 0; a < MAX_ACT; a++) {
             if (a >= na) break;
             const hmti_q8_32 *x = (const hmti_q8_32 *)(const void *)(act + (size_t)a * as) + b;
-            acc[a] = block_terms(type, g, block_sums(W, x, hmti_il16_offset(type)), dw, x, acc[a]);
+            acc[a] = block_terms(type, block_sums(W, x, hmti_il16_offset(type)), dw, mw, x, acc[a]);
         }
     }
     for (int a = 0; a < na; a++) _mm512_storeu_ps(y + a * ldy, acc[a]);
@@ -237,9 +238,8 @@ AVX512_TARGET static inline AI void dequant_group(const uint32_t type, const uin
     const __m512i off = _mm512_set1_epi32(hmti_il16_offset(type));
     for (int64_t b = 0; b < n_blocks; b++, g += hmti_il16_block(type), dst += 32 * ld) {
         __m512i W[8];
-        __m512 d;
-        load_block(type, g, W, &d);
-        const __m512 m = hmti_il16_has_min(type) ? _mm512_cvtph_ps(L256(g + 32)) : d;
+        __m512 d, m;
+        load_block(type, g, W, &d, &m);
         for (int j = 0; j < 8; j++) store_cols(type, dst + 4 * j * ld, ld, W[j], d, m, off);
     }
 }
