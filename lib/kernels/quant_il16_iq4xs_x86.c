@@ -12,7 +12,7 @@
  * summed over the 8 sub-blocks; then one FMA per super-block,
  * hmti_il16_iq4xs_dot_ref's steps. The several-row kernel does the same
  * per activation row, so each of its results is the one-row kernel's bits. */
-#include "kernels/quant_il16_k_x86.h"
+#include "kernels/quant_il16_x86.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline))
@@ -45,8 +45,7 @@ AVX512_TARGET static inline AI __m512i scale_of(scale_fields f, const int ib) {
 /* Sub-block ib's values + 128: W[v] elements 32ib + 4v.., W[4 + v] 32ib + 16 + 4v.. */
 AVX512_TARGET static inline AI void load_sub(const uint8_t *blk, const int ib, __m512i W[8]) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i lut = _mm512_broadcast_i32x4(
-        _mm_add_epi8(_mm_loadu_si128((const __m128i *)(const void *)hmti_iq4_values), _mm_set1_epi8((char)0x80)));
+    const __m512i lut = hmti_il16_iq4_book();
 #pragma GCC unroll 4
     for (int v = 0; v < 4; v++) {
         const __m512i N = LOAD(blk + HMTI_IL16_IQ4XS_QS + 256 * ib + 64 * v);

@@ -30,10 +30,9 @@
 
 enum { MAX_ACT = 8 }; /* activation rows per pass: their sums and accumulators in registers */
 
-static inline AI size_t sb_bytes(uint32_t type) { return hmti_il16_block(type); }
 /* Bytes prefetched per chunk (the whole super-block in 4 steps), and how far ahead: two super-blocks. */
-static inline AI size_t pf_step(uint32_t type) { return sb_bytes(type) / 4; }
-static inline AI size_t pf_ahead(uint32_t type) { return 2 * sb_bytes(type); }
+static inline AI size_t pf_step(uint32_t type) { return hmti_il16_block(type) / 4; }
+static inline AI size_t pf_ahead(uint32_t type) { return 2 * hmti_il16_block(type); }
 
 /* The kernels prefetch chunk c of the super-block two ahead into L1 only
  * (hmti_pf_l1), a line per prefetch. hmti_pf_span (L1 and L2, the 4-row
@@ -138,7 +137,7 @@ QT static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64
                                     const hmti_q8_256 *act, float *y) {
     for (int64_t i = 0; i < n_groups; i++) {
         __m512 acc = _mm512_setzero_ps();
-        for (int64_t s = 0; s < nsb; s++, w += sb_bytes(type)) {
+        for (int64_t s = 0; s < nsb; s++, w += hmti_il16_block(type)) {
             const hmti_q8_256 *x = &act[s];
             __m512i sc[2], m[2], s1 = _mm512_setzero_si512();
             unpack_scales(w, sc, m);
@@ -168,7 +167,7 @@ QT static inline AI void group_multi(const uint32_t type, int64_t nsb, const uin
     __m512 acc[MAX_ACT];
 #pragma GCC unroll 8
     for (int a = 0; a < MAX_ACT; a++) acc[a] = _mm512_setzero_ps();
-    for (int64_t s = 0; s < nsb; s++, g += sb_bytes(type)) {
+    for (int64_t s = 0; s < nsb; s++, g += hmti_il16_block(type)) {
         __m512i s1[MAX_ACT], sc[2], m[2];
 #pragma GCC unroll 8
         for (int a = 0; a < MAX_ACT; a++) s1[a] = _mm512_setzero_si512();
@@ -197,7 +196,7 @@ QT static inline AI void group_multi(const uint32_t type, int64_t nsb, const uin
 
 QT static inline AI void multi_groups(const uint32_t type, int64_t n_groups, int64_t nsb, const uint8_t *w,
                                       const uint8_t *act, size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
-    const size_t gb = (size_t)nsb * sb_bytes(type);
+    const size_t gb = (size_t)nsb * hmti_il16_block(type);
     for (int64_t i = 0; i < n_groups; i++, w += gb)
         for (int64_t a = 0; a < n_act; a += MAX_ACT) {
             const uint8_t *x = act + (size_t)a * act_stride;
@@ -220,7 +219,7 @@ QT void hmti_il16_q4k_multi(uint32_t type, int64_t n_groups, int64_t nsb, const 
 AVX512_TARGET static inline AI void dequant_cols(const uint32_t type, const uint8_t *g, int64_t n, float *dst,
                                                  int64_t ld) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    for (int64_t s = 0; s < n; s++, g += sb_bytes(type)) {
+    for (int64_t s = 0; s < n; s++, g += hmti_il16_block(type)) {
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + HMTI_IL16_Q4K_DMIN)));
         __m512i sc[2], m[2];
@@ -243,7 +242,7 @@ AVX512_TARGET static inline AI void dequant_cols(const uint32_t type, const uint
 
 AVX512_TARGET void hmti_il16_q4k_dequant_cols(uint32_t type, const uint8_t *g, int64_t s0, int64_t n, float *dst,
                                               int64_t ld) {
-    g += (size_t)s0 * sb_bytes(type);
+    g += (size_t)s0 * hmti_il16_block(type);
     BY_TYPE(type, dequant_cols, g, n, dst, ld);
 }
 

@@ -12,7 +12,7 @@
  * per super-block: acc = (float)sum * (f16 d * activation d) + acc,
  * hmti_il16_q6k_dot_ref's steps. The several-row kernel does the same per
  * activation row, so each of its results is the one-row kernel's bits. */
-#include "kernels/quant_il16_k_x86.h"
+#include "kernels/quant_il16_x86.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline))

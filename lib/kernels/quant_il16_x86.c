@@ -19,8 +19,7 @@
  * activation row, so each of its results is the one-row kernel's bits. */
 #include <immintrin.h>
 
-#include "kernels/cpu.h"
-#include "kernels/quant_impl.h"
+#include "kernels/quant_il16_x86.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline))
@@ -88,8 +87,7 @@ AVX512_TARGET static inline AI void load_block(const uint32_t type, const uint8_
             W[4 + v] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
         }
         if (type == HMTI_T_IQ4_NL) { /* the values + 128, looked up by nibble */
-            const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(
-                _mm_loadu_si128((const __m128i *)(const void *)hmti_iq4_values), _mm_set1_epi8((char)0x80)));
+            const __m512i lut = hmti_il16_iq4_book();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) W[j] = _mm512_shuffle_epi8(lut, W[j]);
         }

@@ -1,14 +1,23 @@
-/* Pieces the AVX-512 kernels of the K-quant 16-row families share (Q6_K,
- * IQ4_XS: one f16 d per row and super-block, one FMA per super-block). An
- * including file defines QT (its target attribute), MAX_ACT and, for
- * HMTI_IL16_K_MULTI, sb_sums (below). */
-#ifndef HMT_KERNELS_QUANT_IL16_K_X86_H
-#define HMT_KERNELS_QUANT_IL16_K_X86_H
+/* Pieces the AVX-512 kernels of the 16-row families share: IQ4_NL's code
+ * book as unsigned bytes, and for the K-quant families with one f16 d per
+ * row and super-block and one FMA per super-block (Q6_K, IQ4_XS) the FMA,
+ * the column store and the several-row driver. For HMTI_IL16_K_MULTI an
+ * including file defines QT (its target attribute), MAX_ACT and sb_sums
+ * (below). */
+#ifndef HMT_KERNELS_QUANT_IL16_X86_H
+#define HMT_KERNELS_QUANT_IL16_X86_H
 
 #include <immintrin.h>
 
 #include "kernels/cpu.h"
 #include "kernels/quant_impl.h"
+
+/* The 16 code-book values (hmti_iq4_values) + 128 as u8, in every 128-bit
+ * lane: vpshufb by a nibble gives its weight as vpdpbusd's unsigned operand. */
+AVX512_TARGET static inline __attribute__((always_inline)) __m512i hmti_il16_iq4_book(void) {
+    return _mm512_broadcast_i32x4(
+        _mm_add_epi8(_mm_loadu_si128((const __m128i *)(const void *)hmti_iq4_values), _mm_set1_epi8((char)0x80)));
+}
 
 /* acc + the super-block's FMA from its exact int sums: (float)sum * (the
  * 16 rows' f16 d at blk * the activation's scale) + acc. */
