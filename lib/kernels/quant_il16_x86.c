@@ -122,39 +122,29 @@ QT static inline AI __m512 block_fma(const uint32_t type, const uint8_t *blk, co
     return block_terms(type, block_sums(W, x, hmti_il16_offset(type)), dw, mw, x, acc);
 }
 
-/* n_groups groups against one activation. Q8_0 groups of at least
- * PAIR_MIN bytes (rows of 1952 columns or more): two groups per turn (two
- * independent FMA chains: the second's loads and integer chains do not
- * wait for the first's FMA). Otherwise one group at a time, one sequential
- * stream: measured faster over memory for Q4_0 and Q5_0 (1 thread, 300 MB
- * matrices of 576 / 2048 columns: 23-24 GB/s against 19-21 side by side),
- * and for short Q8_0 groups, where each turn's second stream starts cold
- * (its first PF_AHEAD bytes are demand misses) after only a few blocks:
- * SmolLM2-shaped Q8_0 matrices (576 / 1536 columns, 9.8 / 26 KB groups),
- * quant-bench's step in 5 alternated rounds: 1 thread 72-74% -> 89-105% of
- * the stream read, 2 threads 60-67% -> 75-78%; TinyLlama-shaped ones
- * (35 / 96 KB groups): 4% faster in pairs at 1 thread. */
-enum { PAIR_MIN = 32768 };
+/* n_groups groups against one activation, one group after another (one
+ * sequential stream), its blocks in turns of TURN: over memory the loop
+ * with 8 blocks a turn, a prefetch of two blocks' lines every second
+ * block, reads 1.3-1.9x the bytes per second of the loop with one block a
+ * turn (Q4_0, 1 thread, 400 MB of 576 / 2048 / 5632-column groups; the
+ * same code otherwise, the same bits). That also made two groups side by
+ * side (two streams; Q8_0's long groups until then) slower than one: Q8_0
+ * 1.42-1.67x against the pairs (docs/QUANTS.md, thirteenth session). */
+enum { TURN = 8 };
 QT static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w,
                                     const hmti_q8_32 *act, float *y) {
-    const size_t bs = hmti_il16_block(type), gb = (size_t)nb * bs;
-    const int pairs = type == HMTI_T_Q8_0 && gb >= PAIR_MIN;
-    int64_t i = 0;
-    for (; pairs && i + 2 <= n_groups; i += 2, w += 2 * gb) {
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-        const uint8_t *g0 = w, *g1 = w + gb;
-        for (int64_t b = 0; b < nb; b++, g0 += bs, g1 += bs) {
-            hmti_pf_l1(g0 + PF_AHEAD, bs);
-            hmti_pf_l1(g1 + PF_AHEAD, bs);
-            acc0 = block_fma(type, g0, &act[b], acc0);
-            acc1 = block_fma(type, g1, &act[b], acc1);
-        }
-        _mm512_storeu_ps(y + 16 * i, acc0);
-        _mm512_storeu_ps(y + 16 * i + 16, acc1);
-    }
-    for (; i < n_groups; i++) {
+    const size_t bs = hmti_il16_block(type);
+    for (int64_t i = 0; i < n_groups; i++) {
         __m512 acc = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; b++, w += bs) {
+        int64_t b = 0;
+        for (; b + TURN <= nb; b += TURN, w += TURN * bs) {
+#pragma GCC unroll 8
+            for (int k = 0; k < TURN; k++) {
+                if (k % 2 == 0) hmti_pf_l1(w + PF_AHEAD + k * bs, 2 * bs);
+                acc = block_fma(type, w + k * bs, &act[b + k], acc);
+            }
+        }
+        for (; b < nb; b++, w += bs) {
             hmti_pf_l1(w + PF_AHEAD, bs);
             acc = block_fma(type, w, &act[b], acc);
         }
