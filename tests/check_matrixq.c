@@ -347,8 +347,10 @@ START_TEST(il16_layout) {
     const int q41 = type == HMTI_T_Q4_1 || type == HMTI_T_Q5_1;  /* + m * (activation block sum) */
     const int kq = q6k || q4k || xs; /* super-blocks of 256 columns */
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
-    const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}};
-    const int64_t k_shapes[][2] = {{16, 256}, {19, 512}, {37, 768}, {53, 1536}, {69, 256}, {32, 2816}, {17, 512}};
+    /* 84 x 1312: the half types' 4 groups side by side, then one alone; 2080: Q8_0's 8-block turns and a tail */
+    const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}, {84, 1312}};
+    const int64_t k_shapes[][2] = {{16, 256},  {19, 512}, {37, 768}, {53, 1536},
+                                   {69, 256},  {32, 2816}, {17, 512}, {84, 1280}};
     const size_t bb = (size_t)hmti_qtraits_of(type)->block_bytes;
     const int64_t be = hmti_qtraits_of(type)->block_elems; /* hmti_q_il_dequant counts these */
     const int64_t kb = be > 32 ? be : 32;                   /* columns its kernels' blocks hold */
