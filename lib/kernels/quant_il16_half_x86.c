@@ -8,11 +8,11 @@
  * Columns c = 0, 1, 2, 3 (mod 4) go to 4 accumulators, summed as
  * (a0 + a1) + (a2 + a3): hmti_il16h_dot_ref's steps. The several-row kernel
  * keeps 4 accumulators per activation row, so each of its results is the
- * one-row kernel's bits. The one-row kernel reads long groups 4 at a
- * time (4 sequential streams) with no software prefetch, which the
- * hardware prefetcher follows best; the several-row kernel does 4 times the work per
- * byte and needs it (without: 0.6x on 8 rows; docs/QUANTS.md, "F16 and BF16
- * in groups of 16 rows"). */
+ * one-row kernel's bits. The one-row kernel reads long groups 4 at a time
+ * (4 sequential streams) with no software prefetch, which the hardware
+ * prefetcher follows best; the several-row kernel does 4 times the work
+ * per byte and needs it (without: 0.6x on 8 rows; docs/QUANTS.md, "F16 and
+ * BF16 in groups of 16 rows"). */
 #include <immintrin.h>
 
 #include "kernels/cpu.h"
@@ -60,22 +60,6 @@ AVX512_TARGET static inline AI __m512 sum4(const __m512 *a) {
     return _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
 }
 
-/* G groups side by side against x, G independent streams (4 accumulators
- * each, so each result is the one-group loop's bits). */
-#define HALF_DOT_STREAMS(G, type, cols, w, gb, x, y)                                                  \
-    do {                                                                                           \
-        __m512 a_[G][4];                                                                           \
-        for (int g_ = 0; g_ < (G); g_++)                                                           \
-            for (int j_ = 0; j_ < 4; j_++) a_[g_][j_] = _mm512_setzero_ps();                       \
-        const uint8_t *p_ = (w);                                                                   \
-        for (int64_t c_ = 0; c_ < (cols); c_ += 4, p_ += 128) {                                    \
-            _Pragma("GCC unroll 4") for (int g_ = 0; g_ < (G); g_++)                               \
-                _Pragma("GCC unroll 4") for (int j_ = 0; j_ < 4; j_++) a_[g_][j_] =                \
-                    _mm512_fmadd_ps(column(type, p_ + g_ * (gb) + 32 * j_), _mm512_set1_ps((x)[c_ + j_]), a_[g_][j_]); \
-        }                                                                                          \
-        for (int g_ = 0; g_ < (G); g_++) _mm512_storeu_ps((y) + 16 * g_, sum4(a_[g_]));            \
-    } while (0)
-
 /* Groups of at least STREAMS_MIN bytes (1280 columns or more) go 4 side by
  * side: over memory one thread read 1.15-1.4x the bytes per second of one
  * group at a time (F16 and BF16, 400 MB of 1536 / 2048 / 5632-column
@@ -83,14 +67,35 @@ AVX512_TARGET static inline AI __m512 sum4(const __m512 *a) {
  * spill the accumulators (docs/QUANTS.md, thirteenth session). No software
  * prefetch: the hardware's follows these streams best. */
 enum { STREAMS = 4, STREAMS_MIN = 40960 };
+
+/* n (a constant, <= STREAMS) groups gb bytes apart against x, side by
+ * side: n independent streams, 4 accumulators each (each result is the
+ * one-group loop's bits). */
+AVX512_TARGET static inline AI void streams_dot(const uint32_t type, const int n, int64_t cols, const uint8_t *w,
+                                                size_t gb, const float *x, float *y) {
+    __m512 a[STREAMS][4];
+#pragma GCC unroll 4
+    for (int g = 0; g < n; g++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) a[g][j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cols; c += 4, w += 128)
+#pragma GCC unroll 4
+        for (int g = 0; g < n; g++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                a[g][j] = _mm512_fmadd_ps(column(type, w + g * gb + 32 * j), _mm512_set1_ps(x[c + j]), a[g][j]);
+#pragma GCC unroll 4
+    for (int g = 0; g < n; g++) _mm512_storeu_ps(y + 16 * g, sum4(a[g]));
+}
+
 AVX512_TARGET static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64_t cols,
                                                const uint8_t *w, const float *x, float *y) {
     const size_t gb = 32 * (size_t)cols;
     int64_t i = 0;
     if (gb >= STREAMS_MIN)
         for (; i + STREAMS <= n_groups; i += STREAMS, w += STREAMS * gb)
-            HALF_DOT_STREAMS(STREAMS, type, cols, w, gb, x, y + 16 * i);
-    for (; i < n_groups; i++, w += gb) HALF_DOT_STREAMS(1, type, cols, w, gb, x, y + 16 * i);
+            streams_dot(type, STREAMS, cols, w, gb, x, y + 16 * i);
+    for (; i < n_groups; i++, w += gb) streams_dot(type, 1, cols, w, gb, x, y + 16 * i);
 }
 
 AVX512_TARGET void hmti_il16h_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x,
