@@ -122,8 +122,8 @@ AVX512_TARGET void hmti_il16_iq4xs_dequant_cols(const uint8_t *g, int64_t s0, in
             load_sub(g, ib, W);
             const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(scale_of(f, ib)));
             for (int v = 0; v < 4; v++) {
-                hmti_il16_store_cols(dst + 4 * v * ld, ld, W[v], ds, 128);
-                hmti_il16_store_cols(dst + (16 + 4 * v) * ld, ld, W[4 + v], ds, 128);
+                hmti_il16_store_cols(dst + 4 * v * ld, ld, W[v], ds, 128, 0, _mm512_setzero_ps());
+                hmti_il16_store_cols(dst + (16 + 4 * v) * ld, ld, W[4 + v], ds, 128, 0, _mm512_setzero_ps());
             }
         }
     }

@@ -16,10 +16,7 @@
  * of its results is the one-row kernel's bits. Q5_K: each nibble vector
  * gets its 5th bits (+ 16 in the bytes whose qh bit is set: one test and
  * one masked add), its high nibbles shifted down first. */
-#include <immintrin.h>
-
-#include "kernels/cpu.h"
-#include "kernels/quant_impl.h"
+#include "kernels/quant_il16_x86.h"
 
 #define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline))
@@ -180,14 +177,14 @@ QT static inline AI void group_multi(const uint32_t type, int64_t nsb, const uin
 #pragma GCC unroll 8
             for (int a = 0; a < MAX_ACT; a++) {
                 if (a >= na) break;
-                const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + s;
+                const hmti_q8_256 *x = hmti_il16_k_act(act, as, a, s);
                 s1[a] = _mm512_add_epi32(s1[a], chunk_sum(type, L, H, x, c, sc_lo, sc_hi));
             }
         }
 #pragma GCC unroll 8
         for (int a = 0; a < MAX_ACT; a++) {
             if (a >= na) break;
-            const hmti_q8_256 *x = (const hmti_q8_256 *)(const void *)(act + (size_t)a * as) + s;
+            const hmti_q8_256 *x = hmti_il16_k_act(act, as, a, s);
             acc[a] = sb_fma(g, s1[a], mins_sum(m, x), x->d, acc[a]);
         }
     }

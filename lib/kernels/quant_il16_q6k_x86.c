@@ -126,7 +126,8 @@ AVX512_TARGET void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int6
             load_pair(g + HMTI_IL16_Q6K_PAIRS + HMTI_IL16_Q6K_PAIR * p, W);
             for (int t = 0; t < 2; t++) {
                 const __m512 ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(scales(g, 2 * p + t)));
-                for (int k = 0; k < 4; k++) hmti_il16_store_cols(dst + (16 * t + 4 * k) * ld, ld, W[4 * t + k], ds, 32);
+                for (int k = 0; k < 4; k++)
+                    hmti_il16_store_cols(dst + (16 * t + 4 * k) * ld, ld, W[4 * t + k], ds, 32, 0, _mm512_setzero_ps());
             }
         }
     }

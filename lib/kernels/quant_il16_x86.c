@@ -206,29 +206,16 @@ QT void hmti_il16_multi_vnni(uint32_t type, int64_t n_groups, int64_t nb, const 
     BY_TYPE(type, multi_groups, n_groups, nb, w, act, act_stride, n_act, y, ldy);
 }
 
-/* Columns 4v..4v+3 of the 16 rows from W = their unsigned weights (lane r:
- * row r, byte k: column 4v + k), as the row dequantizers do ((float)(u -
- * off) * d, exact conversion, one rounding; Q4_1/Q5_1: (float)u * d + m,
- * two). Column c of the 16 rows is one 64-byte store. */
-AVX512_TARGET static inline AI void store_cols(const uint32_t type, float *o, int64_t ld, __m512i W, __m512 d,
-                                               __m512 m, __m512i off) {
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        const __m512i u = _mm512_srli_epi32(_mm512_slli_epi32(W, 24 - 8 * k), 24);
-        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, off)), d);
-        _mm512_storeu_ps(o + k * ld, hmti_il16_has_min(type) ? _mm512_add_ps(v, m) : v);
-    }
-}
-
-/* W[j] holds columns 4j..4j+3 (load_block), for every type. */
+/* W[j] holds columns 4j..4j+3 (load_block), for every type: the row
+ * dequantizers' (float)(u - off) * d, Q4_1/Q5_1 (float)u * d + m. */
 AVX512_TARGET static inline AI void dequant_group(const uint32_t type, const uint8_t *g, int64_t n_blocks, float *dst,
                                                   int64_t ld) {
-    const __m512i off = _mm512_set1_epi32(hmti_il16_offset(type));
     for (int64_t b = 0; b < n_blocks; b++, g += hmti_il16_block(type), dst += 32 * ld) {
         __m512i W[8];
         __m512 d, m;
         load_block(type, g, W, &d, &m);
-        for (int j = 0; j < 8; j++) store_cols(type, dst + 4 * j * ld, ld, W[j], d, m, off);
+        for (int j = 0; j < 8; j++)
+            hmti_il16_store_cols(dst + 4 * j * ld, ld, W[j], d, hmti_il16_offset(type), hmti_il16_has_min(type), m);
     }
 }
 

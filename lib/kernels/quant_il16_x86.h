@@ -1,9 +1,10 @@
 /* Pieces the AVX-512 kernels of the 16-row families share: IQ4_NL's code
- * book as unsigned bytes, and for the K-quant families with one f16 d per
- * row and super-block and one FMA per super-block (Q6_K, IQ4_XS) the FMA,
- * the column store and the several-row driver. For HMTI_IL16_K_MULTI an
- * including file defines QT (its target attribute), MAX_ACT and sb_sums
- * (below). */
+ * book as unsigned bytes, the column store of the dequantizers (Q8_0's
+ * family, Q6_K, IQ4_XS), an activation row's super-block, and for the
+ * K-quant families with one f16 d per row and super-block and one FMA per
+ * super-block (Q6_K, IQ4_XS) the FMA and the several-row driver. For
+ * HMTI_IL16_K_MULTI an including file defines QT (its target attribute),
+ * MAX_ACT and sb_sums (below). */
 #ifndef HMT_KERNELS_QUANT_IL16_X86_H
 #define HMT_KERNELS_QUANT_IL16_X86_H
 
@@ -29,13 +30,17 @@ AVX512_TARGET static inline __attribute__((always_inline)) __m512 hmti_il16_sb_f
 
 /* Columns 4v..4v+3 of the 16 rows from W (lane r: row r, byte k: column
  * 4v + k, as an unsigned weight + off) as the row dequantizers do them:
- * (float)(u - off) * ds; column c is one 64-byte store at o + c * ld. */
+ * (float)(u - off) * ds, exact conversion, one rounding; with has_min
+ * (Q4_1, Q5_1: off 0) + m, a second. Column c is one 64-byte store at
+ * o + c * ld. */
 AVX512_TARGET static inline __attribute__((always_inline)) void hmti_il16_store_cols(float *o, int64_t ld, __m512i W,
-                                                                                    __m512 ds, int off) {
+                                                                                    __m512 ds, int off,
+                                                                                    const int has_min, __m512 m) {
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         const __m512i u = _mm512_srli_epi32(_mm512_slli_epi32(W, 24 - 8 * k), 24);
-        _mm512_storeu_ps(o + k * ld, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, _mm512_set1_epi32(off))), ds));
+        const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, _mm512_set1_epi32(off))), ds);
+        _mm512_storeu_ps(o + k * ld, has_min ? _mm512_add_ps(v, m) : v);
     }
 }
 
