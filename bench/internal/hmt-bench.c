@@ -1,8 +1,8 @@
 /* hmt-bench: prompt-processing and decode throughput of GGUF models, each
  * printed as a ratio against ceilings measured in the same run on the same
  * machine: the best libxsmm GEMM rate (→ FP32 roofline in tokens/s) and the
- * streaming-read memory bandwidth (bench/ceiling.h: the better of one and
- * four sequential streams a thread) (→ decode bound: the bytes of weights a
+ * streaming-read memory bandwidth, the better of one and four sequential
+ * streams a thread (bench/ceiling.h; → decode bound: the bytes of weights a
  * token really reads, in each model's own types, LM head included); with
  * several models, prompt speed also as a ratio to the first model (give the
  * F32 file first), and the resident memory each load added against the file
