@@ -157,22 +157,40 @@ typedef struct {
     int idle_share; /* -1: all shares work */
 } swork_arg;
 
+/* Which of share ith's own segments [lo, hi) lies in (-1: another's); its range in slo, shi. */
+static int own_segment(const hmti_swork *w, int64_t n, int ith, int64_t lo, int64_t hi, int64_t *slo,
+                       int64_t *shi) {
+    const int per = w->per_share, n_seg = w->n_share * per;
+    for (int s = 0; s < per; s++) {
+        hmti_split_range(n, (ith % w->n_share) * per + s, n_seg, 1, slo, shi);
+        if (lo >= *slo && hi <= *shi) return s;
+    }
+    return -1;
+}
+
 static void swork_job(void *p, int ith, int nth) {
     (void)nth;
     swork_arg *a = p;
     if (ith == a->idle_share) return;
-    int64_t lo, hi, own_next = -1;
-    int own_done = 0;
-    while (hmti_swork_take(&a->w, ith, &lo, &hi)) {
-        for (int64_t i = lo; i < hi; i++) a->taken[i]++; /* each unit by one share only */
-        int64_t slo, shi;
-        hmti_split_range(a->n, ith % a->w.n_seg, a->w.n_seg, 1, &slo, &shi);
-        const int own = lo >= slo && hi <= shi;
-        if (own && (own_done || (own_next >= 0 && lo != own_next) || (own_next < 0 && lo != slo) ||
-                    hi - lo > a->w.grab))
-            atomic_fetch_add(&a->out_of_order, 1);
-        if (own) own_next = hi;
-        else own_done = 1;
+    int64_t lo[HMTI_SWORK_STREAMS], hi[HMTI_SWORK_STREAMS], own_next[HMTI_SWORK_STREAMS];
+    for (int s = 0; s < HMTI_SWORK_STREAMS; s++) own_next[s] = -1;
+    int own_done = 0, k;
+    while ((k = hmti_swork_take(&a->w, ith, lo, hi)) > 0) {
+        if (k > a->w.per_share) atomic_fetch_add(&a->out_of_order, 1);
+        for (int t = 0; t < k; t++) {
+            for (int64_t i = lo[t]; i < hi[t]; i++) a->taken[i]++; /* each unit by one share only */
+            int64_t slo, shi;
+            const int s = own_segment(&a->w, a->n, ith, lo[t], hi[t], &slo, &shi);
+            if (s < 0) { /* stolen: one range a take, after the share's own work */
+                own_done = 1;
+                if (k > 1) atomic_fetch_add(&a->out_of_order, 1);
+                continue;
+            }
+            if (own_done || (own_next[s] >= 0 && lo[t] != own_next[s]) || (own_next[s] < 0 && lo[t] != slo) ||
+                hi[t] - lo[t] > a->w.grab || (t > 0 && lo[t] <= lo[t - 1]))
+                atomic_fetch_add(&a->out_of_order, 1);
+            own_next[s] = hi[t];
+        }
     }
 }
 
@@ -181,24 +199,49 @@ START_TEST(swork_takes_every_unit_once) {
         hmti_pool *pool = NULL;
         ck_assert_int_eq(hmti_pool_create(&pool, nt), HMT_OK);
         const int64_t ns[] = {0, 1, 2, 7, 100, 1001};
-        for (int k = 0; k < 6; k++)
-            for (int64_t grab = 1; grab <= 9; grab += 4)
-                for (int idle = -1; idle < nt; idle++) {
-                    swork_arg *a = calloc(1, sizeof *a);
-                    a->n = ns[k];
-                    a->taken = calloc((size_t)a->n + 1, sizeof *a->taken);
-                    a->idle_share = nt > 1 ? idle : -1;
-                    for (int r = 0; r < 50; r++) {
-                        hmti_swork_init(&a->w, a->n, grab, nt);
-                        hmti_pool_run(pool, swork_job, a);
+        for (int streams = 1; streams <= HMTI_SWORK_STREAMS; streams += HMTI_SWORK_STREAMS - 1)
+            for (int k = 0; k < 6; k++)
+                for (int64_t grab = 1; grab <= 9; grab += 4)
+                    for (int idle = -1; idle < nt; idle++) {
+                        swork_arg *a = calloc(1, sizeof *a);
+                        a->n = ns[k];
+                        a->taken = calloc((size_t)a->n + 1, sizeof *a->taken);
+                        a->idle_share = nt > 1 ? idle : -1;
+                        for (int r = 0; r < 50; r++) {
+                            hmti_swork_init(&a->w, a->n, grab, nt, streams);
+                            hmti_pool_run(pool, swork_job, a);
+                        }
+                        for (int64_t i = 0; i < a->n; i++) EXPECT(a->taken[i] == 50);
+                        ck_assert_int_eq(atomic_load(&a->out_of_order), 0);
+                        free(a->taken);
+                        free(a);
                     }
-                    for (int64_t i = 0; i < a->n; i++) EXPECT(a->taken[i] == 50);
-                    ck_assert_int_eq(atomic_load(&a->out_of_order), 0);
-                    free(a->taken);
-                    free(a);
-                }
         hmti_pool_release(pool);
     }
+}
+END_TEST
+
+/* A share's takes with 4 streams: a grab from the front of each of its 4
+ * segments (its range's quarters) at once, until they are empty. */
+START_TEST(swork_takes_four_streams) {
+    hmti_swork w;
+    hmti_swork_init(&w, 40, 3, 1, 4);
+    static const int64_t want[][4][2] = {
+        {{0, 3}, {10, 13}, {20, 23}, {30, 33}}, {{3, 6}, {13, 16}, {23, 26}, {33, 36}},
+        {{6, 8}, {16, 18}, {26, 28}, {36, 38}}, {{8, 9}, {18, 19}, {28, 29}, {38, 39}},
+        {{9, 10}, {19, 20}, {29, 30}, {39, 40}}};
+    int64_t lo[4], hi[4];
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        ck_assert_int_eq(hmti_swork_take(&w, 0, lo, hi), 4);
+        for (int s = 0; s < 4; s++) {
+            ck_assert_int_eq(lo[s], want[k][s][0]);
+            ck_assert_int_eq(hi[s], want[k][s][1]);
+        }
+    }
+    ck_assert_int_eq(hmti_swork_take(&w, 0, lo, hi), 0);
+    /* more shares than HMTI_SWORK_MAX allows 4 segments each: one stream each */
+    hmti_swork_init(&w, 1000, 3, HMTI_SWORK_MAX / 2, 4);
+    ck_assert_int_eq(w.per_share, 1);
 }
 END_TEST
 
@@ -207,7 +250,7 @@ END_TEST
  * segment from the back, then half of the rest... */
 START_TEST(swork_takes_shrink) {
     hmti_swork w;
-    hmti_swork_init(&w, 100, 9, 2);
+    hmti_swork_init(&w, 100, 9, 2, 1);
     static const int64_t want[][2] = {{0, 9},   {9, 18},  {18, 27}, {27, 36}, {36, 43}, {43, 47},
                                       {47, 49}, {49, 50}, {75, 100}, {62, 75}, {56, 62}, {53, 56},
                                       {51, 53}, {50, 51}};
@@ -937,6 +980,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_add_test(tc, pool_runs_every_share_once);
     tcase_add_test(tc, swork_takes_every_unit_once);
     tcase_add_test(tc, swork_takes_shrink);
+    tcase_add_test(tc, swork_takes_four_streams);
     tcase_add_test(tc, split_range_covers_and_aligns);
     suite_add_tcase(s, tc);
 

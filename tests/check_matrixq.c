@@ -347,7 +347,7 @@ START_TEST(il16_layout) {
     const int q41 = type == HMTI_T_Q4_1 || type == HMTI_T_Q5_1;  /* + m * (activation block sum) */
     const int kq = q6k || q4k || xs; /* super-blocks of 256 columns */
     if (hmti_q_il_rows(type) != 16) return; /* no such layout on this CPU */
-    /* 84 x 1312: the half types' 4 groups side by side, then one alone; 2080: Q8_0's 8-block turns and a tail */
+    /* 2080: Q8_0's 8-block turns and a tail */
     const int64_t shapes[][2] = {{16, 32}, {19, 96}, {37, 288}, {53, 576}, {69, 1056}, {32, 2080}, {17, 64}, {84, 1312}};
     const int64_t k_shapes[][2] = {{16, 256},  {19, 512}, {37, 768}, {53, 1536},
                                    {69, 256},  {32, 2816}, {17, 512}, {84, 1280}};
@@ -390,6 +390,20 @@ START_TEST(il16_layout) {
                 EXPECT_MSG(r >= r0 && r < r1 ? memcmp(&y[r], &ref[r], sizeof(float)) == 0 : y[r] == -1234.5f,
                            "%s %lld x %lld rows [%lld, %lld) row %lld: %.9g vs %.9g", hmti_qtraits_of(type)->name, (long long)rows, (long long)cols,
                            (long long)r0, (long long)r1, (long long)r, y[r], ref[r]);
+        }
+        if (hmti_q_il_streams(type) && rows16) { /* 4 places side by side: G / 4 groups each, or 1 */
+            const int64_t G = rows16 / 16, n = G >= 4 ? G / 4 : 1;
+            float *y4[4];
+            const uint8_t *g4[4];
+            for (int s = 0; s < 4; s++) {
+                y4[s] = malloc((size_t)(16 * n) * sizeof(float));
+                g4[s] = il + (size_t)(16 * ((s * G / 4) % G)) * rb;
+            }
+            hmti_gemv_q_il4(type, n, cols, g4, a, y4);
+            for (int s = 0; s < 4; s++) {
+                ck_assert_mem_eq(y4[s], ref + 16 * ((s * G / 4) % G), (size_t)(16 * n) * sizeof(float));
+                free(y4[s]);
+            }
         }
         for (int64_t r = 0; r < rows16 && half; r++) { /* the reference against the stored rows */
             double s = 0, sa = 0;
@@ -443,6 +457,30 @@ START_TEST(il16_layout) {
             }
         }
         free(w), free(il), free(x), free(y), free(ref), free(deq), free(row), free(act);
+    }
+}
+END_TEST
+
+/* The decode path's 4 streams a share (hmti_q_il_streams types, repacked,
+ * one input row): bit-identical to the per-part kernels, on 1-3 threads,
+ * with quarters that cross a part boundary on a group (512 | 144 rows) or
+ * inside one (40 | 600) and a last group cut short (597 rows). */
+START_TEST(decode_four_streams) {
+    const uint32_t types[] = {HMTI_T_F16, HMTI_T_BF16};
+    uint64_t seed = 4444;
+    for (int ti = 0; ti < 2; ti++) {
+        const uint32_t t = types[ti], tt[2] = {t, t};
+        if (!hmti_q_il_streams(t)) continue; /* no such kernels on this CPU */
+        const int64_t shapes[][2] = {{597, 0}, {512, 144}, {40, 600}};
+        for (int si = 0; si < 3; si++) {
+            fixture f;
+            fixture_make(&f, shapes[si][1] ? 2 : 1, tt, shapes[si], 288, &seed);
+            hmti_arena arena = {0};
+            ck_assert_int_gt(hmti_matrix_repack(&f.m, &arena), 0);
+            for (int threads = 1; threads <= 3; threads++) check_case(&f, threads, 1, 4, 1, &seed);
+            fixture_free(&f);
+            hmti_arena_free(&arena);
+        }
     }
 }
 END_TEST
@@ -518,6 +556,7 @@ Suite *hmt_suite_matrixq(void) {
     tcase_add_loop_test(tc, every_type_both_paths, 0, N_TYPES);
     tcase_add_test(tc, multi_row_kernels_equal_single_rows);
     tcase_add_loop_test(tc, il16_layout, 0, 12); /* Q8_0, Q4_0, Q5_0, F16, BF16, Q6_K, Q4_K, Q5_K, Q4_1, Q5_1, IQ4_NL, IQ4_XS */
+    tcase_add_test(tc, decode_four_streams);
     tcase_add_test(tc, first_nonfinite);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

@@ -62,14 +62,16 @@ void hmti_work_init(hmti_work *w, int64_t n, int64_t grab);
 int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi);
 
 /* Work of a streaming job (the decode GEMVs): units [0, n) cut into one
- * contiguous segment per share; share ith takes grabs from the front of
- * segment ith % segments, so it reads its rows as one stream (the software
- * prefetch runs on from grab to grab instead of starting cold at each), and
- * once that segment is empty takes grabs from the back of the others (a
- * share that starts late or is descheduled does not hold the job up). A take
- * is half of what is left in the segment, and a share's takes from its own
- * at most `grab` units. */
+ * contiguous range per share, each range into `streams` (1 or up to
+ * HMTI_SWORK_STREAMS) contiguous segments. Share ith takes a grab from the
+ * front of each of its own segments at once, so it reads its rows as that
+ * many long streams (the prefetches run on from take to take instead of
+ * starting cold at each), and once they are empty takes grabs from the
+ * back of the others' segments, one at a time (a share that starts late or
+ * is descheduled does not hold the job up). A grab is half of what is left
+ * in the segment; from one's own at most `grab` units. */
 #define HMTI_SWORK_MAX 64
+#define HMTI_SWORK_STREAMS 4
 typedef struct {
     /* front << 32 | back, in units; a cache line each, so that shares
      * grabbing from their own segments do not bounce one line between cores */
@@ -77,10 +79,15 @@ typedef struct {
 } hmti_swork_seg;
 typedef struct {
     int64_t grab;
-    int n_seg;
+    int n_share, per_share; /* segments: n_share * per_share */
     hmti_swork_seg seg[HMTI_SWORK_MAX];
 } hmti_swork;
-void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth);
+/* streams: segments per share, clamped to [1, HMTI_SWORK_STREAMS]; 1 where
+ * nth * streams would pass HMTI_SWORK_MAX. */
+void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth, int streams);
+/* The ranges [lo[k], hi[k]) of one take, k < HMTI_SWORK_STREAMS: returns
+ * how many (several only from the share's own segments, then in memory
+ * order), 0 when the work is done. */
 int hmti_swork_take(hmti_swork *w, int ith, int64_t *lo, int64_t *hi);
 
 /* ---- weight matrices --------------------------------------------------------- */

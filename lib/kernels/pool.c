@@ -419,13 +419,16 @@ int hmti_work_take(hmti_work *w, int64_t *lo, int64_t *hi) {
     return 1;
 }
 
-void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth) {
+void hmti_swork_init(hmti_swork *w, int64_t n, int64_t grab, int nth, int streams) {
     /* units are row groups: far below 2^32 (checked by the caller's sizes) */
     w->grab = grab < 1 ? 1 : grab;
-    w->n_seg = nth < 1 ? 1 : nth > HMTI_SWORK_MAX ? HMTI_SWORK_MAX : nth;
-    for (int s = 0; s < w->n_seg; s++) {
+    w->n_share = nth < 1 ? 1 : nth > HMTI_SWORK_MAX ? HMTI_SWORK_MAX : nth;
+    w->per_share = streams < 1 ? 1 : streams > HMTI_SWORK_STREAMS ? HMTI_SWORK_STREAMS : streams;
+    if (w->n_share * w->per_share > HMTI_SWORK_MAX) w->per_share = 1;
+    const int n_seg = w->n_share * w->per_share; /* share i's segments: its range's parts, in order */
+    for (int s = 0; s < n_seg; s++) {
         int64_t lo, hi;
-        hmti_split_range(n, s, w->n_seg, 1, &lo, &hi);
+        hmti_split_range(n, s, n_seg, 1, &lo, &hi);
         atomic_init(&w->seg[s].v, (uint64_t)lo << 32 | (uint64_t)hi);
     }
 }
@@ -454,9 +457,12 @@ static int swork_grab(hmti_swork *w, int s, int front, int64_t *lo, int64_t *hi)
 }
 
 int hmti_swork_take(hmti_swork *w, int ith, int64_t *lo, int64_t *hi) {
-    const int own = ith < w->n_seg ? ith : ith % w->n_seg; /* no division per take */
-    if (swork_grab(w, own, 1, lo, hi)) return 1;
-    for (int k = 1; k < w->n_seg; k++)
-        if (swork_grab(w, (own + k) % w->n_seg, 0, lo, hi)) return 1;
+    const int per = w->per_share, n_seg = w->n_share * per;
+    const int own = (ith < w->n_share ? ith : ith % w->n_share) * per; /* no division per take */
+    int k = 0;
+    for (int s = 0; s < per; s++) k += swork_grab(w, own + s, 1, lo + k, hi + k);
+    if (k) return k;
+    for (int s = own + per; s < own + n_seg; s++)
+        if (swork_grab(w, s < n_seg ? s : s - n_seg, 0, lo, hi)) return 1;
     return 0;
 }

@@ -8,8 +8,9 @@
  * Columns c = 0, 1, 2, 3 (mod 4) go to 4 accumulators, summed as
  * (a0 + a1) + (a2 + a3): hmti_il16h_dot_ref's steps. The several-row kernel
  * keeps 4 accumulators per activation row, so each of its results is the
- * one-row kernel's bits. The one-row kernel reads long groups 4 at a time
- * (4 sequential streams) with no software prefetch, which the hardware
+ * one-row kernel's bits. The one-row kernel reads 4 places of a matrix
+ * side by side when the decode job hands it a share's quarters
+ * (hmti_il16h_dot4), with no software prefetch, which the hardware
  * prefetcher follows best; the several-row kernel does 4 times the work
  * per byte and needs it (without: 0.6x on 8 rows; docs/QUANTS.md, "F16 and
  * BF16 in groups of 16 rows"). */
@@ -60,47 +61,60 @@ AVX512_TARGET static inline AI __m512 sum4(const __m512 *a) {
     return _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
 }
 
-/* Groups of at least STREAMS_MIN bytes (1280 columns or more) go 4 side by
- * side: over memory one thread read 1.15-1.4x the bytes per second of one
- * group at a time (F16 and BF16, 400 MB of 1536 / 2048 / 5632-column
- * groups), but 0.7x with 576-column (18 KB) groups, and 6 or 8 side by side
- * spill the accumulators (docs/QUANTS.md, thirteenth session). No software
- * prefetch: the hardware's follows these streams best. */
-enum { STREAMS = 4, STREAMS_MIN = 40960 };
+/* The one-row kernel reads 4 places side by side when asked (dot4: a
+ * share's quarters, hmti_swork), with no software prefetch: the hardware's
+ * follows these streams best. 6 or 8 side by side spill the accumulators;
+ * 4 neighbouring groups (short streams) were 0.7x with 576-column groups
+ * (docs/QUANTS.md, thirteenth and fourteenth sessions). */
+enum { STREAMS = 4 };
 
-/* n (a constant, <= STREAMS) groups gb bytes apart against x, side by
- * side: n independent streams, 4 accumulators each (each result is the
- * one-group loop's bits). */
-AVX512_TARGET static inline AI void streams_dot(const uint32_t type, const int n, int64_t cols, const uint8_t *w,
-                                                size_t gb, const float *x, float *y) {
+/* n (a constant, <= STREAMS) groups at g[0..n) against x, side by side: n
+ * independent streams, 4 accumulators each (each result is the one-group
+ * loop's bits), group k's results to y[k]. */
+AVX512_TARGET static inline AI void streams_dot(const uint32_t type, const int n, int64_t cols,
+                                                const uint8_t *const *g, const float *x, float *const *y) {
     __m512 a[STREAMS][4];
 #pragma GCC unroll 4
-    for (int g = 0; g < n; g++)
+    for (int k = 0; k < n; k++)
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) a[g][j] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < cols; c += 4, w += 128)
+        for (int j = 0; j < 4; j++) a[k][j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cols; c += 4)
 #pragma GCC unroll 4
-        for (int g = 0; g < n; g++)
+        for (int k = 0; k < n; k++)
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++)
-                a[g][j] = _mm512_fmadd_ps(column(type, w + g * gb + 32 * j), _mm512_set1_ps(x[c + j]), a[g][j]);
+                a[k][j] = _mm512_fmadd_ps(column(type, g[k] + 32 * (c + j)), _mm512_set1_ps(x[c + j]), a[k][j]);
 #pragma GCC unroll 4
-    for (int g = 0; g < n; g++) _mm512_storeu_ps(y + 16 * g, sum4(a[g]));
+    for (int k = 0; k < n; k++) _mm512_storeu_ps(y[k], sum4(a[k]));
 }
 
 AVX512_TARGET static inline AI void dot_groups(const uint32_t type, int64_t n_groups, int64_t cols,
                                                const uint8_t *w, const float *x, float *y) {
+    for (int64_t i = 0; i < n_groups; i++, w += 32 * (size_t)cols) {
+        float *const yo[1] = {y + 16 * i};
+        streams_dot(type, 1, cols, &w, x, yo);
+    }
+}
+
+/* n_groups groups at each of w[0..3] side by side. */
+AVX512_TARGET static inline AI void dot_streams(const uint32_t type, int64_t n_groups, int64_t cols,
+                                                const uint8_t *const *w, const float *x, float *const *y) {
     const size_t gb = 32 * (size_t)cols;
-    int64_t i = 0;
-    if (gb >= STREAMS_MIN)
-        for (; i + STREAMS <= n_groups; i += STREAMS, w += STREAMS * gb)
-            streams_dot(type, STREAMS, cols, w, gb, x, y + 16 * i);
-    for (; i < n_groups; i++, w += gb) streams_dot(type, 1, cols, w, gb, x, y + 16 * i);
+    for (int64_t i = 0; i < n_groups; i++) {
+        const uint8_t *const g[STREAMS] = {w[0] + i * gb, w[1] + i * gb, w[2] + i * gb, w[3] + i * gb};
+        float *const yo[STREAMS] = {y[0] + 16 * i, y[1] + 16 * i, y[2] + 16 * i, y[3] + 16 * i};
+        streams_dot(type, STREAMS, cols, g, x, yo);
+    }
 }
 
 AVX512_TARGET void hmti_il16h_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x,
                                   float *y) {
     BY_TYPE(type, dot_groups, n_groups, cols, w, x, y);
+}
+
+AVX512_TARGET void hmti_il16h_dot4(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const w[4],
+                                   const float *x, float *const y[4]) {
+    BY_TYPE(type, dot_streams, n_groups, cols, w, x, y);
 }
 
 /* One group against na <= MAX_ACT activation rows (x + a * ldx). */
@@ -168,5 +182,9 @@ static void fam_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8
                       size_t act_stride, int64_t n_act, float *y, int64_t ldy) {
     hmti_il16h_multi(type, n_groups, cols, w, act, (int64_t)(act_stride / sizeof(float)), n_act, y, ldy);
 }
-const hmti_il16_family hmti_il16_half_family = {32, fam_pack, fam_dot, fam_multi, hmti_il16h_dequant_row,
-                                                hmti_il16h_dequant_cols};
+static void fam_dot4(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const w[4], const void *act,
+                     float *const y[4]) {
+    hmti_il16h_dot4(type, n_groups, cols, w, act, y);
+}
+const hmti_il16_family hmti_il16_half_family = {32,       fam_pack, fam_dot, fam_multi, hmti_il16h_dequant_row,
+                                                hmti_il16h_dequant_cols, fam_dot4};

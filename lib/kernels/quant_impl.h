@@ -148,6 +148,8 @@ void hmti_il16h_dequant_row(uint32_t type, const uint8_t *g, int r, int64_t c0, 
  * a * ldx) at once (y[a * ldy + 16 g + r]); columns [c0, c0 + n) of a
  * group's 16 rows, exact, column-major (element (r, c) at dst[c * ld + r]). */
 void hmti_il16h_dot(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x, float *y);
+void hmti_il16h_dot4(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const w[4], const float *x,
+                     float *const y[4]);
 void hmti_il16h_multi(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *w, const float *x, int64_t ldx,
                       int64_t n_act, float *y, int64_t ldy);
 void hmti_il16h_dequant_cols(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
@@ -281,6 +283,11 @@ typedef struct {
     void (*dequant_row)(uint32_t type, const uint8_t *g, int r, int64_t c0, int64_t n, float *dst);
     /* columns [c0, c0 + n) of the group's 16 rows, exact: element (r, c) at dst[c * ld + r] */
     void (*dequant_cols)(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
+    /* n_groups consecutive groups at each of w[0..3] against one activation,
+     * read side by side (4 streams): y[s][16 g + r], each the dot's bits;
+     * NULL where 4 streams do not pay (hmti_gemv_q_rows_il4) */
+    void (*dot4)(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const w[4], const void *act,
+                 float *const y[4]);
 } hmti_il16_family;
 /* The table var of a family whose functions (pack, dot, multi, drow: the
  * dequant_row, dcols: the dequant_cols) count blocks of COLS columns and
@@ -312,7 +319,7 @@ typedef struct {
         (void)type;                                                                                              \
         dcols(TA(type) g, c0 / (COLS), n / (COLS), dst, ld);                                                     \
     }                                                                                                            \
-    const hmti_il16_family var = {COLS, var##_pack, var##_dot, var##_multi, var##_drow, var##_dcols}
+    const hmti_il16_family var = {COLS, var##_pack, var##_dot, var##_multi, var##_drow, var##_dcols, NULL}
 extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL (quant_il16_x86.c) */
 extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
 extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K, Q5_K (quant_il16_q4k_x86.c) */
