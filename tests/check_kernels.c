@@ -17,6 +17,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
+#include "kernels/kv_row.h"
 #include "util/testutil.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -762,6 +763,43 @@ START_TEST(gemm_cm_decode_pattern) {
 }
 END_TEST
 
+/* The one-row attention kernels of several heads (kv_row.h) against one
+ * hmti_gemm_cm per head, bit for bit: 1-8 heads, head sizes that fill
+ * passes of 4, 3, 2 and 1 vectors or end in a partial one (and one odd),
+ * slot counts below, at and past a pass (odd ones too). */
+START_TEST(kv_row_equals_gemm_per_head) {
+    if (!hmti_kv_row_direct()) return; /* no AVX-512: the per-head GEMVs run */
+    enum { LD = 331, LDV = 8 * 136 };
+    float *k = malloc(sizeof(float) * 136 * LD), *v = malloc(sizeof(float) * LD * LDV);
+    float *q = malloc(sizeof(float) * 8 * 136), *s = malloc(sizeof(float) * 8 * LD), *ref = malloc(sizeof(float) * LD);
+    float *out = malloc(sizeof(float) * 8 * 136), *oref = malloc(sizeof(float) * 136);
+    for (int64_t i = 0; i < 136 * LD; i++) k[i] = rndf();
+    for (int64_t i = 0; i < (int64_t)LD * LDV; i++) v[i] = rndf();
+    for (int64_t i = 0; i < 8 * 136; i++) q[i] = rndf();
+    const int64_t hds[] = {64, 128, 80, 136, 33}, ns[] = {1, 7, 16, 47, 64, 193, 300};
+    for (int hi = 0; hi < 5; hi++)
+        for (int ni = 0; ni < 7; ni++)
+            for (int nh = 1; nh <= HMTI_KV_ROW_HEADS; nh++) {
+                const int64_t hd = hds[hi], n = ns[ni];
+                hmti_kv_row_scores(k, LD, hd, q, nh, n, s, LD);
+                for (int i = 0; i < nh; i++) {
+                    hmti_gemm_cm(n, 1, hd, k, LD, q + i * hd, hd, ref, LD, 0.0f);
+                    EXPECT_MSG(memcmp(s + i * LD, ref, (size_t)n * sizeof(float)) == 0, "scores hd %lld n %lld heads %d: head %d",
+                               (long long)hd, (long long)n, nh, i);
+                }
+                for (int i = 0; i < nh; i++) /* as probabilities: the scores softmaxed */
+                    hmti_softmax(s + i * LD, n);
+                hmti_kv_row_values(v, LDV, hd, s, LD, nh, n, out);
+                for (int i = 0; i < nh; i++) {
+                    hmti_gemm_cm(hd, 1, n, v, LDV, s + i * LD, LD, oref, hd, 0.0f);
+                    EXPECT_MSG(memcmp(out + i * hd, oref, (size_t)hd * sizeof(float)) == 0, "values hd %lld n %lld heads %d: head %d",
+                               (long long)hd, (long long)n, nh, i);
+                }
+            }
+    free(k), free(v), free(q), free(s), free(ref), free(out), free(oref);
+}
+END_TEST
+
 /* ---- element-wise ------------------------------------------------------------------------- */
 START_TEST(vector_ops) {
     float a[1100], b[1100], y[1100], y0[1100];
@@ -981,6 +1019,7 @@ Suite *hmt_suite_kernels(void) {
     tcase_add_test(tc, swork_takes_every_unit_once);
     tcase_add_test(tc, swork_takes_shrink);
     tcase_add_test(tc, swork_takes_four_streams);
+    tcase_add_test(tc, kv_row_equals_gemm_per_head);
     tcase_add_test(tc, split_range_covers_and_aligns);
     suite_add_tcase(s, tc);
 

@@ -17,6 +17,7 @@
 #include "core/alloc.h"
 #include "core/bigalloc.h"
 #include "kernels/kv_half.h"
+#include "kernels/kv_row.h"
 
 static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
     const size_t d = (size_t)m->n_embd, q = (size_t)m->n_head * m->head_dim;
@@ -330,6 +331,36 @@ static void attend_row_half(const hmti_backbone *b, int layer, int64_t h, const 
     hmti_kv_half_values(v, kv_dim, hd, s, n, bf16, b->att + (size_t)run[0] * q_dim + h * hd);
 }
 
+/* Heads [ha, hb) of one KV group on a one-row run (a decode step) on an
+ * F32 cache, read in place: each cached element once for all of them
+ * (kernels/kv_row.h), each head's result attend_run's bits. SmolLM2's
+ * 3-head groups: 3x fewer reads of K and V from L2 (docs/QUANTS.md,
+ * fourteenth session). */
+static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int64_t hb, const int32_t *run,
+                             float *s) {
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t g = ha / (m->n_head / m->n_head_kv);
+    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
+    const int64_t slot = b->row_slot[run[0]];
+    const int64_t first = window_start(slot, win), n = slot + 1 - first;
+    const float *k = (const float *)hmti_backbone_kt(b, run[2]) + ((size_t)layer * m->n_head_kv + g) * hd * n_ctx + first;
+    const float *v = (const float *)hmti_backbone_v(b, run[2]) + (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim;
+    const float *q = b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim);
+    for (int64_t h = ha; h < hb; h += HMTI_KV_ROW_HEADS) {
+        const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;
+        hmti_kv_row_scores(k, n_ctx, hd, q + h * hd, nh, n, s, n_ctx);
+        for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, n);
+        hmti_kv_row_values(v, kv_dim, hd, s, n_ctx, nh, n, b->att + (size_t)run[0] * q_dim + h * hd);
+    }
+}
+
+/* Whether a run's row reads an F32 cache in place, several heads at once. */
+static int reads_heads(const hmti_backbone *b, const int32_t *run) {
+    return b->kv_gtype == HMTI_TYPE_F32 && run[1] == 1 && hmti_kv_row_direct();
+}
+
 /* Whether a run's rows read a half cache in place (attend_row_half). */
 static int reads_in_place(const hmti_backbone *b, const int32_t *run) {
     const int64_t hd = b->m->head_dim;
@@ -369,6 +400,10 @@ static void attend_group(const hmti_backbone *b, int layer, int64_t g, const int
     const int64_t group = b->m->n_head / b->m->n_head_kv;
     if (reads_in_place(b, run)) {
         for (int64_t h = g * group; h < (g + 1) * group; h++) attend_row_half(b, layer, h, run, s);
+        return;
+    }
+    if (reads_heads(b, run)) {
+        attend_row_heads(b, layer, g * group, (g + 1) * group, run, s);
         return;
     }
     const kv_view kv = view_of(b, layer, g, run, wide);
@@ -411,6 +446,11 @@ static void job_attention(void *arg, int ith, int nth) {
         const int32_t *run = b->runs + 3 * ri;
         if (reads_in_place(b, run)) {
             for (int64_t h = h0; h < h1; h++) attend_row_half(b, j->layer, h, run, s);
+            continue;
+        }
+        if (reads_heads(b, run)) { /* this thread's heads of each group at once */
+            for (int64_t h = h0; h < h1; h = (h / group + 1) * group)
+                attend_row_heads(b, j->layer, h, (h / group + 1) * group < h1 ? (h / group + 1) * group : h1, run, s);
             continue;
         }
         kv_view kv;
