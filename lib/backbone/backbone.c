@@ -307,6 +307,23 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
     }
 }
 
+/* What the row of a one-row run sees of KV group g's cache: its keys'
+ * and values' first slot as element offsets into the run's sequence's
+ * caches, and how many slots (the window and the causal prefix). */
+typedef struct {
+    size_t k0, v0;
+    int64_t n;
+} row_span;
+
+static row_span row_span_of(const hmti_backbone *b, int layer, int64_t g, const int32_t *run) {
+    const hmt_model *m = b->m;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
+    const int64_t slot = b->row_slot[run[0]], first = window_start(slot, win);
+    return (row_span){((size_t)layer * m->n_head_kv + g) * hd * n_ctx + first,
+                      (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim, slot + 1 - first};
+}
+
 /* Head h of a one-row run (a decode step) on a half cache, read in place:
  * the conversion happens inside the dot products (kernels/kv_half.h), so
  * the step reads half the bytes of an F32 cache and writes no copy. The
@@ -314,21 +331,14 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
 static void attend_row_half(const hmti_backbone *b, int layer, int64_t h, const int32_t *run,
                             float *s) {
     const hmt_model *m = b->m;
-    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
-    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    const int64_t g = h / (m->n_head / m->n_head_kv);
-    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
-    const int64_t slot = b->row_slot[run[0]];
-    const int64_t first = window_start(slot, win), n = slot + 1 - first;
+    const int64_t hd = m->head_dim, q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const row_span sp = row_span_of(b, layer, h / (m->n_head / m->n_head_kv), run);
     const int bf16 = b->kv_gtype == HMTI_TYPE_BF16;
-    const uint16_t *k = (const uint16_t *)hmti_backbone_kt(b, run[2]) +
-                        ((size_t)layer * m->n_head_kv + g) * hd * n_ctx + first;
-    const uint16_t *v = (const uint16_t *)hmti_backbone_v(b, run[2]) +
-                        (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim;
-    hmti_kv_half_scores(k, n_ctx, hd, b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim) + h * hd, n,
-                        bf16, s);
-    weigh_scores(m, s, n);
-    hmti_kv_half_values(v, kv_dim, hd, s, n, bf16, b->att + (size_t)run[0] * q_dim + h * hd);
+    const uint16_t *k = (const uint16_t *)hmti_backbone_kt(b, run[2]) + sp.k0;
+    const uint16_t *v = (const uint16_t *)hmti_backbone_v(b, run[2]) + sp.v0;
+    hmti_kv_half_scores(k, b->n_ctx, hd, b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim) + h * hd, sp.n, bf16, s);
+    weigh_scores(m, s, sp.n);
+    hmti_kv_half_values(v, kv_dim, hd, s, sp.n, bf16, b->att + (size_t)run[0] * q_dim + h * hd);
 }
 
 /* Heads [ha, hb) of one KV group on a one-row run (a decode step) on an
@@ -341,18 +351,15 @@ static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int6
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    const int64_t g = ha / (m->n_head / m->n_head_kv);
-    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
-    const int64_t slot = b->row_slot[run[0]];
-    const int64_t first = window_start(slot, win), n = slot + 1 - first;
-    const float *k = (const float *)hmti_backbone_kt(b, run[2]) + ((size_t)layer * m->n_head_kv + g) * hd * n_ctx + first;
-    const float *v = (const float *)hmti_backbone_v(b, run[2]) + (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim;
+    const row_span sp = row_span_of(b, layer, ha / (m->n_head / m->n_head_kv), run);
+    const float *k = (const float *)hmti_backbone_kt(b, run[2]) + sp.k0;
+    const float *v = (const float *)hmti_backbone_v(b, run[2]) + sp.v0;
     const float *q = b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim);
     for (int64_t h = ha; h < hb; h += HMTI_KV_ROW_HEADS) {
         const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;
-        hmti_kv_row_scores(k, n_ctx, hd, q + h * hd, nh, n, s, n_ctx);
-        for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, n);
-        hmti_kv_row_values(v, kv_dim, hd, s, n_ctx, nh, n, b->att + (size_t)run[0] * q_dim + h * hd);
+        hmti_kv_row_scores(k, n_ctx, hd, q + h * hd, nh, sp.n, s, n_ctx);
+        for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, sp.n);
+        hmti_kv_row_values(v, kv_dim, hd, s, n_ctx, nh, sp.n, b->att + (size_t)run[0] * q_dim + h * hd);
     }
 }
 

@@ -1,8 +1,9 @@
 /* One query row's attention products over an F32 KV cache, several heads
- * of a KV group at once (kv_row.h). A pass holds two sums (even and odd
- * terms, hmti_gemm_cm's col_blocks) per head and 16-lane vector, at most
- * 20 of them with the loaded vectors beside: the vectors per pass shrink
- * as the heads grow. Each lane's sums see the same terms in the same order
+ * of a KV group at once (kv_row.h): both are the same product, a matrix
+ * of rows read once against one vector per head. A pass holds two sums
+ * (even and odd terms, hmti_gemm_cm's col_blocks) per head and 16-lane
+ * vector, at most 20 of them with the loaded vectors beside: the vectors
+ * per pass shrink as the heads grow. Each lane's sums see the same terms in the same order
  * whatever the pass, so the bits do not depend on how many heads or
  * vectors a pass takes. */
 #include <immintrin.h>
@@ -22,17 +23,21 @@ static inline __mmask16 lanes(int64_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
-/* Scores of slots [0, 16 nv) at k (the last vector's lanes `last`), heads i < nh. */
-AVX512_TARGET static inline AI void scores_pass(const int nh, const int nv, const float *k, int64_t ld, int64_t hd,
-                                                const float *q, float *s, int64_t lds, __mmask16 last) {
+/* One pass of either product: for heads i < nh, y[i * ldy + 16 j + lane] =
+ * sum_{r < rows} a[r * lda + 16 j + lane] * x[i * ldx + r] for vectors
+ * j < nv (the last one's lanes `last`), even and odd r in two sums added at
+ * the end (col_blocks' order). Scores: r is the head component, the lanes
+ * slots; values: r is the slot, the lanes components. */
+AVX512_TARGET static inline AI void pass(const int nh, const int nv, const float *a, int64_t lda, int64_t rows,
+                                         const float *x, int64_t ldx, float *y, int64_t ldy, __mmask16 last) {
     __m512 e[HMTI_KV_ROW_HEADS][4], o[HMTI_KV_ROW_HEADS][4], a0[4], a1[4];
 #pragma GCC unroll 8
     for (int i = 0; i < nh; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < nv; j++) e[i][j] = o[i][j] = _mm512_setzero_ps();
-    int64_t d = 0;
-    for (; d + 2 <= hd; d += 2) {
-        const float *r0 = k + d * ld, *r1 = r0 + ld;
+    int64_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const float *r0 = a + r * lda, *r1 = r0 + lda;
 #pragma GCC unroll 4
         for (int j = 0; j < nv; j++) {
             a0[j] = _mm512_maskz_loadu_ps(j == nv - 1 ? last : 0xffff, r0 + 16 * j);
@@ -40,7 +45,7 @@ AVX512_TARGET static inline AI void scores_pass(const int nh, const int nv, cons
         }
 #pragma GCC unroll 8
         for (int i = 0; i < nh; i++) {
-            const __m512 x0 = _mm512_set1_ps(q[i * hd + d]), x1 = _mm512_set1_ps(q[i * hd + d + 1]);
+            const __m512 x0 = _mm512_set1_ps(x[i * ldx + r]), x1 = _mm512_set1_ps(x[i * ldx + r + 1]);
 #pragma GCC unroll 4
             for (int j = 0; j < nv; j++) {
                 e[i][j] = _mm512_fmadd_ps(a0[j], x0, e[i][j]);
@@ -48,77 +53,28 @@ AVX512_TARGET static inline AI void scores_pass(const int nh, const int nv, cons
             }
         }
     }
-    if (d < hd) {
+    if (r < rows) {
 #pragma GCC unroll 4
-        for (int j = 0; j < nv; j++) a0[j] = _mm512_maskz_loadu_ps(j == nv - 1 ? last : 0xffff, k + d * ld + 16 * j);
+        for (int j = 0; j < nv; j++) a0[j] = _mm512_maskz_loadu_ps(j == nv - 1 ? last : 0xffff, a + r * lda + 16 * j);
 #pragma GCC unroll 8
         for (int i = 0; i < nh; i++)
 #pragma GCC unroll 4
-            for (int j = 0; j < nv; j++) e[i][j] = _mm512_fmadd_ps(a0[j], _mm512_set1_ps(q[i * hd + d]), e[i][j]);
+            for (int j = 0; j < nv; j++) e[i][j] = _mm512_fmadd_ps(a0[j], _mm512_set1_ps(x[i * ldx + r]), e[i][j]);
     }
 #pragma GCC unroll 8
     for (int i = 0; i < nh; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < nv; j++)
-            _mm512_mask_storeu_ps(s + i * lds + 16 * j, j == nv - 1 ? last : 0xffff, _mm512_add_ps(e[i][j], o[i][j]));
+            _mm512_mask_storeu_ps(y + i * ldy + 16 * j, j == nv - 1 ? last : 0xffff, _mm512_add_ps(e[i][j], o[i][j]));
 }
 
-AVX512_TARGET static inline AI void scores_heads(const int nh, const float *k, int64_t ld, int64_t hd, const float *q,
-                                                 int64_t n, float *s, int64_t lds) {
+/* Lanes [0, width) in passes of PER_PASS(nh) vectors, then one vector at a time. */
+AVX512_TARGET static inline AI void passes(const int nh, const float *a, int64_t lda, int64_t rows, int64_t width,
+                                           const float *x, int64_t ldx, float *y, int64_t ldy) {
     const int nv = PER_PASS(nh);
-    int64_t t = 0;
-    for (; t + 16 * nv <= n; t += 16 * nv) scores_pass(nh, nv, k + t, ld, hd, q, s + t, lds, 0xffff);
-    for (; t < n; t += 16) scores_pass(nh, 1, k + t, ld, hd, q, s + t, lds, lanes(n - t));
-}
-
-/* Components [0, 16 nv) of the values at v (the last vector's lanes `last`), heads i < nh. */
-AVX512_TARGET static inline AI void values_pass(const int nh, const int nv, const float *v, int64_t ld,
-                                                const float *p, int64_t ldp, int64_t n, float *out, int64_t hd,
-                                                __mmask16 last) {
-    __m512 e[HMTI_KV_ROW_HEADS][4], o[HMTI_KV_ROW_HEADS][4], a0[4], a1[4];
-#pragma GCC unroll 8
-    for (int i = 0; i < nh; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < nv; j++) e[i][j] = o[i][j] = _mm512_setzero_ps();
-    int64_t t = 0;
-    for (; t + 2 <= n; t += 2) {
-        const float *r0 = v + t * ld, *r1 = r0 + ld;
-#pragma GCC unroll 4
-        for (int j = 0; j < nv; j++) {
-            a0[j] = _mm512_maskz_loadu_ps(j == nv - 1 ? last : 0xffff, r0 + 16 * j);
-            a1[j] = _mm512_maskz_loadu_ps(j == nv - 1 ? last : 0xffff, r1 + 16 * j);
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < nh; i++) {
-            const __m512 x0 = _mm512_set1_ps(p[i * ldp + t]), x1 = _mm512_set1_ps(p[i * ldp + t + 1]);
-#pragma GCC unroll 4
-            for (int j = 0; j < nv; j++) {
-                e[i][j] = _mm512_fmadd_ps(a0[j], x0, e[i][j]);
-                o[i][j] = _mm512_fmadd_ps(a1[j], x1, o[i][j]);
-            }
-        }
-    }
-    if (t < n) {
-#pragma GCC unroll 4
-        for (int j = 0; j < nv; j++) a0[j] = _mm512_maskz_loadu_ps(j == nv - 1 ? last : 0xffff, v + t * ld + 16 * j);
-#pragma GCC unroll 8
-        for (int i = 0; i < nh; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < nv; j++) e[i][j] = _mm512_fmadd_ps(a0[j], _mm512_set1_ps(p[i * ldp + t]), e[i][j]);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < nh; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < nv; j++)
-            _mm512_mask_storeu_ps(out + i * hd + 16 * j, j == nv - 1 ? last : 0xffff, _mm512_add_ps(e[i][j], o[i][j]));
-}
-
-AVX512_TARGET static inline AI void values_heads(const int nh, const float *v, int64_t ld, int64_t hd, const float *p,
-                                                 int64_t ldp, int64_t n, float *out) {
-    const int nv = PER_PASS(nh);
-    int64_t d = 0;
-    for (; d + 16 * nv <= hd; d += 16 * nv) values_pass(nh, nv, v + d, ld, p, ldp, n, out + d, hd, 0xffff);
-    for (; d < hd; d += 16) values_pass(nh, 1, v + d, ld, p, ldp, n, out + d, hd, lanes(hd - d));
+    int64_t c = 0;
+    for (; c + 16 * nv <= width; c += 16 * nv) pass(nh, nv, a + c, lda, rows, x, ldx, y + c, ldy, 0xffff);
+    for (; c < width; c += 16) pass(nh, 1, a + c, lda, rows, x, ldx, y + c, ldy, lanes(width - c));
 }
 
 /* fn(nh, ...) with nh a constant inside. */
@@ -136,10 +92,10 @@ AVX512_TARGET static inline AI void values_heads(const int nh, const float *v, i
 
 AVX512_TARGET void hmti_kv_row_scores(const float *k, int64_t ld, int64_t hd, const float *q, int nh, int64_t n,
                                       float *s, int64_t lds) {
-    BY_HEADS(nh, scores_heads, k, ld, hd, q, n, s, lds);
+    BY_HEADS(nh, passes, k, ld, hd, n, q, hd, s, lds);
 }
 
 AVX512_TARGET void hmti_kv_row_values(const float *v, int64_t ld, int64_t hd, const float *p, int64_t ldp, int nh,
                                       int64_t n, float *out) {
-    BY_HEADS(nh, values_heads, v, ld, hd, p, ldp, n, out);
+    BY_HEADS(nh, passes, v, ld, n, hd, p, ldp, out, hd);
 }
