@@ -13,6 +13,7 @@
 #include "hmt/hmt.h"
 #include "kernels/kernels.h"
 #include "kernels/kv_half.h"
+#include "kernels/kv_row.h"
 #include "util/golden.h"
 #include "util/testutil.h"
 
@@ -263,7 +264,7 @@ END_TEST
  * tail length (slots not a multiple of 16 or 64), and head sizes made of
  * every piece the value kernel has (128, 64, 32, 16 columns). */
 START_TEST(half_kernels_match_double_sums) {
-    if (!hmti_kv_half_direct()) return; /* no AVX-512: the widening path runs */
+    if (!hmti_kv_row_direct()) return; /* no AVX-512: the widening path runs */
     enum { MAX_HD = 240, LD = 150 };
     static const int64_t hds[] = {64, 16, 48, 128, 240};
     static uint16_t k[MAX_HD * LD], v[LD * MAX_HD];

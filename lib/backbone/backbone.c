@@ -372,7 +372,7 @@ static int reads_heads(const hmti_backbone *b, const int32_t *run) {
 static int reads_in_place(const hmti_backbone *b, const int32_t *run) {
     const int64_t hd = b->m->head_dim;
     return b->kv_gtype != HMTI_TYPE_F32 && run[1] == 1 && hd % 16 == 0 && hd <= 256 &&
-           hmti_kv_half_direct();
+           hmti_kv_row_direct();
 }
 
 /* Row i's key and value of KV head g (after RoPE) into its sequence's cache. */
@@ -456,8 +456,10 @@ static void job_attention(void *arg, int ith, int nth) {
             continue;
         }
         if (reads_heads(b, run)) { /* this thread's heads of each group at once */
-            for (int64_t h = h0; h < h1; h = (h / group + 1) * group)
-                attend_row_heads(b, j->layer, h, (h / group + 1) * group < h1 ? (h / group + 1) * group : h1, run, s);
+            for (int64_t h = h0, e; h < h1; h = e) {
+                e = (h / group + 1) * group < h1 ? (h / group + 1) * group : h1; /* the group's end */
+                attend_row_heads(b, j->layer, h, e, run, s);
+            }
             continue;
         }
         kv_view kv;

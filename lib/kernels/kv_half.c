@@ -5,8 +5,6 @@
 #include "kernels/cpu.h"
 #include "kernels/kv_half.h"
 
-int hmti_kv_half_direct(void) { return hmti_cpu_level() == 2; }
-
 enum { ALL = 0xffff };
 
 /* The halves (F16 or BF16) of p under mask k (0xffff: 16) as floats, 0

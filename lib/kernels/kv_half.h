@@ -2,14 +2,12 @@
  * BF16, HMT_P_KV_TYPE), converting each cached element inside the dot
  * products: the decode case, which reads the cache once and so gains from
  * its half size (prompt rows widen the cache to F32 once and use GEMMs,
- * backbone.c). AVX-512 only: callers check hmti_kv_half_direct() first. */
+ * backbone.c). AVX-512 only, as the F32 cache's kernels: callers check
+ * hmti_kv_row_direct() (kv_row.h) first. */
 #ifndef HMT_KERNELS_KV_HALF_H
 #define HMT_KERNELS_KV_HALF_H
 
 #include <stdint.h>
-
-/* Nonzero when this CPU runs the two kernels below. */
-int hmti_kv_half_direct(void);
 
 /* s[t] = sum_{d < hd} k[d * ld + t] * q[d] for t < n (K stored transposed:
  * one row of slots per component), F32 sums. */

@@ -14,7 +14,7 @@
 /* Heads per call at most. */
 #define HMTI_KV_ROW_HEADS 8
 
-/* Nonzero when this CPU runs the two kernels below. */
+/* Nonzero when this CPU runs the two kernels below, and kv_half.h's. */
 int hmti_kv_row_direct(void);
 
 /* For heads i < nh: s[i * lds + t] = sum_{d < hd} k[d * ld + t] * q[i * hd + d]

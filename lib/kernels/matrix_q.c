@@ -145,6 +145,13 @@ static const void *act_row(const mq_job *j, int kind, int64_t i) {
                         : (const void *)(j->act256 + (size_t)i * j->a256);
 }
 
+/* Output row i's rows [r0, r1) += the bias, if any. */
+static void add_bias(const mq_job *j, int64_t i, int64_t r0, int64_t r1) {
+    if (!j->bias) return;
+    float *yi = j->y + i * j->ldy;
+    for (int64_t r = r0; r < r1; r++) yi[r] += j->bias[r];
+}
+
 static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
     const hmti_matrix *w = j->w;
     int64_t base = 0;
@@ -155,15 +162,11 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
         const int kind = hmti_qtraits_of(p->type)->act_block;
         const int wk = j->n > 1 ? part_multi_kind(p) : 0;
         if (wk) { /* all input rows at once: each weight group unpacked once for them */
-            const void *act = kind == 0    ? (const void *)j->x
-                              : kind == 32 ? (const void *)j->act32
-                                           : (const void *)j->act256;
+            const void *act = act_row(j, kind, 0);
             const size_t as = kind == 0 ? (size_t)j->ldx * sizeof(float) : kind == 32 ? j->a32 : j->a256;
             hmti_gemv_q_rows_multi(p->type, p->il, p->rows, lo - base, hi - base, w->cols, p->data,
                                    p->row_bytes, act, as, j->wide[wk], j->aw[wk], j->n, j->y + base, j->ldy);
-            if (j->bias)
-                for (int64_t i = 0; i < j->n; i++)
-                    for (int64_t r = lo; r < hi; r++) j->y[i * j->ldy + r] += j->bias[r];
+            for (int64_t i = 0; i < j->n; i++) add_bias(j, i, lo, hi);
             continue;
         }
         /* one input row at a time over the range: the GEMV's multi-row kernels
@@ -178,8 +181,7 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
             else
                 hmti_gemv_q_rows(p->type, lo - base, hi - base, w->cols, p->data, p->row_bytes,
                                  act, yi + base);
-            if (j->bias)
-                for (int64_t r = lo; r < hi; r++) yi[r] += j->bias[r];
+            add_bias(j, i, lo, hi);
         }
     }
 }
@@ -210,22 +212,20 @@ static void decode_four(const mq_job *j, int64_t *lo, const int64_t *hi) {
         int64_t n = INT64_MAX;
         int s = 0;
         for (; s < 4; s++) {
-            int64_t base = 0;
-            int pi = 0;
-            while (pi + 1 < w->n_parts && lo[s] >= base + w->part[pi].rows) base += w->part[pi++].rows;
-            const hmti_matrix_part *p = &w->part[pi];
-            const int64_t r = lo[s] - base, end = hi[s] - base < p->rows / 16 * 16 ? hi[s] - base : p->rows / 16 * 16;
-            if (r % 16 || end - r < 16 || p->type != w->part[0].type) break;
-            n = (end - r) / 16 < n ? (end - r) / 16 : n;
+            int64_t r;
+            const hmti_matrix_part *p = part_of(w, lo[s], &r);
+            const int64_t left = hi[s] - lo[s] < p->rows / 16 * 16 - r ? hi[s] - lo[s] : p->rows / 16 * 16 - r;
+            if (r % 16 || left < 16 || p->type != w->part[0].type) break;
+            n = left / 16 < n ? left / 16 : n;
             g[s] = (const uint8_t *)p->data + (size_t)r * p->row_bytes;
             y[s] = j->y + lo[s];
         }
         if (s < 4) break;
         hmti_gemv_q_il4(w->part[0].type, n, w->cols, g, act_row(j, hmti_qtraits_of(w->part[0].type)->act_block, 0), y);
-        if (j->bias)
-            for (s = 0; s < 4; s++)
-                for (int64_t r = lo[s]; r < lo[s] + 16 * n; r++) j->y[r] += j->bias[r];
-        for (s = 0; s < 4; s++) lo[s] += 16 * n;
+        for (s = 0; s < 4; s++) {
+            add_bias(j, 0, lo[s], lo[s] + 16 * n);
+            lo[s] += 16 * n;
+        }
     }
     for (int s = 0; s < 4; s++) decode_rows(j, lo[s], hi[s]);
 }
@@ -297,8 +297,9 @@ static int decode(hmti_pool *pool, mq_job *j) {
                                      (hmti_q8_256 *)(buf + (size_t)j->n * j->a32 +
                                                      (size_t)i * j->a256));
         }
-        /* grabs of 1/8 of a share's segment: only how finely a share that
-         * finishes early can take over the rest of another's */
+        /* grabs of 1/8 of a segment (a take from a share's own 4 streams
+         * holds 4 of them): only how finely a share that finishes early can
+         * take over the rest of another's */
         const int streams = decode_streams(j);
         hmti_swork_init(&j->swork, n_units, n_units / ((int64_t)nth * 8 * streams), nth, streams);
         if (nth == 1)

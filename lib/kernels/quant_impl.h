@@ -285,7 +285,7 @@ typedef struct {
     void (*dequant_cols)(uint32_t type, const uint8_t *g, int64_t c0, int64_t n, float *dst, int64_t ld);
     /* n_groups consecutive groups at each of w[0..3] against one activation,
      * read side by side (4 streams): y[s][16 g + r], each the dot's bits;
-     * NULL where 4 streams do not pay (hmti_gemv_q_rows_il4) */
+     * NULL where 4 streams do not pay (hmti_gemv_q_il4) */
     void (*dot4)(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const w[4], const void *act,
                  float *const y[4]);
 } hmti_il16_family;
