@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "kernels/kv_row.h"
+#include "kernels/quant.h"
 #include "util/testutil.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -764,39 +765,61 @@ START_TEST(gemm_cm_decode_pattern) {
 END_TEST
 
 /* The one-row attention kernels of several heads (kv_row.h) against one
- * hmti_gemm_cm per head, bit for bit: 1-8 heads, head sizes that fill
- * passes of 4, 3, 2 and 1 vectors or end in a partial one (and one odd),
- * slot counts below, at and past a pass (odd ones too). */
+ * hmti_gemm_cm per head, bit for bit, over an F32 cache and over F16 and
+ * BF16 caches (against the GEMM on their values widened to F32): 1-8
+ * heads, head sizes that fill passes of 4, 3, 2 and 1 vectors or end in a
+ * partial one (and one odd), slot counts below, at and past a pass (odd
+ * ones too). */
+static void kv_row_case(uint32_t type, const void *k, const float *kw, const void *v, const float *vw,
+                        const float *q, int64_t ld, int64_t ldv, int64_t hd, int64_t n, int nh) {
+    float *s = malloc(sizeof(float) * 8 * (size_t)ld), *ref = malloc(sizeof(float) * (size_t)ld);
+    float *out = malloc(sizeof(float) * 8 * 136), *oref = malloc(sizeof(float) * 136);
+    hmti_kv_row_scores(k, type, ld, hd, q, nh, n, s, ld);
+    for (int i = 0; i < nh; i++) {
+        hmti_gemm_cm(n, 1, hd, kw, ld, q + i * hd, hd, ref, ld, 0.0f);
+        EXPECT_MSG(memcmp(s + i * ld, ref, (size_t)n * sizeof(float)) == 0, "type %u scores hd %lld n %lld heads %d: head %d",
+                   type, (long long)hd, (long long)n, nh, i);
+    }
+    for (int i = 0; i < nh; i++) /* as probabilities: the scores softmaxed */
+        hmti_softmax(s + i * ld, n);
+    hmti_kv_row_values(v, type, ldv, hd, s, ld, nh, n, out);
+    for (int i = 0; i < nh; i++) {
+        hmti_gemm_cm(hd, 1, n, vw, ldv, s + i * ld, ld, oref, hd, 0.0f);
+        EXPECT_MSG(memcmp(out + i * hd, oref, (size_t)hd * sizeof(float)) == 0, "type %u values hd %lld n %lld heads %d: head %d",
+                   type, (long long)hd, (long long)n, nh, i);
+    }
+    free(s), free(ref), free(out), free(oref);
+}
+
 START_TEST(kv_row_equals_gemm_per_head) {
     if (!hmti_kv_row_direct()) return; /* no AVX-512: the per-head GEMVs run */
     enum { LD = 331, LDV = 8 * 136 };
-    float *k = malloc(sizeof(float) * 136 * LD), *v = malloc(sizeof(float) * LD * LDV);
-    float *q = malloc(sizeof(float) * 8 * 136), *s = malloc(sizeof(float) * 8 * LD), *ref = malloc(sizeof(float) * LD);
-    float *out = malloc(sizeof(float) * 8 * 136), *oref = malloc(sizeof(float) * 136);
-    for (int64_t i = 0; i < 136 * LD; i++) k[i] = rndf();
-    for (int64_t i = 0; i < (int64_t)LD * LDV; i++) v[i] = rndf();
+    const size_t nk = 136 * LD, nv = (size_t)LD * LDV;
+    float *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nv), *q = malloc(sizeof(float) * 8 * 136);
+    uint16_t *kh = malloc(2 * nk), *vh = malloc(2 * nv);
+    float *kw = malloc(sizeof(float) * nk), *vw = malloc(sizeof(float) * nv);
+    for (size_t i = 0; i < nk; i++) k[i] = rndf();
+    for (size_t i = 0; i < nv; i++) v[i] = rndf();
     for (int64_t i = 0; i < 8 * 136; i++) q[i] = rndf();
     const int64_t hds[] = {64, 128, 80, 136, 33}, ns[] = {1, 7, 16, 47, 64, 193, 300};
-    for (int hi = 0; hi < 5; hi++)
-        for (int ni = 0; ni < 7; ni++)
-            for (int nh = 1; nh <= HMTI_KV_ROW_HEADS; nh++) {
-                const int64_t hd = hds[hi], n = ns[ni];
-                hmti_kv_row_scores(k, LD, hd, q, nh, n, s, LD);
-                for (int i = 0; i < nh; i++) {
-                    hmti_gemm_cm(n, 1, hd, k, LD, q + i * hd, hd, ref, LD, 0.0f);
-                    EXPECT_MSG(memcmp(s + i * LD, ref, (size_t)n * sizeof(float)) == 0, "scores hd %lld n %lld heads %d: head %d",
-                               (long long)hd, (long long)n, nh, i);
+    for (int t = 0; t < 3; t++) {
+        const uint32_t type = t == 0 ? HMTI_T_F32 : t == 1 ? HMTI_T_F16 : HMTI_T_BF16;
+        for (size_t i = 0; i < nk + nv; i++) { /* the half copies and their values widened */
+            const float x = i < nk ? k[i] : v[i - nk];
+            const uint16_t h = type == HMTI_T_F16 ? hmti_f32_to_f16(x) : hmti_f32_to_bf16(x);
+            *(i < nk ? &kh[i] : &vh[i - nk]) = h;
+            *(i < nk ? &kw[i] : &vw[i - nk]) = type == HMTI_T_F16 ? hmti_f16_to_f32(h) : hmti_bf16_to_f32(h);
+        }
+        for (int hi = 0; hi < 5; hi++)
+            for (int ni = 0; ni < 7; ni++)
+                for (int nh = 1; nh <= HMTI_KV_ROW_HEADS; nh++) {
+                    if (type == HMTI_T_F32)
+                        kv_row_case(type, k, k, v, v, q, LD, LDV, hds[hi], ns[ni], nh);
+                    else
+                        kv_row_case(type, kh, kw, vh, vw, q, LD, LDV, hds[hi], ns[ni], nh);
                 }
-                for (int i = 0; i < nh; i++) /* as probabilities: the scores softmaxed */
-                    hmti_softmax(s + i * LD, n);
-                hmti_kv_row_values(v, LDV, hd, s, LD, nh, n, out);
-                for (int i = 0; i < nh; i++) {
-                    hmti_gemm_cm(hd, 1, n, v, LDV, s + i * LD, LD, oref, hd, 0.0f);
-                    EXPECT_MSG(memcmp(out + i * hd, oref, (size_t)hd * sizeof(float)) == 0, "values hd %lld n %lld heads %d: head %d",
-                               (long long)hd, (long long)n, nh, i);
-                }
-            }
-    free(k), free(v), free(q), free(s), free(ref), free(out), free(oref);
+    }
+    free(k), free(v), free(q), free(kh), free(vh), free(kw), free(vw);
 }
 END_TEST
 

@@ -12,7 +12,6 @@
 
 #include "hmt/hmt.h"
 #include "kernels/kernels.h"
-#include "kernels/kv_half.h"
 #include "kernels/kv_row.h"
 #include "util/golden.h"
 #include "util/testutil.h"
@@ -260,52 +259,6 @@ START_TEST(streams_take_half_caches) {
 }
 END_TEST
 
-/* The in-place decode kernels against double sums of the same halves, every
- * tail length (slots not a multiple of 16 or 64), and head sizes made of
- * every piece the value kernel has (128, 64, 32, 16 columns). */
-START_TEST(half_kernels_match_double_sums) {
-    if (!hmti_kv_row_direct()) return; /* no AVX-512: the widening path runs */
-    enum { MAX_HD = 240, LD = 150 };
-    static const int64_t hds[] = {64, 16, 48, 128, 240};
-    static uint16_t k[MAX_HD * LD], v[LD * MAX_HD];
-    float q[LD > MAX_HD ? LD : MAX_HD], s[LD], out[MAX_HD];
-    uint64_t rng = 11;
-    for (int bf16 = 0; bf16 < 2; bf16++)
-        for (int hi = 0; hi < 5; hi++) {
-            const int64_t HD = hds[hi];
-            for (int i = 0; i < HD * LD; i++) {
-                const float x = hmt_test_nrand(&rng), y = hmt_test_nrand(&rng);
-                k[i] = bf16 ? hmti_f32_to_bf16(x) : hmti_f32_to_f16(x);
-                v[i] = bf16 ? hmti_f32_to_bf16(y) : hmti_f32_to_f16(y);
-            }
-            for (size_t d = 0; d < sizeof q / sizeof q[0]; d++) q[d] = hmt_test_nrand(&rng);
-            for (int n = 1; n <= LD; n += (n < 70 ? 1 : 13)) {
-                hmti_kv_half_scores(k, LD, HD, q, n, bf16, s);
-                for (int t = 0; t < n; t++) {
-                    double want = 0;
-                    for (int d = 0; d < HD; d++) {
-                        const uint16_t h = k[d * LD + t];
-                        want += (double)(bf16 ? hmti_bf16_to_f32(h) : hmti_f16_to_f32(h)) * q[d];
-                    }
-                    EXPECT_MSG(fabs(s[t] - want) < 2e-4, "bf16 %d hd %d n %d slot %d: %g vs %g", bf16,
-                               (int)HD, n, t, s[t], want);
-                }
-                /* n slots of HD values each, p = q */
-                hmti_kv_half_values(v, HD, HD, q, n, bf16, out);
-                for (int d = 0; d < HD; d++) {
-                    double want = 0;
-                    for (int t = 0; t < n; t++) {
-                        const uint16_t h = v[t * HD + d];
-                        want += (double)q[t] * (bf16 ? hmti_bf16_to_f32(h) : hmti_f16_to_f32(h));
-                    }
-                    EXPECT_MSG(fabs(out[d] - want) < 2e-4, "bf16 %d hd %d n %d dim %d: %g vs %g",
-                               bf16, (int)HD, n, d, out[d], want);
-                }
-            }
-        }
-}
-END_TEST
-
 Suite *hmt_suite_kvtype(void);
 Suite *hmt_suite_kvtype(void) {
     Suite *s = suite_create("kvtype");
@@ -313,7 +266,6 @@ Suite *hmt_suite_kvtype(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, matches_rounded_reference, 0, MAX_CASES);
     tcase_add_test(tc, key_is_checked);
-    tcase_add_test(tc, half_kernels_match_double_sums);
     tcase_add_test(tc, states_keep_the_type);
     tcase_add_test(tc, sequences_fork_half_caches);
     tcase_add_test(tc, streams_take_half_caches);

@@ -16,7 +16,6 @@
 #include "backbone/backbone.h"
 #include "core/alloc.h"
 #include "core/bigalloc.h"
-#include "kernels/kv_half.h"
 #include "kernels/kv_row.h"
 
 static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
@@ -324,55 +323,34 @@ static row_span row_span_of(const hmti_backbone *b, int layer, int64_t g, const 
                       (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim, slot + 1 - first};
 }
 
-/* Head h of a one-row run (a decode step) on a half cache, read in place:
- * the conversion happens inside the dot products (kernels/kv_half.h), so
- * the step reads half the bytes of an F32 cache and writes no copy. The
- * window and the weighing of the scores are attend_run's. */
-static void attend_row_half(const hmti_backbone *b, int layer, int64_t h, const int32_t *run,
-                            float *s) {
-    const hmt_model *m = b->m;
-    const int64_t hd = m->head_dim, q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    const row_span sp = row_span_of(b, layer, h / (m->n_head / m->n_head_kv), run);
-    const int bf16 = b->kv_gtype == HMTI_TYPE_BF16;
-    const uint16_t *k = (const uint16_t *)hmti_backbone_kt(b, run[2]) + sp.k0;
-    const uint16_t *v = (const uint16_t *)hmti_backbone_v(b, run[2]) + sp.v0;
-    hmti_kv_half_scores(k, b->n_ctx, hd, b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim) + h * hd, sp.n, bf16, s);
-    weigh_scores(m, s, sp.n);
-    hmti_kv_half_values(v, kv_dim, hd, s, sp.n, bf16, b->att + (size_t)run[0] * q_dim + h * hd);
-}
-
-/* Heads [ha, hb) of one KV group on a one-row run (a decode step) on an
- * F32 cache, read in place: each cached element once for all of them
- * (kernels/kv_row.h), each head's result attend_run's bits. SmolLM2's
- * 3-head groups: 3x fewer reads of K and V from L2 (docs/QUANTS.md,
- * fourteenth session). */
+/* Heads [ha, hb) of one KV group on a one-row run (a decode step), the
+ * cache read in place: each cached element once for all of them, a half
+ * cache widened inside the products (kernels/kv_row.h), each head's result
+ * attend_run's bits over the widened cache. SmolLM2's 3-head groups: 3x
+ * fewer reads of K and V from L2 (docs/QUANTS.md, fourteenth session); a
+ * half cache: half the bytes of an F32 one and no widened copy. The window
+ * and the weighing of the scores are attend_run's. */
 static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int64_t hb, const int32_t *run,
                              float *s) {
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const row_span sp = row_span_of(b, layer, ha / (m->n_head / m->n_head_kv), run);
-    const float *k = (const float *)hmti_backbone_kt(b, run[2]) + sp.k0;
-    const float *v = (const float *)hmti_backbone_v(b, run[2]) + sp.v0;
+    const unsigned char *k = hmti_backbone_kt(b, run[2]) + sp.k0 * b->kv_elt;
+    const unsigned char *v = hmti_backbone_v(b, run[2]) + sp.v0 * b->kv_elt;
     const float *q = b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim);
     for (int64_t h = ha; h < hb; h += HMTI_KV_ROW_HEADS) {
         const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;
-        hmti_kv_row_scores(k, n_ctx, hd, q + h * hd, nh, sp.n, s, n_ctx);
+        hmti_kv_row_scores(k, b->kv_gtype, n_ctx, hd, q + h * hd, nh, sp.n, s, n_ctx);
         for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, sp.n);
-        hmti_kv_row_values(v, kv_dim, hd, s, n_ctx, nh, sp.n, b->att + (size_t)run[0] * q_dim + h * hd);
+        hmti_kv_row_values(v, b->kv_gtype, kv_dim, hd, s, n_ctx, nh, sp.n,
+                           b->att + (size_t)run[0] * q_dim + h * hd);
     }
 }
 
-/* Whether a run's row reads an F32 cache in place, several heads at once. */
-static int reads_heads(const hmti_backbone *b, const int32_t *run) {
-    return b->kv_gtype == HMTI_TYPE_F32 && run[1] == 1 && hmti_kv_row_direct();
-}
-
-/* Whether a run's rows read a half cache in place (attend_row_half). */
-static int reads_in_place(const hmti_backbone *b, const int32_t *run) {
-    const int64_t hd = b->m->head_dim;
-    return b->kv_gtype != HMTI_TYPE_F32 && run[1] == 1 && hd % 16 == 0 && hd <= 256 &&
-           hmti_kv_row_direct();
+/* Whether a run's row reads the cache in place, several heads at once. */
+static int reads_heads(const int32_t *run) {
+    return run[1] == 1 && hmti_kv_row_direct();
 }
 
 /* Row i's key and value of KV head g (after RoPE) into its sequence's cache. */
@@ -405,11 +383,7 @@ static void store_kv(const hmti_backbone *b, int layer, int32_t n) {
 static void attend_group(const hmti_backbone *b, int layer, int64_t g, const int32_t *run, float *s,
                          float *wide) {
     const int64_t group = b->m->n_head / b->m->n_head_kv;
-    if (reads_in_place(b, run)) {
-        for (int64_t h = g * group; h < (g + 1) * group; h++) attend_row_half(b, layer, h, run, s);
-        return;
-    }
-    if (reads_heads(b, run)) {
+    if (reads_heads(run)) {
         attend_row_heads(b, layer, g * group, (g + 1) * group, run, s);
         return;
     }
@@ -451,11 +425,7 @@ static void job_attention(void *arg, int ith, int nth) {
     hmti_split_range(b->m->n_head, ith, nth, 1, &h0, &h1);
     for (int32_t ri = 0; ri < j->n_runs; ri++) {
         const int32_t *run = b->runs + 3 * ri;
-        if (reads_in_place(b, run)) {
-            for (int64_t h = h0; h < h1; h++) attend_row_half(b, j->layer, h, run, s);
-            continue;
-        }
-        if (reads_heads(b, run)) { /* this thread's heads of each group at once */
+        if (reads_heads(run)) { /* this thread's heads of each group at once */
             for (int64_t h = h0, e; h < h1; h = e) {
                 e = (h / group + 1) * group < h1 ? (h / group + 1) * group : h1; /* the group's end */
                 attend_row_heads(b, j->layer, h, e, run, s);
