@@ -78,6 +78,7 @@ typedef struct {
     hmt_model *m;
     hmt_ctx *ctx;
     int kv;                          /* HMT_P_KV_TYPE of its context (--kv after its -m) */
+    int n_ctx;                       /* its context's size (--ctx after its -m); 0: the run's */
     double file_mb, load_mb, ctx_mb; /* file size; RSS added by the load, by ctx + first eval */
     double pp[100], tg[100], pp_bf16[100];
     double bw[100]; /* stream-read GB/s right around that repeat's decode (the higher of before, after) */
@@ -87,7 +88,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: hmt-bench -m MODEL [-m MODEL ...] [-t THREADS=2] [-p PROMPT=256] "
                "[-n DECODE=32] [-r REPEATS=5] [--naive] [--bf16]\n"
                "  --kv T after a -m: that model's context keeps an f32 (default), f16 or bf16 KV cache\n"
-               "  (the same file may be given twice, with two cache types)\n");
+               "  --ctx N after a -m: that model's context holds N slots (default: prompt + decode + 1;\n"
+               "  a larger one is what an application sizing for its longest input has)\n"
+               "  (the same file may be given twice, with two cache types or sizes)\n");
 }
 
 /* The prompt alone in BF16 compute; the context is left in F32. */
@@ -180,6 +183,12 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "hmt-bench: --kv takes f32, f16 or bf16, got '%s'\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--ctx") && n_models) {
+            bm[n_models - 1].n_ctx = atoi(v);
+            if (bm[n_models - 1].n_ctx < 1) {
+                fprintf(stderr, "hmt-bench: --ctx takes a whole number >= 1, got '%s'\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "-t")) threads = atoi(v);
         else if (!strcmp(a, "-p")) n_prompt = atoi(v);
         else if (!strcmp(a, "-n")) n_decode = atoi(v);
@@ -196,6 +205,8 @@ int main(int argc, char **argv) {
                       : n_decode < 1 ? "-n must be a whole number >= 1"
                       : repeats < 1 || repeats > 100 ? "-r must be a whole number in [1, 100]"
                                                      : NULL;
+    for (int k = 0; k < n_models && !bad; k++)
+        if (bm[k].n_ctx && bm[k].n_ctx < n_prompt + n_decode) bad = "--ctx must hold the prompt and the decoded tokens";
     if (bad) {
         fprintf(stderr, "hmt-bench: %s\n", bad);
         usage(stderr);
@@ -220,8 +231,10 @@ int main(int argc, char **argv) {
         check(hmt_model_load(&b->m, b->path, NULL), b->path);
         b->load_mb = (rss_bytes() - r0) / 1e6;
         const hmt_model *m = b->m;
-        printf("model %d %s%s: %s, %.1f M params, d %d, %d layers, %d/%d heads, ff %d, vocab %d\n",
-               k, b->path, b->kv == HMT_KV_F16 ? " (F16 KV cache)" : b->kv == HMT_KV_BF16 ? " (BF16 KV cache)" : "",
+        char ctx_note[32] = "";
+        if (b->n_ctx) snprintf(ctx_note, sizeof ctx_note, " (n_ctx %d)", b->n_ctx);
+        printf("model %d %s%s%s: %s, %.1f M params, d %d, %d layers, %d/%d heads, ff %d, vocab %d\n",
+               k, b->path, b->kv == HMT_KV_F16 ? " (F16 KV cache)" : b->kv == HMT_KV_BF16 ? " (BF16 KV cache)" : "", ctx_note,
                hmt_model_arch(m), hmt_model_n_params(m) / 1e6, m->n_embd, m->n_layer,
                m->n_head, m->n_head_kv, m->n_ff, m->n_vocab);
         if (!n_vocab || m->n_vocab < n_vocab) n_vocab = m->n_vocab;
@@ -237,6 +250,7 @@ int main(int argc, char **argv) {
         hmt_params *pk;
         check(hmt_params_copy(&pk, p), "params");
         check(hmt_params_set_int(pk, HMT_P_KV_TYPE, bm[k].kv), "kv type");
+        if (bm[k].n_ctx) check(hmt_params_set_int(pk, HMT_P_N_CTX, bm[k].n_ctx), "n_ctx");
         check(hmt_ctx_create(&bm[k].ctx, bm[k].m, pk), "context");
         hmt_params_free(pk);
         run_once(&bm[k], toks, n_prompt, n_decode, bf16, threads, -1);
