@@ -804,20 +804,18 @@ START_TEST(kv_row_equals_gemm_per_head) {
     const int64_t hds[] = {64, 128, 80, 136, 33}, ns[] = {1, 7, 16, 47, 64, 193, 300};
     for (int t = 0; t < 3; t++) {
         const uint32_t type = t == 0 ? HMTI_T_F32 : t == 1 ? HMTI_T_F16 : HMTI_T_BF16;
-        for (size_t i = 0; i < nk + nv; i++) { /* the half copies and their values widened */
+        for (size_t i = 0; t && i < nk + nv; i++) { /* the half copies and their values widened */
             const float x = i < nk ? k[i] : v[i - nk];
             const uint16_t h = type == HMTI_T_F16 ? hmti_f32_to_f16(x) : hmti_f32_to_bf16(x);
             *(i < nk ? &kh[i] : &vh[i - nk]) = h;
             *(i < nk ? &kw[i] : &vw[i - nk]) = type == HMTI_T_F16 ? hmti_f16_to_f32(h) : hmti_bf16_to_f32(h);
         }
+        const void *kc = t ? (const void *)kh : k, *vc = t ? (const void *)vh : v;
+        const float *kr = t ? kw : k, *vr = t ? vw : v; /* what the GEMM reads */
         for (int hi = 0; hi < 5; hi++)
             for (int ni = 0; ni < 7; ni++)
-                for (int nh = 1; nh <= HMTI_KV_ROW_HEADS; nh++) {
-                    if (type == HMTI_T_F32)
-                        kv_row_case(type, k, k, v, v, q, LD, LDV, hds[hi], ns[ni], nh);
-                    else
-                        kv_row_case(type, kh, kw, vh, vw, q, LD, LDV, hds[hi], ns[ni], nh);
-                }
+                for (int nh = 1; nh <= HMTI_KV_ROW_HEADS; nh++)
+                    kv_row_case(type, kc, kr, vc, vr, q, LD, LDV, hds[hi], ns[ni], nh);
     }
     free(k), free(v), free(q), free(kh), free(vh), free(kw), free(vw);
 }

@@ -12,7 +12,6 @@
 
 #include "hmt/hmt.h"
 #include "kernels/kernels.h"
-#include "kernels/kv_row.h"
 #include "util/golden.h"
 #include "util/testutil.h"
 

@@ -1,17 +1,17 @@
 /* One query row's attention products over a KV cache, several heads of a
  * KV group at once (kv_row.h): both are the same product, a matrix of rows
  * read once against one vector per head, its elements F32 or widened from
- * F16/BF16 as they are loaded. A pass holds two sums
- * (even and odd terms, hmti_gemm_cm's col_blocks) per head and 16-lane
- * vector, at most 20 of them with the loaded vectors beside: the vectors
- * per pass shrink as the heads grow. Each lane's sums see the same terms in the same order
+ * F16/BF16 as they are loaded. A pass holds two sums (even and odd terms,
+ * hmti_gemm_cm's col_blocks) per head and 16-lane vector, at most 20 of
+ * them with the loaded vectors beside: the vectors per pass shrink as the
+ * heads grow. Each lane's sums see the same terms in the same order
  * whatever the pass, so the bits do not depend on how many heads or
  * vectors a pass takes. */
 #include <immintrin.h>
 
-#include "kernels/quant.h"
 #include "kernels/cpu.h"
 #include "kernels/kv_row.h"
+#include "kernels/quant.h"
 
 #define AI __attribute__((always_inline))
 
@@ -104,7 +104,7 @@ AVX512_TARGET static inline AI void passes(const uint32_t type, const int nh, co
     default: passes(type, 8, __VA_ARGS__); break;                                               \
     }
 
-/* ... with the element type a constant inside too. */
+/* ... with the element type a constant inside too (F32, F16, else BF16). */
 #define BY_TYPE(type, nh, ...)                                                                  \
     switch (type) {                                                                             \
     case HMTI_T_F32: BY_HEADS(HMTI_T_F32, nh, __VA_ARGS__); break;                         \

@@ -19,10 +19,11 @@
 /* Nonzero when this CPU runs the two kernels below. */
 int hmti_kv_row_direct(void);
 
-/* The cache's element type, HMTI_T_F32, HMTI_T_F16 or HMTI_T_BF16 (quant.h,
- * GGML numbering); ld and every index count elements of that type. */
-
-/* For heads i < nh: s[i * lds + t] = sum_{d < hd} k[d * ld + t] * q[i * hd + d]
+/* Both: type is the cache's element type, HMTI_T_F32, HMTI_T_F16 or
+ * HMTI_T_BF16 (quant.h); ld and the indices into k or v count elements of
+ * that type.
+ *
+ * For heads i < nh: s[i * lds + t] = sum_{d < hd} k[d * ld + t] * q[i * hd + d]
  * for t < n (K stored transposed: one row of slots per component). */
 void hmti_kv_row_scores(const void *k, uint32_t type, int64_t ld, int64_t hd, const float *q, int nh,
                         int64_t n, float *s, int64_t lds);

@@ -214,7 +214,8 @@ static void decode_four(const mq_job *j, int64_t *lo, const int64_t *hi) {
         for (; s < 4; s++) {
             int64_t r;
             const hmti_matrix_part *p = part_of(w, lo[s], &r);
-            const int64_t left = hi[s] - lo[s] < p->rows / 16 * 16 - r ? hi[s] - lo[s] : p->rows / 16 * 16 - r;
+            const int64_t in_part = p->rows / 16 * 16 - r; /* whole groups' rows left in the part */
+            const int64_t left = hi[s] - lo[s] < in_part ? hi[s] - lo[s] : in_part;
             if (r % 16 || left < 16 || p->type != w->part[0].type) break;
             n = left / 16 < n ? left / 16 : n;
             g[s] = (const uint8_t *)p->data + (size_t)r * p->row_bytes;
