@@ -460,7 +460,7 @@ END_TEST
 static const char *const SHIFT_MODELS[] = {"llama-f32.gguf", "qwen2-partial-f32.gguf",
                                            "llama-partial-f32.gguf", "qwen2-yarn-f32.gguf",
                                            "gemma3-f32.gguf", "phi3-f32.gguf"};
-enum { SHIFT_N = 20, SHIFT_DROP = 7, SHIFT_SINKS = 3, SHIFT_CTX = 80 };
+enum { SHIFT_N = 70, SHIFT_DROP = 7, SHIFT_SINKS = 3, SHIFT_CTX = 80 };
 
 static void eval_at(hmti_backbone *b, const hmt_token *tok, int32_t n_past, int32_t n,
                     const int32_t *pos, uint8_t want, float *logits) {
@@ -471,18 +471,22 @@ static void eval_at(hmti_backbone *b, const hmt_token *tok, int32_t n_past, int3
                                            NULL), HMT_OK);
 }
 
-/* max |x - y| / max(1, |y|) of K rows [kv_dim] x slots: a's [a0, a0 + n)
- * against b's [b0, b0 + n), layers [l0, l1). */
+/* max |x - y| / max(1, |y|) of the keys (every component) of slots: a's
+ * [a0, a0 + n) against b's [b0, b0 + n), layers [l0, l1). */
 static double k_diff(const hmt_model *m, const hmti_backbone *a, int32_t a0, const hmti_backbone *b,
                      int32_t b0, int32_t n, int l0, int l1) {
-    const int64_t kvd = (int64_t)m->n_head_kv * m->head_dim, nc = a->n_ctx;
+    const int64_t hd = m->head_dim;
     double worst = 0;
-    for (int64_t r = (int64_t)l0 * kvd; r < (int64_t)l1 * kvd; r++)
-        for (int32_t t = 0; t < n; t++) {
-            const double x = ((const float *)a->kt)[r * nc + a0 + t], y = ((const float *)b->kt)[r * nc + b0 + t];
-            const double d = fabs(x - y) / (fabs(y) > 1 ? fabs(y) : 1);
-            if (!(d <= worst)) worst = d;
-        }
+    for (int64_t h = (int64_t)l0 * m->n_head_kv; h < (int64_t)l1 * m->n_head_kv; h++) { /* layer, KV head */
+        const float *ka = (const float *)a->kt + (size_t)h * a->kt_head;
+        const float *kb = (const float *)b->kt + (size_t)h * b->kt_head;
+        for (int64_t c = 0; c < hd; c++)
+            for (int32_t t = 0; t < n; t++) {
+                const double x = ka[hmti_kt_at(hd, c, a0 + t)], y = kb[hmti_kt_at(hd, c, b0 + t)];
+                const double d = fabs(x - y) / (fabs(y) > 1 ? fabs(y) : 1);
+                if (!(d <= worst)) worst = d;
+            }
+    }
     return worst;
 }
 
@@ -516,8 +520,11 @@ START_TEST(kv_drop_matches_direct_positions) {
     ck_assert_msg(dk < 1e-4, "%s: K after the shift vs K at the new positions: %.3g",
                   SHIFT_MODELS[_i], dk);
     /* d: b's slots c.. copied down unchanged (already at their positions) */
-    for (size_t r = 0; r < (size_t)m->n_layer * kvd; r++)
-        memcpy((float *)d.kt + r * nc, (const float *)b.kt + r * nc + c, (size_t)(n - c) * sizeof(float));
+    for (size_t r = 0; r < (size_t)m->n_layer * m->n_head_kv; r++)
+        for (int64_t i = 0; i < m->head_dim; i++)
+            for (int32_t t = c; t < n; t++)
+                ((float *)d.kt)[r * d.kt_head + hmti_kt_at(m->head_dim, i, t - c)] =
+                    ((const float *)b.kt)[r * b.kt_head + hmti_kt_at(m->head_dim, i, t)];
     for (int l = 0; l < m->n_layer; l++)
         memcpy((float *)d.v + (size_t)l * nc * kvd, (const float *)b.v + ((size_t)l * nc + c) * kvd,
                (size_t)(n - c) * kvd * sizeof(float));
@@ -532,12 +539,15 @@ START_TEST(kv_drop_matches_direct_positions) {
     eval_at(&a, tok, 0, n, NULL, 0, NULL);
     for (int i = 0; i < n; i++) pos[i] = i < f + c ? i : i - c;
     eval_at(&b, tok, 0, n, pos, 0, NULL);
-    float *kt0 = malloc(a.kv_bytes), *v0 = malloc(a.kv_bytes);
-    memcpy(kt0, a.kt, a.kv_bytes);
+    float *kt0 = malloc(a.kt_bytes), *v0 = malloc(a.kv_bytes);
+    memcpy(kt0, a.kt, a.kt_bytes);
     memcpy(v0, a.v, a.kv_bytes);
     hmti_kv_drop(&a, f, c, n);
-    for (size_t r = 0; r < (size_t)m->n_layer * kvd; r++)
-        ck_assert_mem_eq((const float *)a.kt + r * nc, kt0 + r * nc, (size_t)f * sizeof(float));
+    for (size_t r = 0; r < (size_t)m->n_layer * m->n_head_kv; r++)
+        for (int64_t i = 0; i < m->head_dim; i++) {
+            const size_t at = r * a.kt_head + hmti_kt_at(m->head_dim, i, 0); /* f < HMTI_KT_BLOCK */
+            ck_assert_mem_eq((const float *)a.kt + at, kt0 + at, (size_t)f * sizeof(float));
+        }
     for (int l = 0; l < m->n_layer; l++) {
         const float *vl = (const float *)a.v + (size_t)l * nc * kvd, *v0l = v0 + (size_t)l * nc * kvd;
         ck_assert_mem_eq(vl, v0l, (size_t)f * kvd * sizeof(float));

@@ -769,16 +769,26 @@ END_TEST
  * BF16 caches (against the GEMM on their values widened to F32): 1-8
  * heads, head sizes that fill passes of 4, 3, 2 and 1 vectors or end in a
  * partial one (and one odd), slot counts below, at and past a pass (odd
- * ones too). */
+ * ones too), the keys in the backbone's blocks of 32 slots from slot 0, a
+ * vector's start (16) and a slot inside one (5; a sliding window's first
+ * slot). k holds the keys transposed (row d: slots of component d, ld
+ * apart), as the GEMM reads them. */
 static void kv_row_case(uint32_t type, const void *k, const float *kw, const void *v, const float *vw,
-                        const float *q, int64_t ld, int64_t ldv, int64_t hd, int64_t n, int nh) {
+                        const float *q, int64_t ld, int64_t ldv, int64_t hd, int64_t t0, int64_t n, int nh) {
+    enum { B = 32 };
+    const size_t es = type == HMTI_T_F32 ? 4 : 2;
+    unsigned char *kb = malloc(es * (size_t)((ld + B - 1) / B * B * hd));
+    for (int64_t d = 0; d < hd; d++)
+        for (int64_t t = 0; t < ld; t++)
+            memcpy(kb + (size_t)(((t / B) * hd + d) * B + t % B) * es, (const unsigned char *)k + (size_t)(d * ld + t) * es, es);
     float *s = malloc(sizeof(float) * 8 * (size_t)ld), *ref = malloc(sizeof(float) * (size_t)ld);
     float *out = malloc(sizeof(float) * 8 * 136), *oref = malloc(sizeof(float) * 136);
-    hmti_kv_row_scores(k, type, ld, hd, q, nh, n, s, ld);
+    hmti_kv_row_scores(kb, type, B, hd, t0, n, q, nh, s, ld);
     for (int i = 0; i < nh; i++) {
-        hmti_gemm_cm(n, 1, hd, kw, ld, q + i * hd, hd, ref, ld, 0.0f);
-        EXPECT_MSG(memcmp(s + i * ld, ref, (size_t)n * sizeof(float)) == 0, "type %u scores hd %lld n %lld heads %d: head %d",
-                   type, (long long)hd, (long long)n, nh, i);
+        hmti_gemm_cm(n, 1, hd, kw + t0, ld, q + i * hd, hd, ref, ld, 0.0f);
+        EXPECT_MSG(memcmp(s + i * ld, ref, (size_t)n * sizeof(float)) == 0,
+                   "type %u scores hd %lld slots %lld+%lld heads %d: head %d", type, (long long)hd, (long long)t0,
+                   (long long)n, nh, i);
     }
     for (int i = 0; i < nh; i++) /* as probabilities: the scores softmaxed */
         hmti_softmax(s + i * ld, n);
@@ -788,7 +798,7 @@ static void kv_row_case(uint32_t type, const void *k, const float *kw, const voi
         EXPECT_MSG(memcmp(out + i * hd, oref, (size_t)hd * sizeof(float)) == 0, "type %u values hd %lld n %lld heads %d: head %d",
                    type, (long long)hd, (long long)n, nh, i);
     }
-    free(s), free(ref), free(out), free(oref);
+    free(s), free(ref), free(out), free(oref), free(kb);
 }
 
 START_TEST(kv_row_equals_gemm_per_head) {
@@ -815,7 +825,8 @@ START_TEST(kv_row_equals_gemm_per_head) {
         for (int hi = 0; hi < 5; hi++)
             for (int ni = 0; ni < 7; ni++)
                 for (int nh = 1; nh <= HMTI_KV_ROW_HEADS; nh++)
-                    kv_row_case(type, kc, kr, vc, vr, q, LD, LDV, hds[hi], ns[ni], nh);
+                    for (int64_t t0 = 0; t0 <= 16; t0 += t0 ? 11 : 5) /* 0, 5, 16 */
+                        kv_row_case(type, kc, kr, vc, vr, q, LD, LDV, hds[hi], t0, ns[ni], nh);
     }
     free(k), free(v), free(q), free(kh), free(vh), free(kw), free(vw);
 }

@@ -189,6 +189,44 @@ START_TEST(copied_prefix_continues_like_the_original) {
 }
 END_TEST
 
+/* A copy of 37 slots (a whole 32-slot block of keys and part of the next)
+ * continues with the source's bits, in models with and without sliding
+ * windows, with F32 and half caches. */
+START_TEST(copy_past_a_key_block_is_exact) {
+    static const char *const files[] = {"llama-f32.gguf", "gemma3-f32.gguf", "llama-hd128-f32.gguf"};
+    for (int kv = HMT_KV_F32; kv <= HMT_KV_F16; kv++)
+        for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+            hmt_model *m;
+            ck_assert_int_eq(hmt_model_load(&m, hmt_test_data(files[f]), NULL), HMT_OK);
+            const int V = hmt_model_n_vocab(m);
+            hmt_params *p;
+            ck_assert_int_eq(hmt_params_create(&p), HMT_OK);
+            ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_SEQ, 2), HMT_OK);
+            ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, 80), HMT_OK);
+            ck_assert_int_eq(hmt_params_set_int(p, HMT_P_KV_TYPE, kv), HMT_OK);
+            hmt_ctx *ctx;
+            ck_assert_int_eq(hmt_ctx_create(&ctx, m, p), HMT_OK);
+            hmt_params_free(p);
+            hmt_token toks[38];
+            for (int i = 0; i < 38; i++) toks[i] = (hmt_token)((i * 7919 + 13) % V);
+            ck_assert_int_eq(hmt_ctx_eval_tokens(ctx, toks, 37, 0), HMT_OK);
+            ck_assert_int_eq(hmt_ctx_seq_copy(ctx, 0, 1), HMT_OK);
+            float *l[2];
+            for (int32_t s = 0; s < 2; s++) {
+                static const uint8_t want = HMT_OUT_LOGITS;
+                ck_assert_int_eq(hmt_ctx_eval_seqs(ctx, toks + 37, NULL, &s, 1, NULL, &want), HMT_OK);
+                l[s] = malloc((size_t)V * sizeof(float));
+                memcpy(l[s], hmt_ctx_logits(ctx, 0), (size_t)V * sizeof(float));
+            }
+            ck_assert_msg(!memcmp(l[0], l[1], (size_t)V * sizeof(float)), "%s, KV type %d: the copy diverged",
+                          files[f], kv);
+            free(l[0]), free(l[1]);
+            hmt_ctx_free(ctx);
+            hmt_model_free(m);
+        }
+}
+END_TEST
+
 /* One sequence's rows give the same bits through hmt_ctx_eval (sequence 0)
  * and through hmt_ctx_eval_seqs on another sequence. */
 START_TEST(single_sequence_calls_are_sequence_zero) {
@@ -386,6 +424,7 @@ Suite *hmt_suite_seqs(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, interleaved_sequences_match_reference, 0, 2);
     tcase_add_test(tc, copied_prefix_continues_like_the_original);
+    tcase_add_test(tc, copy_past_a_key_block_is_exact);
     tcase_add_loop_test(tc, batched_decode_steps_equal_single_steps, 0, 9);
     tcase_add_test(tc, single_sequence_calls_are_sequence_zero);
     tcase_add_test(tc, bad_calls_leave_every_sequence_unchanged);

@@ -6,9 +6,10 @@
  * layers, attention and final logit soft-capping (model.h, gemma.c).
  *
  * Weights are packed matrices (kernels/matrix); activations are row-major
- * [row][feature] in one arena. The K cache is stored transposed per KV head,
- * [head_dim][n_ctx], so that scores = K·q is a plain column-major GEMM with a
- * fixed leading dimension; V stays [slot][kv_dim] for out = Vᵀ·p. */
+ * [row][feature] in one arena. The K cache is stored per KV head in blocks
+ * of slots, each [head_dim][HMTI_KT_BLOCK] (kt_layout.h), so that scores =
+ * K·q is a plain column-major GEMM per block; V stays [slot][kv_dim] for
+ * out = Vᵀ·p. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,14 +65,17 @@ int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx,
     const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim;
     b->seq_elems = (size_t)m->n_layer * (size_t)n_ctx * kv_dim;
     b->kv_bytes = (size_t)n_seq * b->seq_elems * b->kv_elt;
-    b->kt = hmti_big_alloc(b->kv_bytes);
+    b->kt_head = hmti_kt_head_elems(m->head_dim, n_ctx);
+    b->seq_k_elems = (size_t)m->n_layer * (size_t)m->n_head_kv * b->kt_head;
+    b->kt_bytes = (size_t)n_seq * b->seq_k_elems * b->kv_elt;
+    b->kt = hmti_big_alloc(b->kt_bytes);
     b->v = hmti_big_alloc(b->kv_bytes);
     b->arena_bytes = arena_floats(m, n_batch) * sizeof(float);
     b->arena = hmti_big_alloc(b->arena_bytes);
     b->row_seq = hmti_calloc((size_t)n_batch * 5, sizeof(int32_t));
     if (!b->kt || !b->v || !b->arena || !b->row_seq) {
         /* the sizes first: release zeroes them */
-        const double mib = (2.0 * (double)b->kv_bytes + (double)b->arena_bytes) / 1048576.0;
+        const double mib = ((double)b->kt_bytes + (double)b->kv_bytes + (double)b->arena_bytes) / 1048576.0;
         hmti_backbone_release(b);
         if (n_seq == 1)
             return hmti_errf(HMT_E_NOMEM, "context: out of memory for a %d-token KV cache and "
@@ -99,7 +103,7 @@ int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx,
 
 void hmti_backbone_release(hmti_backbone *b) {
     hmti_pool_release(b->pool);
-    hmti_big_free(b->kt, b->kv_bytes);
+    hmti_big_free(b->kt, b->kt_bytes);
     hmti_big_free(b->v, b->kv_bytes);
     hmti_big_free(b->arena, b->arena_bytes);
     hmti_big_free(b->scores, b->scores_bytes);
@@ -235,15 +239,17 @@ static void weigh_scores(const hmt_model *m, float *row, int64_t n) {
     hmti_softmax(row, n);
 }
 
-/* One KV head's keys and values for a run, as F32 columns: K [head_dim]
- * rows of slots (k[d * ldk + t - origin] is slot t's component d) and V
- * slots of head_dim values (v[(t - origin) * ldv + d]). An F32 cache is
- * read in place; a half cache is widened once per KV head, run and thread
- * (every query head of the group then reads the copy), over the slots any
- * row of the run sees. */
+/* One KV head's keys and values for a run, as F32: K in the cache's blocks
+ * (in_place: slot t's component d at k[hmti_kt_at(hd, d, t)]) or as one
+ * block [head_dim][span] (k[d * span + t - origin]), and V slots of
+ * head_dim values (v[(t - origin) * ldv + d]). An F32 cache is read in
+ * place; a half cache is widened once per KV head, run and thread (every
+ * query head of the group then reads the copy), over the slots any row of
+ * the run sees. */
 typedef struct {
     const float *k, *v;
-    int64_t ldk, ldv, origin;
+    int64_t span, ldv, origin;
+    int in_place;
 } kv_view;
 
 static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32_t *run,
@@ -251,20 +257,39 @@ static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx, kv_dim = (int64_t)m->n_head_kv * hd;
     const size_t e = b->kv_elt;
-    const unsigned char *kt = hmti_backbone_kt(b, run[2]) +
-                              (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx * e;
+    const unsigned char *kt = hmti_backbone_kt_head(b, run[2], layer, g);
     const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd) * e;
     if (b->kv_gtype == HMTI_TYPE_F32)
-        return (kv_view){(const float *)kt, (const float *)v, n_ctx, kv_dim, 0};
+        return (kv_view){(const float *)kt, (const float *)v, 0, kv_dim, 0, 1};
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
     const int64_t end = (int64_t)b->row_slot[run[0]] + run[1];
     const int64_t lo = window_start(b->row_slot[run[0]], win), span = end - lo;
     float *wk = wide, *wv = wide + (size_t)hd * n_ctx;
-    for (int64_t d = 0; d < hd; d++)
-        hmti_row_to_f32(kt + ((size_t)d * n_ctx + lo) * e, b->kv_gtype, wk + d * span, span);
+    for (int64_t t = lo, n; t < end; t += n) {
+        n = hmti_kt_run(t, end - t);
+        for (int64_t d = 0; d < hd; d++)
+            hmti_row_to_f32(kt + hmti_kt_at(hd, d, t) * e, b->kv_gtype, wk + d * span + (t - lo), n);
+    }
     for (int64_t t = 0; t < span; t++)
         hmti_row_to_f32(v + (size_t)(lo + t) * kv_dim * e, b->kv_gtype, wv + t * hd, hd);
-    return (kv_view){wk, wv, span, hd, lo};
+    return (kv_view){wk, wv, span, hd, lo, 0};
+}
+
+/* Scores (slots [first, first + span) × rows, col-major, ld lds) = K · Q:
+ * one GEMM per block of an in-place view. Block starts are multiples of
+ * hmti_gemm_cm's tile rows, so a run from slot 0 gets the bits one GEMM
+ * over all its slots would. */
+static void key_scores(const kv_view *kv, int64_t hd, int64_t first, int64_t span, int32_t rows,
+                       const float *q, int64_t ldq, float *s, int64_t lds) {
+    if (!kv->in_place) {
+        hmti_gemm_cm(span, rows, hd, kv->k + (first - kv->origin), kv->span, q, ldq, s, lds, 0.0f);
+        return;
+    }
+    for (int64_t t = first, n; t < first + span; t += n) {
+        n = hmti_kt_run(t, first + span - t);
+        hmti_gemm_cm(n, rows, hd, kv->k + hmti_kt_at(hd, 0, t), HMTI_KT_BLOCK, q, ldq, s + (t - first),
+                     lds, 0.0f);
+    }
 }
 
 /* Head h of one run of rows (b->runs: first row, rows, sequence; the run's
@@ -287,9 +312,7 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
         const int32_t rows = run_end - r0 < HMTI_ATT_ROWS ? run_end - r0 : HMTI_ATT_ROWS;
         const int64_t end = (int64_t)b->row_slot[r0] + rows; /* slots any row sees: */
         const int64_t first = window_start(end - rows, win), span = end - first; /* [first, end) */
-        /* scores (span × rows, col-major, ld n_ctx) = Kᵀᵀ · Q */
-        hmti_gemm_cm(span, rows, hd, kv->k + (first - kv->origin), kv->ldk,
-                     b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim, s, n_ctx, 0.0f);
+        key_scores(kv, hd, first, span, rows, b->qkv + (size_t)r0 * qkv_dim + h * hd, qkv_dim, s, n_ctx);
         for (int32_t r = 0; r < rows; r++) {
             float *row = s + (size_t)r * n_ctx;
             const int64_t slot = (int64_t)b->row_slot[r0] + r; /* sees [lo, slot] */
@@ -306,22 +329,6 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
     }
 }
 
-/* What the row of a one-row run sees of KV group g's cache: its keys'
- * and values' first slot as element offsets into the run's sequence's
- * caches, and how many slots (the window and the causal prefix). */
-typedef struct {
-    size_t k0, v0;
-    int64_t n;
-} row_span;
-
-static row_span row_span_of(const hmti_backbone *b, int layer, int64_t g, const int32_t *run) {
-    const hmt_model *m = b->m;
-    const int64_t hd = m->head_dim, n_ctx = b->n_ctx, kv_dim = (int64_t)m->n_head_kv * hd;
-    const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
-    const int64_t slot = b->row_slot[run[0]], first = window_start(slot, win);
-    return (row_span){((size_t)layer * m->n_head_kv + g) * hd * n_ctx + first,
-                      (size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim, slot + 1 - first};
-}
 
 /* Heads [ha, hb) of one KV group on a one-row run (a decode step), the
  * cache read in place: each cached element once for all of them, a half
@@ -335,16 +342,17 @@ static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int6
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    const row_span sp = row_span_of(b, layer, ha / (m->n_head / m->n_head_kv), run);
-    const unsigned char *k = hmti_backbone_kt(b, run[2]) + sp.k0 * b->kv_elt;
-    const unsigned char *v = hmti_backbone_v(b, run[2]) + sp.v0 * b->kv_elt;
+    const int64_t g = ha / (m->n_head / m->n_head_kv), win = m->layers[layer].swa ? m->n_swa : 0;
+    const int64_t slot = b->row_slot[run[0]], first = window_start(slot, win), n = slot + 1 - first;
+    const size_t e = b->kv_elt;
+    const unsigned char *k = hmti_backbone_kt_head(b, run[2], layer, g);
+    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim) * e;
     const float *q = b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim);
     for (int64_t h = ha; h < hb; h += HMTI_KV_ROW_HEADS) {
         const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;
-        hmti_kv_row_scores(k, b->kv_gtype, n_ctx, hd, q + h * hd, nh, sp.n, s, n_ctx);
-        for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, sp.n);
-        hmti_kv_row_values(v, b->kv_gtype, kv_dim, hd, s, n_ctx, nh, sp.n,
-                           b->att + (size_t)run[0] * q_dim + h * hd);
+        hmti_kv_row_scores(k, b->kv_gtype, HMTI_KT_BLOCK, hd, first, n, q + h * hd, nh, s, n_ctx);
+        for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, n);
+        hmti_kv_row_values(v, b->kv_gtype, kv_dim, hd, s, n_ctx, nh, n, b->att + (size_t)run[0] * q_dim + h * hd);
     }
 }
 
@@ -358,18 +366,18 @@ static void store_kv_head(const hmti_backbone *b, int layer, int32_t i, int64_t 
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    unsigned char *kt = hmti_backbone_kt(b, b->row_seq[i]), *v = hmti_backbone_v(b, b->row_seq[i]);
+    unsigned char *kt = hmti_backbone_kt_head(b, b->row_seq[i], layer, g), *v = hmti_backbone_v(b, b->row_seq[i]);
     const int64_t slot = b->row_slot[i];
     const float *k = b->qkv + (size_t)i * (q_dim + 2 * kv_dim) + q_dim + g * hd, *vv = k + kv_dim;
-    const size_t k0 = (((size_t)layer * m->n_head_kv + g) * hd) * n_ctx + slot;
+    const size_t k0 = hmti_kt_at(hd, 0, slot); /* components HMTI_KT_BLOCK apart */
     const size_t v0 = ((size_t)layer * n_ctx + slot) * kv_dim + g * hd;
     if (b->kv_gtype == HMTI_TYPE_F32) {
         float *kf = (float *)kt + k0;
-        for (int64_t c = 0; c < hd; c++) kf[c * n_ctx] = k[c];
+        for (int64_t c = 0; c < hd; c++) kf[c * HMTI_KT_BLOCK] = k[c];
         memcpy((float *)v + v0, vv, (size_t)hd * sizeof(float));
         return;
     }
-    for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, kt, k0 + c * n_ctx, k[c]);
+    for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, kt, k0 + c * HMTI_KT_BLOCK, k[c]);
     for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, v, v0 + c, vv[c]);
 }
 
@@ -395,7 +403,7 @@ static void attend_group(const hmti_backbone *b, int layer, int64_t g, const int
  * split over the threads, each storing its rows' keys and values of that
  * head, then attending the head's group of query heads. An item reads only
  * what it wrote and its sequence's earlier slots, so no barrier is needed;
- * the stores, scattered over the transposed K cache, run in parallel and
+ * the stores, one line per key component, run in parallel and
  * leave the lines in the cache that reads them next. */
 static void job_attention_items(void *arg, int ith, int nth) {
     const att_job *j = arg;
@@ -644,17 +652,26 @@ int hmti_backbone_forward_peers(hmti_backbone *b, hmti_backbone *const *peers, i
     return rc;
 }
 
-/* K is stored [layer][kv_head][head_dim][n_ctx]: n slots are a run in each
- * of its rows; V [layer][n_ctx][kv_dim]: one run per layer. */
+/* K: per layer and KV head, n slots are whole blocks and the first slots
+ * of each component's row in the last one (kt_layout.h); V
+ * [layer][n_ctx][kv_dim]: one run per layer. */
 void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n) {
     if (src == dst || n <= 0) return;
     const hmt_model *m = b->m;
-    const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim, n_ctx = (size_t)b->n_ctx;
-    const size_t e = b->kv_elt;
+    const int64_t hd = m->head_dim;
+    const size_t kv_dim = (size_t)m->n_head_kv * hd, n_ctx = (size_t)b->n_ctx;
+    const size_t e = b->kv_elt, whole = (size_t)n / HMTI_KT_BLOCK * HMTI_KT_BLOCK, rest = (size_t)n - whole;
     const unsigned char *ks = hmti_backbone_kt(b, src), *vs = hmti_backbone_v(b, src);
     unsigned char *kd = hmti_backbone_kt(b, dst), *vd = hmti_backbone_v(b, dst);
-    for (size_t r = 0; r < (size_t)m->n_layer * kv_dim; r++)
-        memcpy(kd + r * n_ctx * e, ks + r * n_ctx * e, (size_t)n * e);
+    for (size_t h = 0; h < (size_t)m->n_layer * m->n_head_kv; h++) {
+        const size_t at = h * b->kt_head;
+        memcpy(kd + at * e, ks + at * e, whole * (size_t)hd * e);
+        if (rest)
+            for (int64_t c = 0; c < hd; c++) {
+                const size_t i = at + hmti_kt_at(hd, c, (int64_t)whole);
+                memcpy(kd + i * e, ks + i * e, rest * e);
+            }
+    }
     for (size_t l = 0; l < (size_t)m->n_layer; l++)
         memcpy(vd + l * n_ctx * kv_dim * e, vs + l * n_ctx * kv_dim * e, (size_t)n * kv_dim * e);
 }

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "backbone/kt_layout.h"
 #include "backbone/model.h"
 
 /* Rows of queries processed together in attention (bounds the score buffer). */
@@ -22,10 +23,10 @@ struct hmti_backbone {
     int kv_type;       /* HMT_P_KV_TYPE (hmt_kv_type)                                 */
     uint32_t kv_gtype; /* its element type in GGML numbering: F32 0, F16 1, BF16 30 */
     size_t kv_elt;     /* bytes per cached element                                  */
-    /* One cache region per sequence, seq_elems elements apart (hmti_backbone_kt/_v): */
-    unsigned char *kt; /* K cache, transposed for the score GEMM: [seq][layer][kv_head][head_dim][n_ctx] */
-    unsigned char *v;  /* V cache: [seq][layer][n_ctx][kv_dim]                                           */
-    size_t kv_bytes, seq_elems;
+    /* One cache region per sequence (hmti_backbone_kt/_v): */
+    unsigned char *kt; /* K cache: [seq][layer][kv_head] blocks of slots (kt_layout.h), kt_head elements each */
+    unsigned char *v;  /* V cache: [seq][layer][n_ctx][kv_dim], seq_elems elements a sequence            */
+    size_t kt_head, kt_bytes, kv_bytes, seq_elems, seq_k_elems;
     int32_t *row_seq, *row_slot; /* [n_batch]: each row's sequence and KV slot   */
     int32_t *runs;               /* [n_batch][3]: first row, rows, seq of a run  */
     int decode_batch; /* this chunk is decode steps of several sequences */
@@ -51,10 +52,14 @@ int hmti_backbone_init(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int3
                        int kv_type, int64_t n_threads);
 int hmti_backbone_init_seqs(hmti_backbone *b, const hmt_model *m, int32_t n_ctx, int32_t n_batch,
                             int32_t n_seq, int kv_type, int64_t n_threads);
-/* Sequence seq's K (transposed) and V cache regions (elements of kv_gtype). */
+/* Sequence seq's K and V cache regions (elements of kv_gtype). */
 static inline unsigned char *hmti_backbone_kt(const hmti_backbone *b, int32_t seq) {
     if (b->peers) return b->peers[seq]->kt;
-    return b->kt + (size_t)seq * b->seq_elems * b->kv_elt;
+    return b->kt + (size_t)seq * b->seq_k_elems * b->kv_elt;
+}
+/* Layer l's keys of KV head g in sequence seq's K region (hmti_kt_at inside). */
+static inline unsigned char *hmti_backbone_kt_head(const hmti_backbone *b, int32_t seq, int l, int64_t g) {
+    return hmti_backbone_kt(b, seq) + ((size_t)l * b->m->n_head_kv + (size_t)g) * b->kt_head * b->kv_elt;
 }
 static inline unsigned char *hmti_backbone_v(const hmti_backbone *b, int32_t seq) {
     if (b->peers) return b->peers[seq]->v;

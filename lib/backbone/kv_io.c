@@ -14,11 +14,21 @@ void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
     /* CHECK moves no data: no pointer is formed into a region that may be
      * smaller than the state being checked */
     const int data = c->kind != HMTI_CHECK;
+    const int64_t hd = m->head_dim;
+    const size_t head = hmti_kt_head_elems(hd, (int64_t)r->stride);
     for (int l = 0; l < m->n_layer; l++) {
         for (size_t row = 0; row < kvd; row++) {
-            const size_t at = (size_t)l * kvd + row;
-            walk_elems(c, r->gtype, data ? r->kt + at * r->stride * e : NULL, n, "K cache",
-                       (int64_t)(at * n));
+            const size_t at = (size_t)l * kvd + row; /* the row saved: slots of one component */
+            if (!data) {
+                walk_elems(c, r->gtype, NULL, n, "K cache", (int64_t)(at * n));
+                continue;
+            }
+            const unsigned char *keys = r->kt + (at / (size_t)hd) * head * e; /* layer l, KV head */
+            for (int64_t t = 0, len; t < (int64_t)n; t += len) { /* block by block */
+                len = hmti_kt_run(t, (int64_t)n - t);
+                walk_elems(c, r->gtype, (unsigned char *)keys + hmti_kt_at(hd, (int64_t)(row % (size_t)hd), t) * e,
+                           (size_t)len, "K cache", (int64_t)(at * n) + t);
+            }
         }
         walk_elems(c, r->gtype, data ? r->v + (size_t)l * r->stride * kvd * e : NULL, n * kvd,
                    "V cache", (int64_t)((size_t)l * n * kvd));

@@ -1,8 +1,8 @@
 /* Saving, checking and loading one KV region through a state walk
  * (io/state_io.h): the stream snapshots' open segment and the context
- * states share this layout. Per layer: the K cache transposed (kv_dim rows
- * of n floats, one row per K component), then the V cache (n slots of
- * kv_dim floats). A non-finite value is reported as "K cache" / "V cache"
+ * states share this layout. Per layer: the K cache as rows of n values, one
+ * row per K component (kv_dim of them, whatever the cache's blocks), then
+ * the V cache (n slots of kv_dim values). A non-finite value is reported as "K cache" / "V cache"
  * with its index in that array over all layers (layer-major, as saved). */
 #ifndef HMT_KV_IO_H
 #define HMT_KV_IO_H
@@ -10,13 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backbone/kt_layout.h"
 #include "backbone/model.h"
 #include "io/state_io.h"
 
-/* A KV region: K transposed [layer][kv_dim][stride], V [layer][stride][kv_dim]
- * (a backbone's kt / v with stride n_ctx), its first n slots in use, its
- * elements of GGML type gtype (F32, F16 or BF16: the cache's, saved as
- * they are). */
+/* A KV region: K per layer and KV head in blocks of slots (kt_layout.h,
+ * for a cache of stride slots), V [layer][stride][kv_dim] (a backbone's kt
+ * / v with stride n_ctx), its first n slots in use, its elements of GGML
+ * type gtype (F32, F16 or BF16: the cache's, saved as they are). */
 typedef struct {
     unsigned char *kt, *v;
     size_t stride;

@@ -19,16 +19,30 @@ static double get(const hmti_backbone *b, const unsigned char *a, int64_t t) {
     return b->kv_gtype == HMTI_TYPE_F16 ? hmti_f16_to_f32(h) : hmti_bf16_to_f32(h);
 }
 
-/* Turn rows a and b (one rotated pair of one KV head, slots [0, n)) by the
- * angle -ang. Double for the angle and the products: the error stays at
- * float rounding however large count * f_i is. */
-static void turn_back(const hmti_backbone *bb, unsigned char *a, unsigned char *b, int64_t n,
-                      double ang) {
+/* Move slots [from, from + n) of component c of one head's keys (blocks,
+ * kt_layout.h) down to [to, to + n), to < from: in runs that stay inside a
+ * block at both ends, lowest first, so nothing is read after it is
+ * overwritten. */
+static void move_down(unsigned char *keys, size_t e, int64_t hd, int64_t c, int64_t to, int64_t from, int64_t n) {
+    for (int64_t len; n > 0; to += len, from += len, n -= len) {
+        len = hmti_kt_run(to, hmti_kt_run(from, n));
+        memmove(keys + hmti_kt_at(hd, c, to) * e, keys + hmti_kt_at(hd, c, from) * e, (size_t)len * e);
+    }
+}
+
+/* Turn components i0 and i1 (one rotated pair) of one head's keys, slots
+ * [first, first + n), by the angle -ang. Double for the angle and the
+ * products: the error stays at float rounding however large count * f_i
+ * is. */
+static void turn_back(const hmti_backbone *bb, unsigned char *keys, int64_t i0, int64_t i1, int64_t first,
+                      int64_t n, double ang) {
+    const int64_t hd = bb->m->head_dim;
     const double c = cos(ang), s = sin(ang);
-    for (int64_t t = 0; t < n; t++) {
-        const double x = get(bb, a, t), y = get(bb, b, t);
-        hmti_kv_put(bb, a, (size_t)t, (float)(x * c + y * s));
-        hmti_kv_put(bb, b, (size_t)t, (float)(y * c - x * s));
+    for (int64_t t = first; t < first + n; t++) {
+        const size_t a = hmti_kt_at(hd, i0, t), b = hmti_kt_at(hd, i1, t);
+        const double x = get(bb, keys, (int64_t)a), y = get(bb, keys, (int64_t)b);
+        hmti_kv_put(bb, keys, a, (float)(x * c + y * s));
+        hmti_kv_put(bb, keys, b, (float)(y * c - x * s));
     }
 }
 
@@ -38,26 +52,20 @@ void hmti_kv_drop(hmti_backbone *b, int32_t first, int32_t count, int32_t n_past
     if (count <= 0 || first < 0 || first + count > n_past || n_past > n_ctx) return;
     const int64_t hd = m->head_dim, kv_dim = (int64_t)m->n_head_kv * hd;
     const int64_t moved = (int64_t)n_past - first - count; /* slots that move down */
+    if (moved <= 0) return;
     const int64_t half = m->rope.n_rot / 2;
     const size_t e = b->kv_elt;
     for (int l = 0; l < m->n_layer; l++) {
         /* the table this cache's keys were rotated with (LongRoPE: by n_ctx) */
         const double *freq = hmti_model_rope_freqs(m, m->layers[l].swa, (int32_t)n_ctx);
         unsigned char *vl = b->v + (size_t)l * n_ctx * kv_dim * e;
-        if (moved > 0)
-            memmove(vl + first * kv_dim * e, vl + (first + count) * kv_dim * e,
-                    (size_t)(moved * kv_dim) * e);
+        memmove(vl + first * kv_dim * e, vl + (first + count) * kv_dim * e, (size_t)(moved * kv_dim) * e);
         for (int h = 0; h < m->n_head_kv; h++) {
-            /* [hd][n_ctx] */
-            unsigned char *kh = b->kt + ((size_t)l * m->n_head_kv + h) * hd * n_ctx * e;
-            if (moved <= 0) continue;
-            for (int64_t c = 0; c < hd; c++)
-                memmove(kh + (c * n_ctx + first) * e, kh + (c * n_ctx + first + count) * e,
-                        (size_t)moved * e);
+            unsigned char *keys = hmti_backbone_kt_head(b, 0, l, h);
+            for (int64_t c = 0; c < hd; c++) move_down(keys, e, hd, c, first, first + count, moved);
             for (int64_t i = 0; i < half; i++) {
                 const int64_t i0 = m->rope_neox ? i : 2 * i, i1 = m->rope_neox ? i + half : 2 * i + 1;
-                turn_back(b, kh + (i0 * n_ctx + first) * e, kh + (i1 * n_ctx + first) * e, moved,
-                          (double)count * freq[i]);
+                turn_back(b, keys, i0, i1, first, moved, (double)count * freq[i]);
             }
         }
     }

@@ -17,8 +17,11 @@
 
 int hmti_kv_row_direct(void) { return hmti_cpu_level() == 2; }
 
-/* Vectors per pass for nh heads: 2 * nh * vectors <= 20, at most 4. */
-#define PER_PASS(nh) ((nh) == 1 ? 4 : 10 / (nh) > 4 ? 4 : 10 / (nh))
+/* Vectors per pass for nh heads: 2 * nh * vectors <= 20, at most 4, a power
+ * of two so that a pass of scores reads whole 32-slot blocks of K, each as
+ * one run (3 vectors for 3 heads, passes across blocks: 1.08x the time of
+ * 2 from memory, kt_layout.h). */
+#define PER_PASS(nh) ((nh) <= 2 ? 4 : (nh) <= 5 ? 2 : 1)
 
 /* Lanes [0, left) of a vector: all 16 when left >= 16. */
 static inline __mmask16 lanes(int64_t left) {
@@ -34,12 +37,12 @@ AVX512_TARGET static inline AI __m512 load16(const uint32_t type, const void *a,
 }
 
 /* One pass of either product: for heads i < nh, y[i * ldy + 16 j + lane] =
- * sum_{r < rows} a[r * lda + 16 j + lane] * x[i * ldx + r] for vectors
- * j < nv (the last one's lanes `last`), even and odd r in two sums added at
- * the end (col_blocks' order). Scores: r is the head component, the lanes
+ * sum_{r < rows} a[j][r * lda + lane] * x[i * ldx + r] for vectors j < nv
+ * (the last one's lanes `last`), even and odd r in two sums added at the
+ * end (col_blocks' order). Scores: r is the head component, the lanes
  * slots; values: r is the slot, the lanes components. */
-AVX512_TARGET static inline AI void pass(const uint32_t type, const int nh, const int nv, const void *a, int64_t lda,
-                                         int64_t rows,
+AVX512_TARGET static inline AI void pass(const uint32_t type, const int nh, const int nv, const char *const *a,
+                                         int64_t lda, int64_t rows,
                                          const float *x, int64_t ldx, float *y, int64_t ldy, __mmask16 last) {
     __m512 e[HMTI_KV_ROW_HEADS][4], o[HMTI_KV_ROW_HEADS][4], a0[4], a1[4];
 #pragma GCC unroll 8
@@ -50,8 +53,8 @@ AVX512_TARGET static inline AI void pass(const uint32_t type, const int nh, cons
     for (; r + 2 <= rows; r += 2) {
 #pragma GCC unroll 4
         for (int j = 0; j < nv; j++) {
-            a0[j] = load16(type, a, r * lda + 16 * j, j == nv - 1 ? last : 0xffff);
-            a1[j] = load16(type, a, (r + 1) * lda + 16 * j, j == nv - 1 ? last : 0xffff);
+            a0[j] = load16(type, a[j], r * lda, j == nv - 1 ? last : 0xffff);
+            a1[j] = load16(type, a[j], (r + 1) * lda, j == nv - 1 ? last : 0xffff);
         }
 #pragma GCC unroll 8
         for (int i = 0; i < nh; i++) {
@@ -65,7 +68,7 @@ AVX512_TARGET static inline AI void pass(const uint32_t type, const int nh, cons
     }
     if (r < rows) {
 #pragma GCC unroll 4
-        for (int j = 0; j < nv; j++) a0[j] = load16(type, a, r * lda + 16 * j, j == nv - 1 ? last : 0xffff);
+        for (int j = 0; j < nv; j++) a0[j] = load16(type, a[j], r * lda, j == nv - 1 ? last : 0xffff);
 #pragma GCC unroll 8
         for (int i = 0; i < nh; i++)
 #pragma GCC unroll 4
@@ -78,17 +81,40 @@ AVX512_TARGET static inline AI void pass(const uint32_t type, const int nh, cons
             _mm512_mask_storeu_ps(y + i * ldy + 16 * j, j == nv - 1 ? last : 0xffff, _mm512_add_ps(e[i][j], o[i][j]));
 }
 
-/* Lanes [0, width) in passes of PER_PASS(nh) vectors, then one vector at a time. */
+/* The lanes of row 0 cut into blocks of `block` lanes, bstride elements
+ * apart (one block: block past every lane): a cursor 16 lanes at a time,
+ * none of them crossing a block. */
+typedef struct {
+    const char *block; /* the cursor's block */
+    int64_t lane;      /* its lane there */
+} cursor;
+
+static inline AI const char *take16(cursor *u, int64_t block, size_t bstride_bytes, size_t es) {
+    const char *p = u->block + (size_t)u->lane * es;
+    u->lane += 16;
+    if (u->lane == block) u->block += bstride_bytes, u->lane = 0;
+    return p;
+}
+
+/* Lanes [c0, c0 + width) in passes of PER_PASS(nh) vectors, then one
+ * vector at a time, into y[.. + c - c0]; no vector may cross a block. */
 AVX512_TARGET static inline AI void passes(const uint32_t type, const int nh, const void *a, int64_t lda,
-                                           int64_t rows, int64_t width, const float *x, int64_t ldx, float *y,
-                                           int64_t ldy) {
+                                           int64_t block, int64_t bstride, int64_t rows, int64_t c0,
+                                           int64_t width, const float *x, int64_t ldx, float *y, int64_t ldy) {
     const int nv = PER_PASS(nh);
-    const size_t es = type == HMTI_T_F32 ? 4 : 2;
+    const size_t es = type == HMTI_T_F32 ? 4 : 2, bb = (size_t)bstride * es;
+    cursor u = {(const char *)a + (size_t)(c0 / block) * bb, c0 % block};
+    const char *at[4];
     int64_t c = 0;
-    for (; c + 16 * nv <= width; c += 16 * nv)
-        pass(type, nh, nv, (const char *)a + c * es, lda, rows, x, ldx, y + c, ldy, 0xffff);
-    for (; c < width; c += 16)
-        pass(type, nh, 1, (const char *)a + c * es, lda, rows, x, ldx, y + c, ldy, lanes(width - c));
+    for (; c + 16 * nv <= width; c += 16 * nv) {
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++) at[j] = take16(&u, block, bb, es);
+        pass(type, nh, nv, at, lda, rows, x, ldx, y + c, ldy, 0xffff);
+    }
+    for (; c < width; c += 16) {
+        at[0] = take16(&u, block, bb, es);
+        pass(type, nh, 1, at, lda, rows, x, ldx, y + c, ldy, lanes(width - c));
+    }
 }
 
 /* passes(type, nh, ...) with nh a constant inside. */
@@ -112,12 +138,22 @@ AVX512_TARGET static inline AI void passes(const uint32_t type, const int nh, co
     default: BY_HEADS(HMTI_T_BF16, nh, __VA_ARGS__); break;                                   \
     }
 
-AVX512_TARGET void hmti_kv_row_scores(const void *k, uint32_t type, int64_t ld, int64_t hd, const float *q, int nh,
-                                      int64_t n, float *s, int64_t lds) {
-    BY_TYPE(type, nh, k, ld, hd, n, q, hd, s, lds);
+/* Slots from t0 on in whole 16-lane vectors when t0 is a vector's start
+ * (a decode step from slot 0), else block by block (a sliding window's
+ * first slot anywhere). */
+AVX512_TARGET void hmti_kv_row_scores(const void *k, uint32_t type, int64_t block, int64_t hd, int64_t t0,
+                                      int64_t n, const float *q, int nh, float *s, int64_t lds) {
+    if (t0 % 16 == 0 && block % 16 == 0) {
+        BY_TYPE(type, nh, k, block, block, hd * block, hd, t0, n, q, hd, s, lds);
+        return;
+    }
+    for (int64_t t = t0, r; t < t0 + n; t += r) {
+        r = t0 + n - t < block - t % block ? t0 + n - t : block - t % block;
+        BY_TYPE(type, nh, k, block, block, hd * block, hd, t, r, q, hd, s + (t - t0), lds);
+    }
 }
 
 AVX512_TARGET void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, int64_t hd, const float *p,
                                       int64_t ldp, int nh, int64_t n, float *out) {
-    BY_TYPE(type, nh, v, ld, n, hd, p, ldp, out, hd);
+    BY_TYPE(type, nh, v, ld, hd, 0, n, 0, hd, p, ldp, out, hd);
 }

@@ -20,13 +20,16 @@
 int hmti_kv_row_direct(void);
 
 /* Both: type is the cache's element type, HMTI_T_F32, HMTI_T_F16 or
- * HMTI_T_BF16 (quant.h); ld and the indices into k or v count elements of
- * that type.
+ * HMTI_T_BF16 (quant.h); ld, block and the indices into k or v count
+ * elements of that type.
  *
- * For heads i < nh: s[i * lds + t] = sum_{d < hd} k[d * ld + t] * q[i * hd + d]
- * for t < n (K stored transposed: one row of slots per component). */
-void hmti_kv_row_scores(const void *k, uint32_t type, int64_t ld, int64_t hd, const float *q, int nh,
-                        int64_t n, float *s, int64_t lds);
+ * For heads i < nh: s[i * lds + t - t0] = sum_{d < hd} K(d, t) * q[i * hd + d]
+ * for t in [t0, t0 + n), K in blocks of slots, each [hd][block] (the
+ * backbone's, kt_layout.h): K(d, t) = k[((t / block) * hd + d) * block + t % block].
+ * block is a multiple of 16, or t0 + n <= block (one block: K transposed,
+ * rows block apart). */
+void hmti_kv_row_scores(const void *k, uint32_t type, int64_t block, int64_t hd, int64_t t0, int64_t n,
+                        const float *q, int nh, float *s, int64_t lds);
 /* For heads i < nh: out[i * hd + d] = sum_{t < n} p[i * ldp + t] * v[t * ld + d]
  * for d < hd. */
 void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, int64_t hd, const float *p,
