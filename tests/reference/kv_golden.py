@@ -7,7 +7,9 @@ that cover the attention variants (GQA, q/k norms, soft-capping with
 sliding windows, partial rotary), and kv-manifest.txt with, per file, the
 max |dlogit| the rounding itself causes against the exact reference: the
 accuracy cost of the type, independent of libhmt's code. Case L is a
-300-slot text: a 280-row prompt, one decode step, then 19 rows."""
+300-slot text: a 280-row prompt, one decode step, then 19 rows; it is also
+written for an F32 cache (kvf32: the exact reference), the one golden whose
+F32 cache spans many of the K cache's 32-slot blocks."""
 import os
 
 import numpy as np
@@ -57,8 +59,12 @@ def write_goldens(out, model_cls, cases_of, flatten):
         for cname in ("A", "D", "L"):
             chunks = cases[cname]
             ref.kv_store = None
-            exact, _ = ref.forward_chunks(chunks)
+            exact, exact_hidden = ref.forward_chunks(chunks)
             tokens, pos, sizes, embd = flatten(chunks, ref.n_embd)
+            if cname == "L":
+                fname = f"{name}.L.kvf32.golden"
+                write_golden(os.path.join(out, fname), tokens, pos, sizes, embd, exact, exact_hidden)
+                lines.append(f"file={fname} model={name}.gguf kv_type=f32 rows={len(tokens)} ref_kv_dlogit=0")
             for tname, rnd in KV_TYPES.items():
                 ref.kv_store = rnd
                 lg, hd = ref.forward_chunks(chunks)
