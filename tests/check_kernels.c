@@ -780,7 +780,8 @@ static void kv_row_case(uint32_t type, const void *k, const float *kw, const voi
     unsigned char *kb = malloc(es * (size_t)((ld + B - 1) / B * B * hd));
     for (int64_t d = 0; d < hd; d++)
         for (int64_t t = 0; t < ld; t++)
-            memcpy(kb + (size_t)(((t / B) * hd + d) * B + t % B) * es, (const unsigned char *)k + (size_t)(d * ld + t) * es, es);
+            memcpy(kb + (size_t)(((t / B) * hd + d) * B + t % B) * es,
+                   (const unsigned char *)k + (size_t)(d * ld + t) * es, es);
     float *s = malloc(sizeof(float) * 8 * (size_t)ld), *ref = malloc(sizeof(float) * (size_t)ld);
     float *out = malloc(sizeof(float) * 8 * 136), *oref = malloc(sizeof(float) * 136);
     hmti_kv_row_scores(kb, type, B, hd, t0, n, q, nh, s, ld);

@@ -329,7 +329,6 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
     }
 }
 
-
 /* Heads [ha, hb) of one KV group on a one-row run (a decode step), the
  * cache read in place: each cached element once for all of them, a half
  * cache widened inside the products (kernels/kv_row.h), each head's result
@@ -346,7 +345,8 @@ static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int6
     const int64_t slot = b->row_slot[run[0]], first = window_start(slot, win), n = slot + 1 - first;
     const size_t e = b->kv_elt;
     const unsigned char *k = hmti_backbone_kt_head(b, run[2], layer, g);
-    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim) * e;
+    const unsigned char *v =
+        hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim) * e;
     const float *q = b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim);
     for (int64_t h = ha; h < hb; h += HMTI_KV_ROW_HEADS) {
         const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;

@@ -19,8 +19,9 @@ int hmti_kv_row_direct(void) { return hmti_cpu_level() == 2; }
 
 /* Vectors per pass for nh heads: 2 * nh * vectors <= 20, at most 4, a power
  * of two so that a pass of scores reads whole 32-slot blocks of K, each as
- * one run (3 vectors for 3 heads, passes across blocks: 1.08x the time of
- * 2 from memory, kt_layout.h). */
+ * one run (3 heads' group from memory, against the rows of n_ctx before:
+ * 3 vectors a pass across the blocks 1.15x the time, 2 vectors 0.90x;
+ * docs/QUANTS.md, sixteenth session). */
 #define PER_PASS(nh) ((nh) <= 2 ? 4 : (nh) <= 5 ? 2 : 1)
 
 /* Lanes [0, left) of a vector: all 16 when left >= 16. */
