@@ -399,12 +399,12 @@ static void attend_group(const hmti_backbone *b, int layer, int64_t g, const int
     for (int64_t h = g * group; h < (g + 1) * group; h++) attend_run(b, layer, h, run, &kv, s);
 }
 
-/* A batched decode step (runs of distinct sequences): items (run, KV head)
- * split over the threads, each storing its rows' keys and values of that
- * head, then attending the head's group of query heads. An item reads only
- * what it wrote and its sequence's earlier slots, so no barrier is needed;
- * the stores, one line per key component, run in parallel and
- * leave the lines in the cache that reads them next. */
+/* A decode step (runs of distinct sequences, or one row: kv_in_step):
+ * items (run, KV head) split over the threads, each storing its rows' keys
+ * and values of that head, then attending the head's group of query heads.
+ * An item reads only what it wrote and its sequence's earlier slots, so no
+ * barrier is needed; the stores, one line per key component, run in
+ * parallel and leave the lines in the cache that reads them next. */
 static void job_attention_items(void *arg, int ith, int nth) {
     const att_job *j = arg;
     const hmti_backbone *b = j->b;
@@ -502,6 +502,20 @@ static int distinct_runs(const hmti_backbone *b, int32_t n_runs) {
     return 1;
 }
 
+/* Whether the attention job stores the keys and values (by KV head, in
+ * parallel: job_attention_items) rather than the caller before it: a
+ * batched decode step of distinct sequences (an item then never reads a
+ * row another item stores), or a single row when every thread can take
+ * whole KV groups. A single row's stores (one line per key component)
+ * were ~3 of the ~7 kilocycles of serial work before each layer's
+ * attention at 2 threads on the SmolLM2 shape, whose 3 groups split 2 / 1
+ * read no more a thread than its 9 heads split 5 / 4 did (docs/QUANTS.md,
+ * sixteenth session). */
+static int kv_in_step(const hmti_backbone *b, int32_t n, int32_t n_runs) {
+    if (b->decode_batch) return distinct_runs(b, n_runs);
+    return n == 1 && b->m->n_head_kv >= b->n_threads;
+}
+
 /* The last block's normalized FFN input is the kNN-LM key. */
 static void keep_ffn_input(hmti_backbone *b, int32_t n, const uint8_t *outputs) {
     const int64_t d = b->m->n_embd;
@@ -575,7 +589,7 @@ static int forward(hmti_backbone *b, int32_t n, const hmt_token *tokens, const f
     const hmt_model *m = b->m;
     const int64_t d = m->n_embd;
     const int32_t n_runs = find_runs(b, n);
-    const int kv_in_att = b->decode_batch && distinct_runs(b, n_runs);
+    const int kv_in_att = kv_in_step(b, n, n_runs);
     for (int32_t i = 0; i < n; i++) {
         if (tokens)
             hmti_model_embed(m, tokens[i], b->x + (size_t)i * d);
