@@ -24,8 +24,8 @@ struct hmti_backbone {
     uint32_t kv_gtype; /* its element type in GGML numbering: F32 0, F16 1, BF16 30 */
     size_t kv_elt;     /* bytes per cached element                                  */
     /* One cache region per sequence (hmti_backbone_kt/_v): */
-    unsigned char *kt; /* K cache: [seq][layer][kv_head] blocks of slots (kt_layout.h), kt_head elements each */
-    unsigned char *v;  /* V cache: [seq][layer][n_ctx][kv_dim], seq_elems elements a sequence            */
+    unsigned char *kt; /* K cache: [seq][layer][kv_head], kt_head elements each (kt_layout.h) */
+    unsigned char *v;  /* V cache: [seq][layer][n_ctx][kv_dim], seq_elems a sequence           */
     size_t kt_head, kt_bytes, kv_bytes, seq_elems, seq_k_elems;
     int32_t *row_seq, *row_slot; /* [n_batch]: each row's sequence and KV slot   */
     int32_t *runs;               /* [n_batch][3]: first row, rows, seq of a run  */

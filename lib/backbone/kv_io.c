@@ -26,8 +26,9 @@ void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
             const unsigned char *keys = r->kt + (at / (size_t)hd) * head * e; /* layer l, KV head */
             for (int64_t t = 0, len; t < (int64_t)n; t += len) { /* block by block */
                 len = hmti_kt_run(t, (int64_t)n - t);
-                walk_elems(c, r->gtype, (unsigned char *)keys + hmti_kt_at(hd, (int64_t)(row % (size_t)hd), t) * e,
-                           (size_t)len, "K cache", (int64_t)(at * n) + t);
+                const size_t i = hmti_kt_at(hd, (int64_t)(row % (size_t)hd), t);
+                walk_elems(c, r->gtype, (unsigned char *)keys + i * e, (size_t)len, "K cache",
+                           (int64_t)(at * n) + t);
             }
         }
         walk_elems(c, r->gtype, data ? r->v + (size_t)l * r->stride * kvd * e : NULL, n * kvd,

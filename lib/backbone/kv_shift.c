@@ -23,7 +23,8 @@ static double get(const hmti_backbone *b, const unsigned char *a, int64_t t) {
  * kt_layout.h) down to [to, to + n), to < from: in runs that stay inside a
  * block at both ends, lowest first, so nothing is read after it is
  * overwritten. */
-static void move_down(unsigned char *keys, size_t e, int64_t hd, int64_t c, int64_t to, int64_t from, int64_t n) {
+static void move_down(unsigned char *keys, size_t e, int64_t hd, int64_t c, int64_t to, int64_t from,
+                      int64_t n) {
     for (int64_t len; n > 0; to += len, from += len, n -= len) {
         len = hmti_kt_run(to, hmti_kt_run(from, n));
         memmove(keys + hmti_kt_at(hd, c, to) * e, keys + hmti_kt_at(hd, c, from) * e, (size_t)len * e);
