@@ -27,7 +27,7 @@ static size_t arena_floats(const hmt_model *m, int32_t n_batch) {
 
 /* One thread's share of b->scores, in floats. */
 static size_t scores_floats(const hmti_backbone *b) {
-    const size_t widen = b->kv_gtype == HMTI_TYPE_F32 ? 0 : 2 * (size_t)b->n_ctx * b->m->head_dim;
+    const size_t widen = b->kv_gtype == HMTI_TYPE_F32 ? 0 : b->kt_head + (size_t)b->n_ctx * b->m->head_dim;
     return (size_t)HMTI_ATT_ROWS * (size_t)b->n_ctx + widen;
 }
 
@@ -240,16 +240,16 @@ static void weigh_scores(const hmt_model *m, float *row, int64_t n) {
 }
 
 /* One KV head's keys and values for a run, as F32: K in the cache's blocks
- * (in_place: slot t's component d at k[hmti_kt_at(hd, d, t)]) or as one
- * block [head_dim][span] (k[d * span + t - origin]), and V slots of
- * head_dim values (v[(t - origin) * ldv + d]). An F32 cache is read in
- * place; a half cache is widened once per KV head, run and thread (every
- * query head of the group then reads the copy), over the slots any row of
- * the run sees. */
+ * (slot t's component d at k[hmti_kt_at(hd, d, t - korigin)], korigin a
+ * block's first slot) and V slots of head_dim values (v[(t - vorigin) *
+ * ldv + d]). An F32 cache is read in place (origins 0); a half cache is
+ * widened once per KV head, run and thread (every query head of the group
+ * then reads the copy): the whole key blocks holding the slots any row of
+ * the run sees, in one conversion (a head's blocks are contiguous), and
+ * those slots' values. */
 typedef struct {
     const float *k, *v;
-    int64_t span, ldv, origin;
-    int in_place;
+    int64_t ldv, korigin, vorigin;
 } kv_view;
 
 static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32_t *run,
@@ -260,35 +260,29 @@ static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32
     const unsigned char *kt = hmti_backbone_kt_head(b, run[2], layer, g);
     const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd) * e;
     if (b->kv_gtype == HMTI_TYPE_F32)
-        return (kv_view){(const float *)kt, (const float *)v, 0, kv_dim, 0, 1};
+        return (kv_view){(const float *)kt, (const float *)v, kv_dim, 0, 0};
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
     const int64_t end = (int64_t)b->row_slot[run[0]] + run[1];
     const int64_t lo = window_start(b->row_slot[run[0]], win), span = end - lo;
-    float *wk = wide, *wv = wide + (size_t)hd * n_ctx;
-    for (int64_t t = lo, n; t < end; t += n) {
-        n = hmti_kt_run(t, end - t);
-        for (int64_t d = 0; d < hd; d++)
-            hmti_row_to_f32(kt + hmti_kt_at(hd, d, t) * e, b->kv_gtype, wk + d * span + (t - lo), n);
-    }
+    const int64_t k0 = lo / HMTI_KT_BLOCK * HMTI_KT_BLOCK; /* lo's block */
+    const size_t at = hmti_kt_at(hd, 0, k0);
+    float *wk = wide, *wv = wide + b->kt_head;
+    hmti_row_to_f32(kt + at * e, b->kv_gtype, wk, (int64_t)(hmti_kt_head_elems(hd, end) - at));
     for (int64_t t = 0; t < span; t++)
         hmti_row_to_f32(v + (size_t)(lo + t) * kv_dim * e, b->kv_gtype, wv + t * hd, hd);
-    return (kv_view){wk, wv, span, hd, lo, 0};
+    return (kv_view){wk, wv, hd, k0, lo};
 }
 
 /* Scores (slots [first, first + span) × rows, col-major, ld lds) = K · Q:
- * one GEMM per block of an in-place view. Block starts are multiples of
- * hmti_gemm_cm's tile rows, so a run from slot 0 gets the bits one GEMM
- * over all its slots would. */
+ * one GEMM per block. Block starts are multiples of hmti_gemm_cm's tile
+ * rows, so a run from slot 0 gets the bits one GEMM over all its slots
+ * would. */
 static void key_scores(const kv_view *kv, int64_t hd, int64_t first, int64_t span, int32_t rows,
                        const float *q, int64_t ldq, float *s, int64_t lds) {
-    if (!kv->in_place) {
-        hmti_gemm_cm(span, rows, hd, kv->k + (first - kv->origin), kv->span, q, ldq, s, lds, 0.0f);
-        return;
-    }
     for (int64_t t = first, n; t < first + span; t += n) {
         n = hmti_kt_run(t, first + span - t);
-        hmti_gemm_cm(n, rows, hd, kv->k + hmti_kt_at(hd, 0, t), HMTI_KT_BLOCK, q, ldq, s + (t - first),
-                     lds, 0.0f);
+        hmti_gemm_cm(n, rows, hd, kv->k + hmti_kt_at(hd, 0, t - kv->korigin), HMTI_KT_BLOCK, q, ldq,
+                     s + (t - first), lds, 0.0f);
     }
 }
 
@@ -324,7 +318,7 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
                 memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
         }
         /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
-        hmti_gemm_cm(hd, rows, span, kv->v + (first - kv->origin) * kv->ldv, kv->ldv, s, n_ctx,
+        hmti_gemm_cm(hd, rows, span, kv->v + (first - kv->vorigin) * kv->ldv, kv->ldv, s, n_ctx,
                      b->att + (size_t)r0 * q_dim + h * hd, q_dim, 0.0f);
     }
 }
@@ -666,26 +660,18 @@ int hmti_backbone_forward_peers(hmti_backbone *b, hmti_backbone *const *peers, i
     return rc;
 }
 
-/* K: per layer and KV head, n slots are whole blocks and the first slots
- * of each component's row in the last one (kt_layout.h); V
+/* K: per layer and KV head, the blocks holding n slots, one run (the last
+ * block whole: its slots from n on are free in dst); V
  * [layer][n_ctx][kv_dim]: one run per layer. */
 void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n) {
     if (src == dst || n <= 0) return;
     const hmt_model *m = b->m;
-    const int64_t hd = m->head_dim;
-    const size_t kv_dim = (size_t)m->n_head_kv * hd, n_ctx = (size_t)b->n_ctx;
-    const size_t e = b->kv_elt, whole = (size_t)n / HMTI_KT_BLOCK * HMTI_KT_BLOCK, rest = (size_t)n - whole;
+    const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim, n_ctx = (size_t)b->n_ctx;
+    const size_t e = b->kv_elt, keys = hmti_kt_head_elems(m->head_dim, n);
     const unsigned char *ks = hmti_backbone_kt(b, src), *vs = hmti_backbone_v(b, src);
     unsigned char *kd = hmti_backbone_kt(b, dst), *vd = hmti_backbone_v(b, dst);
-    for (size_t h = 0; h < (size_t)m->n_layer * m->n_head_kv; h++) {
-        const size_t at = h * b->kt_head;
-        memcpy(kd + at * e, ks + at * e, whole * (size_t)hd * e);
-        if (rest)
-            for (int64_t c = 0; c < hd; c++) {
-                const size_t i = at + hmti_kt_at(hd, c, (int64_t)whole);
-                memcpy(kd + i * e, ks + i * e, rest * e);
-            }
-    }
+    for (size_t h = 0; h < (size_t)m->n_layer * m->n_head_kv; h++)
+        memcpy(kd + h * b->kt_head * e, ks + h * b->kt_head * e, keys * e);
     for (size_t l = 0; l < (size_t)m->n_layer; l++)
         memcpy(vd + l * n_ctx * kv_dim * e, vs + l * n_ctx * kv_dim * e, (size_t)n * kv_dim * e);
 }

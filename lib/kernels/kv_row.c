@@ -144,7 +144,7 @@ AVX512_TARGET static inline AI void passes(const uint32_t type, const int nh, co
  * first slot anywhere). */
 AVX512_TARGET void hmti_kv_row_scores(const void *k, uint32_t type, int64_t block, int64_t hd, int64_t t0,
                                       int64_t n, const float *q, int nh, float *s, int64_t lds) {
-    if (t0 % 16 == 0 && block % 16 == 0) {
+    if (t0 % 16 == 0) {
         BY_TYPE(type, nh, k, block, block, hd * block, hd, t0, n, q, hd, s, lds);
         return;
     }

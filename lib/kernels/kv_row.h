@@ -25,9 +25,8 @@ int hmti_kv_row_direct(void);
  *
  * For heads i < nh: s[i * lds + t - t0] = sum_{d < hd} K(d, t) * q[i * hd + d]
  * for t in [t0, t0 + n), K in blocks of slots, each [hd][block] (the
- * backbone's, kt_layout.h): K(d, t) = k[((t / block) * hd + d) * block + t % block].
- * block is a multiple of 16, or t0 + n <= block (one block: K transposed,
- * rows block apart). */
+ * backbone's, kt_layout.h): K(d, t) = k[((t / block) * hd + d) * block + t % block],
+ * block a multiple of 16. */
 void hmti_kv_row_scores(const void *k, uint32_t type, int64_t block, int64_t hd, int64_t t0, int64_t n,
                         const float *q, int nh, float *s, int64_t lds);
 /* For heads i < nh: out[i * hd + d] = sum_{t < n} p[i * ldp + t] * v[t * ld + d]
