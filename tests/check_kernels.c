@@ -793,11 +793,21 @@ static void kv_row_case(uint32_t type, const void *k, const float *kw, const voi
     }
     for (int i = 0; i < nh; i++) /* as probabilities: the scores softmaxed */
         hmti_softmax(s + i * ld, n);
-    hmti_kv_row_values(v, type, ldv, hd, s, ld, nh, n, out);
-    for (int i = 0; i < nh; i++) {
-        hmti_gemm_cm(hd, 1, n, vw, ldv, s + i * ld, ld, oref, hd, 0.0f);
-        EXPECT_MSG(memcmp(out + i * hd, oref, (size_t)hd * sizeof(float)) == 0, "type %u values hd %lld n %lld heads %d: head %d",
-                   type, (long long)hd, (long long)n, nh, i);
+    /* the whole head, then slices of a pass's width and of 16 (the split
+     * decode's shares of a group's components: backbone.c) */
+    const int64_t widths[] = {hd, hmti_kv_row_pass_lanes(nh), 16};
+    for (int wi = 0; wi < 3; wi++) {
+        memset(out, 0xff, sizeof(float) * 8 * 136);
+        for (int64_t c0 = 0, w; c0 < hd; c0 += w) {
+            w = hd - c0 < widths[wi] ? hd - c0 : widths[wi];
+            hmti_kv_row_values((const unsigned char *)v + (size_t)c0 * es, type, ldv, w, s, ld, nh, n, out + c0, hd);
+        }
+        for (int i = 0; i < nh; i++) {
+            hmti_gemm_cm(hd, 1, n, vw, ldv, s + i * ld, ld, oref, hd, 0.0f);
+            EXPECT_MSG(memcmp(out + i * hd, oref, (size_t)hd * sizeof(float)) == 0,
+                       "type %u values hd %lld n %lld heads %d slices of %lld: head %d", type, (long long)hd,
+                       (long long)n, nh, (long long)widths[wi], i);
+        }
     }
     free(s), free(ref), free(out), free(oref), free(kb);
 }

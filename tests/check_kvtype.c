@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone/backbone.h"
 #include "hmt/hmt.h"
 #include "kernels/kernels.h"
 #include "util/golden.h"
@@ -96,6 +97,51 @@ START_TEST(matches_rounded_reference) {
                "%.2e\n", c->file, worst, c->ref_dl);
     free(l), free(h), free(g.buf);
     hmt_model_free(m);
+}
+END_TEST
+
+/* A decode step whose KV groups do not split evenly over the threads runs
+ * as two jobs past HMTI_SPLIT_MACS (backbone.c, splits_step): its logits
+ * equal one thread's bit for bit, for every cache type, with one KV head
+ * on 2 threads and two on 3, sliding windows included (llama-swa, gemma3).
+ * The prompt, just past the threshold so that every step splits, runs on
+ * one thread in both contexts: only the steps' thread counts differ. */
+START_TEST(split_decode_equals_one_thread) {
+    static const struct {
+        const char *model;
+        int threads;
+    } split_cases[] = {{"llama-hd128-f32.gguf", 2}, {"llama-swa-f32.gguf", 3}, {"gemma3-f32.gguf", 3}};
+    enum { STEPS = 5 };
+    for (size_t ci = 0; ci < sizeof split_cases / sizeof split_cases[0]; ci++) {
+        hmt_model *m = hmt_test_load_model(split_cases[ci].model);
+        const int n = (int)(HMTI_SPLIT_MACS / ((int64_t)m->n_head * m->head_dim)) + 3, nv = m->n_vocab;
+        hmt_token *t = malloc((size_t)(n + STEPS) * sizeof *t);
+        float *one = malloc((size_t)nv * STEPS * sizeof *one);
+        for (int i = 0; i < n + STEPS; i++) t[i] = (hmt_token)((i * 7919 + 13) % nv);
+        for (int kv = HMT_KV_F32; kv <= HMT_KV_BF16; kv++)
+            for (int threads = 1; threads <= split_cases[ci].threads; threads += split_cases[ci].threads - 1) {
+                hmt_params *p = ctx_params(kv, 1, 512);
+                ck_assert_int_eq(hmt_params_set_int(p, HMT_P_N_CTX, n + STEPS), HMT_OK);
+                hmt_ctx *c;
+                ck_assert_int_eq(hmt_ctx_create(&c, m, p), HMT_OK);
+                ck_assert_int_eq(hmt_ctx_eval_tokens(c, t, n, 0), HMT_OK);
+                ck_assert_int_eq(hmt_ctx_set_int(c, HMT_P_N_THREADS, threads), HMT_OK);
+                for (int s = 0; s < STEPS; s++) {
+                    ck_assert_int_eq(hmt_ctx_eval_tokens(c, t + n + s, 1, 0), HMT_OK);
+                    const float *l = hmt_ctx_logits(c, 0);
+                    if (threads == 1)
+                        memcpy(one + (size_t)s * nv, l, (size_t)nv * sizeof *l);
+                    else
+                        ck_assert_msg(memcmp(one + (size_t)s * nv, l, (size_t)nv * sizeof *l) == 0,
+                                      "%s kv type %d, %d threads: step %d's logits differ from one thread's",
+                                      split_cases[ci].model, kv, threads, s);
+                }
+                hmt_ctx_free(c);
+                hmt_params_free(p);
+            }
+        free(t), free(one);
+        hmt_model_free(m);
+    }
 }
 END_TEST
 
@@ -267,6 +313,7 @@ Suite *hmt_suite_kvtype(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, matches_rounded_reference, 0, MAX_CASES);
     tcase_add_test(tc, key_is_checked);
+    tcase_add_test(tc, split_decode_equals_one_thread);
     tcase_add_test(tc, states_keep_the_type);
     tcase_add_test(tc, sequences_fork_half_caches);
     tcase_add_test(tc, streams_take_half_caches);

@@ -31,8 +31,14 @@ static size_t scores_floats(const hmti_backbone *b) {
     return (size_t)HMTI_ATT_ROWS * (size_t)b->n_ctx + widen;
 }
 
+/* The split decode step's scores, [n_head][n_ctx], after the threads' own. */
+static float *step_scores(const hmti_backbone *b) {
+    return b->scores + (size_t)b->n_threads * scores_floats(b);
+}
+
 static int alloc_scores(hmti_backbone *b, int n_threads) {
-    size_t bytes = (size_t)n_threads * scores_floats(b) * sizeof(float);
+    const size_t step = n_threads > 1 ? (size_t)b->m->n_head * (size_t)b->n_ctx : 0;
+    size_t bytes = ((size_t)n_threads * scores_floats(b) + step) * sizeof(float);
     if (bytes <= b->scores_bytes) return HMT_OK;
     float *s = hmti_big_alloc(bytes);
     if (!s) return hmti_errf(HMT_E_NOMEM, "context: out of memory for attention scores");
@@ -346,7 +352,7 @@ static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int6
         const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;
         hmti_kv_row_scores(k, b->kv_gtype, HMTI_KT_BLOCK, hd, first, n, q + h * hd, nh, s, n_ctx);
         for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, n);
-        hmti_kv_row_values(v, b->kv_gtype, kv_dim, hd, s, n_ctx, nh, n, b->att + (size_t)run[0] * q_dim + h * hd);
+        hmti_kv_row_values(v, b->kv_gtype, kv_dim, hd, s, n_ctx, nh, n, b->att + (size_t)run[0] * q_dim + h * hd, hd);
     }
 }
 
@@ -442,6 +448,111 @@ static void job_attention(void *arg, int ith, int nth) {
     }
 }
 
+/* Multiply-adds of the runs' K·q products (rows × heads × slots seen ×
+ * head_dim, windows ignored): how much a job would have to do. */
+static int64_t attention_macs(const hmti_backbone *b, int32_t n_runs) {
+    int64_t macs = 0;
+    for (int32_t ri = 0; ri < n_runs; ri++) {
+        const int32_t *run = b->runs + 3 * ri;
+        macs += (int64_t)run[1] * ((int64_t)b->row_slot[run[0]] + run[1]);
+    }
+    return macs * b->m->n_head * b->m->head_dim;
+}
+
+/* A decode step whose KV groups do not split evenly over the threads (the
+ * SmolLM2 shape's 3 on 2: one thread read two groups' keys and values
+ * while the other read one) runs as two jobs: scores = K·q of every head
+ * over each thread's share of the slots (whole key blocks; the share
+ * holding the new slot stores its key and value first), then each thread
+ * weighs the heads of the groups it needs (a copy of their scores) and
+ * computes slices of those groups' outputs (components). Every thread
+ * then reads an even share of the cache. Each score and each output
+ * component is attend_row_heads' bits: the kernels' lanes do not depend
+ * on where a call starts or how wide it is (kv_row.h). */
+static int splits_step(const hmti_backbone *b, int32_t n_runs) {
+    const hmt_model *m = b->m;
+    return n_runs == 1 && !b->decode_batch && reads_heads(b->runs) && b->n_threads > 1 &&
+           m->n_head_kv % b->n_threads != 0 && m->n_head / m->n_head_kv <= HMTI_ATT_ROWS &&
+           attention_macs(b, n_runs) >= HMTI_SPLIT_MACS;
+}
+
+typedef struct {
+    const hmti_backbone *b;
+    int layer;
+} step_job;
+
+/* The decode row's slots [first, slot] (first > 0 on a sliding window). */
+static void step_slots(const hmti_backbone *b, int layer, int64_t *first, int64_t *slot) {
+    *slot = b->row_slot[b->runs[0]];
+    *first = window_start(*slot, b->m->layers[layer].swa ? b->m->n_swa : 0);
+}
+
+/* Items (KV head g, key block) in the cache's order, so that a thread's
+ * share of a layer's keys is one run of memory; the thread holding a
+ * group's block of the new slot stores that group's key and value first. */
+static void job_step_scores(void *arg, int ith, int nth) {
+    const step_job *j = arg;
+    const hmti_backbone *b = j->b;
+    const hmt_model *m = b->m;
+    const int32_t *run = b->runs;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx, group = m->n_head / m->n_head_kv;
+    const int64_t qkv_dim = ((int64_t)m->n_head + 2 * m->n_head_kv) * hd;
+    int64_t first, slot, i0, i1;
+    step_slots(b, j->layer, &first, &slot);
+    const int64_t b0 = first / HMTI_KT_BLOCK, nb = slot / HMTI_KT_BLOCK + 1 - b0;
+    const float *q = b->qkv + (size_t)run[0] * qkv_dim;
+    float *s = step_scores(b);
+    hmti_split_range(m->n_head_kv * nb, ith, nth, 1, &i0, &i1);
+    for (int64_t it = i0, e; it < i1; it = e) {
+        const int64_t g = it / nb;
+        e = (g + 1) * nb < i1 ? (g + 1) * nb : i1; /* this group's blocks in the share */
+        const int64_t lo = (b0 + it % nb) * HMTI_KT_BLOCK > first ? (b0 + it % nb) * HMTI_KT_BLOCK : first;
+        const int64_t hi = e % nb ? (b0 + e % nb) * HMTI_KT_BLOCK : slot + 1;
+        if (hi == slot + 1) store_kv_head(b, j->layer, run[0], g);
+        const unsigned char *k = hmti_backbone_kt_head(b, run[2], j->layer, g);
+        for (int64_t h = g * group, nh; h < (g + 1) * group; h += nh) {
+            nh = (g + 1) * group - h < HMTI_KV_ROW_HEADS ? (g + 1) * group - h : HMTI_KV_ROW_HEADS;
+            hmti_kv_row_scores(k, b->kv_gtype, HMTI_KT_BLOCK, hd, lo, hi - lo, q + h * hd, (int)nh,
+                               s + h * n_ctx + (lo - first), n_ctx);
+        }
+    }
+}
+
+static void job_step_values(void *arg, int ith, int nth) {
+    const step_job *j = arg;
+    const hmti_backbone *b = j->b;
+    const hmt_model *m = b->m;
+    const int32_t *run = b->runs;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx, group = m->n_head / m->n_head_kv;
+    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t w = hmti_kv_row_pass_lanes(group < HMTI_KV_ROW_HEADS ? (int)group : HMTI_KV_ROW_HEADS);
+    const int64_t slices = (hd + w - 1) / w;
+    int64_t first, slot, i0, i1;
+    step_slots(b, j->layer, &first, &slot);
+    const int64_t n = slot + 1 - first;
+    const size_t e = b->kv_elt;
+    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)j->layer * n_ctx + first) * kv_dim * e;
+    const float *s = step_scores(b);
+    float *p = b->scores + (size_t)ith * scores_floats(b); /* the weights of one group's heads */
+    float *out = b->att + (size_t)run[0] * q_dim;
+    hmti_split_range(m->n_head_kv * slices, ith, nth, 1, &i0, &i1);
+    for (int64_t it = i0, weighed = -1; it < i1; it++) {
+        const int64_t g = it / slices, c0 = it % slices * w, width = hd - c0 < w ? hd - c0 : w;
+        if (g != weighed) {
+            for (int64_t r = 0; r < group; r++) {
+                memcpy(p + r * n_ctx, s + (g * group + r) * n_ctx, (size_t)n * sizeof *p);
+                weigh_scores(m, p + r * n_ctx, n);
+            }
+            weighed = g;
+        }
+        for (int64_t r = 0, nh; r < group; r += nh) {
+            nh = group - r < HMTI_KV_ROW_HEADS ? group - r : HMTI_KV_ROW_HEADS;
+            hmti_kv_row_values(v + (size_t)(g * hd + c0) * e, b->kv_gtype, kv_dim, width, p + r * n_ctx, n_ctx,
+                               (int)nh, n, out + (g * group + r) * hd + c0, hd);
+        }
+    }
+}
+
 /* Attention over a short context runs on the caller alone: below 2^15
  * multiply-adds per K·q product (rows × heads × visible slots × head_dim),
  * ~10 µs at decode, a pool job's wake-up and barrier can cost more than the
@@ -449,18 +560,17 @@ static void job_attention(void *arg, int ith, int nth) {
  * per layer on 2 threads, 9-14 µs on 1). Each head's result is the same
  * either way. */
 static void run_attention(hmti_backbone *b, att_job *aj) {
-    const hmt_model *m = b->m;
-    int64_t macs = 0;
-    for (int32_t ri = 0; ri < aj->n_runs; ri++) {
-        const int32_t *run = b->runs + 3 * ri;
-        macs += (int64_t)run[1] * ((int64_t)b->row_slot[run[0]] + run[1]);
-    }
-    macs *= (int64_t)m->n_head * m->head_dim;
+    const int64_t macs = attention_macs(b, aj->n_runs);
     const hmti_job_fn fn = aj->store ? job_attention_items : job_attention;
-    if (macs < (1 << 15))
+    if (macs < (1 << 15)) {
         fn(aj, 0, 1);
-    else
+    } else if (aj->store && splits_step(b, aj->n_runs)) {
+        step_job sj = {b, aj->layer};
+        hmti_pool_run(b->pool, job_step_scores, &sj);
+        hmti_pool_run(b->pool, job_step_values, &sj);
+    } else {
         hmti_pool_run(b->pool, fn, aj);
+    }
 }
 
 /* Per-head RMSNorm of q or k (qwen3), in place, before RoPE. */
@@ -504,10 +614,11 @@ static int distinct_runs(const hmti_backbone *b, int32_t n_runs) {
  * were ~3 of the ~7 kilocycles of serial work before each layer's
  * attention at 2 threads on the SmolLM2 shape, whose 3 groups split 2 / 1
  * read no more a thread than its 9 heads split 5 / 4 did (docs/QUANTS.md,
- * sixteenth session). */
+ * sixteenth session). A step that splits its groups (splits_step) stores
+ * them in its first job. */
 static int kv_in_step(const hmti_backbone *b, int32_t n, int32_t n_runs) {
     if (b->decode_batch) return distinct_runs(b, n_runs);
-    return n == 1 && b->m->n_head_kv >= b->n_threads;
+    return n == 1 && (b->m->n_head_kv >= b->n_threads || splits_step(b, n_runs));
 }
 
 /* The last block's normalized FFN input is the kNN-LM key. */

@@ -13,6 +13,13 @@
 /* Rows of queries processed together in attention (bounds the score buffer). */
 #define HMTI_ATT_ROWS 64
 
+/* A decode step's attention splits its KV groups' work by slots and
+ * components (backbone.c, splits_step) from this many multiply-adds of its
+ * K·q products (heads × slots × head_dim) on: below, the second job costs
+ * about what it saves (SmolLM2 shape, 2 threads: 0.985x at 60-92 slots,
+ * 1.01x at 200-320, 1.14x at 1800; docs/QUANTS.md, seventeenth session). */
+#define HMTI_SPLIT_MACS (1 << 17)
+
 typedef struct hmti_backbone hmti_backbone;
 struct hmti_backbone {
     const hmt_model *m;
@@ -37,7 +44,8 @@ struct hmti_backbone {
     float *att;         /* [n_batch][q_dim]                                               */
     float *gu;          /* [n_batch][2 ff]: gate | up                                     */
     float *scores; /* per thread: [HMTI_ATT_ROWS][n_ctx] scores, then (half caches)
-                      the F32 copy of one KV head's K and V, 2 × n_ctx × head_dim */
+                      the F32 copy of one KV head's K and V, 2 × n_ctx × head_dim;
+                      after them (2+ threads) a split decode step's [n_head][n_ctx] */
     float *ffn_in_out; /* where forward writes HMT_OUT_FFN_INPUT rows, consecutively */
     size_t scores_bytes;
     /* set only during hmti_backbone_forward_peers: sequence i is peers[i]'s

@@ -154,7 +154,9 @@ AVX512_TARGET void hmti_kv_row_scores(const void *k, uint32_t type, int64_t bloc
     }
 }
 
-AVX512_TARGET void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, int64_t hd, const float *p,
-                                      int64_t ldp, int nh, int64_t n, float *out) {
-    BY_TYPE(type, nh, v, ld, hd, 0, n, 0, hd, p, ldp, out, hd);
+AVX512_TARGET void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, int64_t width, const float *p,
+                                      int64_t ldp, int nh, int64_t n, float *out, int64_t ldo) {
+    BY_TYPE(type, nh, v, ld, width, 0, n, 0, width, p, ldp, out, ldo);
 }
+
+int64_t hmti_kv_row_pass_lanes(int nh) { return 16 * PER_PASS(nh); }

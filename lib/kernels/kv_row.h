@@ -29,9 +29,13 @@ int hmti_kv_row_direct(void);
  * block a multiple of 16. */
 void hmti_kv_row_scores(const void *k, uint32_t type, int64_t block, int64_t hd, int64_t t0, int64_t n,
                         const float *q, int nh, float *s, int64_t lds);
-/* For heads i < nh: out[i * hd + d] = sum_{t < n} p[i * ldp + t] * v[t * ld + d]
- * for d < hd. */
-void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, int64_t hd, const float *p,
-                        int64_t ldp, int nh, int64_t n, float *out);
+/* For heads i < nh: out[i * ldo + d] = sum_{t < n} p[i * ldp + t] * v[t * ld + d]
+ * for d < width (a head's components, or a slice of them: each result is
+ * the same whatever slice it is computed in). */
+void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, int64_t width, const float *p,
+                        int64_t ldp, int nh, int64_t n, float *out, int64_t ldo);
+/* Components the values product takes in one walk over the slots for nh
+ * heads: a slice of this width reads each slot's line(s) once. */
+int64_t hmti_kv_row_pass_lanes(int nh);
 
 #endif
