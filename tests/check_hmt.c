@@ -510,7 +510,7 @@ START_TEST(kv_drop_matches_direct_positions) {
     ck_assert_int_eq(hmti_backbone_init(&b, m, nc, nc, HMT_KV_F32, 1), HMT_OK);
     ck_assert_int_eq(hmti_backbone_init(&d, m, nc, nc, HMT_KV_F32, 1), HMT_OK);
     float *la = malloc((size_t)m->n_vocab * sizeof *la), *ld = malloc((size_t)m->n_vocab * sizeof *ld);
-    const size_t kvd = (size_t)m->n_head_kv * m->head_dim;
+    const size_t hd_ctx = (size_t)nc * m->head_dim; /* one head's values */
     /* no sinks: a at positions 0.., drop c; b at positions -c.. directly */
     eval_at(&a, tok, 0, n, NULL, 0, NULL);
     for (int i = 0; i < n; i++) pos[i] = i - c;
@@ -525,9 +525,11 @@ START_TEST(kv_drop_matches_direct_positions) {
             for (int32_t t = c; t < n; t++)
                 ((float *)d.kt)[r * d.kt_head + hmti_kt_at(m->head_dim, i, t - c)] =
                     ((const float *)b.kt)[r * b.kt_head + hmti_kt_at(m->head_dim, i, t)];
-    for (int l = 0; l < m->n_layer; l++)
-        memcpy((float *)d.v + (size_t)l * nc * kvd, (const float *)b.v + ((size_t)l * nc + c) * kvd,
-               (size_t)(n - c) * kvd * sizeof(float));
+    for (size_t r = 0; r < (size_t)m->n_layer * m->n_head_kv; r++) /* V: each slice's slots */
+        for (int64_t c0 = 0; c0 < m->head_dim; c0 += HMTI_V_SLICE)
+            memcpy((float *)d.v + r * hd_ctx + hmti_v_at(m->head_dim, nc, c0, 0),
+                   (const float *)b.v + r * hd_ctx + hmti_v_at(m->head_dim, nc, c0, c),
+                   (size_t)(n - c) * (size_t)hmti_v_width(m->head_dim, c0) * sizeof(float));
     eval_at(&a, tok + n, n - c, 1, NULL, HMT_OUT_LOGITS, la);
     eval_at(&d, tok + n, n - c, 1, NULL, HMT_OUT_LOGITS, ld);
     double dl = 0;
@@ -548,11 +550,14 @@ START_TEST(kv_drop_matches_direct_positions) {
             const size_t at = r * a.kt_head + hmti_kt_at(m->head_dim, i, 0); /* f < HMTI_KT_BLOCK */
             ck_assert_mem_eq((const float *)a.kt + at, kt0 + at, (size_t)f * sizeof(float));
         }
-    for (int l = 0; l < m->n_layer; l++) {
-        const float *vl = (const float *)a.v + (size_t)l * nc * kvd, *v0l = v0 + (size_t)l * nc * kvd;
-        ck_assert_mem_eq(vl, v0l, (size_t)f * kvd * sizeof(float));
-        ck_assert_mem_eq(vl + f * kvd, v0l + (f + c) * kvd, (size_t)(n - f - c) * kvd * sizeof(float));
-    }
+    for (size_t r = 0; r < (size_t)m->n_layer * m->n_head_kv; r++)
+        for (int64_t c0 = 0; c0 < m->head_dim; c0 += HMTI_V_SLICE) {
+            const float *vs = (const float *)a.v + r * hd_ctx + hmti_v_at(m->head_dim, nc, c0, 0);
+            const float *v0s = v0 + r * hd_ctx + hmti_v_at(m->head_dim, nc, c0, 0);
+            const size_t w = (size_t)hmti_v_width(m->head_dim, c0);
+            ck_assert_mem_eq(vs, v0s, (size_t)f * w * sizeof(float));
+            ck_assert_mem_eq(vs + f * w, v0s + (f + c) * w, (size_t)(n - f - c) * w * sizeof(float));
+        }
     const double d0 = k_diff(m, &a, f, &b, f + c, n - f - c, 0, 1);
     ck_assert_msg(d0 < 1e-5, "%s: layer-0 K after a drop behind %d sinks: %.3g", SHIFT_MODELS[_i],
                   f, d0);

@@ -793,9 +793,9 @@ static void kv_row_case(uint32_t type, const void *k, const float *kw, const voi
     }
     for (int i = 0; i < nh; i++) /* as probabilities: the scores softmaxed */
         hmti_softmax(s + i * ld, n);
-    /* the whole head, then slices of a pass's width and of 16 (the split
-     * decode's shares of a group's components: backbone.c) */
-    const int64_t widths[] = {hd, hmti_kv_row_pass_lanes(nh), 16};
+    /* the whole head, then slices of 32 (the backbone's V cache,
+     * kv_layout.h) and of 16 */
+    const int64_t widths[] = {hd, 32, 16};
     for (int wi = 0; wi < 3; wi++) {
         memset(out, 0xff, sizeof(float) * 8 * 136);
         for (int64_t c0 = 0, w; c0 < hd; c0 += w) {

@@ -7,9 +7,10 @@
  *
  * Weights are packed matrices (kernels/matrix); activations are row-major
  * [row][feature] in one arena. The K cache is stored per KV head in blocks
- * of slots, each [head_dim][HMTI_KT_BLOCK] (kt_layout.h), so that scores =
- * K·q is a plain column-major GEMM per block; V stays [slot][kv_dim] for
- * out = Vᵀ·p. */
+ * of slots, each [head_dim][HMTI_KT_BLOCK] (kv_layout.h), so that scores =
+ * K·q is a plain column-major GEMM per block; V per KV head in slices of
+ * components, each [slot][HMTI_V_SLICE], so that out = V·p is one per
+ * slice. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,26 +248,27 @@ static void weigh_scores(const hmt_model *m, float *row, int64_t n) {
 
 /* One KV head's keys and values for a run, as F32: K in the cache's blocks
  * (slot t's component d at k[hmti_kt_at(hd, d, t - korigin)], korigin a
- * block's first slot) and V slots of head_dim values (v[(t - vorigin) *
- * ldv + d]). An F32 cache is read in place (origins 0); a half cache is
- * widened once per KV head, run and thread (every query head of the group
- * then reads the copy): the whole key blocks holding the slots any row of
- * the run sees, in one conversion (a head's blocks are contiguous), and
- * those slots' values. */
+ * block's first slot) and V in the cache's slices of vrows slots from slot
+ * vorigin (v[hmti_v_at(hd, vrows, d, t - vorigin)]). An F32 cache is read
+ * in place (origins 0, vrows n_ctx); a half cache is widened once per KV
+ * head, run and thread (every query head of the group then reads the
+ * copy): the whole key blocks holding the slots any row of the run sees,
+ * in one conversion (a head's blocks are contiguous), and those slots'
+ * values, one conversion per slice. */
 typedef struct {
     const float *k, *v;
-    int64_t ldv, korigin, vorigin;
+    int64_t vrows, korigin, vorigin;
 } kv_view;
 
 static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32_t *run,
                        float *wide) {
     const hmt_model *m = b->m;
-    const int64_t hd = m->head_dim, n_ctx = b->n_ctx, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const size_t e = b->kv_elt;
     const unsigned char *kt = hmti_backbone_kt_head(b, run[2], layer, g);
-    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd) * e;
+    const unsigned char *v = hmti_backbone_v_head(b, run[2], layer, g);
     if (b->kv_gtype == HMTI_TYPE_F32)
-        return (kv_view){(const float *)kt, (const float *)v, kv_dim, 0, 0};
+        return (kv_view){(const float *)kt, (const float *)v, n_ctx, 0, 0};
     const int64_t win = m->layers[layer].swa ? m->n_swa : 0;
     const int64_t end = (int64_t)b->row_slot[run[0]] + run[1];
     const int64_t lo = window_start(b->row_slot[run[0]], win), span = end - lo;
@@ -274,9 +276,11 @@ static kv_view view_of(const hmti_backbone *b, int layer, int64_t g, const int32
     const size_t at = hmti_kt_at(hd, 0, k0);
     float *wk = wide, *wv = wide + b->kt_head;
     hmti_row_to_f32(kt + at * e, b->kv_gtype, wk, (int64_t)(hmti_kt_head_elems(hd, end) - at));
-    for (int64_t t = 0; t < span; t++)
-        hmti_row_to_f32(v + (size_t)(lo + t) * kv_dim * e, b->kv_gtype, wv + t * hd, hd);
-    return (kv_view){wk, wv, hd, k0, lo};
+    for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE) {
+        const int64_t w = hmti_v_width(hd, c0);
+        hmti_row_to_f32(v + hmti_v_at(hd, n_ctx, c0, lo) * e, b->kv_gtype, wv + c0 * span, span * w);
+    }
+    return (kv_view){wk, wv, span, k0, lo};
 }
 
 /* Scores (slots [first, first + span) × rows, col-major, ld lds) = K · Q:
@@ -323,10 +327,25 @@ static void attend_run(const hmti_backbone *b, int layer, int64_t h, const int32
             if (span > a + visible)
                 memset(row + a + visible, 0, (size_t)(span - a - visible) * sizeof *row);
         }
-        /* out (hd × rows, col-major, ld q_dim) = V (hd × span, ld kv_dim) · P */
-        hmti_gemm_cm(hd, rows, span, kv->v + (first - kv->vorigin) * kv->ldv, kv->ldv, s, n_ctx,
-                     b->att + (size_t)r0 * q_dim + h * hd, q_dim, 0.0f);
+        /* out (hd × rows, col-major, ld q_dim) = V (hd × span) · P, slice by
+         * slice (each slice's rows are hmti_gemm_cm's tile height, so the
+         * bits are one GEMM's over all components) */
+        for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE) {
+            const int64_t w = hmti_v_width(hd, c0);
+            hmti_gemm_cm(w, rows, span, kv->v + hmti_v_at(hd, kv->vrows, c0, first - kv->vorigin), w, s,
+                         n_ctx, b->att + (size_t)r0 * q_dim + h * hd + c0, q_dim, 0.0f);
+        }
     }
+}
+
+/* Heads i < nh: out[i * head_dim + c] for the components c of the slice at
+ * c0 = the weights p (rows n_ctx apart) · one head's values vh of slots
+ * [first, first + n). */
+static void slice_values(const hmti_backbone *b, const unsigned char *vh, int64_t c0, int64_t first, int64_t n,
+                         const float *p, int nh, float *out) {
+    const int64_t hd = b->m->head_dim, w = hmti_v_width(hd, c0);
+    hmti_kv_row_values(vh + hmti_v_at(hd, b->n_ctx, c0, first) * b->kv_elt, b->kv_gtype, w, w, p, b->n_ctx, nh, n,
+                       out + c0, hd);
 }
 
 /* Heads [ha, hb) of one KV group on a one-row run (a decode step), the
@@ -343,16 +362,15 @@ static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int6
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
     const int64_t g = ha / (m->n_head / m->n_head_kv), win = m->layers[layer].swa ? m->n_swa : 0;
     const int64_t slot = b->row_slot[run[0]], first = window_start(slot, win), n = slot + 1 - first;
-    const size_t e = b->kv_elt;
     const unsigned char *k = hmti_backbone_kt_head(b, run[2], layer, g);
-    const unsigned char *v =
-        hmti_backbone_v(b, run[2]) + ((size_t)layer * n_ctx * kv_dim + g * hd + first * kv_dim) * e;
+    const unsigned char *v = hmti_backbone_v_head(b, run[2], layer, g);
     const float *q = b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim);
     for (int64_t h = ha; h < hb; h += HMTI_KV_ROW_HEADS) {
         const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;
         hmti_kv_row_scores(k, b->kv_gtype, HMTI_KT_BLOCK, hd, first, n, q + h * hd, nh, s, n_ctx);
         for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, n);
-        hmti_kv_row_values(v, b->kv_gtype, kv_dim, hd, s, n_ctx, nh, n, b->att + (size_t)run[0] * q_dim + h * hd, hd);
+        for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE)
+            slice_values(b, v, c0, first, n, s, nh, b->att + (size_t)run[0] * q_dim + h * hd);
     }
 }
 
@@ -366,19 +384,20 @@ static void store_kv_head(const hmti_backbone *b, int layer, int32_t i, int64_t 
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx;
     const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    unsigned char *kt = hmti_backbone_kt_head(b, b->row_seq[i], layer, g), *v = hmti_backbone_v(b, b->row_seq[i]);
+    unsigned char *kt = hmti_backbone_kt_head(b, b->row_seq[i], layer, g);
+    unsigned char *v = hmti_backbone_v_head(b, b->row_seq[i], layer, g);
     const int64_t slot = b->row_slot[i];
     const float *k = b->qkv + (size_t)i * (q_dim + 2 * kv_dim) + q_dim + g * hd, *vv = k + kv_dim;
     const size_t k0 = hmti_kt_at(hd, 0, slot); /* components HMTI_KT_BLOCK apart */
-    const size_t v0 = ((size_t)layer * n_ctx + slot) * kv_dim + g * hd;
     if (b->kv_gtype == HMTI_TYPE_F32) {
         float *kf = (float *)kt + k0;
         for (int64_t c = 0; c < hd; c++) kf[c * HMTI_KT_BLOCK] = k[c];
-        memcpy((float *)v + v0, vv, (size_t)hd * sizeof(float));
+        for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE)
+            memcpy((float *)v + hmti_v_at(hd, n_ctx, c0, slot), vv + c0, (size_t)hmti_v_width(hd, c0) * sizeof(float));
         return;
     }
     for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, kt, k0 + c * HMTI_KT_BLOCK, k[c]);
-    for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, v, v0 + c, vv[c]);
+    for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, v, hmti_v_at(hd, n_ctx, c, slot), vv[c]);
 }
 
 /* Rows [0, n)'s keys and values into the cache. */
@@ -524,20 +543,16 @@ static void job_step_values(void *arg, int ith, int nth) {
     const hmt_model *m = b->m;
     const int32_t *run = b->runs;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx, group = m->n_head / m->n_head_kv;
-    const int64_t q_dim = (int64_t)m->n_head * hd, kv_dim = (int64_t)m->n_head_kv * hd;
-    const int64_t w = hmti_kv_row_pass_lanes(group < HMTI_KV_ROW_HEADS ? (int)group : HMTI_KV_ROW_HEADS);
-    const int64_t slices = (hd + w - 1) / w;
+    const int64_t q_dim = (int64_t)m->n_head * hd, slices = (hd + HMTI_V_SLICE - 1) / HMTI_V_SLICE;
     int64_t first, slot, i0, i1;
     step_slots(b, j->layer, &first, &slot);
     const int64_t n = slot + 1 - first;
-    const size_t e = b->kv_elt;
-    const unsigned char *v = hmti_backbone_v(b, run[2]) + ((size_t)j->layer * n_ctx + first) * kv_dim * e;
     const float *s = step_scores(b);
     float *p = b->scores + (size_t)ith * scores_floats(b); /* the weights of one group's heads */
     float *out = b->att + (size_t)run[0] * q_dim;
     hmti_split_range(m->n_head_kv * slices, ith, nth, 1, &i0, &i1);
     for (int64_t it = i0, weighed = -1; it < i1; it++) {
-        const int64_t g = it / slices, c0 = it % slices * w, width = hd - c0 < w ? hd - c0 : w;
+        const int64_t g = it / slices, c0 = it % slices * HMTI_V_SLICE;
         if (g != weighed) {
             for (int64_t r = 0; r < group; r++) {
                 memcpy(p + r * n_ctx, s + (g * group + r) * n_ctx, (size_t)n * sizeof *p);
@@ -545,10 +560,10 @@ static void job_step_values(void *arg, int ith, int nth) {
             }
             weighed = g;
         }
+        const unsigned char *v = hmti_backbone_v_head(b, run[2], j->layer, g);
         for (int64_t r = 0, nh; r < group; r += nh) {
             nh = group - r < HMTI_KV_ROW_HEADS ? group - r : HMTI_KV_ROW_HEADS;
-            hmti_kv_row_values(v + (size_t)(g * hd + c0) * e, b->kv_gtype, kv_dim, width, p + r * n_ctx, n_ctx,
-                               (int)nh, n, out + (g * group + r) * hd + c0, hd);
+            slice_values(b, v, c0, first, n, p + r * n_ctx, (int)nh, out + (g * group + r) * hd);
         }
     }
 }
@@ -771,18 +786,21 @@ int hmti_backbone_forward_peers(hmti_backbone *b, hmti_backbone *const *peers, i
     return rc;
 }
 
-/* K: per layer and KV head, the blocks holding n slots, one run (the last
- * block whole: its slots from n on are free in dst); V
- * [layer][n_ctx][kv_dim]: one run per layer. */
+/* Per layer and KV head: K, the blocks holding n slots, one run (the last
+ * block whole: its slots from n on are free in dst); V, each slice's first
+ * n slots. */
 void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n) {
     if (src == dst || n <= 0) return;
     const hmt_model *m = b->m;
-    const size_t kv_dim = (size_t)m->n_head_kv * m->head_dim, n_ctx = (size_t)b->n_ctx;
-    const size_t e = b->kv_elt, keys = hmti_kt_head_elems(m->head_dim, n);
+    const int64_t hd = m->head_dim;
+    const size_t e = b->kv_elt, keys = hmti_kt_head_elems(hd, n), values = (size_t)b->n_ctx * (size_t)hd;
     const unsigned char *ks = hmti_backbone_kt(b, src), *vs = hmti_backbone_v(b, src);
     unsigned char *kd = hmti_backbone_kt(b, dst), *vd = hmti_backbone_v(b, dst);
-    for (size_t h = 0; h < (size_t)m->n_layer * m->n_head_kv; h++)
+    for (size_t h = 0; h < (size_t)m->n_layer * m->n_head_kv; h++) {
         memcpy(kd + h * b->kt_head * e, ks + h * b->kt_head * e, keys * e);
-    for (size_t l = 0; l < (size_t)m->n_layer; l++)
-        memcpy(vd + l * n_ctx * kv_dim * e, vs + l * n_ctx * kv_dim * e, (size_t)n * kv_dim * e);
+        for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE) {
+            const size_t at = (h * values + hmti_v_at(hd, b->n_ctx, c0, 0)) * e;
+            memcpy(vd + at, vs + at, (size_t)n * (size_t)hmti_v_width(hd, c0) * e);
+        }
+    }
 }

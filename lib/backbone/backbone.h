@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "backbone/kt_layout.h"
+#include "backbone/kv_layout.h"
 #include "backbone/model.h"
 
 /* Rows of queries processed together in attention (bounds the score buffer). */
@@ -31,8 +31,8 @@ struct hmti_backbone {
     uint32_t kv_gtype; /* its element type in GGML numbering: F32 0, F16 1, BF16 30 */
     size_t kv_elt;     /* bytes per cached element                                  */
     /* One cache region per sequence (hmti_backbone_kt/_v): */
-    unsigned char *kt; /* K cache: [seq][layer][kv_head], kt_head elements each (kt_layout.h) */
-    unsigned char *v;  /* V cache: [seq][layer][n_ctx][kv_dim], seq_elems a sequence           */
+    unsigned char *kt; /* K cache: [seq][layer][kv_head], kt_head elements each (kv_layout.h) */
+    unsigned char *v;  /* V cache: [seq][layer][kv_head], n_ctx × head_dim elements each (kv_layout.h) */
     size_t kt_head, kt_bytes, kv_bytes, seq_elems, seq_k_elems;
     int32_t *row_seq, *row_slot; /* [n_batch]: each row's sequence and KV slot   */
     int32_t *runs;               /* [n_batch][3]: first row, rows, seq of a run  */
@@ -82,6 +82,11 @@ static inline void hmti_kv_put(const hmti_backbone *b, unsigned char *a, size_t 
     }
     const uint16_t h = b->kv_gtype == HMTI_TYPE_F16 ? hmti_f32_to_f16(x) : hmti_f32_to_bf16(x);
     memcpy(a + i * sizeof h, &h, sizeof h);
+}
+/* Layer l's values of KV head g in sequence seq's V region (hmti_v_at inside). */
+static inline unsigned char *hmti_backbone_v_head(const hmti_backbone *b, int32_t seq, int l, int64_t g) {
+    return hmti_backbone_v(b, seq) +
+           ((size_t)l * b->m->n_head_kv + (size_t)g) * (size_t)b->n_ctx * (size_t)b->m->head_dim * b->kv_elt;
 }
 /* Copy the first n slots of sequence src's cache over sequence dst's. */
 void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n);

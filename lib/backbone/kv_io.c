@@ -31,8 +31,19 @@ void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
                            (int64_t)(at * n) + t);
             }
         }
-        walk_elems(c, r->gtype, data ? r->v + (size_t)l * r->stride * kvd * e : NULL, n * kvd,
-                   "V cache", (int64_t)((size_t)l * n * kvd));
+        if (!data) {
+            walk_elems(c, r->gtype, NULL, n * kvd, "V cache", (int64_t)((size_t)l * n * kvd));
+            continue;
+        }
+        /* saved slot by slot, kv_dim values each: every head's slices in turn */
+        const unsigned char *layer_v = r->v + (size_t)l * kvd * r->stride * e;
+        for (size_t t = 0; t < n; t++)
+            for (size_t at = 0; at < kvd; at += (size_t)hmti_v_width(hd, (int64_t)(at % (size_t)hd))) {
+                const size_t g = at / (size_t)hd, c0 = at % (size_t)hd;
+                const size_t i = g * r->stride * (size_t)hd + hmti_v_at(hd, (int64_t)r->stride, (int64_t)c0, (int64_t)t);
+                walk_elems(c, r->gtype, (unsigned char *)layer_v + i * e, (size_t)hmti_v_width(hd, (int64_t)c0),
+                           "V cache", (int64_t)(((size_t)l * n + t) * kvd + at));
+            }
     }
 }
 

@@ -10,13 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backbone/kt_layout.h"
+#include "backbone/kv_layout.h"
 #include "backbone/model.h"
 #include "io/state_io.h"
 
-/* A KV region: K per layer and KV head in blocks of slots (kt_layout.h,
- * for a cache of stride slots), V [layer][stride][kv_dim] (a backbone's kt
- * / v with stride n_ctx), its first n slots in use, its elements of GGML
+/* A KV region: K per layer and KV head in blocks of slots, V per layer
+ * and KV head in slices of components (kv_layout.h, for a cache of stride
+ * slots; a backbone's kt / v with stride n_ctx), its first n slots in use, its elements of GGML
  * type gtype (F32, F16 or BF16: the cache's, saved as they are). */
 typedef struct {
     unsigned char *kt, *v;

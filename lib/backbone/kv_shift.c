@@ -20,7 +20,7 @@ static double get(const hmti_backbone *b, const unsigned char *a, int64_t t) {
 }
 
 /* Move slots [from, from + n) of component c of one head's keys (blocks,
- * kt_layout.h) down to [to, to + n), to < from: in runs that stay inside a
+ * kv_layout.h) down to [to, to + n), to < from: in runs that stay inside a
  * block at both ends, lowest first, so nothing is read after it is
  * overwritten. */
 static void move_down(unsigned char *keys, size_t e, int64_t hd, int64_t c, int64_t to, int64_t from,
@@ -51,7 +51,7 @@ void hmti_kv_drop(hmti_backbone *b, int32_t first, int32_t count, int32_t n_past
     const hmt_model *m = b->m;
     const int64_t n_ctx = b->n_ctx;
     if (count <= 0 || first < 0 || first + count > n_past || n_past > n_ctx) return;
-    const int64_t hd = m->head_dim, kv_dim = (int64_t)m->n_head_kv * hd;
+    const int64_t hd = m->head_dim;
     const int64_t moved = (int64_t)n_past - first - count; /* slots that move down */
     if (moved <= 0) return;
     const int64_t half = m->rope.n_rot / 2;
@@ -59,9 +59,12 @@ void hmti_kv_drop(hmti_backbone *b, int32_t first, int32_t count, int32_t n_past
     for (int l = 0; l < m->n_layer; l++) {
         /* the table this cache's keys were rotated with (LongRoPE: by n_ctx) */
         const double *freq = hmti_model_rope_freqs(m, m->layers[l].swa, (int32_t)n_ctx);
-        unsigned char *vl = b->v + (size_t)l * n_ctx * kv_dim * e;
-        memmove(vl + first * kv_dim * e, vl + (first + count) * kv_dim * e, (size_t)(moved * kv_dim) * e);
         for (int h = 0; h < m->n_head_kv; h++) {
+            unsigned char *values = hmti_backbone_v_head(b, 0, l, h);
+            for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE)
+                memmove(values + hmti_v_at(hd, n_ctx, c0, first) * e,
+                        values + hmti_v_at(hd, n_ctx, c0, first + count) * e,
+                        (size_t)(moved * hmti_v_width(hd, c0)) * e);
             unsigned char *keys = hmti_backbone_kt_head(b, 0, l, h);
             for (int64_t c = 0; c < hd; c++) move_down(keys, e, hd, c, first, first + count, moved);
             for (int64_t i = 0; i < half; i++) {

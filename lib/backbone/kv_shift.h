@@ -14,8 +14,9 @@
  * kept), so a key computed at position p reads as computed at p - count.
  * Values only move. Slots below first are untouched; the caller's fill
  * becomes n_past - count. The cache is hmti_backbone's (kt [layer][kv_head]
- * in blocks of slots, kt_layout.h; v [layer][n_ctx][kv_dim]; elements of
- * its kv_gtype; a half cache's turned keys are rounded again); the caller
+ * in blocks of slots, v [layer][kv_head] in slices of components,
+ * kv_layout.h; elements of its kv_gtype; a half cache's turned keys are
+ * rounded again); the caller
  * checks 0 <= first, 0 <= count, first + count <= n_past <= n_ctx. */
 void hmti_kv_drop(hmti_backbone *b, int32_t first, int32_t count, int32_t n_past);
 

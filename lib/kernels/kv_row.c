@@ -158,5 +158,3 @@ AVX512_TARGET void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, 
                                       int64_t ldp, int nh, int64_t n, float *out, int64_t ldo) {
     BY_TYPE(type, nh, v, ld, width, 0, n, 0, width, p, ldp, out, ldo);
 }
-
-int64_t hmti_kv_row_pass_lanes(int nh) { return 16 * PER_PASS(nh); }

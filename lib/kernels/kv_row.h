@@ -25,7 +25,7 @@ int hmti_kv_row_direct(void);
  *
  * For heads i < nh: s[i * lds + t - t0] = sum_{d < hd} K(d, t) * q[i * hd + d]
  * for t in [t0, t0 + n), K in blocks of slots, each [hd][block] (the
- * backbone's, kt_layout.h): K(d, t) = k[((t / block) * hd + d) * block + t % block],
+ * backbone's, kv_layout.h): K(d, t) = k[((t / block) * hd + d) * block + t % block],
  * block a multiple of 16. */
 void hmti_kv_row_scores(const void *k, uint32_t type, int64_t block, int64_t hd, int64_t t0, int64_t n,
                         const float *q, int nh, float *s, int64_t lds);
@@ -34,8 +34,5 @@ void hmti_kv_row_scores(const void *k, uint32_t type, int64_t block, int64_t hd,
  * the same whatever slice it is computed in). */
 void hmti_kv_row_values(const void *v, uint32_t type, int64_t ld, int64_t width, const float *p,
                         int64_t ldp, int nh, int64_t n, float *out, int64_t ldo);
-/* Components the values product takes in one walk over the slots for nh
- * heads: a slice of this width reads each slot's line(s) once. */
-int64_t hmti_kv_row_pass_lanes(int nh);
 
 #endif
