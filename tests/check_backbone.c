@@ -17,7 +17,7 @@
 
 #define TOL_LOGIT 1e-4
 #define TOL_HIDDEN 5e-5
-#define MAX_MODELS 24
+#define MAX_MODELS 32
 
 typedef struct {
     char name[64], file[96], arch[16], wtype[16];

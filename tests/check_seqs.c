@@ -15,7 +15,7 @@
 #include "util/testutil.h"
 
 #define TOL_LOGIT 1e-4 /* as check_backbone.c */
-#define MAX_MODELS 24
+#define MAX_MODELS 32
 #define N_SEQ 4
 
 typedef struct {

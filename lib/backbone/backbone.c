@@ -348,6 +348,17 @@ static void slice_values(const hmti_backbone *b, const unsigned char *vh, int64_
                        out + c0, hd);
 }
 
+/* Heads per kernel call out of `left`: at most 5, whose passes take 2
+ * vectors (32 slots of a key block, a 32-component value slice: whole
+ * lines), where 6-8 heads take 1 (half of each line, twice); `left` cut
+ * into even chunks. TinyLlama's 8-head groups as 4 + 4: 1.08x the decode
+ * speed at 1800 slots (docs/QUANTS.md, seventeenth session). Each head's
+ * result is the same whatever its chunk (kv_row.h). */
+static int64_t head_chunk(int64_t left) {
+    const int64_t chunks = (left + 4) / 5;
+    return (left + chunks - 1) / chunks;
+}
+
 /* Heads [ha, hb) of one KV group on a one-row run (a decode step), the
  * cache read in place: each cached element once for all of them, a half
  * cache widened inside the products (kernels/kv_row.h), each head's result
@@ -365,12 +376,22 @@ static void attend_row_heads(const hmti_backbone *b, int layer, int64_t ha, int6
     const unsigned char *k = hmti_backbone_kt_head(b, run[2], layer, g);
     const unsigned char *v = hmti_backbone_v_head(b, run[2], layer, g);
     const float *q = b->qkv + (size_t)run[0] * (q_dim + 2 * kv_dim);
-    for (int64_t h = ha; h < hb; h += HMTI_KV_ROW_HEADS) {
-        const int nh = hb - h < HMTI_KV_ROW_HEADS ? (int)(hb - h) : HMTI_KV_ROW_HEADS;
-        hmti_kv_row_scores(k, b->kv_gtype, HMTI_KT_BLOCK, hd, first, n, q + h * hd, nh, s, n_ctx);
-        for (int i = 0; i < nh; i++) weigh_scores(m, s + (size_t)i * n_ctx, n);
-        for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE)
-            slice_values(b, v, c0, first, n, s, nh, b->att + (size_t)run[0] * q_dim + h * hd);
+    float *out = b->att + (size_t)run[0] * q_dim;
+    /* up to HMTI_ATT_ROWS heads at a time: all their scores (a second
+     * chunk of heads finds the keys in cache), then all their values */
+    for (int64_t h0 = ha, h1; h0 < hb; h0 = h1) {
+        h1 = hb - h0 < HMTI_ATT_ROWS ? hb : h0 + HMTI_ATT_ROWS;
+        for (int64_t h = h0, nh; h < h1; h += nh) {
+            nh = head_chunk(h1 - h);
+            hmti_kv_row_scores(k, b->kv_gtype, HMTI_KT_BLOCK, hd, first, n, q + h * hd, (int)nh,
+                               s + (h - h0) * n_ctx, n_ctx);
+        }
+        for (int64_t h = h0; h < h1; h++) weigh_scores(m, s + (h - h0) * n_ctx, n);
+        for (int64_t h = h0, nh; h < h1; h += nh) {
+            nh = head_chunk(h1 - h);
+            for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE)
+                slice_values(b, v, c0, first, n, s + (h - h0) * n_ctx, (int)nh, out + h * hd);
+        }
     }
 }
 
@@ -530,7 +551,7 @@ static void job_step_scores(void *arg, int ith, int nth) {
         if (hi == slot + 1) store_kv_head(b, j->layer, run[0], g);
         const unsigned char *k = hmti_backbone_kt_head(b, run[2], j->layer, g);
         for (int64_t h = g * group, nh; h < (g + 1) * group; h += nh) {
-            nh = (g + 1) * group - h < HMTI_KV_ROW_HEADS ? (g + 1) * group - h : HMTI_KV_ROW_HEADS;
+            nh = head_chunk((g + 1) * group - h);
             hmti_kv_row_scores(k, b->kv_gtype, HMTI_KT_BLOCK, hd, lo, hi - lo, q + h * hd, (int)nh,
                                s + h * n_ctx + (lo - first), n_ctx);
         }
@@ -562,7 +583,7 @@ static void job_step_values(void *arg, int ith, int nth) {
         }
         const unsigned char *v = hmti_backbone_v_head(b, run[2], j->layer, g);
         for (int64_t r = 0, nh; r < group; r += nh) {
-            nh = group - r < HMTI_KV_ROW_HEADS ? group - r : HMTI_KV_ROW_HEADS;
+            nh = head_chunk(group - r);
             slice_values(b, v, c0, first, n, p + r * n_ctx, (int)nh, out + (g * group + r) * hd);
         }
     }

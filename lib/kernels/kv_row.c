@@ -97,8 +97,11 @@ static inline AI const char *take16(cursor *u, int64_t block, size_t bstride_byt
     return p;
 }
 
-/* Lanes [c0, c0 + width) in passes of PER_PASS(nh) vectors, then one
- * vector at a time, into y[.. + c - c0]; no vector may cross a block. */
+/* Lanes [c0, c0 + width) in passes of PER_PASS(nh) vectors, then of 2,
+ * then one vector at a time, into y[.. + c - c0]; no vector may cross a
+ * block. (A 32-component slice of values for 1-2 heads, whose passes take
+ * 4 vectors, is one pass of 2 rather than two of 1 reading half of each
+ * 128-byte row.) */
 AVX512_TARGET static inline AI void passes(const uint32_t type, const int nh, const void *a, int64_t lda,
                                            int64_t block, int64_t bstride, int64_t rows, int64_t c0,
                                            int64_t width, const float *x, int64_t ldx, float *y, int64_t ldy) {
@@ -111,6 +114,11 @@ AVX512_TARGET static inline AI void passes(const uint32_t type, const int nh, co
 #pragma GCC unroll 4
         for (int j = 0; j < nv; j++) at[j] = take16(&u, block, bb, es);
         pass(type, nh, nv, at, lda, rows, x, ldx, y + c, ldy, 0xffff);
+    }
+    for (; nv > 2 && c + 32 <= width; c += 32) {
+        at[0] = take16(&u, block, bb, es);
+        at[1] = take16(&u, block, bb, es);
+        pass(type, nh, 2, at, lda, rows, x, ldx, y + c, ldy, 0xffff);
     }
     for (; c < width; c += 16) {
         at[0] = take16(&u, block, bb, es);
