@@ -101,7 +101,7 @@ START_TEST(matches_rounded_reference) {
 END_TEST
 
 /* A decode step whose KV groups do not split evenly over the threads runs
- * as two jobs past HMTI_SPLIT_MACS (backbone.c, splits_step): its logits
+ * as two jobs past HMTI_SPLIT_MACS (attention.c, splits_step): its logits
  * equal one thread's bit for bit, for every cache type, with one KV head
  * on 2 threads and two on 3, sliding windows included (llama-swa, gemma3).
  * The prompt, just past the threshold so that every step splits, runs on

@@ -14,7 +14,7 @@
 #define HMTI_ATT_ROWS 64
 
 /* A decode step's attention splits its KV groups' work by slots and
- * components (backbone.c, splits_step) from this many multiply-adds of its
+ * components (attention.c, splits_step) from this many multiply-adds of its
  * K·q products (heads × slots × head_dim) on: below, the second job costs
  * about what it saves (SmolLM2 shape, 228 slots; 2 threads, split against
  * not: 0.985x at 60-92 slots, 1.00x at 200-290, 1.04-1.06x at 300-940,

@@ -126,7 +126,7 @@ MODELS = [
                         wtype="f32", seed=38, pos_stride=7, gemma=dict(sliding_window=4),
                         rope_scaling=dict(rope_type="linear", factor=4.0))),
     # 8 query heads on one KV head (as TinyLlama's groups of 8): a decode
-    # step takes the group's heads in two kernel calls of 4 (backbone.c)
+    # step takes the group's heads in two kernel calls of 4 (attention.c)
     ("llama-gqa8-f32", dict(arch="llama", n_vocab=320, n_embd=128, n_layer=2, n_head=8,
                             n_head_kv=1, n_ff=160, n_ctx=128, rope_base=10000.0, rms_eps=1e-5,
                             wtype="f32", seed=42)),
