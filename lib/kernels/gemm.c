@@ -579,10 +579,13 @@ void hmti_matmul(hmti_pool *pool, const hmti_matrix *w, const float *x, int64_t 
     j.nt = MM_NT;
     j.n_tiles = (n + MM_NT - 1) / MM_NT;
     /* Split panels into row blocks when there are too few items to balance
-     * the threads (e.g. 3 panels × 1 tile on 2 threads). */
+     * the threads (e.g. 3 panels × 1 tile on 2 threads), never below 32
+     * rows: 16-row blocks take libxsmm kernels whose sums differ in the
+     * last bits, so a 3-thread prompt's logits differed from a 1- or
+     * 2-thread one's (up to 3.3e-6; docs/QUANTS.md, seventeenth session). */
     j.n_sub = 1;
     j.sub = j.pr;
-    while (nth > 1 && j.sub % 32 == 0) {
+    while (nth > 1 && j.sub % 64 == 0) {
         int64_t items = n_panels * j.n_sub * j.n_tiles;
         if (items % nth == 0 || items >= 8 * nth) break;
         j.n_sub *= 2;
