@@ -510,7 +510,7 @@ START_TEST(kv_drop_matches_direct_positions) {
     ck_assert_int_eq(hmti_backbone_init(&b, m, nc, nc, HMT_KV_F32, 1), HMT_OK);
     ck_assert_int_eq(hmti_backbone_init(&d, m, nc, nc, HMT_KV_F32, 1), HMT_OK);
     float *la = malloc((size_t)m->n_vocab * sizeof *la), *ld = malloc((size_t)m->n_vocab * sizeof *ld);
-    const size_t hd_ctx = (size_t)nc * m->head_dim; /* one head's values */
+    const size_t hd_ctx = hmti_v_head_elems(m->head_dim, nc); /* one head's values */
     /* no sinks: a at positions 0.., drop c; b at positions -c.. directly */
     eval_at(&a, tok, 0, n, NULL, 0, NULL);
     for (int i = 0; i < n; i++) pos[i] = i - c;

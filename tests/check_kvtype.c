@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backbone/backbone.h"
+#include "backbone/attention.h"
 #include "hmt/hmt.h"
 #include "kernels/kernels.h"
 #include "util/golden.h"

@@ -32,7 +32,6 @@ typedef struct {
     hmti_backbone *b;
     int layer;
     int32_t n_runs; /* b->runs[3 i]: first row, rows, sequence; slots follow row_slot */
-    int store;      /* by (run, KV head), each storing its rows' keys and values first */
 } att_job;
 
 /* The first slot a row at `slot` attends to: 0, or on a sliding-window
@@ -220,7 +219,8 @@ static void store_kv_head(const hmti_backbone *b, int layer, int32_t i, int64_t 
         float *kf = (float *)kt + k0;
         for (int64_t c = 0; c < hd; c++) kf[c * HMTI_KT_BLOCK] = k[c];
         for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE)
-            memcpy((float *)v + hmti_v_at(hd, n_ctx, c0, slot), vv + c0, (size_t)hmti_v_width(hd, c0) * sizeof(float));
+            memcpy((float *)v + hmti_v_at(hd, n_ctx, c0, slot), vv + c0,
+                   (size_t)hmti_v_width(hd, c0) * sizeof(float));
         return;
     }
     for (int64_t c = 0; c < hd; c++) hmti_kv_put(b, kt, k0 + c * HMTI_KT_BLOCK, k[c]);
@@ -245,9 +245,8 @@ static void attend_group(const hmti_backbone *b, int layer, int64_t g, const int
     for (int64_t h = g * group; h < (g + 1) * group; h++) attend_run(b, layer, h, run, &kv, s);
 }
 
-/* A decode step (runs of distinct sequences, or one row:
- * hmti_attention_stores_in_job):
- * items (run, KV head) split over the threads, each storing its rows' keys
+/* HMTI_ATT_BY_ITEMS (a decode step: runs of distinct sequences, or one
+ * row; hmti_attention_plan): items (run, KV head) split over the threads, each storing its rows' keys
  * and values of that head, then attending the head's group of query heads.
  * An item reads only what it wrote and its sequence's earlier slots, so no
  * barrier is needed; the stores, one line per key component, run in
@@ -268,8 +267,8 @@ static void job_attention_items(void *arg, int ith, int nth) {
     }
 }
 
-/* Heads [h0, h1) of this thread, every run; a run's cache viewed once per
- * KV head. */
+/* HMTI_ATT_BY_HEADS: heads [h0, h1) of this thread, every run; a run's
+ * cache viewed once per KV head. */
 static void job_attention(void *arg, int ith, int nth) {
     const att_job *j = arg;
     const hmti_backbone *b = j->b;
@@ -323,16 +322,13 @@ static int splits_step(const hmti_backbone *b, int32_t n_runs) {
            attention_macs(b, n_runs) >= HMTI_SPLIT_MACS;
 }
 
+/* The split step of one layer: the decode row sees slots [first, slot]
+ * (first > 0 on a sliding window). */
 typedef struct {
     const hmti_backbone *b;
     int layer;
+    int64_t first, slot;
 } step_job;
-
-/* The decode row's slots [first, slot] (first > 0 on a sliding window). */
-static void step_slots(const hmti_backbone *b, int layer, int64_t *first, int64_t *slot) {
-    *slot = b->row_slot[b->runs[0]];
-    *first = window_start(*slot, b->m->layers[layer].swa ? b->m->n_swa : 0);
-}
 
 /* Items (KV head g, key block) in the cache's order, so that a thread's
  * share of a layer's keys is one run of memory; the thread holding a
@@ -344,8 +340,8 @@ static void job_step_scores(void *arg, int ith, int nth) {
     const int32_t *run = b->runs;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx, group = m->n_head / m->n_head_kv;
     const int64_t qkv_dim = ((int64_t)m->n_head + 2 * m->n_head_kv) * hd;
-    int64_t first, slot, i0, i1;
-    step_slots(b, j->layer, &first, &slot);
+    const int64_t first = j->first, slot = j->slot;
+    int64_t i0, i1;
     const int64_t b0 = first / HMTI_KT_BLOCK, nb = slot / HMTI_KT_BLOCK + 1 - b0;
     const float *q = b->qkv + (size_t)run[0] * qkv_dim;
     float *s = step_scores(b);
@@ -372,9 +368,8 @@ static void job_step_values(void *arg, int ith, int nth) {
     const int32_t *run = b->runs;
     const int64_t hd = m->head_dim, n_ctx = b->n_ctx, group = m->n_head / m->n_head_kv;
     const int64_t q_dim = (int64_t)m->n_head * hd, slices = (hd + HMTI_V_SLICE - 1) / HMTI_V_SLICE;
-    int64_t first, slot, i0, i1;
-    step_slots(b, j->layer, &first, &slot);
-    const int64_t n = slot + 1 - first;
+    const int64_t first = j->first, n = j->slot + 1 - first;
+    int64_t i0, i1;
     const float *s = step_scores(b);
     float *p = b->scores + (size_t)ith * scores_floats(b); /* the weights of one group's heads */
     float *out = b->att + (size_t)run[0] * q_dim;
@@ -396,24 +391,31 @@ static void job_step_values(void *arg, int ith, int nth) {
     }
 }
 
+static void run_split_step(const hmti_backbone *b, int layer) {
+    const int64_t slot = b->row_slot[b->runs[0]];
+    step_job sj = {b, layer, window_start(slot, b->m->layers[layer].swa ? b->m->n_swa : 0), slot};
+    hmti_pool_run(b->pool, job_step_scores, &sj);
+    hmti_pool_run(b->pool, job_step_values, &sj);
+}
+
 /* Attention over a short context runs on the caller alone: below 2^15
  * multiply-adds per K·q product (rows × heads × visible slots × head_dim),
  * ~10 µs at decode, a pool job's wake-up and barrier can cost more than the
  * second thread saves (SmolLM2 at 48 slots on a loaded 2-core machine: 65 µs
  * per layer on 2 threads, 9-14 µs on 1). Each head's result is the same
  * either way. */
-static void run_attention(hmti_backbone *b, att_job *aj) {
-    const int64_t macs = attention_macs(b, aj->n_runs);
-    const hmti_job_fn fn = aj->store ? job_attention_items : job_attention;
-    if (macs < (1 << 15)) {
-        fn(aj, 0, 1);
-    } else if (aj->store && splits_step(b, aj->n_runs)) {
-        step_job sj = {b, aj->layer};
-        hmti_pool_run(b->pool, job_step_scores, &sj);
-        hmti_pool_run(b->pool, job_step_values, &sj);
-    } else {
-        hmti_pool_run(b->pool, fn, aj);
+void hmti_attention(hmti_backbone *b, int layer, int32_t n, int32_t n_runs, hmti_att_plan plan) {
+    if (plan == HMTI_ATT_SPLIT) { /* past HMTI_SPLIT_MACS: never on the caller alone */
+        run_split_step(b, layer);
+        return;
     }
+    att_job aj = {b, layer, n_runs};
+    if (plan == HMTI_ATT_BY_HEADS) store_kv(b, layer, n);
+    const hmti_job_fn fn = plan == HMTI_ATT_BY_ITEMS ? job_attention_items : job_attention;
+    if (attention_macs(b, n_runs) < (1 << 15))
+        fn(&aj, 0, 1);
+    else
+        hmti_pool_run(b->pool, fn, &aj);
 }
 
 /* Runs of distinct sequences only: an item then never reads a row another
@@ -425,23 +427,18 @@ static int distinct_runs(const hmti_backbone *b, int32_t n_runs) {
     return 1;
 }
 
-/* Whether the attention job stores the keys and values (by KV head, in
- * parallel: job_attention_items) rather than the caller before it: a
- * batched decode step of distinct sequences (an item then never reads a
- * row another item stores), or a single row when every thread can take
- * whole KV groups. A single row's stores (one line per key component)
- * were ~3 of the ~7 kilocycles of serial work before each layer's
- * attention at 2 threads on the SmolLM2 shape, whose 3 groups split 2 / 1
- * read no more a thread than its 9 heads split 5 / 4 did (docs/QUANTS.md,
- * sixteenth session). A step that splits its groups (splits_step) stores
- * them in its first job. */
-int hmti_attention_stores_in_job(const hmti_backbone *b, int32_t n, int32_t n_runs) {
-    if (b->decode_batch) return distinct_runs(b, n_runs);
-    return n == 1 && (b->m->n_head_kv >= b->n_threads || splits_step(b, n_runs));
-}
-
-void hmti_attention(hmti_backbone *b, int layer, int32_t n, int32_t n_runs, int kv_in_job) {
-    att_job aj = {b, layer, n_runs, kv_in_job};
-    if (!aj.store) store_kv(b, layer, n);
-    run_attention(b, &aj);
+/* The jobs store the keys and values (by KV head, in parallel) rather
+ * than the caller before them in a batched decode step of distinct
+ * sequences (an item then never reads a row another item stores), and for
+ * a single row when every thread can take whole KV groups, or when the
+ * row splits its groups (its first job stores them). A single row's
+ * stores (one line per key component) were ~3 of the ~7 kilocycles of
+ * serial work before each layer's attention at 2 threads on the SmolLM2
+ * shape, whose 3 groups split 2 / 1 read no more a thread than its 9
+ * heads split 5 / 4 did (docs/QUANTS.md, sixteenth session). */
+hmti_att_plan hmti_attention_plan(const hmti_backbone *b, int32_t n, int32_t n_runs) {
+    if (b->decode_batch) return distinct_runs(b, n_runs) ? HMTI_ATT_BY_ITEMS : HMTI_ATT_BY_HEADS;
+    if (n != 1) return HMTI_ATT_BY_HEADS;
+    if (splits_step(b, n_runs)) return HMTI_ATT_SPLIT;
+    return b->m->n_head_kv >= b->n_threads ? HMTI_ATT_BY_ITEMS : HMTI_ATT_BY_HEADS;
 }

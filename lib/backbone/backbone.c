@@ -196,8 +196,8 @@ static void job_swiglu(void *arg, int ith, int nth) {
 /* Row jobs too small to be worth waking the pool run on the caller: up to
  * a batched decode step's rows (16 rows of norms or a gated FFN
  * activation take a few µs to ~25 µs; a pool wake-up and barrier 10-65 µs
- * on a loaded 2-core machine, see run_attention). Each row's result is the
- * same either way. */
+ * on a loaded 2-core machine, see hmti_attention in attention.c). Each
+ * row's result is the same either way. */
 static void run_rows(hmti_backbone *b, hmti_job_fn fn, rows_job *j) {
     if (j->n <= HMTI_BATCH_DECODE_ROWS)
         fn(j, 0, 1);
@@ -247,9 +247,7 @@ static void post_norm(hmti_backbone *b, int32_t n, const float *w) {
     run_rows(b, job_rmsnorm, &rj);
 }
 
-/* kv_in_att: the attention job stores the keys and values
- * (hmti_attention_stores_in_job). */
-static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, int kv_in_att,
+static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, hmti_att_plan plan,
                           const int32_t *pos, const uint8_t *outputs) {
     const hmt_model *m = b->m;
     const hmti_layer *L = &m->layers[l];
@@ -259,7 +257,7 @@ static void layer_forward(hmti_backbone *b, int l, int32_t n, int32_t n_runs, in
     run_rows(b, job_rmsnorm, &rj);
     matmul(b, &L->wqkv, b->xn, d, n, b->qkv, q_dim + 2 * kv_dim, L->bqkv);
     rope_rows(b, l, n, pos);
-    hmti_attention(b, l, n, n_runs, kv_in_att);
+    hmti_attention(b, l, n, n_runs, plan);
     /* x += Wo·att, computed into xn (free now) then added */
     matmul(b, &L->wo, b->att, q_dim, n, b->xn, d, NULL);
     post_norm(b, n, L->attn_post_norm);
@@ -301,7 +299,7 @@ static int forward(hmti_backbone *b, int32_t n, const hmt_token *tokens, const f
     const hmt_model *m = b->m;
     const int64_t d = m->n_embd;
     const int32_t n_runs = find_runs(b, n);
-    const int kv_in_att = hmti_attention_stores_in_job(b, n, n_runs);
+    const hmti_att_plan plan = hmti_attention_plan(b, n, n_runs);
     for (int32_t i = 0; i < n; i++) {
         if (tokens)
             hmti_model_embed(m, tokens[i], b->x + (size_t)i * d);
@@ -312,7 +310,7 @@ static int forward(hmti_backbone *b, int32_t n, const hmt_token *tokens, const f
     for (int l = 0; l < m->n_layer; l++) {
         if (abort_fn && abort_fn(abort_data))
             return hmti_errf(HMT_E_ABORTED, "eval: aborted by the callback before layer %d", l);
-        layer_forward(b, l, n, n_runs, kv_in_att, pos, outputs);
+        layer_forward(b, l, n, n_runs, plan, pos, outputs);
     }
     /* Final norm for rows that want an output; gather logit rows into xg. */
     int32_t n_logits = 0;
@@ -385,7 +383,7 @@ void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t 
     if (src == dst || n <= 0) return;
     const hmt_model *m = b->m;
     const int64_t hd = m->head_dim;
-    const size_t e = b->kv_elt, keys = hmti_kt_head_elems(hd, n), values = (size_t)b->n_ctx * (size_t)hd;
+    const size_t e = b->kv_elt, keys = hmti_kt_head_elems(hd, n), values = hmti_v_head_elems(hd, b->n_ctx);
     const unsigned char *ks = hmti_backbone_kt(b, src), *vs = hmti_backbone_v(b, src);
     unsigned char *kd = hmti_backbone_kt(b, dst), *vd = hmti_backbone_v(b, dst);
     for (size_t h = 0; h < (size_t)m->n_layer * m->n_head_kv; h++) {

@@ -13,14 +13,6 @@
 /* Rows of queries processed together in attention (bounds the score buffer). */
 #define HMTI_ATT_ROWS 64
 
-/* A decode step's attention splits its KV groups' work by slots and
- * components (attention.c, splits_step) from this many multiply-adds of its
- * K·q products (heads × slots × head_dim) on: below, the second job costs
- * about what it saves (SmolLM2 shape, 228 slots; 2 threads, split against
- * not: 0.985x at 60-92 slots, 1.00x at 200-290, 1.04-1.06x at 300-940,
- * 1.155x at 1800; docs/QUANTS.md, seventeenth session). */
-#define HMTI_SPLIT_MACS (1 << 17)
-
 typedef struct hmti_backbone hmti_backbone;
 struct hmti_backbone {
     const hmt_model *m;
@@ -86,8 +78,8 @@ static inline void hmti_kv_put(const hmti_backbone *b, unsigned char *a, size_t 
 }
 /* Layer l's values of KV head g in sequence seq's V region (hmti_v_at inside). */
 static inline unsigned char *hmti_backbone_v_head(const hmti_backbone *b, int32_t seq, int l, int64_t g) {
-    return hmti_backbone_v(b, seq) +
-           ((size_t)l * b->m->n_head_kv + (size_t)g) * (size_t)b->n_ctx * (size_t)b->m->head_dim * b->kv_elt;
+    return hmti_backbone_v(b, seq) + ((size_t)l * b->m->n_head_kv + (size_t)g) *
+                                         hmti_v_head_elems(b->m->head_dim, b->n_ctx) * b->kv_elt;
 }
 /* Copy the first n slots of sequence src's cache over sequence dst's. */
 void hmti_backbone_seq_copy(hmti_backbone *b, int32_t src, int32_t dst, int32_t n);

@@ -16,6 +16,7 @@ void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
     const int data = c->kind != HMTI_CHECK;
     const int64_t hd = m->head_dim;
     const size_t head = hmti_kt_head_elems(hd, (int64_t)r->stride);
+    const size_t v_head = hmti_v_head_elems(hd, (int64_t)r->stride);
     for (int l = 0; l < m->n_layer; l++) {
         for (size_t row = 0; row < kvd; row++) {
             const size_t at = (size_t)l * kvd + row; /* the row saved: slots of one component */
@@ -36,14 +37,14 @@ void hmti_kv_walk(hmti_walk *c, const hmt_model *m, const hmti_kv_region *r) {
             continue;
         }
         /* saved slot by slot, kv_dim values each: every head's slices in turn */
-        const unsigned char *layer_v = r->v + (size_t)l * kvd * r->stride * e;
+        const unsigned char *layer_v = r->v + (size_t)l * (size_t)m->n_head_kv * v_head * e;
         for (size_t t = 0; t < n; t++)
-            for (size_t at = 0; at < kvd; at += (size_t)hmti_v_width(hd, (int64_t)(at % (size_t)hd))) {
-                const size_t g = at / (size_t)hd, c0 = at % (size_t)hd;
-                const size_t i = g * r->stride * (size_t)hd + hmti_v_at(hd, (int64_t)r->stride, (int64_t)c0, (int64_t)t);
-                walk_elems(c, r->gtype, (unsigned char *)layer_v + i * e, (size_t)hmti_v_width(hd, (int64_t)c0),
-                           "V cache", (int64_t)(((size_t)l * n + t) * kvd + at));
-            }
+            for (int64_t g = 0; g < m->n_head_kv; g++)
+                for (int64_t c0 = 0; c0 < hd; c0 += HMTI_V_SLICE) {
+                    const size_t i = (size_t)g * v_head + hmti_v_at(hd, (int64_t)r->stride, c0, (int64_t)t);
+                    walk_elems(c, r->gtype, (unsigned char *)layer_v + i * e, (size_t)hmti_v_width(hd, c0),
+                               "V cache", (int64_t)(((size_t)l * n + t) * kvd + (size_t)(g * hd + c0)));
+                }
     }
 }
 

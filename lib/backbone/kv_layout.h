@@ -8,8 +8,8 @@
  * short rows n_ctx apart instead: a SmolLM2-shaped context of 2048 / 4096
  * slots filled to 300 decoded 0.93x / 0.89x as fast as one of 321
  * (docs/QUANTS.md, sixteenth session). */
-#ifndef HMT_KT_LAYOUT_H
-#define HMT_KT_LAYOUT_H
+#ifndef HMT_KV_LAYOUT_H
+#define HMT_KV_LAYOUT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +43,11 @@ static inline int64_t hmti_kt_run(int64_t t, int64_t n) {
  * SmolLM2's 3 heads' values on 2 threads took 1.58x the time of the same
  * bytes of keys at 1800 slots (docs/QUANTS.md, seventeenth session). */
 #define HMTI_V_SLICE 32
+
+/* Elements of one layer's values of one KV head in a cache of n_ctx slots. */
+static inline size_t hmti_v_head_elems(int64_t head_dim, int64_t n_ctx) {
+    return (size_t)n_ctx * (size_t)head_dim;
+}
 
 /* The width of the slice starting at component c0 (a multiple of the slice). */
 static inline int64_t hmti_v_width(int64_t head_dim, int64_t c0) {
