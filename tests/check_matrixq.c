@@ -391,7 +391,7 @@ START_TEST(il16_layout) {
                            "%s %lld x %lld rows [%lld, %lld) row %lld: %.9g vs %.9g", hmti_qtraits_of(type)->name, (long long)rows, (long long)cols,
                            (long long)r0, (long long)r1, (long long)r, y[r], ref[r]);
         }
-        if (hmti_q_il_streams(type) && rows16) { /* 4 places side by side: G / 4 groups each, or 1 */
+        if (hmti_q_il_stream_min(type) >= 0 && rows16) { /* 4 places side by side: G / 4 groups each, or 1 */
             const int64_t G = rows16 / 16, n = G >= 4 ? G / 4 : 1;
             float *y4[4];
             const uint8_t *g4[4];
@@ -461,20 +461,27 @@ START_TEST(il16_layout) {
 }
 END_TEST
 
-/* The decode path's 4 streams a share (hmti_q_il_streams types, repacked,
- * one input row): bit-identical to the per-part kernels, on 1-3 threads,
- * with quarters that cross a part boundary on a group (512 | 144 rows) or
- * inside one (40 | 600) and a last group cut short (597 rows). */
+/* The decode path's 4 streams a share (hmti_q_il_stream_min types,
+ * repacked, one input row): bit-identical to the per-part kernels, on 1-3
+ * threads, with quarters that cross a part boundary on a group (512 | 144
+ * rows) or inside one (40 | 600) and a last group cut short (597 rows).
+ * Q4_0 takes them only when each stream holds 256 KiB or more: its shapes
+ * are that large at 3 threads (checked, so that they stay so). */
 START_TEST(decode_four_streams) {
-    const uint32_t types[] = {HMTI_T_F16, HMTI_T_BF16};
+    const uint32_t types[] = {HMTI_T_F16, HMTI_T_BF16, HMTI_T_Q4_0};
     uint64_t seed = 4444;
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < 3; ti++) {
         const uint32_t t = types[ti], tt[2] = {t, t};
-        if (!hmti_q_il_streams(t)) continue; /* no such kernels on this CPU */
-        const int64_t shapes[][2] = {{597, 0}, {512, 144}, {40, 600}};
+        const int64_t min = hmti_q_il_stream_min(t);
+        if (min < 0) continue; /* no such kernels on this CPU */
+        const int big = t == HMTI_T_Q4_0;
+        const int64_t shapes[2][3][2] = {{{597, 0}, {512, 144}, {40, 600}}, {{1429, 0}, {1024, 400}, {40, 1400}}};
+        const int64_t cols = big ? 4096 : 288;
         for (int si = 0; si < 3; si++) {
+            const int64_t *sh = shapes[big][si];
+            if (big) ck_assert_int_ge((sh[0] + sh[1]) * (int64_t)hmti_qrow_bytes(t, cols) / (4 * 3), min);
             fixture f;
-            fixture_make(&f, shapes[si][1] ? 2 : 1, tt, shapes[si], 288, &seed);
+            fixture_make(&f, sh[1] ? 2 : 1, tt, sh, cols, &seed);
             hmti_arena arena = {0};
             ck_assert_int_gt(hmti_matrix_repack(&f.m, &arena), 0);
             for (int threads = 1; threads <= 3; threads++) check_case(&f, threads, 1, 4, 1, &seed);

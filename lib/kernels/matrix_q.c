@@ -187,16 +187,21 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
 }
 
 /* Interleaved parts whose kernels read 4 places side by side faster
- * (hmti_q_il_streams): each share reads its rows as 4 streams, its
- * quarters (hmti_swork). F16 and BF16: over memory, one thread read
- * 1.13-1.24x the bytes per second of one stream (400 MB of 576- or
- * 2048-column groups); the block types gained nothing in the model
- * (docs/QUANTS.md, fourteenth session). */
-static int decode_streams(const mq_job *j) {
+ * (hmti_q_il_stream_min), each of a share's 4 streams (its quarters,
+ * hmti_swork) long enough for them: F16 and BF16 any length (over memory
+ * one thread read 1.13-1.24x the bytes per second of one stream,
+ * fourteenth session), Q4_0 256 KiB (eighteenth session; docs/QUANTS.md). */
+static int decode_streams(const mq_job *j, int nth) {
     const hmti_matrix *w = j->w;
-    for (int i = 0; i < w->n_parts; i++)
-        if (!w->part[i].il || !hmti_q_il_streams(w->part[i].type)) return 1;
-    return j->n == 1 ? HMTI_SWORK_STREAMS : 1;
+    int64_t need = 0;
+    double bytes = 0;
+    for (int i = 0; i < w->n_parts; i++) {
+        const int64_t min = w->part[i].il ? hmti_q_il_stream_min(w->part[i].type) : -1;
+        if (min < 0) return 1;
+        need = min > need ? min : need;
+        bytes += (double)w->part[i].rows * (double)w->part[i].row_bytes;
+    }
+    return j->n == 1 && bytes / (HMTI_SWORK_STREAMS * nth) >= (double)need ? HMTI_SWORK_STREAMS : 1;
 }
 
 _Static_assert(HMTI_SWORK_STREAMS == 4, "decode_four hands the kernels 4 places");
@@ -301,7 +306,7 @@ static int decode(hmti_pool *pool, mq_job *j) {
         /* grabs of 1/8 of a segment (a take from a share's own 4 streams
          * holds 4 of them): only how finely a share that finishes early can
          * take over the rest of another's */
-        const int streams = decode_streams(j);
+        const int streams = decode_streams(j, nth);
         hmti_swork_init(&j->swork, n_units, n_units / ((int64_t)nth * 8 * streams), nth, streams);
         if (nth == 1)
             decode_job(j, 0, 1);

@@ -219,13 +219,14 @@ int hmti_q_il_dequant16(uint32_t type, int64_t rows, int64_t cols, const void *w
 /* hmti_gemv_q_rows on an interleaved matrix of `rows` rows. */
 void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
                          const void *w, const void *act, float *y);
-/* Whether the type's interleaved kernels read 4 places of a matrix side by
- * side faster than one after another (hmti_gemv_q_il4). */
-int hmti_q_il_streams(uint32_t type);
+/* The bytes each of 4 places must hold for the type's interleaved kernels
+ * to read them side by side (hmti_gemv_q_il4) faster than one after
+ * another: 0 for any length, -1 where they never do (no such kernel). */
+int64_t hmti_q_il_stream_min(uint32_t type);
 /* n_groups whole groups of 16 interleaved rows at each of g[0..3] (each
  * g[s] the start of a group) against one activation, read side by side as
  * 4 streams: row r of group i of g[s] into y[s][16 i + r], each the
- * one-range call's bits. type must have hmti_q_il_streams. */
+ * one-range call's bits. hmti_q_il_stream_min(type) must be >= 0. */
 void hmti_gemv_q_il4(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const g[4], const void *act,
                      float *const y[4]);
 /* Test hook: 0 keeps the batched Q8_0 kernel of the 16-row groups off AMX

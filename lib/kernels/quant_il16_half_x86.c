@@ -186,5 +186,11 @@ static void fam_dot4(uint32_t type, int64_t n_groups, int64_t cols, const uint8_
                      float *const y[4]) {
     hmti_il16h_dot4(type, n_groups, cols, w, act, y);
 }
+/* 4 streams pay for F16 and BF16 on matrices of any size (docs/QUANTS.md,
+ * fourteenth session: the SmolLM2 shape's smallest gained too). */
+static int64_t fam_dot4_min(uint32_t type) {
+    (void)type;
+    return 0;
+}
 const hmti_il16_family hmti_il16_half_family = {32,       fam_pack, fam_dot, fam_multi, hmti_il16h_dequant_row,
-                                                hmti_il16h_dequant_cols, fam_dot4};
+                                                hmti_il16h_dequant_cols, fam_dot4, fam_dot4_min};

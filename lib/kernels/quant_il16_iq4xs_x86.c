@@ -131,4 +131,4 @@ AVX512_TARGET void hmti_il16_iq4xs_dequant_cols(const uint8_t *g, int64_t s0, in
 
 /* ---- the family's table (quant_impl.h) ---- */
 HMTI_IL16_FAMILY(hmti_il16_iq4xs_family, 256, HMTI_IL16_UNTYPED, hmti_il16_iq4xs_pack, hmti_il16_iq4xs_dot,
-                 hmti_il16_iq4xs_multi, hmti_il16_iq4xs_dequant_row, hmti_il16_iq4xs_dequant_cols);
+                 hmti_il16_iq4xs_multi, hmti_il16_iq4xs_dequant_row, hmti_il16_iq4xs_dequant_cols, NULL, NULL);

@@ -245,4 +245,4 @@ AVX512_TARGET void hmti_il16_q4k_dequant_cols(uint32_t type, const uint8_t *g, i
 
 /* ---- the family's table (quant_impl.h): super-blocks of 256 columns --------------- */
 HMTI_IL16_FAMILY(hmti_il16_q4k_family, 256, HMTI_IL16_TYPED, hmti_il16_q4k_pack, hmti_il16_q4k_dot, hmti_il16_q4k_multi,
-                 hmti_il16_q4k_dequant_row, hmti_il16_q4k_dequant_cols);
+                 hmti_il16_q4k_dequant_row, hmti_il16_q4k_dequant_cols, NULL, NULL);

@@ -135,4 +135,4 @@ AVX512_TARGET void hmti_il16_q6k_dequant_cols(const uint8_t *g, int64_t s0, int6
 
 /* ---- the family's table (quant_impl.h) ---- */
 HMTI_IL16_FAMILY(hmti_il16_q6k_family, 256, HMTI_IL16_UNTYPED, hmti_il16_q6k_pack, hmti_il16_q6k_dot,
-                 hmti_il16_q6k_multi, hmti_il16_q6k_dequant_row, hmti_il16_q6k_dequant_cols);
+                 hmti_il16_q6k_multi, hmti_il16_q6k_dequant_row, hmti_il16_q6k_dequant_cols, NULL, NULL);

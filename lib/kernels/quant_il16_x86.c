@@ -225,6 +225,68 @@ AVX512_TARGET void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64
     BY_TYPE(type, dequant_group, g, n_blocks, dst, ld);
 }
 
+
+/* Q4_0: 4 places side by side (a share's quarters, hmti_swork), one block
+ * of each a step, sharing the activation's broadcasts, each block's lines
+ * prefetched STREAM_PF_AHEAD bytes (4 blocks) ahead into L1; every result
+ * is the one-group loop's bits. In the model (one process, 24-30 rounds
+ * alternated, medians): TinyLlama-shaped Q4_0 decode 1.13-1.20x at 1
+ * thread, 0.99-1.01x at 2; SmolLM2-shaped 1.04x at both. Without the
+ * prefetch 0.94x, 2 or 8 blocks ahead 0.97-0.98x of this. Short streams
+ * lose (40-120 KB at 2 threads on the SmolLM2 shape: 0.88-0.99x), hence
+ * Q4_0_STREAM_MIN; Q8_0, which reads one stream well, lost on long ones
+ * too (0.91x). docs/QUANTS.md, eighteenth session. */
+enum { STREAM_PF_AHEAD = 4 * 288 };
+static const int64_t Q4_0_STREAM_MIN = 256 * 1024;
+
+QT static inline AI void q4_0_blocks4(const uint8_t *const *g, const hmti_q8_32 *x, __m512 *acc) {
+    const __m512i m4 = _mm512_set1_epi8(15), off = _mm512_set1_epi32(-8 * (x->sum[0] + x->sum[1]));
+    __m512i s0[4], s1[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        s0[k] = off;
+        s1[k] = _mm512_setzero_si512();
+        hmti_pf_l1(g[k] + STREAM_PF_AHEAD, 288);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) { /* load_block's W[v] and W[4 + v], per place */
+        const __m512i a0 = _mm512_set1_epi32(act_dword(x, v)), a1 = _mm512_set1_epi32(act_dword(x, 4 + v));
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m512i q = _mm512_loadu_si512(g[k] + 32 + 64 * v);
+            s0[k] = _mm512_dpbusd_epi32(s0[k], _mm512_and_si512(q, m4), a0);
+            s1[k] = _mm512_dpbusd_epi32(s1[k], _mm512_and_si512(_mm512_srli_epi16(q, 4), m4), a1);
+        }
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        acc[k] = block_terms(HMTI_T_Q4_0, _mm512_add_epi32(s0[k], s1[k]), _mm512_cvtph_ps(L256(g[k])),
+                             _mm512_setzero_ps(), x, acc[k]);
+}
+
+QT static void q4_0_dot4(int64_t n_groups, int64_t nb, const uint8_t *const *w, const hmti_q8_32 *act,
+                         float *const *y) {
+    const size_t gb = (size_t)nb * 288;
+    for (int64_t i = 0; i < n_groups; i++) {
+        const uint8_t *g[4] = {w[0] + i * gb, w[1] + i * gb, w[2] + i * gb, w[3] + i * gb};
+        __m512 acc[4];
+        for (int k = 0; k < 4; k++) acc[k] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            q4_0_blocks4(g, &act[b], acc);
+            for (int k = 0; k < 4; k++) g[k] += 288;
+        }
+        for (int k = 0; k < 4; k++) _mm512_storeu_ps(y[k] + 16 * i, acc[k]);
+    }
+}
+
+static void dot4_groups(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const w[4], const void *act,
+                        float *const y[4]) {
+    (void)type; /* Q4_0, the one type dot4_min admits */
+    q4_0_dot4(n_groups, cols / 32, w, act, y);
+}
+
+static int64_t dot4_min(uint32_t type) { return type == HMTI_T_Q4_0 ? Q4_0_STREAM_MIN : -1; }
+
 /* ---- the family's table (quant_impl.h): blocks of 32 columns ---------------------- */
 /* Several activation rows: the AMX kernel where it runs (it reads Q8_0's layout only). */
 static void multi_blocks(uint32_t type, int64_t n_groups, int64_t nb, const uint8_t *w, const void *act,
@@ -235,4 +297,4 @@ static void multi_blocks(uint32_t type, int64_t n_groups, int64_t nb, const uint
         hmti_il16_multi_vnni(type, n_groups, nb, w, act, act_stride, n_act, y, ldy);
 }
 HMTI_IL16_FAMILY(hmti_il16_q32_family, 32, HMTI_IL16_TYPED, hmti_il16_pack, hmti_il16_dot_vnni, multi_blocks, hmti_il16_dequant_row,
-                 hmti_il16_dequant_cols);
+                 hmti_il16_dequant_cols, dot4_groups, dot4_min);

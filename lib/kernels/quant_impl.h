@@ -288,15 +288,19 @@ typedef struct {
      * NULL where 4 streams do not pay (hmti_gemv_q_il4) */
     void (*dot4)(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const w[4], const void *act,
                  float *const y[4]);
+    /* With dot4: the bytes each stream must hold for it to pay for the type
+     * (hmti_q_il_stream_min), -1 where it does not */
+    int64_t (*dot4_min)(uint32_t type);
 } hmti_il16_family;
 /* The table var of a family whose functions (pack, dot, multi, drow: the
  * dequant_row, dcols: the dequant_cols) count blocks of COLS columns and
  * take the type first (TA = HMTI_IL16_TYPED: the Q8_0 and Q4_K families)
- * or not (TA = HMTI_IL16_UNTYPED: Q6_K, IQ4_XS): one definition, in that
- * family's x86 file. */
+ * or not (TA = HMTI_IL16_UNTYPED: Q6_K, IQ4_XS), with dot4 and dot4_min
+ * as they are (NULL, NULL: none): one definition, in that family's x86
+ * file. */
 #define HMTI_IL16_TYPED(type) type,
 #define HMTI_IL16_UNTYPED(type)
-#define HMTI_IL16_FAMILY(var, COLS, TA, pack, dot, multi, drow, dcols)                                          \
+#define HMTI_IL16_FAMILY(var, COLS, TA, pack, dot, multi, drow, dcols, d4, d4min)                                        \
     static void var##_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {   \
         (void)type;                                                                                              \
         pack(TA(type) cols / (COLS), src, row_bytes, dst);                                                       \
@@ -319,7 +323,7 @@ typedef struct {
         (void)type;                                                                                              \
         dcols(TA(type) g, c0 / (COLS), n / (COLS), dst, ld);                                                     \
     }                                                                                                            \
-    const hmti_il16_family var = {COLS, var##_pack, var##_dot, var##_multi, var##_drow, var##_dcols, NULL}
+    const hmti_il16_family var = {COLS, var##_pack, var##_dot, var##_multi, var##_drow, var##_dcols, d4, d4min}
 extern const hmti_il16_family hmti_il16_q32_family;  /* Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL (quant_il16_x86.c) */
 extern const hmti_il16_family hmti_il16_q6k_family;  /* Q6_K (quant_il16_q6k_x86.c) */
 extern const hmti_il16_family hmti_il16_q4k_family;  /* Q4_K, Q5_K (quant_il16_q4k_x86.c) */

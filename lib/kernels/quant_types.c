@@ -319,14 +319,14 @@ void hmti_q_il_dequant(uint32_t type, int64_t rows, int64_t cols, const void *w,
                                  b0 * t->block_elems, nb_want * t->block_elems, dst);
 }
 
-int hmti_q_il_streams(uint32_t type) {
+int64_t hmti_q_il_stream_min(uint32_t type) {
     pthread_once(&g_once, choose);
-    return type <= MAX_TYPE && g_fam[type] && g_fam[type]->dot4;
+    return type <= MAX_TYPE && g_fam[type] && g_fam[type]->dot4 ? g_fam[type]->dot4_min(type) : -1;
 }
 
 void hmti_gemv_q_il4(uint32_t type, int64_t n_groups, int64_t cols, const uint8_t *const g[4], const void *act,
                      float *const y[4]) {
-    g_fam[type]->dot4(type, n_groups, cols, g, act, y); /* type has one: hmti_q_il_streams */
+    g_fam[type]->dot4(type, n_groups, cols, g, act, y); /* type has one: hmti_q_il_stream_min */
 }
 
 void hmti_gemv_q_rows_il(uint32_t type, int64_t rows, int64_t r0, int64_t r1, int64_t cols,
