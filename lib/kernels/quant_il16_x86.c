@@ -225,7 +225,6 @@ AVX512_TARGET void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64
     BY_TYPE(type, dequant_group, g, n_blocks, dst, ld);
 }
 
-
 /* Q4_0: 4 places side by side (a share's quarters, hmti_swork), one block
  * of each a step, sharing the activation's broadcasts, each block's lines
  * prefetched STREAM_PF_AHEAD bytes (4 blocks) ahead into L1; every result

@@ -300,7 +300,7 @@ typedef struct {
  * file. */
 #define HMTI_IL16_TYPED(type) type,
 #define HMTI_IL16_UNTYPED(type)
-#define HMTI_IL16_FAMILY(var, COLS, TA, pack, dot, multi, drow, dcols, d4, d4min)                                        \
+#define HMTI_IL16_FAMILY(var, COLS, TA, pack, dot, multi, drow, dcols, d4, d4min)                                \
     static void var##_pack(uint32_t type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {   \
         (void)type;                                                                                              \
         pack(TA(type) cols / (COLS), src, row_bytes, dst);                                                       \
