@@ -14,7 +14,7 @@
 
 /* One thread's share of b->scores, in floats. */
 static size_t scores_floats(const hmti_backbone *b) {
-    const size_t widen = b->kv_gtype == HMTI_TYPE_F32 ? 0 : b->kt_head + (size_t)b->n_ctx * b->m->head_dim;
+    const size_t widen = b->kv_gtype == HMTI_TYPE_F32 ? 0 : b->kt_head + hmti_v_head_elems(b->m->head_dim, b->n_ctx);
     return (size_t)HMTI_ATT_ROWS * (size_t)b->n_ctx + widen;
 }
 

@@ -193,6 +193,7 @@ static void decode_rows(const mq_job *j, int64_t r0, int64_t r1) {
  * fourteenth session), Q4_0 256 KiB (eighteenth session; docs/QUANTS.md). */
 static int decode_streams(const mq_job *j, int nth) {
     const hmti_matrix *w = j->w;
+    if (j->n != 1) return 1;
     int64_t need = 0;
     double bytes = 0;
     for (int i = 0; i < w->n_parts; i++) {
@@ -201,7 +202,7 @@ static int decode_streams(const mq_job *j, int nth) {
         need = min > need ? min : need;
         bytes += (double)w->part[i].rows * (double)w->part[i].row_bytes;
     }
-    return j->n == 1 && bytes / (HMTI_SWORK_STREAMS * nth) >= (double)need ? HMTI_SWORK_STREAMS : 1;
+    return bytes / (HMTI_SWORK_STREAMS * nth) >= (double)need ? HMTI_SWORK_STREAMS : 1;
 }
 
 _Static_assert(HMTI_SWORK_STREAMS == 4, "decode_four hands the kernels 4 places");

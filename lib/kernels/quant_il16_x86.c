@@ -234,7 +234,9 @@ AVX512_TARGET void hmti_il16_dequant_cols(uint32_t type, const uint8_t *g, int64
  * prefetch 0.94x, 2 or 8 blocks ahead 0.97-0.98x of this. Short streams
  * lose (40-120 KB at 2 threads on the SmolLM2 shape: 0.88-0.99x), hence
  * Q4_0_STREAM_MIN; Q8_0, which reads one stream well, lost on long ones
- * too (0.91x). docs/QUANTS.md, eighteenth session. */
+ * too (0.91x). The 4 places through block_fma, each with its own
+ * broadcasts, instead of q4_0_blocks4: 0.94x (1 and 2 threads).
+ * docs/QUANTS.md, eighteenth session. */
 enum { STREAM_PF_AHEAD = 4 * 288 };
 static const int64_t Q4_0_STREAM_MIN = 256 * 1024;
 
