@@ -27,7 +27,10 @@ trap 'rm -rf "$tmp"' EXIT
 
 fail() { echo "vs-llama: $*" >&2; exit 1; }
 m=""
-for f in "$@"; do m="$m -m $f"; done
+for f in "$@"; do
+    case $f in *[[:space:]]*) fail "a path with spaces is not supported: '$f'" ;; esac
+    m="$m -m $f"
+done
 
 # Run a benchmark into $tmp/out; its decode figures (one per file, in
 # argument order) into $1 through the awk program $2.

@@ -3,7 +3,7 @@
 # hmt-bench's real output and a llama-bench CSV (a stand-in here that
 # prints llama-bench's header and one row per -m, as llama-bench -o csv
 # does), pairs the figures file by file, and fails, saying why, when
-# either benchmark fails or gives a figure too few.
+# either benchmark fails or gives a figure too few, or a path has a space.
 # Run by `make test` with B set; from the top of the tree.
 set -eu
 B=${B:-build}
@@ -71,6 +71,12 @@ if LLAMA_BENCH=$tmp/llama-bench HMT_BENCH=$B/bin/hmt-bench sh bench/vs-llama.sh 
     bad "a missing model was not reported"
 elif ! grep -q "hmt-bench failed" "$tmp/err"; then
     bad "a missing model: $(cat "$tmp/err")"
+fi
+
+if run "$tmp/a b.gguf" >"$tmp/out" 2>"$tmp/err"; then
+    bad "a path with a space was not refused"
+elif ! grep -q "a path with spaces is not supported" "$tmp/err"; then
+    bad "a path with a space: $(cat "$tmp/err")"
 fi
 
 if env -u LLAMA_BENCH sh bench/vs-llama.sh "$M1" >"$tmp/out" 2>"$tmp/err"; then
