@@ -26,17 +26,19 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 fail() { echo "vs-llama: $*" >&2; exit 1; }
-m=""
-for f in "$@"; do
-    case $f in *[[:space:]]*) fail "a path with spaces is not supported: '$f'" ;; esac
-    m="$m -m $f"
-done
 
-# Run a benchmark into $tmp/out; its decode figures (one per file, in
-# argument order) into $1 through the awk program $2.
+# run DEST PROG COMMAND... -- FILE...: the command with "-m FILE" for each
+# file, its output into $tmp/out, and its decode figures (one per file, in
+# order) into DEST through the awk program PROG.
 run() {
-    dest=$1 prog=$2
+    dest=$1 prog=$2 files=0 i=0 n=$(($# - 2))
     shift 2
+    while [ $i -lt $n ]; do # rotate the arguments once, each file behind a -m
+        a=$1
+        shift
+        if [ $files = 1 ]; then set -- "$@" -m "$a"; elif [ "$a" = -- ]; then files=1; else set -- "$@" "$a"; fi
+        i=$((i + 1))
+    done
     "$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err" >&2; fail "$1 failed"; }
     awk "$prog" "$tmp/out" >"$dest"
     [ "$(wc -l <"$dest")" -eq "$n_files" ] || fail "$1 gave $(wc -l <"$dest") decode figures for $n_files files"
@@ -45,19 +47,12 @@ n_files=$#
 HMT='BEGIN { FS = "|" } /^m[0-9]+ / { split($3, a, " "); print a[3] }' # decode/s column
 LLAMA='BEGIN { FS = "\",\"" } NR > 1 { print $(NF - 1) }'             # avg_ts column of the CSV
 
-# shellcheck disable=SC2086
-run "$tmp/h1" "$HMT" "$HMT_BENCH" -t "$T" -p "$P" -n "$N" -r "$R" $m
-# shellcheck disable=SC2086
-run "$tmp/l" "$LLAMA" "$LLAMA_BENCH" $m -t "$T" -p 0 -n "$N" -d "$P" -r "$R" -o csv
-# shellcheck disable=SC2086
-run "$tmp/h2" "$HMT" "$HMT_BENCH" -t "$T" -p "$P" -n "$N" -r "$R" $m
+run "$tmp/h1" "$HMT" "$HMT_BENCH" -t "$T" -p "$P" -n "$N" -r "$R" -- "$@"
+run "$tmp/l" "$LLAMA" "$LLAMA_BENCH" -t "$T" -p 0 -n "$N" -d "$P" -r "$R" -o csv -- "$@"
+run "$tmp/h2" "$HMT" "$HMT_BENCH" -t "$T" -p "$P" -n "$N" -r "$R" -- "$@"
 
 echo "threads $T, decode $N tokens after $P, $R repeats; tok/s"
 printf '%-40s %10s %10s %10s %8s\n' file hmt-before llama.cpp hmt-after hmt/llama
-i=0
-for f in "$@"; do
-    i=$((i + 1))
-    h1=$(sed -n "${i}p" "$tmp/h1") l=$(sed -n "${i}p" "$tmp/l") h2=$(sed -n "${i}p" "$tmp/h2")
-    awk -v f="$(basename "$f")" -v a="$h1" -v l="$l" -v b="$h2" \
-        'BEGIN { printf "%-40s %10.1f %10.1f %10.1f %8.2f\n", f, a, l, b, (a + b) / 2 / l }'
-done
+for f in "$@"; do basename "$f"; done >"$tmp/names"
+paste "$tmp/names" "$tmp/h1" "$tmp/l" "$tmp/h2" |
+    awk -F'\t' '{ printf "%-40s %10.1f %10.1f %10.1f %8.2f\n", $1, $2, $3, $4, ($2 + $4) / 2 / $3 }'
